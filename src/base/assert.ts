@@ -1,0 +1,18 @@
+/**
+ * Assertions for bugs. A failed assertion means Rill itself is wrong: it throws an
+ * AssertionError that nothing should catch. Conditions a caller can cause return typed errors
+ * from the catalog instead (see errors.ts).
+ */
+export class AssertionError extends Error {
+  override name = "AssertionError";
+}
+
+/** Crashes with `message` when `cond` is false. */
+export function assert(cond: unknown, message = "assertion failed"): asserts cond {
+  if (!cond) throw new AssertionError(message);
+}
+
+/** Marks a branch the type system proves unreachable. */
+export function unreachable(x: never, message = "unreachable"): never {
+  throw new AssertionError(`${message}: ${String(x)}`);
+}

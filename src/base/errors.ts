@@ -1,0 +1,125 @@
+/**
+ * The one error catalog of Rill.
+ *
+ * Every condition a caller can act on has an entry: a stable numeric code, a name, whether a
+ * retry can succeed, and the gRPC status it maps to at the RPC edge. Codes below 10000 are Kafka's
+ * own error codes (so the Kafka wire protocol can answer them unchanged); Rill's own start at
+ * 10000. Names can change, codes never do, and a code is never reused.
+ */
+
+/** gRPC status codes (numbers from the gRPC spec), kept here so core code needs no gRPC import. */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+} as const;
+export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
+
+/** One catalog entry. */
+export interface ErrorKind {
+  readonly code: number;
+  readonly name: string;
+  readonly retriable: boolean;
+  readonly grpc: GrpcStatusCode;
+  readonly doc: string;
+}
+
+function kind(code: number, name: string, retriable: boolean, grpc: GrpcStatusCode, doc: string): ErrorKind {
+  return { code, name, retriable, grpc, doc };
+}
+
+const S = GrpcStatus;
+
+/** The catalog. Add entries at the end of their range; never renumber. */
+export const Errors = {
+  UNKNOWN_SERVER_ERROR: kind(-1, "UNKNOWN_SERVER_ERROR", false, S.INTERNAL, "An unexpected server error."),
+  OFFSET_OUT_OF_RANGE: kind(1, "OFFSET_OUT_OF_RANGE", false, S.OUT_OF_RANGE, "The requested offset is outside the log's range."),
+  CORRUPT_MESSAGE: kind(2, "CORRUPT_MESSAGE", true, S.INVALID_ARGUMENT, "A record batch failed its CRC check or is malformed."),
+  UNKNOWN_TOPIC_OR_PARTITION: kind(3, "UNKNOWN_TOPIC_OR_PARTITION", true, S.NOT_FOUND, "The topic or partition does not exist."),
+  INVALID_FETCH_SIZE: kind(4, "INVALID_FETCH_SIZE", false, S.INVALID_ARGUMENT, "The requested fetch size is invalid."),
+  LEADER_NOT_AVAILABLE: kind(5, "LEADER_NOT_AVAILABLE", true, S.UNAVAILABLE, "The partition has no leader right now."),
+  NOT_LEADER_OR_FOLLOWER: kind(6, "NOT_LEADER_OR_FOLLOWER", true, S.FAILED_PRECONDITION, "This broker does not lead the partition."),
+  REQUEST_TIMED_OUT: kind(7, "REQUEST_TIMED_OUT", true, S.DEADLINE_EXCEEDED, "The request did not complete in time."),
+  MESSAGE_TOO_LARGE: kind(10, "MESSAGE_TOO_LARGE", false, S.INVALID_ARGUMENT, "A record batch is larger than max.message.bytes."),
+  INVALID_TOPIC: kind(17, "INVALID_TOPIC_EXCEPTION", false, S.INVALID_ARGUMENT, "The topic name is invalid."),
+  RECORD_LIST_TOO_LARGE: kind(18, "RECORD_LIST_TOO_LARGE", false, S.INVALID_ARGUMENT, "The request carries more bytes than allowed."),
+  NOT_ENOUGH_REPLICAS: kind(19, "NOT_ENOUGH_REPLICAS", true, S.UNAVAILABLE, "Fewer in-sync replicas than min.insync.replicas."),
+  INVALID_REQUIRED_ACKS: kind(21, "INVALID_REQUIRED_ACKS", false, S.INVALID_ARGUMENT, "The acks value is invalid."),
+  INVALID_TIMESTAMP: kind(32, "INVALID_TIMESTAMP", false, S.INVALID_ARGUMENT, "A timestamp is invalid."),
+  TOPIC_ALREADY_EXISTS: kind(36, "TOPIC_ALREADY_EXISTS", false, S.ALREADY_EXISTS, "The topic already exists."),
+  INVALID_PARTITIONS: kind(37, "INVALID_PARTITIONS", false, S.INVALID_ARGUMENT, "The partition count is invalid."),
+  INVALID_REPLICATION_FACTOR: kind(38, "INVALID_REPLICATION_FACTOR", false, S.INVALID_ARGUMENT, "The replication factor is invalid."),
+  INVALID_REQUEST: kind(42, "INVALID_REQUEST", false, S.INVALID_ARGUMENT, "The request is malformed."),
+  UNSUPPORTED_FOR_MESSAGE_FORMAT: kind(43, "UNSUPPORTED_FOR_MESSAGE_FORMAT", false, S.INVALID_ARGUMENT, "The record batch magic is not 2."),
+  INVALID_CONFIG: kind(40, "INVALID_CONFIG", false, S.INVALID_ARGUMENT, "A configuration value is invalid."),
+  OUT_OF_ORDER_SEQUENCE_NUMBER: kind(45, "OUT_OF_ORDER_SEQUENCE_NUMBER", false, S.FAILED_PRECONDITION, "A producer sequence number is out of order."),
+  DUPLICATE_SEQUENCE_NUMBER: kind(46, "DUPLICATE_SEQUENCE_NUMBER", false, S.ALREADY_EXISTS, "A producer sequence number was already written."),
+  INVALID_PRODUCER_EPOCH: kind(47, "INVALID_PRODUCER_EPOCH", false, S.FAILED_PRECONDITION, "The producer epoch is stale."),
+  UNKNOWN_PRODUCER_ID: kind(59, "UNKNOWN_PRODUCER_ID", false, S.FAILED_PRECONDITION, "The producer id is not known."),
+  KAFKA_STORAGE_ERROR: kind(56, "KAFKA_STORAGE_ERROR", true, S.UNAVAILABLE, "A disk error happened while accessing the log."),
+  GROUP_ID_NOT_FOUND: kind(69, "GROUP_ID_NOT_FOUND", false, S.NOT_FOUND, "The group does not exist."),
+  FENCED_LEADER_EPOCH: kind(74, "FENCED_LEADER_EPOCH", true, S.FAILED_PRECONDITION, "The leader epoch is older than the current one."),
+  UNSUPPORTED_COMPRESSION_TYPE: kind(76, "UNSUPPORTED_COMPRESSION_TYPE", false, S.INVALID_ARGUMENT, "The compression codec is not supported."),
+  INVALID_RECORD: kind(87, "INVALID_RECORD", false, S.INVALID_ARGUMENT, "A record in the batch is invalid."),
+  PRODUCER_FENCED: kind(90, "PRODUCER_FENCED", false, S.FAILED_PRECONDITION, "A newer producer with the same id has fenced this one."),
+
+  BATCH_LENGTH_MISMATCH: kind(10001, "BATCH_LENGTH_MISMATCH", false, S.INVALID_ARGUMENT, "A batch's length field disagrees with the bytes given."),
+  RECORD_COUNT_MISMATCH: kind(10002, "RECORD_COUNT_MISMATCH", false, S.INVALID_ARGUMENT, "A batch's recordCount or lastOffsetDelta disagrees with its records."),
+  LOG_DIR_LOCKED: kind(10003, "LOG_DIR_LOCKED", false, S.FAILED_PRECONDITION, "Another process holds the data directory."),
+  INVALID_ARGUMENT: kind(10004, "INVALID_ARGUMENT", false, S.INVALID_ARGUMENT, "A request field is invalid."),
+  LOG_CLOSED: kind(10005, "LOG_CLOSED", true, S.UNAVAILABLE, "The log is closed."),
+  SHUTTING_DOWN: kind(10006, "SHUTTING_DOWN", true, S.UNAVAILABLE, "The broker is shutting down."),
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorName = keyof typeof Errors;
+
+const byCode = new Map<number, ErrorKind>(Object.values(Errors).map((k) => [k.code, k]));
+
+/** Looks an entry up by its numeric code. */
+export function errorKindByCode(code: number): ErrorKind | undefined {
+  return byCode.get(code);
+}
+
+/** A condition from the catalog, with a message that names the field or value at fault. */
+export class RillError extends Error {
+  readonly kind: ErrorKind;
+
+  constructor(kind: ErrorKind, message?: string) {
+    super(message ?? kind.doc);
+    this.kind = kind;
+    this.name = `RillError(${kind.name})`;
+  }
+
+  get code(): number {
+    return this.kind.code;
+  }
+
+  get retriable(): boolean {
+    return this.kind.retriable;
+  }
+
+  /** Turns anything thrown into a RillError; unknown errors become UNKNOWN_SERVER_ERROR. */
+  static from(e: unknown): RillError {
+    if (e instanceof RillError) return e;
+    const msg = e instanceof Error ? e.message : String(e);
+    return new RillError(Errors.UNKNOWN_SERVER_ERROR, msg);
+  }
+}
+
+/** Shorthand: `throw rillError("INVALID_CONFIG", "segment.bytes: must be ...")`. */
+export function rillError(name: ErrorName, message?: string): RillError {
+  return new RillError(Errors[name], message);
+}
