@@ -1,0 +1,230 @@
+/**
+ * Configuration as a schema. Every key has a doc, a type, a default and bounds; values arrive as
+ * strings (gRPC config maps, env, CLI) or typed (config file) and are parsed by zod. A bad value
+ * is rejected with INVALID_CONFIG and a message that names the key. The README's config table is
+ * generated from these tables (scripts/gen-config-docs.ts), never kept by hand.
+ *
+ * Topic keys keep Kafka's names so that people who know Kafka recognise them.
+ */
+import { z } from "zod";
+import { rillError } from "../base/errors.ts";
+
+/** One documented key. `prop` is the camelCase property the code reads. */
+export interface ConfigKey<P extends string = string> {
+  readonly name: string;
+  readonly prop: P;
+  readonly doc: string;
+  readonly type: "int" | "number" | "boolean" | "string" | "enum" | "list";
+  readonly schema: z.ZodType;
+  readonly default: unknown;
+  /** Human-readable bounds or choices, for docs. */
+  readonly range: string;
+}
+
+/** Milliseconds or bytes that mean "no limit". */
+export const UNLIMITED = -1;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/** Parses an integer from a number or a decimal string, strictly (no "12abc", no 1.5). */
+const intLike = z.union([
+  z.number(),
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, "must be an integer")
+    .transform((s) => Number(s)),
+], { error: "must be an integer" });
+
+function int(name: string, prop: string, doc: string, def: number, min: number, max: number) {
+  const schema = intLike.pipe(
+    z
+      .number()
+      .int("must be an integer")
+      .min(min, `must be >= ${min}`)
+      .max(max, `must be <= ${max}`),
+  );
+  return { name, prop, doc, type: "int" as const, schema, default: def, range: `[${min}, ${max === MAX_SAFE ? "2^53-1" : max}]` };
+}
+
+function num(name: string, prop: string, doc: string, def: number, min: number, max: number) {
+  const numLike = z.union([
+    z.number(),
+    z
+      .string()
+      .trim()
+      .regex(/^-?\d+(\.\d+)?$/, "must be a number")
+      .transform(Number),
+  ], { error: "must be a number" });
+  const schema = numLike.pipe(z.number().min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
+  return { name, prop, doc, type: "number" as const, schema, default: def, range: `[${min}, ${max}]` };
+}
+
+function bool(name: string, prop: string, doc: string, def: boolean) {
+  const schema = z.union([z.boolean(), z.enum(["true", "false"]).transform((s) => s === "true")], { error: "must be true or false" });
+  return { name, prop, doc, type: "boolean" as const, schema, default: def, range: "true, false" };
+}
+
+function choice<const T extends readonly [string, ...string[]]>(name: string, prop: string, doc: string, def: T[number], values: T) {
+  const schema = z.enum(values, { message: `must be one of ${values.join(", ")}` });
+  return { name, prop, doc, type: "enum" as const, schema, default: def, range: values.join(", ") };
+}
+
+function str(name: string, prop: string, doc: string, def: string, pattern?: RegExp, what?: string) {
+  const schema = pattern ? z.string().regex(pattern, what ?? `must match ${pattern}`) : z.string().min(1, "must not be empty");
+  return { name, prop, doc, type: "string" as const, schema, default: def, range: what ?? "non-empty string" };
+}
+
+/** Per-topic keys (Kafka names). Brokers may override the defaults with `log.`-prefixed keys. */
+export const topicKeys = [
+  choice("cleanup.policy", "cleanupPolicy", "How old segments are discarded: `delete` removes whole segments past retention, `compact` keeps the latest record per key, `compact,delete` does both.", "delete", ["delete", "compact", "compact,delete", "delete,compact"] as const),
+  choice("compression.type", "compressionType", "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed; batches sent as `record_batch` are always stored as the producer compressed them.", "producer", ["producer", "none", "gzip", "lz4"] as const),
+  int("delete.retention.ms", "deleteRetentionMs", "How long a tombstone (null value) survives in a compacted topic, measured from its segment's max timestamp.", 86_400_000, 0, MAX_SAFE),
+  int("flush.messages", "flushMessages", "fsync the partition after this many unflushed records (one fsync covers every append waiting for it). The maximum means no count-based fsync.", MAX_SAFE, 1, MAX_SAFE),
+  int("flush.ms", "flushMs", "fsync the partition when its oldest unflushed append is this old. Rill's default fsyncs every second (Kafka's default never fsyncs and relies on replication).", 1000, 0, MAX_SAFE),
+  int("index.interval.bytes", "indexIntervalBytes", "Bytes of log between entries of the sparse offset index.", 4096, 0, 1 << 30),
+  int("max.message.bytes", "maxMessageBytes", "Largest record batch the topic accepts, in bytes.", 8 * 1024 * 1024, 64, 1 << 30),
+  choice("message.timestamp.type", "timestampType", "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps batches with the broker's clock on append.", "CreateTime", ["CreateTime", "LogAppendTime"] as const),
+  num("min.cleanable.dirty.ratio", "minCleanableDirtyRatio", "Compaction starts when the uncompacted share of the cleanable log is at least this.", 0.5, 0, 1),
+  int("min.compaction.lag.ms", "minCompactionLagMs", "Records younger than this are never compacted.", 0, 0, MAX_SAFE),
+  int("min.insync.replicas", "minInsyncReplicas", "With acks=ALL, the fewest in-sync replicas that must have a batch before it is acknowledged.", 1, 1, 1000),
+  int("retention.bytes", "retentionBytes", "Largest size a partition may keep before its oldest segments are deleted; -1 for no limit.", UNLIMITED, -1, MAX_SAFE),
+  int("retention.ms", "retentionMs", "Age (by a segment's max timestamp) after which a segment is deleted; -1 for no limit.", 604_800_000, -1, MAX_SAFE),
+  int("segment.bytes", "segmentBytes", "Size at which the active segment rolls.", 1 << 30, 128, 2 ** 31 - 1),
+  int("segment.ms", "segmentMs", "Age at which the active segment rolls even if not full.", 604_800_000, 1, MAX_SAFE),
+  bool("unclean.leader.election.enable", "uncleanLeaderElectionEnable", "Whether a replica outside the ISR may become leader (risking data loss).", false),
+] as const;
+
+/** Broker-wide keys. */
+export const brokerKeys = [
+  str("data.dir", "dataDir", "Folder that holds the broker's logs and metadata.", "./data"),
+  str("listen", "listen", "Address the gRPC server listens on, HOST:PORT.", "127.0.0.1:50051", /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "HOST:PORT"),
+  int("node.id", "nodeId", "This node's id in the cluster.", 1, 0, 2 ** 31 - 1),
+  int("log.retention.check.interval.ms", "retentionCheckIntervalMs", "How often retention is applied to every partition.", 300_000, 1, MAX_SAFE),
+  int("log.cleaner.backoff.ms", "cleanerBackoffMs", "How long the cleaner sleeps when no log needs compaction.", 15_000, 1, MAX_SAFE),
+  bool("log.cleaner.enable", "cleanerEnable", "Whether compaction runs.", true),
+  int("log.tail.cache.bytes", "tailCacheBytes", "Bytes of the newest batches each partition keeps in memory so tailing reads skip the disk.", 4 * 1024 * 1024, 0, 1 << 30),
+  int("message.max.bytes", "requestMaxBytes", "Largest gRPC message the broker accepts or sends, in bytes.", 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
+  int("metrics.port", "metricsPort", "HTTP port for Prometheus metrics on 127.0.0.1; 0 picks a free port, -1 disables.", -1, -1, 65535),
+  int("num.partitions", "numPartitions", "Partitions of a topic created without a count.", 1, 1, 100_000),
+] as const;
+
+/** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
+export interface TopicConfig {
+  cleanupPolicy: "delete" | "compact" | "compact,delete" | "delete,compact";
+  compressionType: "producer" | "none" | "gzip" | "lz4";
+  deleteRetentionMs: number;
+  flushMessages: number;
+  flushMs: number;
+  indexIntervalBytes: number;
+  maxMessageBytes: number;
+  timestampType: "CreateTime" | "LogAppendTime";
+  minCleanableDirtyRatio: number;
+  minCompactionLagMs: number;
+  minInsyncReplicas: number;
+  retentionBytes: number;
+  retentionMs: number;
+  segmentBytes: number;
+  segmentMs: number;
+  uncleanLeaderElectionEnable: boolean;
+}
+
+/** The broker's configuration (one property per key of `brokerKeys`). */
+export interface BrokerConfig {
+  dataDir: string;
+  listen: string;
+  nodeId: number;
+  retentionCheckIntervalMs: number;
+  cleanerBackoffMs: number;
+  cleanerEnable: boolean;
+  tailCacheBytes: number;
+  requestMaxBytes: number;
+  metricsPort: number;
+  numPartitions: number;
+}
+
+function defaultsOf<T>(keys: readonly ConfigKey[]): T {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k.prop] = k.default;
+  return out as T;
+}
+
+/** Kafka's topic defaults with Rill's documented changes. */
+export const defaultTopicConfig: Readonly<TopicConfig> = Object.freeze(defaultsOf<TopicConfig>(topicKeys));
+/** Broker defaults: the embedded single node. */
+export const defaultBrokerConfig: Readonly<BrokerConfig> = Object.freeze(defaultsOf<BrokerConfig>(brokerKeys));
+
+const topicByName = new Map<string, ConfigKey>(topicKeys.map((k) => [k.name, k]));
+const brokerByName = new Map<string, ConfigKey>(brokerKeys.map((k) => [k.name, k]));
+
+/** Looks a topic key up by its Kafka name. */
+export function topicKey(name: string): ConfigKey | undefined {
+  return topicByName.get(name);
+}
+
+function parseOne(key: ConfigKey, raw: unknown): unknown {
+  const r = key.schema.safeParse(raw);
+  if (r.success) return r.data;
+  const why = r.error.issues.map((i) => i.message).join("; ");
+  throw rillError("INVALID_CONFIG", `${key.name}: ${why} (got ${JSON.stringify(raw)})`);
+}
+
+function parseInto<T>(keys: Map<string, ConfigKey>, raw: Record<string, unknown>, base: T, what: string): T {
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [name, value] of Object.entries(raw)) {
+    const key = keys.get(name);
+    if (!key) throw rillError("INVALID_CONFIG", `${name}: unknown ${what} config key`);
+    out[key.prop] = parseOne(key, value);
+  }
+  return out as T;
+}
+
+/**
+ * Applies topic overrides (Kafka names → raw values) on top of `base`. Unknown keys and bad values
+ * throw INVALID_CONFIG naming the key; cross-field rules are checked after.
+ */
+export function parseTopicConfig(raw: Record<string, unknown>, base: Readonly<TopicConfig> = defaultTopicConfig): TopicConfig {
+  const cfg = parseInto<TopicConfig>(topicByName, raw, base as TopicConfig, "topic");
+  validateTopicConfig(cfg);
+  return cfg;
+}
+
+/** Cross-field rules of a topic configuration. */
+export function validateTopicConfig(cfg: TopicConfig): void {
+  if (cfg.cleanupPolicy !== "compact" && cfg.cleanupPolicy.includes("compact") && cfg.retentionMs !== UNLIMITED && cfg.minCompactionLagMs > cfg.retentionMs) {
+    throw rillError("INVALID_CONFIG", `min.compaction.lag.ms: ${cfg.minCompactionLagMs} is larger than retention.ms ${cfg.retentionMs}, so records would be deleted before they could be compacted`);
+  }
+}
+
+/** Applies broker settings (names as in the table) on top of `base`. */
+export function parseBrokerConfig(raw: Record<string, unknown>, base: Readonly<BrokerConfig> = defaultBrokerConfig): BrokerConfig {
+  return parseInto<BrokerConfig>(brokerByName, raw, base as BrokerConfig, "broker");
+}
+
+/** A topic configuration as the string map that DescribeConfigs answers. */
+export function describeTopicConfig(cfg: Readonly<TopicConfig>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const rec = cfg as unknown as Record<string, unknown>;
+  for (const k of topicKeys) out[k.name] = String(rec[k.prop]);
+  return out;
+}
+
+/** True when the topic compacts. */
+export function isCompacted(cfg: Readonly<TopicConfig>): boolean {
+  return cfg.cleanupPolicy.includes("compact");
+}
+
+/** True when the topic deletes by retention. */
+export function isDeleting(cfg: Readonly<TopicConfig>): boolean {
+  return cfg.cleanupPolicy.includes("delete");
+}
+
+/**
+ * The test profile: tiny segments and indexes so that tests walk the roll-over, index and
+ * retention paths with a few kilobytes of data.
+ */
+export const tinyTopicConfig: Readonly<TopicConfig> = Object.freeze({
+  ...defaultTopicConfig,
+  segmentBytes: 4096,
+  indexIntervalBytes: 256,
+  maxMessageBytes: 4096,
+});

@@ -1,0 +1,168 @@
+/**
+ * Log compaction (`cleanup.policy=compact`): keeps the latest record of every key, drops
+ * tombstones (null values) once they are older than `delete.retention.ms`, and keeps every
+ * surviving record at its original offset (gaps are normal in a compacted log).
+ *
+ * It works on inactive segments only, one segment at a time, and hands control back through
+ * `pause()` between chunks, so appends to the active segment never wait for it. Each cleaned
+ * segment replaces the old one atomically (`PartitionLog.replaceSegment`).
+ *
+ * Batches whose records all survive are copied byte for byte; a batch that loses some is
+ * re-encoded with the same base offset, codec, producer fields and record offsets; a batch that
+ * loses all is dropped.
+ */
+import { isCompacted } from "../config/schema.ts";
+import type { PartitionLog } from "./partition-log.ts";
+import { decodeRecords, encodeBatch, readBatchHeader, HEADER_SIZE, type DecodedRecord } from "./record-batch.ts";
+import type { Segment } from "./segment.ts";
+
+/** Hands control back to the event loop (or to a simulator) between chunks of work. */
+export type Pause = () => Promise<void>;
+
+/** What one compaction pass did. */
+export interface CleanResult {
+  readonly segments: number;
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+  readonly recordsRemoved: number;
+}
+
+/** Bytes processed between pauses. */
+const CHUNK_BYTES = 1 << 20;
+
+/** Per-log state the cleaner keeps between passes. */
+const firstDirty = new WeakMap<PartitionLog, number>();
+
+/**
+ * Compacts `log` if it is compacted and dirty enough (or `force`). Returns null when there was
+ * nothing to do.
+ */
+export async function compactLog(log: PartitionLog, nowMs: number, pause: Pause, force = false): Promise<CleanResult | null> {
+  const cfg = log.topicConfig;
+  if (!isCompacted(cfg) || log.cleaning) return null;
+  const cleanable = cleanableSegments(log.inactiveSegments(), nowMs - cfg.minCompactionLagMs);
+  if (cleanable.length === 0) return null;
+  const dirtyFrom = firstDirty.get(log) ?? 0;
+  if (!force && dirtyRatio(cleanable, dirtyFrom) < cfg.minCleanableDirtyRatio) return null;
+
+  log.cleaning = true;
+  try {
+    const latest = await buildOffsetMap(cleanable, dirtyFrom, pause);
+    const tombstoneHorizon = nowMs - cfg.deleteRetentionMs;
+    let before = 0;
+    let after = 0;
+    let removed = 0;
+    let done = 0;
+    for (const seg of cleanable) {
+      const r = await cleanSegment(seg, latest, tombstoneHorizon, pause);
+      if (!(await log.replaceSegment(seg, r.cleaned))) break;
+      before += seg.size;
+      after += r.cleaned.length;
+      removed += r.removed;
+      done++;
+    }
+    if (done === cleanable.length) firstDirty.set(log, cleanable[cleanable.length - 1]!.nextOffset);
+    return { segments: done, bytesBefore: before, bytesAfter: after, recordsRemoved: removed };
+  } finally {
+    log.cleaning = false;
+  }
+}
+
+/** Inactive segments from the oldest whose records are all older than the compaction lag. */
+function cleanableSegments(segs: readonly Segment[], lagHorizon: number): Segment[] {
+  const out: Segment[] = [];
+  for (const s of segs) {
+    if (s.maxTimestamp > lagHorizon) break;
+    out.push(s);
+  }
+  return out;
+}
+
+function dirtyRatio(segs: readonly Segment[], dirtyFrom: number): number {
+  let total = 0;
+  let dirty = 0;
+  for (const s of segs) {
+    total += s.size;
+    if (s.nextOffset > dirtyFrom) dirty += s.size;
+  }
+  return total === 0 ? 0 : dirty / total;
+}
+
+/** Calls `fn` for every batch of a segment, pausing every CHUNK_BYTES. */
+async function forEachBatch(seg: Segment, pause: Pause, fn: (batch: Buffer) => void): Promise<void> {
+  let pos = 0;
+  let sincePause = 0;
+  while (pos < seg.size) {
+    const buf = seg.read(pos, CHUNK_BYTES);
+    if (buf.length === 0) break;
+    for (let at = 0; at + HEADER_SIZE <= buf.length; ) {
+      const h = readBatchHeader(buf, at);
+      fn(buf.subarray(at, at + h.size));
+      at += h.size;
+    }
+    pos += buf.length;
+    sincePause += buf.length;
+    if (sincePause >= CHUNK_BYTES) {
+      sincePause = 0;
+      await pause();
+    }
+  }
+}
+
+/** Key (as a binary string) → offset of its latest record, over the dirty segments. */
+async function buildOffsetMap(segs: readonly Segment[], dirtyFrom: number, pause: Pause): Promise<Map<string, number>> {
+  const latest = new Map<string, number>();
+  for (const seg of segs) {
+    if (seg.nextOffset <= dirtyFrom) continue;
+    await forEachBatch(seg, pause, (batch) => {
+      for (const r of decodeRecords(batch)) {
+        if (r.key !== null) latest.set(keyString(r.key), r.offset);
+      }
+    });
+  }
+  return latest;
+}
+
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+async function cleanSegment(seg: Segment, latest: Map<string, number>, tombstoneHorizon: number, pause: Pause): Promise<{ cleaned: Buffer; removed: number }> {
+  const out: Buffer[] = [];
+  let removed = 0;
+  const dropTombstones = seg.maxTimestamp < tombstoneHorizon;
+  await forEachBatch(seg, pause, (batch) => {
+    const records = decodeRecords(batch);
+    const kept = records.filter((r) => keep(r, latest, dropTombstones));
+    removed += records.length - kept.length;
+    if (kept.length === records.length) out.push(Buffer.from(batch));
+    else if (kept.length > 0) out.push(reencode(batch, kept));
+  });
+  return { cleaned: Buffer.concat(out), removed };
+}
+
+function keep(r: DecodedRecord, latest: Map<string, number>, dropTombstones: boolean): boolean {
+  if (r.key === null) return true;
+  const newest = latest.get(keyString(r.key));
+  if (newest !== undefined && newest > r.offset) return false;
+  return !(r.value === null && dropTombstones);
+}
+
+/** The batch with only `kept` records, same base offset, codec, producer fields and offsets. */
+function reencode(batch: Buffer, kept: DecodedRecord[]): Buffer {
+  const h = readBatchHeader(batch, 0);
+  return encodeBatch(
+    kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestampMs: r.timestampMs })),
+    {
+      baseOffset: h.baseOffset,
+      partitionLeaderEpoch: h.partitionLeaderEpoch,
+      compression: h.compression,
+      producerId: h.producerId,
+      producerEpoch: h.producerEpoch,
+      baseSequence: h.baseSequence,
+      isTransactional: h.isTransactional,
+      timestampType: h.timestampType,
+      offsetDeltas: kept.map((r) => r.offset - h.baseOffset),
+    },
+  );
+}

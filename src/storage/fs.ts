@@ -1,0 +1,376 @@
+/**
+ * The disk, injected. Storage reaches files only through `FileSystem`, so tests and the
+ * simulator can use `MemoryFileSystem`, whose `crash()` drops every write that was not synced.
+ *
+ * Reads and writes are synchronous: on the hot path they hit the page cache (a memcpy), and a
+ * synchronous call costs a fraction of a promise round trip. Only `sync()` — the fsync that can
+ * take milliseconds — is asynchronous, so it runs on libuv's pool and never blocks the loop.
+ */
+import * as nodeFs from "node:fs";
+import * as nodePath from "node:path";
+
+/** An open file. Positions are absolute; there is no implicit file pointer. */
+export interface LogFile {
+  readonly path: string;
+  /** Current size in bytes. */
+  size(): number;
+  /** Writes all of `data` at `position`. */
+  write(data: Uint8Array, position: number): void;
+  /** Reads up to `length` bytes at `position` into `into[offset..]`; returns bytes read. */
+  read(into: Uint8Array, offset: number, length: number, position: number): number;
+  /** Shrinks (or grows with zeros) the file to `length`. */
+  truncate(length: number): void;
+  /** Makes every write so far durable. */
+  sync(): Promise<void>;
+  close(): void;
+}
+
+/** Files and folders. Paths are plain strings joined with `join`. */
+export interface FileSystem {
+  join(...parts: string[]): string;
+  mkdirp(path: string): void;
+  /** Names (not paths) in a folder; [] if it does not exist. */
+  readdir(path: string): string[];
+  exists(path: string): boolean;
+  isDir(path: string): boolean;
+  /** Removes a file, or a folder with everything in it. No error if absent. */
+  rm(path: string): void;
+  /** Atomic rename, replacing `to` if it exists. */
+  rename(from: string, to: string): void;
+  /** Opens for reading and writing; creates the file when `create` is set. */
+  open(path: string, create: boolean): LogFile;
+  readFile(path: string): Uint8Array;
+  /** Writes a whole small file atomically and durably (temp file, fsync, rename). */
+  writeFileAtomic(path: string, data: Uint8Array): void;
+  /**
+   * Creates `path` exclusively. Returns false if it already exists. Used for the data
+   * directory's lock file.
+   */
+  createExclusive(path: string, data: Uint8Array): boolean;
+}
+
+/** The real disk, through node:fs (works on Node, Bun and Deno). */
+export class NodeFileSystem implements FileSystem {
+  join(...parts: string[]): string {
+    return nodePath.join(...parts);
+  }
+
+  mkdirp(path: string): void {
+    nodeFs.mkdirSync(path, { recursive: true });
+  }
+
+  readdir(path: string): string[] {
+    try {
+      return nodeFs.readdirSync(path);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+  }
+
+  exists(path: string): boolean {
+    return nodeFs.existsSync(path);
+  }
+
+  isDir(path: string): boolean {
+    try {
+      return nodeFs.statSync(path).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  rm(path: string): void {
+    nodeFs.rmSync(path, { recursive: true, force: true });
+  }
+
+  rename(from: string, to: string): void {
+    nodeFs.renameSync(from, to);
+  }
+
+  open(path: string, create: boolean): LogFile {
+    const fd = nodeFs.openSync(path, create ? nodeFs.constants.O_RDWR | nodeFs.constants.O_CREAT : nodeFs.constants.O_RDWR, 0o644);
+    return new NodeLogFile(path, fd);
+  }
+
+  readFile(path: string): Uint8Array {
+    return nodeFs.readFileSync(path);
+  }
+
+  writeFileAtomic(path: string, data: Uint8Array): void {
+    const tmp = `${path}.tmp`;
+    const fd = nodeFs.openSync(tmp, "w", 0o644);
+    try {
+      writeAll(fd, data, 0);
+      nodeFs.fsyncSync(fd);
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+    nodeFs.renameSync(tmp, path);
+  }
+
+  createExclusive(path: string, data: Uint8Array): boolean {
+    let fd: number;
+    try {
+      fd = nodeFs.openSync(path, "wx", 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    }
+    try {
+      writeAll(fd, data, 0);
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+    return true;
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException)?.code === "ENOENT";
+}
+
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    done += nodeFs.writeSync(fd, data, done, data.length - done, position + done);
+  }
+}
+
+class NodeLogFile implements LogFile {
+  private bytes: number;
+
+  constructor(
+    readonly path: string,
+    private readonly fd: number,
+  ) {
+    this.bytes = nodeFs.fstatSync(fd).size;
+  }
+
+  size(): number {
+    return this.bytes;
+  }
+
+  write(data: Uint8Array, position: number): void {
+    writeAll(this.fd, data, position);
+    if (position + data.length > this.bytes) this.bytes = position + data.length;
+  }
+
+  read(into: Uint8Array, offset: number, length: number, position: number): number {
+    let done = 0;
+    while (done < length) {
+      const n = nodeFs.readSync(this.fd, into, offset + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  truncate(length: number): void {
+    nodeFs.ftruncateSync(this.fd, length);
+    this.bytes = length;
+  }
+
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => nodeFs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): void {
+    nodeFs.closeSync(this.fd);
+  }
+}
+
+/** One in-memory file: what was written, and what a crash would leave. */
+interface MemFile {
+  data: Uint8Array;
+  size: number;
+  durable: Uint8Array;
+}
+
+/**
+ * An in-memory twin of the disk. Every write is visible at once; only synced bytes survive
+ * `crash()` (renames and removals are treated as durable, as on a journaling filesystem with
+ * its metadata flushed).
+ */
+export class MemoryFileSystem implements FileSystem {
+  private readonly files = new Map<string, MemFile>();
+  private readonly dirs = new Set<string>(["/"]);
+  /** fsync calls, for tests of group commit. */
+  syncCount = 0;
+
+  join(...parts: string[]): string {
+    return nodePath.posix.join(...parts);
+  }
+
+  mkdirp(path: string): void {
+    let p = nodePath.posix.resolve("/", path);
+    while (!this.dirs.has(p)) {
+      this.dirs.add(p);
+      p = nodePath.posix.dirname(p);
+    }
+  }
+
+  private abs(path: string): string {
+    return nodePath.posix.resolve("/", path);
+  }
+
+  readdir(path: string): string[] {
+    const dir = this.abs(path);
+    const out = new Set<string>();
+    const prefix = dir === "/" ? "/" : dir + "/";
+    for (const p of [...this.files.keys(), ...this.dirs]) {
+      if (p.startsWith(prefix) && p !== dir) out.add(p.slice(prefix.length).split("/")[0]!);
+    }
+    return [...out].sort();
+  }
+
+  exists(path: string): boolean {
+    const p = this.abs(path);
+    return this.files.has(p) || this.dirs.has(p);
+  }
+
+  isDir(path: string): boolean {
+    return this.dirs.has(this.abs(path));
+  }
+
+  rm(path: string): void {
+    const p = this.abs(path);
+    this.files.delete(p);
+    this.dirs.delete(p);
+    const prefix = p + "/";
+    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.files.delete(k);
+    for (const k of [...this.dirs]) if (k.startsWith(prefix)) this.dirs.delete(k);
+  }
+
+  rename(from: string, to: string): void {
+    const f = this.abs(from);
+    const t = this.abs(to);
+    const file = this.files.get(f);
+    if (file) {
+      this.files.delete(f);
+      this.files.set(t, file);
+      return;
+    }
+    if (!this.dirs.has(f)) throw new Error(`ENOENT: rename ${from}`);
+    const prefix = f + "/";
+    for (const d of [...this.dirs]) {
+      if (d === f || d.startsWith(prefix)) {
+        this.dirs.delete(d);
+        this.dirs.add(t + d.slice(f.length));
+      }
+    }
+    for (const [k, v] of [...this.files]) {
+      if (k.startsWith(prefix)) {
+        this.files.delete(k);
+        this.files.set(t + k.slice(f.length), v);
+      }
+    }
+  }
+
+  open(path: string, create: boolean): LogFile {
+    const p = this.abs(path);
+    let file = this.files.get(p);
+    if (!file) {
+      if (!create) throw new Error(`ENOENT: open ${path}`);
+      if (!this.dirs.has(nodePath.posix.dirname(p))) throw new Error(`ENOENT: no folder for ${path}`);
+      file = { data: new Uint8Array(0), size: 0, durable: new Uint8Array(0) };
+      this.files.set(p, file);
+    }
+    return new MemLogFile(path, file, this);
+  }
+
+  readFile(path: string): Uint8Array {
+    const f = this.files.get(this.abs(path));
+    if (!f) throw new Error(`ENOENT: ${path}`);
+    return f.data.slice(0, f.size);
+  }
+
+  writeFileAtomic(path: string, data: Uint8Array): void {
+    const copy = data.slice();
+    this.files.set(this.abs(path), { data: copy, size: copy.length, durable: copy.slice() });
+  }
+
+  createExclusive(path: string, data: Uint8Array): boolean {
+    if (this.exists(path)) return false;
+    this.writeFileAtomic(path, data);
+    return true;
+  }
+
+  /** Simulates power loss: every file goes back to its last synced bytes. */
+  crash(): void {
+    for (const f of this.files.values()) {
+      f.data = f.durable.slice();
+      f.size = f.durable.length;
+    }
+  }
+
+  /** Raw bytes of a file, for tests that corrupt or cut them. */
+  bytes(path: string): Uint8Array {
+    return this.readFile(path);
+  }
+
+  /** Replaces a file's bytes (durably), for tests. */
+  setBytes(path: string, data: Uint8Array): void {
+    this.writeFileAtomic(path, data);
+  }
+}
+
+class MemLogFile implements LogFile {
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly f: MemFile,
+    private readonly fs: MemoryFileSystem,
+  ) {}
+
+  size(): number {
+    return this.f.size;
+  }
+
+  write(data: Uint8Array, position: number): void {
+    this.check();
+    const end = position + data.length;
+    if (end > this.f.data.length) {
+      const grown = new Uint8Array(Math.max(end, this.f.data.length * 2, 4096));
+      grown.set(this.f.data.subarray(0, this.f.size));
+      this.f.data = grown;
+    }
+    this.f.data.set(data, position);
+    if (end > this.f.size) this.f.size = end;
+  }
+
+  read(into: Uint8Array, offset: number, length: number, position: number): number {
+    this.check();
+    const n = Math.max(0, Math.min(length, this.f.size - position));
+    into.set(this.f.data.subarray(position, position + n), offset);
+    return n;
+  }
+
+  truncate(length: number): void {
+    this.check();
+    if (length > this.f.data.length) {
+      const grown = new Uint8Array(length);
+      grown.set(this.f.data.subarray(0, this.f.size));
+      this.f.data = grown;
+    } else {
+      this.f.data.fill(0, length, this.f.size);
+    }
+    this.f.size = length;
+  }
+
+  sync(): Promise<void> {
+    this.check();
+    this.fs.syncCount++;
+    this.f.durable = this.f.data.slice(0, this.f.size);
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private check(): void {
+    if (this.closed) throw new Error(`file is closed: ${this.path}`);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Every partition log under one data directory: `<dataDir>/<topic>-<partition>/`.
+ *
+ * The manager holds the directory's lock file (`.lock`, with the owner's pid) so two processes
+ * never open one directory, writes `.clean-shutdown` on a clean close so the next open can skip
+ * recovery, and runs the periodic work — flush.ms fsyncs, retention, compaction — when the shell
+ * calls `tick(now)`. It owns no timer: the broker ticks it from a real timer, tests from a
+ * ManualClock.
+ */
+import type { Clock } from "../base/clock.ts";
+import { rillError } from "../base/errors.ts";
+import { defaultTopicConfig, type TopicConfig } from "../config/schema.ts";
+import { compactLog, type CleanResult, type Pause } from "./cleaner.ts";
+import type { FileSystem } from "./fs.ts";
+import { PartitionLog } from "./partition-log.ts";
+
+/** How the manager is opened. */
+export interface LogManagerOptions {
+  readonly fs: FileSystem;
+  readonly dataDir: string;
+  readonly clock: Clock;
+  /** The effective configuration of a topic (from the metadata), for logs found on disk. */
+  readonly topicConfig: (topic: string) => TopicConfig | undefined;
+  readonly tailCacheBytes: number;
+  readonly retentionCheckIntervalMs: number;
+  readonly cleanerBackoffMs: number;
+  readonly cleanerEnable: boolean;
+  /** Yields between chunks of compaction work. */
+  readonly pause: Pause;
+  /** This process's id, written into the lock file. */
+  readonly pid: number;
+  /** Whether a process with this id is running (a lock left by a dead one is taken over). */
+  readonly isProcessAlive: (pid: number) => boolean;
+}
+
+/** A topic-partition. */
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+const LOCK = ".lock";
+const CLEAN = ".clean-shutdown";
+
+/** Folder name of a partition. */
+export function partitionDirName(topic: string, partition: number): string {
+  return `${topic}-${partition}`;
+}
+
+/** Topic and partition from a folder name, or null. Topic names may contain '-'. */
+export function parsePartitionDirName(name: string): TopicPartition | null {
+  const m = /^(.+)-(\d+)$/.exec(name);
+  return m ? { topic: m[1]!, partition: Number(m[2]) } : null;
+}
+
+/** The logs of one data directory. */
+export class LogManager {
+  private readonly logs = new Map<string, { tp: TopicPartition; log: PartitionLog }>();
+  private readonly wasClean: boolean;
+  private lastRetentionMs: number;
+  private nextCleanMs: number;
+  private cleanerRunning: Promise<void> | null = null;
+  private closed = false;
+  /** Results of compaction passes (for metrics and tests). */
+  readonly cleanerHistory: Array<{ topic: string; partition: number; result: CleanResult }> = [];
+
+  private constructor(private readonly opts: LogManagerOptions) {
+    const { fs, dataDir } = opts;
+    fs.mkdirp(dataDir);
+    this.lock();
+    const cleanPath = fs.join(dataDir, CLEAN);
+    this.wasClean = fs.exists(cleanPath);
+    fs.rm(cleanPath);
+    const now = opts.clock.nowMs();
+    this.lastRetentionMs = now;
+    this.nextCleanMs = now;
+    this.loadExisting();
+  }
+
+  /** Locks `dataDir` and opens every partition log in it. */
+  static open(opts: LogManagerOptions): LogManager {
+    return new LogManager(opts);
+  }
+
+  /** True if the previous process closed this directory cleanly. */
+  get openedClean(): boolean {
+    return this.wasClean;
+  }
+
+  private lock(): void {
+    const { fs, dataDir, pid } = this.opts;
+    const path = fs.join(dataDir, LOCK);
+    const body = Buffer.from(String(pid));
+    if (fs.createExclusive(path, body)) return;
+    const holder = Number(Buffer.from(fs.readFile(path)).toString("utf8").trim());
+    if (Number.isInteger(holder) && holder > 0 && this.opts.isProcessAlive(holder)) {
+      throw rillError("LOG_DIR_LOCKED", `data directory ${dataDir} is locked by process ${holder} (${path})`);
+    }
+    fs.writeFileAtomic(path, body);
+  }
+
+  private loadExisting(): void {
+    const { fs, dataDir } = this.opts;
+    for (const name of fs.readdir(dataDir)) {
+      const tp = parsePartitionDirName(name);
+      if (!tp || !fs.isDir(fs.join(dataDir, name))) continue;
+      const cfg = this.opts.topicConfig(tp.topic) ?? defaultTopicConfig;
+      this.openLog(tp, cfg, !this.wasClean);
+    }
+  }
+
+  private openLog(tp: TopicPartition, config: TopicConfig, recover: boolean): PartitionLog {
+    const { fs, dataDir, clock, tailCacheBytes } = this.opts;
+    const dir = fs.join(dataDir, partitionDirName(tp.topic, tp.partition));
+    const log = PartitionLog.open({ fs, dir, clock, config, tailCacheBytes, recover });
+    this.logs.set(key(tp.topic, tp.partition), { tp, log });
+    return log;
+  }
+
+  /** The log of a partition, if this directory holds it. */
+  get(topic: string, partition: number): PartitionLog | undefined {
+    return this.logs.get(key(topic, partition))?.log;
+  }
+
+  /** Every partition held, with its log. */
+  all(): Array<{ tp: TopicPartition; log: PartitionLog }> {
+    return [...this.logs.values()];
+  }
+
+  /** Creates (or returns the existing) log of a partition. */
+  create(topic: string, partition: number, config: TopicConfig): PartitionLog {
+    this.checkOpen();
+    const existing = this.get(topic, partition);
+    if (existing) return existing;
+    return this.openLog({ topic, partition }, config, false);
+  }
+
+  /** Deletes a partition's log and its folder. */
+  delete(topic: string, partition: number): boolean {
+    const entry = this.logs.get(key(topic, partition));
+    if (!entry) return false;
+    entry.log.delete();
+    this.logs.delete(key(topic, partition));
+    return true;
+  }
+
+  /** Applies a topic's new configuration to its logs. */
+  updateTopicConfig(topic: string, config: TopicConfig): void {
+    for (const { tp, log } of this.logs.values()) if (tp.topic === topic) log.updateConfig(config);
+  }
+
+  /**
+   * Runs what is due at `nowMs`: fsyncs past flush.ms, retention every
+   * log.retention.check.interval.ms, and a compaction pass when the cleaner is idle and its
+   * backoff has passed. Resolves when the fsyncs it started are done (compaction keeps running
+   * in the background; `idle()` waits for it).
+   */
+  async tick(nowMs: number): Promise<void> {
+    if (this.closed) return;
+    const flushes: Array<Promise<void>> = [];
+    for (const { log } of this.logs.values()) {
+      const f = log.maybeFlush(nowMs);
+      if (f) flushes.push(f.catch(() => {}));
+    }
+    if (nowMs - this.lastRetentionMs >= this.opts.retentionCheckIntervalMs) {
+      this.lastRetentionMs = nowMs;
+      for (const { log } of this.logs.values()) log.applyRetention(nowMs);
+    }
+    if (this.opts.cleanerEnable && !this.cleanerRunning && nowMs >= this.nextCleanMs) {
+      this.cleanerRunning = this.cleanAll(nowMs).finally(() => {
+        this.cleanerRunning = null;
+      });
+    }
+    await Promise.all(flushes);
+  }
+
+  private async cleanAll(nowMs: number): Promise<void> {
+    let cleaned = false;
+    for (const { tp, log } of [...this.logs.values()]) {
+      if (this.closed) return;
+      const result = await compactLog(log, nowMs, this.opts.pause);
+      if (result && result.segments > 0) {
+        cleaned = true;
+        this.cleanerHistory.push({ topic: tp.topic, partition: tp.partition, result });
+      }
+    }
+    this.nextCleanMs = cleaned ? nowMs : nowMs + this.opts.cleanerBackoffMs;
+  }
+
+  /** Resolves when no compaction pass is running. */
+  async idle(): Promise<void> {
+    while (this.cleanerRunning) await this.cleanerRunning;
+  }
+
+  /** Flushes and closes every log, marks the directory clean, and releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.idle();
+    const errors: unknown[] = [];
+    for (const { log } of this.logs.values()) {
+      try {
+        await log.close();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    const { fs, dataDir } = this.opts;
+    if (errors.length === 0) fs.writeFileAtomic(fs.join(dataDir, CLEAN), Buffer.from("clean\n"));
+    fs.rm(fs.join(dataDir, LOCK));
+    if (errors.length > 0) throw errors[0];
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw rillError("LOG_CLOSED", "log manager is closed");
+  }
+}
+
+function key(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}

@@ -1,0 +1,728 @@
+/**
+ * The log of one partition: an ordered list of segments under `<dir>`, the last one active.
+ *
+ * Invariants:
+ * - logStartOffset <= logEndOffset; every offset in [logStartOffset, logEndOffset) that survived
+ *   compaction is readable; offsets are assigned once and never reused.
+ * - `append` validates every batch before it changes anything: a rejected append leaves the
+ *   files, the offsets and the cache exactly as they were.
+ * - The produce path never decodes records: it rewrites baseOffset and partitionLeaderEpoch in
+ *   place (both outside the CRC) and writes the caller's bytes.
+ * - Durability: appends reach the OS at once; fsync follows `flush.messages` / `flush.ms`, and
+ *   one fsync covers every append that was waiting for it (group commit).
+ *
+ * Files: `<base>.log|.index|.timeindex` per segment, and `partition.checkpoint` (JSON: log start
+ * offset and recovery point, written atomically) for what the segments cannot tell.
+ */
+import { assert } from "../base/assert.ts";
+import type { Clock } from "../base/clock.ts";
+import { crc32c } from "../base/crc32c.ts";
+import { rillError } from "../base/errors.ts";
+import { isDeleting, type TopicConfig } from "../config/schema.ts";
+import type { FileSystem } from "./fs.ts";
+import { BATCH_OFFSETS, HEADER_SIZE, decodeRecords, readBatchHeader, setBaseOffset, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
+import { Segment, parseSegmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
+
+/** How a partition log is opened. */
+export interface PartitionLogOptions {
+  readonly fs: FileSystem;
+  readonly dir: string;
+  readonly clock: Clock;
+  readonly config: TopicConfig;
+  /** Bytes of newest batches kept in memory for tailing reads. */
+  readonly tailCacheBytes: number;
+  /** True after an unclean shutdown: segments past the recovery point are validated. */
+  readonly recover: boolean;
+}
+
+/** What an append did. */
+export interface AppendResult {
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+  /** The broker time stamped on the batches with LogAppendTime, else -1. */
+  readonly logAppendTimeMs: number;
+  readonly recordCount: number;
+  readonly bytes: number;
+}
+
+/** Whole batches read from the log. */
+export interface ReadResult {
+  /** Batches back to back; each chunk holds whole batches. */
+  readonly chunks: Buffer[];
+  readonly bytes: number;
+  /** Offset after the last batch returned (the next offset to ask for). */
+  readonly nextOffset: number;
+}
+
+/** What opening found. */
+export interface OpenReport {
+  readonly segments: number;
+  readonly recovered: RecoveryResult[];
+  readonly deletedSegments: number;
+}
+
+const CHECKPOINT = "partition.checkpoint";
+const EMPTY: ReadResult = Object.freeze({ chunks: [], bytes: 0, nextOffset: 0 });
+
+/** One partition's log. */
+export class PartitionLog {
+  private segments: Segment[] = [];
+  private _logStartOffset = 0;
+  private nextOffset = 0;
+  private recoveryPoint = 0;
+  private checkpointedRecoveryPoint = -1;
+  private closed = false;
+  private failure: Error | null = null;
+  private config: TopicConfig;
+  readonly openReport: OpenReport;
+
+  // Durability state.
+  private unflushedMessages = 0;
+  private unflushedSinceMs = -1;
+  private readonly dirty = new Set<Segment>();
+  private syncing: Promise<void> | null = null;
+  private waiters: Array<{ upTo: number; resolve: () => void; reject: (e: Error) => void }> = [];
+
+  // Tail cache: the newest appended batches, as the slices that were appended.
+  private readonly cache: TailCache;
+
+  /** Batches being compacted hold this to keep segments from being removed under them. */
+  cleaning = false;
+
+  private constructor(private readonly opts: PartitionLogOptions) {
+    this.config = opts.config;
+    this.cache = new TailCache(opts.tailCacheBytes);
+    this.openReport = this.load();
+  }
+
+  /** Opens (creating if needed) the log in `opts.dir`. */
+  static open(opts: PartitionLogOptions): PartitionLog {
+    return new PartitionLog(opts);
+  }
+
+  get logStartOffset(): number {
+    return this._logStartOffset;
+  }
+
+  /** Offset the next appended record will get. */
+  get logEndOffset(): number {
+    return this.nextOffset;
+  }
+
+  /** Offsets below this are fsynced. */
+  get flushedOffset(): number {
+    return this.recoveryPoint;
+  }
+
+  /** Bytes on disk over all segments. */
+  get sizeBytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.size;
+    return n;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Base offsets of the segments, oldest first (for tests and tools). */
+  get segmentBaseOffsets(): number[] {
+    return this.segments.map((s) => s.baseOffset);
+  }
+
+  get topicConfig(): Readonly<TopicConfig> {
+    return this.config;
+  }
+
+  /** Applies a new topic configuration to later appends, rolls and retention. */
+  updateConfig(config: TopicConfig): void {
+    this.config = config;
+  }
+
+  private get fs(): FileSystem {
+    return this.opts.fs;
+  }
+
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  // ---------------------------------------------------------------- open
+
+  private load(): OpenReport {
+    const { fs, dir } = this.opts;
+    fs.mkdirp(dir);
+    const bases: number[] = [];
+    for (const name of fs.readdir(dir)) {
+      if (name.endsWith(".cleaned") || name.endsWith(".tmp") || name.endsWith(".deleted")) {
+        fs.rm(fs.join(dir, name));
+        continue;
+      }
+      const base = parseSegmentName(name);
+      if (base !== null) bases.push(base);
+    }
+    bases.sort((a, b) => a - b);
+    const cp = this.readCheckpoint();
+    const recovered: RecoveryResult[] = [];
+    let deleted = 0;
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[i]!;
+      const nextBase = i + 1 < bases.length ? bases[i + 1]! : Infinity;
+      const mustRecover = this.opts.recover && nextBase > cp.recoveryPoint;
+      const { segment, recovery } = Segment.open(fs, dir, base, this.config.indexIntervalBytes, mustRecover);
+      this.segments.push(segment);
+      if (recovery) recovered.push(recovery);
+      if (recovery && recovery.truncatedBytes > 0 && i + 1 < bases.length) {
+        // Everything after a corrupt batch is unreachable: offsets must stay contiguous.
+        for (const later of bases.slice(i + 1)) {
+          Segment.open(fs, dir, later, this.config.indexIntervalBytes, false).segment.delete();
+          deleted++;
+        }
+        break;
+      }
+    }
+    if (this.segments.length === 0) {
+      this.segments.push(Segment.create(fs, dir, cp.logStartOffset, this.config.indexIntervalBytes));
+    }
+    this.nextOffset = this.active.nextOffset;
+    this._logStartOffset = Math.min(Math.max(cp.logStartOffset, this.segments[0]!.baseOffset), this.nextOffset);
+    this.recoveryPoint = this.opts.recover ? Math.min(cp.recoveryPoint, this.nextOffset) : this.nextOffset;
+    return { segments: this.segments.length, recovered, deletedSegments: deleted };
+  }
+
+  private readCheckpoint(): { logStartOffset: number; recoveryPoint: number } {
+    const path = this.fs.join(this.opts.dir, CHECKPOINT);
+    const fallback = { logStartOffset: 0, recoveryPoint: 0 };
+    if (!this.fs.exists(path)) return fallback;
+    try {
+      const v = JSON.parse(Buffer.from(this.fs.readFile(path)).toString("utf8")) as Record<string, unknown>;
+      if (v["version"] !== 1) return fallback;
+      const ls = v["logStartOffset"];
+      const rp = v["recoveryPoint"];
+      if (!Number.isSafeInteger(ls) || !Number.isSafeInteger(rp) || (ls as number) < 0 || (rp as number) < 0) return fallback;
+      return { logStartOffset: ls as number, recoveryPoint: rp as number };
+    } catch {
+      return fallback;
+    }
+  }
+
+  private writeCheckpoint(): void {
+    const body = JSON.stringify({ version: 1, logStartOffset: this._logStartOffset, recoveryPoint: this.recoveryPoint });
+    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, CHECKPOINT), Buffer.from(body));
+    this.checkpointedRecoveryPoint = this.recoveryPoint;
+  }
+
+  // ---------------------------------------------------------------- append
+
+  /**
+   * Validates and appends one or more batches (back to back in `buf`) as the leader: offsets are
+   * assigned from the log end offset by rewriting each batch's baseOffset and
+   * partitionLeaderEpoch in `buf` itself. Throws a RillError, with nothing changed, on bad input.
+   */
+  append(buf: Buffer, leaderEpoch = 0): AppendResult {
+    this.checkWritable();
+    const nowMs = this.opts.clock.nowMs();
+    const { placements, records } = this.plan(buf, this.nextOffset);
+    const stamp = this.config.timestampType === "LogAppendTime";
+    for (const p of placements) {
+      setBaseOffset(buf, p.at, p.baseOffset);
+      setPartitionLeaderEpoch(buf, p.at, leaderEpoch);
+      if (stamp) stampLogAppendTime(buf, p.at, nowMs);
+    }
+    const final = stamp ? placements.map((p) => ({ ...p, maxTimestamp: nowMs })) : placements;
+    this.write(buf, final, records, nowMs);
+    return {
+      baseOffset: placements[0]!.baseOffset,
+      lastOffset: placements[placements.length - 1]!.lastOffset,
+      logAppendTimeMs: stamp ? nowMs : -1,
+      recordCount: records,
+      bytes: buf.length,
+    };
+  }
+
+  /**
+   * Appends batches that already carry their offsets (a follower copying its leader). Each batch
+   * must start at or after the log end offset. Throws, with nothing changed, on bad input.
+   */
+  appendWithOffsets(buf: Buffer): AppendResult {
+    this.checkWritable();
+    const nowMs = this.opts.clock.nowMs();
+    const { placements, records } = this.plan(buf, -1);
+    this.write(buf, placements, records, nowMs);
+    return {
+      baseOffset: placements[0]!.baseOffset,
+      lastOffset: placements[placements.length - 1]!.lastOffset,
+      logAppendTimeMs: -1,
+      recordCount: records,
+      bytes: buf.length,
+    };
+  }
+
+  /**
+   * Validates every batch in `buf` and works out where each goes. With `assignFrom` >= 0 offsets
+   * are assigned from it; otherwise the batches' own offsets must follow the log end.
+   */
+  private plan(buf: Buffer, assignFrom: number): { placements: BatchPlacement[]; records: number } {
+    if (buf.length === 0) throw rillError("INVALID_REQUEST", "record_batch: no batch in an empty buffer");
+    const placements: BatchPlacement[] = [];
+    let records = 0;
+    let next = assignFrom >= 0 ? assignFrom : this.nextOffset;
+    for (let pos = 0; pos < buf.length; ) {
+      if (buf.length - pos < HEADER_SIZE) {
+        throw rillError("BATCH_LENGTH_MISMATCH", `record_batch: ${buf.length - pos} trailing bytes after the last batch are shorter than a batch header (${HEADER_SIZE})`);
+      }
+      const size = buf.readInt32BE(pos + BATCH_OFFSETS.BATCH_LENGTH) + 12;
+      if (size < HEADER_SIZE || pos + size > buf.length) {
+        throw rillError("BATCH_LENGTH_MISMATCH", `record_batch: batchLength ${size - 12} at byte ${pos} disagrees with the ${buf.length - pos} bytes given`);
+      }
+      const h = validateBatch(buf, pos, pos + size);
+      if (size > this.config.maxMessageBytes) {
+        throw rillError("MESSAGE_TOO_LARGE", `record_batch: batch of ${size} bytes exceeds max.message.bytes ${this.config.maxMessageBytes}`);
+      }
+      const base = assignFrom >= 0 ? next : h.baseOffset;
+      if (base < next) {
+        throw rillError("INVALID_RECORD", `record_batch: baseOffset ${base} is below the log end offset ${next}`);
+      }
+      placements.push({ at: pos, baseOffset: base, lastOffset: base + h.lastOffsetDelta, maxTimestamp: h.maxTimestamp });
+      records += h.recordCount;
+      next = base + h.lastOffsetDelta + 1;
+      pos += size;
+    }
+    return { placements, records };
+  }
+
+  private write(buf: Buffer, placements: BatchPlacement[], records: number, nowMs: number): void {
+    const last = placements[placements.length - 1]!;
+    this.maybeRoll(buf.length, last.lastOffset, nowMs);
+    const seg = this.active;
+    seg.append(buf, placements, nowMs);
+    this.nextOffset = last.lastOffset + 1;
+    for (let i = 0; i < placements.length; i++) {
+      const p = placements[i]!;
+      const end = i + 1 < placements.length ? placements[i + 1]!.at : buf.length;
+      this.cache.push(buf.subarray(p.at, end), p.baseOffset, p.lastOffset);
+    }
+    this.dirty.add(seg);
+    if (this.unflushedMessages === 0) this.unflushedSinceMs = nowMs;
+    this.unflushedMessages += records;
+    if (this.unflushedMessages >= this.config.flushMessages) void this.flush().catch(() => {});
+  }
+
+  private maybeRoll(bytes: number, lastOffset: number, nowMs: number): void {
+    const seg = this.active;
+    if (seg.isEmpty) return;
+    const full = seg.size + bytes > this.config.segmentBytes;
+    const old = seg.firstAppendMs >= 0 && nowMs - seg.firstAppendMs >= this.config.segmentMs;
+    const wide = lastOffset - seg.baseOffset > 0xfffffffe;
+    if (full || old || wide) this.roll();
+  }
+
+  /** Closes the active segment to appends and starts a new one at the log end offset. */
+  roll(): void {
+    const seg = this.active;
+    if (seg.isEmpty) return;
+    seg.writeIndexes();
+    this.segments.push(Segment.create(this.fs, this.opts.dir, this.nextOffset, this.config.indexIntervalBytes));
+    // The rolled segment is fsynced in the background, as Kafka does.
+    if (this.dirty.size > 0) void this.flush().catch(() => {});
+  }
+
+  private checkWritable(): void {
+    if (this.closed) throw rillError("LOG_CLOSED", `log ${this.opts.dir} is closed`);
+    if (this.failure) throw rillError("KAFKA_STORAGE_ERROR", `log ${this.opts.dir} failed: ${this.failure.message}`);
+  }
+
+  // ---------------------------------------------------------------- durability
+
+  /**
+   * Resolves once every append made before the call is on disk. Calls that arrive while an fsync
+   * runs share the next one (group commit).
+   */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const upTo = this.nextOffset;
+    if (this.recoveryPoint >= upTo) return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    this.kickSync();
+    return p;
+  }
+
+  private kickSync(): void {
+    if (this.syncing) return;
+    const target = this.nextOffset;
+    const segs = [...this.dirty];
+    this.dirty.clear();
+    this.unflushedMessages = 0;
+    this.unflushedSinceMs = -1;
+    this.syncing = Promise.all(segs.map((s) => s.sync())).then(
+      () => this.synced(target),
+      (e: unknown) => this.syncFailed(e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  private synced(target: number): void {
+    this.syncing = null;
+    if (target > this.recoveryPoint) this.recoveryPoint = target;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.upTo <= this.recoveryPoint ? w.resolve() : still.push(w));
+    this.waiters = still;
+    if (this.segments.length > 1 && this.recoveryPoint >= this.active.baseOffset && this.checkpointedRecoveryPoint < this.active.baseOffset && !this.closed) {
+      this.writeCheckpoint();
+    }
+    if (this.waiters.length > 0) this.kickSync();
+  }
+
+  private syncFailed(e: Error): void {
+    this.syncing = null;
+    this.failure = e;
+    for (const w of this.waiters) w.reject(e);
+    this.waiters = [];
+  }
+
+  /** Starts an fsync if the oldest unflushed append is older than flush.ms. */
+  maybeFlush(nowMs: number): Promise<void> | null {
+    if (this.unflushedMessages === 0 || this.unflushedSinceMs < 0) return null;
+    if (nowMs - this.unflushedSinceMs < this.config.flushMs) return null;
+    return this.flush();
+  }
+
+  // ---------------------------------------------------------------- read
+
+  /**
+   * Reads whole batches starting with the one that holds `offset`, up to `maxBytes` (but at
+   * least one batch), stopping before any batch that starts at or after `maxOffset` (the high
+   * watermark, for consumers). The first batch may start before `offset`: readers skip records
+   * below the offset they asked for, as Kafka's do.
+   */
+  read(offset: number, maxBytes: number, maxOffset: number = this.nextOffset): ReadResult {
+    if (this.closed) throw rillError("LOG_CLOSED", `log ${this.opts.dir} is closed`);
+    if (!Number.isSafeInteger(offset) || offset < this._logStartOffset || offset > this.nextOffset) {
+      throw rillError("OFFSET_OUT_OF_RANGE", `offset ${offset} is outside [${this._logStartOffset}, ${this.nextOffset}]`);
+    }
+    const limit = Math.min(maxOffset, this.nextOffset);
+    if (offset >= limit) return { ...EMPTY, nextOffset: offset };
+    const cached = this.cache.read(offset, maxBytes, limit);
+    if (cached) return cached;
+    return this.readFromSegments(offset, maxBytes, limit);
+  }
+
+  private readFromSegments(offset: number, maxBytes: number, limit: number): ReadResult {
+    for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      const pos = seg.positionOf(offset);
+      if (pos >= seg.size) continue;
+      const buf = trimAtOffset(seg.read(pos, maxBytes), limit);
+      if (buf.length === 0) return { ...EMPTY, nextOffset: offset };
+      const lastBatch = lastBatchEnd(buf);
+      return { chunks: [buf], bytes: buf.length, nextOffset: lastBatch };
+    }
+    return { ...EMPTY, nextOffset: offset };
+  }
+
+  /** Index of the segment whose range holds `offset` (the last with baseOffset <= offset). */
+  private segmentIndexFor(offset: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    let ans = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return ans;
+  }
+
+  /**
+   * The first record whose timestamp is >= `ts`: its offset and timestamp, or null if every
+   * record is older (ListOffsets by timestamp). Decodes one batch at most.
+   */
+  offsetForTimestamp(ts: number): { offset: number; timestampMs: number } | null {
+    for (const seg of this.segments) {
+      const hit = seg.firstBatchAtOrAfter(ts);
+      if (!hit) continue;
+      const batch = seg.read(hit.position, hit.header.size);
+      const logAppend = (hit.header.attributes & 0x08) !== 0;
+      for (const r of decodeRecords(batch)) {
+        const t = logAppend ? hit.header.maxTimestamp : r.timestampMs;
+        if (t >= ts && r.offset >= this._logStartOffset) return { offset: r.offset, timestampMs: t };
+      }
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- truncation and deletion
+
+  /**
+   * Removes every batch that holds an offset >= `offset` (replication truncates a divergent
+   * tail). Batches are never split, so the new log end may be below `offset` if it fell inside a
+   * batch. Returns the new log end offset.
+   */
+  truncateTo(offset: number): number {
+    this.checkWritable();
+    if (offset >= this.nextOffset) return this.nextOffset;
+    assert(offset >= 0, "truncate to a negative offset");
+    while (this.segments.length > 1 && this.active.baseOffset >= offset) {
+      this.segments.pop()!.delete();
+    }
+    if (this.active.baseOffset >= offset) {
+      const base = Math.max(offset, this.active.baseOffset);
+      this.segments.pop()!.delete();
+      this.segments.push(Segment.create(this.fs, this.opts.dir, Math.min(base, offset), this.config.indexIntervalBytes));
+      this.nextOffset = offset;
+    } else {
+      this.nextOffset = this.active.truncateTo(offset);
+    }
+    this.cache.truncateFrom(this.nextOffset);
+    if (this._logStartOffset > this.nextOffset) this._logStartOffset = this.nextOffset;
+    if (this.recoveryPoint > this.nextOffset) this.recoveryPoint = this.nextOffset;
+    this.writeCheckpoint();
+    return this.nextOffset;
+  }
+
+  /**
+   * Moves the log start offset forward (delete-records): offsets below it become unreadable and
+   * whole segments below it are deleted. Throws OFFSET_OUT_OF_RANGE past the log end.
+   */
+  advanceLogStartOffset(offset: number): void {
+    this.checkWritable();
+    if (!Number.isSafeInteger(offset) || offset > this.nextOffset || offset < 0) {
+      throw rillError("OFFSET_OUT_OF_RANGE", `log start offset ${offset} is outside [0, ${this.nextOffset}]`);
+    }
+    if (offset <= this._logStartOffset) return;
+    this._logStartOffset = offset;
+    this.deleteSegmentsWhile((seg, next) => next !== undefined && next.baseOffset <= offset);
+    this.writeCheckpoint();
+  }
+
+  /** Deletes old segments by retention.ms and retention.bytes. Returns segments deleted. */
+  applyRetention(nowMs: number): number {
+    if (this.closed || !isDeleting(this.config) || this.cleaning) return 0;
+    const { retentionMs, retentionBytes } = this.config;
+    let deleted = 0;
+    if (retentionMs >= 0) {
+      const expired = (s: Segment): boolean => !s.isEmpty && s.maxTimestamp >= 0 && s.maxTimestamp < nowMs - retentionMs;
+      if (this.segments.every(expired)) this.roll();
+      deleted += this.deleteSegmentsWhile((seg, next) => next !== undefined && expired(seg));
+    }
+    if (retentionBytes >= 0) {
+      let size = this.sizeBytes;
+      deleted += this.deleteSegmentsWhile((seg, next) => {
+        if (next === undefined || size - seg.size < retentionBytes) return false;
+        size -= seg.size;
+        return true;
+      });
+    }
+    if (deleted > 0) this.writeCheckpoint();
+    return deleted;
+  }
+
+  /** Deletes segments from the oldest while `pred` holds; the active segment always stays. */
+  private deleteSegmentsWhile(pred: (seg: Segment, next: Segment | undefined) => boolean): number {
+    let n = 0;
+    while (this.segments.length > 1 && pred(this.segments[0]!, this.segments[1])) {
+      const seg = this.segments.shift()!;
+      this.dirty.delete(seg);
+      seg.delete();
+      n++;
+    }
+    if (n > 0) {
+      this._logStartOffset = Math.max(this._logStartOffset, this.segments[0]!.baseOffset);
+      this.cache.dropBelow(this._logStartOffset);
+    }
+    return n;
+  }
+
+  // ---------------------------------------------------------------- compaction hooks
+
+  /** Segments the cleaner may rewrite: every one but the active one. */
+  inactiveSegments(): readonly Segment[] {
+    return this.segments.slice(0, -1);
+  }
+
+  /**
+   * Replaces segment `old` with the compacted bytes `cleaned` (whole batches, same offsets or a
+   * subset). Crash-safe: the new file is written beside the old one, synced, its stale indexes
+   * removed, and renamed over it. Returns false if `old` is no longer part of the log.
+   */
+  async replaceSegment(old: Segment, cleaned: Buffer): Promise<boolean> {
+    const i = this.segments.indexOf(old);
+    if (i < 0 || i === this.segments.length - 1) return false;
+    const paths = Segment.paths(this.fs, this.opts.dir, old.baseOffset);
+    const tmp = `${paths.log}.cleaned`;
+    const f = this.fs.open(tmp, true);
+    f.truncate(0);
+    if (cleaned.length > 0) f.write(cleaned, 0);
+    await f.sync();
+    f.close();
+    // Appends and retention may have run while we awaited: check again.
+    const j = this.segments.indexOf(old);
+    if (j < 0 || j === this.segments.length - 1) {
+      this.fs.rm(tmp);
+      return false;
+    }
+    old.close();
+    old.dropIndexFiles();
+    this.fs.rename(tmp, paths.log);
+    const { segment } = Segment.open(this.fs, this.opts.dir, old.baseOffset, this.config.indexIntervalBytes, false);
+    segment.writeIndexes();
+    this.segments[j] = segment;
+    this.cache.dropBelow(this.active.baseOffset);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Flushes, writes indexes and the checkpoint, and closes every file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) await this.flush();
+    while (this.syncing) await this.syncing;
+    this.closed = true;
+    for (const s of this.segments) s.writeIndexes();
+    this.writeCheckpoint();
+    for (const s of this.segments) s.close();
+    this.cache.clear();
+  }
+
+  /** Closes without flushing and removes the partition's folder. */
+  delete(): void {
+    this.closed = true;
+    for (const s of this.segments) s.close();
+    this.segments = [];
+    this.cache.clear();
+    this.fs.rm(this.opts.dir);
+  }
+}
+
+/** Sets the LogAppendTime attribute bit and maxTimestamp, then recomputes the CRC. */
+function stampLogAppendTime(buf: Buffer, at: number, nowMs: number): void {
+  const attrs = buf.readInt16BE(at + BATCH_OFFSETS.ATTRIBUTES) | 0x08;
+  buf.writeInt16BE(attrs, at + BATCH_OFFSETS.ATTRIBUTES);
+  buf.writeBigInt64BE(BigInt(nowMs), at + BATCH_OFFSETS.MAX_TIMESTAMP);
+  const size = buf.readInt32BE(at + BATCH_OFFSETS.BATCH_LENGTH) + 12;
+  buf.writeUInt32BE(crc32c(buf.subarray(at + BATCH_OFFSETS.ATTRIBUTES, at + size)), at + BATCH_OFFSETS.CRC);
+}
+
+/** The prefix of `buf` made of batches whose baseOffset is < `limit`. */
+function trimAtOffset(buf: Buffer, limit: number): Buffer {
+  let pos = 0;
+  while (pos + HEADER_SIZE <= buf.length) {
+    const h = readBatchHeader(buf, pos);
+    if (h.baseOffset >= limit) break;
+    pos += h.size;
+  }
+  return pos === buf.length ? buf : buf.subarray(0, pos);
+}
+
+/** Offset after the last batch in `buf`. */
+function lastBatchEnd(buf: Buffer): number {
+  let pos = 0;
+  let next = 0;
+  while (pos + HEADER_SIZE <= buf.length) {
+    const h = readBatchHeader(buf, pos);
+    next = h.lastOffset + 1;
+    pos += h.size;
+  }
+  return next;
+}
+
+/**
+ * The newest appended batches, kept as the very slices that were appended, so a consumer at the
+ * head of the log is answered from memory. Bounded by bytes; the oldest entries go first.
+ */
+class TailCache {
+  private bufs: Buffer[] = [];
+  private bases: number[] = [];
+  private lasts: number[] = [];
+  private head = 0;
+  private bytes = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  push(buf: Buffer, baseOffset: number, lastOffset: number): void {
+    if (this.capacity <= 0 || buf.length > this.capacity) {
+      this.clear();
+      return;
+    }
+    this.bufs.push(buf);
+    this.bases.push(baseOffset);
+    this.lasts.push(lastOffset);
+    this.bytes += buf.length;
+    while (this.bytes > this.capacity) {
+      this.bytes -= this.bufs[this.head]!.length;
+      this.bufs[this.head] = EMPTY_BUF;
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.bufs.length) this.compact();
+  }
+
+  private compact(): void {
+    this.bufs = this.bufs.slice(this.head);
+    this.bases = this.bases.slice(this.head);
+    this.lasts = this.lasts.slice(this.head);
+    this.head = 0;
+  }
+
+  /** Whole batches from the one holding `offset`, or null if the cache does not reach back. */
+  read(offset: number, maxBytes: number, limit: number): ReadResult | null {
+    const n = this.bufs.length;
+    if (this.head >= n || offset < this.bases[this.head]!) return null;
+    let i = this.find(offset);
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let next = offset;
+    for (; i < n && this.bases[i]! < limit; i++) {
+      const b = this.bufs[i]!;
+      if (chunks.length > 0 && bytes + b.length > maxBytes) break;
+      chunks.push(b);
+      bytes += b.length;
+      next = this.lasts[i]! + 1;
+    }
+    return { chunks, bytes, nextOffset: next };
+  }
+
+  /** First entry whose last offset is >= offset. */
+  private find(offset: number): number {
+    let lo = this.head;
+    let hi = this.bufs.length - 1;
+    let ans = this.bufs.length;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.lasts[mid]! >= offset) {
+        ans = mid;
+        hi = mid - 1;
+      } else lo = mid + 1;
+    }
+    return ans;
+  }
+
+  /** Drops entries with any offset >= `offset`. */
+  truncateFrom(offset: number): void {
+    while (this.bufs.length > this.head && this.lasts[this.lasts.length - 1]! >= offset) {
+      this.bytes -= this.bufs.pop()!.length;
+      this.bases.pop();
+      this.lasts.pop();
+    }
+  }
+
+  /** Drops entries that start below `offset`. */
+  dropBelow(offset: number): void {
+    while (this.head < this.bufs.length && this.bases[this.head]! < offset) {
+      this.bytes -= this.bufs[this.head]!.length;
+      this.bufs[this.head] = EMPTY_BUF;
+      this.head++;
+    }
+  }
+
+  clear(): void {
+    this.bufs = [];
+    this.bases = [];
+    this.lasts = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+const EMPTY_BUF = Buffer.alloc(0);

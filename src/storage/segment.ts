@@ -1,0 +1,376 @@
+/**
+ * One segment of a partition log: `<20-digit base offset>.log` holding record batches back to
+ * back exactly as they travel on the wire, with its sparse `.index` and `.timeindex`.
+ *
+ * A segment only appends. Every batch in it has baseOffset >= the segment's base offset and
+ * greater than the previous batch's last offset (compaction may leave gaps, never overlaps).
+ */
+import { assert } from "../base/assert.ts";
+import type { FileSystem, LogFile } from "./fs.ts";
+import { OffsetIndex, TimeIndex } from "./indexes.ts";
+import { HEADER_SIZE, readBatchHeader, validateBatch, type BatchHeader } from "./record-batch.ts";
+
+/** Width of the zero-padded base offset in segment file names, as Kafka. */
+const NAME_DIGITS = 20;
+
+/** `00000000000000000042` for 42. */
+export function segmentName(baseOffset: number): string {
+  return String(baseOffset).padStart(NAME_DIGITS, "0");
+}
+
+/** Base offset from a `.log` file name, or null if the name is not one of ours. */
+export function parseSegmentName(name: string): number | null {
+  const m = /^(\d{20})\.log$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Where one appended batch sits, as the segment needs to index it. */
+export interface BatchPlacement {
+  /** Byte offset of the batch within the appended buffer. */
+  readonly at: number;
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+  readonly maxTimestamp: number;
+}
+
+/** What recovery found in a segment. */
+export interface RecoveryResult {
+  readonly validBytes: number;
+  readonly truncatedBytes: number;
+  readonly batches: number;
+}
+
+/** A segment and its indexes. */
+export class Segment {
+  /** Offset after the last batch (== baseOffset while empty). */
+  nextOffset: number;
+  /** Largest record timestamp in the segment, -1 while empty. */
+  maxTimestamp = -1;
+  /** Clock time of the first append since open, for segment.ms rolls. */
+  firstAppendMs = -1;
+  private offsetIndex: OffsetIndex;
+  private timeIndex: TimeIndex;
+  private bytesSinceIndexEntry = 0;
+  private indexesDirty = false;
+  private readonly scratch = Buffer.alloc(HEADER_SIZE);
+
+  private constructor(
+    private readonly fs: FileSystem,
+    readonly dir: string,
+    readonly baseOffset: number,
+    private readonly file: LogFile,
+    private readonly indexIntervalBytes: number,
+  ) {
+    this.nextOffset = baseOffset;
+    this.offsetIndex = new OffsetIndex(baseOffset);
+    this.timeIndex = new TimeIndex(baseOffset);
+  }
+
+  /** Paths of the segment's three files. */
+  static paths(fs: FileSystem, dir: string, baseOffset: number): { log: string; index: string; timeindex: string } {
+    const stem = fs.join(dir, segmentName(baseOffset));
+    return { log: `${stem}.log`, index: `${stem}.index`, timeindex: `${stem}.timeindex` };
+  }
+
+  /** Creates a new, empty segment. */
+  static create(fs: FileSystem, dir: string, baseOffset: number, indexIntervalBytes: number): Segment {
+    const p = Segment.paths(fs, dir, baseOffset);
+    fs.rm(p.index);
+    fs.rm(p.timeindex);
+    const file = fs.open(p.log, true);
+    file.truncate(0);
+    const seg = new Segment(fs, dir, baseOffset, file, indexIntervalBytes);
+    seg.indexesDirty = true;
+    return seg;
+  }
+
+  /**
+   * Opens an existing segment. With `recover`, every batch is validated and the file cut at the
+   * first torn or corrupt one; otherwise the index files are loaded and checked, and rebuilt by a
+   * header scan if they do not validate.
+   */
+  static open(fs: FileSystem, dir: string, baseOffset: number, indexIntervalBytes: number, recover: boolean): { segment: Segment; recovery: RecoveryResult | null } {
+    const p = Segment.paths(fs, dir, baseOffset);
+    const seg = new Segment(fs, dir, baseOffset, fs.open(p.log, false), indexIntervalBytes);
+    if (recover) return { segment: seg, recovery: seg.recover() };
+    if (!seg.loadIndexes()) seg.rebuildIndexes();
+    return { segment: seg, recovery: null };
+  }
+
+  /** Bytes in the .log file. */
+  get size(): number {
+    return this.file.size();
+  }
+
+  /** True when the segment holds no batch. */
+  get isEmpty(): boolean {
+    return this.size === 0;
+  }
+
+  /**
+   * Appends `buf` (one or more whole, already validated batches with final offsets) at the end.
+   */
+  append(buf: Uint8Array, batches: readonly BatchPlacement[], nowMs: number): void {
+    const start = this.size;
+    this.file.write(buf, start);
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i]!;
+      const end = i + 1 < batches.length ? batches[i + 1]!.at : buf.length;
+      this.indexBatch(start + b.at, b.baseOffset, b.maxTimestamp, end - b.at);
+    }
+    const last = batches[batches.length - 1]!;
+    this.nextOffset = last.lastOffset + 1;
+    if (this.firstAppendMs < 0) this.firstAppendMs = nowMs;
+  }
+
+  private indexBatch(position: number, baseOffset: number, maxTimestamp: number, size: number): void {
+    if (position === 0 || this.bytesSinceIndexEntry >= this.indexIntervalBytes) {
+      this.offsetIndex.append(baseOffset, position);
+      this.bytesSinceIndexEntry = 0;
+    }
+    this.bytesSinceIndexEntry += size;
+    if (maxTimestamp > this.maxTimestamp) {
+      this.maxTimestamp = maxTimestamp;
+      this.timeIndex.maybeAppend(maxTimestamp, baseOffset);
+    }
+    this.indexesDirty = true;
+  }
+
+  /** Header of the batch at `position`, or null at or past the end. */
+  headerAt(position: number): BatchHeader | null {
+    if (position + HEADER_SIZE > this.size) return null;
+    const n = this.file.read(this.scratch, 0, HEADER_SIZE, position);
+    if (n < HEADER_SIZE) return null;
+    return readBatchHeader(this.scratch, 0);
+  }
+
+  /**
+   * Position of the first batch whose last offset is >= `offset` (the batch that holds it, or
+   * the next one after a gap), or the segment size if there is none.
+   */
+  positionOf(offset: number): number {
+    let pos = this.offsetIndex.lookup(offset);
+    for (;;) {
+      const h = this.headerAt(pos);
+      if (!h || h.lastOffset >= offset) return h ? pos : this.size;
+      pos += h.size;
+    }
+  }
+
+  /**
+   * Reads whole batches from `position`: as many as fit in `maxBytes`, but always at least one
+   * (so a consumer makes progress past a batch larger than its limit). One read, one buffer.
+   */
+  read(position: number, maxBytes: number): Buffer {
+    const available = this.size - position;
+    if (available <= 0) return Buffer.alloc(0);
+    const first = this.headerAt(position);
+    if (!first) return Buffer.alloc(0);
+    const want = Math.min(available, Math.max(maxBytes, first.size));
+    const buf = Buffer.allocUnsafe(want);
+    const n = this.file.read(buf, 0, want, position);
+    return buf.subarray(0, wholeBatchesLength(buf, n));
+  }
+
+  /** Offset of the first batch (at or after the time index's hint) whose max timestamp >= ts. */
+  firstBatchAtOrAfter(ts: number): { position: number; header: BatchHeader } | null {
+    if (this.maxTimestamp < ts) return null;
+    let pos = this.positionOf(this.timeIndex.lookup(ts));
+    for (;;) {
+      const h = this.headerAt(pos);
+      if (!h) return null;
+      if (h.maxTimestamp >= ts) return { position: pos, header: h };
+      pos += h.size;
+    }
+  }
+
+  /**
+   * Removes every batch whose last offset is >= `offset`. Returns the new next offset, which is
+   * the base offset of the first removed batch (a batch is never split).
+   */
+  truncateTo(offset: number): number {
+    const pos = this.positionOf(offset);
+    if (pos >= this.size) return this.nextOffset;
+    const h = this.headerAt(pos)!;
+    this.file.truncate(pos);
+    this.offsetIndex.truncateToPosition(pos);
+    this.timeIndex.truncateToOffset(h.baseOffset);
+    this.nextOffset = pos === 0 ? this.baseOffset : h.baseOffset;
+    this.recomputeMaxTimestamp();
+    this.bytesSinceIndexEntry = this.indexIntervalBytes;
+    this.indexesDirty = true;
+    return this.nextOffset;
+  }
+
+  private recomputeMaxTimestamp(): void {
+    this.maxTimestamp = -1;
+    for (let pos = 0; ; ) {
+      const h = this.headerAt(pos);
+      if (!h) break;
+      if (h.maxTimestamp > this.maxTimestamp) this.maxTimestamp = h.maxTimestamp;
+      pos += h.size;
+    }
+  }
+
+  /**
+   * Validates every batch from the start, rebuilding both indexes, and truncates the file at the
+   * first batch that is torn (runs past the end), corrupt (fails validation), or out of order.
+   */
+  recover(): RecoveryResult {
+    this.resetIndexes();
+    const fileSize = this.size;
+    const reader = new WindowReader(this.file, fileSize);
+    let pos = 0;
+    let batches = 0;
+    let prevLast = this.baseOffset - 1;
+    while (pos < fileSize) {
+      const h = reader.batchAt(pos);
+      if (!h || h.header.baseOffset <= prevLast) break;
+      this.indexBatch(pos, h.header.baseOffset, h.header.maxTimestamp, h.header.size);
+      prevLast = h.header.lastOffset;
+      pos += h.header.size;
+      batches++;
+    }
+    if (pos < fileSize) this.file.truncate(pos);
+    this.nextOffset = prevLast + 1;
+    this.indexesDirty = true;
+    return { validBytes: pos, truncatedBytes: fileSize - pos, batches };
+  }
+
+  private resetIndexes(): void {
+    this.offsetIndex = new OffsetIndex(this.baseOffset);
+    this.timeIndex = new TimeIndex(this.baseOffset);
+    this.bytesSinceIndexEntry = 0;
+    this.maxTimestamp = -1;
+  }
+
+  /** Rebuilds both indexes from batch headers (no CRC check: for segments closed cleanly). */
+  rebuildIndexes(): void {
+    this.resetIndexes();
+    let last = this.baseOffset - 1;
+    for (let pos = 0; ; ) {
+      const h = this.headerAt(pos);
+      if (!h) break;
+      this.indexBatch(pos, h.baseOffset, h.maxTimestamp, h.size);
+      last = h.lastOffset;
+      pos += h.size;
+    }
+    this.nextOffset = last + 1;
+    this.indexesDirty = true;
+  }
+
+  /** Loads both index files; false if either is missing or invalid. */
+  private loadIndexes(): boolean {
+    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    if (!this.fs.exists(p.index) || !this.fs.exists(p.timeindex)) return false;
+    const size = this.size;
+    const oi = OffsetIndex.decode(this.fs.readFile(p.index), this.baseOffset, size);
+    if (!oi || (size > 0 && oi.entries === 0)) return false;
+    // The last indexed batch must parse, and the tail after it must chain to the file's end.
+    let pos = oi.lookup(Number.MAX_SAFE_INTEGER);
+    let last = this.baseOffset - 1;
+    let maxTs = -1;
+    while (pos < size) {
+      const h = this.headerAt(pos);
+      if (!h || pos + h.size > size) return false;
+      last = h.lastOffset;
+      pos += h.size;
+    }
+    const ti = TimeIndex.decode(this.fs.readFile(p.timeindex), this.baseOffset, Math.max(0, last - this.baseOffset));
+    if (!ti) return false;
+    if (ti.entries > 0) maxTs = ti.lastTimestamp;
+    this.offsetIndex = oi;
+    this.timeIndex = ti;
+    this.nextOffset = size === 0 ? this.baseOffset : last + 1;
+    this.maxTimestamp = maxTs;
+    this.bytesSinceIndexEntry = this.indexIntervalBytes;
+    this.indexesDirty = false;
+    return true;
+  }
+
+  /** Writes the index files if they changed. */
+  writeIndexes(): void {
+    if (!this.indexesDirty) return;
+    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    this.fs.writeFileAtomic(p.index, this.offsetIndex.encode());
+    this.fs.writeFileAtomic(p.timeindex, this.timeIndex.encode());
+    this.indexesDirty = false;
+  }
+
+  /** Removes the index files (before the .log is replaced, so stale ones are never trusted). */
+  dropIndexFiles(): void {
+    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    this.fs.rm(p.index);
+    this.fs.rm(p.timeindex);
+    this.indexesDirty = true;
+  }
+
+  sync(): Promise<void> {
+    return this.file.sync();
+  }
+
+  close(): void {
+    this.file.close();
+  }
+
+  /** Closes and removes all three files. */
+  delete(): void {
+    this.file.close();
+    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    this.fs.rm(p.log);
+    this.fs.rm(p.index);
+    this.fs.rm(p.timeindex);
+  }
+}
+
+/** Length of the prefix of buf[0..n) made of whole batches (at least the first if complete). */
+function wholeBatchesLength(buf: Buffer, n: number): number {
+  let pos = 0;
+  while (pos + 12 <= n) {
+    const size = buf.readInt32BE(pos + 8) + 12;
+    if (size < HEADER_SIZE || pos + size > n) break;
+    pos += size;
+  }
+  return pos;
+}
+
+/**
+ * Reads a file through a moving window, so recovery scans a large segment with few reads and
+ * without loading it whole.
+ */
+class WindowReader {
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+  private static readonly CHUNK = 1 << 20;
+
+  constructor(
+    private readonly file: LogFile,
+    private readonly fileSize: number,
+  ) {}
+
+  /** The validated batch at `pos`, or null if it is torn or invalid. */
+  batchAt(pos: number): { header: BatchHeader } | null {
+    if (pos + 12 > this.fileSize) return null;
+    let view = this.view(pos, 12);
+    const size = view.readInt32BE(8) + 12;
+    if (size < HEADER_SIZE || pos + size > this.fileSize) return null;
+    view = this.view(pos, size);
+    try {
+      return { header: validateBatch(view, 0, size) };
+    } catch {
+      return null;
+    }
+  }
+
+  private view(pos: number, len: number): Buffer {
+    const off = pos - this.windowStart;
+    if (off >= 0 && off + len <= this.window.length) return this.window.subarray(off, off + len);
+    const want = Math.min(Math.max(len, WindowReader.CHUNK), this.fileSize - pos);
+    const buf = Buffer.allocUnsafe(want);
+    const n = this.file.read(buf, 0, want, pos);
+    assert(n >= len, "short read inside the file's size");
+    this.window = buf.subarray(0, n);
+    this.windowStart = pos;
+    return this.window.subarray(0, len);
+  }
+}
