@@ -1,0 +1,51 @@
+/**
+ * Entry points shared by the sim test and scripts/sim.ts: run one seed, run many, and describe
+ * a failure so that it can be replayed.
+ */
+import { Simulation, type SimResult } from "./cluster.ts";
+import { formatSettings, settingsForSeed } from "./settings.ts";
+
+/** Runs `seed` for `steps` steps (voters chosen by the seed unless given). */
+export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((line: string) => void) | null = null): SimResult {
+  return new Simulation(settingsForSeed(seed, steps, voters), trace).run();
+}
+
+/** A failure report: the seed, the settings, the violation and the command that replays it. */
+export function formatFailure(r: SimResult): string {
+  const s = r.settings;
+  return [
+    `SIM FAILURE seed=${s.seed} step=${r.step}`,
+    `  settings: ${formatSettings(s)}`,
+    `  violation: ${r.violation ?? "none"}`,
+    `  replay: npx tsx scripts/sim.ts --seed ${s.seed} --steps ${s.steps} --voters ${s.voters} --trace`,
+  ].join("\n");
+}
+
+/** Summary of a sweep. */
+export interface SweepResult {
+  readonly seeds: number;
+  readonly steps: number;
+  readonly failures: SimResult[];
+  readonly ms: number;
+  readonly maxLivenessTicks: number;
+  readonly totals: { messages: number; applied: number; crashes: number; leaderTerms: number };
+}
+
+/** Runs seeds [first, first + count) for `steps` steps each. */
+export function sweep(first: number, count: number, steps: number, onResult?: (r: SimResult) => void): SweepResult {
+  const t0 = performance.now();
+  const failures: SimResult[] = [];
+  let maxLivenessTicks = 0;
+  const totals = { messages: 0, applied: 0, crashes: 0, leaderTerms: 0 };
+  for (let seed = first; seed < first + count; seed++) {
+    const r = runSeed(seed, steps);
+    if (r.violation !== null) failures.push(r);
+    maxLivenessTicks = Math.max(maxLivenessTicks, r.stats.livenessTicks);
+    totals.messages += r.stats.messagesSent;
+    totals.applied += r.stats.applied;
+    totals.crashes += r.stats.crashes;
+    totals.leaderTerms += r.stats.leaderTerms;
+    onResult?.(r);
+  }
+  return { seeds: count, steps, failures, ms: performance.now() - t0, maxLivenessTicks, totals };
+}

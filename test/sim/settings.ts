@@ -1,0 +1,86 @@
+/**
+ * Fault settings of one simulation run, all derived from its seed so that a seed alone replays
+ * the run. Printed with every failure.
+ */
+import { SeededRandom } from "../../src/base/random.ts";
+
+/** Everything that varies between seeds. Rates are per step (one tick of simulated time). */
+export interface SimSettings {
+  readonly seed: number;
+  readonly voters: 3 | 5;
+  readonly steps: number;
+  /** Probability that a message is lost. */
+  readonly dropRate: number;
+  /** Probability that a message is delivered twice. */
+  readonly dupRate: number;
+  /** Messages arrive 1..maxDelay steps after being sent (so they also reorder). */
+  readonly maxDelay: number;
+  /** Probability per step that an up node crashes (losing its unsynced writes). */
+  readonly crashRate: number;
+  /** A crashed node stays down 1..maxDownSteps steps. */
+  readonly maxDownSteps: number;
+  /** Probability per step of a new partition (split, isolation or one-way cut). */
+  readonly partitionRate: number;
+  /** Probability per step that all partitions heal. */
+  readonly healRate: number;
+  /** Probability per step of a client proposal. */
+  readonly proposeRate: number;
+  /** Probability per step that a leader is asked to transfer leadership. */
+  readonly transferRate: number;
+  /** A Ready's writes become durable 0..ioDelayMax steps after it is taken. */
+  readonly ioDelayMax: number;
+  /** Probability that a node ticks in a step (below 1: clocks drift). */
+  readonly tickRate: number;
+  /** A node snapshots its state machine after this many newly applied entries. */
+  readonly snapshotEvery: number;
+  /** Entries kept in the log behind a snapshot. */
+  readonly compactKeep: number;
+  /** Largest Append payload (small values split replication into many messages). */
+  readonly maxMsgBytes: number;
+  /** Pipelined Appends per follower. */
+  readonly maxInflight: number;
+  /** Send every message through the binary codec. */
+  readonly wire: boolean;
+}
+
+/** Raft timing used by every run. */
+export const SIM_ELECTION_TICKS = 10;
+/** Raft heartbeat interval used by every run. */
+export const SIM_HEARTBEAT_TICKS = 2;
+
+function pick<T>(r: SeededRandom, xs: readonly T[]): T {
+  return xs[r.int(xs.length)]!;
+}
+
+/** The settings of `seed` (with `steps` steps and optionally a forced voter count). */
+export function settingsForSeed(seed: number, steps: number, voters?: 3 | 5): SimSettings {
+  const r = new SeededRandom(seed ^ 0x5eed5eed);
+  return {
+    seed,
+    voters: voters ?? (r.int(2) === 0 ? 3 : 5),
+    steps,
+    dropRate: pick(r, [0, 0.01, 0.05, 0.2]),
+    dupRate: pick(r, [0, 0.02, 0.1]),
+    maxDelay: pick(r, [1, 3, 6, 12]),
+    crashRate: pick(r, [0, 0.002, 0.01, 0.03]),
+    maxDownSteps: pick(r, [10, 50, 200]),
+    partitionRate: pick(r, [0, 0.005, 0.02]),
+    healRate: pick(r, [0.01, 0.05, 0.2]),
+    proposeRate: pick(r, [0.05, 0.3, 1]),
+    transferRate: pick(r, [0, 0, 0.005, 0.02]),
+    ioDelayMax: pick(r, [0, 1, 3]),
+    tickRate: pick(r, [1, 1, 0.8]),
+    snapshotEvery: pick(r, [5, 20, 100]),
+    compactKeep: pick(r, [0, 3, 20]),
+    maxMsgBytes: pick(r, [64, 1 << 20]),
+    maxInflight: pick(r, [1, 4, 64]),
+    wire: r.int(4) === 0,
+  };
+}
+
+/** One line describing the settings, for failure reports. */
+export function formatSettings(s: SimSettings): string {
+  return Object.entries(s)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(" ");
+}
