@@ -13,7 +13,7 @@
  */
 import { isCompacted } from "../config/schema.ts";
 import type { PartitionLog } from "./partition-log.ts";
-import { decodeRecords, encodeBatch, readBatchHeader, HEADER_SIZE, type DecodedRecord } from "./record-batch.ts";
+import { filterBatch, readBatchHeader, records, HEADER_SIZE, type RecordCursor } from "./record-batch.ts";
 import type { Segment } from "./segment.ts";
 
 /** Hands control back to the event loop (or to a simulator) between chunks of work. */
@@ -115,16 +115,16 @@ async function buildOffsetMap(segs: readonly Segment[], dirtyFrom: number, pause
   for (const seg of segs) {
     if (seg.nextOffset <= dirtyFrom) continue;
     await forEachBatch(seg, pause, (batch) => {
-      for (const r of decodeRecords(batch)) {
-        if (r.key !== null) latest.set(keyString(r.key), r.offset);
-      }
+      const c = records(batch);
+      while (c.next()) if (c.keyLength >= 0) latest.set(keyOf(c), c.offset);
     });
   }
   return latest;
 }
 
-function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+/** The record's key as a binary string: a Map key that compares bytes. */
+function keyOf(c: RecordCursor): string {
+  return c.buf.toString("latin1", c.keyStart, c.keyStart + c.keyLength);
 }
 
 async function cleanSegment(seg: Segment, latest: Map<string, number>, tombstoneHorizon: number, pause: Pause): Promise<{ cleaned: Buffer; removed: number }> {
@@ -132,37 +132,24 @@ async function cleanSegment(seg: Segment, latest: Map<string, number>, tombstone
   let removed = 0;
   const dropTombstones = seg.maxTimestamp < tombstoneHorizon;
   await forEachBatch(seg, pause, (batch) => {
-    const records = decodeRecords(batch);
-    const kept = records.filter((r) => keep(r, latest, dropTombstones));
-    removed += records.length - kept.length;
-    if (kept.length === records.length) out.push(Buffer.from(batch));
-    else if (kept.length > 0) out.push(reencode(batch, kept));
+    let total = 0;
+    let kept = 0;
+    const filtered = filterBatch(batch, 0, (c) => {
+      total++;
+      const k = keep(c, latest, dropTombstones);
+      if (k) kept++;
+      return k;
+    });
+    removed += total - kept;
+    if (kept === total) out.push(Buffer.from(batch));
+    else if (kept > 0) out.push(filtered);
   });
   return { cleaned: Buffer.concat(out), removed };
 }
 
-function keep(r: DecodedRecord, latest: Map<string, number>, dropTombstones: boolean): boolean {
-  if (r.key === null) return true;
-  const newest = latest.get(keyString(r.key));
-  if (newest !== undefined && newest > r.offset) return false;
-  return !(r.value === null && dropTombstones);
-}
-
-/** The batch with only `kept` records, same base offset, codec, producer fields and offsets. */
-function reencode(batch: Buffer, kept: DecodedRecord[]): Buffer {
-  const h = readBatchHeader(batch, 0);
-  return encodeBatch(
-    kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestampMs: r.timestampMs })),
-    {
-      baseOffset: h.baseOffset,
-      partitionLeaderEpoch: h.partitionLeaderEpoch,
-      compression: h.compression,
-      producerId: h.producerId,
-      producerEpoch: h.producerEpoch,
-      baseSequence: h.baseSequence,
-      isTransactional: h.isTransactional,
-      timestampType: h.timestampType,
-      offsetDeltas: kept.map((r) => r.offset - h.baseOffset),
-    },
-  );
+function keep(c: RecordCursor, latest: Map<string, number>, dropTombstones: boolean): boolean {
+  if (c.keyLength < 0) return true;
+  const newest = latest.get(keyOf(c));
+  if (newest !== undefined && newest > c.offset) return false;
+  return !(c.valueLength < 0 && dropTombstones);
 }

@@ -282,12 +282,12 @@ export class MemoryFileSystem implements FileSystem {
   readFile(path: string): Uint8Array {
     const f = this.files.get(this.abs(path));
     if (!f) throw new Error(`ENOENT: ${path}`);
-    return f.data.slice(0, f.size);
+    return copyBytes(f.data.subarray(0, f.size));
   }
 
   writeFileAtomic(path: string, data: Uint8Array): void {
-    const copy = data.slice();
-    this.files.set(this.abs(path), { data: copy, size: copy.length, durable: copy.slice() });
+    const copy = copyBytes(data);
+    this.files.set(this.abs(path), { data: copy, size: copy.length, durable: copyBytes(copy) });
   }
 
   createExclusive(path: string, data: Uint8Array): boolean {
@@ -299,7 +299,7 @@ export class MemoryFileSystem implements FileSystem {
   /** Simulates power loss: every file goes back to its last synced bytes. */
   crash(): void {
     for (const f of this.files.values()) {
-      f.data = f.durable.slice();
+      f.data = copyBytes(f.durable);
       f.size = f.durable.length;
     }
   }
@@ -313,6 +313,11 @@ export class MemoryFileSystem implements FileSystem {
   setBytes(path: string, data: Uint8Array): void {
     this.writeFileAtomic(path, data);
   }
+}
+
+/** A real copy (Buffer#slice would return a view). */
+function copyBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
 }
 
 class MemLogFile implements LogFile {
@@ -362,7 +367,7 @@ class MemLogFile implements LogFile {
   sync(): Promise<void> {
     this.check();
     this.fs.syncCount++;
-    this.f.durable = this.f.data.slice(0, this.f.size);
+    this.f.durable = copyBytes(this.f.data.subarray(0, this.f.size));
     return Promise.resolve();
   }
 

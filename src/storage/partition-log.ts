@@ -16,11 +16,10 @@
  */
 import { assert } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
-import { crc32c } from "../base/crc32c.ts";
 import { rillError } from "../base/errors.ts";
 import { isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
-import { BATCH_OFFSETS, HEADER_SIZE, decodeRecords, readBatchHeader, setBaseOffset, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
+import { BATCH_OFFSETS, HEADER_SIZE, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
 import { Segment, parseSegmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
 
 /** How a partition log is opened. */
@@ -85,6 +84,9 @@ export class PartitionLog {
 
   // Tail cache: the newest appended batches, as the slices that were appended.
   private readonly cache: TailCache;
+
+  /** Counters for metrics and tests. */
+  readonly stats = { appends: 0, cacheReads: 0, diskReads: 0, fsyncs: 0 };
 
   /** Batches being compacted hold this to keep segments from being removed under them. */
   cleaning = false;
@@ -227,7 +229,7 @@ export class PartitionLog {
     for (const p of placements) {
       setBaseOffset(buf, p.at, p.baseOffset);
       setPartitionLeaderEpoch(buf, p.at, leaderEpoch);
-      if (stamp) stampLogAppendTime(buf, p.at, nowMs);
+      if (stamp) setLogAppendTime(buf, p.at, nowMs);
     }
     const final = stamp ? placements.map((p) => ({ ...p, maxTimestamp: nowMs })) : placements;
     this.write(buf, final, records, nowMs);
@@ -303,6 +305,7 @@ export class PartitionLog {
       this.cache.push(buf.subarray(p.at, end), p.baseOffset, p.lastOffset);
     }
     this.dirty.add(seg);
+    this.stats.appends++;
     if (this.unflushedMessages === 0) this.unflushedSinceMs = nowMs;
     this.unflushedMessages += records;
     if (this.unflushedMessages >= this.config.flushMessages) void this.flush().catch(() => {});
@@ -354,7 +357,8 @@ export class PartitionLog {
     this.dirty.clear();
     this.unflushedMessages = 0;
     this.unflushedSinceMs = -1;
-    this.syncing = Promise.all(segs.map((s) => s.sync())).then(
+    this.stats.fsyncs++;
+    this.syncing = Promise.all(segs.map((s) => Promise.resolve().then(() => s.sync()))).then(
       () => this.synced(target),
       (e: unknown) => this.syncFailed(e instanceof Error ? e : new Error(String(e))),
     );
@@ -369,7 +373,14 @@ export class PartitionLog {
     if (this.segments.length > 1 && this.recoveryPoint >= this.active.baseOffset && this.checkpointedRecoveryPoint < this.active.baseOffset && !this.closed) {
       this.writeCheckpoint();
     }
-    if (this.waiters.length > 0) this.kickSync();
+    if (this.waiters.length === 0) return;
+    if (this.dirty.size > 0) {
+      this.kickSync();
+      return;
+    }
+    // Nothing left to sync: every waiter asked for offsets that are durable or no longer exist.
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
   }
 
   private syncFailed(e: Error): void {
@@ -402,7 +413,11 @@ export class PartitionLog {
     const limit = Math.min(maxOffset, this.nextOffset);
     if (offset >= limit) return { ...EMPTY, nextOffset: offset };
     const cached = this.cache.read(offset, maxBytes, limit);
-    if (cached) return cached;
+    if (cached) {
+      this.stats.cacheReads++;
+      return cached;
+    }
+    this.stats.diskReads++;
     return this.readFromSegments(offset, maxBytes, limit);
   }
 
@@ -463,18 +478,17 @@ export class PartitionLog {
     this.checkWritable();
     if (offset >= this.nextOffset) return this.nextOffset;
     assert(offset >= 0, "truncate to a negative offset");
-    while (this.segments.length > 1 && this.active.baseOffset >= offset) {
-      this.segments.pop()!.delete();
-    }
+    while (this.segments.length > 1 && this.active.baseOffset >= offset) this.dropSegment(this.segments.pop()!);
     if (this.active.baseOffset >= offset) {
-      const base = Math.max(offset, this.active.baseOffset);
-      this.segments.pop()!.delete();
-      this.segments.push(Segment.create(this.fs, this.opts.dir, Math.min(base, offset), this.config.indexIntervalBytes));
+      this.dropSegment(this.segments.pop()!);
+      this.segments.push(Segment.create(this.fs, this.opts.dir, offset, this.config.indexIntervalBytes));
       this.nextOffset = offset;
     } else {
       this.nextOffset = this.active.truncateTo(offset);
     }
     this.cache.truncateFrom(this.nextOffset);
+    // Flushes waiting for removed offsets now wait only for what remains.
+    for (const w of this.waiters) if (w.upTo > this.nextOffset) w.upTo = this.nextOffset;
     if (this._logStartOffset > this.nextOffset) this._logStartOffset = this.nextOffset;
     if (this.recoveryPoint > this.nextOffset) this.recoveryPoint = this.nextOffset;
     this.writeCheckpoint();
@@ -522,9 +536,7 @@ export class PartitionLog {
   private deleteSegmentsWhile(pred: (seg: Segment, next: Segment | undefined) => boolean): number {
     let n = 0;
     while (this.segments.length > 1 && pred(this.segments[0]!, this.segments[1])) {
-      const seg = this.segments.shift()!;
-      this.dirty.delete(seg);
-      seg.delete();
+      this.dropSegment(this.segments.shift()!);
       n++;
     }
     if (n > 0) {
@@ -532,6 +544,11 @@ export class PartitionLog {
       this.cache.dropBelow(this._logStartOffset);
     }
     return n;
+  }
+
+  private dropSegment(seg: Segment): void {
+    this.dirty.delete(seg);
+    seg.delete();
   }
 
   // ---------------------------------------------------------------- compaction hooks
@@ -562,6 +579,7 @@ export class PartitionLog {
       this.fs.rm(tmp);
       return false;
     }
+    this.dirty.delete(old);
     old.close();
     old.dropIndexFiles();
     this.fs.rename(tmp, paths.log);
@@ -594,15 +612,6 @@ export class PartitionLog {
     this.cache.clear();
     this.fs.rm(this.opts.dir);
   }
-}
-
-/** Sets the LogAppendTime attribute bit and maxTimestamp, then recomputes the CRC. */
-function stampLogAppendTime(buf: Buffer, at: number, nowMs: number): void {
-  const attrs = buf.readInt16BE(at + BATCH_OFFSETS.ATTRIBUTES) | 0x08;
-  buf.writeInt16BE(attrs, at + BATCH_OFFSETS.ATTRIBUTES);
-  buf.writeBigInt64BE(BigInt(nowMs), at + BATCH_OFFSETS.MAX_TIMESTAMP);
-  const size = buf.readInt32BE(at + BATCH_OFFSETS.BATCH_LENGTH) + 12;
-  buf.writeUInt32BE(crc32c(buf.subarray(at + BATCH_OFFSETS.ATTRIBUTES, at + size)), at + BATCH_OFFSETS.CRC);
 }
 
 /** The prefix of `buf` made of batches whose baseOffset is < `limit`. */

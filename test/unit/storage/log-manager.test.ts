@@ -1,0 +1,120 @@
+import * as os from "node:os";
+import * as path from "node:path";
+import * as nodeFs from "node:fs";
+import { describe, expect, it } from "vitest";
+import { Errors, RillError } from "../../../src/base/errors.ts";
+import { tinyTopicConfig, type TopicConfig } from "../../../src/config/schema.ts";
+import { NodeFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
+import { LogManager, parsePartitionDirName } from "../../../src/storage/log-manager.ts";
+import { batch, keyed, ManualClock, MemoryFileSystem, readAll } from "./helpers.ts";
+
+function manager(fs: FileSystem, clock: ManualClock, opts: { pid?: number; alive?: (pid: number) => boolean; cfg?: Partial<TopicConfig>; dataDir?: string } = {}): LogManager {
+  return LogManager.open({
+    fs,
+    dataDir: opts.dataDir ?? "/data",
+    clock,
+    topicConfig: () => ({ ...tinyTopicConfig, ...opts.cfg }),
+    tailCacheBytes: 1 << 16,
+    retentionCheckIntervalMs: 1000,
+    cleanerBackoffMs: 5000,
+    cleanerEnable: true,
+    pause: () => Promise.resolve(),
+    pid: opts.pid ?? 4242,
+    isProcessAlive: opts.alive ?? (() => true),
+  });
+}
+
+describe("LogManager", () => {
+  it("parses partition folder names whose topic contains dashes", () => {
+    expect(parsePartitionDirName("my-topic-12")).toEqual({ topic: "my-topic", partition: 12 });
+    expect(parsePartitionDirName("nodash")).toBeNull();
+  });
+
+  it("creates, finds, reloads and deletes partition logs", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const m = manager(fs, clock);
+    for (let p = 0; p < 3; p++) m.create("orders", p, tinyTopicConfig).append(batch(p + 1));
+    expect(fs.readdir("/data").filter((n) => n.startsWith("orders-"))).toEqual(["orders-0", "orders-1", "orders-2"]);
+    await m.close();
+    const again = manager(fs, clock);
+    expect(again.openedClean).toBe(true);
+    expect(again.all().length).toBe(3);
+    expect(again.get("orders", 2)!.logEndOffset).toBe(3);
+    expect(again.delete("orders", 1)).toBe(true);
+    expect(fs.exists("/data/orders-1")).toBe(false);
+    expect(again.get("orders", 1)).toBeUndefined();
+    await again.close();
+  });
+
+  it("refuses a data directory another live process holds, takes over a dead one's lock", () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    manager(fs, clock, { pid: 100 });
+    let err: unknown;
+    try {
+      manager(fs, clock, { pid: 200, alive: (pid) => pid === 100 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RillError);
+    expect((err as RillError).code).toBe(Errors.LOG_DIR_LOCKED.code);
+    expect((err as Error).message).toContain("100");
+    // the holder died: the lock is taken over
+    const m = manager(fs, clock, { pid: 200, alive: () => false });
+    expect(Buffer.from(fs.readFile("/data/.lock")).toString()).toBe("200");
+    void m;
+  });
+
+  it("locks a real directory against a second open in the same process", async () => {
+    const dir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-lock-"));
+    try {
+      const fs = new NodeFileSystem();
+      const clock = new ManualClock();
+      const alive = (pid: number): boolean => pid === process.pid;
+      const m = manager(fs, clock, { dataDir: dir, pid: process.pid, alive });
+      expect(() => manager(fs, clock, { dataDir: dir, pid: process.pid, alive })).toThrow(/locked/);
+      m.create("t", 0, tinyTopicConfig).append(batch(3));
+      await m.close();
+      const again = manager(fs, clock, { dataDir: dir, pid: process.pid, alive });
+      expect(again.get("t", 0)!.logEndOffset).toBe(3);
+      await again.close();
+    } finally {
+      nodeFs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an unclean shutdown is recovered on the next open", () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const m = manager(fs, clock, { alive: () => false });
+    m.create("t", 0, tinyTopicConfig).append(batch(4));
+    fs.crash(); // nothing was synced
+    const again = manager(fs, clock, { alive: () => false });
+    expect(again.openedClean).toBe(false);
+    expect(again.get("t", 0)!.logEndOffset).toBe(0);
+  });
+
+  it("tick runs flush.ms fsyncs, retention on its interval and compaction in the background", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock(1_000_100); // the records below are older than now
+    const m = manager(fs, clock, { cfg: { flushMs: 100, retentionMs: 10_000, segmentBytes: 256 } });
+    const del = m.create("del", 0, { ...tinyTopicConfig, flushMs: 100, retentionMs: 10_000, segmentBytes: 256 });
+    const cmp = m.create("cmp", 0, { ...tinyTopicConfig, segmentBytes: 256, cleanupPolicy: "compact", minCleanableDirtyRatio: 0 });
+    for (let i = 0; i < 20; i++) del.append(batch(2, { ts: 1_000_000 + i }));
+    for (let i = 0; i < 40; i++) cmp.append(keyed([[`k${i % 2}`, `v${i}`]], 1_000_000 + i));
+    await m.tick(clock.nowMs());
+    // rolled segments were fsynced as they rolled; the active one waits for flush.ms
+    expect(del.flushedOffset).toBeLessThan(del.logEndOffset);
+    clock.advance(100);
+    await m.tick(clock.nowMs());
+    expect(del.flushedOffset).toBe(40);
+    await m.idle();
+    expect(m.cleanerHistory.some((h) => h.topic === "cmp")).toBe(true);
+    expect(readAll(cmp).length).toBeLessThan(40);
+    clock.advance(20_000);
+    await m.tick(clock.nowMs());
+    expect(del.logStartOffset).toBeGreaterThan(0);
+    await m.close();
+  });
+});

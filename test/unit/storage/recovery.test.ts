@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { Segment } from "../../../src/storage/segment.ts";
+import { batch, ManualClock, MemoryFileSystem, openLog, readAll } from "./helpers.ts";
+
+const DIR = "/data/t-0";
+
+/** A log of `n` batches of 3 records each, closed cleanly; returns the active segment's path. */
+async function buildLog(fs: MemoryFileSystem, n: number, segmentBytes = 1 << 20): Promise<{ active: string; batchEnds: number[] }> {
+  const log = openLog(fs, new ManualClock(), { segmentBytes, maxMessageBytes: 4096 });
+  for (let i = 0; i < n; i++) log.append(batch(3, { prefix: `b${i}` }));
+  const base = log.segmentBaseOffsets.at(-1)!;
+  await log.close();
+  const active = Segment.paths(fs, DIR, base).log;
+  // byte positions where each batch of the active segment ends
+  const bytes = Buffer.from(fs.bytes(active));
+  const ends: number[] = [];
+  for (let pos = 0; pos < bytes.length; ) {
+    pos += bytes.readInt32BE(pos + 8) + 12;
+    ends.push(pos);
+  }
+  return { active, batchEnds: ends };
+}
+
+/** After a crash cut the active segment at `cut`, reopen with recovery and check the log. */
+function checkCut(fs: MemoryFileSystem, active: string, original: Buffer, cut: number, totalRecordsBeforeActive: number, batchEnds: number[]): void {
+  fs.setBytes(active, original.subarray(0, cut));
+  const log = openLog(fs, new ManualClock(), { segmentBytes: 1 << 20 }, true);
+  const completeBatches = batchEnds.filter((e) => e <= cut).length;
+  const expected = totalRecordsBeforeActive + completeBatches * 3;
+  expect(log.logEndOffset, `cut at ${cut}`).toBe(expected);
+  const offsets = readAll(log).map(([o]) => o);
+  expect(offsets).toEqual(Array.from({ length: expected }, (_, i) => i));
+  // nothing after the cut survives: the file ends at the last complete batch
+  expect(Buffer.from(fs.bytes(active)).length).toBe(completeBatches === 0 ? 0 : batchEnds[completeBatches - 1]);
+  // and the log accepts appends at the right offset again
+  expect(log.append(batch(1)).baseOffset).toBe(expected);
+}
+
+describe("recovery", () => {
+  it("cut at every byte offset inside the last batch: complete batches survive, contiguous", async () => {
+    const fs = new MemoryFileSystem();
+    const { active, batchEnds } = await buildLog(fs, 20);
+    const original = Buffer.from(fs.bytes(active));
+    const lastStart = batchEnds.at(-2)!;
+    for (let cut = lastStart; cut <= original.length; cut++) {
+      checkCut(fs, active, original, cut, 0, batchEnds);
+    }
+  });
+
+  it("cuts at seeded random offsets across a multi-segment log", async () => {
+    const seed = seedFromEnv();
+    console.log(`recovery random cuts: SEED=${seed}`);
+    const rnd = new SeededRandom(seed);
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 1024 });
+    for (let i = 0; i < 60; i++) log.append(batch(3, { prefix: `b${i}` }));
+    const activeBase = log.segmentBaseOffsets.at(-1)!;
+    await log.close();
+    const active = Segment.paths(fs, DIR, activeBase).log;
+    const original = Buffer.from(fs.bytes(active));
+    const ends: number[] = [];
+    for (let pos = 0; pos < original.length; ) {
+      pos += original.readInt32BE(pos + 8) + 12;
+      ends.push(pos);
+    }
+    for (let i = 0; i < 200; i++) {
+      const cut = rnd.int(original.length + 1);
+      checkCut(fs, active, original, cut, activeBase, ends);
+    }
+  });
+
+  it("truncates at a corrupt batch in the middle and drops everything after it", async () => {
+    const fs = new MemoryFileSystem();
+    const { active, batchEnds } = await buildLog(fs, 10);
+    const bytes = Buffer.from(fs.bytes(active));
+    bytes[batchEnds[4]! + 70]! ^= 0x55; // inside batch 5's records: CRC fails
+    fs.setBytes(active, bytes);
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 1 << 20 }, true);
+    expect(log.logEndOffset).toBe(15);
+    expect(log.openReport.recovered[0]!.truncatedBytes).toBe(bytes.length - batchEnds[4]!);
+  });
+
+  it("a corrupt batch in an older segment removes the segments after it", async () => {
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 1024 });
+    for (let i = 0; i < 40; i++) log.append(batch(3));
+    const bases = log.segmentBaseOffsets;
+    expect(bases.length).toBeGreaterThan(3);
+    // crash without a clean close: nothing checkpointed, so recovery scans every segment
+    const second = Segment.paths(fs, DIR, bases[1]!).log;
+    const bytes = Buffer.from(fs.bytes(second));
+    bytes[bytes.length - 5]! ^= 0xff;
+    fs.setBytes(second, bytes);
+    const reopened = openLog(fs, new ManualClock(), { segmentBytes: 1024 }, true);
+    expect(reopened.segmentBaseOffsets).toEqual(bases.slice(0, 2));
+    expect(reopened.openReport.deletedSegments).toBe(bases.length - 2);
+    const offsets = readAll(reopened).map(([o]) => o);
+    expect(offsets).toEqual(Array.from({ length: reopened.logEndOffset }, (_, i) => i));
+  });
+
+  it("a corrupt or missing index file is rebuilt", async () => {
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 2048, indexIntervalBytes: 128 });
+    for (let i = 0; i < 40; i++) log.append(batch(3, { prefix: `b${i}`, ts: 1000 + i * 10 }));
+    const bases = log.segmentBaseOffsets;
+    await log.close();
+    const expected = readAll(openLog(fs, new ManualClock(), { segmentBytes: 2048, indexIntervalBytes: 128 }));
+
+    const p0 = Segment.paths(fs, DIR, bases[0]!);
+    const idx = Buffer.from(fs.bytes(p0.index));
+    expect(idx.length).toBeGreaterThan(24);
+    idx.writeUInt32BE(999_999, idx.length - 4); // a position past the end; CRC now wrong too
+    fs.setBytes(p0.index, idx);
+    fs.rm(Segment.paths(fs, DIR, bases[1]!).timeindex);
+
+    const reopened = openLog(fs, new ManualClock(), { segmentBytes: 2048, indexIntervalBytes: 128 });
+    expect(readAll(reopened)).toEqual(expected);
+    expect(reopened.offsetForTimestamp(1100)).toEqual({ offset: 30, timestampMs: 1100 });
+    // the rebuilt index is valid again after a clean close
+    await reopened.close();
+    const rebuilt = Buffer.from(fs.bytes(p0.index));
+    expect(rebuilt.equals(idx)).toBe(false);
+    expect(rebuilt.subarray(0, 8).toString("latin1")).toBe("RILLOFX1");
+  });
+
+  it("a crash loses unsynced appends but never leaves a torn batch readable", async () => {
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(), { flushMs: 1e12 });
+    for (let i = 0; i < 5; i++) log.append(batch(2));
+    await log.flush();
+    for (let i = 0; i < 5; i++) log.append(batch(2));
+    fs.crash();
+    const after = openLog(fs, new ManualClock(), {}, true);
+    expect(after.logEndOffset).toBe(10);
+    expect(readAll(after).length).toBe(10);
+  });
+});
