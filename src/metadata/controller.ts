@@ -1,0 +1,116 @@
+/**
+ * The controller's decisions, as pure functions: given the image and a request, the records to
+ * append, or a RillError naming what is wrong. Nothing here writes; the store (single node) or
+ * the Raft quorum makes the records durable and replays them into the image.
+ */
+import { rillError } from "../base/errors.ts";
+import type { Random } from "../base/random.ts";
+import { defaultTopicConfig, parseTopicConfig, topicKey, type TopicConfig } from "../config/schema.ts";
+import type { MetadataImage } from "./image.ts";
+import type { MetadataRecord, PartitionRecord } from "./records.ts";
+
+/** Kafka's limit on topic name length. */
+export const TOPIC_NAME_MAX = 249;
+/** Partitions one topic may have. */
+export const PARTITIONS_MAX = 100_000;
+
+/** Throws INVALID_TOPIC unless `name` is a legal topic name (Kafka's rules). */
+export function validateTopicName(name: string, field = "name"): void {
+  if (name.length === 0) throw rillError("INVALID_TOPIC", `${field}: topic name is empty`);
+  if (name.length > TOPIC_NAME_MAX) throw rillError("INVALID_TOPIC", `${field}: topic name is longer than ${TOPIC_NAME_MAX} characters`);
+  if (name === "." || name === "..") throw rillError("INVALID_TOPIC", `${field}: topic name cannot be "." or ".."`);
+  if (!/^[a-zA-Z0-9._-]+$/.test(name)) throw rillError("INVALID_TOPIC", `${field}: topic name "${name}" may only contain ASCII letters, digits, '.', '_' and '-'`);
+}
+
+/** A topic to create. */
+export interface NewTopic {
+  readonly name: string;
+  /** Partition count; 0 or absent means the broker default. */
+  readonly partitions: number;
+  /** Replication factor; 0 or absent means the default (1 on a single node). */
+  readonly replicationFactor: number;
+  readonly configs: Readonly<Record<string, string>>;
+}
+
+/** Topic configuration: the defaults with the topic's overrides. */
+export function effectiveConfig(overrides: Readonly<Record<string, string>>, base: Readonly<TopicConfig> = defaultTopicConfig): TopicConfig {
+  return parseTopicConfig(overrides, base);
+}
+
+/**
+ * Records that create `t`, placing replicas round-robin over the live brokers starting at a
+ * random one (so leaders spread), or a RillError.
+ */
+export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean }): MetadataRecord[] {
+  validateTopicName(t.name);
+  if (t.name.startsWith("__") && !defaults.internal) throw rillError("INVALID_TOPIC", `name: topic names starting with "__" are reserved for internal topics`);
+  if (image.topics.has(t.name)) throw rillError("TOPIC_ALREADY_EXISTS", `name: topic "${t.name}" already exists`);
+  const partitions = t.partitions === 0 ? defaults.partitions : t.partitions;
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
+    throw rillError("INVALID_PARTITIONS", `partitions: ${t.partitions} is not in [1, ${PARTITIONS_MAX}]`);
+  }
+  const brokers = [...defaults.brokers].sort((a, b) => a - b);
+  const rf = t.replicationFactor === 0 ? Math.min(brokers.length, 3) : t.replicationFactor;
+  if (!Number.isInteger(rf) || rf < 1 || rf > brokers.length) {
+    throw rillError("INVALID_REPLICATION_FACTOR", `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${brokers.length})`);
+  }
+  effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
+  const topicId = randomId(defaults.random);
+  const records: MetadataRecord[] = [{ type: "topic", v: 1, name: t.name, topicId, configs: { ...t.configs } }];
+  const start = defaults.random.int(brokers.length);
+  for (let p = 0; p < partitions; p++) records.push(placePartition(t.name, p, brokers, rf, start));
+  return records;
+}
+
+function placePartition(topic: string, partition: number, brokers: readonly number[], rf: number, start: number): PartitionRecord {
+  const replicas: number[] = [];
+  for (let r = 0; r < rf; r++) replicas.push(brokers[(start + partition + r) % brokers.length]!);
+  return { type: "partition", v: 1, topic, partition, replicas, isr: replicas, leader: replicas[0]!, leaderEpoch: 0, partitionEpoch: 0 };
+}
+
+/** Records that delete a topic. */
+export function decideDeleteTopic(image: MetadataImage, name: string): MetadataRecord[] {
+  const t = image.topics.get(name);
+  if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `name: topic "${name}" does not exist`);
+  return [{ type: "remove-topic", v: 1, name, topicId: t.topicId }];
+}
+
+/** Records that grow a topic to `count` partitions (never shrink, as Kafka). */
+export function decideCreatePartitions(image: MetadataImage, name: string, count: number, brokers: readonly number[], random: Random): MetadataRecord[] {
+  const t = image.topics.get(name);
+  if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
+  const current = t.partitions.length;
+  if (!Number.isInteger(count) || count <= current || count > PARTITIONS_MAX) {
+    throw rillError("INVALID_PARTITIONS", `count: ${count} must be larger than the current ${current} and at most ${PARTITIONS_MAX}`);
+  }
+  const rf = t.partitions[0]?.replicas.length ?? 1;
+  const sorted = [...brokers].sort((a, b) => a - b);
+  if (rf > sorted.length) throw rillError("INVALID_REPLICATION_FACTOR", `topic ${name} needs ${rf} brokers, ${sorted.length} are live`);
+  const start = random.int(sorted.length);
+  const out: MetadataRecord[] = [];
+  for (let p = current; p < count; p++) out.push(placePartition(name, p, sorted, rf, start));
+  return out;
+}
+
+/**
+ * Records that change a topic's config overrides: `set` adds or replaces keys, `remove` drops
+ * them (back to the default). The result is validated as a whole.
+ */
+export function decideAlterConfigs(image: MetadataImage, name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): MetadataRecord[] {
+  const t = image.topics.get(name);
+  if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
+  const next: Record<string, string> = { ...t.configs, ...set };
+  for (const k of remove) {
+    if (!topicKey(k)) throw rillError("INVALID_CONFIG", `${k}: unknown topic config key`);
+    delete next[k];
+  }
+  effectiveConfig(next);
+  return [{ type: "config", v: 1, topic: name, configs: next }];
+}
+
+/** 128 random bits as 32 hex digits. */
+function randomId(random: Random): string {
+  let s = "";
+  for (let i = 0; i < 4; i++) s += (random.int(2 ** 32) >>> 0).toString(16).padStart(8, "0");
+  return s;
+}

@@ -1,0 +1,85 @@
+/**
+ * Metadata records: the only way cluster metadata changes. A MetadataImage is what you get by
+ * replaying them in order (image.ts); the controller decides which records a request produces
+ * (controller.ts); a MetadataStore makes them durable (store.ts, later the Raft quorum).
+ *
+ * Encoded as JSON (one record per record-batch value) with a `type` tag and a `v` version: small,
+ * rare, and readable with `rill` tools. Unknown types fail loudly on replay.
+ */
+
+/** A topic came into being. Its partitions follow as PartitionRecords. */
+export interface TopicRecord {
+  readonly type: "topic";
+  readonly v: 1;
+  readonly name: string;
+  /** Random 128-bit id (hex), so a re-created topic of the same name is a different topic. */
+  readonly topicId: string;
+  /** Topic-level config overrides (Kafka names → string values). */
+  readonly configs: Readonly<Record<string, string>>;
+}
+
+/** A partition's placement and leadership. */
+export interface PartitionRecord {
+  readonly type: "partition";
+  readonly v: 1;
+  readonly topic: string;
+  readonly partition: number;
+  readonly replicas: readonly number[];
+  readonly isr: readonly number[];
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+}
+
+/** A topic's full set of config overrides replaced. */
+export interface ConfigRecord {
+  readonly type: "config";
+  readonly v: 1;
+  readonly topic: string;
+  readonly configs: Readonly<Record<string, string>>;
+}
+
+/** A topic and all its partitions are gone. */
+export interface RemoveTopicRecord {
+  readonly type: "remove-topic";
+  readonly v: 1;
+  readonly name: string;
+  readonly topicId: string;
+}
+
+/** A broker joined (or re-joined) the cluster. */
+export interface BrokerRecord {
+  readonly type: "broker";
+  readonly v: 1;
+  readonly nodeId: number;
+  readonly address: string;
+  readonly roles: readonly string[];
+  readonly fenced: boolean;
+}
+
+/** The next block of producer ids handed out (idempotent producers). */
+export interface ProducerIdsRecord {
+  readonly type: "producer-ids";
+  readonly v: 1;
+  /** First id not yet handed out after this block. */
+  readonly nextProducerId: number;
+}
+
+/** Every kind of metadata record. */
+export type MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord | BrokerRecord | ProducerIdsRecord;
+
+const TYPES = new Set(["topic", "partition", "config", "remove-topic", "broker", "producer-ids"]);
+
+/** Encodes a record for storage. */
+export function encodeMetadataRecord(r: MetadataRecord): Buffer {
+  return Buffer.from(JSON.stringify(r), "utf8");
+}
+
+/** Decodes a stored record; throws on anything that is not a known record. */
+export function decodeMetadataRecord(bytes: Uint8Array): MetadataRecord {
+  const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as { type?: unknown; v?: unknown };
+  if (typeof v !== "object" || v === null || !TYPES.has(v.type as string) || v.v !== 1) {
+    throw new Error(`unknown metadata record: ${JSON.stringify(v).slice(0, 200)}`);
+  }
+  return v as MetadataRecord;
+}
