@@ -1,0 +1,141 @@
+/**
+ * The gRPC transport settings of servers and clients, in one place: HTTP/2 flow-control windows,
+ * message size limits, keepalive, concurrent streams.
+ *
+ * Windows: with HTTP/2's 64 KiB default a 1 MiB message waits for WINDOW_UPDATE round trips, so
+ * Rill uses 16 MiB windows on both sides. Clients take grpc-js's
+ * `grpc-node.flow_control_window` channel option (it sets the stream window in SETTINGS and
+ * raises the connection window). The grpc-js Server has no such option: it creates its
+ * `http2.Http2Server` itself, in one method, `createHttp2Server(credentials)`, used by both
+ * `bindAsync` and `createConnectionInjector`. `installHttp2Settings` wraps that method on one
+ * Server instance and, on each HTTP/2 server it creates,
+ *  - calls `Http2Server.updateSettings({ initialWindowSize })`, so every new session's first
+ *    SETTINGS frame advertises the 16 MiB stream window, and
+ *  - on each `session` calls `Http2Session.setLocalWindowSize(window)`, which raises the
+ *    connection-level window (not a SETTINGS value in HTTP/2) with a WINDOW_UPDATE.
+ * Both are public `node:http2` APIs that Node 20, Bun and Deno 2 implement; the one private
+ * touch point is the method name, checked at startup (a grpc-js upgrade that renames it fails
+ * loudly, and test/unit/rpc/server-options.test.ts checks the windows a peer sees).
+ */
+
+import type * as http2 from "node:http2";
+import * as grpc from "@grpc/grpc-js";
+import { malformedMessageInterceptor } from "./grpc-service.ts";
+
+const MiB = 1024 * 1024;
+
+/** Transport settings; see `defaultTransportConfig` for the defaults and why. */
+export interface TransportConfig {
+  /** HTTP/2 flow-control window, per stream and per connection, in both directions. */
+  readonly flowControlWindowBytes: number;
+  /** Largest message a peer may send us; larger ones end the call with RESOURCE_EXHAUSTED. */
+  readonly receiveMessageBytesMax: number;
+  /** Largest message we send. */
+  readonly sendMessageBytesMax: number;
+  /** Idle time after which a connection is pinged to check that the peer is still there. */
+  readonly keepaliveTimeMs: number;
+  /** How long a keepalive ping may go unanswered before the connection is closed. */
+  readonly keepaliveTimeoutMs: number;
+  /** Concurrent calls per connection (server side; the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly concurrentStreamsMax: number;
+}
+
+/**
+ * Defaults: 16 MiB windows (measured: 1 MiB calls run about twice as fast as with 64 KiB, see
+ * DESIGN.md "Runtimes"); 64 MiB messages, above any batch (`max.message.bytes`) or fetch
+ * (`fetch.max.bytes`) limit, so those limits answer with Rill's own errors first; a ping after
+ * 30 s of silence, answered within 10 s, so a dead consumer or broker is noticed in under a
+ * minute even when its TCP connection does not close.
+ */
+export const defaultTransportConfig: TransportConfig = {
+  flowControlWindowBytes: 16 * MiB,
+  receiveMessageBytesMax: 64 * MiB,
+  sendMessageBytesMax: 64 * MiB,
+  keepaliveTimeMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+  concurrentStreamsMax: 1000,
+};
+
+/** The largest HTTP/2 window (2^31 - 1). */
+const WINDOW_MAX = 2 ** 31 - 1;
+
+function checkConfig(cfg: TransportConfig): void {
+  const window = cfg.flowControlWindowBytes;
+  if (!Number.isInteger(window) || window < 65_535 || window > WINDOW_MAX) {
+    throw new RangeError(`flowControlWindowBytes: ${window} is not an integer in [65535, ${WINDOW_MAX}]`);
+  }
+}
+
+/**
+ * grpc-js Server options: message limits, keepalive, concurrent streams, and the interceptors:
+ * `interceptors` first, then the one that answers INVALID_ARGUMENT for malformed requests
+ * (outermost, so the others see its status). Windows need `installHttp2Settings` as well.
+ */
+export function serverOptions(
+  cfg: TransportConfig = defaultTransportConfig,
+  interceptors: readonly grpc.ServerInterceptor[] = [],
+): grpc.ServerOptions {
+  checkConfig(cfg);
+  return {
+    "grpc.max_receive_message_length": cfg.receiveMessageBytesMax,
+    "grpc.max_send_message_length": cfg.sendMessageBytesMax,
+    "grpc.keepalive_time_ms": cfg.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": cfg.keepaliveTimeoutMs,
+    "grpc.max_concurrent_streams": cfg.concurrentStreamsMax,
+    interceptors: [...interceptors, malformedMessageInterceptor()],
+  };
+}
+
+type CreateHttp2Server = (credentials: grpc.ServerCredentials) => http2.Http2Server;
+const installed = Symbol("rill.http2SettingsInstalled");
+
+/**
+ * Makes `server` use `cfg.flowControlWindowBytes` as its HTTP/2 stream and connection windows.
+ * Call it before `bindAsync` (or `createConnectionInjector`); calling it twice is an error.
+ */
+export function installHttp2Settings(server: grpc.Server, cfg: TransportConfig = defaultTransportConfig): void {
+  checkConfig(cfg);
+  const target = server as unknown as { createHttp2Server?: CreateHttp2Server; [installed]?: true };
+  const original = target.createHttp2Server;
+  if (typeof original !== "function") {
+    throw new Error("installHttp2Settings: grpc-js Server has no createHttp2Server method (grpc-js upgrade?)");
+  }
+  if (target[installed]) throw new Error("installHttp2Settings: already installed on this server");
+  target[installed] = true;
+  const window = cfg.flowControlWindowBytes;
+  target.createHttp2Server = function (this: grpc.Server, credentials) {
+    const h2 = original.call(this, credentials);
+    h2.updateSettings({ initialWindowSize: window });
+    h2.on("session", (session: http2.ServerHttp2Session) => {
+      if (!session.destroyed) session.setLocalWindowSize(window);
+    });
+    return h2;
+  };
+}
+
+/** A grpc-js Server with `serverOptions(cfg, interceptors)` and `installHttp2Settings(cfg)`. */
+export function createServer(
+  cfg: TransportConfig = defaultTransportConfig,
+  interceptors: readonly grpc.ServerInterceptor[] = [],
+): grpc.Server {
+  const server = new grpc.Server(serverOptions(cfg, interceptors));
+  installHttp2Settings(server, cfg);
+  return server;
+}
+
+/**
+ * grpc-js channel options for Rill clients (the SDK, broker-to-broker and controller clients):
+ * the same windows, limits and keepalive, with pings allowed while no call is active so that
+ * long idle connections of a consumer are checked too.
+ */
+export function clientChannelOptions(cfg: TransportConfig = defaultTransportConfig): grpc.ChannelOptions {
+  checkConfig(cfg);
+  return {
+    "grpc-node.flow_control_window": cfg.flowControlWindowBytes,
+    "grpc.max_receive_message_length": cfg.receiveMessageBytesMax,
+    "grpc.max_send_message_length": cfg.sendMessageBytesMax,
+    "grpc.keepalive_time_ms": cfg.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": cfg.keepaliveTimeoutMs,
+    "grpc.keepalive_permit_without_calls": 1,
+  };
+}
