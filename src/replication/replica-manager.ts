@@ -1,0 +1,219 @@
+/**
+ * The partitions this broker holds, as the services see them: append as leader, read up to the
+ * high watermark, wait for new data (long-poll), list offsets. It keeps the local logs in step
+ * with the metadata image (creating and deleting partition logs as topics come and go).
+ *
+ * On a single node every partition is led here and the high watermark is the log end offset.
+ * Replication (followers, ISR, acks=ALL waits) extends this class; the services do not change.
+ *
+ * Time is injected (`Clock`, `Timers`): no Date.now or setTimeout here.
+ */
+import type { Clock } from "../base/clock.ts";
+import { rillError } from "../base/errors.ts";
+import { effectiveConfig } from "../metadata/controller.ts";
+import type { MetadataImage, TopicState } from "../metadata/image.ts";
+import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
+import type { LogManager } from "../storage/log-manager.ts";
+import type { AppendResult, PartitionLog, ReadResult } from "../storage/partition-log.ts";
+import type { TopicConfig } from "../config/schema.ts";
+
+/** Timers, injected by the shell. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Produce acknowledgement levels. */
+export type AckLevel = "none" | "leader" | "all";
+
+/** One partition a fetch asks for. */
+export interface FetchPosition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly maxBytes: number;
+}
+
+/** A partition's answer to a fetch: data, or an error for that partition only. */
+export interface FetchedData {
+  readonly topic: string;
+  readonly partition: number;
+  readonly highWatermark: number;
+  readonly logStartOffset: number;
+  readonly read: ReadResult | null;
+  readonly error: Error | null;
+}
+
+/** The local replicas of this broker. */
+export class ReplicaManager {
+  private readonly waiters = new Set<() => void>();
+  private readonly unsubscribe: () => void;
+  private _closed = false;
+
+  constructor(
+    private readonly logs: LogManager,
+    private readonly metadata: MetadataStore,
+    private readonly clock: Clock,
+    private readonly timers: Timers,
+    private readonly nodeId: number,
+  ) {
+    this.syncLogs(metadata.image);
+    this.unsubscribe = metadata.onChange((c) => this.onMetadata(c));
+  }
+
+  /** The metadata image the answers come from. */
+  get image(): MetadataImage {
+    return this.metadata.image;
+  }
+
+  private onMetadata(change: MetadataChange): void {
+    for (const r of change.records) {
+      if (r.type === "config") this.logs.updateTopicConfig(r.topic, this.topicConfig(r.topic));
+    }
+    this.syncLogs(this.metadata.image);
+  }
+
+  /** Creates logs for partitions led or followed here; deletes logs of topics that are gone. */
+  private syncLogs(image: MetadataImage): void {
+    for (const t of image.topics.values()) {
+      const cfg = effectiveConfig(t.configs);
+      t.partitions.forEach((p, i) => {
+        if (p.replicas.includes(this.nodeId) && !this.logs.get(t.name, i)) this.logs.create(t.name, i, cfg);
+      });
+    }
+    for (const { tp } of this.logs.all()) {
+      const t = image.topics.get(tp.topic);
+      if (!t || tp.partition >= t.partitions.length || !t.partitions[tp.partition]!.replicas.includes(this.nodeId)) {
+        this.logs.delete(tp.topic, tp.partition);
+      }
+    }
+    this.wakeAll();
+  }
+
+  /** The effective configuration of a topic. */
+  topicConfig(topic: string): TopicConfig {
+    const t = this.metadata.image.topics.get(topic);
+    return effectiveConfig(t?.configs ?? {});
+  }
+
+  /** The topic, or UNKNOWN_TOPIC_OR_PARTITION naming `field`. */
+  topic(name: string, field = "topic"): TopicState {
+    const t = this.metadata.image.topics.get(name);
+    if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: topic "${name}" does not exist`);
+    return t;
+  }
+
+  /** The local log of a partition this broker leads, or a RillError naming the field. */
+  leaderLog(topic: string, partition: number, field = "partition"): PartitionLog {
+    const t = this.topic(topic);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= t.partitions.length) {
+      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`);
+    }
+    const p = t.partitions[partition]!;
+    if (p.leader !== this.nodeId) throw rillError("NOT_LEADER_OR_FOLLOWER", `${field}: broker ${this.nodeId} does not lead ${topic}-${partition} (leader: ${p.leader})`);
+    const log = this.logs.get(topic, partition);
+    if (!log) throw rillError("LEADER_NOT_AVAILABLE", `${field}: ${topic}-${partition} has no local log yet`);
+    return log;
+  }
+
+  /**
+   * Appends validated-in-the-log batches as leader. With acks=all, fails first with
+   * NOT_ENOUGH_REPLICAS when the ISR is smaller than min.insync.replicas.
+   */
+  append(topic: string, partition: number, batches: Buffer, acks: AckLevel): AppendResult {
+    const log = this.leaderLog(topic, partition);
+    const p = this.metadata.image.topics.get(topic)!.partitions[partition]!;
+    if (acks === "all" && p.isr.length < log.topicConfig.minInsyncReplicas) {
+      throw rillError("NOT_ENOUGH_REPLICAS", `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`);
+    }
+    const res = log.append(batches, p.leaderEpoch);
+    this.wakeAll();
+    return res;
+  }
+
+  /** High watermark: what consumers may read. On a single node, the log end offset. */
+  highWatermark(log: PartitionLog): number {
+    return log.logEndOffset;
+  }
+
+  /** Reads one partition; errors concern that partition only and are returned, not thrown. */
+  readPartition(pos: FetchPosition): FetchedData {
+    let log: PartitionLog | null = null;
+    try {
+      log = this.leaderLog(pos.topic, pos.partition);
+      const hw = this.highWatermark(log);
+      const read = log.read(pos.offset, pos.maxBytes, hw);
+      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
+    } catch (e) {
+      const hw = log ? this.highWatermark(log) : -1;
+      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log ? log.logStartOffset : -1, read: null, error: e as Error };
+    }
+  }
+
+  /**
+   * Resolves after `maxWaitMs`, or earlier when any append or metadata change happens. The
+   * caller reads again and decides whether it has enough (min_bytes). `signal` ends the wait.
+   */
+  waitForData(maxWaitMs: number, signal?: { aborted: boolean; onabort?: (() => void) | null }): Promise<void> {
+    if (maxWaitMs <= 0 || this._closed || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      let handle: unknown = null;
+      const done = (): void => {
+        this.waiters.delete(done);
+        if (handle !== null) this.timers.clearTimeout(handle);
+        resolve();
+      };
+      this.waiters.add(done);
+      handle = this.timers.setTimeout(done, maxWaitMs);
+      if (signal) signal.onabort = done;
+    });
+  }
+
+  private wakeAll(): void {
+    if (this.waiters.size === 0) return;
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  /** Earliest readable offset. */
+  earliestOffset(topic: string, partition: number): { offset: number; epoch: number } {
+    const log = this.leaderLog(topic, partition);
+    return { offset: log.logStartOffset, epoch: this.leaderEpoch(topic, partition) };
+  }
+
+  /** The high watermark (the offset the next consumed record will have). */
+  latestOffset(topic: string, partition: number): { offset: number; epoch: number } {
+    const log = this.leaderLog(topic, partition);
+    return { offset: this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
+  }
+
+  /** First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). */
+  offsetForTimestamp(topic: string, partition: number, ts: number): { offset: number; timestampMs: number } | null {
+    const log = this.leaderLog(topic, partition);
+    const hit = log.offsetForTimestamp(ts);
+    if (!hit || hit.offset >= this.highWatermark(log)) return null;
+    return hit;
+  }
+
+  private leaderEpoch(topic: string, partition: number): number {
+    return this.metadata.image.topics.get(topic)!.partitions[partition]!.leaderEpoch;
+  }
+
+  /** Current time, for record timestamps the broker sets. */
+  nowMs(): number {
+    return this.clock.nowMs();
+  }
+
+  /** Stops following metadata and wakes every waiting fetch. */
+  /** True once the broker is shutting down: waits end at once. */
+  get closed(): boolean {
+    return this._closed;
+  }
+
+  close(): void {
+    this._closed = true;
+    this.unsubscribe();
+    this.wakeAll();
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * AdminService: topics, partitions, configs and the cluster view. Every change goes through the
+ * controller's decisions (src/metadata/controller.ts) and the MetadataStore, so a request either
+ * becomes durable metadata records or changes nothing. Per-topic failures are answered in that
+ * topic's result; `validate_only` runs the decisions and writes nothing.
+ */
+import { create } from "@bufbuild/protobuf";
+import { rillError } from "../base/errors.ts";
+import type { Random } from "../base/random.ts";
+import { brokerKeys, describeTopicConfig, topicKeys, type BrokerConfig } from "../config/schema.ts";
+import { NodeRole } from "../gen/rill/v1/common_pb.ts";
+import {
+  AdminService,
+  ConfigOperation,
+  ConfigResourceType,
+  ConfigSource,
+  CreatePartitionsResponseSchema,
+  CreateTopicsResponseSchema,
+  DeleteTopicsResponseSchema,
+  DescribeClusterResponseSchema,
+  DescribeConfigsResponseSchema,
+  DescribeTopicsResponseSchema,
+  ListTopicsResponseSchema,
+  AlterConfigsResponseSchema,
+  type AlterConfigsRequest,
+  type CreatePartitionsRequest,
+  type CreateTopicsRequest,
+  type DeleteTopicsRequest,
+  type DescribeConfigsRequest,
+  type DescribeTopicsRequest,
+  type ListTopicsRequest,
+} from "../gen/rill/v1/admin_service_pb.ts";
+import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, effectiveConfig } from "../metadata/controller.ts";
+import type { MetadataImage } from "../metadata/image.ts";
+import type { MetadataRecord } from "../metadata/records.ts";
+import type { MetadataStore } from "../metadata/store.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { toErrorDetail, unary } from "./errors.ts";
+import type { ServiceImplementation } from "./grpc-service.ts";
+
+/** What the admin service needs from the broker. */
+export interface AdminDeps {
+  readonly rm: ReplicaManager;
+  readonly store: MetadataStore;
+  readonly random: Random;
+  readonly config: Readonly<BrokerConfig>;
+  readonly clusterId: string;
+  /** The address clients reach this node at. */
+  readonly address: () => string;
+}
+
+/** Topics whose names start with "__" are Rill's own. */
+function isInternal(name: string): boolean {
+  return name.startsWith("__");
+}
+
+/** Runs `decide` (validation only, or durably) and answers null or the error as ErrorDetail. */
+async function attempt(store: MetadataStore, validateOnly: boolean, decide: (img: MetadataImage) => MetadataRecord[]) {
+  try {
+    if (validateOnly) decide(store.image);
+    else await store.commit(decide);
+    return undefined;
+  } catch (e) {
+    return toErrorDetail(e);
+  }
+}
+
+function checkTimeout(timeoutMs: number): void {
+  if (timeoutMs < 0) throw rillError("INVALID_REQUEST", `timeout_ms: ${timeoutMs} is negative`);
+}
+
+/** The AdminService implementation. */
+export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
+  const { rm, store } = d;
+  const brokers = (): number[] => [d.config.nodeId];
+  return {
+    createTopics: unary(async (req: CreateTopicsRequest) => {
+      checkTimeout(req.timeoutMs);
+      if (req.topics.length === 0) throw rillError("INVALID_REQUEST", "topics: at least one topic is required");
+      const names = new Set<string>();
+      const topics = [];
+      for (const t of req.topics) {
+        const dup = names.has(t.name);
+        names.add(t.name);
+        const error = dup
+          ? toErrorDetail(rillError("INVALID_REQUEST", `topics: "${t.name}" is named twice`))
+          : await attempt(store, req.validateOnly, (img) =>
+              decideCreateTopic(img, { name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, configs: t.configs }, { partitions: d.config.numPartitions, brokers: brokers(), random: d.random }),
+            );
+        const created = store.image.topics.get(t.name);
+        topics.push({
+          name: t.name,
+          ...(error ? { error } : {}),
+          partitions: error ? 0 : (created?.partitions.length ?? (t.partitions || d.config.numPartitions)),
+          replicationFactor: error ? 0 : (created?.partitions[0]?.replicas.length ?? (t.replicationFactor || 1)),
+        });
+      }
+      return create(CreateTopicsResponseSchema, { topics });
+    }),
+
+    deleteTopics: unary(async (req: DeleteTopicsRequest) => {
+      checkTimeout(req.timeoutMs);
+      if (req.topics.length === 0) throw rillError("INVALID_REQUEST", "topics: at least one topic is required");
+      const topics = [];
+      for (const name of req.topics) {
+        const error = isInternal(name) ? toErrorDetail(rillError("INVALID_TOPIC", `topics: internal topic "${name}" cannot be deleted`)) : await attempt(store, false, (img) => decideDeleteTopic(img, name));
+        topics.push({ name, ...(error ? { error } : {}) });
+      }
+      return create(DeleteTopicsResponseSchema, { topics });
+    }),
+
+    listTopics: unary((req: ListTopicsRequest) =>
+      create(ListTopicsResponseSchema, {
+        topics: store.image
+          .topicNames()
+          .filter((n) => req.includeInternal || !isInternal(n))
+          .map((name) => {
+            const t = store.image.topics.get(name)!;
+            return { name, partitions: t.partitions.length, replicationFactor: t.partitions[0]?.replicas.length ?? 0, internal: isInternal(name) };
+          }),
+      }),
+    ),
+
+    describeTopics: unary((req: DescribeTopicsRequest) => {
+      const names = req.topics.length > 0 ? req.topics : store.image.topicNames().filter((n) => !isInternal(n));
+      return create(DescribeTopicsResponseSchema, {
+        topics: names.map((name) => {
+          const t = store.image.topics.get(name);
+          if (!t) return { name, error: toErrorDetail(rillError("UNKNOWN_TOPIC_OR_PARTITION", `topics: topic "${name}" does not exist`)) };
+          return {
+            name,
+            internal: isInternal(name),
+            configs: req.excludeConfigs ? {} : describeTopicConfig(effectiveConfig(t.configs)),
+            partitions: t.partitions.map((p) => {
+              const log = rm.readPartition({ topic: name, partition: p.partition, offset: 0, maxBytes: 0 });
+              return {
+                partition: p.partition,
+                leader: p.leader,
+                replicas: [...p.replicas],
+                isr: [...p.isr],
+                leaderEpoch: p.leaderEpoch,
+                logStartOffset: BigInt(Math.max(log.logStartOffset, 0)),
+                highWatermark: BigInt(Math.max(log.highWatermark, 0)),
+              };
+            }),
+          };
+        }),
+      });
+    }),
+
+    createPartitions: unary(async (req: CreatePartitionsRequest) => {
+      checkTimeout(req.timeoutMs);
+      const topics = [];
+      for (const t of req.topics) {
+        const error = await attempt(store, req.validateOnly, (img) => decideCreatePartitions(img, t.name, t.count, brokers(), d.random));
+        topics.push({ name: t.name, ...(error ? { error } : {}) });
+      }
+      return create(CreatePartitionsResponseSchema, { topics });
+    }),
+
+    describeConfigs: unary((req: DescribeConfigsRequest) => {
+      if (req.resources.length === 0) throw rillError("INVALID_REQUEST", "resources: at least one resource is required");
+      const want = new Set(req.names);
+      const pick = <T extends { name: string }>(entries: T[]): T[] => (want.size === 0 ? entries : entries.filter((e) => want.has(e.name)));
+      return create(DescribeConfigsResponseSchema, {
+        results: req.resources.map((resource, i) => {
+          try {
+            if (resource.type === ConfigResourceType.TOPIC) {
+              const t = rm.topic(resource.name, `resources[${i}].name`);
+              const eff = describeTopicConfig(effectiveConfig(t.configs));
+              const entries = topicKeys.map((k) => ({
+                name: k.name,
+                value: eff[k.name]!,
+                source: k.name in t.configs ? ConfigSource.DYNAMIC_TOPIC : ConfigSource.DEFAULT,
+                readOnly: false,
+                sensitive: false,
+                documentation: req.includeDocumentation ? k.doc : "",
+              }));
+              return { resource, entries: pick(entries) };
+            }
+            if (resource.type === ConfigResourceType.BROKER) {
+              if (resource.name !== "" && resource.name !== String(d.config.nodeId)) {
+                throw rillError("INVALID_REQUEST", `resources[${i}].name: broker "${resource.name}" is not this node (${d.config.nodeId})`);
+              }
+              const cfg = d.config as unknown as Record<string, unknown>;
+              const entries = brokerKeys.map((k) => ({
+                name: k.name,
+                value: String(cfg[k.prop]),
+                source: ConfigSource.STATIC_BROKER,
+                readOnly: true,
+                sensitive: false,
+                documentation: req.includeDocumentation ? k.doc : "",
+              }));
+              return { resource, entries: pick(entries) };
+            }
+            throw rillError("INVALID_REQUEST", `resources[${i}].type: ${resource.type} is not CONFIG_RESOURCE_TYPE_TOPIC or CONFIG_RESOURCE_TYPE_BROKER`);
+          } catch (e) {
+            return { resource, error: toErrorDetail(e) };
+          }
+        }),
+      });
+    }),
+
+    alterConfigs: unary(async (req: AlterConfigsRequest) => {
+      if (req.resources.length === 0) throw rillError("INVALID_REQUEST", "resources: at least one resource is required");
+      const results = [];
+      for (const [i, r] of req.resources.entries()) {
+        const resource = r.resource;
+        let error;
+        if (!resource || resource.type !== ConfigResourceType.TOPIC) {
+          error = toErrorDetail(rillError("INVALID_REQUEST", `resources[${i}].resource: only topic configs can be altered (broker configs are static)`));
+        } else {
+          const set: Record<string, string> = {};
+          const remove: string[] = [];
+          for (const [j, op] of r.operations.entries()) {
+            if (op.operation === ConfigOperation.SET) set[op.name] = op.value;
+            else if (op.operation === ConfigOperation.DELETE) remove.push(op.name);
+            else {
+              error = toErrorDetail(rillError("INVALID_REQUEST", `resources[${i}].operations[${j}].operation: ${op.operation} is not SET or DELETE`));
+              break;
+            }
+          }
+          error ??= await attempt(store, req.validateOnly, (img) => decideAlterConfigs(img, resource.name, set, remove));
+        }
+        results.push({ ...(resource ? { resource } : {}), ...(error ? { error } : {}) });
+      }
+      return create(AlterConfigsResponseSchema, { results });
+    }),
+
+    describeCluster: unary(() =>
+      create(DescribeClusterResponseSchema, {
+        clusterId: d.clusterId,
+        controllerId: d.config.nodeId,
+        brokers: [{ nodeId: d.config.nodeId, address: d.address(), roles: [NodeRole.BROKER, NodeRole.CONTROLLER], fenced: false }],
+      }),
+    ),
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * FetchService: Fetch (unary long-poll), Subscribe (server stream that follows the log end) and
+ * ListOffsets.
+ *
+ * Fetch answers as soon as `min_bytes` are available or `max_wait_ms` has passed. Each partition
+ * returns whole batches up to its `max_bytes` (at least one batch, so a consumer never sticks on
+ * a batch larger than its limit) within the request's `max_bytes`. BATCHES sends the stored
+ * bytes as they are (one copy, into the response); RECORDS decodes them for thin clients and
+ * drops records below the asked offset.
+ *
+ * Subscribe writes a message whenever data arrives and waits for grpc-js's 'drain' before it
+ * reads more, so a slow client holds at most one message in the broker's send buffer.
+ *
+ * Whole-call errors (a negative offset, a bad enum) end the call with a status; errors that
+ * concern one partition (unknown topic, offset out of range) come back in that partition.
+ */
+import { create } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
+import { rillError } from "../base/errors.ts";
+import { ConsumedRecordSchema, OffsetSpec, RecordFormat, TimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
+import { FetchService, ListOffsetsResponseSchema, type FetchPartition, type FetchRequest, type ListOffsetsRequest, type ListOffsetsResponse, type SubscribeRequest } from "../gen/rill/v1/fetch_service_pb.ts";
+import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
+import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../storage/record-batch.ts";
+import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import type { ServiceImplementation } from "./grpc-service.ts";
+import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
+
+/** Defaults as Kafka's consumer: fetch.max.bytes, max.partition.fetch.bytes, fetch.max.wait.ms. */
+export const FETCH_MAX_BYTES_DEFAULT = 50 * 1024 * 1024;
+export const PARTITION_MAX_BYTES_DEFAULT = 1024 * 1024;
+const MAX_WAIT_MS_MAX = 300_000;
+/** Partitions one fetch may name. */
+const PARTITIONS_MAX = 10_000;
+/** How long an idle Subscribe waits between checks of a quiet log. */
+const SUBSCRIBE_IDLE_MS = 30_000;
+
+interface FetchPlan {
+  readonly positions: FetchPosition[];
+  readonly requestMaxBytes: number;
+  readonly minBytes: number;
+  readonly maxWaitMs: number;
+  readonly records: boolean;
+}
+
+/** Validates the parts of a fetch that concern the whole call. */
+function plan(parts: readonly FetchPartition[], maxBytes: number, minBytes: number, maxWaitMs: number, format: number, what: string): FetchPlan {
+  if (parts.length === 0) throw rillError("INVALID_REQUEST", `${what}.partitions: at least one partition is required`);
+  if (parts.length > PARTITIONS_MAX) throw rillError("INVALID_REQUEST", `${what}.partitions: ${parts.length} is more than ${PARTITIONS_MAX}`);
+  if (maxBytes < 0) throw rillError("INVALID_FETCH_SIZE", `${what}.max_bytes: ${maxBytes} is negative`);
+  if (minBytes < 0) throw rillError("INVALID_FETCH_SIZE", `${what}.min_bytes: ${minBytes} is negative`);
+  if (maxWaitMs < 0 || maxWaitMs > MAX_WAIT_MS_MAX) throw rillError("INVALID_REQUEST", `${what}.max_wait_ms: ${maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
+  if (format !== RecordFormat.UNSPECIFIED && format !== RecordFormat.RECORDS && format !== RecordFormat.BATCHES) {
+    throw rillError("INVALID_REQUEST", `${what}.format: ${format} is not RECORD_FORMAT_RECORDS or RECORD_FORMAT_BATCHES`);
+  }
+  const seen = new Set<string>();
+  const positions = parts.map((p, i) => {
+    if (p.offset < 0n) throw rillError("INVALID_REQUEST", `${what}.partitions[${i}].offset: ${p.offset} is negative`);
+    if (p.maxBytes < 0) throw rillError("INVALID_FETCH_SIZE", `${what}.partitions[${i}].max_bytes: ${p.maxBytes} is negative`);
+    const key = `${p.topic}\u0000${p.partition}`;
+    if (seen.has(key)) throw rillError("INVALID_REQUEST", `${what}.partitions[${i}]: ${p.topic}-${p.partition} is named twice`);
+    seen.add(key);
+    return { topic: p.topic, partition: p.partition, offset: Number(p.offset), maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
+  });
+  return { positions, requestMaxBytes: maxBytes || FETCH_MAX_BYTES_DEFAULT, minBytes: Math.max(minBytes, 1), maxWaitMs, records: format === RecordFormat.RECORDS };
+}
+
+/** Reads every position within the request budget (the first partition with data always gets one batch). */
+function readAll(rm: ReplicaManager, p: FetchPlan): { data: FetchedData[]; bytes: number; errors: number } {
+  let budget = p.requestMaxBytes;
+  let bytes = 0;
+  let errors = 0;
+  const data = p.positions.map((pos) => {
+    const d = rm.readPartition({ ...pos, maxBytes: Math.max(1, Math.min(pos.maxBytes, budget)) });
+    if (d.error) errors++;
+    const n = d.read?.bytes ?? 0;
+    bytes += n;
+    budget = Math.max(0, budget - n);
+    return budget === 0 && n === 0 ? { ...d, read: null } : d;
+  });
+  return { data, bytes, errors };
+}
+
+/** One partition's part of the response. */
+function output(d: FetchedData, pos: FetchPosition, asRecords: boolean): FetchedPartitionOutput {
+  const base = { topic: d.topic, partition: d.partition, highWatermark: d.highWatermark, logStartOffset: d.logStartOffset, lastStableOffset: d.highWatermark };
+  if (d.error) return { ...base, error: toErrorDetail(d.error), nextOffset: pos.offset };
+  const read = d.read;
+  if (!read || read.bytes === 0) return { ...base, nextOffset: pos.offset };
+  if (!asRecords) return { ...base, recordBatches: read.chunks, nextOffset: read.nextOffset };
+  return { ...base, records: decode(d.topic, d.partition, read.chunks, pos.offset), nextOffset: read.nextOffset };
+}
+
+/** Materialises the records at or after `from` (thin clients' RECORDS format). */
+function decode(topic: string, partition: number, chunks: readonly Buffer[], from: number): ConsumedRecord[] {
+  const out: ConsumedRecord[] = [];
+  for (const chunk of chunks) {
+    for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
+      const h = readBatchHeader(chunk, pos);
+      const logAppend = h.timestampType === 1;
+      const c = recordCursor(chunk, pos);
+      while (c.next()) {
+        if (c.offset < from) continue;
+        out.push(
+          create(ConsumedRecordSchema, {
+            topic,
+            partition,
+            offset: BigInt(c.offset),
+            timestampMs: BigInt(logAppend ? h.maxTimestamp : c.timestampMs),
+            timestampType: logAppend ? TimestampType.LOG_APPEND_TIME : TimestampType.CREATE_TIME,
+            leaderEpoch: h.partitionLeaderEpoch,
+            ...(c.keyLength >= 0 ? { key: c.key()! } : {}),
+            ...(c.valueLength >= 0 ? { value: c.value()! } : {}),
+            headers: c.headers().map((hd) => ({ key: hd.key, ...(hd.value !== null ? { value: hd.value } : {}) })),
+          }),
+        );
+      }
+      pos += h.size;
+    }
+  }
+  return out;
+}
+
+/** A cancellation flag that also ends a pending wait. */
+interface Abort {
+  aborted: boolean;
+  onabort: (() => void) | null;
+}
+
+function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Abort {
+  const a: Abort = { aborted: false, onabort: null };
+  call.on("cancelled", () => {
+    a.aborted = true;
+    a.onabort?.();
+  });
+  return a;
+}
+
+/** Fetch: read, and if there is less than min_bytes, wait for appends until max_wait_ms. */
+async function fetch(rm: ReplicaManager, req: FetchRequest, call: { on(event: "cancelled", fn: () => void): unknown }): Promise<FetchResponseOutput> {
+  const p = plan(req.partitions, req.maxBytes, req.minBytes, req.maxWaitMs, req.format, "fetch");
+  const abort = abortOn(call);
+  const deadline = rm.nowMs() + p.maxWaitMs;
+  for (;;) {
+    const r = readAll(rm, p);
+    const left = deadline - rm.nowMs();
+    if (r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || abort.aborted || rm.closed) {
+      return { partitions: r.data.map((d, i) => output(d, p.positions[i]!, p.records)) };
+    }
+    await rm.waitForData(left, abort);
+  }
+}
+
+/** ListOffsets: earliest, latest (the high watermark) or the first offset at a timestamp. */
+function listOffsets(rm: ReplicaManager, req: ListOffsetsRequest): ListOffsetsResponse {
+  if (req.partitions.length === 0) throw rillError("INVALID_REQUEST", "partitions: at least one partition is required");
+  return create(ListOffsetsResponseSchema, {
+    partitions: req.partitions.map((p, i) => {
+      const base = { topic: p.topic, partition: p.partition };
+      try {
+        switch (p.spec) {
+          case OffsetSpec.EARLIEST: {
+            const r = rm.earliestOffset(p.topic, p.partition);
+            return { ...base, offset: BigInt(r.offset), timestampMs: -1n, leaderEpoch: r.epoch };
+          }
+          case OffsetSpec.UNSPECIFIED:
+          case OffsetSpec.LATEST: {
+            const r = rm.latestOffset(p.topic, p.partition);
+            return { ...base, offset: BigInt(r.offset), timestampMs: -1n, leaderEpoch: r.epoch };
+          }
+          case OffsetSpec.TIMESTAMP: {
+            if (p.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `partitions[${i}].timestamp_ms: ${p.timestampMs} is negative`);
+            const hit = rm.offsetForTimestamp(p.topic, p.partition, Number(p.timestampMs));
+            return hit ? { ...base, offset: BigInt(hit.offset), timestampMs: BigInt(hit.timestampMs) } : { ...base, offset: -1n, timestampMs: -1n };
+          }
+          default:
+            throw rillError("INVALID_REQUEST", `partitions[${i}].spec: ${p.spec} is not EARLIEST, LATEST or TIMESTAMP`);
+        }
+      } catch (e) {
+        return { ...base, offset: -1n, timestampMs: -1n, error: toErrorDetail(e) };
+      }
+    }),
+  });
+}
+
+/**
+ * Subscribe: follows the log end of each partition, writing whenever data arrives. A partition
+ * with an error is answered once and dropped; the stream ends when none are left or the client
+ * cancels.
+ */
+async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>): Promise<void> {
+  const req = call.request;
+  const p = plan(req.partitions, req.maxBytes, 1, req.maxWaitMs, req.format, "subscribe");
+  const abort = abortOn(call);
+  const idleMs = p.maxWaitMs || SUBSCRIBE_IDLE_MS;
+  let positions = p.positions;
+  while (!abort.aborted && !rm.closed && positions.length > 0) {
+    const r = readAll(rm, { ...p, positions });
+    if (r.bytes === 0 && r.errors === 0) {
+      await rm.waitForData(idleMs, abort);
+      continue;
+    }
+    const parts: FetchedPartitionOutput[] = [];
+    const next: FetchPosition[] = [];
+    r.data.forEach((d, i) => {
+      const pos = positions[i]!;
+      if (d.error || (d.read && d.read.bytes > 0)) parts.push(output(d, pos, p.records));
+      if (!d.error) next.push(d.read && d.read.bytes > 0 ? { ...pos, offset: d.read.nextOffset } : pos);
+    });
+    positions = next;
+    if (!call.write({ partitions: parts })) await new Promise<void>((resolve) => {
+      call.once("drain", resolve);
+      abort.onabort = resolve;
+    });
+  }
+  call.end();
+}
+
+/** The FetchService implementation. */
+export function fetchService(rm: ReplicaManager): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
+  return {
+    fetch: unary((req: FetchRequest, call) => fetch(rm, req, call)),
+    subscribe: (call) => {
+      subscribe(rm, call).catch((e: unknown) => call.destroy(toServiceError(e)));
+    },
+    listOffsets: unary((req: ListOffsetsRequest) => listOffsets(rm, req)),
+  };
+}

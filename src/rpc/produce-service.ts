@@ -1,0 +1,190 @@
+/**
+ * ProduceService: Produce (unary) and ProduceStream (bidi, pipelined, answers in request order).
+ *
+ * Two payload forms, exactly one per request:
+ * - `record_batch`: Kafka RecordBatch v2 bytes, sliced out of the received message without a
+ *   copy (wire-codec.ts) and appended as they are; the log validates them and rewrites only
+ *   baseOffset and partitionLeaderEpoch. Goes to `partition`, or (absent) to the topic's sticky
+ *   partition: a keyed batch must name its partition, the broker never decodes it.
+ * - `records`: plain records for thin clients. The broker routes each one (explicit `partition`;
+ *   else Kafka's murmur2 of the key; else one sticky partition per request), builds one batch
+ *   per partition with the topic's `compression.type`, and answers each record's partition and
+ *   offset in input order.
+ */
+import { create } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
+import { rillError } from "../base/errors.ts";
+import { partitionForKey } from "../base/murmur2.ts";
+import { Acks, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
+import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
+import { Compression, encodeBatch } from "../storage/record-batch.ts";
+import type { TopicConfig } from "../config/schema.ts";
+import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import type { ServiceImplementation } from "./grpc-service.ts";
+import type { produceServiceCodecs } from "./wire-codec.ts";
+
+/** Largest `timeout_ms` accepted (as Kafka's request.timeout.ms bounds). */
+const TIMEOUT_MS_MAX = 300_000;
+/** Records one `records` request may carry. */
+const RECORDS_MAX = 1_000_000;
+
+/** Maps the proto enum to the replica manager's levels; rejects unknown values. */
+function ackLevel(acks: number): AckLevel {
+  switch (acks) {
+    case Acks.UNSPECIFIED:
+    case Acks.ALL:
+      return "all";
+    case Acks.LEADER:
+      return "leader";
+    case Acks.NONE:
+      return "none";
+    default:
+      throw rillError("INVALID_REQUIRED_ACKS", `acks: ${acks} is not one of ACKS_NONE, ACKS_LEADER, ACKS_ALL`);
+  }
+}
+
+/** Codec of batches built from `records`. */
+function codecFor(cfg: TopicConfig): number {
+  switch (cfg.compressionType) {
+    case "lz4":
+      return Compression.LZ4;
+    case "gzip":
+      return Compression.GZIP;
+    default:
+      return Compression.NONE;
+  }
+}
+
+/** Produce logic shared by the unary and streaming calls. */
+export class Producer {
+  /** Per-topic sticky partition for requests that name none and carry no key. */
+  private readonly sticky = new Map<string, number>();
+
+  constructor(private readonly rm: ReplicaManager) {}
+
+  /** Validates and executes one request. Throws RillError for whole-call errors. */
+  produce(req: ProduceRequest): ProduceResponse {
+    const acks = ackLevel(req.acks);
+    if (req.timeoutMs < 0 || req.timeoutMs > TIMEOUT_MS_MAX) throw rillError("INVALID_REQUEST", `timeout_ms: ${req.timeoutMs} is not in [0, ${TIMEOUT_MS_MAX}]`);
+    const hasBatch = req.recordBatch.length > 0;
+    const hasRecords = req.records.length > 0;
+    if (hasBatch === hasRecords) {
+      throw rillError("INVALID_REQUEST", hasBatch ? "records, record_batch: send one of them, not both" : "records, record_batch: one of them is required (both are empty)");
+    }
+    const topic = this.rm.topic(req.topic, "topic");
+    if (req.partition !== undefined && (req.partition < 0 || req.partition >= topic.partitions.length)) {
+      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partition: ${req.partition} is out of range for topic "${req.topic}" (partitions 0..${topic.partitions.length - 1})`);
+    }
+    if (hasBatch) {
+      const partition = req.partition ?? this.nextSticky(req.topic, topic.partitions.length);
+      const res = this.rm.append(req.topic, partition, req.recordBatch as Buffer, acks);
+      return create(ProduceResponseSchema, {
+        topic: req.topic,
+        partitions: [{ partition, baseOffset: BigInt(res.baseOffset), logAppendTimeMs: BigInt(res.logAppendTimeMs), logStartOffset: 0n }],
+      });
+    }
+    return this.produceRecords(req, topic.partitions.length, acks);
+  }
+
+  private produceRecords(req: ProduceRequest, partitions: number, acks: AckLevel): ProduceResponse {
+    if (req.records.length > RECORDS_MAX) throw rillError("RECORD_LIST_TOO_LARGE", `records: ${req.records.length} records is more than ${RECORDS_MAX}`);
+    const cfg = this.rm.topicConfig(req.topic);
+    const now = this.rm.nowMs();
+    const sticky = req.partition ?? this.nextSticky(req.topic, partitions);
+    const byPartition = new Map<number, number[]>();
+    const target = req.records.map((r, i) => {
+      const p = req.partition ?? (r.key !== undefined ? partitionForKey(r.key, partitions) : sticky);
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(i);
+      validateRecord(r, i);
+      return p;
+    });
+    const offsets = new Array<bigint>(req.records.length);
+    const results: ProduceResponse["partitions"] = [];
+    for (const [partition, indexes] of byPartition) {
+      const batch = encodeBatch(
+        indexes.map((i) => toRecordInput(req.records[i]!)),
+        { compression: codecFor(cfg), nowMs: now },
+      );
+      try {
+        const res = this.rm.append(req.topic, partition, batch, acks);
+        indexes.forEach((i, k) => (offsets[i] = BigInt(res.baseOffset + k)));
+        results.push(create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: BigInt(res.baseOffset), logAppendTimeMs: BigInt(res.logAppendTimeMs) }));
+      } catch (e) {
+        indexes.forEach((i) => (offsets[i] = -1n));
+        results.push(create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: toErrorDetail(e) }));
+      }
+    }
+    results.sort((a, b) => a.partition - b.partition);
+    return create(ProduceResponseSchema, {
+      topic: req.topic,
+      partitions: results,
+      records: target.map((partition, i) => ({ partition, offset: offsets[i]! })),
+    });
+  }
+
+  private nextSticky(topic: string, partitions: number): number {
+    const next = ((this.sticky.get(topic) ?? -1) + 1) % partitions;
+    this.sticky.set(topic, next);
+    return next;
+  }
+}
+
+function validateRecord(r: ProtoRecord, i: number): void {
+  if (r.timestampMs !== undefined && r.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is negative`);
+  for (let h = 0; h < r.headers.length; h++) {
+    if (r.headers[h]!.key.length === 0) throw rillError("INVALID_RECORD", `records[${i}].headers[${h}].key: header key is empty`);
+  }
+}
+
+function toRecordInput(r: ProtoRecord): Parameters<typeof encodeBatch>[0][number] {
+  return {
+    key: r.key ?? null,
+    value: r.value ?? null,
+    headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })),
+    ...(r.timestampMs !== undefined ? { timestampMs: Number(r.timestampMs) } : {}),
+  };
+}
+
+/** The ProduceService implementation. */
+export function produceService(rm: ReplicaManager): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
+  const producer = new Producer(rm);
+  return {
+    produce: unary((req: ProduceRequest) => producer.produce(req)),
+    produceStream: (call) => serveProduceStream(producer, call),
+    initProducerId: unary(() => {
+      throw rillError("INVALID_REQUEST", "InitProducerId: idempotent producers are not available yet on this broker");
+    }),
+  };
+}
+
+/**
+ * Each request is executed as it arrives (so they are pipelined) and answered in arrival order;
+ * an error in one request is answered in its own response and the stream goes on.
+ */
+function serveProduceStream(producer: Producer, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>): void {
+  let chain: Promise<void> = Promise.resolve();
+  call.on("data", (msg: ProduceStreamRequest) => {
+    const requestId = msg.requestId;
+    let answer: ProduceStreamResponse;
+    try {
+      if (!msg.request) throw rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest");
+      answer = create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: producer.produce(msg.request) } });
+    } catch (e) {
+      answer = create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } });
+    }
+    chain = chain.then(() => {
+      if (!call.writable) return;
+      if (!call.write(answer)) return new Promise<void>((resolve) => call.once("drain", resolve));
+    });
+  });
+  call.on("end", () => {
+    void chain.then(() => call.end());
+  });
+  call.on("error", () => {});
+  call.on("cancelled", () => {});
+}
+
+export { toServiceError };
