@@ -1,0 +1,111 @@
+/**
+ * `rill broker start`: builds the broker configuration from, in rising precedence, the defaults,
+ * a config file, `RILL_*` environment variables and command-line flags; starts the broker with
+ * pino logs; and shuts it down gracefully on SIGTERM or SIGINT.
+ *
+ * Config file: `.json` (an object of key → value) or Kafka-style `.properties` (key=value
+ * lines, `#` comments). Environment: `RILL_` + the key upper-cased with `.` → `_`, e.g.
+ * `RILL_DATA_DIR`, `RILL_LOG_TAIL_CACHE_BYTES`. Unknown keys and bad values stop the start with
+ * a message naming the key and where it came from.
+ */
+import * as nodeFs from "node:fs";
+import { pino } from "pino";
+import { RillError, rillError } from "../base/errors.ts";
+import { brokerKeys, parseBrokerConfig, type BrokerConfig } from "../config/schema.ts";
+import { Broker } from "./broker.ts";
+
+/** What the command line gives. */
+export interface RunOptions {
+  readonly dataDir?: string | undefined;
+  readonly listen?: string | undefined;
+  readonly configFile?: string | undefined;
+  readonly nodeId?: string | number | undefined;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Install SIGTERM/SIGINT handlers (default true). */
+  readonly handleSignals?: boolean;
+}
+
+/** Reads a config file into raw key → value pairs. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = nodeFs.readFileSync(path, "utf8");
+  } catch (e) {
+    throw rillError("INVALID_CONFIG", `--config: cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (path.endsWith(".json")) {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw rillError("INVALID_CONFIG", `--config: ${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw rillError("INVALID_CONFIG", `--config: ${path} must hold a JSON object of key: value`);
+    return v as Record<string, unknown>;
+  }
+  const out: Record<string, unknown> = {};
+  text.split(/\r?\n/).forEach((line, i) => {
+    const l = line.trim();
+    if (l === "" || l.startsWith("#") || l.startsWith("!")) return;
+    const eq = l.indexOf("=");
+    if (eq < 0) throw rillError("INVALID_CONFIG", `--config: ${path}:${i + 1}: expected key=value, got "${l}"`);
+    out[l.slice(0, eq).trim()] = l.slice(eq + 1).trim();
+  });
+  return out;
+}
+
+/** `RILL_*` variables that name broker keys, as raw key → value pairs. */
+export function configFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of brokerKeys) {
+    const v = env[`RILL_${k.name.toUpperCase().replace(/\./g, "_")}`];
+    if (v !== undefined && v !== "") out[k.name] = v;
+  }
+  return out;
+}
+
+/** Layers defaults, file, environment and flags; each layer validated with its source named. */
+export function resolveConfig(opts: RunOptions): BrokerConfig {
+  let cfg = parseBrokerConfig({});
+  const layer = (raw: Record<string, unknown>, source: string): void => {
+    try {
+      cfg = parseBrokerConfig(raw, cfg);
+    } catch (e) {
+      if (e instanceof RillError) throw new RillError(e.kind, `${source}: ${e.message}`);
+      throw e;
+    }
+  };
+  if (opts.configFile) layer(readConfigFile(opts.configFile), opts.configFile);
+  layer(configFromEnv(opts.env ?? process.env), "environment");
+  const flags: Record<string, unknown> = {};
+  if (opts.dataDir !== undefined) flags["data.dir"] = opts.dataDir;
+  if (opts.listen !== undefined) flags["listen"] = opts.listen;
+  if (opts.nodeId !== undefined) flags["node.id"] = String(opts.nodeId);
+  layer(flags, "flags");
+  return cfg;
+}
+
+/** Starts a broker as a long-running process. Resolves once it serves. */
+export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
+  const config = resolveConfig(opts);
+  const log = pino({ base: { node: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime });
+  const broker = await Broker.start({ dataDir: config.dataDir, listen: config.listen, config, log });
+  if (opts.handleSignals ?? true) {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "signal received");
+      broker.close().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error({ err: e }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  }
+  return broker;
+}
