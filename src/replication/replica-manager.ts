@@ -131,6 +131,18 @@ export class ReplicaManager {
     return res;
   }
 
+  /**
+   * Resolves when the log holds `upTo` durably if the topic asks for an fsync before every
+   * acknowledgement (`flush.messages=1` or `flush.ms=0`), at once otherwise. Concurrent callers
+   * share fsyncs (group commit).
+   */
+  durable(topic: string, partition: number): Promise<void> {
+    const log = this.logs.get(topic, partition);
+    if (!log) return Promise.resolve();
+    const cfg = log.topicConfig;
+    return cfg.flushMessages === 1 || cfg.flushMs === 0 ? log.flush() : Promise.resolve();
+  }
+
   /** High watermark: what consumers may read. On a single node, the log end offset. */
   highWatermark(log: PartitionLog): number {
     return log.logEndOffset;

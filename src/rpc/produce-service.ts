@@ -63,8 +63,19 @@ export class Producer {
 
   constructor(private readonly rm: ReplicaManager) {}
 
-  /** Validates and executes one request. Throws RillError for whole-call errors. */
-  produce(req: ProduceRequest): ProduceResponse {
+  /**
+   * Validates and executes one request; resolves once its acks are satisfied (and, for topics
+   * that fsync every append, once it is durable). Rejects with a RillError for whole-call errors.
+   */
+  async produce(req: ProduceRequest): Promise<ProduceResponse> {
+    const res = this.execute(req);
+    const waits = res.partitions.filter((p) => !p.error).map((p) => this.rm.durable(req.topic, p.partition));
+    if (waits.length > 0) await Promise.all(waits);
+    return res;
+  }
+
+  /** Validates and appends; synchronous, so requests are appended in arrival order. */
+  private execute(req: ProduceRequest): ProduceResponse {
     const acks = ackLevel(req.acks);
     if (req.timeoutMs < 0 || req.timeoutMs > TIMEOUT_MS_MAX) throw rillError("INVALID_REQUEST", `timeout_ms: ${req.timeoutMs} is not in [0, ${TIMEOUT_MS_MAX}]`);
     const hasBatch = req.recordBatch.length > 0;
@@ -168,16 +179,14 @@ function serveProduceStream(producer: Producer, call: grpc.ServerDuplexStream<Pr
   let chain: Promise<void> = Promise.resolve();
   call.on("data", (msg: ProduceStreamRequest) => {
     const requestId = msg.requestId;
-    let answer: ProduceStreamResponse;
-    try {
-      if (!msg.request) throw rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest");
-      answer = create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: producer.produce(msg.request) } });
-    } catch (e) {
-      answer = create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } });
-    }
-    chain = chain.then(() => {
+    const answer: Promise<ProduceStreamResponse> = (msg.request ? producer.produce(msg.request) : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))).then(
+      (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),
+      (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
+    );
+    chain = chain.then(async () => {
+      const a = await answer;
       if (!call.writable) return;
-      if (!call.write(answer)) return new Promise<void>((resolve) => call.once("drain", resolve));
+      if (!call.write(a)) return new Promise<void>((resolve) => call.once("drain", resolve));
     });
   });
   call.on("end", () => {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: what `npm test` and CI run. Installs the Debian packages the interop
+# tests need (when missing), checks that src/gen is fresh and the protos lint clean, typechecks,
+# builds the Node output the runtime tests start, then runs every vitest test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+npx buf lint
+bash scripts/check-gen.sh
+npx tsc -p tsconfig.json --noEmit
+npx tsc -p tsconfig.build.json
+
+mkdir -p .tmp
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile=.tmp/vitest.json "$@" || status=$?
+# One plain closing line: "tests: N passed, N failed".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".tmp/vitest.json", "utf8"));
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' || true
+exit "$status"
