@@ -2,16 +2,19 @@
  * Replays one seed of the Raft cluster simulator, or sweeps many.
  *
  *   npx tsx scripts/sim.ts --seed N [--steps S] [--voters 3|5] [--trace]
+ *   npx tsx scripts/sim.ts --regression N [--trace]      (an entry of test/sim/regression-seeds.json)
  *   npx tsx scripts/sim.ts --sweep [--seeds 10000] [--first 1] [--steps 1000]
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
-import { formatFailure, runSeed, sweep } from "../test/sim/run.ts";
+import type { SimResult } from "../test/sim/cluster.ts";
+import { formatFailure, regressionSeeds, runRegression, runSeed, sweep } from "../test/sim/run.ts";
 import { formatSettings } from "../test/sim/settings.ts";
 
 interface Args {
   seed: number | null;
+  regression: number | null;
   steps: number;
   voters: 3 | 5 | undefined;
   trace: boolean;
@@ -21,7 +24,7 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, steps: 1000, voters: undefined, trace: false, sweep: false, seeds: 10000, first: 1 };
+  const a: Args = { seed: null, regression: null, steps: 1000, voters: undefined, trace: false, sweep: false, seeds: 10000, first: 1 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = (): number => {
@@ -31,6 +34,7 @@ function parseArgs(argv: readonly string[]): Args {
     };
     switch (flag) {
       case "--seed": a.seed = value(); break;
+      case "--regression": a.regression = value(); break;
       case "--steps": a.steps = value(); break;
       case "--voters": {
         const v = value();
@@ -45,19 +49,28 @@ function parseArgs(argv: readonly string[]): Args {
       default: throw new Error(`unknown argument ${flag}`);
     }
   }
-  if (!a.sweep && a.seed === null) throw new Error("give --seed N or --sweep");
+  if (!a.sweep && a.seed === null && a.regression === null) throw new Error("give --seed N, --regression N or --sweep");
   return a;
 }
 
 function replay(a: Args): number {
-  const r = runSeed(a.seed!, a.steps, a.voters, a.trace ? (line) => console.log(line) : null);
+  const trace = a.trace ? (line: string) => console.log(line) : null;
+  let r: SimResult;
+  if (a.regression !== null) {
+    const entry = regressionSeeds().find((e) => e.seed === a.regression);
+    if (entry === undefined) throw new Error(`seed ${a.regression} is not in test/sim/regression-seeds.json`);
+    console.log(`regression seed ${entry.seed}: ${entry.found}`);
+    r = runRegression(entry, trace);
+  } else {
+    r = runSeed(a.seed!, a.steps, a.voters, trace);
+  }
   console.log(`settings: ${formatSettings(r.settings)}`);
   console.log(`stats: ${JSON.stringify(r.stats)}`);
   if (r.violation === null) {
-    console.log(`seed ${a.seed}: ok`);
+    console.log(`seed ${r.settings.seed}: ok`);
     return 0;
   }
-  console.log(formatFailure(r));
+  console.log(formatFailure(r, a.regression !== null));
   return 1;
 }
 

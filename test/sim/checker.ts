@@ -133,6 +133,11 @@ export class SafetyChecker {
     return this.applied[index]?.key === key;
   }
 
+  /** The number of terms that had a leader. */
+  leaderTermCount(): number {
+    return this.leaders.size;
+  }
+
   /** The number of indexes applied somewhere. */
   appliedCount(): number {
     return this.applied.length === 0 ? 0 : this.applied.length - 1;

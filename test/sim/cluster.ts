@@ -21,8 +21,8 @@ import type { SimSettings } from "./settings.ts";
 export const ELECTION_BOUND_TICKS = 200;
 /** Ticks allowed, once healed, for committing a new proposal (plus backlog, below). */
 export const LIVENESS_TICKS = 300;
-/** Extra ticks allowed per entry of backlog (uncommitted or unapplied entries) at healing. */
-const CATCH_UP_TICKS_PER_ENTRY = 4;
+/** Bytes an entry of the simulation counts for against maxMsgBytes (4 bytes of data + 16). */
+const SIM_ENTRY_BYTES = 20;
 /** Message delay bound once the network is healed. */
 const HEALED_MAX_DELAY = 3;
 
@@ -72,7 +72,9 @@ export class Simulation {
     this.s = settings;
     this.trace = trace;
     this.random = new SeededRandom(settings.seed);
-    const faults = { dropRate: settings.dropRate, dupRate: settings.dupRate, maxDelay: settings.maxDelay };
+    const faults = {
+      dropRate: settings.dropRate, dupRate: settings.dupRate, slowRate: settings.slowRate, maxDelay: settings.maxDelay,
+    };
     this.network = new SimNetwork(this.random.fork(), faults, settings.wire);
     this.ids = Array.from({ length: settings.voters }, (_, k) => k + 1);
     this.nodes = this.ids.map((id) => new SimNode(id, this.ids, settings));
@@ -93,6 +95,7 @@ export class Simulation {
     this.stats.messagesSent = this.network.sent;
     this.stats.messagesDropped = this.network.dropped;
     this.stats.applied = this.checker.appliedCount();
+    this.stats.leaderTerms = this.checker.leaderTermCount();
     return { settings: this.s, violation, step: this.now, stats: this.stats };
   }
 
@@ -136,10 +139,20 @@ export class Simulation {
     if (r.next() < this.s.transferRate) this.transfer();
   }
 
-  private crashOne(): void {
+  /** A random up node, or (with probability leaderBias) a leader if there is one. */
+  private victim(): SimNode | undefined {
     const up = this.nodes.filter((n) => n.up);
-    if (up.length === 0) return;
-    const n = up[this.random.int(up.length)]!;
+    if (up.length === 0) return undefined;
+    if (this.random.next() < this.s.leaderBias) {
+      const leader = up.find((n) => n.raft!.status().role === "leader");
+      if (leader !== undefined) return leader;
+    }
+    return up[this.random.int(up.length)];
+  }
+
+  private crashOne(): void {
+    const n = this.victim();
+    if (n === undefined) return;
     n.crash(this.random);
     n.downUntil = this.now + 1 + this.random.int(this.s.maxDownSteps);
     this.stats.crashes++;
@@ -158,7 +171,7 @@ export class Simulation {
       this.log(`link n${a}->n${b} cut`);
       return;
     }
-    const side = kind === 0 ? this.ids.filter(() => r.int(2) === 0) : [this.ids[r.int(this.ids.length)]!];
+    const side = kind === 0 ? this.ids.filter(() => r.int(2) === 0) : [this.victim()?.id ?? 1];
     if (side.length === 0 || side.length === this.ids.length) return;
     this.network.partition(side, this.ids);
     this.log(`partition {${side.join(",")}} | rest`);
@@ -248,13 +261,14 @@ export class Simulation {
 
   /**
    * Heals everything, then requires that a new proposal commits, and then that every node
-   * applies it, each within LIVENESS_TICKS plus CATCH_UP_TICKS_PER_ENTRY per entry of backlog
+   * applies it, each within LIVENESS_TICKS plus catchUpTicksPerEntry() per entry of backlog
    * (a leader with a long uncommitted tail must replicate it first; flow control bounds the rate).
    */
   private liveness(): void {
     this.network.heal();
     this.network.faults.dropRate = 0;
     this.network.faults.dupRate = 0;
+    this.network.faults.slowRate = 0;
     this.network.faults.maxDelay = Math.min(this.network.faults.maxDelay, HEALED_MAX_DELAY);
     for (const n of this.nodes) n.downUntil = Math.min(n.downUntil, this.now);
     this.log("liveness phase: network healed, all nodes up");
@@ -262,15 +276,27 @@ export class Simulation {
     const backlog = Math.max(...this.nodes.map((n) => n.storage.lastIndex())) - Math.min(...this.nodes.map((n) => n.app.applied));
     this.electLeader(start + ELECTION_BOUND_TICKS);
     this.stats.electionTicks = this.now - start;
-    const index = this.commitOne(start + LIVENESS_TICKS + CATCH_UP_TICKS_PER_ENTRY * backlog);
+    const perEntry = this.catchUpTicksPerEntry();
+    const index = this.commitOne(start + LIVENESS_TICKS + Math.ceil(perEntry * backlog));
     this.stats.livenessTicks = this.now - start;
     const lag = index - Math.min(...this.nodes.map((n) => n.app.applied));
-    const deadline = this.now + LIVENESS_TICKS + CATCH_UP_TICKS_PER_ENTRY * lag;
+    const deadline = this.now + LIVENESS_TICKS + Math.ceil(perEntry * lag);
     for (; this.now < deadline; this.now++) {
       if (this.nodes.every((n) => n.app.applied >= index)) return;
       this.step(false);
     }
     throw new Violation(`liveness: entry ${index} committed, but not applied everywhere by step ${deadline} (${this.describeNodes()})`);
+  }
+
+  /**
+   * Twice the replication time per entry that flow control allows once healed: a round trip
+   * (two message delays, a follower write, a step of slack) moves maxInflight messages of
+   * maxMsgBytes each (at least one entry per message).
+   */
+  private catchUpTicksPerEntry(): number {
+    const roundTrip = 2 * HEALED_MAX_DELAY + this.s.ioDelayMax + 2;
+    const perMessage = Math.max(1, Math.floor(this.s.maxMsgBytes / SIM_ENTRY_BYTES));
+    return 2 * Math.max(1, roundTrip / (perMessage * this.s.maxInflight));
   }
 
   /** Steps until some node leads with a majority of nodes following it. */

@@ -5,6 +5,7 @@
 import type { SeededRandom } from "../../src/base/random.ts";
 import { decodeMessage, encodeMessage } from "../../src/raft/codec.ts";
 import type { Message, NodeId } from "../../src/raft/types.ts";
+import { SIM_SLOW_DELAY } from "./settings.ts";
 
 /** A message on the wire: decoded, or encoded bytes when the run uses the codec. */
 type Packet = Message | Uint8Array;
@@ -13,6 +14,7 @@ type Packet = Message | Uint8Array;
 export interface NetworkFaults {
   dropRate: number;
   dupRate: number;
+  slowRate: number;
   maxDelay: number;
 }
 
@@ -42,8 +44,14 @@ export class SimNetwork {
       return;
     }
     const packet: Packet = this.wire ? encodeMessage(m) : m;
-    this.enqueue(packet, now + 1 + r.int(this.faults.maxDelay));
-    if (r.next() < this.faults.dupRate) this.enqueue(packet, now + 1 + r.int(this.faults.maxDelay));
+    this.enqueue(packet, now + this.delay());
+    if (r.next() < this.faults.dupRate) this.enqueue(packet, now + this.delay());
+  }
+
+  private delay(): number {
+    const f = this.faults;
+    if (f.slowRate > 0 && this.random.next() < f.slowRate) return 1 + this.random.int(SIM_SLOW_DELAY);
+    return 1 + this.random.int(f.maxDelay);
   }
 
   private enqueue(p: Packet, at: number): void {

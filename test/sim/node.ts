@@ -61,6 +61,8 @@ export class SimNode {
       heartbeatTicks: SIM_HEARTBEAT_TICKS,
       maxMsgBytes: this.s.maxMsgBytes,
       maxInflightMsgs: this.s.maxInflight,
+      preVote: this.s.preVote,
+      checkQuorum: this.s.checkQuorum,
       applied: snap.meta.index,
     });
   }

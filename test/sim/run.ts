@@ -2,8 +2,31 @@
  * Entry points shared by the sim test and scripts/sim.ts: run one seed, run many, and describe
  * a failure so that it can be replayed.
  */
+import { readFileSync } from "node:fs";
 import { Simulation, type SimResult } from "./cluster.ts";
-import { formatSettings, settingsForSeed } from "./settings.ts";
+import { formatSettings, settingsForSeed, type SimSettings } from "./settings.ts";
+
+/** A seed that once failed: replayed by every test run. */
+export interface RegressionSeed {
+  readonly seed: number;
+  readonly steps: number;
+  /** What it found, and what was fixed. */
+  readonly found: string;
+  /** Settings at the time, overriding the ones the seed derives today. */
+  readonly settings?: Partial<SimSettings>;
+}
+
+/** The regression list, test/sim/regression-seeds.json. */
+export function regressionSeeds(): RegressionSeed[] {
+  const url = new URL("./regression-seeds.json", import.meta.url);
+  return (JSON.parse(readFileSync(url, "utf8")) as { seeds: RegressionSeed[] }).seeds;
+}
+
+/** Runs a regression entry with its recorded settings. */
+export function runRegression(r: RegressionSeed, trace: ((line: string) => void) | null = null): SimResult {
+  const settings: SimSettings = { ...settingsForSeed(r.seed, r.steps), ...r.settings, seed: r.seed, steps: r.steps };
+  return new Simulation(settings, trace).run();
+}
 
 /** Runs `seed` for `steps` steps (voters chosen by the seed unless given). */
 export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((line: string) => void) | null = null): SimResult {
@@ -11,13 +34,14 @@ export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((li
 }
 
 /** A failure report: the seed, the settings, the violation and the command that replays it. */
-export function formatFailure(r: SimResult): string {
+export function formatFailure(r: SimResult, regression = false): string {
   const s = r.settings;
+  const how = regression ? `--regression ${s.seed}` : `--seed ${s.seed} --steps ${s.steps} --voters ${s.voters}`;
   return [
     `SIM FAILURE seed=${s.seed} step=${r.step}`,
     `  settings: ${formatSettings(s)}`,
     `  violation: ${r.violation ?? "none"}`,
-    `  replay: npx tsx scripts/sim.ts --seed ${s.seed} --steps ${s.steps} --voters ${s.voters} --trace`,
+    `  replay: npx tsx scripts/sim.ts ${how} --trace`,
   ].join("\n");
 }
 

@@ -11,10 +11,14 @@ export interface SimSettings {
   readonly steps: number;
   /** Probability that a message is lost. */
   readonly dropRate: number;
+  /** Probability that a message is held up to SLOW_DELAY steps (it arrives very stale). */
+  readonly slowRate: number;
   /** Probability that a message is delivered twice. */
   readonly dupRate: number;
   /** Messages arrive 1..maxDelay steps after being sent (so they also reorder). */
   readonly maxDelay: number;
+  /** Probability that a crash or an isolation targets the leader rather than a random node. */
+  readonly leaderBias: number;
   /** Probability per step that an up node crashes (losing its unsynced writes). */
   readonly crashRate: number;
   /** A crashed node stays down 1..maxDownSteps steps. */
@@ -39,6 +43,10 @@ export interface SimSettings {
   readonly maxMsgBytes: number;
   /** Pipelined Appends per follower. */
   readonly maxInflight: number;
+  /** Raft pre-vote on. */
+  readonly preVote: boolean;
+  /** Raft check-quorum (and leader leases) on. */
+  readonly checkQuorum: boolean;
   /** Send every message through the binary codec. */
   readonly wire: boolean;
 }
@@ -47,6 +55,8 @@ export interface SimSettings {
 export const SIM_ELECTION_TICKS = 10;
 /** Raft heartbeat interval used by every run. */
 export const SIM_HEARTBEAT_TICKS = 2;
+/** Longest delay of a slow message, in steps. */
+export const SIM_SLOW_DELAY = 60;
 
 function pick<T>(r: SeededRandom, xs: readonly T[]): T {
   return xs[r.int(xs.length)]!;
@@ -55,13 +65,16 @@ function pick<T>(r: SeededRandom, xs: readonly T[]): T {
 /** The settings of `seed` (with `steps` steps and optionally a forced voter count). */
 export function settingsForSeed(seed: number, steps: number, voters?: 3 | 5): SimSettings {
   const r = new SeededRandom(seed ^ 0x5eed5eed);
+  const derivedVoters = r.int(2) === 0 ? 3 : 5;
   return {
     seed,
-    voters: voters ?? (r.int(2) === 0 ? 3 : 5),
+    voters: voters ?? derivedVoters,
     steps,
     dropRate: pick(r, [0, 0.01, 0.05, 0.2]),
+    slowRate: pick(r, [0, 0, 0.01, 0.05]),
     dupRate: pick(r, [0, 0.02, 0.1]),
     maxDelay: pick(r, [1, 3, 6, 12]),
+    leaderBias: pick(r, [0, 0.5, 0.9]),
     crashRate: pick(r, [0, 0.002, 0.01, 0.03]),
     maxDownSteps: pick(r, [10, 50, 200]),
     partitionRate: pick(r, [0, 0.005, 0.02]),
@@ -72,8 +85,10 @@ export function settingsForSeed(seed: number, steps: number, voters?: 3 | 5): Si
     tickRate: pick(r, [1, 1, 0.8]),
     snapshotEvery: pick(r, [5, 20, 100]),
     compactKeep: pick(r, [0, 3, 20]),
-    maxMsgBytes: pick(r, [64, 1 << 20]),
+    maxMsgBytes: pick(r, [1, 64, 1 << 20]),
     maxInflight: pick(r, [1, 4, 64]),
+    preVote: r.int(4) !== 0,
+    checkQuorum: r.int(4) !== 0,
     wire: r.int(4) === 0,
   };
 }
