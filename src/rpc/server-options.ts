@@ -16,6 +16,11 @@
  * Both are public `node:http2` APIs that Node 20, Bun and Deno 2 implement; the one private
  * touch point is the method name, checked at startup (a grpc-js upgrade that renames it fails
  * loudly, and test/unit/rpc/server-options.test.ts checks the windows a peer sees).
+ *
+ * Measured (test/unit/rpc/bench/transport.bench.ts, LATENCY_MS=5 so that round trips, not a
+ * busy CPU, bound the result): sequential 1 MiB Produce calls went from 4 to 24 MiB/s on Node 20
+ * and from 5 to 62 MiB/s on Bun with this hook; a Subscribe stream of 1 MiB messages from 4 to
+ * 238 MiB/s with the client window (the server hook does not matter for downloads).
  */
 
 import type * as http2 from "node:http2";
@@ -32,7 +37,7 @@ export interface TransportConfig {
   readonly receiveMessageBytesMax: number;
   /** Largest message we send. */
   readonly sendMessageBytesMax: number;
-  /** Idle time after which a connection is pinged to check that the peer is still there. */
+  /** Interval of HTTP/2 keepalive pings that check that the peer is still there. */
   readonly keepaliveTimeMs: number;
   /** How long a keepalive ping may go unanswered before the connection is closed. */
   readonly keepaliveTimeoutMs: number;
@@ -44,7 +49,7 @@ export interface TransportConfig {
  * Defaults: 16 MiB windows (measured: 1 MiB calls run about twice as fast as with 64 KiB, see
  * DESIGN.md "Runtimes"); 64 MiB messages, above any batch (`max.message.bytes`) or fetch
  * (`fetch.max.bytes`) limit, so those limits answer with Rill's own errors first; a ping after
- * 30 s of silence, answered within 10 s, so a dead consumer or broker is noticed in under a
+ * 30 s, answered within 10 s, so a dead consumer or broker is noticed in under a
  * minute even when its TCP connection does not close.
  */
 export const defaultTransportConfig: TransportConfig = {

@@ -5,9 +5,14 @@
  *
  *   npx tsx test/unit/rpc/bench/transport.bench.ts
  *   node_modules/.bin/bun test/unit/rpc/bench/transport.bench.ts
+ *
+ * LATENCY_MS=5 puts a proxy that delays every chunk by 5 ms each way between client and server:
+ * then throughput is bounded by window / round trip, which shows the windows' effect even on a
+ * machine too busy for clean loopback numbers.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import * as net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { FetchService } from "../../../../src/gen/rill/v1/fetch_service_pb.ts";
@@ -19,6 +24,7 @@ import { fetchServiceCodecs, produceServiceCodecs } from "../../../../src/rpc/wi
 const MiB = 2 ** 20;
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const REPEAT = Number(process.env.REPEAT ?? 3);
+const LATENCY_MS = Number(process.env.LATENCY_MS ?? 0);
 const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : `node ${process.version}`;
 
 interface Setup {
@@ -62,13 +68,33 @@ async function serve(setup: Setup): Promise<void> {
 async function measure(setup: Setup): Promise<[number, number]> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, "serve", JSON.stringify(setup)], { stdio: ["ignore", "pipe", "inherit"] });
   const [line] = (await once(child.stdout!, "data")) as [Buffer];
-  const address = `127.0.0.1:${line.toString().trim()}`;
+  const serverPort = Number(line.toString().trim());
+  const proxy = LATENCY_MS > 0 ? await delayingProxy(serverPort, LATENCY_MS) : undefined;
+  const address = `127.0.0.1:${proxy ? (proxy.address() as net.AddressInfo).port : serverPort}`;
   const options = setup.clientWindow ? clientChannelOptions() : { "grpc.max_receive_message_length": 64 * MiB, "grpc.max_send_message_length": 64 * MiB };
   try {
     return [await unaryMiBs(address, options, setup.codecs), await streamMiBs(address, options, setup.codecs)];
   } finally {
+    proxy?.close();
     child.kill();
   }
+}
+
+/** A TCP proxy to 127.0.0.1:`port` that delays every chunk by `ms`, in both directions. */
+async function delayingProxy(port: number, ms: number): Promise<net.Server> {
+  const pipe = (from: net.Socket, to: net.Socket): void => {
+    from.on("data", (chunk) => setTimeout(() => to.destroyed || to.write(chunk), ms));
+    from.on("close", () => setTimeout(() => to.destroy(), ms));
+    from.on("error", () => {});
+  };
+  const proxy = net.createServer((client) => {
+    const server = net.connect(port, "127.0.0.1");
+    pipe(client, server);
+    pipe(server, client);
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  return proxy;
 }
 
 /** Sequential 1 MiB Produce calls for SECONDS; MiB/s. */
@@ -117,7 +143,7 @@ async function streamMiBs(address: string, options: grpc.ChannelOptions, codecs:
 if (process.argv[2] === "serve") {
   await serve(JSON.parse(process.argv[3]!) as Setup);
 } else {
-  console.log(`1 MiB calls over 127.0.0.1, ${runtime}, ${SECONDS} s per run, median of ${REPEAT} runs (setups in rotation), window ${defaultTransportConfig.flowControlWindowBytes / MiB} MiB`);
+  console.log(`1 MiB calls over 127.0.0.1${LATENCY_MS ? ` + ${LATENCY_MS} ms each way` : ""}, ${runtime}, ${SECONDS} s per run, median of ${REPEAT} runs (setups in rotation), window ${defaultTransportConfig.flowControlWindowBytes / MiB} MiB`);
   console.log("| server window | client window | codec | Produce unary MiB/s | Subscribe stream MiB/s | runs (unary/stream) |\n|---|---|---|---|---|---|");
   const setups: Setup[] = [
     { serverWindow: false, clientWindow: false, codecs: false },
