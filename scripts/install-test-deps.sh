@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the interop tests (test/interop) need: the system protoc, the
+# gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3.
+#
+# Idempotent: does nothing (and does not touch apt) when every package is already installed;
+# otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
+# sudo available). Exits non-zero on failure.
+set -euo pipefail
+
+# Debian 12 (bookworm) package names: python3-grpcio 1.51, python3-protobuf 3.21,
+# protobuf-compiler 3.21 (`protoc`, accepts proto3 `optional`), protobuf-compiler-grpc 1.51
+# (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
+# proto3 `optional`.
+PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+
+log() { printf 'install-test-deps: %s\n' "$*"; }
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  log "error: dpkg-query/apt-get not found; this script supports Debian/Ubuntu only." >&2
+  log "install by hand: ${PACKAGES[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    log "present: $p ($(dpkg-query -W -f='${Version}' "$p"))"
+  else
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+      SUDO=(sudo)
+    else
+      log "error: missing ${missing[*]}; run as root (or install sudo)." >&2
+      exit 1
+    fi
+  fi
+  log "missing: ${missing[*]}"
+  log "running: apt-get update"
+  "${SUDO[@]}" apt-get update
+  log "running: apt-get install -y --no-install-recommends ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  log "all packages present; nothing to install"
+fi
+
+# Verify what the tests use, so a broken install fails here rather than in the tests.
+fail=0
+if [[ -x /usr/bin/protoc ]]; then
+  log "protoc: $(/usr/bin/protoc --version)"
+else
+  log "error: /usr/bin/protoc not found after install" >&2
+  fail=1
+fi
+if [[ -x /usr/bin/grpc_python_plugin ]]; then
+  log "grpc_python_plugin: /usr/bin/grpc_python_plugin"
+else
+  log "error: /usr/bin/grpc_python_plugin not found after install" >&2
+  fail=1
+fi
+if versions=$(/usr/bin/python3 -c 'import grpc, google.protobuf; print("grpcio", grpc.__version__, "protobuf", google.protobuf.__version__)' 2>&1); then
+  log "/usr/bin/python3: $versions"
+else
+  log "error: /usr/bin/python3 cannot import grpc and google.protobuf: $versions" >&2
+  fail=1
+fi
+exit "$fail"
