@@ -408,7 +408,7 @@ export class PartitionLog {
   read(offset: number, maxBytes: number, maxOffset: number = this.nextOffset): ReadResult {
     if (this.closed) throw rillError("LOG_CLOSED", `log ${this.opts.dir} is closed`);
     if (!Number.isSafeInteger(offset) || offset < this._logStartOffset || offset > this.nextOffset) {
-      throw rillError("OFFSET_OUT_OF_RANGE", `offset ${offset} is outside [${this._logStartOffset}, ${this.nextOffset}]`);
+      throw rillError("OFFSET_OUT_OF_RANGE", `offset: ${offset} is outside the log's range [${this._logStartOffset}, ${this.nextOffset}]`);
     }
     const limit = Math.min(maxOffset, this.nextOffset);
     if (offset >= limit) return { ...EMPTY, nextOffset: offset };
