@@ -466,6 +466,8 @@ export class Raft {
       if (pr.match + 1 >= this.log.firstIndex()) {
         pr.becomeProbe();
         pr.becomeReplicate();
+      } else if (pr.match >= pr.pendingSnapshot) {
+        pr.becomeProbe(); // installed, but the log was compacted past it since: send a newer one
       }
     } else {
       pr.inflights.freeLE(m.index);

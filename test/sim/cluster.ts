@@ -191,9 +191,10 @@ export class Simulation {
   private pickProposer(): SimNode | undefined {
     const up = this.nodes.filter((n) => n.up);
     if (up.length === 0) return undefined;
+    // Most clients find the leader; one in ten asks a random node (usually to be refused).
+    if (this.random.int(10) === 0) return up[this.random.int(up.length)];
     const leaders = up.filter((n) => n.raft!.status().role === "leader");
-    if (leaders.length > 0 && this.random.int(10) !== 0) return leaders[this.random.int(leaders.length)];
-    return up[this.random.int(up.length)];
+    return leaders.length === 0 ? undefined : leaders[this.random.int(leaders.length)];
   }
 
   /** Proposes a fresh value at `n`; returns its key, index and term if accepted. */
