@@ -8,9 +8,9 @@
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
-import type { SimResult } from "../test/sim/cluster.ts";
-import { formatFailure, regressionSeeds, runRegression, runSeed, sweep } from "../test/sim/run.ts";
-import { formatSettings } from "../test/sim/settings.ts";
+import { Simulation } from "../test/sim/cluster.ts";
+import { formatFailure, regressionSeeds, regressionSettings, sweep } from "../test/sim/run.ts";
+import { formatSettings, settingsForSeed, type SimSettings } from "../test/sim/settings.ts";
 
 interface Args {
   seed: number | null;
@@ -55,16 +55,17 @@ function parseArgs(argv: readonly string[]): Args {
 
 function replay(a: Args): number {
   const trace = a.trace ? (line: string) => console.log(line) : null;
-  let r: SimResult;
+  let settings: SimSettings;
   if (a.regression !== null) {
     const entry = regressionSeeds().find((e) => e.seed === a.regression);
     if (entry === undefined) throw new Error(`seed ${a.regression} is not in test/sim/regression-seeds.json`);
     console.log(`regression seed ${entry.seed}: ${entry.found}`);
-    r = runRegression(entry, trace);
+    settings = regressionSettings(entry);
   } else {
-    r = runSeed(a.seed!, a.steps, a.voters, trace);
+    settings = settingsForSeed(a.seed!, a.steps, a.voters);
   }
-  console.log(`settings: ${formatSettings(r.settings)}`);
+  console.log(`settings: ${formatSettings(settings)}`);
+  const r = new Simulation(settings, trace).run();
   console.log(`stats: ${JSON.stringify(r.stats)}`);
   if (r.violation === null) {
     console.log(`seed ${r.settings.seed}: ok`);

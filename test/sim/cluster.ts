@@ -30,6 +30,8 @@ const HEALED_MAX_DELAY = 3;
 export interface SimStats {
   messagesSent: number;
   messagesDropped: number;
+  /** Messages sent, by type. */
+  messagesByType: Record<string, number>;
   proposals: number;
   proposalsAccepted: number;
   crashes: number;
@@ -64,7 +66,7 @@ export class Simulation {
   private now = 0;
   private nextProposal = 0;
   private readonly stats: SimStats = {
-    messagesSent: 0, messagesDropped: 0, proposals: 0, proposalsAccepted: 0, crashes: 0,
+    messagesSent: 0, messagesDropped: 0, messagesByType: {}, proposals: 0, proposalsAccepted: 0, crashes: 0,
     partitions: 0, transfers: 0, leaderTerms: 0, applied: 0, electionTicks: 0, livenessTicks: 0,
   };
 
@@ -94,6 +96,7 @@ export class Simulation {
     }
     this.stats.messagesSent = this.network.sent;
     this.stats.messagesDropped = this.network.dropped;
+    this.stats.messagesByType = this.network.byType;
     this.stats.applied = this.checker.appliedCount();
     this.stats.leaderTerms = this.checker.leaderTermCount();
     return { settings: this.s, violation, step: this.now, stats: this.stats };

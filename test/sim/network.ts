@@ -28,6 +28,8 @@ export class SimNetwork {
   private readonly wire: boolean;
   sent = 0;
   dropped = 0;
+  /** Messages sent, by type. */
+  readonly byType: Record<string, number> = {};
 
   constructor(random: SeededRandom, faults: NetworkFaults, wire: boolean) {
     this.random = random;
@@ -38,6 +40,7 @@ export class SimNetwork {
   /** Queues `m` sent at step `now`, unless a fault or partition eats it. */
   send(m: Message, now: number): void {
     this.sent++;
+    this.byType[m.type] = (this.byType[m.type] ?? 0) + 1;
     const r = this.random;
     if (this.cut.has(m.from * 1000 + m.to) || r.next() < this.faults.dropRate) {
       this.dropped++;

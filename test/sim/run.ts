@@ -22,10 +22,14 @@ export function regressionSeeds(): RegressionSeed[] {
   return (JSON.parse(readFileSync(url, "utf8")) as { seeds: RegressionSeed[] }).seeds;
 }
 
+/** The settings of a regression entry: derived from its seed, overridden by those recorded. */
+export function regressionSettings(r: RegressionSeed): SimSettings {
+  return { ...settingsForSeed(r.seed, r.steps), ...r.settings, seed: r.seed, steps: r.steps };
+}
+
 /** Runs a regression entry with its recorded settings. */
 export function runRegression(r: RegressionSeed, trace: ((line: string) => void) | null = null): SimResult {
-  const settings: SimSettings = { ...settingsForSeed(r.seed, r.steps), ...r.settings, seed: r.seed, steps: r.steps };
-  return new Simulation(settings, trace).run();
+  return new Simulation(regressionSettings(r), trace).run();
 }
 
 /** Runs `seed` for `steps` steps (voters chosen by the seed unless given). */
@@ -52,7 +56,7 @@ export interface SweepResult {
   readonly failures: SimResult[];
   readonly ms: number;
   readonly maxLivenessTicks: number;
-  readonly totals: { messages: number; applied: number; crashes: number; leaderTerms: number };
+  readonly totals: { messages: number; applied: number; crashes: number; leaderTerms: number; byType: Record<string, number> };
 }
 
 /** Runs seeds [first, first + count) for `steps` steps each. */
@@ -60,7 +64,7 @@ export function sweep(first: number, count: number, steps: number, onResult?: (r
   const t0 = performance.now();
   const failures: SimResult[] = [];
   let maxLivenessTicks = 0;
-  const totals = { messages: 0, applied: 0, crashes: 0, leaderTerms: 0 };
+  const totals = { messages: 0, applied: 0, crashes: 0, leaderTerms: 0, byType: {} as Record<string, number> };
   for (let seed = first; seed < first + count; seed++) {
     const r = runSeed(seed, steps);
     if (r.violation !== null) failures.push(r);
@@ -69,6 +73,7 @@ export function sweep(first: number, count: number, steps: number, onResult?: (r
     totals.applied += r.stats.applied;
     totals.crashes += r.stats.crashes;
     totals.leaderTerms += r.stats.leaderTerms;
+    for (const [t, n] of Object.entries(r.stats.messagesByType)) totals.byType[t] = (totals.byType[t] ?? 0) + n;
     onResult?.(r);
   }
   return { seeds: count, steps, failures, ms: performance.now() - t0, maxLivenessTicks, totals };
