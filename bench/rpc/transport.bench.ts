@@ -15,11 +15,11 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { FetchService } from "../../../../src/gen/rill/v1/fetch_service_pb.ts";
-import { ProduceService } from "../../../../src/gen/rill/v1/produce_service_pb.ts";
-import { addService, clientConstructor } from "../../../../src/rpc/grpc-service.ts";
-import { clientChannelOptions, defaultTransportConfig, installHttp2Settings, serverOptions } from "../../../../src/rpc/server-options.ts";
-import { fetchServiceCodecs, produceServiceCodecs } from "../../../../src/rpc/wire-codec.ts";
+import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { addService, clientConstructor } from "../../src/rpc/grpc-service.ts";
+import { clientChannelOptions, defaultTransportConfig, installHttp2Settings, serverOptions } from "../../src/rpc/server-options.ts";
+import { fetchServiceCodecs, produceServiceCodecs } from "../../src/rpc/wire-codec.ts";
 
 const MiB = 2 ** 20;
 const SECONDS = Number(process.env.SECONDS ?? 2);

@@ -159,7 +159,12 @@ export type StatusToSend = Parameters<grpc.ServerInterceptingCallInterface["send
 
 /** The default status for a malformed request: INVALID_ARGUMENT naming the message and field. */
 export function malformedStatus(message: MalformedMessage): StatusToSend {
-  return { code: grpc.status.INVALID_ARGUMENT, details: message.details };
+  const metadata = new grpc.Metadata();
+  // The catalog entry INVALID_REQUEST (42), in the trailers as every other Rill error (errors.ts).
+  metadata.set("rill-error-code", "42");
+  metadata.set("rill-error-name", "INVALID_REQUEST");
+  metadata.set("rill-error-retriable", "false");
+  return { code: grpc.status.INVALID_ARGUMENT, details: message.details, metadata };
 }
 
 /**
