@@ -2,6 +2,12 @@
  * Micro-benchmarks of the record-batch codec, CRC32C and LZ4, as suites for the runner
  * (bench/micro.ts). Nothing runs at import: `codecSuites()` builds the inputs and returns the
  * cases; each `fn` does `perOp` units of work (records or bytes) per call.
+ *
+ * For the runner: lz4-napi frees the native memory of the Buffers returned by `compressSync` and
+ * its frame functions only from the event loop (deferred napi finalizers). Yield between cycles
+ * (benchmark's `defer`/async mode, or a setImmediate every few ms), or the LZ4 compress and
+ * lz4-napi frame suites measure page faults of a growing heap, not LZ4: 600 -> 160 MiB/s and
+ * 2,500 -> 350 MiB/s in synchronous loops (measured). Measure CPU time where the machine is shared.
  */
 import { compressFrameSync, decompressFrameSync } from "lz4-napi";
 import { crc32c } from "../../src/base/crc32c.ts";

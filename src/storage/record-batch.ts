@@ -356,6 +356,24 @@ function varint(buf: Uint8Array, c: Cursor, end: number, i: number): number {
       return (raw >>> 1) ^ -(raw & 1);
     }
   }
+  return varintSlow(buf, c, end, i);
+}
+
+function varlong(buf: Uint8Array, c: Cursor, end: number, i: number): number {
+  const p = c.pos;
+  if (p < end) {
+    const b0 = buf[p]!;
+    if (b0 < 0x80) {
+      c.pos = p + 1;
+      return (b0 >>> 1) ^ -(b0 & 1);
+    }
+  }
+  return varlongSlow(buf, c, end, i);
+}
+
+// The slow paths live apart so that the fast ones stay small enough for engines to inline.
+
+function varintSlow(buf: Uint8Array, c: Cursor, end: number, i: number): number {
   try {
     return readVarint(buf, c, end);
   } catch (e: unknown) {
@@ -363,15 +381,7 @@ function varint(buf: Uint8Array, c: Cursor, end: number, i: number): number {
   }
 }
 
-function varlong(buf: Uint8Array, c: Cursor, end: number, i: number): number {
-  const p = c.pos;
-  if (p + 1 < end) {
-    const b0 = buf[p]!;
-    if (b0 < 0x80) {
-      c.pos = p + 1;
-      return (b0 >>> 1) ^ -(b0 & 1);
-    }
-  }
+function varlongSlow(buf: Uint8Array, c: Cursor, end: number, i: number): number {
   try {
     return readVarlong(buf, c, end);
   } catch (e: unknown) {
