@@ -287,8 +287,8 @@ export class ProducerStateManager {
   /**
    * Checks the batches of one request in order, each as if the ones before it that answered
    * "append" had been recorded; changes nothing. Returns one answer per batch, or throws the
-   * error of the first rejected batch (its message names the batch index). A batch that repeats an earlier
-   * batch of the same request is OUT_OF_ORDER_SEQUENCE_NUMBER.
+   * error of the first rejected batch (its message names the batch index). A batch that repeats
+   * an earlier batch of the same request is OUT_OF_ORDER_SEQUENCE_NUMBER.
    */
   checkAll(batches: readonly SequencedBatch[], topicPartition?: string): SequenceCheck[] {
     const overlay = new Map<number, ProducerEntry>();
