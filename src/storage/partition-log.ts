@@ -19,7 +19,7 @@ import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import { isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
-import { BATCH_OFFSETS, HEADER_SIZE, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
+import { BATCH_OFFSETS, HEADER_SIZE, checkProducedBatch, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
 import { Segment, parseSegmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
 
 /** How a partition log is opened. */
@@ -278,6 +278,7 @@ export class PartitionLog {
         throw rillError("BATCH_LENGTH_MISMATCH", `record_batch: batchLength ${size - 12} at byte ${pos} disagrees with the ${buf.length - pos} bytes given`);
       }
       const h = validateBatch(buf, pos, pos + size);
+      if (assignFrom >= 0) checkProducedBatch(h);
       if (size > this.config.maxMessageBytes) {
         throw rillError("MESSAGE_TOO_LARGE", `record_batch: batch of ${size} bytes exceeds max.message.bytes ${this.config.maxMessageBytes}`);
       }

@@ -228,6 +228,18 @@ export function validateBatch(buf: Buffer, pos = 0, end: number = buf.length): B
 }
 
 /**
+ * The produce path's extra rule (Kafka's LogValidator for v2 batches): a producer's batch holds
+ * at least one record and its offsets run 0..recordCount-1, so lastOffsetDelta + 1 must equal
+ * recordCount. Stored (compacted) batches may have gaps; produced ones may not.
+ */
+export function checkProducedBatch(h: BatchHeader): void {
+  if (h.recordCount <= 0) throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${h.recordCount}: a produced batch needs at least one record`);
+  if (h.lastOffsetDelta + 1 !== h.recordCount) {
+    throw rillError("RECORD_COUNT_MISMATCH", `lastOffsetDelta: ${h.lastOffsetDelta} does not match recordCount ${h.recordCount} (a produced batch's offsets run 0..recordCount-1)`);
+  }
+}
+
+/**
  * validateBatch, then also decompresses a compressed batch and checks every record's frame and
  * fields (key, value and header lengths) against recordCount, lastOffsetDelta and the payload end.
  * For tests, recovery of suspect data, and optionally the broker.
@@ -304,7 +316,10 @@ function walkRecords(buf: Buffer, start: number, end: number, h: BatchHeader, de
   if (c.pos !== end) {
     throw rillError("RECORD_COUNT_MISMATCH", `records: ${end - c.pos} bytes follow the last of ${count} records`);
   }
-  if (count > 0 && prev !== h.lastOffsetDelta) {
+  // Compaction keeps a batch's original lastOffsetDelta (so producer sequences survive), so a
+  // stored batch may end after its last record; the produce path requires the exact count
+  // (`checkProducedBatch`).
+  if (count > 0 && prev > h.lastOffsetDelta) {
     throw rillError("RECORD_COUNT_MISMATCH", `lastOffsetDelta: ${h.lastOffsetDelta}, but the last record's offsetDelta is ${prev}`);
   }
 }
@@ -1021,7 +1036,7 @@ export function filterBatch(batch: Buffer, pos: number, keep: (record: RecordCur
     baseOffset: h.baseOffset,
     partitionLeaderEpoch: h.partitionLeaderEpoch,
     attributes: (h.attributes & ~COMPRESSION_CODEC_MASK) | codec,
-    lastOffsetDelta: kept === 0 ? h.lastOffsetDelta : lastDelta,
+    lastOffsetDelta: h.lastOffsetDelta,
     baseTimestamp: h.baseTimestamp,
     maxTimestamp: h.timestampType === TimestampType.LOG_APPEND_TIME || kept === 0 ? h.maxTimestamp : maxTimestamp,
     producerId: h.producerId,
