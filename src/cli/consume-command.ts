@@ -1,0 +1,81 @@
+/**
+ * `rill consume TOPIC`: prints records of one partition (`--partition`) or all of them, from the
+ * end (default), the beginning, an offset or a timestamp; as text (the value, or key SEP value
+ * with `--print-key`) or JSON lines. Stops after `-n` records, after `--timeout-ms` without a
+ * record, or on SIGINT/SIGTERM (exit 0).
+ */
+
+import { Consumer, type ConsumerRecord, type SeekTarget } from "../client/consumer.ts";
+import { type Context, clientOptions } from "./context.ts";
+import { CliError, write } from "./output.ts";
+import { checkPartition } from "./topic-commands.ts";
+
+/** Options of `consume`. */
+export interface ConsumeOptions {
+  readonly fromBeginning?: boolean;
+  readonly offset?: number;
+  readonly timestamp?: number;
+  readonly partition?: number;
+  readonly maxMessages?: number;
+  readonly timeoutMs?: number;
+  readonly format: "text" | "json";
+  readonly printKey?: boolean;
+  readonly keySeparator: string;
+}
+
+function startOf(o: ConsumeOptions): SeekTarget {
+  const given = [o.fromBeginning === true, o.offset !== undefined, o.timestamp !== undefined].filter(Boolean).length;
+  if (given > 1) throw new CliError("consume: give at most one of --from-beginning, --offset, --timestamp");
+  if (o.fromBeginning) return "earliest";
+  if (o.offset !== undefined) return o.offset;
+  if (o.timestamp !== undefined) return { timestampMs: o.timestamp };
+  return "latest";
+}
+
+function text(b: Buffer | null): string | null {
+  return b === null ? null : b.toString("utf8");
+}
+
+/** One output line for `r`. */
+export function formatRecord(r: ConsumerRecord, o: Pick<ConsumeOptions, "format" | "printKey" | "keySeparator">): string {
+  if (o.format === "json") {
+    const headers = r.headers.map((h) => ({ key: h.key, value: text(h.value) }));
+    return `${JSON.stringify({ topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestampMs, key: text(r.key), value: text(r.value), headers })}\n`;
+  }
+  const value = text(r.value) ?? "null";
+  return o.printKey ? `${text(r.key) ?? "null"}${o.keySeparator}${value}\n` : `${value}\n`;
+}
+
+/** Prints records of `topic` until a stop condition; see the module comment. */
+export async function consume(ctx: Context, topic: string, o: ConsumeOptions): Promise<void> {
+  const start = startOf(o);
+  if (o.maxMessages === 0) return;
+  const consumer = new Consumer({ ...clientOptions(ctx), autoOffsetReset: o.fromBeginning ? "earliest" : "latest" });
+  const stop = (): void => void consumer.close();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  let idle: ReturnType<typeof setTimeout> | null = null;
+  const armIdle = (): void => {
+    if (o.timeoutMs === undefined) return;
+    if (idle !== null) clearTimeout(idle);
+    idle = setTimeout(stop, o.timeoutMs);
+  };
+  try {
+    const count = await consumer.partitionCount(topic);
+    if (o.partition !== undefined) checkPartition(topic, o.partition, count);
+    const partitions = o.partition !== undefined ? [o.partition] : Array.from({ length: count }, (_, i) => i);
+    consumer.assign(partitions.map((partition) => ({ topic, partition, offset: start })));
+    armIdle();
+    let n = 0;
+    for await (const r of consumer) {
+      await write(ctx.io.stdout, formatRecord(r, o));
+      armIdle();
+      if (o.maxMessages !== undefined && ++n >= o.maxMessages) break;
+    }
+  } finally {
+    if (idle !== null) clearTimeout(idle);
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    await consumer.close();
+  }
+}

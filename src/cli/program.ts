@@ -1,0 +1,144 @@
+/**
+ * The `rill` command line, built with commander: global `--bootstrap`, the `broker`, `topic`,
+ * `produce`, `consume` and `cluster` commands, and one error path — every failure ends as one
+ * line on stderr, `rill: <message>`, and a non-zero exit code (1 for errors, 2 for usage).
+ */
+
+import { Command, CommanderError, Option } from "commander";
+import { DEFAULT_BOOTSTRAP } from "../client/connection.ts";
+import { consume } from "./consume-command.ts";
+import type { Context } from "./context.ts";
+import { type Io, errorLine, isExpected } from "./output.ts";
+import { collect, intIn, keyValues, oneOf, separator } from "./parse.ts";
+import { produce } from "./produce-command.ts";
+import { alterTopic, clusterStatus, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
+
+const INT32_MAX = 0x7fffffff;
+const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
+
+/** What `run` resolves to: the exit code, and whether the process must stay up (a broker). */
+export interface Outcome {
+  readonly exitCode: number;
+  readonly keepAlive: boolean;
+}
+
+function contextOf(cmd: Command, io: Io): Context {
+  const { bootstrap } = cmd.optsWithGlobals<{ bootstrap: string }>();
+  return { io, bootstrap };
+}
+
+function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
+  const program = new Command("rill")
+    .description("Rill: an event-streaming broker (Kafka's model over gRPC)")
+    .addOption(new Option("--bootstrap <host:port>", "broker address").env("RILL_BOOTSTRAP").default(DEFAULT_BOOTSTRAP))
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, writeErr) => writeErr(`rill: ${s.replace(/^error: /, "")}`),
+    });
+
+  const broker = program.command("broker").description("run a broker");
+  broker
+    .command("start")
+    .description("start a broker in the foreground (stops on SIGTERM/SIGINT)")
+    .option("--data-dir <dir>", "where the broker keeps its data")
+    .option("--listen <host:port>", "address to serve on")
+    .option("--config <file>", "config file (.json or .properties)")
+    .option("--node-id <n>", "node id", intIn(0, INT32_MAX))
+    .action(async (o: { dataDir?: string; listen?: string; config?: string; nodeId?: number }) => {
+      const { runBroker } = await import("../broker/run.ts");
+      await runBroker({ dataDir: o.dataDir, listen: o.listen, configFile: o.config, nodeId: o.nodeId });
+      state.keepAlive = true;
+    });
+
+  const topic = program.command("topic").description("create, list, describe, alter and delete topics");
+  topic
+    .command("create <name>")
+    .description("create a topic")
+    .option("--partitions <n>", "partition count (default: the broker's num.partitions)", intIn(1, INT32_MAX))
+    .option("--replication-factor <n>", "replicas per partition", intIn(1, 32767))
+    .option("--config <key=value>", "topic config override (repeatable)", collect, [])
+    .option("--if-not-exists", "succeed quietly when the topic exists")
+    .action(async (name: string, o: { partitions?: number; replicationFactor?: number; config: string[]; ifNotExists?: boolean }, cmd: Command) => {
+      await createTopic(contextOf(cmd, io), name, { ...o, config: keyValues(o.config, "--config") });
+    });
+  topic
+    .command("list")
+    .description("list topic names")
+    .option("--internal", "include internal topics")
+    .option("--json", "print JSON")
+    .action(async (o: { internal?: boolean; json?: boolean }, cmd: Command) => listTopics(contextOf(cmd, io), o));
+  topic
+    .command("describe <name>")
+    .description("show a topic's partitions, offsets and config overrides")
+    .option("--json", "print JSON")
+    .action(async (name: string, o: { json?: boolean }, cmd: Command) => describeTopic(contextOf(cmd, io), name, o));
+  topic
+    .command("alter <name>")
+    .description("set or delete topic config keys")
+    .option("--config <key=value>", "key to set (repeatable)", collect, [])
+    .option("--delete-config <key>", "key to reset to its default (repeatable)", collect, [])
+    .action(async (name: string, o: { config: string[]; deleteConfig: string[] }, cmd: Command) => {
+      await alterTopic(contextOf(cmd, io), name, { config: keyValues(o.config, "--config"), deleteConfig: o.deleteConfig });
+    });
+  topic
+    .command("delete <name>")
+    .description("delete a topic and its records")
+    .action(async (name: string, _o: object, cmd: Command) => deleteTopic(contextOf(cmd, io), name));
+
+  program
+    .command("produce <topic>")
+    .description("send stdin's lines as records, one per line")
+    .option("--key-separator <sep>", "split each line into KEY SEP VALUE at the first SEP", separator)
+    .option("--partition <n>", "send every record to this partition", intIn(0, INT32_MAX))
+    .addOption(new Option("--acks <level>", "acknowledgement level").choices(["all", "leader", "none"]).default("all"))
+    .addOption(new Option("--compression <codec>", "batch compression").choices(["none", "gzip", "lz4"]).default("none"))
+    .option("--linger-ms <ms>", "how long a batch waits for more lines", intIn(0, 60_000), 5)
+    .option("--header <key=value>", "header added to every record (repeatable)", collect, [])
+    .action(async (name: string, o: { keySeparator?: string; partition?: number; acks: "all"; compression: "none"; lingerMs: number; header: string[] }, cmd: Command) => {
+      await produce(contextOf(cmd, io), name, { ...o, header: keyValues(o.header, "--header") });
+    });
+
+  program
+    .command("consume <topic>")
+    .description("print records (from the end unless told otherwise) until -n, --timeout-ms or Ctrl-C")
+    .option("--from-beginning", "start at the earliest offset")
+    .option("--offset <n>", "start at this offset (of each partition read)", intIn(0, OFFSET_MAX))
+    .option("--timestamp <ms>", "start at the first record at or after this time (ms since the epoch)", intIn(0, OFFSET_MAX))
+    .option("--partition <n>", "read only this partition (default: all)", intIn(0, INT32_MAX))
+    .option("-n, --max-messages <n>", "exit after this many records", intIn(0, OFFSET_MAX))
+    .option("--timeout-ms <ms>", "exit after this long without a record", intIn(1, INT32_MAX))
+    .addOption(new Option("--format <format>", "output format").argParser(oneOf(["text", "json"] as const)).default("text"))
+    .option("--print-key", "text format: print KEY SEP VALUE")
+    .option("--key-separator <sep>", "separator for --print-key", separator, "\t")
+    .action(async (name: string, o: Parameters<typeof consume>[2], cmd: Command) => consume(contextOf(cmd, io), name, o));
+
+  program
+    .command("cluster")
+    .description("cluster information")
+    .command("status")
+    .description("show the cluster id, the controller and the brokers")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }, cmd: Command) => clusterStatus(contextOf(cmd, io), o));
+
+  return program;
+}
+
+/** Runs the command line `argv` (as process.argv: runtime, script, args...). */
+export async function run(argv: readonly string[], io: Io): Promise<Outcome> {
+  const state = { keepAlive: false };
+  const program = buildProgram(io, state);
+  try {
+    await program.parseAsync([...argv]);
+    return { exitCode: 0, keepAlive: state.keepAlive };
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander printed its message already (help, version, usage errors).
+      return { exitCode: e.exitCode === 0 ? 0 : 2, keepAlive: false };
+    }
+    io.stderr.write(`rill: ${errorLine(e)}\n`);
+    if (!isExpected(e) && io.env["RILL_DEBUG"] && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+    return { exitCode: 1, keepAlive: false };
+  }
+}

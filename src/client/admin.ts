@@ -1,0 +1,307 @@
+/**
+ * `Admin`: topic, configuration and cluster administration over AdminService, with friendly
+ * TypeScript types (offsets as numbers, see convert.ts; enums as string literals; configs as
+ * plain objects).
+ *
+ * Errors: a call that fails as a whole rejects with a RillError or ConnectionError (retried
+ * first, per the client's retry policy, when retriable). A call over several items (topics,
+ * resources) rejects with the first item's error, its message prefixed with the item's name
+ * (`topic "orders": ...`); the other items were processed by the broker on their own, as in
+ * Kafka, so some may have succeeded.
+ */
+
+import { ConfigOperation, ConfigResourceType, ConfigSource } from "../gen/rill/v1/admin_service_pb.ts";
+import type { ConfigResource } from "../gen/rill/v1/admin_service_pb.ts";
+import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
+import { NodeRole } from "../gen/rill/v1/common_pb.ts";
+import { type ClientOptions, type Connection, connect } from "./connection.ts";
+import { checkInt, toNumber } from "./convert.ts";
+import { ClientClosedError, fromErrorDetail } from "./errors.ts";
+import { type ListedOffset, type OffsetLookup, listOffsets } from "./offsets.ts";
+import { withRetries } from "./retry.ts";
+
+/** A topic to create. */
+export interface NewTopic {
+  readonly name: string;
+  /** Partition count; default: the broker's `num.partitions`. */
+  readonly partitions?: number | undefined;
+  /** Replicas per partition; default: the broker's `default.replication.factor`. */
+  readonly replicationFactor?: number | undefined;
+  /** Topic config overrides, e.g. `{"cleanup.policy": "compact"}`. */
+  readonly configs?: Readonly<Record<string, string>> | undefined;
+}
+
+/** A created (or, with validateOnly, validated) topic, defaults applied. */
+export interface CreatedTopic {
+  readonly name: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+}
+
+/** A topic as ListTopics lists it. */
+export interface TopicListing {
+  readonly name: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+  readonly internal: boolean;
+}
+
+/** The state of one partition. */
+export interface PartitionDescription {
+  readonly partition: number;
+  /** Node id of the leader; -1 when none. */
+  readonly leader: number;
+  readonly replicas: readonly number[];
+  readonly isr: readonly number[];
+  readonly logStartOffset: number;
+  readonly highWatermark: number;
+  readonly leaderEpoch: number;
+}
+
+/** A described topic. */
+export interface TopicDescription {
+  readonly name: string;
+  readonly internal: boolean;
+  /** Effective config, defaults included (empty when described with `includeConfigs: false`). */
+  readonly configs: Readonly<Record<string, string>>;
+  readonly partitions: readonly PartitionDescription[];
+}
+
+/** A thing that has configuration: a topic, or a broker (name = node id, "" = cluster default). */
+export interface ConfigResourceRef {
+  readonly type: "topic" | "broker";
+  readonly name: string;
+}
+
+/** Where a configuration value comes from. */
+export type ConfigSourceName =
+  | "default"
+  | "static-broker"
+  | "dynamic-default-broker"
+  | "dynamic-broker"
+  | "dynamic-topic"
+  | "unknown";
+
+/** One configuration key with its effective value. */
+export interface ConfigEntryDescription {
+  readonly name: string;
+  /** Null when sensitive or without a value. */
+  readonly value: string | null;
+  readonly source: ConfigSourceName;
+  readonly readOnly: boolean;
+  readonly sensitive: boolean;
+  /** Filled with `includeDocumentation`; "" otherwise. */
+  readonly documentation: string;
+}
+
+/** The configuration of one resource. */
+export interface ResourceConfig {
+  readonly resource: ConfigResourceRef;
+  readonly entries: readonly ConfigEntryDescription[];
+}
+
+/** Changes to one resource's configuration, applied all or none. */
+export interface ConfigAlteration {
+  readonly resource: ConfigResourceRef;
+  /** Keys to set. */
+  readonly set?: Readonly<Record<string, string>> | undefined;
+  /** Keys whose override to remove (back to the default). */
+  readonly delete?: readonly string[] | undefined;
+}
+
+/** A node of the cluster. */
+export interface BrokerDescription {
+  readonly nodeId: number;
+  readonly address: string;
+  readonly roles: readonly ("broker" | "controller")[];
+  readonly fenced: boolean;
+  readonly rack: string;
+}
+
+/** The cluster: id, active controller (-1: none) and nodes. */
+export interface ClusterDescription {
+  readonly clusterId: string;
+  readonly controllerId: number;
+  readonly brokers: readonly BrokerDescription[];
+}
+
+const sourceNames: Record<ConfigSource, ConfigSourceName> = {
+  [ConfigSource.UNSPECIFIED]: "unknown",
+  [ConfigSource.DEFAULT]: "default",
+  [ConfigSource.STATIC_BROKER]: "static-broker",
+  [ConfigSource.DYNAMIC_DEFAULT_BROKER]: "dynamic-default-broker",
+  [ConfigSource.DYNAMIC_BROKER]: "dynamic-broker",
+  [ConfigSource.DYNAMIC_TOPIC]: "dynamic-topic",
+};
+
+function resourceOf(r: ConfigResourceRef): { type: ConfigResourceType; name: string } {
+  return { type: r.type === "topic" ? ConfigResourceType.TOPIC : ConfigResourceType.BROKER, name: r.name };
+}
+
+function refOf(r: ConfigResource | undefined, fallback: ConfigResourceRef): ConfigResourceRef {
+  if (r === undefined) return fallback;
+  return { type: r.type === ConfigResourceType.BROKER ? "broker" : "topic", name: r.name };
+}
+
+function describeRef(r: ConfigResourceRef): string {
+  return `${r.type} "${r.name}"`;
+}
+
+/** Throws the first item error, naming the item (see `fromErrorDetail`). */
+function throwFirst(items: readonly { error?: ErrorDetail | undefined }[], name: (i: number) => string): void {
+  const i = items.findIndex((t) => t.error !== undefined);
+  if (i >= 0) throw fromErrorDetail(items[i]!.error!, name(i));
+}
+
+/** Topic, configuration and cluster administration. */
+export class Admin {
+  private readonly conn: Connection;
+  private closed = false;
+
+  /** Connects lazily: nothing is sent until the first call. */
+  constructor(options: ClientOptions = {}) {
+    this.conn = connect(options);
+  }
+
+  /** Creates topics; rejects with the first topic's error (TOPIC_ALREADY_EXISTS, INVALID_CONFIG, ...). */
+  async createTopics(topics: readonly NewTopic[], options: { validateOnly?: boolean } = {}): Promise<CreatedTopic[]> {
+    const request = {
+      topics: topics.map((t, i) => ({
+        name: t.name,
+        partitions: t.partitions === undefined ? 0 : checkInt(t.partitions, `topics[${i}].partitions`, 1, 0x7fffffff),
+        replicationFactor: t.replicationFactor === undefined ? 0 : checkInt(t.replicationFactor, `topics[${i}].replicationFactor`, 1, 0x7fff),
+        configs: { ...t.configs },
+      })),
+      validateOnly: options.validateOnly ?? false,
+    };
+    const res = await this.call((o) => this.conn.transport.createTopics(request, o));
+    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+    return res.topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor }));
+  }
+
+  /** Deletes topics and their records; rejects with the first topic's error. */
+  async deleteTopics(names: readonly string[]): Promise<void> {
+    const res = await this.call((o) => this.conn.transport.deleteTopics({ topics: [...names] }, o));
+    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+  }
+
+  /** Lists topics, sorted by name; internal ones only with `includeInternal`. */
+  async listTopics(options: { includeInternal?: boolean } = {}): Promise<TopicListing[]> {
+    const res = await this.call((o) => this.conn.transport.listTopics({ includeInternal: options.includeInternal ?? false }, o));
+    return res.topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, internal: t.internal }));
+  }
+
+  /**
+   * Describes topics (all non-internal ones when `names` is empty): partitions with leader,
+   * replicas, ISR and offsets, and the effective config unless `includeConfigs` is false.
+   */
+  async describeTopics(names: readonly string[] = [], options: { includeConfigs?: boolean } = {}): Promise<TopicDescription[]> {
+    const request = { topics: [...names], excludeConfigs: options.includeConfigs === false };
+    const res = await this.call((o) => this.conn.transport.describeTopics(request, o));
+    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+    return res.topics.map((t) => ({
+      name: t.name,
+      internal: t.internal,
+      configs: { ...t.configs },
+      partitions: t.partitions.map((p) => ({
+        partition: p.partition,
+        leader: p.leader,
+        replicas: p.replicas,
+        isr: p.isr,
+        logStartOffset: toNumber(p.logStartOffset, "logStartOffset"),
+        highWatermark: toNumber(p.highWatermark, "highWatermark"),
+        leaderEpoch: p.leaderEpoch,
+      })),
+    }));
+  }
+
+  /** Raises topics' partition counts to `count` (the new total). */
+  async createPartitions(topics: readonly { name: string; count: number }[], options: { validateOnly?: boolean } = {}): Promise<void> {
+    const request = {
+      topics: topics.map((t, i) => ({ name: t.name, count: checkInt(t.count, `topics[${i}].count`, 1, 0x7fffffff) })),
+      validateOnly: options.validateOnly ?? false,
+    };
+    const res = await this.call((o) => this.conn.transport.createPartitions(request, o));
+    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+  }
+
+  /** Reads the effective configuration of resources (only keys in `names`, when given). */
+  async describeConfigs(
+    resources: readonly ConfigResourceRef[],
+    options: { names?: readonly string[]; includeDocumentation?: boolean } = {},
+  ): Promise<ResourceConfig[]> {
+    const request = {
+      resources: resources.map(resourceOf),
+      names: [...(options.names ?? [])],
+      includeDocumentation: options.includeDocumentation ?? false,
+    };
+    const res = await this.call((o) => this.conn.transport.describeConfigs(request, o));
+    throwFirst(res.results, (i) => describeRef(resources[i] ?? refOf(res.results[i]!.resource, { type: "topic", name: "?" })));
+    return res.results.map((r, i) => ({
+      resource: refOf(r.resource, resources[i]!),
+      entries: r.entries.map((e) => ({
+        name: e.name,
+        value: e.value ?? null,
+        source: sourceNames[e.source] ?? "unknown",
+        readOnly: e.readOnly,
+        sensitive: e.sensitive,
+        documentation: e.documentation,
+      })),
+    }));
+  }
+
+  /** Sets and deletes configuration keys (incrementally); rejects with the first resource's error. */
+  async alterConfigs(alterations: readonly ConfigAlteration[], options: { validateOnly?: boolean } = {}): Promise<void> {
+    const request = {
+      resources: alterations.map((a) => ({
+        resource: resourceOf(a.resource),
+        operations: [
+          ...Object.entries(a.set ?? {}).map(([name, value]) => ({ name, value, operation: ConfigOperation.SET })),
+          ...(a.delete ?? []).map((name) => ({ name, operation: ConfigOperation.DELETE })),
+        ],
+      })),
+      validateOnly: options.validateOnly ?? false,
+    };
+    const res = await this.call((o) => this.conn.transport.alterConfigs(request, o));
+    throwFirst(res.results, (i) => describeRef(alterations[i]?.resource ?? refOf(res.results[i]!.resource, { type: "topic", name: "?" })));
+  }
+
+  /** The cluster id, the active controller and the nodes. */
+  async describeCluster(): Promise<ClusterDescription> {
+    const res = await this.call((o) => this.conn.transport.describeCluster({}, o));
+    return {
+      clusterId: res.clusterId,
+      controllerId: res.controllerId,
+      brokers: res.brokers.map((b) => ({
+        nodeId: b.nodeId,
+        address: b.address,
+        roles: b.roles.filter((r) => r !== NodeRole.UNSPECIFIED).map((r) => (r === NodeRole.CONTROLLER ? "controller" : "broker")),
+        fenced: b.fenced,
+        rack: b.rack,
+      })),
+    };
+  }
+
+  /** Looks offsets up: earliest, latest, or the first at or after a timestamp (-1: none that recent). */
+  listOffsets(lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
+    this.checkOpen();
+    return listOffsets(this.conn, lookups);
+  }
+
+  /** Closes the connection (when this Admin opened it). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.conn.owned) this.conn.transport.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ClientClosedError("admin");
+  }
+
+  private call<T>(f: (options: { timeoutMs: number }) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    const { retry, random, requestTimeoutMs } = this.conn;
+    return withRetries(() => f({ timeoutMs: requestTimeoutMs }), retry, { random });
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * How the SDK reports failures: every error a client method throws is either
+ * - a `RillError` from the catalog (src/base/errors.ts), carrying the broker's code and message
+ *   (whole-call errors arrive as gRPC statuses with metadata `rill-error-code`, per-item errors
+ *   as `ErrorDetail` fields), or
+ * - a `ConnectionError`: the broker at `address` could not be reached or the connection broke
+ *   (always retriable), or
+ * - a `ClientClosedError` when the producer or consumer was closed, or a plain `RillError`
+ *   (INVALID_ARGUMENT) for bad input caught before anything is sent.
+ *
+ * `isRetriable(e)` is the one predicate the retry policy asks.
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { type ErrorKind, Errors, GrpcStatus, type GrpcStatusCode, RillError, errorKindByCode } from "../base/errors.ts";
+import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
+import { ERROR_CODE_KEY, ERROR_NAME_KEY, ERROR_RETRIABLE_KEY } from "../rpc/errors.ts";
+
+/** The broker could not be reached, or the connection to it broke mid-call. Retriable. */
+export class ConnectionError extends Error {
+  override name = "ConnectionError";
+  /** Always true: a later attempt may find the broker up. */
+  readonly retriable = true;
+
+  /** @param address "host:port" of the broker; @param reason what went wrong, e.g. "connection refused". */
+  constructor(
+    readonly address: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach broker at ${address}: ${reason}`);
+  }
+}
+
+/** The client was closed: pending sends fail with it, and new calls are refused. */
+export class ClientClosedError extends Error {
+  override name = "ClientClosedError";
+  /** Never retriable. */
+  readonly retriable = false;
+
+  /** @param what which client, e.g. "producer". */
+  constructor(what: string) {
+    super(`${what} is closed`);
+  }
+}
+
+/** True when a retry of the same request can succeed (catalog `retriable`, or a connection error). */
+export function isRetriable(e: unknown): boolean {
+  if (e instanceof RillError) return e.retriable;
+  return e instanceof ConnectionError;
+}
+
+/** The catalog entry of `code`, or a stand-in for codes this client does not know (newer brokers). */
+export function kindOf(code: number, name = "", retriable = false, grpcCode: GrpcStatusCode = GrpcStatus.UNKNOWN): ErrorKind {
+  return errorKindByCode(code) ?? { code, name: name || `ERROR_${code}`, retriable, grpc: grpcCode, doc: name || `error code ${code}` };
+}
+
+/**
+ * A per-item `ErrorDetail` from a response as a RillError. `context` (e.g. `topic "orders"`)
+ * prefixes the message unless the broker's message already names the item (its quoted part).
+ */
+export function fromErrorDetail(detail: ErrorDetail, context?: string): RillError {
+  const kind = kindOf(detail.code, detail.name, detail.retriable);
+  const message = detail.message || kind.doc;
+  const named = context === undefined || message.includes(/"[^"]*"/.exec(context)?.[0] ?? context);
+  return new RillError(kind, named ? message : `${context}: ${message}`);
+}
+
+/** Catalog entries for gRPC statuses that come without a `rill-error-code`. */
+const kindByStatus: Partial<Record<number, ErrorKind>> = {
+  [GrpcStatus.INVALID_ARGUMENT]: Errors.INVALID_ARGUMENT,
+  [GrpcStatus.DEADLINE_EXCEEDED]: Errors.REQUEST_TIMED_OUT,
+};
+
+function isServiceError(e: unknown): e is grpc.ServiceError {
+  return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === "number" && "details" in e;
+}
+
+/** Why a connection failed, in a few words ("connection refused" rather than grpc-js's paragraph). */
+function connectionReason(details: string): string {
+  if (/ECONNREFUSED|connection refused/i.test(details)) return "connection refused";
+  if (/ECONNRESET|connection reset/i.test(details)) return "connection reset";
+  if (/ETIMEDOUT|timed out/i.test(details)) return "connection timed out";
+  if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(details)) return "host not found";
+  return details || "unavailable";
+}
+
+/**
+ * Converts what a grpc-js call failed with into a client error: the catalog code from the
+ * `rill-error-code` metadata when present; UNAVAILABLE without a code is a `ConnectionError`;
+ * other statuses map to INVALID_ARGUMENT, REQUEST_TIMED_OUT or UNKNOWN_SERVER_ERROR.
+ */
+export function fromGrpcError(e: unknown, address: string): Error {
+  if (!isServiceError(e)) return e instanceof Error ? e : new Error(String(e));
+  const trailer = (key: string): string | undefined => e.metadata?.get(key)[0]?.toString();
+  const raw = trailer(ERROR_CODE_KEY);
+  const code = raw === undefined ? Number.NaN : Number(raw);
+  const details = e.details || e.message;
+  if (Number.isInteger(code)) {
+    const kind = kindOf(code, trailer(ERROR_NAME_KEY), trailer(ERROR_RETRIABLE_KEY) === "true", e.code as GrpcStatusCode);
+    return new RillError(kind, details);
+  }
+  if (e.code === grpc.status.UNAVAILABLE) return new ConnectionError(address, connectionReason(details));
+  const kind = kindByStatus[e.code];
+  if (kind !== undefined) return new RillError(kind, details);
+  const statusName = grpc.status[e.code] ?? String(e.code);
+  return new RillError(Errors.UNKNOWN_SERVER_ERROR, `${statusName}: ${details}`);
+}

@@ -1,0 +1,148 @@
+/**
+ * The real Transport: grpc-js clients of AdminService, ProduceService and FetchService sharing
+ * one channel (one HTTP/2 connection) to one broker, with the transport settings of
+ * `clientChannelOptions()` (16 MiB windows, message limits, keepalive) and the hand-written
+ * codecs for the batch-carrying messages (`encodeProduceStreamRequest` copies a batch once,
+ * `decodeFetchResponse` returns `record_batches` as views).
+ */
+
+import { create } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
+import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
+import type { ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import { clientConstructor } from "../rpc/grpc-service.ts";
+import { clientChannelOptions } from "../rpc/server-options.ts";
+import { fetchServiceCodecs, produceServiceCodecs } from "../rpc/wire-codec.ts";
+import type { ProduceStreamRequestInput } from "../rpc/wire-codec.ts";
+import { fromGrpcError } from "./errors.ts";
+import type { CallOptions, ProduceStream, ProduceStreamListener, Transport, UnaryCall } from "./transport.ts";
+
+const AdminClient = clientConstructor(AdminService);
+const ProduceClient = clientConstructor(ProduceService, produceServiceCodecs);
+const FetchClient = clientConstructor(FetchService, fetchServiceCodecs);
+
+/**
+ * Reconnect quickly after a broker restart: grpc-js waits 1 s (growing to 120 s) by default, far
+ * longer than the SDK's retry policy (retry.ts) keeps trying.
+ */
+const reconnectOptions: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+};
+
+/** The four-argument overload of a generated unary method. */
+type UnaryWithOptions<Res> = (
+  request: any,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: grpc.requestCallback<Res>,
+) => grpc.ClientUnaryCall;
+
+/** Options of `GrpcTransport`. */
+export interface GrpcTransportOptions {
+  /** Extra grpc-js channel options, applied over Rill's defaults. */
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+/** Checks "host:port" (IPv6 hosts in brackets); throws RangeError naming the address otherwise. */
+export function checkAddress(address: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(address);
+  if (m === null || Number(m[2]) > 65535) throw new RangeError(`bootstrap: "${address}" is not host:port`);
+  return address;
+}
+
+/** A Transport over one grpc-js channel to `address` ("host:port"). */
+export class GrpcTransport implements Transport {
+  readonly address: string;
+  private readonly channel: grpc.Channel;
+  private readonly admin: InstanceType<typeof AdminClient>;
+  private readonly producer: InstanceType<typeof ProduceClient>;
+  private readonly fetcher: InstanceType<typeof FetchClient>;
+
+  /** Creates the channel lazily connecting to `address`; no I/O happens until the first call. */
+  constructor(address: string, options: GrpcTransportOptions = {}) {
+    this.address = checkAddress(address);
+    const credentials = grpc.credentials.createInsecure();
+    const channelOptions = { ...clientChannelOptions(), ...reconnectOptions, ...options.channelOptions };
+    this.channel = new grpc.Channel(address, credentials, channelOptions);
+    const clientOptions = { channelOverride: this.channel };
+    this.admin = new AdminClient(address, credentials, clientOptions);
+    this.producer = new ProduceClient(address, credentials, clientOptions);
+    this.fetcher = new FetchClient(address, credentials, clientOptions);
+  }
+
+  readonly createTopics: UnaryCall<"createTopics"> = (r, o) => this.unary(this.admin, this.admin.createTopics, AdminService.method.createTopics.input, r, o);
+  readonly deleteTopics: UnaryCall<"deleteTopics"> = (r, o) => this.unary(this.admin, this.admin.deleteTopics, AdminService.method.deleteTopics.input, r, o);
+  readonly listTopics: UnaryCall<"listTopics"> = (r, o) => this.unary(this.admin, this.admin.listTopics, AdminService.method.listTopics.input, r, o);
+  readonly describeTopics: UnaryCall<"describeTopics"> = (r, o) => this.unary(this.admin, this.admin.describeTopics, AdminService.method.describeTopics.input, r, o);
+  readonly createPartitions: UnaryCall<"createPartitions"> = (r, o) => this.unary(this.admin, this.admin.createPartitions, AdminService.method.createPartitions.input, r, o);
+  readonly describeConfigs: UnaryCall<"describeConfigs"> = (r, o) => this.unary(this.admin, this.admin.describeConfigs, AdminService.method.describeConfigs.input, r, o);
+  readonly alterConfigs: UnaryCall<"alterConfigs"> = (r, o) => this.unary(this.admin, this.admin.alterConfigs, AdminService.method.alterConfigs.input, r, o);
+  readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) => this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
+  readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
+  readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
+
+  /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
+  openProduceStream(listener: ProduceStreamListener): ProduceStream {
+    const call = this.producer.produceStream();
+    let done = false;
+    const finish = (): boolean => {
+      if (done) return false;
+      done = true;
+      return true;
+    };
+    call.on("data", (m: ProduceStreamResponse) => {
+      if (!done) listener.onResponse(m);
+    });
+    call.on("error", (e: unknown) => {
+      if (finish()) listener.onError(fromGrpcError(e, this.address));
+    });
+    call.on("end", () => {
+      if (finish()) listener.onEnd();
+    });
+    return {
+      write: (request: ProduceStreamRequestInput) => {
+        if (!done) call.write(request);
+      },
+      end: () => {
+        if (!done) call.end();
+      },
+      cancel: () => {
+        if (finish()) call.cancel();
+      },
+    };
+  }
+
+  /** Closes the channel; calls in progress fail with CANCELLED or UNAVAILABLE. */
+  close(): void {
+    this.channel.close();
+  }
+
+  private unary<D extends DescMessage, Res>(
+    client: grpc.Client,
+    method: UnaryWithOptions<Res>,
+    schema: D,
+    request: MessageInitShape<D>,
+    options: CallOptions = {},
+  ): Promise<Res> {
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const callOptions: grpc.CallOptions = {};
+    if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
+    return new Promise<Res>((resolve, reject) => {
+      const onAbort = (): void => {
+        call.cancel();
+        reject(signal!.reason);
+      };
+      const call = method.call(client, create(schema, request), new grpc.Metadata(), callOptions, (err, res) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err) reject(fromGrpcError(err, this.address));
+        else resolve(res!);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Rill's TypeScript SDK: `Admin`, `Producer`, `Consumer` (see README.md in this folder).
+ *
+ * ```ts
+ * import { Admin, Consumer, Producer } from "rill/src/client/index.ts";
+ * const producer = new Producer({ bootstrap: "127.0.0.1:50051", compression: "lz4" });
+ * const { partition, offset } = await producer.send({ topic: "orders", key: "o-1", value: "{}" });
+ * ```
+ */
+
+export { Admin } from "./admin.ts";
+export type {
+  BrokerDescription,
+  ClusterDescription,
+  ConfigAlteration,
+  ConfigEntryDescription,
+  ConfigResourceRef,
+  ConfigSourceName,
+  CreatedTopic,
+  NewTopic,
+  PartitionDescription,
+  ResourceConfig,
+  TopicDescription,
+  TopicListing,
+} from "./admin.ts";
+export type { ConsumerRecord } from "./batch-reader.ts";
+export { type ClientOptions, DEFAULT_BOOTSTRAP } from "./connection.ts";
+export { Consumer } from "./consumer.ts";
+export type { ConsumerOptions, PartitionAssignment, SeekTarget, TopicPartition } from "./consumer.ts";
+export { ClientClosedError, ConnectionError, isRetriable } from "./errors.ts";
+export { GrpcTransport } from "./grpc-transport.ts";
+export type { ListedOffset, OffsetLookup, OffsetQuery } from "./offsets.ts";
+export { Producer } from "./producer.ts";
+export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordMetadata } from "./producer.ts";
+export { type RetryPolicy, defaultRetryPolicy } from "./retry.ts";
+export type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "./transport.ts";
+export { RillError } from "../base/errors.ts";

@@ -1,0 +1,178 @@
+/**
+ * A pipelined ProduceStream: `send(request)` returns the response as a promise, while up to
+ * `maxInFlight` requests travel on one bidi stream at once. Requests carry a `request_id` and
+ * responses are matched by it (the broker answers in order; a response for an id that is not
+ * outstanding breaks the stream, like a lost connection).
+ *
+ * Failure model: a whole-request error answered in band (`ProduceStreamResponse.error`) rejects
+ * that request only. When the stream itself fails (connection lost, broker gone, no response
+ * within `responseTimeoutMs`), every outstanding request rejects with that error — a
+ * ConnectionError or REQUEST_TIMED_OUT, both retriable — and the next `send` opens a new stream.
+ * Requests still waiting for a slot were never written, so they go out on the new stream.
+ */
+
+import { Errors, RillError } from "../base/errors.ts";
+import type { ProduceResponse, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import type { ProduceRequestInput } from "../rpc/wire-codec.ts";
+import { ClientClosedError, ConnectionError, fromErrorDetail } from "./errors.ts";
+import { Fifo } from "./fifo.ts";
+import type { ProduceStream, Transport } from "./transport.ts";
+
+/** Limits of a ProduceChannel. */
+export interface ProduceChannelOptions {
+  /** Requests written to the stream and not yet answered, at most. */
+  readonly maxInFlight: number;
+  /** How long the oldest outstanding request may go unanswered before the stream is given up. */
+  readonly responseTimeoutMs: number;
+}
+
+interface Pending {
+  readonly request: ProduceRequestInput;
+  readonly resolve: (response: ProduceResponse) => void;
+  readonly reject: (error: Error) => void;
+  sentAtMs: number;
+}
+
+/** One pipelined ProduceStream, reopened on demand after a failure. */
+export class ProduceChannel {
+  private stream: ProduceStream | null = null;
+  private nextRequestId = 1;
+  /** Written and not yet answered, by request id, in write order. */
+  private readonly outstanding = new Map<number, Pending>();
+  private readonly waiting = new Fifo<Pending>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  private onStreamDone: (() => void) | null = null;
+
+  /** @param transport where streams are opened; @param options limits. */
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: ProduceChannelOptions,
+  ) {}
+
+  /** Requests written and not yet answered. */
+  get inFlight(): number {
+    return this.outstanding.size;
+  }
+
+  /** Sends `request` when a slot is free; resolves with its response. */
+  send(request: ProduceRequestInput): Promise<ProduceResponse> {
+    if (this.closed) return Promise.reject(new ClientClosedError("producer"));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ request, resolve, reject, sentAtMs: 0 });
+      this.writeWaiting();
+    });
+  }
+
+  /**
+   * Ends the stream once nothing is outstanding or waiting (the producer flushes first), and waits
+   * up to `timeoutMs` for the broker to end its side; then cancels. Idempotent.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.closed = true;
+    const stream = this.stream;
+    if (stream === null) return;
+    if (this.outstanding.size > 0 || this.waiting.length > 0) {
+      this.fail(new ClientClosedError("producer"));
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.fail(new ClientClosedError("producer"));
+        resolve();
+      }, timeoutMs);
+      this.onStreamDone = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      stream.end();
+    });
+  }
+
+  private writeWaiting(): void {
+    while (this.outstanding.size < this.options.maxInFlight && this.waiting.length > 0) {
+      const p = this.waiting.shift()!;
+      const id = this.nextRequestId++;
+      p.sentAtMs = Date.now();
+      this.outstanding.set(id, p);
+      this.openStream().write({ requestId: id, request: p.request });
+    }
+    this.armTimer();
+  }
+
+  private openStream(): ProduceStream {
+    if (this.stream !== null) return this.stream;
+    const stream = this.transport.openProduceStream({
+      onResponse: (m) => {
+        if (this.stream === stream) this.onResponse(m);
+      },
+      onError: (e) => {
+        if (this.stream === stream) this.fail(e);
+      },
+      onEnd: () => {
+        if (this.stream !== stream) return;
+        if (this.outstanding.size > 0) this.fail(new ConnectionError(this.transport.address, "ProduceStream ended by the broker"));
+        else this.dropStream();
+      },
+    });
+    this.stream = stream;
+    return stream;
+  }
+
+  private onResponse(m: ProduceStreamResponse): void {
+    const id = Number(m.requestId);
+    const p = this.outstanding.get(id);
+    if (p === undefined) {
+      // A broken pairing: treat it as a broken stream, so its requests are retried on a new one.
+      this.fail(new ConnectionError(this.transport.address, `ProduceStream answered request_id ${m.requestId}, which is not outstanding`));
+      return;
+    }
+    this.outstanding.delete(id);
+    const where = `${p.request.topic}-${p.request.partition ?? "?"}`;
+    if (m.result.case === "response") p.resolve(m.result.value);
+    else if (m.result.case === "error") p.reject(fromErrorDetail(m.result.value, where));
+    else p.reject(new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no result`));
+    this.writeWaiting();
+  }
+
+  /** The stream failed: outstanding requests reject with `error`; waiting ones go on a new stream. */
+  private fail(error: Error): void {
+    const stream = this.stream;
+    this.dropStream();
+    stream?.cancel();
+    const failed = [...this.outstanding.values()];
+    this.outstanding.clear();
+    for (const p of failed) p.reject(error);
+    if (this.closed) {
+      for (const p of this.waiting.drain()) p.reject(error);
+    } else {
+      this.writeWaiting();
+    }
+  }
+
+  private dropStream(): void {
+    this.stream = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const done = this.onStreamDone;
+    this.onStreamDone = null;
+    done?.();
+  }
+
+  /** Keeps one timer, due when the oldest outstanding request times out. */
+  private armTimer(): void {
+    if (this.timer !== null || this.outstanding.size === 0) return;
+    const oldest = this.outstanding.values().next().value!;
+    const dueInMs = Math.max(0, oldest.sentAtMs + this.options.responseTimeoutMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const first = this.outstanding.values().next().value;
+      if (first === undefined) return;
+      if (Date.now() - first.sentAtMs >= this.options.responseTimeoutMs) {
+        this.fail(new RillError(Errors.REQUEST_TIMED_OUT, `ProduceStream: no response within ${this.options.responseTimeoutMs} ms`));
+      } else {
+        this.armTimer();
+      }
+    }, dueInMs);
+  }
+}

@@ -1,0 +1,186 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Errors, RillError } from "../../../src/base/errors.ts";
+import { SeededRandom } from "../../../src/base/random.ts";
+import { type ConsumerRecord, Consumer, type ConsumerOptions } from "../../../src/client/consumer.ts";
+import { Compression, encodeBatch } from "../../../src/storage/record-batch.ts";
+import { FakeTransport } from "./fake-transport.ts";
+
+const T0 = 1_700_000_000_000;
+let open: Consumer[] = [];
+
+afterEach(async () => {
+  await Promise.allSettled(open.map((c) => c.close()));
+  open = [];
+});
+
+function setup(opts: Partial<ConsumerOptions> = {}, partitions = 1): { fake: FakeTransport; consumer: Consumer } {
+  const fake = new FakeTransport();
+  fake.createTopic("t", partitions);
+  const consumer = new Consumer({ transport: fake, random: new SeededRandom(1), maxWaitMs: 20, retry: { retries: 2, initialBackoffMs: 1, maxBackoffMs: 2 }, ...opts });
+  open.push(consumer);
+  return { fake, consumer };
+}
+
+/** Appends a batch of values `prefix-i` with timestamps T0 + `tsBase` + i. */
+function appendValues(fake: FakeTransport, partition: number, values: string[], tsBase = 0, compression: number = Compression.NONE): void {
+  const batch = encodeBatch(values.map((value, i) => ({ key: `k-${value}`, value, timestampMs: T0 + tsBase + i, headers: [{ key: "n", value: String(i) }] })), { compression });
+  fake.append("t", partition, batch);
+}
+
+async function take(consumer: Consumer, n: number): Promise<ConsumerRecord[]> {
+  const out: ConsumerRecord[] = [];
+  if (n === 0) return out;
+  for await (const r of consumer) {
+    out.push(r);
+    if (out.length === n) break;
+  }
+  return out;
+}
+
+const range = (n: number, prefix = "v"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe("Consumer", () => {
+  it("reads assigned partitions from the earliest offset, decoding keys, values, headers", async () => {
+    const { fake, consumer } = setup({}, 2);
+    appendValues(fake, 0, range(5, "a"));
+    appendValues(fake, 1, range(3, "b"), 0, Compression.LZ4);
+    consumer.assign([{ topic: "t", partition: 0, offset: "earliest" }, { topic: "t", partition: 1, offset: "earliest" }]);
+    const got = await take(consumer, 8);
+    const p0 = got.filter((r) => r.partition === 0);
+    const p1 = got.filter((r) => r.partition === 1);
+    expect(p0.map((r) => [r.offset, r.value!.toString()])).toEqual(range(5, "a").map((v, i) => [i, v]));
+    expect(p1.map((r) => r.value!.toString())).toEqual(range(3, "b"));
+    expect(p1[2]).toMatchObject({ topic: "t", partition: 1, offset: 2, timestampMs: T0 + 2 });
+    expect(p1[2]!.key!.toString()).toBe("k-b2");
+    expect(p1[2]!.headers).toEqual([{ key: "n", value: Buffer.from("2") }]);
+  });
+
+  it("skips the records of a fetched batch below the position it seeks to", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(10));
+    consumer.assign([{ topic: "t", partition: 0, offset: 6 }]);
+    const got = await take(consumer, 4);
+    expect(got.map((r) => r.offset)).toEqual([6, 7, 8, 9]);
+    expect(await consumer.position({ topic: "t", partition: 0 })).toBe(10);
+  });
+
+  it("starts at the end by default (autoOffsetReset latest) and sees only new records", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(3, "old"));
+    consumer.assign([{ topic: "t", partition: 0 }]);
+    expect(await consumer.position({ topic: "t", partition: 0 })).toBe(3);
+    setTimeout(() => appendValues(fake, 0, ["new0"]), 30);
+    const got = await take(consumer, 1);
+    expect(got.map((r) => [r.offset, r.value!.toString()])).toEqual([[3, "new0"]]);
+  });
+
+  it("seeks to the first record at or after a timestamp, and to the end when none is that recent", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(3, "x"), 0);
+    appendValues(fake, 0, range(3, "y"), 1000);
+    consumer.assign([{ topic: "t", partition: 0, offset: { timestampMs: T0 + 500 } }]);
+    expect(await consumer.position({ topic: "t", partition: 0 })).toBe(3);
+    consumer.seek({ topic: "t", partition: 0 }, { timestampMs: T0 + 99_999 });
+    expect(await consumer.position({ topic: "t", partition: 0 })).toBe(6);
+  });
+
+  it("keeps the next fetch in flight while the application consumes", async () => {
+    const { fake, consumer } = setup({ partitionMaxBytes: 1 });
+    for (let i = 0; i < 4; i++) appendValues(fake, 0, [`b${i}`]);
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    const it = consumer[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value!.offset).toBe(0);
+    // One batch per fetch (partitionMaxBytes 1): while record 0 is held, fetch 2 is already sent.
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.fetches).toHaveLength(2);
+    expect(Number(fake.fetches[1]!.partitions![0]!.offset)).toBe(1);
+    const rest = [await it.next(), await it.next(), await it.next()].map((r) => r.value!.offset);
+    expect(rest).toEqual([1, 2, 3]);
+    await it.return();
+  });
+
+  it("drops data fetched before a seek made during iteration", async () => {
+    const { fake, consumer } = setup({ partitionMaxBytes: 1 });
+    for (let i = 0; i < 6; i++) appendValues(fake, 0, [`s${i}`]);
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    const seen: number[] = [];
+    for await (const r of consumer) {
+      seen.push(r.offset);
+      if (r.offset === 1) consumer.seek({ topic: "t", partition: 0 }, 4);
+      if (r.offset === 5) break;
+    }
+    expect(seen).toEqual([0, 1, 4, 5]);
+  });
+
+  it("resets to earliest on OFFSET_OUT_OF_RANGE when told to", async () => {
+    const { fake, consumer } = setup({ autoOffsetReset: "earliest" });
+    appendValues(fake, 0, range(3));
+    consumer.assign([{ topic: "t", partition: 0, offset: 50 }]);
+    const got = await take(consumer, 3);
+    expect(got.map((r) => r.offset)).toEqual([0, 1, 2]);
+  });
+
+  it("throws OFFSET_OUT_OF_RANGE with autoOffsetReset none", async () => {
+    const { fake, consumer } = setup({ autoOffsetReset: "none" });
+    appendValues(fake, 0, range(3));
+    consumer.assign([{ topic: "t", partition: 0, offset: 50 }]);
+    const e = await take(consumer, 1).catch((x: unknown) => x);
+    expect((e as RillError).kind).toBe(Errors.OFFSET_OUT_OF_RANGE);
+  });
+
+  it("throws CORRUPT_MESSAGE for a batch whose CRC does not match", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(3));
+    const stored = fake.log("t", 0)[0]!.bytes;
+    stored[stored.length - 1]! ^= 0xff;
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    const e = await take(consumer, 1).catch((x: unknown) => x);
+    expect((e as RillError).kind).toBe(Errors.CORRUPT_MESSAGE);
+  });
+
+  it("throws an unknown topic's error from the iterator", async () => {
+    const { consumer } = setup();
+    consumer.assign([{ topic: "missing", partition: 0, offset: "earliest" }]);
+    const e = await take(consumer, 1).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RillError);
+    expect((e as RillError).kind).toBe(Errors.UNKNOWN_TOPIC_OR_PARTITION);
+  });
+
+  it("retries fetches through a short outage, then gives up with a ConnectionError", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(2));
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    fake.down = true;
+    setTimeout(() => (fake.down = false), 2);
+    expect((await take(consumer, 2)).map((r) => r.offset)).toEqual([0, 1]);
+    fake.down = true;
+    await expect(take(consumer, 1)).rejects.toThrow(/cannot reach broker at 127\.0\.0\.1:1/);
+  });
+
+  it("ends the iteration on close(), even while a fetch is waiting", async () => {
+    const { consumer } = setup({ maxWaitMs: 60_000 });
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    setTimeout(() => void consumer.close(), 30);
+    const started = Date.now();
+    expect(await take(consumer, 1)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(() => consumer.assign([])).toThrow(/consumer is closed/);
+  });
+
+  it("resumes from the last record given after the application leaves the loop", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(10));
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    expect((await take(consumer, 3)).map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect((await take(consumer, 3)).map((r) => r.offset)).toEqual([3, 4, 5]);
+  });
+
+  it("checks its input", () => {
+    const { consumer } = setup();
+    expect(() => consumer.assign([{ topic: "t", partition: -1 }])).toThrow(/partition/);
+    expect(() => consumer.assign([{ topic: "t", partition: 0, offset: -5 }])).toThrow(/offset/);
+    expect(() => consumer.seek({ topic: "t", partition: 9 }, 0)).toThrow(/not assigned/);
+    expect(() => new Consumer({ transport: new FakeTransport(), autoOffsetReset: "sometimes" as "none" })).toThrow(/autoOffsetReset/);
+  });
+});
