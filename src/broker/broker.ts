@@ -109,6 +109,7 @@ export class Broker {
       retentionCheckIntervalMs: config.retentionCheckIntervalMs,
       cleanerBackoffMs: config.cleanerBackoffMs,
       cleanerEnable: config.cleanerEnable,
+      producerIdExpirationMs: config.producerIdExpirationMs,
       pause: () => new Promise((resolve) => setImmediate(resolve)),
       pid: process.pid,
       isProcessAlive,

@@ -106,6 +106,7 @@ export const brokerKeys = [
   int("message.max.bytes", "requestMaxBytes", "Largest gRPC message the broker accepts or sends, in bytes.", 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
   int("metrics.port", "metricsPort", "HTTP port for Prometheus metrics on 127.0.0.1; 0 picks a free port, -1 disables.", -1, -1, 65535),
   int("num.partitions", "numPartitions", "Partitions of a topic created without a count.", 1, 1, 100_000),
+  int("producer.id.expiration.ms", "producerIdExpirationMs", "How long a partition keeps an idle idempotent producer's sequence state.", 86_400_000, 1, MAX_SAFE),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -140,6 +141,7 @@ export interface BrokerConfig {
   requestMaxBytes: number;
   metricsPort: number;
   numPartitions: number;
+  producerIdExpirationMs: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

@@ -114,3 +114,28 @@ function randomId(random: Random): string {
   for (let i = 0; i < 4; i++) s += (random.int(2 ** 32) >>> 0).toString(16).padStart(8, "0");
   return s;
 }
+
+/** Largest producer epoch (int16), as Kafka. */
+export const PRODUCER_EPOCH_MAX = 0x7fff;
+
+/**
+ * InitProducerId: a new producer id at epoch 0; or, for a known `transactionalId` or a caller
+ * that names its current `producerId`/`producerEpoch`, the same id at the next epoch, which
+ * fences every older instance. An exhausted epoch gets a fresh id.
+ */
+export function decideInitProducerId(image: MetadataImage, req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number }): MetadataRecord[] {
+  if (req.transactionalId.length > 249) throw rillError("INVALID_REQUEST", "transactional_id: longer than 249 characters");
+  let current = req.transactionalId !== "" ? image.transactionalIds.get(req.transactionalId) : undefined;
+  if (req.producerId !== undefined) {
+    const issued = image.producerEpochs.get(req.producerId);
+    if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${req.producerId} was never issued`);
+    if (current !== undefined && current !== req.producerId) throw rillError("INVALID_PRODUCER_EPOCH", `producer_id: ${req.producerId} does not own transactional_id "${req.transactionalId}"`);
+    if (req.producerEpoch !== issued) throw rillError("INVALID_PRODUCER_EPOCH", `producer_epoch: ${req.producerEpoch} is not the current epoch ${issued} of producer ${req.producerId}`);
+    current = req.producerId;
+  }
+  const fresh = (): MetadataRecord[] => [{ type: "producer-epoch", v: 1, producerId: image.nextProducerId, producerEpoch: 0, transactionalId: req.transactionalId }];
+  if (current === undefined) return fresh();
+  const epoch = image.producerEpochs.get(current)! + 1;
+  if (epoch > PRODUCER_EPOCH_MAX) return fresh();
+  return [{ type: "producer-epoch", v: 1, producerId: current, producerEpoch: epoch, transactionalId: req.transactionalId }];
+}

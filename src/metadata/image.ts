@@ -24,6 +24,10 @@ export class MetadataImage {
   readonly topics = new Map<string, TopicState>();
   readonly brokers = new Map<number, BrokerState>();
   nextProducerId = 0;
+  /** The newest epoch issued to each producer id. */
+  readonly producerEpochs = new Map<number, number>();
+  /** Stable (transactional-style) ids → the producer id they own. */
+  readonly transactionalIds = new Map<string, number>();
   /** Offset of the last record applied, -1 when empty. */
   offset = -1;
 
@@ -58,6 +62,11 @@ export class MetadataImage {
       }
       case "producer-ids":
         this.nextProducerId = Math.max(this.nextProducerId, r.nextProducerId);
+        break;
+      case "producer-epoch":
+        this.producerEpochs.set(r.producerId, r.producerEpoch);
+        if (r.transactionalId !== "") this.transactionalIds.set(r.transactionalId, r.producerId);
+        this.nextProducerId = Math.max(this.nextProducerId, r.producerId + 1);
         break;
     }
     this.offset = offset;

@@ -65,10 +65,22 @@ export interface ProducerIdsRecord {
   readonly nextProducerId: number;
 }
 
-/** Every kind of metadata record. */
-export type MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord | BrokerRecord | ProducerIdsRecord;
+/**
+ * A producer id was issued, or its epoch bumped (InitProducerId). With a `transactionalId`, the
+ * stable id maps to this producer id, and the new epoch fences every older instance.
+ */
+export interface ProducerEpochRecord {
+  readonly type: "producer-epoch";
+  readonly v: 1;
+  readonly producerId: number;
+  readonly producerEpoch: number;
+  readonly transactionalId: string;
+}
 
-const TYPES = new Set(["topic", "partition", "config", "remove-topic", "broker", "producer-ids"]);
+/** Every kind of metadata record. */
+export type MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord | BrokerRecord | ProducerIdsRecord | ProducerEpochRecord;
+
+const TYPES = new Set(["topic", "partition", "config", "remove-topic", "broker", "producer-ids", "producer-epoch"]);
 
 /** Encodes a record for storage. */
 export function encodeMetadataRecord(r: MetadataRecord): Buffer {

@@ -10,7 +10,7 @@
  */
 import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
-import { effectiveConfig } from "../metadata/controller.ts";
+import { decideInitProducerId, effectiveConfig } from "../metadata/controller.ts";
 import type { MetadataImage, TopicState } from "../metadata/image.ts";
 import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
@@ -126,7 +126,7 @@ export class ReplicaManager {
     if (acks === "all" && p.isr.length < log.topicConfig.minInsyncReplicas) {
       throw rillError("NOT_ENOUGH_REPLICAS", `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`);
     }
-    const res = log.append(batches, p.leaderEpoch);
+    const res = log.append(batches, p.leaderEpoch, this.checkProducer);
     this.wakeAll();
     return res;
   }
@@ -141,6 +141,24 @@ export class ReplicaManager {
     if (!log) return Promise.resolve();
     const cfg = log.topicConfig;
     return cfg.flushMessages === 1 || cfg.flushMs === 0 ? log.flush() : Promise.resolve();
+  }
+
+  /**
+   * Rejects batches whose producer id the cluster never issued (UNKNOWN_PRODUCER_ID) or whose
+   * epoch is newer than the newest issued (INVALID_PRODUCER_EPOCH: an epoch from the future).
+   */
+  private readonly checkProducer = (producerId: number, producerEpoch: number): void => {
+    const issued = this.metadata.image.producerEpochs.get(producerId);
+    if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
+    if (producerEpoch > issued) throw rillError("INVALID_PRODUCER_EPOCH", `producer_epoch: ${producerEpoch} is newer than the issued epoch ${issued} of producer ${producerId}`);
+  };
+
+  /** Issues a producer id or bumps its epoch (InitProducerId), durably in the metadata log. */
+  async initProducerId(req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number }): Promise<{ producerId: number; producerEpoch: number }> {
+    const change = await this.metadata.commit((img) => decideInitProducerId(img, req));
+    const r = change.records[0]!;
+    if (r.type !== "producer-epoch") throw new Error("InitProducerId produced an unexpected record");
+    return { producerId: r.producerId, producerEpoch: r.producerEpoch };
   }
 
   /** High watermark: what consumers may read. On a single node, the log end offset. */

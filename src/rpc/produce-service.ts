@@ -15,7 +15,7 @@ import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import { partitionForKey } from "../base/murmur2.ts";
-import { Acks, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import { Acks, InitProducerIdResponseSchema, type InitProducerIdRequest, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
 import { Compression, encodeBatch } from "../storage/record-batch.ts";
@@ -102,6 +102,14 @@ export class Producer {
     if (req.records.length > RECORDS_MAX) throw rillError("RECORD_LIST_TOO_LARGE", `records: ${req.records.length} records is more than ${RECORDS_MAX}`);
     const cfg = this.rm.topicConfig(req.topic);
     const now = this.rm.nowMs();
+    const idempotent = req.producerId !== undefined && req.producerId >= 0n;
+    if (idempotent && req.partition === undefined) {
+      throw rillError("INVALID_REQUEST", "partition: required with producer_id (sequence numbers count per partition)");
+    }
+    if (idempotent && (req.baseSequence < 0 || req.producerEpoch < 0)) {
+      throw rillError("INVALID_REQUEST", `base_sequence, producer_epoch: must not be negative with producer_id (got ${req.baseSequence}, ${req.producerEpoch})`);
+    }
+    const producer = idempotent ? { producerId: Number(req.producerId), producerEpoch: req.producerEpoch, baseSequence: req.baseSequence } : {};
     const sticky = req.partition ?? this.nextSticky(req.topic, partitions);
     const byPartition = new Map<number, number[]>();
     const target = req.records.map((r, i) => {
@@ -117,7 +125,7 @@ export class Producer {
     for (const [partition, indexes] of byPartition) {
       const batch = encodeBatch(
         indexes.map((i) => toRecordInput(req.records[i]!)),
-        { compression: codecFor(cfg), nowMs: now },
+        { compression: codecFor(cfg), nowMs: now, ...producer },
       );
       try {
         const res = this.rm.append(req.topic, partition, batch, acks);
@@ -165,8 +173,10 @@ export function produceService(rm: ReplicaManager): ServiceImplementation<typeof
   return {
     produce: unary((req: ProduceRequest) => producer.produce(req)),
     produceStream: (call) => serveProduceStream(producer, call),
-    initProducerId: unary(() => {
-      throw rillError("INVALID_REQUEST", "InitProducerId: idempotent producers are not available yet on this broker");
+    initProducerId: unary(async (req: InitProducerIdRequest) => {
+      if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff) throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
+      const r = await rm.initProducerId({ transactionalId: req.transactionalId, producerId: req.producerId === undefined ? undefined : Number(req.producerId), producerEpoch: req.producerEpoch });
+      return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
   };
 }

@@ -25,6 +25,8 @@ export interface LogManagerOptions {
   readonly retentionCheckIntervalMs: number;
   readonly cleanerBackoffMs: number;
   readonly cleanerEnable: boolean;
+  /** producer.id.expiration.ms; default Kafka's 24 h. */
+  readonly producerIdExpirationMs?: number;
   /** Yields between chunks of compaction work. */
   readonly pause: Pause;
   /** This process's id, written into the lock file. */
@@ -112,7 +114,7 @@ export class LogManager {
   private openLog(tp: TopicPartition, config: TopicConfig, recover: boolean): PartitionLog {
     const { fs, dataDir, clock, tailCacheBytes } = this.opts;
     const dir = fs.join(dataDir, partitionDirName(tp.topic, tp.partition));
-    const log = PartitionLog.open({ fs, dir, clock, config, tailCacheBytes, recover });
+    const log = PartitionLog.open({ fs, dir, clock, config, tailCacheBytes, recover, ...(this.opts.producerIdExpirationMs !== undefined ? { producerIdExpirationMs: this.opts.producerIdExpirationMs } : {}) });
     this.logs.set(key(tp.topic, tp.partition), { tp, log });
     return log;
   }
@@ -164,7 +166,10 @@ export class LogManager {
     }
     if (nowMs - this.lastRetentionMs >= this.opts.retentionCheckIntervalMs) {
       this.lastRetentionMs = nowMs;
-      for (const { log } of this.logs.values()) log.applyRetention(nowMs);
+      for (const { log } of this.logs.values()) {
+        log.applyRetention(nowMs);
+        log.expireProducers(nowMs);
+      }
     }
     if (this.opts.cleanerEnable && !this.cleanerRunning && nowMs >= this.nextCleanMs) {
       this.cleanerRunning = this.cleanAll(nowMs).finally(() => {

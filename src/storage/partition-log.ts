@@ -20,7 +20,8 @@ import { rillError } from "../base/errors.ts";
 import { isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
 import { BATCH_OFFSETS, HEADER_SIZE, checkProducedBatch, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
-import { Segment, parseSegmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
+import { ProducerStateManager, incrementSequence, producerBatchOf, type SequencedBatch } from "./producer-state.ts";
+import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
 
 /** How a partition log is opened. */
 export interface PartitionLogOptions {
@@ -32,7 +33,12 @@ export interface PartitionLogOptions {
   readonly tailCacheBytes: number;
   /** True after an unclean shutdown: segments past the recovery point are validated. */
   readonly recover: boolean;
+  /** How long an idle producer's sequence state is kept (producer.id.expiration.ms). */
+  readonly producerIdExpirationMs?: number;
 }
+
+/** Checks a batch's producer id and epoch against what the cluster issued (broker-supplied). */
+export type ProducerIdCheck = (producerId: number, producerEpoch: number) => void;
 
 /** What an append did. */
 export interface AppendResult {
@@ -42,6 +48,8 @@ export interface AppendResult {
   readonly logAppendTimeMs: number;
   readonly recordCount: number;
   readonly bytes: number;
+  /** True when the batches were a producer's retry of ones already written (nothing appended). */
+  readonly duplicate?: boolean;
 }
 
 /** Whole batches read from the log. */
@@ -61,6 +69,11 @@ export interface OpenReport {
 }
 
 const CHECKPOINT = "partition.checkpoint";
+/** Producer-state snapshots: `<20-digit log end offset>.snapshot`; the newest two are kept. */
+const SNAPSHOT_SUFFIX = ".snapshot";
+const SNAPSHOTS_KEPT = 2;
+/** Kafka's producer.id.expiration.ms default. */
+export const PRODUCER_ID_EXPIRATION_MS_DEFAULT = 86_400_000;
 const EMPTY: ReadResult = Object.freeze({ chunks: [], bytes: 0, nextOffset: 0 });
 
 /** One partition's log. */
@@ -85,8 +98,11 @@ export class PartitionLog {
   // Tail cache: the newest appended batches, as the slices that were appended.
   private readonly cache: TailCache;
 
+  /** Idempotent producers' sequence state, rebuilt from the batches' own headers. */
+  producers: ProducerStateManager;
+
   /** Counters for metrics and tests. */
-  readonly stats = { appends: 0, cacheReads: 0, diskReads: 0, fsyncs: 0 };
+  readonly stats = { appends: 0, cacheReads: 0, diskReads: 0, fsyncs: 0, duplicates: 0 };
 
   /** Batches being compacted hold this to keep segments from being removed under them. */
   cleaning = false;
@@ -94,7 +110,9 @@ export class PartitionLog {
   private constructor(private readonly opts: PartitionLogOptions) {
     this.config = opts.config;
     this.cache = new TailCache(opts.tailCacheBytes);
+    this.producers = this.newProducerState();
     this.openReport = this.load();
+    this.rebuildProducerState();
   }
 
   /** Opens (creating if needed) the log in `opts.dir`. */
@@ -214,6 +232,67 @@ export class PartitionLog {
     this.checkpointedRecoveryPoint = this.recoveryPoint;
   }
 
+  // ---------------------------------------------------------------- producer state
+
+  private newProducerState(): ProducerStateManager {
+    return new ProducerStateManager({ producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT });
+  }
+
+  /** Snapshot files, as [offset, name], oldest first. */
+  private snapshotFiles(): Array<[number, string]> {
+    return this.fs
+      .readdir(this.opts.dir)
+      .filter((n) => /^\d{20}\.snapshot$/.test(n))
+      .map((n): [number, string] => [Number(n.slice(0, 20)), n])
+      .sort((a, b) => a[0] - b[0]);
+  }
+
+  /**
+   * Rebuilds the producer state: the newest valid snapshot at or below the log end offset, then
+   * the headers of every batch after it (a header scan, no decoding). Snapshots past the log end
+   * (after a truncation) are deleted.
+   */
+  private rebuildProducerState(): void {
+    const nowMs = this.opts.clock.nowMs();
+    let from = this.segments[0]!.baseOffset;
+    this.producers = this.newProducerState();
+    for (const [offset, name] of this.snapshotFiles().reverse()) {
+      const path = this.fs.join(this.opts.dir, name);
+      if (offset > this.nextOffset) {
+        this.fs.rm(path);
+        continue;
+      }
+      const loaded = ProducerStateManager.loadSnapshot(this.fs.readFile(path), { producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT });
+      if (loaded && loaded.offset === offset) {
+        this.producers = loaded.state;
+        from = offset;
+        break;
+      }
+    }
+    for (const seg of this.segments) {
+      if (seg.nextOffset <= from) continue;
+      for (let pos = seg.positionOf(from); ; ) {
+        const h = seg.headerAt(pos);
+        if (!h) break;
+        if (h.baseOffset >= from) this.producers.replay(h, nowMs);
+        pos += h.size;
+      }
+    }
+  }
+
+  /** Writes a producer-state snapshot as of the log end offset and prunes old ones. */
+  private writeProducerSnapshot(): void {
+    const name = `${segmentName(this.nextOffset)}${SNAPSHOT_SUFFIX}`;
+    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, name), this.producers.snapshot(this.nextOffset));
+    const files = this.snapshotFiles();
+    for (const [, n] of files.slice(0, Math.max(0, files.length - SNAPSHOTS_KEPT))) this.fs.rm(this.fs.join(this.opts.dir, n));
+  }
+
+  /** Forgets producers idle for longer than producer.id.expiration.ms. */
+  expireProducers(nowMs: number): number {
+    return this.producers.removeExpired(nowMs);
+  }
+
   // ---------------------------------------------------------------- append
 
   /**
@@ -221,10 +300,12 @@ export class PartitionLog {
    * assigned from the log end offset by rewriting each batch's baseOffset and
    * partitionLeaderEpoch in `buf` itself. Throws a RillError, with nothing changed, on bad input.
    */
-  append(buf: Buffer, leaderEpoch = 0): AppendResult {
+  append(buf: Buffer, leaderEpoch = 0, checkProducer?: ProducerIdCheck): AppendResult {
     this.checkWritable();
     const nowMs = this.opts.clock.nowMs();
-    const { placements, records } = this.plan(buf, this.nextOffset);
+    const { placements, records, sequenced } = this.plan(buf, this.nextOffset, checkProducer);
+    const duplicate = this.checkSequences(sequenced);
+    if (duplicate) return duplicate;
     const stamp = this.config.timestampType === "LogAppendTime";
     for (const p of placements) {
       setBaseOffset(buf, p.at, p.baseOffset);
@@ -233,6 +314,7 @@ export class PartitionLog {
     }
     const final = stamp ? placements.map((p) => ({ ...p, maxTimestamp: nowMs })) : placements;
     this.write(buf, final, records, nowMs);
+    this.recordSequences(sequenced, final, nowMs);
     return {
       baseOffset: placements[0]!.baseOffset,
       lastOffset: placements[placements.length - 1]!.lastOffset,
@@ -249,8 +331,9 @@ export class PartitionLog {
   appendWithOffsets(buf: Buffer): AppendResult {
     this.checkWritable();
     const nowMs = this.opts.clock.nowMs();
-    const { placements, records } = this.plan(buf, -1);
+    const { placements, records, sequenced } = this.plan(buf, -1);
     this.write(buf, placements, records, nowMs);
+    this.recordSequences(sequenced, placements, nowMs);
     return {
       baseOffset: placements[0]!.baseOffset,
       lastOffset: placements[placements.length - 1]!.lastOffset,
@@ -264,9 +347,10 @@ export class PartitionLog {
    * Validates every batch in `buf` and works out where each goes. With `assignFrom` >= 0 offsets
    * are assigned from it; otherwise the batches' own offsets must follow the log end.
    */
-  private plan(buf: Buffer, assignFrom: number): { placements: BatchPlacement[]; records: number } {
+  private plan(buf: Buffer, assignFrom: number, checkProducer?: ProducerIdCheck): { placements: BatchPlacement[]; records: number; sequenced: Array<SequencedBatch | null> } {
     if (buf.length === 0) throw rillError("INVALID_REQUEST", "record_batch: no batch in an empty buffer");
     const placements: BatchPlacement[] = [];
+    const sequenced: Array<SequencedBatch | null> = [];
     let records = 0;
     let next = assignFrom >= 0 ? assignFrom : this.nextOffset;
     for (let pos = 0; pos < buf.length; ) {
@@ -287,11 +371,41 @@ export class PartitionLog {
         throw rillError("INVALID_RECORD", `record_batch: baseOffset ${base} is below the log end offset ${next}`);
       }
       placements.push({ at: pos, baseOffset: base, lastOffset: base + h.lastOffsetDelta, maxTimestamp: h.maxTimestamp });
+      if (h.producerId >= 0 && !h.isControl) {
+        checkProducer?.(h.producerId, h.producerEpoch);
+        sequenced.push({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, lastSequence: incrementSequence(h.baseSequence, h.lastOffsetDelta), maxTimestamp: h.maxTimestamp });
+      } else sequenced.push(null);
       records += h.recordCount;
       next = base + h.lastOffsetDelta + 1;
       pos += size;
     }
-    return { placements, records };
+    return { placements, records, sequenced };
+  }
+
+  /**
+   * Checks idempotent batches against the producer state without changing it. Returns the
+   * original offsets when every batch is a retry of one already written (the retry is answered,
+   * not appended); throws OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH otherwise.
+   */
+  private checkSequences(sequenced: Array<SequencedBatch | null>): AppendResult | null {
+    const batches = sequenced.filter((b): b is SequencedBatch => b !== null);
+    if (batches.length === 0) return null;
+    const checks = this.producers.checkAll(batches, this.opts.dir);
+    const dups = checks.filter((c) => c.kind === "duplicate");
+    if (dups.length === 0) return null;
+    if (dups.length !== sequenced.length) {
+      throw rillError("OUT_OF_ORDER_SEQUENCE_NUMBER", "record_batch: a request mixes batches already written with new ones");
+    }
+    const first = dups[0]!;
+    const last = dups[dups.length - 1]!;
+    this.stats.duplicates++;
+    return { baseOffset: first.baseOffset, lastOffset: last.lastOffset, logAppendTimeMs: -1, recordCount: 0, bytes: 0, duplicate: true };
+  }
+
+  private recordSequences(sequenced: Array<SequencedBatch | null>, placements: BatchPlacement[], nowMs: number): void {
+    sequenced.forEach((b, i) => {
+      if (b) this.producers.record({ ...b, baseOffset: placements[i]!.baseOffset, lastOffset: placements[i]!.lastOffset }, nowMs);
+    });
   }
 
   private write(buf: Buffer, placements: BatchPlacement[], records: number, nowMs: number): void {
@@ -326,6 +440,7 @@ export class PartitionLog {
     const seg = this.active;
     if (seg.isEmpty) return;
     seg.writeIndexes();
+    this.writeProducerSnapshot();
     this.segments.push(Segment.create(this.fs, this.opts.dir, this.nextOffset, this.config.indexIntervalBytes));
     // The rolled segment is fsynced in the background, as Kafka does.
     if (this.dirty.size > 0) void this.flush().catch(() => {});
@@ -488,6 +603,7 @@ export class PartitionLog {
       this.nextOffset = this.active.truncateTo(offset);
     }
     this.cache.truncateFrom(this.nextOffset);
+    this.rebuildProducerState();
     // Flushes waiting for removed offsets now wait only for what remains.
     for (const w of this.waiters) if (w.upTo > this.nextOffset) w.upTo = this.nextOffset;
     if (this._logStartOffset > this.nextOffset) this._logStartOffset = this.nextOffset;
@@ -601,6 +717,7 @@ export class PartitionLog {
     this.closed = true;
     for (const s of this.segments) s.writeIndexes();
     this.writeCheckpoint();
+    if (this.producers.producerCount > 0) this.writeProducerSnapshot();
     for (const s of this.segments) s.close();
     this.cache.clear();
   }
