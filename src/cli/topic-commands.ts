@@ -27,7 +27,8 @@ export async function createTopic(ctx: Context, name: string, o: CreateOptions):
   await withAdmin(ctx, async (admin) => {
     try {
       const [t] = await admin.createTopics([{ name, partitions: o.partitions, replicationFactor: o.replicationFactor, configs: o.config }]);
-      await write(ctx.io.stdout, `Created topic ${name} (${t!.partitions} partitions, replication factor ${t!.replicationFactor}).\n`);
+      const partitions = `${t!.partitions} partition${t!.partitions === 1 ? "" : "s"}`;
+      await write(ctx.io.stdout, `Created topic ${name} (${partitions}, replication factor ${t!.replicationFactor}).\n`);
     } catch (e) {
       if (o.ifNotExists && e instanceof RillError && e.kind === Errors.TOPIC_ALREADY_EXISTS) return;
       throw e;

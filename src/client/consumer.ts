@@ -126,6 +126,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly isolationLevel: IsolationLevel;
   private states = new Map<string, PartitionState>();
   private readonly abort = new AbortController();
+  /** Cancels the fetch in flight (when the application leaves the loop, or on close). */
+  private fetchAbort: AbortController | null = null;
   private assignmentChanged: (() => void) | null = null;
   private iterating = false;
   private closed = false;
@@ -231,7 +233,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         st.fetchOffset = st.position;
         st.epoch++;
       }
-      next?.catch(() => undefined);
+      if (next !== null) {
+        next.catch(() => undefined);
+        this.fetchAbort?.abort(new ClientClosedError("fetch"));
+        this.fetchAbort = null;
+      }
     }
   }
 
@@ -311,10 +317,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           continue;
         }
         const epochs = new Map(states.map((s) => [s, s.epoch] as const));
-        const response = await withRetries(() => this.conn.transport.fetch(this.fetchRequest(states), {
+        const abort = new AbortController();
+        this.fetchAbort = abort;
+        const signal = AbortSignal.any([this.abort.signal, abort.signal]);
+        const request = this.fetchRequest(states);
+        const response = await withRetries(() => this.conn.transport.fetch(request, {
           timeoutMs: this.conn.requestTimeoutMs + this.maxWaitMs,
-          signal: this.abort.signal,
-        }), this.conn.retry, { random: this.conn.random, signal: this.abort.signal });
+          signal,
+        }), this.conn.retry, { random: this.conn.random, signal });
+        if (this.fetchAbort === abort) this.fetchAbort = null;
         return { response, epochs };
       } catch (e) {
         if (this.closed) return null;

@@ -21,7 +21,8 @@
  *    `retries` times; anything else fails the batch's records. Without idempotence a retry after
  *    a lost response may store the batch twice (at-least-once).
  * 7. The answer resolves each record's promise with its partition and offset (baseOffset + its
- *    index; -1 with acks "none") and gives its bytes back to the budget.
+ *    index; -1 when the broker reports no offset, as acks "none" allows) and gives its bytes
+ *    back to the budget.
  *
  * `flush()` seals every open batch and waits for everything sent before it; `close()` flushes,
  * refuses new records and closes the connection.
@@ -88,7 +89,7 @@ export interface ProducerRecord {
 export interface RecordMetadata {
   readonly topic: string;
   readonly partition: number;
-  /** Offset of the record; -1 with acks "none". */
+  /** Offset of the record; -1 when the broker does not report it (allowed with acks "none"). */
   readonly offset: number;
   /** The record's timestamp (the broker's append time on LogAppendTime topics). */
   readonly timestampMs: number;
@@ -190,7 +191,8 @@ export class Producer {
   private readonly codec: number;
   private readonly acks: Acks;
   private readonly intake = new Fifo<IntakeItem>();
-  private readonly queues = new Map<string, PartitionQueue>();
+  /** Partition queues by topic, then partition. */
+  private readonly queues = new Map<string, Map<number, PartitionQueue>>();
   private intakeWaiters: (() => void)[] = [];
   private pumping = false;
   private state: "open" | "closing" | "closed" = "open";
@@ -348,7 +350,7 @@ export class Producer {
           this.intake.shift();
           item.resolve(this.sealAll());
         } else {
-          await this.admit(item);
+          if (!this.tryAppendNow(item)) await this.admit(item); // await only when it must wait
           this.intake.shift();
         }
       }
@@ -378,11 +380,15 @@ export class Producer {
   // Batching
 
   private queueOf(topic: string, partition: number): PartitionQueue {
-    const id = `${topic}\u0000${partition}`;
-    let q = this.queues.get(id);
+    let byPartition = this.queues.get(topic);
+    if (byPartition === undefined) {
+      byPartition = new Map();
+      this.queues.set(topic, byPartition);
+    }
+    let q = byPartition.get(partition);
     if (q === undefined) {
       q = { topic, partition, open: null, lingerTimer: null, sealed: new Fifo(), current: null, retryTimer: null };
-      this.queues.set(id, q);
+      byPartition.set(partition, q);
     }
     return q;
   }
@@ -408,7 +414,7 @@ export class Producer {
   /** Seals every open batch; resolves when every batch existing now is answered. */
   private sealAll(): Promise<void> {
     const done: Promise<void>[] = [];
-    for (const q of this.queues.values()) {
+    for (const q of [...this.queues.values()].flatMap((m) => [...m.values()])) {
       if (q.open !== null) this.seal(q);
       if (q.current !== null) done.push(q.current.done);
       for (const b of q.sealed.toArray()) done.push(b.done);
