@@ -69,9 +69,10 @@ export class LogManager {
   private constructor(private readonly opts: LogManagerOptions) {
     const { fs, dataDir } = opts;
     fs.mkdirp(dataDir);
+    const fresh = fs.readdir(dataDir).length === 0;
     this.lock();
     const cleanPath = fs.join(dataDir, CLEAN);
-    this.wasClean = fs.exists(cleanPath);
+    this.wasClean = fresh || fs.exists(cleanPath);
     fs.rm(cleanPath);
     const now = opts.clock.nowMs();
     this.lastRetentionMs = now;
@@ -84,7 +85,7 @@ export class LogManager {
     return new LogManager(opts);
   }
 
-  /** True if the previous process closed this directory cleanly. */
+  /** True if the previous process closed this directory cleanly (or there was none). */
   get openedClean(): boolean {
     return this.wasClean;
   }
