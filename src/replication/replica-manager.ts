@@ -49,6 +49,7 @@ export class ReplicaManager {
   private readonly waiters = new Set<() => void>();
   private readonly unsubscribe: () => void;
   private _closed = false;
+  private readonly closeListeners = new Set<() => void>();
 
   constructor(
     private readonly logs: LogManager,
@@ -241,8 +242,16 @@ export class ReplicaManager {
     return this._closed;
   }
 
+  /** Calls `fn` once when the broker starts shutting down (streams end themselves). */
+  onClose(fn: () => void): () => void {
+    this.closeListeners.add(fn);
+    return () => this.closeListeners.delete(fn);
+  }
+
   close(): void {
     this._closed = true;
+    for (const fn of this.closeListeners) fn();
+    this.closeListeners.clear();
     this.unsubscribe();
     this.wakeAll();
   }

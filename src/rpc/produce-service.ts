@@ -69,6 +69,7 @@ export class Producer {
    */
   async produce(req: ProduceRequest): Promise<ProduceResponse> {
     const res = this.execute(req);
+    if (req.acks === Acks.NONE) return unacknowledged(res);
     const waits = res.partitions.filter((p) => !p.error).map((p) => this.rm.durable(req.topic, p.partition));
     if (waits.length > 0) await Promise.all(waits);
     return res;
@@ -151,6 +152,13 @@ export class Producer {
   }
 }
 
+/** ACKS_NONE answers carry no offsets (-1), as the proto documents: the producer asked for none. */
+function unacknowledged(res: ProduceResponse): ProduceResponse {
+  for (const p of res.partitions) p.baseOffset = -1n;
+  for (const r of res.records) r.offset = -1n;
+  return res;
+}
+
 function validateRecord(r: ProtoRecord, i: number): void {
   if (r.timestampMs !== undefined && r.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is negative`);
   for (let h = 0; h < r.headers.length; h++) {
@@ -172,7 +180,7 @@ export function produceService(rm: ReplicaManager): ServiceImplementation<typeof
   const producer = new Producer(rm);
   return {
     produce: unary((req: ProduceRequest) => producer.produce(req)),
-    produceStream: (call) => serveProduceStream(producer, call),
+    produceStream: (call) => serveProduceStream(producer, rm, call),
     initProducerId: unary(async (req: InitProducerIdRequest) => {
       if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff) throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
       const r = await rm.initProducerId({ transactionalId: req.transactionalId, producerId: req.producerId === undefined ? undefined : Number(req.producerId), producerEpoch: req.producerEpoch });
@@ -185,9 +193,19 @@ export function produceService(rm: ReplicaManager): ServiceImplementation<typeof
  * Each request is executed as it arrives (so they are pipelined) and answered in arrival order;
  * an error in one request is answered in its own response and the stream goes on.
  */
-function serveProduceStream(producer: Producer, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>): void {
+function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>): void {
   let chain: Promise<void> = Promise.resolve();
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    void chain.then(() => call.end());
+  };
+  // On shutdown: answer what was received, then end the stream (clients reconnect elsewhere).
+  const stopListening = rm.onClose(end);
+  call.on("close", stopListening);
   call.on("data", (msg: ProduceStreamRequest) => {
+    if (ended) return;
     const requestId = msg.requestId;
     const answer: Promise<ProduceStreamResponse> = (msg.request ? producer.produce(msg.request) : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),
@@ -199,9 +217,7 @@ function serveProduceStream(producer: Producer, call: grpc.ServerDuplexStream<Pr
       if (!call.write(a)) return new Promise<void>((resolve) => call.once("drain", resolve));
     });
   });
-  call.on("end", () => {
-    void chain.then(() => call.end());
-  });
+  call.on("end", end);
   call.on("error", () => {});
   call.on("cancelled", () => {});
 }

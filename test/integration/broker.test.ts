@@ -451,3 +451,34 @@ describe("restart", () => {
     await expect(Broker.start({ dataDir: dir, listen: "127.0.0.1:0" })).rejects.toThrow(/locked/);
   });
 });
+
+describe("shutdown and acks", () => {
+  it("close() answers and ends open ProduceStreams instead of cutting them", async () => {
+    const d2 = tmpDir();
+    try {
+      const b = await Broker.start({ dataDir: d2, listen: "127.0.0.1:0", shutdownGraceMs: 60_000 });
+      const cl = clients(b.address);
+      await call(cl.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "s", partitions: 1 }] }));
+      const stream = (cl.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+      const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
+      const first = new Promise<ProduceStreamResponse>((resolve) => stream.once("data", resolve));
+      stream.on("error", () => {});
+      stream.on("data", () => {});
+      stream.write(create(ProduceStreamRequestSchema, { requestId: 1n, request: { topic: "s", records: [{ value: enc("x") }] } }));
+      expect((await first).result.case).toBe("response");
+      await b.close(); // with a 60 s grace period this returns only if the stream was ended
+      expect((await status).code).toBe(grpc.status.OK);
+      cl.close();
+    } finally {
+      rmTmp(d2);
+    }
+  });
+
+  it("ACKS_NONE answers without offsets (-1)", async () => {
+    await createTopic("fire", 1);
+    const r: ProduceResponse = await call(c.produce, "produce", create(ProduceRequestSchema, { topic: "fire", acks: Acks.NONE, records: [{ value: enc("a") }] }));
+    expect(r.partitions[0]!.baseOffset).toBe(-1n);
+    expect(r.records[0]!.offset).toBe(-1n);
+    expect(await values("fire", 0)).toEqual(["a"]); // but it was written
+  });
+});
