@@ -14,6 +14,9 @@ import { defaultBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import { GroupService } from "../gen/rill/v1/group_service_pb.ts";
+import { GroupRuntime } from "../coordinator/group-runtime.ts";
+import { groupService } from "../rpc/group-service.ts";
 import { LocalMetadataStore } from "../metadata/store.ts";
 import { ReplicaManager, type Timers } from "../replication/replica-manager.ts";
 import { adminService } from "../rpc/admin-service.ts";
@@ -53,7 +56,7 @@ export interface BrokerLog {
 const silent: BrokerLog = { info() {}, warn() {}, error() {} };
 
 /** Services this broker serves, by full name (health and reflection list them). */
-export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName];
+export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName];
 
 const realTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -119,12 +122,17 @@ export class Broker {
       store = LocalMetadataStore.open(fs, config.dataDir, clock);
       const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId);
       const rm = new ReplicaManager(logs, store, clock, realTimers, config.nodeId);
+      const groups = await GroupRuntime.start(rm, store, clock, osRandom, config.nodeId);
+      store.onChange((c) => {
+        if (c.records.some((r) => r.type === "partition" || r.type === "remove-topic")) groups.topicsChanged();
+      });
       const transport = { ...defaultTransportConfig, receiveMessageBytesMax: config.requestMaxBytes, sendMessageBytesMax: config.requestMaxBytes };
       const server = createServer(transport);
       let address = config.listen;
       addService(server, AdminService, adminService({ rm, store, random: osRandom, config, clusterId, address: () => address }));
       addService(server, ProduceService, produceService(rm), produceServiceCodecs);
       addService(server, FetchService, fetchService(rm), fetchServiceCodecs);
+      addService(server, GroupService, groupService(groups, rm, realTimers));
       const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING" as const])));
       health.addToServer(server);
       addReflection(server, SERVICES);
@@ -132,6 +140,11 @@ export class Broker {
       address = config.listen.replace(/:\d+$/, `:${port}`);
       const tickMs = opts.tickMs ?? 100;
       const ticker = setInterval(() => {
+        try {
+          groups.tick();
+        } catch (e) {
+          log.error({ err: e }, "group coordinator tick failed");
+        }
         logs.tick(clock.nowMs()).catch((e: unknown) => log.error({ err: e }, "periodic storage work failed"));
       }, tickMs);
       ticker.unref?.();

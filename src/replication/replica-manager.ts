@@ -231,6 +231,11 @@ export class ReplicaManager {
     return this.metadata.image.topics.get(topic)!.partitions[partition]!.leaderEpoch;
   }
 
+  /** This broker's node id. */
+  nodeIdOf(): number {
+    return this.nodeId;
+  }
+
   /** Current time, for record timestamps the broker sets. */
   nowMs(): number {
     return this.clock.nowMs();

@@ -87,11 +87,11 @@ function output(d: FetchedData, pos: FetchPosition, asRecords: boolean): Fetched
   const read = d.read;
   if (!read || read.bytes === 0) return { ...base, nextOffset: pos.offset };
   if (!asRecords) return { ...base, recordBatches: read.chunks, nextOffset: read.nextOffset };
-  return { ...base, records: decode(d.topic, d.partition, read.chunks, pos.offset), nextOffset: read.nextOffset };
+  return { ...base, records: decodeFetched(d.topic, d.partition, read.chunks, pos.offset), nextOffset: read.nextOffset };
 }
 
 /** Materialises the records at or after `from` (thin clients' RECORDS format). */
-function decode(topic: string, partition: number, chunks: readonly Buffer[], from: number): ConsumedRecord[] {
+export function decodeFetched(topic: string, partition: number, chunks: readonly Buffer[], from: number): ConsumedRecord[] {
   const out: ConsumedRecord[] = [];
   for (const chunk of chunks) {
     for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {

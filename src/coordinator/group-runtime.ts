@@ -1,0 +1,188 @@
+/**
+ * The group coordinators of this broker, wired to the log: one `GroupCoordinator` shard per
+ * partition of the internal compacted topic `__consumer_offsets` that this broker leads. A group
+ * lives in partition `murmur2(groupId) % 50` (Kafka's rule).
+ *
+ * Every request runs as: the shard's handler computes records and a response without changing
+ * state; the records are appended to the shard's partition (key = the record's key, value = the
+ * record, null for tombstones, so compaction keeps the latest per key); then they are replayed
+ * into the shard; then the response is answered. Loading a shard after a restart (or, with
+ * replication, a coordinator move) is the same replay, from the start of the partition.
+ *
+ * Time comes from the injected Clock; periodic work (session timeouts) runs on `tick(now)`.
+ */
+import type { Clock } from "../base/clock.ts";
+import { rillError } from "../base/errors.ts";
+import { toPositive, murmur2 } from "../base/murmur2.ts";
+import type { Random } from "../base/random.ts";
+import { decideCreateTopic } from "../metadata/controller.ts";
+import type { MetadataStore } from "../metadata/store.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { encodeBatch, records as recordCursor, HEADER_SIZE, readBatchHeader } from "../storage/record-batch.ts";
+import { GroupCoordinator, type CoordinatorResult } from "./coordinator.ts";
+import { fromKeyValue, toKeyValue, type GroupRecord } from "./records.ts";
+
+/** The internal topic that holds group state and committed offsets. */
+export const OFFSETS_TOPIC = "__consumer_offsets";
+/** Its partition count (Kafka's offsets.topic.num.partitions default). */
+export const OFFSETS_PARTITIONS = 50;
+/** Its topic configuration: compacted, 100 MiB segments (Kafka's offsets.topic.segment.bytes). */
+export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = { "cleanup.policy": "compact", "segment.bytes": String(100 * 1024 * 1024) };
+/** Longest a group id may be. */
+export const GROUP_ID_MAX_CHARS = 249;
+
+/** The `__consumer_offsets` partition that owns a group. */
+export function offsetsPartitionFor(groupId: string): number {
+  return toPositive(murmur2(Buffer.from(groupId, "utf8"))) % OFFSETS_PARTITIONS;
+}
+
+/** INVALID_GROUP_ID unless `groupId` is usable. */
+export function validateGroupId(groupId: string, field = "group_id"): void {
+  if (groupId.length === 0) throw rillError("INVALID_GROUP_ID", `${field}: group id is empty`);
+  if (groupId.length > GROUP_ID_MAX_CHARS) throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_MAX_CHARS} characters`);
+}
+
+/** The coordinator shards of this broker. */
+export class GroupRuntime {
+  private readonly shards = new Map<number, GroupCoordinator>();
+  /** Sessions (Consume streams) per group, told when the group's records change. */
+  private readonly watchers = new Map<string, Set<() => void>>();
+
+  private constructor(
+    private readonly rm: ReplicaManager,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  /**
+   * Creates `__consumer_offsets` if it does not exist, then loads every shard this broker leads
+   * by replaying its partition.
+   */
+  static async start(rm: ReplicaManager, store: MetadataStore, clock: Clock, random: Random, nodeId: number): Promise<GroupRuntime> {
+    if (!store.image.topics.has(OFFSETS_TOPIC)) {
+      await store.commit((img) =>
+        img.topics.has(OFFSETS_TOPIC)
+          ? []
+          : decideCreateTopic(img, { name: OFFSETS_TOPIC, partitions: OFFSETS_PARTITIONS, replicationFactor: 0, configs: OFFSETS_TOPIC_CONFIGS }, { partitions: OFFSETS_PARTITIONS, brokers: [nodeId], random, internal: true }),
+      );
+    }
+    const rt = new GroupRuntime(rm, clock, random);
+    for (let p = 0; p < OFFSETS_PARTITIONS; p++) rt.load(p);
+    return rt;
+  }
+
+  private newShard(): GroupCoordinator {
+    return new GroupCoordinator({
+      random: this.random,
+      topics: { partitionCount: (topic) => this.rm.image.topics.get(topic)?.partitions.length },
+    });
+  }
+
+  /** Replays partition `p` of the offsets topic into a fresh shard. */
+  private load(p: number): void {
+    const shard = this.newShard();
+    const log = this.rm.leaderLog(OFFSETS_TOPIC, p);
+    let offset = log.logStartOffset;
+    while (offset < log.logEndOffset) {
+      const r = log.read(offset, 4 << 20);
+      if (r.bytes === 0) break;
+      for (const chunk of r.chunks) {
+        for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
+          const h = readBatchHeader(chunk, pos);
+          const c = recordCursor(chunk, pos);
+          while (c.next()) {
+            if (c.offset < offset || c.keyLength < 0) continue;
+            shard.replay(fromKeyValue(c.keyString()!, c.value()));
+          }
+          pos += h.size;
+        }
+      }
+      offset = r.nextOffset;
+    }
+    this.shards.set(p, shard);
+  }
+
+  /** The shard that owns `groupId`. */
+  shardFor(groupId: string): GroupCoordinator {
+    const shard = this.shards.get(offsetsPartitionFor(groupId));
+    if (!shard) throw rillError("NOT_LEADER_OR_FOLLOWER", `group_id: the coordinator of "${groupId}" is not on this broker`);
+    return shard;
+  }
+
+  /**
+   * Runs a handler on the group's shard: its records are written to `__consumer_offsets`, then
+   * replayed, then its response is returned. Synchronous: requests of a shard never interleave.
+   */
+  run<T>(groupId: string, handler: (shard: GroupCoordinator, nowMs: number) => CoordinatorResult<T>): T {
+    const p = offsetsPartitionFor(groupId);
+    const shard = this.shardFor(groupId);
+    const res = handler(shard, this.clock.nowMs());
+    this.write(p, shard, res.records);
+    if (res.records.length > 0) this.notify(groupId);
+    return res.response;
+  }
+
+  /**
+   * Calls `fn` whenever the group's state changes (a member joined, left, acknowledged a
+   * revocation...), so members served by this broker heartbeat at once instead of waiting for
+   * their interval. Returns an unsubscribe function.
+   */
+  watch(groupId: string, fn: () => void): () => void {
+    let set = this.watchers.get(groupId);
+    if (!set) this.watchers.set(groupId, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.watchers.delete(groupId);
+    };
+  }
+
+  private notify(groupId: string): void {
+    for (const fn of this.watchers.get(groupId) ?? []) fn();
+  }
+
+  private notifyGroupsOf(records: readonly GroupRecord[]): void {
+    const groups = new Set(records.map((r) => (r as { groupId?: string }).groupId).filter((g): g is string => typeof g === "string"));
+    for (const g of groups) this.notify(g);
+  }
+
+  private write(p: number, shard: GroupCoordinator, records: readonly GroupRecord[]): void {
+    if (records.length === 0) return;
+    const now = this.clock.nowMs();
+    const batch = encodeBatch(
+      records.map((r) => {
+        const kv = toKeyValue(r);
+        return { key: kv.key, value: kv.value, timestampMs: now };
+      }),
+      { nowMs: now },
+    );
+    this.rm.append(OFFSETS_TOPIC, p, batch, "all");
+    for (const r of records) shard.replay(r);
+  }
+
+  /** Session timeouts and other periodic work of every shard. */
+  tick(): void {
+    const now = this.clock.nowMs();
+    for (const [p, shard] of this.shards) {
+      const records = shard.tick(now);
+      this.write(p, shard, records);
+      if (records.length > 0) this.notifyGroupsOf(records);
+    }
+  }
+
+  /** Topic partition counts changed: every shard recomputes the assignments that depend on them. */
+  topicsChanged(): void {
+    const counts = new Map<string, number>();
+    for (const t of this.rm.image.topics.values()) if (t.name !== OFFSETS_TOPIC) counts.set(t.name, t.partitions.length);
+    for (const [p, shard] of this.shards) {
+      const records = shard.onTopicsChanged(counts);
+      this.write(p, shard, records);
+      if (records.length > 0) this.notifyGroupsOf(records);
+    }
+  }
+
+  /** Every shard (for ListGroups). */
+  allShards(): GroupCoordinator[] {
+    return [...this.shards.values()];
+  }
+}
