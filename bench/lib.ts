@@ -1,0 +1,166 @@
+/**
+ * Shared pieces of the benchmark tools (consumer-perf, e2e-latency, ceiling, suite, peers):
+ * option parsing, record values, topic creation, pre-producing records over a pipelined
+ * ProduceStream, broker RSS sampling, load average, medians. The broker itself is started with
+ * `startBrokerProcess` from producer-perf.ts.
+ */
+import * as nodeFs from "node:fs";
+import * as os from "node:os";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { AdminService, CreateTopicsRequestSchema } from "../src/gen/rill/v1/admin_service_pb.ts";
+import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
+import { clientConstructor } from "../src/rpc/grpc-service.ts";
+import { clientChannelOptions } from "../src/rpc/server-options.ts";
+import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
+import { Compression, encodeBatch } from "../src/storage/record-batch.ts";
+
+export const MiB = 1 << 20;
+
+/**
+ * `--kebab-case value` pairs into a copy of `defaults` (numbers parsed as numbers, "true"/"false"
+ * as booleans); an unknown option throws, naming it.
+ */
+export function parseArgs<T extends object>(argv: readonly string[], defaults: T): T {
+  const o = { ...defaults } as Record<string, unknown>;
+  for (let i = 0; i < argv.length; i += 2) {
+    const k = argv[i]!.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const v = argv[i + 1];
+    if (!(k in o) || v === undefined) throw new Error(`unknown or incomplete option ${argv[i]} (options: ${Object.keys(o).join(", ")})`);
+    const d = o[k];
+    o[k] = typeof d === "number" ? Number(v) : typeof d === "boolean" ? v === "true" : v;
+  }
+  return o as T;
+}
+
+/** A value of `size` bytes that changes per record (as producer-perf's: realistic for LZ4). */
+export function makeValues(n: number, size: number): string[] {
+  const words = ["click", "view", "purchase", "scroll", "signup", "search"];
+  return Array.from({ length: n }, (_, i) => `{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size));
+}
+
+export function creds(): grpc.ChannelCredentials {
+  return grpc.credentials.createInsecure();
+}
+
+/** Creates `topic` with `partitions` partitions (extra topic configs optional). */
+export async function createTopic(address: string, topic: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
+  const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
+  try {
+    await new Promise<void>((resolve, reject) =>
+      admin.createTopics(create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions, configs }] }), (e) => (e ? reject(e) : resolve())),
+    );
+  } finally {
+    admin.close();
+  }
+}
+
+/**
+ * Writes `records` records of `recordSize` bytes to `topic`, `batchRecords` per batch,
+ * round-robin over `partitions`, pipelined (`inFlight` requests) on one ProduceStream. Returns
+ * the number of records written.
+ */
+export async function preProduce(
+  address: string,
+  o: { topic: string; records: number; recordSize: number; batchRecords: number; partitions: number; compression: "none" | "lz4"; inFlight?: number },
+): Promise<number> {
+  const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+  const client = new Producer(address, creds(), clientChannelOptions());
+  try {
+    const stream = client.produceStream();
+    const values = makeValues(o.batchRecords, o.recordSize);
+    const codec = o.compression === "lz4" ? Compression.LZ4 : Compression.NONE;
+    const requests = Math.ceil(o.records / o.batchRecords);
+    const inFlight = o.inFlight ?? 8;
+    let sent = 0;
+    let acked = 0;
+    await new Promise<void>((resolve, reject) => {
+      const pump = (): void => {
+        while (sent < requests && sent - acked < inFlight) {
+          const now = Date.now();
+          const batch = encodeBatch(values.map((v) => ({ key: null, value: v, timestampMs: now })), { compression: codec, nowMs: now });
+          stream.write({ requestId: BigInt(sent), request: { topic: o.topic, partition: sent % o.partitions, recordBatch: batch, acks: Acks.LEADER } });
+          sent++;
+        }
+      };
+      stream.on("data", (m: ProduceStreamResponse) => {
+        if (m.result.case !== "response" || m.result.value.partitions.some((p) => p.error)) {
+          reject(new Error(`pre-produce failed: ${JSON.stringify(m.result.value, (_, v) => (typeof v === "bigint" ? String(v) : v))}`));
+          return;
+        }
+        if (++acked === requests) {
+          stream.end();
+          resolve();
+        } else pump();
+      });
+      stream.on("error", reject);
+      pump();
+    });
+    return requests * o.batchRecords;
+  } finally {
+    client.close();
+  }
+}
+
+/** The VmRSS of a process, in MiB (Linux /proc); null when it cannot be read. */
+export function rssMiB(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(nodeFs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Samples a process's RSS every `everyMs` until stopped; `stop()` returns the peak and last values. */
+export function sampleRss(pid: number, everyMs = 100): { stop: () => { peakMiB: number; lastMiB: number; samples: number } } {
+  let peak = 0;
+  let last = 0;
+  let samples = 0;
+  const tick = (): void => {
+    const v = rssMiB(pid);
+    if (v !== null) {
+      peak = Math.max(peak, v);
+      last = v;
+      samples++;
+    }
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      tick();
+      return { peakMiB: peak, lastMiB: last, samples };
+    },
+  };
+}
+
+/** The 1-minute load average, as `uptime` shows it. */
+export function loadAverage(): number[] {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100);
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Latency percentiles (ms) of an hdr-histogram-js histogram that records microseconds. */
+export function percentilesMs(hist: { mean: number; getValueAtPercentile(p: number): number; maxValue: number }): { avg: number; p50: number; p95: number; p99: number; p999: number; max: number } {
+  return {
+    avg: hist.mean / 1000,
+    p50: hist.getValueAtPercentile(50) / 1000,
+    p95: hist.getValueAtPercentile(95) / 1000,
+    p99: hist.getValueAtPercentile(99) / 1000,
+    p999: hist.getValueAtPercentile(99.9) / 1000,
+    max: hist.maxValue / 1000,
+  };
+}
+
+/** True when this module is the process's entry point (`bun bench/x.ts`, `node ... bench/x.ts`). */
+export function isMain(metaUrl: string, file: string): boolean {
+  return metaUrl === `file://${process.argv[1]}` || (process.argv[1]?.endsWith(file) ?? false);
+}
