@@ -1,5 +1,6 @@
 /** Shared fixtures for storage tests: batches, logs on the in-memory disk, file snapshots. */
 import { ManualClock } from "../../../src/base/clock.ts";
+import { RillError } from "../../../src/base/errors.ts";
 import { defaultTopicConfig, tinyTopicConfig, type TopicConfig } from "../../../src/config/schema.ts";
 import { MemoryFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
@@ -58,4 +59,15 @@ export function snapshot(fs: MemoryFileSystem, dir: string): Map<string, string>
   const out = new Map<string, string>();
   for (const name of fs.readdir(dir)) out.set(name, Buffer.from(fs.bytes(fs.join(dir, name))).toString("hex"));
   return out;
+}
+
+/** The catalog code of the RillError `f` throws (fails the test if it throws anything else). */
+export function codeOf(f: () => unknown): number {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof RillError) return e.code;
+    throw e;
+  }
+  throw new Error("expected a RillError");
 }

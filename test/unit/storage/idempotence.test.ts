@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { Errors, RillError, rillError } from "../../../src/base/errors.ts";
+import { Errors, rillError } from "../../../src/base/errors.ts";
 import { encodeBatch } from "../../../src/storage/record-batch.ts";
-import { ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
+import { codeOf, ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
 
 /** A batch of `n` records from producer `pid` at `epoch`, starting at sequence `seq`. */
 function pbatch(pid: number, epoch: number, seq: number, n: number, tag = "v"): Buffer {
@@ -11,15 +11,6 @@ function pbatch(pid: number, epoch: number, seq: number, n: number, tag = "v"): 
   );
 }
 
-function codeOf(f: () => unknown): number {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RillError) return e.code;
-    throw e;
-  }
-  throw new Error("expected a RillError");
-}
 
 describe("idempotent appends", () => {
   it("a retried batch is answered with its original offsets and not appended again", () => {

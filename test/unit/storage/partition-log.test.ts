@@ -1,18 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { crc32c } from "../../../src/base/crc32c.ts";
-import { Errors, RillError } from "../../../src/base/errors.ts";
+import { Errors } from "../../../src/base/errors.ts";
 import { readBatchHeader } from "../../../src/storage/record-batch.ts";
-import { batch, ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
+import { batch, codeOf, ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
 
-function code(f: () => unknown): number {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RillError) return e.code;
-    throw e;
-  }
-  throw new Error("expected a RillError");
-}
 
 describe("PartitionLog append and read", () => {
   it("assigns offsets by rewriting the batch header in place and reads the same bytes back", () => {
@@ -108,8 +99,8 @@ describe("PartitionLog append and read", () => {
   it("rejects offsets outside [logStart, logEnd] with OFFSET_OUT_OF_RANGE", () => {
     const log = openLog(new MemoryFileSystem(), new ManualClock());
     log.append(batch(3));
-    expect(code(() => log.read(-1, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
-    expect(code(() => log.read(4, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
+    expect(codeOf(() => log.read(-1, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
+    expect(codeOf(() => log.read(4, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
     expect(log.read(3, 100).bytes).toBe(0);
   });
 });
@@ -134,7 +125,7 @@ describe("PartitionLog bad input leaves the log unchanged", () => {
       const leo = log.logEndOffset;
       const before = snapshot(fs, "/data/t-0");
       const bad = mutate(batch(4));
-      expect(code(() => log.append(bad))).toBe(want);
+      expect(codeOf(() => log.append(bad))).toBe(want);
       expect(log.logEndOffset).toBe(leo);
       expect(snapshot(fs, "/data/t-0")).toEqual(before);
       expect(readAll(log).length).toBe(3);
@@ -146,7 +137,7 @@ describe("PartitionLog bad input leaves the log unchanged", () => {
     const log = openLog(fs, new ManualClock());
     const good = batch(2);
     const before = snapshot(fs, "/data/t-0");
-    expect(code(() => log.append(Buffer.concat([good, flip(batch(2), 70)])))).toBe(Errors.CORRUPT_MESSAGE.code);
+    expect(codeOf(() => log.append(Buffer.concat([good, flip(batch(2), 70)])))).toBe(Errors.CORRUPT_MESSAGE.code);
     expect(log.logEndOffset).toBe(0);
     expect(snapshot(fs, "/data/t-0")).toEqual(before);
     // and the good batch's header was not rewritten either
@@ -156,13 +147,13 @@ describe("PartitionLog bad input leaves the log unchanged", () => {
   it("rejects a batch larger than max.message.bytes", () => {
     const fs = new MemoryFileSystem();
     const log = openLog(fs, new ManualClock(), { maxMessageBytes: 200 });
-    expect(code(() => log.append(batch(20)))).toBe(Errors.MESSAGE_TOO_LARGE.code);
+    expect(codeOf(() => log.append(batch(20)))).toBe(Errors.MESSAGE_TOO_LARGE.code);
     expect(log.logEndOffset).toBe(0);
   });
 
   it("rejects an empty buffer", () => {
     const log = openLog(new MemoryFileSystem(), new ManualClock());
-    expect(code(() => log.append(Buffer.alloc(0)))).toBe(Errors.INVALID_REQUEST.code);
+    expect(codeOf(() => log.append(Buffer.alloc(0)))).toBe(Errors.INVALID_REQUEST.code);
   });
 });
 
@@ -199,9 +190,9 @@ describe("PartitionLog truncation, timestamps and log start", () => {
     log.advanceLogStartOffset(31);
     expect(log.logStartOffset).toBe(31);
     expect(log.segmentCount).toBeLessThan(segs);
-    expect(code(() => log.read(30, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
+    expect(codeOf(() => log.read(30, 100))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
     expect(readAll(log)[0]![0]).toBe(31);
-    expect(code(() => log.advanceLogStartOffset(61))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
+    expect(codeOf(() => log.advanceLogStartOffset(61))).toBe(Errors.OFFSET_OUT_OF_RANGE.code);
     // survives a reopen
     expect(reopen(fs, log).logStartOffset).toBe(31);
   });
