@@ -1,0 +1,459 @@
+/**
+ * The benchmark suite: `npm run bench` (or `bun bench/suite.ts`). Runs every scenario against a
+ * broker it starts on 127.0.0.1 with a fresh data dir, with the no-op transport ceiling of the
+ * same runtime in the same run, then writes
+ *   bench/results/<date>-<runtime>.json   every run's figures, the machine, the load averages
+ *   bench/results/latest.md               the Markdown table (and the targets, met or missed)
+ *   bench/results/latest.svg              throughput per scenario, and latency percentiles
+ *
+ *   bun bench/suite.ts [--broker-runtime bun[,node,deno]] [--runs 3] [--quick true]
+ *     [--only produce,consume,e2e,peers] [--peers true|false] [--out bench/results]
+ *
+ * Scenarios (1 broker, acks=leader): produce 100 B and 1 KiB records, LZ4 off and on, the SDK's
+ * BATCHES path and the thin `records` path, each with its ceiling (the same client against
+ * bench/ceiling.ts's no-op server on the same runtime) and the broker's peak RSS (VmRSS sampled
+ * every 100 ms); consume (pipelined Fetch and Subscribe, BATCHES); end-to-end latency at 100k
+ * records/s; and, with `--peers true` (the default when scripts/install-peers.sh has installed
+ * them), Redis Streams, NATS JetStream and RabbitMQ Streams with the same record count and size.
+ * Each figure is the median of `--runs` runs; every tool runs in its own process (the client
+ * always on Bun) and is killed if it outlives its time bound.
+ */
+import { spawn } from "node:child_process";
+import * as nodeFs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { startNoopServer } from "./ceiling.ts";
+import { isMain, loadAverage, median, parseArgs, sampleRss } from "./lib.ts";
+import { startBrokerProcess } from "./producer-perf.ts";
+import { runtimeName } from "./runtime.ts";
+
+type Runtime = "bun" | "node" | "deno";
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const BUN = path.join(root, "node_modules/.bin/bun");
+
+const defaults = {
+  brokerRuntime: "bun",
+  runs: 3,
+  quick: false,
+  only: "produce,consume,e2e,peers",
+  peers: true,
+  out: "bench/results",
+};
+type Options = typeof defaults;
+
+export interface Row {
+  kind: "produce" | "consume" | "e2e" | "peer";
+  name: string;
+  brokerRuntime: string;
+  recordSize: number;
+  compression: string;
+  mode: string;
+  records: number;
+  recordsPerSec: number;
+  payloadMiBPerSec: number;
+  ceilingRecordsPerSec?: number;
+  ceilingMiBPerSec?: number;
+  ratioToCeiling?: number;
+  latencyMs?: { avg: number; p50: number; p95: number; p99: number; p999: number; max?: number };
+  latencyKind?: string;
+  rssPeakMiB?: number;
+  durability?: string;
+  runs: Record<string, unknown>[];
+  loadAverage: number[];
+  command: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running tools
+
+let step = 0;
+let steps = 0;
+const suiteStart = performance.now();
+
+function progress(msg: string): void {
+  const s = ((performance.now() - suiteStart) / 1000).toFixed(0);
+  process.stderr.write(`[${step}/${steps} ${s}s load ${loadAverage()[0]}] ${msg}\n`);
+}
+
+/** Runs `bun bench/<file> args --json TMP` (killed after `timeoutS`); returns its JSON. */
+async function runTool(file: string, args: string[], timeoutS: number): Promise<Record<string, unknown>> {
+  const tmp = path.join(os.tmpdir(), `rill-bench-${process.pid}-${Date.now()}.json`);
+  const child = spawn(BUN, [file, ...args, "--json", tmp], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const indent = (d: Buffer): void => void process.stderr.write(d.toString().replace(/^(?=.)/gm, "    "));
+  child.stdout.on("data", indent);
+  child.stderr.on("data", indent);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  try {
+    const code = await new Promise<number | null>((r) => child.once("exit", r));
+    if (code !== 0) throw new Error(`${file} ${args.join(" ")} exited with ${code}`);
+    return JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>;
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    nodeFs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Runs `fn` against a fresh broker on `runtime`, sampling its RSS; always stops the broker. */
+async function withBroker<T>(runtime: Runtime, fn: (address: string) => Promise<T>): Promise<{ value: T; rssPeakMiB: number }> {
+  const broker = await startBrokerProcess(runtime);
+  const rss = sampleRss(broker.proc.pid!, 100);
+  try {
+    const value = await fn(broker.address);
+    return { value, rssPeakMiB: rss.stop().peakMiB };
+  } finally {
+    rss.stop();
+    await broker.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+interface ProduceScenario {
+  recordSize: number;
+  compression: "none" | "lz4";
+  mode: "batches" | "records";
+  records: number;
+  batchRecords: number;
+}
+
+function produceScenarios(quick: boolean): ProduceScenario[] {
+  const out: ProduceScenario[] = [];
+  const q = quick ? 4 : 1;
+  for (const recordSize of [100, 1024]) {
+    for (const mode of ["batches", "records"] as const) {
+      for (const compression of ["none", "lz4"] as const) {
+        const records = (recordSize === 100 ? (mode === "batches" ? 4_000_000 : 1_000_000) : mode === "batches" ? 1_000_000 : 400_000) / q;
+        out.push({ recordSize, compression, mode, records, batchRecords: recordSize === 100 ? 1000 : 500 });
+      }
+    }
+  }
+  return out;
+}
+
+const sizeName = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
+
+async function produce(rt: Runtime, s: ProduceScenario, runs: number): Promise<Row> {
+  const args = ["--records", String(s.records), "--record-size", String(s.recordSize), "--batch-records", String(s.batchRecords), "--compression", s.compression, "--mode", s.mode];
+  const name = `produce ${sizeName(s.recordSize)} ${s.mode} ${s.compression}`;
+  const brokerRuns: Record<string, unknown>[] = [];
+  const ceilingRuns: Record<string, unknown>[] = [];
+  const rss: number[] = [];
+  const loads: number[] = [];
+  for (let run = 1; run <= runs; run++) {
+    progress(`${name} (${rt}) run ${run}/${runs}: broker`);
+    const b = await withBroker(rt, (address) => runTool("bench/producer-perf.ts", [...args, "--broker", address], 300));
+    brokerRuns.push({ ...b.value, brokerRssPeakMiB: b.rssPeakMiB, loadAverage: loadAverage() });
+    rss.push(b.rssPeakMiB);
+    loads.push(loadAverage()[0]!);
+    progress(`${name} (${rt}) run ${run}/${runs}: no-op ceiling`);
+    const noop = await startNoopServer(rt);
+    try {
+      ceilingRuns.push({ ...(await runTool("bench/producer-perf.ts", [...args, "--broker", noop.address], 300)), loadAverage: loadAverage() });
+    } finally {
+      await noop.stop();
+    }
+  }
+  const m = (rs: Record<string, unknown>[], k: string): number => median(rs.map((r) => r[k] as number));
+  const lat = (k: string): number => median(brokerRuns.map((r) => (r["latencyMs"] as Record<string, number>)[k]!));
+  const mib = m(brokerRuns, "payloadMiBPerSec");
+  const ceilingMiB = m(ceilingRuns, "payloadMiBPerSec");
+  return {
+    kind: "produce",
+    name,
+    brokerRuntime: rt,
+    recordSize: s.recordSize,
+    compression: s.compression,
+    mode: s.mode,
+    records: s.records,
+    recordsPerSec: m(brokerRuns, "recordsPerSec"),
+    payloadMiBPerSec: mib,
+    ceilingRecordsPerSec: m(ceilingRuns, "recordsPerSec"),
+    ceilingMiBPerSec: ceilingMiB,
+    ratioToCeiling: mib / ceilingMiB,
+    latencyMs: { avg: lat("avg"), p50: lat("p50"), p95: lat("p95"), p99: lat("p99"), p999: lat("p999") },
+    latencyKind: "produce request (send to ack, 8 in flight)",
+    rssPeakMiB: Math.max(...rss),
+    durability: "acks=leader, no fsync per write (fsync at segment roll)",
+    runs: [...brokerRuns.map((r) => ({ target: "broker", ...r })), ...ceilingRuns.map((r) => ({ target: "ceiling", ...r }))],
+    loadAverage: [median(loads)],
+    command: `bun bench/producer-perf.ts ${args.join(" ")} --broker-runtime ${rt}; bun bench/ceiling.ts --server-runtime ${rt} ${args.join(" ")}`,
+  };
+}
+
+async function consume(rt: Runtime, recordSize: number, compression: "none" | "lz4", mode: "fetch" | "subscribe", records: number, runs: number): Promise<Row> {
+  const name = `consume ${sizeName(recordSize)} ${mode} ${compression}`;
+  const args = ["--records", String(records), "--record-size", String(recordSize), "--batch-records", String(recordSize === 100 ? 1000 : 500), "--compression", compression, "--mode", mode, "--runs", String(runs)];
+  progress(`${name} (${rt})`);
+  const b = await withBroker(rt, (address) => runTool("bench/consumer-perf.ts", [...args, "--broker", address], 300));
+  const r = b.value;
+  return {
+    kind: "consume",
+    name,
+    brokerRuntime: rt,
+    recordSize,
+    compression,
+    mode,
+    records,
+    recordsPerSec: r["recordsPerSec"] as number,
+    payloadMiBPerSec: r["payloadMiBPerSec"] as number,
+    rssPeakMiB: b.rssPeakMiB,
+    runs: r["runResults"] as Record<string, unknown>[],
+    loadAverage: [(r["loadAverage"] as number[])[0]!],
+    command: `bun bench/consumer-perf.ts ${args.join(" ")} --broker-runtime ${rt}`,
+  };
+}
+
+async function e2e(rt: Runtime, rate: number, seconds: number, compression: "none" | "lz4", runs: number): Promise<Row> {
+  const name = `e2e 100 B at ${rate / 1000}k/s ${compression}`;
+  const args = ["--rate", String(rate), "--seconds", String(seconds), "--record-size", "100", "--linger-ms", "1", "--compression", compression];
+  const rs: Record<string, unknown>[] = [];
+  const rss: number[] = [];
+  for (let run = 1; run <= runs; run++) {
+    progress(`${name} (${rt}) run ${run}/${runs}`);
+    const b = await withBroker(rt, (address) => runTool("bench/e2e-latency.ts", [...args, "--broker", address], seconds + 120));
+    rs.push({ ...b.value, brokerRssPeakMiB: b.rssPeakMiB });
+    rss.push(b.rssPeakMiB);
+  }
+  const lat = (k: string): number => median(rs.map((r) => (r["latencyMs"] as Record<string, number>)[k]!));
+  return {
+    kind: "e2e",
+    name,
+    brokerRuntime: rt,
+    recordSize: 100,
+    compression,
+    mode: "subscribe",
+    records: rate * seconds,
+    recordsPerSec: median(rs.map((r) => r["achievedRate"] as number)),
+    payloadMiBPerSec: (median(rs.map((r) => r["achievedRate"] as number)) * 100) / (1 << 20),
+    latencyMs: { avg: lat("avg"), p50: lat("p50"), p95: lat("p95"), p99: lat("p99"), p999: lat("p999"), max: lat("max") },
+    latencyKind: "end to end (scheduled send to consumed)",
+    rssPeakMiB: Math.max(...rss),
+    runs: rs,
+    loadAverage: [median(rs.map((r) => (r["loadAverage"] as number[])[0]!))],
+    command: `bun bench/e2e-latency.ts ${args.join(" ")} --broker-runtime ${rt}`,
+  };
+}
+
+/** Peer benchmarks (bench/peers/<name>.ts), when their servers are installed. */
+async function peers(o: Options): Promise<Row[]> {
+  const rows: Row[] = [];
+  const dir = path.join(root, "bench/peers");
+  if (!nodeFs.existsSync(dir)) return rows;
+  const records = o.quick ? 250_000 : 1_000_000;
+  for (const file of nodeFs.readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.startsWith("_")).sort()) {
+    const args = ["--records", String(records), "--record-size", "100"];
+    progress(`peer ${file}`);
+    try {
+      const r = await runTool(`bench/peers/${file}`, args, 300);
+      if (r["skipped"]) {
+        progress(`peer ${file}: skipped (${r["skipped"]})`);
+        continue;
+      }
+      rows.push({
+        kind: "peer",
+        name: `peer ${r["peer"]} 100 B`,
+        brokerRuntime: String(r["server"]),
+        recordSize: 100,
+        compression: "none",
+        mode: String(r["mode"]),
+        records: r["records"] as number,
+        recordsPerSec: r["recordsPerSec"] as number,
+        payloadMiBPerSec: r["payloadMiBPerSec"] as number,
+        ...(r["rssPeakMiB"] ? { rssPeakMiB: r["rssPeakMiB"] as number } : {}),
+        durability: String(r["durability"]),
+        runs: r["runResults"] as Record<string, unknown>[],
+        loadAverage: [(r["loadAverage"] as number[])[0]!],
+        command: `bun bench/peers/${file} ${args.join(" ")}`,
+      });
+    } catch (e) {
+      progress(`peer ${file} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets, table, chart
+
+interface Target {
+  what: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function targets(rows: Row[]): Target[] {
+  const find = (f: (r: Row) => boolean): Row | undefined => rows.find((r) => r.brokerRuntime === "bun" && f(r)) ?? rows.find(f);
+  const out: Target[] = [];
+  const m = (x: number): string => `${(x / 1e6).toFixed(2)}M records/s`;
+  const p = (r: Row | undefined, goal: number, what: string, target: string): void => {
+    if (r) out.push({ what, goal: target, measured: m(r.recordsPerSec), met: r.recordsPerSec >= goal });
+  };
+  p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "lz4" && r.mode === "batches"), 2.5e6, "produce 100 B, LZ4, 1 broker", "≥ 2.5M records/s");
+  p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches"), 1.5e6, "produce 100 B, uncompressed, 1 broker", "≥ 1.5M records/s");
+  const cons = rows.filter((r) => r.kind === "consume" && r.recordSize === 100 && r.compression === "none");
+  const bestCons = cons.sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
+  if (bestCons) out.push({ what: `consume 100 B (best path: ${bestCons.mode})`, goal: "≥ 5M records/s", measured: m(bestCons.recordsPerSec), met: bestCons.recordsPerSec >= 5e6 });
+  const e = find((r) => r.kind === "e2e");
+  if (e?.latencyMs) {
+    out.push({ what: "end-to-end p50 at 100k records/s", goal: "≤ 2 ms", measured: `${e.latencyMs.p50.toFixed(2)} ms`, met: e.latencyMs.p50 <= 2 });
+    out.push({ what: "end-to-end p99 at 100k records/s", goal: "≤ 5 ms", measured: `${e.latencyMs.p99.toFixed(2)} ms`, met: e.latencyMs.p99 <= 5 });
+  }
+  for (const r of rows.filter((x) => x.kind === "produce" && x.ratioToCeiling !== undefined)) {
+    out.push({ what: `${r.name} (${r.brokerRuntime}) / no-op ceiling`, goal: "≥ 0.6", measured: r.ratioToCeiling!.toFixed(2), met: r.ratioToCeiling! >= 0.6 });
+  }
+  const rssRows = rows.filter((r) => r.kind !== "peer" && r.rssPeakMiB !== undefined);
+  if (rssRows.length) {
+    const worst = rssRows.reduce((a, b) => (b.rssPeakMiB! > a.rssPeakMiB! ? b : a));
+    out.push({ what: `broker peak RSS (worst: ${worst.name}, ${worst.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${worst.rssPeakMiB!.toFixed(0)} MiB`, met: worst.rssPeakMiB! <= 300 });
+  }
+  const peerRows = rows.filter((r) => r.kind === "peer");
+  const rill = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
+  if (peerRows.length && rill) {
+    const best = peerRows.reduce((a, b) => (b.recordsPerSec > a.recordsPerSec ? b : a));
+    out.push({
+      what: `produce 100 B vs best peer (${best.name}, ${best.durability})`,
+      goal: "≥ 4×",
+      measured: `${(rill.recordsPerSec / best.recordsPerSec).toFixed(1)}× (not at identical durability: see the durability column)`,
+      met: rill.recordsPerSec >= 4 * best.recordsPerSec,
+    });
+  }
+  return out;
+}
+
+function fmt(x: number | undefined, digits = 1): string {
+  return x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
+}
+
+function markdown(rows: Row[], meta: Record<string, unknown>): string {
+  const lines: string[] = [];
+  lines.push(`# Rill benchmark results`, ``);
+  lines.push(`${meta["date"]} · ${meta["machine"]} · client ${meta["clientRuntime"]} · \`${meta["command"]}\` · median of ${meta["runs"]} run(s) · load average at start ${(meta["loadAverageStart"] as number[]).join(", ")}, at end ${(meta["loadAverageEnd"] as number[]).join(", ")}`, ``);
+  lines.push(`Client and servers on the same 2-core machine, over 127.0.0.1. Produce: acks=leader, one partition, 8 requests in flight, batches encoded by the client per request. "Ceiling": the same client and bytes against a no-op gRPC server (bench/ceiling.ts) on the same runtime.`, ``);
+  lines.push(`| scenario | broker | records/s | MiB/s | ceiling MiB/s | ratio | latency p50 / p99 / p99.9 ms | broker RSS peak MiB | durability | load (1 min) |`);
+  lines.push(`|---|---|---:|---:|---:|---:|---|---:|---|---:|`);
+  for (const r of rows) {
+    const lat = r.latencyMs ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" ? " (request)" : ""}` : "–";
+    lines.push(
+      `| ${r.name} | ${r.brokerRuntime} | ${(r.recordsPerSec / 1e6).toFixed(2)}M | ${fmt(r.payloadMiBPerSec)} | ${fmt(r.ceilingMiBPerSec)} | ${fmt(r.ratioToCeiling, 2)} | ${lat} | ${fmt(r.rssPeakMiB, 0)} | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
+    );
+  }
+  const t = targets(rows);
+  if (t.length) {
+    lines.push(``, `## Targets (issue 7)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
+    for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
+  }
+  lines.push(``, `Chart: [latest.svg](latest.svg). Full figures (every run, latency avg/p95/max, commands): the JSON next to this file.`, ``);
+  return lines.join("\n");
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** Two horizontal bar charts: throughput (M records/s, with the ceiling) and latency percentiles. */
+export function svgChart(rows: Row[], title: string): string {
+  const thr = rows.filter((r) => r.kind !== "e2e");
+  const latRows = rows.filter((r) => r.latencyMs);
+  const W = 900;
+  const label = 300;
+  const barW = W - label - 90;
+  const rowH = 26;
+  const parts: string[] = [];
+  let y = 30;
+  parts.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`);
+  y += 10;
+  parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Throughput (M records/s; grey: no-op gRPC ceiling)</text>`);
+  y += 10;
+  const maxT = Math.max(1, ...thr.map((r) => Math.max(r.recordsPerSec, r.ceilingRecordsPerSec ?? 0))) / 1e6;
+  const colour = (r: Row): string => (r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : "#1971c2");
+  for (const r of thr) {
+    const v = r.recordsPerSec / 1e6;
+    parts.push(`<text x="${label - 6}" y="${y + 16}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime})`)}</text>`);
+    if (r.ceilingRecordsPerSec) parts.push(`<rect x="${label}" y="${y + 3}" width="${((r.ceilingRecordsPerSec / 1e6 / maxT) * barW).toFixed(1)}" height="${rowH - 6}" fill="#ced4da"/>`);
+    parts.push(`<rect x="${label}" y="${y + 7}" width="${((v / maxT) * barW).toFixed(1)}" height="${rowH - 14}" fill="${colour(r)}"/>`);
+    parts.push(`<text x="${label + (Math.max(v, (r.ceilingRecordsPerSec ?? 0) / 1e6) / maxT) * barW + 4}" y="${y + 16}" font-size="11">${v.toFixed(2)}${r.ceilingRecordsPerSec ? ` / ${(r.ceilingRecordsPerSec / 1e6).toFixed(2)}` : ""}</text>`);
+    y += rowH;
+  }
+  y += 30;
+  parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Latency percentiles (ms, log scale): p50, p95, p99, p99.9</text>`);
+  y += 10;
+  const pcts = ["p50", "p95", "p99", "p999"] as const;
+  const colours = ["#1971c2", "#4dabf7", "#f08c00", "#e03131"];
+  const maxL = Math.max(1, ...latRows.map((r) => r.latencyMs!.p999));
+  const scale = (ms: number): number => (Math.log10(1 + ms * 10) / Math.log10(1 + maxL * 10)) * barW;
+  for (const r of latRows) {
+    parts.push(`<text x="${label - 6}" y="${y + 20}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime}) ${r.kind === "e2e" ? "e2e" : "request"}`)}</text>`);
+    pcts.forEach((k, i) => {
+      const v = r.latencyMs![k];
+      parts.push(`<rect x="${label}" y="${y + 3 + i * 7}" width="${scale(v).toFixed(1)}" height="6" fill="${colours[i]}"/>`);
+      parts.push(`<text x="${label + scale(v) + 4}" y="${y + 9 + i * 7}" font-size="8">${v.toFixed(2)}</text>`);
+    });
+    y += 34;
+  }
+  y += 10;
+  pcts.forEach((k, i) => parts.push(`<rect x="${label + i * 80}" y="${y}" width="10" height="10" fill="${colours[i]}"/><text x="${label + i * 80 + 14}" y="${y + 9}" font-size="11">${k === "p999" ? "p99.9" : k}</text>`));
+  y += 20;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join("")}</svg>\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function runSuite(o: Options): Promise<Row[]> {
+  const runtimes = o.brokerRuntime.split(",").map((s) => s.trim()) as Runtime[];
+  const only = new Set(o.only.split(",").map((s) => s.trim()));
+  const runs = o.quick ? 1 : o.runs;
+  const prods = only.has("produce") ? produceScenarios(o.quick) : [];
+  const q = o.quick ? 4 : 1;
+  type Job = () => Promise<Row | Row[]>;
+  const jobs: Job[] = [];
+  for (const rt of runtimes) {
+    for (const s of prods) jobs.push(() => produce(rt, s, runs));
+    if (only.has("consume")) {
+      jobs.push(() => consume(rt, 100, "none", "fetch", 4_000_000 / q, runs));
+      jobs.push(() => consume(rt, 100, "none", "subscribe", 4_000_000 / q, runs));
+      jobs.push(() => consume(rt, 100, "lz4", "subscribe", 4_000_000 / q, runs));
+      jobs.push(() => consume(rt, 1024, "none", "subscribe", 1_000_000 / q, runs));
+    }
+    if (only.has("e2e")) jobs.push(() => e2e(rt, 100_000, o.quick ? 5 : 10, "none", runs));
+  }
+  if (only.has("peers") && o.peers) jobs.push(() => peers(o));
+  steps = jobs.length;
+  const rows: Row[] = [];
+  for (const job of jobs) {
+    step++;
+    const r = await job();
+    rows.push(...(Array.isArray(r) ? r : [r]));
+    for (const x of Array.isArray(r) ? r : [r]) progress(`=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2), defaults);
+  const loadStart = loadAverage();
+  const date = new Date().toISOString();
+  const rows = await runSuite(o);
+  const meta = {
+    date,
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
+    clientRuntime: runtimeName(),
+    command: `bun bench/suite.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    runs: o.quick ? 1 : o.runs,
+    loadAverageStart: loadStart,
+    loadAverageEnd: loadAverage(),
+  };
+  const out = path.resolve(root, o.out);
+  nodeFs.mkdirSync(out, { recursive: true });
+  const jsonFile = path.join(out, `${date.slice(0, 19).replace(/:/g, "")}-${o.brokerRuntime.replace(/,/g, "+")}.json`);
+  nodeFs.writeFileSync(jsonFile, JSON.stringify({ ...meta, targets: targets(rows), rows }, null, 2) + "\n");
+  const md = markdown(rows, meta);
+  nodeFs.writeFileSync(path.join(out, "latest.md"), md);
+  nodeFs.writeFileSync(path.join(out, "latest.svg"), svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`));
+  process.stdout.write(md);
+  process.stderr.write(`wrote ${path.relative(root, jsonFile)}, ${o.out}/latest.md, ${o.out}/latest.svg\n`);
+}
+
+if (isMain(import.meta.url, "suite.ts")) await main();
