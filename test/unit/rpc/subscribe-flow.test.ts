@@ -1,0 +1,63 @@
+import { EventEmitter } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../../src/base/clock.ts";
+import { SeededRandom } from "../../../src/base/random.ts";
+import { RecordFormat } from "../../../src/gen/rill/v1/common_pb.ts";
+import { SubscribeRequestSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
+import { decideCreateTopic } from "../../../src/metadata/controller.ts";
+import { LocalMetadataStore } from "../../../src/metadata/store.ts";
+import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import { fetchService } from "../../../src/rpc/fetch-service.ts";
+import { MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { LogManager } from "../../../src/storage/log-manager.ts";
+import { encodeBatch } from "../../../src/storage/record-batch.ts";
+
+/** A server-streaming call whose send buffer is always full until the test emits 'drain'. */
+class SlowCall extends EventEmitter {
+  writes = 0;
+  ended = false;
+  constructor(readonly request: unknown) {
+    super();
+  }
+  write(): boolean {
+    this.writes++;
+    return false;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.ended = true;
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+
+describe("Subscribe flow control", () => {
+  it("a client that does not read holds the broker to one message in flight", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const logs = LogManager.open({ fs, dataDir: "/d", clock, topicConfig: () => undefined, tailCacheBytes: 1 << 20, retentionCheckIntervalMs: 1e9, cleanerBackoffMs: 1e9, cleanerEnable: false, pause: () => Promise.resolve(), pid: 1, isProcessAlive: () => false });
+    const store = LocalMetadataStore.open(fs, "/d", clock);
+    const timers = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+    const rm = new ReplicaManager(logs, store, clock, timers, 1);
+    await store.commit((img) => decideCreateTopic(img, { name: "t", partitions: 1, replicationFactor: 1, configs: {} }, { partitions: 1, brokers: [1], random: new SeededRandom(1) }));
+    // 200 batches of 1 KiB, each bigger than the request's max_bytes: one batch per message
+    for (let i = 0; i < 200; i++) rm.append("t", 0, encodeBatch([{ value: "x".repeat(1000) }], { nowMs: 1 }), "leader");
+    const call = new SlowCall(create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }));
+    const svc = fetchService(rm) as unknown as { subscribe(c: SlowCall): void };
+    svc.subscribe(call);
+    for (let i = 0; i < 10; i++) await tick();
+    expect(call.writes).toBe(1); // waiting for 'drain', not reading ahead
+    call.emit("drain");
+    for (let i = 0; i < 5; i++) await tick();
+    expect(call.writes).toBe(2);
+    call.emit("cancelled");
+    for (let i = 0; i < 3; i++) await tick();
+    expect(call.ended).toBe(true);
+    rm.close();
+    await logs.close();
+    await store.close();
+  });
+});
