@@ -3,9 +3,16 @@
  * end (default), the beginning, an offset or a timestamp; as text (the value, or key SEP value
  * with `--print-key`) or JSON lines. Stops after `-n` records, after `--timeout-ms` without a
  * record, or on SIGINT/SIGTERM (exit 0).
+ *
+ * With `--group G` it is a member of consumer group G (GroupConsumer, over GroupService.Consume):
+ * the broker assigns the partitions, reading starts at the group's committed offsets (or, for a
+ * partition without one, at the end — the beginning with `--from-beginning`), and the offsets of
+ * printed records are committed as it goes (every second, and when it stops).
  */
 
 import { Consumer, type ConsumerRecord, type SeekTarget } from "../client/consumer.ts";
+import { Admin } from "../client/admin.ts";
+import { GroupConsumer } from "../client/group-consumer.ts";
 import { type Context, clientOptions } from "./context.ts";
 import { CliError, write } from "./output.ts";
 import { checkPartition } from "./topic-commands.ts";
@@ -21,6 +28,7 @@ export interface ConsumeOptions {
   readonly format: "text" | "json";
   readonly printKey?: boolean;
   readonly keySeparator: string;
+  readonly group?: string;
 }
 
 function startOf(o: ConsumeOptions): SeekTarget {
@@ -48,6 +56,7 @@ export function formatRecord(r: ConsumerRecord, o: Pick<ConsumeOptions, "format"
 
 /** Prints records of `topic` until a stop condition; see the module comment. */
 export async function consume(ctx: Context, topic: string, o: ConsumeOptions): Promise<void> {
+  if (o.group !== undefined) return consumeInGroup(ctx, topic, o.group, o);
   const start = startOf(o);
   if (o.maxMessages === 0) return;
   const consumer = new Consumer({ ...clientOptions(ctx), autoOffsetReset: o.fromBeginning ? "earliest" : "latest" });
@@ -78,4 +87,63 @@ export async function consume(ctx: Context, topic: string, o: ConsumeOptions): P
     process.off("SIGTERM", stop);
     await consumer.close();
   }
+}
+
+/** How often `consume --group` commits what it printed. */
+const GROUP_COMMIT_INTERVAL_MS = 1000;
+
+/** `consume --group G`: a group member; commits the printed records' offsets as it goes. */
+async function consumeInGroup(ctx: Context, topic: string, group: string, o: ConsumeOptions): Promise<void> {
+  for (const [flag, given] of [["--offset", o.offset !== undefined], ["--timestamp", o.timestamp !== undefined], ["--partition", o.partition !== undefined]] as const) {
+    if (given) throw new CliError(`consume: ${flag} cannot be used with --group (the group's committed offsets and the broker's assignment decide)`);
+  }
+  if (o.maxMessages === 0) return;
+  // An unknown topic (or a broker that is not running) is reported here, in one line.
+  const admin = new Admin(clientOptions(ctx));
+  try {
+    await admin.describeTopics([topic], { includeConfigs: false });
+  } finally {
+    await admin.close();
+  }
+  const consumer = new GroupConsumer({
+    ...clientOptions(ctx),
+    groupId: group,
+    autoOffsetReset: o.fromBeginning ? "earliest" : "latest",
+    autoCommit: true,
+    autoCommitIntervalMs: GROUP_COMMIT_INTERVAL_MS,
+    clientId: "rill-cli",
+  });
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    void consumer.close().catch(() => undefined);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  let idle: ReturnType<typeof setTimeout> | null = null;
+  const armIdle = (): void => {
+    if (o.timeoutMs === undefined) return;
+    if (idle !== null) clearTimeout(idle);
+    idle = setTimeout(stop, o.timeoutMs);
+  };
+  try {
+    consumer.subscribe([topic]);
+    armIdle();
+    let n = 0;
+    for await (const r of consumer) {
+      await write(ctx.io.stdout, formatRecord(r, o));
+      armIdle();
+      if (o.maxMessages !== undefined && ++n >= o.maxMessages) break;
+    }
+  } catch (e) {
+    await consumer.close().catch(() => undefined);
+    throw e;
+  } finally {
+    if (idle !== null) clearTimeout(idle);
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+  // Commits what was printed, then leaves the group (errors reach the one error line).
+  if (!stopped) await consumer.close();
+  else await consumer.close().catch(() => undefined);
 }

@@ -1,12 +1,13 @@
 /**
  * The `rill` command line, built with commander: global `--bootstrap`, the `broker`, `topic`,
- * `produce`, `consume` and `cluster` commands, and one error path — every failure ends as one
+ * `produce`, `consume`, `group` and `cluster` commands, and one error path — every failure ends as one
  * line on stderr, `rill: <message>`, and a non-zero exit code (1 for errors, 2 for usage).
  */
 
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_BOOTSTRAP } from "../client/connection.ts";
 import { consume } from "./consume-command.ts";
+import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
 import type { Context } from "./context.ts";
 import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValues, oneOf, separator } from "./parse.ts";
@@ -112,7 +113,36 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .addOption(new Option("--format <format>", "output format").argParser(oneOf(["text", "json"] as const)).default("text"))
     .option("--print-key", "text format: print KEY SEP VALUE")
     .option("--key-separator <sep>", "separator for --print-key", separator, "\t")
+    .option("--group <id>", "consume as a member of this consumer group, committing as it goes")
     .action(async (name: string, o: Parameters<typeof consume>[2], cmd: Command) => consume(contextOf(cmd, io), name, o));
+
+  const group = program.command("group").description("list, describe, reset the offsets of, and delete consumer groups");
+  group
+    .command("list")
+    .description("list groups with their state and member count")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }, cmd: Command) => listGroups(contextOf(cmd, io), o));
+  group
+    .command("describe <group>")
+    .description("show a group's members, assignment, committed offsets, log end offsets and lag")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => describeGroup(contextOf(cmd, io), id, o));
+  group
+    .command("reset-offsets <group>")
+    .description("move a group's committed offsets (only while it has no members)")
+    .requiredOption("--topic <topic>", "topic whose offsets to reset")
+    .option("--partition <n>", "only this partition (repeatable; default: all)", (v: string, prev: number[] = []) => [...prev, intIn(0, INT32_MAX)(v)])
+    .option("--to-earliest", "to each partition's log start offset")
+    .option("--to-latest", "to each partition's end")
+    .option("--to-offset <n>", "to this offset (clamped to the partition's range)", intIn(0, OFFSET_MAX))
+    .option("--to-timestamp <ms>", "to the first record at or after this time (ms since the epoch)", intIn(0, OFFSET_MAX))
+    .option("--dry-run", "show the new offsets without committing them")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: Parameters<typeof resetOffsets>[2], cmd: Command) => resetOffsets(contextOf(cmd, io), id, o));
+  group
+    .command("delete <group>")
+    .description("delete a group without members, and its committed offsets")
+    .action(async (id: string, _o: object, cmd: Command) => deleteGroup(contextOf(cmd, io), id));
 
   program
     .command("cluster")
