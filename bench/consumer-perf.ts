@@ -5,7 +5,7 @@
  * dir (or `--broker HOST:PORT`).
  *
  *   bun bench/consumer-perf.ts --records 5000000 --record-size 100 [--batch-records 1000]
- *     [--compression none|lz4] [--partitions 1] [--mode fetch|subscribe] [--partition-max-bytes 4194304]
+ *     [--compression none|lz4] [--partitions 1] [--mode fetch|subscribe] [--partition-max-bytes 4194304] [--max-bytes 16777216]
  *     [--crc true|false] [--runs 3] [--broker-runtime bun|node|deno] [--broker HOST:PORT] [--json FILE]
  *
  * `fetch`: FetchService.Fetch with RECORD_FORMAT_BATCHES, pipelined: the next fetch (from the
@@ -38,6 +38,8 @@ const defaults = {
   partitions: 1,
   mode: "fetch" as "fetch" | "subscribe",
   partitionMaxBytes: 4 * MiB,
+  /** Byte budget of a Fetch response / Subscribe message (the SDK Consumer's default). */
+  maxBytes: 16 * MiB,
   crc: true,
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
@@ -88,7 +90,7 @@ async function consumeFetch(client: FetchClient, o: Options, topic: string, tota
       partitions: positions.flatMap((offset, partition) => (offset < perPartition[partition]! ? [{ topic, partition, offset: BigInt(offset), maxBytes: o.partitionMaxBytes }] : [])),
       maxWaitMs: 500,
       minBytes: 1,
-      maxBytes: 64 * MiB,
+      maxBytes: o.maxBytes,
       format: RecordFormat.BATCHES,
     });
     return new Promise((resolve, reject) => client.fetch(req, (e, r) => (e ? reject(e) : resolve(r!))));
@@ -124,7 +126,7 @@ async function consumeSubscribe(client: FetchClient, o: Options, topic: string, 
   const call = client.subscribe(
     create(SubscribeRequestSchema, {
       partitions: perPartition.map((_, partition) => ({ topic, partition, offset: 0n, maxBytes: o.partitionMaxBytes })),
-      maxBytes: 64 * MiB,
+      maxBytes: o.maxBytes,
       format: RecordFormat.BATCHES,
     }),
   );

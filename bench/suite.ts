@@ -305,10 +305,14 @@ function targets(rows: Row[]): Target[] {
   for (const r of rows.filter((x) => x.kind === "produce" && x.ratioToCeiling !== undefined)) {
     out.push({ what: `${r.name} (${r.brokerRuntime}) / no-op ceiling`, goal: "≥ 0.6", measured: r.ratioToCeiling!.toFixed(2), met: r.ratioToCeiling! >= 0.6 });
   }
+  const first = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
+  if (first?.rssPeakMiB !== undefined) {
+    out.push({ what: `broker peak RSS under the first load (${first.name}, ${first.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${first.rssPeakMiB.toFixed(0)} MiB`, met: first.rssPeakMiB <= 300 });
+  }
   const rssRows = rows.filter((r) => r.kind !== "peer" && r.rssPeakMiB !== undefined);
   if (rssRows.length) {
     const worst = rssRows.reduce((a, b) => (b.rssPeakMiB! > a.rssPeakMiB! ? b : a));
-    out.push({ what: `broker peak RSS (worst: ${worst.name}, ${worst.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${worst.rssPeakMiB!.toFixed(0)} MiB`, met: worst.rssPeakMiB! <= 300 });
+    out.push({ what: `broker peak RSS, worst scenario (${worst.name}, ${worst.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${worst.rssPeakMiB!.toFixed(0)} MiB`, met: worst.rssPeakMiB! <= 300 });
   }
   const peerRows = rows.filter((r) => r.kind === "peer");
   const rill = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
