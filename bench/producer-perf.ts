@@ -61,7 +61,7 @@ export async function startBrokerProcess(runtime: "bun" | "node" | "deno", extra
       ? [path.join(root, "node_modules/.bin/bun"), "src/cli/main.ts"]
       : runtime === "deno"
         ? [path.join(root, "node_modules/.bin/deno"), "run", "-A", "src/cli/main.ts"]
-        : ["node", "dist/src/cli/main.js"];
+        : ["node", process.env["RILL_BENCH_NODE_MAIN"] ?? "dist/src/cli/main.js"];
   const proc = spawn(cmd[0]!, [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extraArgs], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const address = await new Promise<string>((resolve, reject) => {
     let buf = "";

@@ -18,7 +18,7 @@
  * Each figure is the median of `--runs` runs; every tool runs in its own process (the client
  * always on Bun) and is killed if it outlives its time bound.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -236,6 +236,20 @@ async function e2e(rt: Runtime, rate: number, seconds: number, compression: "non
   };
 }
 
+/**
+ * Node runs compiled JavaScript: the working tree is compiled into .tmp/bench-dist (gitignored,
+ * private to the suite, so dist/ is left alone) and the broker started from there, so Node runs
+ * the same code as Bun and Deno, which run src/ directly.
+ */
+function buildForNode(): void {
+  progress("compiling src/ for the Node broker into .tmp/bench-dist");
+  const out = path.join(root, ".tmp/bench-dist");
+  nodeFs.rmSync(out, { recursive: true, force: true });
+  const r = spawnSync(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", out], { cwd: root, stdio: "inherit" });
+  if (r.status !== 0 || !nodeFs.existsSync(path.join(out, "src/cli/main.js"))) throw new Error("tsc -p tsconfig.build.json failed: cannot run the broker on Node");
+  process.env["RILL_BENCH_NODE_MAIN"] = path.join(out, "src/cli/main.js");
+}
+
 /** Peer benchmarks (bench/peers/<name>.ts), when their servers are installed. */
 async function peers(o: Options): Promise<Row[]> {
   const rows: Row[] = [];
@@ -425,6 +439,7 @@ export async function runSuite(o: Options): Promise<Row[]> {
     if (only.has("e2e")) jobs.push(() => e2e(rt, 100_000, o.quick ? 5 : 10, "none", runs));
   }
   if (only.has("peers") && o.peers) jobs.push(() => peers(o));
+  if (runtimes.includes("node") && !process.env["RILL_BENCH_NODE_MAIN"]) buildForNode();
   steps = jobs.length;
   const rows: Row[] = [];
   for (const job of jobs) {
