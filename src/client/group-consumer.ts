@@ -24,8 +24,11 @@
  * partition stop before the revocation arrives; buffered records of it that the application has
  * not seen yet are dropped (the next owner reads them from the committed offset), and with
  * auto-commit its processed position is committed at once (best effort: the broker refuses it
- * if it no longer counts the partition as ours). `onRevoked` and `onAssigned` run in the
- * iterator, in stream order with the records, before the next record is yielded.
+ * if it no longer counts the partition as ours — today's broker acknowledges a revocation as it
+ * sends it, so processed but uncommitted records of a revoked partition are delivered again to
+ * the next owner). `onRevoked` and `onAssigned` run in the iterator, in stream order with the
+ * records, before the next record is yielded; commits from `onRevoked` are refused for the
+ * revoked partitions.
  *
  * Failures. When the stream breaks with a retriable error (broker restart, connection reset) the
  * consumer loses its partitions (`onRevoked`) and joins again, per the retry policy; other
@@ -492,7 +495,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
    * Commits, for every owned partition, one past the last record yielded (or exactly `offsets`
    * when given). Resolves with what was committed once the broker confirms it; rejects with the
    * first partition's error (e.g. STALE_MEMBER_EPOCH for a partition no longer owned — that
-   * partition is not committed) or the whole commit's.
+   * partition is not committed) or the whole commit's. As in Kafka, partitions revoked since
+   * their records were yielded are not included: their uncommitted records go to the next owner.
    */
   async commit(offsets?: readonly GroupOffset[]): Promise<GroupOffset[]> {
     this.checkOpen();
