@@ -827,10 +827,10 @@ export class GroupCoordinator {
   describeGroups(groupIds: readonly string[], logEndOffset: LogEndOffsets = () => -1): GroupDescription[] {
     checkListLength(groupIds, "groupIds", GROUPS_PER_REQUEST_MAX);
     return groupIds.map((groupId, i) => {
-      const invalid = groupIdError(groupId, `groupIds[${i}]`);
+      const invalid = groupIdError(groupId, "group_id");
       const g = invalid === null ? this.groups.get(groupId) : undefined;
       if (g === undefined) {
-        const error = invalid ?? rillError("GROUP_ID_NOT_FOUND", `groupIds[${i}]: group ${groupId} does not exist`);
+        const error = invalid ?? rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`);
         return { groupId, state: "dead", groupEpoch: 0, assignmentEpoch: 0, assignor: "", members: [], offsets: [], error };
       }
       return this.describe(g, logEndOffset);
@@ -884,11 +884,11 @@ export class GroupCoordinator {
     const records: GroupRecord[] = [];
     const deleted = new Set<string>();
     const response = groupIds.map((groupId, i): DeleteGroupResult => {
-      const invalid = groupIdError(groupId, `groupIds[${i}]`);
+      const invalid = groupIdError(groupId, "group_id");
       if (invalid !== null) return { groupId, error: invalid };
       const g = this.groups.get(groupId);
-      if (g === undefined || deleted.has(groupId)) return { groupId, error: rillError("GROUP_ID_NOT_FOUND", `groupIds[${i}]: group ${groupId} does not exist`) };
-      if (g.members.size > 0) return { groupId, error: rillError("NON_EMPTY_GROUP", `groupIds[${i}]: group ${groupId} has ${g.members.size} members`) };
+      if (g === undefined || deleted.has(groupId)) return { groupId, error: rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`) };
+      if (g.members.size > 0) return { groupId, error: rillError("NON_EMPTY_GROUP", `group_id: group ${groupId} has ${g.members.size} members`) };
       records.push(...groupTombstones(g));
       deleted.add(groupId);
       return { groupId, error: null };

@@ -27,12 +27,17 @@ import type { ReplicaManager, Timers } from "../replication/replica-manager.ts";
 import { HEADER_SIZE, readBatchHeader } from "../storage/record-batch.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
 import { decodeFetched } from "./fetch-service.ts";
-import { currentAssignment } from "./group-service.ts";
+import { commitChecked, currentAssignment } from "./group-service.ts";
 
 /** Defaults when the subscribe message leaves them 0. */
 const OUTSTANDING_RECORDS_DEFAULT = 1000;
 const MESSAGE_BYTES_DEFAULT = 1 << 20;
 const TOPICS_MAX = 1000;
+/**
+ * How long a revoked partition with uncommitted records waits for the client's commit before
+ * it is given up anyway (the commit is still accepted until then).
+ */
+const REVOKE_GRACE_MS = 5000;
 
 interface Owned {
   readonly topic: string;
@@ -50,6 +55,8 @@ class ConsumeSession {
   private epoch = 0;
   private heartbeatMs = 3000;
   private readonly owned = new Map<string, Owned>();
+  /** Revoked partitions whose sent records are not all committed yet: still reported as owned. */
+  private readonly revoking = new Map<string, { o: Owned; timer: unknown }>();
   private extraCredit = 0;
   private closed = false;
   private timer: unknown = null;
@@ -131,6 +138,7 @@ class ConsumeSession {
             ...(sub.assignor === "uniform" || sub.assignor === "range" ? { assignor: sub.assignor } : {}),
             ...(sub.sessionTimeoutMs > 0 ? { sessionTimeoutMs: sub.sessionTimeoutMs } : {}),
             clientId: sub.clientId,
+            clientHost: this.call.getPeer(),
           },
           now,
         ),
@@ -158,7 +166,7 @@ class ConsumeSession {
 
   private ownedList(): TopicPartitions[] {
     const byTopic = new Map<string, number[]>();
-    for (const o of this.owned.values()) {
+    for (const o of [...this.owned.values(), ...[...this.revoking.values()].map((r) => r.o)]) {
       const list = byTopic.get(o.topic) ?? [];
       list.push(o.partition);
       byTopic.set(o.topic, list);
@@ -170,16 +178,29 @@ class ConsumeSession {
   private apply(assignment: readonly TopicPartitions[], announce: boolean): void {
     const next = new Set(assignment.flatMap((t) => t.partitions.map((p) => keyOf(t.topic, p))));
     const revoked: Array<{ topic: string; partition: number }> = [];
+    let released = false;
     for (const [k, o] of this.owned) {
       if (!next.has(k)) {
         this.owned.delete(k);
         revoked.push({ topic: o.topic, partition: o.partition });
+        if (o.position > o.committed) {
+          // Records were sent and not committed: let the client commit them before giving up.
+          this.revoking.set(k, { o, timer: this.timers.setTimeout(() => this.release(k), REVOKE_GRACE_MS) });
+        } else released = true;
       }
     }
     const assigned: Array<{ topic: string; partition: number }> = [];
     for (const t of assignment) {
       for (const p of t.partitions) {
-        if (this.owned.has(keyOf(t.topic, p))) continue;
+        const k = keyOf(t.topic, p);
+        const back = this.revoking.get(k);
+        if (back) {
+          this.timers.clearTimeout(back.timer);
+          this.revoking.delete(k);
+          this.owned.set(k, back.o);
+          continue;
+        }
+        if (this.owned.has(k)) continue;
         const start = this.startOffset(t.topic, p);
         this.owned.set(keyOf(t.topic, p), { topic: t.topic, partition: p, position: start, committed: start });
         assigned.push({ topic: t.topic, partition: p });
@@ -189,17 +210,24 @@ class ConsumeSession {
       this.send(create(ConsumeResponseSchema, { kind: { case: "assignment", value: { memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked } } }));
     }
     // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
-    if (revoked.length > 0 && !this.closed) {
-      if (this.timer !== null) this.timers.clearTimeout(this.timer);
-      this.timer = this.timers.setTimeout(() => this.heartbeat(), 0);
-    }
+    if (released) this.nudge();
     this.kick();
+  }
+
+  /** Gives up a revoked partition (its records are committed, or the grace ran out). */
+  private release(k: string): void {
+    const r = this.revoking.get(k);
+    if (!r) return;
+    this.timers.clearTimeout(r.timer);
+    this.revoking.delete(k);
+    this.nudge();
   }
 
   private startOffset(topic: string, partition: number): number {
     const committed = this.rt.shardFor(this.sub.groupId).fetchOffsets(this.sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = { logStartOffset: this.rm.earliestOffset(topic, partition).offset, logEndOffset: this.rm.latestOffset(topic, partition).offset };
-    const policy = this.sub.autoOffsetReset === AutoOffsetReset.LATEST ? "latest" : this.sub.autoOffsetReset === AutoOffsetReset.NONE ? "none" : "earliest";
+    // UNSPECIFIED means the documented default, LATEST (as Kafka's auto.offset.reset).
+    const policy = this.sub.autoOffsetReset === AutoOffsetReset.EARLIEST ? "earliest" : this.sub.autoOffsetReset === AutoOffsetReset.NONE ? "none" : "latest";
     return resolveStartOffset(committed && committed.offset >= 0 ? committed.offset : null, policy, range, `${topic}-${partition}`);
   }
 
@@ -211,12 +239,13 @@ class ConsumeSession {
       c.offsets.forEach((o, i) => {
         if (o.offset < 0n) throw rillError("INVALID_REQUEST", `commit.offsets[${i}].offset: ${o.offset} is negative`);
       });
-      const res = this.rt.run(this.sub.groupId, (shard, now) =>
-        shard.commitOffsets({ groupId: this.sub.groupId, memberId: this.memberId, memberEpoch: this.epoch, offsets: c.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })) }, now),
-      );
+      const res = commitChecked(this.rt, this.rm, this.sub.groupId, this.memberId, this.epoch, c.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })));
       for (const o of res.offsets) {
-        const owned = this.owned.get(keyOf(o.topic, o.partition));
+        const k = keyOf(o.topic, o.partition);
+        const owned = this.owned.get(k);
         if (!o.error && owned && o.offset > owned.committed) owned.committed = o.offset;
+        const r = this.revoking.get(k);
+        if (!o.error && r && o.offset >= r.o.position) this.release(k);
       }
       answer({
         case: "commitResult",
@@ -291,7 +320,8 @@ class ConsumeSession {
   private fail(e: unknown): void {
     if (this.closed) return;
     this.stop();
-    this.call.destroy(toServiceError(e) as Error);
+    // grpc-js sends a streaming call's status when the handler emits 'error' (destroy sends none).
+    this.call.emit("error", toServiceError(e));
   }
 
   /** The client ended the stream, or it broke: leave the group. */
@@ -304,6 +334,8 @@ class ConsumeSession {
   private stop(): void {
     this.closed = true;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    for (const r of this.revoking.values()) this.timers.clearTimeout(r.timer);
+    this.revoking.clear();
     this.unwatch?.();
     this.kick();
     if (!this.sub || this.memberId === "") return;

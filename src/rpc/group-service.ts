@@ -60,6 +60,36 @@ export function logEndOffsetOf(rm: ReplicaManager): (topic: string, partition: n
   };
 }
 
+/** One offset to commit, as both commit paths receive it. */
+export interface CommitInput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly metadata: string;
+  readonly leaderEpoch: number;
+}
+
+/**
+ * Commits offsets for a member (or, with memberId "" and epoch -1, for an empty group). Offsets
+ * of topics or partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION each; the rest go to
+ * the coordinator, which refuses partitions the member does not own. Results keep input order.
+ */
+export function commitChecked(rt: GroupRuntime, rm: ReplicaManager, groupId: string, memberId: string, memberEpoch: number, offsets: readonly CommitInput[]): { error: RillError | null; offsets: Array<{ topic: string; partition: number; offset: number; error: RillError | null }> } {
+  const unknown = offsets.map((o, i) => {
+    const t = rm.image.topics.get(o.topic);
+    if (!t || o.topic === OFFSETS_TOPIC) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `offsets[${i}].topic: topic "${o.topic}" does not exist`);
+    if (o.partition < 0 || o.partition >= t.partitions.length) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `offsets[${i}].partition: ${o.partition} is out of range for topic "${o.topic}" (partitions 0..${t.partitions.length - 1})`);
+    return null;
+  });
+  const known = offsets.filter((_, i) => unknown[i] === null);
+  const res = known.length === 0 ? { error: null, offsets: [] } : rt.run(groupId, (shard, now) => shard.commitOffsets({ groupId, memberId, memberEpoch, offsets: known }, now));
+  let k = 0;
+  return {
+    error: res.error,
+    offsets: offsets.map((o, i) => (unknown[i] ? { topic: o.topic, partition: o.partition, offset: o.offset, error: unknown[i] } : res.offsets[k++]!)),
+  };
+}
+
 /** Heartbeat as a unary call: the member's whole current assignment is always answered. */
 function heartbeat(rt: GroupRuntime, req: HeartbeatRequest) {
   validateGroupId(req.groupId);
@@ -111,9 +141,7 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       req.offsets.forEach((o, i) => {
         if (o.offset < 0n) throw rillError("INVALID_REQUEST", `offsets[${i}].offset: ${o.offset} is negative`);
       });
-      const res = rt.run(req.groupId, (shard, now) =>
-        shard.commitOffsets({ groupId: req.groupId, memberId: req.memberId, memberEpoch: req.memberEpoch, offsets: req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })) }, now),
-      );
+      const res = commitChecked(rt, rm, req.groupId, req.memberId, req.memberEpoch, req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })));
       return create(CommitOffsetsResponseSchema, {
         offsets: res.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
       });
@@ -215,6 +243,8 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
 }
 
 function resetSpec(rm: ReplicaManager, req: ResetOffsetsRequest, tp: { topic: string; partition: number }): ResetSpec {
+  if (req.offset !== undefined && req.spec !== OffsetSpec.UNSPECIFIED) throw rillError("INVALID_REQUEST", "spec, offset: give one of them, not both");
+  if (req.offset === undefined && req.spec === OffsetSpec.UNSPECIFIED) throw rillError("INVALID_REQUEST", "spec, offset: one of them is required");
   if (req.offset !== undefined) {
     if (req.offset < 0n) throw rillError("INVALID_REQUEST", `offset: ${req.offset} is negative`);
     return { kind: "offset", offset: Number(req.offset) };
@@ -223,7 +253,6 @@ function resetSpec(rm: ReplicaManager, req: ResetOffsetsRequest, tp: { topic: st
     case OffsetSpec.EARLIEST:
       return { kind: "earliest" };
     case OffsetSpec.LATEST:
-    case OffsetSpec.UNSPECIFIED:
       return { kind: "latest" };
     case OffsetSpec.TIMESTAMP: {
       if (req.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `timestamp_ms: ${req.timestampMs} is negative`);

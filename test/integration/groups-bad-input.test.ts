@@ -174,7 +174,7 @@ describe("commits for partitions a member does not own", () => {
     expect(r.offsets.map((o) => [o.partition, o.offset, o.error?.name])).toEqual([
       [mine, 3n, undefined],
       [theirs, 4n, "STALE_MEMBER_EPOCH"],
-      [0, 1n, "STALE_MEMBER_EPOCH"],
+      [0, 1n, "UNKNOWN_TOPIC_OR_PARTITION"], // "other" does not exist on this broker
     ]);
     expect(r.offsets[1]!.error!.message).toMatch(new RegExp(`${TOPIC}/${theirs}`));
     expect(await offsetsOf("commit-owner")).toEqual([[mine, 3n]]);
@@ -195,7 +195,7 @@ describe("commits for partitions a member does not own", () => {
     a.close();
   });
 
-  it.fails("on the Consume stream: a partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION (broker today: STALE_MEMBER_EPOCH, which is retriable)", async () => {
+  it("on the Consume stream: a partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION", async () => {
     const a = Member.subscribe("commit-nonexistent");
     await until(() => a.owned.size === 2);
     a.commit(1n, [{ partition: 7, offset: 1n }]);
@@ -269,7 +269,7 @@ describe("invalid group ids: empty and 250 characters", () => {
     // Broker bug: consume-stream.ts `fail()` ends the call with `call.destroy(err)`, which makes
     // grpc-js send no status at all: the client's stream hangs (until it cancels) instead of
     // ending with INVALID_GROUP_ID. `call.emit("error", err)` sends the status.
-    it.fails(`${label}: Consume's subscribe ends the stream with INVALID_GROUP_ID naming subscribe.group_id`, async () => {
+    it(`${label}: Consume's subscribe ends the stream with INVALID_GROUP_ID naming subscribe.group_id`, async () => {
       const before = await groupList();
       const m = Member.subscribe(groupId);
       try {
@@ -327,12 +327,12 @@ describe("ResetOffsets and DeleteGroups while members are active", () => {
     expect(await offsetsOf("reset-unknown")).toEqual([]);
   });
 
-  it.fails("ResetOffsets with both `spec` and `offset`: INVALID_REQUEST (contract: spec \"must be OFFSET_SPEC_UNSPECIFIED when `offset` is given\")", async () => {
+  it("ResetOffsets with both `spec` and `offset`: INVALID_REQUEST (contract: spec \"must be OFFSET_SPEC_UNSPECIFIED when `offset` is given\")", async () => {
     const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-both", partitions: [{ topic: TOPIC }], spec: OffsetSpec.EARLIEST, offset: 3n, dryRun: true }));
     expect(f.name).toBe("INVALID_REQUEST");
   });
 
-  it.fails("ResetOffsets with neither `spec` nor `offset`: INVALID_REQUEST (contract: spec \"must not be [UNSPECIFIED] when it is not\")", async () => {
+  it("ResetOffsets with neither `spec` nor `offset`: INVALID_REQUEST (contract: spec \"must not be [UNSPECIFIED] when it is not\")", async () => {
     const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-neither", partitions: [{ topic: TOPIC }], dryRun: true }));
     expect(f.name).toBe("INVALID_REQUEST");
   });
@@ -370,28 +370,28 @@ describe("malformed Consume streams", () => {
   });
 
   // The same broker bug as above (no status after `fail()`): these streams hang today.
-  it.fails("a commit before subscribe: INVALID_REQUEST naming subscribe", async () => {
+  it("a commit before subscribe: INVALID_REQUEST naming subscribe", async () => {
     const st = await statusOf({ kind: { case: "commit", value: { commitId: 1n, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] } } });
     expect(errorName(st)).toBe("INVALID_REQUEST");
     expect(st!.details).toMatch(/subscribe/);
   });
 
-  it.fails("a second subscribe on one stream: INVALID_REQUEST", async () => {
+  it("a second subscribe on one stream: INVALID_REQUEST", async () => {
     expect(errorName(await statusOf(subscribe("twice"), subscribe("twice")))).toBe("INVALID_REQUEST");
   });
 
-  it.fails("subscribe to an unknown topic: UNKNOWN_TOPIC_OR_PARTITION naming subscribe.topics[0]; no group created", async () => {
+  it("subscribe to an unknown topic: UNKNOWN_TOPIC_OR_PARTITION naming subscribe.topics[0]; no group created", async () => {
     const st = await statusOf(subscribe("unknown-topic", ["no-such-topic"]));
     expect(errorName(st)).toBe("UNKNOWN_TOPIC_OR_PARTITION");
     expect(st!.details).toMatch(/subscribe\.topics\[0\]/);
     expect((await groupList()).map(([x]) => x)).not.toContain("unknown-topic");
   });
 
-  it.fails("subscribe without topics: INVALID_REQUEST", async () => {
+  it("subscribe without topics: INVALID_REQUEST", async () => {
     expect(errorName(await statusOf(subscribe("no-topics", [])))).toBe("INVALID_REQUEST");
   });
 
-  it.fails("subscribe with auto_offset_reset UNSPECIFIED starts at the end (contract: \"The default: AUTO_OFFSET_RESET_LATEST, as in Kafka\")", async () => {
+  it("subscribe with auto_offset_reset UNSPECIFIED starts at the end (contract: \"The default: AUTO_OFFSET_RESET_LATEST, as in Kafka\")", async () => {
     const m = new Member({ kind: { case: "subscribe", value: { groupId: "default-reset", topics: [TOPIC], format: RecordFormat.RECORDS } } });
     await until(() => m.owned.size === 2);
     await new Promise((r) => setTimeout(r, 300));

@@ -429,7 +429,7 @@ describe("coordinator: limits and bad input", () => {
     expect(ok.error).toBeNull();
     expect(ok.members.map((m) => m.clientId)).toEqual(["test", "test", "test"]);
     expect(unknown.error?.kind.name).toBe("GROUP_ID_NOT_FOUND");
-    expect(unknown.error?.message).toContain("groupIds[1]");
+    expect(unknown.error?.message).toContain("group_id: group nope");
     expect(invalid.error?.kind.name).toBe("INVALID_GROUP_ID");
   });
 });
