@@ -10,9 +10,7 @@
  * - ResetOffsets and DeleteGroups while the group has members;
  * - Consume streams that do not start with `subscribe`, subscribe twice, or name unknown topics.
  *
- * Cases where the broker does not yet follow the contract in proto/rill/v1/group_service.proto
- * are `it.fails` with the contract's words (they flip to failing once the broker is fixed: then
- * drop the `.fails`).
+ * Each case quotes the contract in proto/rill/v1/group_service.proto where it applies.
  */
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
