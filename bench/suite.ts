@@ -7,7 +7,7 @@
  *   bench/results/latest.svg              throughput per scenario, and latency percentiles
  *
  *   bun bench/suite.ts [--broker-runtime bun[,node,deno]] [--runs 3] [--quick true]
- *     [--only produce,consume,e2e,peers] [--peers true|false] [--out bench/results]
+ *     [--only produce,consume,e2e,peers] [--peers true|false] [--out bench/results] [--label latest]
  *
  * Scenarios (1 broker, acks=leader): produce 100 B and 1 KiB records, LZ4 off and on, the SDK's
  * BATCHES path and the thin `records` path, each with its ceiling (the same client against
@@ -38,6 +38,8 @@ const defaults = {
   only: "produce,consume,e2e,peers",
   peers: true,
   out: "bench/results",
+  /** Basename of the Markdown table and the chart: <label>.md, <label>.svg. */
+  label: "latest",
 };
 type Options = typeof defaults;
 
@@ -351,6 +353,10 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
   lines.push(`# Rill benchmark results`, ``);
   lines.push(`${meta["date"]} · ${meta["machine"]} · client ${meta["clientRuntime"]} · \`${meta["command"]}\` · median of ${meta["runs"]} run(s) · load average at start ${(meta["loadAverageStart"] as number[]).join(", ")}, at end ${(meta["loadAverageEnd"] as number[]).join(", ")}`, ``);
   lines.push(`Client and servers on the same 2-core machine, over 127.0.0.1. Produce: acks=leader, one partition, 8 requests in flight, batches encoded by the client per request. "Ceiling": the same client and bytes against a no-op gRPC server (bench/ceiling.ts) on the same runtime.`, ``);
+  const busiest = Math.max(...rows.map((r) => r.loadAverage[0] ?? 0));
+  if (busiest > os.cpus().length) {
+    lines.push(`**Note:** the 1-minute load average reached ${busiest.toFixed(2)} on ${os.cpus().length} cores during this run (other work on the machine): rows with a high load are depressed, latency tails most of all.`, ``);
+  }
   lines.push(`| scenario | broker | records/s | MiB/s | ceiling MiB/s | ratio | latency p50 / p99 / p99.9 ms | broker RSS peak MiB | durability | load (1 min) |`);
   lines.push(`|---|---|---:|---:|---:|---:|---|---:|---|---:|`);
   for (const r of rows) {
@@ -364,7 +370,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
     lines.push(``, `## Targets (issue 7)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
     for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
   }
-  lines.push(``, `Chart: [latest.svg](latest.svg). Full figures (every run, latency avg/p95/max, commands): the JSON next to this file.`, ``);
+  lines.push(``, `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): the JSON next to this file.`, ``);
   return lines.join("\n");
 }
 
@@ -462,6 +468,7 @@ async function main(): Promise<void> {
     clientRuntime: runtimeName(),
     command: `bun bench/suite.ts ${process.argv.slice(2).join(" ")}`.trim(),
     runs: o.quick ? 1 : o.runs,
+    label: o.label,
     loadAverageStart: loadStart,
     loadAverageEnd: loadAverage(),
   };
@@ -470,10 +477,10 @@ async function main(): Promise<void> {
   const jsonFile = path.join(out, `${date.slice(0, 19).replace(/:/g, "")}-${o.brokerRuntime.replace(/,/g, "+")}.json`);
   nodeFs.writeFileSync(jsonFile, JSON.stringify({ ...meta, targets: targets(rows), rows }, null, 2) + "\n");
   const md = markdown(rows, meta);
-  nodeFs.writeFileSync(path.join(out, "latest.md"), md);
-  nodeFs.writeFileSync(path.join(out, "latest.svg"), svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`));
+  nodeFs.writeFileSync(path.join(out, `${o.label}.md`), md);
+  nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`));
   process.stdout.write(md);
-  process.stderr.write(`wrote ${path.relative(root, jsonFile)}, ${o.out}/latest.md, ${o.out}/latest.svg\n`);
+  process.stderr.write(`wrote ${path.relative(root, jsonFile)}, ${o.out}/${o.label}.md, ${o.out}/${o.label}.svg\n`);
 }
 
 if (isMain(import.meta.url, "suite.ts")) await main();
