@@ -38,6 +38,8 @@ const TOPICS_MAX = 1000;
  * it is given up anyway (the commit is still accepted until then).
  */
 const REVOKE_GRACE_MS = 5000;
+/** Session timeout when the subscribe message gives none (KIP-848's default 45 s). */
+const SESSION_TIMEOUT_MS_DEFAULT = 45_000;
 
 interface Owned {
   readonly topic: string;
@@ -46,6 +48,15 @@ interface Owned {
   position: number;
   /** What the member has committed (or where it started). */
   committed: number;
+  /** Messages sent and not yet committed: [offset after the message, bytes], oldest first. */
+  sent: Array<[number, number]>;
+}
+
+/** Bytes of messages sent for `o` that the member has not committed. */
+function uncommittedBytes(o: Owned): number {
+  let n = 0;
+  for (const [, bytes] of o.sent) n += bytes;
+  return n;
 }
 
 const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -58,6 +69,9 @@ class ConsumeSession {
   /** Revoked partitions whose sent records are not all committed yet: still reported as owned. */
   private readonly revoking = new Map<string, { o: Owned; timer: unknown }>();
   private extraCredit = 0;
+  private extraBytes = 0;
+  /** When the pump started waiting for 'drain' (a client that does not read), or -1. */
+  private blockedSinceMs = -1;
   private closed = false;
   private timer: unknown = null;
   private readonly wake = { aborted: false, onabort: null as (() => void) | null };
@@ -87,7 +101,9 @@ class ConsumeSession {
         case "flow":
           if (!this.sub) throw rillError("INVALID_REQUEST", "flow: the first message must be subscribe");
           if (msg.kind.value.records < 0) throw rillError("INVALID_REQUEST", `flow.records: ${msg.kind.value.records} is negative`);
+          if (msg.kind.value.bytes < 0n) throw rillError("INVALID_REQUEST", `flow.bytes: ${msg.kind.value.bytes} is negative`);
           this.extraCredit += msg.kind.value.records;
+          this.extraBytes += Number(msg.kind.value.bytes);
           this.kick();
           return;
         default:
@@ -124,6 +140,13 @@ class ConsumeSession {
     if (this.closed) return;
     this.timer = null;
     this.nudged = false;
+    const stalledMs = this.blockedSinceMs < 0 ? 0 : this.rm.nowMs() - this.blockedSinceMs;
+    const sessionMs = this.sub.sessionTimeoutMs || SESSION_TIMEOUT_MS_DEFAULT;
+    if (stalledMs > sessionMs) {
+      // The client stopped reading: it is as good as dead, so it must not keep its partitions.
+      this.fail(rillError("REQUEST_TIMED_OUT", `consume: the client read nothing for ${stalledMs} ms, more than its session timeout ${sessionMs} ms; it left the group`));
+      return;
+    }
     try {
       const sub = this.sub;
       const res = this.rt.run(sub.groupId, (shard, now) =>
@@ -202,7 +225,7 @@ class ConsumeSession {
         }
         if (this.owned.has(k)) continue;
         const start = this.startOffset(t.topic, p);
-        this.owned.set(keyOf(t.topic, p), { topic: t.topic, partition: p, position: start, committed: start });
+        this.owned.set(keyOf(t.topic, p), { topic: t.topic, partition: p, position: start, committed: start, sent: [] });
         assigned.push({ topic: t.topic, partition: p });
       }
     }
@@ -243,7 +266,10 @@ class ConsumeSession {
       for (const o of res.offsets) {
         const k = keyOf(o.topic, o.partition);
         const owned = this.owned.get(k);
-        if (!o.error && owned && o.offset > owned.committed) owned.committed = o.offset;
+        if (!o.error && owned && o.offset > owned.committed) {
+          owned.committed = o.offset;
+          while (owned.sent.length > 0 && owned.sent[0]![0] <= o.offset) owned.sent.shift();
+        }
         const r = this.revoking.get(k);
         if (!o.error && r && o.offset >= r.o.position) this.release(k);
       }
@@ -272,33 +298,44 @@ class ConsumeSession {
     return (this.sub.maxOutstandingRecords || OUTSTANDING_RECORDS_DEFAULT) + this.extraCredit;
   }
 
+  /** Bytes the member may still be sent: max_outstanding_bytes (0: no limit) + flow credit. */
+  private byteCredit(): number {
+    const max = Number(this.sub.maxOutstandingBytes);
+    if (max === 0) return Number.MAX_SAFE_INTEGER;
+    let used = 0;
+    for (const o of this.owned.values()) used += uncommittedBytes(o);
+    return max + this.extraBytes - used;
+  }
+
   /** Sends records of owned partitions while credit lasts; waits for data or credit otherwise. */
   private async pump(): Promise<void> {
-    const maxBytes = Number(this.sub.maxOutstandingBytes) || MESSAGE_BYTES_DEFAULT;
     const asBatches = this.sub.format === RecordFormat.BATCHES;
     while (!this.closed && !this.rm.closed) {
       let sent = false;
       for (const o of [...this.owned.values()]) {
-        if (this.closed || this.outstanding() >= this.window()) break;
+        if (this.closed || this.outstanding() >= this.window() || this.byteCredit() <= 0) break;
         if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
-        const d = this.rm.readPartition({ topic: o.topic, partition: o.partition, offset: o.position, maxBytes: Math.min(maxBytes, MESSAGE_BYTES_DEFAULT * 8) });
+        const d = this.rm.readPartition({ topic: o.topic, partition: o.partition, offset: o.position, maxBytes: Math.max(1, Math.min(this.byteCredit(), MESSAGE_BYTES_DEFAULT)) });
         if (d.error) {
           if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE") o.position = o.committed = this.startOffset(o.topic, o.partition);
           continue;
         }
         if (!d.read || d.read.bytes === 0) continue;
         const cut = withinCredit(d.read.chunks, o.position, this.window() - this.outstanding());
-        const base = { topic: o.topic, partition: o.partition, highWatermark: BigInt(d.highWatermark), nextOffset: BigInt(cut.nextOffset) };
+        const base = { topic: o.topic, partition: o.partition, highWatermark: BigInt(d.highWatermark), nextOffset: BigInt(cut.nextOffset), firstOffset: BigInt(o.position) };
+        o.sent.push([cut.nextOffset, cut.chunks.reduce((n, c) => n + c.length, 0)]);
         const value = asBatches
           ? { ...base, recordBatches: cut.chunks.length === 1 ? cut.chunks[0]! : Buffer.concat(cut.chunks) }
           : { ...base, records: decodeFetched(o.topic, o.partition, cut.chunks, o.position) };
         o.position = cut.nextOffset;
         sent = true;
         if (!this.send(create(ConsumeResponseSchema, { kind: { case: "records", value } }))) {
+          this.blockedSinceMs = this.rm.nowMs();
           await new Promise<void>((resolve) => {
             this.call.once("drain", resolve);
             this.wake.onabort = resolve;
           });
+          this.blockedSinceMs = -1;
         }
       }
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);

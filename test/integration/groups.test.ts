@@ -145,6 +145,50 @@ describe("consumer groups over Consume", () => {
   });
 });
 
+describe("Consume in BATCHES format and byte credit", () => {
+  /** Opens a raw Consume stream and collects its records messages. */
+  function open(group: string, topic: string, sub: Record<string, unknown>) {
+    const stream = (groups as unknown as { consume(): grpc.ClientDuplexStream<unknown, ConsumeResponse> }).consume();
+    const records: Array<Extract<ConsumeResponse["kind"], { case: "records" }>["value"]> = [];
+    stream.on("data", (m: ConsumeResponse) => {
+      if (m.kind.case === "records") records.push(m.kind.value);
+    });
+    stream.on("error", () => {});
+    stream.write(create(ConsumeRequestSchema, { kind: { case: "subscribe", value: { groupId: group, topics: [topic], autoOffsetReset: AutoOffsetReset.EARLIEST, ...sub } } }));
+    return { stream, records };
+  }
+  const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it("BATCHES: records start at first_offset even when the batch starts before it", async () => {
+    await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "raw", partitions: 1 }] }));
+    await produce("raw", 0, ["r0", "r1", "r2", "r3", "r4"]); // one batch
+    await call(groups, "resetOffsets", create(ResetOffsetsRequestSchema, { groupId: "g-raw", partitions: [{ topic: "raw" }], offset: 2n }));
+    const m = open("g-raw", "raw", { format: RecordFormat.BATCHES });
+    for (let i = 0; i < 50 && m.records.length === 0; i++) await wait(50);
+    const first = m.records[0]!;
+    expect([first.firstOffset, first.nextOffset]).toEqual([2n, 5n]);
+    const batch = Buffer.from(first.recordBatches);
+    expect(batch.readBigInt64BE(0)).toBe(0n); // the batch itself starts at 0
+    m.stream.end();
+  });
+
+  it("max_outstanding_bytes bounds what is sent beyond the last commit; flow.bytes grants more", async () => {
+    await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "bytes", partitions: 1 }] }));
+    for (let i = 0; i < 20; i++) await produce("bytes", 0, [`b${i}`.padEnd(500, ".")]); // 20 batches of ~570 bytes
+    const m = open("g-bytes", "bytes", { format: RecordFormat.RECORDS, maxOutstandingBytes: 1000n });
+    await wait(500);
+    const firstCount = m.records.flatMap((r) => r.records).length;
+    expect(firstCount).toBeGreaterThanOrEqual(1);
+    expect(firstCount).toBeLessThanOrEqual(2); // ~1000 bytes: one or two 570-byte batches
+    m.stream.write(create(ConsumeRequestSchema, { kind: { case: "flow", value: { bytes: 3000n } } }));
+    await wait(500);
+    const afterFlow = m.records.flatMap((r) => r.records).length;
+    expect(afterFlow).toBeGreaterThan(firstCount);
+    expect(afterFlow).toBeLessThanOrEqual(firstCount + 6);
+    m.stream.end();
+  });
+});
+
 describe("group admin RPCs", () => {
   it("Heartbeat, FetchOffsets, DescribeGroups with lag, ListGroups, ResetOffsets, DeleteGroups", async () => {
     const hb: HeartbeatResponse = await call(groups, "heartbeat", create(HeartbeatRequestSchema, { groupId: "thin", memberEpoch: 0, topics: ["orders"] }));
