@@ -28,6 +28,7 @@ import { createServer, defaultTransportConfig } from "../rpc/server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "../rpc/wire-codec.ts";
 import { NodeFileSystem, type FileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
+import { startMetrics, type MetricsServer } from "./metrics.ts";
 
 /** What a broker needs; everything but the data directory has a default. */
 export interface BrokerOptions {
@@ -94,6 +95,8 @@ export class Broker {
     private readonly port: number,
     private readonly log: BrokerLog,
     private readonly graceMs: number,
+    /** The Prometheus endpoint, when `metrics.port` >= 0. */
+    readonly metrics: MetricsServer | null,
   ) {}
 
   /** Opens the data directory and starts serving. */
@@ -137,6 +140,7 @@ export class Broker {
       health.addToServer(server);
       addReflection(server, SERVICES);
       const port = await bind(server, config.listen);
+      const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
       address = config.listen.replace(/:\d+$/, `:${port}`);
       const tickMs = opts.tickMs ?? 100;
       const ticker = setInterval(() => {
@@ -148,8 +152,8 @@ export class Broker {
         logs.tick(clock.nowMs()).catch((e: unknown) => log.error({ err: e }, "periodic storage work failed"));
       }, tickMs);
       ticker.unref?.();
-      log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, clusterId, recovered: !logs.openedClean }, "broker started");
-      return new Broker(config, clusterId, server, health, logs, store, rm, ticker, port, log, opts.shutdownGraceMs ?? 5000);
+      log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, clusterId, recovered: !logs.openedClean, ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}) }, "broker started");
+      return new Broker(config, clusterId, server, health, logs, store, rm, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
     } catch (e) {
       await store?.close().catch(() => {});
       await logs.close().catch(() => {});
@@ -183,6 +187,7 @@ export class Broker {
         resolve();
       });
     });
+    await this.metrics?.close();
     await this.logs.close();
     await this.store.close();
     this.log.info({}, "broker stopped");

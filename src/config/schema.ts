@@ -104,7 +104,7 @@ export const brokerKeys = [
   bool("log.cleaner.enable", "cleanerEnable", "Whether compaction runs.", true),
   int("log.tail.cache.bytes", "tailCacheBytes", "Bytes of the newest batches each partition keeps in memory so tailing reads skip the disk.", 4 * 1024 * 1024, 0, 1 << 30),
   int("message.max.bytes", "requestMaxBytes", "Largest gRPC message the broker accepts or sends, in bytes.", 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
-  int("metrics.port", "metricsPort", "HTTP port for Prometheus metrics on 127.0.0.1; 0 picks a free port, -1 disables.", -1, -1, 65535),
+  int("metrics.port", "metricsPort", "HTTP port on 127.0.0.1 serving Prometheus metrics at /metrics; 0 picks a free port, -1 disables.", -1, -1, 65535),
   int("num.partitions", "numPartitions", "Partitions of a topic created without a count.", 1, 1, 100_000),
   int("producer.id.expiration.ms", "producerIdExpirationMs", "How long a partition keeps an idle idempotent producer's sequence state.", 86_400_000, 1, MAX_SAFE),
 ] as const;

@@ -1,0 +1,75 @@
+/**
+ * Prometheus metrics (prom-client) on an HTTP port of 127.0.0.1: process metrics, and per
+ * partition the log end offset, log start offset, size and the storage counters the logs keep
+ * themselves (appends, cache and disk reads, fsyncs, duplicate batches answered). Values are
+ * read at scrape time, so the data path pays nothing for them.
+ */
+import * as http from "node:http";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { LogManager } from "../storage/log-manager.ts";
+
+/** A running metrics endpoint. */
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). */
+export async function startMetrics(port: number, logs: LogManager): Promise<MetricsServer> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "rill_" });
+  const labels = ["topic", "partition"] as const;
+  const gauge = (name: string, help: string, value: (l: ReturnType<LogManager["all"]>[number]["log"]) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { tp, log } of logs.all()) this.set({ topic: tp.topic, partition: String(tp.partition) }, value(log));
+      },
+    });
+  };
+  gauge("rill_log_end_offset", "Offset the next appended record gets.", (l) => l.logEndOffset);
+  gauge("rill_log_start_offset", "Earliest readable offset.", (l) => l.logStartOffset);
+  gauge("rill_log_size_bytes", "Bytes on disk over all segments.", (l) => l.sizeBytes);
+  gauge("rill_log_segments", "Segments of the partition.", (l) => l.segmentCount);
+  const counter = (name: string, help: string, key: "appends" | "cacheReads" | "diskReads" | "fsyncs" | "duplicates"): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { tp, log } of logs.all()) this.inc({ topic: tp.topic, partition: String(tp.partition) }, log.stats[key]);
+      },
+    });
+  };
+  counter("rill_log_appends_total", "Appends (each one or more batches).", "appends");
+  counter("rill_log_cache_reads_total", "Reads answered from the tail cache.", "cacheReads");
+  counter("rill_log_disk_reads_total", "Reads that went to the segment files.", "diskReads");
+  counter("rill_log_fsyncs_total", "fsyncs started (one covers every append waiting for it).", "fsyncs");
+  counter("rill_log_duplicate_batches_total", "Idempotent producer retries answered with their original offsets.", "duplicates");
+
+  const server = http.createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("not found: try /metrics\n");
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+      (e: unknown) => res.writeHead(500).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
+  const bound = (server.address() as { port: number }).port;
+  return {
+    port: bound,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,38 @@
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { Broker } from "../../src/broker/broker.ts";
+import { CreateTopicsRequestSchema } from "../../src/gen/rill/v1/admin_service_pb.ts";
+import { ProduceRequestSchema } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { call, clients, rmTmp, tmpDir } from "./rpc-helpers.ts";
+
+describe("Prometheus metrics", () => {
+  it("serves per-partition log metrics and process metrics on metrics.port", async () => {
+    const dir = tmpDir();
+    const b = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { metricsPort: 0 } });
+    const c = clients(b.address);
+    try {
+      await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "m", partitions: 2 }] }));
+      await call(c.produce, "produce", create(ProduceRequestSchema, { topic: "m", partition: 1, records: [{ value: Buffer.from("a") }, { value: Buffer.from("b") }] }));
+      const res = await fetch(`http://127.0.0.1:${b.metrics!.port}/metrics`);
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(body).toMatch(/rill_log_end_offset\{topic="m",partition="1"\} 2/);
+      expect(body).toMatch(/rill_log_end_offset\{topic="m",partition="0"\} 0/);
+      expect(body).toMatch(/rill_log_appends_total\{topic="m",partition="1"\} 1/);
+      expect(body).toMatch(/rill_process_resident_memory_bytes \d+/);
+      expect((await fetch(`http://127.0.0.1:${b.metrics!.port}/nope`)).status).toBe(404);
+    } finally {
+      c.close();
+      await b.close();
+      rmTmp(dir);
+    }
+  });
+
+  it("is off by default (metrics.port -1)", async () => {
+    const dir = tmpDir();
+    const b = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
+    expect(b.metrics).toBeNull();
+    await b.close();
+    rmTmp(dir);
+  });
+});
