@@ -8,6 +8,7 @@
  *
  *   bun bench/suite.ts [--broker-runtime bun[,node,deno]] [--runs 3] [--quick true]
  *     [--only produce,consume,e2e,peers] [--peers true|false] [--out bench/results] [--label latest]
+ *   bun bench/suite.ts --from-json bench/results/<file>.json [--label latest]   (render again)
  *
  * Scenarios (1 broker, acks=leader): produce 100 B and 1 KiB records, LZ4 off and on, the SDK's
  * BATCHES path and the thin `records` path, each with its ceiling (the same client against
@@ -311,8 +312,9 @@ function targets(rows: Row[]): Target[] {
   p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "lz4" && r.mode === "batches"), 2.5e6, "produce 100 B, LZ4, 1 broker", "≥ 2.5M records/s");
   p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches"), 1.5e6, "produce 100 B, uncompressed, 1 broker", "≥ 1.5M records/s");
   const cons = rows.filter((r) => r.kind === "consume" && r.recordSize === 100 && r.compression === "none");
-  const bestCons = cons.sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
-  if (bestCons) out.push({ what: `consume 100 B (best path: ${bestCons.mode})`, goal: "≥ 5M records/s", measured: m(bestCons.recordsPerSec), met: bestCons.recordsPerSec >= 5e6 });
+  const consBun = cons.some((r) => r.brokerRuntime === "bun") ? cons.filter((r) => r.brokerRuntime === "bun") : cons;
+  const bestCons = [...consBun].sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
+  if (bestCons) out.push({ what: `consume 100 B, uncompressed (best path: ${bestCons.mode}, ${bestCons.brokerRuntime})`, goal: "≥ 5M records/s", measured: m(bestCons.recordsPerSec), met: bestCons.recordsPerSec >= 5e6 });
   const e = find((r) => r.kind === "e2e");
   if (e?.latencyMs) {
     out.push({ what: "end-to-end p50 at 100k records/s", goal: "≤ 2 ms", measured: `${e.latencyMs.p50.toFixed(2)} ms`, met: e.latencyMs.p50 <= 2 });
@@ -457,7 +459,22 @@ export async function runSuite(o: Options): Promise<Row[]> {
   return rows;
 }
 
+/** `--from-json FILE`: renders the table and chart of an earlier run again (e.g. after a fix here). */
+function rerender(file: string, o: Options): void {
+  const j = JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown> & { rows: Row[] };
+  const meta = { ...j, label: o.label };
+  const out = path.resolve(root, o.out);
+  nodeFs.writeFileSync(path.join(out, `${o.label}.md`), markdown(j.rows, meta));
+  nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(j.rows, `Rill benchmarks, ${String(j["date"]).slice(0, 10)}, ${String(j["machine"]).split(",")[0]}`));
+  process.stderr.write(`rendered ${file} to ${o.out}/${o.label}.md and .svg\n`);
+}
+
 async function main(): Promise<void> {
+  const fromJson = process.argv.indexOf("--from-json");
+  if (fromJson >= 0) {
+    const argv = process.argv.slice(2).filter((_, i) => i + 2 !== fromJson && i + 2 !== fromJson + 1);
+    return rerender(process.argv[fromJson + 1]!, parseArgs(argv, defaults));
+  }
   const o = parseArgs(process.argv.slice(2), defaults);
   const loadStart = loadAverage();
   const date = new Date().toISOString();
