@@ -84,6 +84,7 @@ export class GrpcTransport implements Transport {
   readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) => this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
+  readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.unary(this.producer, this.producer.initProducerId, ProduceService.method.initProducerId.input, r, o);
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

@@ -1,6 +1,7 @@
 /**
  * `Producer`: batches records per partition, encodes each batch as a Kafka RecordBatch v2 (LZ4
  * or gzip when asked) and sends it as `record_batch` bytes over a pipelined ProduceStream.
+ * Idempotent by default (Kafka >= 3.0): a retried batch is written once and in order.
  *
  * Life of a record:
  * 1. `send(record)` checks it, stamps its timestamp (the producer's clock unless given) and
@@ -8,24 +9,51 @@
  *    first send to a topic waits for its partition count (metadata.ts).
  * 2. The intake takes the record's size from the buffer budget (`bufferBytes`): while the
  *    buffer is full the record waits — the producer never holds more than `bufferBytes` of
- *    records in batches — and open batches are sealed at once, since lingering cannot help.
+ *    records in batches — and open batches are made ready at once (4), since lingering cannot
+ *    help.
  * 3. The partitioner (partitioner.ts) picks the partition: explicit, murmur2 of the key, or the
  *    topic's sticky partition for null keys. The record joins that partition's open batch.
- * 4. A batch is sealed when it reaches `batchBytes` or has lingered `lingerMs`; it is encoded
- *    then and queued for its partition.
- * 5. Each partition has at most ONE batch in flight, so batches of a partition are written in
- *    order even across retries (idempotence, which would allow more, comes later). Batches of
- *    different partitions are pipelined on one stream, up to `maxInFlightRequests`.
- * 6. A retriable failure (errors.ts `isRetriable`: connection lost, NOT_LEADER_OR_FOLLOWER,
- *    REQUEST_TIMED_OUT, ...) re-sends the same bytes after a backoff (retry.ts), up to
- *    `retries` times; anything else fails the batch's records. Without idempotence a retry after
- *    a lost response may store the batch twice (at-least-once).
- * 7. The answer resolves each record's promise with its partition and offset (baseOffset + its
+ * 4. A batch is sealed when it reaches `batchBytes`. Once it has lingered `lingerMs` (or on
+ *    `flush`, or while the buffer is full) it is "ready": sealed and sent as soon as its
+ *    partition has room in flight, and until then it keeps taking records, so a producer that is
+ *    behind sends full batches rather than many small ones.
+ * 5. Sending: a partition has at most `maxInFlightPerPartition` batches in flight (5 when
+ *    idempotent, as Kafka; 1 otherwise), counted from its oldest unanswered batch, so that a
+ *    re-sent batch is always among the last 5 the broker remembers per producer. The first
+ *    batch of a partition under a producer id and epoch goes alone (see `sendNext`). A batch is
+ *    encoded when it is first sent, stamped with the producer id and epoch (idempotence.ts, from
+ *    InitProducerId before the first batch) and the partition's next sequence number; from then
+ *    on its bytes never change. Batches of all partitions are pipelined on one stream, up to
+ *    `maxInFlightRequests`.
+ * 6. Retries (retry.ts policy): a retriable failure (errors.ts `isRetriable`: connection lost,
+ *    NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...) marks the batch for a re-send; after a
+ *    backoff, the partition re-sends its marked batches in sequence order, with the same bytes,
+ *    before any new batch. The broker answers a batch it already wrote with its original
+ *    offsets, so a lost response costs nothing; it answers OUT_OF_ORDER_SEQUENCE_NUMBER to a
+ *    batch whose predecessor it does not have:
+ *    - if an earlier batch of the partition is still unanswered or being retried, the batch is
+ *      re-sent after it (not counted as a retry): it succeeds once the earlier one is written;
+ *    - if every earlier batch was answered, the gap is real (an earlier batch failed for good,
+ *      or the broker lost acknowledged records): the batch fails with an OUT_OF_ORDER_SEQUENCE
+ *      error that names the cause. Records are failed, never written out of order.
+ *    A batch that fails for good (an error that is not retriable, `retries` exhausted — then it
+ *    may or may not have been written, as in Kafka — or a real gap) leaves its partition's
+ *    sequence unresolved. The producer then sends no new batch
+ *    until every batch in flight is answered, bumps its epoch (InitProducerId with its id:
+ *    Kafka's KIP-360) and restarts every partition's sequence at 0; queued records then go out
+ *    under the new epoch, after whatever was written before. Without idempotence a retry after
+ *    a lost response may store a batch twice (at-least-once), and with more than one batch in
+ *    flight per partition a retry may also reorder.
+ * 7. INVALID_PRODUCER_EPOCH or PRODUCER_FENCED: a newer instance holds the producer id. The
+ *    producer is fenced for good: nothing is retried, every record not on the wire fails at once
+ *    with a PRODUCER_FENCED error, as do later sends; records on the wire end with their answer
+ *    (stored, or PRODUCER_FENCED).
+ * 8. The answer resolves each record's promise with its partition and offset (baseOffset + its
  *    index; -1 when the broker reports no offset, as acks "none" allows) and gives its bytes
  *    back to the budget.
  *
- * `flush()` seals every open batch and waits for everything sent before it; `close()` flushes,
- * refuses new records and closes the connection.
+ * `flush()` makes every open batch ready and waits for everything sent before it; `close()`
+ * flushes, refuses new records and closes the connection.
  */
 
 import type { Clock } from "../base/clock.ts";
@@ -39,12 +67,25 @@ import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toNumber } from "./convert.ts";
 import { ClientClosedError, fromErrorDetail, isRetriable } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
+import {
+  type ProducerIdAndEpoch,
+  ProducerIdentity,
+  SequenceCounter,
+  fencedError,
+  isDuplicateSequence,
+  isFencing,
+  isOutOfOrderSequence,
+  sequenceGapError,
+  sequenceRange,
+} from "./idempotence.ts";
 import { MetadataCache } from "./metadata.ts";
 import { Partitioner } from "./partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
 import { backoffMs } from "./retry.ts";
 
 const MiB = 1024 * 1024;
+/** Batches per partition in flight, at most, with idempotence: the broker remembers 5 per producer. */
+export const IDEMPOTENT_IN_FLIGHT_MAX = 5;
 
 /** Producer settings; every field is optional. */
 export interface ProducerOptions extends ClientOptions {
@@ -58,7 +99,20 @@ export interface ProducerOptions extends ClientOptions {
   readonly compression?: "none" | "gzip" | "lz4" | undefined;
   /** Acknowledgement level: all in-sync replicas, the leader only, or none. Default "all". */
   readonly acks?: "all" | "leader" | "none" | undefined;
-  /** Produce requests on the connection awaiting an answer, at most. Default 5. */
+  /**
+   * Retries write each record once and in order (producer id, epoch and sequence numbers).
+   * Default: true unless `acks` is not "all" or `maxInFlightPerPartition` is above 5 (Kafka's
+   * rule); true with either of those is an INVALID_ARGUMENT.
+   */
+  readonly idempotent?: boolean | undefined;
+  /**
+   * Stable identity of an idempotent producer across restarts (Kafka's transactional.id, without
+   * transactions): a new producer with the same value fences this one. Default: none.
+   */
+  readonly transactionalId?: string | undefined;
+  /** Batches of one partition awaiting an answer, at most. Default 5 when idempotent (at most 5), else 1. */
+  readonly maxInFlightPerPartition?: number | undefined;
+  /** Produce requests on the connection awaiting an answer, at most (all partitions). Default 64. */
   readonly maxInFlightRequests?: number | undefined;
   /** Clock for the timestamps of records sent without one. Default the system clock. */
   readonly clock?: Clock | undefined;
@@ -95,6 +149,18 @@ export interface RecordMetadata {
   readonly timestampMs: number;
 }
 
+/** Counters of a producer since it was created. */
+export interface ProducerStats {
+  /** Produce requests made, first sends and re-sends. */
+  requests: number;
+  /** Re-sends of a batch (after a retriable failure, or behind an earlier batch being retried). */
+  retries: number;
+  /** Producer ids or epochs obtained with InitProducerId (1 after the first batch when idempotent). */
+  producerIdsAcquired: number;
+  /** Most batches of one partition in flight at once (counted from the oldest unanswered one). */
+  inFlightPerPartitionMax: number;
+}
+
 /** Framing bytes a record may take besides its key, value and headers (length, attributes, deltas). */
 const RECORD_OVERHEAD = 26;
 /** Framing bytes per header besides its key and value (two length varints). */
@@ -127,13 +193,23 @@ interface FlushItem {
 
 type IntakeItem = RecordItem | FlushItem;
 
-/** A batch of one partition: records until sealed, then their encoded bytes. */
+/** A batch of one partition: records until first sent, then their encoded bytes (never changed). */
 class ProducerBatch {
   inputs: RecordInput[] = [];
   readonly deliveries: Delivery[] = [];
   bytes = HEADER_SIZE;
   encoded: Buffer | null = null;
+  /** First sequence number (idempotent batches, from the first send on); -1 otherwise. */
+  baseSequence = -1;
+  /** Requests made with this batch. */
   attempts = 0;
+  /** Retries counted against the policy's `retries`. */
+  retries = 0;
+  /** True while a request with this batch awaits its answer; false while it waits to be re-sent. */
+  onWire = false;
+  /** Open, but to be sent as soon as its partition can (lingered, flushed, or the buffer is full). */
+  ready = false;
+  finished = false;
   readonly done: Promise<void>;
   markDone!: () => void;
 
@@ -145,16 +221,30 @@ class ProducerBatch {
   }
 }
 
-/** The batches of one partition: the open one, sealed ones in order, and the one in flight. */
+/** The batches of one partition: the open one, sealed ones in order, and the ones in flight. */
 interface PartitionQueue {
   readonly topic: string;
   readonly partition: number;
   open: ProducerBatch | null;
   lingerTimer: ReturnType<typeof setTimeout> | null;
+  /** Sealed and never sent, in order. */
   readonly sealed: Fifo<ProducerBatch>;
-  /** The batch sent (or waiting to be re-sent) and not yet answered; at most one. */
-  current: ProducerBatch | null;
+  /**
+   * The batches in flight, in sequence order: from the oldest one not answered for good (on the
+   * wire, or waiting to be re-sent) to the newest sent. Batches answered while an older one is
+   * still open stay in it, finished, until the older ones are: at most
+   * `maxInFlightPerPartition` batches from the oldest open one, so that a re-send is always among
+   * the last 5 batches the broker remembers.
+   */
+  readonly window: ProducerBatch[];
+  /** Due when the batches waiting to be re-sent go out again. */
   retryTimer: ReturnType<typeof setTimeout> | null;
+  /** The partition's next sequence number (idempotent). */
+  readonly sequence: SequenceCounter;
+  /** What failed for good since the last epoch, to explain the refusals of the batches after it. */
+  gapCause: string | null;
+  /** True once a batch of the current producer id and epoch was acknowledged (see `sendNext`). */
+  acked: boolean;
 }
 
 function byteLength(x: Uint8Array | string | null | undefined): number {
@@ -178,6 +268,30 @@ function headersOf(h: ProducerRecord["headers"]): RecordHeaderInput[] | undefine
   });
 }
 
+/** True for a sent batch that waits for its re-send. */
+function waitingForResend(b: ProducerBatch): boolean {
+  return !b.onWire && !b.finished;
+}
+
+/**
+ * Resolves `idempotent` and the per-partition in-flight bound with Kafka's rule: idempotence is
+ * on unless turned off, or left unset with settings it cannot work with (acks other than "all",
+ * more than 5 batches in flight per partition); asked for with those settings, it is an error.
+ */
+function idempotenceOf(o: ProducerOptions, acks: "all" | "leader" | "none"): { idempotent: boolean; perPartition: number } {
+  if (o.idempotent !== undefined && typeof o.idempotent !== "boolean") {
+    throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: ${String(o.idempotent)} is not a boolean`);
+  }
+  const asked = o.maxInFlightPerPartition === undefined ? undefined : checkInt(o.maxInFlightPerPartition, "maxInFlightPerPartition", 1, 1000);
+  const fits = acks === "all" && (asked === undefined || asked <= IDEMPOTENT_IN_FLIGHT_MAX);
+  if (o.idempotent === true && !fits) {
+    const why = acks !== "all" ? `acks "${acks}" (idempotence needs "all")` : `maxInFlightPerPartition ${asked} (idempotence allows at most ${IDEMPOTENT_IN_FLIGHT_MAX})`;
+    throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: true does not work with ${why}`);
+  }
+  const idempotent = o.idempotent ?? fits;
+  return { idempotent, perPartition: asked ?? (idempotent ? IDEMPOTENT_IN_FLIGHT_MAX : 1) };
+}
+
 /** Sends records to topics in batches; see the module comment for the life of a record. */
 export class Producer {
   private readonly conn: Connection;
@@ -190,9 +304,22 @@ export class Producer {
   private readonly batchBytes: number;
   private readonly codec: number;
   private readonly acks: Acks;
+  private readonly maxInFlightPerPartition: number;
+  /** The producer id and epoch; null without idempotence. */
+  private readonly identity: ProducerIdentity | null;
+  /** True while batches must wait for a producer id or a new epoch (idempotent). */
+  private needsIdentity: boolean;
+  private acquiringIdentity = false;
+  /** Set once fenced: every record not yet on the wire fails with it. */
+  private fatal: RillError | null = null;
+  /** Batches in flight over all partitions. */
+  private inFlightBatches = 0;
+  private readonly counters: ProducerStats = { requests: 0, retries: 0, producerIdsAcquired: 0, inFlightPerPartitionMax: 0 };
   private readonly intake = new Fifo<IntakeItem>();
   /** Partition queues by topic, then partition. */
   private readonly queues = new Map<string, Map<number, PartitionQueue>>();
+  /** Queues whose open batch is not ready yet. */
+  private readonly lingering = new Set<PartitionQueue>();
   private intakeWaiters: (() => void)[] = [];
   private pumping = false;
   private state: "open" | "closing" | "closed" = "open";
@@ -203,9 +330,17 @@ export class Producer {
     this.lingerMs = checkInt(options.lingerMs ?? 5, "lingerMs", 0, 3_600_000);
     this.batchBytes = checkInt(options.batchBytes ?? MiB, "batchBytes", 1024, 1 << 30);
     const bufferBytes = checkInt(options.bufferBytes ?? 32 * MiB, "bufferBytes", 1024, 2 ** 40);
-    const maxInFlight = checkInt(options.maxInFlightRequests ?? 5, "maxInFlightRequests", 1, 1000);
+    const maxInFlight = checkInt(options.maxInFlightRequests ?? 64, "maxInFlightRequests", 1, 1000);
     this.codec = codecByName[checkChoice(options.compression ?? "none", "compression", ["none", "gzip", "lz4"])];
-    this.acks = acksByName[checkChoice(options.acks ?? "all", "acks", ["all", "leader", "none"])];
+    const acks = checkChoice(options.acks ?? "all", "acks", ["all", "leader", "none"]);
+    this.acks = acksByName[acks];
+    const { idempotent, perPartition } = idempotenceOf(options, acks);
+    this.maxInFlightPerPartition = perPartition;
+    const transactionalId = options.transactionalId ?? "";
+    if (typeof transactionalId !== "string" || transactionalId.length > 249) {
+      throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: must be a string of at most 249 characters");
+    }
+    if (transactionalId !== "" && !idempotent) throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: needs an idempotent producer");
     this.clock = options.clock ?? systemClock;
     this.conn = connect(options);
     this.metadata = new MetadataCache(this.conn);
@@ -213,11 +348,28 @@ export class Producer {
     this.budget = new ByteBudget(bufferBytes);
     // The broker answers REQUEST_TIMED_OUT after timeout_ms; the stream is given up a little later.
     this.channel = new ProduceChannel(this.conn.transport, { maxInFlight, responseTimeoutMs: this.conn.requestTimeoutMs + 5000 });
+    this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId) : null;
+    this.needsIdentity = idempotent;
   }
 
   /** The partition count of `topic` (from the broker, cached); rejects for an unknown topic. */
   partitionCount(topic: string): Promise<number> {
     return this.metadata.partitionCount(topic);
+  }
+
+  /** True when retries write each record once and in order (see `ProducerOptions.idempotent`). */
+  get idempotent(): boolean {
+    return this.identity !== null;
+  }
+
+  /** The producer id and epoch in use; null without idempotence or before the first batch is sent. */
+  get producerIdAndEpoch(): ProducerIdAndEpoch | null {
+    return this.identity?.current ?? null;
+  }
+
+  /** A copy of the producer's counters. */
+  get stats(): ProducerStats {
+    return { ...this.counters };
   }
 
   /**
@@ -235,6 +387,7 @@ export class Producer {
    */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     if (this.state !== "open") return Promise.reject(new ClientClosedError("producer"));
+    if (this.fatal !== null) return Promise.reject(this.fatal);
     let item: RecordItem;
     try {
       item = this.prepare(record);
@@ -366,7 +519,7 @@ export class Producer {
     try {
       if (partition === undefined) partition = await this.partitionLater(item);
       if (!this.budget.tryAcquire(item.bytes)) {
-        void this.sealAll(); // lingering cannot help while the buffer is full
+        this.readyAll(); // lingering cannot help while the buffer is full
         await this.budget.acquire(item.bytes);
       }
     } catch (e) {
@@ -387,70 +540,139 @@ export class Producer {
     }
     let q = byPartition.get(partition);
     if (q === undefined) {
-      q = { topic, partition, open: null, lingerTimer: null, sealed: new Fifo(), current: null, retryTimer: null };
+      q = { topic, partition, open: null, lingerTimer: null, sealed: new Fifo(), window: [], retryTimer: null, sequence: new SequenceCounter(), gapCause: null, acked: false };
       byPartition.set(partition, q);
     }
     return q;
   }
 
+  private allQueues(): PartitionQueue[] {
+    return [...this.queues.values()].flatMap((m) => [...m.values()]);
+  }
+
   private append(item: RecordItem, partition: number): void {
+    if (this.fatal !== null) {
+      this.budget.release(item.bytes);
+      item.delivery.reject(this.fatal);
+      return;
+    }
     const q = this.queueOf(item.topic, partition);
-    if (q.open !== null && q.open.bytes + item.bytes > this.batchBytes) this.seal(q);
+    if (q.open !== null && q.open.bytes + item.bytes > this.batchBytes) this.sealAndSend(q);
     let b = q.open;
     if (b === null) {
       b = new ProducerBatch(item.topic, partition);
       q.open = b;
+      this.lingering.add(q);
       const batch = b;
       q.lingerTimer = setTimeout(() => {
-        if (q.open === batch) this.seal(q);
+        if (q.open === batch) this.markReady(q);
       }, this.lingerMs);
     }
     b.inputs.push(item.input);
     b.deliveries.push(item.delivery);
     b.bytes += item.bytes;
-    if (b.bytes >= this.batchBytes) this.seal(q);
+    if (b.bytes >= this.batchBytes) this.sealAndSend(q);
   }
 
-  /** Seals every open batch; resolves when every batch existing now is answered. */
+  /**
+   * The open batch may go as it is: it is sealed and sent as soon as its partition has room in
+   * flight. Until then it keeps taking records (up to `batchBytes`): sealing a batch that has to
+   * wait anyway would only make batches smaller, and the producer slower, when it is behind.
+   */
+  private markReady(q: PartitionQueue): void {
+    q.open!.ready = true;
+    this.lingering.delete(q);
+    if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
+    q.lingerTimer = null;
+    this.sendNext(q);
+  }
+
+  /** Marks every open batch ready. */
+  private readyAll(): void {
+    for (const q of [...this.lingering]) this.markReady(q);
+  }
+
+  /** Marks every open batch ready; resolves when every batch existing now is answered. */
   private sealAll(): Promise<void> {
+    this.readyAll();
     const done: Promise<void>[] = [];
-    for (const q of [...this.queues.values()].flatMap((m) => [...m.values()])) {
-      if (q.open !== null) this.seal(q);
-      if (q.current !== null) done.push(q.current.done);
+    for (const q of this.allQueues()) {
+      for (const b of q.window) done.push(b.done);
       for (const b of q.sealed.toArray()) done.push(b.done);
+      if (q.open !== null) done.push(q.open.done);
     }
     return Promise.all(done).then(() => undefined);
   }
 
+  /** Closes the open batch: no more records join it; it waits in `sealed` for its turn. */
   private seal(q: PartitionQueue): void {
     const b = q.open!;
     q.open = null;
+    this.lingering.delete(q);
     if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
     q.lingerTimer = null;
     this.partitioner.onBatchSealed(q.topic, q.partition, this.metadata.cachedPartitionCount(q.topic) ?? 1);
-    try {
-      b.encoded = encodeBatch(b.inputs, { compression: this.codec });
-    } catch (e) {
-      this.complete(b, e);
-      return;
-    }
-    b.inputs = []; // the encoded bytes are all that is needed from here on
     q.sealed.push(b);
+  }
+
+  private sealAndSend(q: PartitionQueue): void {
+    this.seal(q);
     this.sendNext(q);
   }
 
   // -------------------------------------------------------------------------------------------
   // Sending
 
+  /**
+   * Sends the partition's sealed batches, then its open batch if it is ready, while it has room
+   * in flight — unless a batch waits to be re-sent (it goes first), the producer waits for a
+   * producer id or epoch, or it is fenced.
+   *
+   * The first batch of a partition under a producer id and epoch goes alone: the broker takes a
+   * producer it has no state for at any sequence (Kafka's rule since KIP-360), so had that batch
+   * failed retriably while the next one was in flight, the next one would be written first.
+   */
   private sendNext(q: PartitionQueue): void {
-    if (q.current !== null || q.sealed.length === 0) return;
-    const b = q.sealed.shift()!;
-    q.current = b;
-    this.dispatch(q, b);
+    if (this.fatal !== null || (q.sealed.length === 0 && q.open?.ready !== true)) return;
+    if (q.retryTimer !== null || q.window.some(waitingForResend)) return;
+    if (this.needsIdentity) {
+      this.acquireIdentity();
+      return;
+    }
+    const limit = this.identity === null || q.acked ? this.maxInFlightPerPartition : 1;
+    while (q.window.length < limit) {
+      if (q.sealed.length === 0) {
+        if (q.open?.ready !== true) break;
+        this.seal(q);
+      }
+      const b = q.sealed.shift()!;
+      if (!this.encode(q, b)) continue;
+      q.window.push(b);
+      this.inFlightBatches++;
+      this.counters.inFlightPerPartitionMax = Math.max(this.counters.inFlightPerPartitionMax, q.window.length);
+      this.dispatch(q, b);
+    }
+  }
+
+  /** Encodes a batch for its first send, stamped with the producer id, epoch and next sequence. */
+  private encode(q: PartitionQueue, b: ProducerBatch): boolean {
+    const id = this.identity?.current ?? null;
+    try {
+      const producer = id === null ? {} : { producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence: q.sequence.next };
+      b.encoded = encodeBatch(b.inputs, { compression: this.codec, ...producer });
+    } catch (e) {
+      this.complete(b, e);
+      return false;
+    }
+    if (id !== null) b.baseSequence = q.sequence.take(b.deliveries.length);
+    b.inputs = []; // the encoded bytes are all that is needed from here on
+    return true;
   }
 
   private dispatch(q: PartitionQueue, b: ProducerBatch): void {
     b.attempts++;
+    b.onWire = true;
+    this.counters.requests++;
     const request = { topic: b.topic, partition: b.partition, recordBatch: b.encoded!, acks: this.acks, timeoutMs: this.conn.requestTimeoutMs };
     this.channel.send(request).then(
       (res) => {
@@ -464,6 +686,8 @@ export class Producer {
   }
 
   private onSuccess(q: PartitionQueue, b: ProducerBatch, baseOffset: number, logAppendTimeMs: number): void {
+    b.onWire = false;
+    q.acked = true;
     const { topic, partition } = b;
     b.deliveries.forEach((d, i) => {
       const offset = baseOffset < 0 ? -1 : baseOffset + i;
@@ -472,30 +696,133 @@ export class Producer {
     this.finish(q, b);
   }
 
+  /** Decides what a failed request means for its batch: re-send, fail it, or fence the producer. */
   private onFailure(q: PartitionQueue, b: ProducerBatch, e: unknown): void {
-    const retry = this.conn.retry;
-    if (this.state !== "closed" && isRetriable(e) && b.attempts <= retry.retries) {
+    b.onWire = false;
+    if (this.fatal !== null) return this.fail(q, b, this.fatal);
+    if (this.identity !== null) {
+      if (isFencing(e)) {
+        this.fence(e);
+        return this.fail(q, b, this.fatal!);
+      }
+      if (isDuplicateSequence(e)) return this.onSuccess(q, b, -1, -1); // written before; offsets unknown
+      if (isOutOfOrderSequence(e)) {
+        // An earlier batch still unanswered (or waiting for its re-send) fills the gap: go after it.
+        if (q.window.slice(0, q.window.indexOf(b)).some((x) => !x.finished)) return this.scheduleRetry(q, b, false);
+        return this.fail(q, b, sequenceGapError(`${b.topic}-${b.partition}`, this.identity.current, sequenceRange(b.baseSequence, b.deliveries.length), q.gapCause, e));
+      }
+    }
+    if (this.state !== "closed" && isRetriable(e) && b.retries < this.conn.retry.retries) {
       if (e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION) this.metadata.invalidate(b.topic);
-      q.retryTimer = setTimeout(() => {
-        q.retryTimer = null;
-        this.dispatch(q, b);
-      }, backoffMs(retry, b.attempts - 1, this.conn.random));
-      return;
+      return this.scheduleRetry(q, b, true);
+    }
+    this.fail(q, b, e);
+  }
+
+  /** Marks `b` for a re-send; the partition re-sends its marked batches, in order, after a backoff. */
+  private scheduleRetry(q: PartitionQueue, b: ProducerBatch, counted: boolean): void {
+    if (counted) b.retries++;
+    this.counters.retries++;
+    if (q.retryTimer !== null) return;
+    const waitMs = backoffMs(this.conn.retry, Math.max(0, b.retries - 1), this.conn.random);
+    q.retryTimer = setTimeout(() => {
+      q.retryTimer = null;
+      if (this.fatal !== null) return;
+      for (const x of q.window) if (waitingForResend(x)) this.dispatch(q, x);
+      this.sendNext(q);
+    }, waitMs);
+  }
+
+  /** Fails an in-flight batch for good; with idempotence its partition's sequence is now unresolved. */
+  private fail(q: PartitionQueue, b: ProducerBatch, e: unknown): void {
+    if (this.identity !== null && this.fatal === null) {
+      this.needsIdentity = true; // a new epoch restarts the sequences once nothing is in flight
+      if (q.gapCause === null && b.baseSequence >= 0) {
+        q.gapCause = `sequences ${sequenceRange(b.baseSequence, b.deliveries.length)}: ${e instanceof Error ? e.message : String(e)}`;
+      }
     }
     for (const d of b.deliveries) d.reject(e);
     this.finish(q, b);
   }
 
+  /** An in-flight batch was answered for good: it leaves the window once no older batch is open. */
   private finish(q: PartitionQueue, b: ProducerBatch): void {
-    q.current = null;
+    if (!b.finished) this.inFlightBatches--;
     this.complete(b);
+    while (q.window.length > 0 && q.window[0]!.finished) q.window.shift();
     this.sendNext(q);
+    if (this.needsIdentity && this.inFlightBatches === 0) this.acquireIdentity();
   }
 
   /** Gives the batch's bytes back, fails its records when `error` is given, and marks it done. */
   private complete(b: ProducerBatch, error?: unknown): void {
+    if (b.finished) return;
+    b.finished = true;
     if (error !== undefined) for (const d of b.deliveries) d.reject(error);
     this.budget.release(b.bytes - HEADER_SIZE);
     b.markDone();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Idempotence: producer id and epoch, fencing
+
+  /**
+   * Gets a producer id (first batch) or a new epoch (after a sequence was left unresolved) once
+   * no batch is in flight, so no batch of the old epoch can land after one of the new; then
+   * restarts every partition's sequence at 0 and sends what waited.
+   */
+  private acquireIdentity(): void {
+    if (this.acquiringIdentity || this.inFlightBatches > 0 || this.fatal !== null || this.identity === null) return;
+    this.acquiringIdentity = true;
+    this.identity.acquire().then(
+      () => {
+        this.acquiringIdentity = false;
+        this.needsIdentity = false;
+        this.counters.producerIdsAcquired++;
+        const queues = this.allQueues();
+        for (const q of queues) {
+          q.sequence.next = 0;
+          q.gapCause = null;
+          q.acked = false;
+        }
+        for (const q of queues) this.sendNext(q);
+      },
+      (e: unknown) => {
+        this.acquiringIdentity = false;
+        if (isFencing(e)) return this.fence(e);
+        // Nothing can be sent without an id: fail what waits; the next batch asks again.
+        for (const q of this.allQueues()) {
+          if (q.open?.ready === true) this.seal(q);
+          for (const b of q.sealed.drain()) this.complete(b, e);
+        }
+      },
+    );
+  }
+
+  /**
+   * A newer instance holds the producer id: from now on every send fails with PRODUCER_FENCED.
+   * Records not on the wire fail at once; those on the wire end with their own answer.
+   */
+  private fence(cause: unknown): void {
+    if (this.fatal !== null) return;
+    const error = fencedError(this.identity?.current ?? null, cause);
+    this.fatal = error;
+    for (const q of this.allQueues()) {
+      if (q.retryTimer !== null) clearTimeout(q.retryTimer);
+      q.retryTimer = null;
+      if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
+      q.lingerTimer = null;
+      const open = q.open;
+      q.open = null;
+      this.lingering.delete(q);
+      if (open !== null) this.complete(open, error);
+      for (const b of q.sealed.drain()) this.complete(b, error);
+      for (const b of q.window.filter(waitingForResend)) {
+        this.inFlightBatches--;
+        this.complete(b, error);
+      }
+      const onWire = q.window.filter((x) => !x.finished);
+      q.window.splice(0, q.window.length, ...onWire);
+    }
   }
 }

@@ -11,7 +11,7 @@
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
-import type { ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import type { ProduceService, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import type { ProduceStreamRequestInput } from "../rpc/wire-codec.ts";
 
 /** Options of one call. */
@@ -22,7 +22,7 @@ export interface CallOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-type Methods = (typeof AdminService)["method"] & (typeof FetchService)["method"];
+type Methods = (typeof AdminService)["method"] & (typeof FetchService)["method"] & (typeof ProduceService)["method"];
 
 /** A unary RPC of service method `K`, as a promise. */
 export type UnaryCall<K extends keyof Methods> = (
@@ -65,6 +65,8 @@ export interface Transport {
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;
+  /** A producer id and epoch for the idempotent producer (a new id, or the given one's epoch bumped). */
+  readonly initProducerId: UnaryCall<"initProducerId">;
   /** Opens a pipelined ProduceStream (record_batch requests carrying already encoded batches). */
   openProduceStream(listener: ProduceStreamListener): ProduceStream;
   /** Closes the connection; calls in progress fail. */

@@ -4,13 +4,20 @@
  * ProduceStream with in-order responses, long-polling Fetch in BATCHES format, ListOffsets.
  *
  * Fault injection: `produceHook` decides per produce request (append, per-partition error,
- * whole-request error, hold the response, break the stream, answer a wrong request id); `fetchHook`
- * can replace a fetch answer. Everything received is recorded for assertions.
+ * whole-request error, hold the response, break the stream, append and then break the stream so
+ * the answer is lost, append and answer an error anyway (as a timed-out acks=all write), answer a
+ * wrong request id); `fetchHook` can replace a fetch answer;
+ * `initProducerIdHook` can fail InitProducerId. Everything received is recorded for assertions.
+ *
+ * Idempotence: InitProducerId issues ids and bumps epochs like the broker (controller.ts
+ * decideInitProducerId), and appends go through the broker's own per-partition producer state
+ * (src/storage/producer-state.ts): a retry of a written batch answers its original offsets, a
+ * gap answers OUT_OF_ORDER_SEQUENCE_NUMBER, a stale epoch INVALID_PRODUCER_EPOCH.
  */
 
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type ErrorKind, Errors } from "../../../src/base/errors.ts";
+import { type ErrorKind, Errors, RillError } from "../../../src/base/errors.ts";
 import {
   CreateTopicsResponseSchema,
   DeleteTopicsResponseSchema,
@@ -26,11 +33,12 @@ import {
   type ListOffsetsRequestSchema,
   ListOffsetsResponseSchema,
 } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
-import { ProduceResponseSchema, ProduceStreamResponseSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
+import { InitProducerIdResponseSchema, ProduceResponseSchema, ProduceStreamResponseSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceStreamResponse } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceRequestInput, ProduceStreamRequestInput } from "../../../src/rpc/wire-codec.ts";
 import { ConnectionError } from "../../../src/client/errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "../../../src/client/transport.ts";
+import { ProducerStateManager, producerBatchOf } from "../../../src/storage/producer-state.ts";
 import { readBatchHeader, setBaseOffset, validateBatch } from "../../../src/storage/record-batch.ts";
 
 /** An ErrorDetail for catalog entry `kind`. */
@@ -45,6 +53,8 @@ export type ProduceDecision =
   | { kind: "request-error"; error: ErrorKind }
   | { kind: "hold" }
   | { kind: "break-stream" }
+  | { kind: "append-and-break" }
+  | { kind: "append-then-error"; error: ErrorKind }
   | { kind: "wrong-id" };
 
 /** A produce request as the fake received it. */
@@ -67,6 +77,14 @@ interface FakePartition {
   batches: StoredBatch[];
   logStartOffset: number;
   next: number;
+  producers: ProducerStateManager;
+}
+
+/** An InitProducerId request as the fake received it. */
+export interface ReceivedInit {
+  readonly transactionalId: string;
+  readonly producerId: bigint | undefined;
+  readonly producerEpoch: number;
 }
 
 interface Slot {
@@ -89,12 +107,20 @@ export class FakeTransport implements Transport {
   fetchHook: ((req: MessageInitShape<typeof FetchRequestSchema>) => MessageInitShape<typeof FetchResponseSchema> | undefined) | null = null;
   /** Fails every call with a ConnectionError while true. */
   down = false;
+  /** InitProducerId requests received. */
+  readonly inits: ReceivedInit[] = [];
+  /** Fails an InitProducerId with the error it returns. */
+  initProducerIdHook: ((r: ReceivedInit) => Error | undefined) | null = null;
+  /** Issued producer ids and their current epochs. */
+  readonly producerEpochs = new Map<number, number>();
+  private readonly transactionalIds = new Map<string, number>();
+  private nextProducerId = 1000;
   private readonly held: (() => void)[] = [];
   private readonly appendWaiters = new Set<() => void>();
 
   /** Creates a topic with `partitions` empty partitions. */
   createTopic(name: string, partitions: number): void {
-    this.topics.set(name, Array.from({ length: partitions }, () => ({ batches: [], logStartOffset: 0, next: 0 })));
+    this.topics.set(name, Array.from({ length: partitions }, () => ({ batches: [], logStartOffset: 0, next: 0, producers: new ProducerStateManager({ producerIdExpirationMs: 86_400_000 }) })));
   }
 
   /** Answers the held produce requests (in order). */
@@ -112,10 +138,22 @@ export class FakeTransport implements Transport {
     return this.topics.get(topic)![partition]!.batches;
   }
 
-  /** Appends a batch as the broker would; returns its base offset. */
+  /**
+   * Appends a batch as the broker would; returns its base offset (the original one for a retry
+   * of a written idempotent batch). Throws the broker's RillError for producer errors.
+   */
   append(topic: string, partition: number, batch: Buffer): number {
     const p = this.topics.get(topic)![partition]!;
     const h = validateBatch(batch);
+    const sequenced = producerBatchOf(h, p.next);
+    if (sequenced !== null) {
+      const issued = this.producerEpochs.get(h.producerId);
+      if (issued === undefined) throw new RillError(Errors.UNKNOWN_PRODUCER_ID, `producer_id: ${h.producerId} was never issued`);
+      if (h.producerEpoch > issued) throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${h.producerEpoch} is newer than the issued epoch ${issued}`);
+      const check = p.producers.check(sequenced, `${topic}-${partition}`);
+      if (check.kind === "duplicate") return check.baseOffset;
+      p.producers.record(sequenced, 0);
+    }
     const bytes = Buffer.from(batch);
     setBaseOffset(bytes, 0, p.next);
     const base = p.next;
@@ -250,6 +288,34 @@ export class FakeTransport implements Transport {
     });
   }
 
+  readonly initProducerId: Transport["initProducerId"] = async (req) => {
+    this.checkUp();
+    const r: ReceivedInit = { transactionalId: req.transactionalId ?? "", producerId: req.producerId, producerEpoch: req.producerEpoch ?? 0 };
+    this.inits.push(r);
+    const failure = this.initProducerIdHook?.(r);
+    if (failure !== undefined) throw failure;
+    let id = r.transactionalId !== "" ? this.transactionalIds.get(r.transactionalId) : undefined;
+    if (r.producerId !== undefined) {
+      const issued = this.producerEpochs.get(Number(r.producerId));
+      if (issued === undefined) throw new RillError(Errors.UNKNOWN_PRODUCER_ID, `producer_id: ${r.producerId} was never issued`);
+      if (issued !== r.producerEpoch) throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${r.producerEpoch} is not the current epoch ${issued}`);
+      id = Number(r.producerId);
+    }
+    if (id === undefined) {
+      id = this.nextProducerId++;
+      this.producerEpochs.set(id, 0);
+    } else {
+      this.producerEpochs.set(id, this.producerEpochs.get(id)! + 1);
+    }
+    if (r.transactionalId !== "") this.transactionalIds.set(r.transactionalId, id);
+    return create(InitProducerIdResponseSchema, { producerId: BigInt(id), producerEpoch: this.producerEpochs.get(id)! });
+  };
+
+  /** Makes `producerId`'s current epoch `epoch` (another instance took over), as a bump by someone else. */
+  bumpEpoch(producerId: number): void {
+    this.producerEpochs.set(producerId, this.producerEpochs.get(producerId)! + 1);
+  }
+
   readonly listOffsets: Transport["listOffsets"] = async (req: MessageInitShape<typeof ListOffsetsRequestSchema>) => {
     this.checkUp();
     const partitions = (req.partitions ?? []).map((q) => {
@@ -304,7 +370,12 @@ export class FakeTransport implements Transport {
           deliver();
         };
         if (decision.kind === "hold") this.held.push(answer);
-        else setImmediate(answer);
+        else if (decision.kind === "append-and-break") {
+          setImmediate(() => {
+            this.answer(received, { kind: "append" }); // written, but the answer is lost
+            breakStream();
+          });
+        } else setImmediate(answer);
       },
       end: () => {
         setImmediate(() => {
@@ -328,13 +399,25 @@ export class FakeTransport implements Transport {
       return create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: detail(d.error) } });
     }
     let partitionResult;
-    if (d.kind === "partition-error") {
+    if (d.kind === "append-then-error") {
+      try {
+        this.append(topic, partition, r.batch);
+      } catch (e) {
+        if (!(e instanceof RillError)) throw e;
+      }
+      partitionResult = { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: detail(d.error) };
+    } else if (d.kind === "partition-error") {
       partitionResult = { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: detail(d.error) };
     } else if (!this.topics.get(topic)?.[partition]) {
       partitionResult = { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION) };
     } else {
-      const base = this.append(topic, partition, r.batch);
-      partitionResult = { partition, baseOffset: r.request.acks === 1 ? -1n : BigInt(base), logAppendTimeMs: -1n };
+      try {
+        const base = this.append(topic, partition, r.batch);
+        partitionResult = { partition, baseOffset: r.request.acks === 1 ? -1n : BigInt(base), logAppendTimeMs: -1n };
+      } catch (e) {
+        if (!(e instanceof RillError)) throw e;
+        partitionResult = { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: detail(e.kind, e.message) };
+      }
     }
     const response = create(ProduceResponseSchema, { topic, partitions: [partitionResult] });
     return create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: response } });

@@ -23,6 +23,8 @@ const server = createServer();
 let address = "";
 const stored: Buffer[] = [];
 let nextOffset = 0;
+/** When true, InitProducerId answers UNIMPLEMENTED, as a broker without idempotence would. */
+let noInitProducerId = false;
 
 const unimplemented = (_call: unknown, cb: grpc.sendUnaryData<never>): void => cb({ code: grpc.status.UNIMPLEMENTED });
 
@@ -54,7 +56,8 @@ const produce: ServiceImplementation<typeof ProduceService, typeof produceServic
     });
     call.on("end", () => call.end());
   },
-  initProducerId: unimplemented,
+  initProducerId: (_call, cb) =>
+    noInitProducerId ? cb({ code: grpc.status.UNIMPLEMENTED, details: "" }) : cb(null, create(ProduceService.method.initProducerId.output, { producerId: 7n, producerEpoch: 0 })),
 };
 
 const fetch: ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> = {
@@ -132,6 +135,7 @@ describe("GrpcTransport", () => {
     expect(results.map((r) => r.offset)).toEqual(values.map((_, i) => i));
     expect(stored.length).toBeGreaterThan(1); // several batches, pipelined on one stream
     expect(stored.flatMap((b) => decodeRecords(b).map((r) => r.value!.toString()))).toEqual(values);
+    expect(stored.map((b) => readBatchHeader(b).producerId)).toEqual(stored.map(() => 7)); // from InitProducerId
     await p.close();
 
     const c = new Consumer({ bootstrap: address, ...noRetry });
@@ -143,6 +147,18 @@ describe("GrpcTransport", () => {
     }
     expect(got).toEqual(values.slice(30));
     await c.close();
+  });
+
+  it("says how to go on when the broker has no InitProducerId", async () => {
+    noInitProducerId = true;
+    try {
+      const p = new Producer({ bootstrap: address, ...noRetry });
+      const e = await p.send({ topic: "t", partition: 0, value: "x" }).catch((x: unknown) => x);
+      expect((e as Error).message).toMatch(/^InitProducerId: UNIMPLEMENTED: .*\(the broker has no idempotent producer support: pass idempotent: false\)$/);
+      await p.close();
+    } finally {
+      noInitProducerId = false;
+    }
   });
 
   it("sends the batch bytes as encoded", async () => {

@@ -3,7 +3,8 @@ import { ManualClock } from "../../../src/base/clock.ts";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { partitionForKey } from "../../../src/base/murmur2.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
-import { Producer, type ProducerOptions } from "../../../src/client/producer.ts";
+import { SequenceCounter, sequenceRange } from "../../../src/client/idempotence.ts";
+import { Producer, type ProducerOptions, type RecordMetadata } from "../../../src/client/producer.ts";
 import { Acks } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { Compression, decodeRecords, readBatchHeader } from "../../../src/storage/record-batch.ts";
 import { FakeTransport } from "./fake-transport.ts";
@@ -40,7 +41,8 @@ describe("Producer batching", () => {
     expect(fake.produced).toHaveLength(1);
     expect(storedValues(fake)).toEqual(Array.from({ length: 100 }, (_, i) => `v${i}`));
     const h = readBatchHeader(fake.produced[0]!.batch);
-    expect([h.recordCount, h.producerId, h.compression]).toEqual([100, -1, Compression.NONE]);
+    expect([h.recordCount, h.compression]).toEqual([100, Compression.NONE]);
+    expect([h.producerId, h.producerEpoch, h.baseSequence]).toEqual([1000, 0, 0]); // idempotent by default
   });
 
   it("seals a batch at batchBytes", async () => {
@@ -201,9 +203,9 @@ describe("Producer retries", () => {
     expect(fake.describeTopicsCalls).toBe(before + 1);
   });
 
-  it("keeps per-partition order while a batch is retried: one batch in flight per partition", async () => {
+  it("without idempotence keeps per-partition order while a batch is retried: one batch in flight per partition", async () => {
     const rnd = new SeededRandom(SEED);
-    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 1 }, 2);
+    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 1, idempotent: false }, 2);
     const inFlight = new Map<number, number>();
     let maxInFlight = 0;
     fake.produceHook = (r) => {
@@ -290,5 +292,190 @@ describe("Producer pipelining and backpressure", () => {
     expect(fake.log("t", 1)).toHaveLength(0);
     await producer.flush();
     await expect(second).resolves.toMatchObject({ partition: 1, offset: 0 });
+  });
+});
+
+describe("Idempotent producer", () => {
+  /** Sends `n` records of about 100 bytes to `partition` at once (metadata cached first), tagged `tag`. */
+  async function burst(producer: Producer, n: number, tag: string, partition = 0): Promise<PromiseSettledResult<RecordMetadata>[]> {
+    await producer.partitionCount("t");
+    return Promise.allSettled(Array.from({ length: n }, (_, i) => producer.send({ topic: "t", partition, value: `${tag}${i}`.padEnd(100, ".") })));
+  }
+  const headerOf = (r: { batch: Buffer }) => readBatchHeader(r.batch);
+
+  it("stamps each batch with the producer id, epoch and the partition's next sequence", async () => {
+    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 1 }, 2);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => producer.send({ topic: "t", partition: i % 2, value: `v${i}`.padEnd(100, ".") })));
+    expect(fake.inits).toEqual([{ transactionalId: "", producerId: undefined, producerEpoch: 0 }]);
+    expect(producer.producerIdAndEpoch).toEqual({ producerId: 1000, producerEpoch: 0 });
+    for (const partition of [0, 1]) {
+      const headers = fake.produced.filter((r) => r.request.partition === partition).map(headerOf);
+      let next = 0;
+      for (const h of headers) {
+        expect([h.producerId, h.producerEpoch, h.baseSequence]).toEqual([1000, 0, next]);
+        next += h.recordCount;
+      }
+      expect(next).toBe(50);
+    }
+  });
+
+  it("is off with idempotent: false (producer id -1, no InitProducerId) and follows Kafka's rule for acks and in-flight", async () => {
+    const { fake, producer } = setup({ idempotent: false });
+    await producer.send({ topic: "t", value: "a" });
+    expect([headerOf(fake.produced[0]!).producerId, fake.inits.length, producer.idempotent]).toEqual([-1, 0, false]);
+    expect(setup({ acks: "leader" }).producer.idempotent).toBe(false);
+    expect(setup({ maxInFlightPerPartition: 6 }).producer.idempotent).toBe(false);
+    expect(setup({ maxInFlightPerPartition: 5 }).producer.idempotent).toBe(true);
+    expect(() => setup({ idempotent: true, acks: "leader" })).toThrow(/idempotent: true does not work with acks "leader"/);
+    expect(() => setup({ idempotent: true, maxInFlightPerPartition: 6 })).toThrow(/maxInFlightPerPartition 6 \(idempotence allows at most 5\)/);
+    expect(() => setup({ idempotent: false, transactionalId: "x" })).toThrow(/transactionalId: needs an idempotent producer/);
+  });
+
+  it("sends a partition's first batch alone, then keeps up to 5 in flight (maxInFlightPerPartition)", async () => {
+    for (const [opts, expected] of [[{}, 5], [{ maxInFlightPerPartition: 2 }, 2]] as const) {
+      const { fake, producer } = setup({ batchBytes: 1024, ...opts });
+      fake.produceHook = () => ({ kind: "hold" });
+      const first = burst(producer, 20, "f");
+      await new Promise((r) => setTimeout(r, 30));
+      expect(fake.produced).toHaveLength(1); // the broker takes any sequence from a producer it does not know yet
+      fake.releaseHeld();
+      while (producer.bufferedBytes > 0) {
+        fake.releaseHeld();
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await first;
+      const before = fake.produced.length;
+      const sends = burst(producer, 100, "h");
+      await new Promise((r) => setTimeout(r, 30));
+      expect(fake.produced.length - before).toBe(expected);
+      fake.produceHook = () => ({ kind: "append" });
+      while (fake.heldCount > 0 || producer.bufferedBytes > 0) {
+        fake.releaseHeld();
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      expect((await sends).every((s) => s.status === "fulfilled")).toBe(true);
+      expect(producer.stats.inFlightPerPartitionMax).toBe(expected);
+      expect(storedValues(fake).slice(20)).toEqual(Array.from({ length: 100 }, (_, i) => `h${i}`.padEnd(100, ".")));
+    }
+  });
+
+  it("writes every record once and in order when answers are lost, streams break and batches fail retriably", { repeats: 4 }, async () => {
+    const rnd = new SeededRandom(SEED);
+    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 0, retry: { ...fastRetry, retries: 1000 } }, 3);
+    fake.produceHook = () => {
+      const x = rnd.next();
+      if (x < 0.1) return { kind: "append-and-break" }; // written, answer lost
+      if (x < 0.2) return { kind: "break-stream" }; // not written
+      if (x < 0.25) return { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER };
+      if (x < 0.3) return { kind: "append-then-error", error: Errors.REQUEST_TIMED_OUT }; // written anyway
+      return { kind: "append" };
+    };
+    const values = Array.from({ length: 1500 }, (_, i) => `${i % 3}:${i}`.padEnd(100, "."));
+    const results = await Promise.all(values.map((value, i) => producer.send({ topic: "t", partition: i % 3, value })));
+    for (const partition of [0, 1, 2]) {
+      const sent = values.filter((_, i) => i % 3 === partition);
+      expect(storedValues(fake, partition)).toEqual(sent); // each once, in send order
+      const offsets = results.filter((r) => r.partition === partition).map((r) => r.offset);
+      expect(offsets).toEqual(sent.map((_, i) => i)); // a re-sent batch is answered with its original offsets
+    }
+    // Every re-send carried the same bytes as the first send of its sequence.
+    const firstBytes = new Map<string, Buffer>();
+    for (const r of fake.produced) {
+      const key = `${r.request.partition}/${headerOf(r).baseSequence}`;
+      const first = firstBytes.get(key);
+      if (first === undefined) firstBytes.set(key, r.batch);
+      else expect(r.batch.equals(first)).toBe(true);
+    }
+    expect(producer.stats.retries).toBeGreaterThan(0);
+    expect(fake.inits).toHaveLength(1); // never needed a new epoch
+  });
+
+  it("re-sends the batches refused behind a failed one after it, in order (OUT_OF_ORDER_SEQUENCE is not a failure then)", async () => {
+    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 0 });
+    let n = 0;
+    fake.produceHook = () => (++n === 2 ? { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER } : { kind: "append" });
+    const settled = await burst(producer, 40, "r");
+    expect(settled.every((s) => s.status === "fulfilled")).toBe(true);
+    expect(storedValues(fake)).toEqual(Array.from({ length: 40 }, (_, i) => `r${i}`.padEnd(100, ".")));
+    // The first batch went alone, then up to five; those behind the failed second one were
+    // refused (OUT_OF_ORDER_SEQUENCE) and re-sent after it, in order.
+    const sequences = fake.produced.map(headerOf).map((h) => h.baseSequence);
+    const failed = sequences[1]!;
+    const resent = sequences.slice(2).findIndex((x) => x === failed) + 2;
+    const refused = sequences.slice(2, resent);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    expect(sequences.slice(resent, resent + refused.length + 1)).toEqual([failed, ...refused]);
+    expect(sequences.slice(resent)).toEqual([...sequences.slice(resent)].sort((x, y) => x - y));
+    expect(fake.inits).toHaveLength(1);
+    expect(producer.stats.retries).toBeGreaterThanOrEqual(4);
+  });
+
+  it("fails the batches behind one that failed for good with a clear error, then bumps the epoch and goes on", async () => {
+    const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 0 });
+    let n = 0;
+    fake.produceHook = () => (++n === 2 ? { kind: "partition-error", error: Errors.MESSAGE_TOO_LARGE } : { kind: "append" });
+    const settled = await burst(producer, 70, "g");
+    // The first batch goes alone; then five are in flight when the second fails for good.
+    const old = fake.produced.map(headerOf).filter((h) => h.producerEpoch === 0);
+    expect(old).toHaveLength(6);
+    const ends = old.map((_, k) => old.slice(0, k + 1).reduce((s, h) => s + h.recordCount, 0));
+    const [firstBatch, failedEnd, gapEnd] = [ends[0]!, ends[1]!, ends[5]!];
+    const reasons = settled.map((s) => (s.status === "rejected" ? (s.reason as RillError) : null));
+    expect(reasons.slice(0, firstBatch).every((r) => r === null)).toBe(true);
+    expect(reasons.slice(firstBatch, failedEnd).every((r) => r?.kind === Errors.MESSAGE_TOO_LARGE)).toBe(true);
+    for (const r of reasons.slice(failedEnd, gapEnd)) {
+      expect(r?.kind).toBe(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER);
+      expect(r?.message).toMatch(new RegExp(`^t-0: records not written: an earlier batch of the partition failed \\(sequences ${firstBatch}\\.\\.${failedEnd - 1}: .*\\), and the broker refuses later sequences rather than store them out of order; producer 1000 epoch 0, sequences `));
+    }
+    expect(reasons.slice(gapEnd).every((r) => r === null)).toBe(true); // sent under the new epoch
+    expect(fake.inits.map((i) => [i.producerId, i.producerEpoch])).toEqual([[undefined, 0], [1000n, 0]]);
+    const later = fake.produced.slice(6).map(headerOf);
+    expect(later[0]).toMatchObject({ producerId: 1000, producerEpoch: 1, baseSequence: 0 });
+    const ok = settled.flatMap((s, i) => (s.status === "fulfilled" ? [`g${i}`.padEnd(100, ".")] : []));
+    expect(storedValues(fake)).toEqual(ok); // what was written is in send order
+  });
+
+  it("is fenced by a newer instance with the same transactionalId: pending and later sends fail, nothing retried", async () => {
+    const { fake, producer: a } = setup({ transactionalId: "orders-writer", lingerMs: 0 });
+    await a.send({ topic: "t", value: "a1" });
+    const b = new Producer({ transport: fake, retry: fastRetry, transactionalId: "orders-writer", lingerMs: 0 });
+    open.push(b);
+    await b.send({ topic: "t", value: "b1" }); // epoch 1 written: epoch 0 is stale on this partition
+    const requestsBefore = fake.produced.length;
+    const settled = await burst(a, 20, "a");
+    expect(settled.every((s) => s.status === "rejected" && (s.reason as RillError).kind === Errors.PRODUCER_FENCED)).toBe(true);
+    expect(((settled[0] as PromiseRejectedResult).reason as Error).message).toMatch(/^producer 1000 epoch 0 is fenced: a newer instance holds its producer id.*INVALID_PRODUCER_EPOCH|producer_epoch: 0 is older/);
+    expect(fake.produced.length - requestsBefore).toBeLessThanOrEqual(5); // the ones in flight, no retry
+    await expect(a.send({ topic: "t", value: "late" })).rejects.toMatchObject({ kind: Errors.PRODUCER_FENCED });
+    await a.close(); // a fenced producer still closes
+    expect(storedValues(fake)).toEqual(["a1", "b1"]);
+  });
+
+  it("starts over with a new producer id when the broker no longer knows the old one", async () => {
+    const { fake, producer } = setup({ lingerMs: 0 });
+    await producer.send({ topic: "t", value: "x1" });
+    fake.producerEpochs.delete(1000);
+    await expect(producer.send({ topic: "t", value: "x2" })).rejects.toMatchObject({ kind: Errors.UNKNOWN_PRODUCER_ID });
+    await expect(producer.send({ topic: "t", value: "x3" })).resolves.toMatchObject({ offset: 1 });
+    expect(producer.producerIdAndEpoch).toEqual({ producerId: 1001, producerEpoch: 0 });
+    expect(fake.inits.map((i) => i.producerId)).toEqual([undefined, 1000n, undefined]);
+  });
+
+  it("fails the waiting sends when InitProducerId fails, and asks again for the next batch", async () => {
+    const { fake, producer } = setup({ lingerMs: 0 });
+    fake.initProducerIdHook = () => new RillError(Errors.INVALID_REQUEST, "not allowed");
+    await expect(producer.send({ topic: "t", value: "a" })).rejects.toThrow(/^InitProducerId: not allowed/);
+    fake.initProducerIdHook = null;
+    await expect(producer.send({ topic: "t", value: "b" })).resolves.toMatchObject({ offset: 0 });
+  });
+});
+
+describe("SequenceCounter", () => {
+  it("hands out base sequences and wraps from 2^31-1 to 0, as Kafka", () => {
+    const c = new SequenceCounter();
+    expect([c.take(3), c.take(2), c.next]).toEqual([0, 3, 5]);
+    const w = new SequenceCounter(2 ** 31 - 2);
+    expect([w.take(5), w.next]).toEqual([2 ** 31 - 2, 3]);
+    expect(sequenceRange(2 ** 31 - 2, 5)).toBe(`${2 ** 31 - 2}..2`);
   });
 });
