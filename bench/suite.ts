@@ -372,7 +372,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
     lines.push(``, `## Targets (issue 7)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
     for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
   }
-  lines.push(``, `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): the JSON next to this file.`, ``);
+  lines.push(``, `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): \`${meta["json"] ?? "the run's JSON"}\` (gitignored; kept on the machine that ran it).`, ``);
   return lines.join("\n");
 }
 
@@ -462,7 +462,7 @@ export async function runSuite(o: Options): Promise<Row[]> {
 /** `--from-json FILE`: renders the table and chart of an earlier run again (e.g. after a fix here). */
 function rerender(file: string, o: Options): void {
   const j = JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown> & { rows: Row[] };
-  const meta = { ...j, label: o.label };
+  const meta = { ...j, label: o.label, json: path.relative(root, path.resolve(file)) };
   const out = path.resolve(root, o.out);
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), markdown(j.rows, meta));
   nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(j.rows, `Rill benchmarks, ${String(j["date"]).slice(0, 10)}, ${String(j["machine"]).split(",")[0]}`));
@@ -493,7 +493,7 @@ async function main(): Promise<void> {
   nodeFs.mkdirSync(out, { recursive: true });
   const jsonFile = path.join(out, `${date.slice(0, 19).replace(/:/g, "")}-${o.brokerRuntime.replace(/,/g, "+")}.json`);
   nodeFs.writeFileSync(jsonFile, JSON.stringify({ ...meta, targets: targets(rows), rows }, null, 2) + "\n");
-  const md = markdown(rows, meta);
+  const md = markdown(rows, { ...meta, json: path.relative(root, jsonFile) });
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), md);
   nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`));
   process.stdout.write(md);
