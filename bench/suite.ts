@@ -178,7 +178,7 @@ async function produce(rt: Runtime, s: ProduceScenario, runs: number): Promise<R
     latencyMs: { avg: lat("avg"), p50: lat("p50"), p95: lat("p95"), p99: lat("p99"), p999: lat("p999") },
     latencyKind: "produce request (send to ack, 8 in flight)",
     rssPeakMiB: Math.max(...rss),
-    durability: "acks=leader, no fsync per write (fsync at segment roll)",
+    durability: "acks=leader, ack before fsync; fsync every 1 s (flush.ms=1000, as Redis everysec)",
     runs: [...brokerRuns.map((r) => ({ target: "broker", ...r })), ...ceilingRuns.map((r) => ({ target: "ceiling", ...r }))],
     loadAverage: [median(loads)],
     command: `bun bench/producer-perf.ts ${args.join(" ")} --broker-runtime ${rt}; bun bench/ceiling.ts --server-runtime ${rt} ${args.join(" ")}`,
