@@ -15,45 +15,34 @@ PACKAGES=(redis-server redis-tools nats-server rabbitmq-server)
 
 log() { printf 'install-peers: %s\n' "$*"; }
 
-if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
-  log "error: dpkg-query/apt-get not found; this script supports Debian/Ubuntu only." >&2
-  log "install by hand: ${PACKAGES[*]}" >&2
-  exit 1
-fi
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    log "present: $p ($(dpkg-query -W -f='${Version}' "$p"))"
-  else
-    missing+=("$p")
-  fi
-done
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+apt_require_debian "${PACKAGES[@]}"
+apt_find_missing "${PACKAGES[@]}"
+missing=("${APT_MISSING[@]}")
 if [ ${#missing[@]} -eq 0 ]; then
   log "all peers installed"
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else log "error: run as root (missing: ${missing[*]})" >&2; exit 1; fi
+apt_sudo
 fi
 
 # Keep apt from starting the services it installs (exit 101 = action forbidden), and restore
 # whatever policy was there before.
 POLICY=/usr/sbin/policy-rc.d
 backup=""
-if [ -e "$POLICY" ]; then backup="$(mktemp)"; $SUDO cp -p "$POLICY" "$backup"; fi
+if [ -e "$POLICY" ]; then backup="$(mktemp)"; "${SUDO[@]}" cp -p "$POLICY" "$backup"; fi
 restore() {
-  if [ -n "$backup" ]; then $SUDO cp -p "$backup" "$POLICY"; rm -f "$backup"; else $SUDO rm -f "$POLICY"; fi
+  if [ -n "$backup" ]; then "${SUDO[@]}" cp -p "$backup" "$POLICY"; rm -f "$backup"; else "${SUDO[@]}" rm -f "$POLICY"; fi
 }
 trap restore EXIT
-printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
-$SUDO chmod +x "$POLICY"
+printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
+"${SUDO[@]}" chmod +x "$POLICY"
 
 log "installing: ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"${SUDO[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || { log "error: $p did not install" >&2; exit 1; }
 done

@@ -15,31 +15,14 @@ PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-gr
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
-if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
-  log "error: dpkg-query/apt-get not found; this script supports Debian/Ubuntu only." >&2
-  log "install by hand: ${PACKAGES[*]}" >&2
-  exit 1
-fi
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    log "present: $p ($(dpkg-query -W -f='${Version}' "$p"))"
-  else
-    missing+=("$p")
-  fi
-done
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+apt_require_debian "${PACKAGES[@]}"
+apt_find_missing "${PACKAGES[@]}"
+missing=("${APT_MISSING[@]}")
 
 if ((${#missing[@]} > 0)); then
-  SUDO=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-      SUDO=(sudo)
-    else
-      log "error: missing ${missing[*]}; run as root (or install sudo)." >&2
-      exit 1
-    fi
-  fi
+  apt_sudo
   log "missing: ${missing[*]}"
   log "running: apt-get update"
   "${SUDO[@]}" apt-get update

@@ -9,10 +9,7 @@
  * Missing protoc, plugin or Python packages FAIL the suite (never skip): run
  * scripts/install-test-deps.sh.
  */
-import { spawn } from "node:child_process";
-import * as nodeFs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,13 +19,9 @@ import { FetchOffsetsRequestSchema, type FetchOffsetsResponse, GroupService } fr
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../../src/rpc/grpc-service.ts";
 import { call, clients, rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
+import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run } from "./python-env.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLIENT = path.join(ROOT, "test/interop/python_group_client.py");
-const PYTHON = "/usr/bin/python3";
-const PROTOC = "/usr/bin/protoc";
-const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
-const INSTALL_HINT = "run `sudo bash scripts/install-test-deps.sh` (Debian: python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)";
 const TOPIC = "py-orders";
 const GROUP = "python-group";
 const PARTITIONS = 3;
@@ -56,67 +49,6 @@ interface Report {
   elapsed_ms: number;
 }
 
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/** Runs a program without blocking the event loop (the broker serves from this process). */
-function run(cmd: string, args: string[], opts: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, opts.timeoutMs);
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", (e) => (stderr += `\n${cmd}: ${e.message}`));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
-
-/** Environment for /usr/bin/python3: Debian's packages only. */
-function pythonEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONNOUSERSITE: "1", PYTHONDONTWRITEBYTECODE: "1" };
-  delete env.PYTHONPATH;
-  delete env.PYTHONHOME;
-  return env;
-}
-
-async function missingDeps(): Promise<string[]> {
-  const missing: string[] = [];
-  if (!nodeFs.existsSync(PROTOC)) missing.push(`${PROTOC} (Debian protobuf-compiler)`);
-  if (!nodeFs.existsSync(GRPC_PYTHON_PLUGIN)) missing.push(`${GRPC_PYTHON_PLUGIN} (Debian protobuf-compiler-grpc)`);
-  if (!nodeFs.existsSync(PYTHON)) missing.push(`${PYTHON} (Debian python3)`);
-  else {
-    const r = await run(PYTHON, ["-c", "import grpc, google.protobuf"], { timeoutMs: 20_000, env: pythonEnv() });
-    if (r.code !== 0) missing.push(`Python modules grpc and google.protobuf for ${PYTHON}: ${r.stderr.trim().split("\n").pop()}`);
-  }
-  return missing;
-}
-
-/** Generates the Python stubs of every proto/rill/v1/*.proto into `out`. */
-async function generateStubs(out: string): Promise<void> {
-  const protos = nodeFs
-    .readdirSync(path.join(ROOT, "proto/rill/v1"))
-    .filter((f) => f.endsWith(".proto"))
-    .sort()
-    .map((f) => `proto/rill/v1/${f}`);
-  const args = ["-Iproto", `--python_out=${out}`, `--grpc_python_out=${out}`, `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`, ...protos];
-  const r = await run(PROTOC, args, { cwd: ROOT, timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`protoc failed (exit ${r.code}): ${PROTOC} ${args.join(" ")}\n${r.stderr}\n${INSTALL_HINT}`);
-  for (const pkg of ["rill", "rill/v1"]) nodeFs.writeFileSync(path.join(out, pkg, "__init__.py"), "");
-  expect(nodeFs.existsSync(path.join(out, "rill/v1/group_service_pb2_grpc.py")), "protoc wrote the GroupService stub").toBe(true);
-}
 
 let dataDir: string;
 let genDir: string;
