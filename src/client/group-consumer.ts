@@ -38,6 +38,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { duplexStream } from "./grpc-transport.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import { IsolationLevel, OffsetSpec, RecordFormat, type ConsumedRecord, type ErrorDetail } from "../gen/rill/v1/common_pb.ts";
@@ -138,33 +139,7 @@ export class GrpcGroupTransport implements GroupTransport {
   readonly resetOffsets: GroupUnaryCall<"resetOffsets"> = (r, o) => this.unary("resetOffsets", r, o);
 
   openConsume(listener: ConsumeListener): ConsumeStream {
-    const call = this.client.consume();
-    let done = false;
-    const finish = (): boolean => {
-      if (done) return false;
-      done = true;
-      return true;
-    };
-    call.on("data", (m: ConsumeResponse) => {
-      if (!done) listener.onResponse(m);
-    });
-    call.on("error", (e: unknown) => {
-      if (finish()) listener.onError(fromGrpcError(e, this.address));
-    });
-    call.on("end", () => {
-      if (finish()) listener.onEnd();
-    });
-    return {
-      write: (request) => {
-        if (!done) call.write(create(ConsumeRequestSchema, request));
-      },
-      end: () => {
-        if (!done) call.end();
-      },
-      cancel: () => {
-        if (finish()) call.cancel();
-      },
-    };
+    return duplexStream(this.client.consume(), listener, this.address, (request: ConsumeRequestInit) => create(ConsumeRequestSchema, request));
   }
 
   close(): void {

@@ -88,33 +88,7 @@ export class GrpcTransport implements Transport {
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
-    const call = this.producer.produceStream();
-    let done = false;
-    const finish = (): boolean => {
-      if (done) return false;
-      done = true;
-      return true;
-    };
-    call.on("data", (m: ProduceStreamResponse) => {
-      if (!done) listener.onResponse(m);
-    });
-    call.on("error", (e: unknown) => {
-      if (finish()) listener.onError(fromGrpcError(e, this.address));
-    });
-    call.on("end", () => {
-      if (finish()) listener.onEnd();
-    });
-    return {
-      write: (request: ProduceStreamRequestInput) => {
-        if (!done) call.write(request);
-      },
-      end: () => {
-        if (!done) call.end();
-      },
-      cancel: () => {
-        if (finish()) call.cancel();
-      },
-    };
+    return duplexStream(this.producer.produceStream(), listener, this.address, (request: ProduceStreamRequestInput) => request);
   }
 
   /** Closes the channel; calls in progress fail with CANCELLED or UNAVAILABLE. */
@@ -146,4 +120,50 @@ export class GrpcTransport implements Transport {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** What a listener of a bidirectional stream hears. */
+export interface DuplexListener<Res> {
+  onResponse(response: Res): void;
+  onError(error: Error): void;
+  onEnd(): void;
+}
+
+/**
+ * Wraps a grpc-js bidirectional call: responses go to the listener until the stream fails (as a
+ * client error naming `address`) or ends; after that the listener hears nothing more, and
+ * `write`/`end` do nothing. `toWire` turns a request into what the call's serializer takes.
+ */
+export function duplexStream<Req, Wire, Res>(
+  call: grpc.ClientDuplexStream<Wire, Res>,
+  listener: DuplexListener<Res>,
+  address: string,
+  toWire: (request: Req) => Wire,
+): { write(request: Req): void; end(): void; cancel(): void } {
+  let done = false;
+  const finish = (): boolean => {
+    if (done) return false;
+    done = true;
+    return true;
+  };
+  call.on("data", (m: Res) => {
+    if (!done) listener.onResponse(m);
+  });
+  call.on("error", (e: unknown) => {
+    if (finish()) listener.onError(fromGrpcError(e, address));
+  });
+  call.on("end", () => {
+    if (finish()) listener.onEnd();
+  });
+  return {
+    write: (request) => {
+      if (!done) call.write(toWire(request));
+    },
+    end: () => {
+      if (!done) call.end();
+    },
+    cancel: () => {
+      if (finish()) call.cancel();
+    },
+  };
 }
