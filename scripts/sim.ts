@@ -4,6 +4,7 @@
  *   npx tsx scripts/sim.ts --seed N [--steps S] [--voters 3|5] [--trace]
  *   npx tsx scripts/sim.ts --regression N [--trace]      (an entry of test/sim/regression-seeds.json)
  *   npx tsx scripts/sim.ts --sweep [--seeds 10000] [--first 1] [--steps 1000]
+ *   --disk (with --seed or --sweep): voters on DiskRaftStorage over crash-losing in-memory disks
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
@@ -21,10 +22,11 @@ interface Args {
   sweep: boolean;
   seeds: number;
   first: number;
+  disk: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, regression: null, steps: 1000, voters: undefined, trace: false, sweep: false, seeds: 10000, first: 1 };
+  const a: Args = { seed: null, regression: null, steps: 1000, voters: undefined, trace: false, sweep: false, seeds: 10000, first: 1, disk: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = (): number => {
@@ -46,6 +48,7 @@ function parseArgs(argv: readonly string[]): Args {
       case "--sweep": a.sweep = true; break;
       case "--seeds": a.seeds = value(); break;
       case "--first": a.first = value(); break;
+      case "--disk": a.disk = true; break;
       default: throw new Error(`unknown argument ${flag}`);
     }
   }
@@ -62,7 +65,7 @@ function replay(a: Args): number {
     console.log(`regression seed ${entry.seed}: ${entry.found}`);
     settings = regressionSettings(entry);
   } else {
-    settings = settingsForSeed(a.seed!, a.steps, a.voters);
+    settings = { ...settingsForSeed(a.seed!, a.steps, a.voters), ...(a.disk ? { disk: true } : {}) };
   }
   console.log(`settings: ${formatSettings(settings)}`);
   const r = new Simulation(settings, trace).run();
@@ -85,7 +88,7 @@ function runSweep(a: Args): number {
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       console.log(`${done}/${a.seeds} seeds, ${s}s`);
     }
-  });
+  }, a.disk ? { disk: true } : {});
   console.log(
     `sweep: ${res.seeds} seeds x ${res.steps} steps from seed ${a.first}: ${res.failures.length} failures ` +
       `in ${(res.ms / 1000).toFixed(1)}s; max liveness ticks ${res.maxLivenessTicks}; ${JSON.stringify(res.totals)}`,

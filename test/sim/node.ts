@@ -7,6 +7,8 @@
 import type { SeededRandom } from "../../src/base/random.ts";
 import { RaftNode } from "../../src/raft/node.ts";
 import { MemoryStorage } from "../../src/raft/storage.ts";
+import { DiskRaftStorage } from "../../src/raft/disk-storage.ts";
+import { MemoryFileSystem } from "../../src/storage/fs.ts";
 import type { NodeId, Ready } from "../../src/raft/types.ts";
 import { entryKey, mixHash, Violation, type SafetyChecker } from "./checker.ts";
 import { SIM_ELECTION_TICKS, SIM_HEARTBEAT_TICKS, type SimSettings } from "./settings.ts";
@@ -30,7 +32,10 @@ function decodeApp(data: Uint8Array): number {
 /** A voter of the simulated cluster. */
 export class SimNode {
   readonly id: NodeId;
-  readonly storage: MemoryStorage;
+  storage: MemoryStorage | DiskRaftStorage;
+  /** With `settings.disk`: the voter's disk, which keeps only synced bytes through a crash. */
+  private readonly fs: MemoryFileSystem | null;
+  private readonly voters: readonly NodeId[];
   raft: RaftNode | null = null;
   app: AppState = { applied: 0, hash: 0 };
   /** A Ready whose writes complete at step `doneAt`. */
@@ -41,7 +46,9 @@ export class SimNode {
 
   constructor(id: NodeId, voters: readonly NodeId[], s: SimSettings) {
     this.id = id;
-    this.storage = new MemoryStorage(voters);
+    this.voters = voters;
+    this.fs = s.disk ? new MemoryFileSystem() : null;
+    this.storage = this.fs ? DiskRaftStorage.open(this.fs, "/raft", voters) : new MemoryStorage(voters);
     this.s = s;
   }
 
@@ -72,6 +79,17 @@ export class SimNode {
     if (this.io !== null && random.int(2) === 0) this.persistPrefix(this.io.rd, random);
     this.raft = null;
     this.io = null;
+    if (this.fs && this.storage instanceof DiskRaftStorage) {
+      // Power loss: unsynced bytes are gone; the restart reads the disk back from scratch.
+      this.storage.close();
+      this.fs.crash();
+      this.storage = DiskRaftStorage.open(this.fs, "/raft", this.voters);
+    }
+  }
+
+  /** Makes appended entries durable (DiskRaftStorage on the in-memory disk syncs at once). */
+  private syncEntries(): void {
+    if (this.storage instanceof DiskRaftStorage) void this.storage.sync();
   }
 
   private persistPrefix(rd: Ready, random: SeededRandom): void {
@@ -83,6 +101,7 @@ export class SimNode {
     }
     const n = Math.min(k, rd.entries.length);
     this.storage.append(rd.entries.slice(0, n));
+    this.syncEntries();
     k -= n;
     if (rd.hardState !== null && k > 0) this.storage.setHardState(rd.hardState);
   }
@@ -105,6 +124,7 @@ export class SimNode {
   persist(rd: Ready): void {
     if (rd.snapshot !== null) this.storage.applySnapshot(rd.snapshot);
     this.storage.append(rd.entries);
+    this.syncEntries();
     if (rd.hardState !== null) this.storage.setHardState(rd.hardState);
   }
 

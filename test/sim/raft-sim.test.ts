@@ -35,4 +35,13 @@ describe("raft simulation", () => {
     );
     expect(res.failures.length, report).toBe(0);
   });
+
+  const DISK_SEEDS = envInt("SIM_DISK_SEEDS", 300);
+  it(`${DISK_SEEDS} seeds x ${STEPS} steps on DiskRaftStorage over crash-losing disks: no violation`, { timeout: 600_000 }, () => {
+    const res = sweep(FIRST, DISK_SEEDS, STEPS, undefined, { disk: true });
+    const report = res.failures.map((f) => `${formatFailure(f)} (add --disk to the replay)`).join("\n");
+    if (report !== "") console.error(report);
+    console.log(`raft sim on disk storage: ${res.seeds} seeds x ${res.steps} steps in ${(res.ms / 1000).toFixed(1)}s, ${res.failures.length} violations, ${res.totals.crashes} crashes`);
+    expect(res.failures.length, report).toBe(0);
+  });
 });

@@ -33,8 +33,8 @@ export function runRegression(r: RegressionSeed, trace: ((line: string) => void)
 }
 
 /** Runs `seed` for `steps` steps (voters chosen by the seed unless given). */
-export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((line: string) => void) | null = null): SimResult {
-  return new Simulation(settingsForSeed(seed, steps, voters), trace).run();
+export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((line: string) => void) | null = null, extra: { disk?: boolean } = {}): SimResult {
+  return new Simulation({ ...settingsForSeed(seed, steps, voters), ...extra }, trace).run();
 }
 
 /** A failure report: the seed, the settings, the violation and the command that replays it. */
@@ -60,13 +60,13 @@ export interface SweepResult {
 }
 
 /** Runs seeds [first, first + count) for `steps` steps each. */
-export function sweep(first: number, count: number, steps: number, onResult?: (r: SimResult) => void): SweepResult {
+export function sweep(first: number, count: number, steps: number, onResult?: (r: SimResult) => void, extra: { disk?: boolean } = {}): SweepResult {
   const t0 = performance.now();
   const failures: SimResult[] = [];
   let maxLivenessTicks = 0;
   const totals = { messages: 0, applied: 0, crashes: 0, leaderTerms: 0, byType: {} as Record<string, number> };
   for (let seed = first; seed < first + count; seed++) {
-    const r = runSeed(seed, steps);
+    const r = runSeed(seed, steps, undefined, null, extra);
     if (r.violation !== null) failures.push(r);
     maxLivenessTicks = Math.max(maxLivenessTicks, r.stats.livenessTicks);
     totals.messages += r.stats.messagesSent;

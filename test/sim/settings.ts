@@ -49,6 +49,11 @@ export interface SimSettings {
   readonly checkQuorum: boolean;
   /** Send every message through the binary codec. */
   readonly wire: boolean;
+  /**
+   * Run each voter on DiskRaftStorage over an in-memory disk that loses unsynced bytes on a
+   * crash (not drawn from the seed, so it never changes what a seed does otherwise).
+   */
+  readonly disk?: boolean;
 }
 
 /** Raft timing used by every run. */
