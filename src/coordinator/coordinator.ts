@@ -857,6 +857,8 @@ export class GroupCoordinator {
     });
     const keys = new Set<string>(g.offsets.keys());
     for (const topic of g.subscriptions.keys()) for (const k of this.allPartitionKeys(undefined, topic)) keys.add(k);
+    // Also partitions still owned (e.g. pending revocation after an unsubscribe).
+    for (const k of g.owners.keys()) keys.add(k);
     const offsets = sortedKeys(keys).map((k): PartitionOffsetDescription => {
       const { topic, partition } = parseTpKey(k);
       const committedOffset = g.offsets.get(k)?.offset ?? -1;

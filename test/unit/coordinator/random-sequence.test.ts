@@ -166,7 +166,9 @@ class Sim {
     const k = this.pick(parts) ?? "a:0";
     const { topic, partition } = parseTpKey(k);
     const d = this.h.c.describeGroups([G])[0];
-    const owner = d.offsets.find((o) => o.topic === topic && o.partition === partition)?.memberId ?? "";
+    // The owner as the coordinator holds it: the member whose assignment (including partitions
+    // pending revocation, which it may still commit) contains the partition.
+    const owner = d.members.find((m) => m.assignment.some((t) => t.topic === topic && t.partitions.includes(partition)))?.memberId ?? "";
     const res = this.h.c.commitOffsets({ groupId: G, memberId: c.memberId === "" ? "x" : c.memberId, memberEpoch: Math.max(0, c.epoch), offsets: [{ topic, partition, offset: this.step }] }, this.h.now);
     const ok = res.response.offsets[0].error === null;
     count(`commit ${nameOf(res.response.offsets[0].error) ?? "accepted"}`);
