@@ -99,6 +99,15 @@ export const brokerKeys = [
   str("data.dir", "dataDir", "Folder that holds the broker's logs and metadata.", "./data"),
   str("listen", "listen", "Address the gRPC server listens on, HOST:PORT.", "127.0.0.1:50051", /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "HOST:PORT"),
   int("node.id", "nodeId", "This node's id in the cluster.", 1, 0, 2 ** 31 - 1),
+  choice("process.roles", "processRoles", "What this node runs: `broker,controller` (combined, the single-node default), `broker` (serves clients, follows the metadata log) or `controller` (a metadata quorum voter only).", "broker,controller", ["broker,controller", "controller,broker", "broker", "controller"] as const),
+  str("controller.quorum.voters", "controllerQuorumVoters", "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.", "", /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/, "empty or ID@HOST:PORT[,ID@HOST:PORT...]"),
+  str("cluster.id", "clusterId", "Cluster id every node of the cluster shares. Empty: random for a single node, derived from `controller.quorum.voters` for a quorum. Written to meta.properties on first start and checked on every later one.", "", /^[A-Za-z0-9_-]{0,64}$/, "empty or up to 64 of A-Z a-z 0-9 _ -"),
+  int("controller.quorum.election.timeout.ms", "electionTimeoutMs", "Raft election timeout: a voter that hears no leader for between this and twice this starts an election.", 1000, 20, 600_000),
+  int("controller.quorum.heartbeat.interval.ms", "raftHeartbeatIntervalMs", "How often the Raft leader heartbeats its voters (also the Raft tick).", 100, 5, 60_000),
+  int("metadata.snapshot.interval.records", "snapshotIntervalRecords", "The controller writes a snapshot of the metadata image and truncates its Raft log after this many new log entries.", 1000, 2, 10_000_000),
+  int("broker.heartbeat.interval.ms", "brokerHeartbeatIntervalMs", "How often a broker heartbeats the active controller.", 2000, 10, 600_000),
+  int("broker.session.timeout.ms", "brokerSessionTimeoutMs", "A broker whose heartbeats stop for this long is fenced: it leads nothing and leaves every ISR.", 9000, 50, 3_600_000),
+  int("offsets.topic.replication.factor", "offsetsTopicReplicationFactor", "Replication factor of `__consumer_offsets`; capped at the number of controller voters. The topic is created once that many brokers are unfenced.", 3, 1, 1000),
   int("log.retention.check.interval.ms", "retentionCheckIntervalMs", "How often retention is applied to every partition.", 300_000, 1, MAX_SAFE),
   int("log.cleaner.backoff.ms", "cleanerBackoffMs", "How long the cleaner sleeps when no log needs compaction.", 15_000, 1, MAX_SAFE),
   bool("log.cleaner.enable", "cleanerEnable", "Whether compaction runs.", true),
@@ -134,6 +143,15 @@ export interface BrokerConfig {
   dataDir: string;
   listen: string;
   nodeId: number;
+  processRoles: "broker,controller" | "controller,broker" | "broker" | "controller";
+  controllerQuorumVoters: string;
+  clusterId: string;
+  electionTimeoutMs: number;
+  raftHeartbeatIntervalMs: number;
+  snapshotIntervalRecords: number;
+  brokerHeartbeatIntervalMs: number;
+  brokerSessionTimeoutMs: number;
+  offsetsTopicReplicationFactor: number;
   retentionCheckIntervalMs: number;
   cleanerBackoffMs: number;
   cleanerEnable: boolean;
@@ -230,3 +248,49 @@ export const tinyTopicConfig: Readonly<TopicConfig> = Object.freeze({
   indexIntervalBytes: 256,
   maxMessageBytes: 4096,
 });
+
+/** One controller voter: its node id and gRPC address. */
+export interface QuorumVoter {
+  readonly id: number;
+  readonly address: string;
+}
+
+/** The voters of `controller.quorum.voters`; the node itself at `listen` when it is empty. */
+export function quorumVoters(cfg: Pick<BrokerConfig, "controllerQuorumVoters" | "nodeId" | "listen">): QuorumVoter[] {
+  if (cfg.controllerQuorumVoters === "") return [{ id: cfg.nodeId, address: cfg.listen }];
+  const voters = cfg.controllerQuorumVoters.split(",").map((v) => {
+    const at = v.indexOf("@");
+    return { id: Number(v.slice(0, at)), address: v.slice(at + 1) };
+  });
+  const ids = new Set<number>();
+  for (const v of voters) {
+    if (!Number.isSafeInteger(v.id) || v.id < 1) throw rillError("INVALID_CONFIG", `controller.quorum.voters: voter id ${v.id} must be a positive integer`);
+    if (ids.has(v.id)) throw rillError("INVALID_CONFIG", `controller.quorum.voters: voter id ${v.id} appears twice`);
+    ids.add(v.id);
+  }
+  return voters;
+}
+
+/** Whether the node runs the controller role / the broker role. */
+export function hasRole(cfg: Pick<BrokerConfig, "processRoles">, role: "broker" | "controller"): boolean {
+  return cfg.processRoles.split(",").includes(role);
+}
+
+/** Cross-field rules of a broker configuration; throws INVALID_CONFIG naming the key. */
+export function validateBrokerConfig(cfg: BrokerConfig): void {
+  const voters = quorumVoters(cfg);
+  const isVoter = voters.some((v) => v.id === cfg.nodeId);
+  if (hasRole(cfg, "controller") && !isVoter) {
+    throw rillError("INVALID_CONFIG", `controller.quorum.voters: node.id ${cfg.nodeId} runs the controller role but is not among the voters ${cfg.controllerQuorumVoters}`);
+  }
+  if (!hasRole(cfg, "controller") && isVoter) {
+    throw rillError("INVALID_CONFIG", `process.roles: node ${cfg.nodeId} is a voter in controller.quorum.voters but does not run the controller role`);
+  }
+  if (cfg.nodeId < 1 && cfg.controllerQuorumVoters !== "") throw rillError("INVALID_CONFIG", `node.id: ${cfg.nodeId} must be positive in a cluster`);
+  if (cfg.electionTimeoutMs < 2 * cfg.raftHeartbeatIntervalMs) {
+    throw rillError("INVALID_CONFIG", `controller.quorum.election.timeout.ms: ${cfg.electionTimeoutMs} must be at least twice controller.quorum.heartbeat.interval.ms (${cfg.raftHeartbeatIntervalMs})`);
+  }
+  if (cfg.brokerSessionTimeoutMs <= cfg.brokerHeartbeatIntervalMs) {
+    throw rillError("INVALID_CONFIG", `broker.session.timeout.ms: ${cfg.brokerSessionTimeoutMs} must be larger than broker.heartbeat.interval.ms (${cfg.brokerHeartbeatIntervalMs})`);
+  }
+}
