@@ -1,9 +1,12 @@
 /**
  * The MetadataImage: cluster metadata as of some offset of the metadata log, built only by
  * replaying MetadataRecords (`apply`). Brokers answer Admin and routing questions from it.
+ *
+ * A snapshot is the image written back as records (`snapshotRecords`) that `fromSnapshot`
+ * replays into an equal image, so the log before it can be dropped.
  */
 import { assert } from "../base/assert.ts";
-import type { BrokerRecord, MetadataRecord, PartitionRecord } from "./records.ts";
+import type { BrokerFenceRecord, BrokerRecord, BrokerShutdownRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord } from "./records.ts";
 
 /** A partition's state in the image. */
 export type PartitionState = Omit<PartitionRecord, "type" | "v">;
@@ -17,7 +20,21 @@ export interface TopicState {
 }
 
 /** A broker in the image. */
-export type BrokerState = Omit<BrokerRecord, "type" | "v">;
+export interface BrokerState {
+  readonly nodeId: number;
+  readonly address: string;
+  readonly roles: readonly string[];
+  /** A fenced broker leads nothing and may not join an ISR. */
+  readonly fenced: boolean;
+  /** The metadata offset of the broker's latest registration. */
+  readonly epoch: number;
+  /** The registered process's incarnation id; "" for records written before there was one. */
+  readonly incarnationId: string;
+  /** "" for none. */
+  readonly rack: string;
+  /** Set by a BrokerShutdownRecord; cleared by the next registration. */
+  readonly inControlledShutdown: boolean;
+}
 
 /** Cluster metadata, replayed from records. */
 export class MetadataImage {
@@ -30,6 +47,14 @@ export class MetadataImage {
   readonly transactionalIds = new Map<string, number>();
   /** Offset of the last record applied, -1 when empty. */
   offset = -1;
+
+  /** An image rebuilt from `snapshotRecords` output taken at metadata offset `offset`. */
+  static fromSnapshot(records: readonly MetadataRecord[], offset: number): MetadataImage {
+    const image = new MetadataImage();
+    for (const r of records) image.apply(r, offset);
+    image.offset = offset;
+    return image;
+  }
 
   /** Applies one record at `offset`. */
   apply(r: MetadataRecord, offset: number): void {
@@ -46,6 +71,9 @@ export class MetadataImage {
         t.partitions[r.partition] = state;
         break;
       }
+      case "partition-change":
+        this.applyPartitionChange(r);
+        break;
       case "config": {
         const t = this.topics.get(r.topic);
         assert(t, `config of unknown topic ${r.topic}`);
@@ -55,11 +83,13 @@ export class MetadataImage {
       case "remove-topic":
         this.topics.delete(r.name);
         break;
-      case "broker": {
-        const { type: _t, v: _v, ...state } = r;
-        this.brokers.set(r.nodeId, state);
+      case "broker":
+        this.applyBroker(r, offset);
         break;
-      }
+      case "broker-fence":
+      case "broker-shutdown":
+        this.applyBrokerChange(r);
+        break;
       case "producer-ids":
         this.nextProducerId = Math.max(this.nextProducerId, r.nextProducerId);
         break;
@@ -76,4 +106,67 @@ export class MetadataImage {
   topicNames(): string[] {
     return [...this.topics.keys()].sort();
   }
+
+  /** Node ids of the registered brokers that are not fenced, sorted. */
+  unfencedBrokers(): number[] {
+    const out: number[] = [];
+    for (const b of this.brokers.values()) if (!b.fenced) out.push(b.nodeId);
+    return out.sort((a, b) => a - b);
+  }
+
+  private applyBroker(r: BrokerRecord, offset: number): void {
+    this.brokers.set(r.nodeId, {
+      nodeId: r.nodeId,
+      address: r.address,
+      roles: [...r.roles],
+      fenced: r.fenced,
+      epoch: r.epoch ?? offset,
+      incarnationId: r.incarnationId ?? "",
+      rack: r.rack ?? "",
+      inControlledShutdown: false,
+    });
+  }
+
+  /** Fence, unfence or controlled shutdown; a record for an earlier registration is ignored. */
+  private applyBrokerChange(r: BrokerFenceRecord | BrokerShutdownRecord): void {
+    const b = this.brokers.get(r.nodeId);
+    if (!b || b.epoch !== r.brokerEpoch) return;
+    const next: BrokerState = r.type === "broker-fence" ? { ...b, fenced: r.fenced } : { ...b, inControlledShutdown: true };
+    this.brokers.set(r.nodeId, next);
+  }
+
+  private applyPartitionChange(r: PartitionChangeRecord): void {
+    const t = this.topics.get(r.topic);
+    assert(t, `partition change of unknown topic ${r.topic}`);
+    const p = t.partitions[r.partition];
+    assert(p, `partition change of unknown partition ${r.topic}-${r.partition}`);
+    assert(r.partitionEpoch > p.partitionEpoch, `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`);
+    assert(r.leaderEpoch >= p.leaderEpoch, `leader epoch of ${r.topic}-${r.partition} goes from ${p.leaderEpoch} to ${r.leaderEpoch}`);
+    t.partitions[r.partition] = { ...p, leader: r.leader, isr: [...r.isr], leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch };
+  }
+}
+
+/**
+ * The records that rebuild `image` when replayed into a fresh one (MetadataImage.fromSnapshot):
+ * topics with their configs and partition states, brokers with their epochs and fencing, and the
+ * producer id state. Arrays are copied, so the records do not alias the image.
+ */
+export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
+  const out: MetadataRecord[] = [];
+  for (const t of image.topics.values()) {
+    out.push({ type: "topic", v: 1, name: t.name, topicId: t.topicId, configs: { ...t.configs } });
+    for (const p of t.partitions) out.push({ type: "partition", v: 1, ...p, replicas: [...p.replicas], isr: [...p.isr] });
+  }
+  for (const b of image.brokers.values()) {
+    out.push({ type: "broker", v: 1, nodeId: b.nodeId, address: b.address, roles: [...b.roles], fenced: b.fenced, incarnationId: b.incarnationId, rack: b.rack, epoch: b.epoch });
+    if (b.inControlledShutdown) out.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
+  }
+  for (const [producerId, producerEpoch] of image.producerEpochs) out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId: "" });
+  for (const [transactionalId, producerId] of image.transactionalIds) {
+    const producerEpoch = image.producerEpochs.get(producerId);
+    assert(producerEpoch !== undefined, `transactional id ${transactionalId} owns producer ${producerId}, which has no epoch`);
+    out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId });
+  }
+  out.push({ type: "producer-ids", v: 1, nextProducerId: image.nextProducerId });
+  return out;
 }

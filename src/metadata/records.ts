@@ -47,7 +47,13 @@ export interface RemoveTopicRecord {
   readonly topicId: string;
 }
 
-/** A broker joined (or re-joined) the cluster. */
+/**
+ * A broker registered (joined, or re-joined after a restart). A registration comes in fenced;
+ * the broker's heartbeats unfence it once it has caught up with the metadata log. The broker's
+ * epoch is the metadata offset at which this record was applied, unless `epoch` is given: a
+ * snapshot writes the broker with its epoch (and current `fenced`) so that replaying the snapshot
+ * keeps it. A registration clears controlled shutdown.
+ */
 export interface BrokerRecord {
   readonly type: "broker";
   readonly v: 1;
@@ -55,7 +61,57 @@ export interface BrokerRecord {
   readonly address: string;
   readonly roles: readonly string[];
   readonly fenced: boolean;
+  /** Random id of the broker process; a restart brings a new one. Absent in old records. */
+  readonly incarnationId?: string;
+  /** Failure domain the broker says it is in; absent or "" for none. */
+  readonly rack?: string;
+  /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
+  readonly epoch?: number;
 }
+
+/**
+ * A broker was fenced (`fenced: true`: its session expired or it asked to be) or unfenced (it
+ * heartbeats and has caught up). A record for an earlier registration of the node (`brokerEpoch`
+ * not its current epoch) changes nothing. Partition leadership moves in PartitionChangeRecords
+ * written alongside.
+ */
+export interface BrokerFenceRecord {
+  readonly type: "broker-fence";
+  readonly v: 1;
+  readonly nodeId: number;
+  readonly brokerEpoch: number;
+  readonly fenced: boolean;
+}
+
+/**
+ * A broker began a controlled shutdown: it may not lead or join an ISR until it registers again.
+ * Like BrokerFenceRecord, it changes nothing when `brokerEpoch` is not the current epoch.
+ */
+export interface BrokerShutdownRecord {
+  readonly type: "broker-shutdown";
+  readonly v: 1;
+  readonly nodeId: number;
+  readonly brokerEpoch: number;
+}
+
+/**
+ * A partition's leadership or ISR changed. Carries the resulting values (not deltas); the
+ * replicas stay. `leader` -1 means the partition has no leader. `partitionEpoch` grows with every
+ * change, `leaderEpoch` with every change of leader.
+ */
+export interface PartitionChangeRecord {
+  readonly type: "partition-change";
+  readonly v: 1;
+  readonly topic: string;
+  readonly partition: number;
+  readonly leader: number;
+  readonly isr: readonly number[];
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+}
+
+/** `leader` of a partition that has none. */
+export const NO_LEADER = -1;
 
 /** The next block of producer ids handed out (idempotent producers). */
 export interface ProducerIdsRecord {
@@ -78,9 +134,19 @@ export interface ProducerEpochRecord {
 }
 
 /** Every kind of metadata record. */
-export type MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord | BrokerRecord | ProducerIdsRecord | ProducerEpochRecord;
+export type MetadataRecord =
+  | TopicRecord
+  | PartitionRecord
+  | ConfigRecord
+  | RemoveTopicRecord
+  | BrokerRecord
+  | BrokerFenceRecord
+  | BrokerShutdownRecord
+  | PartitionChangeRecord
+  | ProducerIdsRecord
+  | ProducerEpochRecord;
 
-const TYPES = new Set(["topic", "partition", "config", "remove-topic", "broker", "producer-ids", "producer-epoch"]);
+const TYPES = new Set<MetadataRecord["type"]>(["topic", "partition", "config", "remove-topic", "broker", "broker-fence", "broker-shutdown", "partition-change", "producer-ids", "producer-epoch"]);
 
 /** Encodes a record for storage. */
 export function encodeMetadataRecord(r: MetadataRecord): Buffer {
@@ -90,7 +156,7 @@ export function encodeMetadataRecord(r: MetadataRecord): Buffer {
 /** Decodes a stored record; throws on anything that is not a known record. */
 export function decodeMetadataRecord(bytes: Uint8Array): MetadataRecord {
   const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as { type?: unknown; v?: unknown };
-  if (typeof v !== "object" || v === null || !TYPES.has(v.type as string) || v.v !== 1) {
+  if (typeof v !== "object" || v === null || !TYPES.has(v.type as MetadataRecord["type"]) || v.v !== 1) {
     throw new Error(`unknown metadata record: ${JSON.stringify(v).slice(0, 200)}`);
   }
   return v as MetadataRecord;
