@@ -9,6 +9,23 @@ import { defaultTopicConfig, parseTopicConfig, topicKey, type TopicConfig } from
 import type { MetadataImage } from "./image.ts";
 import type { MetadataRecord, PartitionRecord } from "./records.ts";
 
+// The cluster decisions (brokers, fencing, ISR, elections) live in cluster-controller.ts.
+export {
+  decideAlterPartition,
+  decideBrokerHeartbeat,
+  decideFenceBroker,
+  decidePreferredLeaderElection,
+  decideRegisterBroker,
+  isActive,
+  type AlterPartitionItem,
+  type BrokerHeartbeatDecision,
+  type BrokerHeartbeatRequest,
+  type BrokerHeartbeatResponse,
+  type BrokerRegistrationRequest,
+  type ElectionResult,
+  type PartitionRef,
+} from "./cluster-controller.ts";
+
 /** Kafka's limit on topic name length. */
 export const TOPIC_NAME_MAX = 249;
 /** Partitions one topic may have. */
@@ -38,8 +55,9 @@ export function effectiveConfig(overrides: Readonly<Record<string, string>>, bas
 }
 
 /**
- * Records that create `t`, placing replicas round-robin over the live brokers starting at a
- * random one (so leaders spread), or a RillError.
+ * Records that create `t`, or a RillError. `defaults.brokers` are the brokers that may hold
+ * replicas (the unfenced ones); partitions are placed over them by `placeReplicas`, so leaders
+ * spread evenly across topics.
  */
 export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean }): MetadataRecord[] {
   validateTopicName(t.name);
@@ -49,7 +67,7 @@ export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: {
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
     throw rillError("INVALID_PARTITIONS", `partitions: ${t.partitions} is not in [1, ${PARTITIONS_MAX}]`);
   }
-  const brokers = [...defaults.brokers].sort((a, b) => a - b);
+  const brokers = [...new Set(defaults.brokers)].sort((a, b) => a - b);
   const rf = t.replicationFactor === 0 ? Math.min(brokers.length, 3) : t.replicationFactor;
   if (!Number.isInteger(rf) || rf < 1 || rf > brokers.length) {
     throw rillError("INVALID_REPLICATION_FACTOR", `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${brokers.length})`);
@@ -57,15 +75,67 @@ export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: {
   effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
   const topicId = randomId(defaults.random);
   const records: MetadataRecord[] = [{ type: "topic", v: 1, name: t.name, topicId, configs: { ...t.configs } }];
-  const start = defaults.random.int(brokers.length);
-  for (let p = 0; p < partitions; p++) records.push(placePartition(t.name, p, brokers, rf, start));
+  placeReplicas(image, brokers, rf, partitions, defaults.random).forEach((replicas, p) => records.push(newPartition(t.name, p, replicas)));
   return records;
 }
 
-function placePartition(topic: string, partition: number, brokers: readonly number[], rf: number, start: number): PartitionRecord {
-  const replicas: number[] = [];
-  for (let r = 0; r < rf; r++) replicas.push(brokers[(start + partition + r) % brokers.length]!);
+function newPartition(topic: string, partition: number, replicas: readonly number[]): PartitionRecord {
   return { type: "partition", v: 1, topic, partition, replicas, isr: replicas, leader: replicas[0]!, leaderEpoch: 0, partitionEpoch: 0 };
+}
+
+/**
+ * Replica lists for `count` new partitions over `brokers` (sorted, ids unique), round-robin:
+ * each partition is led by the broker that leads the fewest partitions (those in the image plus
+ * those placed so far), ties going to the next broker in ring order after the previous leader,
+ * and at random for the first partition; its followers are the next `rf - 1` brokers of the
+ * ring. On a fresh cluster this is plain round-robin from a random start; on a busy one it fills
+ * the least-loaded brokers first, so successive topics keep leader counts within one of each
+ * other.
+ */
+export function placeReplicas(image: MetadataImage, brokers: readonly number[], rf: number, count: number, random: Random): number[][] {
+  const n = brokers.length;
+  const leads = leaderCounts(image, brokers);
+  const out: number[][] = [];
+  let prev = -1;
+  for (let p = 0; p < count; p++) {
+    const first = p === 0 ? randomLeastLoaded(brokers, leads, random) : nextLeastLoaded(brokers, leads, prev);
+    leads[first]!++;
+    const replicas: number[] = [];
+    for (let r = 0; r < rf; r++) replicas.push(brokers[(first + r) % n]!);
+    out.push(replicas);
+    prev = first;
+  }
+  return out;
+}
+
+/** How many partitions each of `brokers` leads in the image, by index into `brokers`. */
+function leaderCounts(image: MetadataImage, brokers: readonly number[]): number[] {
+  const index = new Map(brokers.map((b, i) => [b, i]));
+  const counts = brokers.map(() => 0);
+  for (const t of image.topics.values()) {
+    for (const p of t.partitions) {
+      const i = index.get(p.leader);
+      if (i !== undefined) counts[i]!++;
+    }
+  }
+  return counts;
+}
+
+/** Index of a broker with the fewest leaders, chosen at random among the ties. */
+function randomLeastLoaded(brokers: readonly number[], leads: readonly number[], random: Random): number {
+  const min = Math.min(...leads);
+  const ties = brokers.map((_, i) => i).filter((i) => leads[i] === min);
+  return ties[random.int(ties.length)]!;
+}
+
+/** Index of the first broker with the fewest leaders in ring order after index `prev`. */
+function nextLeastLoaded(brokers: readonly number[], leads: readonly number[], prev: number): number {
+  let best = -1;
+  for (let k = 1; k <= brokers.length; k++) {
+    const i = (prev + k) % brokers.length;
+    if (best === -1 || leads[i]! < leads[best]!) best = i;
+  }
+  return best;
 }
 
 /** Records that delete a topic. */
@@ -75,7 +145,10 @@ export function decideDeleteTopic(image: MetadataImage, name: string): MetadataR
   return [{ type: "remove-topic", v: 1, name, topicId: t.topicId }];
 }
 
-/** Records that grow a topic to `count` partitions (never shrink, as Kafka). */
+/**
+ * Records that grow a topic to `count` partitions (never shrink, as Kafka), placed over `brokers`
+ * (the unfenced ones) by `placeReplicas`.
+ */
 export function decideCreatePartitions(image: MetadataImage, name: string, count: number, brokers: readonly number[], random: Random): MetadataRecord[] {
   const t = image.topics.get(name);
   if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
@@ -84,12 +157,9 @@ export function decideCreatePartitions(image: MetadataImage, name: string, count
     throw rillError("INVALID_PARTITIONS", `count: ${count} must be larger than the current ${current} and at most ${PARTITIONS_MAX}`);
   }
   const rf = t.partitions[0]?.replicas.length ?? 1;
-  const sorted = [...brokers].sort((a, b) => a - b);
+  const sorted = [...new Set(brokers)].sort((a, b) => a - b);
   if (rf > sorted.length) throw rillError("INVALID_REPLICATION_FACTOR", `topic ${name} needs ${rf} brokers, ${sorted.length} are live`);
-  const start = random.int(sorted.length);
-  const out: MetadataRecord[] = [];
-  for (let p = current; p < count; p++) out.push(placePartition(name, p, sorted, rf, start));
-  return out;
+  return placeReplicas(image, sorted, rf, count - current, random).map((replicas, i) => newPartition(name, current + i, replicas));
 }
 
 /**

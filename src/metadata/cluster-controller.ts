@@ -1,0 +1,328 @@
+/**
+ * The controller's decisions for a cluster of brokers (the KRaft model), as pure functions:
+ * broker registration and heartbeats, fencing, ISR changes (AlterPartition) and leader
+ * elections. Each takes the image and a request and returns the records to append, or throws a
+ * RillError naming the field at fault; none changes the image. The caller (the active
+ * controller) commits the records, which replay into the image on every node.
+ *
+ * Vocabulary:
+ * - A broker's *epoch* is the metadata offset of its latest registration; requests carry it so
+ *   a restarted or superseded process is told STALE_BROKER_EPOCH.
+ * - An *active* broker is registered, unfenced and not in controlled shutdown: only active
+ *   brokers are elected leader or added to an ISR.
+ * - Every partition change bumps the partition epoch; a change of leader also bumps the leader
+ *   epoch. Leader -1 means leaderless.
+ *
+ * Invariants the decisions keep: leader ∈ ISR ⊆ replicas (or leader = -1); a fenced broker leads
+ * nothing; epochs never decrease.
+ */
+import { rillError, type RillError } from "../base/errors.ts";
+import { parseTopicConfig } from "../config/schema.ts";
+import type { BrokerState, MetadataImage, PartitionState, TopicState } from "./image.ts";
+import { NO_LEADER, type MetadataRecord, type PartitionChangeRecord } from "./records.ts";
+
+/** A RegisterBroker request. */
+export interface BrokerRegistrationRequest {
+  readonly nodeId: number;
+  /** Random id of the broker process, new on every start. */
+  readonly incarnationId: string;
+  readonly address: string;
+  readonly rack: string;
+  readonly roles: readonly string[];
+}
+
+/** A BrokerHeartbeat request. */
+export interface BrokerHeartbeatRequest {
+  readonly nodeId: number;
+  readonly brokerEpoch: number;
+  /** The offset of the newest metadata record the broker has applied. */
+  readonly currentMetadataOffset: number;
+  /** The broker asks to be fenced (it cannot serve, e.g. its log dirs failed). */
+  readonly wantFence: boolean;
+  /** The broker asks for a controlled shutdown. */
+  readonly wantShutDown: boolean;
+}
+
+/** What the controller answers a heartbeat. */
+export interface BrokerHeartbeatResponse {
+  /** The broker has applied the metadata log up to its own registration. */
+  readonly isCaughtUp: boolean;
+  /** Whether the broker is fenced once the decision's records are applied. */
+  readonly isFenced: boolean;
+  /** The broker may stop now: it leads no partition. */
+  readonly shouldShutDown: boolean;
+}
+
+/** A heartbeat's decision. */
+export interface BrokerHeartbeatDecision {
+  readonly records: MetadataRecord[];
+  readonly response: BrokerHeartbeatResponse;
+}
+
+/** One partition of an AlterPartition request, sent by its leader. */
+export interface AlterPartitionItem {
+  readonly topic: string;
+  readonly partition: number;
+  /** The leader epoch the leader is at. */
+  readonly leaderEpoch: number;
+  /** The partition epoch the leader's ISR view is based on. */
+  readonly partitionEpoch: number;
+  readonly newIsr: readonly number[];
+}
+
+/** A partition named in a request. */
+export interface PartitionRef {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/** The outcome of one partition's election: `error` null when its leader changes. */
+export interface ElectionResult extends PartitionRef {
+  readonly error: RillError | null;
+}
+
+/**
+ * RegisterBroker. The same incarnation registering again gets [] (the caller answers the
+ * broker's existing epoch). A different incarnation of a node id whose broker is unfenced and
+ * `isAlive` (its session has not expired) is DUPLICATE_BROKER_REGISTRATION. Otherwise one
+ * `broker` record, fenced until the broker catches up and heartbeats; if the old registration was
+ * still unfenced, the partitions it led move first, as if it had been fenced.
+ */
+export function decideRegisterBroker(image: MetadataImage, req: BrokerRegistrationRequest, isAlive: (nodeId: number) => boolean): MetadataRecord[] {
+  if (!Number.isInteger(req.nodeId) || req.nodeId < 0) throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is not a non-negative integer`);
+  if (req.incarnationId === "") throw rillError("INVALID_REQUEST", "incarnation_id: empty");
+  if (req.address === "") throw rillError("INVALID_REQUEST", "address: empty");
+  const old = image.brokers.get(req.nodeId);
+  if (old?.incarnationId === req.incarnationId) return [];
+  if (old && !old.fenced && isAlive(req.nodeId)) {
+    throw rillError("DUPLICATE_BROKER_REGISTRATION", `node_id: broker ${req.nodeId} is registered by another live process (incarnation ${old.incarnationId || "unknown"})`);
+  }
+  const moves = old && !old.fenced ? lossChanges(image, req.nodeId, true) : [];
+  return [
+    ...moves,
+    { type: "broker", v: 1, nodeId: req.nodeId, address: req.address, roles: [...req.roles], fenced: true, incarnationId: req.incarnationId, rack: req.rack },
+  ];
+}
+
+/**
+ * BrokerHeartbeat. The broker is caught up once `currentMetadataOffset` reaches its
+ * registration (`opts.registeredOffset`, default its epoch). In order of precedence:
+ * - `wantShutDown`: controlled shutdown (see `controlledShutdown`);
+ * - `wantFence` on an unfenced broker: fenced as by decideFenceBroker;
+ * - a fenced, caught-up broker not in controlled shutdown: unfenced, and it leads the
+ *   leaderless partitions it can (see `unfenceChanges`).
+ * Unknown node: BROKER_ID_NOT_REGISTERED; an epoch other than the current: STALE_BROKER_EPOCH.
+ */
+export function decideBrokerHeartbeat(image: MetadataImage, req: BrokerHeartbeatRequest, opts: { readonly registeredOffset?: number | undefined } = {}): BrokerHeartbeatDecision {
+  const b = registered(image, req.nodeId);
+  if (req.brokerEpoch !== b.epoch) throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${req.brokerEpoch} is not broker ${b.nodeId}'s current epoch ${b.epoch}`);
+  const isCaughtUp = req.currentMetadataOffset >= (opts.registeredOffset ?? b.epoch);
+  if (req.wantShutDown) return controlledShutdown(image, b, isCaughtUp);
+  if (req.wantFence) {
+    return { records: b.fenced ? [] : fenceRecords(image, b), response: { isCaughtUp, isFenced: true, shouldShutDown: false } };
+  }
+  if (b.fenced && isCaughtUp && !b.inControlledShutdown) {
+    const records: MetadataRecord[] = [{ type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: false }, ...unfenceChanges(image, b.nodeId)];
+    return { records, response: { isCaughtUp, isFenced: false, shouldShutDown: false } };
+  }
+  return { records: [], response: { isCaughtUp, isFenced: b.fenced, shouldShutDown: false } };
+}
+
+/**
+ * The broker's session expired: `broker-fence` true, and every partition it leads or is in the
+ * ISR of changes as `lossChanges` says (unclean election where the topic enables it). [] if it
+ * is fenced already; BROKER_ID_NOT_REGISTERED for an unknown node.
+ */
+export function decideFenceBroker(image: MetadataImage, nodeId: number): MetadataRecord[] {
+  const b = registered(image, nodeId);
+  return b.fenced ? [] : fenceRecords(image, b);
+}
+
+/**
+ * AlterPartition from a partition's leader: the ISR becomes `p.newIsr` (partition epoch + 1,
+ * leader epoch unchanged), or [] when it already is. Rejected, in this order:
+ * STALE_BROKER_EPOCH (unknown node or not its current epoch), UNKNOWN_TOPIC_OR_PARTITION,
+ * NOT_LEADER_OR_FOLLOWER (`nodeId` does not lead it), FENCED_LEADER_EPOCH (`leaderEpoch` not
+ * the current), INVALID_UPDATE_VERSION (`partitionEpoch` not the current), INVALID_REQUEST
+ * (`newIsr` lacks the leader, repeats a member or names a non-replica), INELIGIBLE_REPLICA (a
+ * member being added is not active: unregistered, fenced or in controlled shutdown).
+ */
+export function decideAlterPartition(image: MetadataImage, nodeId: number, brokerEpoch: number, p: AlterPartitionItem): MetadataRecord[] {
+  const b = image.brokers.get(nodeId);
+  if (!b || b.epoch !== brokerEpoch) throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${brokerEpoch} is not the current epoch of broker ${nodeId} (${b ? b.epoch : "not registered"})`);
+  const name = `${p.topic}-${p.partition}`;
+  const state = image.topics.get(p.topic)?.partitions[p.partition];
+  if (!state) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partition: ${name} does not exist`);
+  if (state.leader !== nodeId) throw rillError("NOT_LEADER_OR_FOLLOWER", `node_id: broker ${nodeId} does not lead ${name} (leader: ${state.leader})`);
+  if (p.leaderEpoch !== state.leaderEpoch) throw rillError("FENCED_LEADER_EPOCH", `leader_epoch: ${p.leaderEpoch} is not ${name}'s current leader epoch ${state.leaderEpoch}`);
+  if (p.partitionEpoch !== state.partitionEpoch) throw rillError("INVALID_UPDATE_VERSION", `partition_epoch: ${p.partitionEpoch} is not ${name}'s current partition epoch ${state.partitionEpoch}`);
+  validateNewIsr(name, state, p.newIsr);
+  for (const r of p.newIsr) {
+    if (!state.isr.includes(r) && !isActive(image, r)) throw rillError("INELIGIBLE_REPLICA", `new_isr: replica ${r} of ${name} is ${whyInactive(image, r)} and may not join the ISR`);
+  }
+  if (sameList(p.newIsr, state.isr)) return [];
+  return [change(p.topic, p.partition, state, state.leader, [...p.newIsr])];
+}
+
+/**
+ * Preferred leader election: each partition whose leader is not its first replica, while that
+ * replica is active and in the ISR, gets it as leader. Without `partitions`, every partition
+ * that can is elected and `results` lists those; with them, each named partition gets a result:
+ * null, UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED (already led by its preferred replica)
+ * or PREFERRED_LEADER_NOT_AVAILABLE. A partition named twice counts once.
+ */
+export function decidePreferredLeaderElection(image: MetadataImage, partitions?: readonly PartitionRef[]): { records: MetadataRecord[]; results: ElectionResult[] } {
+  const records: MetadataRecord[] = [];
+  const results: ElectionResult[] = [];
+  if (partitions === undefined) {
+    for (const t of image.topics.values()) {
+      t.partitions.forEach((state, partition) => {
+        if (preferredElectionError(image, t.name, partition, state) !== null) return;
+        records.push(change(t.name, partition, state, state.replicas[0]!, state.isr));
+        results.push({ topic: t.name, partition, error: null });
+      });
+    }
+    return { records, results };
+  }
+  const seen = new Set<string>();
+  for (const { topic, partition } of partitions) {
+    const key = `${topic}\u0000${partition}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const state = image.topics.get(topic)?.partitions[partition];
+    const error = state ? preferredElectionError(image, topic, partition, state) : rillError("UNKNOWN_TOPIC_OR_PARTITION", `partitions: ${topic}-${partition} does not exist`);
+    if (state && error === null) records.push(change(topic, partition, state, state.replicas[0]!, state.isr));
+    results.push({ topic, partition, error });
+  }
+  return { records, results };
+}
+
+function preferredElectionError(image: MetadataImage, topic: string, partition: number, state: PartitionState): RillError | null {
+  const preferred = state.replicas[0]!;
+  if (state.leader === preferred) return rillError("ELECTION_NOT_NEEDED", `partitions: ${topic}-${partition} is already led by its preferred replica ${preferred}`);
+  if (!isActive(image, preferred)) return rillError("PREFERRED_LEADER_NOT_AVAILABLE", `partitions: the preferred replica ${preferred} of ${topic}-${partition} is ${whyInactive(image, preferred)}`);
+  if (!state.isr.includes(preferred)) return rillError("PREFERRED_LEADER_NOT_AVAILABLE", `partitions: the preferred replica ${preferred} of ${topic}-${partition} is not in the ISR`);
+  return null;
+}
+
+/** Whether `nodeId` may lead or join an ISR: registered, unfenced, not in controlled shutdown. */
+export function isActive(image: MetadataImage, nodeId: number): boolean {
+  const b = image.brokers.get(nodeId);
+  return b !== undefined && !b.fenced && !b.inControlledShutdown;
+}
+
+function whyInactive(image: MetadataImage, nodeId: number): string {
+  const b = image.brokers.get(nodeId);
+  if (!b) return "not registered";
+  if (b.fenced) return "fenced";
+  return b.inControlledShutdown ? "in controlled shutdown" : "active";
+}
+
+function registered(image: MetadataImage, nodeId: number): BrokerState {
+  const b = image.brokers.get(nodeId);
+  if (!b) throw rillError("BROKER_ID_NOT_REGISTERED", `node_id: broker ${nodeId} is not registered`);
+  return b;
+}
+
+function validateNewIsr(name: string, state: PartitionState, newIsr: readonly number[]): void {
+  if (!newIsr.includes(state.leader)) throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} lacks the leader ${state.leader}`);
+  if (new Set(newIsr).size !== newIsr.length) throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} repeats a replica`);
+  const stranger = newIsr.find((r) => !state.replicas.includes(r));
+  if (stranger !== undefined) throw rillError("INVALID_REQUEST", `new_isr: ${stranger} is not a replica of ${name} (replicas: [${state.replicas.join(", ")}])`);
+}
+
+/** Fences `b`: the fence record, then the partitions that lose it. */
+function fenceRecords(image: MetadataImage, b: BrokerState): MetadataRecord[] {
+  return [{ type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: true }, ...lossChanges(image, b.nodeId, true)];
+}
+
+/**
+ * Controlled shutdown of `b`: marks it (`broker-shutdown`, once) and moves every partition it
+ * leads or follows in sync as `lossChanges` says, without unclean elections. It may stop once
+ * the image shows it leading nothing, which is from its next heartbeat on when it leads
+ * something now: so it never waits for a replica that cannot take over.
+ */
+function controlledShutdown(image: MetadataImage, b: BrokerState, isCaughtUp: boolean): BrokerHeartbeatDecision {
+  const records: MetadataRecord[] = [];
+  if (!b.inControlledShutdown) records.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
+  records.push(...lossChanges(image, b.nodeId, false));
+  return { records, response: { isCaughtUp, isFenced: b.fenced, shouldShutDown: !leadsAny(image, b.nodeId) } };
+}
+
+function leadsAny(image: MetadataImage, nodeId: number): boolean {
+  for (const t of image.topics.values()) if (t.partitions.some((p) => p.leader === nodeId)) return true;
+  return false;
+}
+
+/**
+ * The partition changes when `gone` stops serving (fenced, shutting down, or replaced by a new
+ * incarnation). It leaves every ISR where it is not the last member. Where it leads, the new
+ * leader is the first active ISR member in replica order; failing that, when `unclean` and the
+ * topic enables `unclean.leader.election.enable`, the first active replica, whose ISR becomes
+ * just itself; failing that, none (-1).
+ */
+function lossChanges(image: MetadataImage, gone: number, unclean: boolean): PartitionChangeRecord[] {
+  const out: PartitionChangeRecord[] = [];
+  for (const t of image.topics.values()) {
+    t.partitions.forEach((state, partition) => {
+      if (state.leader !== gone && !state.isr.includes(gone)) return;
+      const isr = state.isr.length > 1 ? state.isr.filter((r) => r !== gone) : [...state.isr];
+      const next = state.leader === gone ? electAfterLoss(image, t, state, gone, isr, unclean) : { leader: state.leader, isr };
+      if (next.leader !== state.leader || !sameList(next.isr, state.isr)) out.push(change(t.name, partition, state, next.leader, next.isr));
+    });
+  }
+  return out;
+}
+
+function electAfterLoss(image: MetadataImage, t: TopicState, state: PartitionState, gone: number, isr: number[], unclean: boolean): { leader: number; isr: number[] } {
+  const eligible = (r: number): boolean => r !== gone && isActive(image, r);
+  const clean = state.replicas.find((r) => eligible(r) && isr.includes(r));
+  if (clean !== undefined) return { leader: clean, isr };
+  if (unclean && uncleanAllowed(t)) {
+    const any = state.replicas.find(eligible);
+    if (any !== undefined) return { leader: any, isr: [any] };
+  }
+  return { leader: NO_LEADER, isr };
+}
+
+/**
+ * When `nodeId` is unfenced it leads every leaderless partition whose ISR holds it, and, where
+ * the topic enables unclean election and no ISR member is active, every leaderless partition it
+ * is a replica of (its ISR becoming just `nodeId`).
+ */
+function unfenceChanges(image: MetadataImage, nodeId: number): PartitionChangeRecord[] {
+  const out: PartitionChangeRecord[] = [];
+  for (const t of image.topics.values()) {
+    t.partitions.forEach((state, partition) => {
+      if (state.leader !== NO_LEADER || !state.replicas.includes(nodeId)) return;
+      if (state.isr.includes(nodeId)) {
+        out.push(change(t.name, partition, state, nodeId, state.isr));
+      } else if (!state.isr.some((r) => isActive(image, r)) && uncleanAllowed(t)) {
+        out.push(change(t.name, partition, state, nodeId, [nodeId]));
+      }
+    });
+  }
+  return out;
+}
+
+function uncleanAllowed(t: TopicState): boolean {
+  return parseTopicConfig(t.configs).uncleanLeaderElectionEnable;
+}
+
+/** The record for a partition's new `leader` and `isr`: partition epoch + 1, leader epoch + 1 if the leader changes. */
+function change(topic: string, partition: number, state: PartitionState, leader: number, isr: readonly number[]): PartitionChangeRecord {
+  return {
+    type: "partition-change",
+    v: 1,
+    topic,
+    partition,
+    leader,
+    isr: [...isr],
+    leaderEpoch: leader === state.leader ? state.leaderEpoch : state.leaderEpoch + 1,
+    partitionEpoch: state.partitionEpoch + 1,
+  };
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
