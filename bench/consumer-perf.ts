@@ -6,7 +6,7 @@
  *
  *   bun bench/consumer-perf.ts --records 5000000 --record-size 100 [--batch-records 1000]
  *     [--compression none|lz4] [--partitions 1] [--mode fetch|subscribe] [--partition-max-bytes 4194304] [--max-bytes 16777216]
- *     [--crc true|false] [--runs 3] [--broker-runtime bun|node|deno] [--broker HOST:PORT] [--json FILE]
+ *     [--crc true|false] [--runs 3] [--broker-runtime bun|node|deno] [--broker HOST:PORT [--broker-pid PID]] [--json FILE]
  *
  * `fetch`: FetchService.Fetch with RECORD_FORMAT_BATCHES, pipelined: the next fetch (from the
  * response's next_offset) is sent before the current response is decoded, so one is always in
@@ -26,7 +26,7 @@ import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { fetchServiceCodecs } from "../src/rpc/wire-codec.ts";
 import { CRC_START, RecordCursor, forEachBatch } from "../src/storage/record-batch.ts";
-import { createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce } from "./lib.ts";
+import { createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -44,6 +44,8 @@ const defaults = {
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   broker: "",
+  /** With `--broker`: the broker's PID on this machine, so its RSS is sampled (0: not sampled). */
+  brokerPid: 0,
   json: "",
 };
 type Options = typeof defaults;
@@ -166,9 +168,13 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
     const topic = `consume-${Date.now()}`;
     await createTopic(address, topic, o.partitions);
     process.stderr.write(`pre-producing ${o.records} records of ${o.recordSize} B (${o.compression}) into ${o.partitions} partition(s)...\n`);
+    const pid = broker?.proc.pid ?? o.brokerPid;
+    const produceRss = pid ? sampleRss(pid, 100) : null;
     const total = await preProduce(address, { topic, records: o.records, recordSize: o.recordSize, batchRecords: o.batchRecords, partitions: o.partitions, compression: o.compression });
     const requests = total / o.batchRecords;
     const perPartition = Array.from({ length: o.partitions }, (_, p) => (Math.floor(requests / o.partitions) + (p < requests % o.partitions ? 1 : 0)) * o.batchRecords);
+    const preProduceRss = produceRss?.stop() ?? null;
+    const consumeRss = pid ? sampleRss(pid, 100) : null;
     const runs: RunResult[] = [];
     for (let run = 0; run < o.runs; run++) {
       const client = new (clientConstructor(FetchService, fetchServiceCodecs))(address, creds(), clientChannelOptions());
@@ -192,6 +198,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
         client.close();
       }
     }
+    const rss = consumeRss?.stop() ?? null;
     return {
       tool: "consumer-perf",
       runtime: runtimeName(),
@@ -202,6 +209,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
       payloadMiBPerSec: median(runs.map((r) => r.payloadMiBPerSec)),
       wireMiBPerSec: median(runs.map((r) => r.wireMiBPerSec)),
       runResults: runs,
+      ...(preProduceRss && rss ? { brokerRssMiB: { preProducePeak: preProduceRss.peakMiB, consumePeak: rss.peakMiB, consumeLast: rss.lastMiB } } : {}),
       loadAverage: loadAverage(),
     };
   } finally {
@@ -216,6 +224,8 @@ async function main(): Promise<void> {
     `${o.mode}: ${result["records"]} records of ${o.recordSize} B (${o.compression}), median of ${o.runs}: ${((result["recordsPerSec"] as number) / 1e6).toFixed(2)}M records/s, ` +
       `${(result["payloadMiBPerSec"] as number).toFixed(1)} MiB/s payload (${(result["wireMiBPerSec"] as number).toFixed(1)} MiB/s on the wire); load average ${(result["loadAverage"] as number[]).join(", ")}`,
   );
+  const rss = result["brokerRssMiB"] as { preProducePeak: number; consumePeak: number } | undefined;
+  if (rss) console.log(`broker RSS peak: ${rss.preProducePeak.toFixed(0)} MiB while pre-producing, ${rss.consumePeak.toFixed(0)} MiB while consuming`);
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(result, null, 2) + "\n");
 }
 

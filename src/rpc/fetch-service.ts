@@ -8,8 +8,9 @@
  * bytes as they are (one copy, into the response); RECORDS decodes them for thin clients and
  * drops records below the asked offset.
  *
- * Subscribe writes a message whenever data arrives and waits for grpc-js's 'drain' before it
- * reads more, so a slow client holds at most one message in the broker's send buffer.
+ * Subscribe writes a message whenever data arrives and reads more only while fewer than
+ * SUBSCRIBE_QUEUED_BYTES_MAX bytes of its messages wait to be sent (about two messages), so a
+ * slow client holds a bounded amount of the broker's memory.
  *
  * Whole-call errors (a negative offset, a bad enum) end the call with a status; errors that
  * concern one partition (unknown topic, offset out of range) come back in that partition.
@@ -33,6 +34,13 @@ const MAX_WAIT_MS_MAX = 300_000;
 const PARTITIONS_MAX = 10_000;
 /** How long an idle Subscribe waits between checks of a quiet log. */
 const SUBSCRIBE_IDLE_MS = 30_000;
+/**
+ * Bytes of a Subscribe stream's messages handed to grpc-js and not yet written to the
+ * connection, above which the stream reads no more: the message being sent plus about one
+ * ready behind it (a single larger message still goes). Without it grpc-js's object-mode
+ * Writable buffers 16 messages before write() returns false, each holding its read buffers.
+ */
+export const SUBSCRIBE_QUEUED_BYTES_MAX = 8 * 1024 * 1024;
 
 interface FetchPlan {
   readonly positions: FetchPosition[];
@@ -193,6 +201,7 @@ async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<Sub
   const abort = abortOn(call);
   const idleMs = p.maxWaitMs || SUBSCRIBE_IDLE_MS;
   let positions = p.positions;
+  const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
   while (!abort.aborted && !rm.closed && positions.length > 0) {
     const r = readAll(rm, { ...p, positions });
     if (r.bytes === 0 && r.errors === 0) {
@@ -207,12 +216,69 @@ async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<Sub
       if (!d.error) next.push(d.read && d.read.bytes > 0 ? { ...pos, offset: d.read.nextOffset } : pos);
     });
     positions = next;
-    if (!call.write({ partitions: parts })) await new Promise<void>((resolve) => {
-      call.once("drain", resolve);
-      abort.onabort = resolve;
-    });
+    queue.write({ partitions: parts }, r.bytes);
+    await queue.room(abort);
   }
   call.end();
+}
+
+/**
+ * The messages of one server stream that grpc-js has not written to the connection yet,
+ * counted in bytes from write() to its callback, so the writer can wait for room before it
+ * reads more.
+ */
+export class SendQueue<T> {
+  private queuedBytes = 0;
+  /** write() returned false: grpc-js's buffer is full until 'drain'. */
+  private blocked = false;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly call: { write(msg: T, cb: () => void): boolean; once(event: "drain", fn: () => void): unknown },
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Bytes written and not yet sent. */
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** Hands `msg` (about `bytes` long) to grpc-js. */
+  write(msg: T, bytes: number): void {
+    this.queuedBytes += bytes;
+    const more = this.call.write(msg, () => {
+      this.queuedBytes -= bytes;
+      this.notify();
+    });
+    if (!more && !this.blocked) {
+      this.blocked = true;
+      this.call.once("drain", () => {
+        this.blocked = false;
+        this.notify();
+      });
+    }
+  }
+
+  /** True while the stream takes more: fewer than maxBytes queued and no 'drain' pending. */
+  get hasRoom(): boolean {
+    return this.queuedBytes < this.maxBytes && !this.blocked;
+  }
+
+  /** Resolves once there is room, or when `abort` fires. */
+  async room(abort: Abort): Promise<void> {
+    while (!this.hasRoom && !abort.aborted) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        abort.onabort = resolve;
+      });
+    }
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
 }
 
 /** The FetchService implementation. */

@@ -11,7 +11,9 @@
  *   encoded batch with one copy into the output.
  * - `FetchResponse` / `SubscribeResponse` (same layout: field 1 = repeated FetchedPartition):
  *   the server ENCODER writes `record_batches` from a list of chunks (slices of a log read) with
- *   one copy into the output; the client DECODER returns `record_batches` as a view.
+ *   one copy into the output — a buffer reused from call to call (`encodeFetchResponseTransient`),
+ *   since grpc-js copies it into its frame at once; the client DECODER returns `record_batches`
+ *   as a view.
  *
  * Small nested messages (`Record`, `ConsumedRecord`, `ErrorDetail`) go through protobuf-es.
  * Decoders skip unknown fields, accept fields in any order (last value wins, repeated fields
@@ -233,13 +235,14 @@ function sizeLen(fieldNo: number, n: number): number {
   return sizeUint32(fieldNo << 3) + sizeUint32(n) + n;
 }
 
-/** A write cursor over an exactly sized Buffer. */
+/** A write cursor over an exactly sized Buffer (a fresh one, or `into` of exactly that size). */
 class Writer {
   pos = 0;
   readonly buf: Buffer;
 
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  constructor(size: number, into?: Buffer) {
+    assert(into === undefined || into.length === size, "Writer: `into` is not of the planned size");
+    this.buf = into ?? Buffer.allocUnsafe(size);
   }
 
   uint32(v: number): void {
@@ -581,16 +584,46 @@ function writePartition(w: Writer, p: FetchedPartitionOutput, plan: PartitionPla
  * output. The bytes equal protobuf-es's `toBinary` of the same message.
  */
 export function encodeFetchResponse(m: FetchResponseOutput): Buffer {
-  const plans = m.partitions.map(planPartition);
-  let size = 0;
-  for (const plan of plans) size += sizeLen(1, plan.size);
-  const w = new Writer(size);
-  for (let i = 0; i < plans.length; i++) writePartition(w, m.partitions[i]!, plans[i]!);
-  return w.finish();
+  return encodeFetchInto(m, () => undefined);
 }
 
 /** Encodes one Subscribe stream message; same layout and cost as `encodeFetchResponse`. */
 export const encodeSubscribeResponse: (m: FetchResponseOutput) => Buffer = encodeFetchResponse;
+
+function encodeFetchInto(m: FetchResponseOutput, into: (size: number) => Buffer | undefined): Buffer {
+  const plans = m.partitions.map(planPartition);
+  let size = 0;
+  for (const plan of plans) size += sizeLen(1, plan.size);
+  const w = new Writer(size, into(size));
+  for (let i = 0; i < plans.length; i++) writePartition(w, m.partitions[i]!, plans[i]!);
+  return w.finish();
+}
+
+/** Largest message the transient encoder writes into its reused buffer (larger ones get their own). */
+export const TRANSIENT_ENCODE_BYTES_MAX = 16 * 1024 * 1024;
+/** Smallest reused buffer: it grows in powers of two from here. */
+const TRANSIENT_ENCODE_BYTES_MIN = 64 * 1024;
+let transientBuffer = Buffer.alloc(0);
+
+function transientInto(size: number): Buffer | undefined {
+  if (size > TRANSIENT_ENCODE_BYTES_MAX) return undefined;
+  if (transientBuffer.length < size) {
+    transientBuffer = Buffer.allocUnsafe(Math.min(TRANSIENT_ENCODE_BYTES_MAX, Math.max(TRANSIENT_ENCODE_BYTES_MIN, 2 ** Math.ceil(Math.log2(size)))));
+  }
+  return transientBuffer.subarray(0, size);
+}
+
+/**
+ * The server's serializer of FetchResponse and SubscribeResponse: the bytes of
+ * `encodeFetchResponse`, written into one buffer that every call reuses (up to
+ * TRANSIENT_ENCODE_BYTES_MAX), so serving a consumer allocates no response-sized buffer of its
+ * own. The result is valid only until the next call: grpc-js copies a serializer's output into
+ * its message frame before it returns (`serializeMessage` in server-interceptors), and nothing
+ * else may call this.
+ */
+export function encodeFetchResponseTransient(m: FetchResponseOutput): Buffer {
+  return encodeFetchInto(m, transientInto);
+}
 
 function readPartition(r: Reader): FetchedPartition {
   const p: FetchedPartition = {
@@ -674,6 +707,6 @@ export const produceServiceCodecs = {
 
 /** FetchService with the hand-written FetchResponse / SubscribeResponse codecs. */
 export const fetchServiceCodecs = {
-  fetch: { serializeResponse: encodeFetchResponse, deserializeResponse: decodeFetchResponse },
-  subscribe: { serializeResponse: encodeSubscribeResponse, deserializeResponse: decodeSubscribeResponse },
+  fetch: { serializeResponse: encodeFetchResponseTransient, deserializeResponse: decodeFetchResponse },
+  subscribe: { serializeResponse: encodeFetchResponseTransient, deserializeResponse: decodeSubscribeResponse },
 } satisfies CodecOverrides<typeof FetchService>;

@@ -8,7 +8,7 @@ import { SubscribeRequestSchema } from "../../../src/gen/rill/v1/fetch_service_p
 import { decideCreateTopic } from "../../../src/metadata/controller.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
-import { fetchService } from "../../../src/rpc/fetch-service.ts";
+import { SUBSCRIBE_QUEUED_BYTES_MAX, fetchService } from "../../../src/rpc/fetch-service.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { encodeBatch } from "../../../src/storage/record-batch.ts";
@@ -32,7 +32,45 @@ class SlowCall extends EventEmitter {
   }
 }
 
+/** A call whose writes are taken at once but never sent until the test calls their callbacks. */
+class UnsentCall extends EventEmitter {
+  readonly callbacks: Array<() => void> = [];
+  ended = false;
+  constructor(readonly request: unknown) {
+    super();
+  }
+  write(_msg: unknown, cb: () => void): boolean {
+    this.callbacks.push(cb);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.ended = true;
+  }
+}
+
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+
+async function brokerWith(batches: number, valueBytes: number): Promise<{ rm: ReplicaManager; close: () => Promise<void> }> {
+  const fs = new MemoryFileSystem();
+  const clock = new ManualClock();
+  const logs = LogManager.open({ fs, dataDir: "/d", clock, topicConfig: () => undefined, tailCacheBytes: 1 << 20, retentionCheckIntervalMs: 1e9, cleanerBackoffMs: 1e9, cleanerEnable: false, pause: () => Promise.resolve(), pid: 1, isProcessAlive: () => false });
+  const store = LocalMetadataStore.open(fs, "/d", clock);
+  const timers = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+  const rm = new ReplicaManager(logs, store, clock, timers, 1);
+  await store.commit((img) => decideCreateTopic(img, { name: "t", partitions: 1, replicationFactor: 1, configs: {} }, { partitions: 1, brokers: [1], random: new SeededRandom(1) }));
+  for (let i = 0; i < batches; i++) rm.append("t", 0, encodeBatch([{ value: "x".repeat(valueBytes) }], { nowMs: 1 }), "leader");
+  return {
+    rm,
+    close: async () => {
+      rm.close();
+      await logs.close();
+      await store.close();
+    },
+  };
+}
 
 describe("Subscribe flow control", () => {
   it("a client that does not read holds the broker to one message in flight", async () => {
@@ -59,5 +97,26 @@ describe("Subscribe flow control", () => {
     rm.close();
     await logs.close();
     await store.close();
+  });
+
+  it("reads no more while SUBSCRIBE_QUEUED_BYTES_MAX bytes wait to be sent", async () => {
+    const mib = 1 << 20;
+    const b = await brokerWith(20, mib); // one batch of just over 1 MiB per message
+    const call = new UnsentCall(create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }));
+    (fetchService(b.rm) as unknown as { subscribe(c: UnsentCall): void }).subscribe(call);
+    for (let i = 0; i < 5; i++) await tick();
+    const batchBytes = encodeBatch([{ value: "x".repeat(mib) }], { nowMs: 1 }).length;
+    const bound = Math.ceil(SUBSCRIBE_QUEUED_BYTES_MAX / batchBytes);
+    expect(call.callbacks.length).toBe(bound);
+    call.callbacks[0]!(); // the first message left: room for one more
+    for (let i = 0; i < 3; i++) await tick();
+    expect(call.callbacks.length).toBe(bound + 1);
+    for (let i = 1; i < call.callbacks.length; i++) call.callbacks[i]!();
+    for (let i = 0; i < 3; i++) await tick();
+    expect(call.callbacks.length).toBe(Math.min(20, 2 * bound + 1));
+    call.emit("cancelled");
+    for (let i = 0; i < 3; i++) await tick();
+    expect(call.ended).toBe(true);
+    await b.close();
   });
 });

@@ -12,7 +12,9 @@ import {
   decodeProduceRequest,
   decodeProduceStreamRequest,
   decodeSubscribeResponse,
+  TRANSIENT_ENCODE_BYTES_MAX,
   encodeFetchResponse,
+  encodeFetchResponseTransient,
   encodeProduceRequest,
   encodeProduceStreamRequest,
   encodeSubscribeResponse,
@@ -364,6 +366,20 @@ describe("FetchResponse / SubscribeResponse codec", () => {
       expectSameBytes(encodeFetchResponse(msg), reference);
       expect(decodeFetchResponse(reference)).toEqual(dec(FetchResponseSchema, reference));
     }
+  });
+
+  it("the server's transient encoder writes the same bytes into one reused buffer", () => {
+    const small = create(FetchResponseSchema, { partitions: [partitionInit] });
+    const other = create(FetchResponseSchema, { partitions: [{ ...partitionInit, topic: "other", recordBatches: bytes(3000, 7) }] });
+    const a = encodeFetchResponseTransient(small);
+    expectSameBytes(a, toBinary(FetchResponseSchema, small));
+    const b = encodeFetchResponseTransient(other);
+    expectSameBytes(b, toBinary(FetchResponseSchema, other));
+    expect(b.buffer).toBe(a.buffer); // reused: `a` is only valid until this call
+    const huge = { partitions: [{ topic: "t", partition: 0, recordBatches: [new Uint8Array(TRANSIENT_ENCODE_BYTES_MAX)] }] };
+    const c = encodeFetchResponseTransient(huge);
+    expect(c.buffer).not.toBe(a.buffer); // larger than the reused buffer may grow: its own
+    expect(c.length).toBeGreaterThan(TRANSIENT_ENCODE_BYTES_MAX);
   });
 
   it("round-trips through its own encoder and decoder", () => {
