@@ -10,7 +10,18 @@ import { HealthImplementation } from "grpc-health-check";
 import { systemClock, type Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
-import { defaultBrokerConfig, type BrokerConfig } from "../config/schema.ts";
+import { defaultBrokerConfig, hasRole, quorumVoters, validateBrokerConfig, type BrokerConfig, type QuorumVoter } from "../config/schema.ts";
+import { ControllerService } from "../gen/rill/v1/controller_service_pb.ts";
+import { OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
+import { snapshotRecords } from "../metadata/image.ts";
+import { QuorumMetadataStore, type IntervalTimers } from "../metadata/quorum-store.ts";
+import type { MetadataRecord } from "../metadata/records.ts";
+import { controllerService } from "../rpc/controller-service.ts";
+import { ControllerChannel } from "../rpc/controller-channel.ts";
+import type { ControllerRoute } from "../rpc/forward.ts";
+import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
+import { BrokerLifecycle } from "./broker-lifecycle.ts";
+import { ClusterController } from "./cluster-controller.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
@@ -57,11 +68,13 @@ export interface BrokerLog {
 const silent: BrokerLog = { info() {}, warn() {}, error() {} };
 
 /** Services this broker serves, by full name (health and reflection list them). */
-export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName];
+export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName, ControllerService.typeName];
 
-const realTimers: Timers = {
+const realTimers: Timers & IntervalTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
 };
 
 /** Randomness for ids and placement, from the OS. */
@@ -89,8 +102,9 @@ export class Broker {
     private readonly server: grpc.Server,
     private readonly health: HealthImplementation,
     private readonly logs: LogManager,
-    private readonly store: LocalMetadataStore,
+    private readonly store: QuorumMetadataStore,
     private readonly rm: ReplicaManager,
+    private readonly cluster: { controller: ClusterController; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[] },
     private readonly ticker: ReturnType<typeof setInterval>,
     private readonly port: number,
     private readonly log: BrokerLog,
@@ -120,28 +134,116 @@ export class Broker {
       pid: process.pid,
       isProcessAlive,
     });
-    let store: LocalMetadataStore | null = null;
+    let store: QuorumMetadataStore | null = null;
+    let transport: GrpcQuorumTransport | null = null;
     try {
-      store = LocalMetadataStore.open(fs, config.dataDir, clock);
-      const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId);
-      const rm = new ReplicaManager(logs, store, clock, realTimers, config.nodeId);
-      const groups = await GroupRuntime.start(rm, store, clock, osRandom, config.nodeId);
-      store.onChange((c) => {
-        if (c.records.some((r) => r.type === "partition" || r.type === "remove-topic")) groups.topicsChanged();
+      validateBrokerConfig(config);
+      const voters = quorumVoters(config);
+      if (!hasRole(config, "controller")) {
+        throw rillError("INVALID_CONFIG", "process.roles: a broker that is not a controller voter (roles=broker) is not supported yet; run every node as broker,controller or controller");
+      }
+      const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId, config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters)));
+      const legacy = await legacyMetadata(fs, config.dataDir, clock, voters.length);
+      const peers = new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const));
+      transport = new GrpcQuorumTransport({ clusterId, nodeId: config.nodeId, peers, callTimeoutMs: config.electionTimeoutMs, onSnapshot: (to, ok) => store?.reportSnapshot(to, ok) });
+      store = QuorumMetadataStore.open({
+        fs,
+        dataDir: config.dataDir,
+        nodeId: config.nodeId,
+        voters: voters.map((v) => v.id),
+        random: osRandom,
+        transport,
+        timers: realTimers,
+        tickMs: config.raftHeartbeatIntervalMs,
+        electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.raftHeartbeatIntervalMs)),
+        snapshotIntervalRecords: config.snapshotIntervalRecords,
+        log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
       });
-      const transport = { ...defaultTransportConfig, receiveMessageBytesMax: config.requestMaxBytes, sendMessageBytesMax: config.requestMaxBytes };
-      const server = createServer(transport);
+      const quorum = store;
+      const rm = new ReplicaManager(logs, quorum, clock, realTimers, config.nodeId);
+      const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
+      quorum.onChange((c) => {
+        if (c.snapshot || c.records.some((r) => r.type === "partition" || r.type === "partition-change" || r.type === "remove-topic")) {
+          groups.syncShards();
+          groups.topicsChanged();
+        }
+      });
+      const incarnationId = crypto.randomUUID();
+      const controller = new ClusterController({
+        store: quorum,
+        clock,
+        random: osRandom,
+        clusterId,
+        sessionTimeoutMs: config.brokerSessionTimeoutMs,
+        offsetsReplicationFactor: Math.min(config.offsetsTopicReplicationFactor, voters.length),
+        log,
+        localNodeId: config.nodeId,
+        localIncarnation: hasRole(config, "broker") ? incarnationId : null,
+      });
+      const channel = new ControllerChannel({ voters, local: controller, knownLeader: () => quorum.leader, isLocalLeader: () => quorum.isLeader, callTimeoutMs: 5000 });
+      const route: ControllerRoute = {
+        isActive: () => quorum.isLeader,
+        leaderAddress: () => (quorum.isLeader ? null : channel.leaderAddress()),
+        metadataOffset: () => quorum.image.offset,
+        waitForOffset: (offset, ms) => quorum.waitForOffset(offset, ms).catch(() => {}),
+      };
+      const roles = config.processRoles.split(",").sort();
+      let lifecycle: BrokerLifecycle | null = null;
+      const transportCfg = { ...defaultTransportConfig, receiveMessageBytesMax: config.requestMaxBytes, sendMessageBytesMax: config.requestMaxBytes };
+      const server = createServer(transportCfg);
       let address = config.listen;
-      addService(server, AdminService, adminService({ rm, store, random: osRandom, config, clusterId, address: () => address }));
-      addService(server, ProduceService, produceService(rm), produceServiceCodecs);
+      addService(server, AdminService, adminService({
+        rm,
+        store: quorum,
+        random: osRandom,
+        config,
+        clusterId,
+        address: () => address,
+        route,
+        controllerId: () => quorum.leader || -1,
+        voters,
+        nodeState: () => {
+          const st = quorum.status();
+          return { roles, raftRole: st.role, raftTerm: st.term, commitOffset: st.commit, brokerState: lifecycle?.state ?? "" };
+        },
+      }));
+      addService(server, ProduceService, produceService(rm, route), produceServiceCodecs);
       addService(server, FetchService, fetchService(rm), fetchServiceCodecs);
       addService(server, GroupService, groupService(groups, rm, realTimers));
+      addService(server, ControllerService, controllerService({ clusterId, raft: { nodeId: config.nodeId, voters: voters.map((v) => v.id), receive: (m) => quorum.receive(m) }, control: controller }));
       const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING" as const])));
       health.addToServer(server);
       addReflection(server, SERVICES);
       const port = await bind(server, config.listen);
-      const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
       address = config.listen.replace(/:\d+$/, `:${port}`);
+      if (legacy) {
+        // Metadata written by a single node before the quorum existed: carry it over once.
+        await quorum.waitUntil(() => quorum.isLeader, "the single voter to lead", 10_000);
+        if (quorum.image.topics.size === 0) await quorum.commit(() => legacy.records);
+        legacy.retire();
+      }
+      if (hasRole(config, "broker")) {
+        lifecycle = new BrokerLifecycle({
+          incarnationId,
+          nodeId: config.nodeId,
+          clusterId,
+          address: () => address,
+          rack: "",
+          roles,
+          controller: channel,
+          metadataOffset: () => quorum.image.offset,
+          heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
+          log,
+        });
+        lifecycle.start();
+        if (voters.length === 1) {
+          // A single node serves only once it is a full broker of its own cluster.
+          await lifecycle.whenUnfenced(10_000);
+          await controller.runChecks();
+          await quorum.waitUntil(() => quorum.image.topics.has(OFFSETS_TOPIC), `${OFFSETS_TOPIC} to exist`, 10_000);
+        }
+      }
+      const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
       const tickMs = opts.tickMs ?? 100;
       const ticker = setInterval(() => {
         try {
@@ -152,9 +254,10 @@ export class Broker {
         logs.tick(clock.nowMs()).catch((e: unknown) => log.error({ err: e }, "periodic storage work failed"));
       }, tickMs);
       ticker.unref?.();
-      log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, clusterId, recovered: !logs.openedClean, ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}) }, "broker started");
-      return new Broker(config, clusterId, server, health, logs, store, rm, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
+      log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, roles, voters: voters.map((v) => `${v.id}@${v.address}`).join(","), clusterId, recovered: !logs.openedClean, ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}) }, "broker started");
+      return new Broker(config, clusterId, server, health, logs, quorum, rm, { controller, channel, transport, lifecycle, voters }, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
     } catch (e) {
+      transport?.close();
       await store?.close().catch(() => {});
       await logs.close().catch(() => {});
       throw e;
@@ -175,6 +278,15 @@ export class Broker {
   private async shutdown(): Promise<void> {
     this.log.info({}, "broker shutting down");
     for (const s of ["", ...SERVICES]) this.health.setStatus(s, "NOT_SERVING");
+    const { controller, channel, transport, lifecycle, voters } = this.cluster;
+    // Controlled shutdown: leadership of partitions moves away first, then the controller role.
+    await lifecycle?.shutdown(Math.min(this.graceMs, 5000));
+    if (this.store.isLeader && voters.length > 1) {
+      const next = voters.find((v) => v.id !== this.config.nodeId)!;
+      if (this.store.transferLeadership(next.id) === null) {
+        await this.store.waitUntil(() => !this.store.isLeader, "leadership to move", 2000).catch(() => {});
+      }
+    }
     clearInterval(this.ticker);
     this.rm.close();
     await new Promise<void>((resolve) => {
@@ -188,6 +300,9 @@ export class Broker {
       });
     });
     await this.metrics?.close();
+    controller.close();
+    channel.close();
+    transport.close();
     await this.logs.close();
     await this.store.close();
     this.log.info({}, "broker stopped");
@@ -205,9 +320,10 @@ function bind(server: grpc.Server, listen: string): Promise<number> {
 
 /**
  * The cluster id, from `<dataDir>/meta.properties` (created on first start, as Kafka's): it ties
- * the data to its cluster and node.
+ * the data to its cluster and node. `expected` (configured, or derived from the quorum) must
+ * match what the data dir holds; a fresh single node picks a random id.
  */
-function clusterIdOf(fs: FileSystem, dataDir: string, nodeId: number): string {
+function clusterIdOf(fs: FileSystem, dataDir: string, nodeId: number, expected: string | null): string {
   const path = fs.join(dataDir, "meta.properties");
   if (fs.exists(path)) {
     const props = Object.fromEntries(
@@ -220,9 +336,35 @@ function clusterIdOf(fs: FileSystem, dataDir: string, nodeId: number): string {
     if (props["node.id"] !== undefined && Number(props["node.id"]) !== nodeId) {
       throw rillError("INVALID_CONFIG", `node.id: ${nodeId} does not match node.id=${props["node.id"]} in ${path}`);
     }
-    if (props["cluster.id"]) return props["cluster.id"];
+    const stored = props["cluster.id"];
+    if (stored) {
+      if (expected !== null && stored !== expected) {
+        throw rillError("INCONSISTENT_CLUSTER_ID", `cluster.id: the data in ${dataDir} belongs to cluster ${stored}, not ${expected} (check controller.quorum.voters / cluster.id, or use another data.dir)`);
+      }
+      return stored;
+    }
   }
-  const id = crypto.randomBytes(16).toString("base64url");
+  const id = expected ?? crypto.randomBytes(16).toString("base64url");
   fs.writeFileAtomic(path, Buffer.from(`# written by rill on first start\nversion=1\ncluster.id=${id}\nnode.id=${nodeId}\n`));
   return id;
+}
+
+/** The cluster id every voter of a quorum computes alike when none is configured. */
+function derivedClusterId(voters: readonly QuorumVoter[]): string {
+  const canonical = [...voters].sort((a, b) => a.id - b.id).map((v) => `${v.id}@${v.address}`).join(",");
+  return crypto.createHash("sha256").update(`rill-cluster:${canonical}`).digest("base64url").slice(0, 22);
+}
+
+/**
+ * Metadata of a data dir written before the Raft quorum (a local metadata log): its records,
+ * to be committed once as the quorum's first change, and `retire` to rename the old log.
+ */
+async function legacyMetadata(fs: FileSystem, dataDir: string, clock: Clock, voterCount: number): Promise<{ records: MetadataRecord[]; retire: () => void } | null> {
+  const dir = fs.join(dataDir, "metadata", "__cluster_metadata-0");
+  if (!fs.exists(dir) || fs.exists(fs.join(dataDir, "metadata", "raft"))) return null;
+  if (voterCount !== 1) throw rillError("INVALID_CONFIG", `controller.quorum.voters: ${dir} holds single-node metadata; start it once as a single node to carry it over, or use a fresh data.dir`);
+  const old = LocalMetadataStore.open(fs, dataDir, clock);
+  const records = snapshotRecords(old.image).filter((r) => r.type !== "broker");
+  await old.close();
+  return { records, retire: () => fs.rename(dir, `${dir}.migrated`) };
 }

@@ -15,8 +15,6 @@ import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import { toPositive, murmur2 } from "../base/murmur2.ts";
 import type { Random } from "../base/random.ts";
-import { decideCreateTopic } from "../metadata/controller.ts";
-import type { MetadataStore } from "../metadata/store.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { encodeBatch, records as recordCursor, HEADER_SIZE, readBatchHeader } from "../storage/record-batch.ts";
 import { GroupCoordinator, type CoordinatorResult } from "./coordinator.ts";
@@ -48,27 +46,45 @@ export class GroupRuntime {
   /** Sessions (Consume streams) per group, told when the group's records change. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
+  /** The leader epoch of `__consumer_offsets` each shard was loaded at. */
+  private readonly shardEpochs = new Map<number, number>();
+
   private constructor(
     private readonly rm: ReplicaManager,
     private readonly clock: Clock,
     private readonly random: Random,
+    private readonly nodeId: number,
   ) {}
 
   /**
-   * Creates `__consumer_offsets` if it does not exist, then loads every shard this broker leads
-   * by replaying its partition.
+   * The coordinator runtime of broker `nodeId`: loads every shard this broker leads by
+   * replaying its partition. `__consumer_offsets` itself is created by the active controller
+   * once enough brokers are up; until then group calls answer COORDINATOR_NOT_AVAILABLE.
    */
-  static async start(rm: ReplicaManager, store: MetadataStore, clock: Clock, random: Random, nodeId: number): Promise<GroupRuntime> {
-    if (!store.image.topics.has(OFFSETS_TOPIC)) {
-      await store.commit((img) =>
-        img.topics.has(OFFSETS_TOPIC)
-          ? []
-          : decideCreateTopic(img, { name: OFFSETS_TOPIC, partitions: OFFSETS_PARTITIONS, replicationFactor: 0, configs: OFFSETS_TOPIC_CONFIGS }, { partitions: OFFSETS_PARTITIONS, brokers: [nodeId], random, internal: true }),
-      );
-    }
-    const rt = new GroupRuntime(rm, clock, random);
-    for (let p = 0; p < OFFSETS_PARTITIONS; p++) rt.load(p);
+  static start(rm: ReplicaManager, clock: Clock, random: Random, nodeId: number): GroupRuntime {
+    const rt = new GroupRuntime(rm, clock, random, nodeId);
+    rt.syncShards();
     return rt;
+  }
+
+  /**
+   * Loads the shards of `__consumer_offsets` partitions this broker now leads and drops the
+   * ones it no longer leads (call after every metadata change that moves leaders).
+   */
+  syncShards(): void {
+    const t = this.rm.image.topics.get(OFFSETS_TOPIC);
+    for (let p = 0; p < OFFSETS_PARTITIONS; p++) {
+      const st = t?.partitions[p];
+      const leads = st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(OFFSETS_TOPIC, p);
+      const epoch = st?.leaderEpoch ?? -1;
+      if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
+        this.load(p);
+        this.shardEpochs.set(p, epoch);
+      } else if (!leads && this.shards.has(p)) {
+        this.shards.delete(p);
+        this.shardEpochs.delete(p);
+      }
+    }
   }
 
   private newShard(): GroupCoordinator {
@@ -104,8 +120,14 @@ export class GroupRuntime {
 
   /** The shard that owns `groupId`. */
   shardFor(groupId: string): GroupCoordinator {
-    const shard = this.shards.get(offsetsPartitionFor(groupId));
-    if (!shard) throw rillError("NOT_LEADER_OR_FOLLOWER", `group_id: the coordinator of "${groupId}" is not on this broker`);
+    const p = offsetsPartitionFor(groupId);
+    const shard = this.shards.get(p);
+    if (!shard) {
+      const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
+      if (!st) throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`);
+      if (st.leader < 0) throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`);
+      throw rillError("NOT_COORDINATOR", `group_id: the coordinator of "${groupId}" is broker ${st.leader} (leader of ${OFFSETS_TOPIC}-${p}), not this broker`);
+    }
     return shard;
   }
 

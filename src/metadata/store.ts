@@ -18,6 +18,8 @@ import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from 
 export interface MetadataChange {
   readonly records: readonly MetadataRecord[];
   readonly offset: number;
+  /** True when a snapshot replaced the whole image (`records` then rebuild it). */
+  readonly snapshot?: boolean;
 }
 
 /** Durable, ordered metadata with an image replayed from it. */

@@ -91,6 +91,11 @@ export class ReplicaManager {
     this.wakeAll();
   }
 
+  /** Whether this broker holds a log of the partition (as leader or follower). */
+  hasLocalLog(topic: string, partition: number): boolean {
+    return this.logs.get(topic, partition) !== undefined;
+  }
+
   /** The effective configuration of a topic. */
   topicConfig(topic: string): TopicConfig {
     const t = this.metadata.image.topics.get(topic);

@@ -36,6 +36,10 @@ import type { MetadataRecord } from "../metadata/records.ts";
 import type { MetadataStore } from "../metadata/store.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { toErrorDetail, unary } from "./errors.ts";
+import { Forwarder, type ControllerRoute } from "./forward.ts";
+import type { MethodName } from "./grpc-service.ts";
+import type * as grpc from "@grpc/grpc-js";
+import type { QuorumVoter } from "../config/schema.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 
 /** What the admin service needs from the broker. */
@@ -47,6 +51,14 @@ export interface AdminDeps {
   readonly clusterId: string;
   /** The address clients reach this node at. */
   readonly address: () => string;
+  /** Where metadata changes are committed (this node, or forwarded to the active controller). */
+  readonly route: ControllerRoute;
+  /** The active controller's node id, -1 while none is elected. */
+  readonly controllerId: () => number;
+  /** The controller quorum. */
+  readonly voters: readonly QuorumVoter[];
+  /** This node's own view, for DescribeCluster. */
+  readonly nodeState: () => { roles: string[]; raftRole: string; raftTerm: number; commitOffset: number; brokerState: string };
 }
 
 /** Topics whose names start with "__" are Rill's own. */
@@ -72,9 +84,19 @@ function checkTimeout(timeoutMs: number): void {
 /** The AdminService implementation. */
 export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
   const { rm, store } = d;
-  const brokers = (): number[] => [d.config.nodeId];
+  const brokers = (): number[] => store.image.unfencedBrokers();
+  const fwd = new Forwarder(AdminService, d.route);
+  /** A metadata-changing call: run on the active controller, forwarded from any other node. */
+  const changing = <Req, Res>(method: MethodName<typeof AdminService>, fn: (req: Req) => Promise<Res>) =>
+    unary(async (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => {
+      if (fwd.shouldForward(call as grpc.ServerUnaryCall<unknown, unknown>)) return fwd.forward<Res>(method, req, call as grpc.ServerUnaryCall<unknown, unknown>);
+      const res = await fn(req);
+      fwd.markOffset(call as grpc.ServerUnaryCall<unknown, unknown>);
+      return res;
+    });
+  const roleOf = (r: string): NodeRole => (r === "controller" ? NodeRole.CONTROLLER : NodeRole.BROKER);
   return {
-    createTopics: unary(async (req: CreateTopicsRequest) => {
+    createTopics: changing("createTopics", async (req: CreateTopicsRequest) => {
       checkTimeout(req.timeoutMs);
       if (req.topics.length === 0) throw rillError("INVALID_REQUEST", "topics: at least one topic is required");
       const names = new Set<string>();
@@ -98,7 +120,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       return create(CreateTopicsResponseSchema, { topics });
     }),
 
-    deleteTopics: unary(async (req: DeleteTopicsRequest) => {
+    deleteTopics: changing("deleteTopics", async (req: DeleteTopicsRequest) => {
       checkTimeout(req.timeoutMs);
       if (req.topics.length === 0) throw rillError("INVALID_REQUEST", "topics: at least one topic is required");
       const topics = [];
@@ -148,7 +170,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       });
     }),
 
-    createPartitions: unary(async (req: CreatePartitionsRequest) => {
+    createPartitions: changing("createPartitions", async (req: CreatePartitionsRequest) => {
       checkTimeout(req.timeoutMs);
       const topics = [];
       for (const t of req.topics) {
@@ -201,7 +223,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       });
     }),
 
-    alterConfigs: unary(async (req: AlterConfigsRequest) => {
+    alterConfigs: changing("alterConfigs", async (req: AlterConfigsRequest) => {
       if (req.resources.length === 0) throw rillError("INVALID_REQUEST", "resources: at least one resource is required");
       const results = [];
       for (const [i, r] of req.resources.entries()) {
@@ -227,12 +249,26 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       return create(AlterConfigsResponseSchema, { results });
     }),
 
-    describeCluster: unary(() =>
-      create(DescribeClusterResponseSchema, {
+    describeCluster: unary(() => {
+      const img = store.image;
+      const n = d.nodeState();
+      return create(DescribeClusterResponseSchema, {
         clusterId: d.clusterId,
-        controllerId: d.config.nodeId,
-        brokers: [{ nodeId: d.config.nodeId, address: d.address(), roles: [NodeRole.BROKER, NodeRole.CONTROLLER], fenced: false }],
-      }),
-    ),
+        controllerId: d.controllerId(),
+        brokers: [...img.brokers.values()]
+          .sort((a, b) => a.nodeId - b.nodeId)
+          .map((b) => ({ nodeId: b.nodeId, address: b.address, roles: b.roles.map(roleOf), fenced: b.fenced, rack: b.rack ?? "" })),
+        voters: d.voters.map((v) => ({ nodeId: v.id, address: v.address })).sort((a, b) => a.nodeId - b.nodeId),
+        node: {
+          nodeId: d.config.nodeId,
+          roles: n.roles.map(roleOf),
+          metadataOffset: BigInt(img.offset),
+          raftRole: n.raftRole,
+          raftTerm: BigInt(n.raftTerm),
+          commitOffset: BigInt(n.commitOffset),
+          brokerState: n.brokerState,
+        },
+      });
+    }),
   };
 }

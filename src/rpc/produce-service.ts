@@ -22,6 +22,7 @@ import { Compression, encodeBatch } from "../storage/record-batch.ts";
 import type { TopicConfig } from "../config/schema.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { Forwarder, localRoute, type ControllerRoute } from "./forward.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /** Largest `timeout_ms` accepted (as Kafka's request.timeout.ms bounds). */
@@ -176,13 +177,16 @@ function toRecordInput(r: ProtoRecord): Parameters<typeof encodeBatch>[0][number
 }
 
 /** The ProduceService implementation. */
-export function produceService(rm: ReplicaManager): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
+export function produceService(rm: ReplicaManager, route: ControllerRoute = localRoute(() => rm.image.offset)): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
+  const fwd = new Forwarder(ProduceService, route);
   const producer = new Producer(rm);
   return {
     produce: unary((req: ProduceRequest) => producer.produce(req)),
     produceStream: (call) => serveProduceStream(producer, rm, call),
-    initProducerId: unary(async (req: InitProducerIdRequest) => {
+    initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff) throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
+      const c = call as grpc.ServerUnaryCall<unknown, unknown>;
+      if (fwd.shouldForward(c)) return fwd.forward("initProducerId", req, c);
       const r = await rm.initProducerId({ transactionalId: req.transactionalId, producerId: req.producerId === undefined ? undefined : Number(req.producerId), producerEpoch: req.producerEpoch });
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),

@@ -1,0 +1,144 @@
+/**
+ * The broker side of the cluster membership protocol: register with the active controller (a
+ * fresh incarnation id per process run), then heartbeat every `broker.heartbeat.interval.ms`
+ * reporting how far this node has applied the metadata log. The controller unfences the broker
+ * once it has caught up with its own registration; it fences it when heartbeats stop for
+ * `broker.session.timeout.ms`. A stale broker epoch (the controller lost or replaced the
+ * registration) makes the broker register again. On shutdown the broker asks for a controlled
+ * shutdown so that leadership moves away before it stops.
+ */
+import { RillError } from "../base/errors.ts";
+import type { BrokerControl } from "../rpc/controller-service.ts";
+import type { BrokerLog } from "./broker.ts";
+
+/** What the lifecycle needs. */
+export interface BrokerLifecycleOptions {
+  /** Random id of this process run. */
+  readonly incarnationId: string;
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly address: () => string;
+  readonly rack: string;
+  readonly roles: string[];
+  readonly controller: BrokerControl;
+  /** The offset of the last metadata record this node applied. */
+  readonly metadataOffset: () => number;
+  readonly heartbeatIntervalMs: number;
+  readonly log: BrokerLog;
+}
+
+/** Where the broker stands with the controller. */
+export type LifecycleState = "registering" | "fenced" | "running" | "shutting-down" | "stopped";
+
+/** Registration and heartbeats of one broker process. */
+export class BrokerLifecycle {
+  private epoch = -1;
+  private _state: LifecycleState = "registering";
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly unfencedWaiters = new Set<() => void>();
+  private lastError: string | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: BrokerLifecycleOptions) {}
+
+  get state(): LifecycleState {
+    return this._state;
+  }
+
+  /** The broker epoch from the latest registration (-1 before the first). */
+  get brokerEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Starts registering and heartbeating in the background. */
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Resolves once the controller has unfenced this broker (or rejects after `timeoutMs`). */
+  whenUnfenced(timeoutMs: number): Promise<void> {
+    if (this._state === "running") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.unfencedWaiters.delete(done);
+        reject(new Error(`broker ${this.o.nodeId} was not unfenced within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError})` : ""}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.unfencedWaiters.add(done);
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.step(), ms);
+    this.timer.unref?.();
+  }
+
+  private async step(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if (this.epoch < 0) {
+        const res = await this.o.controller.register({ nodeId: this.o.nodeId, clusterId: this.o.clusterId, incarnationId: this.o.incarnationId, address: this.o.address(), rack: this.o.rack, roles: this.o.roles });
+        this.epoch = res.brokerEpoch;
+        this._state = "fenced";
+        this.o.log.info({ brokerEpoch: this.epoch }, "registered with the controller");
+      }
+      const res = await this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: false });
+      this.lastError = null;
+      if (!res.isFenced && this._state !== "running") {
+        this._state = "running";
+        this.o.log.info({ brokerEpoch: this.epoch }, "unfenced: serving as a broker of the cluster");
+        for (const w of [...this.unfencedWaiters]) w();
+        this.unfencedWaiters.clear();
+      } else if (res.isFenced && this._state === "running") {
+        this._state = "fenced";
+        this.o.log.warn({ brokerEpoch: this.epoch }, "fenced by the controller");
+      }
+      // While fenced, heartbeat quickly so catching up is noticed at once.
+      this.schedule(this._state === "running" ? this.o.heartbeatIntervalMs : Math.min(this.o.heartbeatIntervalMs, 100));
+    } catch (e) {
+      const name = e instanceof RillError ? e.kind.name : "";
+      if (name === "STALE_BROKER_EPOCH" || name === "BROKER_ID_NOT_REGISTERED") {
+        this.epoch = -1;
+        this._state = "registering";
+      }
+      const msg = (e as Error).message;
+      if (msg !== this.lastError) this.o.log.warn({ err: msg }, this.epoch < 0 ? "registration with the controller failed; retrying" : "heartbeat failed; retrying");
+      this.lastError = msg;
+      this.schedule(Math.min(this.o.heartbeatIntervalMs, name === "DUPLICATE_BROKER_REGISTRATION" ? 1000 : 200));
+    }
+  }
+
+  /**
+   * Controlled shutdown: asks the controller to move leadership away and waits (at most
+   * `timeoutMs`) until it says the broker may stop. Then stops heartbeating.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.epoch < 0) return;
+    this._state = "shutting-down";
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      try {
+        const res = await this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: true });
+        if (res.shouldShutDown) break;
+      } catch {
+        // the controller may be moving too; try again until the deadline
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this._state = "stopped";
+  }
+
+  /** Stops at once, without a controlled shutdown (tests of a crash use kill -9 instead). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this._state = "stopped";
+  }
+}

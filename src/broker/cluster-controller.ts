@@ -1,0 +1,192 @@
+/**
+ * The active controller's runtime: broker registration, heartbeats and sessions, fencing of
+ * brokers whose session expired (with leader election from the ISR), AlterPartition from
+ * partition leaders, creation of `__consumer_offsets` once enough brokers are up, and periodic
+ * preferred-leader election. Every decision is a pure function of the image
+ * (src/metadata/controller.ts); this class adds time and commits the records through the quorum.
+ *
+ * Session state (last heartbeat per broker) lives only in the active controller's memory, as in
+ * KRaft: a newly elected controller gives every broker a fresh session before fencing anyone.
+ * Calls on a voter that is not the active controller answer NOT_CONTROLLER.
+ */
+import { RillError, rillError } from "../base/errors.ts";
+import type { Clock } from "../base/clock.ts";
+import type { Random } from "../base/random.ts";
+import {
+  decideAlterPartition,
+  decideBrokerHeartbeat,
+  decideCreateTopic,
+  decideFenceBroker,
+  decidePreferredLeaderElection,
+  decideRegisterBroker,
+} from "../metadata/controller.ts";
+import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
+import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
+import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
+import type { AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
+import type { BrokerLog } from "./broker.ts";
+
+/** Settings of the controller runtime. */
+export interface ClusterControllerOptions {
+  readonly store: QuorumMetadataStore;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly clusterId: string;
+  readonly sessionTimeoutMs: number;
+  /** `__consumer_offsets` replication factor (already capped at the voter count). */
+  readonly offsetsReplicationFactor: number;
+  /** How often sessions are checked; default 100 ms. */
+  readonly checkIntervalMs?: number;
+  /** How often leaders are moved back to their preferred replica; default 5 min, 0 = never. */
+  readonly preferredElectionIntervalMs?: number;
+  readonly log: BrokerLog;
+  /** This node's id and the incarnation of its own broker process (null: no broker role). */
+  readonly localNodeId: number;
+  readonly localIncarnation: string | null;
+}
+
+/** The active controller's handling of brokers. */
+export class ClusterController implements BrokerControl {
+  private readonly sessions = new BrokerHeartbeats();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly unsubscribe: () => void;
+  private checking: Promise<void> | null = null;
+  private lastPreferredElection: number;
+  private closed = false;
+
+  constructor(private readonly o: ClusterControllerOptions) {
+    this.lastPreferredElection = o.clock.nowMs();
+    this.unsubscribe = o.store.onLeaderChange(() => {
+      if (o.store.isLeader) {
+        // A new controller: every broker gets a full session before anyone is fenced.
+        this.sessions.reset([...o.store.image.brokers.keys()], o.clock.nowMs());
+        this.lastPreferredElection = o.clock.nowMs();
+      }
+    });
+    if (o.store.isLeader) this.sessions.reset([...o.store.image.brokers.keys()], o.clock.nowMs());
+    this.timer = setInterval(() => void this.runChecks(), o.checkIntervalMs ?? 100);
+    this.timer.unref?.();
+  }
+
+  private requireLeader(): void {
+    if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
+    if (!this.o.store.isLeader) {
+      const l = this.o.store.leader;
+      throw rillError("NOT_CONTROLLER", `this node is not the active controller (${l === 0 ? "none is elected yet" : `node ${l} is`})`);
+    }
+  }
+
+  /**
+   * Whether the registered process of `nodeId` may still be running. Not when it announced a
+   * controlled shutdown, nor when it is this node's own broker of an earlier run (this process
+   * replaced it); otherwise while its session lasts.
+   */
+  private isAlive = (nodeId: number): boolean => {
+    const b = this.o.store.image.brokers.get(nodeId);
+    if (b?.inControlledShutdown) return false;
+    if (nodeId === this.o.localNodeId && this.o.localIncarnation !== null) return b?.incarnationId === this.o.localIncarnation;
+    return this.sessions.isAlive(nodeId, this.o.clock.nowMs(), this.o.sessionTimeoutMs);
+  };
+
+  async register(req: { nodeId: number; clusterId: string; incarnationId: string; address: string; rack: string; roles: string[] }): Promise<{ brokerEpoch: number }> {
+    this.requireLeader();
+    if (req.clusterId !== this.o.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${this.o.clusterId}"`);
+    await this.o.store.commit((img) => decideRegisterBroker(img, { nodeId: req.nodeId, incarnationId: req.incarnationId, address: req.address, rack: req.rack, roles: req.roles }, this.isAlive));
+    const b = this.o.store.image.brokers.get(req.nodeId);
+    if (!b || b.incarnationId !== req.incarnationId) throw rillError("DUPLICATE_BROKER_REGISTRATION", `node_id: ${req.nodeId} was registered by another incarnation meanwhile`);
+    this.sessions.touch(req.nodeId, this.o.clock.nowMs());
+    this.o.log.info({ broker: req.nodeId, address: req.address, epoch: b.epoch }, "broker registered");
+    return { brokerEpoch: b.epoch };
+  }
+
+  async heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
+    this.requireLeader();
+    let response: { isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean } | null = null;
+    const change = await this.o.store.commit((img) => {
+      const r = decideBrokerHeartbeat(img, req);
+      response = r.response;
+      return r.records;
+    });
+    this.sessions.touch(req.nodeId, this.o.clock.nowMs());
+    for (const r of change.records) {
+      if (r.type === "broker-fence") this.o.log.info({ broker: r.nodeId }, r.fenced ? "broker fenced at its request" : "broker unfenced");
+    }
+    return response!;
+  }
+
+  async alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>): Promise<AlterPartitionOutcome[]> {
+    this.requireLeader();
+    const errors = new Map<number, Error>();
+    await this.o.store.commit((img) => {
+      errors.clear();
+      const out = [];
+      for (let i = 0; i < partitions.length; i++) {
+        try {
+          out.push(...decideAlterPartition(img, nodeId, brokerEpoch, partitions[i]!));
+        } catch (e) {
+          if (!(e instanceof RillError)) throw e;
+          errors.set(i, e);
+        }
+      }
+      return out;
+    });
+    const img = this.o.store.image;
+    return partitions.map((p, i) => {
+      const st = img.topics.get(p.topic)?.partitions[p.partition];
+      return {
+        topic: p.topic,
+        partition: p.partition,
+        leader: st?.leader ?? -1,
+        leaderEpoch: st?.leaderEpoch ?? -1,
+        partitionEpoch: st?.partitionEpoch ?? -1,
+        isr: st?.isr ?? [],
+        error: errors.get(i) ?? null,
+      };
+    });
+  }
+
+  /** Periodic work of the active controller (runs on a timer; callers may run it now). */
+  runChecks(): Promise<void> {
+    if (this.closed || !this.o.store.isLeader) return Promise.resolve();
+    this.checking ??= this.check().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  private async check(): Promise<void> {
+    try {
+      const now = this.o.clock.nowMs();
+      for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
+        await this.o.store.commit((img) => decideFenceBroker(img, id));
+        this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
+      }
+      const img = this.o.store.image;
+      if (!img.topics.has(OFFSETS_TOPIC) && img.unfencedBrokers().length >= this.o.offsetsReplicationFactor) {
+        await this.o.store.commit((im) =>
+          im.topics.has(OFFSETS_TOPIC)
+            ? []
+            : decideCreateTopic(
+                im,
+                { name: OFFSETS_TOPIC, partitions: OFFSETS_PARTITIONS, replicationFactor: this.o.offsetsReplicationFactor, configs: OFFSETS_TOPIC_CONFIGS },
+                { partitions: OFFSETS_PARTITIONS, brokers: im.unfencedBrokers(), random: this.o.random, internal: true },
+              ),
+        );
+        this.o.log.info({ replicationFactor: this.o.offsetsReplicationFactor }, `created ${OFFSETS_TOPIC}`);
+      }
+      const every = this.o.preferredElectionIntervalMs ?? 300_000;
+      if (every > 0 && now - this.lastPreferredElection >= every) {
+        this.lastPreferredElection = now;
+        await this.o.store.commit((im) => decidePreferredLeaderElection(im).records);
+      }
+    } catch (e) {
+      if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN")) this.o.log.error({ err: e }, "controller periodic work failed");
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.unsubscribe();
+  }
+}

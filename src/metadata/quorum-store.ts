@@ -1,0 +1,429 @@
+/**
+ * The metadata log on a Raft quorum of controller voters (the KRaft model): a `MetadataStore`
+ * whose commits are Raft proposals, committed by a majority before they are applied.
+ *
+ * This is the shell around the pure Raft core: it ticks it on a timer, feeds it messages from
+ * the network, and runs the Ready loop — persist (DiskRaftStorage, fsync), send (the injected
+ * transport), apply (records into the MetadataImage, in log order), advance. Every voter applies
+ * the same committed entries in the same order, so every voter holds the same image.
+ *
+ * - A log entry is one commit: a JSON array of MetadataRecords, or a leader's no-op. The
+ *   metadata offset of a record is the Raft index of its entry.
+ * - Only the leader (the active controller) commits. Commits are serial: `decide` runs against
+ *   an image that holds every entry in the leader's log (applied == last index), so decisions
+ *   never race each other or act on a stale image; then the proposal waits until it is applied.
+ *   A follower's `commit` throws NOT_CONTROLLER naming the leader; the RPC layer forwards.
+ * - Every `snapshotIntervalRecords` entries the image is written as a Raft snapshot (the records
+ *   that rebuild it) and the log before it is truncated; a voter that lags behind the truncation
+ *   receives the snapshot (InstallSnapshot) and replaces its image.
+ * - On open the node replays its snapshot and every entry its hard state knows committed, so a
+ *   restarted node answers from its last image before it hears from anyone.
+ *
+ * Time and I/O are injected (timers, transport, FileSystem, Random).
+ */
+import { rillError, RillError } from "../base/errors.ts";
+import type { Random } from "../base/random.ts";
+import { DiskRaftStorage } from "../raft/disk-storage.ts";
+import { RaftNode, type RaftStatus } from "../raft/node.ts";
+import type { Entry, Message, NodeId, Ready, Snapshot } from "../raft/types.ts";
+import type { FileSystem } from "../storage/fs.ts";
+import { MetadataImage, snapshotRecords } from "./image.ts";
+import { decodeMetadataRecord, type MetadataRecord } from "./records.ts";
+import type { MetadataChange, MetadataStore } from "./store.ts";
+
+/** Where Raft messages go. Sends are fire-and-forget: Raft retries what is lost. */
+export interface QuorumTransport {
+  /** Sends `messages` (all to `to`, in order). Snapshot messages carry their data. */
+  send(to: NodeId, messages: readonly Message[]): void;
+}
+
+/** Interval timers, injected. */
+export interface IntervalTimers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The few log calls the store makes. */
+export interface QuorumLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What a voter needs. */
+export interface QuorumStoreOptions {
+  readonly fs: FileSystem;
+  /** The node's data dir; the Raft state lives in `<dataDir>/metadata/raft`. */
+  readonly dataDir: string;
+  readonly nodeId: NodeId;
+  /** Every voter's id, this node included. */
+  readonly voters: readonly NodeId[];
+  readonly random: Random;
+  readonly transport: QuorumTransport;
+  readonly timers: IntervalTimers;
+  /** One Raft tick; the leader heartbeats every tick. */
+  readonly tickMs: number;
+  /** Election timeout in ticks (randomised by Raft between this and twice this). */
+  readonly electionTicks: number;
+  /** New entries between snapshots. */
+  readonly snapshotIntervalRecords: number;
+  /** How long a commit may wait for the quorum before REQUEST_TIMED_OUT. Default 10 s. */
+  readonly commitTimeoutMs?: number;
+  readonly log?: QuorumLog;
+}
+
+/** A proposal waiting to be applied. */
+interface Pending {
+  readonly index: number;
+  readonly term: number;
+  readonly resolve: (change: MetadataChange) => void;
+  readonly reject: (e: Error) => void;
+}
+
+const silent: QuorumLog = { info() {}, warn() {}, error() {} };
+
+/** Encodes one commit's records as a log entry. */
+export function encodeEntry(records: readonly MetadataRecord[]): Uint8Array {
+  return Buffer.from(JSON.stringify(records), "utf8");
+}
+
+/** Decodes a log entry or snapshot written by `encodeEntry`; throws on anything else. */
+export function decodeEntry(data: Uint8Array): MetadataRecord[] {
+  const v: unknown = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8"));
+  if (!Array.isArray(v)) throw new Error("metadata entry is not a list of records");
+  return v.map((r) => decodeMetadataRecord(Buffer.from(JSON.stringify(r), "utf8")));
+}
+
+/** A controller voter's metadata store. */
+export class QuorumMetadataStore implements MetadataStore {
+  private _image: MetadataImage;
+  private readonly storage: DiskRaftStorage;
+  private readonly node: RaftNode;
+  private readonly listeners = new Set<(c: MetadataChange) => void>();
+  private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
+  private readonly pending: Pending[] = [];
+  private readonly waiters = new Set<() => void>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly ticker: unknown;
+  private pumping = false;
+  private pumpAgain = false;
+  private closed = false;
+  private lastSnapshotIndex: number;
+  private readonly log: QuorumLog;
+  /** Set once the Ready loop fails (a disk error): the node stops taking part. */
+  private failure: Error | null = null;
+
+  private constructor(private readonly o: QuorumStoreOptions) {
+    this.log = o.log ?? silent;
+    const dir = o.fs.join(o.dataDir, "metadata", "raft");
+    o.fs.mkdirp(dir);
+    this.storage = DiskRaftStorage.open(o.fs, dir, o.voters);
+    const stored = this.storage.initialState().voters;
+    if ([...stored].sort().join(",") !== [...o.voters].sort().join(",")) {
+      this.storage.close();
+      throw rillError("INVALID_CONFIG", `controller.quorum.voters: the voters ${o.voters.join(",")} differ from ${stored.join(",")} stored in ${dir}; membership changes are not supported`);
+    }
+    const snap = this.storage.snapshot();
+    this._image = snap.meta.index > 0 ? MetadataImage.fromSnapshot(decodeEntry(snap.data), snap.meta.index) : new MetadataImage();
+    this.lastSnapshotIndex = snap.meta.index;
+    this.node = new RaftNode({
+      id: o.nodeId,
+      storage: this.storage,
+      random: o.random,
+      electionTicks: o.electionTicks,
+      heartbeatTicks: 1,
+      applied: snap.meta.index,
+    });
+    // Replay what this node already knows committed, before serving anything.
+    this.applyKnownCommitted();
+    this.ticker = o.timers.setInterval(() => this.tick(), o.tickMs);
+    (this.ticker as { unref?: () => void }).unref?.();
+    // A quorum of one needs no election timeout: it leads at once.
+    if (o.voters.length === 1) this.node.campaign();
+    this.pump();
+  }
+
+  /** Resolves once `cond` holds (checked after every applied change), or rejects after `timeoutMs`. */
+  waitUntil(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
+    return this.waitFor(cond, what, timeoutMs);
+  }
+
+  /** Opens (creating if needed) this voter's Raft state and replays it. */
+  static open(o: QuorumStoreOptions): QuorumMetadataStore {
+    return new QuorumMetadataStore(o);
+  }
+
+  get image(): MetadataImage {
+    return this._image;
+  }
+
+  /** The Raft state of this voter. */
+  status(): RaftStatus {
+    return this.node.status();
+  }
+
+  /** The active controller's node id, or 0 when none is known. */
+  get leader(): NodeId {
+    return this.node.status().leader;
+  }
+
+  /** Whether this node is the active controller. */
+  get isLeader(): boolean {
+    return this.node.status().role === "leader";
+  }
+
+  /** Calls `fn` whenever the known leader or the term changes. Returns an unsubscribe function. */
+  onLeaderChange(fn: (leader: NodeId, term: number) => void): () => void {
+    this.leaderListeners.add(fn);
+    return () => this.leaderListeners.delete(fn);
+  }
+
+  onChange(fn: (change: MetadataChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Hands messages from the network to the Raft core. A malformed message throws
+   * RillError(INVALID_REQUEST) and changes nothing; stale ones are ignored by the core.
+   */
+  receive(messages: readonly Message[]): void {
+    if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
+    for (const m of messages) {
+      if (m.to !== this.o.nodeId) throw rillError("INVALID_REQUEST", `messages: a message for node ${m.to} reached node ${this.o.nodeId}`);
+    }
+    for (const m of messages) this.node.step(m);
+    this.pump();
+  }
+
+  /** The transport's report on a snapshot it was asked to send. */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    if (this.closed) return;
+    this.node.reportSnapshot(to, ok);
+    this.pump();
+  }
+
+  /** Hands leadership to `to` (controlled shutdown of the active controller). */
+  transferLeadership(to: NodeId): RillError | null {
+    const e = this.node.transferLeadership(to);
+    this.pump();
+    return e;
+  }
+
+  commit(decide: (image: MetadataImage) => MetadataRecord[]): Promise<MetadataChange> {
+    const run = async (): Promise<MetadataChange> => {
+      this.checkOpen();
+      if (!this.isLeader) throw this.notController();
+      await this.waitFor(() => this.isLeader && this.caughtUp(), "the new controller to catch up with its log");
+      const term = this.node.status().term;
+      const records = decide(this._image);
+      if (records.length === 0) return { records: [], offset: this._image.offset };
+      const res = this.node.propose(encodeEntry(records));
+      if (!res.ok) throw res.error;
+      const applied = new Promise<MetadataChange>((resolve, reject) => this.pending.push({ index: res.index, term, resolve, reject }));
+      this.pump();
+      return this.withTimeout(applied, `metadata commit at offset ${res.index}`);
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  /** Resolves once the image holds offset `offset` (or rejects after `timeoutMs`). */
+  async waitForOffset(offset: number, timeoutMs: number): Promise<void> {
+    await this.waitFor(() => this._image.offset >= offset, `metadata offset ${offset}`, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.timers.clearInterval(this.ticker);
+    for (const p of this.pending.splice(0)) p.reject(rillError("SHUTTING_DOWN", "the controller is shutting down"));
+    for (const w of [...this.waiters]) w();
+    await this.queue;
+    while (this.pumping) await new Promise((r) => setImmediate(r));
+    this.storage.close();
+  }
+
+  private notController(): RillError {
+    const leader = this.leader;
+    return rillError("NOT_CONTROLLER", `node ${this.o.nodeId} is not the active controller (${leader === 0 ? "no controller is elected yet" : `the active controller is node ${leader}`})`);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
+    if (this.failure) throw rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${this.failure.message}`);
+  }
+
+  private caughtUp(): boolean {
+    const s = this.node.status();
+    return s.applied === s.lastIndex;
+  }
+
+  private tick(): void {
+    if (this.closed || this.failure) return;
+    this.node.tick();
+    this.pump();
+  }
+
+  /** Waits until `cond` holds, re-checked after each Ready; rejects on close or timeout. */
+  private waitFor(cond: () => boolean, what: string, timeoutMs = this.o.commitTimeoutMs ?? 10_000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.closed) {
+          done();
+          reject(rillError("SHUTTING_DOWN", "the controller is shutting down"));
+        } else if (cond()) {
+          done();
+          resolve();
+        } else if (this.failure) {
+          done();
+          reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${this.failure.message}`));
+        }
+      };
+      const timer = this.o.timers.setTimeout(() => {
+        done();
+        reject(this.isLeader || this.leader === 0 ? rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`) : this.notController());
+      }, timeoutMs);
+      const done = (): void => {
+        this.waiters.delete(check);
+        this.o.timers.clearTimeout(timer);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+    const ms = this.o.commitTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const timer = this.o.timers.setTimeout(() => reject(rillError("REQUEST_TIMED_OUT", `timed out after ${ms} ms waiting for ${what}; it may still be applied`)), ms);
+      p.then(
+        (v) => {
+          this.o.timers.clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.o.timers.clearTimeout(timer);
+          reject(e as Error);
+        },
+      );
+    });
+  }
+
+  /** Applies the committed entries a restarted node already holds (synchronously). */
+  private applyKnownCommitted(): void {
+    const commit = this.storage.hardState().commit;
+    let applied = this.storage.snapshot().meta.index;
+    while (applied < commit) {
+      const ents = this.storage.entries(applied + 1, commit + 1, 1 << 20);
+      for (const e of ents) this.applyEntry(e);
+      applied = ents[ents.length - 1]!.index;
+    }
+    // The core hands these out again in its first Ready; applyEntry skips what the image holds.
+  }
+
+  /** Runs the Ready loop until the core has nothing more; one loop at a time. */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    if (this.closed || this.failure) return;
+    this.pumping = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        while (!this.closed && this.node.hasReady()) {
+          const rd = this.node.ready()!;
+          await this.handle(rd);
+        }
+      } while (this.pumpAgain && !this.closed);
+    } catch (e) {
+      this.failure = e as Error;
+      this.log.error({ err: e }, "metadata quorum: the Raft loop failed; this controller stops taking part");
+      for (const p of this.pending.splice(0)) p.reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${(e as Error).message}`));
+    } finally {
+      this.pumping = false;
+      for (const w of [...this.waiters]) w();
+    }
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    // 1. persist (snapshot, entries, fsync, hard state)
+    await this.storage.persist(rd);
+    if (this.closed) return;
+    // 2. send, only now
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const m of rd.messages) {
+      let list = byPeer.get(m.to);
+      if (!list) byPeer.set(m.to, (list = []));
+      list.push(m);
+    }
+    for (const [to, msgs] of byPeer) this.o.transport.send(to, msgs);
+    // 3. apply
+    if (rd.snapshot !== null) this.installSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    // 4. advance
+    this.node.advance(rd);
+    if (rd.softState !== null) {
+      const s = this.node.status();
+      this.log.info({ leader: s.leader, term: s.term, role: s.role }, "metadata quorum: leader changed");
+      for (const fn of this.leaderListeners) fn(s.leader, s.term);
+    }
+    this.maybeSnapshot();
+    for (const w of [...this.waiters]) w();
+  }
+
+  private installSnapshot(snap: Snapshot): void {
+    if (snap.meta.index <= this._image.offset) return;
+    const records = decodeEntry(snap.data);
+    this._image = MetadataImage.fromSnapshot(records, snap.meta.index);
+    this.lastSnapshotIndex = snap.meta.index;
+    this.failPendingUpTo(snap.meta.index);
+    const change: MetadataChange = { records, offset: snap.meta.index, snapshot: true };
+    for (const fn of this.listeners) fn(change);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this._image.offset) return; // replayed at open, or covered by a snapshot
+    let records: MetadataRecord[] = [];
+    if (e.kind === "data") {
+      records = decodeEntry(e.data);
+      for (const r of records) this._image.apply(r, e.index);
+    }
+    this._image.offset = e.index;
+    const change: MetadataChange = { records, offset: e.index };
+    while (this.pending.length > 0 && this.pending[0]!.index <= e.index) {
+      const p = this.pending.shift()!;
+      if (p.index === e.index && p.term === e.term) p.resolve(change);
+      else p.reject(rillError("NOT_CONTROLLER", `leadership changed before the change at offset ${p.index} committed; it was not applied`));
+    }
+    if (records.length > 0) for (const fn of this.listeners) fn(change);
+  }
+
+  private failPendingUpTo(index: number): void {
+    while (this.pending.length > 0 && this.pending[0]!.index <= index) {
+      this.pending.shift()!.reject(rillError("NOT_CONTROLLER", "a snapshot replaced the log; the change's outcome is unknown"));
+    }
+  }
+
+  /** Writes a snapshot of the image and truncates the log once enough entries were applied. */
+  private maybeSnapshot(): void {
+    const applied = this.node.status().applied;
+    if (applied - this.lastSnapshotIndex < this.o.snapshotIntervalRecords) return;
+    if (this._image.offset !== applied) return;
+    this.storage.createSnapshot(applied, encodeEntry(snapshotRecords(this._image)));
+    this.lastSnapshotIndex = applied;
+    // Keep half an interval of entries so a briefly lagging voter catches up without a snapshot.
+    const keepFrom = applied - Math.floor(this.o.snapshotIntervalRecords / 2);
+    if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
+    this.log.info({ index: applied }, "metadata quorum: wrote a snapshot");
+  }
+}

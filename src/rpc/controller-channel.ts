@@ -1,0 +1,143 @@
+/**
+ * A broker's way to the active controller: the broker lifecycle calls (RegisterBroker,
+ * BrokerHeartbeat, AlterPartition) and forwarded requests go to whichever voter leads the
+ * quorum. When this node is itself the active controller the call is made in-process; otherwise
+ * over gRPC to the leader's address, learnt from the local Raft state or, on a broker that is
+ * not a voter, by asking the voters in turn (a voter that does not lead answers NOT_CONTROLLER).
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { RillError, rillError } from "../base/errors.ts";
+import type { QuorumVoter } from "../config/schema.ts";
+import {
+  AlterPartitionRequestSchema,
+  BrokerHeartbeatRequestSchema,
+  ControllerService,
+  RegisterBrokerRequestSchema,
+} from "../gen/rill/v1/controller_service_pb.ts";
+import { NodeRole } from "../gen/rill/v1/common_pb.ts";
+import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
+import { fromServiceError } from "./errors.ts";
+import { clientConstructor, type ServiceClient } from "./grpc-service.ts";
+import { errorKindByCode } from "../base/errors.ts";
+
+const ControllerClient = clientConstructor(ControllerService);
+
+/** What the channel needs to know about the local node. */
+export interface ControllerChannelOptions {
+  readonly voters: readonly QuorumVoter[];
+  /** The in-process controller, when this node is a voter. */
+  readonly local: BrokerControl | null;
+  /** The active controller as this node knows it (0: unknown); voters know it from Raft. */
+  readonly knownLeader: () => number;
+  /** Whether this node is the active controller right now. */
+  readonly isLocalLeader: () => boolean;
+  readonly callTimeoutMs: number;
+}
+
+/** Calls the active controller, wherever it is. */
+export class ControllerChannel implements BrokerControl {
+  private readonly clients = new Map<number, ServiceClient<typeof ControllerService>>();
+  private guess = 0;
+  private hint = 0;
+
+  constructor(private readonly o: ControllerChannelOptions) {}
+
+  /** The voter the next remote call goes to. */
+  private target(): QuorumVoter {
+    const known = this.o.knownLeader() || this.hint;
+    const v = this.o.voters.find((x) => x.id === known);
+    if (v) return v;
+    this.guess = (this.guess + 1) % this.o.voters.length;
+    return this.o.voters[this.guess]!;
+  }
+
+  /** The address of the active controller, if known. */
+  leaderAddress(): string | null {
+    const known = this.o.knownLeader() || this.hint;
+    return this.o.voters.find((x) => x.id === known)?.address ?? null;
+  }
+
+  private client(v: QuorumVoter): ServiceClient<typeof ControllerService> {
+    let c = this.clients.get(v.id);
+    if (!c) {
+      c = new ControllerClient(v.address, grpc.credentials.createInsecure(), { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 });
+      this.clients.set(v.id, c);
+    }
+    return c;
+  }
+
+  private async call<T>(local: (c: BrokerControl) => Promise<T>, remote: (c: ServiceClient<typeof ControllerService>, deadline: number, done: (e: grpc.ServiceError | null, v?: T) => void) => void): Promise<T> {
+    if (this.o.local && this.o.isLocalLeader()) return local(this.o.local);
+    const v = this.target();
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        remote(this.client(v), Date.now() + this.o.callTimeoutMs, (e, res) => (e ? reject(e) : resolve(res!)));
+      });
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      const rill = err.metadata?.get("rill-error-code").length ? fromServiceError(err) : null;
+      if (rill?.kind.name === "NOT_CONTROLLER") {
+        const m = /node (\d+) is/.exec(rill.message);
+        this.hint = m ? Number(m[1]) : 0;
+        throw rill;
+      }
+      this.hint = 0;
+      if (rill) throw rill;
+      throw rillError("NOT_CONTROLLER", `cannot reach controller ${v.id} at ${v.address}: ${err.details || err.message}`);
+    }
+  }
+
+  register(req: { nodeId: number; clusterId: string; incarnationId: string; address: string; rack: string; roles: string[] }): Promise<{ brokerEpoch: number }> {
+    return this.call(
+      (c) => c.register(req),
+      (c, deadline, done) =>
+        c.registerBroker(
+          create(RegisterBrokerRequestSchema, { ...req, roles: req.roles.map((r) => (r === "controller" ? NodeRole.CONTROLLER : NodeRole.BROKER)) }),
+          { deadline },
+          (e, res) => done(e, res ? { brokerEpoch: Number(res.brokerEpoch) } : undefined),
+        ),
+    );
+  }
+
+  heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
+    return this.call(
+      (c) => c.heartbeat(req),
+      (c, deadline, done) =>
+        c.brokerHeartbeat(
+          create(BrokerHeartbeatRequestSchema, { ...req, brokerEpoch: BigInt(req.brokerEpoch), currentMetadataOffset: BigInt(req.currentMetadataOffset) }),
+          { deadline },
+          (e, res) => done(e, res ? { isCaughtUp: res.isCaughtUp, isFenced: res.isFenced, shouldShutDown: res.shouldShutDown } : undefined),
+        ),
+    );
+  }
+
+  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>): Promise<AlterPartitionOutcome[]> {
+    return this.call(
+      (c) => c.alterPartition(nodeId, brokerEpoch, partitions),
+      (c, deadline, done) =>
+        c.alterPartition(create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: partitions.map((p) => ({ ...p })) }), { deadline }, (e, res) =>
+          done(
+            e,
+            res?.partitions.map((p) => {
+              const kind = p.error ? errorKindByCode(p.error.code) : undefined;
+              return {
+                topic: p.topic,
+                partition: p.partition,
+                leader: p.leader,
+                leaderEpoch: p.leaderEpoch,
+                partitionEpoch: p.partitionEpoch,
+                isr: [...p.isr],
+                error: p.error ? (kind ? new RillError(kind, p.error.message) : rillError("UNKNOWN_SERVER_ERROR", p.error.message)) : null,
+              };
+            }),
+          ),
+        ),
+    );
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

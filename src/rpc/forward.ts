@@ -1,0 +1,112 @@
+/**
+ * Forwarding of metadata-changing requests to the active controller, so that any node answers
+ * any Admin call (and InitProducerId). The node that is not the active controller passes the
+ * request unchanged to the controller's address, marked `rill-forwarded` (a forwarded request is
+ * never forwarded again), and answers what the controller answered.
+ *
+ * Read-your-writes through the same node: the controller's answer carries the metadata offset
+ * that holds the change (`rill-metadata-offset`, sent as response headers), and the forwarding
+ * node waits until its own image has applied that offset before answering — so a client that
+ * created a topic through node 2 finds it on node 2 at once.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { DescService } from "@bufbuild/protobuf";
+import { rillError } from "../base/errors.ts";
+import { fromServiceError } from "./errors.ts";
+import { clientConstructor, type MethodName, type ServiceClient } from "./grpc-service.ts";
+
+/** Header that marks a forwarded request. */
+export const FORWARDED_KEY = "rill-forwarded";
+/** Header with the metadata offset that holds the change. */
+export const METADATA_OFFSET_KEY = "rill-metadata-offset";
+
+/** What forwarding needs to know about the node. */
+export interface ControllerRoute {
+  /** Whether this node is the active controller now (it commits itself). */
+  isActive(): boolean;
+  /** The active controller's address, null while none is known. */
+  leaderAddress(): string | null;
+  /** The offset of the last metadata record applied here. */
+  metadataOffset(): number;
+  /** Resolves once the local image holds `offset`, or after `timeoutMs` in any case. */
+  waitForOffset(offset: number, timeoutMs: number): Promise<void>;
+}
+
+/** The single-node route: this node is always the active controller. */
+export const localRoute = (metadataOffset: () => number): ControllerRoute => ({
+  isActive: () => true,
+  leaderAddress: () => null,
+  metadataOffset,
+  waitForOffset: async () => {},
+});
+
+/** How long a forwarding node waits for a controller to be elected. */
+const ELECTION_WAIT_MS = 10_000;
+/** How long a forwarding node waits to apply the controller's change. */
+const APPLY_WAIT_MS = 5_000;
+
+/** Forwards calls of one service to the active controller. */
+export class Forwarder<S extends DescService> {
+  private readonly ctor;
+  private readonly clients = new Map<string, ServiceClient<S>>();
+
+  constructor(
+    service: S,
+    private readonly route: ControllerRoute,
+  ) {
+    this.ctor = clientConstructor(service);
+  }
+
+  /** True when `call` should be forwarded rather than run here. */
+  shouldForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
+    return !this.route.isActive() && call.metadata.get(FORWARDED_KEY).length === 0;
+  }
+
+  /** Marks a locally run change with the offset that holds it. */
+  markOffset(call: grpc.ServerUnaryCall<unknown, unknown>): void {
+    const md = new grpc.Metadata();
+    md.set(METADATA_OFFSET_KEY, String(this.route.metadataOffset()));
+    call.sendMetadata(md);
+  }
+
+  /** Passes `req` to the active controller and answers its response. */
+  async forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+    const until = Date.now() + ELECTION_WAIT_MS;
+    let address = this.route.leaderAddress();
+    while (address === null && !this.route.isActive()) {
+      if (Date.now() >= until) throw rillError("NOT_CONTROLLER", `no active controller was elected within ${ELECTION_WAIT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+      address = this.route.leaderAddress();
+    }
+    if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new this.ctor(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
+      this.clients.set(address, client);
+    }
+    const md = new grpc.Metadata();
+    md.set(FORWARDED_KEY, "1");
+    const deadline = call.getDeadline();
+    const options = { deadline: deadline === Infinity ? Date.now() + 60_000 : deadline };
+    let offset = -1;
+    const res = await new Promise<Res>((resolve, reject) => {
+      const fn = (client as unknown as Record<string, Function>)[method]!;
+      const c = fn.call(client, req, md, options, (e: grpc.ServiceError | null, r: Res) => {
+        if (!e) return resolve(r);
+        if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
+        reject(rillError("NOT_CONTROLLER", `forwarding to the active controller at ${address} failed: ${e.details || e.message}`));
+      }) as grpc.ClientUnaryCall;
+      c.on("metadata", (m: grpc.Metadata) => {
+        const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
+        if (Number.isSafeInteger(v)) offset = v;
+      });
+    });
+    if (offset >= 0) await this.route.waitForOffset(offset, APPLY_WAIT_MS);
+    return res;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The controller quorum's outgoing Raft traffic over ControllerService: one grpc-js channel per
+ * peer voter; vote messages go by Vote, append/heartbeat/timeout-now and their answers by
+ * AppendEntries, snapshots by a client stream of InstallSnapshot chunks.
+ *
+ * Sends are fire-and-forget, as Raft expects of its network: a call that fails is dropped and
+ * Raft's own timeouts resend. At most `maxInFlight` calls per peer are outstanding; messages
+ * beyond that are dropped (a slow or dead peer must not pile up memory). A snapshot's outcome
+ * is reported back so the leader can retry or move on.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { ControllerService, InstallSnapshotRequestSchema } from "../gen/rill/v1/controller_service_pb.ts";
+import { encodeMessage } from "../raft/codec.ts";
+import type { Message, NodeId, SnapshotMessage } from "../raft/types.ts";
+import type { QuorumTransport } from "../metadata/quorum-store.ts";
+import { clientConstructor, type ServiceClient } from "./grpc-service.ts";
+
+const ControllerClient = clientConstructor(ControllerService);
+
+/** Bytes per InstallSnapshot chunk. */
+const SNAPSHOT_CHUNK_BYTES = 1 << 20;
+
+/** What the transport needs. */
+export interface GrpcQuorumTransportOptions {
+  readonly clusterId: string;
+  readonly nodeId: NodeId;
+  /** Peer voters' addresses by node id. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  /** Deadline of one delivery call. */
+  readonly callTimeoutMs: number;
+  /** Told whether a snapshot reached its voter. */
+  readonly onSnapshot: (to: NodeId, ok: boolean) => void;
+  readonly maxInFlight?: number;
+}
+
+/** Raft messages to peer voters over gRPC. */
+export class GrpcQuorumTransport implements QuorumTransport {
+  private readonly clients = new Map<NodeId, ServiceClient<typeof ControllerService>>();
+  private readonly inFlight = new Map<NodeId, number>();
+  private closed = false;
+
+  constructor(private readonly o: GrpcQuorumTransportOptions) {}
+
+  private client(to: NodeId): ServiceClient<typeof ControllerService> | null {
+    let c = this.clients.get(to);
+    if (c) return c;
+    const address = this.o.peers.get(to);
+    if (address === undefined) return null;
+    c = new ControllerClient(address, grpc.credentials.createInsecure(), {
+      // Reconnect quickly after a peer restarts: elections depend on it.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+      "grpc.max_send_message_length": -1,
+      "grpc.max_receive_message_length": -1,
+    });
+    this.clients.set(to, c);
+    return c;
+  }
+
+  send(to: NodeId, messages: readonly Message[]): void {
+    if (this.closed) return;
+    const c = this.client(to);
+    if (!c) return;
+    const votes: Uint8Array[] = [];
+    const appends: Uint8Array[] = [];
+    for (const m of messages) {
+      if (m.type === "snapshot") this.sendSnapshot(c, m);
+      else if (m.type === "prevote" || m.type === "vote" || m.type === "prevote-response" || m.type === "vote-response") votes.push(encodeMessage(m));
+      else appends.push(encodeMessage(m));
+    }
+    const head = { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: to };
+    if (votes.length > 0 && this.acquire(to)) {
+      c.vote({ $typeName: "rill.v1.VoteRequest", ...head, messages: votes }, { deadline: Date.now() + this.o.callTimeoutMs }, () => this.release(to));
+    }
+    if (appends.length > 0 && this.acquire(to)) {
+      c.appendEntries({ $typeName: "rill.v1.AppendEntriesRequest", ...head, messages: appends }, { deadline: Date.now() + this.o.callTimeoutMs }, () => this.release(to));
+    }
+  }
+
+  private acquire(to: NodeId): boolean {
+    const n = this.inFlight.get(to) ?? 0;
+    if (n >= (this.o.maxInFlight ?? 64)) return false;
+    this.inFlight.set(to, n + 1);
+    return true;
+  }
+
+  private release(to: NodeId): void {
+    this.inFlight.set(to, (this.inFlight.get(to) ?? 1) - 1);
+  }
+
+  private sendSnapshot(c: ServiceClient<typeof ControllerService>, m: SnapshotMessage): void {
+    const data = m.snapshot.data;
+    const head = encodeMessage({ ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } });
+    const call = c.installSnapshot({ deadline: Date.now() + Math.max(this.o.callTimeoutMs, 30_000) }, (err) => {
+      if (!this.closed) this.o.onSnapshot(m.to, err === null);
+    });
+    let offset = 0;
+    do {
+      const piece = data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES);
+      call.write(
+        create(InstallSnapshotRequestSchema, {
+          ...(offset === 0 ? { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: m.to, message: head } : {}),
+          data: piece,
+          offset: BigInt(offset),
+        }),
+      );
+      offset += piece.length;
+    } while (offset < data.length);
+    call.end();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
