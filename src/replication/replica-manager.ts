@@ -14,7 +14,7 @@ import { decideInitProducerId, effectiveConfig } from "../metadata/controller.ts
 import type { MetadataImage, TopicState } from "../metadata/image.ts";
 import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
-import type { AppendResult, PartitionLog, ReadResult } from "../storage/partition-log.ts";
+import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
 
 /** Timers, injected by the shell. */
@@ -172,13 +172,13 @@ export class ReplicaManager {
     return log.logEndOffset;
   }
 
-  /** Reads one partition; errors concern that partition only and are returned, not thrown. */
-  readPartition(pos: FetchPosition): FetchedData {
+  /** Reads one partition (a disk read fills a buffer from `alloc`, see PartitionLog.read); errors concern that partition only and are returned, not thrown. */
+  readPartition(pos: FetchPosition, alloc?: ReadAlloc): FetchedData {
     let log: PartitionLog | null = null;
     try {
       log = this.leaderLog(pos.topic, pos.partition);
       const hw = this.highWatermark(log);
-      const read = log.read(pos.offset, pos.maxBytes, hw);
+      const read = log.read(pos.offset, pos.maxBytes, hw, alloc);
       return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
     } catch (e) {
       const hw = log ? this.highWatermark(log) : -1;

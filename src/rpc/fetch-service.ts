@@ -10,7 +10,8 @@
  *
  * Subscribe writes a message whenever data arrives and reads more only while fewer than
  * SUBSCRIBE_QUEUED_BYTES_MAX bytes of its messages wait to be sent (about two messages), so a
- * slow client holds a bounded amount of the broker's memory.
+ * slow client holds a bounded amount of the broker's memory. Its disk reads fill buffers from a
+ * pool that each message gives back once grpc-js has serialized it.
  *
  * Whole-call errors (a negative offset, a bad enum) end the call with a status; errors that
  * concern one partition (unknown topic, offset out of range) come back in that partition.
@@ -21,7 +22,9 @@ import { rillError } from "../base/errors.ts";
 import { ConsumedRecordSchema, OffsetSpec, RecordFormat, TimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
 import { FetchService, ListOffsetsResponseSchema, type FetchPartition, type FetchRequest, type ListOffsetsRequest, type ListOffsetsResponse, type SubscribeRequest } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
+import type { ReadAlloc } from "../storage/partition-log.ts";
 import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../storage/record-batch.ts";
+import { BufferPool } from "./buffer-pool.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
@@ -41,6 +44,8 @@ const SUBSCRIBE_IDLE_MS = 30_000;
  * Writable buffers 16 messages before write() returns false, each holding its read buffers.
  */
 export const SUBSCRIBE_QUEUED_BYTES_MAX = 8 * 1024 * 1024;
+/** Idle read buffers kept for Subscribe streams to reuse (all streams of one broker together). */
+const SUBSCRIBE_POOL_BYTES_MAX = 32 * 1024 * 1024;
 
 interface FetchPlan {
   readonly positions: FetchPosition[];
@@ -72,13 +77,16 @@ function plan(parts: readonly FetchPartition[], maxBytes: number, minBytes: numb
   return { positions, requestMaxBytes: maxBytes || FETCH_MAX_BYTES_DEFAULT, minBytes: Math.max(minBytes, 1), maxWaitMs, records: format === RecordFormat.RECORDS };
 }
 
-/** Reads every position within the request budget (the first partition with data always gets one batch). */
-function readAll(rm: ReplicaManager, p: FetchPlan): { data: FetchedData[]; bytes: number; errors: number } {
+/**
+ * Reads every position within the request budget (the first partition with data always gets one
+ * batch); disk reads fill buffers from `alloc` when given.
+ */
+function readAll(rm: ReplicaManager, p: FetchPlan, alloc?: ReadAlloc): { data: FetchedData[]; bytes: number; errors: number } {
   let budget = p.requestMaxBytes;
   let bytes = 0;
   let errors = 0;
   const data = p.positions.map((pos) => {
-    const d = rm.readPartition({ ...pos, maxBytes: Math.max(1, Math.min(pos.maxBytes, budget)) });
+    const d = rm.readPartition({ ...pos, maxBytes: Math.max(1, Math.min(pos.maxBytes, budget)) }, alloc);
     if (d.error) errors++;
     const n = d.read?.bytes ?? 0;
     bytes += n;
@@ -195,7 +203,7 @@ function listOffsets(rm: ReplicaManager, req: ListOffsetsRequest): ListOffsetsRe
  * with an error is answered once and dropped; the stream ends when none are left or the client
  * cancels.
  */
-async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>): Promise<void> {
+async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>, pool: BufferPool): Promise<void> {
   const req = call.request;
   const p = plan(req.partitions, req.maxBytes, 1, req.maxWaitMs, req.format, "subscribe");
   const abort = abortOn(call);
@@ -203,8 +211,16 @@ async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<Sub
   let positions = p.positions;
   const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
   while (!abort.aborted && !rm.closed && positions.length > 0) {
-    const r = readAll(rm, { ...p, positions });
+    // The message's read buffers go back to the pool once grpc-js has serialized it.
+    const taken: Buffer[] = [];
+    const r = readAll(rm, { ...p, positions }, (size) => {
+      const b = pool.take(size);
+      taken.push(b);
+      return b;
+    });
+    const giveBack = (): void => taken.forEach((b) => pool.give(b));
     if (r.bytes === 0 && r.errors === 0) {
+      giveBack();
       await rm.waitForData(idleMs, abort);
       continue;
     }
@@ -216,7 +232,7 @@ async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<Sub
       if (!d.error) next.push(d.read && d.read.bytes > 0 ? { ...pos, offset: d.read.nextOffset } : pos);
     });
     positions = next;
-    queue.write({ partitions: parts }, r.bytes);
+    queue.write({ partitions: parts }, r.bytes, giveBack);
     await queue.room(abort);
   }
   call.end();
@@ -243,11 +259,15 @@ export class SendQueue<T> {
     return this.queuedBytes;
   }
 
-  /** Hands `msg` (about `bytes` long) to grpc-js. */
-  write(msg: T, bytes: number): void {
+  /**
+   * Hands `msg` (about `bytes` long) to grpc-js; `onSent` runs once grpc-js has serialized it
+   * and written it to the connection (never, if the call is cancelled first).
+   */
+  write(msg: T, bytes: number, onSent?: () => void): void {
     this.queuedBytes += bytes;
     const more = this.call.write(msg, () => {
       this.queuedBytes -= bytes;
+      onSent?.();
       this.notify();
     });
     if (!more && !this.blocked) {
@@ -283,10 +303,11 @@ export class SendQueue<T> {
 
 /** The FetchService implementation. */
 export function fetchService(rm: ReplicaManager): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
+  const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
   return {
     fetch: unary((req: FetchRequest, call) => fetch(rm, req, call)),
     subscribe: (call) => {
-      subscribe(rm, call).catch((e: unknown) => call.destroy(toServiceError(e)));
+      subscribe(rm, call, pool).catch((e: unknown) => call.destroy(toServiceError(e)));
     },
     listOffsets: unary((req: ListOffsetsRequest) => listOffsets(rm, req)),
   };

@@ -52,6 +52,9 @@ export interface AppendResult {
   readonly duplicate?: boolean;
 }
 
+/** Allocates the buffer a read from disk fills: at least `size` bytes. */
+export type ReadAlloc = (size: number) => Buffer;
+
 /** Whole batches read from the log. */
 export interface ReadResult {
   /** Batches back to back; each chunk holds whole batches. */
@@ -520,8 +523,12 @@ export class PartitionLog {
    * least one batch), stopping before any batch that starts at or after `maxOffset` (the high
    * watermark, for consumers). The first batch may start before `offset`: readers skip records
    * below the offset they asked for, as Kafka's do.
+   *
+   * A read from disk fills one buffer from `alloc` (a fresh one by default; a caller that
+   * recycles buffers passes its own and must not recycle one while the result is in use); a
+   * read from the tail cache returns the cached slices and allocates nothing.
    */
-  read(offset: number, maxBytes: number, maxOffset: number = this.nextOffset): ReadResult {
+  read(offset: number, maxBytes: number, maxOffset: number = this.nextOffset, alloc?: ReadAlloc): ReadResult {
     if (this.closed) throw rillError("LOG_CLOSED", `log ${this.opts.dir} is closed`);
     if (!Number.isSafeInteger(offset) || offset < this._logStartOffset || offset > this.nextOffset) {
       throw rillError("OFFSET_OUT_OF_RANGE", `offset: ${offset} is outside the log's range [${this._logStartOffset}, ${this.nextOffset}]`);
@@ -534,15 +541,15 @@ export class PartitionLog {
       return cached;
     }
     this.stats.diskReads++;
-    return this.readFromSegments(offset, maxBytes, limit);
+    return this.readFromSegments(offset, maxBytes, limit, alloc);
   }
 
-  private readFromSegments(offset: number, maxBytes: number, limit: number): ReadResult {
+  private readFromSegments(offset: number, maxBytes: number, limit: number, alloc?: ReadAlloc): ReadResult {
     for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
       const seg = this.segments[i]!;
       const pos = seg.positionOf(offset);
       if (pos >= seg.size) continue;
-      const buf = trimAtOffset(seg.read(pos, maxBytes), limit);
+      const buf = trimAtOffset(seg.read(pos, maxBytes, alloc), limit);
       if (buf.length === 0) return { ...EMPTY, nextOffset: offset };
       const lastBatch = lastBatchEnd(buf);
       return { chunks: [buf], bytes: buf.length, nextOffset: lastBatch };

@@ -159,15 +159,16 @@ export class Segment {
 
   /**
    * Reads whole batches from `position`: as many as fit in `maxBytes`, but always at least one
-   * (so a consumer makes progress past a batch larger than its limit). One read, one buffer.
+   * (so a consumer makes progress past a batch larger than its limit). One read, into one
+   * buffer from `alloc` (at least the size asked for; the result is a view of it).
    */
-  read(position: number, maxBytes: number): Buffer {
+  read(position: number, maxBytes: number, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
     const available = this.size - position;
     if (available <= 0) return Buffer.alloc(0);
     const first = this.headerAt(position);
     if (!first) return Buffer.alloc(0);
     const want = Math.min(available, Math.max(maxBytes, first.size));
-    const buf = Buffer.allocUnsafe(want);
+    const buf = alloc(want);
     const n = this.file.read(buf, 0, want, position);
     return buf.subarray(0, wholeBatchesLength(buf, n));
   }
