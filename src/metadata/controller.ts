@@ -90,7 +90,7 @@ function newPartition(topic: string, partition: number, replicas: readonly numbe
  * and at random for the first partition; its followers are the next `rf - 1` brokers of the
  * ring. On a fresh cluster this is plain round-robin from a random start; on a busy one it fills
  * the least-loaded brokers first, so successive topics keep leader counts within one of each
- * other.
+ * other. A broker in controlled shutdown is given no leadership while another broker can take it.
  */
 export function placeReplicas(image: MetadataImage, brokers: readonly number[], rf: number, count: number, random: Random): number[][] {
   const n = brokers.length;
@@ -108,10 +108,13 @@ export function placeReplicas(image: MetadataImage, brokers: readonly number[], 
   return out;
 }
 
-/** How many partitions each of `brokers` leads in the image, by index into `brokers`. */
+/**
+ * How many partitions each of `brokers` leads in the image, by index into `brokers`; Infinity
+ * for a broker in controlled shutdown, so it leads a new partition only if every broker is.
+ */
 function leaderCounts(image: MetadataImage, brokers: readonly number[]): number[] {
   const index = new Map(brokers.map((b, i) => [b, i]));
-  const counts = brokers.map(() => 0);
+  const counts = brokers.map((b) => (image.brokers.get(b)?.inControlledShutdown ? Infinity : 0));
   for (const t of image.topics.values()) {
     for (const p of t.partitions) {
       const i = index.get(p.leader);

@@ -359,6 +359,13 @@ describe("placement spreads leaders", () => {
     expect(spread(img, [1, 2, 3]).sort()).toEqual([2, 2, 3]);
   });
 
+  it("gives no leadership to a broker in controlled shutdown while another can take it", () => {
+    const img = clusterOf([1, 2, 3]);
+    heartbeat(img, 3, { wantShutDown: true });
+    createTopic(img, "t", 6, 3);
+    expect(img.topics.get("t")!.partitions.map((p) => p.leader).sort()).toEqual([1, 1, 1, 2, 2, 2]);
+  });
+
   it("places replicas only on the brokers it is given", () => {
     const img = clusterOf([1, 2, 3]);
     fence(img, 2);
