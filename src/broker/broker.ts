@@ -279,7 +279,9 @@ export class Broker {
     this.log.info({}, "broker shutting down");
     for (const s of ["", ...SERVICES]) this.health.setStatus(s, "NOT_SERVING");
     const { controller, channel, transport, lifecycle, voters } = this.cluster;
-    // Controlled shutdown: leadership of partitions moves away first, then the controller role.
+    // Streams and long-polls end first: consumers leave their groups while this broker still
+    // coordinates them. Then leadership of partitions moves away, then the controller role.
+    this.rm.close();
     await lifecycle?.shutdown(Math.min(this.graceMs, 5000));
     if (this.store.isLeader && voters.length > 1) {
       const next = voters.find((v) => v.id !== this.config.nodeId)!;
@@ -288,7 +290,6 @@ export class Broker {
       }
     }
     clearInterval(this.ticker);
-    this.rm.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

@@ -11,7 +11,7 @@
 import * as nodeFs from "node:fs";
 import { pino } from "pino";
 import { RillError, rillError } from "../base/errors.ts";
-import { brokerKeys, parseBrokerConfig, type BrokerConfig } from "../config/schema.ts";
+import { brokerKeys, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
 
 /** What the command line gives. */
@@ -20,6 +20,12 @@ export interface RunOptions {
   readonly listen?: string | undefined;
   readonly configFile?: string | undefined;
   readonly nodeId?: string | number | undefined;
+  /** `process.roles`, e.g. "broker,controller". */
+  readonly roles?: string | undefined;
+  /** `controller.quorum.voters`, e.g. "1@127.0.0.1:50051,2@127.0.0.1:50052". */
+  readonly controllerQuorum?: string | undefined;
+  /** Any broker keys, as key=value (flags `--set key=value`). */
+  readonly set?: readonly string[] | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Install SIGTERM/SIGINT handlers (default true). */
   readonly handleSignals?: boolean;
@@ -81,7 +87,20 @@ export function resolveConfig(opts: RunOptions): BrokerConfig {
   if (opts.dataDir !== undefined) flags["data.dir"] = opts.dataDir;
   if (opts.listen !== undefined) flags["listen"] = opts.listen;
   if (opts.nodeId !== undefined) flags["node.id"] = String(opts.nodeId);
+  if (opts.roles !== undefined) flags["process.roles"] = opts.roles;
+  if (opts.controllerQuorum !== undefined) flags["controller.quorum.voters"] = opts.controllerQuorum;
+  for (const kv of opts.set ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw rillError("INVALID_CONFIG", `--set: expected key=value, got "${kv}"`);
+    flags[kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
+  }
   layer(flags, "flags");
+  try {
+    validateBrokerConfig(cfg);
+  } catch (e) {
+    if (e instanceof RillError) throw new RillError(e.kind, `configuration: ${e.message}`);
+    throw e;
+  }
   return cfg;
 }
 

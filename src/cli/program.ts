@@ -47,9 +47,12 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .option("--listen <host:port>", "address to serve on")
     .option("--config <file>", "config file (.json or .properties)")
     .option("--node-id <n>", "node id", intIn(0, INT32_MAX))
-    .action(async (o: { dataDir?: string; listen?: string; config?: string; nodeId?: number }) => {
+    .option("--roles <roles>", "what the node runs: broker,controller (default), broker or controller")
+    .option("--controller-quorum <voters>", "the controller voters, ID@HOST:PORT,... (default: this node alone)")
+    .option("--set <key=value>", "any broker setting (repeatable), e.g. --set broker.session.timeout.ms=3000", (v: string, acc: string[] = []) => [...acc, v])
+    .action(async (o: { dataDir?: string; listen?: string; config?: string; nodeId?: number; roles?: string; controllerQuorum?: string; set?: string[] }) => {
       const { runBroker } = await import("../broker/run.ts");
-      await runBroker({ dataDir: o.dataDir, listen: o.listen, configFile: o.config, nodeId: o.nodeId });
+      await runBroker({ dataDir: o.dataDir, listen: o.listen, configFile: o.config, nodeId: o.nodeId, roles: o.roles, controllerQuorum: o.controllerQuorum, set: o.set });
       state.keepAlive = true;
     });
 

@@ -387,8 +387,7 @@ export class QuorumMetadataStore implements MetadataStore {
     this._image = MetadataImage.fromSnapshot(records, snap.meta.index);
     this.lastSnapshotIndex = snap.meta.index;
     this.failPendingUpTo(snap.meta.index);
-    const change: MetadataChange = { records, offset: snap.meta.index, snapshot: true };
-    for (const fn of this.listeners) fn(change);
+    this.notify({ records, offset: snap.meta.index, snapshot: true });
   }
 
   private applyEntry(e: Entry): void {
@@ -405,7 +404,18 @@ export class QuorumMetadataStore implements MetadataStore {
       if (p.index === e.index && p.term === e.term) p.resolve(change);
       else p.reject(rillError("NOT_CONTROLLER", `leadership changed before the change at offset ${p.index} committed; it was not applied`));
     }
-    if (records.length > 0) for (const fn of this.listeners) fn(change);
+    if (records.length > 0) this.notify(change);
+  }
+
+  /** Tells every listener; a listener that throws is logged and does not stop the others. */
+  private notify(change: MetadataChange): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(change);
+      } catch (e) {
+        this.log.error({ err: e, offset: change.offset }, "metadata listener failed");
+      }
+    }
   }
 
   private failPendingUpTo(index: number): void {

@@ -116,6 +116,7 @@ export class ReplicaManager {
       throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`);
     }
     const p = t.partitions[partition]!;
+    if (this._closed) throw rillError("SHUTTING_DOWN", `${field}: broker ${this.nodeId} is shutting down`);
     if (p.leader !== this.nodeId) throw rillError("NOT_LEADER_OR_FOLLOWER", `${field}: broker ${this.nodeId} does not lead ${topic}-${partition} (leader: ${p.leader})`);
     const log = this.logs.get(topic, partition);
     if (!log) throw rillError("LEADER_NOT_AVAILABLE", `${field}: ${topic}-${partition} has no local log yet`);
@@ -254,14 +255,23 @@ export class ReplicaManager {
 
   /** Calls `fn` once when the broker starts shutting down (streams end themselves). */
   onClose(fn: () => void): () => void {
+    if (this._closed) {
+      // A stream opened while the broker stops ends at once.
+      queueMicrotask(fn);
+      return () => {};
+    }
     this.closeListeners.add(fn);
     return () => this.closeListeners.delete(fn);
   }
 
+  /**
+   * Starts the broker's shutdown: open streams end (consumers leave their groups, which still
+   * writes to `__consumer_offsets`), then appends are refused with SHUTTING_DOWN.
+   */
   close(): void {
-    this._closed = true;
-    for (const fn of this.closeListeners) fn();
+    for (const fn of [...this.closeListeners]) fn();
     this.closeListeners.clear();
+    this._closed = true;
     this.unsubscribe();
     this.wakeAll();
   }

@@ -408,6 +408,10 @@ function withinCredit(chunks: readonly Buffer[], from: number, credit: number): 
 
 /** Serves one Consume stream. */
 export function serveConsume(rt: GroupRuntime, rm: ReplicaManager, timers: Timers, call: grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>): void {
+  if (rm.closed) {
+    call.emit("error", toServiceError(rillError("SHUTTING_DOWN", "consume: the broker is shutting down; join again (through another broker, or once it is back)")));
+    return;
+  }
   const session = new ConsumeSession(rt, rm, timers, call);
   const stopListening = rm.onClose(() => session.end());
   call.on("data", (m: ConsumeRequest) => session.onMessage(m));
