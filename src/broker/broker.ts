@@ -227,7 +227,7 @@ export class Broker {
           incarnationId,
           nodeId: config.nodeId,
           clusterId,
-          address: () => address,
+          address: () => config.advertisedAddress || address,
           rack: "",
           roles,
           controller: channel,

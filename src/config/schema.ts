@@ -98,6 +98,7 @@ export const topicKeys = [
 export const brokerKeys = [
   str("data.dir", "dataDir", "Folder that holds the broker's logs and metadata.", "./data"),
   str("listen", "listen", "Address the gRPC server listens on, HOST:PORT.", "127.0.0.1:50051", /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "HOST:PORT"),
+  str("advertised.address", "advertisedAddress", "HOST:PORT other nodes and clients are told to reach this node at (its registration in the cluster). Empty: the `listen` address.", "", /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "empty or HOST:PORT"),
   int("node.id", "nodeId", "This node's id in the cluster.", 1, 0, 2 ** 31 - 1),
   choice("process.roles", "processRoles", "What this node runs: `broker,controller` (combined, the single-node default), `broker` (serves clients, follows the metadata log) or `controller` (a metadata quorum voter only).", "broker,controller", ["broker,controller", "controller,broker", "broker", "controller"] as const),
   str("controller.quorum.voters", "controllerQuorumVoters", "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.", "", /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/, "empty or ID@HOST:PORT[,ID@HOST:PORT...]"),
@@ -142,6 +143,7 @@ export interface TopicConfig {
 export interface BrokerConfig {
   dataDir: string;
   listen: string;
+  advertisedAddress: string;
   nodeId: number;
   processRoles: "broker,controller" | "controller,broker" | "broker" | "controller";
   controllerQuorumVoters: string;
