@@ -19,6 +19,7 @@ import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import { isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
+import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
 import { BATCH_OFFSETS, HEADER_SIZE, checkProducedBatch, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
 import { ProducerStateManager, incrementSequence, producerBatchOf, type SequencedBatch } from "./producer-state.ts";
 import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
@@ -110,12 +111,58 @@ export class PartitionLog {
   /** Batches being compacted hold this to keep segments from being removed under them. */
   cleaning = false;
 
+  /** Where each leader epoch starts (replication's divergence checks). */
+  private epochs!: LeaderEpochCache;
+
   private constructor(private readonly opts: PartitionLogOptions) {
     this.config = opts.config;
     this.cache = new TailCache(opts.tailCacheBytes);
     this.producers = this.newProducerState();
     this.openReport = this.load();
+    this.loadEpochs();
     this.rebuildProducerState();
+  }
+
+  /** Loads the leader epoch cache, cut to the log, or rebuilds it from the batch headers. */
+  private loadEpochs(): void {
+    const loaded = LeaderEpochCache.load(this.fs, this.opts.dir);
+    if (loaded) {
+      this.epochs = loaded;
+      this.epochs.truncateFromEnd(this.nextOffset);
+      return;
+    }
+    this.epochs = LeaderEpochCache.empty(this.fs, this.opts.dir);
+    const entries: EpochEntry[] = [];
+    let offset = this._logStartOffset;
+    while (offset < this.nextOffset) {
+      const r = this.readFromSegments(offset, 1 << 20, this.nextOffset);
+      if (r.bytes === 0) break;
+      for (const chunk of r.chunks) {
+        for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
+          const h = readBatchHeader(chunk, pos);
+          const last = entries[entries.length - 1];
+          if (h.partitionLeaderEpoch >= 0 && (last === undefined || h.partitionLeaderEpoch > last.epoch)) entries.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
+          pos += h.size;
+        }
+      }
+      offset = r.nextOffset;
+    }
+    if (entries.length > 0 || this.fs.exists(this.opts.dir)) this.epochs.reset(entries);
+  }
+
+  /** The newest leader epoch that wrote to this log, -1 when none. */
+  get latestEpoch(): number {
+    return this.epochs.latestEpoch;
+  }
+
+  /** Where `epoch` ends in this log (the largest epoch at or below it, and its end offset). */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number } {
+    return this.epochs.endOffsetFor(epoch, this.nextOffset);
+  }
+
+  /** The leader epochs of this log, oldest first (for tests and tools). */
+  get leaderEpochs(): readonly EpochEntry[] {
+    return this.epochs.all();
   }
 
   /** Opens (creating if needed) the log in `opts.dir`. */
@@ -316,6 +363,7 @@ export class PartitionLog {
       if (stamp) setLogAppendTime(buf, p.at, nowMs);
     }
     const final = stamp ? placements.map((p) => ({ ...p, maxTimestamp: nowMs })) : placements;
+    this.epochs.assign(leaderEpoch, placements[0]!.baseOffset);
     this.write(buf, final, records, nowMs);
     this.recordSequences(sequenced, final, nowMs);
     return {
@@ -335,6 +383,7 @@ export class PartitionLog {
     this.checkWritable();
     const nowMs = this.opts.clock.nowMs();
     const { placements, records, sequenced } = this.plan(buf, -1);
+    for (const p of placements) this.epochs.assign(readBatchHeader(buf, p.at).partitionLeaderEpoch, p.baseOffset);
     this.write(buf, placements, records, nowMs);
     this.recordSequences(sequenced, placements, nowMs);
     return {
@@ -610,6 +659,7 @@ export class PartitionLog {
       this.nextOffset = this.active.truncateTo(offset);
     }
     this.cache.truncateFrom(this.nextOffset);
+    this.epochs.truncateFromEnd(this.nextOffset);
     this.rebuildProducerState();
     // Flushes waiting for removed offsets now wait only for what remains.
     for (const w of this.waiters) if (w.upTo > this.nextOffset) w.upTo = this.nextOffset;
