@@ -20,6 +20,9 @@ import { controllerService } from "../rpc/controller-service.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { ControllerRoute } from "../rpc/forward.ts";
 import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
+import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
+import { grpcReplicaFetchTransport, replicationService } from "../rpc/replication-service.ts";
+import { ReplicaFetcherManager } from "../replication/fetcher.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
@@ -68,7 +71,7 @@ export interface BrokerLog {
 const silent: BrokerLog = { info() {}, warn() {}, error() {} };
 
 /** Services this broker serves, by full name (health and reflection list them). */
-export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName, ControllerService.typeName];
+export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName, ControllerService.typeName, ReplicationService.typeName];
 
 const realTimers: Timers & IntervalTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -104,7 +107,7 @@ export class Broker {
     private readonly logs: LogManager,
     private readonly store: QuorumMetadataStore,
     private readonly rm: ReplicaManager,
-    private readonly cluster: { controller: ClusterController; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[] },
+    private readonly cluster: { controller: ClusterController; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[]; fetchers: ReplicaFetcherManager; isrTimer: ReturnType<typeof setInterval> },
     private readonly ticker: ReturnType<typeof setInterval>,
     private readonly port: number,
     private readonly log: BrokerLog,
@@ -210,6 +213,7 @@ export class Broker {
       addService(server, ProduceService, produceService(rm, route), produceServiceCodecs);
       addService(server, FetchService, fetchService(rm), fetchServiceCodecs);
       addService(server, GroupService, groupService(groups, rm, realTimers));
+      addService(server, ReplicationService, replicationService(rm));
       addService(server, ControllerService, controllerService({ clusterId, raft: { nodeId: config.nodeId, voters: voters.map((v) => v.id), receive: (m) => quorum.receive(m) }, control: controller }));
       const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING" as const])));
       health.addToServer(server);
@@ -243,6 +247,17 @@ export class Broker {
           await quorum.waitUntil(() => quorum.image.topics.has(OFFSETS_TOPIC), `${OFFSETS_TOPIC} to exist`, 10_000);
         }
       }
+      const fetchers = new ReplicaFetcherManager(rm, {
+        nodeId: config.nodeId,
+        brokerEpoch: () => lifecycle?.brokerEpoch ?? -1,
+        addressOf: (id) => quorum.image.brokers.get(id)?.address ?? null,
+        transport: grpcReplicaFetchTransport,
+        maxWaitMs: config.replicaFetchWaitMaxMs,
+        maxBytes: 10 << 20,
+        log,
+      });
+      const isrTimer = setInterval(() => void maintainIsr(rm, channel, config, () => lifecycle?.brokerEpoch ?? -1, log), Math.max(50, Math.min(1000, Math.floor(config.replicaLagTimeMaxMs / 4))));
+      isrTimer.unref?.();
       const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
       const tickMs = opts.tickMs ?? 100;
       const ticker = setInterval(() => {
@@ -255,7 +270,7 @@ export class Broker {
       }, tickMs);
       ticker.unref?.();
       log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, roles, voters: voters.map((v) => `${v.id}@${v.address}`).join(","), clusterId, recovered: !logs.openedClean, ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}) }, "broker started");
-      return new Broker(config, clusterId, server, health, logs, quorum, rm, { controller, channel, transport, lifecycle, voters }, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
+      return new Broker(config, clusterId, server, health, logs, quorum, rm, { controller, channel, transport, lifecycle, voters, fetchers, isrTimer }, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
     } catch (e) {
       transport?.close();
       await store?.close().catch(() => {});
@@ -278,7 +293,7 @@ export class Broker {
   private async shutdown(): Promise<void> {
     this.log.info({}, "broker shutting down");
     for (const s of ["", ...SERVICES]) this.health.setStatus(s, "NOT_SERVING");
-    const { controller, channel, transport, lifecycle, voters } = this.cluster;
+    const { controller, channel, transport, lifecycle, voters, fetchers, isrTimer } = this.cluster;
     // Streams and long-polls end first: consumers leave their groups while this broker still
     // coordinates them. Then leadership of partitions moves away, then the controller role.
     this.rm.close();
@@ -290,6 +305,8 @@ export class Broker {
       }
     }
     clearInterval(this.ticker);
+    clearInterval(isrTimer);
+    fetchers.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -368,4 +385,37 @@ async function legacyMetadata(fs: FileSystem, dataDir: string, clock: Clock, vot
   const records = snapshotRecords(old.image).filter((r) => r.type !== "broker");
   await old.close();
   return { records, retire: () => fs.rename(dir, `${dir}.migrated`) };
+}
+
+/**
+ * Asks the controller for the ISR changes this broker's led partitions want (laggards out,
+ * caught-up followers in). A refused or failed change is asked again on the next round.
+ */
+async function maintainIsr(rm: ReplicaManager, channel: ControllerChannel, config: BrokerConfig, brokerEpoch: () => number, log: BrokerLog): Promise<void> {
+  if (rm.closed || brokerEpoch() < 0) return;
+  const changes = rm.isrChanges(config.replicaLagTimeMaxMs);
+  if (changes.length === 0) return;
+  const release = (): void => {
+    for (const c of changes) {
+      const r = rm.replica(c.topic, c.partition);
+      if (r) r.isrChangeInFlight = false;
+    }
+  };
+  try {
+    const res = await channel.alterPartition(config.nodeId, brokerEpoch(), changes);
+    res.forEach((o, i) => {
+      const c = changes[i]!;
+      if (o.error) {
+        log.warn({ topic: c.topic, partition: c.partition, newIsr: c.newIsr, err: o.error.message }, "ISR change refused");
+        const r = rm.replica(c.topic, c.partition);
+        if (r) r.isrChangeInFlight = false;
+      } else {
+        log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
+      }
+    });
+    release();
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
+    release();
+  }
 }

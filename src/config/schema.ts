@@ -108,6 +108,8 @@ export const brokerKeys = [
   int("metadata.snapshot.interval.records", "snapshotIntervalRecords", "The controller writes a snapshot of the metadata image and truncates its Raft log after this many new log entries.", 1000, 2, 10_000_000),
   int("broker.heartbeat.interval.ms", "brokerHeartbeatIntervalMs", "How often a broker heartbeats the active controller.", 2000, 10, 600_000),
   int("broker.session.timeout.ms", "brokerSessionTimeoutMs", "A broker whose heartbeats stop for this long is fenced: it leads nothing and leaves every ISR.", 9000, 50, 3_600_000),
+  int("replica.lag.time.max.ms", "replicaLagTimeMaxMs", "A follower that has not caught up with its leader for this long leaves the ISR (and joins again once it has).", 30_000, 10, 3_600_000),
+  int("replica.fetch.wait.max.ms", "replicaFetchWaitMaxMs", "How long a leader holds a follower's fetch when it has nothing new (a long-poll, so replication has no polling delay).", 500, 0, 30_000),
   int("offsets.topic.replication.factor", "offsetsTopicReplicationFactor", "Replication factor of `__consumer_offsets`; capped at the number of controller voters. The topic is created once that many brokers are unfenced.", 3, 1, 1000),
   int("log.retention.check.interval.ms", "retentionCheckIntervalMs", "How often retention is applied to every partition.", 300_000, 1, MAX_SAFE),
   int("log.cleaner.backoff.ms", "cleanerBackoffMs", "How long the cleaner sleeps when no log needs compaction.", 15_000, 1, MAX_SAFE),
@@ -154,6 +156,8 @@ export interface BrokerConfig {
   brokerHeartbeatIntervalMs: number;
   brokerSessionTimeoutMs: number;
   offsetsTopicReplicationFactor: number;
+  replicaLagTimeMaxMs: number;
+  replicaFetchWaitMaxMs: number;
   retentionCheckIntervalMs: number;
   cleanerBackoffMs: number;
   cleanerEnable: boolean;

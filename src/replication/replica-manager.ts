@@ -16,6 +16,7 @@ import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
+import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
 
 /** Timers, injected by the shell. */
 export interface Timers {
@@ -44,9 +45,33 @@ export interface FetchedData {
   readonly error: Error | null;
 }
 
+/** A produce waiting for the high watermark (acks=ALL). */
+interface HwWaiter {
+  readonly replica: PartitionReplica;
+  readonly offset: number;
+  readonly minIsr: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+  timer: unknown;
+}
+
+/** What a leader answers a follower's fetch of one partition. */
+export interface ReplicaFetchResult {
+  readonly highWatermark: number;
+  readonly logStartOffset: number;
+  readonly read: ReadResult | null;
+  /** The follower's log diverges: truncate to this epoch's end offset. */
+  readonly diverging: { epoch: number; endOffset: number } | null;
+  readonly error: Error | null;
+}
+
 /** The local replicas of this broker. */
 export class ReplicaManager {
   private readonly waiters = new Set<() => void>();
+  private readonly replicas = new Map<string, PartitionReplica>();
+  private readonly byLog = new WeakMap<PartitionLog, PartitionReplica>();
+  private readonly hwWaiters = new Set<HwWaiter>();
+  private readonly roleListeners = new Set<(r: PartitionReplica) => void>();
   private readonly unsubscribe: () => void;
   private _closed = false;
   private readonly closeListeners = new Set<() => void>();
@@ -74,21 +99,174 @@ export class ReplicaManager {
     this.syncLogs(this.metadata.image);
   }
 
-  /** Creates logs for partitions led or followed here; deletes logs of topics that are gone. */
+  /**
+   * Creates logs for partitions led or followed here, deletes logs of topics that are gone, and
+   * moves each partition to the role and epoch the image gives it.
+   */
   private syncLogs(image: MetadataImage): void {
+    const now = this.clock.nowMs();
+    const changed: PartitionReplica[] = [];
     for (const t of image.topics.values()) {
       const cfg = effectiveConfig(t.configs);
       t.partitions.forEach((p, i) => {
-        if (p.replicas.includes(this.nodeId) && !this.logs.get(t.name, i)) this.logs.create(t.name, i, cfg);
+        if (!p.replicas.includes(this.nodeId)) return;
+        const log = this.logs.get(t.name, i) ?? this.logs.create(t.name, i, cfg);
+        const key = `${t.name}\0${i}`;
+        let r = this.replicas.get(key);
+        if (!r || r.log !== log) {
+          r = new PartitionReplica(t.name, i, log, this.nodeId);
+          this.replicas.set(key, r);
+          this.byLog.set(log, r);
+        }
+        const what = r.update(p, now);
+        if (what === "leader" || what === "follower") changed.push(r);
+        if (what !== null) this.checkHwWaiters(r);
       });
     }
     for (const { tp } of this.logs.all()) {
       const t = image.topics.get(tp.topic);
       if (!t || tp.partition >= t.partitions.length || !t.partitions[tp.partition]!.replicas.includes(this.nodeId)) {
+        const key = `${tp.topic}\0${tp.partition}`;
+        const r = this.replicas.get(key);
+        this.replicas.delete(key);
+        if (r) {
+          r.role = "none";
+          this.checkHwWaiters(r);
+          changed.push(r);
+        }
         this.logs.delete(tp.topic, tp.partition);
       }
     }
+    for (const r of changed) for (const fn of this.roleListeners) fn(r);
     this.wakeAll();
+  }
+
+  /** Calls `fn` when a hosted partition becomes leader, follower, or is removed. */
+  onRoleChange(fn: (r: PartitionReplica) => void): () => void {
+    this.roleListeners.add(fn);
+    return () => this.roleListeners.delete(fn);
+  }
+
+  /** The partitions this broker follows, with their leaders. */
+  followed(): PartitionReplica[] {
+    return [...this.replicas.values()].filter((r) => r.role === "follower");
+  }
+
+  /** The partitions this broker leads. */
+  led(): PartitionReplica[] {
+    return [...this.replicas.values()].filter((r) => r.role === "leader");
+  }
+
+  /** The hosted replica of a partition, if any. */
+  replica(topic: string, partition: number): PartitionReplica | undefined {
+    return this.replicas.get(`${topic}\0${partition}`);
+  }
+
+  /**
+   * Resolves once the high watermark passes `lastOffset` (acks=ALL), or rejects:
+   * NOT_LEADER_OR_FOLLOWER when leadership moves, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the
+   * ISR shrank below min.insync.replicas before the batch was replicated, REQUEST_TIMED_OUT after
+   * `timeoutMs` (the batch may still be replicated later).
+   */
+  replicated(topic: string, partition: number, lastOffset: number, timeoutMs: number): Promise<void> {
+    const r = this.replica(topic, partition);
+    if (!r) return Promise.reject(rillError("NOT_LEADER_OR_FOLLOWER", `${topic}-${partition}: not hosted on broker ${this.nodeId}`));
+    const minIsr = r.log.topicConfig.minInsyncReplicas;
+    return new Promise((resolve, reject) => {
+      const w: HwWaiter = { replica: r, offset: lastOffset, minIsr, resolve, reject, timer: null };
+      this.hwWaiters.add(w);
+      w.timer = this.timers.setTimeout(() => {
+        if (!this.hwWaiters.delete(w)) return;
+        reject(rillError("REQUEST_TIMED_OUT", `${topic}-${partition}: offset ${lastOffset} was not replicated to the ISR within ${timeoutMs} ms (high watermark ${r.hw}, ISR ${r.isr.join(",")})`));
+      }, Math.max(1, timeoutMs));
+      this.checkHwWaiters(r);
+    });
+  }
+
+  private checkHwWaiters(r: PartitionReplica): void {
+    if (this.hwWaiters.size === 0) return;
+    for (const w of [...this.hwWaiters]) {
+      if (w.replica !== r) continue;
+      let err: Error | null = null;
+      if (r.role !== "leader") err = rillError("NOT_LEADER_OR_FOLLOWER", `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was replicated`);
+      else if (r.hw > w.offset && r.isr.length < w.minIsr) err = rillError("NOT_ENOUGH_REPLICAS_AFTER_APPEND", `${r.topic}-${r.partition}: written, but the ISR shrank to ${r.isr.length} (< min.insync.replicas ${w.minIsr}) before it was replicated`);
+      else if (r.hw <= w.offset) continue;
+      this.hwWaiters.delete(w);
+      this.timers.clearTimeout(w.timer);
+      if (err) w.reject(err);
+      else w.resolve();
+    }
+  }
+
+  private hwMoved(r: PartitionReplica): void {
+    this.checkHwWaiters(r);
+    this.wakeAll();
+  }
+
+  /**
+   * Leader side of ReplicaFetch for one partition: checks the follower's epoch and divergence,
+   * records its progress (which may move the high watermark), and reads from its fetch offset.
+   */
+  fetchForFollower(replicaId: number, p: { topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; maxBytes: number }): ReplicaFetchResult {
+    const r = this.replica(p.topic, p.partition);
+    const fail = (e: Error): ReplicaFetchResult => ({ highWatermark: r?.hw ?? -1, logStartOffset: r?.log.logStartOffset ?? -1, read: null, diverging: null, error: e });
+    if (!r || r.role !== "leader") return fail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
+    if (p.currentLeaderEpoch < r.leaderEpoch) return fail(rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`));
+    if (p.currentLeaderEpoch > r.leaderEpoch) return fail(rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is newer than ${r.leaderEpoch} known here`));
+    if (!r.replicas.includes(replicaId) || replicaId === this.nodeId) return fail(rillError("INVALID_REQUEST", `replica_id: ${replicaId} is not a follower of ${p.topic}-${p.partition}`));
+    const log = r.log;
+    if (p.lastFetchedEpoch >= 0 && p.fetchOffset > 0) {
+      const end = log.endOffsetForEpoch(p.lastFetchedEpoch);
+      if (end.epoch < p.lastFetchedEpoch || end.endOffset < p.fetchOffset) {
+        return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: end.epoch < 0 ? { epoch: -1, endOffset: Math.min(p.fetchOffset, log.logStartOffset) } : end, error: null };
+      }
+    }
+    if (p.fetchOffset > log.logEndOffset) {
+      return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: { epoch: log.latestEpoch, endOffset: log.logEndOffset }, error: null };
+    }
+    if (p.fetchOffset < log.logStartOffset) {
+      return fail(rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`));
+    }
+    if (r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs())) this.hwMoved(r);
+    const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes) : null;
+    return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
+  }
+
+  /** Follower side: appends what the leader sent and learns its high watermark. */
+  applyFetched(r: PartitionReplica, batches: Buffer, leaderHw: number): void {
+    if (r.role !== "follower") return;
+    if (batches.length > 0) r.log.appendWithOffsets(batches);
+    const hw = Math.min(leaderHw, r.log.logEndOffset);
+    if (hw > r.hw) {
+      r.hw = hw;
+      this.wakeAll();
+    }
+  }
+
+  /** Follower side: cuts a divergent tail (or the whole log, when the leader's starts later). */
+  truncateFollower(r: PartitionReplica, offset: number): void {
+    if (r.role !== "follower") return;
+    if (offset < r.log.logEndOffset) r.log.truncateTo(Math.max(0, offset));
+    if (r.hw > r.log.logEndOffset) r.hw = r.log.logEndOffset;
+  }
+
+  /** The ISR changes led partitions want now (each marked in flight until answered). */
+  isrChanges(lagMaxMs: number): IsrChange[] {
+    const now = this.clock.nowMs();
+    const img = this.metadata.image;
+    const eligible = (id: number): boolean => {
+      const b = img.brokers.get(id);
+      return b !== undefined && !b.fenced && !b.inControlledShutdown;
+    };
+    const out: IsrChange[] = [];
+    for (const r of this.replicas.values()) {
+      const c = r.wantedIsrChange(now, lagMaxMs, eligible);
+      if (c) {
+        r.isrChangeInFlight = true;
+        out.push(c);
+      }
+    }
+    return out;
   }
 
   /** Whether this broker holds a log of the partition (as leader or follower). */
@@ -134,6 +312,8 @@ export class ReplicaManager {
       throw rillError("NOT_ENOUGH_REPLICAS", `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`);
     }
     const res = log.append(batches, p.leaderEpoch, this.checkProducer);
+    const r = this.byLog.get(log);
+    if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();
     return res;
   }
@@ -170,7 +350,7 @@ export class ReplicaManager {
 
   /** High watermark: what consumers may read. On a single node, the log end offset. */
   highWatermark(log: PartitionLog): number {
-    return log.logEndOffset;
+    return this.byLog.get(log)?.hw ?? log.logEndOffset;
   }
 
   /** Reads one partition (a disk read fills a buffer from `alloc`, see PartitionLog.read); errors concern that partition only and are returned, not thrown. */

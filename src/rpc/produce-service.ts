@@ -57,10 +57,15 @@ function codecFor(cfg: TopicConfig): number {
   }
 }
 
+/** How long acks=ALL waits for the ISR when the request gives no timeout_ms (Kafka's 30 s). */
+const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
+
 /** Produce logic shared by the unary and streaming calls. */
 export class Producer {
   /** Per-topic sticky partition for requests that name none and carry no key. */
   private readonly sticky = new Map<string, number>();
+  /** Last offset appended per partition by the request being executed (for acks=ALL waits). */
+  private lastOffsets = new Map<number, number>();
 
   constructor(private readonly rm: ReplicaManager) {}
 
@@ -69,10 +74,26 @@ export class Producer {
    * that fsync every append, once it is durable). Rejects with a RillError for whole-call errors.
    */
   async produce(req: ProduceRequest): Promise<ProduceResponse> {
+    this.lastOffsets = new Map();
     const res = this.execute(req);
+    const lastOffsets = this.lastOffsets;
     if (req.acks === Acks.NONE) return unacknowledged(res);
-    const waits = res.partitions.filter((p) => !p.error).map((p) => this.rm.durable(req.topic, p.partition));
+    const ok = res.partitions.filter((p) => !p.error);
+    const waits = ok.map((p) => this.rm.durable(req.topic, p.partition));
     if (waits.length > 0) await Promise.all(waits);
+    if (req.acks === Acks.ALL) {
+      // acks=ALL: answer once the ISR has the batch (the high watermark passed it).
+      const timeoutMs = req.timeoutMs > 0 ? req.timeoutMs : ACKS_ALL_TIMEOUT_MS_DEFAULT;
+      await Promise.all(
+        ok.map((p) =>
+          this.rm.replicated(req.topic, p.partition, lastOffsets.get(p.partition)!, timeoutMs).catch((e: unknown) => {
+            p.error = toErrorDetail(e);
+            p.baseOffset = -1n;
+            for (const r of res.records) if (r.partition === p.partition) r.offset = -1n;
+          }),
+        ),
+      );
+    }
     return res;
   }
 
@@ -92,6 +113,7 @@ export class Producer {
     if (hasBatch) {
       const partition = req.partition ?? this.nextSticky(req.topic, topic.partitions.length);
       const res = this.rm.append(req.topic, partition, req.recordBatch as Buffer, acks);
+      this.lastOffsets.set(partition, res.lastOffset);
       return create(ProduceResponseSchema, {
         topic: req.topic,
         partitions: [{ partition, baseOffset: BigInt(res.baseOffset), logAppendTimeMs: BigInt(res.logAppendTimeMs), logStartOffset: 0n }],
@@ -131,6 +153,7 @@ export class Producer {
       );
       try {
         const res = this.rm.append(req.topic, partition, batch, acks);
+        this.lastOffsets.set(partition, res.lastOffset);
         indexes.forEach((i, k) => (offsets[i] = BigInt(res.baseOffset + k)));
         results.push(create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: BigInt(res.baseOffset), logAppendTimeMs: BigInt(res.logAppendTimeMs) }));
       } catch (e) {

@@ -1,0 +1,190 @@
+/**
+ * Followers pull from leaders (Kafka's ReplicaFetcherManager): one fetch loop per leader broker,
+ * carrying every partition this broker follows from that leader, over one long-lived
+ * ReplicaFetch stream (the transport is injected; src/rpc implements it over gRPC). Each round:
+ * ask for every partition from its log end offset with the epoch of its last batch; the leader
+ * long-polls when there is nothing new; append what arrives (offsets and epochs as the leader
+ * wrote them), learn the high watermark, or truncate a divergent tail and ask again.
+ *
+ * A loop that fails (leader down, stream cut) backs off and reconnects; the metadata log tells
+ * it when leadership moves, and the loops are rebuilt then.
+ */
+import { RillError } from "../base/errors.ts";
+import type { PartitionReplica } from "./partition-replica.ts";
+import type { ReplicaManager } from "./replica-manager.ts";
+
+/** One partition in a fetch round. */
+export interface FetchPartitionRequest {
+  readonly topic: string;
+  readonly partition: number;
+  readonly fetchOffset: number;
+  readonly lastFetchedEpoch: number;
+  readonly currentLeaderEpoch: number;
+  readonly logStartOffset: number;
+}
+
+/** One partition's answer. */
+export interface FetchPartitionResponse {
+  readonly topic: string;
+  readonly partition: number;
+  readonly highWatermark: number;
+  readonly logStartOffset: number;
+  readonly recordBatches: Buffer;
+  readonly error: RillError | null;
+  readonly diverging: { epoch: number; endOffset: number } | null;
+}
+
+/** A ReplicaFetch stream to one leader. */
+export interface ReplicaFetchSession {
+  fetch(req: { replicaId: number; brokerEpoch: number; partitions: FetchPartitionRequest[]; maxWaitMs: number; maxBytes: number }): Promise<FetchPartitionResponse[]>;
+  close(): void;
+}
+
+/** Opens sessions; implemented over gRPC in src/rpc. */
+export interface ReplicaFetchTransport {
+  open(address: string): ReplicaFetchSession;
+}
+
+/** What the fetchers need. */
+export interface FetcherOptions {
+  readonly nodeId: number;
+  readonly brokerEpoch: () => number;
+  readonly addressOf: (nodeId: number) => string | null;
+  readonly transport: ReplicaFetchTransport;
+  readonly maxWaitMs: number;
+  readonly maxBytes: number;
+  readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+}
+
+/** The fetch loop toward one leader. */
+class FetchLoop {
+  readonly partitions = new Set<PartitionReplica>();
+  private session: ReplicaFetchSession | null = null;
+  private stopped = false;
+  private lastError = "";
+
+  constructor(
+    readonly leader: number,
+    private readonly rm: ReplicaManager,
+    private readonly o: FetcherOptions,
+  ) {
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 50;
+    while (!this.stopped) {
+      const parts = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
+      if (parts.length === 0) {
+        await sleep(50);
+        continue;
+      }
+      try {
+        if (!this.session) {
+          const address = this.o.addressOf(this.leader);
+          if (address === null) throw new Error(`no address known for broker ${this.leader}`);
+          this.session = this.o.transport.open(address);
+        }
+        const res = await this.session.fetch({
+          replicaId: this.o.nodeId,
+          brokerEpoch: this.o.brokerEpoch(),
+          partitions: parts.map((r) => ({
+            topic: r.topic,
+            partition: r.partition,
+            fetchOffset: r.log.logEndOffset,
+            lastFetchedEpoch: r.log.latestEpoch,
+            currentLeaderEpoch: r.leaderEpoch,
+            logStartOffset: r.log.logStartOffset,
+          })),
+          maxWaitMs: this.o.maxWaitMs,
+          maxBytes: this.o.maxBytes,
+        });
+        if (this.stopped) return;
+        let waitForMetadata = false;
+        res.forEach((p, i) => {
+          const r = parts[i]!;
+          if (r.role !== "follower" || r.leader !== this.leader) return;
+          if (p.error) {
+            // A newer or older epoch than ours, or a leader that moved: the metadata log will
+            // tell us; do not spin meanwhile.
+            waitForMetadata = true;
+            const msg = `${r.topic}-${r.partition}: ${p.error.kind.name}: ${p.error.message}`;
+            if (msg !== this.lastError) this.o.log.warn({ leader: this.leader, err: msg }, "replica fetch refused");
+            this.lastError = msg;
+            return;
+          }
+          if (p.diverging) {
+            const to = p.diverging.endOffset < 0 ? 0 : p.diverging.endOffset;
+            this.o.log.info({ topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to, epoch: p.diverging.epoch }, "follower log diverges from its leader: truncating");
+            this.rm.truncateFollower(r, to);
+            return;
+          }
+          this.rm.applyFetched(r, p.recordBatches, p.highWatermark);
+        });
+        backoff = 50;
+        if (waitForMetadata) await sleep(100);
+      } catch (e) {
+        this.session?.close();
+        this.session = null;
+        const msg = (e as Error).message;
+        if (msg !== this.lastError) this.o.log.warn({ leader: this.leader, err: msg }, "replica fetch failed; retrying");
+        this.lastError = msg;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 1000);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.session?.close();
+    this.session = null;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref?.());
+}
+
+/** Every fetch loop of this broker. */
+export class ReplicaFetcherManager {
+  private readonly loops = new Map<number, FetchLoop>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly rm: ReplicaManager,
+    private readonly o: FetcherOptions,
+  ) {
+    this.unsubscribe = rm.onRoleChange(() => this.rebuild());
+    this.rebuild();
+  }
+
+  /** Recomputes which partitions each loop fetches (after leadership changes). */
+  rebuild(): void {
+    const byLeader = new Map<number, PartitionReplica[]>();
+    for (const r of this.rm.followed()) {
+      if (r.leader < 0) continue;
+      let list = byLeader.get(r.leader);
+      if (!list) byLeader.set(r.leader, (list = []));
+      list.push(r);
+    }
+    for (const [leader, loop] of this.loops) {
+      if (!byLeader.has(leader)) {
+        loop.stop();
+        this.loops.delete(leader);
+      }
+    }
+    for (const [leader, parts] of byLeader) {
+      let loop = this.loops.get(leader);
+      if (!loop) this.loops.set(leader, (loop = new FetchLoop(leader, this.rm, this.o)));
+      loop.partitions.clear();
+      for (const r of parts) loop.partitions.add(r);
+    }
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const l of this.loops.values()) l.stop();
+    this.loops.clear();
+  }
+}

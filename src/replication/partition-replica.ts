@@ -1,0 +1,159 @@
+/**
+ * One partition's replication state on this broker (Kafka's `Partition`): whether it leads or
+ * follows, in which leader epoch, and — as leader — each follower's log end offset, when it was
+ * last caught up, and the high watermark.
+ *
+ * The high watermark is the smallest log end offset over the ISR (the leader's included): every
+ * record below it is on every in-sync replica, so consumers read only below it and acks=ALL
+ * answers once it passes the batch. It never goes backwards while this broker leads.
+ *
+ * A follower is caught up when it fetched from at least the leader's log end offset as it was at
+ * its previous fetch (Kafka's rule: a follower that keeps up with a busy leader is never exactly
+ * at its end). A follower that has not been caught up for `replica.lag.time.max.ms` leaves the
+ * ISR; an out-of-sync follower whose log end reaches the high watermark (and the start of the
+ * current leader epoch) joins again. Both go to the controller as AlterPartition; the ISR here
+ * changes only when the metadata log says so.
+ *
+ * Pure: time is passed in.
+ */
+import type { PartitionLog } from "../storage/partition-log.ts";
+
+/** What the leader knows of one follower. */
+export interface FollowerState {
+  /** The follower's log end offset (its latest fetch offset); -1 until it fetches. */
+  leo: number;
+  /** Last time the follower was caught up. */
+  lastCaughtUpMs: number;
+  /** The leader's log end offset at the follower's previous fetch. */
+  leaderLeoAtLastFetch: number;
+}
+
+/** An ISR change the leader wants. */
+export interface IsrChange {
+  readonly topic: string;
+  readonly partition: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly newIsr: number[];
+}
+
+/** A partition hosted on this broker. */
+export class PartitionReplica {
+  role: "leader" | "follower" | "none" = "none";
+  leader = -1;
+  leaderEpoch = -1;
+  partitionEpoch = -1;
+  replicas: readonly number[] = [];
+  isr: readonly number[] = [];
+  /** High watermark as this broker knows it (a follower learns it from its leader). */
+  hw = 0;
+  /** Followers' progress, while this broker leads. */
+  readonly followers = new Map<number, FollowerState>();
+  /** Offset where the current leader epoch started on this leader. */
+  epochStartOffset = 0;
+  /** An AlterPartition is on its way: no second one until it is answered. */
+  isrChangeInFlight = false;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly log: PartitionLog,
+    private readonly nodeId: number,
+  ) {
+    this.hw = 0;
+  }
+
+  /**
+   * Applies the partition's state from the metadata image. Returns what changed: a new role or
+   * epoch ("leader"/"follower"), or only the ISR/epoch bookkeeping ("isr"), or nothing.
+   */
+  update(st: { leader: number; leaderEpoch: number; partitionEpoch: number; replicas: readonly number[]; isr: readonly number[] }, nowMs: number): "leader" | "follower" | "isr" | null {
+    const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
+    const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
+    const isrChanged = st.partitionEpoch !== this.partitionEpoch;
+    this.replicas = st.replicas;
+    this.isr = st.isr;
+    this.partitionEpoch = st.partitionEpoch;
+    this.isrChangeInFlight = false;
+    if (epochChanged) {
+      this.role = newRole;
+      this.leader = st.leader;
+      this.leaderEpoch = st.leaderEpoch;
+      if (newRole === "leader") {
+        this.becomeLeader(nowMs);
+        return "leader";
+      }
+      this.followers.clear();
+      if (this.hw > this.log.logEndOffset) this.hw = this.log.logEndOffset;
+      return newRole === "follower" ? "follower" : null;
+    }
+    if (isrChanged && this.role === "leader") {
+      this.maybeAdvanceHw();
+      return "isr";
+    }
+    return null;
+  }
+
+  private becomeLeader(nowMs: number): void {
+    this.epochStartOffset = this.log.logEndOffset;
+    this.followers.clear();
+    for (const r of this.replicas) {
+      if (r !== this.nodeId) this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1 });
+    }
+    // The high watermark carries over from what this broker knew as a follower, and moves
+    // forward as the ISR fetches; it never exceeds this log's end.
+    this.hw = Math.min(this.hw, this.log.logEndOffset);
+    this.maybeAdvanceHw();
+  }
+
+  /**
+   * Recomputes the high watermark from the ISR. Returns true when it moved forward.
+   */
+  maybeAdvanceHw(): boolean {
+    if (this.role !== "leader") return false;
+    let hw = this.log.logEndOffset;
+    for (const r of this.isr) {
+      if (r === this.nodeId) continue;
+      const f = this.followers.get(r);
+      // An ISR member that has not fetched yet in this epoch holds the high watermark back.
+      hw = Math.min(hw, f ? Math.max(f.leo, 0) : 0);
+    }
+    if (hw > this.hw) {
+      this.hw = hw;
+      return true;
+    }
+    return false;
+  }
+
+  /** A follower fetched from `fetchOffset` (its log end). Returns true when the HW moved. */
+  onFollowerFetch(replicaId: number, fetchOffset: number, nowMs: number): boolean {
+    const f = this.followers.get(replicaId);
+    if (!f) return false;
+    const leo = this.log.logEndOffset;
+    if (fetchOffset >= leo || (f.leaderLeoAtLastFetch >= 0 && fetchOffset >= f.leaderLeoAtLastFetch)) f.lastCaughtUpMs = nowMs;
+    f.leaderLeoAtLastFetch = leo;
+    f.leo = Math.min(fetchOffset, leo);
+    return this.maybeAdvanceHw();
+  }
+
+  /**
+   * The ISR change this leader wants now, if any: laggards out (not caught up for `lagMaxMs`),
+   * caught-up followers in. One change in flight at a time.
+   */
+  wantedIsrChange(nowMs: number, lagMaxMs: number, eligible: (nodeId: number) => boolean): IsrChange | null {
+    if (this.role !== "leader" || this.isrChangeInFlight) return null;
+    const next = new Set(this.isr);
+    for (const r of this.isr) {
+      if (r === this.nodeId) continue;
+      const f = this.followers.get(r);
+      if (!f || nowMs - f.lastCaughtUpMs > lagMaxMs) next.delete(r);
+    }
+    for (const [r, f] of this.followers) {
+      if (next.has(r) || !eligible(r)) continue;
+      if (f.leo >= this.hw && f.leo >= this.epochStartOffset && nowMs - f.lastCaughtUpMs <= lagMaxMs) next.add(r);
+    }
+    if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
+    const ordered = this.replicas.filter((r) => next.has(r));
+    return { topic: this.topic, partition: this.partition, leaderEpoch: this.leaderEpoch, partitionEpoch: this.partitionEpoch, newIsr: ordered };
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * ReplicationService (leader side) and the follower's gRPC transport for it.
+ *
+ * ReplicaFetch is a long-lived bidirectional stream: each request is answered by exactly one
+ * response, in order. The leader reads each partition from the follower's log end offset
+ * (batches exactly as stored, never decoded), records the follower's progress (which moves the
+ * high watermark and decides ISR membership), and long-polls up to `max_wait_ms` when nothing is
+ * new. A follower whose log diverges gets `diverging_epoch` and truncates before asking again.
+ */
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { RillError, errorKindByCode, rillError } from "../base/errors.ts";
+import {
+  OffsetsForLeaderEpochResponseSchema,
+  ReplicaFetchRequestSchema,
+  ReplicaFetchResponseSchema,
+  ReplicationService,
+  type ReplicaFetchRequest,
+  type ReplicaFetchResponse,
+  type ReplicaFetchResponse_Partition,
+} from "../gen/rill/v1/replication_service_pb.ts";
+import type { FetchPartitionResponse, ReplicaFetchSession, ReplicaFetchTransport } from "../replication/fetcher.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import { asBuffer, clientConstructor, type ServiceClient, type ServiceImplementation } from "./grpc-service.ts";
+
+/** Longest long-poll a follower may ask for. */
+const MAX_WAIT_MS_MAX = 30_000;
+/** Bytes read per partition per round (Kafka's replica.fetch.max.bytes). */
+const PARTITION_MAX_BYTES = 1 << 20;
+/** Response budget when the follower gives none (Kafka's replica.fetch.response.max.bytes). */
+const RESPONSE_MAX_BYTES_DEFAULT = 10 << 20;
+
+async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: { aborted: boolean; onabort?: (() => void) | null }): Promise<ReplicaFetchResponse> {
+  if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX) throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
+  if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
+  if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
+  const budget = req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT;
+  const deadline = rm.nowMs() + req.maxWaitMs;
+  for (;;) {
+    let left = budget;
+    let bytes = 0;
+    let stop = false;
+    const partitions = req.partitions.map((p) => {
+      const r = rm.fetchForFollower(req.replicaId, {
+        topic: p.topic,
+        partition: p.partition,
+        fetchOffset: Number(p.fetchOffset),
+        lastFetchedEpoch: p.lastFetchedEpoch,
+        currentLeaderEpoch: p.currentLeaderEpoch,
+        maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
+      });
+      const data = r.read && r.read.bytes > 0 ? (r.read.chunks.length === 1 ? r.read.chunks[0]! : Buffer.concat(r.read.chunks)) : Buffer.alloc(0);
+      left -= data.length;
+      bytes += data.length;
+      if (r.error || r.diverging) stop = true;
+      return {
+        topic: p.topic,
+        partition: p.partition,
+        highWatermark: BigInt(Math.max(r.highWatermark, 0)),
+        logStartOffset: BigInt(Math.max(r.logStartOffset, 0)),
+        recordBatches: data,
+        ...(r.error ? { error: toErrorDetail(r.error) } : {}),
+        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: BigInt(r.diverging.endOffset) } } : {}),
+      };
+    });
+    const now = rm.nowMs();
+    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return create(ReplicaFetchResponseSchema, { partitions });
+    await rm.waitForData(deadline - now, abort);
+  }
+}
+
+/** The ReplicationService implementation. */
+export function replicationService(rm: ReplicaManager): ServiceImplementation<typeof ReplicationService> {
+  return {
+    replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>) => {
+      let chain: Promise<void> = Promise.resolve();
+      const abort: { aborted: boolean; onabort?: (() => void) | null } = { aborted: false, onabort: null };
+      const stopListening = rm.onClose(() => {
+        abort.aborted = true;
+        abort.onabort?.();
+        if (call.writable) call.end();
+      });
+      const stop = (): void => {
+        abort.aborted = true;
+        abort.onabort?.();
+        stopListening();
+      };
+      call.on("data", (req: ReplicaFetchRequest) => {
+        chain = chain.then(async () => {
+          if (abort.aborted) return;
+          try {
+            const res = await answer(rm, req, abort);
+            if (!abort.aborted && call.writable) call.write(res);
+          } catch (e) {
+            abort.aborted = true;
+            call.emit("error", toServiceError(e));
+          }
+        });
+      });
+      call.on("end", () => {
+        void chain.then(() => {
+          stop();
+          if (call.writable) call.end();
+        });
+      });
+      call.on("cancelled", stop);
+      call.on("error", stop);
+      call.on("close", stop);
+    },
+    offsetsForLeaderEpoch: unary((req) => {
+      if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
+      return create(OffsetsForLeaderEpochResponseSchema, {
+        partitions: req.partitions.map((p) => {
+          const r = rm.replica(p.topic, p.partition);
+          if (!r || r.role !== "leader") return { topic: p.topic, partition: p.partition, error: toErrorDetail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${rm.nodeIdOf()} does not lead it`)) };
+          if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== r.leaderEpoch) {
+            const e = p.currentLeaderEpoch < r.leaderEpoch ? rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} < ${r.leaderEpoch}`) : rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} > ${r.leaderEpoch}`);
+            return { topic: p.topic, partition: p.partition, error: toErrorDetail(e) };
+          }
+          const end = r.log.endOffsetForEpoch(p.leaderEpoch);
+          return { topic: p.topic, partition: p.partition, end: { epoch: end.epoch, endOffset: BigInt(end.endOffset) } };
+        }),
+      });
+    }),
+  };
+}
+
+const ReplicationClient = clientConstructor(ReplicationService);
+
+function fromDetail(d: { code: number; message: string } | undefined): RillError | null {
+  if (!d) return null;
+  const kind = errorKindByCode(d.code);
+  return kind ? new RillError(kind, d.message) : rillError("UNKNOWN_SERVER_ERROR", d.message);
+}
+
+/** A ReplicaFetch stream to one leader. */
+class GrpcFetchSession implements ReplicaFetchSession {
+  private readonly call: grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>;
+  private readonly pending: Array<{ resolve: (r: ReplicaFetchResponse) => void; reject: (e: Error) => void }> = [];
+  private failed: Error | null = null;
+
+  constructor(private readonly client: ServiceClient<typeof ReplicationService>) {
+    this.call = client.replicaFetch();
+    this.call.on("data", (res: ReplicaFetchResponse) => this.pending.shift()?.resolve(res));
+    const fail = (e: Error): void => {
+      this.failed ??= e;
+      for (const p of this.pending.splice(0)) p.reject(this.failed);
+    };
+    this.call.on("error", (e: grpc.ServiceError) => fail(e.metadata?.get("rill-error-code").length ? fromDetail({ code: Number(e.metadata.get("rill-error-code")[0]), message: e.details }) ?? e : new Error(`replica fetch stream: ${e.details || e.message}`)));
+    this.call.on("end", () => fail(new Error("the leader ended the replica fetch stream")));
+  }
+
+  fetch(req: { replicaId: number; brokerEpoch: number; partitions: Array<{ topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; logStartOffset: number }>; maxWaitMs: number; maxBytes: number }): Promise<FetchPartitionResponse[]> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise<ReplicaFetchResponse>((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.call.write(
+        create(ReplicaFetchRequestSchema, {
+          replicaId: req.replicaId,
+          brokerEpoch: BigInt(Math.max(req.brokerEpoch, -1)),
+          maxWaitMs: req.maxWaitMs,
+          minBytes: 1,
+          maxBytes: req.maxBytes,
+          partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
+        }),
+      );
+    }).then((res) =>
+      res.partitions.map((p: ReplicaFetchResponse_Partition) => ({
+        topic: p.topic,
+        partition: p.partition,
+        highWatermark: Number(p.highWatermark),
+        logStartOffset: Number(p.logStartOffset),
+        recordBatches: asBuffer(p.recordBatches),
+        error: fromDetail(p.error),
+        diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
+      })),
+    );
+  }
+
+  close(): void {
+    this.call.cancel();
+    this.client.close();
+  }
+}
+
+/** The follower's transport: one channel and stream per leader address. */
+export const grpcReplicaFetchTransport: ReplicaFetchTransport = {
+  open(address: string): ReplicaFetchSession {
+    const client = new ReplicationClient(address, grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": -1,
+      "grpc.max_send_message_length": -1,
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+    });
+    return new GrpcFetchSession(client);
+  },
+};
