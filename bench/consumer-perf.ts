@@ -2,11 +2,11 @@
  * Consumer throughput, like kafka-consumer-perf-test: pre-produces `--records` records into a
  * fresh topic (not timed), then reads them all back, `--runs` times, and reports records/s and
  * MiB/s of each run and their median. Against a broker it starts on 127.0.0.1 with a fresh data
- * dir (or `--broker HOST:PORT`).
+ * dir, or the first of `--brokers HOST:PORT,...` (`--broker HOST:PORT` is the same).
  *
  *   bun bench/consumer-perf.ts --records 5000000 --record-size 100 [--batch-records 1000]
  *     [--compression none|lz4] [--partitions 1] [--mode fetch|subscribe] [--partition-max-bytes 4194304] [--max-bytes 16777216]
- *     [--crc true|false] [--runs 3] [--broker-runtime bun|node|deno] [--broker HOST:PORT [--broker-pid PID]] [--json FILE]
+ *     [--crc true|false] [--runs 3] [--broker-runtime bun|node|deno] [--brokers HOST:PORT,... [--broker-pid PID]] [--json FILE]
  *
  * `fetch`: FetchService.Fetch with RECORD_FORMAT_BATCHES, pipelined: the next fetch (from the
  * response's next_offset) is sent before the current response is decoded, so one is always in
@@ -44,6 +44,8 @@ const defaults = {
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   broker: "",
+  /** Running brokers, HOST:PORT,...: the tool talks to the first; empty: start one. */
+  brokers: "",
   /** With `--broker`: the broker's PID on this machine, so its RSS is sampled (0: not sampled). */
   brokerPid: 0,
   json: "",
@@ -162,9 +164,10 @@ async function consumeSubscribe(client: FetchClient, o: Options, topic: string, 
 }
 
 export async function runConsumerPerf(o: Options): Promise<Record<string, unknown>> {
-  const broker = o.broker ? null : await startBrokerProcess(o.brokerRuntime);
+  const given = (o.brokers.split(",")[0] ?? "").trim() || o.broker;
+  const broker = given ? null : await startBrokerProcess(o.brokerRuntime);
   try {
-    const address = o.broker || broker!.address;
+    const address = given || broker!.address;
     const topic = `consume-${Date.now()}`;
     await createTopic(address, topic, o.partitions);
     process.stderr.write(`pre-producing ${o.records} records of ${o.recordSize} B (${o.compression}) into ${o.partitions} partition(s)...\n`);
@@ -203,7 +206,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
       tool: "consumer-perf",
       runtime: runtimeName(),
       ...o,
-      brokerRuntime: o.broker ? "external" : o.brokerRuntime,
+      brokerRuntime: given ? "external" : o.brokerRuntime,
       records: total,
       recordsPerSec: median(runs.map((r) => r.recordsPerSec)),
       payloadMiBPerSec: median(runs.map((r) => r.payloadMiBPerSec)),

@@ -4,11 +4,12 @@
  * value starting with its send time; a consumer on a Subscribe stream (BATCHES, max_wait_ms 0)
  * in the same process reads each record's time and records now - time in an HDR histogram.
  * Reports p50/p95/p99/p99.9/max after a warm-up, and the achieved rate. Against a broker it
- * starts on 127.0.0.1 with a fresh data dir (or `--broker HOST:PORT`).
+ * starts on 127.0.0.1 with a fresh data dir, or the first of `--brokers HOST:PORT,...`
+ * (`--broker HOST:PORT` is the same).
  *
  *   bun bench/e2e-latency.ts [--rate 100000] [--seconds 10] [--record-size 100] [--linger-ms 1]
  *     [--compression none|lz4] [--acks leader|all|none] [--warmup-seconds 1]
- *     [--broker-runtime bun|node|deno] [--broker HOST:PORT] [--json FILE]
+ *     [--broker-runtime bun|node|deno] [--brokers HOST:PORT,...] [--json FILE]
  *
  * The time written is the record's *scheduled* send time (start + i / rate), not the time its
  * batch left, so lingering and a producer that falls behind count as latency (no coordinated
@@ -40,17 +41,20 @@ const defaults = {
   maxBatchRecords: 10_000,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   broker: "",
+  /** Running brokers, HOST:PORT,...: the tool talks to the first; empty: start one. */
+  brokers: "",
   json: "",
 };
 type Options = typeof defaults;
 
 export async function runE2eLatency(o: Options): Promise<Record<string, unknown>> {
-  const broker = o.broker ? null : await startBrokerProcess(o.brokerRuntime);
+  const given = (o.brokers.split(",")[0] ?? "").trim() || o.broker;
+  const broker = given ? null : await startBrokerProcess(o.brokerRuntime);
   const produceClient: { close(): void }[] = [];
   let subscribeCall: grpc.ClientReadableStream<unknown> | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   try {
-    const address = o.broker || broker!.address;
+    const address = given || broker!.address;
     const topic = `e2e-${Date.now()}`;
     await createTopic(address, topic, 1);
     const total = Math.round(o.rate * o.seconds);
@@ -145,7 +149,7 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
       tool: "e2e-latency",
       runtime: runtimeName(),
       ...o,
-      brokerRuntime: o.broker ? "external" : o.brokerRuntime,
+      brokerRuntime: given ? "external" : o.brokerRuntime,
       records: total,
       measuredRecords: hist.totalCount,
       achievedRate: total / elapsed,

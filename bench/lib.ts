@@ -43,12 +43,20 @@ export function creds(): grpc.ChannelCredentials {
   return grpc.credentials.createInsecure();
 }
 
-/** Creates `topic` with `partitions` partitions (extra topic configs optional). */
-export async function createTopic(address: string, topic: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
+/**
+ * Creates `topic` with `partitions` partitions (extra topic configs optional; replication factor
+ * 0: the broker's default). A topic-level error in the answer is thrown.
+ */
+export async function createTopic(address: string, topic: string, partitions: number, configs: Record<string, string> = {}, replicationFactor = 0): Promise<void> {
   const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
   try {
     await new Promise<void>((resolve, reject) =>
-      admin.createTopics(create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions, configs }] }), (e) => (e ? reject(e) : resolve())),
+      admin.createTopics(create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions, replicationFactor, configs }] }), (e, r) => {
+        const failed = r?.topics.find((t) => t.error);
+        if (e) reject(e);
+        else if (failed) reject(new Error(`create topic ${topic}: ${failed.error!.name}: ${failed.error!.message}`));
+        else resolve();
+      }),
     );
   } finally {
     admin.close();

@@ -1,11 +1,21 @@
 /**
  * Producer throughput, like kafka-producer-perf-test: records/s, MiB/s, and latency percentiles
  * of each produce request (from send to acknowledgement), against a broker it starts on
- * 127.0.0.1 with a fresh data dir (or `--broker HOST:PORT`).
+ * 127.0.0.1 with a fresh data dir, or against running brokers (`--brokers`: then none is started).
  *
- *   bun bench/producer-perf.ts --records 5000000 --record-size 100 [--batch-records 1000]
- *     [--compression none|lz4] [--acks leader|all|none] [--in-flight 8] [--partitions 1]
- *     [--mode batches|records] [--broker-runtime bun|node|deno] [--broker HOST:PORT] [--json FILE]
+ *   bun bench/producer-perf.ts [--records 2000000] [--record-size 100] [--throughput -1]
+ *     [--acks leader|all|none] [--compression none|lz4] [--partitions 1] [--replication-factor N] [--producers 1]
+ *     [--brokers HOST:PORT,...] [--batch-records 1000] [--in-flight 8] [--mode batches|records]
+ *     [--broker-runtime bun|node|deno] [--json FILE]
+ *
+ * `--producers N` opens N producer connections (each its own HTTP/2 connection and
+ * ProduceStream, `--in-flight` requests pipelined on each) that share the `--records` budget:
+ * each takes the next request while any is left. With one broker, request n goes to partition
+ * n mod `--partitions`. With several `--brokers`, the partitions' leaders are looked up once
+ * (DescribeTopics, DescribeCluster) and producer i talks to leader i mod (number of leaders),
+ * sending only to the partitions it leads, as a Kafka client routes. One histogram holds every
+ * request's latency. `--throughput R` caps the total at R records/s (-1: as fast as possible).
+ * `--broker HOST:PORT` is the one-broker spelling of `--brokers`.
  *
  * `batches` sends Kafka RecordBatch bytes over ProduceStream (what the TypeScript SDK does);
  * `records` sends plain records (what a thin generated client does). Batches are encoded per
@@ -16,176 +26,337 @@ import * as nodeFs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
-import { AdminService, CreateTopicsRequestSchema } from "../src/gen/rill/v1/admin_service_pb.ts";
-import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
+import { AdminService, DescribeClusterRequestSchema, DescribeTopicsRequestSchema, type DescribeClusterResponse, type DescribeTopicsResponse } from "../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordSchema } from "../src/gen/rill/v1/common_pb.ts";
+import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/storage/record-batch.ts";
+import { createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs } from "./lib.ts";
 import { runtimeName } from "./runtime.ts";
 
-interface Options {
-  records: number;
-  recordSize: number;
-  batchRecords: number;
-  compression: "none" | "lz4";
-  acks: "leader" | "all" | "none";
-  inFlight: number;
-  partitions: number;
-  mode: "batches" | "records";
-  brokerRuntime: "bun" | "node" | "deno";
-  broker: string | null;
-  json: string | null;
+export const producerPerfDefaults = {
+  records: 2_000_000,
+  recordSize: 100,
+  /** Target records/s over all producers; -1: as fast as possible. */
+  throughput: -1,
+  acks: "leader" as "leader" | "all" | "none",
+  compression: "none" as "none" | "lz4",
+  partitions: 1,
+  /** Replication factor of the topic it creates; 0: the broker's default. */
+  replicationFactor: 0,
+  producers: 1,
+  /** Comma-separated HOST:PORT of running brokers; empty: start one. */
+  brokers: "",
+  /** The one-broker spelling of `brokers`. */
+  broker: "",
+  batchRecords: 1000,
+  /** Requests in flight per producer. */
+  inFlight: 8,
+  mode: "batches" as "batches" | "records",
+  brokerRuntime: "bun" as "bun" | "node" | "deno",
+  json: "",
+};
+export type ProducerPerfOptions = typeof producerPerfDefaults;
+
+/** Checks option values, naming the option; returns the broker addresses given (maybe none). */
+export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
+  const positive = (k: keyof ProducerPerfOptions): void => {
+    const v = o[k] as number;
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${kebab(k)}: expected a positive integer, got ${String(o[k])}`);
+  };
+  (["records", "recordSize", "partitions", "producers", "batchRecords", "inFlight"] as const).forEach(positive);
+  if (!Number.isSafeInteger(o.replicationFactor) || o.replicationFactor < 0) throw new Error(`--replication-factor: expected an integer >= 0, got ${o.replicationFactor}`);
+  if (!(o.throughput === -1 || (Number.isFinite(o.throughput) && o.throughput > 0))) throw new Error(`--throughput: expected records/s > 0 or -1 (no limit), got ${o.throughput}`);
+  const choice = (k: keyof ProducerPerfOptions, values: readonly string[]): void => {
+    if (!values.includes(String(o[k]))) throw new Error(`--${kebab(k)}: expected one of ${values.join(", ")}, got ${String(o[k])}`);
+  };
+  choice("acks", ["leader", "all", "none"]);
+  choice("compression", ["none", "lz4"]);
+  choice("mode", ["batches", "records"]);
+  choice("brokerRuntime", ["bun", "node", "deno"]);
+  const brokers = [o.brokers, o.broker].flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== "");
+  for (const b of brokers) if (!/^[^\s:]+:\d+$/.test(b) && !/^\[[^\]]+\]:\d+$/.test(b)) throw new Error(`--brokers: expected HOST:PORT[,HOST:PORT...], got "${b}"`);
+  return brokers;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { records: 2_000_000, recordSize: 100, batchRecords: 1000, compression: "none", acks: "leader", inFlight: 8, partitions: 1, mode: "batches", brokerRuntime: "bun", broker: null, json: null };
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    const v = argv[i + 1];
-    if (!(k in o) || v === undefined) throw new Error(`unknown or incomplete option ${argv[i]}`);
-    (o as unknown as Record<string, unknown>)[k] = typeof o[k] === "number" ? Number(v) : v;
-  }
-  return o;
+function kebab(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** Starts `rill broker start` on a free port and a fresh data dir; resolves with its address. */
-export async function startBrokerProcess(runtime: "bun" | "node" | "deno", extraArgs: string[] = []): Promise<{ address: string; proc: ChildProcess; dataDir: string; stop: () => Promise<void> }> {
-  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+/** The command line that runs `src/cli/main.ts` (the `rill` command) under `runtime`. */
+export function rillCommand(runtime: "bun" | "node" | "deno"): string[] {
+  return runtime === "bun"
+    ? [path.join(root, "node_modules/.bin/bun"), "src/cli/main.ts"]
+    : runtime === "deno"
+      ? [path.join(root, "node_modules/.bin/deno"), "run", "-A", "src/cli/main.ts"]
+      : ["node", process.env["RILL_BENCH_NODE_MAIN"] ?? "dist/src/cli/main.js"];
+}
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+
+/**
+ * Starts `rill broker start` on a fresh data dir, listening on `listen` (default a free port of
+ * 127.0.0.1) with `args` added; resolves with its address once it logs "broker started" (within
+ * `startTimeoutMs`). `stop()` ends it by PID and removes the data dir.
+ */
+export async function startBrokerProcess(
+  runtime: "bun" | "node" | "deno",
+  opts: { listen?: string; args?: readonly string[]; startTimeoutMs?: number } = {},
+): Promise<{ address: string; proc: ChildProcess; dataDir: string; stop: () => Promise<void> }> {
   const dataDir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-bench-"));
-  const cmd =
-    runtime === "bun"
-      ? [path.join(root, "node_modules/.bin/bun"), "src/cli/main.ts"]
-      : runtime === "deno"
-        ? [path.join(root, "node_modules/.bin/deno"), "run", "-A", "src/cli/main.ts"]
-        : ["node", process.env["RILL_BENCH_NODE_MAIN"] ?? "dist/src/cli/main.js"];
-  const proc = spawn(cmd[0]!, [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extraArgs], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const address = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const m = /"address":"([^"]+)"[^\n]*"broker started"|"broker started"[^\n]*"address":"([^"]+)"/.exec(buf);
-      if (m) resolve((m[1] ?? m[2])!);
-    });
-    proc.on("exit", (code) => reject(new Error(`broker exited with ${code}`)));
+  const cmd = rillCommand(runtime);
+  const proc = spawn(cmd[0]!, [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", opts.listen ?? "127.0.0.1:0", ...(opts.args ?? [])], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let exited = false;
+  let stderrTail = "";
+  proc.once("exit", () => (exited = true));
+  proc.stderr!.on("data", (d: Buffer) => {
+    process.stderr.write(d);
+    stderrTail = (stderrTail + d.toString()).slice(-2000);
   });
   const stop = async (): Promise<void> => {
-    proc.kill("SIGTERM");
-    await new Promise((r) => proc.once("exit", r));
+    if (!exited) {
+      proc.kill("SIGTERM");
+      await new Promise((r) => proc.once("exit", r));
+    }
     nodeFs.rmSync(dataDir, { recursive: true, force: true });
   };
-  return { address, proc, dataDir, stop };
+  try {
+    const address = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      const onData = (d: Buffer): void => {
+        buf += d.toString();
+        const m = /"address":"([^"]+)"[^\n]*"broker started"|"broker started"[^\n]*"address":"([^"]+)"/.exec(buf);
+        if (m) {
+          proc.stdout!.off("data", onData);
+          proc.stdout!.resume(); // keep draining the broker's log, without keeping it
+          resolve((m[1] ?? m[2])!);
+        } else if (buf.length > 1 << 20) buf = buf.slice(-4096);
+      };
+      proc.stdout!.on("data", onData);
+      proc.once("exit", (code) => reject(new Error(`broker exited with ${code}${stderrTail ? `: ${stderrTail.trim().split("\n").pop()}` : ""}`)));
+      setTimeout(() => reject(new Error(`broker did not start within ${(opts.startTimeoutMs ?? 30_000) / 1000} s`)), opts.startTimeoutMs ?? 30_000).unref();
+    });
+    return { address, proc, dataDir, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
-function acksOf(a: Options["acks"]): Acks {
+function acksOf(a: ProducerPerfOptions["acks"]): Acks {
   return a === "all" ? Acks.ALL : a === "none" ? Acks.NONE : Acks.LEADER;
 }
 
-/** A value of `size` bytes that changes per record (so LZ4 sees realistic, not constant, data). */
-function makeValues(n: number, size: number): string[] {
-  const words = ["click", "view", "purchase", "scroll", "signup", "search"];
-  return Array.from({ length: n }, (_, i) => `{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size));
+/** What the producers share: the request budget, the clock, the histogram and the counters. */
+interface Shared {
+  readonly o: ProducerPerfOptions;
+  readonly topic: string;
+  readonly requests: number;
+  readonly values: string[];
+  readonly hist: ReturnType<typeof hdr.build>;
+  readonly start: number;
+  sent: number;
+  acked: number;
+  bytesSent: number;
+  errors: number;
+  /** The first error answered, as "NAME: message". */
+  firstError: string;
+  lastReport: number;
+}
+
+/** Writes request `id` for `partition`, encoding its batch (or records) now. */
+function writeRequest(s: Shared, stream: { write(m: unknown): boolean }, id: bigint, partition: number): void {
+  const { o, topic, values } = s;
+  const now = Date.now();
+  const acks = acksOf(o.acks);
+  if (o.mode === "batches") {
+    const batch = encodeBatch(
+      values.map((v) => ({ key: null, value: v, timestampMs: now })),
+      { compression: o.compression === "lz4" ? Compression.LZ4 : Compression.NONE, nowMs: now },
+    );
+    s.bytesSent += batch.length;
+    stream.write({ requestId: id, request: { topic, partition, recordBatch: batch, acks } });
+  } else {
+    const records = values.map((v) => create(RecordSchema, { value: Buffer.from(v), timestampMs: BigInt(now) }));
+    s.bytesSent += o.batchRecords * o.recordSize;
+    stream.write({ requestId: id, request: { topic, partition, records, acks } } as never);
+  }
+}
+
+/**
+ * One producer connection: pipelines up to `inFlight` requests on one ProduceStream, taking
+ * request numbers from the shared budget (and waiting when `--throughput` says it is early).
+ * Request n goes to partition n mod partitions, or, given `partitions` (those its broker
+ * leads), to the next of those. Resolves with the number of requests it sent.
+ */
+async function runProducer(s: Shared, address: string, index: number, partitions: readonly number[] | null): Promise<number> {
+  const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+  // A local subchannel pool: each producer gets its own connection, not a shared one.
+  const client = new Producer(address, creds(), { ...clientChannelOptions(), "grpc.use_local_subchannel_pool": 1, "rill.bench.producer": index });
+  const stream = client.produceStream();
+  const sentAt = new Map<bigint, number>();
+  const perProducerRate = s.o.throughput > 0 ? s.o.throughput / s.o.producers : 0;
+  let mine = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const pump = (): void => {
+        timer = null;
+        while (s.sent < s.requests && sentAt.size < s.o.inFlight) {
+          if (perProducerRate > 0) {
+            const dueMs = s.start + ((mine * s.o.batchRecords) / perProducerRate) * 1000;
+            const wait = dueMs - performance.now();
+            if (wait > 0) {
+              timer ??= setTimeout(pump, Math.max(1, wait));
+              return;
+            }
+          }
+          const n = s.sent++;
+          const id = BigInt(n);
+          sentAt.set(id, performance.now());
+          writeRequest(s, stream, id, partitions ? partitions[mine % partitions.length]! : n % s.o.partitions);
+          mine++;
+        }
+        if (sentAt.size === 0 && s.sent >= s.requests) {
+          stream.end();
+          resolve();
+        }
+      };
+      stream.on("data", (m: ProduceStreamResponse) => {
+        const t0 = sentAt.get(m.requestId);
+        if (t0 === undefined) return reject(new Error(`producer ${index}: answer to unknown request ${m.requestId}`));
+        sentAt.delete(m.requestId);
+        s.hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        if (m.result.case !== "response" || m.result.value.partitions.some((p) => p.error)) {
+          s.errors++;
+          const e = m.result.case === "response" ? m.result.value.partitions.find((p) => p.error)?.error : m.result.value;
+          s.firstError ||= e && "name" in e ? `${e.name}: ${e.message}` : `answer ${m.result.case ?? "empty"}`;
+        }
+        s.acked++;
+        report(s);
+        pump();
+      });
+      stream.on("error", reject);
+      pump();
+    });
+  } finally {
+    if (timer) clearTimeout(timer);
+    client.close();
+  }
+  return mine;
+}
+
+/**
+ * Which partitions of `topic` each broker leads, by the broker's address (DescribeTopics and
+ * DescribeCluster at `address`), once every partition has a leader (waiting up to 10 s).
+ */
+async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
+  const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
+  const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> => new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
+  try {
+    for (const deadline = Date.now() + 10_000; ; ) {
+      const d = await call<DescribeTopicsResponse>((cb) => admin.describeTopics(create(DescribeTopicsRequestSchema, { topics: [topic], excludeConfigs: true }), cb));
+      const parts = d.topics[0]?.partitions ?? [];
+      if (parts.length > 0 && parts.every((p) => p.leader >= 0)) {
+        const c = await call<DescribeClusterResponse>((cb) => admin.describeCluster(create(DescribeClusterRequestSchema, {}), cb));
+        const addressOf = new Map(c.brokers.map((b) => [b.nodeId, b.address]));
+        const out = new Map<string, number[]>();
+        for (const p of parts) {
+          const a = addressOf.get(p.leader);
+          if (a === undefined) throw new Error(`partition ${p.partition}: leader ${p.leader} is not in DescribeCluster`);
+          out.set(a, [...(out.get(a) ?? []), p.partition]);
+        }
+        return out;
+      }
+      if (Date.now() > deadline) throw new Error(`${topic}: not every partition has a leader after 10 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    admin.close();
+  }
+}
+
+function report(s: Shared): void {
+  const now = performance.now();
+  if (now - s.lastReport <= 2000) return;
+  s.lastReport = now;
+  process.stderr.write(`  ${((s.acked * s.o.batchRecords) / ((now - s.start) / 1000) / 1e6).toFixed(2)}M records/s, ${s.acked}/${s.requests} requests\n`);
+}
+
+/**
+ * Runs the producers against `--brokers` (or a broker it starts and stops) and returns the
+ * result: records/s, MiB/s, request latency percentiles, per-producer request counts.
+ */
+export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<string, unknown>> {
+  const given = checkProducerPerfOptions(o);
+  const broker = given.length > 0 ? null : await startBrokerProcess(o.brokerRuntime);
+  try {
+    const addresses = given.length > 0 ? given : [broker!.address];
+    const topic = `perf-${Date.now()}`;
+    await createTopic(addresses[0]!, topic, o.partitions, {}, o.replicationFactor);
+    const s: Shared = {
+      o,
+      topic,
+      requests: Math.ceil(o.records / o.batchRecords),
+      values: makeValues(o.batchRecords, o.recordSize),
+      hist: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }),
+      start: performance.now(),
+      sent: 0,
+      acked: 0,
+      bytesSent: 0,
+      errors: 0,
+      firstError: "",
+      lastReport: performance.now(),
+    };
+    // Several brokers: each producer talks to a partition leader and sends only to the partitions
+    // it leads, as a Kafka client routes (one broker: to it, round-robin over the partitions).
+    const leaders = addresses.length > 1 ? [...(await leadersByAddress(addresses[0]!, topic)).entries()] : null;
+    const perProducer = await Promise.all(
+      Array.from({ length: o.producers }, (_, i) => (leaders ? runProducer(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : runProducer(s, addresses[0]!, i, null))),
+    );
+    const secs = (performance.now() - s.start) / 1000;
+    const total = s.requests * o.batchRecords;
+    return {
+      tool: "producer-perf",
+      runtime: runtimeName(),
+      ...o,
+      brokers: addresses.join(","),
+      brokerRuntime: given.length > 0 ? "external" : o.brokerRuntime,
+      records: total,
+      seconds: secs,
+      recordsPerSec: total / secs,
+      payloadMiBPerSec: (total * o.recordSize) / secs / MiB,
+      wireMiBPerSec: s.bytesSent / secs / MiB,
+      errors: s.errors,
+      ...(s.firstError ? { firstError: s.firstError } : {}),
+      requestsPerProducer: perProducer,
+      latencyMs: percentilesMs(s.hist),
+      loadAverage: loadAverage(),
+    };
+  } finally {
+    await broker?.stop();
+  }
+}
+
+/** The one-line summary printed after a run. */
+export function producerPerfSummary(r: Record<string, unknown>): string {
+  const l = r["latencyMs"] as ReturnType<typeof percentilesMs>;
+  return (
+    `${r["records"]} records in ${(r["seconds"] as number).toFixed(2)} s by ${r["producers"]} producer(s), acks=${r["acks"]}, ${r["compression"]}: ` +
+    `${((r["recordsPerSec"] as number) / 1e6).toFixed(2)}M records/s, ${(r["payloadMiBPerSec"] as number).toFixed(1)} MiB/s payload (${(r["wireMiBPerSec"] as number).toFixed(1)} MiB/s on the wire), ` +
+    `request latency avg ${l.avg.toFixed(2)} ms, p50 ${l.p50.toFixed(2)}, p95 ${l.p95.toFixed(2)}, p99 ${l.p99.toFixed(2)}, p99.9 ${l.p999.toFixed(2)} ms; errors ${r["errors"]}${r["firstError"] ? ` (first: ${r["firstError"]})` : ""}`
+  );
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
-  const broker = o.broker ? null : await startBrokerProcess(o.brokerRuntime);
-  const address = o.broker ?? broker!.address;
-  const creds = grpc.credentials.createInsecure();
-  const admin = new (clientConstructor(AdminService))(address, creds, clientChannelOptions());
-  const topic = `perf-${Date.now()}`;
-  await new Promise<void>((resolve, reject) =>
-    admin.createTopics(create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions: o.partitions }] }), (e) => (e ? reject(e) : resolve())),
-  );
-  admin.close();
-
-  const Producer = clientConstructor(ProduceService, produceServiceCodecs);
-  const client = new Producer(address, creds, clientChannelOptions());
-  const stream = client.produceStream();
-  const values = makeValues(o.batchRecords, o.recordSize);
-  const codec = o.compression === "lz4" ? Compression.LZ4 : Compression.NONE;
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  const requests = Math.ceil(o.records / o.batchRecords);
-  const sentAt = new Map<bigint, number>();
-  let sent = 0;
-  let acked = 0;
-  let bytesSent = 0;
-  let errors = 0;
-  const start = performance.now();
-  let lastReport = start;
-
-  await new Promise<void>((resolve, reject) => {
-    const pump = (): void => {
-      while (sent < requests && sent - acked < o.inFlight) {
-        const id = BigInt(sent);
-        const partition = sent % o.partitions;
-        const now = Date.now();
-        if (o.mode === "batches") {
-          const batch = encodeBatch(
-            values.map((v) => ({ key: null, value: v, timestampMs: now })),
-            { compression: codec, nowMs: now },
-          );
-          bytesSent += batch.length;
-          sentAt.set(id, performance.now());
-          stream.write({ requestId: id, request: { topic, partition, recordBatch: batch, acks: acksOf(o.acks) } });
-        } else {
-          const records = values.map((v) => create(RecordSchema, { value: Buffer.from(v), timestampMs: BigInt(now) }));
-          bytesSent += o.batchRecords * o.recordSize;
-          sentAt.set(id, performance.now());
-          stream.write({ requestId: id, request: { topic, partition, records, acks: acksOf(o.acks) } } as never);
-        }
-        sent++;
-      }
-    };
-    stream.on("data", (m: ProduceStreamResponse) => {
-      const t0 = sentAt.get(m.requestId)!;
-      sentAt.delete(m.requestId);
-      hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-      if (m.result.case !== "response" || m.result.value.partitions.some((p) => p.error)) errors++;
-      acked++;
-      const now = performance.now();
-      if (now - lastReport > 2000) {
-        lastReport = now;
-        process.stderr.write(`  ${((acked * o.batchRecords) / ((now - start) / 1000) / 1e6).toFixed(2)}M records/s, ${acked}/${requests} requests\n`);
-      }
-      if (acked === requests) {
-        stream.end();
-        resolve();
-      } else pump();
-    });
-    stream.on("error", reject);
-    pump();
-  });
-  const secs = (performance.now() - start) / 1000;
-  client.close();
-  const total = requests * o.batchRecords;
-  const result = {
-    runtime: runtimeName(),
-    ...o,
-    brokerRuntime: o.broker ? "external" : o.brokerRuntime,
-    records: total,
-    seconds: secs,
-    recordsPerSec: total / secs,
-    payloadMiBPerSec: (total * o.recordSize) / secs / (1 << 20),
-    wireMiBPerSec: bytesSent / secs / (1 << 20),
-    errors,
-    latencyMs: {
-      avg: hist.mean / 1000,
-      p50: hist.getValueAtPercentile(50) / 1000,
-      p95: hist.getValueAtPercentile(95) / 1000,
-      p99: hist.getValueAtPercentile(99) / 1000,
-      p999: hist.getValueAtPercentile(99.9) / 1000,
-    },
-  };
-  console.log(
-    `${total} records in ${secs.toFixed(2)} s: ${(result.recordsPerSec / 1e6).toFixed(2)}M records/s, ${result.payloadMiBPerSec.toFixed(1)} MiB/s payload (${result.wireMiBPerSec.toFixed(1)} MiB/s on the wire), ` +
-      `request latency avg ${result.latencyMs.avg.toFixed(2)} ms, p50 ${result.latencyMs.p50.toFixed(2)}, p95 ${result.latencyMs.p95.toFixed(2)}, p99 ${result.latencyMs.p99.toFixed(2)}, p99.9 ${result.latencyMs.p999.toFixed(2)} ms; errors ${errors}`,
-  );
+  const o = parseArgs(process.argv.slice(2), producerPerfDefaults);
+  const result = await runProducerPerf(o);
+  console.log(producerPerfSummary(result));
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(result, null, 2) + "\n");
-  await broker?.stop();
+  if ((result["errors"] as number) > 0) process.exitCode = 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("producer-perf.ts")) await main();
+if (isMain(import.meta.url, "producer-perf.ts")) await main();

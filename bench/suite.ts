@@ -7,7 +7,8 @@
  *   bench/results/latest.svg              throughput per scenario, and latency percentiles
  *
  *   bun bench/suite.ts [--broker-runtime bun[,node,deno]] [--runs 3] [--quick true]
- *     [--only produce,consume,e2e,peers] [--peers true|false] [--out bench/results] [--label latest]
+ *     [--only produce,consume,e2e,peers,cluster] [--peers true|false] [--records-scale 1]
+ *     [--cluster-brokers HOST:PORT,...] [--out bench/results] [--label latest]
  *   bun bench/suite.ts --from-json bench/results/<file>.json [--label latest]   (render again)
  *
  * Scenarios (1 broker, acks=leader): produce 100 B and 1 KiB records, LZ4 off and on, the SDK's
@@ -18,12 +19,20 @@
  * them), Redis Streams, NATS JetStream and RabbitMQ Streams with the same record count and size.
  * Each figure is the median of `--runs` runs; every tool runs in its own process (the client
  * always on Bun) and is killed if it outlives its time bound.
+ *
+ * `cluster`: produce 100 B batches into 3 partitions with RF=3 and acks=all from 3 producers,
+ * one per broker, on 3 brokers that bench/cluster.ts starts (combined broker+controller nodes,
+ * one controller quorum) or that `--cluster-brokers` names. While the cluster cannot start or
+ * the produce fails (replication not there yet), the row says "not available" and why.
+ * `--records-scale X` multiplies every record count (and e2e's duration, at least 2 s) by X:
+ * `--quick true` is `--records-scale 0.25 --runs 1`; a smoke test uses 0.01 or less.
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startNoopServer } from "./ceiling.ts";
+import { ClusterUnavailable, startCluster, type Cluster } from "./cluster.ts";
 import { isMain, loadAverage, median, parseArgs, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
@@ -32,12 +41,19 @@ type Runtime = "bun" | "node" | "deno";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BUN = path.join(root, "node_modules/.bin/bun");
 
+/** Scenario groups `--only` takes. */
+export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster"];
+
 const defaults = {
   brokerRuntime: "bun",
   runs: 3,
   quick: false,
-  only: "produce,consume,e2e,peers",
+  only: "produce,consume,e2e,peers,cluster",
   peers: true,
+  /** Multiplies every record count (quick: a further 0.25). */
+  recordsScale: 1,
+  /** Addresses of a running 3-broker cluster for `cluster` (default: start one). */
+  clusterBrokers: "",
   out: "bench/results",
   /** Basename of the Markdown table and the chart: <label>.md, <label>.svg. */
   label: "latest",
@@ -45,7 +61,7 @@ const defaults = {
 type Options = typeof defaults;
 
 export interface Row {
-  kind: "produce" | "consume" | "e2e" | "peer";
+  kind: "produce" | "consume" | "e2e" | "peer" | "cluster";
   name: string;
   brokerRuntime: string;
   recordSize: number;
@@ -61,6 +77,8 @@ export interface Row {
   latencyKind?: string;
   rssPeakMiB?: number;
   durability?: string;
+  /** Why the scenario could not run (its figures are then NaN). */
+  unavailable?: string;
   runs: Record<string, unknown>[];
   loadAverage: number[];
   command: string;
@@ -78,8 +96,11 @@ function progress(msg: string): void {
   process.stderr.write(`[${step}/${steps} ${s}s load ${loadAverage()[0]}] ${msg}\n`);
 }
 
-/** Runs `bun bench/<file> args --json TMP` (killed after `timeoutS`); returns its JSON. */
-async function runTool(file: string, args: string[], timeoutS: number): Promise<Record<string, unknown>> {
+/**
+ * Runs `bun bench/<file> args --json TMP` (killed after `timeoutS`); returns its JSON. A tool
+ * that fails throws, unless `keepFailed` and it wrote its JSON (then `exitCode` is in it).
+ */
+async function runTool(file: string, args: string[], timeoutS: number, keepFailed = false): Promise<Record<string, unknown>> {
   const tmp = path.join(os.tmpdir(), `rill-bench-${process.pid}-${Date.now()}.json`);
   const child = spawn(BUN, [file, ...args, "--json", tmp], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   const indent = (d: Buffer): void => void process.stderr.write(d.toString().replace(/^(?=.)/gm, "    "));
@@ -88,8 +109,8 @@ async function runTool(file: string, args: string[], timeoutS: number): Promise<
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
   try {
     const code = await new Promise<number | null>((r) => child.once("exit", r));
-    if (code !== 0) throw new Error(`${file} ${args.join(" ")} exited with ${code}`);
-    return JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>;
+    if (code !== 0 && !(keepFailed && nodeFs.existsSync(tmp))) throw new Error(`${file} ${args.join(" ")} exited with ${code}`);
+    return { ...(JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>), ...(code !== 0 ? { exitCode: code } : {}) };
   } finally {
     clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -121,18 +142,22 @@ interface ProduceScenario {
   batchRecords: number;
 }
 
-function produceScenarios(quick: boolean): ProduceScenario[] {
+function produceScenarios(scale: number): ProduceScenario[] {
   const out: ProduceScenario[] = [];
-  const q = quick ? 4 : 1;
   for (const recordSize of [100, 1024]) {
     for (const mode of ["batches", "records"] as const) {
       for (const compression of ["none", "lz4"] as const) {
-        const records = (recordSize === 100 ? (mode === "batches" ? 4_000_000 : 1_000_000) : mode === "batches" ? 1_000_000 : 400_000) / q;
+        const records = scaled(recordSize === 100 ? (mode === "batches" ? 4_000_000 : 1_000_000) : mode === "batches" ? 1_000_000 : 400_000, scale, recordSize === 100 ? 1000 : 500);
         out.push({ recordSize, compression, mode, records, batchRecords: recordSize === 100 ? 1000 : 500 });
       }
     }
   }
   return out;
+}
+
+/** `n × scale` records, a whole number of batches of `batch`, at least one batch. */
+function scaled(n: number, scale: number, batch: number): number {
+  return Math.max(1, Math.round((n * scale) / batch)) * batch;
 }
 
 const sizeName = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
@@ -240,6 +265,65 @@ async function e2e(rt: Runtime, rate: number, seconds: number, compression: "non
 }
 
 /**
+ * The replicated scenario: 3 brokers, a topic of 3 partitions with RF=3, acks=all, 3 producers
+ * (one per broker). Reported as "not available", with the reason, while the cluster cannot
+ * start or the produce fails; the RSS figure is the largest node's peak.
+ */
+async function cluster(rt: Runtime, given: string, records: number, runs: number): Promise<Row> {
+  const name = "produce 100 B batches none, 3 brokers RF=3 acks=all";
+  const args = ["--records", String(records), "--record-size", "100", "--batch-records", "1000", "--compression", "none", "--mode", "batches", "--acks", "all", "--partitions", "3", "--replication-factor", "3", "--producers", "3"];
+  const row: Row = {
+    kind: "cluster",
+    name,
+    brokerRuntime: given ? "external" : rt,
+    recordSize: 100,
+    compression: "none",
+    mode: "batches",
+    records,
+    recordsPerSec: NaN,
+    payloadMiBPerSec: NaN,
+    durability: "acks=all (replicated to min.insync.replicas before the ack); fsync every 1 s",
+    runs: [],
+    loadAverage: [loadAverage()[0]!],
+    command: `bun bench/cluster.ts --brokers 3 --broker-runtime ${rt}; bun bench/producer-perf.ts ${args.join(" ")} --brokers <the three>`,
+  };
+  let c: Cluster | null = null;
+  let rss: ReturnType<typeof sampleRss>[] = [];
+  try {
+    progress(`${name} (${rt}): ${given ? `cluster at ${given}` : "starting 3 brokers"}`);
+    const addresses = given ? given.split(",").map((x) => x.trim()) : (c = await startCluster(rt, 3)).addresses;
+    rss = c ? c.pids.map((pid) => sampleRss(pid, 100)) : [];
+    const rs: Record<string, unknown>[] = [];
+    for (let run = 1; run <= runs; run++) {
+      progress(`${name} (${rt}) run ${run}/${runs}`);
+      const r = await runTool("bench/producer-perf.ts", [...args, "--brokers", addresses.join(",")], 300, true);
+      if ((r["errors"] as number) > 0 || r["exitCode"] !== undefined) {
+        throw new ClusterUnavailable(`${r["errors"]} of ${Math.ceil(records / 1000)} produce requests failed${r["firstError"] ? `, first: ${r["firstError"]}` : ""}`);
+      }
+      rs.push({ ...r, loadAverage: loadAverage() });
+    }
+    const peaks = rss.map((x) => x.stop().peakMiB);
+    const lat = (k: string): number => median(rs.map((r) => (r["latencyMs"] as Record<string, number>)[k]!));
+    return {
+      ...row,
+      recordsPerSec: median(rs.map((r) => r["recordsPerSec"] as number)),
+      payloadMiBPerSec: median(rs.map((r) => r["payloadMiBPerSec"] as number)),
+      latencyMs: { avg: lat("avg"), p50: lat("p50"), p95: lat("p95"), p99: lat("p99"), p999: lat("p999") },
+      latencyKind: "produce request (send to ack, 8 in flight per producer)",
+      ...(peaks.length ? { rssPeakMiB: Math.max(...peaks) } : {}),
+      runs: rs,
+      loadAverage: [median(rs.map((r) => (r["loadAverage"] as number[])[0]!))],
+    };
+  } catch (e) {
+    if (!(e instanceof ClusterUnavailable)) progress(`${name} (${rt}) failed: ${e instanceof Error ? e.message : String(e)}`);
+    return { ...row, unavailable: e instanceof Error ? e.message : String(e) };
+  } finally {
+    rss.forEach((x) => x.stop());
+    await c?.stop();
+  }
+}
+
+/**
  * Node runs compiled JavaScript: the working tree is compiled into .tmp/bench-dist (gitignored,
  * private to the suite, so dist/ is left alone) and the broker started from there, so Node runs
  * the same code as Bun and Deno, which run src/ directly.
@@ -260,7 +344,7 @@ async function peers(o: Options): Promise<Row[]> {
   if (!nodeFs.existsSync(dir)) return rows;
   for (const file of nodeFs.readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.startsWith("_")).sort()) {
     // NATS's client publishes ~30k records/s: fewer records keep its runs as short as the others'.
-    const records = (file === "nats.ts" ? 200_000 : 1_000_000) / (o.quick ? 4 : 1);
+    const records = scaled(file === "nats.ts" ? 200_000 : 1_000_000, o.recordsScale * (o.quick ? 0.25 : 1), 1000);
     const args = ["--records", String(records), "--record-size", "100", "--runs", String(o.quick ? 1 : o.runs)];
     progress(`peer ${file}`);
     try {
@@ -315,6 +399,14 @@ function targets(rows: Row[]): Target[] {
   const consBun = cons.some((r) => r.brokerRuntime === "bun") ? cons.filter((r) => r.brokerRuntime === "bun") : cons;
   const bestCons = [...consBun].sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
   if (bestCons) out.push({ what: `consume 100 B, uncompressed (best path: ${bestCons.mode}, ${bestCons.brokerRuntime})`, goal: "≥ 5M records/s", measured: m(bestCons.recordsPerSec), met: bestCons.recordsPerSec >= 5e6 });
+  const c = find((r) => r.kind === "cluster");
+  if (c) {
+    out.push(
+      c.unavailable
+        ? { what: "3 brokers, RF=3, acks=all", goal: "≥ 800k records/s", measured: `not available: ${c.unavailable}`, met: null }
+        : { what: "3 brokers, RF=3, acks=all", goal: "≥ 800k records/s", measured: m(c.recordsPerSec), met: c.recordsPerSec >= 0.8e6 },
+    );
+  }
   const e = find((r) => r.kind === "e2e");
   if (e?.latencyMs) {
     out.push({ what: "end-to-end p50 at 100k records/s", goal: "≤ 2 ms", measured: `${e.latencyMs.p50.toFixed(2)} ms`, met: e.latencyMs.p50 <= 2 });
@@ -362,6 +454,10 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
   lines.push(`| scenario | broker | records/s | MiB/s | ceiling MiB/s | ratio | latency p50 / p99 / p99.9 ms | broker RSS peak MiB | durability | load (1 min) |`);
   lines.push(`|---|---|---:|---:|---:|---:|---|---:|---|---:|`);
   for (const r of rows) {
+    if (r.unavailable) {
+      lines.push(`| ${r.name} | ${r.brokerRuntime} | not available: ${r.unavailable.replace(/\|/g, "\\|")} | – | – | – | – | – | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`);
+      continue;
+    }
     const lat = r.latencyMs ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" ? " (request)" : ""}` : "–";
     lines.push(
       `| ${r.name} | ${r.brokerRuntime} | ${(r.recordsPerSec / 1e6).toFixed(2)}M | ${fmt(r.payloadMiBPerSec)} | ${fmt(r.ceilingMiBPerSec)} | ${fmt(r.ratioToCeiling, 2)} | ${lat} | ${fmt(r.rssPeakMiB, 0)} | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
@@ -381,7 +477,8 @@ function esc(s: string): string {
 }
 
 /** Two horizontal bar charts: throughput (M records/s, with the ceiling) and latency percentiles. */
-export function svgChart(rows: Row[], title: string): string {
+export function svgChart(allRows: Row[], title: string): string {
+  const rows = allRows.filter((r) => !r.unavailable);
   const thr = rows.filter((r) => r.kind !== "e2e");
   const latRows = rows.filter((r) => r.latencyMs);
   const W = 900;
@@ -395,7 +492,7 @@ export function svgChart(rows: Row[], title: string): string {
   parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Throughput (M records/s; grey: no-op gRPC ceiling)</text>`);
   y += 10;
   const maxT = Math.max(1, ...thr.map((r) => Math.max(r.recordsPerSec, r.ceilingRecordsPerSec ?? 0))) / 1e6;
-  const colour = (r: Row): string => (r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : "#1971c2");
+  const colour = (r: Row): string => (r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : r.kind === "cluster" ? "#7048e8" : "#1971c2");
   for (const r of thr) {
     const v = r.recordsPerSec / 1e6;
     parts.push(`<text x="${label - 6}" y="${y + 16}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime})`)}</text>`);
@@ -431,20 +528,23 @@ export function svgChart(rows: Row[], title: string): string {
 export async function runSuite(o: Options): Promise<Row[]> {
   const runtimes = o.brokerRuntime.split(",").map((s) => s.trim()) as Runtime[];
   const only = new Set(o.only.split(",").map((s) => s.trim()));
+  const unknown = [...only].filter((x) => !SCENARIOS.includes(x));
+  if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(", ")} (scenarios: ${SCENARIOS.join(", ")})`);
   const runs = o.quick ? 1 : o.runs;
-  const prods = only.has("produce") ? produceScenarios(o.quick) : [];
-  const q = o.quick ? 4 : 1;
+  const scale = o.recordsScale * (o.quick ? 0.25 : 1);
+  const prods = only.has("produce") ? produceScenarios(scale) : [];
   type Job = () => Promise<Row | Row[]>;
   const jobs: Job[] = [];
   for (const rt of runtimes) {
     for (const s of prods) jobs.push(() => produce(rt, s, runs));
     if (only.has("consume")) {
-      jobs.push(() => consume(rt, 100, "none", "fetch", 4_000_000 / q, runs));
-      jobs.push(() => consume(rt, 100, "none", "subscribe", 4_000_000 / q, runs));
-      jobs.push(() => consume(rt, 100, "lz4", "subscribe", 4_000_000 / q, runs));
-      jobs.push(() => consume(rt, 1024, "none", "subscribe", 1_000_000 / q, runs));
+      jobs.push(() => consume(rt, 100, "none", "fetch", scaled(4_000_000, scale, 1000), runs));
+      jobs.push(() => consume(rt, 100, "none", "subscribe", scaled(4_000_000, scale, 1000), runs));
+      jobs.push(() => consume(rt, 100, "lz4", "subscribe", scaled(4_000_000, scale, 1000), runs));
+      jobs.push(() => consume(rt, 1024, "none", "subscribe", scaled(1_000_000, scale, 500), runs));
     }
-    if (only.has("e2e")) jobs.push(() => e2e(rt, 100_000, o.quick ? 5 : 10, "none", runs));
+    if (only.has("e2e")) jobs.push(() => e2e(rt, 100_000, Math.max(2, Math.round(10 * scale)), "none", runs));
+    if (only.has("cluster")) jobs.push(() => cluster(rt, o.clusterBrokers, scaled(2_000_000, scale, 1000), runs));
   }
   if (only.has("peers") && o.peers) jobs.push(() => peers(o));
   if (runtimes.includes("node") && !process.env["RILL_BENCH_NODE_MAIN"]) buildForNode();
@@ -454,7 +554,7 @@ export async function runSuite(o: Options): Promise<Row[]> {
     step++;
     const r = await job();
     rows.push(...(Array.isArray(r) ? r : [r]));
-    for (const x of Array.isArray(r) ? r : [r]) progress(`=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`);
+    for (const x of Array.isArray(r) ? r : [r]) progress(x.unavailable ? `=> ${x.name} (${x.brokerRuntime}): not available (${x.unavailable})` : `=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`);
   }
   return rows;
 }
