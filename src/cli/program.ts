@@ -6,6 +6,7 @@
 
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_BOOTSTRAP } from "../client/connection.ts";
+import { registerBench } from "./bench-command.ts";
 import { consume } from "./consume-command.ts";
 import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
 import type { Context } from "./context.ts";
@@ -154,6 +155,8 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .description("show the cluster id, the controller and the brokers")
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }, cmd: Command) => clusterStatus(contextOf(cmd, io), o));
+
+  registerBench(program, io);
 
   return program;
 }

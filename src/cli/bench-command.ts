@@ -1,0 +1,192 @@
+/**
+ * `rill bench`: the benchmark suite and its tools from the source tree's `bench/` folder, each
+ * run as a child process under the package's Bun (the suite's clients always run on Bun; the
+ * broker's runtime is `--broker-runtime`). Output streams through; the exit code is the tool's.
+ *
+ *   rill bench [produce|consume|latency|peers|cluster ...] [--quick] [--runs N] ...
+ *       the suite (`npm run bench`, bench/suite.ts): the named scenario groups, or all
+ *   rill bench producer [--records N --record-size B --throughput R --acks all|leader|none
+ *                        --compression none|lz4 --partitions N --producers N --brokers H:P,...]
+ *   rill bench consumer [--records N --record-size B --mode fetch|subscribe --runs N ...]
+ *   rill bench e2e      [--rate R --seconds S --record-size B ...]
+ *
+ * Each tool starts its own broker on 127.0.0.1 with a fresh data dir unless `--brokers` names
+ * running ones. Only options given are passed on, so each tool's own defaults apply (see
+ * bench/README.md).
+ */
+
+import { spawn } from "node:child_process";
+import * as nodeFs from "node:fs";
+import * as path from "node:path";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { CliError, type Io } from "./output.ts";
+import { intIn, oneOf } from "./parse.ts";
+
+const INT32_MAX = 0x7fffffff;
+
+/** Scenario groups of the suite, by the name `rill bench` takes (the suite's own name differs for latency). */
+export const BENCH_SCENARIOS: Readonly<Record<string, string>> = { produce: "produce", consume: "consume", latency: "e2e", peers: "peers", cluster: "cluster" };
+
+/** The package root (this file is src/cli/bench-command.ts). */
+function packageRoot(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+}
+
+/** The Bun that runs the tools: this process's own when it is Bun, else the package's. */
+function bunPath(root: string): string {
+  if ((process.versions as Record<string, string | undefined>)["bun"]) return process.execPath;
+  const local = path.join(root, "node_modules/.bin/bun");
+  return nodeFs.existsSync(local) ? local : "bun";
+}
+
+/** Runs `bun bench/<file> args` in the package root, streaming its output to `io`. */
+async function runBenchFile(io: Io, file: string, args: readonly string[]): Promise<void> {
+  const root = packageRoot();
+  if (!nodeFs.existsSync(path.join(root, "bench", file))) {
+    throw new CliError(`bench: ${path.join(root, "bench", file)} not found (rill bench needs the source tree's bench/ folder)`);
+  }
+  const child = spawn(bunPath(root), [path.join("bench", file), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: io.env as NodeJS.ProcessEnv });
+  child.stdout.on("data", (d: Buffer) => io.stdout.write(d));
+  child.stderr.on("data", (d: Buffer) => io.stderr.write(d));
+  const stopChild = (): void => void child.kill("SIGTERM");
+  process.once("SIGINT", stopChild);
+  process.once("SIGTERM", stopChild);
+  try {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.once("error", (e) => reject(new CliError(`bench: cannot run ${file}: ${e.message}`)));
+      child.once("close", (c, s) => resolve([c, s]));
+    });
+    if (code !== 0) throw new CliError(`bench: ${file} ${signal ? `was stopped by ${signal}` : `exited with code ${code}`}`);
+  } finally {
+    process.off("SIGINT", stopChild);
+    process.off("SIGTERM", stopChild);
+  }
+}
+
+/** Options whose value is a path: made absolute here, since the tools run in the package root. */
+const PATH_OPTIONS = new Set(["json", "out"]);
+
+/**
+ * `--kebab-case value` for every option the user gave (defaults left to the tool; a switch
+ * becomes `--name true|false`, as the tools parse it).
+ */
+function givenArgs(cmd: Command): string[] {
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(cmd.opts())) {
+    if (value === undefined || cmd.getOptionValueSource(key) !== "cli") continue;
+    const v = PATH_OPTIONS.has(key) ? path.resolve(String(value)) : String(value);
+    out.push(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v);
+  }
+  return out;
+}
+
+/** A number > 0 or -1 (no limit). */
+function rate(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !(n === -1 || (Number.isFinite(n) && n > 0))) throw new InvalidArgumentError(`expected records/s > 0 or -1 (no limit), got "${value}"`);
+  return n;
+}
+
+/** A positive number (a factor). */
+function positive(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
+  return n;
+}
+
+/** HOST:PORT[,HOST:PORT...]. */
+function addresses(value: string): string {
+  const parts = value.split(",").map((s) => s.trim());
+  if (parts.some((p) => !/^(\[[^\]]+\]|[^\s:,[\]]+):\d{1,5}$/.test(p))) throw new InvalidArgumentError(`expected HOST:PORT[,HOST:PORT...], got "${value}"`);
+  return parts.join(",");
+}
+
+/** One or more of bun, node, deno, comma-separated. */
+function runtimes(value: string): string {
+  const parts = value.split(",").map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !["bun", "node", "deno"].includes(p))) throw new InvalidArgumentError(`expected bun, node or deno (comma-separated), got "${value}"`);
+  return parts.join(",");
+}
+
+const brokerRuntime = (): Option => new Option("--broker-runtime <runtime>", "runtime of the broker it starts").argParser(oneOf(["bun", "node", "deno"] as const));
+const brokers = (): Option => new Option("--brokers <host:port,...>", "use these running brokers; none is started").argParser(addresses);
+const json = (): Option => new Option("--json <file>", "write the full result as JSON");
+const count = (flags: string, what: string): Option => new Option(flags, what).argParser(intIn(1, Number.MAX_SAFE_INTEGER));
+
+/** The suite: positional scenario names become `--only`. */
+async function suite(io: Io, scenarios: readonly string[], cmd: Command): Promise<void> {
+  const unknown = scenarios.filter((s) => !(s in BENCH_SCENARIOS));
+  if (unknown.length) cmd.error(`unknown scenario ${unknown.map((s) => `"${s}"`).join(", ")} (scenarios: ${Object.keys(BENCH_SCENARIOS).join(", ")}; tools: producer, consumer, e2e)`, { exitCode: 2 });
+  const args = givenArgs(cmd);
+  if (scenarios.length > 0) args.push("--only", [...new Set(scenarios.map((s) => BENCH_SCENARIOS[s]!))].join(","));
+  await runBenchFile(io, "suite.ts", args);
+}
+
+/** Adds `rill bench` and its tool subcommands to `program`. */
+export function registerBench(program: Command, io: Io): void {
+  const bench = program
+    .command("bench")
+    .description("benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster; default all) or one tool (producer, consumer, e2e)")
+    .argument("[scenario...]", "suite scenario groups to run")
+    .option("--quick", "a quarter of the records, one run each")
+    .addOption(count("--runs <n>", "runs per figure (the median is reported)"))
+    .addOption(new Option("--broker-runtime <runtimes>", "broker runtime(s), comma-separated: bun, node, deno").argParser(runtimes))
+    .addOption(new Option("--records-scale <x>", "multiply every record count by x").argParser(positive))
+    .option("--no-peers", "skip Redis, NATS and RabbitMQ even when installed")
+    .addOption(new Option("--cluster-brokers <host:port,...>", "a running 3-broker cluster for the cluster scenario").argParser(addresses))
+    .option("--out <dir>", "where the JSON, Markdown table and chart go (default bench/results)")
+    .option("--label <name>", "basename of the table and chart (default latest)")
+    .action(async (scenarios: string[], _o: object, cmd: Command) => suite(io, scenarios, cmd));
+
+  bench
+    .command("producer")
+    .description("producer throughput and request latency (kafka-producer-perf-test)")
+    .addOption(count("--records <n>", "records to send"))
+    .addOption(count("--record-size <bytes>", "bytes per record value"))
+    .addOption(new Option("--throughput <records/s>", "target rate over all producers; -1: as fast as possible").argParser(rate))
+    .addOption(new Option("--acks <level>", "acknowledgement level").argParser(oneOf(["all", "leader", "none"] as const)))
+    .addOption(new Option("--compression <codec>", "batch compression").argParser(oneOf(["none", "lz4"] as const)))
+    .addOption(count("--partitions <n>", "partitions of the topic it creates"))
+    .addOption(count("--replication-factor <n>", "replication factor of the topic (default: the broker's)"))
+    .addOption(count("--producers <n>", "producer connections sharing the records"))
+    .addOption(brokers())
+    .addOption(count("--batch-records <n>", "records per produce request"))
+    .addOption(count("--in-flight <n>", "requests pipelined per producer"))
+    .addOption(new Option("--mode <mode>", "batches (SDK path) or records (thin clients)").argParser(oneOf(["batches", "records"] as const)))
+    .addOption(brokerRuntime())
+    .addOption(json())
+    .action(async (_o: object, cmd: Command) => runBenchFile(io, "producer-perf.ts", givenArgs(cmd)));
+
+  bench
+    .command("consumer")
+    .description("consumer throughput: pre-produced records read back by pipelined Fetch or Subscribe")
+    .addOption(count("--records <n>", "records to pre-produce and read"))
+    .addOption(count("--record-size <bytes>", "bytes per record value"))
+    .addOption(count("--batch-records <n>", "records per batch"))
+    .addOption(new Option("--compression <codec>", "batch compression").argParser(oneOf(["none", "lz4"] as const)))
+    .addOption(count("--partitions <n>", "partitions of the topic"))
+    .addOption(new Option("--mode <mode>", "fetch or subscribe").argParser(oneOf(["fetch", "subscribe"] as const)))
+    .addOption(count("--partition-max-bytes <bytes>", "bytes per partition per response"))
+    .addOption(count("--max-bytes <bytes>", "bytes per response"))
+    .addOption(count("--runs <n>", "read-backs (the median is reported)"))
+    .addOption(brokers())
+    .addOption(count("--broker-pid <pid>", "with --brokers: the broker's PID, to sample its RSS"))
+    .addOption(brokerRuntime())
+    .addOption(json())
+    .action(async (_o: object, cmd: Command) => runBenchFile(io, "consumer-perf.ts", givenArgs(cmd)));
+
+  bench
+    .command("e2e")
+    .description("end-to-end latency at a target rate (producer -> broker -> Subscribe)")
+    .addOption(count("--rate <records/s>", "records per second"))
+    .addOption(new Option("--seconds <s>", "how long to send").argParser(intIn(1, 3600)))
+    .addOption(count("--record-size <bytes>", "bytes per record value (at least 8)"))
+    .addOption(new Option("--linger-ms <ms>", "batching interval").argParser(intIn(0, 60_000)))
+    .addOption(new Option("--compression <codec>", "batch compression").argParser(oneOf(["none", "lz4"] as const)))
+    .addOption(new Option("--acks <level>", "acknowledgement level").argParser(oneOf(["all", "leader", "none"] as const)))
+    .addOption(new Option("--warmup-seconds <s>", "seconds not measured at the start").argParser(intIn(0, INT32_MAX)))
+    .addOption(brokers())
+    .addOption(brokerRuntime())
+    .addOption(json())
+    .action(async (_o: object, cmd: Command) => runBenchFile(io, "e2e-latency.ts", givenArgs(cmd)));
+}

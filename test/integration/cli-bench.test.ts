@@ -1,0 +1,108 @@
+/**
+ * `rill bench` (bin/rill, under the package's Bun) with tiny record counts: the producer tool
+ * against a running broker (--brokers: none started) and the consumer tool and two suite
+ * scenario groups against brokers they start. Checks what they report and write, never a timing
+ * value: a throughput only has to be a positive number.
+ */
+import { spawn } from "node:child_process";
+import * as nodeFs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Broker } from "../../src/broker/broker.ts";
+import { rmTmp, tmpDir } from "./rpc-helpers.ts";
+
+const ROOT = path.resolve(".");
+const RILL = path.join(ROOT, "bin/rill");
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `bin/rill args` (killed after `timeoutMs`). */
+function rill(args: readonly string[], timeoutMs = 90_000): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env["RILL_RUNTIME"];
+    const proc = spawn(RILL, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    proc.on("error", reject);
+    proc.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function readJson(file: string): Record<string, unknown> {
+  return JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown>;
+}
+
+const positive = (x: unknown): boolean => typeof x === "number" && Number.isFinite(x) && x > 0;
+
+let dir: string;
+let out: string;
+let broker: Broker;
+
+beforeAll(async () => {
+  dir = tmpDir("rill-cli-bench-");
+  out = tmpDir("rill-cli-bench-out-");
+  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
+});
+
+afterAll(async () => {
+  await broker?.close();
+  rmTmp(dir);
+  rmTmp(out);
+});
+
+describe("rill bench", () => {
+  it("producer: two producers with acks=all against a running broker report records/s and write JSON", async () => {
+    const json = path.join(out, "producer.json");
+    const r = await rill(["bench", "producer", "--records", "20000", "--record-size", "100", "--producers", "2", "--acks", "all", "--partitions", "2", "--brokers", broker.address, "--json", json]);
+    expect(r.stderr).not.toMatch(/^rill: /m);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/20000 records in .* by 2 producer\(s\), acks=all, .*M records\/s/);
+    const j = readJson(json);
+    expect(j).toMatchObject({ tool: "producer-perf", records: 20000, producers: 2, acks: "all", errors: 0, brokerRuntime: "external", brokers: broker.address });
+    expect(positive(j["recordsPerSec"])).toBe(true);
+    expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(20); // 1000 records per request
+    expect(Object.keys(j["latencyMs"] as object)).toEqual(expect.arrayContaining(["p50", "p99", "p999"]));
+  }, 120_000);
+
+  it("consumer: starts its own broker, reads the records back, reports records/s and the broker's RSS", async () => {
+    const json = path.join(out, "consumer.json");
+    const r = await rill(["bench", "consumer", "--records", "20000", "--mode", "subscribe", "--runs", "1", "--json", json]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/subscribe: 20000 records of 100 B .*M records\/s/);
+    const j = readJson(json);
+    expect(j).toMatchObject({ tool: "consumer-perf", records: 20000, brokerRuntime: "bun" });
+    expect(positive(j["recordsPerSec"])).toBe(true);
+    expect(positive((j["brokerRssMiB"] as Record<string, number>)["consumePeak"])).toBe(true);
+  }, 120_000);
+
+  it("suite scenarios: consume and latency at a tiny scale write the JSON, the table and the chart", async () => {
+    const results = path.join(out, "suite");
+    const r = await rill(["bench", "consume", "latency", "--records-scale", "0.002", "--runs", "1", "--out", results, "--label", "smoke"], 240_000);
+    expect(r.code).toBe(0);
+    const files = nodeFs.readdirSync(results);
+    expect(files).toEqual(expect.arrayContaining(["smoke.md", "smoke.svg"]));
+    const jsonFile = files.find((f) => f.endsWith(".json"))!;
+    const j = readJson(path.join(results, jsonFile)) as { rows: Array<{ kind: string; recordsPerSec: number }> };
+    expect(j.rows.map((x) => x.kind)).toEqual(["consume", "consume", "consume", "consume", "e2e"]);
+    for (const row of j.rows) expect(positive(row.recordsPerSec)).toBe(true);
+    expect(nodeFs.readFileSync(path.join(results, "smoke.md"), "utf8")).toMatch(/\| consume 100 B subscribe none \| bun \| [\d.]+M \|/);
+    expect(r.stdout).toMatch(/records\/s/);
+  }, 300_000);
+
+  it("refuses an unknown scenario with one usage line", async () => {
+    const r = await rill(["bench", "everything"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster; tools: producer, consumer, e2e\)$/)]);
+  });
+});
