@@ -76,6 +76,8 @@ export interface Row {
   latencyMs?: { avg: number; p50: number; p95: number; p99: number; p999: number; max?: number };
   latencyKind?: string;
   rssPeakMiB?: number;
+  /** Consume rows: the broker's peak while consuming (rssPeakMiB also covers the pre-produce). */
+  rssConsumePeakMiB?: number;
   durability?: string;
   /** Why the scenario could not run (its figures are then NaN). */
   unavailable?: string;
@@ -119,11 +121,11 @@ async function runTool(file: string, args: string[], timeoutS: number, keepFaile
 }
 
 /** Runs `fn` against a fresh broker on `runtime`, sampling its RSS; always stops the broker. */
-async function withBroker<T>(runtime: Runtime, fn: (address: string) => Promise<T>): Promise<{ value: T; rssPeakMiB: number }> {
+async function withBroker<T>(runtime: Runtime, fn: (address: string, pid: number) => Promise<T>): Promise<{ value: T; rssPeakMiB: number }> {
   const broker = await startBrokerProcess(runtime);
   const rss = sampleRss(broker.proc.pid!, 100);
   try {
-    const value = await fn(broker.address);
+    const value = await fn(broker.address, broker.proc.pid!);
     return { value, rssPeakMiB: rss.stop().peakMiB };
   } finally {
     rss.stop();
@@ -214,7 +216,8 @@ async function consume(rt: Runtime, recordSize: number, compression: "none" | "l
   const name = `consume ${sizeName(recordSize)} ${mode} ${compression}`;
   const args = ["--records", String(records), "--record-size", String(recordSize), "--batch-records", String(recordSize === 100 ? 1000 : 500), "--compression", compression, "--mode", mode, "--runs", String(runs)];
   progress(`${name} (${rt})`);
-  const b = await withBroker(rt, (address) => runTool("bench/consumer-perf.ts", [...args, "--broker", address], 300));
+  // --broker-pid: consumer-perf samples the broker's RSS while it pre-produces and while it consumes.
+  const b = await withBroker(rt, (address, pid) => runTool("bench/consumer-perf.ts", [...args, "--broker", address, "--broker-pid", String(pid)], 300));
   const r = b.value;
   return {
     kind: "consume",
@@ -227,6 +230,7 @@ async function consume(rt: Runtime, recordSize: number, compression: "none" | "l
     recordsPerSec: r["recordsPerSec"] as number,
     payloadMiBPerSec: r["payloadMiBPerSec"] as number,
     rssPeakMiB: b.rssPeakMiB,
+    ...(r["brokerRssMiB"] ? { rssConsumePeakMiB: (r["brokerRssMiB"] as { consumePeak: number }).consumePeak } : {}),
     runs: r["runResults"] as Record<string, unknown>[],
     loadAverage: [(r["loadAverage"] as number[])[0]!],
     command: `bun bench/consumer-perf.ts ${args.join(" ")} --broker-runtime ${rt}`,
