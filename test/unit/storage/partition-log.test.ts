@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { crc32c } from "../../../src/base/crc32c.ts";
 import { Errors } from "../../../src/base/errors.ts";
 import { readBatchHeader } from "../../../src/storage/record-batch.ts";
-import { batch, codeOf, ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
+import { batch, codeOf, ManualClock, MemoryFileSystem, openLog, PartitionLog, readAll, snapshot, tinyTopicConfig } from "./helpers.ts";
 
 
 describe("PartitionLog append and read", () => {
@@ -28,6 +28,32 @@ describe("PartitionLog append and read", () => {
       [3, "w-0"],
       [4, "w-1"],
     ]);
+  });
+
+  it("fills disk reads into buffers from the caller's allocator; tail-cache reads allocate nothing", () => {
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 1024 });
+    for (let i = 0; i < 40; i++) log.append(batch(5, { prefix: `b${i}` }));
+    const given: Buffer[] = [];
+    const alloc = (size: number): Buffer => {
+      const b = Buffer.alloc(size + 100, 0xee); // bigger than asked, as a pool's buffers are
+      given.push(b);
+      return b;
+    };
+    const tail = log.read(195, 1 << 20, log.logEndOffset, alloc);
+    expect(tail.bytes).toBeGreaterThan(0);
+    expect(given).toHaveLength(0); // answered from the tail cache
+    log.close();
+    const fresh = PartitionLog.open({ fs, dir: "/data/t-0", clock: new ManualClock(), config: { ...tinyTopicConfig, segmentBytes: 1024 }, tailCacheBytes: 0, recover: false });
+    const cold = fresh.read(0, 300, fresh.logEndOffset, alloc);
+    expect(given).toHaveLength(1);
+    expect(cold.chunks).toHaveLength(1);
+    expect(cold.chunks[0]!.buffer).toBe(given[0]!.buffer); // a view of the given buffer, no copy
+    expect(cold.chunks[0]!.byteOffset).toBe(given[0]!.byteOffset);
+    const plain = fresh.read(0, 300);
+    expect(cold.chunks[0]!.equals(plain.chunks[0]!)).toBe(true);
+    expect(cold.nextOffset).toBe(plain.nextOffset);
+    fresh.close();
   });
 
   it("appends several batches sent back to back as one write", () => {
