@@ -6,6 +6,8 @@
 
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_BOOTSTRAP } from "../client/connection.ts";
+import { clusterStatus } from "./cluster-commands.ts";
+import { CLUSTER_NODES_MAX, type ClusterStartOptions, startCluster } from "./cluster-start-command.ts";
 import { registerBench } from "./bench-command.ts";
 import { consume } from "./consume-command.ts";
 import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
@@ -13,7 +15,7 @@ import type { Context } from "./context.ts";
 import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValues, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
-import { alterTopic, clusterStatus, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
+import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -148,13 +150,21 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .description("delete a group without members, and its committed offsets")
     .action(async (id: string, _o: object, cmd: Command) => deleteGroup(contextOf(cmd, io), id));
 
-  program
-    .command("cluster")
-    .description("cluster information")
+  const cluster = program.command("cluster").description("start a local cluster, show a cluster's nodes");
+  cluster
     .command("status")
-    .description("show the cluster id, the controller and the brokers")
+    .description("show the cluster id, the active controller and every node (each asked for its own state)")
     .option("--json", "print JSON")
     .action(async (o: { json?: boolean }, cmd: Command) => clusterStatus(contextOf(cmd, io), o));
+  cluster
+    .command("start")
+    .description("start a local cluster in the foreground: N nodes, each broker and controller (stops on SIGTERM/SIGINT)")
+    .option("--nodes <n>", "number of nodes", intIn(1, CLUSTER_NODES_MAX), 3)
+    .option("--data-dir <dir>", "folder holding each node's data, as node-<id>", "./cluster")
+    .option("--base-port <port>", "port of node 1; node i listens on base-port + i - 1", intIn(1, 65535), 50051)
+    .option("--host <host>", "host every node listens on", "127.0.0.1")
+    .option("--set <key=value>", "broker setting for every node (repeatable)", collect, [])
+    .action(async (o: ClusterStartOptions) => startCluster({ io, bootstrap: DEFAULT_BOOTSTRAP }, o));
 
   registerBench(program, io);
 

@@ -86,21 +86,6 @@ export async function deleteTopic(ctx: Context, name: string): Promise<void> {
   await write(ctx.io.stdout, `Deleted topic ${name}.\n`);
 }
 
-/** `rill cluster status`: cluster id, controller, nodes. */
-export async function clusterStatus(ctx: Context, o: { json?: boolean }): Promise<void> {
-  const c = await withAdmin(ctx, (admin) => admin.describeCluster());
-  if (o.json) {
-    await write(ctx.io.stdout, `${JSON.stringify(c)}\n`);
-    return;
-  }
-  const lines = [`Cluster: ${c.clusterId}`, `Controller: ${c.controllerId}`, "Brokers:"];
-  for (const b of c.brokers) {
-    const state = b.fenced ? "fenced" : "active";
-    lines.push(`\t${b.nodeId}\t${b.address}\t${b.roles.join(",")}\t${state}${b.rack ? `\track=${b.rack}` : ""}`);
-  }
-  await write(ctx.io.stdout, `${lines.join("\n")}\n`);
-}
-
 /** Throws when `partition` is beyond the topic's `count` partitions. */
 export function checkPartition(topic: string, partition: number, count: number): void {
   if (partition >= count) throw new CliError(`--partition: ${partition} is not in [0, ${count}) (topic "${topic}" has ${count} partitions)`);

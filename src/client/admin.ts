@@ -118,11 +118,42 @@ export interface BrokerDescription {
   readonly rack: string;
 }
 
-/** The cluster: id, active controller (-1: none) and nodes. */
+/** A voter of the controller quorum. */
+export interface VoterDescription {
+  readonly nodeId: number;
+  /** The voter's gRPC address, "host:port". */
+  readonly address: string;
+}
+
+/** What the node that answered DescribeCluster says about itself (each node answers for itself). */
+export interface NodeStateDescription {
+  readonly nodeId: number;
+  readonly roles: readonly ("broker" | "controller")[];
+  /** Offset of the last metadata record the node applied; -1 before the first. */
+  readonly metadataOffset: number;
+  /** "leader", "follower", "candidate", "precandidate", or "observer" (not a voter). */
+  readonly raftRole: string;
+  /** The node's current Raft term (0 on an observer). */
+  readonly raftTerm: number;
+  /** Highest metadata offset the node knows committed. */
+  readonly commitOffset: number;
+  /** "registering", "fenced", "running", "shutting-down", or "" when the node runs no broker. */
+  readonly brokerState: string;
+}
+
+/**
+ * The cluster as one node sees it: id, active controller (-1: none), registered nodes, the
+ * controller quorum's voters and the answering node's own state (null when the broker does not
+ * report it).
+ */
 export interface ClusterDescription {
   readonly clusterId: string;
   readonly controllerId: number;
   readonly brokers: readonly BrokerDescription[];
+  /** The controller quorum, sorted by node id. */
+  readonly voters: readonly VoterDescription[];
+  /** The answering node's own view of the metadata log. */
+  readonly node: NodeStateDescription | null;
 }
 
 const sourceNames: Record<ConfigSource, ConfigSourceName> = {
@@ -141,6 +172,10 @@ function resourceOf(r: ConfigResourceRef): { type: ConfigResourceType; name: str
 function refOf(r: ConfigResource | undefined, fallback: ConfigResourceRef): ConfigResourceRef {
   if (r === undefined) return fallback;
   return { type: r.type === ConfigResourceType.BROKER ? "broker" : "topic", name: r.name };
+}
+
+function roleNames(roles: readonly NodeRole[]): ("broker" | "controller")[] {
+  return roles.filter((r) => r !== NodeRole.UNSPECIFIED).map((r) => (r === NodeRole.CONTROLLER ? "controller" : "broker"));
 }
 
 function describeRef(r: ConfigResourceRef): string {
@@ -266,19 +301,30 @@ export class Admin {
     throwFirst(res.results, (i) => describeRef(alterations[i]?.resource ?? refOf(res.results[i]!.resource, { type: "topic", name: "?" })));
   }
 
-  /** The cluster id, the active controller and the nodes. */
+  /**
+   * The cluster as the bootstrap node sees it: id, active controller, registered nodes, the
+   * controller voters, and that node's own state (ask each node for a cluster-wide picture).
+   */
   async describeCluster(): Promise<ClusterDescription> {
     const res = await this.call((o) => this.conn.transport.describeCluster({}, o));
+    const n = res.node;
     return {
       clusterId: res.clusterId,
       controllerId: res.controllerId,
-      brokers: res.brokers.map((b) => ({
-        nodeId: b.nodeId,
-        address: b.address,
-        roles: b.roles.filter((r) => r !== NodeRole.UNSPECIFIED).map((r) => (r === NodeRole.CONTROLLER ? "controller" : "broker")),
-        fenced: b.fenced,
-        rack: b.rack,
-      })),
+      brokers: res.brokers.map((b) => ({ nodeId: b.nodeId, address: b.address, roles: roleNames(b.roles), fenced: b.fenced, rack: b.rack })),
+      voters: res.voters.map((v) => ({ nodeId: v.nodeId, address: v.address })),
+      node:
+        n === undefined
+          ? null
+          : {
+              nodeId: n.nodeId,
+              roles: roleNames(n.roles),
+              metadataOffset: toNumber(n.metadataOffset, "metadataOffset"),
+              raftRole: n.raftRole,
+              raftTerm: toNumber(n.raftTerm, "raftTerm"),
+              commitOffset: toNumber(n.commitOffset, "commitOffset"),
+              brokerState: n.brokerState,
+            },
     };
   }
 

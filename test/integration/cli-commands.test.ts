@@ -95,7 +95,7 @@ describe("rill topic", () => {
   it("shows the cluster", async () => {
     const r = await rill(["cluster", "status"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Cluster: \S+\nController: 1\nBrokers:\n\t1\t127\.0\.0\.1:\d+\t/);
+    expect(r.stdout).toMatch(/^Cluster: \S+\nController: 1 \(127\.0\.0\.1:\d+\)\n\nNODE +ADDRESS .*\n1 +127\.0\.0\.1:\d+ +broker,controller +running +no +leader +\d+ +\d+\n$/);
     const json = JSON.parse((await rill(["cluster", "status", "--json", "--bootstrap", bootstrap])).stdout) as { brokers: { address: string }[] };
     expect(json.brokers[0]!.address).toBe(bootstrap);
   });

@@ -1,0 +1,311 @@
+/**
+ * `rill cluster start`: a local cluster of N nodes, each broker and controller (every node is a
+ * voter of the controller quorum), node i listening on HOST:(BASE-PORT + i - 1) with its data in
+ * `<data-dir>/node-<i>`. Each node is a child process `rill broker start` run by the same runtime
+ * as this command (process.execPath and the CLI entry next to this file: Bun on src/, Node on
+ * dist/, tsx, Deno). The children's log lines are copied to this command's stdout (their stderr
+ * to its stderr), each prefixed with `[node <i>] `.
+ *
+ * The command prints the nodes (address, pid, data folder) and the status command, then — once
+ * a controller is elected and every broker is unfenced — one "ready" line. SIGTERM or SIGINT is
+ * forwarded to the children as SIGTERM and the command exits 0 once all stopped cleanly (a child
+ * still running STOP_TIMEOUT_MS later is killed with SIGKILL and the command fails). A child
+ * that exits while the cluster is meant to run stops the others, and the command fails naming
+ * it. A SIGKILL of this command leaves the children running (their pids are printed).
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import * as nodeFs from "node:fs";
+import * as path from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { Admin } from "../client/admin.ts";
+import type { Context } from "./context.ts";
+import { CliError, errorLine, write } from "./output.ts";
+
+/** Most nodes `--nodes` accepts (each is a quorum voter; Raft quorums are small). */
+export const CLUSTER_NODES_MAX = 9;
+/** How long the children get to stop after SIGTERM before they are killed. */
+const STOP_TIMEOUT_MS = 30_000;
+/** How often the cluster is asked whether it is ready, and how long one ask may take. */
+const READY_POLL_INTERVAL_MS = 250;
+const READY_REQUEST_TIMEOUT_MS = 2000;
+/** After this long without being ready, say so once (and keep waiting). */
+const READY_WARN_AFTER_MS = 30_000;
+/** A child's output without a newline for this long is copied as a line of its own. */
+const LINE_BYTES_MAX = 64 * 1024;
+/** Settings each node gets from the launcher, so `--set` must not give them. */
+const LAUNCHER_KEYS = ["node.id", "listen", "data.dir", "process.roles", "controller.quorum.voters", "advertised.address"];
+
+/** Options of `cluster start`. */
+export interface ClusterStartOptions {
+  readonly nodes: number;
+  readonly dataDir: string;
+  readonly basePort: number;
+  readonly host: string;
+  /** Broker settings for every node, key=value. */
+  readonly set: readonly string[];
+}
+
+/** One node to start: its id, address, data folder and `rill` arguments. */
+export interface NodePlan {
+  readonly nodeId: number;
+  readonly address: string;
+  readonly dataDir: string;
+  readonly args: readonly string[];
+}
+
+/** The nodes of `o`: ids 1..N, consecutive ports, one shared quorum. Throws CliError on bad options. */
+export function planCluster(o: ClusterStartOptions): NodePlan[] {
+  if (o.basePort + o.nodes - 1 > 65535) throw new CliError(`cluster start: ports ${o.basePort}..${o.basePort + o.nodes - 1} go beyond 65535`);
+  for (const kv of o.set) {
+    const key = kv.slice(0, kv.indexOf("=")).trim();
+    if (!kv.includes("=") || key === "") throw new CliError(`--set: expected key=value, got "${kv}"`);
+    if (LAUNCHER_KEYS.includes(key)) throw new CliError(`--set ${key}: cluster start sets it for each node`);
+  }
+  const host = o.host.includes(":") && !o.host.startsWith("[") ? `[${o.host}]` : o.host;
+  const nodes = Array.from({ length: o.nodes }, (_, i) => ({
+    nodeId: i + 1,
+    address: `${host}:${o.basePort + i}`,
+    dataDir: path.join(o.dataDir, `node-${i + 1}`),
+  }));
+  const quorum = nodes.map((n) => `${n.nodeId}@${n.address}`).join(",");
+  const sets = o.set.flatMap((kv) => ["--set", kv]);
+  return nodes.map((n) => ({
+    ...n,
+    args: ["broker", "start", "--node-id", String(n.nodeId), "--listen", n.address, "--data-dir", n.dataDir, "--controller-quorum", quorum, "--roles", "broker,controller", ...sets],
+  }));
+}
+
+/** How to run `rill` with this process's runtime: the command and the arguments before rill's own. */
+export function runtimeCommand(): { command: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const entry = path.join(path.dirname(here), `main${path.extname(here)}`);
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return { command: process.execPath, args: ["run", "--allow-all", "--quiet", entry] };
+  // Node under tsx has its loader in execArgv; a debugger port cannot be shared, so not that.
+  const execArgv = process.execArgv.filter((a) => !a.startsWith("--inspect"));
+  return { command: process.execPath, args: [...execArgv, entry] };
+}
+
+/** How to type the status command: `bin/rill` relative to the working directory when found. */
+function rillCommand(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {
+    const bin = path.join(dir, "bin", "rill");
+    if (nodeFs.existsSync(bin)) {
+      const rel = path.relative(process.cwd(), bin);
+      return rel.startsWith(".") || path.isAbsolute(rel) ? rel : `./${rel}`;
+    }
+  }
+  return "rill";
+}
+
+/** Copies lines of several children to one stream with a prefix, pausing them while it is full. */
+class PrefixedLines {
+  private readonly paused = new Set<Readable>();
+
+  constructor(private readonly out: Writable) {}
+
+  /** Copies `from` line by line, each prefixed; resolves when `from` ends. */
+  pipe(from: Readable, prefix: string): Promise<void> {
+    let rest = "";
+    from.setEncoding("utf8");
+    from.on("data", (chunk: string) => {
+      const text = rest + chunk;
+      const nl = text.lastIndexOf("\n");
+      if (nl < 0 && text.length < LINE_BYTES_MAX) {
+        rest = text;
+        return;
+      }
+      const complete = nl < 0 ? text : text.slice(0, nl);
+      rest = nl < 0 ? "" : text.slice(nl + 1);
+      this.write(from, complete.split("\n").map((l) => `${prefix}${l}\n`).join(""));
+    });
+    return new Promise((resolve) =>
+      from.once("close", () => {
+        if (rest !== "") this.write(from, `${prefix}${rest}\n`);
+        resolve();
+      }),
+    );
+  }
+
+  private write(from: Readable, text: string): void {
+    if (this.out.write(text)) return;
+    from.pause();
+    if (this.paused.size === 0) {
+      this.out.once("drain", () => {
+        for (const p of this.paused) p.resume();
+        this.paused.clear();
+      });
+    }
+    this.paused.add(from);
+  }
+}
+
+/** How a child ended. */
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Set when it could not be started at all. */
+  readonly error?: string;
+}
+
+function describeExit(e: Exit): string {
+  if (e.error !== undefined) return `could not be started: ${e.error}`;
+  return e.signal !== null ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+}
+
+/** A node's child process. */
+class NodeProcess {
+  readonly proc: ChildProcess;
+  /** Resolves once the process ended and its output was copied. */
+  readonly ended: Promise<Exit>;
+  /** How it ended; null while running. */
+  exit: Exit | null = null;
+
+  constructor(
+    readonly plan: NodePlan,
+    runtime: { command: string; args: string[] },
+    out: PrefixedLines,
+    err: PrefixedLines,
+  ) {
+    this.proc = spawn(runtime.command, [...runtime.args, ...plan.args], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    const prefix = `[node ${plan.nodeId}] `;
+    const copied = Promise.all([out.pipe(this.proc.stdout!, prefix), err.pipe(this.proc.stderr!, prefix)]);
+    const exited = new Promise<Exit>((resolve) => {
+      this.proc.once("error", (e) => resolve({ code: null, signal: null, error: e.message }));
+      this.proc.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+    this.ended = exited.then(async (e) => {
+      if (e.error === undefined) await copied;
+      this.exit = e;
+      return e;
+    });
+  }
+
+  /** "node 2 (127.0.0.1:50052, pid 1234)". */
+  get label(): string {
+    return `node ${this.plan.nodeId} (${this.plan.address}, pid ${this.proc.pid ?? "-"})`;
+  }
+}
+
+/** Resolves once some node answers that a controller is elected and every node's broker is unfenced (null once `stopped()`). */
+async function waitReady(nodes: readonly NodePlan[], stopped: () => boolean): Promise<{ clusterId: string; controllerId: number } | null> {
+  for (let i = 0; !stopped(); i++) {
+    const admin = new Admin({ bootstrap: nodes[i % nodes.length]!.address, retry: { retries: 0 }, requestTimeoutMs: READY_REQUEST_TIMEOUT_MS });
+    try {
+      const c = await admin.describeCluster();
+      if (c.controllerId >= 0 && c.brokers.filter((b) => !b.fenced).length >= nodes.length) return c;
+    } catch {
+      // not serving yet
+    } finally {
+      await admin.close();
+    }
+    await new Promise((r) => setTimeout(r, READY_POLL_INTERVAL_MS));
+  }
+  return null;
+}
+
+/**
+ * SIGTERMs the children still running, SIGKILLs those still there after STOP_TIMEOUT_MS, and
+ * waits for them; answers what went wrong (nothing: they all exited 0, or on SIGTERM/SIGINT).
+ */
+async function stopAll(nodes: readonly NodeProcess[]): Promise<string[]> {
+  const running = nodes.filter((r) => r.exit === null);
+  const killed = new Set<NodeProcess>();
+  for (const r of running) r.proc.kill("SIGTERM");
+  const timer = setTimeout(() => {
+    for (const r of running) {
+      if (r.exit !== null) continue;
+      killed.add(r);
+      r.proc.kill("SIGKILL");
+    }
+  }, STOP_TIMEOUT_MS);
+  const exits = await Promise.all(running.map((r) => r.ended));
+  clearTimeout(timer);
+  const failures: string[] = [];
+  running.forEach((r, i) => {
+    const e = exits[i]!;
+    if (killed.has(r)) failures.push(`${r.label} was still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM and was killed`);
+    else if (e.code !== 0 && e.signal !== "SIGTERM" && e.signal !== "SIGINT") failures.push(`${r.label} ${describeExit(e)} while stopping`);
+  });
+  return failures;
+}
+
+/**
+ * Resolves on the first SIGTERM or SIGINT; later ones are ignored (a terminal's Ctrl-C reaches
+ * this process twice under npm or tsx, which forward it, and the children directly too).
+ */
+function firstSignal(): { received: Promise<void>; dispose: () => void } {
+  let onSignal!: () => void;
+  const received = new Promise<void>((r) => (onSignal = r));
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  return {
+    received,
+    dispose: () => {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    },
+  };
+}
+
+/**
+ * Prints one line once the cluster is ready (and one if it is slow to be); stops asking once
+ * `stopped()`. Answers a function that cancels the slow-start line.
+ */
+function reportReady(ctx: Context, plans: readonly NodePlan[], stopped: () => boolean): () => void {
+  const started = Date.now();
+  const warn = setTimeout(() => void write(ctx.io.stdout, `Cluster not ready after ${READY_WARN_AFTER_MS / 1000} s (see the logs); still waiting.\n`), READY_WARN_AFTER_MS);
+  void waitReady(plans, stopped).then(async (c) => {
+    clearTimeout(warn);
+    if (c === null) return;
+    const s = ((Date.now() - started) / 1000).toFixed(1);
+    await write(ctx.io.stdout, `Cluster ready in ${s} s: cluster id ${c.clusterId}, controller ${c.controllerId}, ${plans.length} broker${plans.length === 1 ? "" : "s"} unfenced.\n`);
+  });
+  return () => clearTimeout(warn);
+}
+
+/** `rill cluster start`: see the module comment. Resolves when the cluster stopped cleanly. */
+export async function startCluster(ctx: Context, o: ClusterStartOptions): Promise<void> {
+  const plans = planCluster(o);
+  for (const p of plans) nodeFs.mkdirSync(p.dataDir, { recursive: true });
+  const runtime = runtimeCommand();
+  const sig = firstSignal();
+  const out = new PrefixedLines(ctx.io.stdout);
+  const err = new PrefixedLines(ctx.io.stderr);
+  const nodes = plans.map((p) => new NodeProcess(p, runtime, out, err));
+  let stopping = false;
+  let cancelReady = (): void => undefined;
+  try {
+    await write(ctx.io.stdout, banner(o, nodes));
+    cancelReady = reportReady(ctx, plans, () => stopping);
+    // Runs until a signal, or until a child ends on its own.
+    const died = Promise.race(nodes.map((r) => r.ended.then(() => r)));
+    const first = await Promise.race([sig.received.then(() => null), died]);
+    stopping = true;
+    const failures = nodes.filter((r) => r.exit !== null).map((r) => `${r.label} ${describeExit(r.exit!)} while the cluster was running (the other nodes were stopped)`);
+    const running = nodes.filter((r) => r.exit === null).length;
+    await write(ctx.io.stdout, `${first === null ? "Stopping" : "A node ended: stopping"} ${running} node${running === 1 ? "" : "s"}...\n`);
+    failures.push(...(await stopAll(nodes)));
+    if (failures.length > 0) throw new CliError(`cluster start: ${failures.join("; ")}`);
+    await write(ctx.io.stdout, "Cluster stopped.\n");
+  } catch (e) {
+    // Never leave children behind because of an error of this command.
+    for (const r of nodes) if (r.exit === null) r.proc.kill("SIGKILL");
+    if (e instanceof CliError) throw e;
+    throw new CliError(`cluster start: ${errorLine(e)}`);
+  } finally {
+    stopping = true;
+    cancelReady();
+    sig.dispose();
+  }
+}
+
+function banner(o: ClusterStartOptions, nodes: readonly NodeProcess[]): string {
+  const lines = [`Started a ${nodes.length}-node cluster (every node broker and controller), data in ${o.dataDir}; node logs follow, prefixed [node N]:`];
+  for (const r of nodes) lines.push(`  node ${r.plan.nodeId}  ${r.plan.address}  pid ${r.proc.pid ?? "-"}  ${r.plan.dataDir}`);
+  lines.push(`Status: ${rillCommand()} cluster status --bootstrap ${nodes[0]!.plan.address}`);
+  lines.push(`Stop: Ctrl-C, or kill -TERM ${process.pid}`);
+  return `${lines.join("\n")}\n`;
+}
