@@ -125,8 +125,12 @@ export class BrokerLifecycle {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
       try {
-        const res = await this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: true });
-        if (res.shouldShutDown) break;
+        const left = until - Date.now();
+        const res = await Promise.race([
+          this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: true }),
+          new Promise<null>((r) => setTimeout(() => r(null), Math.max(0, left)).unref?.()),
+        ]);
+        if (res === null || res.shouldShutDown) break;
       } catch {
         // the controller may be moving too; try again until the deadline
       }

@@ -46,6 +46,20 @@ export class GroupRuntime {
   /** Sessions (Consume streams) per group, told when the group's records change. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
+  /** The last offset written to each `__consumer_offsets` partition by this broker. */
+  private readonly lastWritten = new Map<number, number>();
+
+  /**
+   * Resolves once everything written for `groupId`'s shard is on every in-sync replica of its
+   * `__consumer_offsets` partition, so an acknowledged commit survives the coordinator's death.
+   */
+  replicated(groupId: string, timeoutMs = 10_000): Promise<void> {
+    const p = offsetsPartitionFor(groupId);
+    const last = this.lastWritten.get(p);
+    if (last === undefined) return Promise.resolve();
+    return this.rm.replicated(OFFSETS_TOPIC, p, last, timeoutMs);
+  }
+
   /** The leader epoch of `__consumer_offsets` each shard was loaded at. */
   private readonly shardEpochs = new Map<number, number>();
 
@@ -72,6 +86,7 @@ export class GroupRuntime {
    * ones it no longer leads (call after every metadata change that moves leaders).
    */
   syncShards(): void {
+    if (this.rm.closed) return;
     const t = this.rm.image.topics.get(OFFSETS_TOPIC);
     for (let p = 0; p < OFFSETS_PARTITIONS; p++) {
       const st = t?.partitions[p];
@@ -178,7 +193,8 @@ export class GroupRuntime {
       }),
       { nowMs: now },
     );
-    this.rm.append(OFFSETS_TOPIC, p, batch, "all");
+    const res = this.rm.append(OFFSETS_TOPIC, p, batch, "all");
+    this.lastWritten.set(p, res.lastOffset);
     for (const r of records) shard.replay(r);
   }
 

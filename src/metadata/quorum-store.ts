@@ -25,6 +25,7 @@ import { rillError, RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import { DiskRaftStorage } from "../raft/disk-storage.ts";
 import { RaftNode, type RaftStatus } from "../raft/node.ts";
+import { validateMessage } from "../raft/validate.ts";
 import type { Entry, Message, NodeId, Ready, Snapshot } from "../raft/types.ts";
 import type { FileSystem } from "../storage/fs.ts";
 import { MetadataImage, snapshotRecords } from "./image.ts";
@@ -191,9 +192,19 @@ export class QuorumMetadataStore implements MetadataStore {
    */
   receive(messages: readonly Message[]): void {
     if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
-    for (const m of messages) {
-      if (m.to !== this.o.nodeId) throw rillError("INVALID_REQUEST", `messages: a message for node ${m.to} reached node ${this.o.nodeId}`);
-    }
+    // Every message is checked before any is stepped: all or nothing.
+    messages.forEach((m, i) => {
+      if (m.to !== this.o.nodeId) throw rillError("INVALID_REQUEST", `messages[${i}]: a message for node ${m.to} reached node ${this.o.nodeId}`);
+      validateMessage(m, this.o.nodeId, this.o.voters);
+      // What would be applied must be metadata: a bad entry or snapshot is refused here rather
+      // than persisted, committed, and then fatal to every replay.
+      try {
+        if (m.type === "append") for (const e of m.entries) if (e.kind === "data") decodeEntry(e.data);
+        if (m.type === "snapshot") MetadataImage.fromSnapshot(decodeEntry(m.snapshot.data), m.snapshot.meta.index);
+      } catch (e) {
+        throw rillError("INVALID_REQUEST", `messages[${i}]: ${m.type === "append" ? "an entry" : "the snapshot"} is not a list of metadata records: ${(e as Error).message}`);
+      }
+    });
     for (const m of messages) this.node.step(m);
     this.pump();
   }

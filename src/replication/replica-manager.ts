@@ -287,6 +287,25 @@ export class ReplicaManager {
     return t;
   }
 
+  /**
+   * The local log of a partition this broker leads or follows, for reads: a follower serves
+   * what is below its high watermark (committed, never truncated), as Kafka's fetch from
+   * follower. A partition with no replica here: NOT_LEADER_OR_FOLLOWER (the caller forwards).
+   */
+  readLog(topic: string, partition: number, field = "partition"): PartitionLog {
+    const t = this.topic(topic);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= t.partitions.length) {
+      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`);
+    }
+    const r = this.replica(topic, partition);
+    if (this._closed) throw rillError("SHUTTING_DOWN", `${field}: broker ${this.nodeId} is shutting down`);
+    if (!r || (r.role !== "leader" && r.role !== "follower")) {
+      const p = t.partitions[partition]!;
+      throw rillError("NOT_LEADER_OR_FOLLOWER", `${field}: broker ${this.nodeId} holds no replica of ${topic}-${partition} (leader: ${p.leader}, replicas: ${p.replicas.join(",")})`);
+    }
+    return r.log;
+  }
+
   /** The local log of a partition this broker leads, or a RillError naming the field. */
   leaderLog(topic: string, partition: number, field = "partition"): PartitionLog {
     const t = this.topic(topic);
@@ -357,7 +376,7 @@ export class ReplicaManager {
   readPartition(pos: FetchPosition, alloc?: ReadAlloc): FetchedData {
     let log: PartitionLog | null = null;
     try {
-      log = this.leaderLog(pos.topic, pos.partition);
+      log = this.readLog(pos.topic, pos.partition);
       const hw = this.highWatermark(log);
       const read = log.read(pos.offset, pos.maxBytes, hw, alloc);
       return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
@@ -395,19 +414,19 @@ export class ReplicaManager {
 
   /** Earliest readable offset. */
   earliestOffset(topic: string, partition: number): { offset: number; epoch: number } {
-    const log = this.leaderLog(topic, partition);
+    const log = this.readLog(topic, partition);
     return { offset: log.logStartOffset, epoch: this.leaderEpoch(topic, partition) };
   }
 
   /** The high watermark (the offset the next consumed record will have). */
   latestOffset(topic: string, partition: number): { offset: number; epoch: number } {
-    const log = this.leaderLog(topic, partition);
+    const log = this.readLog(topic, partition);
     return { offset: this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
   }
 
   /** First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). */
   offsetForTimestamp(topic: string, partition: number, ts: number): { offset: number; timestampMs: number } | null {
-    const log = this.leaderLog(topic, partition);
+    const log = this.readLog(topic, partition);
     const hit = log.offsetForTimestamp(ts);
     if (!hit || hit.offset >= this.highWatermark(log)) return null;
     return hit;

@@ -18,6 +18,8 @@ import {
   CreateTopicsResponseSchema,
   DeleteTopicsResponseSchema,
   DescribeClusterResponseSchema,
+  ElectLeadersResponseSchema,
+  type ElectLeadersRequest,
   DescribeConfigsResponseSchema,
   DescribeTopicsResponseSchema,
   ListTopicsResponseSchema,
@@ -30,7 +32,7 @@ import {
   type DescribeTopicsRequest,
   type ListTopicsRequest,
 } from "../gen/rill/v1/admin_service_pb.ts";
-import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, effectiveConfig } from "../metadata/controller.ts";
+import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, decidePreferredLeaderElection, effectiveConfig } from "../metadata/controller.ts";
 import type { MetadataImage } from "../metadata/image.ts";
 import type { MetadataRecord } from "../metadata/records.ts";
 import type { MetadataStore } from "../metadata/store.ts";
@@ -247,6 +249,33 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
         results.push({ ...(resource ? { resource } : {}), ...(error ? { error } : {}) });
       }
       return create(AlterConfigsResponseSchema, { results });
+    }),
+
+    electLeaders: changing("electLeaders", async (req: ElectLeadersRequest) => {
+      let named: { topic: string; partition: number }[] | undefined;
+      if (req.partitions.length > 0) {
+        named = [];
+        for (const [i, tp] of req.partitions.entries()) {
+          const t = store.image.topics.get(tp.topic);
+          if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partitions[${i}].topic: topic "${tp.topic}" does not exist`);
+          const list = tp.partitions.length > 0 ? tp.partitions : t.partitions.map((_, p) => p);
+          for (const p of list) named.push({ topic: tp.topic, partition: p });
+        }
+      }
+      let results: { topic: string; partition: number; error: Error | null }[] = [];
+      await store.commit((img) => {
+        const d = decidePreferredLeaderElection(img, named);
+        results = d.results;
+        return d.records;
+      });
+      return create(ElectLeadersResponseSchema, {
+        results: results.map((r) => ({
+          topic: r.topic,
+          partition: r.partition,
+          leader: store.image.topics.get(r.topic)?.partitions[r.partition]?.leader ?? -1,
+          ...(r.error ? { error: toErrorDetail(r.error) } : {}),
+        })),
+      });
     }),
 
     describeCluster: unary(() => {

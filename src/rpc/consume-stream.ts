@@ -273,14 +273,19 @@ class ConsumeSession {
         const r = this.revoking.get(k);
         if (!o.error && r && o.offset >= r.o.position) this.release(k);
       }
-      answer({
+      const ok = {
         case: "commitResult",
         value: create(ConsumeResponseSchema.field.commitResult.message!, {
           commitId: c.commitId,
           offsets: res.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
           ...(res.error ? { error: toErrorDetail(res.error) } : {}),
         }),
-      } as never);
+      } as never;
+      // Answered once the commit is on every in-sync replica of the group's partition.
+      this.rt.replicated(this.sub.groupId).then(
+        () => answer(ok),
+        (e: unknown) => answer({ case: "commitResult", value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }) } as never),
+      );
     } catch (e) {
       answer({ case: "commitResult", value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }) } as never);
     }

@@ -110,3 +110,56 @@ export class Forwarder<S extends DescService> {
     this.clients.clear();
   }
 }
+
+/** Whether a call was forwarded by another broker (it is then never forwarded again). */
+export function isForwarded(call: { metadata: grpc.Metadata }): boolean {
+  return call.metadata.get(FORWARDED_KEY).length > 0;
+}
+
+/** Where a broker's address comes from (the metadata image). */
+export interface BrokerDirectory {
+  readonly image: { brokers: ReadonlyMap<number, { address: string }> };
+}
+
+/**
+ * Clients of one service on other brokers, by node id: a broker that does not lead a partition
+ * passes produce and fetch requests for it to the leader (marked `rill-forwarded`).
+ */
+export class LeaderClients<S extends DescService> {
+  private readonly ctor;
+  private readonly clients = new Map<string, ServiceClient<S>>();
+
+  constructor(
+    service: S,
+    private readonly dir: BrokerDirectory,
+  ) {
+    this.ctor = clientConstructor(service);
+  }
+
+  /** Calls `method` on broker `nodeId`; a failure to reach it is NOT_LEADER_OR_FOLLOWER (retriable). */
+  call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number): Promise<Res> {
+    const address = this.dir.image.brokers.get(nodeId)?.address;
+    if (address === undefined) return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new this.ctor(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
+      this.clients.set(address, client);
+    }
+    const md = new grpc.Metadata();
+    md.set(FORWARDED_KEY, "1");
+    const c = client;
+    return new Promise<Res>((resolve, reject) => {
+      const fn = (c as unknown as Record<string, Function>)[method]!;
+      fn.call(c, req, md, { deadline: Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000 }, (e: grpc.ServiceError | null, r: Res) => {
+        if (!e) return resolve(r);
+        if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
+        reject(rillError("NOT_LEADER_OR_FOLLOWER", `forwarding to broker ${nodeId} at ${address} failed: ${e.details || e.message}`));
+      });
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -135,13 +135,15 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
   return {
     heartbeat: unary((req: HeartbeatRequest) => heartbeat(rt, req)),
 
-    commitOffsets: unary((req: CommitOffsetsRequest) => {
+    commitOffsets: unary(async (req: CommitOffsetsRequest) => {
       validateGroupId(req.groupId);
       if (req.offsets.length === 0) throw rillError("INVALID_REQUEST", "offsets: at least one offset is required");
       req.offsets.forEach((o, i) => {
         if (o.offset < 0n) throw rillError("INVALID_REQUEST", `offsets[${i}].offset: ${o.offset} is negative`);
       });
       const res = commitChecked(rt, rm, req.groupId, req.memberId, req.memberEpoch, req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })));
+      // Acknowledged only once the ISR of the group's __consumer_offsets partition holds it.
+      await rt.replicated(req.groupId);
       return create(CommitOffsetsResponseSchema, {
         offsets: res.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
       });

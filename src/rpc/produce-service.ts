@@ -15,14 +15,14 @@ import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import { partitionForKey } from "../base/murmur2.ts";
-import { Acks, InitProducerIdResponseSchema, type InitProducerIdRequest, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import { Acks, ProduceRequestSchema, InitProducerIdResponseSchema, type InitProducerIdRequest, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
 import { Compression, encodeBatch } from "../storage/record-batch.ts";
 import type { TopicConfig } from "../config/schema.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
-import { Forwarder, localRoute, type ControllerRoute } from "./forward.ts";
+import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute } from "./forward.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /** Largest `timeout_ms` accepted (as Kafka's request.timeout.ms bounds). */
@@ -64,18 +64,109 @@ const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
 export class Producer {
   /** Per-topic sticky partition for requests that name none and carry no key. */
   private readonly sticky = new Map<string, number>();
+  /** A sticky partition chosen while routing, for the local path of the same request. */
+  private chosenSticky = -1;
   /** Last offset appended per partition by the request being executed (for acks=ALL waits). */
   private lastOffsets = new Map<number, number>();
 
-  constructor(private readonly rm: ReplicaManager) {}
+  /**
+   * @param forward sends a request to the leader of its partition (another broker), or null on
+   *   a single node: a thin client needs one address, so requests for partitions led elsewhere
+   *   are passed on whole (explicit partition or record_batch) or split by partition.
+   */
+  constructor(
+    private readonly rm: ReplicaManager,
+    private readonly forward: ((leader: number, req: ProduceRequest) => Promise<ProduceResponse>) | null = null,
+  ) {}
+
+  /** The leader of a partition when it is another broker (then the request is forwarded). */
+  private remoteLeader(topic: string, partition: number): number | null {
+    const p = this.rm.image.topics.get(topic)?.partitions[partition];
+    if (!p || p.leader < 0 || p.leader === this.rm.nodeIdOf()) return null;
+    return p.leader;
+  }
+
+  /**
+   * Routes a request whose partitions are (partly) led by other brokers. Returns null when every
+   * partition it writes is led here.
+   */
+  private routed(req: ProduceRequest): (() => Promise<ProduceResponse>) | null {
+    this.chosenSticky = -1;
+    if (!this.forward) return null;
+    const topic = this.rm.topic(req.topic, "topic");
+    const n = topic.partitions.length;
+    if (req.recordBatch.length > 0 || req.partition !== undefined) {
+      if (req.partition !== undefined && (req.partition < 0 || req.partition >= n)) return null; // the local path reports it
+      const partition = req.partition ?? this.nextSticky(req.topic, n);
+      const leader = this.remoteLeader(req.topic, partition);
+      if (leader === null) {
+        if (req.partition === undefined) req.partition = partition;
+        return null;
+      }
+      const fwd = this.forward;
+      return () => fwd(leader, { ...req, partition });
+    }
+    // The records path: split by partition; local ones here, the others to their leaders.
+    const sticky = this.nextSticky(req.topic, n);
+    const targets = req.records.map((r) => (r.key !== undefined ? partitionForKey(r.key, n) : sticky));
+    if (targets.every((p) => this.remoteLeader(req.topic, p) === null)) {
+      this.chosenSticky = sticky; // the local path uses the same choice
+      return null;
+    }
+    return () => this.split(req, targets);
+  }
+
+  /** Sends each partition's records of a request to its leader (or appends them here). */
+  private async split(req: ProduceRequest, targets: number[]): Promise<ProduceResponse> {
+    const groups = new Map<number, number[]>();
+    targets.forEach((p, i) => {
+      let g = groups.get(p);
+      if (!g) groups.set(p, (g = []));
+      g.push(i);
+    });
+    const parts = await Promise.all(
+      [...groups].map(async ([partition, idx]) => {
+        const sub: ProduceRequest = { ...req, partition, records: idx.map((i) => req.records[i]!), recordBatch: new Uint8Array(0) };
+        const leader = this.remoteLeader(req.topic, partition);
+        try {
+          const res = leader === null ? await this.produce(sub, true) : await this.forward!(leader, sub);
+          return { partition, idx, res, error: null };
+        } catch (e) {
+          return { partition, idx, res: null, error: e };
+        }
+      }),
+    );
+    const offsets = new Array<bigint>(req.records.length).fill(-1n);
+    const results: ProduceResponse["partitions"] = [];
+    for (const p of parts) {
+      if (p.res) {
+        results.push(...p.res.partitions);
+        p.idx.forEach((i, k) => (offsets[i] = p.res!.records[k]?.offset ?? -1n));
+      } else {
+        results.push(create(ProduceResponse_PartitionResultSchema, { partition: p.partition, baseOffset: -1n, logAppendTimeMs: -1n, error: toErrorDetail(p.error) }));
+      }
+    }
+    results.sort((a, b) => a.partition - b.partition);
+    return create(ProduceResponseSchema, { topic: req.topic, partitions: results, records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })) });
+  }
 
   /**
    * Validates and executes one request; resolves once its acks are satisfied (and, for topics
    * that fsync every append, once it is durable). Rejects with a RillError for whole-call errors.
    */
-  async produce(req: ProduceRequest): Promise<ProduceResponse> {
+  async produce(req: ProduceRequest, forwarded = false): Promise<ProduceResponse> {
+    if (!forwarded) {
+      // Synchronous up to the append, so requests are appended in arrival order.
+      const remote = this.routed(req);
+      if (remote) return remote();
+    }
     this.lastOffsets = new Map();
-    const res = this.execute(req);
+    let res: ProduceResponse;
+    try {
+      res = this.execute(req);
+    } finally {
+      this.chosenSticky = -1;
+    }
     const lastOffsets = this.lastOffsets;
     if (req.acks === Acks.NONE) return unacknowledged(res);
     const ok = res.partitions.filter((p) => !p.error);
@@ -169,8 +260,23 @@ export class Producer {
     });
   }
 
+  /** The next partition for records without key or partition: one this broker leads, if any. */
   private nextSticky(topic: string, partitions: number): number {
-    const next = ((this.sticky.get(topic) ?? -1) + 1) % partitions;
+    if (this.chosenSticky >= 0) {
+      const p = this.chosenSticky;
+      this.chosenSticky = -1;
+      return p;
+    }
+    const prev = this.sticky.get(topic) ?? -1;
+    const led = this.rm.image.topics.get(topic)?.partitions;
+    for (let k = 1; k <= partitions; k++) {
+      const p = (prev + k) % partitions;
+      if (!this.forward || led?.[p]?.leader === this.rm.nodeIdOf()) {
+        this.sticky.set(topic, p);
+        return p;
+      }
+    }
+    const next = (prev + 1) % partitions;
     this.sticky.set(topic, next);
     return next;
   }
@@ -202,10 +308,11 @@ function toRecordInput(r: ProtoRecord): Parameters<typeof encodeBatch>[0][number
 /** The ProduceService implementation. */
 export function produceService(rm: ReplicaManager, route: ControllerRoute = localRoute(() => rm.image.offset)): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route);
-  const producer = new Producer(rm);
+  const leaders = new LeaderClients(ProduceService, rm);
+  const producer = new Producer(rm, (leader, req) => leaders.call<ProduceResponse>(leader, "produce", create(ProduceRequestSchema, { ...req, recordBatch: req.recordBatch }), req.timeoutMs));
   return {
-    produce: unary((req: ProduceRequest) => producer.produce(req)),
-    produceStream: (call) => serveProduceStream(producer, rm, call),
+    produce: unary((req: ProduceRequest, call) => producer.produce(req, isForwarded(call))),
+    produceStream: (call) => serveProduceStream(producer, rm, call, isForwarded(call)),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff) throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
       const c = call as grpc.ServerUnaryCall<unknown, unknown>;
@@ -220,7 +327,7 @@ export function produceService(rm: ReplicaManager, route: ControllerRoute = loca
  * Each request is executed as it arrives (so they are pipelined) and answered in arrival order;
  * an error in one request is answered in its own response and the stream goes on.
  */
-function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>): void {
+function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>, forwarded: boolean): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
   const end = (): void => {
@@ -234,7 +341,7 @@ function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.S
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
-    const answer: Promise<ProduceStreamResponse> = (msg.request ? producer.produce(msg.request) : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))).then(
+    const answer: Promise<ProduceStreamResponse> = (msg.request ? producer.produce(msg.request, forwarded) : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),
       (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
     );

@@ -40,6 +40,7 @@ const admin: ServiceImplementation<typeof AdminService> = {
   describeConfigs: unimplemented,
   alterConfigs: unimplemented,
   describeCluster: (_call, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: "no such thing" }),
+  electLeaders: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {
