@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../../src/base/clock.ts";
+import { defaultTopicConfig } from "../../../src/config/schema.ts";
+import { PartitionReplica } from "../../../src/replication/partition-replica.ts";
+import { MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { PartitionLog } from "../../../src/storage/partition-log.ts";
+import { encodeBatch } from "../../../src/storage/record-batch.ts";
+
+function newLog(fs = new MemoryFileSystem(), dir = "/p"): PartitionLog {
+  return PartitionLog.open({ fs, dir, clock: new ManualClock(0), config: { ...defaultTopicConfig }, tailCacheBytes: 0, recover: true });
+}
+
+const batch = (n: number): Buffer => encodeBatch(Array.from({ length: n }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`), timestampMs: 1 })), { nowMs: 1 });
+
+describe("PartitionReplica (leader bookkeeping)", () => {
+  it("the high watermark is the smallest log end over the ISR and never goes back", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0)).toBe("leader");
+    log.append(batch(10), 0);
+    expect(r.maybeAdvanceHw()).toBe(false); // followers have fetched nothing
+    expect(r.hw).toBe(0);
+    expect(r.onFollowerFetch(2, 10, 1)).toBe(false); // 3 still at 0
+    expect(r.onFollowerFetch(3, 4, 1)).toBe(true);
+    expect(r.hw).toBe(4);
+    r.onFollowerFetch(3, 10, 2);
+    expect(r.hw).toBe(10);
+    // A follower asking again from an older offset (a retry) does not move the HW back.
+    r.onFollowerFetch(3, 2, 3);
+    expect(r.hw).toBe(10);
+  });
+
+  it("a shrunken ISR lets the high watermark pass a dead follower", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    expect(r.hw).toBe(0);
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2] }, 2)).toBe("isr");
+    expect(r.hw).toBe(5);
+  });
+
+  it("asks to drop a follower that lags longer than replica.lag.time.max.ms, and to re-add it once caught up", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 3, partitionEpoch: 7, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(5), 3);
+    r.onFollowerFetch(2, 5, 100);
+    r.onFollowerFetch(3, 0, 100); // behind
+    expect(r.wantedIsrChange(500, 1000, () => true)).toBeNull();
+    r.onFollowerFetch(2, 5, 1150); // 2 keeps fetching at the end (a long-poll round)
+    const shrink = r.wantedIsrChange(1200, 1000, () => true)!;
+    expect(shrink).toEqual({ topic: "t", partition: 0, leaderEpoch: 3, partitionEpoch: 7, newIsr: [1, 2] });
+    r.isrChangeInFlight = true;
+    expect(r.wantedIsrChange(1300, 1000, () => true)).toBeNull(); // one change at a time
+    r.update({ leader: 1, leaderEpoch: 3, partitionEpoch: 8, replicas: [1, 2, 3], isr: [1, 2] }, 1300);
+    expect(r.hw).toBe(5);
+    r.onFollowerFetch(3, 5, 1400); // caught up
+    expect(r.wantedIsrChange(1400, 1000, () => false)).toBeNull(); // not eligible (fenced)
+    expect(r.wantedIsrChange(1400, 1000, () => true)!.newIsr).toEqual([1, 2, 3]);
+  });
+
+  it("a new leader starts its epoch at its log end and keeps the high watermark it knew", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 2);
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2], isr: [1, 2] }, 0)).toBe("follower");
+    log.appendWithOffsets(Buffer.from(batch(4)));
+    r.hw = 3;
+    expect(r.update({ leader: 2, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2], isr: [2] }, 10)).toBe("leader");
+    expect(r.epochStartOffset).toBe(4);
+    expect(r.hw).toBe(4); // ISR is only itself
+  });
+});
+
+describe("leader epoch cache", () => {
+  it("records where each epoch starts, answers end offsets, is cut by truncation and survives a reopen", () => {
+    const fs = new MemoryFileSystem();
+    const log = newLog(fs);
+    log.append(batch(3), 0); // 0..2 epoch 0
+    log.append(batch(2), 2); // 3..4 epoch 2
+    log.append(batch(2), 2); // 5..6
+    log.append(batch(1), 5); // 7 epoch 5
+    expect(log.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }, { epoch: 5, startOffset: 7 }]);
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 3 });
+    expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 0, endOffset: 3 }); // the largest epoch at or below
+    expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 2, endOffset: 7 });
+    expect(log.endOffsetForEpoch(9)).toEqual({ epoch: 5, endOffset: 8 });
+    expect(log.endOffsetForEpoch(-1)).toEqual({ epoch: -1, endOffset: -1 });
+    log.truncateTo(5);
+    expect(log.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }]);
+    expect(log.latestEpoch).toBe(2);
+    const again = newLog(fs);
+    expect(again.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }]);
+  });
+
+  it("is rebuilt from the batches' leader epochs when its file is missing or corrupt", () => {
+    const fs = new MemoryFileSystem();
+    const log = newLog(fs);
+    log.append(batch(2), 1);
+    log.append(batch(2), 4);
+    fs.writeFileAtomic("/p/leader-epoch-checkpoint", Buffer.from("garbage"));
+    expect(newLog(fs).leaderEpochs).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 4, startOffset: 2 }]);
+    fs.rm("/p/leader-epoch-checkpoint");
+    expect(newLog(fs).leaderEpochs).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 4, startOffset: 2 }]);
+  });
+
+  it("a follower's appends carry the leader's epochs", () => {
+    const leader = newLog(new MemoryFileSystem());
+    const b1 = batch(2);
+    leader.append(b1, 3);
+    const b2 = batch(1);
+    leader.append(b2, 6);
+    const follower = newLog(new MemoryFileSystem());
+    follower.appendWithOffsets(Buffer.concat([b1, b2]));
+    expect(follower.leaderEpochs).toEqual(leader.leaderEpochs);
+  });
+});
