@@ -15,6 +15,7 @@ import { ControllerService } from "../gen/rill/v1/controller_service_pb.ts";
 import { OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
 import { snapshotRecords } from "../metadata/image.ts";
 import { QuorumMetadataStore, type IntervalTimers } from "../metadata/quorum-store.ts";
+import { ObserverMetadataStore } from "../metadata/observer-store.ts";
 import type { MetadataRecord } from "../metadata/records.ts";
 import { controllerService } from "../rpc/controller-service.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
@@ -105,9 +106,9 @@ export class Broker {
     private readonly server: grpc.Server,
     private readonly health: HealthImplementation,
     private readonly logs: LogManager,
-    private readonly store: QuorumMetadataStore,
+    private readonly store: QuorumMetadataStore | ObserverMetadataStore,
     private readonly rm: ReplicaManager,
-    private readonly cluster: { controller: ClusterController; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[]; fetchers: ReplicaFetcherManager; isrTimer: ReturnType<typeof setInterval> },
+    private readonly cluster: { controller: ClusterController | null; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[]; fetchers: ReplicaFetcherManager; isrTimer: ReturnType<typeof setInterval> },
     private readonly ticker: ReturnType<typeof setInterval>,
     private readonly port: number,
     private readonly log: BrokerLog,
@@ -137,32 +138,46 @@ export class Broker {
       pid: process.pid,
       isProcessAlive,
     });
-    let store: QuorumMetadataStore | null = null;
+    let store: QuorumMetadataStore | ObserverMetadataStore | null = null;
     let transport: GrpcQuorumTransport | null = null;
     try {
       validateBrokerConfig(config);
       const voters = quorumVoters(config);
-      if (!hasRole(config, "controller")) {
-        throw rillError("INVALID_CONFIG", "process.roles: a broker that is not a controller voter (roles=broker) is not supported yet; run every node as broker,controller or controller");
-      }
+      const isVoter = hasRole(config, "controller");
       const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId, config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters)));
-      const legacy = await legacyMetadata(fs, config.dataDir, clock, voters.length);
+      const legacy = isVoter ? await legacyMetadata(fs, config.dataDir, clock, voters.length) : null;
       const peers = new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const));
       transport = new GrpcQuorumTransport({ clusterId, nodeId: config.nodeId, peers, callTimeoutMs: config.electionTimeoutMs, onSnapshot: (to, ok) => store?.reportSnapshot(to, ok) });
-      store = QuorumMetadataStore.open({
-        fs,
-        dataDir: config.dataDir,
-        nodeId: config.nodeId,
-        voters: voters.map((v) => v.id),
-        random: osRandom,
-        transport,
-        timers: realTimers,
-        tickMs: config.raftHeartbeatIntervalMs,
-        electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.raftHeartbeatIntervalMs)),
-        snapshotIntervalRecords: config.snapshotIntervalRecords,
-        log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
-      });
+      // The channel to the active controller; it asks the store, set just below, who leads.
+      let leaderOf = (): number => 0;
+      let leading = (): boolean => false;
+      let localControl: ClusterController | null = null;
+      const channel = new ControllerChannel({ voters, local: { register: (r) => localControl!.register(r), heartbeat: (r) => localControl!.heartbeat(r), alterPartition: (n, e, p) => localControl!.alterPartition(n, e, p) }, knownLeader: () => leaderOf(), isLocalLeader: () => localControl !== null && leading(), callTimeoutMs: 5000 });
+      store = isVoter
+        ? QuorumMetadataStore.open({
+            fs,
+            dataDir: config.dataDir,
+            nodeId: config.nodeId,
+            voters: voters.map((v) => v.id),
+            random: osRandom,
+            transport,
+            timers: realTimers,
+            tickMs: config.raftHeartbeatIntervalMs,
+            electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.raftHeartbeatIntervalMs)),
+            snapshotIntervalRecords: config.snapshotIntervalRecords,
+            log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
+          })
+        : new ObserverMetadataStore({
+            nodeId: config.nodeId,
+            voters: voters.map((v) => v.id),
+            fetch: (voter, after, maxWaitMs) => channel.fetchMetadata(clusterId, config.nodeId, voter, after, maxWaitMs),
+            timers: realTimers,
+            maxWaitMs: 1000,
+            log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
+          });
       const quorum = store;
+      leaderOf = () => quorum.leader;
+      leading = () => quorum.isLeader;
       const rm = new ReplicaManager(logs, quorum, clock, realTimers, config.nodeId);
       const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
       quorum.onChange((c) => {
@@ -172,18 +187,21 @@ export class Broker {
         }
       });
       const incarnationId = crypto.randomUUID();
-      const controller = new ClusterController({
-        store: quorum,
-        clock,
-        random: osRandom,
-        clusterId,
-        sessionTimeoutMs: config.brokerSessionTimeoutMs,
-        offsetsReplicationFactor: Math.min(config.offsetsTopicReplicationFactor, voters.length),
-        log,
-        localNodeId: config.nodeId,
-        localIncarnation: hasRole(config, "broker") ? incarnationId : null,
-      });
-      const channel = new ControllerChannel({ voters, local: controller, knownLeader: () => quorum.leader, isLocalLeader: () => quorum.isLeader, callTimeoutMs: 5000 });
+      const controller =
+        quorum instanceof QuorumMetadataStore
+          ? new ClusterController({
+              store: quorum,
+              clock,
+              random: osRandom,
+              clusterId,
+              sessionTimeoutMs: config.brokerSessionTimeoutMs,
+              offsetsReplicationFactor: Math.min(config.offsetsTopicReplicationFactor, voters.length),
+              log,
+              localNodeId: config.nodeId,
+              localIncarnation: hasRole(config, "broker") ? incarnationId : null,
+            })
+          : null;
+      localControl = controller;
       const route: ControllerRoute = {
         isActive: () => quorum.isLeader,
         leaderAddress: () => (quorum.isLeader ? null : channel.leaderAddress()),
@@ -207,14 +225,33 @@ export class Broker {
         voters,
         nodeState: () => {
           const st = quorum.status();
-          return { roles, raftRole: st.role, raftTerm: st.term, commitOffset: st.commit, brokerState: lifecycle?.state ?? "" };
+          return { roles, raftRole: quorum instanceof ObserverMetadataStore ? "observer" : st.role, raftTerm: st.term, commitOffset: st.commit, brokerState: lifecycle?.state ?? "" };
         },
       }));
       addService(server, ProduceService, produceService(rm, route), produceServiceCodecs);
       addService(server, FetchService, fetchService(rm), fetchServiceCodecs);
       addService(server, GroupService, groupService(groups, rm, realTimers));
       addService(server, ReplicationService, replicationService(rm));
-      addService(server, ControllerService, controllerService({ clusterId, raft: { nodeId: config.nodeId, voters: voters.map((v) => v.id), receive: (m) => quorum.receive(m) }, control: controller }));
+      addService(server, ControllerService, controllerService({
+        clusterId,
+        raft:
+          quorum instanceof QuorumMetadataStore
+            ? {
+                nodeId: config.nodeId,
+                voters: voters.map((v) => v.id),
+                receive: (m) => quorum.receive(m),
+                readCommitted: (after, maxBytes) => quorum.readCommitted(after, maxBytes),
+                waitNewer: (after, ms) => quorum.waitForOffset(after + 1, ms).catch(() => {}),
+                leader: () => quorum.leader,
+                commitOffset: () => quorum.status().commit,
+              }
+            : null,
+        control: controller ?? {
+          register: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+          heartbeat: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+          alterPartition: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+        },
+      }));
       const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING" as const])));
       health.addToServer(server);
       addReflection(server, SERVICES);
@@ -243,7 +280,7 @@ export class Broker {
         if (voters.length === 1) {
           // A single node serves only once it is a full broker of its own cluster.
           await lifecycle.whenUnfenced(10_000);
-          await controller.runChecks();
+          await controller?.runChecks();
           await quorum.waitUntil(() => quorum.image.topics.has(OFFSETS_TOPIC), `${OFFSETS_TOPIC} to exist`, 10_000);
         }
       }
@@ -318,7 +355,7 @@ export class Broker {
       });
     });
     await this.metrics?.close();
-    controller.close();
+    controller?.close();
     channel.close();
     transport.close();
     await this.logs.close();

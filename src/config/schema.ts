@@ -284,6 +284,9 @@ export function hasRole(cfg: Pick<BrokerConfig, "processRoles">, role: "broker" 
 
 /** Cross-field rules of a broker configuration; throws INVALID_CONFIG naming the key. */
 export function validateBrokerConfig(cfg: BrokerConfig): void {
+  if (!hasRole(cfg, "controller") && cfg.controllerQuorumVoters === "") {
+    throw rillError("INVALID_CONFIG", `controller.quorum.voters: node ${cfg.nodeId} runs only the broker role, so it needs the controller quorum to follow (ID@HOST:PORT,...)`);
+  }
   const voters = quorumVoters(cfg);
   const isVoter = voters.some((v) => v.id === cfg.nodeId);
   if (hasRole(cfg, "controller") && !isVoter) {

@@ -85,6 +85,9 @@ interface Pending {
 
 const silent: QuorumLog = { info() {}, warn() {}, error() {} };
 
+/** What a no-op entry looks like to an observer: no records. */
+const EMPTY_ENTRY = Buffer.from("[]");
+
 /** Encodes one commit's records as a log entry. */
 export function encodeEntry(records: readonly MetadataRecord[]): Uint8Array {
   return Buffer.from(JSON.stringify(records), "utf8");
@@ -240,6 +243,29 @@ export class QuorumMetadataStore implements MetadataStore {
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => {});
     return p;
+  }
+
+  /**
+   * Committed, applied entries after `after` for an observer (a broker that is not a voter):
+   * the snapshot when they were truncated away, then entries up to `maxBytes`.
+   */
+  readCommitted(after: number, maxBytes: number): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> } {
+    this.checkOpen();
+    const applied = this._image.offset;
+    let from = after + 1;
+    let snapshot: { offset: number; data: Uint8Array } | null = null;
+    if (from < this.storage.firstIndex()) {
+      const snap = this.storage.snapshot();
+      if (snap.meta.index > 0 && snap.meta.index > after) snapshot = { offset: snap.meta.index, data: snap.data };
+      from = Math.max(from, snap.meta.index + 1);
+    }
+    const entries: Array<{ offset: number; records: Uint8Array }> = [];
+    if (from <= applied) {
+      for (const e of this.storage.entries(from, applied + 1, maxBytes)) {
+        entries.push({ offset: e.index, records: e.kind === "data" ? e.data : EMPTY_ENTRY });
+      }
+    }
+    return { snapshot, entries };
   }
 
   /** Resolves once the image holds offset `offset` (or rejects after `timeoutMs`). */

@@ -13,6 +13,7 @@ import {
   AlterPartitionRequestSchema,
   BrokerHeartbeatRequestSchema,
   ControllerService,
+  FetchMetadataRequestSchema,
   RegisterBrokerRequestSchema,
 } from "../gen/rill/v1/controller_service_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
@@ -20,6 +21,7 @@ import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.
 import { fromServiceError } from "./errors.ts";
 import { clientConstructor, type ServiceClient } from "./grpc-service.ts";
 import { errorKindByCode } from "../base/errors.ts";
+import type { MetadataFetchResult } from "../metadata/observer-store.ts";
 
 const ControllerClient = clientConstructor(ControllerService);
 
@@ -134,6 +136,27 @@ export class ControllerChannel implements BrokerControl {
           ),
         ),
     );
+  }
+
+  /** FetchMetadata from voter `voterId` (an observer following the metadata log). */
+  fetchMetadata(clusterId: string, nodeId: number, voterId: number, afterOffset: number, maxWaitMs: number): Promise<MetadataFetchResult> {
+    const v = this.o.voters.find((x) => x.id === voterId);
+    if (!v) return Promise.reject(new Error(`voter ${voterId} is unknown`));
+    return new Promise((resolve, reject) => {
+      this.client(v).fetchMetadata(
+        create(FetchMetadataRequestSchema, { clusterId, nodeId, afterOffset: BigInt(afterOffset), maxWaitMs }),
+        { deadline: Date.now() + maxWaitMs + this.o.callTimeoutMs },
+        (e, res) => {
+          if (e) return reject(e.metadata?.get("rill-error-code").length ? fromServiceError(e) : new Error(`cannot reach voter ${v.id} at ${v.address}: ${e.details || e.message}`));
+          resolve({
+            snapshot: Number(res!.snapshotOffset) >= 0 ? { offset: Number(res!.snapshotOffset), data: res!.snapshot } : null,
+            entries: res!.entries.map((x) => ({ offset: Number(x.offset), records: x.records })),
+            leader: res!.leaderId,
+            commitOffset: Number(res!.commitOffset),
+          });
+        },
+      );
+    });
   }
 
   close(): void {

@@ -14,6 +14,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import {
   AlterPartitionResponseSchema,
+  FetchMetadataResponseSchema,
   AppendEntriesResponseSchema,
   BrokerHeartbeatResponseSchema,
   ControllerService,
@@ -39,6 +40,13 @@ export interface RaftEndpoint {
   readonly nodeId: NodeId;
   readonly voters: readonly NodeId[];
   receive(messages: readonly Message[]): void;
+  /** Committed entries after an offset, for observers (see QuorumMetadataStore.readCommitted). */
+  readCommitted(after: number, maxBytes: number): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> };
+  /** Resolves when an entry after `after` is applied, or after `ms`. */
+  waitNewer(after: number, ms: number): Promise<void>;
+  /** The active controller (0: unknown) and the commit offset this voter knows. */
+  leader(): NodeId;
+  commitOffset(): number;
 }
 
 /** One partition's outcome of AlterPartition. */
@@ -173,6 +181,26 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         }
       });
     },
+    fetchMetadata: unary(async (req) => {
+      const raft = d.raft;
+      if (!raft) throw rillError("NOT_CONTROLLER", "this node does not run the controller role; ask a voter");
+      if (req.clusterId !== d.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
+      if (req.maxWaitMs < 0 || req.maxWaitMs > 30_000) throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, 30000]`);
+      const after = Number(req.afterOffset);
+      if (!Number.isSafeInteger(after) || after < -1) throw rillError("INVALID_REQUEST", `after_offset: ${req.afterOffset} is below -1`);
+      let r = raft.readCommitted(after, 4 << 20);
+      if (r.snapshot === null && r.entries.length === 0 && req.maxWaitMs > 0) {
+        await raft.waitNewer(after, req.maxWaitMs);
+        r = raft.readCommitted(after, 4 << 20);
+      }
+      return create(FetchMetadataResponseSchema, {
+        snapshot: r.snapshot?.data ?? new Uint8Array(0),
+        snapshotOffset: BigInt(r.snapshot?.offset ?? -1),
+        entries: r.entries.map((e) => ({ offset: BigInt(e.offset), records: e.records })),
+        leaderId: raft.leader(),
+        commitOffset: BigInt(Math.max(-1, raft.commitOffset())),
+      });
+    }),
     registerBroker: unary(async (req: RegisterBrokerRequest) => {
       if (req.nodeId < 0) throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is negative`);
       if (req.clusterId !== d.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/controller_service.proto.
  */
 export const file_rill_v1_controller_service: GenFile = /*@__PURE__*/
-  fileDesc("CiByaWxsL3YxL2NvbnRyb2xsZXJfc2VydmljZS5wcm90bxIHcmlsbC52MSJdCgtWb3RlUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEhAKCG1lc3NhZ2VzGAQgAygMIg4KDFZvdGVSZXNwb25zZSJmChRBcHBlbmRFbnRyaWVzUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEhAKCG1lc3NhZ2VzGAQgAygMIhcKFUFwcGVuZEVudHJpZXNSZXNwb25zZSKFAQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEg8KB21lc3NhZ2UYBCABKAwSDAoEZGF0YRgFIAEoDBIOCgZvZmZzZXQYBiABKAMiMQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2USFgoOYnl0ZXNfcmVjZWl2ZWQYASABKAMilQEKFVJlZ2lzdGVyQnJva2VyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgFEhIKCmNsdXN0ZXJfaWQYAiABKAkSFgoOaW5jYXJuYXRpb25faWQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIMCgRyYWNrGAUgASgJEiAKBXJvbGVzGAYgAygOMhEucmlsbC52MS5Ob2RlUm9sZSIuChZSZWdpc3RlckJyb2tlclJlc3BvbnNlEhQKDGJyb2tlcl9lcG9jaBgBIAEoAyKMAQoWQnJva2VySGVhcnRiZWF0UmVxdWVzdBIPCgdub2RlX2lkGAEgASgFEhQKDGJyb2tlcl9lcG9jaBgCIAEoAxIfChdjdXJyZW50X21ldGFkYXRhX29mZnNldBgDIAEoAxISCgp3YW50X2ZlbmNlGAQgASgIEhYKDndhbnRfc2h1dF9kb3duGAUgASgIIlwKF0Jyb2tlckhlYXJ0YmVhdFJlc3BvbnNlEhQKDGlzX2NhdWdodF91cBgBIAEoCBIRCglpc19mZW5jZWQYAiABKAgSGAoQc2hvdWxkX3NodXRfZG93bhgDIAEoCCLrAQoVQWx0ZXJQYXJ0aXRpb25SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAUSFAoMYnJva2VyX2Vwb2NoGAIgASgDEjwKCnBhcnRpdGlvbnMYAyADKAsyKC5yaWxsLnYxLkFsdGVyUGFydGl0aW9uUmVxdWVzdC5QYXJ0aXRpb24abQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxsZWFkZXJfZXBvY2gYAyABKAUSFwoPcGFydGl0aW9uX2Vwb2NoGAQgASgFEg8KB25ld19pc3IYBSADKAUi+AEKFkFsdGVyUGFydGl0aW9uUmVzcG9uc2USPQoKcGFydGl0aW9ucxgBIAMoCzIpLnJpbGwudjEuQWx0ZXJQYXJ0aXRpb25SZXNwb25zZS5QYXJ0aXRpb24angEKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEhQKDGxlYWRlcl9lcG9jaBgEIAEoBRIXCg9wYXJ0aXRpb25fZXBvY2gYBSABKAUSCwoDaXNyGAYgAygFEiMKBWVycm9yGAcgASgLMhQucmlsbC52MS5FcnJvckRldGFpbDLsAwoRQ29udHJvbGxlclNlcnZpY2USMwoEVm90ZRIULnJpbGwudjEuVm90ZVJlcXVlc3QaFS5yaWxsLnYxLlZvdGVSZXNwb25zZRJOCg1BcHBlbmRFbnRyaWVzEh0ucmlsbC52MS5BcHBlbmRFbnRyaWVzUmVxdWVzdBoeLnJpbGwudjEuQXBwZW5kRW50cmllc1Jlc3BvbnNlElYKD0luc3RhbGxTbmFwc2hvdBIfLnJpbGwudjEuSW5zdGFsbFNuYXBzaG90UmVxdWVzdBogLnJpbGwudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARJRCg5SZWdpc3RlckJyb2tlchIeLnJpbGwudjEuUmVnaXN0ZXJCcm9rZXJSZXF1ZXN0Gh8ucmlsbC52MS5SZWdpc3RlckJyb2tlclJlc3BvbnNlElQKD0Jyb2tlckhlYXJ0YmVhdBIfLnJpbGwudjEuQnJva2VySGVhcnRiZWF0UmVxdWVzdBogLnJpbGwudjEuQnJva2VySGVhcnRiZWF0UmVzcG9uc2USUQoOQWx0ZXJQYXJ0aXRpb24SHi5yaWxsLnYxLkFsdGVyUGFydGl0aW9uUmVxdWVzdBofLnJpbGwudjEuQWx0ZXJQYXJ0aXRpb25SZXNwb25zZWIGcHJvdG8z", [file_rill_v1_common]);
+  fileDesc("CiByaWxsL3YxL2NvbnRyb2xsZXJfc2VydmljZS5wcm90bxIHcmlsbC52MSJdCgtWb3RlUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEhAKCG1lc3NhZ2VzGAQgAygMIg4KDFZvdGVSZXNwb25zZSJmChRBcHBlbmRFbnRyaWVzUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEhAKCG1lc3NhZ2VzGAQgAygMIhcKFUFwcGVuZEVudHJpZXNSZXNwb25zZSKFAQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEhQKDGZyb21fbm9kZV9pZBgCIAEoBRISCgp0b19ub2RlX2lkGAMgASgFEg8KB21lc3NhZ2UYBCABKAwSDAoEZGF0YRgFIAEoDBIOCgZvZmZzZXQYBiABKAMiMQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2USFgoOYnl0ZXNfcmVjZWl2ZWQYASABKAMilQEKFVJlZ2lzdGVyQnJva2VyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgFEhIKCmNsdXN0ZXJfaWQYAiABKAkSFgoOaW5jYXJuYXRpb25faWQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIMCgRyYWNrGAUgASgJEiAKBXJvbGVzGAYgAygOMhEucmlsbC52MS5Ob2RlUm9sZSIuChZSZWdpc3RlckJyb2tlclJlc3BvbnNlEhQKDGJyb2tlcl9lcG9jaBgBIAEoAyKMAQoWQnJva2VySGVhcnRiZWF0UmVxdWVzdBIPCgdub2RlX2lkGAEgASgFEhQKDGJyb2tlcl9lcG9jaBgCIAEoAxIfChdjdXJyZW50X21ldGFkYXRhX29mZnNldBgDIAEoAxISCgp3YW50X2ZlbmNlGAQgASgIEhYKDndhbnRfc2h1dF9kb3duGAUgASgIIlwKF0Jyb2tlckhlYXJ0YmVhdFJlc3BvbnNlEhQKDGlzX2NhdWdodF91cBgBIAEoCBIRCglpc19mZW5jZWQYAiABKAgSGAoQc2hvdWxkX3NodXRfZG93bhgDIAEoCCLrAQoVQWx0ZXJQYXJ0aXRpb25SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAUSFAoMYnJva2VyX2Vwb2NoGAIgASgDEjwKCnBhcnRpdGlvbnMYAyADKAsyKC5yaWxsLnYxLkFsdGVyUGFydGl0aW9uUmVxdWVzdC5QYXJ0aXRpb24abQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxsZWFkZXJfZXBvY2gYAyABKAUSFwoPcGFydGl0aW9uX2Vwb2NoGAQgASgFEg8KB25ld19pc3IYBSADKAUi+AEKFkFsdGVyUGFydGl0aW9uUmVzcG9uc2USPQoKcGFydGl0aW9ucxgBIAMoCzIpLnJpbGwudjEuQWx0ZXJQYXJ0aXRpb25SZXNwb25zZS5QYXJ0aXRpb24angEKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEhQKDGxlYWRlcl9lcG9jaBgEIAEoBRIXCg9wYXJ0aXRpb25fZXBvY2gYBSABKAUSCwoDaXNyGAYgAygFEiMKBWVycm9yGAcgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJmChRGZXRjaE1ldGFkYXRhUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAUSFAoMYWZ0ZXJfb2Zmc2V0GAMgASgDEhMKC21heF93YWl0X21zGAQgASgFIjAKDU1ldGFkYXRhRW50cnkSDgoGb2Zmc2V0GAEgASgDEg8KB3JlY29yZHMYAiABKAwilQEKFUZldGNoTWV0YWRhdGFSZXNwb25zZRIQCghzbmFwc2hvdBgBIAEoDBIXCg9zbmFwc2hvdF9vZmZzZXQYAiABKAMSJwoHZW50cmllcxgDIAMoCzIWLnJpbGwudjEuTWV0YWRhdGFFbnRyeRIRCglsZWFkZXJfaWQYBCABKAUSFQoNY29tbWl0X29mZnNldBgFIAEoAzK8BAoRQ29udHJvbGxlclNlcnZpY2USMwoEVm90ZRIULnJpbGwudjEuVm90ZVJlcXVlc3QaFS5yaWxsLnYxLlZvdGVSZXNwb25zZRJOCg1BcHBlbmRFbnRyaWVzEh0ucmlsbC52MS5BcHBlbmRFbnRyaWVzUmVxdWVzdBoeLnJpbGwudjEuQXBwZW5kRW50cmllc1Jlc3BvbnNlElYKD0luc3RhbGxTbmFwc2hvdBIfLnJpbGwudjEuSW5zdGFsbFNuYXBzaG90UmVxdWVzdBogLnJpbGwudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARJRCg5SZWdpc3RlckJyb2tlchIeLnJpbGwudjEuUmVnaXN0ZXJCcm9rZXJSZXF1ZXN0Gh8ucmlsbC52MS5SZWdpc3RlckJyb2tlclJlc3BvbnNlElQKD0Jyb2tlckhlYXJ0YmVhdBIfLnJpbGwudjEuQnJva2VySGVhcnRiZWF0UmVxdWVzdBogLnJpbGwudjEuQnJva2VySGVhcnRiZWF0UmVzcG9uc2USUQoOQWx0ZXJQYXJ0aXRpb24SHi5yaWxsLnYxLkFsdGVyUGFydGl0aW9uUmVxdWVzdBofLnJpbGwudjEuQWx0ZXJQYXJ0aXRpb25SZXNwb25zZRJOCg1GZXRjaE1ldGFkYXRhEh0ucmlsbC52MS5GZXRjaE1ldGFkYXRhUmVxdWVzdBoeLnJpbGwudjEuRmV0Y2hNZXRhZGF0YVJlc3BvbnNlYgZwcm90bzM", [file_rill_v1_common]);
 
 /**
  * Request of ControllerService.Vote.
@@ -545,6 +545,126 @@ export const AlterPartitionResponse_PartitionSchema: GenMessage<AlterPartitionRe
   messageDesc(file_rill_v1_controller_service, 11, 0);
 
 /**
+ * Request of ControllerService.FetchMetadata.
+ *
+ * @generated from message rill.v1.FetchMetadataRequest
+ */
+export type FetchMetadataRequest = Message<"rill.v1.FetchMetadataRequest"> & {
+  /**
+   * Cluster id; a voter answers only its own cluster.
+   *
+   * @generated from field: string cluster_id = 1;
+   */
+  clusterId: string;
+
+  /**
+   * Node id of the asking broker.
+   *
+   * @generated from field: int32 node_id = 2;
+   */
+  nodeId: number;
+
+  /**
+   * The offset of the last metadata entry the broker applied; -1 before the first.
+   *
+   * @generated from field: int64 after_offset = 3;
+   */
+  afterOffset: bigint;
+
+  /**
+   * Longest time to wait when nothing newer is committed.
+   *
+   * @generated from field: int32 max_wait_ms = 4;
+   */
+  maxWaitMs: number;
+};
+
+/**
+ * Describes the message rill.v1.FetchMetadataRequest.
+ * Use `create(FetchMetadataRequestSchema)` to create a new message.
+ */
+export const FetchMetadataRequestSchema: GenMessage<FetchMetadataRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_controller_service, 12);
+
+/**
+ * One committed metadata log entry.
+ *
+ * @generated from message rill.v1.MetadataEntry
+ */
+export type MetadataEntry = Message<"rill.v1.MetadataEntry"> & {
+  /**
+   * Its offset in the metadata log.
+   *
+   * @generated from field: int64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The entry's metadata records, as a JSON array (empty for a leader's no-op entry).
+   *
+   * @generated from field: bytes records = 2;
+   */
+  records: Uint8Array;
+};
+
+/**
+ * Describes the message rill.v1.MetadataEntry.
+ * Use `create(MetadataEntrySchema)` to create a new message.
+ */
+export const MetadataEntrySchema: GenMessage<MetadataEntry> = /*@__PURE__*/
+  messageDesc(file_rill_v1_controller_service, 13);
+
+/**
+ * Response of ControllerService.FetchMetadata.
+ *
+ * @generated from message rill.v1.FetchMetadataResponse
+ */
+export type FetchMetadataResponse = Message<"rill.v1.FetchMetadataResponse"> & {
+  /**
+   * Set when the entries after `after_offset` were truncated: the records that rebuild the
+   * image (a JSON array) as of `snapshot_offset`; entries follow from there.
+   *
+   * @generated from field: bytes snapshot = 1;
+   */
+  snapshot: Uint8Array;
+
+  /**
+   * Offset the snapshot covers; -1 without a snapshot.
+   *
+   * @generated from field: int64 snapshot_offset = 2;
+   */
+  snapshotOffset: bigint;
+
+  /**
+   * Committed entries after `after_offset` (or after the snapshot), in order.
+   *
+   * @generated from field: repeated rill.v1.MetadataEntry entries = 3;
+   */
+  entries: MetadataEntry[];
+
+  /**
+   * The active controller's node id as the answering voter knows it; 0 when none.
+   *
+   * @generated from field: int32 leader_id = 4;
+   */
+  leaderId: number;
+
+  /**
+   * The highest committed offset the answering voter knows.
+   *
+   * @generated from field: int64 commit_offset = 5;
+   */
+  commitOffset: bigint;
+};
+
+/**
+ * Describes the message rill.v1.FetchMetadataResponse.
+ * Use `create(FetchMetadataResponseSchema)` to create a new message.
+ */
+export const FetchMetadataResponseSchema: GenMessage<FetchMetadataResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_controller_service, 14);
+
+/**
  * The controller quorum and broker lifecycle. Raft among controller voters holds the metadata
  * log; brokers register, heartbeat, and report ISR changes to the active controller. Not for
  * clients.
@@ -617,6 +737,17 @@ export const ControllerService: GenService<{
     methodKind: "unary";
     input: typeof AlterPartitionRequestSchema;
     output: typeof AlterPartitionResponseSchema;
+  },
+  /**
+   * A broker that is not a voter (an observer) follows the committed metadata log: entries
+   * after an offset, or a snapshot of the image when they were truncated away. Long-polls.
+   *
+   * @generated from rpc rill.v1.ControllerService.FetchMetadata
+   */
+  fetchMetadata: {
+    methodKind: "unary";
+    input: typeof FetchMetadataRequestSchema;
+    output: typeof FetchMetadataResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_v1_controller_service, 0);

@@ -1,0 +1,196 @@
+/**
+ * The metadata store of a broker that is not a controller voter (`process.roles=broker`, a KRaft
+ * observer): it follows the committed metadata log by asking the voters (FetchMetadata, a
+ * long-poll) and applies what they answer, in order, to its image. It never commits: changes
+ * are forwarded to the active controller by the RPC layer, so `commit` answers NOT_CONTROLLER.
+ *
+ * It keeps nothing on disk: after a restart it catches up from the voters (a snapshot, then the
+ * entries after it) before the broker registers — the controller unfences a broker only once
+ * its metadata offset reaches its registration.
+ */
+import { rillError } from "../base/errors.ts";
+import type { RaftStatus } from "../raft/node.ts";
+import type { NodeId } from "../raft/types.ts";
+import { MetadataImage } from "./image.ts";
+import { decodeEntry, type IntervalTimers, type QuorumLog } from "./quorum-store.ts";
+import type { MetadataRecord } from "./records.ts";
+import type { MetadataChange, MetadataStore } from "./store.ts";
+
+/** One answer of a voter to FetchMetadata. */
+export interface MetadataFetchResult {
+  readonly snapshot: { offset: number; data: Uint8Array } | null;
+  readonly entries: ReadonlyArray<{ offset: number; records: Uint8Array }>;
+  readonly leader: NodeId;
+  readonly commitOffset: number;
+}
+
+/** Asks one voter; implemented over gRPC in src/rpc. */
+export type MetadataFetch = (voter: NodeId, afterOffset: number, maxWaitMs: number) => Promise<MetadataFetchResult>;
+
+/** What an observer needs. */
+export interface ObserverStoreOptions {
+  readonly nodeId: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly fetch: MetadataFetch;
+  readonly timers: IntervalTimers;
+  readonly maxWaitMs: number;
+  readonly log?: QuorumLog;
+}
+
+const silent: QuorumLog = { info() {}, warn() {}, error() {} };
+
+/** A broker's view of the metadata log, pulled from the voters. */
+export class ObserverMetadataStore implements MetadataStore {
+  private _image = new MetadataImage();
+  private readonly listeners = new Set<(c: MetadataChange) => void>();
+  private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
+  private readonly waiters = new Set<() => void>();
+  private knownLeader: NodeId = 0;
+  private commitOffset = -1;
+  private next = 0;
+  private closed = false;
+  private running: Promise<void>;
+  private readonly log: QuorumLog;
+  private lastError = "";
+
+  constructor(private readonly o: ObserverStoreOptions) {
+    this.log = o.log ?? silent;
+    this.running = this.loop();
+  }
+
+  get image(): MetadataImage {
+    return this._image;
+  }
+
+  /** The active controller as the voters report it (0: unknown). */
+  get leader(): NodeId {
+    return this.knownLeader;
+  }
+
+  /** An observer never leads. */
+  get isLeader(): boolean {
+    return false;
+  }
+
+  status(): RaftStatus {
+    return { id: this.o.nodeId, term: 0, vote: 0, leader: this.knownLeader, role: "follower", commit: this.commitOffset, applied: this._image.offset, firstIndex: 0, lastIndex: this._image.offset, leadTransferee: 0, voters: this.o.voters };
+  }
+
+  onChange(fn: (change: MetadataChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  onLeaderChange(fn: (leader: NodeId, term: number) => void): () => void {
+    this.leaderListeners.add(fn);
+    return () => this.leaderListeners.delete(fn);
+  }
+
+  commit(): Promise<MetadataChange> {
+    const l = this.knownLeader;
+    return Promise.reject(rillError("NOT_CONTROLLER", `node ${this.o.nodeId} is a broker, not a controller (${l === 0 ? "no controller is known yet" : `the active controller is node ${l}`})`));
+  }
+
+  /** Resolves once `cond` holds (checked after every applied change), or rejects after `timeoutMs`. */
+  waitUntil(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.closed) {
+          done();
+          reject(rillError("SHUTTING_DOWN", "the broker is shutting down"));
+        } else if (cond()) {
+          done();
+          resolve();
+        }
+      };
+      const timer = this.o.timers.setTimeout(() => {
+        done();
+        reject(rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const done = (): void => {
+        this.waiters.delete(check);
+        this.o.timers.clearTimeout(timer);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  waitForOffset(offset: number, timeoutMs: number): Promise<void> {
+    return this.waitUntil(() => this._image.offset >= offset, `metadata offset ${offset}`, timeoutMs);
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = 50;
+    let voter = 0;
+    while (!this.closed) {
+      const target = this.o.voters.includes(this.knownLeader) ? this.knownLeader : this.o.voters[voter++ % this.o.voters.length]!;
+      try {
+        const res = await this.o.fetch(target, this._image.offset, this.o.maxWaitMs);
+        if (this.closed) return;
+        this.apply(res);
+        backoff = 50;
+      } catch (e) {
+        if (this.closed) return;
+        const msg = (e as Error).message;
+        if (msg !== this.lastError) this.log.warn({ voter: target, err: msg }, "metadata fetch failed; asking another voter");
+        this.lastError = msg;
+        if (target === this.knownLeader) this.setLeader(0);
+        await new Promise<void>((r) => this.o.timers.setTimeout(() => r(), backoff));
+        backoff = Math.min(backoff * 2, 1000);
+      }
+    }
+  }
+
+  private setLeader(leader: NodeId): void {
+    if (leader === this.knownLeader) return;
+    this.knownLeader = leader;
+    for (const fn of this.leaderListeners) fn(leader, 0);
+  }
+
+  private apply(res: MetadataFetchResult): void {
+    this.commitOffset = Math.max(this.commitOffset, res.commitOffset);
+    if (res.snapshot && res.snapshot.offset > this._image.offset) {
+      const records = decodeEntry(res.snapshot.data);
+      this._image = MetadataImage.fromSnapshot(records, res.snapshot.offset);
+      this.notify({ records, offset: res.snapshot.offset, snapshot: true });
+    }
+    for (const e of res.entries) {
+      if (e.offset <= this._image.offset) continue;
+      if (e.offset !== this._image.offset + 1 && this._image.offset >= 0) throw new Error(`metadata entries skip from ${this._image.offset} to ${e.offset}`);
+      const records: MetadataRecord[] = decodeEntry(e.records);
+      for (const r of records) this._image.apply(r, e.offset);
+      this._image.offset = e.offset;
+      if (records.length > 0) this.notify({ records, offset: e.offset });
+    }
+    this.setLeader(res.leader);
+    for (const w of [...this.waiters]) w();
+  }
+
+  private notify(change: MetadataChange): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(change);
+      } catch (e) {
+        this.log.error({ err: e, offset: change.offset }, "metadata listener failed");
+      }
+    }
+  }
+
+  // The Raft-facing calls of a voter's store, which an observer does not take.
+  receive(): void {
+    throw rillError("NOT_CONTROLLER", "this node does not run the controller role");
+  }
+
+  reportSnapshot(): void {}
+
+  transferLeadership(): null {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of [...this.waiters]) w();
+    await this.running.catch(() => {});
+  }
+}
