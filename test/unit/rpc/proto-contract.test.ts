@@ -37,6 +37,7 @@ describe("rill.v1 contract", () => {
       DescribeConfigs: "unary",
       AlterConfigs: "unary",
       DescribeCluster: "unary",
+      ElectLeaders: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });
@@ -51,7 +52,7 @@ describe("rill.v1 contract", () => {
       Consume: "bidi_streaming",
     });
     expect(rpcs(ReplicationService)).toEqual({ ReplicaFetch: "bidi_streaming", OffsetsForLeaderEpoch: "unary" });
-    expect(Object.keys(rpcs(ControllerService))).toEqual(["Vote", "AppendEntries", "InstallSnapshot", "RegisterBroker", "BrokerHeartbeat", "AlterPartition"]);
+    expect(Object.keys(rpcs(ControllerService))).toEqual(["Vote", "AppendEntries", "InstallSnapshot", "RegisterBroker", "BrokerHeartbeat", "AlterPartition", "FetchMetadata"]);
   });
 
   it("has the core message fields of DESIGN.md", () => {
