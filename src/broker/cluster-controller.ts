@@ -57,13 +57,13 @@ export class ClusterController implements BrokerControl {
   constructor(private readonly o: ClusterControllerOptions) {
     this.lastPreferredElection = o.clock.nowMs();
     this.unsubscribe = o.store.onLeaderChange(() => {
-      if (o.store.isLeader) {
+      if (o.store.isLeader && this.sessionsTerm !== o.store.status().term) {
         // A new controller: every broker gets a full session before anyone is fenced.
+        this.sessionsTerm = o.store.status().term;
         this.sessions.reset([...o.store.image.brokers.keys()], o.clock.nowMs());
         this.lastPreferredElection = o.clock.nowMs();
       }
     });
-    if (o.store.isLeader) this.sessions.reset([...o.store.image.brokers.keys()], o.clock.nowMs());
     this.timer = setInterval(() => void this.runChecks(), o.checkIntervalMs ?? 100);
     this.timer.unref?.();
   }
@@ -101,6 +101,9 @@ export class ClusterController implements BrokerControl {
 
   async heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
     this.requireLeader();
+    // The session lives from the moment a current-epoch heartbeat arrives, not from when its
+    // (possibly queued) commit completes.
+    if (this.o.store.image.brokers.get(req.nodeId)?.epoch === req.brokerEpoch) this.sessions.touch(req.nodeId, this.o.clock.nowMs());
     let response: { isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean } | null = null;
     const change = await this.o.store.commit((img) => {
       const r = decideBrokerHeartbeat(img, req);
@@ -154,9 +157,21 @@ export class ClusterController implements BrokerControl {
     return this.checking;
   }
 
+  /** The Raft term whose leadership the sessions were last reset for. */
+  private sessionsTerm = -1;
+
   private async check(): Promise<void> {
     try {
       const now = this.o.clock.nowMs();
+      const term = this.o.store.status().term;
+      if (term !== this.sessionsTerm) {
+        // Leadership just began (this can run before the leader-change notice): every broker
+        // gets a full session first, since its heartbeats went to the previous controller.
+        this.sessionsTerm = term;
+        this.sessions.reset([...this.o.store.image.brokers.keys()], now);
+        this.lastPreferredElection = now;
+        return;
+      }
       for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
         await this.o.store.commit((img) => decideFenceBroker(img, id));
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
