@@ -20,13 +20,14 @@ import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import { ConsumedRecordSchema, OffsetSpec, RecordFormat, TimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
-import { FetchService, ListOffsetsResponseSchema, type FetchPartition, type FetchRequest, type ListOffsetsRequest, type ListOffsetsResponse, type SubscribeRequest } from "../gen/rill/v1/fetch_service_pb.ts";
+import { FetchRequestSchema, FetchService, ListOffsetsResponseSchema, type FetchPartition, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type SubscribeRequest } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
 import type { ReadAlloc } from "../storage/partition-log.ts";
 import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../storage/record-batch.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { LeaderClients, isForwarded } from "./forward.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
 
 /** Defaults as Kafka's consumer: fetch.max.bytes, max.partition.fetch.bytes, fetch.max.wait.ms. */
@@ -152,18 +153,52 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Abo
 }
 
 /** Fetch: read, and if there is less than min_bytes, wait for appends until max_wait_ms. */
-async function fetch(rm: ReplicaManager, req: FetchRequest, call: { on(event: "cancelled", fn: () => void): unknown }): Promise<FetchResponseOutput> {
-  const p = plan(req.partitions, req.maxBytes, req.minBytes, req.maxWaitMs, req.format, "fetch");
+async function fetch(rm: ReplicaManager, req: FetchRequest, call: { on(event: "cancelled", fn: () => void): unknown }, leaders: LeaderClients<typeof FetchService> | null): Promise<FetchResponseOutput> {
+  const all = plan(req.partitions, req.maxBytes, req.minBytes, req.maxWaitMs, req.format, "fetch");
+  // Partitions with no replica here go to their leaders (thin clients need one address); the
+  // answer merges both, in request order.
+  const remote = new Map<number, number[]>();
+  if (leaders) {
+    all.positions.forEach((pos, i) => {
+      const st = rm.image.topics.get(pos.topic)?.partitions[pos.partition];
+      if (st && st.leader >= 0 && st.leader !== rm.nodeIdOf() && rm.replica(pos.topic, pos.partition) === undefined) {
+        let list = remote.get(st.leader);
+        if (!list) remote.set(st.leader, (list = []));
+        list.push(i);
+      }
+    });
+  }
+  const forwarded = [...remote].map(async ([leader, idx]) => {
+    const sub = create(FetchRequestSchema, { ...req, partitions: idx.map((i) => req.partitions[i]!) });
+    try {
+      const res = await leaders!.call<FetchResponse>(leader, "fetch", sub, req.maxWaitMs);
+      return idx.map((i, k): FetchedPartitionOutput => res.partitions[k] ?? { topic: all.positions[i]!.topic, partition: all.positions[i]!.partition, error: toErrorDetail(rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no result for this partition")) });
+    } catch (e) {
+      return idx.map((i): FetchedPartitionOutput => ({ topic: all.positions[i]!.topic, partition: all.positions[i]!.partition, error: toErrorDetail(e), nextOffset: all.positions[i]!.offset }));
+    }
+  });
+  const isRemote = new Set([...remote.values()].flat());
+  const localIdx = all.positions.map((_, i) => i).filter((i) => !isRemote.has(i));
+  const p = { ...all, positions: localIdx.map((i) => all.positions[i]!) };
   const abort = abortOn(call);
   const deadline = rm.nowMs() + p.maxWaitMs;
+  let local: FetchedPartitionOutput[] = [];
   for (;;) {
+    if (p.positions.length === 0) break;
     const r = readAll(rm, p);
     const left = deadline - rm.nowMs();
-    if (r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || abort.aborted || rm.closed) {
-      return { partitions: r.data.map((d, i) => output(d, p.positions[i]!, p.records)) };
+    if (r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || abort.aborted || rm.closed || remote.size > 0) {
+      local = r.data.map((d, i) => output(d, p.positions[i]!, p.records));
+      if (r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || abort.aborted || rm.closed || r.bytes > 0) break;
     }
     await rm.waitForData(left, abort);
   }
+  if (remote.size === 0) return { partitions: local };
+  const out = new Array<FetchedPartitionOutput>(all.positions.length);
+  localIdx.forEach((i, k) => (out[i] = local[k]!));
+  const answers = await Promise.all(forwarded);
+  [...remote.values()].forEach((idx, g) => idx.forEach((i, k) => (out[i] = answers[g]![k]!)));
+  return { partitions: out };
 }
 
 /** ListOffsets: earliest, latest (the high watermark) or the first offset at a timestamp. */
@@ -304,8 +339,9 @@ export class SendQueue<T> {
 /** The FetchService implementation. */
 export function fetchService(rm: ReplicaManager): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
+  const leaders = new LeaderClients(FetchService, rm);
   return {
-    fetch: unary((req: FetchRequest, call) => fetch(rm, req, call)),
+    fetch: unary((req: FetchRequest, call) => fetch(rm, req, call, isForwarded(call) ? null : leaders)),
     subscribe: (call) => {
       subscribe(rm, call, pool).catch((e: unknown) => call.destroy(toServiceError(e)));
     },
