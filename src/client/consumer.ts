@@ -5,17 +5,25 @@
  *
  * Positions. Each assigned partition has a `position` (the next offset to give the application)
  * and a `fetchOffset` (the next offset to ask the broker for, at or after the position). A seek
- * to "earliest", "latest" or a timestamp is resolved with ListOffsets just before the next fetch.
- * A seek bumps the partition's epoch: fetched data that was asked for before it is dropped.
+ * to "earliest", "latest" or a timestamp is resolved with ListOffsets at the partition's leader
+ * just before the next fetch. A seek bumps the partition's epoch: fetched data that was asked
+ * for before it is dropped.
  *
- * Pipelining. As soon as a fetch response arrives, the fetch offsets move past it and the next
- * fetch is sent; the application consumes one response while the next is on the wire. So at
- * most two responses (each at most `maxBytes`) are held at a time.
+ * Routing. Each partition is fetched from its leader (metadata.ts; the bootstrap broker while the
+ * leader is unknown). While the application iterates, there is one fetch loop per broker that
+ * leads assigned partitions: it fetches all of them in one Fetch call. A partition is in at most
+ * one fetch at a time. When a leader moves (a refresh after an error, or the periodic one), its
+ * partitions move to the new leader's loop; a loop left without partitions ends.
  *
- * Errors. A whole-call failure is retried per the client's retry policy, then thrown from the
- * iterator. Per partition: OFFSET_OUT_OF_RANGE moves the partition to `autoOffsetReset`
- * (or throws with "none"); a retriable error keeps the partition out of fetches for a backoff
- * and throws after `retries` failures in a row; anything else throws.
+ * Pipelining. When the iterator takes a response, the fetch offsets move past it and that
+ * broker's loop sends its next fetch; the application consumes one response while the next is
+ * on the wire. So at most two responses (each at most `maxBytes`) per broker are held at a time.
+ *
+ * Errors. Per partition: OFFSET_OUT_OF_RANGE moves the partition to `autoOffsetReset` (or throws
+ * with "none"); a retriable error — of the partition, or of the whole Fetch call to its broker —
+ * keeps the partition out of fetches for a backoff, refreshes the metadata when the error says
+ * the leader may have moved (errors.ts `isStaleMetadata`), and throws from the iterator after
+ * `retries` failures in a row; anything else throws.
  */
 
 import { Errors, RillError } from "../base/errors.ts";
@@ -25,11 +33,12 @@ import { asBuffer } from "../rpc/grpc-service.ts";
 import { type ConsumerRecord, readRecords, scanBatches } from "./batch-reader.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
-import { ClientClosedError, fromErrorDetail, isRetriable } from "./errors.ts";
+import { ClientClosedError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
+import { Fifo } from "./fifo.ts";
 import { MetadataCache } from "./metadata.ts";
-import { listOffsets } from "./offsets.ts";
+import { listLeaderOffsets } from "./offsets.ts";
 import type { OffsetQuery } from "./offsets.ts";
-import { backoffMs, withRetries } from "./retry.ts";
+import { backoffMs } from "./retry.ts";
 
 export type { ConsumerRecord } from "./batch-reader.ts";
 
@@ -83,13 +92,28 @@ interface PartitionState {
   /** Retriable errors in a row. */
   failures: number;
   highWatermark: number;
+  /** The fetch loop whose fetch (or unread response) holds this partition; null when none does. */
+  fetching: FetchLoop | null;
+}
+
+/** The fetch loop of one broker, while the application iterates. */
+interface FetchLoop {
+  readonly address: string;
+  /** Its last response waits for the iterator: no next fetch until the iterator takes it. */
+  queued: boolean;
+  /** Cancels the fetch in flight. */
+  readonly abort: AbortController;
 }
 
 /** One fetch response, with the epochs its partitions were asked at. */
 interface Fetched {
+  readonly loop: FetchLoop;
   readonly response: FetchResponse;
   readonly epochs: ReadonlyMap<PartitionState, number>;
 }
+
+/** What a fetch loop hands the iterator: a response, or an error to throw. */
+type Delivery = { readonly kind: "fetched"; readonly fetched: Fetched } | { readonly kind: "error"; readonly error: unknown };
 
 /** A partition of a fetch response to read: its records end before `end`. */
 interface Ready {
@@ -126,9 +150,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly isolationLevel: IsolationLevel;
   private states = new Map<string, PartitionState>();
   private readonly abort = new AbortController();
-  /** Cancels the fetch in flight (when the application leaves the loop, or on close). */
-  private fetchAbort: AbortController | null = null;
-  private assignmentChanged: (() => void) | null = null;
+  /** Fetch loops by broker address (while iterating). */
+  private readonly loops = new Map<string, FetchLoop>();
+  /** Responses and errors of the loops, for the iterator, in arrival order. */
+  private readonly inbox = new Fifo<Delivery>();
+  /** Woken by anything the loops and the iterator wait for (see `changed`). */
+  private waiters = new Set<() => void>();
+  /** The ListOffsets call resolving pending seeks, shared by whoever needs it. */
+  private resolving: Promise<void> | null = null;
+  /** Bumped when an iteration ends: loops of an older one stop. */
+  private run = 0;
   private iterating = false;
   private closed = false;
 
@@ -144,6 +175,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.isolationLevel = isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
     this.conn = connect(options);
     this.metadata = new MetadataCache(this.conn);
+    this.metadata.onChange(() => this.wake());
   }
 
   /** The partition count of `topic` (from the broker, cached): to assign a whole topic. */
@@ -167,7 +199,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (p.offset !== undefined) this.seekState(st, checkTarget(p.offset, `partitions[${i}].offset`));
     });
     this.states = next;
-    this.wakeIterator();
+    // Learn the leaders of new topics now (until then their partitions go to the bootstrap broker).
+    for (const topic of new Set(partitions.map((p) => p.topic))) {
+      if (this.metadata.cachedPartitionCount(topic) === undefined) void this.metadata.partitionCount(topic).catch(() => undefined);
+    }
+    this.wake();
   }
 
   /** The assigned partitions. */
@@ -181,7 +217,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const st = this.states.get(keyOf(tp.topic, tp.partition));
     if (st === undefined) throw new RillError(Errors.INVALID_ARGUMENT, `seek: ${tp.topic}-${tp.partition} is not assigned`);
     this.seekState(st, checkTarget(target, "target"));
-    this.wakeIterator();
+    this.wake();
   }
 
   /** The next offset the iterator will yield for `tp` (resolving a pending seek first). */
@@ -208,18 +244,21 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (this.iterating) throw new RillError(Errors.INVALID_ARGUMENT, "consumer: already being iterated");
     this.checkOpen();
     this.iterating = true;
-    let next: Promise<Fetched | null> | null = null;
+    const run = this.run;
     try {
       for (;;) {
-        next ??= this.fetchNext();
-        const fetched = await next;
-        next = null;
-        if (fetched === null) return; // closed
-        const ready = this.advance(fetched);
-        if (!this.needsResolve()) {
-          next = this.fetchNext(); // pipelined: on the wire while the application consumes
-          next.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        if (this.closed) return;
+        await this.resolvePending();
+        this.startLoops(run);
+        const d = this.inbox.shift();
+        if (d === undefined) {
+          await this.changed(this.nextBackoffEndMs()); // a partition out of its backoff may need a new loop
+          continue;
         }
+        if (d.kind === "error") throw d.error;
+        const ready = this.advance(d.fetched);
+        d.fetched.loop.queued = false; // its next fetch goes out while the application reads this one
+        this.wake();
         for (const { st, part, epoch, end } of ready) {
           if (end > st.position) yield* this.recordsOf(st, part, epoch);
           // Past control batches and compacted gaps too, unless sought meanwhile.
@@ -227,17 +266,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         }
       }
     } finally {
+      this.stopLoops();
       this.iterating = false;
-      // Re-fetch from what the application has seen; an in-flight fetch is dropped.
-      for (const st of this.states.values()) {
-        st.fetchOffset = st.position;
-        st.epoch++;
-      }
-      if (next !== null) {
-        next.catch(() => undefined);
-        this.fetchAbort?.abort(new ClientClosedError("fetch"));
-        this.fetchAbort = null;
-      }
     }
   }
 
@@ -246,7 +276,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (this.closed) return;
     this.closed = true;
     this.abort.abort(new ClientClosedError("consumer"));
-    this.wakeIterator();
+    this.metadata.close();
+    this.wake();
     if (this.conn.owned) this.conn.transport.close();
   }
 
@@ -258,7 +289,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private newState(topic: string, partition: number): PartitionState {
     const st: PartitionState = {
-      topic, partition, position: -1, fetchOffset: -1, pending: null, epoch: 0, backoffUntilMs: 0, failures: 0, highWatermark: -1,
+      topic, partition, position: -1, fetchOffset: -1, pending: null, epoch: 0, backoffUntilMs: 0, failures: 0, highWatermark: -1, fetching: null,
     };
     if (this.autoOffsetReset !== "none") st.pending = this.autoOffsetReset;
     return st;
@@ -277,81 +308,157 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
   }
 
-  private wakeIterator(): void {
-    const wake = this.assignmentChanged;
-    this.assignmentChanged = null;
-    wake?.();
+  /** Wakes whoever waits in `changed()`. */
+  private wake(): void {
+    const ws = this.waiters;
+    this.waiters = new Set();
+    for (const w of ws) w();
   }
 
-  private needsResolve(): boolean {
-    for (const st of this.states.values()) if (st.pending !== null) return true;
-    return false;
-  }
-
-  /** Resolves pending seeks with one ListOffsets call (a timestamp with no record that recent: the end). */
-  private async resolvePending(): Promise<void> {
-    const pending = [...this.states.values()].filter((s) => s.pending !== null);
-    if (pending.length === 0) return;
-    const epochs = pending.map((s) => s.epoch);
-    const found = await listOffsets(this.conn, pending.map((s) => ({ topic: s.topic, partition: s.partition, query: s.pending! })));
-    const atEnd: PartitionState[] = [];
-    pending.forEach((st, i) => {
-      if (st.epoch !== epochs[i]) return; // sought again meanwhile
-      const offset = found[i]!.offset;
-      if (offset < 0) atEnd.push(st);
-      else this.seekState(st, offset);
-    });
-    for (const st of atEnd) st.pending = "latest";
-    if (atEnd.length > 0) await this.resolvePending();
-  }
-
-  /** Sends the next fetch (resolving seeks first); null once closed. */
-  private async fetchNext(): Promise<Fetched | null> {
-    for (;;) {
-      if (this.closed) return null;
-      try {
-        await this.resolvePending();
-        const states = this.fetchable();
-        if (states.length === 0) {
-          await this.idle();
-          continue;
-        }
-        const epochs = new Map(states.map((s) => [s, s.epoch] as const));
-        const abort = new AbortController();
-        this.fetchAbort = abort;
-        const signal = AbortSignal.any([this.abort.signal, abort.signal]);
-        const request = this.fetchRequest(states);
-        const response = await withRetries(() => this.conn.transport.fetch(request, {
-          timeoutMs: this.conn.requestTimeoutMs + this.maxWaitMs,
-          signal,
-        }), this.conn.retry, { random: this.conn.random, signal });
-        if (this.fetchAbort === abort) this.fetchAbort = null;
-        return { response, epochs };
-      } catch (e) {
-        if (this.closed) return null;
-        throw e;
+  /** Resolves at the next `wake()`, or at `untilMs` (a time) when given, whichever comes first. */
+  private changed(untilMs = Number.POSITIVE_INFINITY): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(untilMs) ? setTimeout(done, Math.max(0, untilMs - Date.now())) : null;
+      const waiters = this.waiters;
+      function done(): void {
+        if (timer !== null) clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
       }
+      waiters.add(done);
+    });
+  }
+
+  /** Resolves pending seeks (one ListOffsets per leader; shared by concurrent callers). */
+  private resolvePending(): Promise<void> {
+    if (this.resolving !== null) return this.resolving;
+    if (![...this.states.values()].some((s) => s.pending !== null)) return Promise.resolve();
+    this.resolving = this.resolveNow().finally(() => {
+      this.resolving = null;
+      this.wake();
+    });
+    return this.resolving;
+  }
+
+  /** One round of pending seeks (a timestamp with no record that recent: the end). */
+  private async resolveNow(): Promise<void> {
+    for (;;) {
+      const pending = [...this.states.values()].filter((s) => s.pending !== null);
+      if (pending.length === 0) return;
+      const epochs = pending.map((s) => s.epoch);
+      const found = await listLeaderOffsets(this.conn, this.metadata, pending.map((s) => ({ topic: s.topic, partition: s.partition, query: s.pending! })));
+      pending.forEach((st, i) => {
+        if (st.epoch !== epochs[i]) return; // sought again meanwhile
+        const offset = found[i]!.offset;
+        if (offset < 0) st.pending = "latest";
+        else this.seekState(st, offset);
+      });
     }
   }
 
-  /** Waits for an assignment change, a partition's backoff to end, or close. */
-  private idle(): Promise<void> {
+  /** Partitions to fetch now (not waiting for a seek, a backoff, or another fetch), by broker address. */
+  private fetchable(): Map<string, PartitionState[]> {
     const now = Date.now();
-    let untilMs = Number.POSITIVE_INFINITY;
-    for (const st of this.states.values()) if (st.backoffUntilMs > now) untilMs = Math.min(untilMs, st.backoffUntilMs);
-    return new Promise((resolve) => {
-      const timer = Number.isFinite(untilMs) ? setTimeout(done, untilMs - now) : null;
-      function done(): void {
-        if (timer !== null) clearTimeout(timer);
-        resolve();
-      }
-      this.assignmentChanged = done;
-    });
+    const out = new Map<string, PartitionState[]>();
+    for (const s of this.states.values()) {
+      if (s.pending !== null || s.fetchOffset < 0 || s.fetching !== null || s.backoffUntilMs > now) continue;
+      const address = this.metadata.addressOf(s.topic, s.partition);
+      out.set(address, [...(out.get(address) ?? []), s]);
+    }
+    return out;
   }
 
-  private fetchable(): PartitionState[] {
+  /** Starts a fetch loop for every broker that has partitions to fetch and none yet. */
+  private startLoops(run: number): void {
+    for (const address of this.fetchable().keys()) {
+      if (this.loops.has(address)) continue;
+      const loop: FetchLoop = { address, queued: false, abort: new AbortController() };
+      this.loops.set(address, loop);
+      void this.runLoop(loop, run);
+    }
+  }
+
+  /** Ends the loops of this iteration: fetches in flight are cancelled, unread responses dropped. */
+  private stopLoops(): void {
+    this.run++;
+    for (const loop of this.loops.values()) loop.abort.abort(new ClientClosedError("fetch"));
+    this.loops.clear();
+    this.inbox.drain();
+    // Re-fetch from what the application has seen.
+    for (const st of this.states.values()) {
+      st.fetchOffset = st.position;
+      st.epoch++;
+      st.fetching = null;
+    }
+    this.wake();
+  }
+
+  /**
+   * One broker's loop: fetches the partitions it leads, hands each response to the iterator and
+   * waits for the iterator to take it before the next fetch. Ends when the iteration ends, or
+   * when no partition routes to this broker any more.
+   */
+  private async runLoop(loop: FetchLoop, run: number): Promise<void> {
+    const live = (): boolean => this.run === run && !this.closed && this.loops.get(loop.address) === loop;
+    while (live()) {
+      if (loop.queued) {
+        await this.changed();
+        continue;
+      }
+      const states = this.fetchable().get(loop.address) ?? [];
+      if (states.length === 0) {
+        if (!this.routesTo(loop.address)) break;
+        await this.changed(this.nextBackoffEndMs());
+        continue;
+      }
+      const epochs = new Map(states.map((s) => [s, s.epoch] as const));
+      for (const s of states) s.fetching = loop;
+      let response: FetchResponse;
+      try {
+        response = await this.conn.pool.get(loop.address).fetch(this.fetchRequest(states), {
+          timeoutMs: this.conn.requestTimeoutMs + this.maxWaitMs,
+          signal: AbortSignal.any([this.abort.signal, loop.abort.signal]),
+        });
+      } catch (e) {
+        for (const s of states) if (s.fetching === loop) s.fetching = null;
+        if (!live()) break;
+        this.onFetchFailed(states, epochs, e);
+        continue;
+      }
+      if (!live()) break;
+      loop.queued = true; // its partitions stay `fetching` until the iterator has applied the response
+      this.inbox.push({ kind: "fetched", fetched: { loop, response, epochs } });
+      this.wake();
+    }
+    if (this.loops.get(loop.address) === loop) this.loops.delete(loop.address);
+  }
+
+  /** True when an assigned partition that is (or will be, after its backoff) fetchable routes to `address`. */
+  private routesTo(address: string): boolean {
+    for (const s of this.states.values()) {
+      if (s.pending === null && s.fetchOffset >= 0 && this.metadata.addressOf(s.topic, s.partition) === address) return true;
+    }
+    return false;
+  }
+
+  private nextBackoffEndMs(): number {
+    let until = Number.POSITIVE_INFINITY;
     const now = Date.now();
-    return [...this.states.values()].filter((s) => s.pending === null && s.fetchOffset >= 0 && s.backoffUntilMs <= now);
+    for (const s of this.states.values()) if (s.backoffUntilMs > now) until = Math.min(until, s.backoffUntilMs);
+    return until;
+  }
+
+  /** A whole Fetch call failed: each of its partitions takes the failure (backoff, or the error for the iterator). */
+  private onFetchFailed(states: readonly PartitionState[], epochs: ReadonlyMap<PartitionState, number>, e: unknown): void {
+    try {
+      if (!isRetriable(e)) throw e;
+      for (const st of states) {
+        if (this.states.get(keyOf(st.topic, st.partition)) === st && st.epoch === epochs.get(st)) this.onPartitionError(st, e as Error);
+      }
+    } catch (error) {
+      this.inbox.push({ kind: "error", error });
+      this.wake();
+    }
   }
 
   private fetchRequest(states: readonly PartitionState[]) {
@@ -372,9 +479,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /**
    * Applies a response: errors, high watermarks, and fetch offsets moved past the returned
-   * batches. Returns the partitions with records to yield.
+   * batches; its partitions are free to be fetched again. Returns the partitions with records
+   * to yield.
    */
   private advance(fetched: Fetched): Ready[] {
+    for (const st of fetched.epochs.keys()) if (st.fetching === fetched.loop) st.fetching = null;
     const ready: Ready[] = [];
     for (const part of fetched.response.partitions) {
       const st = this.states.get(keyOf(part.topic, part.partition));
@@ -397,13 +506,14 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return ready;
   }
 
-  private onPartitionError(st: PartitionState, e: RillError): void {
-    if (e.kind === Errors.OFFSET_OUT_OF_RANGE && this.autoOffsetReset !== "none") {
+  private onPartitionError(st: PartitionState, e: Error): void {
+    if (e instanceof RillError && e.kind === Errors.OFFSET_OUT_OF_RANGE && this.autoOffsetReset !== "none") {
       this.seekState(st, this.autoOffsetReset);
       return;
     }
     if (!isRetriable(e) || st.failures >= this.conn.retry.retries) throw e;
-    if (e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION) this.metadata.invalidate(st.topic);
+    if (e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION) this.metadata.invalidate(st.topic);
+    if (isStaleMetadata(e)) void this.metadata.requestRefresh();
     st.backoffUntilMs = Date.now() + backoffMs(this.conn.retry, st.failures, this.conn.random);
     st.failures++;
   }

@@ -49,6 +49,28 @@ export function isRetriable(e: unknown): boolean {
   return e instanceof ConnectionError;
 }
 
+/** Errors that say the client sent a request to the wrong broker: its leaders or coordinator may have moved. */
+const staleMetadataKinds: readonly ErrorKind[] = [
+  Errors.NOT_LEADER_OR_FOLLOWER,
+  Errors.FENCED_LEADER_EPOCH,
+  Errors.UNKNOWN_LEADER_EPOCH,
+  Errors.LEADER_NOT_AVAILABLE,
+  Errors.UNKNOWN_TOPIC_OR_PARTITION,
+  Errors.NOT_COORDINATOR,
+  Errors.COORDINATOR_NOT_AVAILABLE,
+  Errors.REQUEST_TIMED_OUT,
+];
+
+/**
+ * True when `e` suggests the client's metadata is out of date, so it should ask the cluster
+ * again before retrying: a routing error (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, ...), a
+ * broker that cannot be reached, or one that did not answer in time (it may have lost its role).
+ */
+export function isStaleMetadata(e: unknown): boolean {
+  if (e instanceof ConnectionError) return true;
+  return e instanceof RillError && staleMetadataKinds.some((k) => k.code === e.kind.code);
+}
+
 /** The catalog entry of `code`, or a stand-in for codes this client does not know (newer brokers). */
 export function kindOf(code: number, name = "", retriable = false, grpcCode: GrpcStatusCode = GrpcStatus.UNKNOWN): ErrorKind {
   return errorKindByCode(code) ?? { code, name: name || `ERROR_${code}`, retriable, grpc: grpcCode, doc: name || `error code ${code}` };

@@ -30,15 +30,22 @@
  * records, before the next record is yielded; commits from `onRevoked` are refused for the
  * revoked partitions.
  *
- * Failures. When the stream breaks with a retriable error (broker restart, connection reset) the
- * consumer loses its partitions (`onRevoked`) and joins again, per the retry policy; other
- * errors end the iterator with the error.
+ * Coordinator. The Consume stream goes to the group's coordinator: the leader of partition
+ * `murmur2(groupId) % 50` of `__consumer_offsets`, found in the metadata (metadata.ts), or any
+ * bootstrap broker while it is not known. NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a broker
+ * that cannot be reached, or a join left unanswered for `requestTimeoutMs` refresh the metadata,
+ * and the consumer joins again at the coordinator it then finds. With a `groupTransport` given,
+ * every stream goes to it.
+ *
+ * Failures. When the stream breaks with a retriable error (broker restart, connection reset,
+ * coordinator moved) the consumer loses its partitions (`onRevoked`) and joins again, per the
+ * retry policy; other errors end the iterator with the error.
  */
 
 import { create } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { duplexStream } from "./grpc-transport.ts";
+import { GrpcTransport, checkAddress, duplexStream } from "./grpc-transport.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import { IsolationLevel, OffsetSpec, RecordFormat, type ConsumedRecord, type ErrorDetail } from "../gen/rill/v1/common_pb.ts";
@@ -56,9 +63,10 @@ import {
 import { asBuffer, clientConstructor } from "../rpc/grpc-service.ts";
 import { clientChannelOptions } from "../rpc/server-options.ts";
 import type { ConsumerRecord } from "./batch-reader.ts";
-import { type ClientOptions, DEFAULT_BOOTSTRAP } from "./connection.ts";
+import { type ClientOptions, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
-import { ClientClosedError, ConnectionError, fromErrorDetail, fromGrpcError, isRetriable } from "./errors.ts";
+import { ClientClosedError, ConnectionError, fromErrorDetail, fromGrpcError, isRetriable, isStaleMetadata } from "./errors.ts";
+import { MetadataCache } from "./metadata.ts";
 import { type RetryPolicy, backoffMs, defaultRandom, retryPolicy, withRetries } from "./retry.ts";
 
 export type { ConsumerRecord } from "./batch-reader.ts";
@@ -113,21 +121,28 @@ export interface GroupTransport {
 
 const GroupClient = clientConstructor(GroupService);
 
-/** GroupService over one grpc-js channel to `address`, connecting lazily. */
+/**
+ * GroupService over one grpc-js channel to `address`, connecting lazily: its own channel, or
+ * `options.channel` shared with the broker's GrpcTransport (then `close()` leaves the channel to
+ * its owner).
+ */
 export class GrpcGroupTransport implements GroupTransport {
   readonly address: string;
   private readonly client: InstanceType<typeof GroupClient>;
+  private readonly ownsChannel: boolean;
 
-  constructor(address: string) {
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(address);
-    if (m === null || Number(m[2]) > 65535) throw new RangeError(`bootstrap: "${address}" is not host:port`);
-    this.address = address;
-    this.client = new GroupClient(address, grpc.credentials.createInsecure(), {
-      ...clientChannelOptions(),
-      // Rejoin quickly after a broker restart (grpc-js waits 1 s, growing to 120 s, by default).
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 1000,
-    });
+  constructor(address: string, options: { readonly channel?: grpc.Channel } = {}) {
+    this.address = checkAddress(address);
+    this.ownsChannel = options.channel === undefined;
+    this.client =
+      options.channel !== undefined
+        ? new GroupClient(address, grpc.credentials.createInsecure(), { channelOverride: options.channel })
+        : new GroupClient(address, grpc.credentials.createInsecure(), {
+            ...clientChannelOptions(),
+            // Rejoin quickly after a broker restart (grpc-js waits 1 s, growing to 120 s, by default).
+            "grpc.initial_reconnect_backoff_ms": 100,
+            "grpc.max_reconnect_backoff_ms": 1000,
+          });
   }
 
   readonly heartbeat: GroupUnaryCall<"heartbeat"> = (r, o) => this.unary("heartbeat", r, o);
@@ -143,7 +158,7 @@ export class GrpcGroupTransport implements GroupTransport {
   }
 
   close(): void {
-    this.client.close();
+    if (this.ownsChannel) this.client.close();
   }
 
   private unary<K extends UnaryGroupMethod>(
@@ -190,24 +205,75 @@ interface GroupClientOptions extends ClientOptions {
   readonly groupTransport?: GroupTransport | undefined;
 }
 
+/**
+ * How the group clients reach the brokers: with a `groupTransport` given, every call goes to it;
+ * otherwise each call goes to the group's coordinator, found through a MetadataCache (the leader
+ * of the group's `__consumer_offsets` partition), over a GroupService client that shares the
+ * broker's channel with the metadata calls (one connection per broker).
+ */
 interface GroupConnection {
-  readonly transport: GroupTransport;
-  readonly owned: boolean;
   readonly retry: RetryPolicy;
   readonly random: Random;
   readonly requestTimeoutMs: number;
+  /** Where coordinators are looked up; null with a fixed `groupTransport`. */
+  readonly metadata: MetadataCache | null;
+  /** The GroupService transport of a broker (the fixed one, whatever the address, when given). */
+  transportFor(address: string): GroupTransport;
+  /** Any broker's address: the bootstrap broker that last answered. */
+  anyAddress(): string;
+  /** Closes what the connection opened. */
+  close(): void;
 }
 
 function connectGroup(options: GroupClientOptions): GroupConnection {
-  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0) {
-    throw new RangeError(`requestTimeoutMs: ${requestTimeoutMs} is not a positive integer`);
+  const fixed = options.groupTransport;
+  if (fixed !== undefined) {
+    const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0) {
+      throw new RangeError(`requestTimeoutMs: ${requestTimeoutMs} is not a positive integer`);
+    }
+    const base = { retry: retryPolicy(options.retry), random: options.random ?? defaultRandom(), requestTimeoutMs };
+    return { ...base, metadata: null, transportFor: () => fixed, anyAddress: () => fixed.address, close: () => undefined };
   }
-  const retry = retryPolicy(options.retry);
-  const random = options.random ?? defaultRandom();
-  if (options.groupTransport !== undefined) return { transport: options.groupTransport, owned: false, retry, random, requestTimeoutMs };
-  const address = options.transport?.address ?? options.bootstrap ?? DEFAULT_BOOTSTRAP;
-  return { transport: new GrpcGroupTransport(address), owned: true, retry, random, requestTimeoutMs };
+  const conn = connect(options);
+  const groups = new Map<string, GroupTransport>();
+  return {
+    retry: conn.retry,
+    random: conn.random,
+    requestTimeoutMs: conn.requestTimeoutMs,
+    metadata: new MetadataCache(conn),
+    transportFor(address) {
+      let g = groups.get(address);
+      if (g === undefined) {
+        const t = conn.pool.get(address);
+        g = t instanceof GrpcTransport ? new GrpcGroupTransport(address, { channel: t.channel }) : new GrpcGroupTransport(t.address);
+        groups.set(address, g);
+      }
+      return g;
+    },
+    anyAddress: () => conn.transport.address,
+    close() {
+      this.metadata?.close();
+      for (const g of groups.values()) g.close();
+      groups.clear();
+      if (conn.owned) conn.transport.close();
+    },
+  };
+}
+
+/**
+ * The address of `groupId`'s coordinator as the metadata knows it after any refresh under way;
+ * any broker's when it is not known (that broker answers NOT_COORDINATOR or
+ * COORDINATOR_NOT_AVAILABLE, which refreshes the metadata).
+ */
+async function coordinatorOf(conn: GroupConnection, groupId: string): Promise<string> {
+  if (conn.metadata === null) return conn.anyAddress();
+  await conn.metadata.settled();
+  try {
+    return (await conn.metadata.coordinatorAddress(groupId)) ?? conn.anyAddress();
+  } catch {
+    return conn.anyAddress(); // no __consumer_offsets yet, or no broker answered: ask any broker
+  }
 }
 
 function keyOf(topic: string, partition: number): string {
@@ -340,6 +406,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
 
   private topics: string[] | null = null;
   private stream: ConsumeStream | null = null;
+  /** The transport of the current (or last) stream: the coordinator's. */
+  private transport: GroupTransport | null = null;
   /** Bumped per stream: messages of an older stream are ignored. */
   private generation = 0;
   private readonly owned = new Map<string, PartitionState>();
@@ -516,10 +584,23 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     return out;
   }
 
+  /** Opens a Consume stream at the group's coordinator (found first, unless the transport is fixed). */
   private open(): void {
     const generation = ++this.generation;
+    const mine = (): boolean => generation === this.generation && !this.closing && !this.closed;
+    if (this.conn.metadata === null) {
+      this.openAt(this.conn.transportFor(""), generation);
+      return;
+    }
+    void coordinatorOf(this.conn, this.groupId).then((address) => {
+      if (mine()) this.openAt(this.conn.transportFor(address), generation);
+    });
+  }
+
+  private openAt(transport: GroupTransport, generation: number): void {
     const mine = (): boolean => generation === this.generation;
-    const stream = this.conn.transport.openConsume({
+    this.transport = transport;
+    const stream = transport.openConsume({
       onResponse: (m) => {
         if (!mine()) return;
         try {
@@ -534,17 +615,19 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       onEnd: () => {
         if (!mine()) return;
         if (this.closing) this.onStreamClosed();
-        else this.onStreamFailed(new ConnectionError(this.conn.transport.address, "the broker ended the Consume stream"), true);
+        else this.onStreamFailed(new ConnectionError(transport.address, "the broker ended the Consume stream"), true);
       },
     });
     this.stream = stream;
-    // A join is answered by an assignment at once; a stream that stays silent is treated as failed.
+    // A join is answered by an assignment at once; a stream that stays silent is treated as
+    // failed, retriably: a broker that is not the group's coordinator (metadata out of date)
+    // keeps such a stream open without a word, so the consumer looks the coordinator up again.
     this.clearJoinTimer();
     this.joinTimer = setTimeout(() => {
       this.joinTimer = null;
       if (!mine()) return;
-      const e = new RillError(Errors.REQUEST_TIMED_OUT, `Consume: no answer to subscribe (group "${this.groupId}", topics ${this.topics!.join(", ")}) within ${this.conn.requestTimeoutMs} ms`);
-      this.onStreamFailed(e, false);
+      const e = new RillError(Errors.REQUEST_TIMED_OUT, `Consume: no answer to subscribe (group "${this.groupId}", topics ${this.topics!.join(", ")}) from ${transport.address} within ${this.conn.requestTimeoutMs} ms`);
+      this.onStreamFailed(e, true);
     }, this.conn.requestTimeoutMs);
     this.joinTimer.unref?.();
     const sub = {
@@ -653,7 +736,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     if (offsets.length === 0) return Promise.resolve([]);
     if (this.failure !== null) return Promise.reject(this.failure);
     const stream = this.stream;
-    if (stream === null) return Promise.reject(new ConnectionError(this.conn.transport.address, "not connected (joining the group again)"));
+    if (stream === null) return Promise.reject(new ConnectionError(this.transport?.address ?? this.conn.anyAddress(), "not connected (joining the group again)"));
     const commitId = this.nextCommitId++;
     return new Promise<GroupOffset[]>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -740,6 +823,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     const lost = this.assignment();
     this.owned.clear();
     if (lost.length > 0) this.push({ kind: "revoked", partitions: lost });
+    // NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a broker gone: the coordinator may have moved.
+    if (isStaleMetadata(e)) void this.conn.metadata?.requestRefresh();
     if (this.closing || this.closed) {
       this.onStreamClosed();
       return;
@@ -798,7 +883,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.pending.clear();
     this.owned.clear();
     this.notify();
-    if (this.conn.owned) this.conn.transport.close();
+    this.conn.close();
     if (error !== null) throw error;
   }
 }
@@ -1007,12 +1092,11 @@ export class GroupAdmin {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.conn.owned) this.conn.transport.close();
+    this.conn.close();
   }
 
   private call<T>(f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    const t = this.conn.transport;
-    return withRetries(() => f(t, { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, { random: this.conn.random });
+    return withRetries(() => f(this.conn.transportFor(this.conn.anyAddress()), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, { random: this.conn.random });
   }
 }

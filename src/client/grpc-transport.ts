@@ -57,7 +57,8 @@ export function checkAddress(address: string): string {
 /** A Transport over one grpc-js channel to `address` ("host:port"). */
 export class GrpcTransport implements Transport {
   readonly address: string;
-  private readonly channel: grpc.Channel;
+  /** The channel (one HTTP/2 connection); GroupService clients of the same broker share it. */
+  readonly channel: grpc.Channel;
   private readonly admin: InstanceType<typeof AdminClient>;
   private readonly producer: InstanceType<typeof ProduceClient>;
   private readonly fetcher: InstanceType<typeof FetchClient>;

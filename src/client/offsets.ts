@@ -1,12 +1,15 @@
 /**
  * ListOffsets, shared by Admin and Consumer: where a partition starts, ends, or first reaches a
- * timestamp.
+ * timestamp. Admin asks any broker (`listOffsets`); the Consumer asks each partition's leader
+ * (`listLeaderOffsets`), whose high watermark is the latest — a follower's may lag behind it.
  */
 
 import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
+import type { ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { Connection } from "./connection.ts";
 import { checkInt, toInt64, toNumber } from "./convert.ts";
-import { fromErrorDetail } from "./errors.ts";
+import { fromErrorDetail, isStaleMetadata } from "./errors.ts";
+import type { MetadataCache } from "./metadata.ts";
 import { withRetries } from "./retry.ts";
 
 /** Which offset to look up: the first stored, the end, or the first at or after a timestamp. */
@@ -40,16 +43,68 @@ function specOf(query: OffsetQuery, field: string): { spec: OffsetSpec; timestam
  * per-partition error as a RillError naming the partition.
  */
 export async function listOffsets(conn: Connection, lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
-  const partitions = lookups.map((l, i) => {
-    checkInt(l.partition, `lookups[${i}].partition`, 0, 0x7fffffff);
-    return { topic: l.topic, partition: l.partition, ...specOf(l.query, `lookups[${i}].query`) };
-  });
+  const partitions = requestOf(lookups);
   if (partitions.length === 0) return [];
   const res = await withRetries(
     () => conn.transport.listOffsets({ partitions }, { timeoutMs: conn.requestTimeoutMs }),
     conn.retry,
     { random: conn.random },
   );
+  return listed(res);
+}
+
+/**
+ * Looks the offsets up at each partition's leader: one ListOffsets call per leader, in
+ * parallel. A routing error (a partition's or a whole call's, `isStaleMetadata`) refreshes the
+ * metadata, and the lookup is retried per the client's policy; other per-partition errors throw
+ * as RillErrors naming the partition.
+ */
+export async function listLeaderOffsets(conn: Connection, metadata: MetadataCache, lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
+  const partitions = requestOf(lookups);
+  if (partitions.length === 0) return [];
+  // Learn the leaders of topics not cached yet (an unknown topic is answered per partition below).
+  await Promise.all([...new Set(partitions.map((p) => p.topic))].map((t) => metadata.partitionCount(t).catch(() => undefined)));
+  const attempt = async (): Promise<ListedOffset[]> => {
+    await metadata.settled();
+    const byAddress = new Map<string, number[]>();
+    partitions.forEach((p, i) => {
+      const address = metadata.addressOf(p.topic, p.partition);
+      byAddress.set(address, [...(byAddress.get(address) ?? []), i]);
+    });
+    const out = new Array<ListedOffset>(partitions.length);
+    await Promise.all(
+      [...byAddress].map(async ([address, indexes]) => {
+        const res = await conn.pool.get(address).listOffsets({ partitions: indexes.map((i) => partitions[i]!) }, { timeoutMs: conn.requestTimeoutMs });
+        listed(res).forEach((l, j) => (out[indexes[j]!] = l));
+      }),
+    );
+    return out;
+  };
+  return withRetries(attempt, conn.retry, {
+    random: conn.random,
+    onRetry: (e) => {
+      if (isStaleMetadata(e)) void metadata.requestRefresh();
+    },
+  });
+}
+
+/** One partition of a ListOffsets request. */
+interface PartitionQuery {
+  readonly topic: string;
+  readonly partition: number;
+  readonly spec: OffsetSpec;
+  readonly timestampMs: bigint;
+}
+
+function requestOf(lookups: readonly OffsetLookup[]): PartitionQuery[] {
+  return lookups.map((l, i) => {
+    checkInt(l.partition, `lookups[${i}].partition`, 0, 0x7fffffff);
+    return { topic: l.topic, partition: l.partition, ...specOf(l.query, `lookups[${i}].query`) };
+  });
+}
+
+/** The answers, in request order; throws the first per-partition error. */
+function listed(res: ListOffsetsResponse): ListedOffset[] {
   return res.partitions.map((p) => {
     if (p.error !== undefined) throw fromErrorDetail(p.error, `${p.topic}-${p.partition}`);
     return {

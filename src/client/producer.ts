@@ -1,7 +1,8 @@
 /**
  * `Producer`: batches records per partition, encodes each batch as a Kafka RecordBatch v2 (LZ4
- * or gzip when asked) and sends it as `record_batch` bytes over a pipelined ProduceStream.
- * Idempotent by default (Kafka >= 3.0): a retried batch is written once and in order.
+ * or gzip when asked) and sends it as `record_batch` bytes over a pipelined ProduceStream to the
+ * partition's leader. Idempotent by default (Kafka >= 3.0): a retried batch is written once and
+ * in order, also when it is re-sent to a new leader.
  *
  * Life of a record:
  * 1. `send(record)` checks it, stamps its timestamp (the producer's clock unless given) and
@@ -23,14 +24,20 @@
  *    batch of a partition under a producer id and epoch goes alone (see `sendNext`). A batch is
  *    encoded when it is first sent, stamped with the producer id and epoch (idempotence.ts, from
  *    InitProducerId before the first batch) and the partition's next sequence number; from then
- *    on its bytes never change. Batches of all partitions are pipelined on one stream, up to
- *    `maxInFlightRequests`.
+ *    on its bytes never change. A batch goes to its partition's leader (metadata.ts; the
+ *    bootstrap broker while the leader is unknown): one ProduceChannel, one pipelined stream, per
+ *    broker, carrying the batches of every partition that broker leads, up to
+ *    `maxInFlightRequests` at a time.
  * 6. Retries (retry.ts policy): a retriable failure (errors.ts `isRetriable`: connection lost,
- *    NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...) marks the batch for a re-send; after a
- *    backoff, the partition re-sends its marked batches in sequence order, with the same bytes,
- *    before any new batch. The broker answers a batch it already wrote with its original
- *    offsets, so a lost response costs nothing; it answers OUT_OF_ORDER_SEQUENCE_NUMBER to a
- *    batch whose predecessor it does not have:
+ *    NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...) marks the batch for a re-send; when the
+ *    failure says the leader may have moved (errors.ts `isStaleMetadata`) the metadata is asked
+ *    again. After a backoff, and once that refresh is done, the partition re-sends its marked
+ *    batches in sequence order, with the same bytes, before any new batch — all to the leader
+ *    known then, on one stream, so they arrive in order. The broker answers a batch it already
+ *    wrote with its original offsets, so a lost response costs nothing; a new leader knows the
+ *    producer's sequences too (they are replicated with the batches), so a batch written before
+ *    the leader changed is recognised there. The broker answers OUT_OF_ORDER_SEQUENCE_NUMBER to
+ *    a batch whose predecessor it does not have:
  *    - if an earlier batch of the partition is still unanswered or being retried, the batch is
  *      re-sent after it (not counted as a retry): it succeeds once the earlier one is written;
  *    - if every earlier batch was answered, the gap is real (an earlier batch failed for good,
@@ -59,13 +66,13 @@
 import type { Clock } from "../base/clock.ts";
 import { systemClock } from "../base/clock.ts";
 import { Errors, RillError } from "../base/errors.ts";
-import { Acks } from "../gen/rill/v1/produce_service_pb.ts";
+import { Acks, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import { Compression, HEADER_SIZE, encodeBatch } from "../storage/record-batch.ts";
 import type { RecordHeaderInput, RecordInput } from "../storage/record-batch.ts";
 import { ByteBudget } from "./byte-budget.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toNumber } from "./convert.ts";
-import { ClientClosedError, fromErrorDetail, isRetriable } from "./errors.ts";
+import { ClientClosedError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import {
   type ProducerIdAndEpoch,
@@ -298,7 +305,9 @@ export class Producer {
   private readonly metadata: MetadataCache;
   private readonly partitioner: Partitioner;
   private readonly budget: ByteBudget;
-  private readonly channel: ProduceChannel;
+  /** One pipelined ProduceStream per broker address, opened on first use. */
+  private readonly channels = new Map<string, ProduceChannel>();
+  private readonly maxInFlightRequests: number;
   private readonly clock: Clock;
   private readonly lingerMs: number;
   private readonly batchBytes: number;
@@ -346,8 +355,7 @@ export class Producer {
     this.metadata = new MetadataCache(this.conn);
     this.partitioner = new Partitioner(this.conn.random);
     this.budget = new ByteBudget(bufferBytes);
-    // The broker answers REQUEST_TIMED_OUT after timeout_ms; the stream is given up a little later.
-    this.channel = new ProduceChannel(this.conn.transport, { maxInFlight, responseTimeoutMs: this.conn.requestTimeoutMs + 5000 });
+    this.maxInFlightRequests = maxInFlight;
     this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId) : null;
     this.needsIdentity = idempotent;
   }
@@ -434,7 +442,8 @@ export class Producer {
       } finally {
         this.state = "closed";
         this.budget.failWaiters(new ClientClosedError("producer"));
-        await this.channel.close();
+        await Promise.all([...this.channels.values()].map((c) => c.close()));
+        this.metadata.close();
         if (this.conn.owned) this.conn.transport.close();
       }
     })();
@@ -669,12 +678,30 @@ export class Producer {
     return true;
   }
 
+  /** The ProduceChannel of the broker at `address`. */
+  private channelFor(address: string): ProduceChannel {
+    let c = this.channels.get(address);
+    if (c === undefined) {
+      // The broker answers REQUEST_TIMED_OUT after timeout_ms; the stream is given up a little later.
+      c = new ProduceChannel(this.conn.pool.get(address), { maxInFlight: this.maxInFlightRequests, responseTimeoutMs: this.conn.requestTimeoutMs + 5000 });
+      this.channels.set(address, c);
+    }
+    return c;
+  }
+
+  /** Sends a batch to its partition's leader (as the metadata knows it now). */
   private dispatch(q: PartitionQueue, b: ProducerBatch): void {
     b.attempts++;
     b.onWire = true;
     this.counters.requests++;
     const request = { topic: b.topic, partition: b.partition, recordBatch: b.encoded!, acks: this.acks, timeoutMs: this.conn.requestTimeoutMs };
-    this.channel.send(request).then(
+    let sent: Promise<ProduceResponse>;
+    try {
+      sent = this.channelFor(this.metadata.addressOf(b.topic, b.partition)).send(request);
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    sent.then(
       (res) => {
         const r = res.partitions.find((p) => p.partition === b.partition) ?? res.partitions[0];
         if (r === undefined) this.onFailure(q, b, new RillError(Errors.UNKNOWN_SERVER_ERROR, `${b.topic}-${b.partition}: response has no partition result`));
@@ -714,23 +741,32 @@ export class Producer {
     }
     if (this.state !== "closed" && isRetriable(e) && b.retries < this.conn.retry.retries) {
       if (e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION) this.metadata.invalidate(b.topic);
+      if (isStaleMetadata(e)) void this.metadata.requestRefresh();
       return this.scheduleRetry(q, b, true);
     }
     this.fail(q, b, e);
   }
 
-  /** Marks `b` for a re-send; the partition re-sends its marked batches, in order, after a backoff. */
+  /**
+   * Marks `b` for a re-send; the partition re-sends its marked batches, in order, after a backoff
+   * and after any metadata refresh under way (so they go to the leader it finds). `retryTimer`
+   * stays set until then: nothing else of the partition is sent meanwhile.
+   */
   private scheduleRetry(q: PartitionQueue, b: ProducerBatch, counted: boolean): void {
     if (counted) b.retries++;
     this.counters.retries++;
     if (q.retryTimer !== null) return;
     const waitMs = backoffMs(this.conn.retry, Math.max(0, b.retries - 1), this.conn.random);
-    q.retryTimer = setTimeout(() => {
-      q.retryTimer = null;
-      if (this.fatal !== null) return;
-      for (const x of q.window) if (waitingForResend(x)) this.dispatch(q, x);
-      this.sendNext(q);
+    const timer = setTimeout(() => {
+      void this.metadata.settled().then(() => {
+        if (q.retryTimer !== timer) return; // cleared (fenced)
+        q.retryTimer = null;
+        if (this.fatal !== null) return;
+        for (const x of q.window) if (waitingForResend(x)) this.dispatch(q, x);
+        this.sendNext(q);
+      });
     }, waitMs);
+    q.retryTimer = timer;
   }
 
   /** Fails an in-flight batch for good; with idempotence its partition's sequence is now unresolved. */
