@@ -11,6 +11,11 @@
  *   for a multiplexed connection; cutting it at random moments loses whatever was in flight.)
  * - `startChaos(options)` injects cuts and swallows at seeded random moments, bounded in count
  *   and time; print `options.seed` to replay the schedule (the broker's timing still varies).
+ * - `block(mode)` cuts the link until `unblock()`: "reset" destroys every open connection and
+ *   every new one at once (the peer sees connection refused/reset at once); "drop" black-holes
+ *   them instead — open and new connections stay up but no byte passes either way, as behind a
+ *   firewall that drops packets, so the peer only notices by its deadlines. `unblock()` cuts
+ *   the black-holed connections (their HTTP/2 framing is lost) and forwards again.
  * Connections to the broker that fail (it is down) close the client's side at once.
  */
 import * as net from "node:net";
@@ -24,7 +29,12 @@ export interface ProxyStats {
   bytesToBroker: number;
   bytesToClient: number;
   bytesSwallowed: number;
+  /** Connections refused (reset) or black-holed while blocked. */
+  blockedConnections: number;
 }
+
+/** How a blocked proxy treats connections: reset them, or hold them and drop every byte. */
+export type BlockMode = "reset" | "drop";
 
 /** Random faults; every field bounded. */
 export interface ChaosOptions {
@@ -68,8 +78,11 @@ function forward(from: net.Socket, to: net.Socket, count: (n: number) => void, d
 
 /** The proxy; `TcpProxy.start` makes one. */
 export class TcpProxy {
-  readonly stats: ProxyStats = { connections: 0, cuts: 0, swallows: 0, bytesToBroker: 0, bytesToClient: 0, bytesSwallowed: 0 };
+  readonly stats: ProxyStats = { connections: 0, cuts: 0, swallows: 0, bytesToBroker: 0, bytesToClient: 0, bytesSwallowed: 0, blockedConnections: 0 };
   private readonly links = new Set<Link>();
+  /** Client sockets accepted while blocked in "drop" mode (never connected to the broker). */
+  private readonly holes = new Set<net.Socket>();
+  private blocked: BlockMode | null = null;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
 
   private constructor(
@@ -99,8 +112,39 @@ export class TcpProxy {
     return this.links.size;
   }
 
+  /** How the proxy is blocked now, or null when it forwards. */
+  get blockMode(): BlockMode | null {
+    return this.blocked;
+  }
+
+  /** Cuts the link until `unblock()` (see the file comment for the two modes). */
+  block(mode: BlockMode = "reset"): void {
+    this.blocked = mode;
+    if (mode === "reset") this.cutAll();
+  }
+
+  /** Forwards again; connections black-holed while blocked are cut first. */
+  unblock(): void {
+    if (this.blocked === "drop") this.cutAll();
+    this.blocked = null;
+    for (const s of this.holes) s.destroy();
+    this.holes.clear();
+  }
+
   private accept(client: net.Socket): void {
     this.stats.connections++;
+    if (this.blocked !== null) {
+      this.stats.blockedConnections++;
+      if (this.blocked === "reset") {
+        client.resetAndDestroy();
+        return;
+      }
+      this.holes.add(client);
+      client.on("data", (chunk: Buffer) => (this.stats.bytesSwallowed += chunk.length));
+      client.on("error", () => client.destroy());
+      client.on("close", () => this.holes.delete(client));
+      return;
+    }
     const broker = net.connect(this.brokerPort, LOOPBACK);
     const link: Link = { client, broker, swallowing: false };
     this.links.add(link);
@@ -115,8 +159,9 @@ export class TcpProxy {
       s.on("error", close);
       s.on("close", close);
     }
-    forward(client, broker, (n) => (this.stats.bytesToBroker += n), () => false, () => {});
-    forward(broker, client, (n) => (this.stats.bytesToClient += n), () => link.swallowing, (n) => (this.stats.bytesSwallowed += n));
+    const dropping = (): boolean => this.blocked === "drop";
+    forward(client, broker, (n) => (this.stats.bytesToBroker += n), dropping, (n) => (this.stats.bytesSwallowed += n));
+    forward(broker, client, (n) => (this.stats.bytesToClient += n), () => link.swallowing || dropping(), (n) => (this.stats.bytesSwallowed += n));
   }
 
   /** Destroys every open connection (both sides); returns how many. */
@@ -192,6 +237,7 @@ export class TcpProxy {
   async close(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.unblock();
     this.cutAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
