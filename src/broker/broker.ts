@@ -152,7 +152,7 @@ export class Broker {
       let leaderOf = (): number => 0;
       let leading = (): boolean => false;
       let localControl: ClusterController | null = null;
-      const channel = new ControllerChannel({ voters, local: { register: (r) => localControl!.register(r), heartbeat: (r) => localControl!.heartbeat(r), alterPartition: (n, e, p) => localControl!.alterPartition(n, e, p) }, knownLeader: () => leaderOf(), isLocalLeader: () => localControl !== null && leading(), callTimeoutMs: 5000 });
+      const channel = new ControllerChannel({ voters, local: { register: (r) => localControl!.register(r), heartbeat: (r) => localControl!.heartbeat(r), alterPartition: (n, e, p) => localControl!.alterPartition(n, e, p) }, knownLeader: () => leaderOf(), isLocalLeader: () => localControl !== null && leading(), callTimeoutMs: Math.max(100, Math.min(5000, Math.floor(config.brokerSessionTimeoutMs / 3))) });
       store = isVoter
         ? QuorumMetadataStore.open({
             fs,
