@@ -14,6 +14,12 @@
  *   map to partitions with murmur2, so per-partition order is the send order of its values), and
  *   nothing else.
  *
+ * A second scenario: a GroupConsumer given the address of a node that is not its group's
+ * coordinator finds the coordinator (the leader of the group's `__consumer_offsets` partition)
+ * and consumes; the coordinator is killed with kill -9; the consumer joins again at the new
+ * coordinator and goes on from its committed offsets (nothing read again below them, nothing
+ * missed).
+ *
  * SEED=n replays the seeded choices (keys, which node is killed on a tie, producer jitter);
  * CLUSTER_RECORDS=n changes N. Every wait is bounded; the cluster's processes are killed in
  * afterAll (and by the harness's exit hook should the test process die first).
@@ -23,6 +29,9 @@ import { partitionForKey } from "../../src/base/murmur2.ts";
 import { SeededRandom, seedFromEnv } from "../../src/base/random.ts";
 import { Admin, type TopicDescription } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
+import { GroupConsumer } from "../../src/client/group-consumer.ts";
+import { OFFSETS_TOPIC } from "../../src/client/metadata.ts";
+import { offsetsPartitionFor } from "../../src/coordinator/group-runtime.ts";
 import { Producer, type RecordMetadata } from "../../src/client/producer.ts";
 import { Cluster, sleep, until } from "./cluster-harness.ts";
 
@@ -67,19 +76,19 @@ function bootstrapOf(c: Cluster): string {
 const valueOf = (i: number): string => `v${String(i).padStart(8, "0")}`;
 const indexOf = (value: string): number => Number(value.slice(1));
 
-async function describeTopic(admin: Admin): Promise<TopicDescription> {
-  return (await admin.describeTopics([TOPIC], { includeConfigs: false }))[0]!;
+async function describeTopic(admin: Admin, topic = TOPIC): Promise<TopicDescription> {
+  return (await admin.describeTopics([topic], { includeConfigs: false }))[0]!;
 }
 
 /** Waits until every partition has a leader and all three replicas in its ISR. */
-async function waitForFullIsr(admin: Admin, ms: number): Promise<TopicDescription> {
+async function waitForFullIsr(admin: Admin, ms: number, topic = TOPIC): Promise<TopicDescription> {
   return until(
     async () => {
-      const t = await describeTopic(admin);
+      const t = await describeTopic(admin, topic);
       return t.partitions.every((p) => p.leader >= 0 && p.isr.length === 3) ? t : false;
     },
     ms,
-    `every partition of ${TOPIC} to have a leader and an ISR of 3`,
+    `every partition of ${topic} to have a leader and an ISR of 3`,
     200,
   );
 }
@@ -230,4 +239,62 @@ describe("SDK on a 3-node cluster", () => {
     expect(problems.slice(0, 10), `${problems.length} problems`).toEqual([]);
     expect(where.size).toBe(RECORDS);
   }, 240_000);
+
+  it("a GroupConsumer finds its coordinator from another node, and rejoins the new one after a kill -9, from its committed offsets", async () => {
+    const c = cluster!;
+    const topic = "events";
+    const group = `g-${SEED}`;
+    const bootstrap = bootstrapOf(c);
+    const admin = new Admin({ bootstrap, requestTimeoutMs: 15_000 });
+    closers.push(() => admin.close());
+    await admin.createTopics([{ name: topic, partitions: 3, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]);
+    await waitForFullIsr(admin, 30_000, topic);
+    const coordinator = (await waitForFullIsr(admin, 60_000, OFFSETS_TOPIC)).partitions[offsetsPartitionFor(group)]!.leader;
+    const other = c.nodes.find((n) => n.id !== coordinator)!;
+    console.log(`group ${group}: coordinator node ${coordinator}; the consumer is given node ${other.id} only`);
+
+    const producer = new Producer({ bootstrap, requestTimeoutMs: 15_000, random: new SeededRandom(SEED + 2), retry: { retries: 60, maxBackoffMs: 500 } });
+    closers.push(() => producer.close());
+    const send = (from: number, n: number) => Promise.all(Array.from({ length: n }, (_, k) => producer.send({ topic, key: `k${from + k}`, value: valueOf(from + k) })));
+    await send(0, 600);
+
+    const consumer = new GroupConsumer({
+      bootstrap: other.address,
+      groupId: group,
+      autoOffsetReset: "earliest",
+      sessionTimeoutMs: 6000,
+      requestTimeoutMs: 15_000,
+      random: new SeededRandom(SEED + 3),
+      retry: { retries: 60, maxBackoffMs: 1000 },
+    });
+    closers.push(() => consumer.close());
+    consumer.subscribe([topic]);
+    const seen: { partition: number; offset: number; value: string }[] = [];
+    const reading = (async () => {
+      for await (const r of consumer) seen.push({ partition: r.partition, offset: r.offset, value: r.value!.toString() });
+    })();
+    reading.catch(() => undefined); // awaited below
+    const distinct = (): number => new Set(seen.map((r) => r.value)).size;
+    // A broker that is not the coordinator would leave the join unanswered for requestTimeoutMs (15 s).
+    await until(() => distinct() === 600, 10_000, "the group consumer to read the first 600 values");
+    const tps = [0, 1, 2].map((partition) => ({ topic, partition }));
+    const committed = await until(() => {
+      const cs = tps.map((tp) => consumer.committed(tp));
+      return cs.reduce((a, b) => a + b, 0) === 600 ? cs : false;
+    }, 20_000, "auto-commit of everything read");
+
+    const t0 = Date.now();
+    const mark = seen.length;
+    await c.node(coordinator).kill();
+    await send(600, 600);
+    await until(() => distinct() === 1200, 90_000, "the group consumer to read all 1200 values after the coordinator's death");
+    console.log(`rejoined and read 600 more in ${Date.now() - t0} ms; ${seen.length - 1200} records delivered twice`);
+    for (const tp of tps) {
+      const again = seen.slice(mark).filter((r) => r.partition === tp.partition).map((r) => r.offset);
+      expect(Math.min(...again), `partition ${tp.partition}: first offset after rejoining (committed ${committed[tp.partition]})`).toBeGreaterThanOrEqual(committed[tp.partition]!);
+    }
+    await consumer.close();
+    await reading;
+    await c.node(coordinator).start();
+  }, 180_000);
 });
