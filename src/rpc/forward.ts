@@ -13,6 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
 import { fromServiceError } from "./errors.ts";
+import { clientChannelOptions } from "./server-options.ts";
 import { clientConstructor, type MethodName, type ServiceClient } from "./grpc-service.ts";
 
 /** Header that marks a forwarded request. */
@@ -142,7 +143,7 @@ export class LeaderClients<S extends DescService> {
     if (address === undefined) return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
     let client = this.clients.get(address);
     if (!client) {
-      client = new this.ctor(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
+      client = new this.ctor(address, grpc.credentials.createInsecure(), { ...clientChannelOptions(), "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
       this.clients.set(address, client);
     }
     const md = new grpc.Metadata();

@@ -22,6 +22,7 @@ import {
 import type { FetchPartitionResponse, ReplicaFetchSession, ReplicaFetchTransport } from "../replication/fetcher.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import { clientChannelOptions } from "./server-options.ts";
 import { asBuffer, clientConstructor, type ServiceClient, type ServiceImplementation } from "./grpc-service.ts";
 
 /** Longest long-poll a follower may ask for. */
@@ -188,6 +189,7 @@ class GrpcFetchSession implements ReplicaFetchSession {
 export const grpcReplicaFetchTransport: ReplicaFetchTransport = {
   open(address: string): ReplicaFetchSession {
     const client = new ReplicationClient(address, grpc.credentials.createInsecure(), {
+      ...clientChannelOptions(),
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
       "grpc.initial_reconnect_backoff_ms": 100,
