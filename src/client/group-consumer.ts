@@ -979,7 +979,13 @@ function fromTopicPartitions(list: readonly { topic: string; partitions: number[
   return list.map((tp) => ({ topic: tp.topic, partitions: [...tp.partitions] }));
 }
 
-/** Group administration over GroupService's unary calls. A call over several groups rejects with the first group's error. */
+/**
+ * Group administration over GroupService's unary calls. A call about one group goes to its
+ * coordinator; a call over several groups goes to each group's coordinator and rejects with the
+ * first group's error; ListGroups asks every broker that is not fenced (each lists the groups it
+ * coordinates) and merges the answers. NOT_COORDINATOR and the like refresh the metadata and the
+ * call is retried per the client's policy.
+ */
 export class GroupAdmin {
   private readonly conn: GroupConnection;
   private closed = false;
@@ -995,15 +1001,19 @@ export class GroupAdmin {
       if (entry === undefined || s === "unknown") throw new RillError(Errors.INVALID_ARGUMENT, `states: "${s}" is not a group state`);
       return Number(entry[0]) as GroupState;
     });
-    const r = await this.call((t, o) => t.listGroups({ states: wanted }, o));
-    return r.groups.map((g) => ({ groupId: g.groupId, state: stateName(g.state), members: g.members }));
+    if (this.closed) throw new ClientClosedError("group admin");
+    const addresses = (await this.conn.metadata?.brokerAddresses()) ?? [this.conn.anyAddress()];
+    const answers = await Promise.all(addresses.map((a) => this.callAt(a, (t, o) => t.listGroups({ states: wanted }, o))));
+    const byId = new Map<string, GroupListing>();
+    for (const r of answers) for (const g of r.groups) if (!byId.has(g.groupId)) byId.set(g.groupId, { groupId: g.groupId, state: stateName(g.state), members: g.members });
+    return [...byId.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
   }
 
   /** Members, assignments, committed offsets and lag of each group, in request order. */
   async describeGroups(groupIds: readonly string[]): Promise<GroupDescription[]> {
     groupIds.forEach((g, i) => checkGroupId(g, `groupIds[${i}]`));
-    const r = await this.call((t, o) => t.describeGroups({ groupIds: [...groupIds] }, o));
-    return r.groups.map((g) => {
+    const groups = await this.perGroup(groupIds, async (t, ids, o) => (await t.describeGroups({ groupIds: ids }, o)).groups);
+    return groups.map((g) => {
       if (g.error !== undefined) throw groupError(g.error, g.groupId);
       return {
         groupId: g.groupId,
@@ -1038,7 +1048,7 @@ export class GroupAdmin {
   async fetchOffsets(groupId: string, partitions?: readonly GroupTopicPartitions[]): Promise<GroupCommittedOffset[]> {
     checkGroupId(groupId, "groupId");
     const req = { groupId, partitions: checkTopicPartitions(partitions, "partitions") };
-    const r = await this.call((t, o) => t.fetchOffsets(req, o));
+    const r = await this.call(groupId, (t, o) => t.fetchOffsets(req, o));
     return r.offsets.map((c) => {
       if (c.error !== undefined) throw fromErrorDetail(c.error, `partition ${tpName(c.topic, c.partition)}`);
       return { topic: c.topic, partition: c.partition, offset: toNumber(c.offset, "offset"), metadata: c.metadata };
@@ -1062,7 +1072,7 @@ export class GroupAdmin {
       spec = { spec: OffsetSpec.TIMESTAMP, timestampMs: toInt64(checkInt(target.timestampMs, "target.timestampMs", 0, Number.MAX_SAFE_INTEGER), "target.timestampMs") };
     } else throw new RillError(Errors.INVALID_ARGUMENT, `target: must be "earliest", "latest", {offset} or {timestampMs}`);
     const req = { ...spec, groupId, partitions: parts, dryRun: options.dryRun ?? false };
-    const r = await this.call((t, o) => t.resetOffsets(req, o));
+    const r = await this.call(groupId, (t, o) => t.resetOffsets(req, o));
     return r.offsets.map((x) => {
       if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
       return { topic: x.topic, partition: x.partition, offset: toNumber(x.offset, "offset") };
@@ -1078,15 +1088,15 @@ export class GroupAdmin {
       offset: toInt64(checkInt(o.offset, `offsets[${i}].offset`, 0, Number.MAX_SAFE_INTEGER), `offsets[${i}].offset`),
       leaderEpoch: -1,
     }));
-    const r = await this.call((t, o) => t.commitOffsets({ groupId, memberId: "", memberEpoch: -1, offsets: list }, o));
+    const r = await this.call(groupId, (t, o) => t.commitOffsets({ groupId, memberId: "", memberEpoch: -1, offsets: list }, o));
     for (const x of r.offsets) if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
   }
 
   /** Deletes groups (only groups without members) and their committed offsets. */
   async deleteGroups(groupIds: readonly string[]): Promise<void> {
     groupIds.forEach((g, i) => checkGroupId(g, `groupIds[${i}]`));
-    const r = await this.call((t, o) => t.deleteGroups({ groupIds: [...groupIds] }, o));
-    for (const x of r.results) if (x.error !== undefined) throw groupError(x.error, x.groupId);
+    const results = await this.perGroup(groupIds, async (t, ids, o) => (await t.deleteGroups({ groupIds: ids }, o)).results);
+    for (const x of results) if (x.error !== undefined) throw groupError(x.error, x.groupId);
   }
 
   async close(): Promise<void> {
@@ -1095,8 +1105,58 @@ export class GroupAdmin {
     this.conn.close();
   }
 
-  private call<T>(f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
+  /** A call about `groupId`, at its coordinator (looked up again before each retry). */
+  private call<T>(groupId: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    return withRetries(() => f(this.conn.transportFor(this.conn.anyAddress()), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, { random: this.conn.random });
+    const attempt = async (): Promise<T> => f(this.conn.transportFor(await coordinatorOf(this.conn, groupId)), { timeoutMs: this.conn.requestTimeoutMs });
+    return withRetries(attempt, this.conn.retry, { random: this.conn.random, onRetry: (e) => this.onRetry(e) });
+  }
+
+  /** A call to the broker at `address`. */
+  private callAt<T>(address: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
+    return withRetries(() => f(this.conn.transportFor(address), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, { random: this.conn.random });
+  }
+
+  /**
+   * A call over several groups: each coordinator is asked about its groups; results come back
+   * in `groupIds` order. A group answered with a routing error (NOT_COORDINATOR, ...) is asked
+   * again at its coordinator after a refresh, per the retry policy; when retries run out its
+   * error stays in its result.
+   */
+  private async perGroup<R extends { readonly groupId: string; readonly error?: ErrorDetail | undefined }>(
+    groupIds: readonly string[],
+    f: (t: GroupTransport, ids: string[], o: { timeoutMs: number }) => Promise<readonly R[]>,
+  ): Promise<R[]> {
+    if (this.closed) throw new ClientClosedError("group admin");
+    const results = new Map<string, R>();
+    const misrouted = (g: string): boolean => {
+      const e = results.get(g)?.error;
+      return e === undefined ? !results.has(g) : isStaleMetadata(fromErrorDetail(e));
+    };
+    const attempt = async (): Promise<void> => {
+      const byAddress = new Map<string, string[]>();
+      for (const g of new Set(groupIds.filter(misrouted))) {
+        const address = await coordinatorOf(this.conn, g);
+        byAddress.set(address, [...(byAddress.get(address) ?? []), g]);
+      }
+      await Promise.all(
+        [...byAddress].map(async ([address, ids]) => {
+          for (const r of await f(this.conn.transportFor(address), ids, { timeoutMs: this.conn.requestTimeoutMs })) results.set(r.groupId, r);
+        }),
+      );
+      const left = groupIds.find((g) => results.has(g) && misrouted(g));
+      if (left !== undefined) throw groupError(results.get(left)!.error!, left);
+    };
+    try {
+      await withRetries(attempt, this.conn.retry, { random: this.conn.random, onRetry: (e) => this.onRetry(e) });
+    } catch (e) {
+      if (!groupIds.every((g) => results.has(g))) throw e; // the call failed as a whole
+    }
+    return groupIds.map((g) => results.get(g)!);
+  }
+
+  private onRetry(e: unknown): void {
+    if (isStaleMetadata(e)) void this.conn.metadata?.requestRefresh();
   }
 }

@@ -35,4 +35,5 @@ export { Producer } from "./producer.ts";
 export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordMetadata } from "./producer.ts";
 export { type RetryPolicy, defaultRetryPolicy } from "./retry.ts";
 export type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "./transport.ts";
+export type { TransportFactory } from "./transport-pool.ts";
 export { RillError } from "../base/errors.ts";

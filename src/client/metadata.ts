@@ -58,6 +58,8 @@ interface TopicEntry {
 export class MetadataCache {
   private readonly topics = new Map<string, TopicEntry>();
   private readonly nodes = new Map<number, string>();
+  /** Nodes the last DescribeCluster said are fenced. */
+  private readonly fenced = new Set<number>();
   /** The last DescribeCluster listed exactly one broker. */
   private singleBroker = false;
   private readonly lookups = new Map<string, Promise<number>>();
@@ -117,6 +119,18 @@ export class MetadataCache {
   /** The address of node `nodeId`, if known. */
   nodeAddress(nodeId: number): string | undefined {
     return this.nodes.get(nodeId);
+  }
+
+  /**
+   * The addresses of the brokers that are not fenced (asking DescribeCluster first when no
+   * broker is known): where to send a call that every broker answers for its own part, such as
+   * ListGroups. One address (the bootstrap one) for a single broker or a fixed transport.
+   */
+  async brokerAddresses(): Promise<string[]> {
+    if (this.conn.pool.fixed) return [this.conn.transport.address];
+    if (this.nodes.size === 0) await this.describeCluster();
+    if (this.singleBroker || this.nodes.size === 0) return [this.conn.transport.address];
+    return [...this.nodes].filter(([id]) => !this.fenced.has(id)).map(([, address]) => address);
   }
 
   /**
@@ -218,6 +232,8 @@ export class MetadataCache {
       return;
     }
     for (const b of res.brokers) if (b.address !== "") this.nodes.set(b.nodeId, b.address);
+    this.fenced.clear();
+    for (const b of res.brokers) if (b.fenced) this.fenced.add(b.nodeId);
     this.singleBroker = res.brokers.length === 1;
     if (transport instanceof BootstrapTransport) transport.learn(res.brokers.filter((b) => !b.fenced && b.address !== "").map((b) => b.address));
   }

@@ -18,7 +18,8 @@
  * coordinator finds the coordinator (the leader of the group's `__consumer_offsets` partition)
  * and consumes; the coordinator is killed with kill -9; the consumer joins again at the new
  * coordinator and goes on from its committed offsets (nothing read again below them, nothing
- * missed).
+ * missed). A GroupAdmin given the same node describes the group, lists it and reads its offsets
+ * at whichever node coordinates it.
  *
  * SEED=n replays the seeded choices (keys, which node is killed on a tie, producer jitter);
  * CLUSTER_RECORDS=n changes N. Every wait is bounded; the cluster's processes are killed in
@@ -29,7 +30,7 @@ import { partitionForKey } from "../../src/base/murmur2.ts";
 import { SeededRandom, seedFromEnv } from "../../src/base/random.ts";
 import { Admin, type TopicDescription } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
-import { GroupConsumer } from "../../src/client/group-consumer.ts";
+import { GroupAdmin, GroupConsumer } from "../../src/client/group-consumer.ts";
 import { OFFSETS_TOPIC } from "../../src/client/metadata.ts";
 import { offsetsPartitionFor } from "../../src/coordinator/group-runtime.ts";
 import { Producer, type RecordMetadata } from "../../src/client/producer.ts";
@@ -283,6 +284,15 @@ describe("SDK on a 3-node cluster", () => {
       return cs.reduce((a, b) => a + b, 0) === 600 ? cs : false;
     }, 20_000, "auto-commit of everything read");
 
+    // GroupAdmin, given the same non-coordinator node, reaches the coordinator.
+    const groupAdmin = new GroupAdmin({ bootstrap: other.address, requestTimeoutMs: 15_000, retry: { retries: 60, maxBackoffMs: 1000 } });
+    closers.push(() => groupAdmin.close());
+    const described = (await groupAdmin.describeGroups([group]))[0]!;
+    expect([described.coordinatorId, described.members.length]).toEqual([coordinator, 1]);
+    expect((await groupAdmin.listGroups()).map((g) => g.groupId)).toContain(group);
+    const fetched = await groupAdmin.fetchOffsets(group, [{ topic, partitions: [0, 1, 2] }]);
+    expect(fetched.map((o) => o.offset)).toEqual(committed);
+
     const t0 = Date.now();
     const mark = seen.length;
     await c.node(coordinator).kill();
@@ -293,6 +303,8 @@ describe("SDK on a 3-node cluster", () => {
       const again = seen.slice(mark).filter((r) => r.partition === tp.partition).map((r) => r.offset);
       expect(Math.min(...again), `partition ${tp.partition}: first offset after rejoining (committed ${committed[tp.partition]})`).toBeGreaterThanOrEqual(committed[tp.partition]!);
     }
+    const after = (await groupAdmin.describeGroups([group]))[0]!;
+    expect(after.coordinatorId).not.toBe(coordinator);
     await consumer.close();
     await reading;
     await c.node(coordinator).start();

@@ -149,7 +149,7 @@ class FakeNode implements Transport {
     this.calls.fetch++;
     const asked = req.partitions ?? [];
     const mine = asked.filter((p) => this.leads(p.topic!, p.partition!));
-    const res = mine.length > 0 ? await this.cluster.data.fetch({ ...req, partitions: mine }, options) : null;
+    const res = mine.length > 0 ? await this.cluster.data.fetch({ ...req, partitions: mine } as typeof req, options) : null;
     this.checkUp();
     return create(FetchResponseSchema, {
       partitions: asked.map(
