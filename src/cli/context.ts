@@ -12,7 +12,7 @@ export interface Context {
 
 /**
  * Client options for the CLI: two quick retries, so that a broker that is not running is reported
- * within about half a second instead of after the SDK's default 2.5 s of retrying.
+ * within about half a second instead of after the SDK's default 22 s of retrying.
  */
 export function clientOptions(ctx: Context): ClientOptions {
   return { bootstrap: ctx.bootstrap, retry: { retries: 2, initialBackoffMs: 100, maxBackoffMs: 300 }, requestTimeoutMs: 15_000 };

@@ -27,11 +27,13 @@ export interface RetryPolicy {
 }
 
 /**
- * Defaults: 5 retries, 100 ms doubling up to 1 s, ±20% jitter — about 2.5 s of retrying in all,
- * enough to ride out a broker restart or leader change without hiding a dead broker for long.
+ * Defaults: 25 retries, 100 ms doubling up to 1 s, ±20% jitter — about 22 s of retrying in all:
+ * longer than a leader failover (the controller fences a dead broker after
+ * `broker.session.timeout.ms`, 9 s by default, then elects a new leader), as Kafka's
+ * `delivery.timeout.ms` is. Tools that should fail fast (the CLI) pass a shorter policy.
  */
 export const defaultRetryPolicy: RetryPolicy = {
-  retries: 5,
+  retries: 25,
   initialBackoffMs: 100,
   maxBackoffMs: 1000,
   multiplier: 2,

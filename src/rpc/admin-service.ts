@@ -8,7 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import { brokerKeys, describeTopicConfig, topicKeys, type BrokerConfig } from "../config/schema.ts";
-import { NodeRole } from "../gen/rill/v1/common_pb.ts";
+import { NodeRole, OffsetSpec } from "../gen/rill/v1/common_pb.ts";
 import {
   AdminService,
   ConfigOperation,
@@ -38,7 +38,8 @@ import type { MetadataRecord } from "../metadata/records.ts";
 import type { MetadataStore } from "../metadata/store.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { toErrorDetail, unary } from "./errors.ts";
-import { Forwarder, type ControllerRoute } from "./forward.ts";
+import { Forwarder, LeaderClients, isForwarded, type ControllerRoute } from "./forward.ts";
+import { FetchService, ListOffsetsRequestSchema, type ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { MethodName } from "./grpc-service.ts";
 import type * as grpc from "@grpc/grpc-js";
 import type { QuorumVoter } from "../config/schema.ts";
@@ -88,6 +89,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   const { rm, store } = d;
   const brokers = (): number[] => store.image.unfencedBrokers();
   const fwd = new Forwarder(AdminService, d.route);
+  const offsetClients = new LeaderClients(FetchService, rm);
   /** A metadata-changing call: run on the active controller, forwarded from any other node. */
   const changing = <Req, Res>(method: MethodName<typeof AdminService>, fn: (req: Req) => Promise<Res>) =>
     unary(async (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => {
@@ -145,8 +147,36 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       }),
     ),
 
-    describeTopics: unary((req: DescribeTopicsRequest) => {
+    describeTopics: unary(async (req: DescribeTopicsRequest, call) => {
       const names = req.topics.length > 0 ? req.topics : store.image.topicNames().filter((n) => !isInternal(n));
+      // Offsets come from each partition's leader: this broker's own replica lags it (or is
+      // absent). Leaders elsewhere are asked with ListOffsets, one call per leader.
+      const remote = new Map<number, { topic: string; partition: number }[]>();
+      if (!isForwarded(call)) {
+        for (const name of names) {
+          for (const p of store.image.topics.get(name)?.partitions ?? []) {
+            if (p.leader < 0 || p.leader === d.config.nodeId) continue;
+            let list = remote.get(p.leader);
+            if (!list) remote.set(p.leader, (list = []));
+            list.push({ topic: name, partition: p.partition });
+          }
+        }
+      }
+      const fromLeaders = new Map<string, { logStart: bigint; hw: bigint }>();
+      await Promise.all(
+        [...remote].map(async ([leader, parts]) => {
+          try {
+            const res = await offsetClients.call<ListOffsetsResponse>(leader, "listOffsets", create(ListOffsetsRequestSchema, { partitions: parts.flatMap((tp) => [{ ...tp, spec: OffsetSpec.EARLIEST }, { ...tp, spec: OffsetSpec.LATEST }]) }), 5000);
+            parts.forEach((tp, i) => {
+              const e = res.partitions[2 * i];
+              const l = res.partitions[2 * i + 1];
+              if (e && l && !e.error && !l.error) fromLeaders.set(`${tp.topic}\0${tp.partition}`, { logStart: e.offset, hw: l.offset });
+            });
+          } catch {
+            // the leader is unreachable: this broker's own view is answered below
+          }
+        }),
+      );
       return create(DescribeTopicsResponseSchema, {
         topics: names.map((name) => {
           const t = store.image.topics.get(name);
@@ -157,14 +187,15 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
             configs: req.excludeConfigs ? {} : describeTopicConfig(effectiveConfig(t.configs)),
             partitions: t.partitions.map((p) => {
               const log = rm.readPartition({ topic: name, partition: p.partition, offset: 0, maxBytes: 0 });
+              const lead = fromLeaders.get(`${name}\0${p.partition}`);
               return {
                 partition: p.partition,
                 leader: p.leader,
                 replicas: [...p.replicas],
                 isr: [...p.isr],
                 leaderEpoch: p.leaderEpoch,
-                logStartOffset: BigInt(Math.max(log.logStartOffset, 0)),
-                highWatermark: BigInt(Math.max(log.highWatermark, 0)),
+                logStartOffset: lead?.logStart ?? BigInt(Math.max(log.logStartOffset, 0)),
+                highWatermark: lead?.hw ?? BigInt(Math.max(log.highWatermark, 0)),
               };
             }),
           };

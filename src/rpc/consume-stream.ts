@@ -179,7 +179,8 @@ class ConsumeSession {
         this.apply([], false);
         this.memberId = "";
         this.epoch = 0;
-      } else if (!err.retriable) {
+      } else if (!err.retriable || err.kind.name === "NOT_COORDINATOR" || err.kind.name === "COORDINATOR_NOT_AVAILABLE") {
+        // Not the coordinator (or none yet): the client must find it and join there.
         this.fail(err);
         return;
       }
