@@ -1,0 +1,101 @@
+/**
+ * The Jepsen-style fault test, from the command line (the CI version is faults.test.ts):
+ *
+ *   npm run faults -- [--rounds N] [--seed S] [--duration-ms D] [--scenario produce|groups|all] [--keep]
+ *
+ * - produce: N rounds of engine.ts — a fresh 3-node cluster, producers writing unique values
+ *   with acks=ALL and consumers polling, under seeded faults (kill -9, SIGSTOP/SIGCONT, SIGTERM
+ *   restarts, isolated nodes, cut links) for D ms (default 25000); then heal, settle, read
+ *   everything back through every node, check (checker.ts) and print the report.
+ * - groups: N runs of group-failover.ts (committed offsets across coordinator kills).
+ * - all (the default): N produce rounds, then one groups run.
+ * Round i (from 0) uses seed S + i; `--seed S --rounds 1` (or `SEED=S`) replays the fault
+ * schedule of a round that printed SEED=S. Only 127.0.0.1 is used; every process started is
+ * stopped, also on Ctrl-C. Exit code 1 when any anomaly was found or a cluster did not settle.
+ */
+import { seedFromEnv } from "../../src/base/random.ts";
+import { runRound, roundOptions, type RoundResult } from "./engine.ts";
+import { groupOptions, runGroupFailover, type GroupResult } from "./group-failover.ts";
+import { anomalyLine, formatGroup, formatRound } from "./report.ts";
+
+interface Args {
+  rounds: number;
+  seed: number;
+  durationMs: number;
+  scenario: "produce" | "groups" | "all";
+  keep: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { rounds: 1, seed: seedFromEnv(), durationMs: 25_000, scenario: "all", keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const int = (min: number): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer >= ${min}`);
+      return v;
+    };
+    switch (flag) {
+      case "--rounds": a.rounds = int(1); break;
+      case "--seed": a.seed = int(0) >>> 0; break;
+      case "--duration-ms": a.durationMs = int(1_000); break;
+      case "--scenario": {
+        const s = argv[++i];
+        if (s !== "produce" && s !== "groups" && s !== "all") throw new Error("--scenario must be produce, groups or all");
+        a.scenario = s;
+        break;
+      }
+      case "--keep": a.keep = true; break;
+      default: throw new Error(`unknown argument ${flag} (see the comment at the top of test/faults/run.ts)`);
+    }
+  }
+  return a;
+}
+
+async function main(): Promise<number> {
+  const a = parseArgs(process.argv.slice(2));
+  console.log(`faults: SEED=${a.seed} rounds=${a.rounds} duration-ms=${a.durationMs} scenario=${a.scenario}`);
+  const progress = (line: string): void => console.log(`  [${new Date().toISOString().slice(11, 19)}] ${line}`);
+  const rounds: RoundResult[] = [];
+  const groups: GroupResult[] = [];
+  let bad = 0;
+  if (a.scenario !== "groups") {
+    for (let i = 0; i < a.rounds; i++) {
+      const seed = (a.seed + i) >>> 0;
+      console.log(`--- round ${i + 1}/${a.rounds} SEED=${seed}`);
+      const r = await runRound(roundOptions({ seed, windowMs: a.durationMs, keep: a.keep, progress }));
+      rounds.push(r);
+      console.log(formatRound(r, i + 1));
+      if (r.check.total > 0 || r.unsettled || r.probeFailures.length > 0) bad++;
+    }
+  }
+  if (a.scenario !== "produce") {
+    const n = a.scenario === "groups" ? a.rounds : 1;
+    for (let i = 0; i < n; i++) {
+      const seed = (a.seed + i) >>> 0;
+      const g = await runGroupFailover(groupOptions({ seed, keep: a.keep, progress }));
+      groups.push(g);
+      console.log(formatGroup(g));
+      if (g.violations.length > 0) bad++;
+    }
+  }
+  console.log(`=== summary (SEED=${a.seed})`);
+  for (const r of rounds) {
+    const c = r.check.counts;
+    console.log(`round SEED=${r.seed}: ${Math.round(r.timings.totalMs / 1000)} s, ${r.faults.filter((f) => f.what.startsWith("start:")).length} faults, acknowledged ${c.acknowledged} failed ${c.failed} unknown ${c.unknown}; ${anomalyLine(r.check.anomalies)}${r.unsettled ? "; NOT SETTLED" : ""}${r.probeFailures.length > 0 ? "; NOT WRITABLE AFTER HEALING" : ""}`);
+  }
+  for (const g of groups) console.log(`groups SEED=${g.seed}: ${Math.round(g.totalMs / 1000)} s, commits acknowledged ${g.commits.acknowledged}; violations: ${g.violations.length}`);
+  console.log(bad === 0 ? "faults: no anomalies" : `faults: ${bad} run(s) with anomalies`);
+  return bad === 0 ? 0 : 1;
+}
+
+// Ctrl-C or a kill: exit normally so the harness's exit hook kills every broker started.
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(130));
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(2);
+  },
+);
