@@ -34,6 +34,9 @@ import { type ConsumerRecord, readRecords, scanBatches } from "./batch-reader.ts
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
 import { ClientClosedError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
+
+/** Tries of a fetch that answers UNKNOWN_TOPIC_OR_PARTITION before it is reported. */
+const UNKNOWN_TOPIC_RETRIES = 4;
 import { Fifo } from "./fifo.ts";
 import { MetadataCache } from "./metadata.ts";
 import { listLeaderOffsets } from "./offsets.ts";
@@ -511,8 +514,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.seekState(st, this.autoOffsetReset);
       return;
     }
-    if (!isRetriable(e) || st.failures >= this.conn.retry.retries) throw e;
-    if (e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION) this.metadata.invalidate(st.topic);
+    const unknownTopic = e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION;
+    // An unknown topic gets a few quick tries (a topic just created may not have reached every
+    // broker yet), not the whole failover budget of the retry policy.
+    if (!isRetriable(e) || st.failures >= (unknownTopic ? Math.min(this.conn.retry.retries, UNKNOWN_TOPIC_RETRIES) : this.conn.retry.retries)) throw e;
+    if (unknownTopic) this.metadata.invalidate(st.topic);
     if (isStaleMetadata(e)) void this.metadata.requestRefresh();
     st.backoffUntilMs = Date.now() + backoffMs(this.conn.retry, st.failures, this.conn.random);
     st.failures++;

@@ -8,7 +8,8 @@ import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
 import type { ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { Connection } from "./connection.ts";
 import { checkInt, toInt64, toNumber } from "./convert.ts";
-import { fromErrorDetail, isStaleMetadata } from "./errors.ts";
+import { Errors, RillError } from "../base/errors.ts";
+import { fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
 import type { MetadataCache } from "./metadata.ts";
 import { withRetries } from "./retry.ts";
 
@@ -80,8 +81,12 @@ export async function listLeaderOffsets(conn: Connection, metadata: MetadataCach
     );
     return out;
   };
+  // An unknown topic gets a few quick tries (a topic just created may not have reached every
+  // broker yet), not the whole failover budget of the retry policy.
+  let unknownTries = 0;
   return withRetries(attempt, conn.retry, {
     random: conn.random,
+    retryIf: (e) => isRetriable(e) && !(e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION && ++unknownTries > 3),
     onRetry: (e) => {
       if (isStaleMetadata(e)) void metadata.requestRefresh();
     },
