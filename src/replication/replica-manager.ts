@@ -188,7 +188,9 @@ export class ReplicaManager {
     for (const w of [...this.hwWaiters]) {
       if (w.replica !== r) continue;
       let err: Error | null = null;
-      if (r.role !== "leader") err = rillError("NOT_LEADER_OR_FOLLOWER", `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was replicated`);
+      // Written here but not known replicated when leadership moved: the new leader may well
+      // keep it, so the outcome is unknown — not NOT_LEADER ("not written").
+      if (r.role !== "leader") err = rillError("REQUEST_TIMED_OUT", `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was known replicated; it may or may not be kept`);
       else if (r.hw > w.offset && r.isr.length < w.minIsr) err = rillError("NOT_ENOUGH_REPLICAS_AFTER_APPEND", `${r.topic}-${r.partition}: written, but the ISR shrank to ${r.isr.length} (< min.insync.replicas ${w.minIsr}) before it was replicated`);
       else if (r.hw <= w.offset) continue;
       this.hwWaiters.delete(w);

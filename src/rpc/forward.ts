@@ -154,7 +154,10 @@ export class LeaderClients<S extends DescService> {
       fn.call(c, req, md, { deadline: Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000 }, (e: grpc.ServiceError | null, r: Res) => {
         if (!e) return resolve(r);
         if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
-        reject(rillError("NOT_LEADER_OR_FOLLOWER", `forwarding to broker ${nodeId} at ${address} failed: ${e.details || e.message}`));
+        // The request may have reached the leader before the connection failed: its outcome is
+        // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
+        // and promises nothing either way).
+        reject(rillError("REQUEST_TIMED_OUT", `forwarding to broker ${nodeId} at ${address} failed (${e.details || e.message}); the request may or may not have been applied there`));
       });
     });
   }

@@ -149,8 +149,12 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       });
     }),
 
-    fetchOffsets: unary((req: FetchOffsetsRequest) => {
+    fetchOffsets: unary(async (req: FetchOffsetsRequest) => {
       validateGroupId(req.groupId);
+      // Answer only what is replicated: a commit this coordinator wrote but could still lose
+      // (its ISR has not confirmed it) is not reported as committed.
+      rt.shardFor(req.groupId);
+      await rt.replicated(req.groupId);
       const offsets = rt.shardFor(req.groupId).fetchOffsets(req.groupId, req.partitions.length > 0 ? fromProtoPartitions(req.partitions) : null);
       return create(FetchOffsetsResponseSchema, {
         offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })),
