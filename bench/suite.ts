@@ -462,7 +462,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
       lines.push(`| ${r.name} | ${r.brokerRuntime} | not available: ${r.unavailable.replace(/\|/g, "\\|")} | – | – | – | – | – | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`);
       continue;
     }
-    const lat = r.latencyMs ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" ? " (request)" : ""}` : "–";
+    const lat = r.latencyMs ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" || r.kind === "cluster" ? " (request)" : ""}` : "–";
     lines.push(
       `| ${r.name} | ${r.brokerRuntime} | ${(r.recordsPerSec / 1e6).toFixed(2)}M | ${fmt(r.payloadMiBPerSec)} | ${fmt(r.ceilingMiBPerSec)} | ${fmt(r.ratioToCeiling, 2)} | ${lat} | ${fmt(r.rssPeakMiB, 0)} | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
     );
