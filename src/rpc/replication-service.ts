@@ -32,6 +32,19 @@ const PARTITION_MAX_BYTES = 1 << 20;
 /** Response budget when the follower gives none (Kafka's replica.fetch.response.max.bytes). */
 const RESPONSE_MAX_BYTES_DEFAULT = 10 << 20;
 
+/** The chunks as one buffer: a view when they lie back to back in one buffer (a disk read), else a copy. */
+function joined(chunks: readonly Buffer[]): Buffer {
+  if (chunks.length === 1) return chunks[0]!;
+  const first = chunks[0]!;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < chunks.length; i++) {
+    const c = chunks[i]!;
+    if (c.buffer !== first.buffer || c.byteOffset !== end) return Buffer.concat(chunks);
+    end += c.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+}
+
 async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: { aborted: boolean; onabort?: (() => void) | null }): Promise<ReplicaFetchResponse> {
   if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX) throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
@@ -51,7 +64,7 @@ async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: { abo
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
       });
-      const data = r.read && r.read.bytes > 0 ? (r.read.chunks.length === 1 ? r.read.chunks[0]! : Buffer.concat(r.read.chunks)) : Buffer.alloc(0);
+      const data = r.read && r.read.bytes > 0 ? joined(r.read.chunks) : Buffer.alloc(0);
       left -= data.length;
       bytes += data.length;
       if (r.error || r.diverging) stop = true;

@@ -384,7 +384,9 @@ export class PartitionLog {
     const nowMs = this.opts.clock.nowMs();
     const { placements, records, sequenced } = this.plan(buf, -1);
     for (const p of placements) this.epochs.assign(readBatchHeader(buf, p.at).partitionLeaderEpoch, p.baseOffset);
-    this.write(buf, placements, records, nowMs);
+    // A follower's batches are slices of large replication responses: caching them would keep
+    // whole responses alive. Its reads come from the segment files (the OS page cache).
+    this.write(buf, placements, records, nowMs, false);
     this.recordSequences(sequenced, placements, nowMs);
     return {
       baseOffset: placements[0]!.baseOffset,
@@ -460,16 +462,20 @@ export class PartitionLog {
     });
   }
 
-  private write(buf: Buffer, placements: BatchPlacement[], records: number, nowMs: number): void {
+  private write(buf: Buffer, placements: BatchPlacement[], records: number, nowMs: number, cache = true): void {
     const last = placements[placements.length - 1]!;
     this.maybeRoll(buf.length, last.lastOffset, nowMs);
     const seg = this.active;
     seg.append(buf, placements, nowMs);
     this.nextOffset = last.lastOffset + 1;
-    for (let i = 0; i < placements.length; i++) {
-      const p = placements[i]!;
-      const end = i + 1 < placements.length ? placements[i + 1]!.at : buf.length;
-      this.cache.push(buf.subarray(p.at, end), p.baseOffset, p.lastOffset);
+    if (cache) {
+      for (let i = 0; i < placements.length; i++) {
+        const p = placements[i]!;
+        const end = i + 1 < placements.length ? placements[i + 1]!.at : buf.length;
+        this.cache.push(buf.subarray(p.at, end), p.baseOffset, p.lastOffset);
+      }
+    } else {
+      this.cache.clear(); // the cache must stay contiguous up to the log end
     }
     this.dirty.add(seg);
     this.stats.appends++;
