@@ -104,6 +104,11 @@ class FetchLoop {
         res.forEach((p, i) => {
           const r = parts[i]!;
           if (r.role !== "follower" || r.leader !== this.leader) return;
+          if (p.error && p.error.kind.name === "OFFSET_OUT_OF_RANGE" && p.logStartOffset > r.log.logEndOffset) {
+            this.o.log.info({ topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to: p.logStartOffset }, "the leader's log starts after this follower's end: restarting the local log there");
+            this.rm.restartFollowerAt(r, p.logStartOffset);
+            return;
+          }
           if (p.error) {
             // A newer or older epoch than ours, or a leader that moved: the metadata log will
             // tell us; do not spin meanwhile.

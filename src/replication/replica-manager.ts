@@ -245,6 +245,16 @@ export class ReplicaManager {
     }
   }
 
+  /**
+   * Follower side: the leader's log starts after this log's end (retention deleted what this
+   * follower never had): restart the local log there.
+   */
+  restartFollowerAt(r: PartitionReplica, leaderLogStart: number): void {
+    if (r.role !== "follower" || leaderLogStart <= r.log.logEndOffset) return;
+    r.log.truncateFullyAndStartAt(leaderLogStart);
+    r.hw = leaderLogStart;
+  }
+
   /** Follower side: cuts a divergent tail (or the whole log, when the leader's starts later). */
   truncateFollower(r: PartitionReplica, offset: number): void {
     if (r.role !== "follower") return;

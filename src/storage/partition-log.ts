@@ -676,6 +676,26 @@ export class PartitionLog {
   }
 
   /**
+   * Empties the log and restarts it at `offset` (a follower whose leader's log now starts after
+   * this log's end: the records in between were deleted by retention on the leader). Every
+   * segment is removed; the next append must start at `offset`.
+   */
+  truncateFullyAndStartAt(offset: number): void {
+    this.checkWritable();
+    assert(Number.isSafeInteger(offset) && offset >= 0, "restart at a negative offset");
+    while (this.segments.length > 0) this.dropSegment(this.segments.pop()!);
+    this.segments.push(Segment.create(this.fs, this.opts.dir, offset, this.config.indexIntervalBytes));
+    this.nextOffset = offset;
+    this._logStartOffset = offset;
+    this.recoveryPoint = offset;
+    this.cache.clear();
+    this.epochs.reset([]);
+    this.rebuildProducerState();
+    for (const w of this.waiters) if (w.upTo > offset) w.upTo = offset;
+    this.writeCheckpoint();
+  }
+
+  /**
    * Moves the log start offset forward (delete-records): offsets below it become unreadable and
    * whole segments below it are deleted. Throws OFFSET_OUT_OF_RANGE past the log end.
    */

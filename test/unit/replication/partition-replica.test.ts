@@ -115,4 +115,26 @@ describe("leader epoch cache", () => {
     follower.appendWithOffsets(Buffer.concat([b1, b2]));
     expect(follower.leaderEpochs).toEqual(leader.leaderEpochs);
   });
+
+  it("a follower restarts its log at the leader's log start when retention deleted what it never had", () => {
+    const fs = new MemoryFileSystem();
+    const leader = newLog(new MemoryFileSystem(), "/l");
+    const batches: Buffer[] = [];
+    for (let i = 0; i < 5; i++) {
+      const b = batch(2);
+      leader.append(b, 1);
+      batches.push(b);
+    }
+    const follower = newLog(fs);
+    follower.appendWithOffsets(Buffer.from(batches[0]!)); // 0..1
+    follower.truncateFullyAndStartAt(6);
+    expect([follower.logStartOffset, follower.logEndOffset, follower.leaderEpochs.length]).toEqual([6, 6, 0]);
+    follower.appendWithOffsets(Buffer.concat(batches.slice(3))); // 6..9
+    expect([follower.logStartOffset, follower.logEndOffset]).toEqual([6, 10]);
+    expect(() => follower.read(0, 1 << 20)).toThrow(/outside the log/);
+    expect(follower.read(6, 1 << 20).bytes).toBe(Buffer.concat(batches.slice(3)).length);
+    const again = newLog(fs);
+    expect([again.logStartOffset, again.logEndOffset]).toEqual([6, 10]);
+    expect(again.leaderEpochs).toEqual([{ epoch: 1, startOffset: 6 }]);
+  });
 });
