@@ -292,6 +292,7 @@ export class Broker {
         maxWaitMs: config.replicaFetchWaitMaxMs,
         maxBytes: 10 << 20,
         log,
+        timers: realTimers,
       });
       const isrTimer = setInterval(() => void maintainIsr(rm, channel, config, () => lifecycle?.brokerEpoch ?? -1, log), Math.max(50, Math.min(1000, Math.floor(config.replicaLagTimeMaxMs / 4))));
       isrTimer.unref?.();

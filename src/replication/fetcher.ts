@@ -11,7 +11,7 @@
  */
 import { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
-import type { ReplicaManager } from "./replica-manager.ts";
+import type { ReplicaManager, Timers } from "./replica-manager.ts";
 
 /** One partition in a fetch round. */
 export interface FetchPartitionRequest {
@@ -54,6 +54,8 @@ export interface FetcherOptions {
   readonly maxWaitMs: number;
   readonly maxBytes: number;
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+  /** Timers for backoff, injected (this module does not read the clock). */
+  readonly timers: Timers;
 }
 
 /** The fetch loop toward one leader. */
@@ -76,7 +78,7 @@ class FetchLoop {
     while (!this.stopped) {
       const parts = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
       if (parts.length === 0) {
-        await sleep(50);
+        await this.sleep(50);
         continue;
       }
       try {
@@ -127,17 +129,21 @@ class FetchLoop {
           this.rm.applyFetched(r, p.recordBatches, p.highWatermark);
         });
         backoff = 50;
-        if (waitForMetadata) await sleep(100);
+        if (waitForMetadata) await this.sleep(100);
       } catch (e) {
         this.session?.close();
         this.session = null;
         const msg = (e as Error).message;
         if (msg !== this.lastError) this.o.log.warn({ leader: this.leader, err: msg }, "replica fetch failed; retrying");
         this.lastError = msg;
-        await sleep(backoff);
+        await this.sleep(backoff);
         backoff = Math.min(backoff * 2, 1000);
       }
     }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.o.timers.setTimeout(r, ms));
   }
 
   stop(): void {
@@ -147,9 +153,6 @@ class FetchLoop {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref?.());
-}
 
 /** Every fetch loop of this broker. */
 export class ReplicaFetcherManager {
