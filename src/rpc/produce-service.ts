@@ -64,8 +64,8 @@ const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
 export class Producer {
   /** Per-topic sticky partition for requests that name none and carry no key. */
   private readonly sticky = new Map<string, number>();
-  /** A sticky partition chosen while routing, for the local path of the same request. */
-  private chosenSticky = -1;
+  /** Each record's partition as routing chose it, for the local path of the same request. */
+  private routedTargets: number[] | null = null;
   /** Last offset appended per partition by the request being executed (for acks=ALL waits). */
   private lastOffsets = new Map<number, number>();
 
@@ -91,7 +91,7 @@ export class Producer {
    * partition it writes is led here.
    */
   private routed(req: ProduceRequest): (() => Promise<ProduceResponse>) | null {
-    this.chosenSticky = -1;
+    this.routedTargets = null;
     if (!this.forward) return null;
     const topic = this.rm.topic(req.topic, "topic");
     const n = topic.partitions.length;
@@ -110,7 +110,7 @@ export class Producer {
     const sticky = this.nextSticky(req.topic, n);
     const targets = req.records.map((r) => (r.key !== undefined ? partitionForKey(r.key, n) : sticky));
     if (targets.every((p) => this.remoteLeader(req.topic, p) === null)) {
-      this.chosenSticky = sticky; // the local path uses the same choice
+      this.routedTargets = targets; // the local path uses the same partitions, not computed twice
       return null;
     }
     return () => this.split(req, targets);
@@ -165,7 +165,7 @@ export class Producer {
     try {
       res = this.execute(req);
     } finally {
-      this.chosenSticky = -1;
+      this.routedTargets = null;
     }
     const lastOffsets = this.lastOffsets;
     if (req.acks === Acks.NONE) return unacknowledged(res);
@@ -225,10 +225,11 @@ export class Producer {
       throw rillError("INVALID_REQUEST", `base_sequence, producer_epoch: must not be negative with producer_id (got ${req.baseSequence}, ${req.producerEpoch})`);
     }
     const producer = idempotent ? { producerId: Number(req.producerId), producerEpoch: req.producerEpoch, baseSequence: req.baseSequence } : {};
-    const sticky = req.partition ?? this.nextSticky(req.topic, partitions);
+    const routed = this.routedTargets;
+    const sticky = req.partition ?? (routed ? -1 : this.nextSticky(req.topic, partitions));
     const byPartition = new Map<number, number[]>();
     const target = req.records.map((r, i) => {
-      const p = req.partition ?? (r.key !== undefined ? partitionForKey(r.key, partitions) : sticky);
+      const p = routed ? routed[i]! : (req.partition ?? (r.key !== undefined ? partitionForKey(r.key, partitions) : sticky));
       let list = byPartition.get(p);
       if (!list) byPartition.set(p, (list = []));
       list.push(i);
@@ -262,11 +263,6 @@ export class Producer {
 
   /** The next partition for records without key or partition: one this broker leads, if any. */
   private nextSticky(topic: string, partitions: number): number {
-    if (this.chosenSticky >= 0) {
-      const p = this.chosenSticky;
-      this.chosenSticky = -1;
-      return p;
-    }
     const prev = this.sticky.get(topic) ?? -1;
     const led = this.rm.image.topics.get(topic)?.partitions;
     for (let k = 1; k <= partitions; k++) {
