@@ -19,11 +19,18 @@ import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService, CreateTopicsResponseSchema } from "../src/gen/rill/v1/admin_service_pb.ts";
-import { ProduceResponseSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest } from "../src/gen/rill/v1/produce_service_pb.ts";
+import {
+  ProduceResponseSchema,
+  ProduceService,
+  ProduceStreamResponseSchema,
+  type ProduceRequest,
+  type ProduceResponse,
+  type ProduceStreamRequest,
+} from "../src/gen/rill/v1/produce_service_pb.ts";
 import { addService } from "../src/rpc/grpc-service.ts";
 import { createServer } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
-import { RECORD_COUNT_OFFSET } from "../src/storage/record-batch.ts";
+import { RECORD_COUNT_OFFSET } from "../src/protocol/record-batch.ts";
 import { isMain } from "./lib.ts";
 
 type Runtime = "bun" | "node" | "deno";
@@ -35,9 +42,15 @@ function answer(req: ProduceRequest, next: Map<string, number>): ProduceResponse
   const key = `${req.topic}\0${partition}`;
   const base = next.get(key) ?? 0;
   if (req.recordBatch.length > 0) {
-    const count = req.recordBatch.length >= RECORD_COUNT_OFFSET + 4 ? Buffer.from(req.recordBatch.buffer, req.recordBatch.byteOffset, req.recordBatch.length).readInt32BE(RECORD_COUNT_OFFSET) : 0;
+    const count =
+      req.recordBatch.length >= RECORD_COUNT_OFFSET + 4
+        ? Buffer.from(req.recordBatch.buffer, req.recordBatch.byteOffset, req.recordBatch.length).readInt32BE(RECORD_COUNT_OFFSET)
+        : 0;
     next.set(key, base + count);
-    return create(ProduceResponseSchema, { topic: req.topic, partitions: [{ partition, baseOffset: BigInt(base), logAppendTimeMs: -1n, logStartOffset: 0n }] });
+    return create(ProduceResponseSchema, {
+      topic: req.topic,
+      partitions: [{ partition, baseOffset: BigInt(base), logAppendTimeMs: -1n, logStartOffset: 0n }],
+    });
   }
   next.set(key, base + req.records.length);
   return create(ProduceResponseSchema, {
@@ -54,10 +67,13 @@ async function serve(): Promise<void> {
     server,
     ProduceService,
     {
-      produce: (call: grpc.ServerUnaryCall<ProduceRequest, ProduceResponse>, cb: grpc.sendUnaryData<ProduceResponse>) => cb(null, answer(call.request, next)),
+      produce: (call: grpc.ServerUnaryCall<ProduceRequest, ProduceResponse>, cb: grpc.sendUnaryData<ProduceResponse>) =>
+        cb(null, answer(call.request, next)),
       produceStream: (call: grpc.ServerDuplexStream<ProduceStreamRequest, unknown>) => {
         call.on("data", (m: ProduceStreamRequest) => {
-          call.write(create(ProduceStreamResponseSchema, { requestId: m.requestId, result: { case: "response", value: answer(m.request!, next) } }));
+          call.write(
+            create(ProduceStreamResponseSchema, { requestId: m.requestId, result: { case: "response", value: answer(m.request!, next) } }),
+          );
         });
         call.on("end", () => call.end());
         call.on("error", () => {});
@@ -65,8 +81,12 @@ async function serve(): Promise<void> {
     } as never,
     produceServiceCodecs,
   );
-  addService(server, AdminService, { createTopics: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, create(CreateTopicsResponseSchema, {})) } as never);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  addService(server, AdminService, {
+    createTopics: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, create(CreateTopicsResponseSchema, {})),
+  } as never);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
   process.stdout.write(JSON.stringify({ address: `127.0.0.1:${port}`, msg: "noop started" }) + "\n");
   const stop = (): void => {
     server.forceShutdown();

@@ -52,7 +52,8 @@ async function freePort(): Promise<number> {
 export function clusterSupport(runtime: Runtime): string | null {
   const cmd = rillCommand(runtime);
   const r = spawnSync(cmd[0]!, [...cmd.slice(1), "broker", "start", "--help"], { cwd: root, encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) return `\`rill broker start --help\` failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").pop()}`;
+  if (r.status !== 0)
+    return `\`rill broker start --help\` failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").pop()}`;
   return r.stdout.includes("--controller-quorum") ? null : "`rill broker start` has no --controller-quorum option yet";
 }
 
@@ -60,7 +61,9 @@ async function describeCluster(address: string): Promise<DescribeClusterResponse
   const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
   try {
     return await new Promise((resolve, reject) =>
-      admin.describeCluster(create(DescribeClusterRequestSchema, {}), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+      admin.describeCluster(create(DescribeClusterRequestSchema, {}), { deadline: Date.now() + 5000 }, (e, r) =>
+        e ? reject(e) : resolve(r!),
+      ),
     );
   } finally {
     admin.close();
@@ -93,7 +96,13 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
   for (let i = 0; i < n; i++) ports.push(await freePort());
   const quorum = ports.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(",");
   const started = await Promise.allSettled(
-    ports.map((p, i) => startBrokerProcess(runtime, { listen: `127.0.0.1:${p}`, args: ["--node-id", String(i + 1), "--controller-quorum", quorum], startTimeoutMs: timeoutMs })),
+    ports.map((p, i) =>
+      startBrokerProcess(runtime, {
+        listen: `127.0.0.1:${p}`,
+        args: ["--node-id", String(i + 1), "--controller-quorum", quorum],
+        startTimeoutMs: timeoutMs,
+      }),
+    ),
   );
   const nodes = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const stop = async (): Promise<void> => {
@@ -101,7 +110,10 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
   };
   const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
   try {
-    if (failed) throw new ClusterUnavailable(`a node did not start: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`);
+    if (failed)
+      throw new ClusterUnavailable(
+        `a node did not start: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`,
+      );
     await waitFormed(nodes[0]!.address, n, timeoutMs);
   } catch (e) {
     await stop();

@@ -21,11 +21,17 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "../src/base/crc32c.ts";
 import { RecordFormat } from "../src/gen/rill/v1/common_pb.ts";
-import { FetchRequestSchema, FetchService, SubscribeRequestSchema, type FetchResponse, type FetchedPartition } from "../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  FetchRequestSchema,
+  FetchService,
+  SubscribeRequestSchema,
+  type FetchResponse,
+  type FetchedPartition,
+} from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { fetchServiceCodecs } from "../src/rpc/wire-codec.ts";
-import { CRC_START, RecordCursor, forEachBatch } from "../src/storage/record-batch.ts";
+import { CRC_START, RecordCursor, forEachBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
@@ -58,7 +64,8 @@ function decode(bytes: Buffer, position: number, crc: boolean, cursor: RecordCur
   let next = position;
   forEachBatch(bytes, (h, pos) => {
     if (h.lastOffset < next || h.isControl) return;
-    if (crc && crc32c(bytes.subarray(pos + CRC_START, pos + h.size)) !== h.crc) throw new Error(`${where}: CRC mismatch in batch at offset ${h.baseOffset}`);
+    if (crc && crc32c(bytes.subarray(pos + CRC_START, pos + h.size)) !== h.crc)
+      throw new Error(`${where}: CRC mismatch in batch at offset ${h.baseOffset}`);
     cursor.reset(bytes, pos);
     while (cursor.next()) {
       const off = cursor.offset;
@@ -83,7 +90,13 @@ interface RunResult {
 
 type FetchClient = InstanceType<ReturnType<typeof clientConstructor<typeof FetchService, typeof fetchServiceCodecs>>>;
 
-async function consumeFetch(client: FetchClient, o: Options, topic: string, total: number, perPartition: number[]): Promise<{ records: number; wire: number; messages: number }> {
+async function consumeFetch(
+  client: FetchClient,
+  o: Options,
+  topic: string,
+  total: number,
+  perPartition: number[],
+): Promise<{ records: number; wire: number; messages: number }> {
   const positions = perPartition.map(() => 0);
   const cursor = new RecordCursor();
   let records = 0;
@@ -91,7 +104,9 @@ async function consumeFetch(client: FetchClient, o: Options, topic: string, tota
   let messages = 0;
   const request = (): Promise<FetchResponse> => {
     const req = create(FetchRequestSchema, {
-      partitions: positions.flatMap((offset, partition) => (offset < perPartition[partition]! ? [{ topic, partition, offset: BigInt(offset), maxBytes: o.partitionMaxBytes }] : [])),
+      partitions: positions.flatMap((offset, partition) =>
+        offset < perPartition[partition]! ? [{ topic, partition, offset: BigInt(offset), maxBytes: o.partitionMaxBytes }] : [],
+      ),
       maxWaitMs: 500,
       minBytes: 1,
       maxBytes: o.maxBytes,
@@ -114,14 +129,21 @@ async function consumeFetch(client: FetchClient, o: Options, topic: string, tota
       const bytes = p.recordBatches as Buffer;
       wire += bytes.length;
       const [n, next] = decode(bytes, from[p.partition]!, o.crc, cursor, `${topic}-${p.partition}`);
-      if (next !== positions[p.partition]) throw new Error(`${topic}-${p.partition}: decoded up to ${next}, next_offset says ${positions[p.partition]}`);
+      if (next !== positions[p.partition])
+        throw new Error(`${topic}-${p.partition}: decoded up to ${next}, next_offset says ${positions[p.partition]}`);
       records += n;
     }
   }
   return { records, wire, messages };
 }
 
-async function consumeSubscribe(client: FetchClient, o: Options, topic: string, total: number, perPartition: number[]): Promise<{ records: number; wire: number; messages: number }> {
+async function consumeSubscribe(
+  client: FetchClient,
+  o: Options,
+  topic: string,
+  total: number,
+  perPartition: number[],
+): Promise<{ records: number; wire: number; messages: number }> {
   const positions = perPartition.map(() => 0);
   const cursor = new RecordCursor();
   let records = 0;
@@ -170,12 +192,24 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
     const address = given || broker!.address;
     const topic = `consume-${Date.now()}`;
     await createTopic(address, topic, o.partitions);
-    process.stderr.write(`pre-producing ${o.records} records of ${o.recordSize} B (${o.compression}) into ${o.partitions} partition(s)...\n`);
+    process.stderr.write(
+      `pre-producing ${o.records} records of ${o.recordSize} B (${o.compression}) into ${o.partitions} partition(s)...\n`,
+    );
     const pid = broker?.proc.pid ?? o.brokerPid;
     const produceRss = pid ? sampleRss(pid, 100) : null;
-    const total = await preProduce(address, { topic, records: o.records, recordSize: o.recordSize, batchRecords: o.batchRecords, partitions: o.partitions, compression: o.compression });
+    const total = await preProduce(address, {
+      topic,
+      records: o.records,
+      recordSize: o.recordSize,
+      batchRecords: o.batchRecords,
+      partitions: o.partitions,
+      compression: o.compression,
+    });
     const requests = total / o.batchRecords;
-    const perPartition = Array.from({ length: o.partitions }, (_, p) => (Math.floor(requests / o.partitions) + (p < requests % o.partitions ? 1 : 0)) * o.batchRecords);
+    const perPartition = Array.from(
+      { length: o.partitions },
+      (_, p) => (Math.floor(requests / o.partitions) + (p < requests % o.partitions ? 1 : 0)) * o.batchRecords,
+    );
     const preProduceRss = produceRss?.stop() ?? null;
     const consumeRss = pid ? sampleRss(pid, 100) : null;
     const runs: RunResult[] = [];
@@ -183,7 +217,10 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
       const client = new (clientConstructor(FetchService, fetchServiceCodecs))(address, creds(), clientChannelOptions());
       try {
         const start = performance.now();
-        const r = o.mode === "subscribe" ? await consumeSubscribe(client, o, topic, total, perPartition) : await consumeFetch(client, o, topic, total, perPartition);
+        const r =
+          o.mode === "subscribe"
+            ? await consumeSubscribe(client, o, topic, total, perPartition)
+            : await consumeFetch(client, o, topic, total, perPartition);
         const seconds = (performance.now() - start) / 1000;
         if (r.records !== total) throw new Error(`consumed ${r.records} of ${total} records`);
         const res: RunResult = {
@@ -196,7 +233,9 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
           messages: r.messages,
         };
         runs.push(res);
-        process.stderr.write(`  run ${run + 1}/${o.runs}: ${(res.recordsPerSec / 1e6).toFixed(2)}M records/s, ${res.payloadMiBPerSec.toFixed(1)} MiB/s payload, ${r.messages} responses, ${seconds.toFixed(2)} s\n`);
+        process.stderr.write(
+          `  run ${run + 1}/${o.runs}: ${(res.recordsPerSec / 1e6).toFixed(2)}M records/s, ${res.payloadMiBPerSec.toFixed(1)} MiB/s payload, ${r.messages} responses, ${seconds.toFixed(2)} s\n`,
+        );
       } finally {
         client.close();
       }
@@ -212,7 +251,9 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
       payloadMiBPerSec: median(runs.map((r) => r.payloadMiBPerSec)),
       wireMiBPerSec: median(runs.map((r) => r.wireMiBPerSec)),
       runResults: runs,
-      ...(preProduceRss && rss ? { brokerRssMiB: { preProducePeak: preProduceRss.peakMiB, consumePeak: rss.peakMiB, consumeLast: rss.lastMiB } } : {}),
+      ...(preProduceRss && rss
+        ? { brokerRssMiB: { preProducePeak: preProduceRss.peakMiB, consumePeak: rss.peakMiB, consumeLast: rss.lastMiB } }
+        : {}),
       loadAverage: loadAverage(),
     };
   } finally {
@@ -228,7 +269,10 @@ async function main(): Promise<void> {
       `${(result["payloadMiBPerSec"] as number).toFixed(1)} MiB/s payload (${(result["wireMiBPerSec"] as number).toFixed(1)} MiB/s on the wire); load average ${(result["loadAverage"] as number[]).join(", ")}`,
   );
   const rss = result["brokerRssMiB"] as { preProducePeak: number; consumePeak: number } | undefined;
-  if (rss) console.log(`broker RSS peak: ${rss.preProducePeak.toFixed(0)} MiB while pre-producing, ${rss.consumePeak.toFixed(0)} MiB while consuming`);
+  if (rss)
+    console.log(
+      `broker RSS peak: ${rss.preProducePeak.toFixed(0)} MiB while pre-producing, ${rss.consumePeak.toFixed(0)} MiB while consuming`,
+    );
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(result, null, 2) + "\n");
 }
 

@@ -25,7 +25,7 @@ import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/ril
 import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "../src/rpc/wire-codec.ts";
-import { Compression, RecordCursor, encodeBatch, forEachBatch } from "../src/storage/record-batch.ts";
+import { Compression, RecordCursor, encodeBatch, forEachBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, parseArgs, percentilesMs } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
@@ -73,7 +73,9 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
     let lastProgress = performance.now();
     const cursor = new RecordCursor();
     const consumerDone = new Promise<void>((resolve, reject) => {
-      const call = fetcher.subscribe(create(SubscribeRequestSchema, { partitions: [{ topic, partition: 0, offset: 0n }], format: RecordFormat.BATCHES, maxWaitMs: 0 }));
+      const call = fetcher.subscribe(
+        create(SubscribeRequestSchema, { partitions: [{ topic, partition: 0, offset: 0n }], format: RecordFormat.BATCHES, maxWaitMs: 0 }),
+      );
       subscribeCall = call as grpc.ClientReadableStream<unknown>;
       call.on("data", (m: { partitions: FetchedPartition[] }) => {
         const now = performance.now();
@@ -85,14 +87,17 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
             cursor.reset(bytes, pos);
             while (cursor.next()) {
               if (cursor.offset < consumed) continue;
-              if (cursor.offset >= warmup) hist.recordValue(Math.max(1, Math.round((now - cursor.buf.readDoubleLE(cursor.valueStart)) * 1000)));
+              if (cursor.offset >= warmup)
+                hist.recordValue(Math.max(1, Math.round((now - cursor.buf.readDoubleLE(cursor.valueStart)) * 1000)));
               consumed = cursor.offset + 1;
             }
           });
         }
         if (now - lastProgress > 2000) {
           lastProgress = now;
-          process.stderr.write(`  consumed ${consumed}/${total}, p50 so far ${(hist.getValueAtPercentile(50) / 1000).toFixed(2)} ms, p99 ${(hist.getValueAtPercentile(99) / 1000).toFixed(2)} ms\n`);
+          process.stderr.write(
+            `  consumed ${consumed}/${total}, p50 so far ${(hist.getValueAtPercentile(50) / 1000).toFixed(2)} ms, p99 ${(hist.getValueAtPercentile(99) / 1000).toFixed(2)} ms\n`,
+          );
         }
         if (consumed >= total) resolve();
       });
@@ -109,7 +114,8 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
     let requests = 0;
     stream.on("data", (m: ProduceStreamResponse) => {
       acked++;
-      if (m.result.case !== "response" || m.result.value.partitions.some((p) => p.error)) produceError ??= new Error(`produce failed: ${m.result.case}`);
+      if (m.result.case !== "response" || m.result.value.partitions.some((p) => p.error))
+        produceError ??= new Error(`produce failed: ${m.result.case}`);
     });
     stream.on("error", (e: Error) => (produceError ??= e));
     const start = performance.now();
@@ -133,7 +139,10 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
             recs[i] = { key: null, value: v };
           }
           const wallNow = Date.now();
-          stream.write({ requestId: BigInt(requests++), request: { topic, partition: 0, recordBatch: encodeBatch(recs, { compression: codec, nowMs: wallNow }), acks } });
+          stream.write({
+            requestId: BigInt(requests++),
+            request: { topic, partition: 0, recordBatch: encodeBatch(recs, { compression: codec, nowMs: wallNow }), acks },
+          });
           sent += n;
         }
         if (sent >= total) return resolve();
@@ -141,7 +150,12 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
       };
       tick();
     });
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`e2e-latency: not done within ${o.seconds + 30} s (consumed ${consumed}/${total})`)), (o.seconds + 30) * 1000).unref());
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`e2e-latency: not done within ${o.seconds + 30} s (consumed ${consumed}/${total})`)),
+        (o.seconds + 30) * 1000,
+      ).unref(),
+    );
     await Promise.race([Promise.all([producerDone, consumerDone]), deadline]);
     const elapsed = (performance.now() - start) / 1000;
     stream.end();

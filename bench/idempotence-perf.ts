@@ -64,7 +64,9 @@ function parseArgs(argv: string[]): Options {
 /** `n` distinct values of `size` bytes (JSON-ish, so LZ4 sees realistic data). */
 function makeValues(n: number, size: number): Buffer[] {
   const words = ["click", "view", "purchase", "scroll", "signup", "search"];
-  return Array.from({ length: n }, (_, i) => Buffer.from(`{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size)));
+  return Array.from({ length: n }, (_, i) =>
+    Buffer.from(`{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size)),
+  );
 }
 
 interface Run {
@@ -121,7 +123,15 @@ async function runOnce(o: Options, address: string, mode: "on" | "off", round: n
   await cleanup.close();
   if (failed > 0) throw new Error(`${mode} round ${round}: ${failed} sends failed, first: ${String(firstError)}`);
   if (acked !== o.records) throw new Error(`${mode} round ${round}: ${acked} of ${o.records} acknowledged`);
-  return { mode, round, seconds, recordsPerSec: o.records / seconds, firstSendMs, requests: stats.requests, inFlightPerPartitionMax: stats.inFlightPerPartitionMax };
+  return {
+    mode,
+    round,
+    seconds,
+    recordsPerSec: o.records / seconds,
+    firstSendMs,
+    requests: stats.requests,
+    inFlightPerPartitionMax: stats.inFlightPerPartitionMax,
+  };
 }
 
 function median(xs: number[]): number {
@@ -161,7 +171,17 @@ async function main(): Promise<void> {
   const pairRatio = median(pairRatios);
   const firstOn = median(runs.filter((r) => r.mode === "on").map((r) => r.firstSendMs));
   const firstOff = median(runs.filter((r) => r.mode === "off").map((r) => r.firstSendMs));
-  const result = { runtime: runtimeName(), ...o, brokerRuntime: o.broker ? "external" : o.brokerRuntime, runs, medianRecordsPerSec: { on, off }, ratioOnOff: on / off, pairRatios, medianPairRatio: pairRatio, medianFirstSendMs: { on: firstOn, off: firstOff } };
+  const result = {
+    runtime: runtimeName(),
+    ...o,
+    brokerRuntime: o.broker ? "external" : o.brokerRuntime,
+    runs,
+    medianRecordsPerSec: { on, off },
+    ratioOnOff: on / off,
+    pairRatios,
+    medianPairRatio: pairRatio,
+    medianFirstSendMs: { on: firstOn, off: firstOff },
+  };
   console.log(
     `idempotence on: ${(on / 1e6).toFixed(3)}M records/s, off: ${(off / 1e6).toFixed(3)}M records/s (medians of ${o.rounds}); on/off = ${(on / off).toFixed(3)}, median of the per-round on/off ratios ${pairRatio.toFixed(3)} ` +
       `(${o.records} records of ${o.recordSize} B, ${o.partitions} partitions, in flight per partition: ${o.inFlightPerPartition}); ` +

@@ -13,7 +13,7 @@ import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/ril
 import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
-import { Compression, encodeBatch } from "../src/storage/record-batch.ts";
+import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 
 export const MiB = 1 << 20;
 
@@ -36,7 +36,9 @@ export function parseArgs<T extends object>(argv: readonly string[], defaults: T
 /** A value of `size` bytes that changes per record (as producer-perf's: realistic for LZ4). */
 export function makeValues(n: number, size: number): string[] {
   const words = ["click", "view", "purchase", "scroll", "signup", "search"];
-  return Array.from({ length: n }, (_, i) => `{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size));
+  return Array.from({ length: n }, (_, i) =>
+    `{"user":${(i * 7919) % 100000},"event":"${words[i % words.length]}","seq":${i}}`.padEnd(size, ".").slice(0, size),
+  );
 }
 
 export function creds(): grpc.ChannelCredentials {
@@ -47,16 +49,25 @@ export function creds(): grpc.ChannelCredentials {
  * Creates `topic` with `partitions` partitions (extra topic configs optional; replication factor
  * 0: the broker's default). A topic-level error in the answer is thrown.
  */
-export async function createTopic(address: string, topic: string, partitions: number, configs: Record<string, string> = {}, replicationFactor = 0): Promise<void> {
+export async function createTopic(
+  address: string,
+  topic: string,
+  partitions: number,
+  configs: Record<string, string> = {},
+  replicationFactor = 0,
+): Promise<void> {
   const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
   try {
     await new Promise<void>((resolve, reject) =>
-      admin.createTopics(create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions, replicationFactor, configs }] }), (e, r) => {
-        const failed = r?.topics.find((t) => t.error);
-        if (e) reject(e);
-        else if (failed) reject(new Error(`create topic ${topic}: ${failed.error!.name}: ${failed.error!.message}`));
-        else resolve();
-      }),
+      admin.createTopics(
+        create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions, replicationFactor, configs }] }),
+        (e, r) => {
+          const failed = r?.topics.find((t) => t.error);
+          if (e) reject(e);
+          else if (failed) reject(new Error(`create topic ${topic}: ${failed.error!.name}: ${failed.error!.message}`));
+          else resolve();
+        },
+      ),
     );
   } finally {
     admin.close();
@@ -70,7 +81,15 @@ export async function createTopic(address: string, topic: string, partitions: nu
  */
 export async function preProduce(
   address: string,
-  o: { topic: string; records: number; recordSize: number; batchRecords: number; partitions: number; compression: "none" | "lz4"; inFlight?: number },
+  o: {
+    topic: string;
+    records: number;
+    recordSize: number;
+    batchRecords: number;
+    partitions: number;
+    compression: "none" | "lz4";
+    inFlight?: number;
+  },
 ): Promise<number> {
   const Producer = clientConstructor(ProduceService, produceServiceCodecs);
   const client = new Producer(address, creds(), clientChannelOptions());
@@ -86,8 +105,14 @@ export async function preProduce(
       const pump = (): void => {
         while (sent < requests && sent - acked < inFlight) {
           const now = Date.now();
-          const batch = encodeBatch(values.map((v) => ({ key: null, value: v, timestampMs: now })), { compression: codec, nowMs: now });
-          stream.write({ requestId: BigInt(sent), request: { topic: o.topic, partition: sent % o.partitions, recordBatch: batch, acks: Acks.LEADER } });
+          const batch = encodeBatch(
+            values.map((v) => ({ key: null, value: v, timestampMs: now })),
+            { compression: codec, nowMs: now },
+          );
+          stream.write({
+            requestId: BigInt(sent),
+            request: { topic: o.topic, partition: sent % o.partitions, recordBatch: batch, acks: Acks.LEADER },
+          });
           sent++;
         }
       };
@@ -157,7 +182,14 @@ export function median(xs: readonly number[]): number {
 }
 
 /** Latency percentiles (ms) of an hdr-histogram-js histogram that records microseconds. */
-export function percentilesMs(hist: { mean: number; getValueAtPercentile(p: number): number; maxValue: number }): { avg: number; p50: number; p95: number; p99: number; p999: number; max: number } {
+export function percentilesMs(hist: { mean: number; getValueAtPercentile(p: number): number; maxValue: number }): {
+  avg: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  p999: number;
+  max: number;
+} {
   return {
     avg: hist.mean / 1000,
     p50: hist.getValueAtPercentile(50) / 1000,

@@ -73,14 +73,20 @@ async function main(): Promise<void> {
   const lines = [
     `| benchmark (${runtime}) | throughput | ±rme |`,
     "|---|---:|---:|",
-    ...rows.map((r) => `| ${r.name} | ${r.mibPerSecond !== null ? `${r.mibPerSecond.toFixed(0)} MiB/s` : `${(r.recordsPerSecond! / 1e6).toFixed(2)} M records/s`} | ${r.rmePercent.toFixed(1)}% |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.mibPerSecond !== null ? `${r.mibPerSecond.toFixed(0)} MiB/s` : `${(r.recordsPerSecond! / 1e6).toFixed(2)} M records/s`} | ${r.rmePercent.toFixed(1)}% |`,
+    ),
     "",
     `log append / raw fs append = ${ratio(rows, "log append", "raw fs append")}; log read / raw fs read = ${ratio(rows, "log read", "raw fs read (readSync, fresh")} (fresh buffer), ${ratio(rows, "log read", "raw fs read (readSync, reused")} (reused buffer)`,
   ];
   console.log(lines.join("\n"));
   const out = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "results");
   nodeFs.mkdirSync(out, { recursive: true });
-  nodeFs.writeFileSync(path.join(out, `micro-${runtime.split(" ")[0]}.json`), JSON.stringify({ runtime, date: new Date().toISOString(), seconds, rows }, null, 2) + "\n");
+  nodeFs.writeFileSync(
+    path.join(out, `micro-${runtime.split(" ")[0]}.json`),
+    JSON.stringify({ runtime, date: new Date().toISOString(), seconds, rows }, null, 2) + "\n",
+  );
 }
 
 await main();

@@ -27,13 +27,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as hdr from "hdr-histogram-js";
-import { AdminService, DescribeClusterRequestSchema, DescribeTopicsRequestSchema, type DescribeClusterResponse, type DescribeTopicsResponse } from "../src/gen/rill/v1/admin_service_pb.ts";
+import {
+  AdminService,
+  DescribeClusterRequestSchema,
+  DescribeTopicsRequestSchema,
+  type DescribeClusterResponse,
+  type DescribeTopicsResponse,
+} from "../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordSchema } from "../src/gen/rill/v1/common_pb.ts";
 import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
-import { Compression, encodeBatch } from "../src/storage/record-batch.ts";
+import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs } from "./lib.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -68,8 +74,10 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${kebab(k)}: expected a positive integer, got ${String(o[k])}`);
   };
   (["records", "recordSize", "partitions", "producers", "batchRecords", "inFlight"] as const).forEach(positive);
-  if (!Number.isSafeInteger(o.replicationFactor) || o.replicationFactor < 0) throw new Error(`--replication-factor: expected an integer >= 0, got ${o.replicationFactor}`);
-  if (!(o.throughput === -1 || (Number.isFinite(o.throughput) && o.throughput > 0))) throw new Error(`--throughput: expected records/s > 0 or -1 (no limit), got ${o.throughput}`);
+  if (!Number.isSafeInteger(o.replicationFactor) || o.replicationFactor < 0)
+    throw new Error(`--replication-factor: expected an integer >= 0, got ${o.replicationFactor}`);
+  if (!(o.throughput === -1 || (Number.isFinite(o.throughput) && o.throughput > 0)))
+    throw new Error(`--throughput: expected records/s > 0 or -1 (no limit), got ${o.throughput}`);
   const choice = (k: keyof ProducerPerfOptions, values: readonly string[]): void => {
     if (!values.includes(String(o[k]))) throw new Error(`--${kebab(k)}: expected one of ${values.join(", ")}, got ${String(o[k])}`);
   };
@@ -77,8 +85,13 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
   choice("compression", ["none", "lz4"]);
   choice("mode", ["batches", "records"]);
   choice("brokerRuntime", ["bun", "node", "deno"]);
-  const brokers = [o.brokers, o.broker].flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== "");
-  for (const b of brokers) if (!/^[^\s:]+:\d+$/.test(b) && !/^\[[^\]]+\]:\d+$/.test(b)) throw new Error(`--brokers: expected HOST:PORT[,HOST:PORT...], got "${b}"`);
+  const brokers = [o.brokers, o.broker]
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const b of brokers)
+    if (!/^[^\s:]+:\d+$/.test(b) && !/^\[[^\]]+\]:\d+$/.test(b))
+      throw new Error(`--brokers: expected HOST:PORT[,HOST:PORT...], got "${b}"`);
   return brokers;
 }
 
@@ -108,7 +121,11 @@ export async function startBrokerProcess(
 ): Promise<{ address: string; proc: ChildProcess; dataDir: string; stop: () => Promise<void> }> {
   const dataDir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-bench-"));
   const cmd = rillCommand(runtime);
-  const proc = spawn(cmd[0]!, [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", opts.listen ?? "127.0.0.1:0", ...(opts.args ?? [])], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(
+    cmd[0]!,
+    [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", opts.listen ?? "127.0.0.1:0", ...(opts.args ?? [])],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
   let exited = false;
   let stderrTail = "";
   proc.once("exit", () => (exited = true));
@@ -136,8 +153,13 @@ export async function startBrokerProcess(
         } else if (buf.length > 1 << 20) buf = buf.slice(-4096);
       };
       proc.stdout!.on("data", onData);
-      proc.once("exit", (code) => reject(new Error(`broker exited with ${code}${stderrTail ? `: ${stderrTail.trim().split("\n").pop()}` : ""}`)));
-      setTimeout(() => reject(new Error(`broker did not start within ${(opts.startTimeoutMs ?? 30_000) / 1000} s`)), opts.startTimeoutMs ?? 30_000).unref();
+      proc.once("exit", (code) =>
+        reject(new Error(`broker exited with ${code}${stderrTail ? `: ${stderrTail.trim().split("\n").pop()}` : ""}`)),
+      );
+      setTimeout(
+        () => reject(new Error(`broker did not start within ${(opts.startTimeoutMs ?? 30_000) / 1000} s`)),
+        opts.startTimeoutMs ?? 30_000,
+      ).unref();
     });
     return { address, proc, dataDir, stop };
   } catch (e) {
@@ -195,7 +217,11 @@ function writeRequest(s: Shared, stream: { write(m: unknown): boolean }, id: big
 async function runProducer(s: Shared, address: string, index: number, partitions: readonly number[] | null): Promise<number> {
   const Producer = clientConstructor(ProduceService, produceServiceCodecs);
   // A local subchannel pool: each producer gets its own connection, not a shared one.
-  const client = new Producer(address, creds(), { ...clientChannelOptions(), "grpc.use_local_subchannel_pool": 1, "rill.bench.producer": index });
+  const client = new Producer(address, creds(), {
+    ...clientChannelOptions(),
+    "grpc.use_local_subchannel_pool": 1,
+    "rill.bench.producer": index,
+  });
   const stream = client.produceStream();
   const sentAt = new Map<bigint, number>();
   const perProducerRate = s.o.throughput > 0 ? s.o.throughput / s.o.producers : 0;
@@ -255,10 +281,13 @@ async function runProducer(s: Shared, address: string, index: number, partitions
  */
 async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
   const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
-  const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> => new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
+  const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> =>
+    new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
   try {
     for (const deadline = Date.now() + 10_000; ; ) {
-      const d = await call<DescribeTopicsResponse>((cb) => admin.describeTopics(create(DescribeTopicsRequestSchema, { topics: [topic], excludeConfigs: true }), cb));
+      const d = await call<DescribeTopicsResponse>((cb) =>
+        admin.describeTopics(create(DescribeTopicsRequestSchema, { topics: [topic], excludeConfigs: true }), cb),
+      );
       const parts = d.topics[0]?.partitions ?? [];
       if (parts.length > 0 && parts.every((p) => p.leader >= 0)) {
         const c = await call<DescribeClusterResponse>((cb) => admin.describeCluster(create(DescribeClusterRequestSchema, {}), cb));
@@ -283,7 +312,9 @@ function report(s: Shared): void {
   const now = performance.now();
   if (now - s.lastReport <= 2000) return;
   s.lastReport = now;
-  process.stderr.write(`  ${((s.acked * s.o.batchRecords) / ((now - s.start) / 1000) / 1e6).toFixed(2)}M records/s, ${s.acked}/${s.requests} requests\n`);
+  process.stderr.write(
+    `  ${((s.acked * s.o.batchRecords) / ((now - s.start) / 1000) / 1e6).toFixed(2)}M records/s, ${s.acked}/${s.requests} requests\n`,
+  );
 }
 
 /**
@@ -315,7 +346,11 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
     // it leads, as a Kafka client routes (one broker: to it, round-robin over the partitions).
     const leaders = addresses.length > 1 ? [...(await leadersByAddress(addresses[0]!, topic)).entries()] : null;
     const perProducer = await Promise.all(
-      Array.from({ length: o.producers }, (_, i) => (leaders ? runProducer(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : runProducer(s, addresses[0]!, i, null))),
+      Array.from({ length: o.producers }, (_, i) =>
+        leaders
+          ? runProducer(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1])
+          : runProducer(s, addresses[0]!, i, null),
+      ),
     );
     const secs = (performance.now() - s.start) / 1000;
     const total = s.requests * o.batchRecords;

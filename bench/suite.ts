@@ -121,7 +121,10 @@ async function runTool(file: string, args: string[], timeoutS: number, keepFaile
 }
 
 /** Runs `fn` against a fresh broker on `runtime`, sampling its RSS; always stops the broker. */
-async function withBroker<T>(runtime: Runtime, fn: (address: string, pid: number) => Promise<T>): Promise<{ value: T; rssPeakMiB: number }> {
+async function withBroker<T>(
+  runtime: Runtime,
+  fn: (address: string, pid: number) => Promise<T>,
+): Promise<{ value: T; rssPeakMiB: number }> {
   const broker = await startBrokerProcess(runtime);
   const rss = sampleRss(broker.proc.pid!, 100);
   try {
@@ -149,7 +152,11 @@ function produceScenarios(scale: number): ProduceScenario[] {
   for (const recordSize of [100, 1024]) {
     for (const mode of ["batches", "records"] as const) {
       for (const compression of ["none", "lz4"] as const) {
-        const records = scaled(recordSize === 100 ? (mode === "batches" ? 4_000_000 : 1_000_000) : mode === "batches" ? 1_000_000 : 400_000, scale, recordSize === 100 ? 1000 : 500);
+        const records = scaled(
+          recordSize === 100 ? (mode === "batches" ? 4_000_000 : 1_000_000) : mode === "batches" ? 1_000_000 : 400_000,
+          scale,
+          recordSize === 100 ? 1000 : 500,
+        );
         out.push({ recordSize, compression, mode, records, batchRecords: recordSize === 100 ? 1000 : 500 });
       }
     }
@@ -165,7 +172,18 @@ function scaled(n: number, scale: number, batch: number): number {
 const sizeName = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
 
 async function produce(rt: Runtime, s: ProduceScenario, runs: number): Promise<Row> {
-  const args = ["--records", String(s.records), "--record-size", String(s.recordSize), "--batch-records", String(s.batchRecords), "--compression", s.compression, "--mode", s.mode];
+  const args = [
+    "--records",
+    String(s.records),
+    "--record-size",
+    String(s.recordSize),
+    "--batch-records",
+    String(s.batchRecords),
+    "--compression",
+    s.compression,
+    "--mode",
+    s.mode,
+  ];
   const name = `produce ${sizeName(s.recordSize)} ${s.mode} ${s.compression}`;
   const brokerRuns: Record<string, unknown>[] = [];
   const ceilingRuns: Record<string, unknown>[] = [];
@@ -180,7 +198,10 @@ async function produce(rt: Runtime, s: ProduceScenario, runs: number): Promise<R
     progress(`${name} (${rt}) run ${run}/${runs}: no-op ceiling`);
     const noop = await startNoopServer(rt);
     try {
-      ceilingRuns.push({ ...(await runTool("bench/producer-perf.ts", [...args, "--broker", noop.address], 300)), loadAverage: loadAverage() });
+      ceilingRuns.push({
+        ...(await runTool("bench/producer-perf.ts", [...args, "--broker", noop.address], 300)),
+        loadAverage: loadAverage(),
+      });
     } finally {
       await noop.stop();
     }
@@ -212,12 +233,34 @@ async function produce(rt: Runtime, s: ProduceScenario, runs: number): Promise<R
   };
 }
 
-async function consume(rt: Runtime, recordSize: number, compression: "none" | "lz4", mode: "fetch" | "subscribe", records: number, runs: number): Promise<Row> {
+async function consume(
+  rt: Runtime,
+  recordSize: number,
+  compression: "none" | "lz4",
+  mode: "fetch" | "subscribe",
+  records: number,
+  runs: number,
+): Promise<Row> {
   const name = `consume ${sizeName(recordSize)} ${mode} ${compression}`;
-  const args = ["--records", String(records), "--record-size", String(recordSize), "--batch-records", String(recordSize === 100 ? 1000 : 500), "--compression", compression, "--mode", mode, "--runs", String(runs)];
+  const args = [
+    "--records",
+    String(records),
+    "--record-size",
+    String(recordSize),
+    "--batch-records",
+    String(recordSize === 100 ? 1000 : 500),
+    "--compression",
+    compression,
+    "--mode",
+    mode,
+    "--runs",
+    String(runs),
+  ];
   progress(`${name} (${rt})`);
   // --broker-pid: consumer-perf samples the broker's RSS while it pre-produces and while it consumes.
-  const b = await withBroker(rt, (address, pid) => runTool("bench/consumer-perf.ts", [...args, "--broker", address, "--broker-pid", String(pid)], 300));
+  const b = await withBroker(rt, (address, pid) =>
+    runTool("bench/consumer-perf.ts", [...args, "--broker", address, "--broker-pid", String(pid)], 300),
+  );
   const r = b.value;
   return {
     kind: "consume",
@@ -239,7 +282,18 @@ async function consume(rt: Runtime, recordSize: number, compression: "none" | "l
 
 async function e2e(rt: Runtime, rate: number, seconds: number, compression: "none" | "lz4", runs: number): Promise<Row> {
   const name = `e2e 100 B at ${rate / 1000}k/s ${compression}`;
-  const args = ["--rate", String(rate), "--seconds", String(seconds), "--record-size", "100", "--linger-ms", "1", "--compression", compression];
+  const args = [
+    "--rate",
+    String(rate),
+    "--seconds",
+    String(seconds),
+    "--record-size",
+    "100",
+    "--linger-ms",
+    "1",
+    "--compression",
+    compression,
+  ];
   const rs: Record<string, unknown>[] = [];
   const rss: number[] = [];
   for (let run = 1; run <= runs; run++) {
@@ -275,7 +329,26 @@ async function e2e(rt: Runtime, rate: number, seconds: number, compression: "non
  */
 async function cluster(rt: Runtime, given: string, records: number, runs: number): Promise<Row> {
   const name = "produce 100 B batches none, 3 brokers RF=3 acks=all";
-  const args = ["--records", String(records), "--record-size", "100", "--batch-records", "1000", "--compression", "none", "--mode", "batches", "--acks", "all", "--partitions", "3", "--replication-factor", "3", "--producers", "3"];
+  const args = [
+    "--records",
+    String(records),
+    "--record-size",
+    "100",
+    "--batch-records",
+    "1000",
+    "--compression",
+    "none",
+    "--mode",
+    "batches",
+    "--acks",
+    "all",
+    "--partitions",
+    "3",
+    "--replication-factor",
+    "3",
+    "--producers",
+    "3",
+  ];
   const row: Row = {
     kind: "cluster",
     name,
@@ -302,7 +375,9 @@ async function cluster(rt: Runtime, given: string, records: number, runs: number
       progress(`${name} (${rt}) run ${run}/${runs}`);
       const r = await runTool("bench/producer-perf.ts", [...args, "--brokers", addresses.join(",")], 300, true);
       if ((r["errors"] as number) > 0 || r["exitCode"] !== undefined) {
-        throw new ClusterUnavailable(`${r["errors"]} of ${Math.ceil(records / 1000)} produce requests failed${r["firstError"] ? `, first: ${r["firstError"]}` : ""}`);
+        throw new ClusterUnavailable(
+          `${r["errors"]} of ${Math.ceil(records / 1000)} produce requests failed${r["firstError"] ? `, first: ${r["firstError"]}` : ""}`,
+        );
       }
       rs.push({ ...r, loadAverage: loadAverage() });
     }
@@ -336,8 +411,12 @@ function buildForNode(): void {
   progress("compiling src/ for the Node broker into .tmp/bench-dist");
   const out = path.join(root, ".tmp/bench-dist");
   nodeFs.rmSync(out, { recursive: true, force: true });
-  const r = spawnSync(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", out], { cwd: root, stdio: "inherit" });
-  if (r.status !== 0 || !nodeFs.existsSync(path.join(out, "src/cli/main.js"))) throw new Error("tsc -p tsconfig.build.json failed: cannot run the broker on Node");
+  const r = spawnSync(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", out], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (r.status !== 0 || !nodeFs.existsSync(path.join(out, "src/cli/main.js")))
+    throw new Error("tsc -p tsconfig.build.json failed: cannot run the broker on Node");
   process.env["RILL_BENCH_NODE_MAIN"] = path.join(out, "src/cli/main.js");
 }
 
@@ -346,7 +425,10 @@ async function peers(o: Options): Promise<Row[]> {
   const rows: Row[] = [];
   const dir = path.join(root, "bench/peers");
   if (!nodeFs.existsSync(dir)) return rows;
-  for (const file of nodeFs.readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.startsWith("_")).sort()) {
+  for (const file of nodeFs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".ts") && !f.startsWith("_"))
+    .sort()) {
     // NATS's client publishes ~30k records/s: fewer records keep its runs as short as the others'.
     const records = scaled(file === "nats.ts" ? 200_000 : 1_000_000, o.recordsScale * (o.quick ? 0.25 : 1), 1000);
     const args = ["--records", String(records), "--record-size", "100", "--runs", String(o.quick ? 1 : o.runs)];
@@ -397,12 +479,28 @@ function targets(rows: Row[]): Target[] {
   const p = (r: Row | undefined, goal: number, what: string, target: string): void => {
     if (r) out.push({ what, goal: target, measured: m(r.recordsPerSec), met: r.recordsPerSec >= goal });
   };
-  p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "lz4" && r.mode === "batches"), 2.5e6, "produce 100 B, LZ4, 1 broker", "≥ 2.5M records/s");
-  p(find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches"), 1.5e6, "produce 100 B, uncompressed, 1 broker", "≥ 1.5M records/s");
+  p(
+    find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "lz4" && r.mode === "batches"),
+    2.5e6,
+    "produce 100 B, LZ4, 1 broker",
+    "≥ 2.5M records/s",
+  );
+  p(
+    find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches"),
+    1.5e6,
+    "produce 100 B, uncompressed, 1 broker",
+    "≥ 1.5M records/s",
+  );
   const cons = rows.filter((r) => r.kind === "consume" && r.recordSize === 100 && r.compression === "none");
   const consBun = cons.some((r) => r.brokerRuntime === "bun") ? cons.filter((r) => r.brokerRuntime === "bun") : cons;
   const bestCons = [...consBun].sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
-  if (bestCons) out.push({ what: `consume 100 B, uncompressed (best path: ${bestCons.mode}, ${bestCons.brokerRuntime})`, goal: "≥ 5M records/s", measured: m(bestCons.recordsPerSec), met: bestCons.recordsPerSec >= 5e6 });
+  if (bestCons)
+    out.push({
+      what: `consume 100 B, uncompressed (best path: ${bestCons.mode}, ${bestCons.brokerRuntime})`,
+      goal: "≥ 5M records/s",
+      measured: m(bestCons.recordsPerSec),
+      met: bestCons.recordsPerSec >= 5e6,
+    });
   const c = find((r) => r.kind === "cluster");
   if (c) {
     out.push(
@@ -413,20 +511,45 @@ function targets(rows: Row[]): Target[] {
   }
   const e = find((r) => r.kind === "e2e");
   if (e?.latencyMs) {
-    out.push({ what: "end-to-end p50 at 100k records/s", goal: "≤ 2 ms", measured: `${e.latencyMs.p50.toFixed(2)} ms`, met: e.latencyMs.p50 <= 2 });
-    out.push({ what: "end-to-end p99 at 100k records/s", goal: "≤ 5 ms", measured: `${e.latencyMs.p99.toFixed(2)} ms`, met: e.latencyMs.p99 <= 5 });
+    out.push({
+      what: "end-to-end p50 at 100k records/s",
+      goal: "≤ 2 ms",
+      measured: `${e.latencyMs.p50.toFixed(2)} ms`,
+      met: e.latencyMs.p50 <= 2,
+    });
+    out.push({
+      what: "end-to-end p99 at 100k records/s",
+      goal: "≤ 5 ms",
+      measured: `${e.latencyMs.p99.toFixed(2)} ms`,
+      met: e.latencyMs.p99 <= 5,
+    });
   }
   for (const r of rows.filter((x) => x.kind === "produce" && x.ratioToCeiling !== undefined)) {
-    out.push({ what: `${r.name} (${r.brokerRuntime}) / no-op ceiling`, goal: "≥ 0.6", measured: r.ratioToCeiling!.toFixed(2), met: r.ratioToCeiling! >= 0.6 });
+    out.push({
+      what: `${r.name} (${r.brokerRuntime}) / no-op ceiling`,
+      goal: "≥ 0.6",
+      measured: r.ratioToCeiling!.toFixed(2),
+      met: r.ratioToCeiling! >= 0.6,
+    });
   }
   const first = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
   if (first?.rssPeakMiB !== undefined) {
-    out.push({ what: `broker peak RSS under the first load (${first.name}, ${first.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${first.rssPeakMiB.toFixed(0)} MiB`, met: first.rssPeakMiB <= 300 });
+    out.push({
+      what: `broker peak RSS under the first load (${first.name}, ${first.brokerRuntime})`,
+      goal: "≤ 300 MiB",
+      measured: `${first.rssPeakMiB.toFixed(0)} MiB`,
+      met: first.rssPeakMiB <= 300,
+    });
   }
   const rssRows = rows.filter((r) => r.kind !== "peer" && r.rssPeakMiB !== undefined);
   if (rssRows.length) {
     const worst = rssRows.reduce((a, b) => (b.rssPeakMiB! > a.rssPeakMiB! ? b : a));
-    out.push({ what: `broker peak RSS, worst scenario (${worst.name}, ${worst.brokerRuntime})`, goal: "≤ 300 MiB", measured: `${worst.rssPeakMiB!.toFixed(0)} MiB`, met: worst.rssPeakMiB! <= 300 });
+    out.push({
+      what: `broker peak RSS, worst scenario (${worst.name}, ${worst.brokerRuntime})`,
+      goal: "≤ 300 MiB",
+      measured: `${worst.rssPeakMiB!.toFixed(0)} MiB`,
+      met: worst.rssPeakMiB! <= 300,
+    });
   }
   const peerRows = rows.filter((r) => r.kind === "peer");
   const rill = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
@@ -449,20 +572,35 @@ function fmt(x: number | undefined, digits = 1): string {
 function markdown(rows: Row[], meta: Record<string, unknown>): string {
   const lines: string[] = [];
   lines.push(`# Rill benchmark results`, ``);
-  lines.push(`${meta["date"]} · ${meta["machine"]} · client ${meta["clientRuntime"]} · \`${meta["command"]}\` · median of ${meta["runs"]} run(s) · load average at start ${(meta["loadAverageStart"] as number[]).join(", ")}, at end ${(meta["loadAverageEnd"] as number[]).join(", ")}`, ``);
-  lines.push(`Client and servers on the same 2-core machine, over 127.0.0.1. Produce: acks=leader, one partition, 8 requests in flight, batches encoded by the client per request. "Ceiling": the same client and bytes against a no-op gRPC server (bench/ceiling.ts) on the same runtime.`, ``);
+  lines.push(
+    `${meta["date"]} · ${meta["machine"]} · client ${meta["clientRuntime"]} · \`${meta["command"]}\` · median of ${meta["runs"]} run(s) · load average at start ${(meta["loadAverageStart"] as number[]).join(", ")}, at end ${(meta["loadAverageEnd"] as number[]).join(", ")}`,
+    ``,
+  );
+  lines.push(
+    `Client and servers on the same 2-core machine, over 127.0.0.1. Produce: acks=leader, one partition, 8 requests in flight, batches encoded by the client per request. "Ceiling": the same client and bytes against a no-op gRPC server (bench/ceiling.ts) on the same runtime.`,
+    ``,
+  );
   const busiest = Math.max(...rows.map((r) => r.loadAverage[0] ?? 0));
   if (busiest > os.cpus().length) {
-    lines.push(`**Note:** the 1-minute load average reached ${busiest.toFixed(2)} on ${os.cpus().length} cores during this run (other work on the machine): rows with a high load are depressed, latency tails most of all.`, ``);
+    lines.push(
+      `**Note:** the 1-minute load average reached ${busiest.toFixed(2)} on ${os.cpus().length} cores during this run (other work on the machine): rows with a high load are depressed, latency tails most of all.`,
+      ``,
+    );
   }
-  lines.push(`| scenario | broker | records/s | MiB/s | ceiling MiB/s | ratio | latency p50 / p99 / p99.9 ms | broker RSS peak MiB | durability | load (1 min) |`);
+  lines.push(
+    `| scenario | broker | records/s | MiB/s | ceiling MiB/s | ratio | latency p50 / p99 / p99.9 ms | broker RSS peak MiB | durability | load (1 min) |`,
+  );
   lines.push(`|---|---|---:|---:|---:|---:|---|---:|---|---:|`);
   for (const r of rows) {
     if (r.unavailable) {
-      lines.push(`| ${r.name} | ${r.brokerRuntime} | not available: ${r.unavailable.replace(/\|/g, "\\|")} | – | – | – | – | – | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`);
+      lines.push(
+        `| ${r.name} | ${r.brokerRuntime} | not available: ${r.unavailable.replace(/\|/g, "\\|")} | – | – | – | – | – | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
+      );
       continue;
     }
-    const lat = r.latencyMs ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" || r.kind === "cluster" ? " (request)" : ""}` : "–";
+    const lat = r.latencyMs
+      ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" || r.kind === "cluster" ? " (request)" : ""}`
+      : "–";
     lines.push(
       `| ${r.name} | ${r.brokerRuntime} | ${(r.recordsPerSec / 1e6).toFixed(2)}M | ${fmt(r.payloadMiBPerSec)} | ${fmt(r.ceilingMiBPerSec)} | ${fmt(r.ratioToCeiling, 2)} | ${lat} | ${fmt(r.rssPeakMiB, 0)} | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
     );
@@ -472,7 +610,11 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
     lines.push(``, `## Targets (issue 7)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
     for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
   }
-  lines.push(``, `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): \`${meta["json"] ?? "the run's JSON"}\` (gitignored; kept on the machine that ran it).`, ``);
+  lines.push(
+    ``,
+    `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): \`${meta["json"] ?? "the run's JSON"}\` (gitignored; kept on the machine that ran it).`,
+    ``,
+  );
   return lines.join("\n");
 }
 
@@ -496,13 +638,19 @@ export function svgChart(allRows: Row[], title: string): string {
   parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Throughput (M records/s; grey: no-op gRPC ceiling)</text>`);
   y += 10;
   const maxT = Math.max(1, ...thr.map((r) => Math.max(r.recordsPerSec, r.ceilingRecordsPerSec ?? 0))) / 1e6;
-  const colour = (r: Row): string => (r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : r.kind === "cluster" ? "#7048e8" : "#1971c2");
+  const colour = (r: Row): string =>
+    r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : r.kind === "cluster" ? "#7048e8" : "#1971c2";
   for (const r of thr) {
     const v = r.recordsPerSec / 1e6;
     parts.push(`<text x="${label - 6}" y="${y + 16}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime})`)}</text>`);
-    if (r.ceilingRecordsPerSec) parts.push(`<rect x="${label}" y="${y + 3}" width="${((r.ceilingRecordsPerSec / 1e6 / maxT) * barW).toFixed(1)}" height="${rowH - 6}" fill="#ced4da"/>`);
+    if (r.ceilingRecordsPerSec)
+      parts.push(
+        `<rect x="${label}" y="${y + 3}" width="${((r.ceilingRecordsPerSec / 1e6 / maxT) * barW).toFixed(1)}" height="${rowH - 6}" fill="#ced4da"/>`,
+      );
     parts.push(`<rect x="${label}" y="${y + 7}" width="${((v / maxT) * barW).toFixed(1)}" height="${rowH - 14}" fill="${colour(r)}"/>`);
-    parts.push(`<text x="${label + (Math.max(v, (r.ceilingRecordsPerSec ?? 0) / 1e6) / maxT) * barW + 4}" y="${y + 16}" font-size="11">${v.toFixed(2)}${r.ceilingRecordsPerSec ? ` / ${(r.ceilingRecordsPerSec / 1e6).toFixed(2)}` : ""}</text>`);
+    parts.push(
+      `<text x="${label + (Math.max(v, (r.ceilingRecordsPerSec ?? 0) / 1e6) / maxT) * barW + 4}" y="${y + 16}" font-size="11">${v.toFixed(2)}${r.ceilingRecordsPerSec ? ` / ${(r.ceilingRecordsPerSec / 1e6).toFixed(2)}` : ""}</text>`,
+    );
     y += rowH;
   }
   y += 30;
@@ -513,7 +661,9 @@ export function svgChart(allRows: Row[], title: string): string {
   const maxL = Math.max(1, ...latRows.map((r) => r.latencyMs!.p999));
   const scale = (ms: number): number => (Math.log10(1 + ms * 10) / Math.log10(1 + maxL * 10)) * barW;
   for (const r of latRows) {
-    parts.push(`<text x="${label - 6}" y="${y + 20}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime}) ${r.kind === "e2e" ? "e2e" : "request"}`)}</text>`);
+    parts.push(
+      `<text x="${label - 6}" y="${y + 20}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime}) ${r.kind === "e2e" ? "e2e" : "request"}`)}</text>`,
+    );
     pcts.forEach((k, i) => {
       const v = r.latencyMs![k];
       parts.push(`<rect x="${label}" y="${y + 3 + i * 7}" width="${scale(v).toFixed(1)}" height="6" fill="${colours[i]}"/>`);
@@ -522,7 +672,11 @@ export function svgChart(allRows: Row[], title: string): string {
     y += 34;
   }
   y += 10;
-  pcts.forEach((k, i) => parts.push(`<rect x="${label + i * 80}" y="${y}" width="10" height="10" fill="${colours[i]}"/><text x="${label + i * 80 + 14}" y="${y + 9}" font-size="11">${k === "p999" ? "p99.9" : k}</text>`));
+  pcts.forEach((k, i) =>
+    parts.push(
+      `<rect x="${label + i * 80}" y="${y}" width="10" height="10" fill="${colours[i]}"/><text x="${label + i * 80 + 14}" y="${y + 9}" font-size="11">${k === "p999" ? "p99.9" : k}</text>`,
+    ),
+  );
   y += 20;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join("")}</svg>\n`;
 }
@@ -558,7 +712,12 @@ export async function runSuite(o: Options): Promise<Row[]> {
     step++;
     const r = await job();
     rows.push(...(Array.isArray(r) ? r : [r]));
-    for (const x of Array.isArray(r) ? r : [r]) progress(x.unavailable ? `=> ${x.name} (${x.brokerRuntime}): not available (${x.unavailable})` : `=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`);
+    for (const x of Array.isArray(r) ? r : [r])
+      progress(
+        x.unavailable
+          ? `=> ${x.name} (${x.brokerRuntime}): not available (${x.unavailable})`
+          : `=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`,
+      );
   }
   return rows;
 }
@@ -569,7 +728,10 @@ function rerender(file: string, o: Options): void {
   const meta = { ...j, label: o.label, json: path.relative(root, path.resolve(file)) };
   const out = path.resolve(root, o.out);
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), markdown(j.rows, meta));
-  nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(j.rows, `Rill benchmarks, ${String(j["date"]).slice(0, 10)}, ${String(j["machine"]).split(",")[0]}`));
+  nodeFs.writeFileSync(
+    path.join(out, `${o.label}.svg`),
+    svgChart(j.rows, `Rill benchmarks, ${String(j["date"]).slice(0, 10)}, ${String(j["machine"]).split(",")[0]}`),
+  );
   process.stderr.write(`rendered ${file} to ${o.out}/${o.label}.md and .svg\n`);
 }
 
@@ -599,7 +761,10 @@ async function main(): Promise<void> {
   nodeFs.writeFileSync(jsonFile, JSON.stringify({ ...meta, targets: targets(rows), rows }, null, 2) + "\n");
   const md = markdown(rows, { ...meta, json: path.relative(root, jsonFile) });
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), md);
-  nodeFs.writeFileSync(path.join(out, `${o.label}.svg`), svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`));
+  nodeFs.writeFileSync(
+    path.join(out, `${o.label}.svg`),
+    svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`),
+  );
   process.stdout.write(md);
   process.stderr.write(`wrote ${path.relative(root, jsonFile)}, ${o.out}/${o.label}.md, ${o.out}/${o.label}.svg\n`);
 }

@@ -26,7 +26,17 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, regression: null, steps: 1000, voters: undefined, trace: false, sweep: false, seeds: 10000, first: 1, disk: false };
+  const a: Args = {
+    seed: null,
+    regression: null,
+    steps: 1000,
+    voters: undefined,
+    trace: false,
+    sweep: false,
+    seeds: 10000,
+    first: 1,
+    disk: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = (): number => {
@@ -35,21 +45,38 @@ function parseArgs(argv: readonly string[]): Args {
       return v;
     };
     switch (flag) {
-      case "--seed": a.seed = value(); break;
-      case "--regression": a.regression = value(); break;
-      case "--steps": a.steps = value(); break;
+      case "--seed":
+        a.seed = value();
+        break;
+      case "--regression":
+        a.regression = value();
+        break;
+      case "--steps":
+        a.steps = value();
+        break;
       case "--voters": {
         const v = value();
         if (v !== 3 && v !== 5) throw new Error("--voters must be 3 or 5");
         a.voters = v;
         break;
       }
-      case "--trace": a.trace = true; break;
-      case "--sweep": a.sweep = true; break;
-      case "--seeds": a.seeds = value(); break;
-      case "--first": a.first = value(); break;
-      case "--disk": a.disk = true; break;
-      default: throw new Error(`unknown argument ${flag}`);
+      case "--trace":
+        a.trace = true;
+        break;
+      case "--sweep":
+        a.sweep = true;
+        break;
+      case "--seeds":
+        a.seeds = value();
+        break;
+      case "--first":
+        a.first = value();
+        break;
+      case "--disk":
+        a.disk = true;
+        break;
+      default:
+        throw new Error(`unknown argument ${flag}`);
     }
   }
   if (!a.sweep && a.seed === null && a.regression === null) throw new Error("give --seed N, --regression N or --sweep");
@@ -82,13 +109,19 @@ function runSweep(a: Args): number {
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
-  const res = sweep(a.first, a.seeds, a.steps, (r) => {
-    if (r.violation !== null) console.log(formatFailure(r));
-    if (++done % every === 0) {
-      const s = ((performance.now() - t0) / 1000).toFixed(1);
-      console.log(`${done}/${a.seeds} seeds, ${s}s`);
-    }
-  }, a.disk ? { disk: true } : {});
+  const res = sweep(
+    a.first,
+    a.seeds,
+    a.steps,
+    (r) => {
+      if (r.violation !== null) console.log(formatFailure(r));
+      if (++done % every === 0) {
+        const s = ((performance.now() - t0) / 1000).toFixed(1);
+        console.log(`${done}/${a.seeds} seeds, ${s}s`);
+      }
+    },
+    a.disk ? { disk: true } : {},
+  );
   console.log(
     `sweep: ${res.seeds} seeds x ${res.steps} steps from seed ${a.first}: ${res.failures.length} failures ` +
       `in ${(res.ms / 1000).toFixed(1)}s; max liveness ticks ${res.maxLivenessTicks}; ${JSON.stringify(res.totals)}`,

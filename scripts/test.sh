@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what `npm test` and CI run. Installs the Debian packages the interop
-# tests need (when missing), checks that src/gen is fresh and the protos lint clean, typechecks,
-# builds the Node output the runtime tests start, then runs every vitest test.
+# tests need (when missing), checks that src/gen is fresh and the protos lint clean, typechecks, lints
+# and checks formatting (Biome), builds the Node output the runtime tests start, then runs every vitest test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ bash scripts/install-test-deps.sh
 npx buf lint
 bash scripts/check-gen.sh
 npx tsc -p tsconfig.json --noEmit
+npx biome ci .
 npx tsc -p tsconfig.build.json
 
 mkdir -p .tmp

@@ -11,8 +11,8 @@
  */
 import { compressFrameSync, decompressFrameSync } from "lz4-napi";
 import { crc32c } from "../../src/base/crc32c.ts";
-import { Compression, lz4CompressFrame, lz4DecompressFrame } from "../../src/storage/compression.ts";
-import { decodeRecords, encodeBatch, type RecordInput, records, validateBatch } from "../../src/storage/record-batch.ts";
+import { Compression, lz4CompressFrame, lz4DecompressFrame } from "../../src/protocol/compression.ts";
+import { decodeRecords, encodeBatch, type RecordInput, records, validateBatch } from "../../src/protocol/record-batch.ts";
 
 /** One benchmark case: `fn` processes `perOp` records or bytes. */
 export interface CodecSuite {
@@ -46,7 +46,8 @@ const WORDS = ["click", "view", "purchase", "scroll", "signup", "logout", "searc
 
 /** One JSON-ish event of exactly `size` characters (ASCII). */
 function event(rand: () => number, i: number, size: number): string {
-  const s = `{"id":${i},"user":"u${Math.floor(rand() * 5000)}","type":"${WORDS[Math.floor(rand() * WORDS.length)]}",` +
+  const s =
+    `{"id":${i},"user":"u${Math.floor(rand() * 5000)}","type":"${WORDS[Math.floor(rand() * WORDS.length)]}",` +
     `"ts":${NOW_MS + i},"v":${Math.floor(rand() * 1e6)},"p":"`;
   let pad = "";
   while (s.length + pad.length + 2 < size) pad += String.fromCharCode(97 + Math.floor(rand() * 26));
@@ -82,21 +83,122 @@ export function codecSuites(): CodecSuite[] {
   const napiFrame = compressFrameSync(text);
   let sink = 0;
   const suites: CodecSuite[] = [
-    { name: "batch encode (strings, 100 B values)", unit: "records", perOp: BATCH_RECORDS, fn: () => { sink += encodeBatch(input, { nowMs: NOW_MS }).length; } },
-    { name: "batch encode + lz4", unit: "records", perOp: BATCH_RECORDS, fn: () => { sink += encodeBatch(input, { nowMs: NOW_MS, compression: Compression.LZ4 }).length; } },
-    { name: "batch validate (header, CRC, record walk)", unit: "records", perOp: BATCH_RECORDS, fn: () => { sink += validateBatch(batch).recordCount; } },
-    { name: "batch validate lz4 (header, CRC, frame walk)", unit: "records", perOp: BATCH_RECORDS, fn: () => { sink += validateBatch(lz4Batch).recordCount; } },
-    { name: "lazy decode to offsets", unit: "records", perOp: BATCH_RECORDS, fn: () => { const c = records(batch); while (c.next()) sink += c.offset; } },
-    { name: "lazy decode to offsets, lz4", unit: "records", perOp: BATCH_RECORDS, fn: () => { const c = records(lz4Batch); while (c.next()) sink += c.offset; } },
-    { name: "materialised decode (views, headers)", unit: "records", perOp: BATCH_RECORDS, fn: () => { sink += decodeRecords(batch).length; } },
-    { name: "decode to value strings", unit: "records", perOp: BATCH_RECORDS, fn: () => { const c = records(batch); while (c.next()) sink += c.valueString()!.length; } },
-    { name: "crc32c 1 MiB", unit: "bytes", perOp: text.length, fn: () => { sink += crc32c(text); } },
-    { name: "lz4 frame compress (block API)", unit: "bytes", perOp: text.length, fn: () => { sink += lz4CompressFrame(text).length; } },
-    { name: "lz4 frame decompress (block API)", unit: "bytes", perOp: text.length, fn: () => { sink += lz4DecompressFrame(frame).length; } },
-    { name: "lz4-napi compressFrameSync", unit: "bytes", perOp: text.length, fn: () => { sink += compressFrameSync(text).length; } },
-    { name: "lz4-napi decompressFrameSync", unit: "bytes", perOp: text.length, fn: () => { sink += decompressFrameSync(napiFrame).length; } },
+    {
+      name: "batch encode (strings, 100 B values)",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += encodeBatch(input, { nowMs: NOW_MS }).length;
+      },
+    },
+    {
+      name: "batch encode + lz4",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += encodeBatch(input, { nowMs: NOW_MS, compression: Compression.LZ4 }).length;
+      },
+    },
+    {
+      name: "batch validate (header, CRC, record walk)",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += validateBatch(batch).recordCount;
+      },
+    },
+    {
+      name: "batch validate lz4 (header, CRC, frame walk)",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += validateBatch(lz4Batch).recordCount;
+      },
+    },
+    {
+      name: "lazy decode to offsets",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        const c = records(batch);
+        while (c.next()) sink += c.offset;
+      },
+    },
+    {
+      name: "lazy decode to offsets, lz4",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        const c = records(lz4Batch);
+        while (c.next()) sink += c.offset;
+      },
+    },
+    {
+      name: "materialised decode (views, headers)",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += decodeRecords(batch).length;
+      },
+    },
+    {
+      name: "decode to value strings",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        const c = records(batch);
+        while (c.next()) sink += c.valueString()!.length;
+      },
+    },
+    {
+      name: "crc32c 1 MiB",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += crc32c(text);
+      },
+    },
+    {
+      name: "lz4 frame compress (block API)",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += lz4CompressFrame(text).length;
+      },
+    },
+    {
+      name: "lz4 frame decompress (block API)",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += lz4DecompressFrame(frame).length;
+      },
+    },
+    {
+      name: "lz4-napi compressFrameSync",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += compressFrameSync(text).length;
+      },
+    },
+    {
+      name: "lz4-napi decompressFrameSync",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += decompressFrameSync(napiFrame).length;
+      },
+    },
   ];
   // Keep `sink` observable so no engine can drop the work as dead code.
-  suites.push({ name: "sink", unit: "records", perOp: 0, fn: () => { if (sink === -1) console.log(sink); } });
+  suites.push({
+    name: "sink",
+    unit: "records",
+    perOp: 0,
+    fn: () => {
+      if (sink === -1) console.log(sink);
+    },
+  });
   return suites.filter((s) => s.perOp > 0);
 }

@@ -16,7 +16,7 @@ import { systemClock } from "../../src/base/clock.ts";
 import { defaultTopicConfig } from "../../src/config/schema.ts";
 import { NodeFileSystem } from "../../src/storage/fs.ts";
 import { PartitionLog } from "../../src/storage/partition-log.ts";
-import { encodeBatch } from "../../src/storage/record-batch.ts";
+import { encodeBatch } from "../../src/protocol/record-batch.ts";
 import type { CodecSuite } from "./codec.ts";
 
 /** Records per batch and value size: ~64 KiB batches of 100-byte records. */
@@ -32,7 +32,11 @@ const READ_CHUNK = 1 << 20;
 function makeBatches(): Buffer[] {
   return Array.from({ length: PER_OP }, (_, b) =>
     encodeBatch(
-      Array.from({ length: RECORDS }, (_, i) => ({ key: `user-${i % 97}`, value: `{"event":"click","batch":${b},"i":${i}}`.padEnd(VALUE, " "), timestampMs: 1_700_000_000_000 + i })),
+      Array.from({ length: RECORDS }, (_, i) => ({
+        key: `user-${i % 97}`,
+        value: `{"event":"click","batch":${b},"i":${i}}`.padEnd(VALUE, " "),
+        timestampMs: 1_700_000_000_000 + i,
+      })),
       { nowMs: 1_700_000_000_000 },
     ),
   );
@@ -74,14 +78,33 @@ export function logSuites(): { suites: CodecSuite[]; cleanup: () => Promise<void
   const root = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-bench-"));
   const batches = makeBatches();
   const opBytes = batches.reduce((n, b) => n + b.length, 0);
-  const config = { ...defaultTopicConfig, segmentBytes: SEGMENT_BYTES, retentionBytes: 2 * SEGMENT_BYTES, flushMs: Number.MAX_SAFE_INTEGER };
+  const config = {
+    ...defaultTopicConfig,
+    segmentBytes: SEGMENT_BYTES,
+    retentionBytes: 2 * SEGMENT_BYTES,
+    flushMs: Number.MAX_SAFE_INTEGER,
+  };
   const fs = new NodeFileSystem();
-  const log = PartitionLog.open({ fs, dir: path.join(root, "append-0"), clock: systemClock, config, tailCacheBytes: 4 << 20, recover: false });
+  const log = PartitionLog.open({
+    fs,
+    dir: path.join(root, "append-0"),
+    clock: systemClock,
+    config,
+    tailCacheBytes: 4 << 20,
+    recover: false,
+  });
   const raw = new RawWriter(nodeFs.mkdtempSync(path.join(root, "raw-")));
   let appends = 0;
 
   // The read set: one log and one raw file with the same bytes, written up front.
-  const readLog = PartitionLog.open({ fs, dir: path.join(root, "read-0"), clock: systemClock, config: { ...config, retentionBytes: -1 }, tailCacheBytes: 0, recover: false });
+  const readLog = PartitionLog.open({
+    fs,
+    dir: path.join(root, "read-0"),
+    clock: systemClock,
+    config: { ...config, retentionBytes: -1 },
+    tailCacheBytes: 0,
+    recover: false,
+  });
   const rawReadPath = path.join(root, "read.raw");
   const rawFd = nodeFs.openSync(rawReadPath, "w+");
   let written = 0;

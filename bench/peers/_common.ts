@@ -79,7 +79,10 @@ export function startServer(cmd: string, args: string[], dataDir: string, opts: 
       } catch {
         /* already gone */
       }
-      const gone = await Promise.race([new Promise<boolean>((r) => proc.once("exit", () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs))]);
+      const gone = await Promise.race([
+        new Promise<boolean>((r) => proc.once("exit", () => r(true))),
+        new Promise<boolean>((r) => setTimeout(() => r(false), graceMs)),
+      ]);
       if (!gone && !exited) {
         try {
           process.kill(-pid, "SIGKILL");
@@ -91,7 +94,15 @@ export function startServer(cmd: string, args: string[], dataDir: string, opts: 
     nodeFs.rmSync(dataDir, { recursive: true, force: true });
   };
   Object.defineProperty(proc, "stderrTail", { get: () => err });
-  return { proc, pid, dataDir, stop, get alive() { return !exited; } } as Server & { alive: boolean };
+  return {
+    proc,
+    pid,
+    dataDir,
+    stop,
+    get alive() {
+      return !exited;
+    },
+  } as Server & { alive: boolean };
 }
 
 export function freshDir(prefix: string): string {
@@ -139,13 +150,22 @@ export async function peerMain(
     const n = await fn();
     const seconds = (performance.now() - start) / 1000;
     const peak = rss.stop().peakMiB;
-    return { records: n, seconds, recordsPerSec: n / seconds, payloadMiBPerSec: (n * o.recordSize) / seconds / MiB, serverRssPeakMiB: peak || null, loadAverage: loadAverage() };
+    return {
+      records: n,
+      seconds,
+      recordsPerSec: n / seconds,
+      payloadMiBPerSec: (n * o.recordSize) / seconds / MiB,
+      serverRssPeakMiB: peak || null,
+      loadAverage: loadAverage(),
+    };
   };
   const runs: PeerRun[] = [];
   for (let i = 1; i <= o.runs; i++) {
     const r = await run(o, measure);
     runs.push(r);
-    process.stderr.write(`  ${info.peer} run ${i}/${o.runs}: ${(r.recordsPerSec / 1e3).toFixed(0)}k records/s, ${r.payloadMiBPerSec.toFixed(1)} MiB/s, ${r.seconds.toFixed(2)} s, server RSS peak ${r.serverRssPeakMiB?.toFixed(0) ?? "?"} MiB\n`);
+    process.stderr.write(
+      `  ${info.peer} run ${i}/${o.runs}: ${(r.recordsPerSec / 1e3).toFixed(0)}k records/s, ${r.payloadMiBPerSec.toFixed(1)} MiB/s, ${r.seconds.toFixed(2)} s, server RSS peak ${r.serverRssPeakMiB?.toFixed(0) ?? "?"} MiB\n`,
+    );
   }
   const result = {
     tool: "peer",
@@ -159,6 +179,8 @@ export async function peerMain(
     runResults: runs,
     loadAverage: loadAverage(),
   };
-  console.log(`${info.peer} (${info.mode}; ${info.durability}): ${o.records} records of ${o.recordSize} B, median of ${o.runs}: ${(result.recordsPerSec / 1e3).toFixed(0)}k records/s, ${result.payloadMiBPerSec.toFixed(1)} MiB/s; load average ${result.loadAverage.join(", ")}`);
+  console.log(
+    `${info.peer} (${info.mode}; ${info.durability}): ${o.records} records of ${o.recordSize} B, median of ${o.runs}: ${(result.recordsPerSec / 1e3).toFixed(0)}k records/s, ${result.payloadMiBPerSec.toFixed(1)} MiB/s; load average ${result.loadAverage.join(", ")}`,
+  );
   write(result);
 }

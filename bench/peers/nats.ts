@@ -12,7 +12,13 @@ import { freePort, freshDir, peerMain, startServer, value, waitForPort } from ".
 const IN_FLIGHT = 1000;
 
 await peerMain(
-  { peer: "NATS JetStream", server: "nats-server 2.9", mode: "JetStream async publish, 1,000 in flight", durability: "JetStream default: file store, ack before fsync (sync every 2 min)", bin: "nats-server" },
+  {
+    peer: "NATS JetStream",
+    server: "nats-server 2.9",
+    mode: "JetStream async publish, 1,000 in flight",
+    durability: "JetStream default: file store, ack before fsync (sync every 2 min)",
+    bin: "nats-server",
+  },
   async (o, measure) => {
     const port = await freePort();
     const dir = freshDir("nats");

@@ -26,7 +26,13 @@ const UNCONFIRMED_MAX = 10_000;
 (Connection.prototype as unknown as { exchangeCommandVersions: () => Promise<boolean> }).exchangeCommandVersions = async () => true;
 
 await peerMain(
-  { peer: "RabbitMQ Streams", server: "rabbitmq-server 3.10", mode: "stream protocol, chunks of 1,000, 10,000 unconfirmed", durability: "single-node stream: confirm after write, no fsync", bin: "rabbitmq-server" },
+  {
+    peer: "RabbitMQ Streams",
+    server: "rabbitmq-server 3.10",
+    mode: "stream protocol, chunks of 1,000, 10,000 unconfirmed",
+    durability: "single-node stream: confirm after write, no fsync",
+    bin: "rabbitmq-server",
+  },
   async (o, measure) => {
     const [amqp, stream, dist, epmdPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const dir = freshDir("rabbitmq");
@@ -58,7 +64,12 @@ await peerMain(
       ERL_EPMD_PORT: String(epmdPort),
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-kernel inet_dist_use_interface {127,0,0,1}",
     };
-    const epmd: Server = startServer("runuser", ["-u", "rabbitmq", "--", "epmd", "-port", String(epmdPort), "-address", "127.0.0.1"], freshDir("epmd"), { env });
+    const epmd: Server = startServer(
+      "runuser",
+      ["-u", "rabbitmq", "--", "epmd", "-port", String(epmdPort), "-address", "127.0.0.1"],
+      freshDir("epmd"),
+      { env },
+    );
     let server: Server | null = null;
     let client: rabbit.Client | null = null;
     try {
@@ -67,7 +78,14 @@ await peerMain(
       const s = server as Server & { alive: boolean };
       process.stderr.write(`  waiting for rabbitmq-server (pid ${server.pid}) on 127.0.0.1:${stream} (~20 s)...\n`);
       await waitForPort(stream, 90_000, () => s.alive);
-      client = await rabbit.connect({ hostname: "127.0.0.1", port: stream, username: "guest", password: "guest", vhost: "/", heartbeat: 0 });
+      client = await rabbit.connect({
+        hostname: "127.0.0.1",
+        port: stream,
+        username: "guest",
+        password: "guest",
+        vhost: "/",
+        heartbeat: 0,
+      });
       await client.createStream({ stream: "bench", arguments: {} });
       const publisher = await client.declarePublisher({ stream: "bench", maxChunkLength: CHUNK } as never);
       const values = Array.from({ length: 1000 }, (_, i) => value(i, o.recordSize));

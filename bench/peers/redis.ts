@@ -13,11 +13,36 @@ const PIPELINE = 1000;
 const IN_FLIGHT = 4;
 
 await peerMain(
-  { peer: "Redis Streams", server: "redis-server 7.0", mode: "XADD, ioredis pipelines of 1,000 (4 in flight)", durability: "AOF appendfsync everysec (ack before fsync)", bin: "redis-server" },
+  {
+    peer: "Redis Streams",
+    server: "redis-server 7.0",
+    mode: "XADD, ioredis pipelines of 1,000 (4 in flight)",
+    durability: "AOF appendfsync everysec (ack before fsync)",
+    bin: "redis-server",
+  },
   async (o, measure) => {
     const port = await freePort();
     const dir = freshDir("redis");
-    const server = startServer("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--dir", dir, "--protected-mode", "no"], dir);
+    const server = startServer(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--dir",
+        dir,
+        "--protected-mode",
+        "no",
+      ],
+      dir,
+    );
     let client: Redis | null = null;
     try {
       await waitForPort(port, 15_000);

@@ -38,26 +38,43 @@ async function serve(setup: Setup): Promise<void> {
   if (setup.serverWindow) installHttp2Settings(server);
   const produceCodecs = setup.codecs ? produceServiceCodecs : {};
   const fetchCodecs = setup.codecs ? fetchServiceCodecs : {};
-  addService(server, ProduceService, {
-    produce: (call, cb) => cb(null, create(ProduceService.method.produce.output, { topic: call.request.topic, partitions: [{ baseOffset: BigInt(call.request.recordBatch.length) }] })),
-    produceStream: (call) => call.end(),
-    initProducerId: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
-  }, produceCodecs);
+  addService(
+    server,
+    ProduceService,
+    {
+      produce: (call, cb) =>
+        cb(
+          null,
+          create(ProduceService.method.produce.output, {
+            topic: call.request.topic,
+            partitions: [{ baseOffset: BigInt(call.request.recordBatch.length) }],
+          }),
+        ),
+      produceStream: (call) => call.end(),
+      initProducerId: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    },
+    produceCodecs,
+  );
   const batch = Buffer.alloc(MiB, 7);
   const message = create(FetchService.method.subscribe.output, { partitions: [{ topic: "t", recordBatches: batch, highWatermark: 1n }] });
-  addService(server, FetchService, {
-    fetch: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
-    subscribe: (call) => {
-      let stop = false;
-      call.on("cancelled", () => (stop = true));
-      const pump = (): void => {
-        while (!stop && call.write(message));
-        if (!stop) call.once("drain", pump);
-      };
-      pump();
+  addService(
+    server,
+    FetchService,
+    {
+      fetch: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+      subscribe: (call) => {
+        let stop = false;
+        call.on("cancelled", () => (stop = true));
+        const pump = (): void => {
+          while (!stop && call.write(message));
+          if (!stop) call.once("drain", pump);
+        };
+        pump();
+      },
+      listOffsets: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     },
-    listOffsets: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
-  }, fetchCodecs);
+    fetchCodecs,
+  );
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
@@ -66,12 +83,16 @@ async function serve(setup: Setup): Promise<void> {
 
 /** [Produce unary MiB/s, Subscribe stream MiB/s] of one run against a fresh server process. */
 async function measure(setup: Setup): Promise<[number, number]> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, "serve", JSON.stringify(setup)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, "serve", JSON.stringify(setup)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const [line] = (await once(child.stdout!, "data")) as [Buffer];
   const serverPort = Number(line.toString().trim());
   const proxy = LATENCY_MS > 0 ? await delayingProxy(serverPort, LATENCY_MS) : undefined;
   const address = `127.0.0.1:${proxy ? (proxy.address() as net.AddressInfo).port : serverPort}`;
-  const options = setup.clientWindow ? clientChannelOptions() : { "grpc.max_receive_message_length": 64 * MiB, "grpc.max_send_message_length": 64 * MiB };
+  const options = setup.clientWindow
+    ? clientChannelOptions()
+    : { "grpc.max_receive_message_length": 64 * MiB, "grpc.max_send_message_length": 64 * MiB };
   try {
     return [await unaryMiBs(address, options, setup.codecs), await streamMiBs(address, options, setup.codecs)];
   } finally {
@@ -143,8 +164,12 @@ async function streamMiBs(address: string, options: grpc.ChannelOptions, codecs:
 if (process.argv[2] === "serve") {
   await serve(JSON.parse(process.argv[3]!) as Setup);
 } else {
-  console.log(`1 MiB calls over 127.0.0.1${LATENCY_MS ? ` + ${LATENCY_MS} ms each way` : ""}, ${runtime}, ${SECONDS} s per run, median of ${REPEAT} runs (setups in rotation), window ${defaultTransportConfig.flowControlWindowBytes / MiB} MiB`);
-  console.log("| server window | client window | codec | Produce unary MiB/s | Subscribe stream MiB/s | runs (unary/stream) |\n|---|---|---|---|---|---|");
+  console.log(
+    `1 MiB calls over 127.0.0.1${LATENCY_MS ? ` + ${LATENCY_MS} ms each way` : ""}, ${runtime}, ${SECONDS} s per run, median of ${REPEAT} runs (setups in rotation), window ${defaultTransportConfig.flowControlWindowBytes / MiB} MiB`,
+  );
+  console.log(
+    "| server window | client window | codec | Produce unary MiB/s | Subscribe stream MiB/s | runs (unary/stream) |\n|---|---|---|---|---|---|",
+  );
   const setups: Setup[] = [
     { serverWindow: false, clientWindow: false, codecs: false },
     { serverWindow: false, clientWindow: true, codecs: false },
@@ -160,6 +185,8 @@ if (process.argv[2] === "serve") {
     const unary = median(runs[i]!.map((x) => x[0]));
     const stream = median(runs[i]!.map((x) => x[1]));
     const all = runs[i]!.map((x) => `${x[0].toFixed(0)}/${x[1].toFixed(0)}`).join(" ");
-    console.log(`| ${setup.serverWindow ? "16 MiB" : "64 KiB"} | ${setup.clientWindow ? "16 MiB" : "64 KiB"} | ${setup.codecs ? "wire-codec" : "protobuf-es"} | ${unary.toFixed(0)} | ${stream.toFixed(0)} | ${all} |`);
+    console.log(
+      `| ${setup.serverWindow ? "16 MiB" : "64 KiB"} | ${setup.clientWindow ? "16 MiB" : "64 KiB"} | ${setup.codecs ? "wire-codec" : "protobuf-es"} | ${unary.toFixed(0)} | ${stream.toFixed(0)} | ${all} |`,
+    );
   });
 }

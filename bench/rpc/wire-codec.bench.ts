@@ -54,15 +54,33 @@ function bench(size: number): void {
   const produce = create(ProduceRequestSchema, { topic: "orders", partition: 3, recordBatch: batch, acks: Acks.ALL, timeoutMs: 30_000 });
   const produceWire = asBuffer(toBinary(ProduceRequestSchema, produce));
 
-  row("ProduceRequest encode (client)", size, n, () => asBuffer(toBinary(ProduceRequestSchema, produce)).length, () => encodeProduceRequest(produce).length);
-  row("ProduceRequest decode (server)", size, n, () => fromBinary(ProduceRequestSchema, produceWire, { readUnknownFields: false }).recordBatch.length, () => decodeProduceRequest(produceWire).recordBatch.length);
+  row(
+    "ProduceRequest encode (client)",
+    size,
+    n,
+    () => asBuffer(toBinary(ProduceRequestSchema, produce)).length,
+    () => encodeProduceRequest(produce).length,
+  );
+  row(
+    "ProduceRequest decode (server)",
+    size,
+    n,
+    () => fromBinary(ProduceRequestSchema, produceWire, { readUnknownFields: false }).recordBatch.length,
+    () => decodeProduceRequest(produceWire).recordBatch.length,
+  );
 
   // A fetch answer: the batches of one partition as 4 slices of a log read.
   const chunks = [0, 1, 2, 3].map((i) => batch.subarray((i * size) >> 2, ((i + 1) * size) >> 2));
   const meta = { topic: "orders", partition: 3, highWatermark: 123_456_789n, logStartOffset: 1000n, nextOffset: 123_456_000n };
   const fetchMessage = create(FetchResponseSchema, { partitions: [{ ...meta, recordBatches: batch }] });
   const fetchChunks = { partitions: [{ ...meta, recordBatches: chunks }] };
-  row("FetchResponse encode, 1 chunk (server)", size, n, () => asBuffer(toBinary(FetchResponseSchema, fetchMessage)).length, () => encodeFetchResponse(fetchMessage).length);
+  row(
+    "FetchResponse encode, 1 chunk (server)",
+    size,
+    n,
+    () => asBuffer(toBinary(FetchResponseSchema, fetchMessage)).length,
+    () => encodeFetchResponse(fetchMessage).length,
+  );
   row(
     "FetchResponse encode, 4 chunks (server)",
     size,
@@ -75,7 +93,13 @@ function bench(size: number): void {
   );
   fetchMessage.partitions[0]!.recordBatches = batch;
   const fetchWire = encodeFetchResponse(fetchMessage);
-  row("FetchResponse decode (client)", size, n, () => fromBinary(FetchResponseSchema, fetchWire, { readUnknownFields: false }).partitions.length, () => decodeFetchResponse(fetchWire).partitions.length);
+  row(
+    "FetchResponse decode (client)",
+    size,
+    n,
+    () => fromBinary(FetchResponseSchema, fetchWire, { readUnknownFields: false }).partitions.length,
+    () => decodeFetchResponse(fetchWire).partitions.length,
+  );
 }
 
 console.log(`wire-codec vs protobuf-es, ${runtime}`);

@@ -61,7 +61,11 @@ export class BrokerLifecycle {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.unfencedWaiters.delete(done);
-        reject(new Error(`broker ${this.o.nodeId} was not unfenced within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError})` : ""}`));
+        reject(
+          new Error(
+            `broker ${this.o.nodeId} was not unfenced within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError})` : ""}`,
+          ),
+        );
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);
@@ -81,12 +85,25 @@ export class BrokerLifecycle {
     if (this.stopped) return;
     try {
       if (this.epoch < 0) {
-        const res = await this.o.controller.register({ nodeId: this.o.nodeId, clusterId: this.o.clusterId, incarnationId: this.o.incarnationId, address: this.o.address(), rack: this.o.rack, roles: this.o.roles });
+        const res = await this.o.controller.register({
+          nodeId: this.o.nodeId,
+          clusterId: this.o.clusterId,
+          incarnationId: this.o.incarnationId,
+          address: this.o.address(),
+          rack: this.o.rack,
+          roles: this.o.roles,
+        });
         this.epoch = res.brokerEpoch;
         this._state = "fenced";
         this.o.log.info({ brokerEpoch: this.epoch }, "registered with the controller");
       }
-      const res = await this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: false });
+      const res = await this.o.controller.heartbeat({
+        nodeId: this.o.nodeId,
+        brokerEpoch: this.epoch,
+        currentMetadataOffset: this.o.metadataOffset(),
+        wantFence: false,
+        wantShutDown: false,
+      });
       this.lastError = null;
       if (!res.isFenced && this._state !== "running") {
         this._state = "running";
@@ -106,7 +123,8 @@ export class BrokerLifecycle {
         this._state = "registering";
       }
       const msg = (e as Error).message;
-      if (msg !== this.lastError) this.o.log.warn({ err: msg }, this.epoch < 0 ? "registration with the controller failed; retrying" : "heartbeat failed; retrying");
+      if (msg !== this.lastError)
+        this.o.log.warn({ err: msg }, this.epoch < 0 ? "registration with the controller failed; retrying" : "heartbeat failed; retrying");
       this.lastError = msg;
       this.schedule(Math.min(this.o.heartbeatIntervalMs, name === "DUPLICATE_BROKER_REGISTRATION" ? 1000 : 200));
     }
@@ -127,7 +145,13 @@ export class BrokerLifecycle {
       try {
         const left = until - Date.now();
         const res = await Promise.race([
-          this.o.controller.heartbeat({ nodeId: this.o.nodeId, brokerEpoch: this.epoch, currentMetadataOffset: this.o.metadataOffset(), wantFence: false, wantShutDown: true }),
+          this.o.controller.heartbeat({
+            nodeId: this.o.nodeId,
+            brokerEpoch: this.epoch,
+            currentMetadataOffset: this.o.metadataOffset(),
+            wantFence: false,
+            wantShutDown: true,
+          }),
           new Promise<null>((r) => setTimeout(() => r(null), Math.max(0, left)).unref?.()),
         ]);
         if (res === null || res.shouldShutDown) break;

@@ -72,7 +72,14 @@ export interface BrokerLog {
 const silent: BrokerLog = { info() {}, warn() {}, error() {} };
 
 /** Services this broker serves, by full name (health and reflection list them). */
-export const SERVICES = [AdminService.typeName, ProduceService.typeName, FetchService.typeName, GroupService.typeName, ControllerService.typeName, ReplicationService.typeName];
+export const SERVICES = [
+  AdminService.typeName,
+  ProduceService.typeName,
+  FetchService.typeName,
+  GroupService.typeName,
+  ControllerService.typeName,
+  ReplicationService.typeName,
+];
 
 const realTimers: Timers & IntervalTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -108,7 +115,15 @@ export class Broker {
     private readonly logs: LogManager,
     private readonly store: QuorumMetadataStore | ObserverMetadataStore,
     private readonly rm: ReplicaManager,
-    private readonly cluster: { controller: ClusterController | null; channel: ControllerChannel; transport: GrpcQuorumTransport; lifecycle: BrokerLifecycle | null; voters: readonly QuorumVoter[]; fetchers: ReplicaFetcherManager; isrTimer: ReturnType<typeof setInterval> },
+    private readonly cluster: {
+      controller: ClusterController | null;
+      channel: ControllerChannel;
+      transport: GrpcQuorumTransport;
+      lifecycle: BrokerLifecycle | null;
+      voters: readonly QuorumVoter[];
+      fetchers: ReplicaFetcherManager;
+      isrTimer: ReturnType<typeof setInterval>;
+    },
     private readonly ticker: ReturnType<typeof setInterval>,
     private readonly port: number,
     private readonly log: BrokerLog,
@@ -119,7 +134,12 @@ export class Broker {
 
   /** Opens the data directory and starts serving. */
   static async start(opts: BrokerOptions): Promise<Broker> {
-    const config: BrokerConfig = { ...defaultBrokerConfig, ...opts.config, dataDir: opts.dataDir, listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen };
+    const config: BrokerConfig = {
+      ...defaultBrokerConfig,
+      ...opts.config,
+      dataDir: opts.dataDir,
+      listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
+    };
     const fs = opts.fs ?? new NodeFileSystem();
     const clock = opts.clock ?? systemClock;
     const log = opts.log ?? silent;
@@ -144,15 +164,36 @@ export class Broker {
       validateBrokerConfig(config);
       const voters = quorumVoters(config);
       const isVoter = hasRole(config, "controller");
-      const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId, config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters)));
+      const clusterId = clusterIdOf(
+        fs,
+        config.dataDir,
+        config.nodeId,
+        config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters)),
+      );
       const legacy = isVoter ? await legacyMetadata(fs, config.dataDir, clock, voters.length) : null;
       const peers = new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const));
-      transport = new GrpcQuorumTransport({ clusterId, nodeId: config.nodeId, peers, callTimeoutMs: config.electionTimeoutMs, onSnapshot: (to, ok) => store?.reportSnapshot(to, ok) });
+      transport = new GrpcQuorumTransport({
+        clusterId,
+        nodeId: config.nodeId,
+        peers,
+        callTimeoutMs: config.electionTimeoutMs,
+        onSnapshot: (to, ok) => store?.reportSnapshot(to, ok),
+      });
       // The channel to the active controller; it asks the store, set just below, who leads.
       let leaderOf = (): number => 0;
       let leading = (): boolean => false;
       let localControl: ClusterController | null = null;
-      const channel = new ControllerChannel({ voters, local: { register: (r) => localControl!.register(r), heartbeat: (r) => localControl!.heartbeat(r), alterPartition: (n, e, p) => localControl!.alterPartition(n, e, p) }, knownLeader: () => leaderOf(), isLocalLeader: () => localControl !== null && leading(), callTimeoutMs: Math.max(100, Math.min(5000, Math.floor(config.brokerSessionTimeoutMs / 3))) });
+      const channel = new ControllerChannel({
+        voters,
+        local: {
+          register: (r) => localControl!.register(r),
+          heartbeat: (r) => localControl!.heartbeat(r),
+          alterPartition: (n, e, p) => localControl!.alterPartition(n, e, p),
+        },
+        knownLeader: () => leaderOf(),
+        isLocalLeader: () => localControl !== null && leading(),
+        callTimeoutMs: Math.max(100, Math.min(5000, Math.floor(config.brokerSessionTimeoutMs / 3))),
+      });
       store = isVoter
         ? QuorumMetadataStore.open({
             fs,
@@ -210,48 +251,66 @@ export class Broker {
       };
       const roles = config.processRoles.split(",").sort();
       let lifecycle: BrokerLifecycle | null = null;
-      const transportCfg = { ...defaultTransportConfig, receiveMessageBytesMax: config.requestMaxBytes, sendMessageBytesMax: config.requestMaxBytes };
+      const transportCfg = {
+        ...defaultTransportConfig,
+        receiveMessageBytesMax: config.requestMaxBytes,
+        sendMessageBytesMax: config.requestMaxBytes,
+      };
       const server = createServer(transportCfg);
       let address = config.listen;
-      addService(server, AdminService, adminService({
-        rm,
-        store: quorum,
-        random: osRandom,
-        config,
-        clusterId,
-        address: () => address,
-        route,
-        controllerId: () => quorum.leader || -1,
-        voters,
-        nodeState: () => {
-          const st = quorum.status();
-          return { roles, raftRole: quorum instanceof ObserverMetadataStore ? "observer" : st.role, raftTerm: st.term, commitOffset: st.commit, brokerState: lifecycle?.state ?? "" };
-        },
-      }));
+      addService(
+        server,
+        AdminService,
+        adminService({
+          rm,
+          store: quorum,
+          random: osRandom,
+          config,
+          clusterId,
+          address: () => address,
+          route,
+          controllerId: () => quorum.leader || -1,
+          voters,
+          nodeState: () => {
+            const st = quorum.status();
+            return {
+              roles,
+              raftRole: quorum instanceof ObserverMetadataStore ? "observer" : st.role,
+              raftTerm: st.term,
+              commitOffset: st.commit,
+              brokerState: lifecycle?.state ?? "",
+            };
+          },
+        }),
+      );
       addService(server, ProduceService, produceService(rm, route), produceServiceCodecs);
       addService(server, FetchService, fetchService(rm), fetchServiceCodecs);
       addService(server, GroupService, groupService(groups, rm, realTimers));
       addService(server, ReplicationService, replicationService(rm));
-      addService(server, ControllerService, controllerService({
-        clusterId,
-        raft:
-          quorum instanceof QuorumMetadataStore
-            ? {
-                nodeId: config.nodeId,
-                voters: voters.map((v) => v.id),
-                receive: (m) => quorum.receive(m),
-                readCommitted: (after, maxBytes) => quorum.readCommitted(after, maxBytes),
-                waitNewer: (after, ms) => quorum.waitForOffset(after + 1, ms).catch(() => {}),
-                leader: () => quorum.leader,
-                commitOffset: () => quorum.status().commit,
-              }
-            : null,
-        control: controller ?? {
-          register: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
-          heartbeat: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
-          alterPartition: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
-        },
-      }));
+      addService(
+        server,
+        ControllerService,
+        controllerService({
+          clusterId,
+          raft:
+            quorum instanceof QuorumMetadataStore
+              ? {
+                  nodeId: config.nodeId,
+                  voters: voters.map((v) => v.id),
+                  receive: (m) => quorum.receive(m),
+                  readCommitted: (after, maxBytes) => quorum.readCommitted(after, maxBytes),
+                  waitNewer: (after, ms) => quorum.waitForOffset(after + 1, ms).catch(() => {}),
+                  leader: () => quorum.leader,
+                  commitOffset: () => quorum.status().commit,
+                }
+              : null,
+          control: controller ?? {
+            register: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+            heartbeat: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+            alterPartition: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+          },
+        }),
+      );
       const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING" as const])));
       health.addToServer(server);
       addReflection(server, SERVICES);
@@ -294,7 +353,10 @@ export class Broker {
         log,
         timers: realTimers,
       });
-      const isrTimer = setInterval(() => void maintainIsr(rm, channel, config, () => lifecycle?.brokerEpoch ?? -1, log), Math.max(50, Math.min(1000, Math.floor(config.replicaLagTimeMaxMs / 4))));
+      const isrTimer = setInterval(
+        () => void maintainIsr(rm, channel, config, () => lifecycle?.brokerEpoch ?? -1, log),
+        Math.max(50, Math.min(1000, Math.floor(config.replicaLagTimeMaxMs / 4))),
+      );
       isrTimer.unref?.();
       const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
       const tickMs = opts.tickMs ?? 100;
@@ -307,8 +369,34 @@ export class Broker {
         logs.tick(clock.nowMs()).catch((e: unknown) => log.error({ err: e }, "periodic storage work failed"));
       }, tickMs);
       ticker.unref?.();
-      log.info({ address, dataDir: config.dataDir, nodeId: config.nodeId, roles, voters: voters.map((v) => `${v.id}@${v.address}`).join(","), clusterId, recovered: !logs.openedClean, ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}) }, "broker started");
-      return new Broker(config, clusterId, server, health, logs, quorum, rm, { controller, channel, transport, lifecycle, voters, fetchers, isrTimer }, ticker, port, log, opts.shutdownGraceMs ?? 5000, metrics);
+      log.info(
+        {
+          address,
+          dataDir: config.dataDir,
+          nodeId: config.nodeId,
+          roles,
+          voters: voters.map((v) => `${v.id}@${v.address}`).join(","),
+          clusterId,
+          recovered: !logs.openedClean,
+          ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}),
+        },
+        "broker started",
+      );
+      return new Broker(
+        config,
+        clusterId,
+        server,
+        health,
+        logs,
+        quorum,
+        rm,
+        { controller, channel, transport, lifecycle, voters, fetchers, isrTimer },
+        ticker,
+        port,
+        log,
+        opts.shutdownGraceMs ?? 5000,
+        metrics,
+      );
     } catch (e) {
       transport?.close();
       await store?.close().catch(() => {});
@@ -395,7 +483,10 @@ function clusterIdOf(fs: FileSystem, dataDir: string, nodeId: number, expected: 
     const stored = props["cluster.id"];
     if (stored) {
       if (expected !== null && stored !== expected) {
-        throw rillError("INCONSISTENT_CLUSTER_ID", `cluster.id: the data in ${dataDir} belongs to cluster ${stored}, not ${expected} (check controller.quorum.voters / cluster.id, or use another data.dir)`);
+        throw rillError(
+          "INCONSISTENT_CLUSTER_ID",
+          `cluster.id: the data in ${dataDir} belongs to cluster ${stored}, not ${expected} (check controller.quorum.voters / cluster.id, or use another data.dir)`,
+        );
       }
       return stored;
     }
@@ -407,7 +498,10 @@ function clusterIdOf(fs: FileSystem, dataDir: string, nodeId: number, expected: 
 
 /** The cluster id every voter of a quorum computes alike when none is configured. */
 function derivedClusterId(voters: readonly QuorumVoter[]): string {
-  const canonical = [...voters].sort((a, b) => a.id - b.id).map((v) => `${v.id}@${v.address}`).join(",");
+  const canonical = [...voters]
+    .sort((a, b) => a.id - b.id)
+    .map((v) => `${v.id}@${v.address}`)
+    .join(",");
   return crypto.createHash("sha256").update(`rill-cluster:${canonical}`).digest("base64url").slice(0, 22);
 }
 
@@ -415,10 +509,19 @@ function derivedClusterId(voters: readonly QuorumVoter[]): string {
  * Metadata of a data dir written before the Raft quorum (a local metadata log): its records,
  * to be committed once as the quorum's first change, and `retire` to rename the old log.
  */
-async function legacyMetadata(fs: FileSystem, dataDir: string, clock: Clock, voterCount: number): Promise<{ records: MetadataRecord[]; retire: () => void } | null> {
+async function legacyMetadata(
+  fs: FileSystem,
+  dataDir: string,
+  clock: Clock,
+  voterCount: number,
+): Promise<{ records: MetadataRecord[]; retire: () => void } | null> {
   const dir = fs.join(dataDir, "metadata", "__cluster_metadata-0");
   if (!fs.exists(dir) || fs.exists(fs.join(dataDir, "metadata", "raft"))) return null;
-  if (voterCount !== 1) throw rillError("INVALID_CONFIG", `controller.quorum.voters: ${dir} holds single-node metadata; start it once as a single node to carry it over, or use a fresh data.dir`);
+  if (voterCount !== 1)
+    throw rillError(
+      "INVALID_CONFIG",
+      `controller.quorum.voters: ${dir} holds single-node metadata; start it once as a single node to carry it over, or use a fresh data.dir`,
+    );
   const old = LocalMetadataStore.open(fs, dataDir, clock);
   const records = snapshotRecords(old.image).filter((r) => r.type !== "broker");
   await old.close();
@@ -429,7 +532,13 @@ async function legacyMetadata(fs: FileSystem, dataDir: string, clock: Clock, vot
  * Asks the controller for the ISR changes this broker's led partitions want (laggards out,
  * caught-up followers in). A refused or failed change is asked again on the next round.
  */
-async function maintainIsr(rm: ReplicaManager, channel: ControllerChannel, config: BrokerConfig, brokerEpoch: () => number, log: BrokerLog): Promise<void> {
+async function maintainIsr(
+  rm: ReplicaManager,
+  channel: ControllerChannel,
+  config: BrokerConfig,
+  brokerEpoch: () => number,
+  log: BrokerLog,
+): Promise<void> {
   if (rm.closed || brokerEpoch() < 0) return;
   const changes = rm.isrChanges(config.replicaLagTimeMaxMs);
   if (changes.length === 0) return;

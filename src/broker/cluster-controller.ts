@@ -88,18 +88,39 @@ export class ClusterController implements BrokerControl {
     return this.sessions.isAlive(nodeId, this.o.clock.nowMs(), this.o.sessionTimeoutMs);
   };
 
-  async register(req: { nodeId: number; clusterId: string; incarnationId: string; address: string; rack: string; roles: string[] }): Promise<{ brokerEpoch: number }> {
+  async register(req: {
+    nodeId: number;
+    clusterId: string;
+    incarnationId: string;
+    address: string;
+    rack: string;
+    roles: string[];
+  }): Promise<{ brokerEpoch: number }> {
     this.requireLeader();
-    if (req.clusterId !== this.o.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${this.o.clusterId}"`);
-    await this.o.store.commit((img) => decideRegisterBroker(img, { nodeId: req.nodeId, incarnationId: req.incarnationId, address: req.address, rack: req.rack, roles: req.roles }, this.isAlive));
+    if (req.clusterId !== this.o.clusterId)
+      throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${this.o.clusterId}"`);
+    await this.o.store.commit((img) =>
+      decideRegisterBroker(
+        img,
+        { nodeId: req.nodeId, incarnationId: req.incarnationId, address: req.address, rack: req.rack, roles: req.roles },
+        this.isAlive,
+      ),
+    );
     const b = this.o.store.image.brokers.get(req.nodeId);
-    if (!b || b.incarnationId !== req.incarnationId) throw rillError("DUPLICATE_BROKER_REGISTRATION", `node_id: ${req.nodeId} was registered by another incarnation meanwhile`);
+    if (!b || b.incarnationId !== req.incarnationId)
+      throw rillError("DUPLICATE_BROKER_REGISTRATION", `node_id: ${req.nodeId} was registered by another incarnation meanwhile`);
     this.sessions.touch(req.nodeId, this.o.clock.nowMs());
     this.o.log.info({ broker: req.nodeId, address: req.address, epoch: b.epoch }, "broker registered");
     return { brokerEpoch: b.epoch };
   }
 
-  async heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
+  async heartbeat(req: {
+    nodeId: number;
+    brokerEpoch: number;
+    currentMetadataOffset: number;
+    wantFence: boolean;
+    wantShutDown: boolean;
+  }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
     this.requireLeader();
     // The session lives from the moment a current-epoch heartbeat arrives, not from when its
     // (possibly queued) commit completes.
@@ -117,7 +138,11 @@ export class ClusterController implements BrokerControl {
     return response!;
   }
 
-  async alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>): Promise<AlterPartitionOutcome[]> {
+  async alterPartition(
+    nodeId: number,
+    brokerEpoch: number,
+    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+  ): Promise<AlterPartitionOutcome[]> {
     this.requireLeader();
     const errors = new Map<number, Error>();
     await this.o.store.commit((img) => {
@@ -183,7 +208,12 @@ export class ClusterController implements BrokerControl {
             ? []
             : decideCreateTopic(
                 im,
-                { name: OFFSETS_TOPIC, partitions: OFFSETS_PARTITIONS, replicationFactor: this.o.offsetsReplicationFactor, configs: OFFSETS_TOPIC_CONFIGS },
+                {
+                  name: OFFSETS_TOPIC,
+                  partitions: OFFSETS_PARTITIONS,
+                  replicationFactor: this.o.offsetsReplicationFactor,
+                  configs: OFFSETS_TOPIC_CONFIGS,
+                },
                 { partitions: OFFSETS_PARTITIONS, brokers: im.unfencedBrokers(), random: this.o.random, internal: true },
               ),
         );
@@ -195,7 +225,8 @@ export class ClusterController implements BrokerControl {
         await this.o.store.commit((im) => decidePreferredLeaderElection(im).records);
       }
     } catch (e) {
-      if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN")) this.o.log.error({ err: e }, "controller periodic work failed");
+      if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
+        this.o.log.error({ err: e }, "controller periodic work failed");
     }
   }
 

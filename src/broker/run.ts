@@ -46,7 +46,8 @@ export function readConfigFile(path: string): Record<string, unknown> {
     } catch (e) {
       throw rillError("INVALID_CONFIG", `--config: ${path} is not valid JSON: ${(e as Error).message}`);
     }
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw rillError("INVALID_CONFIG", `--config: ${path} must hold a JSON object of key: value`);
+    if (typeof v !== "object" || v === null || Array.isArray(v))
+      throw rillError("INVALID_CONFIG", `--config: ${path} must hold a JSON object of key: value`);
     return v as Record<string, unknown>;
   }
   const out: Record<string, unknown> = {};

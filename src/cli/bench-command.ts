@@ -25,7 +25,13 @@ import { intIn, oneOf } from "./parse.ts";
 const INT32_MAX = 0x7fffffff;
 
 /** Scenario groups of the suite, by the name `rill bench` takes (the suite's own name differs for latency). */
-export const BENCH_SCENARIOS: Readonly<Record<string, string>> = { produce: "produce", consume: "consume", latency: "e2e", peers: "peers", cluster: "cluster" };
+export const BENCH_SCENARIOS: Readonly<Record<string, string>> = {
+  produce: "produce",
+  consume: "consume",
+  latency: "e2e",
+  peers: "peers",
+  cluster: "cluster",
+};
 
 /** The package root (this file is src/cli/bench-command.ts). */
 function packageRoot(): string {
@@ -45,7 +51,11 @@ async function runBenchFile(io: Io, file: string, args: readonly string[]): Prom
   if (!nodeFs.existsSync(path.join(root, "bench", file))) {
     throw new CliError(`bench: ${path.join(root, "bench", file)} not found (rill bench needs the source tree's bench/ folder)`);
   }
-  const child = spawn(bunPath(root), [path.join("bench", file), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: io.env as NodeJS.ProcessEnv });
+  const child = spawn(bunPath(root), [path.join("bench", file), ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: io.env as NodeJS.ProcessEnv,
+  });
   child.stdout.on("data", (d: Buffer) => io.stdout.write(d));
   child.stderr.on("data", (d: Buffer) => io.stderr.write(d));
   const stopChild = (): void => void child.kill("SIGTERM");
@@ -83,7 +93,8 @@ function givenArgs(cmd: Command): string[] {
 /** A number > 0 or -1 (no limit). */
 function rate(value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !(n === -1 || (Number.isFinite(n) && n > 0))) throw new InvalidArgumentError(`expected records/s > 0 or -1 (no limit), got "${value}"`);
+  if (value.trim() === "" || !(n === -1 || (Number.isFinite(n) && n > 0)))
+    throw new InvalidArgumentError(`expected records/s > 0 or -1 (no limit), got "${value}"`);
   return n;
 }
 
@@ -97,18 +108,21 @@ function positive(value: string): number {
 /** HOST:PORT[,HOST:PORT...]. */
 function addresses(value: string): string {
   const parts = value.split(",").map((s) => s.trim());
-  if (parts.some((p) => !/^(\[[^\]]+\]|[^\s:,[\]]+):\d{1,5}$/.test(p))) throw new InvalidArgumentError(`expected HOST:PORT[,HOST:PORT...], got "${value}"`);
+  if (parts.some((p) => !/^(\[[^\]]+\]|[^\s:,[\]]+):\d{1,5}$/.test(p)))
+    throw new InvalidArgumentError(`expected HOST:PORT[,HOST:PORT...], got "${value}"`);
   return parts.join(",");
 }
 
 /** One or more of bun, node, deno, comma-separated. */
 function runtimes(value: string): string {
   const parts = value.split(",").map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => !["bun", "node", "deno"].includes(p))) throw new InvalidArgumentError(`expected bun, node or deno (comma-separated), got "${value}"`);
+  if (parts.length === 0 || parts.some((p) => !["bun", "node", "deno"].includes(p)))
+    throw new InvalidArgumentError(`expected bun, node or deno (comma-separated), got "${value}"`);
   return parts.join(",");
 }
 
-const brokerRuntime = (): Option => new Option("--broker-runtime <runtime>", "runtime of the broker it starts").argParser(oneOf(["bun", "node", "deno"] as const));
+const brokerRuntime = (): Option =>
+  new Option("--broker-runtime <runtime>", "runtime of the broker it starts").argParser(oneOf(["bun", "node", "deno"] as const));
 const brokers = (): Option => new Option("--brokers <host:port,...>", "use these running brokers; none is started").argParser(addresses);
 const json = (): Option => new Option("--json <file>", "write the full result as JSON");
 const count = (flags: string, what: string): Option => new Option(flags, what).argParser(intIn(1, Number.MAX_SAFE_INTEGER));
@@ -116,7 +130,11 @@ const count = (flags: string, what: string): Option => new Option(flags, what).a
 /** The suite: positional scenario names become `--only`. */
 async function suite(io: Io, scenarios: readonly string[], cmd: Command): Promise<void> {
   const unknown = scenarios.filter((s) => !(s in BENCH_SCENARIOS));
-  if (unknown.length) cmd.error(`unknown scenario ${unknown.map((s) => `"${s}"`).join(", ")} (scenarios: ${Object.keys(BENCH_SCENARIOS).join(", ")}; tools: producer, consumer, e2e)`, { exitCode: 2 });
+  if (unknown.length)
+    cmd.error(
+      `unknown scenario ${unknown.map((s) => `"${s}"`).join(", ")} (scenarios: ${Object.keys(BENCH_SCENARIOS).join(", ")}; tools: producer, consumer, e2e)`,
+      { exitCode: 2 },
+    );
   const args = givenArgs(cmd);
   if (scenarios.length > 0) args.push("--only", [...new Set(scenarios.map((s) => BENCH_SCENARIOS[s]!))].join(","));
   await runBenchFile(io, "suite.ts", args);
@@ -126,7 +144,9 @@ async function suite(io: Io, scenarios: readonly string[], cmd: Command): Promis
 export function registerBench(program: Command, io: Io): void {
   const bench = program
     .command("bench")
-    .description("benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster; default all) or one tool (producer, consumer, e2e)")
+    .description(
+      "benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster; default all) or one tool (producer, consumer, e2e)",
+    )
     .argument("[scenario...]", "suite scenario groups to run")
     .option("--quick", "a quarter of the records, one run each")
     .addOption(count("--runs <n>", "runs per figure (the median is reported)"))
@@ -152,7 +172,9 @@ export function registerBench(program: Command, io: Io): void {
     .addOption(brokers())
     .addOption(count("--batch-records <n>", "records per produce request"))
     .addOption(count("--in-flight <n>", "requests pipelined per producer"))
-    .addOption(new Option("--mode <mode>", "batches (SDK path) or records (thin clients)").argParser(oneOf(["batches", "records"] as const)))
+    .addOption(
+      new Option("--mode <mode>", "batches (SDK path) or records (thin clients)").argParser(oneOf(["batches", "records"] as const)),
+    )
     .addOption(brokerRuntime())
     .addOption(json())
     .action(async (_o: object, cmd: Command) => runBenchFile(io, "producer-perf.ts", givenArgs(cmd)));

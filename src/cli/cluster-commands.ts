@@ -83,7 +83,11 @@ export function mergeStatus(c: ClusterDescription, bootstrap: string, answers: R
 
 /** DescribeCluster of the node at `address`: one quick retry, a short deadline, never a throw. */
 async function askNode(address: string): Promise<NodeAnswer> {
-  const admin = new Admin({ bootstrap: address, retry: { retries: 1, initialBackoffMs: 100, maxBackoffMs: 100 }, requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS });
+  const admin = new Admin({
+    bootstrap: address,
+    retry: { retries: 1, initialBackoffMs: 100, maxBackoffMs: 100 },
+    requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS,
+  });
   try {
     return { ok: true, cluster: await admin.describeCluster() };
   } catch (e) {

@@ -57,7 +57,8 @@ export interface NodePlan {
 
 /** The nodes of `o`: ids 1..N, consecutive ports, one shared quorum. Throws CliError on bad options. */
 export function planCluster(o: ClusterStartOptions): NodePlan[] {
-  if (o.basePort + o.nodes - 1 > 65535) throw new CliError(`cluster start: ports ${o.basePort}..${o.basePort + o.nodes - 1} go beyond 65535`);
+  if (o.basePort + o.nodes - 1 > 65535)
+    throw new CliError(`cluster start: ports ${o.basePort}..${o.basePort + o.nodes - 1} go beyond 65535`);
   for (const kv of o.set) {
     const key = kv.slice(0, kv.indexOf("=")).trim();
     if (!kv.includes("=") || key === "") throw new CliError(`--set: expected key=value, got "${kv}"`);
@@ -73,7 +74,21 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
   const sets = o.set.flatMap((kv) => ["--set", kv]);
   return nodes.map((n) => ({
     ...n,
-    args: ["broker", "start", "--node-id", String(n.nodeId), "--listen", n.address, "--data-dir", n.dataDir, "--controller-quorum", quorum, "--roles", "broker,controller", ...sets],
+    args: [
+      "broker",
+      "start",
+      "--node-id",
+      String(n.nodeId),
+      "--listen",
+      n.address,
+      "--data-dir",
+      n.dataDir,
+      "--controller-quorum",
+      quorum,
+      "--roles",
+      "broker,controller",
+      ...sets,
+    ],
   }));
 }
 
@@ -81,7 +96,8 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
 export function runtimeCommand(): { command: string; args: string[] } {
   const here = fileURLToPath(import.meta.url);
   const entry = path.join(path.dirname(here), `main${path.extname(here)}`);
-  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return { command: process.execPath, args: ["run", "--allow-all", "--quiet", entry] };
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined)
+    return { command: process.execPath, args: ["run", "--allow-all", "--quiet", entry] };
   // Node under tsx has its loader in execArgv; a debugger port cannot be shared, so not that.
   const execArgv = process.execArgv.filter((a) => !a.startsWith("--inspect"));
   return { command: process.execPath, args: [...execArgv, entry] };
@@ -119,7 +135,13 @@ class PrefixedLines {
       }
       const complete = nl < 0 ? text : text.slice(0, nl);
       rest = nl < 0 ? "" : text.slice(nl + 1);
-      this.write(from, complete.split("\n").map((l) => `${prefix}${l}\n`).join(""));
+      this.write(
+        from,
+        complete
+          .split("\n")
+          .map((l) => `${prefix}${l}\n`)
+          .join(""),
+      );
     });
     return new Promise((resolve) =>
       from.once("close", () => {
@@ -192,7 +214,11 @@ class NodeProcess {
 /** Resolves once some node answers that a controller is elected and every node's broker is unfenced (null once `stopped()`). */
 async function waitReady(nodes: readonly NodePlan[], stopped: () => boolean): Promise<{ clusterId: string; controllerId: number } | null> {
   for (let i = 0; !stopped(); i++) {
-    const admin = new Admin({ bootstrap: nodes[i % nodes.length]!.address, retry: { retries: 0 }, requestTimeoutMs: READY_REQUEST_TIMEOUT_MS });
+    const admin = new Admin({
+      bootstrap: nodes[i % nodes.length]!.address,
+      retry: { retries: 0 },
+      requestTimeoutMs: READY_REQUEST_TIMEOUT_MS,
+    });
     try {
       const c = await admin.describeCluster();
       if (c.controllerId >= 0 && c.brokers.filter((b) => !b.fenced).length >= nodes.length) return c;
@@ -256,12 +282,18 @@ function firstSignal(): { received: Promise<void>; dispose: () => void } {
  */
 function reportReady(ctx: Context, plans: readonly NodePlan[], stopped: () => boolean): () => void {
   const started = Date.now();
-  const warn = setTimeout(() => void write(ctx.io.stdout, `Cluster not ready after ${READY_WARN_AFTER_MS / 1000} s (see the logs); still waiting.\n`), READY_WARN_AFTER_MS);
+  const warn = setTimeout(
+    () => void write(ctx.io.stdout, `Cluster not ready after ${READY_WARN_AFTER_MS / 1000} s (see the logs); still waiting.\n`),
+    READY_WARN_AFTER_MS,
+  );
   void waitReady(plans, stopped).then(async (c) => {
     clearTimeout(warn);
     if (c === null) return;
     const s = ((Date.now() - started) / 1000).toFixed(1);
-    await write(ctx.io.stdout, `Cluster ready in ${s} s: cluster id ${c.clusterId}, controller ${c.controllerId}, ${plans.length} broker${plans.length === 1 ? "" : "s"} unfenced.\n`);
+    await write(
+      ctx.io.stdout,
+      `Cluster ready in ${s} s: cluster id ${c.clusterId}, controller ${c.controllerId}, ${plans.length} broker${plans.length === 1 ? "" : "s"} unfenced.\n`,
+    );
   });
   return () => clearTimeout(warn);
 }
@@ -284,7 +316,9 @@ export async function startCluster(ctx: Context, o: ClusterStartOptions): Promis
     const died = Promise.race(nodes.map((r) => r.ended.then(() => r)));
     const first = await Promise.race([sig.received.then(() => null), died]);
     stopping = true;
-    const failures = nodes.filter((r) => r.exit !== null).map((r) => `${r.label} ${describeExit(r.exit!)} while the cluster was running (the other nodes were stopped)`);
+    const failures = nodes
+      .filter((r) => r.exit !== null)
+      .map((r) => `${r.label} ${describeExit(r.exit!)} while the cluster was running (the other nodes were stopped)`);
     const running = nodes.filter((r) => r.exit === null).length;
     await write(ctx.io.stdout, `${first === null ? "Stopping" : "A node ended: stopping"} ${running} node${running === 1 ? "" : "s"}...\n`);
     failures.push(...(await stopAll(nodes)));
@@ -303,7 +337,9 @@ export async function startCluster(ctx: Context, o: ClusterStartOptions): Promis
 }
 
 function banner(o: ClusterStartOptions, nodes: readonly NodeProcess[]): string {
-  const lines = [`Started a ${nodes.length}-node cluster (every node broker and controller), data in ${o.dataDir}; node logs follow, prefixed [node N]:`];
+  const lines = [
+    `Started a ${nodes.length}-node cluster (every node broker and controller), data in ${o.dataDir}; node logs follow, prefixed [node N]:`,
+  ];
   for (const r of nodes) lines.push(`  node ${r.plan.nodeId}  ${r.plan.address}  pid ${r.proc.pid ?? "-"}  ${r.plan.dataDir}`);
   lines.push(`Status: ${rillCommand()} cluster status --bootstrap ${nodes[0]!.plan.address}`);
   lines.push(`Stop: Ctrl-C, or kill -TERM ${process.pid}`);

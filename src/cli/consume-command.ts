@@ -94,8 +94,13 @@ const GROUP_COMMIT_INTERVAL_MS = 1000;
 
 /** `consume --group G`: a group member; commits the printed records' offsets as it goes. */
 async function consumeInGroup(ctx: Context, topic: string, group: string, o: ConsumeOptions): Promise<void> {
-  for (const [flag, given] of [["--offset", o.offset !== undefined], ["--timestamp", o.timestamp !== undefined], ["--partition", o.partition !== undefined]] as const) {
-    if (given) throw new CliError(`consume: ${flag} cannot be used with --group (the group's committed offsets and the broker's assignment decide)`);
+  for (const [flag, given] of [
+    ["--offset", o.offset !== undefined],
+    ["--timestamp", o.timestamp !== undefined],
+    ["--partition", o.partition !== undefined],
+  ] as const) {
+    if (given)
+      throw new CliError(`consume: ${flag} cannot be used with --group (the group's committed offsets and the broker's assignment decide)`);
   }
   if (o.maxMessages === 0) return;
   // An unknown topic (or a broker that is not running) is reported here, in one line.

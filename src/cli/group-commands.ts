@@ -21,7 +21,16 @@ async function withGroupAdmin<T>(ctx: Context, f: (admin: GroupAdmin) => Promise
 export function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    cells
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 const dash = (n: number): string | number => (n < 0 ? "-" : n);
@@ -33,7 +42,13 @@ export async function listGroups(ctx: Context, o: { json?: boolean }): Promise<v
     await write(ctx.io.stdout, `${JSON.stringify(groups)}\n`);
     return;
   }
-  await write(ctx.io.stdout, table(["GROUP", "STATE", "MEMBERS"], groups.map((g) => [g.groupId, g.state, g.members])));
+  await write(
+    ctx.io.stdout,
+    table(
+      ["GROUP", "STATE", "MEMBERS"],
+      groups.map((g) => [g.groupId, g.state, g.members]),
+    ),
+  );
 }
 
 /** `rill group describe G`: the group's state, per-partition offsets and lag, and its members. */
@@ -56,14 +71,32 @@ export function formatGroup(g: GroupDescription): string {
     ["TOPIC", "PARTITION", "COMMITTED-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID", "CLIENT-ID", "HOST"],
     g.offsets.map((p) => {
       const m = members.get(p.memberId);
-      return [p.topic, p.partition, dash(p.committedOffset), dash(p.logEndOffset), dash(p.lag), p.memberId || "-", m?.clientId || "-", m?.clientHost || "-"];
+      return [
+        p.topic,
+        p.partition,
+        dash(p.committedOffset),
+        dash(p.logEndOffset),
+        dash(p.lag),
+        p.memberId || "-",
+        m?.clientId || "-",
+        m?.clientHost || "-",
+      ];
     }),
   );
   const parts = (list: GroupDescription["members"][number]["assignment"]): string =>
     list.flatMap((t) => t.partitions.map((p) => `${t.topic}-${p}`)).join(",") || "-";
   const memberTable = table(
     ["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "EPOCH", "TOPICS", "ASSIGNMENT", "TARGET"],
-    g.members.map((m) => [m.memberId, m.instanceId ?? "-", m.clientId || "-", m.clientHost || "-", m.memberEpoch, m.topics.join(",") || "-", parts(m.assignment), parts(m.targetAssignment)]),
+    g.members.map((m) => [
+      m.memberId,
+      m.instanceId ?? "-",
+      m.clientId || "-",
+      m.clientHost || "-",
+      m.memberEpoch,
+      m.topics.join(",") || "-",
+      parts(m.assignment),
+      parts(m.targetAssignment),
+    ]),
   );
   return `${head}\n${offsets}${g.members.length > 0 ? `\n${memberTable}` : ""}`;
 }
@@ -86,7 +119,8 @@ function resetTarget(o: ResetOptions): ResetTarget {
   if (o.toLatest) given.push("latest");
   if (o.toOffset !== undefined) given.push({ offset: o.toOffset });
   if (o.toTimestamp !== undefined) given.push({ timestampMs: o.toTimestamp });
-  if (given.length !== 1) throw new CliError("group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N, --to-timestamp MS");
+  if (given.length !== 1)
+    throw new CliError("group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N, --to-timestamp MS");
   return given[0]!;
 }
 
@@ -94,13 +128,21 @@ function resetTarget(o: ResetOptions): ResetTarget {
 export async function resetOffsets(ctx: Context, groupId: string, o: ResetOptions): Promise<void> {
   const target = resetTarget(o);
   const partitions = [{ topic: o.topic, partitions: o.partition ?? [] }];
-  const offsets: GroupOffset[] = await withGroupAdmin(ctx, (a) => a.resetOffsets(groupId, partitions, target, { dryRun: o.dryRun ?? false }));
+  const offsets: GroupOffset[] = await withGroupAdmin(ctx, (a) =>
+    a.resetOffsets(groupId, partitions, target, { dryRun: o.dryRun ?? false }),
+  );
   if (o.json) {
     await write(ctx.io.stdout, `${JSON.stringify({ groupId, dryRun: o.dryRun ?? false, offsets })}\n`);
     return;
   }
   const what = o.dryRun ? `Offsets group ${groupId} would be reset to (dry run, nothing committed):` : `Reset offsets of group ${groupId}:`;
-  await write(ctx.io.stdout, `${what}\n${table(["TOPIC", "PARTITION", "NEW-OFFSET"], offsets.map((x) => [x.topic, x.partition, x.offset]))}`);
+  await write(
+    ctx.io.stdout,
+    `${what}\n${table(
+      ["TOPIC", "PARTITION", "NEW-OFFSET"],
+      offsets.map((x) => [x.topic, x.partition, x.offset]),
+    )}`,
+  );
 }
 
 /** `rill group delete G`: deletes a group without members and its committed offsets. */

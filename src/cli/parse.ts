@@ -32,7 +32,8 @@ export function keyValues(pairs: readonly string[], option: string): Record<stri
 /** One of `choices`. */
 export function oneOf<T extends string>(choices: readonly T[]): (value: string) => T {
   return (value) => {
-    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}, got "${value}"`);
+    if (!(choices as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`expected one of ${choices.join(", ")}, got "${value}"`);
     return value as T;
   };
 }

@@ -52,12 +52,34 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .option("--node-id <n>", "node id", intIn(0, INT32_MAX))
     .option("--roles <roles>", "what the node runs: broker,controller (default), broker or controller")
     .option("--controller-quorum <voters>", "the controller voters, ID@HOST:PORT,... (default: this node alone)")
-    .option("--set <key=value>", "any broker setting (repeatable), e.g. --set broker.session.timeout.ms=3000", (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (o: { dataDir?: string; listen?: string; config?: string; nodeId?: number; roles?: string; controllerQuorum?: string; set?: string[] }) => {
-      const { runBroker } = await import("../broker/run.ts");
-      await runBroker({ dataDir: o.dataDir, listen: o.listen, configFile: o.config, nodeId: o.nodeId, roles: o.roles, controllerQuorum: o.controllerQuorum, set: o.set });
-      state.keepAlive = true;
-    });
+    .option(
+      "--set <key=value>",
+      "any broker setting (repeatable), e.g. --set broker.session.timeout.ms=3000",
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .action(
+      async (o: {
+        dataDir?: string;
+        listen?: string;
+        config?: string;
+        nodeId?: number;
+        roles?: string;
+        controllerQuorum?: string;
+        set?: string[];
+      }) => {
+        const { runBroker } = await import("../broker/run.ts");
+        await runBroker({
+          dataDir: o.dataDir,
+          listen: o.listen,
+          configFile: o.config,
+          nodeId: o.nodeId,
+          roles: o.roles,
+          controllerQuorum: o.controllerQuorum,
+          set: o.set,
+        });
+        state.keepAlive = true;
+      },
+    );
 
   const topic = program.command("topic").description("create, list, describe, alter and delete topics");
   topic
@@ -67,9 +89,15 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .option("--replication-factor <n>", "replicas per partition", intIn(1, 32767))
     .option("--config <key=value>", "topic config override (repeatable)", collect, [])
     .option("--if-not-exists", "succeed quietly when the topic exists")
-    .action(async (name: string, o: { partitions?: number; replicationFactor?: number; config: string[]; ifNotExists?: boolean }, cmd: Command) => {
-      await createTopic(contextOf(cmd, io), name, { ...o, config: keyValues(o.config, "--config") });
-    });
+    .action(
+      async (
+        name: string,
+        o: { partitions?: number; replicationFactor?: number; config: string[]; ifNotExists?: boolean },
+        cmd: Command,
+      ) => {
+        await createTopic(contextOf(cmd, io), name, { ...o, config: keyValues(o.config, "--config") });
+      },
+    );
   topic
     .command("list")
     .description("list topic names")
@@ -103,9 +131,15 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .addOption(new Option("--compression <codec>", "batch compression").choices(["none", "gzip", "lz4"]).default("none"))
     .option("--linger-ms <ms>", "how long a batch waits for more lines", intIn(0, 60_000), 5)
     .option("--header <key=value>", "header added to every record (repeatable)", collect, [])
-    .action(async (name: string, o: { keySeparator?: string; partition?: number; acks: "all"; compression: "none"; lingerMs: number; header: string[] }, cmd: Command) => {
-      await produce(contextOf(cmd, io), name, { ...o, header: keyValues(o.header, "--header") });
-    });
+    .action(
+      async (
+        name: string,
+        o: { keySeparator?: string; partition?: number; acks: "all"; compression: "none"; lingerMs: number; header: string[] },
+        cmd: Command,
+      ) => {
+        await produce(contextOf(cmd, io), name, { ...o, header: keyValues(o.header, "--header") });
+      },
+    );
 
   program
     .command("consume <topic>")
@@ -137,7 +171,10 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .command("reset-offsets <group>")
     .description("move a group's committed offsets (only while it has no members)")
     .requiredOption("--topic <topic>", "topic whose offsets to reset")
-    .option("--partition <n>", "only this partition (repeatable; default: all)", (v: string, prev: number[] = []) => [...prev, intIn(0, INT32_MAX)(v)])
+    .option("--partition <n>", "only this partition (repeatable; default: all)", (v: string, prev: number[] = []) => [
+      ...prev,
+      intIn(0, INT32_MAX)(v),
+    ])
     .option("--to-earliest", "to each partition's log start offset")
     .option("--to-latest", "to each partition's end")
     .option("--to-offset <n>", "to this offset (clamped to the partition's range)", intIn(0, OFFSET_MAX))

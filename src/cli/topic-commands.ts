@@ -60,7 +60,9 @@ export async function describeTopic(ctx: Context, name: string, o: { json?: bool
 
 function formatDescription(t: TopicDescription, overrides: Record<string, string>): string {
   const rf = t.partitions[0]?.replicas.length ?? 0;
-  const configs = Object.entries(overrides).map(([k, v]) => `${k}=${v}`).join(",");
+  const configs = Object.entries(overrides)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
   const lines = [`Topic: ${t.name}\tPartitions: ${t.partitions.length}\tReplicationFactor: ${rf}\tConfigs: ${configs}`];
   for (const p of t.partitions) {
     lines.push(
@@ -88,5 +90,6 @@ export async function deleteTopic(ctx: Context, name: string): Promise<void> {
 
 /** Throws when `partition` is beyond the topic's `count` partitions. */
 export function checkPartition(topic: string, partition: number, count: number): void {
-  if (partition >= count) throw new CliError(`--partition: ${partition} is not in [0, ${count}) (topic "${topic}" has ${count} partitions)`);
+  if (partition >= count)
+    throw new CliError(`--partition: ${partition} is not in [0, ${count}) (topic "${topic}" has ${count} partitions)`);
 }

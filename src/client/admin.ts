@@ -74,13 +74,7 @@ export interface ConfigResourceRef {
 }
 
 /** Where a configuration value comes from. */
-export type ConfigSourceName =
-  | "default"
-  | "static-broker"
-  | "dynamic-default-broker"
-  | "dynamic-broker"
-  | "dynamic-topic"
-  | "unknown";
+export type ConfigSourceName = "default" | "static-broker" | "dynamic-default-broker" | "dynamic-broker" | "dynamic-topic" | "unknown";
 
 /** One configuration key with its effective value. */
 export interface ConfigEntryDescription {
@@ -204,7 +198,8 @@ export class Admin {
       topics: topics.map((t, i) => ({
         name: t.name,
         partitions: t.partitions === undefined ? 0 : checkInt(t.partitions, `topics[${i}].partitions`, 1, 0x7fffffff),
-        replicationFactor: t.replicationFactor === undefined ? 0 : checkInt(t.replicationFactor, `topics[${i}].replicationFactor`, 1, 0x7fff),
+        replicationFactor:
+          t.replicationFactor === undefined ? 0 : checkInt(t.replicationFactor, `topics[${i}].replicationFactor`, 1, 0x7fff),
         configs: { ...t.configs },
       })),
       validateOnly: options.validateOnly ?? false,
@@ -223,7 +218,12 @@ export class Admin {
   /** Lists topics, sorted by name; internal ones only with `includeInternal`. */
   async listTopics(options: { includeInternal?: boolean } = {}): Promise<TopicListing[]> {
     const res = await this.call((o) => this.conn.transport.listTopics({ includeInternal: options.includeInternal ?? false }, o));
-    return res.topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, internal: t.internal }));
+    return res.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions,
+      replicationFactor: t.replicationFactor,
+      internal: t.internal,
+    }));
   }
 
   /**
@@ -311,7 +311,13 @@ export class Admin {
     return {
       clusterId: res.clusterId,
       controllerId: res.controllerId,
-      brokers: res.brokers.map((b) => ({ nodeId: b.nodeId, address: b.address, roles: roleNames(b.roles), fenced: b.fenced, rack: b.rack })),
+      brokers: res.brokers.map((b) => ({
+        nodeId: b.nodeId,
+        address: b.address,
+        roles: roleNames(b.roles),
+        fenced: b.fenced,
+        rack: b.rack,
+      })),
       voters: res.voters.map((v) => ({ nodeId: v.nodeId, address: v.address })),
       node:
         n === undefined

@@ -8,7 +8,7 @@
 
 import { crc32c } from "../base/crc32c.ts";
 import { Errors, RillError } from "../base/errors.ts";
-import { CRC_START, forEachBatch, type RecordHeader, records } from "../storage/record-batch.ts";
+import { CRC_START, forEachBatch, type RecordHeader, records } from "../protocol/record-batch.ts";
 
 /** A consumed record. `key`, `value` and header values are views of the fetched bytes. */
 export interface ConsumerRecord {

@@ -292,7 +292,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private newState(topic: string, partition: number): PartitionState {
     const st: PartitionState = {
-      topic, partition, position: -1, fetchOffset: -1, pending: null, epoch: 0, backoffUntilMs: 0, failures: 0, highWatermark: -1, fetching: null,
+      topic,
+      partition,
+      position: -1,
+      fetchOffset: -1,
+      pending: null,
+      epoch: 0,
+      backoffUntilMs: 0,
+      failures: 0,
+      highWatermark: -1,
+      fetching: null,
     };
     if (this.autoOffsetReset !== "none") st.pending = this.autoOffsetReset;
     return st;
@@ -349,7 +358,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const pending = [...this.states.values()].filter((s) => s.pending !== null);
       if (pending.length === 0) return;
       const epochs = pending.map((s) => s.epoch);
-      const found = await listLeaderOffsets(this.conn, this.metadata, pending.map((s) => ({ topic: s.topic, partition: s.partition, query: s.pending! })));
+      const found = await listLeaderOffsets(
+        this.conn,
+        this.metadata,
+        pending.map((s) => ({ topic: s.topic, partition: s.partition, query: s.pending! })),
+      );
       pending.forEach((st, i) => {
         if (st.epoch !== epochs[i]) return; // sought again meanwhile
         const offset = found[i]!.offset;
@@ -517,7 +530,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const unknownTopic = e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION;
     // An unknown topic gets a few quick tries (a topic just created may not have reached every
     // broker yet), not the whole failover budget of the retry policy.
-    if (!isRetriable(e) || st.failures >= (unknownTopic ? Math.min(this.conn.retry.retries, UNKNOWN_TOPIC_RETRIES) : this.conn.retry.retries)) throw e;
+    if (
+      !isRetriable(e) ||
+      st.failures >= (unknownTopic ? Math.min(this.conn.retry.retries, UNKNOWN_TOPIC_RETRIES) : this.conn.retry.retries)
+    )
+      throw e;
     if (unknownTopic) this.metadata.invalidate(st.topic);
     if (isStaleMetadata(e)) void this.metadata.requestRefresh();
     st.backoffUntilMs = Date.now() + backoffMs(this.conn.retry, st.failures, this.conn.random);

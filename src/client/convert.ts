@@ -3,7 +3,7 @@
  *
  * Offsets and timestamps: proto int64 fields are `bigint` in protobuf-es; the SDK gives them to
  * applications as `number`, exact up to 2^53 - 1 (9 * 10^15 records per partition, or year
- * 287396 in ms) — the same bound the storage codec (src/storage/record-batch.ts) holds offsets
+ * 287396 in ms) — the same bound the batch codec (src/protocol/record-batch.ts) holds offsets
  * to. A value outside that range is reported, never rounded.
  */
 

@@ -154,7 +154,9 @@ export class GrpcGroupTransport implements GroupTransport {
   readonly resetOffsets: GroupUnaryCall<"resetOffsets"> = (r, o) => this.unary("resetOffsets", r, o);
 
   openConsume(listener: ConsumeListener): ConsumeStream {
-    return duplexStream(this.client.consume(), listener, this.address, (request: ConsumeRequestInit) => create(ConsumeRequestSchema, request));
+    return duplexStream(this.client.consume(), listener, this.address, (request: ConsumeRequestInit) =>
+      create(ConsumeRequestSchema, request),
+    );
   }
 
   close(): void {
@@ -293,7 +295,12 @@ function groupError(detail: ErrorDetail, groupId: string): RillError {
 /** Group ids: 1 to 249 characters (checked before anything is sent). */
 function checkGroupId(groupId: unknown, field: string): string {
   if (typeof groupId !== "string" || groupId.length === 0 || groupId.length > 249) {
-    const what = typeof groupId !== "string" ? "is not a string" : groupId.length === 0 ? "is empty" : `has ${groupId.length} characters (at most 249)`;
+    const what =
+      typeof groupId !== "string"
+        ? "is not a string"
+        : groupId.length === 0
+          ? "is empty"
+          : `has ${groupId.length} characters (at most 249)`;
     throw new RillError(Errors.INVALID_GROUP_ID, `${field}: group id ${what}`);
   }
   return groupId;
@@ -473,10 +480,13 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   /** Joins the group subscribed to `topics` (opens the Consume stream). Once per consumer. */
   subscribe(topics: readonly string[]): void {
     this.checkOpen();
-    if (this.topics !== null) throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: already subscribed (one subscription per GroupConsumer)");
-    if (!Array.isArray(topics) || topics.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: topics must be a non-empty list");
+    if (this.topics !== null)
+      throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: already subscribed (one subscription per GroupConsumer)");
+    if (!Array.isArray(topics) || topics.length === 0)
+      throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: topics must be a non-empty list");
     topics.forEach((t, i) => {
-      if (typeof t !== "string" || t.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, `subscribe: topics[${i}] is not a topic name`);
+      if (typeof t !== "string" || t.length === 0)
+        throw new RillError(Errors.INVALID_ARGUMENT, `subscribe: topics[${i}] is not a topic name`);
     });
     this.topics = [...new Set(topics)];
     this.open();
@@ -565,7 +575,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
 
   private checkOffsets(offsets: readonly GroupOffset[]): GroupOffset[] {
     return offsets.map((o, i) => {
-      if (typeof o.topic !== "string" || o.topic.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, `offsets[${i}].topic: not a topic name`);
+      if (typeof o.topic !== "string" || o.topic.length === 0)
+        throw new RillError(Errors.INVALID_ARGUMENT, `offsets[${i}].topic: not a topic name`);
       checkInt(o.partition, `offsets[${i}].partition`, 0, 0x7fffffff);
       checkInt(o.offset, `offsets[${i}].offset`, 0, Number.MAX_SAFE_INTEGER);
       return { topic: o.topic, partition: o.partition, offset: o.offset };
@@ -626,7 +637,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.joinTimer = setTimeout(() => {
       this.joinTimer = null;
       if (!mine()) return;
-      const e = new RillError(Errors.REQUEST_TIMED_OUT, `Consume: no answer to subscribe (group "${this.groupId}", topics ${this.topics!.join(", ")}) from ${transport.address} within ${this.conn.requestTimeoutMs} ms`);
+      const e = new RillError(
+        Errors.REQUEST_TIMED_OUT,
+        `Consume: no answer to subscribe (group "${this.groupId}", topics ${this.topics!.join(", ")}) from ${transport.address} within ${this.conn.requestTimeoutMs} ms`,
+      );
       this.onStreamFailed(e, true);
     }, this.conn.requestTimeoutMs);
     this.joinTimer.unref?.();
@@ -687,7 +701,17 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     for (const tp of a.assigned) {
       const key = keyOf(tp.topic, tp.partition);
       if (this.owned.has(key)) continue;
-      this.owned.set(key, { topic: tp.topic, partition: tp.partition, consumed: -1, processed: -1, committed: -1, committing: -1, delivered: -1, base: -1, highWatermark: -1 });
+      this.owned.set(key, {
+        topic: tp.topic,
+        partition: tp.partition,
+        consumed: -1,
+        processed: -1,
+        committed: -1,
+        committing: -1,
+        delivered: -1,
+        base: -1,
+        highWatermark: -1,
+      });
       assigned.push({ topic: tp.topic, partition: tp.partition });
     }
     if (assigned.length > 0) this.push({ kind: "assigned", partitions: assigned });
@@ -696,7 +720,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   private onRecords(m: ConsumeResponse_Records): void {
     const st = this.owned.get(keyOf(m.topic, m.partition));
     if (st === undefined) {
-      throw new RillError(Errors.UNKNOWN_SERVER_ERROR, `Consume: the broker sent records of ${tpName(m.topic, m.partition)}, which this member does not own`);
+      throw new RillError(
+        Errors.UNKNOWN_SERVER_ERROR,
+        `Consume: the broker sent records of ${tpName(m.topic, m.partition)}, which this member does not own`,
+      );
     }
     st.highWatermark = toNumber(m.highWatermark, "high_watermark");
     const next = toNumber(m.nextOffset, "next_offset");
@@ -736,11 +763,15 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     if (offsets.length === 0) return Promise.resolve([]);
     if (this.failure !== null) return Promise.reject(this.failure);
     const stream = this.stream;
-    if (stream === null) return Promise.reject(new ConnectionError(this.transport?.address ?? this.conn.anyAddress(), "not connected (joining the group again)"));
+    if (stream === null)
+      return Promise.reject(
+        new ConnectionError(this.transport?.address ?? this.conn.anyAddress(), "not connected (joining the group again)"),
+      );
     const commitId = this.nextCommitId++;
     return new Promise<GroupOffset[]>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.pending.delete(commitId)) reject(new RillError(Errors.REQUEST_TIMED_OUT, `commit: no commit_result within ${this.conn.requestTimeoutMs} ms`));
+        if (this.pending.delete(commitId))
+          reject(new RillError(Errors.REQUEST_TIMED_OUT, `commit: no commit_result within ${this.conn.requestTimeoutMs} ms`));
       }, this.conn.requestTimeoutMs);
       timer.unref?.();
       this.pending.set(commitId, { offsets, resolve, reject, timer });
@@ -751,7 +782,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       stream.write({
         kind: {
           case: "commit",
-          value: { commitId, offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: toInt64(o.offset, "offset"), leaderEpoch: -1 })) },
+          value: {
+            commitId,
+            offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: toInt64(o.offset, "offset"), leaderEpoch: -1 })),
+          },
         },
       });
     });
@@ -970,8 +1004,12 @@ export type ResetTarget = "earliest" | "latest" | { readonly offset: number } | 
 
 function checkTopicPartitions(list: readonly GroupTopicPartitions[] | undefined, field: string): { topic: string; partitions: number[] }[] {
   return (list ?? []).map((tp, i) => {
-    if (typeof tp.topic !== "string" || tp.topic.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, `${field}[${i}].topic: not a topic name`);
-    return { topic: tp.topic, partitions: (tp.partitions ?? []).map((p, j) => checkInt(p, `${field}[${i}].partitions[${j}]`, 0, 0x7fffffff)) };
+    if (typeof tp.topic !== "string" || tp.topic.length === 0)
+      throw new RillError(Errors.INVALID_ARGUMENT, `${field}[${i}].topic: not a topic name`);
+    return {
+      topic: tp.topic,
+      partitions: (tp.partitions ?? []).map((p, j) => checkInt(p, `${field}[${i}].partitions[${j}]`, 0, 0x7fffffff)),
+    };
   });
 }
 
@@ -1005,7 +1043,9 @@ export class GroupAdmin {
     const addresses = (await this.conn.metadata?.brokerAddresses()) ?? [this.conn.anyAddress()];
     const answers = await Promise.all(addresses.map((a) => this.callAt(a, (t, o) => t.listGroups({ states: wanted }, o))));
     const byId = new Map<string, GroupListing>();
-    for (const r of answers) for (const g of r.groups) if (!byId.has(g.groupId)) byId.set(g.groupId, { groupId: g.groupId, state: stateName(g.state), members: g.members });
+    for (const r of answers)
+      for (const g of r.groups)
+        if (!byId.has(g.groupId)) byId.set(g.groupId, { groupId: g.groupId, state: stateName(g.state), members: g.members });
     return [...byId.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
   }
 
@@ -1060,16 +1100,25 @@ export class GroupAdmin {
    * entry without partitions: the whole topic). With `dryRun`, returns the offsets without
    * committing them.
    */
-  async resetOffsets(groupId: string, partitions: readonly GroupTopicPartitions[], target: ResetTarget, options: { dryRun?: boolean } = {}): Promise<GroupOffset[]> {
+  async resetOffsets(
+    groupId: string,
+    partitions: readonly GroupTopicPartitions[],
+    target: ResetTarget,
+    options: { dryRun?: boolean } = {},
+  ): Promise<GroupOffset[]> {
     checkGroupId(groupId, "groupId");
     const parts = checkTopicPartitions(partitions, "partitions");
     if (parts.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, "partitions: name at least one topic");
     let spec: MessageInitShape<GroupMethods["resetOffsets"]["input"]>;
     if (target === "earliest") spec = { spec: OffsetSpec.EARLIEST };
     else if (target === "latest") spec = { spec: OffsetSpec.LATEST };
-    else if (typeof target === "object" && target !== null && "offset" in target) spec = { offset: toInt64(checkInt(target.offset, "target.offset", 0, Number.MAX_SAFE_INTEGER), "target.offset") };
+    else if (typeof target === "object" && target !== null && "offset" in target)
+      spec = { offset: toInt64(checkInt(target.offset, "target.offset", 0, Number.MAX_SAFE_INTEGER), "target.offset") };
     else if (typeof target === "object" && target !== null && "timestampMs" in target) {
-      spec = { spec: OffsetSpec.TIMESTAMP, timestampMs: toInt64(checkInt(target.timestampMs, "target.timestampMs", 0, Number.MAX_SAFE_INTEGER), "target.timestampMs") };
+      spec = {
+        spec: OffsetSpec.TIMESTAMP,
+        timestampMs: toInt64(checkInt(target.timestampMs, "target.timestampMs", 0, Number.MAX_SAFE_INTEGER), "target.timestampMs"),
+      };
     } else throw new RillError(Errors.INVALID_ARGUMENT, `target: must be "earliest", "latest", {offset} or {timestampMs}`);
     const req = { ...spec, groupId, partitions: parts, dryRun: options.dryRun ?? false };
     const r = await this.call(groupId, (t, o) => t.resetOffsets(req, o));
@@ -1108,14 +1157,17 @@ export class GroupAdmin {
   /** A call about `groupId`, at its coordinator (looked up again before each retry). */
   private call<T>(groupId: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    const attempt = async (): Promise<T> => f(this.conn.transportFor(await coordinatorOf(this.conn, groupId)), { timeoutMs: this.conn.requestTimeoutMs });
+    const attempt = async (): Promise<T> =>
+      f(this.conn.transportFor(await coordinatorOf(this.conn, groupId)), { timeoutMs: this.conn.requestTimeoutMs });
     return withRetries(attempt, this.conn.retry, { random: this.conn.random, onRetry: (e) => this.onRetry(e) });
   }
 
   /** A call to the broker at `address`. */
   private callAt<T>(address: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    return withRetries(() => f(this.conn.transportFor(address), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, { random: this.conn.random });
+    return withRetries(() => f(this.conn.transportFor(address), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, {
+      random: this.conn.random,
+    });
   }
 
   /**
@@ -1142,7 +1194,8 @@ export class GroupAdmin {
       }
       await Promise.all(
         [...byAddress].map(async ([address, ids]) => {
-          for (const r of await f(this.conn.transportFor(address), ids, { timeoutMs: this.conn.requestTimeoutMs })) results.set(r.groupId, r);
+          for (const r of await f(this.conn.transportFor(address), ids, { timeoutMs: this.conn.requestTimeoutMs }))
+            results.set(r.groupId, r);
         }),
       );
       const left = groupIds.find((g) => results.has(g) && misrouted(g));

@@ -11,7 +11,6 @@ import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
-import type { ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../rpc/grpc-service.ts";
 import { clientChannelOptions } from "../rpc/server-options.ts";
@@ -75,17 +74,27 @@ export class GrpcTransport implements Transport {
     this.fetcher = new FetchClient(address, credentials, clientOptions);
   }
 
-  readonly createTopics: UnaryCall<"createTopics"> = (r, o) => this.unary(this.admin, this.admin.createTopics, AdminService.method.createTopics.input, r, o);
-  readonly deleteTopics: UnaryCall<"deleteTopics"> = (r, o) => this.unary(this.admin, this.admin.deleteTopics, AdminService.method.deleteTopics.input, r, o);
-  readonly listTopics: UnaryCall<"listTopics"> = (r, o) => this.unary(this.admin, this.admin.listTopics, AdminService.method.listTopics.input, r, o);
-  readonly describeTopics: UnaryCall<"describeTopics"> = (r, o) => this.unary(this.admin, this.admin.describeTopics, AdminService.method.describeTopics.input, r, o);
-  readonly createPartitions: UnaryCall<"createPartitions"> = (r, o) => this.unary(this.admin, this.admin.createPartitions, AdminService.method.createPartitions.input, r, o);
-  readonly describeConfigs: UnaryCall<"describeConfigs"> = (r, o) => this.unary(this.admin, this.admin.describeConfigs, AdminService.method.describeConfigs.input, r, o);
-  readonly alterConfigs: UnaryCall<"alterConfigs"> = (r, o) => this.unary(this.admin, this.admin.alterConfigs, AdminService.method.alterConfigs.input, r, o);
-  readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) => this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
+  readonly createTopics: UnaryCall<"createTopics"> = (r, o) =>
+    this.unary(this.admin, this.admin.createTopics, AdminService.method.createTopics.input, r, o);
+  readonly deleteTopics: UnaryCall<"deleteTopics"> = (r, o) =>
+    this.unary(this.admin, this.admin.deleteTopics, AdminService.method.deleteTopics.input, r, o);
+  readonly listTopics: UnaryCall<"listTopics"> = (r, o) =>
+    this.unary(this.admin, this.admin.listTopics, AdminService.method.listTopics.input, r, o);
+  readonly describeTopics: UnaryCall<"describeTopics"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeTopics, AdminService.method.describeTopics.input, r, o);
+  readonly createPartitions: UnaryCall<"createPartitions"> = (r, o) =>
+    this.unary(this.admin, this.admin.createPartitions, AdminService.method.createPartitions.input, r, o);
+  readonly describeConfigs: UnaryCall<"describeConfigs"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeConfigs, AdminService.method.describeConfigs.input, r, o);
+  readonly alterConfigs: UnaryCall<"alterConfigs"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterConfigs, AdminService.method.alterConfigs.input, r, o);
+  readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
-  readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
-  readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.unary(this.producer, this.producer.initProducerId, ProduceService.method.initProducerId.input, r, o);
+  readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
+    this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
+  readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) =>
+    this.unary(this.producer, this.producer.initProducerId, ProduceService.method.initProducerId.input, r, o);
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

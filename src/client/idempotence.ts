@@ -8,14 +8,14 @@
  *   old epoch wherever the new one has written). When the broker no longer knows the id
  *   (UNKNOWN_PRODUCER_ID) it asks for a fresh one instead. Calls retry through retry.ts.
  * - `SequenceCounter`: the next sequence number of one partition, wrapping from 2^31-1 to 0 as
- *   Kafka does (storage's `incrementSequence`, the broker's own rule).
+ *   Kafka does (protocol/sequence.ts, the broker's own rule).
  * - Error predicates and the two errors the producer makes itself: `fencedError` (a newer
  *   instance holds this producer id; nothing is retried) and `sequenceGapError` (records the
  *   broker refused because an earlier batch of their partition is missing).
  */
 
 import { Errors, RillError } from "../base/errors.ts";
-import { incrementSequence } from "../storage/producer-state.ts";
+import { incrementSequence } from "../protocol/sequence.ts";
 import type { Connection } from "./connection.ts";
 import { toNumber } from "./convert.ts";
 import { withRetries } from "./retry.ts";
@@ -45,7 +45,10 @@ export function isDuplicateSequence(e: unknown): boolean {
 export function fencedError(id: ProducerIdAndEpoch | null, cause: unknown): RillError {
   const who = id === null ? "producer" : `producer ${id.producerId} epoch ${id.producerEpoch}`;
   const why = cause instanceof Error ? cause.message : String(cause);
-  return new RillError(Errors.PRODUCER_FENCED, `${who} is fenced: a newer instance holds its producer id, so nothing is retried and this producer sends no more (close it). Broker: ${why}`);
+  return new RillError(
+    Errors.PRODUCER_FENCED,
+    `${who} is fenced: a newer instance holds its producer id, so nothing is retried and this producer sends no more (close it). Broker: ${why}`,
+  );
 }
 
 /** The sequence range `[base, last]` of a batch of `count` records, for messages. */
@@ -58,14 +61,23 @@ export function sequenceRange(baseSequence: number, count: number): string {
  * partition is unanswered: the gap cannot be filled by a retry. `cause` says what made it (an
  * earlier batch that failed), or null when every earlier batch was acknowledged.
  */
-export function sequenceGapError(where: string, id: ProducerIdAndEpoch | null, range: string, cause: string | null, broker: unknown): RillError {
+export function sequenceGapError(
+  where: string,
+  id: ProducerIdAndEpoch | null,
+  range: string,
+  cause: string | null,
+  broker: unknown,
+): RillError {
   const why =
     cause !== null
       ? `an earlier batch of the partition failed (${cause}), and the broker refuses later sequences rather than store them out of order`
       : "the broker lacks sequences before these although they were acknowledged (records lost on the broker, or its producer state truncated)";
   const who = id === null ? "" : `producer ${id.producerId} epoch ${id.producerEpoch}, `;
   const said = broker instanceof Error ? broker.message : String(broker);
-  return new RillError(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, `${where}: records not written: ${why}; ${who}sequences ${range}. Broker: ${said}`);
+  return new RillError(
+    Errors.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    `${where}: records not written: ${why}; ${who}sequences ${range}. Broker: ${said}`,
+  );
 }
 
 /** The next sequence number of one partition. */
@@ -108,7 +120,7 @@ export class ProducerIdentity {
   async acquire(): Promise<ProducerIdAndEpoch> {
     const held = this.id;
     this.id = null;
-    let res;
+    let res: Awaited<ReturnType<typeof this.call>>;
     if (held === null) {
       res = await this.call(undefined);
     } else {

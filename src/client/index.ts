@@ -29,7 +29,23 @@ export { Consumer } from "./consumer.ts";
 export type { ConsumerOptions, PartitionAssignment, SeekTarget, TopicPartition } from "./consumer.ts";
 export { ClientClosedError, ConnectionError, isRetriable } from "./errors.ts";
 export { GrpcTransport } from "./grpc-transport.ts";
-export { GroupAdmin, GroupConsumer, GrpcGroupTransport, type GroupConsumerOptions, type GroupDescription, type GroupListing, type GroupMemberDescription, type GroupOffset, type GroupPartitionLag, type GroupTopicPartition, type GroupTopicPartitions, type GroupCommittedOffset, type GroupStateName, type GroupTransport, type ResetTarget } from "./group-consumer.ts";
+export {
+  GroupAdmin,
+  GroupConsumer,
+  GrpcGroupTransport,
+  type GroupConsumerOptions,
+  type GroupDescription,
+  type GroupListing,
+  type GroupMemberDescription,
+  type GroupOffset,
+  type GroupPartitionLag,
+  type GroupTopicPartition,
+  type GroupTopicPartitions,
+  type GroupCommittedOffset,
+  type GroupStateName,
+  type GroupTransport,
+  type ResetTarget,
+} from "./group-consumer.ts";
 export type { ListedOffset, OffsetLookup, OffsetQuery } from "./offsets.ts";
 export { Producer } from "./producer.ts";
 export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordMetadata } from "./producer.ts";

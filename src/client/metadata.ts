@@ -180,16 +180,23 @@ export class MetadataCache {
   private async lookup(topic: string): Promise<number> {
     const { transport, retry, random, requestTimeoutMs } = this.conn;
     const unknownTopic = (e: unknown): boolean => e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION;
-    const count = await withRetries(async () => {
-      const askNodes = !this.conn.pool.fixed && this.nodes.size === 0 ? this.describeCluster() : Promise.resolve();
-      const [res] = await Promise.all([transport.describeTopics({ topics: [topic], excludeConfigs: true }, { timeoutMs: requestTimeoutMs }), askNodes]);
-      const t = res.topics.find((x) => x.name === topic);
-      if (t === undefined) throw new RillError(Errors.UNKNOWN_TOPIC_OR_PARTITION, `topic "${topic}" does not exist`);
-      if (t.error !== undefined) throw fromErrorDetail(t.error, `topic "${topic}"`);
-      if (t.partitions.length === 0) throw new RillError(Errors.LEADER_NOT_AVAILABLE, `topic "${topic}" has no partitions yet`);
-      this.apply(topic, t.partitions);
-      return t.partitions.length;
-    }, retry, { random, retryIf: (e) => !unknownTopic(e) && isRetriable(e) });
+    const count = await withRetries(
+      async () => {
+        const askNodes = !this.conn.pool.fixed && this.nodes.size === 0 ? this.describeCluster() : Promise.resolve();
+        const [res] = await Promise.all([
+          transport.describeTopics({ topics: [topic], excludeConfigs: true }, { timeoutMs: requestTimeoutMs }),
+          askNodes,
+        ]);
+        const t = res.topics.find((x) => x.name === topic);
+        if (t === undefined) throw new RillError(Errors.UNKNOWN_TOPIC_OR_PARTITION, `topic "${topic}" does not exist`);
+        if (t.error !== undefined) throw fromErrorDetail(t.error, `topic "${topic}"`);
+        if (t.partitions.length === 0) throw new RillError(Errors.LEADER_NOT_AVAILABLE, `topic "${topic}" has no partitions yet`);
+        this.apply(topic, t.partitions);
+        return t.partitions.length;
+      },
+      retry,
+      { random, retryIf: (e) => !unknownTopic(e) && isRetriable(e) },
+    );
     this.changed();
     return count;
   }
@@ -213,7 +220,10 @@ export class MetadataCache {
     const { transport, requestTimeoutMs } = this.conn;
     const names = [...this.topics.keys()];
     const askNodes = this.conn.pool.fixed ? Promise.resolve() : this.describeCluster();
-    const [res] = await Promise.all([names.length > 0 ? transport.describeTopics({ topics: names, excludeConfigs: true }, { timeoutMs: requestTimeoutMs }) : null, askNodes]);
+    const [res] = await Promise.all([
+      names.length > 0 ? transport.describeTopics({ topics: names, excludeConfigs: true }, { timeoutMs: requestTimeoutMs }) : null,
+      askNodes,
+    ]);
     for (const t of res?.topics ?? []) {
       if (t.error === undefined && t.partitions.length > 0) this.apply(t.name, t.partitions);
     }
@@ -225,7 +235,7 @@ export class MetadataCache {
    */
   private async describeCluster(): Promise<void> {
     const { transport, requestTimeoutMs } = this.conn;
-    let res;
+    let res: Awaited<ReturnType<typeof transport.describeCluster>>;
     try {
       res = await transport.describeCluster({}, { timeoutMs: requestTimeoutMs });
     } catch {
@@ -235,7 +245,8 @@ export class MetadataCache {
     this.fenced.clear();
     for (const b of res.brokers) if (b.fenced) this.fenced.add(b.nodeId);
     this.singleBroker = res.brokers.length === 1;
-    if (transport instanceof BootstrapTransport) transport.learn(res.brokers.filter((b) => !b.fenced && b.address !== "").map((b) => b.address));
+    if (transport instanceof BootstrapTransport)
+      transport.learn(res.brokers.filter((b) => !b.fenced && b.address !== "").map((b) => b.address));
   }
 
   /** Stores a topic's leaders, keeping a partition's cached leader when the answer's epoch is older. */

@@ -46,11 +46,9 @@ function specOf(query: OffsetQuery, field: string): { spec: OffsetSpec; timestam
 export async function listOffsets(conn: Connection, lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
   const partitions = requestOf(lookups);
   if (partitions.length === 0) return [];
-  const res = await withRetries(
-    () => conn.transport.listOffsets({ partitions }, { timeoutMs: conn.requestTimeoutMs }),
-    conn.retry,
-    { random: conn.random },
-  );
+  const res = await withRetries(() => conn.transport.listOffsets({ partitions }, { timeoutMs: conn.requestTimeoutMs }), conn.retry, {
+    random: conn.random,
+  });
   return listed(res);
 }
 
@@ -60,7 +58,11 @@ export async function listOffsets(conn: Connection, lookups: readonly OffsetLook
  * metadata, and the lookup is retried per the client's policy; other per-partition errors throw
  * as RillErrors naming the partition.
  */
-export async function listLeaderOffsets(conn: Connection, metadata: MetadataCache, lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
+export async function listLeaderOffsets(
+  conn: Connection,
+  metadata: MetadataCache,
+  lookups: readonly OffsetLookup[],
+): Promise<ListedOffset[]> {
   const partitions = requestOf(lookups);
   if (partitions.length === 0) return [];
   // Learn the leaders of topics not cached yet (an unknown topic is answered per partition below).
@@ -75,7 +77,9 @@ export async function listLeaderOffsets(conn: Connection, metadata: MetadataCach
     const out = new Array<ListedOffset>(partitions.length);
     await Promise.all(
       [...byAddress].map(async ([address, indexes]) => {
-        const res = await conn.pool.get(address).listOffsets({ partitions: indexes.map((i) => partitions[i]!) }, { timeoutMs: conn.requestTimeoutMs });
+        const res = await conn.pool
+          .get(address)
+          .listOffsets({ partitions: indexes.map((i) => partitions[i]!) }, { timeoutMs: conn.requestTimeoutMs });
         listed(res).forEach((l, j) => (out[indexes[j]!] = l));
       }),
     );

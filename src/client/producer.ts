@@ -67,8 +67,8 @@ import type { Clock } from "../base/clock.ts";
 import { systemClock } from "../base/clock.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import { Acks, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import { Compression, HEADER_SIZE, encodeBatch } from "../storage/record-batch.ts";
-import type { RecordHeaderInput, RecordInput } from "../storage/record-batch.ts";
+import { Compression, HEADER_SIZE, encodeBatch } from "../protocol/record-batch.ts";
+import type { RecordHeaderInput, RecordInput } from "../protocol/record-batch.ts";
 import { ByteBudget } from "./byte-budget.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toNumber } from "./convert.ts";
@@ -86,7 +86,7 @@ import {
   sequenceRange,
 } from "./idempotence.ts";
 import { MetadataCache } from "./metadata.ts";
-import { Partitioner } from "./partitioner.ts";
+import { Partitioner } from "../protocol/partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
 import { backoffMs } from "./retry.ts";
 
@@ -289,10 +289,14 @@ function idempotenceOf(o: ProducerOptions, acks: "all" | "leader" | "none"): { i
   if (o.idempotent !== undefined && typeof o.idempotent !== "boolean") {
     throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: ${String(o.idempotent)} is not a boolean`);
   }
-  const asked = o.maxInFlightPerPartition === undefined ? undefined : checkInt(o.maxInFlightPerPartition, "maxInFlightPerPartition", 1, 1000);
+  const asked =
+    o.maxInFlightPerPartition === undefined ? undefined : checkInt(o.maxInFlightPerPartition, "maxInFlightPerPartition", 1, 1000);
   const fits = acks === "all" && (asked === undefined || asked <= IDEMPOTENT_IN_FLIGHT_MAX);
   if (o.idempotent === true && !fits) {
-    const why = acks !== "all" ? `acks "${acks}" (idempotence needs "all")` : `maxInFlightPerPartition ${asked} (idempotence allows at most ${IDEMPOTENT_IN_FLIGHT_MAX})`;
+    const why =
+      acks !== "all"
+        ? `acks "${acks}" (idempotence needs "all")`
+        : `maxInFlightPerPartition ${asked} (idempotence allows at most ${IDEMPOTENT_IN_FLIGHT_MAX})`;
     throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: true does not work with ${why}`);
   }
   const idempotent = o.idempotent ?? fits;
@@ -349,7 +353,8 @@ export class Producer {
     if (typeof transactionalId !== "string" || transactionalId.length > 249) {
       throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: must be a string of at most 249 characters");
     }
-    if (transactionalId !== "" && !idempotent) throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: needs an idempotent producer");
+    if (transactionalId !== "" && !idempotent)
+      throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: needs an idempotent producer");
     this.clock = options.clock ?? systemClock;
     this.conn = connect(options);
     this.metadata = new MetadataCache(this.conn);
@@ -459,7 +464,8 @@ export class Producer {
     checkBytes(r.key, "key");
     checkBytes(r.value, "value");
     const partition = r.partition === undefined ? undefined : checkInt(r.partition, "partition", 0, 0x7fffffff);
-    const timestampMs = r.timestampMs === undefined ? this.clock.nowMs() : checkInt(r.timestampMs, "timestampMs", 0, Number.MAX_SAFE_INTEGER);
+    const timestampMs =
+      r.timestampMs === undefined ? this.clock.nowMs() : checkInt(r.timestampMs, "timestampMs", 0, Number.MAX_SAFE_INTEGER);
     const headers = headersOf(r.headers);
     const key = r.key ?? null;
     const value = r.value ?? null;
@@ -489,7 +495,10 @@ export class Producer {
       count = await this.metadata.partitionCount(item.topic);
     }
     if (item.partition >= count) {
-      throw new RillError(Errors.UNKNOWN_TOPIC_OR_PARTITION, `partition: ${item.partition} is not in [0, ${count}) (topic "${item.topic}" has ${count} partitions)`);
+      throw new RillError(
+        Errors.UNKNOWN_TOPIC_OR_PARTITION,
+        `partition: ${item.partition} is not in [0, ${count}) (topic "${item.topic}" has ${count} partitions)`,
+      );
     }
     return item.partition;
   }
@@ -549,7 +558,18 @@ export class Producer {
     }
     let q = byPartition.get(partition);
     if (q === undefined) {
-      q = { topic, partition, open: null, lingerTimer: null, sealed: new Fifo(), window: [], retryTimer: null, sequence: new SequenceCounter(), gapCause: null, acked: false };
+      q = {
+        topic,
+        partition,
+        open: null,
+        lingerTimer: null,
+        sealed: new Fifo(),
+        window: [],
+        retryTimer: null,
+        sequence: new SequenceCounter(),
+        gapCause: null,
+        acked: false,
+      };
       byPartition.set(partition, q);
     }
     return q;
@@ -683,7 +703,10 @@ export class Producer {
     let c = this.channels.get(address);
     if (c === undefined) {
       // The broker answers REQUEST_TIMED_OUT after timeout_ms; the stream is given up a little later.
-      c = new ProduceChannel(this.conn.pool.get(address), { maxInFlight: this.maxInFlightRequests, responseTimeoutMs: this.conn.requestTimeoutMs + 5000 });
+      c = new ProduceChannel(this.conn.pool.get(address), {
+        maxInFlight: this.maxInFlightRequests,
+        responseTimeoutMs: this.conn.requestTimeoutMs + 5000,
+      });
       this.channels.set(address, c);
     }
     return c;
@@ -694,7 +717,13 @@ export class Producer {
     b.attempts++;
     b.onWire = true;
     this.counters.requests++;
-    const request = { topic: b.topic, partition: b.partition, recordBatch: b.encoded!, acks: this.acks, timeoutMs: this.conn.requestTimeoutMs };
+    const request = {
+      topic: b.topic,
+      partition: b.partition,
+      recordBatch: b.encoded!,
+      acks: this.acks,
+      timeoutMs: this.conn.requestTimeoutMs,
+    };
     let sent: Promise<ProduceResponse>;
     try {
       sent = this.channelFor(this.metadata.addressOf(b.topic, b.partition)).send(request);
@@ -704,7 +733,8 @@ export class Producer {
     sent.then(
       (res) => {
         const r = res.partitions.find((p) => p.partition === b.partition) ?? res.partitions[0];
-        if (r === undefined) this.onFailure(q, b, new RillError(Errors.UNKNOWN_SERVER_ERROR, `${b.topic}-${b.partition}: response has no partition result`));
+        if (r === undefined)
+          this.onFailure(q, b, new RillError(Errors.UNKNOWN_SERVER_ERROR, `${b.topic}-${b.partition}: response has no partition result`));
         else if (r.error !== undefined) this.onFailure(q, b, fromErrorDetail(r.error, `${b.topic}-${b.partition}`));
         else this.onSuccess(q, b, toNumber(r.baseOffset, "baseOffset"), toNumber(r.logAppendTimeMs, "logAppendTimeMs"));
       },
@@ -736,7 +766,17 @@ export class Producer {
       if (isOutOfOrderSequence(e)) {
         // An earlier batch still unanswered (or waiting for its re-send) fills the gap: go after it.
         if (q.window.slice(0, q.window.indexOf(b)).some((x) => !x.finished)) return this.scheduleRetry(q, b, false);
-        return this.fail(q, b, sequenceGapError(`${b.topic}-${b.partition}`, this.identity.current, sequenceRange(b.baseSequence, b.deliveries.length), q.gapCause, e));
+        return this.fail(
+          q,
+          b,
+          sequenceGapError(
+            `${b.topic}-${b.partition}`,
+            this.identity.current,
+            sequenceRange(b.baseSequence, b.deliveries.length),
+            q.gapCause,
+            e,
+          ),
+        );
       }
     }
     if (this.state !== "closed" && isRetriable(e) && b.retries < this.conn.retry.retries) {

@@ -26,35 +26,35 @@ export const UNLIMITED = -1;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 /** Parses an integer from a number or a decimal string, strictly (no "12abc", no 1.5). */
-const intLike = z.union([
-  z.number(),
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+$/, "must be an integer")
-    .transform((s) => Number(s)),
-], { error: "must be an integer" });
-
-function int(name: string, prop: string, doc: string, def: number, min: number, max: number) {
-  const schema = intLike.pipe(
-    z
-      .number()
-      .int("must be an integer")
-      .min(min, `must be >= ${min}`)
-      .max(max, `must be <= ${max}`),
-  );
-  return { name, prop, doc, type: "int" as const, schema, default: def, range: `[${min}, ${max === MAX_SAFE ? "2^53-1" : max}]` };
-}
-
-function num(name: string, prop: string, doc: string, def: number, min: number, max: number) {
-  const numLike = z.union([
+const intLike = z.union(
+  [
     z.number(),
     z
       .string()
       .trim()
-      .regex(/^-?\d+(\.\d+)?$/, "must be a number")
-      .transform(Number),
-  ], { error: "must be a number" });
+      .regex(/^-?\d+$/, "must be an integer")
+      .transform((s) => Number(s)),
+  ],
+  { error: "must be an integer" },
+);
+
+function int(name: string, prop: string, doc: string, def: number, min: number, max: number) {
+  const schema = intLike.pipe(z.number().int("must be an integer").min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
+  return { name, prop, doc, type: "int" as const, schema, default: def, range: `[${min}, ${max === MAX_SAFE ? "2^53-1" : max}]` };
+}
+
+function num(name: string, prop: string, doc: string, def: number, min: number, max: number) {
+  const numLike = z.union(
+    [
+      z.number(),
+      z
+        .string()
+        .trim()
+        .regex(/^-?\d+(\.\d+)?$/, "must be a number")
+        .transform(Number),
+    ],
+    { error: "must be a number" },
+  );
   const schema = numLike.pipe(z.number().min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
   return { name, prop, doc, type: "number" as const, schema, default: def, range: `[${min}, ${max}]` };
 }
@@ -76,49 +76,246 @@ function str(name: string, prop: string, doc: string, def: string, pattern?: Reg
 
 /** Per-topic keys (Kafka names). Brokers may override the defaults with `log.`-prefixed keys. */
 export const topicKeys = [
-  choice("cleanup.policy", "cleanupPolicy", "How old segments are discarded: `delete` removes whole segments past retention, `compact` keeps the latest record per key, `compact,delete` does both.", "delete", ["delete", "compact", "compact,delete", "delete,compact"] as const),
-  choice("compression.type", "compressionType", "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed; batches sent as `record_batch` are always stored as the producer compressed them.", "producer", ["producer", "none", "gzip", "lz4"] as const),
-  int("delete.retention.ms", "deleteRetentionMs", "How long a tombstone (null value) survives in a compacted topic, measured from its segment's max timestamp.", 86_400_000, 0, MAX_SAFE),
-  int("flush.messages", "flushMessages", "fsync the partition after this many unflushed records (one fsync covers every append waiting for it). The maximum means no count-based fsync.", MAX_SAFE, 1, MAX_SAFE),
-  int("flush.ms", "flushMs", "fsync the partition when its oldest unflushed append is this old. Rill's default fsyncs every second (Kafka's default never fsyncs and relies on replication).", 1000, 0, MAX_SAFE),
+  choice(
+    "cleanup.policy",
+    "cleanupPolicy",
+    "How old segments are discarded: `delete` removes whole segments past retention, `compact` keeps the latest record per key, `compact,delete` does both.",
+    "delete",
+    ["delete", "compact", "compact,delete", "delete,compact"] as const,
+  ),
+  choice(
+    "compression.type",
+    "compressionType",
+    "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed; batches sent as `record_batch` are always stored as the producer compressed them.",
+    "producer",
+    ["producer", "none", "gzip", "lz4"] as const,
+  ),
+  int(
+    "delete.retention.ms",
+    "deleteRetentionMs",
+    "How long a tombstone (null value) survives in a compacted topic, measured from its segment's max timestamp.",
+    86_400_000,
+    0,
+    MAX_SAFE,
+  ),
+  int(
+    "flush.messages",
+    "flushMessages",
+    "fsync the partition after this many unflushed records (one fsync covers every append waiting for it). The maximum means no count-based fsync.",
+    MAX_SAFE,
+    1,
+    MAX_SAFE,
+  ),
+  int(
+    "flush.ms",
+    "flushMs",
+    "fsync the partition when its oldest unflushed append is this old. Rill's default fsyncs every second (Kafka's default never fsyncs and relies on replication).",
+    1000,
+    0,
+    MAX_SAFE,
+  ),
   int("index.interval.bytes", "indexIntervalBytes", "Bytes of log between entries of the sparse offset index.", 4096, 0, 1 << 30),
   int("max.message.bytes", "maxMessageBytes", "Largest record batch the topic accepts, in bytes.", 8 * 1024 * 1024, 64, 1 << 30),
-  choice("message.timestamp.type", "timestampType", "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps batches with the broker's clock on append.", "CreateTime", ["CreateTime", "LogAppendTime"] as const),
-  num("min.cleanable.dirty.ratio", "minCleanableDirtyRatio", "Compaction starts when the uncompacted share of the cleanable log is at least this.", 0.5, 0, 1),
+  choice(
+    "message.timestamp.type",
+    "timestampType",
+    "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps batches with the broker's clock on append.",
+    "CreateTime",
+    ["CreateTime", "LogAppendTime"] as const,
+  ),
+  num(
+    "min.cleanable.dirty.ratio",
+    "minCleanableDirtyRatio",
+    "Compaction starts when the uncompacted share of the cleanable log is at least this.",
+    0.5,
+    0,
+    1,
+  ),
   int("min.compaction.lag.ms", "minCompactionLagMs", "Records younger than this are never compacted.", 0, 0, MAX_SAFE),
-  int("min.insync.replicas", "minInsyncReplicas", "With acks=ALL, the fewest in-sync replicas that must have a batch before it is acknowledged.", 1, 1, 1000),
-  int("retention.bytes", "retentionBytes", "Largest size a partition may keep before its oldest segments are deleted; -1 for no limit.", UNLIMITED, -1, MAX_SAFE),
-  int("retention.ms", "retentionMs", "Age (by a segment's max timestamp) after which a segment is deleted; -1 for no limit.", 604_800_000, -1, MAX_SAFE),
+  int(
+    "min.insync.replicas",
+    "minInsyncReplicas",
+    "With acks=ALL, the fewest in-sync replicas that must have a batch before it is acknowledged.",
+    1,
+    1,
+    1000,
+  ),
+  int(
+    "retention.bytes",
+    "retentionBytes",
+    "Largest size a partition may keep before its oldest segments are deleted; -1 for no limit.",
+    UNLIMITED,
+    -1,
+    MAX_SAFE,
+  ),
+  int(
+    "retention.ms",
+    "retentionMs",
+    "Age (by a segment's max timestamp) after which a segment is deleted; -1 for no limit.",
+    604_800_000,
+    -1,
+    MAX_SAFE,
+  ),
   int("segment.bytes", "segmentBytes", "Size at which the active segment rolls.", 1 << 30, 128, 2 ** 31 - 1),
   int("segment.ms", "segmentMs", "Age at which the active segment rolls even if not full.", 604_800_000, 1, MAX_SAFE),
-  bool("unclean.leader.election.enable", "uncleanLeaderElectionEnable", "Whether a replica outside the ISR may become leader (risking data loss).", false),
+  bool(
+    "unclean.leader.election.enable",
+    "uncleanLeaderElectionEnable",
+    "Whether a replica outside the ISR may become leader (risking data loss).",
+    false,
+  ),
 ] as const;
 
 /** Broker-wide keys. */
 export const brokerKeys = [
   str("data.dir", "dataDir", "Folder that holds the broker's logs and metadata.", "./data"),
-  str("listen", "listen", "Address the gRPC server listens on, HOST:PORT.", "127.0.0.1:50051", /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "HOST:PORT"),
-  str("advertised.address", "advertisedAddress", "HOST:PORT other nodes and clients are told to reach this node at (its registration in the cluster). Empty: the `listen` address.", "", /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "empty or HOST:PORT"),
+  str(
+    "listen",
+    "listen",
+    "Address the gRPC server listens on, HOST:PORT.",
+    "127.0.0.1:50051",
+    /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "HOST:PORT",
+  ),
+  str(
+    "advertised.address",
+    "advertisedAddress",
+    "HOST:PORT other nodes and clients are told to reach this node at (its registration in the cluster). Empty: the `listen` address.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
   int("node.id", "nodeId", "This node's id in the cluster.", 1, 0, 2 ** 31 - 1),
-  choice("process.roles", "processRoles", "What this node runs: `broker,controller` (combined, the single-node default), `broker` (serves clients, follows the metadata log) or `controller` (a metadata quorum voter only).", "broker,controller", ["broker,controller", "controller,broker", "broker", "controller"] as const),
-  str("controller.quorum.voters", "controllerQuorumVoters", "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.", "", /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/, "empty or ID@HOST:PORT[,ID@HOST:PORT...]"),
-  str("cluster.id", "clusterId", "Cluster id every node of the cluster shares. Empty: random for a single node, derived from `controller.quorum.voters` for a quorum. Written to meta.properties on first start and checked on every later one.", "", /^[A-Za-z0-9_-]{0,64}$/, "empty or up to 64 of A-Z a-z 0-9 _ -"),
-  int("controller.quorum.election.timeout.ms", "electionTimeoutMs", "Raft election timeout: a voter that hears no leader for between this and twice this starts an election.", 1000, 20, 600_000),
-  int("controller.quorum.heartbeat.interval.ms", "raftHeartbeatIntervalMs", "How often the Raft leader heartbeats its voters (also the Raft tick).", 100, 5, 60_000),
-  int("metadata.snapshot.interval.records", "snapshotIntervalRecords", "The controller writes a snapshot of the metadata image and truncates its Raft log after this many new log entries.", 1000, 2, 10_000_000),
-  int("broker.heartbeat.interval.ms", "brokerHeartbeatIntervalMs", "How often a broker heartbeats the active controller.", 2000, 10, 600_000),
-  int("broker.session.timeout.ms", "brokerSessionTimeoutMs", "A broker whose heartbeats stop for this long is fenced: it leads nothing and leaves every ISR.", 9000, 50, 3_600_000),
-  int("replica.lag.time.max.ms", "replicaLagTimeMaxMs", "A follower that has not caught up with its leader for this long leaves the ISR (and joins again once it has).", 30_000, 10, 3_600_000),
-  int("replica.fetch.wait.max.ms", "replicaFetchWaitMaxMs", "How long a leader holds a follower's fetch when it has nothing new (a long-poll, so replication has no polling delay).", 500, 0, 30_000),
-  int("offsets.topic.replication.factor", "offsetsTopicReplicationFactor", "Replication factor of `__consumer_offsets`; capped at the number of controller voters. The topic is created once that many brokers are unfenced.", 3, 1, 1000),
-  int("log.retention.check.interval.ms", "retentionCheckIntervalMs", "How often retention is applied to every partition.", 300_000, 1, MAX_SAFE),
+  choice(
+    "process.roles",
+    "processRoles",
+    "What this node runs: `broker,controller` (combined, the single-node default), `broker` (serves clients, follows the metadata log) or `controller` (a metadata quorum voter only).",
+    "broker,controller",
+    ["broker,controller", "controller,broker", "broker", "controller"] as const,
+  ),
+  str(
+    "controller.quorum.voters",
+    "controllerQuorumVoters",
+    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.",
+    "",
+    /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/,
+    "empty or ID@HOST:PORT[,ID@HOST:PORT...]",
+  ),
+  str(
+    "cluster.id",
+    "clusterId",
+    "Cluster id every node of the cluster shares. Empty: random for a single node, derived from `controller.quorum.voters` for a quorum. Written to meta.properties on first start and checked on every later one.",
+    "",
+    /^[A-Za-z0-9_-]{0,64}$/,
+    "empty or up to 64 of A-Z a-z 0-9 _ -",
+  ),
+  int(
+    "controller.quorum.election.timeout.ms",
+    "electionTimeoutMs",
+    "Raft election timeout: a voter that hears no leader for between this and twice this starts an election.",
+    1000,
+    20,
+    600_000,
+  ),
+  int(
+    "controller.quorum.heartbeat.interval.ms",
+    "raftHeartbeatIntervalMs",
+    "How often the Raft leader heartbeats its voters (also the Raft tick).",
+    100,
+    5,
+    60_000,
+  ),
+  int(
+    "metadata.snapshot.interval.records",
+    "snapshotIntervalRecords",
+    "The controller writes a snapshot of the metadata image and truncates its Raft log after this many new log entries.",
+    1000,
+    2,
+    10_000_000,
+  ),
+  int(
+    "broker.heartbeat.interval.ms",
+    "brokerHeartbeatIntervalMs",
+    "How often a broker heartbeats the active controller.",
+    2000,
+    10,
+    600_000,
+  ),
+  int(
+    "broker.session.timeout.ms",
+    "brokerSessionTimeoutMs",
+    "A broker whose heartbeats stop for this long is fenced: it leads nothing and leaves every ISR.",
+    9000,
+    50,
+    3_600_000,
+  ),
+  int(
+    "replica.lag.time.max.ms",
+    "replicaLagTimeMaxMs",
+    "A follower that has not caught up with its leader for this long leaves the ISR (and joins again once it has).",
+    30_000,
+    10,
+    3_600_000,
+  ),
+  int(
+    "replica.fetch.wait.max.ms",
+    "replicaFetchWaitMaxMs",
+    "How long a leader holds a follower's fetch when it has nothing new (a long-poll, so replication has no polling delay).",
+    500,
+    0,
+    30_000,
+  ),
+  int(
+    "offsets.topic.replication.factor",
+    "offsetsTopicReplicationFactor",
+    "Replication factor of `__consumer_offsets`; capped at the number of controller voters. The topic is created once that many brokers are unfenced.",
+    3,
+    1,
+    1000,
+  ),
+  int(
+    "log.retention.check.interval.ms",
+    "retentionCheckIntervalMs",
+    "How often retention is applied to every partition.",
+    300_000,
+    1,
+    MAX_SAFE,
+  ),
   int("log.cleaner.backoff.ms", "cleanerBackoffMs", "How long the cleaner sleeps when no log needs compaction.", 15_000, 1, MAX_SAFE),
   bool("log.cleaner.enable", "cleanerEnable", "Whether compaction runs.", true),
-  int("log.tail.cache.bytes", "tailCacheBytes", "Bytes of the newest batches each partition keeps in memory so tailing reads skip the disk.", 4 * 1024 * 1024, 0, 1 << 30),
-  int("message.max.bytes", "requestMaxBytes", "Largest gRPC message the broker accepts or sends, in bytes.", 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
-  int("metrics.port", "metricsPort", "HTTP port on 127.0.0.1 serving Prometheus metrics at /metrics; 0 picks a free port, -1 disables.", -1, -1, 65535),
+  int(
+    "log.tail.cache.bytes",
+    "tailCacheBytes",
+    "Bytes of the newest batches each partition keeps in memory so tailing reads skip the disk.",
+    4 * 1024 * 1024,
+    0,
+    1 << 30,
+  ),
+  int(
+    "message.max.bytes",
+    "requestMaxBytes",
+    "Largest gRPC message the broker accepts or sends, in bytes.",
+    64 * 1024 * 1024,
+    1024,
+    2 ** 31 - 1,
+  ),
+  int(
+    "metrics.port",
+    "metricsPort",
+    "HTTP port on 127.0.0.1 serving Prometheus metrics at /metrics; 0 picks a free port, -1 disables.",
+    -1,
+    -1,
+    65535,
+  ),
   int("num.partitions", "numPartitions", "Partitions of a topic created without a count.", 1, 1, 100_000),
-  int("producer.id.expiration.ms", "producerIdExpirationMs", "How long a partition keeps an idle idempotent producer's sequence state.", 86_400_000, 1, MAX_SAFE),
+  int(
+    "producer.id.expiration.ms",
+    "producerIdExpirationMs",
+    "How long a partition keeps an idle idempotent producer's sequence state.",
+    86_400_000,
+    1,
+    MAX_SAFE,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -216,8 +413,16 @@ export function parseTopicConfig(raw: Record<string, unknown>, base: Readonly<To
 
 /** Cross-field rules of a topic configuration. */
 export function validateTopicConfig(cfg: TopicConfig): void {
-  if (cfg.cleanupPolicy !== "compact" && cfg.cleanupPolicy.includes("compact") && cfg.retentionMs !== UNLIMITED && cfg.minCompactionLagMs > cfg.retentionMs) {
-    throw rillError("INVALID_CONFIG", `min.compaction.lag.ms: ${cfg.minCompactionLagMs} is larger than retention.ms ${cfg.retentionMs}, so records would be deleted before they could be compacted`);
+  if (
+    cfg.cleanupPolicy !== "compact" &&
+    cfg.cleanupPolicy.includes("compact") &&
+    cfg.retentionMs !== UNLIMITED &&
+    cfg.minCompactionLagMs > cfg.retentionMs
+  ) {
+    throw rillError(
+      "INVALID_CONFIG",
+      `min.compaction.lag.ms: ${cfg.minCompactionLagMs} is larger than retention.ms ${cfg.retentionMs}, so records would be deleted before they could be compacted`,
+    );
   }
 }
 
@@ -270,7 +475,8 @@ export function quorumVoters(cfg: Pick<BrokerConfig, "controllerQuorumVoters" | 
   });
   const ids = new Set<number>();
   for (const v of voters) {
-    if (!Number.isSafeInteger(v.id) || v.id < 1) throw rillError("INVALID_CONFIG", `controller.quorum.voters: voter id ${v.id} must be a positive integer`);
+    if (!Number.isSafeInteger(v.id) || v.id < 1)
+      throw rillError("INVALID_CONFIG", `controller.quorum.voters: voter id ${v.id} must be a positive integer`);
     if (ids.has(v.id)) throw rillError("INVALID_CONFIG", `controller.quorum.voters: voter id ${v.id} appears twice`);
     ids.add(v.id);
   }
@@ -285,21 +491,37 @@ export function hasRole(cfg: Pick<BrokerConfig, "processRoles">, role: "broker" 
 /** Cross-field rules of a broker configuration; throws INVALID_CONFIG naming the key. */
 export function validateBrokerConfig(cfg: BrokerConfig): void {
   if (!hasRole(cfg, "controller") && cfg.controllerQuorumVoters === "") {
-    throw rillError("INVALID_CONFIG", `controller.quorum.voters: node ${cfg.nodeId} runs only the broker role, so it needs the controller quorum to follow (ID@HOST:PORT,...)`);
+    throw rillError(
+      "INVALID_CONFIG",
+      `controller.quorum.voters: node ${cfg.nodeId} runs only the broker role, so it needs the controller quorum to follow (ID@HOST:PORT,...)`,
+    );
   }
   const voters = quorumVoters(cfg);
   const isVoter = voters.some((v) => v.id === cfg.nodeId);
   if (hasRole(cfg, "controller") && !isVoter) {
-    throw rillError("INVALID_CONFIG", `controller.quorum.voters: node.id ${cfg.nodeId} runs the controller role but is not among the voters ${cfg.controllerQuorumVoters}`);
+    throw rillError(
+      "INVALID_CONFIG",
+      `controller.quorum.voters: node.id ${cfg.nodeId} runs the controller role but is not among the voters ${cfg.controllerQuorumVoters}`,
+    );
   }
   if (!hasRole(cfg, "controller") && isVoter) {
-    throw rillError("INVALID_CONFIG", `process.roles: node ${cfg.nodeId} is a voter in controller.quorum.voters but does not run the controller role`);
+    throw rillError(
+      "INVALID_CONFIG",
+      `process.roles: node ${cfg.nodeId} is a voter in controller.quorum.voters but does not run the controller role`,
+    );
   }
-  if (cfg.nodeId < 1 && cfg.controllerQuorumVoters !== "") throw rillError("INVALID_CONFIG", `node.id: ${cfg.nodeId} must be positive in a cluster`);
+  if (cfg.nodeId < 1 && cfg.controllerQuorumVoters !== "")
+    throw rillError("INVALID_CONFIG", `node.id: ${cfg.nodeId} must be positive in a cluster`);
   if (cfg.electionTimeoutMs < 2 * cfg.raftHeartbeatIntervalMs) {
-    throw rillError("INVALID_CONFIG", `controller.quorum.election.timeout.ms: ${cfg.electionTimeoutMs} must be at least twice controller.quorum.heartbeat.interval.ms (${cfg.raftHeartbeatIntervalMs})`);
+    throw rillError(
+      "INVALID_CONFIG",
+      `controller.quorum.election.timeout.ms: ${cfg.electionTimeoutMs} must be at least twice controller.quorum.heartbeat.interval.ms (${cfg.raftHeartbeatIntervalMs})`,
+    );
   }
   if (cfg.brokerSessionTimeoutMs <= cfg.brokerHeartbeatIntervalMs) {
-    throw rillError("INVALID_CONFIG", `broker.session.timeout.ms: ${cfg.brokerSessionTimeoutMs} must be larger than broker.heartbeat.interval.ms (${cfg.brokerHeartbeatIntervalMs})`);
+    throw rillError(
+      "INVALID_CONFIG",
+      `broker.session.timeout.ms: ${cfg.brokerSessionTimeoutMs} must be larger than broker.heartbeat.interval.ms (${cfg.brokerHeartbeatIntervalMs})`,
+    );
   }
 }

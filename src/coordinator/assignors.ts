@@ -85,7 +85,7 @@ export function uniformAssignor(input: AssignorInput): TargetAssignment {
   const subs = new Map(members.map((m) => [m.memberId, new Set(m.topics.filter((t) => (input.partitionCounts.get(t) ?? 0) > 0))]));
   const all = allPartitions(input.partitionCounts, subs);
   const kept = keepCurrent(members, subs, input);
-  const homogeneous = members.every((m) => sameSet(subs.get(m.memberId), subs.get(members[0].memberId)));
+  const homogeneous = members.every((m) => sameSet(subs.get(m.memberId), subs.get(members[0]!.memberId)));
   if (homogeneous) assignHomogeneous(members, all, kept);
   else assignHeterogeneous(members, subs, all, kept);
   return finish(kept);
@@ -101,7 +101,11 @@ function allPartitions(counts: ReadonlyMap<string, number>, subs: ReadonlyMap<st
 }
 
 /** Each member's current partitions that are still valid (subscribed, existing, not claimed by an earlier member). */
-function keepCurrent(members: readonly AssignorMember[], subs: ReadonlyMap<string, ReadonlySet<string>>, input: AssignorInput): Map<string, Set<string>> {
+function keepCurrent(
+  members: readonly AssignorMember[],
+  subs: ReadonlyMap<string, ReadonlySet<string>>,
+  input: AssignorInput,
+): Map<string, Set<string>> {
   const claimed = new Set<string>();
   const kept = new Map<string, Set<string>>();
   for (const m of members) {
@@ -132,7 +136,9 @@ function assignHomogeneous(members: readonly AssignorMember[], all: readonly str
   if (members.length === 0) return;
   const base = Math.floor(all.length / members.length);
   const extra = all.length % members.length;
-  const byHolding = [...members].sort((a, b) => (kept.get(b.memberId)?.size ?? 0) - (kept.get(a.memberId)?.size ?? 0) || cmp(a.memberId, b.memberId));
+  const byHolding = [...members].sort(
+    (a, b) => (kept.get(b.memberId)?.size ?? 0) - (kept.get(a.memberId)?.size ?? 0) || cmp(a.memberId, b.memberId),
+  );
   const quota = new Map(byHolding.map((m, i) => [m.memberId, base + (i < extra ? 1 : 0)]));
   for (const m of members) {
     const mine = kept.get(m.memberId);
@@ -149,7 +155,7 @@ function assignHomogeneous(members: readonly AssignorMember[], all: readonly str
   for (const k of all) {
     if (owned.has(k)) continue;
     for (let tries = 0; tries < members.length; tries++) {
-      const m = members[cursor];
+      const m = members[cursor]!;
       cursor = (cursor + 1) % members.length;
       const mine = kept.get(m.memberId);
       assert(mine);
@@ -191,7 +197,7 @@ function assignHeterogeneous(
   for (const k of free) {
     const cands = eligible(parseTpKey(k).topic);
     if (cands.length === 0) continue;
-    let best = cands[0];
+    let best = cands[0]!;
     for (const m of cands) if (load(m) < load(best)) best = m;
     kept.get(best.memberId)?.add(k);
   }
@@ -209,7 +215,7 @@ function moveOne(
 ): boolean {
   for (const from of sorted) {
     for (let j = sorted.length - 1; j >= 0; j--) {
-      const to = sorted[j];
+      const to = sorted[j]!;
       if (load(from) - load(to) <= 1) break;
       const toSubs = subs.get(to.memberId);
       const mine = kept.get(from.memberId);

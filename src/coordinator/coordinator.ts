@@ -287,10 +287,30 @@ export class GroupCoordinator {
   constructor(opts: CoordinatorOptions) {
     this.random = opts.random;
     this.topics = opts.topics;
-    this.minSessionTimeoutMs = validateInt(opts.minSessionTimeoutMs ?? SESSION_TIMEOUT_MIN_MS, "minSessionTimeoutMs", 1, SESSION_TIMEOUT_MAX_MS);
-    this.maxSessionTimeoutMs = validateInt(opts.maxSessionTimeoutMs ?? SESSION_TIMEOUT_MAX_MS, "maxSessionTimeoutMs", this.minSessionTimeoutMs, SESSION_TIMEOUT_MAX_MS);
-    this.sessionTimeoutMs = validateInt(opts.sessionTimeoutMs ?? SESSION_TIMEOUT_DEFAULT_MS, "sessionTimeoutMs", this.minSessionTimeoutMs, this.maxSessionTimeoutMs);
-    this.heartbeatIntervalMs = validateInt(opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_DEFAULT_MS, "heartbeatIntervalMs", 1, this.minSessionTimeoutMs);
+    this.minSessionTimeoutMs = validateInt(
+      opts.minSessionTimeoutMs ?? SESSION_TIMEOUT_MIN_MS,
+      "minSessionTimeoutMs",
+      1,
+      SESSION_TIMEOUT_MAX_MS,
+    );
+    this.maxSessionTimeoutMs = validateInt(
+      opts.maxSessionTimeoutMs ?? SESSION_TIMEOUT_MAX_MS,
+      "maxSessionTimeoutMs",
+      this.minSessionTimeoutMs,
+      SESSION_TIMEOUT_MAX_MS,
+    );
+    this.sessionTimeoutMs = validateInt(
+      opts.sessionTimeoutMs ?? SESSION_TIMEOUT_DEFAULT_MS,
+      "sessionTimeoutMs",
+      this.minSessionTimeoutMs,
+      this.maxSessionTimeoutMs,
+    );
+    this.heartbeatIntervalMs = validateInt(
+      opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_DEFAULT_MS,
+      "heartbeatIntervalMs",
+      1,
+      this.minSessionTimeoutMs,
+    );
     this.groupsMax = validateInt(opts.groupsMax ?? GROUPS_MAX, "groupsMax", 1, GROUPS_MAX);
     this.membersPerGroupMax = validateInt(opts.membersPerGroupMax ?? MEMBERS_PER_GROUP_MAX, "membersPerGroupMax", 1, MEMBERS_PER_GROUP_MAX);
   }
@@ -342,18 +362,36 @@ export class GroupCoordinator {
     const memberEpoch = validateInt(req.memberEpoch, "memberEpoch", -2, 2 ** 31 - 1);
     const memberId = validateMemberId(req.memberId, memberEpoch === 0);
     const instanceId = req.instanceId === undefined ? null : validateInstanceId(req.instanceId);
-    if (memberEpoch === LEFT_STATIC_MEMBER_EPOCH && instanceId === null) throw rillError("INVALID_ARGUMENT", "instanceId: required with memberEpoch -2 (a static member's leave)");
+    if (memberEpoch === LEFT_STATIC_MEMBER_EPOCH && instanceId === null)
+      throw rillError("INVALID_ARGUMENT", "instanceId: required with memberEpoch -2 (a static member's leave)");
     const topics = req.subscribedTopics === undefined ? undefined : validateSubscription(req.subscribedTopics);
-    const owned = req.ownedPartitions === undefined ? undefined : canonical(validateTopicPartitions(req.ownedPartitions, "ownedPartitions", SUBSCRIBED_PARTITIONS_MAX));
+    const owned =
+      req.ownedPartitions === undefined
+        ? undefined
+        : canonical(validateTopicPartitions(req.ownedPartitions, "ownedPartitions", SUBSCRIBED_PARTITIONS_MAX));
     const assignor = req.assignor === undefined || req.assignor === "" ? undefined : req.assignor;
-    if (assignor !== undefined && !ASSIGNOR_NAMES.includes(assignor)) throw rillError("INVALID_ARGUMENT", `assignor: "${String(assignor)}" is not one of ${ASSIGNOR_NAMES.join(", ")}`);
+    if (assignor !== undefined && !ASSIGNOR_NAMES.includes(assignor))
+      throw rillError("INVALID_ARGUMENT", `assignor: "${String(assignor)}" is not one of ${ASSIGNOR_NAMES.join(", ")}`);
     const s = req.sessionTimeoutMs;
-    const sessionTimeoutMs = s === undefined || s === 0 ? undefined : validateInt(s, "sessionTimeoutMs", this.minSessionTimeoutMs, this.maxSessionTimeoutMs);
+    const sessionTimeoutMs =
+      s === undefined || s === 0 ? undefined : validateInt(s, "sessionTimeoutMs", this.minSessionTimeoutMs, this.maxSessionTimeoutMs);
     const r = req.rebalanceTimeoutMs;
     const rebalanceTimeoutMs = r === undefined || r === 0 ? undefined : validateInt(r, "rebalanceTimeoutMs", 1, REBALANCE_TIMEOUT_MAX_MS);
     const clientId = req.clientId === undefined ? undefined : validateClientString(req.clientId, "clientId");
     const clientHost = req.clientHost === undefined ? undefined : validateClientString(req.clientHost, "clientHost");
-    return { groupId, memberId, memberEpoch, instanceId, topics, owned, assignor, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost };
+    return {
+      groupId,
+      memberId,
+      memberEpoch,
+      instanceId,
+      topics,
+      owned,
+      assignor,
+      sessionTimeoutMs,
+      rebalanceTimeoutMs,
+      clientId,
+      clientHost,
+    };
   }
 
   private joinOrStay(tx: GroupTx, hb: Heartbeat, now: number): HeartbeatResponse {
@@ -386,11 +424,21 @@ export class GroupCoordinator {
 
     const meta = tx.g.members.get(memberId);
     assert(meta);
-    this.touch(g.groupId, memberId, now, next.state === "unrevoked-partitions" && stored?.state !== "unrevoked-partitions" ? now + meta.rebalanceTimeoutMs : undefined);
+    this.touch(
+      g.groupId,
+      memberId,
+      now,
+      next.state === "unrevoked-partitions" && stored?.state !== "unrevoked-partitions" ? now + meta.rebalanceTimeoutMs : undefined,
+    );
     const changed = stored === undefined || !samePartitions(stored.assigned, next.assigned);
     const outOfStep = hb.owned !== undefined && !samePartitions(hb.owned, next.assigned);
     const send = joining || lostResponse || reset || changed || outOfStep;
-    return { memberId, memberEpoch: next.memberEpoch, heartbeatIntervalMs: this.heartbeatIntervalMs, assignment: send ? [...next.assigned] : null };
+    return {
+      memberId,
+      memberEpoch: next.memberEpoch,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      assignment: send ? [...next.assigned] : null,
+    };
   }
 
   /** Works out who joins: a new member, a known member starting over, or a static member coming back. */
@@ -405,17 +453,23 @@ export class GroupCoordinator {
       if (holder !== undefined) {
         const away = g.current.get(holder)?.memberEpoch === LEFT_STATIC_MEMBER_EPOCH;
         if (away) return { memberId: this.replaceStaticMember(tx, holder, hb), reset: false };
-        if (holder !== hb.memberId) throw rillError("UNRELEASED_INSTANCE_ID", `instanceId: "${hb.instanceId}" is held by active member ${holder} of group ${hb.groupId}`);
+        if (holder !== hb.memberId)
+          throw rillError(
+            "UNRELEASED_INSTANCE_ID",
+            `instanceId: "${hb.instanceId}" is held by active member ${holder} of group ${hb.groupId}`,
+          );
       }
     }
     if (hb.memberId !== "") {
       const existing = g.members.get(hb.memberId);
       if (existing !== undefined) {
-        if (existing.instanceId !== hb.instanceId) throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(existing.instanceId)}`);
+        if (existing.instanceId !== hb.instanceId)
+          throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(existing.instanceId)}`);
         return { memberId: hb.memberId, reset: true };
       }
     }
-    if (g.members.size >= this.membersPerGroupMax) throw rillError("GROUP_MAX_SIZE_REACHED", `groupId: group ${hb.groupId} already has ${g.members.size} members (the limit)`);
+    if (g.members.size >= this.membersPerGroupMax)
+      throw rillError("GROUP_MAX_SIZE_REACHED", `groupId: group ${hb.groupId} already has ${g.members.size} members (the limit)`);
     return { memberId: hb.memberId !== "" ? hb.memberId : this.newMemberId(g), reset: false };
   }
 
@@ -448,20 +502,29 @@ export class GroupCoordinator {
   private checkMemberEpoch(g: GroupState, hb: Heartbeat): boolean {
     const meta = g.members.get(hb.memberId);
     const cur = g.current.get(hb.memberId);
-    if (meta === undefined || cur === undefined) throw rillError("UNKNOWN_MEMBER_ID", `memberId: ${hb.memberId} is not a member of group ${hb.groupId}`);
-    if (hb.instanceId !== null && hb.instanceId !== meta.instanceId) throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
+    if (meta === undefined || cur === undefined)
+      throw rillError("UNKNOWN_MEMBER_ID", `memberId: ${hb.memberId} is not a member of group ${hb.groupId}`);
+    if (hb.instanceId !== null && hb.instanceId !== meta.instanceId)
+      throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
     if (cur.memberEpoch === LEFT_STATIC_MEMBER_EPOCH) {
-      throw rillError("FENCED_MEMBER_EPOCH", `memberEpoch: member ${hb.memberId} left group ${hb.groupId} for a while; join again with memberEpoch 0`);
+      throw rillError(
+        "FENCED_MEMBER_EPOCH",
+        `memberEpoch: member ${hb.memberId} left group ${hb.groupId} for a while; join again with memberEpoch 0`,
+      );
     }
     if (hb.memberEpoch === cur.memberEpoch) return false;
     if (hb.memberEpoch === cur.previousMemberEpoch && hb.owned !== undefined && isSubset(hb.owned, cur.assigned)) return true;
-    throw rillError("FENCED_MEMBER_EPOCH", `memberEpoch: ${hb.memberEpoch} is not member ${hb.memberId}'s epoch ${cur.memberEpoch}; join again with memberEpoch 0`);
+    throw rillError(
+      "FENCED_MEMBER_EPOCH",
+      `memberEpoch: ${hb.memberEpoch} is not member ${hb.memberId}'s epoch ${cur.memberEpoch}; join again with memberEpoch 0`,
+    );
   }
 
   private checkAssignor(g: GroupState, hb: Heartbeat, memberId: string): void {
     if (hb.assignor === undefined || g.meta === null || g.meta.assignor === hb.assignor) return;
     const others = [...g.members.keys()].filter((id) => id !== memberId).length;
-    if (others > 0) throw rillError("INCONSISTENT_GROUP_PROTOCOL", `assignor: group ${g.groupId} uses "${g.meta.assignor}", not "${hb.assignor}"`);
+    if (others > 0)
+      throw rillError("INCONSISTENT_GROUP_PROTOCOL", `assignor: group ${g.groupId} uses "${g.meta.assignor}", not "${hb.assignor}"`);
   }
 
   /** Writes the member record when something about the member changed; true when its subscription did. */
@@ -486,7 +549,11 @@ export class GroupCoordinator {
   private checkSubscribedPartitions(g: GroupState): void {
     let n = 0;
     for (const t of g.subscriptions.keys()) n += this.topics.partitionCount(t) ?? 0;
-    if (n > SUBSCRIBED_PARTITIONS_MAX) throw rillError("INVALID_ARGUMENT", `subscribedTopics: group ${g.groupId} would subscribe to ${n} partitions, more than ${SUBSCRIBED_PARTITIONS_MAX}`);
+    if (n > SUBSCRIBED_PARTITIONS_MAX)
+      throw rillError(
+        "INVALID_ARGUMENT",
+        `subscribedTopics: group ${g.groupId} would subscribe to ${n} partitions, more than ${SUBSCRIBED_PARTITIONS_MAX}`,
+      );
   }
 
   /**
@@ -516,7 +583,11 @@ export class GroupCoordinator {
     const g = tx.g;
     assert(g.meta !== null);
     const members = [...g.members].map(([memberId, m]) => ({ memberId, instanceId: m.instanceId, topics: m.subscribedTopics }));
-    const target = assignorByName(g.meta.assignor)({ members, partitionCounts: new Map(Object.entries(g.meta.topicPartitions)), current: g.targets });
+    const target = assignorByName(g.meta.assignor)({
+      members,
+      partitionCounts: new Map(Object.entries(g.meta.topicPartitions)),
+      current: g.targets,
+    });
     for (const id of [...target.keys()].sort()) {
       const parts = target.get(id) ?? [];
       const old = tx.g.targets.get(id);
@@ -528,7 +599,8 @@ export class GroupCoordinator {
   private leave(tx: GroupTx, hb: Heartbeat): HeartbeatResponse {
     const meta = tx.g.members.get(hb.memberId);
     if (meta === undefined) throw rillError("UNKNOWN_MEMBER_ID", `memberId: ${hb.memberId} is not a member of group ${hb.groupId}`);
-    if (hb.instanceId !== null && hb.instanceId !== meta.instanceId) throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
+    if (hb.instanceId !== null && hb.instanceId !== meta.instanceId)
+      throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
     this.removeMembers(tx, [hb.memberId]);
     return { memberId: hb.memberId, memberEpoch: -1, heartbeatIntervalMs: 0, assignment: [] };
   }
@@ -542,8 +614,10 @@ export class GroupCoordinator {
     const g = tx.g;
     const meta = g.members.get(hb.memberId);
     const cur = g.current.get(hb.memberId);
-    if (meta === undefined || cur === undefined) throw rillError("UNKNOWN_MEMBER_ID", `memberId: ${hb.memberId} is not a member of group ${hb.groupId}`);
-    if (hb.instanceId !== meta.instanceId) throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
+    if (meta === undefined || cur === undefined)
+      throw rillError("UNKNOWN_MEMBER_ID", `memberId: ${hb.memberId} is not a member of group ${hb.groupId}`);
+    if (hb.instanceId !== meta.instanceId)
+      throw rillError("INVALID_ARGUMENT", `instanceId: member ${hb.memberId} joined with instanceId ${String(meta.instanceId)}`);
     if (cur.memberEpoch !== LEFT_STATIC_MEMBER_EPOCH) {
       tx.emit(
         assignmentRecord({
@@ -661,7 +735,8 @@ export class GroupCoordinator {
         const n = topics.get(topic);
         if (n !== undefined && partition >= n) tx.emit(offsetTombstone(groupId, topic, partition));
       }
-      if (tx.g.members.size > 0 && [...topics.keys()].some((t) => tx.g.subscriptions.has(t))) this.maybeReassign(tx, false, undefined, topics);
+      if (tx.g.members.size > 0 && [...topics.keys()].some((t) => tx.g.subscriptions.has(t)))
+        this.maybeReassign(tx, false, undefined, topics);
       records.push(...tx.records);
     }
     return records;
@@ -680,7 +755,8 @@ export class GroupCoordinator {
     const groupId = validateGroupId(req.groupId);
     const memberId = validateMemberId(req.memberId, true);
     const memberEpoch = validateInt(req.memberEpoch, "memberEpoch", -1, 2 ** 31 - 1);
-    if (memberId === "" && memberEpoch !== -1) throw rillError("INVALID_ARGUMENT", "memberEpoch: must be -1 for a commit without membership (memberId empty)");
+    if (memberId === "" && memberEpoch !== -1)
+      throw rillError("INVALID_ARGUMENT", "memberEpoch: must be -1 for a commit without membership (memberId empty)");
     if (memberId !== "" && memberEpoch < 0) throw rillError("INVALID_ARGUMENT", `memberEpoch: ${memberEpoch} is not a member epoch`);
     checkListLength(req.offsets, "offsets", OFFSETS_PER_REQUEST_MAX);
     const g = this.groups.get(groupId);
@@ -688,7 +764,18 @@ export class GroupCoordinator {
     const records: GroupRecord[] = [];
     const offsets = req.offsets.map((o, i) => {
       const error = callError ?? offsetEntryError(o, `offsets[${i}]`) ?? this.commitPartitionError(g, memberId, memberEpoch, o, i);
-      if (error === null) records.push(offsetRecord({ groupId, topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata ?? "", leaderEpoch: o.leaderEpoch ?? -1, commitTimestampMs: now }));
+      if (error === null)
+        records.push(
+          offsetRecord({
+            groupId,
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata ?? "",
+            leaderEpoch: o.leaderEpoch ?? -1,
+            commitTimestampMs: now,
+          }),
+        );
       return { topic: o.topic, partition: o.partition, offset: o.offset, error };
     });
     return { records, response: { error: callError, offsets } };
@@ -699,26 +786,43 @@ export class GroupCoordinator {
       if (g !== undefined && g.members.size > 0) {
         return rillError("NON_EMPTY_GROUP", `memberId: empty, but group ${groupId} has ${g.members.size} members; only they can commit`);
       }
-      if (g === undefined && this.groups.size >= this.groupsMax) return rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.groups.size} groups (the limit)`);
+      if (g === undefined && this.groups.size >= this.groupsMax)
+        return rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.groups.size} groups (the limit)`);
       return null;
     }
     const cur = g?.members.has(memberId) === true ? g.current.get(memberId) : undefined;
     if (cur === undefined) return rillError("UNKNOWN_MEMBER_ID", `memberId: ${memberId} is not a member of group ${groupId}`);
-    if (cur.memberEpoch === LEFT_STATIC_MEMBER_EPOCH) return rillError("FENCED_MEMBER_EPOCH", `memberEpoch: member ${memberId} left group ${groupId} for a while`);
-    if (memberEpoch > cur.memberEpoch) return rillError("FENCED_MEMBER_EPOCH", `memberEpoch: ${memberEpoch} is newer than member ${memberId}'s epoch ${cur.memberEpoch}`);
-    if (memberEpoch < cur.memberEpoch) return rillError("STALE_MEMBER_EPOCH", `memberEpoch: ${memberEpoch} is older than member ${memberId}'s epoch ${cur.memberEpoch}; heartbeat and retry`);
+    if (cur.memberEpoch === LEFT_STATIC_MEMBER_EPOCH)
+      return rillError("FENCED_MEMBER_EPOCH", `memberEpoch: member ${memberId} left group ${groupId} for a while`);
+    if (memberEpoch > cur.memberEpoch)
+      return rillError("FENCED_MEMBER_EPOCH", `memberEpoch: ${memberEpoch} is newer than member ${memberId}'s epoch ${cur.memberEpoch}`);
+    if (memberEpoch < cur.memberEpoch)
+      return rillError(
+        "STALE_MEMBER_EPOCH",
+        `memberEpoch: ${memberEpoch} is older than member ${memberId}'s epoch ${cur.memberEpoch}; heartbeat and retry`,
+      );
     return null;
   }
 
-  private commitPartitionError(g: GroupState | undefined, memberId: string, memberEpoch: number, o: OffsetToCommit, i: number): RillError | null {
+  private commitPartitionError(
+    g: GroupState | undefined,
+    memberId: string,
+    memberEpoch: number,
+    o: OffsetToCommit,
+    i: number,
+  ): RillError | null {
     const where = `offsets[${i}]`;
     if (memberId === "") {
       const n = this.topics.partitionCount(o.topic);
-      if (n === undefined || o.partition >= n) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `${where}: ${o.topic}/${o.partition} does not exist`);
+      if (n === undefined || o.partition >= n)
+        return rillError("UNKNOWN_TOPIC_OR_PARTITION", `${where}: ${o.topic}/${o.partition} does not exist`);
       return null;
     }
     if (g?.owners.get(tpKey(o.topic, o.partition)) !== memberId) {
-      return rillError("STALE_MEMBER_EPOCH", `${where}: ${o.topic}/${o.partition} is not owned by member ${memberId} at epoch ${memberEpoch}`);
+      return rillError(
+        "STALE_MEMBER_EPOCH",
+        `${where}: ${o.topic}/${o.partition} is not owned by member ${memberId} at epoch ${memberEpoch}`,
+      );
     }
     return null;
   }
@@ -764,12 +868,28 @@ export class GroupCoordinator {
     validateGroupId(groupId);
     checkListLength(offsets, "offsets", OFFSETS_PER_REQUEST_MAX);
     const g = this.groups.get(groupId);
-    if (g !== undefined && g.members.size > 0) throw rillError("NON_EMPTY_GROUP", `groupId: group ${groupId} has ${g.members.size} members; offsets are reset only while it has none`);
-    if (g === undefined && this.groups.size >= this.groupsMax) throw rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.groups.size} groups (the limit)`);
+    if (g !== undefined && g.members.size > 0)
+      throw rillError(
+        "NON_EMPTY_GROUP",
+        `groupId: group ${groupId} has ${g.members.size} members; offsets are reset only while it has none`,
+      );
+    if (g === undefined && this.groups.size >= this.groupsMax)
+      throw rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.groups.size} groups (the limit)`);
     const records: GroupRecord[] = [];
     const response = offsets.map((o, i) => {
       const error = offsetEntryError(o, `offsets[${i}]`) ?? this.commitPartitionError(g, "", -1, o, i);
-      if (error === null) records.push(offsetRecord({ groupId, topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata ?? "", leaderEpoch: o.leaderEpoch ?? -1, commitTimestampMs: now }));
+      if (error === null)
+        records.push(
+          offsetRecord({
+            groupId,
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata ?? "",
+            leaderEpoch: o.leaderEpoch ?? -1,
+            commitTimestampMs: now,
+          }),
+        );
       return { topic: o.topic, partition: o.partition, offset: o.offset, error };
     });
     return { records, response };
@@ -789,8 +909,13 @@ export class GroupCoordinator {
     const deleted = new Set<string>();
     const response: DeleteOffsetResult[] = [];
     for (const tp of tps) {
-      const keys = tp.partitions.length > 0 ? sortedKeys(keysOf([tp])) : sortedKeys([...g.offsets.keys()].filter((k) => parseTpKey(k).topic === tp.topic));
-      const error = g.subscriptions.has(tp.topic) ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`) : null;
+      const keys =
+        tp.partitions.length > 0
+          ? sortedKeys(keysOf([tp]))
+          : sortedKeys([...g.offsets.keys()].filter((k) => parseTpKey(k).topic === tp.topic));
+      const error = g.subscriptions.has(tp.topic)
+        ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`)
+        : null;
       for (const k of keys) {
         const { topic, partition } = parseTpKey(k);
         if (error === null && g.offsets.has(k) && !deleted.has(k)) {
@@ -826,7 +951,7 @@ export class GroupCoordinator {
    */
   describeGroups(groupIds: readonly string[], logEndOffset: LogEndOffsets = () => -1): GroupDescription[] {
     checkListLength(groupIds, "groupIds", GROUPS_PER_REQUEST_MAX);
-    return groupIds.map((groupId, i) => {
+    return groupIds.map((groupId, _i) => {
       const invalid = groupIdError(groupId, "group_id");
       const g = invalid === null ? this.groups.get(groupId) : undefined;
       if (g === undefined) {
@@ -885,12 +1010,14 @@ export class GroupCoordinator {
     checkListLength(groupIds, "groupIds", GROUPS_PER_REQUEST_MAX);
     const records: GroupRecord[] = [];
     const deleted = new Set<string>();
-    const response = groupIds.map((groupId, i): DeleteGroupResult => {
+    const response = groupIds.map((groupId, _i): DeleteGroupResult => {
       const invalid = groupIdError(groupId, "group_id");
       if (invalid !== null) return { groupId, error: invalid };
       const g = this.groups.get(groupId);
-      if (g === undefined || deleted.has(groupId)) return { groupId, error: rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`) };
-      if (g.members.size > 0) return { groupId, error: rillError("NON_EMPTY_GROUP", `group_id: group ${groupId} has ${g.members.size} members`) };
+      if (g === undefined || deleted.has(groupId))
+        return { groupId, error: rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`) };
+      if (g.members.size > 0)
+        return { groupId, error: rillError("NON_EMPTY_GROUP", `group_id: group ${groupId} has ${g.members.size} members`) };
       records.push(...groupTombstones(g));
       deleted.add(groupId);
       return { groupId, error: null };
@@ -945,4 +1072,3 @@ function sameCounts(a: Readonly<Record<string, number>>, b: Readonly<Record<stri
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
-

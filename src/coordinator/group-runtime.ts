@@ -16,7 +16,7 @@ import { rillError } from "../base/errors.ts";
 import { toPositive, murmur2 } from "../base/murmur2.ts";
 import type { Random } from "../base/random.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import { encodeBatch, records as recordCursor, HEADER_SIZE, readBatchHeader } from "../storage/record-batch.ts";
+import { encodeBatch, records as recordCursor, HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import { GroupCoordinator, type CoordinatorResult } from "./coordinator.ts";
 import { fromKeyValue, toKeyValue, type GroupRecord } from "./records.ts";
 
@@ -25,7 +25,10 @@ export const OFFSETS_TOPIC = "__consumer_offsets";
 /** Its partition count (Kafka's offsets.topic.num.partitions default). */
 export const OFFSETS_PARTITIONS = 50;
 /** Its topic configuration: compacted, 100 MiB segments (Kafka's offsets.topic.segment.bytes). */
-export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = { "cleanup.policy": "compact", "segment.bytes": String(100 * 1024 * 1024) };
+export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = {
+  "cleanup.policy": "compact",
+  "segment.bytes": String(100 * 1024 * 1024),
+};
 /** Longest a group id may be. */
 export const GROUP_ID_MAX_CHARS = 249;
 
@@ -37,7 +40,8 @@ export function offsetsPartitionFor(groupId: string): number {
 /** INVALID_GROUP_ID unless `groupId` is usable. */
 export function validateGroupId(groupId: string, field = "group_id"): void {
   if (groupId.length === 0) throw rillError("INVALID_GROUP_ID", `${field}: group id is empty`);
-  if (groupId.length > GROUP_ID_MAX_CHARS) throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_MAX_CHARS} characters`);
+  if (groupId.length > GROUP_ID_MAX_CHARS)
+    throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_MAX_CHARS} characters`);
 }
 
 /** The coordinator shards of this broker. */
@@ -139,9 +143,20 @@ export class GroupRuntime {
     const shard = this.shards.get(p);
     if (!shard) {
       const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
-      if (!st) throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`);
-      if (st.leader < 0) throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`);
-      throw rillError("NOT_COORDINATOR", `group_id: the coordinator of "${groupId}" is broker ${st.leader} (leader of ${OFFSETS_TOPIC}-${p}), not this broker`);
+      if (!st)
+        throw rillError(
+          "COORDINATOR_NOT_AVAILABLE",
+          `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`,
+        );
+      if (st.leader < 0)
+        throw rillError(
+          "COORDINATOR_NOT_AVAILABLE",
+          `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`,
+        );
+      throw rillError(
+        "NOT_COORDINATOR",
+        `group_id: the coordinator of "${groupId}" is broker ${st.leader} (leader of ${OFFSETS_TOPIC}-${p}), not this broker`,
+      );
     }
     return shard;
   }

@@ -125,7 +125,12 @@ export class GroupState {
         this.setCurrent(r.memberId, undefined);
         break;
       case "offset":
-        this.writableOffsets().set(tpKey(r.topic, r.partition), { offset: r.offset, metadata: r.metadata, leaderEpoch: r.leaderEpoch, commitTimestampMs: r.commitTimestampMs });
+        this.writableOffsets().set(tpKey(r.topic, r.partition), {
+          offset: r.offset,
+          metadata: r.metadata,
+          leaderEpoch: r.leaderEpoch,
+          commitTimestampMs: r.commitTimestampMs,
+        });
         break;
       case "offset-tombstone":
         this.writableOffsets().delete(tpKey(r.topic, r.partition));
@@ -150,7 +155,10 @@ export class GroupState {
     this.members.set(memberId, meta);
     if (meta.instanceId !== null) {
       const holder = this.instances.get(meta.instanceId);
-      assert(holder === undefined || holder === memberId, `group ${this.groupId}: instance ${meta.instanceId} held by ${holder} and ${memberId}`);
+      assert(
+        holder === undefined || holder === memberId,
+        `group ${this.groupId}: instance ${meta.instanceId} held by ${holder} and ${memberId}`,
+      );
       this.instances.set(meta.instanceId, memberId);
     }
     for (const t of meta.subscribedTopics) this.subscriptions.set(t, (this.subscriptions.get(t) ?? 0) + 1);
@@ -176,7 +184,14 @@ export class GroupState {
 
   /** True when no record of this group is in effect (the coordinator then forgets the group). */
   isVoid(): boolean {
-    return this.meta === null && this.assignmentEpoch === null && this.members.size === 0 && this.targets.size === 0 && this.current.size === 0 && this.offsets.size === 0;
+    return (
+      this.meta === null &&
+      this.assignmentEpoch === null &&
+      this.members.size === 0 &&
+      this.targets.size === 0 &&
+      this.current.size === 0 &&
+      this.offsets.size === 0
+    );
   }
 
   /** The group's lifecycle state. */

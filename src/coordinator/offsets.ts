@@ -25,7 +25,10 @@ export function resolveStartOffset(committed: number | null, policy: AutoOffsetR
   if (committed !== null && committed >= 0 && committed >= range.logStartOffset && committed <= range.logEndOffset) return committed;
   if (policy === "earliest") return range.logStartOffset;
   if (policy === "latest") return range.logEndOffset;
-  const why = committed === null || committed < 0 ? "has no committed offset" : `committed offset ${committed} is outside [${range.logStartOffset}, ${range.logEndOffset}]`;
+  const why =
+    committed === null || committed < 0
+      ? "has no committed offset"
+      : `committed offset ${committed} is outside [${range.logStartOffset}, ${range.logEndOffset}]`;
   throw rillError("OFFSET_OUT_OF_RANGE", `${where}: ${why} and auto_offset_reset is none`);
 }
 

@@ -81,8 +81,8 @@ export function countPartitions(tps: readonly TopicPartitions[]): number {
 export function samePartitions(a: readonly TopicPartitions[], b: readonly TopicPartitions[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    const y = b[i];
+    const x = a[i]!;
+    const y = b[i]!;
     if (x.topic !== y.topic || x.partitions.length !== y.partitions.length) return false;
     for (let j = 0; j < x.partitions.length; j++) if (x.partitions[j] !== y.partitions[j]) return false;
   }

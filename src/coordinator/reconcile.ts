@@ -16,7 +16,10 @@ import type { TopicPartitions } from "./partitions.ts";
 import { fromKeys, intersect, keysOf, minus, overlaps, samePartitions } from "./partitions.ts";
 
 /** A member's current assignment (the body of a CurrentAssignmentRecord). */
-export type CurrentAssignment = Pick<CurrentAssignmentRecord, "memberEpoch" | "previousMemberEpoch" | "state" | "assigned" | "pendingRevocation">;
+export type CurrentAssignment = Pick<
+  CurrentAssignmentRecord,
+  "memberEpoch" | "previousMemberEpoch" | "state" | "assigned" | "pendingRevocation"
+>;
 
 /** What reconcile needs. */
 export interface ReconcileInput {
@@ -46,7 +49,13 @@ function next(inp: ReconcileInput): CurrentAssignment {
   const keep = intersect(c.assigned, inp.target);
   const revoke = minus(c.assigned, inp.target);
   if (revoke.length > 0) {
-    return { memberEpoch: c.memberEpoch, previousMemberEpoch: c.previousMemberEpoch, state: "unrevoked-partitions", assigned: keep, pendingRevocation: revoke };
+    return {
+      memberEpoch: c.memberEpoch,
+      previousMemberEpoch: c.previousMemberEpoch,
+      state: "unrevoked-partitions",
+      assigned: keep,
+      pendingRevocation: revoke,
+    };
   }
   const keepKeys = keysOf(keep);
   const assigned = new Set(keepKeys);

@@ -173,7 +173,13 @@ export interface OffsetTombstone {
 }
 
 /** Every tombstone. */
-export type GroupTombstoneRecord = GroupTombstone | TargetEpochTombstone | MemberTombstone | TargetTombstone | AssignmentTombstone | OffsetTombstone;
+export type GroupTombstoneRecord =
+  | GroupTombstone
+  | TargetEpochTombstone
+  | MemberTombstone
+  | TargetTombstone
+  | AssignmentTombstone
+  | OffsetTombstone;
 
 /** Every kind of group record. */
 export type GroupRecord =
@@ -262,7 +268,7 @@ type Body<T extends GroupRecord> = Omit<T, "type" | "v" | "key">;
 /** A GroupMetadataRecord. */
 export function groupRecord(b: Body<GroupMetadataRecord>): GroupMetadataRecord {
   const topicPartitions: Record<string, number> = {};
-  for (const t of Object.keys(b.topicPartitions).sort()) topicPartitions[t] = b.topicPartitions[t];
+  for (const t of Object.keys(b.topicPartitions).sort()) topicPartitions[t] = b.topicPartitions[t]!;
   return { type: "group", v: 1, key: groupKey(b.groupId), groupId: b.groupId, epoch: b.epoch, assignor: b.assignor, topicPartitions };
 }
 /** A TargetEpochRecord. */
@@ -359,12 +365,12 @@ function tombstoneOfKey(key: string): GroupTombstoneRecord {
   const [kind, ...rest] = parts;
   const ids = rest.map(unescapeKeyPart);
   let r: GroupTombstoneRecord;
-  if (kind === "group" && ids.length === 1) r = groupTombstone(ids[0]);
-  else if (kind === "target-epoch" && ids.length === 1) r = targetEpochTombstone(ids[0]);
-  else if (kind === "member" && ids.length === 2) r = memberTombstone(ids[0], ids[1]);
-  else if (kind === "target" && ids.length === 2) r = targetTombstone(ids[0], ids[1]);
-  else if (kind === "assignment" && ids.length === 2) r = assignmentTombstone(ids[0], ids[1]);
-  else if (kind === "offset" && ids.length === 3 && /^\d+$/.test(ids[2])) r = offsetTombstone(ids[0], ids[1], Number(ids[2]));
+  if (kind === "group" && ids.length === 1) r = groupTombstone(ids[0]!);
+  else if (kind === "target-epoch" && ids.length === 1) r = targetEpochTombstone(ids[0]!);
+  else if (kind === "member" && ids.length === 2) r = memberTombstone(ids[0]!, ids[1]!);
+  else if (kind === "target" && ids.length === 2) r = targetTombstone(ids[0]!, ids[1]!);
+  else if (kind === "assignment" && ids.length === 2) r = assignmentTombstone(ids[0]!, ids[1]!);
+  else if (kind === "offset" && ids.length === 3 && /^\d+$/.test(ids[2]!)) r = offsetTombstone(ids[0]!, ids[1]!, Number(ids[2]!));
   else return bad();
   if (r.key !== key) bad();
   return r;
@@ -416,12 +422,23 @@ function fieldOk(kind: FieldKind, x: unknown): boolean {
         Array.isArray(x) &&
         x.every((tp: unknown) => {
           const o = tp as { topic?: unknown; partitions?: unknown };
-          return typeof o === "object" && o !== null && typeof o.topic === "string" && Array.isArray(o.partitions) && o.partitions.every((p) => Number.isSafeInteger(p) && (p as number) >= 0);
+          return (
+            typeof o === "object" &&
+            o !== null &&
+            typeof o.topic === "string" &&
+            Array.isArray(o.partitions) &&
+            o.partitions.every((p) => Number.isSafeInteger(p) && (p as number) >= 0)
+          );
         }) &&
         samePartitions(x as TopicPartitions[], canonical(x as TopicPartitions[]))
       );
     case "counts":
-      return typeof x === "object" && x !== null && !Array.isArray(x) && Object.values(x).every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
+      return (
+        typeof x === "object" &&
+        x !== null &&
+        !Array.isArray(x) &&
+        Object.values(x).every((n) => Number.isSafeInteger(n) && (n as number) >= 0)
+      );
     case "state":
       return MEMBER_STATES.includes(x as MemberState);
     case "assignor":
@@ -435,7 +452,8 @@ export function validateGroupRecord(v: unknown): GroupRecord {
   const head = JSON.stringify(v)?.slice(0, 200) ?? String(v);
   if (typeof o !== "object" || o === null) throw rillError("CORRUPT_MESSAGE", `group record: not an object: ${head}`);
   const schema = SCHEMAS[o["type"] as GroupRecord["type"]];
-  if (schema === undefined || !Object.hasOwn(SCHEMAS, o["type"] as string)) throw rillError("CORRUPT_MESSAGE", `group record: unknown type: ${head}`);
+  if (schema === undefined || !Object.hasOwn(SCHEMAS, o["type"] as string))
+    throw rillError("CORRUPT_MESSAGE", `group record: unknown type: ${head}`);
   if (o["v"] !== 1) throw rillError("CORRUPT_MESSAGE", `group record: unknown version: ${head}`);
   for (const [field, kind] of Object.entries(schema)) {
     if (!fieldOk(kind, o[field])) throw rillError("CORRUPT_MESSAGE", `group record: ${field} is not a valid ${kind}: ${head}`);

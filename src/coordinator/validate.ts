@@ -14,12 +14,14 @@ import {
 } from "./limits.ts";
 import type { TopicPartitions } from "./partitions.ts";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: this pattern finds control characters on purpose
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A group id: 1 to GROUP_ID_LENGTH_MAX characters, no control characters; INVALID_GROUP_ID otherwise. */
 export function validateGroupId(id: unknown, field = "groupId"): string {
   if (typeof id !== "string" || id.length === 0) throw rillError("INVALID_GROUP_ID", `${field}: group id is empty`);
-  if (id.length > GROUP_ID_LENGTH_MAX) throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_LENGTH_MAX} characters`);
+  if (id.length > GROUP_ID_LENGTH_MAX)
+    throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_LENGTH_MAX} characters`);
   if (CONTROL.test(id)) throw rillError("INVALID_GROUP_ID", `${field}: group id holds a control character`);
   return id;
 }
@@ -76,7 +78,8 @@ export function validateSubscription(topics: unknown, field = "subscribedTopics"
     validateTopicName(t, `${field}[${i}]`);
     set.add(t);
   });
-  if (set.size > TOPICS_PER_SUBSCRIPTION_MAX) throw rillError("INVALID_ARGUMENT", `${field}: ${set.size} topics, more than ${TOPICS_PER_SUBSCRIPTION_MAX}`);
+  if (set.size > TOPICS_PER_SUBSCRIPTION_MAX)
+    throw rillError("INVALID_ARGUMENT", `${field}: ${set.size} topics, more than ${TOPICS_PER_SUBSCRIPTION_MAX}`);
   return [...set].sort();
 }
 
@@ -98,7 +101,10 @@ export function validateTopicPartitions(tps: unknown, field: string, maxPartitio
 }
 
 /** Checks one offset to commit; returns the error for that partition, or null. */
-export function offsetEntryError(o: { topic: unknown; partition: unknown; offset: unknown; metadata?: unknown; leaderEpoch?: unknown }, field: string): RillError | null {
+export function offsetEntryError(
+  o: { topic: unknown; partition: unknown; offset: unknown; metadata?: unknown; leaderEpoch?: unknown },
+  field: string,
+): RillError | null {
   try {
     if (typeof o.topic !== "string") throw rillError("INVALID_TOPIC", `${field}.topic: must be a string`);
     validateTopicName(o.topic, `${field}.topic`);
@@ -108,7 +114,10 @@ export function offsetEntryError(o: { topic: unknown; partition: unknown; offset
     if (o.metadata !== undefined) {
       if (typeof o.metadata !== "string") throw rillError("INVALID_ARGUMENT", `${field}.metadata: must be a string`);
       if (o.metadata.length > OFFSET_METADATA_LENGTH_MAX) {
-        throw rillError("OFFSET_METADATA_TOO_LARGE", `${field}.metadata: ${o.metadata.length} characters, more than ${OFFSET_METADATA_LENGTH_MAX}`);
+        throw rillError(
+          "OFFSET_METADATA_TOO_LARGE",
+          `${field}.metadata: ${o.metadata.length} characters, more than ${OFFSET_METADATA_LENGTH_MAX}`,
+        );
       }
     }
     return null;

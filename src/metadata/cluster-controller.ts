@@ -88,19 +88,36 @@ export interface ElectionResult extends PartitionRef {
  * `broker` record, fenced until the broker catches up and heartbeats; if the old registration was
  * still unfenced, the partitions it led move first, as if it had been fenced.
  */
-export function decideRegisterBroker(image: MetadataImage, req: BrokerRegistrationRequest, isAlive: (nodeId: number) => boolean): MetadataRecord[] {
-  if (!Number.isInteger(req.nodeId) || req.nodeId < 0) throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is not a non-negative integer`);
+export function decideRegisterBroker(
+  image: MetadataImage,
+  req: BrokerRegistrationRequest,
+  isAlive: (nodeId: number) => boolean,
+): MetadataRecord[] {
+  if (!Number.isInteger(req.nodeId) || req.nodeId < 0)
+    throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is not a non-negative integer`);
   if (req.incarnationId === "") throw rillError("INVALID_REQUEST", "incarnation_id: empty");
   if (req.address === "") throw rillError("INVALID_REQUEST", "address: empty");
   const old = image.brokers.get(req.nodeId);
   if (old?.incarnationId === req.incarnationId) return [];
   if (old && !old.fenced && isAlive(req.nodeId)) {
-    throw rillError("DUPLICATE_BROKER_REGISTRATION", `node_id: broker ${req.nodeId} is registered by another live process (incarnation ${old.incarnationId || "unknown"})`);
+    throw rillError(
+      "DUPLICATE_BROKER_REGISTRATION",
+      `node_id: broker ${req.nodeId} is registered by another live process (incarnation ${old.incarnationId || "unknown"})`,
+    );
   }
   const moves = old && !old.fenced ? lossChanges(image, req.nodeId, true) : [];
   return [
     ...moves,
-    { type: "broker", v: 1, nodeId: req.nodeId, address: req.address, roles: [...req.roles], fenced: true, incarnationId: req.incarnationId, rack: req.rack },
+    {
+      type: "broker",
+      v: 1,
+      nodeId: req.nodeId,
+      address: req.address,
+      roles: [...req.roles],
+      fenced: true,
+      incarnationId: req.incarnationId,
+      rack: req.rack,
+    },
   ];
 }
 
@@ -113,16 +130,24 @@ export function decideRegisterBroker(image: MetadataImage, req: BrokerRegistrati
  *   leaderless partitions it can (see `unfenceChanges`).
  * Unknown node: BROKER_ID_NOT_REGISTERED; an epoch other than the current: STALE_BROKER_EPOCH.
  */
-export function decideBrokerHeartbeat(image: MetadataImage, req: BrokerHeartbeatRequest, opts: { readonly registeredOffset?: number | undefined } = {}): BrokerHeartbeatDecision {
+export function decideBrokerHeartbeat(
+  image: MetadataImage,
+  req: BrokerHeartbeatRequest,
+  opts: { readonly registeredOffset?: number | undefined } = {},
+): BrokerHeartbeatDecision {
   const b = registered(image, req.nodeId);
-  if (req.brokerEpoch !== b.epoch) throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${req.brokerEpoch} is not broker ${b.nodeId}'s current epoch ${b.epoch}`);
+  if (req.brokerEpoch !== b.epoch)
+    throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${req.brokerEpoch} is not broker ${b.nodeId}'s current epoch ${b.epoch}`);
   const isCaughtUp = req.currentMetadataOffset >= (opts.registeredOffset ?? b.epoch);
   if (req.wantShutDown) return controlledShutdown(image, b, isCaughtUp);
   if (req.wantFence) {
     return { records: b.fenced ? [] : fenceRecords(image, b), response: { isCaughtUp, isFenced: true, shouldShutDown: false } };
   }
   if (b.fenced && isCaughtUp && !b.inControlledShutdown) {
-    const records: MetadataRecord[] = [{ type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: false }, ...unfenceChanges(image, b.nodeId)];
+    const records: MetadataRecord[] = [
+      { type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: false },
+      ...unfenceChanges(image, b.nodeId),
+    ];
     return { records, response: { isCaughtUp, isFenced: false, shouldShutDown: false } };
   }
   return { records: [], response: { isCaughtUp, isFenced: b.fenced, shouldShutDown: false } };
@@ -149,16 +174,27 @@ export function decideFenceBroker(image: MetadataImage, nodeId: number): Metadat
  */
 export function decideAlterPartition(image: MetadataImage, nodeId: number, brokerEpoch: number, p: AlterPartitionItem): MetadataRecord[] {
   const b = image.brokers.get(nodeId);
-  if (!b || b.epoch !== brokerEpoch) throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${brokerEpoch} is not the current epoch of broker ${nodeId} (${b ? b.epoch : "not registered"})`);
+  if (!b || b.epoch !== brokerEpoch)
+    throw rillError(
+      "STALE_BROKER_EPOCH",
+      `broker_epoch: ${brokerEpoch} is not the current epoch of broker ${nodeId} (${b ? b.epoch : "not registered"})`,
+    );
   const name = `${p.topic}-${p.partition}`;
   const state = image.topics.get(p.topic)?.partitions[p.partition];
   if (!state) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partition: ${name} does not exist`);
-  if (state.leader !== nodeId) throw rillError("NOT_LEADER_OR_FOLLOWER", `node_id: broker ${nodeId} does not lead ${name} (leader: ${state.leader})`);
-  if (p.leaderEpoch !== state.leaderEpoch) throw rillError("FENCED_LEADER_EPOCH", `leader_epoch: ${p.leaderEpoch} is not ${name}'s current leader epoch ${state.leaderEpoch}`);
-  if (p.partitionEpoch !== state.partitionEpoch) throw rillError("INVALID_UPDATE_VERSION", `partition_epoch: ${p.partitionEpoch} is not ${name}'s current partition epoch ${state.partitionEpoch}`);
+  if (state.leader !== nodeId)
+    throw rillError("NOT_LEADER_OR_FOLLOWER", `node_id: broker ${nodeId} does not lead ${name} (leader: ${state.leader})`);
+  if (p.leaderEpoch !== state.leaderEpoch)
+    throw rillError("FENCED_LEADER_EPOCH", `leader_epoch: ${p.leaderEpoch} is not ${name}'s current leader epoch ${state.leaderEpoch}`);
+  if (p.partitionEpoch !== state.partitionEpoch)
+    throw rillError(
+      "INVALID_UPDATE_VERSION",
+      `partition_epoch: ${p.partitionEpoch} is not ${name}'s current partition epoch ${state.partitionEpoch}`,
+    );
   validateNewIsr(name, state, p.newIsr);
   for (const r of p.newIsr) {
-    if (!state.isr.includes(r) && !isActive(image, r)) throw rillError("INELIGIBLE_REPLICA", `new_isr: replica ${r} of ${name} is ${whyInactive(image, r)} and may not join the ISR`);
+    if (!state.isr.includes(r) && !isActive(image, r))
+      throw rillError("INELIGIBLE_REPLICA", `new_isr: replica ${r} of ${name} is ${whyInactive(image, r)} and may not join the ISR`);
   }
   if (sameList(p.newIsr, state.isr)) return [];
   return [change(p.topic, p.partition, state, state.leader, [...p.newIsr])];
@@ -171,7 +207,10 @@ export function decideAlterPartition(image: MetadataImage, nodeId: number, broke
  * null, UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED (already led by its preferred replica)
  * or PREFERRED_LEADER_NOT_AVAILABLE. A partition named twice counts once.
  */
-export function decidePreferredLeaderElection(image: MetadataImage, partitions?: readonly PartitionRef[]): { records: MetadataRecord[]; results: ElectionResult[] } {
+export function decidePreferredLeaderElection(
+  image: MetadataImage,
+  partitions?: readonly PartitionRef[],
+): { records: MetadataRecord[]; results: ElectionResult[] } {
   const records: MetadataRecord[] = [];
   const results: ElectionResult[] = [];
   if (partitions === undefined) {
@@ -190,7 +229,9 @@ export function decidePreferredLeaderElection(image: MetadataImage, partitions?:
     if (seen.has(key)) continue;
     seen.add(key);
     const state = image.topics.get(topic)?.partitions[partition];
-    const error = state ? preferredElectionError(image, topic, partition, state) : rillError("UNKNOWN_TOPIC_OR_PARTITION", `partitions: ${topic}-${partition} does not exist`);
+    const error = state
+      ? preferredElectionError(image, topic, partition, state)
+      : rillError("UNKNOWN_TOPIC_OR_PARTITION", `partitions: ${topic}-${partition} does not exist`);
     if (state && error === null) records.push(change(topic, partition, state, state.replicas[0]!, state.isr));
     results.push({ topic, partition, error });
   }
@@ -199,9 +240,18 @@ export function decidePreferredLeaderElection(image: MetadataImage, partitions?:
 
 function preferredElectionError(image: MetadataImage, topic: string, partition: number, state: PartitionState): RillError | null {
   const preferred = state.replicas[0]!;
-  if (state.leader === preferred) return rillError("ELECTION_NOT_NEEDED", `partitions: ${topic}-${partition} is already led by its preferred replica ${preferred}`);
-  if (!isActive(image, preferred)) return rillError("PREFERRED_LEADER_NOT_AVAILABLE", `partitions: the preferred replica ${preferred} of ${topic}-${partition} is ${whyInactive(image, preferred)}`);
-  if (!state.isr.includes(preferred)) return rillError("PREFERRED_LEADER_NOT_AVAILABLE", `partitions: the preferred replica ${preferred} of ${topic}-${partition} is not in the ISR`);
+  if (state.leader === preferred)
+    return rillError("ELECTION_NOT_NEEDED", `partitions: ${topic}-${partition} is already led by its preferred replica ${preferred}`);
+  if (!isActive(image, preferred))
+    return rillError(
+      "PREFERRED_LEADER_NOT_AVAILABLE",
+      `partitions: the preferred replica ${preferred} of ${topic}-${partition} is ${whyInactive(image, preferred)}`,
+    );
+  if (!state.isr.includes(preferred))
+    return rillError(
+      "PREFERRED_LEADER_NOT_AVAILABLE",
+      `partitions: the preferred replica ${preferred} of ${topic}-${partition} is not in the ISR`,
+    );
   return null;
 }
 
@@ -225,10 +275,13 @@ function registered(image: MetadataImage, nodeId: number): BrokerState {
 }
 
 function validateNewIsr(name: string, state: PartitionState, newIsr: readonly number[]): void {
-  if (!newIsr.includes(state.leader)) throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} lacks the leader ${state.leader}`);
-  if (new Set(newIsr).size !== newIsr.length) throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} repeats a replica`);
+  if (!newIsr.includes(state.leader))
+    throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} lacks the leader ${state.leader}`);
+  if (new Set(newIsr).size !== newIsr.length)
+    throw rillError("INVALID_REQUEST", `new_isr: [${newIsr.join(", ")}] of ${name} repeats a replica`);
   const stranger = newIsr.find((r) => !state.replicas.includes(r));
-  if (stranger !== undefined) throw rillError("INVALID_REQUEST", `new_isr: ${stranger} is not a replica of ${name} (replicas: [${state.replicas.join(", ")}])`);
+  if (stranger !== undefined)
+    throw rillError("INVALID_REQUEST", `new_isr: ${stranger} is not a replica of ${name} (replicas: [${state.replicas.join(", ")}])`);
 }
 
 /** Fences `b`: the fence record, then the partitions that lose it. */
@@ -274,7 +327,14 @@ function lossChanges(image: MetadataImage, gone: number, unclean: boolean): Part
   return out;
 }
 
-function electAfterLoss(image: MetadataImage, t: TopicState, state: PartitionState, gone: number, isr: number[], unclean: boolean): { leader: number; isr: number[] } {
+function electAfterLoss(
+  image: MetadataImage,
+  t: TopicState,
+  state: PartitionState,
+  gone: number,
+  isr: number[],
+  unclean: boolean,
+): { leader: number; isr: number[] } {
   const eligible = (r: number): boolean => r !== gone && isActive(image, r);
   const clean = state.replicas.find((r) => eligible(r) && isr.includes(r));
   if (clean !== undefined) return { leader: clean, isr };

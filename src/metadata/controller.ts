@@ -36,7 +36,8 @@ export function validateTopicName(name: string, field = "name"): void {
   if (name.length === 0) throw rillError("INVALID_TOPIC", `${field}: topic name is empty`);
   if (name.length > TOPIC_NAME_MAX) throw rillError("INVALID_TOPIC", `${field}: topic name is longer than ${TOPIC_NAME_MAX} characters`);
   if (name === "." || name === "..") throw rillError("INVALID_TOPIC", `${field}: topic name cannot be "." or ".."`);
-  if (!/^[a-zA-Z0-9._-]+$/.test(name)) throw rillError("INVALID_TOPIC", `${field}: topic name "${name}" may only contain ASCII letters, digits, '.', '_' and '-'`);
+  if (!/^[a-zA-Z0-9._-]+$/.test(name))
+    throw rillError("INVALID_TOPIC", `${field}: topic name "${name}" may only contain ASCII letters, digits, '.', '_' and '-'`);
 }
 
 /** A topic to create. */
@@ -50,7 +51,10 @@ export interface NewTopic {
 }
 
 /** Topic configuration: the defaults with the topic's overrides. */
-export function effectiveConfig(overrides: Readonly<Record<string, string>>, base: Readonly<TopicConfig> = defaultTopicConfig): TopicConfig {
+export function effectiveConfig(
+  overrides: Readonly<Record<string, string>>,
+  base: Readonly<TopicConfig> = defaultTopicConfig,
+): TopicConfig {
   return parseTopicConfig(overrides, base);
 }
 
@@ -59,9 +63,14 @@ export function effectiveConfig(overrides: Readonly<Record<string, string>>, bas
  * replicas (the unfenced ones); partitions are placed over them by `placeReplicas`, so leaders
  * spread evenly across topics.
  */
-export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean }): MetadataRecord[] {
+export function decideCreateTopic(
+  image: MetadataImage,
+  t: NewTopic,
+  defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean },
+): MetadataRecord[] {
   validateTopicName(t.name);
-  if (t.name.startsWith("__") && !defaults.internal) throw rillError("INVALID_TOPIC", `name: topic names starting with "__" are reserved for internal topics`);
+  if (t.name.startsWith("__") && !defaults.internal)
+    throw rillError("INVALID_TOPIC", `name: topic names starting with "__" are reserved for internal topics`);
   if (image.topics.has(t.name)) throw rillError("TOPIC_ALREADY_EXISTS", `name: topic "${t.name}" already exists`);
   const partitions = t.partitions === 0 ? defaults.partitions : t.partitions;
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
@@ -70,7 +79,10 @@ export function decideCreateTopic(image: MetadataImage, t: NewTopic, defaults: {
   const brokers = [...new Set(defaults.brokers)].sort((a, b) => a - b);
   const rf = t.replicationFactor === 0 ? Math.min(brokers.length, 3) : t.replicationFactor;
   if (!Number.isInteger(rf) || rf < 1 || rf > brokers.length) {
-    throw rillError("INVALID_REPLICATION_FACTOR", `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${brokers.length})`);
+    throw rillError(
+      "INVALID_REPLICATION_FACTOR",
+      `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${brokers.length})`,
+    );
   }
   effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
   const topicId = randomId(defaults.random);
@@ -152,7 +164,13 @@ export function decideDeleteTopic(image: MetadataImage, name: string): MetadataR
  * Records that grow a topic to `count` partitions (never shrink, as Kafka), placed over `brokers`
  * (the unfenced ones) by `placeReplicas`.
  */
-export function decideCreatePartitions(image: MetadataImage, name: string, count: number, brokers: readonly number[], random: Random): MetadataRecord[] {
+export function decideCreatePartitions(
+  image: MetadataImage,
+  name: string,
+  count: number,
+  brokers: readonly number[],
+  random: Random,
+): MetadataRecord[] {
   const t = image.topics.get(name);
   if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
   const current = t.partitions.length;
@@ -169,7 +187,12 @@ export function decideCreatePartitions(image: MetadataImage, name: string, count
  * Records that change a topic's config overrides: `set` adds or replaces keys, `remove` drops
  * them (back to the default). The result is validated as a whole.
  */
-export function decideAlterConfigs(image: MetadataImage, name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): MetadataRecord[] {
+export function decideAlterConfigs(
+  image: MetadataImage,
+  name: string,
+  set: Readonly<Record<string, string>>,
+  remove: readonly string[],
+): MetadataRecord[] {
   const t = image.topics.get(name);
   if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
   const next: Record<string, string> = { ...t.configs, ...set };
@@ -196,17 +219,27 @@ export const PRODUCER_EPOCH_MAX = 0x7fff;
  * that names its current `producerId`/`producerEpoch`, the same id at the next epoch, which
  * fences every older instance. An exhausted epoch gets a fresh id.
  */
-export function decideInitProducerId(image: MetadataImage, req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number }): MetadataRecord[] {
+export function decideInitProducerId(
+  image: MetadataImage,
+  req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number },
+): MetadataRecord[] {
   if (req.transactionalId.length > 249) throw rillError("INVALID_REQUEST", "transactional_id: longer than 249 characters");
   let current = req.transactionalId !== "" ? image.transactionalIds.get(req.transactionalId) : undefined;
   if (req.producerId !== undefined) {
     const issued = image.producerEpochs.get(req.producerId);
     if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${req.producerId} was never issued`);
-    if (current !== undefined && current !== req.producerId) throw rillError("INVALID_PRODUCER_EPOCH", `producer_id: ${req.producerId} does not own transactional_id "${req.transactionalId}"`);
-    if (req.producerEpoch !== issued) throw rillError("INVALID_PRODUCER_EPOCH", `producer_epoch: ${req.producerEpoch} is not the current epoch ${issued} of producer ${req.producerId}`);
+    if (current !== undefined && current !== req.producerId)
+      throw rillError("INVALID_PRODUCER_EPOCH", `producer_id: ${req.producerId} does not own transactional_id "${req.transactionalId}"`);
+    if (req.producerEpoch !== issued)
+      throw rillError(
+        "INVALID_PRODUCER_EPOCH",
+        `producer_epoch: ${req.producerEpoch} is not the current epoch ${issued} of producer ${req.producerId}`,
+      );
     current = req.producerId;
   }
-  const fresh = (): MetadataRecord[] => [{ type: "producer-epoch", v: 1, producerId: image.nextProducerId, producerEpoch: 0, transactionalId: req.transactionalId }];
+  const fresh = (): MetadataRecord[] => [
+    { type: "producer-epoch", v: 1, producerId: image.nextProducerId, producerEpoch: 0, transactionalId: req.transactionalId },
+  ];
   if (current === undefined) return fresh();
   const epoch = image.producerEpochs.get(current)! + 1;
   if (epoch > PRODUCER_EPOCH_MAX) return fresh();

@@ -6,7 +6,14 @@
  * replays into an equal image, so the log before it can be dropped.
  */
 import { assert } from "../base/assert.ts";
-import type { BrokerFenceRecord, BrokerRecord, BrokerShutdownRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord } from "./records.ts";
+import type {
+  BrokerFenceRecord,
+  BrokerRecord,
+  BrokerShutdownRecord,
+  MetadataRecord,
+  PartitionChangeRecord,
+  PartitionRecord,
+} from "./records.ts";
 
 /** A partition's state in the image. */
 export type PartitionState = Omit<PartitionRecord, "type" | "v">;
@@ -140,7 +147,10 @@ export class MetadataImage {
     assert(t, `partition change of unknown topic ${r.topic}`);
     const p = t.partitions[r.partition];
     assert(p, `partition change of unknown partition ${r.topic}-${r.partition}`);
-    assert(r.partitionEpoch > p.partitionEpoch, `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`);
+    assert(
+      r.partitionEpoch > p.partitionEpoch,
+      `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`,
+    );
     assert(r.leaderEpoch >= p.leaderEpoch, `leader epoch of ${r.topic}-${r.partition} goes from ${p.leaderEpoch} to ${r.leaderEpoch}`);
     t.partitions[r.partition] = { ...p, leader: r.leader, isr: [...r.isr], leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch };
   }
@@ -158,10 +168,21 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
     for (const p of t.partitions) out.push({ type: "partition", v: 1, ...p, replicas: [...p.replicas], isr: [...p.isr] });
   }
   for (const b of image.brokers.values()) {
-    out.push({ type: "broker", v: 1, nodeId: b.nodeId, address: b.address, roles: [...b.roles], fenced: b.fenced, incarnationId: b.incarnationId, rack: b.rack, epoch: b.epoch });
+    out.push({
+      type: "broker",
+      v: 1,
+      nodeId: b.nodeId,
+      address: b.address,
+      roles: [...b.roles],
+      fenced: b.fenced,
+      incarnationId: b.incarnationId,
+      rack: b.rack,
+      epoch: b.epoch,
+    });
     if (b.inControlledShutdown) out.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
   }
-  for (const [producerId, producerEpoch] of image.producerEpochs) out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId: "" });
+  for (const [producerId, producerEpoch] of image.producerEpochs)
+    out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId: "" });
   for (const [transactionalId, producerId] of image.transactionalIds) {
     const producerEpoch = image.producerEpochs.get(producerId);
     assert(producerEpoch !== undefined, `transactional id ${transactionalId} owns producer ${producerId}, which has no epoch`);

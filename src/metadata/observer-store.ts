@@ -47,7 +47,6 @@ export class ObserverMetadataStore implements MetadataStore {
   private readonly waiters = new Set<() => void>();
   private knownLeader: NodeId = 0;
   private commitOffset = -1;
-  private next = 0;
   private closed = false;
   private running: Promise<void>;
   private readonly log: QuorumLog;
@@ -73,7 +72,19 @@ export class ObserverMetadataStore implements MetadataStore {
   }
 
   status(): RaftStatus {
-    return { id: this.o.nodeId, term: 0, vote: 0, leader: this.knownLeader, role: "follower", commit: this.commitOffset, applied: this._image.offset, firstIndex: 0, lastIndex: this._image.offset, leadTransferee: 0, voters: this.o.voters };
+    return {
+      id: this.o.nodeId,
+      term: 0,
+      vote: 0,
+      leader: this.knownLeader,
+      role: "follower",
+      commit: this.commitOffset,
+      applied: this._image.offset,
+      firstIndex: 0,
+      lastIndex: this._image.offset,
+      leadTransferee: 0,
+      voters: this.o.voters,
+    };
   }
 
   onChange(fn: (change: MetadataChange) => void): () => void {
@@ -88,7 +99,12 @@ export class ObserverMetadataStore implements MetadataStore {
 
   commit(): Promise<MetadataChange> {
     const l = this.knownLeader;
-    return Promise.reject(rillError("NOT_CONTROLLER", `node ${this.o.nodeId} is a broker, not a controller (${l === 0 ? "no controller is known yet" : `the active controller is node ${l}`})`));
+    return Promise.reject(
+      rillError(
+        "NOT_CONTROLLER",
+        `node ${this.o.nodeId} is a broker, not a controller (${l === 0 ? "no controller is known yet" : `the active controller is node ${l}`})`,
+      ),
+    );
   }
 
   /** Resolves once `cond` holds (checked after every applied change), or rejects after `timeoutMs`. */
@@ -157,7 +173,8 @@ export class ObserverMetadataStore implements MetadataStore {
     }
     for (const e of res.entries) {
       if (e.offset <= this._image.offset) continue;
-      if (e.offset !== this._image.offset + 1 && this._image.offset >= 0) throw new Error(`metadata entries skip from ${this._image.offset} to ${e.offset}`);
+      if (e.offset !== this._image.offset + 1 && this._image.offset >= 0)
+        throw new Error(`metadata entries skip from ${this._image.offset} to ${e.offset}`);
       const records: MetadataRecord[] = decodeEntry(e.records);
       for (const r of records) this._image.apply(r, e.offset);
       this._image.offset = e.offset;

@@ -21,7 +21,7 @@
  *
  * Time and I/O are injected (timers, transport, FileSystem, Random).
  */
-import { rillError, RillError } from "../base/errors.ts";
+import { rillError, type RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import { DiskRaftStorage } from "../raft/disk-storage.ts";
 import { RaftNode, type RaftStatus } from "../raft/node.ts";
@@ -127,7 +127,10 @@ export class QuorumMetadataStore implements MetadataStore {
     const stored = this.storage.initialState().voters;
     if ([...stored].sort().join(",") !== [...o.voters].sort().join(",")) {
       this.storage.close();
-      throw rillError("INVALID_CONFIG", `controller.quorum.voters: the voters ${o.voters.join(",")} differ from ${stored.join(",")} stored in ${dir}; membership changes are not supported`);
+      throw rillError(
+        "INVALID_CONFIG",
+        `controller.quorum.voters: the voters ${o.voters.join(",")} differ from ${stored.join(",")} stored in ${dir}; membership changes are not supported`,
+      );
     }
     const snap = this.storage.snapshot();
     this._image = snap.meta.index > 0 ? MetadataImage.fromSnapshot(decodeEntry(snap.data), snap.meta.index) : new MetadataImage();
@@ -197,7 +200,8 @@ export class QuorumMetadataStore implements MetadataStore {
     if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
     // Every message is checked before any is stepped: all or nothing.
     messages.forEach((m, i) => {
-      if (m.to !== this.o.nodeId) throw rillError("INVALID_REQUEST", `messages[${i}]: a message for node ${m.to} reached node ${this.o.nodeId}`);
+      if (m.to !== this.o.nodeId)
+        throw rillError("INVALID_REQUEST", `messages[${i}]: a message for node ${m.to} reached node ${this.o.nodeId}`);
       validateMessage(m, this.o.nodeId, this.o.voters);
       // What would be applied must be metadata: a bad entry or snapshot is refused here rather
       // than persisted, committed, and then fatal to every replay.
@@ -205,7 +209,10 @@ export class QuorumMetadataStore implements MetadataStore {
         if (m.type === "append") for (const e of m.entries) if (e.kind === "data") decodeEntry(e.data);
         if (m.type === "snapshot") MetadataImage.fromSnapshot(decodeEntry(m.snapshot.data), m.snapshot.meta.index);
       } catch (e) {
-        throw rillError("INVALID_REQUEST", `messages[${i}]: ${m.type === "append" ? "an entry" : "the snapshot"} is not a list of metadata records: ${(e as Error).message}`);
+        throw rillError(
+          "INVALID_REQUEST",
+          `messages[${i}]: ${m.type === "append" ? "an entry" : "the snapshot"} is not a list of metadata records: ${(e as Error).message}`,
+        );
       }
     });
     for (const m of messages) this.node.step(m);
@@ -249,7 +256,10 @@ export class QuorumMetadataStore implements MetadataStore {
    * Committed, applied entries after `after` for an observer (a broker that is not a voter):
    * the snapshot when they were truncated away, then entries up to `maxBytes`.
    */
-  readCommitted(after: number, maxBytes: number): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> } {
+  readCommitted(
+    after: number,
+    maxBytes: number,
+  ): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> } {
     this.checkOpen();
     const applied = this._image.offset;
     let from = after + 1;
@@ -286,7 +296,10 @@ export class QuorumMetadataStore implements MetadataStore {
 
   private notController(): RillError {
     const leader = this.leader;
-    return rillError("NOT_CONTROLLER", `node ${this.o.nodeId} is not the active controller (${leader === 0 ? "no controller is elected yet" : `the active controller is node ${leader}`})`);
+    return rillError(
+      "NOT_CONTROLLER",
+      `node ${this.o.nodeId} is not the active controller (${leader === 0 ? "no controller is elected yet" : `the active controller is node ${leader}`})`,
+    );
   }
 
   private checkOpen(): void {
@@ -323,7 +336,11 @@ export class QuorumMetadataStore implements MetadataStore {
       };
       const timer = this.o.timers.setTimeout(() => {
         done();
-        reject(this.isLeader || this.leader === 0 ? rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`) : this.notController());
+        reject(
+          this.isLeader || this.leader === 0
+            ? rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`)
+            : this.notController(),
+        );
       }, timeoutMs);
       const done = (): void => {
         this.waiters.delete(check);
@@ -336,7 +353,10 @@ export class QuorumMetadataStore implements MetadataStore {
   private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
     const ms = this.o.commitTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
-      const timer = this.o.timers.setTimeout(() => reject(rillError("REQUEST_TIMED_OUT", `timed out after ${ms} ms waiting for ${what}; it may still be applied`)), ms);
+      const timer = this.o.timers.setTimeout(
+        () => reject(rillError("REQUEST_TIMED_OUT", `timed out after ${ms} ms waiting for ${what}; it may still be applied`)),
+        ms,
+      );
       p.then(
         (v) => {
           this.o.timers.clearTimeout(timer);
@@ -385,7 +405,8 @@ export class QuorumMetadataStore implements MetadataStore {
     } catch (e) {
       this.failure = e as Error;
       this.log.error({ err: e }, "metadata quorum: the Raft loop failed; this controller stops taking part");
-      for (const p of this.pending.splice(0)) p.reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${(e as Error).message}`));
+      for (const p of this.pending.splice(0))
+        p.reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${(e as Error).message}`));
     } finally {
       this.pumping = false;
       for (const w of [...this.waiters]) w();

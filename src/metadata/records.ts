@@ -146,7 +146,18 @@ export type MetadataRecord =
   | ProducerIdsRecord
   | ProducerEpochRecord;
 
-const TYPES = new Set<MetadataRecord["type"]>(["topic", "partition", "config", "remove-topic", "broker", "broker-fence", "broker-shutdown", "partition-change", "producer-ids", "producer-epoch"]);
+const TYPES = new Set<MetadataRecord["type"]>([
+  "topic",
+  "partition",
+  "config",
+  "remove-topic",
+  "broker",
+  "broker-fence",
+  "broker-shutdown",
+  "partition-change",
+  "producer-ids",
+  "producer-epoch",
+]);
 
 /** Encodes a record for storage. */
 export function encodeMetadataRecord(r: MetadataRecord): Buffer {

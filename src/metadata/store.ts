@@ -10,7 +10,7 @@ import type { Clock } from "../base/clock.ts";
 import { defaultTopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "../storage/fs.ts";
 import { PartitionLog } from "../storage/partition-log.ts";
-import { encodeBatch, records as recordCursor } from "../storage/record-batch.ts";
+import { encodeBatch, records as recordCursor } from "../protocol/record-batch.ts";
 import { MetadataImage } from "./image.ts";
 import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from "./records.ts";
 
@@ -43,7 +43,12 @@ export class LocalMetadataStore implements MetadataStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly log: PartitionLog;
 
-  private constructor(fs: FileSystem, dataDir: string, clock: Clock, private readonly clockRef: Clock = clock) {
+  private constructor(
+    fs: FileSystem,
+    dataDir: string,
+    clock: Clock,
+    private readonly clockRef: Clock = clock,
+  ) {
     const dir = fs.join(dataDir, "metadata", "__cluster_metadata-0");
     fs.mkdirp(fs.join(dataDir, "metadata"));
     this.log = PartitionLog.open({
@@ -87,7 +92,10 @@ export class LocalMetadataStore implements MetadataStore {
       const recs = decide(this.image);
       if (recs.length === 0) return { records: [], offset: this.image.offset };
       const now = this.clockRef.nowMs();
-      const batch = encodeBatch(recs.map((r) => ({ key: null, value: encodeMetadataRecord(r), timestampMs: now })), { nowMs: now });
+      const batch = encodeBatch(
+        recs.map((r) => ({ key: null, value: encodeMetadataRecord(r), timestampMs: now })),
+        { nowMs: now },
+      );
       const res = this.log.append(batch);
       await this.log.flush();
       recs.forEach((r, i) => this.image.apply(r, res.baseOffset + i));

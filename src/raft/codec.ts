@@ -31,12 +31,18 @@ import type { Entry, EntryKind, Message, MessageType } from "./types.ts";
 export const RAFT_CODEC_VERSION = 1;
 
 const TYPE_CODES: Record<MessageType, number> = {
-  "prevote": 1, "vote": 2, "prevote-response": 3, "vote-response": 4, "append": 5,
-  "append-response": 6, "heartbeat": 7, "heartbeat-response": 8, "snapshot": 9, "timeout-now": 10,
+  prevote: 1,
+  vote: 2,
+  "prevote-response": 3,
+  "vote-response": 4,
+  append: 5,
+  "append-response": 6,
+  heartbeat: 7,
+  "heartbeat-response": 8,
+  snapshot: 9,
+  "timeout-now": 10,
 };
-const TYPES_BY_CODE = new Map<number, MessageType>(
-  Object.entries(TYPE_CODES).map(([t, c]) => [c, t as MessageType]),
-);
+const TYPES_BY_CODE = new Map<number, MessageType>(Object.entries(TYPE_CODES).map(([t, c]) => [c, t as MessageType]));
 
 /** Accumulates field sizes, then writes them; two passes over the same field list. */
 class Writer {
@@ -213,8 +219,12 @@ function readBody(r: Reader, type: MessageType, from: number, to: number, term: 
       return readAppend(r, h);
     case "append-response":
       return {
-        type, ...h, index: r.num("index"), reject: r.flag("reject"),
-        hintIndex: r.num("hintIndex"), hintTerm: r.num("hintTerm"),
+        type,
+        ...h,
+        index: r.num("index"),
+        reject: r.flag("reject"),
+        hintIndex: r.num("hintIndex"),
+        hintTerm: r.num("hintTerm"),
       };
     case "heartbeat":
       return { type, ...h, commit: r.num("commit") };

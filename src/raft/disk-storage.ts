@@ -225,7 +225,11 @@ export class DiskRaftStorage implements RaftStorage {
     if (old !== undefined) {
       const pending = this.syncing;
       if (pending === null) old.close();
-      else void pending.then(() => old.close(), () => old.close());
+      else
+        void pending.then(
+          () => old.close(),
+          () => old.close(),
+        );
     }
     this.file = this.fs.open(this.path(ENTRIES_FILE), false);
     this.baseIndex = baseIndex;
@@ -405,7 +409,11 @@ export class DiskRaftStorage implements RaftStorage {
     this.closed = true;
     const f = this.file;
     if (this.syncing === null) f.close();
-    else void this.syncing.then(() => f.close(), () => f.close());
+    else
+      void this.syncing.then(
+        () => f.close(),
+        () => f.close(),
+      );
   }
 
   private check(): void {
@@ -503,7 +511,8 @@ function decodeSnapshot(b: Uint8Array, dir: string): Snapshot {
   const len = dv.getUint32(p);
   p += 4;
   if (p + len + 4 !== b.length) throw bad();
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term) || !voters.every((v) => Number.isSafeInteger(v) && v > 0) || n === 0) throw bad();
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term) || !voters.every((v) => Number.isSafeInteger(v) && v > 0) || n === 0)
+    throw bad();
   return { meta: { index, term, voters }, data: b.slice(p, p + len) };
 }
 

@@ -135,10 +135,17 @@ export class RaftNode {
   status(): RaftStatus {
     const r = this.raft;
     return {
-      id: r.id, term: r.term, vote: r.vote, leader: r.lead, role: r.role,
-      commit: r.log.committed, applied: r.log.applied,
-      firstIndex: r.log.firstIndex(), lastIndex: r.log.lastIndex(),
-      leadTransferee: r.leadTransferee, voters: r.voters,
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      leader: r.lead,
+      role: r.role,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      firstIndex: r.log.firstIndex(),
+      lastIndex: r.log.lastIndex(),
+      leadTransferee: r.leadTransferee,
+      voters: r.voters,
     };
   }
 

@@ -236,8 +236,12 @@ export class Raft {
     for (const to of this.voters) {
       if (to === this.id) continue;
       const m: PreVoteMessage = {
-        type: "prevote", from: this.id, to, term: this.term + 1,
-        lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(),
+        type: "prevote",
+        from: this.id,
+        to,
+        term: this.term + 1,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
       };
       this.msgs.push(m);
     }
@@ -249,8 +253,13 @@ export class Raft {
     for (const to of this.voters) {
       if (to === this.id) continue;
       const m: VoteMessage = {
-        type: "vote", from: this.id, to, term: this.term,
-        lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer,
+        type: "vote",
+        from: this.id,
+        to,
+        term: this.term,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+        transfer,
       };
       this.msgs.push(m);
     }
@@ -270,10 +279,7 @@ export class Raft {
   }
 
   private handleVoteRequest(m: PreVoteMessage | VoteMessage): void {
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (m.type === "prevote" && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === "prevote" && m.term > this.term);
     const type = m.type === "vote" ? "vote-response" : "prevote-response";
     if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
       this.send({ type, from: this.id, to: m.from, term: m.term, reject: false });
@@ -441,7 +447,14 @@ export class Raft {
 
   private sendAppendResponse(to: NodeId, index: number, reject: boolean, hintIndex: number, hintTerm: number): void {
     const m: AppendResponseMessage = {
-      type: "append-response", from: this.id, to, term: this.term, index, reject, hintIndex, hintTerm,
+      type: "append-response",
+      from: this.id,
+      to,
+      term: this.term,
+      index,
+      reject,
+      hintIndex,
+      hintTerm,
     };
     this.msgs.push(m);
   }
@@ -450,7 +463,8 @@ export class Raft {
 
   private handleAppendResponse(m: AppendResponseMessage, pr: Progress): void {
     if (m.reject) {
-      const next = m.hintTerm > 0 ? this.log.findConflictByTerm(Math.min(m.hintIndex, this.log.lastIndex()), m.hintTerm).index : m.hintIndex;
+      const next =
+        m.hintTerm > 0 ? this.log.findConflictByTerm(Math.min(m.hintIndex, this.log.lastIndex()), m.hintTerm).index : m.hintIndex;
       if (pr.maybeDecrTo(m.index, next)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.sendAppend(m.from);
@@ -513,7 +527,14 @@ export class Raft {
     if (prevTerm === undefined || ents === undefined) return this.maybeSendSnapshot(to, pr);
     if (ents.length === 0 && !sendIfEmpty) return false;
     const m: AppendMessage = {
-      type: "append", from: this.id, to, term: this.term, prevIndex, prevTerm, entries: ents, commit: this.log.committed,
+      type: "append",
+      from: this.id,
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries: ents,
+      commit: this.log.committed,
     };
     this.msgs.push(m);
     pr.sentAppend(ents.length === 0 ? prevIndex : ents[ents.length - 1]!.index);

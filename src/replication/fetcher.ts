@@ -9,7 +9,7 @@
  * A loop that fails (leader down, stream cut) backs off and reconnects; the metadata log tells
  * it when leadership moves, and the loops are rebuilt then.
  */
-import { RillError } from "../base/errors.ts";
+import type { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
 import type { ReplicaManager, Timers } from "./replica-manager.ts";
 
@@ -36,7 +36,13 @@ export interface FetchPartitionResponse {
 
 /** A ReplicaFetch stream to one leader. */
 export interface ReplicaFetchSession {
-  fetch(req: { replicaId: number; brokerEpoch: number; partitions: FetchPartitionRequest[]; maxWaitMs: number; maxBytes: number }): Promise<FetchPartitionResponse[]>;
+  fetch(req: {
+    replicaId: number;
+    brokerEpoch: number;
+    partitions: FetchPartitionRequest[];
+    maxWaitMs: number;
+    maxBytes: number;
+  }): Promise<FetchPartitionResponse[]>;
   close(): void;
 }
 
@@ -107,7 +113,10 @@ class FetchLoop {
           const r = parts[i]!;
           if (r.role !== "follower" || r.leader !== this.leader) return;
           if (p.error && p.error.kind.name === "OFFSET_OUT_OF_RANGE" && p.logStartOffset > r.log.logEndOffset) {
-            this.o.log.info({ topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to: p.logStartOffset }, "the leader's log starts after this follower's end: restarting the local log there");
+            this.o.log.info(
+              { topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to: p.logStartOffset },
+              "the leader's log starts after this follower's end: restarting the local log there",
+            );
             this.rm.restartFollowerAt(r, p.logStartOffset);
             return;
           }
@@ -121,8 +130,11 @@ class FetchLoop {
             return;
           }
           if (p.diverging) {
-            const to = p.diverging.endOffset < 0 ? 0 : p.diverging.endOffset;
-            this.o.log.info({ topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to, epoch: p.diverging.epoch }, "follower log diverges from its leader: truncating");
+            const to = Math.max(p.diverging.endOffset, 0);
+            this.o.log.info(
+              { topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to, epoch: p.diverging.epoch },
+              "follower log diverges from its leader: truncating",
+            );
             this.rm.truncateFollower(r, to);
             return;
           }
@@ -152,7 +164,6 @@ class FetchLoop {
     this.session = null;
   }
 }
-
 
 /** Every fetch loop of this broker. */
 export class ReplicaFetcherManager {

@@ -67,7 +67,10 @@ export class PartitionReplica {
    * Applies the partition's state from the metadata image. Returns what changed: a new role or
    * epoch ("leader"/"follower"), or only the ISR/epoch bookkeeping ("isr"), or nothing.
    */
-  update(st: { leader: number; leaderEpoch: number; partitionEpoch: number; replicas: readonly number[]; isr: readonly number[] }, nowMs: number): "leader" | "follower" | "isr" | null {
+  update(
+    st: { leader: number; leaderEpoch: number; partitionEpoch: number; replicas: readonly number[]; isr: readonly number[] },
+    nowMs: number,
+  ): "leader" | "follower" | "isr" | null {
     const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
     const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
     const isrChanged = st.partitionEpoch !== this.partitionEpoch;
@@ -154,6 +157,12 @@ export class PartitionReplica {
     }
     if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
     const ordered = this.replicas.filter((r) => next.has(r));
-    return { topic: this.topic, partition: this.partition, leaderEpoch: this.leaderEpoch, partitionEpoch: this.partitionEpoch, newIsr: ordered };
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      leaderEpoch: this.leaderEpoch,
+      partitionEpoch: this.partitionEpoch,
+      newIsr: ordered,
+    };
   }
 }

@@ -175,10 +175,18 @@ export class ReplicaManager {
     return new Promise((resolve, reject) => {
       const w: HwWaiter = { replica: r, offset: lastOffset, minIsr, resolve, reject, timer: null };
       this.hwWaiters.add(w);
-      w.timer = this.timers.setTimeout(() => {
-        if (!this.hwWaiters.delete(w)) return;
-        reject(rillError("REQUEST_TIMED_OUT", `${topic}-${partition}: offset ${lastOffset} was not replicated to the ISR within ${timeoutMs} ms (high watermark ${r.hw}, ISR ${r.isr.join(",")})`));
-      }, Math.max(1, timeoutMs));
+      w.timer = this.timers.setTimeout(
+        () => {
+          if (!this.hwWaiters.delete(w)) return;
+          reject(
+            rillError(
+              "REQUEST_TIMED_OUT",
+              `${topic}-${partition}: offset ${lastOffset} was not replicated to the ISR within ${timeoutMs} ms (high watermark ${r.hw}, ISR ${r.isr.join(",")})`,
+            ),
+          );
+        },
+        Math.max(1, timeoutMs),
+      );
       this.checkHwWaiters(r);
     });
   }
@@ -190,8 +198,16 @@ export class ReplicaManager {
       let err: Error | null = null;
       // Written here but not known replicated when leadership moved: the new leader may well
       // keep it, so the outcome is unknown — not NOT_LEADER ("not written").
-      if (r.role !== "leader") err = rillError("REQUEST_TIMED_OUT", `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was known replicated; it may or may not be kept`);
-      else if (r.hw > w.offset && r.isr.length < w.minIsr) err = rillError("NOT_ENOUGH_REPLICAS_AFTER_APPEND", `${r.topic}-${r.partition}: written, but the ISR shrank to ${r.isr.length} (< min.insync.replicas ${w.minIsr}) before it was replicated`);
+      if (r.role !== "leader")
+        err = rillError(
+          "REQUEST_TIMED_OUT",
+          `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was known replicated; it may or may not be kept`,
+        );
+      else if (r.hw > w.offset && r.isr.length < w.minIsr)
+        err = rillError(
+          "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+          `${r.topic}-${r.partition}: written, but the ISR shrank to ${r.isr.length} (< min.insync.replicas ${w.minIsr}) before it was replicated`,
+        );
       else if (r.hw <= w.offset) continue;
       this.hwWaiters.delete(w);
       this.timers.clearTimeout(w.timer);
@@ -209,22 +225,49 @@ export class ReplicaManager {
    * Leader side of ReplicaFetch for one partition: checks the follower's epoch and divergence,
    * records its progress (which may move the high watermark), and reads from its fetch offset.
    */
-  fetchForFollower(replicaId: number, p: { topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; maxBytes: number }): ReplicaFetchResult {
+  fetchForFollower(
+    replicaId: number,
+    p: { topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; maxBytes: number },
+  ): ReplicaFetchResult {
     const r = this.replica(p.topic, p.partition);
-    const fail = (e: Error): ReplicaFetchResult => ({ highWatermark: r?.hw ?? -1, logStartOffset: r?.log.logStartOffset ?? -1, read: null, diverging: null, error: e });
-    if (!r || r.role !== "leader") return fail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
-    if (p.currentLeaderEpoch < r.leaderEpoch) return fail(rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`));
-    if (p.currentLeaderEpoch > r.leaderEpoch) return fail(rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is newer than ${r.leaderEpoch} known here`));
-    if (!r.replicas.includes(replicaId) || replicaId === this.nodeId) return fail(rillError("INVALID_REQUEST", `replica_id: ${replicaId} is not a follower of ${p.topic}-${p.partition}`));
+    const fail = (e: Error): ReplicaFetchResult => ({
+      highWatermark: r?.hw ?? -1,
+      logStartOffset: r?.log.logStartOffset ?? -1,
+      read: null,
+      diverging: null,
+      error: e,
+    });
+    if (r?.role !== "leader")
+      return fail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
+    if (p.currentLeaderEpoch < r.leaderEpoch)
+      return fail(rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`));
+    if (p.currentLeaderEpoch > r.leaderEpoch)
+      return fail(
+        rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is newer than ${r.leaderEpoch} known here`),
+      );
+    if (!r.replicas.includes(replicaId) || replicaId === this.nodeId)
+      return fail(rillError("INVALID_REQUEST", `replica_id: ${replicaId} is not a follower of ${p.topic}-${p.partition}`));
     const log = r.log;
     if (p.lastFetchedEpoch >= 0 && p.fetchOffset > 0) {
       const end = log.endOffsetForEpoch(p.lastFetchedEpoch);
       if (end.epoch < p.lastFetchedEpoch || end.endOffset < p.fetchOffset) {
-        return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: end.epoch < 0 ? { epoch: -1, endOffset: Math.min(p.fetchOffset, log.logStartOffset) } : end, error: null };
+        return {
+          highWatermark: r.hw,
+          logStartOffset: log.logStartOffset,
+          read: null,
+          diverging: end.epoch < 0 ? { epoch: -1, endOffset: Math.min(p.fetchOffset, log.logStartOffset) } : end,
+          error: null,
+        };
       }
     }
     if (p.fetchOffset > log.logEndOffset) {
-      return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: { epoch: log.latestEpoch, endOffset: log.logEndOffset }, error: null };
+      return {
+        highWatermark: r.hw,
+        logStartOffset: log.logStartOffset,
+        read: null,
+        diverging: { epoch: log.latestEpoch, endOffset: log.logEndOffset },
+        error: null,
+      };
     }
     if (p.fetchOffset < log.logStartOffset) {
       return fail(rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`));
@@ -307,13 +350,19 @@ export class ReplicaManager {
   readLog(topic: string, partition: number, field = "partition"): PartitionLog {
     const t = this.topic(topic);
     if (!Number.isInteger(partition) || partition < 0 || partition >= t.partitions.length) {
-      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`);
+      throw rillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`,
+      );
     }
     const r = this.replica(topic, partition);
     if (this._closed) throw rillError("SHUTTING_DOWN", `${field}: broker ${this.nodeId} is shutting down`);
     if (!r || (r.role !== "leader" && r.role !== "follower")) {
       const p = t.partitions[partition]!;
-      throw rillError("NOT_LEADER_OR_FOLLOWER", `${field}: broker ${this.nodeId} holds no replica of ${topic}-${partition} (leader: ${p.leader}, replicas: ${p.replicas.join(",")})`);
+      throw rillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `${field}: broker ${this.nodeId} holds no replica of ${topic}-${partition} (leader: ${p.leader}, replicas: ${p.replicas.join(",")})`,
+      );
     }
     return r.log;
   }
@@ -322,11 +371,18 @@ export class ReplicaManager {
   leaderLog(topic: string, partition: number, field = "partition"): PartitionLog {
     const t = this.topic(topic);
     if (!Number.isInteger(partition) || partition < 0 || partition >= t.partitions.length) {
-      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`);
+      throw rillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `${field}: partition ${partition} of topic "${topic}" does not exist (it has ${t.partitions.length})`,
+      );
     }
     const p = t.partitions[partition]!;
     if (this._closed) throw rillError("SHUTTING_DOWN", `${field}: broker ${this.nodeId} is shutting down`);
-    if (p.leader !== this.nodeId) throw rillError("NOT_LEADER_OR_FOLLOWER", `${field}: broker ${this.nodeId} does not lead ${topic}-${partition} (leader: ${p.leader})`);
+    if (p.leader !== this.nodeId)
+      throw rillError(
+        "NOT_LEADER_OR_FOLLOWER",
+        `${field}: broker ${this.nodeId} does not lead ${topic}-${partition} (leader: ${p.leader})`,
+      );
     const log = this.logs.get(topic, partition);
     if (!log) throw rillError("LEADER_NOT_AVAILABLE", `${field}: ${topic}-${partition} has no local log yet`);
     return log;
@@ -340,7 +396,10 @@ export class ReplicaManager {
     const log = this.leaderLog(topic, partition);
     const p = this.metadata.image.topics.get(topic)!.partitions[partition]!;
     if (acks === "all" && p.isr.length < log.topicConfig.minInsyncReplicas) {
-      throw rillError("NOT_ENOUGH_REPLICAS", `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`);
+      throw rillError(
+        "NOT_ENOUGH_REPLICAS",
+        `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
+      );
     }
     const res = log.append(batches, p.leaderEpoch, this.checkProducer);
     const r = this.byLog.get(log);
@@ -368,11 +427,19 @@ export class ReplicaManager {
   private readonly checkProducer = (producerId: number, producerEpoch: number): void => {
     const issued = this.metadata.image.producerEpochs.get(producerId);
     if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
-    if (producerEpoch > issued) throw rillError("INVALID_PRODUCER_EPOCH", `producer_epoch: ${producerEpoch} is newer than the issued epoch ${issued} of producer ${producerId}`);
+    if (producerEpoch > issued)
+      throw rillError(
+        "INVALID_PRODUCER_EPOCH",
+        `producer_epoch: ${producerEpoch} is newer than the issued epoch ${issued} of producer ${producerId}`,
+      );
   };
 
   /** Issues a producer id or bumps its epoch (InitProducerId), durably in the metadata log. */
-  async initProducerId(req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number }): Promise<{ producerId: number; producerEpoch: number }> {
+  async initProducerId(req: {
+    transactionalId: string;
+    producerId?: number | undefined;
+    producerEpoch: number;
+  }): Promise<{ producerId: number; producerEpoch: number }> {
     const change = await this.metadata.commit((img) => decideInitProducerId(img, req));
     const r = change.records[0]!;
     if (r.type !== "producer-epoch") throw new Error("InitProducerId produced an unexpected record");
@@ -394,7 +461,14 @@ export class ReplicaManager {
       return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
     } catch (e) {
       const hw = log ? this.highWatermark(log) : -1;
-      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log ? log.logStartOffset : -1, read: null, error: e as Error };
+      return {
+        topic: pos.topic,
+        partition: pos.partition,
+        highWatermark: hw,
+        logStartOffset: log ? log.logStartOffset : -1,
+        read: null,
+        error: e as Error,
+      };
     }
   }
 

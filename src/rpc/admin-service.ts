@@ -32,7 +32,14 @@ import {
   type DescribeTopicsRequest,
   type ListTopicsRequest,
 } from "../gen/rill/v1/admin_service_pb.ts";
-import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, decidePreferredLeaderElection, effectiveConfig } from "../metadata/controller.ts";
+import {
+  decideAlterConfigs,
+  decideCreatePartitions,
+  decideCreateTopic,
+  decideDeleteTopic,
+  decidePreferredLeaderElection,
+  effectiveConfig,
+} from "../metadata/controller.ts";
 import type { MetadataImage } from "../metadata/image.ts";
 import type { MetadataRecord } from "../metadata/records.ts";
 import type { MetadataStore } from "../metadata/store.ts";
@@ -93,7 +100,8 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   /** A metadata-changing call: run on the active controller, forwarded from any other node. */
   const changing = <Req, Res>(method: MethodName<typeof AdminService>, fn: (req: Req) => Promise<Res>) =>
     unary(async (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => {
-      if (fwd.shouldForward(call as grpc.ServerUnaryCall<unknown, unknown>)) return fwd.forward<Res>(method, req, call as grpc.ServerUnaryCall<unknown, unknown>);
+      if (fwd.shouldForward(call as grpc.ServerUnaryCall<unknown, unknown>))
+        return fwd.forward<Res>(method, req, call as grpc.ServerUnaryCall<unknown, unknown>);
       const res = await fn(req);
       fwd.markOffset(call as grpc.ServerUnaryCall<unknown, unknown>);
       return res;
@@ -111,7 +119,11 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
         const error = dup
           ? toErrorDetail(rillError("INVALID_REQUEST", `topics: "${t.name}" is named twice`))
           : await attempt(store, req.validateOnly, (img) =>
-              decideCreateTopic(img, { name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, configs: t.configs }, { partitions: d.config.numPartitions, brokers: brokers(), random: d.random }),
+              decideCreateTopic(
+                img,
+                { name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, configs: t.configs },
+                { partitions: d.config.numPartitions, brokers: brokers(), random: d.random },
+              ),
             );
         const created = store.image.topics.get(t.name);
         topics.push({
@@ -129,7 +141,9 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       if (req.topics.length === 0) throw rillError("INVALID_REQUEST", "topics: at least one topic is required");
       const topics = [];
       for (const name of req.topics) {
-        const error = isInternal(name) ? toErrorDetail(rillError("INVALID_TOPIC", `topics: internal topic "${name}" cannot be deleted`)) : await attempt(store, false, (img) => decideDeleteTopic(img, name));
+        const error = isInternal(name)
+          ? toErrorDetail(rillError("INVALID_TOPIC", `topics: internal topic "${name}" cannot be deleted`))
+          : await attempt(store, false, (img) => decideDeleteTopic(img, name));
         topics.push({ name, ...(error ? { error } : {}) });
       }
       return create(DeleteTopicsResponseSchema, { topics });
@@ -142,7 +156,12 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
           .filter((n) => req.includeInternal || !isInternal(n))
           .map((name) => {
             const t = store.image.topics.get(name)!;
-            return { name, partitions: t.partitions.length, replicationFactor: t.partitions[0]?.replicas.length ?? 0, internal: isInternal(name) };
+            return {
+              name,
+              partitions: t.partitions.length,
+              replicationFactor: t.partitions[0]?.replicas.length ?? 0,
+              internal: isInternal(name),
+            };
           }),
       }),
     ),
@@ -166,7 +185,17 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       await Promise.all(
         [...remote].map(async ([leader, parts]) => {
           try {
-            const res = await offsetClients.call<ListOffsetsResponse>(leader, "listOffsets", create(ListOffsetsRequestSchema, { partitions: parts.flatMap((tp) => [{ ...tp, spec: OffsetSpec.EARLIEST }, { ...tp, spec: OffsetSpec.LATEST }]) }), 5000);
+            const res = await offsetClients.call<ListOffsetsResponse>(
+              leader,
+              "listOffsets",
+              create(ListOffsetsRequestSchema, {
+                partitions: parts.flatMap((tp) => [
+                  { ...tp, spec: OffsetSpec.EARLIEST },
+                  { ...tp, spec: OffsetSpec.LATEST },
+                ]),
+              }),
+              5000,
+            );
             parts.forEach((tp, i) => {
               const e = res.partitions[2 * i];
               const l = res.partitions[2 * i + 1];
@@ -248,7 +277,10 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
               }));
               return { resource, entries: pick(entries) };
             }
-            throw rillError("INVALID_REQUEST", `resources[${i}].type: ${resource.type} is not CONFIG_RESOURCE_TYPE_TOPIC or CONFIG_RESOURCE_TYPE_BROKER`);
+            throw rillError(
+              "INVALID_REQUEST",
+              `resources[${i}].type: ${resource.type} is not CONFIG_RESOURCE_TYPE_TOPIC or CONFIG_RESOURCE_TYPE_BROKER`,
+            );
           } catch (e) {
             return { resource, error: toErrorDetail(e) };
           }
@@ -261,9 +293,11 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       const results = [];
       for (const [i, r] of req.resources.entries()) {
         const resource = r.resource;
-        let error;
+        let error: ReturnType<typeof toErrorDetail> | undefined;
         if (!resource || resource.type !== ConfigResourceType.TOPIC) {
-          error = toErrorDetail(rillError("INVALID_REQUEST", `resources[${i}].resource: only topic configs can be altered (broker configs are static)`));
+          error = toErrorDetail(
+            rillError("INVALID_REQUEST", `resources[${i}].resource: only topic configs can be altered (broker configs are static)`),
+          );
         } else {
           const set: Record<string, string> = {};
           const remove: string[] = [];
@@ -271,7 +305,9 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
             if (op.operation === ConfigOperation.SET) set[op.name] = op.value;
             else if (op.operation === ConfigOperation.DELETE) remove.push(op.name);
             else {
-              error = toErrorDetail(rillError("INVALID_REQUEST", `resources[${i}].operations[${j}].operation: ${op.operation} is not SET or DELETE`));
+              error = toErrorDetail(
+                rillError("INVALID_REQUEST", `resources[${i}].operations[${j}].operation: ${op.operation} is not SET or DELETE`),
+              );
               break;
             }
           }

@@ -18,13 +18,20 @@
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { RillError, rillError } from "../base/errors.ts";
-import { GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
+import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
 import { resolveStartOffset } from "../coordinator/offsets.ts";
 import type { TopicPartitions } from "../coordinator/index.ts";
 import { RecordFormat } from "../gen/rill/v1/common_pb.ts";
-import { AutoOffsetReset, ConsumeResponseSchema, type ConsumeRequest, type ConsumeRequest_Commit, type ConsumeRequest_Subscribe, type ConsumeResponse } from "../gen/rill/v1/group_service_pb.ts";
+import {
+  AutoOffsetReset,
+  ConsumeResponseSchema,
+  type ConsumeRequest,
+  type ConsumeRequest_Commit,
+  type ConsumeRequest_Subscribe,
+  type ConsumeResponse,
+} from "../gen/rill/v1/group_service_pb.ts";
 import type { ReplicaManager, Timers } from "../replication/replica-manager.ts";
-import { HEADER_SIZE, readBatchHeader } from "../storage/record-batch.ts";
+import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
 import { decodeFetched } from "./fetch-service.ts";
 import { commitChecked, currentAssignment } from "./group-service.ts";
@@ -119,8 +126,10 @@ class ConsumeSession {
     if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
-    if (sub.maxOutstandingRecords < 0) throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
-    if (sub.maxOutstandingBytes < 0n) throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_bytes: ${sub.maxOutstandingBytes} is negative`);
+    if (sub.maxOutstandingRecords < 0)
+      throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
+    if (sub.maxOutstandingBytes < 0n)
+      throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_bytes: ${sub.maxOutstandingBytes} is negative`);
     this.sub = sub;
     this.unwatch = this.rt.watch(sub.groupId, () => this.nudge());
     this.heartbeat();
@@ -144,7 +153,12 @@ class ConsumeSession {
     const sessionMs = this.sub.sessionTimeoutMs || SESSION_TIMEOUT_MS_DEFAULT;
     if (stalledMs > sessionMs) {
       // The client stopped reading: it is as good as dead, so it must not keep its partitions.
-      this.fail(rillError("REQUEST_TIMED_OUT", `consume: the client read nothing for ${stalledMs} ms, more than its session timeout ${sessionMs} ms; it left the group`));
+      this.fail(
+        rillError(
+          "REQUEST_TIMED_OUT",
+          `consume: the client read nothing for ${stalledMs} ms, more than its session timeout ${sessionMs} ms; it left the group`,
+        ),
+      );
       return;
     }
     try {
@@ -231,7 +245,11 @@ class ConsumeSession {
       }
     }
     if (assigned.length > 0 || revoked.length > 0 || announce) {
-      this.send(create(ConsumeResponseSchema, { kind: { case: "assignment", value: { memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked } } }));
+      this.send(
+        create(ConsumeResponseSchema, {
+          kind: { case: "assignment", value: { memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked } },
+        }),
+      );
     }
     // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
     if (released) this.nudge();
@@ -249,9 +267,17 @@ class ConsumeSession {
 
   private startOffset(topic: string, partition: number): number {
     const committed = this.rt.shardFor(this.sub.groupId).fetchOffsets(this.sub.groupId, [{ topic, partitions: [partition] }])[0];
-    const range = { logStartOffset: this.rm.earliestOffset(topic, partition).offset, logEndOffset: this.rm.latestOffset(topic, partition).offset };
+    const range = {
+      logStartOffset: this.rm.earliestOffset(topic, partition).offset,
+      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+    };
     // UNSPECIFIED means the documented default, LATEST (as Kafka's auto.offset.reset).
-    const policy = this.sub.autoOffsetReset === AutoOffsetReset.EARLIEST ? "earliest" : this.sub.autoOffsetReset === AutoOffsetReset.NONE ? "none" : "latest";
+    const policy =
+      this.sub.autoOffsetReset === AutoOffsetReset.EARLIEST
+        ? "earliest"
+        : this.sub.autoOffsetReset === AutoOffsetReset.NONE
+          ? "none"
+          : "latest";
     return resolveStartOffset(committed && committed.offset >= 0 ? committed.offset : null, policy, range, `${topic}-${partition}`);
   }
 
@@ -263,7 +289,20 @@ class ConsumeSession {
       c.offsets.forEach((o, i) => {
         if (o.offset < 0n) throw rillError("INVALID_REQUEST", `commit.offsets[${i}].offset: ${o.offset} is negative`);
       });
-      const res = commitChecked(this.rt, this.rm, this.sub.groupId, this.memberId, this.epoch, c.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })));
+      const res = commitChecked(
+        this.rt,
+        this.rm,
+        this.sub.groupId,
+        this.memberId,
+        this.epoch,
+        c.offsets.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: Number(o.offset),
+          metadata: o.metadata,
+          leaderEpoch: o.leaderEpoch,
+        })),
+      );
       for (const o of res.offsets) {
         const k = keyOf(o.topic, o.partition);
         const owned = this.owned.get(k);
@@ -278,17 +317,29 @@ class ConsumeSession {
         case: "commitResult",
         value: create(ConsumeResponseSchema.field.commitResult.message!, {
           commitId: c.commitId,
-          offsets: res.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
+          offsets: res.offsets.map((o) => ({
+            topic: o.topic,
+            partition: o.partition,
+            offset: BigInt(o.offset),
+            ...(o.error ? { error: toErrorDetail(o.error) } : {}),
+          })),
           ...(res.error ? { error: toErrorDetail(res.error) } : {}),
         }),
       } as never;
       // Answered once the commit is on every in-sync replica of the group's partition.
       this.rt.replicated(this.sub.groupId).then(
         () => answer(ok),
-        (e: unknown) => answer({ case: "commitResult", value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }) } as never),
+        (e: unknown) =>
+          answer({
+            case: "commitResult",
+            value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }),
+          } as never),
       );
     } catch (e) {
-      answer({ case: "commitResult", value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }) } as never);
+      answer({
+        case: "commitResult",
+        value: create(ConsumeResponseSchema.field.commitResult.message!, { commitId: c.commitId, error: toErrorDetail(e) }),
+      } as never);
     }
     this.kick();
   }
@@ -321,14 +372,26 @@ class ConsumeSession {
       for (const o of [...this.owned.values()]) {
         if (this.closed || this.outstanding() >= this.window() || this.byteCredit() <= 0) break;
         if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
-        const d = this.rm.readPartition({ topic: o.topic, partition: o.partition, offset: o.position, maxBytes: Math.max(1, Math.min(this.byteCredit(), MESSAGE_BYTES_DEFAULT)) });
+        const d = this.rm.readPartition({
+          topic: o.topic,
+          partition: o.partition,
+          offset: o.position,
+          maxBytes: Math.max(1, Math.min(this.byteCredit(), MESSAGE_BYTES_DEFAULT)),
+        });
         if (d.error) {
-          if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE") o.position = o.committed = this.startOffset(o.topic, o.partition);
+          if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE")
+            o.position = o.committed = this.startOffset(o.topic, o.partition);
           continue;
         }
         if (!d.read || d.read.bytes === 0) continue;
         const cut = withinCredit(d.read.chunks, o.position, this.window() - this.outstanding());
-        const base = { topic: o.topic, partition: o.partition, highWatermark: BigInt(d.highWatermark), nextOffset: BigInt(cut.nextOffset), firstOffset: BigInt(o.position) };
+        const base = {
+          topic: o.topic,
+          partition: o.partition,
+          highWatermark: BigInt(d.highWatermark),
+          nextOffset: BigInt(cut.nextOffset),
+          firstOffset: BigInt(o.position),
+        };
         o.sent.push([cut.nextOffset, cut.chunks.reduce((n, c) => n + c.length, 0)]);
         const value = asBatches
           ? { ...base, recordBatches: cut.chunks.length === 1 ? cut.chunks[0]! : Buffer.concat(cut.chunks) }
@@ -384,7 +447,17 @@ class ConsumeSession {
     if (!this.sub || this.memberId === "") return;
     const leaveEpoch = this.sub.instanceId !== undefined ? -2 : -1;
     try {
-      this.rt.run(this.sub.groupId, (shard, now) => shard.heartbeat({ groupId: this.sub.groupId, memberId: this.memberId, memberEpoch: leaveEpoch, ...(this.sub.instanceId !== undefined ? { instanceId: this.sub.instanceId } : {}) }, now));
+      this.rt.run(this.sub.groupId, (shard, now) =>
+        shard.heartbeat(
+          {
+            groupId: this.sub.groupId,
+            memberId: this.memberId,
+            memberEpoch: leaveEpoch,
+            ...(this.sub.instanceId !== undefined ? { instanceId: this.sub.instanceId } : {}),
+          },
+          now,
+        ),
+      );
     } catch {
       // Leaving is best effort: the session timeout removes the member otherwise.
     }
@@ -413,9 +486,19 @@ function withinCredit(chunks: readonly Buffer[], from: number, credit: number): 
 }
 
 /** Serves one Consume stream. */
-export function serveConsume(rt: GroupRuntime, rm: ReplicaManager, timers: Timers, call: grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>): void {
+export function serveConsume(
+  rt: GroupRuntime,
+  rm: ReplicaManager,
+  timers: Timers,
+  call: grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>,
+): void {
   if (rm.closed) {
-    call.emit("error", toServiceError(rillError("SHUTTING_DOWN", "consume: the broker is shutting down; join again (through another broker, or once it is back)")));
+    call.emit(
+      "error",
+      toServiceError(
+        rillError("SHUTTING_DOWN", "consume: the broker is shutting down; join again (through another broker, or once it is back)"),
+      ),
+    );
     return;
   }
   const session = new ConsumeSession(rt, rm, timers, call);

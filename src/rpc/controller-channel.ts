@@ -63,13 +63,19 @@ export class ControllerChannel implements BrokerControl {
   private client(v: QuorumVoter): ServiceClient<typeof ControllerService> {
     let c = this.clients.get(v.id);
     if (!c) {
-      c = new ControllerClient(v.address, grpc.credentials.createInsecure(), { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 });
+      c = new ControllerClient(v.address, grpc.credentials.createInsecure(), {
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": 1000,
+      });
       this.clients.set(v.id, c);
     }
     return c;
   }
 
-  private async call<T>(local: (c: BrokerControl) => Promise<T>, remote: (c: ServiceClient<typeof ControllerService>, deadline: number, done: (e: grpc.ServiceError | null, v?: T) => void) => void): Promise<T> {
+  private async call<T>(
+    local: (c: BrokerControl) => Promise<T>,
+    remote: (c: ServiceClient<typeof ControllerService>, deadline: number, done: (e: grpc.ServiceError | null, v?: T) => void) => void,
+  ): Promise<T> {
     if (this.o.local && this.o.isLocalLeader()) return local(this.o.local);
     const v = this.target();
     try {
@@ -90,50 +96,81 @@ export class ControllerChannel implements BrokerControl {
     }
   }
 
-  register(req: { nodeId: number; clusterId: string; incarnationId: string; address: string; rack: string; roles: string[] }): Promise<{ brokerEpoch: number }> {
+  register(req: {
+    nodeId: number;
+    clusterId: string;
+    incarnationId: string;
+    address: string;
+    rack: string;
+    roles: string[];
+  }): Promise<{ brokerEpoch: number }> {
     return this.call(
       (c) => c.register(req),
       (c, deadline, done) =>
         c.registerBroker(
-          create(RegisterBrokerRequestSchema, { ...req, roles: req.roles.map((r) => (r === "controller" ? NodeRole.CONTROLLER : NodeRole.BROKER)) }),
+          create(RegisterBrokerRequestSchema, {
+            ...req,
+            roles: req.roles.map((r) => (r === "controller" ? NodeRole.CONTROLLER : NodeRole.BROKER)),
+          }),
           { deadline },
           (e, res) => done(e, res ? { brokerEpoch: Number(res.brokerEpoch) } : undefined),
         ),
     );
   }
 
-  heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
+  heartbeat(req: {
+    nodeId: number;
+    brokerEpoch: number;
+    currentMetadataOffset: number;
+    wantFence: boolean;
+    wantShutDown: boolean;
+  }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }> {
     return this.call(
       (c) => c.heartbeat(req),
       (c, deadline, done) =>
         c.brokerHeartbeat(
-          create(BrokerHeartbeatRequestSchema, { ...req, brokerEpoch: BigInt(req.brokerEpoch), currentMetadataOffset: BigInt(req.currentMetadataOffset) }),
+          create(BrokerHeartbeatRequestSchema, {
+            ...req,
+            brokerEpoch: BigInt(req.brokerEpoch),
+            currentMetadataOffset: BigInt(req.currentMetadataOffset),
+          }),
           { deadline },
           (e, res) => done(e, res ? { isCaughtUp: res.isCaughtUp, isFenced: res.isFenced, shouldShutDown: res.shouldShutDown } : undefined),
         ),
     );
   }
 
-  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>): Promise<AlterPartitionOutcome[]> {
+  alterPartition(
+    nodeId: number,
+    brokerEpoch: number,
+    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+  ): Promise<AlterPartitionOutcome[]> {
     return this.call(
       (c) => c.alterPartition(nodeId, brokerEpoch, partitions),
       (c, deadline, done) =>
-        c.alterPartition(create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: partitions.map((p) => ({ ...p })) }), { deadline }, (e, res) =>
-          done(
-            e,
-            res?.partitions.map((p) => {
-              const kind = p.error ? errorKindByCode(p.error.code) : undefined;
-              return {
-                topic: p.topic,
-                partition: p.partition,
-                leader: p.leader,
-                leaderEpoch: p.leaderEpoch,
-                partitionEpoch: p.partitionEpoch,
-                isr: [...p.isr],
-                error: p.error ? (kind ? new RillError(kind, p.error.message) : rillError("UNKNOWN_SERVER_ERROR", p.error.message)) : null,
-              };
-            }),
-          ),
+        c.alterPartition(
+          create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: partitions.map((p) => ({ ...p })) }),
+          { deadline },
+          (e, res) =>
+            done(
+              e,
+              res?.partitions.map((p) => {
+                const kind = p.error ? errorKindByCode(p.error.code) : undefined;
+                return {
+                  topic: p.topic,
+                  partition: p.partition,
+                  leader: p.leader,
+                  leaderEpoch: p.leaderEpoch,
+                  partitionEpoch: p.partitionEpoch,
+                  isr: [...p.isr],
+                  error: p.error
+                    ? kind
+                      ? new RillError(kind, p.error.message)
+                      : rillError("UNKNOWN_SERVER_ERROR", p.error.message)
+                    : null,
+                };
+              }),
+            ),
         ),
     );
   }
@@ -147,7 +184,12 @@ export class ControllerChannel implements BrokerControl {
         create(FetchMetadataRequestSchema, { clusterId, nodeId, afterOffset: BigInt(afterOffset), maxWaitMs }),
         { deadline: Date.now() + maxWaitMs + this.o.callTimeoutMs },
         (e, res) => {
-          if (e) return reject(e.metadata?.get("rill-error-code").length ? fromServiceError(e) : new Error(`cannot reach voter ${v.id} at ${v.address}: ${e.details || e.message}`));
+          if (e)
+            return reject(
+              e.metadata?.get("rill-error-code").length
+                ? fromServiceError(e)
+                : new Error(`cannot reach voter ${v.id} at ${v.address}: ${e.details || e.message}`),
+            );
           resolve({
             snapshot: Number(res!.snapshotOffset) >= 0 ? { offset: Number(res!.snapshotOffset), data: res!.snapshot } : null,
             entries: res!.entries.map((x) => ({ offset: Number(x.offset), records: x.records })),

@@ -17,7 +17,7 @@ import {
   FetchMetadataResponseSchema,
   AppendEntriesResponseSchema,
   BrokerHeartbeatResponseSchema,
-  ControllerService,
+  type ControllerService,
   InstallSnapshotResponseSchema,
   RegisterBrokerResponseSchema,
   VoteResponseSchema,
@@ -41,7 +41,10 @@ export interface RaftEndpoint {
   readonly voters: readonly NodeId[];
   receive(messages: readonly Message[]): void;
   /** Committed entries after an offset, for observers (see QuorumMetadataStore.readCommitted). */
-  readCommitted(after: number, maxBytes: number): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> };
+  readCommitted(
+    after: number,
+    maxBytes: number,
+  ): { snapshot: { offset: number; data: Uint8Array } | null; entries: Array<{ offset: number; records: Uint8Array }> };
   /** Resolves when an entry after `after` is applied, or after `ms`. */
   waitNewer(after: number, ms: number): Promise<void>;
   /** The active controller (0: unknown) and the commit offset this voter knows. */
@@ -62,9 +65,26 @@ export interface AlterPartitionOutcome {
 
 /** The active controller's side of broker lifecycle calls. */
 export interface BrokerControl {
-  register(req: { nodeId: number; clusterId: string; incarnationId: string; address: string; rack: string; roles: string[] }): Promise<{ brokerEpoch: number }>;
-  heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }>;
-  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>): Promise<AlterPartitionOutcome[]>;
+  register(req: {
+    nodeId: number;
+    clusterId: string;
+    incarnationId: string;
+    address: string;
+    rack: string;
+    roles: string[];
+  }): Promise<{ brokerEpoch: number }>;
+  heartbeat(req: {
+    nodeId: number;
+    brokerEpoch: number;
+    currentMetadataOffset: number;
+    wantFence: boolean;
+    wantShutDown: boolean;
+  }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }>;
+  alterPartition(
+    nodeId: number,
+    brokerEpoch: number,
+    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+  ): Promise<AlterPartitionOutcome[]>;
 }
 
 /** What the service needs. */
@@ -84,10 +104,14 @@ const SNAPSHOT_MAX_BYTES = 512 * 1024 * 1024;
 function checkRequest(d: ControllerServiceDeps, req: { clusterId: string; fromNodeId: number; toNodeId: number }): RaftEndpoint {
   const raft = d.raft;
   if (!raft) throw rillError("NOT_CONTROLLER", "this node does not run the controller role");
-  if (req.clusterId !== d.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
+  if (req.clusterId !== d.clusterId)
+    throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
   if (req.toNodeId !== raft.nodeId) throw rillError("INVALID_REQUEST", `to_node_id: ${req.toNodeId} is not this node (${raft.nodeId})`);
   if (req.fromNodeId === raft.nodeId || !raft.voters.includes(req.fromNodeId)) {
-    throw rillError("INVALID_REQUEST", `from_node_id: ${req.fromNodeId} is not another voter of this quorum (voters: ${raft.voters.join(", ")})`);
+    throw rillError(
+      "INVALID_REQUEST",
+      `from_node_id: ${req.fromNodeId} is not another voter of this quorum (voters: ${raft.voters.join(", ")})`,
+    );
   }
   return raft;
 }
@@ -102,7 +126,11 @@ function decodeAll(raw: readonly Uint8Array[], from: number, to: number, allowed
       throw rillError("INVALID_REQUEST", `messages[${i}]: ${(e as Error).message}`);
     }
     if (!allowed.has(m.type)) throw rillError("INVALID_REQUEST", `messages[${i}]: a ${m.type} message does not travel by ${what}`);
-    if (m.from !== from || m.to !== to) throw rillError("INVALID_REQUEST", `messages[${i}]: from ${m.from} to ${m.to} disagrees with the call's from_node_id ${from} / to_node_id ${to}`);
+    if (m.from !== from || m.to !== to)
+      throw rillError(
+        "INVALID_REQUEST",
+        `messages[${i}]: from ${m.from} to ${m.to} disagrees with the call's from_node_id ${from} / to_node_id ${to}`,
+      );
     return m;
   });
 }
@@ -125,7 +153,11 @@ function nonNegative(v: bigint, field: string): number {
 
 /** The ControllerService implementation. */
 export function controllerService(d: ControllerServiceDeps): ServiceImplementation<typeof ControllerService> {
-  const deliver = (req: { clusterId: string; fromNodeId: number; toNodeId: number; messages: Uint8Array[] }, allowed: ReadonlySet<MessageType>, what: string) => {
+  const deliver = (
+    req: { clusterId: string; fromNodeId: number; toNodeId: number; messages: Uint8Array[] },
+    allowed: ReadonlySet<MessageType>,
+    what: string,
+  ) => {
     const raft = checkRequest(d, req);
     const msgs = decodeAll(req.messages, req.fromNodeId, req.toNodeId, allowed, what);
     raft.receive(msgs);
@@ -139,7 +171,10 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
       deliver(req, APPEND_TYPES, "AppendEntries");
       return create(AppendEntriesResponseSchema, {});
     }),
-    installSnapshot: (call: grpc.ServerReadableStream<InstallSnapshotRequest, InstallSnapshotResponse>, callback: grpc.sendUnaryData<InstallSnapshotResponse>) => {
+    installSnapshot: (
+      call: grpc.ServerReadableStream<InstallSnapshotRequest, InstallSnapshotResponse>,
+      callback: grpc.sendUnaryData<InstallSnapshotResponse>,
+    ) => {
       let head: InstallSnapshotRequest | null = null;
       const chunks: Buffer[] = [];
       let received = 0;
@@ -156,7 +191,8 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
             checkRequest(d, chunk);
             head = chunk;
           }
-          if (Number(chunk.offset) !== received) throw rillError("INVALID_REQUEST", `offset: chunk at ${chunk.offset}, expected ${received} (a chunk was lost or reordered)`);
+          if (Number(chunk.offset) !== received)
+            throw rillError("INVALID_REQUEST", `offset: chunk at ${chunk.offset}, expected ${received} (a chunk was lost or reordered)`);
           received += chunk.data.length;
           if (received > SNAPSHOT_MAX_BYTES) throw rillError("INVALID_REQUEST", `data: snapshot larger than ${SNAPSHOT_MAX_BYTES} bytes`);
           chunks.push(Buffer.from(chunk.data));
@@ -171,7 +207,13 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         if (failed) return;
         try {
           if (head === null) throw rillError("INVALID_REQUEST", "the snapshot stream carried no chunk");
-          const [m] = decodeAll([(head as InstallSnapshotRequest).message], head.fromNodeId, head.toNodeId, new Set(["snapshot"]), "InstallSnapshot");
+          const [m] = decodeAll(
+            [(head as InstallSnapshotRequest).message],
+            head.fromNodeId,
+            head.toNodeId,
+            new Set(["snapshot"]),
+            "InstallSnapshot",
+          );
           if (m!.type !== "snapshot") throw rillError("INVALID_REQUEST", "message: not a snapshot message");
           const full: Message = { ...m!, snapshot: { meta: m!.snapshot.meta, data: Buffer.concat(chunks) } };
           d.raft!.receive([full]);
@@ -184,8 +226,10 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
     fetchMetadata: unary(async (req) => {
       const raft = d.raft;
       if (!raft) throw rillError("NOT_CONTROLLER", "this node does not run the controller role; ask a voter");
-      if (req.clusterId !== d.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
-      if (req.maxWaitMs < 0 || req.maxWaitMs > 30_000) throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, 30000]`);
+      if (req.clusterId !== d.clusterId)
+        throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
+      if (req.maxWaitMs < 0 || req.maxWaitMs > 30_000)
+        throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, 30000]`);
       const after = Number(req.afterOffset);
       if (!Number.isSafeInteger(after) || after < -1) throw rillError("INVALID_REQUEST", `after_offset: ${req.afterOffset} is below -1`);
       let r = raft.readCommitted(after, 4 << 20);
@@ -203,10 +247,19 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
     }),
     registerBroker: unary(async (req: RegisterBrokerRequest) => {
       if (req.nodeId < 0) throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is negative`);
-      if (req.clusterId !== d.clusterId) throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
+      if (req.clusterId !== d.clusterId)
+        throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
       if (req.incarnationId === "") throw rillError("INVALID_REQUEST", "incarnation_id: empty");
-      if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.address)) throw rillError("INVALID_REQUEST", `address: "${req.address}" is not HOST:PORT`);
-      const res = await d.control.register({ nodeId: req.nodeId, clusterId: req.clusterId, incarnationId: req.incarnationId, address: req.address, rack: req.rack, roles: rolesOf(req.roles) });
+      if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.address))
+        throw rillError("INVALID_REQUEST", `address: "${req.address}" is not HOST:PORT`);
+      const res = await d.control.register({
+        nodeId: req.nodeId,
+        clusterId: req.clusterId,
+        incarnationId: req.incarnationId,
+        address: req.address,
+        rack: req.rack,
+        roles: rolesOf(req.roles),
+      });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),
     brokerHeartbeat: unary(async (req: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> => {
@@ -223,7 +276,13 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
       const outcomes = await d.control.alterPartition(
         req.nodeId,
         nonNegative(req.brokerEpoch, "broker_epoch"),
-        req.partitions.map((p) => ({ topic: p.topic, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.newIsr] })),
+        req.partitions.map((p) => ({
+          topic: p.topic,
+          partition: p.partition,
+          leaderEpoch: p.leaderEpoch,
+          partitionEpoch: p.partitionEpoch,
+          newIsr: [...p.newIsr],
+        })),
       );
       return create(AlterPartitionResponseSchema, {
         partitions: outcomes.map(

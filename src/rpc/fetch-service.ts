@@ -20,10 +20,20 @@ import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import { ConsumedRecordSchema, OffsetSpec, RecordFormat, TimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
-import { FetchRequestSchema, FetchService, ListOffsetsResponseSchema, type FetchPartition, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type SubscribeRequest } from "../gen/rill/v1/fetch_service_pb.ts";
+import {
+  FetchRequestSchema,
+  FetchService,
+  ListOffsetsResponseSchema,
+  type FetchPartition,
+  type FetchRequest,
+  type FetchResponse,
+  type ListOffsetsRequest,
+  type ListOffsetsResponse,
+  type SubscribeRequest,
+} from "../gen/rill/v1/fetch_service_pb.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
 import type { ReadAlloc } from "../storage/partition-log.ts";
-import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../storage/record-batch.ts";
+import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../protocol/record-batch.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -57,12 +67,21 @@ interface FetchPlan {
 }
 
 /** Validates the parts of a fetch that concern the whole call. */
-function plan(parts: readonly FetchPartition[], maxBytes: number, minBytes: number, maxWaitMs: number, format: number, what: string): FetchPlan {
+function plan(
+  parts: readonly FetchPartition[],
+  maxBytes: number,
+  minBytes: number,
+  maxWaitMs: number,
+  format: number,
+  what: string,
+): FetchPlan {
   if (parts.length === 0) throw rillError("INVALID_REQUEST", `${what}.partitions: at least one partition is required`);
-  if (parts.length > PARTITIONS_MAX) throw rillError("INVALID_REQUEST", `${what}.partitions: ${parts.length} is more than ${PARTITIONS_MAX}`);
+  if (parts.length > PARTITIONS_MAX)
+    throw rillError("INVALID_REQUEST", `${what}.partitions: ${parts.length} is more than ${PARTITIONS_MAX}`);
   if (maxBytes < 0) throw rillError("INVALID_FETCH_SIZE", `${what}.max_bytes: ${maxBytes} is negative`);
   if (minBytes < 0) throw rillError("INVALID_FETCH_SIZE", `${what}.min_bytes: ${minBytes} is negative`);
-  if (maxWaitMs < 0 || maxWaitMs > MAX_WAIT_MS_MAX) throw rillError("INVALID_REQUEST", `${what}.max_wait_ms: ${maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
+  if (maxWaitMs < 0 || maxWaitMs > MAX_WAIT_MS_MAX)
+    throw rillError("INVALID_REQUEST", `${what}.max_wait_ms: ${maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (format !== RecordFormat.UNSPECIFIED && format !== RecordFormat.RECORDS && format !== RecordFormat.BATCHES) {
     throw rillError("INVALID_REQUEST", `${what}.format: ${format} is not RECORD_FORMAT_RECORDS or RECORD_FORMAT_BATCHES`);
   }
@@ -75,7 +94,13 @@ function plan(parts: readonly FetchPartition[], maxBytes: number, minBytes: numb
     seen.add(key);
     return { topic: p.topic, partition: p.partition, offset: Number(p.offset), maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
   });
-  return { positions, requestMaxBytes: maxBytes || FETCH_MAX_BYTES_DEFAULT, minBytes: Math.max(minBytes, 1), maxWaitMs, records: format === RecordFormat.RECORDS };
+  return {
+    positions,
+    requestMaxBytes: maxBytes || FETCH_MAX_BYTES_DEFAULT,
+    minBytes: Math.max(minBytes, 1),
+    maxWaitMs,
+    records: format === RecordFormat.RECORDS,
+  };
 }
 
 /**
@@ -99,7 +124,13 @@ function readAll(rm: ReplicaManager, p: FetchPlan, alloc?: ReadAlloc): { data: F
 
 /** One partition's part of the response. */
 function output(d: FetchedData, pos: FetchPosition, asRecords: boolean): FetchedPartitionOutput {
-  const base = { topic: d.topic, partition: d.partition, highWatermark: d.highWatermark, logStartOffset: d.logStartOffset, lastStableOffset: d.highWatermark };
+  const base = {
+    topic: d.topic,
+    partition: d.partition,
+    highWatermark: d.highWatermark,
+    logStartOffset: d.logStartOffset,
+    lastStableOffset: d.highWatermark,
+  };
   if (d.error) return { ...base, error: toErrorDetail(d.error), nextOffset: pos.offset };
   const read = d.read;
   if (!read || read.bytes === 0) return { ...base, nextOffset: pos.offset };
@@ -153,7 +184,12 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Abo
 }
 
 /** Fetch: read, and if there is less than min_bytes, wait for appends until max_wait_ms. */
-async function fetch(rm: ReplicaManager, req: FetchRequest, call: { on(event: "cancelled", fn: () => void): unknown }, leaders: LeaderClients<typeof FetchService> | null): Promise<FetchResponseOutput> {
+async function fetch(
+  rm: ReplicaManager,
+  req: FetchRequest,
+  call: { on(event: "cancelled", fn: () => void): unknown },
+  leaders: LeaderClients<typeof FetchService> | null,
+): Promise<FetchResponseOutput> {
   const all = plan(req.partitions, req.maxBytes, req.minBytes, req.maxWaitMs, req.format, "fetch");
   // Partitions with no replica here go to their leaders (thin clients need one address); the
   // answer merges both, in request order.
@@ -172,9 +208,23 @@ async function fetch(rm: ReplicaManager, req: FetchRequest, call: { on(event: "c
     const sub = create(FetchRequestSchema, { ...req, partitions: idx.map((i) => req.partitions[i]!) });
     try {
       const res = await leaders!.call<FetchResponse>(leader, "fetch", sub, req.maxWaitMs);
-      return idx.map((i, k): FetchedPartitionOutput => res.partitions[k] ?? { topic: all.positions[i]!.topic, partition: all.positions[i]!.partition, error: toErrorDetail(rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no result for this partition")) });
+      return idx.map(
+        (i, k): FetchedPartitionOutput =>
+          res.partitions[k] ?? {
+            topic: all.positions[i]!.topic,
+            partition: all.positions[i]!.partition,
+            error: toErrorDetail(rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no result for this partition")),
+          },
+      );
     } catch (e) {
-      return idx.map((i): FetchedPartitionOutput => ({ topic: all.positions[i]!.topic, partition: all.positions[i]!.partition, error: toErrorDetail(e), nextOffset: all.positions[i]!.offset }));
+      return idx.map(
+        (i): FetchedPartitionOutput => ({
+          topic: all.positions[i]!.topic,
+          partition: all.positions[i]!.partition,
+          error: toErrorDetail(e),
+          nextOffset: all.positions[i]!.offset,
+        }),
+      );
     }
   });
   const isRemote = new Set([...remote.values()].flat());
@@ -221,7 +271,9 @@ function listOffsets(rm: ReplicaManager, req: ListOffsetsRequest): ListOffsetsRe
           case OffsetSpec.TIMESTAMP: {
             if (p.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `partitions[${i}].timestamp_ms: ${p.timestampMs} is negative`);
             const hit = rm.offsetForTimestamp(p.topic, p.partition, Number(p.timestampMs));
-            return hit ? { ...base, offset: BigInt(hit.offset), timestampMs: BigInt(hit.timestampMs) } : { ...base, offset: -1n, timestampMs: -1n };
+            return hit
+              ? { ...base, offset: BigInt(hit.offset), timestampMs: BigInt(hit.timestampMs) }
+              : { ...base, offset: -1n, timestampMs: -1n };
           }
           default:
             throw rillError("INVALID_REQUEST", `partitions[${i}].spec: ${p.spec} is not EARLIEST, LATEST or TIMESTAMP`);
@@ -238,7 +290,11 @@ function listOffsets(rm: ReplicaManager, req: ListOffsetsRequest): ListOffsetsRe
  * with an error is answered once and dropped; the stream ends when none are left or the client
  * cancels.
  */
-async function subscribe(rm: ReplicaManager, call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>, pool: BufferPool): Promise<void> {
+async function subscribe(
+  rm: ReplicaManager,
+  call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>,
+  pool: BufferPool,
+): Promise<void> {
   const req = call.request;
   const p = plan(req.partitions, req.maxBytes, 1, req.maxWaitMs, req.format, "subscribe");
   const abort = abortOn(call);

@@ -82,7 +82,10 @@ export class Forwarder<S extends DescService> {
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
     let client = this.clients.get(address);
     if (!client) {
-      client = new this.ctor(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
+      client = new this.ctor(address, grpc.credentials.createInsecure(), {
+        "grpc.max_send_message_length": -1,
+        "grpc.max_receive_message_length": -1,
+      });
       this.clients.set(address, client);
     }
     const md = new grpc.Metadata();
@@ -140,10 +143,15 @@ export class LeaderClients<S extends DescService> {
   /** Calls `method` on broker `nodeId`; a failure to reach it is NOT_LEADER_OR_FOLLOWER (retriable). */
   call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number): Promise<Res> {
     const address = this.dir.image.brokers.get(nodeId)?.address;
-    if (address === undefined) return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
+    if (address === undefined)
+      return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
     let client = this.clients.get(address);
     if (!client) {
-      client = new this.ctor(address, grpc.credentials.createInsecure(), { ...clientChannelOptions(), "grpc.max_send_message_length": -1, "grpc.max_receive_message_length": -1 });
+      client = new this.ctor(address, grpc.credentials.createInsecure(), {
+        ...clientChannelOptions(),
+        "grpc.max_send_message_length": -1,
+        "grpc.max_receive_message_length": -1,
+      });
       this.clients.set(address, client);
     }
     const md = new grpc.Metadata();
@@ -151,14 +159,25 @@ export class LeaderClients<S extends DescService> {
     const c = client;
     return new Promise<Res>((resolve, reject) => {
       const fn = (c as unknown as Record<string, Function>)[method]!;
-      fn.call(c, req, md, { deadline: Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000 }, (e: grpc.ServiceError | null, r: Res) => {
-        if (!e) return resolve(r);
-        if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
-        // The request may have reached the leader before the connection failed: its outcome is
-        // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
-        // and promises nothing either way).
-        reject(rillError("REQUEST_TIMED_OUT", `forwarding to broker ${nodeId} at ${address} failed (${e.details || e.message}); the request may or may not have been applied there`));
-      });
+      fn.call(
+        c,
+        req,
+        md,
+        { deadline: Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000 },
+        (e: grpc.ServiceError | null, r: Res) => {
+          if (!e) return resolve(r);
+          if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
+          // The request may have reached the leader before the connection failed: its outcome is
+          // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
+          // and promises nothing either way).
+          reject(
+            rillError(
+              "REQUEST_TIMED_OUT",
+              `forwarding to broker ${nodeId} at ${address} failed (${e.details || e.message}); the request may or may not have been applied there`,
+            ),
+          );
+        },
+      );
     });
   }
 

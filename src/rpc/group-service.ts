@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { RillError, rillError } from "../base/errors.ts";
 import type { TopicPartitions } from "../coordinator/index.ts";
-import { GroupRuntime, OFFSETS_TOPIC, validateGroupId } from "../coordinator/group-runtime.ts";
+import { type GroupRuntime, OFFSETS_TOPIC, validateGroupId } from "../coordinator/group-runtime.ts";
 import { resolveResetOffset, type ResetSpec } from "../coordinator/offsets.ts";
 import type { GroupStateName } from "../coordinator/index.ts";
 import { OffsetSpec, type TopicPartitions as ProtoTopicPartitions } from "../gen/rill/v1/common_pb.ts";
@@ -15,7 +15,7 @@ import {
   DeleteGroupsResponseSchema,
   DescribeGroupsResponseSchema,
   FetchOffsetsResponseSchema,
-  GroupService,
+  type GroupService,
   GroupState,
   HeartbeatResponseSchema,
   ListGroupsResponseSchema,
@@ -74,19 +74,36 @@ export interface CommitInput {
  * of topics or partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION each; the rest go to
  * the coordinator, which refuses partitions the member does not own. Results keep input order.
  */
-export function commitChecked(rt: GroupRuntime, rm: ReplicaManager, groupId: string, memberId: string, memberEpoch: number, offsets: readonly CommitInput[]): { error: RillError | null; offsets: Array<{ topic: string; partition: number; offset: number; error: RillError | null }> } {
+export function commitChecked(
+  rt: GroupRuntime,
+  rm: ReplicaManager,
+  groupId: string,
+  memberId: string,
+  memberEpoch: number,
+  offsets: readonly CommitInput[],
+): { error: RillError | null; offsets: Array<{ topic: string; partition: number; offset: number; error: RillError | null }> } {
   const unknown = offsets.map((o, i) => {
     const t = rm.image.topics.get(o.topic);
-    if (!t || o.topic === OFFSETS_TOPIC) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `offsets[${i}].topic: topic "${o.topic}" does not exist`);
-    if (o.partition < 0 || o.partition >= t.partitions.length) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `offsets[${i}].partition: ${o.partition} is out of range for topic "${o.topic}" (partitions 0..${t.partitions.length - 1})`);
+    if (!t || o.topic === OFFSETS_TOPIC)
+      return rillError("UNKNOWN_TOPIC_OR_PARTITION", `offsets[${i}].topic: topic "${o.topic}" does not exist`);
+    if (o.partition < 0 || o.partition >= t.partitions.length)
+      return rillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `offsets[${i}].partition: ${o.partition} is out of range for topic "${o.topic}" (partitions 0..${t.partitions.length - 1})`,
+      );
     return null;
   });
   const known = offsets.filter((_, i) => unknown[i] === null);
-  const res = known.length === 0 ? { error: null, offsets: [] } : rt.run(groupId, (shard, now) => shard.commitOffsets({ groupId, memberId, memberEpoch, offsets: known }, now));
+  const res =
+    known.length === 0
+      ? { error: null, offsets: [] }
+      : rt.run(groupId, (shard, now) => shard.commitOffsets({ groupId, memberId, memberEpoch, offsets: known }, now));
   let k = 0;
   return {
     error: res.error,
-    offsets: offsets.map((o, i) => (unknown[i] ? { topic: o.topic, partition: o.partition, offset: o.offset, error: unknown[i] } : res.offsets[k++]!)),
+    offsets: offsets.map((o, i) =>
+      unknown[i] ? { topic: o.topic, partition: o.partition, offset: o.offset, error: unknown[i] } : res.offsets[k++]!,
+    ),
   };
 }
 
@@ -126,7 +143,9 @@ export function currentAssignment(rt: GroupRuntime, groupId: string, memberId: s
   const m = g?.members.find((x) => x.memberId === memberId);
   if (!m) return [];
   const pending = new Set(m.pendingRevocation.flatMap((t) => t.partitions.map((p) => `${t.topic}\u0000${p}`)));
-  return m.assignment.map((t) => ({ topic: t.topic, partitions: t.partitions.filter((p) => !pending.has(`${t.topic}\u0000${p}`)) })).filter((t) => t.partitions.length > 0);
+  return m.assignment
+    .map((t) => ({ topic: t.topic, partitions: t.partitions.filter((p) => !pending.has(`${t.topic}\u0000${p}`)) }))
+    .filter((t) => t.partitions.length > 0);
 }
 
 /** The GroupService implementation. */
@@ -141,11 +160,29 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       req.offsets.forEach((o, i) => {
         if (o.offset < 0n) throw rillError("INVALID_REQUEST", `offsets[${i}].offset: ${o.offset} is negative`);
       });
-      const res = commitChecked(rt, rm, req.groupId, req.memberId, req.memberEpoch, req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: Number(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })));
+      const res = commitChecked(
+        rt,
+        rm,
+        req.groupId,
+        req.memberId,
+        req.memberEpoch,
+        req.offsets.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: Number(o.offset),
+          metadata: o.metadata,
+          leaderEpoch: o.leaderEpoch,
+        })),
+      );
       // Acknowledged only once the ISR of the group's __consumer_offsets partition holds it.
       await rt.replicated(req.groupId);
       return create(CommitOffsetsResponseSchema, {
-        offsets: res.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
+        offsets: res.offsets.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: BigInt(o.offset),
+          ...(o.error ? { error: toErrorDetail(o.error) } : {}),
+        })),
       });
     }),
 
@@ -155,9 +192,17 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       // (its ISR has not confirmed it) is not reported as committed.
       rt.shardFor(req.groupId);
       await rt.replicated(req.groupId);
-      const offsets = rt.shardFor(req.groupId).fetchOffsets(req.groupId, req.partitions.length > 0 ? fromProtoPartitions(req.partitions) : null);
+      const offsets = rt
+        .shardFor(req.groupId)
+        .fetchOffsets(req.groupId, req.partitions.length > 0 ? fromProtoPartitions(req.partitions) : null);
       return create(FetchOffsetsResponseSchema, {
-        offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), metadata: o.metadata, leaderEpoch: o.leaderEpoch })),
+        offsets: offsets.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: BigInt(o.offset),
+          metadata: o.metadata,
+          leaderEpoch: o.leaderEpoch,
+        })),
       });
     }),
 
@@ -169,7 +214,9 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       });
       const groups = rt.allShards().flatMap((s) => s.listGroups(states.length > 0 ? states : undefined));
       groups.sort((a, b) => a.groupId.localeCompare(b.groupId));
-      return create(ListGroupsResponseSchema, { groups: groups.map((g) => ({ groupId: g.groupId, state: STATE[g.state], members: g.members })) });
+      return create(ListGroupsResponseSchema, {
+        groups: groups.map((g) => ({ groupId: g.groupId, state: STATE[g.state], members: g.members })),
+      });
     }),
 
     describeGroups: unary((req: DescribeGroupsRequest) => {
@@ -197,7 +244,14 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
                 assignment: m.assignment.map((t) => ({ topic: t.topic, partitions: [...t.partitions] })),
                 targetAssignment: m.targetAssignment.map((t) => ({ topic: t.topic, partitions: [...t.partitions] })),
               })),
-              offsets: g.offsets.map((o) => ({ topic: o.topic, partition: o.partition, committedOffset: BigInt(o.committedOffset), logEndOffset: BigInt(o.logEndOffset), lag: BigInt(o.lag), memberId: o.memberId })),
+              offsets: g.offsets.map((o) => ({
+                topic: o.topic,
+                partition: o.partition,
+                committedOffset: BigInt(o.committedOffset),
+                logEndOffset: BigInt(o.logEndOffset),
+                lag: BigInt(o.lag),
+                memberId: o.memberId,
+              })),
             };
           } catch (e) {
             return { groupId: id, error: toErrorDetail(e) };
@@ -226,12 +280,16 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       if (req.partitions.length === 0) throw rillError("INVALID_REQUEST", "partitions: at least one topic is required");
       const targets = req.partitions.flatMap((t, i) => {
         const topic = rm.topic(t.topic, `partitions[${i}].topic`);
-        if (t.topic === OFFSETS_TOPIC) throw rillError("INVALID_REQUEST", `partitions[${i}].topic: cannot reset offsets of ${OFFSETS_TOPIC}`);
+        if (t.topic === OFFSETS_TOPIC)
+          throw rillError("INVALID_REQUEST", `partitions[${i}].topic: cannot reset offsets of ${OFFSETS_TOPIC}`);
         const parts = t.partitions.length > 0 ? [...t.partitions] : topic.partitions.map((p) => p.partition);
         return parts.map((p) => ({ topic: t.topic, partition: p }));
       });
       const offsets = targets.map((tp) => {
-        const range = { logStartOffset: rm.earliestOffset(tp.topic, tp.partition).offset, logEndOffset: rm.latestOffset(tp.topic, tp.partition).offset };
+        const range = {
+          logStartOffset: rm.earliestOffset(tp.topic, tp.partition).offset,
+          logEndOffset: rm.latestOffset(tp.topic, tp.partition).offset,
+        };
         return { ...tp, offset: resolveResetOffset(resetSpec(rm, req, tp), range) };
       });
       const apply = (shard: Parameters<Parameters<GroupRuntime["run"]>[1]>[0], now: number) => {
@@ -240,7 +298,12 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       };
       const results = rt.run(req.groupId, apply);
       return create(ResetOffsetsResponseSchema, {
-        offsets: results.map((o) => ({ topic: o.topic, partition: o.partition, offset: BigInt(o.offset), ...(o.error ? { error: toErrorDetail(o.error) } : {}) })),
+        offsets: results.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: BigInt(o.offset),
+          ...(o.error ? { error: toErrorDetail(o.error) } : {}),
+        })),
       });
     }),
 
@@ -249,8 +312,10 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
 }
 
 function resetSpec(rm: ReplicaManager, req: ResetOffsetsRequest, tp: { topic: string; partition: number }): ResetSpec {
-  if (req.offset !== undefined && req.spec !== OffsetSpec.UNSPECIFIED) throw rillError("INVALID_REQUEST", "spec, offset: give one of them, not both");
-  if (req.offset === undefined && req.spec === OffsetSpec.UNSPECIFIED) throw rillError("INVALID_REQUEST", "spec, offset: one of them is required");
+  if (req.offset !== undefined && req.spec !== OffsetSpec.UNSPECIFIED)
+    throw rillError("INVALID_REQUEST", "spec, offset: give one of them, not both");
+  if (req.offset === undefined && req.spec === OffsetSpec.UNSPECIFIED)
+    throw rillError("INVALID_REQUEST", "spec, offset: one of them is required");
   if (req.offset !== undefined) {
     if (req.offset < 0n) throw rillError("INVALID_REQUEST", `offset: ${req.offset} is negative`);
     return { kind: "offset", offset: Number(req.offset) };

@@ -104,10 +104,7 @@ export type ServiceImplementation<S extends DescService, O = object> = {
  * Builds the grpc-js definition of `service`, with protobuf-es codecs unless `overrides` replace
  * them. Server-side deserializers return `MalformedMessage` instead of throwing.
  */
-export function serviceDefinition<S extends DescService>(
-  service: S,
-  overrides: CodecOverrides<S> = {},
-): grpc.ServiceDefinition {
+export function serviceDefinition<S extends DescService>(service: S, overrides: CodecOverrides<S> = {}): grpc.ServiceDefinition {
   const definition: { [name: string]: grpc.MethodDefinition<any, any> } = {};
   for (const method of service.methods) {
     const codec: AnyCodec = overrides[method.localName as MethodName<S>] ?? {};

@@ -15,10 +15,23 @@ import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import { partitionForKey } from "../base/murmur2.ts";
-import { Acks, ProduceRequestSchema, InitProducerIdResponseSchema, type InitProducerIdRequest, ProduceResponseSchema, ProduceResponse_PartitionResultSchema, ProduceService, ProduceStreamResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceStreamRequest, type ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import {
+  Acks,
+  ProduceRequestSchema,
+  InitProducerIdResponseSchema,
+  type InitProducerIdRequest,
+  ProduceResponseSchema,
+  ProduceResponse_PartitionResultSchema,
+  ProduceService,
+  ProduceStreamResponseSchema,
+  type ProduceRequest,
+  type ProduceResponse,
+  type ProduceStreamRequest,
+  type ProduceStreamResponse,
+} from "../gen/rill/v1/produce_service_pb.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
-import { Compression, encodeBatch } from "../storage/record-batch.ts";
+import { Compression, encodeBatch } from "../protocol/record-batch.ts";
 import type { TopicConfig } from "../config/schema.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -143,11 +156,22 @@ export class Producer {
         results.push(...p.res.partitions);
         p.idx.forEach((i, k) => (offsets[i] = p.res!.records[k]?.offset ?? -1n));
       } else {
-        results.push(create(ProduceResponse_PartitionResultSchema, { partition: p.partition, baseOffset: -1n, logAppendTimeMs: -1n, error: toErrorDetail(p.error) }));
+        results.push(
+          create(ProduceResponse_PartitionResultSchema, {
+            partition: p.partition,
+            baseOffset: -1n,
+            logAppendTimeMs: -1n,
+            error: toErrorDetail(p.error),
+          }),
+        );
       }
     }
     results.sort((a, b) => a.partition - b.partition);
-    return create(ProduceResponseSchema, { topic: req.topic, partitions: results, records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })) });
+    return create(ProduceResponseSchema, {
+      topic: req.topic,
+      partitions: results,
+      records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })),
+    });
   }
 
   /**
@@ -191,15 +215,22 @@ export class Producer {
   /** Validates and appends; synchronous, so requests are appended in arrival order. */
   private execute(req: ProduceRequest): ProduceResponse {
     const acks = ackLevel(req.acks);
-    if (req.timeoutMs < 0 || req.timeoutMs > TIMEOUT_MS_MAX) throw rillError("INVALID_REQUEST", `timeout_ms: ${req.timeoutMs} is not in [0, ${TIMEOUT_MS_MAX}]`);
+    if (req.timeoutMs < 0 || req.timeoutMs > TIMEOUT_MS_MAX)
+      throw rillError("INVALID_REQUEST", `timeout_ms: ${req.timeoutMs} is not in [0, ${TIMEOUT_MS_MAX}]`);
     const hasBatch = req.recordBatch.length > 0;
     const hasRecords = req.records.length > 0;
     if (hasBatch === hasRecords) {
-      throw rillError("INVALID_REQUEST", hasBatch ? "records, record_batch: send one of them, not both" : "records, record_batch: one of them is required (both are empty)");
+      throw rillError(
+        "INVALID_REQUEST",
+        hasBatch ? "records, record_batch: send one of them, not both" : "records, record_batch: one of them is required (both are empty)",
+      );
     }
     const topic = this.rm.topic(req.topic, "topic");
     if (req.partition !== undefined && (req.partition < 0 || req.partition >= topic.partitions.length)) {
-      throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partition: ${req.partition} is out of range for topic "${req.topic}" (partitions 0..${topic.partitions.length - 1})`);
+      throw rillError(
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        `partition: ${req.partition} is out of range for topic "${req.topic}" (partitions 0..${topic.partitions.length - 1})`,
+      );
     }
     if (hasBatch) {
       const partition = req.partition ?? this.nextSticky(req.topic, topic.partitions.length);
@@ -214,7 +245,8 @@ export class Producer {
   }
 
   private produceRecords(req: ProduceRequest, partitions: number, acks: AckLevel): ProduceResponse {
-    if (req.records.length > RECORDS_MAX) throw rillError("RECORD_LIST_TOO_LARGE", `records: ${req.records.length} records is more than ${RECORDS_MAX}`);
+    if (req.records.length > RECORDS_MAX)
+      throw rillError("RECORD_LIST_TOO_LARGE", `records: ${req.records.length} records is more than ${RECORDS_MAX}`);
     const cfg = this.rm.topicConfig(req.topic);
     const now = this.rm.nowMs();
     const idempotent = req.producerId !== undefined && req.producerId >= 0n;
@@ -222,9 +254,14 @@ export class Producer {
       throw rillError("INVALID_REQUEST", "partition: required with producer_id (sequence numbers count per partition)");
     }
     if (idempotent && (req.baseSequence < 0 || req.producerEpoch < 0)) {
-      throw rillError("INVALID_REQUEST", `base_sequence, producer_epoch: must not be negative with producer_id (got ${req.baseSequence}, ${req.producerEpoch})`);
+      throw rillError(
+        "INVALID_REQUEST",
+        `base_sequence, producer_epoch: must not be negative with producer_id (got ${req.baseSequence}, ${req.producerEpoch})`,
+      );
     }
-    const producer = idempotent ? { producerId: Number(req.producerId), producerEpoch: req.producerEpoch, baseSequence: req.baseSequence } : {};
+    const producer = idempotent
+      ? { producerId: Number(req.producerId), producerEpoch: req.producerEpoch, baseSequence: req.baseSequence }
+      : {};
     const routed = this.routedTargets;
     const sticky = req.partition ?? (routed ? -1 : this.nextSticky(req.topic, partitions));
     const byPartition = new Map<number, number[]>();
@@ -247,10 +284,18 @@ export class Producer {
         const res = this.rm.append(req.topic, partition, batch, acks);
         this.lastOffsets.set(partition, res.lastOffset);
         indexes.forEach((i, k) => (offsets[i] = BigInt(res.baseOffset + k)));
-        results.push(create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: BigInt(res.baseOffset), logAppendTimeMs: BigInt(res.logAppendTimeMs) }));
+        results.push(
+          create(ProduceResponse_PartitionResultSchema, {
+            partition,
+            baseOffset: BigInt(res.baseOffset),
+            logAppendTimeMs: BigInt(res.logAppendTimeMs),
+          }),
+        );
       } catch (e) {
         indexes.forEach((i) => (offsets[i] = -1n));
-        results.push(create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: toErrorDetail(e) }));
+        results.push(
+          create(ProduceResponse_PartitionResultSchema, { partition, baseOffset: -1n, logAppendTimeMs: -1n, error: toErrorDetail(e) }),
+        );
       }
     }
     results.sort((a, b) => a.partition - b.partition);
@@ -286,7 +331,8 @@ function unacknowledged(res: ProduceResponse): ProduceResponse {
 }
 
 function validateRecord(r: ProtoRecord, i: number): void {
-  if (r.timestampMs !== undefined && r.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is negative`);
+  if (r.timestampMs !== undefined && r.timestampMs < 0n)
+    throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is negative`);
   for (let h = 0; h < r.headers.length; h++) {
     if (r.headers[h]!.key.length === 0) throw rillError("INVALID_RECORD", `records[${i}].headers[${h}].key: header key is empty`);
   }
@@ -302,18 +348,28 @@ function toRecordInput(r: ProtoRecord): Parameters<typeof encodeBatch>[0][number
 }
 
 /** The ProduceService implementation. */
-export function produceService(rm: ReplicaManager, route: ControllerRoute = localRoute(() => rm.image.offset)): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
+export function produceService(
+  rm: ReplicaManager,
+  route: ControllerRoute = localRoute(() => rm.image.offset),
+): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route);
   const leaders = new LeaderClients(ProduceService, rm);
-  const producer = new Producer(rm, (leader, req) => leaders.call<ProduceResponse>(leader, "produce", create(ProduceRequestSchema, { ...req, recordBatch: req.recordBatch }), req.timeoutMs));
+  const producer = new Producer(rm, (leader, req) =>
+    leaders.call<ProduceResponse>(leader, "produce", create(ProduceRequestSchema, { ...req, recordBatch: req.recordBatch }), req.timeoutMs),
+  );
   return {
     produce: unary((req: ProduceRequest, call) => producer.produce(req, isForwarded(call))),
     produceStream: (call) => serveProduceStream(producer, rm, call, isForwarded(call)),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
-      if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff) throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
+      if (req.producerEpoch < 0 || req.producerEpoch > 0x7fff)
+        throw rillError("INVALID_REQUEST", `producer_epoch: ${req.producerEpoch} is not in [0, 32767]`);
       const c = call as grpc.ServerUnaryCall<unknown, unknown>;
       if (fwd.shouldForward(c)) return fwd.forward("initProducerId", req, c);
-      const r = await rm.initProducerId({ transactionalId: req.transactionalId, producerId: req.producerId === undefined ? undefined : Number(req.producerId), producerEpoch: req.producerEpoch });
+      const r = await rm.initProducerId({
+        transactionalId: req.transactionalId,
+        producerId: req.producerId === undefined ? undefined : Number(req.producerId),
+        producerEpoch: req.producerEpoch,
+      });
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
   };
@@ -323,7 +379,12 @@ export function produceService(rm: ReplicaManager, route: ControllerRoute = loca
  * Each request is executed as it arrives (so they are pipelined) and answered in arrival order;
  * an error in one request is answered in its own response and the stream goes on.
  */
-function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>, forwarded: boolean): void {
+function serveProduceStream(
+  producer: Producer,
+  rm: ReplicaManager,
+  call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
+  forwarded: boolean,
+): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
   const end = (): void => {
@@ -337,7 +398,11 @@ function serveProduceStream(producer: Producer, rm: ReplicaManager, call: grpc.S
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
-    const answer: Promise<ProduceStreamResponse> = (msg.request ? producer.produce(msg.request, forwarded) : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))).then(
+    const answer: Promise<ProduceStreamResponse> = (
+      msg.request
+        ? producer.produce(msg.request, forwarded)
+        : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))
+    ).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),
       (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
     );

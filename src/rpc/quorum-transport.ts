@@ -66,15 +66,22 @@ export class GrpcQuorumTransport implements QuorumTransport {
     const appends: Uint8Array[] = [];
     for (const m of messages) {
       if (m.type === "snapshot") this.sendSnapshot(c, m);
-      else if (m.type === "prevote" || m.type === "vote" || m.type === "prevote-response" || m.type === "vote-response") votes.push(encodeMessage(m));
+      else if (m.type === "prevote" || m.type === "vote" || m.type === "prevote-response" || m.type === "vote-response")
+        votes.push(encodeMessage(m));
       else appends.push(encodeMessage(m));
     }
     const head = { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: to };
     if (votes.length > 0 && this.acquire(to)) {
-      c.vote({ $typeName: "rill.v1.VoteRequest", ...head, messages: votes }, { deadline: Date.now() + this.o.callTimeoutMs }, () => this.release(to));
+      c.vote({ $typeName: "rill.v1.VoteRequest", ...head, messages: votes }, { deadline: Date.now() + this.o.callTimeoutMs }, () =>
+        this.release(to),
+      );
     }
     if (appends.length > 0 && this.acquire(to)) {
-      c.appendEntries({ $typeName: "rill.v1.AppendEntriesRequest", ...head, messages: appends }, { deadline: Date.now() + this.o.callTimeoutMs }, () => this.release(to));
+      c.appendEntries(
+        { $typeName: "rill.v1.AppendEntriesRequest", ...head, messages: appends },
+        { deadline: Date.now() + this.o.callTimeoutMs },
+        () => this.release(to),
+      );
     }
   }
 

@@ -16,7 +16,17 @@ import { file_rill_v1_produce_service } from "../gen/rill/v1/produce_service_pb.
 import { file_rill_v1_group_service } from "../gen/rill/v1/group_service_pb.ts";
 
 /** Registers reflection for the given services (full names) on `server`. */
-export function addReflection(server: grpc.Server, services: readonly string[], files: readonly GenFile[] = [file_rill_v1_common, file_rill_v1_admin_service, file_rill_v1_produce_service, file_rill_v1_fetch_service, file_rill_v1_group_service]): void {
+export function addReflection(
+  server: grpc.Server,
+  services: readonly string[],
+  files: readonly GenFile[] = [
+    file_rill_v1_common,
+    file_rill_v1_admin_service,
+    file_rill_v1_produce_service,
+    file_rill_v1_fetch_service,
+    file_rill_v1_group_service,
+  ],
+): void {
   const all = new Map<string, GenFile>();
   const visit = (f: GenFile): void => {
     if (all.has(f.proto.name)) return;

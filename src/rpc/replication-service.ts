@@ -45,8 +45,13 @@ function joined(chunks: readonly Buffer[]): Buffer {
   return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
-async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: { aborted: boolean; onabort?: (() => void) | null }): Promise<ReplicaFetchResponse> {
-  if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX) throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
+async function answer(
+  rm: ReplicaManager,
+  req: ReplicaFetchRequest,
+  abort: { aborted: boolean; onabort?: (() => void) | null },
+): Promise<ReplicaFetchResponse> {
+  if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX)
+    throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
   if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
   const budget = req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT;
@@ -127,9 +132,19 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
       return create(OffsetsForLeaderEpochResponseSchema, {
         partitions: req.partitions.map((p) => {
           const r = rm.replica(p.topic, p.partition);
-          if (!r || r.role !== "leader") return { topic: p.topic, partition: p.partition, error: toErrorDetail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${rm.nodeIdOf()} does not lead it`)) };
+          if (r?.role !== "leader")
+            return {
+              topic: p.topic,
+              partition: p.partition,
+              error: toErrorDetail(
+                rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${rm.nodeIdOf()} does not lead it`),
+              ),
+            };
           if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== r.leaderEpoch) {
-            const e = p.currentLeaderEpoch < r.leaderEpoch ? rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} < ${r.leaderEpoch}`) : rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} > ${r.leaderEpoch}`);
+            const e =
+              p.currentLeaderEpoch < r.leaderEpoch
+                ? rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} < ${r.leaderEpoch}`)
+                : rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} > ${r.leaderEpoch}`);
             return { topic: p.topic, partition: p.partition, error: toErrorDetail(e) };
           }
           const end = r.log.endOffsetForEpoch(p.leaderEpoch);
@@ -161,11 +176,30 @@ class GrpcFetchSession implements ReplicaFetchSession {
       this.failed ??= e;
       for (const p of this.pending.splice(0)) p.reject(this.failed);
     };
-    this.call.on("error", (e: grpc.ServiceError) => fail(e.metadata?.get("rill-error-code").length ? fromDetail({ code: Number(e.metadata.get("rill-error-code")[0]), message: e.details }) ?? e : new Error(`replica fetch stream: ${e.details || e.message}`)));
+    this.call.on("error", (e: grpc.ServiceError) =>
+      fail(
+        e.metadata?.get("rill-error-code").length
+          ? (fromDetail({ code: Number(e.metadata.get("rill-error-code")[0]), message: e.details }) ?? e)
+          : new Error(`replica fetch stream: ${e.details || e.message}`),
+      ),
+    );
     this.call.on("end", () => fail(new Error("the leader ended the replica fetch stream")));
   }
 
-  fetch(req: { replicaId: number; brokerEpoch: number; partitions: Array<{ topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; logStartOffset: number }>; maxWaitMs: number; maxBytes: number }): Promise<FetchPartitionResponse[]> {
+  fetch(req: {
+    replicaId: number;
+    brokerEpoch: number;
+    partitions: Array<{
+      topic: string;
+      partition: number;
+      fetchOffset: number;
+      lastFetchedEpoch: number;
+      currentLeaderEpoch: number;
+      logStartOffset: number;
+    }>;
+    maxWaitMs: number;
+    maxBytes: number;
+  }): Promise<FetchPartitionResponse[]> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise<ReplicaFetchResponse>((resolve, reject) => {
       this.pending.push({ resolve, reject });

@@ -608,7 +608,9 @@ let transientBuffer = Buffer.alloc(0);
 function transientInto(size: number): Buffer | undefined {
   if (size > TRANSIENT_ENCODE_BYTES_MAX) return undefined;
   if (transientBuffer.length < size) {
-    transientBuffer = Buffer.allocUnsafe(Math.min(TRANSIENT_ENCODE_BYTES_MAX, Math.max(TRANSIENT_ENCODE_BYTES_MIN, 2 ** Math.ceil(Math.log2(size)))));
+    transientBuffer = Buffer.allocUnsafe(
+      Math.min(TRANSIENT_ENCODE_BYTES_MAX, Math.max(TRANSIENT_ENCODE_BYTES_MIN, 2 ** Math.ceil(Math.log2(size)))),
+    );
   }
   return transientBuffer.subarray(0, size);
 }

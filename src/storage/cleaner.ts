@@ -13,7 +13,7 @@
  */
 import { isCompacted } from "../config/schema.ts";
 import type { PartitionLog } from "./partition-log.ts";
-import { filterBatch, readBatchHeader, records, HEADER_SIZE, type RecordCursor } from "./record-batch.ts";
+import { filterBatch, readBatchHeader, records, HEADER_SIZE, type RecordCursor } from "../protocol/record-batch.ts";
 import type { Segment } from "./segment.ts";
 
 /** Hands control back to the event loop (or to a simulator) between chunks of work. */
@@ -127,7 +127,12 @@ function keyOf(c: RecordCursor): string {
   return c.buf.toString("latin1", c.keyStart, c.keyStart + c.keyLength);
 }
 
-async function cleanSegment(seg: Segment, latest: Map<string, number>, tombstoneHorizon: number, pause: Pause): Promise<{ cleaned: Buffer; removed: number }> {
+async function cleanSegment(
+  seg: Segment,
+  latest: Map<string, number>,
+  tombstoneHorizon: number,
+  pause: Pause,
+): Promise<{ cleaned: Buffer; removed: number }> {
   const out: Buffer[] = [];
   let removed = 0;
   const dropTombstones = seg.maxTimestamp < tombstoneHorizon;

@@ -115,7 +115,15 @@ export class LogManager {
   private openLog(tp: TopicPartition, config: TopicConfig, recover: boolean): PartitionLog {
     const { fs, dataDir, clock, tailCacheBytes } = this.opts;
     const dir = fs.join(dataDir, partitionDirName(tp.topic, tp.partition));
-    const log = PartitionLog.open({ fs, dir, clock, config, tailCacheBytes, recover, ...(this.opts.producerIdExpirationMs !== undefined ? { producerIdExpirationMs: this.opts.producerIdExpirationMs } : {}) });
+    const log = PartitionLog.open({
+      fs,
+      dir,
+      clock,
+      config,
+      tailCacheBytes,
+      recover,
+      ...(this.opts.producerIdExpirationMs !== undefined ? { producerIdExpirationMs: this.opts.producerIdExpirationMs } : {}),
+    });
     this.logs.set(key(tp.topic, tp.partition), { tp, log });
     return log;
   }

@@ -20,8 +20,19 @@ import { rillError } from "../base/errors.ts";
 import { isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
 import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
-import { BATCH_OFFSETS, HEADER_SIZE, checkProducedBatch, decodeRecords, readBatchHeader, setBaseOffset, setLogAppendTime, setPartitionLeaderEpoch, validateBatch } from "./record-batch.ts";
-import { ProducerStateManager, incrementSequence, producerBatchOf, type SequencedBatch } from "./producer-state.ts";
+import {
+  BATCH_OFFSETS,
+  HEADER_SIZE,
+  checkProducedBatch,
+  decodeRecords,
+  readBatchHeader,
+  setBaseOffset,
+  setLogAppendTime,
+  setPartitionLeaderEpoch,
+  validateBatch,
+} from "../protocol/record-batch.ts";
+import { incrementSequence } from "../protocol/sequence.ts";
+import { ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
 import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
 
 /** How a partition log is opened. */
@@ -141,7 +152,8 @@ export class PartitionLog {
         for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
           const h = readBatchHeader(chunk, pos);
           const last = entries[entries.length - 1];
-          if (h.partitionLeaderEpoch >= 0 && (last === undefined || h.partitionLeaderEpoch > last.epoch)) entries.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
+          if (h.partitionLeaderEpoch >= 0 && (last === undefined || h.partitionLeaderEpoch > last.epoch))
+            entries.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
           pos += h.size;
         }
       }
@@ -312,7 +324,9 @@ export class PartitionLog {
         this.fs.rm(path);
         continue;
       }
-      const loaded = ProducerStateManager.loadSnapshot(this.fs.readFile(path), { producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT });
+      const loaded = ProducerStateManager.loadSnapshot(this.fs.readFile(path), {
+        producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+      });
       if (loaded && loaded.offset === offset) {
         this.producers = loaded.state;
         from = offset;
@@ -401,7 +415,11 @@ export class PartitionLog {
    * Validates every batch in `buf` and works out where each goes. With `assignFrom` >= 0 offsets
    * are assigned from it; otherwise the batches' own offsets must follow the log end.
    */
-  private plan(buf: Buffer, assignFrom: number, checkProducer?: ProducerIdCheck): { placements: BatchPlacement[]; records: number; sequenced: Array<SequencedBatch | null> } {
+  private plan(
+    buf: Buffer,
+    assignFrom: number,
+    checkProducer?: ProducerIdCheck,
+  ): { placements: BatchPlacement[]; records: number; sequenced: Array<SequencedBatch | null> } {
     if (buf.length === 0) throw rillError("INVALID_REQUEST", "record_batch: no batch in an empty buffer");
     const placements: BatchPlacement[] = [];
     const sequenced: Array<SequencedBatch | null> = [];
@@ -409,16 +427,25 @@ export class PartitionLog {
     let next = assignFrom >= 0 ? assignFrom : this.nextOffset;
     for (let pos = 0; pos < buf.length; ) {
       if (buf.length - pos < HEADER_SIZE) {
-        throw rillError("BATCH_LENGTH_MISMATCH", `record_batch: ${buf.length - pos} trailing bytes after the last batch are shorter than a batch header (${HEADER_SIZE})`);
+        throw rillError(
+          "BATCH_LENGTH_MISMATCH",
+          `record_batch: ${buf.length - pos} trailing bytes after the last batch are shorter than a batch header (${HEADER_SIZE})`,
+        );
       }
       const size = buf.readInt32BE(pos + BATCH_OFFSETS.BATCH_LENGTH) + 12;
       if (size < HEADER_SIZE || pos + size > buf.length) {
-        throw rillError("BATCH_LENGTH_MISMATCH", `record_batch: batchLength ${size - 12} at byte ${pos} disagrees with the ${buf.length - pos} bytes given`);
+        throw rillError(
+          "BATCH_LENGTH_MISMATCH",
+          `record_batch: batchLength ${size - 12} at byte ${pos} disagrees with the ${buf.length - pos} bytes given`,
+        );
       }
       const h = validateBatch(buf, pos, pos + size);
       if (assignFrom >= 0) checkProducedBatch(h);
       if (size > this.config.maxMessageBytes) {
-        throw rillError("MESSAGE_TOO_LARGE", `record_batch: batch of ${size} bytes exceeds max.message.bytes ${this.config.maxMessageBytes}`);
+        throw rillError(
+          "MESSAGE_TOO_LARGE",
+          `record_batch: batch of ${size} bytes exceeds max.message.bytes ${this.config.maxMessageBytes}`,
+        );
       }
       const base = assignFrom >= 0 ? next : h.baseOffset;
       if (base < next) {
@@ -427,7 +454,13 @@ export class PartitionLog {
       placements.push({ at: pos, baseOffset: base, lastOffset: base + h.lastOffsetDelta, maxTimestamp: h.maxTimestamp });
       if (h.producerId >= 0 && !h.isControl) {
         checkProducer?.(h.producerId, h.producerEpoch);
-        sequenced.push({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, lastSequence: incrementSequence(h.baseSequence, h.lastOffsetDelta), maxTimestamp: h.maxTimestamp });
+        sequenced.push({
+          producerId: h.producerId,
+          producerEpoch: h.producerEpoch,
+          baseSequence: h.baseSequence,
+          lastSequence: incrementSequence(h.baseSequence, h.lastOffsetDelta),
+          maxTimestamp: h.maxTimestamp,
+        });
       } else sequenced.push(null);
       records += h.recordCount;
       next = base + h.lastOffsetDelta + 1;
@@ -542,9 +575,14 @@ export class PartitionLog {
     this.syncing = null;
     if (target > this.recoveryPoint) this.recoveryPoint = target;
     const still: typeof this.waiters = [];
-    for (const w of this.waiters) (w.upTo <= this.recoveryPoint ? w.resolve() : still.push(w));
+    for (const w of this.waiters) w.upTo <= this.recoveryPoint ? w.resolve() : still.push(w);
     this.waiters = still;
-    if (this.segments.length > 1 && this.recoveryPoint >= this.active.baseOffset && this.checkpointedRecoveryPoint < this.active.baseOffset && !this.closed) {
+    if (
+      this.segments.length > 1 &&
+      this.recoveryPoint >= this.active.baseOffset &&
+      this.checkpointedRecoveryPoint < this.active.baseOffset &&
+      !this.closed
+    ) {
       this.writeCheckpoint();
     }
     if (this.waiters.length === 0) return;
@@ -706,7 +744,7 @@ export class PartitionLog {
     }
     if (offset <= this._logStartOffset) return;
     this._logStartOffset = offset;
-    this.deleteSegmentsWhile((seg, next) => next !== undefined && next.baseOffset <= offset);
+    this.deleteSegmentsWhile((_seg, next) => next !== undefined && next.baseOffset <= offset);
     this.writeCheckpoint();
   }
 

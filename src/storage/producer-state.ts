@@ -50,10 +50,9 @@
 import { assert } from "../base/assert.ts";
 import { crc32c } from "../base/crc32c.ts";
 import { rillError } from "../base/errors.ts";
-import type { BatchHeader } from "./record-batch.ts";
+import type { BatchHeader } from "../protocol/record-batch.ts";
+import { incrementSequence, SEQUENCE_MAX } from "../protocol/sequence.ts";
 
-/** Largest sequence number; the one after it is 0. */
-export const SEQUENCE_MAX = 0x7fffffff;
 /** Largest producer epoch (an i16). */
 export const PRODUCER_EPOCH_MAX = 0x7fff;
 /** Batches remembered per producer when not told otherwise (Kafka's 5). */
@@ -77,10 +76,7 @@ export interface ProducerBatch {
 export type SequencedBatch = Omit<ProducerBatch, "baseOffset" | "lastOffset">;
 
 /** The answer of `check`: append it; a duplicate (do not append, answer these offsets); or not idempotent. */
-export type SequenceCheck =
-  | { kind: "append" }
-  | { kind: "duplicate"; baseOffset: number; lastOffset: number }
-  | { kind: "none" };
+export type SequenceCheck = { kind: "append" } | { kind: "duplicate"; baseOffset: number; lastOffset: number } | { kind: "none" };
 
 /** The batch header fields the producer state is built from (a `BatchHeader` has them all). */
 export type ProducerBatchHeader = Pick<
@@ -103,12 +99,6 @@ export interface ProducerInfo {
   lastSequence: number;
   lastOffset: number;
   lastTimestamp: number;
-}
-
-/** `sequence + delta`, wrapping from 2^31-1 to 0 as Kafka's DefaultRecordBatch.incrementSequence. */
-export function incrementSequence(sequence: number, delta: number): number {
-  if (sequence > SEQUENCE_MAX - delta) return delta - (SEQUENCE_MAX - sequence) - 1;
-  return sequence + delta;
 }
 
 /**

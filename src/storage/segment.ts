@@ -8,7 +8,7 @@
 import { assert } from "../base/assert.ts";
 import type { FileSystem, LogFile } from "./fs.ts";
 import { OffsetIndex, TimeIndex } from "./indexes.ts";
-import { HEADER_SIZE, readBatchHeader, validateBatch, type BatchHeader } from "./record-batch.ts";
+import { HEADER_SIZE, readBatchHeader, validateBatch, type BatchHeader } from "../protocol/record-batch.ts";
 
 /** Width of the zero-padded base offset in segment file names, as Kafka. */
 const NAME_DIGITS = 20;
@@ -89,7 +89,13 @@ export class Segment {
    * first torn or corrupt one; otherwise the index files are loaded and checked, and rebuilt by a
    * header scan if they do not validate.
    */
-  static open(fs: FileSystem, dir: string, baseOffset: number, indexIntervalBytes: number, recover: boolean): { segment: Segment; recovery: RecoveryResult | null } {
+  static open(
+    fs: FileSystem,
+    dir: string,
+    baseOffset: number,
+    indexIntervalBytes: number,
+    recover: boolean,
+  ): { segment: Segment; recovery: RecoveryResult | null } {
     const p = Segment.paths(fs, dir, baseOffset);
     const seg = new Segment(fs, dir, baseOffset, fs.open(p.log, false), indexIntervalBytes);
     if (recover) return { segment: seg, recovery: seg.recover() };

@@ -24,8 +24,30 @@ function clean(): History {
   write(h, "c", 0, { kind: "unknown", reason: "grpc status 4: deadline" });
   write(h, "d", 0, { kind: "unknown", reason: "grpc status 14: unavailable" });
   write(h, "e", 0, { kind: "failed", code: 19, name: "NOT_ENOUGH_REPLICAS", message: "" });
-  read(h, 0, 0, [[0, "a"], [1, "b"]], "consumer 1", 2);
-  for (const node of [1, 2, 3]) read(h, 0, 0, [[0, "a"], [1, "b"], [2, "c"]], FINAL_READER, node);
+  read(
+    h,
+    0,
+    0,
+    [
+      [0, "a"],
+      [1, "b"],
+    ],
+    "consumer 1",
+    2,
+  );
+  for (const node of [1, 2, 3])
+    read(
+      h,
+      0,
+      0,
+      [
+        [0, "a"],
+        [1, "b"],
+        [2, "c"],
+      ],
+      FINAL_READER,
+      node,
+    );
   return h;
 }
 
@@ -33,7 +55,15 @@ describe("fault checker", () => {
   it("passes a clean history and counts outcomes", () => {
     const r = check(clean());
     expect(r.total).toBe(0);
-    expect(r.counts).toMatchObject({ attempted: 5, acknowledged: 2, failed: 1, unknown: 2, unknownPresent: 1, consumerRecords: 2, finalRecords: 9 });
+    expect(r.counts).toMatchObject({
+      attempted: 5,
+      acknowledged: 2,
+      failed: 1,
+      unknown: 2,
+      unknownPresent: 1,
+      consumerRecords: 2,
+      finalRecords: 9,
+    });
   });
 
   it("finds an acknowledged value missing from the read-back (lost)", () => {
@@ -61,14 +91,19 @@ describe("fault checker", () => {
     const h = clean();
     read(h, 0, 2, [[2, "d"]], FINAL_READER, 3);
     const r = check(h);
-    expect(r.anomalies.inconsistent.some((x) => x.partition === 0 && x.offset === 2 && Object.keys(x.values).sort().join() === "c,d")).toBe(true);
+    expect(r.anomalies.inconsistent.some((x) => x.partition === 0 && x.offset === 2 && Object.keys(x.values).sort().join() === "c,d")).toBe(
+      true,
+    );
   });
 
   it("finds an acknowledged offset holding another value (inconsistent)", () => {
     const h = newHistory();
     write(h, "a", 0, { kind: "ok", partition: 0, offset: 1 });
     write(h, "x", 0, { kind: "unknown", reason: "t" });
-    read(h, 0, 0, [[0, "a"], [1, "x"]]);
+    read(h, 0, 0, [
+      [0, "a"],
+      [1, "x"],
+    ]);
     const r = check(h);
     expect(r.anomalies.inconsistent.map((x) => x.what)).toContain("a was acknowledged at 0/1, which holds x");
   });
@@ -82,7 +117,18 @@ describe("fault checker", () => {
 
   it("finds offsets going backwards, and offsets jumped over, in one read", () => {
     const h = clean();
-    read(h, 0, 0, [[0, "a"], [2, "c"], [1, "b"]], "consumer 1", 1);
+    read(
+      h,
+      0,
+      0,
+      [
+        [0, "a"],
+        [2, "c"],
+        [1, "b"],
+      ],
+      "consumer 1",
+      1,
+    );
     const r = check(h);
     expect(r.anomalies.nonmonotonic).toHaveLength(1);
     expect(r.anomalies.skip).toHaveLength(1);
@@ -107,8 +153,19 @@ describe("fault checker", () => {
 });
 
 describe("committed-offset reads checker", () => {
-  const ok = (n: number, doneAtMs: number): Commit => ({ n, node: 1, sentAtMs: doneAtMs - 1, doneAtMs, outcome: { kind: "ok", partition: -1, offset: n } });
-  const commits: Commit[] = [ok(1, 10), ok(2, 20), { n: 3, node: 1, sentAtMs: 25, doneAtMs: 40, outcome: { kind: "failed", code: 6, name: "NOT_LEADER_OR_FOLLOWER", message: "m" } }, ok(4, 50)];
+  const ok = (n: number, doneAtMs: number): Commit => ({
+    n,
+    node: 1,
+    sentAtMs: doneAtMs - 1,
+    doneAtMs,
+    outcome: { kind: "ok", partition: -1, offset: n },
+  });
+  const commits: Commit[] = [
+    ok(1, 10),
+    ok(2, 20),
+    { n: 3, node: 1, sentAtMs: 25, doneAtMs: 40, outcome: { kind: "failed", code: 6, name: "NOT_LEADER_OR_FOLLOWER", message: "m" } },
+    ok(4, 50),
+  ];
   const read = (sentAtMs: number, doneAtMs: number, v: number, node = 2) => ({ who: "reader", node, sentAtMs, doneAtMs, values: [v, v] });
 
   it("passes reads that never go below an acknowledged commit nor backwards", () => {
@@ -116,7 +173,12 @@ describe("committed-offset reads checker", () => {
   });
 
   it("finds a lost commit, a failed commit read, a read going backwards and a torn commit", () => {
-    const v = checkOffsetReads(commits, [read(25, 26, 1), read(41, 42, 3), read(43, 44, 2), { who: "r", node: 1, sentAtMs: 60, doneAtMs: 61, values: [4, 2] }]);
+    const v = checkOffsetReads(commits, [
+      read(25, 26, 1),
+      read(41, 42, 3),
+      read(43, 44, 2),
+      { who: "r", node: 1, sentAtMs: 60, doneAtMs: 61, values: [4, 2] },
+    ]);
     expect(v.filter((x) => x.startsWith("lost commit"))).toHaveLength(2); // 1 after 2 was acknowledged; min(4,2) after 4
     expect(v.some((x) => x.startsWith("aborted commit read"))).toBe(true);
     expect(v.some((x) => x.startsWith("committed offset moved backwards"))).toBe(true);

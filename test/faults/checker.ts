@@ -229,7 +229,12 @@ export function check(h: History): CheckResult {
     const w = h.writes.get(value);
     if (!w) {
       const p = idx.places(value)[0]!;
-      anomalies.inconsistent.push({ partition: p.partition, offset: p.offset, what: `value ${JSON.stringify(value)} read, but no producer sent it`, values: idx.at(p.partition, p.offset) });
+      anomalies.inconsistent.push({
+        partition: p.partition,
+        offset: p.offset,
+        what: `value ${JSON.stringify(value)} read, but no producer sent it`,
+        values: idx.at(p.partition, p.offset),
+      });
       continue;
     }
     if (w.outcome?.kind === "ok" || idx.finalValues.has(value)) continue;
@@ -263,13 +268,28 @@ function checkAcknowledged(w: Write, partition: number, offset: number, idx: Rea
     anomalies.lost.push({ value: w.value, evidence: `acknowledged at ${partition}/${offset}${elsewhere}`, write: w });
   }
   if (partition !== w.partition) {
-    anomalies.inconsistent.push({ partition, offset, what: `${w.value} was sent to partition ${w.partition} but acknowledged in partition ${partition}`, values: idx.at(partition, offset) });
+    anomalies.inconsistent.push({
+      partition,
+      offset,
+      what: `${w.value} was sent to partition ${w.partition} but acknowledged in partition ${partition}`,
+      values: idx.at(partition, offset),
+    });
   }
   const there = idx.at(partition, offset);
   const others = Object.keys(there).filter((v) => v !== w.value);
   if (others.length > 0) {
-    anomalies.inconsistent.push({ partition, offset, what: `${w.value} was acknowledged at ${partition}/${offset}, which holds ${others.join(", ")}`, values: there });
+    anomalies.inconsistent.push({
+      partition,
+      offset,
+      what: `${w.value} was acknowledged at ${partition}/${offset}, which holds ${others.join(", ")}`,
+      values: there,
+    });
   } else if (places.some((p) => p.partition !== partition || p.offset !== offset) && !(w.value in there)) {
-    anomalies.inconsistent.push({ partition, offset, what: `${w.value} was acknowledged at ${partition}/${offset} but read only at ${places.map((p) => `${p.partition}/${p.offset}`).join(", ")}`, values: there });
+    anomalies.inconsistent.push({
+      partition,
+      offset,
+      what: `${w.value} was acknowledged at ${partition}/${offset} but read only at ${places.map((p) => `${p.partition}/${p.offset}`).join(", ")}`,
+      values: there,
+    });
   }
 }

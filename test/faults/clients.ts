@@ -11,7 +11,13 @@ import * as grpc from "@grpc/grpc-js";
 import { AdminService, DescribeTopicsRequestSchema, type DescribeTopicsResponse } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, FetchService, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
-import { CommitOffsetsRequestSchema, FetchOffsetsRequestSchema, GroupService, type CommitOffsetsResponse, type FetchOffsetsResponse } from "../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  CommitOffsetsRequestSchema,
+  FetchOffsetsRequestSchema,
+  GroupService,
+  type CommitOffsetsResponse,
+  type FetchOffsetsResponse,
+} from "../../src/gen/rill/v1/group_service_pb.ts";
 import { Acks, ProduceRequestSchema, ProduceService, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor, type ServiceClient } from "../../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../../src/rpc/server-options.ts";
@@ -60,7 +66,11 @@ export class NodeClients {
   }
 
   /** Fetch RECORDS from several partitions of one topic. */
-  fetch(topic: string, positions: ReadonlyMap<number, number>, o: { maxWaitMs: number; deadlineMs: number; maxBytes?: number }): Promise<FetchResponse> {
+  fetch(
+    topic: string,
+    positions: ReadonlyMap<number, number>,
+    o: { maxWaitMs: number; deadlineMs: number; maxBytes?: number },
+  ): Promise<FetchResponse> {
     const req = create(FetchRequestSchema, {
       partitions: [...positions].map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset) })),
       maxWaitMs: o.maxWaitMs,
@@ -78,7 +88,11 @@ export class NodeClients {
   }
 
   /** CommitOffsets without membership (accepted while the group has no members). */
-  commitOffsets(groupId: string, offsets: readonly { topic: string; partition: number; offset: number }[], deadlineMs: number): Promise<CommitOffsetsResponse> {
+  commitOffsets(
+    groupId: string,
+    offsets: readonly { topic: string; partition: number; offset: number }[],
+    deadlineMs: number,
+  ): Promise<CommitOffsetsResponse> {
     const req = create(CommitOffsetsRequestSchema, {
       groupId,
       memberId: "",

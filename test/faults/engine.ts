@@ -72,7 +72,13 @@ export interface RoundResult {
   readonly acknowledgedAfterHeal: number;
   /** Final high watermark per partition (after settling). */
   readonly highWatermarks: readonly number[];
-  readonly timings: { readonly startMs: number; readonly loadMs: number; readonly settleMs: number; readonly readMs: number; readonly totalMs: number };
+  readonly timings: {
+    readonly startMs: number;
+    readonly loadMs: number;
+    readonly settleMs: number;
+    readonly readMs: number;
+    readonly totalMs: number;
+  };
   /** Data root when kept (anomalies, unsettled, or `keep`). */
   readonly keptAt: string | null;
   /** Faults and node log lines around the first anomalies (for the report). */
@@ -91,7 +97,13 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   const planRnd = rnd.fork();
   const loadRnd = rnd.fork();
   const plan = planFaults(planRnd, [1, 2, 3], { ...o.nemesis, windowMs: o.windowMs });
-  const cluster = await Cluster.start({ nodes: 3, set: FAULT_CLUSTER_SETTINGS, linkProxies: true, ingressProxies: true, name: "rill-faults-" });
+  const cluster = await Cluster.start({
+    nodes: 3,
+    set: FAULT_CLUSTER_SETTINGS,
+    linkProxies: true,
+    ingressProxies: true,
+    name: "rill-faults-",
+  });
   const clients = new Map(cluster.nodes.map((nd) => [nd.id, new NodeClients(nd.id, nd.address)]));
   let keep = o.keep;
   try {
@@ -178,9 +190,18 @@ export async function waitSettled(clients: ReadonlyMap<number, NodeClients>, par
         for (let p = 0; p < partitions; p++) {
           const ps = views.map((v) => v.topics[0]!.partitions[p]!);
           const first = ps[0]!;
-          const same = ps.every((x) => x.leader === first.leader && [...x.isr].sort().join() === [...first.isr].sort().join() && x.highWatermark === first.highWatermark);
+          const same = ps.every(
+            (x) =>
+              x.leader === first.leader &&
+              [...x.isr].sort().join() === [...first.isr].sort().join() &&
+              x.highWatermark === first.highWatermark,
+          );
           if (!same || first.leader < 0 || first.isr.length !== clients.size) {
-            last = `partition ${p}: ` + ps.map((x, i) => `node ${[...clients.keys()][i]} sees leader ${x.leader} isr [${x.isr.join(",")}] hw ${x.highWatermark}`).join("; ");
+            last =
+              `partition ${p}: ` +
+              ps
+                .map((x, i) => `node ${[...clients.keys()][i]} sees leader ${x.leader} isr [${x.isr.join(",")}] hw ${x.highWatermark}`)
+                .join("; ");
             return false;
           }
           hws.push(Number(first.highWatermark));
@@ -209,12 +230,22 @@ async function probe(clients: ReadonlyMap<number, NodeClients>, partitions: numb
         const deadline = Date.now() + ms;
         let last = "";
         for (let attempt = 0; Date.now() < deadline; attempt++) {
-          const w: Write = { value: `probe-${c.nodeId}-${p}-${attempt}`, producer: 0, partition: p, node: c.nodeId, sentAtMs: Date.now() - t0, doneAtMs: -1, outcome: null };
+          const w: Write = {
+            value: `probe-${c.nodeId}-${p}-${attempt}`,
+            producer: 0,
+            partition: p,
+            node: c.nodeId,
+            sentAtMs: Date.now() - t0,
+            doneAtMs: -1,
+            outcome: null,
+          };
           h.writes.set(w.value, w);
           try {
             const res = await c.produce(TOPIC, p, [w.value], 2_000, 5_000);
             const err = res.partitions[0]?.error;
-            w.outcome = err ? outcomeOfDetail(err) : { kind: "ok", partition: res.records[0]!.partition, offset: Number(res.records[0]!.offset) };
+            w.outcome = err
+              ? outcomeOfDetail(err)
+              : { kind: "ok", partition: res.records[0]!.partition, offset: Number(res.records[0]!.offset) };
           } catch (e) {
             w.outcome = outcomeOfCallError(e);
           }
@@ -251,12 +282,24 @@ async function finalRead(clients: ReadonlyMap<number, NodeClients>, h: History, 
           const res = await c.fetch(TOPIC, new Map([[p, offset]]), { maxWaitMs: 0, deadlineMs: 5_000, maxBytes: 4 << 20 });
           const fp = res.partitions[0]!;
           if (fp.error) throw new Error(`${fp.error.name}: ${fp.error.message}`);
-          if (fp.records.length === 0) throw new Error(`nothing at ${offset} below the high watermark ${hws[p]} (answered high watermark ${fp.highWatermark})`);
+          if (fp.records.length === 0)
+            throw new Error(`nothing at ${offset} below the high watermark ${hws[p]} (answered high watermark ${fp.highWatermark})`);
           const offsets = fp.records.map((x) => Number(x.offset));
-          h.reads.push({ reader: FINAL_READER, node: c.nodeId, partition: p, from: offset, atMs: Date.now() - t0, offsets, values: fp.records.map((x) => Buffer.from(x.value ?? new Uint8Array()).toString("utf8")) });
+          h.reads.push({
+            reader: FINAL_READER,
+            node: c.nodeId,
+            partition: p,
+            from: offset,
+            atMs: Date.now() - t0,
+            offsets,
+            values: fp.records.map((x) => Buffer.from(x.value ?? new Uint8Array()).toString("utf8")),
+          });
           offset = Math.max(offset + 1, offsets[offsets.length - 1]! + 1);
         } catch (e) {
-          if (++failures >= 20) throw new Error(`final read of ${TOPIC}-${p} through node ${c.nodeId} at offset ${offset}: ${e instanceof Error ? e.message : String(e)}`);
+          if (++failures >= 20)
+            throw new Error(
+              `final read of ${TOPIC}-${p} through node ${c.nodeId} at offset ${offset}: ${e instanceof Error ? e.message : String(e)}`,
+            );
           await sleep(250);
         }
       }
@@ -274,10 +317,19 @@ interface Window {
 function windowsOf(r: CheckResult): Window[] {
   const a = r.anomalies;
   const out: Window[] = [];
-  const around = (w: { sentAtMs: number; doneAtMs: number }, why: string): Window => ({ fromMs: w.sentAtMs - 1_000, toMs: w.doneAtMs + 1_000, why });
+  const around = (w: { sentAtMs: number; doneAtMs: number }, why: string): Window => ({
+    fromMs: w.sentAtMs - 1_000,
+    toMs: w.doneAtMs + 1_000,
+    why,
+  });
   for (const x of a.abortedRead) out.push(around(x.write, `aborted read of ${x.value}`));
   for (const x of a.lost) if (x.write) out.push(around(x.write, `lost ${x.value}`));
-  for (const x of [...a.nonmonotonic, ...a.skip]) out.push({ fromMs: x.atMs - 2_000, toMs: x.atMs + 1_000, why: `order fault in a read of partition ${x.partition} by ${x.reader}@n${x.node}` });
+  for (const x of [...a.nonmonotonic, ...a.skip])
+    out.push({
+      fromMs: x.atMs - 2_000,
+      toMs: x.atMs + 1_000,
+      why: `order fault in a read of partition ${x.partition} by ${x.reader}@n${x.node}`,
+    });
   const seen = new Set<string>();
   return out.filter((w) => !seen.has(`${w.fromMs}/${w.toMs}`) && seen.add(`${w.fromMs}/${w.toMs}`)).slice(0, 3);
 }

@@ -24,7 +24,9 @@ console.log(`faults SEED=${SEED} (window ${WINDOW_MS} ms, ${ROUNDS} rounds)`);
 describe("fault test", () => {
   for (let i = 0; i < ROUNDS; i++) {
     const seed = (SEED + i) >>> 0;
-    it(`round ${i + 1}: no anomaly under kill -9, pauses, restarts and partitions (SEED=${seed})`, { timeout: WINDOW_MS + 240_000 }, async () => {
+    it(`round ${i + 1}: no anomaly under kill -9, pauses, restarts and partitions (SEED=${seed})`, {
+      timeout: WINDOW_MS + 240_000,
+    }, async () => {
       const r = await runRound(roundOptions({ seed, windowMs: WINDOW_MS }));
       const report = formatRound(r, i + 1);
       console.log(report);

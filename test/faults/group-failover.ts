@@ -47,7 +47,13 @@ export interface GroupResult {
   readonly groupId: string;
   readonly offsetsTopic: string;
   readonly offsetsPartition: number;
-  readonly commits: { acknowledged: number; failed: number; unknown: number; failedBy: Record<string, number>; unknownBy: Record<string, number> };
+  readonly commits: {
+    acknowledged: number;
+    failed: number;
+    unknown: number;
+    failedBy: Record<string, number>;
+    unknownBy: Record<string, number>;
+  };
   readonly events: readonly FaultEvent[];
   readonly violations: readonly string[];
   readonly totalMs: number;
@@ -92,10 +98,16 @@ export function checkOffsetReads(commits: readonly Commit[], reads: readonly Off
       if (x <= 0) continue;
       const c = commits[x - 1];
       if (!c) out.push(`${at}: no commit wrote ${x}`);
-      else if (c.outcome?.kind === "failed") out.push(`aborted commit read: ${at}, but commit ${x} (sent at +${c.sentAtMs} ms to node ${c.node}) failed with ${c.outcome.name}: ${c.outcome.message}`);
+      else if (c.outcome?.kind === "failed")
+        out.push(
+          `aborted commit read: ${at}, but commit ${x} (sent at +${c.sentAtMs} ms to node ${c.node}) failed with ${c.outcome.name}: ${c.outcome.message}`,
+        );
     }
     const earlier = reads.find((e) => e.doneAtMs < r.sentAtMs && Math.min(...e.values) > v);
-    if (earlier) out.push(`committed offset moved backwards: ${at}, after node ${earlier.node} answered ${earlier.values.join(",")} at +${earlier.doneAtMs} ms`);
+    if (earlier)
+      out.push(
+        `committed offset moved backwards: ${at}, after node ${earlier.node} answered ${earlier.values.join(",")} at +${earlier.doneAtMs} ms`,
+      );
   }
   return out;
 }
@@ -124,7 +136,9 @@ export async function runGroupFailover(o: GroupOptions): Promise<GroupResult> {
   const loops: Promise<void>[] = [];
   try {
     await cluster.waitForStable(60_000);
-    await cluster.nodes[0]!.admin({ retries: 10 }).createTopics([{ name: TOPIC, partitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]);
+    await cluster.nodes[0]!.admin({ retries: 10 }).createTopics([
+      { name: TOPIC, partitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } },
+    ]);
     await fullIsr(cluster, clients, p, o.stepMs);
     t0 = Date.now();
     note(`group ${groupId} lives in ${OFFSETS_TOPIC}-${p}, led by node ${await leaderOf(cluster, clients, p)}`);
@@ -134,38 +148,51 @@ export async function runGroupFailover(o: GroupOptions): Promise<GroupResult> {
       if (coordinator < 0 || !cluster.node(coordinator).running) coordinator = await leaderOf(cluster, clients, p);
       return clients.get(coordinator)!;
     };
-    loops.push((async () => {
-      for (let n = 1; !stopped; n++) {
-        const c: Commit = { n, node: -1, sentAtMs: now(), doneAtMs: -1, outcome: null };
-        commits.push(c);
-        try {
-          const cl = await route();
-          (c as { node: number }).node = cl.nodeId;
-          const res = await cl.commitOffsets(groupId, Array.from({ length: PARTITIONS }, (_, q) => ({ topic: TOPIC, partition: q, offset: n })), 5_000);
-          const err = res.offsets.find((x) => x.error)?.error;
-          c.outcome = err ? outcomeOfDetail(err) : { kind: "ok", partition: -1, offset: n };
-        } catch (e) {
-          c.outcome = outcomeOfCallError(e);
+    loops.push(
+      (async () => {
+        for (let n = 1; !stopped; n++) {
+          const c: Commit = { n, node: -1, sentAtMs: now(), doneAtMs: -1, outcome: null };
+          commits.push(c);
+          try {
+            const cl = await route();
+            (c as { node: number }).node = cl.nodeId;
+            const res = await cl.commitOffsets(
+              groupId,
+              Array.from({ length: PARTITIONS }, (_, q) => ({ topic: TOPIC, partition: q, offset: n })),
+              5_000,
+            );
+            const err = res.offsets.find((x) => x.error)?.error;
+            c.outcome = err ? outcomeOfDetail(err) : { kind: "ok", partition: -1, offset: n };
+          } catch (e) {
+            c.outcome = outcomeOfCallError(e);
+          }
+          c.doneAtMs = now();
+          if (c.outcome.kind !== "ok") {
+            coordinator = -1;
+            await sleep(100);
+          }
         }
-        c.doneAtMs = now();
-        if (c.outcome.kind !== "ok") {
-          coordinator = -1;
-          await sleep(100);
+      })(),
+    );
+    loops.push(
+      (async () => {
+        while (!stopped) {
+          await readOnce(await route().catch(() => null), "reader");
+          await sleep(20);
         }
-      }
-    })());
-    loops.push((async () => {
-      while (!stopped) {
-        await readOnce(await route().catch(() => null), "reader");
-        await sleep(20);
-      }
-    })());
+      })(),
+    );
     async function readOnce(cl: NodeClients | null, who: string): Promise<number | null> {
       if (!cl) return null;
       const sentAtMs = now();
-      let res;
+      let res: Awaited<ReturnType<NodeClients["fetchOffsets"]>>;
       try {
-        res = await cl.fetchOffsets(groupId, TOPIC, Array.from({ length: PARTITIONS }, (_, q) => q), 3_000);
+        res = await cl.fetchOffsets(
+          groupId,
+          TOPIC,
+          Array.from({ length: PARTITIONS }, (_, q) => q),
+          3_000,
+        );
       } catch {
         return null;
       }
@@ -176,21 +203,38 @@ export async function runGroupFailover(o: GroupOptions): Promise<GroupResult> {
     }
 
     for (let k = 1; k <= o.failovers; k++) {
-      await until(() => commits.filter((c) => c.outcome?.kind === "ok" && c.sentAtMs > (events.at(-1)?.atMs ?? 0)).length >= o.commitsBetween, o.stepMs, `${o.commitsBetween} commits acknowledged`);
+      await until(
+        () => commits.filter((c) => c.outcome?.kind === "ok" && c.sentAtMs > (events.at(-1)?.atMs ?? 0)).length >= o.commitsBetween,
+        o.stepMs,
+        `${o.commitsBetween} commits acknowledged`,
+      );
       const victim = await leaderOf(cluster, clients, p);
       const ackedBeforeKill = Math.max(0, ...commits.filter((c) => c.outcome?.kind === "ok").map((c) => c.n));
       const pause = k > 1 && rnd.int(2) === 0;
-      note(`failover ${k}: ${pause ? "SIGSTOP" : "kill -9"} node ${victim} (the coordinator); highest acknowledged commit ${ackedBeforeKill}`);
+      note(
+        `failover ${k}: ${pause ? "SIGSTOP" : "kill -9"} node ${victim} (the coordinator); highest acknowledged commit ${ackedBeforeKill}`,
+      );
       if (pause) cluster.node(victim).pause();
       else await cluster.node(victim).kill();
-      const next = await until(async () => {
-        const l = await leaderOf(cluster, clients, p);
-        return l !== victim ? l : false;
-      }, o.stepMs, `a new leader of ${OFFSETS_TOPIC}-${p}`);
+      const next = await until(
+        async () => {
+          const l = await leaderOf(cluster, clients, p);
+          return l !== victim ? l : false;
+        },
+        o.stepMs,
+        `a new leader of ${OFFSETS_TOPIC}-${p}`,
+      );
       note(`node ${next} leads ${OFFSETS_TOPIC}-${p}`);
-      const v = await until(() => readOnce(clients.get(next)!, `after failover ${k},`), o.stepMs, `FetchOffsets answered by the new coordinator ${next}`);
+      const v = await until(
+        () => readOnce(clients.get(next)!, `after failover ${k},`),
+        o.stepMs,
+        `FetchOffsets answered by the new coordinator ${next}`,
+      );
       note(`node ${next} answers FetchOffsets: ${v}`);
-      if (v < ackedBeforeKill) violations.push(`failover ${k}: the new coordinator ${next} answered ${v} < ${ackedBeforeKill}, acknowledged before the ${pause ? "SIGSTOP" : "kill"}`);
+      if (v < ackedBeforeKill)
+        violations.push(
+          `failover ${k}: the new coordinator ${next} answered ${v} < ${ackedBeforeKill}, acknowledged before the ${pause ? "SIGSTOP" : "kill"}`,
+        );
       if (pause) {
         note(`SIGCONT node ${victim}`);
         cluster.node(victim).resume();
@@ -201,11 +245,19 @@ export async function runGroupFailover(o: GroupOptions): Promise<GroupResult> {
       await fullIsr(cluster, clients, p, o.stepMs);
       note(`${OFFSETS_TOPIC}-${p} has all three replicas in its ISR again`);
     }
-    await until(() => commits.filter((c) => c.outcome?.kind === "ok" && c.sentAtMs > (events.at(-1)?.atMs ?? 0)).length >= 3, o.stepMs, `commits acknowledged after the last failover`);
+    await until(
+      () => commits.filter((c) => c.outcome?.kind === "ok" && c.sentAtMs > (events.at(-1)?.atMs ?? 0)).length >= 3,
+      o.stepMs,
+      `commits acknowledged after the last failover`,
+    );
     stopped = true;
     await Promise.all(loops);
     const last = Math.max(0, ...commits.filter((c) => c.outcome?.kind === "ok").map((c) => c.n));
-    const final = await until(async () => readOnce(clients.get(await leaderOf(cluster, clients, p))!, "final"), o.stepMs, "a final FetchOffsets");
+    const final = await until(
+      async () => readOnce(clients.get(await leaderOf(cluster, clients, p))!, "final"),
+      o.stepMs,
+      "a final FetchOffsets",
+    );
     note(`final FetchOffsets: ${final}; highest acknowledged commit ${last}; ${reads.length} FetchOffsets answers checked`);
     violations.push(...checkOffsetReads(commits, reads));
     if (violations.length > 0) keep = true;
@@ -249,7 +301,10 @@ async function leaderOf(cluster: Cluster, clients: ReadonlyMap<number, NodeClien
     async () => {
       const votes = new Map<number, number>();
       for (const nd of cluster.running) {
-        const v = await clients.get(nd.id)!.describeTopics([OFFSETS_TOPIC], 2_000).catch(() => null);
+        const v = await clients
+          .get(nd.id)!
+          .describeTopics([OFFSETS_TOPIC], 2_000)
+          .catch(() => null);
         const l = v?.topics[0]?.partitions[p]?.leader;
         if (l !== undefined && l >= 0 && cluster.node(l).running) votes.set(l, (votes.get(l) ?? 0) + 1);
       }

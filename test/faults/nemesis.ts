@@ -98,13 +98,20 @@ export function planFaults(r: SeededRandom, nodeIds: readonly number[], o: Nemes
 /** One line describing a planned fault. */
 export function describeFault(f: PlannedFault): string {
   switch (f.kind) {
-    case "kill": return `kill -9 node ${f.node}, restart after ${f.durationMs} ms`;
-    case "pause": return `SIGSTOP node ${f.node}, SIGCONT after ${f.durationMs} ms`;
-    case "restart": return `restart node ${f.node} (SIGTERM, start)`;
-    case "isolate": return `isolate node ${f.node} (${f.mode}) for ${f.durationMs} ms`;
-    case "cut-ingress": return `cut the ingress of node ${f.node} (${f.mode}) for ${f.durationMs} ms`;
-    case "cut-link": return `cut quorum link ${f.node}<->${f.peer} (${f.mode}) for ${f.durationMs} ms`;
-    case "cut-one-way": return `cut quorum link ${f.node}->${f.peer} (${f.mode}) for ${f.durationMs} ms`;
+    case "kill":
+      return `kill -9 node ${f.node}, restart after ${f.durationMs} ms`;
+    case "pause":
+      return `SIGSTOP node ${f.node}, SIGCONT after ${f.durationMs} ms`;
+    case "restart":
+      return `restart node ${f.node} (SIGTERM, start)`;
+    case "isolate":
+      return `isolate node ${f.node} (${f.mode}) for ${f.durationMs} ms`;
+    case "cut-ingress":
+      return `cut the ingress of node ${f.node} (${f.mode}) for ${f.durationMs} ms`;
+    case "cut-link":
+      return `cut quorum link ${f.node}<->${f.peer} (${f.mode}) for ${f.durationMs} ms`;
+    case "cut-one-way":
+      return `cut quorum link ${f.node}->${f.peer} (${f.mode}) for ${f.durationMs} ms`;
   }
 }
 
@@ -112,7 +119,11 @@ export function describeFault(f: PlannedFault): string {
  * Applies `plan` to `cluster` until the window ends or `stopped()`, logging each step (start,
  * heal) into `log` with its time since `t0`. Heals everything before it returns.
  */
-export async function runNemesis(cluster: Cluster, plan: readonly PlannedFault[], o: { t0: number; windowMs: number; log: FaultEvent[]; stopped: () => boolean }): Promise<void> {
+export async function runNemesis(
+  cluster: Cluster,
+  plan: readonly PlannedFault[],
+  o: { t0: number; windowMs: number; log: FaultEvent[]; stopped: () => boolean },
+): Promise<void> {
   const now = (): number => Date.now() - o.t0;
   const note = (what: string): void => {
     o.log.push({ atMs: now(), what });
@@ -174,7 +185,12 @@ export async function heal(cluster: Cluster, note: (what: string) => void): Prom
       note(`SIGCONT node ${nd.id}`);
     }
   }
-  const blocked = cluster.nodes.flatMap((a) => [cluster.ingress(a.id).blockMode !== null ? `ingress ${a.id}` : null, ...cluster.nodes.filter((b) => b.id !== a.id && cluster.link(a.id, b.id).blockMode !== null).map((b) => `${a.id}->${b.id}`)]).filter((x) => x !== null);
+  const blocked = cluster.nodes
+    .flatMap((a) => [
+      cluster.ingress(a.id).blockMode !== null ? `ingress ${a.id}` : null,
+      ...cluster.nodes.filter((b) => b.id !== a.id && cluster.link(a.id, b.id).blockMode !== null).map((b) => `${a.id}->${b.id}`),
+    ])
+    .filter((x) => x !== null);
   if (blocked.length > 0) {
     cluster.heal();
     note(`healed links: ${blocked.join(", ")}`);

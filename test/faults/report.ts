@@ -33,10 +33,16 @@ export function formatRound(r: RoundResult, index: number): string {
   const c = r.check.counts;
   const out: string[] = [];
   out.push(`=== round ${index} SEED=${r.seed} (replay: npm run faults -- --seed ${r.seed} --rounds 1)`);
-  out.push(`time: cluster up and topic ready ${s(r.timings.startMs)}, load ${s(r.timings.loadMs)}, settle ${s(r.timings.settleMs)}, read-back ${s(r.timings.readMs)}, total ${s(r.timings.totalMs)}`);
-  out.push(`writes: ${c.attempted} values; acknowledged ${c.acknowledged}, failed ${c.failed} ${json(c.failedBy)}, unknown ${c.unknown} ${json(c.unknownBy)} (${c.unknownPresent} of them in the log)`);
+  out.push(
+    `time: cluster up and topic ready ${s(r.timings.startMs)}, load ${s(r.timings.loadMs)}, settle ${s(r.timings.settleMs)}, read-back ${s(r.timings.readMs)}, total ${s(r.timings.totalMs)}`,
+  );
+  out.push(
+    `writes: ${c.attempted} values; acknowledged ${c.acknowledged}, failed ${c.failed} ${json(c.failedBy)}, unknown ${c.unknown} ${json(c.unknownBy)} (${c.unknownPresent} of them in the log)`,
+  );
   out.push(`after the final heal: ${r.acknowledgedAfterHeal} values acknowledged`);
-  out.push(`reads: consumers ${c.consumerRecords} records; final read-back ${c.finalRecords} records (high watermarks ${r.highWatermarks.join(", ")}, through every node)`);
+  out.push(
+    `reads: consumers ${c.consumerRecords} records; final read-back ${c.finalRecords} records (high watermarks ${r.highWatermarks.join(", ")}, through every node)`,
+  );
   if (r.unsettled) out.push(`NOT SETTLED: ${r.unsettled}`);
   for (const f of r.probeFailures) out.push(`NOT WRITABLE AFTER HEALING: ${f}`);
   out.push(`faults (ms since the load started at ${r.loadStartedAt}):`);
@@ -58,7 +64,9 @@ export function formatGroup(g: GroupResult): string {
   const out: string[] = [];
   out.push(`=== group failover SEED=${g.seed} (replay: npm run faults -- --scenario groups --seed ${g.seed})`);
   out.push(`group ${g.groupId}: ${g.offsetsTopic}-${g.offsetsPartition}; time ${s(g.totalMs)}`);
-  out.push(`commits: acknowledged ${g.commits.acknowledged}, failed ${g.commits.failed} ${json(g.commits.failedBy)}, unknown ${g.commits.unknown} ${json(g.commits.unknownBy)}`);
+  out.push(
+    `commits: acknowledged ${g.commits.acknowledged}, failed ${g.commits.failed} ${json(g.commits.failedBy)}, unknown ${g.commits.unknown} ${json(g.commits.unknownBy)}`,
+  );
   out.push(`steps (ms since the scenario started):`);
   for (const e of g.events) out.push(`  +${String(e.atMs).padStart(6)}  ${e.what}`);
   out.push(`violations: ${g.violations.length}`);

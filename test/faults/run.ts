@@ -36,17 +36,26 @@ function parseArgs(argv: readonly string[]): Args {
       return v;
     };
     switch (flag) {
-      case "--rounds": a.rounds = int(1); break;
-      case "--seed": a.seed = int(0) >>> 0; break;
-      case "--duration-ms": a.durationMs = int(1_000); break;
+      case "--rounds":
+        a.rounds = int(1);
+        break;
+      case "--seed":
+        a.seed = int(0) >>> 0;
+        break;
+      case "--duration-ms":
+        a.durationMs = int(1_000);
+        break;
       case "--scenario": {
         const s = argv[++i];
         if (s !== "produce" && s !== "groups" && s !== "all") throw new Error("--scenario must be produce, groups or all");
         a.scenario = s;
         break;
       }
-      case "--keep": a.keep = true; break;
-      default: throw new Error(`unknown argument ${flag} (see the comment at the top of test/faults/run.ts)`);
+      case "--keep":
+        a.keep = true;
+        break;
+      default:
+        throw new Error(`unknown argument ${flag} (see the comment at the top of test/faults/run.ts)`);
     }
   }
   return a;
@@ -82,9 +91,14 @@ async function main(): Promise<number> {
   console.log(`=== summary (SEED=${a.seed})`);
   for (const r of rounds) {
     const c = r.check.counts;
-    console.log(`round SEED=${r.seed}: ${Math.round(r.timings.totalMs / 1000)} s, ${r.faults.filter((f) => f.what.startsWith("start:")).length} faults, acknowledged ${c.acknowledged} failed ${c.failed} unknown ${c.unknown}; ${anomalyLine(r.check.anomalies)}${r.unsettled ? "; NOT SETTLED" : ""}${r.probeFailures.length > 0 ? "; NOT WRITABLE AFTER HEALING" : ""}`);
+    console.log(
+      `round SEED=${r.seed}: ${Math.round(r.timings.totalMs / 1000)} s, ${r.faults.filter((f) => f.what.startsWith("start:")).length} faults, acknowledged ${c.acknowledged} failed ${c.failed} unknown ${c.unknown}; ${anomalyLine(r.check.anomalies)}${r.unsettled ? "; NOT SETTLED" : ""}${r.probeFailures.length > 0 ? "; NOT WRITABLE AFTER HEALING" : ""}`,
+    );
   }
-  for (const g of groups) console.log(`groups SEED=${g.seed}: ${Math.round(g.totalMs / 1000)} s, commits acknowledged ${g.commits.acknowledged}; violations: ${g.violations.length}`);
+  for (const g of groups)
+    console.log(
+      `groups SEED=${g.seed}: ${Math.round(g.totalMs / 1000)} s, commits acknowledged ${g.commits.acknowledged}; violations: ${g.violations.length}`,
+    );
   console.log(bad === 0 ? "faults: no anomalies" : `faults: ${bad} run(s) with anomalies`);
   return bad === 0 ? 0 : 1;
 }

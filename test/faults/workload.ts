@@ -62,7 +62,12 @@ export function startLoad(o: LoadOptions, clients: ReadonlyMap<number, NodeClien
         h.writes.set(w.value, w);
         writes.push(w);
       }
-      const outcomes = await produceOnce(clients.get(node)!, o, partition, writes.map((w) => w.value));
+      const outcomes = await produceOnce(
+        clients.get(node)!,
+        o,
+        partition,
+        writes.map((w) => w.value),
+      );
       const doneAtMs = Date.now() - t0;
       writes.forEach((w, k) => {
         w.doneAtMs = doneAtMs;
@@ -86,7 +91,15 @@ export function startLoad(o: LoadOptions, clients: ReadonlyMap<number, NodeClien
           if (fp.error || fp.records.length === 0) continue;
           const from = asked.get(fp.partition)!;
           const offsets = fp.records.map((x) => Number(x.offset));
-          h.reads.push({ reader: `consumer ${id}`, node, partition: fp.partition, from, atMs, offsets, values: fp.records.map((x) => Buffer.from(x.value ?? new Uint8Array()).toString("utf8")) });
+          h.reads.push({
+            reader: `consumer ${id}`,
+            node,
+            partition: fp.partition,
+            from,
+            atMs,
+            offsets,
+            values: fp.records.map((x) => Buffer.from(x.value ?? new Uint8Array()).toString("utf8")),
+          });
           positions.set(fp.partition, Math.max(from, offsets[offsets.length - 1]! + 1));
         }
       } catch {
@@ -104,7 +117,11 @@ async function produceOnce(c: NodeClients, o: LoadOptions, partition: number, va
     return values.map((_, k): Outcome => {
       const rr = res.records[k];
       if (pr?.error) return outcomeOfDetail(pr.error);
-      if (!rr || rr.offset < 0n) return { kind: "unknown", reason: `malformed answer: record ${k} has no offset (${JSON.stringify(rr ?? null, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))})` };
+      if (!rr || rr.offset < 0n)
+        return {
+          kind: "unknown",
+          reason: `malformed answer: record ${k} has no offset (${JSON.stringify(rr ?? null, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))})`,
+        };
       return { kind: "ok", partition: rr.partition, offset: Number(rr.offset) };
     });
   } catch (e) {

@@ -3,7 +3,7 @@
  * record-batch goldens encode, and the content the LZ4 reference frames hold.
  */
 import { fileURLToPath } from "node:url";
-import type { EncodeOptions, RecordInput } from "../../src/storage/record-batch.ts";
+import type { EncodeOptions, RecordInput } from "../../src/protocol/record-batch.ts";
 
 /** Absolute path of a file under test/golden. */
 export function goldenPath(name: string): string {

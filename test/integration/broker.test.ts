@@ -25,9 +25,22 @@ import {
   type CreatePartitionsResponse,
 } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
-import { FetchRequestSchema, ListOffsetsRequestSchema, SubscribeRequestSchema, type FetchResponse, type ListOffsetsResponse, type SubscribeResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
-import { Acks, ProduceRequestSchema, ProduceStreamRequestSchema, type ProduceResponse, type ProduceStreamResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { decodeRecords, encodeBatch, readBatchHeader } from "../../src/storage/record-batch.ts";
+import {
+  FetchRequestSchema,
+  ListOffsetsRequestSchema,
+  SubscribeRequestSchema,
+  type FetchResponse,
+  type ListOffsetsResponse,
+  type SubscribeResponse,
+} from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  Acks,
+  ProduceRequestSchema,
+  ProduceStreamRequestSchema,
+  type ProduceResponse,
+  type ProduceStreamResponse,
+} from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { decodeRecords, encodeBatch, readBatchHeader } from "../../src/protocol/record-batch.ts";
 import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -41,7 +54,11 @@ async function createTopic(name: string, partitions: number, configs: Record<str
   return call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name, partitions, configs }] }));
 }
 
-function produceRecords(topic: string, records: Array<{ key?: string; value: string; ts?: number }>, partition?: number): Promise<ProduceResponse> {
+function produceRecords(
+  topic: string,
+  records: Array<{ key?: string; value: string; ts?: number }>,
+  partition?: number,
+): Promise<ProduceResponse> {
   return call(
     c.produce,
     "produce",
@@ -49,13 +66,27 @@ function produceRecords(topic: string, records: Array<{ key?: string; value: str
       topic,
       ...(partition !== undefined ? { partition } : {}),
       acks: Acks.LEADER,
-      records: records.map((r) => ({ ...(r.key !== undefined ? { key: enc(r.key) } : {}), value: enc(r.value), ...(r.ts !== undefined ? { timestampMs: BigInt(r.ts) } : {}) })),
+      records: records.map((r) => ({
+        ...(r.key !== undefined ? { key: enc(r.key) } : {}),
+        value: enc(r.value),
+        ...(r.ts !== undefined ? { timestampMs: BigInt(r.ts) } : {}),
+      })),
     }),
   );
 }
 
-function fetchRecords(topic: string, partition: number, offset: number, extra: { maxWaitMs?: number; minBytes?: number; maxBytes?: number } = {}): Promise<FetchResponse> {
-  return call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic, partition, offset: BigInt(offset) }], format: RecordFormat.RECORDS, ...extra }), 30_000);
+function fetchRecords(
+  topic: string,
+  partition: number,
+  offset: number,
+  extra: { maxWaitMs?: number; minBytes?: number; maxBytes?: number } = {},
+): Promise<FetchResponse> {
+  return call(
+    c.fetch,
+    "fetch",
+    create(FetchRequestSchema, { partitions: [{ topic, partition, offset: BigInt(offset) }], format: RecordFormat.RECORDS, ...extra }),
+    30_000,
+  );
 }
 
 async function values(topic: string, partition: number): Promise<string[]> {
@@ -102,17 +133,33 @@ describe("AdminService", () => {
     expect(t.partitions[0]!.replicas).toEqual([1]);
     expect(t.partitions[0]!.isr).toEqual([1]);
     expect(t.configs["retention.ms"]).toBe("3600000");
-    const grown: CreatePartitionsResponse = await call(c.admin, "createPartitions", create(CreatePartitionsRequestSchema, { topics: [{ name: "orders", count: 8 }] }));
+    const grown: CreatePartitionsResponse = await call(
+      c.admin,
+      "createPartitions",
+      create(CreatePartitionsRequestSchema, { topics: [{ name: "orders", count: 8 }] }),
+    );
     expect(grown.topics[0]!.error).toBeUndefined();
     const alter: AlterConfigsResponse = await call(
       c.admin,
       "alterConfigs",
       create(AlterConfigsRequestSchema, {
-        resources: [{ resource: { type: ConfigResourceType.TOPIC, name: "orders" }, operations: [{ name: "cleanup.policy", operation: ConfigOperation.SET, value: "compact" }, { name: "retention.ms", operation: ConfigOperation.DELETE }] }],
+        resources: [
+          {
+            resource: { type: ConfigResourceType.TOPIC, name: "orders" },
+            operations: [
+              { name: "cleanup.policy", operation: ConfigOperation.SET, value: "compact" },
+              { name: "retention.ms", operation: ConfigOperation.DELETE },
+            ],
+          },
+        ],
       }),
     );
     expect(alter.results[0]!.error).toBeUndefined();
-    const cfg: DescribeConfigsResponse = await call(c.admin, "describeConfigs", create(DescribeConfigsRequestSchema, { resources: [{ type: ConfigResourceType.TOPIC, name: "orders" }], includeDocumentation: true }));
+    const cfg: DescribeConfigsResponse = await call(
+      c.admin,
+      "describeConfigs",
+      create(DescribeConfigsRequestSchema, { resources: [{ type: ConfigResourceType.TOPIC, name: "orders" }], includeDocumentation: true }),
+    );
     const entries = new Map(cfg.results[0]!.entries.map((e) => [e.name, e]));
     expect(entries.get("cleanup.policy")!.value).toBe("compact");
     expect(entries.get("cleanup.policy")!.source).toBe(ConfigSource.DYNAMIC_TOPIC);
@@ -128,7 +175,11 @@ describe("AdminService", () => {
   });
 
   it("validate_only checks a creation and writes nothing", async () => {
-    const r: CreateTopicsResponse = await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "dry", partitions: 2 }], validateOnly: true }));
+    const r: CreateTopicsResponse = await call(
+      c.admin,
+      "createTopics",
+      create(CreateTopicsRequestSchema, { topics: [{ name: "dry", partitions: 2 }], validateOnly: true }),
+    );
     expect(r.topics[0]!.error).toBeUndefined();
     const list: ListTopicsResponse = await call(c.admin, "listTopics", create(ListTopicsRequestSchema, {}));
     expect(list.topics.map((t) => t.name)).not.toContain("dry");
@@ -148,7 +199,13 @@ describe("AdminService", () => {
         ],
       }),
     );
-    expect(r.topics.map((t) => t.error?.name)).toEqual(["INVALID_TOPIC_EXCEPTION", "INVALID_PARTITIONS", "INVALID_CONFIG", "INVALID_CONFIG", "INVALID_REPLICATION_FACTOR"]);
+    expect(r.topics.map((t) => t.error?.name)).toEqual([
+      "INVALID_TOPIC_EXCEPTION",
+      "INVALID_PARTITIONS",
+      "INVALID_CONFIG",
+      "INVALID_CONFIG",
+      "INVALID_REPLICATION_FACTOR",
+    ]);
     expect(r.topics[0]!.error!.message).toMatch(/^name:/);
     expect(r.topics[2]!.error!.message).toMatch(/^segment\.bytes: must be an integer/);
     const list: ListTopicsResponse = await call(c.admin, "listTopics", create(ListTopicsRequestSchema, {}));
@@ -170,7 +227,10 @@ describe("ProduceService and FetchService", () => {
   it("routes keyed records like Kafka's Java client and answers each record's partition and offset", async () => {
     await createTopic("keyed", 6);
     const keys = Array.from({ length: 40 }, (_, i) => `customer-${i}`);
-    const r = await produceRecords("keyed", keys.map((k, i) => ({ key: k, value: `order-${i}` })));
+    const r = await produceRecords(
+      "keyed",
+      keys.map((k, i) => ({ key: k, value: `order-${i}` })),
+    );
     expect(r.records.length).toBe(40);
     const perPartition = new Map<number, number>();
     r.records.forEach((rec, i) => {
@@ -182,7 +242,10 @@ describe("ProduceService and FetchService", () => {
     // the records are where the response says, in order
     for (const [p, n] of perPartition) {
       const got = await fetchRecords("keyed", p, 0);
-      const want = r.records.map((rec, i) => [rec.partition, `order-${i}`] as const).filter(([pp]) => pp === p).map(([, v]) => v);
+      const want = r.records
+        .map((rec, i) => [rec.partition, `order-${i}`] as const)
+        .filter(([pp]) => pp === p)
+        .map(([, v]) => v);
       expect(got.partitions[0]!.records.map((x) => dec(x.value))).toEqual(want);
       expect(got.partitions[0]!.highWatermark).toBe(BigInt(n));
     }
@@ -207,10 +270,18 @@ describe("ProduceService and FetchService", () => {
     );
     const original = Buffer.from(batch);
     for (let i = 0; i < 3; i++) {
-      const r: ProduceResponse = await call(c.produce, "produce", create(ProduceRequestSchema, { topic: "batches", partition: 1, recordBatch: batch, acks: Acks.ALL }));
+      const r: ProduceResponse = await call(
+        c.produce,
+        "produce",
+        create(ProduceRequestSchema, { topic: "batches", partition: 1, recordBatch: batch, acks: Acks.ALL }),
+      );
       expect(r.partitions[0]!.baseOffset).toBe(BigInt(i * 2));
     }
-    const f: FetchResponse = await call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "batches", partition: 1, offset: 2n }], format: RecordFormat.BATCHES }));
+    const f: FetchResponse = await call(
+      c.fetch,
+      "fetch",
+      create(FetchRequestSchema, { partitions: [{ topic: "batches", partition: 1, offset: 2n }], format: RecordFormat.BATCHES }),
+    );
     const bytes = Buffer.from(f.partitions[0]!.recordBatches);
     const h = readBatchHeader(bytes, 0);
     expect(h.baseOffset).toBe(2);
@@ -260,7 +331,12 @@ describe("ProduceService and FetchService", () => {
         format: RecordFormat.RECORDS,
       }),
     );
-    expect(f.partitions.map((p) => p.error?.name)).toEqual([undefined, "UNKNOWN_TOPIC_OR_PARTITION", "UNKNOWN_TOPIC_OR_PARTITION", "UNKNOWN_TOPIC_OR_PARTITION"]);
+    expect(f.partitions.map((p) => p.error?.name)).toEqual([
+      undefined,
+      "UNKNOWN_TOPIC_OR_PARTITION",
+      "UNKNOWN_TOPIC_OR_PARTITION",
+      "UNKNOWN_TOPIC_OR_PARTITION",
+    ]);
     const oor = await fetchRecords("perr", 0, 99);
     expect(oor.partitions[0]!.error!.name).toBe("OFFSET_OUT_OF_RANGE");
     expect(f.partitions[2]!.error!.message).toMatch(/partition 9/);
@@ -274,7 +350,11 @@ describe("ProduceService and FetchService", () => {
       { value: "c", ts: 3000 },
     ]);
     const ask = (spec: OffsetSpec, ts = 0): Promise<ListOffsetsResponse> =>
-      call(c.fetch, "listOffsets", create(ListOffsetsRequestSchema, { partitions: [{ topic: "times", partition: 0, spec, timestampMs: BigInt(ts) }] }));
+      call(
+        c.fetch,
+        "listOffsets",
+        create(ListOffsetsRequestSchema, { partitions: [{ topic: "times", partition: 0, spec, timestampMs: BigInt(ts) }] }),
+      );
     expect((await ask(OffsetSpec.EARLIEST)).partitions[0]!.offset).toBe(0n);
     expect((await ask(OffsetSpec.LATEST)).partitions[0]!.offset).toBe(3n);
     const byTs = (await ask(OffsetSpec.TIMESTAMP, 1500)).partitions[0]!;
@@ -293,13 +373,20 @@ describe("ProduceService and FetchService", () => {
     });
     for (let i = 0; i < 50; i++) {
       const topic = i === 25 ? "missing" : "stream";
-      stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(i), request: { topic, acks: Acks.LEADER, records: [{ value: enc(`m${i}`) }] } }));
+      stream.write(
+        create(ProduceStreamRequestSchema, {
+          requestId: BigInt(i),
+          request: { topic, acks: Acks.LEADER, records: [{ value: enc(`m${i}`) }] },
+        }),
+      );
     }
     stream.end();
     await done;
     expect(answers.map((a) => a.requestId)).toEqual(Array.from({ length: 50 }, (_, i) => BigInt(i)));
     expect(answers[25]!.result.case).toBe("error");
-    const offsets = answers.filter((a) => a.result.case === "response").map((a) => (a.result.value as ProduceResponse).partitions[0]!.baseOffset);
+    const offsets = answers
+      .filter((a) => a.result.case === "response")
+      .map((a) => (a.result.value as ProduceResponse).partitions[0]!.baseOffset);
     expect(offsets).toEqual(Array.from({ length: 49 }, (_, i) => BigInt(i)));
   });
 
@@ -330,7 +417,10 @@ describe("bad input gets a specific status naming the field, and changes nothing
   async function state(topic: string): Promise<string> {
     const d: DescribeTopicsResponse = await call(c.admin, "describeTopics", create(DescribeTopicsRequestSchema, { topics: [topic] }));
     const r = await fetchRecords(topic, 0, 0);
-    return JSON.stringify([d.topics[0]!.partitions.map((p) => p.highWatermark.toString()), r.partitions[0]!.records.map((x) => [x.offset.toString(), dec(x.value)])]);
+    return JSON.stringify([
+      d.topics[0]!.partitions.map((p) => p.highWatermark.toString()),
+      r.partitions[0]!.records.map((x) => [x.offset.toString(), dec(x.value)]),
+    ]);
   }
 
   beforeAll(async () => {
@@ -338,32 +428,73 @@ describe("bad input gets a specific status naming the field, and changes nothing
     await produceRecords("guarded", [{ value: "keep-1" }, { value: "keep-2" }], 0);
   });
 
-  const produce = (init: Parameters<typeof create<typeof ProduceRequestSchema>>[1]) => call(c.produce, "produce", create(ProduceRequestSchema, init));
+  const produce = (init: Parameters<typeof create<typeof ProduceRequestSchema>>[1]) =>
+    call(c.produce, "produce", create(ProduceRequestSchema, init));
   const S = grpc.status;
 
   it("unknown topic", async () => {
     const before = await state("guarded");
-    await expectStatus(produce({ topic: "nope", records: [{ value: enc("x") }] }), S.NOT_FOUND, "UNKNOWN_TOPIC_OR_PARTITION", /^topic: topic "nope"/);
+    await expectStatus(
+      produce({ topic: "nope", records: [{ value: enc("x") }] }),
+      S.NOT_FOUND,
+      "UNKNOWN_TOPIC_OR_PARTITION",
+      /^topic: topic "nope"/,
+    );
     expect(await state("guarded")).toBe(before);
   });
 
   it("partition out of range", async () => {
     const before = await state("guarded");
-    await expectStatus(produce({ topic: "guarded", partition: 7, records: [{ value: enc("x") }] }), S.NOT_FOUND, "UNKNOWN_TOPIC_OR_PARTITION", /^partition: 7 is out of range/);
-    await expectStatus(produce({ topic: "guarded", partition: -1, records: [{ value: enc("x") }] }), S.NOT_FOUND, "UNKNOWN_TOPIC_OR_PARTITION", /^partition: -1/);
+    await expectStatus(
+      produce({ topic: "guarded", partition: 7, records: [{ value: enc("x") }] }),
+      S.NOT_FOUND,
+      "UNKNOWN_TOPIC_OR_PARTITION",
+      /^partition: 7 is out of range/,
+    );
+    await expectStatus(
+      produce({ topic: "guarded", partition: -1, records: [{ value: enc("x") }] }),
+      S.NOT_FOUND,
+      "UNKNOWN_TOPIC_OR_PARTITION",
+      /^partition: -1/,
+    );
     expect(await state("guarded")).toBe(before);
   });
 
   it("negative offsets and sizes in a fetch", async () => {
-    await expectStatus(call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "guarded", partition: 0, offset: -5n }] })), S.INVALID_ARGUMENT, "INVALID_REQUEST", /^fetch\.partitions\[0\]\.offset: -5 is negative/);
-    await expectStatus(call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "guarded", partition: 0, offset: 0n }], maxBytes: -1 })), S.INVALID_ARGUMENT, "INVALID_FETCH_SIZE", /^fetch\.max_bytes/);
-    await expectStatus(call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [] })), S.INVALID_ARGUMENT, "INVALID_REQUEST", /^fetch\.partitions: at least one/);
+    await expectStatus(
+      call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "guarded", partition: 0, offset: -5n }] })),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^fetch\.partitions\[0\]\.offset: -5 is negative/,
+    );
+    await expectStatus(
+      call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "guarded", partition: 0, offset: 0n }], maxBytes: -1 })),
+      S.INVALID_ARGUMENT,
+      "INVALID_FETCH_SIZE",
+      /^fetch\.max_bytes/,
+    );
+    await expectStatus(
+      call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [] })),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^fetch\.partitions: at least one/,
+    );
   });
 
   it("both or neither of records and record_batch", async () => {
     const before = await state("guarded");
-    await expectStatus(produce({ topic: "guarded", records: [{ value: enc("x") }], recordBatch: encodeBatch([{ value: "y" }], { nowMs: 1 }) }), S.INVALID_ARGUMENT, "INVALID_REQUEST", /^records, record_batch: send one of them, not both/);
-    await expectStatus(produce({ topic: "guarded" }), S.INVALID_ARGUMENT, "INVALID_REQUEST", /^records, record_batch: one of them is required/);
+    await expectStatus(
+      produce({ topic: "guarded", records: [{ value: enc("x") }], recordBatch: encodeBatch([{ value: "y" }], { nowMs: 1 }) }),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^records, record_batch: send one of them, not both/,
+    );
+    await expectStatus(
+      produce({ topic: "guarded" }),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^records, record_batch: one of them is required/,
+    );
     expect(await state("guarded")).toBe(before);
   });
 
@@ -373,15 +504,31 @@ describe("bad input gets a specific status naming the field, and changes nothing
     const badCrc = Buffer.from(good);
     badCrc[badCrc.length - 1]! ^= 0xff;
     await expectStatus(produce({ topic: "guarded", partition: 0, recordBatch: badCrc }), S.INVALID_ARGUMENT, "CORRUPT_MESSAGE", /crc/i);
-    await expectStatus(produce({ topic: "guarded", partition: 0, recordBatch: good.subarray(0, good.length - 4) }), S.INVALID_ARGUMENT, "BATCH_LENGTH_MISMATCH", /record_batch|batchLength/);
-    await expectStatus(produce({ topic: "guarded", partition: 0, recordBatch: Buffer.from("definitely not a record batch at all, no, not at all") }), S.INVALID_ARGUMENT, "BATCH_LENGTH_MISMATCH", /record_batch/);
+    await expectStatus(
+      produce({ topic: "guarded", partition: 0, recordBatch: good.subarray(0, good.length - 4) }),
+      S.INVALID_ARGUMENT,
+      "BATCH_LENGTH_MISMATCH",
+      /record_batch|batchLength/,
+    );
+    await expectStatus(
+      produce({ topic: "guarded", partition: 0, recordBatch: Buffer.from("definitely not a record batch at all, no, not at all") }),
+      S.INVALID_ARGUMENT,
+      "BATCH_LENGTH_MISMATCH",
+      /record_batch/,
+    );
     expect(await state("guarded")).toBe(before);
   });
 
   it("a request message that is not a ProduceRequest at all", async () => {
     const raw = new grpc.Client(broker.address, grpc.credentials.createInsecure());
     const err = await new Promise<grpc.ServiceError>((resolve) => {
-      raw.makeUnaryRequest("/rill.v1.ProduceService/Produce", (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), (e) => resolve(e!));
+      raw.makeUnaryRequest(
+        "/rill.v1.ProduceService/Produce",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]),
+        (e) => resolve(e!),
+      );
     });
     raw.close();
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
@@ -400,24 +547,50 @@ describe("bad input gets a specific status naming the field, and changes nothing
     expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     // a batch under the gRPC limit but above max.message.bytes gets Rill's own error
     const big = encodeBatch([{ value: "x".repeat(9 * 1024 * 1024) }], { nowMs: 1 });
-    await expectStatus(produce({ topic: "guarded", partition: 0, recordBatch: big }), S.INVALID_ARGUMENT, "MESSAGE_TOO_LARGE", /max\.message\.bytes/);
+    await expectStatus(
+      produce({ topic: "guarded", partition: 0, recordBatch: big }),
+      S.INVALID_ARGUMENT,
+      "MESSAGE_TOO_LARGE",
+      /max\.message\.bytes/,
+    );
     expect(await state("guarded")).toBe(before);
   });
 
   it("invalid acks and timeout values", async () => {
-    await expectStatus(produce({ topic: "guarded", acks: 9 as Acks, records: [{ value: enc("x") }] }), S.INVALID_ARGUMENT, "INVALID_REQUIRED_ACKS", /^acks: 9/);
-    await expectStatus(produce({ topic: "guarded", timeoutMs: -1, records: [{ value: enc("x") }] }), S.INVALID_ARGUMENT, "INVALID_REQUEST", /^timeout_ms/);
+    await expectStatus(
+      produce({ topic: "guarded", acks: 9 as Acks, records: [{ value: enc("x") }] }),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUIRED_ACKS",
+      /^acks: 9/,
+    );
+    await expectStatus(
+      produce({ topic: "guarded", timeoutMs: -1, records: [{ value: enc("x") }] }),
+      S.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^timeout_ms/,
+    );
   });
 
   it("invalid configs in AlterConfigs change nothing", async () => {
     const r: AlterConfigsResponse = await call(
       c.admin,
       "alterConfigs",
-      create(AlterConfigsRequestSchema, { resources: [{ resource: { type: ConfigResourceType.TOPIC, name: "guarded" }, operations: [{ name: "retention.ms", operation: ConfigOperation.SET, value: "-7" }] }] }),
+      create(AlterConfigsRequestSchema, {
+        resources: [
+          {
+            resource: { type: ConfigResourceType.TOPIC, name: "guarded" },
+            operations: [{ name: "retention.ms", operation: ConfigOperation.SET, value: "-7" }],
+          },
+        ],
+      }),
     );
     expect(r.results[0]!.error!.name).toBe("INVALID_CONFIG");
     expect(r.results[0]!.error!.message).toMatch(/^retention\.ms: must be >= -1/);
-    const cfg: DescribeConfigsResponse = await call(c.admin, "describeConfigs", create(DescribeConfigsRequestSchema, { resources: [{ type: ConfigResourceType.TOPIC, name: "guarded" }], names: ["retention.ms"] }));
+    const cfg: DescribeConfigsResponse = await call(
+      c.admin,
+      "describeConfigs",
+      create(DescribeConfigsRequestSchema, { resources: [{ type: ConfigResourceType.TOPIC, name: "guarded" }], names: ["retention.ms"] }),
+    );
     expect(cfg.results[0]!.entries.map((e) => e.value)).toEqual(["604800000"]);
   });
 });
@@ -428,17 +601,40 @@ describe("restart", () => {
     try {
       let b = await Broker.start({ dataDir: d2, listen: "127.0.0.1:0" });
       let cl = clients(b.address);
-      await call(cl.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "durable", partitions: 3, configs: { "cleanup.policy": "compact" } }] }));
-      await call(cl.produce, "produce", create(ProduceRequestSchema, { topic: "durable", partition: 2, records: [{ key: enc("k"), value: enc("v1") }, { key: enc("k"), value: enc("v2") }] }));
+      await call(
+        cl.admin,
+        "createTopics",
+        create(CreateTopicsRequestSchema, { topics: [{ name: "durable", partitions: 3, configs: { "cleanup.policy": "compact" } }] }),
+      );
+      await call(
+        cl.produce,
+        "produce",
+        create(ProduceRequestSchema, {
+          topic: "durable",
+          partition: 2,
+          records: [
+            { key: enc("k"), value: enc("v1") },
+            { key: enc("k"), value: enc("v2") },
+          ],
+        }),
+      );
       cl.close();
       await b.close();
       b = await Broker.start({ dataDir: d2, listen: "127.0.0.1:0" });
       cl = clients(b.address);
-      const d: DescribeTopicsResponse = await call(cl.admin, "describeTopics", create(DescribeTopicsRequestSchema, { topics: ["durable"] }));
+      const d: DescribeTopicsResponse = await call(
+        cl.admin,
+        "describeTopics",
+        create(DescribeTopicsRequestSchema, { topics: ["durable"] }),
+      );
       expect(d.topics[0]!.partitions.length).toBe(3);
       expect(d.topics[0]!.configs["cleanup.policy"]).toBe("compact");
       expect(d.topics[0]!.partitions[2]!.highWatermark).toBe(2n);
-      const f: FetchResponse = await call(cl.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "durable", partition: 2, offset: 0n }], format: RecordFormat.RECORDS }));
+      const f: FetchResponse = await call(
+        cl.fetch,
+        "fetch",
+        create(FetchRequestSchema, { partitions: [{ topic: "durable", partition: 2, offset: 0n }], format: RecordFormat.RECORDS }),
+      );
       expect(f.partitions[0]!.records.map((r) => dec(r.value))).toEqual(["v1", "v2"]);
       cl.close();
       await b.close();
@@ -459,7 +655,9 @@ describe("shutdown and acks", () => {
       const b = await Broker.start({ dataDir: d2, listen: "127.0.0.1:0", shutdownGraceMs: 60_000 });
       const cl = clients(b.address);
       await call(cl.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "s", partitions: 1 }] }));
-      const stream = (cl.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+      const stream = (
+        cl.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }
+      ).produceStream();
       const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
       const first = new Promise<ProduceStreamResponse>((resolve) => stream.once("data", resolve));
       stream.on("error", () => {});
@@ -476,7 +674,11 @@ describe("shutdown and acks", () => {
 
   it("ACKS_NONE answers without offsets (-1)", async () => {
     await createTopic("fire", 1);
-    const r: ProduceResponse = await call(c.produce, "produce", create(ProduceRequestSchema, { topic: "fire", acks: Acks.NONE, records: [{ value: enc("a") }] }));
+    const r: ProduceResponse = await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, { topic: "fire", acks: Acks.NONE, records: [{ value: enc("a") }] }),
+    );
     expect(r.partitions[0]!.baseOffset).toBe(-1n);
     expect(r.records[0]!.offset).toBe(-1n);
     expect(await values("fire", 0)).toEqual(["a"]); // but it was written

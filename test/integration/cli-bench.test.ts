@@ -64,12 +64,37 @@ afterAll(async () => {
 describe("rill bench", () => {
   it("producer: two producers with acks=all against a running broker report records/s and write JSON", async () => {
     const json = path.join(out, "producer.json");
-    const r = await rill(["bench", "producer", "--records", "20000", "--record-size", "100", "--producers", "2", "--acks", "all", "--partitions", "2", "--brokers", broker.address, "--json", json]);
+    const r = await rill([
+      "bench",
+      "producer",
+      "--records",
+      "20000",
+      "--record-size",
+      "100",
+      "--producers",
+      "2",
+      "--acks",
+      "all",
+      "--partitions",
+      "2",
+      "--brokers",
+      broker.address,
+      "--json",
+      json,
+    ]);
     expect(r.stderr).not.toMatch(/^rill: /m);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/20000 records in .* by 2 producer\(s\), acks=all, .*M records\/s/);
     const j = readJson(json);
-    expect(j).toMatchObject({ tool: "producer-perf", records: 20000, producers: 2, acks: "all", errors: 0, brokerRuntime: "external", brokers: broker.address });
+    expect(j).toMatchObject({
+      tool: "producer-perf",
+      records: 20000,
+      producers: 2,
+      acks: "all",
+      errors: 0,
+      brokerRuntime: "external",
+      brokers: broker.address,
+    });
     expect(positive(j["recordsPerSec"])).toBe(true);
     expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(20); // 1000 records per request
     expect(Object.keys(j["latencyMs"] as object)).toEqual(expect.arrayContaining(["p50", "p99", "p999"]));
@@ -88,7 +113,10 @@ describe("rill bench", () => {
 
   it("suite scenarios: consume and latency at a tiny scale write the JSON, the table and the chart", async () => {
     const results = path.join(out, "suite");
-    const r = await rill(["bench", "consume", "latency", "--records-scale", "0.002", "--runs", "1", "--out", results, "--label", "smoke"], 240_000);
+    const r = await rill(
+      ["bench", "consume", "latency", "--records-scale", "0.002", "--runs", "1", "--out", results, "--label", "smoke"],
+      240_000,
+    );
     expect(r.code).toBe(0);
     const files = nodeFs.readdirSync(results);
     expect(files).toEqual(expect.arrayContaining(["smoke.md", "smoke.svg"]));
@@ -103,6 +131,10 @@ describe("rill bench", () => {
   it("refuses an unknown scenario with one usage line", async () => {
     const r = await rill(["bench", "everything"]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster; tools: producer, consumer, e2e\)$/)]);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(
+        /^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster; tools: producer, consumer, e2e\)$/,
+      ),
+    ]);
   });
 });

@@ -140,7 +140,18 @@ describe("rill cluster start", () => {
     dirs.push(dir);
     const base = await freePorts(3);
     const addr = (id: number): string => `127.0.0.1:${base + id - 1}`;
-    const launcher = start(["cluster", "start", "--nodes", "3", "--data-dir", path.join(dir, "c"), "--base-port", String(base), "--set", "broker.session.timeout.ms=6000"]);
+    const launcher = start([
+      "cluster",
+      "start",
+      "--nodes",
+      "3",
+      "--data-dir",
+      path.join(dir, "c"),
+      "--base-port",
+      String(base),
+      "--set",
+      "broker.session.timeout.ms=6000",
+    ]);
 
     // The banner: one line per node with its address and pid, and the status command.
     const pids = await until("the launcher's banner", 15_000, async () => {
@@ -154,11 +165,17 @@ describe("rill cluster start", () => {
     // Ready: an active controller and 3 unfenced brokers, every node answering for itself.
     const s = await until("3 unfenced brokers and an active controller", 60_000, async () => {
       const j = await status(addr(1));
-      const ready = j && j.controllerId > 0 && j.brokers.filter((b) => !b.fenced).length === 3 && j.nodes.every((n) => n.reachable && n.brokerState === "running");
+      const ready =
+        j &&
+        j.controllerId > 0 &&
+        j.brokers.filter((b) => !b.fenced).length === 3 &&
+        j.nodes.every((n) => n.reachable && n.brokerState === "running");
       return ready ? j : undefined;
     });
     expect(s.voters).toEqual([1, 2, 3].map((id) => ({ nodeId: id, address: addr(id) })));
-    expect(s.nodes.map((n) => [n.nodeId, n.address, n.roles, n.voter, n.fenced])).toEqual([1, 2, 3].map((id) => [id, addr(id), ["broker", "controller"], true, false]));
+    expect(s.nodes.map((n) => [n.nodeId, n.address, n.roles, n.voter, n.fenced])).toEqual(
+      [1, 2, 3].map((id) => [id, addr(id), ["broker", "controller"], true, false]),
+    );
     await until("the ready line", 10_000, async () => (launcher.out.stdout.includes("Cluster ready in ") ? true : undefined));
     expect(launcher.out.stdout).toMatch(/^\[node [123]\] \{.*"msg":"broker started"/m);
 
@@ -222,16 +239,39 @@ describe("rill cluster status with a node down", () => {
     const quorum = [1, 2, 3].map((id) => `${id}@${addr(id)}`).join(",");
     // Two voters of three: a majority, so a controller is elected; node 3 never starts.
     const brokers = [1, 2].map((id) =>
-      start(["broker", "start", "--node-id", String(id), "--listen", addr(id), "--data-dir", path.join(dir, `node-${id}`), "--controller-quorum", quorum]),
+      start([
+        "broker",
+        "start",
+        "--node-id",
+        String(id),
+        "--listen",
+        addr(id),
+        "--data-dir",
+        path.join(dir, `node-${id}`),
+        "--controller-quorum",
+        quorum,
+      ]),
     );
 
     const s = await until("an active controller and 2 unfenced brokers", 60_000, async () => {
       const j = await status(addr(1));
       return j && j.controllerId > 0 && j.brokers.filter((b) => !b.fenced).length === 2 ? j : undefined;
     });
-    expect(s.nodes.map((n) => [n.nodeId, n.reachable])).toEqual([[1, true], [2, true], [3, false]]);
+    expect(s.nodes.map((n) => [n.nodeId, n.reachable])).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
     const down = s.nodes[2]!;
-    expect(down).toMatchObject({ address: addr(3), voter: true, fenced: null, brokerState: null, raftRole: null, raftTerm: null, metadataOffset: null });
+    expect(down).toMatchObject({
+      address: addr(3),
+      voter: true,
+      fenced: null,
+      brokerState: null,
+      raftRole: null,
+      raftTerm: null,
+      metadataOffset: null,
+    });
     expect(down.error).toBe(`cannot reach broker at ${addr(3)}: connection refused`);
 
     const text = await rill(["cluster", "status", "--bootstrap", addr(2)]);
@@ -239,7 +279,13 @@ describe("rill cluster status with a node down", () => {
     const lines = text.stdout.trimEnd().split("\n");
     const row3 = lines.find((l) => l.startsWith("3 "))!.split(/\s+/);
     expect(row3).toEqual(["3", addr(3), "controller", "unreachable", "-", "-", "-", "-"]);
-    for (const id of [1, 2]) expect(lines.find((l) => l.startsWith(`${id} `))!.split(/\s+/).slice(3, 5)).toEqual(["running", "no"]);
+    for (const id of [1, 2])
+      expect(
+        lines
+          .find((l) => l.startsWith(`${id} `))!
+          .split(/\s+/)
+          .slice(3, 5),
+      ).toEqual(["running", "no"]);
     expect(lines.at(-1)).toBe(`Node 3 unreachable: cannot reach broker at ${addr(3)}: connection refused`);
 
     const refused = await rill(["cluster", "status", "--bootstrap", addr(3)]);

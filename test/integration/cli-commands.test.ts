@@ -80,8 +80,13 @@ describe("rill topic", () => {
     expect(lines).toHaveLength(7);
     expect(lines[1]).toBe("\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tLogStartOffset: 0\tHighWatermark: 0");
 
-    expect((await rill(["topic", "alter", "orders", "--config", "cleanup.policy=compact", "--delete-config", "retention.ms"])).stdout).toBe("Altered topic orders.\n");
-    const json = JSON.parse((await rill(["topic", "describe", "orders", "--json"])).stdout) as { configs: Record<string, string>; partitions: unknown[] };
+    expect((await rill(["topic", "alter", "orders", "--config", "cleanup.policy=compact", "--delete-config", "retention.ms"])).stdout).toBe(
+      "Altered topic orders.\n",
+    );
+    const json = JSON.parse((await rill(["topic", "describe", "orders", "--json"])).stdout) as {
+      configs: Record<string, string>;
+      partitions: unknown[];
+    };
     expect(json.configs).toEqual({ "cleanup.policy": "compact" });
     expect(json.partitions).toHaveLength(6);
 
@@ -95,8 +100,12 @@ describe("rill topic", () => {
   it("shows the cluster", async () => {
     const r = await rill(["cluster", "status"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Cluster: \S+\nController: 1 \(127\.0\.0\.1:\d+\)\n\nNODE +ADDRESS .*\n1 +127\.0\.0\.1:\d+ +broker,controller +running +no +leader +\d+ +\d+\n$/);
-    const json = JSON.parse((await rill(["cluster", "status", "--json", "--bootstrap", bootstrap])).stdout) as { brokers: { address: string }[] };
+    expect(r.stdout).toMatch(
+      /^Cluster: \S+\nController: 1 \(127\.0\.0\.1:\d+\)\n\nNODE +ADDRESS .*\n1 +127\.0\.0\.1:\d+ +broker,controller +running +no +leader +\d+ +\d+\n$/,
+    );
+    const json = JSON.parse((await rill(["cluster", "status", "--json", "--bootstrap", bootstrap])).stdout) as {
+      brokers: { address: string }[];
+    };
     expect(json.brokers[0]!.address).toBe(bootstrap);
   });
 });
@@ -110,12 +119,28 @@ describe("rill produce and consume", () => {
 
   it("produces keyed lines from stdin and consumes them back as JSON", async () => {
     const input = keys.map((k, i) => `${k}:{"n":${i}}`).join("\n") + "\n";
-    const produced = await rill(["produce", "events", "--key-separator", ":", "--compression", "lz4", "--header", "src=cli"], { stdin: input });
+    const produced = await rill(["produce", "events", "--key-separator", ":", "--compression", "lz4", "--header", "src=cli"], {
+      stdin: input,
+    });
     expect(produced).toMatchObject({ code: 0, stderr: "" });
 
     const consumed = await rill(["consume", "events", "--from-beginning", "-n", "30", "--format", "json"]);
     expect(consumed.code).toBe(0);
-    const records = consumed.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { topic: string; partition: number; offset: number; timestamp: number; key: string; value: string; headers: unknown[] });
+    const records = consumed.stdout
+      .trimEnd()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            topic: string;
+            partition: number;
+            offset: number;
+            timestamp: number;
+            key: string;
+            value: string;
+            headers: unknown[];
+          },
+      );
     expect(records).toHaveLength(30);
     for (const r of records) {
       expect(r.topic).toBe("events");
@@ -133,9 +158,26 @@ describe("rill produce and consume", () => {
 
   it("consumes one partition from an offset as text, with keys", async () => {
     const inP0 = keys.filter((k) => partitionForKey(Buffer.from(k), 3) === 0);
-    const r = await rill(["consume", "events", "--partition", "0", "--offset", "1", "-n", String(inP0.length - 1), "--print-key", "--key-separator", "="]);
+    const r = await rill([
+      "consume",
+      "events",
+      "--partition",
+      "0",
+      "--offset",
+      "1",
+      "-n",
+      String(inP0.length - 1),
+      "--print-key",
+      "--key-separator",
+      "=",
+    ]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(inP0.slice(1).map((k) => `${k}={"n":${keys.indexOf(k)}}\n`).join(""));
+    expect(r.stdout).toBe(
+      inP0
+        .slice(1)
+        .map((k) => `${k}={"n":${keys.indexOf(k)}}\n`)
+        .join(""),
+    );
   });
 
   it("consumes from a timestamp, and stops after --timeout-ms without records", async () => {
@@ -146,7 +188,11 @@ describe("rill produce and consume", () => {
 
   it("sends every line to --partition, and stops at SIGINT while following the log", async () => {
     expect((await rill(["topic", "create", "follow", "--partitions", "2"])).code).toBe(0);
-    const proc = spawn(RILL, ["consume", "follow", "--partition", "1"], { cwd: ROOT, env: { ...process.env, RILL_BOOTSTRAP: bootstrap }, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(RILL, ["consume", "follow", "--partition", "1"], {
+      cwd: ROOT,
+      env: { ...process.env, RILL_BOOTSTRAP: bootstrap },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => proc.on("close", resolve));
@@ -186,7 +232,10 @@ describe("rill errors", () => {
     const usage = await rill(["consume", "events", "--format", "xml"]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^rill: .*--format.*xml/);
-    expectOneErrorLine(await rill(["produce", "events", "--key-separator", ":"], { stdin: "no separator here\n" }), /stdin line 1: no key separator/);
+    expectOneErrorLine(
+      await rill(["produce", "events", "--key-separator", ":"], { stdin: "no separator here\n" }),
+      /stdin line 1: no key separator/,
+    );
     expectOneErrorLine(await rill(["consume", "events", "--partition", "7"]), /--partition: 7 is not in \[0, 3\)/);
     expectOneErrorLine(await rill(["consume", "events", "--from-beginning", "--offset", "3"]), /at most one of/);
     expectOneErrorLine(await rill(["topic", "create", "bad", "--config", "retention.ms=soon"]), /retention\.ms/);

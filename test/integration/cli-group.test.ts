@@ -82,7 +82,10 @@ beforeAll(async () => {
   broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
   bootstrap = broker.address;
   const admin = new Admin({ bootstrap });
-  await admin.createTopics([{ name: "events", partitions: 3 }, { name: "split", partitions: 4 }]);
+  await admin.createTopics([
+    { name: "events", partitions: 3 },
+    { name: "split", partitions: 4 },
+  ]);
   await admin.close();
   groupAdmin = new GroupAdmin({ bootstrap });
 });
@@ -98,7 +101,10 @@ describe("rill consume --group", () => {
     await produce("events", 30);
     const first = await rill(["consume", "events", "--group", "readers", "--from-beginning", "-n", "12", "--format", "json"]);
     expect(first.code, first.stderr).toBe(0);
-    const a = first.stdout.trim().split("\n").map((l) => JSON.parse(l) as { partition: number; offset: number; key: string; value: string });
+    const a = first.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { partition: number; offset: number; key: string; value: string });
     expect(a).toHaveLength(12);
     // The group's committed offsets are exactly one past what was printed, per partition.
     const printed = new Map<number, number>();
@@ -109,7 +115,10 @@ describe("rill consume --group", () => {
     // --from-beginning only applies to partitions without a committed offset (as in Kafka).
     const second = await rill(["consume", "events", "--group", "readers", "--from-beginning", "--format", "json", "--timeout-ms", "1500"]);
     expect(second.code, second.stderr).toBe(0);
-    const b = second.stdout.trim().split("\n").map((l) => JSON.parse(l) as { partition: number; offset: number });
+    const b = second.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { partition: number; offset: number });
     const seen = [...a, ...b].map((r) => `${r.partition}:${r.offset}`);
     expect(new Set(seen).size, "no record printed twice").toBe(seen.length);
     expect(seen).toHaveLength(30);
@@ -127,7 +136,12 @@ describe("rill consume --group", () => {
     const described0 = async () => (await groupAdmin.describeGroups(["splitters"]).catch(() => [undefined]))[0];
     await until(async () => {
       const d = await described0();
-      return d !== undefined && d.state === "stable" && d.members.length === 2 && d.members.every((m) => m.assignment.flatMap((t) => t.partitions).length === 2);
+      return (
+        d !== undefined &&
+        d.state === "stable" &&
+        d.members.length === 2 &&
+        d.members.every((m) => m.assignment.flatMap((t) => t.partitions).length === 2)
+      );
     });
     await produce("split", 40);
     await until(async () => {
@@ -159,13 +173,23 @@ describe("rill consume --group", () => {
     expect(await Promise.all(exited)).toEqual([0, 0]);
     const got = outs.flatMap((o) => o.text.trim().split("\n"));
     expect(got.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `k${i}\tv${i}`).sort());
-    expect(outs.every((o) => o.text.length > 0), "both printed records").toBe(true);
+    expect(
+      outs.every((o) => o.text.length > 0),
+      "both printed records",
+    ).toBe(true);
     await until(async () => (await groupAdmin.listGroups()).find((g) => g.groupId === "splitters")?.members === 0);
   }, 40_000);
 
   it("refuses --offset, --timestamp and --partition with --group; an unknown topic is one error line", async () => {
-    for (const extra of [["--offset", "3"], ["--timestamp", "5"], ["--partition", "0"]]) {
-      expectOneErrorLine(await rill(["consume", "events", "--group", "x", ...extra]), new RegExp(`${extra[0]} cannot be used with --group`));
+    for (const extra of [
+      ["--offset", "3"],
+      ["--timestamp", "5"],
+      ["--partition", "0"],
+    ]) {
+      expectOneErrorLine(
+        await rill(["consume", "events", "--group", "x", ...extra]),
+        new RegExp(`${extra[0]} cannot be used with --group`),
+      );
     }
     expectOneErrorLine(await rill(["consume", "ghost", "--group", "x", "-n", "1"]), /topic "ghost" does not exist/);
   });
@@ -185,9 +209,18 @@ describe("rill group", () => {
   it("describe --json gives committed offsets, log end offsets and lag", async () => {
     const r = await rill(["group", "describe", "readers", "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    const d = JSON.parse(r.stdout) as { groupId: string; state: string; members: unknown[]; offsets: Array<{ topic: string; partition: number; committedOffset: number; logEndOffset: number; lag: number }> };
+    const d = JSON.parse(r.stdout) as {
+      groupId: string;
+      state: string;
+      members: unknown[];
+      offsets: Array<{ topic: string; partition: number; committedOffset: number; logEndOffset: number; lag: number }>;
+    };
     expect(d).toMatchObject({ groupId: "readers", state: "empty", members: [] });
-    expect(d.offsets.map((o) => [o.topic, o.partition])).toEqual([["events", 0], ["events", 1], ["events", 2]]);
+    expect(d.offsets.map((o) => [o.topic, o.partition])).toEqual([
+      ["events", 0],
+      ["events", 1],
+      ["events", 2],
+    ]);
     for (const o of d.offsets) expect(o.lag).toBe(o.logEndOffset - o.committedOffset);
   });
 
@@ -232,7 +265,10 @@ describe("rill group", () => {
 
   it("reset-offsets needs exactly one target; unknown group ids and topics are one error line", async () => {
     expectOneErrorLine(await rill(["group", "reset-offsets", "readers", "--topic", "events"]), /exactly one of --to-earliest/);
-    expectOneErrorLine(await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--to-latest"]), /exactly one of/);
+    expectOneErrorLine(
+      await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--to-latest"]),
+      /exactly one of/,
+    );
     expectOneErrorLine(await rill(["group", "reset-offsets", "readers", "--topic", "ghost", "--to-earliest"]), /ghost/);
     expectOneErrorLine(await rill(["group", "describe", "nobody"]), /nobody.*does not exist|not found/i);
     expectOneErrorLine(await rill(["group", "describe", "x".repeat(250)]), /group id has 250 characters/);

@@ -74,8 +74,8 @@ function bootstrapOf(c: Cluster): string {
 }
 
 /** Value `i`: unique, names its index. */
-const valueOf = (i: number): string => `v${String(i).padStart(8, "0")}`;
-const indexOf = (value: string): number => Number(value.slice(1));
+const valueAt = (i: number): string => `v${String(i).padStart(8, "0")}`;
+const indexOfValue = (value: string): number => Number(value.slice(1));
 
 async function describeTopic(admin: Admin, topic = TOPIC): Promise<TopicDescription> {
   return (await admin.describeTopics([topic], { includeConfigs: false }))[0]!;
@@ -99,7 +99,10 @@ function busiestLeader(t: TopicDescription, rnd: SeededRandom): number {
   const counts = new Map<number, number>();
   for (const p of t.partitions) if (p.leader >= 0) counts.set(p.leader, (counts.get(p.leader) ?? 0) + 1);
   const most = Math.max(...counts.values());
-  const tied = [...counts].filter(([, n]) => n === most).map(([id]) => id).sort();
+  const tied = [...counts]
+    .filter(([, n]) => n === most)
+    .map(([id]) => id)
+    .sort();
   return tied[rnd.int(tied.length)]!;
 }
 
@@ -162,8 +165,13 @@ describe("SDK on a 3-node cluster", () => {
     let chaos: Promise<void> = Promise.resolve();
     const timeline: string[] = [];
     const t0 = Date.now();
-    const mark = (what: string): void => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what} (${sends.length} sent, ${acked} acked)`);
-    const progress = setInterval(() => console.log(`  ${((Date.now() - t0) / 1000).toFixed(1)}s: ${sends.length} sent, ${acked} acked, ${JSON.stringify(producer.stats)}`), 2000);
+    const mark = (what: string): void =>
+      void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what} (${sends.length} sent, ${acked} acked)`);
+    const progress = setInterval(
+      () =>
+        console.log(`  ${((Date.now() - t0) / 1000).toFixed(1)}s: ${sends.length} sent, ${acked} acked, ${JSON.stringify(producer.stats)}`),
+      2000,
+    );
     try {
       for (let i = 0; i < RECORDS; i++) {
         if (i === Math.floor(RECORDS * 0.2)) {
@@ -172,7 +180,12 @@ describe("SDK on a 3-node cluster", () => {
             const node = c.node(victim);
             mark(`kill -9 node ${victim}`);
             await node.kill();
-            await until(async () => (await describeTopic(admin)).partitions.every((p) => p.leader >= 0 && p.leader !== victim), 30_000, `leaders of ${TOPIC} to move off node ${victim}`, 200);
+            await until(
+              async () => (await describeTopic(admin)).partitions.every((p) => p.leader >= 0 && p.leader !== victim),
+              30_000,
+              `leaders of ${TOPIC} to move off node ${victim}`,
+              200,
+            );
             mark(`leaders moved off node ${victim}`);
             await node.start();
             mark(`node ${victim} restarted`);
@@ -180,8 +193,11 @@ describe("SDK on a 3-node cluster", () => {
           chaos.catch(() => undefined); // awaited below
         }
         await producer.ready();
-        const sent = producer.send({ topic: TOPIC, key: keys[i]!, value: valueOf(i) });
-        sent.then(() => acked++, () => undefined);
+        const sent = producer.send({ topic: TOPIC, key: keys[i]!, value: valueAt(i) });
+        sent.then(
+          () => acked++,
+          () => undefined,
+        );
         sends.push(sent);
         if (i % STEP_RECORDS === STEP_RECORDS - 1) await sleep(STEP_MS);
       }
@@ -197,7 +213,9 @@ describe("SDK on a 3-node cluster", () => {
     console.log(`producer: ${JSON.stringify(producer.stats)}`);
 
     // No failure: every send resolved.
-    const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`send ${i}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []));
+    const failed = results.flatMap((r, i) =>
+      r.status === "rejected" ? [`send ${i}: ${String((r.reason as Error)?.message ?? r.reason)}`] : [],
+    );
     expect(failed.slice(0, 5), `${failed.length} sends failed`).toEqual([]);
     expect(producer.stats.retries, "the producer re-sent batches after the leader died").toBeGreaterThan(0);
     expect(producer.stats.producerIdsAcquired, "no sequence was left unresolved").toBe(1);
@@ -206,7 +224,8 @@ describe("SDK on a 3-node cluster", () => {
     const after = await waitForFullIsr(admin, 60_000);
     console.log(`leaders after: ${after.partitions.map((p) => `${p.partition}@${p.leader}(e${p.leaderEpoch})`).join(" ")}`);
     for (const p of before.partitions) {
-      if (p.leader === victim) expect(after.partitions[p.partition]!.leaderEpoch, `partition ${p.partition}'s leader epoch`).toBeGreaterThan(p.leaderEpoch);
+      if (p.leader === victim)
+        expect(after.partitions[p.partition]!.leaderEpoch, `partition ${p.partition}'s leader epoch`).toBeGreaterThan(p.leaderEpoch);
     }
 
     // Read everything back from the leaders, up to the last acknowledged offset of each partition.
@@ -222,10 +241,11 @@ describe("SDK on a 3-node cluster", () => {
       let previous = -1;
       records.forEach((r, k) => {
         const at = `${partition}/${r.offset}`;
-        const i = indexOf(r.value);
+        const i = indexOfValue(r.value);
         if (r.offset !== k) problems.push(`${at}: offset ${r.offset} at position ${k} (gap or repeat)`);
-        if (!(i >= 0 && i < RECORDS) || r.value !== valueOf(i)) problems.push(`${at}: unexpected value ${r.value}`);
-        else if (partitionForKey(Buffer.from(keys[i]!), PARTITIONS) !== partition) problems.push(`${at}: value ${i} (key ${keys[i]}) in the wrong partition`);
+        if (!(i >= 0 && i < RECORDS) || r.value !== valueAt(i)) problems.push(`${at}: unexpected value ${r.value}`);
+        else if (partitionForKey(Buffer.from(keys[i]!), PARTITIONS) !== partition)
+          problems.push(`${at}: value ${i} (key ${keys[i]}) in the wrong partition`);
         if (where.has(i)) problems.push(`${at}: value ${i} also at ${where.get(i)}`);
         if (i <= previous) problems.push(`${at}: value ${i} after value ${previous}`);
         where.set(i, at);
@@ -235,7 +255,8 @@ describe("SDK on a 3-node cluster", () => {
     metas.forEach((m, i) => {
       const at = where.get(i);
       if (at === undefined) problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but not read`);
-      else if (at !== `${m.partition}/${m.offset}`) problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but read at ${at}`);
+      else if (at !== `${m.partition}/${m.offset}`)
+        problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but read at ${at}`);
     });
     expect(problems.slice(0, 10), `${problems.length} problems`).toEqual([]);
     expect(where.size).toBe(RECORDS);
@@ -254,9 +275,15 @@ describe("SDK on a 3-node cluster", () => {
     const other = c.nodes.find((n) => n.id !== coordinator)!;
     console.log(`group ${group}: coordinator node ${coordinator}; the consumer is given node ${other.id} only`);
 
-    const producer = new Producer({ bootstrap, requestTimeoutMs: 15_000, random: new SeededRandom(SEED + 2), retry: { retries: 60, maxBackoffMs: 500 } });
+    const producer = new Producer({
+      bootstrap,
+      requestTimeoutMs: 15_000,
+      random: new SeededRandom(SEED + 2),
+      retry: { retries: 60, maxBackoffMs: 500 },
+    });
     closers.push(() => producer.close());
-    const send = (from: number, n: number) => Promise.all(Array.from({ length: n }, (_, k) => producer.send({ topic, key: `k${from + k}`, value: valueOf(from + k) })));
+    const send = (from: number, n: number) =>
+      Promise.all(Array.from({ length: n }, (_, k) => producer.send({ topic, key: `k${from + k}`, value: valueAt(from + k) })));
     await send(0, 600);
 
     const consumer = new GroupConsumer({
@@ -279,10 +306,14 @@ describe("SDK on a 3-node cluster", () => {
     // A broker that is not the coordinator would leave the join unanswered for requestTimeoutMs (15 s).
     await until(() => distinct() === 600, 10_000, "the group consumer to read the first 600 values");
     const tps = [0, 1, 2].map((partition) => ({ topic, partition }));
-    const committed = await until(() => {
-      const cs = tps.map((tp) => consumer.committed(tp));
-      return cs.reduce((a, b) => a + b, 0) === 600 ? cs : false;
-    }, 20_000, "auto-commit of everything read");
+    const committed = await until(
+      () => {
+        const cs = tps.map((tp) => consumer.committed(tp));
+        return cs.reduce((a, b) => a + b, 0) === 600 ? cs : false;
+      },
+      20_000,
+      "auto-commit of everything read",
+    );
 
     // GroupAdmin, given the same non-coordinator node, reaches the coordinator.
     const groupAdmin = new GroupAdmin({ bootstrap: other.address, requestTimeoutMs: 15_000, retry: { retries: 60, maxBackoffMs: 1000 } });
@@ -300,8 +331,14 @@ describe("SDK on a 3-node cluster", () => {
     await until(() => distinct() === 1200, 90_000, "the group consumer to read all 1200 values after the coordinator's death");
     console.log(`rejoined and read 600 more in ${Date.now() - t0} ms; ${seen.length - 1200} records delivered twice`);
     for (const tp of tps) {
-      const again = seen.slice(mark).filter((r) => r.partition === tp.partition).map((r) => r.offset);
-      expect(Math.min(...again), `partition ${tp.partition}: first offset after rejoining (committed ${committed[tp.partition]})`).toBeGreaterThanOrEqual(committed[tp.partition]!);
+      const again = seen
+        .slice(mark)
+        .filter((r) => r.partition === tp.partition)
+        .map((r) => r.offset);
+      expect(
+        Math.min(...again),
+        `partition ${tp.partition}: first offset after rejoining (committed ${committed[tp.partition]})`,
+      ).toBeGreaterThanOrEqual(committed[tp.partition]!);
     }
     const after = (await groupAdmin.describeGroups([group]))[0]!;
     expect(after.coordinatorId).not.toBe(coordinator);

@@ -5,7 +5,7 @@
  */
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Errors, RillError } from "../../src/base/errors.ts";
+import { Errors, type RillError } from "../../src/base/errors.ts";
 import { partitionForKey } from "../../src/base/murmur2.ts";
 import { SeededRandom, seedFromEnv } from "../../src/base/random.ts";
 import { Broker } from "../../src/broker/broker.ts";
@@ -54,16 +54,26 @@ describe("Admin", () => {
   it("creates, lists, describes, grows, configures and deletes topics", async () => {
     const created = await admin.createTopics([{ name: "adm", partitions: 2, configs: { "retention.ms": "60000" } }]);
     expect(created).toEqual([{ name: "adm", partitions: 2, replicationFactor: 1 }]);
-    expect((await admin.listTopics()).find((t) => t.name === "adm")).toEqual({ name: "adm", partitions: 2, replicationFactor: 1, internal: false });
+    expect((await admin.listTopics()).find((t) => t.name === "adm")).toEqual({
+      name: "adm",
+      partitions: 2,
+      replicationFactor: 1,
+      internal: false,
+    });
 
     const [d] = await admin.describeTopics(["adm"]);
     expect(d!.configs["retention.ms"]).toBe("60000");
-    expect(d!.partitions.map((p) => [p.partition, p.leader, p.logStartOffset, p.highWatermark])).toEqual([[0, 1, 0, 0], [1, 1, 0, 0]]);
+    expect(d!.partitions.map((p) => [p.partition, p.leader, p.logStartOffset, p.highWatermark])).toEqual([
+      [0, 1, 0, 0],
+      [1, 1, 0, 0],
+    ]);
 
     await admin.createPartitions([{ name: "adm", count: 3 }]);
     expect((await admin.describeTopics(["adm"], { includeConfigs: false }))[0]!.partitions).toHaveLength(3);
 
-    await admin.alterConfigs([{ resource: { type: "topic", name: "adm" }, set: { "cleanup.policy": "compact" }, delete: ["retention.ms"] }]);
+    await admin.alterConfigs([
+      { resource: { type: "topic", name: "adm" }, set: { "cleanup.policy": "compact" }, delete: ["retention.ms"] },
+    ]);
     const [cfg] = await admin.describeConfigs([{ type: "topic", name: "adm" }], { names: ["cleanup.policy", "retention.ms"] });
     const byName = Object.fromEntries(cfg!.entries.map((e) => [e.name, e]));
     expect(byName["cleanup.policy"]).toMatchObject({ value: "compact", source: "dynamic-topic" });
@@ -109,7 +119,11 @@ describe("Producer and Consumer", () => {
 
     // The broker's own `records` path routes the same key to the same partition.
     const c = clients(bootstrap);
-    const viaBroker = await call<unknown, ProduceResponse>(c.produce, "produce", msg(ProduceRequestSchema, { topic: "orders", records: [{ key: Buffer.from("order-5"), value: Buffer.from("x") }] }));
+    const viaBroker = await call<unknown, ProduceResponse>(
+      c.produce,
+      "produce",
+      msg(ProduceRequestSchema, { topic: "orders", records: [{ key: Buffer.from("order-5"), value: Buffer.from("x") }] }),
+    );
     c.close();
     expect(viaBroker.records[0]!.partition).toBe(results[5]!.partition);
 
@@ -129,7 +143,9 @@ describe("Producer and Consumer", () => {
   it("spreads null-key records over partitions in whole batches (sticky)", async () => {
     await admin.createTopics([{ name: "sticky", partitions: 4 }]);
     const producer = new Producer({ bootstrap, batchBytes: 4096, lingerMs: 1000, random: new SeededRandom(SEED) });
-    const results = await Promise.all(Array.from({ length: 400 }, (_, i) => producer.send({ topic: "sticky", value: `v${i}`.padEnd(100, "-") })));
+    const results = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => producer.send({ topic: "sticky", value: `v${i}`.padEnd(100, "-") })),
+    );
     await producer.close();
     const partitions = new Set(results.map((r) => r.partition));
     expect(partitions.size).toBeGreaterThan(1);

@@ -81,7 +81,9 @@ beforeAll(async () => {
   const followers = c.nodes.filter((n) => n !== L);
   F = followers[rnd.int(2)]!;
   G = followers.find((n) => n !== F)!;
-  console.log(`cluster ${c.clusterId}: controller ${L.id} at term ${T}, target follower ${F.id}, third node ${G.id}, metadata offset ${st.offset}`);
+  console.log(
+    `cluster ${c.clusterId}: controller ${L.id} at term ${T}, target follower ${F.id}, third node ${G.id}, metadata offset ${st.offset}`,
+  );
 }, 120_000);
 
 afterEach((ctx) => {
@@ -97,7 +99,11 @@ async function startCluster(): Promise<Cluster> {
   const cl = await Cluster.start({ name: "rill-bad-input-", set: SETTINGS });
   const st = await cl.waitForStable(30_000);
   const admin = cl.node(st.leader).admin();
-  await until(async () => (await admin.listTopics({ includeInternal: true })).some((t) => t.name === OFFSETS_TOPIC), 30_000, `${OFFSETS_TOPIC} to exist`);
+  await until(
+    async () => (await admin.listTopics({ includeInternal: true })).some((t) => t.name === OFFSETS_TOPIC),
+    30_000,
+    `${OFFSETS_TOPIC} to exist`,
+  );
   await admin.createTopics([{ name: TOPIC, partitions: 3, replicationFactor: 3 }]);
   await cl.waitForStable(30_000);
   return cl;
@@ -106,10 +112,14 @@ async function startCluster(): Promise<Cluster> {
 /** Waits until every partition (the internal topic's too) has its full ISR and a leader, and the nodes agree. */
 async function waitQuiet(): Promise<void> {
   const admin = c.nodes[0]!.admin();
-  await until(async () => {
-    const ts = await admin.describeTopics([TOPIC, OFFSETS_TOPIC], { includeConfigs: false });
-    return ts.every((t) => t.partitions.every((p) => p.leader > 0 && p.isr.length === p.replicas.length));
-  }, 40_000, "every partition to have a leader and a full ISR");
+  await until(
+    async () => {
+      const ts = await admin.describeTopics([TOPIC, OFFSETS_TOPIC], { includeConfigs: false });
+      return ts.every((t) => t.partitions.every((p) => p.leader > 0 && p.isr.length === p.replicas.length));
+    },
+    40_000,
+    "every partition to have a leader and a full ISR",
+  );
   await c.waitForStable(30_000);
 }
 
@@ -118,12 +128,26 @@ async function state(cl: Cluster) {
   const nodes = await Promise.all(
     cl.nodes.map(async (n) => {
       const v = viewOf(await n.describe());
-      return { id: v.id, controller: v.controllerId, role: v.raftRole, term: v.raftTerm, offset: v.metadataOffset, commit: v.commitOffset, broker: v.brokerState, fenced: [...v.fenced] };
+      return {
+        id: v.id,
+        controller: v.controllerId,
+        role: v.raftRole,
+        term: v.raftTerm,
+        offset: v.metadataOffset,
+        commit: v.commitOffset,
+        broker: v.brokerState,
+        fenced: [...v.fenced],
+      };
     }),
   );
   const admin = cl.nodes[0]!.admin();
   const topics = (await admin.listTopics({ includeInternal: true })).map((t) => t.name).sort();
-  const partitions = (await admin.describeTopics([TOPIC], { includeConfigs: false }))[0]!.partitions.map((p) => ({ p: p.partition, leader: p.leader, epoch: p.leaderEpoch, isr: [...p.isr] }));
+  const partitions = (await admin.describeTopics([TOPIC], { includeConfigs: false }))[0]!.partitions.map((p) => ({
+    p: p.partition,
+    leader: p.leader,
+    epoch: p.leaderEpoch,
+    isr: [...p.isr],
+  }));
   return { nodes, topics, partitions };
 }
 
@@ -150,7 +174,12 @@ async function failure(p: Promise<unknown>): Promise<Failure> {
     await p;
   } catch (e) {
     const se = e as grpc.ServiceError;
-    return { code: se.code, name: String(se.metadata?.get("rill-error-name")[0] ?? ""), retriable: String(se.metadata?.get("rill-error-retriable")[0] ?? ""), details: se.details };
+    return {
+      code: se.code,
+      name: String(se.metadata?.get("rill-error-name")[0] ?? ""),
+      retriable: String(se.metadata?.get("rill-error-retriable")[0] ?? ""),
+      details: se.details,
+    };
   }
   throw new Error("the call succeeded; it should have been rejected");
 }
@@ -175,14 +204,24 @@ function vote(target: ClusterNode, env: Envelope, messages: Uint8Array[]): Promi
 }
 
 function append(target: ClusterNode, env: Envelope, messages: Uint8Array[]): Promise<unknown> {
-  const req = create(AppendEntriesRequestSchema, { clusterId: env.clusterId ?? c.clusterId, fromNodeId: env.from, toNodeId: env.to, messages });
+  const req = create(AppendEntriesRequestSchema, {
+    clusterId: env.clusterId ?? c.clusterId,
+    fromNodeId: env.from,
+    toNodeId: env.to,
+    messages,
+  });
   return unaryCall((o, cb) => target.controller().appendEntries(req, new grpc.Metadata(), o, cb), 5000);
 }
 
 /** Streams InstallSnapshot chunks (as given) and resolves with the answer. */
-function installSnapshot(target: ClusterNode, chunks: Array<Partial<Omit<InstallSnapshotRequest, "$typeName">>>): Promise<InstallSnapshotResponse> {
+function installSnapshot(
+  target: ClusterNode,
+  chunks: Array<Partial<Omit<InstallSnapshotRequest, "$typeName">>>,
+): Promise<InstallSnapshotResponse> {
   return new Promise((resolve, reject) => {
-    const call = target.controller().installSnapshot(new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!)));
+    const call = target
+      .controller()
+      .installSnapshot(new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!)));
     for (const ch of chunks) call.write(create(InstallSnapshotRequestSchema, ch));
     call.end();
   });
@@ -193,7 +232,13 @@ function heartbeatMsg(from: number, to: number, term: number, commit = 0): Uint8
 }
 
 function snapshotHead(from: number, to: number, term: number, index: number, snapTerm: number): Uint8Array {
-  return encodeMessage({ type: "snapshot", from, to, term, snapshot: { meta: { index, term: snapTerm, voters: [1, 2, 3] }, data: new Uint8Array(0) } });
+  return encodeMessage({
+    type: "snapshot",
+    from,
+    to,
+    term,
+    snapshot: { meta: { index, term: snapTerm, voters: [1, 2, 3] }, data: new Uint8Array(0) },
+  });
 }
 
 function garbage(n: number): Uint8Array {
@@ -214,24 +259,76 @@ describe("malformed Raft messages", () => {
     await unchanged(async () => {
       const good = heartbeatMsg(L.id, F.id, T);
       const env = { from: L.id, to: F.id };
-      await expectRejected(append(F, env, [good.subarray(0, good.length - 1)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /messages\[0\].*commit: truncated/);
-      await expectRejected(append(F, env, [new Uint8Array(0)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /messages\[0\].*version: truncated/);
+      await expectRejected(
+        append(F, env, [good.subarray(0, good.length - 1)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /messages\[0\].*commit: truncated/,
+      );
+      await expectRejected(
+        append(F, env, [new Uint8Array(0)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /messages\[0\].*version: truncated/,
+      );
       const v2 = Uint8Array.from(good);
       v2[0] = 2;
       await expectRejected(append(F, env, [v2]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /version 2 is not supported/);
-      await expectRejected(append(F, env, [Uint8Array.from([...good, 0, 7])]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /2 trailing bytes/);
+      await expectRejected(
+        append(F, env, [Uint8Array.from([...good, 0, 7])]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /2 trailing bytes/,
+      );
       const unknownType = Uint8Array.from(good);
       unknownType[1] = 42;
       await expectRejected(append(F, env, [unknownType]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /type code 42 is unknown/);
       // An append whose one entry claims more bytes than the message has.
-      const app = encodeMessage({ type: "append", from: L.id, to: F.id, term: T, prevIndex: 1, prevTerm: 1, commit: 1, entries: [{ index: 2, term: T, kind: "data", data: garbage(8) }] });
-      await expectRejected(append(F, env, [app.subarray(0, app.length - 4)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /entries\[0\]\.data: length 8 runs past the end/);
+      const app = encodeMessage({
+        type: "append",
+        from: L.id,
+        to: F.id,
+        term: T,
+        prevIndex: 1,
+        prevTerm: 1,
+        commit: 1,
+        entries: [{ index: 2, term: T, kind: "data", data: garbage(8) }],
+      });
+      await expectRejected(
+        append(F, env, [app.subarray(0, app.length - 4)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /entries\[0\]\.data: length 8 runs past the end/,
+      );
       // Random bytes after a valid version byte.
-      await expectRejected(append(F, env, [Uint8Array.from([1, ...garbage(12)])]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /messages\[0\]/);
+      await expectRejected(
+        append(F, env, [Uint8Array.from([1, ...garbage(12)])]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /messages\[0\]/,
+      );
       // A well-formed message on the wrong RPC, and a batch with one bad message: all refused.
-      const voteMsg = encodeMessage({ type: "vote", from: L.id, to: F.id, term: T + 5, lastIndex: 1_000_000, lastTerm: T + 5, transfer: true });
-      await expectRejected(append(F, env, [voteMsg]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /a vote message does not travel by AppendEntries/);
-      await expectRejected(vote(F, env, [good]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /a heartbeat message does not travel by Vote/);
+      const voteMsg = encodeMessage({
+        type: "vote",
+        from: L.id,
+        to: F.id,
+        term: T + 5,
+        lastIndex: 1_000_000,
+        lastTerm: T + 5,
+        transfer: true,
+      });
+      await expectRejected(
+        append(F, env, [voteMsg]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /a vote message does not travel by AppendEntries/,
+      );
+      await expectRejected(
+        vote(F, env, [good]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /a heartbeat message does not travel by Vote/,
+      );
       await expectRejected(vote(F, env, [voteMsg, v2]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /messages\[1\]: .*version 2/);
     });
   });
@@ -240,24 +337,73 @@ describe("malformed Raft messages", () => {
     await unchanged(async () => {
       const hb = heartbeatMsg(L.id, F.id, T);
       // The message says it is from G; the call says L.
-      await expectRejected(append(F, { from: L.id, to: F.id }, [heartbeatMsg(G.id, F.id, T)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /from \d+ to \d+ disagrees with the call's from_node_id/);
+      await expectRejected(
+        append(F, { from: L.id, to: F.id }, [heartbeatMsg(G.id, F.id, T)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /from \d+ to \d+ disagrees with the call's from_node_id/,
+      );
       // The message is for G; the call (and the node) is F.
-      await expectRejected(append(F, { from: L.id, to: F.id }, [heartbeatMsg(L.id, G.id, T)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /disagrees with the call/);
+      await expectRejected(
+        append(F, { from: L.id, to: F.id }, [heartbeatMsg(L.id, G.id, T)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /disagrees with the call/,
+      );
       // The call is addressed to G but reached F.
-      await expectRejected(append(F, { from: L.id, to: G.id }, [heartbeatMsg(L.id, G.id, T)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", new RegExp(`to_node_id: ${G.id} is not this node`));
+      await expectRejected(
+        append(F, { from: L.id, to: G.id }, [heartbeatMsg(L.id, G.id, T)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        new RegExp(`to_node_id: ${G.id} is not this node`),
+      );
       // From itself, and from a node that is no voter.
-      await expectRejected(append(F, { from: F.id, to: F.id }, [heartbeatMsg(F.id, F.id, T)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /from_node_id: \d+ is not another voter/);
-      await expectRejected(append(F, { from: 9, to: F.id }, [heartbeatMsg(9, F.id, T)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /from_node_id: 9 is not another voter/);
+      await expectRejected(
+        append(F, { from: F.id, to: F.id }, [heartbeatMsg(F.id, F.id, T)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /from_node_id: \d+ is not another voter/,
+      );
+      await expectRejected(
+        append(F, { from: 9, to: F.id }, [heartbeatMsg(9, F.id, T)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /from_node_id: 9 is not another voter/,
+      );
       // Another cluster's id (and none).
-      await expectRejected(append(F, { clusterId: "another-cluster", from: L.id, to: F.id }, [hb]), grpc.status.FAILED_PRECONDITION, "INCONSISTENT_CLUSTER_ID", /cluster_id: "another-cluster"/);
-      await expectRejected(vote(L, { clusterId: "", from: F.id, to: L.id }, [encodeMessage({ type: "prevote", from: F.id, to: L.id, term: T + 1, lastIndex: 1_000_000, lastTerm: T })]), grpc.status.FAILED_PRECONDITION, "INCONSISTENT_CLUSTER_ID", /cluster_id: ""/);
+      await expectRejected(
+        append(F, { clusterId: "another-cluster", from: L.id, to: F.id }, [hb]),
+        grpc.status.FAILED_PRECONDITION,
+        "INCONSISTENT_CLUSTER_ID",
+        /cluster_id: "another-cluster"/,
+      );
+      await expectRejected(
+        vote(L, { clusterId: "", from: F.id, to: L.id }, [
+          encodeMessage({ type: "prevote", from: F.id, to: L.id, term: T + 1, lastIndex: 1_000_000, lastTerm: T }),
+        ]),
+        grpc.status.FAILED_PRECONDITION,
+        "INCONSISTENT_CLUSTER_ID",
+        /cluster_id: ""/,
+      );
     });
   });
 
   it("that decode but break Raft's own rules (term 0, a last term above the term) are refused and change nothing", async () => {
     await unchanged(async () => {
-      await expectRejected(append(F, { from: L.id, to: F.id }, [heartbeatMsg(L.id, F.id, 0)]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /term must be at least 1/);
-      await expectRejected(vote(L, { from: F.id, to: L.id }, [encodeMessage({ type: "vote", from: F.id, to: L.id, term: T + 1, lastIndex: 5, lastTerm: T + 2, transfer: false })]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /lastTerm is above term/);
+      await expectRejected(
+        append(F, { from: L.id, to: F.id }, [heartbeatMsg(L.id, F.id, 0)]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /term must be at least 1/,
+      );
+      await expectRejected(
+        vote(L, { from: F.id, to: L.id }, [
+          encodeMessage({ type: "vote", from: F.id, to: L.id, term: T + 1, lastIndex: 5, lastTerm: T + 2, transfer: false }),
+        ]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /lastTerm is above term/,
+      );
     });
   });
 });
@@ -269,22 +415,51 @@ describe("stale-term Raft messages", () => {
     await unchanged(async () => {
       const env = { from: L.id, to: F.id };
       // What a stale leader would replicate: a real topic, valid metadata records.
-      const staleTopic = (name: string) => encodeEntry([{ type: "topic", v: 1, name, topicId: "0".repeat(32), configs: {} }, { type: "partition", v: 1, topic: name, partition: 0, replicas: [F.id], isr: [F.id], leader: F.id, leaderEpoch: 0, partitionEpoch: 0 }]);
+      const staleTopic = (name: string) =>
+        encodeEntry([
+          { type: "topic", v: 1, name, topicId: "0".repeat(32), configs: {} },
+          {
+            type: "partition",
+            v: 1,
+            topic: name,
+            partition: 0,
+            replicas: [F.id],
+            isr: [F.id],
+            leader: F.id,
+            leaderEpoch: 0,
+            partitionEpoch: 0,
+          },
+        ]);
       // From "the leader of term 1": a heartbeat claiming a high commit, an append of such entries
       // past the follower's log committing them, a timeout-now; a vote and a pre-vote of term 1 to
       // the controller.
       await append(F, env, [heartbeatMsg(L.id, F.id, 1, 1_000_000)]);
       const d = raftDiskState(F.dataDir);
       await append(F, env, [
-        encodeMessage({ type: "append", from: L.id, to: F.id, term: 1, prevIndex: d.lastIndex, prevTerm: 1, commit: d.lastIndex + 2, entries: [1, 2].map((k) => ({ index: d.lastIndex + k, term: 1, kind: "data" as const, data: staleTopic(`stale-append-${k}`) })) }),
+        encodeMessage({
+          type: "append",
+          from: L.id,
+          to: F.id,
+          term: 1,
+          prevIndex: d.lastIndex,
+          prevTerm: 1,
+          commit: d.lastIndex + 2,
+          entries: [1, 2].map((k) => ({ index: d.lastIndex + k, term: 1, kind: "data" as const, data: staleTopic(`stale-append-${k}`) })),
+        }),
       ]);
       await append(F, env, [encodeMessage({ type: "timeout-now", from: L.id, to: F.id, term: 1 })]);
-      await vote(L, { from: F.id, to: L.id }, [encodeMessage({ type: "vote", from: F.id, to: L.id, term: 1, lastIndex: 1_000_000, lastTerm: 1, transfer: false })]);
-      await vote(L, { from: F.id, to: L.id }, [encodeMessage({ type: "prevote", from: F.id, to: L.id, term: 1, lastIndex: 1_000_000, lastTerm: 1 })]);
+      await vote(L, { from: F.id, to: L.id }, [
+        encodeMessage({ type: "vote", from: F.id, to: L.id, term: 1, lastIndex: 1_000_000, lastTerm: 1, transfer: false }),
+      ]);
+      await vote(L, { from: F.id, to: L.id }, [
+        encodeMessage({ type: "prevote", from: F.id, to: L.id, term: 1, lastIndex: 1_000_000, lastTerm: 1 }),
+      ]);
       // A snapshot of term 1 far ahead of the log, a valid image holding one topic and no
       // brokers: received in full, then ignored (installed, it would replace everything).
       const data = staleTopic("stale-snapshot");
-      const res = await installSnapshot(F, [{ clusterId: c.clusterId, fromNodeId: L.id, toNodeId: F.id, message: snapshotHead(L.id, F.id, 1, 1_000_000, 1), data, offset: 0n }]);
+      const res = await installSnapshot(F, [
+        { clusterId: c.clusterId, fromNodeId: L.id, toNodeId: F.id, message: snapshotHead(L.id, F.id, 1, 1_000_000, 1), data, offset: 0n },
+      ]);
       expect(res.bytesReceived).toBe(BigInt(data.length));
     });
   });
@@ -296,14 +471,55 @@ describe("bad InstallSnapshot streams", () => {
   it("are rejected (a gap or overlap in chunk offsets, no chunk, a bad head) and change nothing", async () => {
     await unchanged(async () => {
       const head = { clusterId: c.clusterId, fromNodeId: L.id, toNodeId: F.id, message: snapshotHead(L.id, F.id, T, 1_000_000, T) };
-      await expectRejected(installSnapshot(F, [{ ...head, data: garbage(10), offset: 0n }, { data: garbage(10), offset: 20n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /offset: chunk at 20, expected 10/);
-      await expectRejected(installSnapshot(F, [{ ...head, data: garbage(10), offset: 0n }, { data: garbage(10), offset: 5n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /offset: chunk at 5, expected 10/);
-      await expectRejected(installSnapshot(F, [{ ...head, data: garbage(10), offset: 3n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /offset: chunk at 3, expected 0/);
+      await expectRejected(
+        installSnapshot(F, [
+          { ...head, data: garbage(10), offset: 0n },
+          { data: garbage(10), offset: 20n },
+        ]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /offset: chunk at 20, expected 10/,
+      );
+      await expectRejected(
+        installSnapshot(F, [
+          { ...head, data: garbage(10), offset: 0n },
+          { data: garbage(10), offset: 5n },
+        ]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /offset: chunk at 5, expected 10/,
+      );
+      await expectRejected(
+        installSnapshot(F, [{ ...head, data: garbage(10), offset: 3n }]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /offset: chunk at 3, expected 0/,
+      );
       await expectRejected(installSnapshot(F, []), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /carried no chunk/);
-      await expectRejected(installSnapshot(F, [{ ...head, clusterId: "another-cluster", data: garbage(10), offset: 0n }]), grpc.status.FAILED_PRECONDITION, "INCONSISTENT_CLUSTER_ID", /cluster_id/);
-      await expectRejected(installSnapshot(F, [{ ...head, toNodeId: G.id, data: garbage(10), offset: 0n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /to_node_id/);
-      await expectRejected(installSnapshot(F, [{ ...head, message: head.message.subarray(0, 6), data: garbage(10), offset: 0n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /messages\[0\]: raft message/);
-      await expectRejected(installSnapshot(F, [{ ...head, message: heartbeatMsg(L.id, F.id, T), data: garbage(10), offset: 0n }]), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /a heartbeat message does not travel by InstallSnapshot/);
+      await expectRejected(
+        installSnapshot(F, [{ ...head, clusterId: "another-cluster", data: garbage(10), offset: 0n }]),
+        grpc.status.FAILED_PRECONDITION,
+        "INCONSISTENT_CLUSTER_ID",
+        /cluster_id/,
+      );
+      await expectRejected(
+        installSnapshot(F, [{ ...head, toNodeId: G.id, data: garbage(10), offset: 0n }]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /to_node_id/,
+      );
+      await expectRejected(
+        installSnapshot(F, [{ ...head, message: head.message.subarray(0, 6), data: garbage(10), offset: 0n }]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /messages\[0\]: raft message/,
+      );
+      await expectRejected(
+        installSnapshot(F, [{ ...head, message: heartbeatMsg(L.id, F.id, T), data: garbage(10), offset: 0n }]),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /a heartbeat message does not travel by InstallSnapshot/,
+      );
     });
   });
 });
@@ -334,13 +550,26 @@ describe("RegisterBroker and BrokerHeartbeat", () => {
     const addressBefore = (await L.describe()).brokers.find((b) => b.nodeId === victim.id)!.address;
     const registrations = victim.logs("registered with the controller").length;
     await unchanged(async () => {
-      await expectRejected(register(L, { nodeId: victim.id }), grpc.status.ALREADY_EXISTS, "DUPLICATE_BROKER_REGISTRATION", new RegExp(`broker ${victim.id} is registered by another live process`));
+      await expectRejected(
+        register(L, { nodeId: victim.id }),
+        grpc.status.ALREADY_EXISTS,
+        "DUPLICATE_BROKER_REGISTRATION",
+        new RegExp(`broker ${victim.id} is registered by another live process`),
+      );
       // The controller's own broker too.
-      await expectRejected(register(L, { nodeId: L.id }), grpc.status.ALREADY_EXISTS, "DUPLICATE_BROKER_REGISTRATION", /another live process/);
+      await expectRejected(
+        register(L, { nodeId: L.id }),
+        grpc.status.ALREADY_EXISTS,
+        "DUPLICATE_BROKER_REGISTRATION",
+        /another live process/,
+      );
     });
     for (const n of c.nodes) {
       const b = (await n.describe()).brokers.find((x) => x.nodeId === victim.id)!;
-      expect({ address: b.address, fenced: b.fenced }, `broker ${victim.id} as node ${n.id} sees it`).toEqual({ address: addressBefore, fenced: false });
+      expect({ address: b.address, fenced: b.fenced }, `broker ${victim.id} as node ${n.id} sees it`).toEqual({
+        address: addressBefore,
+        fenced: false,
+      });
     }
     // The live broker's epoch still holds: it heartbeats on without registering again.
     await new Promise((r) => setTimeout(r, 1500));
@@ -351,16 +580,50 @@ describe("RegisterBroker and BrokerHeartbeat", () => {
 
   it("bad registrations and heartbeats are refused by field and change nothing", async () => {
     await unchanged(async () => {
-      await expectRejected(register(L, { nodeId: 7, clusterId: "another-cluster" }), grpc.status.FAILED_PRECONDITION, "INCONSISTENT_CLUSTER_ID", /cluster_id/);
-      await expectRejected(register(L, { nodeId: 7, address: "nowhere" }), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /address: "nowhere" is not HOST:PORT/);
-      await expectRejected(register(L, { nodeId: 7, incarnationId: "" }), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /incarnation_id: empty/);
+      await expectRejected(
+        register(L, { nodeId: 7, clusterId: "another-cluster" }),
+        grpc.status.FAILED_PRECONDITION,
+        "INCONSISTENT_CLUSTER_ID",
+        /cluster_id/,
+      );
+      await expectRejected(
+        register(L, { nodeId: 7, address: "nowhere" }),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /address: "nowhere" is not HOST:PORT/,
+      );
+      await expectRejected(
+        register(L, { nodeId: 7, incarnationId: "" }),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /incarnation_id: empty/,
+      );
       await expectRejected(register(L, { nodeId: -1 }), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /node_id: -1 is negative/);
       // A follower is not the controller: a retriable refusal that names the controller.
       const nc = await failure(register(F, { nodeId: 7 }));
-      expect({ name: nc.name, retriable: nc.retriable, code: grpc.status[nc.code] }).toEqual({ name: "NOT_CONTROLLER", retriable: "true", code: "UNAVAILABLE" });
+      expect({ name: nc.name, retriable: nc.retriable, code: grpc.status[nc.code] }).toEqual({
+        name: "NOT_CONTROLLER",
+        retriable: "true",
+        code: "UNAVAILABLE",
+      });
       expect(nc.details).toContain(`node ${L.id} is`);
       const hb = (nodeId: number, brokerEpoch: number) =>
-        unaryCall((o, cb) => L.controller().brokerHeartbeat(create(BrokerHeartbeatRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), currentMetadataOffset: 0n, wantFence: true, wantShutDown: true }), new grpc.Metadata(), o, cb), 5000);
+        unaryCall(
+          (o, cb) =>
+            L.controller().brokerHeartbeat(
+              create(BrokerHeartbeatRequestSchema, {
+                nodeId,
+                brokerEpoch: BigInt(brokerEpoch),
+                currentMetadataOffset: 0n,
+                wantFence: true,
+                wantShutDown: true,
+              }),
+              new grpc.Metadata(),
+              o,
+              cb,
+            ),
+          5000,
+        );
       // wantFence / wantShutDown with a stale epoch must not fence or shut anything down.
       await expectRejected(hb(G.id, brokerEpochOf(G) - 1), grpc.status.FAILED_PRECONDITION, "STALE_BROKER_EPOCH", /broker_epoch/);
       await expectRejected(hb(99, 1), grpc.status.NOT_FOUND, "BROKER_ID_NOT_REGISTERED", /broker 99 is not registered/);
@@ -371,9 +634,22 @@ describe("RegisterBroker and BrokerHeartbeat", () => {
 // --- AlterPartition --------------------------------------------------------------------------------
 
 describe("AlterPartition", () => {
-  const alter = (target: ClusterNode, nodeId: number, brokerEpoch: number, p: { partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }) =>
+  const alter = (
+    target: ClusterNode,
+    nodeId: number,
+    brokerEpoch: number,
+    p: { partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] },
+  ) =>
     unaryCall<AlterPartitionResponse>(
-      (o, cb) => target.controller().alterPartition(create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: [{ topic: TOPIC, ...p }] }), new grpc.Metadata(), o, cb),
+      (o, cb) =>
+        target
+          .controller()
+          .alterPartition(
+            create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: [{ topic: TOPIC, ...p }] }),
+            new grpc.Metadata(),
+            o,
+            cb,
+          ),
       5000,
     );
 
@@ -385,37 +661,83 @@ describe("AlterPartition", () => {
     const shrink = [part.leader]; // what the request asks for: the ISR down to the leader alone
     await unchanged(async () => {
       // Learn the current partition epoch from a refusal (a partition epoch from the future).
-      const probe = (await alter(L, leader.id, epoch, { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: 1_000_000, newIsr: shrink })).partitions[0]!;
+      const probe = (
+        await alter(L, leader.id, epoch, {
+          partition: part.partition,
+          leaderEpoch: part.leaderEpoch,
+          partitionEpoch: 1_000_000,
+          newIsr: shrink,
+        })
+      ).partitions[0]!;
       expect(probe.error?.name).toBe("INVALID_UPDATE_VERSION");
       const current = probe.partitionEpoch;
       expect(current, "the partition epoch moved past 0 (controlled restart in beforeAll)").toBeGreaterThan(0);
       expect([...probe.isr].sort()).toEqual([...part.isr].sort());
 
-      const stale = (await alter(L, leader.id, epoch, { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: current - 1, newIsr: shrink })).partitions[0]!;
-      expect({ error: stale.error?.name, partitionEpoch: stale.partitionEpoch, leader: stale.leader, isr: [...stale.isr].sort() }, stale.error?.message).toEqual({
+      const stale = (
+        await alter(L, leader.id, epoch, {
+          partition: part.partition,
+          leaderEpoch: part.leaderEpoch,
+          partitionEpoch: current - 1,
+          newIsr: shrink,
+        })
+      ).partitions[0]!;
+      expect(
+        { error: stale.error?.name, partitionEpoch: stale.partitionEpoch, leader: stale.leader, isr: [...stale.isr].sort() },
+        stale.error?.message,
+      ).toEqual({
         error: "INVALID_UPDATE_VERSION",
         partitionEpoch: current,
         leader: part.leader,
         isr: [...part.isr].sort(),
       });
-      expect(stale.error?.message).toMatch(new RegExp(`partition_epoch: ${current - 1} is not ${TOPIC}-${part.partition}'s current partition epoch ${current}`));
+      expect(stale.error?.message).toMatch(
+        new RegExp(`partition_epoch: ${current - 1} is not ${TOPIC}-${part.partition}'s current partition epoch ${current}`),
+      );
       expect(stale.error?.retriable).toBe(false);
 
-      const staleLeader = (await alter(L, leader.id, epoch, { partition: part.partition, leaderEpoch: part.leaderEpoch - 1, partitionEpoch: current, newIsr: shrink })).partitions[0]!;
+      const staleLeader = (
+        await alter(L, leader.id, epoch, {
+          partition: part.partition,
+          leaderEpoch: part.leaderEpoch - 1,
+          partitionEpoch: current,
+          newIsr: shrink,
+        })
+      ).partitions[0]!;
       expect(staleLeader.error?.name).toBe("FENCED_LEADER_EPOCH");
-      const staleBroker = (await alter(L, leader.id, epoch - 1, { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: current, newIsr: shrink })).partitions[0]!;
+      const staleBroker = (
+        await alter(L, leader.id, epoch - 1, {
+          partition: part.partition,
+          leaderEpoch: part.leaderEpoch,
+          partitionEpoch: current,
+          newIsr: shrink,
+        })
+      ).partitions[0]!;
       expect(staleBroker.error?.name, staleBroker.error?.message).toBe("STALE_BROKER_EPOCH");
       expect(staleBroker.error?.message).toMatch(/broker_epoch/);
       // From a broker that does not lead the partition, with its own current epoch.
       const other = c.nodes.find((n) => n.id !== part.leader)!;
-      const notLeader = (await alter(L, other.id, brokerEpochOf(other), { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: current, newIsr: [other.id] })).partitions[0]!;
+      const notLeader = (
+        await alter(L, other.id, brokerEpochOf(other), {
+          partition: part.partition,
+          leaderEpoch: part.leaderEpoch,
+          partitionEpoch: current,
+          newIsr: [other.id],
+        })
+      ).partitions[0]!;
       expect(notLeader.error?.name).toBe("NOT_LEADER_OR_FOLLOWER");
       // To a follower: not the controller.
-      const nc = await failure(alter(F, leader.id, epoch, { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: current, newIsr: shrink }));
+      const nc = await failure(
+        alter(F, leader.id, epoch, { partition: part.partition, leaderEpoch: part.leaderEpoch, partitionEpoch: current, newIsr: shrink }),
+      );
       expect(nc.name).toBe("NOT_CONTROLLER");
     });
     const after = (await L.admin().describeTopics([TOPIC], { includeConfigs: false }))[0]!.partitions[part.partition]!;
-    expect({ leader: after.leader, isr: after.isr, leaderEpoch: after.leaderEpoch }).toEqual({ leader: part.leader, isr: part.isr, leaderEpoch: part.leaderEpoch });
+    expect({ leader: after.leader, isr: after.isr, leaderEpoch: after.leaderEpoch }).toEqual({
+      leader: part.leader,
+      isr: part.isr,
+      leaderEpoch: part.leaderEpoch,
+    });
   });
 });
 
@@ -427,7 +749,12 @@ describe("Raft input that must be refused whole", () => {
     // refused for its second message, so the first must not have been stepped either.
     await unchanged(async () => {
       const batch = [encodeMessage({ type: "timeout-now", from: L.id, to: F.id, term: T }), heartbeatMsg(L.id, F.id, 0)];
-      await expectRejected(append(F, { from: L.id, to: F.id }, batch), grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST", /term must be at least 1/);
+      await expectRejected(
+        append(F, { from: L.id, to: F.id }, batch),
+        grpc.status.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        /term must be at least 1/,
+      );
     });
   });
 
@@ -446,33 +773,72 @@ describe("Raft input that must be refused whole", () => {
   async function expectAlive(cl: Cluster, target: ClusterNode): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     const died = target.logs("metadata quorum: the Raft loop failed; this controller stops taking part", target.runCount);
-    expect.soft(died.map((l) => JSON.stringify(l["err"]).slice(0, 300)), `node ${target.id}'s metadata quorum loop`).toEqual([]);
+    expect
+      .soft(
+        died.map((l) => JSON.stringify(l["err"]).slice(0, 300)),
+        `node ${target.id}'s metadata quorum loop`,
+      )
+      .toEqual([]);
     await target.terminate();
     await target.start(); // throws, with the node's last log lines, if its data no longer opens
     await cl.waitForStable(30_000);
   }
 
-  const answerOf = (p: Promise<unknown>): Promise<string> => p.then(() => "OK", (e: grpc.ServiceError) => `${grpc.status[e.code]} ${String(e.metadata?.get("rill-error-name")[0])}: ${e.details}`);
+  const answerOf = (p: Promise<unknown>): Promise<string> =>
+    p.then(
+      () => "OK",
+      (e: grpc.ServiceError) => `${grpc.status[e.code]} ${String(e.metadata?.get("rill-error-name")[0])}: ${e.details}`,
+    );
 
   it("an append whose entry is not metadata records is refused; the follower keeps working, also after a restart", async () => {
     const { cl, lead, target, term, disk } = await ownCluster();
     // Consistent with the follower's log, at the current term, from the controller's id: only
     // the payload is wrong (not a JSON list of metadata records).
-    const msg = encodeMessage({ type: "append", from: lead.id, to: target.id, term, prevIndex: disk.lastIndex, prevTerm: disk.lastTerm, commit: disk.lastIndex + 1, entries: [{ index: disk.lastIndex + 1, term, kind: "data", data: Buffer.from("this is not a metadata record") }] });
-    await unchanged(async () => {
-      const answer = await answerOf(append(target, { clusterId: cl.clusterId, from: lead.id, to: target.id }, [msg]));
-      expect.soft(answer, "an entry that is not metadata records must be refused").toMatch(/^INVALID_ARGUMENT INVALID_REQUEST: .*messages\[0\]/);
-    }, { soft: true, cluster: cl });
+    const msg = encodeMessage({
+      type: "append",
+      from: lead.id,
+      to: target.id,
+      term,
+      prevIndex: disk.lastIndex,
+      prevTerm: disk.lastTerm,
+      commit: disk.lastIndex + 1,
+      entries: [{ index: disk.lastIndex + 1, term, kind: "data", data: Buffer.from("this is not a metadata record") }],
+    });
+    await unchanged(
+      async () => {
+        const answer = await answerOf(append(target, { clusterId: cl.clusterId, from: lead.id, to: target.id }, [msg]));
+        expect
+          .soft(answer, "an entry that is not metadata records must be refused")
+          .toMatch(/^INVALID_ARGUMENT INVALID_REQUEST: .*messages\[0\]/);
+      },
+      { soft: true, cluster: cl },
+    );
     await expectAlive(cl, target);
   }, 90_000);
 
   it("a snapshot whose data is not a metadata image is refused; the follower keeps working, also after a restart", async () => {
     const { cl, lead, target, term, disk } = await ownCluster();
     const head = snapshotHead(lead.id, target.id, term, disk.lastIndex + 100, term);
-    await unchanged(async () => {
-      const answer = await answerOf(installSnapshot(target, [{ clusterId: cl.clusterId, fromNodeId: lead.id, toNodeId: target.id, message: head, data: Buffer.from("this is not a metadata image"), offset: 0n }]));
-      expect.soft(answer, "a snapshot that is not a metadata image must be refused").toMatch(/^INVALID_ARGUMENT INVALID_REQUEST: .*messages\[0\]/);
-    }, { soft: true, cluster: cl });
+    await unchanged(
+      async () => {
+        const answer = await answerOf(
+          installSnapshot(target, [
+            {
+              clusterId: cl.clusterId,
+              fromNodeId: lead.id,
+              toNodeId: target.id,
+              message: head,
+              data: Buffer.from("this is not a metadata image"),
+              offset: 0n,
+            },
+          ]),
+        );
+        expect
+          .soft(answer, "a snapshot that is not a metadata image must be refused")
+          .toMatch(/^INVALID_ARGUMENT INVALID_REQUEST: .*messages\[0\]/);
+      },
+      { soft: true, cluster: cl },
+    );
     await expectAlive(cl, target);
   }, 90_000);
 });

@@ -128,9 +128,14 @@ export async function freePort(): Promise<number> {
  * undefined, and resolves with it; rejects after `ms` naming `what` and the last value returned
  * or error thrown. A throwing `pred` counts as "not yet".
  */
-export async function until<T>(pred: () => T | Promise<T>, ms: number, what: string, intervalMs = 100): Promise<Exclude<T, false | null | undefined>> {
+export async function until<T>(
+  pred: () => T | Promise<T>,
+  ms: number,
+  what: string,
+  intervalMs = 100,
+): Promise<Exclude<T, false | null | undefined>> {
   const deadline = Date.now() + ms;
-  let last: unknown = undefined;
+  let last: unknown;
   for (;;) {
     try {
       const v = await pred();
@@ -140,7 +145,10 @@ export async function until<T>(pred: () => T | Promise<T>, ms: number, what: str
       last = e;
     }
     if (Date.now() >= deadline) {
-      const shown = last instanceof Error ? `${last.name}: ${last.message}` : JSON.stringify(last, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+      const shown =
+        last instanceof Error
+          ? `${last.name}: ${last.message}`
+          : JSON.stringify(last, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
       throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${shown})`);
     }
     await sleep(intervalMs);
@@ -153,7 +161,10 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Promise form of a unary grpc-js call with a deadline. */
-export function unaryCall<Res>(start: (options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => unknown, deadlineMs: number): Promise<Res> {
+export function unaryCall<Res>(
+  start: (options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => unknown,
+  deadlineMs: number,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     start({ deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r!)));
   });
@@ -264,7 +275,10 @@ export class ClusterNode {
           throw new Error(`node ${this.id} exited (${code}) before serving:\n${this.tail(20)}`);
         }),
         new Promise((_r, reject) => {
-          timer = setTimeout(() => reject(new Error(`node ${this.id}: no "broker started" within ${this.startTimeoutMs} ms:\n${this.tail(20)}`)), this.startTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`node ${this.id}: no "broker started" within ${this.startTimeoutMs} ms:\n${this.tail(20)}`)),
+            this.startTimeoutMs,
+          );
         }),
       ]);
     } catch (e) {
@@ -347,7 +361,10 @@ export class ClusterNode {
 
   /** A raw ControllerService client of this node (one per node, reused). */
   controller(): ServiceClient<typeof ControllerService> {
-    this.controllerClient ??= new ControllerClient(this.address, grpc.credentials.createInsecure(), { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 500 });
+    this.controllerClient ??= new ControllerClient(this.address, grpc.credentials.createInsecure(), {
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 500,
+    });
     return this.controllerClient;
   }
 
@@ -530,14 +547,28 @@ export class Cluster {
       if (o.ingressProxies) settings["advertised.address"] = ingresses.get(id)!.address;
       const dataDir = path.join(root, `node-${id}`);
       const args = [
-        "broker", "start",
-        "--node-id", String(id),
-        "--listen", direct(id),
-        "--data-dir", dataDir,
-        "--controller-quorum", voters,
+        "broker",
+        "start",
+        "--node-id",
+        String(id),
+        "--listen",
+        direct(id),
+        "--data-dir",
+        dataDir,
+        "--controller-quorum",
+        voters,
         ...Object.entries(settings).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
       ];
-      return new ClusterNode(id, ports.get(id)!, dataDir, path.join(root, `node-${id}.log`), voters, args, o.runtime ?? "bun", o.startTimeoutMs ?? 30_000);
+      return new ClusterNode(
+        id,
+        ports.get(id)!,
+        dataDir,
+        path.join(root, `node-${id}.log`),
+        voters,
+        args,
+        o.runtime ?? "bun",
+        o.startTimeoutMs ?? 30_000,
+      );
     });
     const cluster = new Cluster(root, clusterId, nodes);
     for (const [k, p] of links) cluster.links.set(k, p);
@@ -616,7 +647,10 @@ export class Cluster {
    * node in `ids` is registered and unfenced in each one's view, with equal metadata offsets.
    * Resolves with the controller's id and term.
    */
-  async waitForStable(ms: number, o: { ids?: readonly number[]; brokers?: boolean } = {}): Promise<{ leader: number; term: number; offset: number }> {
+  async waitForStable(
+    ms: number,
+    o: { ids?: readonly number[]; brokers?: boolean } = {},
+  ): Promise<{ leader: number; term: number; offset: number }> {
     const ids = o.ids ?? this.running.map((nd) => nd.id);
     return until(
       async () => {

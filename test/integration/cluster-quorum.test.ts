@@ -62,7 +62,11 @@ async function startCluster(o: Parameters<typeof Cluster.start>[0] = {}): Promis
   await c.waitForStable(30_000);
   // The internal topic appears once all three brokers are unfenced; wait for it so that the
   // metadata stops moving before a scenario starts.
-  await until(async () => (await c.nodes[0]!.admin().listTopics({ includeInternal: true })).some((t) => t.name === OFFSETS_TOPIC), 30_000, `${OFFSETS_TOPIC} to exist`);
+  await until(
+    async () => (await c.nodes[0]!.admin().listTopics({ includeInternal: true })).some((t) => t.name === OFFSETS_TOPIC),
+    30_000,
+    `${OFFSETS_TOPIC} to exist`,
+  );
   await c.waitForStable(30_000);
   return c;
 }
@@ -71,7 +75,11 @@ async function startCluster(o: Parameters<typeof Cluster.start>[0] = {}): Promis
 function shape(topics: readonly TopicDescription[]) {
   return [...topics]
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((t) => ({ name: t.name, configs: t.configs, partitions: t.partitions.map((p) => ({ partition: p.partition, replicas: [...p.replicas] })) }));
+    .map((t) => ({
+      name: t.name,
+      configs: t.configs,
+      partitions: t.partitions.map((p) => ({ partition: p.partition, replicas: [...p.replicas] })),
+    }));
 }
 
 /** leader ∈ ISR ⊆ replicas (or leaderless). */
@@ -116,12 +124,18 @@ describe("kill -9 of the active controller", () => {
     expect(next.term).toBeGreaterThan(term);
 
     // The dead broker is fenced once its session expires on the new controller.
-    await until(async () => {
-      const views = await Promise.all(survivors.map((n) => n.describe().then(viewOf)));
-      return views.every((v) => v.fenced.get(old) === true);
-    }, 20_000, `broker ${old} to be fenced on both survivors`);
+    await until(
+      async () => {
+        const views = await Promise.all(survivors.map((n) => n.describe().then(viewOf)));
+        return views.every((v) => v.fenced.get(old) === true);
+      },
+      20_000,
+      `broker ${old} to be fenced on both survivors`,
+    );
     const fencedMs = elapsed();
-    console.log(`kill -9 of controller ${old} (term ${term}): node ${next.leader} elected at term ${next.term} after ${electedMs} ms; broker ${old} fenced after ${fencedMs} ms; it led ${ledByOld} of 3 partitions of before-kill`);
+    console.log(
+      `kill -9 of controller ${old} (term ${term}): node ${next.leader} elected at term ${next.term} after ${electedMs} ms; broker ${old} fenced after ${fencedMs} ms; it led ${ledByOld} of 3 partitions of before-kill`,
+    );
 
     // Its leaderships moved to live ISR members, and it left every ISR.
     const via = pick(survivors.filter((n) => n.id !== next.leader)); // not the controller: the create is forwarded
@@ -143,7 +157,10 @@ describe("kill -9 of the active controller", () => {
     }
     expectSane([before, whileDown]);
     // Three replicas cannot be placed on two live brokers.
-    const rf3 = await admin.createTopics([{ name: "rf3-while-down", replicationFactor: 3 }]).then(() => null, (e: unknown) => e);
+    const rf3 = await admin.createTopics([{ name: "rf3-while-down", replicationFactor: 3 }]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(errorNameOf(rf3)).toBe("INVALID_REPLICATION_FACTOR");
 
     // Restart: the node registers with the new controller, is unfenced and catches up.
@@ -178,11 +195,17 @@ describe("SIGSTOP of the active controller", () => {
     expect(next.leader).not.toBe(old);
     expect(next.term).toBeGreaterThan(term);
     // Paused past its session, its broker is fenced; topics are placed without it.
-    await until(async () => {
-      const views = await Promise.all(others.map((n) => n.describe().then(viewOf)));
-      return views.every((v) => v.fenced.get(old) === true && others.every((o) => v.fenced.get(o.id) === false));
-    }, 20_000, `broker ${old} fenced and brokers ${others.map((n) => n.id).join(",")} unfenced`);
-    await pick(others).admin().createTopics([{ name: "while-paused", partitions: 2, replicationFactor: 2 }]);
+    await until(
+      async () => {
+        const views = await Promise.all(others.map((n) => n.describe().then(viewOf)));
+        return views.every((v) => v.fenced.get(old) === true && others.every((o) => v.fenced.get(o.id) === false));
+      },
+      20_000,
+      `broker ${old} fenced and brokers ${others.map((n) => n.id).join(",")} unfenced`,
+    );
+    await pick(others)
+      .admin()
+      .createTopics([{ name: "while-paused", partitions: 2, replicationFactor: 2 }]);
     // Only the paused broker may have been fenced (the same check, and the same known failure,
     // as with dropped packets below: a heartbeat in flight to the paused controller stalls 5 s).
     const wronglyFenced = others
@@ -194,7 +217,9 @@ describe("SIGSTOP of the active controller", () => {
     // heartbeats again and is unfenced (waitForStable checks every broker).
     paused.resume();
     const st = await c.waitForStable(30_000);
-    console.log(`SIGSTOP of controller ${old} (term ${term}): node ${next.leader} elected at term ${next.term} after ${electedMs} ms; after SIGCONT all agree on ${st.leader} at term ${st.term} (${elapsed()} ms)`);
+    console.log(
+      `SIGSTOP of controller ${old} (term ${term}): node ${next.leader} elected at term ${next.term} after ${electedMs} ms; after SIGCONT all agree on ${st.leader} at term ${st.term} (${elapsed()} ms)`,
+    );
     expect(st.term).toBeGreaterThanOrEqual(next.term);
     expect((await paused.admin().listTopics()).map((t) => t.name)).toEqual(["while-paused"]);
     const claims = [...(await sampler.stop()), ...c.leaderClaimsFromLogs()];
@@ -206,9 +231,22 @@ describe("restart of all three nodes", () => {
   it("keeps every topic, partition assignment and config across SIGTERM of all and across kill -9 of all", async () => {
     const c = await startCluster();
     const admin = pick(c.nodes).admin();
-    const topics = Array.from({ length: 4 }, (_, i) => ({ name: `durable-${i}`, partitions: 1 + rnd.int(6), replicationFactor: 1 + rnd.int(3) }));
-    await admin.createTopics([...topics, { name: "compacted", partitions: 2, replicationFactor: 3, configs: { "cleanup.policy": "compact", "min.insync.replicas": "2" } }, { name: "gone", partitions: 1 }]);
-    await admin.alterConfigs([{ resource: { type: "topic", name: "durable-0" }, set: { "retention.ms": String(60_000 + rnd.int(1_000_000)), "max.message.bytes": "65536" } }]);
+    const topics = Array.from({ length: 4 }, (_, i) => ({
+      name: `durable-${i}`,
+      partitions: 1 + rnd.int(6),
+      replicationFactor: 1 + rnd.int(3),
+    }));
+    await admin.createTopics([
+      ...topics,
+      { name: "compacted", partitions: 2, replicationFactor: 3, configs: { "cleanup.policy": "compact", "min.insync.replicas": "2" } },
+      { name: "gone", partitions: 1 },
+    ]);
+    await admin.alterConfigs([
+      {
+        resource: { type: "topic", name: "durable-0" },
+        set: { "retention.ms": String(60_000 + rnd.int(1_000_000)), "max.message.bytes": "65536" },
+      },
+    ]);
     await admin.deleteTopics(["gone"]);
     await c.waitForStable(30_000);
     const before = await admin.describeTopics();
@@ -221,14 +259,21 @@ describe("restart of all three nodes", () => {
       await Promise.all(c.nodes.map((n) => n.start()));
       const st = await c.waitForStable(40_000);
       // Every partition gets a leader back once all brokers are unfenced.
-      await until(async () => (await admin.describeTopics()).every((t) => t.partitions.every((p) => p.leader > 0)), 30_000, "every partition to have a leader");
+      await until(
+        async () => (await admin.describeTopics()).every((t) => t.partitions.every((p) => p.leader > 0)),
+        30_000,
+        "every partition to have a leader",
+      );
       console.log(`after ${how}: controller ${st.leader} at term ${st.term}, metadata offset ${st.offset}, all led after ${elapsed()} ms`);
       for (const n of c.nodes) {
         const a = n.admin();
         const after = await a.describeTopics();
         expect(shape(after), `node ${n.id} after ${how}`).toEqual(shape(before));
         expectSane(after);
-        expect((await a.listTopics({ includeInternal: true })).find((t) => t.name === OFFSETS_TOPIC), `node ${n.id}: ${OFFSETS_TOPIC}`).toEqual(internalBefore);
+        expect(
+          (await a.listTopics({ includeInternal: true })).find((t) => t.name === OFFSETS_TOPIC),
+          `node ${n.id}: ${OFFSETS_TOPIC}`,
+        ).toEqual(internalBefore);
       }
     };
 
@@ -256,12 +301,28 @@ describe.each(["drop", "reset"] as const)("a partition that isolates the active 
     // stepped down; both calls are single attempts (raw gRPC, no retries) sent to it directly.
     type Outcome = { ok: true } | { ok: false; name: string; retriable: boolean; details: string };
     const createOn = (n: ClusterNode, name: string): Promise<Outcome> =>
-      unaryCall<CreateTopicsResponse>((o, cb) => n.adminRaw().createTopics(create(CreateTopicsRequestSchema, { topics: [{ name, partitions: 1, replicationFactor: 1 }] }), new Metadata(), o, cb), 30_000).then(
+      unaryCall<CreateTopicsResponse>(
+        (o, cb) =>
+          n
+            .adminRaw()
+            .createTopics(
+              create(CreateTopicsRequestSchema, { topics: [{ name, partitions: 1, replicationFactor: 1 }] }),
+              new Metadata(),
+              o,
+              cb,
+            ),
+        30_000,
+      ).then(
         (res): Outcome => {
           const e = res.topics[0]?.error;
           return e ? { ok: false, name: e.name, retriable: e.retriable, details: e.message } : { ok: true };
         },
-        (e: grpc.ServiceError): Outcome => ({ ok: false, name: String(e.metadata?.get("rill-error-name")[0] ?? `status ${e.code}`), retriable: e.metadata?.get("rill-error-retriable")[0] === "true", details: e.details }),
+        (e: grpc.ServiceError): Outcome => ({
+          ok: false,
+          name: String(e.metadata?.get("rill-error-name")[0] ?? `status ${e.code}`),
+          retriable: e.metadata?.get("rill-error-retriable")[0] === "true",
+          details: e.details,
+        }),
       );
 
     const elapsed = timer();
@@ -285,15 +346,23 @@ describe.each(["drop", "reset"] as const)("a partition that isolates the active 
     // Retried while it fails (the failover may briefly leave no live broker to place it on: see
     // the fencing check below); a retry after a timed-out attempt may find it created.
     await until(
-      () => madm[0]!.createTopics([{ name: "majority-1", partitions: 2, replicationFactor: 1 }]).then(() => true, (e: unknown) => (errorNameOf(e) === "TOPIC_ALREADY_EXISTS" ? true : Promise.reject(e))),
+      () =>
+        madm[0]!.createTopics([{ name: "majority-1", partitions: 2, replicationFactor: 1 }]).then(
+          () => true,
+          (e: unknown) => (errorNameOf(e) === "TOPIC_ALREADY_EXISTS" ? true : Promise.reject(e)),
+        ),
       20_000,
       "majority-1 to be created through the majority",
       250,
     );
-    await until(async () => {
-      const views = await Promise.all(majority.map((n) => n.describe().then(viewOf)));
-      return views.every((v) => v.fenced.get(iso) === true && majority.every((m) => v.fenced.get(m.id) === false));
-    }, 20_000, `broker ${iso} fenced and brokers ${majority.map((n) => n.id).join(",")} unfenced on the majority`);
+    await until(
+      async () => {
+        const views = await Promise.all(majority.map((n) => n.describe().then(viewOf)));
+        return views.every((v) => v.fenced.get(iso) === true && majority.every((m) => v.fenced.get(m.id) === false));
+      },
+      20_000,
+      `broker ${iso} fenced and brokers ${majority.map((n) => n.id).join(",")} unfenced on the majority`,
+    );
     await madm[1]!.createTopics([{ name: "majority-2", partitions: 2, replicationFactor: 2 }]);
     for (const p of (await madm[1]!.describeTopics(["majority-2"]))[0]!.partitions) {
       expect([...p.replicas].sort(), `majority-2-${p.partition} replicas`).toEqual(majority.map((n) => n.id).sort());
@@ -306,7 +375,9 @@ describe.each(["drop", "reset"] as const)("a partition that isolates the active 
     expect.soft(wronglyFenced, `live brokers fenced by the new controller (links ${mode}); see the report in the file comment`).toEqual([]);
 
     const [e1, e2] = await Promise.all([early, late]);
-    console.log(`isolated controller ${iso} (term ${term}): majority elected ${next.leader} at term ${next.term} after ${electedMs} ms; ${iso} stepped down after ${steppedDownMs} ms; topic asked of it early: ${JSON.stringify(e1)}, late: ${JSON.stringify(e2)}`);
+    console.log(
+      `isolated controller ${iso} (term ${term}): majority elected ${next.leader} at term ${next.term} after ${electedMs} ms; ${iso} stepped down after ${steppedDownMs} ms; topic asked of it early: ${JSON.stringify(e1)}, late: ${JSON.stringify(e2)}`,
+    );
     for (const r of [e1, e2]) {
       expect(r.ok, "a topic create on the isolated node must fail").toBe(false);
       if (!r.ok) {
@@ -321,7 +392,9 @@ describe.each(["drop", "reset"] as const)("a partition that isolates the active 
     c.heal();
     const healed = timer();
     const st = await c.waitForStable(30_000);
-    console.log(`healed: node ${iso} caught up to metadata offset ${st.offset} in ${healed()} ms (controller ${st.leader}, term ${st.term})`);
+    console.log(
+      `healed: node ${iso} caught up to metadata offset ${st.offset} in ${healed()} ms (controller ${st.leader}, term ${st.term})`,
+    );
     expect(st.leader).not.toBe(iso);
     const claims = await sampler.stop();
     for (const n of c.nodes) {
@@ -330,7 +403,9 @@ describe.each(["drop", "reset"] as const)("a partition that isolates the active 
       expect(names, `node ${n.id} topics`).toEqual(["majority-1", "majority-2"]);
     }
     const all = [...claims, ...c.leaderClaimsFromLogs()];
-    console.log(`leader claims: ${claims.length} samples of ${sampler.samples()} answers, ${all.length - claims.length} log lines; terms led: ${JSON.stringify([...new Set(all.map((x) => `${x.term}:${x.node}`))].sort())}`);
+    console.log(
+      `leader claims: ${claims.length} samples of ${sampler.samples()} answers, ${all.length - claims.length} log lines; terms led: ${JSON.stringify([...new Set(all.map((x) => `${x.term}:${x.node}`))].sort())}`,
+    );
     expect(splitBrains(all)).toEqual([]);
   }, 120_000);
 });
@@ -348,13 +423,20 @@ describe("snapshot install", () => {
     const admin = pick(live).admin();
     const names = Array.from({ length: 30 }, (_, i) => `snap-${String(i).padStart(2, "0")}`);
     await admin.createTopics(names.map((name) => ({ name, partitions: 1 + rnd.int(3), replicationFactor: 1 + rnd.int(2) })));
-    for (const name of names.slice(0, 15)) await admin.alterConfigs([{ resource: { type: "topic", name }, set: { "retention.ms": String(1000 + rnd.int(10_000_000)) } }]);
+    for (const name of names.slice(0, 15))
+      await admin.alterConfigs([{ resource: { type: "topic", name }, set: { "retention.ms": String(1000 + rnd.int(10_000_000)) } }]);
     await admin.deleteTopics(names.slice(25));
-    const disks = await until(() => {
-      const d = live.map((n) => raftDiskState(n.dataDir));
-      return d.every((x) => x.baseIndex > left.lastIndex + 1) ? d : false;
-    }, 20_000, `both live voters to truncate their logs past index ${left.lastIndex}`);
-    console.log(`node ${down.id} stopped at log ${JSON.stringify(left)}; live voters now ${JSON.stringify(disks)}; ${live.map((n) => `node ${n.id}: ${n.logs("metadata quorum: wrote a snapshot").length} snapshots`).join(", ")}`);
+    const disks = await until(
+      () => {
+        const d = live.map((n) => raftDiskState(n.dataDir));
+        return d.every((x) => x.baseIndex > left.lastIndex + 1) ? d : false;
+      },
+      20_000,
+      `both live voters to truncate their logs past index ${left.lastIndex}`,
+    );
+    console.log(
+      `node ${down.id} stopped at log ${JSON.stringify(left)}; live voters now ${JSON.stringify(disks)}; ${live.map((n) => `node ${n.id}: ${n.logs("metadata quorum: wrote a snapshot").length} snapshots`).join(", ")}`,
+    );
 
     const expected = shape(await admin.describeTopics());
     const elapsed = timer();

@@ -26,7 +26,18 @@ function node(id: number, port: number, roles: string, voters: string): ClusterN
   const dataDir = path.join(root, `node-${id}`);
   const settings = { ...FAST_CLUSTER_SETTINGS, "cluster.id": "roles-test", "replica.lag.time.max.ms": "3000" };
   const args = [
-    "broker", "start", "--node-id", String(id), "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--roles", roles, "--controller-quorum", voters,
+    "broker",
+    "start",
+    "--node-id",
+    String(id),
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--data-dir",
+    dataDir,
+    "--roles",
+    roles,
+    "--controller-quorum",
+    voters,
     ...Object.entries(settings).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
   ];
   return new ClusterNode(id, port, dataDir, path.join(root, `node-${id}.log`), voters, args, "bun", 30_000);
@@ -51,7 +62,10 @@ const byId = (id: number): ClusterNode => nodes[id - 1]!;
 
 async function unfencedBrokers(via: ClusterNode): Promise<number[]> {
   const v = viewOf(await via.describe());
-  return [...v.fenced].filter(([, fenced]) => !fenced).map(([id]) => id).sort();
+  return [...v.fenced]
+    .filter(([, fenced]) => !fenced)
+    .map(([id]) => id)
+    .sort();
 }
 
 describe("dedicated controllers and broker-only nodes", () => {
@@ -65,24 +79,57 @@ describe("dedicated controllers and broker-only nodes", () => {
 
     const admin = byId(4).admin({ retries: 20 });
     await admin.createTopics([{ name: "roles", partitions: 4, replicationFactor: 2, configs: { "min.insync.replicas": "2" } }]);
-    const [t] = await until(async () => {
-      const r = await admin.describeTopics(["roles"]);
-      return r[0]!.partitions.length === 4 && r[0]!.partitions.every((p) => p.isr.length === 2) ? r : null;
-    }, 20_000, "topic roles with full ISRs");
+    const [t] = await until(
+      async () => {
+        const r = await admin.describeTopics(["roles"]);
+        return r[0]!.partitions.length === 4 && r[0]!.partitions.every((p) => p.isr.length === 2) ? r : null;
+      },
+      20_000,
+      "topic roles with full ISRs",
+    );
     for (const p of t!.partitions) expect([...p.replicas].sort()).toEqual([4, 5]); // controllers host nothing
 
     const produce = new (clientConstructor(ProduceService))(byId(5).address, grpc.credentials.createInsecure());
     const fetch = new (clientConstructor(FetchService))(byId(4).address, grpc.credentials.createInsecure());
     clients.push(produce, fetch);
     const values = Array.from({ length: 40 }, (_, i) => `v${i}`);
-    const res = await unaryCall<ProduceResponse>((o, cb) => produce.produce(create(ProduceRequestSchema, { topic: "roles", acks: Acks.ALL, timeoutMs: 10_000, records: values.map((v, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(v) })) }), o, cb), 20_000);
+    const res = await unaryCall<ProduceResponse>(
+      (o, cb) =>
+        produce.produce(
+          create(ProduceRequestSchema, {
+            topic: "roles",
+            acks: Acks.ALL,
+            timeoutMs: 10_000,
+            records: values.map((v, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(v) })),
+          }),
+          o,
+          cb,
+        ),
+      20_000,
+    );
     expect(res.partitions.every((p) => p.error === undefined)).toBe(true);
     const read = new Set<string>();
-    await until(async () => {
-      const f = await unaryCall<FetchResponse>((o, cb) => fetch.fetch(create(FetchRequestSchema, { format: RecordFormat.RECORDS, maxWaitMs: 200, partitions: [0, 1, 2, 3].map((partition) => ({ topic: "roles", partition, offset: 0n })) }), o, cb), 10_000);
-      for (const p of f.partitions) for (const r of p.records) read.add(Buffer.from(r.value!).toString());
-      return read.size === values.length;
-    }, 20_000, "every value read through broker 4");
+    await until(
+      async () => {
+        const f = await unaryCall<FetchResponse>(
+          (o, cb) =>
+            fetch.fetch(
+              create(FetchRequestSchema, {
+                format: RecordFormat.RECORDS,
+                maxWaitMs: 200,
+                partitions: [0, 1, 2, 3].map((partition) => ({ topic: "roles", partition, offset: 0n })),
+              }),
+              o,
+              cb,
+            ),
+          10_000,
+        );
+        for (const p of f.partitions) for (const r of p.records) read.add(Buffer.from(r.value!).toString());
+        return read.size === values.length;
+      },
+      20_000,
+      "every value read through broker 4",
+    );
     expect([...read].sort()).toEqual([...values].sort());
   }, 90_000);
 

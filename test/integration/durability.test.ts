@@ -15,8 +15,22 @@ describe("durability", () => {
     const b = await Broker.start({ dataDir: "/data", listen: "127.0.0.1:0", fs });
     const c = clients(b.address);
     try {
-      await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "lazy", partitions: 1 }, { name: "strict", partitions: 1, configs: { "flush.messages": "1" } }] }));
-      const produce = (topic: string) => call(c.produce, "produce", create(ProduceRequestSchema, { topic, acks: Acks.ALL, records: [{ value: new TextEncoder().encode(`to-${topic}`) }] }));
+      await call(
+        c.admin,
+        "createTopics",
+        create(CreateTopicsRequestSchema, {
+          topics: [
+            { name: "lazy", partitions: 1 },
+            { name: "strict", partitions: 1, configs: { "flush.messages": "1" } },
+          ],
+        }),
+      );
+      const produce = (topic: string) =>
+        call(
+          c.produce,
+          "produce",
+          create(ProduceRequestSchema, { topic, acks: Acks.ALL, records: [{ value: new TextEncoder().encode(`to-${topic}`) }] }),
+        );
       let before = fs.syncCount;
       await produce("lazy");
       expect(fs.syncCount).toBe(before);
@@ -25,7 +39,8 @@ describe("durability", () => {
       expect(fs.syncCount).toBeGreaterThan(before);
       // power loss right after the acknowledgement: the strict record survives, the lazy one not
       fs.crash();
-      const open = (dir: string) => PartitionLog.open({ fs, dir, clock: new ManualClock(), config: defaultTopicConfig, tailCacheBytes: 0, recover: true });
+      const open = (dir: string) =>
+        PartitionLog.open({ fs, dir, clock: new ManualClock(), config: defaultTopicConfig, tailCacheBytes: 0, recover: true });
       expect(open("/data/strict-0").logEndOffset).toBe(1);
       expect(open("/data/lazy-0").logEndOffset).toBe(0);
     } finally {

@@ -12,7 +12,9 @@ let broker: Broker;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 60_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    execFile(cmd, args, { timeout: 60_000, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -43,7 +45,13 @@ describe("README tour", () => {
   it("examples/orders.py does the same through stubs generated from proto/", async () => {
     const gen = tmpDir("rill-pygen-");
     try {
-      await run("/usr/bin/protoc", ["-Iproto", `--python_out=${gen}`, `--grpc_python_out=${gen}`, "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", ...nodeFs.readdirSync("proto/rill/v1").map((f) => `proto/rill/v1/${f}`)]);
+      await run("/usr/bin/protoc", [
+        "-Iproto",
+        `--python_out=${gen}`,
+        `--grpc_python_out=${gen}`,
+        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+        ...nodeFs.readdirSync("proto/rill/v1").map((f) => `proto/rill/v1/${f}`),
+      ]);
       const out = await run("/usr/bin/python3", ["examples/orders.py", broker.address], { PYTHONPATH: gen, PYTHONNOUSERSITE: "1" });
       checkSent(out);
       expect(out.match(/^partition \d offset \d+ key customer-\d \{/gm)!.length).toBe(20); // TS's 10 and Python's 10

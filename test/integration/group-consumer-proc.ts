@@ -61,7 +61,8 @@ const consumer: GroupConsumer = new GroupConsumer({
   maxOutstandingRecords: maxOutstanding,
   clientId: name,
   retry: { retries: 3 },
-  onAssigned: (partitions: GroupTopicPartition[]): void => out({ type: "assigned", partitions, memberId: consumer.memberId, epoch: consumer.memberEpoch }),
+  onAssigned: (partitions: GroupTopicPartition[]): void =>
+    out({ type: "assigned", partitions, memberId: consumer.memberId, epoch: consumer.memberEpoch }),
   onRevoked: (partitions: GroupTopicPartition[]): void => {
     // Held-back commits of a revoked partition can no longer be made (and must not be made
     // later, should the partition come back: that would move its offset backwards).
@@ -94,7 +95,14 @@ process.on("SIGTERM", () => {
 try {
   consumer.subscribe(topics);
   for await (const r of consumer) {
-    out({ type: "record", topic: r.topic, partition: r.partition, offset: r.offset, key: r.key?.toString("utf8") ?? null, value: r.value?.toString("utf8") ?? null });
+    out({
+      type: "record",
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      key: r.key?.toString("utf8") ?? null,
+      value: r.value?.toString("utf8") ?? null,
+    });
     trailing.push({ topic: r.topic, partition: r.partition, offset: r.offset });
     while (trailing.length > noCommitLast) await commitOne(trailing.shift()!);
   }

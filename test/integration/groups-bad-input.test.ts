@@ -63,7 +63,8 @@ async function failure(p: Promise<unknown>): Promise<{ name: string | undefined;
   return { name: "(succeeded)", code: undefined, details: "" };
 }
 
-const g = <Res>(method: string, schema: Parameters<typeof create>[0], init: object): Promise<Res> => call(groups, method, create(schema as never, init as never));
+const g = <Res>(method: string, schema: Parameters<typeof create>[0], init: object): Promise<Res> =>
+  call(groups, method, create(schema as never, init as never));
 
 /** One Consume stream as a member (generated messages only). */
 class Member {
@@ -96,7 +97,12 @@ class Member {
   }
 
   static subscribe(groupId: string, extra: object = {}): Member {
-    return new Member({ kind: { case: "subscribe", value: { groupId, topics: [TOPIC], autoOffsetReset: AutoOffsetReset.EARLIEST, format: RecordFormat.RECORDS, ...extra } } });
+    return new Member({
+      kind: {
+        case: "subscribe",
+        value: { groupId, topics: [TOPIC], autoOffsetReset: AutoOffsetReset.EARLIEST, format: RecordFormat.RECORDS, ...extra },
+      },
+    });
   }
 
   write(init: object): void {
@@ -144,7 +150,16 @@ beforeAll(async () => {
   groups = new (clientConstructor(GroupService))(broker.address, grpc.credentials.createInsecure());
   await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: TOPIC, partitions: 2 }] }));
   for (const partition of [0, 1]) {
-    await call(c.produce, "produce", create(ProduceRequestSchema, { topic: TOPIC, partition, acks: Acks.ALL, records: Array.from({ length: 5 }, (_, i) => ({ value: Buffer.from(`p${partition}-${i}`) })) }));
+    await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, {
+        topic: TOPIC,
+        partition,
+        acks: Acks.ALL,
+        records: Array.from({ length: 5 }, (_, i) => ({ value: Buffer.from(`p${partition}-${i}`) })),
+      }),
+    );
   }
 });
 
@@ -166,7 +181,11 @@ describe("commits for partitions a member does not own", () => {
     expect(await offsetsOf("commit-owner")).toEqual([]);
 
     // One commit: the member's own partition, the other member's, one of a topic it does not subscribe to.
-    a.commit(1n, [{ partition: mine!, offset: 3n }, { partition: theirs!, offset: 4n }, { topic: "other", partition: 0, offset: 1n }]);
+    a.commit(1n, [
+      { partition: mine!, offset: 3n },
+      { partition: theirs!, offset: 4n },
+      { topic: "other", partition: 0, offset: 1n },
+    ]);
     const r = await a.resultOf(1n);
     expect(r.error).toBeUndefined();
     expect(r.offsets.map((o) => [o.partition, o.offset, o.error?.name])).toEqual([
@@ -178,7 +197,10 @@ describe("commits for partitions a member does not own", () => {
     expect(await offsetsOf("commit-owner")).toEqual([[mine, 3n]]);
 
     // A negative offset: the whole commit fails, nothing applied (not even the valid entry).
-    a.commit(2n, [{ partition: mine!, offset: 5n }, { partition: mine!, offset: -1n }]);
+    a.commit(2n, [
+      { partition: mine!, offset: 5n },
+      { partition: mine!, offset: -1n },
+    ]);
     const neg = await a.resultOf(2n);
     expect(neg.error?.name).toBe("INVALID_REQUEST");
     expect(neg.error?.message).toMatch(/offsets\[1\]\.offset/);
@@ -189,7 +211,10 @@ describe("commits for partitions a member does not own", () => {
     await until(() => a.owned.size === 2);
     a.commit(3n, [{ partition: theirs!, offset: 4n }]);
     expect((await a.resultOf(3n)).offsets[0]!.error).toBeUndefined();
-    expect((await offsetsOf("commit-owner")).sort()).toEqual([[0, mine === 0 ? 3n : 4n], [1, mine === 1 ? 3n : 4n]]);
+    expect((await offsetsOf("commit-owner")).sort()).toEqual([
+      [0, mine === 0 ? 3n : 4n],
+      [1, mine === 1 ? 3n : 4n],
+    ]);
     a.close();
   });
 
@@ -206,13 +231,33 @@ describe("commits for partitions a member does not own", () => {
   it("with CommitOffsets: an unknown member (UNKNOWN_MEMBER_ID), a commit without membership to a group with members (NON_EMPTY_GROUP), a stale epoch", async () => {
     const a = Member.subscribe("commit-unary");
     await until(() => a.owned.size === 2);
-    const unknown: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, { groupId: "commit-unary", memberId: "no-such-member", memberEpoch: 1, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] });
+    const unknown: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, {
+      groupId: "commit-unary",
+      memberId: "no-such-member",
+      memberEpoch: 1,
+      offsets: [{ topic: TOPIC, partition: 0, offset: 1n }],
+    });
     expect(unknown.offsets.map((o) => o.error?.name)).toEqual(["UNKNOWN_MEMBER_ID"]);
-    const outsider: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, { groupId: "commit-unary", memberId: "", memberEpoch: -1, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] });
+    const outsider: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, {
+      groupId: "commit-unary",
+      memberId: "",
+      memberEpoch: -1,
+      offsets: [{ topic: TOPIC, partition: 0, offset: 1n }],
+    });
     expect(outsider.offsets.map((o) => o.error?.name)).toEqual(["NON_EMPTY_GROUP"]);
-    const stale: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, { groupId: "commit-unary", memberId: a.memberId, memberEpoch: a.epoch - 1, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] });
+    const stale: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, {
+      groupId: "commit-unary",
+      memberId: a.memberId,
+      memberEpoch: a.epoch - 1,
+      offsets: [{ topic: TOPIC, partition: 0, offset: 1n }],
+    });
     expect(stale.offsets.map((o) => o.error?.name)).toEqual(["STALE_MEMBER_EPOCH"]);
-    const fenced: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, { groupId: "commit-unary", memberId: a.memberId, memberEpoch: a.epoch + 5, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] });
+    const fenced: CommitOffsetsResponse = await g("commitOffsets", CommitOffsetsRequestSchema, {
+      groupId: "commit-unary",
+      memberId: a.memberId,
+      memberEpoch: a.epoch + 5,
+      offsets: [{ topic: TOPIC, partition: 0, offset: 1n }],
+    });
     expect(fenced.offsets.map((o) => o.error?.name)).toEqual(["FENCED_MEMBER_EPOCH"]);
     expect(await offsetsOf("commit-unary")).toEqual([]);
     a.close();
@@ -243,7 +288,10 @@ describe("unknown groups", () => {
 });
 
 describe("invalid group ids: empty and 250 characters", () => {
-  for (const [label, groupId] of [["empty", ""], ["250 characters", LONG_ID]] as const) {
+  for (const [label, groupId] of [
+    ["empty", ""],
+    ["250 characters", LONG_ID],
+  ] as const) {
     it(`${label}: INVALID_GROUP_ID (INVALID_ARGUMENT) from every call, naming the field; no group created`, async () => {
       const before = await groupList();
       const expectInvalid = async (p: Promise<unknown>, field: RegExp): Promise<void> => {
@@ -253,9 +301,15 @@ describe("invalid group ids: empty and 250 characters", () => {
         expect(f.details).toMatch(field);
       };
       await expectInvalid(g("heartbeat", HeartbeatRequestSchema, { groupId, memberEpoch: 0, topics: [TOPIC] }), /^group_id:/);
-      await expectInvalid(g("commitOffsets", CommitOffsetsRequestSchema, { groupId, memberEpoch: -1, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] }), /^group_id:/);
+      await expectInvalid(
+        g("commitOffsets", CommitOffsetsRequestSchema, { groupId, memberEpoch: -1, offsets: [{ topic: TOPIC, partition: 0, offset: 1n }] }),
+        /^group_id:/,
+      );
       await expectInvalid(g("fetchOffsets", FetchOffsetsRequestSchema, { groupId }), /^group_id:/);
-      await expectInvalid(g("resetOffsets", ResetOffsetsRequestSchema, { groupId, partitions: [{ topic: TOPIC }], spec: OffsetSpec.EARLIEST }), /^group_id:/);
+      await expectInvalid(
+        g("resetOffsets", ResetOffsetsRequestSchema, { groupId, partitions: [{ topic: TOPIC }], spec: OffsetSpec.EARLIEST }),
+        /^group_id:/,
+      );
       const d: DescribeGroupsResponse = await g("describeGroups", DescribeGroupsRequestSchema, { groupIds: [groupId] });
       expect(d.groups.map((x) => x.error?.name)).toEqual(["INVALID_GROUP_ID"]);
       expect(d.groups[0]!.error!.message).toMatch(/^group_ids\[0\]:/);
@@ -294,13 +348,26 @@ describe("ResetOffsets and DeleteGroups while members are active", () => {
   it("NON_EMPTY_GROUP, for every reset kind and for dry runs; offsets and membership unchanged; allowed once the member left", async () => {
     const a = Member.subscribe("busy");
     await until(() => a.owned.size === 2 && a.records === 10);
-    a.commit(1n, [{ partition: 0, offset: 2n }, { partition: 1, offset: 3n }]);
+    a.commit(1n, [
+      { partition: 0, offset: 2n },
+      { partition: 1, offset: 3n },
+    ]);
     await a.resultOf(1n);
     const before = await offsetsOf("busy");
-    expect(before).toEqual([[0, 2n], [1, 3n]]);
-    for (const spec of [{ spec: OffsetSpec.EARLIEST }, { spec: OffsetSpec.LATEST }, { spec: OffsetSpec.TIMESTAMP, timestampMs: 0n }, { offset: 1n }]) {
+    expect(before).toEqual([
+      [0, 2n],
+      [1, 3n],
+    ]);
+    for (const spec of [
+      { spec: OffsetSpec.EARLIEST },
+      { spec: OffsetSpec.LATEST },
+      { spec: OffsetSpec.TIMESTAMP, timestampMs: 0n },
+      { offset: 1n },
+    ]) {
       for (const dryRun of [false, true]) {
-        const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "busy", partitions: [{ topic: TOPIC }], dryRun, ...spec }));
+        const f = await failure(
+          g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "busy", partitions: [{ topic: TOPIC }], dryRun, ...spec }),
+        );
         expect(f.name, JSON.stringify({ ...spec, timestampMs: undefined, offset: undefined, dryRun })).toBe("NON_EMPTY_GROUP");
         expect(f.code).toBe(grpc.status.FAILED_PRECONDITION);
         expect(f.details).toMatch(/busy/);
@@ -315,23 +382,46 @@ describe("ResetOffsets and DeleteGroups while members are active", () => {
 
     a.close();
     await until(() => a.ended);
-    const done: ResetOffsetsResponse = await g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "busy", partitions: [{ topic: TOPIC }], spec: OffsetSpec.EARLIEST });
-    expect(done.offsets.map((o) => [o.partition, o.offset, o.error?.name])).toEqual([[0, 0n, undefined], [1, 0n, undefined]]);
+    const done: ResetOffsetsResponse = await g("resetOffsets", ResetOffsetsRequestSchema, {
+      groupId: "busy",
+      partitions: [{ topic: TOPIC }],
+      spec: OffsetSpec.EARLIEST,
+    });
+    expect(done.offsets.map((o) => [o.partition, o.offset, o.error?.name])).toEqual([
+      [0, 0n, undefined],
+      [1, 0n, undefined],
+    ]);
   });
 
   it("ResetOffsets of an unknown topic: UNKNOWN_TOPIC_OR_PARTITION, nothing committed", async () => {
-    const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-unknown", partitions: [{ topic: "no-such-topic" }], spec: OffsetSpec.EARLIEST }));
+    const f = await failure(
+      g("resetOffsets", ResetOffsetsRequestSchema, {
+        groupId: "reset-unknown",
+        partitions: [{ topic: "no-such-topic" }],
+        spec: OffsetSpec.EARLIEST,
+      }),
+    );
     expect(f.name).toBe("UNKNOWN_TOPIC_OR_PARTITION");
     expect(await offsetsOf("reset-unknown")).toEqual([]);
   });
 
-  it("ResetOffsets with both `spec` and `offset`: INVALID_REQUEST (contract: spec \"must be OFFSET_SPEC_UNSPECIFIED when `offset` is given\")", async () => {
-    const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-both", partitions: [{ topic: TOPIC }], spec: OffsetSpec.EARLIEST, offset: 3n, dryRun: true }));
+  it('ResetOffsets with both `spec` and `offset`: INVALID_REQUEST (contract: spec "must be OFFSET_SPEC_UNSPECIFIED when `offset` is given")', async () => {
+    const f = await failure(
+      g("resetOffsets", ResetOffsetsRequestSchema, {
+        groupId: "reset-both",
+        partitions: [{ topic: TOPIC }],
+        spec: OffsetSpec.EARLIEST,
+        offset: 3n,
+        dryRun: true,
+      }),
+    );
     expect(f.name).toBe("INVALID_REQUEST");
   });
 
-  it("ResetOffsets with neither `spec` nor `offset`: INVALID_REQUEST (contract: spec \"must not be [UNSPECIFIED] when it is not\")", async () => {
-    const f = await failure(g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-neither", partitions: [{ topic: TOPIC }], dryRun: true }));
+  it('ResetOffsets with neither `spec` nor `offset`: INVALID_REQUEST (contract: spec "must not be [UNSPECIFIED] when it is not")', async () => {
+    const f = await failure(
+      g("resetOffsets", ResetOffsetsRequestSchema, { groupId: "reset-neither", partitions: [{ topic: TOPIC }], dryRun: true }),
+    );
     expect(f.name).toBe("INVALID_REQUEST");
   });
 });
@@ -351,7 +441,9 @@ describe("malformed Consume streams", () => {
       m.stream.cancel();
     }
   }
-  const subscribe = (groupId: string, topics = [TOPIC]) => ({ kind: { case: "subscribe", value: { groupId, topics, autoOffsetReset: AutoOffsetReset.EARLIEST } } });
+  const subscribe = (groupId: string, topics = [TOPIC]) => ({
+    kind: { case: "subscribe", value: { groupId, topics, autoOffsetReset: AutoOffsetReset.EARLIEST } },
+  });
 
   it("a broken stream leaves no member behind; nothing is committed for it", async () => {
     const m = Member.subscribe("left-behind");
@@ -389,8 +481,10 @@ describe("malformed Consume streams", () => {
     expect(errorName(await statusOf(subscribe("no-topics", [])))).toBe("INVALID_REQUEST");
   });
 
-  it("subscribe with auto_offset_reset UNSPECIFIED starts at the end (contract: \"The default: AUTO_OFFSET_RESET_LATEST, as in Kafka\")", async () => {
-    const m = new Member({ kind: { case: "subscribe", value: { groupId: "default-reset", topics: [TOPIC], format: RecordFormat.RECORDS } } });
+  it('subscribe with auto_offset_reset UNSPECIFIED starts at the end (contract: "The default: AUTO_OFFSET_RESET_LATEST, as in Kafka")', async () => {
+    const m = new Member({
+      kind: { case: "subscribe", value: { groupId: "default-reset", topics: [TOPIC], format: RecordFormat.RECORDS } },
+    });
     await until(() => m.owned.size === 2);
     await new Promise((r) => setTimeout(r, 300));
     m.close();

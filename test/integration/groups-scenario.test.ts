@@ -55,7 +55,10 @@ interface BrokerProc {
 const children: ChildProcess[] = [];
 
 function startBroker(dataDir: string, listen = "127.0.0.1:0"): Promise<BrokerProc> {
-  const proc = spawn(BUN, ["src/cli/main.ts", "broker", "start", "--data-dir", dataDir, "--listen", listen], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(BUN, ["src/cli/main.ts", "broker", "start", "--data-dir", dataDir, "--listen", listen], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.push(proc);
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
@@ -64,7 +67,7 @@ function startBroker(dataDir: string, listen = "127.0.0.1:0"): Promise<BrokerPro
     let buf = "";
     proc.stdout!.on("data", (d: Buffer) => {
       buf += d.toString();
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
@@ -113,13 +116,21 @@ class ConsumerProc {
     this.proc = spawn(BUN, [PROC], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, RILL_BOOTSTRAP: address, GROUP: group, TOPICS: TOPIC, NAME: name, SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS), ...extraEnv },
+      env: {
+        ...process.env,
+        RILL_BOOTSTRAP: address,
+        GROUP: group,
+        TOPICS: TOPIC,
+        NAME: name,
+        SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
+        ...extraEnv,
+      },
     });
     children.push(this.proc);
     this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
     this.proc.stdout!.on("data", (d: Buffer) => {
       this.buf += d.toString();
-      let nl;
+      let nl: number;
       while ((nl = this.buf.indexOf("\n")) >= 0) {
         const text = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 1);
@@ -174,7 +185,8 @@ function check(group: string, procs: readonly ConsumerLog[], produced: readonly 
       const k = key(l.partition!, l.offset!);
       const w = want.get(k);
       if (w === undefined) problems.push(`${group}: ${pr.name} got ${TOPIC}-${k}, which was never produced`);
-      else if (w.key !== l.key || w.value !== l.value) problems.push(`${group}: ${pr.name} got ${TOPIC}-${k} = ${l.key}/${l.value}, produced ${w.key}/${w.value}`);
+      else if (w.key !== l.key || w.value !== l.value)
+        problems.push(`${group}: ${pr.name} got ${TOPIC}-${k} = ${l.key}/${l.value}, produced ${w.key}/${w.value}`);
       deliveries.set(k, [...(deliveries.get(k) ?? []), l]);
     }
     // Per process: its confirmed commits of a partition never go backwards.
@@ -186,7 +198,8 @@ function check(group: string, procs: readonly ConsumerLog[], produced: readonly 
     }
   }
   // No record lost.
-  for (const r of produced) if (!deliveries.has(key(r.partition, r.offset))) problems.push(`${group}: ${TOPIC}-${key(r.partition, r.offset)} was never delivered`);
+  for (const r of produced)
+    if (!deliveries.has(key(r.partition, r.offset))) problems.push(`${group}: ${TOPIC}-${key(r.partition, r.offset)} was never delivered`);
   // Duplicates only where no commit covered the record before it came again.
   const commitsBy = new Map(procs.map((p) => [p.name, p.of("committed")]));
   for (const [k, ds] of deliveries) {
@@ -196,7 +209,9 @@ function check(group: string, procs: readonly ConsumerLog[], produced: readonly 
       for (const earlier of ds.slice(0, i)) {
         const covering = commitsBy.get(earlier.name)!.find((c) => c.partition === p && c.offset! > o && c.t < ds[i]!.t);
         if (covering) {
-          problems.push(`${group}: ${TOPIC}-${k} delivered again to ${ds[i]!.name} at ${ds[i]!.t} although ${earlier.name} had committed offset ${covering.offset} at ${covering.t}`);
+          problems.push(
+            `${group}: ${TOPIC}-${k} delivered again to ${ds[i]!.name} at ${ds[i]!.t} although ${earlier.name} had committed offset ${covering.offset} at ${covering.t}`,
+          );
         }
       }
     }
@@ -273,7 +288,10 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
     const op = [1, 2, 3].map((i) => new ConsumerProc(`op-${i}`, OP, address, i === 3 ? { NO_COMMIT_LAST: String(K) } : {}));
     const an = [1, 2].map((i) => new ConsumerProc(`an-${i}`, AN, address));
     const victim = op[2]!;
-    const diag = (): string => [...op, ...an].map((p) => `${p.name}: owns [${[...p.owned].sort()}], ${p.lines.length} lines, stderr ${p.stderr.join("").slice(0, 500)}`).join("\n");
+    const diag = (): string =>
+      [...op, ...an]
+        .map((p) => `${p.name}: owns [${[...p.owned].sort()}], ${p.lines.length} lines, stderr ${p.stderr.join("").slice(0, 500)}`)
+        .join("\n");
     const splitEvenly = (procs: readonly ConsumerProc[], each: number): boolean => {
       const all = procs.flatMap((p) => [...p.owned]);
       return procs.every((p) => p.owned.size === each) && new Set(all).size === PARTITIONS;
@@ -282,7 +300,12 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
       const [d] = await groupAdmin.describeGroups([group]);
       return d!.state === "stable" && d!.members.length === members;
     };
-    await until("3 order-processing consumers own 2 partitions each, 2 analytics consumers 3 each", async () => splitEvenly(op, 2) && splitEvenly(an, 3) && (await stable(OP, 3)) && (await stable(AN, 2)), 30_000, diag);
+    await until(
+      "3 order-processing consumers own 2 partitions each, 2 analytics consumers 3 each",
+      async () => splitEvenly(op, 2) && splitEvenly(an, 3) && (await stable(OP, 3)) && (await stable(AN, 2)),
+      30_000,
+      diag,
+    );
     const opSplit = op.map((p) => [...p.owned].sort());
     expect(new Set(opSplit.flat()).size).toBe(PARTITIONS); // disjoint
     const [described] = await groupAdmin.describeGroups([OP]);
@@ -309,7 +332,8 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
       for (const r of produced) end[r.partition] = Math.max(end[r.partition]!, r.offset + 1);
       return end;
     };
-    const seenIn = (procs: readonly ConsumerProc[]): Set<string> => new Set(procs.flatMap((p) => p.of("record").map((l) => key(l.partition!, l.offset!))));
+    const seenIn = (procs: readonly ConsumerProc[]): Set<string> =>
+      new Set(procs.flatMap((p) => p.of("record").map((l) => key(l.partition!, l.offset!))));
     const allSeen = (procs: readonly ConsumerProc[]): boolean => {
       const seen = seenIn(procs);
       return produced.every((r) => seen.has(key(r.partition, r.offset)));
@@ -318,19 +342,24 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
       new Map((await groupAdmin.fetchOffsets(group)).filter((o) => o.topic === TOPIC).map((o) => [o.partition, o.offset]));
     const victimParts = [...victim.owned];
     // Quiescent: everything delivered; the victim is exactly K commits behind, the others caught up.
-    await until("phase 1 processed and committed (the victim K behind)", async () => {
-      if (!allSeen(op) || !allSeen(an)) return false;
-      const c = await committedOf(OP);
-      const end = endOffsets();
-      let behind = 0;
-      for (let p = 0; p < PARTITIONS; p++) {
-        const gap = end[p]! - (c.get(p) ?? 0);
-        if (victimParts.includes(p)) behind += gap;
-        else if (gap !== 0) return false;
-      }
-      const a = await committedOf(AN);
-      return behind === K && end.every((e, p) => a.get(p) === e);
-    }, 30_000, diag);
+    await until(
+      "phase 1 processed and committed (the victim K behind)",
+      async () => {
+        if (!allSeen(op) || !allSeen(an)) return false;
+        const c = await committedOf(OP);
+        const end = endOffsets();
+        let behind = 0;
+        for (let p = 0; p < PARTITIONS; p++) {
+          const gap = end[p]! - (c.get(p) ?? 0);
+          if (victimParts.includes(p)) behind += gap;
+          else if (gap !== 0) return false;
+        }
+        const a = await committedOf(AN);
+        return behind === K && end.every((e, p) => a.get(p) === e);
+      },
+      30_000,
+      diag,
+    );
 
     // 3. SIGKILL the victim: its K processed, uncommitted records must come again; nothing it committed.
     const lastCommitted = new Map<number, number>();
@@ -341,31 +370,53 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
     victim.proc.kill("SIGKILL");
     expect((await victim.exited).signal).toBe("SIGKILL");
     const survivors = op.slice(0, 2);
-    const movedMs = await until("the survivors own all 6 partitions, 3 each", () => splitEvenly(survivors, 3), SESSION_TIMEOUT_MS + 5000, diag);
-    console.log(`groups scenario: the victim's partitions [${victimParts.sort()}] moved ${movedMs} ms after SIGKILL (session timeout ${SESSION_TIMEOUT_MS} ms)`);
+    const movedMs = await until(
+      "the survivors own all 6 partitions, 3 each",
+      () => splitEvenly(survivors, 3),
+      SESSION_TIMEOUT_MS + 5000,
+      diag,
+    );
+    console.log(
+      `groups scenario: the victim's partitions [${victimParts.sort()}] moved ${movedMs} ms after SIGKILL (session timeout ${SESSION_TIMEOUT_MS} ms)`,
+    );
     expect(Date.now() - killedAt).toBeLessThan(SESSION_TIMEOUT_MS + 5000);
-    for (let i = 0; i < 2; i++) expect([...survivors[i]!.owned].filter((p) => opSplit[i]!.includes(p)).sort(), "sticky: a survivor keeps its partitions").toEqual(opSplit[i]);
-    await until("the victim's uncommitted records are delivered again", () => {
-      const seen = seenIn(survivors);
-      return uncommitted.every((l) => seen.has(key(l.partition!, l.offset!)));
-    }, 15_000, diag);
-    const again = survivors.flatMap((p) => p.of("record")).filter((l) => victimParts.includes(l.partition!) && l.offset! < (lastCommitted.get(l.partition!) ?? 0));
+    for (let i = 0; i < 2; i++)
+      expect([...survivors[i]!.owned].filter((p) => opSplit[i]!.includes(p)).sort(), "sticky: a survivor keeps its partitions").toEqual(
+        opSplit[i],
+      );
+    await until(
+      "the victim's uncommitted records are delivered again",
+      () => {
+        const seen = seenIn(survivors);
+        return uncommitted.every((l) => seen.has(key(l.partition!, l.offset!)));
+      },
+      15_000,
+      diag,
+    );
+    const again = survivors
+      .flatMap((p) => p.of("record"))
+      .filter((l) => victimParts.includes(l.partition!) && l.offset! < (lastCommitted.get(l.partition!) ?? 0));
     expect(again, "records the victim committed are not delivered again").toEqual([]);
 
     // 4. More records, all processed; then everyone leaves and the broker restarts.
     await produce(120);
     let phase2 = "";
-    await until("phase 2 processed and committed by both groups", async () => {
-      const end = endOffsets();
-      const [c, a] = [await committedOf(OP), await committedOf(AN)];
-      const unseen = (procs: readonly ConsumerProc[]) => {
-        const seen = seenIn(procs);
-        return produced.filter((r) => !seen.has(key(r.partition, r.offset))).map((r) => key(r.partition, r.offset));
-      };
-      phase2 = `end ${end}; ${OP} committed ${[...c].sort()} unseen ${unseen(op).slice(0, 20)}; ${AN} committed ${[...a].sort()} unseen ${unseen(an).slice(0, 20)}`;
-      if (!allSeen(op) || !allSeen(an)) return false;
-      return end.every((e, p) => c.get(p) === e && a.get(p) === e);
-    }, 30_000, () => `${phase2}\n${diag()}`);
+    await until(
+      "phase 2 processed and committed by both groups",
+      async () => {
+        const end = endOffsets();
+        const [c, a] = [await committedOf(OP), await committedOf(AN)];
+        const unseen = (procs: readonly ConsumerProc[]) => {
+          const seen = seenIn(procs);
+          return produced.filter((r) => !seen.has(key(r.partition, r.offset))).map((r) => key(r.partition, r.offset));
+        };
+        phase2 = `end ${end}; ${OP} committed ${[...c].sort()} unseen ${unseen(op).slice(0, 20)}; ${AN} committed ${[...a].sort()} unseen ${unseen(an).slice(0, 20)}`;
+        if (!allSeen(op) || !allSeen(an)) return false;
+        return end.every((e, p) => c.get(p) === e && a.get(p) === e);
+      },
+      30_000,
+      () => `${phase2}\n${diag()}`,
+    );
     await producer.close();
     for (const p of [...survivors, ...an]) p.proc.kill("SIGTERM");
     for (const p of [...survivors, ...an]) expect((await p.exited).code, `${p.name} exits 0 after SIGTERM`).toBe(0);
@@ -374,7 +425,10 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
       const groups = await groupAdmin.listGroups();
       return [OP, AN].every((g) => groups.find((x) => x.groupId === g)?.members === 0);
     });
-    const before = { fetched: await Promise.all([OP, AN].map((g) => groupAdmin.fetchOffsets(g))), described: await groupAdmin.describeGroups([OP, AN]) };
+    const before = {
+      fetched: await Promise.all([OP, AN].map((g) => groupAdmin.fetchOffsets(g))),
+      described: await groupAdmin.describeGroups([OP, AN]),
+    };
 
     polling = false;
     await poller;
@@ -391,7 +445,10 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    const after = { fetched: await Promise.all([OP, AN].map((g) => groupAdmin.fetchOffsets(g))), described: await groupAdmin.describeGroups([OP, AN]) };
+    const after = {
+      fetched: await Promise.all([OP, AN].map((g) => groupAdmin.fetchOffsets(g))),
+      described: await groupAdmin.describeGroups([OP, AN]),
+    };
     expect(after.fetched, "FetchOffsets after the restart").toEqual(before.fetched);
     const lagOf = (ds: GroupDescription[]) => ds.map((d) => ({ groupId: d.groupId, state: d.state, offsets: d.offsets }));
     expect(lagOf(after.described), "DescribeGroups after the restart").toEqual(lagOf(before.described));
@@ -401,7 +458,12 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
 
     // A new member resumes after the last commit: only records produced from now on.
     const late = new ConsumerProc("op-4", OP, address);
-    await until("op-4 owns all 6 partitions", () => late.owned.size === PARTITIONS, 20_000, () => late.stderr.join(""));
+    await until(
+      "op-4 owns all 6 partitions",
+      () => late.owned.size === PARTITIONS,
+      20_000,
+      () => late.stderr.join(""),
+    );
     const producer2 = new Producer({ bootstrap: address, lingerMs: 2 });
     const fresh: Produced[] = [];
     for (let i = 0; i < 30; i++) {
@@ -413,9 +475,20 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
     }
     produced.push(...fresh);
     await producer2.close();
-    await until("op-4 processed the 30 new records", () => late.of("record").length >= 30, 15_000, () => late.stderr.join(""));
+    await until(
+      "op-4 processed the 30 new records",
+      () => late.of("record").length >= 30,
+      15_000,
+      () => late.stderr.join(""),
+    );
     await new Promise((r) => setTimeout(r, 300));
-    expect(late.of("record").map((l) => key(l.partition!, l.offset!)).sort(), "op-4 got exactly the new records").toEqual(fresh.map((r) => key(r.partition, r.offset)).sort());
+    expect(
+      late
+        .of("record")
+        .map((l) => key(l.partition!, l.offset!))
+        .sort(),
+      "op-4 got exactly the new records",
+    ).toEqual(fresh.map((r) => key(r.partition, r.offset)).sort());
     await until("op-4 committed them", async () => {
       const c = await committedOf(OP);
       return endOffsets().every((e, p) => c.get(p) === e);
@@ -427,13 +500,23 @@ describe("consumer groups, the seed's scenario, with broker and consumer process
     await groupAdmin.close();
 
     // The checker.
-    const problems = [...check(OP, [...op, late], produced), ...check(AN, an, produced.filter((r) => !fresh.includes(r)))];
+    const problems = [
+      ...check(OP, [...op, late], produced),
+      ...check(
+        AN,
+        an,
+        produced.filter((r) => !fresh.includes(r)),
+      ),
+    ];
     for (const group of [OP, AN]) {
       const last = new Map<number, number>();
       for (const s of polled.filter((x) => x.group === group)) {
         for (const o of s.offsets) {
           const prev = last.get(o.partition) ?? -1;
-          if (o.offset < prev) problems.push(`${group}: committed offset of ${TOPIC}-${o.partition} went from ${prev} back to ${o.offset} (FetchOffsets at ${s.at})`);
+          if (o.offset < prev)
+            problems.push(
+              `${group}: committed offset of ${TOPIC}-${o.partition} went from ${prev} back to ${o.offset} (FetchOffsets at ${s.at})`,
+            );
           last.set(o.partition, o.offset);
         }
       }

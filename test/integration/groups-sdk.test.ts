@@ -29,7 +29,12 @@ async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promi
 async function produce(topic: string, n: number, opts: { partition?: number; oneByOne?: boolean; prefix?: string } = {}): Promise<void> {
   const p = new Producer({ bootstrap, lingerMs: opts.oneByOne ? 0 : 5 });
   for (let i = 0; i < n; i++) {
-    const send = p.send({ topic, key: `${opts.prefix ?? "k"}${i}`, value: `${opts.prefix ?? "v"}${i}`, ...(opts.partition !== undefined ? { partition: opts.partition } : {}) });
+    const send = p.send({
+      topic,
+      key: `${opts.prefix ?? "k"}${i}`,
+      value: `${opts.prefix ?? "v"}${i}`,
+      ...(opts.partition !== undefined ? { partition: opts.partition } : {}),
+    });
     if (opts.oneByOne) await send;
   }
   await p.close();
@@ -87,10 +92,19 @@ describe("GroupConsumer with a broker", () => {
     await until(() => ra.got.length === 40);
     expect(a.assignment().map((p) => p.partition)).toEqual([0, 1, 2, 3]);
     // Commit two partitions only.
-    const partial = a.assignment().slice(0, 2).map((tp) => ({ ...tp, offset: a.position(tp) }));
+    const partial = a
+      .assignment()
+      .slice(0, 2)
+      .map((tp) => ({ ...tp, offset: a.position(tp) }));
     expect(await a.commit(partial)).toEqual(partial);
 
-    const b = new GroupConsumer({ bootstrap, groupId: "rb", autoOffsetReset: "earliest", autoCommit: false, onAssigned: (ps) => void events.push(`b+${tps(ps)}`) });
+    const b = new GroupConsumer({
+      bootstrap,
+      groupId: "rb",
+      autoOffsetReset: "earliest",
+      autoCommit: false,
+      onAssigned: (ps) => void events.push(`b+${tps(ps)}`),
+    });
     b.subscribe(["rebalance"]);
     const rb = drain(b);
     await until(() => a.assignment().length === 2 && b.assignment().length === 2);
@@ -110,7 +124,10 @@ describe("GroupConsumer with a broker", () => {
 
     // b re-read exactly the partitions of its share that a had not committed.
     const committedByA = new Set(partial.map((p) => p.partition));
-    await until(() => rb.got.length === bOwns.filter((p) => !committedByA.has(p)).reduce((n, p) => n + ra.got.filter((r) => r.partition === p).length, 0));
+    await until(
+      () =>
+        rb.got.length === bOwns.filter((p) => !committedByA.has(p)).reduce((n, p) => n + ra.got.filter((r) => r.partition === p).length, 0),
+    );
     expect(new Set(rb.got.map((r) => r.partition))).toEqual(new Set(bOwns.filter((p) => !committedByA.has(p))));
     const [d] = await groupAdmin.describeGroups(["rb"]);
     expect(d!.members).toHaveLength(2);
@@ -122,7 +139,13 @@ describe("GroupConsumer with a broker", () => {
 
   it("flow control: without commits delivery stops at maxOutstandingRecords; a commit releases it; auto-commit never stalls", async () => {
     await produce("flow", 50, { partition: 0, oneByOne: true }); // 50 one-record batches
-    const manual = new GroupConsumer({ bootstrap, groupId: "flow-manual", autoOffsetReset: "earliest", autoCommit: false, maxOutstandingRecords: 10 });
+    const manual = new GroupConsumer({
+      bootstrap,
+      groupId: "flow-manual",
+      autoOffsetReset: "earliest",
+      autoCommit: false,
+      maxOutstandingRecords: 10,
+    });
     manual.subscribe(["flow"]);
     const m = drain(manual);
     await until(() => m.got.length === 10);
@@ -134,7 +157,13 @@ describe("GroupConsumer with a broker", () => {
     await m.done;
     expect((await groupAdmin.fetchOffsets("flow-manual")).map((o) => o.offset)).toEqual([10]); // autoCommit off: close commits nothing
 
-    const auto = new GroupConsumer({ bootstrap, groupId: "flow-auto", autoOffsetReset: "earliest", maxOutstandingRecords: 10, autoCommitIntervalMs: 60_000 });
+    const auto = new GroupConsumer({
+      bootstrap,
+      groupId: "flow-auto",
+      autoOffsetReset: "earliest",
+      maxOutstandingRecords: 10,
+      autoCommitIntervalMs: 60_000,
+    });
     auto.subscribe(["flow"]);
     const a = drain(auto);
     await until(() => a.got.length === 50, 10_000);
@@ -156,11 +185,11 @@ describe("GroupConsumer with a broker", () => {
         onRevoked: (ps) => void events.push(`-${tps(ps)}`),
       });
     const [ea, eb, ea2]: string[][] = [[], [], []];
-    const a = mk("a", ea);
+    const a = mk("a", ea!);
     a.subscribe(["static"]);
     const ra = drain(a);
     await until(() => a.assignment().length === 4);
-    const b = mk("b", eb);
+    const b = mk("b", eb!);
     b.subscribe(["static"]);
     const rb = drain(b);
     await until(() => a.assignment().length === 2 && b.assignment().length === 2);
@@ -169,7 +198,7 @@ describe("GroupConsumer with a broker", () => {
     expect(d0!.members.map((m) => m.instanceId).sort()).toEqual(["a", "b"]);
     await a.close();
     await ra.done;
-    const a2 = mk("a", ea2);
+    const a2 = mk("a", ea2!);
     a2.subscribe(["static"]);
     const ra2 = drain(a2);
     await until(() => a2.assignment().length === 2);
@@ -204,7 +233,12 @@ describe("GroupConsumer with a broker", () => {
     await until(() => c.assignment().length === 2);
     await produce("restart", 6, { prefix: "after-" });
     await until(() => r.got.length === 16);
-    expect(r.got.slice(10).map((x) => x.value!.toString()).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `after-${i}`).sort());
+    expect(
+      r.got
+        .slice(10)
+        .map((x) => x.value!.toString())
+        .sort(),
+    ).toEqual(Array.from({ length: 6 }, (_, i) => `after-${i}`).sort());
     expect(events).toEqual(["+0,1", "-0,1", "+0,1"]);
     await c.close();
     await r.done;

@@ -48,12 +48,26 @@ class Member {
         for (const tp of m.kind.value.assigned) this.owned.add(`${tp.partition}`);
       } else if (m.kind.case === "records") {
         expect(this.owned.has(`${m.kind.value.partition}`), "records only of owned partitions").toBe(true);
-        for (const r of m.kind.value.records) this.values.push({ partition: r.partition, offset: Number(r.offset), value: Buffer.from(r.value!).toString() });
+        for (const r of m.kind.value.records)
+          this.values.push({ partition: r.partition, offset: Number(r.offset), value: Buffer.from(r.value!).toString() });
       }
       for (const w of this.waiters.splice(0)) w();
     });
     this.stream.on("error", () => {});
-    this.stream.write(create(ConsumeRequestSchema, { kind: { case: "subscribe", value: { groupId: group, topics: [topic], autoOffsetReset: AutoOffsetReset.EARLIEST, format: RecordFormat.RECORDS, maxOutstandingRecords: maxOutstanding } } }));
+    this.stream.write(
+      create(ConsumeRequestSchema, {
+        kind: {
+          case: "subscribe",
+          value: {
+            groupId: group,
+            topics: [topic],
+            autoOffsetReset: AutoOffsetReset.EARLIEST,
+            format: RecordFormat.RECORDS,
+            maxOutstandingRecords: maxOutstanding,
+          },
+        },
+      }),
+    );
   }
 
   async until(pred: () => boolean, ms = 15_000): Promise<void> {
@@ -68,7 +82,9 @@ class Member {
   }
 
   commit(topic: string, partition: number, offset: number): void {
-    this.stream.write(create(ConsumeRequestSchema, { kind: { case: "commit", value: { offsets: [{ topic, partition, offset: BigInt(offset) }] } } }));
+    this.stream.write(
+      create(ConsumeRequestSchema, { kind: { case: "commit", value: { offsets: [{ topic, partition, offset: BigInt(offset) }] } } }),
+    );
   }
 
   close(): void {
@@ -77,7 +93,11 @@ class Member {
 }
 
 async function produce(topic: string, partition: number, values: string[]): Promise<void> {
-  await call(c.produce, "produce", create(ProduceRequestSchema, { topic, partition, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }));
+  await call(
+    c.produce,
+    "produce",
+    create(ProduceRequestSchema, { topic, partition, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }),
+  );
 }
 
 beforeAll(async () => {
@@ -85,8 +105,22 @@ beforeAll(async () => {
   broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
   c = clients(broker.address);
   groups = new (clientConstructor(GroupService))(broker.address, grpc.credentials.createInsecure());
-  await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "orders", partitions: 4 }, { name: "solo", partitions: 2 }] }));
-  for (let p = 0; p < 4; p++) await produce("orders", p, Array.from({ length: 5 }, (_, i) => `p${p}-${i}`));
+  await call(
+    c.admin,
+    "createTopics",
+    create(CreateTopicsRequestSchema, {
+      topics: [
+        { name: "orders", partitions: 4 },
+        { name: "solo", partitions: 2 },
+      ],
+    }),
+  );
+  for (let p = 0; p < 4; p++)
+    await produce(
+      "orders",
+      p,
+      Array.from({ length: 5 }, (_, i) => `p${p}-${i}`),
+    );
 });
 
 afterAll(async () => {
@@ -154,7 +188,11 @@ describe("Consume in BATCHES format and byte credit", () => {
       if (m.kind.case === "records") records.push(m.kind.value);
     });
     stream.on("error", () => {});
-    stream.write(create(ConsumeRequestSchema, { kind: { case: "subscribe", value: { groupId: group, topics: [topic], autoOffsetReset: AutoOffsetReset.EARLIEST, ...sub } } }));
+    stream.write(
+      create(ConsumeRequestSchema, {
+        kind: { case: "subscribe", value: { groupId: group, topics: [topic], autoOffsetReset: AutoOffsetReset.EARLIEST, ...sub } },
+      }),
+    );
     return { stream, records };
   }
   const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -191,7 +229,11 @@ describe("Consume in BATCHES format and byte credit", () => {
 
 describe("group admin RPCs", () => {
   it("Heartbeat, FetchOffsets, DescribeGroups with lag, ListGroups, ResetOffsets, DeleteGroups", async () => {
-    const hb: HeartbeatResponse = await call(groups, "heartbeat", create(HeartbeatRequestSchema, { groupId: "thin", memberEpoch: 0, topics: ["orders"] }));
+    const hb: HeartbeatResponse = await call(
+      groups,
+      "heartbeat",
+      create(HeartbeatRequestSchema, { groupId: "thin", memberEpoch: 0, topics: ["orders"] }),
+    );
     expect(hb.memberId.length).toBeGreaterThan(0);
     expect(hb.assignment.flatMap((t) => t.partitions).sort()).toEqual([0, 1, 2, 3]);
     const desc: DescribeGroupsResponse = await call(groups, "describeGroups", create(DescribeGroupsRequestSchema, { groupIds: ["thin"] }));
@@ -199,7 +241,11 @@ describe("group admin RPCs", () => {
     // resetting while the member is active is refused and changes nothing
     let busy: grpc.ServiceError | undefined;
     try {
-      await call(groups, "resetOffsets", create(ResetOffsetsRequestSchema, { groupId: "thin", partitions: [{ topic: "orders" }], spec: OffsetSpec.EARLIEST }));
+      await call(
+        groups,
+        "resetOffsets",
+        create(ResetOffsetsRequestSchema, { groupId: "thin", partitions: [{ topic: "orders" }], spec: OffsetSpec.EARLIEST }),
+      );
     } catch (e) {
       busy = e as grpc.ServiceError;
     }
@@ -207,7 +253,11 @@ describe("group admin RPCs", () => {
     const untouched: FetchOffsetsResponse = await call(groups, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "thin" }));
     expect(untouched.offsets).toEqual([]);
     await call(groups, "heartbeat", create(HeartbeatRequestSchema, { groupId: "thin", memberId: hb.memberId, memberEpoch: -1 }));
-    const reset: ResetOffsetsResponse = await call(groups, "resetOffsets", create(ResetOffsetsRequestSchema, { groupId: "thin", partitions: [{ topic: "orders", partitions: [0] }], offset: 2n }));
+    const reset: ResetOffsetsResponse = await call(
+      groups,
+      "resetOffsets",
+      create(ResetOffsetsRequestSchema, { groupId: "thin", partitions: [{ topic: "orders", partitions: [0] }], offset: 2n }),
+    );
     expect(reset.offsets.map((o) => [o.partition, o.offset, o.error])).toEqual([[0, 2n, undefined]]);
     const fetched: FetchOffsetsResponse = await call(groups, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "thin" }));
     expect(fetched.offsets.find((o) => o.partition === 0)!.offset).toBe(2n);
@@ -216,7 +266,11 @@ describe("group admin RPCs", () => {
     expect([p0.committedOffset, p0.logEndOffset, p0.lag]).toEqual([2n, 6n, 4n]); // 5 + 1 late records
     const list: ListGroupsResponse = await call(groups, "listGroups", create(ListGroupsRequestSchema, {}));
     expect(list.groups.map((g) => g.groupId)).toContain("thin");
-    const del: DeleteGroupsResponse = await call(groups, "deleteGroups", create(DeleteGroupsRequestSchema, { groupIds: ["thin", "never-existed"] }));
+    const del: DeleteGroupsResponse = await call(
+      groups,
+      "deleteGroups",
+      create(DeleteGroupsRequestSchema, { groupIds: ["thin", "never-existed"] }),
+    );
     expect(del.results[0]!.error).toBeUndefined();
     expect(del.results[1]!.error!.name).toBe("GROUP_ID_NOT_FOUND");
     const gone: DescribeGroupsResponse = await call(groups, "describeGroups", create(DescribeGroupsRequestSchema, { groupIds: ["thin"] }));
@@ -240,7 +294,7 @@ describe("group admin RPCs", () => {
     const d2 = tmpDir();
     try {
       let b = await Broker.start({ dataDir: d2, listen: "127.0.0.1:0" });
-      let cl = clients(b.address);
+      const cl = clients(b.address);
       let g = new (clientConstructor(GroupService))(b.address, grpc.credentials.createInsecure());
       await call(cl.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "t", partitions: 1 }] }));
       await call(g, "resetOffsets", create(ResetOffsetsRequestSchema, { groupId: "keep", partitions: [{ topic: "t" }], offset: 0n }));

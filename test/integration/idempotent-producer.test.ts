@@ -42,10 +42,14 @@ afterEach(async () => {
 
 /** `rill broker start` under Bun on 127.0.0.1:`port` (0: a free one); resolves at "broker started". */
 function startBroker(dataDir: string, port = 0): Promise<Running> {
-  const proc = spawn(path.join(ROOT, "node_modules/.bin/bun"), ["src/cli/main.ts", "broker", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    path.join(ROOT, "node_modules/.bin/bun"),
+    ["src/cli/main.ts", "broker", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
   cleanups.push(() => void proc.kill("SIGKILL"));
   const lines: string[] = [];
@@ -73,7 +77,7 @@ function startBroker(dataDir: string, port = 0): Promise<Running> {
 }
 
 /** Value `i`: 20 bytes that name it. */
-const valueOf = (i: number): string => `v${String(i).padStart(10, "0")}`.padEnd(20, ".");
+const valueAt = (i: number): string => `v${String(i).padStart(10, "0")}`.padEnd(20, ".");
 
 /** Producer settings of both runs: small batches so that many are in flight, generous retries. */
 function producerOptions(bootstrap: string, seed: number): ProducerOptions {
@@ -92,16 +96,29 @@ function producerOptions(bootstrap: string, seed: number): ProducerOptions {
  * Sends value i to partition i % PARTITIONS, for i in [0, RECORDS), keeping at most the buffer
  * in flight; `onSent(i)` runs before each send. Resolves with every send's outcome.
  */
-async function sendAll(producer: Producer, topic: string, onSent: (i: number) => Promise<void> | void = () => {}): Promise<PromiseSettledResult<RecordMetadata>[]> {
+async function sendAll(
+  producer: Producer,
+  topic: string,
+  onSent: (i: number) => Promise<void> | void = () => {},
+): Promise<PromiseSettledResult<RecordMetadata>[]> {
   const sends: Promise<RecordMetadata>[] = [];
   let acked = 0;
-  const progress = setInterval(() => console.log(`  ${topic} ${new Date().toISOString().slice(17, 23)}: ${sends.length} sent, ${acked} acknowledged, ${producer.bufferedBytes} bytes buffered, ${JSON.stringify(producer.stats)}`), 2000);
+  const progress = setInterval(
+    () =>
+      console.log(
+        `  ${topic} ${new Date().toISOString().slice(17, 23)}: ${sends.length} sent, ${acked} acknowledged, ${producer.bufferedBytes} bytes buffered, ${JSON.stringify(producer.stats)}`,
+      ),
+    2000,
+  );
   try {
     for (let i = 0; i < RECORDS; i++) {
       await onSent(i);
       await producer.ready();
-      const sent = producer.send({ topic, partition: i % PARTITIONS, value: valueOf(i) });
-      sent.then(() => acked++, () => {});
+      const sent = producer.send({ topic, partition: i % PARTITIONS, value: valueAt(i) });
+      sent.then(
+        () => acked++,
+        () => {},
+      );
       sends.push(sent);
     }
     await producer.flush();
@@ -119,7 +136,11 @@ async function readLog(address: string, topic: string): Promise<{ offset: number
     for (let partition = 0; partition < PARTITIONS; partition++) {
       const got: { offset: number; value: string }[] = [];
       for (;;) {
-        const req = create(FetchRequestSchema, { partitions: [{ topic, partition, offset: BigInt(got.length) }], maxBytes: 4 << 20, format: RecordFormat.RECORDS });
+        const req = create(FetchRequestSchema, {
+          partitions: [{ topic, partition, offset: BigInt(got.length) }],
+          maxBytes: 4 << 20,
+          format: RecordFormat.RECORDS,
+        });
         const res: FetchResponse = await call(c.fetch, "fetch", req);
         const p = res.partitions[0]!;
         expect(p.error).toBeUndefined();
@@ -149,7 +170,7 @@ function checkExactlyOnceInOrder(log: { offset: number; value: string }[][], res
       const at = `${partition}/${r.offset}`;
       const i = Number(r.value.slice(1, 11));
       if (r.offset !== k) problems.push(`${at}: offset ${r.offset} at position ${k}`);
-      if (r.value !== valueOf(i) || i % PARTITIONS !== partition) problems.push(`${at}: unexpected value ${r.value}`);
+      if (r.value !== valueAt(i) || i % PARTITIONS !== partition) problems.push(`${at}: unexpected value ${r.value}`);
       if (where.has(i)) problems.push(`${at}: value ${i} also at ${where.get(i)}`);
       if (i <= previous) problems.push(`${at}: value ${i} after value ${previous}`);
       where.set(i, at);
@@ -160,7 +181,8 @@ function checkExactlyOnceInOrder(log: { offset: number; value: string }[][], res
     const m = (r as PromiseFulfilledResult<RecordMetadata>).value;
     const at = where.get(i);
     if (at === undefined) problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but not in the log`);
-    else if (at !== `${m.partition}/${m.offset}`) problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but found at ${at}`);
+    else if (at !== `${m.partition}/${m.offset}`)
+      problems.push(`value ${i}: acknowledged at ${m.partition}/${m.offset} but found at ${at}`);
   });
   expect(problems.slice(0, 10), `${problems.length} problems`).toEqual([]);
   expect(where.size).toBe(RECORDS);
@@ -250,13 +272,21 @@ describe("idempotent producer through a faulty link", () => {
     await createTopic(broker.address, "fence");
     const a = new Producer({ bootstrap: broker.address, transactionalId: "writer", lingerMs: 0 });
     const b = new Producer({ bootstrap: broker.address, transactionalId: "writer", lingerMs: 0 });
-    cleanups.push(() => a.close(), () => b.close());
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
     await a.send({ topic: "fence", partition: 0, value: "a1" });
     await b.send({ topic: "fence", partition: 0, value: "b1" }); // same producer id, epoch + 1
-    expect(b.producerIdAndEpoch).toEqual({ producerId: a.producerIdAndEpoch!.producerId, producerEpoch: a.producerIdAndEpoch!.producerEpoch + 1 });
+    expect(b.producerIdAndEpoch).toEqual({
+      producerId: a.producerIdAndEpoch!.producerId,
+      producerEpoch: a.producerIdAndEpoch!.producerEpoch + 1,
+    });
     const e = (await a.send({ topic: "fence", partition: 0, value: "a2" }).catch((x: unknown) => x)) as RillError;
     expect(e.kind).toBe(Errors.PRODUCER_FENCED);
-    expect(e.message).toMatch(/is fenced: a newer instance holds its producer id.*INVALID_PRODUCER_EPOCH|is fenced: .*older than the current epoch/);
+    expect(e.message).toMatch(
+      /is fenced: a newer instance holds its producer id.*INVALID_PRODUCER_EPOCH|is fenced: .*older than the current epoch/,
+    );
     await expect(a.send({ topic: "fence", partition: 1, value: "a3" })).rejects.toMatchObject({ kind: Errors.PRODUCER_FENCED });
     expect(a.stats.retries).toBe(0);
     const log = await readLog(broker.address, "fence");

@@ -12,7 +12,11 @@ describe("Prometheus metrics", () => {
     const c = clients(b.address);
     try {
       await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "m", partitions: 2 }] }));
-      await call(c.produce, "produce", create(ProduceRequestSchema, { topic: "m", partition: 1, records: [{ value: Buffer.from("a") }, { value: Buffer.from("b") }] }));
+      await call(
+        c.produce,
+        "produce",
+        create(ProduceRequestSchema, { topic: "m", partition: 1, records: [{ value: Buffer.from("a") }, { value: Buffer.from("b") }] }),
+      );
       const res = await fetch(`http://127.0.0.1:${b.metrics!.port}/metrics`);
       expect(res.status).toBe(200);
       const body = await res.text();

@@ -32,21 +32,39 @@ describe("server reflection and health", () => {
     const r = await bufCurl(["--list-methods", `http://${broker.address}`]);
     expect(r.stderr).toBe("");
     const methods = r.stdout.trim().split("\n");
-    for (const m of ["rill.v1.AdminService/CreateTopics", "rill.v1.ProduceService/Produce", "rill.v1.ProduceService/ProduceStream", "rill.v1.FetchService/Fetch", "rill.v1.FetchService/ListOffsets"]) {
+    for (const m of [
+      "rill.v1.AdminService/CreateTopics",
+      "rill.v1.ProduceService/Produce",
+      "rill.v1.ProduceService/ProduceStream",
+      "rill.v1.FetchService/Fetch",
+      "rill.v1.FetchService/ListOffsets",
+    ]) {
       expect(methods).toContain(m);
     }
   });
 
   it("buf curl calls CreateTopics and Produce with JSON, and the answers follow the proto", async () => {
-    const created = await bufCurl(["-d", JSON.stringify({ topics: [{ name: "curl", partitions: 2 }] }), `http://${broker.address}/rill.v1.AdminService/CreateTopics`]);
+    const created = await bufCurl([
+      "-d",
+      JSON.stringify({ topics: [{ name: "curl", partitions: 2 }] }),
+      `http://${broker.address}/rill.v1.AdminService/CreateTopics`,
+    ]);
     expect(created.code, created.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toEqual({ topics: [{ name: "curl", partitions: 2, replicationFactor: 1 }] });
     const value = Buffer.from("hello").toString("base64");
-    const produced = await bufCurl(["-d", JSON.stringify({ topic: "curl", partition: 1, records: [{ value }] }), `http://${broker.address}/rill.v1.ProduceService/Produce`]);
+    const produced = await bufCurl([
+      "-d",
+      JSON.stringify({ topic: "curl", partition: 1, records: [{ value }] }),
+      `http://${broker.address}/rill.v1.ProduceService/Produce`,
+    ]);
     expect(produced.code, produced.stderr).toBe(0);
     const body = JSON.parse(produced.stdout) as { records: Array<{ partition: number; offset?: string }> };
     expect(body.records).toEqual([{ partition: 1 }]); // offset 0 is the default, so JSON leaves it out
-    const bad = await bufCurl(["-d", JSON.stringify({ topic: "nope", records: [{ value }] }), `http://${broker.address}/rill.v1.ProduceService/Produce`]);
+    const bad = await bufCurl([
+      "-d",
+      JSON.stringify({ topic: "nope", records: [{ value }] }),
+      `http://${broker.address}/rill.v1.ProduceService/Produce`,
+    ]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/not_found|NotFound|not found/i);
   });
@@ -56,7 +74,13 @@ describe("server reflection and health", () => {
     const check = (service: string): Promise<Buffer> =>
       new Promise((resolve, reject) => {
         const req = Buffer.concat([Buffer.from([0x0a, service.length]), Buffer.from(service)]);
-        client.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, service ? req : Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r!)));
+        client.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          service ? req : Buffer.alloc(0),
+          (e, r) => (e ? reject(e) : resolve(r!)),
+        );
       });
     expect([...(await check(""))]).toEqual([0x08, 0x01]); // status: SERVING
     expect([...(await check("rill.v1.ProduceService"))]).toEqual([0x08, 0x01]);

@@ -37,7 +37,10 @@ const started: Running[] = [];
 /** Starts `rill broker start` and waits for its "broker started" log line. */
 function startBroker(runtime: string, dataDir: string): Promise<Running> {
   const [cmd, ...args] = RUNTIMES[runtime]!();
-  const proc = spawn(cmd!, [...args, "broker", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(cmd!, [...args, "broker", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
@@ -45,7 +48,7 @@ function startBroker(runtime: string, dataDir: string): Promise<Running> {
     let buf = "";
     const onData = (d: Buffer): void => {
       buf += d.toString();
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
@@ -78,9 +81,17 @@ async function roundTrip(address: string, topic: string, n: number): Promise<{ p
     const produced: ProduceResponse = await call(
       c.produce,
       "produce",
-      create(ProduceRequestSchema, { topic, acks: Acks.ALL, records: Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })) }),
+      create(ProduceRequestSchema, {
+        topic,
+        acks: Acks.ALL,
+        records: Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+      }),
     );
-    const fetched: FetchResponse = await call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic, partition: 0, offset: 0n }], format: RecordFormat.RECORDS }));
+    const fetched: FetchResponse = await call(
+      c.fetch,
+      "fetch",
+      create(FetchRequestSchema, { partitions: [{ topic, partition: 0, offset: 0n }], format: RecordFormat.RECORDS }),
+    );
     return { produced, fetched };
   } finally {
     c.close();
@@ -118,7 +129,11 @@ describe("kill -9", () => {
       const second = await startBroker("bun", dir);
       expect(second.lines.some((l) => l.includes('"recovered":true'))).toBe(true);
       const c = clients(second.address);
-      const f: FetchResponse = await call(c.fetch, "fetch", create(FetchRequestSchema, { partitions: [{ topic: "crash", partition: 0, offset: 0n }], format: RecordFormat.RECORDS }));
+      const f: FetchResponse = await call(
+        c.fetch,
+        "fetch",
+        create(FetchRequestSchema, { partitions: [{ topic: "crash", partition: 0, offset: 0n }], format: RecordFormat.RECORDS }),
+      );
       c.close();
       expect(f.partitions[0]!.records.length).toBe(100);
       expect(f.partitions[0]!.records.map((r) => Number(r.offset))).toEqual(Array.from({ length: 100 }, (_, i) => i));

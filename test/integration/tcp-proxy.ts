@@ -78,7 +78,15 @@ function forward(from: net.Socket, to: net.Socket, count: (n: number) => void, d
 
 /** The proxy; `TcpProxy.start` makes one. */
 export class TcpProxy {
-  readonly stats: ProxyStats = { connections: 0, cuts: 0, swallows: 0, bytesToBroker: 0, bytesToClient: 0, bytesSwallowed: 0, blockedConnections: 0 };
+  readonly stats: ProxyStats = {
+    connections: 0,
+    cuts: 0,
+    swallows: 0,
+    bytesToBroker: 0,
+    bytesToClient: 0,
+    bytesSwallowed: 0,
+    blockedConnections: 0,
+  };
   private readonly links = new Set<Link>();
   /** Client sockets accepted while blocked in "drop" mode (never connected to the broker). */
   private readonly holes = new Set<net.Socket>();
@@ -160,8 +168,20 @@ export class TcpProxy {
       s.on("close", close);
     }
     const dropping = (): boolean => this.blocked === "drop";
-    forward(client, broker, (n) => (this.stats.bytesToBroker += n), dropping, (n) => (this.stats.bytesSwallowed += n));
-    forward(broker, client, (n) => (this.stats.bytesToClient += n), () => link.swallowing || dropping(), (n) => (this.stats.bytesSwallowed += n));
+    forward(
+      client,
+      broker,
+      (n) => (this.stats.bytesToBroker += n),
+      dropping,
+      (n) => (this.stats.bytesSwallowed += n),
+    );
+    forward(
+      broker,
+      client,
+      (n) => (this.stats.bytesToClient += n),
+      () => link.swallowing || dropping(),
+      (n) => (this.stats.bytesSwallowed += n),
+    );
   }
 
   /** Destroys every open connection (both sides); returns how many. */

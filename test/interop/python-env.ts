@@ -14,7 +14,8 @@ export const PROTO_DIR = path.join(ROOT, "proto");
 export const PYTHON = "/usr/bin/python3";
 export const PROTOC = "/usr/bin/protoc";
 export const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
-export const INSTALL_HINT = "run `sudo bash scripts/install-test-deps.sh` (Debian: python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)";
+export const INSTALL_HINT =
+  "run `sudo bash scripts/install-test-deps.sh` (Debian: python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)";
 
 export interface RunResult {
   code: number | null;
@@ -35,7 +36,7 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; timeoutMs
     let stdout = "";
     let stderr = "";
     let timedOut = false;
-    let child;
+    let child: ReturnType<typeof spawn> & { stdout: import("node:stream").Readable; stderr: import("node:stream").Readable };
     try {
       child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     } catch (e) {
@@ -73,7 +74,10 @@ export async function missingDeps(): Promise<string[]> {
     missing.push(`${PYTHON} (Debian python3)`);
   } else {
     const r = await run(PYTHON, ["-c", "import grpc, google.protobuf"], { timeoutMs: 20_000, env: pythonEnv() });
-    if (r.code !== 0) missing.push(`Python modules grpc and google.protobuf for ${PYTHON} (Debian python3-grpcio python3-protobuf): ${r.stderr.trim().split("\n").pop()}`);
+    if (r.code !== 0)
+      missing.push(
+        `Python modules grpc and google.protobuf for ${PYTHON} (Debian python3-grpcio python3-protobuf): ${r.stderr.trim().split("\n").pop()}`,
+      );
   }
   return missing;
 }
@@ -86,10 +90,18 @@ export async function generateStubs(out: string): Promise<void> {
     .sort()
     .map((f) => `proto/rill/v1/${f}`);
   expect(protos.length, "no .proto files under proto/rill/v1").toBeGreaterThan(0);
-  const args = ["-Iproto", `--python_out=${out}`, `--grpc_python_out=${out}`, `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`, ...protos];
+  const args = [
+    "-Iproto",
+    `--python_out=${out}`,
+    `--grpc_python_out=${out}`,
+    `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`,
+    ...protos,
+  ];
   const r = await run(PROTOC, args, { cwd: ROOT, timeoutMs: 60_000 });
   if (r.code !== 0) {
-    throw new Error(`protoc failed (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${PROTOC} ${args.join(" ")}\n${r.stderr}\nIf protoc is missing or too old (proto3 \`optional\` needs >= 3.15), ${INSTALL_HINT}`);
+    throw new Error(
+      `protoc failed (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${PROTOC} ${args.join(" ")}\n${r.stderr}\nIf protoc is missing or too old (proto3 \`optional\` needs >= 3.15), ${INSTALL_HINT}`,
+    );
   }
   // Regular packages (not namespace packages), so no other `rill` on sys.path can shadow them.
   for (const pkg of ["rill", "rill/v1"]) {

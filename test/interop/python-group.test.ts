@@ -49,7 +49,6 @@ interface Report {
   elapsed_ms: number;
 }
 
-
 let dataDir: string;
 let genDir: string;
 let broker: Broker | undefined;
@@ -67,7 +66,8 @@ function ready(): Report {
 
 async function setup(): Promise<void> {
   const missing = await missingDeps();
-  if (missing.length > 0) throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
+  if (missing.length > 0)
+    throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
   genDir = tmpDir("rill-pygen-");
   await generateStubs(genDir);
   dataDir = tmpDir("rill-interop-group-");
@@ -84,11 +84,19 @@ async function setup(): Promise<void> {
     const r: ProduceResponse = await call(
       c.produce,
       "produce",
-      create(ProduceRequestSchema, { topic: TOPIC, acks: Acks.ALL, records: records.map((x) => ({ key: Buffer.from(x.key), value: Buffer.from(x.value) })) }),
+      create(ProduceRequestSchema, {
+        topic: TOPIC,
+        acks: Acks.ALL,
+        records: records.map((x) => ({ key: Buffer.from(x.key), value: Buffer.from(x.value) })),
+      }),
     );
     r.records.forEach((at, i) => produced.set(`${at.partition}:${Number(at.offset)}`, records[i]!));
   }
-  const py = await run(PYTHON, [CLIENT, broker.address, genDir, TOPIC, GROUP, String(TOTAL)], { cwd: ROOT, timeoutMs: 90_000, env: pythonEnv() });
+  const py = await run(PYTHON, [CLIENT, broker.address, genDir, TOPIC, GROUP, String(TOTAL)], {
+    cwd: ROOT,
+    timeoutMs: 90_000,
+    env: pythonEnv(),
+  });
   const why = `${PYTHON} ${path.relative(ROOT, CLIENT)}: exit ${py.code}${py.timedOut ? " (timed out)" : ""}\nstderr:\n${py.stderr}\nstdout:\n${py.stdout.slice(0, 4000)}`;
   if (py.code !== 0) throw new Error(`the Python group client failed: ${why}`);
   try {
@@ -96,7 +104,9 @@ async function setup(): Promise<void> {
   } catch {
     throw new Error(`the Python group client printed no JSON report: ${why}`);
   }
-  console.log(`python group interop: Python ${report.python}, grpcio ${report.grpcio}, protobuf ${report.protobuf}; ${report.elapsed_ms} ms of calls`);
+  console.log(
+    `python group interop: Python ${report.python}, grpcio ${report.grpcio}, protobuf ${report.protobuf}; ${report.elapsed_ms} ms of calls`,
+  );
 }
 
 beforeAll(async () => {

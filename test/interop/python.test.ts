@@ -20,9 +20,14 @@ import { partitionForKey } from "../../src/base/murmur2.ts";
 import { Broker } from "../../src/broker/broker.ts";
 import { CreateTopicsRequestSchema, type CreateTopicsResponse } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
-import { FetchRequestSchema, ListOffsetsRequestSchema, type FetchResponse, type ListOffsetsResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  FetchRequestSchema,
+  ListOffsetsRequestSchema,
+  type FetchResponse,
+  type ListOffsetsResponse,
+} from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { Compression, decodeRecords, encodeBatch, readBatchHeader, type RecordInput } from "../../src/storage/record-batch.ts";
+import { Compression, decodeRecords, encodeBatch, readBatchHeader, type RecordInput } from "../../src/protocol/record-batch.ts";
 import { call, clients, rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
 import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run, type RunResult } from "./python-env.ts";
 
@@ -37,16 +42,42 @@ interface Report {
   protobuf: string;
   topic: string;
   partitions: number;
-  produced: Array<{ key: string | null; value: string | null; headers: Array<[string, string | null]>; timestamp_ms: number | null; partition: number; offset: number }>;
+  produced: Array<{
+    key: string | null;
+    value: string | null;
+    headers: Array<[string, string | null]>;
+    timestamp_ms: number | null;
+    partition: number;
+    offset: number;
+  }>;
   end_offsets: number[];
   fetched: Record<string, Array<{ offset: number; key: string | null; value: string | null; timestamp_ms: number }>>;
   list_offsets: { earliest: number[]; latest: number[]; unspecified: number[] };
-  timestamps: { topic: string; lookups: Array<{ partition: number; timestamp_ms?: number; spec?: string; offset: number; record_timestamp_ms?: number }> };
-  bad_input: { topic: string; code: string; details: string; rill_error_name: string; rill_error_code: string; rill_error_retriable: string };
-  read?: { topic: string; records: Array<{ partition: number; offset: number; timestamp_ms: number; key: string | null; value: string | null; headers: Array<[string, string | null]> }> };
+  timestamps: {
+    topic: string;
+    lookups: Array<{ partition: number; timestamp_ms?: number; spec?: string; offset: number; record_timestamp_ms?: number }>;
+  };
+  bad_input: {
+    topic: string;
+    code: string;
+    details: string;
+    rill_error_name: string;
+    rill_error_code: string;
+    rill_error_retriable: string;
+  };
+  read?: {
+    topic: string;
+    records: Array<{
+      partition: number;
+      offset: number;
+      timestamp_ms: number;
+      key: string | null;
+      value: string | null;
+      headers: Array<[string, string | null]>;
+    }>;
+  };
   elapsed_ms: number;
 }
-
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null | undefined): string | null => (b === undefined || b === null ? null : Buffer.from(b).toString("utf8"));
@@ -60,7 +91,10 @@ const FROM_TS_BATCHES: Array<{ partition: number; compression: number; records: 
     records: Array.from({ length: 50 }, (_, i) => ({
       key: `ts-key-${i % 5}`,
       value: JSON.stringify({ n: i, from: "typescript", pad: "x".repeat(i * 3) }),
-      headers: [{ key: "codec", value: "lz4" }, { key: "null-header", value: null }],
+      headers: [
+        { key: "codec", value: "lz4" },
+        { key: "null-header", value: null },
+      ],
       timestampMs: 5_000 + i,
     })),
   },
@@ -103,15 +137,27 @@ async function setup(): Promise<void> {
   c = clients(broker.address);
 
   // Something TypeScript wrote, for Python to read: compressed batches through `record_batch`.
-  const ct: CreateTopicsResponse = await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: FROM_TS, partitions: 2 }] }));
+  const ct: CreateTopicsResponse = await call(
+    c.admin,
+    "createTopics",
+    create(CreateTopicsRequestSchema, { topics: [{ name: FROM_TS, partitions: 2 }] }),
+  );
   expect(ct.topics[0]!.error).toBeUndefined();
   for (const b of FROM_TS_BATCHES) {
     const recordBatch = encodeBatch(b.records, { compression: b.compression, nowMs: 1 });
-    const r: ProduceResponse = await call(c.produce, "produce", create(ProduceRequestSchema, { topic: FROM_TS, partition: b.partition, recordBatch, acks: Acks.ALL }));
+    const r: ProduceResponse = await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, { topic: FROM_TS, partition: b.partition, recordBatch, acks: Acks.ALL }),
+    );
     expect(r.partitions[0]!.error).toBeUndefined();
   }
 
-  py = await run(PYTHON, [CLIENT, broker.address, genDir, "--read", FROM_TS], { cwd: ROOT, timeoutMs: PYTHON_TIMEOUT_MS, env: pythonEnv() });
+  py = await run(PYTHON, [CLIENT, broker.address, genDir, "--read", FROM_TS], {
+    cwd: ROOT,
+    timeoutMs: PYTHON_TIMEOUT_MS,
+    env: pythonEnv(),
+  });
   const why = `${PYTHON} ${path.relative(ROOT, CLIENT)} ${broker.address} ${genDir} --read ${FROM_TS}: exit ${py.code}${py.signal ? ` signal ${py.signal}` : ""}${py.timedOut ? ` (timed out after ${PYTHON_TIMEOUT_MS} ms)` : ""}\nstderr:\n${py.stderr}\nstdout:\n${py.stdout.slice(0, 4000)}`;
   if (py.code !== 0) throw new Error(`the Python client failed: ${why}`);
   const last = py.stdout.trim().split("\n").pop() ?? "";
@@ -120,7 +166,9 @@ async function setup(): Promise<void> {
   } catch {
     throw new Error(`the Python client printed no JSON report: ${why}`);
   }
-  console.log(`python interop: Python ${report.python}, grpcio ${report.grpcio}, protobuf ${report.protobuf}; client ran ${py.ms} ms (${report.elapsed_ms} ms of calls)`);
+  console.log(
+    `python interop: Python ${report.python}, grpcio ${report.grpcio}, protobuf ${report.protobuf}; client ran ${py.ms} ms (${report.elapsed_ms} ms of calls)`,
+  );
 }
 
 beforeAll(async () => {
@@ -167,7 +215,10 @@ describe("interop: Python client generated from proto/", () => {
     ready();
     for (let p = 0; p < report.partitions; p++) {
       const want = report.produced.filter((r) => r.partition === p).map((r) => [r.offset, r.key, r.value]);
-      expect(report.fetched[String(p)]!.map((r) => [r.offset, r.key, r.value]), `partition ${p}`).toEqual(want);
+      expect(
+        report.fetched[String(p)]!.map((r) => [r.offset, r.key, r.value]),
+        `partition ${p}`,
+      ).toEqual(want);
     }
     const values = report.produced.filter((r) => r.value !== null).map((r) => JSON.parse(r.value!) as { order_id: number });
     expect(values.map((v) => v.order_id)).toEqual(Array.from({ length: values.length }, (_, i) => i + 1));
@@ -176,12 +227,26 @@ describe("interop: Python client generated from proto/", () => {
   it("what Python produced reads the same from TypeScript, as RECORDS and as stored BATCHES", async () => {
     ready();
     const partitions = Array.from({ length: report.partitions }, (_, p) => ({ topic: report.topic, partition: p, offset: 0n }));
-    const asRecords: FetchResponse = await call(c!.fetch, "fetch", create(FetchRequestSchema, { partitions, format: RecordFormat.RECORDS }));
-    const asBatches: FetchResponse = await call(c!.fetch, "fetch", create(FetchRequestSchema, { partitions, format: RecordFormat.BATCHES }));
+    const asRecords: FetchResponse = await call(
+      c!.fetch,
+      "fetch",
+      create(FetchRequestSchema, { partitions, format: RecordFormat.RECORDS }),
+    );
+    const asBatches: FetchResponse = await call(
+      c!.fetch,
+      "fetch",
+      create(FetchRequestSchema, { partitions, format: RecordFormat.BATCHES }),
+    );
     for (let p = 0; p < report.partitions; p++) {
       const want = report.produced
         .filter((r) => r.partition === p)
-        .map((r) => ({ offset: r.offset, key: r.key, value: r.value, headers: r.headers, ...(r.timestamp_ms !== null ? { ts: r.timestamp_ms } : {}) }));
+        .map((r) => ({
+          offset: r.offset,
+          key: r.key,
+          value: r.value,
+          headers: r.headers,
+          ...(r.timestamp_ms !== null ? { ts: r.timestamp_ms } : {}),
+        }));
       const fp = asRecords.partitions[p]!;
       expect(fp.error).toBeUndefined();
       expect(fp.highWatermark).toBe(BigInt(report.end_offsets[p]!));

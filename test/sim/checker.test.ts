@@ -28,7 +28,10 @@ describe("sim safety checkers catch what they claim to", () => {
 
   it("a leader missing an entry committed in an earlier term", () => {
     const c = new SafetyChecker();
-    const log = new Map([[1, 1], [2, 1]]);
+    const log = new Map([
+      [1, 1],
+      [2, 1],
+    ]);
     c.commit(1, 1, 2, (i) => log.get(i));
     expect(() => c.leader(2, 2, (i) => (i === 1 ? 1 : 2), 1)).toThrow(/leader completeness/);
     c.leader(3, 3, (i) => log.get(i), 1);

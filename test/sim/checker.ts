@@ -20,7 +20,7 @@ export class Violation extends Error {
 export function entryKey(e: Entry): number {
   if (e.kind === "noop") return 0;
   const d = e.data;
-  return 1 + ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+  return (1 + ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!)) >>> 0;
 }
 
 /** Folds an applied entry into a state hash (FNV-style mixing; 32 bits). */

@@ -66,8 +66,18 @@ export class Simulation {
   private now = 0;
   private nextProposal = 0;
   private readonly stats: SimStats = {
-    messagesSent: 0, messagesDropped: 0, messagesByType: {}, proposals: 0, proposalsAccepted: 0, crashes: 0,
-    partitions: 0, transfers: 0, leaderTerms: 0, applied: 0, electionTicks: 0, livenessTicks: 0,
+    messagesSent: 0,
+    messagesDropped: 0,
+    messagesByType: {},
+    proposals: 0,
+    proposalsAccepted: 0,
+    crashes: 0,
+    partitions: 0,
+    transfers: 0,
+    leaderTerms: 0,
+    applied: 0,
+    electionTicks: 0,
+    livenessTicks: 0,
   };
 
   constructor(settings: SimSettings, trace: ((line: string) => void) | null = null) {
@@ -75,7 +85,10 @@ export class Simulation {
     this.trace = trace;
     this.random = new SeededRandom(settings.seed);
     const faults = {
-      dropRate: settings.dropRate, dupRate: settings.dupRate, slowRate: settings.slowRate, maxDelay: settings.maxDelay,
+      dropRate: settings.dropRate,
+      dupRate: settings.dupRate,
+      slowRate: settings.slowRate,
+      maxDelay: settings.maxDelay,
     };
     this.network = new SimNetwork(this.random.fork(), faults, settings.wire);
     this.ids = Array.from({ length: settings.voters }, (_, k) => k + 1);
@@ -238,7 +251,8 @@ export class Simulation {
     for (let round = 0; round < 3 && n.io === null; round++) {
       const rd = n.takeReady(this.checker);
       if (rd === null) return;
-      if (rd.softState !== null) this.log(`n${n.id} is ${rd.softState.role} (leader n${rd.softState.leader}, term ${n.raft!.status().term})`);
+      if (rd.softState !== null)
+        this.log(`n${n.id} is ${rd.softState.role} (leader n${rd.softState.leader}, term ${n.raft!.status().term})`);
       const delay = this.s.ioDelayMax === 0 ? 0 : this.random.int(this.s.ioDelayMax + 1);
       if (delay > 0) n.io = { rd, doneAt: this.now + delay };
       else this.complete(n, rd);

@@ -41,7 +41,9 @@ describe("raft simulation", () => {
     const res = sweep(FIRST, DISK_SEEDS, STEPS, undefined, { disk: true });
     const report = res.failures.map((f) => `${formatFailure(f)} (add --disk to the replay)`).join("\n");
     if (report !== "") console.error(report);
-    console.log(`raft sim on disk storage: ${res.seeds} seeds x ${res.steps} steps in ${(res.ms / 1000).toFixed(1)}s, ${res.failures.length} violations, ${res.totals.crashes} crashes`);
+    console.log(
+      `raft sim on disk storage: ${res.seeds} seeds x ${res.steps} steps in ${(res.ms / 1000).toFixed(1)}s, ${res.failures.length} violations, ${res.totals.crashes} crashes`,
+    );
     expect(res.failures.length, report).toBe(0);
   });
 });

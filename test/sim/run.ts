@@ -33,7 +33,13 @@ export function runRegression(r: RegressionSeed, trace: ((line: string) => void)
 }
 
 /** Runs `seed` for `steps` steps (voters chosen by the seed unless given). */
-export function runSeed(seed: number, steps: number, voters?: 3 | 5, trace: ((line: string) => void) | null = null, extra: { disk?: boolean } = {}): SimResult {
+export function runSeed(
+  seed: number,
+  steps: number,
+  voters?: 3 | 5,
+  trace: ((line: string) => void) | null = null,
+  extra: { disk?: boolean } = {},
+): SimResult {
   return new Simulation({ ...settingsForSeed(seed, steps, voters), ...extra }, trace).run();
 }
 
@@ -60,7 +66,13 @@ export interface SweepResult {
 }
 
 /** Runs seeds [first, first + count) for `steps` steps each. */
-export function sweep(first: number, count: number, steps: number, onResult?: (r: SimResult) => void, extra: { disk?: boolean } = {}): SweepResult {
+export function sweep(
+  first: number,
+  count: number,
+  steps: number,
+  onResult?: (r: SimResult) => void,
+  extra: { disk?: boolean } = {},
+): SweepResult {
   const t0 = performance.now();
   const failures: SimResult[] = [];
   let maxLivenessTicks = 0;

@@ -37,7 +37,27 @@ describe("zig-zag varints", () => {
   });
 
   it("round-trip int32 boundaries and negatives through readVarint", () => {
-    const values = [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 2 ** 20, -(2 ** 20), 2 ** 27, 2 ** 30 - 1, -(2 ** 30), 2 ** 30, -(2 ** 30) - 1, 2147483647, -2147483648];
+    const values = [
+      0,
+      1,
+      -1,
+      63,
+      -64,
+      64,
+      -65,
+      8191,
+      -8192,
+      8192,
+      2 ** 20,
+      -(2 ** 20),
+      2 ** 27,
+      2 ** 30 - 1,
+      -(2 ** 30),
+      2 ** 30,
+      -(2 ** 30) - 1,
+      2147483647,
+      -2147483648,
+    ];
     for (const v of values) {
       const b = encode(v);
       const c: Cursor = { pos: 0 };
@@ -82,7 +102,7 @@ describe("zig-zag varints", () => {
     const rand = new SeededRandom(seed);
     for (let i = 0; i < 1000; i++) {
       const bits = rand.int(32);
-      const v32 = (rand.nextU32() >>> 1 >>> (31 - bits)) * (rand.int(2) === 0 ? 1 : -1);
+      const v32 = ((rand.nextU32() >>> 1) >>> (31 - bits)) * (rand.int(2) === 0 ? 1 : -1);
       expect(encode(v32).toString("hex"), `varint ${v32}`).toBe(new Encoder().writeVarInt(v32).buffer.toString("hex"));
       const v64 = Math.floor(rand.next() * 2 ** (rand.int(52) + 1)) * (rand.int(2) === 0 ? 1 : -1);
       expect(encode(v64).toString("hex"), `varlong ${v64}`).toBe(new Encoder().writeVarLong(Long.fromNumber(v64)).buffer.toString("hex"));

@@ -38,7 +38,13 @@ describe("xxhash32", () => {
 
   it("hashes a sub-range exactly as the same bytes on their own", () => {
     const b = sanityBuffer(222);
-    for (const [s, e] of [[0, 0], [3, 4], [5, 21], [7, 200], [100, 222]] as const) {
+    for (const [s, e] of [
+      [0, 0],
+      [3, 4],
+      [5, 21],
+      [7, 200],
+      [100, 222],
+    ] as const) {
       expect(xxhash32(b, 7, s, e)).toBe(xxhash32(b.slice(s, e), 7));
     }
   });

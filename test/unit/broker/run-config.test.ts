@@ -27,8 +27,15 @@ function message(f: () => unknown): string {
 
 describe("broker configuration layers", () => {
   it("defaults < file < environment < flags", () => {
-    const props = file("server.properties", "# comment\ndata.dir = /from/file\nlisten=127.0.0.1:7000\nlog.tail.cache.bytes=1024\nnum.partitions=3\n");
-    const cfg = resolveConfig({ configFile: props, env: { RILL_LISTEN: "127.0.0.1:7001", RILL_NUM_PARTITIONS: "5" }, listen: "127.0.0.1:7002" });
+    const props = file(
+      "server.properties",
+      "# comment\ndata.dir = /from/file\nlisten=127.0.0.1:7000\nlog.tail.cache.bytes=1024\nnum.partitions=3\n",
+    );
+    const cfg = resolveConfig({
+      configFile: props,
+      env: { RILL_LISTEN: "127.0.0.1:7001", RILL_NUM_PARTITIONS: "5" },
+      listen: "127.0.0.1:7002",
+    });
     expect(cfg.dataDir).toBe("/from/file");
     expect(cfg.tailCacheBytes).toBe(1024);
     expect(cfg.numPartitions).toBe(5);
@@ -39,16 +46,23 @@ describe("broker configuration layers", () => {
   });
 
   it("names the key and where a bad value came from", () => {
-    expect(message(() => resolveConfig({ configFile: file("bad.properties", "num.partitions=lots\n"), env: {} }))).toMatch(/bad\.properties: num\.partitions: must be an integer/);
+    expect(message(() => resolveConfig({ configFile: file("bad.properties", "num.partitions=lots\n"), env: {} }))).toMatch(
+      /bad\.properties: num\.partitions: must be an integer/,
+    );
     expect(message(() => resolveConfig({ env: { RILL_LISTEN: "nowhere" } }))).toMatch(/^environment: listen: HOST:PORT/);
     expect(message(() => resolveConfig({ env: {}, nodeId: "x" }))).toMatch(/^flags: node\.id: must be an integer/);
-    expect(message(() => resolveConfig({ configFile: file("unknown.properties", "no.such.key=1\n"), env: {} }))).toMatch(/no\.such\.key: unknown broker config key/);
+    expect(message(() => resolveConfig({ configFile: file("unknown.properties", "no.such.key=1\n"), env: {} }))).toMatch(
+      /no\.such\.key: unknown broker config key/,
+    );
     expect(message(() => readConfigFile(file("broken.json", "{nope")))).toMatch(/is not valid JSON/);
     expect(message(() => readConfigFile(file("line.properties", "just words\n")))).toMatch(/line\.properties:1: expected key=value/);
     expect(message(() => readConfigFile(path.join(dir, "missing.properties")))).toMatch(/cannot read/);
   });
 
   it("reads only RILL_ variables that name broker keys", () => {
-    expect(configFromEnv({ RILL_DATA_DIR: "/d", RILL_LOG_TAIL_CACHE_BYTES: "9", RILL_BOOTSTRAP: "x", PATH: "/bin" })).toEqual({ "data.dir": "/d", "log.tail.cache.bytes": "9" });
+    expect(configFromEnv({ RILL_DATA_DIR: "/d", RILL_LOG_TAIL_CACHE_BYTES: "9", RILL_BOOTSTRAP: "x", PATH: "/bin" })).toEqual({
+      "data.dir": "/d",
+      "log.tail.cache.bytes": "9",
+    });
   });
 });

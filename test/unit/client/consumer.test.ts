@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { type ConsumerRecord, Consumer, type ConsumerOptions } from "../../../src/client/consumer.ts";
-import { Compression, encodeBatch } from "../../../src/storage/record-batch.ts";
+import { Compression, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { FakeTransport } from "./fake-transport.ts";
 
 const T0 = 1_700_000_000_000;
@@ -16,14 +16,23 @@ afterEach(async () => {
 function setup(opts: Partial<ConsumerOptions> = {}, partitions = 1): { fake: FakeTransport; consumer: Consumer } {
   const fake = new FakeTransport();
   fake.createTopic("t", partitions);
-  const consumer = new Consumer({ transport: fake, random: new SeededRandom(1), maxWaitMs: 20, retry: { retries: 2, initialBackoffMs: 1, maxBackoffMs: 2 }, ...opts });
+  const consumer = new Consumer({
+    transport: fake,
+    random: new SeededRandom(1),
+    maxWaitMs: 20,
+    retry: { retries: 2, initialBackoffMs: 1, maxBackoffMs: 2 },
+    ...opts,
+  });
   open.push(consumer);
   return { fake, consumer };
 }
 
 /** Appends a batch of values `prefix-i` with timestamps T0 + `tsBase` + i. */
 function appendValues(fake: FakeTransport, partition: number, values: string[], tsBase = 0, compression: number = Compression.NONE): void {
-  const batch = encodeBatch(values.map((value, i) => ({ key: `k-${value}`, value, timestampMs: T0 + tsBase + i, headers: [{ key: "n", value: String(i) }] })), { compression });
+  const batch = encodeBatch(
+    values.map((value, i) => ({ key: `k-${value}`, value, timestampMs: T0 + tsBase + i, headers: [{ key: "n", value: String(i) }] })),
+    { compression },
+  );
   fake.append("t", partition, batch);
 }
 
@@ -44,7 +53,10 @@ describe("Consumer", () => {
     const { fake, consumer } = setup({}, 2);
     appendValues(fake, 0, range(5, "a"));
     appendValues(fake, 1, range(3, "b"), 0, Compression.LZ4);
-    consumer.assign([{ topic: "t", partition: 0, offset: "earliest" }, { topic: "t", partition: 1, offset: "earliest" }]);
+    consumer.assign([
+      { topic: "t", partition: 0, offset: "earliest" },
+      { topic: "t", partition: 1, offset: "earliest" },
+    ]);
     const got = await take(consumer, 8);
     const p0 = got.filter((r) => r.partition === 0);
     const p1 = got.filter((r) => r.partition === 1);

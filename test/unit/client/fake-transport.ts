@@ -33,13 +33,17 @@ import {
   type ListOffsetsRequestSchema,
   ListOffsetsResponseSchema,
 } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
-import { InitProducerIdResponseSchema, ProduceResponseSchema, ProduceStreamResponseSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
+import {
+  InitProducerIdResponseSchema,
+  ProduceResponseSchema,
+  ProduceStreamResponseSchema,
+} from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceStreamResponse } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceRequestInput, ProduceStreamRequestInput } from "../../../src/rpc/wire-codec.ts";
 import { ConnectionError } from "../../../src/client/errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "../../../src/client/transport.ts";
 import { ProducerStateManager, producerBatchOf } from "../../../src/storage/producer-state.ts";
-import { readBatchHeader, setBaseOffset, validateBatch } from "../../../src/storage/record-batch.ts";
+import { readBatchHeader, setBaseOffset, validateBatch } from "../../../src/protocol/record-batch.ts";
 
 /** An ErrorDetail for catalog entry `kind`. */
 export function detail(kind: ErrorKind, message = kind.doc): ErrorDetail {
@@ -120,7 +124,15 @@ export class FakeTransport implements Transport {
 
   /** Creates a topic with `partitions` empty partitions. */
   createTopic(name: string, partitions: number): void {
-    this.topics.set(name, Array.from({ length: partitions }, () => ({ batches: [], logStartOffset: 0, next: 0, producers: new ProducerStateManager({ producerIdExpirationMs: 86_400_000 }) })));
+    this.topics.set(
+      name,
+      Array.from({ length: partitions }, () => ({
+        batches: [],
+        logStartOffset: 0,
+        next: 0,
+        producers: new ProducerStateManager({ producerIdExpirationMs: 86_400_000 }),
+      })),
+    );
   }
 
   /** Answers the held produce requests (in order). */
@@ -149,7 +161,8 @@ export class FakeTransport implements Transport {
     if (sequenced !== null) {
       const issued = this.producerEpochs.get(h.producerId);
       if (issued === undefined) throw new RillError(Errors.UNKNOWN_PRODUCER_ID, `producer_id: ${h.producerId} was never issued`);
-      if (h.producerEpoch > issued) throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${h.producerEpoch} is newer than the issued epoch ${issued}`);
+      if (h.producerEpoch > issued)
+        throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${h.producerEpoch} is newer than the issued epoch ${issued}`);
       const check = p.producers.check(sequenced, `${topic}-${partition}`);
       if (check.kind === "duplicate") return check.baseOffset;
       p.producers.record(sequenced, 0);
@@ -180,13 +193,17 @@ export class FakeTransport implements Transport {
 
   readonly deleteTopics: Transport["deleteTopics"] = async (req) => {
     this.checkUp();
-    const topics = (req.topics ?? []).map((name) => (this.topics.delete(name) ? { name } : { name, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION) }));
+    const topics = (req.topics ?? []).map((name) =>
+      this.topics.delete(name) ? { name } : { name, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION) },
+    );
     return create(DeleteTopicsResponseSchema, { topics });
   };
 
   readonly listTopics: Transport["listTopics"] = async () => {
     this.checkUp();
-    const topics = [...this.topics.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, ps]) => ({ name, partitions: ps.length, replicationFactor: 1 }));
+    const topics = [...this.topics.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, ps]) => ({ name, partitions: ps.length, replicationFactor: 1 }));
     return create(ListTopicsResponseSchema, { topics });
   };
 
@@ -200,7 +217,14 @@ export class FakeTransport implements Transport {
       return {
         name,
         configs: req.excludeConfigs ? {} : { "cleanup.policy": "delete" },
-        partitions: ps.map((p, i) => ({ partition: i, leader: 1, replicas: [1], isr: [1], logStartOffset: BigInt(p.logStartOffset), highWatermark: BigInt(p.next) })),
+        partitions: ps.map((p, i) => ({
+          partition: i,
+          leader: 1,
+          replicas: [1],
+          isr: [1],
+          logStartOffset: BigInt(p.logStartOffset),
+          highWatermark: BigInt(p.next),
+        })),
       };
     });
     return create(DescribeTopicsResponseSchema, { topics });
@@ -241,7 +265,8 @@ export class FakeTransport implements Transport {
       const offset = Number(fp.offset ?? 0n);
       const p = this.topics.get(topic)?.[partition];
       if (p === undefined) return { topic, partition, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION) };
-      if (offset < p.logStartOffset || offset > p.next) return { topic, partition, error: detail(Errors.OFFSET_OUT_OF_RANGE, `offset: ${offset}`) };
+      if (offset < p.logStartOffset || offset > p.next)
+        return { topic, partition, error: detail(Errors.OFFSET_OUT_OF_RANGE, `offset: ${offset}`) };
       const budget = fp.maxBytes || req.maxBytes || 1 << 20;
       const chunks: Buffer[] = [];
       let size = 0;
@@ -281,16 +306,24 @@ export class FakeTransport implements Transport {
       };
       const timer = setTimeout(done, Math.max(0, ms));
       this.appendWaiters.add(done);
-      signal?.addEventListener("abort", () => {
-        cleanup();
-        reject(signal.reason);
-      }, { once: true });
+      signal?.addEventListener(
+        "abort",
+        () => {
+          cleanup();
+          reject(signal.reason);
+        },
+        { once: true },
+      );
     });
   }
 
   readonly initProducerId: Transport["initProducerId"] = async (req) => {
     this.checkUp();
-    const r: ReceivedInit = { transactionalId: req.transactionalId ?? "", producerId: req.producerId, producerEpoch: req.producerEpoch ?? 0 };
+    const r: ReceivedInit = {
+      transactionalId: req.transactionalId ?? "",
+      producerId: req.producerId,
+      producerEpoch: req.producerEpoch ?? 0,
+    };
     this.inits.push(r);
     const failure = this.initProducerIdHook?.(r);
     if (failure !== undefined) throw failure;
@@ -298,7 +331,8 @@ export class FakeTransport implements Transport {
     if (r.producerId !== undefined) {
       const issued = this.producerEpochs.get(Number(r.producerId));
       if (issued === undefined) throw new RillError(Errors.UNKNOWN_PRODUCER_ID, `producer_id: ${r.producerId} was never issued`);
-      if (issued !== r.producerEpoch) throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${r.producerEpoch} is not the current epoch ${issued}`);
+      if (issued !== r.producerEpoch)
+        throw new RillError(Errors.INVALID_PRODUCER_EPOCH, `producer_epoch: ${r.producerEpoch} is not the current epoch ${issued}`);
       id = Number(r.producerId);
     }
     if (id === undefined) {
@@ -322,7 +356,8 @@ export class FakeTransport implements Transport {
       const topic = q.topic ?? "";
       const partition = q.partition ?? 0;
       const p = this.topics.get(topic)?.[partition];
-      if (p === undefined) return { topic, partition, offset: -1n, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION, `topic "${topic}" does not exist`) };
+      if (p === undefined)
+        return { topic, partition, offset: -1n, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION, `topic "${topic}" does not exist`) };
       if (q.spec === OffsetSpec.EARLIEST) return { topic, partition, offset: BigInt(p.logStartOffset), timestampMs: -1n };
       if (q.spec === OffsetSpec.TIMESTAMP) {
         const ts = Number(q.timestampMs ?? 0n);
@@ -398,7 +433,7 @@ export class FakeTransport implements Transport {
     if (d.kind === "request-error") {
       return create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: detail(d.error) } });
     }
-    let partitionResult;
+    let partitionResult: { partition: number; baseOffset: bigint; logAppendTimeMs: bigint; error?: ReturnType<typeof detail> };
     if (d.kind === "append-then-error") {
       try {
         this.append(topic, partition, r.batch);

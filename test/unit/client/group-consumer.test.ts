@@ -27,13 +27,28 @@ class FakeStream {
 
   assignment(assigned: Array<[string, number]>, revoked: Array<[string, number]> = [], epoch = 1, memberId = "m-1"): void {
     const tp = ([topic, partition]: [string, number]) => ({ topic, partition });
-    this.listener.onResponse(create(ConsumeResponseSchema, { kind: { case: "assignment", value: { memberId, memberEpoch: epoch, assigned: assigned.map(tp), revoked: revoked.map(tp) } } }));
+    this.listener.onResponse(
+      create(ConsumeResponseSchema, {
+        kind: { case: "assignment", value: { memberId, memberEpoch: epoch, assigned: assigned.map(tp), revoked: revoked.map(tp) } },
+      }),
+    );
   }
 
   records(topic: string, partition: number, offsets: number[]): void {
-    const records = offsets.map((o) => ({ topic, partition, offset: BigInt(o), timestampMs: 1000n + BigInt(o), key: Buffer.from(`k${o}`), value: Buffer.from(`${topic}-${partition}@${o}`) }));
+    const records = offsets.map((o) => ({
+      topic,
+      partition,
+      offset: BigInt(o),
+      timestampMs: 1000n + BigInt(o),
+      key: Buffer.from(`k${o}`),
+      value: Buffer.from(`${topic}-${partition}@${o}`),
+    }));
     const next = BigInt((offsets.at(-1) ?? -1) + 1);
-    this.listener.onResponse(create(ConsumeResponseSchema, { kind: { case: "records", value: { topic, partition, records, highWatermark: next, nextOffset: next } } }));
+    this.listener.onResponse(
+      create(ConsumeResponseSchema, {
+        kind: { case: "records", value: { topic, partition, records, highWatermark: next, nextOffset: next } },
+      }),
+    );
   }
 
   /** The commits sent so far, as [commitId, [[topic, partition, offset]]]. */
@@ -49,14 +64,24 @@ class FakeStream {
   /** Answers commit `id`: every offset committed, except those given an error name. */
   commitResult(id: bigint, errors: Record<string, string> = {}, whole?: string): void {
     const [, offsets] = this.commits().find(([cid]) => cid === id)!;
-    const detail = (name: string) => ({ code: Errors[name as keyof typeof Errors].code, name, message: `${name} for the test`, retriable: false });
+    const detail = (name: string) => ({
+      code: Errors[name as keyof typeof Errors].code,
+      name,
+      message: `${name} for the test`,
+      retriable: false,
+    });
     this.listener.onResponse(
       create(ConsumeResponseSchema, {
         kind: {
           case: "commitResult",
           value: {
             commitId: id,
-            offsets: offsets.map(([topic, partition, offset]) => ({ topic, partition, offset: BigInt(offset), ...(errors[`${topic}-${partition}`] ? { error: detail(errors[`${topic}-${partition}`]!) } : {}) })),
+            offsets: offsets.map(([topic, partition, offset]) => ({
+              topic,
+              partition,
+              offset: BigInt(offset),
+              ...(errors[`${topic}-${partition}`] ? { error: detail(errors[`${topic}-${partition}`]!) } : {}),
+            })),
             ...(whole ? { error: detail(whole) } : {}),
           },
         },
@@ -135,11 +160,26 @@ describe("GroupConsumer", () => {
   });
 
   it("sends subscribe first, with the options", async () => {
-    const { transport, consumer } = setup({ maxOutstandingRecords: 50, sessionTimeoutMs: 7000, instanceId: "i-1", assignor: "range", clientId: "me" });
+    const { transport, consumer } = setup({
+      maxOutstandingRecords: 50,
+      sessionTimeoutMs: 7000,
+      instanceId: "i-1",
+      assignor: "range",
+      clientId: "me",
+    });
     consumer.subscribe(["orders", "orders", "audit"]);
     const sub = transport.last.written[0]!.kind!;
     expect(sub.case).toBe("subscribe");
-    expect(sub.value).toMatchObject({ groupId: "g", topics: ["orders", "audit"], autoOffsetReset: AutoOffsetReset.EARLIEST, maxOutstandingRecords: 50, sessionTimeoutMs: 7000, instanceId: "i-1", assignor: "range", clientId: "me" });
+    expect(sub.value).toMatchObject({
+      groupId: "g",
+      topics: ["orders", "audit"],
+      autoOffsetReset: AutoOffsetReset.EARLIEST,
+      maxOutstandingRecords: 50,
+      sessionTimeoutMs: 7000,
+      instanceId: "i-1",
+      assignor: "range",
+      clientId: "me",
+    });
     await consumer.close();
   });
 
@@ -147,7 +187,10 @@ describe("GroupConsumer", () => {
     const { transport, consumer, events } = setup();
     consumer.subscribe(["t"]);
     const s = transport.last;
-    s.assignment([["t", 0], ["t", 1]]);
+    s.assignment([
+      ["t", 0],
+      ["t", 1],
+    ]);
     s.records("t", 0, [5, 6, 7]);
     s.records("t", 1, [0, 1]);
     const got: string[] = [];
@@ -160,13 +203,22 @@ describe("GroupConsumer", () => {
     expect(events).toEqual(["assigned t-0,t-1"]);
     expect(got).toEqual(["t-0@5", "t-0@6", "t-0@7", "t-1@0"]);
     expect(consumer.memberId).toBe("m-1");
-    expect(consumer.assignment()).toEqual([{ topic: "t", partition: 0 }, { topic: "t", partition: 1 }]);
+    expect(consumer.assignment()).toEqual([
+      { topic: "t", partition: 0 },
+      { topic: "t", partition: 1 },
+    ]);
     expect(consumer.position({ topic: "t", partition: 0 })).toBe(8);
     const committing = consumer.commit();
-    const [[id, offsets]] = s.commits();
-    expect(offsets).toEqual([["t", 0, 8], ["t", 1, 1]]);
+    const [id, offsets] = s.commits()[0]!;
+    expect(offsets).toEqual([
+      ["t", 0, 8],
+      ["t", 1, 1],
+    ]);
     s.commitResult(id!);
-    expect(await committing).toEqual([{ topic: "t", partition: 0, offset: 8 }, { topic: "t", partition: 1, offset: 1 }]);
+    expect(await committing).toEqual([
+      { topic: "t", partition: 0, offset: 8 },
+      { topic: "t", partition: 1, offset: 1 },
+    ]);
     expect(consumer.committed({ topic: "t", partition: 0 })).toBe(8);
     // Nothing new consumed: nothing to commit, nothing sent.
     expect(await consumer.commit()).toEqual([]);
@@ -179,7 +231,10 @@ describe("GroupConsumer", () => {
     const { transport, consumer } = setup();
     consumer.subscribe(["t"]);
     const s = transport.last;
-    s.assignment([["t", 0], ["t", 1]]);
+    s.assignment([
+      ["t", 0],
+      ["t", 1],
+    ]);
     s.records("t", 0, [0]);
     s.records("t", 1, [0]);
     const it = consumer[Symbol.asyncIterator]();
@@ -207,7 +262,10 @@ describe("GroupConsumer", () => {
     const { transport, consumer, events } = setup();
     consumer.subscribe(["t"]);
     const s = transport.last;
-    s.assignment([["t", 0], ["t", 1]]);
+    s.assignment([
+      ["t", 0],
+      ["t", 1],
+    ]);
     s.records("t", 0, [0, 1, 2]);
     s.records("t", 1, [0, 1]);
     const it = consumer[Symbol.asyncIterator]();

@@ -16,7 +16,7 @@ import { toServiceError } from "../../../src/rpc/errors.ts";
 import { type ServiceImplementation, addService } from "../../../src/rpc/grpc-service.ts";
 import { createServer } from "../../../src/rpc/server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "../../../src/rpc/wire-codec.ts";
-import { decodeRecords, encodeBatch, readBatchHeader, setBaseOffset } from "../../../src/storage/record-batch.ts";
+import { decodeRecords, encodeBatch, readBatchHeader, setBaseOffset } from "../../../src/protocol/record-batch.ts";
 
 const noRetry = { retry: { retries: 0 } };
 const server = createServer();
@@ -31,11 +31,14 @@ const unimplemented = (_call: unknown, cb: grpc.sendUnaryData<never>): void => c
 const admin: ServiceImplementation<typeof AdminService> = {
   createTopics: unimplemented,
   deleteTopics: unimplemented,
-  listTopics: (_call, cb) => cb(toServiceError(new RillError(Errors.UNKNOWN_TOPIC_OR_PARTITION, "topics: topic \"x\" does not exist"))),
+  listTopics: (_call, cb) => cb(toServiceError(new RillError(Errors.UNKNOWN_TOPIC_OR_PARTITION, 'topics: topic "x" does not exist'))),
   describeTopics: (call, cb) =>
-    cb(null, create(AdminService.method.describeTopics.output, {
-      topics: call.request.topics.map((name) => ({ name, partitions: [{ partition: 0, highWatermark: BigInt(nextOffset) }] })),
-    })),
+    cb(
+      null,
+      create(AdminService.method.describeTopics.output, {
+        topics: call.request.topics.map((name) => ({ name, partitions: [{ partition: 0, highWatermark: BigInt(nextOffset) }] })),
+      }),
+    ),
   createPartitions: unimplemented,
   describeConfigs: unimplemented,
   alterConfigs: unimplemented,
@@ -52,13 +55,20 @@ const produce: ServiceImplementation<typeof ProduceService, typeof produceServic
       const base = nextOffset;
       nextOffset += readBatchHeader(batch).lastOffsetDelta + 1;
       stored.push(batch);
-      const response = create(ProduceService.method.produce.output, { topic: m.request!.topic, partitions: [{ partition: m.request!.partition ?? 0, baseOffset: BigInt(base), logAppendTimeMs: -1n }] });
-      call.write(create(ProduceService.method.produceStream.output, { requestId: m.requestId, result: { case: "response", value: response } }));
+      const response = create(ProduceService.method.produce.output, {
+        topic: m.request!.topic,
+        partitions: [{ partition: m.request!.partition ?? 0, baseOffset: BigInt(base), logAppendTimeMs: -1n }],
+      });
+      call.write(
+        create(ProduceService.method.produceStream.output, { requestId: m.requestId, result: { case: "response", value: response } }),
+      );
     });
     call.on("end", () => call.end());
   },
   initProducerId: (_call, cb) =>
-    noInitProducerId ? cb({ code: grpc.status.UNIMPLEMENTED, details: "" }) : cb(null, create(ProduceService.method.initProducerId.output, { producerId: 7n, producerEpoch: 0 })),
+    noInitProducerId
+      ? cb({ code: grpc.status.UNIMPLEMENTED, details: "" })
+      : cb(null, create(ProduceService.method.initProducerId.output, { producerId: 7n, producerEpoch: 0 })),
 };
 
 const fetch: ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> = {
@@ -70,9 +80,12 @@ const fetch: ServiceImplementation<typeof FetchService, typeof fetchServiceCodec
   },
   subscribe: (call) => call.end(),
   listOffsets: (call, cb) =>
-    cb(null, create(FetchService.method.listOffsets.output, {
-      partitions: call.request.partitions.map((q) => ({ topic: q.topic, partition: q.partition, offset: 0n, timestampMs: -1n })),
-    })),
+    cb(
+      null,
+      create(FetchService.method.listOffsets.output, {
+        partitions: call.request.partitions.map((q) => ({ topic: q.topic, partition: q.partition, offset: 0n, timestampMs: -1n })),
+      }),
+    ),
 };
 
 beforeAll(async () => {
@@ -102,7 +115,7 @@ describe("GrpcTransport", () => {
     const e = await a.listTopics().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RillError);
     expect((e as RillError).kind).toBe(Errors.UNKNOWN_TOPIC_OR_PARTITION);
-    expect((e as RillError).message).toBe("topics: topic \"x\" does not exist");
+    expect((e as RillError).message).toBe('topics: topic "x" does not exist');
     await a.close();
   });
 
@@ -155,7 +168,9 @@ describe("GrpcTransport", () => {
     try {
       const p = new Producer({ bootstrap: address, ...noRetry });
       const e = await p.send({ topic: "t", partition: 0, value: "x" }).catch((x: unknown) => x);
-      expect((e as Error).message).toMatch(/^InitProducerId: UNIMPLEMENTED: .*\(the broker has no idempotent producer support: pass idempotent: false\)$/);
+      expect((e as Error).message).toMatch(
+        /^InitProducerId: UNIMPLEMENTED: .*\(the broker has no idempotent producer support: pass idempotent: false\)$/,
+      );
       await p.close();
     } finally {
       noInitProducerId = false;

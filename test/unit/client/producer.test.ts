@@ -6,7 +6,7 @@ import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
 import { SequenceCounter, sequenceRange } from "../../../src/client/idempotence.ts";
 import { Producer, type ProducerOptions, type RecordMetadata } from "../../../src/client/producer.ts";
 import { Acks } from "../../../src/gen/rill/v1/produce_service_pb.ts";
-import { Compression, decodeRecords, readBatchHeader } from "../../../src/storage/record-batch.ts";
+import { Compression, decodeRecords, readBatchHeader } from "../../../src/protocol/record-batch.ts";
 import { FakeTransport } from "./fake-transport.ts";
 
 const SEED = seedFromEnv();
@@ -73,7 +73,11 @@ describe("Producer batching", () => {
 
   it("compresses with LZ4 when asked, and the batch decodes to the records", async () => {
     const { fake, producer } = setup({ compression: "lz4" });
-    await Promise.all(Array.from({ length: 50 }, (_, i) => producer.send({ topic: "t", key: `k${i}`, value: "abc".repeat(50), headers: [{ key: "h", value: "1" }] })));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        producer.send({ topic: "t", key: `k${i}`, value: "abc".repeat(50), headers: [{ key: "h", value: "1" }] }),
+      ),
+    );
     const h = readBatchHeader(fake.produced[0]!.batch);
     expect(h.compression).toBe(Compression.LZ4);
     const records = decodeRecords(fake.log("t", 0)[0]!.bytes);
@@ -84,13 +88,20 @@ describe("Producer batching", () => {
   it("stamps records with the producer's clock unless they carry a timestamp", async () => {
     const clock = new ManualClock(1_234_000);
     const { fake, producer } = setup({ clock });
-    const [a, b] = await Promise.all([producer.send({ topic: "t", value: "a" }), producer.send({ topic: "t", value: "b", timestampMs: 99 })]);
+    const [a, b] = await Promise.all([
+      producer.send({ topic: "t", value: "a" }),
+      producer.send({ topic: "t", value: "b", timestampMs: 99 }),
+    ]);
     expect([a.timestampMs, b.timestampMs]).toEqual([1_234_000, 99]);
     expect(decodeRecords(fake.log("t", 0)[0]!.bytes).map((r) => r.timestampMs)).toEqual([1_234_000, 99]);
   });
 
   it("maps acks to the request and resolves offset -1 with acks none", async () => {
-    for (const [acks, wire] of [["all", Acks.ALL], ["leader", Acks.LEADER], ["none", Acks.NONE]] as const) {
+    for (const [acks, wire] of [
+      ["all", Acks.ALL],
+      ["leader", Acks.LEADER],
+      ["none", Acks.NONE],
+    ] as const) {
       const { fake, producer } = setup({ acks });
       const r = await producer.send({ topic: "t", value: "a" });
       expect(fake.produced[0]!.request.acks).toBe(wire);
@@ -145,7 +156,9 @@ describe("Producer partitioning", () => {
     await expect(producer.send({ topic: "", value: "v" })).rejects.toThrow(/topic/);
     await expect(producer.send({ topic: "t", value: 5 as unknown as string })).rejects.toThrow(/value/);
     await expect(producer.send({ topic: "t", value: "v", partition: -1 })).rejects.toThrow(/partition/);
-    await expect(producer.send({ topic: "t", value: "v", headers: [{ key: 1 as unknown as string, value: null }] })).rejects.toThrow(/headers\[0\]\.key/);
+    await expect(producer.send({ topic: "t", value: "v", headers: [{ key: 1 as unknown as string, value: null }] })).rejects.toThrow(
+      /headers\[0\]\.key/,
+    );
   });
 });
 
@@ -215,7 +228,9 @@ describe("Producer retries", () => {
       setImmediate(() => inFlight.set(p, inFlight.get(p)! - 1));
       return rnd.next() < 0.3 ? { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER } : { kind: "append" };
     };
-    const sends = Array.from({ length: 200 }, (_, i) => producer.send({ topic: "t", partition: i % 2, value: `${i % 2}:${i}`.padEnd(100, ".") }));
+    const sends = Array.from({ length: 200 }, (_, i) =>
+      producer.send({ topic: "t", partition: i % 2, value: `${i % 2}:${i}`.padEnd(100, ".") }),
+    );
     const settled = await Promise.allSettled(sends);
     expect(maxInFlight).toBe(1);
     for (const partition of [0, 1]) {
@@ -299,13 +314,17 @@ describe("Idempotent producer", () => {
   /** Sends `n` records of about 100 bytes to `partition` at once (metadata cached first), tagged `tag`. */
   async function burst(producer: Producer, n: number, tag: string, partition = 0): Promise<PromiseSettledResult<RecordMetadata>[]> {
     await producer.partitionCount("t");
-    return Promise.allSettled(Array.from({ length: n }, (_, i) => producer.send({ topic: "t", partition, value: `${tag}${i}`.padEnd(100, ".") })));
+    return Promise.allSettled(
+      Array.from({ length: n }, (_, i) => producer.send({ topic: "t", partition, value: `${tag}${i}`.padEnd(100, ".") })),
+    );
   }
   const headerOf = (r: { batch: Buffer }) => readBatchHeader(r.batch);
 
   it("stamps each batch with the producer id, epoch and the partition's next sequence", async () => {
     const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 1 }, 2);
-    await Promise.all(Array.from({ length: 100 }, (_, i) => producer.send({ topic: "t", partition: i % 2, value: `v${i}`.padEnd(100, ".") })));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => producer.send({ topic: "t", partition: i % 2, value: `v${i}`.padEnd(100, ".") })),
+    );
     expect(fake.inits).toEqual([{ transactionalId: "", producerId: undefined, producerEpoch: 0 }]);
     expect(producer.producerIdAndEpoch).toEqual({ producerId: 1000, producerEpoch: 0 });
     for (const partition of [0, 1]) {
@@ -327,12 +346,17 @@ describe("Idempotent producer", () => {
     expect(setup({ maxInFlightPerPartition: 6 }).producer.idempotent).toBe(false);
     expect(setup({ maxInFlightPerPartition: 5 }).producer.idempotent).toBe(true);
     expect(() => setup({ idempotent: true, acks: "leader" })).toThrow(/idempotent: true does not work with acks "leader"/);
-    expect(() => setup({ idempotent: true, maxInFlightPerPartition: 6 })).toThrow(/maxInFlightPerPartition 6 \(idempotence allows at most 5\)/);
+    expect(() => setup({ idempotent: true, maxInFlightPerPartition: 6 })).toThrow(
+      /maxInFlightPerPartition 6 \(idempotence allows at most 5\)/,
+    );
     expect(() => setup({ idempotent: false, transactionalId: "x" })).toThrow(/transactionalId: needs an idempotent producer/);
   });
 
   it("sends a partition's first batch alone, then keeps up to 5 in flight (maxInFlightPerPartition)", async () => {
-    for (const [opts, expected] of [[{}, 5], [{ maxInFlightPerPartition: 2 }, 2]] as const) {
+    for (const [opts, expected] of [
+      [{}, 5],
+      [{ maxInFlightPerPartition: 2 }, 2],
+    ] as const) {
       const { fake, producer } = setup({ batchBytes: 1024, ...opts });
       fake.produceHook = () => ({ kind: "hold" });
       const first = burst(producer, 20, "f");
@@ -401,7 +425,7 @@ describe("Idempotent producer", () => {
     // refused (OUT_OF_ORDER_SEQUENCE) and re-sent after it, in order.
     const sequences = fake.produced.map(headerOf).map((h) => h.baseSequence);
     const failed = sequences[1]!;
-    const resent = sequences.slice(2).findIndex((x) => x === failed) + 2;
+    const resent = sequences.slice(2).indexOf(failed) + 2;
     const refused = sequences.slice(2, resent);
     expect(refused.length).toBeGreaterThanOrEqual(2);
     expect(sequences.slice(resent, resent + refused.length + 1)).toEqual([failed, ...refused]);
@@ -425,10 +449,17 @@ describe("Idempotent producer", () => {
     expect(reasons.slice(firstBatch, failedEnd).every((r) => r?.kind === Errors.MESSAGE_TOO_LARGE)).toBe(true);
     for (const r of reasons.slice(failedEnd, gapEnd)) {
       expect(r?.kind).toBe(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER);
-      expect(r?.message).toMatch(new RegExp(`^t-0: records not written: an earlier batch of the partition failed \\(sequences ${firstBatch}\\.\\.${failedEnd - 1}: .*\\), and the broker refuses later sequences rather than store them out of order; producer 1000 epoch 0, sequences `));
+      expect(r?.message).toMatch(
+        new RegExp(
+          `^t-0: records not written: an earlier batch of the partition failed \\(sequences ${firstBatch}\\.\\.${failedEnd - 1}: .*\\), and the broker refuses later sequences rather than store them out of order; producer 1000 epoch 0, sequences `,
+        ),
+      );
     }
     expect(reasons.slice(gapEnd).every((r) => r === null)).toBe(true); // sent under the new epoch
-    expect(fake.inits.map((i) => [i.producerId, i.producerEpoch])).toEqual([[undefined, 0], [1000n, 0]]);
+    expect(fake.inits.map((i) => [i.producerId, i.producerEpoch])).toEqual([
+      [undefined, 0],
+      [1000n, 0],
+    ]);
     const later = fake.produced.slice(6).map(headerOf);
     expect(later[0]).toMatchObject({ producerId: 1000, producerEpoch: 1, baseSequence: 0 });
     const ok = settled.flatMap((s, i) => (s.status === "fulfilled" ? [`g${i}`.padEnd(100, ".")] : []));
@@ -444,7 +475,9 @@ describe("Idempotent producer", () => {
     const requestsBefore = fake.produced.length;
     const settled = await burst(a, 20, "a");
     expect(settled.every((s) => s.status === "rejected" && (s.reason as RillError).kind === Errors.PRODUCER_FENCED)).toBe(true);
-    expect(((settled[0] as PromiseRejectedResult).reason as Error).message).toMatch(/^producer 1000 epoch 0 is fenced: a newer instance holds its producer id.*INVALID_PRODUCER_EPOCH|producer_epoch: 0 is older/);
+    expect(((settled[0] as PromiseRejectedResult).reason as Error).message).toMatch(
+      /^producer 1000 epoch 0 is fenced: a newer instance holds its producer id.*INVALID_PRODUCER_EPOCH|producer_epoch: 0 is older/,
+    );
     expect(fake.produced.length - requestsBefore).toBeLessThanOrEqual(5); // the ones in flight, no retry
     await expect(a.send({ topic: "t", value: "late" })).rejects.toMatchObject({ kind: Errors.PRODUCER_FENCED });
     await a.close(); // a fenced producer still closes

@@ -36,17 +36,24 @@ describe("retry policy", () => {
     const ctx = { random: new SeededRandom(SEED), sleep: async (ms: number) => void waits.push(ms) };
     const policy = retryPolicy({ retries: 3, jitter: 0 });
     let calls = 0;
-    const flaky = (): Promise<string> => (++calls < 3 ? Promise.reject(new ConnectionError("h:1", "connection refused")) : Promise.resolve("ok"));
+    const flaky = (): Promise<string> =>
+      ++calls < 3 ? Promise.reject(new ConnectionError("h:1", "connection refused")) : Promise.resolve("ok");
     await expect(withRetries(flaky, policy, ctx)).resolves.toBe("ok");
     expect([calls, waits]).toEqual([3, [100, 200]]);
 
     calls = 0;
-    const fatal = (): Promise<never> => (calls++, Promise.reject(new RillError(Errors.INVALID_CONFIG, "x")));
+    const fatal = (): Promise<never> => {
+      calls++;
+      return Promise.reject(new RillError(Errors.INVALID_CONFIG, "x"));
+    };
     await expect(withRetries(fatal, policy, ctx)).rejects.toThrow("x");
     expect(calls).toBe(1);
 
     calls = 0;
-    const down = (): Promise<never> => (calls++, Promise.reject(new RillError(Errors.LEADER_NOT_AVAILABLE)));
+    const down = (): Promise<never> => {
+      calls++;
+      return Promise.reject(new RillError(Errors.LEADER_NOT_AVAILABLE));
+    };
     await expect(withRetries(down, policy, ctx)).rejects.toBeInstanceOf(RillError);
     expect(calls).toBe(4);
   });

@@ -21,7 +21,7 @@ import { offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import { DescribeClusterResponseSchema, DescribeTopicsResponseSchema } from "../../../src/gen/rill/v1/admin_service_pb.ts";
 import { FetchResponseSchema, FetchedPartitionSchema, ListOffsetsResponseSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
 import type { ProduceStreamRequestInput } from "../../../src/rpc/wire-codec.ts";
-import { decodeRecords, encodeBatch } from "../../../src/storage/record-batch.ts";
+import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { FakeTransport, detail } from "./fake-transport.ts";
 
 interface Leadership {
@@ -42,7 +42,8 @@ class FakeCluster {
     this.nodes = Array.from({ length: n }, (_, i) => new FakeNode(this, i + 1));
     this.data.produceHook = (r) => {
       const node = this.streamNode.get(r.stream)!;
-      if (this.leaderOf(r.request.topic, r.request.partition ?? 0) !== node) return { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER };
+      if (this.leaderOf(r.request.topic, r.request.partition ?? 0) !== node)
+        return { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER };
       return { kind: "append" };
     };
   }
@@ -60,7 +61,10 @@ class FakeCluster {
 
   createTopic(name: string, partitions: number, leaderOf: (p: number) => number): void {
     this.data.createTopic(name, partitions);
-    this.leaders.set(name, Array.from({ length: partitions }, (_, p) => ({ leader: leaderOf(p), epoch: 0 })));
+    this.leaders.set(
+      name,
+      Array.from({ length: partitions }, (_, p) => ({ leader: leaderOf(p), epoch: 0 })),
+    );
   }
 
   leaderOf(topic: string, partition: number): number {
@@ -130,7 +134,10 @@ class FakeNode implements Transport {
       topics: names.map((name) => {
         const ls = view.get(name);
         if (ls === undefined) return { name, error: detail(Errors.UNKNOWN_TOPIC_OR_PARTITION, `topic "${name}" does not exist`) };
-        return { name, partitions: ls.map((l, partition) => ({ partition, leader: l.leader, leaderEpoch: l.epoch, replicas, isr: replicas })) };
+        return {
+          name,
+          partitions: ls.map((l, partition) => ({ partition, leader: l.leader, leaderEpoch: l.epoch, replicas, isr: replicas })),
+        };
       }),
     });
   };
@@ -165,7 +172,11 @@ class FakeNode implements Transport {
     this.calls.listOffsets++;
     const res = await this.cluster.data.listOffsets(req);
     return create(ListOffsetsResponseSchema, {
-      partitions: res.partitions.map((p) => (this.leads(p.topic, p.partition) ? p : { topic: p.topic, partition: p.partition, offset: -1n, error: detail(Errors.NOT_LEADER_OR_FOLLOWER) })),
+      partitions: res.partitions.map((p) =>
+        this.leads(p.topic, p.partition)
+          ? p
+          : { topic: p.topic, partition: p.partition, offset: -1n, error: detail(Errors.NOT_LEADER_OR_FOLLOWER) },
+      ),
     });
   };
 
@@ -293,7 +304,12 @@ describe("Producer routing", () => {
   it("sends each partition's batches to its leader, one stream per broker", async () => {
     const cluster = new FakeCluster();
     cluster.createTopic("t", 3, (p) => p + 1);
-    const producer = new Producer({ bootstrap: cluster.bootstrap, transportFactory: cluster.factory, random: new SeededRandom(1), retry: fastRetry });
+    const producer = new Producer({
+      bootstrap: cluster.bootstrap,
+      transportFactory: cluster.factory,
+      random: new SeededRandom(1),
+      retry: fastRetry,
+    });
     closers.push(() => producer.close());
     await Promise.all(Array.from({ length: 30 }, (_, i) => producer.send({ topic: "t", partition: i % 3, value: `v${i}` })));
     expect(cluster.nodes.map((n) => n.calls.produce)).toEqual([1, 1, 1]);
@@ -304,7 +320,14 @@ describe("Producer routing", () => {
   it("re-sends to the new leader after the old one dies with batches in flight: every record once, in order, at its reported offset", async () => {
     const cluster = new FakeCluster();
     cluster.createTopic("t", 3, (p) => p + 1);
-    const producer = new Producer({ bootstrap: cluster.bootstrap, transportFactory: cluster.factory, random: new SeededRandom(2), retry: fastRetry, lingerMs: 1, batchBytes: 1024 });
+    const producer = new Producer({
+      bootstrap: cluster.bootstrap,
+      transportFactory: cluster.factory,
+      random: new SeededRandom(2),
+      retry: fastRetry,
+      lingerMs: 1,
+      batchBytes: 1024,
+    });
     closers.push(() => producer.close());
     const sends: Promise<{ partition: number; offset: number }>[] = [];
     const send = (i: number): void => void sends.push(producer.send({ topic: "t", partition: i % 3, value: `v${i}` }));
@@ -337,10 +360,17 @@ describe("Consumer routing", () => {
   it("fetches each partition from its leader and follows a leader change", async () => {
     const cluster = new FakeCluster();
     cluster.createTopic("t", 2, (p) => p + 1);
-    const batch = (p: number, from: number, n: number): Buffer => encodeBatch(Array.from({ length: n }, (_, k) => ({ value: `p${p}-${from + k}`, timestampMs: 1 })));
+    const batch = (p: number, from: number, n: number): Buffer =>
+      encodeBatch(Array.from({ length: n }, (_, k) => ({ value: `p${p}-${from + k}`, timestampMs: 1 })));
     cluster.data.append("t", 0, batch(0, 0, 5));
     cluster.data.append("t", 1, batch(1, 0, 5));
-    const consumer = new Consumer({ bootstrap: cluster.bootstrap, transportFactory: cluster.factory, random: new SeededRandom(3), maxWaitMs: 20, retry: fastRetry });
+    const consumer = new Consumer({
+      bootstrap: cluster.bootstrap,
+      transportFactory: cluster.factory,
+      random: new SeededRandom(3),
+      maxWaitMs: 20,
+      retry: fastRetry,
+    });
     closers.push(() => consumer.close());
     consumer.assign([0, 1].map((partition) => ({ topic: "t", partition, offset: "earliest" as const })));
     const got: string[] = [];

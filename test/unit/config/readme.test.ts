@@ -6,7 +6,10 @@ import { brokerKeys, topicKeys } from "../../../src/config/schema.ts";
 describe("README config tables", () => {
   it("are generated from the schema and up to date (npx tsx scripts/gen-config-docs.ts)", () => {
     const readme = nodeFs.readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
-    const body = readme.slice(readme.indexOf("<!-- config:begin -->") + "<!-- config:begin -->".length, readme.indexOf("<!-- config:end -->"));
+    const body = readme.slice(
+      readme.indexOf("<!-- config:begin -->") + "<!-- config:begin -->".length,
+      readme.indexOf("<!-- config:end -->"),
+    );
     expect(body.trim()).toBe(configDocsMarkdown().trim());
     for (const k of [...brokerKeys, ...topicKeys]) expect(body).toContain(`\`${k.name}\``);
   });

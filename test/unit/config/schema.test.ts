@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
-import { brokerKeys, defaultTopicConfig, describeTopicConfig, parseBrokerConfig, parseTopicConfig, topicKeys } from "../../../src/config/schema.ts";
+import {
+  brokerKeys,
+  defaultTopicConfig,
+  describeTopicConfig,
+  parseBrokerConfig,
+  parseTopicConfig,
+  topicKeys,
+} from "../../../src/config/schema.ts";
 
 function configError(f: () => unknown): string {
   try {
@@ -25,7 +32,12 @@ describe("config schema", () => {
   });
 
   it("parses strings from config maps into typed values", () => {
-    const c = parseTopicConfig({ "segment.bytes": "4096", "cleanup.policy": "compact", "unclean.leader.election.enable": "true", "min.cleanable.dirty.ratio": "0.25" });
+    const c = parseTopicConfig({
+      "segment.bytes": "4096",
+      "cleanup.policy": "compact",
+      "unclean.leader.election.enable": "true",
+      "min.cleanable.dirty.ratio": "0.25",
+    });
     expect(c.segmentBytes).toBe(4096);
     expect(c.cleanupPolicy).toBe("compact");
     expect(c.uncleanLeaderElectionEnable).toBe(true);
@@ -46,7 +58,9 @@ describe("config schema", () => {
   });
 
   it("checks cross-field rules", () => {
-    expect(configError(() => parseTopicConfig({ "cleanup.policy": "compact,delete", "retention.ms": "1000", "min.compaction.lag.ms": "5000" }))).toMatch(/min\.compaction\.lag\.ms/);
+    expect(
+      configError(() => parseTopicConfig({ "cleanup.policy": "compact,delete", "retention.ms": "1000", "min.compaction.lag.ms": "5000" })),
+    ).toMatch(/min\.compaction\.lag\.ms/);
   });
 
   it("describes a config back as strings under Kafka's names", () => {

@@ -88,7 +88,16 @@ describe("uniform assignor", () => {
   });
 
   it("ignores topics that do not exist and drops current partitions that no longer do", () => {
-    const inp = input([member("a", ["t", "ghost"])], { t: 2 }, { a: [{ topic: "t", partitions: [0, 1, 7] }, { topic: "ghost", partitions: [0] }] });
+    const inp = input(
+      [member("a", ["t", "ghost"])],
+      { t: 2 },
+      {
+        a: [
+          { topic: "t", partitions: [0, 1, 7] },
+          { topic: "ghost", partitions: [0] },
+        ],
+      },
+    );
     expect(Object.fromEntries(uniformAssignor(inp))).toEqual({ a: [{ topic: "t", partitions: [0, 1] }] });
   });
 
@@ -101,7 +110,9 @@ describe("uniform assignor", () => {
       const n = 1 + rnd.int(8);
       const homogeneous = rnd.int(2) === 0;
       const shared = topics.filter(() => rnd.int(2) === 0);
-      const members = Array.from({ length: n }, (_, i) => member(`m${(i * 7 + round) % 11}`, homogeneous ? shared : topics.filter(() => rnd.int(2) === 0)));
+      const members = Array.from({ length: n }, (_, i) =>
+        member(`m${(i * 7 + round) % 11}`, homogeneous ? shared : topics.filter(() => rnd.int(2) === 0)),
+      );
       const unique = [...new Map(members.map((m) => [m.memberId, m])).values()];
       const counts = Object.fromEntries(topics.map((t) => [t, rnd.int(10)]));
       const inp: AssignorInput = { members: unique, partitionCounts: new Map(Object.entries(counts)), current };
@@ -126,8 +137,14 @@ describe("range assignor", () => {
   it("gives contiguous ranges per topic, the first members one more", () => {
     const inp = input([member("b", ["t", "u"]), member("a", ["t", "u"])], { t: 5, u: 2 });
     expect(Object.fromEntries(rangeAssignor(inp))).toEqual({
-      a: [{ topic: "t", partitions: [0, 1, 2] }, { topic: "u", partitions: [0] }],
-      b: [{ topic: "t", partitions: [3, 4] }, { topic: "u", partitions: [1] }],
+      a: [
+        { topic: "t", partitions: [0, 1, 2] },
+        { topic: "u", partitions: [0] },
+      ],
+      b: [
+        { topic: "t", partitions: [3, 4] },
+        { topic: "u", partitions: [1] },
+      ],
     });
   });
 

@@ -6,7 +6,14 @@
 import { expect } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
-import type { CoordinatorOptions, CoordinatorResult, GroupDescription, HeartbeatRequest, HeartbeatResponse, TopicsView } from "../../../src/coordinator/coordinator.ts";
+import type {
+  CoordinatorOptions,
+  CoordinatorResult,
+  GroupDescription,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  TopicsView,
+} from "../../../src/coordinator/coordinator.ts";
 import { GroupCoordinator } from "../../../src/coordinator/coordinator.ts";
 import type { TopicPartitions } from "../../../src/coordinator/partitions.ts";
 import { keysOf } from "../../../src/coordinator/partitions.ts";
@@ -74,13 +81,19 @@ export class Harness {
 
   describe(groupId: string): GroupDescription {
     const [d] = this.c.describeGroups([groupId]);
-    expect(d.error).toBeNull();
-    return d;
+    expect(d!.error).toBeNull();
+    return d!;
   }
 
   /** A fresh coordinator fed the whole log, replay only. */
   replayed(records: readonly GroupRecord[] = this.log): GroupCoordinator {
-    const c = new GroupCoordinator({ random: new SeededRandom(999), topics: this.view, sessionTimeoutMs: SESSION_MS, minSessionTimeoutMs: 1_000, heartbeatIntervalMs: 1_000 });
+    const c = new GroupCoordinator({
+      random: new SeededRandom(999),
+      topics: this.view,
+      sessionTimeoutMs: SESSION_MS,
+      minSessionTimeoutMs: 1_000,
+      heartbeatIntervalMs: 1_000,
+    });
     for (const r of records) c.replay(r);
     return c;
   }
@@ -126,7 +139,14 @@ export class TestMember {
   }
 
   heartbeat(extra: Partial<HeartbeatRequest> = {}): HeartbeatResponse {
-    const r = this.h.heartbeat({ groupId: this.groupId, memberId: this.memberId, memberEpoch: this.epoch, ownedPartitions: this.owned, instanceId: this.opts.instanceId, ...extra });
+    const r = this.h.heartbeat({
+      groupId: this.groupId,
+      memberId: this.memberId,
+      memberEpoch: this.epoch,
+      ownedPartitions: this.owned,
+      instanceId: this.opts.instanceId,
+      ...extra,
+    });
     return this.take(r);
   }
 

@@ -54,10 +54,10 @@ describe("coordinator: joining", () => {
 
   it("answers an unchanged heartbeat with no records and a null assignment", () => {
     const { h, ms } = threeOverSix();
-    const res = h.c.heartbeat({ groupId: G, memberId: ms[0].memberId, memberEpoch: ms[0].epoch, ownedPartitions: ms[0].owned }, h.now);
+    const res = h.c.heartbeat({ groupId: G, memberId: ms[0]!.memberId, memberEpoch: ms[0]!.epoch, ownedPartitions: ms[0]!.owned }, h.now);
     expect(res.records).toEqual([]);
     expect(res.response.assignment).toBeNull();
-    const bare = h.c.heartbeat({ groupId: G, memberId: ms[0].memberId, memberEpoch: ms[0].epoch }, h.now);
+    const bare = h.c.heartbeat({ groupId: G, memberId: ms[0]!.memberId, memberEpoch: ms[0]!.epoch }, h.now);
     expect(bare.records).toEqual([]);
     expect(bare.response.assignment).toBeNull();
   });
@@ -139,16 +139,16 @@ describe("coordinator: leaving and timeouts", () => {
   it("reassigns a leaving member's partitions to the others", () => {
     const { h, ms } = threeOverSix();
     const before = h.describe(G).groupEpoch;
-    const r = ms[2].leave();
+    const r = ms[2]!.leave();
     expect(r.memberEpoch).toBe(-1);
     const d = h.describe(G);
     expect(d.members).toHaveLength(2);
     expect(d.groupEpoch).toBe(before + 1);
     stabilize(h, G, ms.slice(0, 2));
-    expect(ms[0].count() + ms[1].count()).toBe(6);
-    expect([ms[0].count(), ms[1].count()]).toEqual([3, 3]);
+    expect(ms[0]!.count() + ms[1]!.count()).toBe(6);
+    expect([ms[0]!.count(), ms[1]!.count()]).toEqual([3, 3]);
     // Sticky: the survivors kept what they had.
-    expect(errorName(() => ms[2].heartbeat())).toBe("UNKNOWN_MEMBER_ID");
+    expect(errorName(() => ms[2]!.heartbeat())).toBe("UNKNOWN_MEMBER_ID");
   });
 
   it("removes a member whose session timed out, and only then", () => {
@@ -156,21 +156,31 @@ describe("coordinator: leaving and timeouts", () => {
     const [a, b, dead] = ms;
     for (let t = 0; t < 9; t++) {
       h.advance(1_000);
-      a.heartbeat();
-      b.heartbeat();
+      a!.heartbeat();
+      b!.heartbeat();
       expect(h.tick()).toEqual([]);
     }
     h.advance(1_000); // 10 s since dead's last heartbeat
-    a.heartbeat();
-    b.heartbeat();
+    a!.heartbeat();
+    b!.heartbeat();
     const records = h.tick();
-    expect(records.filter((r) => r.type === "member-tombstone").map((r) => (r.type === "member-tombstone" ? r.memberId : ""))).toEqual([dead.memberId]);
-    expect(h.describe(G).members.map((m) => m.memberId).sort()).toEqual([a.memberId, b.memberId].sort());
-    stabilize(h, G, [a, b]);
-    expect(a.count() + b.count()).toBe(6);
+    expect(records.filter((r) => r.type === "member-tombstone").map((r) => (r.type === "member-tombstone" ? r.memberId : ""))).toEqual([
+      dead!.memberId,
+    ]);
+    expect(
+      h
+        .describe(G)
+        .members.map((m) => m.memberId)
+        .sort(),
+    ).toEqual([a!.memberId, b!.memberId].sort());
+    stabilize(h, G, [a!, b!]);
+    expect(a!.count() + b!.count()).toBe(6);
     // The dead member is a zombie now: fenced from heartbeats and commits.
-    expect(errorName(() => dead.heartbeat())).toBe("UNKNOWN_MEMBER_ID");
-    const c = h.c.commitOffsets({ groupId: G, memberId: dead.memberId, memberEpoch: dead.epoch, offsets: [{ topic: "orders", partition: 0, offset: 5 }] }, h.now);
+    expect(errorName(() => dead!.heartbeat())).toBe("UNKNOWN_MEMBER_ID");
+    const c = h.c.commitOffsets(
+      { groupId: G, memberId: dead!.memberId, memberEpoch: dead!.epoch, offsets: [{ topic: "orders", partition: 0, offset: 5 }] },
+      h.now,
+    );
     expect(c.records).toEqual([]);
     expect(c.response.error?.kind.name).toBe("UNKNOWN_MEMBER_ID");
   });
@@ -201,14 +211,39 @@ describe("coordinator: epoch fencing", () => {
     const state = JSON.stringify(h.c.toJSON());
     const older = Math.max(1, a.epoch - 1);
 
-    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: a.memberId, memberEpoch: older, ownedPartitions: keysOf(a.owned).size ? [{ topic: "orders", partitions: [0, 1, 2, 3, 4, 5] }] : [] }, h.now))).toBe("FENCED_MEMBER_EPOCH");
-    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: a.memberId, memberEpoch: a.epoch + 5 }, h.now))).toBe("FENCED_MEMBER_EPOCH");
+    expect(
+      errorName(() =>
+        h.c.heartbeat(
+          {
+            groupId: G,
+            memberId: a.memberId,
+            memberEpoch: older,
+            ownedPartitions: keysOf(a.owned).size ? [{ topic: "orders", partitions: [0, 1, 2, 3, 4, 5] }] : [],
+          },
+          h.now,
+        ),
+      ),
+    ).toBe("FENCED_MEMBER_EPOCH");
+    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: a.memberId, memberEpoch: a.epoch + 5 }, h.now))).toBe(
+      "FENCED_MEMBER_EPOCH",
+    );
 
-    const stale = h.c.commitOffsets({ groupId: G, memberId: a.memberId, memberEpoch: older, offsets: [{ topic: a.owned[0].topic, partition: a.owned[0].partitions[0], offset: 7 }] }, h.now);
+    const stale = h.c.commitOffsets(
+      {
+        groupId: G,
+        memberId: a.memberId,
+        memberEpoch: older,
+        offsets: [{ topic: a!.owned[0]!.topic, partition: a!.owned[0]!.partitions[0]!, offset: 7 }],
+      },
+      h.now,
+    );
     expect(stale.records).toEqual([]);
     expect(stale.response.error?.kind.name).toBe("STALE_MEMBER_EPOCH");
-    expect(stale.response.offsets[0].error?.kind.name).toBe("STALE_MEMBER_EPOCH");
-    const ahead = h.c.commitOffsets({ groupId: G, memberId: a.memberId, memberEpoch: a.epoch + 1, offsets: [{ topic: "orders", partition: 0, offset: 7 }] }, h.now);
+    expect(stale!.response.offsets[0]!.error?.kind.name).toBe("STALE_MEMBER_EPOCH");
+    const ahead = h.c.commitOffsets(
+      { groupId: G, memberId: a.memberId, memberEpoch: a.epoch + 1, offsets: [{ topic: "orders", partition: 0, offset: 7 }] },
+      h.now,
+    );
     expect(ahead.response.error?.kind.name).toBe("FENCED_MEMBER_EPOCH");
     expect(ahead.records).toEqual([]);
     expect(JSON.stringify(h.c.toJSON())).toBe(state);
@@ -242,7 +277,19 @@ describe("coordinator: epoch fencing", () => {
     expect(retry.memberEpoch).toBe(lost.memberEpoch);
     expect(retry.assignment).not.toBeNull();
     // ...but not when it claims partitions it does not own.
-    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: a.memberId, memberEpoch: lostEpoch, ownedPartitions: [{ topic: "orders", partitions: [0, 1, 2, 3, 4, 5] }] }, h.now))).toBe("FENCED_MEMBER_EPOCH");
+    expect(
+      errorName(() =>
+        h.c.heartbeat(
+          {
+            groupId: G,
+            memberId: a.memberId,
+            memberEpoch: lostEpoch,
+            ownedPartitions: [{ topic: "orders", partitions: [0, 1, 2, 3, 4, 5] }],
+          },
+          h.now,
+        ),
+      ),
+    ).toBe("FENCED_MEMBER_EPOCH");
   });
 });
 
@@ -251,61 +298,65 @@ describe("coordinator: static membership", () => {
     const { h, ms } = threeOverSix({ static: true });
     const before = h.describe(G);
     const targetsByInstance = new Map(before.members.map((m) => [m.instanceId, keys(m.targetAssignment)]));
-    const epochBefore = ms[1].epoch;
-    const ownedBefore = keys(ms[1].owned);
+    const epochBefore = ms[1]!.epoch;
+    const ownedBefore = keys(ms[1]!.owned);
 
-    expect(ms[1].staticLeave().memberEpoch).toBe(-2);
+    expect(ms[1]!.staticLeave().memberEpoch).toBe(-2);
     let d = h.describe(G);
     expect(d.groupEpoch).toBe(before.groupEpoch);
     expect(d.members).toHaveLength(3);
     // The others notice nothing.
     h.advance(5_000);
-    for (const m of [ms[0], ms[2]]) expect(m.heartbeat().assignment).toBeNull();
+    for (const m of [ms[0], ms[2]]) expect(m!.heartbeat().assignment).toBeNull();
     expect(h.tick()).toEqual([]);
 
     // A new process with the same instance id comes back, 9 s after the leave.
     h.advance(4_000);
     const back = new TestMember(h, G, ["orders"], { instanceId: "consumer-2" });
     const r = back.join();
-    expect(r.memberId).not.toBe(ms[1].memberId);
+    expect(r.memberId).not.toBe(ms[1]!.memberId);
     expect(r.memberEpoch).toBe(epochBefore);
     expect(keys(r.assignment ?? [])).toEqual(ownedBefore);
     d = h.describe(G);
     expect(d.groupEpoch).toBe(before.groupEpoch);
     expect(d.state).toBe("stable");
     expect(new Map(d.members.map((m) => [m.instanceId, keys(m.targetAssignment)]))).toEqual(targetsByInstance);
-    for (const m of [ms[0], ms[2]]) expect(m.heartbeat().assignment).toBeNull();
+    for (const m of [ms[0], ms[2]]) expect(m!.heartbeat().assignment).toBeNull();
     // The old member id is gone.
-    expect(errorName(() => ms[1].heartbeat())).toBe("UNKNOWN_MEMBER_ID");
+    expect(errorName(() => ms[1]!.heartbeat())).toBe("UNKNOWN_MEMBER_ID");
   });
 
   it("removes a static member that stays away past its session timeout, and reassigns", () => {
     const { h, ms } = threeOverSix({ static: true });
     const epoch = h.describe(G).groupEpoch;
-    ms[1].staticLeave();
+    ms[1]!.staticLeave();
     for (let t = 0; t < 10; t++) {
       h.advance(1_000);
-      ms[0].heartbeat();
-      ms[2].heartbeat();
+      ms[0]!.heartbeat();
+      ms[2]!.heartbeat();
       h.tick();
     }
     const d = h.describe(G);
     expect(d.members).toHaveLength(2);
     expect(d.groupEpoch).toBe(epoch + 1);
-    stabilize(h, G, [ms[0], ms[2]]);
-    expect(ms[0].count() + ms[2].count()).toBe(6);
+    stabilize(h, G, [ms[0]!, ms[2]!]);
+    expect(ms[0]!.count() + ms[2]!.count()).toBe(6);
   });
 
   it("refuses a second active holder of an instance id (UNRELEASED_INSTANCE_ID)", () => {
     const { h } = threeOverSix({ static: true });
     const before = JSON.stringify(h.c.toJSON());
-    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: "", memberEpoch: 0, instanceId: "consumer-1", subscribedTopics: ["orders"] }, h.now))).toBe("UNRELEASED_INSTANCE_ID");
+    expect(
+      errorName(() =>
+        h.c.heartbeat({ groupId: G, memberId: "", memberEpoch: 0, instanceId: "consumer-1", subscribedTopics: ["orders"] }, h.now),
+      ),
+    ).toBe("UNRELEASED_INSTANCE_ID");
     expect(JSON.stringify(h.c.toJSON())).toBe(before);
   });
 
   it("needs an instance id to leave with epoch -2", () => {
     const { h, ms } = threeOverSix();
-    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: ms[0].memberId, memberEpoch: -2 }, h.now))).toBe("INVALID_ARGUMENT");
+    expect(errorName(() => h.c.heartbeat({ groupId: G, memberId: ms[0]!.memberId, memberEpoch: -2 }, h.now))).toBe("INVALID_ARGUMENT");
   });
 });
 
@@ -322,7 +373,7 @@ describe("coordinator: topics", () => {
     stabilize(h, G, ms);
     expect(ms.map((m) => m.count())).toEqual([3, 3, 3]);
     // Sticky: nobody lost a partition it had.
-    ms.forEach((m, i) => expect(keys(m.owned)).toEqual(expect.arrayContaining(before[i])));
+    ms.forEach((m, i) => expect(keys(m.owned)).toEqual(expect.arrayContaining(before[i]!)));
     expect(h.c.onTopicsChanged(new Map([["orders", 9]]))).toEqual([]);
   });
 
@@ -377,8 +428,8 @@ describe("coordinator: assignors per group", () => {
     const ms = ["x", "y"].map((i) => new TestMember(h, G, ["t"], { assignor: "range", instanceId: i }));
     for (const m of ms) m.join();
     stabilize(h, G, ms);
-    expect(keys(ms[0].owned)).toEqual(["t:0", "t:1", "t:2"]);
-    expect(keys(ms[1].owned)).toEqual(["t:3", "t:4"]);
+    expect(keys(ms[0]!.owned)).toEqual(["t:0", "t:1", "t:2"]);
+    expect(keys(ms[1]!.owned)).toEqual(["t:3", "t:4"]);
     expect(h.describe(G).assignor).toBe("range");
     const other = new TestMember(h, G, ["t"], { assignor: "uniform" });
     expect(errorName(() => other.join())).toBe("INCONSISTENT_GROUP_PROTOCOL");
@@ -416,7 +467,9 @@ describe("coordinator: limits and bad input", () => {
     expect(hb({ memberEpoch: 3, memberId: "" })).toBe("INVALID_ARGUMENT");
     expect(hb({ memberEpoch: 3, memberId: "nobody" })).toBe("UNKNOWN_MEMBER_ID");
     expect(hb({ memberEpoch: -1, memberId: "nobody" })).toBe("UNKNOWN_MEMBER_ID");
-    expect(hb({ memberEpoch: ms[0].epoch, memberId: ms[0].memberId, ownedPartitions: [{ topic: "orders", partitions: [-1] }] })).toBe("INVALID_ARGUMENT");
+    expect(hb({ memberEpoch: ms[0]!.epoch, memberId: ms[0]!.memberId, ownedPartitions: [{ topic: "orders", partitions: [-1] }] })).toBe(
+      "INVALID_ARGUMENT",
+    );
     expect(JSON.stringify(h.c.toJSON())).toBe(before);
     expect(h.log.length).toBe(logLength);
   });
@@ -426,10 +479,10 @@ describe("coordinator: limits and bad input", () => {
     expect(h.c.listGroups()).toEqual([{ groupId: G, state: "stable", members: 3 }]);
     expect(h.c.listGroups(["empty"])).toEqual([]);
     const [ok, unknown, invalid] = h.c.describeGroups([G, "nope", ""]);
-    expect(ok.error).toBeNull();
-    expect(ok.members.map((m) => m.clientId)).toEqual(["test", "test", "test"]);
-    expect(unknown.error?.kind.name).toBe("GROUP_ID_NOT_FOUND");
-    expect(unknown.error?.message).toContain("group_id: group nope");
-    expect(invalid.error?.kind.name).toBe("INVALID_GROUP_ID");
+    expect(ok!.error).toBeNull();
+    expect(ok!.members.map((m) => m.clientId)).toEqual(["test", "test", "test"]);
+    expect(unknown!.error?.kind.name).toBe("GROUP_ID_NOT_FOUND");
+    expect(unknown!.error?.message).toContain("group_id: group nope");
+    expect(invalid!.error?.kind.name).toBe("INVALID_GROUP_ID");
   });
 });

@@ -168,10 +168,18 @@ class Sim {
     const d = this.h.c.describeGroups([G])[0];
     // The owner as the coordinator holds it: the member whose assignment (including partitions
     // pending revocation, which it may still commit) contains the partition.
-    const owner = d.members.find((m) => m.assignment.some((t) => t.topic === topic && t.partitions.includes(partition)))?.memberId ?? "";
-    const res = this.h.c.commitOffsets({ groupId: G, memberId: c.memberId === "" ? "x" : c.memberId, memberEpoch: Math.max(0, c.epoch), offsets: [{ topic, partition, offset: this.step }] }, this.h.now);
-    const ok = res.response.offsets[0].error === null;
-    count(`commit ${nameOf(res.response.offsets[0].error) ?? "accepted"}`);
+    const owner = d!.members.find((m) => m.assignment.some((t) => t.topic === topic && t.partitions.includes(partition)))?.memberId ?? "";
+    const res = this.h.c.commitOffsets(
+      {
+        groupId: G,
+        memberId: c.memberId === "" ? "x" : c.memberId,
+        memberEpoch: Math.max(0, c.epoch),
+        offsets: [{ topic, partition, offset: this.step }],
+      },
+      this.h.now,
+    );
+    const ok = res!.response.offsets[0]!.error === null;
+    count(`commit ${nameOf(res!.response.offsets[0]!.error) ?? "accepted"}`);
     if (ok) {
       expect(owner, `commit of ${k} by ${c.name} (${c.memberId}) accepted, owner is ${owner}`).toBe(c.memberId);
       expect(this.isLiveMember(c), `commit by zombie ${c.name} accepted`).toBe(true);
@@ -181,15 +189,15 @@ class Sim {
 
   isLiveMember(c: Client): boolean {
     if (c.gone || c.memberId === "" || c.epoch <= 0) return false;
-    const m = this.h.c.describeGroups([G])[0].members.find((x) => x.memberId === c.memberId);
+    const m = this!.h.c.describeGroups([G])[0]!.members.find((x) => x.memberId === c.memberId);
     return m !== undefined && m.memberEpoch !== -2;
   }
 
   checkInvariants(): void {
     const [d] = this.h.c.describeGroups([G]);
-    if (d.error !== null) return;
+    if (d!.error !== null) return;
     const owner = new Map<string, string>();
-    for (const m of d.members) {
+    for (const m of d!.members) {
       for (const k of keysOf(m.assignment)) {
         expect(owner.get(k), `partition ${k}: members ${owner.get(k)} and ${m.memberId}`).toBeUndefined();
         owner.set(k, m.memberId);
@@ -198,7 +206,7 @@ class Sim {
     const holder = new Map<string, string>();
     for (const c of this.clients) {
       if (!this.isLiveMember(c)) continue;
-      const m = d.members.find((x) => x.memberId === c.memberId);
+      const m = d!.members.find((x) => x.memberId === c.memberId);
       for (const k of keysOf(c.held)) {
         expect(holder.get(k), `partition ${k}: clients ${holder.get(k)} and ${c.name}`).toBeUndefined();
         holder.set(k, c.name);
@@ -292,7 +300,7 @@ class Sim {
       for (const c of this.live()) this.heartbeat(c, false);
       this.checkInvariants();
       const d = this.h.c.describeGroups([G])[0];
-      if (d.state === "stable" && this.live().every((c) => this.isLiveMember(c)) && d.members.length === this.live().length) return;
+      if (d!.state === "stable" && this.live().every((c) => this.isLiveMember(c)) && d!.members.length === this.live().length) return;
       this.h.advance(1_000);
       this.h.tick();
     }
@@ -301,13 +309,13 @@ class Sim {
 
   checkSettled(): void {
     const d = this.h.c.describeGroups([G])[0];
-    const subscribed = new Set(d.members.flatMap((m) => m.topics));
+    const subscribed = new Set(d!.members.flatMap((m) => m.topics));
     const expected: string[] = [];
     for (const t of [...subscribed].sort()) for (let p = 0; p < (this.h.topics.get(t) ?? 0); p++) expected.push(`${t}:${p}`);
     const held = this.live().flatMap((c) => [...keysOf(c.held)]);
     expect(held.sort()).toEqual(expected.sort());
     for (const c of this.live()) {
-      const m = d.members.find((x) => x.memberId === c.memberId);
+      const m = d!.members.find((x) => x.memberId === c.memberId);
       expect([...keysOf(m?.assignment ?? [])].sort()).toEqual([...keysOf(c.held)].sort());
       expect([...keysOf(m?.targetAssignment ?? [])].sort()).toEqual([...keysOf(c.held)].sort());
     }
@@ -339,9 +347,26 @@ describe("coordinator: random sequences", () => {
     it(`keeps every partition with at most one owner (seed ${seed})`, () => run(seed, 800));
   }
   it("reached every path it means to test", () => {
-    console.log(`coordinator random sequences: ${[...totals].sort().map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    console.log(
+      `coordinator random sequences: ${[...totals]
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
     if (process.env["SEED"] !== undefined) return;
-    for (const event of ["revocation", "unreleased", "owned omitted", "static comeback", "lost response", "timeout", "commit accepted", "commit STALE_MEMBER_EPOCH", "commit UNKNOWN_MEMBER_ID", "heartbeat FENCED_MEMBER_EPOCH", "heartbeat UNKNOWN_MEMBER_ID"]) {
+    for (const event of [
+      "revocation",
+      "unreleased",
+      "owned omitted",
+      "static comeback",
+      "lost response",
+      "timeout",
+      "commit accepted",
+      "commit STALE_MEMBER_EPOCH",
+      "commit UNKNOWN_MEMBER_ID",
+      "heartbeat FENCED_MEMBER_EPOCH",
+      "heartbeat UNKNOWN_MEMBER_ID",
+    ]) {
       expect(totals.get(event) ?? 0, event).toBeGreaterThan(0);
     }
   });

@@ -37,27 +37,56 @@ describe("coordinator: replay", () => {
     steps.push(["b joins", () => void b.join()]);
     steps.push(["c joins", () => void c.join()]);
     steps.push(["stabilize", () => stabilize(h, G, [a, b, c])]);
-    steps.push(["b commits", () => void h.write(h.c.commitOffsets({ groupId: G, memberId: b.memberId, memberEpoch: b.epoch, offsets: b.owned.map((tp) => ({ topic: tp.topic, partition: tp.partitions[0], offset: 11 })) }, h.now))]);
+    steps.push([
+      "b commits",
+      () =>
+        void h.write(
+          h.c.commitOffsets(
+            {
+              groupId: G,
+              memberId: b.memberId,
+              memberEpoch: b.epoch,
+              offsets: b.owned.map((tp) => ({ topic: tp.topic, partition: tp.partitions[0]!, offset: 11 })),
+            },
+            h.now,
+          ),
+        ),
+    ]);
     steps.push(["a leaves for a while", () => void a.staticLeave()]);
     steps.push(["a comes back as a2", () => void (a2 = new TestMember(h, G, ["orders"], { instanceId: "static-a" })).join()]);
-    steps.push(["orders grows", () => {
-      h.topics.set("orders", 9);
-      h.append(h.c.onTopicsChanged(new Map([["orders", 9]])));
-    }]);
+    steps.push([
+      "orders grows",
+      () => {
+        h.topics.set("orders", 9);
+        h.append(h.c.onTopicsChanged(new Map([["orders", 9]])));
+      },
+    ]);
     steps.push(["stabilize again", () => stabilize(h, G, [a2 as unknown as TestMember, b, c])]);
-    steps.push(["c times out", () => {
-      for (let i = 0; i < 11; i++) {
-        h.advance(1_000);
-        (a2 as unknown as TestMember).heartbeat();
-        b.heartbeat();
-        h.tick();
-      }
-    }]);
+    steps.push([
+      "c times out",
+      () => {
+        for (let i = 0; i < 11; i++) {
+          h.advance(1_000);
+          (a2 as unknown as TestMember).heartbeat();
+          b.heartbeat();
+          h.tick();
+        }
+      },
+    ]);
     steps.push(["b leaves", () => void b.leave()]);
     steps.push(["a2 leaves", () => void (a2 as unknown as TestMember).leave()]);
     steps.push(["reset offsets", () => void h.write(h.c.resetOffsets(G, [{ topic: "orders", partition: 8, offset: 1 }], h.now))]);
     steps.push(["delete audit offsets", () => void h.write(h.c.deleteOffsets(G, [{ topic: "audit", partitions: [] }]))]);
-    steps.push(["another group commits", () => void h.write(h.c.commitOffsets({ groupId: "other", memberId: "", memberEpoch: -1, offsets: [{ topic: "orders", partition: 0, offset: 1 }] }, h.now))]);
+    steps.push([
+      "another group commits",
+      () =>
+        void h.write(
+          h.c.commitOffsets(
+            { groupId: "other", memberId: "", memberEpoch: -1, offsets: [{ topic: "orders", partition: 0, offset: 1 }] },
+            h.now,
+          ),
+        ),
+    ]);
     steps.push(["delete the group", () => void h.write(h.c.deleteGroups([G]))]);
     for (const [name, step] of steps) {
       step();
@@ -88,6 +117,6 @@ describe("coordinator: replay", () => {
     expect(JSON.stringify(h.c.toJSON())).toBe(before);
     // Dropping a result (a failed append) leaves the coordinator as if the request never came.
     h.append(leave.records);
-    expect(h.c.describeGroups(["g"])[0].members).toHaveLength(0);
+    expect(h!.c.describeGroups(["g"])[0]!.members).toHaveLength(0);
   });
 });

@@ -12,15 +12,27 @@ import {
 import type { MetadataImage } from "../../../src/metadata/image.ts";
 import { clusterOf, commit, createTopic, expectRejected, heartbeat, part, pure, register, topicWith } from "./cluster-helpers.ts";
 
-const reg = (nodeId: number, incarnationId: string) => ({ nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "rack-a", roles: ["broker"] });
+const reg = (nodeId: number, incarnationId: string) => ({
+  nodeId,
+  incarnationId,
+  address: `h${nodeId}:9092`,
+  rack: "rack-a",
+  roles: ["broker"],
+});
 const epochOf = (img: MetadataImage, id: number) => img.brokers.get(id)!.epoch;
-const fence = (img: MetadataImage, id: number) => commit(img, pure(img, () => decideFenceBroker(img, id)));
+const fence = (img: MetadataImage, id: number) =>
+  commit(
+    img,
+    pure(img, () => decideFenceBroker(img, id)),
+  );
 
 describe("decideRegisterBroker", () => {
   it("registers a new broker fenced, with its epoch the offset of the record", () => {
     const img = clusterOf([1]);
     const records = pure(img, () => decideRegisterBroker(img, reg(2, "x"), () => false));
-    expect(records).toEqual([{ type: "broker", v: 1, nodeId: 2, address: "h2:9092", roles: ["broker"], fenced: true, incarnationId: "x", rack: "rack-a" }]);
+    expect(records).toEqual([
+      { type: "broker", v: 1, nodeId: 2, address: "h2:9092", roles: ["broker"], fenced: true, incarnationId: "x", rack: "rack-a" },
+    ]);
     commit(img, records);
     expect(img.brokers.get(2)).toMatchObject({ fenced: true, epoch: img.offset, incarnationId: "x", rack: "rack-a" });
   });
@@ -37,7 +49,10 @@ describe("decideRegisterBroker", () => {
     expect(e.message).toMatch(/^node_id:/);
     // Session expired (not yet fenced): the new incarnation takes over; what the old one led moves.
     const old = epochOf(img, 1);
-    commit(img, pure(img, () => decideRegisterBroker(img, reg(1, "other"), () => false)));
+    commit(
+      img,
+      pure(img, () => decideRegisterBroker(img, reg(1, "other"), () => false)),
+    );
     expect(img.brokers.get(1)).toMatchObject({ incarnationId: "other", fenced: true });
     expect(epochOf(img, 1)).toBeGreaterThan(old);
     expect(part(img, "t")).toMatchObject({ leader: 2, isr: [2, 3], leaderEpoch: 1, partitionEpoch: 1 });
@@ -46,19 +61,29 @@ describe("decideRegisterBroker", () => {
   it("accepts a new incarnation of a fenced broker even if it was heard from recently", () => {
     const img = clusterOf([1, 2]);
     fence(img, 1);
-    commit(img, decideRegisterBroker(img, reg(1, "new"), () => true));
+    commit(
+      img,
+      decideRegisterBroker(img, reg(1, "new"), () => true),
+    );
     expect(img.brokers.get(1)!.incarnationId).toBe("new");
   });
 
   it("rejects requests without an incarnation id or with a bad node id", () => {
     const img = clusterOf([1]);
-    expect(expectRejected(img, "INVALID_REQUEST", () => decideRegisterBroker(img, reg(2, ""), () => false)).message).toMatch(/^incarnation_id:/);
+    expect(expectRejected(img, "INVALID_REQUEST", () => decideRegisterBroker(img, reg(2, ""), () => false)).message).toMatch(
+      /^incarnation_id:/,
+    );
     expectRejected(img, "INVALID_REQUEST", () => decideRegisterBroker(img, reg(-1, "x"), () => false));
   });
 });
 
 describe("decideBrokerHeartbeat", () => {
-  const hb = (nodeId: number, brokerEpoch: number, currentMetadataOffset: number, more: { wantFence?: boolean; wantShutDown?: boolean } = {}) => ({
+  const hb = (
+    nodeId: number,
+    brokerEpoch: number,
+    currentMetadataOffset: number,
+    more: { wantFence?: boolean; wantShutDown?: boolean } = {},
+  ) => ({
     nodeId,
     brokerEpoch,
     currentMetadataOffset,
@@ -86,7 +111,10 @@ describe("decideBrokerHeartbeat", () => {
     commit(img, ok.records);
     expect(img.unfencedBrokers()).toEqual([1, 2]);
     // An unfenced broker's heartbeat changes nothing.
-    expect(decideBrokerHeartbeat(img, hb(2, epoch, img.offset))).toEqual({ records: [], response: { isCaughtUp: true, isFenced: false, shouldShutDown: false } });
+    expect(decideBrokerHeartbeat(img, hb(2, epoch, img.offset))).toEqual({
+      records: [],
+      response: { isCaughtUp: true, isFenced: false, shouldShutDown: false },
+    });
   });
 
   it("unfencing gives the broker the leaderless partitions whose ISR holds it", () => {
@@ -129,7 +157,12 @@ describe("decideBrokerHeartbeat", () => {
 
   it("controlled shutdown moves every leader to another ISR member, leaves the ISRs, then lets the broker go", () => {
     const img = clusterOf([1, 2, 3]);
-    topicWith(img, "t", [[1, 2, 3], [1, 3, 2], [2, 1, 3], [3, 2, 1]]);
+    topicWith(img, "t", [
+      [1, 2, 3],
+      [1, 3, 2],
+      [2, 1, 3],
+      [3, 2, 1],
+    ]);
     const epoch = epochOf(img, 1);
     const d = pure(img, () => decideBrokerHeartbeat(img, hb(1, epoch, img.offset, { wantShutDown: true })));
     expect(d.response.shouldShutDown).toBe(false); // it still leads partitions in the image
@@ -148,7 +181,9 @@ describe("decideBrokerHeartbeat", () => {
     expect(next).toEqual({ records: [], response: { isCaughtUp: true, isFenced: false, shouldShutDown: true } });
     // While shutting down it neither leads again nor rejoins an ISR; a new registration clears it.
     expect(decidePreferredLeaderElection(img).records).toEqual([]);
-    expectRejected(img, "INELIGIBLE_REPLICA", () => decideAlterPartition(img, 2, epochOf(img, 2), { topic: "t", partition: 0, leaderEpoch: 1, partitionEpoch: 1, newIsr: [2, 3, 1] }));
+    expectRejected(img, "INELIGIBLE_REPLICA", () =>
+      decideAlterPartition(img, 2, epochOf(img, 2), { topic: "t", partition: 0, leaderEpoch: 1, partitionEpoch: 1, newIsr: [2, 3, 1] }),
+    );
     register(img, 1, "inc-1b");
     expect(img.brokers.get(1)!.inControlledShutdown).toBe(false);
   });
@@ -177,12 +212,31 @@ describe("decideBrokerHeartbeat", () => {
 describe("decideFenceBroker", () => {
   it("elects the next ISR member of an RF=3 partition with leaderEpoch+1, and shrinks the ISRs it followed in", () => {
     const img = clusterOf([1, 2, 3]);
-    topicWith(img, "t", [[1, 2, 3], [2, 1, 3]]);
+    topicWith(img, "t", [
+      [1, 2, 3],
+      [2, 1, 3],
+    ]);
     const records = pure(img, () => decideFenceBroker(img, 1));
     expect(records[0]).toEqual({ type: "broker-fence", v: 1, nodeId: 1, brokerEpoch: epochOf(img, 1), fenced: true });
     commit(img, records);
-    expect(part(img, "t", 0)).toEqual({ topic: "t", partition: 0, replicas: [1, 2, 3], isr: [2, 3], leader: 2, leaderEpoch: 1, partitionEpoch: 1 });
-    expect(part(img, "t", 1)).toEqual({ topic: "t", partition: 1, replicas: [2, 1, 3], isr: [2, 3], leader: 2, leaderEpoch: 0, partitionEpoch: 1 });
+    expect(part(img, "t", 0)).toEqual({
+      topic: "t",
+      partition: 0,
+      replicas: [1, 2, 3],
+      isr: [2, 3],
+      leader: 2,
+      leaderEpoch: 1,
+      partitionEpoch: 1,
+    });
+    expect(part(img, "t", 1)).toEqual({
+      topic: "t",
+      partition: 1,
+      replicas: [2, 1, 3],
+      isr: [2, 3],
+      leader: 2,
+      leaderEpoch: 0,
+      partitionEpoch: 1,
+    });
     expect(img.unfencedBrokers()).toEqual([2, 3]);
   });
 
@@ -205,9 +259,14 @@ describe("decideFenceBroker", () => {
     for (const unclean of [true, false]) {
       const img = clusterOf([1, 2, 3]);
       topicWith(img, "t", [[1, 2, 3]], unclean ? { "unclean.leader.election.enable": "true" } : {});
-      commit(img, decideAlterPartition(img, 1, epochOf(img, 1), { topic: "t", partition: 0, leaderEpoch: 0, partitionEpoch: 0, newIsr: [1] }));
+      commit(
+        img,
+        decideAlterPartition(img, 1, epochOf(img, 1), { topic: "t", partition: 0, leaderEpoch: 0, partitionEpoch: 0, newIsr: [1] }),
+      );
       fence(img, 1);
-      expect(part(img, "t")).toMatchObject(unclean ? { leader: 2, isr: [2], leaderEpoch: 1, partitionEpoch: 2 } : { leader: -1, isr: [1], leaderEpoch: 1, partitionEpoch: 2 });
+      expect(part(img, "t")).toMatchObject(
+        unclean ? { leader: 2, isr: [2], leaderEpoch: 1, partitionEpoch: 2 } : { leader: -1, isr: [1], leaderEpoch: 1, partitionEpoch: 2 },
+      );
     }
   });
 
@@ -225,7 +284,11 @@ describe("decideAlterPartition", () => {
     topicWith(img, "t", [[1, 2, 3]]);
     return img;
   };
-  const alter = (img: MetadataImage, newIsr: number[], over: { nodeId?: number; brokerEpoch?: number; topic?: string; partition?: number; leaderEpoch?: number; partitionEpoch?: number } = {}) => {
+  const alter = (
+    img: MetadataImage,
+    newIsr: number[],
+    over: { nodeId?: number; brokerEpoch?: number; topic?: string; partition?: number; leaderEpoch?: number; partitionEpoch?: number } = {},
+  ) => {
     const p = part(img, "t");
     const nodeId = over.nodeId ?? 1;
     return decideAlterPartition(img, nodeId, over.brokerEpoch ?? img.brokers.get(nodeId)?.epoch ?? 0, {
@@ -240,7 +303,9 @@ describe("decideAlterPartition", () => {
   it("shrinks and expands the ISR: partition epoch + 1, leader epoch unchanged", () => {
     const img = setup();
     const shrink = pure(img, () => alter(img, [1, 3]));
-    expect(shrink).toEqual([{ type: "partition-change", v: 1, topic: "t", partition: 0, leader: 1, isr: [1, 3], leaderEpoch: 0, partitionEpoch: 1 }]);
+    expect(shrink).toEqual([
+      { type: "partition-change", v: 1, topic: "t", partition: 0, leader: 1, isr: [1, 3], leaderEpoch: 0, partitionEpoch: 1 },
+    ]);
     commit(img, shrink);
     commit(img, alter(img, [1, 3, 2]));
     expect(part(img, "t")).toMatchObject({ isr: [1, 3, 2], leader: 1, leaderEpoch: 0, partitionEpoch: 2 });
@@ -255,7 +320,9 @@ describe("decideAlterPartition", () => {
     expectRejected(img, "UNKNOWN_TOPIC_OR_PARTITION", () => alter(img, [1, 2], { partition: 1 }));
     expectRejected(img, "NOT_LEADER_OR_FOLLOWER", () => alter(img, [2, 3], { nodeId: 2 }));
     expect(expectRejected(img, "FENCED_LEADER_EPOCH", () => alter(img, [1, 2], { leaderEpoch: 1 })).message).toMatch(/^leader_epoch:/);
-    expect(expectRejected(img, "INVALID_UPDATE_VERSION", () => alter(img, [1, 2], { partitionEpoch: 1 })).message).toMatch(/^partition_epoch:/);
+    expect(expectRejected(img, "INVALID_UPDATE_VERSION", () => alter(img, [1, 2], { partitionEpoch: 1 })).message).toMatch(
+      /^partition_epoch:/,
+    );
     expect(expectRejected(img, "INVALID_REQUEST", () => alter(img, [2, 3])).message).toMatch(/^new_isr:.*lacks the leader/);
     expect(expectRejected(img, "INVALID_REQUEST", () => alter(img, [1, 2, 2])).message).toMatch(/repeats/);
     expect(expectRejected(img, "INVALID_REQUEST", () => alter(img, [1, 4])).message).toMatch(/not a replica/);
@@ -283,7 +350,10 @@ describe("decidePreferredLeaderElection", () => {
   /** t-0 led by 2 after 1 was fenced and came back into the ISR; t-1 led by its preferred 2. */
   const setup = () => {
     const img = clusterOf([1, 2, 3]);
-    topicWith(img, "t", [[1, 2, 3], [2, 3, 1]]);
+    topicWith(img, "t", [
+      [1, 2, 3],
+      [2, 3, 1],
+    ]);
     fence(img, 1);
     register(img, 1, "inc-1b");
     heartbeat(img, 1);
@@ -295,11 +365,25 @@ describe("decidePreferredLeaderElection", () => {
     expect(part(img, "t", 0)).toMatchObject({ leader: 2, isr: [2, 3] });
     expect(decidePreferredLeaderElection(img)).toEqual({ records: [], results: [] });
     const p = part(img, "t", 0);
-    commit(img, decideAlterPartition(img, 2, epochOf(img, 2), { topic: "t", partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [2, 3, 1] }));
+    commit(
+      img,
+      decideAlterPartition(img, 2, epochOf(img, 2), {
+        topic: "t",
+        partition: 0,
+        leaderEpoch: p.leaderEpoch,
+        partitionEpoch: p.partitionEpoch,
+        newIsr: [2, 3, 1],
+      }),
+    );
     const d = pure(img, () => decidePreferredLeaderElection(img));
     expect(d.results).toEqual([{ topic: "t", partition: 0, error: null }]);
     commit(img, d.records);
-    expect(part(img, "t", 0)).toMatchObject({ leader: 1, isr: [2, 3, 1], leaderEpoch: p.leaderEpoch + 1, partitionEpoch: p.partitionEpoch + 2 });
+    expect(part(img, "t", 0)).toMatchObject({
+      leader: 1,
+      isr: [2, 3, 1],
+      leaderEpoch: p.leaderEpoch + 1,
+      partitionEpoch: p.partitionEpoch + 2,
+    });
   });
 
   it("answers named partitions one by one", () => {
@@ -321,7 +405,9 @@ describe("decidePreferredLeaderElection", () => {
     const img2 = clusterOf([1, 2]);
     topicWith(img2, "u", [[1, 2]]);
     fence(img2, 1);
-    expect(decidePreferredLeaderElection(img2, [{ topic: "u", partition: 0 }]).results[0]!.error?.kind.name).toBe("PREFERRED_LEADER_NOT_AVAILABLE");
+    expect(decidePreferredLeaderElection(img2, [{ topic: "u", partition: 0 }]).results[0]!.error?.kind.name).toBe(
+      "PREFERRED_LEADER_NOT_AVAILABLE",
+    );
   });
 });
 
@@ -348,7 +434,11 @@ describe("placement spreads leaders", () => {
   it("starts a new topic on the broker leading the fewest partitions", () => {
     const img = clusterOf([1, 2, 3]);
     topicWith(img, "busy", [[1], [1], [2]]);
-    const records = decideCreateTopic(img, { name: "n", partitions: 1, replicationFactor: 2, configs: {} }, { partitions: 1, brokers: img.unfencedBrokers(), random: new SeededRandom(3) });
+    const records = decideCreateTopic(
+      img,
+      { name: "n", partitions: 1, replicationFactor: 2, configs: {} },
+      { partitions: 1, brokers: img.unfencedBrokers(), random: new SeededRandom(3) },
+    );
     expect(records[1]).toMatchObject({ replicas: [3, 1], isr: [3, 1], leader: 3 });
     commit(img, records);
     // Leaders now 1: 2, 2: 1, 3: 1; three more partitions of "n" fill 2 and 3 first.
@@ -363,7 +453,12 @@ describe("placement spreads leaders", () => {
     const img = clusterOf([1, 2, 3]);
     heartbeat(img, 3, { wantShutDown: true });
     createTopic(img, "t", 6, 3);
-    expect(img.topics.get("t")!.partitions.map((p) => p.leader).sort()).toEqual([1, 1, 1, 2, 2, 2]);
+    expect(
+      img.topics
+        .get("t")!
+        .partitions.map((p) => p.leader)
+        .sort(),
+    ).toEqual([1, 1, 1, 2, 2, 2]);
   });
 
   it("places replicas only on the brokers it is given", () => {
@@ -371,6 +466,12 @@ describe("placement spreads leaders", () => {
     fence(img, 2);
     createTopic(img, "t", 4, 2);
     for (const p of img.topics.get("t")!.partitions) expect(p.replicas.every((r) => r !== 2)).toBe(true);
-    expectRejected(img, "INVALID_REPLICATION_FACTOR", () => decideCreateTopic(img, { name: "u", partitions: 1, replicationFactor: 3, configs: {} }, { partitions: 1, brokers: img.unfencedBrokers(), random: new SeededRandom(1) }));
+    expectRejected(img, "INVALID_REPLICATION_FACTOR", () =>
+      decideCreateTopic(
+        img,
+        { name: "u", partitions: 1, replicationFactor: 3, configs: {} },
+        { partitions: 1, brokers: img.unfencedBrokers(), random: new SeededRandom(1) },
+      ),
+    );
   });
 });

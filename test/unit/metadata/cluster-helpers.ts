@@ -53,7 +53,12 @@ export function pure<T>(image: MetadataImage, decide: () => T): T {
 }
 
 /** Registers broker `nodeId` (incarnation `inc-<nodeId>` unless given) and returns its epoch. */
-export function register(image: MetadataImage, nodeId: number, incarnationId = `inc-${nodeId}`, isAlive: (id: number) => boolean = () => false): number {
+export function register(
+  image: MetadataImage,
+  nodeId: number,
+  incarnationId = `inc-${nodeId}`,
+  isAlive: (id: number) => boolean = () => false,
+): number {
   commit(image, decideRegisterBroker(image, { nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "", roles: ["broker"] }, isAlive));
   return image.brokers.get(nodeId)!.epoch;
 }
@@ -61,7 +66,13 @@ export function register(image: MetadataImage, nodeId: number, incarnationId = `
 /** A caught-up heartbeat from `nodeId`, committed; returns the response. */
 export function heartbeat(image: MetadataImage, nodeId: number, opts: { wantFence?: boolean; wantShutDown?: boolean } = {}) {
   const b = image.brokers.get(nodeId)!;
-  const d = decideBrokerHeartbeat(image, { nodeId, brokerEpoch: b.epoch, currentMetadataOffset: image.offset, wantFence: opts.wantFence ?? false, wantShutDown: opts.wantShutDown ?? false });
+  const d = decideBrokerHeartbeat(image, {
+    nodeId,
+    brokerEpoch: b.epoch,
+    currentMetadataOffset: image.offset,
+    wantFence: opts.wantFence ?? false,
+    wantShutDown: opts.wantShutDown ?? false,
+  });
   commit(image, d.records);
   return d.response;
 }
@@ -75,8 +86,22 @@ export function clusterOf(ids: readonly number[]): MetadataImage {
 }
 
 /** Creates `name` over the image's unfenced brokers. */
-export function createTopic(image: MetadataImage, name: string, partitions: number, rf: number, configs: Record<string, string> = {}, random = new SeededRandom(7)): void {
-  commit(image, decideCreateTopic(image, { name, partitions, replicationFactor: rf, configs }, { partitions: 1, brokers: image.unfencedBrokers(), random }));
+export function createTopic(
+  image: MetadataImage,
+  name: string,
+  partitions: number,
+  rf: number,
+  configs: Record<string, string> = {},
+  random = new SeededRandom(7),
+): void {
+  commit(
+    image,
+    decideCreateTopic(
+      image,
+      { name, partitions, replicationFactor: rf, configs },
+      { partitions: 1, brokers: image.unfencedBrokers(), random },
+    ),
+  );
 }
 
 /** The state of `topic`-`partition`. */
@@ -85,8 +110,25 @@ export function part(image: MetadataImage, topic: string, partition = 0): Partit
 }
 
 /** Creates topic `name` with exactly these replica lists (ISR = replicas, leader = the first). */
-export function topicWith(image: MetadataImage, name: string, replicas: readonly (readonly number[])[], configs: Record<string, string> = {}): void {
+export function topicWith(
+  image: MetadataImage,
+  name: string,
+  replicas: readonly (readonly number[])[],
+  configs: Record<string, string> = {},
+): void {
   const records: MetadataRecord[] = [{ type: "topic", v: 1, name, topicId: `id-${name}`, configs }];
-  replicas.forEach((r, partition) => records.push({ type: "partition", v: 1, topic: name, partition, replicas: r, isr: r, leader: r[0]!, leaderEpoch: 0, partitionEpoch: 0 }));
+  replicas.forEach((r, partition) =>
+    records.push({
+      type: "partition",
+      v: 1,
+      topic: name,
+      partition,
+      replicas: r,
+      isr: r,
+      leader: r[0]!,
+      leaderEpoch: 0,
+      partitionEpoch: 0,
+    }),
+  );
   commit(image, records);
 }

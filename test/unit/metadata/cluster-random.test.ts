@@ -73,7 +73,8 @@ class Run {
     check(JSON.stringify(dump(this.image)) === before, "a decision changed the image");
     commit(this.image, records);
     this.history.push(`  -> ${records.map((r) => r.type).join(", ") || "(nothing)"}`);
-    for (const r of records) tally(this.counts, r.type === "partition-change" && r.leader === -1 ? "partition-change to no leader" : r.type);
+    for (const r of records)
+      tally(this.counts, r.type === "partition-change" && r.leader === -1 ? "partition-change to no leader" : r.type);
     // Set by the decision when it ran (TypeScript cannot see that assignment from here).
     (this.afterCommit as (() => void) | undefined)?.();
     this.checkInvariants();
@@ -88,7 +89,10 @@ class Run {
       const same = img.brokers.get(nodeId)?.incarnationId;
       const incarnationId = same !== undefined && this.chance(0.2) ? same : `i${++this.incarnationSeq}`;
       const alive = this.chance(0.5);
-      return [`register ${nodeId} ${incarnationId} alive=${alive}`, () => decideRegisterBroker(img, { nodeId, incarnationId, address: `h${nodeId}:1`, rack: "", roles: ["broker"] }, () => alive)];
+      return [
+        `register ${nodeId} ${incarnationId} alive=${alive}`,
+        () => decideRegisterBroker(img, { nodeId, incarnationId, address: `h${nodeId}:1`, rack: "", roles: ["broker"] }, () => alive),
+      ];
     }
     if (k < 45) return this.heartbeat(this.pick(brokers).nodeId);
     if (k < 55) {
@@ -98,7 +102,9 @@ class Run {
     if (k < 75) return this.alterPartition();
     if (k < 82) {
       if (this.chance(0.5)) return ["preferred election (all)", () => decidePreferredLeaderElection(img).records];
-      const named = this.partitions().filter(() => this.chance(0.5)).map(({ topic, state }) => ({ topic, partition: state.partition }));
+      const named = this.partitions()
+        .filter(() => this.chance(0.5))
+        .map(({ topic, state }) => ({ topic, partition: state.partition }));
       return [`preferred election of ${named.length}`, () => decidePreferredLeaderElection(img, named).records];
     }
     if (k < 92) {
@@ -106,7 +112,15 @@ class Run {
       const partitions = 1 + this.rnd.int(4);
       const rf = 1 + this.rnd.int(3);
       const configs = this.chance(0.3) ? { "unclean.leader.election.enable": "true" } : {};
-      return [`create ${name} p=${partitions} rf=${rf} ${JSON.stringify(configs)}`, () => decideCreateTopic(img, { name, partitions, replicationFactor: rf, configs }, { partitions: 1, brokers: img.unfencedBrokers(), random: this.rnd })];
+      return [
+        `create ${name} p=${partitions} rf=${rf} ${JSON.stringify(configs)}`,
+        () =>
+          decideCreateTopic(
+            img,
+            { name, partitions, replicationFactor: rf, configs },
+            { partitions: 1, brokers: img.unfencedBrokers(), random: this.rnd },
+          ),
+      ];
     }
     const topics = img.topicNames();
     if (topics.length === 0) return ["nothing", () => []];
@@ -132,9 +146,13 @@ class Run {
         this.history.push(`  response ${JSON.stringify(d.response)}`);
         this.afterCommit = () => {
           // The response describes the image the records produce.
-          check(this.image.brokers.get(nodeId)!.fenced === d.response.isFenced, `heartbeat of ${nodeId}: isFenced is ${d.response.isFenced}`);
+          check(
+            this.image.brokers.get(nodeId)!.fenced === d.response.isFenced,
+            `heartbeat of ${nodeId}: isFenced is ${d.response.isFenced}`,
+          );
           if (!d.response.shouldShutDown) return;
-          for (const { topic, state } of this.partitions()) check(state.leader !== nodeId, `${nodeId} told to shut down while leading ${topic}-${state.partition}`);
+          for (const { topic, state } of this.partitions())
+            check(state.leader !== nodeId, `${nodeId} told to shut down while leading ${topic}-${state.partition}`);
         };
         return d.records;
       },
@@ -153,7 +171,8 @@ class Run {
     const partitionEpoch = this.chance(0.05) ? state.partitionEpoch - 1 : state.partitionEpoch;
     return [
       `alter ${topic}-${state.partition} by ${nodeId} isr=[${newIsr}] le=${leaderEpoch} pe=${partitionEpoch}`,
-      () => decideAlterPartition(this.image, nodeId, brokerEpoch, { topic, partition: state.partition, leaderEpoch, partitionEpoch, newIsr }),
+      () =>
+        decideAlterPartition(this.image, nodeId, brokerEpoch, { topic, partition: state.partition, leaderEpoch, partitionEpoch, newIsr }),
     ];
   }
 
@@ -163,7 +182,10 @@ class Run {
         const name = `${t.name}-${p.partition}`;
         check(new Set(p.isr).size === p.isr.length, `${name}: ISR [${p.isr}] repeats a replica`);
         check(p.isr.length > 0, `${name}: empty ISR`);
-        check(p.isr.every((r) => p.replicas.includes(r)), `${name}: ISR [${p.isr}] not within replicas [${p.replicas}]`);
+        check(
+          p.isr.every((r) => p.replicas.includes(r)),
+          `${name}: ISR [${p.isr}] not within replicas [${p.replicas}]`,
+        );
         if (p.leader !== -1) {
           check(p.isr.includes(p.leader), `${name}: leader ${p.leader} not in ISR [${p.isr}]`);
           const b = this.image.brokers.get(p.leader);
@@ -174,7 +196,10 @@ class Run {
         const seen = this.partitionEpochs.get(key);
         if (seen) {
           check(p.leaderEpoch >= seen.leaderEpoch, `${name}: leader epoch went back from ${seen.leaderEpoch} to ${p.leaderEpoch}`);
-          check(p.partitionEpoch >= seen.partitionEpoch, `${name}: partition epoch went back from ${seen.partitionEpoch} to ${p.partitionEpoch}`);
+          check(
+            p.partitionEpoch >= seen.partitionEpoch,
+            `${name}: partition epoch went back from ${seen.partitionEpoch} to ${p.partitionEpoch}`,
+          );
         }
         this.partitionEpochs.set(key, { leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch });
       }
@@ -209,6 +234,11 @@ describe("cluster decisions under random sequences", () => {
         throw new Error(`SEED=${seed} run ${run}: ${(e as Error).message}\nlast steps:\n${tail}`);
       }
     }
-    console.log([...counts].sort().map(([k, n]) => `${k}: ${n}`).join(", "));
+    console.log(
+      [...counts]
+        .sort()
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(", "),
+    );
   });
 });

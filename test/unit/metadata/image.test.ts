@@ -4,14 +4,32 @@ import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from "../../../src/metadata/records.ts";
 import { commit, dump } from "./cluster-helpers.ts";
 
-const broker = (nodeId: number, incarnationId: string): MetadataRecord => ({ type: "broker", v: 1, nodeId, address: `h${nodeId}:1`, roles: ["broker"], fenced: true, incarnationId, rack: "r1" });
+const broker = (nodeId: number, incarnationId: string): MetadataRecord => ({
+  type: "broker",
+  v: 1,
+  nodeId,
+  address: `h${nodeId}:1`,
+  roles: ["broker"],
+  fenced: true,
+  incarnationId,
+  rack: "r1",
+});
 
 describe("MetadataImage: brokers, fencing and partition changes", () => {
   it("sets a broker's epoch to the offset of its registration, and fences, unfences and shuts down by epoch", () => {
     const img = new MetadataImage();
     img.apply(broker(2, "a"), 10);
     img.apply(broker(1, "b"), 11);
-    expect(img.brokers.get(2)).toEqual({ nodeId: 2, address: "h2:1", roles: ["broker"], fenced: true, epoch: 10, incarnationId: "a", rack: "r1", inControlledShutdown: false });
+    expect(img.brokers.get(2)).toEqual({
+      nodeId: 2,
+      address: "h2:1",
+      roles: ["broker"],
+      fenced: true,
+      epoch: 10,
+      incarnationId: "a",
+      rack: "r1",
+      inControlledShutdown: false,
+    });
     expect(img.unfencedBrokers()).toEqual([]);
     img.apply({ type: "broker-fence", v: 1, nodeId: 2, brokerEpoch: 10, fenced: false }, 12);
     img.apply({ type: "broker-fence", v: 1, nodeId: 1, brokerEpoch: 11, fenced: false }, 13);
@@ -29,10 +47,21 @@ describe("MetadataImage: brokers, fencing and partition changes", () => {
   });
 
   it("reads broker records written before incarnation ids and racks existed", () => {
-    const old = Buffer.from(JSON.stringify({ type: "broker", v: 1, nodeId: 1, address: "h:1", roles: ["broker", "controller"], fenced: false }));
+    const old = Buffer.from(
+      JSON.stringify({ type: "broker", v: 1, nodeId: 1, address: "h:1", roles: ["broker", "controller"], fenced: false }),
+    );
     const img = new MetadataImage();
     img.apply(decodeMetadataRecord(old), 3);
-    expect(img.brokers.get(1)).toEqual({ nodeId: 1, address: "h:1", roles: ["broker", "controller"], fenced: false, epoch: 3, incarnationId: "", rack: "", inControlledShutdown: false });
+    expect(img.brokers.get(1)).toEqual({
+      nodeId: 1,
+      address: "h:1",
+      roles: ["broker", "controller"],
+      fenced: false,
+      epoch: 3,
+      incarnationId: "",
+      rack: "",
+      inControlledShutdown: false,
+    });
     expect(img.unfencedBrokers()).toEqual([1]);
   });
 
@@ -52,12 +81,32 @@ describe("MetadataImage: brokers, fencing and partition changes", () => {
     const img = new MetadataImage();
     commit(img, [
       { type: "topic", v: 1, name: "t", topicId: "i", configs: {} },
-      { type: "partition", v: 1, topic: "t", partition: 0, replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0, partitionEpoch: 0 },
+      {
+        type: "partition",
+        v: 1,
+        topic: "t",
+        partition: 0,
+        replicas: [1, 2, 3],
+        isr: [1, 2, 3],
+        leader: 1,
+        leaderEpoch: 0,
+        partitionEpoch: 0,
+      },
       { type: "partition-change", v: 1, topic: "t", partition: 0, leader: 2, isr: [2, 3], leaderEpoch: 1, partitionEpoch: 1 },
     ]);
-    expect(img.topics.get("t")!.partitions[0]).toEqual({ topic: "t", partition: 0, replicas: [1, 2, 3], isr: [2, 3], leader: 2, leaderEpoch: 1, partitionEpoch: 1 });
+    expect(img.topics.get("t")!.partitions[0]).toEqual({
+      topic: "t",
+      partition: 0,
+      replicas: [1, 2, 3],
+      isr: [2, 3],
+      leader: 2,
+      leaderEpoch: 1,
+      partitionEpoch: 1,
+    });
     // A change that does not move the partition epoch forward is a bug: it crashes.
-    expect(() => img.apply({ type: "partition-change", v: 1, topic: "t", partition: 0, leader: 2, isr: [2], leaderEpoch: 1, partitionEpoch: 1 }, 9)).toThrow(/partition epoch/);
+    expect(() =>
+      img.apply({ type: "partition-change", v: 1, topic: "t", partition: 0, leader: 2, isr: [2], leaderEpoch: 1, partitionEpoch: 1 }, 9),
+    ).toThrow(/partition epoch/);
   });
 });
 
@@ -73,13 +122,24 @@ function randomImage(rnd: SeededRandom): MetadataImage {
     let r: MetadataRecord | undefined;
     if (kind === 0 || topics.length === 0) {
       const name = `t${i}`;
-      const configs: Record<string, string> = rnd.int(2) === 0 ? {} : { "retention.ms": String(rnd.int(100000)), "unclean.leader.election.enable": pick(["true", "false"]) };
+      const configs: Record<string, string> =
+        rnd.int(2) === 0 ? {} : { "retention.ms": String(rnd.int(100000)), "unclean.leader.election.enable": pick(["true", "false"]) };
       commit(img, [{ type: "topic", v: 1, name, topicId: `id${i}`, configs }]);
       const n = 1 + rnd.int(4);
       for (let p = 0; p < n; p++) {
         const replicas = [1, 2, 3, 4].filter(() => rnd.int(2) === 0);
         if (replicas.length === 0) replicas.push(1);
-        r = { type: "partition", v: 1, topic: name, partition: p, replicas, isr: replicas, leader: replicas[0]!, leaderEpoch: rnd.int(5), partitionEpoch: rnd.int(5) };
+        r = {
+          type: "partition",
+          v: 1,
+          topic: name,
+          partition: p,
+          replicas,
+          isr: replicas,
+          leader: replicas[0]!,
+          leaderEpoch: rnd.int(5),
+          partitionEpoch: rnd.int(5),
+        };
         commit(img, [r]);
       }
       continue;
@@ -88,14 +148,32 @@ function randomImage(rnd: SeededRandom): MetadataImage {
       const t = pick(topics);
       const p = pick(t.partitions);
       const isr = p.replicas.filter(() => rnd.int(3) > 0);
-      r = { type: "partition-change", v: 1, topic: t.name, partition: p.partition, leader: isr[0] ?? -1, isr, leaderEpoch: p.leaderEpoch + rnd.int(2), partitionEpoch: p.partitionEpoch + 1 + rnd.int(2) };
+      r = {
+        type: "partition-change",
+        v: 1,
+        topic: t.name,
+        partition: p.partition,
+        leader: isr[0] ?? -1,
+        isr,
+        leaderEpoch: p.leaderEpoch + rnd.int(2),
+        partitionEpoch: p.partitionEpoch + 1 + rnd.int(2),
+      };
     } else if (kind === 2) {
       r = { type: "config", v: 1, topic: pick(topics).name, configs: { "cleanup.policy": pick(["compact", "delete"]) } };
     } else if (kind === 3 && rnd.int(3) === 0) {
       const t = pick(topics);
       r = { type: "remove-topic", v: 1, name: t.name, topicId: t.topicId };
     } else if (kind === 4) {
-      r = { type: "broker", v: 1, nodeId: 1 + rnd.int(5), address: `h${i}:1`, roles: rnd.int(2) === 0 ? ["broker"] : ["broker", "controller"], fenced: true, incarnationId: `inc${i}`, rack: pick(["", "a", "b"]) };
+      r = {
+        type: "broker",
+        v: 1,
+        nodeId: 1 + rnd.int(5),
+        address: `h${i}:1`,
+        roles: rnd.int(2) === 0 ? ["broker"] : ["broker", "controller"],
+        fenced: true,
+        incarnationId: `inc${i}`,
+        rack: pick(["", "a", "b"]),
+      };
     } else if (kind === 5 && brokers.length > 0) {
       const b = pick(brokers);
       r = { type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: rnd.int(2) === 0 };
@@ -105,7 +183,13 @@ function randomImage(rnd: SeededRandom): MetadataImage {
     } else if (kind === 7) {
       const known = [...img.producerEpochs.keys()];
       const producerId = known.length > 0 && rnd.int(2) === 0 ? pick(known) : img.nextProducerId;
-      r = { type: "producer-epoch", v: 1, producerId, producerEpoch: (img.producerEpochs.get(producerId) ?? -1) + 1, transactionalId: rnd.int(2) === 0 ? "" : `tx${rnd.int(6)}` };
+      r = {
+        type: "producer-epoch",
+        v: 1,
+        producerId,
+        producerEpoch: (img.producerEpochs.get(producerId) ?? -1) + 1,
+        transactionalId: rnd.int(2) === 0 ? "" : `tx${rnd.int(6)}`,
+      };
     } else {
       r = { type: "producer-ids", v: 1, nextProducerId: img.nextProducerId + rnd.int(1000) };
     }

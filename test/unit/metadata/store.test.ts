@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/base/clock.ts";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
-import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, validateTopicName } from "../../../src/metadata/controller.ts";
+import {
+  decideAlterConfigs,
+  decideCreatePartitions,
+  decideCreateTopic,
+  decideDeleteTopic,
+  validateTopicName,
+} from "../../../src/metadata/controller.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 
@@ -24,7 +30,9 @@ describe("metadata store and controller decisions", () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock();
     const s = LocalMetadataStore.open(fs, "/data", clock);
-    await s.commit((img) => decideCreateTopic(img, { name: "orders", partitions: 6, replicationFactor: 1, configs: { "retention.ms": "1000" } }, defaults));
+    await s.commit((img) =>
+      decideCreateTopic(img, { name: "orders", partitions: 6, replicationFactor: 1, configs: { "retention.ms": "1000" } }, defaults),
+    );
     await s.commit((img) => decideCreateTopic(img, { name: "audit", partitions: 0, replicationFactor: 0, configs: {} }, defaults));
     await s.commit((img) => decideCreatePartitions(img, "audit", 3, [1], rnd));
     await s.commit((img) => decideAlterConfigs(img, "orders", { "cleanup.policy": "compact" }, ["retention.ms"]));
@@ -46,7 +54,8 @@ describe("metadata store and controller decisions", () => {
     const s = LocalMetadataStore.open(fs, "/data", new ManualClock());
     await s.commit((img) => decideCreateTopic(img, { name: "t", partitions: 2, replicationFactor: 1, configs: {} }, defaults));
     const offset = s.image.offset;
-    const create = (name: string, partitions = 1, rf = 1, configs: Record<string, string> = {}) => s.commit((img) => decideCreateTopic(img, { name, partitions, replicationFactor: rf, configs }, defaults));
+    const create = (name: string, partitions = 1, rf = 1, configs: Record<string, string> = {}) =>
+      s.commit((img) => decideCreateTopic(img, { name, partitions, replicationFactor: rf, configs }, defaults));
     expect(await codeOf(create("t"))).toBe(Errors.TOPIC_ALREADY_EXISTS.code);
     expect(await codeOf(create("bad name"))).toBe(Errors.INVALID_TOPIC.code);
     expect(await codeOf(create("__internal"))).toBe(Errors.INVALID_TOPIC.code);

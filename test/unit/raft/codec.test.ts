@@ -9,7 +9,13 @@ const samples: Message[] = [
   { type: "prevote-response", from: 2, to: 1, term: 7, reject: false },
   { type: "vote-response", from: 2, to: 1, term: 7, reject: true },
   {
-    type: "append", from: 1, to: 3, term: 9, prevIndex: 41, prevTerm: 8, commit: 40,
+    type: "append",
+    from: 1,
+    to: 3,
+    term: 9,
+    prevIndex: 41,
+    prevTerm: 8,
+    commit: 40,
     entries: [
       { index: 42, term: 8, kind: "data", data: new Uint8Array([1, 2, 3]) },
       { index: 43, term: 9, kind: "noop", data: new Uint8Array(0) },
@@ -20,7 +26,10 @@ const samples: Message[] = [
   { type: "heartbeat", from: 1, to: 2, term: 2 ** 40, commit: 2 ** 50 },
   { type: "heartbeat-response", from: 2, to: 1, term: 3 },
   {
-    type: "snapshot", from: 1, to: 2, term: 4,
+    type: "snapshot",
+    from: 1,
+    to: 2,
+    term: 4,
     snapshot: { meta: { index: 1000, term: 3, voters: [1, 2, 3, 4, 5] }, data: new Uint8Array([9, 8, 7]) },
   },
   { type: "timeout-now", from: 1, to: 2, term: 4 },
@@ -48,7 +57,13 @@ describe("raft codec", () => {
     // version, type 7, zig-zag varlongs: 1->2, 2->4, 3->6, 70->140 (0x8c 0x01)
     expect([...encodeMessage(hb)]).toEqual([RAFT_CODEC_VERSION, 7, 2, 4, 6, 0x8c, 0x01]);
     const app: Message = {
-      type: "append", from: 1, to: 2, term: 2, prevIndex: 1, prevTerm: 1, commit: 1,
+      type: "append",
+      from: 1,
+      to: 2,
+      term: 2,
+      prevIndex: 1,
+      prevTerm: 1,
+      commit: 1,
       entries: [{ index: 2, term: 2, kind: "data", data: new Uint8Array([0xab]) }],
     };
     expect([...encodeMessage(app)]).toEqual([1, 5, 2, 4, 4, 2, 2, 2, 2, 4, 0, 2, 0xab]);

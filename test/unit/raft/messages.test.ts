@@ -23,16 +23,20 @@ describe("raft stale-term messages", () => {
     const c = clusterAtTerm2();
     const before = snapshotOf(c, 3);
     const stale: Message = {
-      type: "append", from: 2, to: 3, term: 1, prevIndex: 1, prevTerm: 1, commit: 1,
+      type: "append",
+      from: 2,
+      to: 3,
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      commit: 1,
       entries: [{ index: 2, term: 1, kind: "data", data: new Uint8Array([1]) }],
     };
     c.node(3).step(stale);
     const rd = c.node(3).ready()!;
     expect(rd.entries).toEqual([]);
     expect(rd.hardState).toBeNull();
-    expect(rd.messages).toEqual([
-      { type: "append-response", from: 3, to: 2, term: 2, index: 0, reject: true, hintIndex: 0, hintTerm: 0 },
-    ]);
+    expect(rd.messages).toEqual([{ type: "append-response", from: 3, to: 2, term: 2, index: 0, reject: true, hintIndex: 0, hintTerm: 0 }]);
     c.node(3).advance(rd);
     expect(snapshotOf(c, 3)).toEqual(before);
   });
@@ -72,30 +76,83 @@ describe("raft malformed messages", () => {
     ["unknown type", { type: "gossip", from: 1, to: 2, term: 5 }],
     ["vote lastTerm above term", { type: "vote", from: 1, to: 2, term: 5, lastIndex: 3, lastTerm: 6, transfer: false }],
     ["vote without transfer flag", { type: "vote", from: 1, to: 2, term: 5, lastIndex: 3, lastTerm: 2 }],
-    ["append with a gap", {
-      type: "append", from: 1, to: 2, term: 5, prevIndex: 2, prevTerm: 1, commit: 0,
-      entries: [{ index: 4, term: 5, kind: "data", data: new Uint8Array() }],
-    }],
-    ["append entry term above message term", {
-      type: "append", from: 1, to: 2, term: 5, prevIndex: 2, prevTerm: 1, commit: 0,
-      entries: [{ index: 3, term: 6, kind: "data", data: new Uint8Array() }],
-    }],
-    ["append entry terms going down", {
-      type: "append", from: 1, to: 2, term: 5, prevIndex: 2, prevTerm: 3, commit: 0,
-      entries: [{ index: 3, term: 2, kind: "data", data: new Uint8Array() }],
-    }],
-    ["append entry data not bytes", {
-      type: "append", from: 1, to: 2, term: 5, prevIndex: 2, prevTerm: 1, commit: 0,
-      entries: [{ index: 3, term: 5, kind: "data", data: "x" }],
-    }],
+    [
+      "append with a gap",
+      {
+        type: "append",
+        from: 1,
+        to: 2,
+        term: 5,
+        prevIndex: 2,
+        prevTerm: 1,
+        commit: 0,
+        entries: [{ index: 4, term: 5, kind: "data", data: new Uint8Array() }],
+      },
+    ],
+    [
+      "append entry term above message term",
+      {
+        type: "append",
+        from: 1,
+        to: 2,
+        term: 5,
+        prevIndex: 2,
+        prevTerm: 1,
+        commit: 0,
+        entries: [{ index: 3, term: 6, kind: "data", data: new Uint8Array() }],
+      },
+    ],
+    [
+      "append entry terms going down",
+      {
+        type: "append",
+        from: 1,
+        to: 2,
+        term: 5,
+        prevIndex: 2,
+        prevTerm: 3,
+        commit: 0,
+        entries: [{ index: 3, term: 2, kind: "data", data: new Uint8Array() }],
+      },
+    ],
+    [
+      "append entry data not bytes",
+      {
+        type: "append",
+        from: 1,
+        to: 2,
+        term: 5,
+        prevIndex: 2,
+        prevTerm: 1,
+        commit: 0,
+        entries: [{ index: 3, term: 5, kind: "data", data: "x" }],
+      },
+    ],
     ["append prevIndex 0 with a term", { type: "append", from: 1, to: 2, term: 5, prevIndex: 0, prevTerm: 1, commit: 0, entries: [] }],
-    ["snapshot without voters", {
-      type: "snapshot", from: 1, to: 2, term: 5, snapshot: { meta: { index: 9, term: 5, voters: [] }, data: new Uint8Array() },
-    }],
-    ["snapshot term above message term", {
-      type: "snapshot", from: 1, to: 2, term: 5, snapshot: { meta: { index: 9, term: 6, voters: [1, 2, 3] }, data: new Uint8Array() },
-    }],
-    ["append-response hint above term", { type: "append-response", from: 1, to: 2, term: 5, index: 3, reject: true, hintIndex: 2, hintTerm: 9 }],
+    [
+      "snapshot without voters",
+      {
+        type: "snapshot",
+        from: 1,
+        to: 2,
+        term: 5,
+        snapshot: { meta: { index: 9, term: 5, voters: [] }, data: new Uint8Array() },
+      },
+    ],
+    [
+      "snapshot term above message term",
+      {
+        type: "snapshot",
+        from: 1,
+        to: 2,
+        term: 5,
+        snapshot: { meta: { index: 9, term: 6, voters: [1, 2, 3] }, data: new Uint8Array() },
+      },
+    ],
+    [
+      "append-response hint above term",
+      { type: "append-response", from: 1, to: 2, term: 5, index: 3, reject: true, hintIndex: 2, hintTerm: 9 },
+    ],
   ];
 
   it.each(cases)("rejects %s with INVALID_REQUEST and changes nothing", (_name, m) => {

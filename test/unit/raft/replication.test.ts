@@ -8,7 +8,12 @@ describe("raft log replication", () => {
     c.elect(1);
     for (const v of ["a", "b", "c"]) expect(c.propose(1, v).ok).toBe(true);
     for (const id of [1, 2, 3]) {
-      expect(c.member(id).applied.filter((e) => e.kind === "data").map(text)).toEqual(["a", "b", "c"]);
+      expect(
+        c
+          .member(id)
+          .applied.filter((e) => e.kind === "data")
+          .map(text),
+      ).toEqual(["a", "b", "c"]);
     }
   });
 
@@ -61,7 +66,12 @@ describe("raft log replication", () => {
     c.propose(1, "b");
     c.heal();
     c.tick(2);
-    expect(c.member(2).applied.filter((e) => e.kind === "data").map(text)).toEqual(["a", "b"]);
+    expect(
+      c
+        .member(2)
+        .applied.filter((e) => e.kind === "data")
+        .map(text),
+    ).toEqual(["a", "b"]);
     const last = c.node(2).status().lastIndex;
     c.node(2).step(held[0]!);
     c.flush();
@@ -117,7 +127,7 @@ describe("raft commit rule", () => {
     c.elect(1);
     expect(c.leader()).toBe(1);
     // (a) n1 (term 1) replicates "x" at index 2 to n2 only.
-    c.intercept = (m) => (m.from === 1 && m.to !== 2) || m.to === 1 && m.from !== 2 ? null : m;
+    c.intercept = (m) => ((m.from === 1 && m.to !== 2) || (m.to === 1 && m.from !== 2) ? null : m);
     expect(c.propose(1, "x")).toMatchObject({ ok: true, index: 2, term: 1 });
     expect(c.logTerms(2)).toEqual([1, 1]);
     // (b) n1 stops; n5 wins term 2 with n3, n4 and appends its no-op at index 2, unreplicated.
@@ -154,14 +164,19 @@ describe("raft commit rule", () => {
   it("commits an earlier-term entry once an entry of the current term is on a majority", () => {
     const c = new TestCluster([1, 2, 3, 4, 5], { preVote: false, checkQuorum: false });
     c.elect(1);
-    c.intercept = (m) => (m.from === 1 && m.to !== 2) || m.to === 1 && m.from !== 2 ? null : m;
+    c.intercept = (m) => ((m.from === 1 && m.to !== 2) || (m.to === 1 && m.from !== 2) ? null : m);
     c.propose(1, "x");
     expect(c.node(1).status().commit).toBe(1);
     c.isolate(1);
     c.elect(2);
     expect(c.node(2).status()).toMatchObject({ role: "leader", term: 2, commit: 3 });
     for (const id of [2, 3, 4, 5]) {
-      expect(c.member(id).applied.filter((e) => e.kind === "data").map(text)).toEqual(["x"]);
+      expect(
+        c
+          .member(id)
+          .applied.filter((e) => e.kind === "data")
+          .map(text),
+      ).toEqual(["x"]);
     }
   });
 });

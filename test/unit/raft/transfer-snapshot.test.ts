@@ -33,7 +33,12 @@ describe("raft leadership transfer", () => {
     c.queue.push(...held);
     c.deliverAll();
     expect(c.leader()).toBe(3);
-    expect(c.member(3).applied.filter((e) => e.kind === "data").map(text)).toEqual(["a", "b"]);
+    expect(
+      c
+        .member(3)
+        .applied.filter((e) => e.kind === "data")
+        .map(text),
+    ).toEqual(["a", "b"]);
   });
 
   it("abandons a transfer that does not finish within an election timeout", () => {
@@ -76,7 +81,12 @@ describe("raft snapshots", () => {
     expect(new TextDecoder().decode(s3.snapshot().data)).toBe("image@21");
     expect(c.node(3).status()).toMatchObject({ commit: 21, applied: 21, leader: 1 });
     c.propose(1, "after");
-    expect(c.member(3).applied.filter((e) => e.kind === "data").map(text)).toEqual(["after"]);
+    expect(
+      c
+        .member(3)
+        .applied.filter((e) => e.kind === "data")
+        .map(text),
+    ).toEqual(["after"]);
     expect(c.node(3).status().applied).toBe(22);
   });
 

@@ -4,13 +4,17 @@ import { defaultTopicConfig } from "../../../src/config/schema.ts";
 import { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
-import { encodeBatch } from "../../../src/storage/record-batch.ts";
+import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 
 function newLog(fs = new MemoryFileSystem(), dir = "/p"): PartitionLog {
   return PartitionLog.open({ fs, dir, clock: new ManualClock(0), config: { ...defaultTopicConfig }, tailCacheBytes: 0, recover: true });
 }
 
-const batch = (n: number): Buffer => encodeBatch(Array.from({ length: n }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`), timestampMs: 1 })), { nowMs: 1 });
+const batch = (n: number): Buffer =>
+  encodeBatch(
+    Array.from({ length: n }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`), timestampMs: 1 })),
+    { nowMs: 1 },
+  );
 
 describe("PartitionReplica (leader bookkeeping)", () => {
   it("the high watermark is the smallest log end over the ISR and never goes back", () => {
@@ -81,17 +85,27 @@ describe("leader epoch cache", () => {
     log.append(batch(2), 2); // 3..4 epoch 2
     log.append(batch(2), 2); // 5..6
     log.append(batch(1), 5); // 7 epoch 5
-    expect(log.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }, { epoch: 5, startOffset: 7 }]);
+    expect(log.leaderEpochs).toEqual([
+      { epoch: 0, startOffset: 0 },
+      { epoch: 2, startOffset: 3 },
+      { epoch: 5, startOffset: 7 },
+    ]);
     expect(log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 3 });
     expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 0, endOffset: 3 }); // the largest epoch at or below
     expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 2, endOffset: 7 });
     expect(log.endOffsetForEpoch(9)).toEqual({ epoch: 5, endOffset: 8 });
     expect(log.endOffsetForEpoch(-1)).toEqual({ epoch: -1, endOffset: -1 });
     log.truncateTo(5);
-    expect(log.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }]);
+    expect(log.leaderEpochs).toEqual([
+      { epoch: 0, startOffset: 0 },
+      { epoch: 2, startOffset: 3 },
+    ]);
     expect(log.latestEpoch).toBe(2);
     const again = newLog(fs);
-    expect(again.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 3 }]);
+    expect(again.leaderEpochs).toEqual([
+      { epoch: 0, startOffset: 0 },
+      { epoch: 2, startOffset: 3 },
+    ]);
   });
 
   it("is rebuilt from the batches' leader epochs when its file is missing or corrupt", () => {
@@ -100,9 +114,15 @@ describe("leader epoch cache", () => {
     log.append(batch(2), 1);
     log.append(batch(2), 4);
     fs.writeFileAtomic("/p/leader-epoch-checkpoint", Buffer.from("garbage"));
-    expect(newLog(fs).leaderEpochs).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 4, startOffset: 2 }]);
+    expect(newLog(fs).leaderEpochs).toEqual([
+      { epoch: 1, startOffset: 0 },
+      { epoch: 4, startOffset: 2 },
+    ]);
     fs.rm("/p/leader-epoch-checkpoint");
-    expect(newLog(fs).leaderEpochs).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 4, startOffset: 2 }]);
+    expect(newLog(fs).leaderEpochs).toEqual([
+      { epoch: 1, startOffset: 0 },
+      { epoch: 4, startOffset: 2 },
+    ]);
   });
 
   it("a follower's appends carry the leader's epochs", () => {

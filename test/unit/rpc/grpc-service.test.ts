@@ -12,13 +12,7 @@ import type { ConsumeRequest, ConsumeResponse } from "../../../src/gen/rill/v1/g
 import { ProduceService } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceResponse, ProduceStreamResponse } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../../../src/gen/rill/v1/replication_service_pb.ts";
-import {
-  type ServiceImplementation,
-  addService,
-  asBuffer,
-  clientConstructor,
-  serviceDefinition,
-} from "../../../src/rpc/grpc-service.ts";
+import { type ServiceImplementation, addService, asBuffer, clientConstructor, serviceDefinition } from "../../../src/rpc/grpc-service.ts";
 import { clientChannelOptions, createServer } from "../../../src/rpc/server-options.ts";
 import { encodeProduceRequest, fetchServiceCodecs, produceServiceCodecs } from "../../../src/rpc/wire-codec.ts";
 
@@ -64,11 +58,22 @@ describe("grpc-js server and client built from descriptors", () => {
   let handlerCalls = 0;
 
   const admin: ServiceImplementation<typeof AdminService> = {
-    createTopics: (call, cb) => cb(null, create(AdminService.method.createTopics.output, { topics: call.request.topics.map((t) => ({ name: t.name, partitions: t.partitions })) })),
+    createTopics: (call, cb) =>
+      cb(
+        null,
+        create(AdminService.method.createTopics.output, {
+          topics: call.request.topics.map((t) => ({ name: t.name, partitions: t.partitions })),
+        }),
+      ),
     deleteTopics: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     listTopics: (call, cb) => {
       handlerCalls++;
-      cb(null, create(AdminService.method.listTopics.output, { topics: [{ name: "orders", partitions: 6, internal: call.request.includeInternal }] }));
+      cb(
+        null,
+        create(AdminService.method.listTopics.output, {
+          topics: [{ name: "orders", partitions: 6, internal: call.request.includeInternal }],
+        }),
+      );
     },
     describeTopics: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     createPartitions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
@@ -82,16 +87,24 @@ describe("grpc-js server and client built from descriptors", () => {
     produce: (call, cb) => {
       handlerCalls++;
       const req = call.request;
-      cb(null, create(ProduceService.method.produce.output, {
-        topic: req.topic,
-        partitions: [{ partition: req.partition ?? -1, baseOffset: BigInt(req.recordBatch.length) }],
-      }));
+      cb(
+        null,
+        create(ProduceService.method.produce.output, {
+          topic: req.topic,
+          partitions: [{ partition: req.partition ?? -1, baseOffset: BigInt(req.recordBatch.length) }],
+        }),
+      );
     },
     produceStream: (call) => {
       call.on("data", (req) => {
         handlerCalls++;
-        const response = create(ProduceService.method.produce.output, { topic: req.request?.topic ?? "", partitions: [{ baseOffset: BigInt(req.request?.recordBatch.length ?? 0) }] });
-        call.write(create(ProduceService.method.produceStream.output, { requestId: req.requestId, result: { case: "response", value: response } }));
+        const response = create(ProduceService.method.produce.output, {
+          topic: req.request?.topic ?? "",
+          partitions: [{ baseOffset: BigInt(req.request?.recordBatch.length ?? 0) }],
+        });
+        call.write(
+          create(ProduceService.method.produceStream.output, { requestId: req.requestId, result: { case: "response", value: response } }),
+        );
       });
       call.on("end", () => call.end());
     },
@@ -103,7 +116,9 @@ describe("grpc-js server and client built from descriptors", () => {
     fetch: (call, cb) => {
       const p = call.request.partitions[0]!;
       // The hand-written serializer takes chunks and plain numbers.
-      cb(null, { partitions: [{ topic: p.topic, partition: p.partition, highWatermark: 1024, recordBatches: chunks, nextOffset: p.offset + 2n }] });
+      cb(null, {
+        partitions: [{ topic: p.topic, partition: p.partition, highWatermark: 1024, recordBatches: chunks, nextOffset: p.offset + 2n }],
+      });
     },
     subscribe: (call) => {
       for (let i = 0; i < 3; i++) call.write({ partitions: [{ topic: "t", partition: i, recordBatches: [Buffer.alloc(10, i)] }] });
@@ -117,10 +132,18 @@ describe("grpc-js server and client built from descriptors", () => {
       call.on("data", (req: ConsumeRequest) => {
         if (req.kind.case === "subscribe") {
           const assigned = req.kind.value.topics.map((topic) => ({ topic, partition: 0 }));
-          call.write(create(GroupService.method.consume.output, { kind: { case: "assignment", value: { memberId: "m1", memberEpoch: 1, assigned } } }));
+          call.write(
+            create(GroupService.method.consume.output, {
+              kind: { case: "assignment", value: { memberId: "m1", memberEpoch: 1, assigned } },
+            }),
+          );
         } else if (req.kind.case === "commit") {
           const offsets = req.kind.value.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset }));
-          call.write(create(GroupService.method.consume.output, { kind: { case: "commitResult", value: { commitId: req.kind.value.commitId, offsets } } }));
+          call.write(
+            create(GroupService.method.consume.output, {
+              kind: { case: "commitResult", value: { commitId: req.kind.value.commitId, offsets } },
+            }),
+          );
         }
       });
       call.on("end", () => call.end());
@@ -168,7 +191,9 @@ describe("grpc-js server and client built from descriptors", () => {
   it("serves unary calls with protobuf-es codecs", async () => {
     const Admin = clientConstructor(AdminService);
     const client = new Admin(address, creds, clientChannelOptions());
-    const res = await unary<ListTopicsResponse>((cb) => client.listTopics(create(AdminService.method.listTopics.input, { includeInternal: true }), cb));
+    const res = await unary<ListTopicsResponse>((cb) =>
+      client.listTopics(create(AdminService.method.listTopics.input, { includeInternal: true }), cb),
+    );
     expect(res.topics).toEqual([expect.objectContaining({ name: "orders", partitions: 6, internal: true })]);
     client.close();
   });
@@ -196,14 +221,23 @@ describe("grpc-js server and client built from descriptors", () => {
     stream.end();
     await done;
     expect(got.map((m) => m.requestId)).toEqual([1n, 2n, 3n, 4n, 5n]);
-    expect(got.map((m) => (m.result.case === "response" ? m.result.value.partitions[0]!.baseOffset : -1n))).toEqual([10n, 20n, 30n, 40n, 50n]);
+    expect(got.map((m) => (m.result.case === "response" ? m.result.value.partitions[0]!.baseOffset : -1n))).toEqual([
+      10n,
+      20n,
+      30n,
+      40n,
+      50n,
+    ]);
     client.close();
   });
 
   it("serves Fetch and Subscribe with batches written from chunks and read as views", async () => {
     const Fetcher = clientConstructor(FetchService, fetchServiceCodecs);
     const client = new Fetcher(address, creds, clientChannelOptions());
-    const req = create(FetchService.method.fetch.input, { partitions: [{ topic: "t", partition: 1, offset: 5n }], format: RecordFormat.BATCHES });
+    const req = create(FetchService.method.fetch.input, {
+      partitions: [{ topic: "t", partition: 1, offset: 5n }],
+      format: RecordFormat.BATCHES,
+    });
     const res = await unary<FetchResponse>((cb) => client.fetch(req, cb));
     const p = res.partitions[0]!;
     expect(p).toMatchObject({ topic: "t", partition: 1, highWatermark: 1024n, nextOffset: 7n });
@@ -212,7 +246,11 @@ describe("grpc-js server and client built from descriptors", () => {
     const sub = client.subscribe(create(FetchService.method.subscribe.input, {}));
     const messages: SubscribeResponse[] = [];
     for await (const m of sub) messages.push(m as SubscribeResponse);
-    expect(messages.map((m) => [m.partitions[0]!.partition, m.partitions[0]!.recordBatches.length])).toEqual([[0, 10], [1, 10], [2, 10]]);
+    expect(messages.map((m) => [m.partitions[0]!.partition, m.partitions[0]!.recordBatches.length])).toEqual([
+      [0, 10],
+      [1, 10],
+      [2, 10],
+    ]);
     client.close();
   });
 
@@ -227,7 +265,11 @@ describe("grpc-js server and client built from descriptors", () => {
       stream.on("error", reject);
     });
     stream.write(create(GroupService.method.consume.input, { kind: { case: "subscribe", value: { groupId: "g", topics: ["orders"] } } }));
-    stream.write(create(GroupService.method.consume.input, { kind: { case: "commit", value: { commitId: 7n, offsets: [{ topic: "orders", partition: 0, offset: 42n }] } } }));
+    stream.write(
+      create(GroupService.method.consume.input, {
+        kind: { case: "commit", value: { commitId: 7n, offsets: [{ topic: "orders", partition: 0, offset: 42n }] } },
+      }),
+    );
     stream.end();
     await done;
     expect(got.map((m) => m.kind.case)).toEqual(["assignment", "commitResult"]);
@@ -240,7 +282,8 @@ describe("grpc-js server and client built from descriptors", () => {
     const client = new Controller(address, creds, clientChannelOptions());
     const res = await unary<{ bytesReceived: bigint }>((cb) => {
       const stream = client.installSnapshot(cb);
-      for (let i = 0; i < 3; i++) stream.write(create(ControllerService.method.installSnapshot.input, { data: Buffer.alloc(1000), offset: BigInt(i * 1000) }));
+      for (let i = 0; i < 3; i++)
+        stream.write(create(ControllerService.method.installSnapshot.input, { data: Buffer.alloc(1000), offset: BigInt(i * 1000) }));
       stream.end();
     });
     expect(res.bytesReceived).toBe(3000n);
@@ -258,7 +301,9 @@ describe("grpc-js server and client built from descriptors", () => {
     const before = handlerCalls;
     // record_batch (field 4) says 100 bytes, 3 follow.
     const bad = Buffer.from([0x0a, 0x01, 0x74, 0x22, 0x64, 1, 2, 3]);
-    const err = await statusOf(unary<Buffer>((cb) => client.makeUnaryRequest("/rill.v1.ProduceService/Produce", identity, identity, bad, cb)));
+    const err = await statusOf(
+      unary<Buffer>((cb) => client.makeUnaryRequest("/rill.v1.ProduceService/Produce", identity, identity, bad, cb)),
+    );
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/^rill\.v1\.ProduceRequest\.record_batch: length 100 runs past the end/);
     expect(handlerCalls).toBe(before);
@@ -268,7 +313,11 @@ describe("grpc-js server and client built from descriptors", () => {
   it("answers INVALID_ARGUMENT for a malformed request (protobuf-es codec)", async () => {
     const client = rawClient();
     const before = handlerCalls;
-    const err = await statusOf(unary<Buffer>((cb) => client.makeUnaryRequest("/rill.v1.AdminService/ListTopics", identity, identity, Buffer.from([0x0a, 0x05, 0x01]), cb)));
+    const err = await statusOf(
+      unary<Buffer>((cb) =>
+        client.makeUnaryRequest("/rill.v1.AdminService/ListTopics", identity, identity, Buffer.from([0x0a, 0x05, 0x01]), cb),
+      ),
+    );
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/^rill\.v1\.ListTopicsRequest: /);
     expect(handlerCalls).toBe(before);
@@ -295,7 +344,9 @@ describe("grpc-js server and client built from descriptors", () => {
   it("keeps serving after malformed requests", async () => {
     const Admin = clientConstructor(AdminService);
     const client = new Admin(address, creds, clientChannelOptions());
-    const res = await unary<DescribeClusterResponse>((cb) => client.describeCluster(create(AdminService.method.describeCluster.input, {}), cb));
+    const res = await unary<DescribeClusterResponse>((cb) =>
+      client.describeCluster(create(AdminService.method.describeCluster.input, {}), cb),
+    );
     expect(res.clusterId).toBe("c1");
     client.close();
   });

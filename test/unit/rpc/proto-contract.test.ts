@@ -5,12 +5,52 @@
  */
 import { type DescEnum, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { AdminService, CreateTopicsRequest_TopicSchema, CreateTopicsRequestSchema, DescribeClusterResponse_BrokerSchema, DescribeClusterResponseSchema, DescribeTopicsResponse_PartitionSchema, DescribeTopicsResponse_TopicSchema } from "../../../src/gen/rill/v1/admin_service_pb.ts";
-import { ConsumedRecordSchema, ErrorDetailSchema, HeaderSchema, IsolationLevelSchema, OffsetSpecSchema, RecordFormatSchema, RecordSchema } from "../../../src/gen/rill/v1/common_pb.ts";
+import {
+  AdminService,
+  CreateTopicsRequest_TopicSchema,
+  CreateTopicsRequestSchema,
+  DescribeClusterResponse_BrokerSchema,
+  DescribeClusterResponseSchema,
+  DescribeTopicsResponse_PartitionSchema,
+  DescribeTopicsResponse_TopicSchema,
+} from "../../../src/gen/rill/v1/admin_service_pb.ts";
+import {
+  ConsumedRecordSchema,
+  ErrorDetailSchema,
+  HeaderSchema,
+  IsolationLevelSchema,
+  OffsetSpecSchema,
+  RecordFormatSchema,
+  RecordSchema,
+} from "../../../src/gen/rill/v1/common_pb.ts";
 import { ControllerService } from "../../../src/gen/rill/v1/controller_service_pb.ts";
-import { FetchPartitionSchema, FetchRequestSchema, FetchResponseSchema, FetchService, FetchedPartitionSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
-import { AutoOffsetResetSchema, ConsumeRequest_CommitSchema, ConsumeRequest_FlowSchema, ConsumeRequest_SubscribeSchema, ConsumeRequestSchema, ConsumeResponse_AssignmentSchema, ConsumeResponse_CommitResultSchema, ConsumeResponse_RecordsSchema, ConsumeResponseSchema, GroupService } from "../../../src/gen/rill/v1/group_service_pb.ts";
-import { AcksSchema, ProduceRequestSchema, ProduceResponse_PartitionResultSchema, ProduceResponse_RecordResultSchema, ProduceResponseSchema, ProduceService } from "../../../src/gen/rill/v1/produce_service_pb.ts";
+import {
+  FetchPartitionSchema,
+  FetchRequestSchema,
+  FetchResponseSchema,
+  FetchService,
+  FetchedPartitionSchema,
+} from "../../../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  AutoOffsetResetSchema,
+  ConsumeRequest_CommitSchema,
+  ConsumeRequest_FlowSchema,
+  ConsumeRequest_SubscribeSchema,
+  ConsumeRequestSchema,
+  ConsumeResponse_AssignmentSchema,
+  ConsumeResponse_CommitResultSchema,
+  ConsumeResponse_RecordsSchema,
+  ConsumeResponseSchema,
+  GroupService,
+} from "../../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  AcksSchema,
+  ProduceRequestSchema,
+  ProduceResponse_PartitionResultSchema,
+  ProduceResponse_RecordResultSchema,
+  ProduceResponseSchema,
+  ProduceService,
+} from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../../../src/gen/rill/v1/replication_service_pb.ts";
 
 function rpcs(service: { methods: readonly { name: string; methodKind: string }[] }): Record<string, string> {
@@ -52,7 +92,15 @@ describe("rill.v1 contract", () => {
       Consume: "bidi_streaming",
     });
     expect(rpcs(ReplicationService)).toEqual({ ReplicaFetch: "bidi_streaming", OffsetsForLeaderEpoch: "unary" });
-    expect(Object.keys(rpcs(ControllerService))).toEqual(["Vote", "AppendEntries", "InstallSnapshot", "RegisterBroker", "BrokerHeartbeat", "AlterPartition", "FetchMetadata"]);
+    expect(Object.keys(rpcs(ControllerService))).toEqual([
+      "Vote",
+      "AppendEntries",
+      "InstallSnapshot",
+      "RegisterBroker",
+      "BrokerHeartbeat",
+      "AlterPartition",
+      "FetchMetadata",
+    ]);
   });
 
   it("has the core message fields of DESIGN.md", () => {
@@ -62,20 +110,46 @@ describe("rill.v1 contract", () => {
     expectFields(ErrorDetailSchema, ["code", "name", "message", "retriable"]);
     expectFields(CreateTopicsRequestSchema, ["topics", "validate_only"]);
     expectFields(CreateTopicsRequest_TopicSchema, ["name", "partitions", "replication_factor", "configs"]);
-    expectFields(ProduceRequestSchema, ["topic", "partition", "records", "record_batch", "acks", "timeout_ms", "producer_id", "producer_epoch", "base_sequence"]);
+    expectFields(ProduceRequestSchema, [
+      "topic",
+      "partition",
+      "records",
+      "record_batch",
+      "acks",
+      "timeout_ms",
+      "producer_id",
+      "producer_epoch",
+      "base_sequence",
+    ]);
     expectFields(ProduceResponseSchema, ["topic", "partitions", "records"]);
     expectFields(ProduceResponse_PartitionResultSchema, ["partition", "base_offset", "log_append_time_ms", "error"]);
     expectFields(ProduceResponse_RecordResultSchema, ["partition", "offset"]);
     expectFields(FetchRequestSchema, ["partitions", "max_wait_ms", "min_bytes", "max_bytes", "format", "isolation_level"]);
     expectFields(FetchPartitionSchema, ["topic", "partition", "offset"]);
     expectFields(FetchResponseSchema, ["partitions"]);
-    expectFields(FetchedPartitionSchema, ["topic", "partition", "high_watermark", "log_start_offset", "records", "record_batches", "error"]);
+    expectFields(FetchedPartitionSchema, [
+      "topic",
+      "partition",
+      "high_watermark",
+      "log_start_offset",
+      "records",
+      "record_batches",
+      "error",
+    ]);
     expectFields(DescribeTopicsResponse_TopicSchema, ["name", "configs", "partitions"]);
     expectFields(DescribeTopicsResponse_PartitionSchema, ["partition", "leader", "replicas", "isr", "log_start_offset", "high_watermark"]);
     expectFields(DescribeClusterResponseSchema, ["controller_id", "brokers"]);
     expectFields(DescribeClusterResponse_BrokerSchema, ["node_id", "address", "roles", "fenced"]);
     expectFields(ConsumeRequestSchema, ["subscribe", "commit", "flow"]);
-    expectFields(ConsumeRequest_SubscribeSchema, ["group_id", "topics", "instance_id", "auto_offset_reset", "max_outstanding_records", "max_outstanding_bytes", "format"]);
+    expectFields(ConsumeRequest_SubscribeSchema, [
+      "group_id",
+      "topics",
+      "instance_id",
+      "auto_offset_reset",
+      "max_outstanding_records",
+      "max_outstanding_bytes",
+      "format",
+    ]);
     expectFields(ConsumeRequest_CommitSchema, ["offsets"]);
     expectFields(ConsumeRequest_FlowSchema, ["records", "bytes"]);
     expectFields(ConsumeResponseSchema, ["assignment", "records", "commit_result"]);
@@ -91,7 +165,11 @@ describe("rill.v1 contract", () => {
     expect(ConsumeRequest_SubscribeSchema.field.instanceId.proto.proto3Optional).toBe(true);
     expect(ConsumeRequestSchema.oneofs.map((o) => o.name)).toEqual(["kind"]);
     expect(ConsumeResponseSchema.oneofs.map((o) => o.name)).toEqual(["kind"]);
-    for (const f of [FetchPartitionSchema.field.offset, FetchedPartitionSchema.field.highWatermark, ConsumedRecordSchema.field.timestampMs]) {
+    for (const f of [
+      FetchPartitionSchema.field.offset,
+      FetchedPartitionSchema.field.highWatermark,
+      ConsumedRecordSchema.field.timestampMs,
+    ]) {
       expect(f.scalar).toBe(ScalarType.INT64);
     }
   });
@@ -99,8 +177,22 @@ describe("rill.v1 contract", () => {
   it("has buf-style enums with the values of DESIGN.md", () => {
     expect(enumValues(AcksSchema)).toEqual(["ACKS_UNSPECIFIED", "ACKS_NONE", "ACKS_LEADER", "ACKS_ALL"]);
     expect(enumValues(RecordFormatSchema)).toEqual(["RECORD_FORMAT_UNSPECIFIED", "RECORD_FORMAT_RECORDS", "RECORD_FORMAT_BATCHES"]);
-    expect(enumValues(IsolationLevelSchema)).toEqual(["ISOLATION_LEVEL_UNSPECIFIED", "ISOLATION_LEVEL_READ_UNCOMMITTED", "ISOLATION_LEVEL_READ_COMMITTED"]);
-    expect(enumValues(OffsetSpecSchema)).toEqual(["OFFSET_SPEC_UNSPECIFIED", "OFFSET_SPEC_EARLIEST", "OFFSET_SPEC_LATEST", "OFFSET_SPEC_TIMESTAMP"]);
-    expect(enumValues(AutoOffsetResetSchema)).toEqual(["AUTO_OFFSET_RESET_UNSPECIFIED", "AUTO_OFFSET_RESET_EARLIEST", "AUTO_OFFSET_RESET_LATEST", "AUTO_OFFSET_RESET_NONE"]);
+    expect(enumValues(IsolationLevelSchema)).toEqual([
+      "ISOLATION_LEVEL_UNSPECIFIED",
+      "ISOLATION_LEVEL_READ_UNCOMMITTED",
+      "ISOLATION_LEVEL_READ_COMMITTED",
+    ]);
+    expect(enumValues(OffsetSpecSchema)).toEqual([
+      "OFFSET_SPEC_UNSPECIFIED",
+      "OFFSET_SPEC_EARLIEST",
+      "OFFSET_SPEC_LATEST",
+      "OFFSET_SPEC_TIMESTAMP",
+    ]);
+    expect(enumValues(AutoOffsetResetSchema)).toEqual([
+      "AUTO_OFFSET_RESET_UNSPECIFIED",
+      "AUTO_OFFSET_RESET_EARLIEST",
+      "AUTO_OFFSET_RESET_LATEST",
+      "AUTO_OFFSET_RESET_NONE",
+    ]);
   });
 });

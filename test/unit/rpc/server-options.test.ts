@@ -24,13 +24,16 @@ function echoServer(server: grpc.Server): grpc.Server {
     responseSerialize: identity,
     responseDeserialize: identity,
   };
-  server.addService({ size: method }, {
-    size: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const out = Buffer.alloc(4);
-      out.writeUInt32BE(call.request.length);
-      cb(null, out);
+  server.addService(
+    { size: method },
+    {
+      size: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(call.request.length);
+        cb(null, out);
+      },
     },
-  });
+  );
   return server;
 }
 
@@ -114,7 +117,9 @@ describe("options", () => {
     const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), clientChannelOptions());
     const call = (size: number): Promise<number> =>
       new Promise((resolve, reject) =>
-        client.makeUnaryRequest("/test.Echo/Size", identity, identity, Buffer.alloc(size), (err, res) => (err ? reject(err) : resolve(res!.readUInt32BE(0)))),
+        client.makeUnaryRequest("/test.Echo/Size", identity, identity, Buffer.alloc(size), (err, res) =>
+          err ? reject(err) : resolve(res!.readUInt32BE(0)),
+        ),
       );
     expect(await call(2 * MiB)).toBe(2 * MiB);
     await expect(call(2 * MiB + 1)).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });

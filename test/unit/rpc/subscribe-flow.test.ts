@@ -11,7 +11,7 @@ import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { SUBSCRIBE_QUEUED_BYTES_MAX, fetchService } from "../../../src/rpc/fetch-service.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
-import { encodeBatch } from "../../../src/storage/record-batch.ts";
+import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 
 /** A server-streaming call whose send buffer is always full until the test emits 'drain'. */
 class SlowCall extends EventEmitter {
@@ -56,11 +56,32 @@ const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 async function brokerWith(batches: number, valueBytes: number): Promise<{ rm: ReplicaManager; close: () => Promise<void> }> {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock();
-  const logs = LogManager.open({ fs, dataDir: "/d", clock, topicConfig: () => undefined, tailCacheBytes: 1 << 20, retentionCheckIntervalMs: 1e9, cleanerBackoffMs: 1e9, cleanerEnable: false, pause: () => Promise.resolve(), pid: 1, isProcessAlive: () => false });
+  const logs = LogManager.open({
+    fs,
+    dataDir: "/d",
+    clock,
+    topicConfig: () => undefined,
+    tailCacheBytes: 1 << 20,
+    retentionCheckIntervalMs: 1e9,
+    cleanerBackoffMs: 1e9,
+    cleanerEnable: false,
+    pause: () => Promise.resolve(),
+    pid: 1,
+    isProcessAlive: () => false,
+  });
   const store = LocalMetadataStore.open(fs, "/d", clock);
-  const timers = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+  const timers = {
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+  };
   const rm = new ReplicaManager(logs, store, clock, timers, 1);
-  await store.commit((img) => decideCreateTopic(img, { name: "t", partitions: 1, replicationFactor: 1, configs: {} }, { partitions: 1, brokers: [1], random: new SeededRandom(1) }));
+  await store.commit((img) =>
+    decideCreateTopic(
+      img,
+      { name: "t", partitions: 1, replicationFactor: 1, configs: {} },
+      { partitions: 1, brokers: [1], random: new SeededRandom(1) },
+    ),
+  );
   for (let i = 0; i < batches; i++) rm.append("t", 0, encodeBatch([{ value: "x".repeat(valueBytes) }], { nowMs: 1 }), "leader");
   return {
     rm,
@@ -76,14 +97,37 @@ describe("Subscribe flow control", () => {
   it("a client that does not read holds the broker to one message in flight", async () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock();
-    const logs = LogManager.open({ fs, dataDir: "/d", clock, topicConfig: () => undefined, tailCacheBytes: 1 << 20, retentionCheckIntervalMs: 1e9, cleanerBackoffMs: 1e9, cleanerEnable: false, pause: () => Promise.resolve(), pid: 1, isProcessAlive: () => false });
+    const logs = LogManager.open({
+      fs,
+      dataDir: "/d",
+      clock,
+      topicConfig: () => undefined,
+      tailCacheBytes: 1 << 20,
+      retentionCheckIntervalMs: 1e9,
+      cleanerBackoffMs: 1e9,
+      cleanerEnable: false,
+      pause: () => Promise.resolve(),
+      pid: 1,
+      isProcessAlive: () => false,
+    });
     const store = LocalMetadataStore.open(fs, "/d", clock);
-    const timers = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+    const timers = {
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+    };
     const rm = new ReplicaManager(logs, store, clock, timers, 1);
-    await store.commit((img) => decideCreateTopic(img, { name: "t", partitions: 1, replicationFactor: 1, configs: {} }, { partitions: 1, brokers: [1], random: new SeededRandom(1) }));
+    await store.commit((img) =>
+      decideCreateTopic(
+        img,
+        { name: "t", partitions: 1, replicationFactor: 1, configs: {} },
+        { partitions: 1, brokers: [1], random: new SeededRandom(1) },
+      ),
+    );
     // 200 batches of 1 KiB, each bigger than the request's max_bytes: one batch per message
     for (let i = 0; i < 200; i++) rm.append("t", 0, encodeBatch([{ value: "x".repeat(1000) }], { nowMs: 1 }), "leader");
-    const call = new SlowCall(create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }));
+    const call = new SlowCall(
+      create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }),
+    );
     const svc = fetchService(rm) as unknown as { subscribe(c: SlowCall): void };
     svc.subscribe(call);
     for (let i = 0; i < 10; i++) await tick();
@@ -102,7 +146,9 @@ describe("Subscribe flow control", () => {
   it("reads no more while SUBSCRIBE_QUEUED_BYTES_MAX bytes wait to be sent", async () => {
     const mib = 1 << 20;
     const b = await brokerWith(20, mib); // one batch of just over 1 MiB per message
-    const call = new UnsentCall(create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }));
+    const call = new UnsentCall(
+      create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.BATCHES }),
+    );
     (fetchService(b.rm) as unknown as { subscribe(c: UnsentCall): void }).subscribe(call);
     for (let i = 0; i < 5; i++) await tick();
     const batchBytes = encodeBatch([{ value: "x".repeat(mib) }], { nowMs: 1 }).length;

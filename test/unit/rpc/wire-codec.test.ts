@@ -134,7 +134,7 @@ describe(`ProduceRequest codec (SEED=${seed})`, () => {
     expect(decoded.recordBatch.buffer).toBe(wire.buffer);
     expect(decoded.recordBatch.byteOffset).toBeGreaterThanOrEqual(wire.byteOffset);
     expect(decoded.recordBatch.byteOffset + decoded.recordBatch.length).toBeLessThanOrEqual(wire.byteOffset + wire.length);
-    wire[wire.length - 1] ^= 0xff; // the last byte of the batch (field 4 is followed by varints only)
+    wire[wire.length - 1]! ^= 0xff; // the last byte of the batch (field 4 is followed by varints only)
     expect(decoded.recordBatch).not.toEqual(fullProduce.recordBatch);
   });
 
@@ -165,8 +165,14 @@ describe(`ProduceRequest codec (SEED=${seed})`, () => {
 
   it("fails on truncated input with an error that names the field", () => {
     const wire = enc(ProduceRequestSchema, { ...fullProduce, records: recordsProduce.records });
-    expectTruncationsFail(wire, decodeProduceRequest, /^rill\.v1\.ProduceRequest\.(topic|partition|records|record_batch|acks|timeout_ms|producer_id|producer_epoch|base_sequence|<tag>): .* \(at byte \d+\)$/);
-    expect(() => decodeProduceRequest(wire.subarray(0, wire.length - 1))).toThrow(/ProduceRequest\.base_sequence: varint runs past the end/);
+    expectTruncationsFail(
+      wire,
+      decodeProduceRequest,
+      /^rill\.v1\.ProduceRequest\.(topic|partition|records|record_batch|acks|timeout_ms|producer_id|producer_epoch|base_sequence|<tag>): .* \(at byte \d+\)$/,
+    );
+    expect(() => decodeProduceRequest(wire.subarray(0, wire.length - 1))).toThrow(
+      /ProduceRequest\.base_sequence: varint runs past the end/,
+    );
   });
 
   it("names the field of malformed input", () => {
@@ -178,9 +184,18 @@ describe(`ProduceRequest codec (SEED=${seed})`, () => {
     const cases: Array<[Uint8Array, RegExp]> = [
       [w((x) => x.tag(4, WireType.Varint).int32(1)), /ProduceRequest\.record_batch: unexpected wire type 0/],
       [w((x) => x.tag(1, WireType.LengthDelimited).bytes(new Uint8Array([0x66, 0xff, 0xfe]))), /ProduceRequest\.topic: invalid UTF-8/],
-      [w((x) => x.tag(4, WireType.LengthDelimited).uint32(100).raw(bytes(10))), /ProduceRequest\.record_batch: length 100 runs past the end/],
-      [w((x) => x.tag(4, WireType.LengthDelimited).raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]))), /ProduceRequest\.record_batch: length does not fit in 31 bits/],
-      [w((x) => x.tag(4, WireType.LengthDelimited).raw(new Uint8Array([0x81, 0x80, 0x80, 0x80, 0x80, 0x00]))), /ProduceRequest\.record_batch: length does not fit in 31 bits/],
+      [
+        w((x) => x.tag(4, WireType.LengthDelimited).uint32(100).raw(bytes(10))),
+        /ProduceRequest\.record_batch: length 100 runs past the end/,
+      ],
+      [
+        w((x) => x.tag(4, WireType.LengthDelimited).raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]))),
+        /ProduceRequest\.record_batch: length does not fit in 31 bits/,
+      ],
+      [
+        w((x) => x.tag(4, WireType.LengthDelimited).raw(new Uint8Array([0x81, 0x80, 0x80, 0x80, 0x80, 0x00]))),
+        /ProduceRequest\.record_batch: length does not fit in 31 bits/,
+      ],
       [w((x) => x.tag(3, WireType.LengthDelimited).bytes(new Uint8Array([0x0a, 0x05]))), /ProduceRequest\.records: /],
       [w((x) => x.tag(2, WireType.Varint).raw(new Uint8Array(11).fill(0xff))), /ProduceRequest\.partition: varint is longer than 10 bytes/],
       [w((x) => x.tag(50, 7 as WireType)), /ProduceRequest\.<field 50>: invalid wire type 7/],
@@ -257,14 +272,18 @@ describe("ProduceStreamRequest codec", () => {
       unknownFields(),
       enc(ProduceStreamRequestSchema, { requestId: 9n, request: { partition: 4 } }),
     ]);
-    expect(decodeProduceStreamRequest(wire)).toEqual(create(ProduceStreamRequestSchema, { requestId: 9n, request: { topic: "a", recordBatch: bytes(5), partition: 4 } }));
+    expect(decodeProduceStreamRequest(wire)).toEqual(
+      create(ProduceStreamRequestSchema, { requestId: 9n, request: { topic: "a", recordBatch: bytes(5), partition: 4 } }),
+    );
   });
 
   it("names the nested field of malformed input", () => {
     const wire = enc(ProduceStreamRequestSchema, { requestId: 1n, request: { topic: "t", recordBatch: bytes(100) } });
     const broken = Buffer.from(wire);
     broken[wire.length - 101] = 0x7f; // batch length prefix (1 byte) -> 127, past the nested end
-    expect(() => decodeProduceStreamRequest(broken)).toThrow(/^rill\.v1\.ProduceStreamRequest\.request\.record_batch: length 127 runs past/);
+    expect(() => decodeProduceStreamRequest(broken)).toThrow(
+      /^rill\.v1\.ProduceStreamRequest\.request\.record_batch: length 127 runs past/,
+    );
     expectTruncationsFail(wire, decodeProduceStreamRequest, /^rill\.v1\.ProduceStreamRequest\.(request_id|request|<tag>)/);
   });
 });
@@ -293,12 +312,23 @@ describe("FetchResponse / SubscribeResponse codec", () => {
       partitions: [partitionInit, { topic: "other", highWatermark: -1n, error }, {}],
     });
     expectSameBytes(encodeFetchResponse({ partitions }), reference);
-    expectSameBytes(encodeSubscribeResponse({ partitions }), enc(SubscribeResponseSchema, { partitions: [partitionInit, { topic: "other", highWatermark: -1n, error }, {}] }));
+    expectSameBytes(
+      encodeSubscribeResponse({ partitions }),
+      enc(SubscribeResponseSchema, { partitions: [partitionInit, { topic: "other", highWatermark: -1n, error }, {}] }),
+    );
   });
 
   it("encodes RECORDS-format partitions through protobuf-es", () => {
     const records = [
-      create(ConsumedRecordSchema, { topic: "t", partition: 1, offset: 7n, timestampMs: 5n, key: bytes(2), value: bytes(9), headers: [{ key: "a" }] }),
+      create(ConsumedRecordSchema, {
+        topic: "t",
+        partition: 1,
+        offset: 7n,
+        timestampMs: 5n,
+        key: bytes(2),
+        value: bytes(9),
+        headers: [{ key: "a" }],
+      }),
       create(ConsumedRecordSchema, { topic: "t", partition: 1, offset: 8n }),
     ];
     const msg = create(FetchResponseSchema, { partitions: [{ topic: "t", partition: 1, records, nextOffset: 9n }] });
@@ -341,8 +371,14 @@ describe("FetchResponse / SubscribeResponse codec", () => {
   });
 
   it("fails on truncated input with an error that names the field", () => {
-    const wire = enc(FetchResponseSchema, { partitions: [partitionInit, { topic: "x", records: [{ value: bytes(3) }], error: { code: 1 } }] });
-    expectTruncationsFail(wire, decodeFetchResponse, /^rill\.v1\.FetchResponse\.(partitions|<tag>|partitions\.(topic|partition|high_watermark|log_start_offset|records|record_batches|error|next_offset|last_stable_offset|<tag>)): /);
+    const wire = enc(FetchResponseSchema, {
+      partitions: [partitionInit, { topic: "x", records: [{ value: bytes(3) }], error: { code: 1 } }],
+    });
+    expectTruncationsFail(
+      wire,
+      decodeFetchResponse,
+      /^rill\.v1\.FetchResponse\.(partitions|<tag>|partitions\.(topic|partition|high_watermark|log_start_offset|records|record_batches|error|next_offset|last_stable_offset|<tag>)): /,
+    );
     const broken = Buffer.from(enc(FetchResponseSchema, { partitions: [{ recordBatches: bytes(10) }] }));
     broken[3] = 0x30; // record_batches length 10 -> 48
     expect(() => decodeFetchResponse(broken)).toThrow(/^rill\.v1\.FetchResponse\.partitions\.record_batches: length 48 runs past the end/);
@@ -350,17 +386,21 @@ describe("FetchResponse / SubscribeResponse codec", () => {
 
   it("matches protobuf-es on random messages", () => {
     for (let i = 0; i < 200; i++) {
-      const partitions = Array.from({ length: rnd.int(4) }, () => create(FetchedPartitionSchema, {
-        topic: ["", "a", "ü"][rnd.int(3)]!,
-        partition: randomInt32(),
-        highWatermark: randomInt64(),
-        logStartOffset: randomInt64(),
-        recordBatches: bytes(rnd.int(2) * rnd.int(700)),
-        nextOffset: randomInt64(),
-        lastStableOffset: randomInt64(),
-        records: Array.from({ length: rnd.int(2) }, () => create(ConsumedRecordSchema, { offset: randomInt64(), value: bytes(rnd.int(20)) })),
-        ...(rnd.int(3) === 0 ? { error: { code: randomInt32(), name: "E", retriable: true } } : {}),
-      }));
+      const partitions = Array.from({ length: rnd.int(4) }, () =>
+        create(FetchedPartitionSchema, {
+          topic: ["", "a", "ü"][rnd.int(3)]!,
+          partition: randomInt32(),
+          highWatermark: randomInt64(),
+          logStartOffset: randomInt64(),
+          recordBatches: bytes(rnd.int(2) * rnd.int(700)),
+          nextOffset: randomInt64(),
+          lastStableOffset: randomInt64(),
+          records: Array.from({ length: rnd.int(2) }, () =>
+            create(ConsumedRecordSchema, { offset: randomInt64(), value: bytes(rnd.int(20)) }),
+          ),
+          ...(rnd.int(3) === 0 ? { error: { code: randomInt32(), name: "E", retriable: true } } : {}),
+        }),
+      );
       const msg = create(FetchResponseSchema, { partitions });
       const reference = toBinary(FetchResponseSchema, msg);
       expectSameBytes(encodeFetchResponse(msg), reference);

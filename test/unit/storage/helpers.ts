@@ -4,12 +4,15 @@ import { RillError } from "../../../src/base/errors.ts";
 import { defaultTopicConfig, tinyTopicConfig, type TopicConfig } from "../../../src/config/schema.ts";
 import { MemoryFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
-import { Compression, decodeRecords, encodeBatch } from "../../../src/storage/record-batch.ts";
+import { Compression, decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 
 export { ManualClock, MemoryFileSystem, PartitionLog, defaultTopicConfig, tinyTopicConfig };
 
 /** A batch of `n` records with values `${prefix}-${i}` and keys `k${i % keys}`. */
-export function batch(n: number, opts: { prefix?: string; keys?: number; ts?: number; compression?: number; valueSize?: number } = {}): Buffer {
+export function batch(
+  n: number,
+  opts: { prefix?: string; keys?: number; ts?: number; compression?: number; valueSize?: number } = {},
+): Buffer {
   const prefix = opts.prefix ?? "v";
   const ts = opts.ts ?? 1_700_000_000_000;
   const records = Array.from({ length: n }, (_, i) => ({
@@ -29,7 +32,13 @@ export function keyed(pairs: Array<[string, string | null]>, ts = 1_700_000_000_
 }
 
 /** Opens a log with the tiny test profile unless told otherwise. */
-export function openLog(fs: FileSystem, clock: ManualClock, config: Partial<TopicConfig> = {}, recover = false, dir = "/data/t-0"): PartitionLog {
+export function openLog(
+  fs: FileSystem,
+  clock: ManualClock,
+  config: Partial<TopicConfig> = {},
+  recover = false,
+  dir = "/data/t-0",
+): PartitionLog {
   return PartitionLog.open({ fs, dir, clock, config: { ...tinyTopicConfig, ...config }, tailCacheBytes: 1 << 16, recover });
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Errors, rillError } from "../../../src/base/errors.ts";
-import { encodeBatch } from "../../../src/storage/record-batch.ts";
+import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { codeOf, ManualClock, MemoryFileSystem, openLog, readAll, snapshot } from "./helpers.ts";
 
 /** A batch of `n` records from producer `pid` at `epoch`, starting at sequence `seq`. */
@@ -10,7 +10,6 @@ function pbatch(pid: number, epoch: number, seq: number, n: number, tag = "v"): 
     { producerId: pid, producerEpoch: epoch, baseSequence: seq, nowMs: 1000 },
   );
 }
-
 
 describe("idempotent appends", () => {
   it("a retried batch is answered with its original offsets and not appended again", () => {
@@ -69,6 +68,10 @@ describe("idempotent appends", () => {
     const r = log.append(pbatch(3, 0, 9, 3, "again"));
     expect(r.duplicate).toBeUndefined();
     expect(r.baseOffset).toBe(9);
-    expect(readAll(log).slice(-3).map(([, v]) => v)).toEqual(["again-9", "again-10", "again-11"]);
+    expect(
+      readAll(log)
+        .slice(-3)
+        .map(([, v]) => v),
+    ).toEqual(["again-9", "again-10", "again-11"]);
   });
 });

@@ -8,7 +8,11 @@ import { NodeFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
 import { LogManager, parsePartitionDirName } from "../../../src/storage/log-manager.ts";
 import { batch, keyed, ManualClock, MemoryFileSystem, readAll } from "./helpers.ts";
 
-function manager(fs: FileSystem, clock: ManualClock, opts: { pid?: number; alive?: (pid: number) => boolean; cfg?: Partial<TopicConfig>; dataDir?: string } = {}): LogManager {
+function manager(
+  fs: FileSystem,
+  clock: ManualClock,
+  opts: { pid?: number; alive?: (pid: number) => boolean; cfg?: Partial<TopicConfig>; dataDir?: string } = {},
+): LogManager {
   return LogManager.open({
     fs,
     dataDir: opts.dataDir ?? "/data",

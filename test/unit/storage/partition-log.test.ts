@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { crc32c } from "../../../src/base/crc32c.ts";
 import { Errors } from "../../../src/base/errors.ts";
-import { readBatchHeader } from "../../../src/storage/record-batch.ts";
+import { readBatchHeader } from "../../../src/protocol/record-batch.ts";
 import { batch, codeOf, ManualClock, MemoryFileSystem, openLog, PartitionLog, readAll, snapshot, tinyTopicConfig } from "./helpers.ts";
-
 
 describe("PartitionLog append and read", () => {
   it("assigns offsets by rewriting the batch header in place and reads the same bytes back", () => {
@@ -44,7 +43,14 @@ describe("PartitionLog append and read", () => {
     expect(tail.bytes).toBeGreaterThan(0);
     expect(given).toHaveLength(0); // answered from the tail cache
     log.close();
-    const fresh = PartitionLog.open({ fs, dir: "/data/t-0", clock: new ManualClock(), config: { ...tinyTopicConfig, segmentBytes: 1024 }, tailCacheBytes: 0, recover: false });
+    const fresh = PartitionLog.open({
+      fs,
+      dir: "/data/t-0",
+      clock: new ManualClock(),
+      config: { ...tinyTopicConfig, segmentBytes: 1024 },
+      tailCacheBytes: 0,
+      recover: false,
+    });
     const cold = fresh.read(0, 300, fresh.logEndOffset, alloc);
     expect(given).toHaveLength(1);
     expect(cold.chunks).toHaveLength(1);

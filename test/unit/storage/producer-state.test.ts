@@ -3,17 +3,16 @@ import { AssertionError } from "../../../src/base/assert.ts";
 import { crc32c } from "../../../src/base/crc32c.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { incrementSequence, SEQUENCE_MAX } from "../../../src/protocol/sequence.ts";
 import {
-  incrementSequence,
   ProducerStateManager,
   producerBatchOf,
-  SEQUENCE_MAX,
   type ProducerBatch,
   type ProducerBatchHeader,
   type SequenceCheck,
   type SequencedBatch,
 } from "../../../src/storage/producer-state.ts";
-import { encodeBatch, readBatchHeader } from "../../../src/storage/record-batch.ts";
+import { encodeBatch, readBatchHeader } from "../../../src/protocol/record-batch.ts";
 
 const EXPIRATION_MS = 60_000;
 const OPTS = { producerIdExpirationMs: EXPIRATION_MS };
@@ -144,7 +143,12 @@ describe("ProducerStateManager.check", () => {
     }
     expect(p.logEndOffset).toBe(end);
     // the 6th batch back is out of the window: Kafka answers OUT_OF_ORDER_SEQUENCE_NUMBER
-    expectRejectedUnchanged(p.state, () => p.state.check(sb(1000, 0, 2, 2), TP), "OUT_OF_ORDER_SEQUENCE_NUMBER", /base_sequence: 2 is not the next sequence 14 for producer 1000 epoch 0 on orders-2/);
+    expectRejectedUnchanged(
+      p.state,
+      () => p.state.check(sb(1000, 0, 2, 2), TP),
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      /base_sequence: 2 is not the next sequence 14 for producer 1000 epoch 0 on orders-2/,
+    );
     // a partial overlap with a remembered batch is no duplicate
     expectRejectedUnchanged(p.state, () => p.state.check(sb(1000, 0, 12, 1), TP), "OUT_OF_ORDER_SEQUENCE_NUMBER");
   });
@@ -161,15 +165,30 @@ describe("ProducerStateManager.check", () => {
     const st = new ProducerStateManager(OPTS);
     st.record(pb(1000, 3, 0, 5, 0), T0);
     expect(st.check(sb(1000, 3, 5, 1), TP)).toEqual({ kind: "append" });
-    expectRejectedUnchanged(st, () => st.check(sb(1000, 3, 7, 1), TP), "OUT_OF_ORDER_SEQUENCE_NUMBER", /^base_sequence: 7 is not the next sequence 5 for producer 1000 epoch 3 on orders-2$/);
-    expectRejectedUnchanged(st, () => st.check(sb(1000, 3, 3, 1), TP), "OUT_OF_ORDER_SEQUENCE_NUMBER", /base_sequence: 3 is not the next sequence 5/);
+    expectRejectedUnchanged(
+      st,
+      () => st.check(sb(1000, 3, 7, 1), TP),
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      /^base_sequence: 7 is not the next sequence 5 for producer 1000 epoch 3 on orders-2$/,
+    );
+    expectRejectedUnchanged(
+      st,
+      () => st.check(sb(1000, 3, 3, 1), TP),
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      /base_sequence: 3 is not the next sequence 5/,
+    );
   });
 
   it("rejects a stale epoch with INVALID_PRODUCER_EPOCH (Kafka's answer to a produce), even for a retry", () => {
     const st = new ProducerStateManager(OPTS);
     st.record(pb(7, 0, 0, 2, 0), T0);
     st.record(pb(7, 1, 0, 2, 2), T0);
-    expectRejectedUnchanged(st, () => st.check(sb(7, 0, 2, 1), TP), "INVALID_PRODUCER_EPOCH", /^producer_epoch: 0 is older than the current epoch 1 of producer 7 on orders-2$/);
+    expectRejectedUnchanged(
+      st,
+      () => st.check(sb(7, 0, 2, 1), TP),
+      "INVALID_PRODUCER_EPOCH",
+      /^producer_epoch: 0 is older than the current epoch 1 of producer 7 on orders-2$/,
+    );
     // a retry of the old epoch's batch is fenced too, not a duplicate
     expectRejectedUnchanged(st, () => st.check(sb(7, 0, 0, 2), TP), "INVALID_PRODUCER_EPOCH");
   });
@@ -213,9 +232,24 @@ describe("ProducerStateManager.check", () => {
   it("rejects malformed idempotence fields with INVALID_RECORD", () => {
     const st = new ProducerStateManager(OPTS);
     st.record(pb(1, 0, 0, 1), T0);
-    expectRejectedUnchanged(st, () => st.check(sb(1, -1, 1, 1), TP), "INVALID_RECORD", /^producer_epoch: -1 is not in \[0, 32767\] for producer 1 on orders-2$/);
-    expectRejectedUnchanged(st, () => st.check({ ...sb(1, 0, 1, 1), baseSequence: -1 }, TP), "INVALID_RECORD", /^base_sequence: -1 is not in/);
-    expectRejectedUnchanged(st, () => st.check({ ...sb(1, 0, 1, 1), lastSequence: SEQUENCE_MAX + 1 }, TP), "INVALID_RECORD", /^last_sequence: /);
+    expectRejectedUnchanged(
+      st,
+      () => st.check(sb(1, -1, 1, 1), TP),
+      "INVALID_RECORD",
+      /^producer_epoch: -1 is not in \[0, 32767\] for producer 1 on orders-2$/,
+    );
+    expectRejectedUnchanged(
+      st,
+      () => st.check({ ...sb(1, 0, 1, 1), baseSequence: -1 }, TP),
+      "INVALID_RECORD",
+      /^base_sequence: -1 is not in/,
+    );
+    expectRejectedUnchanged(
+      st,
+      () => st.check({ ...sb(1, 0, 1, 1), lastSequence: SEQUENCE_MAX + 1 }, TP),
+      "INVALID_RECORD",
+      /^last_sequence: /,
+    );
     expectRejectedUnchanged(st, () => st.check({ ...sb(1, 0, 1, 1), producerId: 2 ** 60 }, TP), "INVALID_RECORD", /^producer_id: /);
     // record skips what check would never let in, instead of crashing a rebuild
     st.record({ ...pb(1, 0, 1, 1, 5), baseSequence: -1 }, T0);
@@ -288,8 +322,16 @@ describe("ProducerStateManager.checkAll", () => {
   it("names the batch at fault and refuses a batch repeated inside one request", () => {
     const st = new ProducerStateManager(OPTS);
     st.record(pb(1, 0, 0, 5, 0), T0);
-    expectRill(() => st.checkAll([sb(1, 0, 5, 1), sb(1, 0, 7, 1)], TP), "OUT_OF_ORDER_SEQUENCE_NUMBER", /next sequence 6 for producer 1 epoch 0 on orders-2 batches\[1\]/);
-    expectRill(() => st.checkAll([sb(1, 0, 5, 1), sb(1, 0, 5, 1)], TP), "OUT_OF_ORDER_SEQUENCE_NUMBER", /repeats batch 0 of the same request/);
+    expectRill(
+      () => st.checkAll([sb(1, 0, 5, 1), sb(1, 0, 7, 1)], TP),
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      /next sequence 6 for producer 1 epoch 0 on orders-2 batches\[1\]/,
+    );
+    expectRill(
+      () => st.checkAll([sb(1, 0, 5, 1), sb(1, 0, 5, 1)], TP),
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      /repeats batch 0 of the same request/,
+    );
   });
 
   it("answers like check-then-record per batch on a seeded stream of requests", () => {
@@ -476,7 +518,11 @@ describe("ProducerStateManager rebuild", () => {
         const s = c.sent[c.sent.length - back]!;
         const known = live.state.producers().some((p) => p.producerId === c.pid);
         if (back <= 5 && known && s.b.producerEpoch === c.epoch) {
-          expect(live.produce(s.b, s.count, now)).toEqual({ kind: "duplicate", baseOffset: s.baseOffset, lastOffset: s.baseOffset + s.count - 1 });
+          expect(live.produce(s.b, s.count, now)).toEqual({
+            kind: "duplicate",
+            baseOffset: s.baseOffset,
+            lastOffset: s.baseOffset + s.count - 1,
+          });
           counts.duplicate++;
         } else if (known) {
           const name = s.b.producerEpoch < c.epoch ? "INVALID_PRODUCER_EPOCH" : "OUT_OF_ORDER_SEQUENCE_NUMBER";
@@ -503,7 +549,9 @@ describe("ProducerStateManager rebuild", () => {
         snapshots.push({ events: live.events.length, bytes: live.state.snapshot(live.logEndOffset), leo: live.logEndOffset });
       }
     }
-    console.log(`producer-state workload: ${JSON.stringify(counts)}, ${snapshots.length} snapshots, ${live.state.producerCount} producers left`);
+    console.log(
+      `producer-state workload: ${JSON.stringify(counts)}, ${snapshots.length} snapshots, ${live.state.producerCount} producers left`,
+    );
     expect(counts.duplicate).toBeGreaterThan(100);
     expect(counts.rejected).toBeGreaterThan(100);
     expect(counts.expired).toBeGreaterThan(0);
@@ -583,7 +631,8 @@ describe("ProducerStateManager snapshots", () => {
         expect(ProducerStateManager.loadSnapshot(bad, OPTS), `byte ${i} ^ ${mask}`).toBeNull();
       }
     }
-    for (let n = 0; n < bytes.length; n++) expect(ProducerStateManager.loadSnapshot(bytes.subarray(0, n), OPTS), `first ${n} bytes`).toBeNull();
+    for (let n = 0; n < bytes.length; n++)
+      expect(ProducerStateManager.loadSnapshot(bytes.subarray(0, n), OPTS), `first ${n} bytes`).toBeNull();
     expect(ProducerStateManager.loadSnapshot(Buffer.concat([bytes, Buffer.alloc(1)]), OPTS)).toBeNull();
   });
 

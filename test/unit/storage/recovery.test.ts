@@ -23,7 +23,14 @@ async function buildLog(fs: MemoryFileSystem, n: number, segmentBytes = 1 << 20)
 }
 
 /** After a crash cut the active segment at `cut`, reopen with recovery and check the log. */
-function checkCut(fs: MemoryFileSystem, active: string, original: Buffer, cut: number, totalRecordsBeforeActive: number, batchEnds: number[]): void {
+function checkCut(
+  fs: MemoryFileSystem,
+  active: string,
+  original: Buffer,
+  cut: number,
+  totalRecordsBeforeActive: number,
+  batchEnds: number[],
+): void {
   fs.setBytes(active, original.subarray(0, cut));
   const log = openLog(fs, new ManualClock(), { segmentBytes: 1 << 20 }, true);
   const completeBatches = batchEnds.filter((e) => e <= cut).length;

@@ -129,7 +129,12 @@ describe("compaction", () => {
 
   it("`compact,delete` compacts and also deletes by retention", async () => {
     const clock = new ManualClock(10 * DAY);
-    const log = openLog(new MemoryFileSystem(), clock, { segmentBytes: 256, cleanupPolicy: "compact,delete", retentionMs: DAY, minCleanableDirtyRatio: 0 });
+    const log = openLog(new MemoryFileSystem(), clock, {
+      segmentBytes: 256,
+      cleanupPolicy: "compact,delete",
+      retentionMs: DAY,
+      minCleanableDirtyRatio: 0,
+    });
     for (let i = 0; i < 30; i++) log.append(keyed([[`k${i % 2}`, `old${i}`]], 1000 + i));
     for (let i = 0; i < 30; i++) log.append(keyed([[`k${i % 2}`, `new${i}`]], 10 * DAY - 100 + i));
     await compactLog(log, clock.nowMs(), noPause, true);

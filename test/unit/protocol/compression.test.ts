@@ -14,7 +14,7 @@ import {
   LZ4_BLOCK_BYTES,
   lz4CompressFrame,
   lz4DecompressFrame,
-} from "../../../src/storage/compression.ts";
+} from "../../../src/protocol/compression.ts";
 import { goldenPath, lz4Content, lz4IncompressibleContent, patternBytes } from "../../golden/fixtures.ts";
 
 /** Asserts that `fn` throws a RillError with catalog name `name` and a message matching `msg`. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { murmur2, partitionForKey } from "../../../src/base/murmur2.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
 import { ByteBudget } from "../../../src/client/byte-budget.ts";
-import { Partitioner } from "../../../src/client/partitioner.ts";
+import { Partitioner } from "../../../src/protocol/partitioner.ts";
 
 const SEED = seedFromEnv();
 console.log(`partitioner tests SEED=${SEED}`);

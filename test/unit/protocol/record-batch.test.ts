@@ -5,7 +5,7 @@ import { crc32c } from "../../../src/base/crc32c.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
 import { writeVarint } from "../../../src/base/varint.ts";
-import { compress } from "../../../src/storage/compression.ts";
+import { compress } from "../../../src/protocol/compression.ts";
 import {
   ATTRIBUTES_OFFSET,
   BASE_OFFSET_OFFSET,
@@ -35,7 +35,7 @@ import {
   validateBatch,
   checkProducedBatch,
   validateBatchDeep,
-} from "../../../src/storage/record-batch.ts";
+} from "../../../src/protocol/record-batch.ts";
 import { GOLDEN_TS, goldenOptions, goldenPath, goldenRecords } from "../../golden/fixtures.ts";
 
 const require = createRequire(import.meta.url);
@@ -135,10 +135,33 @@ function asBuffer(x: Uint8Array | string | null | undefined): Buffer | null {
 /** Checks that `got` holds exactly `want`'s keys, values, headers and timestamps, with offsets from `baseOffset`. */
 function expectRecords(got: DecodedRecord[], want: RecordInput[], baseOffset: number, deltas?: number[]): void {
   const hexOf = (b: Uint8Array | null): string | null => (b === null ? null : Buffer.from(b).toString("hex"));
-  const flat = (offset: number, ts: number | undefined, key: Uint8Array | null, value: Uint8Array | null, headers: Array<[string, Uint8Array | null]>): string =>
-    JSON.stringify([offset, ts, hexOf(key), hexOf(value), headers.map(([k, v]) => [k, hexOf(v)])]);
-  expect(got.map((g) => flat(g.offset, g.timestampMs, g.key, g.value, g.headers.map((h) => [h.key, h.value])))).toEqual(
-    want.map((w, i) => flat(baseOffset + (deltas ? deltas[i]! : i), w.timestampMs, asBuffer(w.key), asBuffer(w.value), (w.headers ?? []).map((h) => [h.key, asBuffer(h.value)]))),
+  const flat = (
+    offset: number,
+    ts: number | undefined,
+    key: Uint8Array | null,
+    value: Uint8Array | null,
+    headers: Array<[string, Uint8Array | null]>,
+  ): string => JSON.stringify([offset, ts, hexOf(key), hexOf(value), headers.map(([k, v]) => [k, hexOf(v)])]);
+  expect(
+    got.map((g) =>
+      flat(
+        g.offset,
+        g.timestampMs,
+        g.key,
+        g.value,
+        g.headers.map((h) => [h.key, h.value]),
+      ),
+    ),
+  ).toEqual(
+    want.map((w, i) =>
+      flat(
+        baseOffset + (deltas ? deltas[i]! : i),
+        w.timestampMs,
+        asBuffer(w.key),
+        asBuffer(w.value),
+        (w.headers ?? []).map((h) => [h.key, asBuffer(h.value)]),
+      ),
+    ),
   );
 }
 
@@ -309,7 +332,12 @@ describe("readBatchHeader", () => {
     });
     const h = readBatchHeader(b);
     expect(h.attributes).toBe(0x3b);
-    expect([h.compression, h.timestampType, h.isTransactional, h.isControl]).toEqual([Compression.LZ4, TimestampType.LOG_APPEND_TIME, true, true]);
+    expect([h.compression, h.timestampType, h.isTransactional, h.isControl]).toEqual([
+      Compression.LZ4,
+      TimestampType.LOG_APPEND_TIME,
+      true,
+      true,
+    ]);
   });
 
   it("reads at a position and only checks bounds", () => {
@@ -319,7 +347,14 @@ describe("readBatchHeader", () => {
   });
 
   it("exports the field offsets of the spec", () => {
-    expect(BATCH_OFFSETS).toMatchObject({ BASE_OFFSET: 0, BATCH_LENGTH: 8, PARTITION_LEADER_EPOCH: 12, MAGIC: 16, CRC: 17, ATTRIBUTES: 21 });
+    expect(BATCH_OFFSETS).toMatchObject({
+      BASE_OFFSET: 0,
+      BATCH_LENGTH: 8,
+      PARTITION_LEADER_EPOCH: 12,
+      MAGIC: 16,
+      CRC: 17,
+      ATTRIBUTES: 21,
+    });
     expect(BATCH_OFFSETS).toMatchObject({ LAST_OFFSET_DELTA: 23, BASE_TIMESTAMP: 27, MAX_TIMESTAMP: 35, PRODUCER_ID: 43 });
     expect(BATCH_OFFSETS).toMatchObject({ PRODUCER_EPOCH: 51, BASE_SEQUENCE: 53, RECORD_COUNT: 57, RECORDS: 61 });
     expect([HEADER_SIZE, RECORDS_OFFSET, BASE_OFFSET_OFFSET]).toEqual([61, 61, 0]);
@@ -339,7 +374,7 @@ describe("validateBatch: bad input gets a specific code naming the field", () =>
 
   it("bad CRC -> CORRUPT_MESSAGE", () => {
     const b = good();
-    b[b.length - 2] ^= 0x40;
+    b[b.length - 2]! ^= 0x40;
     expectRill(() => validateBatch(b), "CORRUPT_MESSAGE", /^crc: stored 0x[0-9a-f]+, computed 0x[0-9a-f]+$/);
   });
 
@@ -358,7 +393,11 @@ describe("validateBatch: bad input gets a specific code naming the field", () =>
 
   it("batchLength saying more than the bytes given (too short) -> BATCH_LENGTH_MISMATCH", () => {
     const b = good();
-    expectRill(() => validateBatch(b.subarray(0, b.length - 1)), "BATCH_LENGTH_MISMATCH", /^batchLength: \d+ makes a \d+-byte batch, but \d+ bytes were given/);
+    expectRill(
+      () => validateBatch(b.subarray(0, b.length - 1)),
+      "BATCH_LENGTH_MISMATCH",
+      /^batchLength: \d+ makes a \d+-byte batch, but \d+ bytes were given/,
+    );
   });
 
   it("batchLength saying less than the bytes given (too long) -> BATCH_LENGTH_MISMATCH", () => {
@@ -412,7 +451,11 @@ describe("validateBatch: bad input gets a specific code naming the field", () =>
     for (const codec of [2, 4, 5, 6, 7]) {
       const b = good();
       b.writeInt16BE(codec, ATTRIBUTES_OFFSET);
-      expectRill(() => validateBatch(recrc(b)), "UNSUPPORTED_COMPRESSION_TYPE", /^attributes: compression (snappy|zstd|codec \d) is not supported/);
+      expectRill(
+        () => validateBatch(recrc(b)),
+        "UNSUPPORTED_COMPRESSION_TYPE",
+        /^attributes: compression (snappy|zstd|codec \d) is not supported/,
+      );
     }
   });
 
@@ -439,7 +482,7 @@ describe("validateBatch: bad input gets a specific code naming the field", () =>
     const b = encodeBatch([{ value: "a" }, { value: "b" }], { nowMs: 1, compression: Compression.LZ4 });
     expect(validateBatch(b).recordCount).toBe(2);
     const badFrame = Buffer.from(b);
-    badFrame[RECORDS_OFFSET + 6] ^= 0xff; // header checksum byte of the frame
+    badFrame[RECORDS_OFFSET + 6]! ^= 0xff; // header checksum byte of the frame
     expectRill(() => validateBatch(recrc(badFrame)), "CORRUPT_MESSAGE", /^lz4 frame: header checksum/);
     const lying = Buffer.from(b);
     lying.writeInt32BE(3, RECORD_COUNT_OFFSET);
@@ -509,7 +552,11 @@ describe("iterating concatenated batches", () => {
   it("visits every whole batch with its position", () => {
     const seen: Array<[number, number]> = [];
     expect(forEachBatch(all, (h, pos) => void seen.push([h.baseOffset, pos]))).toBe(all.length);
-    expect(seen).toEqual([[0, 0], [1, parts[0]!.length], [3, parts[0]!.length + parts[1]!.length]]);
+    expect(seen).toEqual([
+      [0, 0],
+      [1, parts[0]!.length],
+      [3, parts[0]!.length + parts[1]!.length],
+    ]);
     expect([...batches(all)].map((x) => x.header.lastOffset)).toEqual([0, 2, 3]);
   });
 
@@ -526,7 +573,12 @@ describe("iterating concatenated batches", () => {
 
   it("stops when the callback returns false", () => {
     const seen: number[] = [];
-    expect(forEachBatch(all, (h) => (seen.push(h.baseOffset), false))).toBe(parts[0]!.length);
+    expect(
+      forEachBatch(all, (h) => {
+        seen.push(h.baseOffset);
+        return false;
+      }),
+    ).toBe(parts[0]!.length);
     expect(seen).toEqual([0]);
   });
 
@@ -558,7 +610,11 @@ describe("encodeBatch", () => {
   });
 
   it("refuses a record without timestamp when no nowMs is given (core code never reads the clock)", () => {
-    expectRill(() => encodeBatch([{ value: "a", timestampMs: 1 }, { value: "b" }]), "INVALID_TIMESTAMP", /^records\[1\]\.timestampMs: absent/);
+    expectRill(
+      () => encodeBatch([{ value: "a", timestampMs: 1 }, { value: "b" }]),
+      "INVALID_TIMESTAMP",
+      /^records\[1\]\.timestampMs: absent/,
+    );
     expectRill(() => encodeBatch([{ value: "a", timestampMs: 1.5 }]), "INVALID_TIMESTAMP", /not an integer/);
   });
 
@@ -566,8 +622,16 @@ describe("encodeBatch", () => {
     const b = encodeBatch([{ value: "a" }, { value: "b" }], { nowMs: 1, baseOffset: 10, offsetDeltas: [2, 5] });
     expect(decodeRecords(b).map((r) => r.offset)).toEqual([12, 15]);
     expect(readBatchHeader(b).lastOffsetDelta).toBe(5);
-    expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, offsetDeltas: [0, 1] }), "INVALID_ARGUMENT", /^offsetDeltas: 2 deltas for 1 records/);
-    expectRill(() => encodeBatch([{ value: "a" }, { value: "b" }], { nowMs: 1, offsetDeltas: [3, 3] }), "INVALID_ARGUMENT", /^offsetDeltas\[1\]/);
+    expectRill(
+      () => encodeBatch([{ value: "a" }], { nowMs: 1, offsetDeltas: [0, 1] }),
+      "INVALID_ARGUMENT",
+      /^offsetDeltas: 2 deltas for 1 records/,
+    );
+    expectRill(
+      () => encodeBatch([{ value: "a" }, { value: "b" }], { nowMs: 1, offsetDeltas: [3, 3] }),
+      "INVALID_ARGUMENT",
+      /^offsetDeltas\[1\]/,
+    );
     expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, offsetDeltas: [-1] }), "INVALID_ARGUMENT", /^offsetDeltas\[0\]/);
   });
 
@@ -593,7 +657,7 @@ describe("encodeBatch", () => {
   it("round-trips large batches in every codec (multi-block LZ4, 2-3 byte varints)", () => {
     const big: RecordInput[] = Array.from({ length: 700 }, (_, i) => ({
       key: i % 7 === 0 ? null : `key-${i}`,
-      value: i % 11 === 0 ? null : `value-${i}-`.padEnd(40 + (i * 37) % 500, "xyz"),
+      value: i % 11 === 0 ? null : `value-${i}-`.padEnd(40 + ((i * 37) % 500), "xyz"),
       headers: i % 3 === 0 ? [{ key: "n", value: String(i) }] : [],
       timestampMs: 1_000_000 + ((i * 7919) % 100_000) - 50_000,
     }));
@@ -612,13 +676,24 @@ describe("lazy decoding", () => {
   it("exposes positions into the batch; key/value are views, not copies", () => {
     const c = records(b);
     expect(c.next()).toBe(true);
-    expect([c.index, c.offset, c.offsetDelta, c.timestampMs, c.attributes, c.headerCount]).toEqual([0, 1_234_567_890_123, 0, GOLDEN_TS, 0, 3]);
+    expect([c.index, c.offset, c.offsetDelta, c.timestampMs, c.attributes, c.headerCount]).toEqual([
+      0,
+      1_234_567_890_123,
+      0,
+      GOLDEN_TS,
+      0,
+      3,
+    ]);
     expect(c.buf).toBe(b);
     expect(b.toString("utf8", c.keyStart, c.keyStart + c.keyLength)).toBe("user-1");
     const v = c.value()!;
     expect(v.buffer).toBe(b.buffer);
     expect(v.byteOffset).toBe(b.byteOffset + c.valueStart);
-    expect(c.headers().map((h) => [h.key, str(h.value)])).toEqual([["trace-id", "4bf92f3577b34da6"], ["empty", ""], ["null-value", null]]);
+    expect(c.headers().map((h) => [h.key, str(h.value)])).toEqual([
+      ["trace-id", "4bf92f3577b34da6"],
+      ["empty", ""],
+      ["null-value", null],
+    ]);
     expect(c.next()).toBe(true);
     expect([c.keyLength, c.key(), c.keyString(), c.valueString()]).toEqual([-1, null, null, "no key"]);
     expect(c.next()).toBe(true);
@@ -691,7 +766,15 @@ function recrcIfWhole(b: Buffer): Buffer {
 
 describe("filterBatch (compaction)", () => {
   const input: RecordInput[] = Array.from({ length: 10 }, (_, i) => ({ key: `k${i % 3}`, value: `v${i}`, timestampMs: 1000 + i * 10 }));
-  const opts = { nowMs: 1, baseOffset: 500, producerId: 8, producerEpoch: 2, baseSequence: 30, partitionLeaderEpoch: 4, isTransactional: true };
+  const opts = {
+    nowMs: 1,
+    baseOffset: 500,
+    producerId: 8,
+    producerEpoch: 2,
+    baseSequence: 30,
+    partitionLeaderEpoch: 4,
+    isTransactional: true,
+  };
 
   for (const compression of [Compression.NONE, Compression.GZIP, Compression.LZ4]) {
     it(`keeps offsets, timestamps and producer fields (${compression})`, () => {
@@ -699,9 +782,16 @@ describe("filterBatch (compaction)", () => {
       const out = filterBatch(b, 0, (r) => r.offsetDelta % 3 === 1);
       const h = validateBatchDeep(out);
       const orig = readBatchHeader(b);
-      expect([h.baseOffset, h.baseTimestamp, h.producerId, h.producerEpoch, h.baseSequence, h.partitionLeaderEpoch, h.isTransactional, h.compression]).toEqual([
-        500, orig.baseTimestamp, 8, 2, 30, 4, true, compression,
-      ]);
+      expect([
+        h.baseOffset,
+        h.baseTimestamp,
+        h.producerId,
+        h.producerEpoch,
+        h.baseSequence,
+        h.partitionLeaderEpoch,
+        h.isTransactional,
+        h.compression,
+      ]).toEqual([500, orig.baseTimestamp, 8, 2, 30, 4, true, compression]);
       expect([h.recordCount, h.lastOffsetDelta, h.maxTimestamp]).toEqual([3, 9, 1070]); // lastOffsetDelta kept, as Kafka
       expect(decodeRecords(out).map((r) => [r.offset, r.timestampMs, str(r.value)])).toEqual([
         [501, 1010, "v1"],
@@ -723,7 +813,14 @@ describe("filterBatch (compaction)", () => {
     const out = filterBatch(b, 0, () => false);
     expect(out.length).toBe(HEADER_SIZE);
     const h = validateBatchDeep(out);
-    expect([h.recordCount, h.lastOffsetDelta, h.lastOffset, h.compression, h.producerId, h.baseSequence]).toEqual([0, 9, 509, Compression.NONE, 8, 30]);
+    expect([h.recordCount, h.lastOffsetDelta, h.lastOffset, h.compression, h.producerId, h.baseSequence]).toEqual([
+      0,
+      9,
+      509,
+      Compression.NONE,
+      8,
+      30,
+    ]);
   });
 
   it("reads the batch at a position", () => {
@@ -736,7 +833,12 @@ describe("filterBatch (compaction)", () => {
 
 describe("kafkajs interop", () => {
   const msgs = [
-    { key: Buffer.from("k-1"), value: Buffer.from("first"), headers: { a: Buffer.from("1"), b: Buffer.from("two") }, ts: 1_700_000_000_000 },
+    {
+      key: Buffer.from("k-1"),
+      value: Buffer.from("first"),
+      headers: { a: Buffer.from("1"), b: Buffer.from("two") },
+      ts: 1_700_000_000_000,
+    },
     { key: null, value: Buffer.from("second"), headers: {}, ts: 1_700_000_000_050 },
     { key: Buffer.from("k-3"), value: null, headers: { z: Buffer.from("") }, ts: 1_699_999_999_990 },
     { key: Buffer.from("ключ"), value: Buffer.from("x".repeat(400)), headers: {}, ts: 1_700_000_000_001 },
@@ -762,23 +864,44 @@ describe("kafkajs interop", () => {
         producerEpoch: 4,
         firstSequence: 77,
         transactional: true,
-        records: msgs.map((m, i) => kjsRecord({ offsetDelta: i, timestampDelta: m.ts - first, key: m.key, value: m.value, headers: m.headers })),
+        records: msgs.map((m, i) =>
+          kjsRecord({ offsetDelta: i, timestampDelta: m.ts - first, key: m.key, value: m.value, headers: m.headers }),
+        ),
       });
       const bytes = enc.buffer;
       const h = validateBatchDeep(bytes);
-      expect([h.baseOffset, h.partitionLeaderEpoch, h.producerId, h.producerEpoch, h.baseSequence, h.isTransactional, h.compression]).toEqual([
-        3_000_000_000, 6, 123_456_789_012, 4, 77, true, compression,
-      ]);
+      expect([
+        h.baseOffset,
+        h.partitionLeaderEpoch,
+        h.producerId,
+        h.producerEpoch,
+        h.baseSequence,
+        h.isTransactional,
+        h.compression,
+      ]).toEqual([3_000_000_000, 6, 123_456_789_012, 4, 77, true, compression]);
       expect([h.recordCount, h.lastOffsetDelta, h.baseTimestamp, h.maxTimestamp]).toEqual([4, 3, first, 1_700_000_000_050]);
       expectRecords(decodeRecords(bytes), ours, 3_000_000_000);
     });
 
     it(`kafkajs reads what we encode (codec ${compression})`, async () => {
-      const bytes = encodeBatch(ours, { compression, baseOffset: 3_000_000_000, partitionLeaderEpoch: 6, producerId: 123_456_789_012, producerEpoch: 4, baseSequence: 77 });
+      const bytes = encodeBatch(ours, {
+        compression,
+        baseOffset: 3_000_000_000,
+        partitionLeaderEpoch: 6,
+        producerId: 123_456_789_012,
+        producerEpoch: 4,
+        baseSequence: 77,
+      });
       const b = await kjsDecodeBatch(new KjsDecoder(bytes));
-      expect([b.firstOffset, b.partitionLeaderEpoch, b.lastOffsetDelta, b.producerId, b.producerEpoch, b.firstSequence, b.maxTimestamp]).toEqual([
-        "3000000000", 6, 3, "123456789012", 4, 77, "1700000000050",
-      ]);
+      expect([
+        b.firstOffset,
+        b.partitionLeaderEpoch,
+        b.lastOffsetDelta,
+        b.producerId,
+        b.producerEpoch,
+        b.firstSequence,
+        b.maxTimestamp,
+      ]).toEqual(["3000000000", 6, 3, "123456789012", 4, 77, "1700000000050"]);
       expect(b.records.length).toBe(msgs.length);
       b.records.forEach((r, i) => {
         const m = msgs[i]!;

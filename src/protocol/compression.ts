@@ -74,10 +74,7 @@ export function isSupportedCodec(codec: number): boolean {
 }
 
 function unsupported(codec: number): never {
-  throw rillError(
-    "UNSUPPORTED_COMPRESSION_TYPE",
-    `compression: ${codecName(codec)} is not supported (supported: none, gzip, lz4)`,
-  );
+  throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (supported: none, gzip, lz4)`);
 }
 
 /** Compresses `data` with `codec`. NONE returns `data` itself. */
@@ -203,8 +200,8 @@ export function lz4CompressFrame(data: Buffer, opts: Lz4FrameOptions = {}): Buff
   }
   const out = Buffer.allocUnsafe(total);
   out.writeUInt32LE(LZ4_FRAME_MAGIC, 0);
-  out[4] = FLG_VERSION_01 | FLG_BLOCK_INDEPENDENCE | (blockChecksums ? FLG_BLOCK_CHECKSUM : 0) |
-    (contentChecksum ? FLG_CONTENT_CHECKSUM : 0);
+  out[4] =
+    FLG_VERSION_01 | FLG_BLOCK_INDEPENDENCE | (blockChecksums ? FLG_BLOCK_CHECKSUM : 0) | (contentChecksum ? FLG_CONTENT_CHECKSUM : 0);
   out[5] = 0x40; // BD: 64 KiB blocks
   out[6] = (xxhash32(out, 0, 4, 6) >>> 8) & 0xff;
   let p = 7;
@@ -359,9 +356,10 @@ export function lz4DecompressFrame(
     if (size > f.blockBytesMax) throw corrupt("lz4 frame", `block ${i} size ${size} exceeds the block max ${f.blockBytesMax}`);
     if (p + size + (blockChecksums ? 4 : 0) > end) throw corrupt("lz4 frame", `block ${i} of ${size} bytes runs past the payload end`);
     if (blockChecksums) checkBlockChecksum(data, p, size, i);
-    const out = (field & BLOCK_UNCOMPRESSED) !== 0
-      ? Buffer.from(data.subarray(p, p + size))
-      : decompressBlock(data, p, size, f.blockBytesMax, linked ? windowOf(parts) : null, i);
+    const out =
+      (field & BLOCK_UNCOMPRESSED) !== 0
+        ? Buffer.from(data.subarray(p, p + size))
+        : decompressBlock(data, p, size, f.blockBytesMax, linked ? windowOf(parts) : null, i);
     total += out.length;
     if (total > outputBytesMax) throw rillError("MESSAGE_TOO_LARGE", `lz4 frame: decompressed payload exceeds ${outputBytesMax} bytes`);
     parts.push(out);

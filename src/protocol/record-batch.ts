@@ -169,7 +169,10 @@ function writeI64(buf: Buffer, p: number, v: number): void {
 /** Reads the header of the batch at `pos`. Only checks that the 61 header bytes are there. */
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   if (pos < 0 || buf.length - pos < HEADER_SIZE) {
-    throw rillError("BATCH_LENGTH_MISMATCH", `batch: ${Math.max(0, buf.length - pos)} bytes at ${pos}, fewer than the ${HEADER_SIZE}-byte header`);
+    throw rillError(
+      "BATCH_LENGTH_MISMATCH",
+      `batch: ${Math.max(0, buf.length - pos)} bytes at ${pos}, fewer than the ${HEADER_SIZE}-byte header`,
+    );
   }
   const baseOffset = readI64(buf, pos);
   const batchLength = buf.readInt32BE(pos + BATCH_LENGTH_OFFSET);
@@ -233,9 +236,13 @@ export function validateBatch(buf: Buffer, pos = 0, end: number = buf.length): B
  * recordCount. Stored (compacted) batches may have gaps; produced ones may not.
  */
 export function checkProducedBatch(h: BatchHeader): void {
-  if (h.recordCount <= 0) throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${h.recordCount}: a produced batch needs at least one record`);
+  if (h.recordCount <= 0)
+    throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${h.recordCount}: a produced batch needs at least one record`);
   if (h.lastOffsetDelta + 1 !== h.recordCount) {
-    throw rillError("RECORD_COUNT_MISMATCH", `lastOffsetDelta: ${h.lastOffsetDelta} does not match recordCount ${h.recordCount} (a produced batch's offsets run 0..recordCount-1)`);
+    throw rillError(
+      "RECORD_COUNT_MISMATCH",
+      `lastOffsetDelta: ${h.lastOffsetDelta} does not match recordCount ${h.recordCount} (a produced batch's offsets run 0..recordCount-1)`,
+    );
   }
 }
 
@@ -268,14 +275,20 @@ function checkHeader(buf: Buffer, pos: number, end: number): BatchHeader {
   if (magic !== MAGIC) throw rillError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `magic: ${magic} (only magic 2 is supported)`);
   const h = readBatchHeader(buf, pos);
   if (h.size !== end - pos) {
-    throw rillError("BATCH_LENGTH_MISMATCH", `batchLength: ${h.batchLength} makes a ${h.size}-byte batch, but ${end - pos} bytes were given`);
+    throw rillError(
+      "BATCH_LENGTH_MISMATCH",
+      `batchLength: ${h.batchLength} makes a ${h.size}-byte batch, but ${end - pos} bytes were given`,
+    );
   }
   const crc = crc32c(buf.subarray(pos + CRC_START, end));
   if (crc !== h.crc) {
     throw rillError("CORRUPT_MESSAGE", `crc: stored 0x${h.crc.toString(16)}, computed 0x${crc.toString(16)}`);
   }
   if (!isSupportedCodec(h.compression)) {
-    throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `attributes: compression ${codecName(h.compression)} is not supported (supported: none, gzip, lz4)`);
+    throw rillError(
+      "UNSUPPORTED_COMPRESSION_TYPE",
+      `attributes: compression ${codecName(h.compression)} is not supported (supported: none, gzip, lz4)`,
+    );
   }
   if (h.recordCount < 0) throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${h.recordCount} is negative`);
   if (h.lastOffsetDelta < 0) throw rillError("RECORD_COUNT_MISMATCH", `lastOffsetDelta: ${h.lastOffsetDelta} is negative`);
@@ -302,7 +315,8 @@ function walkRecords(buf: Buffer, start: number, end: number, h: BatchHeader, de
     const bodyStart = c.pos;
     const recordEnd = bodyStart + len;
     if (len < RECORD_BODY_MIN) throw corruptRecord(i, `length ${len} is below the ${RECORD_BODY_MIN}-byte minimum`);
-    if (recordEnd > end) throw rillError("RECORD_COUNT_MISMATCH", `record ${i} of ${count}: length ${len} runs past the end of the records`);
+    if (recordEnd > end)
+      throw rillError("RECORD_COUNT_MISMATCH", `record ${i} of ${count}: length ${len} runs past the end of the records`);
     c.pos = bodyStart + 1; // attributes
     skipVarlong(buf, c, recordEnd, i);
     const delta = varint(buf, c, recordEnd, i);
@@ -449,6 +463,7 @@ export function setLogAppendTime(buf: Buffer, pos: number, timestampMs: number):
  */
 export function forEachBatch(
   buf: Buffer,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a visitor returns nothing (go on) or false (stop)
   fn: (header: BatchHeader, pos: number) => boolean | void,
   start = 0,
   end: number = buf.length,
@@ -655,7 +670,8 @@ export function encodeBatch(records: readonly RecordInput[], opts: EncodeOptions
   const f: HeaderFields = {
     baseOffset: checkInt("baseOffset", opts.baseOffset ?? 0, 0, Number.MAX_SAFE_INTEGER),
     partitionLeaderEpoch: checkInt("partitionLeaderEpoch", opts.partitionLeaderEpoch ?? -1, -1, 0x7fffffff),
-    attributes: (codec & COMPRESSION_CODEC_MASK) |
+    attributes:
+      (codec & COMPRESSION_CODEC_MASK) |
       (opts.timestampType === TimestampType.LOG_APPEND_TIME ? TIMESTAMP_TYPE_MASK : 0) |
       (opts.isTransactional === true ? TRANSACTIONAL_MASK : 0) |
       (opts.isControl === true ? CONTROL_MASK : 0),
@@ -697,9 +713,13 @@ function measureRecords(
     growSizes(s + 3 + 2 * headerCount);
     const keyBytes = byteSize(r.key);
     const valueBytes = byteSize(r.value);
-    let body = 1 + varintSize((r.timestampMs ?? nowMs!) - baseTimestamp) +
+    let body =
+      1 +
+      varintSize((r.timestampMs ?? nowMs!) - baseTimestamp) +
       varint32Size(deltas === undefined ? i : deltas[i]!) +
-      fieldSize(keyBytes) + fieldSize(valueBytes) + varint32Size(headerCount);
+      fieldSize(keyBytes) +
+      fieldSize(valueBytes) +
+      varint32Size(headerCount);
     sizes[s + 1] = keyBytes;
     sizes[s + 2] = valueBytes;
     for (let j = 0; j < headerCount; j++) {
@@ -848,7 +868,10 @@ export class RecordCursor {
     const h = readBatchHeader(batch, pos);
     if (h.magic !== MAGIC) throw rillError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `magic: ${h.magic} (only magic 2 is supported)`);
     if (h.size < HEADER_SIZE || batch.length - pos < h.size) {
-      throw rillError("BATCH_LENGTH_MISMATCH", `batchLength: ${h.batchLength} makes a ${h.size}-byte batch, ${batch.length - pos} bytes remain`);
+      throw rillError(
+        "BATCH_LENGTH_MISMATCH",
+        `batchLength: ${h.batchLength} makes a ${h.size}-byte batch, ${batch.length - pos} bytes remain`,
+      );
     }
     const end = pos + h.size;
     if (h.compression === Compression.NONE) {
@@ -1017,14 +1040,12 @@ export function filterBatch(batch: Buffer, pos: number, keep: (record: RecordCur
   const starts: number[] = [];
   const ends: number[] = [];
   let bytes = 0;
-  let lastDelta = -1;
   let maxTimestamp = NO_TIMESTAMP;
   while (c.next()) {
     if (!keep(c)) continue;
     starts.push(c.recordStart);
     ends.push(c.recordEnd);
     bytes += c.recordEnd - c.recordStart;
-    lastDelta = c.offsetDelta;
     if (c.timestampMs > maxTimestamp) maxTimestamp = c.timestampMs;
   }
   const kept = starts.length;
