@@ -7,6 +7,8 @@
  * 10000. Names can change, codes never do, and a code is never reused.
  */
 
+import { AssertionError } from "./assert.ts";
+
 /** gRPC status codes (numbers from the gRPC spec), kept here so core code needs no gRPC import. */
 export const GrpcStatus = {
   OK: 0,
@@ -236,9 +238,13 @@ export class RillError extends Error {
     return this.kind.retriable;
   }
 
-  /** Turns anything thrown into a RillError; unknown errors become UNKNOWN_SERVER_ERROR. */
+  /**
+   * Turns anything thrown into a RillError; unknown errors become UNKNOWN_SERVER_ERROR. An
+   * AssertionError is a bug, not a condition: it is thrown on, never turned into an answer.
+   */
   static from(e: unknown): RillError {
     if (e instanceof RillError) return e;
+    if (e instanceof AssertionError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     return new RillError(Errors.UNKNOWN_SERVER_ERROR, msg);
   }
