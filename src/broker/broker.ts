@@ -14,7 +14,7 @@ import { defaultBrokerConfig, hasRole, quorumVoters, validateBrokerConfig, type 
 import { ControllerService } from "../gen/rill/v1/controller_service_pb.ts";
 import { OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
 import { snapshotRecords } from "../metadata/image.ts";
-import { QuorumMetadataStore, type IntervalTimers } from "../metadata/quorum-store.ts";
+import { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import { ObserverMetadataStore } from "../metadata/observer-store.ts";
 import type { MetadataRecord } from "../metadata/records.ts";
 import { controllerService } from "../rpc/controller-service.ts";
@@ -33,7 +33,8 @@ import { GroupService } from "../gen/rill/v1/group_service_pb.ts";
 import { GroupRuntime } from "../coordinator/group-runtime.ts";
 import { groupService } from "../rpc/group-service.ts";
 import { LocalMetadataStore } from "../metadata/store.ts";
-import { ReplicaManager, type Timers } from "../replication/replica-manager.ts";
+import { ReplicaManager } from "../replication/replica-manager.ts";
+import { systemTimers } from "../base/timers.ts";
 import { adminService } from "../rpc/admin-service.ts";
 import { fetchService } from "../rpc/fetch-service.ts";
 import { addService } from "../rpc/grpc-service.ts";
@@ -81,12 +82,7 @@ export const SERVICES = [
   ReplicationService.typeName,
 ];
 
-const realTimers: Timers & IntervalTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
-};
+const realTimers = systemTimers;
 
 /** Randomness for ids and placement, from the OS. */
 const osRandom: Random = {

@@ -12,7 +12,8 @@ import { rillError } from "../base/errors.ts";
 import type { RaftStatus } from "../raft/node.ts";
 import type { NodeId } from "../raft/types.ts";
 import { MetadataImage } from "./image.ts";
-import { decodeEntry, type IntervalTimers, type QuorumLog } from "./quorum-store.ts";
+import type { Timers } from "../base/timers.ts";
+import { decodeEntry, type QuorumLog } from "./quorum-store.ts";
 import type { MetadataRecord } from "./records.ts";
 import type { MetadataChange, MetadataStore } from "./store.ts";
 
@@ -32,7 +33,7 @@ export interface ObserverStoreOptions {
   readonly nodeId: NodeId;
   readonly voters: readonly NodeId[];
   readonly fetch: MetadataFetch;
-  readonly timers: IntervalTimers;
+  readonly timers: Timers;
   readonly maxWaitMs: number;
   readonly log?: QuorumLog;
 }

@@ -23,6 +23,7 @@
  */
 import { rillError, type RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
+import type { Timers } from "../base/timers.ts";
 import { DiskRaftStorage } from "../raft/disk-storage.ts";
 import { RaftNode, type RaftStatus } from "../raft/node.ts";
 import { validateMessage } from "../raft/validate.ts";
@@ -36,14 +37,6 @@ import type { MetadataChange, MetadataStore } from "./store.ts";
 export interface QuorumTransport {
   /** Sends `messages` (all to `to`, in order). Snapshot messages carry their data. */
   send(to: NodeId, messages: readonly Message[]): void;
-}
-
-/** Interval timers, injected. */
-export interface IntervalTimers {
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
 }
 
 /** The few log calls the store makes. */
@@ -63,7 +56,7 @@ export interface QuorumStoreOptions {
   readonly voters: readonly NodeId[];
   readonly random: Random;
   readonly transport: QuorumTransport;
-  readonly timers: IntervalTimers;
+  readonly timers: Timers;
   /** One Raft tick; the leader heartbeats every tick. */
   readonly tickMs: number;
   /** Election timeout in ticks (randomised by Raft between this and twice this). */

@@ -11,7 +11,8 @@
  */
 import type { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
-import type { ReplicaManager, Timers } from "./replica-manager.ts";
+import type { Timers } from "../base/timers.ts";
+import type { ReplicaManager } from "./replica-manager.ts";
 
 /** One partition in a fetch round. */
 export interface FetchPartitionRequest {

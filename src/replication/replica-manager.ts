@@ -12,17 +12,12 @@ import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import { decideInitProducerId, effectiveConfig } from "../metadata/controller.ts";
 import type { MetadataImage, TopicState } from "../metadata/image.ts";
+import type { Timers } from "../base/timers.ts";
 import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
-
-/** Timers, injected by the shell. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 /** Produce acknowledgement levels. */
 export type AckLevel = "none" | "leader" | "all";

@@ -30,7 +30,8 @@ import {
   type ConsumeRequest_Subscribe,
   type ConsumeResponse,
 } from "../gen/rill/v1/group_service_pb.ts";
-import type { ReplicaManager, Timers } from "../replication/replica-manager.ts";
+import type { Timers } from "../base/timers.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
 import { decodeFetched } from "./fetch-service.ts";

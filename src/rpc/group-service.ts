@@ -28,7 +28,8 @@ import {
   type ListGroupsRequest,
   type ResetOffsetsRequest,
 } from "../gen/rill/v1/group_service_pb.ts";
-import type { ReplicaManager, Timers } from "../replication/replica-manager.ts";
+import type { Timers } from "../base/timers.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { serveConsume } from "./consume-stream.ts";
 import { toErrorDetail, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { create } from "@bufbuild/protobuf";
+import { systemTimers } from "../../../src/base/timers.ts";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/base/clock.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
@@ -70,10 +71,7 @@ async function brokerWith(batches: number, valueBytes: number): Promise<{ rm: Re
     isProcessAlive: () => false,
   });
   const store = LocalMetadataStore.open(fs, "/d", clock);
-  const timers = {
-    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-    clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-  };
+  const timers = systemTimers;
   const rm = new ReplicaManager(logs, store, clock, timers, 1);
   await store.commit((img) =>
     decideCreateTopic(
@@ -111,10 +109,7 @@ describe("Subscribe flow control", () => {
       isProcessAlive: () => false,
     });
     const store = LocalMetadataStore.open(fs, "/d", clock);
-    const timers = {
-      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-    };
+    const timers = systemTimers;
     const rm = new ReplicaManager(logs, store, clock, timers, 1);
     await store.commit((img) =>
       decideCreateTopic(
