@@ -106,6 +106,8 @@ export interface CommittedOffsetOutput {
   readonly offset: number;
   readonly metadata: string;
   readonly leaderEpoch: number;
+  /** When it was committed (coordinator clock), -1 when none. */
+  readonly commitTimestampMs: number;
 }
 
 /** A listed group. */
