@@ -1,0 +1,591 @@
+/**
+ * A Consume session: one bidirectional stream is a whole group member, so a client in any
+ * language consumes in a group with no assignor and no heartbeat loop of its own. This file is
+ * the session's logic on domain types; a transport adapter (rpc/consume-stream.ts for gRPC)
+ * decodes the client's messages into the calls below and encodes what the session hands its
+ * `ConsumeSink`.
+ *
+ * The life of a session:
+ * 1. `subscribe` (first and only once) joins the group. From then on the session heartbeats for
+ *    the member at the interval the coordinator asks for, and at once when the group changes
+ *    (`GroupRuntime.watch`), until the session ends.
+ * 2. Ownership changes go to `sink.assignment` {assigned, revoked}. A revoked partition is
+ *    dropped from the owned set before its revocation is handed to the sink, so no record of it
+ *    follows the revocation. If records of it were sent and not committed, the session keeps
+ *    reporting it as owned for REVOKE_GRACE_MS so the client can still commit them; the next
+ *    heartbeat after that gives it back, so the new owner never overlaps the old one.
+ * 3. The pump reads owned partitions from the committed offset (or `autoOffsetReset`) and hands
+ *    whole batches to `sink.records`, at most `maxOutstandingRecords` records (and
+ *    `maxOutstandingBytes` bytes) beyond what the member has committed, plus any `flow` credit.
+ *    When the sink answers false (the transport's buffer is full) the pump waits for
+ *    `drained()`; a client that reads nothing for longer than its session timeout is failed
+ *    with REQUEST_TIMED_OUT, so it does not keep its partitions.
+ * 4. `commit` is answered by `sink.commitResult`, once the commit is on every in-sync replica of
+ *    the group's `__consumer_offsets` partition; a partition the member does not own gets an
+ *    error there and is not committed.
+ * 5. `close` (the client ended or cancelled, or the broker shuts down) leaves the group (a
+ *    static member leaves for its session timeout and keeps its partitions) and calls
+ *    `sink.end(null)`; `abort` or any failure ends it with `sink.end(error)`. `end` is called
+ *    exactly once, and nothing is handed to the sink after it.
+ *
+ * Errors: a bad event (a commit before subscribe, a second subscribe, negative credit...) ends
+ * the session with INVALID_REQUEST naming the field; NOT_COORDINATOR and other non-retriable
+ * heartbeat errors end it too (the client must find the coordinator and join there); a fenced
+ * member gives up everything and joins again. AssertionErrors (bugs) are never turned into an
+ * `end(error)`: `RillError.from` rethrows them.
+ */
+import { RillError, rillError } from "../base/errors.ts";
+import type { Timers } from "../base/timers.ts";
+import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
+import { resolveStartOffset, type TopicPartition, type TopicPartitions } from "../coordinator/index.ts";
+import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
+
+/** Records credit when the subscription leaves `maxOutstandingRecords` 0. */
+export const OUTSTANDING_RECORDS_DEFAULT = 1000;
+/** Most bytes read from a partition for one `records` output. */
+const MESSAGE_BYTES_DEFAULT = 1 << 20;
+/** Most topics one subscription may name. */
+export const TOPICS_MAX = 1000;
+/**
+ * How long a revoked partition with uncommitted records waits for the client's commit before
+ * it is given up anyway (the commit is still accepted until then).
+ */
+export const REVOKE_GRACE_MS = 5000;
+/** Session timeout when the subscription gives none (KIP-848's default 45 s). */
+export const SESSION_TIMEOUT_MS_DEFAULT = 45_000;
+
+/** What a session joins with (the first event). */
+export interface ConsumeSubscription {
+  readonly groupId: string;
+  /** At least one, at most TOPICS_MAX, each an existing topic. */
+  readonly topics: readonly string[];
+  /** Static membership id; null for a dynamic member. */
+  readonly instanceId: string | null;
+  /** Where to start a partition without a usable committed offset (Kafka's auto.offset.reset). */
+  readonly autoOffsetReset: "earliest" | "latest" | "none";
+  /** Records credit; 0: OUTSTANDING_RECORDS_DEFAULT. */
+  readonly maxOutstandingRecords: number;
+  /** Bytes credit; 0: no limit. */
+  readonly maxOutstandingBytes: number;
+  /** 0: the coordinator's default (SESSION_TIMEOUT_MS_DEFAULT for a stalled-client check). */
+  readonly sessionTimeoutMs: number;
+  /** "uniform" or "range"; anything else: the group's. */
+  readonly assignor: string;
+  readonly clientId: string;
+  /** Where the client connects from, for DescribeGroups. */
+  readonly clientHost: string;
+}
+
+/** A change of the member's ownership. */
+export interface AssignmentChange {
+  readonly memberId: string;
+  readonly memberEpoch: number;
+  /** Newly owned partitions. */
+  readonly assigned: readonly TopicPartition[];
+  /** Partitions taken away: no record of them is handed to the sink after this. */
+  readonly revoked: readonly TopicPartition[];
+}
+
+/** Records of one owned partition, as stored: whole batches, in offset order. */
+export interface DeliveredRecords {
+  readonly topic: string;
+  readonly partition: number;
+  /** The partition's high watermark when read. */
+  readonly highWatermark: number;
+  /** The first offset to process; the first batch may start before it (a batch is never split). */
+  readonly firstOffset: number;
+  /** The offset after the last record: what to commit once these are processed. */
+  readonly nextOffset: number;
+  /** Whole record batches (RecordBatch v2 bytes). */
+  readonly chunks: readonly Buffer[];
+}
+
+/** The answer to one commit. */
+export interface CommitResultOutput {
+  /** The id the client gave its commit, echoed. */
+  readonly commitId: bigint;
+  /** One entry per offset in the commit, in order (empty when `error` concerns the whole commit). */
+  readonly offsets: readonly OffsetResult[];
+  /** Why the whole commit failed, or null. */
+  readonly error: RillError | null;
+}
+
+/** Where a session's outputs go; implemented by the transport adapter. */
+export interface ConsumeSink {
+  /** The member's ownership changed (also sent once after joining, even when empty). */
+  assignment(change: AssignmentChange): void;
+  /** Records to send; false when the transport's buffer is full (call `drained()` once it empties). */
+  records(records: DeliveredRecords): boolean;
+  /** The answer to a commit. */
+  commitResult(result: CommitResultOutput): void;
+  /** The session is over: null when it was closed, the reason when it failed. Called once. */
+  end(error: RillError | null): void;
+}
+
+/** A partition the member owns, and what it was sent. */
+interface Owned {
+  readonly topic: string;
+  readonly partition: number;
+  /** Next offset to send. */
+  position: number;
+  /** What the member has committed (or where it started). */
+  committed: number;
+  /** Messages sent and not yet committed: [offset after the message, bytes], oldest first. */
+  sent: Array<[number, number]>;
+}
+
+/** Bytes of messages sent for `o` that the member has not committed. */
+function uncommittedBytes(o: Owned): number {
+  let n = 0;
+  for (const [, bytes] of o.sent) n += bytes;
+  return n;
+}
+
+const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** One member on one stream: a state machine driven by events, with effects through a sink. */
+export class ConsumeSession {
+  private memberId = "";
+  private epoch = 0;
+  private heartbeatMs = 3000;
+  private readonly owned = new Map<string, Owned>();
+  /** Revoked partitions whose sent records are not all committed yet: still reported as owned. */
+  private readonly revoking = new Map<string, { o: Owned; timer: unknown }>();
+  private extraCredit = 0;
+  private extraBytes = 0;
+  /** When the pump started waiting for `drained()` (a client that does not read), or -1. */
+  private blockedSinceMs = -1;
+  private closed = false;
+  private timer: unknown = null;
+  /** Ends the pump's current wait (for data or for `drained()`). */
+  private readonly wake = { aborted: false, onabort: null as (() => void) | null };
+  private drainWaiter: (() => void) | null = null;
+  private sub: ConsumeSubscription | null = null;
+  private unwatch: (() => void) | null = null;
+  private readonly unlistenClose: () => void;
+  private nudged = false;
+
+  /**
+   * A session of this broker's groups. When the broker is already shutting down, the session
+   * ends at once with SHUTTING_DOWN; otherwise it closes itself when the broker shuts down.
+   */
+  constructor(
+    private readonly rt: GroupRuntime,
+    private readonly rm: ReplicaManager,
+    private readonly timers: Timers,
+    private readonly sink: ConsumeSink,
+  ) {
+    if (rm.closed) {
+      this.closed = true;
+      this.unlistenClose = () => {};
+      sink.end(rillError("SHUTTING_DOWN", "consume: the broker is shutting down; join again (through another broker, or once it is back)"));
+      return;
+    }
+    this.unlistenClose = rm.onClose(() => this.close());
+  }
+
+  /** True once the session has ended (`sink.end` was called). */
+  get ended(): boolean {
+    return this.closed;
+  }
+
+  /** Joins the group: the first event, and only once. */
+  subscribe(sub: ConsumeSubscription): void {
+    if (this.closed) return;
+    try {
+      if (this.sub) throw rillError("INVALID_REQUEST", "subscribe: sent twice on one stream");
+      this.start(sub);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Commits offsets of owned partitions; answered by `sink.commitResult` with `commitId`. */
+  commit(commitId: bigint, offsets: readonly CommitInput[]): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", "commit: the first message must be subscribe"));
+    this.commitOffsets(this.sub, commitId, offsets);
+  }
+
+  /** Grants more credit: `records` and `bytes` the session may send in addition. */
+  flow(records: number, bytes: number): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", "flow: the first message must be subscribe"));
+    if (records < 0) return this.fail(rillError("INVALID_REQUEST", `flow.records: ${records} is negative`));
+    if (bytes < 0) return this.fail(rillError("INVALID_REQUEST", `flow.bytes: ${bytes} is negative`));
+    this.extraCredit += records;
+    this.extraBytes += bytes;
+    this.kick();
+  }
+
+  /** The transport's buffer emptied after `sink.records` answered false: records flow again. */
+  drained(): void {
+    const w = this.drainWaiter;
+    this.drainWaiter = null;
+    w?.();
+  }
+
+  /** The client ended the stream, or it broke, or the broker stops: leave the group and end. */
+  close(): void {
+    if (this.closed) return;
+    this.stop();
+    this.sink.end(null);
+  }
+
+  /** Ends the session with `error` (e.g. a message the adapter could not make sense of). */
+  abort(error: unknown): void {
+    this.fail(error);
+  }
+
+  private start(sub: ConsumeSubscription): void {
+    validateGroupId(sub.groupId, "subscribe.group_id");
+    if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
+    if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
+    sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
+    if (sub.maxOutstandingRecords < 0)
+      throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
+    if (sub.maxOutstandingBytes < 0)
+      throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_bytes: ${sub.maxOutstandingBytes} is negative`);
+    this.sub = sub;
+    this.unwatch = this.rt.watch(sub.groupId, () => this.nudge());
+    this.heartbeat();
+    void this.pump(sub).catch((e: unknown) => this.fail(e));
+  }
+
+  /** The group changed: heartbeat soon (once), to pick up or acknowledge assignments. */
+  private nudge(): void {
+    if (this.closed || this.nudged) return;
+    this.nudged = true;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = this.timers.setTimeout(() => this.heartbeat(), 0);
+  }
+
+  /** One heartbeat for the member; applies any new assignment and schedules the next. */
+  private heartbeat(): void {
+    const sub = this.sub;
+    if (this.closed || !sub) return;
+    this.timer = null;
+    this.nudged = false;
+    const stalledMs = this.blockedSinceMs < 0 ? 0 : this.rm.nowMs() - this.blockedSinceMs;
+    const sessionMs = sub.sessionTimeoutMs || SESSION_TIMEOUT_MS_DEFAULT;
+    if (stalledMs > sessionMs) {
+      // The client stopped reading: it is as good as dead, so it must not keep its partitions.
+      this.fail(
+        rillError(
+          "REQUEST_TIMED_OUT",
+          `consume: the client read nothing for ${stalledMs} ms, more than its session timeout ${sessionMs} ms; it left the group`,
+        ),
+      );
+      return;
+    }
+    try {
+      this.heartbeatOnce(sub);
+    } catch (e) {
+      if (!this.heartbeatFailed(RillError.from(e))) return;
+    }
+    this.timer = this.timers.setTimeout(() => this.heartbeat(), this.heartbeatMs);
+  }
+
+  private heartbeatOnce(sub: ConsumeSubscription): void {
+    const res = this.rt.run(sub.groupId, (shard, now) =>
+      shard.heartbeat(
+        {
+          groupId: sub.groupId,
+          memberId: this.memberId,
+          memberEpoch: this.epoch,
+          ...(sub.instanceId !== null ? { instanceId: sub.instanceId } : {}),
+          subscribedTopics: sub.topics,
+          ownedPartitions: this.ownedList(),
+          ...(sub.assignor === "uniform" || sub.assignor === "range" ? { assignor: sub.assignor } : {}),
+          ...(sub.sessionTimeoutMs > 0 ? { sessionTimeoutMs: sub.sessionTimeoutMs } : {}),
+          clientId: sub.clientId,
+          clientHost: sub.clientHost,
+        },
+        now,
+      ),
+    );
+    const joined = this.memberId === "";
+    this.memberId = res.memberId;
+    this.epoch = res.memberEpoch;
+    this.heartbeatMs = res.heartbeatIntervalMs;
+    const assignment = res.assignment ?? (joined ? currentAssignment(this.rt, sub.groupId, res.memberId) : null);
+    if (assignment) this.apply(sub, assignment, joined);
+  }
+
+  /** Handles a failed heartbeat; false when the session ended because of it. */
+  private heartbeatFailed(err: RillError): boolean {
+    if (err.kind.name === "FENCED_MEMBER_EPOCH" || err.kind.name === "UNKNOWN_MEMBER_ID") {
+      // Fenced (e.g. a session timeout while the client stalled): give everything up, rejoin.
+      if (this.sub) this.apply(this.sub, [], false);
+      this.memberId = "";
+      this.epoch = 0;
+      return true;
+    }
+    if (!err.retriable || err.kind.name === "NOT_COORDINATOR" || err.kind.name === "COORDINATOR_NOT_AVAILABLE") {
+      // Not the coordinator (or none yet): the client must find it and join there.
+      this.fail(err);
+      return false;
+    }
+    return true;
+  }
+
+  private ownedList(): TopicPartitions[] {
+    const byTopic = new Map<string, number[]>();
+    for (const o of [...this.owned.values(), ...[...this.revoking.values()].map((r) => r.o)]) {
+      const list = byTopic.get(o.topic) ?? [];
+      list.push(o.partition);
+      byTopic.set(o.topic, list);
+    }
+    return [...byTopic].map(([topic, partitions]) => ({ topic, partitions: partitions.sort((a, b) => a - b) }));
+  }
+
+  /** Moves to the new assignment: revoked partitions stop first, then the sink is told. */
+  private apply(sub: ConsumeSubscription, assignment: readonly TopicPartitions[], announce: boolean): void {
+    const { revoked, released } = this.revokeAllBut(assignment);
+    const assigned = this.takeNew(sub, assignment);
+    if ((assigned.length > 0 || revoked.length > 0 || announce) && !this.closed)
+      this.sink.assignment({ memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked });
+    // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
+    if (released) this.nudge();
+    this.kick();
+  }
+
+  /**
+   * Drops owned partitions that are not in `assignment`. Those with uncommitted records wait in
+   * `revoking` for the client's commit; `released` tells whether any was given up at once.
+   */
+  private revokeAllBut(assignment: readonly TopicPartitions[]): { revoked: TopicPartition[]; released: boolean } {
+    const next = new Set(assignment.flatMap((t) => t.partitions.map((p) => keyOf(t.topic, p))));
+    const revoked: TopicPartition[] = [];
+    let released = false;
+    for (const [k, o] of this.owned) {
+      if (next.has(k)) continue;
+      this.owned.delete(k);
+      revoked.push({ topic: o.topic, partition: o.partition });
+      if (o.position > o.committed) {
+        // Records were sent and not committed: let the client commit them before giving up.
+        this.revoking.set(k, { o, timer: this.timers.setTimeout(() => this.release(k), REVOKE_GRACE_MS) });
+      } else released = true;
+    }
+    return { revoked, released };
+  }
+
+  /** Owns the partitions of `assignment` not owned yet (taking back ones still revoking); returns the new ones. */
+  private takeNew(sub: ConsumeSubscription, assignment: readonly TopicPartitions[]): TopicPartition[] {
+    const assigned: TopicPartition[] = [];
+    for (const t of assignment) {
+      for (const p of t.partitions) {
+        const k = keyOf(t.topic, p);
+        const back = this.revoking.get(k);
+        if (back) {
+          this.timers.clearTimeout(back.timer);
+          this.revoking.delete(k);
+          this.owned.set(k, back.o);
+          continue;
+        }
+        if (this.owned.has(k)) continue;
+        const start = this.startOffset(sub, t.topic, p);
+        this.owned.set(k, { topic: t.topic, partition: p, position: start, committed: start, sent: [] });
+        assigned.push({ topic: t.topic, partition: p });
+      }
+    }
+    return assigned;
+  }
+
+  /** Gives up a revoked partition (its records are committed, or the grace ran out). */
+  private release(k: string): void {
+    const r = this.revoking.get(k);
+    if (!r) return;
+    this.timers.clearTimeout(r.timer);
+    this.revoking.delete(k);
+    this.nudge();
+  }
+
+  private startOffset(sub: ConsumeSubscription, topic: string, partition: number): number {
+    const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
+    const range = {
+      logStartOffset: this.rm.earliestOffset(topic, partition).offset,
+      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+    };
+    return resolveStartOffset(
+      committed && committed.offset >= 0 ? committed.offset : null,
+      sub.autoOffsetReset,
+      range,
+      `${topic}-${partition}`,
+    );
+  }
+
+  private commitOffsets(sub: ConsumeSubscription, commitId: bigint, offsets: readonly CommitInput[]): void {
+    const answer = (result: CommitResultOutput): void => {
+      if (!this.closed) this.sink.commitResult(result);
+    };
+    try {
+      checkCommitOffsets(offsets, "commit.offsets");
+      const res = commitChecked(this.rt, this.rm, sub.groupId, this.memberId, this.epoch, offsets);
+      for (const o of res.offsets) if (!o.error) this.committed(o.topic, o.partition, o.offset);
+      // Answered once the commit is on every in-sync replica of the group's partition.
+      this.rt.replicated(sub.groupId).then(
+        () => answer({ commitId, offsets: res.offsets, error: res.error }),
+        (e: unknown) => answer({ commitId, offsets: [], error: RillError.from(e) }),
+      );
+    } catch (e) {
+      answer({ commitId, offsets: [], error: RillError.from(e) });
+    }
+    this.kick();
+  }
+
+  /** `offset` of a partition was committed: frees its credit, or releases it if it was revoking. */
+  private committed(topic: string, partition: number, offset: number): void {
+    const k = keyOf(topic, partition);
+    const owned = this.owned.get(k);
+    if (owned && offset > owned.committed) {
+      owned.committed = offset;
+      while (owned.sent.length > 0 && owned.sent[0]![0] <= offset) owned.sent.shift();
+    }
+    const r = this.revoking.get(k);
+    if (r && offset >= r.o.position) this.release(k);
+  }
+
+  /** Records not yet committed, summed over owned partitions. */
+  private outstanding(): number {
+    let n = 0;
+    for (const o of this.owned.values()) n += Math.max(0, o.position - o.committed);
+    return n;
+  }
+
+  private window(sub: ConsumeSubscription): number {
+    return (sub.maxOutstandingRecords || OUTSTANDING_RECORDS_DEFAULT) + this.extraCredit;
+  }
+
+  /** Bytes the member may still be sent: maxOutstandingBytes (0: no limit) + flow credit. */
+  private byteCredit(sub: ConsumeSubscription): number {
+    const max = sub.maxOutstandingBytes;
+    if (max === 0) return Number.MAX_SAFE_INTEGER;
+    let used = 0;
+    for (const o of this.owned.values()) used += uncommittedBytes(o);
+    return max + this.extraBytes - used;
+  }
+
+  /** Sends records of owned partitions while credit lasts; waits for data or credit otherwise. */
+  private async pump(sub: ConsumeSubscription): Promise<void> {
+    while (!this.closed && !this.rm.closed) {
+      let sent = false;
+      for (const o of [...this.owned.values()]) {
+        if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;
+        if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
+        const out = this.readOwned(sub, o);
+        if (out === null) continue;
+        sent = true;
+        if (!this.sink.records(out)) await this.waitForDrain();
+      }
+      if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
+    }
+  }
+
+  /** The next records of `o` within credit (advancing its position), or null when there are none. */
+  private readOwned(sub: ConsumeSubscription, o: Owned): DeliveredRecords | null {
+    const d = this.rm.readPartition({
+      topic: o.topic,
+      partition: o.partition,
+      offset: o.position,
+      maxBytes: Math.max(1, Math.min(this.byteCredit(sub), MESSAGE_BYTES_DEFAULT)),
+    });
+    if (d.error) {
+      if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE")
+        o.position = o.committed = this.startOffset(sub, o.topic, o.partition);
+      return null;
+    }
+    if (!d.read || d.read.bytes === 0) return null;
+    const cut = withinCredit(d.read.chunks, o.position, this.window(sub) - this.outstanding());
+    o.sent.push([cut.nextOffset, cut.chunks.reduce((n, c) => n + c.length, 0)]);
+    const out = {
+      topic: o.topic,
+      partition: o.partition,
+      highWatermark: d.highWatermark,
+      firstOffset: o.position,
+      nextOffset: cut.nextOffset,
+      chunks: cut.chunks,
+    };
+    o.position = cut.nextOffset;
+    return out;
+  }
+
+  /** Waits for `drained()` (or any wake-up: credit, assignment, commit, close). */
+  private async waitForDrain(): Promise<void> {
+    this.blockedSinceMs = this.rm.nowMs();
+    await new Promise<void>((resolve) => {
+      this.drainWaiter = resolve;
+      this.wake.onabort = resolve;
+    });
+    this.blockedSinceMs = -1;
+  }
+
+  /** Wakes the pump (credit, assignment or commit changed). */
+  private kick(): void {
+    const w = this.wake.onabort;
+    this.wake.onabort = null;
+    w?.();
+  }
+
+  private fail(e: unknown): void {
+    if (this.closed) return;
+    this.stop();
+    this.sink.end(RillError.from(e));
+  }
+
+  private stop(): void {
+    this.closed = true;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    for (const r of this.revoking.values()) this.timers.clearTimeout(r.timer);
+    this.revoking.clear();
+    this.unwatch?.();
+    this.unlistenClose();
+    this.kick();
+    this.drained();
+    if (this.sub) this.leave(this.sub);
+  }
+
+  /** Leaves the group (best effort: the session timeout removes the member otherwise). */
+  private leave(sub: ConsumeSubscription): void {
+    if (this.memberId === "") return;
+    const leaveEpoch = sub.instanceId !== null ? -2 : -1;
+    try {
+      this.rt.run(sub.groupId, (shard, now) =>
+        shard.heartbeat(
+          {
+            groupId: sub.groupId,
+            memberId: this.memberId,
+            memberEpoch: leaveEpoch,
+            ...(sub.instanceId !== null ? { instanceId: sub.instanceId } : {}),
+          },
+          now,
+        ),
+      );
+    } catch {
+      // Leaving is best effort: the session timeout removes the member otherwise.
+    }
+  }
+}
+
+/**
+ * The leading whole batches of `chunks` whose offsets from `from` fit in `credit` records (at
+ * least one batch, so a consumer always progresses; a batch is never split).
+ */
+function withinCredit(chunks: readonly Buffer[], from: number, credit: number): { chunks: Buffer[]; nextOffset: number } {
+  const out: Buffer[] = [];
+  let next = from;
+  for (const chunk of chunks) {
+    let pos = 0;
+    while (pos + HEADER_SIZE <= chunk.length) {
+      const h = readBatchHeader(chunk, pos);
+      if (out.length + pos > 0 && h.lastOffset + 1 - from > credit) break;
+      next = h.lastOffset + 1;
+      pos += h.size;
+    }
+    if (pos > 0) out.push(pos === chunk.length ? chunk : chunk.subarray(0, pos));
+    if (pos < chunk.length) break;
+  }
+  return { chunks: out, nextOffset: next };
+}
