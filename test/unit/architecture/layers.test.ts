@@ -64,7 +64,8 @@ function* walk(dir: string): Generator<string> {
   }
 }
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^;]*?\sfrom\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s+["']([^"']+)["']/gm;
+const SPECIFIER =
+  /(?:^|[\s;])(?:import|export)\s[^;]*?\sfrom\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s+["']([^"']+)["']/gm;
 
 function load(): SourceFile[] {
   const files: SourceFile[] = [];
@@ -77,7 +78,12 @@ function load(): SourceFile[] {
       const spec = m[1] ?? m[2] ?? m[3];
       if (spec === undefined) continue;
       if (spec.startsWith(".")) {
-        imports.push(path.relative(SRC, path.resolve(path.dirname(full), spec)).split(path.sep).join("/"));
+        imports.push(
+          path
+            .relative(SRC, path.resolve(path.dirname(full), spec))
+            .split(path.sep)
+            .join("/"),
+        );
       } else {
         packages.push(spec);
       }
