@@ -1,0 +1,257 @@
+/**
+ * `ProduceHandler`: what a Produce request means, for every protocol (see README.md, "the life
+ * of a produce request"). Two payload forms, exactly one per request:
+ * - `recordBatch`: Kafka RecordBatch v2 bytes, appended as they are; the log validates them and
+ *   rewrites only baseOffset and partitionLeaderEpoch. Goes to `partition`, or (absent) to the
+ *   topic's sticky partition: a keyed batch must name its partition, the broker never decodes it.
+ * - `records`: plain records for thin clients. The broker routes each one (produce-routing.ts),
+ *   builds one batch per partition with the topic's `compression.type`, and answers each
+ *   record's partition and offset in input order.
+ * Requests for partitions led by another broker go there through the `LeaderForwarder` port.
+ */
+import { RillError } from "../base/errors.ts";
+import type { TopicConfig } from "../config/schema.ts";
+import { Compression, encodeBatch, type RecordInput } from "../protocol/record-batch.ts";
+import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
+import { StickyPartitions, groupByPartition, recordTargets, remoteLeader } from "./produce-routing.ts";
+import {
+  ProduceAcks,
+  type LeaderForwarder,
+  type ProduceInput,
+  type ProducePartitionResult,
+  type ProduceRecord,
+  type ProduceResult,
+} from "./produce-types.ts";
+import { ackLevel, batchProducer, checkPartition, checkPayload, checkRecord, checkRecordCount, checkTimeout } from "./produce-validate.ts";
+
+/** How long acks=ALL waits for the ISR when the request gives no timeout (Kafka's 30 s). */
+export const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
+
+/** Where a request is appended: here, forwarded whole to its partition's leader, or split by partition. */
+type Route =
+  | {
+      readonly kind: "local";
+      readonly input: ProduceInput;
+      /** Each record's partition when routing already chose them (the records path). */
+      readonly targets: readonly number[] | null;
+    }
+  | { readonly kind: "forward"; readonly forwarder: LeaderForwarder; readonly leader: number; readonly input: ProduceInput }
+  | { readonly kind: "split"; readonly forwarder: LeaderForwarder; readonly targets: readonly number[] };
+
+/** A request appended here, before its acks are awaited. */
+interface Appended {
+  readonly result: ProduceResult;
+  /** The last offset appended per partition: what acks=ALL waits for. */
+  readonly lastOffsets: ReadonlyMap<number, number>;
+}
+
+/** Produce handling for one broker; keeps the sticky partitions between requests. */
+export class ProduceHandler {
+  private readonly sticky: StickyPartitions;
+
+  /**
+   * @param forwarder passes requests to the leaders of partitions led by other brokers; null on
+   *   a single node (then every partition is appended here and the sticky partition simply
+   *   moves round robin).
+   */
+  constructor(
+    private readonly rm: ReplicaManager,
+    private readonly forwarder: LeaderForwarder | null = null,
+  ) {
+    this.sticky = new StickyPartitions(rm, forwarder !== null);
+  }
+
+  /**
+   * Handles one request; resolves once its acks are satisfied (and, for topics that fsync every
+   * append, once it is durable). Rejects with a RillError for whole-call errors; errors of one
+   * partition come back in its result. Synchronous up to the append, so requests are appended
+   * in the order they are handed in.
+   * @param forwarded another broker forwarded it: it is appended here, never forwarded again.
+   */
+  async produce(input: ProduceInput, forwarded = false): Promise<ProduceResult> {
+    const route: Route = forwarded ? { kind: "local", input, targets: null } : this.route(input);
+    switch (route.kind) {
+      case "forward":
+        return route.forwarder.produce(route.leader, route.input);
+      case "split":
+        return this.split(input, route.targets, route.forwarder);
+      case "local":
+        return this.acknowledge(route.input, this.append(route.input, route.targets));
+    }
+  }
+
+  /** Decides where the request goes; the unknown topic is its first error when forwarding. */
+  private route(input: ProduceInput): Route {
+    if (!this.forwarder) return { kind: "local", input, targets: null };
+    const n = this.rm.topic(input.topic, "topic").partitions.length;
+    if (input.recordBatch !== null || input.partition !== undefined) return this.routeWhole(input, n, this.forwarder);
+    const targets = recordTargets(input.records, n, undefined, this.sticky.next(input.topic, n));
+    if (targets.every((p) => remoteLeader(this.rm, input.topic, p) === null)) return { kind: "local", input, targets };
+    return { kind: "split", forwarder: this.forwarder, targets };
+  }
+
+  /** A request for one partition (explicit, or the sticky one): here or to its leader. */
+  private routeWhole(input: ProduceInput, partitions: number, forwarder: LeaderForwarder): Route {
+    if (input.partition !== undefined && (input.partition < 0 || input.partition >= partitions)) {
+      return { kind: "local", input, targets: null }; // the append reports it
+    }
+    const routed = { ...input, partition: input.partition ?? this.sticky.next(input.topic, partitions) };
+    const leader = remoteLeader(this.rm, input.topic, routed.partition);
+    if (leader === null) return { kind: "local", input: routed, targets: null };
+    return { kind: "forward", forwarder, leader, input: routed };
+  }
+
+  /** Sends each partition's records to its leader (or appends them here) and merges the answers. */
+  private async split(input: ProduceInput, targets: readonly number[], forwarder: LeaderForwarder): Promise<ProduceResult> {
+    const parts = await Promise.all(
+      [...groupByPartition(targets)].map(async ([partition, idx]) => {
+        const sub: ProduceInput = { ...input, partition, records: idx.map((i) => input.records[i]!), recordBatch: null };
+        const leader = remoteLeader(this.rm, input.topic, partition);
+        try {
+          const res = leader === null ? await this.produce(sub, true) : await forwarder.produce(leader, sub);
+          return { partition, idx, res, error: null };
+        } catch (e) {
+          return { partition, idx, res: null, error: e };
+        }
+      }),
+    );
+    const offsets = new Array<number>(input.records.length).fill(-1);
+    const results: ProducePartitionResult[] = [];
+    for (const { partition, idx, res, error } of parts) {
+      if (res) {
+        results.push(...res.partitions);
+        idx.forEach((i, k) => (offsets[i] = res.records[k]?.offset ?? -1));
+      } else {
+        results.push(failed(partition, error));
+      }
+    }
+    results.sort(byPartition);
+    return { topic: input.topic, partitions: results, records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })) };
+  }
+
+  /** Validates and appends; synchronous, so requests are appended in arrival order. */
+  private append(input: ProduceInput, targets: readonly number[] | null): Appended {
+    const acks = ackLevel(input.acks);
+    checkTimeout(input.timeoutMs);
+    checkPayload(input);
+    const partitions = this.rm.topic(input.topic, "topic").partitions.length;
+    checkPartition(input, partitions);
+    if (input.recordBatch !== null) return this.appendBatch(input, input.recordBatch, partitions, acks);
+    return this.appendRecords(input, partitions, acks, targets);
+  }
+
+  /** Appends a producer's batch as it is; an append error fails the whole call. */
+  private appendBatch(input: ProduceInput, batch: Buffer, partitions: number, acks: AckLevel): Appended {
+    const partition = input.partition ?? this.sticky.next(input.topic, partitions);
+    const res = this.rm.append(input.topic, partition, batch, acks);
+    return {
+      result: {
+        topic: input.topic,
+        partitions: [{ partition, baseOffset: res.baseOffset, logAppendTimeMs: res.logAppendTimeMs, error: null }],
+        records: [],
+      },
+      lastOffsets: new Map([[partition, res.lastOffset]]),
+    };
+  }
+
+  /** Routes plain records, builds one batch per partition and appends each; errors per partition. */
+  private appendRecords(input: ProduceInput, partitions: number, acks: AckLevel, routed: readonly number[] | null): Appended {
+    checkRecordCount(input.records.length);
+    const cfg = this.rm.topicConfig(input.topic);
+    const nowMs = this.rm.nowMs();
+    const producer = batchProducer(input);
+    const targets =
+      routed ?? recordTargets(input.records, partitions, input.partition, input.partition ?? this.sticky.next(input.topic, partitions));
+    input.records.forEach(checkRecord);
+    const offsets = new Array<number>(input.records.length);
+    const results: ProducePartitionResult[] = [];
+    const lastOffsets = new Map<number, number>();
+    for (const [partition, indexes] of groupByPartition(targets)) {
+      const batch = encodeBatch(
+        indexes.map((i) => toRecordInput(input.records[i]!)),
+        { compression: codecFor(cfg), nowMs, ...producer },
+      );
+      try {
+        const res = this.rm.append(input.topic, partition, batch, acks);
+        lastOffsets.set(partition, res.lastOffset);
+        indexes.forEach((i, k) => (offsets[i] = res.baseOffset + k));
+        results.push({ partition, baseOffset: res.baseOffset, logAppendTimeMs: res.logAppendTimeMs, error: null });
+      } catch (e) {
+        indexes.forEach((i) => (offsets[i] = -1));
+        results.push(failed(partition, e));
+      }
+    }
+    results.sort(byPartition);
+    const records = targets.map((partition, i) => ({ partition, offset: offsets[i]! }));
+    return { result: { topic: input.topic, partitions: results, records }, lastOffsets };
+  }
+
+  /** Waits for what `acks` asks: nothing (NONE), the fsync some topics ask for, the ISR (ALL). */
+  private async acknowledge(input: ProduceInput, { result, lastOffsets }: Appended): Promise<ProduceResult> {
+    if (input.acks === ProduceAcks.NONE) return unacknowledged(result);
+    const ok = result.partitions.filter((p) => p.error === null);
+    const waits = ok.map((p) => this.rm.durable(input.topic, p.partition));
+    if (waits.length > 0) await Promise.all(waits);
+    if (input.acks === ProduceAcks.ALL) await this.awaitReplicated(input, result, ok, lastOffsets);
+    return result;
+  }
+
+  /**
+   * acks=ALL: waits until the ISR has each partition's records (the high watermark passed them);
+   * a partition that is not replicated in time gets the error and loses its offsets.
+   */
+  private async awaitReplicated(
+    input: ProduceInput,
+    result: ProduceResult,
+    ok: readonly ProducePartitionResult[],
+    lastOffsets: ReadonlyMap<number, number>,
+  ): Promise<void> {
+    const timeoutMs = input.timeoutMs > 0 ? input.timeoutMs : ACKS_ALL_TIMEOUT_MS_DEFAULT;
+    await Promise.all(
+      ok.map((p) =>
+        this.rm.replicated(input.topic, p.partition, lastOffsets.get(p.partition)!, timeoutMs).catch((e: unknown) => {
+          p.error = RillError.from(e);
+          p.baseOffset = -1;
+          for (const r of result.records) if (r.partition === p.partition) r.offset = -1;
+        }),
+      ),
+    );
+  }
+}
+
+/** The result of a partition that was not written. */
+function failed(partition: number, e: unknown): ProducePartitionResult {
+  return { partition, baseOffset: -1, logAppendTimeMs: -1, error: RillError.from(e) };
+}
+
+function byPartition(a: ProducePartitionResult, b: ProducePartitionResult): number {
+  return a.partition - b.partition;
+}
+
+/** ACKS_NONE answers carry no offsets (-1): the producer asked for none. */
+function unacknowledged(res: ProduceResult): ProduceResult {
+  for (const p of res.partitions) p.baseOffset = -1;
+  for (const r of res.records) r.offset = -1;
+  return res;
+}
+
+/** Codec of batches built from `records`. */
+function codecFor(cfg: TopicConfig): number {
+  switch (cfg.compressionType) {
+    case "lz4":
+      return Compression.LZ4;
+    case "gzip":
+      return Compression.GZIP;
+    default:
+      return Compression.NONE;
+  }
+}
+
+function toRecordInput(r: ProduceRecord): RecordInput {
+  return {
+    key: r.key,
+    value: r.value,
+    headers: r.headers,
+    ...(r.timestampMs !== null ? { timestampMs: Number(r.timestampMs) } : {}),
+  };
+}
