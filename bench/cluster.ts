@@ -123,7 +123,7 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), { brokers: 3, brokerRuntime: "bun" as Runtime });
+  const o = parseArgs(process.argv.slice(2), { brokers: 3, brokerRuntime: "bun" as Runtime }, import.meta.url);
   try {
     const c = await startCluster(o.brokerRuntime, o.brokers);
     console.log(JSON.stringify({ addresses: c.addresses, pids: c.pids }));

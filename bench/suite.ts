@@ -739,9 +739,9 @@ async function main(): Promise<void> {
   const fromJson = process.argv.indexOf("--from-json");
   if (fromJson >= 0) {
     const argv = process.argv.slice(2).filter((_, i) => i + 2 !== fromJson && i + 2 !== fromJson + 1);
-    return rerender(process.argv[fromJson + 1]!, parseArgs(argv, defaults));
+    return rerender(process.argv[fromJson + 1]!, parseArgs(argv, defaults, import.meta.url));
   }
-  const o = parseArgs(process.argv.slice(2), defaults);
+  const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const loadStart = loadAverage();
   const date = new Date().toISOString();
   const rows = await runSuite(o);

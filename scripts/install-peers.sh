@@ -12,8 +12,9 @@
 # Usage: bash scripts/install-peers.sh [--help]
 set -euo pipefail
 
+# --help: the comment block above is the usage.
 if [[ ${1:-} == "--help" || ${1:-} == "-h" ]]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   exit 0
 fi
 
