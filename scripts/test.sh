@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what `npm test` and CI run. Installs the Debian packages the interop
-# tests need (when missing), checks that src/gen is fresh and the protos lint clean, typechecks, lints
+# tests need (when missing), checks that the protos lint clean and break no generated client
+# (buf breaking against proto/baseline.binpb) and that src/gen is fresh, typechecks, lints
 # and checks formatting (Biome), builds the Node output the runtime tests start, then runs every vitest test.
 #
 # Usage: bash scripts/test.sh [vitest filters and options, e.g. test/unit]   (npm test -- ...)
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
 npx buf lint
+# The wire contract: no change that breaks a generated client (proto/README.md).
+npx buf breaking --against proto/baseline.binpb
 bash scripts/check-gen.sh
 npx tsc -p tsconfig.json --noEmit
 npx biome ci .
