@@ -74,7 +74,10 @@ function str(name: string, prop: string, doc: string, def: string, pattern?: Reg
   return { name, prop, doc, type: "string" as const, schema, default: def, range: what ?? "non-empty string" };
 }
 
-/** Per-topic keys (Kafka names). Brokers may override the defaults with `log.`-prefixed keys. */
+/**
+ * Per-topic keys (Kafka names), with Rill's defaults. A topic's overrides apply on top of these
+ * defaults; unlike Kafka, no broker key (`log.`-prefixed there) changes them.
+ */
 export const topicKeys = [
   choice(
     "cleanup.policy",
