@@ -31,7 +31,9 @@ import { addService } from "../src/rpc/grpc-service.ts";
 import { createServer } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
 import { RECORD_COUNT_OFFSET } from "../src/protocol/record-batch.ts";
+import { addOptions, choice, givenArgs, scriptCommand } from "../scripts/lib/command-line.ts";
 import { isMain } from "./lib.ts";
+import { producerPerfDefaults } from "./producer-perf.ts";
 
 type Runtime = "bun" | "node" | "deno";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
@@ -135,15 +137,16 @@ export async function startNoopServer(runtime: Runtime): Promise<{ address: stri
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  if (argv[0] === "--serve") return serve();
-  let runtime: Runtime = "bun";
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] === "--server-runtime") runtime = argv[i + 1] as Runtime;
-    else rest.push(argv[i]!, argv[i + 1]!);
-  }
-  const server = await startNoopServer(runtime);
+  // producer-perf's options (but the broker, which is the no-op server), passed on as given.
+  const { broker: _broker, brokers: _brokers, ...forwarded } = producerPerfDefaults;
+  const command = scriptCommand(import.meta.url)
+    .option("--serve", "run the no-op server itself")
+    .option("--server-runtime <runtime>", "runtime of the no-op server", choice(["bun", "node", "deno"] as const), "bun");
+  addOptions(command, forwarded).parse(process.argv.slice(2), { from: "user" });
+  const o = command.opts<{ serve?: boolean; serverRuntime: Runtime }>();
+  if (o.serve) return serve();
+  const rest = givenArgs(command, Object.keys(forwarded));
+  const server = await startNoopServer(o.serverRuntime);
   try {
     const cmd = tsCommand("bun", "bench/producer-perf.ts");
     const child = spawn(cmd[0]!, [...cmd.slice(1), ...rest, "--broker", server.address], { cwd: root, stdio: "inherit" });

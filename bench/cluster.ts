@@ -6,9 +6,9 @@
  * node logs "broker started" and DescribeCluster lists all n brokers unfenced, and `stop()` ends
  * them by PID.
  *
- * Until `rill broker start` can do that, it throws `ClusterUnavailable` saying why (the flag is
- * missing, a node exited, the cluster did not form in time), and the suite reports the scenario
- * as "not available" with that reason instead of a number. `--cluster-brokers HOST:PORT,...`
+ * When the cluster cannot form it throws `ClusterUnavailable` saying why (a node exited, the
+ * cluster did not form in time, or the `rill` it runs has no --controller-quorum flag), and the
+ * suite reports the scenario as "not available" with that reason instead of a number. `--cluster-brokers HOST:PORT,...`
  * points the suite at a cluster started some other way instead.
  *
  *   bun bench/cluster.ts [--brokers 3] [--broker-runtime bun|node|deno]
@@ -27,7 +27,7 @@ import { rillCommand, startBrokerProcess } from "./producer-perf.ts";
 type Runtime = "bun" | "node" | "deno";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
-/** The cluster cannot be started (yet); `message` says why. */
+/** The cluster cannot be started; `message` says why. */
 export class ClusterUnavailable extends Error {
   override name = "ClusterUnavailable";
 }
@@ -123,7 +123,7 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), { brokers: 3, brokerRuntime: "bun" as Runtime });
+  const o = parseArgs(process.argv.slice(2), { brokers: 3, brokerRuntime: "bun" as Runtime }, import.meta.url);
   try {
     const c = await startCluster(o.brokerRuntime, o.brokers);
     console.log(JSON.stringify({ addresses: c.addresses, pids: c.pids }));

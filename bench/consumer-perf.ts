@@ -262,7 +262,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), defaults);
+  const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const result = await runConsumerPerf(o);
   console.log(
     `${o.mode}: ${result["records"]} records of ${o.recordSize} B (${o.compression}), median of ${o.runs}: ${((result["recordsPerSec"] as number) / 1e6).toFixed(2)}M records/s, ` +

@@ -181,7 +181,7 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), defaults);
+  const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const r = await runE2eLatency(o);
   const l = r["latencyMs"] as ReturnType<typeof percentilesMs>;
   console.log(

@@ -22,6 +22,7 @@ import { SeededRandom } from "../src/base/random.ts";
 import { Admin } from "../src/client/admin.ts";
 import { Producer } from "../src/client/producer.ts";
 import { runtimeName } from "./runtime.ts";
+import { parseWithDefaults } from "../scripts/lib/command-line.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 
 interface Options {
@@ -38,28 +39,20 @@ interface Options {
   json: string | null;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    records: 2_000_000,
-    recordSize: 100,
-    partitions: 4,
-    rounds: 5,
-    compression: "none",
-    lingerMs: 5,
-    batchBytes: 1 << 20,
-    inFlightPerPartition: "default",
-    brokerRuntime: "bun",
-    broker: null,
-    json: null,
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    const v = argv[i + 1];
-    if (!(k in o) || v === undefined) throw new Error(`unknown or incomplete option ${argv[i]}`);
-    (o as unknown as Record<string, unknown>)[k] = typeof o[k] === "number" ? Number(v) : v;
-  }
-  return o;
-}
+/** The options and their defaults (`--kebab-case value` on the command line). */
+const defaults: Options = {
+  records: 2_000_000,
+  recordSize: 100,
+  partitions: 4,
+  rounds: 5,
+  compression: "none",
+  lingerMs: 5,
+  batchBytes: 1 << 20,
+  inFlightPerPartition: "default",
+  brokerRuntime: "bun",
+  broker: null,
+  json: null,
+};
 
 /** `n` distinct values of `size` bytes (JSON-ish, so LZ4 sees realistic data). */
 function makeValues(n: number, size: number): Buffer[] {
@@ -141,7 +134,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseWithDefaults(process.argv.slice(2), defaults, import.meta.url);
   const broker = o.broker ? null : await startBrokerProcess(o.brokerRuntime);
   const address = o.broker ?? broker!.address;
   const values = makeValues(10_000, o.recordSize);

@@ -14,23 +14,18 @@ import { clientConstructor } from "../src/rpc/grpc-service.ts";
 import { clientChannelOptions } from "../src/rpc/server-options.ts";
 import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
+import { parseWithDefaults } from "../scripts/lib/command-line.ts";
 
 export const MiB = 1 << 20;
 
 /**
  * `--kebab-case value` pairs into a copy of `defaults` (numbers parsed as numbers, "true"/"false"
- * as booleans); an unknown option throws, naming it.
+ * as booleans); `--help` prints the usage of the script at `moduleUrl` (its doc comment and every
+ * option with its default) and exits 0; an unknown option or a bad value exits 2 naming it
+ * (scripts/lib/command-line.ts).
  */
-export function parseArgs<T extends object>(argv: readonly string[], defaults: T): T {
-  const o = { ...defaults } as Record<string, unknown>;
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const v = argv[i + 1];
-    if (!(k in o) || v === undefined) throw new Error(`unknown or incomplete option ${argv[i]} (options: ${Object.keys(o).join(", ")})`);
-    const d = o[k];
-    o[k] = typeof d === "number" ? Number(v) : typeof d === "boolean" ? v === "true" : v;
-  }
-  return o as T;
+export function parseArgs<T extends object>(argv: readonly string[], defaults: T, moduleUrl: string): T {
+  return parseWithDefaults(argv, defaults, moduleUrl);
 }
 
 /** A value of `size` bytes that changes per record (as producer-perf's: realistic for LZ4). */

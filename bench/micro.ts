@@ -11,6 +11,7 @@ import * as path from "node:path";
 import Benchmark from "benchmark";
 import { codecSuites, type CodecSuite } from "./micro/codec.ts";
 import { logSuites } from "./micro/log.ts";
+import { integer, scriptCommand } from "../scripts/lib/command-line.ts";
 import { runtimeName } from "./runtime.ts";
 
 interface Row {
@@ -21,11 +22,6 @@ interface Row {
   recordsPerSecond: number | null;
   rmePercent: number;
   samples: number;
-}
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
 function run(suites: CodecSuite[], seconds: number): Row[] {
@@ -62,8 +58,11 @@ function ratio(rows: Row[], a: string, b: string): string {
 }
 
 async function main(): Promise<void> {
-  const filter = arg("--filter");
-  const seconds = Number(arg("--time") ?? "3");
+  const { filter, time: seconds } = scriptCommand(import.meta.url)
+    .option("--filter <word>", "only suites whose name contains WORD")
+    .option("--time <s>", "seconds per suite", integer(1), 3)
+    .parse(process.argv.slice(2), { from: "user" })
+    .opts<{ filter?: string; time: number }>();
   const runtime = runtimeName();
   process.stderr.write(`rill micro-benchmarks on ${runtime}, ${seconds}s per suite\n`);
   const log = logSuites();

@@ -387,7 +387,7 @@ export function producerPerfSummary(r: Record<string, unknown>): string {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), producerPerfDefaults);
+  const o = parseArgs(process.argv.slice(2), producerPerfDefaults, import.meta.url);
   const result = await runProducerPerf(o);
   console.log(producerPerfSummary(result));
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(result, null, 2) + "\n");

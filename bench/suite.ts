@@ -22,8 +22,8 @@
  *
  * `cluster`: produce 100 B batches into 3 partitions with RF=3 and acks=all from 3 producers,
  * one per broker, on 3 brokers that bench/cluster.ts starts (combined broker+controller nodes,
- * one controller quorum) or that `--cluster-brokers` names. While the cluster cannot start or
- * the produce fails (replication not there yet), the row says "not available" and why.
+ * one controller quorum) or that `--cluster-brokers` names. When the cluster cannot start or
+ * the produce fails, the row says "not available" and why.
  * `--records-scale X` multiplies every record count (and e2e's duration, at least 2 s) by X:
  * `--quick true` is `--records-scale 0.25 --runs 1`; a smoke test uses 0.01 or less.
  */
@@ -739,9 +739,9 @@ async function main(): Promise<void> {
   const fromJson = process.argv.indexOf("--from-json");
   if (fromJson >= 0) {
     const argv = process.argv.slice(2).filter((_, i) => i + 2 !== fromJson && i + 2 !== fromJson + 1);
-    return rerender(process.argv[fromJson + 1]!, parseArgs(argv, defaults));
+    return rerender(process.argv[fromJson + 1]!, parseArgs(argv, defaults, import.meta.url));
   }
-  const o = parseArgs(process.argv.slice(2), defaults);
+  const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const loadStart = loadAverage();
   const date = new Date().toISOString();
   const rows = await runSuite(o);

@@ -3,7 +3,14 @@
 # the repository's own buf.gen.yaml and compares it with the committed src/gen. Also fails when
 # the .proto files are not `buf format`ted or do not pass `buf lint`. CI runs it (npm run
 # check:gen); to fix a failure run `npm run generate` (and `npx buf format -w`) and commit.
+#
+# Usage: bash scripts/check-gen.sh   (npm run check:gen)
 set -euo pipefail
+# --help: the comment block above is the usage.
+if [[ ${1:-} == "--help" || ${1:-} == "-h" ]]; then
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+  exit 0
+fi
 
 cd "$(dirname "$0")/.."
 buf=node_modules/.bin/buf

@@ -7,6 +7,12 @@
  */
 import * as nodeFs from "node:fs";
 import { configDocsMarkdown } from "../src/config/docs.ts";
+import { scriptCommand } from "./lib/command-line.ts";
+
+const { check } = scriptCommand(import.meta.url)
+  .option("--check", "exit 1 if README.md is not up to date; write nothing")
+  .parse(process.argv.slice(2), { from: "user" })
+  .opts<{ check?: boolean }>();
 
 const BEGIN = "<!-- config:begin -->";
 const END = "<!-- config:end -->";
@@ -19,7 +25,7 @@ if (a < 0 || b < a) {
   process.exit(1);
 }
 const next = `${readme.slice(0, a + BEGIN.length)}\n${configDocsMarkdown()}\n${readme.slice(b)}`;
-if (process.argv.includes("--check")) {
+if (check) {
   if (next !== readme) {
     console.error("README.md config tables are stale: run npx tsx scripts/gen-config-docs.ts");
     process.exit(1);

@@ -5,7 +5,14 @@
 # Idempotent: does nothing (and does not touch apt) when every package is already installed;
 # otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
 # sudo available). Exits non-zero on failure.
+#
+# Usage: bash scripts/install-test-deps.sh
 set -euo pipefail
+# --help: the comment block above is the usage.
+if [[ ${1:-} == "--help" || ${1:-} == "-h" ]]; then
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+  exit 0
+fi
 
 # Debian 12 (bookworm) package names: python3-grpcio 1.51, python3-protobuf 3.21,
 # protobuf-compiler 3.21 (`protoc`, accepts proto3 `optional`), protobuf-compiler-grpc 1.51

@@ -10,6 +10,7 @@
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
 import { Simulation } from "../test/sim/cluster.ts";
+import { choice, integer, scriptCommand } from "./lib/command-line.ts";
 import { formatFailure, regressionSeeds, regressionSettings, sweep } from "../test/sim/run.ts";
 import { formatSettings, settingsForSeed, type SimSettings } from "../test/sim/settings.ts";
 
@@ -26,61 +27,40 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = {
-    seed: null,
-    regression: null,
-    steps: 1000,
-    voters: undefined,
-    trace: false,
-    sweep: false,
-    seeds: 10000,
-    first: 1,
-    disk: false,
+  const command = scriptCommand(import.meta.url)
+    .option("--seed <n>", "replay this seed", integer(0))
+    .option("--regression <n>", "replay this entry of test/sim/regression-seeds.json", integer(0))
+    .option("--steps <n>", "steps per run", integer(0), 1000)
+    .option("--voters <n>", "voters (3 or 5; default: chosen by the seed)", choice(["3", "5"] as const))
+    .option("--trace", "print every step of a replay")
+    .option("--sweep", "run many seeds")
+    .option("--seeds <n>", "seeds of a sweep", integer(0), 10000)
+    .option("--first <n>", "first seed of a sweep", integer(0), 1)
+    .option("--disk", "voters on DiskRaftStorage over crash-losing in-memory disks");
+  command.parse([...argv], { from: "user" });
+  const o = command.opts<{
+    seed?: number;
+    regression?: number;
+    steps: number;
+    voters?: "3" | "5";
+    trace?: boolean;
+    sweep?: boolean;
+    seeds: number;
+    first: number;
+    disk?: boolean;
+  }>();
+  if (!o.sweep && o.seed === undefined && o.regression === undefined) command.error("give --seed N, --regression N or --sweep");
+  return {
+    seed: o.seed ?? null,
+    regression: o.regression ?? null,
+    steps: o.steps,
+    voters: o.voters === undefined ? undefined : o.voters === "3" ? 3 : 5,
+    trace: o.trace === true,
+    sweep: o.sweep === true,
+    seeds: o.seeds,
+    first: o.first,
+    disk: o.disk === true,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0) throw new Error(`${flag} needs a non-negative integer`);
-      return v;
-    };
-    switch (flag) {
-      case "--seed":
-        a.seed = value();
-        break;
-      case "--regression":
-        a.regression = value();
-        break;
-      case "--steps":
-        a.steps = value();
-        break;
-      case "--voters": {
-        const v = value();
-        if (v !== 3 && v !== 5) throw new Error("--voters must be 3 or 5");
-        a.voters = v;
-        break;
-      }
-      case "--trace":
-        a.trace = true;
-        break;
-      case "--sweep":
-        a.sweep = true;
-        break;
-      case "--seeds":
-        a.seeds = value();
-        break;
-      case "--first":
-        a.first = value();
-        break;
-      case "--disk":
-        a.disk = true;
-        break;
-      default:
-        throw new Error(`unknown argument ${flag}`);
-    }
-  }
-  if (!a.sweep && a.seed === null && a.regression === null) throw new Error("give --seed N, --regression N or --sweep");
-  return a;
 }
 
 function replay(a: Args): number {

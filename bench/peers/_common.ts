@@ -129,14 +129,16 @@ export interface PeerRun {
 }
 
 /**
- * The command line of a peer benchmark: `run(o, run)` starts a fresh server, pushes `o.records`
+ * The command line of the peer benchmark at `moduleUrl` (its doc comment is its `--help`):
+ * `run(o, run)` starts a fresh server, pushes `o.records`
  * records, stops it, and returns the timed part; prints and writes the median.
  */
 export async function peerMain(
+  moduleUrl: string,
   info: { peer: string; server: string; mode: string; durability: string; bin: string },
   run: (o: PeerOptions, measure: (pid: number, fn: () => Promise<number>) => Promise<PeerRun>) => Promise<PeerRun>,
 ): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), peerDefaults);
+  const o = parseArgs(process.argv.slice(2), peerDefaults, moduleUrl);
   const write = (r: unknown): void => {
     if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(r, null, 2) + "\n");
   };

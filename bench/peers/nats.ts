@@ -12,6 +12,7 @@ import { freePort, freshDir, peerMain, startServer, value, waitForPort } from ".
 const IN_FLIGHT = 1000;
 
 await peerMain(
+  import.meta.url,
   {
     peer: "NATS JetStream",
     server: "nats-server 2.9",

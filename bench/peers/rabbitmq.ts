@@ -26,6 +26,7 @@ const UNCONFIRMED_MAX = 10_000;
 (Connection.prototype as unknown as { exchangeCommandVersions: () => Promise<boolean> }).exchangeCommandVersions = async () => true;
 
 await peerMain(
+  import.meta.url,
   {
     peer: "RabbitMQ Streams",
     server: "rabbitmq-server 3.10",

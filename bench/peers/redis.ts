@@ -13,6 +13,7 @@ const PIPELINE = 1000;
 const IN_FLIGHT = 4;
 
 await peerMain(
+  import.meta.url,
   {
     peer: "Redis Streams",
     server: "redis-server 7.0",

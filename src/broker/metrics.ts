@@ -3,10 +3,19 @@
  * partition the log end offset, log start offset, size and the storage counters the logs keep
  * themselves (appends, cache and disk reads, fsyncs, duplicate batches answered). Values are
  * read at scrape time, so the data path pays nothing for them.
+ *
+ * `rill_process_heap_bytes` is the JavaScript engine's heap (V8 under Node and Deno,
+ * JavaScriptCore under Bun), from `process.memoryUsage().heapTotal`. prom-client's default
+ * metric of that name is the process's VmData — its reserved data segment, not a heap: about
+ * 6 GB under Bun (JavaScriptCore reserves its address space up front) and above the resident
+ * size under Node too — so it is replaced.
  */
 import * as http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { LogManager } from "../storage/log-manager.ts";
+
+/** The heap gauge, replacing prom-client's default of the same name (see the module comment). */
+const PROCESS_HEAP = "rill_process_heap_bytes";
 
 /** A running metrics endpoint. */
 export interface MetricsServer {
@@ -18,6 +27,15 @@ export interface MetricsServer {
 export async function startMetrics(port: number, logs: LogManager): Promise<MetricsServer> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "rill_" });
+  registry.removeSingleMetric(PROCESS_HEAP);
+  new Gauge({
+    name: PROCESS_HEAP,
+    help: "Bytes of the JavaScript engine's heap (process.memoryUsage().heapTotal).",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapTotal);
+    },
+  });
   const labels = ["topic", "partition"] as const;
   const gauge = (name: string, help: string, value: (l: ReturnType<LogManager["all"]>[number]["log"]) => number): void => {
     new Gauge({

@@ -18,15 +18,17 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** "key=value" pairs into an object; throws InvalidArgumentError for a pair without "=". */
-export function keyValues(pairs: readonly string[], option: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new InvalidArgumentError(`${option}: expected key=value, got "${pair}"`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
+/**
+ * A parser for a repeatable `--flag key=value` option: adds each pair to the object built so far.
+ * A value without "=" (or with nothing before it) throws InvalidArgumentError naming `option` and
+ * the form it expects, so commander prints it as a usage error.
+ */
+export function keyValue(option: string): (value: string, previous?: Record<string, string>) => Record<string, string> {
+  return (value, previous = {}) => {
+    const eq = value.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`expected ${option} key=value`);
+    return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+  };
 }
 
 /** One of `choices`. */

@@ -13,7 +13,7 @@ import { consume } from "./consume-command.ts";
 import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
 import type { Context } from "./context.ts";
 import { type Io, errorLine, isExpected } from "./output.ts";
-import { collect, intIn, keyValues, oneOf, separator } from "./parse.ts";
+import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
 import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
 
@@ -31,7 +31,13 @@ function contextOf(cmd: Command, io: Io): Context {
   return { io, bootstrap };
 }
 
-function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
+/** What the commands of one run tell `run`: a broker keeps the process up; commander printed an error. */
+interface RunState {
+  keepAlive: boolean;
+  reported: boolean;
+}
+
+function buildProgram(io: Io, state: RunState): Command {
   const program = new Command("rill")
     .description("Rill: an event-streaming broker (Kafka's model over gRPC)")
     .addOption(new Option("--bootstrap <host:port>", "broker address").env("RILL_BOOTSTRAP").default(DEFAULT_BOOTSTRAP))
@@ -39,7 +45,10 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-      outputError: (s, writeErr) => writeErr(`rill: ${s.replace(/^error: /, "")}`),
+      outputError: (s, writeErr) => {
+        state.reported = true;
+        writeErr(`rill: ${s.replace(/^error: /, "")}`);
+      },
     });
 
   const broker = program.command("broker").description("run a broker");
@@ -87,15 +96,15 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .description("create a topic")
     .option("--partitions <n>", "partition count (default: the broker's num.partitions)", intIn(1, INT32_MAX))
     .option("--replication-factor <n>", "replicas per partition", intIn(1, 32767))
-    .option("--config <key=value>", "topic config override (repeatable)", collect, [])
+    .option("--config <key=value>", "topic config override (repeatable)", keyValue("--config"))
     .option("--if-not-exists", "succeed quietly when the topic exists")
     .action(
       async (
         name: string,
-        o: { partitions?: number; replicationFactor?: number; config: string[]; ifNotExists?: boolean },
+        o: { partitions?: number; replicationFactor?: number; config?: Record<string, string>; ifNotExists?: boolean },
         cmd: Command,
       ) => {
-        await createTopic(contextOf(cmd, io), name, { ...o, config: keyValues(o.config, "--config") });
+        await createTopic(contextOf(cmd, io), name, { ...o, config: o.config ?? {} });
       },
     );
   topic
@@ -112,10 +121,10 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
   topic
     .command("alter <name>")
     .description("set or delete topic config keys")
-    .option("--config <key=value>", "key to set (repeatable)", collect, [])
+    .option("--config <key=value>", "key to set (repeatable)", keyValue("--config"))
     .option("--delete-config <key>", "key to reset to its default (repeatable)", collect, [])
-    .action(async (name: string, o: { config: string[]; deleteConfig: string[] }, cmd: Command) => {
-      await alterTopic(contextOf(cmd, io), name, { config: keyValues(o.config, "--config"), deleteConfig: o.deleteConfig });
+    .action(async (name: string, o: { config?: Record<string, string>; deleteConfig: string[] }, cmd: Command) => {
+      await alterTopic(contextOf(cmd, io), name, { config: o.config ?? {}, deleteConfig: o.deleteConfig });
     });
   topic
     .command("delete <name>")
@@ -130,21 +139,28 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
     .addOption(new Option("--acks <level>", "acknowledgement level").choices(["all", "leader", "none"]).default("all"))
     .addOption(new Option("--compression <codec>", "batch compression").choices(["none", "gzip", "lz4"]).default("none"))
     .option("--linger-ms <ms>", "how long a batch waits for more lines", intIn(0, 60_000), 5)
-    .option("--header <key=value>", "header added to every record (repeatable)", collect, [])
+    .option("--header <key=value>", "header added to every record (repeatable)", keyValue("--header"))
     .action(
       async (
         name: string,
-        o: { keySeparator?: string; partition?: number; acks: "all"; compression: "none"; lingerMs: number; header: string[] },
+        o: {
+          keySeparator?: string;
+          partition?: number;
+          acks: "all";
+          compression: "none";
+          lingerMs: number;
+          header?: Record<string, string>;
+        },
         cmd: Command,
       ) => {
-        await produce(contextOf(cmd, io), name, { ...o, header: keyValues(o.header, "--header") });
+        await produce(contextOf(cmd, io), name, { ...o, header: o.header ?? {} });
       },
     );
 
   program
     .command("consume <topic>")
     .description("print records (from the end unless told otherwise) until -n, --timeout-ms or Ctrl-C")
-    .option("--from-beginning", "start at the earliest offset")
+    .option("--from-beginning", "start at the earliest offset (with --group: where the group has no committed offset)")
     .option("--offset <n>", "start at this offset (of each partition read)", intIn(0, OFFSET_MAX))
     .option("--timestamp <ms>", "start at the first record at or after this time (ms since the epoch)", intIn(0, OFFSET_MAX))
     .option("--partition <n>", "read only this partition (default: all)", intIn(0, INT32_MAX))
@@ -210,14 +226,16 @@ function buildProgram(io: Io, state: { keepAlive: boolean }): Command {
 
 /** Runs the command line `argv` (as process.argv: runtime, script, args...). */
 export async function run(argv: readonly string[], io: Io): Promise<Outcome> {
-  const state = { keepAlive: false };
+  const state: RunState = { keepAlive: false, reported: false };
   const program = buildProgram(io, state);
   try {
     await program.parseAsync([...argv]);
     return { exitCode: 0, keepAlive: state.keepAlive };
   } catch (e) {
     if (e instanceof CommanderError) {
-      // Commander printed its message already (help, version, usage errors).
+      // Commander printed help, the version and its own usage errors already; a usage error
+      // thrown from inside an action (an InvalidArgumentError) it did not, so print it here.
+      if (e.exitCode !== 0 && !state.reported) io.stderr.write(`rill: ${e.message.replace(/^error: /, "")}\n`);
       return { exitCode: e.exitCode === 0 ? 0 : 2, keepAlive: false };
     }
     io.stderr.write(`rill: ${errorLine(e)}\n`);

@@ -74,7 +74,10 @@ function str(name: string, prop: string, doc: string, def: string, pattern?: Reg
   return { name, prop, doc, type: "string" as const, schema, default: def, range: what ?? "non-empty string" };
 }
 
-/** Per-topic keys (Kafka names). Brokers may override the defaults with `log.`-prefixed keys. */
+/**
+ * Per-topic keys (Kafka names), with Rill's defaults. A topic's overrides apply on top of these
+ * defaults; unlike Kafka, no broker key (`log.`-prefixed there) changes them.
+ */
 export const topicKeys = [
   choice(
     "cleanup.policy",
@@ -292,9 +295,9 @@ export const brokerKeys = [
     1 << 30,
   ),
   int(
-    "message.max.bytes",
+    "request.max.bytes",
     "requestMaxBytes",
-    "Largest gRPC message the broker accepts or sends, in bytes.",
+    "Largest gRPC message the broker accepts or sends, in bytes: a whole request or response, which may carry many record batches (one batch is limited by the topic's `max.message.bytes`).",
     64 * 1024 * 1024,
     1024,
     2 ** 31 - 1,
@@ -379,6 +382,50 @@ export const defaultBrokerConfig: Readonly<BrokerConfig> = Object.freeze(default
 const topicByName = new Map<string, ConfigKey>(topicKeys.map((k) => [k.name, k]));
 const brokerByName = new Map<string, ConfigKey>(brokerKeys.map((k) => [k.name, k]));
 
+/** A broker key that was renamed: its old name is refused, never read as an alias. */
+export interface RenamedKey {
+  readonly from: string;
+  readonly to: string;
+  /** Why the old name is refused rather than aliased. */
+  readonly why: string;
+}
+
+/** Every renamed broker key (old names stay here for good, so they keep being refused). */
+export const renamedBrokerKeys: readonly RenamedKey[] = [
+  {
+    from: "message.max.bytes",
+    to: "request.max.bytes",
+    why: "in Kafka message.max.bytes is the largest record batch (Rill's topic key max.message.bytes), so an alias would keep that trap",
+  },
+];
+const renamedByName = new Map(renamedBrokerKeys.map((r) => [r.from, r]));
+
+/** The environment variable of a broker key: `RILL_` + the name upper-cased, `.` -> `_`. */
+export function envVarOf(keyName: string): string {
+  return `RILL_${keyName.toUpperCase().replace(/\./g, "_")}`;
+}
+
+/**
+ * The broker keys set in `env` (`RILL_*` variables that name one; others are ignored), as raw
+ * key -> value pairs. The variable of a renamed key throws INVALID_CONFIG naming both variables.
+ */
+export function brokerConfigFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  for (const r of renamedBrokerKeys) {
+    const v = env[envVarOf(r.from)];
+    if (v !== undefined && v !== "") throw renamedError(envVarOf(r.from), envVarOf(r.to), r.why);
+  }
+  const out: Record<string, string> = {};
+  for (const k of brokerKeys) {
+    const v = env[envVarOf(k.name)];
+    if (v !== undefined && v !== "") out[k.name] = v;
+  }
+  return out;
+}
+
+function renamedError(from: string, to: string, why: string): Error {
+  return rillError("INVALID_CONFIG", `${from}: renamed ${to}; the old name is refused, not aliased, because ${why}`);
+}
+
 /** Looks a topic key up by its Kafka name. */
 export function topicKey(name: string): ConfigKey | undefined {
   return topicByName.get(name);
@@ -395,6 +442,8 @@ function parseInto<T>(keys: Map<string, ConfigKey>, raw: Record<string, unknown>
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [name, value] of Object.entries(raw)) {
     const key = keys.get(name);
+    const renamed = what === "broker" ? renamedByName.get(name) : undefined;
+    if (renamed) throw renamedError(renamed.from, renamed.to, renamed.why);
     if (!key) throw rillError("INVALID_CONFIG", `${name}: unknown ${what} config key`);
     out[key.prop] = parseOne(key, value);
   }

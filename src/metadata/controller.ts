@@ -1,7 +1,8 @@
 /**
  * The controller's decisions, as pure functions: given the image and a request, the records to
- * append, or a RillError naming what is wrong. Nothing here writes; the store (single node) or
- * the Raft quorum makes the records durable and replays them into the image.
+ * append, or a RillError naming what is wrong. Nothing here writes; the metadata store (the Raft
+ * quorum of controller voters, quorum-store.ts) makes the records durable and every node replays
+ * them into its image.
  */
 import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";

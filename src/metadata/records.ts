@@ -1,10 +1,13 @@
 /**
  * Metadata records: the only way cluster metadata changes. A MetadataImage is what you get by
  * replaying them in order (image.ts); the controller decides which records a request produces
- * (controller.ts); a MetadataStore makes them durable (store.ts, later the Raft quorum).
+ * (controller.ts); the Raft quorum of controller voters makes them durable (quorum-store.ts)
+ * and a broker-only node follows them (observer-store.ts).
  *
- * Encoded as JSON (one record per record-batch value) with a `type` tag and a `v` version: small,
- * rare, and readable with `rill` tools. Unknown types fail loudly on replay.
+ * Encoded as JSON with a `type` tag and a `v` version — the records of one commit as a JSON
+ * array in one Raft entry (quorum-store.ts), one record per record-batch value in the local log
+ * of data dirs older than the quorum (store.ts): small, rare, and readable with `rill` tools.
+ * Unknown types fail loudly on replay.
  */
 
 /** A topic came into being. Its partitions follow as PartitionRecords. */

@@ -1,8 +1,11 @@
 /**
- * Where metadata records become durable. The services talk to a `MetadataStore` only, so the
- * Raft controller quorum can replace the single-node store without touching them.
+ * Where metadata records become durable. The services talk to a `MetadataStore` only, so they
+ * work unchanged over the Raft quorum of controller voters (quorum-store.ts; a single node is a
+ * quorum of one) and a broker-only node's observer of the quorum (observer-store.ts).
  *
- * `LocalMetadataStore` keeps the records in a partition log of Rill's own format under
+ * `LocalMetadataStore` is the store of data dirs written before the quorum existed: the broker
+ * opens it only to carry such a log over into the quorum, once (broker.ts `legacyMetadata`). It
+ * keeps the records in a partition log of Rill's own format under
  * `<dataDir>/metadata/__cluster_metadata-0` (each record one JSON value), fsyncs every append
  * before it is applied, and replays the log into the image on open.
  */

@@ -14,6 +14,7 @@
  * stopped, also on Ctrl-C. Exit code 1 when any anomaly was found or a cluster did not settle.
  */
 import { seedFromEnv } from "../../src/base/random.ts";
+import { choice, integer, scriptCommand } from "../../scripts/lib/command-line.ts";
 import { runRound, roundOptions, type RoundResult } from "./engine.ts";
 import { groupOptions, runGroupFailover, type GroupResult } from "./group-failover.ts";
 import { anomalyLine, formatGroup, formatRound } from "./report.ts";
@@ -27,38 +28,21 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { rounds: 1, seed: seedFromEnv(), durationMs: 25_000, scenario: "all", keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const int = (min: number): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer >= ${min}`);
-      return v;
-    };
-    switch (flag) {
-      case "--rounds":
-        a.rounds = int(1);
-        break;
-      case "--seed":
-        a.seed = int(0) >>> 0;
-        break;
-      case "--duration-ms":
-        a.durationMs = int(1_000);
-        break;
-      case "--scenario": {
-        const s = argv[++i];
-        if (s !== "produce" && s !== "groups" && s !== "all") throw new Error("--scenario must be produce, groups or all");
-        a.scenario = s;
-        break;
-      }
-      case "--keep":
-        a.keep = true;
-        break;
-      default:
-        throw new Error(`unknown argument ${flag} (see the comment at the top of test/faults/run.ts)`);
-    }
-  }
-  return a;
+  const o = scriptCommand(import.meta.url)
+    .option("--rounds <n>", "produce rounds (groups runs with --scenario groups)", integer(1), 1)
+    .option("--seed <s>", "seed of the first round (default: $SEED, else random)", integer(0))
+    .option("--duration-ms <d>", "fault window of a produce round", integer(1_000), 25_000)
+    .option("--scenario <name>", "produce, groups or all", choice(["produce", "groups", "all"] as const), "all")
+    .option("--keep", "keep the data directories")
+    .parse([...argv], { from: "user" })
+    .opts<{ rounds: number; seed?: number; durationMs: number; scenario: Args["scenario"]; keep?: boolean }>();
+  return {
+    rounds: o.rounds,
+    seed: o.seed === undefined ? seedFromEnv() : o.seed >>> 0,
+    durationMs: o.durationMs,
+    scenario: o.scenario,
+    keep: o.keep === true,
+  };
 }
 
 async function main(): Promise<number> {

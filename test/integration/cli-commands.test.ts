@@ -232,6 +232,18 @@ describe("rill errors", () => {
     const usage = await rill(["consume", "events", "--format", "xml"]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^rill: .*--format.*xml/);
+    // A key=value flag without "=": one usage line naming the flag and the form (was: silent exit 2).
+    for (const [args, flag] of [
+      [["topic", "create", "x2", "--config", "retention.ms"], "--config"],
+      [["produce", "events", "--header", "foo"], "--header"],
+    ] as const) {
+      const r = await rill(args);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(
+        new RegExp(`^rill: option '${flag} <key=value>' argument '.+' is invalid\\. expected ${flag} key=value\\n$`),
+      );
+    }
     expectOneErrorLine(
       await rill(["produce", "events", "--key-separator", ":"], { stdin: "no separator here\n" }),
       /stdin line 1: no key separator/,

@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import {
+  brokerConfigFromEnv,
   brokerKeys,
+  defaultBrokerConfig,
   defaultTopicConfig,
+  envVarOf,
   describeTopicConfig,
   parseBrokerConfig,
   parseTopicConfig,
+  renamedBrokerKeys,
   topicKeys,
 } from "../../../src/config/schema.ts";
 
@@ -68,5 +72,43 @@ describe("config schema", () => {
     expect(d["retention.ms"]).toBe("-1");
     expect(d["cleanup.policy"]).toBe("delete");
     expect(Object.keys(d).length).toBe(topicKeys.length);
+  });
+});
+
+describe("renamed broker keys", () => {
+  it("request.max.bytes (was message.max.bytes) sets the gRPC message limit", () => {
+    expect(parseBrokerConfig({ "request.max.bytes": "1048576" }).requestMaxBytes).toBe(1 << 20);
+    expect(defaultBrokerConfig.requestMaxBytes).toBe(64 << 20);
+  });
+
+  it("refuses message.max.bytes with INVALID_CONFIG naming both keys and why, never as an alias", () => {
+    const m = configError(() => parseBrokerConfig({ "message.max.bytes": "1048576" }));
+    expect(m).toMatch(/^message\.max\.bytes: renamed request\.max\.bytes; the old name is refused, not aliased, because in Kafka /);
+    expect(m).toContain("max.message.bytes");
+    // Refused even next to the new key, and whatever its value.
+    expect(configError(() => parseBrokerConfig({ "request.max.bytes": "2048", "message.max.bytes": "x" }))).toMatch(
+      /^message\.max\.bytes: renamed/,
+    );
+  });
+
+  it("a renamed key's old name is no key, and is not a topic key either", () => {
+    const names = new Set([...brokerKeys, ...topicKeys].map((k) => k.name));
+    for (const r of renamedBrokerKeys) {
+      expect(names.has(r.from), r.from).toBe(false);
+      expect(names.has(r.to), r.to).toBe(true);
+    }
+    expect(configError(() => parseTopicConfig({ "message.max.bytes": "1" }))).toMatch(/unknown topic config key/);
+  });
+
+  it("environment: RILL_REQUEST_MAX_BYTES is read; RILL_MESSAGE_MAX_BYTES is refused naming both variables", () => {
+    expect(envVarOf("request.max.bytes")).toBe("RILL_REQUEST_MAX_BYTES");
+    expect(brokerConfigFromEnv({ RILL_REQUEST_MAX_BYTES: "2048", RILL_DATA_DIR: "/d", RILL_BOOTSTRAP: "x", PATH: "/bin" })).toEqual({
+      "request.max.bytes": "2048",
+      "data.dir": "/d",
+    });
+    expect(configError(() => brokerConfigFromEnv({ RILL_MESSAGE_MAX_BYTES: "2048" }))).toMatch(
+      /^RILL_MESSAGE_MAX_BYTES: renamed RILL_REQUEST_MAX_BYTES; the old name is refused/,
+    );
+    expect(brokerConfigFromEnv({ RILL_MESSAGE_MAX_BYTES: "" })).toEqual({});
   });
 });
