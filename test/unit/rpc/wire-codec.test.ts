@@ -8,17 +8,19 @@ import { FetchResponseSchema, FetchedPartitionSchema, SubscribeResponseSchema } 
 import { Acks, ProduceRequestSchema, ProduceStreamRequestSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import {
   WireFormatError,
-  decodeFetchResponse,
   decodeProduceRequest,
   decodeProduceStreamRequest,
-  decodeSubscribeResponse,
   TRANSIENT_ENCODE_BYTES_MAX,
   encodeFetchResponse,
   encodeFetchResponseTransient,
-  encodeProduceRequest,
-  encodeProduceStreamRequest,
   encodeSubscribeResponse,
 } from "../../../src/rpc/wire-codec.ts";
+import {
+  decodeFetchResponse,
+  decodeSubscribeResponse,
+  encodeProduceRequest,
+  encodeProduceStreamRequest,
+} from "../../../src/client/wire-codec.ts";
 
 const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
 const rnd = new SeededRandom(seed);
