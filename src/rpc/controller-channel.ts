@@ -19,7 +19,7 @@ import {
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import type { ServiceClient } from "../protocol/grpc-service.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
-import { fromPeerError } from "./errors.ts";
+import { crashOnBug, fromPeerError } from "./errors.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { errorKindByCode } from "../base/errors.ts";
 import type { MetadataFetchResult } from "../metadata/observer-store.ts";
@@ -80,6 +80,7 @@ export class ControllerChannel implements BrokerControl {
         remote(this.client(v), Date.now() + this.o.callTimeoutMs, (e, res) => (e ? reject(e) : resolve(res!)));
       });
     } catch (e) {
+      crashOnBug(e);
       let answered = true;
       const err = fromPeerError(e, (details) => {
         answered = false;
