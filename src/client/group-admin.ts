@@ -9,7 +9,6 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Errors, RillError } from "../base/errors.ts";
 import { type ErrorDetail, OffsetSpec } from "../gen/rill/v1/common_pb.ts";
 import { GroupState } from "../gen/rill/v1/group_service_pb.ts";
-import type { GroupService } from "../gen/rill/v1/group_service_pb.ts";
 import { checkInt, toInt64, toNumber } from "./convert.ts";
 import { ClientClosedError, fromErrorDetail, isStaleMetadata } from "./errors.ts";
 import {
@@ -23,12 +22,10 @@ import {
   groupError,
   tpName,
 } from "./group-connection.ts";
-import type { GroupTransport } from "./group-transport.ts";
+import type { GroupMethods, GroupTransport } from "./group-transport.ts";
 import { withRetries } from "./retry.ts";
 
 export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
-
-type GroupMethods = (typeof GroupService)["method"];
 
 /** A group's lifecycle state. */
 export type GroupStateName = "empty" | "assigning" | "reconciling" | "stable" | "dead" | "unknown";

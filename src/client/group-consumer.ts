@@ -69,7 +69,6 @@ import { backoffMs } from "./retry.ts";
 
 export type { ConsumerRecord } from "./batch-reader.ts";
 export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
-export type { ConsumeListener, ConsumeRequestInit, ConsumeStream, GroupTransport } from "./group-transport.ts";
 
 function keyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;

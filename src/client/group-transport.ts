@@ -14,7 +14,8 @@ import { clientConstructor } from "../protocol/grpc-service.ts";
 import { fromGrpcError } from "./errors.ts";
 import { checkAddress, duplexStream } from "./grpc-transport.ts";
 
-type GroupMethods = (typeof GroupService)["method"];
+/** The method descriptors of GroupService, by localName. */
+export type GroupMethods = (typeof GroupService)["method"];
 type UnaryGroupMethod = Exclude<keyof GroupMethods, "consume">;
 
 /** A unary GroupService call, as a promise. */
