@@ -19,8 +19,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { AdminService, DescribeClusterRequestSchema, type DescribeClusterResponse } from "../src/gen/rill/v1/admin_service_pb.ts";
-import { clientConstructor } from "../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../src/rpc/server-options.ts";
+import { clientConstructor } from "../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../src/protocol/channel-options.ts";
 import { creds, isMain, parseArgs } from "./lib.ts";
 import { rillCommand, startBrokerProcess } from "./producer-perf.ts";
 

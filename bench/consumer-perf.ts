@@ -28,9 +28,9 @@ import {
   type FetchResponse,
   type FetchedPartition,
 } from "../src/gen/rill/v1/fetch_service_pb.ts";
-import { clientConstructor } from "../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../src/rpc/server-options.ts";
-import { fetchServiceCodecs } from "../src/rpc/wire-codec.ts";
+import { clientConstructor } from "../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../src/protocol/channel-options.ts";
+import { fetchClientCodecs } from "../src/client/wire-codec.ts";
 import { CRC_START, RecordCursor, forEachBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
@@ -88,7 +88,7 @@ interface RunResult {
   messages: number;
 }
 
-type FetchClient = InstanceType<ReturnType<typeof clientConstructor<typeof FetchService, typeof fetchServiceCodecs>>>;
+type FetchClient = InstanceType<ReturnType<typeof clientConstructor<typeof FetchService, typeof fetchClientCodecs>>>;
 
 async function consumeFetch(
   client: FetchClient,
@@ -214,7 +214,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
     const consumeRss = pid ? sampleRss(pid, 100) : null;
     const runs: RunResult[] = [];
     for (let run = 0; run < o.runs; run++) {
-      const client = new (clientConstructor(FetchService, fetchServiceCodecs))(address, creds(), clientChannelOptions());
+      const client = new (clientConstructor(FetchService, fetchClientCodecs))(address, creds(), clientChannelOptions());
       try {
         const start = performance.now();
         const r =

@@ -22,9 +22,9 @@ import * as hdr from "hdr-histogram-js";
 import { RecordFormat } from "../src/gen/rill/v1/common_pb.ts";
 import { FetchService, SubscribeRequestSchema, type FetchedPartition } from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../src/rpc/server-options.ts";
-import { fetchServiceCodecs, produceServiceCodecs } from "../src/rpc/wire-codec.ts";
+import { clientConstructor } from "../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../src/protocol/channel-options.ts";
+import { fetchClientCodecs, produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, RecordCursor, encodeBatch, forEachBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, parseArgs, percentilesMs } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
@@ -64,8 +64,8 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
     const codec = o.compression === "lz4" ? Compression.LZ4 : Compression.NONE;
     const acks = o.acks === "all" ? Acks.ALL : o.acks === "none" ? Acks.NONE : Acks.LEADER;
 
-    const fetcher = new (clientConstructor(FetchService, fetchServiceCodecs))(address, creds(), clientChannelOptions());
-    const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+    const fetcher = new (clientConstructor(FetchService, fetchClientCodecs))(address, creds(), clientChannelOptions());
+    const Producer = clientConstructor(ProduceService, produceClientCodecs);
     const producer = new Producer(address, creds(), clientChannelOptions());
     produceClient.push(fetcher, producer);
 

@@ -10,9 +10,9 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService, CreateTopicsRequestSchema } from "../src/gen/rill/v1/admin_service_pb.ts";
 import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../src/rpc/server-options.ts";
-import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
+import { clientConstructor } from "../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../src/protocol/channel-options.ts";
+import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 import { parseWithDefaults } from "../scripts/lib/command-line.ts";
 
@@ -86,7 +86,7 @@ export async function preProduce(
     inFlight?: number;
   },
 ): Promise<number> {
-  const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+  const Producer = clientConstructor(ProduceService, produceClientCodecs);
   const client = new Producer(address, creds(), clientChannelOptions());
   try {
     const stream = client.produceStream();

@@ -36,9 +36,9 @@ import {
 } from "../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordSchema } from "../src/gen/rill/v1/common_pb.ts";
 import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../src/rpc/server-options.ts";
-import { produceServiceCodecs } from "../src/rpc/wire-codec.ts";
+import { clientConstructor } from "../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../src/protocol/channel-options.ts";
+import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 import { createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs } from "./lib.ts";
 import { runtimeName } from "./runtime.ts";
@@ -215,7 +215,7 @@ function writeRequest(s: Shared, stream: { write(m: unknown): boolean }, id: big
  * leads), to the next of those. Resolves with the number of requests it sent.
  */
 async function runProducer(s: Shared, address: string, index: number, partitions: readonly number[] | null): Promise<number> {
-  const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+  const Producer = clientConstructor(ProduceService, produceClientCodecs);
   // A local subchannel pool: each producer gets its own connection, not a shared one.
   const client = new Producer(address, creds(), {
     ...clientChannelOptions(),

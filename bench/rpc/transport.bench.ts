@@ -17,9 +17,12 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { addService, clientConstructor } from "../../src/rpc/grpc-service.ts";
-import { clientChannelOptions, defaultTransportConfig, installHttp2Settings, serverOptions } from "../../src/rpc/server-options.ts";
+import { addService } from "../../src/rpc/grpc-service.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
+import { defaultTransportConfig, installHttp2Settings, serverOptions } from "../../src/rpc/server-options.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "../../src/rpc/wire-codec.ts";
+import { fetchClientCodecs, produceClientCodecs } from "../../src/client/wire-codec.ts";
 
 const MiB = 2 ** 20;
 const SECONDS = Number(process.env.SECONDS ?? 2);
@@ -120,7 +123,7 @@ async function delayingProxy(port: number, ms: number): Promise<net.Server> {
 
 /** Sequential 1 MiB Produce calls for SECONDS; MiB/s. */
 async function unaryMiBs(address: string, options: grpc.ChannelOptions, codecs: boolean): Promise<number> {
-  const Client = clientConstructor(ProduceService, codecs ? produceServiceCodecs : {});
+  const Client = clientConstructor(ProduceService, codecs ? produceClientCodecs : {});
   const client = new Client(address, grpc.credentials.createInsecure(), options);
   const request = create(ProduceService.method.produce.input, { topic: "t", partition: 0, recordBatch: Buffer.alloc(MiB, 1) });
   const call = (): Promise<unknown> => new Promise((resolve, reject) => client.produce(request, (e, r) => (e ? reject(e) : resolve(r))));
@@ -137,7 +140,7 @@ async function unaryMiBs(address: string, options: grpc.ChannelOptions, codecs: 
 
 /** Subscribe stream of 1 MiB messages for SECONDS; MiB/s. */
 async function streamMiBs(address: string, options: grpc.ChannelOptions, codecs: boolean): Promise<number> {
-  const Client = clientConstructor(FetchService, codecs ? fetchServiceCodecs : {});
+  const Client = clientConstructor(FetchService, codecs ? fetchClientCodecs : {});
   const client = new Client(address, grpc.credentials.createInsecure(), options);
   const stream = client.subscribe(create(FetchService.method.subscribe.input, {}));
   let bytes = 0;

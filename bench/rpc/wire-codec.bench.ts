@@ -8,8 +8,9 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FetchResponseSchema } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { asBuffer } from "../../src/rpc/grpc-service.ts";
-import { decodeFetchResponse, decodeProduceRequest, encodeFetchResponse, encodeProduceRequest } from "../../src/rpc/wire-codec.ts";
+import { asBuffer } from "../../src/protocol/grpc-service.ts";
+import { decodeProduceRequest, encodeFetchResponse } from "../../src/rpc/wire-codec.ts";
+import { decodeFetchResponse, encodeProduceRequest } from "../../src/client/wire-codec.ts";
 
 const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : `node ${process.version}`;
 let sink = 0;

@@ -4,7 +4,7 @@
  * same data as one JSON value.
  */
 
-import { GroupAdmin, type GroupDescription, type GroupOffset, type ResetTarget } from "../client/group-consumer.ts";
+import { GroupAdmin, type GroupDescription, type GroupOffset, type ResetTarget } from "../client/group-admin.ts";
 import { type Context, clientOptions } from "./context.ts";
 import { CliError, write } from "./output.ts";
 

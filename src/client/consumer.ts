@@ -29,7 +29,7 @@
 import { Errors, RillError } from "../base/errors.ts";
 import { IsolationLevel, RecordFormat } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchedPartition } from "../gen/rill/v1/fetch_service_pb.ts";
-import { asBuffer } from "../rpc/grpc-service.ts";
+import { asBuffer } from "../protocol/grpc-service.ts";
 import { type ConsumerRecord, readRecords, scanBatches } from "./batch-reader.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";

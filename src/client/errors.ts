@@ -1,8 +1,9 @@
 /**
  * How the SDK reports failures: every error a client method throws is either
  * - a `RillError` from the catalog (src/base/errors.ts), carrying the broker's code and message
- *   (whole-call errors arrive as gRPC statuses with metadata `rill-error-code`, per-item errors
- *   as `ErrorDetail` fields), or
+ *   (whole-call errors arrive as gRPC statuses with the catalog code in their trailers, decoded
+ *   by src/protocol/grpc-errors.ts as the broker writes them; per-item errors as `ErrorDetail`
+ *   fields), or
  * - a `ConnectionError`: the broker at `address` could not be reached or the connection broke
  *   (always retriable), or
  * - a `ClientClosedError` when the producer or consumer was closed, or a plain `RillError`
@@ -11,10 +12,9 @@
  * `isRetriable(e)` is the one predicate the retry policy asks.
  */
 
-import * as grpc from "@grpc/grpc-js";
-import { type ErrorKind, Errors, GrpcStatus, type GrpcStatusCode, RillError, errorKindByCode } from "../base/errors.ts";
+import { type ErrorKind, Errors, GrpcStatus, type GrpcStatusCode, RillError } from "../base/errors.ts";
 import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
-import { ERROR_CODE_KEY, ERROR_NAME_KEY, ERROR_RETRIABLE_KEY } from "../rpc/errors.ts";
+import { isServiceError, kindOfCode, rillErrorFromStatus, statusDetails, trailerError } from "../protocol/grpc-errors.ts";
 
 /** The broker could not be reached, or the connection to it broke mid-call. Retriable. */
 export class ConnectionError extends Error {
@@ -73,7 +73,7 @@ export function isStaleMetadata(e: unknown): boolean {
 
 /** The catalog entry of `code`, or a stand-in for codes this client does not know (newer brokers). */
 export function kindOf(code: number, name = "", retriable = false, grpcCode: GrpcStatusCode = GrpcStatus.UNKNOWN): ErrorKind {
-  return errorKindByCode(code) ?? { code, name: name || `ERROR_${code}`, retriable, grpc: grpcCode, doc: name || `error code ${code}` };
+  return kindOfCode(code, name, retriable, grpcCode);
 }
 
 /**
@@ -87,16 +87,6 @@ export function fromErrorDetail(detail: ErrorDetail, context?: string): RillErro
   return new RillError(kind, named ? message : `${context}: ${message}`);
 }
 
-/** Catalog entries for gRPC statuses that come without a `rill-error-code`. */
-const kindByStatus: Partial<Record<number, ErrorKind>> = {
-  [GrpcStatus.INVALID_ARGUMENT]: Errors.INVALID_ARGUMENT,
-  [GrpcStatus.DEADLINE_EXCEEDED]: Errors.REQUEST_TIMED_OUT,
-};
-
-function isServiceError(e: unknown): e is grpc.ServiceError {
-  return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === "number" && "details" in e;
-}
-
 /** Why a connection failed, in a few words ("connection refused" rather than grpc-js's paragraph). */
 function connectionReason(details: string): string {
   if (/ECONNREFUSED|connection refused/i.test(details)) return "connection refused";
@@ -107,23 +97,14 @@ function connectionReason(details: string): string {
 }
 
 /**
- * Converts what a grpc-js call failed with into a client error: the catalog code from the
- * `rill-error-code` metadata when present; UNAVAILABLE without a code is a `ConnectionError`;
- * other statuses map to INVALID_ARGUMENT, REQUEST_TIMED_OUT or UNKNOWN_SERVER_ERROR.
+ * Converts what a grpc-js call failed with into a client error: the catalog entry of its
+ * trailers when present; UNAVAILABLE without a code is a `ConnectionError`; other statuses map
+ * to INVALID_ARGUMENT, REQUEST_TIMED_OUT or UNKNOWN_SERVER_ERROR (`rillErrorFromStatus`).
  */
 export function fromGrpcError(e: unknown, address: string): Error {
   if (!isServiceError(e)) return e instanceof Error ? e : new Error(String(e));
-  const trailer = (key: string): string | undefined => e.metadata?.get(key)[0]?.toString();
-  const raw = trailer(ERROR_CODE_KEY);
-  const code = raw === undefined ? Number.NaN : Number(raw);
-  const details = e.details || e.message;
-  if (Number.isInteger(code)) {
-    const kind = kindOf(code, trailer(ERROR_NAME_KEY), trailer(ERROR_RETRIABLE_KEY) === "true", e.code as GrpcStatusCode);
-    return new RillError(kind, details);
-  }
-  if (e.code === grpc.status.UNAVAILABLE) return new ConnectionError(address, connectionReason(details));
-  const kind = kindByStatus[e.code];
-  if (kind !== undefined) return new RillError(kind, details);
-  const statusName = grpc.status[e.code] ?? String(e.code);
-  return new RillError(Errors.UNKNOWN_SERVER_ERROR, `${statusName}: ${details}`);
+  const fromTrailer = trailerError(e);
+  if (fromTrailer !== undefined) return fromTrailer;
+  if (e.code === GrpcStatus.UNAVAILABLE) return new ConnectionError(address, connectionReason(statusDetails(e)));
+  return rillErrorFromStatus(e);
 }

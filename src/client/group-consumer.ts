@@ -1,12 +1,9 @@
 /**
- * Consumer groups in the SDK, over `GroupService` only:
- *
- * - `GroupConsumer` joins a group through the one bidirectional `Consume` stream: the broker
- *   assigns partitions (no client-side assignor), heartbeats for the member (no heartbeat loop
- *   here), streams the records of the assigned partitions, and answers commits sent on the same
- *   stream. Ending the stream leaves the group.
- * - `GroupAdmin` lists, describes, deletes groups and reads, resets or commits their offsets
- *   (the unary GroupService calls the CLI's `rill group ...` uses).
+ * `GroupConsumer`, a member of a consumer group, over `GroupService` only (group-transport.ts):
+ * it joins the group through the one bidirectional `Consume` stream: the broker assigns
+ * partitions (no client-side assignor), heartbeats for the member (no heartbeat loop here),
+ * streams the records of the assigned partitions, and answers commits sent on the same stream.
+ * Ending the stream leaves the group. (`GroupAdmin`, the unary calls, is in group-admin.ts.)
  *
  * Positions. For each owned partition the consumer tracks `consumed` (one past the last record
  * the iterator yielded) and `processed` (one past the last record the application has finished
@@ -42,268 +39,39 @@
  * retry policy; other errors end the iterator with the error.
  */
 
-import { create } from "@bufbuild/protobuf";
-import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { GrpcTransport, checkAddress, duplexStream } from "./grpc-transport.ts";
 import { Errors, RillError } from "../base/errors.ts";
-import type { Random } from "../base/random.ts";
-import { IsolationLevel, OffsetSpec, RecordFormat, type ConsumedRecord, type ErrorDetail } from "../gen/rill/v1/common_pb.ts";
+import { IsolationLevel, RecordFormat, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
 import {
   AutoOffsetReset,
-  ConsumeRequestSchema,
   type ConsumeResponse,
   type ConsumeResponse_Assignment,
   type ConsumeResponse_CommitResult,
   type ConsumeResponse_Records,
-  GroupService,
-  GroupState,
   type OffsetCommitResult,
 } from "../gen/rill/v1/group_service_pb.ts";
-import { asBuffer, clientConstructor } from "../rpc/grpc-service.ts";
-import { clientChannelOptions } from "../rpc/server-options.ts";
+import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ConsumerRecord } from "./batch-reader.ts";
-import { type ClientOptions, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
-import { ClientClosedError, ConnectionError, fromErrorDetail, fromGrpcError, isRetriable, isStaleMetadata } from "./errors.ts";
-import { MetadataCache } from "./metadata.ts";
-import { type RetryPolicy, backoffMs, defaultRandom, retryPolicy, withRetries } from "./retry.ts";
+import { ClientClosedError, ConnectionError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
+import {
+  type GroupClientOptions,
+  type GroupConnection,
+  type GroupOffset,
+  type GroupTopicPartition,
+  checkGroupId,
+  connectGroup,
+  coordinatorOf,
+  groupError,
+  tpName,
+} from "./group-connection.ts";
+import type { ConsumeStream, GroupTransport } from "./group-transport.ts";
+import { backoffMs } from "./retry.ts";
 
 export type { ConsumerRecord } from "./batch-reader.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Transport: GroupService over grpc-js (its own channel; the SDK's Transport has no group calls)
-// ---------------------------------------------------------------------------------------------
-
-type GroupMethods = (typeof GroupService)["method"];
-type UnaryGroupMethod = Exclude<keyof GroupMethods, "consume">;
-
-/** A unary GroupService call, as a promise. */
-export type GroupUnaryCall<K extends UnaryGroupMethod> = (
-  request: MessageInitShape<GroupMethods[K]["input"]>,
-  options?: { readonly timeoutMs?: number | undefined },
-) => Promise<MessageShape<GroupMethods[K]["output"]>>;
-
-/** The request messages of a Consume stream, as init shapes. */
-export type ConsumeRequestInit = MessageInitShape<typeof ConsumeRequestSchema>;
-
-/** Receives what a Consume stream sends. After `onError` or `onEnd` nothing more arrives. */
-export interface ConsumeListener {
-  onResponse(response: ConsumeResponse): void;
-  /** The stream failed: a RillError (status with a catalog code) or a ConnectionError. */
-  onError(error: Error): void;
-  /** The broker ended the stream with OK. */
-  onEnd(): void;
-}
-
-/** The client's half of an open Consume stream. */
-export interface ConsumeStream {
-  write(request: ConsumeRequestInit): void;
-  /** Half-closes: the broker removes the member and ends its side. */
-  end(): void;
-  /** Abandons the stream; the listener hears nothing more. */
-  cancel(): void;
-}
-
-/** The GroupService calls the group clients make (a seam: unit tests use an in-memory twin). */
-export interface GroupTransport {
-  readonly address: string;
-  openConsume(listener: ConsumeListener): ConsumeStream;
-  readonly heartbeat: GroupUnaryCall<"heartbeat">;
-  readonly commitOffsets: GroupUnaryCall<"commitOffsets">;
-  readonly fetchOffsets: GroupUnaryCall<"fetchOffsets">;
-  readonly listGroups: GroupUnaryCall<"listGroups">;
-  readonly describeGroups: GroupUnaryCall<"describeGroups">;
-  readonly deleteGroups: GroupUnaryCall<"deleteGroups">;
-  readonly resetOffsets: GroupUnaryCall<"resetOffsets">;
-  close(): void;
-}
-
-const GroupClient = clientConstructor(GroupService);
-
-/**
- * GroupService over one grpc-js channel to `address`, connecting lazily: its own channel, or
- * `options.channel` shared with the broker's GrpcTransport (then `close()` leaves the channel to
- * its owner).
- */
-export class GrpcGroupTransport implements GroupTransport {
-  readonly address: string;
-  private readonly client: InstanceType<typeof GroupClient>;
-  private readonly ownsChannel: boolean;
-
-  constructor(address: string, options: { readonly channel?: grpc.Channel } = {}) {
-    this.address = checkAddress(address);
-    this.ownsChannel = options.channel === undefined;
-    this.client =
-      options.channel !== undefined
-        ? new GroupClient(address, grpc.credentials.createInsecure(), { channelOverride: options.channel })
-        : new GroupClient(address, grpc.credentials.createInsecure(), {
-            ...clientChannelOptions(),
-            // Rejoin quickly after a broker restart (grpc-js waits 1 s, growing to 120 s, by default).
-            "grpc.initial_reconnect_backoff_ms": 100,
-            "grpc.max_reconnect_backoff_ms": 1000,
-          });
-  }
-
-  readonly heartbeat: GroupUnaryCall<"heartbeat"> = (r, o) => this.unary("heartbeat", r, o);
-  readonly commitOffsets: GroupUnaryCall<"commitOffsets"> = (r, o) => this.unary("commitOffsets", r, o);
-  readonly fetchOffsets: GroupUnaryCall<"fetchOffsets"> = (r, o) => this.unary("fetchOffsets", r, o);
-  readonly listGroups: GroupUnaryCall<"listGroups"> = (r, o) => this.unary("listGroups", r, o);
-  readonly describeGroups: GroupUnaryCall<"describeGroups"> = (r, o) => this.unary("describeGroups", r, o);
-  readonly deleteGroups: GroupUnaryCall<"deleteGroups"> = (r, o) => this.unary("deleteGroups", r, o);
-  readonly resetOffsets: GroupUnaryCall<"resetOffsets"> = (r, o) => this.unary("resetOffsets", r, o);
-
-  openConsume(listener: ConsumeListener): ConsumeStream {
-    return duplexStream(this.client.consume(), listener, this.address, (request: ConsumeRequestInit) =>
-      create(ConsumeRequestSchema, request),
-    );
-  }
-
-  close(): void {
-    if (this.ownsChannel) this.client.close();
-  }
-
-  private unary<K extends UnaryGroupMethod>(
-    method: K,
-    request: MessageInitShape<GroupMethods[K]["input"]>,
-    options: { readonly timeoutMs?: number | undefined } = {},
-  ): Promise<MessageShape<GroupMethods[K]["output"]>> {
-    const schema = GroupService.method[method].input as DescMessage;
-    const callOptions: grpc.CallOptions = {};
-    if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
-    const fn = this.client[method] as unknown as (
-      req: unknown,
-      md: grpc.Metadata,
-      o: grpc.CallOptions,
-      cb: (e: grpc.ServiceError | null, r?: MessageShape<GroupMethods[K]["output"]>) => void,
-    ) => grpc.ClientUnaryCall;
-    return new Promise((resolve, reject) => {
-      fn.call(this.client, create(schema, request as never), new grpc.Metadata(), callOptions, (e, r) => {
-        if (e) reject(fromGrpcError(e, this.address));
-        else resolve(r!);
-      });
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared
-// ---------------------------------------------------------------------------------------------
-
-/** One partition of one topic. */
-export interface GroupTopicPartition {
-  readonly topic: string;
-  readonly partition: number;
-}
-
-/** An offset to commit: the next offset to read, as in Kafka. */
-export interface GroupOffset extends GroupTopicPartition {
-  readonly offset: number;
-}
-
-/** Options of the group clients (besides ClientOptions). */
-interface GroupClientOptions extends ClientOptions {
-  /** A GroupService transport to use instead of opening one (not closed by the client). */
-  readonly groupTransport?: GroupTransport | undefined;
-}
-
-/**
- * How the group clients reach the brokers: with a `groupTransport` given, every call goes to it;
- * otherwise each call goes to the group's coordinator, found through a MetadataCache (the leader
- * of the group's `__consumer_offsets` partition), over a GroupService client that shares the
- * broker's channel with the metadata calls (one connection per broker).
- */
-interface GroupConnection {
-  readonly retry: RetryPolicy;
-  readonly random: Random;
-  readonly requestTimeoutMs: number;
-  /** Where coordinators are looked up; null with a fixed `groupTransport`. */
-  readonly metadata: MetadataCache | null;
-  /** The GroupService transport of a broker (the fixed one, whatever the address, when given). */
-  transportFor(address: string): GroupTransport;
-  /** Any broker's address: the bootstrap broker that last answered. */
-  anyAddress(): string;
-  /** Closes what the connection opened. */
-  close(): void;
-}
-
-function connectGroup(options: GroupClientOptions): GroupConnection {
-  const fixed = options.groupTransport;
-  if (fixed !== undefined) {
-    const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0) {
-      throw new RangeError(`requestTimeoutMs: ${requestTimeoutMs} is not a positive integer`);
-    }
-    const base = { retry: retryPolicy(options.retry), random: options.random ?? defaultRandom(), requestTimeoutMs };
-    return { ...base, metadata: null, transportFor: () => fixed, anyAddress: () => fixed.address, close: () => undefined };
-  }
-  const conn = connect(options);
-  const groups = new Map<string, GroupTransport>();
-  return {
-    retry: conn.retry,
-    random: conn.random,
-    requestTimeoutMs: conn.requestTimeoutMs,
-    metadata: new MetadataCache(conn),
-    transportFor(address) {
-      let g = groups.get(address);
-      if (g === undefined) {
-        const t = conn.pool.get(address);
-        g = t instanceof GrpcTransport ? new GrpcGroupTransport(address, { channel: t.channel }) : new GrpcGroupTransport(t.address);
-        groups.set(address, g);
-      }
-      return g;
-    },
-    anyAddress: () => conn.transport.address,
-    close() {
-      this.metadata?.close();
-      for (const g of groups.values()) g.close();
-      groups.clear();
-      if (conn.owned) conn.transport.close();
-    },
-  };
-}
-
-/**
- * The address of `groupId`'s coordinator as the metadata knows it after any refresh under way;
- * any broker's when it is not known (that broker answers NOT_COORDINATOR or
- * COORDINATOR_NOT_AVAILABLE, which refreshes the metadata).
- */
-async function coordinatorOf(conn: GroupConnection, groupId: string): Promise<string> {
-  if (conn.metadata === null) return conn.anyAddress();
-  await conn.metadata.settled();
-  try {
-    return (await conn.metadata.coordinatorAddress(groupId)) ?? conn.anyAddress();
-  } catch {
-    return conn.anyAddress(); // no __consumer_offsets yet, or no broker answered: ask any broker
-  }
-}
+export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
 
 function keyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
-}
-
-function tpName(topic: string, partition: number): string {
-  return `${topic}-${partition}`;
-}
-
-/** A group's ErrorDetail as a RillError, prefixed with `group "G"` unless the message names the group. */
-function groupError(detail: ErrorDetail, groupId: string): RillError {
-  const e = fromErrorDetail(detail);
-  return e.message.includes(groupId) ? e : new RillError(e.kind, `group "${groupId}": ${e.message}`);
-}
-
-/** Group ids: 1 to 249 characters (checked before anything is sent). */
-function checkGroupId(groupId: unknown, field: string): string {
-  if (typeof groupId !== "string" || groupId.length === 0 || groupId.length > 249) {
-    const what =
-      typeof groupId !== "string"
-        ? "is not a string"
-        : groupId.length === 0
-          ? "is empty"
-          : `has ${groupId.length} characters (at most 249)`;
-    throw new RillError(Errors.INVALID_GROUP_ID, `${field}: group id ${what}`);
-  }
-  return groupId;
 }
 
 const AUTO_OFFSET_RESET = {
@@ -311,10 +79,6 @@ const AUTO_OFFSET_RESET = {
   latest: AutoOffsetReset.LATEST,
   none: AutoOffsetReset.NONE,
 } as const;
-
-// ---------------------------------------------------------------------------------------------
-// GroupConsumer
-// ---------------------------------------------------------------------------------------------
 
 /** GroupConsumer settings. */
 export interface GroupConsumerOptions extends GroupClientOptions {
@@ -919,297 +683,5 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.notify();
     this.conn.close();
     if (error !== null) throw error;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// GroupAdmin
-// ---------------------------------------------------------------------------------------------
-
-/** A group's lifecycle state. */
-export type GroupStateName = "empty" | "assigning" | "reconciling" | "stable" | "dead" | "unknown";
-
-const STATE_NAMES: Record<number, GroupStateName> = {
-  [GroupState.UNSPECIFIED]: "unknown",
-  [GroupState.EMPTY]: "empty",
-  [GroupState.ASSIGNING]: "assigning",
-  [GroupState.RECONCILING]: "reconciling",
-  [GroupState.STABLE]: "stable",
-  [GroupState.DEAD]: "dead",
-};
-
-function stateName(s: GroupState): GroupStateName {
-  return STATE_NAMES[s] ?? "unknown";
-}
-
-/** A group as ListGroups lists it. */
-export interface GroupListing {
-  readonly groupId: string;
-  readonly state: GroupStateName;
-  readonly members: number;
-}
-
-/** Partitions of one topic. */
-export interface GroupTopicPartitions {
-  readonly topic: string;
-  readonly partitions: readonly number[];
-}
-
-/** A member as DescribeGroups shows it. */
-export interface GroupMemberDescription {
-  readonly memberId: string;
-  readonly instanceId: string | null;
-  readonly clientId: string;
-  readonly clientHost: string;
-  readonly memberEpoch: number;
-  readonly topics: readonly string[];
-  readonly assignment: readonly GroupTopicPartitions[];
-  readonly targetAssignment: readonly GroupTopicPartitions[];
-}
-
-/** A partition's committed offset and lag. */
-export interface GroupPartitionLag {
-  readonly topic: string;
-  readonly partition: number;
-  /** -1 when the group has none. */
-  readonly committedOffset: number;
-  readonly logEndOffset: number;
-  /** -1 when there is no committed offset. */
-  readonly lag: number;
-  /** Owner's member id; "" when unassigned. */
-  readonly memberId: string;
-}
-
-/** A described group. */
-export interface GroupDescription {
-  readonly groupId: string;
-  readonly state: GroupStateName;
-  readonly groupEpoch: number;
-  readonly assignmentEpoch: number;
-  readonly assignor: string;
-  readonly coordinatorId: number;
-  readonly members: readonly GroupMemberDescription[];
-  readonly offsets: readonly GroupPartitionLag[];
-}
-
-/** A committed offset as FetchOffsets reads it. */
-export interface GroupCommittedOffset extends GroupTopicPartition {
-  /** -1 when the group has none. */
-  readonly offset: number;
-  readonly metadata: string;
-}
-
-/** Where ResetOffsets moves a group's offsets. */
-export type ResetTarget = "earliest" | "latest" | { readonly offset: number } | { readonly timestampMs: number };
-
-function checkTopicPartitions(list: readonly GroupTopicPartitions[] | undefined, field: string): { topic: string; partitions: number[] }[] {
-  return (list ?? []).map((tp, i) => {
-    if (typeof tp.topic !== "string" || tp.topic.length === 0)
-      throw new RillError(Errors.INVALID_ARGUMENT, `${field}[${i}].topic: not a topic name`);
-    return {
-      topic: tp.topic,
-      partitions: (tp.partitions ?? []).map((p, j) => checkInt(p, `${field}[${i}].partitions[${j}]`, 0, 0x7fffffff)),
-    };
-  });
-}
-
-function fromTopicPartitions(list: readonly { topic: string; partitions: number[] }[]): GroupTopicPartitions[] {
-  return list.map((tp) => ({ topic: tp.topic, partitions: [...tp.partitions] }));
-}
-
-/**
- * Group administration over GroupService's unary calls. A call about one group goes to its
- * coordinator; a call over several groups goes to each group's coordinator and rejects with the
- * first group's error; ListGroups asks every broker that is not fenced (each lists the groups it
- * coordinates) and merges the answers. NOT_COORDINATOR and the like refresh the metadata and the
- * call is retried per the client's policy.
- */
-export class GroupAdmin {
-  private readonly conn: GroupConnection;
-  private closed = false;
-
-  constructor(options: GroupClientOptions = {}) {
-    this.conn = connectGroup(options);
-  }
-
-  /** Groups (of the given states, or all), sorted by id. */
-  async listGroups(states?: readonly GroupStateName[]): Promise<GroupListing[]> {
-    const wanted = (states ?? []).map((s) => {
-      const entry = Object.entries(STATE_NAMES).find(([, n]) => n === s);
-      if (entry === undefined || s === "unknown") throw new RillError(Errors.INVALID_ARGUMENT, `states: "${s}" is not a group state`);
-      return Number(entry[0]) as GroupState;
-    });
-    if (this.closed) throw new ClientClosedError("group admin");
-    const addresses = (await this.conn.metadata?.brokerAddresses()) ?? [this.conn.anyAddress()];
-    const answers = await Promise.all(addresses.map((a) => this.callAt(a, (t, o) => t.listGroups({ states: wanted }, o))));
-    const byId = new Map<string, GroupListing>();
-    for (const r of answers)
-      for (const g of r.groups)
-        if (!byId.has(g.groupId)) byId.set(g.groupId, { groupId: g.groupId, state: stateName(g.state), members: g.members });
-    return [...byId.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
-  }
-
-  /** Members, assignments, committed offsets and lag of each group, in request order. */
-  async describeGroups(groupIds: readonly string[]): Promise<GroupDescription[]> {
-    groupIds.forEach((g, i) => checkGroupId(g, `groupIds[${i}]`));
-    const groups = await this.perGroup(groupIds, async (t, ids, o) => (await t.describeGroups({ groupIds: ids }, o)).groups);
-    return groups.map((g) => {
-      if (g.error !== undefined) throw groupError(g.error, g.groupId);
-      return {
-        groupId: g.groupId,
-        state: stateName(g.state),
-        groupEpoch: g.groupEpoch,
-        assignmentEpoch: g.assignmentEpoch,
-        assignor: g.assignor,
-        coordinatorId: g.coordinatorId,
-        members: g.members.map((m) => ({
-          memberId: m.memberId,
-          instanceId: m.instanceId ?? null,
-          clientId: m.clientId,
-          clientHost: m.clientHost,
-          memberEpoch: m.memberEpoch,
-          topics: [...m.topics],
-          assignment: fromTopicPartitions(m.assignment),
-          targetAssignment: fromTopicPartitions(m.targetAssignment),
-        })),
-        offsets: g.offsets.map((o) => ({
-          topic: o.topic,
-          partition: o.partition,
-          committedOffset: toNumber(o.committedOffset, "committed_offset"),
-          logEndOffset: toNumber(o.logEndOffset, "log_end_offset"),
-          lag: toNumber(o.lag, "lag"),
-          memberId: o.memberId,
-        })),
-      };
-    });
-  }
-
-  /** A group's committed offsets (of `partitions`; an entry without partitions means the whole topic; absent: all). */
-  async fetchOffsets(groupId: string, partitions?: readonly GroupTopicPartitions[]): Promise<GroupCommittedOffset[]> {
-    checkGroupId(groupId, "groupId");
-    const req = { groupId, partitions: checkTopicPartitions(partitions, "partitions") };
-    const r = await this.call(groupId, (t, o) => t.fetchOffsets(req, o));
-    return r.offsets.map((c) => {
-      if (c.error !== undefined) throw fromErrorDetail(c.error, `partition ${tpName(c.topic, c.partition)}`);
-      return { topic: c.topic, partition: c.partition, offset: toNumber(c.offset, "offset"), metadata: c.metadata };
-    });
-  }
-
-  /**
-   * Moves a group's committed offsets (only while it has no members) for `partitions` (an
-   * entry without partitions: the whole topic). With `dryRun`, returns the offsets without
-   * committing them.
-   */
-  async resetOffsets(
-    groupId: string,
-    partitions: readonly GroupTopicPartitions[],
-    target: ResetTarget,
-    options: { dryRun?: boolean } = {},
-  ): Promise<GroupOffset[]> {
-    checkGroupId(groupId, "groupId");
-    const parts = checkTopicPartitions(partitions, "partitions");
-    if (parts.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, "partitions: name at least one topic");
-    let spec: MessageInitShape<GroupMethods["resetOffsets"]["input"]>;
-    if (target === "earliest") spec = { spec: OffsetSpec.EARLIEST };
-    else if (target === "latest") spec = { spec: OffsetSpec.LATEST };
-    else if (typeof target === "object" && target !== null && "offset" in target)
-      spec = { offset: toInt64(checkInt(target.offset, "target.offset", 0, Number.MAX_SAFE_INTEGER), "target.offset") };
-    else if (typeof target === "object" && target !== null && "timestampMs" in target) {
-      spec = {
-        spec: OffsetSpec.TIMESTAMP,
-        timestampMs: toInt64(checkInt(target.timestampMs, "target.timestampMs", 0, Number.MAX_SAFE_INTEGER), "target.timestampMs"),
-      };
-    } else throw new RillError(Errors.INVALID_ARGUMENT, `target: must be "earliest", "latest", {offset} or {timestampMs}`);
-    const req = { ...spec, groupId, partitions: parts, dryRun: options.dryRun ?? false };
-    const r = await this.call(groupId, (t, o) => t.resetOffsets(req, o));
-    return r.offsets.map((x) => {
-      if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
-      return { topic: x.topic, partition: x.partition, offset: toNumber(x.offset, "offset") };
-    });
-  }
-
-  /** Commits offsets without membership (only accepted while the group has no members). */
-  async commitOffsets(groupId: string, offsets: readonly GroupOffset[]): Promise<void> {
-    checkGroupId(groupId, "groupId");
-    const list = offsets.map((o, i) => ({
-      topic: o.topic,
-      partition: checkInt(o.partition, `offsets[${i}].partition`, 0, 0x7fffffff),
-      offset: toInt64(checkInt(o.offset, `offsets[${i}].offset`, 0, Number.MAX_SAFE_INTEGER), `offsets[${i}].offset`),
-      leaderEpoch: -1,
-    }));
-    const r = await this.call(groupId, (t, o) => t.commitOffsets({ groupId, memberId: "", memberEpoch: -1, offsets: list }, o));
-    for (const x of r.offsets) if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
-  }
-
-  /** Deletes groups (only groups without members) and their committed offsets. */
-  async deleteGroups(groupIds: readonly string[]): Promise<void> {
-    groupIds.forEach((g, i) => checkGroupId(g, `groupIds[${i}]`));
-    const results = await this.perGroup(groupIds, async (t, ids, o) => (await t.deleteGroups({ groupIds: ids }, o)).results);
-    for (const x of results) if (x.error !== undefined) throw groupError(x.error, x.groupId);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.conn.close();
-  }
-
-  /** A call about `groupId`, at its coordinator (looked up again before each retry). */
-  private call<T>(groupId: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    const attempt = async (): Promise<T> =>
-      f(this.conn.transportFor(await coordinatorOf(this.conn, groupId)), { timeoutMs: this.conn.requestTimeoutMs });
-    return withRetries(attempt, this.conn.retry, { random: this.conn.random, onRetry: (e) => this.onRetry(e) });
-  }
-
-  /** A call to the broker at `address`. */
-  private callAt<T>(address: string, f: (t: GroupTransport, o: { timeoutMs: number }) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new ClientClosedError("group admin"));
-    return withRetries(() => f(this.conn.transportFor(address), { timeoutMs: this.conn.requestTimeoutMs }), this.conn.retry, {
-      random: this.conn.random,
-    });
-  }
-
-  /**
-   * A call over several groups: each coordinator is asked about its groups; results come back
-   * in `groupIds` order. A group answered with a routing error (NOT_COORDINATOR, ...) is asked
-   * again at its coordinator after a refresh, per the retry policy; when retries run out its
-   * error stays in its result.
-   */
-  private async perGroup<R extends { readonly groupId: string; readonly error?: ErrorDetail | undefined }>(
-    groupIds: readonly string[],
-    f: (t: GroupTransport, ids: string[], o: { timeoutMs: number }) => Promise<readonly R[]>,
-  ): Promise<R[]> {
-    if (this.closed) throw new ClientClosedError("group admin");
-    const results = new Map<string, R>();
-    const misrouted = (g: string): boolean => {
-      const e = results.get(g)?.error;
-      return e === undefined ? !results.has(g) : isStaleMetadata(fromErrorDetail(e));
-    };
-    const attempt = async (): Promise<void> => {
-      const byAddress = new Map<string, string[]>();
-      for (const g of new Set(groupIds.filter(misrouted))) {
-        const address = await coordinatorOf(this.conn, g);
-        byAddress.set(address, [...(byAddress.get(address) ?? []), g]);
-      }
-      await Promise.all(
-        [...byAddress].map(async ([address, ids]) => {
-          for (const r of await f(this.conn.transportFor(address), ids, { timeoutMs: this.conn.requestTimeoutMs }))
-            results.set(r.groupId, r);
-        }),
-      );
-      const left = groupIds.find((g) => results.has(g) && misrouted(g));
-      if (left !== undefined) throw groupError(results.get(left)!.error!, left);
-    };
-    try {
-      await withRetries(attempt, this.conn.retry, { random: this.conn.random, onRetry: (e) => this.onRetry(e) });
-    } catch (e) {
-      if (!groupIds.every((g) => results.has(g))) throw e; // the call failed as a whole
-    }
-    return groupIds.map((g) => results.get(g)!);
-  }
-
-  private onRetry(e: unknown): void {
-    if (isStaleMetadata(e)) void this.conn.metadata?.requestRefresh();
   }
 }

@@ -1,9 +1,10 @@
 /**
  * The real Transport: grpc-js clients of AdminService, ProduceService and FetchService sharing
  * one channel (one HTTP/2 connection) to one broker, with the transport settings of
- * `clientChannelOptions()` (16 MiB windows, message limits, keepalive) and the hand-written
- * codecs for the batch-carrying messages (`encodeProduceStreamRequest` copies a batch once,
- * `decodeFetchResponse` returns `record_batches` as views).
+ * `clientChannelOptions()` (16 MiB windows, message limits, keepalive; src/protocol) and the
+ * hand-written codecs of wire-codec.ts for the batch-carrying messages
+ * (`encodeProduceStreamRequest` copies a batch once, `decodeFetchResponse` returns
+ * `record_batches` as views).
  */
 
 import { create } from "@bufbuild/protobuf";
@@ -12,25 +13,15 @@ import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../rpc/grpc-service.ts";
-import { clientChannelOptions } from "../rpc/server-options.ts";
-import { fetchServiceCodecs, produceServiceCodecs } from "../rpc/wire-codec.ts";
-import type { ProduceStreamRequestInput } from "../rpc/wire-codec.ts";
+import { clientChannelOptions, reconnectChannelOptions } from "../protocol/channel-options.ts";
+import { clientConstructor } from "../protocol/grpc-service.ts";
 import { fromGrpcError } from "./errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport, UnaryCall } from "./transport.ts";
+import { type ProduceStreamRequestInput, fetchClientCodecs, produceClientCodecs } from "./wire-codec.ts";
 
 const AdminClient = clientConstructor(AdminService);
-const ProduceClient = clientConstructor(ProduceService, produceServiceCodecs);
-const FetchClient = clientConstructor(FetchService, fetchServiceCodecs);
-
-/**
- * Reconnect quickly after a broker restart: grpc-js waits 1 s (growing to 120 s) by default, far
- * longer than the SDK's retry policy (retry.ts) keeps trying.
- */
-const reconnectOptions: grpc.ChannelOptions = {
-  "grpc.initial_reconnect_backoff_ms": 100,
-  "grpc.max_reconnect_backoff_ms": 1000,
-};
+const ProduceClient = clientConstructor(ProduceService, produceClientCodecs);
+const FetchClient = clientConstructor(FetchService, fetchClientCodecs);
 
 /** The four-argument overload of a generated unary method. */
 type UnaryWithOptions<Res> = (
@@ -66,7 +57,7 @@ export class GrpcTransport implements Transport {
   constructor(address: string, options: GrpcTransportOptions = {}) {
     this.address = checkAddress(address);
     const credentials = grpc.credentials.createInsecure();
-    const channelOptions = { ...clientChannelOptions(), ...reconnectOptions, ...options.channelOptions };
+    const channelOptions = { ...clientChannelOptions(), ...reconnectChannelOptions, ...options.channelOptions };
     this.channel = new grpc.Channel(address, credentials, channelOptions);
     const clientOptions = { channelOverride: this.channel };
     this.admin = new AdminClient(address, credentials, clientOptions);

@@ -31,21 +31,18 @@ export { ClientClosedError, ConnectionError, isRetriable } from "./errors.ts";
 export { GrpcTransport } from "./grpc-transport.ts";
 export {
   GroupAdmin,
-  GroupConsumer,
-  GrpcGroupTransport,
-  type GroupConsumerOptions,
+  type GroupCommittedOffset,
   type GroupDescription,
   type GroupListing,
   type GroupMemberDescription,
-  type GroupOffset,
   type GroupPartitionLag,
-  type GroupTopicPartition,
-  type GroupTopicPartitions,
-  type GroupCommittedOffset,
   type GroupStateName,
-  type GroupTransport,
+  type GroupTopicPartitions,
   type ResetTarget,
-} from "./group-consumer.ts";
+} from "./group-admin.ts";
+export { GroupConsumer, type GroupConsumerOptions } from "./group-consumer.ts";
+export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
+export { GrpcGroupTransport, type GroupTransport } from "./group-transport.ts";
 export type { ListedOffset, OffsetLookup, OffsetQuery } from "./offsets.ts";
 export { Producer } from "./producer.ts";
 export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordMetadata } from "./producer.ts";

@@ -13,7 +13,7 @@
 
 import { Errors, RillError } from "../base/errors.ts";
 import type { ProduceResponse, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import type { ProduceRequestInput } from "../rpc/wire-codec.ts";
+import type { ProduceRequestInput } from "./wire-codec.ts";
 import { ClientClosedError, ConnectionError, fromErrorDetail } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import type { ProduceStream, Transport } from "./transport.ts";

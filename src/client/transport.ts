@@ -12,7 +12,7 @@ import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { ProduceService, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import type { ProduceStreamRequestInput } from "../rpc/wire-codec.ts";
+import type { ProduceStreamRequestInput } from "./wire-codec.ts";
 
 /** Options of one call. */
 export interface CallOptions {

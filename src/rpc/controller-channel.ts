@@ -5,7 +5,7 @@
  * over gRPC to the leader's address, learnt from the local Raft state or, on a broker that is
  * not a voter, by asking the voters in turn (a voter that does not lead answers NOT_CONTROLLER).
  */
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { RillError, rillError } from "../base/errors.ts";
 import type { QuorumVoter } from "../config/schema.ts";
@@ -17,13 +17,12 @@ import {
   RegisterBrokerRequestSchema,
 } from "../gen/rill/v1/controller_service_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
+import type { ServiceClient } from "../protocol/grpc-service.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
-import { fromServiceError } from "./errors.ts";
-import { clientConstructor, type ServiceClient } from "./grpc-service.ts";
+import { crashOnBug, fromPeerError } from "./errors.ts";
+import { InternalClients } from "./internal-clients.ts";
 import { errorKindByCode } from "../base/errors.ts";
 import type { MetadataFetchResult } from "../metadata/observer-store.ts";
-
-const ControllerClient = clientConstructor(ControllerService);
 
 /** What the channel needs to know about the local node. */
 export interface ControllerChannelOptions {
@@ -35,15 +34,21 @@ export interface ControllerChannelOptions {
   /** Whether this node is the active controller right now. */
   readonly isLocalLeader: () => boolean;
   readonly callTimeoutMs: number;
+  /** Where the clients of the voters come from; by default the channel's own, closed by `close()`. */
+  readonly clients?: InternalClients | undefined;
 }
 
 /** Calls the active controller, wherever it is. */
 export class ControllerChannel implements BrokerControl {
-  private readonly clients = new Map<number, ServiceClient<typeof ControllerService>>();
+  private readonly clients: InternalClients;
+  private readonly ownsClients: boolean;
   private guess = 0;
   private hint = 0;
 
-  constructor(private readonly o: ControllerChannelOptions) {}
+  constructor(private readonly o: ControllerChannelOptions) {
+    this.ownsClients = o.clients === undefined;
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs });
+  }
 
   /** The voter the next remote call goes to. */
   private target(): QuorumVoter {
@@ -61,15 +66,7 @@ export class ControllerChannel implements BrokerControl {
   }
 
   private client(v: QuorumVoter): ServiceClient<typeof ControllerService> {
-    let c = this.clients.get(v.id);
-    if (!c) {
-      c = new ControllerClient(v.address, grpc.credentials.createInsecure(), {
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1000,
-      });
-      this.clients.set(v.id, c);
-    }
-    return c;
+    return this.clients.client(ControllerService, v.address);
   }
 
   private async call<T>(
@@ -83,16 +80,16 @@ export class ControllerChannel implements BrokerControl {
         remote(this.client(v), Date.now() + this.o.callTimeoutMs, (e, res) => (e ? reject(e) : resolve(res!)));
       });
     } catch (e) {
-      const err = e as grpc.ServiceError;
-      const rill = err.metadata?.get("rill-error-code").length ? fromServiceError(err) : null;
-      if (rill?.kind.name === "NOT_CONTROLLER") {
-        const m = /node (\d+) is/.exec(rill.message);
-        this.hint = m ? Number(m[1]) : 0;
-        throw rill;
-      }
-      this.hint = 0;
-      if (rill) throw rill;
-      throw rillError("NOT_CONTROLLER", `cannot reach controller ${v.id} at ${v.address}: ${err.details || err.message}`);
+      crashOnBug(e);
+      let answered = true;
+      const err = fromPeerError(e, (details) => {
+        answered = false;
+        return rillError("NOT_CONTROLLER", `cannot reach controller ${v.id} at ${v.address}: ${details}`);
+      });
+      // A voter that does not lead names the one that does ("... node 2 is the active controller").
+      const named = answered && err instanceof RillError && err.kind.name === "NOT_CONTROLLER" ? /node (\d+) is/.exec(err.message) : null;
+      this.hint = named ? Number(named[1]) : 0;
+      throw err;
     }
   }
 
@@ -184,12 +181,7 @@ export class ControllerChannel implements BrokerControl {
         create(FetchMetadataRequestSchema, { clusterId, nodeId, afterOffset: BigInt(afterOffset), maxWaitMs }),
         { deadline: Date.now() + maxWaitMs + this.o.callTimeoutMs },
         (e, res) => {
-          if (e)
-            return reject(
-              e.metadata?.get("rill-error-code").length
-                ? fromServiceError(e)
-                : new Error(`cannot reach voter ${v.id} at ${v.address}: ${e.details || e.message}`),
-            );
+          if (e) return reject(fromPeerError(e, (details) => new Error(`cannot reach voter ${v.id} at ${v.address}: ${details}`)));
           resolve({
             snapshot: Number(res!.snapshotOffset) >= 0 ? { offset: Number(res!.snapshotOffset), data: res!.snapshot } : null,
             entries: res!.entries.map((x) => ({ offset: Number(x.offset), records: x.records })),
@@ -201,8 +193,8 @@ export class ControllerChannel implements BrokerControl {
     });
   }
 
+  /** Closes the clients, when they are the channel's own. */
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    if (this.ownsClients) this.clients.close();
   }
 }

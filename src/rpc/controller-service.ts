@@ -32,7 +32,7 @@ import {
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import { decodeMessage } from "../raft/codec.ts";
 import type { Message, MessageType, NodeId } from "../raft/types.ts";
-import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import { crashOnBug, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 
 /** The Raft side: where delivered messages go. */
@@ -123,6 +123,7 @@ function decodeAll(raw: readonly Uint8Array[], from: number, to: number, allowed
     try {
       m = decodeMessage(b);
     } catch (e) {
+      crashOnBug(e);
       throw rillError("INVALID_REQUEST", `messages[${i}]: ${(e as Error).message}`);
     }
     if (!allowed.has(m.type)) throw rillError("INVALID_REQUEST", `messages[${i}]: a ${m.type} message does not travel by ${what}`);
@@ -197,6 +198,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
           if (received > SNAPSHOT_MAX_BYTES) throw rillError("INVALID_REQUEST", `data: snapshot larger than ${SNAPSHOT_MAX_BYTES} bytes`);
           chunks.push(Buffer.from(chunk.data));
         } catch (e) {
+          crashOnBug(e);
           fail(e);
         }
       });
@@ -219,6 +221,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
           d.raft!.receive([full]);
           callback(null, create(InstallSnapshotResponseSchema, { bytesReceived: BigInt(received) }));
         } catch (e) {
+          crashOnBug(e);
           fail(e);
         }
       });

@@ -8,13 +8,16 @@
  * that holds the change (`rill-metadata-offset`, sent as response headers), and the forwarding
  * node waits until its own image has applied that offset before answering — so a client that
  * created a topic through node 2 finds it on node 2 at once.
+ *
+ * The clients of other nodes come from an `InternalClients` (internal-clients.ts): a shared one
+ * when given, else each Forwarder and LeaderClients owns one and closes it in `close()`.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
-import { fromServiceError } from "./errors.ts";
-import { clientChannelOptions } from "./server-options.ts";
-import { clientConstructor, type MethodName, type ServiceClient } from "./grpc-service.ts";
+import type { MethodName } from "../protocol/grpc-service.ts";
+import { fromPeerError } from "./errors.ts";
+import { InternalClients } from "./internal-clients.ts";
 
 /** Header that marks a forwarded request. */
 export const FORWARDED_KEY = "rill-forwarded";
@@ -48,14 +51,17 @@ const APPLY_WAIT_MS = 5_000;
 
 /** Forwards calls of one service to the active controller. */
 export class Forwarder<S extends DescService> {
-  private readonly ctor;
-  private readonly clients = new Map<string, ServiceClient<S>>();
+  private readonly clients: InternalClients;
+  private readonly ownsClients: boolean;
 
+  /** @param clients where the clients of the controller come from; by default its own, closed by `close()`. */
   constructor(
-    service: S,
+    private readonly service: S,
     private readonly route: ControllerRoute,
+    clients?: InternalClients,
   ) {
-    this.ctor = clientConstructor(service);
+    this.ownsClients = clients === undefined;
+    this.clients = clients ?? new InternalClients();
   }
 
   /** True when `call` should be forwarded rather than run here. */
@@ -80,38 +86,31 @@ export class Forwarder<S extends DescService> {
       address = this.route.leaderAddress();
     }
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
-    let client = this.clients.get(address);
-    if (!client) {
-      client = new this.ctor(address, grpc.credentials.createInsecure(), {
-        "grpc.max_send_message_length": -1,
-        "grpc.max_receive_message_length": -1,
-      });
-      this.clients.set(address, client);
-    }
-    const md = new grpc.Metadata();
-    md.set(FORWARDED_KEY, "1");
+    const metadata = new grpc.Metadata();
+    metadata.set(FORWARDED_KEY, "1");
     const deadline = call.getDeadline();
-    const options = { deadline: deadline === Infinity ? Date.now() + 60_000 : deadline };
     let offset = -1;
-    const res = await new Promise<Res>((resolve, reject) => {
-      const fn = (client as unknown as Record<string, Function>)[method]!;
-      const c = fn.call(client, req, md, options, (e: grpc.ServiceError | null, r: Res) => {
-        if (!e) return resolve(r);
-        if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
-        reject(rillError("NOT_CONTROLLER", `forwarding to the active controller at ${address} failed: ${e.details || e.message}`));
-      }) as grpc.ClientUnaryCall;
-      c.on("metadata", (m: grpc.Metadata) => {
-        const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
-        if (Number.isSafeInteger(v)) offset = v;
+    const res = await this.clients
+      .unary<S, Res>(this.service, address, method, req, {
+        metadata,
+        deadline: deadline === Infinity ? Date.now() + 60_000 : deadline,
+        onHeaders: (m) => {
+          const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
+          if (Number.isSafeInteger(v)) offset = v;
+        },
+      })
+      .catch((e: unknown) => {
+        throw fromPeerError(e, (details) =>
+          rillError("NOT_CONTROLLER", `forwarding to the active controller at ${address} failed: ${details}`),
+        );
       });
-    });
     if (offset >= 0) await this.route.waitForOffset(offset, APPLY_WAIT_MS);
     return res;
   }
 
+  /** Closes the clients, when they are this Forwarder's own. */
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    if (this.ownsClients) this.clients.close();
   }
 }
 
@@ -130,59 +129,45 @@ export interface BrokerDirectory {
  * passes produce and fetch requests for it to the leader (marked `rill-forwarded`).
  */
 export class LeaderClients<S extends DescService> {
-  private readonly ctor;
-  private readonly clients = new Map<string, ServiceClient<S>>();
+  private readonly clients: InternalClients;
+  private readonly ownsClients: boolean;
 
+  /** @param clients where the clients of the leaders come from; by default its own, closed by `close()`. */
   constructor(
-    service: S,
+    private readonly service: S,
     private readonly dir: BrokerDirectory,
+    clients?: InternalClients,
   ) {
-    this.ctor = clientConstructor(service);
+    this.ownsClients = clients === undefined;
+    this.clients = clients ?? new InternalClients();
   }
 
-  /** Calls `method` on broker `nodeId`; a failure to reach it is NOT_LEADER_OR_FOLLOWER (retriable). */
+  /**
+   * Calls `method` on broker `nodeId`: its answer, its catalog error, or REQUEST_TIMED_OUT
+   * (retriable) when it could not be reached or did not answer in time.
+   */
   call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number): Promise<Res> {
     const address = this.dir.image.brokers.get(nodeId)?.address;
     if (address === undefined)
       return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
-    let client = this.clients.get(address);
-    if (!client) {
-      client = new this.ctor(address, grpc.credentials.createInsecure(), {
-        ...clientChannelOptions(),
-        "grpc.max_send_message_length": -1,
-        "grpc.max_receive_message_length": -1,
-      });
-      this.clients.set(address, client);
-    }
-    const md = new grpc.Metadata();
-    md.set(FORWARDED_KEY, "1");
-    const c = client;
-    return new Promise<Res>((resolve, reject) => {
-      const fn = (c as unknown as Record<string, Function>)[method]!;
-      fn.call(
-        c,
-        req,
-        md,
-        { deadline: Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000 },
-        (e: grpc.ServiceError | null, r: Res) => {
-          if (!e) return resolve(r);
-          if (e.metadata?.get("rill-error-code").length) return reject(fromServiceError(e));
-          // The request may have reached the leader before the connection failed: its outcome is
-          // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
-          // and promises nothing either way).
-          reject(
-            rillError(
-              "REQUEST_TIMED_OUT",
-              `forwarding to broker ${nodeId} at ${address} failed (${e.details || e.message}); the request may or may not have been applied there`,
-            ),
-          );
-        },
+    const metadata = new grpc.Metadata();
+    metadata.set(FORWARDED_KEY, "1");
+    const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000;
+    return this.clients.unary<S, Res>(this.service, address, method, req, { metadata, deadline }).catch((e: unknown) => {
+      // The request may have reached the leader before the connection failed: its outcome is
+      // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
+      // and promises nothing either way).
+      throw fromPeerError(e, (details) =>
+        rillError(
+          "REQUEST_TIMED_OUT",
+          `forwarding to broker ${nodeId} at ${address} failed (${details}); the request may or may not have been applied there`,
+        ),
       );
     });
   }
 
+  /** Closes the clients, when they are this LeaderClients' own. */
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    if (this.ownsClients) this.clients.close();
   }
 }

@@ -1,31 +1,34 @@
 /**
- * grpc-js service definitions and clients built from protobuf-es service descriptors.
- *
- * `serviceDefinition(AdminService)` turns the generated `GenService` into the grpc-js
- * `ServiceDefinition` that `Server.addService` and `makeGenericClientConstructor` take: path
- * `/rill.v1.AdminService/CreateTopics`, streaming flags from the method kind, and protobuf-es
- * `toBinary`/`fromBinary` as codecs. Methods keyed by their protobuf-es `localName`
- * (`createTopics`), so implementations and clients use lowerCamel names.
- *
- * The codec of any method can be replaced per direction (`CodecOverrides`), which is how the few
- * messages that carry record batches use the hand-written codecs of `wire-codec.ts`; the types
- * of handlers and clients follow the overrides.
+ * The server's side of the grpc-js service definitions of src/protocol/grpc-service.ts: typed
+ * implementations, `addService`, and the handling of requests that cannot be decoded.
  *
  * Malformed requests: grpc-js answers INTERNAL ("Error deserializing request") when a server
  * deserializer throws, but bad input must get INVALID_ARGUMENT with a message naming the field.
  * So server-side deserializers here never throw: they return a `MalformedMessage`, and
  * `malformedMessageInterceptor` (installed by `serverOptions()` in server-options.ts) ends the
- * call with INVALID_ARGUMENT before any handler sees it.
+ * call with INVALID_ARGUMENT (catalog entry INVALID_REQUEST) before any handler sees it.
+ *
+ * Bugs: grpc-js also turns a throwing response serializer into an INTERNAL answer. Server codecs
+ * are wrapped so that an AssertionError in either direction stops the process instead
+ * (`crashOnBug`, errors.ts).
  */
 
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { rillError } from "../base/errors.ts";
+import {
+  type CodecOverrides,
+  type Method,
+  type MethodName,
+  type ServerRequest,
+  type ServerResponse,
+  serviceDefinition,
+} from "../protocol/grpc-service.ts";
+import { errorStatus } from "../protocol/grpc-errors.ts";
+import { crashOnBug } from "./errors.ts";
 
-/** Wraps bytes as a Buffer over the same memory (grpc-js serializers must return a Buffer). */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+// Re-exported for src/rpc/admin-service.ts (owned elsewhere), which imports it from here.
+export type { MethodName } from "../protocol/grpc-service.ts";
 
 /**
  * What a server-side deserializer returns for bytes it cannot decode. It never reaches a
@@ -44,49 +47,6 @@ export class MalformedMessage {
   }
 }
 
-/**
- * Replacement codec functions for one method. Each is optional and replaces protobuf-es's codec
- * in one direction only. Deserializers may throw; on the server the throw becomes a
- * `MalformedMessage` (then INVALID_ARGUMENT), on a client grpc-js fails the call with INTERNAL.
- */
-export interface MethodCodec<ClientReq = never, ServerReq = unknown, ServerRes = never, ClientRes = unknown> {
-  /** Client side: request value to bytes. */
-  readonly serializeRequest?: (value: ClientReq) => Buffer;
-  /** Server side: request bytes to value. */
-  readonly deserializeRequest?: (bytes: Buffer) => ServerReq;
-  /** Server side: response value to bytes. */
-  readonly serializeResponse?: (value: ServerRes) => Buffer;
-  /** Client side: response bytes to value. */
-  readonly deserializeResponse?: (bytes: Buffer) => ClientRes;
-}
-
-// `any` lets overrides narrow or widen message types; the Req/Res types below recover them.
-type AnyCodec = MethodCodec<any, any, any, any>;
-
-/** Codec replacements for some methods of service `S`, keyed by method localName. */
-export type CodecOverrides<S extends DescService> = { readonly [K in MethodName<S>]?: AnyCodec };
-
-/** The localNames of the methods of `S` (`"produce" | "produceStream" | ...`). */
-export type MethodName<S extends DescService> = keyof S["method"] & string;
-
-type Method<S extends DescService, K extends MethodName<S>> = S["method"][K];
-type In<S extends DescService, K extends MethodName<S>> = MessageShape<Method<S, K>["input"]>;
-type Out<S extends DescService, K extends MethodName<S>> = MessageShape<Method<S, K>["output"]>;
-type Ov<O, K extends PropertyKey> = K extends keyof O ? O[K] : undefined;
-
-/** The request type a server handler of method `K` receives. */
-export type ServerRequest<S extends DescService, O, K extends MethodName<S>> =
-  Ov<O, K> extends { deserializeRequest: (bytes: Buffer) => infer R } ? R : In<S, K>;
-/** The response type a server handler of method `K` sends. */
-export type ServerResponse<S extends DescService, O, K extends MethodName<S>> =
-  Ov<O, K> extends { serializeResponse: (value: infer R) => Buffer } ? R : Out<S, K>;
-/** The request type a client of method `K` sends. */
-export type ClientRequest<S extends DescService, O, K extends MethodName<S>> =
-  Ov<O, K> extends { serializeRequest: (value: infer R) => Buffer } ? R : In<S, K>;
-/** The response type a client of method `K` receives. */
-export type ClientResponse<S extends DescService, O, K extends MethodName<S>> =
-  Ov<O, K> extends { deserializeResponse: (bytes: Buffer) => infer R } ? R : Out<S, K>;
-
 type Handler<Kind, Req, Res> = Kind extends "unary"
   ? grpc.handleUnaryCall<Req, Res>
   : Kind extends "server_streaming"
@@ -101,44 +61,32 @@ export type ServiceImplementation<S extends DescService, O = object> = {
 };
 
 /**
- * Builds the grpc-js definition of `service`, with protobuf-es codecs unless `overrides` replace
- * them. Server-side deserializers return `MalformedMessage` instead of throwing.
+ * The grpc-js definition of `service` for a server: `serviceDefinition` with request
+ * deserializers that return `MalformedMessage` instead of throwing, and a bug in any server codec
+ * stopping the process.
  */
-export function serviceDefinition<S extends DescService>(service: S, overrides: CodecOverrides<S> = {}): grpc.ServiceDefinition {
-  const definition: { [name: string]: grpc.MethodDefinition<any, any> } = {};
-  for (const method of service.methods) {
-    const codec: AnyCodec = overrides[method.localName as MethodName<S>] ?? {};
-    definition[method.localName] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
-      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: codec.serializeRequest ?? serializer(method.input),
-      requestDeserialize: lenient(method.input.typeName, codec.deserializeRequest ?? deserializer(method.input)),
-      responseSerialize: codec.serializeResponse ?? serializer(method.output),
-      responseDeserialize: codec.deserializeResponse ?? deserializer(method.output),
+export function serverDefinition<S extends DescService>(service: S, overrides: CodecOverrides<S> = {}): grpc.ServiceDefinition {
+  const plain = serviceDefinition(service, overrides);
+  const definition: { [name: string]: grpc.MethodDefinition<unknown, unknown> } = {};
+  for (const m of service.methods) {
+    const method = plain[m.localName]!;
+    definition[m.localName] = {
+      ...method,
+      requestDeserialize: lenient(m.input.typeName, method.requestDeserialize),
+      responseSerialize: bugsCrash(method.responseSerialize),
     };
   }
   return definition;
 }
 
-/** `server.addService` with a typed implementation. */
+/** `server.addService` with a typed implementation, over `serverDefinition`. */
 export function addService<S extends DescService, O extends CodecOverrides<S> = object>(
   server: grpc.Server,
   service: S,
   implementation: ServiceImplementation<S, O>,
   overrides?: O,
 ): void {
-  server.addService(serviceDefinition(service, overrides), implementation as grpc.UntypedServiceImplementation);
-}
-
-/** A grpc-js serializer from protobuf-es: the Uint8Array of `toBinary`, as a Buffer, no copy. */
-export function serializer<D extends DescMessage>(schema: D): (value: MessageShape<D>) => Buffer {
-  return (value) => asBuffer(toBinary(schema, value));
-}
-
-/** A grpc-js deserializer from protobuf-es; `bytes` fields are views of the received buffer. */
-export function deserializer<D extends DescMessage>(schema: D): (bytes: Buffer) => MessageShape<D> {
-  return (bytes) => fromBinary(schema, bytes, { readUnknownFields: false });
+  server.addService(serverDefinition(service, overrides), implementation as grpc.UntypedServiceImplementation);
 }
 
 function lenient<T>(typeName: string, decode: (bytes: Buffer) => T): (bytes: Buffer) => T | MalformedMessage {
@@ -146,7 +94,19 @@ function lenient<T>(typeName: string, decode: (bytes: Buffer) => T): (bytes: Buf
     try {
       return decode(bytes);
     } catch (e) {
+      crashOnBug(e);
       return new MalformedMessage(typeName, e instanceof Error ? e.message : String(e));
+    }
+  };
+}
+
+function bugsCrash<T>(serialize: (value: T) => Buffer): (value: T) => Buffer {
+  return (value) => {
+    try {
+      return serialize(value);
+    } catch (e) {
+      crashOnBug(e);
+      throw e;
     }
   };
 }
@@ -154,14 +114,9 @@ function lenient<T>(typeName: string, decode: (bytes: Buffer) => T): (bytes: Buf
 /** A status a server interceptor sends (grpc-js's PartialStatusObject, which it does not export). */
 export type StatusToSend = Parameters<grpc.ServerInterceptingCallInterface["sendStatus"]>[0];
 
-/** The default status for a malformed request: INVALID_ARGUMENT naming the message and field. */
+/** The default status for a malformed request: INVALID_ARGUMENT (INVALID_REQUEST) naming the message and field. */
 export function malformedStatus(message: MalformedMessage): StatusToSend {
-  const metadata = new grpc.Metadata();
-  // The catalog entry INVALID_REQUEST (42), in the trailers as every other Rill error (errors.ts).
-  metadata.set("rill-error-code", "42");
-  metadata.set("rill-error-name", "INVALID_REQUEST");
-  metadata.set("rill-error-retriable", "false");
-  return { code: grpc.status.INVALID_ARGUMENT, details: message.details, metadata };
+  return errorStatus(rillError("INVALID_REQUEST", message.details));
 }
 
 /**
@@ -184,67 +139,4 @@ export function malformedMessageInterceptor(
     });
     return intercepting;
   };
-}
-
-/** grpc-js call options (deadline, parent, credentials, ...). */
-export type CallOptions = Partial<grpc.CallOptions>;
-
-/** A unary method of a generated client, with grpc-js's overloads. */
-export interface UnaryMethod<Req, Res> {
-  (request: Req, metadata: grpc.Metadata, options: CallOptions, callback: grpc.requestCallback<Res>): grpc.ClientUnaryCall;
-  (request: Req, metadata: grpc.Metadata, callback: grpc.requestCallback<Res>): grpc.ClientUnaryCall;
-  (request: Req, options: CallOptions, callback: grpc.requestCallback<Res>): grpc.ClientUnaryCall;
-  (request: Req, callback: grpc.requestCallback<Res>): grpc.ClientUnaryCall;
-}
-
-/** A server-streaming method of a generated client. */
-export interface ServerStreamingMethod<Req, Res> {
-  (request: Req, metadata?: grpc.Metadata, options?: CallOptions): grpc.ClientReadableStream<Res>;
-  (request: Req, options?: CallOptions): grpc.ClientReadableStream<Res>;
-}
-
-/** A client-streaming method of a generated client. */
-export interface ClientStreamingMethod<Req, Res> {
-  (metadata: grpc.Metadata, options: CallOptions, callback: grpc.requestCallback<Res>): grpc.ClientWritableStream<Req>;
-  (metadata: grpc.Metadata, callback: grpc.requestCallback<Res>): grpc.ClientWritableStream<Req>;
-  (options: CallOptions, callback: grpc.requestCallback<Res>): grpc.ClientWritableStream<Req>;
-  (callback: grpc.requestCallback<Res>): grpc.ClientWritableStream<Req>;
-}
-
-/** A bidirectional-streaming method of a generated client. */
-export interface BidiStreamingMethod<Req, Res> {
-  (metadata?: grpc.Metadata, options?: CallOptions): grpc.ClientDuplexStream<Req, Res>;
-  (options?: CallOptions): grpc.ClientDuplexStream<Req, Res>;
-}
-
-type ClientMethod<Kind, Req, Res> = Kind extends "unary"
-  ? UnaryMethod<Req, Res>
-  : Kind extends "server_streaming"
-    ? ServerStreamingMethod<Req, Res>
-    : Kind extends "client_streaming"
-      ? ClientStreamingMethod<Req, Res>
-      : BidiStreamingMethod<Req, Res>;
-
-/** A client of service `S` (with codec overrides `O`): a grpc-js Client with one method per rpc. */
-export type ServiceClient<S extends DescService, O = object> = grpc.Client & {
-  [K in MethodName<S>]: ClientMethod<Method<S, K>["methodKind"], ClientRequest<S, O, K>, ClientResponse<S, O, K>>;
-};
-
-/** The constructor `clientConstructor` returns. */
-export type ServiceClientConstructor<S extends DescService, O = object> = new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-  options?: grpc.ClientOptions,
-) => ServiceClient<S, O>;
-
-/**
- * A typed client class for `service` (grpc-js `makeGenericClientConstructor`); pass the same
- * `overrides` as the server for the hand-written codecs to apply on the client side too.
- */
-export function clientConstructor<S extends DescService, O extends CodecOverrides<S> = object>(
-  service: S,
-  overrides?: O,
-): ServiceClientConstructor<S, O> {
-  const ctor = grpc.makeGenericClientConstructor(serviceDefinition(service, overrides), service.name);
-  return ctor as unknown as ServiceClientConstructor<S, O>;
 }

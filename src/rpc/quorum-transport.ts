@@ -1,22 +1,20 @@
 /**
  * The controller quorum's outgoing Raft traffic over ControllerService: one grpc-js channel per
- * peer voter; vote messages go by Vote, append/heartbeat/timeout-now and their answers by
- * AppendEntries, snapshots by a client stream of InstallSnapshot chunks.
+ * peer voter (internal-clients.ts); vote messages go by Vote, append/heartbeat/timeout-now and
+ * their answers by AppendEntries, snapshots by a client stream of InstallSnapshot chunks.
  *
  * Sends are fire-and-forget, as Raft expects of its network: a call that fails is dropped and
  * Raft's own timeouts resend. At most `maxInFlight` calls per peer are outstanding; messages
  * beyond that are dropped (a slow or dead peer must not pile up memory). A snapshot's outcome
  * is reported back so the leader can retry or move on.
  */
-import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { ControllerService, InstallSnapshotRequestSchema } from "../gen/rill/v1/controller_service_pb.ts";
 import { encodeMessage } from "../raft/codec.ts";
 import type { Message, NodeId, SnapshotMessage } from "../raft/types.ts";
 import type { QuorumTransport } from "../metadata/quorum-store.ts";
-import { clientConstructor, type ServiceClient } from "./grpc-service.ts";
-
-const ControllerClient = clientConstructor(ControllerService);
+import type { ServiceClient } from "../protocol/grpc-service.ts";
+import { InternalClients } from "./internal-clients.ts";
 
 /** Bytes per InstallSnapshot chunk. */
 const SNAPSHOT_CHUNK_BYTES = 1 << 20;
@@ -32,30 +30,25 @@ export interface GrpcQuorumTransportOptions {
   /** Told whether a snapshot reached its voter. */
   readonly onSnapshot: (to: NodeId, ok: boolean) => void;
   readonly maxInFlight?: number;
+  /** Where the clients of the peers come from; by default the transport's own, closed by `close()`. */
+  readonly clients?: InternalClients | undefined;
 }
 
 /** Raft messages to peer voters over gRPC. */
 export class GrpcQuorumTransport implements QuorumTransport {
-  private readonly clients = new Map<NodeId, ServiceClient<typeof ControllerService>>();
+  private readonly clients: InternalClients;
+  private readonly ownsClients: boolean;
   private readonly inFlight = new Map<NodeId, number>();
   private closed = false;
 
-  constructor(private readonly o: GrpcQuorumTransportOptions) {}
+  constructor(private readonly o: GrpcQuorumTransportOptions) {
+    this.ownsClients = o.clients === undefined;
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs });
+  }
 
   private client(to: NodeId): ServiceClient<typeof ControllerService> | null {
-    let c = this.clients.get(to);
-    if (c) return c;
     const address = this.o.peers.get(to);
-    if (address === undefined) return null;
-    c = new ControllerClient(address, grpc.credentials.createInsecure(), {
-      // Reconnect quickly after a peer restarts: elections depend on it.
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 1000,
-      "grpc.max_send_message_length": -1,
-      "grpc.max_receive_message_length": -1,
-    });
-    this.clients.set(to, c);
-    return c;
+    return address === undefined ? null : this.clients.client(ControllerService, address);
   }
 
   send(to: NodeId, messages: readonly Message[]): void {
@@ -117,9 +110,9 @@ export class GrpcQuorumTransport implements QuorumTransport {
     call.end();
   }
 
+  /** Stops sending; closes the clients when they are the transport's own. */
   close(): void {
     this.closed = true;
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    if (this.ownsClients) this.clients.close();
   }
 }

@@ -8,7 +8,7 @@
  * new. A follower whose log diverges gets `diverging_epoch` and truncates before asking again.
  */
 import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { RillError, errorKindByCode, rillError } from "../base/errors.ts";
 import {
   OffsetsForLeaderEpochResponseSchema,
@@ -21,9 +21,10 @@ import {
 } from "../gen/rill/v1/replication_service_pb.ts";
 import type { FetchPartitionResponse, ReplicaFetchSession, ReplicaFetchTransport } from "../replication/fetcher.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import { toErrorDetail, toServiceError, unary } from "./errors.ts";
-import { clientChannelOptions } from "./server-options.ts";
-import { asBuffer, clientConstructor, type ServiceClient, type ServiceImplementation } from "./grpc-service.ts";
+import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
+import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
+import type { ServiceImplementation } from "./grpc-service.ts";
+import { InternalClients } from "./internal-clients.ts";
 
 /** Longest long-poll a follower may ask for. */
 const MAX_WAIT_MS_MAX = 30_000;
@@ -112,6 +113,7 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
             const res = await answer(rm, req, abort);
             if (!abort.aborted && call.writable) call.write(res);
           } catch (e) {
+            crashOnBug(e);
             abort.aborted = true;
             call.emit("error", toServiceError(e));
           }
@@ -155,8 +157,6 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
   };
 }
 
-const ReplicationClient = clientConstructor(ReplicationService);
-
 function fromDetail(d: { code: number; message: string } | undefined): RillError | null {
   if (!d) return null;
   const kind = errorKindByCode(d.code);
@@ -169,20 +169,18 @@ class GrpcFetchSession implements ReplicaFetchSession {
   private readonly pending: Array<{ resolve: (r: ReplicaFetchResponse) => void; reject: (e: Error) => void }> = [];
   private failed: Error | null = null;
 
-  constructor(private readonly client: ServiceClient<typeof ReplicationService>) {
+  /** @param release called by `close()` after the stream is cancelled (closes a channel of its own). */
+  constructor(
+    client: ServiceClient<typeof ReplicationService>,
+    private readonly release: () => void,
+  ) {
     this.call = client.replicaFetch();
     this.call.on("data", (res: ReplicaFetchResponse) => this.pending.shift()?.resolve(res));
     const fail = (e: Error): void => {
       this.failed ??= e;
       for (const p of this.pending.splice(0)) p.reject(this.failed);
     };
-    this.call.on("error", (e: grpc.ServiceError) =>
-      fail(
-        e.metadata?.get("rill-error-code").length
-          ? (fromDetail({ code: Number(e.metadata.get("rill-error-code")[0]), message: e.details }) ?? e)
-          : new Error(`replica fetch stream: ${e.details || e.message}`),
-      ),
-    );
+    this.call.on("error", (e: grpc.ServiceError) => fail(fromPeerError(e, (details) => new Error(`replica fetch stream: ${details}`))));
     this.call.on("end", () => fail(new Error("the leader ended the replica fetch stream")));
   }
 
@@ -228,20 +226,24 @@ class GrpcFetchSession implements ReplicaFetchSession {
 
   close(): void {
     this.call.cancel();
-    this.client.close();
+    this.release();
   }
 }
 
-/** The follower's transport: one channel and stream per leader address. */
+/**
+ * A follower's transport over `clients`: sessions to one leader share its channel, and closing
+ * a session cancels its stream only (the channel is the owner's of `clients` to close).
+ */
+export function replicaFetchTransport(clients: InternalClients): ReplicaFetchTransport {
+  return {
+    open: (address) => new GrpcFetchSession(clients.client(ReplicationService, address), () => undefined),
+  };
+}
+
+/** The follower's transport: each session opens its own channel to the leader and closes it with the session. */
 export const grpcReplicaFetchTransport: ReplicaFetchTransport = {
   open(address: string): ReplicaFetchSession {
-    const client = new ReplicationClient(address, grpc.credentials.createInsecure(), {
-      ...clientChannelOptions(),
-      "grpc.max_receive_message_length": -1,
-      "grpc.max_send_message_length": -1,
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 1000,
-    });
-    return new GrpcFetchSession(client);
+    const clients = new InternalClients();
+    return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
   },
 };

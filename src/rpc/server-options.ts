@@ -1,6 +1,7 @@
 /**
- * The gRPC transport settings of servers and clients, in one place: HTTP/2 flow-control windows,
- * message size limits, keepalive, concurrent streams.
+ * The server's gRPC transport settings: message size limits, keepalive, concurrent streams and
+ * HTTP/2 flow-control windows, from the `TransportConfig` that clients share
+ * (src/protocol/channel-options.ts, with its defaults and `clientChannelOptions`).
  *
  * Windows: with HTTP/2's 64 KiB default a 1 MiB message waits for WINDOW_UPDATE round trips, so
  * Rill uses 16 MiB windows on both sides. Clients take grpc-js's
@@ -25,51 +26,11 @@
 
 import type * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
+import { type TransportConfig, checkTransportConfig, defaultTransportConfig } from "../protocol/channel-options.ts";
 import { malformedMessageInterceptor } from "./grpc-service.ts";
 
-const MiB = 1024 * 1024;
-
-/** Transport settings; see `defaultTransportConfig` for the defaults and why. */
-export interface TransportConfig {
-  /** HTTP/2 flow-control window, per stream and per connection, in both directions. */
-  readonly flowControlWindowBytes: number;
-  /** Largest message a peer may send us; larger ones end the call with RESOURCE_EXHAUSTED. */
-  readonly receiveMessageBytesMax: number;
-  /** Largest message we send. */
-  readonly sendMessageBytesMax: number;
-  /** Interval of HTTP/2 keepalive pings that check that the peer is still there. */
-  readonly keepaliveTimeMs: number;
-  /** How long a keepalive ping may go unanswered before the connection is closed. */
-  readonly keepaliveTimeoutMs: number;
-  /** Concurrent calls per connection (server side; the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
-  readonly concurrentStreamsMax: number;
-}
-
-/**
- * Defaults: 16 MiB windows (measured: 1 MiB calls run about twice as fast as with 64 KiB, see
- * DESIGN.md "Runtimes"); 64 MiB messages, above any batch (`max.message.bytes`) or fetch
- * (`fetch.max.bytes`) limit, so those limits answer with Rill's own errors first; a ping after
- * 30 s, answered within 10 s, so a dead consumer or broker is noticed in under a
- * minute even when its TCP connection does not close.
- */
-export const defaultTransportConfig: TransportConfig = {
-  flowControlWindowBytes: 16 * MiB,
-  receiveMessageBytesMax: 64 * MiB,
-  sendMessageBytesMax: 64 * MiB,
-  keepaliveTimeMs: 30_000,
-  keepaliveTimeoutMs: 10_000,
-  concurrentStreamsMax: 1000,
-};
-
-/** The largest HTTP/2 window (2^31 - 1). */
-const WINDOW_MAX = 2 ** 31 - 1;
-
-function checkConfig(cfg: TransportConfig): void {
-  const window = cfg.flowControlWindowBytes;
-  if (!Number.isInteger(window) || window < 65_535 || window > WINDOW_MAX) {
-    throw new RangeError(`flowControlWindowBytes: ${window} is not an integer in [65535, ${WINDOW_MAX}]`);
-  }
-}
+// Re-exported for src/broker/broker.ts (owned elsewhere), which imports the defaults from here.
+export { type TransportConfig, defaultTransportConfig } from "../protocol/channel-options.ts";
 
 /**
  * grpc-js Server options: message limits, keepalive, concurrent streams, and the interceptors:
@@ -80,7 +41,7 @@ export function serverOptions(
   cfg: TransportConfig = defaultTransportConfig,
   interceptors: readonly grpc.ServerInterceptor[] = [],
 ): grpc.ServerOptions {
-  checkConfig(cfg);
+  checkTransportConfig(cfg);
   return {
     "grpc.max_receive_message_length": cfg.receiveMessageBytesMax,
     "grpc.max_send_message_length": cfg.sendMessageBytesMax,
@@ -99,7 +60,7 @@ const installed = Symbol("rill.http2SettingsInstalled");
  * Call it before `bindAsync` (or `createConnectionInjector`); calling it twice is an error.
  */
 export function installHttp2Settings(server: grpc.Server, cfg: TransportConfig = defaultTransportConfig): void {
-  checkConfig(cfg);
+  checkTransportConfig(cfg);
   const target = server as unknown as { createHttp2Server?: CreateHttp2Server; [installed]?: true };
   const original = target.createHttp2Server;
   if (typeof original !== "function") {
@@ -126,21 +87,4 @@ export function createServer(
   const server = new grpc.Server(serverOptions(cfg, interceptors));
   installHttp2Settings(server, cfg);
   return server;
-}
-
-/**
- * grpc-js channel options for Rill clients (the SDK, broker-to-broker and controller clients):
- * the same windows, limits and keepalive, with pings allowed while no call is active so that
- * long idle connections of a consumer are checked too.
- */
-export function clientChannelOptions(cfg: TransportConfig = defaultTransportConfig): grpc.ChannelOptions {
-  checkConfig(cfg);
-  return {
-    "grpc-node.flow_control_window": cfg.flowControlWindowBytes,
-    "grpc.max_receive_message_length": cfg.receiveMessageBytesMax,
-    "grpc.max_send_message_length": cfg.sendMessageBytesMax,
-    "grpc.keepalive_time_ms": cfg.keepaliveTimeMs,
-    "grpc.keepalive_timeout_ms": cfg.keepaliveTimeoutMs,
-    "grpc.keepalive_permit_without_calls": 1,
-  };
 }

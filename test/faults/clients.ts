@@ -19,8 +19,8 @@ import {
   type FetchOffsetsResponse,
 } from "../../src/gen/rill/v1/group_service_pb.ts";
 import { Acks, ProduceRequestSchema, ProduceService, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor, type ServiceClient } from "../../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../../src/rpc/server-options.ts";
+import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { unaryCall } from "../integration/cluster-harness.ts";
 
 const ProduceClient = clientConstructor(ProduceService);

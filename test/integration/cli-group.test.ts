@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
 import { Admin } from "../../src/client/admin.ts";
-import { GroupAdmin } from "../../src/client/group-consumer.ts";
+import { GroupAdmin } from "../../src/client/group-admin.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 

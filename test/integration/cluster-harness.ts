@@ -42,8 +42,8 @@ import * as grpc from "@grpc/grpc-js";
 import { Admin } from "../../src/client/admin.ts";
 import { AdminService, DescribeClusterRequestSchema, type DescribeClusterResponse } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { ControllerService } from "../../src/gen/rill/v1/controller_service_pb.ts";
-import { clientConstructor, type ServiceClient } from "../../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../../src/rpc/server-options.ts";
+import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { TcpProxy, type BlockMode } from "./tcp-proxy.ts";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");

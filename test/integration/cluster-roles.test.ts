@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FetchRequestSchema, FetchService, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema, ProduceService, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
-import { clientConstructor } from "../../src/rpc/grpc-service.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { ClusterNode, FAST_CLUSTER_SETTINGS, freePort, unaryCall, until, viewOf } from "./cluster-harness.ts";
 
 const root = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-roles-"));

@@ -28,7 +28,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SeededRandom } from "../../src/base/random.ts";
 import { Admin } from "../../src/client/admin.ts";
-import { GroupAdmin, type GroupCommittedOffset, type GroupDescription } from "../../src/client/group-consumer.ts";
+import { GroupAdmin, type GroupCommittedOffset, type GroupDescription } from "../../src/client/group-admin.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 

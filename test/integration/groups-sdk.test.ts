@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../src/base/errors.ts";
 import { Broker } from "../../src/broker/broker.ts";
 import { Admin } from "../../src/client/admin.ts";
-import { type ConsumerRecord, GroupAdmin, GroupConsumer, type GroupTopicPartition } from "../../src/client/group-consumer.ts";
+import { type ConsumerRecord, GroupConsumer, type GroupTopicPartition } from "../../src/client/group-consumer.ts";
+import { GroupAdmin } from "../../src/client/group-admin.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 

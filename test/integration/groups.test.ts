@@ -23,7 +23,7 @@ import {
   type ResetOffsetsResponse,
 } from "../../src/gen/rill/v1/group_service_pb.ts";
 import { Acks, ProduceRequestSchema } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../../src/rpc/grpc-service.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 let dir: string;

@@ -7,9 +7,9 @@ import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../../src/rpc/grpc-service.ts";
-import { clientChannelOptions } from "../../src/rpc/server-options.ts";
-import { fetchServiceCodecs, produceServiceCodecs } from "../../src/rpc/wire-codec.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
+import { fetchClientCodecs, produceClientCodecs } from "../../src/client/wire-codec.ts";
 
 /** A fresh temporary data directory; remove with `rmTmp`. */
 export function tmpDir(prefix = "rill-it-"): string {
@@ -38,8 +38,8 @@ export function clients(address: string) {
   const opts = clientChannelOptions();
   const creds = grpc.credentials.createInsecure();
   const Admin = clientConstructor(AdminService);
-  const Produce = clientConstructor(ProduceService, produceServiceCodecs);
-  const Fetch = clientConstructor(FetchService, fetchServiceCodecs);
+  const Produce = clientConstructor(ProduceService, produceClientCodecs);
+  const Fetch = clientConstructor(FetchService, fetchClientCodecs);
   const admin = new Admin(address, creds, opts);
   const produce = new Produce(address, creds, opts);
   const fetch = new Fetch(address, creds, opts);

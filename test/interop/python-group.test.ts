@@ -17,7 +17,7 @@ import { Broker } from "../../src/broker/broker.ts";
 import { CreateTopicsRequestSchema } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { FetchOffsetsRequestSchema, type FetchOffsetsResponse, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { clientConstructor } from "../../src/rpc/grpc-service.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { call, clients, rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
 import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run } from "./python-env.ts";
 

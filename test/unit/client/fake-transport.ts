@@ -39,7 +39,7 @@ import {
   ProduceStreamResponseSchema,
 } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceStreamResponse } from "../../../src/gen/rill/v1/produce_service_pb.ts";
-import type { ProduceRequestInput, ProduceStreamRequestInput } from "../../../src/rpc/wire-codec.ts";
+import type { ProduceRequestInput, ProduceStreamRequestInput } from "../../../src/client/wire-codec.ts";
 import { ConnectionError } from "../../../src/client/errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "../../../src/client/transport.ts";
 import { ProducerStateManager, producerBatchOf } from "../../../src/storage/producer-state.ts";

@@ -8,14 +8,8 @@ import { describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { ConnectionError } from "../../../src/client/errors.ts";
-import {
-  type ConsumeListener,
-  type ConsumeRequestInit,
-  GroupConsumer,
-  type GroupConsumerOptions,
-  type GroupTopicPartition,
-  type GroupTransport,
-} from "../../../src/client/group-consumer.ts";
+import { GroupConsumer, type GroupConsumerOptions, type GroupTopicPartition } from "../../../src/client/group-consumer.ts";
+import type { ConsumeListener, ConsumeRequestInit, GroupTransport } from "../../../src/client/group-transport.ts";
 import { AutoOffsetReset, ConsumeResponseSchema } from "../../../src/gen/rill/v1/group_service_pb.ts";
 
 /** One Consume stream opened by the consumer. */

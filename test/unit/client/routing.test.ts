@@ -20,7 +20,7 @@ import type { CallOptions, ProduceStream, ProduceStreamListener, Transport } fro
 import { offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import { DescribeClusterResponseSchema, DescribeTopicsResponseSchema } from "../../../src/gen/rill/v1/admin_service_pb.ts";
 import { FetchResponseSchema, FetchedPartitionSchema, ListOffsetsResponseSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
-import type { ProduceStreamRequestInput } from "../../../src/rpc/wire-codec.ts";
+import type { ProduceStreamRequestInput } from "../../../src/client/wire-codec.ts";
 import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { FakeTransport, detail } from "./fake-transport.ts";
 

@@ -12,9 +12,17 @@ import type { ConsumeRequest, ConsumeResponse } from "../../../src/gen/rill/v1/g
 import { ProduceService } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import type { ProduceResponse, ProduceStreamResponse } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../../../src/gen/rill/v1/replication_service_pb.ts";
-import { type ServiceImplementation, addService, asBuffer, clientConstructor, serviceDefinition } from "../../../src/rpc/grpc-service.ts";
-import { clientChannelOptions, createServer } from "../../../src/rpc/server-options.ts";
-import { encodeProduceRequest, fetchServiceCodecs, produceServiceCodecs } from "../../../src/rpc/wire-codec.ts";
+import { decodeFetchResponse, encodeProduceRequest, fetchClientCodecs, produceClientCodecs } from "../../../src/client/wire-codec.ts";
+import { clientChannelOptions } from "../../../src/protocol/channel-options.ts";
+import { asBuffer, clientConstructor, serviceDefinition } from "../../../src/protocol/grpc-service.ts";
+import { MalformedMessage, type ServiceImplementation, addService, serverDefinition } from "../../../src/rpc/grpc-service.ts";
+import { createServer } from "../../../src/rpc/server-options.ts";
+import {
+  decodeProduceRequest,
+  encodeFetchResponseTransient,
+  fetchServiceCodecs,
+  produceServiceCodecs,
+} from "../../../src/rpc/wire-codec.ts";
 
 describe("serviceDefinition", () => {
   it("maps every rpc to its path and streaming flags, keyed by localName", () => {
@@ -27,11 +35,14 @@ describe("serviceDefinition", () => {
   });
 
   it("uses overrides for their direction only", () => {
-    const def = serviceDefinition(ProduceService, produceServiceCodecs);
+    const def = serviceDefinition(ProduceService, produceClientCodecs);
     expect(def.produce!.requestSerialize).toBe(encodeProduceRequest);
     const plain = serviceDefinition(ProduceService);
     expect(def.produce!.responseSerialize).not.toBe(plain.produce!.responseSerialize);
     expect(typeof def.produce!.responseSerialize).toBe("function");
+    expect(serviceDefinition(ProduceService, produceServiceCodecs).produce!.requestDeserialize).toBe(decodeProduceRequest);
+    expect(serviceDefinition(FetchService, fetchServiceCodecs).fetch!.responseSerialize).toBe(encodeFetchResponseTransient);
+    expect(serviceDefinition(FetchService, fetchClientCodecs).fetch!.responseDeserialize).toBe(decodeFetchResponse);
   });
 
   it("wraps a Uint8Array as a Buffer over the same memory", () => {
@@ -44,10 +55,14 @@ describe("serviceDefinition", () => {
     expect(asBuffer(buf)).toBe(buf);
   });
 
-  it("returns a MalformedMessage instead of throwing on bad request bytes", () => {
-    const def = serviceDefinition(AdminService);
-    const decoded = def.listTopics!.requestDeserialize(Buffer.from([0x0a, 0x05, 0x01]));
+  it("the server's definition returns a MalformedMessage instead of throwing on bad request bytes", () => {
+    const bad = Buffer.from([0x0a, 0x05, 0x01]);
+    expect(() => serviceDefinition(AdminService).listTopics!.requestDeserialize(bad)).toThrow();
+    const decoded = serverDefinition(AdminService).listTopics!.requestDeserialize(bad);
+    expect(decoded).toBeInstanceOf(MalformedMessage);
     expect(decoded).toMatchObject({ typeName: "rill.v1.ListTopicsRequest" });
+    const produce = serverDefinition(ProduceService, produceServiceCodecs).produce!.requestDeserialize(Buffer.from([0x22, 0x64, 0x00]));
+    expect((produce as MalformedMessage).details).toMatch(/^rill\.v1\.ProduceRequest\.record_batch: length 100 runs past the end/);
   });
 });
 
@@ -162,8 +177,8 @@ describe("grpc-js server and client built from descriptors", () => {
     addService(server, AdminService, admin);
     addService(server, ProduceService, produce, produceServiceCodecs);
     addService(server, FetchService, fetch, fetchServiceCodecs);
-    server.addService(serviceDefinition(GroupService), group as grpc.UntypedServiceImplementation);
-    server.addService(serviceDefinition(ControllerService), controller as grpc.UntypedServiceImplementation);
+    server.addService(serverDefinition(GroupService), group as grpc.UntypedServiceImplementation);
+    server.addService(serverDefinition(ControllerService), controller as grpc.UntypedServiceImplementation);
     addService(server, ReplicationService, {
       replicaFetch: (call) => call.end(),
       offsetsForLeaderEpoch: (_call, cb) => cb(null, create(ReplicationService.method.offsetsForLeaderEpoch.output, {})),
@@ -199,7 +214,7 @@ describe("grpc-js server and client built from descriptors", () => {
   });
 
   it("serves Produce through the hand-written codec on both ends", async () => {
-    const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+    const Producer = clientConstructor(ProduceService, produceClientCodecs);
     const client = new Producer(address, creds, clientChannelOptions());
     const batch = Buffer.alloc(100_000, 7);
     const res = await unary<ProduceResponse>((cb) => client.produce({ topic: "orders", partition: 2, recordBatch: batch }, cb));
@@ -208,7 +223,7 @@ describe("grpc-js server and client built from descriptors", () => {
   });
 
   it("pipelines ProduceStream with responses in order", async () => {
-    const Producer = clientConstructor(ProduceService, produceServiceCodecs);
+    const Producer = clientConstructor(ProduceService, produceClientCodecs);
     const client = new Producer(address, creds, clientChannelOptions());
     const stream = client.produceStream();
     const got: ProduceStreamResponse[] = [];
@@ -232,7 +247,7 @@ describe("grpc-js server and client built from descriptors", () => {
   });
 
   it("serves Fetch and Subscribe with batches written from chunks and read as views", async () => {
-    const Fetcher = clientConstructor(FetchService, fetchServiceCodecs);
+    const Fetcher = clientConstructor(FetchService, fetchClientCodecs);
     const client = new Fetcher(address, creds, clientChannelOptions());
     const req = create(FetchService.method.fetch.input, {
       partitions: [{ topic: "t", partition: 1, offset: 5n }],

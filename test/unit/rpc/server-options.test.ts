@@ -3,12 +3,12 @@ import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type TransportConfig,
-  clientChannelOptions,
   createServer,
   defaultTransportConfig,
   installHttp2Settings,
   serverOptions,
 } from "../../../src/rpc/server-options.ts";
+import { clientChannelOptions } from "../../../src/protocol/channel-options.ts";
 
 const MiB = 1024 * 1024;
 const identity = (b: Buffer): Buffer => b;

@@ -1,0 +1,211 @@
+/**
+ * The SDK's hand-written protobuf codecs for the few messages that carry record batches — the
+ * client's half; the broker's half is src/rpc/wire-codec.ts, the generic wire reader and writer
+ * src/protocol/protobuf-wire.ts. Byte-compatible with protobuf-es (fields in field-number order,
+ * implicit-presence defaults left out), with fewer copies:
+ *
+ * - `ProduceRequest` / `ProduceStreamRequest`: the ENCODER writes an already encoded batch with
+ *   one copy into the output (protobuf-es's `toBinary` copies a `bytes` field twice).
+ * - `FetchResponse` / `SubscribeResponse` (same layout: field 1 = repeated FetchedPartition):
+ *   the DECODER returns `record_batches` as a view of the received buffer, no copy.
+ *
+ * Small nested messages (`Record`, `ConsumedRecord`, `ErrorDetail`) go through protobuf-es.
+ * Decoders skip unknown fields, accept fields in any order and throw `WireFormatError` naming the
+ * message, the field and the byte position on truncated or malformed input.
+ */
+
+import { toBinary } from "@bufbuild/protobuf";
+import type { Record as RecordMessage } from "../gen/rill/v1/common_pb.ts";
+import { ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
+import type { FetchResponse, FetchService, FetchedPartition, SubscribeResponse } from "../gen/rill/v1/fetch_service_pb.ts";
+import type { Acks, ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import type { CodecOverrides } from "../protocol/grpc-service.ts";
+import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
+
+export { WireFormatError } from "../protocol/protobuf-wire.ts";
+
+// ---------------------------------------------------------------------------------------------
+// ProduceRequest and ProduceStreamRequest
+
+/**
+ * What `encodeProduceRequest` takes: a `ProduceRequest`, or the same fields without the
+ * protobuf-es bookkeeping and with defaults left out.
+ */
+export interface ProduceRequestInput {
+  readonly topic: string;
+  readonly partition?: number | undefined;
+  readonly records?: readonly RecordMessage[] | undefined;
+  readonly recordBatch?: Uint8Array | undefined;
+  readonly acks?: Acks | undefined;
+  readonly timeoutMs?: number | undefined;
+  readonly producerId?: bigint | undefined;
+  readonly producerEpoch?: number | undefined;
+  readonly baseSequence?: number | undefined;
+}
+
+/** What `encodeProduceStreamRequest` takes. */
+export interface ProduceStreamRequestInput {
+  readonly requestId?: bigint | number | undefined;
+  readonly request: ProduceRequestInput;
+}
+
+/** The size pass of a ProduceRequest: its byte length, and what the write pass reuses. */
+interface ProducePlan {
+  readonly size: number;
+  readonly topicBytes: number;
+  readonly records: readonly Uint8Array[];
+}
+
+function planProduceRequest(m: ProduceRequestInput): ProducePlan {
+  const topicBytes = Buffer.byteLength(m.topic, "utf8");
+  let size = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
+  if (m.partition !== undefined) size += 1 + sizeInt32(m.partition);
+  const records = (m.records ?? []).map((rec) => toBinary(RecordSchema, rec));
+  for (const rec of records) size += sizeLen(3, rec.length);
+  const batchBytes = m.recordBatch?.length ?? 0;
+  if (batchBytes > 0) size += sizeLen(4, batchBytes);
+  if (m.acks) size += 1 + sizeInt32(m.acks);
+  if (m.timeoutMs) size += 1 + sizeInt32(m.timeoutMs);
+  if (m.producerId !== undefined) size += 1 + sizeInt64(m.producerId);
+  if (m.producerEpoch) size += 1 + sizeInt32(m.producerEpoch);
+  if (m.baseSequence) size += 1 + sizeInt32(m.baseSequence);
+  return { size, topicBytes, records };
+}
+
+function writeProduceRequest(w: Writer, m: ProduceRequestInput, plan: ProducePlan): void {
+  if (plan.topicBytes > 0) w.string(1, m.topic, plan.topicBytes);
+  if (m.partition !== undefined) w.int32Field(2, m.partition);
+  for (const rec of plan.records) w.bytes(3, rec);
+  if (m.recordBatch !== undefined && m.recordBatch.length > 0) w.bytes(4, m.recordBatch);
+  if (m.acks) w.int32Field(5, m.acks);
+  if (m.timeoutMs) w.int32Field(6, m.timeoutMs);
+  if (m.producerId !== undefined) w.int64Field(10, m.producerId);
+  if (m.producerEpoch) w.int32Field(11, m.producerEpoch);
+  if (m.baseSequence) w.int32Field(12, m.baseSequence);
+}
+
+/** Encodes a ProduceRequest (client side), copying `recordBatch` once into the output. */
+export function encodeProduceRequest(m: ProduceRequestInput): Buffer {
+  const plan = planProduceRequest(m);
+  const w = new Writer(plan.size);
+  writeProduceRequest(w, m, plan);
+  return w.finish();
+}
+
+/** Encodes a ProduceStreamRequest (client side), copying the batch once into the output. */
+export function encodeProduceStreamRequest(m: ProduceStreamRequestInput): Buffer {
+  const plan = planProduceRequest(m.request);
+  const id = m.requestId ?? 0;
+  const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size);
+  const w = new Writer(size);
+  if (!isZero(id)) w.int64Field(1, id);
+  w.tag(2, LEN);
+  w.uint32(plan.size);
+  writeProduceRequest(w, m.request, plan);
+  return w.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// FetchResponse and SubscribeResponse
+
+const FETCH_RESPONSE = "rill.v1.FetchResponse";
+const SUBSCRIBE_RESPONSE = "rill.v1.SubscribeResponse";
+const FETCHED_PARTITION = "rill.v1.FetchedPartition";
+const FETCH_RESPONSE_FIELDS: FieldNames = { 1: "partitions" };
+const FETCHED_PARTITION_FIELDS: FieldNames = {
+  1: "topic",
+  2: "partition",
+  3: "high_watermark",
+  4: "log_start_offset",
+  5: "records",
+  6: "record_batches",
+  7: "error",
+  8: "next_offset",
+  9: "last_stable_offset",
+};
+
+function readPartition(r: Reader): FetchedPartition {
+  const p: FetchedPartition = {
+    $typeName: FETCHED_PARTITION,
+    topic: "",
+    partition: 0,
+    highWatermark: 0n,
+    logStartOffset: 0n,
+    records: [],
+    recordBatches: EMPTY,
+    nextOffset: 0n,
+    lastStableOffset: 0n,
+  };
+  while (r.pos < r.end) {
+    const tag = r.varint("<tag>") >>> 0;
+    switch (tag) {
+      case (1 << 3) | LEN:
+        p.topic = r.string("topic");
+        break;
+      case (2 << 3) | VARINT:
+        p.partition = r.varint("partition");
+        break;
+      case (3 << 3) | VARINT:
+        p.highWatermark = r.varint64("high_watermark", true);
+        break;
+      case (4 << 3) | VARINT:
+        p.logStartOffset = r.varint64("log_start_offset", true);
+        break;
+      case (5 << 3) | LEN:
+        p.records.push(r.message(ConsumedRecordSchema, "records"));
+        break;
+      case (6 << 3) | LEN:
+        p.recordBatches = r.bytes("record_batches");
+        break;
+      case (7 << 3) | LEN:
+        p.error = r.message(ErrorDetailSchema, "error");
+        break;
+      case (8 << 3) | VARINT:
+        p.nextOffset = r.varint64("next_offset", true);
+        break;
+      case (9 << 3) | VARINT:
+        p.lastStableOffset = r.varint64("last_stable_offset", true);
+        break;
+      default:
+        r.skip(tag, FETCHED_PARTITION_FIELDS);
+    }
+  }
+  return p;
+}
+
+function readPartitions(r: Reader): FetchedPartition[] {
+  const partitions: FetchedPartition[] = [];
+  while (r.pos < r.end) {
+    const tag = r.varint("<tag>") >>> 0;
+    if (tag === ((1 << 3) | LEN)) partitions.push(readPartition(r.sub("partitions")));
+    else r.skip(tag, FETCH_RESPONSE_FIELDS);
+  }
+  return partitions;
+}
+
+/** Decodes a FetchResponse (client side); `recordBatches` are views of `bytes`. */
+export function decodeFetchResponse(bytes: Uint8Array): FetchResponse {
+  const partitions = readPartitions(new Reader(bytes, 0, bytes.length, FETCH_RESPONSE));
+  return { $typeName: FETCH_RESPONSE, partitions };
+}
+
+/** Decodes one Subscribe stream message (client side); `recordBatches` are views of `bytes`. */
+export function decodeSubscribeResponse(bytes: Uint8Array): SubscribeResponse {
+  const partitions = readPartitions(new Reader(bytes, 0, bytes.length, SUBSCRIBE_RESPONSE));
+  return { $typeName: SUBSCRIBE_RESPONSE, partitions };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Codec overrides for clients (src/protocol/grpc-service.ts `clientConstructor`)
+
+/** ProduceService with the hand-written ProduceRequest / ProduceStreamRequest encoders. */
+export const produceClientCodecs = {
+  produce: { serializeRequest: encodeProduceRequest },
+  produceStream: { serializeRequest: encodeProduceStreamRequest },
+} satisfies CodecOverrides<typeof ProduceService>;
+
+/** FetchService with the hand-written FetchResponse / SubscribeResponse decoders. */
+export const fetchClientCodecs = {
+  fetch: { deserializeResponse: decodeFetchResponse },
+  subscribe: { deserializeResponse: decodeSubscribeResponse },
+} satisfies CodecOverrides<typeof FetchService>;

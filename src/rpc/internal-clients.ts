@@ -1,0 +1,143 @@
+/**
+ * The one way a broker makes gRPC clients of other nodes: forwarding to the active controller
+ * (forward.ts), produce and fetch forwarded to partition leaders (forward.ts), the broker
+ * lifecycle calls to the controller (controller-channel.ts), Raft traffic between voters
+ * (quorum-transport.ts) and follower fetches (replication-service.ts).
+ *
+ * An `InternalClients` holds one client, so one channel (one HTTP/2 connection), per (service,
+ * address), made on first use with the same options everywhere (`internalChannelOptions`: the
+ * SDK's windows and keepalive, fast reconnects, no message size limit — a peer's own limits
+ * apply); `close()` closes them all. `unary` calls a method by name with a deadline (the
+ * factory's default, `callTimeoutMs`, unless the call gives one) and rejects with what grpc-js
+ * failed with; callers decide what a failure means (errors.ts `fromPeerError`).
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type TransportConfig,
+  clientChannelOptions,
+  defaultTransportConfig,
+  reconnectChannelOptions,
+} from "../protocol/channel-options.ts";
+import { type MethodName, type ServiceClient, type ServiceClientConstructor, clientConstructor } from "../protocol/grpc-service.ts";
+
+/** Deadline of an internal call that gives none. */
+export const INTERNAL_CALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Channel options of every internal client: `clientChannelOptions(cfg)` (windows, keepalive),
+ * reconnects within a second of a peer's restart, and no message size limit.
+ */
+export function internalChannelOptions(cfg: TransportConfig = defaultTransportConfig): grpc.ChannelOptions {
+  return {
+    ...clientChannelOptions(cfg),
+    ...reconnectChannelOptions,
+    "grpc.max_send_message_length": -1,
+    "grpc.max_receive_message_length": -1,
+  };
+}
+
+/** Options of an `InternalClients`. */
+export interface InternalClientsOptions {
+  /** Transport settings of the channels. Default `defaultTransportConfig`. */
+  readonly transport?: TransportConfig | undefined;
+  /** Channel options applied over `internalChannelOptions(transport)`. */
+  readonly channelOptions?: grpc.ChannelOptions | undefined;
+  /** Deadline of a `unary` call that gives none. Default INTERNAL_CALL_TIMEOUT_MS. */
+  readonly callTimeoutMs?: number | undefined;
+}
+
+/** Options of one `unary` call. */
+export interface InternalCallOptions {
+  /** Request metadata (headers). */
+  readonly metadata?: grpc.Metadata | undefined;
+  /** Absolute deadline (a Date, or ms since the epoch). Default: `callTimeoutMs` from now. */
+  readonly deadline?: grpc.Deadline | undefined;
+  /** Told the response headers (sent before the response). */
+  readonly onHeaders?: ((headers: grpc.Metadata) => void) | undefined;
+}
+
+const constructors = new WeakMap<DescService, ServiceClientConstructor<DescService>>();
+
+function constructorOf<S extends DescService>(service: S): ServiceClientConstructor<S> {
+  let ctor = constructors.get(service);
+  if (ctor === undefined) {
+    ctor = clientConstructor(service) as unknown as ServiceClientConstructor<DescService>;
+    constructors.set(service, ctor);
+  }
+  return ctor as unknown as ServiceClientConstructor<S>;
+}
+
+type UnaryByName = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (e: grpc.ServiceError | null, response?: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+/** Clients of other nodes: one per (service, address), closed together. */
+export class InternalClients {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly channelOptions: grpc.ChannelOptions;
+  /** Deadline of a `unary` call that gives none. */
+  readonly callTimeoutMs: number;
+
+  constructor(options: InternalClientsOptions = {}) {
+    this.channelOptions = { ...internalChannelOptions(options.transport), ...options.channelOptions };
+    this.callTimeoutMs = options.callTimeoutMs ?? INTERNAL_CALL_TIMEOUT_MS;
+    if (!Number.isInteger(this.callTimeoutMs) || this.callTimeoutMs <= 0) {
+      throw new RangeError(`callTimeoutMs: ${this.callTimeoutMs} is not a positive integer`);
+    }
+  }
+
+  /** The client of `service` at `address` ("host:port"), made on first use; no I/O until a call. */
+  client<S extends DescService>(service: S, address: string): ServiceClient<S> {
+    const key = `${service.typeName} ${address}`;
+    let c = this.clients.get(key);
+    if (c === undefined) {
+      const Ctor = constructorOf(service);
+      c = new Ctor(address, grpc.credentials.createInsecure(), this.channelOptions);
+      this.clients.set(key, c);
+    }
+    return c as ServiceClient<S>;
+  }
+
+  /** How many clients are open. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** An absolute deadline `timeoutMs` (default `callTimeoutMs`) from now. */
+  deadline(timeoutMs: number = this.callTimeoutMs): number {
+    return Date.now() + timeoutMs;
+  }
+
+  /**
+   * Calls unary `method` of `service` at `address`. Resolves with the response; rejects with the
+   * grpc-js ServiceError (a status from the peer, or one grpc-js made when it could not reach it).
+   */
+  unary<S extends DescService, Res>(
+    service: S,
+    address: string,
+    method: MethodName<S>,
+    request: unknown,
+    options: InternalCallOptions = {},
+  ): Promise<Res> {
+    const client = this.client(service, address);
+    const fn = (client as unknown as Record<string, UnaryByName>)[method];
+    if (typeof fn !== "function") return Promise.reject(new TypeError(`${service.typeName} has no method ${method}`));
+    const callOptions: grpc.CallOptions = { deadline: options.deadline ?? this.deadline() };
+    return new Promise<Res>((resolve, reject) => {
+      const call = fn.call(client, request, options.metadata ?? new grpc.Metadata(), callOptions, (e, res) =>
+        e ? reject(e) : resolve(res as Res),
+      );
+      if (options.onHeaders !== undefined) call.on("metadata", options.onHeaders);
+    });
+  }
+
+  /** Closes every client (calls in progress fail with CANCELLED); a later `client()` opens a new one. */
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
