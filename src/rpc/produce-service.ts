@@ -36,7 +36,8 @@ import { checkInitProducerId, initProducerId, type InitProducerIdInput } from ".
 import { fromErrorDetail } from "./error-detail.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute } from "./forward.ts";
-import { asBuffer, type ServiceImplementation } from "./grpc-service.ts";
+import { asBuffer } from "../protocol/grpc-service.ts";
+import type { ServiceImplementation } from "./grpc-service.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /** The ProduceService implementation. */

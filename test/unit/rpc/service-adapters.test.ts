@@ -7,7 +7,8 @@ import { Acks, ProduceRequestSchema } from "../../../src/gen/rill/v1/produce_ser
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { decodeFetched, toFetchOutput } from "../../../src/rpc/fetch-service.ts";
 import { toProduceInput, toProduceResponse } from "../../../src/rpc/produce-service.ts";
-import { encodeFetchResponse, encodeProduceRequest, decodeProduceRequest } from "../../../src/rpc/wire-codec.ts";
+import { encodeProduceRequest } from "../../../src/client/wire-codec.ts";
+import { decodeProduceRequest, encodeFetchResponse } from "../../../src/rpc/wire-codec.ts";
 import { OffsetSpec, RecordFormat } from "../../../src/service/fetch-types.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
 
