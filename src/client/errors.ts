@@ -14,7 +14,14 @@
 
 import { type ErrorKind, Errors, GrpcStatus, type GrpcStatusCode, RillError } from "../base/errors.ts";
 import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
-import { isServiceError, kindOfCode, rillErrorFromStatus, statusDetails, trailerError } from "../protocol/grpc-errors.ts";
+import {
+  isServiceError,
+  kindOfCode,
+  rillErrorFromDetail,
+  rillErrorFromStatus,
+  statusDetails,
+  trailerError,
+} from "../protocol/grpc-errors.ts";
 
 /** The broker could not be reached, or the connection to it broke mid-call. Retriable. */
 export class ConnectionError extends Error {
@@ -81,10 +88,7 @@ export function kindOf(code: number, name = "", retriable = false, grpcCode: Grp
  * prefixes the message unless the broker's message already names the item (its quoted part).
  */
 export function fromErrorDetail(detail: ErrorDetail, context?: string): RillError {
-  const kind = kindOf(detail.code, detail.name, detail.retriable);
-  const message = detail.message || kind.doc;
-  const named = context === undefined || message.includes(/"[^"]*"/.exec(context)?.[0] ?? context);
-  return new RillError(kind, named ? message : `${context}: ${message}`);
+  return rillErrorFromDetail(detail, context);
 }
 
 /** Why a connection failed, in a few words ("connection refused" rather than grpc-js's paragraph). */

@@ -107,3 +107,24 @@ export function rillErrorFromStatus(status: StatusLike): RillError {
   const statusName = grpc.status[status.code] ?? String(status.code);
   return new RillError(Errors.UNKNOWN_SERVER_ERROR, `${statusName}: ${details}`);
 }
+
+/** The fields of an `ErrorDetail` (a per-item error inside an answer) that decoding needs. */
+export interface DetailLike {
+  readonly code: number;
+  readonly name?: string;
+  readonly message: string;
+  readonly retriable?: boolean;
+}
+
+/**
+ * A per-item error of an answer (an `ErrorDetail`) as a RillError: the catalog entry of its code
+ * (a code this side does not know keeps its code, name and retriable flag). `context` (e.g.
+ * `topic "orders"`) prefixes the message unless the message already names the item (its quoted
+ * part). The broker's internal clients and the SDK both decode with this.
+ */
+export function rillErrorFromDetail(detail: DetailLike, context?: string): RillError {
+  const kind = kindOfCode(detail.code, detail.name ?? "", detail.retriable ?? false);
+  const message = detail.message || kind.doc;
+  const named = context === undefined || message.includes(/"[^"]*"/.exec(context)?.[0] ?? context);
+  return new RillError(kind, named ? message : `${context}: ${message}`);
+}

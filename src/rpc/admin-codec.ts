@@ -12,7 +12,8 @@
  * error message exactly as the wire carried them.
  */
 import { create } from "@bufbuild/protobuf";
-import { Errors, RillError, errorKindByCode } from "../base/errors.ts";
+import type { RillError } from "../base/errors.ts";
+import { rillErrorFromDetail } from "../protocol/grpc-errors.ts";
 import { type ErrorDetail, NodeRole } from "../gen/rill/v1/common_pb.ts";
 import {
   type AlterConfigsRequest,
@@ -65,7 +66,7 @@ function errorField(error: RillError | undefined): { error?: ErrorDetail } {
 
 /** The RillError an ErrorDetail carries (an unknown code: UNKNOWN_SERVER_ERROR with the message). */
 export function fromErrorDetail(d: ErrorDetail): RillError {
-  return new RillError(errorKindByCode(d.code) ?? Errors.UNKNOWN_SERVER_ERROR, d.message);
+  return rillErrorFromDetail(d);
 }
 
 /** `{ error }` as a RillError when the detail is there, else `{}`. */

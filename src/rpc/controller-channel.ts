@@ -21,7 +21,7 @@ import type { ServiceClient } from "../protocol/grpc-service.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
 import { crashOnBug, fromPeerError } from "./errors.ts";
 import { InternalClients } from "./internal-clients.ts";
-import { errorKindByCode } from "../base/errors.ts";
+import { rillErrorFromDetail } from "../protocol/grpc-errors.ts";
 import type { MetadataFetchResult } from "../metadata/observer-store.ts";
 
 /** What the channel needs to know about the local node. */
@@ -152,7 +152,6 @@ export class ControllerChannel implements BrokerControl {
             done(
               e,
               res?.partitions.map((p) => {
-                const kind = p.error ? errorKindByCode(p.error.code) : undefined;
                 return {
                   topic: p.topic,
                   partition: p.partition,
@@ -160,11 +159,7 @@ export class ControllerChannel implements BrokerControl {
                   leaderEpoch: p.leaderEpoch,
                   partitionEpoch: p.partitionEpoch,
                   isr: [...p.isr],
-                  error: p.error
-                    ? kind
-                      ? new RillError(kind, p.error.message)
-                      : rillError("UNKNOWN_SERVER_ERROR", p.error.message)
-                    : null,
+                  error: p.error ? rillErrorFromDetail(p.error) : null,
                 };
               }),
             ),

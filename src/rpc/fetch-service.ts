@@ -45,7 +45,7 @@ import type {
 import { listOffsets } from "../service/list-offsets.ts";
 import { subscribe } from "../service/subscribe.ts";
 import { BufferPool } from "./buffer-pool.ts";
-import { fromErrorDetail } from "./error-detail.ts";
+import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";

@@ -33,7 +33,7 @@ import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { ProduceHandler } from "../service/produce.ts";
 import type { LeaderForwarder, ProduceInput, ProduceRecord, ProduceResult } from "../service/produce-types.ts";
 import { checkInitProducerId, initProducerId, type InitProducerIdInput } from "../service/producer-id.ts";
-import { fromErrorDetail } from "./error-detail.ts";
+import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute } from "./forward.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";

@@ -9,7 +9,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import { RillError, errorKindByCode, rillError } from "../base/errors.ts";
+import { type RillError, rillError } from "../base/errors.ts";
+import { type DetailLike, rillErrorFromDetail } from "../protocol/grpc-errors.ts";
 import {
   OffsetsForLeaderEpochResponseSchema,
   ReplicaFetchRequestSchema,
@@ -157,10 +158,8 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
   };
 }
 
-function fromDetail(d: { code: number; message: string } | undefined): RillError | null {
-  if (!d) return null;
-  const kind = errorKindByCode(d.code);
-  return kind ? new RillError(kind, d.message) : rillError("UNKNOWN_SERVER_ERROR", d.message);
+function fromDetail(d: DetailLike | undefined): RillError | null {
+  return d ? rillErrorFromDetail(d) : null;
 }
 
 /** A ReplicaFetch stream to one leader. */

@@ -104,11 +104,13 @@ describe("admin codec", () => {
     expect(plain(changeCodecs.electLeaders.decodeResult(encodeElectLeadersResult(elected)))).toEqual(plain(elected));
   });
 
-  it("an error code this node does not know becomes UNKNOWN_SERVER_ERROR with the controller's message", () => {
+  it("an error code this node does not know keeps its code, name and retriable flag, with the controller's message", () => {
     const e = fromErrorDetail(
       create(ErrorDetailSchema, { code: 99999, name: "FUTURE", message: "from a newer controller", retriable: true }),
     );
-    expect([e.kind, e.message]).toEqual([Errors.UNKNOWN_SERVER_ERROR, "from a newer controller"]);
+    expect([e.code, e.kind.name, e.retriable, e.message]).toEqual([99999, "FUTURE", true, "from a newer controller"]);
+    const known = fromErrorDetail(create(ErrorDetailSchema, { code: Errors.NOT_CONTROLLER.code, message: "m" }));
+    expect(known.kind).toBe(Errors.NOT_CONTROLLER);
   });
 
   it("decodes the enum values of a request, keeping unrecognized ones for the error message", () => {
