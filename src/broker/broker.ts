@@ -207,11 +207,12 @@ export class Broker {
         : new ObserverMetadataStore({
             nodeId: config.nodeId,
             voters: voters.map((v) => v.id),
-            fetch: (voter, after, maxWaitMs) => channel.fetchMetadata(clusterId, config.nodeId, voter, after, maxWaitMs),
             timers: realTimers,
             maxWaitMs: 1000,
             log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
           });
+      if (store instanceof ObserverMetadataStore)
+        store.start((voter, after, maxWaitMs) => channel.fetchMetadata(clusterId, config.nodeId, voter, after, maxWaitMs));
       const quorum = store;
       leaderOf = () => quorum.leader;
       leading = () => quorum.isLeader;
