@@ -3,10 +3,10 @@
  * were appended, so a consumer (or follower) at the head of the log is answered from memory
  * without a disk read.
  *
- * Invariants: entries are in rising offset order (asserted on every push: the reads binary-search
+ * Invariants: entries are in rising offset order (asserted on every push: reads binary-search
  * them) and end at the log end (the log clears the cache when an append is not cached, and cuts
- * it on truncation); the bytes held never exceed `capacity`, the oldest entries going first. Removed head entries are blanked and compacted away in bulk,
- * so `push` stays O(1) amortised.
+ * it on truncation); the bytes held never exceed `capacity`, the oldest entries going first.
+ * Removed head entries are blanked and compacted away in bulk, so `push` stays O(1) amortised.
  */
 import { assert } from "../base/assert.ts";
 
