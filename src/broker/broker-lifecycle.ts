@@ -7,9 +7,12 @@
  * registration) makes the broker register again. On shutdown the broker asks for a controlled
  * shutdown so that leadership moves away before it stops.
  */
+import { AssertionError } from "../base/assert.ts";
 import { RillError } from "../base/errors.ts";
+import { systemTimers } from "../base/timers.ts";
+import { Waiters } from "../base/waiters.ts";
 import type { BrokerControl } from "../rpc/controller-service.ts";
-import type { BrokerLog } from "./broker.ts";
+import type { BrokerLog } from "./log.ts";
 
 /** What the lifecycle needs. */
 export interface BrokerLifecycleOptions {
@@ -35,7 +38,10 @@ export class BrokerLifecycle {
   private epoch = -1;
   private _state: LifecycleState = "registering";
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private readonly unfencedWaiters = new Set<() => void>();
+  private readonly waiters = new Waiters(systemTimers, {
+    onTimeout: (what, ms) => new Error(`${what} within ${ms} ms`),
+    onClose: () => new Error(`broker ${this.o.nodeId} stopped`),
+  });
   private lastError: string | null = null;
   private stopped = false;
 
@@ -57,21 +63,11 @@ export class BrokerLifecycle {
 
   /** Resolves once the controller has unfenced this broker (or rejects after `timeoutMs`). */
   whenUnfenced(timeoutMs: number): Promise<void> {
-    if (this._state === "running") return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.unfencedWaiters.delete(done);
-        reject(
-          new Error(
-            `broker ${this.o.nodeId} was not unfenced within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError})` : ""}`,
-          ),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.unfencedWaiters.add(done);
+    return this.waiters.waitUntil(() => this._state === "running", `broker ${this.o.nodeId} to be unfenced`, timeoutMs, {
+      timeoutError: () =>
+        new Error(
+          `broker ${this.o.nodeId} was not unfenced within ${timeoutMs} ms${this.lastError ? ` (last error: ${this.lastError})` : ""}`,
+        ),
     });
   }
 
@@ -108,8 +104,7 @@ export class BrokerLifecycle {
       if (!res.isFenced && this._state !== "running") {
         this._state = "running";
         this.o.log.info({ brokerEpoch: this.epoch }, "unfenced: serving as a broker of the cluster");
-        for (const w of [...this.unfencedWaiters]) w();
-        this.unfencedWaiters.clear();
+        this.waiters.notify();
       } else if (res.isFenced && this._state === "running") {
         this._state = "fenced";
         this.o.log.warn({ brokerEpoch: this.epoch }, "fenced by the controller");
@@ -117,6 +112,7 @@ export class BrokerLifecycle {
       // While fenced, heartbeat quickly so catching up is noticed at once.
       this.schedule(this._state === "running" ? this.o.heartbeatIntervalMs : Math.min(this.o.heartbeatIntervalMs, 100));
     } catch (e) {
+      if (e instanceof AssertionError) throw e; // a bug: the rejection stops the process
       const name = e instanceof RillError ? e.kind.name : "";
       if (name === "STALE_BROKER_EPOCH" || name === "BROKER_ID_NOT_REGISTERED") {
         this.epoch = -1;

@@ -9,6 +9,7 @@
  * KRaft: a newly elected controller gives every broker a fresh session before fencing anyone.
  * Calls on a voter that is not the active controller answer NOT_CONTROLLER.
  */
+import { AssertionError } from "../base/assert.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import type { Clock } from "../base/clock.ts";
 import type { Random } from "../base/random.ts";
@@ -24,7 +25,7 @@ import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
-import type { BrokerLog } from "./broker.ts";
+import type { BrokerLog } from "./log.ts";
 
 /** Settings of the controller runtime. */
 export interface ClusterControllerOptions {
@@ -225,6 +226,7 @@ export class ClusterController implements BrokerControl {
         await this.o.store.commit((im) => decidePreferredLeaderElection(im).records);
       }
     } catch (e) {
+      if (e instanceof AssertionError) throw e; // a bug: the rejection stops the process
       if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
         this.o.log.error({ err: e }, "controller periodic work failed");
     }

@@ -6,6 +6,10 @@
  *
  * The coordinator applies records to a clone when it computes what a request would write
  * (`clone`), and to the live state only in `replay`.
+ *
+ * Invariants, asserted on every record applied: a partition has at most one owner; a member's
+ * epoch only rises (leaving for a while as a static member, epoch -2, and coming back are the
+ * exceptions); a static instance id is held by one member; a committed offset is not negative.
  */
 import { assert, unreachable } from "../base/assert.ts";
 import type { AssignorName } from "./assignors.ts";
@@ -125,6 +129,10 @@ export class GroupState {
         this.setCurrent(r.memberId, undefined);
         break;
       case "offset":
+        assert(
+          Number.isSafeInteger(r.offset) && r.offset >= 0,
+          `group ${this.groupId}: committed offset ${r.offset} of ${r.topic}/${r.partition} is negative`,
+        );
         this.writableOffsets().set(tpKey(r.topic, r.partition), {
           offset: r.offset,
           metadata: r.metadata,
@@ -166,6 +174,7 @@ export class GroupState {
 
   private setCurrent(memberId: string, cur: CurrentAssignment | undefined): void {
     const old = this.current.get(memberId);
+    if (old !== undefined && cur !== undefined) assertMemberEpochRises(this.groupId, memberId, old.memberEpoch, cur.memberEpoch);
     if (old !== undefined) {
       for (const k of ownedKeys(old)) {
         assert(this.owners.get(k) === memberId, `group ${this.groupId}: ${k} owner index out of step`);
@@ -242,4 +251,14 @@ export function ownedKeys(c: CurrentAssignment): Set<string> {
   const s = keysOf(c.assigned);
   for (const k of keysOf(c.pendingRevocation)) s.add(k);
   return s;
+}
+
+/**
+ * Asserts that a member's epoch moving from `from` to `to` does not go backwards. A static member
+ * leaving for a while (to LEFT_STATIC_MEMBER_EPOCH) and coming back (from it, to the epoch it
+ * had) are the two moves that may.
+ */
+export function assertMemberEpochRises(groupId: string, memberId: string, from: number, to: number): void {
+  if (from === LEFT_STATIC_MEMBER_EPOCH || to === LEFT_STATIC_MEMBER_EPOCH) return;
+  assert(to >= from, `group ${groupId}: member ${memberId}'s epoch goes backwards from ${from} to ${to}`);
 }

@@ -119,3 +119,12 @@ export function overlaps(a: readonly TopicPartitions[], b: readonly TopicPartiti
   for (const k of keysOf(a)) if (inB.has(k)) return true;
   return false;
 }
+
+/** Partition keys sorted by topic, then partition number. */
+export function sortedTpKeys(keys: Iterable<string>): string[] {
+  return [...keys].sort((a, b) => {
+    const x = parseTpKey(a);
+    const y = parseTpKey(b);
+    return x.topic < y.topic ? -1 : x.topic > y.topic ? 1 : x.partition - y.partition;
+  });
+}

@@ -126,3 +126,9 @@ export function offsetEntryError(
     throw e;
   }
 }
+
+/** INVALID_ARGUMENT unless `list` is a list of at most `max` entries. */
+export function checkListLength(list: unknown, field: string, max: number): void {
+  if (!Array.isArray(list)) throw rillError("INVALID_ARGUMENT", `${field}: must be a list`);
+  if (list.length > max) throw rillError("INVALID_ARGUMENT", `${field}: ${list.length} entries, more than ${max}`);
+}

@@ -8,11 +8,14 @@
  * entries after it) before the broker registers — the controller unfences a broker only once
  * its metadata offset reaches its registration.
  */
+import { AssertionError } from "../base/assert.ts";
+import { Backoff } from "../base/backoff.ts";
 import { rillError } from "../base/errors.ts";
 import type { RaftStatus } from "../raft/node.ts";
 import type { NodeId } from "../raft/types.ts";
 import { MetadataImage } from "./image.ts";
 import type { Timers } from "../base/timers.ts";
+import { Listeners, Waiters } from "../base/waiters.ts";
 import { decodeEntry, type QuorumLog } from "./quorum-store.ts";
 import type { MetadataRecord } from "./records.ts";
 import type { MetadataChange, MetadataStore } from "./store.ts";
@@ -32,7 +35,6 @@ export type MetadataFetch = (voter: NodeId, afterOffset: number, maxWaitMs: numb
 export interface ObserverStoreOptions {
   readonly nodeId: NodeId;
   readonly voters: readonly NodeId[];
-  readonly fetch: MetadataFetch;
   readonly timers: Timers;
   readonly maxWaitMs: number;
   readonly log?: QuorumLog;
@@ -40,22 +42,37 @@ export interface ObserverStoreOptions {
 
 const silent: QuorumLog = { info() {}, warn() {}, error() {} };
 
-/** A broker's view of the metadata log, pulled from the voters. */
+/** Waits between failed fetches: 50 ms doubling up to 1 s, back to 50 ms after a success. */
+const FETCH_BACKOFF = { initialMs: 50, maxMs: 1000 } as const;
+
+/**
+ * A broker's view of the metadata log, pulled from the voters. Built in two steps because the
+ * way to the voters (the controller channel) asks this store who leads: construct, then
+ * `start(fetch)`.
+ */
 export class ObserverMetadataStore implements MetadataStore {
   private _image = new MetadataImage();
-  private readonly listeners = new Set<(c: MetadataChange) => void>();
-  private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
-  private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Listeners<[MetadataChange]>();
+  private readonly leaderListeners = new Listeners<[NodeId, number]>();
+  private readonly waiters: Waiters;
   private knownLeader: NodeId = 0;
   private commitOffset = -1;
   private closed = false;
-  private running: Promise<void>;
+  private running: Promise<void> = Promise.resolve();
   private readonly log: QuorumLog;
   private lastError = "";
 
   constructor(private readonly o: ObserverStoreOptions) {
     this.log = o.log ?? silent;
-    this.running = this.loop();
+    this.waiters = new Waiters(o.timers, {
+      onTimeout: (what, ms) => rillError("REQUEST_TIMED_OUT", `timed out after ${ms} ms waiting for ${what}`),
+      onClose: () => rillError("SHUTTING_DOWN", "the broker is shutting down"),
+    });
+  }
+
+  /** Starts following the metadata log through `fetch` (once). */
+  start(fetch: MetadataFetch): void {
+    this.running = this.loop(fetch);
   }
 
   get image(): MetadataImage {
@@ -89,13 +106,11 @@ export class ObserverMetadataStore implements MetadataStore {
   }
 
   onChange(fn: (change: MetadataChange) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    return this.listeners.add(fn);
   }
 
   onLeaderChange(fn: (leader: NodeId, term: number) => void): () => void {
-    this.leaderListeners.add(fn);
-    return () => this.leaderListeners.delete(fn);
+    return this.leaderListeners.add(fn);
   }
 
   commit(): Promise<MetadataChange> {
@@ -110,51 +125,33 @@ export class ObserverMetadataStore implements MetadataStore {
 
   /** Resolves once `cond` holds (checked after every applied change), or rejects after `timeoutMs`. */
   waitUntil(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.closed) {
-          done();
-          reject(rillError("SHUTTING_DOWN", "the broker is shutting down"));
-        } else if (cond()) {
-          done();
-          resolve();
-        }
-      };
-      const timer = this.o.timers.setTimeout(() => {
-        done();
-        reject(rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      const done = (): void => {
-        this.waiters.delete(check);
-        this.o.timers.clearTimeout(timer);
-      };
-      this.waiters.add(check);
-    });
+    return this.waiters.waitUntil(cond, what, timeoutMs);
   }
 
   waitForOffset(offset: number, timeoutMs: number): Promise<void> {
     return this.waitUntil(() => this._image.offset >= offset, `metadata offset ${offset}`, timeoutMs);
   }
 
-  private async loop(): Promise<void> {
-    let backoff = 50;
+  private async loop(fetch: MetadataFetch): Promise<void> {
+    const backoff = new Backoff(FETCH_BACKOFF);
     let voter = 0;
     while (!this.closed) {
       const target = this.o.voters.includes(this.knownLeader) ? this.knownLeader : this.o.voters[voter++ % this.o.voters.length]!;
       try {
-        const res = await this.o.fetch(target, this._image.offset, this.o.maxWaitMs);
+        const res = await fetch(target, this._image.offset, this.o.maxWaitMs);
         if (this.closed) return;
         this.apply(res);
-        backoff = 50;
+        backoff.reset();
       } catch (e) {
+        // A bug (a failed assertion applying the records) stops the process, not the voter.
+        if (e instanceof AssertionError) throw e;
         if (this.closed) return;
         const msg = (e as Error).message;
         if (msg !== this.lastError) this.log.warn({ voter: target, err: msg }, "metadata fetch failed; asking another voter");
         this.lastError = msg;
         if (target === this.knownLeader) this.setLeader(0);
-        await new Promise<void>((r) => this.o.timers.setTimeout(() => r(), backoff));
-        backoff = Math.min(backoff * 2, 1000);
+        const ms = backoff.next();
+        await new Promise<void>((r) => this.o.timers.setTimeout(() => r(), ms));
       }
     }
   }
@@ -162,7 +159,7 @@ export class ObserverMetadataStore implements MetadataStore {
   private setLeader(leader: NodeId): void {
     if (leader === this.knownLeader) return;
     this.knownLeader = leader;
-    for (const fn of this.leaderListeners) fn(leader, 0);
+    this.leaderListeners.emit(leader, 0);
   }
 
   private apply(res: MetadataFetchResult): void {
@@ -182,17 +179,12 @@ export class ObserverMetadataStore implements MetadataStore {
       if (records.length > 0) this.notify({ records, offset: e.offset });
     }
     this.setLeader(res.leader);
-    for (const w of [...this.waiters]) w();
+    this.waiters.notify();
   }
 
+  /** Tells every listener; one that throws is logged, unless it failed an assertion (a bug). */
   private notify(change: MetadataChange): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(change);
-      } catch (e) {
-        this.log.error({ err: e, offset: change.offset }, "metadata listener failed");
-      }
-    }
+    this.listeners.emitGuarded((e) => this.log.error({ err: e, offset: change.offset }, "metadata listener failed"), change);
   }
 
   // The Raft-facing calls of a voter's store, which an observer does not take.
@@ -208,7 +200,7 @@ export class ObserverMetadataStore implements MetadataStore {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of [...this.waiters]) w();
+    this.waiters.close();
     await this.running.catch(() => {});
   }
 }

@@ -21,9 +21,11 @@
  *
  * Time and I/O are injected (timers, transport, FileSystem, Random).
  */
+import { AssertionError } from "../base/assert.ts";
 import { rillError, type RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import type { Timers } from "../base/timers.ts";
+import { Listeners, Waiters } from "../base/waiters.ts";
 import { DiskRaftStorage } from "../raft/disk-storage.ts";
 import { RaftNode, type RaftStatus } from "../raft/node.ts";
 import { validateMessage } from "../raft/validate.ts";
@@ -98,10 +100,10 @@ export class QuorumMetadataStore implements MetadataStore {
   private _image: MetadataImage;
   private readonly storage: DiskRaftStorage;
   private readonly node: RaftNode;
-  private readonly listeners = new Set<(c: MetadataChange) => void>();
-  private readonly leaderListeners = new Set<(leader: NodeId, term: number) => void>();
+  private readonly listeners = new Listeners<[MetadataChange]>();
+  private readonly leaderListeners = new Listeners<[NodeId, number]>();
   private readonly pending: Pending[] = [];
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters: Waiters;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ticker: unknown;
   private pumping = false;
@@ -114,6 +116,10 @@ export class QuorumMetadataStore implements MetadataStore {
 
   private constructor(private readonly o: QuorumStoreOptions) {
     this.log = o.log ?? silent;
+    this.waiters = new Waiters(o.timers, {
+      onTimeout: (what, ms) => rillError("REQUEST_TIMED_OUT", `timed out after ${ms} ms waiting for ${what}`),
+      onClose: () => rillError("SHUTTING_DOWN", "the controller is shutting down"),
+    });
     const dir = o.fs.join(o.dataDir, "metadata", "raft");
     o.fs.mkdirp(dir);
     this.storage = DiskRaftStorage.open(o.fs, dir, o.voters);
@@ -176,13 +182,11 @@ export class QuorumMetadataStore implements MetadataStore {
 
   /** Calls `fn` whenever the known leader or the term changes. Returns an unsubscribe function. */
   onLeaderChange(fn: (leader: NodeId, term: number) => void): () => void {
-    this.leaderListeners.add(fn);
-    return () => this.leaderListeners.delete(fn);
+    return this.leaderListeners.add(fn);
   }
 
   onChange(fn: (change: MetadataChange) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    return this.listeners.add(fn);
   }
 
   /**
@@ -281,7 +285,7 @@ export class QuorumMetadataStore implements MetadataStore {
     this.closed = true;
     this.o.timers.clearInterval(this.ticker);
     for (const p of this.pending.splice(0)) p.reject(rillError("SHUTTING_DOWN", "the controller is shutting down"));
-    for (const w of [...this.waiters]) w();
+    this.waiters.close();
     await this.queue;
     while (this.pumping) await new Promise((r) => setImmediate(r));
     this.storage.close();
@@ -311,35 +315,17 @@ export class QuorumMetadataStore implements MetadataStore {
     this.pump();
   }
 
-  /** Waits until `cond` holds, re-checked after each Ready; rejects on close or timeout. */
+  /**
+   * Waits until `cond` holds, re-checked after each Ready; rejects on close, when the Raft loop
+   * fails, or on timeout (NOT_CONTROLLER naming the leader when another node leads by then).
+   */
   private waitFor(cond: () => boolean, what: string, timeoutMs = this.o.commitTimeoutMs ?? 10_000): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.closed) {
-          done();
-          reject(rillError("SHUTTING_DOWN", "the controller is shutting down"));
-        } else if (cond()) {
-          done();
-          resolve();
-        } else if (this.failure) {
-          done();
-          reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${this.failure.message}`));
-        }
-      };
-      const timer = this.o.timers.setTimeout(() => {
-        done();
-        reject(
-          this.isLeader || this.leader === 0
-            ? rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`)
-            : this.notController(),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        this.waiters.delete(check);
-        this.o.timers.clearTimeout(timer);
-      };
-      this.waiters.add(check);
+    return this.waiters.waitUntil(cond, what, timeoutMs, {
+      failure: () => (this.failure ? rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${this.failure.message}`) : null),
+      timeoutError: () =>
+        this.isLeader || this.leader === 0
+          ? rillError("REQUEST_TIMED_OUT", `timed out after ${timeoutMs} ms waiting for ${what}`)
+          : this.notController(),
     });
   }
 
@@ -396,13 +382,16 @@ export class QuorumMetadataStore implements MetadataStore {
         }
       } while (this.pumpAgain && !this.closed);
     } catch (e) {
+      // A bug (a failed assertion in Raft, the image or a listener) stops the process: the
+      // rejection of this loop is unhandled on purpose.
+      if (e instanceof AssertionError) throw e;
       this.failure = e as Error;
       this.log.error({ err: e }, "metadata quorum: the Raft loop failed; this controller stops taking part");
       for (const p of this.pending.splice(0))
         p.reject(rillError("KAFKA_STORAGE_ERROR", `the metadata log failed: ${(e as Error).message}`));
     } finally {
       this.pumping = false;
-      for (const w of [...this.waiters]) w();
+      this.waiters.notify();
     }
   }
 
@@ -426,10 +415,10 @@ export class QuorumMetadataStore implements MetadataStore {
     if (rd.softState !== null) {
       const s = this.node.status();
       this.log.info({ leader: s.leader, term: s.term, role: s.role }, "metadata quorum: leader changed");
-      for (const fn of this.leaderListeners) fn(s.leader, s.term);
+      this.leaderListeners.emit(s.leader, s.term);
     }
     this.maybeSnapshot();
-    for (const w of [...this.waiters]) w();
+    this.waiters.notify();
   }
 
   private installSnapshot(snap: Snapshot): void {
@@ -458,15 +447,12 @@ export class QuorumMetadataStore implements MetadataStore {
     if (records.length > 0) this.notify(change);
   }
 
-  /** Tells every listener; a listener that throws is logged and does not stop the others. */
+  /**
+   * Tells every listener; a listener that throws is logged and does not stop the others, unless
+   * it failed an assertion (a bug: it propagates and stops the process).
+   */
   private notify(change: MetadataChange): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(change);
-      } catch (e) {
-        this.log.error({ err: e, offset: change.offset }, "metadata listener failed");
-      }
-    }
+    this.listeners.emitGuarded((e) => this.log.error({ err: e, offset: change.offset }, "metadata listener failed"), change);
   }
 
   private failPendingUpTo(index: number): void {

@@ -9,6 +9,8 @@
  * A loop that fails (leader down, stream cut) backs off and reconnects; the metadata log tells
  * it when leadership moves, and the loops are rebuilt then.
  */
+import { AssertionError } from "../base/assert.ts";
+import { Backoff } from "../base/backoff.ts";
 import type { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
 import type { Timers } from "../base/timers.ts";
@@ -65,6 +67,9 @@ export interface FetcherOptions {
   readonly timers: Timers;
 }
 
+/** Waits after a failed round: 50 ms doubling up to 1 s, back to 50 ms after a success. */
+const FETCH_BACKOFF = { initialMs: 50, maxMs: 1000 } as const;
+
 /** The fetch loop toward one leader. */
 class FetchLoop {
   readonly partitions = new Set<PartitionReplica>();
@@ -81,7 +86,7 @@ class FetchLoop {
   }
 
   private async run(): Promise<void> {
-    let backoff = 50;
+    const backoff = new Backoff(FETCH_BACKOFF);
     while (!this.stopped) {
       const parts = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
       if (parts.length === 0) {
@@ -141,16 +146,18 @@ class FetchLoop {
           }
           this.rm.applyFetched(r, p.recordBatches, p.highWatermark);
         });
-        backoff = 50;
+        backoff.reset();
         if (waitForMetadata) await this.sleep(100);
       } catch (e) {
+        // A failed assertion (appending, truncating, the high watermark) is a bug: it stops the
+        // process (this loop's rejection is unhandled on purpose) instead of being retried.
+        if (e instanceof AssertionError) throw e;
         this.session?.close();
         this.session = null;
         const msg = (e as Error).message;
         if (msg !== this.lastError) this.o.log.warn({ leader: this.leader, err: msg }, "replica fetch failed; retrying");
         this.lastError = msg;
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 1000);
+        await this.sleep(backoff.next());
       }
     }
   }

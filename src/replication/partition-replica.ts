@@ -14,9 +14,16 @@
  * current leader epoch) joins again. Both go to the controller as AlterPartition; the ISR here
  * changes only when the metadata log says so.
  *
+ * Invariants (asserted, see invariants.ts): the high watermark never passes the log end offset
+ * and never moves backwards (`hw` is set only forward; a follower cutting a divergent tail
+ * lowers it with `clampHwToLog`); leader and partition epochs only rise; the ISR is a subset of
+ * the replicas and holds this broker while it leads.
+ *
  * Pure: time is passed in.
  */
+import { assert } from "../base/assert.ts";
 import type { PartitionLog } from "../storage/partition-log.ts";
+import { assertEpochRises, assertHwForward, assertHwWithinLog, assertIsrValid } from "./invariants.ts";
 
 /** What the leader knows of one follower. */
 export interface FollowerState {
@@ -45,8 +52,9 @@ export class PartitionReplica {
   partitionEpoch = -1;
   replicas: readonly number[] = [];
   isr: readonly number[] = [];
-  /** High watermark as this broker knows it (a follower learns it from its leader). */
-  hw = 0;
+  private _hw = 0;
+  /** Names this replica in assertion messages. */
+  private readonly where: string;
   /** Followers' progress, while this broker leads. */
   readonly followers = new Map<number, FollowerState>();
   /** Offset where the current leader epoch started on this leader. */
@@ -59,8 +67,31 @@ export class PartitionReplica {
     readonly partition: number,
     readonly log: PartitionLog,
     private readonly nodeId: number,
+    /** The topic's id: a topic deleted and created again under its name is another partition. */
+    readonly topicId = "",
   ) {
-    this.hw = 0;
+    this.where = `${topic}-${partition} on broker ${nodeId}`;
+  }
+
+  /** High watermark as this broker knows it (a follower learns it from its leader). */
+  get hw(): number {
+    return this._hw;
+  }
+
+  /** Moves the high watermark; asserts that it moves forward and stays within the log. */
+  set hw(hw: number) {
+    assertHwForward(this.where, this._hw, hw);
+    assertHwWithinLog(this.where, hw, this.log.logEndOffset);
+    this._hw = hw;
+  }
+
+  /**
+   * Follower only: after its log was cut (a divergent tail), the high watermark comes down to
+   * the log end if it was past it — the one way it moves backwards.
+   */
+  clampHwToLog(): void {
+    assert(this.role !== "leader", `${this.where}: a leader's log was cut below its high watermark`);
+    if (this._hw > this.log.logEndOffset) this._hw = this.log.logEndOffset;
   }
 
   /**
@@ -71,6 +102,9 @@ export class PartitionReplica {
     st: { leader: number; leaderEpoch: number; partitionEpoch: number; replicas: readonly number[]; isr: readonly number[] },
     nowMs: number,
   ): "leader" | "follower" | "isr" | null {
+    assertEpochRises(this.where, "leader epoch", this.leaderEpoch, st.leaderEpoch);
+    assertEpochRises(this.where, "partition epoch", this.partitionEpoch, st.partitionEpoch);
+    assertIsrValid(this.where, st.isr, st.replicas, st.leader === this.nodeId ? this.nodeId : -1);
     const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
     const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
     const isrChanged = st.partitionEpoch !== this.partitionEpoch;
@@ -87,7 +121,7 @@ export class PartitionReplica {
         return "leader";
       }
       this.followers.clear();
-      if (this.hw > this.log.logEndOffset) this.hw = this.log.logEndOffset;
+      assertHwWithinLog(this.where, this._hw, this.log.logEndOffset);
       return newRole === "follower" ? "follower" : null;
     }
     if (isrChanged && this.role === "leader") {
@@ -105,7 +139,7 @@ export class PartitionReplica {
     }
     // The high watermark carries over from what this broker knew as a follower, and moves
     // forward as the ISR fetches; it never exceeds this log's end.
-    this.hw = Math.min(this.hw, this.log.logEndOffset);
+    assertHwWithinLog(this.where, this._hw, this.log.logEndOffset);
     this.maybeAdvanceHw();
   }
 
@@ -157,6 +191,7 @@ export class PartitionReplica {
     }
     if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
     const ordered = this.replicas.filter((r) => next.has(r));
+    assertIsrValid(this.where, ordered, this.replicas, this.nodeId);
     return {
       topic: this.topic,
       partition: this.partition,

@@ -108,8 +108,8 @@ export class ReplicaManager {
         const log = this.logs.get(t.name, i) ?? this.logs.create(t.name, i, cfg);
         const key = `${t.name}\0${i}`;
         let r = this.replicas.get(key);
-        if (!r || r.log !== log) {
-          r = new PartitionReplica(t.name, i, log, this.nodeId);
+        if (!r || r.log !== log || r.topicId !== t.topicId) {
+          r = new PartitionReplica(t.name, i, log, this.nodeId, t.topicId);
           this.replicas.set(key, r);
           this.byLog.set(log, r);
         }
@@ -297,7 +297,7 @@ export class ReplicaManager {
   truncateFollower(r: PartitionReplica, offset: number): void {
     if (r.role !== "follower") return;
     if (offset < r.log.logEndOffset) r.log.truncateTo(Math.max(0, offset));
-    if (r.hw > r.log.logEndOffset) r.hw = r.log.logEndOffset;
+    r.clampHwToLog();
   }
 
   /** The ISR changes led partitions want now (each marked in flight until answered). */

@@ -34,6 +34,7 @@ import {
 import { incrementSequence } from "../protocol/sequence.ts";
 import { ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
 import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
+import { TailCache } from "./tail-cache.ts";
 
 /** How a partition log is opened. */
 export interface PartitionLogOptions {
@@ -875,102 +876,3 @@ function lastBatchEnd(buf: Buffer): number {
   }
   return next;
 }
-
-/**
- * The newest appended batches, kept as the very slices that were appended, so a consumer at the
- * head of the log is answered from memory. Bounded by bytes; the oldest entries go first.
- */
-class TailCache {
-  private bufs: Buffer[] = [];
-  private bases: number[] = [];
-  private lasts: number[] = [];
-  private head = 0;
-  private bytes = 0;
-
-  constructor(private readonly capacity: number) {}
-
-  push(buf: Buffer, baseOffset: number, lastOffset: number): void {
-    if (this.capacity <= 0 || buf.length > this.capacity) {
-      this.clear();
-      return;
-    }
-    this.bufs.push(buf);
-    this.bases.push(baseOffset);
-    this.lasts.push(lastOffset);
-    this.bytes += buf.length;
-    while (this.bytes > this.capacity) {
-      this.bytes -= this.bufs[this.head]!.length;
-      this.bufs[this.head] = EMPTY_BUF;
-      this.head++;
-    }
-    if (this.head > 1024 && this.head * 2 > this.bufs.length) this.compact();
-  }
-
-  private compact(): void {
-    this.bufs = this.bufs.slice(this.head);
-    this.bases = this.bases.slice(this.head);
-    this.lasts = this.lasts.slice(this.head);
-    this.head = 0;
-  }
-
-  /** Whole batches from the one holding `offset`, or null if the cache does not reach back. */
-  read(offset: number, maxBytes: number, limit: number): ReadResult | null {
-    const n = this.bufs.length;
-    if (this.head >= n || offset < this.bases[this.head]!) return null;
-    let i = this.find(offset);
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    let next = offset;
-    for (; i < n && this.bases[i]! < limit; i++) {
-      const b = this.bufs[i]!;
-      if (chunks.length > 0 && bytes + b.length > maxBytes) break;
-      chunks.push(b);
-      bytes += b.length;
-      next = this.lasts[i]! + 1;
-    }
-    return { chunks, bytes, nextOffset: next };
-  }
-
-  /** First entry whose last offset is >= offset. */
-  private find(offset: number): number {
-    let lo = this.head;
-    let hi = this.bufs.length - 1;
-    let ans = this.bufs.length;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.lasts[mid]! >= offset) {
-        ans = mid;
-        hi = mid - 1;
-      } else lo = mid + 1;
-    }
-    return ans;
-  }
-
-  /** Drops entries with any offset >= `offset`. */
-  truncateFrom(offset: number): void {
-    while (this.bufs.length > this.head && this.lasts[this.lasts.length - 1]! >= offset) {
-      this.bytes -= this.bufs.pop()!.length;
-      this.bases.pop();
-      this.lasts.pop();
-    }
-  }
-
-  /** Drops entries that start below `offset`. */
-  dropBelow(offset: number): void {
-    while (this.head < this.bufs.length && this.bases[this.head]! < offset) {
-      this.bytes -= this.bufs[this.head]!.length;
-      this.bufs[this.head] = EMPTY_BUF;
-      this.head++;
-    }
-  }
-
-  clear(): void {
-    this.bufs = [];
-    this.bases = [];
-    this.lasts = [];
-    this.head = 0;
-    this.bytes = 0;
-  }
-}
-
-const EMPTY_BUF = Buffer.alloc(0);

@@ -1,0 +1,98 @@
+/**
+ * The broker's periodic work: the group coordinators' session timeouts and the logs' flush,
+ * retention and compaction on one ticker, and the ISR changes led partitions want on another.
+ *
+ * A condition (a RillError: a coordinator that moved, a disk that filled) is logged and the
+ * work runs again on the next tick. A failed assertion is a bug: it is logged and rethrown, so
+ * the process stops (an uncaught exception in a timer, an unhandled rejection in a promise)
+ * and its supervisor restarts it — a broker never runs on with state it knows is wrong.
+ */
+import { AssertionError } from "../base/assert.ts";
+import type { Clock } from "../base/clock.ts";
+import type { ControllerChannel } from "../rpc/controller-channel.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import type { LogManager } from "../storage/log-manager.ts";
+import type { BrokerLog } from "./log.ts";
+
+/** Logs `e` under `msg`; rethrows it when it is a failed assertion (a bug stops the process). */
+export function logUnlessBug(log: BrokerLog, msg: string, e: unknown): void {
+  if (e instanceof AssertionError) {
+    log.error({ err: e }, `${msg}: an assertion failed; stopping`);
+    throw e;
+  }
+  log.error({ err: e }, msg);
+}
+
+/** What one tick works on. */
+export interface PeriodicWork {
+  readonly groups: { tick(): void };
+  readonly logs: Pick<LogManager, "tick">;
+  readonly clock: Clock;
+  readonly log: BrokerLog;
+}
+
+/**
+ * One tick: the group coordinators first (throws when they fail an assertion), then the logs'
+ * periodic work, whose promise rejects only when it fails an assertion — the ticker drops the
+ * promise, so that rejection is unhandled and stops the process.
+ */
+export function runPeriodicWork(w: PeriodicWork): Promise<void> {
+  try {
+    w.groups.tick();
+  } catch (e) {
+    logUnlessBug(w.log, "group coordinator tick failed", e);
+  }
+  return w.logs.tick(w.clock.nowMs()).catch((e: unknown) => logUnlessBug(w.log, "periodic storage work failed", e));
+}
+
+/** What ISR maintenance needs. */
+export interface IsrMaintenance {
+  readonly rm: ReplicaManager;
+  readonly channel: Pick<ControllerChannel, "alterPartition">;
+  readonly nodeId: number;
+  readonly replicaLagTimeMaxMs: number;
+  /** This broker's epoch; -1 until it registered. */
+  readonly brokerEpoch: () => number;
+  readonly log: BrokerLog;
+}
+
+/**
+ * Asks the controller for the ISR changes this broker's led partitions want (laggards out,
+ * caught-up followers in). A refused or failed change is asked again on the next round; a
+ * failed assertion rejects (and stops the process).
+ */
+export async function maintainIsr(m: IsrMaintenance): Promise<void> {
+  const { rm, log } = m;
+  if (rm.closed || m.brokerEpoch() < 0) return;
+  const changes = rm.isrChanges(m.replicaLagTimeMaxMs);
+  if (changes.length === 0) return;
+  const release = (): void => {
+    for (const c of changes) {
+      const r = rm.replica(c.topic, c.partition);
+      if (r) r.isrChangeInFlight = false;
+    }
+  };
+  try {
+    const res = await m.channel.alterPartition(m.nodeId, m.brokerEpoch(), changes);
+    res.forEach((o, i) => {
+      const c = changes[i]!;
+      if (o.error) {
+        log.warn({ topic: c.topic, partition: c.partition, newIsr: c.newIsr, err: o.error.message }, "ISR change refused");
+        const r = rm.replica(c.topic, c.partition);
+        if (r) r.isrChangeInFlight = false;
+      } else {
+        log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
+      }
+    });
+    release();
+  } catch (e) {
+    if (e instanceof AssertionError) throw e;
+    log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
+    release();
+  }
+}
+
+/** How often ISR changes are looked for: a quarter of replica.lag.time.max.ms, within 50 ms..1 s. */
+export function isrCheckIntervalMs(replicaLagTimeMaxMs: number): number {
+  return Math.max(50, Math.min(1000, Math.floor(replicaLagTimeMaxMs / 4)));
+}

@@ -1,0 +1,475 @@
+/**
+ * The stages of `Broker.start`, in order; each returns what the next needs:
+ *
+ *   shellOf → openStorage → identify → openMetadata (openVoter | openObserver) → startData →
+ *   RpcServer + newLifecycle → serviceDeps → joinCluster → startBackground → logStarted
+ *
+ * `Opened` remembers how to close what a stage opened, so a failed start closes it again.
+ * Two pairs of parts call each other, each pair built in one function: a voter's Raft
+ * transport reports snapshots to the store built right after it; an observer's store fetches
+ * through the controller channel, which asks the store who leads (the store starts once the
+ * channel exists).
+ */
+import * as crypto from "node:crypto";
+import { type Clock, systemClock } from "../base/clock.ts";
+import { rillError } from "../base/errors.ts";
+import type { Random } from "../base/random.ts";
+import { systemTimers } from "../base/timers.ts";
+import { type BrokerConfig, defaultBrokerConfig, hasRole, type QuorumVoter, quorumVoters } from "../config/schema.ts";
+import { GroupRuntime, OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
+import { ObserverMetadataStore } from "../metadata/observer-store.ts";
+import { type QuorumLog, QuorumMetadataStore } from "../metadata/quorum-store.ts";
+import type { MetadataChange } from "../metadata/store.ts";
+import { ReplicaFetcherManager } from "../replication/fetcher.ts";
+import { ReplicaManager } from "../replication/replica-manager.ts";
+import { ControllerChannel } from "../rpc/controller-channel.ts";
+import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
+import type { ControllerRoute } from "../rpc/forward.ts";
+import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
+import { grpcReplicaFetchTransport } from "../rpc/replication-service.ts";
+import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
+import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
+import { LogManager } from "../storage/log-manager.ts";
+import { BrokerLifecycle } from "./broker-lifecycle.ts";
+import { ClusterController } from "./cluster-controller.ts";
+import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
+import { type BrokerLog, silentLog } from "./log.ts";
+import { startMetrics, type MetricsServer } from "./metrics.ts";
+import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
+
+/** What the shell is made from; everything but the data directory has a default. */
+export interface ShellOptions {
+  readonly dataDir: string;
+  /** HOST:PORT; port 0 picks a free one. Default 127.0.0.1:50051. */
+  readonly listen?: string;
+  /** Broker settings (typed, already validated) over the defaults. */
+  readonly config?: Partial<BrokerConfig>;
+  readonly fs?: FileSystem;
+  readonly clock?: Clock;
+  /** Where the broker reports what it does; default: nothing. */
+  readonly log?: BrokerLog;
+}
+
+/** Randomness for ids and placement, from the OS. */
+export const osRandom: Random = {
+  next: () => crypto.randomInt(0, 2 ** 48) / 2 ** 48,
+  int: (n) => crypto.randomInt(0, Math.max(1, Math.min(n, 2 ** 48 - 1))),
+};
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The shell's own pieces, resolved from the options. */
+export interface Shell {
+  readonly config: BrokerConfig;
+  readonly fs: FileSystem;
+  readonly clock: Clock;
+  readonly log: BrokerLog;
+}
+
+/** Who this node is in its cluster. */
+export interface Identity {
+  readonly clusterId: string;
+  readonly voters: readonly QuorumVoter[];
+  /** Sorted `process.roles`. */
+  readonly roles: string[];
+  /** Random id of this process run (the controller tells restarts apart by it). */
+  readonly incarnationId: string;
+  /** Single-node metadata to carry into the quorum, on a voter whose data dir holds some. */
+  readonly legacy: LegacyMetadata | null;
+}
+
+/**
+ * The metadata side: the store (a voter's Raft quorum, or a broker's copy pulled from the
+ * voters), the way to the active controller, and — on a voter — the controller runtime and the
+ * Raft transport.
+ */
+export interface Metadata {
+  readonly store: QuorumMetadataStore | ObserverMetadataStore;
+  readonly channel: ControllerChannel;
+  readonly controller: ClusterController | null;
+  readonly transport: GrpcQuorumTransport | null;
+}
+
+/** What serves data: the local partitions and the group coordinators. */
+export interface Data {
+  readonly rm: ReplicaManager;
+  readonly groups: GroupRuntime;
+}
+
+/** The background work of a running broker. */
+export interface Background {
+  readonly fetchers: ReplicaFetcherManager;
+  readonly isrTimer: ReturnType<typeof setInterval>;
+  readonly ticker: ReturnType<typeof setInterval>;
+  readonly metrics: MetricsServer | null;
+}
+
+/** Closers of what a failed start already opened, run newest first. */
+export class Opened {
+  private readonly closers: Array<() => unknown> = [];
+
+  /** Remembers how to close something just opened; returns it. */
+  add<T>(thing: T, close: (t: T) => unknown): T {
+    this.closers.push(() => close(thing));
+    return thing;
+  }
+
+  /** Closes everything, newest first, ignoring failures (the start's own error is what counts). */
+  async closeAll(): Promise<void> {
+    for (const close of this.closers.reverse())
+      await Promise.resolve()
+        .then(close)
+        .catch(() => {});
+  }
+}
+
+/** The configuration over the defaults, and the real clock, files and log unless given. */
+export function shellOf(opts: ShellOptions): Shell {
+  return {
+    config: {
+      ...defaultBrokerConfig,
+      ...opts.config,
+      dataDir: opts.dataDir,
+      listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
+    },
+    fs: opts.fs ?? new NodeFileSystem(),
+    clock: opts.clock ?? systemClock,
+    log: opts.log ?? silentLog,
+  };
+}
+
+/** Opens (creating if needed) the data directory's partition logs, recovering after a crash. */
+export function openStorage({ config, fs, clock }: Shell): LogManager {
+  fs.mkdirp(config.dataDir);
+  return LogManager.open({
+    fs,
+    dataDir: config.dataDir,
+    clock,
+    topicConfig: () => undefined,
+    tailCacheBytes: config.tailCacheBytes,
+    retentionCheckIntervalMs: config.retentionCheckIntervalMs,
+    cleanerBackoffMs: config.cleanerBackoffMs,
+    cleanerEnable: config.cleanerEnable,
+    producerIdExpirationMs: config.producerIdExpirationMs,
+    pause: () => new Promise((resolve) => setImmediate(resolve)),
+    pid: process.pid,
+    isProcessAlive,
+  });
+}
+
+/** The cluster id (checked against the data dir), the voters, the roles, and legacy metadata. */
+export async function identify({ config, fs, clock }: Shell): Promise<Identity> {
+  const voters = quorumVoters(config);
+  const expected = config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters));
+  const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId, expected);
+  const legacy = hasRole(config, "controller") ? await legacyMetadata(fs, config.dataDir, clock, voters.length) : null;
+  return { clusterId, voters, roles: config.processRoles.split(",").sort(), incarnationId: crypto.randomUUID(), legacy };
+}
+
+/** The metadata side of a voter or of a broker-only node (see `Metadata`). */
+export function openMetadata(shell: Shell, identity: Identity, opened: Opened): Metadata {
+  return hasRole(shell.config, "controller") ? openVoter(shell, identity, opened) : openObserver(shell, identity, opened);
+}
+
+/** How long a call to the controller may take: a third of the broker session, within 100 ms..5 s. */
+function controllerCallTimeoutMs(config: BrokerConfig): number {
+  return Math.max(100, Math.min(5000, Math.floor(config.brokerSessionTimeoutMs / 3)));
+}
+
+function quorumLog(log: BrokerLog): QuorumLog {
+  return { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) };
+}
+
+/**
+ * A voter: the Raft quorum store, the controller runtime over it, and the channel that calls
+ * the local controller while it leads. The transport tells the store how a snapshot it sent
+ * fared, so it names the store built right after it (called only once the store sends).
+ */
+function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened: Opened): Metadata {
+  const { voters, clusterId } = identity;
+  const transport: GrpcQuorumTransport = opened.add(
+    new GrpcQuorumTransport({
+      clusterId,
+      nodeId: config.nodeId,
+      peers: new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const)),
+      callTimeoutMs: config.electionTimeoutMs,
+      onSnapshot: (to, ok) => store.reportSnapshot(to, ok),
+    }),
+    (t) => t.close(),
+  );
+  const store = opened.add(
+    QuorumMetadataStore.open({
+      fs,
+      dataDir: config.dataDir,
+      nodeId: config.nodeId,
+      voters: voters.map((v) => v.id),
+      random: osRandom,
+      transport,
+      timers: systemTimers,
+      tickMs: config.raftHeartbeatIntervalMs,
+      electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.raftHeartbeatIntervalMs)),
+      snapshotIntervalRecords: config.snapshotIntervalRecords,
+      log: quorumLog(log),
+    }),
+    (s) => s.close(),
+  );
+  const controller = opened.add(
+    new ClusterController({
+      store,
+      clock,
+      random: osRandom,
+      clusterId,
+      sessionTimeoutMs: config.brokerSessionTimeoutMs,
+      offsetsReplicationFactor: Math.min(config.offsetsTopicReplicationFactor, voters.length),
+      log,
+      localNodeId: config.nodeId,
+      localIncarnation: hasRole(config, "broker") ? identity.incarnationId : null,
+    }),
+    (c) => c.close(),
+  );
+  const channel = opened.add(
+    new ControllerChannel({
+      voters,
+      local: controller,
+      knownLeader: () => store.leader,
+      isLocalLeader: () => store.isLeader,
+      callTimeoutMs: controllerCallTimeoutMs(config),
+    }),
+    (c) => c.close(),
+  );
+  return { store, channel, controller, transport };
+}
+
+/**
+ * A broker-only node (a KRaft observer): the store follows the voters' log through the channel,
+ * and the channel asks the store who leads — so the store is built first and started once the
+ * channel exists.
+ */
+function openObserver({ config, log }: Shell, identity: Identity, opened: Opened): Metadata {
+  const { voters, clusterId } = identity;
+  const store = opened.add(
+    new ObserverMetadataStore({
+      nodeId: config.nodeId,
+      voters: voters.map((v) => v.id),
+      timers: systemTimers,
+      maxWaitMs: 1000,
+      log: quorumLog(log),
+    }),
+    (s) => s.close(),
+  );
+  const channel = opened.add(
+    new ControllerChannel({
+      voters,
+      local: null,
+      knownLeader: () => store.leader,
+      isLocalLeader: () => false,
+      callTimeoutMs: controllerCallTimeoutMs(config),
+    }),
+    (c) => c.close(),
+  );
+  store.start((voter, after, maxWaitMs) => channel.fetchMetadata(clusterId, config.nodeId, voter, after, maxWaitMs));
+  return { store, channel, controller: null, transport: null };
+}
+
+/** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
+export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
+  const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
+  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
+  meta.store.onChange((c) => {
+    if (movesPartitions(c)) {
+      groups.syncShards();
+      groups.topicsChanged();
+    }
+  });
+  return { rm, groups };
+}
+
+/** Whether a metadata change can move leaders or change topics (the coordinators then follow). */
+function movesPartitions(c: MetadataChange): boolean {
+  return c.snapshot === true || c.records.some((r) => r.type === "partition" || r.type === "partition-change" || r.type === "remove-topic");
+}
+
+/** Registration and heartbeats to the controller (not started yet: the server binds first). */
+export function newLifecycle({ config, log }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
+  return new BrokerLifecycle({
+    incarnationId: identity.incarnationId,
+    nodeId: config.nodeId,
+    clusterId: identity.clusterId,
+    address: () => config.advertisedAddress || rpc.address,
+    rack: "",
+    roles: identity.roles,
+    controller: meta.channel,
+    metadataOffset: () => meta.store.image.offset,
+    heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
+    log,
+  });
+}
+
+/** What the RPC services are built from. */
+export function serviceDeps(
+  { config }: Shell,
+  identity: Identity,
+  meta: Metadata,
+  data: Data,
+  rpc: RpcServer,
+  lifecycle: BrokerLifecycle | null,
+): ServiceDeps {
+  const { store, channel, controller } = meta;
+  const route: ControllerRoute = {
+    isActive: () => store.isLeader,
+    leaderAddress: () => (store.isLeader ? null : channel.leaderAddress()),
+    metadataOffset: () => store.image.offset,
+    waitForOffset: (offset, ms) => store.waitForOffset(offset, ms).catch(() => {}),
+  };
+  return {
+    admin: {
+      rm: data.rm,
+      store,
+      random: osRandom,
+      config,
+      clusterId: identity.clusterId,
+      address: () => rpc.address,
+      route,
+      controllerId: () => store.leader || -1,
+      voters: identity.voters,
+      nodeState: () => {
+        const st = store.status();
+        return {
+          roles: identity.roles,
+          raftRole: store instanceof ObserverMetadataStore ? "observer" : st.role,
+          raftTerm: st.term,
+          commitOffset: st.commit,
+          brokerState: lifecycle?.state ?? "",
+        };
+      },
+    },
+    replicas: data.rm,
+    route,
+    groups: data.groups,
+    timers: systemTimers,
+    controller: {
+      clusterId: identity.clusterId,
+      raft: store instanceof QuorumMetadataStore ? raftEndpoint(store, config.nodeId, identity.voters) : null,
+      control: controller ?? notAController,
+    },
+  };
+}
+
+/** A voter's Raft side as the controller service delivers to it. */
+function raftEndpoint(store: QuorumMetadataStore, nodeId: number, voters: readonly QuorumVoter[]): RaftEndpoint {
+  return {
+    nodeId,
+    voters: voters.map((v) => v.id),
+    receive: (m) => store.receive(m),
+    readCommitted: (after, maxBytes) => store.readCommitted(after, maxBytes),
+    waitNewer: (after, ms) => store.waitForOffset(after + 1, ms).catch(() => {}),
+    leader: () => store.leader,
+    commitOffset: () => store.status().commit,
+  };
+}
+
+/** The broker lifecycle calls on a node without the controller role. */
+const notAController: BrokerControl = {
+  register: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+  heartbeat: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+  alterPartition: () => Promise.reject(rillError("NOT_CONTROLLER", "this node is a broker, not a controller; ask a voter")),
+};
+
+/**
+ * Carries single-node metadata into the quorum, then registers with the controller. A single
+ * node serves only once it is a full broker of its own cluster: unfenced, with
+ * `__consumer_offsets` created.
+ */
+export async function joinCluster(identity: Identity, meta: Metadata, lifecycle: BrokerLifecycle | null): Promise<void> {
+  const { store, controller } = meta;
+  if (identity.legacy) {
+    // Metadata written by a single node before the quorum existed: carry it over once.
+    const legacy = identity.legacy;
+    await store.waitUntil(() => store.isLeader, "the single voter to lead", 10_000);
+    if (store.image.topics.size === 0) await store.commit(() => legacy.records);
+    legacy.retire();
+  }
+  if (!lifecycle) return;
+  lifecycle.start();
+  if (identity.voters.length !== 1) return;
+  await lifecycle.whenUnfenced(10_000);
+  await controller?.runChecks();
+  await store.waitUntil(() => store.image.topics.has(OFFSETS_TOPIC), `${OFFSETS_TOPIC} to exist`, 10_000);
+}
+
+/** Replica fetchers, ISR maintenance, metrics and the ticker of periodic work. */
+export async function startBackground(
+  { config, clock, log }: Shell,
+  logs: LogManager,
+  meta: Metadata,
+  data: Data,
+  lifecycle: BrokerLifecycle | null,
+  tickMs: number,
+): Promise<Background> {
+  const brokerEpoch = (): number => lifecycle?.brokerEpoch ?? -1;
+  const fetchers = new ReplicaFetcherManager(data.rm, {
+    nodeId: config.nodeId,
+    brokerEpoch,
+    addressOf: (id) => meta.store.image.brokers.get(id)?.address ?? null,
+    transport: grpcReplicaFetchTransport,
+    maxWaitMs: config.replicaFetchWaitMaxMs,
+    maxBytes: 10 << 20,
+    log,
+    timers: systemTimers,
+  });
+  const isr = {
+    rm: data.rm,
+    channel: meta.channel,
+    nodeId: config.nodeId,
+    replicaLagTimeMaxMs: config.replicaLagTimeMaxMs,
+    brokerEpoch,
+    log,
+  };
+  const isrTimer = setInterval(() => void maintainIsr(isr), isrCheckIntervalMs(config.replicaLagTimeMaxMs));
+  isrTimer.unref?.();
+  const work = { groups: data.groups, logs, clock, log };
+  const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
+  ticker.unref?.();
+  try {
+    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
+    return { fetchers, isrTimer, ticker, metrics };
+  } catch (e) {
+    clearInterval(ticker);
+    clearInterval(isrTimer);
+    fetchers.close();
+    throw e;
+  }
+}
+
+export function logStarted({ config, log }: Shell, identity: Identity, logs: LogManager, rpc: RpcServer, background: Background): void {
+  const { metrics } = background;
+  log.info(
+    {
+      address: rpc.address,
+      dataDir: config.dataDir,
+      nodeId: config.nodeId,
+      roles: identity.roles,
+      voters: identity.voters.map((v) => `${v.id}@${v.address}`).join(","),
+      clusterId: identity.clusterId,
+      recovered: !logs.openedClean,
+      ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}),
+    },
+    "broker started",
+  );
+}
+
+/** The active controller of a multi-voter quorum hands leadership to another voter before it stops. */
+export async function handOverController(store: Metadata["store"], voters: readonly QuorumVoter[], nodeId: number): Promise<void> {
+  if (!store.isLeader || voters.length <= 1) return;
+  const next = voters.find((v) => v.id !== nodeId)!;
+  if (store.transferLeadership(next.id) === null) {
+    await store.waitUntil(() => !store.isLeader, "leadership to move", 2000).catch(() => {});
+  }
+}

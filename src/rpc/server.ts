@@ -1,0 +1,127 @@
+/**
+ * The broker's gRPC server: the six services Rill serves (admin, produce, fetch, groups,
+ * replication, controller) registered with their codecs, the standard health service and
+ * server reflection listing them, bound to one address, and a graceful stop. The broker shell
+ * hands it the domain objects the services need; `src/gen` stays behind this edge.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { rillError } from "../base/errors.ts";
+import type { Timers } from "../base/timers.ts";
+import type { GroupRuntime } from "../coordinator/group-runtime.ts";
+import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
+import { ControllerService } from "../gen/rill/v1/controller_service_pb.ts";
+import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
+import { GroupService } from "../gen/rill/v1/group_service_pb.ts";
+import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { type AdminDeps, adminService } from "./admin-service.ts";
+import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
+import { fetchService } from "./fetch-service.ts";
+import type { ControllerRoute } from "./forward.ts";
+import { addService } from "./grpc-service.ts";
+import { groupService } from "./group-service.ts";
+import { produceService } from "./produce-service.ts";
+import { addReflection } from "./reflection.ts";
+import { replicationService } from "./replication-service.ts";
+import { createServer, defaultTransportConfig } from "./server-options.ts";
+import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
+
+/** The services a broker serves, by full name (health and reflection list them). */
+export const SERVED_SERVICES: readonly string[] = [
+  AdminService.typeName,
+  ProduceService.typeName,
+  FetchService.typeName,
+  GroupService.typeName,
+  ControllerService.typeName,
+  ReplicationService.typeName,
+];
+
+/** What the services are built from. */
+export interface ServiceDeps {
+  readonly admin: AdminDeps;
+  /** The partitions this broker holds (produce, fetch, groups and replication read them). */
+  readonly replicas: ReplicaManager;
+  /** Where produce requests for partitions led elsewhere, and metadata changes, go. */
+  readonly route: ControllerRoute;
+  readonly groups: GroupRuntime;
+  /** Timers of the group service's long polls. */
+  readonly timers: Timers;
+  readonly controller: ControllerServiceDeps;
+}
+
+/** Adds every Rill service to `server` (before it is bound). */
+export function registerServices(server: grpc.Server, d: ServiceDeps): void {
+  addService(server, AdminService, adminService(d.admin));
+  addService(server, ProduceService, produceService(d.replicas, d.route), produceServiceCodecs);
+  addService(server, FetchService, fetchService(d.replicas), fetchServiceCodecs);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
+  addService(server, ReplicationService, replicationService(d.replicas));
+  addService(server, ControllerService, controllerService(d.controller));
+}
+
+/**
+ * The server of one broker: created empty (so that what its services need can ask for its
+ * address), given its services once (`register`), then bound (`bind`). `stopServing` turns
+ * health to NOT_SERVING; `shutdown` lets calls in flight finish for a grace period.
+ */
+export class RpcServer {
+  private readonly server: grpc.Server;
+  private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVED_SERVICES].map((s) => [s, "SERVING" as const])));
+  private port = -1;
+
+  /** `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way. */
+  constructor(
+    private readonly listen: string,
+    requestBytesMax: number,
+  ) {
+    this.server = createServer({
+      ...defaultTransportConfig,
+      receiveMessageBytesMax: requestBytesMax,
+      sendMessageBytesMax: requestBytesMax,
+    });
+  }
+
+  /** HOST:PORT as configured until bound, then with the port actually bound. */
+  get address(): string {
+    return this.port < 0 ? this.listen : this.listen.replace(/:\d+$/, `:${this.port}`);
+  }
+
+  /** Registers the services, health and reflection. */
+  register(d: ServiceDeps): void {
+    registerServices(this.server, d);
+    this.health.addToServer(this.server);
+    addReflection(this.server, SERVED_SERVICES);
+  }
+
+  /** Listens (insecure); INVALID_CONFIG naming `listen` when the address cannot be bound. Returns the port. */
+  bind(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(this.listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(rillError("INVALID_CONFIG", `listen: cannot listen on ${this.listen}: ${err.message}`));
+        this.port = port;
+        resolve(port);
+      });
+    });
+  }
+
+  /** Health answers NOT_SERVING for every service (load balancers stop sending). */
+  stopServing(): void {
+    for (const s of ["", ...SERVED_SERVICES]) this.health.setStatus(s, "NOT_SERVING");
+  }
+
+  /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */
+  shutdown(graceMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

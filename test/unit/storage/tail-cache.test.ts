@@ -1,0 +1,119 @@
+import { describe, expect, it } from "vitest";
+import { AssertionError } from "../../../src/base/assert.ts";
+import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { TailCache } from "../../../src/storage/tail-cache.ts";
+
+/** A stand-in for the batches of offsets base..last: `size` bytes tagged with the base offset. */
+const slice = (base: number, size = 10): Buffer => Buffer.alloc(size, base % 251);
+
+/** The base offsets of the slices a read returned. */
+const bases = (r: { chunks: Buffer[] } | null): number[] | null => (r === null ? null : r.chunks.map((c) => c[0]!));
+
+describe("TailCache", () => {
+  it("answers a read from the entry holding the offset, up to maxBytes and below the limit", () => {
+    const c = new TailCache(1000);
+    c.push(slice(0), 0, 4);
+    c.push(slice(5), 5, 9);
+    c.push(slice(10), 10, 14);
+    const r = c.read(7, 1000, Number.MAX_SAFE_INTEGER)!;
+    expect(bases(r)).toEqual([5, 10]);
+    expect(r.bytes).toBe(20);
+    expect(r.nextOffset).toBe(15);
+    expect(bases(c.read(0, 15, Number.MAX_SAFE_INTEGER))).toEqual([0]); // maxBytes stops after one
+    expect(bases(c.read(0, 1, Number.MAX_SAFE_INTEGER))).toEqual([0]); // but at least one entry
+    expect(bases(c.read(0, 1000, 10))).toEqual([0, 5]); // nothing at or past the limit
+  });
+
+  it("answers null when the offset is older than the cache holds, and empty at the end", () => {
+    const c = new TailCache(1000);
+    expect(c.read(0, 100, 100)).toBeNull();
+    c.push(slice(20), 20, 29);
+    expect(c.read(19, 100, 100)).toBeNull();
+    expect(c.read(30, 100, 100)).toEqual({ chunks: [], bytes: 0, nextOffset: 30 });
+  });
+
+  it("keeps at most `capacity` bytes, dropping the oldest first", () => {
+    const c = new TailCache(25);
+    c.push(slice(0), 0, 0);
+    c.push(slice(1), 1, 1);
+    c.push(slice(2), 2, 2);
+    expect(c.read(0, 100, 100)).toBeNull();
+    expect(bases(c.read(1, 100, 100))).toEqual([1, 2]);
+    c.push(slice(3, 30), 3, 3); // larger than the whole cache: nothing is kept
+    expect(c.read(3, 100, 100)).toBeNull();
+    const off = new TailCache(0);
+    off.push(slice(0), 0, 0);
+    expect(off.read(0, 100, 100)).toBeNull();
+  });
+
+  it("truncateFrom cuts entries reaching the offset; dropBelow drops entries starting below it", () => {
+    const c = new TailCache(1000);
+    for (let b = 0; b < 50; b += 10) c.push(slice(b), b, b + 9);
+    c.truncateFrom(35);
+    expect(bases(c.read(0, 1000, 1000))).toEqual([0, 10, 20]);
+    c.push(slice(30), 30, 31); // the log appends again from its new end
+    c.dropBelow(15);
+    expect(c.read(10, 1000, 1000)).toBeNull();
+    expect(bases(c.read(20, 1000, 1000))).toEqual([20, 30]);
+    c.clear();
+    expect(c.read(30, 1000, 1000)).toBeNull();
+  });
+
+  it("asserts that batches are pushed in rising offset order", () => {
+    const c = new TailCache(1000);
+    c.push(slice(10), 10, 19);
+    expect(() => c.push(slice(15), 15, 20)).toThrow(AssertionError);
+    expect(() => c.push(slice(30), 30, 29)).toThrow(AssertionError);
+    c.push(slice(25), 25, 29); // a gap (compacted batches on a follower) is fine
+    expect(bases(c.read(20, 1000, 1000))).toEqual([25]);
+  });
+
+  it("matches a plain list through a random sequence of pushes, evictions, truncations and reads", () => {
+    const seed = seedFromEnv();
+    const rnd = new SeededRandom(seed);
+    const capacity = 200;
+    const c = new TailCache(capacity);
+    let model: Array<{ base: number; last: number; size: number }> = [];
+    let end = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const op = rnd.int(10);
+      if (op < 6) {
+        const size = 1 + rnd.int(60);
+        const base = end + (rnd.int(5) === 0 ? rnd.int(3) : 0);
+        const last = base + rnd.int(4);
+        c.push(slice(base, size), base, last);
+        end = last + 1;
+        model.push({ base, last, size });
+        let bytes = model.reduce((n, e) => n + e.size, 0);
+        while (bytes > capacity) bytes -= model.shift()!.size;
+      } else if (op === 6 && end > 0) {
+        const at = Math.max(0, end - rnd.int(10));
+        c.truncateFrom(at);
+        model = model.filter((e) => e.last < at);
+        end = at;
+      } else if (op === 7 && model.length > 0) {
+        const at = model[0]!.base + rnd.int(20);
+        c.dropBelow(at);
+        model = model.filter((e) => e.base >= at);
+      } else {
+        const from = Math.max(0, end - rnd.int(40));
+        const maxBytes = 1 + rnd.int(150);
+        const got = c.read(from, maxBytes, end);
+        if (model.length === 0 || from < model[0]!.base) {
+          expect(got, `SEED=${seed} step ${step}`).toBeNull();
+          continue;
+        }
+        const want: number[] = [];
+        let bytes = 0;
+        for (const e of model) {
+          if (e.last < from) continue;
+          if (want.length > 0 && bytes + e.size > maxBytes) break;
+          want.push(e.base % 251);
+          bytes += e.size;
+        }
+        expect(bases(got), `SEED=${seed} step ${step}`).toEqual(want);
+        expect(got!.bytes, `SEED=${seed} step ${step}`).toBe(bytes);
+      }
+    }
+  });
+});
