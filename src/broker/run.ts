@@ -11,7 +11,7 @@
 import * as nodeFs from "node:fs";
 import { pino } from "pino";
 import { RillError, rillError } from "../base/errors.ts";
-import { brokerKeys, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
+import { brokerConfigFromEnv, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
 
 /** What the command line gives. */
@@ -61,29 +61,25 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return out;
 }
 
-/** `RILL_*` variables that name broker keys, as raw key → value pairs. */
-export function configFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of brokerKeys) {
-    const v = env[`RILL_${k.name.toUpperCase().replace(/\./g, "_")}`];
-    if (v !== undefined && v !== "") out[k.name] = v;
-  }
-  return out;
-}
+/**
+ * `RILL_*` variables that name broker keys, as raw key → value pairs; a variable of a renamed key
+ * (RILL_MESSAGE_MAX_BYTES) is refused, naming the new one (config/schema.ts `brokerConfigFromEnv`).
+ */
+export const configFromEnv = brokerConfigFromEnv;
 
 /** Layers defaults, file, environment and flags; each layer validated with its source named. */
 export function resolveConfig(opts: RunOptions): BrokerConfig {
   let cfg = parseBrokerConfig({});
-  const layer = (raw: Record<string, unknown>, source: string): void => {
+  const layer = (raw: Record<string, unknown> | (() => Record<string, unknown>), source: string): void => {
     try {
-      cfg = parseBrokerConfig(raw, cfg);
+      cfg = parseBrokerConfig(typeof raw === "function" ? raw() : raw, cfg);
     } catch (e) {
       if (e instanceof RillError) throw new RillError(e.kind, `${source}: ${e.message}`);
       throw e;
     }
   };
   if (opts.configFile) layer(readConfigFile(opts.configFile), opts.configFile);
-  layer(configFromEnv(opts.env ?? process.env), "environment");
+  layer(() => configFromEnv(opts.env ?? process.env), "environment");
   const flags: Record<string, unknown> = {};
   if (opts.dataDir !== undefined) flags["data.dir"] = opts.dataDir;
   if (opts.listen !== undefined) flags["listen"] = opts.listen;

@@ -107,6 +107,8 @@ export class QuorumMetadataStore implements MetadataStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ticker: unknown;
   private pumping = false;
+  /** The Ready loop that runs now (or the last one): close() waits for it. */
+  private loopDone: Promise<void> = Promise.resolve();
   private pumpAgain = false;
   private closed = false;
   private lastSnapshotIndex: number;
@@ -287,7 +289,8 @@ export class QuorumMetadataStore implements MetadataStore {
     for (const p of this.pending.splice(0)) p.reject(rillError("SHUTTING_DOWN", "the controller is shutting down"));
     this.waiters.close();
     await this.queue;
-    while (this.pumping) await new Promise((r) => setImmediate(r));
+    // No loop starts once closed; wait for the one that may still be persisting.
+    await this.loopDone.catch(() => undefined);
     this.storage.close();
   }
 
@@ -369,7 +372,7 @@ export class QuorumMetadataStore implements MetadataStore {
     }
     if (this.closed || this.failure) return;
     this.pumping = true;
-    void this.loop();
+    this.loopDone = this.loop();
   }
 
   private async loop(): Promise<void> {

@@ -75,5 +75,8 @@ describe("broker configuration layers", () => {
     expect(message(() => resolveConfig({ env: {}, set: ["message.max.bytes=4096"] }))).toMatch(
       /^flags: message\.max\.bytes: renamed request\.max\.bytes/,
     );
+    expect(message(() => resolveConfig({ env: { RILL_MESSAGE_MAX_BYTES: "4096" } }))).toMatch(
+      /^environment: RILL_MESSAGE_MAX_BYTES: renamed RILL_REQUEST_MAX_BYTES/,
+    );
   });
 });
