@@ -43,7 +43,7 @@ const defaults = {
   compression: "none" as "none" | "lz4",
   partitions: 1,
   mode: "fetch" as "fetch" | "subscribe",
-  partitionMaxBytes: 4 * MiB,
+  partitionBytesMax: 4 * MiB,
   /** Byte budget of a Fetch response / Subscribe message (the SDK Consumer's default). */
   maxBytes: 16 * MiB,
   crc: true,
@@ -105,7 +105,7 @@ async function consumeFetch(
   const request = (): Promise<FetchResponse> => {
     const req = create(FetchRequestSchema, {
       partitions: positions.flatMap((offset, partition) =>
-        offset < perPartition[partition]! ? [{ topic, partition, offset: BigInt(offset), maxBytes: o.partitionMaxBytes }] : [],
+        offset < perPartition[partition]! ? [{ topic, partition, offset: BigInt(offset), maxBytes: o.partitionBytesMax }] : [],
       ),
       maxWaitMs: 500,
       minBytes: 1,
@@ -151,7 +151,7 @@ async function consumeSubscribe(
   let messages = 0;
   const call = client.subscribe(
     create(SubscribeRequestSchema, {
-      partitions: perPartition.map((_, partition) => ({ topic, partition, offset: 0n, maxBytes: o.partitionMaxBytes })),
+      partitions: perPartition.map((_, partition) => ({ topic, partition, offset: 0n, maxBytes: o.partitionBytesMax })),
       maxBytes: o.maxBytes,
       format: RecordFormat.BATCHES,
     }),

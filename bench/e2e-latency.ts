@@ -168,7 +168,7 @@ export async function runE2eLatency(o: Options): Promise<Record<string, unknown>
       measuredRecords: hist.totalCount,
       achievedRate: total / elapsed,
       produceRequests: requests,
-      maxInFlightRequests: maxBacklog,
+      inFlightRequestsMax: maxBacklog,
       latencyMs: percentilesMs(hist),
       loadAverage: loadAverage(),
     };

@@ -70,7 +70,7 @@ interface Run {
   /** The first send (one record) after connecting: with idempotence it includes InitProducerId. */
   firstSendMs: number;
   requests: number;
-  inFlightPerPartitionMax: number;
+  inFlightPerPartitionPeak: number;
 }
 
 async function runOnce(o: Options, address: string, mode: "on" | "off", round: number, values: Buffer[]): Promise<Run> {
@@ -82,7 +82,7 @@ async function runOnce(o: Options, address: string, mode: "on" | "off", round: n
   const producer = new Producer({
     bootstrap: address,
     idempotent: mode === "on",
-    maxInFlightPerPartition: perPartition,
+    inFlightPerPartitionMax: perPartition,
     lingerMs: o.lingerMs,
     batchBytes: o.batchBytes,
     compression: o.compression,
@@ -123,7 +123,7 @@ async function runOnce(o: Options, address: string, mode: "on" | "off", round: n
     recordsPerSec: o.records / seconds,
     firstSendMs,
     requests: stats.requests,
-    inFlightPerPartitionMax: stats.inFlightPerPartitionMax,
+    inFlightPerPartitionPeak: stats.inFlightPerPartitionPeak,
   };
 }
 
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
         const r = await runOnce(o, address, mode, round, values);
         runs.push(r);
         process.stderr.write(
-          `  round ${round} idempotence ${mode.padEnd(3)}: ${(r.recordsPerSec / 1e6).toFixed(3)}M records/s (${r.seconds.toFixed(2)} s, ${r.requests} requests, ≤${r.inFlightPerPartitionMax} in flight per partition; first send ${r.firstSendMs.toFixed(1)} ms)\n`,
+          `  round ${round} idempotence ${mode.padEnd(3)}: ${(r.recordsPerSec / 1e6).toFixed(3)}M records/s (${r.seconds.toFixed(2)} s, ${r.requests} requests, ≤${r.inFlightPerPartitionPeak} in flight per partition; first send ${r.firstSendMs.toFixed(1)} ms)\n`,
         );
       }
     }

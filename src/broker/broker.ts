@@ -88,7 +88,7 @@ export class Broker {
       const identity = await identify(shell);
       const meta = openMetadata(shell, identity, opened);
       const data = startData(shell, logs, meta);
-      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestMaxBytes), (r) => r.shutdown(0));
+      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestBytesMax), (r) => r.shutdown(0));
       const lifecycle = hasRole(shell.config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc), (l) => l.stop()) : null;
       rpc.register(serviceDeps(shell, identity, meta, data, rpc, lifecycle));
       await rpc.bind();

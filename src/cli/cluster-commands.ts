@@ -85,7 +85,7 @@ export function mergeStatus(c: ClusterDescription, bootstrap: string, answers: R
 async function askNode(address: string): Promise<NodeAnswer> {
   const admin = new Admin({
     bootstrap: address,
-    retry: { retries: 1, initialBackoffMs: 100, maxBackoffMs: 100 },
+    retry: { retries: 1, initialBackoffMs: 100, backoffMsMax: 100 },
     requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS,
   });
   try {

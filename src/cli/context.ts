@@ -15,5 +15,5 @@ export interface Context {
  * within about half a second instead of after the SDK's default 22 s of retrying.
  */
 export function clientOptions(ctx: Context): ClientOptions {
-  return { bootstrap: ctx.bootstrap, retry: { retries: 2, initialBackoffMs: 100, maxBackoffMs: 300 }, requestTimeoutMs: 15_000 };
+  return { bootstrap: ctx.bootstrap, retry: { retries: 2, initialBackoffMs: 100, backoffMsMax: 300 }, requestTimeoutMs: 15_000 };
 }

@@ -56,7 +56,7 @@ export interface ConsumerOptions extends ClientOptions {
   /** Byte budget of one fetch response. Default 16 MiB. */
   readonly maxBytes?: number | undefined;
   /** Byte budget of one partition in a fetch (the first batch always comes whole). Default 1 MiB. */
-  readonly partitionMaxBytes?: number | undefined;
+  readonly partitionBytesMax?: number | undefined;
   /** Where a partition without a position, or whose position is out of range, starts. Default "latest". */
   readonly autoOffsetReset?: "earliest" | "latest" | "none" | undefined;
   /** Check each batch's CRC32C before reading it. Default true. */
@@ -147,7 +147,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly maxWaitMs: number;
   private readonly minBytes: number;
   private readonly maxBytes: number;
-  private readonly partitionMaxBytes: number;
+  private readonly partitionBytesMax: number;
   private readonly autoOffsetReset: "earliest" | "latest" | "none";
   private readonly checkCrcs: boolean;
   private readonly isolationLevel: IsolationLevel;
@@ -171,7 +171,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.maxWaitMs = checkInt(options.maxWaitMs ?? 500, "maxWaitMs", 0, 0x7fffffff);
     this.minBytes = checkInt(options.minBytes ?? 1, "minBytes", 0, 0x7fffffff);
     this.maxBytes = checkInt(options.maxBytes ?? 16 * MiB, "maxBytes", 1, 0x7fffffff);
-    this.partitionMaxBytes = checkInt(options.partitionMaxBytes ?? MiB, "partitionMaxBytes", 1, 0x7fffffff);
+    this.partitionBytesMax = checkInt(options.partitionBytesMax ?? MiB, "partitionBytesMax", 1, 0x7fffffff);
     this.autoOffsetReset = checkChoice(options.autoOffsetReset ?? "latest", "autoOffsetReset", ["earliest", "latest", "none"]);
     this.checkCrcs = options.checkCrcs ?? true;
     const isolation = checkChoice(options.isolationLevel ?? "read_uncommitted", "isolationLevel", ["read_uncommitted", "read_committed"]);
@@ -483,7 +483,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         topic: s.topic,
         partition: s.partition,
         offset: toInt64(s.fetchOffset, "offset"),
-        maxBytes: this.partitionMaxBytes,
+        maxBytes: this.partitionBytesMax,
       })),
       maxWaitMs: this.maxWaitMs,
       minBytes: this.minBytes,

@@ -1,6 +1,6 @@
 /**
  * A pipelined ProduceStream: `send(request)` returns the response as a promise, while up to
- * `maxInFlight` requests travel on one bidi stream at once. Requests carry a `request_id` and
+ * `inFlightMax` requests travel on one bidi stream at once. Requests carry a `request_id` and
  * responses are matched by it (the broker answers in order; a response for an id that is not
  * outstanding breaks the stream, like a lost connection).
  *
@@ -21,7 +21,7 @@ import type { ProduceStream, Transport } from "./transport.ts";
 /** Limits of a ProduceChannel. */
 export interface ProduceChannelOptions {
   /** Requests written to the stream and not yet answered, at most. */
-  readonly maxInFlight: number;
+  readonly inFlightMax: number;
   /** How long the oldest outstanding request may go unanswered before the stream is given up. */
   readonly responseTimeoutMs: number;
 }
@@ -90,7 +90,7 @@ export class ProduceChannel {
   }
 
   private writeWaiting(): void {
-    while (this.outstanding.size < this.options.maxInFlight && this.waiting.length > 0) {
+    while (this.outstanding.size < this.options.inFlightMax && this.waiting.length > 0) {
       const p = this.waiting.shift()!;
       const id = this.nextRequestId++;
       p.sentAtMs = Date.now();

@@ -18,7 +18,7 @@
  *    `flush`, or while the buffer is full) it is "ready": sealed and sent as soon as its
  *    partition has room in flight, and until then it keeps taking records, so a producer that is
  *    behind sends full batches rather than many small ones.
- * 5. Sending: a partition has at most `maxInFlightPerPartition` batches in flight (5 when
+ * 5. Sending: a partition has at most `inFlightPerPartitionMax` batches in flight (5 when
  *    idempotent, as Kafka; 1 otherwise), counted from its oldest unanswered batch, so that a
  *    re-sent batch is always among the last 5 the broker remembers per producer. The first
  *    batch of a partition under a producer id and epoch goes alone (see `sendNext`). A batch is
@@ -27,7 +27,7 @@
  *    on its bytes never change. A batch goes to its partition's leader (metadata.ts; the
  *    bootstrap broker while the leader is unknown): one ProduceChannel, one pipelined stream, per
  *    broker, carrying the batches of every partition that broker leads, up to
- *    `maxInFlightRequests` at a time.
+ *    `inFlightRequestsMax` at a time.
  * 6. Retries (retry.ts policy): a retriable failure (errors.ts `isRetriable`: connection lost,
  *    NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...) marks the batch for a re-send; when the
  *    failure says the leader may have moved (errors.ts `isStaleMetadata`) the metadata is asked
@@ -108,7 +108,7 @@ export interface ProducerOptions extends ClientOptions {
   readonly acks?: "all" | "leader" | "none" | undefined;
   /**
    * Retries write each record once and in order (producer id, epoch and sequence numbers).
-   * Default: true unless `acks` is not "all" or `maxInFlightPerPartition` is above 5 (Kafka's
+   * Default: true unless `acks` is not "all" or `inFlightPerPartitionMax` is above 5 (Kafka's
    * rule); true with either of those is an INVALID_ARGUMENT.
    */
   readonly idempotent?: boolean | undefined;
@@ -118,9 +118,9 @@ export interface ProducerOptions extends ClientOptions {
    */
   readonly transactionalId?: string | undefined;
   /** Batches of one partition awaiting an answer, at most. Default 5 when idempotent (at most 5), else 1. */
-  readonly maxInFlightPerPartition?: number | undefined;
+  readonly inFlightPerPartitionMax?: number | undefined;
   /** Produce requests on the connection awaiting an answer, at most (all partitions). Default 64. */
-  readonly maxInFlightRequests?: number | undefined;
+  readonly inFlightRequestsMax?: number | undefined;
   /** Clock for the timestamps of records sent without one. Default the system clock. */
   readonly clock?: Clock | undefined;
 }
@@ -165,7 +165,7 @@ export interface ProducerStats {
   /** Producer ids or epochs obtained with InitProducerId (1 after the first batch when idempotent). */
   producerIdsAcquired: number;
   /** Most batches of one partition in flight at once (counted from the oldest unanswered one). */
-  inFlightPerPartitionMax: number;
+  inFlightPerPartitionPeak: number;
 }
 
 /** Framing bytes a record may take besides its key, value and headers (length, attributes, deltas). */
@@ -240,7 +240,7 @@ interface PartitionQueue {
    * The batches in flight, in sequence order: from the oldest one not answered for good (on the
    * wire, or waiting to be re-sent) to the newest sent. Batches answered while an older one is
    * still open stay in it, finished, until the older ones are: at most
-   * `maxInFlightPerPartition` batches from the oldest open one, so that a re-send is always among
+   * `inFlightPerPartitionMax` batches from the oldest open one, so that a re-send is always among
    * the last 5 batches the broker remembers.
    */
   readonly window: ProducerBatch[];
@@ -290,13 +290,13 @@ function idempotenceOf(o: ProducerOptions, acks: "all" | "leader" | "none"): { i
     throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: ${String(o.idempotent)} is not a boolean`);
   }
   const asked =
-    o.maxInFlightPerPartition === undefined ? undefined : checkInt(o.maxInFlightPerPartition, "maxInFlightPerPartition", 1, 1000);
+    o.inFlightPerPartitionMax === undefined ? undefined : checkInt(o.inFlightPerPartitionMax, "inFlightPerPartitionMax", 1, 1000);
   const fits = acks === "all" && (asked === undefined || asked <= IDEMPOTENT_IN_FLIGHT_MAX);
   if (o.idempotent === true && !fits) {
     const why =
       acks !== "all"
         ? `acks "${acks}" (idempotence needs "all")`
-        : `maxInFlightPerPartition ${asked} (idempotence allows at most ${IDEMPOTENT_IN_FLIGHT_MAX})`;
+        : `inFlightPerPartitionMax ${asked} (idempotence allows at most ${IDEMPOTENT_IN_FLIGHT_MAX})`;
     throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: true does not work with ${why}`);
   }
   const idempotent = o.idempotent ?? fits;
@@ -311,13 +311,13 @@ export class Producer {
   private readonly budget: ByteBudget;
   /** One pipelined ProduceStream per broker address, opened on first use. */
   private readonly channels = new Map<string, ProduceChannel>();
-  private readonly maxInFlightRequests: number;
+  private readonly inFlightRequestsMax: number;
   private readonly clock: Clock;
   private readonly lingerMs: number;
   private readonly batchBytes: number;
   private readonly codec: number;
   private readonly acks: Acks;
-  private readonly maxInFlightPerPartition: number;
+  private readonly inFlightPerPartitionMax: number;
   /** The producer id and epoch; null without idempotence. */
   private readonly identity: ProducerIdentity | null;
   /** True while batches must wait for a producer id or a new epoch (idempotent). */
@@ -327,7 +327,7 @@ export class Producer {
   private fatal: RillError | null = null;
   /** Batches in flight over all partitions. */
   private inFlightBatches = 0;
-  private readonly counters: ProducerStats = { requests: 0, retries: 0, producerIdsAcquired: 0, inFlightPerPartitionMax: 0 };
+  private readonly counters: ProducerStats = { requests: 0, retries: 0, producerIdsAcquired: 0, inFlightPerPartitionPeak: 0 };
   private readonly intake = new Fifo<IntakeItem>();
   /** Partition queues by topic, then partition. */
   private readonly queues = new Map<string, Map<number, PartitionQueue>>();
@@ -343,12 +343,12 @@ export class Producer {
     this.lingerMs = checkInt(options.lingerMs ?? 5, "lingerMs", 0, 3_600_000);
     this.batchBytes = checkInt(options.batchBytes ?? MiB, "batchBytes", 1024, 1 << 30);
     const bufferBytes = checkInt(options.bufferBytes ?? 32 * MiB, "bufferBytes", 1024, 2 ** 40);
-    const maxInFlight = checkInt(options.maxInFlightRequests ?? 64, "maxInFlightRequests", 1, 1000);
+    const inFlightMax = checkInt(options.inFlightRequestsMax ?? 64, "inFlightRequestsMax", 1, 1000);
     this.codec = codecByName[checkChoice(options.compression ?? "none", "compression", ["none", "gzip", "lz4"])];
     const acks = checkChoice(options.acks ?? "all", "acks", ["all", "leader", "none"]);
     this.acks = acksByName[acks];
     const { idempotent, perPartition } = idempotenceOf(options, acks);
-    this.maxInFlightPerPartition = perPartition;
+    this.inFlightPerPartitionMax = perPartition;
     const transactionalId = options.transactionalId ?? "";
     if (typeof transactionalId !== "string" || transactionalId.length > 249) {
       throw new RillError(Errors.INVALID_ARGUMENT, "transactionalId: must be a string of at most 249 characters");
@@ -360,7 +360,7 @@ export class Producer {
     this.metadata = new MetadataCache(this.conn);
     this.partitioner = new Partitioner(this.conn.random);
     this.budget = new ByteBudget(bufferBytes);
-    this.maxInFlightRequests = maxInFlight;
+    this.inFlightRequestsMax = inFlightMax;
     this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId) : null;
     this.needsIdentity = idempotent;
   }
@@ -668,7 +668,7 @@ export class Producer {
       this.acquireIdentity();
       return;
     }
-    const limit = this.identity === null || q.acked ? this.maxInFlightPerPartition : 1;
+    const limit = this.identity === null || q.acked ? this.inFlightPerPartitionMax : 1;
     while (q.window.length < limit) {
       if (q.sealed.length === 0) {
         if (q.open?.ready !== true) break;
@@ -678,7 +678,7 @@ export class Producer {
       if (!this.encode(q, b)) continue;
       q.window.push(b);
       this.inFlightBatches++;
-      this.counters.inFlightPerPartitionMax = Math.max(this.counters.inFlightPerPartitionMax, q.window.length);
+      this.counters.inFlightPerPartitionPeak = Math.max(this.counters.inFlightPerPartitionPeak, q.window.length);
       this.dispatch(q, b);
     }
   }
@@ -704,7 +704,7 @@ export class Producer {
     if (c === undefined) {
       // The broker answers REQUEST_TIMED_OUT after timeout_ms; the stream is given up a little later.
       c = new ProduceChannel(this.conn.pool.get(address), {
-        maxInFlight: this.maxInFlightRequests,
+        inFlightMax: this.inFlightRequestsMax,
         responseTimeoutMs: this.conn.requestTimeoutMs + 5000,
       });
       this.channels.set(address, c);

@@ -19,7 +19,7 @@ export interface RetryPolicy {
   /** Backoff before the first retry. */
   readonly initialBackoffMs: number;
   /** Upper bound of any backoff. */
-  readonly maxBackoffMs: number;
+  readonly backoffMsMax: number;
   /** Factor by which the backoff grows after each retry. */
   readonly multiplier: number;
   /** Random spread of each backoff, as a fraction: 0.2 draws from [0.8, 1.2] x the backoff. */
@@ -35,7 +35,7 @@ export interface RetryPolicy {
 export const defaultRetryPolicy: RetryPolicy = {
   retries: 25,
   initialBackoffMs: 100,
-  maxBackoffMs: 1000,
+  backoffMsMax: 1000,
   multiplier: 2,
   jitter: 0.2,
 };
@@ -48,7 +48,7 @@ export function retryPolicy(p: Partial<RetryPolicy> = {}): RetryPolicy {
   };
   check("retries", Number.isInteger(policy.retries) && policy.retries >= 0);
   check("initialBackoffMs", Number.isFinite(policy.initialBackoffMs) && policy.initialBackoffMs >= 0);
-  check("maxBackoffMs", Number.isFinite(policy.maxBackoffMs) && policy.maxBackoffMs >= policy.initialBackoffMs);
+  check("backoffMsMax", Number.isFinite(policy.backoffMsMax) && policy.backoffMsMax >= policy.initialBackoffMs);
   check("multiplier", Number.isFinite(policy.multiplier) && policy.multiplier >= 1);
   check("jitter", policy.jitter >= 0 && policy.jitter <= 1);
   return policy;
@@ -56,9 +56,9 @@ export function retryPolicy(p: Partial<RetryPolicy> = {}): RetryPolicy {
 
 /** The wait before retry number `retry` (0 = the first retry), jittered with `random`. */
 export function backoffMs(policy: RetryPolicy, retry: number, random: Random): number {
-  const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * policy.multiplier ** retry);
+  const base = Math.min(policy.backoffMsMax, policy.initialBackoffMs * policy.multiplier ** retry);
   const spread = 1 - policy.jitter + 2 * policy.jitter * random.next();
-  return Math.round(Math.min(policy.maxBackoffMs, base * spread));
+  return Math.round(Math.min(policy.backoffMsMax, base * spread));
 }
 
 /** A random source seeded from Math.random: clients are not core code, but tests pass their own. */

@@ -296,7 +296,7 @@ export const brokerKeys = [
   ),
   int(
     "request.max.bytes",
-    "requestMaxBytes",
+    "requestBytesMax",
     "Largest gRPC message the broker accepts or sends, in bytes: a whole request or response, which may carry many record batches (one batch is limited by the topic's `max.message.bytes`).",
     64 * 1024 * 1024,
     1024,
@@ -362,7 +362,7 @@ export interface BrokerConfig {
   cleanerBackoffMs: number;
   cleanerEnable: boolean;
   tailCacheBytes: number;
-  requestMaxBytes: number;
+  requestBytesMax: number;
   metricsPort: number;
   numPartitions: number;
   producerIdExpirationMs: number;

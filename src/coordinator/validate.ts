@@ -84,7 +84,7 @@ export function validateSubscription(topics: unknown, field = "subscribedTopics"
 }
 
 /** A list of topic partitions (topic names valid, partitions non-negative integers). */
-export function validateTopicPartitions(tps: unknown, field: string, maxPartitions: number): TopicPartitions[] {
+export function validateTopicPartitions(tps: unknown, field: string, partitionsMax: number): TopicPartitions[] {
   if (!Array.isArray(tps)) throw rillError("INVALID_ARGUMENT", `${field}: must be a list`);
   let n = 0;
   return tps.map((tp: unknown, i) => {
@@ -94,7 +94,7 @@ export function validateTopicPartitions(tps: unknown, field: string, maxPartitio
     validateTopicName(o.topic, `${field}[${i}].topic`);
     if (!Array.isArray(o.partitions)) throw rillError("INVALID_ARGUMENT", `${field}[${i}].partitions: must be a list`);
     n += o.partitions.length;
-    if (n > maxPartitions) throw rillError("INVALID_ARGUMENT", `${field}: more than ${maxPartitions} partitions`);
+    if (n > partitionsMax) throw rillError("INVALID_ARGUMENT", `${field}: more than ${partitionsMax} partitions`);
     const partitions = o.partitions.map((p: unknown, j) => validateInt(p, `${field}[${i}].partitions[${j}]`, 0, 2 ** 31 - 1));
     return { topic: o.topic, partitions };
   });

@@ -4,7 +4,7 @@
  *
  * - probe: one Append at a time, waiting for the answer (or a heartbeat answer) before the next;
  *   used after election and after a rejection, while the match point is unknown.
- * - replicate: Appends are pipelined, `next` advances optimistically, at most `maxInflight`
+ * - replicate: Appends are pipelined, `next` advances optimistically, at most `inflightMax`
  *   messages unacknowledged.
  * - snapshot: an InstallSnapshot is in flight; nothing else is sent until it is acknowledged,
  *   reported failed, or times out.
@@ -70,9 +70,9 @@ export class Progress {
   heartbeatMatch = -1;
   readonly inflights: Inflights;
 
-  constructor(next: number, maxInflight: number) {
+  constructor(next: number, inflightMax: number) {
     this.next = next;
-    this.inflights = new Inflights(maxInflight);
+    this.inflights = new Inflights(inflightMax);
   }
 
   becomeProbe(): void {

@@ -43,11 +43,11 @@ export interface RaftConfig {
   /** A leader steps down without a quorum of recent contact; followers keep a lease (default true). */
   readonly checkQuorum?: boolean;
   /** Largest Append payload in bytes (at least one entry is always sent; default 1 MiB). */
-  readonly maxMsgBytes?: number;
+  readonly msgBytesMax?: number;
   /** Unacknowledged Appends per follower while pipelining (default 64). */
-  readonly maxInflightMsgs?: number;
+  readonly inflightMsgsMax?: number;
   /** Uncommitted entries a leader accepts before refusing proposals (default 4096). */
-  readonly maxUncommittedEntries?: number;
+  readonly uncommittedEntriesMax?: number;
   /** Ticks a follower may stay in snapshot state before the leader retries (default 5 elections). */
   readonly snapshotTimeoutTicks?: number;
   /** The last index the state machine has applied (default: the snapshot index). */
@@ -79,9 +79,9 @@ export class Raft {
   private readonly heartbeatTicks: number;
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
-  private readonly maxMsgBytes: number;
-  private readonly maxInflight: number;
-  private readonly maxUncommitted: number;
+  private readonly msgBytesMax: number;
+  private readonly inflightMax: number;
+  private readonly uncommittedMax: number;
   private readonly snapshotTimeoutTicks: number;
   private progress = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
@@ -100,9 +100,9 @@ export class Raft {
     this.heartbeatTicks = c.heartbeatTicks;
     this.preVote = c.preVote ?? true;
     this.checkQuorum = c.checkQuorum ?? true;
-    this.maxMsgBytes = c.maxMsgBytes ?? 1 << 20;
-    this.maxInflight = c.maxInflightMsgs ?? 64;
-    this.maxUncommitted = c.maxUncommittedEntries ?? 4096;
+    this.msgBytesMax = c.msgBytesMax ?? 1 << 20;
+    this.inflightMax = c.inflightMsgsMax ?? 64;
+    this.uncommittedMax = c.uncommittedEntriesMax ?? 4096;
     this.snapshotTimeoutTicks = c.snapshotTimeoutTicks ?? 5 * c.electionTicks;
     this.voters = [...init.voters];
     const hs = init.hardState;
@@ -212,7 +212,7 @@ export class Raft {
     this.lead = this.id;
     this.role = "leader";
     const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) this.progress.set(id, new Progress(next, this.maxInflight));
+    for (const id of this.voters) this.progress.set(id, new Progress(next, this.inflightMax));
     const self = this.progress.get(this.id)!;
     self.maybeUpdate(this.log.persistedLastIndex());
     self.recentActive = true;
@@ -523,7 +523,7 @@ export class Raft {
     if (pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.maxMsgBytes);
+    const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.msgBytesMax);
     if (prevTerm === undefined || ents === undefined) return this.maybeSendSnapshot(to, pr);
     if (ents.length === 0 && !sendIfEmpty) return false;
     const m: AppendMessage = {
@@ -585,8 +585,8 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       return { ok: false, error: rillError("NOT_LEADER_OR_FOLLOWER", `raft: transferring leadership to ${this.leadTransferee}`) };
     }
-    if (this.log.lastIndex() - this.log.committed >= this.maxUncommitted) {
-      return { ok: false, error: rillError("NOT_ENOUGH_REPLICAS", `raft: ${this.maxUncommitted} entries await commit`) };
+    if (this.log.lastIndex() - this.log.committed >= this.uncommittedMax) {
+      return { ok: false, error: rillError("NOT_ENOUGH_REPLICAS", `raft: ${this.uncommittedMax} entries await commit`) };
     }
     const index = this.log.lastIndex() + 1;
     this.appendEntries([{ index, term: this.term, kind: "data", data }]);

@@ -4,7 +4,7 @@
  * their answers by AppendEntries, snapshots by a client stream of InstallSnapshot chunks.
  *
  * Sends are fire-and-forget, as Raft expects of its network: a call that fails is dropped and
- * Raft's own timeouts resend. At most `maxInFlight` calls per peer are outstanding; messages
+ * Raft's own timeouts resend. At most `inFlightMax` calls per peer are outstanding; messages
  * beyond that are dropped (a slow or dead peer must not pile up memory). A snapshot's outcome
  * is reported back so the leader can retry or move on.
  */
@@ -29,7 +29,7 @@ export interface GrpcQuorumTransportOptions {
   readonly callTimeoutMs: number;
   /** Told whether a snapshot reached its voter. */
   readonly onSnapshot: (to: NodeId, ok: boolean) => void;
-  readonly maxInFlight?: number;
+  readonly inFlightMax?: number;
   /** Where the clients of the peers come from; by default the transport's own, closed by `close()`. */
   readonly clients?: InternalClients | undefined;
 }
@@ -80,7 +80,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
 
   private acquire(to: NodeId): boolean {
     const n = this.inFlight.get(to) ?? 0;
-    if (n >= (this.o.maxInFlight ?? 64)) return false;
+    if (n >= (this.o.inFlightMax ?? 64)) return false;
     this.inFlight.set(to, n + 1);
     return true;
   }

@@ -35,7 +35,7 @@ export const PARTITIONS_MAX = 10_000;
 /** A fetch's validated parameters, defaults filled in. */
 export interface FetchPlan {
   readonly positions: FetchPosition[];
-  readonly requestMaxBytes: number;
+  readonly requestBytesMax: number;
   readonly minBytes: number;
   readonly maxWaitMs: number;
   /** RECORDS format (else BATCHES). */
@@ -66,7 +66,7 @@ export function planFetch(
   }
   return {
     positions: positionsOf(parts, what),
-    requestMaxBytes: maxBytes || FETCH_MAX_BYTES_DEFAULT,
+    requestBytesMax: maxBytes || FETCH_MAX_BYTES_DEFAULT,
     minBytes: Math.max(minBytes, 1),
     maxWaitMs,
     records: format === RecordFormat.RECORDS,
@@ -99,7 +99,7 @@ export interface ReadPass {
  * batch); disk reads fill buffers from `alloc` when given.
  */
 export function readAll(rm: ReplicaManager, p: FetchPlan, alloc?: ReadAlloc): ReadPass {
-  let budget = p.requestMaxBytes;
+  let budget = p.requestBytesMax;
   let bytes = 0;
   let errors = 0;
   const data = p.positions.map((pos) => {

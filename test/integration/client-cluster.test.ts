@@ -115,7 +115,7 @@ interface ReadBack {
 
 /** Reads every partition from the earliest offset up to `ends` (per partition) with one Consumer. */
 async function readAll(bootstrap: string, ends: readonly number[], ms: number): Promise<ReadBack> {
-  const consumer = new Consumer({ bootstrap, maxWaitMs: 200, requestTimeoutMs: 10_000, retry: { retries: 20, maxBackoffMs: 500 } });
+  const consumer = new Consumer({ bootstrap, maxWaitMs: 200, requestTimeoutMs: 10_000, retry: { retries: 20, backoffMsMax: 500 } });
   closers.push(() => consumer.close());
   consumer.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: TOPIC, partition, offset: "earliest" as const })));
   const got: { offset: number; value: string }[][] = Array.from({ length: PARTITIONS }, () => []);
@@ -155,7 +155,7 @@ describe("SDK on a 3-node cluster", () => {
       batchBytes: 16 * 1024,
       requestTimeoutMs: 15_000,
       random: new SeededRandom(SEED + 1),
-      retry: { retries: 60, initialBackoffMs: 100, maxBackoffMs: 500 },
+      retry: { retries: 60, initialBackoffMs: 100, backoffMsMax: 500 },
     });
     closers.push(() => producer.close());
 
@@ -280,7 +280,7 @@ describe("SDK on a 3-node cluster", () => {
       bootstrap,
       requestTimeoutMs: 15_000,
       random: new SeededRandom(SEED + 2),
-      retry: { retries: 60, maxBackoffMs: 500 },
+      retry: { retries: 60, backoffMsMax: 500 },
     });
     closers.push(() => producer.close());
     const send = (from: number, n: number) =>
@@ -294,7 +294,7 @@ describe("SDK on a 3-node cluster", () => {
       sessionTimeoutMs: 6000,
       requestTimeoutMs: 15_000,
       random: new SeededRandom(SEED + 3),
-      retry: { retries: 60, maxBackoffMs: 1000 },
+      retry: { retries: 60, backoffMsMax: 1000 },
     });
     closers.push(() => consumer.close());
     consumer.subscribe([topic]);
@@ -317,7 +317,7 @@ describe("SDK on a 3-node cluster", () => {
     );
 
     // GroupAdmin, given the same non-coordinator node, reaches the coordinator.
-    const groupAdmin = new GroupAdmin({ bootstrap: other.address, requestTimeoutMs: 15_000, retry: { retries: 60, maxBackoffMs: 1000 } });
+    const groupAdmin = new GroupAdmin({ bootstrap: other.address, requestTimeoutMs: 15_000, retry: { retries: 60, backoffMsMax: 1000 } });
     closers.push(() => groupAdmin.close());
     const described = (await groupAdmin.describeGroups([group]))[0]!;
     expect([described.coordinatorId, described.members.length]).toEqual([coordinator, 1]);

@@ -34,7 +34,7 @@ afterAll(async () => {
   rmTmp(dir);
 });
 
-const fastRetry = { retries: 3, initialBackoffMs: 20, maxBackoffMs: 100 };
+const fastRetry = { retries: 3, initialBackoffMs: 20, backoffMsMax: 100 };
 
 async function readAll(consumer: Consumer, n: number, timeoutMs = 15_000): Promise<ConsumerRecord[]> {
   const out: ConsumerRecord[] = [];
@@ -216,7 +216,7 @@ describe("Producer and Consumer", () => {
     }
     await Promise.all(sends);
     await producer.close();
-    const consumer = new Consumer({ bootstrap, maxWaitMs: 100, partitionMaxBytes: 64 * 1024 });
+    const consumer = new Consumer({ bootstrap, maxWaitMs: 100, partitionBytesMax: 64 * 1024 });
     consumer.assign([{ topic: "bulk", partition: 0, offset: "earliest" }]);
     let expected = 0;
     for await (const r of consumer) {
@@ -259,7 +259,7 @@ describe("failures", () => {
     const a = new Admin({ bootstrap: address });
     await a.createTopics([{ name: "r", partitions: 1 }]);
     await a.close();
-    const producer = new Producer({ bootstrap: address, retry: { retries: 20, initialBackoffMs: 50, maxBackoffMs: 200 } });
+    const producer = new Producer({ bootstrap: address, retry: { retries: 20, initialBackoffMs: 50, backoffMsMax: 200 } });
     await producer.send({ topic: "r", value: "before" });
     await b.close();
     const during = producer.send({ topic: "r", value: "during" });

@@ -216,7 +216,7 @@ describe("GroupConsumer with a broker", () => {
       bootstrap,
       groupId: "restart",
       autoOffsetReset: "earliest",
-      retry: { retries: 30, initialBackoffMs: 50, maxBackoffMs: 200 },
+      retry: { retries: 30, initialBackoffMs: 50, backoffMsMax: 200 },
       onAssigned: (ps) => void events.push(`+${tps(ps)}`),
       onRevoked: (ps) => void events.push(`-${tps(ps)}`),
     });

@@ -88,7 +88,7 @@ function producerOptions(bootstrap: string, seed: number): ProducerOptions {
     bufferBytes: 512 * 1024,
     requestTimeoutMs: 5000,
     random: new SeededRandom(seed),
-    retry: { retries: 10_000, initialBackoffMs: 20, maxBackoffMs: 250 },
+    retry: { retries: 10_000, initialBackoffMs: 20, backoffMsMax: 250 },
   };
 }
 
@@ -203,7 +203,7 @@ function report(name: string, startedMs: number, producer: Producer, proxy: TcpP
   const secs = ((Date.now() - startedMs) / 1000).toFixed(1);
   console.log(
     `${name}: ${RECORDS} records in ${secs} s; ${faults} faults (${proxy.stats.cuts} cuts, ${proxy.stats.swallows} swallows, ${proxy.stats.bytesSwallowed} bytes swallowed, ${proxy.stats.connections} connections); ` +
-      `${s.requests} requests, ${s.retries} re-sends, ${s.producerIdsAcquired} producer id/epoch, at most ${s.inFlightPerPartitionMax} batches in flight per partition`,
+      `${s.requests} requests, ${s.retries} re-sends, ${s.producerIdsAcquired} producer id/epoch, at most ${s.inFlightPerPartitionPeak} batches in flight per partition`,
   );
 }
 
@@ -225,7 +225,7 @@ describe("idempotent producer through a faulty link", () => {
     report("cuts", started, producer, proxy, await faults.done);
 
     checkExactlyOnceInOrder(await readLog(broker.address, "cuts"), results);
-    expect(producer.stats.inFlightPerPartitionMax).toBe(5);
+    expect(producer.stats.inFlightPerPartitionPeak).toBe(5);
     expect(producer.stats.producerIdsAcquired).toBe(1); // no sequence was ever left unresolved
     expect(proxy.stats.cuts + proxy.stats.swallows).toBeGreaterThan(5);
     expect(proxy.stats.bytesSwallowed).toBeGreaterThan(0); // answers of requests the broker applied

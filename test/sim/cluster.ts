@@ -21,7 +21,7 @@ import type { SimSettings } from "./settings.ts";
 export const ELECTION_BOUND_TICKS = 200;
 /** Ticks allowed, once healed, for committing a new proposal (plus backlog, below). */
 export const LIVENESS_TICKS = 300;
-/** Bytes an entry of the simulation counts for against maxMsgBytes (4 bytes of data + 16). */
+/** Bytes an entry of the simulation counts for against msgBytesMax (4 bytes of data + 16). */
 const SIM_ENTRY_BYTES = 20;
 /** Message delay bound once the network is healed. */
 const HEALED_MAX_DELAY = 3;
@@ -308,13 +308,13 @@ export class Simulation {
 
   /**
    * Twice the replication time per entry that flow control allows once healed: a round trip
-   * (two message delays, a follower write, a step of slack) moves maxInflight messages of
-   * maxMsgBytes each (at least one entry per message).
+   * (two message delays, a follower write, a step of slack) moves inflightMax messages of
+   * msgBytesMax each (at least one entry per message).
    */
   private catchUpTicksPerEntry(): number {
     const roundTrip = 2 * HEALED_MAX_DELAY + this.s.ioDelayMax + 2;
-    const perMessage = Math.max(1, Math.floor(this.s.maxMsgBytes / SIM_ENTRY_BYTES));
-    return 2 * Math.max(1, roundTrip / (perMessage * this.s.maxInflight));
+    const perMessage = Math.max(1, Math.floor(this.s.msgBytesMax / SIM_ENTRY_BYTES));
+    return 2 * Math.max(1, roundTrip / (perMessage * this.s.inflightMax));
   }
 
   /** Steps until some node leads with a majority of nodes following it. */

@@ -40,9 +40,9 @@ export interface SimSettings {
   /** Entries kept in the log behind a snapshot. */
   readonly compactKeep: number;
   /** Largest Append payload (small values split replication into many messages). */
-  readonly maxMsgBytes: number;
+  readonly msgBytesMax: number;
   /** Pipelined Appends per follower. */
-  readonly maxInflight: number;
+  readonly inflightMax: number;
   /** Raft pre-vote on. */
   readonly preVote: boolean;
   /** Raft check-quorum (and leader leases) on. */
@@ -90,8 +90,8 @@ export function settingsForSeed(seed: number, steps: number, voters?: 3 | 5): Si
     tickRate: pick(r, [1, 1, 0.8]),
     snapshotEvery: pick(r, [5, 20, 100]),
     compactKeep: pick(r, [0, 3, 20]),
-    maxMsgBytes: pick(r, [1, 64, 1 << 20]),
-    maxInflight: pick(r, [1, 4, 64]),
+    msgBytesMax: pick(r, [1, 64, 1 << 20]),
+    inflightMax: pick(r, [1, 4, 64]),
     preVote: r.int(4) !== 0,
     checkQuorum: r.int(4) !== 0,
     wire: r.int(4) === 0,

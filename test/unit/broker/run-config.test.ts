@@ -67,8 +67,8 @@ describe("broker configuration layers", () => {
   });
 
   it("request.max.bytes from any layer; message.max.bytes (its old name) is refused naming both", () => {
-    expect(resolveConfig({ env: { RILL_REQUEST_MAX_BYTES: "4096" } }).requestMaxBytes).toBe(4096);
-    expect(resolveConfig({ env: {}, set: ["request.max.bytes=8192"] }).requestMaxBytes).toBe(8192);
+    expect(resolveConfig({ env: { RILL_REQUEST_MAX_BYTES: "4096" } }).requestBytesMax).toBe(4096);
+    expect(resolveConfig({ env: {}, set: ["request.max.bytes=8192"] }).requestBytesMax).toBe(8192);
     expect(message(() => resolveConfig({ configFile: file("old.properties", "message.max.bytes=4096\n"), env: {} }))).toMatch(
       /old\.properties: message\.max\.bytes: renamed request\.max\.bytes/,
     );

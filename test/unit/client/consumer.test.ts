@@ -20,7 +20,7 @@ function setup(opts: Partial<ConsumerOptions> = {}, partitions = 1): { fake: Fak
     transport: fake,
     random: new SeededRandom(1),
     maxWaitMs: 20,
-    retry: { retries: 2, initialBackoffMs: 1, maxBackoffMs: 2 },
+    retry: { retries: 2, initialBackoffMs: 1, backoffMsMax: 2 },
     ...opts,
   });
   open.push(consumer);
@@ -97,13 +97,13 @@ describe("Consumer", () => {
   });
 
   it("keeps the next fetch in flight while the application consumes", async () => {
-    const { fake, consumer } = setup({ partitionMaxBytes: 1 });
+    const { fake, consumer } = setup({ partitionBytesMax: 1 });
     for (let i = 0; i < 4; i++) appendValues(fake, 0, [`b${i}`]);
     consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
     const it = consumer[Symbol.asyncIterator]();
     const first = await it.next();
     expect(first.value!.offset).toBe(0);
-    // One batch per fetch (partitionMaxBytes 1): while record 0 is held, fetch 2 is already sent.
+    // One batch per fetch (partitionBytesMax 1): while record 0 is held, fetch 2 is already sent.
     await new Promise((r) => setTimeout(r, 10));
     expect(fake.fetches).toHaveLength(2);
     expect(Number(fake.fetches[1]!.partitions![0]!.offset)).toBe(1);
@@ -113,7 +113,7 @@ describe("Consumer", () => {
   });
 
   it("drops data fetched before a seek made during iteration", async () => {
-    const { fake, consumer } = setup({ partitionMaxBytes: 1 });
+    const { fake, consumer } = setup({ partitionBytesMax: 1 });
     for (let i = 0; i < 6; i++) appendValues(fake, 0, [`s${i}`]);
     consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
     const seen: number[] = [];

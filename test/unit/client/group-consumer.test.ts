@@ -129,7 +129,7 @@ function setup(options: Partial<GroupConsumerOptions> = {}) {
     autoOffsetReset: "earliest",
     autoCommit: false,
     random: new SeededRandom(7),
-    retry: { retries: 2, initialBackoffMs: 1, maxBackoffMs: 2 },
+    retry: { retries: 2, initialBackoffMs: 1, backoffMsMax: 2 },
     onAssigned: (ps: GroupTopicPartition[]) => void events.push(`assigned ${ps.map((p) => `${p.topic}-${p.partition}`).join(",")}`),
     onRevoked: (ps: GroupTopicPartition[]) => void events.push(`revoked ${ps.map((p) => `${p.topic}-${p.partition}`).join(",")}`),
     ...options,

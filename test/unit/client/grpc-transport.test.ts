@@ -128,7 +128,7 @@ describe("GrpcTransport", () => {
 
   it("reports a broker that is not running as a ConnectionError naming the address", async () => {
     const port = await closedPort();
-    const a = new Admin({ bootstrap: `127.0.0.1:${port}`, retry: { retries: 1, initialBackoffMs: 10, maxBackoffMs: 10 } });
+    const a = new Admin({ bootstrap: `127.0.0.1:${port}`, retry: { retries: 1, initialBackoffMs: 10, backoffMsMax: 10 } });
     const e = await a.listTopics().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ConnectionError);
     expect((e as Error).message).toBe(`cannot reach broker at 127.0.0.1:${port}: connection refused`);

@@ -12,7 +12,7 @@ import { FakeTransport } from "./fake-transport.ts";
 const SEED = seedFromEnv();
 beforeAll(() => console.log(`producer tests SEED=${SEED}`));
 
-const fastRetry = { retries: 3, initialBackoffMs: 1, maxBackoffMs: 5, jitter: 0 };
+const fastRetry = { retries: 3, initialBackoffMs: 1, backoffMsMax: 5, jitter: 0 };
 let open: Producer[] = [];
 
 function setup(opts: Partial<ProducerOptions> = {}, partitions = 1): { fake: FakeTransport; producer: Producer } {
@@ -220,11 +220,11 @@ describe("Producer retries", () => {
     const rnd = new SeededRandom(SEED);
     const { fake, producer } = setup({ batchBytes: 1024, lingerMs: 1, idempotent: false }, 2);
     const inFlight = new Map<number, number>();
-    let maxInFlight = 0;
+    let inFlightMax = 0;
     fake.produceHook = (r) => {
       const p = r.request.partition!;
       inFlight.set(p, (inFlight.get(p) ?? 0) + 1);
-      maxInFlight = Math.max(maxInFlight, inFlight.get(p)!);
+      inFlightMax = Math.max(inFlightMax, inFlight.get(p)!);
       setImmediate(() => inFlight.set(p, inFlight.get(p)! - 1));
       return rnd.next() < 0.3 ? { kind: "partition-error", error: Errors.NOT_LEADER_OR_FOLLOWER } : { kind: "append" };
     };
@@ -232,7 +232,7 @@ describe("Producer retries", () => {
       producer.send({ topic: "t", partition: i % 2, value: `${i % 2}:${i}`.padEnd(100, ".") }),
     );
     const settled = await Promise.allSettled(sends);
-    expect(maxInFlight).toBe(1);
+    expect(inFlightMax).toBe(1);
     for (const partition of [0, 1]) {
       const ok = settled.flatMap((s, i) => (s.status === "fulfilled" && i % 2 === partition ? [`${partition}:${i}`.padEnd(100, ".")] : []));
       expect(storedValues(fake, partition)).toEqual(ok); // stored in send order, nothing twice
@@ -241,8 +241,8 @@ describe("Producer retries", () => {
 });
 
 describe("Producer pipelining and backpressure", () => {
-  it("pipelines batches of different partitions on one stream, up to maxInFlightRequests", async () => {
-    const { fake, producer } = setup({ maxInFlightRequests: 3 }, 5);
+  it("pipelines batches of different partitions on one stream, up to inFlightRequestsMax", async () => {
+    const { fake, producer } = setup({ inFlightRequestsMax: 3 }, 5);
     fake.produceHook = () => ({ kind: "hold" });
     const sends = [0, 1, 2, 3, 4].map((partition) => producer.send({ topic: "t", partition, value: "v" }));
     await new Promise((r) => setTimeout(r, 50));
@@ -343,19 +343,19 @@ describe("Idempotent producer", () => {
     await producer.send({ topic: "t", value: "a" });
     expect([headerOf(fake.produced[0]!).producerId, fake.inits.length, producer.idempotent]).toEqual([-1, 0, false]);
     expect(setup({ acks: "leader" }).producer.idempotent).toBe(false);
-    expect(setup({ maxInFlightPerPartition: 6 }).producer.idempotent).toBe(false);
-    expect(setup({ maxInFlightPerPartition: 5 }).producer.idempotent).toBe(true);
+    expect(setup({ inFlightPerPartitionMax: 6 }).producer.idempotent).toBe(false);
+    expect(setup({ inFlightPerPartitionMax: 5 }).producer.idempotent).toBe(true);
     expect(() => setup({ idempotent: true, acks: "leader" })).toThrow(/idempotent: true does not work with acks "leader"/);
-    expect(() => setup({ idempotent: true, maxInFlightPerPartition: 6 })).toThrow(
-      /maxInFlightPerPartition 6 \(idempotence allows at most 5\)/,
+    expect(() => setup({ idempotent: true, inFlightPerPartitionMax: 6 })).toThrow(
+      /inFlightPerPartitionMax 6 \(idempotence allows at most 5\)/,
     );
     expect(() => setup({ idempotent: false, transactionalId: "x" })).toThrow(/transactionalId: needs an idempotent producer/);
   });
 
-  it("sends a partition's first batch alone, then keeps up to 5 in flight (maxInFlightPerPartition)", async () => {
+  it("sends a partition's first batch alone, then keeps up to 5 in flight (inFlightPerPartitionMax)", async () => {
     for (const [opts, expected] of [
       [{}, 5],
-      [{ maxInFlightPerPartition: 2 }, 2],
+      [{ inFlightPerPartitionMax: 2 }, 2],
     ] as const) {
       const { fake, producer } = setup({ batchBytes: 1024, ...opts });
       fake.produceHook = () => ({ kind: "hold" });
@@ -378,7 +378,7 @@ describe("Idempotent producer", () => {
         await new Promise((r) => setTimeout(r, 2));
       }
       expect((await sends).every((s) => s.status === "fulfilled")).toBe(true);
-      expect(producer.stats.inFlightPerPartitionMax).toBe(expected);
+      expect(producer.stats.inFlightPerPartitionPeak).toBe(expected);
       expect(storedValues(fake).slice(20)).toEqual(Array.from({ length: 100 }, (_, i) => `h${i}`.padEnd(100, ".")));
     }
   });

@@ -10,7 +10,7 @@ console.log(`retry tests SEED=${SEED}`);
 describe("retry policy", () => {
   it("backs off exponentially up to the cap, jittered within bounds", () => {
     const random = new SeededRandom(SEED);
-    const policy = retryPolicy({ initialBackoffMs: 100, maxBackoffMs: 1000, multiplier: 2, jitter: 0.2 });
+    const policy = retryPolicy({ initialBackoffMs: 100, backoffMsMax: 1000, multiplier: 2, jitter: 0.2 });
     for (let retry = 0; retry < 8; retry++) {
       const base = Math.min(1000, 100 * 2 ** retry);
       for (let i = 0; i < 50; i++) {
@@ -26,7 +26,7 @@ describe("retry policy", () => {
 
   it("rejects out-of-range settings, naming the field", () => {
     expect(() => retryPolicy({ retries: -1 })).toThrow(/retry\.retries/);
-    expect(() => retryPolicy({ initialBackoffMs: 500, maxBackoffMs: 100 })).toThrow(/retry\.maxBackoffMs/);
+    expect(() => retryPolicy({ initialBackoffMs: 500, backoffMsMax: 100 })).toThrow(/retry\.backoffMsMax/);
     expect(() => retryPolicy({ jitter: 2 })).toThrow(/retry\.jitter/);
     expect(retryPolicy()).toEqual(defaultRetryPolicy);
   });

@@ -238,7 +238,7 @@ class FakeNode implements Transport {
   close(): void {}
 }
 
-const fastRetry = { retries: 30, initialBackoffMs: 1, maxBackoffMs: 5, jitter: 0 };
+const fastRetry = { retries: 30, initialBackoffMs: 1, backoffMsMax: 5, jitter: 0 };
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const closers: (() => Promise<void>)[] = [];
 

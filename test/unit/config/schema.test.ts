@@ -77,8 +77,8 @@ describe("config schema", () => {
 
 describe("renamed broker keys", () => {
   it("request.max.bytes (was message.max.bytes) sets the gRPC message limit", () => {
-    expect(parseBrokerConfig({ "request.max.bytes": "1048576" }).requestMaxBytes).toBe(1 << 20);
-    expect(defaultBrokerConfig.requestMaxBytes).toBe(64 << 20);
+    expect(parseBrokerConfig({ "request.max.bytes": "1048576" }).requestBytesMax).toBe(1 << 20);
+    expect(defaultBrokerConfig.requestBytesMax).toBe(64 << 20);
   });
 
   it("refuses message.max.bytes with INVALID_CONFIG naming both keys and why, never as an alias", () => {

@@ -15,7 +15,7 @@ export interface ClusterOptions {
   checkQuorum?: boolean;
   electionTicks?: number;
   heartbeatTicks?: number;
-  maxMsgBytes?: number;
+  msgBytesMax?: number;
   seed?: number;
 }
 
@@ -59,7 +59,7 @@ export class TestCluster {
         heartbeatTicks: opts.heartbeatTicks ?? 1,
         preVote: opts.preVote ?? true,
         checkQuorum: opts.checkQuorum ?? true,
-        maxMsgBytes: opts.maxMsgBytes ?? 1 << 20,
+        msgBytesMax: opts.msgBytesMax ?? 1 << 20,
       };
       this.members.set(id, { raft: new RaftNode(config), storage, applied: [], config });
     }

@@ -102,8 +102,8 @@ describe("raft log replication", () => {
     expect(acks.map((m) => m.index)).toEqual([4, 2]);
   });
 
-  it("splits replication by maxMsgBytes", () => {
-    const c = new TestCluster([1, 2, 3], { maxMsgBytes: 40 });
+  it("splits replication by msgBytesMax", () => {
+    const c = new TestCluster([1, 2, 3], { msgBytesMax: 40 });
     c.elect(1);
     c.isolate(3);
     for (let k = 0; k < 10; k++) c.propose(1, `v${k}`);

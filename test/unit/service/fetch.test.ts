@@ -112,7 +112,7 @@ describe("fetch: several partitions", () => {
     const plan = planFetch([at("t", 0, 3n)], 0, 0, 10, RecordFormat.UNSPECIFIED, "fetch");
     expect(plan).toEqual({
       positions: [{ topic: "t", partition: 0, offset: 3, maxBytes: PARTITION_MAX_BYTES_DEFAULT }],
-      requestMaxBytes: FETCH_MAX_BYTES_DEFAULT,
+      requestBytesMax: FETCH_MAX_BYTES_DEFAULT,
       minBytes: 1,
       maxWaitMs: 10,
       records: false,
