@@ -1,6 +1,6 @@
 /**
- * Exponential backoff with a cap: the wait before retry n is `initialMs * multiplier^n`, at most
- * `maxMs`, optionally spread by `jitter` (0.2 draws from [0.8, 1.2] x the wait, still capped)
+ * Exponential backoff with a cap: the wait before retry n is `initialDelayMs * multiplier^n`, at most
+ * `delayMsMax`, optionally spread by `jitter` (0.2 draws from [0.8, 1.2] x the wait, still capped)
  * with an injected Random. Used wherever a loop retries a failed call (the metadata observer,
  * the replica fetchers); pure arithmetic, no timers.
  */
@@ -9,9 +9,9 @@ import type { Random } from "./random.ts";
 /** How waits grow between retries. */
 export interface BackoffPolicy {
   /** The wait before the first retry. */
-  readonly initialMs: number;
+  readonly initialDelayMs: number;
   /** Upper bound of any wait. */
-  readonly maxMs: number;
+  readonly delayMsMax: number;
   /** Factor by which the wait grows after each retry; default 2. */
   readonly multiplier?: number;
   /** Random spread of each wait as a fraction in [0, 1]; default 0 (needs a Random when > 0). */
@@ -20,11 +20,12 @@ export interface BackoffPolicy {
 
 /** The wait before retry number `retry` (0 = the first retry), jittered with `random` when the policy asks. */
 export function backoffDelayMs(policy: BackoffPolicy, retry: number, random?: Random): number {
-  const base = Math.min(policy.maxMs, policy.initialMs * (policy.multiplier ?? 2) ** retry);
+  const base = Math.min(policy.delayMsMax, policy.initialDelayMs * (policy.multiplier ?? 2) ** retry);
+  if (random === undefined) return Math.round(base);
+  // One draw per delay even without jitter, so a seeded caller's sequence does not depend on it.
   const jitter = policy.jitter ?? 0;
-  if (jitter === 0 || random === undefined) return Math.round(base);
   const spread = 1 - jitter + 2 * jitter * random.next();
-  return Math.round(Math.min(policy.maxMs, base * spread));
+  return Math.round(Math.min(policy.delayMsMax, base * spread));
 }
 
 /** Retries counted at most: far past any cap, far below an overflowing exponent. */
@@ -38,8 +39,8 @@ export class Backoff {
     private readonly policy: BackoffPolicy,
     private readonly random?: Random,
   ) {
-    if (!(policy.initialMs >= 0 && policy.maxMs >= policy.initialMs && (policy.multiplier ?? 2) >= 1))
-      throw new RangeError(`backoff: need 0 <= initialMs <= maxMs and multiplier >= 1, got ${JSON.stringify(policy)}`);
+    if (!(policy.initialDelayMs >= 0 && policy.delayMsMax >= policy.initialDelayMs && (policy.multiplier ?? 2) >= 1))
+      throw new RangeError(`backoff: need 0 <= initialDelayMs <= delayMsMax and multiplier >= 1, got ${JSON.stringify(policy)}`);
     const jitter = policy.jitter ?? 0;
     if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff: jitter must be in [0, 1], got ${jitter}`);
     if (jitter > 0 && random === undefined) throw new RangeError("backoff: jitter needs a Random");
@@ -49,12 +50,12 @@ export class Backoff {
   next(): number {
     const ms = backoffDelayMs(this.policy, this.retry, this.random);
     // Stop counting once the cap is reached, so the exponent never overflows.
-    if (this.retry < RETRY_COUNT_MAX && this.policy.initialMs * (this.policy.multiplier ?? 2) ** this.retry < this.policy.maxMs)
+    if (this.retry < RETRY_COUNT_MAX && this.policy.initialDelayMs * (this.policy.multiplier ?? 2) ** this.retry < this.policy.delayMsMax)
       this.retry++;
     return ms;
   }
 
-  /** Starts over from `initialMs` (after a success). */
+  /** Starts over from `initialDelayMs` (after a success). */
   reset(): void {
     this.retry = 0;
   }

@@ -8,6 +8,7 @@
  * seeded Random and without real waits.
  */
 
+import { backoffDelayMs } from "../base/backoff.ts";
 import type { Random } from "../base/random.ts";
 import { SeededRandom } from "../base/random.ts";
 import { isRetriable } from "./errors.ts";
@@ -56,9 +57,8 @@ export function retryPolicy(p: Partial<RetryPolicy> = {}): RetryPolicy {
 
 /** The wait before retry number `retry` (0 = the first retry), jittered with `random`. */
 export function backoffMs(policy: RetryPolicy, retry: number, random: Random): number {
-  const base = Math.min(policy.backoffMsMax, policy.initialBackoffMs * policy.multiplier ** retry);
-  const spread = 1 - policy.jitter + 2 * policy.jitter * random.next();
-  return Math.round(Math.min(policy.backoffMsMax, base * spread));
+  const { initialBackoffMs: initialDelayMs, backoffMsMax: delayMsMax, multiplier, jitter } = policy;
+  return backoffDelayMs({ initialDelayMs, delayMsMax, multiplier, jitter }, retry, random);
 }
 
 /** A random source seeded from Math.random: clients are not core code, but tests pass their own. */

@@ -43,7 +43,7 @@ export interface ObserverStoreOptions {
 const silent: QuorumLog = { info() {}, warn() {}, error() {} };
 
 /** Waits between failed fetches: 50 ms doubling up to 1 s, back to 50 ms after a success. */
-const FETCH_BACKOFF = { initialMs: 50, maxMs: 1000 } as const;
+const FETCH_BACKOFF = { initialDelayMs: 50, delayMsMax: 1000 } as const;
 
 /**
  * A broker's view of the metadata log, pulled from the voters. Built in two steps because the

@@ -68,7 +68,7 @@ export interface FetcherOptions {
 }
 
 /** Waits after a failed round: 50 ms doubling up to 1 s, back to 50 ms after a success. */
-const FETCH_BACKOFF = { initialMs: 50, maxMs: 1000 } as const;
+const FETCH_BACKOFF = { initialDelayMs: 50, delayMsMax: 1000 } as const;
 
 /** The fetch loop toward one leader. */
 class FetchLoop {
