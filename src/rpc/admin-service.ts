@@ -10,6 +10,7 @@
  * `rill-forwarded`, and a change run here answers the metadata offset that holds it in the
  * response headers), and `LeaderOffsets` with a ListOffsets call to the partition's leader.
  */
+import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Random } from "../base/random.ts";
@@ -64,6 +65,8 @@ export interface AdminDeps {
   readonly voters: readonly QuorumVoter[];
   /** This node's own view, for DescribeCluster. */
   readonly nodeState: () => { roles: string[]; raftRole: string; raftTerm: number; commitOffset: number; brokerState: string };
+  /** The broker's shared internal clients (the service makes its own without). */
+  readonly clients?: InternalClients;
 }
 
 type AnyUnaryCall = grpc.ServerUnaryCall<unknown, unknown>;
@@ -109,7 +112,7 @@ export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): 
 
 /** The AdminService implementation. */
 export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
-  const fwd = new Forwarder(AdminService, d.route);
+  const fwd = new Forwarder(AdminService, d.route, d.clients);
   const admin = new AdminHandlers({
     rm: d.rm,
     store: d.store,
@@ -119,7 +122,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     controllerId: d.controllerId,
     voters: d.voters,
     nodeState: d.nodeState,
-    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm)),
+    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);

@@ -13,6 +13,7 @@
  * - BATCHES chunks are copied once, into the response (wire-codec.ts); RECORDS become
  *   ConsumedRecord messages.
  */
+import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { ConsumedRecordSchema, TimestampType as ProtoTimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
@@ -63,10 +64,13 @@ export const SUBSCRIBE_QUEUED_BYTES_MAX = 8 * 1024 * 1024;
 /** Idle read buffers kept for Subscribe streams to reuse (all streams of one broker together). */
 const SUBSCRIBE_POOL_BYTES_MAX = 32 * 1024 * 1024;
 
-/** The FetchService implementation. */
-export function fetchService(rm: ReplicaManager): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
+/** The FetchService implementation; `clients`: the broker's shared internal clients (its own otherwise). */
+export function fetchService(
+  rm: ReplicaManager,
+  clients?: InternalClients,
+): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
-  const forwarder = fetchForwarder(new LeaderClients(FetchService, rm));
+  const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
   return {
     fetch: unary(async (req: FetchRequest, call) => {
       const res = await fetch(rm, toFetchInput(req), abortOn(call), isForwarded(call) ? null : forwarder);

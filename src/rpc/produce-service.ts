@@ -13,6 +13,7 @@
  * - InitProducerId is checked here, then forwarded to the active controller (`Forwarder`) or
  *   committed.
  */
+import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
@@ -40,13 +41,14 @@ import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
-/** The ProduceService implementation. */
+/** The ProduceService implementation; `clients`: the broker's shared internal clients (its own otherwise). */
 export function produceService(
   rm: ReplicaManager,
   route: ControllerRoute = localRoute(() => rm.image.offset),
+  clients?: InternalClients,
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
-  const fwd = new Forwarder(ProduceService, route);
-  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm)));
+  const fwd = new Forwarder(ProduceService, route, clients);
+  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)));
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
   return {

@@ -21,6 +21,7 @@ import { type ControllerServiceDeps, controllerService } from "./controller-serv
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
 import { addService } from "./grpc-service.ts";
+import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
 import { produceService } from "./produce-service.ts";
 import { addReflection } from "./reflection.ts";
@@ -51,11 +52,11 @@ export interface ServiceDeps {
   readonly controller: ControllerServiceDeps;
 }
 
-/** Adds every Rill service to `server` (before it is bound). */
-export function registerServices(server: grpc.Server, d: ServiceDeps): void {
-  addService(server, AdminService, adminService(d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route), produceServiceCodecs);
-  addService(server, FetchService, fetchService(d.replicas), fetchServiceCodecs);
+/** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
+export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
+  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
+  addService(server, ProduceService, produceService(d.replicas, d.route, clients), produceServiceCodecs);
+  addService(server, FetchService, fetchService(d.replicas, clients), fetchServiceCodecs);
   addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
   addService(server, ReplicationService, replicationService(d.replicas));
   addService(server, ControllerService, controllerService(d.controller));
@@ -70,6 +71,8 @@ export class RpcServer {
   private readonly server: grpc.Server;
   private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVED_SERVICES].map((s) => [s, "SERVING" as const])));
   private port = -1;
+  /** One client per (service, peer) for every forwarded call of this server's services. */
+  private readonly clients = new InternalClients();
 
   /** `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way. */
   constructor(
@@ -90,7 +93,7 @@ export class RpcServer {
 
   /** Registers the services, health and reflection. */
   register(d: ServiceDeps): void {
-    registerServices(this.server, d);
+    registerServices(this.server, d, this.clients);
     this.health.addToServer(this.server);
     addReflection(this.server, SERVED_SERVICES);
   }
@@ -112,8 +115,8 @@ export class RpcServer {
   }
 
   /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */
-  shutdown(graceMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
+  async shutdown(graceMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
         resolve();
@@ -123,5 +126,6 @@ export class RpcServer {
         resolve();
       });
     });
+    this.clients.close();
   }
 }
