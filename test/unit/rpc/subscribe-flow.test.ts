@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { openMemoryLogs } from "../storage/helpers.ts";
 import { create } from "@bufbuild/protobuf";
 import { systemTimers } from "../../../src/base/timers.ts";
 import { describe, expect, it } from "vitest";
@@ -11,7 +12,6 @@ import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { SUBSCRIBE_QUEUED_BYTES_MAX, fetchService } from "../../../src/rpc/fetch-service.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
-import { LogManager } from "../../../src/storage/log-manager.ts";
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 
 /** A server-streaming call whose send buffer is always full until the test emits 'drain'. */
@@ -57,19 +57,7 @@ const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 async function brokerWith(batches: number, valueBytes: number): Promise<{ rm: ReplicaManager; close: () => Promise<void> }> {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock();
-  const logs = LogManager.open({
-    fs,
-    dataDir: "/d",
-    clock,
-    topicConfig: () => undefined,
-    tailCacheBytes: 1 << 20,
-    retentionCheckIntervalMs: 1e9,
-    cleanerBackoffMs: 1e9,
-    cleanerEnable: false,
-    pause: () => Promise.resolve(),
-    pid: 1,
-    isProcessAlive: () => false,
-  });
+  const logs = openMemoryLogs(fs, clock);
   const store = LocalMetadataStore.open(fs, "/d", clock);
   const timers = systemTimers;
   const rm = new ReplicaManager(logs, store, clock, timers, 1);
@@ -95,19 +83,7 @@ describe("Subscribe flow control", () => {
   it("a client that does not read holds the broker to one message in flight", async () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock();
-    const logs = LogManager.open({
-      fs,
-      dataDir: "/d",
-      clock,
-      topicConfig: () => undefined,
-      tailCacheBytes: 1 << 20,
-      retentionCheckIntervalMs: 1e9,
-      cleanerBackoffMs: 1e9,
-      cleanerEnable: false,
-      pause: () => Promise.resolve(),
-      pid: 1,
-      isProcessAlive: () => false,
-    });
+    const logs = openMemoryLogs(fs, clock);
     const store = LocalMetadataStore.open(fs, "/d", clock);
     const timers = systemTimers;
     const rm = new ReplicaManager(logs, store, clock, timers, 1);

@@ -3,6 +3,7 @@
  * LogManager, a LocalMetadataStore and a ReplicaManager, with no sockets and no gRPC. Each test
  * asserts both the answer and what the metadata image holds afterwards.
  */
+import { openMemoryLogs } from "../storage/helpers.ts";
 import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/base/clock.ts";
 import type { RillError } from "../../../src/base/errors.ts";
@@ -16,7 +17,6 @@ import { AdminHandlers } from "../../../src/service/admin.ts";
 import type { ControllerPort, LeaderOffsets } from "../../../src/service/admin-ports.ts";
 import type { AdminChange, AdminChanges, AlterConfigOp, CreateTopicsInput, NewTopicSpec } from "../../../src/service/admin-types.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
-import { LogManager } from "../../../src/storage/log-manager.ts";
 
 const NODE_ID = 1;
 
@@ -60,19 +60,7 @@ afterEach(async () => {
 async function node(brokers: readonly number[] = [NODE_ID], leaderOffsets?: LeaderOffsets): Promise<Node> {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock();
-  const logs = LogManager.open({
-    fs,
-    dataDir: "/d",
-    clock,
-    topicConfig: () => undefined,
-    tailCacheBytes: 1 << 20,
-    retentionCheckIntervalMs: 1e9,
-    cleanerBackoffMs: 1e9,
-    cleanerEnable: false,
-    pause: () => Promise.resolve(),
-    pid: 1,
-    isProcessAlive: () => false,
-  });
+  const logs = openMemoryLogs(fs, clock);
   const store = LocalMetadataStore.open(fs, "/d", clock);
   await store.commit(() =>
     brokers.map((id) => ({ type: "broker", v: 1, nodeId: id, address: `127.0.0.1:${9000 + id}`, roles: ["broker"], fenced: false })),

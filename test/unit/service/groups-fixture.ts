@@ -3,6 +3,7 @@
  * FileSystem, a LocalMetadataStore, a ReplicaManager, `__consumer_offsets` (50 partitions led by
  * this broker) and a GroupRuntime on a ManualClock. No sockets, no gRPC, no generated code.
  */
+import { openMemoryLogs } from "../storage/helpers.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { systemTimers } from "../../../src/base/timers.ts";
@@ -12,7 +13,6 @@ import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { encodeBatch, readBatchHeader, records as recordCursor } from "../../../src/protocol/record-batch.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
-import { LogManager } from "../../../src/storage/log-manager.ts";
 
 /** The broker's parts the services take, and how to stop them. */
 export interface GroupWorld {
@@ -28,19 +28,7 @@ export interface GroupWorld {
 export async function groupWorld(topics: Record<string, number>): Promise<GroupWorld> {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock(1_000_000);
-  const logs = LogManager.open({
-    fs,
-    dataDir: "/d",
-    clock,
-    topicConfig: () => undefined,
-    tailCacheBytes: 1 << 20,
-    retentionCheckIntervalMs: 1e9,
-    cleanerBackoffMs: 1e9,
-    cleanerEnable: false,
-    pause: () => Promise.resolve(),
-    pid: 1,
-    isProcessAlive: () => false,
-  });
+  const logs = openMemoryLogs(fs, clock);
   const store = LocalMetadataStore.open(fs, "/d", clock);
   const rm = new ReplicaManager(logs, store, clock, systemTimers, 1);
   const random = new SeededRandom(7);

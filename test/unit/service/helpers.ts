@@ -3,12 +3,12 @@
  * the test moves time, and topics whose partitions are led by whichever broker the test says
  * (node 1 is "here"). No gRPC, no generated code.
  */
+import { openMemoryLogs } from "../storage/helpers.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
 import type { Timers } from "../../../src/base/timers.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
-import { LogManager } from "../../../src/storage/log-manager.ts";
 
 /** Timers on a ManualClock: `advance(ms)` moves the clock and fires what falls due, in order. */
 export class ManualTimers implements Timers {
@@ -83,19 +83,7 @@ export function openCore(): Core {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock();
   const timers = new ManualTimers(clock);
-  const logs = LogManager.open({
-    fs,
-    dataDir: "/d",
-    clock,
-    topicConfig: () => undefined,
-    tailCacheBytes: 1 << 20,
-    retentionCheckIntervalMs: 1e9,
-    cleanerBackoffMs: 1e9,
-    cleanerEnable: false,
-    pause: () => Promise.resolve(),
-    pid: 1,
-    isProcessAlive: () => false,
-  });
+  const logs = openMemoryLogs(fs, clock);
   const store = LocalMetadataStore.open(fs, "/d", clock);
   const rm = new ReplicaManager(logs, store, clock, timers, HERE);
   let topics = 0;

@@ -3,6 +3,7 @@ import { ManualClock } from "../../../src/base/clock.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { defaultTopicConfig, tinyTopicConfig, type TopicConfig } from "../../../src/config/schema.ts";
 import { MemoryFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
+import { LogManager } from "../../../src/storage/log-manager.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
 import { Compression, decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 
@@ -79,4 +80,24 @@ export function codeOf(f: () => unknown): number {
     throw e;
   }
   throw new Error("expected a RillError");
+}
+
+/**
+ * A LogManager on an in-memory file system at `/d` for tests above storage (replication, service,
+ * rpc): 1 MiB tail caches, no retention or cleaner runs of its own, no other process.
+ */
+export function openMemoryLogs(fs: MemoryFileSystem, clock: ManualClock): LogManager {
+  return LogManager.open({
+    fs,
+    dataDir: "/d",
+    clock,
+    topicConfig: () => undefined,
+    tailCacheBytes: 1 << 20,
+    retentionCheckIntervalMs: 1e9,
+    cleanerBackoffMs: 1e9,
+    cleanerEnable: false,
+    pause: () => Promise.resolve(),
+    pid: 1,
+    isProcessAlive: () => false,
+  });
 }
