@@ -9,6 +9,7 @@
  * KRaft: a newly elected controller gives every broker a fresh session before fencing anyone.
  * Calls on a voter that is not the active controller answer NOT_CONTROLLER.
  */
+import type { RegisterBrokerInput } from "../rpc/controller-service.ts";
 import { AssertionError } from "../base/assert.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import type { Clock } from "../base/clock.ts";
@@ -89,14 +90,7 @@ export class ClusterController implements BrokerControl {
     return this.sessions.isAlive(nodeId, this.o.clock.nowMs(), this.o.sessionTimeoutMs);
   };
 
-  async register(req: {
-    nodeId: number;
-    clusterId: string;
-    incarnationId: string;
-    address: string;
-    rack: string;
-    roles: string[];
-  }): Promise<{ brokerEpoch: number }> {
+  async register(req: RegisterBrokerInput): Promise<{ brokerEpoch: number }> {
     this.requireLeader();
     if (req.clusterId !== this.o.clusterId)
       throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${this.o.clusterId}"`);

@@ -5,6 +5,7 @@
  * over gRPC to the leader's address, learnt from the local Raft state or, on a broker that is
  * not a voter, by asking the voters in turn (a voter that does not lead answers NOT_CONTROLLER).
  */
+import type { RegisterBrokerInput } from "./controller-service.ts";
 import type * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { RillError, rillError } from "../base/errors.ts";
@@ -93,14 +94,7 @@ export class ControllerChannel implements BrokerControl {
     }
   }
 
-  register(req: {
-    nodeId: number;
-    clusterId: string;
-    incarnationId: string;
-    address: string;
-    rack: string;
-    roles: string[];
-  }): Promise<{ brokerEpoch: number }> {
+  register(req: RegisterBrokerInput): Promise<{ brokerEpoch: number }> {
     return this.call(
       (c) => c.register(req),
       (c, deadline, done) =>

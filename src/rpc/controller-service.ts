@@ -63,16 +63,19 @@ export interface AlterPartitionOutcome {
   readonly error: Error | null;
 }
 
+/** A broker's registration, as the controller decides on it. */
+export interface RegisterBrokerInput {
+  nodeId: number;
+  clusterId: string;
+  incarnationId: string;
+  address: string;
+  rack: string;
+  roles: string[];
+}
+
 /** The active controller's side of broker lifecycle calls. */
 export interface BrokerControl {
-  register(req: {
-    nodeId: number;
-    clusterId: string;
-    incarnationId: string;
-    address: string;
-    rack: string;
-    roles: string[];
-  }): Promise<{ brokerEpoch: number }>;
+  register(req: RegisterBrokerInput): Promise<{ brokerEpoch: number }>;
   heartbeat(req: {
     nodeId: number;
     brokerEpoch: number;
