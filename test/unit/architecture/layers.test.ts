@@ -174,6 +174,18 @@ describe("the layer rule of DESIGN.md", () => {
     expect(bad).toEqual([]);
   });
 
+  it("the service layer's own tests need no gRPC and no generated code", () => {
+    const dir = path.resolve(SRC, "../test/unit/service");
+    const bad = [...walk(dir)].flatMap((full) =>
+      [...readFileSync(full, "utf8").matchAll(SPECIFIER)]
+        .map((m) => m[1] ?? m[2] ?? m[3] ?? "")
+        .filter((spec) => /^@grpc\/|\/src\/gen\/|\/src\/rpc\//.test(spec))
+        .map((spec) => `${path.basename(full)} -> ${spec}`),
+    );
+    expect([...walk(dir)].length).toBeGreaterThan(0);
+    expect(bad).toEqual([]);
+  });
+
   it("has no import circle between files", () => {
     expect(importCircles()).toEqual([]);
   });
