@@ -352,6 +352,7 @@ export function serviceDeps(
     },
     replicas: data.rm,
     route,
+    produceChecks: { validation: config.produceValidation, decompressedBytesMax: config.requestBytesMax },
     groups: data.groups,
     timers: systemTimers,
     controller: {

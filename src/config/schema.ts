@@ -302,6 +302,13 @@ export const brokerKeys = [
     1024,
     2 ** 31 - 1,
   ),
+  choice(
+    "produce.validation",
+    "produceValidation",
+    "How much of a producer's `record_batch` the leader checks before appending it: `full` decompresses compressed batches (at most `request.max.bytes` of records) and walks every record (lengths, varints, keys on compacted topics, header counts, offset and timestamp deltas); `structure` checks only the header, CRC and, uncompressed, the record frames (trusted producers). The stored bytes are the bytes sent either way.",
+    "full",
+    ["full", "structure"] as const,
+  ),
   int(
     "metrics.port",
     "metricsPort",
@@ -363,6 +370,7 @@ export interface BrokerConfig {
   cleanerEnable: boolean;
   tailCacheBytes: number;
   requestBytesMax: number;
+  produceValidation: "full" | "structure";
   metricsPort: number;
   numPartitions: number;
   producerIdExpirationMs: number;

@@ -263,6 +263,129 @@ export function validateBatchDeep(buf: Buffer, pos = 0, end: number = buf.length
   return h;
 }
 
+/**
+ * How much of a produced batch the broker checks before appending it (broker key
+ * `produce.validation`): `full` decompresses a compressed payload and walks every record frame;
+ * `structure` checks what validateBatch checks and trusts the producer with the rest.
+ */
+export type ProduceValidation = "full" | "structure";
+
+/** The broker-wide part of the produce checks (the topic adds whether keys are required). */
+export interface ProduceChecks {
+  readonly validation: ProduceValidation;
+  /** Largest decompressed records payload of one batch (`full`): a zip bomb is refused, not expanded. */
+  readonly decompressedBytesMax: number;
+}
+
+/** The checks of batches the broker builds itself (thin clients' records, group coordinators). */
+export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "structure", decompressedBytesMax: 64 * 1024 * 1024 });
+
+/**
+ * Validates a batch a producer sent, before the leader appends it (Kafka's LogValidator):
+ * validateBatch's checks and checkProducedBatch's count rule, then
+ * - INVALID_RECORD: the transactional or control attribute bit is set (transactions are not
+ *   supported yet);
+ * - with `full`, INVALID_RECORD for a record without a key when `keyRequired` (a compacted
+ *   topic) or an offsetDelta other than the record's index (offsets run 0..recordCount-1); a
+ *   compressed payload is decompressed (at most `decompressedBytesMax` bytes, else
+ *   MESSAGE_TOO_LARGE; bad deflate or LZ4 data: CORRUPT_MESSAGE) and every record is walked: its
+ *   length, varints, key, value and header lengths and header count (CORRUPT_MESSAGE), the frames
+ *   against recordCount and the payload end (RECORD_COUNT_MISMATCH), and each timestamp
+ *   (INVALID_TIMESTAMP: negative, or after the batch's maxTimestamp with CREATE_TIME).
+ * With `structure` a compressed payload is not decompressed and keys are not looked at: the
+ * checks of validateBatch, the count rule and the attribute bits only. Nothing is copied but a
+ * compressed payload; the walk allocates nothing per record.
+ */
+export function validateProducedBatch(buf: Buffer, pos: number, end: number, checks: ProduceChecks, keyRequired: boolean): BatchHeader {
+  const h = checkHeader(buf, pos, end);
+  checkAttributes(h);
+  checkProducedBatch(h);
+  const full = checks.validation === "full";
+  if (h.compression === Compression.NONE) {
+    if (full) walkProducedRecords(buf, pos + RECORDS_OFFSET, end, h, keyRequired);
+    else walkRecords(buf, pos + RECORDS_OFFSET, end, h, false);
+    return h;
+  }
+  checkCompressedPayload(h.compression, buf, pos + RECORDS_OFFSET, end);
+  if (full) {
+    const payload = decompress(h.compression, buf.subarray(pos + RECORDS_OFFSET, end), checks.decompressedBytesMax);
+    walkProducedRecords(payload, 0, payload.length, h, keyRequired);
+  }
+  return h;
+}
+
+/** Refuses the attribute bits of transactions until the transactions issue defines them. */
+function checkAttributes(h: BatchHeader): void {
+  if (h.isControl) {
+    throw rillError(
+      "INVALID_RECORD",
+      "attributes: the control bit (0x20) is set; transactions are not supported yet, so producers may not send control batches",
+    );
+  }
+  if (h.isTransactional) {
+    throw rillError("INVALID_RECORD", "attributes: the transactional bit (0x10) is set; transactions are not supported yet");
+  }
+}
+
+/**
+ * The `full` walk of a produced batch's records in `buf[start, end)`: every field of every frame,
+ * offsetDelta == index, timestamps, keys when required. Throws as validateProducedBatch says.
+ */
+function walkProducedRecords(buf: Buffer, start: number, end: number, h: BatchHeader, keyRequired: boolean): void {
+  const count = h.recordCount;
+  const c = walkCursor;
+  c.pos = start;
+  const base = h.baseTimestamp;
+  const maxTimestamp = h.timestampType === TimestampType.CREATE_TIME ? h.maxTimestamp : Number.MAX_SAFE_INTEGER;
+  for (let i = 0; i < count; i++) {
+    if (c.pos >= end) throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${count}, but the records end after ${i}`);
+    const len = varint(buf, c, end, i);
+    const recordEnd = c.pos + len;
+    if (len < RECORD_BODY_MIN) throw corruptRecord(i, `length ${len} is below the ${RECORD_BODY_MIN}-byte minimum`);
+    if (recordEnd > end)
+      throw rillError("RECORD_COUNT_MISMATCH", `record ${i} of ${count}: length ${len} runs past the end of the records`);
+    c.pos++; // attributes
+    const ts = base + varlong(buf, c, recordEnd, i);
+    if (ts < 0 || ts > maxTimestamp) throw badTimestamp(i, ts, base, maxTimestamp);
+    const delta = varint(buf, c, recordEnd, i);
+    if (delta !== i) {
+      throw rillError(
+        "INVALID_RECORD",
+        `record ${i}: offsetDelta ${delta}, want ${i} (a produced batch's offsets run 0..recordCount-1 in order)`,
+      );
+    }
+    if (keyRequired && peekNullKey(buf, c, recordEnd, i)) throw keyMissing(i);
+    checkRecordFields(buf, c, recordEnd, i);
+    c.pos = recordEnd;
+  }
+  if (c.pos !== end) throw rillError("RECORD_COUNT_MISMATCH", `records: ${end - c.pos} bytes follow the last of ${count} records`);
+}
+
+function badTimestamp(i: number, ts: number, base: number, max: number): Error {
+  if (!Number.isSafeInteger(ts) || ts < 0) {
+    return rillError(
+      "INVALID_TIMESTAMP",
+      `record ${i}: timestamp ${ts} (baseTimestamp ${base} + timestampDelta) is negative or out of range`,
+    );
+  }
+  return rillError("INVALID_TIMESTAMP", `record ${i}: timestamp ${ts} is after the batch's maxTimestamp ${max}`);
+}
+
+/** True when the key length at `c.pos` is -1 (a null key); leaves `c.pos` where it was. */
+function peekNullKey(buf: Buffer, c: Cursor, recordEnd: number, i: number): boolean {
+  const at = c.pos;
+  const n = varint(buf, c, recordEnd, i);
+  c.pos = at;
+  return n === -1;
+}
+
+function keyMissing(i: number): Error {
+  return rillError(
+    "INVALID_RECORD",
+    `record ${i}: has no key, but the topic is compacted (cleanup.policy compact needs a key on every record)`,
+  );
+}
+
 /** Header checks shared by validateBatch and validateBatchDeep: length, magic, CRC, codec, counts. */
 function checkHeader(buf: Buffer, pos: number, end: number): BatchHeader {
   if (pos < 0 || end > buf.length) {
@@ -390,12 +513,22 @@ function varint(buf: Uint8Array, c: Cursor, end: number, i: number): number {
 
 function varlong(buf: Uint8Array, c: Cursor, end: number, i: number): number {
   const p = c.pos;
-  if (p < end) {
+  if (p + 1 < end) {
     const b0 = buf[p]!;
     if (b0 < 0x80) {
       c.pos = p + 1;
       return (b0 >>> 1) ^ -(b0 & 1);
     }
+    const b1 = buf[p + 1]!;
+    if (b1 < 0x80) {
+      const raw = (b0 & 0x7f) | (b1 << 7);
+      c.pos = p + 2;
+      return (raw >>> 1) ^ -(raw & 1);
+    }
+  } else if (p < end && buf[p]! < 0x80) {
+    const b0 = buf[p]!;
+    c.pos = p + 1;
+    return (b0 >>> 1) ^ -(b0 & 1);
   }
   return varlongSlow(buf, c, end, i);
 }

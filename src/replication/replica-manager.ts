@@ -17,6 +17,7 @@ import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
+import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
 
 /** Produce acknowledgement levels. */
@@ -385,9 +386,10 @@ export class ReplicaManager {
 
   /**
    * Appends validated-in-the-log batches as leader. With acks=all, fails first with
-   * NOT_ENOUGH_REPLICAS when the ISR is smaller than min.insync.replicas.
+   * NOT_ENOUGH_REPLICAS when the ISR is smaller than min.insync.replicas. `checks`: how deeply the
+   * log validates the batches (PartitionLog.append); the broker's own batches by default.
    */
-  append(topic: string, partition: number, batches: Buffer, acks: AckLevel): AppendResult {
+  append(topic: string, partition: number, batches: Buffer, acks: AckLevel, checks?: ProduceChecks): AppendResult {
     const log = this.leaderLog(topic, partition);
     const p = this.metadata.image.topics.get(topic)!.partitions[partition]!;
     if (acks === "all" && p.isr.length < log.topicConfig.minInsyncReplicas) {
@@ -396,7 +398,7 @@ export class ReplicaManager {
         `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
       );
     }
-    const res = log.append(batches, p.leaderEpoch, this.checkProducer);
+    const res = log.append(batches, p.leaderEpoch, this.checkProducer, checks);
     const r = this.byLog.get(log);
     if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();

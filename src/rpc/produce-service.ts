@@ -31,7 +31,8 @@ import {
   type ProduceStreamResponse,
 } from "../gen/rill/v1/produce_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import { ProduceHandler } from "../service/produce.ts";
+import type { ProduceChecks } from "../protocol/record-batch.ts";
+import { PRODUCE_CHECKS_DEFAULT, ProduceHandler } from "../service/produce.ts";
 import type { LeaderForwarder, ProduceInput, ProduceRecord, ProduceResult } from "../service/produce-types.ts";
 import { checkInitProducerId, initProducerId, type InitProducerIdInput } from "../service/producer-id.ts";
 import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
@@ -41,14 +42,18 @@ import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
-/** The ProduceService implementation; `clients`: the broker's shared internal clients (its own otherwise). */
+/**
+ * The ProduceService implementation; `clients`: the broker's shared internal clients (its own
+ * otherwise); `checks`: how deeply producers' batches are validated (`produce.validation`).
+ */
 export function produceService(
   rm: ReplicaManager,
   route: ControllerRoute = localRoute(() => rm.image.offset),
   clients?: InternalClients,
+  checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
-  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)));
+  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks);
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
   return {

@@ -15,6 +15,7 @@ import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import { GroupService } from "../gen/rill/v1/group_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
+import type { ProduceChecks } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
@@ -50,12 +51,14 @@ export interface ServiceDeps {
   /** Timers of the group service's long polls. */
   readonly timers: Timers;
   readonly controller: ControllerServiceDeps;
+  /** How deeply producers' batches are validated (`produce.validation`); default full. */
+  readonly produceChecks?: ProduceChecks;
 }
 
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
   addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route, clients), produceServiceCodecs);
+  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
   addService(server, FetchService, fetchService(d.replicas, clients), fetchServiceCodecs);
   addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
   addService(server, ReplicationService, replicationService(d.replicas));

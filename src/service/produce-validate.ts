@@ -96,3 +96,17 @@ export function checkRecord(r: ProduceRecord, i: number): void {
     if (r.headers[h]!.key.length === 0) throw rillError("INVALID_RECORD", `records[${i}].headers[${h}].key: header key is empty`);
   }
 }
+
+/**
+ * Every record has a key: a compacted topic keeps the latest record per key, so Kafka refuses
+ * keyless records there (INVALID_RECORD).
+ */
+export function checkKeys(records: readonly ProduceRecord[], topic: string): void {
+  const i = records.findIndex((r) => r.key === null);
+  if (i >= 0) {
+    throw rillError(
+      "INVALID_RECORD",
+      `records[${i}].key: missing, but topic "${topic}" is compacted (cleanup.policy compact needs a key on every record)`,
+    );
+  }
+}

@@ -10,9 +10,10 @@
  * Requests for partitions led by another broker go there through the `LeaderForwarder` port.
  */
 import { RillError } from "../base/errors.ts";
-import type { TopicConfig } from "../config/schema.ts";
-import { Compression, encodeBatch, type RecordInput } from "../protocol/record-batch.ts";
+import { isCompacted, type TopicConfig } from "../config/schema.ts";
+import { Compression, encodeBatch, type ProduceChecks, type RecordInput } from "../protocol/record-batch.ts";
 import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
+import type { AppendResult } from "../storage/partition-log.ts";
 import { StickyPartitions, groupByPartition, recordTargets, remoteLeader } from "./produce-routing.ts";
 import {
   ProduceAcks,
@@ -22,7 +23,19 @@ import {
   type ProduceRecord,
   type ProduceResult,
 } from "./produce-types.ts";
-import { ackLevel, batchProducer, checkPartition, checkPayload, checkRecord, checkRecordCount, checkTimeout } from "./produce-validate.ts";
+import {
+  ackLevel,
+  batchProducer,
+  checkKeys,
+  checkPartition,
+  checkPayload,
+  checkRecord,
+  checkRecordCount,
+  checkTimeout,
+} from "./produce-validate.ts";
+
+/** How deeply producers' batches are checked unless the broker says otherwise (`produce.validation`). */
+export const PRODUCE_CHECKS_DEFAULT: ProduceChecks = Object.freeze({ validation: "full", decompressedBytesMax: 64 * 1024 * 1024 });
 
 /** How long acks=ALL waits for the ISR when the request gives no timeout (Kafka's 30 s). */
 export const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
@@ -53,10 +66,14 @@ export class ProduceHandler {
    * @param forwarder passes requests to the leaders of partitions led by other brokers; null on
    *   a single node (then every partition is appended here and the sticky partition simply
    *   moves round robin).
+   * @param checks how deeply a producer's `recordBatch` is validated before it is appended
+   *   (`produce.validation`, and `request.max.bytes` as the bound on its decompressed records).
+   *   Batches built here from `records` are the broker's own: checked by their structure only.
    */
   constructor(
     private readonly rm: ReplicaManager,
     private readonly forwarder: LeaderForwarder | null = null,
+    private readonly checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
   }
@@ -140,10 +157,18 @@ export class ProduceHandler {
     return this.appendRecords(input, partitions, acks, targets);
   }
 
-  /** Appends a producer's batch as it is; an append error fails the whole call. */
+  /**
+   * Appends a producer's batch as it is. What the log refuses (a malformed or oversized batch, a
+   * partition not led here) is the partition's error, as on the `records` path.
+   */
   private appendBatch(input: ProduceInput, batch: Buffer, partitions: number, acks: AckLevel): Appended {
     const partition = input.partition ?? this.sticky.next(input.topic, partitions);
-    const res = this.rm.append(input.topic, partition, batch, acks);
+    let res: AppendResult;
+    try {
+      res = this.rm.append(input.topic, partition, batch, acks, this.checks);
+    } catch (e) {
+      return { result: { topic: input.topic, partitions: [failed(partition, e)], records: [] }, lastOffsets: new Map() };
+    }
     return {
       result: {
         topic: input.topic,
@@ -163,6 +188,7 @@ export class ProduceHandler {
     const targets =
       routed ?? recordTargets(input.records, partitions, input.partition, input.partition ?? this.sticky.next(input.topic, partitions));
     input.records.forEach(checkRecord);
+    if (isCompacted(cfg)) checkKeys(input.records, input.topic);
     const offsets = new Array<number>(input.records.length);
     const results: ProducePartitionResult[] = [];
     const lastOffsets = new Map<number, number>();

@@ -16,20 +16,23 @@
  */
 import { assert } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
-import { rillError } from "../base/errors.ts";
-import { isDeleting, type TopicConfig } from "../config/schema.ts";
+import { RillError, rillError } from "../base/errors.ts";
+import { isCompacted, isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
 import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
 import {
   BATCH_OFFSETS,
+  type BatchHeader,
   HEADER_SIZE,
-  checkProducedBatch,
+  type ProduceChecks,
+  TRUSTED_CHECKS,
   decodeRecords,
   readBatchHeader,
   setBaseOffset,
   setLogAppendTime,
   setPartitionLeaderEpoch,
   validateBatch,
+  validateProducedBatch,
 } from "../protocol/record-batch.ts";
 import { incrementSequence } from "../protocol/sequence.ts";
 import { ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
@@ -364,11 +367,13 @@ export class PartitionLog {
    * Validates and appends one or more batches (back to back in `buf`) as the leader: offsets are
    * assigned from the log end offset by rewriting each batch's baseOffset and
    * partitionLeaderEpoch in `buf` itself. Throws a RillError, with nothing changed, on bad input.
+   * `checks` says how deeply each batch is validated first (validateProducedBatch): the producer's
+   * batches as `produce.validation` says, the broker's own (the default) by their structure.
    */
-  append(buf: Buffer, leaderEpoch = 0, checkProducer?: ProducerIdCheck): AppendResult {
+  append(buf: Buffer, leaderEpoch = 0, checkProducer?: ProducerIdCheck, checks: ProduceChecks = TRUSTED_CHECKS): AppendResult {
     this.checkWritable();
     const nowMs = this.opts.clock.nowMs();
-    const { placements, records, sequenced } = this.plan(buf, this.nextOffset, checkProducer);
+    const { placements, records, sequenced } = this.plan(buf, this.nextOffset, checkProducer, checks);
     const duplicate = this.checkSequences(sequenced);
     if (duplicate) return duplicate;
     const stamp = this.config.timestampType === "LogAppendTime";
@@ -420,6 +425,7 @@ export class PartitionLog {
     buf: Buffer,
     assignFrom: number,
     checkProducer?: ProducerIdCheck,
+    checks: ProduceChecks = TRUSTED_CHECKS,
   ): { placements: BatchPlacement[]; records: number; sequenced: Array<SequencedBatch | null> } {
     if (buf.length === 0) throw rillError("INVALID_REQUEST", "record_batch: no batch in an empty buffer");
     const placements: BatchPlacement[] = [];
@@ -440,14 +446,13 @@ export class PartitionLog {
           `record_batch: batchLength ${size - 12} at byte ${pos} disagrees with the ${buf.length - pos} bytes given`,
         );
       }
-      const h = validateBatch(buf, pos, pos + size);
-      if (assignFrom >= 0) checkProducedBatch(h);
       if (size > this.config.maxMessageBytes) {
         throw rillError(
           "MESSAGE_TOO_LARGE",
-          `record_batch: batch of ${size} bytes exceeds max.message.bytes ${this.config.maxMessageBytes}`,
+          `record_batch: batch of ${size} bytes at byte ${pos} exceeds max.message.bytes ${this.config.maxMessageBytes}`,
         );
       }
+      const h = this.validate(buf, pos, pos + size, assignFrom >= 0 ? checks : null);
       const base = assignFrom >= 0 ? next : h.baseOffset;
       if (base < next) {
         throw rillError("INVALID_RECORD", `record_batch: baseOffset ${base} is below the log end offset ${next}`);
@@ -468,6 +473,21 @@ export class PartitionLog {
       pos += size;
     }
     return { placements, records, sequenced };
+  }
+
+  /**
+   * Validates the batch in `buf[pos, end)`: a produced one (`checks` given) as validateProducedBatch,
+   * a replicated one as validateBatch. The error names the batch's position in `buf`.
+   */
+  private validate(buf: Buffer, pos: number, end: number, checks: ProduceChecks | null): BatchHeader {
+    try {
+      return checks === null
+        ? validateBatch(buf, pos, end)
+        : validateProducedBatch(buf, pos, end, checks, checks.validation === "full" && isCompacted(this.config));
+    } catch (e: unknown) {
+      if (e instanceof RillError) throw new RillError(e.kind, `record_batch: batch at byte ${pos}: ${e.message}`);
+      throw e;
+    }
   }
 
   /**

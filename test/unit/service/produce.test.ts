@@ -12,6 +12,7 @@ import {
 } from "../../../src/service/produce-types.ts";
 import { RECORDS_MAX, TIMEOUT_MS_MAX } from "../../../src/service/produce-validate.ts";
 import { checkInitProducerId, initProducerId } from "../../../src/service/producer-id.ts";
+import { badBatches, goodBatch } from "../../fixtures/bad-batches.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
 
 const cores: Core[] = [];
@@ -150,13 +151,73 @@ describe("ProduceHandler: record batches", () => {
     expect(stored(core, "t", 1)).toEqual(sticky.partitions[0]!.partition === 1 ? ["one", "two", "three"] : ["one", "two"]);
   });
 
-  it("a batch the log refuses fails the whole call", async () => {
+  it("a batch the log refuses is the partition's error, as on the records path; nothing stored", async () => {
     const core = await coreWith("t", [1]);
     const h = new ProduceHandler(core.rm);
     const batch = encodeBatch([{ value: "x" }], { nowMs: 5 });
     batch[batch.length - 1]! ^= 0xff; // breaks the CRC
-    await rejects(h.produce(input({ topic: "t", partition: 0, recordBatch: batch })), "CORRUPT_MESSAGE", "");
+    const res = await h.produce(input({ topic: "t", partition: 0, recordBatch: batch }));
+    expect(res.partitions).toHaveLength(1);
+    expect(res.partitions[0]).toMatchObject({ partition: 0, baseOffset: -1 });
+    expect(res.partitions[0]!.error?.kind.name).toBe("CORRUPT_MESSAGE");
+    expect(res.partitions[0]!.error?.message).toMatch(/^record_batch: batch at byte 0: crc: /);
     expect(stored(core, "t", 0)).toEqual([]);
+  });
+
+  it("an oversized batch gets MESSAGE_TOO_LARGE in its partition's result on both paths (not a whole-call error)", async () => {
+    const core = await coreWith("t", [1], { "max.message.bytes": "1024" });
+    const h = new ProduceHandler(core.rm);
+    const big = "x".repeat(2000);
+    const viaBatch = await h.produce(input({ topic: "t", partition: 0, recordBatch: encodeBatch([{ value: big }], { nowMs: 5 }) }));
+    const viaRecords = await h.produce(input({ topic: "t", partition: 0, records: [rec("k", big)] }));
+    for (const res of [viaBatch, viaRecords]) {
+      expect(res.partitions).toHaveLength(1);
+      expect(res.partitions[0]!.baseOffset).toBe(-1);
+      expect(res.partitions[0]!.error?.kind.name).toBe("MESSAGE_TOO_LARGE");
+      expect(res.partitions[0]!.error?.message).toMatch(/exceeds max\.message\.bytes 1024/);
+    }
+    expect(stored(core, "t", 0)).toEqual([]);
+  });
+
+  it("validates a producer's batch fully by default: the defects of issue 14 are refused, nothing stored", async () => {
+    const core = await coreWith("t", [1]);
+    const h = new ProduceHandler(core.rm);
+    for (const [name, make] of Object.entries(badBatches)) {
+      const res = await h.produce(input({ topic: "t", partition: 0, recordBatch: make() }));
+      expect(res.partitions[0]!.error, name).not.toBeNull();
+      expect(res.partitions[0]!.error!.kind.name, name).toMatch(
+        /^(CORRUPT_MESSAGE|INVALID_RECORD|INVALID_TIMESTAMP|RECORD_COUNT_MISMATCH)$/,
+      );
+    }
+    expect(stored(core, "t", 0)).toEqual([]);
+    expect((await h.produce(input({ topic: "t", partition: 0, recordBatch: goodBatch() }))).partitions[0]!.error).toBeNull();
+    expect(stored(core, "t", 0)).toEqual(["good-0", "good-1", "good-2"]);
+  });
+
+  it("with produce.validation=structure, trusts what is inside a compressed batch", async () => {
+    const core = await coreWith("t", [1]);
+    const h = new ProduceHandler(core.rm, null, { validation: "structure", decompressedBytesMax: 1 << 20 });
+    const res = await h.produce(input({ topic: "t", partition: 0, recordBatch: badBatches.hugeKeyLengthLz4() }));
+    expect(res.partitions[0]!.error).toBeNull();
+    const ctl = await h.produce(input({ topic: "t", partition: 0, recordBatch: badBatches.control() }));
+    expect(ctl.partitions[0]!.error?.kind.name).toBe("INVALID_RECORD");
+  });
+
+  it("refuses records without a key on a compacted topic, on both paths (INVALID_RECORD)", async () => {
+    const core = await coreWith("t", [1], { "cleanup.policy": "compact", "compression.type": "lz4" });
+    const h = new ProduceHandler(core.rm);
+    await rejects(
+      h.produce(input({ topic: "t", records: [rec("k", "a"), rec(null, "b")] })),
+      "INVALID_RECORD",
+      'records[1].key: missing, but topic "t" is compacted',
+    );
+    const viaBatch = await h.produce(
+      input({ topic: "t", partition: 0, recordBatch: encodeBatch([{ value: "x" }], { nowMs: 5, compression: Compression.LZ4 }) }),
+    );
+    expect(viaBatch.partitions[0]!.error?.kind.name).toBe("INVALID_RECORD");
+    expect(stored(core, "t", 0)).toEqual([]);
+    await h.produce(input({ topic: "t", records: [rec("k", "a")] }));
+    expect(stored(core, "t", 0)).toEqual(["a"]);
   });
 });
 
