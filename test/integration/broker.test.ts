@@ -37,6 +37,7 @@ import {
   Acks,
   ProduceRequestSchema,
   ProduceStreamRequestSchema,
+  type ProduceRequest,
   type ProduceResponse,
   type ProduceStreamResponse,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
@@ -105,6 +106,15 @@ async function expectStatus(p: Promise<unknown>, code: grpc.status, name: string
   expect(err!.code, err!.details).toBe(code);
   expect(errorName(err)).toBe(name);
   expect(err!.details).toMatch(field);
+}
+
+/** Expects a produce answered with `name` in its one partition's result (what the log refuses). */
+async function expectPartitionError(p: Promise<ProduceResponse>, name: string, message: RegExp): Promise<void> {
+  const res = await p;
+  expect(res.partitions).toHaveLength(1);
+  expect(res.partitions[0]!.baseOffset).toBe(-1n);
+  expect(res.partitions[0]!.error?.name).toBe(name);
+  expect(res.partitions[0]!.error?.message).toMatch(message);
 }
 
 beforeAll(async () => {
@@ -429,7 +439,7 @@ describe("bad input gets a specific status naming the field, and changes nothing
   });
 
   const produce = (init: Parameters<typeof create<typeof ProduceRequestSchema>>[1]) =>
-    call(c.produce, "produce", create(ProduceRequestSchema, init));
+    call<ProduceRequest, ProduceResponse>(c.produce, "produce", create(ProduceRequestSchema, init));
   const S = grpc.status;
 
   it("unknown topic", async () => {
@@ -503,16 +513,15 @@ describe("bad input gets a specific status naming the field, and changes nothing
     const good = encodeBatch([{ value: "z" }, { value: "zz" }], { nowMs: 1 });
     const badCrc = Buffer.from(good);
     badCrc[badCrc.length - 1]! ^= 0xff;
-    await expectStatus(produce({ topic: "guarded", partition: 0, recordBatch: badCrc }), S.INVALID_ARGUMENT, "CORRUPT_MESSAGE", /crc/i);
-    await expectStatus(
+    // what the partition's log refuses is that partition's error, as on the records path
+    await expectPartitionError(produce({ topic: "guarded", partition: 0, recordBatch: badCrc }), "CORRUPT_MESSAGE", /crc/i);
+    await expectPartitionError(
       produce({ topic: "guarded", partition: 0, recordBatch: good.subarray(0, good.length - 4) }),
-      S.INVALID_ARGUMENT,
       "BATCH_LENGTH_MISMATCH",
       /record_batch|batchLength/,
     );
-    await expectStatus(
+    await expectPartitionError(
       produce({ topic: "guarded", partition: 0, recordBatch: Buffer.from("definitely not a record batch at all, no, not at all") }),
-      S.INVALID_ARGUMENT,
       "BATCH_LENGTH_MISMATCH",
       /record_batch/,
     );
@@ -545,14 +554,9 @@ describe("bad input gets a specific status naming the field, and changes nothing
       err = e as grpc.ServiceError;
     }
     expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    // a batch under the gRPC limit but above max.message.bytes gets Rill's own error
+    // a batch under the gRPC limit but above max.message.bytes gets Rill's own error, in its partition's result
     const big = encodeBatch([{ value: "x".repeat(9 * 1024 * 1024) }], { nowMs: 1 });
-    await expectStatus(
-      produce({ topic: "guarded", partition: 0, recordBatch: big }),
-      S.INVALID_ARGUMENT,
-      "MESSAGE_TOO_LARGE",
-      /max\.message\.bytes/,
-    );
+    await expectPartitionError(produce({ topic: "guarded", partition: 0, recordBatch: big }), "MESSAGE_TOO_LARGE", /max\.message\.bytes/);
     expect(await state("guarded")).toBe(before);
   });
 
