@@ -5,8 +5,10 @@
  * again: a RECORDS Fetch of both partitions answers partition 1's records and partition 0's
  * CORRUPT_MESSAGE with the bad batch's offset; a Subscribe of both keeps delivering partition 1;
  * the SDK Consumer and a GroupConsumer (Consume stream) with `skipCorrupt` go on past the batch;
- * the broker logs each corrupt read at error and counts it in rill_corrupt_reads_total.
+ * `rill consume --skip-corrupt` says so on stderr and goes on (without it: one error line); the
+ * broker logs each corrupt read at error and counts it in rill_corrupt_reads_total.
  */
+import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -180,5 +182,37 @@ describe("corrupt stored data", () => {
     await g.close();
     expect([...got].sort()).toEqual(expect.arrayContaining(["0:p0-good", "0:p0-after", "1:p1-a"]));
     expect(reports).toEqual(["0:1..4"]);
+  }, 30_000);
+});
+
+/** Runs `bin/rill args` against the broker; killed after 20 s. */
+function rill(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, RILL_BOOTSTRAP: broker.address };
+    delete env["RILL_RUNTIME"];
+    const proc = spawn(path.resolve("bin/rill"), args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+    proc.on("error", reject);
+    proc.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("rill consume and corrupt stored data", () => {
+  it("without --skip-corrupt fails with one line naming the batch; with it reports the batch on stderr and goes on", async () => {
+    const strict = await rill(["consume", "c", "--partition", "0", "--from-beginning", "-n", "2"]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toBe("p0-good\n");
+    expect(strict.stderr).toMatch(/^rill: .*c-0: the batch at offset 1 cannot be read/);
+    const skip = await rill(["consume", "c", "--partition", "0", "--from-beginning", "-n", "2", "--skip-corrupt"]);
+    expect(skip.code).toBe(0);
+    expect(skip.stdout).toBe("p0-good\np0-after\n");
+    expect(skip.stderr).toMatch(/^rill: skipped c-0 offsets 1\.\.3: /);
   }, 30_000);
 });
