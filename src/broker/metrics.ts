@@ -27,17 +27,41 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** A corrupt batch is logged at most once per this long (a client retrying it would flood the log). */
+export const CORRUPT_LOG_INTERVAL_MS = 60_000;
+/** Batches remembered for that; beyond it the memory is cleared (and each is logged again). */
+const CORRUPT_LOG_KEYS_MAX = 10_000;
+
 /**
- * Logs each corrupt read of `source` (the broker's ReplicaManager) at error, until the returned
- * function is called.
+ * Logs the corrupt reads of `source` (the broker's ReplicaManager) at error, until the returned
+ * function is called: each bad batch once per CORRUPT_LOG_INTERVAL_MS, with the number of reads
+ * of it not logged since (`repeats`). The counter counts every read.
  */
-export function logCorruptReads(source: object, log: BrokerLog): () => void {
-  return onCorruptRead(source, (e: CorruptRead) =>
+export function logCorruptReads(source: object, log: BrokerLog, nowMs: () => number = Date.now): () => void {
+  const last = new Map<string, { atMs: number; repeats: number }>();
+  return onCorruptRead(source, (e: CorruptRead) => {
+    const key = `${e.topic}\u0000${e.partition}\u0000${e.offset}`;
+    const seen = last.get(key);
+    const now = nowMs();
+    if (seen && now - seen.atMs < CORRUPT_LOG_INTERVAL_MS) {
+      seen.repeats++;
+      return;
+    }
+    if (last.size >= CORRUPT_LOG_KEYS_MAX) last.clear();
+    last.set(key, { atMs: now, repeats: 0 });
     log.error(
-      { topic: e.topic, partition: e.partition, offset: e.offset, skipTo: e.skipTo, api: e.api, reason: e.reason },
+      {
+        topic: e.topic,
+        partition: e.partition,
+        offset: e.offset,
+        skipTo: e.skipTo,
+        api: e.api,
+        reason: e.reason,
+        repeats: seen?.repeats ?? 0,
+      },
       "stored batch cannot be read: its partition answers CORRUPT_MESSAGE",
-    ),
-  );
+    );
+  });
 }
 
 /**
