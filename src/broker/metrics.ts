@@ -2,7 +2,9 @@
  * Prometheus metrics (prom-client) on an HTTP port of 127.0.0.1: process metrics, and per
  * partition the log end offset, log start offset, size and the storage counters the logs keep
  * themselves (appends, cache and disk reads, fsyncs, duplicate batches answered). Values are
- * read at scrape time, so the data path pays nothing for them.
+ * read at scrape time, so the data path pays nothing for them. Events the service publishes
+ * (service/corrupt-reads.ts) are counted as they come: `rill_corrupt_reads_total{topic,partition}`
+ * (reads that met a stored batch they could not decode), and `logCorruptReads` logs each at error.
  *
  * `rill_process_heap_bytes` is the JavaScript engine's heap (V8 under Node and Deno,
  * JavaScriptCore under Bun), from `process.memoryUsage().heapTotal`. prom-client's default
@@ -12,7 +14,9 @@
  */
 import * as http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { type CorruptRead, onCorruptRead } from "../service/corrupt-reads.ts";
 import type { LogManager } from "../storage/log-manager.ts";
+import type { BrokerLog } from "./log.ts";
 
 /** The heap gauge, replacing prom-client's default of the same name (see the module comment). */
 const PROCESS_HEAP = "rill_process_heap_bytes";
@@ -23,8 +27,48 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). */
-export async function startMetrics(port: number, logs: LogManager): Promise<MetricsServer> {
+/** A corrupt batch is logged at most once per this long (a client retrying it would flood the log). */
+export const CORRUPT_LOG_INTERVAL_MS = 60_000;
+/** Batches remembered for that; beyond it the memory is cleared (and each is logged again). */
+const CORRUPT_LOG_KEYS_MAX = 10_000;
+
+/**
+ * Logs the corrupt reads of `source` (the broker's ReplicaManager) at error, until the returned
+ * function is called: each bad batch once per CORRUPT_LOG_INTERVAL_MS, with the number of reads
+ * of it not logged since (`repeats`). The counter counts every read.
+ */
+export function logCorruptReads(source: object, log: BrokerLog, nowMs: () => number = Date.now): () => void {
+  const last = new Map<string, { atMs: number; repeats: number }>();
+  return onCorruptRead(source, (e: CorruptRead) => {
+    const key = `${e.topic}\u0000${e.partition}\u0000${e.offset}`;
+    const seen = last.get(key);
+    const now = nowMs();
+    if (seen && now - seen.atMs < CORRUPT_LOG_INTERVAL_MS) {
+      seen.repeats++;
+      return;
+    }
+    if (last.size >= CORRUPT_LOG_KEYS_MAX) last.clear();
+    last.set(key, { atMs: now, repeats: 0 });
+    log.error(
+      {
+        topic: e.topic,
+        partition: e.partition,
+        offset: e.offset,
+        skipTo: e.skipTo,
+        api: e.api,
+        reason: e.reason,
+        repeats: seen?.repeats ?? 0,
+      },
+      "stored batch cannot be read: its partition answers CORRUPT_MESSAGE",
+    );
+  });
+}
+
+/**
+ * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port); `source` (the broker's
+ * ReplicaManager) is whose corrupt reads are counted.
+ */
+export async function startMetrics(port: number, logs: LogManager, source: object | null = null): Promise<MetricsServer> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "rill_" });
   registry.removeSingleMetric(PROCESS_HEAP);
@@ -70,6 +114,15 @@ export async function startMetrics(port: number, logs: LogManager): Promise<Metr
   counter("rill_log_disk_reads_total", "Reads that went to the segment files.", "diskReads");
   counter("rill_log_fsyncs_total", "fsyncs started (one covers every append waiting for it).", "fsyncs");
   counter("rill_log_duplicate_batches_total", "Idempotent producer retries answered with their original offsets.", "duplicates");
+  const corrupt = new Counter({
+    name: "rill_corrupt_reads_total",
+    help: "Reads (fetch, subscribe, consume) that met a stored batch they could not decode; its partition answered CORRUPT_MESSAGE.",
+    labelNames: labels,
+    registers: [registry],
+  });
+  const stopCounting = source
+    ? onCorruptRead(source, (e) => corrupt.inc({ topic: e.topic, partition: String(e.partition) }))
+    : () => undefined;
 
   const server = http.createServer((req, res) => {
     if (req.url !== "/metrics") {
@@ -82,12 +135,18 @@ export async function startMetrics(port: number, logs: LogManager): Promise<Metr
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (e) => {
+      stopCounting();
+      reject(e);
+    });
     server.listen(port, "127.0.0.1", () => resolve());
   });
   const bound = (server.address() as { port: number }).port;
   return {
     port: bound,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => {
+      stopCounting();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 }

@@ -34,7 +34,7 @@ import { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
 import { type BrokerLog, silentLog } from "./log.ts";
-import { startMetrics, type MetricsServer } from "./metrics.ts";
+import { logCorruptReads, startMetrics, type MetricsServer } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
 
 /** What the shell is made from; everything but the data directory has a default. */
@@ -436,10 +436,11 @@ export async function startBackground(
   const isrTimer = setInterval(() => void maintainIsr(isr), isrCheckIntervalMs(config.replicaLagTimeMaxMs));
   isrTimer.unref?.();
   const work = { groups: data.groups, logs, clock, log };
+  data.rm.onClose(logCorruptReads(data.rm, log));
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
   try {
-    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs) : null;
+    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm) : null;
     return { fetchers, isrTimer, ticker, metrics };
   } catch (e) {
     clearInterval(ticker);

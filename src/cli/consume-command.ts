@@ -8,9 +8,13 @@
  * the broker assigns the partitions, reading starts at the group's committed offsets (or, for a
  * partition without one, at the end — the beginning with `--from-beginning`), and the offsets of
  * printed records are committed as it goes (every second, and when it stops).
+ *
+ * A batch that cannot be read (CORRUPT_MESSAGE) ends the command with that error, which names
+ * the partition and the batch's offset; with `--skip-corrupt` one line on stderr says so
+ * (`rill: skipped ...`) and reading goes on after the batch.
  */
 
-import { Consumer, type ConsumerRecord, type SeekTarget } from "../client/consumer.ts";
+import { Consumer, type ConsumerRecord, type CorruptBatchReport, type SeekTarget } from "../client/consumer.ts";
 import { Admin } from "../client/admin.ts";
 import { GroupConsumer } from "../client/group-consumer.ts";
 import { type Context, clientOptions } from "./context.ts";
@@ -29,6 +33,18 @@ export interface ConsumeOptions {
   readonly printKey?: boolean;
   readonly keySeparator: string;
   readonly group?: string;
+  /** Skip batches that cannot be read (reported on stderr). */
+  readonly skipCorrupt?: boolean;
+}
+
+/** The consumers' skipCorrupt options for `o`: each skipped batch is one line on stderr. */
+function corruptOptions(ctx: Context, o: ConsumeOptions): { skipCorrupt: boolean; onCorrupt?: (r: CorruptBatchReport) => Promise<void> } {
+  if (o.skipCorrupt !== true) return { skipCorrupt: false };
+  return {
+    skipCorrupt: true,
+    onCorrupt: (r) =>
+      write(ctx.io.stderr, `rill: skipped ${r.topic}-${r.partition} offsets ${r.offset}..${r.nextOffset - 1}: ${r.error.message}\n`),
+  };
 }
 
 function startOf(o: ConsumeOptions): SeekTarget {
@@ -59,7 +75,11 @@ export async function consume(ctx: Context, topic: string, o: ConsumeOptions): P
   if (o.group !== undefined) return consumeInGroup(ctx, topic, o.group, o);
   const start = startOf(o);
   if (o.maxMessages === 0) return;
-  const consumer = new Consumer({ ...clientOptions(ctx), autoOffsetReset: o.fromBeginning ? "earliest" : "latest" });
+  const consumer = new Consumer({
+    ...clientOptions(ctx),
+    autoOffsetReset: o.fromBeginning ? "earliest" : "latest",
+    ...corruptOptions(ctx, o),
+  });
   const stop = (): void => void consumer.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
@@ -117,6 +137,7 @@ async function consumeInGroup(ctx: Context, topic: string, group: string, o: Con
     autoCommit: true,
     autoCommitIntervalMs: GROUP_COMMIT_INTERVAL_MS,
     clientId: "rill-cli",
+    ...corruptOptions(ctx, o),
   });
   let stopped = false;
   const stop = (): void => {

@@ -170,6 +170,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--print-key", "text format: print KEY SEP VALUE")
     .option("--key-separator <sep>", "separator for --print-key", separator, "\t")
     .option("--group <id>", "consume as a member of this consumer group, committing as it goes")
+    .option("--skip-corrupt", "skip a batch that cannot be read (CORRUPT_MESSAGE), saying so on stderr, and go on")
     .action(async (name: string, o: Parameters<typeof consume>[2], cmd: Command) => consume(contextOf(cmd, io), name, o));
 
   const group = program.command("group").description("list, describe, reset the offsets of, and delete consumer groups");

@@ -4,11 +4,15 @@
  * byte budget. Records are decoded lazily, one at a time, as the consumer asks for them (keys,
  * values and header values are views of the received bytes, or of a batch's decompressed
  * payload — no copies).
+ *
+ * A batch that cannot be read (CRC mismatch, a compressed payload that does not decompress, a
+ * malformed record) throws CORRUPT_MESSAGE; a reader given `onCorrupt` (the consumers'
+ * `skipCorrupt`) reports it there instead and goes on after the batch.
  */
 
 import { crc32c } from "../base/crc32c.ts";
 import { Errors, RillError } from "../base/errors.ts";
-import { CRC_START, forEachBatch, type RecordHeader, records } from "../protocol/record-batch.ts";
+import { CRC_START, type BatchHeader, forEachBatch, type RecordHeader, records } from "../protocol/record-batch.ts";
 
 /** A consumed record. `key`, `value` and header values are views of the fetched bytes. */
 export interface ConsumerRecord {
@@ -41,10 +45,24 @@ export function scanBatches(bytes: Buffer): BatchScan {
   return { nextOffset, whole: end === bytes.length };
 }
 
+/** A batch a consumer skipped because it cannot be read (the consumers' `onCorrupt`). */
+export interface CorruptBatchReport {
+  readonly topic: string;
+  readonly partition: number;
+  /** The bad batch's first offset. */
+  readonly offset: number;
+  /** The offset after it: where the consumer goes on. */
+  readonly nextOffset: number;
+  /** CORRUPT_MESSAGE, saying what is wrong. */
+  readonly error: RillError;
+}
+
 /**
  * Yields the records of the whole batches of `bytes` whose offset is at least `fromOffset`,
- * skipping control batches; with `checkCrcs`, a batch whose CRC32C does not match throws
- * CORRUPT_MESSAGE before any of its records is yielded.
+ * skipping control batches; with `checkCrcs`, a batch whose CRC32C does not match fails before
+ * any of its records is yielded. A batch that fails (CRC, decompression, a malformed record)
+ * throws CORRUPT_MESSAGE, or with `onCorrupt` is reported there and skipped (records of it
+ * already yielded stay yielded).
  */
 export function* readRecords(
   topic: string,
@@ -52,27 +70,69 @@ export function* readRecords(
   bytes: Buffer,
   fromOffset: number,
   checkCrcs: boolean,
+  onCorrupt?: (report: CorruptBatchReport) => void,
 ): Generator<ConsumerRecord, void, undefined> {
-  const found: { pos: number; size: number; crc: number }[] = [];
+  const found: { pos: number; h: BatchHeader }[] = [];
   forEachBatch(bytes, (h, pos) => {
-    if (h.lastOffset >= fromOffset && !h.isControl) found.push({ pos, size: h.size, crc: h.crc });
+    if (h.lastOffset >= fromOffset && !h.isControl) found.push({ pos, h });
   });
-  for (const { pos, size, crc } of found) {
-    if (checkCrcs) checkCrc(bytes, pos, size, crc, `${topic}-${partition}`);
-    const c = records(bytes, pos);
-    while (c.next()) {
-      if (c.offset < fromOffset) continue;
-      yield {
-        topic,
-        partition,
-        offset: c.offset,
-        timestampMs: c.timestampMs,
-        key: c.key(),
-        value: c.value(),
-        headers: c.headerCount === 0 ? NO_HEADERS : c.headers(),
-      };
+  for (const { pos, h } of found) {
+    if (!onCorrupt) {
+      yield* batchRecords(topic, partition, bytes, pos, h, fromOffset, checkCrcs);
+      continue;
+    }
+    try {
+      yield* batchRecords(topic, partition, bytes, pos, h, fromOffset, checkCrcs);
+    } catch (e) {
+      if (!(e instanceof RillError) || e.kind !== Errors.CORRUPT_MESSAGE) throw e;
+      onCorrupt({ topic, partition, offset: h.baseOffset, nextOffset: h.lastOffset + 1, error: e });
     }
   }
+}
+
+/** The records at or after `fromOffset` of the batch at `pos`; CORRUPT_MESSAGE when it cannot be read. */
+function* batchRecords(
+  topic: string,
+  partition: number,
+  bytes: Buffer,
+  pos: number,
+  h: BatchHeader,
+  fromOffset: number,
+  checkCrcs: boolean,
+): Generator<ConsumerRecord, void, undefined> {
+  const where = `${topic}-${partition}`;
+  if (checkCrcs) checkCrc(bytes, pos, h.size, h.crc, where);
+  let c: ReturnType<typeof records>;
+  try {
+    c = records(bytes, pos);
+  } catch (e) {
+    throw asCorrupt(e, where, h.baseOffset);
+  }
+  for (;;) {
+    let more: boolean;
+    try {
+      more = c.next();
+    } catch (e) {
+      throw asCorrupt(e, where, h.baseOffset);
+    }
+    if (!more) return;
+    if (c.offset < fromOffset) continue;
+    yield {
+      topic,
+      partition,
+      offset: c.offset,
+      timestampMs: c.timestampMs,
+      key: c.key(),
+      value: c.value(),
+      headers: c.headerCount === 0 ? NO_HEADERS : c.headers(),
+    };
+  }
+}
+
+/** A decoding failure of the batch at `offset` as CORRUPT_MESSAGE naming it (other errors go on). */
+function asCorrupt(e: unknown, where: string, offset: number): unknown {
+  if (!(e instanceof RillError) && !(e instanceof RangeError)) return e;
+  return new RillError(Errors.CORRUPT_MESSAGE, `${where}: the batch at offset ${offset} cannot be read (${e.message})`);
 }
 
 function checkCrc(bytes: Buffer, pos: number, size: number, stored: number, where: string): void {

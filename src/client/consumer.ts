@@ -23,14 +23,17 @@
  * with "none"); a retriable error — of the partition, or of the whole Fetch call to its broker —
  * keeps the partition out of fetches for a backoff, refreshes the metadata when the error says
  * the leader may have moved (errors.ts `isStaleMetadata`), and throws from the iterator after
- * `retries` failures in a row; anything else throws.
+ * `retries` failures in a row; anything else throws. A batch that cannot be read — CORRUPT_MESSAGE
+ * from the broker (which names the batch's offset and gives the offset after it as
+ * `next_offset`), or a batch that fails its CRC or does not decode here — throws at once; with
+ * `skipCorrupt` it is reported to `onCorrupt` instead and the partition goes on after it.
  */
 
 import { Errors, RillError } from "../base/errors.ts";
 import { IsolationLevel, RecordFormat } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchedPartition } from "../gen/rill/v1/fetch_service_pb.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";
-import { type ConsumerRecord, readRecords, scanBatches } from "./batch-reader.ts";
+import { type ConsumerRecord, type CorruptBatchReport, readRecords, scanBatches } from "./batch-reader.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
 import { ClientClosedError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
@@ -43,7 +46,7 @@ import { listLeaderOffsets } from "./offsets.ts";
 import type { OffsetQuery } from "./offsets.ts";
 import { backoffMs } from "./retry.ts";
 
-export type { ConsumerRecord } from "./batch-reader.ts";
+export type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
 
 const MiB = 1024 * 1024;
 
@@ -63,6 +66,13 @@ export interface ConsumerOptions extends ClientOptions {
   readonly checkCrcs?: boolean | undefined;
   /** "read_committed" reads the same records as "read_uncommitted" until Rill has transactions. */
   readonly isolationLevel?: "read_uncommitted" | "read_committed" | undefined;
+  /**
+   * Skip a batch that cannot be read (CORRUPT_MESSAGE: damaged on the broker's disk, or not
+   * decodable here) and go on after it, instead of throwing from the iterator. Default false.
+   */
+  readonly skipCorrupt?: boolean | undefined;
+  /** With `skipCorrupt`: called (in the iterator) for each batch skipped. */
+  readonly onCorrupt?: ((report: CorruptBatchReport) => void) | undefined;
 }
 
 /** One partition of one topic. */
@@ -150,6 +160,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly partitionBytesMax: number;
   private readonly autoOffsetReset: "earliest" | "latest" | "none";
   private readonly checkCrcs: boolean;
+  /** With skipCorrupt: where a skipped batch is reported; null: a bad batch throws. */
+  private readonly onCorrupt: ((report: CorruptBatchReport) => void) | null;
   private readonly isolationLevel: IsolationLevel;
   private states = new Map<string, PartitionState>();
   private readonly abort = new AbortController();
@@ -174,6 +186,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.partitionBytesMax = checkInt(options.partitionBytesMax ?? MiB, "partitionBytesMax", 1, 0x7fffffff);
     this.autoOffsetReset = checkChoice(options.autoOffsetReset ?? "latest", "autoOffsetReset", ["earliest", "latest", "none"]);
     this.checkCrcs = options.checkCrcs ?? true;
+    this.onCorrupt = options.skipCorrupt === true ? (options.onCorrupt ?? (() => undefined)) : null;
     const isolation = checkChoice(options.isolationLevel ?? "read_uncommitted", "isolationLevel", ["read_uncommitted", "read_committed"]);
     this.isolationLevel = isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
     this.conn = connect(options);
@@ -506,7 +519,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const epoch = st === undefined ? undefined : fetched.epochs.get(st);
       if (st === undefined || epoch === undefined || st.epoch !== epoch) continue; // reassigned or sought since
       if (part.error !== undefined) {
-        this.onPartitionError(st, fromErrorDetail(part.error, `${part.topic}-${part.partition}`));
+        const e = fromErrorDetail(part.error, `${part.topic}-${part.partition}`);
+        if (e.kind === Errors.CORRUPT_MESSAGE) this.onCorruptBatch(st, e, toNumber(part.nextOffset, "nextOffset"));
+        else this.onPartitionError(st, e);
         continue;
       }
       st.failures = 0;
@@ -520,6 +535,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       ready.push({ st, part, epoch, end: next });
     }
     return ready;
+  }
+
+  /**
+   * The broker could not read the batch at the partition's fetch offset: it is stored damaged,
+   * so retrying cannot help. Thrown, or with skipCorrupt reported and skipped (`next` is the
+   * offset after it).
+   */
+  private onCorruptBatch(st: PartitionState, e: RillError, next: number): void {
+    if (this.onCorrupt === null || next <= st.fetchOffset) throw e;
+    this.onCorrupt({ topic: st.topic, partition: st.partition, offset: st.fetchOffset, nextOffset: next, error: e });
+    st.failures = 0;
+    st.fetchOffset = next;
+    st.position = next;
   }
 
   private onPartitionError(st: PartitionState, e: Error): void {
@@ -543,7 +571,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private *recordsOf(st: PartitionState, part: FetchedPartition, epoch: number): Generator<ConsumerRecord, void, undefined> {
     const bytes = asBuffer(part.recordBatches);
-    for (const r of readRecords(part.topic, part.partition, bytes, st.position, this.checkCrcs)) {
+    const onCorrupt = this.onCorrupt ?? undefined;
+    for (const r of readRecords(part.topic, part.partition, bytes, st.position, this.checkCrcs, onCorrupt)) {
       if (st.epoch !== epoch || this.closed) return; // sought or closed while the application held a record
       st.position = r.offset + 1;
       yield r;

@@ -37,6 +37,12 @@
  * Failures. When the stream breaks with a retriable error (broker restart, connection reset,
  * coordinator moved) the consumer loses its partitions (`onRevoked`) and joins again, per the
  * retry policy; other errors end the iterator with the error.
+ *
+ * Corrupt data. When the broker cannot read a stored batch of a partition it sends that
+ * partition's CORRUPT_MESSAGE (with the batch's offset and the offset after it) and pauses the
+ * partition; the others go on. The iterator throws it, or with `skipCorrupt` reports it to
+ * `onCorrupt`, moves the partition's positions past the batch and commits there, which resumes
+ * the partition's delivery after it.
  */
 
 import { Errors, RillError } from "../base/errors.ts";
@@ -50,7 +56,7 @@ import {
   type OffsetCommitResult,
 } from "../gen/rill/v1/group_service_pb.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";
-import type { ConsumerRecord } from "./batch-reader.ts";
+import type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
 import { ClientClosedError, ConnectionError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
 import {
@@ -67,7 +73,7 @@ import {
 import type { ConsumeStream, GroupTransport } from "./group-transport.ts";
 import { backoffMs } from "./retry.ts";
 
-export type { ConsumerRecord } from "./batch-reader.ts";
+export type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
 export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
 
 function keyOf(topic: string, partition: number): string {
@@ -109,6 +115,13 @@ export interface GroupConsumerOptions extends GroupClientOptions {
   readonly assignor?: "uniform" | "range" | undefined;
   /** Client id shown by DescribeGroups. Default "rill-ts". */
   readonly clientId?: string | undefined;
+  /**
+   * Skip a batch the broker cannot read (CORRUPT_MESSAGE) — commit the offset after it and go
+   * on — instead of throwing from the iterator. Default false.
+   */
+  readonly skipCorrupt?: boolean | undefined;
+  /** With `skipCorrupt`: called (in the iterator, awaited) for each batch skipped. */
+  readonly onCorrupt?: ((report: CorruptBatchReport) => void | Promise<void>) | undefined;
 }
 
 interface PartitionState {
@@ -131,6 +144,7 @@ interface PartitionState {
 
 type Item =
   | { readonly kind: "records"; readonly st: PartitionState; readonly records: Iterator<ConsumerRecord> }
+  | { readonly kind: "corrupt"; readonly st: PartitionState; readonly report: CorruptBatchReport }
   | { readonly kind: "assigned" | "revoked"; readonly partitions: GroupTopicPartition[] };
 
 interface PendingCommit {
@@ -283,6 +297,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         release();
         const item = await this.nextItem();
         if (item === null) return;
+        if (item.kind === "corrupt") {
+          await this.onCorruptBatch(item.st, item.report);
+          continue;
+        }
         if (item.kind !== "records") {
           if (item.kind === "assigned") await this.options.onAssigned?.(item.partitions);
           else await this.options.onRevoked?.(item.partitions);
@@ -490,9 +508,38 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       );
     }
     st.highWatermark = toNumber(m.highWatermark, "high_watermark");
+    if (m.error !== undefined) {
+      const error = fromErrorDetail(m.error, tpName(m.topic, m.partition));
+      const report = {
+        topic: m.topic,
+        partition: m.partition,
+        offset: toNumber(m.firstOffset, "first_offset"),
+        nextOffset: toNumber(m.nextOffset, "next_offset"),
+        error,
+      };
+      this.push({ kind: "corrupt", st, report });
+      return;
+    }
     const next = toNumber(m.nextOffset, "next_offset");
     if (next > st.delivered) st.delivered = next;
     this.push({ kind: "records", st, records: decodedRecords(m) });
+  }
+
+  /**
+   * A batch the broker cannot read: thrown, or with skipCorrupt reported, skipped and committed
+   * past (the broker resumes the partition after that commit). A partition revoked meanwhile
+   * is left to its next owner.
+   */
+  private async onCorruptBatch(st: PartitionState, report: CorruptBatchReport): Promise<void> {
+    if (this.owned.get(keyOf(st.topic, st.partition)) !== st) return;
+    if (this.options.skipCorrupt !== true) throw report.error;
+    await this.options.onCorrupt?.(report);
+    const next = report.nextOffset;
+    if (next > st.consumed) st.consumed = next;
+    if (next > st.processed) st.processed = next;
+    if (next > st.delivered) st.delivered = next;
+    // Not awaited: the records of other partitions keep coming while the broker confirms it.
+    this.sendCommit([{ topic: st.topic, partition: st.partition, offset: next }]).catch(() => undefined);
   }
 
   private onCommitResult(r: ConsumeResponse_CommitResult): void {

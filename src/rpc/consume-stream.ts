@@ -7,7 +7,8 @@
  *   `flow`; a message without a kind → `abort` (INVALID_REQUEST); 'end', 'cancelled', 'error'
  *   and 'close' of the call → `close` (the member leaves the group);
  * - session outputs → `ConsumeResponse` messages: `assignment`, `records` (stored batches, or
- *   decoded records with RECORD_FORMAT_RECORDS) and `commit_result`; the end of the session →
+ *   decoded records with RECORD_FORMAT_RECORDS; a partition's CORRUPT_MESSAGE in its `error`)
+ *   and `commit_result`; the end of the session →
  *   the call's end, or its status (the error's catalog code in the trailers);
  * - grpc-js back-pressure: a write that returns false makes the session wait for 'drain'.
  */
@@ -34,13 +35,14 @@ import {
   type DeliveredRecords,
 } from "../service/consume-session.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
-import { decodeFetched } from "./fetch-service.ts";
+import { toConsumedRecord } from "./fetch-service.ts";
 
 type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 
-/** A subscribe message as the session takes it. */
+/** A subscribe message as the session takes it (records are decoded unless it asks for batches). */
 function toSubscription(sub: ConsumeRequest_Subscribe, clientHost: string): ConsumeSubscription {
   return {
+    decode: sub.format !== RecordFormat.BATCHES,
     groupId: sub.groupId,
     topics: sub.topics,
     instanceId: sub.instanceId ?? null,
@@ -75,10 +77,11 @@ class CallSink implements ConsumeSink {
       nextOffset: BigInt(r.nextOffset),
       firstOffset: BigInt(r.firstOffset),
     };
+    if (r.error) return this.send({ case: "records", value: { ...base, error: toErrorDetail(r.error) } });
     const value =
       this.format === RecordFormat.BATCHES
         ? { ...base, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
-        : { ...base, records: decodeFetched(r.topic, r.partition, r.chunks, r.firstOffset) };
+        : { ...base, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
     return this.send({ case: "records", value });
   }
 

@@ -187,7 +187,8 @@ function fromFetchedPartition(p: FetchedPartition): FetchPartitionResult {
   };
 }
 
-function toConsumedRecord(topic: string, partition: number, r: FetchedRecord): ConsumedRecord {
+/** A fetched record as a ConsumedRecord of `topic`-`partition`. */
+export function toConsumedRecord(topic: string, partition: number, r: FetchedRecord): ConsumedRecord {
   return create(ConsumedRecordSchema, {
     topic,
     partition,

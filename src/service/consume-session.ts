@@ -17,7 +17,9 @@
  * 3. The pump reads owned partitions from the committed offset (or `autoOffsetReset`) and hands
  *    whole batches to `sink.records`, at most `maxOutstandingRecords` records (and
  *    `maxOutstandingBytes` bytes) beyond what the member has committed, plus any `flow` credit.
- *    When the sink answers false (the transport's buffer is full) the pump waits for
+ *    A batch that cannot be read is handed over as the partition's CORRUPT_MESSAGE (with its
+ *    offset and the offset after it) and the partition pauses until the member commits past
+ *    it; the other partitions go on. When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed
  *    with REQUEST_TIMED_OUT, so it does not keep its partitions.
  * 4. `commit` is answered by `sink.commitResult`, once the commit is on every in-sync replica of
@@ -40,6 +42,9 @@ import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime
 import { resolveStartOffset, type TopicPartition, type TopicPartitions } from "../coordinator/index.ts";
 import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import { publishCorruptRead } from "./corrupt-reads.ts";
+import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
+import type { FetchedRecord } from "./fetch-types.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
 
 /** Records credit when the subscription leaves `maxOutstandingRecords` 0. */
@@ -76,6 +81,8 @@ export interface ConsumeSubscription {
   readonly clientId: string;
   /** Where the client connects from, for DescribeGroups. */
   readonly clientHost: string;
+  /** Decode records for the sink (`DeliveredRecords.records`); else only whole batches go. Default false. */
+  readonly decode?: boolean;
 }
 
 /** A change of the member's ownership. */
@@ -100,6 +107,14 @@ export interface DeliveredRecords {
   readonly nextOffset: number;
   /** Whole record batches (RecordBatch v2 bytes). */
   readonly chunks: readonly Buffer[];
+  /** With `decode`: the records of `chunks` at or after `firstOffset`; else null. */
+  readonly records: readonly FetchedRecord[] | null;
+  /**
+   * CORRUPT_MESSAGE when the batch at `firstOffset` cannot be read (no chunks then, and
+   * `nextOffset` is the offset after the bad batch). Delivery of the partition pauses until the
+   * member commits an offset past `firstOffset` (skipping the batch), or the partition moves.
+   */
+  readonly error: RillError | null;
 }
 
 /** The answer to one commit. */
@@ -134,6 +149,8 @@ interface Owned {
   committed: number;
   /** Messages sent and not yet committed: [offset after the message, bytes], oldest first. */
   sent: Array<[number, number]>;
+  /** The batch at `position` cannot be read: nothing is sent until a commit moves past it. */
+  stuck: boolean;
 }
 
 /** Bytes of messages sent for `o` that the member has not committed. */
@@ -387,7 +404,7 @@ export class ConsumeSession {
         }
         if (this.owned.has(k)) continue;
         const start = this.startOffset(sub, t.topic, p);
-        this.owned.set(k, { topic: t.topic, partition: p, position: start, committed: start, sent: [] });
+        this.owned.set(k, { topic: t.topic, partition: p, position: start, committed: start, sent: [], stuck: false });
         assigned.push({ topic: t.topic, partition: p });
       }
     }
@@ -444,6 +461,11 @@ export class ConsumeSession {
       owned.committed = offset;
       while (owned.sent.length > 0 && owned.sent[0]![0] <= offset) owned.sent.shift();
     }
+    if (owned?.stuck && offset > owned.position) {
+      // The member skips a batch that cannot be read: delivery goes on where it committed.
+      owned.position = offset;
+      owned.stuck = false;
+    }
     const r = this.revoking.get(k);
     if (r && offset >= r.o.position) this.release(k);
   }
@@ -486,6 +508,7 @@ export class ConsumeSession {
 
   /** The next records of `o` within credit (advancing its position), or null when there are none. */
   private readOwned(sub: ConsumeSubscription, o: Owned): DeliveredRecords | null {
+    if (o.stuck) return null;
     const d = this.rm.readPartition({
       topic: o.topic,
       partition: o.partition,
@@ -498,7 +521,9 @@ export class ConsumeSession {
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;
-    const cut = withinCredit(d.read.chunks, o.position, this.window(sub) - this.outstanding());
+    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true);
+    if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
+    const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     o.sent.push([cut.nextOffset, cut.chunks.reduce((n, c) => n + c.length, 0)]);
     const out = {
       topic: o.topic,
@@ -507,9 +532,27 @@ export class ConsumeSession {
       firstOffset: o.position,
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
+      records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
+      error: null,
     };
     o.position = cut.nextOffset;
     return out;
+  }
+
+  /** The batch at `o.position` cannot be read: report it once (event and output), then pause `o`. */
+  private corrupt(o: Owned, highWatermark: number, c: CorruptBatch): DeliveredRecords {
+    o.stuck = true;
+    publishCorruptRead({ ...c, source: this.rm, topic: o.topic, partition: o.partition, api: "consume" });
+    return {
+      topic: o.topic,
+      partition: o.partition,
+      highWatermark,
+      firstOffset: o.position,
+      nextOffset: c.skipTo,
+      chunks: [],
+      records: null,
+      error: corruptError(c, `${o.topic}-${o.partition}`),
+    };
   }
 
   /** Waits for `drained()` (or any wake-up: credit, assignment, commit, close). */

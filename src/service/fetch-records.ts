@@ -1,35 +1,162 @@
 /**
- * Decoding of fetched batches into records, for the RECORDS format (thin clients that do not
- * parse record batches). Keys, values and header values are views of the read buffers, no copy.
+ * Checking and decoding of fetched batches. Every read that leaves the broker goes through
+ * `checkFetched`: each batch's header and CRC are checked (BATCHES), and for RECORDS (thin
+ * clients that do not parse record batches) its records are decoded too. Keys, values and
+ * header values are views of the read buffers, no copy.
+ *
+ * A batch that cannot be read (stored bytes damaged on disk, or a batch accepted before produce
+ * validated compressed payloads) must not fail more than its own partition. The read is cut just
+ * before it: the batches before it are answered as usual, and the next read, which starts at the
+ * bad batch, answers its partition's CORRUPT_MESSAGE with the batch's offset (`CorruptBatch`).
  */
-import { HEADER_SIZE, TimestampType, readBatchHeader, records as recordCursor } from "../protocol/record-batch.ts";
+import { AssertionError } from "../base/assert.ts";
+import { type RillError, rillError } from "../base/errors.ts";
+import { crc32c } from "../base/crc32c.ts";
+import {
+  CRC_START,
+  HEADER_SIZE,
+  LOG_OVERHEAD,
+  MAGIC,
+  MAGIC_OFFSET,
+  TimestampType,
+  readBatchHeader,
+  records as recordCursor,
+} from "../protocol/record-batch.ts";
 import type { FetchedRecord } from "./fetch-types.ts";
 
+/** A batch that could not be read: where it is, where the log goes on after it, and why. */
+export interface CorruptBatch {
+  /** The bad batch's base offset (the read position when the header itself is unreadable). */
+  readonly offset: number;
+  /** The first offset after the bad batch: where a consumer that skips it goes on. */
+  readonly skipTo: number;
+  /** What is wrong, e.g. "gzip: invalid stored block lengths" or a CRC mismatch. */
+  readonly reason: string;
+}
+
+/** What `checkFetched` kept of a read. */
+export interface CheckedRead {
+  /** The whole batches before the first bad one (slices of the read's chunks). */
+  readonly chunks: Buffer[];
+  readonly bytes: number;
+  /** RECORDS: the records at or after `from` of those batches; null for BATCHES. */
+  readonly records: FetchedRecord[] | null;
+  /** Where the next read starts: the read's own next offset, or the bad batch's offset. */
+  readonly nextOffset: number;
+  /** The first batch that could not be read when it is the first of the read (else null: cut before it). */
+  readonly corrupt: CorruptBatch | null;
+}
+
 /**
- * The records at or after `from` in `chunks` (whole batches, as a log read returns them). A
- * LogAppendTime batch gives every record the batch's time.
+ * Checks the batches of a read from `from` (whole batches, as a log read returns them), decoding
+ * them with `decode`. Stops at the first batch that fails: see the module comment.
  */
-export function decodeFetchedRecords(chunks: readonly Buffer[], from: number): FetchedRecord[] {
-  const out: FetchedRecord[] = [];
+export function checkFetched(chunks: readonly Buffer[], from: number, readNext: number, decode: boolean): CheckedRead {
+  const kept: Buffer[] = [];
+  const out: FetchedRecord[] | null = decode ? [] : null;
+  let bytes = 0;
+  let next = from;
   for (const chunk of chunks) {
-    for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
-      const h = readBatchHeader(chunk, pos);
-      const logAppend = h.timestampType === TimestampType.LOG_APPEND_TIME;
-      const c = recordCursor(chunk, pos);
-      while (c.next()) {
-        if (c.offset < from) continue;
-        out.push({
-          offset: c.offset,
-          timestampMs: logAppend ? h.maxTimestamp : c.timestampMs,
-          timestampType: h.timestampType,
-          leaderEpoch: h.partitionLeaderEpoch,
-          key: c.key(),
-          value: c.value(),
-          headers: c.headers(),
-        });
+    let pos = 0;
+    while (pos + LOG_OVERHEAD <= chunk.length) {
+      const bad = checkBatch(chunk, pos, from, out);
+      if (typeof bad !== "number") {
+        if (pos > 0) kept.push(chunk.subarray(0, pos));
+        bytes += pos;
+        const first = bytes === 0;
+        return { chunks: kept, bytes, records: out, nextOffset: first ? from : next, corrupt: first ? corruptAt(bad, next) : null };
       }
-      pos += h.size;
+      next = bad;
+      pos += readBatchHeader(chunk, pos).size;
     }
+    kept.push(chunk);
+    bytes += chunk.length;
   }
-  return out;
+  return { chunks: kept, bytes, records: out, nextOffset: readNext, corrupt: null };
+}
+
+/** The records at or after `from` in `chunks`; throws CORRUPT_MESSAGE at a batch that cannot be read. */
+export function decodeFetchedRecords(chunks: readonly Buffer[], from: number): FetchedRecord[] {
+  const r = checkFetched(chunks, from, from, true);
+  if (r.corrupt) throw corruptError(r.corrupt, "fetch");
+  return r.records ?? [];
+}
+
+/** The CORRUPT_MESSAGE of a bad batch of `where` (e.g. "orders-3"), naming its offset. */
+export function corruptError(c: CorruptBatch, where: string): RillError {
+  return rillError(
+    "CORRUPT_MESSAGE",
+    `${where}: the batch at offset ${c.offset} cannot be read (${c.reason}); the log goes on at offset ${c.skipTo}`,
+  );
+}
+
+/** A failed batch: its header (null when unreadable) and the reason. */
+interface BadBatch {
+  readonly header: { baseOffset: number; lastOffset: number } | null;
+  readonly reason: string;
+}
+
+/**
+ * Checks (and with `out`, decodes into it) the batch at `pos`; returns the offset after it, or
+ * what is wrong with it. Records are decoded into a scratch list first, so a batch that fails
+ * half way adds none.
+ */
+function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[] | null): number | BadBatch {
+  let header: BadBatch["header"] = null;
+  try {
+    if (chunk.length - pos < HEADER_SIZE) throw rillError("BATCH_LENGTH_MISMATCH", "the batch is shorter than its header");
+    const size = chunk.readInt32BE(pos + 8) + LOG_OVERHEAD;
+    const h = readBatchHeader(chunk, pos);
+    header = h;
+    if (size < HEADER_SIZE || pos + size > chunk.length)
+      throw rillError("BATCH_LENGTH_MISMATCH", `batchLength ${h.batchLength} does not fit the read`);
+    checkStored(chunk, pos, pos + size, h.crc);
+    if (out) decodeBatch(chunk, pos, from, out);
+    return h.lastOffset + 1;
+  } catch (e) {
+    // Bad bytes give RillErrors, RangeErrors (reads past a buffer) and codec Errors (zlib, lz4);
+    // an AssertionError is a bug and goes on.
+    if (e instanceof AssertionError) throw e;
+    return { header, reason: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/**
+ * What a read checks of every stored batch: magic and CRC (not the record frames: the CRC covers
+ * them, and RECORDS decoding checks them anyway), so BATCHES reads stay at CRC speed.
+ */
+function checkStored(chunk: Buffer, pos: number, end: number, stored: number): void {
+  const magic = chunk.readInt8(pos + MAGIC_OFFSET);
+  if (magic !== MAGIC) throw rillError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `magic: ${magic} (only magic 2 is supported)`);
+  const crc = crc32c(chunk.subarray(pos + CRC_START, end));
+  if (crc !== stored) throw rillError("CORRUPT_MESSAGE", `crc: stored 0x${stored.toString(16)}, computed 0x${crc.toString(16)}`);
+}
+
+function decodeBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[]): void {
+  const h = readBatchHeader(chunk, pos);
+  const logAppend = h.timestampType === TimestampType.LOG_APPEND_TIME;
+  const c = recordCursor(chunk, pos);
+  const batch: FetchedRecord[] = [];
+  while (c.next()) {
+    if (c.offset < from) continue;
+    batch.push({
+      offset: c.offset,
+      timestampMs: logAppend ? h.maxTimestamp : c.timestampMs,
+      timestampType: h.timestampType,
+      leaderEpoch: h.partitionLeaderEpoch,
+      key: c.key(),
+      value: c.value(),
+      headers: c.headers(),
+    });
+  }
+  for (const r of batch) out.push(r);
+}
+
+/** The CorruptBatch of a failed first batch read from `from`; offsets a damaged header gives are used only when plausible. */
+function corruptAt(bad: BadBatch, from: number): CorruptBatch {
+  const h = bad.header;
+  const sane = h !== null && Number.isSafeInteger(h.baseOffset) && h.baseOffset >= 0 && h.baseOffset <= from;
+  const offset = sane ? h.baseOffset : from;
+  const end = sane && Number.isSafeInteger(h.lastOffset) && h.lastOffset >= from ? h.lastOffset + 1 : from + 1;
+  return { offset, skipTo: end, reason: bad.reason };
 }

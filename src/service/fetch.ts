@@ -7,13 +7,15 @@
  * bytes as they are; RECORDS decodes them and drops records below the asked offset.
  *
  * Whole-call errors (a negative offset, a bad format) are thrown; errors that concern one
- * partition (unknown topic, offset out of range) come back in that partition's result.
+ * partition (unknown topic, offset out of range, a stored batch that cannot be read:
+ * CORRUPT_MESSAGE) come back in that partition's result; the other partitions are answered.
  * Partitions with no replica here are read from their leaders through the `FetchForwarder` port.
  */
 import { RillError, rillError } from "../base/errors.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
 import type { ReadAlloc } from "../storage/partition-log.ts";
-import { decodeFetchedRecords } from "./fetch-records.ts";
+import { publishCorruptRead } from "./corrupt-reads.ts";
+import { checkFetched, corruptError } from "./fetch-records.ts";
 import {
   RecordFormat,
   type Cancellation,
@@ -82,7 +84,10 @@ function positionsOf(parts: readonly FetchPartitionInput[], what: string): Fetch
     const key = `${p.topic}\u0000${p.partition}`;
     if (seen.has(key)) throw rillError("INVALID_REQUEST", `${what}.partitions[${i}]: ${p.topic}-${p.partition} is named twice`);
     seen.add(key);
-    return { topic: p.topic, partition: p.partition, offset: Number(p.offset), maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
+    // No log reaches 2^53: a larger offset is read as 2^53-1, past every log end, so the
+    // partition answers OFFSET_OUT_OF_RANGE (as Kafka does) and next_offset stays in int64.
+    const offset = p.offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(p.offset);
+    return { topic: p.topic, partition: p.partition, offset, maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
   });
 }
 
@@ -113,8 +118,20 @@ export function readAll(rm: ReplicaManager, p: FetchPlan, alloc?: ReadAlloc): Re
   return { data, bytes, errors };
 }
 
-/** One partition's result from what was read at `pos`. */
-export function partitionResult(d: FetchedData, pos: FetchPosition, asRecords: boolean): FetchPartitionResult {
+/**
+ * One partition's result from what was read at `pos`. The read is checked batch by batch
+ * (fetch-records.ts): a batch that cannot be read ends the data before it, and when it is the
+ * first, the partition answers CORRUPT_MESSAGE naming its offset, with `nextOffset` just after
+ * it (where a consumer that skips it goes on); the read is published as a `CorruptRead` of
+ * `rm` for `api`. Other partitions are not affected.
+ */
+export function partitionResult(
+  d: FetchedData,
+  pos: FetchPosition,
+  asRecords: boolean,
+  rm: ReplicaManager | null = null,
+  api = "fetch",
+): FetchPartitionResult {
   const base = {
     topic: d.topic,
     partition: d.partition,
@@ -125,8 +142,15 @@ export function partitionResult(d: FetchedData, pos: FetchPosition, asRecords: b
   if (d.error) return { ...base, error: RillError.from(d.error), nextOffset: pos.offset, records: null, batches: null };
   const read = d.read;
   if (!read || read.bytes === 0) return { ...base, error: null, nextOffset: pos.offset, records: null, batches: null };
-  if (!asRecords) return { ...base, error: null, nextOffset: read.nextOffset, records: null, batches: read.chunks };
-  return { ...base, error: null, nextOffset: read.nextOffset, records: decodeFetchedRecords(read.chunks, pos.offset), batches: null };
+  const checked = checkFetched(read.chunks, pos.offset, read.nextOffset, asRecords);
+  if (checked.corrupt) {
+    const c = checked.corrupt;
+    if (rm) publishCorruptRead({ ...c, source: rm, topic: d.topic, partition: d.partition, api });
+    const error = corruptError(c, `${d.topic}-${d.partition}`);
+    return { ...base, error, nextOffset: c.skipTo, records: null, batches: null };
+  }
+  if (!asRecords) return { ...base, error: null, nextOffset: checked.nextOffset, records: null, batches: checked.chunks };
+  return { ...base, error: null, nextOffset: checked.nextOffset, records: checked.records, batches: null };
 }
 
 /**
@@ -167,7 +191,7 @@ async function longPoll(rm: ReplicaManager, p: FetchPlan, cancel: Cancellation, 
     const left = deadline - rm.nowMs();
     const done = r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || cancel.aborted || rm.closed;
     if (done || answerEarly) {
-      out = r.data.map((d, i) => partitionResult(d, p.positions[i]!, p.records));
+      out = r.data.map((d, i) => partitionResult(d, p.positions[i]!, p.records, rm));
       if (done || r.bytes > 0) break;
     }
     await rm.waitForData(left, cancel);

@@ -2,8 +2,9 @@
  * Subscribe: follows the log end of each partition and sends a message whenever data arrives.
  * It reads more only once the sink has room, so a slow client holds a bounded amount of the
  * broker's memory; its disk reads fill buffers taken from `ReadBuffers`, given back once the
- * message that holds them has been sent. A partition with an error is answered once and
- * dropped; the loop ends when none are left, the caller cancels or the broker shuts down.
+ * message that holds them has been sent. A partition with an error (CORRUPT_MESSAGE for a
+ * stored batch that cannot be read, with the batch's offset) is answered once and dropped,
+ * while the others go on; the loop ends when none are left, the caller cancels or the broker shuts down.
  */
 import type { FetchPosition, ReplicaManager } from "../replication/replica-manager.ts";
 import { partitionResult, planFetch, readAll } from "./fetch.ts";
@@ -40,8 +41,10 @@ export async function subscribe(
     const next: FetchPosition[] = [];
     r.data.forEach((d, i) => {
       const pos = positions[i]!;
-      if (d.error || (d.read && d.read.bytes > 0)) parts.push(partitionResult(d, pos, p.records));
-      if (!d.error) next.push(d.read && d.read.bytes > 0 ? { ...pos, offset: d.read.nextOffset } : pos);
+      if (!d.error && !(d.read && d.read.bytes > 0)) return void next.push(pos);
+      const res = partitionResult(d, pos, p.records, rm, "subscribe");
+      parts.push(res);
+      if (!res.error) next.push({ ...pos, offset: res.nextOffset });
     });
     positions = next;
     sink.send({ partitions: parts }, r.bytes, giveBack);

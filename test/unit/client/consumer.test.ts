@@ -3,7 +3,8 @@ import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { type ConsumerRecord, Consumer, type ConsumerOptions } from "../../../src/client/consumer.ts";
 import { Compression, encodeBatch } from "../../../src/protocol/record-batch.ts";
-import { FakeTransport } from "./fake-transport.ts";
+import { badGzipBatch } from "../service/corrupt-batches.ts";
+import { FakeTransport, detail } from "./fake-transport.ts";
 
 const T0 = 1_700_000_000_000;
 let open: Consumer[] = [];
@@ -194,5 +195,80 @@ describe("Consumer", () => {
     expect(() => consumer.assign([{ topic: "t", partition: 0, offset: -5 }])).toThrow(/offset/);
     expect(() => consumer.seek({ topic: "t", partition: 9 }, 0)).toThrow(/not assigned/);
     expect(() => new Consumer({ transport: new FakeTransport(), autoOffsetReset: "sometimes" as "none" })).toThrow(/autoOffsetReset/);
+  });
+});
+
+describe("Consumer: batches that cannot be read", () => {
+  /** A gzip batch whose deflate data is garbage, CRC consistent (it passes the fake broker's checks). */
+  function appendBadGzip(fake: FakeTransport, partition: number, n: number): void {
+    fake.append("t", partition, badGzipBatch(range(n, "x")));
+  }
+
+  it("throws CORRUPT_MESSAGE naming the partition and the batch's offset without skipCorrupt", async () => {
+    const { fake, consumer } = setup();
+    appendValues(fake, 0, range(2));
+    appendBadGzip(fake, 0, 3);
+    consumer.assign([{ topic: "t", partition: 0, offset: "earliest" }]);
+    const got: string[] = [];
+    const e = await (async () => {
+      for await (const r of consumer) got.push(r.value!.toString());
+    })().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(got).toEqual(["v0", "v1"]);
+    expect((e as RillError).kind).toBe(Errors.CORRUPT_MESSAGE);
+    expect((e as RillError).message).toContain("t-0: the batch at offset 2 cannot be read");
+  });
+
+  it("with skipCorrupt reports a batch it cannot decode and goes on after it", async () => {
+    const reports: string[] = [];
+    const { fake, consumer } = setup({
+      skipCorrupt: true,
+      onCorrupt: (r) => void reports.push(`${r.topic}-${r.partition} ${r.offset}..${r.nextOffset} ${r.error.kind.name}`),
+    });
+    appendValues(fake, 0, range(2));
+    appendBadGzip(fake, 0, 3);
+    appendValues(fake, 0, ["after"]);
+    consumer.assign([{ topic: "t", partition: 0, offset: "earliest" }]);
+    const got = await take(consumer, 3);
+    expect(got.map((r) => `${r.offset}:${r.value}`)).toEqual(["0:v0", "1:v1", "5:after"]);
+    expect(reports).toEqual(["t-0 2..5 CORRUPT_MESSAGE"]);
+  });
+
+  it("with skipCorrupt moves past a batch the broker reports corrupt (to its next_offset); other partitions keep flowing", async () => {
+    const reports: string[] = [];
+    const { fake, consumer } = setup(
+      { skipCorrupt: true, onCorrupt: (r) => void reports.push(`${r.partition} ${r.offset}..${r.nextOffset}`) },
+      2,
+    );
+    appendValues(fake, 0, range(3));
+    appendValues(fake, 0, ["after"]);
+    appendValues(fake, 1, ["h"]);
+    let answered = false;
+    fake.fetchHook = (req) => {
+      const p0 = req.partitions?.find((p) => p.partition === 0);
+      if (answered || p0 === undefined || p0.offset !== 0n) return undefined;
+      answered = true;
+      return {
+        partitions: (req.partitions ?? []).map((p) =>
+          p.partition === 0
+            ? {
+                topic: "t",
+                partition: 0,
+                nextOffset: 3n,
+                error: detail(Errors.CORRUPT_MESSAGE, "t-0: the batch at offset 0 cannot be read"),
+              }
+            : { topic: "t", partition: p.partition ?? 0, nextOffset: p.offset ?? 0n },
+        ),
+      };
+    };
+    consumer.assign([
+      { topic: "t", partition: 0, offset: "earliest" },
+      { topic: "t", partition: 1, offset: "earliest" },
+    ]);
+    const got = await take(consumer, 2);
+    expect(got.map((r) => `${r.partition}:${r.offset}:${r.value}`).sort()).toEqual(["0:3:after", "1:0:h"]);
+    expect(reports).toEqual(["0 0..3"]);
   });
 });

@@ -45,6 +45,24 @@ class FakeStream {
     );
   }
 
+  /** The broker cannot read the batch at `first` (it ends before `next`): the partition's CORRUPT_MESSAGE. */
+  corrupt(topic: string, partition: number, first: number, next: number): void {
+    const error = {
+      code: Errors.CORRUPT_MESSAGE.code,
+      name: "CORRUPT_MESSAGE",
+      message: `${topic}-${partition}: the batch at offset ${first} cannot be read`,
+      retriable: true,
+    };
+    this.listener.onResponse(
+      create(ConsumeResponseSchema, {
+        kind: {
+          case: "records",
+          value: { topic, partition, highWatermark: BigInt(next), firstOffset: BigInt(first), nextOffset: BigInt(next), error },
+        },
+      }),
+    );
+  }
+
   /** The commits sent so far, as [commitId, [[topic, partition, offset]]]. */
   commits(): Array<[bigint, Array<[string, number, number]>]> {
     return this.written
@@ -396,5 +414,55 @@ describe("GroupConsumer", () => {
     expect((await pending).done).toBe(true);
     expect(() => consumer.subscribe(["t"])).toThrow(/closed/);
     await expect(consumer.commit()).rejects.toThrow(/closed/);
+  });
+});
+
+describe("GroupConsumer: a partition the broker cannot read", () => {
+  it("throws the partition's CORRUPT_MESSAGE without skipCorrupt", async () => {
+    const { transport, consumer } = setup();
+    consumer.subscribe(["t"]);
+    const s = transport.last;
+    s.assignment([["t", 0]]);
+    s.corrupt("t", 0, 3, 6);
+    const it = consumer[Symbol.asyncIterator]();
+    const e = await it.next().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(RillError);
+    expect((e as RillError).kind).toBe(Errors.CORRUPT_MESSAGE);
+    expect((e as RillError).message).toContain("the batch at offset 3 cannot be read");
+    await consumer.close();
+  });
+
+  it("with skipCorrupt reports the batch, commits the offset after it and goes on; other partitions keep flowing", async () => {
+    const reports: string[] = [];
+    const { transport, consumer } = setup({
+      skipCorrupt: true,
+      onCorrupt: (r) => void reports.push(`${r.topic}-${r.partition} ${r.offset}..${r.nextOffset} ${r.error.kind.name}`),
+    });
+    consumer.subscribe(["t"]);
+    const s = transport.last;
+    s.assignment([
+      ["t", 0],
+      ["t", 1],
+    ]);
+    s.records("t", 0, [0, 1, 2]);
+    s.corrupt("t", 0, 3, 6);
+    s.records("t", 1, [0]);
+    const it = consumer[Symbol.asyncIterator]();
+    const got: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = (await it.next()).value!;
+      got.push(`${r.topic}-${r.partition}@${r.offset}`);
+    }
+    expect(got).toEqual(["t-0@0", "t-0@1", "t-0@2", "t-1@0"]);
+    expect(reports).toEqual(["t-0 3..6 CORRUPT_MESSAGE"]);
+    expect(s.commits().map(([, o]) => o)).toContainEqual([["t", 0, 6]]);
+    expect(consumer.position({ topic: "t", partition: 0 })).toBe(6);
+    s.records("t", 0, [6]);
+    const after = (await it.next()).value!;
+    expect(`${after.partition}@${after.offset}`).toBe("0@6");
+    await consumer.close();
   });
 });
