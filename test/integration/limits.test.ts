@@ -2,6 +2,8 @@
  * Issue 14's limits replayed against real broker processes (Node, from dist/: build first):
  * - with an open-file limit of 1,024 a CreateTopics of 1,500 partitions is refused naming
  *   `max.partitions` and the limit; the broker keeps serving and restarts under the same limit;
+ * - a data dir holding more partition logs than the open-file limit starts (idle segments
+ *   hold no descriptor) instead of failing with EMFILE;
  * - the data-dir lock dies with its process: a start right after kill -9 works, even while the
  *   killed broker is an unreaped zombie, and a lock whose pid was reused by a live process is
  *   taken over; a second live broker on the same directory is still refused;
@@ -13,7 +15,11 @@ import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
+import { systemClock } from "../../src/base/clock.ts";
 import { Broker } from "../../src/broker/broker.ts";
+import { defaultTopicConfig } from "../../src/config/schema.ts";
+import { NodeFileSystem } from "../../src/storage/fs.ts";
+import { LogManager } from "../../src/storage/log-manager.ts";
 import {
   CreatePartitionsRequestSchema,
   type CreatePartitionsResponse,
@@ -148,6 +154,32 @@ describe("limits (issue 14)", () => {
     const again = await startBroker(dataDir, { nofile: 1024 });
     expect((await createTopic(again.address, "after-restart", 10)).error).toBeUndefined();
     await stop(again);
+  }, 60_000);
+
+  it("a data dir holding 600 partition logs starts and serves under ulimit -n 512", async () => {
+    const dataDir = newDir();
+    // One log laid down and copied (creating 600 through the broker takes far longer).
+    const logs = LogManager.open({
+      fs: new NodeFileSystem(),
+      dataDir,
+      clock: systemClock,
+      topicConfig: () => undefined,
+      tailCacheBytes: 1024,
+      retentionCheckIntervalMs: 60_000,
+      cleanerBackoffMs: 60_000,
+      cleanerEnable: false,
+      pause: () => Promise.resolve(),
+      pid: process.pid,
+      isProcessAlive: () => false,
+      fileHandlesMax: 16,
+    });
+    logs.create("wide", 0, defaultTopicConfig);
+    await logs.close();
+    for (let p = 1; p < 600; p++) nodeFs.cpSync(path.join(dataDir, "wide-0"), path.join(dataDir, `wide-${p}`), { recursive: true });
+    // Before the handle pool every segment kept its descriptor open: EMFILE at startup.
+    const b = await startBroker(dataDir, { nofile: 512 });
+    expect((await createTopic(b.address, "after", 4)).error).toBeUndefined();
+    await stop(b);
   }, 60_000);
 
   it("a broker starts on its data dir right after the previous one was killed -9 (even unreaped), and over a reused pid", async () => {
