@@ -306,7 +306,7 @@ function movesPartitions(c: MetadataChange): boolean {
 }
 
 /** Registration and heartbeats to the controller (not started yet: the server binds first). */
-export function newLifecycle({ config, log }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
+export function newLifecycle({ config, log, partitions }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
     nodeId: config.nodeId,
@@ -314,6 +314,7 @@ export function newLifecycle({ config, log }: Shell, identity: Identity, meta: M
     address: () => config.advertisedAddress || rpc.address,
     rack: "",
     roles: identity.roles,
+    maxPartitions: partitions.max,
     controller: meta.channel,
     metadataOffset: () => meta.store.image.offset,
     heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,

@@ -165,14 +165,19 @@ export type PartitionLimits = ReadonlyMap<number, { readonly max: number; readon
 
 /**
  * Throws INVALID_PARTITIONS naming `max.partitions` if placing `added` (replica lists of new
- * partitions) would give a broker of `limits` more replicas than its limit.
+ * partitions) would give a broker more replicas than its limit: the one in `given`, else the
+ * one it registered with (BrokerRecord.maxPartitions).
  */
 export function checkPartitionLimits(
   image: MetadataImage,
   added: readonly (readonly number[])[],
-  limits: PartitionLimits | undefined,
+  given: PartitionLimits | undefined,
 ): void {
-  if (!limits || limits.size === 0) return;
+  const limits = new Map(given ?? []);
+  for (const b of image.brokers.values())
+    if (b.maxPartitions !== undefined && !limits.has(b.nodeId))
+      limits.set(b.nodeId, { max: b.maxPartitions, why: "as the broker registered it" });
+  if (limits.size === 0) return;
   const adding = new Map<number, number>();
   for (const replicas of added) for (const b of replicas) if (limits.has(b)) adding.set(b, (adding.get(b) ?? 0) + 1);
   if (adding.size === 0) return;

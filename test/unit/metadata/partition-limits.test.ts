@@ -1,8 +1,8 @@
 /** `max.partitions` in the controller's decisions: a placement past a broker's limit is refused. */
 import { describe, expect, it } from "vitest";
 import { SeededRandom } from "../../../src/base/random.ts";
-import { decideCreatePartitions, decideCreateTopic, type PartitionLimits } from "../../../src/metadata/controller.ts";
-import { MetadataImage } from "../../../src/metadata/image.ts";
+import { decideCreatePartitions, decideCreateTopic, decideRegisterBroker, type PartitionLimits } from "../../../src/metadata/controller.ts";
+import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { commit, expectRejected, heartbeat, register } from "./cluster-helpers.ts";
 
 function cluster(ids: number[]): MetadataImage {
@@ -44,5 +44,38 @@ describe("max.partitions", () => {
     commit(image, decideCreateTopic(image, topic("r1", 24, 1), { partitions: 1, brokers: [1, 2, 3], random, limits }));
     // without limits nothing is checked
     commit(image, decideCreateTopic(image, topic("free", 100, 3), { partitions: 1, brokers: [1, 2, 3], random }));
+  });
+
+  it("a broker's limit sent at registration is kept in the image (and its snapshot) and checked for placements on it", () => {
+    const image = new MetadataImage();
+    for (const id of [1, 2])
+      commit(
+        image,
+        decideRegisterBroker(
+          image,
+          {
+            nodeId: id,
+            incarnationId: `i${id}`,
+            address: `h${id}:1`,
+            rack: "",
+            roles: ["broker"],
+            ...(id === 2 ? { maxPartitions: 5 } : {}),
+          },
+          () => false,
+        ),
+      );
+    for (const id of [1, 2]) heartbeat(image, id);
+    expect(image.brokers.get(2)!.maxPartitions).toBe(5);
+    expect(image.brokers.get(1)!.maxPartitions).toBeUndefined();
+    const copy = new MetadataImage();
+    commit(copy, snapshotRecords(image));
+    expect(copy.brokers.get(2)!.maxPartitions).toBe(5);
+    const random = new SeededRandom(3);
+    const err = expectRejected(image, "INVALID_PARTITIONS", () =>
+      decideCreateTopic(image, topic("wide", 6, 2), { partitions: 1, brokers: [1, 2], random }),
+    );
+    expect(err.message).toMatch(/broker 2 holds 0 partitions and may hold at most 5 \(max\.partitions: as the broker registered it\)/);
+    commit(image, decideCreateTopic(image, topic("ok", 5, 2), { partitions: 1, brokers: [1, 2], random }));
+    expectRejected(image, "INVALID_PARTITIONS", () => decideCreatePartitions(image, "ok", 6, [1, 2], random));
   });
 });
