@@ -23,6 +23,8 @@ export interface BrokerLifecycleOptions {
   readonly address: () => string;
   readonly rack: string;
   readonly roles: string[];
+  /** This broker's effective `max.partitions`, sent at registration. */
+  readonly maxPartitions?: number;
   readonly controller: BrokerControl;
   /** The offset of the last metadata record this node applied. */
   readonly metadataOffset: () => number;
@@ -88,6 +90,7 @@ export class BrokerLifecycle {
           address: this.o.address(),
           rack: this.o.rack,
           roles: this.o.roles,
+          ...(this.o.maxPartitions !== undefined ? { maxPartitions: this.o.maxPartitions } : {}),
         });
         this.epoch = res.brokerEpoch;
         this._state = "fenced";

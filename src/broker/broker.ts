@@ -88,12 +88,14 @@ export class Broker {
       const identity = await identify(shell);
       const meta = openMetadata(shell, identity, opened);
       const data = startData(shell, logs, meta);
-      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestBytesMax), (r) => r.shutdown(0));
+      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections), (r) =>
+        r.shutdown(0),
+      );
       const lifecycle = hasRole(shell.config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc), (l) => l.stop()) : null;
       rpc.register(serviceDeps(shell, identity, meta, data, rpc, lifecycle));
       await rpc.bind();
       await joinCluster(identity, meta, lifecycle);
-      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100);
+      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc);
       logStarted(shell, identity, logs, rpc, background);
       return new Broker({ shell, identity, logs, meta, data, rpc, lifecycle, background, graceMs: opts.shutdownGraceMs ?? 5000 });
     } catch (e) {

@@ -97,7 +97,14 @@ export class ClusterController implements BrokerControl {
     await this.o.store.commit((img) =>
       decideRegisterBroker(
         img,
-        { nodeId: req.nodeId, incarnationId: req.incarnationId, address: req.address, rack: req.rack, roles: req.roles },
+        {
+          nodeId: req.nodeId,
+          incarnationId: req.incarnationId,
+          address: req.address,
+          rack: req.rack,
+          roles: req.roles,
+          ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
+        },
         this.isAlive,
       ),
     );

@@ -64,12 +64,55 @@ export function logCorruptReads(source: object, log: BrokerLog, nowMs: () => num
   });
 }
 
+/** The limits of issue 14 the metrics report (read at scrape time). */
+export interface LimitReadings {
+  /** The gRPC listener's connections: open now, refused so far, and `max.connections`. */
+  readonly connections: { readonly open: number; readonly refused: number; readonly max: number };
+  /** `max.partitions` as the open-file limit lowers it. */
+  readonly partitionsMax: number;
+}
+
+/** Gauges and a counter of `limits`: connections open/refused/max, partitions max, log descriptors. */
+function limitMetrics(registry: Registry, logs: LogManager, limits: LimitReadings): void {
+  const gauge = (name: string, help: string, value: () => number | null): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = value();
+        if (v !== null) this.set(v);
+      },
+    });
+  };
+  gauge("rill_connections_open", "Connections open on the gRPC listener.", () => limits.connections.open);
+  gauge("rill_connections_max", "max.connections.", () => limits.connections.max);
+  gauge("rill_partitions", "Partitions held by this broker.", () => logs.partitionCount);
+  gauge("rill_partitions_max", "max.partitions, as the open-file limit lowers it.", () => limits.partitionsMax);
+  gauge("rill_log_open_files", "Descriptors the partition logs hold (active segments and the handle pool).", () => logs.openFileHandles);
+  new Counter({
+    name: "rill_connections_refused_total",
+    help: "Connections refused because max.connections were open.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(limits.connections.refused);
+    },
+  });
+}
+
 /**
  * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port); `source` (the broker's
- * ReplicaManager) is whose corrupt reads are counted.
+ * ReplicaManager) is whose corrupt reads are counted; `limits` are read at scrape time.
  */
-export async function startMetrics(port: number, logs: LogManager, source: object | null = null): Promise<MetricsServer> {
+export async function startMetrics(
+  port: number,
+  logs: LogManager,
+  source: object | null = null,
+  limits?: LimitReadings,
+): Promise<MetricsServer> {
   const registry = new Registry();
+  if (limits) limitMetrics(registry, logs, limits);
   collectDefaultMetrics({ register: registry, prefix: "rill_" });
   registry.removeSingleMetric(PROCESS_HEAP);
   new Gauge({

@@ -13,6 +13,7 @@ import { pino } from "pino";
 import { RillError, rillError } from "../base/errors.ts";
 import { brokerConfigFromEnv, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
+import { openFileLimit } from "./process-info.ts";
 
 /** What the command line gives. */
 export interface RunOptions {
@@ -101,11 +102,30 @@ export function resolveConfig(opts: RunOptions): BrokerConfig {
   return cfg;
 }
 
+/**
+ * A start that ran out of file descriptors (EMFILE/ENFILE) as one line naming the open-file
+ * limit and what to change; any other error as it is.
+ */
+export function startupError(e: unknown, nofile: number | null = openFileLimit()): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== "EMFILE" && code !== "ENFILE") return e;
+  const limit = code === "ENFILE" ? "the system's open-file table" : `the open-file limit (ulimit -n ${nofile ?? "unknown"})`;
+  return rillError(
+    "KAFKA_STORAGE_ERROR",
+    `cannot start: ${limit} was reached (${(e as Error).message.split("\n")[0]}); raise ulimit -n, or lower max.connections, log.file.handles.max or the partitions in the data directory`,
+  );
+}
+
 /** Starts a broker as a long-running process. Resolves once it serves. */
 export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
   const config = resolveConfig(opts);
   const log = pino({ base: { node: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime });
-  const broker = await Broker.start({ dataDir: config.dataDir, listen: config.listen, config, log });
+  let broker: Broker;
+  try {
+    broker = await Broker.start({ dataDir: config.dataDir, listen: config.listen, config, log });
+  } catch (e) {
+    throw startupError(e);
+  }
   if (opts.handleSignals ?? true) {
     let stopping = false;
     const stop = (signal: string): void => {

@@ -31,6 +31,7 @@ import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
+import { isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
 import { type BrokerLog, silentLog } from "./log.ts";
@@ -56,21 +57,14 @@ export const osRandom: Random = {
   int: (n) => crypto.randomInt(0, Math.max(1, Math.min(n, 2 ** 48 - 1))),
 };
 
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The shell's own pieces, resolved from the options. */
 export interface Shell {
   readonly config: BrokerConfig;
   readonly fs: FileSystem;
   readonly clock: Clock;
   readonly log: BrokerLog;
+  /** `max.partitions` as the open-file limit lowers it (process-info.ts `partitionLimit`). */
+  readonly partitions: PartitionLimit;
 }
 
 /** Who this node is in its cluster. */
@@ -132,23 +126,30 @@ export class Opened {
 
 /** The configuration over the defaults, and the real clock, files and log unless given. */
 export function shellOf(opts: ShellOptions): Shell {
+  const config: BrokerConfig = {
+    ...defaultBrokerConfig,
+    ...opts.config,
+    dataDir: opts.dataDir,
+    listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
+  };
   return {
-    config: {
-      ...defaultBrokerConfig,
-      ...opts.config,
-      dataDir: opts.dataDir,
-      listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
-    },
+    config,
     fs: opts.fs ?? new NodeFileSystem(),
     clock: opts.clock ?? systemClock,
     log: opts.log ?? silentLog,
+    partitions: partitionLimit(config, openFileLimit()),
   };
 }
 
-/** Opens (creating if needed) the data directory's partition logs, recovering after a crash. */
-export function openStorage({ config, fs, clock }: Shell): LogManager {
+/**
+ * Opens (creating if needed) the data directory's partition logs, recovering after a crash;
+ * idle segments share a pool of `log.file.handles.max` descriptors. A directory holding more
+ * partitions than `max.partitions` allows is opened (the pool keeps it within the open-file
+ * limit) with a warning: new partitions are refused until it is below.
+ */
+export function openStorage({ config, fs, clock, log, partitions }: Shell): LogManager {
   fs.mkdirp(config.dataDir);
-  return LogManager.open({
+  const logs = LogManager.open({
     fs,
     dataDir: config.dataDir,
     clock,
@@ -161,7 +162,15 @@ export function openStorage({ config, fs, clock }: Shell): LogManager {
     pause: () => new Promise((resolve) => setImmediate(resolve)),
     pid: process.pid,
     isProcessAlive,
+    processStartTime,
+    fileHandlesMax: config.logFileHandlesMax,
   });
+  if (logs.partitionCount > partitions.max)
+    log.warn(
+      { partitions: logs.partitionCount, maxPartitions: partitions.max },
+      `data directory holds more partitions than max.partitions (${partitions.why})`,
+    );
+  return logs;
 }
 
 /** The cluster id (checked against the data dir), the voters, the roles, and legacy metadata. */
@@ -297,7 +306,7 @@ function movesPartitions(c: MetadataChange): boolean {
 }
 
 /** Registration and heartbeats to the controller (not started yet: the server binds first). */
-export function newLifecycle({ config, log }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
+export function newLifecycle({ config, log, partitions }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
     nodeId: config.nodeId,
@@ -305,6 +314,7 @@ export function newLifecycle({ config, log }: Shell, identity: Identity, meta: M
     address: () => config.advertisedAddress || rpc.address,
     rack: "",
     roles: identity.roles,
+    maxPartitions: partitions.max,
     controller: meta.channel,
     metadataOffset: () => meta.store.image.offset,
     heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
@@ -314,7 +324,7 @@ export function newLifecycle({ config, log }: Shell, identity: Identity, meta: M
 
 /** What the RPC services are built from. */
 export function serviceDeps(
-  { config }: Shell,
+  { config, partitions }: Shell,
   identity: Identity,
   meta: Metadata,
   data: Data,
@@ -339,6 +349,7 @@ export function serviceDeps(
       route,
       controllerId: () => store.leader || -1,
       voters: identity.voters,
+      partitionLimits: () => (hasRole(config, "broker") ? new Map([[config.nodeId, partitions]]) : new Map()),
       nodeState: () => {
         const st = store.status();
         return {
@@ -407,12 +418,13 @@ export async function joinCluster(identity: Identity, meta: Metadata, lifecycle:
 
 /** Replica fetchers, ISR maintenance, metrics and the ticker of periodic work. */
 export async function startBackground(
-  { config, clock, log }: Shell,
+  { config, clock, log, partitions }: Shell,
   logs: LogManager,
   meta: Metadata,
   data: Data,
   lifecycle: BrokerLifecycle | null,
   tickMs: number,
+  rpc?: RpcServer,
 ): Promise<Background> {
   const brokerEpoch = (): number => lifecycle?.brokerEpoch ?? -1;
   const fetchers = new ReplicaFetcherManager(data.rm, {
@@ -440,7 +452,8 @@ export async function startBackground(
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
   try {
-    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm) : null;
+    const limits = rpc ? { connections: rpc.connections, partitionsMax: partitions.max } : undefined;
+    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm, limits) : null;
     return { fetchers, isrTimer, ticker, metrics };
   } catch (e) {
     clearInterval(ticker);

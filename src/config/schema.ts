@@ -319,6 +319,30 @@ export const brokerKeys = [
   ),
   int("num.partitions", "numPartitions", "Partitions of a topic created without a count.", 1, 1, 100_000),
   int(
+    "max.connections",
+    "maxConnections",
+    "Connections (client and peer) the gRPC listener keeps open at once; one more is refused with GOAWAY. Each holds a file descriptor, reserved out of the open-file limit.",
+    256,
+    1,
+    1_000_000,
+  ),
+  int(
+    "max.partitions",
+    "maxPartitions",
+    "Partition replicas this broker may hold; a CreateTopics or CreatePartitions that would place more on it fails with INVALID_PARTITIONS. The broker lowers it to what its open-file limit (ulimit -n) leaves after max.connections, log.file.handles.max and 64 for itself, at one descriptor per partition.",
+    10_000,
+    1,
+    1_000_000,
+  ),
+  int(
+    "log.file.handles.max",
+    "logFileHandlesMax",
+    "Descriptors kept open for idle (not active) log segments, least recently used closed first; each partition's active segment stays open besides.",
+    128,
+    1,
+    1_000_000,
+  ),
+  int(
     "producer.id.expiration.ms",
     "producerIdExpirationMs",
     "How long a partition keeps an idle idempotent producer's sequence state.",
@@ -374,6 +398,9 @@ export interface BrokerConfig {
   metricsPort: number;
   numPartitions: number;
   producerIdExpirationMs: number;
+  maxConnections: number;
+  maxPartitions: number;
+  logFileHandlesMax: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

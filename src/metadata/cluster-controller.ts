@@ -29,6 +29,8 @@ export interface BrokerRegistrationRequest {
   readonly address: string;
   readonly rack: string;
   readonly roles: readonly string[];
+  /** The broker's effective `max.partitions` (its open-file limit lowers it); absent: unknown. */
+  readonly maxPartitions?: number;
 }
 
 /** A BrokerHeartbeat request. */
@@ -117,6 +119,7 @@ export function decideRegisterBroker(
       fenced: true,
       incarnationId: req.incarnationId,
       rack: req.rack,
+      ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
     },
   ];
 }

@@ -62,12 +62,13 @@ export function effectiveConfig(
 /**
  * Records that create `t`, or a RillError. `defaults.brokers` are the brokers that may hold
  * replicas (the unfenced ones); partitions are placed over them by `placeReplicas`, so leaders
- * spread evenly across topics.
+ * spread evenly across topics. A placement that passes a broker's `max.partitions` (in
+ * `defaults.limits`) is refused with INVALID_PARTITIONS.
  */
 export function decideCreateTopic(
   image: MetadataImage,
   t: NewTopic,
-  defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean },
+  defaults: { partitions: number; brokers: readonly number[]; random: Random; internal?: boolean; limits?: PartitionLimits | undefined },
 ): MetadataRecord[] {
   validateTopicName(t.name);
   if (t.name.startsWith("__") && !defaults.internal)
@@ -88,7 +89,9 @@ export function decideCreateTopic(
   effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
   const topicId = randomId(defaults.random);
   const records: MetadataRecord[] = [{ type: "topic", v: 1, name: t.name, topicId, configs: { ...t.configs } }];
-  placeReplicas(image, brokers, rf, partitions, defaults.random).forEach((replicas, p) => records.push(newPartition(t.name, p, replicas)));
+  const placed = placeReplicas(image, brokers, rf, partitions, defaults.random);
+  checkPartitionLimits(image, placed, defaults.limits);
+  placed.forEach((replicas, p) => records.push(newPartition(t.name, p, replicas)));
   return records;
 }
 
@@ -154,6 +157,45 @@ function nextLeastLoaded(brokers: readonly number[], leads: readonly number[], p
   return best;
 }
 
+/**
+ * `max.partitions` of the brokers whose limit the controller knows: node id -> how many
+ * partition replicas it may hold, and why (the text names the key and the open-file limit).
+ */
+export type PartitionLimits = ReadonlyMap<number, { readonly max: number; readonly why: string }>;
+
+/**
+ * Throws INVALID_PARTITIONS naming `max.partitions` if placing `added` (replica lists of new
+ * partitions) would give a broker more replicas than its limit: the one in `given`, else the
+ * one it registered with (BrokerRecord.maxPartitions).
+ */
+export function checkPartitionLimits(
+  image: MetadataImage,
+  added: readonly (readonly number[])[],
+  given: PartitionLimits | undefined,
+): void {
+  const limits = new Map(given ?? []);
+  for (const b of image.brokers.values())
+    if (b.maxPartitions !== undefined && !limits.has(b.nodeId))
+      limits.set(b.nodeId, { max: b.maxPartitions, why: "as the broker registered it" });
+  if (limits.size === 0) return;
+  const adding = new Map<number, number>();
+  for (const replicas of added) for (const b of replicas) if (limits.has(b)) adding.set(b, (adding.get(b) ?? 0) + 1);
+  if (adding.size === 0) return;
+  const held = new Map<number, number>();
+  for (const t of image.topics.values())
+    for (const p of t.partitions) for (const b of p.replicas) if (adding.has(b)) held.set(b, (held.get(b) ?? 0) + 1);
+  for (const [b, n] of adding) {
+    const limit = limits.get(b)!;
+    const now = held.get(b) ?? 0;
+    if (now + n > limit.max) {
+      throw rillError(
+        "INVALID_PARTITIONS",
+        `partitions: broker ${b} holds ${now} partitions and may hold at most ${limit.max} (max.partitions: ${limit.why}); ${n} more would pass it`,
+      );
+    }
+  }
+}
+
 /** Records that delete a topic. */
 export function decideDeleteTopic(image: MetadataImage, name: string): MetadataRecord[] {
   const t = image.topics.get(name);
@@ -171,6 +213,7 @@ export function decideCreatePartitions(
   count: number,
   brokers: readonly number[],
   random: Random,
+  limits?: PartitionLimits,
 ): MetadataRecord[] {
   const t = image.topics.get(name);
   if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic: topic "${name}" does not exist`);
@@ -181,7 +224,9 @@ export function decideCreatePartitions(
   const rf = t.partitions[0]?.replicas.length ?? 1;
   const sorted = [...new Set(brokers)].sort((a, b) => a - b);
   if (rf > sorted.length) throw rillError("INVALID_REPLICATION_FACTOR", `topic ${name} needs ${rf} brokers, ${sorted.length} are live`);
-  return placeReplicas(image, sorted, rf, count - current, random).map((replicas, i) => newPartition(name, current + i, replicas));
+  const placed = placeReplicas(image, sorted, rf, count - current, random);
+  checkPartitionLimits(image, placed, limits);
+  return placed.map((replicas, i) => newPartition(name, current + i, replicas));
 }
 
 /**

@@ -41,6 +41,8 @@ export interface BrokerState {
   readonly rack: string;
   /** Set by a BrokerShutdownRecord; cleared by the next registration. */
   readonly inControlledShutdown: boolean;
+  /** Partition replicas the broker may hold, as it registered (`max.partitions`); absent: unknown. */
+  readonly maxPartitions?: number;
 }
 
 /** Cluster metadata, replayed from records. */
@@ -131,6 +133,7 @@ export class MetadataImage {
       incarnationId: r.incarnationId ?? "",
       rack: r.rack ?? "",
       inControlledShutdown: false,
+      ...(r.maxPartitions !== undefined ? { maxPartitions: r.maxPartitions } : {}),
     });
   }
 
@@ -178,6 +181,7 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
       incarnationId: b.incarnationId,
       rack: b.rack,
       epoch: b.epoch,
+      ...(b.maxPartitions !== undefined ? { maxPartitions: b.maxPartitions } : {}),
     });
     if (b.inControlledShutdown) out.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
   }

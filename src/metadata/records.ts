@@ -68,6 +68,8 @@ export interface BrokerRecord {
   readonly incarnationId?: string;
   /** Failure domain the broker says it is in; absent or "" for none. */
   readonly rack?: string;
+  /** Partition replicas the broker may hold (its `max.partitions`); absent: unknown. */
+  readonly maxPartitions?: number;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
 }

@@ -18,6 +18,7 @@ import type { BrokerConfig, QuorumVoter } from "../config/schema.ts";
 import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService, ListOffsetsRequestSchema, type ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
+import type { PartitionLimits } from "../metadata/controller.ts";
 import type { MetadataStore } from "../metadata/store.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { AdminHandlers } from "../service/admin.ts";
@@ -67,6 +68,8 @@ export interface AdminDeps {
   readonly nodeState: () => { roles: string[]; raftRole: string; raftTerm: number; commitOffset: number; brokerState: string };
   /** The broker's shared internal clients (the service makes its own without). */
   readonly clients?: InternalClients;
+  /** `max.partitions` of the brokers whose limit this node knows (see AdminServiceDeps). */
+  readonly partitionLimits?: () => PartitionLimits;
 }
 
 type AnyUnaryCall = grpc.ServerUnaryCall<unknown, unknown>;
@@ -122,6 +125,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     controllerId: d.controllerId,
     voters: d.voters,
     nodeState: d.nodeState,
+    ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
     leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */

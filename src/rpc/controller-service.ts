@@ -71,6 +71,8 @@ export interface RegisterBrokerInput {
   address: string;
   rack: string;
   roles: string[];
+  /** The broker's effective `max.partitions`; absent: unknown. */
+  maxPartitions?: number;
 }
 
 /** The active controller's side of broker lifecycle calls. */
@@ -265,6 +267,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         address: req.address,
         rack: req.rack,
         roles: rolesOf(req.roles),
+        ...(req.maxPartitions > 0 ? { maxPartitions: req.maxPartitions } : {}),
       });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),

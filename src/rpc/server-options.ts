@@ -18,13 +18,19 @@
  * touch point is the method name, checked at startup (a grpc-js upgrade that renames it fails
  * loudly, and test/unit/rpc/server-options.test.ts checks the windows a peer sees).
  *
+ * Connections: grpc-js has no limit on them either. With a `ConnectionLimit`, the same hook
+ * counts the HTTP/2 sessions (one per client connection) of every server it creates and answers
+ * a session beyond `max.connections` with GOAWAY (ENHANCE_YOUR_CALM, debug data naming the
+ * limit) and closes it, so the client's call fails UNAVAILABLE while the first connections keep
+ * working; `open` and `refused` are read by the broker's metrics.
+ *
  * Measured (test/unit/rpc/bench/transport.bench.ts, LATENCY_MS=5 so that round trips, not a
  * busy CPU, bound the result): sequential 1 MiB Produce calls went from 4 to 24 MiB/s on Node 20
  * and from 5 to 62 MiB/s on Bun with this hook; a Subscribe stream of 1 MiB messages from 4 to
  * 238 MiB/s with the client window (the server hook does not matter for downloads).
  */
 
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { type TransportConfig, checkTransportConfig, defaultTransportConfig } from "../protocol/channel-options.ts";
 import { malformedMessageInterceptor } from "./grpc-service.ts";
@@ -55,11 +61,50 @@ export function serverOptions(
 type CreateHttp2Server = (credentials: grpc.ServerCredentials) => http2.Http2Server;
 const installed = Symbol("rill.http2SettingsInstalled");
 
+/** `max.connections` of one server: how many HTTP/2 sessions are open, and how many were refused. */
+export class ConnectionLimit {
+  private openSessions = 0;
+  private refusedSessions = 0;
+
+  /** `max`: sessions open at once (each client connection is one). */
+  constructor(readonly max: number) {
+    if (!Number.isSafeInteger(max) || max < 1) throw new Error(`ConnectionLimit: max ${max} is not a positive integer`);
+  }
+
+  /** Sessions open now. */
+  get open(): number {
+    return this.openSessions;
+  }
+
+  /** Sessions refused since the server started. */
+  get refused(): number {
+    return this.refusedSessions;
+  }
+
+  /** Counts a new session, or refuses it (GOAWAY, then closed) when `max` are open. */
+  admit(session: http2.ServerHttp2Session): void {
+    if (this.openSessions >= this.max) {
+      this.refusedSessions++;
+      const why = Buffer.from(`max.connections: ${this.max} connections are open`);
+      try {
+        session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, why);
+      } catch {
+        // already closing
+      }
+      setImmediate(() => session.destroy());
+      return;
+    }
+    this.openSessions++;
+    session.once("close", () => this.openSessions--);
+  }
+}
+
 /**
- * Makes `server` use `cfg.flowControlWindowBytes` as its HTTP/2 stream and connection windows.
+ * Makes `server` use `cfg.flowControlWindowBytes` as its HTTP/2 stream and connection windows,
+ * and, with `limit`, admit at most `limit.max` connections at once.
  * Call it before `bindAsync` (or `createConnectionInjector`); calling it twice is an error.
  */
-export function installHttp2Settings(server: grpc.Server, cfg: TransportConfig = defaultTransportConfig): void {
+export function installHttp2Settings(server: grpc.Server, cfg: TransportConfig = defaultTransportConfig, limit?: ConnectionLimit): void {
   checkTransportConfig(cfg);
   const target = server as unknown as { createHttp2Server?: CreateHttp2Server; [installed]?: true };
   const original = target.createHttp2Server;
@@ -73,18 +118,20 @@ export function installHttp2Settings(server: grpc.Server, cfg: TransportConfig =
     const h2 = original.call(this, credentials);
     h2.updateSettings({ initialWindowSize: window });
     h2.on("session", (session: http2.ServerHttp2Session) => {
+      if (limit) limit.admit(session);
       if (!session.destroyed) session.setLocalWindowSize(window);
     });
     return h2;
   };
 }
 
-/** A grpc-js Server with `serverOptions(cfg, interceptors)` and `installHttp2Settings(cfg)`. */
+/** A grpc-js Server with `serverOptions(cfg, interceptors)` and `installHttp2Settings(cfg, limit)`. */
 export function createServer(
   cfg: TransportConfig = defaultTransportConfig,
   interceptors: readonly grpc.ServerInterceptor[] = [],
+  limit?: ConnectionLimit,
 ): grpc.Server {
   const server = new grpc.Server(serverOptions(cfg, interceptors));
-  installHttp2Settings(server, cfg);
+  installHttp2Settings(server, cfg, limit);
   return server;
 }

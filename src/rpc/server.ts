@@ -27,7 +27,7 @@ import { groupService } from "./group-service.ts";
 import { produceService } from "./produce-service.ts";
 import { addReflection } from "./reflection.ts";
 import { replicationService } from "./replication-service.ts";
-import { createServer, defaultTransportConfig } from "./server-options.ts";
+import { ConnectionLimit, createServer, defaultTransportConfig } from "./server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
 
 /** The services a broker serves, by full name (health and reflection list them). */
@@ -77,16 +77,28 @@ export class RpcServer {
   /** One client per (service, peer) for every forwarded call of this server's services. */
   private readonly clients = new InternalClients();
 
-  /** `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way. */
+  /** `max.connections` of this server: open and refused connections, for metrics. */
+  readonly connections: ConnectionLimit;
+
+  /**
+   * `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way;
+   * `maxConnections`: client and peer connections open at once (more are refused).
+   */
   constructor(
     private readonly listen: string,
     requestBytesMax: number,
+    maxConnections = Number.MAX_SAFE_INTEGER,
   ) {
-    this.server = createServer({
-      ...defaultTransportConfig,
-      receiveMessageBytesMax: requestBytesMax,
-      sendMessageBytesMax: requestBytesMax,
-    });
+    this.connections = new ConnectionLimit(maxConnections);
+    this.server = createServer(
+      {
+        ...defaultTransportConfig,
+        receiveMessageBytesMax: requestBytesMax,
+        sendMessageBytesMax: requestBytesMax,
+      },
+      [],
+      this.connections,
+    );
   }
 
   /** HOST:PORT as configured until bound, then with the port actually bound. */

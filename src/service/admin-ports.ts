@@ -15,7 +15,7 @@
  */
 import type { Random } from "../base/random.ts";
 import type { BrokerConfig, QuorumVoter } from "../config/schema.ts";
-import type { PartitionRef } from "../metadata/controller.ts";
+import type { PartitionLimits, PartitionRef } from "../metadata/controller.ts";
 import type { MetadataStore } from "../metadata/store.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { AdminChange, AdminChanges } from "./admin-types.ts";
@@ -78,4 +78,6 @@ export interface AdminServiceDeps {
   readonly voters: readonly QuorumVoter[];
   readonly nodeState: () => NodeState;
   readonly leaderOffsets: LeaderOffsets;
+  /** `max.partitions` of the brokers whose limit this controller knows (its own broker). */
+  readonly partitionLimits?: () => PartitionLimits;
 }

@@ -185,7 +185,7 @@ export class AdminHandlers {
       const topics = [];
       for (const t of input.topics) {
         const error = await this.attempt(input.validateOnly, (img) =>
-          decideCreatePartitions(img, t.name, t.count, this.brokers(), this.d.random),
+          decideCreatePartitions(img, t.name, t.count, this.brokers(), this.d.random, this.d.partitionLimits?.()),
         );
         topics.push({ name: t.name, ...withError(error) });
       }
@@ -304,7 +304,7 @@ export class AdminHandlers {
     return decideCreateTopic(
       img,
       { name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor, configs: t.configs },
-      { partitions: this.d.config.numPartitions, brokers: this.brokers(), random: this.d.random },
+      { partitions: this.d.config.numPartitions, brokers: this.brokers(), random: this.d.random, limits: this.d.partitionLimits?.() },
     );
   }
 

@@ -23,6 +23,11 @@ export interface LogFile {
   /** Makes every write so far durable. */
   sync(): Promise<void>;
   close(): void;
+  /**
+   * Keeps the file's descriptor open (`true`: the active segment) or lets a handle pool close it
+   * while idle (`false`). Files not from a `FileHandlePool` ignore it.
+   */
+  setPinned?(pinned: boolean): void;
 }
 
 /** Files and folders. Paths are plain strings joined with `join`. */
@@ -377,5 +382,207 @@ class MemLogFile implements LogFile {
 
   private check(): void {
     if (this.closed) throw new Error(`file is closed: ${this.path}`);
+  }
+}
+
+/**
+ * A FileSystem whose files hold a descriptor only while used: at most `max` unpinned files stay
+ * open (one more just after an `open`), the least recently used closed first and reopened on their next read or write. A pinned
+ * file (a partition's active segment) stays open. A file with an fsync in flight is never closed
+ * under it. Every other call passes through to the wrapped FileSystem.
+ */
+export class FileHandlePool implements FileSystem {
+  /** Open, unpinned files, least recently used first (a Set keeps insertion order). */
+  private readonly idle = new Set<PooledLogFile>();
+  private pinnedOpen = 0;
+  private reopens = 0;
+
+  /** `max`: unpinned files kept open at once. */
+  constructor(
+    private readonly inner: FileSystem,
+    readonly max: number,
+  ) {
+    if (!(max >= 1)) throw new Error(`FileHandlePool: max ${max} must be at least 1`);
+  }
+
+  /** Descriptors the pool's files hold now (pinned and idle). */
+  get openCount(): number {
+    return this.idle.size + this.pinnedOpen;
+  }
+
+  /** Times a file closed by the pool was opened again. */
+  get reopenCount(): number {
+    return this.reopens;
+  }
+
+  join(...parts: string[]): string {
+    return this.inner.join(...parts);
+  }
+  mkdirp(path: string): void {
+    this.inner.mkdirp(path);
+  }
+  readdir(path: string): string[] {
+    return this.inner.readdir(path);
+  }
+  exists(path: string): boolean {
+    return this.inner.exists(path);
+  }
+  isDir(path: string): boolean {
+    return this.inner.isDir(path);
+  }
+  rm(path: string): void {
+    this.inner.rm(path);
+  }
+  rename(from: string, to: string): void {
+    this.inner.rename(from, to);
+  }
+  readFile(path: string): Uint8Array {
+    return this.inner.readFile(path);
+  }
+  writeFileAtomic(path: string, data: Uint8Array): void {
+    this.inner.writeFileAtomic(path, data);
+  }
+  createExclusive(path: string, data: Uint8Array): boolean {
+    return this.inner.createExclusive(path, data);
+  }
+
+  open(path: string, create: boolean): LogFile {
+    const file = this.inner.open(path, create);
+    const pooled = new PooledLogFile(this, path, file);
+    // Room is made before the new file joins (it may be pinned at once, as an active segment
+    // is): idle files stay within `max`, plus the one just opened until the next use.
+    this.evict();
+    this.idle.add(pooled);
+    return pooled;
+  }
+
+  /** Opens `path` again for a file the pool closed. */
+  reopen(f: PooledLogFile): LogFile {
+    this.reopens++;
+    return this.inner.open(f.path, false);
+  }
+
+  /** A file was used (and is open): it becomes the most recently used. */
+  used(f: PooledLogFile, reopened: boolean): void {
+    if (f.pinned) {
+      if (reopened) this.pinnedOpen++;
+      return;
+    }
+    this.idle.delete(f);
+    this.idle.add(f);
+    if (reopened) this.evict(f);
+  }
+
+  /** A file was pinned or unpinned while open. */
+  pinChanged(f: PooledLogFile, open: boolean): void {
+    if (!open) return;
+    if (f.pinned) {
+      this.idle.delete(f);
+      this.pinnedOpen++;
+    } else {
+      this.pinnedOpen--;
+      this.idle.add(f);
+      this.evict();
+    }
+  }
+
+  /** An fsync ended: files it kept open may be closed now. */
+  synced(): void {
+    this.evict();
+  }
+
+  /** A file was closed for good. */
+  closed(f: PooledLogFile, wasOpen: boolean): void {
+    if (!wasOpen) return;
+    if (f.pinned) this.pinnedOpen--;
+    else this.idle.delete(f);
+  }
+
+  /** Closes the least recently used idle files beyond `max`, but not `keep` (in use) nor one syncing. */
+  private evict(keep?: PooledLogFile): void {
+    if (this.idle.size <= this.max) return;
+    for (const f of this.idle) {
+      if (this.idle.size <= this.max) break;
+      if (f !== keep && f.release()) this.idle.delete(f);
+    }
+  }
+}
+
+/** A file of a FileHandlePool: its descriptor comes and goes; its size is kept here. */
+class PooledLogFile implements LogFile {
+  private file: LogFile | null;
+  private bytes: number;
+  private syncing = 0;
+  private done = false;
+  /** Kept open by its owner. */
+  pinned = false;
+
+  constructor(
+    private readonly pool: FileHandlePool,
+    readonly path: string,
+    file: LogFile,
+  ) {
+    this.file = file;
+    this.bytes = file.size();
+  }
+
+  private handle(): LogFile {
+    if (this.done) throw new Error(`file is closed: ${this.path}`);
+    const reopened = this.file === null;
+    if (this.file === null) this.file = this.pool.reopen(this);
+    this.pool.used(this, reopened);
+    return this.file;
+  }
+
+  /** Closes the descriptor if nothing is in flight on it; true if it did. */
+  release(): boolean {
+    if (this.file === null || this.syncing > 0) return false;
+    this.file.close();
+    this.file = null;
+    return true;
+  }
+
+  size(): number {
+    return this.bytes;
+  }
+
+  write(data: Uint8Array, position: number): void {
+    this.handle().write(data, position);
+    if (position + data.length > this.bytes) this.bytes = position + data.length;
+  }
+
+  read(into: Uint8Array, offset: number, length: number, position: number): number {
+    return this.handle().read(into, offset, length, position);
+  }
+
+  truncate(length: number): void {
+    this.handle().truncate(length);
+    this.bytes = length;
+  }
+
+  async sync(): Promise<void> {
+    const f = this.handle();
+    this.syncing++;
+    try {
+      await f.sync();
+    } finally {
+      this.syncing--;
+      this.pool.synced();
+    }
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    const wasOpen = this.file !== null;
+    this.pool.closed(this, wasOpen);
+    this.file?.close();
+    this.file = null;
+  }
+
+  setPinned(pinned: boolean): void {
+    if (this.done || pinned === this.pinned) return;
+    this.pinned = pinned;
+    this.pool.pinChanged(this, this.file !== null);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Every partition log under one data directory: `<dataDir>/<topic>-<partition>/`.
  *
- * The manager holds the directory's lock file (`.lock`, with the owner's pid) so two processes
- * never open one directory, writes `.clean-shutdown` on a clean close so the next open can skip
+ * The manager holds the directory's lock file (`.lock`: the owner's pid and the process start
+ * time) so two live processes never open one directory — and a lock left by a process that died
+ * (kill -9, or its pid since reused) is taken over at once; writes `.clean-shutdown` on a clean close so the next open can skip
  * recovery, and runs the periodic work — flush.ms fsyncs, retention, compaction — when the shell
  * calls `tick(now)`. It owns no timer: the broker ticks it from a real timer, tests from a
  * ManualClock.
@@ -11,7 +12,7 @@ import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import { defaultTopicConfig, type TopicConfig } from "../config/schema.ts";
 import { compactLog, type CleanResult, type Pause } from "./cleaner.ts";
-import type { FileSystem } from "./fs.ts";
+import { FileHandlePool, type FileSystem } from "./fs.ts";
 import { PartitionLog } from "./partition-log.ts";
 
 /** How the manager is opened. */
@@ -27,12 +28,23 @@ export interface LogManagerOptions {
   readonly cleanerEnable: boolean;
   /** producer.id.expiration.ms; default Kafka's 24 h. */
   readonly producerIdExpirationMs?: number;
+  /**
+   * Descriptors kept open for idle segments (log.file.handles.max); each partition's active
+   * segment stays open besides. Default: no pool, every segment keeps its descriptor.
+   */
+  readonly fileHandlesMax?: number;
   /** Yields between chunks of compaction work. */
   readonly pause: Pause;
   /** This process's id, written into the lock file. */
   readonly pid: number;
   /** Whether a process with this id is running (a lock left by a dead one is taken over). */
   readonly isProcessAlive: (pid: number) => boolean;
+  /**
+   * When a process started (Linux: /proc/<pid>/stat field 22), or null if unknown. Written into
+   * the lock beside the pid, so a lock whose pid now names another process (reused after the
+   * holder died) is taken over. Absent: the pid alone decides.
+   */
+  readonly processStartTime?: (pid: number) => string | null;
 }
 
 /** A topic-partition. */
@@ -59,6 +71,8 @@ export function parsePartitionDirName(name: string): TopicPartition | null {
 export class LogManager {
   private readonly logs = new Map<string, { tp: TopicPartition; log: PartitionLog }>();
   private readonly wasClean: boolean;
+  /** The FileSystem the partition logs use: a FileHandlePool over `opts.fs` when bounded. */
+  private readonly files: FileSystem;
   private lastRetentionMs: number;
   private nextCleanMs: number;
   private cleanerRunning: Promise<void> | null = null;
@@ -68,6 +82,7 @@ export class LogManager {
 
   private constructor(private readonly opts: LogManagerOptions) {
     const { fs, dataDir } = opts;
+    this.files = opts.fileHandlesMax !== undefined ? new FileHandlePool(fs, opts.fileHandlesMax) : fs;
     fs.mkdirp(dataDir);
     const fresh = fs.readdir(dataDir).length === 0;
     this.lock();
@@ -93,13 +108,22 @@ export class LogManager {
   private lock(): void {
     const { fs, dataDir, pid } = this.opts;
     const path = fs.join(dataDir, LOCK);
-    const body = Buffer.from(String(pid));
+    const started = this.opts.processStartTime?.(pid) ?? null;
+    const body = Buffer.from(started === null ? String(pid) : `${pid} ${started}`);
     if (fs.createExclusive(path, body)) return;
-    const holder = Number(Buffer.from(fs.readFile(path)).toString("utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && this.opts.isProcessAlive(holder)) {
-      throw rillError("LOG_DIR_LOCKED", `data directory ${dataDir} is locked by process ${holder} (${path})`);
+    const [holderText, holderStart] = Buffer.from(fs.readFile(path)).toString("utf8").trim().split(/\s+/);
+    const holder = Number(holderText);
+    if (Number.isInteger(holder) && holder > 0 && this.holderAlive(holder, holderStart)) {
+      throw rillError("LOG_DIR_LOCKED", `data directory ${dataDir} is locked by running process ${holder} (${path})`);
     }
     fs.writeFileAtomic(path, body);
+  }
+
+  /** Whether the lock's holder still runs: its pid is alive and, if recorded, started when the lock says. */
+  private holderAlive(holder: number, startTime: string | undefined): boolean {
+    if (!this.opts.isProcessAlive(holder)) return false;
+    const now = startTime ? this.opts.processStartTime?.(holder) : undefined;
+    return now === undefined || now === null || now === startTime;
   }
 
   private loadExisting(): void {
@@ -116,7 +140,7 @@ export class LogManager {
     const { fs, dataDir, clock, tailCacheBytes } = this.opts;
     const dir = fs.join(dataDir, partitionDirName(tp.topic, tp.partition));
     const log = PartitionLog.open({
-      fs,
+      fs: this.files,
       dir,
       clock,
       config,
@@ -126,6 +150,16 @@ export class LogManager {
     });
     this.logs.set(key(tp.topic, tp.partition), { tp, log });
     return log;
+  }
+
+  /** Descriptors the partition logs hold now, when a handle pool bounds them (else null). */
+  get openFileHandles(): number | null {
+    return this.files instanceof FileHandlePool ? this.files.openCount : null;
+  }
+
+  /** Partitions this directory holds. */
+  get partitionCount(): number {
+    return this.logs.size;
   }
 
   /** The log of a partition, if this directory holds it. */

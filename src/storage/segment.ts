@@ -2,6 +2,11 @@
  * One segment of a partition log: `<20-digit base offset>.log` holding record batches back to
  * back exactly as they travel on the wire, with its sparse `.index` and `.timeindex`.
  *
+ * Descriptors: the active segment (created, or appended to) pins its `.log` open; writing its
+ * indexes — which the log does when it rolls the segment, and at close — unpins it, so an idle
+ * segment under a FileHandlePool holds no descriptor. The index files are read and written
+ * whole and hold none. So a partition holds one descriptor, that of its active segment.
+ *
  * A segment only appends. Every batch in it has baseOffset >= the segment's base offset and
  * greater than the previous batch's last offset (compaction may leave gaps, never overlaps).
  */
@@ -79,6 +84,7 @@ export class Segment {
     fs.rm(p.timeindex);
     const file = fs.open(p.log, true);
     file.truncate(0);
+    file.setPinned?.(true);
     const seg = new Segment(fs, dir, baseOffset, file, indexIntervalBytes);
     seg.indexesDirty = true;
     return seg;
@@ -117,6 +123,7 @@ export class Segment {
    * Appends `buf` (one or more whole, already validated batches with final offsets) at the end.
    */
   append(buf: Uint8Array, batches: readonly BatchPlacement[], nowMs: number): void {
+    this.file.setPinned?.(true);
     const start = this.size;
     this.file.write(buf, start);
     for (let i = 0; i < batches.length; i++) {
@@ -295,8 +302,12 @@ export class Segment {
     return true;
   }
 
-  /** Writes the index files if they changed. */
+  /**
+   * Writes the index files if they changed, and unpins the file: the log writes them when the
+   * segment stops being active (roll, close), so its descriptor may go back to the pool.
+   */
   writeIndexes(): void {
+    this.file.setPinned?.(false);
     if (!this.indexesDirty) return;
     const p = Segment.paths(this.fs, this.dir, this.baseOffset);
     this.fs.writeFileAtomic(p.index, this.offsetIndex.encode());

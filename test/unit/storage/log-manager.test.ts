@@ -11,7 +11,14 @@ import { batch, keyed, ManualClock, MemoryFileSystem, readAll } from "./helpers.
 function manager(
   fs: FileSystem,
   clock: ManualClock,
-  opts: { pid?: number; alive?: (pid: number) => boolean; cfg?: Partial<TopicConfig>; dataDir?: string } = {},
+  opts: {
+    pid?: number;
+    alive?: (pid: number) => boolean;
+    started?: (pid: number) => string | null;
+    cfg?: Partial<TopicConfig>;
+    dataDir?: string;
+    handles?: number;
+  } = {},
 ): LogManager {
   return LogManager.open({
     fs,
@@ -25,6 +32,8 @@ function manager(
     pause: () => Promise.resolve(),
     pid: opts.pid ?? 4242,
     isProcessAlive: opts.alive ?? (() => true),
+    ...(opts.started ? { processStartTime: opts.started } : {}),
+    ...(opts.handles !== undefined ? { fileHandlesMax: opts.handles } : {}),
   });
 }
 
@@ -68,6 +77,42 @@ describe("LogManager", () => {
     const m = manager(fs, clock, { pid: 200, alive: () => false });
     expect(Buffer.from(fs.readFile("/data/.lock")).toString()).toBe("200");
     void m;
+  });
+
+  it("writes the holder's start time in the lock: a reused pid is taken over, the same process is refused", () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    // Process 100 started at tick 5000 and took the lock; then it died and pid 100 was reused by
+    // a process that started at tick 9000 (kill -9, then a restart in a fresh container or a
+    // busy machine). The old code saw "pid 100 is alive" and refused for good.
+    manager(fs, clock, { pid: 100, started: () => "5000" });
+    expect(Buffer.from(fs.readFile("/data/.lock")).toString()).toBe("100 5000");
+    const m = manager(fs, clock, { pid: 200, alive: () => true, started: (pid) => (pid === 100 ? "9000" : "7000") });
+    expect(Buffer.from(fs.readFile("/data/.lock")).toString()).toBe("200 7000");
+    void m;
+    // The holder still runs with the start time it wrote: refused.
+    expect(() => manager(fs, clock, { pid: 300, alive: () => true, started: (pid) => (pid === 200 ? "7000" : "8000") })).toThrow(
+      /locked by running process 200/,
+    );
+  });
+
+  it("with a handle pool, idle segments close their descriptors and reopen on read; the active one stays open", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const m = manager(fs, clock, { handles: 2, cfg: { segmentBytes: 200 } });
+    const cfg = { ...tinyTopicConfig, segmentBytes: 200 };
+    for (let p = 0; p < 4; p++) {
+      const log = m.create("t", p, cfg);
+      for (let i = 0; i < 6; i++) log.append(batch(1, { valueSize: 100 }));
+    }
+    const segments = m.all().reduce((n, { log }) => n + log.segmentCount, 0);
+    expect(segments).toBeGreaterThan(8);
+    // four active segments pinned, two idle ones pooled
+    expect(m.openFileHandles).toBe(4 + 2);
+    for (let p = 0; p < 4; p++) expect(readAll(m.get("t", p)!).length).toBe(6);
+    expect(m.openFileHandles).toBe(4 + 2);
+    await m.close();
+    expect(m.openFileHandles).toBe(0);
   });
 
   it("locks a real directory against a second open in the same process", async () => {
