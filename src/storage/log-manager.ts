@@ -13,6 +13,7 @@ import { defaultTopicConfig, type TopicConfig } from "../config/schema.ts";
 import { compactLog, type CleanResult, type Pause } from "./cleaner.ts";
 import type { FileSystem } from "./fs.ts";
 import { PartitionLog } from "./partition-log.ts";
+import { TailCacheBudget } from "./tail-cache.ts";
 
 /** How the manager is opened. */
 export interface LogManagerOptions {
@@ -22,6 +23,8 @@ export interface LogManagerOptions {
   /** The effective configuration of a topic (from the metadata), for logs found on disk. */
   readonly topicConfig: (topic: string) => TopicConfig | undefined;
   readonly tailCacheBytes: number;
+  /** log.tail.cache.total.bytes: what all partitions' tail caches hold together; default unbounded. */
+  readonly tailCacheTotalBytes?: number;
   readonly retentionCheckIntervalMs: number;
   readonly cleanerBackoffMs: number;
   readonly cleanerEnable: boolean;
@@ -63,11 +66,13 @@ export class LogManager {
   private nextCleanMs: number;
   private cleanerRunning: Promise<void> | null = null;
   private closed = false;
+  private readonly tailCacheBudget: TailCacheBudget;
   /** Results of compaction passes (for metrics and tests). */
   readonly cleanerHistory: Array<{ topic: string; partition: number; result: CleanResult }> = [];
 
   private constructor(private readonly opts: LogManagerOptions) {
     const { fs, dataDir } = opts;
+    this.tailCacheBudget = new TailCacheBudget(opts.tailCacheTotalBytes ?? Number.MAX_SAFE_INTEGER);
     fs.mkdirp(dataDir);
     const fresh = fs.readdir(dataDir).length === 0;
     this.lock();
@@ -121,11 +126,21 @@ export class LogManager {
       clock,
       config,
       tailCacheBytes,
+      tailCacheBudget: this.tailCacheBudget,
       recover,
       ...(this.opts.producerIdExpirationMs !== undefined ? { producerIdExpirationMs: this.opts.producerIdExpirationMs } : {}),
     });
     this.logs.set(key(tp.topic, tp.partition), { tp, log });
     return log;
+  }
+
+  /**
+   * The tail caches' shared budget and what they hold (`rill_memory_budget_bytes{pool="tail_cache"}`
+   * and `rill_memory_budget_used_bytes{pool="tail_cache"}`).
+   */
+  get tailCacheMemory(): { readonly bytesMax: number; readonly bytesUsed: number; readonly evictions: number } {
+    const b = this.tailCacheBudget;
+    return { bytesMax: b.bytesMax, bytesUsed: b.bytesUsed, evictions: b.evictions };
   }
 
   /** The log of a partition, if this directory holds it. */
