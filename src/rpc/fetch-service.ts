@@ -10,6 +10,10 @@
  *   that counts the bytes handed to grpc-js and not yet written to the connection; above
  *   SUBSCRIBE_QUEUED_BYTES_MAX the service reads no more (about two messages). Its disk reads
  *   fill buffers from a pool that each message gives back once grpc-js has serialized it.
+ * - Fetch and Subscribe reserve their responses' memory from the broker's `FetchMemory`
+ *   (fetch.memory.max.bytes) before they read, and give it back once the response is written
+ *   (Fetch: at the call's end, which grpc-js reports as 'cancelled' after the trailers; Subscribe:
+ *   each message's write callback, or the stream's end). Fetch reads into the same pool.
  * - BATCHES chunks are copied once, into the response (wire-codec.ts); RECORDS become
  *   ConsumedRecord messages.
  */
@@ -75,7 +79,7 @@ export function fetchService(
   return {
     fetch: unary(async (req: FetchRequest, call) => {
       const cancel = abortOn(call);
-      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory);
+      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory, pool);
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
       if (cancel.aborted) res.release();
