@@ -433,4 +433,35 @@ describe("fetch: memory (fetch.memory.max.bytes) and size limits", () => {
     hog2.release();
     expect(memory.budget.bytesUsed).toBe(0);
   });
+
+  it("a Subscribe holds each message's memory until it is sent, and gives back what unsent messages held when it ends", async () => {
+    const core = await coreWith("t", [1]);
+    append(core, "t", 0, big(1000));
+    const memory = memoryOf(1 << 20);
+    const sent: Array<() => void> = [];
+    const sink = { send: (_m: FetchResult, _b: number, onSent: () => void) => sent.push(onSent), room: async () => {} };
+    const buffers = { take: (size: number) => Buffer.alloc(size), give: () => {} };
+    const cancel = noCancel();
+    const done = subscribe(
+      core.rm,
+      { partitions: [at("t", 0)], maxBytes: 0, maxWaitMs: 0, format: RecordFormat.BATCHES },
+      sink,
+      cancel,
+      buffers,
+      memory,
+    );
+    await settle();
+    const one = RESPONSE_COPIES * batchBytes(core, "t", 0);
+    expect(memory.budget.bytesUsed).toBe(one);
+    sent[0]!();
+    expect(memory.budget.bytesUsed).toBe(0);
+    append(core, "t", 0, big(1000));
+    await settle();
+    expect(sent).toHaveLength(2);
+    expect(memory.budget.bytesUsed).toBe(one); // the second message is not sent yet
+    cancel.aborted = true;
+    cancel.onabort?.();
+    await done;
+    expect(memory.budget.bytesUsed).toBe(0);
+  });
 });
