@@ -28,6 +28,14 @@ const opts = new Command()
 const rssOf = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(nodeFs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 const mib = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
 
+/** The broker's JavaScript heap from its metrics, when `metrics.port` is set. */
+async function heap(): Promise<string> {
+  const port = set["metrics.port"];
+  if (!port) return "";
+  const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return ` (JS heap ${mib(Number(/^rill_process_heap_bytes (\d+)/m.exec(body)?.[1]))})`;
+}
+
 const set = Object.fromEntries(opts.set.map((kv) => kv.split("=", 2) as [string, string]));
 const cluster = await Cluster.start({ nodes: 1, name: "rill-memory-probe-", set });
 const node = cluster.nodes[0]!;
@@ -55,8 +63,10 @@ try {
     }),
   );
   const written = rssOf(pid);
+  const writePeak = peak;
+  await new Promise((r) => setTimeout(r, 10_000));
   console.log(
-    `${partitions} partitions x ${opts.mibPerPartition} MiB in ${((Date.now() - started) / 1000).toFixed(0)} s: RSS idle ${mib(idle)}, peak ${mib(peak)}, after ${mib(written)}`,
+    `${partitions} partitions x ${opts.mibPerPartition} MiB in ${((Date.now() - started) / 1000 - 10).toFixed(0)} s: RSS idle ${mib(idle)}, peak ${mib(writePeak)}, after ${mib(written)}, 10 s later ${mib(rssOf(pid))}${await heap()}`,
   );
   const maxBytes = Number(opts.fetchMib) * MiB;
   const before = rssOf(pid);
