@@ -209,6 +209,13 @@ export const Errors = {
   INVALID_ARGUMENT: kind(10004, "INVALID_ARGUMENT", false, S.INVALID_ARGUMENT, "A request field is invalid."),
   LOG_CLOSED: kind(10005, "LOG_CLOSED", true, S.UNAVAILABLE, "The log is closed."),
   SHUTTING_DOWN: kind(10006, "SHUTTING_DOWN", true, S.UNAVAILABLE, "The broker is shutting down."),
+  FETCH_MEMORY_EXHAUSTED: kind(
+    10040,
+    "FETCH_MEMORY_EXHAUSTED",
+    true,
+    S.RESOURCE_EXHAUSTED,
+    "Responses being sent hold all of fetch.memory.max.bytes and none gave room in time: fetch again.",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorName = keyof typeof Errors;

@@ -14,6 +14,7 @@ import * as crypto from "node:crypto";
 import { type Clock, systemClock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
+import { MemoryBudget } from "../base/memory-budget.ts";
 import { systemTimers } from "../base/timers.ts";
 import { type BrokerConfig, defaultBrokerConfig, hasRole, type QuorumVoter, quorumVoters } from "../config/schema.ts";
 import { GroupRuntime, OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
@@ -28,6 +29,7 @@ import type { ControllerRoute } from "../rpc/forward.ts";
 import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
 import { grpcReplicaFetchTransport } from "../rpc/replication-service.ts";
 import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
+import type { FetchMemory } from "../service/fetch.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
@@ -95,6 +97,8 @@ export interface Metadata {
 export interface Data {
   readonly rm: ReplicaManager;
   readonly groups: GroupRuntime;
+  /** fetch.memory.max.bytes: what Fetch responses and Subscribe messages hold while sent. */
+  readonly fetchMemory: FetchMemory;
 }
 
 /** The background work of a running broker. */
@@ -155,6 +159,7 @@ export function openStorage({ config, fs, clock, log, partitions }: Shell): LogM
     clock,
     topicConfig: () => undefined,
     tailCacheBytes: config.tailCacheBytes,
+    tailCacheTotalBytes: config.tailCacheTotalBytes,
     retentionCheckIntervalMs: config.retentionCheckIntervalMs,
     cleanerBackoffMs: config.cleanerBackoffMs,
     cleanerEnable: config.cleanerEnable,
@@ -291,13 +296,14 @@ function openObserver({ config, log }: Shell, identity: Identity, opened: Opened
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
   const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
   const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
+  const fetchMemory = { budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers), responseBytesMax: config.requestBytesMax };
   meta.store.onChange((c) => {
     if (movesPartitions(c)) {
       groups.syncShards();
       groups.topicsChanged();
     }
   });
-  return { rm, groups };
+  return { rm, groups, fetchMemory };
 }
 
 /** Whether a metadata change can move leaders or change topics (the coordinators then follow). */
@@ -362,6 +368,7 @@ export function serviceDeps(
       },
     },
     replicas: data.rm,
+    fetchMemory: data.fetchMemory,
     route,
     produceChecks: { validation: config.produceValidation, decompressedBytesMax: config.requestBytesMax },
     groups: data.groups,

@@ -295,6 +295,22 @@ export const brokerKeys = [
     1 << 30,
   ),
   int(
+    "log.tail.cache.total.bytes",
+    "tailCacheTotalBytes",
+    "Bytes all partitions' tail caches hold together; past it the least recently used partition's oldest cached batches go first. With `log.tail.cache.bytes` per partition this bounds the cache whatever the partition count.",
+    64 * 1024 * 1024,
+    0,
+    2 ** 40,
+  ),
+  int(
+    "fetch.memory.max.bytes",
+    "fetchMemoryBytesMax",
+    "Bytes all Fetch responses and Subscribe messages being built and sent may hold together (a response counts four times its data: the read, the encoded message, the gRPC frame, the HTTP/2 stream's copy). A response is sized before it is read and waits for room; `max_bytes` is clamped to a quarter of this and to `request.max.bytes`, except that the first batch is always returned whole.",
+    64 * 1024 * 1024,
+    1024 * 1024,
+    2 ** 40,
+  ),
+  int(
     "request.max.bytes",
     "requestBytesMax",
     "Largest gRPC message the broker accepts or sends, in bytes: a whole request or response, which may carry many record batches (one batch is limited by the topic's `max.message.bytes`).",
@@ -393,6 +409,8 @@ export interface BrokerConfig {
   cleanerBackoffMs: number;
   cleanerEnable: boolean;
   tailCacheBytes: number;
+  tailCacheTotalBytes: number;
+  fetchMemoryBytesMax: number;
   requestBytesMax: number;
   produceValidation: "full" | "structure";
   metricsPort: number;

@@ -10,6 +10,10 @@
  *   that counts the bytes handed to grpc-js and not yet written to the connection; above
  *   SUBSCRIBE_QUEUED_BYTES_MAX the service reads no more (about two messages). Its disk reads
  *   fill buffers from a pool that each message gives back once grpc-js has serialized it.
+ * - Fetch and Subscribe reserve their responses' memory from the broker's `FetchMemory`
+ *   (fetch.memory.max.bytes) before they read, and give it back once the response is written
+ *   (Fetch: at the call's end, which grpc-js reports as 'cancelled' after the trailers; Subscribe:
+ *   each message's write callback, or the stream's end). Fetch reads into the same pool.
  * - BATCHES chunks are copied once, into the response (wire-codec.ts); RECORDS become
  *   ConsumedRecord messages.
  */
@@ -31,7 +35,7 @@ import {
 } from "../gen/rill/v1/fetch_service_pb.ts";
 import { TimestampType } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import { fetch } from "../service/fetch.ts";
+import { type FetchMemory, UNBOUNDED_FETCH_MEMORY, fetch } from "../service/fetch.ts";
 import { decodeFetchedRecords } from "../service/fetch-records.ts";
 import type {
   Cancellation,
@@ -68,16 +72,22 @@ const SUBSCRIBE_POOL_BYTES_MAX = 32 * 1024 * 1024;
 export function fetchService(
   rm: ReplicaManager,
   clients?: InternalClients,
+  memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
   const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
   return {
     fetch: unary(async (req: FetchRequest, call) => {
-      const res = await fetch(rm, toFetchInput(req), abortOn(call), isForwarded(call) ? null : forwarder);
+      const cancel = abortOn(call);
+      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory, pool);
+      // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
+      // response was written and the trailers sent): the response's memory is free from then.
+      if (cancel.aborted) res.release();
+      else call.once("cancelled", res.release);
       return toFetchOutput(res);
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool).catch((e: unknown) => call.destroy(toServiceError(e)));
+      serveSubscribe(rm, call, pool, memory).catch((e: unknown) => call.destroy(toServiceError(e)));
     },
     listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
   };
@@ -88,6 +98,7 @@ async function serveSubscribe(
   rm: ReplicaManager,
   call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>,
   pool: BufferPool,
+  memory: FetchMemory,
 ): Promise<void> {
   const req = call.request;
   const input = {
@@ -101,7 +112,7 @@ async function serveSubscribe(
     send: (message: FetchResult, bytes: number, onSent: () => void) => queue.write(toFetchOutput(message), bytes, onSent),
     room: (cancel: Cancellation) => queue.room(cancel),
   };
-  await subscribe(rm, input, sink, abortOn(call), pool);
+  await subscribe(rm, input, sink, abortOn(call), pool, memory);
   call.end();
 }
 

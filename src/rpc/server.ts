@@ -17,6 +17,7 @@ import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import type { FetchMemory } from "../service/fetch.ts";
 import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
@@ -45,6 +46,8 @@ export interface ServiceDeps {
   readonly admin: AdminDeps;
   /** The partitions this broker holds (produce, fetch, groups and replication read them). */
   readonly replicas: ReplicaManager;
+  /** The budget of Fetch responses and Subscribe messages (fetch.memory.max.bytes); none: unbounded. */
+  readonly fetchMemory?: FetchMemory;
   /** Where produce requests for partitions led elsewhere, and metadata changes, go. */
   readonly route: ControllerRoute;
   readonly groups: GroupRuntime;
@@ -59,7 +62,7 @@ export interface ServiceDeps {
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
   addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
   addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
-  addService(server, FetchService, fetchService(d.replicas, clients), fetchServiceCodecs);
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
   addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
   addService(server, ReplicationService, replicationService(d.replicas));
   addService(server, ControllerService, controllerService(d.controller));

@@ -12,8 +12,9 @@
  * Partitions with no replica here are read from their leaders through the `FetchForwarder` port.
  */
 import { RillError, rillError } from "../base/errors.ts";
+import { MemoryBudget, type Reservation } from "../base/memory-budget.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
-import type { ReadAlloc } from "../storage/partition-log.ts";
+import type { PartitionLog, ReadAlloc } from "../storage/partition-log.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { checkFetched, corruptError } from "./fetch-records.ts";
 import {
@@ -24,6 +25,7 @@ import {
   type FetchPartitionInput,
   type FetchPartitionResult,
   type FetchResult,
+  type ReadBuffers,
 } from "./fetch-types.ts";
 
 /** Defaults as Kafka's consumer: fetch.max.bytes, max.partition.fetch.bytes. */
@@ -33,6 +35,44 @@ export const PARTITION_MAX_BYTES_DEFAULT = 1024 * 1024;
 export const MAX_WAIT_MS_MAX = 300_000;
 /** Partitions one fetch may name. */
 export const PARTITIONS_MAX = 10_000;
+
+/**
+ * Memory a response holds per byte of batches while it is built and sent: the read buffer, the
+ * encoded message, the gRPC frame and the HTTP/2 stream's copy of it (reads from the tail cache
+ * and encodes into the transport's reused buffer hold less: the count is an upper bound).
+ * Measured on Bun: six concurrent 60 MiB fetches peaked 145 MiB above the broker's idle size
+ * with 3 and a 64 MiB budget, garbage not yet collected included.
+ */
+export const RESPONSE_COPIES = 4;
+/** How long a read waits for room in the fetch memory budget before FETCH_MEMORY_EXHAUSTED. */
+export const FETCH_MEMORY_WAIT_MS = 5000;
+/** Bytes a partition adds to a response besides its batches (names, offsets, an error): a bound. */
+const PARTITION_RESULT_BYTES_MAX = 512;
+
+/**
+ * The broker's limits on responses: the budget every Fetch response and Subscribe message
+ * reserves from before it reads (`fetch.memory.max.bytes`), and the largest message the
+ * transport sends (`request.max.bytes`).
+ */
+export interface FetchMemory {
+  readonly budget: MemoryBudget;
+  readonly responseBytesMax: number;
+}
+
+/** No budget and no send limit beyond the largest message size: for tests and tools only. */
+export const UNBOUNDED_FETCH_MEMORY: FetchMemory = {
+  budget: new MemoryBudget(Number.MAX_SAFE_INTEGER, {
+    setTimeout: () => assertNever("an unbounded budget never waits"),
+    clearTimeout: () => {},
+    setInterval: () => assertNever("an unbounded budget never waits"),
+    clearInterval: () => {},
+  }),
+  responseBytesMax: 2 ** 31 - 1,
+};
+
+function assertNever(why: string): never {
+  throw new Error(why);
+}
 
 /** A fetch's validated parameters, defaults filled in. */
 export interface FetchPlan {
@@ -100,22 +140,119 @@ export interface ReadPass {
 }
 
 /**
- * Reads every position within the request budget (the first partition with data always gets one
- * batch); disk reads fill buffers from `alloc` when given.
+ * Reads every position within the request budget, sized first (`planReads`: the first batch of
+ * the first partition with data is whole, later partitions take only what fits); disk reads
+ * fill buffers from `alloc` when given. No memory budget: `readWithinBudget` is the one that is.
  */
 export function readAll(rm: ReplicaManager, p: FetchPlan, alloc?: ReadAlloc): ReadPass {
-  let budget = p.requestBytesMax;
+  return readPlanned(rm, p, planReads(rm, p, p.requestBytesMax), alloc);
+}
+
+/**
+ * What one pass will read: per position, the bytes to ask for (0: nothing there, or an error,
+ * which the read reports) or the answer already known without reading (data that did not fit).
+ */
+export interface ReadPlan {
+  readonly reads: Array<number | FetchedData>;
+  /** Bytes of batches the pass returns at most. */
+  readonly bytes: number;
+}
+
+/**
+ * The most bytes of batches one response may carry: what was asked, clamped to what one message
+ * may carry (`request.max.bytes` less the partitions' own fields) and to a share of the budget
+ * one response may hold.
+ */
+export function responseBytesLimit(p: FetchPlan, memory: FetchMemory): number {
+  const fields = p.positions.length * PARTITION_RESULT_BYTES_MAX;
+  const share = Math.min(memory.responseBytesMax, Math.floor(memory.budget.bytesMax / RESPONSE_COPIES));
+  return Math.max(1, Math.min(p.requestBytesMax, share - fields));
+}
+
+/**
+ * Sizes a pass before it reads (from cache entries and batch headers): each partition's whole
+ * batches within its `maxBytes` and what is left of `limitBytes`. Kafka's rule (KIP-74): the
+ * first batch of the first partition with data is taken whole even when larger than both limits,
+ * so a consumer never sticks; later partitions take a batch only while it fits the request.
+ */
+export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number): ReadPlan {
+  let left = limitBytes;
+  let bytes = 0;
+  const reads = p.positions.map((pos): number | FetchedData => {
+    let log: PartitionLog;
+    try {
+      log = rm.readLog(pos.topic, pos.partition);
+    } catch {
+      return 1; // the read reports the error
+    }
+    const hw = rm.highWatermark(log);
+    const size = log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), hw);
+    if (size === 0) return 1; // nothing to read (or a bad offset, which the read reports)
+    if (bytes > 0 && size > left) {
+      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read: null, error: null };
+    }
+    bytes += size;
+    left = Math.max(0, left - size);
+    return size;
+  });
+  return { reads, bytes };
+}
+
+/** Reads what `plan` sized (synchronously after planning, so the log has not moved since). */
+export function readPlanned(rm: ReplicaManager, p: FetchPlan, plan: ReadPlan, alloc?: ReadAlloc): ReadPass {
   let bytes = 0;
   let errors = 0;
-  const data = p.positions.map((pos) => {
-    const d = rm.readPartition({ ...pos, maxBytes: Math.max(1, Math.min(pos.maxBytes, budget)) }, alloc);
+  const data = p.positions.map((pos, i) => {
+    const r = plan.reads[i]!;
+    if (typeof r !== "number") return r;
+    const d = rm.readPartition({ ...pos, maxBytes: r }, alloc);
     if (d.error) errors++;
-    const n = d.read?.bytes ?? 0;
-    bytes += n;
-    budget = Math.max(0, budget - n);
-    return budget === 0 && n === 0 ? { ...d, read: null } : d;
+    bytes += d.read?.bytes ?? 0;
+    return d;
   });
   return { data, bytes, errors };
+}
+
+/** A read pass and the memory its data holds until the response is sent. */
+export interface HeldPass extends ReadPass {
+  /** Release once the response is sent (null: nothing held). */
+  readonly held: Reservation | null;
+}
+
+/**
+ * Sizes a pass, reserves memory for it (waiting up to FETCH_MEMORY_WAIT_MS, in line), then
+ * reads. Throws FETCH_MEMORY_EXHAUSTED when no room came in time; answers an empty pass when
+ * `cancel` fired while waiting.
+ */
+export async function readWithinBudget(
+  rm: ReplicaManager,
+  p: FetchPlan,
+  memory: FetchMemory,
+  cancel: Cancellation,
+  alloc?: ReadAlloc,
+): Promise<HeldPass> {
+  const limit = responseBytesLimit(p, memory);
+  let plan = planReads(rm, p, limit);
+  if (plan.bytes === 0) return { ...readPlanned(rm, p, plan, alloc), held: null };
+  const now = memory.budget.tryReserve(plan.bytes * RESPONSE_COPIES);
+  if (now) return { ...readPlanned(rm, p, plan, alloc), held: now };
+  const held = await memory.budget.reserve(plan.bytes * RESPONSE_COPIES, FETCH_MEMORY_WAIT_MS, cancel);
+  if (!held) {
+    if (cancel.aborted || rm.closed) return { data: [], bytes: 0, errors: 0, held: null };
+    throw rillError(
+      "FETCH_MEMORY_EXHAUSTED",
+      `fetch: ${plan.bytes * RESPONSE_COPIES} bytes of fetch.memory.max.bytes (${memory.budget.bytesMax}) did not come free in ${FETCH_MEMORY_WAIT_MS} ms`,
+    );
+  }
+  // The log moved while we waited: size again, within what we hold (the first batch may still
+  // need more than that; the budget lets it through alone).
+  plan = planReads(rm, p, Math.min(limit, Math.floor(held.bytes / RESPONSE_COPIES)));
+  if (plan.bytes * RESPONSE_COPIES > held.bytes) {
+    held.release();
+    return readWithinBudget(rm, p, memory, cancel, alloc);
+  }
+  held.shrink(plan.bytes * RESPONSE_COPIES);
+  return { ...readPlanned(rm, p, plan, alloc), held: held.bytes > 0 ? held : null };
 }
 
 /**
@@ -163,19 +300,29 @@ export async function fetch(
   input: FetchInput,
   cancel: Cancellation,
   forwarder: FetchForwarder | null,
-): Promise<FetchResult> {
+  memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+  buffers?: ReadBuffers,
+): Promise<FetchResult & { readonly release: () => void }> {
   const all = planFetch(input.partitions, input.maxBytes, input.minBytes, input.maxWaitMs, input.format, "fetch");
   const remote = forwarder ? remoteLeaders(rm, all.positions) : new Map<number, number[]>();
   const forwarded = forwarder ? [...remote].map(([leader, idx]) => fetchFrom(forwarder, leader, input, all, idx)) : [];
   const isRemote = new Set([...remote.values()].flat());
   const localIdx = all.positions.map((_, i) => i).filter((i) => !isRemote.has(i));
-  const local = await longPoll(rm, { ...all, positions: localIdx.map((i) => all.positions[i]!) }, cancel, remote.size > 0);
-  if (remote.size === 0) return { partitions: local };
+  const polled = await longPoll(
+    rm,
+    { ...all, positions: localIdx.map((i) => all.positions[i]!) },
+    cancel,
+    remote.size > 0,
+    memory,
+    buffers,
+  );
+  const release = polled.release;
+  if (remote.size === 0) return { partitions: polled.out, release };
   const out = new Array<FetchPartitionResult>(all.positions.length);
-  localIdx.forEach((i, k) => (out[i] = local[k]!));
+  localIdx.forEach((i, k) => (out[i] = polled.out[k]!));
   const answers = await Promise.all(forwarded);
   [...remote.values()].forEach((idx, g) => idx.forEach((i, k) => (out[i] = answers[g]![k]!)));
-  return { partitions: out };
+  return { partitions: out, release };
 }
 
 /**
@@ -183,20 +330,45 @@ export async function fetch(
  * cancel, the broker's shutdown). With `answerEarly` (other partitions are being read from
  * their leaders, whose answers are awaited anyway) any data ends the wait.
  */
-async function longPoll(rm: ReplicaManager, p: FetchPlan, cancel: Cancellation, answerEarly: boolean): Promise<FetchPartitionResult[]> {
+async function longPoll(
+  rm: ReplicaManager,
+  p: FetchPlan,
+  cancel: Cancellation,
+  answerEarly: boolean,
+  memory: FetchMemory,
+  buffers: ReadBuffers | undefined,
+): Promise<{ out: FetchPartitionResult[]; release: () => void }> {
   const deadline = rm.nowMs() + p.maxWaitMs;
+  let taken: Buffer[] = [];
+  const alloc = buffers
+    ? (size: number): Buffer => {
+        const b = buffers.take(size);
+        taken.push(b);
+        return b;
+      }
+    : undefined;
+  const holding = (held: Reservation | null): (() => void) => {
+    const mine = taken;
+    taken = [];
+    return () => {
+      held?.release();
+      for (const b of mine.splice(0)) buffers?.give(b);
+    };
+  };
   let out: FetchPartitionResult[] = [];
   while (p.positions.length > 0) {
-    const r = readAll(rm, p);
+    const r = await readWithinBudget(rm, p, memory, cancel, alloc);
+    if (r.data.length === 0) break; // cancelled or shut down while waiting for memory
     const left = deadline - rm.nowMs();
     const done = r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || cancel.aborted || rm.closed;
     if (done || answerEarly) {
       out = r.data.map((d, i) => partitionResult(d, p.positions[i]!, p.records, rm));
-      if (done || r.bytes > 0) break;
+      if (done || r.bytes > 0) return { out, release: holding(r.held) };
     }
+    holding(r.held)();
     await rm.waitForData(left, cancel);
   }
-  return out;
+  return { out, release: () => {} };
 }
 
 /** The request's positions grouped by the broker that leads them, for those with no replica here. */

@@ -14,6 +14,7 @@ import { defaultTopicConfig, type TopicConfig } from "../config/schema.ts";
 import { compactLog, type CleanResult, type Pause } from "./cleaner.ts";
 import { FileHandlePool, type FileSystem } from "./fs.ts";
 import { PartitionLog } from "./partition-log.ts";
+import { TailCacheBudget } from "./tail-cache.ts";
 
 /** How the manager is opened. */
 export interface LogManagerOptions {
@@ -23,6 +24,8 @@ export interface LogManagerOptions {
   /** The effective configuration of a topic (from the metadata), for logs found on disk. */
   readonly topicConfig: (topic: string) => TopicConfig | undefined;
   readonly tailCacheBytes: number;
+  /** log.tail.cache.total.bytes: what all partitions' tail caches hold together; default unbounded. */
+  readonly tailCacheTotalBytes?: number;
   readonly retentionCheckIntervalMs: number;
   readonly cleanerBackoffMs: number;
   readonly cleanerEnable: boolean;
@@ -77,12 +80,14 @@ export class LogManager {
   private nextCleanMs: number;
   private cleanerRunning: Promise<void> | null = null;
   private closed = false;
+  private readonly tailCacheBudget: TailCacheBudget;
   /** Results of compaction passes (for metrics and tests). */
   readonly cleanerHistory: Array<{ topic: string; partition: number; result: CleanResult }> = [];
 
   private constructor(private readonly opts: LogManagerOptions) {
     const { fs, dataDir } = opts;
     this.files = opts.fileHandlesMax !== undefined ? new FileHandlePool(fs, opts.fileHandlesMax) : fs;
+    this.tailCacheBudget = new TailCacheBudget(opts.tailCacheTotalBytes ?? Number.MAX_SAFE_INTEGER);
     fs.mkdirp(dataDir);
     const fresh = fs.readdir(dataDir).length === 0;
     this.lock();
@@ -145,6 +150,7 @@ export class LogManager {
       clock,
       config,
       tailCacheBytes,
+      tailCacheBudget: this.tailCacheBudget,
       recover,
       ...(this.opts.producerIdExpirationMs !== undefined ? { producerIdExpirationMs: this.opts.producerIdExpirationMs } : {}),
     });
@@ -160,6 +166,15 @@ export class LogManager {
   /** Partitions this directory holds. */
   get partitionCount(): number {
     return this.logs.size;
+  }
+
+  /**
+   * The tail caches' shared budget and what they hold (`rill_memory_budget_bytes{pool="tail_cache"}`
+   * and `rill_memory_budget_used_bytes{pool="tail_cache"}`).
+   */
+  get tailCacheMemory(): { readonly bytesMax: number; readonly bytesUsed: number; readonly evictions: number } {
+    const b = this.tailCacheBudget;
+    return { bytesMax: b.bytesMax, bytesUsed: b.bytesUsed, evictions: b.evictions };
   }
 
   /** The log of a partition, if this directory holds it. */

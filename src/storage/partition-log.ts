@@ -37,7 +37,7 @@ import {
 import { incrementSequence } from "../protocol/sequence.ts";
 import { ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
 import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
-import { TailCache } from "./tail-cache.ts";
+import { TailCache, type TailCacheBudget } from "./tail-cache.ts";
 
 /** How a partition log is opened. */
 export interface PartitionLogOptions {
@@ -47,6 +47,8 @@ export interface PartitionLogOptions {
   readonly config: TopicConfig;
   /** Bytes of newest batches kept in memory for tailing reads. */
   readonly tailCacheBytes: number;
+  /** The budget all partitions' tail caches share (log.tail.cache.total.bytes); none: unshared. */
+  readonly tailCacheBudget?: TailCacheBudget;
   /** True after an unclean shutdown: segments past the recovery point are validated. */
   readonly recover: boolean;
   /** How long an idle producer's sequence state is kept (producer.id.expiration.ms). */
@@ -131,7 +133,7 @@ export class PartitionLog {
 
   private constructor(private readonly opts: PartitionLogOptions) {
     this.config = opts.config;
-    this.cache = new TailCache(opts.tailCacheBytes);
+    this.cache = new TailCache(opts.tailCacheBytes, opts.tailCacheBudget ?? null);
     this.producers = this.newProducerState();
     this.openReport = this.load();
     this.loadEpochs();
@@ -523,11 +525,7 @@ export class PartitionLog {
     seg.append(buf, placements, nowMs);
     this.nextOffset = last.lastOffset + 1;
     if (cache) {
-      for (let i = 0; i < placements.length; i++) {
-        const p = placements[i]!;
-        const end = i + 1 < placements.length ? placements[i + 1]!.at : buf.length;
-        this.cache.push(buf.subarray(p.at, end), p.baseOffset, p.lastOffset);
-      }
+      this.cache.pushAppend(buf, placements);
     } else {
       this.cache.clear(); // the cache must stay contiguous up to the log end
     }
@@ -656,6 +654,25 @@ export class PartitionLog {
     }
     this.stats.diskReads++;
     return this.readFromSegments(offset, maxBytes, limit, alloc);
+  }
+
+  /**
+   * The most bytes `read(offset, maxBytes, maxOffset)` would return now, from the cache's entries
+   * or the first batch's header, without reading any data: what a fetch reserves memory for
+   * before it reads. 0 when there is nothing to read; a bad offset is left to `read` to report.
+   */
+  readSize(offset: number, maxBytes: number, maxOffset: number = this.nextOffset): number {
+    if (this.closed || !Number.isSafeInteger(offset) || offset < this._logStartOffset) return 0;
+    const limit = Math.min(maxOffset, this.nextOffset);
+    if (offset >= limit) return 0;
+    const cached = this.cache.readSize(offset, maxBytes, limit);
+    if (cached !== null) return cached;
+    for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      const pos = seg.positionOf(offset);
+      if (pos < seg.size) return seg.readSize(pos, maxBytes);
+    }
+    return 0;
   }
 
   private readFromSegments(offset: number, maxBytes: number, limit: number, alloc?: ReadAlloc): ReadResult {

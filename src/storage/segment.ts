@@ -186,6 +186,14 @@ export class Segment {
     return buf.subarray(0, wholeBatchesLength(buf, n));
   }
 
+  /** The most bytes `read(position, maxBytes)` returns, found from the first batch's header alone. */
+  readSize(position: number, maxBytes: number): number {
+    const available = this.size - position;
+    if (available <= 0) return 0;
+    const first = this.headerAt(position);
+    return first ? Math.min(available, Math.max(maxBytes, first.size)) : 0;
+  }
+
   /** Offset of the first batch (at or after the time index's hint) whose max timestamp >= ts. */
   firstBatchAtOrAfter(ts: number): { position: number; header: BatchHeader } | null {
     if (this.maxTimestamp < ts) return null;

@@ -7,6 +7,12 @@
  * them) and end at the log end (the log clears the cache when an append is not cached, and cuts
  * it on truncation); the bytes held never exceed `capacity`, the oldest entries going first.
  * Removed head entries are blanked and compacted away in bulk, so `push` stays O(1) amortised.
+ *
+ * Every partition's cache also draws on one `TailCacheBudget` (`log.tail.cache.total.bytes`):
+ * when the caches together hold more than the budget, the least recently used cache (by push or
+ * read) gives up its oldest entries first, then the next one. A cache holds the appended slices
+ * themselves; a slice that is a small part of a larger buffer (a produce request that carried
+ * several partitions) is copied first, so what is counted is what is kept alive.
  */
 import { assert } from "../base/assert.ts";
 
@@ -21,6 +27,59 @@ export interface CachedRead {
 const EMPTY_BUF = Buffer.alloc(0);
 
 /**
+ * One memory budget shared by the tail caches of every partition: the bytes they hold together
+ * stay within `bytesMax`, the least recently used cache giving up its oldest entries first.
+ */
+export class TailCacheBudget {
+  private used = 0;
+  /** Caches holding bytes, least recently used first (a Map keeps insertion order). */
+  private readonly lru = new Map<TailCache, true>();
+  /** Entries given up to keep within the budget (for tests and metrics). */
+  evictions = 0;
+
+  /** `bytesMax`: bytes all caches may hold together. */
+  constructor(readonly bytesMax: number) {
+    assert(Number.isSafeInteger(bytesMax) && bytesMax >= 0, `tail cache budget: bad size ${bytesMax}`);
+  }
+
+  /** Bytes the caches hold together. */
+  get bytesUsed(): number {
+    return this.used;
+  }
+
+  /** Caches holding bytes. */
+  get caches(): number {
+    return this.lru.size;
+  }
+
+  /** `cache` was used: it becomes the most recently used. */
+  touch(cache: TailCache): void {
+    if (!this.lru.delete(cache)) return;
+    this.lru.set(cache, true);
+  }
+
+  /** `cache` took `bytes` more; evicts from the least recently used caches until within budget. */
+  charge(cache: TailCache, bytes: number): void {
+    this.used += bytes;
+    this.lru.delete(cache);
+    this.lru.set(cache, true);
+    while (this.used > this.bytesMax) {
+      const oldest = this.lru.keys().next().value;
+      assert(oldest !== undefined, "tail cache budget: over budget with no cache holding bytes");
+      oldest.evictOldest();
+      this.evictions++;
+    }
+  }
+
+  /** `cache` gave back `bytes`; one that holds nothing leaves the LRU order. */
+  release(cache: TailCache, bytes: number, empty: boolean): void {
+    this.used -= bytes;
+    assert(this.used >= 0, "tail cache budget: released more than charged");
+    if (empty) this.lru.delete(cache);
+  }
+}
+
+/**
  * The newest appended batches, kept as the very slices that were appended, so a consumer at the
  * head of the log is answered from memory. Bounded by bytes; the oldest entries go first.
  */
@@ -31,18 +90,57 @@ export class TailCache {
   private head = 0;
   private bytes = 0;
 
-  /** `capacity`: bytes kept at most; 0 keeps nothing. */
-  constructor(private readonly capacity: number) {}
+  /**
+   * `capacity`: bytes this cache keeps at most (0 keeps nothing); `budget`: the budget shared
+   * with the other partitions' caches (none: this cache is bounded by its capacity alone).
+   */
+  constructor(
+    private readonly capacity: number,
+    private readonly budget: TailCacheBudget | null = null,
+  ) {}
+
+  /** Bytes held. */
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** The most this cache may hold: its capacity, and no more than the shared budget. */
+  private get limit(): number {
+    return this.budget ? Math.min(this.capacity, this.budget.bytesMax) : this.capacity;
+  }
+
+  /**
+   * Adds the batches of one append (`batches`: where each starts in `buf`, and its offsets),
+   * keeping the newest that fit: a batch larger than the whole cache empties it. The kept part
+   * of `buf` is copied when it is less than half of the memory it would keep alive.
+   */
+  pushAppend(buf: Buffer, batches: readonly { at: number; baseOffset: number; lastOffset: number }[]): void {
+    let first = batches.length;
+    while (first > 0 && buf.length - batches[first - 1]!.at <= this.limit) first--;
+    if (first === batches.length) {
+      this.clear();
+      return;
+    }
+    const from = batches[first]!.at;
+    let kept = buf.subarray(from);
+    if (kept.buffer.byteLength > 2 * kept.length) kept = Buffer.from(kept);
+    for (let i = first; i < batches.length; i++) {
+      const b = batches[i]!;
+      const end = i + 1 < batches.length ? batches[i + 1]!.at : buf.length;
+      this.push(kept.subarray(b.at - from, end - from), b.baseOffset, b.lastOffset);
+    }
+  }
 
   /**
    * Adds the batches just appended at the log end (`baseOffset`..`lastOffset`), dropping the
-   * oldest entries past the capacity. A slice larger than the whole cache empties it.
+   * oldest entries past the capacity (and, through the shared budget, past the total). A slice
+   * larger than the whole cache empties it.
    */
   push(buf: Buffer, baseOffset: number, lastOffset: number): void {
     assert(baseOffset <= lastOffset, `tail cache: batch offsets ${baseOffset}..${lastOffset} run backwards`);
     const last = this.bufs.length > this.head ? this.lasts[this.lasts.length - 1]! : -1;
     assert(baseOffset > last, `tail cache: batch at ${baseOffset} pushed after one ending at ${last}`);
-    if (this.capacity <= 0 || buf.length > this.capacity) {
+    if (this.limit <= 0 || buf.length > this.limit) {
       this.clear();
       return;
     }
@@ -50,12 +148,22 @@ export class TailCache {
     this.bases.push(baseOffset);
     this.lasts.push(lastOffset);
     this.bytes += buf.length;
-    while (this.bytes > this.capacity) {
-      this.bytes -= this.bufs[this.head]!.length;
-      this.bufs[this.head] = EMPTY_BUF;
-      this.head++;
-    }
+    while (this.bytes > this.capacity) this.dropHead();
+    this.budget?.charge(this, buf.length);
     if (this.head > 1024 && this.head * 2 > this.bufs.length) this.compact();
+  }
+
+  /** Gives up the oldest entry (the shared budget calls this on the least recently used cache). */
+  evictOldest(): void {
+    if (this.head < this.bufs.length) this.dropHead();
+  }
+
+  private dropHead(): void {
+    const n = this.bufs[this.head]!.length;
+    this.bytes -= n;
+    this.bufs[this.head] = EMPTY_BUF;
+    this.head++;
+    this.budget?.release(this, n, this.head >= this.bufs.length);
   }
 
   private compact(): void {
@@ -72,6 +180,7 @@ export class TailCache {
   read(offset: number, maxBytes: number, limit: number): CachedRead | null {
     const n = this.bufs.length;
     if (this.head >= n || offset < this.bases[this.head]!) return null;
+    this.budget?.touch(this);
     let i = this.find(offset);
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -84,6 +193,19 @@ export class TailCache {
       next = this.lasts[i]! + 1;
     }
     return { chunks, bytes, nextOffset: next };
+  }
+
+  /** The bytes `read` would return (without touching the LRU order), or null where it answers null. */
+  readSize(offset: number, maxBytes: number, limit: number): number | null {
+    const n = this.bufs.length;
+    if (this.head >= n || offset < this.bases[this.head]!) return null;
+    let bytes = 0;
+    for (let i = this.find(offset), first = true; i < n && this.bases[i]! < limit; i++, first = false) {
+      const b = this.bufs[i]!.length;
+      if (!first && bytes + b > maxBytes) break;
+      bytes += b;
+    }
+    return bytes;
   }
 
   /** First entry whose last offset is >= offset. */
@@ -104,23 +226,22 @@ export class TailCache {
   /** Drops entries with any offset >= `offset`. */
   truncateFrom(offset: number): void {
     while (this.bufs.length > this.head && this.lasts[this.lasts.length - 1]! >= offset) {
-      this.bytes -= this.bufs.pop()!.length;
+      const n = this.bufs.pop()!.length;
+      this.bytes -= n;
       this.bases.pop();
       this.lasts.pop();
+      this.budget?.release(this, n, this.bufs.length <= this.head);
     }
   }
 
   /** Drops entries that start below `offset`. */
   dropBelow(offset: number): void {
-    while (this.head < this.bufs.length && this.bases[this.head]! < offset) {
-      this.bytes -= this.bufs[this.head]!.length;
-      this.bufs[this.head] = EMPTY_BUF;
-      this.head++;
-    }
+    while (this.head < this.bufs.length && this.bases[this.head]! < offset) this.dropHead();
   }
 
   /** Drops everything. */
   clear(): void {
+    this.budget?.release(this, this.bytes, true);
     this.bufs = [];
     this.bases = [];
     this.lasts = [];

@@ -74,6 +74,7 @@ const CATALOG: readonly Row[] = [
   ["INVALID_ARGUMENT", 10004, "INVALID_ARGUMENT", false, "INVALID_ARGUMENT"],
   ["LOG_CLOSED", 10005, "LOG_CLOSED", true, "UNAVAILABLE"],
   ["SHUTTING_DOWN", 10006, "SHUTTING_DOWN", true, "UNAVAILABLE"],
+  ["FETCH_MEMORY_EXHAUSTED", 10040, "FETCH_MEMORY_EXHAUSTED", true, "RESOURCE_EXHAUSTED"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */

@@ -1,7 +1,18 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { RillError, rillError } from "../../../src/base/errors.ts";
 import { TimestampType, decodeRecords, encodeBatch, readBatchHeader } from "../../../src/protocol/record-batch.ts";
-import { FETCH_MAX_BYTES_DEFAULT, MAX_WAIT_MS_MAX, PARTITION_MAX_BYTES_DEFAULT, fetch, planFetch } from "../../../src/service/fetch.ts";
+import { MemoryBudget } from "../../../src/base/memory-budget.ts";
+import { ManualTimers } from "../../../src/base/timers.ts";
+import {
+  FETCH_MAX_BYTES_DEFAULT,
+  FETCH_MEMORY_WAIT_MS,
+  type FetchMemory,
+  MAX_WAIT_MS_MAX,
+  PARTITION_MAX_BYTES_DEFAULT,
+  RESPONSE_COPIES,
+  fetch,
+  planFetch,
+} from "../../../src/service/fetch.ts";
 import {
   OffsetSpec,
   RecordFormat,
@@ -344,5 +355,113 @@ describe("subscribe", () => {
       "INVALID_REQUEST",
       "subscribe.partitions: at least one partition is required",
     );
+  });
+});
+
+describe("fetch: memory (fetch.memory.max.bytes) and size limits", () => {
+  const batchBytes = (core: Core, topic: string, partition: number): number => core.rm.readLog(topic, partition).sizeBytes;
+  const memoryOf = (bytesMax: number, responseBytesMax = 1 << 30): FetchMemory & { timers: ManualTimers } => {
+    const timers = new ManualTimers();
+    return { budget: new MemoryBudget(bytesMax, timers), responseBytesMax, timers };
+  };
+  const big = (n: number): string[] => [Buffer.alloc(n, 97).toString()];
+
+  it("returns the first batch of the first partition with data whole, and later partitions only what fits (KIP-74)", async () => {
+    const core = await coreWith("t", [1, 1, 1]);
+    append(core, "t", 1, big(2000));
+    append(core, "t", 2, big(2000));
+    const res = await fetch(
+      core.rm,
+      fetchInput([at("t", 0), at("t", 1, 0n, 100), at("t", 2, 0n, 100)], { maxBytes: 100, format: RecordFormat.BATCHES }),
+      noCancel(),
+      null,
+    );
+    expect(res.partitions[0]!.batches).toBeNull();
+    expect(res.partitions[1]!.batches!.reduce((n, b) => n + b.length, 0)).toBe(batchBytes(core, "t", 1));
+    expect(res.partitions[2]!.batches).toBeNull(); // it did not fit: no data, no error, same offset
+    expect(res.partitions[2]!.error).toBeNull();
+    expect(res.partitions[2]!.nextOffset).toBe(0);
+    expect(res.partitions[2]!.highWatermark).toBe(1);
+  });
+
+  it("clamps max_bytes to what one message may carry and to a share of the budget", async () => {
+    const core = await coreWith("t", [1]);
+    for (let i = 0; i < 10; i++) append(core, "t", 0, big(3000));
+    const one = batchBytes(core, "t", 0) / 10;
+    const memory = memoryOf(1 << 30, 10_000);
+    const res = await fetch(
+      core.rm,
+      fetchInput([at("t", 0, 0n, 2 ** 31 - 1)], { maxBytes: 2 ** 31 - 1, format: RecordFormat.BATCHES }),
+      noCancel(),
+      null,
+      memory,
+    );
+    const got = res.partitions[0]!.batches!.reduce((n, b) => n + b.length, 0);
+    expect(got).toBe(Math.floor((10_000 - 512) / one) * one);
+    res.release();
+    const share = memoryOf(RESPONSE_COPIES * 2 * one);
+    const res2 = await fetch(core.rm, fetchInput([at("t", 0)], { format: RecordFormat.BATCHES }), noCancel(), null, share);
+    expect(res2.partitions[0]!.batches!.reduce((n, b) => n + b.length, 0)).toBe(one); // 2 batches less the fields' bound
+    expect(share.budget.bytesUsed).toBe(RESPONSE_COPIES * one);
+    res2.release();
+    expect(share.budget.bytesUsed).toBe(0);
+  });
+
+  it("waits for room in the budget instead of reading past it; FETCH_MEMORY_EXHAUSTED when none comes in time", async () => {
+    const core = await coreWith("t", [1]);
+    append(core, "t", 0, big(1000));
+    const memory = memoryOf(1 << 20);
+    const hog = memory.budget.tryReserve(1 << 20)!;
+    let answered = false;
+    const pending = fetch(core.rm, fetchInput([at("t", 0)], { format: RecordFormat.BATCHES }), noCancel(), null, memory).then((r) => {
+      answered = true;
+      return r;
+    });
+    await settle();
+    expect(answered).toBe(false);
+    expect(memory.budget.waiting).toBe(1);
+    hog.release();
+    const res = await pending;
+    expect(res.partitions[0]!.batches).not.toBeNull();
+    expect(memory.budget.bytesUsed).toBe(RESPONSE_COPIES * batchBytes(core, "t", 0));
+    res.release();
+    const hog2 = memory.budget.tryReserve(1 << 20)!;
+    const late = fetch(core.rm, fetchInput([at("t", 0)], { format: RecordFormat.BATCHES }), noCancel(), null, memory);
+    await settle();
+    memory.timers.advance(FETCH_MEMORY_WAIT_MS);
+    await rejects(late, "FETCH_MEMORY_EXHAUSTED", "fetch.memory.max.bytes");
+    hog2.release();
+    expect(memory.budget.bytesUsed).toBe(0);
+  });
+
+  it("a Subscribe holds each message's memory until it is sent, and gives back what unsent messages held when it ends", async () => {
+    const core = await coreWith("t", [1]);
+    append(core, "t", 0, big(1000));
+    const memory = memoryOf(1 << 20);
+    const sent: Array<() => void> = [];
+    const sink = { send: (_m: FetchResult, _b: number, onSent: () => void) => sent.push(onSent), room: async () => {} };
+    const buffers = { take: (size: number) => Buffer.alloc(size), give: () => {} };
+    const cancel = noCancel();
+    const done = subscribe(
+      core.rm,
+      { partitions: [at("t", 0)], maxBytes: 0, maxWaitMs: 0, format: RecordFormat.BATCHES },
+      sink,
+      cancel,
+      buffers,
+      memory,
+    );
+    await settle();
+    const one = RESPONSE_COPIES * batchBytes(core, "t", 0);
+    expect(memory.budget.bytesUsed).toBe(one);
+    sent[0]!();
+    expect(memory.budget.bytesUsed).toBe(0);
+    append(core, "t", 0, big(1000));
+    await settle();
+    expect(sent).toHaveLength(2);
+    expect(memory.budget.bytesUsed).toBe(one); // the second message is not sent yet
+    cancel.aborted = true;
+    cancel.onabort?.();
+    await done;
+    expect(memory.budget.bytesUsed).toBe(0);
   });
 });

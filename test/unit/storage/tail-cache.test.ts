@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
-import { TailCache } from "../../../src/storage/tail-cache.ts";
+import { TailCache, TailCacheBudget } from "../../../src/storage/tail-cache.ts";
 
 /** A stand-in for the batches of offsets base..last: `size` bytes tagged with the base offset. */
 const slice = (base: number, size = 10): Buffer => Buffer.alloc(size, base % 251);
@@ -115,5 +115,86 @@ describe("TailCache", () => {
         expect(got!.bytes, `SEED=${seed} step ${step}`).toBe(bytes);
       }
     }
+  });
+});
+
+describe("TailCacheBudget: one budget over every partition's cache", () => {
+  const ALL = Number.MAX_SAFE_INTEGER;
+
+  it("keeps the caches together within the budget, evicting the least recently used cache's oldest entries first", () => {
+    const budget = new TailCacheBudget(30);
+    const a = new TailCache(100, budget);
+    const b = new TailCache(100, budget);
+    const c = new TailCache(100, budget);
+    a.push(slice(0), 0, 0);
+    a.push(slice(1), 1, 1);
+    b.push(slice(0), 0, 0);
+    expect(budget.bytesUsed).toBe(30);
+    // `a` is read: `b` is now the least recently used, and gives up its entry first.
+    expect(a.read(0, 100, ALL)).not.toBeNull();
+    c.push(slice(0), 0, 0);
+    expect(b.read(0, 100, ALL)).toBeNull();
+    expect(budget.bytesUsed).toBe(30);
+    // Next in line: `a` (read before `c` was pushed); its oldest entry goes, its newest stays.
+    c.push(slice(1), 1, 1);
+    expect(bases(a.read(0, 100, ALL))).toBeNull();
+    expect(bases(a.read(1, 100, ALL))).toEqual([1]);
+    expect(budget.bytesUsed).toBe(30);
+    expect(budget.bytesUsed).toBe(a.size + b.size + c.size);
+    expect(budget.evictions).toBe(2);
+  });
+
+  it("a cache alone gives up its own oldest entries; one entry larger than the budget is not kept", () => {
+    const budget = new TailCacheBudget(25);
+    const a = new TailCache(100, budget);
+    a.push(slice(0), 0, 0);
+    a.push(slice(1), 1, 1);
+    a.push(slice(2), 2, 2);
+    expect(bases(a.read(1, 100, ALL))).toEqual([1, 2]);
+    a.push(slice(3, 26), 3, 3);
+    expect(a.size).toBe(0);
+    expect(budget.bytesUsed).toBe(0);
+  });
+
+  it("gives its bytes back on truncation, dropBelow and clear", () => {
+    const budget = new TailCacheBudget(1000);
+    const a = new TailCache(1000, budget);
+    for (let i = 0; i < 5; i++) a.push(slice(i), i, i);
+    a.truncateFrom(4);
+    a.dropBelow(1);
+    expect(budget.bytesUsed).toBe(30);
+    a.clear();
+    expect(budget.bytesUsed).toBe(0);
+    expect(budget.caches).toBe(0);
+  });
+
+  it("pushAppend keeps the newest batches that fit, copied out of a much larger buffer", () => {
+    const budget = new TailCacheBudget(1000);
+    const a = new TailCache(25, budget);
+    const request = Buffer.alloc(10_000, 9); // a produce request carrying other partitions too
+    const mine = request.subarray(100, 130);
+    a.pushAppend(mine, [
+      { at: 0, baseOffset: 0, lastOffset: 0 },
+      { at: 10, baseOffset: 1, lastOffset: 1 },
+      { at: 20, baseOffset: 2, lastOffset: 2 },
+    ]);
+    expect(a.read(0, 100, ALL)).toBeNull(); // the oldest did not fit in 25 bytes
+    const r = a.read(1, 100, ALL)!;
+    expect(r.bytes).toBe(20);
+    expect(r.chunks[0]!.buffer).not.toBe(request.buffer); // the request itself is not kept alive
+    const own = Buffer.alloc(30, 1);
+    a.pushAppend(own, [{ at: 0, baseOffset: 3, lastOffset: 3 }]);
+    expect(a.size).toBe(0); // larger than the cache: nothing kept
+  });
+
+  it("readSize answers what read would return, without reading", () => {
+    const a = new TailCache(1000);
+    a.push(slice(0), 0, 4);
+    a.push(slice(5, 20), 5, 9);
+    expect(a.readSize(3, 1000, ALL)).toBe(30);
+    expect(a.readSize(3, 5, ALL)).toBe(10); // at least the first entry
+    expect(a.readSize(6, 5, ALL)).toBe(20);
+    expect(a.readSize(0, 1000, 5)).toBe(10);
+    expect(a.readSize(10, 1000, ALL)).toBe(0);
   });
 });
