@@ -72,9 +72,14 @@ const event: fc.Arbitrary<Event> = fc.oneof(
       op: fc.constant("commit" as const),
       s,
       id: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-      offsets: fc.array(fc.record({ topic, partition: fc.constantFrom(0, 1, 2, -1), offset: fc.oneof(fc.nat(10), edgyInt) }), {
-        maxLength: 3,
-      }),
+      offsets: fc.array(
+        fc.record({
+          topic: fc.constantFrom("t", "t", "t", "other", "missing", ""),
+          partition: fc.constantFrom(0, 1, 0, 1, 2, -1),
+          offset: fc.oneof({ weight: 4, arbitrary: fc.nat(10) }, { weight: 1, arbitrary: edgyInt }),
+        }),
+        { maxLength: 3 },
+      ),
     }),
   },
   {
@@ -82,8 +87,8 @@ const event: fc.Arbitrary<Event> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant("flow" as const),
       s,
-      records: fc.oneof(fc.nat(10), edgyInt),
-      bytes: fc.oneof(fc.nat(1000), edgyInt),
+      records: fc.oneof({ weight: 4, arbitrary: fc.nat(10) }, { weight: 1, arbitrary: edgyInt }),
+      bytes: fc.oneof({ weight: 4, arbitrary: fc.nat(1000) }, { weight: 1, arbitrary: edgyInt }),
     }),
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("full" as const), s, full: fc.boolean() }) },
@@ -102,6 +107,34 @@ const event: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("abort" as const), s }) },
 );
 
+/** Session 0 (and 1 when `both`) subscribed to "t" from the earliest offset, records in both partitions, a wait. */
+function validStart(both: boolean): Event[] {
+  const sub = (s: number): Event => ({
+    op: "subscribe",
+    s,
+    sub: {
+      group: "g",
+      topics: ["t"],
+      instanceId: null,
+      autoOffsetReset: "earliest",
+      maxOutstandingRecords: 0,
+      maxOutstandingBytes: 0,
+      sessionTimeoutMs: 0,
+      assignor: "",
+    },
+  });
+  return [
+    { op: "produce", topic: "t", partition: 0, n: 3 },
+    { op: "produce", topic: "t", partition: 1, n: 2 },
+    sub(0),
+    ...(both ? [sub(1)] : []),
+    { op: "wait", ms: 20 },
+  ];
+}
+
+/** What the sessions handed their sinks over a run: shows what the event sequences reach. */
+export const consumeStats = { assignments: 0, records: 0, commitResults: 0, endedWithError: 0 };
+
 /** A sink that checks the session's outputs as they come. */
 class CheckingSink implements ConsumeSink {
   full = false;
@@ -111,23 +144,27 @@ class CheckingSink implements ConsumeSink {
 
   assignment(change: AssignmentChange): void {
     this.afterEnd("assignment");
+    consumeStats.assignments++;
     for (const tp of change.revoked) this.owned.delete(`${tp.topic}-${tp.partition}`);
     for (const tp of change.assigned) this.owned.add(`${tp.topic}-${tp.partition}`);
   }
   records(r: DeliveredRecords): boolean {
     this.afterEnd("records");
+    consumeStats.records++;
     if (!this.owned.has(`${r.topic}-${r.partition}`)) this.violations.push(`records of ${r.topic}-${r.partition}, which it does not own`);
     for (const chunk of r.chunks) this.guard(() => readAll(chunk));
     return !this.full;
   }
   commitResult(result: CommitResultOutput): void {
     this.afterEnd("commitResult");
+    consumeStats.commitResults++;
     if (result.error !== null) this.guard(() => expectCatalogError(result.error));
     for (const o of result.offsets) if (o.error !== null) this.guard(() => expectCatalogError(o.error));
   }
   end(error: RillError | null): void {
     this.afterEnd("end");
     this.ends++;
+    if (error !== null) consumeStats.endedWithError++;
     if (error !== null) this.guard(() => expectCatalogError(error));
   }
   private afterEnd(what: string): void {
@@ -219,7 +256,11 @@ export const consumeTarget: FuzzTarget<Event[], World> = {
   name: "consume",
   doc: "Consume sessions driven by random event sequences (subscribe, commit, flow, full/drained sink, produce, close, abort)",
   ciCases: 150,
-  arbitrary: fc.array(event, { minLength: 1, maxLength: 12 }),
+  // Mostly a valid start (one or both sessions subscribed, some records, a wait), so the random
+  // events that follow meet members that own partitions and have records to commit.
+  arbitrary: fc
+    .tuple(fc.boolean(), fc.boolean(), fc.array(event, { minLength: 1, maxLength: 12 }))
+    .map(([valid, both, rest]) => (valid ? [...validStart(both), ...rest] : rest)),
   open: async () => {
     const w = await groupWorld({ t: 2, other: 1 });
     return { w, cases: 0, close: () => w.close() };
