@@ -2,7 +2,9 @@
  * Fuzz target "produce": whole Produce requests through the broker's own path — the client's
  * encoder (src/client/wire-codec.ts), sometimes byte-mutated, the server's hand-written decoder
  * (src/rpc/wire-codec.ts), `toProduceInput` and the ProduceHandler — on a fresh in-memory broker
- * per case (two partitions; a default, a compacted or a LogAppendTime topic). The payload is a
+ * per case (two partitions; a default, a compacted or a LogAppendTime topic). A case is a
+ * sequence of one to three requests through one handler (its sticky partitions and producer
+ * state carry over), through the unary codec or the ProduceStream one (request ids). The payload is a
  * fuzzed record batch (see batch-model.ts) or fuzzed plain records; the request fields (partition,
  * acks, timeout, producer id/epoch/sequence) take edge values too.
  *
@@ -19,12 +21,13 @@
  */
 import fc from "fast-check";
 import { ManualClock } from "../../../src/base/clock.ts";
-import { encodeProduceRequest, type ProduceRequestInput } from "../../../src/client/wire-codec.ts";
+import { encodeProduceRequest, encodeProduceStreamRequest, type ProduceRequestInput } from "../../../src/client/wire-codec.ts";
+import type { ProduceRequest } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { readBatchHeader } from "../../../src/protocol/record-batch.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { toProduceInput } from "../../../src/rpc/produce-service.ts";
-import { decodeProduceRequest, WireFormatError } from "../../../src/rpc/wire-codec.ts";
+import { decodeProduceRequest, decodeProduceStreamRequest, WireFormatError } from "../../../src/rpc/wire-codec.ts";
 import { ProduceHandler } from "../../../src/service/produce.ts";
 import type { ProduceResult } from "../../../src/service/produce-types.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
@@ -50,9 +53,8 @@ interface RecordIn {
   timestampMs: bigint | undefined;
 }
 
-/** One case: the topic kind, the request, and raw edits of its encoded bytes. */
+/** One request: its fields, and raw edits of its encoded bytes. */
 export interface ProduceCase {
-  readonly topicKind: keyof typeof TOPIC_CONFIGS;
   readonly topic: string;
   readonly batch: BatchInput | null;
   readonly records: readonly RecordIn[];
@@ -80,7 +82,6 @@ const recordIn: fc.Arbitrary<RecordIn> = fc.record({
 });
 
 const produceCase: fc.Arbitrary<ProduceCase> = fc.record({
-  topicKind: fc.constantFrom("plain", "plain", "compact", "appendTime"),
   topic: fc.constantFrom("t", "t", "t", "missing", ""),
   batch: fc.option(batchInput, { nil: null, freq: 4 }),
   records: fc.array(recordIn, { maxLength: 4 }),
@@ -210,16 +211,54 @@ function comparable(b: Buffer, appendTime: boolean): Buffer {
   return out;
 }
 
-async function check(c: ProduceCase): Promise<void> {
-  const bytes = requestBytes(c);
-  const decoded = attempt(() => decodeProduceRequest(bytes), [WireFormatError]);
-  if ("err" in decoded) return;
-  const broker = await openBroker(TOPIC_CONFIGS[c.topicKind]!);
+/** A sequence of requests on one broker and one handler; through the stream's codec or the unary one. */
+export interface ProduceSequence {
+  readonly topicKind: keyof typeof TOPIC_CONFIGS;
+  readonly viaStream: boolean;
+  readonly requests: readonly ProduceCase[];
+}
+
+/** The request as the server decodes it (null: the decoder refused it, as it may). */
+function decodeCase(c: ProduceCase, streamId: number | null): ProduceRequest | null {
+  if (streamId === null) {
+    const r = attempt(() => decodeProduceRequest(requestBytes(c)), [WireFormatError]);
+    return "ok" in r ? r.ok : null;
+  }
+  const r = attempt(() => decodeProduceStreamRequest(streamBytes(c, streamId)), [WireFormatError]);
+  if ("err" in r) return null;
+  holds(r.ok.requestId === BigInt(streamId) || c.requestEdits.length > 0, "ProduceStream request id changed");
+  return r.ok.request ?? null;
+}
+
+function streamBytes(c: ProduceCase, id: number): Buffer {
+  const b = encodeProduceStreamRequest({ requestId: id, request: request(c) });
+  return c.requestEdits.length === 0 ? b : applyEdits(b, c.requestEdits);
+}
+
+async function check(seq: ProduceSequence): Promise<void> {
+  const broker = await openBroker(TOPIC_CONFIGS[seq.topicKind]!);
   try {
+    const handler = new ProduceHandler(broker.rm);
+    for (const [i, c] of seq.requests.entries()) await checkOne(c, seq.topicKind, broker, handler, seq.viaStream ? i + 1 : null);
+  } finally {
+    await broker.close();
+  }
+}
+
+/** One request of a sequence, on `broker` through `handler` (shared by the sequence, as on one stream). */
+async function checkOne(
+  c: ProduceCase,
+  topicKind: string,
+  broker: Broker,
+  handler: ProduceHandler,
+  streamId: number | null,
+): Promise<void> {
+  const decoded = decodeCase(c, streamId);
+  if (decoded === null) return;
+  {
     const before = snapshotAll(broker.fs);
     const ends = [0, 1].map((p) => logEnd(broker.rm, p));
-    const input = toProduceInput(decoded.ok);
-    const handler = new ProduceHandler(broker.rm);
+    const input = toProduceInput(decoded);
     let result: ProduceResult | null = null;
     try {
       result = await withDeadline(handler.produce(input), 5000);
@@ -238,7 +277,7 @@ async function check(c: ProduceCase): Promise<void> {
         if (p.error !== null) continue;
         const stored = storedBatches(broker.rm, p.partition, ends[p.partition]!);
         holds(stored.length === 1, `accepted batch: ${stored.length} batches stored after it`);
-        const appendTime = c.topicKind === "appendTime";
+        const appendTime = topicKind === "appendTime";
         holds(
           comparable(stored[0]!, appendTime).equals(comparable(input.recordBatch, appendTime)),
           () => `accepted batch did not read back byte for byte: sent ${hex(input.recordBatch!)}, stored ${hex(stored[0]!)}`,
@@ -253,8 +292,6 @@ async function check(c: ProduceCase): Promise<void> {
         }
       }
     }
-  } finally {
-    await broker.close();
   }
 }
 
@@ -271,12 +308,17 @@ async function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** The "produce" target. */
-export const produceTarget: FuzzTarget<ProduceCase> = {
+export const produceTarget: FuzzTarget<ProduceSequence> = {
   name: "produce",
   doc: "Produce requests (batch of each codec or records; edge fields; mutated bytes) through decode + ProduceHandler on an in-memory broker",
   ciCases: 500,
-  arbitrary: produceCase,
+  arbitrary: fc.record({
+    topicKind: fc.constantFrom("plain", "plain", "compact", "appendTime"),
+    viaStream: fc.boolean(),
+    requests: fc.array(produceCase, { minLength: 1, maxLength: 3 }),
+  }),
   open: () => null,
   check,
-  show: (c) => `request ${hex(requestBytes(c))}\ncase ${showJson(c)}`,
+  show: (seq) =>
+    `${seq.requests.map((c, i) => `request ${i + 1} ${hex(seq.viaStream ? streamBytes(c, i + 1) : requestBytes(c))}`).join("\n")}\nsequence ${showJson(seq)}`,
 };
