@@ -137,7 +137,7 @@ function readPartition(r: Reader): FetchedPartition {
     lastStableOffset: 0n,
   };
   while (r.pos < r.end) {
-    const tag = r.varint("<tag>") >>> 0;
+    const tag = r.tag();
     switch (tag) {
       case (1 << 3) | LEN:
         p.topic = r.string("topic");
@@ -176,7 +176,7 @@ function readPartition(r: Reader): FetchedPartition {
 function readPartitions(r: Reader): FetchedPartition[] {
   const partitions: FetchedPartition[] = [];
   while (r.pos < r.end) {
-    const tag = r.varint("<tag>") >>> 0;
+    const tag = r.tag();
     if (tag === ((1 << 3) | LEN)) partitions.push(readPartition(r.sub("partitions")));
     else r.skip(tag, FETCH_RESPONSE_FIELDS);
   }

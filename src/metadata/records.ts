@@ -9,6 +9,7 @@
  * of data dirs older than the quorum (store.ts): small, rare, and readable with `rill` tools.
  * Unknown types fail loudly on replay.
  */
+import { rillError } from "../base/errors.ts";
 
 /** A topic came into being. Its partitions follow as PartitionRecords. */
 export interface TopicRecord {
@@ -169,11 +170,20 @@ export function encodeMetadataRecord(r: MetadataRecord): Buffer {
   return Buffer.from(JSON.stringify(r), "utf8");
 }
 
-/** Decodes a stored record; throws on anything that is not a known record. */
+/**
+ * Decodes a stored record; throws RillError(CORRUPT_MESSAGE) on anything that is not a known
+ * record (bytes that are not JSON included).
+ */
 export function decodeMetadataRecord(bytes: Uint8Array): MetadataRecord {
-  const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as { type?: unknown; v?: unknown };
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+  let v: { type?: unknown; v?: unknown };
+  try {
+    v = JSON.parse(text) as { type?: unknown; v?: unknown };
+  } catch (e) {
+    throw rillError("CORRUPT_MESSAGE", `unknown metadata record: not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
   if (typeof v !== "object" || v === null || !TYPES.has(v.type as MetadataRecord["type"]) || v.v !== 1) {
-    throw new Error(`unknown metadata record: ${JSON.stringify(v).slice(0, 200)}`);
+    throw rillError("CORRUPT_MESSAGE", `unknown metadata record: ${JSON.stringify(v)?.slice(0, 200)}`);
   }
   return v as MetadataRecord;
 }

@@ -80,6 +80,18 @@ export class Reader {
     return this.fail(field, "varint is longer than 10 bytes");
   }
 
+  /**
+   * A field's tag (field number << 3 | wire type) as a uint32. As protobuf-es, a tag whose varint
+   * does not fit in 32 bits is refused (not cut to its low bits, which would name another field).
+   */
+  tag(field = "<tag>"): number {
+    const at = this.pos;
+    const v = this.varint(field);
+    const n = this.pos - at;
+    if (n > 5 || (n === 5 && this.buf[this.pos - 1]! > 0x0f)) this.fail(field, "tag varint overflows uint32");
+    return v >>> 0;
+  }
+
   /** A 64-bit varint as a bigint: signed (int64) or unsigned (uint64). */
   varint64(field: string, signed: boolean): bigint {
     const buf = this.buf;
@@ -187,7 +199,7 @@ export class Reader {
     if (depth >= MAX_DEPTH) this.fail(field, "groups nested too deeply");
     for (;;) {
       if (this.pos >= this.end) this.fail(field, "group runs past the end of the message");
-      const tag = this.varint(field) >>> 0;
+      const tag = this.tag(field);
       if ((tag & 7) === EGROUP) {
         if (tag >>> 3 !== no) this.fail(field, "mismatched group end");
         return;

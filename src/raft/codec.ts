@@ -5,7 +5,7 @@
  * byte 0      version (1)
  * byte 1      type code: 1 prevote, 2 vote, 3 prevote-response, 4 vote-response, 5 append,
  *             6 append-response, 7 heartbeat, 8 heartbeat-response, 9 snapshot, 10 timeout-now
- * varlong     from, to, term            (every integer is a zig-zag varlong, src/base/varint.ts)
+ * varlong     from, to, term            (every integer is a zig-zag varlong in [0, 2^52), src/base/varint.ts)
  * then by type:
  *   prevote             lastIndex, lastTerm
  *   vote                lastIndex, lastTerm, u8 transfer (0|1)
@@ -30,6 +30,12 @@ import type { Entry, EntryKind, Message, MessageType } from "./types.ts";
 /** The codec version written in byte 0. */
 export const RAFT_CODEC_VERSION = 1;
 
+/**
+ * Every integer field is below 2^52, on both sides: a decoded message must re-encode (a term
+ * adopted from a peer is sent again), so the decoder refuses what the encoder would assert on.
+ */
+const NUM_LIMIT = 2 ** 52;
+
 const TYPE_CODES: Record<MessageType, number> = {
   prevote: 1,
   vote: 2,
@@ -52,7 +58,7 @@ class Writer {
   sizing = true;
 
   num(v: number): void {
-    assert(Number.isSafeInteger(v) && v >= 0 && v < 2 ** 52, `raft codec: ${v} is not encodable`);
+    assert(Number.isSafeInteger(v) && v >= 0 && v < NUM_LIMIT, `raft codec: ${v} is not encodable`);
     if (this.sizing) this.size += varintSize(v);
     else this.pos = writeVarint(this.buf, this.pos, v);
   }
@@ -158,7 +164,7 @@ class Reader {
     } catch {
       return malformed(`${field}: truncated or overlong varint`);
     }
-    if (v < 0 || !Number.isSafeInteger(v)) malformed(`${field}: ${v} is not a non-negative integer`);
+    if (v < 0 || !(v < NUM_LIMIT)) malformed(`${field}: ${v} is not a non-negative integer below 2^52`);
     return v;
   }
 

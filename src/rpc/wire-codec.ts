@@ -65,7 +65,7 @@ function newProduceRequest(): ProduceRequest {
 
 function readProduceRequest(r: Reader, msg: ProduceRequest): ProduceRequest {
   while (r.pos < r.end) {
-    const tag = r.varint("<tag>") >>> 0;
+    const tag = r.tag();
     switch (tag) {
       case (1 << 3) | LEN:
         msg.topic = r.string("topic");
@@ -114,7 +114,7 @@ export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequ
   const r = new Reader(bytes, 0, bytes.length, PRODUCE_STREAM_REQUEST);
   const msg: ProduceStreamRequest = { $typeName: PRODUCE_STREAM_REQUEST, requestId: 0n };
   while (r.pos < r.end) {
-    const tag = r.varint("<tag>") >>> 0;
+    const tag = r.tag();
     if (tag === ((1 << 3) | VARINT)) msg.requestId = r.varint64("request_id", false);
     else if (tag === ((2 << 3) | LEN)) msg.request = readProduceRequest(r.sub("request"), msg.request ?? newProduceRequest());
     else r.skip(tag, PRODUCE_STREAM_REQUEST_FIELDS);

@@ -88,10 +88,16 @@ export function batchProducer(input: ProduceInput): BatchProducer {
   return { producerId: Number(input.producerId), producerEpoch: input.producerEpoch, baseSequence: input.baseSequence };
 }
 
-/** A record's timestamp is not negative and its header keys are not empty. */
+/**
+ * A record's timestamp is not negative nor above 2^53 - 1 (the batch encoder's range: checked
+ * here, before any partition is appended, so a bad record cannot fail the call after another
+ * partition was written), and its header keys are not empty.
+ */
 export function checkRecord(r: ProduceRecord, i: number): void {
   if (r.timestampMs !== null && r.timestampMs < 0n)
     throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is negative`);
+  if (r.timestampMs !== null && r.timestampMs > BigInt(Number.MAX_SAFE_INTEGER))
+    throw rillError("INVALID_TIMESTAMP", `records[${i}].timestamp_ms: ${r.timestampMs} is above ${Number.MAX_SAFE_INTEGER}`);
   for (let h = 0; h < r.headers.length; h++) {
     if (r.headers[h]!.key.length === 0) throw rillError("INVALID_RECORD", `records[${i}].headers[${h}].key: header key is empty`);
   }
