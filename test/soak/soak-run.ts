@@ -57,6 +57,8 @@ export interface NodeSample {
   readonly fds: number | null;
   /** The broker's event-loop lag (prom-client `nodejs_eventloop_lag_seconds`), ms. */
   readonly lagMs: number | null;
+  /** The broker's JavaScript heap (`rill_process_heap_bytes`: heapTotal), MiB: tells a JS leak from native growth. */
+  readonly heapMiB: number | null;
 }
 
 /** One sample, taken each second. */
@@ -85,6 +87,9 @@ export interface NodeSummary {
   readonly rssSlopeMiBPerMin: number;
   readonly fdSlopePerMin: number;
   readonly lagMs: { p99: number | null; max: number | null };
+  readonly heapMiB: { start: number | null; end: number | null; max: number | null };
+  /** Least-squares slope of the JS heap over the second half, MiB per minute (reported, not checked). */
+  readonly heapSlopeMiBPerMin: number;
 }
 
 /** What a soak run found; `failures` empty means it passed. */
@@ -178,7 +183,7 @@ function delay(ms: number): Promise<void> {
 
 function describe(e: unknown): string {
   const g = e as Partial<grpc.ServiceError>;
-  const code = typeof g.code === "number" ? `${grpc.status[g.code]} ` : "";
+  const code = typeof g.code === "number" && !String(g.message).startsWith(`${g.code} `) ? `${grpc.status[g.code]} ` : "";
   return e instanceof Error ? `${code}${e.name}: ${e.message}` : String(e);
 }
 
@@ -256,8 +261,9 @@ async function sampler(s: Soak): Promise<void> {
 
 async function sampleNode(nd: ClusterNode, metricsPort: number): Promise<NodeSample> {
   const pid = nd.pid;
-  if (pid === undefined || !nd.running) return { id: nd.id, rssMiB: null, fds: null, lagMs: null };
-  return { id: nd.id, rssMiB: rssMiB(pid), fds: fdCount(pid), lagMs: await lagMs(metricsPort) };
+  if (pid === undefined || !nd.running) return { id: nd.id, rssMiB: null, fds: null, lagMs: null, heapMiB: null };
+  const m = await scrape(metricsPort);
+  return { id: nd.id, rssMiB: rssMiB(pid), fds: fdCount(pid), ...m };
 }
 
 /** VmRSS of `pid` in MiB, null when it is gone. */
@@ -279,13 +285,20 @@ export function fdCount(pid: number): number | null {
   }
 }
 
-async function lagMs(port: number): Promise<number | null> {
+/** Event-loop lag and heap from the broker's /metrics; nulls when it does not answer within 900 ms. */
+async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: number | null }> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(900) });
-    const m = /^rill_nodejs_eventloop_lag_seconds(?:\{[^}]*\})? ([0-9.e+-]+)/m.exec(await res.text());
-    return m ? Number(m[1]) * 1000 : null;
+    const text = await res.text();
+    const value = (name: string): number | null => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, "m").exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    const lag = value("rill_nodejs_eventloop_lag_seconds");
+    const heap = value("rill_process_heap_bytes");
+    return { lagMs: lag === null ? null : lag * 1000, heapMiB: heap === null ? null : heap / 2 ** 20 };
   } catch {
-    return null;
+    return { lagMs: null, heapMiB: null };
   }
 }
 
@@ -293,7 +306,8 @@ async function progress(s: Soak): Promise<void> {
   while (await s.sleep(10_000)) {
     const last = s.samples.at(-1);
     const nodes = last?.nodes.map(
-      (x) => `n${x.id} rss ${x.rssMiB?.toFixed(0) ?? "-"} MiB fds ${x.fds ?? "-"} lag ${x.lagMs?.toFixed(1) ?? "-"} ms`,
+      (x) =>
+        `n${x.id} rss ${x.rssMiB?.toFixed(0) ?? "-"} MiB heap ${x.heapMiB?.toFixed(0) ?? "-"} MiB fds ${x.fds ?? "-"} lag ${x.lagMs?.toFixed(1) ?? "-"} ms`,
     );
     s.o.log(
       `t=${Math.round(s.now())}s acked ${s.acked.length} consumed ${s.consumed} errors ${s.errors.length} p99 ${last?.produceP99Ms?.toFixed(1) ?? "-"} ms | ${nodes?.join(" | ") ?? ""}`,
@@ -502,11 +516,18 @@ async function cancellations(s: Soak, id: number): Promise<void> {
       const kind = s.rnd.pick(KINDS);
       const c = s.rnd.pick(raw);
       const afterMs = s.rnd.int(0, 800);
-      const outcome = await cancelOne(kind, c, afterMs, `${id}-${s.counts["cancel.started"] ?? 0}`);
+      const tag = `${id}-${s.counts["cancel.started"] ?? 0}`;
+      let outcome = await cancelOne(kind, c, afterMs, tag);
       s.count("cancel.started");
+      // A raw Consume must reach its group's coordinator: like a thin client, follow the answer once.
+      const coordinator = outcome === null ? null : /the coordinator of "[^"]*" is broker (\d+)/.exec(outcome.message);
+      if (coordinator !== null && raw[Number(coordinator[1]) - 1] !== undefined) {
+        s.count("cancel.consume-redirected");
+        outcome = await cancelOne(kind, raw[Number(coordinator[1]) - 1]!, afterMs, tag);
+      }
       if (outcome === null) s.count(`cancel.${kind}`);
       else if (outcome.code === grpc.status.OK) s.count(`cancel.completed-first.${kind}`);
-      else s.error(`cancel-${kind}`, outcome);
+      else s.error(`cancel-${kind}`, new Error(outcome.message));
     }
   } finally {
     for (const r of raw) {
@@ -558,7 +579,15 @@ function startCall(kind: Kind, c: RawClients, tag: string, end: (e: grpc.Service
       const call = c.group.consume(md, opts);
       call.write(
         create(ConsumeRequestSchema, {
-          kind: { case: "subscribe", value: { groupId: `soak-raw-${tag}`, topics: [TOPIC], autoOffsetReset: AutoOffsetReset.EARLIEST } },
+          kind: {
+            case: "subscribe",
+            value: {
+              groupId: `soak-raw-${tag.split("-")[0]}`,
+              topics: [TOPIC],
+              autoOffsetReset: AutoOffsetReset.EARLIEST,
+              sessionTimeoutMs: 6000,
+            },
+          },
         }),
       );
       return streamEnd(call, end);
@@ -665,6 +694,7 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
   const rss = series((n) => n.rssMiB);
   const fds = series((n) => n.fds);
   const lag = series((n) => n.lagMs).map((p) => p.v);
+  const heap = series((n) => n.heapMiB);
   const stats = (ps: Point[]) => ({
     start: ps[0]?.v ?? null,
     end: ps.at(-1)?.v ?? null,
@@ -678,6 +708,8 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
     rssSlopeMiBPerMin: slopePerMinute(secondHalf(rss)),
     fdSlopePerMin: slopePerMinute(secondHalf(fds)),
     lagMs: { p99: quantile(lag, 0.99), max: lag.length === 0 ? null : Math.max(...lag) },
+    heapMiB: stats(heap),
+    heapSlopeMiBPerMin: slopePerMinute(secondHalf(heap)),
   };
 }
 
