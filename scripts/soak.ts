@@ -17,7 +17,8 @@
  * descriptors below fixed bounds (300 MiB, 256), and over the second half (no faults there) a
  * least-squares slope of RSS and descriptors below a bound (3 MiB/min, 2/min; checked in runs of
  * 8 minutes or more, printed always).
- * Writes DIR/soak-<runtime>-<single|cluster>.json (the summary), .samples.json (every sample) and
+ * Writes DIR/soak-<runtime>-<single|cluster>.json (the summary; errors the faults explain only
+ * counted), .samples.json (every sample) and
  * .svg (the chart);
  * prints the seed; exits 1 when a check fails. --runtime node runs dist/ (npm run build first).
  */
@@ -75,6 +76,17 @@ function summaryLines(r: SoakResult): string[] {
   return lines;
 }
 
+/** The errors the faults explain, counted by source and status (the summary JSON stays small). */
+function errorsInFaults(errors: SoakResult["errors"]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const e of errors.filter((x) => x.excused)) {
+    const status = /\b([A-Z][A-Z_]{3,})\b/.exec(e.message)?.[1] ?? e.message.slice(0, 40);
+    const key = `${e.source}: ${status}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
 function writeOutputs(r: SoakResult, out: string): string {
   nodeFs.mkdirSync(out, { recursive: true });
   const base = path.join(out, `soak-${r.options.runtime}-${r.options.cluster ? "cluster" : "single"}`);
@@ -101,8 +113,9 @@ function writeOutputs(r: SoakResult, out: string): string {
     r.faults,
   );
   nodeFs.writeFileSync(`${base}.svg`, svg);
-  const { samples, ...rest } = r;
-  nodeFs.writeFileSync(`${base}.json`, `${JSON.stringify({ summary: summaryLines(r), ...rest }, null, 1)}\n`);
+  const { samples, errors, ...rest } = r;
+  const summary = { summary: summaryLines(r), ...rest, errors: errors.filter((e) => !e.excused), errorsInFaults: errorsInFaults(errors) };
+  nodeFs.writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 1)}\n`);
   nodeFs.writeFileSync(`${base}.samples.json`, `${JSON.stringify(samples)}\n`);
   return base;
 }
