@@ -66,7 +66,7 @@ describe("soak on Node", () => {
   // image has not yet applied a producer id that another node's controller just issued answers
   // UNKNOWN_PRODUCER_ID (non-retriable, src/replication/replica-manager.ts checkProducer), and
   // the SDK's idempotent producer keeps failing every later send to that partition. Seen with
-  // `npm run soak -- --minutes 1 --cluster --runtime node --seed 3` (1 run of 2). RILL_SOAK_CLUSTER=1 runs it.
+  // `npm run soak -- --minutes 1 --cluster --runtime node --seed 3` (1 run of 3). RILL_SOAK_CLUSTER=1 runs it.
   it.skipIf(process.env["RILL_SOAK_CLUSTER"] !== "1")(
     "three nodes, 1 minute: a node restarted, load, cancellations, bounds",
     () => {
