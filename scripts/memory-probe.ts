@@ -8,16 +8,16 @@
  */
 import * as nodeFs from "node:fs";
 import { create } from "@bufbuild/protobuf";
-import { Command } from "commander";
 import { CreateTopicsRequestSchema } from "../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordFormat } from "../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, type FetchResponse } from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema } from "../src/gen/rill/v1/produce_service_pb.ts";
 import { Cluster } from "../test/integration/cluster-harness.ts";
 import { call, clients } from "../test/integration/rpc-helpers.ts";
+import { scriptCommand } from "./lib/command-line.ts";
 
 const MiB = 1024 * 1024;
-const opts = new Command()
+const opts = scriptCommand(import.meta.url)
   .option("--partitions <n>", "partitions", "2000")
   .option("--mib-per-partition <n>", "MiB written to each partition", "4.5")
   .option("--fetch-mib <n>", "max_bytes of each of six concurrent fetches, in MiB", "60")

@@ -16,8 +16,8 @@
  * - an accepted record batch reads back byte for byte from its partition (the fields the leader
  *   rewrites — baseOffset, partitionLeaderEpoch, and for LogAppendTime the timestamp fields and
  *   CRC — excepted);
- * - with `strictStored` (`--strict` on the command line; off in CI until full produce validation
- *   lands), everything stored must also decode record by record: a poisoned partition fails.
+ * - with `strictStored` (the default, since produce.validation=full; `--lenient` turns it off),
+ *   everything stored must also decode record by record: a poisoned partition fails.
  */
 import fc from "fast-check";
 import { ManualClock } from "../../../src/base/clock.ts";
@@ -38,7 +38,7 @@ import { attempt, describeError, expectCatalogError, type FuzzTarget, hex, holds
 import { readAll } from "./batch.ts";
 
 /** Turn on the "everything stored decodes" property (issue 14's poisoned partition). */
-export const produceOptions = { strictStored: false };
+export const produceOptions = { strictStored: true };
 
 const TOPIC_CONFIGS: Record<string, Record<string, string>> = {
   plain: {},
