@@ -17,7 +17,7 @@ import {
   REVOKE_GRACE_MS,
 } from "../../../src/service/consume-session.ts";
 import { GroupsService } from "../../../src/service/groups.ts";
-import { type GroupWorld, groupWorld, recordsIn, until } from "./groups-fixture.ts";
+import { type GroupWorld, groupWorld, recordsIn, subscription, until } from "./groups-fixture.ts";
 
 type Event =
   | { readonly kind: "assignment"; readonly change: AssignmentChange }
@@ -73,19 +73,6 @@ class TestSink implements ConsumeSink {
   }
 }
 
-const subscription = (over: Partial<ConsumeSubscription> = {}): ConsumeSubscription => ({
-  groupId: "cg",
-  topics: ["t"],
-  instanceId: null,
-  autoOffsetReset: "earliest",
-  maxOutstandingRecords: 0,
-  maxOutstandingBytes: 0,
-  sessionTimeoutMs: 0,
-  assignor: "",
-  clientId: "unit",
-  clientHost: "test-host",
-  ...over,
-});
 const offset = (topic: string, partition: number, o: number) => ({ topic, partition, offset: o, metadata: "", leaderEpoch: -1 });
 
 let w: GroupWorld;

@@ -16,7 +16,7 @@ import { checkFetched } from "../../../src/service/fetch-records.ts";
 import { type FetchInput, type FetchPartitionInput, type FetchResult, RecordFormat } from "../../../src/service/fetch-types.ts";
 import { subscribe } from "../../../src/service/subscribe.ts";
 import { badGzipBatch, fixCrc } from "./corrupt-batches.ts";
-import { groupWorld, recordsIn, until } from "./groups-fixture.ts";
+import { groupWorld, recordsIn, subscription, until } from "./groups-fixture.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
 
 const cores: Core[] = [];
@@ -220,19 +220,7 @@ describe("Consume session: a corrupt partition beside a healthy one", () => {
     const valuesOf = (p: number) =>
       delivered.filter((d) => d.partition === p).flatMap((d) => (d.records ?? []).map((r) => Buffer.from(r.value!).toString()));
     try {
-      session.subscribe({
-        groupId: "cg",
-        topics: ["t"],
-        instanceId: null,
-        autoOffsetReset: "earliest",
-        maxOutstandingRecords: 0,
-        maxOutstandingBytes: 0,
-        sessionTimeoutMs: 0,
-        assignor: "",
-        clientId: "unit",
-        clientHost: "h",
-        decode: true,
-      });
+      session.subscribe(subscription({ decode: true }));
       await until(() => valuesOf(1).length === 1 && delivered.some((d) => d.error), "the healthy records and the corrupt error");
       const bad = delivered.find((d) => d.error)!;
       expect(bad).toMatchObject({ topic: "t", partition: 0, firstOffset: 0, nextOffset: 2, chunks: [] });

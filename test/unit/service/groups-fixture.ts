@@ -12,6 +12,7 @@ import { decideCreateTopic } from "../../../src/metadata/controller.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { encodeBatch, readBatchHeader, records as recordCursor } from "../../../src/protocol/record-batch.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import type { ConsumeSubscription } from "../../../src/service/consume-session.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 
 /** The broker's parts the services take, and how to stop them. */
@@ -89,3 +90,18 @@ export async function until(cond: () => boolean, what: string, timeoutMs = 5000)
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/** A Consume subscription of group "cg" to topic "t" from the earliest offset; `over` changes fields. */
+export const subscription = (over: Partial<ConsumeSubscription> = {}): ConsumeSubscription => ({
+  groupId: "cg",
+  topics: ["t"],
+  instanceId: null,
+  autoOffsetReset: "earliest",
+  maxOutstandingRecords: 0,
+  maxOutstandingBytes: 0,
+  sessionTimeoutMs: 0,
+  assignor: "",
+  clientId: "unit",
+  clientHost: "test-host",
+  ...over,
+});
