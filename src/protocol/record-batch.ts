@@ -539,44 +539,31 @@ function corruptRecord(i: number, detail: string): Error {
 // Varint readers with inline fast paths for 1- and 2-byte values; the general case and all error
 // handling is src/base/varint.ts, whose RangeError becomes CORRUPT_MESSAGE for record `i`.
 
-function varint(buf: Uint8Array, c: Cursor, end: number, i: number): number {
+/** A 1- or 2-byte zig-zag varint at `c.pos` (advancing it), or NaN when it is longer or runs past `end`. */
+function shortVarint(buf: Uint8Array, c: Cursor, end: number): number {
   const p = c.pos;
-  if (p + 1 < end) {
-    const b0 = buf[p]!;
-    if (b0 < 0x80) {
-      c.pos = p + 1;
-      return (b0 >>> 1) ^ -(b0 & 1);
-    }
-    const b1 = buf[p + 1]!;
-    if (b1 < 0x80) {
-      const raw = (b0 & 0x7f) | (b1 << 7);
-      c.pos = p + 2;
-      return (raw >>> 1) ^ -(raw & 1);
-    }
-  }
-  return varintSlow(buf, c, end, i);
-}
-
-function varlong(buf: Uint8Array, c: Cursor, end: number, i: number): number {
-  const p = c.pos;
-  if (p + 1 < end) {
-    const b0 = buf[p]!;
-    if (b0 < 0x80) {
-      c.pos = p + 1;
-      return (b0 >>> 1) ^ -(b0 & 1);
-    }
-    const b1 = buf[p + 1]!;
-    if (b1 < 0x80) {
-      const raw = (b0 & 0x7f) | (b1 << 7);
-      c.pos = p + 2;
-      return (raw >>> 1) ^ -(raw & 1);
-    }
-  } else if (p < end && buf[p]! < 0x80) {
-    const b0 = buf[p]!;
+  if (p >= end) return Number.NaN;
+  const b0 = buf[p]!;
+  if (b0 < 0x80) {
     c.pos = p + 1;
     return (b0 >>> 1) ^ -(b0 & 1);
   }
-  return varlongSlow(buf, c, end, i);
+  if (p + 1 >= end) return Number.NaN;
+  const b1 = buf[p + 1]!;
+  if (b1 >= 0x80) return Number.NaN;
+  const raw = (b0 & 0x7f) | (b1 << 7);
+  c.pos = p + 2;
+  return (raw >>> 1) ^ -(raw & 1);
+}
+
+function varint(buf: Uint8Array, c: Cursor, end: number, i: number): number {
+  const v = shortVarint(buf, c, end);
+  return Number.isNaN(v) ? varintSlow(buf, c, end, i) : v;
+}
+
+function varlong(buf: Uint8Array, c: Cursor, end: number, i: number): number {
+  const v = shortVarint(buf, c, end);
+  return Number.isNaN(v) ? varlongSlow(buf, c, end, i) : v;
 }
 
 // The slow paths live apart so that the fast ones stay small enough for engines to inline.
