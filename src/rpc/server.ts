@@ -22,6 +22,7 @@ import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
+import { requesterInterceptor } from "./call-context.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
@@ -99,7 +100,7 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [],
+      [requesterInterceptor()],
       this.connections,
     );
   }
