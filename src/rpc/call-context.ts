@@ -42,9 +42,13 @@ export function requesterOf(call: CallLike): Requester {
 
 /**
  * Decides the requester of a call from its headers and peer: the principal, or a status that
- * refuses the call (UNAUTHENTICATED). `null` leaves it anonymous.
+ * refuses the call (UNAUTHENTICATED). `auth` holds the TLS peer certificate (mTLS).
  */
-export type Authenticate = (headers: grpc.Metadata, peer: string) => { principal: Principal; host?: string } | grpc.StatusObject;
+export type Authenticate = (
+  headers: grpc.Metadata,
+  peer: string,
+  auth: ReturnType<grpc.ServerInterceptingCallInterface["getAuthContext"]>,
+) => { principal: Principal; host?: string } | grpc.StatusObject;
 
 /**
  * A server interceptor that removes reserved headers clients sent, authenticates the call
@@ -59,7 +63,7 @@ export function requesterInterceptor(authenticate?: Authenticate): grpc.ServerIn
           onReceiveMetadata(metadata, nextMetadata) {
             for (const k of RESERVED_KEYS) metadata.remove(k);
             const peer = call.getPeer();
-            const who = authenticate ? authenticate(metadata, peer) : { principal: ANONYMOUS };
+            const who = authenticate ? authenticate(metadata, peer, call.getAuthContext()) : { principal: ANONYMOUS };
             if ("code" in who) {
               intercepting.sendStatus(who);
               return;
