@@ -16,6 +16,7 @@ import * as http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { type CorruptRead, onCorruptRead } from "../service/corrupt-reads.ts";
 import type { LogManager } from "../storage/log-manager.ts";
+import { ReplicaManager } from "../replication/replica-manager.ts";
 import type { BrokerLog } from "./log.ts";
 
 /** The heap gauge, replacing prom-client's default of the same name (see the module comment). */
@@ -102,6 +103,43 @@ function limitMetrics(registry: Registry, logs: LogManager, limits: LimitReading
 }
 
 /**
+ * Produce requests that waited for this node's metadata to apply their producer's
+ * InitProducerId (a partition leader whose metadata lags the controller's): started, ended by
+ * the bound without it, and waiting now.
+ */
+function producerWaitMetrics(registry: Registry, rm: ReplicaManager): void {
+  const counter = (name: string, help: string, value: () => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(value());
+      },
+    });
+  };
+  counter(
+    "rill_produce_producer_metadata_waits_total",
+    "Produce requests that waited for this node's metadata to apply their producer's InitProducerId.",
+    () => rm.producerMetadataWaits.started,
+  );
+  counter(
+    "rill_produce_producer_metadata_wait_timeouts_total",
+    "Of those, the ones whose producer this node still did not know after the wait (answered UNKNOWN_PRODUCER_ID or INVALID_PRODUCER_EPOCH).",
+    () => rm.producerMetadataWaits.timedOut,
+  );
+  new Gauge({
+    name: "rill_produce_producer_metadata_waiting",
+    help: "Produce requests waiting now for this node's metadata to apply their producer's InitProducerId.",
+    registers: [registry],
+    collect() {
+      this.set(rm.producerMetadataWaiting);
+    },
+  });
+}
+
+/**
  * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port); `source` (the broker's
  * ReplicaManager) is whose corrupt reads are counted; `limits` are read at scrape time.
  */
@@ -163,6 +201,7 @@ export async function startMetrics(
     labelNames: labels,
     registers: [registry],
   });
+  if (source instanceof ReplicaManager) producerWaitMetrics(registry, source);
   const stopCounting = source
     ? onCorruptRead(source, (e) => corrupt.inc({ topic: e.topic, partition: String(e.partition) }))
     : () => undefined;

@@ -10,6 +10,7 @@
  */
 import type { Clock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
+import { Waiters } from "../base/waiters.ts";
 import { decideInitProducerId, effectiveConfig } from "../metadata/controller.ts";
 import type { MetadataImage, TopicState } from "../metadata/image.ts";
 import type { Timers } from "../base/timers.ts";
@@ -71,6 +72,12 @@ export class ReplicaManager {
   private readonly unsubscribe: () => void;
   private _closed = false;
   private readonly closeListeners = new Set<() => void>();
+  /** Produce requests waiting for the image to apply their producer's InitProducerId. */
+  private readonly producerWaiters: Waiters;
+  /** Counters of those waits, for metrics: started, and ended by the bound (not caught up). */
+  readonly producerMetadataWaits = { started: 0, timedOut: 0 };
+  /** Per producer id, the last of its requests' waits (see `awaitProducer`). */
+  private readonly producerQueues = new Map<number, Promise<void>>();
 
   constructor(
     private readonly logs: LogManager,
@@ -79,6 +86,10 @@ export class ReplicaManager {
     private readonly timers: Timers,
     private readonly nodeId: number,
   ) {
+    this.producerWaiters = new Waiters(timers, {
+      onTimeout: (what, ms) => rillError("REQUEST_TIMED_OUT", `${what}: not applied here within ${ms} ms`),
+      onClose: () => rillError("SHUTTING_DOWN", `broker ${nodeId} is shutting down`),
+    });
     this.syncLogs(metadata.image);
     this.unsubscribe = metadata.onChange((c) => this.onMetadata(c));
   }
@@ -93,6 +104,7 @@ export class ReplicaManager {
       if (r.type === "config") this.logs.updateTopicConfig(r.topic, this.topicConfig(r.topic));
     }
     this.syncLogs(this.metadata.image);
+    this.producerWaiters.notify();
   }
 
   /**
@@ -431,6 +443,66 @@ export class ReplicaManager {
       );
   };
 
+  /**
+   * Whether this node's image may simply not have applied yet the InitProducerId that issued
+   * `producerId` at `producerEpoch`: producer ids are issued in order, so an id at or past the
+   * image's next one, or an epoch newer than the image's, is either from the future or not known
+   * here yet. An unknown id below the next one was never issued (judged at once).
+   */
+  producerAhead(producerId: number, producerEpoch: number): boolean {
+    const img = this.metadata.image;
+    const issued = img.producerEpochs.get(producerId);
+    return issued === undefined ? producerId >= img.nextProducerId : producerEpoch > issued;
+  }
+
+  /**
+   * Resolves once the image knows `producerId` at `producerEpoch` (see `producerAhead`), or after
+   * `timeoutMs`, or when the broker stops: never rejects, the append judges afterwards (a final
+   * UNKNOWN_PRODUCER_ID or INVALID_PRODUCER_EPOCH if the image is still behind). A partition
+   * leader whose metadata lags the controller's so waits for the InitProducerId its producer
+   * just got instead of refusing it. One producer's requests wait in a queue (a later one after
+   * the earlier, within its own `timeoutMs` from now), so its pipelined requests still append
+   * in the order they came.
+   */
+  awaitProducer(producerId: number, producerEpoch: number, timeoutMs: number): Promise<void> {
+    const before = this.producerQueues.get(producerId);
+    if (before === undefined && !this.producerAhead(producerId, producerEpoch)) return Promise.resolve();
+    const deadline = this.clock.nowMs() + timeoutMs;
+    const wait =
+      before === undefined
+        ? this.waitForProducer(producerId, producerEpoch, timeoutMs)
+        : before.then(() => this.waitForProducer(producerId, producerEpoch, Math.max(0, deadline - this.clock.nowMs())));
+    this.producerQueues.set(producerId, wait);
+    void wait.then(() => {
+      if (this.producerQueues.get(producerId) === wait) this.producerQueues.delete(producerId);
+    });
+    return wait;
+  }
+
+  /**
+   * Whether a request of this producer must go through `awaitProducer`: the image is behind on
+   * it, or an earlier request of the same producer still waits (it appends first).
+   */
+  mustAwaitProducer(producerId: number, producerEpoch: number): boolean {
+    return this.producerQueues.has(producerId) || this.producerAhead(producerId, producerEpoch);
+  }
+
+  private waitForProducer(producerId: number, producerEpoch: number, timeoutMs: number): Promise<void> {
+    if (!this.producerAhead(producerId, producerEpoch) || this._closed) return Promise.resolve();
+    this.producerMetadataWaits.started++;
+    const what = `the InitProducerId of producer ${producerId} at epoch ${producerEpoch}`;
+    return this.producerWaiters
+      .waitUntil(() => !this.producerAhead(producerId, producerEpoch), what, timeoutMs)
+      .catch(() => {
+        if (!this._closed) this.producerMetadataWaits.timedOut++;
+      });
+  }
+
+  /** Produce requests waiting now in `awaitProducer`. */
+  get producerMetadataWaiting(): number {
+    return this.producerWaiters.size;
+  }
+
   /** Issues a producer id or bumps its epoch (InitProducerId), durably in the metadata log. */
   async initProducerId(req: {
     transactionalId: string;
@@ -555,6 +627,7 @@ export class ReplicaManager {
     this.closeListeners.clear();
     this._closed = true;
     this.unsubscribe();
+    this.producerWaiters.close();
     this.wakeAll();
   }
 }

@@ -69,6 +69,7 @@ export function produceService(
       const c = call as grpc.ServerUnaryCall<unknown, unknown>;
       if (fwd.shouldForward(c)) return fwd.forward("initProducerId", req, c);
       const r = await initProducerId(rm, input);
+      fwd.markOffset(c); // a forwarding node answers once it has applied the new id too
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
   };

@@ -8,10 +8,26 @@
  *   builds one batch per partition with the topic's `compression.type`, and answers each
  *   record's partition and offset in input order.
  * Requests for partitions led by another broker go there through the `LeaderForwarder` port.
+ *
+ * An idempotent producer's id or epoch that this node's metadata image does not know yet (the
+ * controller issued it, the record has not reached this leader) is waited for, bounded by
+ * `PRODUCER_METADATA_WAIT_MS_MAX` and the request's timeout, before the log judges the batch
+ * (ReplicaManager.awaitProducer): a producer that writes right after InitProducerId is not
+ * refused by a leader whose metadata lags a few milliseconds.
  */
 import { RillError } from "../base/errors.ts";
 import { isCompacted, type TopicConfig } from "../config/schema.ts";
-import { Compression, encodeBatch, type ProduceChecks, type RecordInput } from "../protocol/record-batch.ts";
+import {
+  BATCH_LENGTH_OFFSET,
+  Compression,
+  HEADER_SIZE,
+  LOG_OVERHEAD,
+  PRODUCER_EPOCH_OFFSET,
+  PRODUCER_ID_OFFSET,
+  encodeBatch,
+  type ProduceChecks,
+  type RecordInput,
+} from "../protocol/record-batch.ts";
 import type { AckLevel, ReplicaManager } from "../replication/replica-manager.ts";
 import type { AppendResult } from "../storage/partition-log.ts";
 import { StickyPartitions, groupByPartition, recordTargets, remoteLeader } from "./produce-routing.ts";
@@ -39,6 +55,12 @@ export const PRODUCE_CHECKS_DEFAULT: ProduceChecks = Object.freeze({ validation:
 
 /** How long acks=ALL waits for the ISR when the request gives no timeout (Kafka's 30 s). */
 export const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
+
+/**
+ * Longest wait for this node's metadata to apply a producer's InitProducerId (the request's
+ * `timeout_ms` bounds it too): as long as a forwarding node waits for the controller's change.
+ */
+export const PRODUCER_METADATA_WAIT_MS_MAX = 5_000;
 
 /** Where a request is appended: here, forwarded whole to its partition's leader, or split by partition. */
 type Route =
@@ -82,7 +104,8 @@ export class ProduceHandler {
    * Handles one request; resolves once its acks are satisfied (and, for topics that fsync every
    * append, once it is durable). Rejects with a RillError for whole-call errors; errors of one
    * partition come back in its result. Synchronous up to the append, so requests are appended
-   * in the order they are handed in.
+   * in the order they are handed in (one that waits for its producer's metadata, see the module
+   * comment, appends later; the same producer's later requests wait behind it).
    * @param forwarded another broker forwarded it: it is appended here, never forwarded again.
    */
   async produce(input: ProduceInput, forwarded = false): Promise<ProduceResult> {
@@ -92,9 +115,27 @@ export class ProduceHandler {
         return route.forwarder.produce(route.leader, route.input);
       case "split":
         return this.split(input, route.targets, route.forwarder);
-      case "local":
-        return this.acknowledge(route.input, this.append(route.input, route.targets));
+      case "local": {
+        const local = route.input;
+        const waits = this.producerWaits(local);
+        if (waits === null) return this.acknowledge(local, this.append(local, route.targets));
+        return waits.then(() => this.acknowledge(local, this.append(local, route.targets)));
+      }
     }
+  }
+
+  /**
+   * Waits for the producers of `input` this node's image does not know yet (see the module
+   * comment); null when there is none, so the common request appends without a turn of the
+   * event loop.
+   */
+  private producerWaits(input: ProduceInput): Promise<void> | null {
+    const ahead = requestProducers(input).filter(([id, epoch]) => this.rm.mustAwaitProducer(id, epoch));
+    if (ahead.length === 0) return null;
+    this.checkRequest(input); // a bad request is refused at once, not after the wait
+    if (input.recordBatch === null) batchProducer(input);
+    const bound = input.timeoutMs > 0 ? Math.min(input.timeoutMs, PRODUCER_METADATA_WAIT_MS_MAX) : PRODUCER_METADATA_WAIT_MS_MAX;
+    return Promise.all(ahead.map(([id, epoch]) => this.rm.awaitProducer(id, epoch, bound))).then(() => undefined);
   }
 
   /** Decides where the request goes; the unknown topic is its first error when forwarding. */
@@ -148,13 +189,19 @@ export class ProduceHandler {
 
   /** Validates and appends; synchronous, so requests are appended in arrival order. */
   private append(input: ProduceInput, targets: readonly number[] | null): Appended {
+    const { acks, partitions } = this.checkRequest(input);
+    if (input.recordBatch !== null) return this.appendBatch(input, input.recordBatch, partitions, acks);
+    return this.appendRecords(input, partitions, acks, targets);
+  }
+
+  /** The checks of the whole request: its acks, timeout, payload, topic and partition. */
+  private checkRequest(input: ProduceInput): { acks: AckLevel; partitions: number } {
     const acks = ackLevel(input.acks);
     checkTimeout(input.timeoutMs);
     checkPayload(input);
     const partitions = this.rm.topic(input.topic, "topic").partitions.length;
     checkPartition(input, partitions);
-    if (input.recordBatch !== null) return this.appendBatch(input, input.recordBatch, partitions, acks);
-    return this.appendRecords(input, partitions, acks, targets);
+    return { acks, partitions };
   }
 
   /**
@@ -243,6 +290,26 @@ export class ProduceHandler {
       ),
     );
   }
+}
+
+/**
+ * The idempotent producers (id, epoch) a request writes with: its `producer_id`, or those in the
+ * headers of its `recordBatch` (walked as far as the lengths hold; the log judges the rest).
+ */
+function requestProducers(input: ProduceInput): Array<[number, number]> {
+  const batch = input.recordBatch;
+  if (batch === null) {
+    return input.producerId !== undefined && input.producerId >= 0n ? [[Number(input.producerId), input.producerEpoch]] : [];
+  }
+  const out: Array<[number, number]> = [];
+  for (let pos = 0; pos + HEADER_SIZE <= batch.length; ) {
+    const id = batch.readBigInt64BE(pos + PRODUCER_ID_OFFSET);
+    if (id >= 0n) out.push([Number(id), batch.readInt16BE(pos + PRODUCER_EPOCH_OFFSET)]);
+    const length = batch.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+    if (length <= 0) break;
+    pos += LOG_OVERHEAD + length;
+  }
+  return out;
 }
 
 /** The result of a partition that was not written. */

@@ -39,7 +39,8 @@ describe("idempotent producers over gRPC", () => {
       expect([bumped.producerId, bumped.producerEpoch]).toEqual([a.producerId, 1]);
 
       await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: "idem", partitions: 2 }] }));
-      const produce = (seq: number, n: number, pid = t2.producerId, epoch = t2.producerEpoch): Promise<ProduceResponse> =>
+      // timeoutMs also bounds how long the broker waits for an id or epoch its metadata lacks
+      const produce = (seq: number, n: number, pid = t2.producerId, epoch = t2.producerEpoch, timeoutMs = 0): Promise<ProduceResponse> =>
         call(
           c.produce,
           "produce",
@@ -50,6 +51,7 @@ describe("idempotent producers over gRPC", () => {
             producerId: pid,
             producerEpoch: epoch,
             baseSequence: seq,
+            timeoutMs,
             records: Array.from({ length: n }, (_, i) => ({ value: enc(`s${seq + i}`) })),
           }),
         );
@@ -61,8 +63,8 @@ describe("idempotent producers over gRPC", () => {
       // a gap, the fenced epoch, an epoch from the future, an id never issued: errors, nothing appended
       expect((await produce(9, 1)).partitions[0]!.error!.name).toBe("OUT_OF_ORDER_SEQUENCE_NUMBER");
       expect((await produce(5, 1, t1.producerId, t1.producerEpoch)).partitions[0]!.error!.name).toBe("INVALID_PRODUCER_EPOCH");
-      expect((await produce(0, 1, t2.producerId, t2.producerEpoch + 5)).partitions[0]!.error!.name).toBe("INVALID_PRODUCER_EPOCH");
-      expect((await produce(0, 1, 999_999n, 0)).partitions[0]!.error!.name).toBe("UNKNOWN_PRODUCER_ID");
+      expect((await produce(0, 1, t2.producerId, t2.producerEpoch + 5, 300)).partitions[0]!.error!.name).toBe("INVALID_PRODUCER_EPOCH");
+      expect((await produce(0, 1, 999_999n, 0, 300)).partitions[0]!.error!.name).toBe("UNKNOWN_PRODUCER_ID");
       // the record_batch path uses the batch's own producer fields
       const batch = encodeBatch([{ value: "via-batch" }], {
         producerId: Number(a.producerId),
