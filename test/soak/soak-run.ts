@@ -59,6 +59,11 @@ export interface NodeSample {
   readonly lagMs: number | null;
   /** The broker's JavaScript heap (`rill_process_heap_bytes`: heapTotal), MiB: tells a JS leak from native growth. */
   readonly heapMiB: number | null;
+  /**
+   * Produce requests the broker held until its metadata knew their producer id or epoch
+   * (`rill_produce_producer_metadata_waits_total`, since the process started): a lagging leader.
+   */
+  readonly producerWaits: number | null;
 }
 
 /** One sample, taken each second. */
@@ -250,18 +255,30 @@ async function runLoops(s: Soak, admin: Admin): Promise<void> {
 /** Every second: each node's RSS, descriptors and event-loop lag, and the last second's produce p99. */
 async function sampler(s: Soak): Promise<void> {
   let lastAcked = 0;
+  const waitsSeen = new Map<number, { pid: number; waits: number }>();
   while (await s.sleep(1000 - ((performance.now() - s.t0) % 1000))) {
     const t = Math.round(s.now());
     const nodes = await Promise.all(s.cluster.nodes.map((nd, i) => sampleNode(nd, s.metricsPorts[i]!)));
+    s.cluster.nodes.forEach((nd, i) => countProducerWaits(s, waitsSeen, nd, nodes[i]!));
     const lat = s.latencies.splice(0);
     s.samples.push({ t, nodes, produceP99Ms: quantile(lat, 0.99), acked: s.acked.length - lastAcked, consumed: s.consumed });
     lastAcked = s.acked.length;
   }
 }
 
+/** Adds what a node's producer-wait counter grew by since the last sample (a restart starts it at 0) to `producer.metadata-waits`. */
+function countProducerWaits(s: Soak, seen: Map<number, { pid: number; waits: number }>, nd: ClusterNode, sample: NodeSample): void {
+  const pid = nd.pid;
+  if (pid === undefined || sample.producerWaits === null) return;
+  const last = seen.get(nd.id);
+  const grew = last?.pid === pid ? sample.producerWaits - last.waits : sample.producerWaits;
+  if (grew > 0) s.count("producer.metadata-waits", grew);
+  seen.set(nd.id, { pid, waits: sample.producerWaits });
+}
+
 async function sampleNode(nd: ClusterNode, metricsPort: number): Promise<NodeSample> {
   const pid = nd.pid;
-  if (pid === undefined || !nd.running) return { id: nd.id, rssMiB: null, fds: null, lagMs: null, heapMiB: null };
+  if (pid === undefined || !nd.running) return { id: nd.id, rssMiB: null, fds: null, lagMs: null, heapMiB: null, producerWaits: null };
   const m = await scrape(metricsPort);
   return { id: nd.id, rssMiB: rssMiB(pid), fds: fdCount(pid), ...m };
 }
@@ -286,7 +303,7 @@ export function fdCount(pid: number): number | null {
 }
 
 /** Event-loop lag and heap from the broker's /metrics; nulls when it does not answer within 900 ms. */
-async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: number | null }> {
+async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: number | null; producerWaits: number | null }> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(900) });
     const text = await res.text();
@@ -296,9 +313,13 @@ async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: nu
     };
     const lag = value("rill_nodejs_eventloop_lag_seconds");
     const heap = value("rill_process_heap_bytes");
-    return { lagMs: lag === null ? null : lag * 1000, heapMiB: heap === null ? null : heap / 2 ** 20 };
+    return {
+      lagMs: lag === null ? null : lag * 1000,
+      heapMiB: heap === null ? null : heap / 2 ** 20,
+      producerWaits: value("rill_produce_producer_metadata_waits_total"),
+    };
   } catch {
-    return { lagMs: null, heapMiB: null };
+    return { lagMs: null, heapMiB: null, producerWaits: null };
   }
 }
 
