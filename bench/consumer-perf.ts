@@ -3,6 +3,8 @@
  * fresh topic (not timed), then reads them all back, `--runs` times, and reports records/s and
  * MiB/s of each run and their median. Against a broker it starts on 127.0.0.1 with a fresh data
  * dir, or the first of `--brokers HOST:PORT,...` (`--broker HOST:PORT` is the same).
+ * `--tls-ca FILE [--tls-server-name localhost]`: connect with TLS, verifying the broker against
+ * the CA bundle (with `--brokers` started with `--tls-cert/--tls-key`).
  *
  *   bun bench/consumer-perf.ts --records 5000000 --record-size 100 [--batch-records 1000]
  *     [--compression none|lz4] [--partitions 1] [--mode fetch|subscribe] [--partition-max-bytes 4194304] [--max-bytes 16777216]
@@ -29,14 +31,25 @@ import {
   type FetchedPartition,
 } from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
-import { clientChannelOptions } from "../src/protocol/channel-options.ts";
 import { fetchClientCodecs } from "../src/client/wire-codec.ts";
 import { CRC_START, RecordCursor, forEachBatch } from "../src/protocol/record-batch.ts";
-import { createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce, sampleRss } from "./lib.ts";
+import {
+  channelOptions,
+  createTopic,
+  creds,
+  isMain,
+  loadAverage,
+  median,
+  MiB,
+  parseArgs,
+  preProduce,
+  sampleRss,
+  useClientTls,
+} from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
-const defaults = {
+export const consumerPerfDefaults = {
   records: 2_000_000,
   recordSize: 100,
   batchRecords: 1000,
@@ -54,9 +67,13 @@ const defaults = {
   brokers: "",
   /** With `--broker`: the broker's PID on this machine, so its RSS is sampled (0: not sampled). */
   brokerPid: 0,
+  /** PEM CA bundle: connect with TLS, verifying the broker against it; empty: plaintext. */
+  tlsCa: "",
+  /** With `tlsCa`: the name the broker's certificate carries. */
+  tlsServerName: "localhost",
   json: "",
 };
-type Options = typeof defaults;
+type Options = typeof consumerPerfDefaults;
 
 /** Decodes the records of `bytes` from `position`; returns [records counted, next position]. */
 function decode(bytes: Buffer, position: number, crc: boolean, cursor: RecordCursor, where: string): [number, number] {
@@ -187,6 +204,7 @@ async function consumeSubscribe(
 
 export async function runConsumerPerf(o: Options): Promise<Record<string, unknown>> {
   const given = (o.brokers.split(",")[0] ?? "").trim() || o.broker;
+  useClientTls(o.tlsCa, o.tlsServerName);
   const broker = given ? null : await startBrokerProcess(o.brokerRuntime);
   try {
     const address = given || broker!.address;
@@ -214,7 +232,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
     const consumeRss = pid ? sampleRss(pid, 100) : null;
     const runs: RunResult[] = [];
     for (let run = 0; run < o.runs; run++) {
-      const client = new (clientConstructor(FetchService, fetchClientCodecs))(address, creds(), clientChannelOptions());
+      const client = new (clientConstructor(FetchService, fetchClientCodecs))(address, creds(), channelOptions());
       try {
         const start = performance.now();
         const r =
@@ -262,7 +280,7 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
+  const o = parseArgs(process.argv.slice(2), consumerPerfDefaults, import.meta.url);
   const result = await runConsumerPerf(o);
   console.log(
     `${o.mode}: ${result["records"]} records of ${o.recordSize} B (${o.compression}), median of ${o.runs}: ${((result["recordsPerSec"] as number) / 1e6).toFixed(2)}M records/s, ` +

@@ -36,8 +36,26 @@ export function makeValues(n: number, size: number): string[] {
   );
 }
 
+/** The TLS the tools' clients use (`--tls-ca`), or null for plaintext. */
+let clientTls: { readonly credentials: grpc.ChannelCredentials; readonly serverName: string } | null = null;
+
+/**
+ * Makes the tools' clients connect with TLS, verifying brokers against the PEM CA bundle `caFile`
+ * and naming them `serverName` (the certificates' DNS name: Bun refuses an IP address as server
+ * name); an empty `caFile` goes back to plaintext.
+ */
+export function useClientTls(caFile: string, serverName: string): void {
+  clientTls = caFile === "" ? null : { credentials: grpc.credentials.createSsl(nodeFs.readFileSync(caFile)), serverName };
+}
+
+/** Credentials of the tools' channels: plaintext, or TLS after `useClientTls`. */
 export function creds(): grpc.ChannelCredentials {
-  return grpc.credentials.createInsecure();
+  return clientTls?.credentials ?? grpc.credentials.createInsecure();
+}
+
+/** Channel options of the tools' clients: the SDK's (`clientChannelOptions`), and the TLS server name. */
+export function channelOptions(): grpc.ChannelOptions {
+  return { ...clientChannelOptions(), ...(clientTls ? { "grpc.ssl_target_name_override": clientTls.serverName } : {}) };
 }
 
 /**
@@ -51,7 +69,7 @@ export async function createTopic(
   configs: Record<string, string> = {},
   replicationFactor = 0,
 ): Promise<void> {
-  const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
+  const admin = new (clientConstructor(AdminService))(address, creds(), channelOptions());
   try {
     await new Promise<void>((resolve, reject) =>
       admin.createTopics(
@@ -87,7 +105,7 @@ export async function preProduce(
   },
 ): Promise<number> {
   const Producer = clientConstructor(ProduceService, produceClientCodecs);
-  const client = new Producer(address, creds(), clientChannelOptions());
+  const client = new Producer(address, creds(), channelOptions());
   try {
     const stream = client.produceStream();
     const values = makeValues(o.batchRecords, o.recordSize);

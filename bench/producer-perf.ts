@@ -16,6 +16,8 @@
  * sending only to the partitions it leads, as a Kafka client routes. One histogram holds every
  * request's latency. `--throughput R` caps the total at R records/s (-1: as fast as possible).
  * `--broker HOST:PORT` is the one-broker spelling of `--brokers`.
+ * `--tls-ca FILE [--tls-server-name localhost]`: connect with TLS, verifying the brokers against
+ * the CA bundle (with `--brokers` started with `--tls-cert/--tls-key`).
  *
  * `batches` sends Kafka RecordBatch bytes over ProduceStream (what the TypeScript SDK does);
  * `records` sends plain records (what a thin generated client does). Batches are encoded per
@@ -37,10 +39,9 @@ import {
 import { RecordSchema } from "../src/gen/rill/v1/common_pb.ts";
 import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
-import { clientChannelOptions } from "../src/protocol/channel-options.ts";
 import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
-import { createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs } from "./lib.ts";
+import { channelOptions, createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs, useClientTls } from "./lib.ts";
 import { runtimeName } from "./runtime.ts";
 
 export const producerPerfDefaults = {
@@ -63,6 +64,10 @@ export const producerPerfDefaults = {
   inFlight: 8,
   mode: "batches" as "batches" | "records",
   brokerRuntime: "bun" as "bun" | "node" | "deno",
+  /** PEM CA bundle: connect with TLS, verifying the brokers against it; empty: plaintext. */
+  tlsCa: "",
+  /** With `tlsCa`: the name the brokers' certificates carry. */
+  tlsServerName: "localhost",
   json: "",
 };
 export type ProducerPerfOptions = typeof producerPerfDefaults;
@@ -218,7 +223,7 @@ async function runProducer(s: Shared, address: string, index: number, partitions
   const Producer = clientConstructor(ProduceService, produceClientCodecs);
   // A local subchannel pool: each producer gets its own connection, not a shared one.
   const client = new Producer(address, creds(), {
-    ...clientChannelOptions(),
+    ...channelOptions(),
     "grpc.use_local_subchannel_pool": 1,
     "rill.bench.producer": index,
   });
@@ -280,7 +285,7 @@ async function runProducer(s: Shared, address: string, index: number, partitions
  * DescribeCluster at `address`), once every partition has a leader (waiting up to 10 s).
  */
 async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
-  const admin = new (clientConstructor(AdminService))(address, creds(), clientChannelOptions());
+  const admin = new (clientConstructor(AdminService))(address, creds(), channelOptions());
   const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
   try {
@@ -323,6 +328,7 @@ function report(s: Shared): void {
  */
 export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<string, unknown>> {
   const given = checkProducerPerfOptions(o);
+  useClientTls(o.tlsCa, o.tlsServerName);
   const broker = given.length > 0 ? null : await startBrokerProcess(o.brokerRuntime);
   try {
     const addresses = given.length > 0 ? given : [broker!.address];

@@ -85,11 +85,16 @@ export class Broker {
     const logs = opened.add(openStorage(shell), (l) => l.close());
     try {
       validateBrokerConfig(shell.config);
+      shell.tls.load();
       const identity = await identify(shell);
       const meta = openMetadata(shell, identity, opened);
       const data = startData(shell, logs, meta);
-      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections), (r) =>
-        r.shutdown(0),
+      const rpc = opened.add(
+        new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections, {
+          listener: shell.tls.listener(),
+          internal: shell.tls.internalChannel(),
+        }),
+        (r) => r.shutdown(0),
       );
       const lifecycle = hasRole(shell.config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc), (l) => l.stop()) : null;
       rpc.register(serviceDeps(shell, identity, meta, data, rpc, lifecycle));

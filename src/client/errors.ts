@@ -97,7 +97,41 @@ function connectionReason(details: string): string {
   if (/ECONNRESET|connection reset/i.test(details)) return "connection reset";
   if (/ETIMEDOUT|timed out/i.test(details)) return "connection timed out";
   if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(details)) return "host not found";
-  return details || "unavailable";
+  const tls = tlsReason(details);
+  if (tls !== undefined) return tls;
+  // grpc-js wraps the cause: "No connection established. Last error: X (time). Resolution note: "
+  const bare = details
+    .replace(/^No connection established\. Last error: /, "")
+    .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)/, "")
+    .replace(/\.? ?Resolution note: ?$/, "")
+    .trim();
+  return bare || "unavailable";
+}
+
+/** What a failed TLS handshake means, in words; undefined when `details` is not one. */
+function tlsReason(details: string): string | undefined {
+  const d = details.toLowerCase();
+  if (d.includes("certificate_required") || d.includes("certificate required"))
+    return "TLS: the broker requires a client certificate (tls.cert, tls.key)";
+  if (d.includes("alert certificate expired") || d.includes("alert_certificate_expired"))
+    return "TLS: the broker refused the client certificate: it has expired";
+  if (d.includes("certificate has expired") || d.includes("cert_has_expired")) return "TLS: the broker's certificate has expired";
+  if (/alert (unknown ca|bad certificate)|alert_(unknown_ca|bad_certificate)/.test(d))
+    return "TLS: the broker refused the client certificate (not of its tls.ca.file)";
+  if (/unable to (get local issuer|verify)|self[- ]signed|unknown ca/.test(d))
+    return "TLS: the broker's certificate is not signed by a trusted CA (tls.ca)";
+  if (d.includes("altnames")) {
+    const why = /Host: [^ ]+ is not in the cert's altnames: [^(]*/
+      .exec(details)?.[0]
+      .replace(/\.? ?Resolution note:.*$/s, "")
+      .trim();
+    return `TLS: the broker's certificate is not for this name (tls.serverName)${why ? `: ${why}` : ""}`;
+  }
+  if (d.includes("ip address is not permitted"))
+    return "TLS: this runtime refuses an IP address as the TLS server name: give the name the broker's certificate carries (tls.serverName)";
+  if (/wrong[ _]version[ _]number|packet[ _]length[ _]too[ _]long|http_request|unknown[ _]protocol/.test(d))
+    return "TLS: the broker does not speak TLS here (a plaintext listener?)";
+  return undefined;
 }
 
 /**

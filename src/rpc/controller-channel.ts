@@ -37,6 +37,8 @@ export interface ControllerChannelOptions {
   readonly callTimeoutMs: number;
   /** Where the clients of the voters come from; by default the channel's own, closed by `close()`. */
   readonly clients?: InternalClients | undefined;
+  /** Credentials of the channel's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Calls the active controller, wherever it is. */
@@ -48,7 +50,7 @@ export class ControllerChannel implements BrokerControl {
 
   constructor(private readonly o: ControllerChannelOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials });
   }
 
   /** The voter the next remote call goes to. */

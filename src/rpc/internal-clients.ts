@@ -45,6 +45,8 @@ export interface InternalClientsOptions {
   readonly channelOptions?: grpc.ChannelOptions | undefined;
   /** Deadline of a `unary` call that gives none. Default INTERNAL_CALL_TIMEOUT_MS. */
   readonly callTimeoutMs?: number | undefined;
+  /** Credentials of the channels (tls.ts `internalChannelCredentials`). Default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Options of one `unary` call. */
@@ -79,12 +81,14 @@ type UnaryByName = (
 export class InternalClients {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly credentials: grpc.ChannelCredentials;
   /** Deadline of a `unary` call that gives none. */
   readonly callTimeoutMs: number;
 
   constructor(options: InternalClientsOptions = {}) {
     this.channelOptions = { ...internalChannelOptions(options.transport), ...options.channelOptions };
     this.callTimeoutMs = options.callTimeoutMs ?? INTERNAL_CALL_TIMEOUT_MS;
+    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
     if (!Number.isInteger(this.callTimeoutMs) || this.callTimeoutMs <= 0) {
       throw new RangeError(`callTimeoutMs: ${this.callTimeoutMs} is not a positive integer`);
     }
@@ -96,7 +100,7 @@ export class InternalClients {
     let c = this.clients.get(key);
     if (c === undefined) {
       const Ctor = constructorOf(service);
-      c = new Ctor(address, grpc.credentials.createInsecure(), this.channelOptions);
+      c = new Ctor(address, this.credentials, this.channelOptions);
       this.clients.set(key, c);
     }
     return c as ServiceClient<S>;

@@ -9,6 +9,7 @@
  * is reported back so the leader can retry or move on.
  */
 import { create } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
 import { ControllerService, InstallSnapshotRequestSchema } from "../gen/rill/v1/controller_service_pb.ts";
 import { encodeMessage } from "../raft/codec.ts";
 import type { Message, NodeId, SnapshotMessage } from "../raft/types.ts";
@@ -32,6 +33,8 @@ export interface GrpcQuorumTransportOptions {
   readonly inFlightMax?: number;
   /** Where the clients of the peers come from; by default the transport's own, closed by `close()`. */
   readonly clients?: InternalClients | undefined;
+  /** Credentials of the transport's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Raft messages to peer voters over gRPC. */
@@ -43,7 +46,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
 
   constructor(private readonly o: GrpcQuorumTransportOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials });
   }
 
   private client(to: NodeId): ServiceClient<typeof ControllerService> | null {

@@ -239,10 +239,18 @@ export function replicaFetchTransport(clients: InternalClients): ReplicaFetchTra
   };
 }
 
-/** The follower's transport: each session opens its own channel to the leader and closes it with the session. */
-export const grpcReplicaFetchTransport: ReplicaFetchTransport = {
-  open(address: string): ReplicaFetchSession {
-    const clients = new InternalClients();
-    return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
-  },
-};
+/**
+ * The follower's transport with `credentials` (tls.ts `internalChannelCredentials`; default
+ * plaintext): each session opens its own channel to the leader and closes it with the session.
+ */
+export function grpcReplicaFetchTransportWith(credentials?: grpc.ChannelCredentials): ReplicaFetchTransport {
+  return {
+    open(address: string): ReplicaFetchSession {
+      const clients = new InternalClients({ credentials });
+      return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
+    },
+  };
+}
+
+/** The follower's transport over plaintext channels (`grpcReplicaFetchTransportWith()`). */
+export const grpcReplicaFetchTransport: ReplicaFetchTransport = grpcReplicaFetchTransportWith();
