@@ -382,6 +382,7 @@ export function serviceDeps(
     fetchMemory: data.fetchMemory,
     route,
     produceChecks: { validation: config.produceValidation, decompressedBytesMax: config.requestBytesMax },
+    producerIdMetadataWaitMs: config.producerIdMetadataWaitMs,
     groups: data.groups,
     timers: systemTimers,
     controller: {

@@ -418,6 +418,15 @@ export const brokerKeys = [
     FILE_OR_EMPTY,
     "empty or a file path",
   ),
+  // Lagging partition leaders (issue 14's cluster soak): waiting for a producer id.
+  int(
+    "producer.id.metadata.wait.ms",
+    "producerIdMetadataWaitMs",
+    "How long a partition leader waits for its metadata to learn an idempotent producer's id or epoch that it does not know yet (issued by the controller, not applied here yet) before answering UNKNOWN_PRODUCER_ID or INVALID_PRODUCER_EPOCH; the request's `timeout_ms` bounds it too. 0: judged at once.",
+    5_000,
+    0,
+    300_000,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -479,6 +488,8 @@ export interface BrokerConfig {
   internalTlsCertFile: string;
   internalTlsKeyFile: string;
   internalTlsCaFile: string;
+  // Lagging partition leaders: waiting for a producer id.
+  producerIdMetadataWaitMs: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

@@ -32,7 +32,7 @@ import {
 } from "../gen/rill/v1/produce_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
-import { PRODUCE_CHECKS_DEFAULT, ProduceHandler } from "../service/produce.ts";
+import { PRODUCE_CHECKS_DEFAULT, PRODUCER_METADATA_WAIT_MS_DEFAULT, ProduceHandler } from "../service/produce.ts";
 import type { LeaderForwarder, ProduceInput, ProduceRecord, ProduceResult } from "../service/produce-types.ts";
 import { checkInitProducerId, initProducerId, type InitProducerIdInput } from "../service/producer-id.ts";
 import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
@@ -44,16 +44,19 @@ import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /**
  * The ProduceService implementation; `clients`: the broker's shared internal clients (its own
- * otherwise); `checks`: how deeply producers' batches are validated (`produce.validation`).
+ * otherwise); `checks`: how deeply producers' batches are validated (`produce.validation`);
+ * `producerWaitMs`: how long a leader waits for its metadata to learn a producer id
+ * (`producer.id.metadata.wait.ms`).
  */
 export function produceService(
   rm: ReplicaManager,
   route: ControllerRoute = localRoute(() => rm.image.offset),
   clients?: InternalClients,
   checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
+  producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
-  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks);
+  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
   return {

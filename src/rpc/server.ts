@@ -57,12 +57,19 @@ export interface ServiceDeps {
   readonly controller: ControllerServiceDeps;
   /** How deeply producers' batches are validated (`produce.validation`); default full. */
   readonly produceChecks?: ProduceChecks;
+  /** How long a leader waits for its metadata to learn a producer id (`producer.id.metadata.wait.ms`); default 5 s. */
+  readonly producerIdMetadataWaitMs?: number;
 }
 
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
   addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
+  addService(
+    server,
+    ProduceService,
+    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs),
+    produceServiceCodecs,
+  );
   addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
   addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
   addService(server, ReplicationService, replicationService(d.replicas));

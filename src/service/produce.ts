@@ -11,7 +11,7 @@
  *
  * An idempotent producer's id or epoch that this node's metadata image does not know yet (the
  * controller issued it, the record has not reached this leader) is waited for, bounded by
- * `PRODUCER_METADATA_WAIT_MS_MAX` and the request's timeout, before the log judges the batch
+ * `producerWaitMs` (`producer.id.metadata.wait.ms`) and the request's timeout, before the log judges the batch
  * (ReplicaManager.awaitProducer): a producer that writes right after InitProducerId is not
  * refused by a leader whose metadata lags a few milliseconds.
  */
@@ -57,10 +57,11 @@ export const PRODUCE_CHECKS_DEFAULT: ProduceChecks = Object.freeze({ validation:
 export const ACKS_ALL_TIMEOUT_MS_DEFAULT = 30_000;
 
 /**
- * Longest wait for this node's metadata to apply a producer's InitProducerId (the request's
- * `timeout_ms` bounds it too): as long as a forwarding node waits for the controller's change.
+ * Longest wait for this node's metadata to apply a producer's InitProducerId unless the broker
+ * says otherwise (`producer.id.metadata.wait.ms`; the request's `timeout_ms` bounds it too): as
+ * long as a forwarding node waits for the controller's change.
  */
-export const PRODUCER_METADATA_WAIT_MS_MAX = 5_000;
+export const PRODUCER_METADATA_WAIT_MS_DEFAULT = 5_000;
 
 /** Where a request is appended: here, forwarded whole to its partition's leader, or split by partition. */
 type Route =
@@ -91,11 +92,14 @@ export class ProduceHandler {
    * @param checks how deeply a producer's `recordBatch` is validated before it is appended
    *   (`produce.validation`, and `request.max.bytes` as the bound on its decompressed records).
    *   Batches built here from `records` are the broker's own: checked by their structure only.
+   * @param producerWaitMs how long a request waits for this node's metadata to learn its
+   *   producer's id or epoch (`producer.id.metadata.wait.ms`); 0: judged at once.
    */
   constructor(
     private readonly rm: ReplicaManager,
     private readonly forwarder: LeaderForwarder | null = null,
     private readonly checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
+    private readonly producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
   }
@@ -130,11 +134,12 @@ export class ProduceHandler {
    * event loop.
    */
   private producerWaits(input: ProduceInput): Promise<void> | null {
+    if (this.producerWaitMs <= 0) return null;
     const ahead = requestProducers(input).filter(([id, epoch]) => this.rm.mustAwaitProducer(id, epoch));
     if (ahead.length === 0) return null;
     this.checkRequest(input); // a bad request is refused at once, not after the wait
     if (input.recordBatch === null) batchProducer(input);
-    const bound = input.timeoutMs > 0 ? Math.min(input.timeoutMs, PRODUCER_METADATA_WAIT_MS_MAX) : PRODUCER_METADATA_WAIT_MS_MAX;
+    const bound = input.timeoutMs > 0 ? Math.min(input.timeoutMs, this.producerWaitMs) : this.producerWaitMs;
     return Promise.all(ahead.map(([id, epoch]) => this.rm.awaitProducer(id, epoch, bound))).then(() => undefined);
   }
 

@@ -15,7 +15,8 @@
  * an id that was never issued still gets its final UNKNOWN_PRODUCER_ID after the request's
  * timeout. No step depends on timing: each wait is for a state, bounded.
  *
- * The broker session timeout is long so the controller does not fence L while it is cut off.
+ * The broker session timeout is long so the controller does not fence L while it is cut off, and
+ * `producer.id.metadata.wait.ms` long so that the wait outlasts the heal on any machine.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
@@ -51,7 +52,8 @@ beforeAll(async () => {
     name: "rill-producer-id-lag-",
     nodes: 3,
     linkProxies: true,
-    set: { "broker.session.timeout.ms": 60_000 },
+    // A long producer wait: the heal and the catch-up after it may take their time on a busy machine.
+    set: { "broker.session.timeout.ms": 60_000, "producer.id.metadata.wait.ms": 60_000 },
     nodeSet: (id) => ({ "metrics.port": metricsPorts[id - 1]! }),
   });
   await cluster.waitForStable(30_000);

@@ -28,7 +28,7 @@ import { readBatchHeader } from "../../../src/protocol/record-batch.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { toProduceInput } from "../../../src/rpc/produce-service.ts";
 import { decodeProduceRequest, decodeProduceStreamRequest, WireFormatError } from "../../../src/rpc/wire-codec.ts";
-import { PRODUCER_METADATA_WAIT_MS_MAX, ProduceHandler } from "../../../src/service/produce.ts";
+import { PRODUCER_METADATA_WAIT_MS_DEFAULT, ProduceHandler } from "../../../src/service/produce.ts";
 import type { ProduceResult } from "../../../src/service/produce-types.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { ManualTimers } from "../../unit/service/helpers.ts";
@@ -268,7 +268,7 @@ async function checkOne(
       const pending = handler.produce(input);
       // A producer id or epoch this broker never issued is waited for (a lagging leader's
       // metadata may not have it yet) until the bound, then refused: let that time pass.
-      if (broker.rm.producerMetadataWaiting > 0) broker.timers.advance(PRODUCER_METADATA_WAIT_MS_MAX);
+      if (broker.rm.producerMetadataWaiting > 0) broker.timers.advance(PRODUCER_METADATA_WAIT_MS_DEFAULT);
       result = await withDeadline(pending, 5000);
     } catch (e) {
       if (e instanceof PropertyFailure) throw e;

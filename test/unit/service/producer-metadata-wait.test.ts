@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { RillError } from "../../../src/base/errors.ts";
 import { decodeRecords, encodeBatch, readBatchHeader } from "../../../src/protocol/record-batch.ts";
-import { PRODUCER_METADATA_WAIT_MS_MAX, ProduceHandler } from "../../../src/service/produce.ts";
+import { PRODUCER_METADATA_WAIT_MS_DEFAULT, ProduceHandler } from "../../../src/service/produce.ts";
 import { ProduceAcks, type ProduceInput, type ProduceResult } from "../../../src/service/produce-types.ts";
 import { initProducerId } from "../../../src/service/producer-id.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
@@ -129,7 +129,7 @@ describe("a produce whose producer id this node's metadata does not know yet", (
     expect(stored(c)).toEqual(["e1"]);
   });
 
-  it("after the bound (timeout_ms, at most PRODUCER_METADATA_WAIT_MS_MAX) answers the final error and appends nothing", async () => {
+  it("after the bound (timeout_ms, at most PRODUCER_METADATA_WAIT_MS_DEFAULT) answers the final error and appends nothing", async () => {
     const c = await core();
     const h = new ProduceHandler(c.rm);
     const { producerId } = await newProducer(c);
@@ -146,7 +146,7 @@ describe("a produce whose producer id this node's metadata does not know yet", (
     expect(u.partitions[0]!.error!.message).toMatch(/producer_id: 7 was never issued by InitProducerId/);
     await settle();
     expect(future.done()).toBe(false);
-    c.timers.advance(PRODUCER_METADATA_WAIT_MS_MAX - 800);
+    c.timers.advance(PRODUCER_METADATA_WAIT_MS_DEFAULT - 800);
     expect(errorOf(await future.result)).toBe("INVALID_PRODUCER_EPOCH");
     expect(stored(c)).toEqual([]);
     expect(c.rm.producerMetadataWaits).toEqual({ started: 2, timedOut: 2 });
@@ -163,6 +163,14 @@ describe("a produce whose producer id this node's metadata does not know yet", (
     await expect(h.produce(input({ producerId: 9n, timeoutMs: -1, records: values("z") }))).rejects.toThrow(/timeout_ms: -1/);
     await expect(h.produce(input({ topic: "nope", producerId: 9n, records: values("z") }))).rejects.toThrow(/topic "nope" does not exist/);
     expect(c.rm.producerMetadataWaits.started).toBe(0);
+  });
+
+  it("with producer.id.metadata.wait.ms = 0 judges at once", async () => {
+    const c = await core();
+    const h = new ProduceHandler(c.rm, null, undefined, 0);
+    expect(errorOf(await h.produce(input({ producerId: 0n, records: values("now") })))).toBe("UNKNOWN_PRODUCER_ID");
+    expect(c.rm.producerMetadataWaits.started).toBe(0);
+    expect(stored(c)).toEqual([]);
   });
 
   it("answers SHUTTING_DOWN when the broker stops during the wait", async () => {
