@@ -31,29 +31,29 @@ function hashOf(mechanism: ScramMechanism): { readonly name: "sha256" | "sha512"
   return mechanism === "SCRAM-SHA-256" ? { name: "sha256", bytes: 32 } : { name: "sha512", bytes: 64 };
 }
 
-/** Checks a mechanism name: INVALID_REQUEST for an unknown one. */
+/** Checks a mechanism name: UNSUPPORTED_SASL_MECHANISM for an unknown one. */
 export function validateMechanism(mechanism: string): asserts mechanism is ScramMechanism {
   if (!(SCRAM_MECHANISMS as readonly string[]).includes(mechanism))
-    throw rillError("INVALID_REQUEST", `unknown SCRAM mechanism "${mechanism}" (one of ${SCRAM_MECHANISMS.join(", ")})`);
+    throw rillError("UNSUPPORTED_SASL_MECHANISM", `unknown SCRAM mechanism "${mechanism}" (one of ${SCRAM_MECHANISMS.join(", ")})`);
 }
 
-/** Checks an iteration count against Kafka's bounds: INVALID_REQUEST naming them. */
+/** Checks an iteration count against Kafka's bounds: UNACCEPTABLE_CREDENTIAL naming them. */
 export function validateIterations(iterations: number): void {
   if (!Number.isInteger(iterations) || iterations < SCRAM_ITERATIONS_MIN || iterations > SCRAM_ITERATIONS_MAX)
     throw rillError(
-      "INVALID_REQUEST",
+      "UNACCEPTABLE_CREDENTIAL",
       `SCRAM iterations ${iterations}: must be an integer from ${SCRAM_ITERATIONS_MIN} to ${SCRAM_ITERATIONS_MAX}`,
     );
 }
 
 /**
- * Checks a user name: INVALID_REQUEST naming the problem. Not empty, at most 255 characters, no
+ * Checks a user name: UNACCEPTABLE_CREDENTIAL naming the problem. Not empty, at most 255 characters, no
  * control character, no `:` (Basic credentials and the bootstrap users file split at the first
  * `:`), and not `*` (`User:*` in an ACL means every user).
  */
 export function validateUserName(name: string): void {
   const fail = (msg: string): never => {
-    throw rillError("INVALID_REQUEST", `user name ${JSON.stringify(name)}: ${msg}`);
+    throw rillError("UNACCEPTABLE_CREDENTIAL", `user name ${JSON.stringify(name)}: ${msg}`);
   };
   if (name.length === 0) fail("is empty");
   if (name.length > SCRAM_USER_NAME_CHARS_MAX) fail(`is longer than ${SCRAM_USER_NAME_CHARS_MAX} characters`);
@@ -62,11 +62,11 @@ export function validateUserName(name: string): void {
   if (name === "*") fail("'*' is the wildcard of ACL principals, not a user");
 }
 
-/** Checks a password: INVALID_REQUEST when empty or longer than SCRAM_PASSWORD_BYTES_MAX bytes. */
+/** Checks a password: UNACCEPTABLE_CREDENTIAL when empty or longer than SCRAM_PASSWORD_BYTES_MAX bytes. */
 export function validatePassword(password: string): void {
-  if (password.length === 0) throw rillError("INVALID_REQUEST", "password is empty");
+  if (password.length === 0) throw rillError("UNACCEPTABLE_CREDENTIAL", "password is empty");
   if (Buffer.byteLength(password, "utf8") > SCRAM_PASSWORD_BYTES_MAX)
-    throw rillError("INVALID_REQUEST", `password is longer than ${SCRAM_PASSWORD_BYTES_MAX} bytes`);
+    throw rillError("UNACCEPTABLE_CREDENTIAL", `password is longer than ${SCRAM_PASSWORD_BYTES_MAX} bytes`);
 }
 
 function hmac(mechanism: ScramMechanism, key: Uint8Array, data: string | Uint8Array): Buffer {
@@ -88,11 +88,40 @@ function fromSalted(mechanism: ScramMechanism, salted: Uint8Array, salt: Uint8Ar
   };
 }
 
+/**
+ * The credential of a SaltedPassword computed elsewhere (Kafka's AlterUserScramCredentials sends
+ * salt and SaltedPassword, not the password; a broker that salted a password passes these on to
+ * the controller). The SaltedPassword must be as long as the mechanism's hash.
+ */
+export function credentialFromSaltedPassword(
+  mechanism: ScramMechanism,
+  salted: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+): ScramCredential {
+  validateMechanism(mechanism);
+  validateIterations(iterations);
+  if (salt.length === 0) throw rillError("UNACCEPTABLE_CREDENTIAL", "SCRAM salt is empty");
+  const bytes = hashOf(mechanism).bytes;
+  if (salted.length !== bytes)
+    throw rillError("UNACCEPTABLE_CREDENTIAL", `salted password: ${salted.length} bytes, ${mechanism} needs ${bytes}`);
+  return fromSalted(mechanism, salted, salt, iterations);
+}
+
+/** SaltedPassword = PBKDF2(HMAC-H, password, salt, iterations), on libuv's thread pool. */
+export async function saltPassword(password: string, mechanism: ScramMechanism, iterations: number, salt: Uint8Array): Promise<Buffer> {
+  checkInputs(password, mechanism, iterations, salt);
+  const h = hashOf(mechanism);
+  return new Promise<Buffer>((resolve, reject) =>
+    pbkdf2(password, salt, iterations, h.bytes, h.name, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
 function checkInputs(password: string, mechanism: ScramMechanism, iterations: number, salt: Uint8Array): void {
   validateMechanism(mechanism);
   validateIterations(iterations);
   validatePassword(password);
-  if (salt.length === 0) throw rillError("INVALID_REQUEST", "SCRAM salt is empty");
+  if (salt.length === 0) throw rillError("UNACCEPTABLE_CREDENTIAL", "SCRAM salt is empty");
 }
 
 /** The credential of `password` (PBKDF2 runs on the calling thread: use the async form in servers). */
@@ -109,12 +138,7 @@ export async function scramCredentialAsync(
   iterations: number,
   salt: Uint8Array,
 ): Promise<ScramCredential> {
-  checkInputs(password, mechanism, iterations, salt);
-  const h = hashOf(mechanism);
-  const salted = await new Promise<Buffer>((resolve, reject) =>
-    pbkdf2(password, salt, iterations, h.bytes, h.name, (err, key) => (err ? reject(err) : resolve(key))),
-  );
-  return fromSalted(mechanism, salted, salt, iterations);
+  return fromSalted(mechanism, await saltPassword(password, mechanism, iterations, salt), salt, iterations);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -3,6 +3,8 @@ import { RillError } from "../../../src/base/errors.ts";
 import {
   SCRAM_ITERATIONS_MAX,
   SCRAM_ITERATIONS_MIN,
+  credentialFromSaltedPassword,
+  saltPassword,
   scramCredential,
   scramCredentialAsync,
   serverSignature,
@@ -72,6 +74,15 @@ describe("SCRAM credentials", () => {
     }
   });
 
+  it("come out the same from a SaltedPassword computed elsewhere (Kafka's AlterUserScramCredentials shape)", async () => {
+    const salt = Buffer.from("0123456789abcdef");
+    for (const mechanism of ["SCRAM-SHA-256", "SCRAM-SHA-512"] as const) {
+      const salted = await saltPassword("pw", mechanism, 4096, salt);
+      expect(credentialFromSaltedPassword(mechanism, salted, salt, 4096)).toEqual(scramCredential("pw", mechanism, 4096, salt));
+      expect(codeOf(() => credentialFromSaltedPassword(mechanism, salted.subarray(1), salt, 4096))).toBe("UNACCEPTABLE_CREDENTIAL");
+    }
+  });
+
   it("differ for another salt or iteration count", () => {
     const a = scramCredential("pw", "SCRAM-SHA-512", 4096, Buffer.from("salt-a"));
     const b = scramCredential("pw", "SCRAM-SHA-512", 4096, Buffer.from("salt-b"));
@@ -83,12 +94,12 @@ describe("SCRAM credentials", () => {
     const salt = Buffer.from("salt");
     expect(codeOf(() => validateIterations(SCRAM_ITERATIONS_MIN))).toBeUndefined();
     expect(codeOf(() => validateIterations(SCRAM_ITERATIONS_MAX))).toBeUndefined();
-    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", SCRAM_ITERATIONS_MIN - 1, salt))).toBe("INVALID_REQUEST");
-    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", SCRAM_ITERATIONS_MAX + 1, salt))).toBe("INVALID_REQUEST");
-    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", 4096.5, salt))).toBe("INVALID_REQUEST");
-    expect(codeOf(() => validateMechanism("SCRAM-SHA-1"))).toBe("INVALID_REQUEST");
-    expect(codeOf(() => scramCredential("", "SCRAM-SHA-256", 4096, salt))).toBe("INVALID_REQUEST");
-    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", 4096, new Uint8Array()))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", SCRAM_ITERATIONS_MIN - 1, salt))).toBe("UNACCEPTABLE_CREDENTIAL");
+    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", SCRAM_ITERATIONS_MAX + 1, salt))).toBe("UNACCEPTABLE_CREDENTIAL");
+    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", 4096.5, salt))).toBe("UNACCEPTABLE_CREDENTIAL");
+    expect(codeOf(() => validateMechanism("SCRAM-SHA-1"))).toBe("UNSUPPORTED_SASL_MECHANISM");
+    expect(codeOf(() => scramCredential("", "SCRAM-SHA-256", 4096, salt))).toBe("UNACCEPTABLE_CREDENTIAL");
+    expect(codeOf(() => scramCredential("pw", "SCRAM-SHA-256", 4096, new Uint8Array()))).toBe("UNACCEPTABLE_CREDENTIAL");
   });
 
   it("validate user names: not empty, no ':', no control character, not '*', bounded", () => {
@@ -98,6 +109,6 @@ describe("SCRAM credentials", () => {
       expect(
         codeOf(() => validateUserName(bad)),
         JSON.stringify(bad),
-      ).toBe("INVALID_REQUEST");
+      ).toBe("UNACCEPTABLE_CREDENTIAL");
   });
 });
