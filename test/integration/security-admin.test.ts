@@ -249,3 +249,58 @@ describe("after a restart", () => {
     expect((await describeUsers()).results).toEqual(users);
   });
 });
+
+describe("auth.bootstrap.users.file", () => {
+  it("creates its users once, when the cluster is created; a restart with another file changes nothing", async () => {
+    const own = tmpDir("rill-sec-boot-");
+    const file = path.join(own, "users.txt");
+    nodeFs.writeFileSync(file, "# first admins\nadmin:adm1n-pw\nops:0ps-pw\n");
+    const startOwn = () =>
+      Broker.start({ dataDir: path.join(own, "data"), listen: "127.0.0.1:0", config: { authBootstrapUsersFile: file } });
+    let b = await startOwn();
+    let cl = clients(b.address);
+    const users = async () =>
+      (
+        await call<unknown, DescribeUserScramCredentialsResponse>(
+          cl.admin,
+          "describeUserScramCredentials",
+          msg(DescribeUserScramCredentialsRequestSchema, {}),
+        )
+      ).results.map((u) => `${u.user}:${u.credentials.map((x) => ScramMechanism[x.mechanism]).join("+")}`);
+    try {
+      expect(await users()).toEqual(["admin:SCRAM_SHA_256+SCRAM_SHA_512", "ops:SCRAM_SHA_256+SCRAM_SHA_512"]);
+      const del = await call<unknown, AlterUserScramCredentialsResponse>(
+        cl.admin,
+        "alterUserScramCredentials",
+        msg(AlterUserScramCredentialsRequestSchema, {
+          deletions: [
+            { name: "ops", mechanism: ScramMechanism.SCRAM_SHA_256 },
+            { name: "ops", mechanism: ScramMechanism.SCRAM_SHA_512 },
+          ],
+        }),
+      );
+      expect(del.results[0]!.error).toBeUndefined();
+      cl.close();
+      await b.close();
+      nodeFs.writeFileSync(file, "admin:adm1n-pw\nops:0ps-pw\nnewcomer:n3w-pw\n");
+      b = await startOwn();
+      cl = clients(b.address);
+      expect(await users()).toEqual(["admin:SCRAM_SHA_256+SCRAM_SHA_512"]);
+    } finally {
+      cl.close();
+      await b.close().catch(() => {});
+    }
+    // A bad line stops the start with INVALID_CONFIG naming the line, not the password in it.
+    nodeFs.writeFileSync(file, "admin:adm1n-pw\nbad-line-s3cret\n");
+    const err = await startOwn().then(
+      async (started) => {
+        await started.close();
+        return null;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/auth\.bootstrap\.users\.file: .*users\.txt line 2: not of the form name:password/);
+    expect(err?.message).not.toMatch(/s3cret/);
+    rmTmp(own);
+  });
+});
