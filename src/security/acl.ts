@@ -183,6 +183,35 @@ export class Authorizer {
   }
 }
 
+/** What an AuthorizerCache reads of the metadata image. */
+export interface AclSource {
+  readonly aclVersion: number;
+  aclBindings(): AclBinding[];
+}
+
+/**
+ * The Authorizer of the current metadata image, rebuilt only when the bindings changed: when
+ * `aclVersion` moved, or when the image object itself was replaced (a snapshot installed on a
+ * lagging node starts a new image, whose version count starts again).
+ */
+export class AuthorizerCache {
+  private source: AclSource | null = null;
+  private version = -1;
+  private current: Authorizer | null = null;
+
+  constructor(private readonly superUsers: ReadonlySet<Principal>) {}
+
+  /** The Authorizer over `image`'s bindings. */
+  of(image: AclSource): Authorizer {
+    if (this.current === null || this.source !== image || this.version !== image.aclVersion) {
+      this.current = new Authorizer(image.aclBindings(), this.superUsers);
+      this.source = image;
+      this.version = image.aclVersion;
+    }
+    return this.current;
+  }
+}
+
 const CONTROL = /\p{Cc}/u;
 
 /** A principal's problem, or undefined when it is `User:<name>` with a valid name. */

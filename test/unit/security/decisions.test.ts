@@ -4,7 +4,7 @@ import { SeededRandom } from "../../../src/base/random.ts";
 import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from "../../../src/metadata/records.ts";
 import type { AclBinding } from "../../../src/metadata/security-types.ts";
-import { Authorizer } from "../../../src/security/acl.ts";
+import { Authorizer, AuthorizerCache } from "../../../src/security/acl.ts";
 import {
   decideAlterScramCredentials,
   decideCreateAcls,
@@ -89,6 +89,24 @@ describe("ACL decisions", () => {
     const auth = new Authorizer(img.aclBindings(), new Set());
     expect(auth.authorize("User:alice", "1.2.3.4", "DESCRIBE", "TOPIC", "orders")).toBe(true);
     expect(auth.authorize("User:alice", "1.2.3.4", "READ", "TOPIC", "secret")).toBe(false);
+  });
+});
+
+describe("AuthorizerCache", () => {
+  it("rebuilds when the bindings change or the image is replaced (a snapshot), not otherwise", () => {
+    const img = new MetadataImage();
+    const cache = new AuthorizerCache(new Set());
+    const first = cache.of(img);
+    expect(cache.of(img)).toBe(first);
+    apply(img, decideCreateAcls(img, [bind({})], new SeededRandom(SEED)).records);
+    const second = cache.of(img);
+    expect(second).not.toBe(first);
+    expect(second.authorize("User:alice", "h", "READ", "TOPIC", "orders")).toBe(true);
+    // A snapshot with other bindings but the same version count.
+    const other = new MetadataImage();
+    apply(other, decideCreateAcls(other, [bind({ principal: "User:bob" })], new SeededRandom(SEED)).records);
+    expect(other.aclVersion).toBe(img.aclVersion);
+    expect(cache.of(other).authorize("User:alice", "h", "READ", "TOPIC", "orders")).toBe(false);
   });
 });
 
