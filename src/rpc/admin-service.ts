@@ -45,6 +45,19 @@ import {
   encodeElectLeadersResult,
   encodeListTopicsResult,
 } from "./admin-codec.ts";
+import {
+  decodeAlterUserScramCredentials,
+  decodeCreateAcls,
+  decodeDeleteAcls,
+  decodeDescribeAcls,
+  decodeDescribeUserScramCredentials,
+  encodeAlterUserScramCredentialsResult,
+  encodeCreateAclsResult,
+  encodeDeleteAclsResult,
+  encodeDescribeAclsResult,
+  encodeDescribeUserScramCredentialsResult,
+} from "./admin-security-codec.ts";
+import { SecurityAdminHandlers } from "../service/admin-security.ts";
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -128,6 +141,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
     leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
+  const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
   return {
@@ -144,5 +158,15 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     alterConfigs: unary(async (req, call) => encodeAlterConfigsResult(await admin.alterConfigs(decodeAlterConfigs(req), via(call)))),
     electLeaders: unary(async (req, call) => encodeElectLeadersResult(await admin.electLeaders(decodeElectLeaders(req), via(call)))),
     describeCluster: unary(() => encodeDescribeClusterResult(admin.describeCluster())),
+    // security (issue 13): ACLs and SCRAM users
+    createAcls: unary(async (req, call) => encodeCreateAclsResult(await security.createAcls(decodeCreateAcls(req), via(call)))),
+    describeAcls: unary((req) => encodeDescribeAclsResult(security.describeAcls(decodeDescribeAcls(req)))),
+    deleteAcls: unary(async (req, call) => encodeDeleteAclsResult(await security.deleteAcls(decodeDeleteAcls(req), via(call)))),
+    alterUserScramCredentials: unary(async (req, call) =>
+      encodeAlterUserScramCredentialsResult(await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call))),
+    ),
+    describeUserScramCredentials: unary((req) =>
+      encodeDescribeUserScramCredentialsResult(security.describeUserScramCredentials(decodeDescribeUserScramCredentials(req))),
+    ),
   };
 }
