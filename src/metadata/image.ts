@@ -14,6 +14,7 @@ import type {
   PartitionChangeRecord,
   PartitionRecord,
 } from "./records.ts";
+import { applyClientQuota, type ClientQuotaState, clientQuotaSnapshot } from "./client-quotas.ts";
 
 /** A partition's state in the image. */
 export type PartitionState = Omit<PartitionRecord, "type" | "v">;
@@ -54,6 +55,8 @@ export class MetadataImage {
   readonly producerEpochs = new Map<number, number>();
   /** Stable (transactional-style) ids → the producer id they own. */
   readonly transactionalIds = new Map<string, number>();
+  /** Client quotas by entity (client-quotas.ts `quotaEntityKey`). */
+  readonly clientQuotas = new Map<string, ClientQuotaState>();
   /** Offset of the last record applied, -1 when empty. */
   offset = -1;
 
@@ -106,6 +109,9 @@ export class MetadataImage {
         this.producerEpochs.set(r.producerId, r.producerEpoch);
         if (r.transactionalId !== "") this.transactionalIds.set(r.transactionalId, r.producerId);
         this.nextProducerId = Math.max(this.nextProducerId, r.producerId + 1);
+        break;
+      case "client-quota":
+        applyClientQuota(this.clientQuotas, r);
         break;
     }
     this.offset = offset;
@@ -162,7 +168,7 @@ export class MetadataImage {
 /**
  * The records that rebuild `image` when replayed into a fresh one (MetadataImage.fromSnapshot):
  * topics with their configs and partition states, brokers with their epochs and fencing, and the
- * producer id state. Arrays are copied, so the records do not alias the image.
+ * producer id state, and the client quotas. Arrays are copied, so the records do not alias the image.
  */
 export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   const out: MetadataRecord[] = [];
@@ -193,5 +199,6 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
     out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId });
   }
   out.push({ type: "producer-ids", v: 1, nextProducerId: image.nextProducerId });
+  out.push(...clientQuotaSnapshot(image.clientQuotas));
   return out;
 }

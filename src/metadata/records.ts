@@ -10,6 +10,7 @@
  * Unknown types fail loudly on replay.
  */
 import { rillError } from "../base/errors.ts";
+import type { QuotaEntity, QuotaKey } from "./security-types.ts";
 
 /** A topic came into being. Its partitions follow as PartitionRecords. */
 export interface TopicRecord {
@@ -139,6 +140,21 @@ export interface ProducerEpochRecord {
   readonly transactionalId: string;
 }
 
+// ---- client quotas (issue 13) ------------------------------------------------------------------
+
+/**
+ * A client quota set or removed (Kafka's ClientQuotaRecord): `key` of `entity` becomes `value`
+ * bytes per second, or is removed when `value` is null. The entity's parts as QuotaEntity: a
+ * part that is null is the `<default>` entity of that part, an absent part is not in the entity.
+ */
+export interface ClientQuotaRecord {
+  readonly type: "client-quota";
+  readonly v: 1;
+  readonly entity: QuotaEntity;
+  readonly key: QuotaKey;
+  readonly value: number | null;
+}
+
 /** Every kind of metadata record. */
 export type MetadataRecord =
   | TopicRecord
@@ -150,7 +166,8 @@ export type MetadataRecord =
   | BrokerShutdownRecord
   | PartitionChangeRecord
   | ProducerIdsRecord
-  | ProducerEpochRecord;
+  | ProducerEpochRecord
+  | ClientQuotaRecord;
 
 const TYPES = new Set<MetadataRecord["type"]>([
   "topic",
@@ -163,6 +180,7 @@ const TYPES = new Set<MetadataRecord["type"]>([
   "partition-change",
   "producer-ids",
   "producer-epoch",
+  "client-quota",
 ]);
 
 /** Encodes a record for storage. */

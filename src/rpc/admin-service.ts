@@ -48,6 +48,13 @@ import {
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { QuotaAdmin } from "../service/quota-admin.ts";
+import {
+  decodeAlterClientQuotas,
+  decodeDescribeClientQuotas,
+  encodeAlterClientQuotasResult,
+  encodeDescribeClientQuotasResult,
+} from "./quota-codec.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -128,6 +135,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
     leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
+  const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
   return {
@@ -144,5 +152,10 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     alterConfigs: unary(async (req, call) => encodeAlterConfigsResult(await admin.alterConfigs(decodeAlterConfigs(req), via(call)))),
     electLeaders: unary(async (req, call) => encodeElectLeadersResult(await admin.electLeaders(decodeElectLeaders(req), via(call)))),
     describeCluster: unary(() => encodeDescribeClusterResult(admin.describeCluster())),
+    // client quotas (issue 13)
+    alterClientQuotas: unary(async (req, call) =>
+      encodeAlterClientQuotasResult(await quotas.alterClientQuotas(decodeAlterClientQuotas(req), via(call))),
+    ),
+    describeClientQuotas: unary((req) => encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)))),
   };
 }

@@ -18,6 +18,7 @@ import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { FetchMemory } from "../service/fetch.ts";
+import { QuotaThrottle } from "../service/quota-throttle.ts";
 import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
@@ -57,14 +58,17 @@ export interface ServiceDeps {
   readonly controller: ControllerServiceDeps;
   /** How deeply producers' batches are validated (`produce.validation`); default full. */
   readonly produceChecks?: ProduceChecks;
+  /** Client quotas (issue 13); default: the replicas' image and clock with `timers`. */
+  readonly quotas?: QuotaThrottle;
 }
 
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
   addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
+  const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
+  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks, quotas), produceServiceCodecs);
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas), fetchServiceCodecs);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas));
   addService(server, ReplicationService, replicationService(d.replicas));
   addService(server, ControllerService, controllerService(d.controller));
 }

@@ -16,6 +16,7 @@
  * Results list one entry per requested item, in request order, unless a comment says otherwise.
  */
 import type { RillError } from "../base/errors.ts";
+import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
 export interface Unrecognized {
@@ -328,6 +329,8 @@ export interface AdminChanges {
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };
   alterConfigs: { input: AlterConfigsInput; result: AlterConfigsResult };
   electLeaders: { input: ElectLeadersInput; result: ElectLeadersResult };
+  // client quotas (issue 13)
+  alterClientQuotas: { input: AlterClientQuotasInput; result: AlterClientQuotasResult };
 }
 
 /** The name of a metadata-changing admin request. */

@@ -44,6 +44,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterConfigs: unimplemented,
   describeCluster: (_call, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: "no such thing" }),
   electLeaders: unimplemented,
+  alterClientQuotas: unimplemented,
+  describeClientQuotas: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

@@ -96,6 +96,8 @@ describe("grpc-js server and client built from descriptors", () => {
     alterConfigs: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeCluster: (_call, cb) => cb(null, create(AdminService.method.describeCluster.output, { clusterId: "c1", controllerId: 1 })),
     electLeaders: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    alterClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    describeClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

@@ -41,6 +41,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterConfigs: unimplemented,
   describeCluster: unimplemented,
   electLeaders: unimplemented,
+  alterClientQuotas: unimplemented,
+  describeClientQuotas: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */
