@@ -16,6 +16,7 @@ import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
 import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
+import { registerQuota } from "./quota-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -221,6 +222,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .action(async (o: ClusterStartOptions) => startCluster({ io, bootstrap: DEFAULT_BOOTSTRAP }, o));
 
   registerBench(program, io);
+  registerQuota(program, (cmd) => contextOf(cmd, io));
 
   return program;
 }

@@ -60,6 +60,9 @@ export class BootstrapTransport implements Transport {
   readonly describeConfigs: UnaryCall<"describeConfigs"> = (r, o) => this.call((t) => t.describeConfigs(r, o), o);
   readonly alterConfigs: UnaryCall<"alterConfigs"> = (r, o) => this.call((t) => t.alterConfigs(r, o), o);
   readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) => this.call((t) => t.describeCluster(r, o), o);
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas"> = (r, o) => this.call((t) => t.alterClientQuotas(r, o), o);
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) => this.call((t) => t.describeClientQuotas(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

@@ -81,6 +81,11 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.alterConfigs, AdminService.method.alterConfigs.input, r, o);
   readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) =>
     this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterClientQuotas, AdminService.method.alterClientQuotas.input, r, o);
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeClientQuotas, AdminService.method.describeClientQuotas.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

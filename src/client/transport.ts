@@ -62,6 +62,9 @@ export interface Transport {
   readonly describeConfigs: UnaryCall<"describeConfigs">;
   readonly alterConfigs: UnaryCall<"alterConfigs">;
   readonly describeCluster: UnaryCall<"describeCluster">;
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas">;
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

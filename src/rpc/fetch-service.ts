@@ -85,7 +85,13 @@ export function fetchService(
       const forwarded = isForwarded(call);
       // Client quotas (issue 13): a forwarded call was counted where the client sent it.
       const run = () => fetch(rm, toFetchInput(req), cancel, forwarded ? null : forwarder, memory, pool);
-      const { answer: res, throttleTimeMs } = await throttled(forwarded ? undefined : quotas, requesterOf(call), "consume", run, fetchResultBytes);
+      const { answer: res, throttleTimeMs } = await throttled(
+        forwarded ? undefined : quotas,
+        requesterOf(call),
+        "consume",
+        run,
+        fetchResultBytes,
+      );
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
       if (cancel.aborted) res.release();
@@ -93,9 +99,7 @@ export function fetchService(
       return { ...toFetchOutput(res), throttleTimeMs };
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory, isForwarded(call) ? undefined : quotas).catch((e: unknown) =>
-        call.destroy(toServiceError(e)),
-      );
+      serveSubscribe(rm, call, pool, memory, isForwarded(call) ? undefined : quotas).catch((e: unknown) => call.destroy(toServiceError(e)));
     },
     listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
   };

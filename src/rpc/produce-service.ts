@@ -224,7 +224,11 @@ function serveProduceStream(
 export function produceRequestBytes(req: ProduceRequest): number {
   let n = req.recordBatch.length;
   for (const r of req.records) {
-    n += recordBytes({ key: r.key ?? null, value: r.value ?? null, headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })) });
+    n += recordBytes({
+      key: r.key ?? null,
+      value: r.value ?? null,
+      headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })),
+    });
   }
   return n;
 }

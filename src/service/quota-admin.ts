@@ -61,7 +61,10 @@ export function quotaFilterOf(input: DescribeClientQuotasInput): QuotaFilter {
     if (typeof c.entityType !== "string")
       throw rillError("INVALID_REQUEST", `${field}.entity_type: ${typeName(c.entityType)} (known: user, client-id)`);
     if (typeof c.matchType !== "string")
-      throw rillError("INVALID_REQUEST", `${field}.match_type: unknown match type ${c.matchType.unrecognized} (known: exact, default, any)`);
+      throw rillError(
+        "INVALID_REQUEST",
+        `${field}.match_type: unknown match type ${c.matchType.unrecognized} (known: exact, default, any)`,
+      );
     if ((c.entityType === "user" ? user : clientId) !== undefined)
       throw rillError("INVALID_REQUEST", `${field}.entity_type: ${c.entityType} is given twice`);
     if (c.matchType === "exact" && c.match === "") throw rillError("INVALID_REQUEST", `${field}.match: empty with an exact match`);

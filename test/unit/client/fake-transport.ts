@@ -242,6 +242,12 @@ export class FakeTransport implements Transport {
   readonly describeCluster: Transport["describeCluster"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly alterClientQuotas: Transport["alterClientQuotas"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly describeClientQuotas: Transport["describeClientQuotas"] = async () => {
+    throw new Error("not in the fake");
+  };
 
   readonly fetch: Transport["fetch"] = async (req, options?: CallOptions) => {
     this.checkUp();

@@ -197,6 +197,8 @@ class FakeNode implements Transport {
   readonly createPartitions = this.createTopics as unknown as Transport["createPartitions"];
   readonly describeConfigs = this.createTopics as unknown as Transport["describeConfigs"];
   readonly alterConfigs = this.createTopics as unknown as Transport["alterConfigs"];
+  readonly alterClientQuotas = this.createTopics as unknown as Transport["alterClientQuotas"];
+  readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {
