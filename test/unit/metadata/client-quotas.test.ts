@@ -37,9 +37,9 @@ describe("client quotas in the metadata image", () => {
     commit(img, { entity: { user: "alice" }, ops: [{ key: "consumer_byte_rate", value: 0, remove: true }] });
     expect(img.clientQuotas.size).toBe(0);
     // removing what is not set is no change
-    expect(decideAlterClientQuotas(img, { entity: { user: "alice" }, ops: [{ key: "consumer_byte_rate", value: 0, remove: true }] }, "e")).toEqual(
-      [],
-    );
+    expect(
+      decideAlterClientQuotas(img, { entity: { user: "alice" }, ops: [{ key: "consumer_byte_rate", value: 0, remove: true }] }, "e"),
+    ).toEqual([]);
   });
 
   it("keeps a default part apart from a name that reads <default>", () => {
@@ -101,10 +101,7 @@ describe("client quotas in the metadata image", () => {
     set({ clientId: null });
     const names = (f: Parameters<typeof describeClientQuotas>[1]) => describeClientQuotas(img, f).map((q) => quotaEntityKey(q.entity));
     expect(names({ strict: false })).toHaveLength(5);
-    expect(names({ user: { type: "exact", name: "alice" }, strict: false })).toEqual([
-      'user="alice"',
-      'user="alice"/client-id="app"',
-    ]);
+    expect(names({ user: { type: "exact", name: "alice" }, strict: false })).toEqual(['user="alice"', 'user="alice"/client-id="app"']);
     expect(names({ user: { type: "exact", name: "alice" }, strict: true })).toEqual(['user="alice"']);
     expect(names({ user: { type: "default" }, strict: false })).toEqual(["user=<default>"]);
     expect(names({ clientId: { type: "any" }, strict: true })).toEqual(['client-id="app"', "client-id=<default>"]);

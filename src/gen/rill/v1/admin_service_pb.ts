@@ -1465,7 +1465,8 @@ export const DescribeClientQuotasRequest_ComponentSchema: GenMessage<DescribeCli
  */
 export type DescribeClientQuotasResponse = Message<"rill.v1.DescribeClientQuotasResponse"> & {
   /**
-   * The matching entities, sorted by user then client id.
+   * The matching entities, in a stable order (client-id-only entities first, then by user; names
+   * before the default).
    *
    * @generated from field: repeated rill.v1.DescribeClientQuotasResponse.Entry entries = 1;
    */
