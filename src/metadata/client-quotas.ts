@@ -9,7 +9,6 @@
  * Pure: the image in, records out; nothing here writes.
  */
 import { rillError } from "../base/errors.ts";
-import type { MetadataImage } from "./image.ts";
 import type { ClientQuotaRecord, MetadataRecord } from "./records.ts";
 import { QUOTA_KEYS, type QuotaEntity, type QuotaKey, type QuotaValues } from "./security-types.ts";
 
@@ -17,6 +16,11 @@ import { QUOTA_KEYS, type QuotaEntity, type QuotaKey, type QuotaValues } from ".
 export interface ClientQuotaState {
   readonly entity: QuotaEntity;
   readonly values: QuotaValues;
+}
+
+/** The part of the MetadataImage these decisions read. */
+export interface QuotaImage {
+  readonly clientQuotas: ReadonlyMap<string, ClientQuotaState>;
 }
 
 /** Longest user name or client id a quota entity may name (Kafka bounds neither; we do). */
@@ -119,7 +123,7 @@ function validateQuotaOp(op: QuotaOp, field: string): QuotaKey {
  * INVALID_REQUEST: no entity, an unknown key, a value that is not a positive byte rate, a key
  * changed twice. Removing a key that is not set is no change, as in Kafka.
  */
-export function decideAlterClientQuotas(image: MetadataImage, a: QuotaAlteration, field: string): MetadataRecord[] {
+export function decideAlterClientQuotas(image: QuotaImage, a: QuotaAlteration, field: string): MetadataRecord[] {
   validateQuotaEntity(a.entity, `${field}.entity`);
   if (a.ops.length === 0) throw rillError("INVALID_REQUEST", `${field}.ops: at least one operation is required`);
   const seen = new Set<string>();
@@ -163,7 +167,7 @@ function matchesPart(v: string | null | undefined, m: QuotaMatch | undefined): b
 }
 
 /** The entities of the image that `f` matches, sorted by their key (Kafka's filter semantics). */
-export function describeClientQuotas(image: MetadataImage, f: QuotaFilter): ClientQuotaState[] {
+export function describeClientQuotas(image: QuotaImage, f: QuotaFilter): ClientQuotaState[] {
   const out: Array<[string, ClientQuotaState]> = [];
   for (const [k, q] of image.clientQuotas) {
     if (!matchesPart(q.entity.user, f.user) || !matchesPart(q.entity.clientId, f.clientId)) continue;

@@ -87,7 +87,7 @@ export function fetchService(
       const run = () => fetch(rm, toFetchInput(req), cancel, forwarded ? null : forwarder, memory, pool);
       const { answer: res, throttleTimeMs } = await throttled(
         forwarded ? undefined : quotas,
-        requesterOf(call),
+        () => requesterOf(call),
         "consume",
         run,
         fetchResultBytes,
@@ -99,7 +99,9 @@ export function fetchService(
       return { ...toFetchOutput(res), throttleTimeMs };
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory, isForwarded(call) ? undefined : quotas).catch((e: unknown) => call.destroy(toServiceError(e)));
+      serveSubscribe(rm, call, pool, memory, quotas && !isForwarded(call) ? quotas : undefined).catch((e: unknown) =>
+        call.destroy(toServiceError(e)),
+      );
     },
     listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
   };
@@ -122,11 +124,11 @@ async function serveSubscribe(
   };
   const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
   // Client quotas (issue 13): over quota, the stream pushes nothing for the throttle time.
-  const who = requesterOf(call);
+  const who = quotas ? requesterOf(call) : null;
   const pause = quotas?.streamPause();
   const sink = {
     send: (message: FetchResult, bytes: number, onSent: () => void) => {
-      const throttleTimeMs = quotas ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
+      const throttleTimeMs = quotas && who ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
       pause?.pause(
         throttleTimeMs,
         () => {},

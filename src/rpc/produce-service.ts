@@ -64,8 +64,12 @@ export function produceService(
       // A forwarded call was counted where the client sent it.
       const forwarded = isForwarded(call);
       const run = () => produce(req, forwarded);
-      const { answer, throttleTimeMs } = await throttled(forwarded ? undefined : quotas, requesterOf(call), "produce", run, () =>
-        produceRequestBytes(req),
+      const { answer, throttleTimeMs } = await throttled(
+        forwarded ? undefined : quotas,
+        () => requesterOf(call),
+        "produce",
+        run,
+        () => produceRequestBytes(req),
       );
       answer.throttleTimeMs = throttleTimeMs;
       return answer;
@@ -180,7 +184,7 @@ function serveProduceStream(
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
   // Client quotas (issue 13): over quota, the stream is not read for the throttle time.
-  const who = requesterOf(call);
+  const who = quotas ? requesterOf(call) : null;
   const pause = quotas?.streamPause();
   const end = (): void => {
     if (ended) return;
@@ -194,7 +198,7 @@ function serveProduceStream(
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
-    const throttleTimeMs = quotas && msg.request ? quotas.record(who, "produce", produceRequestBytes(msg.request)) : 0;
+    const throttleTimeMs = quotas && who && msg.request ? quotas.record(who, "produce", produceRequestBytes(msg.request)) : 0;
     if (pause && throttleTimeMs > 0)
       pause.pause(
         throttleTimeMs,

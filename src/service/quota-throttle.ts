@@ -71,22 +71,23 @@ export class QuotaThrottle {
 }
 
 /**
- * Runs a unary request under `who`'s quota: waits out an earlier throttle, runs `run`, records
+ * Runs a unary request under the quota of its requester (`who`, asked only when quotas are wired): waits out an earlier throttle, runs `run`, records
  * the bytes `bytesOf` counts (request bytes for produce, response bytes for consume) and holds
  * the answer for the throttle time. Resolves with the answer and the total ms it was held.
  * Without a throttle (quotas not wired) it only runs.
  */
 export async function throttled<T>(
   throttle: QuotaThrottle | undefined,
-  who: Requester,
+  who: () => Requester,
   kind: QuotaKind,
   run: () => Promise<T>,
   bytesOf: (answer: T) => number,
 ): Promise<{ answer: T; throttleTimeMs: number }> {
   if (!throttle) return { answer: await run(), throttleTimeMs: 0 };
-  const waited = await throttle.admit(who, kind);
+  const requester = who();
+  const waited = await throttle.admit(requester, kind);
   const answer = await run();
-  const held = await throttle.hold(who, kind, bytesOf(answer));
+  const held = await throttle.hold(requester, kind, bytesOf(answer));
   return { answer, throttleTimeMs: waited + held };
 }
 

@@ -78,6 +78,8 @@ describe("rill.v1 contract", () => {
       AlterConfigs: "unary",
       DescribeCluster: "unary",
       ElectLeaders: "unary",
+      AlterClientQuotas: "unary",
+      DescribeClientQuotas: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });
