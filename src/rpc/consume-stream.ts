@@ -88,6 +88,11 @@ class CallSink implements ConsumeSink {
     if (!this.quota?.pause.paused) this.onRoom();
   }
 
+  /** Over the consumer quota: the session pushes nothing until `onRoom`. */
+  throttled(): boolean {
+    return this.quota?.pause.paused ?? false;
+  }
+
   /** Records `r`'s bytes under the consumer quota; the throttle time (0: none). */
   private throttle(r: DeliveredRecords): number {
     if (!this.quota) return 0;

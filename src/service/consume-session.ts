@@ -133,6 +133,11 @@ export interface ConsumeSink {
   assignment(change: AssignmentChange): void;
   /** Records to send; false when the transport's buffer is full (call `drained()` once it empties). */
   records(records: DeliveredRecords): boolean;
+  /**
+   * True while the client is over its consumer quota (issue 13): the session pushes nothing and
+   * waits for `drained()`, which the sink calls once the throttle time has passed.
+   */
+  throttled?(): boolean;
   /** The answer to a commit. */
   commitResult(result: CommitResultOutput): void;
   /** The session is over: null when it was closed, the reason when it failed. Called once. */
@@ -493,6 +498,10 @@ export class ConsumeSession {
   /** Sends records of owned partitions while credit lasts; waits for data or credit otherwise. */
   private async pump(sub: ConsumeSubscription): Promise<void> {
     while (!this.closed && !this.rm.closed) {
+      if (this.sink.throttled?.()) {
+        await this.waitForDrain();
+        continue;
+      }
       let sent = false;
       for (const o of [...this.owned.values()]) {
         if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;

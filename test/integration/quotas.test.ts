@@ -23,7 +23,20 @@ import {
   QuotaMatchType,
 } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
-import { type SubscribeResponse, SubscribeRequestSchema } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  FetchRequestSchema,
+  type FetchResponse,
+  type SubscribeResponse,
+  SubscribeRequestSchema,
+} from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import {
+  AutoOffsetReset,
+  type ConsumeRequest,
+  ConsumeRequestSchema,
+  type ConsumeResponse,
+  GroupService,
+} from "../../src/gen/rill/v1/group_service_pb.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import {
   Acks,
   ProduceRequestSchema,
@@ -157,6 +170,67 @@ function subscriber(c: Clients, topic: string, clientId: string): Promise<Meter>
   });
 }
 
+/** Unary Fetch of 64 KiB at a time from offset 0, adding to `meter` until it is done. */
+async function fetcher(c: Clients, topic: string, meter: Meter): Promise<void> {
+  let offset = 0n;
+  while (!meter.done) {
+    const req = create(FetchRequestSchema, {
+      partitions: [{ topic, partition: 0, offset }],
+      maxBytes: 64 * KiB,
+      format: RecordFormat.BATCHES,
+    });
+    const res = await callAs<FetchResponse>(c.fetch, "fetch", req, "fetcher");
+    const p = res.partitions[0]!;
+    expect(p.error).toBeUndefined();
+    offset = p.nextOffset;
+    meter.add(p.recordBatches.length, res.throttleTimeMs);
+  }
+}
+
+/** A Consume stream of group `group` (64 KiB of byte credit, granted back as records arrive), until `meter` is done. */
+function consumer(address: string, topic: string, group: string, meter: Meter): Promise<void> {
+  const Group = clientConstructor(GroupService);
+  const client = new Group(address, grpc.credentials.createInsecure());
+  const stream = (client as unknown as { consume(md: grpc.Metadata): grpc.ClientDuplexStream<ConsumeRequest, ConsumeResponse> }).consume(
+    withClientId("consumer"),
+  );
+  stream.write(
+    create(ConsumeRequestSchema, {
+      kind: {
+        case: "subscribe",
+        value: {
+          groupId: group,
+          topics: [topic],
+          autoOffsetReset: AutoOffsetReset.EARLIEST,
+          maxOutstandingRecords: 1_000_000,
+          maxOutstandingBytes: BigInt(64 * KiB),
+          format: RecordFormat.BATCHES,
+        },
+      },
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      stream.cancel();
+      client.close();
+      resolve();
+    };
+    // ends when the measurement does, whether records come or not
+    const timer = setTimeout(finish, WARMUP_MS + MEASURE_MS - (Date.now() - meter.start));
+    stream.on("data", (m: ConsumeResponse) => {
+      if (m.kind.case !== "records") return;
+      const bytes = m.kind.value.recordBatches.length;
+      meter.add(bytes, m.kind.value.throttleTimeMs);
+      if (meter.done) finish();
+      else stream.write(create(ConsumeRequestSchema, { kind: { case: "flow", value: { records: 0, bytes: BigInt(bytes) } } }));
+    });
+    stream.on("error", (e: grpc.ServiceError) => {
+      if (e.code !== grpc.status.CANCELLED) reject(e);
+    });
+  });
+}
+
 describe("client quotas", () => {
   let dir = "";
   let broker: Broker;
@@ -172,7 +246,7 @@ describe("client quotas", () => {
       c.admin,
       "createTopics",
       create(CreateTopicsRequestSchema, {
-        topics: ["unary", "stream", "sub", "free"].map((name) => ({ name, partitions: 1, replicationFactor: 1 })),
+        topics: ["unary", "stream", "sub", "read-twice"].map((name) => ({ name, partitions: 1, replicationFactor: 1 })),
       }),
     );
   });
@@ -183,6 +257,13 @@ describe("client quotas", () => {
     await broker?.close().catch(() => {});
     rmTmp(dir);
   });
+
+  /** Writes `count` records of 64 KiB to `topic`, under a client id no producer quota names. */
+  async function preload(topic: string, count: number): Promise<void> {
+    for (let i = 0; i < count; i += 8) {
+      await Promise.all(Array.from({ length: 8 }, () => callAs<ProduceResponse>(c.produce, "produce", produceRequest(topic), "loader")));
+    }
+  }
 
   it("refuses bad quota requests with a specific error and stores nothing", async () => {
     const alter = (init: Parameters<typeof create<typeof AlterClientQuotasRequestSchema>>[1]) =>
@@ -240,9 +321,7 @@ describe("client quotas", () => {
 
   it("holds a producer, a pipelined producer and a Subscribe to 1 MiB/s each; removing the quota restores full speed", async () => {
     // 16 MiB for the subscriber to read, written before any quota exists
-    for (let i = 0; i < 256; i += 8) {
-      await Promise.all(Array.from({ length: 8 }, () => callAs<ProduceResponse>(c.produce, "produce", produceRequest("sub"), "loader")));
-    }
+    await preload("sub", 256);
     await admin.alterClientQuotas([
       { entity: { clientId: "unary-producer" }, set: { producer_byte_rate: QUOTA } },
       { entity: { clientId: "stream-producer" }, set: { producer_byte_rate: QUOTA } },
@@ -280,6 +359,19 @@ describe("client quotas", () => {
     console.log(`quota removed: unary Produce ${(rate / MiB).toFixed(1)} MiB/s`);
     expect(throttled).toBe(0);
     expect(rate).toBeGreaterThan(1.1 * QUOTA);
+  }, 60_000);
+
+  it("holds Fetch and Consume of one user together to its 1 MiB/s consumer quota", async () => {
+    await preload("read-twice", 256);
+    // the default user's consumer quota: one sensor for User:ANONYMOUS, whatever its client id
+    await admin.alterClientQuotas([{ entity: { user: null }, set: { consumer_byte_rate: QUOTA } }]);
+    const both = new Meter();
+    await Promise.all([fetcher(c, "read-twice", both), consumer(broker.address, "read-twice", "quota-group", both)]);
+    console.log(
+      `quota 1 MiB/s: Fetch + Consume ${(both.rate / MiB).toFixed(3)} MiB/s, ${both.throttles} throttled, max ${both.maxThrottleMs} ms`,
+    );
+    expect(both.rate).toBeLessThanOrEqual(1.1 * QUOTA);
+    expect(both.throttles).toBeGreaterThan(0);
   }, 60_000);
 
   it("keeps quotas across a restart from a metadata snapshot", async () => {
