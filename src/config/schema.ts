@@ -366,6 +366,23 @@ export const brokerKeys = [
     1,
     MAX_SAFE,
   ),
+  // ---- client quotas (issue 13) ----
+  int(
+    "quota.window.num",
+    "quotaWindowNum",
+    "Samples a client-quota rate is measured over (Kafka's quota.window.num); the throttle time of a client over its producer_byte_rate or consumer_byte_rate is at most this many samples.",
+    11,
+    2,
+    1000,
+  ),
+  int(
+    "quota.window.size.seconds",
+    "quotaWindowSizeSeconds",
+    "Length of one client-quota sample, in seconds (Kafka's quota.window.size.seconds).",
+    1,
+    1,
+    3600,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -419,6 +436,9 @@ export interface BrokerConfig {
   maxConnections: number;
   maxPartitions: number;
   logFileHandlesMax: number;
+  // client quotas (issue 13)
+  quotaWindowNum: number;
+  quotaWindowSizeSeconds: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {
