@@ -70,8 +70,6 @@ class CallSink implements ConsumeSink {
 
   /** Client quotas (issue 13): over quota, records stop for the throttle time. */
   private readonly quota: { throttle: QuotaThrottle; pause: StreamPause; who: Requester } | null;
-  /** A write returned false and grpc-js has not emitted 'drain' yet. */
-  private writeBlocked = false;
   /** Tells the session it may push again. */
   onRoom: () => void = () => {};
 
@@ -84,7 +82,6 @@ class CallSink implements ConsumeSink {
 
   /** grpc-js emptied its buffer: the session may push again, unless a throttle still runs. */
   drained(): void {
-    this.writeBlocked = false;
     if (!this.quota?.pause.paused) this.onRoom();
   }
 
@@ -100,12 +97,12 @@ class CallSink implements ConsumeSink {
     for (const c of r.chunks) bytes += c.length;
     if (this.format !== RecordFormat.BATCHES) for (const rec of r.records ?? []) bytes += recordBytes(rec);
     const ms = this.quota.throttle.record(this.quota.who, "consume", bytes);
+    // When the throttle ends the session pushes again; if the client is not reading, that write
+    // blocks and the session's wait for 'drain' counts against its session timeout again.
     this.quota.pause.pause(
       ms,
       () => {},
-      () => {
-        if (!this.writeBlocked) this.onRoom();
-      },
+      () => this.onRoom(),
     );
     return ms;
   }
@@ -128,9 +125,7 @@ class CallSink implements ConsumeSink {
       this.format === RecordFormat.BATCHES
         ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
         : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
-    const more = this.send({ case: "records", value });
-    if (!more) this.writeBlocked = true;
-    return more && throttleTimeMs === 0;
+    return this.send({ case: "records", value }) && throttleTimeMs === 0;
   }
 
   commitResult(r: CommitResultOutput): void {

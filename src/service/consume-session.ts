@@ -499,7 +499,7 @@ export class ConsumeSession {
   private async pump(sub: ConsumeSubscription): Promise<void> {
     while (!this.closed && !this.rm.closed) {
       if (this.sink.throttled?.()) {
-        await this.waitForDrain();
+        await this.waitForDrain(false);
         continue;
       }
       let sent = false;
@@ -509,7 +509,7 @@ export class ConsumeSession {
         const out = this.readOwned(sub, o);
         if (out === null) continue;
         sent = true;
-        if (!this.sink.records(out)) await this.waitForDrain();
+        if (!this.sink.records(out)) await this.waitForDrain(!this.sink.throttled?.());
       }
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
     }
@@ -564,9 +564,13 @@ export class ConsumeSession {
     };
   }
 
-  /** Waits for `drained()` (or any wake-up: credit, assignment, commit, close). */
-  private async waitForDrain(): Promise<void> {
-    this.blockedSinceMs = this.rm.nowMs();
+  /**
+   * Waits for `drained()` (or any wake-up: credit, assignment, commit, close). `stalls`: the wait
+   * is the client's (it does not read), counted against its session timeout; a wait for the
+   * client's quota throttle is the broker's own and is not.
+   */
+  private async waitForDrain(stalls = true): Promise<void> {
+    if (stalls) this.blockedSinceMs = this.rm.nowMs();
     await new Promise<void>((resolve) => {
       this.drainWaiter = resolve;
       this.wake.onabort = resolve;
