@@ -10,6 +10,7 @@
  * through the controller channel, which asks the store who leads (the store starts once the
  * channel exists).
  */
+import { QuotaThrottle } from "../service/quota-throttle.ts";
 import * as crypto from "node:crypto";
 import { type Clock, systemClock } from "../base/clock.ts";
 import { rillError } from "../base/errors.ts";
@@ -387,6 +388,11 @@ export function serviceDeps(
     producerIdMetadataWaitMs: config.producerIdMetadataWaitMs,
     groups: data.groups,
     timers: systemTimers,
+    // client quotas (issue 13)
+    quotas: new QuotaThrottle(() => data.rm.image, { nowMs: () => data.rm.nowMs() }, systemTimers, {
+      samples: config.quotaWindowNum,
+      sampleMs: config.quotaWindowSizeSeconds * 1000,
+    }),
     controller: {
       clusterId: identity.clusterId,
       raft: store instanceof QuorumMetadataStore ? raftEndpoint(store, config.nodeId, identity.voters) : null,

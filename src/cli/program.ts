@@ -17,6 +17,7 @@ import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
 import { registerSecurityCommands } from "./security-commands.ts";
 import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
+import { registerQuota } from "./quota-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -242,6 +243,7 @@ function buildProgram(io: Io, state: RunState): Command {
 
   registerBench(program, io);
   registerSecurityCommands(program, io);
+  registerQuota(program, (cmd) => contextOf(cmd, io));
 
   return program;
 }

@@ -10,7 +10,14 @@
  * Kafka, so some may have succeeded.
  */
 
-import { ConfigOperation, ConfigResourceType, ConfigSource } from "../gen/rill/v1/admin_service_pb.ts";
+import {
+  ConfigOperation,
+  ConfigResourceType,
+  ConfigSource,
+  type ClientQuotaEntity as ProtoQuotaEntity,
+  QuotaEntityType,
+  QuotaMatchType,
+} from "../gen/rill/v1/admin_service_pb.ts";
 import type { ConfigResource } from "../gen/rill/v1/admin_service_pb.ts";
 import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
@@ -192,6 +199,74 @@ function describeRef(r: ConfigResourceRef): string {
 function throwFirst(items: readonly { error?: ErrorDetail | undefined }[], name: (i: number) => string): void {
   const i = items.findIndex((t) => t.error !== undefined);
   if (i >= 0) throw fromErrorDetail(items[i]!.error!, name(i));
+}
+
+// ---- client quotas (issue 13) ------------------------------------------------------------------
+
+/**
+ * A client-quota entity: a user and/or a client id. A part that is null is the default entity of
+ * its kind (Kafka's `<default>`): it applies to every user (client id) without a quota of its
+ * own. A part left out is not in the entity.
+ */
+export interface QuotaEntity {
+  readonly user?: string | null | undefined;
+  readonly clientId?: string | null | undefined;
+}
+
+/** Quota keys, bytes per second. */
+export type QuotaKey = "producer_byte_rate" | "consumer_byte_rate";
+
+/** Changes to one entity's quotas: keys to set (bytes per second) and keys to remove. */
+export interface QuotaAlteration {
+  readonly entity: QuotaEntity;
+  readonly set?: Partial<Record<QuotaKey, number>> | undefined;
+  readonly remove?: readonly QuotaKey[] | undefined;
+}
+
+/** How `describeClientQuotas` matches one part: a name, the default entity, or any. */
+export type QuotaMatch = { readonly name: string } | "default" | "any";
+
+/** The filter of `describeClientQuotas`: unset parts match anything; `strict` excludes entities with other parts. */
+export interface QuotaFilter {
+  readonly user?: QuotaMatch | undefined;
+  readonly clientId?: QuotaMatch | undefined;
+  readonly strict?: boolean | undefined;
+}
+
+/** One entity's quotas. */
+export interface ClientQuota {
+  readonly entity: QuotaEntity;
+  readonly values: Readonly<Partial<Record<QuotaKey, number>>>;
+}
+
+function protoQuotaEntity(e: QuotaEntity): { parts: { type: QuotaEntityType; name?: string }[] } {
+  const parts: { type: QuotaEntityType; name?: string }[] = [];
+  if (e.user !== undefined) parts.push({ type: QuotaEntityType.USER, ...(e.user !== null ? { name: e.user } : {}) });
+  if (e.clientId !== undefined) parts.push({ type: QuotaEntityType.CLIENT_ID, ...(e.clientId !== null ? { name: e.clientId } : {}) });
+  return { parts };
+}
+
+function quotaEntityOf(e: ProtoQuotaEntity | undefined): QuotaEntity {
+  let out: { user?: string | null; clientId?: string | null } = {};
+  for (const p of e?.parts ?? []) {
+    if (p.type === QuotaEntityType.USER) out = { ...out, user: p.name ?? null };
+    else if (p.type === QuotaEntityType.CLIENT_ID) out = { ...out, clientId: p.name ?? null };
+  }
+  return out;
+}
+
+/** The entity as people read it: `user=alice/client-id=<default>`. */
+export function quotaEntityName(e: QuotaEntity): string {
+  const parts: string[] = [];
+  if (e.user !== undefined) parts.push(`user=${e.user ?? "<default>"}`);
+  if (e.clientId !== undefined) parts.push(`client-id=${e.clientId ?? "<default>"}`);
+  return parts.join("/");
+}
+
+function quotaComponent(type: QuotaEntityType, m: QuotaMatch): { entityType: QuotaEntityType; matchType: QuotaMatchType; match: string } {
+  if (m === "default") return { entityType: type, matchType: QuotaMatchType.DEFAULT, match: "" };
+  if (m === "any") return { entityType: type, matchType: QuotaMatchType.ANY, match: "" };
+  return { entityType: type, matchType: QuotaMatchType.EXACT, match: m.name };
 }
 
 /** Topic, configuration and cluster administration. */
@@ -403,6 +478,35 @@ export class Admin {
       user: r.user,
       credentials: r.credentials.map((c) => ({ mechanism: fromProtoMechanism(c.mechanism), iterations: c.iterations })),
     }));
+  }
+
+  /**
+   * Sets and removes client quotas (bytes per second); each entity's changes are stored all or
+   * none. Rejects with the first entity's error (INVALID_REQUEST naming the field).
+   */
+  async alterClientQuotas(alterations: readonly QuotaAlteration[], options: { validateOnly?: boolean } = {}): Promise<void> {
+    const request = {
+      entries: alterations.map((a) => ({
+        entity: protoQuotaEntity(a.entity),
+        ops: [
+          ...Object.entries(a.set ?? {}).map(([key, value]) => ({ key, value: value ?? 0, remove: false })),
+          ...(a.remove ?? []).map((key) => ({ key, value: 0, remove: true })),
+        ],
+      })),
+      validateOnly: options.validateOnly ?? false,
+    };
+    const res = await this.call((o) => this.conn.transport.alterClientQuotas(request, o));
+    throwFirst(res.results, (i) => `quota entity "${quotaEntityName(alterations[i]?.entity ?? {})}"`);
+  }
+
+  /** The client quotas of the entities `filter` matches (default: every entity). */
+  async describeClientQuotas(filter: QuotaFilter = {}): Promise<ClientQuota[]> {
+    const components = [
+      ...(filter.user !== undefined ? [quotaComponent(QuotaEntityType.USER, filter.user)] : []),
+      ...(filter.clientId !== undefined ? [quotaComponent(QuotaEntityType.CLIENT_ID, filter.clientId)] : []),
+    ];
+    const res = await this.call((o) => this.conn.transport.describeClientQuotas({ components, strict: filter.strict ?? false }, o));
+    return res.entries.map((e) => ({ entity: quotaEntityOf(e.entity), values: { ...e.values } as Partial<Record<QuotaKey, number>> }));
   }
 
   /** Looks offsets up: earliest, latest, or the first at or after a timestamp (-1: none that recent). */

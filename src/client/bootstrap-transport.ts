@@ -68,6 +68,9 @@ export class BootstrapTransport implements Transport {
     this.call((t) => t.alterUserScramCredentials(r, o), o);
   readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials"> = (r, o) =>
     this.call((t) => t.describeUserScramCredentials(r, o), o);
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas"> = (r, o) => this.call((t) => t.alterClientQuotas(r, o), o);
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) => this.call((t) => t.describeClientQuotas(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

@@ -103,6 +103,11 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.alterUserScramCredentials, AdminService.method.alterUserScramCredentials.input, r, o);
   readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials"> = (r, o) =>
     this.unary(this.admin, this.admin.describeUserScramCredentials, AdminService.method.describeUserScramCredentials.input, r, o);
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterClientQuotas, AdminService.method.alterClientQuotas.input, r, o);
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeClientQuotas, AdminService.method.describeClientQuotas.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

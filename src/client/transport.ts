@@ -68,6 +68,9 @@ export interface Transport {
   readonly deleteAcls: UnaryCall<"deleteAcls">;
   readonly alterUserScramCredentials: UnaryCall<"alterUserScramCredentials">;
   readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials">;
+  // client quotas (issue 13)
+  readonly alterClientQuotas: UnaryCall<"alterClientQuotas">;
+  readonly describeClientQuotas: UnaryCall<"describeClientQuotas">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

@@ -111,7 +111,7 @@ export function encodeProduceStreamRequest(m: ProduceStreamRequestInput): Buffer
 const FETCH_RESPONSE = "rill.v1.FetchResponse";
 const SUBSCRIBE_RESPONSE = "rill.v1.SubscribeResponse";
 const FETCHED_PARTITION = "rill.v1.FetchedPartition";
-const FETCH_RESPONSE_FIELDS: FieldNames = { 1: "partitions" };
+const FETCH_RESPONSE_FIELDS: FieldNames = { 1: "partitions", 2: "throttle_time_ms" };
 const FETCHED_PARTITION_FIELDS: FieldNames = {
   1: "topic",
   2: "partition",
@@ -173,26 +173,27 @@ function readPartition(r: Reader): FetchedPartition {
   return p;
 }
 
-function readPartitions(r: Reader): FetchedPartition[] {
+/** The partitions (field 1) and `throttle_time_ms` (field 2) of a FetchResponse or SubscribeResponse. */
+function readPartitions(r: Reader): { partitions: FetchedPartition[]; throttleTimeMs: number } {
   const partitions: FetchedPartition[] = [];
+  let throttleTimeMs = 0;
   while (r.pos < r.end) {
     const tag = r.tag();
     if (tag === ((1 << 3) | LEN)) partitions.push(readPartition(r.sub("partitions")));
+    else if (tag === ((2 << 3) | VARINT)) throttleTimeMs = r.varint("throttle_time_ms");
     else r.skip(tag, FETCH_RESPONSE_FIELDS);
   }
-  return partitions;
+  return { partitions, throttleTimeMs };
 }
 
 /** Decodes a FetchResponse (client side); `recordBatches` are views of `bytes`. */
 export function decodeFetchResponse(bytes: Uint8Array): FetchResponse {
-  const partitions = readPartitions(new Reader(bytes, 0, bytes.length, FETCH_RESPONSE));
-  return { $typeName: FETCH_RESPONSE, partitions };
+  return { $typeName: FETCH_RESPONSE, ...readPartitions(new Reader(bytes, 0, bytes.length, FETCH_RESPONSE)) };
 }
 
 /** Decodes one Subscribe stream message (client side); `recordBatches` are views of `bytes`. */
 export function decodeSubscribeResponse(bytes: Uint8Array): SubscribeResponse {
-  const partitions = readPartitions(new Reader(bytes, 0, bytes.length, SUBSCRIBE_RESPONSE));
-  return { $typeName: SUBSCRIBE_RESPONSE, partitions };
+  return { $typeName: SUBSCRIBE_RESPONSE, ...readPartitions(new Reader(bytes, 0, bytes.length, SUBSCRIBE_RESPONSE)) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -436,6 +436,23 @@ export const brokerKeys = [
     /^[^\0]*$/,
     "a file path, or empty for none",
   ),
+  // ---- client quotas (issue 13) ----
+  int(
+    "quota.window.num",
+    "quotaWindowNum",
+    "Samples a client-quota rate is measured over (Kafka's quota.window.num); the throttle time of a client over its producer_byte_rate or consumer_byte_rate is at most this many samples.",
+    11,
+    2,
+    1000,
+  ),
+  int(
+    "quota.window.size.seconds",
+    "quotaWindowSizeSeconds",
+    "Length of one client-quota sample, in seconds (Kafka's quota.window.size.seconds).",
+    1,
+    1,
+    3600,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -501,6 +518,9 @@ export interface BrokerConfig {
   producerIdMetadataWaitMs: number;
   // security, users (issue 13)
   authBootstrapUsersFile: string;
+  // client quotas (issue 13)
+  quotaWindowNum: number;
+  quotaWindowSizeSeconds: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

@@ -19,6 +19,7 @@ import type {
   ScramCredentialRecord,
 } from "./records.ts";
 import type { AclBinding, ScramCredential, ScramMechanism } from "./security-types.ts";
+import { applyClientQuota, type ClientQuotaState, clientQuotaSnapshot } from "./client-quotas.ts";
 
 /** A partition's state in the image. */
 export type PartitionState = Omit<PartitionRecord, "type" | "v">;
@@ -59,6 +60,8 @@ export class MetadataImage {
   readonly producerEpochs = new Map<number, number>();
   /** Stable (transactional-style) ids → the producer id they own. */
   readonly transactionalIds = new Map<string, number>();
+  /** Client quotas by entity (client-quotas.ts `quotaEntityKey`). */
+  readonly clientQuotas = new Map<string, ClientQuotaState>();
   /** Offset of the last record applied, -1 when empty. */
   offset = -1;
   // security (issue 13)
@@ -127,6 +130,10 @@ export class MetadataImage {
       case "scram-credential":
       case "remove-scram-credential":
         this.applySecurity(r);
+        break;
+      // client quotas (issue 13)
+      case "client-quota":
+        applyClientQuota(this.clientQuotas, r);
         break;
     }
     this.offset = offset;
@@ -221,7 +228,8 @@ export class MetadataImage {
 /**
  * The records that rebuild `image` when replayed into a fresh one (MetadataImage.fromSnapshot):
  * topics with their configs and partition states, brokers with their epochs and fencing, the
- * producer id state, ACL bindings (with their ids) and SCRAM credentials. Arrays are copied, so the records do not alias the image.
+ * producer id state, ACL bindings (with their ids), SCRAM credentials and client quotas. Arrays are
+ * copied, so the records do not alias the image.
  */
 export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   const out: MetadataRecord[] = [];
@@ -256,5 +264,6 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   for (const [id, binding] of image.acls) out.push({ type: "acl", v: 1, id, binding: { ...binding } });
   for (const [name, byMechanism] of image.scramUsers)
     for (const credential of byMechanism.values()) out.push({ type: "scram-credential", v: 1, name, credential: { ...credential } });
+  out.push(...clientQuotaSnapshot(image.clientQuotas));
   return out;
 }

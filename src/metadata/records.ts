@@ -11,6 +11,7 @@
  */
 import { rillError } from "../base/errors.ts";
 import type { AclBinding, ScramCredential, ScramMechanism } from "./security-types.ts";
+import type { QuotaEntity, QuotaKey } from "./security-types.ts";
 
 /** A topic came into being. Its partitions follow as PartitionRecords. */
 export interface TopicRecord {
@@ -179,6 +180,21 @@ export interface RemoveScramCredentialRecord {
   readonly mechanism: ScramMechanism;
 }
 
+// ---- client quotas (issue 13) ------------------------------------------------------------------
+
+/**
+ * A client quota set or removed (Kafka's ClientQuotaRecord): `key` of `entity` becomes `value`
+ * bytes per second, or is removed when `value` is null. The entity's parts as QuotaEntity: a
+ * part that is null is the `<default>` entity of that part, an absent part is not in the entity.
+ */
+export interface ClientQuotaRecord {
+  readonly type: "client-quota";
+  readonly v: 1;
+  readonly entity: QuotaEntity;
+  readonly key: QuotaKey;
+  readonly value: number | null;
+}
+
 /** Every kind of metadata record. */
 export type MetadataRecord =
   | TopicRecord
@@ -195,7 +211,9 @@ export type MetadataRecord =
   | AclRecord
   | RemoveAclRecord
   | ScramCredentialRecord
-  | RemoveScramCredentialRecord;
+  | RemoveScramCredentialRecord
+  // client quotas (issue 13)
+  | ClientQuotaRecord;
 
 const TYPES = new Set<MetadataRecord["type"]>([
   "topic",
@@ -213,6 +231,7 @@ const TYPES = new Set<MetadataRecord["type"]>([
   "remove-acl",
   "scram-credential",
   "remove-scram-credential",
+  "client-quota",
 ]);
 
 /** Encodes a record for storage. */

@@ -80,3 +80,7 @@ export interface QuotaValues {
   readonly producerByteRate?: number;
   readonly consumerByteRate?: number;
 }
+
+/** The quota keys (Kafka's names), bytes per second. */
+export const QUOTA_KEYS = ["producer_byte_rate", "consumer_byte_rate"] as const;
+export type QuotaKey = (typeof QUOTA_KEYS)[number];

@@ -54,6 +54,8 @@ import {
   ListTopicsResponseSchema,
 } from "../gen/rill/v1/admin_service_pb.ts";
 import type { AdminChange, AdminChanges } from "../service/admin-types.ts";
+import type { AlterClientQuotasRequest, AlterClientQuotasResponse } from "../gen/rill/v1/admin_service_pb.ts";
+import { decodeAlterClientQuotasResult, encodeAlterClientQuotasInput } from "./quota-codec.ts";
 import type * as domain from "../service/admin-types.ts";
 import { toErrorDetail } from "./errors.ts";
 import { type SecurityChangeMessages, securityChangeCodecs } from "./admin-security-codec.ts";
@@ -356,6 +358,8 @@ export interface ChangeMessages extends SecurityChangeMessages {
   createPartitions: { request: CreatePartitionsRequest; response: CreatePartitionsResponse };
   alterConfigs: { request: AlterConfigsRequest; response: AlterConfigsResponse };
   electLeaders: { request: ElectLeadersRequest; response: ElectLeadersResponse };
+  // client quotas (issue 13)
+  alterClientQuotas: { request: AlterClientQuotasRequest; response: AlterClientQuotasResponse };
 }
 
 /** How one change travels to the active controller and back. */
@@ -372,4 +376,6 @@ export const changeCodecs: { readonly [K in AdminChange]: ChangeCodec<K> } = {
   alterConfigs: { encodeInput: encodeAlterConfigsInput, decodeResult: decodeAlterConfigsResult },
   electLeaders: { encodeInput: encodeElectLeadersInput, decodeResult: decodeElectLeadersResult },
   ...securityChangeCodecs,
+  // client quotas (issue 13)
+  alterClientQuotas: { encodeInput: encodeAlterClientQuotasInput, decodeResult: decodeAlterClientQuotasResult },
 };

@@ -61,6 +61,13 @@ import { SecurityAdminHandlers } from "../service/admin-security.ts";
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { QuotaAdmin } from "../service/quota-admin.ts";
+import {
+  decodeAlterClientQuotas,
+  decodeDescribeClientQuotas,
+  encodeAlterClientQuotasResult,
+  encodeDescribeClientQuotasResult,
+} from "./quota-codec.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -142,6 +149,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
+  const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
   return {
@@ -168,5 +176,10 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     describeUserScramCredentials: unary((req) =>
       encodeDescribeUserScramCredentialsResult(security.describeUserScramCredentials(decodeDescribeUserScramCredentials(req))),
     ),
+    // client quotas (issue 13)
+    alterClientQuotas: unary(async (req, call) =>
+      encodeAlterClientQuotasResult(await quotas.alterClientQuotas(decodeAlterClientQuotas(req), via(call))),
+    ),
+    describeClientQuotas: unary((req) => encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)))),
   };
 }

@@ -10,7 +10,9 @@
  *   decoded records with RECORD_FORMAT_RECORDS; a partition's CORRUPT_MESSAGE in its `error`)
  *   and `commit_result`; the end of the session →
  *   the call's end, or its status (the error's catalog code in the trailers);
- * - grpc-js back-pressure: a write that returns false makes the session wait for 'drain'.
+ * - grpc-js back-pressure: a write that returns false makes the session wait for 'drain';
+ * - client quotas (issue 13): records over the consumer quota make the session wait for the
+ *   throttle time as for 'drain' (the message says how long in `throttle_time_ms`).
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
@@ -35,6 +37,9 @@ import {
   type DeliveredRecords,
 } from "../service/consume-session.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
+import { type QuotaThrottle, type StreamPause, recordBytes } from "../service/quota-throttle.ts";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 import { toConsumedRecord } from "./fetch-service.ts";
 
 type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
@@ -63,7 +68,44 @@ class CallSink implements ConsumeSink {
   /** The first subscribe message's format (records are decoded unless it asks for batches). */
   format: RecordFormat | null = null;
 
-  constructor(private readonly call: Call) {}
+  /** Client quotas (issue 13): over quota, records stop for the throttle time. */
+  private readonly quota: { throttle: QuotaThrottle; pause: StreamPause; who: Requester } | null;
+  /** Tells the session it may push again. */
+  onRoom: () => void = () => {};
+
+  constructor(
+    private readonly call: Call,
+    throttle?: QuotaThrottle,
+  ) {
+    this.quota = throttle ? { throttle, pause: throttle.streamPause(), who: requesterOf(call) } : null;
+  }
+
+  /** grpc-js emptied its buffer: the session may push again, unless a throttle still runs. */
+  drained(): void {
+    if (!this.quota?.pause.paused) this.onRoom();
+  }
+
+  /** Over the consumer quota: the session pushes nothing until `onRoom`. */
+  throttled(): boolean {
+    return this.quota?.pause.paused ?? false;
+  }
+
+  /** Records `r`'s bytes under the consumer quota; the throttle time (0: none). */
+  private throttle(r: DeliveredRecords): number {
+    if (!this.quota) return 0;
+    let bytes = 0;
+    for (const c of r.chunks) bytes += c.length;
+    if (this.format !== RecordFormat.BATCHES) for (const rec of r.records ?? []) bytes += recordBytes(rec);
+    const ms = this.quota.throttle.record(this.quota.who, "consume", bytes);
+    // When the throttle ends the session pushes again; if the client is not reading, that write
+    // blocks and the session's wait for 'drain' counts against its session timeout again.
+    this.quota.pause.pause(
+      ms,
+      () => {},
+      () => this.onRoom(),
+    );
+    return ms;
+  }
 
   assignment(change: AssignmentChange): void {
     this.send({ case: "assignment", value: { ...change, assigned: [...change.assigned], revoked: [...change.revoked] } });
@@ -78,11 +120,12 @@ class CallSink implements ConsumeSink {
       firstOffset: BigInt(r.firstOffset),
     };
     if (r.error) return this.send({ case: "records", value: { ...base, error: toErrorDetail(r.error) } });
+    const throttleTimeMs = this.throttle(r);
     const value =
       this.format === RecordFormat.BATCHES
-        ? { ...base, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
-        : { ...base, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
-    return this.send({ case: "records", value });
+        ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
+        : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
+    return this.send({ case: "records", value }) && throttleTimeMs === 0;
   }
 
   commitResult(r: CommitResultOutput): void {
@@ -102,6 +145,7 @@ class CallSink implements ConsumeSink {
   }
 
   end(error: RillError | null): void {
+    this.quota?.pause.cancel();
     // grpc-js sends a streaming call's status when the handler emits 'error' (destroy sends none).
     if (error) this.call.emit("error", toServiceError(error));
     else if (this.call.writable) this.call.end();
@@ -142,12 +186,13 @@ function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: Con
 }
 
 /** Serves one Consume stream. */
-export function serveConsume(rt: GroupRuntime, rm: ReplicaManager, timers: Timers, call: Call): void {
-  const sink = new CallSink(call);
+export function serveConsume(rt: GroupRuntime, rm: ReplicaManager, timers: Timers, call: Call, quotas?: QuotaThrottle): void {
+  const sink = new CallSink(call, quotas);
   const session = new ConsumeSession(rt, rm, timers, sink);
+  sink.onRoom = () => session.drained();
   if (session.ended) return;
   call.on("data", (m: ConsumeRequest) => onMessage(session, sink, call, m));
-  call.on("drain", () => session.drained());
+  call.on("drain", () => sink.drained());
   call.on("end", () => session.close());
   call.on("cancelled", () => session.close());
   call.on("error", () => session.close());

@@ -54,6 +54,8 @@ import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { type QuotaThrottle, fetchResultBytes, throttled } from "../service/quota-throttle.ts";
+import { requesterOf } from "./call-context.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
 
 export { FETCH_MAX_BYTES_DEFAULT, PARTITION_MAX_BYTES_DEFAULT } from "../service/fetch.ts";
@@ -73,21 +75,33 @@ export function fetchService(
   rm: ReplicaManager,
   clients?: InternalClients,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+  quotas?: QuotaThrottle,
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
   const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
   return {
     fetch: unary(async (req: FetchRequest, call) => {
       const cancel = abortOn(call);
-      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory, pool);
+      const forwarded = isForwarded(call);
+      // Client quotas (issue 13): a forwarded call was counted where the client sent it.
+      const run = () => fetch(rm, toFetchInput(req), cancel, forwarded ? null : forwarder, memory, pool);
+      const { answer: res, throttleTimeMs } = await throttled(
+        forwarded ? undefined : quotas,
+        () => requesterOf(call),
+        "consume",
+        run,
+        fetchResultBytes,
+      );
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
       if (cancel.aborted) res.release();
       else call.once("cancelled", res.release);
-      return toFetchOutput(res);
+      return { ...toFetchOutput(res), throttleTimeMs };
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory).catch((e: unknown) => call.destroy(toServiceError(e)));
+      serveSubscribe(rm, call, pool, memory, quotas && !isForwarded(call) ? quotas : undefined).catch((e: unknown) =>
+        call.destroy(toServiceError(e)),
+      );
     },
     listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
   };
@@ -99,6 +113,7 @@ async function serveSubscribe(
   call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>,
   pool: BufferPool,
   memory: FetchMemory,
+  quotas?: QuotaThrottle,
 ): Promise<void> {
   const req = call.request;
   const input = {
@@ -108,11 +123,27 @@ async function serveSubscribe(
     format: req.format,
   };
   const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
+  // Client quotas (issue 13): over quota, the stream pushes nothing for the throttle time.
+  const who = quotas ? requesterOf(call) : null;
+  const pause = quotas?.streamPause();
   const sink = {
-    send: (message: FetchResult, bytes: number, onSent: () => void) => queue.write(toFetchOutput(message), bytes, onSent),
-    room: (cancel: Cancellation) => queue.room(cancel),
+    send: (message: FetchResult, bytes: number, onSent: () => void) => {
+      const throttleTimeMs = quotas && who ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
+      pause?.pause(
+        throttleTimeMs,
+        () => {},
+        () => {},
+      );
+      queue.write({ ...toFetchOutput(message), throttleTimeMs }, bytes, onSent);
+    },
+    room: async (cancel: Cancellation) => {
+      await queue.room(cancel);
+      const left = pause?.leftMs() ?? 0;
+      if (quotas && left > 0) await quotas.sleep(left, cancel);
+    },
   };
   await subscribe(rm, input, sink, abortOn(call), pool, memory);
+  pause?.cancel();
   call.end();
 }
 

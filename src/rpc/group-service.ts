@@ -33,6 +33,7 @@ import {
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { type DescribeGroupResult, GroupsService, type OffsetResult, type ResetSpecName } from "../service/groups.ts";
 import { serveConsume } from "./consume-stream.ts";
+import type { QuotaThrottle } from "../service/quota-throttle.ts";
 import { toErrorDetail, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 
@@ -175,7 +176,12 @@ function resetOffsets(groups: GroupsService, req: ResetOffsetsRequest) {
 }
 
 /** The GroupService implementation. */
-export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timers): ServiceImplementation<typeof GroupService> {
+export function groupService(
+  rt: GroupRuntime,
+  rm: ReplicaManager,
+  timers: Timers,
+  quotas?: QuotaThrottle,
+): ServiceImplementation<typeof GroupService> {
   const groups = new GroupsService(rt, rm);
   return {
     heartbeat: unary((req: HeartbeatRequest) => heartbeat(groups, req)),
@@ -193,6 +199,6 @@ export function groupService(rt: GroupRuntime, rm: ReplicaManager, timers: Timer
       }),
     ),
     resetOffsets: unary((req: ResetOffsetsRequest) => resetOffsets(groups, req)),
-    consume: (call) => serveConsume(rt, rm, timers, call),
+    consume: (call) => serveConsume(rt, rm, timers, call, quotas),
   };
 }

@@ -40,6 +40,8 @@ import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute } from "./forward.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { type QuotaThrottle, recordBytes, throttled } from "../service/quota-throttle.ts";
+import { requesterOf } from "./call-context.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /**
@@ -54,14 +56,28 @@ export function produceService(
   clients?: InternalClients,
   checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
   producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
+  quotas?: QuotaThrottle,
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
   return {
-    produce: unary((req: ProduceRequest, call) => produce(req, isForwarded(call))),
-    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call)),
+    produce: unary(async (req: ProduceRequest, call) => {
+      // A forwarded call was counted where the client sent it.
+      const forwarded = isForwarded(call);
+      const run = () => produce(req, forwarded);
+      const { answer, throttleTimeMs } = await throttled(
+        forwarded ? undefined : quotas,
+        () => requesterOf(call),
+        "produce",
+        run,
+        () => produceRequestBytes(req),
+      );
+      answer.throttleTimeMs = throttleTimeMs;
+      return answer;
+    }),
+    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), isForwarded(call) ? undefined : quotas),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
@@ -167,12 +183,17 @@ function serveProduceStream(
   rm: ReplicaManager,
   call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
   forwarded: boolean,
+  quotas?: QuotaThrottle,
 ): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
+  // Client quotas (issue 13): over quota, the stream is not read for the throttle time.
+  const who = quotas ? requesterOf(call) : null;
+  const pause = quotas?.streamPause();
   const end = (): void => {
     if (ended) return;
     ended = true;
+    pause?.cancel();
     void chain.then(() => call.end());
   };
   // On shutdown: answer what was received, then end the stream (clients reconnect elsewhere).
@@ -181,12 +202,19 @@ function serveProduceStream(
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
+    const throttleTimeMs = quotas && who && msg.request ? quotas.record(who, "produce", produceRequestBytes(msg.request)) : 0;
+    if (pause && throttleTimeMs > 0)
+      pause.pause(
+        throttleTimeMs,
+        () => call.pause(),
+        () => call.resume(),
+      );
     const answer: Promise<ProduceStreamResponse> = (
       msg.request
         ? produce(msg.request, forwarded)
         : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))
     ).then(
-      (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),
+      (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),
       (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
     );
     chain = chain.then(async () => {
@@ -198,6 +226,19 @@ function serveProduceStream(
   call.on("end", end);
   call.on("error", () => {});
   call.on("cancelled", () => {});
+}
+
+/** A ProduceRequest's bytes as producer quotas count them: the batch as sent, or the records. */
+export function produceRequestBytes(req: ProduceRequest): number {
+  let n = req.recordBatch.length;
+  for (const r of req.records) {
+    n += recordBytes({
+      key: r.key ?? null,
+      value: r.value ?? null,
+      headers: r.headers.map((h) => ({ key: h.key, value: h.value ?? null })),
+    });
+  }
+  return n;
 }
 
 export { toServiceError };

@@ -18,6 +18,7 @@ import { ReplicationService } from "../gen/rill/v1/replication_service_pb.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { FetchMemory } from "../service/fetch.ts";
+import { QuotaThrottle } from "../service/quota-throttle.ts";
 import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
@@ -59,19 +60,22 @@ export interface ServiceDeps {
   readonly produceChecks?: ProduceChecks;
   /** How long a leader waits for its metadata to learn a producer id (`producer.id.metadata.wait.ms`); default 5 s. */
   readonly producerIdMetadataWaitMs?: number;
+  /** Client quotas (issue 13); default: the replicas' image and clock with `timers`. */
+  readonly quotas?: QuotaThrottle;
 }
 
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
   addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
+  const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
   addService(
     server,
     ProduceService,
-    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs),
+    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs, quotas),
     produceServiceCodecs,
   );
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas), fetchServiceCodecs);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas));
   addService(server, ReplicationService, replicationService(d.replicas));
   addService(server, ControllerService, controllerService(d.controller));
 }

@@ -145,6 +145,8 @@ export interface FetchedPartitionOutput {
 /** What `encodeFetchResponse` and `encodeSubscribeResponse` take. */
 export interface FetchResponseOutput {
   readonly partitions: readonly FetchedPartitionOutput[];
+  /** Field 2: the client-quota throttle of this answer; 0 or absent is left out. */
+  readonly throttleTimeMs?: number | undefined;
 }
 
 interface PartitionPlan {
@@ -215,8 +217,11 @@ function encodeFetchInto(m: FetchResponseOutput, into: (size: number) => Buffer 
   const plans = m.partitions.map(planPartition);
   let size = 0;
   for (const plan of plans) size += sizeLen(1, plan.size);
+  const throttle = m.throttleTimeMs ?? 0;
+  if (throttle !== 0) size += 1 + sizeInt32(throttle);
   const w = new Writer(size, into(size));
   for (let i = 0; i < plans.length; i++) writePartition(w, m.partitions[i]!, plans[i]!);
+  if (throttle !== 0) w.int32Field(2, throttle);
   return w.finish();
 }
 

@@ -17,6 +17,7 @@
  */
 import type { RillError } from "../base/errors.ts";
 import type { SecurityChanges } from "./admin-security-types.ts";
+import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
 export interface Unrecognized {
@@ -329,6 +330,8 @@ export interface AdminChanges extends SecurityChanges {
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };
   alterConfigs: { input: AlterConfigsInput; result: AlterConfigsResult };
   electLeaders: { input: ElectLeadersInput; result: ElectLeadersResult };
+  // client quotas (issue 13)
+  alterClientQuotas: { input: AlterClientQuotasInput; result: AlterClientQuotasResult };
 }
 
 /** The name of a metadata-changing admin request. */

@@ -133,6 +133,11 @@ export interface ConsumeSink {
   assignment(change: AssignmentChange): void;
   /** Records to send; false when the transport's buffer is full (call `drained()` once it empties). */
   records(records: DeliveredRecords): boolean;
+  /**
+   * True while the client is over its consumer quota (issue 13): the session pushes nothing and
+   * waits for `drained()`, which the sink calls once the throttle time has passed.
+   */
+  throttled?(): boolean;
   /** The answer to a commit. */
   commitResult(result: CommitResultOutput): void;
   /** The session is over: null when it was closed, the reason when it failed. Called once. */
@@ -493,6 +498,10 @@ export class ConsumeSession {
   /** Sends records of owned partitions while credit lasts; waits for data or credit otherwise. */
   private async pump(sub: ConsumeSubscription): Promise<void> {
     while (!this.closed && !this.rm.closed) {
+      if (this.sink.throttled?.()) {
+        await this.waitForDrain(false);
+        continue;
+      }
       let sent = false;
       for (const o of [...this.owned.values()]) {
         if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;
@@ -500,7 +509,7 @@ export class ConsumeSession {
         const out = this.readOwned(sub, o);
         if (out === null) continue;
         sent = true;
-        if (!this.sink.records(out)) await this.waitForDrain();
+        if (!this.sink.records(out)) await this.waitForDrain(!this.sink.throttled?.());
       }
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
     }
@@ -555,9 +564,13 @@ export class ConsumeSession {
     };
   }
 
-  /** Waits for `drained()` (or any wake-up: credit, assignment, commit, close). */
-  private async waitForDrain(): Promise<void> {
-    this.blockedSinceMs = this.rm.nowMs();
+  /**
+   * Waits for `drained()` (or any wake-up: credit, assignment, commit, close). `stalls`: the wait
+   * is the client's (it does not read), counted against its session timeout; a wait for the
+   * client's quota throttle is the broker's own and is not.
+   */
+  private async waitForDrain(stalls = true): Promise<void> {
+    if (stalls) this.blockedSinceMs = this.rm.nowMs();
     await new Promise<void>((resolve) => {
       this.drainWaiter = resolve;
       this.wake.onabort = resolve;

@@ -253,4 +253,28 @@ describe("rill errors", () => {
     expectOneErrorLine(await rill(["topic", "create", "bad", "--config", "retention.ms=soon"]), /retention\.ms/);
     expectOneErrorLine(await rill(["topic", "list", "--bootstrap", "nohost"]), /bootstrap: "nohost" is not host:port/);
   });
+
+  // client quotas (issue 13)
+  it("sets, lists and removes client quotas; refuses a bad quota with one line", async () => {
+    const set = await rill(["quota", "set", "--user", "alice", "--producer-byte-rate", "1048576"]);
+    expect(set.stderr).toBe("");
+    expect(set.stdout).toBe("Set: user=alice producer_byte_rate=1048576.\n");
+    expect((await rill(["quota", "set", "--default-user", "--client-id", "app", "--consumer-byte-rate", "2048"])).code).toBe(0);
+    expect((await rill(["quota", "list"])).stdout).toBe(
+      "user=alice producer_byte_rate=1048576\nuser=<default>/client-id=app consumer_byte_rate=2048\n",
+    );
+    const json = JSON.parse((await rill(["quota", "list", "--user", "alice", "--json"])).stdout);
+    expect(json).toEqual([{ entity: { user: "alice" }, values: { producer_byte_rate: 1048576 } }]);
+    expect((await rill(["quota", "set", "--user", "alice", "--remove", "producer_byte_rate"])).stdout).toBe(
+      "Set: user=alice producer_byte_rate removed.\n",
+    );
+    expect((await rill(["quota", "list", "--user", "alice"])).stdout).toBe("");
+    // bad input: one line each, nothing stored
+    expect((await rill(["quota", "set", "--user", "bob", "--producer-byte-rate", "-5"])).code).toBe(2);
+    expect((await rill(["quota", "set", "--user", "bob", "--remove", "request_percentage"])).code).toBe(2);
+    expectOneErrorLine(await rill(["quota", "set", "--producer-byte-rate", "10"]), /name an entity/);
+    expectOneErrorLine(await rill(["quota", "set", "--user", "bob"]), /nothing to change/);
+    expectOneErrorLine(await rill(["quota", "set", "--user", "", "--producer-byte-rate", "10"]), /entity\.user: empty/);
+    expect((await rill(["quota", "list", "--user", "bob"])).stdout).toBe("");
+  });
 });

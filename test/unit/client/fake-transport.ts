@@ -258,6 +258,12 @@ export class FakeTransport implements Transport {
   readonly describeUserScramCredentials: Transport["describeUserScramCredentials"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly alterClientQuotas: Transport["alterClientQuotas"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly describeClientQuotas: Transport["describeClientQuotas"] = async () => {
+    throw new Error("not in the fake");
+  };
 
   readonly fetch: Transport["fetch"] = async (req, options?: CallOptions) => {
     this.checkUp();

@@ -50,6 +50,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   deleteAcls: unimplemented,
   alterUserScramCredentials: unimplemented,
   describeUserScramCredentials: unimplemented,
+  alterClientQuotas: unimplemented,
+  describeClientQuotas: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

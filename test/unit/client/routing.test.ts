@@ -203,6 +203,8 @@ class FakeNode implements Transport {
   readonly deleteAcls = this.createTopics as unknown as Transport["deleteAcls"];
   readonly alterUserScramCredentials = this.createTopics as unknown as Transport["alterUserScramCredentials"];
   readonly describeUserScramCredentials = this.createTopics as unknown as Transport["describeUserScramCredentials"];
+  readonly alterClientQuotas = this.createTopics as unknown as Transport["alterClientQuotas"];
+  readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

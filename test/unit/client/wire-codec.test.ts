@@ -73,12 +73,14 @@ describe("FetchResponse / SubscribeResponse decoder", () => {
         partitionInit,
         { topic: "t", records: [{ topic: "t", offset: 3n, value: bytes(4) }], error: { code: 3, name: "UNKNOWN_TOPIC_OR_PARTITION" } },
       ],
+      throttleTimeMs: 1234,
     };
     const wire = Buffer.from(enc(FetchResponseSchema, init));
     const decoded = decodeFetchResponse(wire);
     expect(decoded).toEqual(dec(FetchResponseSchema, wire));
     expect(decoded.partitions[0]!.recordBatches.buffer).toBe(wire.buffer);
     expect(decodeSubscribeResponse(wire)).toEqual(dec(SubscribeResponseSchema, wire));
+    expect(decoded.throttleTimeMs).toBe(1234);
   });
 
   it("accepts fields in any order and skips unknown fields", () => {

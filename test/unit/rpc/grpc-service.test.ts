@@ -102,6 +102,8 @@ describe("grpc-js server and client built from descriptors", () => {
     deleteAcls: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     alterUserScramCredentials: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeUserScramCredentials: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    alterClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    describeClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

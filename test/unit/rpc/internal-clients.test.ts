@@ -47,6 +47,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   deleteAcls: unimplemented,
   alterUserScramCredentials: unimplemented,
   describeUserScramCredentials: unimplemented,
+  alterClientQuotas: unimplemented,
+  describeClientQuotas: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

@@ -100,6 +100,8 @@ describe("rill.v1 contract", () => {
       DeleteAcls: "unary",
       AlterUserScramCredentials: "unary",
       DescribeUserScramCredentials: "unary",
+      AlterClientQuotas: "unary",
+      DescribeClientQuotas: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });

@@ -192,9 +192,17 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
     expectSameBytes(encodeFetchResponse(msg), toBinary(FetchResponseSchema, msg));
   });
 
+  it("writes throttle_time_ms (field 2) after the partitions, as protobuf-es does", () => {
+    for (const throttleTimeMs of [1, 127, 128, 11_000, 0x7fffffff]) {
+      const msg = create(FetchResponseSchema, { partitions: [partitionInit], throttleTimeMs });
+      expectSameBytes(encodeFetchResponse(msg), toBinary(FetchResponseSchema, msg));
+      expectSameBytes(encodeFetchResponse({ partitions: [], throttleTimeMs }), toBinary(FetchResponseSchema, { ...msg, partitions: [] }));
+    }
+  });
+
   it("matches protobuf-es on random messages", () => {
     for (let i = 0; i < 200; i++) {
-      const msg = create(FetchResponseSchema, { partitions: randomPartitions() });
+      const msg = create(FetchResponseSchema, { partitions: randomPartitions(), throttleTimeMs: i % 3 === 0 ? i * 97 : 0 });
       expectSameBytes(encodeFetchResponse(msg), toBinary(FetchResponseSchema, msg));
     }
   });

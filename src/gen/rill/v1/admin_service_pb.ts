@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/admin_service.proto.
  */
 export const file_rill_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SB3JpbGwudjEirgIKE0NyZWF0ZVRvcGljc1JlcXVlc3QSMgoGdG9waWNzGAEgAygLMiIucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljEhUKDXZhbGlkYXRlX29ubHkYAiABKAgSEgoKdGltZW91dF9tcxgDIAEoBRq3AQoFVG9waWMSDAoEbmFtZRgBIAEoCRISCgpwYXJ0aXRpb25zGAIgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgDIAEoBRJACgdjb25maWdzGAQgAygLMi8ucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljLkNvbmZpZ3NFbnRyeRouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK3AQoUQ3JlYXRlVG9waWNzUmVzcG9uc2USMwoGdG9waWNzGAEgAygLMiMucmlsbC52MS5DcmVhdGVUb3BpY3NSZXNwb25zZS5Ub3BpYxpqCgVUb3BpYxIMCgRuYW1lGAEgASgJEiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBISCgpwYXJ0aXRpb25zGAMgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgEIAEoBSI5ChNEZWxldGVUb3BpY3NSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgp0aW1lb3V0X21zGAIgASgFIocBChREZWxldGVUb3BpY3NSZXNwb25zZRIzCgZ0b3BpY3MYASADKAsyIy5yaWxsLnYxLkRlbGV0ZVRvcGljc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgioAEKEkxpc3RUb3BpY3NSZXNwb25zZRIxCgZ0b3BpY3MYASADKAsyIS5yaWxsLnYxLkxpc3RUb3BpY3NSZXNwb25zZS5Ub3BpYxpXCgVUb3BpYxIMCgRuYW1lGAEgASgJEhIKCnBhcnRpdGlvbnMYAiABKAUSGgoScmVwbGljYXRpb25fZmFjdG9yGAMgASgFEhAKCGludGVybmFsGAQgASgIIkAKFURlc2NyaWJlVG9waWNzUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkSFwoPZXhjbHVkZV9jb25maWdzGAIgASgIIuoDChZEZXNjcmliZVRvcGljc1Jlc3BvbnNlEjUKBnRvcGljcxgBIAMoCzIlLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXNwb25zZS5Ub3BpYxqVAQoJUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSEAoIcmVwbGljYXMYAyADKAUSCwoDaXNyGAQgAygFEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMSFgoOaGlnaF93YXRlcm1hcmsYBiABKAMSFAoMbGVhZGVyX2Vwb2NoGAcgASgFGoACCgVUb3BpYxIMCgRuYW1lGAEgASgJEkMKB2NvbmZpZ3MYAiADKAsyMi5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuVG9waWMuQ29uZmlnc0VudHJ5Ej0KCnBhcnRpdGlvbnMYAyADKAsyKS5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuUGFydGl0aW9uEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIQCghpbnRlcm5hbBgFIAEoCBouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoXQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QSNgoGdG9waWNzGAEgAygLMiYucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdC5Ub3BpYxIVCg12YWxpZGF0ZV9vbmx5GAIgASgIEhIKCnRpbWVvdXRfbXMYAyABKAUaJAoFVG9waWMSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBSKPAQoYQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlEjcKBnRvcGljcxgBIAMoCzInLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkkKDkNvbmZpZ1Jlc291cmNlEikKBHR5cGUYASABKA4yGy5yaWxsLnYxLkNvbmZpZ1Jlc291cmNlVHlwZRIMCgRuYW1lGAIgASgJIp0BCgtDb25maWdFbnRyeRIMCgRuYW1lGAEgASgJEhIKBXZhbHVlGAIgASgJSACIAQESJQoGc291cmNlGAMgASgOMhUucmlsbC52MS5Db25maWdTb3VyY2USEQoJcmVhZF9vbmx5GAQgASgIEhEKCXNlbnNpdGl2ZRgFIAEoCBIVCg1kb2N1bWVudGF0aW9uGAYgASgJQggKBl92YWx1ZSJyChZEZXNjcmliZUNvbmZpZ3NSZXF1ZXN0EioKCXJlc291cmNlcxgBIAMoCzIXLnJpbGwudjEuQ29uZmlnUmVzb3VyY2USDQoFbmFtZXMYAiADKAkSHQoVaW5jbHVkZV9kb2N1bWVudGF0aW9uGAMgASgIItQBChdEZXNjcmliZUNvbmZpZ3NSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXNwb25zZS5SZXN1bHQafwoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIlCgdlbnRyaWVzGAIgAygLMhQucmlsbC52MS5Db25maWdFbnRyeRIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiWQoNQWx0ZXJDb25maWdPcBIMCgRuYW1lGAEgASgJEisKCW9wZXJhdGlvbhgCIAEoDjIYLnJpbGwudjEuQ29uZmlnT3BlcmF0aW9uEg0KBXZhbHVlGAMgASgJIskBChNBbHRlckNvbmZpZ3NSZXF1ZXN0EjgKCXJlc291cmNlcxgBIAMoCzIlLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdC5SZXNvdXJjZRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIGmEKCFJlc291cmNlEikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIqCgpvcGVyYXRpb25zGAIgAygLMhYucmlsbC52MS5BbHRlckNvbmZpZ09wIqcBChRBbHRlckNvbmZpZ3NSZXNwb25zZRI1CgdyZXN1bHRzGAEgAygLMiQucmlsbC52MS5BbHRlckNvbmZpZ3NSZXNwb25zZS5SZXN1bHQaWAoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiGAoWRGVzY3JpYmVDbHVzdGVyUmVxdWVzdCK0BAoXRGVzY3JpYmVDbHVzdGVyUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIVCg1jb250cm9sbGVyX2lkGAIgASgFEjgKB2Jyb2tlcnMYAyADKAsyJy5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLkJyb2tlchI2CgZ2b3RlcnMYBCADKAsyJi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLlZvdGVyEjgKBG5vZGUYBSABKAsyKi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLk5vZGVTdGF0ZRpqCgZCcm9rZXISDwoHbm9kZV9pZBgBIAEoBRIPCgdhZGRyZXNzGAIgASgJEiAKBXJvbGVzGAMgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIOCgZmZW5jZWQYBCABKAgSDAoEcmFjaxgFIAEoCRopCgVWb3RlchIPCgdub2RlX2lkGAEgASgFEg8KB2FkZHJlc3MYAiABKAkaqgEKCU5vZGVTdGF0ZRIPCgdub2RlX2lkGAEgASgFEiAKBXJvbGVzGAIgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIXCg9tZXRhZGF0YV9vZmZzZXQYAyABKAMSEQoJcmFmdF9yb2xlGAQgASgJEhEKCXJhZnRfdGVybRgFIAEoAxIVCg1jb21taXRfb2Zmc2V0GAYgASgDEhQKDGJyb2tlcl9zdGF0ZRgHIAEoCSJDChNFbGVjdExlYWRlcnNSZXF1ZXN0EiwKCnBhcnRpdGlvbnMYASADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9ucyKuAQoURWxlY3RMZWFkZXJzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVzcG9uc2UuUmVzdWx0Gl8KBlJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCp7ChJDb25maWdSZXNvdXJjZVR5cGUSJAogQ09ORklHX1JFU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIeChpDT05GSUdfUkVTT1VSQ0VfVFlQRV9UT1BJQxABEh8KG0NPTkZJR19SRVNPVVJDRV9UWVBFX0JST0tFUhACKtYBCgxDb25maWdTb3VyY2USHQoZQ09ORklHX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFUNPTkZJR19TT1VSQ0VfREVGQVVMVBABEh8KG0NPTkZJR19TT1VSQ0VfU1RBVElDX0JST0tFUhACEigKJENPTkZJR19TT1VSQ0VfRFlOQU1JQ19ERUZBVUxUX0JST0tFUhADEiAKHENPTkZJR19TT1VSQ0VfRFlOQU1JQ19CUk9LRVIQBBIfChtDT05GSUdfU09VUkNFX0RZTkFNSUNfVE9QSUMQBSpqCg9Db25maWdPcGVyYXRpb24SIAocQ09ORklHX09QRVJBVElPTl9VTlNQRUNJRklFRBAAEhgKFENPTkZJR19PUEVSQVRJT05fU0VUEAESGwoXQ09ORklHX09QRVJBVElPTl9ERUxFVEUQAjKtCQoMQWRtaW5TZXJ2aWNlEksKDENyZWF0ZVRvcGljcxIcLnJpbGwudjEuQ3JlYXRlVG9waWNzUmVxdWVzdBodLnJpbGwudjEuQ3JlYXRlVG9waWNzUmVzcG9uc2USSwoMRGVsZXRlVG9waWNzEhwucmlsbC52MS5EZWxldGVUb3BpY3NSZXF1ZXN0Gh0ucmlsbC52MS5EZWxldGVUb3BpY3NSZXNwb25zZRJFCgpMaXN0VG9waWNzEhoucmlsbC52MS5MaXN0VG9waWNzUmVxdWVzdBobLnJpbGwudjEuTGlzdFRvcGljc1Jlc3BvbnNlElEKDkRlc2NyaWJlVG9waWNzEh4ucmlsbC52MS5EZXNjcmliZVRvcGljc1JlcXVlc3QaHy5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2USVwoQQ3JlYXRlUGFydGl0aW9ucxIgLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QaIS5yaWxsLnYxLkNyZWF0ZVBhcnRpdGlvbnNSZXNwb25zZRJUCg9EZXNjcmliZUNvbmZpZ3MSHy5yaWxsLnYxLkRlc2NyaWJlQ29uZmlnc1JlcXVlc3QaIC5yaWxsLnYxLkRlc2NyaWJlQ29uZmlnc1Jlc3BvbnNlEksKDEFsdGVyQ29uZmlncxIcLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdBodLnJpbGwudjEuQWx0ZXJDb25maWdzUmVzcG9uc2USVAoPRGVzY3JpYmVDbHVzdGVyEh8ucmlsbC52MS5EZXNjcmliZUNsdXN0ZXJSZXF1ZXN0GiAucmlsbC52MS5EZXNjcmliZUNsdXN0ZXJSZXNwb25zZRJLCgxFbGVjdExlYWRlcnMSHC5yaWxsLnYxLkVsZWN0TGVhZGVyc1JlcXVlc3QaHS5yaWxsLnYxLkVsZWN0TGVhZGVyc1Jlc3BvbnNlEkUKCkNyZWF0ZUFjbHMSGi5yaWxsLnYxLkNyZWF0ZUFjbHNSZXF1ZXN0GhsucmlsbC52MS5DcmVhdGVBY2xzUmVzcG9uc2USSwoMRGVzY3JpYmVBY2xzEhwucmlsbC52MS5EZXNjcmliZUFjbHNSZXF1ZXN0Gh0ucmlsbC52MS5EZXNjcmliZUFjbHNSZXNwb25zZRJFCgpEZWxldGVBY2xzEhoucmlsbC52MS5EZWxldGVBY2xzUmVxdWVzdBobLnJpbGwudjEuRGVsZXRlQWNsc1Jlc3BvbnNlEnIKGUFsdGVyVXNlclNjcmFtQ3JlZGVudGlhbHMSKS5yaWxsLnYxLkFsdGVyVXNlclNjcmFtQ3JlZGVudGlhbHNSZXF1ZXN0GioucmlsbC52MS5BbHRlclVzZXJTY3JhbUNyZWRlbnRpYWxzUmVzcG9uc2USewocRGVzY3JpYmVVc2VyU2NyYW1DcmVkZW50aWFscxIsLnJpbGwudjEuRGVzY3JpYmVVc2VyU2NyYW1DcmVkZW50aWFsc1JlcXVlc3QaLS5yaWxsLnYxLkRlc2NyaWJlVXNlclNjcmFtQ3JlZGVudGlhbHNSZXNwb25zZUJeChFpby5naXRodWIucmlsbC52MUIRQWRtaW5TZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common, file_rill_v1_security]);
+  fileDesc("ChtyaWxsL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SB3JpbGwudjEirgIKE0NyZWF0ZVRvcGljc1JlcXVlc3QSMgoGdG9waWNzGAEgAygLMiIucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljEhUKDXZhbGlkYXRlX29ubHkYAiABKAgSEgoKdGltZW91dF9tcxgDIAEoBRq3AQoFVG9waWMSDAoEbmFtZRgBIAEoCRISCgpwYXJ0aXRpb25zGAIgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgDIAEoBRJACgdjb25maWdzGAQgAygLMi8ucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljLkNvbmZpZ3NFbnRyeRouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK3AQoUQ3JlYXRlVG9waWNzUmVzcG9uc2USMwoGdG9waWNzGAEgAygLMiMucmlsbC52MS5DcmVhdGVUb3BpY3NSZXNwb25zZS5Ub3BpYxpqCgVUb3BpYxIMCgRuYW1lGAEgASgJEiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBISCgpwYXJ0aXRpb25zGAMgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgEIAEoBSI5ChNEZWxldGVUb3BpY3NSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgp0aW1lb3V0X21zGAIgASgFIocBChREZWxldGVUb3BpY3NSZXNwb25zZRIzCgZ0b3BpY3MYASADKAsyIy5yaWxsLnYxLkRlbGV0ZVRvcGljc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgioAEKEkxpc3RUb3BpY3NSZXNwb25zZRIxCgZ0b3BpY3MYASADKAsyIS5yaWxsLnYxLkxpc3RUb3BpY3NSZXNwb25zZS5Ub3BpYxpXCgVUb3BpYxIMCgRuYW1lGAEgASgJEhIKCnBhcnRpdGlvbnMYAiABKAUSGgoScmVwbGljYXRpb25fZmFjdG9yGAMgASgFEhAKCGludGVybmFsGAQgASgIIkAKFURlc2NyaWJlVG9waWNzUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkSFwoPZXhjbHVkZV9jb25maWdzGAIgASgIIuoDChZEZXNjcmliZVRvcGljc1Jlc3BvbnNlEjUKBnRvcGljcxgBIAMoCzIlLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXNwb25zZS5Ub3BpYxqVAQoJUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSEAoIcmVwbGljYXMYAyADKAUSCwoDaXNyGAQgAygFEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMSFgoOaGlnaF93YXRlcm1hcmsYBiABKAMSFAoMbGVhZGVyX2Vwb2NoGAcgASgFGoACCgVUb3BpYxIMCgRuYW1lGAEgASgJEkMKB2NvbmZpZ3MYAiADKAsyMi5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuVG9waWMuQ29uZmlnc0VudHJ5Ej0KCnBhcnRpdGlvbnMYAyADKAsyKS5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuUGFydGl0aW9uEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIQCghpbnRlcm5hbBgFIAEoCBouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoXQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QSNgoGdG9waWNzGAEgAygLMiYucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdC5Ub3BpYxIVCg12YWxpZGF0ZV9vbmx5GAIgASgIEhIKCnRpbWVvdXRfbXMYAyABKAUaJAoFVG9waWMSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBSKPAQoYQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlEjcKBnRvcGljcxgBIAMoCzInLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkkKDkNvbmZpZ1Jlc291cmNlEikKBHR5cGUYASABKA4yGy5yaWxsLnYxLkNvbmZpZ1Jlc291cmNlVHlwZRIMCgRuYW1lGAIgASgJIp0BCgtDb25maWdFbnRyeRIMCgRuYW1lGAEgASgJEhIKBXZhbHVlGAIgASgJSACIAQESJQoGc291cmNlGAMgASgOMhUucmlsbC52MS5Db25maWdTb3VyY2USEQoJcmVhZF9vbmx5GAQgASgIEhEKCXNlbnNpdGl2ZRgFIAEoCBIVCg1kb2N1bWVudGF0aW9uGAYgASgJQggKBl92YWx1ZSJyChZEZXNjcmliZUNvbmZpZ3NSZXF1ZXN0EioKCXJlc291cmNlcxgBIAMoCzIXLnJpbGwudjEuQ29uZmlnUmVzb3VyY2USDQoFbmFtZXMYAiADKAkSHQoVaW5jbHVkZV9kb2N1bWVudGF0aW9uGAMgASgIItQBChdEZXNjcmliZUNvbmZpZ3NSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXNwb25zZS5SZXN1bHQafwoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIlCgdlbnRyaWVzGAIgAygLMhQucmlsbC52MS5Db25maWdFbnRyeRIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiWQoNQWx0ZXJDb25maWdPcBIMCgRuYW1lGAEgASgJEisKCW9wZXJhdGlvbhgCIAEoDjIYLnJpbGwudjEuQ29uZmlnT3BlcmF0aW9uEg0KBXZhbHVlGAMgASgJIskBChNBbHRlckNvbmZpZ3NSZXF1ZXN0EjgKCXJlc291cmNlcxgBIAMoCzIlLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdC5SZXNvdXJjZRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIGmEKCFJlc291cmNlEikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIqCgpvcGVyYXRpb25zGAIgAygLMhYucmlsbC52MS5BbHRlckNvbmZpZ09wIqcBChRBbHRlckNvbmZpZ3NSZXNwb25zZRI1CgdyZXN1bHRzGAEgAygLMiQucmlsbC52MS5BbHRlckNvbmZpZ3NSZXNwb25zZS5SZXN1bHQaWAoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiGAoWRGVzY3JpYmVDbHVzdGVyUmVxdWVzdCK0BAoXRGVzY3JpYmVDbHVzdGVyUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIVCg1jb250cm9sbGVyX2lkGAIgASgFEjgKB2Jyb2tlcnMYAyADKAsyJy5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLkJyb2tlchI2CgZ2b3RlcnMYBCADKAsyJi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLlZvdGVyEjgKBG5vZGUYBSABKAsyKi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLk5vZGVTdGF0ZRpqCgZCcm9rZXISDwoHbm9kZV9pZBgBIAEoBRIPCgdhZGRyZXNzGAIgASgJEiAKBXJvbGVzGAMgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIOCgZmZW5jZWQYBCABKAgSDAoEcmFjaxgFIAEoCRopCgVWb3RlchIPCgdub2RlX2lkGAEgASgFEg8KB2FkZHJlc3MYAiABKAkaqgEKCU5vZGVTdGF0ZRIPCgdub2RlX2lkGAEgASgFEiAKBXJvbGVzGAIgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIXCg9tZXRhZGF0YV9vZmZzZXQYAyABKAMSEQoJcmFmdF9yb2xlGAQgASgJEhEKCXJhZnRfdGVybRgFIAEoAxIVCg1jb21taXRfb2Zmc2V0GAYgASgDEhQKDGJyb2tlcl9zdGF0ZRgHIAEoCSJDChNFbGVjdExlYWRlcnNSZXF1ZXN0EiwKCnBhcnRpdGlvbnMYASADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9ucyKuAQoURWxlY3RMZWFkZXJzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVzcG9uc2UuUmVzdWx0Gl8KBlJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJVCg9RdW90YUVudGl0eVBhcnQSJgoEdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEhEKBG5hbWUYAiABKAlIAIgBAUIHCgVfbmFtZSI8ChFDbGllbnRRdW90YUVudGl0eRInCgVwYXJ0cxgBIAMoCzIYLnJpbGwudjEuUXVvdGFFbnRpdHlQYXJ0IoUCChhBbHRlckNsaWVudFF1b3Rhc1JlcXVlc3QSOAoHZW50cmllcxgBIAMoCzInLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0LkVudHJ5EhUKDXZhbGlkYXRlX29ubHkYAiABKAgaMAoCT3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBEg4KBnJlbW92ZRgDIAEoCBpmCgVFbnRyeRIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EjEKA29wcxgCIAMoCzIkLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0Lk9wIrIBChlBbHRlckNsaWVudFF1b3Rhc1Jlc3BvbnNlEjoKB3Jlc3VsdHMYASADKAsyKS5yaWxsLnYxLkFsdGVyQ2xpZW50UXVvdGFzUmVzcG9uc2UuUmVzdWx0GlkKBlJlc3VsdBIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCLpAQobRGVzY3JpYmVDbGllbnRRdW90YXNSZXF1ZXN0EkIKCmNvbXBvbmVudHMYASADKAsyLi5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVxdWVzdC5Db21wb25lbnQSDgoGc3RyaWN0GAIgASgIGnYKCUNvbXBvbmVudBItCgtlbnRpdHlfdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEisKCm1hdGNoX3R5cGUYAiABKA4yFy5yaWxsLnYxLlF1b3RhTWF0Y2hUeXBlEg0KBW1hdGNoGAMgASgJIooCChxEZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlEjwKB2VudHJpZXMYASADKAsyKy5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVzcG9uc2UuRW50cnkaqwEKBUVudHJ5EioKBmVudGl0eRgBIAEoCzIaLnJpbGwudjEuQ2xpZW50UXVvdGFFbnRpdHkSRwoGdmFsdWVzGAIgAygLMjcucmlsbC52MS5EZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlLkVudHJ5LlZhbHVlc0VudHJ5Gi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEqewoSQ29uZmlnUmVzb3VyY2VUeXBlEiQKIENPTkZJR19SRVNPVVJDRV9UWVBFX1VOU1BFQ0lGSUVEEAASHgoaQ09ORklHX1JFU09VUkNFX1RZUEVfVE9QSUMQARIfChtDT05GSUdfUkVTT1VSQ0VfVFlQRV9CUk9LRVIQAirWAQoMQ29uZmlnU291cmNlEh0KGUNPTkZJR19TT1VSQ0VfVU5TUEVDSUZJRUQQABIZChVDT05GSUdfU09VUkNFX0RFRkFVTFQQARIfChtDT05GSUdfU09VUkNFX1NUQVRJQ19CUk9LRVIQAhIoCiRDT05GSUdfU09VUkNFX0RZTkFNSUNfREVGQVVMVF9CUk9LRVIQAxIgChxDT05GSUdfU09VUkNFX0RZTkFNSUNfQlJPS0VSEAQSHwobQ09ORklHX1NPVVJDRV9EWU5BTUlDX1RPUElDEAUqagoPQ29uZmlnT3BlcmF0aW9uEiAKHENPTkZJR19PUEVSQVRJT05fVU5TUEVDSUZJRUQQABIYChRDT05GSUdfT1BFUkFUSU9OX1NFVBABEhsKF0NPTkZJR19PUEVSQVRJT05fREVMRVRFEAIqcQoPUXVvdGFFbnRpdHlUeXBlEiEKHVFVT1RBX0VOVElUWV9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWUVVPVEFfRU5USVRZX1RZUEVfVVNFUhABEh8KG1FVT1RBX0VOVElUWV9UWVBFX0NMSUVOVF9JRBACKoYBCg5RdW90YU1hdGNoVHlwZRIgChxRVU9UQV9NQVRDSF9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWUVVPVEFfTUFUQ0hfVFlQRV9FWEFDVBABEhwKGFFVT1RBX01BVENIX1RZUEVfREVGQVVMVBACEhgKFFFVT1RBX01BVENIX1RZUEVfQU5ZEAMy7goKDEFkbWluU2VydmljZRJLCgxDcmVhdGVUb3BpY3MSHC5yaWxsLnYxLkNyZWF0ZVRvcGljc1JlcXVlc3QaHS5yaWxsLnYxLkNyZWF0ZVRvcGljc1Jlc3BvbnNlEksKDERlbGV0ZVRvcGljcxIcLnJpbGwudjEuRGVsZXRlVG9waWNzUmVxdWVzdBodLnJpbGwudjEuRGVsZXRlVG9waWNzUmVzcG9uc2USRQoKTGlzdFRvcGljcxIaLnJpbGwudjEuTGlzdFRvcGljc1JlcXVlc3QaGy5yaWxsLnYxLkxpc3RUb3BpY3NSZXNwb25zZRJRCg5EZXNjcmliZVRvcGljcxIeLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXF1ZXN0Gh8ucmlsbC52MS5EZXNjcmliZVRvcGljc1Jlc3BvbnNlElcKEENyZWF0ZVBhcnRpdGlvbnMSIC5yaWxsLnYxLkNyZWF0ZVBhcnRpdGlvbnNSZXF1ZXN0GiEucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVzcG9uc2USVAoPRGVzY3JpYmVDb25maWdzEh8ucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXF1ZXN0GiAucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXNwb25zZRJLCgxBbHRlckNvbmZpZ3MSHC5yaWxsLnYxLkFsdGVyQ29uZmlnc1JlcXVlc3QaHS5yaWxsLnYxLkFsdGVyQ29uZmlnc1Jlc3BvbnNlElQKD0Rlc2NyaWJlQ2x1c3RlchIfLnJpbGwudjEuRGVzY3JpYmVDbHVzdGVyUmVxdWVzdBogLnJpbGwudjEuRGVzY3JpYmVDbHVzdGVyUmVzcG9uc2USSwoMRWxlY3RMZWFkZXJzEhwucmlsbC52MS5FbGVjdExlYWRlcnNSZXF1ZXN0Gh0ucmlsbC52MS5FbGVjdExlYWRlcnNSZXNwb25zZRJFCgpDcmVhdGVBY2xzEhoucmlsbC52MS5DcmVhdGVBY2xzUmVxdWVzdBobLnJpbGwudjEuQ3JlYXRlQWNsc1Jlc3BvbnNlEksKDERlc2NyaWJlQWNscxIcLnJpbGwudjEuRGVzY3JpYmVBY2xzUmVxdWVzdBodLnJpbGwudjEuRGVzY3JpYmVBY2xzUmVzcG9uc2USRQoKRGVsZXRlQWNscxIaLnJpbGwudjEuRGVsZXRlQWNsc1JlcXVlc3QaGy5yaWxsLnYxLkRlbGV0ZUFjbHNSZXNwb25zZRJyChlBbHRlclVzZXJTY3JhbUNyZWRlbnRpYWxzEikucmlsbC52MS5BbHRlclVzZXJTY3JhbUNyZWRlbnRpYWxzUmVxdWVzdBoqLnJpbGwudjEuQWx0ZXJVc2VyU2NyYW1DcmVkZW50aWFsc1Jlc3BvbnNlEnsKHERlc2NyaWJlVXNlclNjcmFtQ3JlZGVudGlhbHMSLC5yaWxsLnYxLkRlc2NyaWJlVXNlclNjcmFtQ3JlZGVudGlhbHNSZXF1ZXN0Gi0ucmlsbC52MS5EZXNjcmliZVVzZXJTY3JhbUNyZWRlbnRpYWxzUmVzcG9uc2USWgoRQWx0ZXJDbGllbnRRdW90YXMSIS5yaWxsLnYxLkFsdGVyQ2xpZW50UXVvdGFzUmVxdWVzdBoiLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXNwb25zZRJjChREZXNjcmliZUNsaWVudFF1b3RhcxIkLnJpbGwudjEuRGVzY3JpYmVDbGllbnRRdW90YXNSZXF1ZXN0GiUucmlsbC52MS5EZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlQl4KEWlvLmdpdGh1Yi5yaWxsLnYxQhFBZG1pblNlcnZpY2VQcm90b1ABWipnaXRodWIuY29tL3JpbGwvcmlsbC9nZW4vZ28vcmlsbC92MTtyaWxsdjGqAgdSaWxsLlYxYgZwcm90bzM", [file_rill_v1_common, file_rill_v1_security]);
 
 /**
  * Request of AdminService.CreateTopics.
@@ -1206,6 +1206,311 @@ export const ElectLeadersResponse_ResultSchema: GenMessage<ElectLeadersResponse_
   messageDesc(file_rill_v1_admin_service, 20, 0);
 
 /**
+ * One part of a client-quota entity.
+ *
+ * @generated from message rill.v1.QuotaEntityPart
+ */
+export type QuotaEntityPart = Message<"rill.v1.QuotaEntityPart"> & {
+  /**
+   * User or client id.
+   *
+   * @generated from field: rill.v1.QuotaEntityType type = 1;
+   */
+  type: QuotaEntityType;
+
+  /**
+   * The user name or client id. Absent: the default entity of this type (Kafka's `<default>`),
+   * which applies to every user (client id) without a quota of its own.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+};
+
+/**
+ * Describes the message rill.v1.QuotaEntityPart.
+ * Use `create(QuotaEntityPartSchema)` to create a new message.
+ */
+export const QuotaEntityPartSchema: GenMessage<QuotaEntityPart> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 21);
+
+/**
+ * A client-quota entity, as Kafka's: a user, a client id, or a user and a client id (at most one
+ * part of each type).
+ *
+ * @generated from message rill.v1.ClientQuotaEntity
+ */
+export type ClientQuotaEntity = Message<"rill.v1.ClientQuotaEntity"> & {
+  /**
+   * The parts, at least one.
+   *
+   * @generated from field: repeated rill.v1.QuotaEntityPart parts = 1;
+   */
+  parts: QuotaEntityPart[];
+};
+
+/**
+ * Describes the message rill.v1.ClientQuotaEntity.
+ * Use `create(ClientQuotaEntitySchema)` to create a new message.
+ */
+export const ClientQuotaEntitySchema: GenMessage<ClientQuotaEntity> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 22);
+
+/**
+ * Request of AdminService.AlterClientQuotas.
+ *
+ * @generated from message rill.v1.AlterClientQuotasRequest
+ */
+export type AlterClientQuotasRequest = Message<"rill.v1.AlterClientQuotasRequest"> & {
+  /**
+   * Entities to change, at least one.
+   *
+   * @generated from field: repeated rill.v1.AlterClientQuotasRequest.Entry entries = 1;
+   */
+  entries: AlterClientQuotasRequest_Entry[];
+
+  /**
+   * Check every entry and store nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message rill.v1.AlterClientQuotasRequest.
+ * Use `create(AlterClientQuotasRequestSchema)` to create a new message.
+ */
+export const AlterClientQuotasRequestSchema: GenMessage<AlterClientQuotasRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 23);
+
+/**
+ * One change of a quota.
+ *
+ * @generated from message rill.v1.AlterClientQuotasRequest.Op
+ */
+export type AlterClientQuotasRequest_Op = Message<"rill.v1.AlterClientQuotasRequest.Op"> & {
+  /**
+   * `producer_byte_rate` or `consumer_byte_rate`.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Bytes per second, more than 0; ignored with `remove`.
+   *
+   * @generated from field: double value = 2;
+   */
+  value: number;
+
+  /**
+   * Remove the quota of `key` (the entity falls back to the next one that applies).
+   *
+   * @generated from field: bool remove = 3;
+   */
+  remove: boolean;
+};
+
+/**
+ * Describes the message rill.v1.AlterClientQuotasRequest.Op.
+ * Use `create(AlterClientQuotasRequest_OpSchema)` to create a new message.
+ */
+export const AlterClientQuotasRequest_OpSchema: GenMessage<AlterClientQuotasRequest_Op> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 23, 0);
+
+/**
+ * The changes of one entity.
+ *
+ * @generated from message rill.v1.AlterClientQuotasRequest.Entry
+ */
+export type AlterClientQuotasRequest_Entry = Message<"rill.v1.AlterClientQuotasRequest.Entry"> & {
+  /**
+   * The entity.
+   *
+   * @generated from field: rill.v1.ClientQuotaEntity entity = 1;
+   */
+  entity?: ClientQuotaEntity | undefined;
+
+  /**
+   * Its changes, at least one, each key at most once.
+   *
+   * @generated from field: repeated rill.v1.AlterClientQuotasRequest.Op ops = 2;
+   */
+  ops: AlterClientQuotasRequest_Op[];
+};
+
+/**
+ * Describes the message rill.v1.AlterClientQuotasRequest.Entry.
+ * Use `create(AlterClientQuotasRequest_EntrySchema)` to create a new message.
+ */
+export const AlterClientQuotasRequest_EntrySchema: GenMessage<AlterClientQuotasRequest_Entry> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 23, 1);
+
+/**
+ * Response of AdminService.AlterClientQuotas.
+ *
+ * @generated from message rill.v1.AlterClientQuotasResponse
+ */
+export type AlterClientQuotasResponse = Message<"rill.v1.AlterClientQuotasResponse"> & {
+  /**
+   * One result per entry, in request order.
+   *
+   * @generated from field: repeated rill.v1.AlterClientQuotasResponse.Result results = 1;
+   */
+  results: AlterClientQuotasResponse_Result[];
+};
+
+/**
+ * Describes the message rill.v1.AlterClientQuotasResponse.
+ * Use `create(AlterClientQuotasResponseSchema)` to create a new message.
+ */
+export const AlterClientQuotasResponseSchema: GenMessage<AlterClientQuotasResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 24);
+
+/**
+ * The outcome for one entry.
+ *
+ * @generated from message rill.v1.AlterClientQuotasResponse.Result
+ */
+export type AlterClientQuotasResponse_Result = Message<"rill.v1.AlterClientQuotasResponse.Result"> & {
+  /**
+   * The entity, as requested.
+   *
+   * @generated from field: rill.v1.ClientQuotaEntity entity = 1;
+   */
+  entity?: ClientQuotaEntity | undefined;
+
+  /**
+   * Why nothing of this entry was stored (INVALID_REQUEST naming the field). Absent: stored
+   * (or valid, with `validate_only`).
+   *
+   * @generated from field: rill.v1.ErrorDetail error = 2;
+   */
+  error?: ErrorDetail | undefined;
+};
+
+/**
+ * Describes the message rill.v1.AlterClientQuotasResponse.Result.
+ * Use `create(AlterClientQuotasResponse_ResultSchema)` to create a new message.
+ */
+export const AlterClientQuotasResponse_ResultSchema: GenMessage<AlterClientQuotasResponse_Result> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 24, 0);
+
+/**
+ * Request of AdminService.DescribeClientQuotas.
+ *
+ * @generated from message rill.v1.DescribeClientQuotasRequest
+ */
+export type DescribeClientQuotasRequest = Message<"rill.v1.DescribeClientQuotasRequest"> & {
+  /**
+   * The conditions, all of which must hold. Empty: every entity.
+   *
+   * @generated from field: repeated rill.v1.DescribeClientQuotasRequest.Component components = 1;
+   */
+  components: DescribeClientQuotasRequest_Component[];
+
+  /**
+   * Only entities with no parts besides those the components name.
+   *
+   * @generated from field: bool strict = 2;
+   */
+  strict: boolean;
+};
+
+/**
+ * Describes the message rill.v1.DescribeClientQuotasRequest.
+ * Use `create(DescribeClientQuotasRequestSchema)` to create a new message.
+ */
+export const DescribeClientQuotasRequestSchema: GenMessage<DescribeClientQuotasRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 25);
+
+/**
+ * A condition on one part of the entities.
+ *
+ * @generated from message rill.v1.DescribeClientQuotasRequest.Component
+ */
+export type DescribeClientQuotasRequest_Component = Message<"rill.v1.DescribeClientQuotasRequest.Component"> & {
+  /**
+   * The part's type (at most one component per type).
+   *
+   * @generated from field: rill.v1.QuotaEntityType entity_type = 1;
+   */
+  entityType: QuotaEntityType;
+
+  /**
+   * How it matches.
+   *
+   * @generated from field: rill.v1.QuotaMatchType match_type = 2;
+   */
+  matchType: QuotaMatchType;
+
+  /**
+   * The name, with QUOTA_MATCH_TYPE_EXACT.
+   *
+   * @generated from field: string match = 3;
+   */
+  match: string;
+};
+
+/**
+ * Describes the message rill.v1.DescribeClientQuotasRequest.Component.
+ * Use `create(DescribeClientQuotasRequest_ComponentSchema)` to create a new message.
+ */
+export const DescribeClientQuotasRequest_ComponentSchema: GenMessage<DescribeClientQuotasRequest_Component> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 25, 0);
+
+/**
+ * Response of AdminService.DescribeClientQuotas.
+ *
+ * @generated from message rill.v1.DescribeClientQuotasResponse
+ */
+export type DescribeClientQuotasResponse = Message<"rill.v1.DescribeClientQuotasResponse"> & {
+  /**
+   * The matching entities, in a stable order (client-id-only entities first, then by user; names
+   * before the default).
+   *
+   * @generated from field: repeated rill.v1.DescribeClientQuotasResponse.Entry entries = 1;
+   */
+  entries: DescribeClientQuotasResponse_Entry[];
+};
+
+/**
+ * Describes the message rill.v1.DescribeClientQuotasResponse.
+ * Use `create(DescribeClientQuotasResponseSchema)` to create a new message.
+ */
+export const DescribeClientQuotasResponseSchema: GenMessage<DescribeClientQuotasResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 26);
+
+/**
+ * One entity and its quotas.
+ *
+ * @generated from message rill.v1.DescribeClientQuotasResponse.Entry
+ */
+export type DescribeClientQuotasResponse_Entry = Message<"rill.v1.DescribeClientQuotasResponse.Entry"> & {
+  /**
+   * The entity.
+   *
+   * @generated from field: rill.v1.ClientQuotaEntity entity = 1;
+   */
+  entity?: ClientQuotaEntity | undefined;
+
+  /**
+   * Quota key -> bytes per second.
+   *
+   * @generated from field: map<string, double> values = 2;
+   */
+  values: { [key: string]: number };
+};
+
+/**
+ * Describes the message rill.v1.DescribeClientQuotasResponse.Entry.
+ * Use `create(DescribeClientQuotasResponse_EntrySchema)` to create a new message.
+ */
+export const DescribeClientQuotasResponse_EntrySchema: GenMessage<DescribeClientQuotasResponse_Entry> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 26, 0);
+
+/**
  * Kinds of things that have configuration.
  *
  * @generated from enum rill.v1.ConfigResourceType
@@ -1327,6 +1632,82 @@ export enum ConfigOperation {
  */
 export const ConfigOperationSchema: GenEnum<ConfigOperation> = /*@__PURE__*/
   enumDesc(file_rill_v1_admin_service, 2);
+
+/**
+ * The kind of one part of a client-quota entity.
+ *
+ * @generated from enum rill.v1.QuotaEntityType
+ */
+export enum QuotaEntityType {
+  /**
+   * Not allowed.
+   *
+   * @generated from enum value: QUOTA_ENTITY_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An authenticated user (the name of principal `User:<name>`; `ANONYMOUS` without
+   * authentication).
+   *
+   * @generated from enum value: QUOTA_ENTITY_TYPE_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * A client id (call metadata `rill-client-id`; Kafka's client.id).
+   *
+   * @generated from enum value: QUOTA_ENTITY_TYPE_CLIENT_ID = 2;
+   */
+  CLIENT_ID = 2,
+}
+
+/**
+ * Describes the enum rill.v1.QuotaEntityType.
+ */
+export const QuotaEntityTypeSchema: GenEnum<QuotaEntityType> = /*@__PURE__*/
+  enumDesc(file_rill_v1_admin_service, 3);
+
+/**
+ * How a DescribeClientQuotas component matches one part of an entity.
+ *
+ * @generated from enum rill.v1.QuotaMatchType
+ */
+export enum QuotaMatchType {
+  /**
+   * Not allowed.
+   *
+   * @generated from enum value: QUOTA_MATCH_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The part names exactly `match`.
+   *
+   * @generated from enum value: QUOTA_MATCH_TYPE_EXACT = 1;
+   */
+  EXACT = 1,
+
+  /**
+   * The part is the default entity.
+   *
+   * @generated from enum value: QUOTA_MATCH_TYPE_DEFAULT = 2;
+   */
+  DEFAULT = 2,
+
+  /**
+   * The entity has a part of this type, whatever it names.
+   *
+   * @generated from enum value: QUOTA_MATCH_TYPE_ANY = 3;
+   */
+  ANY = 3,
+}
+
+/**
+ * Describes the enum rill.v1.QuotaMatchType.
+ */
+export const QuotaMatchTypeSchema: GenEnum<QuotaMatchType> = /*@__PURE__*/
+  enumDesc(file_rill_v1_admin_service, 4);
 
 /**
  * Topic, configuration and cluster administration. Any broker answers; a broker that is not the
@@ -1478,6 +1859,30 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DescribeUserScramCredentialsRequestSchema;
     output: typeof DescribeUserScramCredentialsResponseSchema;
+  },
+  /**
+   * ---- client quotas (issue 13) ----
+   * Sets or removes byte-rate quotas (`producer_byte_rate`, `consumer_byte_rate`, bytes per
+   * second) of users and/or client ids, as Kafka's AlterClientQuotas. Each entry succeeds or
+   * fails on its own. A client over its quota is slowed down, never refused: its answers are
+   * delayed (with `throttle_time_ms`) and its streams paused.
+   *
+   * @generated from rpc rill.v1.AdminService.AlterClientQuotas
+   */
+  alterClientQuotas: {
+    methodKind: "unary";
+    input: typeof AlterClientQuotasRequestSchema;
+    output: typeof AlterClientQuotasResponseSchema;
+  },
+  /**
+   * Lists the quotas of the entities a filter matches, as Kafka's DescribeClientQuotas.
+   *
+   * @generated from rpc rill.v1.AdminService.DescribeClientQuotas
+   */
+  describeClientQuotas: {
+    methodKind: "unary";
+    input: typeof DescribeClientQuotasRequestSchema;
+    output: typeof DescribeClientQuotasResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_v1_admin_service, 0);
