@@ -23,6 +23,8 @@ import { type ControllerServiceDeps, controllerService } from "./controller-serv
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
 import { requesterInterceptor } from "./call-context.ts";
+import { type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
@@ -59,15 +61,50 @@ export interface ServiceDeps {
   readonly produceChecks?: ProduceChecks;
 }
 
-/** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
-export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
-  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
-  addService(server, ReplicationService, replicationService(d.replicas));
-  addService(server, ControllerService, controllerService(d.controller));
+/** Which services `registerServices` adds, and how (cluster membership, member-auth.ts). */
+export interface RegisterOptions {
+  /** Whether ControllerService and ReplicationService are served (not on `listen` once `internal.listen` is set). Default true. */
+  readonly internal?: boolean;
+  /** Applied to each service definition (`memberDefinition`: requests stay raw until membership is settled). */
+  readonly wrap?: (definition: grpc.ServiceDefinition) => grpc.ServiceDefinition;
 }
+
+/** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
+export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients, o: RegisterOptions = {}): void {
+  const w = o.wrap;
+  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin), undefined, w);
+  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs, w);
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs, w);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers), undefined, w);
+  if (o.internal === false) return;
+  addService(server, ReplicationService, replicationService(d.replicas), undefined, w);
+  addService(server, ControllerService, controllerService(d.controller), undefined, w);
+}
+
+/**
+ * Cluster membership of a broker's listeners (member-auth.ts): how this server tells members
+ * from clients, whether the internal services live on a separate internal listener, and how
+ * this node signs its own calls to the others.
+ */
+export interface ServerMembership {
+  /** The policy of the client listener (`membersOnly` false). */
+  readonly policy: MemberPolicy;
+  /** True when `internal.listen` serves ControllerService and ReplicationService (not this server). */
+  readonly internalListener: boolean;
+  /** Signs this node's internal calls (`cluster.secret`); none: unsigned. */
+  readonly signer?: MemberSigner | undefined;
+}
+
+/** The membership of a server that nobody configured: a single node, serving no internal call. */
+export const SINGLE_NODE: ServerMembership = {
+  policy: {
+    verifier: null,
+    mtls: false,
+    membersOnly: false,
+    refuseInternal: "a single node serves no internal call (it has no cluster members)",
+  },
+  internalListener: false,
+};
 
 /**
  * The server of one broker: created empty (so that what its services need can ask for its
@@ -79,7 +116,7 @@ export class RpcServer {
   private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVED_SERVICES].map((s) => [s, "SERVING" as const])));
   private port = -1;
   /** One client per (service, peer) for every forwarded call of this server's services. */
-  private readonly clients = new InternalClients();
+  readonly clients: InternalClients;
 
   /** `max.connections` of this server: open and refused connections, for metrics. */
   readonly connections: ConnectionLimit;
@@ -92,7 +129,9 @@ export class RpcServer {
     private readonly listen: string,
     requestBytesMax: number,
     maxConnections = Number.MAX_SAFE_INTEGER,
+    private readonly membership: ServerMembership = SINGLE_NODE,
   ) {
+    this.clients = new InternalClients({ signer: membership.signer });
     this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
       {
@@ -100,7 +139,7 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [requesterInterceptor()],
+      [memberInterceptor(membership.policy), requesterInterceptor(trustMembers())],
       this.connections,
     );
   }
@@ -112,7 +151,7 @@ export class RpcServer {
 
   /** Registers the services, health and reflection. */
   register(d: ServiceDeps): void {
-    registerServices(this.server, d, this.clients);
+    registerServices(this.server, d, this.clients, { internal: !this.membership.internalListener, wrap: memberDefinition });
     this.health.addToServer(this.server);
     addReflection(this.server, SERVED_SERVICES);
   }

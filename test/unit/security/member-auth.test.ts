@@ -42,7 +42,7 @@ describe("MemberSigner / MemberVerifier", () => {
     if (!v.ok) throw new Error(v.reason);
     const body = Buffer.from("remove-topic orders");
     const framed = frame(call.messageMac(0, body), body);
-    framed[framed.length - 1] ^= 1;
+    framed.writeUInt8(framed.readUInt8(framed.length - 1) ^ 1, framed.length - 1);
     expect(v.call.open(0, framed)).toBeNull();
     expect(v.call.open(0, Buffer.alloc(MESSAGE_MAC_BYTES - 1))).toBeNull();
     const other = signer.signCall(claims);
