@@ -25,9 +25,10 @@ import { ReplicaFetcherManager } from "../replication/fetcher.ts";
 import { ReplicaManager } from "../replication/replica-manager.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
-import type { ControllerRoute } from "../rpc/forward.ts";
+import { type ControllerRoute, peerAddress } from "../rpc/forward.ts";
 import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
-import { grpcReplicaFetchTransport } from "../rpc/replication-service.ts";
+import { signedReplicaFetchTransport } from "../rpc/replication-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
 import type { FetchMemory } from "../service/fetch.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
@@ -188,8 +189,8 @@ export async function identify({ config, fs, clock }: Shell): Promise<Identity> 
 }
 
 /** The metadata side of a voter or of a broker-only node (see `Metadata`). */
-export function openMetadata(shell: Shell, identity: Identity, opened: Opened): Metadata {
-  return hasRole(shell.config, "controller") ? openVoter(shell, identity, opened) : openObserver(shell, identity, opened);
+export function openMetadata(shell: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
+  return hasRole(shell.config, "controller") ? openVoter(shell, identity, opened, signer) : openObserver(shell, identity, opened, signer);
 }
 
 /** How long a call to the controller may take: a third of the broker session, within 100 ms..5 s. */
@@ -206,7 +207,7 @@ function quorumLog(log: BrokerLog): QuorumLog {
  * the local controller while it leads. The transport tells the store how a snapshot it sent
  * fared, so it names the store built right after it (called only once the store sends).
  */
-function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened: Opened): Metadata {
+function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const transport: GrpcQuorumTransport = opened.add(
     new GrpcQuorumTransport({
@@ -215,6 +216,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
       peers: new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const)),
       callTimeoutMs: config.electionTimeoutMs,
       onSnapshot: (to, ok) => store.reportSnapshot(to, ok),
+      signer,
     }),
     (t) => t.close(),
   );
@@ -255,6 +257,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
       knownLeader: () => store.leader,
       isLocalLeader: () => store.isLeader,
       callTimeoutMs: controllerCallTimeoutMs(config),
+      signer,
     }),
     (c) => c.close(),
   );
@@ -266,7 +269,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
  * and the channel asks the store who leads — so the store is built first and started once the
  * channel exists.
  */
-function openObserver({ config, log }: Shell, identity: Identity, opened: Opened): Metadata {
+function openObserver({ config, log }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const store = opened.add(
     new ObserverMetadataStore({
@@ -285,6 +288,7 @@ function openObserver({ config, log }: Shell, identity: Identity, opened: Opened
       knownLeader: () => store.leader,
       isLocalLeader: () => false,
       callTimeoutMs: controllerCallTimeoutMs(config),
+      signer,
     }),
     (c) => c.close(),
   );
@@ -312,12 +316,19 @@ function movesPartitions(c: MetadataChange): boolean {
 }
 
 /** Registration and heartbeats to the controller (not started yet: the server binds first). */
-export function newLifecycle({ config, log, partitions }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
+export function newLifecycle(
+  { config, log, partitions }: Shell,
+  identity: Identity,
+  meta: Metadata,
+  rpc: RpcServer,
+  internal?: { readonly address: string } | null,
+): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
     nodeId: config.nodeId,
     clusterId: identity.clusterId,
     address: () => config.advertisedAddress || rpc.address,
+    internalAddress: () => (internal ? config.internalAdvertisedAddress || internal.address : ""),
     rack: "",
     roles: identity.roles,
     maxPartitions: partitions.max,
@@ -432,13 +443,17 @@ export async function startBackground(
   lifecycle: BrokerLifecycle | null,
   tickMs: number,
   rpc?: RpcServer,
+  signer?: MemberSigner,
 ): Promise<Background> {
   const brokerEpoch = (): number => lifecycle?.brokerEpoch ?? -1;
   const fetchers = new ReplicaFetcherManager(data.rm, {
     nodeId: config.nodeId,
     brokerEpoch,
-    addressOf: (id) => meta.store.image.brokers.get(id)?.address ?? null,
-    transport: grpcReplicaFetchTransport,
+    addressOf: (id) => {
+      const b = meta.store.image.brokers.get(id);
+      return b === undefined ? null : peerAddress(b);
+    },
+    transport: signedReplicaFetchTransport(signer),
     maxWaitMs: config.replicaFetchWaitMaxMs,
     maxBytes: 10 << 20,
     log,
@@ -475,6 +490,7 @@ export function logStarted({ config, log }: Shell, identity: Identity, logs: Log
   log.info(
     {
       address: rpc.address,
+      ...(config.internalListen !== "" ? { internalListen: config.internalListen } : {}),
       dataDir: config.dataDir,
       nodeId: config.nodeId,
       roles: identity.roles,

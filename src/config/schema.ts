@@ -682,7 +682,10 @@ function validateMembership(cfg: BrokerConfig): void {
   if (cfg.clusterSecret !== "" && cfg.clusterSecretFile !== "")
     throw rillError("INVALID_CONFIG", "cluster.secret.file: set either cluster.secret or cluster.secret.file, not both");
   if (cfg.internalAdvertisedAddress !== "" && cfg.internalListen === "")
-    throw rillError("INVALID_CONFIG", "internal.advertised.address: set, but internal.listen is empty (there is no internal listener to advertise)");
+    throw rillError(
+      "INVALID_CONFIG",
+      "internal.advertised.address: set, but internal.listen is empty (there is no internal listener to advertise)",
+    );
   if (cfg.controllerQuorumVoters === "") return;
   if (hasMembershipMethod(cfg)) return;
   throw rillError(

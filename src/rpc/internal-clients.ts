@@ -67,7 +67,7 @@ const constructors = new WeakMap<DescService, ServiceClientConstructor<DescServi
  * The client class of `service`, whose request serializers pass a Buffer through unchanged (the
  * signing interceptor serializes a request itself, to sign its bytes, and sends those).
  */
-function constructorOf<S extends DescService>(service: S): ServiceClientConstructor<S> {
+export function constructorOf<S extends DescService>(service: S): ServiceClientConstructor<S> {
   let ctor = constructors.get(service);
   if (ctor === undefined) {
     const definition = serviceDefinition(service);

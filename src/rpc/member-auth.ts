@@ -177,7 +177,8 @@ export function memberInterceptor(policy: MemberPolicy): grpc.ServerInterceptor 
 export function trustMembers(authenticate?: Authenticate): Authenticate {
   return (headers, peer, auth) => {
     const member = memberCalls.get(headers);
-    if (member !== undefined) return member.host === undefined ? { principal: member.principal } : { principal: member.principal, host: member.host };
+    if (member !== undefined)
+      return member.host === undefined ? { principal: member.principal } : { principal: member.principal, host: member.host };
     return authenticate ? authenticate(headers, peer, auth) : { principal: ANONYMOUS };
   };
 }

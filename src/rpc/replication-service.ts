@@ -25,6 +25,7 @@ import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
 import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
 /** Longest long-poll a follower may ask for. */
@@ -240,9 +241,14 @@ export function replicaFetchTransport(clients: InternalClients): ReplicaFetchTra
 }
 
 /** The follower's transport: each session opens its own channel to the leader and closes it with the session. */
-export const grpcReplicaFetchTransport: ReplicaFetchTransport = {
-  open(address: string): ReplicaFetchSession {
-    const clients = new InternalClients();
-    return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
-  },
-};
+export const grpcReplicaFetchTransport: ReplicaFetchTransport = signedReplicaFetchTransport(undefined);
+
+/** `grpcReplicaFetchTransport` whose sessions sign their calls with `signer` (`cluster.secret`, member-auth.ts). */
+export function signedReplicaFetchTransport(signer: MemberSigner | undefined): ReplicaFetchTransport {
+  return {
+    open(address: string): ReplicaFetchSession {
+      const clients = new InternalClients({ signer });
+      return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
+    },
+  };
+}
