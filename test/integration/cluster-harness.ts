@@ -59,6 +59,13 @@ const ControllerClient = constructorOf(ControllerService);
 /** The cluster secret every node of a harness cluster shares (cluster.secret.file); tests sign with it as a member. */
 export const HARNESS_SECRET = `harness-${randomBytes(16).toString("hex")}`;
 
+/** Writes HARNESS_SECRET to `dir`/cluster.secret (mode 0600) for `cluster.secret.file`; returns its path. */
+export function writeSecretFile(dir: string): string {
+  const file = path.join(dir, "cluster.secret");
+  nodeFs.writeFileSync(file, `${HARNESS_SECRET}\n`, { mode: 0o600 });
+  return file;
+}
+
 /** Signs calls as cluster member `nodeId` with the harness's secret. */
 export function memberSigner(nodeId = 0): MemberSigner {
   return new MemberSigner(HARNESS_SECRET, nodeId, systemClock, () => randomBytes(16).toString("hex"));
@@ -551,8 +558,7 @@ export class Cluster {
       nodeFs.rmSync(root, { recursive: true, force: true });
       throw e;
     }
-    const secretFile = path.join(root, "cluster.secret");
-    nodeFs.writeFileSync(secretFile, `${HARNESS_SECRET}\n`, { mode: 0o600 });
+    const secretFile = writeSecretFile(root);
     const nodes = ids.map((id) => {
       const voters = ids.map((j) => `${j}@${j === id || !o.linkProxies ? direct(j) : links.get(`${id}->${j}`)!.address}`).join(",");
       const settings: Record<string, string> = {
