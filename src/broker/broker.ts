@@ -89,16 +89,27 @@ export class Broker {
     const logs = opened.add(openStorage(shell), (l) => l.close());
     try {
       validateBrokerConfig(shell.config);
+      shell.tls.load();
       const identity = await identify(shell);
       const membership = membershipOf(shell.config, shell.log);
       const meta = openMetadata(shell, identity, opened, membership.signer);
       const data = startData(shell, logs, meta);
       const { config } = shell;
-      const rpc = opened.add(new RpcServer(config.listen, config.requestBytesMax, config.maxConnections, membership.server), (r) =>
-        r.shutdown(0),
+      const rpc = opened.add(
+        new RpcServer(
+          config.listen,
+          config.requestBytesMax,
+          config.maxConnections,
+          { listener: shell.tls.listener(), internal: shell.tls.internalChannel() },
+          membership.server,
+        ),
+        (r) => r.shutdown(0),
       );
       const internal = membership.internal
-        ? opened.add(new InternalRpcServer(config.internalListen, config.requestBytesMax, membership.internal), (r) => r.shutdown(0))
+        ? opened.add(
+            new InternalRpcServer(config.internalListen, config.requestBytesMax, membership.internal, shell.tls.internalServer()),
+            (r) => r.shutdown(0),
+          )
         : null;
       const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
       const deps = serviceDeps(shell, identity, meta, data, rpc, lifecycle);

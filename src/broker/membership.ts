@@ -3,6 +3,8 @@
  * configuration before anything listens:
  *  - the shared secret (`cluster.secret`, RILL_CLUSTER_SECRET, or `cluster.secret.file`),
  *    turned into the signer of this node's internal calls and the verifier of everyone else's;
+ *  - internal mutual TLS (`internal.tls.*`, rpc/tls.ts): on the internal listener a peer whose
+ *    certificate the cluster CA signed is a member (the listener refuses any other connection);
  *  - the policy of the client listener (internal services refused to non-members there; all of
  *    them on a single node, which has no members) and, with `internal.listen`, of the internal
  *    listener (every call needs a member);
@@ -16,6 +18,7 @@ import { rillError } from "../base/errors.ts";
 import type { BrokerConfig } from "../config/schema.ts";
 import type { MemberPolicy } from "../rpc/member-auth.ts";
 import type { ServerMembership } from "../rpc/server.ts";
+import { internalTlsEnabled } from "../rpc/tls.ts";
 import { MemberSigner, MemberVerifier } from "../security/member-auth.ts";
 import type { BrokerLog } from "./log.ts";
 
@@ -84,6 +87,7 @@ export function membershipOf(cfg: BrokerConfig, log: BrokerLog): Membership {
   return {
     signer: single ? undefined : signer,
     server: { policy, internalListener, signer: single ? undefined : signer },
-    internal: internalListener ? { ...policy, membersOnly: true } : null,
+    // With internal mutual TLS the listener accepts only peers with a certificate of the cluster CA.
+    internal: internalListener ? { ...policy, membersOnly: true, mtls: !single && internalTlsEnabled(cfg) } : null,
   };
 }

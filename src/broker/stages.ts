@@ -27,9 +27,10 @@ import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
 import { type ControllerRoute, peerAddress } from "../rpc/forward.ts";
 import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
-import { signedReplicaFetchTransport } from "../rpc/replication-service.ts";
+import { grpcReplicaFetchTransportWith } from "../rpc/replication-service.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
+import { BrokerTls } from "../rpc/tls.ts";
 import type { FetchMemory } from "../service/fetch.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
@@ -68,6 +69,8 @@ export interface Shell {
   readonly log: BrokerLog;
   /** `max.partitions` as the open-file limit lowers it (process-info.ts `partitionLimit`). */
   readonly partitions: PartitionLimit;
+  /** Credentials of the listeners and of the clients of other nodes (`tls.*`, `internal.tls.*`), made on first use. */
+  readonly tls: BrokerTls;
 }
 
 /** Who this node is in its cluster. */
@@ -137,12 +140,17 @@ export function shellOf(opts: ShellOptions): Shell {
     dataDir: opts.dataDir,
     listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
   };
+  const log = opts.log ?? silentLog;
   return {
     config,
     fs: opts.fs ?? new NodeFileSystem(),
     clock: opts.clock ?? systemClock,
-    log: opts.log ?? silentLog,
+    log,
     partitions: partitionLimit(config, openFileLimit()),
+    tls: new BrokerTls(config, {
+      onError: (e) => log.warn({ err: e.message }, "changed TLS files not taken; the previous certificates stay in use"),
+      onReload: () => log.info({}, "TLS files reloaded"),
+    }),
   };
 }
 
@@ -207,7 +215,7 @@ function quorumLog(log: BrokerLog): QuorumLog {
  * the local controller while it leads. The transport tells the store how a snapshot it sent
  * fared, so it names the store built right after it (called only once the store sends).
  */
-function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
+function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const transport: GrpcQuorumTransport = opened.add(
     new GrpcQuorumTransport({
@@ -215,6 +223,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
       nodeId: config.nodeId,
       peers: new Map(voters.filter((v) => v.id !== config.nodeId).map((v) => [v.id, v.address] as const)),
       callTimeoutMs: config.electionTimeoutMs,
+      credentials: tls.internalChannel(),
       onSnapshot: (to, ok) => store.reportSnapshot(to, ok),
       signer,
     }),
@@ -257,6 +266,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
       knownLeader: () => store.leader,
       isLocalLeader: () => store.isLeader,
       callTimeoutMs: controllerCallTimeoutMs(config),
+      credentials: tls.internalChannel(),
       signer,
     }),
     (c) => c.close(),
@@ -269,7 +279,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
  * and the channel asks the store who leads — so the store is built first and started once the
  * channel exists.
  */
-function openObserver({ config, log }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
+function openObserver({ config, log, tls }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const store = opened.add(
     new ObserverMetadataStore({
@@ -288,6 +298,7 @@ function openObserver({ config, log }: Shell, identity: Identity, opened: Opened
       knownLeader: () => store.leader,
       isLocalLeader: () => false,
       callTimeoutMs: controllerCallTimeoutMs(config),
+      credentials: tls.internalChannel(),
       signer,
     }),
     (c) => c.close(),
@@ -436,7 +447,7 @@ export async function joinCluster(identity: Identity, meta: Metadata, lifecycle:
 
 /** Replica fetchers, ISR maintenance, metrics and the ticker of periodic work. */
 export async function startBackground(
-  { config, clock, log, partitions }: Shell,
+  { config, clock, log, partitions, tls }: Shell,
   logs: LogManager,
   meta: Metadata,
   data: Data,
@@ -453,7 +464,7 @@ export async function startBackground(
       const b = meta.store.image.brokers.get(id);
       return b === undefined ? null : peerAddress(b);
     },
-    transport: signedReplicaFetchTransport(signer),
+    transport: grpcReplicaFetchTransportWith(tls.internalChannel(), signer),
     maxWaitMs: config.replicaFetchWaitMaxMs,
     maxBytes: 10 << 20,
     log,

@@ -82,9 +82,11 @@ export function mergeStatus(c: ClusterDescription, bootstrap: string, answers: R
 }
 
 /** DescribeCluster of the node at `address`: one quick retry, a short deadline, never a throw. */
-async function askNode(address: string): Promise<NodeAnswer> {
+async function askNode(ctx: Context, address: string): Promise<NodeAnswer> {
   const admin = new Admin({
     bootstrap: address,
+    tls: ctx.tls,
+    credentials: ctx.credentials,
     retry: { retries: 1, initialBackoffMs: 100, backoffMsMax: 100 },
     requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS,
   });
@@ -107,7 +109,7 @@ export async function gatherStatus(ctx: Context): Promise<ClusterStatus> {
     await admin.close();
   }
   const others = [...knownNodes(c, ctx.bootstrap)].filter(([id]) => id !== c.node?.nodeId);
-  const answers = await Promise.all(others.map(async ([id, address]) => [id, await askNode(address)] as const));
+  const answers = await Promise.all(others.map(async ([id, address]) => [id, await askNode(ctx, address)] as const));
   return mergeStatus(c, ctx.bootstrap, new Map(answers));
 }
 

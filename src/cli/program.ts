@@ -11,7 +11,7 @@ import { CLUSTER_NODES_MAX, type ClusterStartOptions, startCluster } from "./clu
 import { registerBench } from "./bench-command.ts";
 import { consume } from "./consume-command.ts";
 import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
-import type { Context } from "./context.ts";
+import { type Context, type SecurityFlags, credentialsOf, tlsOf } from "./context.ts";
 import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
@@ -27,8 +27,8 @@ export interface Outcome {
 }
 
 function contextOf(cmd: Command, io: Io): Context {
-  const { bootstrap } = cmd.optsWithGlobals<{ bootstrap: string }>();
-  return { io, bootstrap };
+  const flags = cmd.optsWithGlobals<{ bootstrap: string } & SecurityFlags>();
+  return { io, bootstrap: flags.bootstrap, tls: tlsOf(flags), credentials: credentialsOf(flags, io.env) };
 }
 
 /** What the commands of one run tell `run`: a broker keeps the process up; commander printed an error. */
@@ -41,6 +41,15 @@ function buildProgram(io: Io, state: RunState): Command {
   const program = new Command("rill")
     .description("Rill: an event-streaming broker (Kafka's model over gRPC)")
     .addOption(new Option("--bootstrap <host:port>", "broker address").env("RILL_BOOTSTRAP").default(DEFAULT_BOOTSTRAP))
+    .option("--tls-ca <file>", "connect with TLS, verifying brokers against this PEM CA bundle (broker start: tls.ca.file)")
+    .option("--tls-cert <file>", "connect with TLS presenting this PEM client certificate, with --tls-key (broker start: tls.cert.file)")
+    .option("--tls-key <file>", "PEM private key of --tls-cert (broker start: tls.key.file)")
+    .option(
+      "--tls-server-name <name>",
+      "the name the broker's certificate carries, when not the --bootstrap host (needed for an IP address under Bun)",
+    )
+    .option("--user <name>", "user to log in as (env RILL_USER)")
+    .option("--password-file <file>", "file whose first line is the password of --user (env RILL_PASSWORD holds it otherwise)")
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -67,16 +76,26 @@ function buildProgram(io: Io, state: RunState): Command {
       (v: string, acc: string[] = []) => [...acc, v],
     )
     .action(
-      async (o: {
-        dataDir?: string;
-        listen?: string;
-        config?: string;
-        nodeId?: number;
-        roles?: string;
-        controllerQuorum?: string;
-        set?: string[];
-      }) => {
+      async (
+        o: {
+          dataDir?: string;
+          listen?: string;
+          config?: string;
+          nodeId?: number;
+          roles?: string;
+          controllerQuorum?: string;
+          set?: string[];
+        },
+        cmd: Command,
+      ) => {
         const { runBroker } = await import("../broker/run.ts");
+        // The global --tls-cert/--tls-key/--tls-ca are the listener's files here (tls.*).
+        const g = cmd.optsWithGlobals<SecurityFlags>();
+        const tlsSet = [
+          ...(g.tlsCert !== undefined ? [`tls.cert.file=${g.tlsCert}`] : []),
+          ...(g.tlsKey !== undefined ? [`tls.key.file=${g.tlsKey}`] : []),
+          ...(g.tlsCa !== undefined ? [`tls.ca.file=${g.tlsCa}`] : []),
+        ];
         await runBroker({
           dataDir: o.dataDir,
           listen: o.listen,
@@ -84,7 +103,7 @@ function buildProgram(io: Io, state: RunState): Command {
           nodeId: o.nodeId,
           roles: o.roles,
           controllerQuorum: o.controllerQuorum,
-          set: o.set,
+          set: [...tlsSet, ...(o.set ?? [])],
         });
         state.keepAlive = true;
       },

@@ -12,6 +12,8 @@
 
 import type { Random } from "../base/random.ts";
 import { BootstrapTransport } from "./bootstrap-transport.ts";
+import { type ChannelSecurity, type ClientCredentials, type ClientTlsOptions, channelSecurity } from "./channel-security.ts";
+import { GrpcTransport } from "./grpc-transport.ts";
 import { type RetryPolicy, defaultRandom, retryPolicy } from "./retry.ts";
 import { type TransportFactory, TransportPool, parseBootstrap } from "./transport-pool.ts";
 import type { Transport } from "./transport.ts";
@@ -47,6 +49,17 @@ export interface ClientOptions {
   readonly requestTimeoutMs?: number | undefined;
   /** Partition leaders are asked again at least this often, in ms. Default 300 000 (5 min). */
   readonly metadataMaxAgeMs?: number | undefined;
+  /**
+   * TLS to the brokers: `ca`, `cert`, `key` each PEM contents (a Buffer, or a string holding
+   * "-----BEGIN") or a PEM file's path (re-read when it changes); no `ca`: the system's roots;
+   * `cert` + `key`: mutual TLS; `serverName`: the name the broker's certificate carries when it is
+   * not the address's host (needed under Bun for an IP address). Default: plaintext.
+   */
+  readonly tls?: ClientTlsOptions | undefined;
+  /** User and password sent as `authorization: Basic ...` on every call (give `tls` too). */
+  readonly credentials?: ClientCredentials | undefined;
+  /** Sent as the `rill-client-id` header on every call (Kafka's client.id). */
+  readonly clientId?: string | undefined;
 }
 
 /** ClientOptions, resolved. */
@@ -61,6 +74,8 @@ export interface Connection {
   readonly random: Random;
   readonly requestTimeoutMs: number;
   readonly metadataMaxAgeMs: number;
+  /** How the pool's gRPC channels are made (TLS, credentials and client id headers). */
+  readonly security: ChannelSecurity;
 }
 
 function positiveInt(v: number, field: string): number {
@@ -74,11 +89,12 @@ export function connect(options: ClientOptions = {}): Connection {
   const metadataMaxAgeMs = positiveInt(options.metadataMaxAgeMs ?? DEFAULT_METADATA_MAX_AGE_MS, "metadataMaxAgeMs");
   const retry = retryPolicy(options.retry);
   const random = options.random ?? defaultRandom();
-  const common = { retry, random, requestTimeoutMs, metadataMaxAgeMs };
+  const security = channelSecurity(options.tls, options.credentials, options.clientId);
+  const common = { retry, random, requestTimeoutMs, metadataMaxAgeMs, security };
   if (options.transport !== undefined) {
     return { transport: options.transport, pool: TransportPool.fixed(options.transport), owned: false, ...common };
   }
   const addresses = parseBootstrap(options.bootstrap ?? DEFAULT_BOOTSTRAP);
-  const pool = TransportPool.owning(options.transportFactory);
+  const pool = TransportPool.owning(options.transportFactory ?? ((address) => new GrpcTransport(address, { security })));
   return { transport: new BootstrapTransport(pool, addresses), pool, owned: true, ...common };
 }

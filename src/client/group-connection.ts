@@ -74,7 +74,10 @@ export function connectGroup(options: GroupClientOptions): GroupConnection {
       let g = groups.get(address);
       if (g === undefined) {
         const t = conn.pool.get(address);
-        g = t instanceof GrpcTransport ? new GrpcGroupTransport(address, { channel: t.channel }) : new GrpcGroupTransport(t.address);
+        g =
+          t instanceof GrpcTransport
+            ? new GrpcGroupTransport(address, { channel: t.channel, security: t.security })
+            : new GrpcGroupTransport(t.address, { security: conn.security });
         groups.set(address, g);
       }
       return g;

@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ConsumeRequestSchema, type ConsumeResponse, GroupService } from "../gen/rill/v1/group_service_pb.ts";
 import { clientChannelOptions, reconnectChannelOptions } from "../protocol/channel-options.ts";
 import { clientConstructor } from "../protocol/grpc-service.ts";
+import { type ChannelSecurity, plaintext } from "./channel-security.ts";
 import { fromGrpcError } from "./errors.ts";
 import { checkAddress, duplexStream } from "./grpc-transport.ts";
 
@@ -71,16 +72,21 @@ export class GrpcGroupTransport implements GroupTransport {
   private readonly client: InstanceType<typeof GroupClient>;
   private readonly ownsChannel: boolean;
 
-  constructor(address: string, options: { readonly channel?: grpc.Channel } = {}) {
+  /** `options.security`: TLS, credentials and client id (channel-security.ts); default plaintext. */
+  constructor(address: string, options: { readonly channel?: grpc.Channel; readonly security?: ChannelSecurity } = {}) {
     this.address = checkAddress(address);
     this.ownsChannel = options.channel === undefined;
+    const security = options.security ?? plaintext;
+    const interceptors = security.interceptors;
     this.client =
       options.channel !== undefined
-        ? new GroupClient(address, grpc.credentials.createInsecure(), { channelOverride: options.channel })
-        : new GroupClient(address, grpc.credentials.createInsecure(), {
+        ? new GroupClient(address, security.credentials, { channelOverride: options.channel, interceptors })
+        : new GroupClient(address, security.credentials, {
             ...clientChannelOptions(),
             // Rejoin quickly after a broker restart.
             ...reconnectChannelOptions,
+            ...security.channelOptions,
+            interceptors,
           });
   }
 

@@ -15,6 +15,7 @@ import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import { ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import { clientChannelOptions, reconnectChannelOptions } from "../protocol/channel-options.ts";
 import { clientConstructor } from "../protocol/grpc-service.ts";
+import { type ChannelSecurity, plaintext } from "./channel-security.ts";
 import { fromGrpcError } from "./errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport, UnaryCall } from "./transport.ts";
 import { type ProduceStreamRequestInput, fetchClientCodecs, produceClientCodecs } from "./wire-codec.ts";
@@ -35,6 +36,8 @@ type UnaryWithOptions<Res> = (
 export interface GrpcTransportOptions {
   /** Extra grpc-js channel options, applied over Rill's defaults. */
   readonly channelOptions?: grpc.ChannelOptions;
+  /** TLS, credentials and client id (channel-security.ts). Default plaintext, no headers. */
+  readonly security?: ChannelSecurity;
 }
 
 /** Checks "host:port" (IPv6 hosts in brackets); throws RangeError naming the address otherwise. */
@@ -49,6 +52,8 @@ export class GrpcTransport implements Transport {
   readonly address: string;
   /** The channel (one HTTP/2 connection); GroupService clients of the same broker share it. */
   readonly channel: grpc.Channel;
+  /** How the channel was made; GroupService clients of the same broker use it too. */
+  readonly security: ChannelSecurity;
   private readonly admin: InstanceType<typeof AdminClient>;
   private readonly producer: InstanceType<typeof ProduceClient>;
   private readonly fetcher: InstanceType<typeof FetchClient>;
@@ -56,10 +61,16 @@ export class GrpcTransport implements Transport {
   /** Creates the channel lazily connecting to `address`; no I/O happens until the first call. */
   constructor(address: string, options: GrpcTransportOptions = {}) {
     this.address = checkAddress(address);
-    const credentials = grpc.credentials.createInsecure();
-    const channelOptions = { ...clientChannelOptions(), ...reconnectChannelOptions, ...options.channelOptions };
+    this.security = options.security ?? plaintext;
+    const credentials = this.security.credentials;
+    const channelOptions = {
+      ...clientChannelOptions(),
+      ...reconnectChannelOptions,
+      ...this.security.channelOptions,
+      ...options.channelOptions,
+    };
     this.channel = new grpc.Channel(address, credentials, channelOptions);
-    const clientOptions = { channelOverride: this.channel };
+    const clientOptions = { channelOverride: this.channel, interceptors: this.security.interceptors };
     this.admin = new AdminClient(address, credentials, clientOptions);
     this.producer = new ProduceClient(address, credentials, clientOptions);
     this.fetcher = new FetchClient(address, credentials, clientOptions);

@@ -24,6 +24,7 @@ export type {
   TopicListing,
 } from "./admin.ts";
 export type { ConsumerRecord } from "./batch-reader.ts";
+export { type ChannelSecurity, type ClientCredentials, type ClientTlsOptions, channelSecurity } from "./channel-security.ts";
 export { type ClientOptions, DEFAULT_BOOTSTRAP } from "./connection.ts";
 export { Consumer } from "./consumer.ts";
 export type { ConsumerOptions, PartitionAssignment, SeekTarget, TopicPartition } from "./consumer.ts";

@@ -172,6 +172,9 @@ export const topicKeys = [
 ] as const;
 
 /** Broker-wide keys. */
+/** A file path or empty (unset): no NUL, no newline. */
+const FILE_OR_EMPTY = /^[^\0\n]*$/;
+
 export const brokerKeys = [
   str("data.dir", "dataDir", "Folder that holds the broker's logs and metadata.", "./data"),
   str(
@@ -368,6 +371,55 @@ export const brokerKeys = [
     1,
     MAX_SAFE,
   ),
+  // TLS (issue 13): the client listener's and the internal listener's certificates, re-read when they change.
+  str(
+    "tls.cert.file",
+    "tlsCertFile",
+    "PEM certificate chain of the client gRPC listener (`listen`); set with `tls.key.file`, it serves TLS only. Empty: plaintext. Re-read when it changes (rotation without restart).",
+    "",
+    FILE_OR_EMPTY,
+    "empty or a file path",
+  ),
+  str("tls.key.file", "tlsKeyFile", "PEM private key of `tls.cert.file`.", "", FILE_OR_EMPTY, "empty or a file path"),
+  str(
+    "tls.ca.file",
+    "tlsCaFile",
+    "PEM CA bundle that client certificates must chain to (`tls.client.auth` request or require).",
+    "",
+    FILE_OR_EMPTY,
+    "empty or a file path",
+  ),
+  choice(
+    "tls.client.auth",
+    "tlsClientAuth",
+    "Client certificates on the TLS client listener: `none` (not asked), `request` (asked; one of `tls.ca.file` identifies the caller, none is accepted) or `require` (a certificate of `tls.ca.file` or no connection).",
+    "none",
+    ["none", "request", "require"] as const,
+  ),
+  str(
+    "internal.tls.cert.file",
+    "internalTlsCertFile",
+    "PEM certificate chain this node presents to other nodes (internal listener and internal clients). Set with `internal.tls.key.file` and `internal.tls.ca.file`, node-to-node traffic is mutual TLS. Certificates name nodes by DNS name.",
+    "",
+    FILE_OR_EMPTY,
+    "empty or a file path",
+  ),
+  str(
+    "internal.tls.key.file",
+    "internalTlsKeyFile",
+    "PEM private key of `internal.tls.cert.file`.",
+    "",
+    FILE_OR_EMPTY,
+    "empty or a file path",
+  ),
+  str(
+    "internal.tls.ca.file",
+    "internalTlsCaFile",
+    "PEM CA bundle of the cluster: a node accepts only peers with a certificate of it, and checks the nodes it calls against it.",
+    "",
+    FILE_OR_EMPTY,
+    "empty or a file path",
+  ),
   // Cluster membership (issue 13): the internal listener and how members authenticate.
   str(
     "internal.listen",
@@ -457,6 +509,14 @@ export interface BrokerConfig {
   maxConnections: number;
   maxPartitions: number;
   logFileHandlesMax: number;
+  // TLS (issue 13)
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  tlsCaFile: string;
+  tlsClientAuth: "none" | "request" | "require";
+  internalTlsCertFile: string;
+  internalTlsKeyFile: string;
+  internalTlsCaFile: string;
   // Cluster membership (issue 13).
   internalListen: string;
   internalAdvertisedAddress: string;
@@ -671,6 +731,28 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
       `broker.session.timeout.ms: ${cfg.brokerSessionTimeoutMs} must be larger than broker.heartbeat.interval.ms (${cfg.brokerHeartbeatIntervalMs})`,
     );
   }
+  validateTlsConfig(cfg);
+}
+
+/** TLS (issue 13): the keys that go together. Whether the files are usable is checked when they are read (src/rpc/tls.ts). */
+function validateTlsConfig(cfg: BrokerConfig): void {
+  if (cfg.tlsCertFile !== "" && cfg.tlsKeyFile === "") throw rillError("INVALID_CONFIG", "tls.key.file: must be set with tls.cert.file");
+  if (cfg.tlsKeyFile !== "" && cfg.tlsCertFile === "") throw rillError("INVALID_CONFIG", "tls.cert.file: must be set with tls.key.file");
+  if (cfg.tlsClientAuth !== "none" && cfg.tlsCertFile === "")
+    throw rillError("INVALID_CONFIG", `tls.client.auth: ${cfg.tlsClientAuth} needs TLS on the listener (tls.cert.file and tls.key.file)`);
+  if (cfg.tlsClientAuth !== "none" && cfg.tlsCaFile === "")
+    throw rillError("INVALID_CONFIG", `tls.client.auth: ${cfg.tlsClientAuth} needs tls.ca.file, the CA that client certificates chain to`);
+  const internal = [
+    ["internal.tls.cert.file", cfg.internalTlsCertFile],
+    ["internal.tls.key.file", cfg.internalTlsKeyFile],
+    ["internal.tls.ca.file", cfg.internalTlsCaFile],
+  ] as const;
+  const unset = internal.filter(([, v]) => v === "");
+  if (unset.length > 0 && unset.length < internal.length)
+    throw rillError(
+      "INVALID_CONFIG",
+      `${unset[0]![0]}: internal mutual TLS needs all of internal.tls.cert.file, internal.tls.key.file and internal.tls.ca.file`,
+    );
 }
 
 /**
@@ -694,7 +776,8 @@ function validateMembership(cfg: BrokerConfig): void {
   );
 }
 
-/** Whether the node has a way to authenticate other members. */
+/** Whether the node has a way to authenticate other members: a shared secret, or internal mutual TLS on an internal listener. */
 export function hasMembershipMethod(cfg: BrokerConfig): boolean {
-  return cfg.clusterSecret !== "" || cfg.clusterSecretFile !== "";
+  const internalTls = cfg.internalTlsCertFile !== "" && cfg.internalTlsKeyFile !== "" && cfg.internalTlsCaFile !== "";
+  return cfg.clusterSecret !== "" || cfg.clusterSecretFile !== "" || (internalTls && cfg.internalListen !== "");
 }

@@ -40,6 +40,8 @@ export interface ControllerChannelOptions {
   readonly clients?: InternalClients | undefined;
   /** Signs the calls of the transport's own clients (`cluster.secret`, member-auth.ts). */
   readonly signer?: MemberSigner | undefined;
+  /** Credentials of the channel's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Calls the active controller, wherever it is. */
@@ -51,7 +53,7 @@ export class ControllerChannel implements BrokerControl {
 
   constructor(private readonly o: ControllerChannelOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, signer: o.signer });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials, signer: o.signer });
   }
 
   /** The voter the next remote call goes to. */

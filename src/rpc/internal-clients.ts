@@ -49,6 +49,8 @@ export interface InternalClientsOptions {
   readonly callTimeoutMs?: number | undefined;
   /** Signs every call with `cluster.secret` (member-auth.ts); none: calls go unsigned. */
   readonly signer?: MemberSigner | undefined;
+  /** Credentials of the channels (tls.ts `internalChannelCredentials`). Default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Options of one `unary` call. */
@@ -94,6 +96,7 @@ export class InternalClients {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly channelOptions: grpc.ChannelOptions;
   private readonly interceptors: grpc.Interceptor[] = [];
+  private readonly credentials: grpc.ChannelCredentials;
   /** Deadline of a `unary` call that gives none. */
   readonly callTimeoutMs: number;
 
@@ -101,6 +104,7 @@ export class InternalClients {
     this.channelOptions = { ...internalChannelOptions(options.transport), ...options.channelOptions };
     if (options.signer !== undefined) this.interceptors = [signingInterceptor(options.signer)];
     this.callTimeoutMs = options.callTimeoutMs ?? INTERNAL_CALL_TIMEOUT_MS;
+    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
     if (!Number.isInteger(this.callTimeoutMs) || this.callTimeoutMs <= 0) {
       throw new RangeError(`callTimeoutMs: ${this.callTimeoutMs} is not a positive integer`);
     }
@@ -112,7 +116,7 @@ export class InternalClients {
     let c = this.clients.get(key);
     if (c === undefined) {
       const Ctor = constructorOf(service);
-      c = new Ctor(address, grpc.credentials.createInsecure(), { ...this.channelOptions, interceptors: this.interceptors });
+      c = new Ctor(address, this.credentials, { ...this.channelOptions, interceptors: this.interceptors });
       this.clients.set(key, c);
     }
     return c as ServiceClient<S>;

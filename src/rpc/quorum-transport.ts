@@ -9,6 +9,7 @@
  * is reported back so the leader can retry or move on.
  */
 import { create } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
 import { ControllerService, InstallSnapshotRequestSchema } from "../gen/rill/v1/controller_service_pb.ts";
 import { encodeMessage } from "../raft/codec.ts";
 import type { Message, NodeId, SnapshotMessage } from "../raft/types.ts";
@@ -35,6 +36,8 @@ export interface GrpcQuorumTransportOptions {
   readonly clients?: InternalClients | undefined;
   /** Signs the calls of the transport's own clients (`cluster.secret`, member-auth.ts). */
   readonly signer?: MemberSigner | undefined;
+  /** Credentials of the transport's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
+  readonly credentials?: grpc.ChannelCredentials | undefined;
 }
 
 /** Raft messages to peer voters over gRPC. */
@@ -46,7 +49,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
 
   constructor(private readonly o: GrpcQuorumTransportOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, signer: o.signer });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials, signer: o.signer });
   }
 
   private client(to: NodeId): ServiceClient<typeof ControllerService> | null {

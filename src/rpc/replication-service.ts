@@ -240,15 +240,19 @@ export function replicaFetchTransport(clients: InternalClients): ReplicaFetchTra
   };
 }
 
-/** The follower's transport: each session opens its own channel to the leader and closes it with the session. */
-export const grpcReplicaFetchTransport: ReplicaFetchTransport = signedReplicaFetchTransport(undefined);
-
-/** `grpcReplicaFetchTransport` whose sessions sign their calls with `signer` (`cluster.secret`, member-auth.ts). */
-export function signedReplicaFetchTransport(signer: MemberSigner | undefined): ReplicaFetchTransport {
+/**
+ * The follower's transport with `credentials` (tls.ts `internalChannelCredentials`; default
+ * plaintext) and `signer` (`cluster.secret`, member-auth.ts; default unsigned): each session
+ * opens its own channel to the leader and closes it with the session.
+ */
+export function grpcReplicaFetchTransportWith(credentials?: grpc.ChannelCredentials, signer?: MemberSigner): ReplicaFetchTransport {
   return {
     open(address: string): ReplicaFetchSession {
-      const clients = new InternalClients({ signer });
+      const clients = new InternalClients({ credentials, signer });
       return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
     },
   };
 }
+
+/** The follower's transport over plaintext channels (`grpcReplicaFetchTransportWith()`). */
+export const grpcReplicaFetchTransport: ReplicaFetchTransport = grpcReplicaFetchTransportWith();

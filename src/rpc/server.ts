@@ -117,21 +117,26 @@ export class RpcServer {
   private port = -1;
   /** One client per (service, peer) for every forwarded call of this server's services. */
   readonly clients: InternalClients;
+  /** The listener's credentials (plaintext unless given). */
+  private readonly credentials: grpc.ServerCredentials;
 
   /** `max.connections` of this server: open and refused connections, for metrics. */
   readonly connections: ConnectionLimit;
 
   /**
    * `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way;
-   * `maxConnections`: client and peer connections open at once (more are refused).
+   * `maxConnections`: client and peer connections open at once (more are refused);
+   * `tls`: the listener's credentials and those of its clients of other nodes (tls.ts; default plaintext).
    */
   constructor(
     private readonly listen: string,
     requestBytesMax: number,
     maxConnections = Number.MAX_SAFE_INTEGER,
+    tls: { readonly listener?: grpc.ServerCredentials; readonly internal?: grpc.ChannelCredentials } = {},
     private readonly membership: ServerMembership = SINGLE_NODE,
   ) {
-    this.clients = new InternalClients({ signer: membership.signer });
+    this.credentials = tls.listener ?? grpc.ServerCredentials.createInsecure();
+    this.clients = new InternalClients({ credentials: tls.internal, signer: membership.signer });
     this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
       {
@@ -156,10 +161,10 @@ export class RpcServer {
     addReflection(this.server, SERVED_SERVICES);
   }
 
-  /** Listens (insecure); INVALID_CONFIG naming `listen` when the address cannot be bound. Returns the port. */
+  /** Listens (TLS when the server was given credentials); INVALID_CONFIG naming `listen` when the address cannot be bound. Returns the port. */
   bind(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(this.listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.server.bindAsync(this.listen, this.credentials, (err, port) => {
         if (err) return reject(rillError("INVALID_CONFIG", `listen: cannot listen on ${this.listen}: ${err.message}`));
         this.port = port;
         resolve(port);

@@ -1,10 +1,15 @@
 """Rill interop client: Python stubs generated from proto/ talk to a running broker.
 
-Usage: /usr/bin/python3 python_client.py ADDRESS GENERATED_DIR [--read TOPIC]
+Usage: /usr/bin/python3 python_client.py ADDRESS GENERATED_DIR [--read TOPIC] [--tls-ca FILE
+       [--tls-cert FILE --tls-key FILE] [--server-name NAME] [--basic USER:PASSWORD]]
 
   ADDRESS        the broker's gRPC address, HOST:PORT
   GENERATED_DIR  where `protoc --python_out --grpc_python_out` wrote rill/v1/*_pb2*.py
   --read TOPIC   also read every record of TOPIC (written by someone else) and report them
+  --tls-ca FILE  connect with TLS (grpc.ssl_channel_credentials), trusting this PEM CA bundle
+  --tls-cert FILE, --tls-key FILE  present this client certificate (mutual TLS)
+  --server-name NAME  the name the broker's certificate carries (grpc.ssl_target_name_override)
+  --basic USER:PASSWORD  send `authorization: Basic ...` on every call (call credentials; TLS only)
 
 Every call goes through the generated stubs (rill.v1.*_pb2_grpc) and messages (*_pb2); there is
 no hand-written protocol code here. The one piece of non-generated logic is Kafka's murmur2
@@ -117,18 +122,62 @@ def describe_error(err):
     return "%s (%d): %s" % (err.name, err.code, err.message)
 
 
+OPTIONS = ("--read", "--tls-ca", "--tls-cert", "--tls-key", "--server-name", "--basic")
+USAGE = ("usage: python_client.py ADDRESS GENERATED_DIR [--read TOPIC] [--tls-ca FILE [--tls-cert FILE "
+         "--tls-key FILE] [--server-name NAME] [--basic USER:PASSWORD]]")
+
+
+def parse_options(rest):
+    """The OPTIONS given after the two positional arguments, as a dict; None on bad usage."""
+    opts = {}
+    i = 0
+    while i < len(rest):
+        if rest[i] not in OPTIONS or i + 1 >= len(rest):
+            return None
+        opts[rest[i]] = rest[i + 1]
+        i += 2
+    if ("--tls-cert" in opts) != ("--tls-key" in opts):
+        return None
+    if "--tls-ca" not in opts and any(k in opts for k in ("--tls-cert", "--tls-key", "--server-name", "--basic")):
+        return None
+    return opts
+
+
+def open_channel(grpc, address, opts):
+    """A plaintext channel, or a TLS one (with Basic call credentials) as the options say."""
+    # No proxy for 127.0.0.1, whatever the environment says.
+    options = [("grpc.enable_http_proxy", 0)]
+    if "--tls-ca" not in opts:
+        return grpc.insecure_channel(address, options=options)
+
+    def read(name):
+        with open(opts[name], "rb") as f:
+            return f.read()
+
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read("--tls-ca"),
+        private_key=read("--tls-key") if "--tls-key" in opts else None,
+        certificate_chain=read("--tls-cert") if "--tls-cert" in opts else None)
+    if "--basic" in opts:
+        import base64
+        header = "Basic " + base64.b64encode(opts["--basic"].encode("utf-8")).decode("ascii")
+
+        def basic(context, callback):
+            callback((("authorization", header),), None)
+
+        creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(basic))
+    if "--server-name" in opts:
+        options.append(("grpc.ssl_target_name_override", opts["--server-name"]))
+    return grpc.secure_channel(address, creds, options=options)
+
+
 def main():
     args = sys.argv[1:]
-    read_topic = None
-    if len(args) >= 2 and "--read" in args[2:]:
-        i = args.index("--read", 2)
-        if i + 1 >= len(args):
-            print("usage: python_client.py ADDRESS GENERATED_DIR [--read TOPIC]", file=sys.stderr)
-            return 2
-        read_topic = args[i + 1]
-    if len(args) < 2:
-        print("usage: python_client.py ADDRESS GENERATED_DIR [--read TOPIC]", file=sys.stderr)
+    opts = parse_options(args[2:]) if len(args) >= 2 else None
+    if opts is None:
+        print(USAGE, file=sys.stderr)
         return 2
+    read_topic = opts.get("--read")
     address, gen_dir = args[0], args[1]
     sys.path.insert(0, gen_dir)
 
@@ -160,12 +209,13 @@ def main():
         "python": sys.version.split()[0],
         "grpcio": grpc.__version__,
         "protobuf": google.protobuf.__version__,
+        "tls": "--tls-ca" in opts,
+        "client_cert": "--tls-cert" in opts,
     }
 
     try:
         self_test_murmur2()
-        # No proxy for 127.0.0.1, whatever the environment says.
-        channel = grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)])
+        channel = open_channel(grpc, address, opts)
         step[0] = "connect"
         grpc.channel_ready_future(channel).result(timeout=CALL_TIMEOUT_S)
         admin = admin_grpc.AdminServiceStub(channel)
