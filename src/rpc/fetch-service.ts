@@ -52,6 +52,8 @@ import { subscribe } from "../service/subscribe.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
@@ -75,11 +77,13 @@ export function fetchService(
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
-  const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
+  const leaders = new LeaderClients(FetchService, rm, clients);
   return {
     fetch: unary(async (req: FetchRequest, call) => {
       const cancel = abortOn(call);
-      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory, pool);
+      // Forwarded for this caller: the leader checks the caller's permissions, not this node's.
+      const forwarder = isForwarded(call) ? null : fetchForwarder(leaders, requesterOf(call));
+      const res = await fetch(rm, toFetchInput(req), cancel, forwarder, memory, pool);
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
       if (cancel.aborted) res.release();
@@ -127,10 +131,10 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Can
 }
 
 /** The service's FetchForwarder over gRPC: the leader's FetchService.Fetch, marked forwarded. */
-function fetchForwarder(leaders: LeaderClients<typeof FetchService>): FetchForwarder {
+function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requester: Requester): FetchForwarder {
   return {
     fetch: async (leader, input) => {
-      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs);
+      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester);
       return { partitions: res.partitions.map(fromFetchedPartition) };
     },
   };

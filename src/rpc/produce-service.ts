@@ -13,6 +13,9 @@
  * - InitProducerId is checked here, then forwarded to the active controller (`Forwarder`) or
  *   committed.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
@@ -56,9 +59,14 @@ export function produceService(
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks);
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
+  // The caller travels with a request passed to a partition's leader (forwardedFor).
+  const produceFor =
+    (call: { metadata: grpc.Metadata; getPeer(): string }) =>
+    (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
+      forwardedFor.run(requesterOf(call), () => produce(req, forwarded));
   return {
-    produce: unary((req: ProduceRequest, call) => produce(req, isForwarded(call))),
-    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call)),
+    produce: unary((req: ProduceRequest, call) => produceFor(call)(req, isForwarded(call))),
+    produceStream: (call) => serveProduceStream(produceFor(call), rm, call, isForwarded(call)),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
@@ -74,11 +82,20 @@ export function produceService(
   };
 }
 
-/** The handler's LeaderForwarder over gRPC: the leader's ProduceService.Produce, marked forwarded. */
+/**
+ * The requester of the produce request being handled, for the leader forwarder: the handler (in
+ * src/service) holds one forwarder for every call and does not know callers, so the caller rides
+ * along in the async context of the call instead.
+ */
+const forwardedFor = new AsyncLocalStorage<Requester>();
+
+/** The handler's LeaderForwarder over gRPC: the leader's ProduceService.Produce, marked forwarded, for the caller. */
 function leaderForwarder(leaders: LeaderClients<typeof ProduceService>): LeaderForwarder {
   return {
     produce: async (leader, input) =>
-      fromProduceResponse(await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs)),
+      fromProduceResponse(
+        await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs, forwardedFor.getStore()),
+      ),
   };
 }
 
