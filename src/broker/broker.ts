@@ -107,7 +107,13 @@ export class Broker {
       );
       const internal = membership.internal
         ? opened.add(
-            new InternalRpcServer(config.internalListen, config.requestBytesMax, membership.internal, shell.tls.internalServer()),
+            new InternalRpcServer(
+              config.internalListen,
+              config.requestBytesMax,
+              membership.internal,
+              shell.tls.internalServer(),
+              config.maxConnections,
+            ),
             (r) => r.shutdown(0),
           )
         : null;

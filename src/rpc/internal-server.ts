@@ -13,7 +13,7 @@ import { requesterInterceptor } from "./call-context.ts";
 import type { InternalClients } from "./internal-clients.ts";
 import { type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
 import { registerServices, type ServiceDeps } from "./server.ts";
-import { createServer, defaultTransportConfig } from "./server-options.ts";
+import { ConnectionLimit, createServer, defaultTransportConfig } from "./server-options.ts";
 
 /** The internal listener of one broker. */
 export class InternalRpcServer {
@@ -23,19 +23,25 @@ export class InternalRpcServer {
   /**
    * `listen`: HOST:PORT (port 0 picks a free one); `policy`: how members are told apart
    * (`membersOnly` is forced on); `credentials`: the listener's TLS (internal mutual TLS), or
-   * plaintext when members sign their calls.
+   * plaintext when members sign their calls; `maxConnections`: peer connections open at once.
    */
   constructor(
     private readonly listen: string,
     requestBytesMax: number,
     policy: MemberPolicy,
     private readonly credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+    maxConnections = Number.MAX_SAFE_INTEGER,
   ) {
+    this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
       { ...defaultTransportConfig, receiveMessageBytesMax: requestBytesMax, sendMessageBytesMax: requestBytesMax },
       [memberInterceptor({ ...policy, membersOnly: true }), requesterInterceptor(trustMembers())],
+      this.connections,
     );
   }
+
+  /** Its own `max.connections` count (peer connections), like the client listener's. */
+  readonly connections: ConnectionLimit;
 
   /** HOST:PORT as configured until bound, then with the port actually bound. */
   get address(): string {
