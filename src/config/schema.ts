@@ -204,7 +204,7 @@ export const brokerKeys = [
   str(
     "controller.quorum.voters",
     "controllerQuorumVoters",
-    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.",
+    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address, or its `internal.listen` address when it has one). Empty: this node alone is the quorum, at its own `listen` address. Set, the node must authenticate the other members (`cluster.secret`, or internal mutual TLS).",
     "",
     /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/,
     "empty or ID@HOST:PORT[,ID@HOST:PORT...]",
