@@ -19,6 +19,7 @@ import type { MethodName } from "../protocol/grpc-service.ts";
 import type { Requester } from "../security/requester.ts";
 import { CLIENT_HOST_KEY, PRINCIPAL_KEY, requesterOf } from "./call-context.ts";
 import { fromPeerError } from "./errors.ts";
+import { isMemberCall } from "./member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
 /**
@@ -71,7 +72,7 @@ export class Forwarder<S extends DescService> {
 
   /** True when `call` should be forwarded rather than run here. */
   shouldForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
-    return !this.route.isActive() && call.metadata.get(FORWARDED_KEY).length === 0;
+    return !this.route.isActive() && !isForwarded(call);
   }
 
   /** Marks a locally run change with the offset that holds it. */
@@ -120,11 +121,11 @@ export class Forwarder<S extends DescService> {
 
 /**
  * Whether a call was forwarded by a cluster member (it is then never forwarded again). Holds
- * only for members: the membership interceptor (member-auth.ts) removes the header from anyone
- * else's call, and a member's signature covers it.
+ * only for members: the marker counts only on a call the membership interceptor (member-auth.ts)
+ * settled as a member's (whose signature covers it); it also removes it from anyone else's.
  */
 export function isForwarded(call: { metadata: grpc.Metadata }): boolean {
-  return call.metadata.get(FORWARDED_KEY).length > 0;
+  return call.metadata.get(FORWARDED_KEY).length > 0 && isMemberCall(call.metadata);
 }
 
 /** The headers of a forwarded call: the marker, and the original caller (principal, client host) when known. */

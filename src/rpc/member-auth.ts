@@ -86,6 +86,14 @@ export interface MemberPolicy {
 /** What `trustMembers` answers for a member's call: the original caller it passed on. */
 const memberCalls = new WeakMap<grpc.Metadata, { principal: Principal; host: string | undefined }>();
 
+/**
+ * Whether the call with headers `md` was settled as coming from an authenticated member (by the
+ * membership interceptor of the server it arrived on).
+ */
+export function isMemberCall(md: grpc.Metadata): boolean {
+  return memberCalls.has(md);
+}
+
 function first(md: grpc.Metadata, key: string): string | undefined {
   const v = md.get(key)[0];
   return typeof v === "string" ? v : undefined;

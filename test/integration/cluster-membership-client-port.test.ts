@@ -24,7 +24,7 @@ import { encodeEntry } from "../../src/metadata/quorum-store.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { encodeMessage } from "../../src/raft/codec.ts";
 import { constructorOf } from "../../src/rpc/internal-clients.ts";
-import { Cluster, memberSigner, raftDiskState, unaryCall, viewOf } from "./cluster-harness.ts";
+import { Cluster, memberSigner, raftDiskState, unaryCall, until, viewOf } from "./cluster-harness.ts";
 
 const TOPIC = "members-t";
 const PlainController = clientConstructor(ControllerService);
@@ -35,12 +35,24 @@ let F: number;
 const clients: grpc.Client[] = [];
 
 beforeAll(async () => {
-  c = await Cluster.start({ name: "rill-members-", set: { "broker.session.timeout.ms": 6000 } });
+  // Calm timings: nothing here should move the cluster but the calls under test, even on a busy machine.
+  c = await Cluster.start({
+    name: "rill-members-",
+    set: {
+      "controller.quorum.election.timeout.ms": 3000,
+      "controller.quorum.heartbeat.interval.ms": 100,
+      "broker.session.timeout.ms": 10000,
+      "broker.heartbeat.interval.ms": 500,
+    },
+  });
   const st = await c.waitForStable(30_000);
-  await c
-    .node(st.leader)
-    .admin()
-    .createTopics([{ name: TOPIC, partitions: 3, replicationFactor: 3 }]);
+  const admin = c.node(st.leader).admin();
+  await admin.createTopics([{ name: TOPIC, partitions: 3, replicationFactor: 3 }]);
+  await until(
+    async () => (await admin.describeTopics([TOPIC], { includeConfigs: false }))[0]!.partitions.every((p) => p.isr.length === 3),
+    30_000,
+    "a full ISR everywhere",
+  );
   await c.waitForStable(30_000);
   L = st.leader;
   F = c.nodes.find((n) => n.id !== L)!.id;

@@ -207,8 +207,11 @@ beforeAll(async () => {
       path.join(dir, "c"),
       "--base-port",
       String(base),
+      // Calm timings: nothing here should move the cluster but the calls under test, even on a busy machine.
       "--set",
-      "broker.session.timeout.ms=6000",
+      "broker.session.timeout.ms=10000",
+      "--set",
+      "controller.quorum.election.timeout.ms=3000",
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RILL_RUNTIME: undefined } },
   );
