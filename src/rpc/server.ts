@@ -23,7 +23,7 @@ import { type ControllerServiceDeps, controllerService } from "./controller-serv
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
 import { requesterInterceptor } from "./call-context.ts";
-import { type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
+import { INTERNAL_SERVICES, type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
@@ -113,7 +113,9 @@ export const SINGLE_NODE: ServerMembership = {
  */
 export class RpcServer {
   private readonly server: grpc.Server;
-  private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVED_SERVICES].map((s) => [s, "SERVING" as const])));
+  private readonly health: HealthImplementation;
+  /** What this listener serves: not the internal services once `internal.listen` serves them. */
+  private readonly served: readonly string[];
   private port = -1;
   /** One client per (service, peer) for every forwarded call of this server's services. */
   readonly clients: InternalClients;
@@ -137,6 +139,8 @@ export class RpcServer {
   ) {
     this.credentials = tls.listener ?? grpc.ServerCredentials.createInsecure();
     this.clients = new InternalClients({ credentials: tls.internal, signer: membership.signer });
+    this.served = membership.internalListener ? SERVED_SERVICES.filter((s) => !INTERNAL_SERVICES.includes(s)) : SERVED_SERVICES;
+    this.health = new HealthImplementation(Object.fromEntries(["", ...this.served].map((s) => [s, "SERVING" as const])));
     this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
       {
@@ -158,7 +162,7 @@ export class RpcServer {
   register(d: ServiceDeps): void {
     registerServices(this.server, d, this.clients, { internal: !this.membership.internalListener, wrap: memberDefinition });
     this.health.addToServer(this.server);
-    addReflection(this.server, SERVED_SERVICES);
+    addReflection(this.server, this.served);
   }
 
   /** Listens (TLS when the server was given credentials); INVALID_CONFIG naming `listen` when the address cannot be bound. Returns the port. */
@@ -174,7 +178,7 @@ export class RpcServer {
 
   /** Health answers NOT_SERVING for every service (load balancers stop sending). */
   stopServing(): void {
-    for (const s of ["", ...SERVED_SERVICES]) this.health.setStatus(s, "NOT_SERVING");
+    for (const s of ["", ...this.served]) this.health.setStatus(s, "NOT_SERVING");
   }
 
   /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */

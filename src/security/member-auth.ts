@@ -20,6 +20,13 @@
  * Nonces are remembered until their timestamp leaves the window, at most `noncesMax` at once;
  * when that many are live, new calls are refused rather than the memory growing (fail closed).
  *
+ * Limits: each node remembers the nonces it saw, so a call recorded on the wire to one member
+ * could be sent once to another member within the window. The signature does not name the
+ * receiving node (internal clients do not always know it, and the address they dial may be a
+ * proxy's); Raft calls name it in their body (`to_node_id`, checked), broker lifecycle calls act
+ * only on the active controller. Clocks of members must agree within the window. Without TLS the
+ * calls are authenticated, not private: use internal mutual TLS where the network is not trusted.
+ *
  * Pure: the clock and the nonces are injected; HMAC and SHA-256 come from node:crypto.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
