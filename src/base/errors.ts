@@ -27,6 +27,7 @@ export const GrpcStatus = {
   INTERNAL: 13,
   UNAVAILABLE: 14,
   DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 
@@ -232,6 +233,14 @@ export const Errors = {
     true,
     S.RESOURCE_EXHAUSTED,
     "Responses being sent hold all of fetch.memory.max.bytes and none gave room in time: fetch again.",
+  ),
+  // Cluster membership (issue 13): internal calls from anyone but an authenticated member.
+  CLUSTER_MEMBERSHIP_REQUIRED: kind(
+    10050,
+    "CLUSTER_MEMBERSHIP_REQUIRED",
+    false,
+    S.UNAUTHENTICATED,
+    "Only an authenticated cluster member (internal mTLS, or a call signed with cluster.secret) may send this call.",
   ),
 } as const satisfies Record<string, ErrorKind>;
 

@@ -21,6 +21,8 @@ export interface BrokerLifecycleOptions {
   readonly nodeId: number;
   readonly clusterId: string;
   readonly address: () => string;
+  /** The internal listener's address, "" for none (issue 13, cluster membership). */
+  readonly internalAddress?: () => string;
   readonly rack: string;
   readonly roles: string[];
   /** This broker's effective `max.partitions`, sent at registration. */
@@ -91,6 +93,7 @@ export class BrokerLifecycle {
           rack: this.o.rack,
           roles: this.o.roles,
           ...(this.o.maxPartitions !== undefined ? { maxPartitions: this.o.maxPartitions } : {}),
+          ...(this.o.internalAddress?.() ? { internalAddress: this.o.internalAddress() } : {}),
         });
         this.epoch = res.brokerEpoch;
         this._state = "fenced";

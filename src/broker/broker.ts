@@ -11,9 +11,11 @@
  * fails. The stages themselves are in stages.ts.
  */
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
+import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES } from "../rpc/server.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
+import { membershipOf } from "./membership.ts";
 import type { MetricsServer } from "./metrics.ts";
 import {
   type Background,
@@ -56,6 +58,8 @@ interface Parts {
   readonly logs: LogManager;
   readonly meta: Metadata;
   readonly data: Data;
+  /** The internal listener (`internal.listen`), if any. */
+  readonly internal: InternalRpcServer | null;
   readonly rpc: RpcServer;
   readonly lifecycle: BrokerLifecycle | null;
   readonly background: Background;
@@ -87,22 +91,43 @@ export class Broker {
       validateBrokerConfig(shell.config);
       shell.tls.load();
       const identity = await identify(shell);
-      const meta = openMetadata(shell, identity, opened);
+      const membership = membershipOf(shell.config, shell.log);
+      const meta = openMetadata(shell, identity, opened, membership.signer);
       const data = startData(shell, logs, meta);
+      const { config } = shell;
       const rpc = opened.add(
-        new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections, {
-          listener: shell.tls.listener(),
-          internal: shell.tls.internalChannel(),
-        }),
+        new RpcServer(
+          config.listen,
+          config.requestBytesMax,
+          config.maxConnections,
+          { listener: shell.tls.listener(), internal: shell.tls.internalChannel() },
+          membership.server,
+        ),
         (r) => r.shutdown(0),
       );
-      const lifecycle = hasRole(shell.config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc), (l) => l.stop()) : null;
-      rpc.register(serviceDeps(shell, identity, meta, data, rpc, lifecycle));
+      const internal = membership.internal
+        ? opened.add(
+            new InternalRpcServer(
+              config.internalListen,
+              config.requestBytesMax,
+              membership.internal,
+              shell.tls.internalServer(),
+              config.maxConnections,
+            ),
+            (r) => r.shutdown(0),
+          )
+        : null;
+      const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
+      const deps = serviceDeps(shell, identity, meta, data, rpc, lifecycle);
+      rpc.register(deps);
+      internal?.register(deps, rpc.clients);
       await rpc.bind();
+      await internal?.bind();
       await joinCluster(identity, meta, lifecycle);
-      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc);
+      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc, membership.signer);
       logStarted(shell, identity, logs, rpc, background);
-      return new Broker({ shell, identity, logs, meta, data, rpc, lifecycle, background, graceMs: opts.shutdownGraceMs ?? 5000 });
+      const graceMs = opts.shutdownGraceMs ?? 5000;
+      return new Broker({ shell, identity, logs, meta, data, rpc, internal, lifecycle, background, graceMs });
     } catch (e) {
       await opened.closeAll();
       throw e;
@@ -114,6 +139,11 @@ export class Broker {
     return this.parts.rpc.address;
   }
 
+  /** The HOST:PORT of the internal listener (`internal.listen`, bound), or null without one. */
+  get internalAddress(): string | null {
+    return this.parts.internal?.address ?? null;
+  }
+
   /** Graceful shutdown; safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -121,7 +151,7 @@ export class Broker {
   }
 
   private async shutdown(): Promise<void> {
-    const { shell, identity, logs, meta, data, rpc, lifecycle, background, graceMs } = this.parts;
+    const { shell, identity, logs, meta, data, rpc, internal, lifecycle, background, graceMs } = this.parts;
     shell.log.info({}, "broker shutting down");
     rpc.stopServing();
     // Streams and long-polls end first: consumers leave their groups while this broker still
@@ -133,6 +163,7 @@ export class Broker {
     clearInterval(background.isrTimer);
     background.fetchers.close();
     await rpc.shutdown(graceMs);
+    await internal?.shutdown(graceMs);
     await background.metrics?.close();
     meta.controller?.close();
     meta.channel.close();

@@ -107,6 +107,7 @@ export class ClusterController implements BrokerControl {
           rack: req.rack,
           roles: req.roles,
           ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
+          ...(req.internalAddress !== undefined ? { internalAddress: req.internalAddress } : {}),
         },
         this.isAlive,
       ),

@@ -26,9 +26,10 @@ import { ReplicaFetcherManager } from "../replication/fetcher.ts";
 import { ReplicaManager } from "../replication/replica-manager.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
-import type { ControllerRoute } from "../rpc/forward.ts";
+import { type ControllerRoute, peerAddress } from "../rpc/forward.ts";
 import { GrpcQuorumTransport } from "../rpc/quorum-transport.ts";
 import { grpcReplicaFetchTransportWith } from "../rpc/replication-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
 import { BrokerTls } from "../rpc/tls.ts";
 import type { FetchMemory } from "../service/fetch.ts";
@@ -198,8 +199,8 @@ export async function identify({ config, fs, clock }: Shell): Promise<Identity> 
 }
 
 /** The metadata side of a voter or of a broker-only node (see `Metadata`). */
-export function openMetadata(shell: Shell, identity: Identity, opened: Opened): Metadata {
-  return hasRole(shell.config, "controller") ? openVoter(shell, identity, opened) : openObserver(shell, identity, opened);
+export function openMetadata(shell: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
+  return hasRole(shell.config, "controller") ? openVoter(shell, identity, opened, signer) : openObserver(shell, identity, opened, signer);
 }
 
 /** How long a call to the controller may take: a third of the broker session, within 100 ms..5 s. */
@@ -216,7 +217,7 @@ function quorumLog(log: BrokerLog): QuorumLog {
  * the local controller while it leads. The transport tells the store how a snapshot it sent
  * fared, so it names the store built right after it (called only once the store sends).
  */
-function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, opened: Opened): Metadata {
+function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const transport: GrpcQuorumTransport = opened.add(
     new GrpcQuorumTransport({
@@ -226,6 +227,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       callTimeoutMs: config.electionTimeoutMs,
       credentials: tls.internalChannel(),
       onSnapshot: (to, ok) => store.reportSnapshot(to, ok),
+      signer,
     }),
     (t) => t.close(),
   );
@@ -268,6 +270,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       isLocalLeader: () => store.isLeader,
       callTimeoutMs: controllerCallTimeoutMs(config),
       credentials: tls.internalChannel(),
+      signer,
     }),
     (c) => c.close(),
   );
@@ -279,7 +282,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
  * and the channel asks the store who leads — so the store is built first and started once the
  * channel exists.
  */
-function openObserver({ config, log, tls }: Shell, identity: Identity, opened: Opened): Metadata {
+function openObserver({ config, log, tls }: Shell, identity: Identity, opened: Opened, signer?: MemberSigner): Metadata {
   const { voters, clusterId } = identity;
   const store = opened.add(
     new ObserverMetadataStore({
@@ -299,6 +302,7 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
       isLocalLeader: () => false,
       callTimeoutMs: controllerCallTimeoutMs(config),
       credentials: tls.internalChannel(),
+      signer,
     }),
     (c) => c.close(),
   );
@@ -326,12 +330,19 @@ function movesPartitions(c: MetadataChange): boolean {
 }
 
 /** Registration and heartbeats to the controller (not started yet: the server binds first). */
-export function newLifecycle({ config, log, partitions }: Shell, identity: Identity, meta: Metadata, rpc: RpcServer): BrokerLifecycle {
+export function newLifecycle(
+  { config, log, partitions }: Shell,
+  identity: Identity,
+  meta: Metadata,
+  rpc: RpcServer,
+  internal?: { readonly address: string } | null,
+): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
     nodeId: config.nodeId,
     clusterId: identity.clusterId,
     address: () => config.advertisedAddress || rpc.address,
+    internalAddress: () => (internal ? config.internalAdvertisedAddress || internal.address : ""),
     rack: "",
     roles: identity.roles,
     maxPartitions: partitions.max,
@@ -452,13 +463,17 @@ export async function startBackground(
   lifecycle: BrokerLifecycle | null,
   tickMs: number,
   rpc?: RpcServer,
+  signer?: MemberSigner,
 ): Promise<Background> {
   const brokerEpoch = (): number => lifecycle?.brokerEpoch ?? -1;
   const fetchers = new ReplicaFetcherManager(data.rm, {
     nodeId: config.nodeId,
     brokerEpoch,
-    addressOf: (id) => meta.store.image.brokers.get(id)?.address ?? null,
-    transport: grpcReplicaFetchTransportWith(tls.internalChannel()),
+    addressOf: (id) => {
+      const b = meta.store.image.brokers.get(id);
+      return b === undefined ? null : peerAddress(b);
+    },
+    transport: grpcReplicaFetchTransportWith(tls.internalChannel(), signer),
     maxWaitMs: config.replicaFetchWaitMaxMs,
     maxBytes: 10 << 20,
     log,
@@ -495,6 +510,7 @@ export function logStarted({ config, log }: Shell, identity: Identity, logs: Log
   log.info(
     {
       address: rpc.address,
+      ...(config.internalListen !== "" ? { internalListen: config.internalListen } : {}),
       dataDir: config.dataDir,
       nodeId: config.nodeId,
       roles: identity.roles,

@@ -12,9 +12,17 @@
  * still running STOP_TIMEOUT_MS later is killed with SIGKILL and the command fails). A child
  * that exits while the cluster is meant to run stops the others, and the command fails naming
  * it. A SIGKILL of this command leaves the children running (their pids are printed).
+ *
+ * Cluster membership (issue 13): the nodes authenticate each other with a shared secret, which
+ * the command generates once (32 random bytes, hex) into `<data-dir>/cluster.secret`, mode
+ * 0600, and reuses on later starts; each node reads it through `cluster.secret.file` (so the
+ * secret is never on a command line). Node i also gets an internal listener on
+ * HOST:(BASE-PORT + 10 + i - 1), where the nodes call each other; the quorum names those
+ * internal addresses.
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -35,7 +43,22 @@ const READY_WARN_AFTER_MS = 30_000;
 /** A child's output without a newline for this long is copied as a line of its own. */
 const LINE_BYTES_MAX = 64 * 1024;
 /** Settings each node gets from the launcher, so `--set` must not give them. */
-const LAUNCHER_KEYS = ["node.id", "listen", "data.dir", "process.roles", "controller.quorum.voters", "advertised.address"];
+const LAUNCHER_KEYS = [
+  "node.id",
+  "listen",
+  "data.dir",
+  "process.roles",
+  "controller.quorum.voters",
+  "advertised.address",
+  "internal.listen",
+  "internal.advertised.address",
+  "cluster.secret",
+  "cluster.secret.file",
+];
+/** Node i's internal listener is on BASE-PORT + INTERNAL_PORT_OFFSET + i - 1 (past every client port). */
+export const INTERNAL_PORT_OFFSET = CLUSTER_NODES_MAX + 1;
+/** The file of the cluster's secret, under the data dir. */
+export const SECRET_FILE = "cluster.secret";
 
 /** Options of `cluster start`. */
 export interface ClusterStartOptions {
@@ -51,14 +74,16 @@ export interface ClusterStartOptions {
 export interface NodePlan {
   readonly nodeId: number;
   readonly address: string;
+  /** Its internal listener, where the other nodes call it. */
+  readonly internalAddress: string;
   readonly dataDir: string;
   readonly args: readonly string[];
 }
 
 /** The nodes of `o`: ids 1..N, consecutive ports, one shared quorum. Throws CliError on bad options. */
 export function planCluster(o: ClusterStartOptions): NodePlan[] {
-  if (o.basePort + o.nodes - 1 > 65535)
-    throw new CliError(`cluster start: ports ${o.basePort}..${o.basePort + o.nodes - 1} go beyond 65535`);
+  const last = o.basePort + INTERNAL_PORT_OFFSET + o.nodes - 1;
+  if (last > 65535) throw new CliError(`cluster start: ports ${o.basePort}..${last} (client and internal) go beyond 65535`);
   for (const kv of o.set) {
     const key = kv.slice(0, kv.indexOf("=")).trim();
     if (!kv.includes("=") || key === "") throw new CliError(`--set: expected key=value, got "${kv}"`);
@@ -68,9 +93,11 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
   const nodes = Array.from({ length: o.nodes }, (_, i) => ({
     nodeId: i + 1,
     address: `${host}:${o.basePort + i}`,
+    internalAddress: `${host}:${o.basePort + INTERNAL_PORT_OFFSET + i}`,
     dataDir: path.join(o.dataDir, `node-${i + 1}`),
   }));
-  const quorum = nodes.map((n) => `${n.nodeId}@${n.address}`).join(",");
+  const quorum = nodes.map((n) => `${n.nodeId}@${n.internalAddress}`).join(",");
+  const secretFile = path.join(o.dataDir, SECRET_FILE);
   const sets = o.set.flatMap((kv) => ["--set", kv]);
   return nodes.map((n) => ({
     ...n,
@@ -87,6 +114,10 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
       quorum,
       "--roles",
       "broker,controller",
+      "--set",
+      `internal.listen=${n.internalAddress}`,
+      "--set",
+      `cluster.secret.file=${secretFile}`,
       ...sets,
     ],
   }));
@@ -302,6 +333,7 @@ function reportReady(ctx: Context, plans: readonly NodePlan[], stopped: () => bo
 export async function startCluster(ctx: Context, o: ClusterStartOptions): Promise<void> {
   const plans = planCluster(o);
   for (const p of plans) nodeFs.mkdirSync(p.dataDir, { recursive: true });
+  ensureSecret(path.join(o.dataDir, SECRET_FILE));
   const runtime = runtimeCommand();
   const sig = firstSignal();
   const out = new PrefixedLines(ctx.io.stdout);
@@ -336,11 +368,27 @@ export async function startCluster(ctx: Context, o: ClusterStartOptions): Promis
   }
 }
 
+/** Writes a new random secret to `file` (mode 0600) unless it holds one; refuses a file others may read. */
+function ensureSecret(file: string): void {
+  try {
+    nodeFs.writeFileSync(file, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  const mode = nodeFs.statSync(file).mode & 0o777;
+  if (process.platform !== "win32" && (mode & 0o077) !== 0)
+    throw new CliError(`cluster start: ${file} holds the cluster secret but others may read it (mode ${mode.toString(8)}); chmod 600 it`);
+}
+
 function banner(o: ClusterStartOptions, nodes: readonly NodeProcess[]): string {
   const lines = [
     `Started a ${nodes.length}-node cluster (every node broker and controller), data in ${o.dataDir}; node logs follow, prefixed [node N]:`,
   ];
   for (const r of nodes) lines.push(`  node ${r.plan.nodeId}  ${r.plan.address}  pid ${r.proc.pid ?? "-"}  ${r.plan.dataDir}`);
+  lines.push(
+    `Members call each other on ${nodes.map((r) => r.plan.internalAddress).join(", ")}, authenticated by the secret in ${path.join(o.dataDir, SECRET_FILE)}.`,
+  );
   lines.push(`Status: ${rillCommand()} cluster status --bootstrap ${nodes[0]!.plan.address}`);
   lines.push(`Stop: Ctrl-C, or kill -TERM ${process.pid}`);
   return `${lines.join("\n")}\n`;

@@ -19,6 +19,8 @@ export interface ConfigKey<P extends string = string> {
   readonly default: unknown;
   /** Human-readable bounds or choices, for docs. */
   readonly range: string;
+  /** A secret: its value is never shown (errors, DescribeConfigs, logs). */
+  readonly sensitive?: boolean;
 }
 
 /** Milliseconds or bytes that mean "no limit". */
@@ -202,7 +204,7 @@ export const brokerKeys = [
   str(
     "controller.quorum.voters",
     "controllerQuorumVoters",
-    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address). Empty: this node alone is the quorum, at its own `listen` address.",
+    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address, or its `internal.listen` address when it has one). Empty: this node alone is the quorum, at its own `listen` address. Set, the node must authenticate the other members (`cluster.secret`, or internal mutual TLS).",
     "",
     /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/,
     "empty or ID@HOST:PORT[,ID@HOST:PORT...]",
@@ -453,6 +455,42 @@ export const brokerKeys = [
     1,
     3600,
   ),
+  // Cluster membership (issue 13): the internal listener and how members authenticate.
+  str(
+    "internal.listen",
+    "internalListen",
+    "Address of the internal listener, HOST:PORT: node-to-node calls (Raft, registration, heartbeats, metadata and replica fetches, forwarded requests) are served there only, and refused on `listen`. Empty: none; members then call each other on `listen`, still authenticated.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  str(
+    "internal.advertised.address",
+    "internalAdvertisedAddress",
+    "HOST:PORT other nodes reach this node's internal listener at (registered with the controller). Empty: the `internal.listen` address. The addresses in `controller.quorum.voters` are the voters' internal addresses when they have an internal listener.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  {
+    ...str(
+      "cluster.secret",
+      "clusterSecret",
+      "Secret every member of the cluster shares: each node-to-node call is signed with an HMAC keyed by it (with a timestamp and a nonce, so a recorded call cannot be replayed), and a call not signed by a member is refused. Prefer the environment variable RILL_CLUSTER_SECRET or `cluster.secret.file` to a config file. Never shown or logged. Empty: none.",
+      "",
+      /^$|^\S{16,1024}$/,
+      "empty, or 16 to 1024 characters without spaces",
+    ),
+    sensitive: true,
+  },
+  str(
+    "cluster.secret.file",
+    "clusterSecretFile",
+    "File holding `cluster.secret` (its first line), e.g. written with mode 0600 by `rill cluster start`. Empty: none.",
+    "",
+    /^.{0,4096}$/,
+    "empty or a file path",
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -521,6 +559,11 @@ export interface BrokerConfig {
   // client quotas (issue 13)
   quotaWindowNum: number;
   quotaWindowSizeSeconds: number;
+  // Cluster membership (issue 13).
+  internalListen: string;
+  internalAdvertisedAddress: string;
+  clusterSecret: string;
+  clusterSecretFile: string;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {
@@ -590,6 +633,7 @@ function parseOne(key: ConfigKey, raw: unknown): unknown {
   const r = key.schema.safeParse(raw);
   if (r.success) return r.data;
   const why = r.error.issues.map((i) => i.message).join("; ");
+  if (key.sensitive === true) throw rillError("INVALID_CONFIG", `${key.name}: ${why} (value not shown: it is a secret)`);
   throw rillError("INVALID_CONFIG", `${key.name}: ${why} (got ${JSON.stringify(raw)})`);
 }
 
@@ -722,6 +766,7 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
       `controller.quorum.election.timeout.ms: ${cfg.electionTimeoutMs} must be at least twice controller.quorum.heartbeat.interval.ms (${cfg.raftHeartbeatIntervalMs})`,
     );
   }
+  validateMembership(cfg);
   if (cfg.brokerSessionTimeoutMs <= cfg.brokerHeartbeatIntervalMs) {
     throw rillError(
       "INVALID_CONFIG",
@@ -750,4 +795,31 @@ function validateTlsConfig(cfg: BrokerConfig): void {
       "INVALID_CONFIG",
       `${unset[0]![0]}: internal mutual TLS needs all of internal.tls.cert.file, internal.tls.key.file and internal.tls.ca.file`,
     );
+}
+
+/**
+ * Cluster membership (issue 13): a node that may have other members (any node given
+ * `controller.quorum.voters`) must be able to authenticate them — by `cluster.secret` (or its
+ * file), or by internal mutual TLS on `internal.listen`.
+ */
+function validateMembership(cfg: BrokerConfig): void {
+  if (cfg.clusterSecret !== "" && cfg.clusterSecretFile !== "")
+    throw rillError("INVALID_CONFIG", "cluster.secret.file: set either cluster.secret or cluster.secret.file, not both");
+  if (cfg.internalAdvertisedAddress !== "" && cfg.internalListen === "")
+    throw rillError(
+      "INVALID_CONFIG",
+      "internal.advertised.address: set, but internal.listen is empty (there is no internal listener to advertise)",
+    );
+  if (cfg.controllerQuorumVoters === "") return;
+  if (hasMembershipMethod(cfg)) return;
+  throw rillError(
+    "INVALID_CONFIG",
+    `cluster.secret: node ${cfg.nodeId} is part of a cluster (controller.quorum.voters is set), so it must authenticate the other members: set cluster.secret (or RILL_CLUSTER_SECRET, or cluster.secret.file) to the secret all members share, or internal mutual TLS on internal.listen; without one, anyone who reaches the node could send it Raft and registration calls`,
+  );
+}
+
+/** Whether the node has a way to authenticate other members: a shared secret, or internal mutual TLS on an internal listener. */
+export function hasMembershipMethod(cfg: BrokerConfig): boolean {
+  const internalTls = cfg.internalTlsCertFile !== "" && cfg.internalTlsKeyFile !== "" && cfg.internalTlsCaFile !== "";
+  return cfg.clusterSecret !== "" || cfg.clusterSecretFile !== "" || (internalTls && cfg.internalListen !== "");
 }

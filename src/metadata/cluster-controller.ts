@@ -31,6 +31,8 @@ export interface BrokerRegistrationRequest {
   readonly roles: readonly string[];
   /** The broker's effective `max.partitions` (its open-file limit lowers it); absent: unknown. */
   readonly maxPartitions?: number;
+  /** The broker's internal listener; absent or "": none. */
+  readonly internalAddress?: string;
 }
 
 /** A BrokerHeartbeat request. */
@@ -120,6 +122,7 @@ export function decideRegisterBroker(
       incarnationId: req.incarnationId,
       rack: req.rack,
       ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
+      ...(req.internalAddress ? { internalAddress: req.internalAddress } : {}),
     },
   ];
 }

@@ -49,6 +49,8 @@ export interface BrokerState {
   readonly inControlledShutdown: boolean;
   /** Partition replicas the broker may hold, as it registered (`max.partitions`); absent: unknown. */
   readonly maxPartitions?: number;
+  /** Its internal listener, where members call it; absent: none (members use `address`). */
+  readonly internalAddress?: string;
 }
 
 /** Cluster metadata, replayed from records. */
@@ -200,6 +202,7 @@ export class MetadataImage {
       rack: r.rack ?? "",
       inControlledShutdown: false,
       ...(r.maxPartitions !== undefined ? { maxPartitions: r.maxPartitions } : {}),
+      ...(r.internalAddress ? { internalAddress: r.internalAddress } : {}),
     });
   }
 
@@ -249,6 +252,7 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
       rack: b.rack,
       epoch: b.epoch,
       ...(b.maxPartitions !== undefined ? { maxPartitions: b.maxPartitions } : {}),
+      ...(b.internalAddress ? { internalAddress: b.internalAddress } : {}),
     });
     if (b.inControlledShutdown) out.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
   }

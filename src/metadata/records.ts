@@ -73,6 +73,8 @@ export interface BrokerRecord {
   readonly rack?: string;
   /** Partition replicas the broker may hold (its `max.partitions`); absent: unknown. */
   readonly maxPartitions?: number;
+  /** The broker's internal listener, HOST:PORT, where members call it; absent: none (members use `address`). */
+  readonly internalAddress?: string;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
 }

@@ -21,6 +21,7 @@ import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import type { ServiceClient } from "../protocol/grpc-service.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
 import { crashOnBug, fromPeerError } from "./errors.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { rillErrorFromDetail } from "../protocol/grpc-errors.ts";
 import type { MetadataFetchResult } from "../metadata/observer-store.ts";
@@ -37,6 +38,8 @@ export interface ControllerChannelOptions {
   readonly callTimeoutMs: number;
   /** Where the clients of the voters come from; by default the channel's own, closed by `close()`. */
   readonly clients?: InternalClients | undefined;
+  /** Signs the calls of the transport's own clients (`cluster.secret`, member-auth.ts). */
+  readonly signer?: MemberSigner | undefined;
   /** Credentials of the channel's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
   readonly credentials?: grpc.ChannelCredentials | undefined;
 }
@@ -50,7 +53,7 @@ export class ControllerChannel implements BrokerControl {
 
   constructor(private readonly o: ControllerChannelOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials, signer: o.signer });
   }
 
   /** The voter the next remote call goes to. */

@@ -73,6 +73,8 @@ export interface RegisterBrokerInput {
   roles: string[];
   /** The broker's effective `max.partitions`; absent: unknown. */
   maxPartitions?: number;
+  /** The broker's internal listener; absent: none. */
+  internalAddress?: string;
 }
 
 /** The active controller's side of broker lifecycle calls. */
@@ -260,6 +262,8 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
       if (req.incarnationId === "") throw rillError("INVALID_REQUEST", "incarnation_id: empty");
       if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.address))
         throw rillError("INVALID_REQUEST", `address: "${req.address}" is not HOST:PORT`);
+      if (req.internalAddress !== "" && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.internalAddress))
+        throw rillError("INVALID_REQUEST", `internal_address: "${req.internalAddress}" is not HOST:PORT`);
       const res = await d.control.register({
         nodeId: req.nodeId,
         clusterId: req.clusterId,
@@ -268,6 +272,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         rack: req.rack,
         roles: rolesOf(req.roles),
         ...(req.maxPartitions > 0 ? { maxPartitions: req.maxPartitions } : {}),
+        ...(req.internalAddress !== "" ? { internalAddress: req.internalAddress } : {}),
       });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),

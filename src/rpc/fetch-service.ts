@@ -52,10 +52,11 @@ import { subscribe } from "../service/subscribe.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import { type QuotaThrottle, fetchResultBytes, throttled } from "../service/quota-throttle.ts";
-import { requesterOf } from "./call-context.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
 
 export { FETCH_MAX_BYTES_DEFAULT, PARTITION_MAX_BYTES_DEFAULT } from "../service/fetch.ts";
@@ -78,13 +79,15 @@ export function fetchService(
   quotas?: QuotaThrottle,
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
-  const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
+  const leaders = new LeaderClients(FetchService, rm, clients);
   return {
     fetch: unary(async (req: FetchRequest, call) => {
       const cancel = abortOn(call);
       const forwarded = isForwarded(call);
+      // Forwarded for this caller: the leader checks the caller's permissions, not this node's.
+      const forwarder = forwarded ? null : fetchForwarder(leaders, requesterOf(call));
       // Client quotas (issue 13): a forwarded call was counted where the client sent it.
-      const run = () => fetch(rm, toFetchInput(req), cancel, forwarded ? null : forwarder, memory, pool);
+      const run = () => fetch(rm, toFetchInput(req), cancel, forwarder, memory, pool);
       const { answer: res, throttleTimeMs } = await throttled(
         forwarded ? undefined : quotas,
         () => requesterOf(call),
@@ -158,10 +161,10 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Can
 }
 
 /** The service's FetchForwarder over gRPC: the leader's FetchService.Fetch, marked forwarded. */
-function fetchForwarder(leaders: LeaderClients<typeof FetchService>): FetchForwarder {
+function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requester: Requester): FetchForwarder {
   return {
     fetch: async (leader, input) => {
-      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs);
+      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester);
       return { partitions: res.partitions.map(fromFetchedPartition) };
     },
   };

@@ -16,10 +16,16 @@ import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
 import type { MethodName } from "../protocol/grpc-service.ts";
+import type { Requester } from "../security/requester.ts";
+import { CLIENT_HOST_KEY, PRINCIPAL_KEY, requesterOf } from "./call-context.ts";
 import { fromPeerError } from "./errors.ts";
+import { isMemberCall } from "./member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
-/** Header that marks a forwarded request. */
+/**
+ * Header that marks a forwarded request. Trusted only from an authenticated cluster member:
+ * member-auth.ts removes it from everyone else's calls before a handler sees them.
+ */
 export const FORWARDED_KEY = "rill-forwarded";
 /** Header with the metadata offset that holds the change. */
 export const METADATA_OFFSET_KEY = "rill-metadata-offset";
@@ -66,7 +72,7 @@ export class Forwarder<S extends DescService> {
 
   /** True when `call` should be forwarded rather than run here. */
   shouldForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
-    return !this.route.isActive() && call.metadata.get(FORWARDED_KEY).length === 0;
+    return !this.route.isActive() && !isForwarded(call);
   }
 
   /** Marks a locally run change with the offset that holds it. */
@@ -86,8 +92,7 @@ export class Forwarder<S extends DescService> {
       address = this.route.leaderAddress();
     }
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
-    const metadata = new grpc.Metadata();
-    metadata.set(FORWARDED_KEY, "1");
+    const metadata = forwardedMetadata(requesterOf(call));
     const deadline = call.getDeadline();
     let offset = -1;
     const res = await this.clients
@@ -114,14 +119,34 @@ export class Forwarder<S extends DescService> {
   }
 }
 
-/** Whether a call was forwarded by another broker (it is then never forwarded again). */
+/**
+ * Whether a call was forwarded by a cluster member (it is then never forwarded again). Holds
+ * only for members: the marker counts only on a call the membership interceptor (member-auth.ts)
+ * settled as a member's (whose signature covers it); it also removes it from anyone else's.
+ */
 export function isForwarded(call: { metadata: grpc.Metadata }): boolean {
-  return call.metadata.get(FORWARDED_KEY).length > 0;
+  return call.metadata.get(FORWARDED_KEY).length > 0 && isMemberCall(call.metadata);
+}
+
+/** The headers of a forwarded call: the marker, and the original caller (principal, client host) when known. */
+export function forwardedMetadata(requester?: Requester): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set(FORWARDED_KEY, "1");
+  if (requester !== undefined) {
+    metadata.set(PRINCIPAL_KEY, requester.principal);
+    if (requester.host !== "") metadata.set(CLIENT_HOST_KEY, requester.host);
+  }
+  return metadata;
 }
 
 /** Where a broker's address comes from (the metadata image). */
 export interface BrokerDirectory {
-  readonly image: { brokers: ReadonlyMap<number, { address: string }> };
+  readonly image: { brokers: ReadonlyMap<number, { address: string; internalAddress?: string | undefined }> };
+}
+
+/** The address other members reach a broker at: its internal listener when it has one, else its client address. */
+export function peerAddress(broker: { address: string; internalAddress?: string | undefined }): string {
+  return broker.internalAddress || broker.address;
 }
 
 /**
@@ -146,12 +171,12 @@ export class LeaderClients<S extends DescService> {
    * Calls `method` on broker `nodeId`: its answer, its catalog error, or REQUEST_TIMED_OUT
    * (retriable) when it could not be reached or did not answer in time.
    */
-  call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number): Promise<Res> {
-    const address = this.dir.image.brokers.get(nodeId)?.address;
+  call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number, requester?: Requester): Promise<Res> {
+    const broker = this.dir.image.brokers.get(nodeId);
+    const address = broker === undefined ? undefined : peerAddress(broker);
     if (address === undefined)
       return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
-    const metadata = new grpc.Metadata();
-    metadata.set(FORWARDED_KEY, "1");
+    const metadata = forwardedMetadata(requester);
     const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000;
     return this.clients.unary<S, Res>(this.service, address, method, req, { metadata, deadline }).catch((e: unknown) => {
       // The request may have reached the leader before the connection failed: its outcome is

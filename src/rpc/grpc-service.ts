@@ -79,14 +79,18 @@ export function serverDefinition<S extends DescService>(service: S, overrides: C
   return definition;
 }
 
-/** `server.addService` with a typed implementation, over `serverDefinition`. */
+/**
+ * `server.addService` with a typed implementation, over `serverDefinition` (passed through
+ * `wrap`, e.g. member-auth.ts `memberDefinition`, when given).
+ */
 export function addService<S extends DescService, O extends CodecOverrides<S> = object>(
   server: grpc.Server,
   service: S,
   implementation: ServiceImplementation<S, O>,
   overrides?: O,
+  wrap: (definition: grpc.ServiceDefinition) => grpc.ServiceDefinition = (d) => d,
 ): void {
-  server.addService(serverDefinition(service, overrides), implementation as grpc.UntypedServiceImplementation);
+  server.addService(wrap(serverDefinition(service, overrides)), implementation as grpc.UntypedServiceImplementation);
 }
 
 function lenient<T>(typeName: string, decode: (bytes: Buffer) => T): (bytes: Buffer) => T | MalformedMessage {

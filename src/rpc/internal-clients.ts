@@ -19,7 +19,9 @@ import {
   defaultTransportConfig,
   reconnectChannelOptions,
 } from "../protocol/channel-options.ts";
-import { type MethodName, type ServiceClient, type ServiceClientConstructor, clientConstructor } from "../protocol/grpc-service.ts";
+import { type MethodName, type ServiceClient, type ServiceClientConstructor, serviceDefinition } from "../protocol/grpc-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
+import { signingInterceptor } from "./member-auth.ts";
 
 /** Deadline of an internal call that gives none. */
 export const INTERNAL_CALL_TIMEOUT_MS = 30_000;
@@ -45,6 +47,8 @@ export interface InternalClientsOptions {
   readonly channelOptions?: grpc.ChannelOptions | undefined;
   /** Deadline of a `unary` call that gives none. Default INTERNAL_CALL_TIMEOUT_MS. */
   readonly callTimeoutMs?: number | undefined;
+  /** Signs every call with `cluster.secret` (member-auth.ts); none: calls go unsigned. */
+  readonly signer?: MemberSigner | undefined;
   /** Credentials of the channels (tls.ts `internalChannelCredentials`). Default plaintext. */
   readonly credentials?: grpc.ChannelCredentials | undefined;
 }
@@ -61,10 +65,20 @@ export interface InternalCallOptions {
 
 const constructors = new WeakMap<DescService, ServiceClientConstructor<DescService>>();
 
-function constructorOf<S extends DescService>(service: S): ServiceClientConstructor<S> {
+/**
+ * The client class of `service`, whose request serializers pass a Buffer through unchanged (the
+ * signing interceptor serializes a request itself, to sign its bytes, and sends those).
+ */
+export function constructorOf<S extends DescService>(service: S): ServiceClientConstructor<S> {
   let ctor = constructors.get(service);
   if (ctor === undefined) {
-    ctor = clientConstructor(service) as unknown as ServiceClientConstructor<DescService>;
+    const definition = serviceDefinition(service);
+    for (const m of Object.values(definition)) {
+      const serialize = m.requestSerialize;
+      m.requestSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value));
+    }
+    const generic = grpc.makeGenericClientConstructor(definition, service.name);
+    ctor = generic as unknown as ServiceClientConstructor<DescService>;
     constructors.set(service, ctor);
   }
   return ctor as unknown as ServiceClientConstructor<S>;
@@ -81,12 +95,14 @@ type UnaryByName = (
 export class InternalClients {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly interceptors: grpc.Interceptor[] = [];
   private readonly credentials: grpc.ChannelCredentials;
   /** Deadline of a `unary` call that gives none. */
   readonly callTimeoutMs: number;
 
   constructor(options: InternalClientsOptions = {}) {
     this.channelOptions = { ...internalChannelOptions(options.transport), ...options.channelOptions };
+    if (options.signer !== undefined) this.interceptors = [signingInterceptor(options.signer)];
     this.callTimeoutMs = options.callTimeoutMs ?? INTERNAL_CALL_TIMEOUT_MS;
     this.credentials = options.credentials ?? grpc.credentials.createInsecure();
     if (!Number.isInteger(this.callTimeoutMs) || this.callTimeoutMs <= 0) {
@@ -100,7 +116,7 @@ export class InternalClients {
     let c = this.clients.get(key);
     if (c === undefined) {
       const Ctor = constructorOf(service);
-      c = new Ctor(address, this.credentials, this.channelOptions);
+      c = new Ctor(address, this.credentials, { ...this.channelOptions, interceptors: this.interceptors });
       this.clients.set(key, c);
     }
     return c as ServiceClient<S>;

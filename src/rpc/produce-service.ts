@@ -13,6 +13,9 @@
  * - InitProducerId is checked here, then forwarded to the active controller (`Forwarder`) or
  *   committed.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
@@ -41,7 +44,6 @@ import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute
 import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import { type QuotaThrottle, recordBytes, throttled } from "../service/quota-throttle.ts";
-import { requesterOf } from "./call-context.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 
 /**
@@ -62,11 +64,16 @@ export function produceService(
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
   const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
     handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
+  // The caller travels with a request passed to a partition's leader (forwardedFor).
+  const produceFor =
+    (call: { metadata: grpc.Metadata; getPeer(): string }) =>
+    (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
+      forwardedFor.run(requesterOf(call), () => produce(req, forwarded));
   return {
     produce: unary(async (req: ProduceRequest, call) => {
       // A forwarded call was counted where the client sent it.
       const forwarded = isForwarded(call);
-      const run = () => produce(req, forwarded);
+      const run = () => produceFor(call)(req, forwarded);
       const { answer, throttleTimeMs } = await throttled(
         forwarded ? undefined : quotas,
         () => requesterOf(call),
@@ -77,7 +84,7 @@ export function produceService(
       answer.throttleTimeMs = throttleTimeMs;
       return answer;
     }),
-    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), isForwarded(call) ? undefined : quotas),
+    produceStream: (call) => serveProduceStream(produceFor(call), rm, call, isForwarded(call), isForwarded(call) ? undefined : quotas),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
@@ -94,11 +101,20 @@ export function produceService(
   };
 }
 
-/** The handler's LeaderForwarder over gRPC: the leader's ProduceService.Produce, marked forwarded. */
+/**
+ * The requester of the produce request being handled, for the leader forwarder: the handler (in
+ * src/service) holds one forwarder for every call and does not know callers, so the caller rides
+ * along in the async context of the call instead.
+ */
+const forwardedFor = new AsyncLocalStorage<Requester>();
+
+/** The handler's LeaderForwarder over gRPC: the leader's ProduceService.Produce, marked forwarded, for the caller. */
 function leaderForwarder(leaders: LeaderClients<typeof ProduceService>): LeaderForwarder {
   return {
     produce: async (leader, input) =>
-      fromProduceResponse(await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs)),
+      fromProduceResponse(
+        await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs, forwardedFor.getStore()),
+      ),
   };
 }
 

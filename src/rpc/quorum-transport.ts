@@ -15,6 +15,7 @@ import { encodeMessage } from "../raft/codec.ts";
 import type { Message, NodeId, SnapshotMessage } from "../raft/types.ts";
 import type { QuorumTransport } from "../metadata/quorum-store.ts";
 import type { ServiceClient } from "../protocol/grpc-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
 /** Bytes per InstallSnapshot chunk. */
@@ -33,6 +34,8 @@ export interface GrpcQuorumTransportOptions {
   readonly inFlightMax?: number;
   /** Where the clients of the peers come from; by default the transport's own, closed by `close()`. */
   readonly clients?: InternalClients | undefined;
+  /** Signs the calls of the transport's own clients (`cluster.secret`, member-auth.ts). */
+  readonly signer?: MemberSigner | undefined;
   /** Credentials of the transport's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
   readonly credentials?: grpc.ChannelCredentials | undefined;
 }
@@ -46,7 +49,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
 
   constructor(private readonly o: GrpcQuorumTransportOptions) {
     this.ownsClients = o.clients === undefined;
-    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials });
+    this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials, signer: o.signer });
   }
 
   private client(to: NodeId): ServiceClient<typeof ControllerService> | null {

@@ -25,6 +25,7 @@ import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
 import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
 /** Longest long-poll a follower may ask for. */
@@ -241,12 +242,13 @@ export function replicaFetchTransport(clients: InternalClients): ReplicaFetchTra
 
 /**
  * The follower's transport with `credentials` (tls.ts `internalChannelCredentials`; default
- * plaintext): each session opens its own channel to the leader and closes it with the session.
+ * plaintext) and `signer` (`cluster.secret`, member-auth.ts; default unsigned): each session
+ * opens its own channel to the leader and closes it with the session.
  */
-export function grpcReplicaFetchTransportWith(credentials?: grpc.ChannelCredentials): ReplicaFetchTransport {
+export function grpcReplicaFetchTransportWith(credentials?: grpc.ChannelCredentials, signer?: MemberSigner): ReplicaFetchTransport {
   return {
     open(address: string): ReplicaFetchSession {
-      const clients = new InternalClients({ credentials });
+      const clients = new InternalClients({ credentials, signer });
       return new GrpcFetchSession(clients.client(ReplicationService, address), () => clients.close());
     },
   };

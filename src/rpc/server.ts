@@ -24,6 +24,8 @@ import { type ControllerServiceDeps, controllerService } from "./controller-serv
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
 import { requesterInterceptor } from "./call-context.ts";
+import { INTERNAL_SERVICES, type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
+import type { MemberSigner } from "../security/member-auth.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
@@ -64,21 +66,57 @@ export interface ServiceDeps {
   readonly quotas?: QuotaThrottle;
 }
 
+/** Which services `registerServices` adds, and how (cluster membership, member-auth.ts). */
+export interface RegisterOptions {
+  /** Whether ControllerService and ReplicationService are served (not on `listen` once `internal.listen` is set). Default true. */
+  readonly internal?: boolean;
+  /** Applied to each service definition (`memberDefinition`: requests stay raw until membership is settled). */
+  readonly wrap?: (definition: grpc.ServiceDefinition) => grpc.ServiceDefinition;
+}
+
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
-export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
-  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
+export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients, o: RegisterOptions = {}): void {
+  const w = o.wrap;
+  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin), undefined, w);
   const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
   addService(
     server,
     ProduceService,
     produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs, quotas),
     produceServiceCodecs,
+    w,
   );
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas), fetchServiceCodecs);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas));
-  addService(server, ReplicationService, replicationService(d.replicas));
-  addService(server, ControllerService, controllerService(d.controller));
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas), fetchServiceCodecs, w);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas), undefined, w);
+  if (o.internal === false) return;
+  addService(server, ReplicationService, replicationService(d.replicas), undefined, w);
+  addService(server, ControllerService, controllerService(d.controller), undefined, w);
 }
+
+/**
+ * Cluster membership of a broker's listeners (member-auth.ts): how this server tells members
+ * from clients, whether the internal services live on a separate internal listener, and how
+ * this node signs its own calls to the others.
+ */
+export interface ServerMembership {
+  /** The policy of the client listener (`membersOnly` false). */
+  readonly policy: MemberPolicy;
+  /** True when `internal.listen` serves ControllerService and ReplicationService (not this server). */
+  readonly internalListener: boolean;
+  /** Signs this node's internal calls (`cluster.secret`); none: unsigned. */
+  readonly signer?: MemberSigner | undefined;
+}
+
+/** The membership of a server that nobody configured: a single node, serving no internal call. */
+export const SINGLE_NODE: ServerMembership = {
+  policy: {
+    verifier: null,
+    mtls: false,
+    membersOnly: false,
+    refuseInternal: "a single node serves no internal call (it has no cluster members)",
+  },
+  internalListener: false,
+};
 
 /**
  * The server of one broker: created empty (so that what its services need can ask for its
@@ -87,10 +125,12 @@ export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: 
  */
 export class RpcServer {
   private readonly server: grpc.Server;
-  private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVED_SERVICES].map((s) => [s, "SERVING" as const])));
+  private readonly health: HealthImplementation;
+  /** What this listener serves: not the internal services once `internal.listen` serves them. */
+  private readonly served: readonly string[];
   private port = -1;
   /** One client per (service, peer) for every forwarded call of this server's services. */
-  private readonly clients: InternalClients;
+  readonly clients: InternalClients;
   /** The listener's credentials (plaintext unless given). */
   private readonly credentials: grpc.ServerCredentials;
 
@@ -107,9 +147,12 @@ export class RpcServer {
     requestBytesMax: number,
     maxConnections = Number.MAX_SAFE_INTEGER,
     tls: { readonly listener?: grpc.ServerCredentials; readonly internal?: grpc.ChannelCredentials } = {},
+    private readonly membership: ServerMembership = SINGLE_NODE,
   ) {
     this.credentials = tls.listener ?? grpc.ServerCredentials.createInsecure();
-    this.clients = new InternalClients({ credentials: tls.internal });
+    this.clients = new InternalClients({ credentials: tls.internal, signer: membership.signer });
+    this.served = membership.internalListener ? SERVED_SERVICES.filter((s) => !INTERNAL_SERVICES.includes(s)) : SERVED_SERVICES;
+    this.health = new HealthImplementation(Object.fromEntries(["", ...this.served].map((s) => [s, "SERVING" as const])));
     this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
       {
@@ -117,7 +160,7 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [requesterInterceptor()],
+      [memberInterceptor(membership.policy), requesterInterceptor(trustMembers())],
       this.connections,
     );
   }
@@ -129,9 +172,9 @@ export class RpcServer {
 
   /** Registers the services, health and reflection. */
   register(d: ServiceDeps): void {
-    registerServices(this.server, d, this.clients);
+    registerServices(this.server, d, this.clients, { internal: !this.membership.internalListener, wrap: memberDefinition });
     this.health.addToServer(this.server);
-    addReflection(this.server, SERVED_SERVICES);
+    addReflection(this.server, this.served);
   }
 
   /** Listens (TLS when the server was given credentials); INVALID_CONFIG naming `listen` when the address cannot be bound. Returns the port. */
@@ -147,7 +190,7 @@ export class RpcServer {
 
   /** Health answers NOT_SERVING for every service (load balancers stop sending). */
   stopServing(): void {
-    for (const s of ["", ...SERVED_SERVICES]) this.health.setStatus(s, "NOT_SERVING");
+    for (const s of ["", ...this.served]) this.health.setStatus(s, "NOT_SERVING");
   }
 
   /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */

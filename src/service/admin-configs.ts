@@ -10,7 +10,7 @@
  * an alteration as a whole.
  */
 import { type RillError, rillError } from "../base/errors.ts";
-import { type BrokerConfig, brokerKeys, describeTopicConfig, topicKeys } from "../config/schema.ts";
+import { type BrokerConfig, type ConfigKey, brokerKeys, describeTopicConfig, topicKeys } from "../config/schema.ts";
 import { effectiveConfig } from "../metadata/controller.ts";
 import type { TopicState } from "../metadata/image.ts";
 import type { AlterConfigOp, ConfigEntry, ConfigResource } from "./admin-types.ts";
@@ -31,12 +31,12 @@ export function topicConfigEntries(t: TopicState, includeDocumentation: boolean)
 /** The entries of this node's static configuration: every broker key, read-only. */
 export function brokerConfigEntries(config: Readonly<BrokerConfig>, includeDocumentation: boolean): ConfigEntry[] {
   const values = config as unknown as Record<string, unknown>;
-  return brokerKeys.map((k) => ({
+  return (brokerKeys as readonly ConfigKey[]).map((k) => ({
     name: k.name,
-    value: String(values[k.prop]),
+    value: k.sensitive === true ? "" : String(values[k.prop]),
     source: "static-broker",
     readOnly: true,
-    sensitive: false,
+    sensitive: k.sensitive === true,
     documentation: includeDocumentation ? k.doc : "",
   }));
 }

@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
+import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
@@ -138,8 +139,9 @@ describe("rill cluster start", () => {
   it("starts 3 nodes that form a cluster, serves topics through any node, and stops them all on SIGTERM", async () => {
     const dir = tmpDir("rill-cluster-");
     dirs.push(dir);
-    const base = await freePorts(3);
+    const base = await freePorts(13); // client ports base.., internal ports base+10..
     const addr = (id: number): string => `127.0.0.1:${base + id - 1}`;
+    const internalAddr = (id: number): string => `127.0.0.1:${base + 10 + id - 1}`;
     const launcher = start([
       "cluster",
       "start",
@@ -172,7 +174,8 @@ describe("rill cluster start", () => {
         j.nodes.every((n) => n.reachable && n.brokerState === "running");
       return ready ? j : undefined;
     });
-    expect(s.voters).toEqual([1, 2, 3].map((id) => ({ nodeId: id, address: addr(id) })));
+    // The quorum names the voters' internal listeners, where members call each other.
+    expect(s.voters).toEqual([1, 2, 3].map((id) => ({ nodeId: id, address: internalAddr(id) })));
     expect(s.nodes.map((n) => [n.nodeId, n.address, n.roles, n.voter, n.fenced])).toEqual(
       [1, 2, 3].map((id) => [id, addr(id), ["broker", "controller"], true, false]),
     );
@@ -237,6 +240,8 @@ describe("rill cluster status with a node down", () => {
     const base = await freePorts(3);
     const addr = (id: number): string => `127.0.0.1:${base + id - 1}`;
     const quorum = [1, 2, 3].map((id) => `${id}@${addr(id)}`).join(",");
+    const secretFile = path.join(dir, "cluster.secret");
+    nodeFs.writeFileSync(secretFile, "status-test-secret-0123456789\n", { mode: 0o600 });
     // Two voters of three: a majority, so a controller is elected; node 3 never starts.
     const brokers = [1, 2].map((id) =>
       start([
@@ -250,6 +255,8 @@ describe("rill cluster status with a node down", () => {
         path.join(dir, `node-${id}`),
         "--controller-quorum",
         quorum,
+        "--set",
+        `cluster.secret.file=${secretFile}`,
       ]),
     );
 

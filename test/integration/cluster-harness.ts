@@ -43,12 +43,33 @@ import { Admin } from "../../src/client/admin.ts";
 import { AdminService, DescribeClusterRequestSchema, type DescribeClusterResponse } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { ControllerService } from "../../src/gen/rill/v1/controller_service_pb.ts";
 import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
+import { randomBytes } from "node:crypto";
+import { systemClock } from "../../src/base/clock.ts";
+import { constructorOf } from "../../src/rpc/internal-clients.ts";
+import { signingInterceptor } from "../../src/rpc/member-auth.ts";
+import { MemberSigner } from "../../src/security/member-auth.ts";
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { TcpProxy, type BlockMode } from "./tcp-proxy.ts";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const AdminClient = clientConstructor(AdminService);
-const ControllerClient = clientConstructor(ControllerService);
+/** ControllerService clients whose serializers let the signing interceptor send the bytes it signed. */
+const ControllerClient = constructorOf(ControllerService);
+
+/** The cluster secret every node of a harness cluster shares (cluster.secret.file); tests sign with it as a member. */
+export const HARNESS_SECRET = `harness-${randomBytes(16).toString("hex")}`;
+
+/** Writes HARNESS_SECRET to `dir`/cluster.secret (mode 0600) for `cluster.secret.file`; returns its path. */
+export function writeSecretFile(dir: string): string {
+  const file = path.join(dir, "cluster.secret");
+  nodeFs.writeFileSync(file, `${HARNESS_SECRET}\n`, { mode: 0o600 });
+  return file;
+}
+
+/** Signs calls as cluster member `nodeId` with the harness's secret. */
+export function memberSigner(nodeId = 0): MemberSigner {
+  return new MemberSigner(HARNESS_SECRET, nodeId, systemClock, () => randomBytes(16).toString("hex"));
+}
 
 /** Runtimes a node can run on; Bun is the broker's default. */
 export type Runtime = "bun" | "node";
@@ -359,11 +380,12 @@ export class ClusterNode {
     return this.adminClient;
   }
 
-  /** A raw ControllerService client of this node (one per node, reused). */
+  /** A raw ControllerService client of this node (one per node, reused), signing as a cluster member. */
   controller(): ServiceClient<typeof ControllerService> {
     this.controllerClient ??= new ControllerClient(this.address, grpc.credentials.createInsecure(), {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 500,
+      interceptors: [signingInterceptor(memberSigner())],
     });
     return this.controllerClient;
   }
@@ -536,6 +558,7 @@ export class Cluster {
       nodeFs.rmSync(root, { recursive: true, force: true });
       throw e;
     }
+    const secretFile = writeSecretFile(root);
     const nodes = ids.map((id) => {
       const voters = ids.map((j) => `${j}@${j === id || !o.linkProxies ? direct(j) : links.get(`${id}->${j}`)!.address}`).join(",");
       const settings: Record<string, string> = {
@@ -543,6 +566,7 @@ export class Cluster {
         ...stringify(o.set ?? {}),
         ...stringify(o.nodeSet?.(id) ?? {}),
         "cluster.id": clusterId,
+        "cluster.secret.file": secretFile,
       };
       if (o.ingressProxies) settings["advertised.address"] = ingresses.get(id)!.address;
       const dataDir = path.join(root, `node-${id}`);

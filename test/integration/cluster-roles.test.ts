@@ -16,7 +16,7 @@ import { FetchRequestSchema, FetchService, type FetchResponse } from "../../src/
 import { Acks, ProduceRequestSchema, ProduceService, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
-import { ClusterNode, FAST_CLUSTER_SETTINGS, freePort, unaryCall, until, viewOf } from "./cluster-harness.ts";
+import { ClusterNode, FAST_CLUSTER_SETTINGS, freePort, unaryCall, until, viewOf, writeSecretFile } from "./cluster-harness.ts";
 
 const root = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-roles-"));
 const nodes: ClusterNode[] = [];
@@ -24,7 +24,12 @@ const clients: grpc.Client[] = [];
 
 function node(id: number, port: number, roles: string, voters: string): ClusterNode {
   const dataDir = path.join(root, `node-${id}`);
-  const settings = { ...FAST_CLUSTER_SETTINGS, "cluster.id": "roles-test", "replica.lag.time.max.ms": "3000" };
+  const settings = {
+    ...FAST_CLUSTER_SETTINGS,
+    "cluster.id": "roles-test",
+    "replica.lag.time.max.ms": "3000",
+    "cluster.secret.file": writeSecretFile(root),
+  };
   const args = [
     "broker",
     "start",

@@ -79,6 +79,7 @@ const CATALOG: readonly Row[] = [
   ["LOG_CLOSED", 10005, "LOG_CLOSED", true, "UNAVAILABLE"],
   ["SHUTTING_DOWN", 10006, "SHUTTING_DOWN", true, "UNAVAILABLE"],
   ["FETCH_MEMORY_EXHAUSTED", 10040, "FETCH_MEMORY_EXHAUSTED", true, "RESOURCE_EXHAUSTED"],
+  ["CLUSTER_MEMBERSHIP_REQUIRED", 10050, "CLUSTER_MEMBERSHIP_REQUIRED", false, "UNAUTHENTICATED"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */

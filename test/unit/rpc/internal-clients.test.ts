@@ -188,7 +188,10 @@ describe("Forwarder", () => {
     },
   });
   const call = (metadata = new grpc.Metadata()) =>
-    ({ metadata, getDeadline: () => Date.now() + 2_000 }) as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+    ({ metadata, getPeer: () => "127.0.0.1:40000", getDeadline: () => Date.now() + 2_000 }) as unknown as grpc.ServerUnaryCall<
+      unknown,
+      unknown
+    >;
 
   it("passes the call to the controller and waits for the metadata offset it answers with", async () => {
     const applied: number[] = [];
