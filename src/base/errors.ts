@@ -27,6 +27,7 @@ export const GrpcStatus = {
   INTERNAL: 13,
   UNAVAILABLE: 14,
   DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 
@@ -191,6 +192,38 @@ export const Errors = {
     "The member epoch is older than the member's current one, or the member does not own the partition.",
   ),
 
+  // Authentication and authorization (issue 13): Kafka's codes.
+  TOPIC_AUTHORIZATION_FAILED: kind(29, "TOPIC_AUTHORIZATION_FAILED", false, S.PERMISSION_DENIED, "The caller may not do this on the topic."),
+  GROUP_AUTHORIZATION_FAILED: kind(30, "GROUP_AUTHORIZATION_FAILED", false, S.PERMISSION_DENIED, "The caller may not do this on the group."),
+  CLUSTER_AUTHORIZATION_FAILED: kind(
+    31,
+    "CLUSTER_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the cluster.",
+  ),
+  UNSUPPORTED_SASL_MECHANISM: kind(
+    33,
+    "UNSUPPORTED_SASL_MECHANISM",
+    false,
+    S.UNAUTHENTICATED,
+    "The credentials use a mechanism the listener does not accept.",
+  ),
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: kind(
+    53,
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not use the transactional id.",
+  ),
+  SASL_AUTHENTICATION_FAILED: kind(
+    58,
+    "SASL_AUTHENTICATION_FAILED",
+    false,
+    S.UNAUTHENTICATED,
+    "Authentication failed: unknown user, wrong password, or no credentials.",
+  ),
+
   BATCH_LENGTH_MISMATCH: kind(
     10001,
     "BATCH_LENGTH_MISMATCH",
@@ -209,6 +242,20 @@ export const Errors = {
   INVALID_ARGUMENT: kind(10004, "INVALID_ARGUMENT", false, S.INVALID_ARGUMENT, "A request field is invalid."),
   LOG_CLOSED: kind(10005, "LOG_CLOSED", true, S.UNAVAILABLE, "The log is closed."),
   SHUTTING_DOWN: kind(10006, "SHUTTING_DOWN", true, S.UNAVAILABLE, "The broker is shutting down."),
+  MALFORMED_CREDENTIALS: kind(
+    10130,
+    "MALFORMED_CREDENTIALS",
+    false,
+    S.UNAUTHENTICATED,
+    "The authorization call metadata is not `Basic base64(name:password)`.",
+  ),
+  PLAINTEXT_PASSWORD_REFUSED: kind(
+    10131,
+    "PLAINTEXT_PASSWORD_REFUSED",
+    false,
+    S.UNAUTHENTICATED,
+    "A password was sent over a listener without TLS (auth.allow.plaintext.passwords is false).",
+  ),
   FETCH_MEMORY_EXHAUSTED: kind(
     10040,
     "FETCH_MEMORY_EXHAUSTED",
