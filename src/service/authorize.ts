@@ -1,0 +1,152 @@
+/**
+ * Each public request's authorization, on its domain input (protocol-neutral: the gRPC adapters
+ * call these before the handler, the Kafka and HTTP listeners will too). What each RPC needs is
+ * the table of src/security/operations.ts; these functions only say which resources a request
+ * names and filter the answers that list resources. A refused request throws before anything is
+ * changed.
+ */
+import type { TopicPartitions } from "../coordinator/index.ts";
+import type { AclOperation } from "../metadata/security-types.ts";
+import { EXTRA_ACCESS, type PublicRpc } from "../security/operations.ts";
+import type { Requester } from "../security/requester.ts";
+import type { Access } from "./access.ts";
+import type {
+  AlterConfigsInput,
+  CreatePartitionsInput,
+  CreateTopicsInput,
+  DeleteTopicsInput,
+  DescribeClusterResult,
+  DescribeConfigsInput,
+  DescribeTopicsResult,
+  ElectLeadersInput,
+  ListTopicsResult,
+} from "./admin-types.ts";
+import { rillError } from "../base/errors.ts";
+
+const topicsOf = (list: readonly { readonly topic: string }[]): string[] => [...new Set(list.map((p) => p.topic))];
+
+/** The authorization of every public request of one broker. */
+export class RequestAccess {
+  constructor(readonly access: Access) {}
+
+  createTopics(r: Requester, input: CreateTopicsInput): void {
+    this.access.check(r, "AdminService/CreateTopics", { TOPIC: input.topics.map((t) => t.name) });
+  }
+
+  deleteTopics(r: Requester, input: DeleteTopicsInput): void {
+    this.access.check(r, "AdminService/DeleteTopics", { TOPIC: input.topics });
+  }
+
+  /** ListTopics answers only the topics the caller may DESCRIBE. */
+  listTopics(r: Requester, res: ListTopicsResult): ListTopicsResult {
+    return { topics: this.access.visible(r, "TOPIC", "DESCRIBE", res.topics, (t) => t.name) };
+  }
+
+  /**
+   * DescribeTopics: a topic the caller may not DESCRIBE is left out of an "every topic" answer;
+   * named, it is answered with TOPIC_AUTHORIZATION_FAILED (as Kafka answers Metadata).
+   */
+  describeTopics(r: Requester, named: readonly string[], res: DescribeTopicsResult): DescribeTopicsResult {
+    if (named.length === 0) return { topics: this.access.visible(r, "TOPIC", "DESCRIBE", res.topics, (t) => t.name) };
+    return {
+      topics: res.topics.map((t) =>
+        this.access.allowed(r, "DESCRIBE", "TOPIC", t.name)
+          ? t
+          : {
+              name: t.name,
+              internal: false,
+              configs: {},
+              partitions: [],
+              error: rillError("TOPIC_AUTHORIZATION_FAILED", `DescribeTopics: ${r.principal} may not DESCRIBE topic "${t.name}"`),
+            },
+      ),
+    };
+  }
+
+  createPartitions(r: Requester, input: CreatePartitionsInput): void {
+    this.access.check(r, "AdminService/CreatePartitions", { TOPIC: input.topics.map((t) => t.name) });
+  }
+
+  describeConfigs(r: Requester, input: DescribeConfigsInput): void {
+    this.configs(r, "AdminService/DescribeConfigs", input.resources, "DESCRIBE_CONFIGS");
+  }
+
+  alterConfigs(r: Requester, input: AlterConfigsInput): void {
+    const resources = input.resources.flatMap((a) => (a.resource ? [a.resource] : []));
+    this.configs(r, "AdminService/AlterConfigs", resources, "ALTER_CONFIGS");
+  }
+
+  private configs(r: Requester, rpc: PublicRpc, resources: readonly { type: unknown; name: string }[], op: AclOperation): void {
+    this.access.check(r, rpc, { TOPIC: resources.filter((c) => c.type === "topic").map((c) => c.name) });
+    if (resources.some((c) => c.type === "broker")) this.access.require(r, rpc, { on: "cluster", op });
+  }
+
+  electLeaders(r: Requester, _input: ElectLeadersInput): void {
+    this.access.check(r, "AdminService/ElectLeaders");
+  }
+
+  /**
+   * DescribeCluster: broker addresses for any authenticated caller (the SDK discovers brokers
+   * with it); the controller internals (Raft role, term, commit offset) only with DESCRIBE on
+   * CLUSTER — without it they are answered empty.
+   */
+  describeCluster(r: Requester, res: DescribeClusterResult): DescribeClusterResult {
+    this.access.check(r, "AdminService/DescribeCluster");
+    if (this.access.meets(r, EXTRA_ACCESS.clusterInternals)) return res;
+    return { ...res, node: { ...res.node, raftRole: "", raftTerm: 0, commitOffset: 0 } };
+  }
+
+  produce(r: Requester, topic: string): void {
+    this.access.check(r, "ProduceService/Produce", { TOPIC: [topic] });
+  }
+
+  initProducerId(r: Requester, transactionalId: string): void {
+    if (transactionalId !== "")
+      this.access.require(r, "ProduceService/InitProducerId", EXTRA_ACCESS.transactionalId, { TRANSACTIONAL_ID: [transactionalId] });
+    this.access.check(r, "ProduceService/InitProducerId");
+  }
+
+  fetch(r: Requester, rpc: "FetchService/Fetch" | "FetchService/Subscribe", partitions: readonly { readonly topic: string }[]): void {
+    this.access.check(r, rpc, { TOPIC: topicsOf(partitions) });
+  }
+
+  listOffsets(r: Requester, partitions: readonly { readonly topic: string }[]): void {
+    this.access.check(r, "FetchService/ListOffsets", { TOPIC: topicsOf(partitions) });
+  }
+
+  heartbeat(r: Requester, groupId: string, topics: readonly string[] | null): void {
+    this.access.check(r, "GroupService/Heartbeat", { GROUP: [groupId], TOPIC: topics ?? [] });
+  }
+
+  commitOffsets(r: Requester, groupId: string, offsets: readonly { readonly topic: string }[]): void {
+    this.access.check(r, "GroupService/CommitOffsets", { GROUP: [groupId], TOPIC: topicsOf(offsets) });
+  }
+
+  /** FetchOffsets: DESCRIBE on the group; the answer keeps the topics the caller may DESCRIBE. */
+  fetchOffsets<T extends { readonly topic: string }>(r: Requester, groupId: string, answer: () => Promise<T[]>): Promise<T[]> {
+    this.access.check(r, "GroupService/FetchOffsets", { GROUP: [groupId] });
+    return answer().then((list) => this.access.visible(r, "TOPIC", "DESCRIBE", list, (o) => o.topic));
+  }
+
+  /** ListGroups: every group with DESCRIBE on CLUSTER, else those the caller may DESCRIBE. */
+  listGroups<T extends { readonly groupId: string }>(r: Requester, groups: readonly T[]): T[] {
+    if (this.access.meets(r, EXTRA_ACCESS.listAllGroups)) return [...groups];
+    return this.access.visible(r, "GROUP", "DESCRIBE", groups, (g) => g.groupId);
+  }
+
+  describeGroups(r: Requester, groupIds: readonly string[]): void {
+    this.access.check(r, "GroupService/DescribeGroups", { GROUP: groupIds });
+  }
+
+  deleteGroups(r: Requester, groupIds: readonly string[]): void {
+    this.access.check(r, "GroupService/DeleteGroups", { GROUP: groupIds });
+  }
+
+  resetOffsets(r: Requester, groupId: string, partitions: readonly TopicPartitions[]): void {
+    this.access.check(r, "GroupService/ResetOffsets", { GROUP: [groupId], TOPIC: topicsOf(partitions) });
+  }
+
+  consume(r: Requester, groupId: string, topics: readonly string[]): void {
+    this.access.check(r, "GroupService/Consume", { GROUP: [groupId], TOPIC: topics });
+  }
+}
