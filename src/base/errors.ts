@@ -191,6 +191,23 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "The member epoch is older than the member's current one, or the member does not own the partition.",
   ),
+  // security: SCRAM users (issue 13), Kafka's codes of AlterUserScramCredentials
+  UNSUPPORTED_SASL_MECHANISM: kind(
+    33,
+    "UNSUPPORTED_SASL_MECHANISM",
+    false,
+    S.INVALID_ARGUMENT,
+    "The SASL/SCRAM mechanism is not supported.",
+  ),
+  RESOURCE_NOT_FOUND: kind(91, "RESOURCE_NOT_FOUND", false, S.NOT_FOUND, "The resource (e.g. a user's credential) does not exist."),
+  DUPLICATE_RESOURCE: kind(92, "DUPLICATE_RESOURCE", false, S.INVALID_ARGUMENT, "The request names the same resource twice."),
+  UNACCEPTABLE_CREDENTIAL: kind(
+    93,
+    "UNACCEPTABLE_CREDENTIAL",
+    false,
+    S.INVALID_ARGUMENT,
+    "The user name, password or iteration count is not acceptable.",
+  ),
 
   // Authentication and authorization (issue 13): Kafka's codes.
   TOPIC_AUTHORIZATION_FAILED: kind(29, "TOPIC_AUTHORIZATION_FAILED", false, S.PERMISSION_DENIED, "The caller may not do this on the topic."),
