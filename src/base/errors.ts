@@ -210,21 +210,26 @@ export const Errors = {
   ),
 
   // Authentication and authorization (issue 13): Kafka's codes.
-  TOPIC_AUTHORIZATION_FAILED: kind(29, "TOPIC_AUTHORIZATION_FAILED", false, S.PERMISSION_DENIED, "The caller may not do this on the topic."),
-  GROUP_AUTHORIZATION_FAILED: kind(30, "GROUP_AUTHORIZATION_FAILED", false, S.PERMISSION_DENIED, "The caller may not do this on the group."),
+  TOPIC_AUTHORIZATION_FAILED: kind(
+    29,
+    "TOPIC_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the topic.",
+  ),
+  GROUP_AUTHORIZATION_FAILED: kind(
+    30,
+    "GROUP_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the group.",
+  ),
   CLUSTER_AUTHORIZATION_FAILED: kind(
     31,
     "CLUSTER_AUTHORIZATION_FAILED",
     false,
     S.PERMISSION_DENIED,
     "The caller may not do this on the cluster.",
-  ),
-  UNSUPPORTED_SASL_MECHANISM: kind(
-    33,
-    "UNSUPPORTED_SASL_MECHANISM",
-    false,
-    S.UNAUTHENTICATED,
-    "The credentials use a mechanism the listener does not accept.",
   ),
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: kind(
     53,
@@ -265,6 +270,13 @@ export const Errors = {
     false,
     S.UNAUTHENTICATED,
     "The authorization call metadata is not `Basic base64(name:password)`.",
+  ),
+  UNSUPPORTED_AUTH_SCHEME: kind(
+    10132,
+    "UNSUPPORTED_AUTH_SCHEME",
+    false,
+    S.UNAUTHENTICATED,
+    "The authorization call metadata uses a scheme (or method) this listener does not accept.",
   ),
   PLAINTEXT_PASSWORD_REFUSED: kind(
     10131,

@@ -77,9 +77,12 @@ function str(name: string, prop: string, doc: string, def: string, pattern?: Reg
 /** A comma-separated list whose items are each one of `values` (an array is taken as is); empty = none. */
 function listOf<const T extends readonly [string, ...string[]]>(name: string, prop: string, doc: string, values: T) {
   const item = z.enum(values, { message: `each item must be one of ${values.join(", ")}` });
-  const fromString = z
-    .string()
-    .transform((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""));
+  const fromString = z.string().transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== ""),
+  );
   const schema = z.union([z.array(z.string()), fromString]).pipe(z.array(item));
   return { name, prop, doc, type: "list" as const, schema, default: [] as T[number][], range: `list of ${values.join(", ")}` };
 }
@@ -674,12 +677,16 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
       "INVALID_CONFIG",
       `broker.session.timeout.ms: ${cfg.brokerSessionTimeoutMs} must be larger than broker.heartbeat.interval.ms (${cfg.brokerHeartbeatIntervalMs})`,
     );
-  }  validateSecurityConfig(cfg);
+  }
+  validateSecurityConfig(cfg);
 }
 
 /** True when HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackListen(hostPort: string): boolean {
-  const host = hostPort.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  const host = hostPort
+    .replace(/:\d+$/, "")
+    .replace(/^\[(.*)\]$/, "$1")
+    .toLowerCase();
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === "::ffff:127.0.0.1";
 }
 
@@ -687,11 +694,7 @@ export function isLoopbackListen(hostPort: string): boolean {
  * Protected mode for one client listener (`key` = its config key): without authentication, a
  * listener on a non-loopback address is refused unless allow.anonymous.remote says so.
  */
-export function checkProtectedMode(
-  cfg: Pick<BrokerConfig, "authMethods" | "allowAnonymousRemote">,
-  key: string,
-  hostPort: string,
-): void {
+export function checkProtectedMode(cfg: Pick<BrokerConfig, "authMethods" | "allowAnonymousRemote">, key: string, hostPort: string): void {
   if (cfg.authMethods.length > 0 || cfg.allowAnonymousRemote || isLoopbackListen(hostPort)) return;
   throw rillError(
     "INVALID_CONFIG",

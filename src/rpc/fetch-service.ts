@@ -53,6 +53,9 @@ import { BufferPool } from "./buffer-pool.ts";
 import { rillErrorFromDetail as fromErrorDetail } from "../protocol/grpc-errors.ts";
 import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
+import { requesterOf } from "./call-context.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
 
@@ -73,13 +76,16 @@ export function fetchService(
   rm: ReplicaManager,
   clients?: InternalClients,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+  access: RequestAccess = new RequestAccess(Access.allowAll()),
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
   const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
   return {
     fetch: unary(async (req: FetchRequest, call) => {
+      const input = toFetchInput(req);
+      access.fetch(requesterOf(call), "FetchService/Fetch", input.partitions);
       const cancel = abortOn(call);
-      const res = await fetch(rm, toFetchInput(req), cancel, isForwarded(call) ? null : forwarder, memory, pool);
+      const res = await fetch(rm, input, cancel, isForwarded(call) ? null : forwarder, memory, pool);
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
       if (cancel.aborted) res.release();
@@ -87,9 +93,12 @@ export function fetchService(
       return toFetchOutput(res);
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory).catch((e: unknown) => call.destroy(toServiceError(e)));
+      serveSubscribe(rm, call, pool, memory, access).catch((e: unknown) => call.destroy(toServiceError(e)));
     },
-    listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
+    listOffsets: unary((req: ListOffsetsRequest, call) => {
+      access.listOffsets(requesterOf(call), req.partitions);
+      return toListOffsetsResponse(listOffsets(rm, req.partitions));
+    }),
   };
 }
 
@@ -99,6 +108,7 @@ async function serveSubscribe(
   call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>,
   pool: BufferPool,
   memory: FetchMemory,
+  access: RequestAccess,
 ): Promise<void> {
   const req = call.request;
   const input = {
@@ -107,13 +117,33 @@ async function serveSubscribe(
     maxWaitMs: req.maxWaitMs,
     format: req.format,
   };
+  const who = requesterOf(call);
+  access.fetch(who, "FetchService/Subscribe", input.partitions);
+  const topics = [...new Set(input.partitions.map((p) => p.topic))];
+  const cancel = abortOn(call);
+  // A permission removed while the stream is open ends it with the denial.
+  const unwatch = access.access.watch(
+    who,
+    "FetchService/Subscribe",
+    () => ({ TOPIC: topics }),
+    (e) => {
+      cancel.aborted = true;
+      cancel.onabort?.();
+      call.destroy(toServiceError(e));
+    },
+  );
+  call.on("close", unwatch);
   const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
   const sink = {
     send: (message: FetchResult, bytes: number, onSent: () => void) => queue.write(toFetchOutput(message), bytes, onSent),
     room: (cancel: Cancellation) => queue.room(cancel),
   };
-  await subscribe(rm, input, sink, abortOn(call), pool, memory);
-  call.end();
+  try {
+    await subscribe(rm, input, sink, cancel, pool, memory);
+  } finally {
+    unwatch();
+  }
+  if (!call.destroyed) call.end();
 }
 
 /** A Cancellation set when the call is cancelled. */

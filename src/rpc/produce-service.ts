@@ -41,6 +41,10 @@ import { Forwarder, LeaderClients, isForwarded, localRoute, type ControllerRoute
 import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
+import type { Requester } from "../security/requester.ts";
+import { requesterOf } from "./call-context.ts";
 
 /**
  * The ProduceService implementation; `clients`: the broker's shared internal clients (its own
@@ -51,15 +55,19 @@ export function produceService(
   route: ControllerRoute = localRoute(() => rm.image.offset),
   clients?: InternalClients,
   checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
+  access: RequestAccess = new RequestAccess(Access.allowAll()),
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks);
-  const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
-    handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
+  const produce = (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
+    access.produce(who, req.topic);
+    return handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
+  };
   return {
-    produce: unary((req: ProduceRequest, call) => produce(req, isForwarded(call))),
-    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call)),
+    produce: unary((req: ProduceRequest, call) => produce(req, isForwarded(call), requesterOf(call))),
+    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), access),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
+      access.initProducerId(requesterOf(call), req.transactionalId);
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
         producerId: req.producerId,
@@ -159,13 +167,27 @@ function fromProduceResponse(res: ProduceResponse): ProduceResult {
  * an error in one request is answered in its own response and the stream goes on.
  */
 function serveProduceStream(
-  produce: (req: ProduceRequest, forwarded: boolean) => Promise<ProduceResponse>,
+  produce: (req: ProduceRequest, forwarded: boolean, who: Requester) => Promise<ProduceResponse>,
   rm: ReplicaManager,
   call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
   forwarded: boolean,
+  access: RequestAccess,
 ): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
+  const who = requesterOf(call);
+  // The topics written so far: the stream ends when a permission on one of them is removed.
+  const topics = new Set<string>();
+  const unwatch = access.access.watch(
+    who,
+    "ProduceService/ProduceStream",
+    () => ({ TOPIC: topics }),
+    (e) => {
+      ended = true;
+      call.emit("error", toServiceError(e));
+    },
+  );
+  call.on("close", unwatch);
   const end = (): void => {
     if (ended) return;
     ended = true;
@@ -179,7 +201,10 @@ function serveProduceStream(
     const requestId = msg.requestId;
     const answer: Promise<ProduceStreamResponse> = (
       msg.request
-        ? produce(msg.request, forwarded)
+        ? produce(msg.request, forwarded, who).then((r) => {
+            topics.add(r.topic);
+            return r;
+          })
         : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))
     ).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value } }),

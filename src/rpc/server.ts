@@ -22,7 +22,9 @@ import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
-import { requesterInterceptor } from "./call-context.ts";
+import { type Authenticate, requesterInterceptor } from "./call-context.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
@@ -57,14 +59,17 @@ export interface ServiceDeps {
   readonly controller: ControllerServiceDeps;
   /** How deeply producers' batches are validated (`produce.validation`); default full. */
   readonly produceChecks?: ProduceChecks;
+  /** Who may do what (authorizer.enable); default: everyone everything. */
+  readonly access?: RequestAccess;
 }
 
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients): void {
-  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin));
-  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks), produceServiceCodecs);
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory), fetchServiceCodecs);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers));
+  const access = d.access ?? new RequestAccess(Access.allowAll());
+  addService(server, AdminService, adminService({ ...d.admin, ...(clients ? { clients } : {}), access }));
+  addService(server, ProduceService, produceService(d.replicas, d.route, clients, d.produceChecks, access), produceServiceCodecs);
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, access), fetchServiceCodecs);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, access));
   addService(server, ReplicationService, replicationService(d.replicas));
   addService(server, ControllerService, controllerService(d.controller));
 }
@@ -92,6 +97,7 @@ export class RpcServer {
     private readonly listen: string,
     requestBytesMax: number,
     maxConnections = Number.MAX_SAFE_INTEGER,
+    authenticate?: Authenticate,
   ) {
     this.connections = new ConnectionLimit(maxConnections);
     this.server = createServer(
@@ -100,7 +106,7 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [requesterInterceptor()],
+      [requesterInterceptor(authenticate)],
       this.connections,
     );
   }

@@ -105,7 +105,10 @@ export class Authenticator {
       const cn = commonName(req.peerCertificate);
       if (cn !== null) return { principal: `User:${cn}` };
       if (!this.o.methods.includes("password"))
-        return refuse("SASL_AUTHENTICATION_FAILED", "no client certificate: this listener authenticates callers by mTLS (auth.methods=mtls)");
+        return refuse(
+          "SASL_AUTHENTICATION_FAILED",
+          "no client certificate: this listener authenticates callers by mTLS (auth.methods=mtls)",
+        );
     }
     return refuse(
       "SASL_AUTHENTICATION_FAILED",
@@ -115,7 +118,10 @@ export class Authenticator {
 
   private password(req: AuthRequest, authorization: string): AuthResult {
     if (!this.o.methods.includes("password"))
-      return refuse("UNSUPPORTED_SASL_MECHANISM", "authorization: password authentication is off here (auth.methods=mtls): present a client certificate");
+      return refuse(
+        "UNSUPPORTED_AUTH_SCHEME",
+        "authorization: password authentication is off here (auth.methods=mtls): present a client certificate",
+      );
     const parsed = parseBasic(authorization);
     if ("error" in parsed) return parsed;
     if (!req.tls && !this.o.allowPlaintextPasswords)
@@ -190,7 +196,7 @@ export class Authenticator {
 }
 
 function refuse(
-  name: "SASL_AUTHENTICATION_FAILED" | "UNSUPPORTED_SASL_MECHANISM" | "MALFORMED_CREDENTIALS" | "PLAINTEXT_PASSWORD_REFUSED",
+  name: "SASL_AUTHENTICATION_FAILED" | "UNSUPPORTED_AUTH_SCHEME" | "MALFORMED_CREDENTIALS" | "PLAINTEXT_PASSWORD_REFUSED",
   message: string,
 ): { readonly error: RillError } {
   return { error: rillError(name, message) };
@@ -205,7 +211,7 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /**
  * Parses `Basic base64(name:password)`; the scheme is case-insensitive (RFC 7617), the name is
- * what precedes the first colon. Any other scheme is UNSUPPORTED_SASL_MECHANISM; a malformed value
+ * what precedes the first colon. Any other scheme is UNSUPPORTED_AUTH_SCHEME; a malformed value
  * MALFORMED_CREDENTIALS with what is wrong.
  */
 export function parseBasic(value: string): { name: string; password: string } | { error: RillError } {
@@ -216,8 +222,12 @@ export function parseBasic(value: string): { name: string; password: string } | 
   const scheme = m[1] as string;
   const token = (m[2] ?? "").trim();
   if (scheme.toLowerCase() !== "basic")
-    return refuse("UNSUPPORTED_SASL_MECHANISM", `authorization: scheme ${scheme.slice(0, 32)} is not supported; send Basic base64(name:password)`);
-  if (token === "") return refuse("MALFORMED_CREDENTIALS", "authorization: Basic without credentials; expected Basic base64(name:password)");
+    return refuse(
+      "UNSUPPORTED_AUTH_SCHEME",
+      `authorization: scheme ${scheme.slice(0, 32)} is not supported; send Basic base64(name:password)`,
+    );
+  if (token === "")
+    return refuse("MALFORMED_CREDENTIALS", "authorization: Basic without credentials; expected Basic base64(name:password)");
   if (!BASE64.test(token) || token.length % 4 !== 0)
     return refuse("MALFORMED_CREDENTIALS", "authorization: the credentials after Basic are not valid base64");
   const bytes = Buffer.from(token, "base64");
@@ -232,7 +242,8 @@ export function parseBasic(value: string): { name: string; password: string } | 
   if (colon < 0) return refuse("MALFORMED_CREDENTIALS", "authorization: the decoded credentials have no colon; expected name:password");
   const name = decoded.slice(0, colon);
   if (name === "") return refuse("MALFORMED_CREDENTIALS", "authorization: the user name before the colon is empty");
-  if (/[\u0000-\u001f\u007f]/.test(name)) return refuse("MALFORMED_CREDENTIALS", "authorization: the user name holds a control character");
+  if ([...name].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))
+    return refuse("MALFORMED_CREDENTIALS", "authorization: the user name holds a control character");
   return { name, password: decoded.slice(colon + 1) };
 }
 

@@ -84,19 +84,28 @@ export const RPC_ACCESS = {
     all: [each("GROUP", "READ"), each("TOPIC", "DESCRIBE")],
     kafka: "ConsumerGroupHeartbeat: READ on the group, DESCRIBE on the subscribed topics",
   },
-  "GroupService/CommitOffsets": { all: [each("GROUP", "READ"), each("TOPIC", "READ")], kafka: "OffsetCommit: READ on the group and the topic" },
+  "GroupService/CommitOffsets": {
+    all: [each("GROUP", "READ"), each("TOPIC", "READ")],
+    kafka: "OffsetCommit: READ on the group and the topic",
+  },
   "GroupService/FetchOffsets": {
     all: [each("GROUP", "DESCRIBE"), filter("TOPIC", "DESCRIBE")],
     kafka: "OffsetFetch: DESCRIBE on the group; topics without DESCRIBE are left out",
   },
-  "GroupService/ListGroups": { all: [filter("GROUP", "DESCRIBE")], kafka: "ListGroups: DESCRIBE on CLUSTER, else the groups with DESCRIBE" },
+  "GroupService/ListGroups": {
+    all: [filter("GROUP", "DESCRIBE")],
+    kafka: "ListGroups: DESCRIBE on CLUSTER, else the groups with DESCRIBE",
+  },
   "GroupService/DescribeGroups": { all: [each("GROUP", "DESCRIBE")], kafka: "DescribeGroups: DESCRIBE on the group" },
   "GroupService/DeleteGroups": { all: [each("GROUP", "DELETE")], kafka: "DeleteGroups: DELETE on the group" },
   "GroupService/ResetOffsets": {
     all: [each("GROUP", "READ"), each("TOPIC", "READ")],
     kafka: "AlterConsumerGroupOffsets (an OffsetCommit): READ on the group and the topic",
   },
-  "GroupService/Consume": { all: [each("GROUP", "READ"), each("TOPIC", "READ")], kafka: "JoinGroup/Heartbeat + Fetch: READ on the group and the topic" },
+  "GroupService/Consume": {
+    all: [each("GROUP", "READ"), each("TOPIC", "READ")],
+    kafka: "JoinGroup/Heartbeat + Fetch: READ on the group and the topic",
+  },
 } as const satisfies Record<string, RpcAccess>;
 
 /** A public RPC, `Service/Method`. */
@@ -115,7 +124,9 @@ export const EXTRA_ACCESS = {
 /** The operation `rpc` needs on resources of `type` it names (the table's `each` row), or undefined. */
 export function eachOp(rpc: PublicRpc, type: ResourceType): { op: AclOperation; orCluster?: AclOperation } | undefined {
   const row: RpcAccess = RPC_ACCESS[rpc];
-  for (const r of row.all) if ((r.on === "each" || r.on === "filter") && r.type === type) return r.on === "each" && r.orCluster ? { op: r.op, orCluster: r.orCluster } : { op: r.op };
+  for (const r of row.all)
+    if ((r.on === "each" || r.on === "filter") && r.type === type)
+      return r.on === "each" && r.orCluster ? { op: r.op, orCluster: r.orCluster } : { op: r.op };
   return undefined;
 }
 

@@ -17,13 +17,7 @@
  */
 import { rillError, type RillError } from "../base/errors.ts";
 import type { MetadataImage } from "../metadata/image.ts";
-import {
-  type AclBinding,
-  type AclOperation,
-  CLUSTER_RESOURCE,
-  type Principal,
-  type ResourceType,
-} from "../metadata/security-types.ts";
+import { type AclBinding, type AclOperation, CLUSTER_RESOURCE, type Principal, type ResourceType } from "../metadata/security-types.ts";
 import type { MetadataChange } from "../metadata/store.ts";
 import { deniedError, EXTRA_ACCESS, type PublicRpc, RPC_ACCESS, type Requirement, type RpcAccess } from "../security/operations.ts";
 import type { Requester } from "../security/requester.ts";
@@ -158,7 +152,8 @@ export class Access {
 
   private meet(r: Requester, rpc: PublicRpc, req: Requirement, named: Named): void {
     const denied = this.denial(r, req, named);
-    if (denied !== null) throw rillError(deniedError(denied.type), `${rpc}: ${r.principal} from ${r.host || "an unknown address"} may not ${denied.what}`);
+    if (denied !== null)
+      throw rillError(deniedError(denied.type), `${rpc}: ${r.principal} from ${r.host || "an unknown address"} may not ${denied.what}`);
   }
 
   /** What `r` is denied of `req`, or null. */
