@@ -7,13 +7,18 @@
  */
 import { assert } from "../base/assert.ts";
 import type {
+  AclRecord,
   BrokerFenceRecord,
   BrokerRecord,
   BrokerShutdownRecord,
   MetadataRecord,
   PartitionChangeRecord,
   PartitionRecord,
+  RemoveAclRecord,
+  RemoveScramCredentialRecord,
+  ScramCredentialRecord,
 } from "./records.ts";
+import type { AclBinding, ScramCredential, ScramMechanism } from "./security-types.ts";
 
 /** A partition's state in the image. */
 export type PartitionState = Omit<PartitionRecord, "type" | "v">;
@@ -56,6 +61,15 @@ export class MetadataImage {
   readonly transactionalIds = new Map<string, number>();
   /** Offset of the last record applied, -1 when empty. */
   offset = -1;
+  // security (issue 13)
+  /** ACL bindings by record id. */
+  readonly acls = new Map<string, AclBinding>();
+  /** SCRAM credentials: user name → mechanism → credential. */
+  readonly scramUsers = new Map<string, Map<ScramMechanism, ScramCredential>>();
+  /** Grows with every ACL change: decisions cached over the bindings are stale once it moved. */
+  aclVersion = 0;
+  /** Grows with every credential change: verified passwords cached are stale once it moved. */
+  scramVersion = 0;
 
   /** An image rebuilt from `snapshotRecords` output taken at metadata offset `offset`. */
   static fromSnapshot(records: readonly MetadataRecord[], offset: number): MetadataImage {
@@ -107,8 +121,53 @@ export class MetadataImage {
         if (r.transactionalId !== "") this.transactionalIds.set(r.transactionalId, r.producerId);
         this.nextProducerId = Math.max(this.nextProducerId, r.producerId + 1);
         break;
+      // security (issue 13)
+      case "acl":
+      case "remove-acl":
+      case "scram-credential":
+      case "remove-scram-credential":
+        this.applySecurity(r);
+        break;
     }
     this.offset = offset;
+  }
+
+  /** Every ACL binding, in the order they were created. */
+  aclBindings(): AclBinding[] {
+    return [...this.acls.values()];
+  }
+
+  /** A user's credential for `mechanism`, undefined when there is none. */
+  scramCredential(user: string, mechanism: ScramMechanism): ScramCredential | undefined {
+    return this.scramUsers.get(user)?.get(mechanism);
+  }
+
+  private applySecurity(r: AclRecord | RemoveAclRecord | ScramCredentialRecord | RemoveScramCredentialRecord): void {
+    switch (r.type) {
+      case "acl":
+        assert(!this.acls.has(r.id), `acl ${r.id} replayed twice`);
+        this.acls.set(r.id, r.binding);
+        this.aclVersion++;
+        break;
+      case "remove-acl":
+        assert(this.acls.delete(r.id), `removal of unknown acl ${r.id}`);
+        this.aclVersion++;
+        break;
+      case "scram-credential": {
+        let byMechanism = this.scramUsers.get(r.name);
+        if (!byMechanism) this.scramUsers.set(r.name, (byMechanism = new Map()));
+        byMechanism.set(r.credential.mechanism, r.credential);
+        this.scramVersion++;
+        break;
+      }
+      case "remove-scram-credential": {
+        const byMechanism = this.scramUsers.get(r.name) ?? new Map<ScramMechanism, ScramCredential>();
+        assert(byMechanism.delete(r.mechanism), `removal of unknown credential ${r.mechanism} of ${r.name}`);
+        if (byMechanism.size === 0) this.scramUsers.delete(r.name);
+        this.scramVersion++;
+        break;
+      }
+    }
   }
 
   /** Topic names, sorted. */
@@ -161,8 +220,8 @@ export class MetadataImage {
 
 /**
  * The records that rebuild `image` when replayed into a fresh one (MetadataImage.fromSnapshot):
- * topics with their configs and partition states, brokers with their epochs and fencing, and the
- * producer id state. Arrays are copied, so the records do not alias the image.
+ * topics with their configs and partition states, brokers with their epochs and fencing, the
+ * producer id state, ACL bindings (with their ids) and SCRAM credentials. Arrays are copied, so the records do not alias the image.
  */
 export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   const out: MetadataRecord[] = [];
@@ -193,5 +252,9 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
     out.push({ type: "producer-epoch", v: 1, producerId, producerEpoch, transactionalId });
   }
   out.push({ type: "producer-ids", v: 1, nextProducerId: image.nextProducerId });
+  // security (issue 13)
+  for (const [id, binding] of image.acls) out.push({ type: "acl", v: 1, id, binding: { ...binding } });
+  for (const [name, byMechanism] of image.scramUsers)
+    for (const credential of byMechanism.values()) out.push({ type: "scram-credential", v: 1, name, credential: { ...credential } });
   return out;
 }

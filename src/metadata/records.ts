@@ -10,6 +10,7 @@
  * Unknown types fail loudly on replay.
  */
 import { rillError } from "../base/errors.ts";
+import type { AclBinding, ScramCredential, ScramMechanism } from "./security-types.ts";
 
 /** A topic came into being. Its partitions follow as PartitionRecords. */
 export interface TopicRecord {
@@ -139,6 +140,45 @@ export interface ProducerEpochRecord {
   readonly transactionalId: string;
 }
 
+// ---- security (issue 13): ACL bindings and SCRAM credentials ---------------------------------
+
+/**
+ * An ACL binding was created (Kafka's AccessControlEntryRecord). `id` (random, 128-bit hex) names
+ * it, so a RemoveAclRecord removes exactly this binding.
+ */
+export interface AclRecord {
+  readonly type: "acl";
+  readonly v: 1;
+  readonly id: string;
+  readonly binding: AclBinding;
+}
+
+/** An ACL binding was deleted (Kafka's RemoveAccessControlEntryRecord). */
+export interface RemoveAclRecord {
+  readonly type: "remove-acl";
+  readonly v: 1;
+  readonly id: string;
+}
+
+/**
+ * A user's SCRAM credential for one mechanism was created or replaced (Kafka's
+ * UserScramCredentialRecord): salt, iterations, StoredKey and ServerKey, never the password.
+ */
+export interface ScramCredentialRecord {
+  readonly type: "scram-credential";
+  readonly v: 1;
+  readonly name: string;
+  readonly credential: ScramCredential;
+}
+
+/** A user's SCRAM credential for one mechanism was deleted (Kafka's RemoveUserScramCredentialRecord). */
+export interface RemoveScramCredentialRecord {
+  readonly type: "remove-scram-credential";
+  readonly v: 1;
+  readonly name: string;
+  readonly mechanism: ScramMechanism;
+}
+
 /** Every kind of metadata record. */
 export type MetadataRecord =
   | TopicRecord
@@ -150,7 +190,12 @@ export type MetadataRecord =
   | BrokerShutdownRecord
   | PartitionChangeRecord
   | ProducerIdsRecord
-  | ProducerEpochRecord;
+  | ProducerEpochRecord
+  // security (issue 13)
+  | AclRecord
+  | RemoveAclRecord
+  | ScramCredentialRecord
+  | RemoveScramCredentialRecord;
 
 const TYPES = new Set<MetadataRecord["type"]>([
   "topic",
@@ -163,6 +208,11 @@ const TYPES = new Set<MetadataRecord["type"]>([
   "partition-change",
   "producer-ids",
   "producer-epoch",
+  // security (issue 13)
+  "acl",
+  "remove-acl",
+  "scram-credential",
+  "remove-scram-credential",
 ]);
 
 /** Encodes a record for storage. */

@@ -56,6 +56,7 @@ import {
 import type { AdminChange, AdminChanges } from "../service/admin-types.ts";
 import type * as domain from "../service/admin-types.ts";
 import { toErrorDetail } from "./errors.ts";
+import { type SecurityChangeMessages, securityChangeCodecs } from "./admin-security-codec.ts";
 
 // ---- errors and enums ------------------------------------------------------------------------
 
@@ -348,8 +349,8 @@ export function encodeDescribeClusterResult(r: domain.DescribeClusterResult): De
 
 // ---- forwarding ------------------------------------------------------------------------------
 
-/** The request and response messages of each metadata-changing method. */
-export interface ChangeMessages {
+/** The request and response messages of each metadata-changing method (security's in admin-security-codec.ts). */
+export interface ChangeMessages extends SecurityChangeMessages {
   createTopics: { request: CreateTopicsRequest; response: CreateTopicsResponse };
   deleteTopics: { request: DeleteTopicsRequest; response: DeleteTopicsResponse };
   createPartitions: { request: CreatePartitionsRequest; response: CreatePartitionsResponse };
@@ -370,4 +371,5 @@ export const changeCodecs: { readonly [K in AdminChange]: ChangeCodec<K> } = {
   createPartitions: { encodeInput: encodeCreatePartitionsInput, decodeResult: decodeCreatePartitionsResult },
   alterConfigs: { encodeInput: encodeAlterConfigsInput, decodeResult: decodeAlterConfigsResult },
   electLeaders: { encodeInput: encodeElectLeadersInput, decodeResult: decodeElectLeadersResult },
+  ...securityChangeCodecs,
 };

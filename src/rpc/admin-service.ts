@@ -45,6 +45,19 @@ import {
   encodeElectLeadersResult,
   encodeListTopicsResult,
 } from "./admin-codec.ts";
+import {
+  decodeAlterUserScramCredentials,
+  decodeCreateAcls,
+  decodeDeleteAcls,
+  decodeDescribeAcls,
+  decodeDescribeUserScramCredentials,
+  encodeAlterUserScramCredentialsResult,
+  encodeCreateAclsResult,
+  encodeDeleteAclsResult,
+  encodeDescribeAclsResult,
+  encodeDescribeUserScramCredentialsResult,
+} from "./admin-security-codec.ts";
+import { SecurityAdminHandlers } from "../service/admin-security.ts";
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -133,6 +146,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
     leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
   });
+  const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
   const access = d.access ?? new RequestAccess(Access.allowAll());
@@ -176,5 +190,26 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       return encodeElectLeadersResult(await admin.electLeaders(input, via(call)));
     }),
     describeCluster: unary((_req, call) => encodeDescribeClusterResult(access.describeCluster(who(call), admin.describeCluster()))),
+    // security (issue 13): ACLs and SCRAM users
+    createAcls: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/CreateAcls");
+      return encodeCreateAclsResult(await security.createAcls(decodeCreateAcls(req), via(call)));
+    }),
+    describeAcls: unary((req, call) => {
+      access.cluster(who(call), "AdminService/DescribeAcls");
+      return encodeDescribeAclsResult(security.describeAcls(decodeDescribeAcls(req)));
+    }),
+    deleteAcls: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/DeleteAcls");
+      return encodeDeleteAclsResult(await security.deleteAcls(decodeDeleteAcls(req), via(call)));
+    }),
+    alterUserScramCredentials: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/AlterUserScramCredentials");
+      return encodeAlterUserScramCredentialsResult(await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call)));
+    }),
+    describeUserScramCredentials: unary((req, call) => {
+      access.cluster(who(call), "AdminService/DescribeUserScramCredentials");
+      return encodeDescribeUserScramCredentialsResult(security.describeUserScramCredentials(decodeDescribeUserScramCredentials(req)));
+    }),
   };
 }

@@ -67,6 +67,11 @@ export const RPC_ACCESS = {
     kafka: "DescribeCluster / Metadata brokers: any authenticated caller; controller internals need DESCRIBE on CLUSTER",
   },
   "AdminService/ElectLeaders": { all: [cluster("ALTER")], kafka: "ElectLeaders: ALTER on CLUSTER" },
+  "AdminService/CreateAcls": { all: [cluster("ALTER")], kafka: "CreateAcls: ALTER on CLUSTER" },
+  "AdminService/DescribeAcls": { all: [cluster("DESCRIBE")], kafka: "DescribeAcls: DESCRIBE on CLUSTER" },
+  "AdminService/DeleteAcls": { all: [cluster("ALTER")], kafka: "DeleteAcls: ALTER on CLUSTER" },
+  "AdminService/AlterUserScramCredentials": { all: [cluster("ALTER")], kafka: "AlterUserScramCredentials: ALTER on CLUSTER" },
+  "AdminService/DescribeUserScramCredentials": { all: [cluster("DESCRIBE")], kafka: "DescribeUserScramCredentials: DESCRIBE on CLUSTER" },
   // ProduceService
   "ProduceService/Produce": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },
   "ProduceService/ProduceStream": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },

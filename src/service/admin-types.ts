@@ -16,6 +16,7 @@
  * Results list one entry per requested item, in request order, unless a comment says otherwise.
  */
 import type { RillError } from "../base/errors.ts";
+import type { SecurityChanges } from "./admin-security-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
 export interface Unrecognized {
@@ -321,8 +322,8 @@ export interface DescribeClusterResult {
 
 // ---- Changes: the requests that run on the active controller ---------------------------------
 
-/** The admin requests that change metadata, with their input and result. */
-export interface AdminChanges {
+/** The admin requests that change metadata, with their input and result (security's in admin-security-types.ts). */
+export interface AdminChanges extends SecurityChanges {
   createTopics: { input: CreateTopicsInput; result: CreateTopicsResult };
   deleteTopics: { input: DeleteTopicsInput; result: DeleteTopicsResult };
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };

@@ -81,6 +81,11 @@ export class RequestAccess {
     if (resources.some((c) => c.type === "broker")) this.access.require(r, rpc, { on: "cluster", op });
   }
 
+  /** The RPCs whose only requirement is on the cluster (ACLs, users). */
+  cluster(r: Requester, rpc: PublicRpc): void {
+    this.access.check(r, rpc);
+  }
+
   electLeaders(r: Requester, _input: ElectLeadersInput): void {
     this.access.check(r, "AdminService/ElectLeaders");
   }

@@ -44,6 +44,12 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterConfigs: unimplemented,
   describeCluster: (_call, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: "no such thing" }),
   electLeaders: unimplemented,
+  // security (issue 13)
+  createAcls: unimplemented,
+  describeAcls: unimplemented,
+  deleteAcls: unimplemented,
+  alterUserScramCredentials: unimplemented,
+  describeUserScramCredentials: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

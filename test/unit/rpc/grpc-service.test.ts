@@ -96,6 +96,12 @@ describe("grpc-js server and client built from descriptors", () => {
     alterConfigs: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeCluster: (_call, cb) => cb(null, create(AdminService.method.describeCluster.output, { clusterId: "c1", controllerId: 1 })),
     electLeaders: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    // security (issue 13)
+    createAcls: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    describeAcls: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    deleteAcls: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    alterUserScramCredentials: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    describeUserScramCredentials: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

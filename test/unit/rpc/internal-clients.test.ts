@@ -41,6 +41,12 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterConfigs: unimplemented,
   describeCluster: unimplemented,
   electLeaders: unimplemented,
+  // security (issue 13)
+  createAcls: unimplemented,
+  describeAcls: unimplemented,
+  deleteAcls: unimplemented,
+  alterUserScramCredentials: unimplemented,
+  describeUserScramCredentials: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */
