@@ -15,6 +15,7 @@ import { RpcServer, SERVED_SERVICES } from "../rpc/server.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import type { MetricsServer } from "./metrics.ts";
+import { trustOf } from "./security.ts";
 import {
   type Background,
   type Data,
@@ -30,6 +31,7 @@ import {
   newLifecycle,
   openMetadata,
   openStorage,
+  osRandom,
   serviceDeps,
   shellOf,
   startBackground,
@@ -88,11 +90,13 @@ export class Broker {
       const identity = await identify(shell);
       const meta = openMetadata(shell, identity, opened);
       const data = startData(shell, logs, meta);
-      const rpc = opened.add(new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections), (r) =>
-        r.shutdown(0),
+      const trust = trustOf(shell.config, meta.store, osRandom);
+      const rpc = opened.add(
+        new RpcServer(shell.config.listen, shell.config.requestBytesMax, shell.config.maxConnections, trust.authenticate),
+        (r) => r.shutdown(0),
       );
       const lifecycle = hasRole(shell.config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc), (l) => l.stop()) : null;
-      rpc.register(serviceDeps(shell, identity, meta, data, rpc, lifecycle));
+      rpc.register({ ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access });
       await rpc.bind();
       await joinCluster(identity, meta, lifecycle);
       const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc);
