@@ -205,7 +205,9 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     }),
     alterUserScramCredentials: unary(async (req, call) => {
       access.cluster(who(call), "AdminService/AlterUserScramCredentials");
-      return encodeAlterUserScramCredentialsResult(await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call)));
+      return encodeAlterUserScramCredentialsResult(
+        await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call)),
+      );
     }),
     describeUserScramCredentials: unary((req, call) => {
       access.cluster(who(call), "AdminService/DescribeUserScramCredentials");

@@ -93,7 +93,8 @@ export function fetchService(
       return toFetchOutput(res);
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory, access).catch((e: unknown) => call.destroy(toServiceError(e)));
+      // grpc-js sends a streaming call's status when the handler emits 'error' (destroy sends none).
+      serveSubscribe(rm, call, pool, memory, access).catch((e: unknown) => call.emit("error", toServiceError(e)));
     },
     listOffsets: unary((req: ListOffsetsRequest, call) => {
       access.listOffsets(requesterOf(call), req.partitions);
@@ -129,7 +130,7 @@ async function serveSubscribe(
     (e) => {
       cancel.aborted = true;
       cancel.onabort?.();
-      call.destroy(toServiceError(e));
+      call.emit("error", toServiceError(e));
     },
   );
   call.on("close", unwatch);
@@ -143,7 +144,7 @@ async function serveSubscribe(
   } finally {
     unwatch();
   }
-  if (!call.destroyed) call.end();
+  if (!cancel.aborted) call.end();
 }
 
 /** A Cancellation set when the call is cancelled. */

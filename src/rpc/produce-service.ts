@@ -59,9 +59,9 @@ export function produceService(
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks);
-  const produce = (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
+  const produce = async (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
     access.produce(who, req.topic);
-    return handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
+    return toProduceResponse(await handler.produce(toProduceInput(req), forwarded));
   };
   return {
     produce: unary((req: ProduceRequest, call) => produce(req, isForwarded(call), requesterOf(call))),

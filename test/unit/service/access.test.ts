@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RillError } from "../../../src/base/errors.ts";
+import type { RillError } from "../../../src/base/errors.ts";
 import { MetadataImage } from "../../../src/metadata/image.ts";
 import type { AclBinding, Principal } from "../../../src/metadata/security-types.ts";
 import type { MetadataChange } from "../../../src/metadata/store.ts";
@@ -11,7 +11,12 @@ import { Access } from "../../../src/service/access.ts";
 const alice: Requester = { principal: "User:alice", host: "10.0.0.1", clientId: "" };
 const root: Requester = { principal: "User:root", host: "10.0.0.1", clientId: "" };
 
-function allow(principal: Principal, resourceType: AclBinding["resourceType"], resourceName: string, operation: AclBinding["operation"]): AclBinding {
+function allow(
+  principal: Principal,
+  resourceType: AclBinding["resourceType"],
+  resourceName: string,
+  operation: AclBinding["operation"],
+): AclBinding {
   return { principal, host: "*", resourceType, resourceName, patternType: "LITERAL", operation, permission: "ALLOW" };
 }
 
@@ -91,7 +96,12 @@ describe("Access", () => {
   it("ends a watched stream once its permission is removed, and only then", () => {
     const { access, change } = setup([allow("User:alice", "TOPIC", "a", "READ"), allow("User:alice", "TOPIC", "b", "READ")]);
     const ended: RillError[] = [];
-    access.watch(alice, "FetchService/Subscribe", () => ({ TOPIC: ["a"] }), (e) => ended.push(e));
+    access.watch(
+      alice,
+      "FetchService/Subscribe",
+      () => ({ TOPIC: ["a"] }),
+      (e) => ended.push(e),
+    );
     change([allow("User:alice", "TOPIC", "a", "READ")]);
     expect(ended).toEqual([]);
     change([]);
