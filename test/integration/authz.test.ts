@@ -597,3 +597,175 @@ describe("every public RPC × {no credentials, wrong password, allowed, denied, 
     }, 60_000);
   }
 });
+
+/** The status and catalog name a stream ends with (its messages are ignored). */
+function endOf(stream: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<Refusal> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the stream did not end within 10 s")), 10_000);
+    stream.on("data", () => {});
+    stream.once("error", (e: unknown) => {
+      clearTimeout(timer);
+      resolve(refusalOf(e));
+    });
+    stream.once("end", () => {
+      clearTimeout(timer);
+      reject(new Error("the stream ended without an error"));
+    });
+  });
+}
+
+async function refused(p: Promise<unknown>): Promise<Refusal> {
+  try {
+    await p;
+  } catch (e) {
+    return refusalOf(e);
+  }
+  throw new Error("the call succeeded");
+}
+
+const describeCluster = (md: grpc.Metadata) => unary(c.admin, "describeCluster", create(DescribeClusterRequestSchema, {}), md);
+
+describe("credentials", () => {
+  it.each([
+    ["Bearer x", "UNSUPPORTED_AUTH_SCHEME"],
+    ["Basic", "MALFORMED_CREDENTIALS"],
+    ["Basic !!!!", "MALFORMED_CREDENTIALS"],
+    [`Basic ${Buffer.from("no-colon").toString("base64")}`, "MALFORMED_CREDENTIALS"],
+    [`Basic ${Buffer.from(":pw").toString("base64")}`, "MALFORMED_CREDENTIALS"],
+  ])("authorization %j is refused with %s", async (value, name) => {
+    const md = new grpc.Metadata();
+    md.set("authorization", value);
+    expect(await refused(describeCluster(md))).toEqual({ status: S.UNAUTHENTICATED, name });
+  });
+
+  it("an authorization header over HTTP/2's limit fails that call; the broker keeps serving", async () => {
+    const md = new grpc.Metadata();
+    md.set("authorization", `Basic ${"A".repeat(256 * 1024)}`);
+    const r = await refused(describeCluster(md));
+    expect(r.status).not.toBe(S.OK);
+    const other = clientsOf(broker.address);
+    try {
+      await unary(other.admin, "describeCluster", create(DescribeClusterRequestSchema, {}), metadataOf("alice"));
+    } finally {
+      other.close();
+    }
+    await describeCluster(metadataOf("alice"));
+  });
+
+  it("a rill-principal header sent by a client is ignored", async () => {
+    const md = metadataOf("bob");
+    md.set("rill-principal", "User:root");
+    md.set("rill-client-host", "10.9.9.9");
+    expect(await refused(unary(c.admin, "electLeaders", create(ElectLeadersRequestSchema, {}), md))).toEqual({
+      status: S.PERMISSION_DENIED,
+      name: "CLUSTER_AUTHORIZATION_FAILED",
+    });
+    const anon = new grpc.Metadata();
+    anon.set("rill-principal", "User:root");
+    expect(await refused(describeCluster(anon))).toEqual({ status: S.UNAUTHENTICATED, name: "SASL_AUTHENTICATION_FAILED" });
+  });
+
+  it("a password over a plaintext listener is refused unless auth.allow.plaintext.passwords", async () => {
+    const d = tmpDir("rill-authz-plain-");
+    const b = await Broker.start({ dataDir: d, listen: "127.0.0.1:0", config: { ...AUTH_ON, authAllowPlaintextPasswords: false } });
+    const cl = clientsOf(b.address);
+    try {
+      const r = await refused(unary(cl.admin, "describeCluster", create(DescribeClusterRequestSchema, {}), metadataOf("alice")));
+      expect(r).toEqual({ status: S.UNAUTHENTICATED, name: "PLAINTEXT_PASSWORD_REFUSED" });
+    } finally {
+      cl.close();
+      await b.close();
+      rmTmp(d);
+    }
+  });
+});
+
+describe("protected mode", () => {
+  it("a listener on a non-loopback address without authentication refuses to start", async () => {
+    const d = tmpDir("rill-authz-pm-");
+    try {
+      await expect(Broker.start({ dataDir: d, listen: "0.0.0.0:0" })).rejects.toThrow(
+        /listen: 0\.0\.0\.0:0 is reachable from other machines but auth\.methods is empty.*allow\.anonymous\.remote=true/,
+      );
+    } finally {
+      rmTmp(d);
+    }
+  });
+});
+
+describe("a permission removed from an open stream ends it with PERMISSION_DENIED", () => {
+  const bobOn = (type: AclResourceType, name: string, op: AclOperation) => binding("User:bob", type, name, op);
+
+  async function grant(...bindings: ReturnType<typeof bobOn>[]): Promise<void> {
+    await unary(c.admin, "createAcls", create(CreateAclsRequestSchema, { creations: bindings }), root());
+  }
+
+  async function revoke(b: ReturnType<typeof bobOn>): Promise<void> {
+    await unary(
+      c.admin,
+      "deleteAcls",
+      create(DeleteAclsRequestSchema, {
+        filters: [{ principal: b.principal, resourceType: b.resourceType, resourceName: b.resourceName, operation: b.operation }],
+      }),
+      root(),
+    );
+  }
+
+  it("Subscribe", async () => {
+    const read = bobOn(AclResourceType.TOPIC, "b-visible", AclOperation.READ);
+    await grant(read);
+    const req = create(SubscribeRequestSchema, { partitions: [{ topic: "b-visible", partition: 0, offset: 0n }] });
+    const s = (c.fetch as unknown as { subscribe(r: unknown, md: grpc.Metadata): grpc.ClientReadableStream<unknown> }).subscribe(
+      req,
+      metadataOf("bob"),
+    );
+    const ended = endOf(s);
+    await produceOne("b-visible", root());
+    await revoke(read);
+    expect(await ended).toEqual({ status: S.PERMISSION_DENIED, name: "TOPIC_AUTHORIZATION_FAILED" });
+  });
+
+  it("Consume", async () => {
+    const group = bobOn(AclResourceType.GROUP, "bob-group", AclOperation.READ);
+    const topic = bobOn(AclResourceType.TOPIC, "b-visible", AclOperation.READ);
+    await grant(group, topic);
+    const s = (c.group as unknown as { consume(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, unknown> }).consume(metadataOf("bob"));
+    s.write(create(ConsumeRequestSchema, { kind: { case: "subscribe", value: { groupId: "bob-group", topics: ["b-visible"] } } }));
+    const assigned = firstOfKeepOpen(s);
+    const ended = endOf(s);
+    await assigned;
+    await revoke(group);
+    expect(await ended).toEqual({ status: S.PERMISSION_DENIED, name: "GROUP_AUTHORIZATION_FAILED" });
+    await revoke(topic);
+  });
+
+  it("ProduceStream", async () => {
+    const write = bobOn(AclResourceType.TOPIC, "b-visible", AclOperation.WRITE);
+    await grant(write);
+    const s = (
+      c.produce as unknown as { produceStream(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }
+    ).produceStream(metadataOf("bob"));
+    const first = firstOfKeepOpen(s);
+    const ended = endOf(s);
+    s.write(
+      create(ProduceStreamRequestSchema, {
+        requestId: 1n,
+        request: { topic: "b-visible", partition: 0, records: [{ value: Buffer.from("x") }] },
+      }),
+    );
+    expect((await first).result.case).toBe("response");
+    await revoke(write);
+    expect(await ended).toEqual({ status: S.PERMISSION_DENIED, name: "TOPIC_AUTHORIZATION_FAILED" });
+  });
+});
+
+/** The first message of a stream, leaving it open. */
+function firstOfKeepOpen<T>(stream: grpc.ClientDuplexStream<unknown, T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no message within 10 s")), 10_000);
+    stream.once("data", (m: T) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+  });
+}
