@@ -122,12 +122,14 @@ async function serveSubscribe(
   access.fetch(who, "FetchService/Subscribe", input.partitions);
   const topics = [...new Set(input.partitions.map((p) => p.topic))];
   const cancel = abortOn(call);
+  let revoked = false;
   // A permission removed while the stream is open ends it with the denial.
   const unwatch = access.access.watch(
     who,
     "FetchService/Subscribe",
     () => ({ TOPIC: topics }),
     (e) => {
+      revoked = true;
       cancel.aborted = true;
       cancel.onabort?.();
       call.emit("error", toServiceError(e));
@@ -144,7 +146,7 @@ async function serveSubscribe(
   } finally {
     unwatch();
   }
-  if (!cancel.aborted) call.end();
+  if (!revoked) call.end();
 }
 
 /** A Cancellation set when the call is cancelled. */
