@@ -49,7 +49,12 @@ interface Running {
 /** `rill broker start` on `dataDir` with `config` (key=value lines); resolves once it logs "broker started". */
 async function startBroker(runtime: "bun" | "node" | "deno", dataDir: string, config: Record<string, string>): Promise<Running> {
   const configFile = path.join(dataDir, "..", `${path.basename(dataDir)}.conf`);
-  nodeFs.writeFileSync(configFile, Object.entries(config).map(([k, v]) => `${k}=${v}\n`).join(""));
+  nodeFs.writeFileSync(
+    configFile,
+    Object.entries(config)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(""),
+  );
   const cmd = rillCommand(runtime);
   const proc: ChildProcess = spawn(
     cmd[0]!,
@@ -86,7 +91,15 @@ async function startBroker(runtime: "bun" | "node" | "deno", dataDir: string, co
 }
 
 function binding(principal: string, type: AclResourceType, name: string, op: AclOperation, pattern = AclPatternType.LITERAL) {
-  return { principal, host: "*", resourceType: type, resourceName: name, patternType: pattern, operation: op, permission: AclPermission.ALLOW };
+  return {
+    principal,
+    host: "*",
+    resourceType: type,
+    resourceName: name,
+    patternType: pattern,
+    operation: op,
+    permission: AclPermission.ALLOW,
+  };
 }
 
 async function createAcls(address: string, others: number): Promise<void> {
