@@ -6,7 +6,11 @@
  * (ACLs on ÷ off, records/s). Authentication is off on both, so only the ACL checks differ.
  *
  *   bun bench/acl-perf.ts [--runs 5] [--records 1000000] [--record-size 100] [--other-acls 1000]
- *     [--broker-runtime bun|node|deno] [--json FILE]
+ *     [--authorizer true|false] [--broker-runtime bun|node|deno] [--json FILE]
+ *
+ * `--authorizer false` is the control: the second broker is set up the same way (ACLs written,
+ * restarted on its data dir) but serves without the authorizer, so the ratio shows what the
+ * setup alone changes.
  *
  * The ACL broker is started once without the authorizer to write its ACLs through CreateAcls,
  * then restarted on the same data dir with it. Both brokers are stopped by PID at the end.
@@ -35,6 +39,8 @@ export const aclPerfDefaults = {
   records: 1_000_000,
   recordSize: 100,
   otherAcls: 1000,
+  /** false: a control run, the second broker set up the same way (ACLs written, restarted) but without the authorizer. */
+  authorizer: true,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   json: "",
 };
@@ -139,7 +145,7 @@ export async function runAclPerf(o: typeof aclPerfDefaults): Promise<Record<stri
     await setup.stop();
     const off = await startBroker(o.brokerRuntime, offDir, {});
     running.push(off);
-    const on = await startBroker(o.brokerRuntime, onDir, { "authorizer.enable": "true" });
+    const on = await startBroker(o.brokerRuntime, onDir, { "authorizer.enable": String(o.authorizer) });
     running.push(on);
     const rates: Record<"off" | "on", number[]> = { off: [], on: [] };
     for (let i = 0; i < o.runs; i++) {
