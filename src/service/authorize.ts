@@ -105,10 +105,11 @@ export class RequestAccess {
     this.access.check(r, "ProduceService/Produce", { TOPIC: [topic] });
   }
 
+  /** InitProducerId: with a transactional id, WRITE on it (Kafka's); without, the table's row. */
   initProducerId(r: Requester, transactionalId: string): void {
     if (transactionalId !== "")
       this.access.require(r, "ProduceService/InitProducerId", EXTRA_ACCESS.transactionalId, { TRANSACTIONAL_ID: [transactionalId] });
-    this.access.check(r, "ProduceService/InitProducerId");
+    else this.access.check(r, "ProduceService/InitProducerId");
   }
 
   fetch(r: Requester, rpc: "FetchService/Fetch" | "FetchService/Subscribe", partitions: readonly { readonly topic: string }[]): void {

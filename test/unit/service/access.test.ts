@@ -7,6 +7,7 @@ import { Authorizer } from "../../../src/security/acl.ts";
 import { RPC_ACCESS } from "../../../src/security/operations.ts";
 import type { Requester } from "../../../src/security/requester.ts";
 import { Access } from "../../../src/service/access.ts";
+import { RequestAccess } from "../../../src/service/authorize.ts";
 
 const alice: Requester = { principal: "User:alice", host: "10.0.0.1", clientId: "" };
 const root: Requester = { principal: "User:root", host: "10.0.0.1", clientId: "" };
@@ -119,5 +120,15 @@ describe("Access", () => {
   it("allows everything when disabled", () => {
     const access = Access.allowAll();
     for (const rpc of Object.keys(RPC_ACCESS) as (keyof typeof RPC_ACCESS)[]) access.check(alice, rpc, { TOPIC: ["t"], GROUP: ["g"] });
+  });
+});
+
+describe("RequestAccess", () => {
+  it("InitProducerId with a transactional id needs WRITE on it, without one the table's row", () => {
+    const { access } = setup([allow("User:alice", "TRANSACTIONAL_ID", "app-1", "WRITE")]);
+    const ra = new RequestAccess(access);
+    ra.initProducerId(alice, "app-1");
+    expect(denial(() => ra.initProducerId(alice, "app-2")).kind.name).toBe("TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    expect(denial(() => ra.initProducerId(alice, "")).kind.name).toBe("CLUSTER_AUTHORIZATION_FAILED");
   });
 });
