@@ -82,23 +82,26 @@ export function fetchService(
   const forwarder = fetchForwarder(new LeaderClients(FetchService, rm, clients));
   return {
     fetch: unary(async (req: FetchRequest, call) => {
-      const input = toFetchInput(req);
-      access.fetch(requesterOf(call), "FetchService/Fetch", input.partitions);
+      const asked = toFetchInput(req);
+      // Partitions of topics the caller may not READ are answered TOPIC_AUTHORIZATION_FAILED.
+      const split = access.fetchPartitions(requesterOf(call), asked.partitions);
+      if (!split.all && split.allowed.length === 0) return toFetchOutput({ partitions: split.merge([]) });
+      const input = split.all ? asked : { ...asked, partitions: split.allowed };
       const cancel = abortOn(call);
-      const res = await fetch(rm, input, cancel, isForwarded(call) ? null : forwarder, memory, pool);
+      const read = await fetch(rm, input, cancel, isForwarded(call) ? null : forwarder, memory, pool);
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
-      if (cancel.aborted) res.release();
-      else call.once("cancelled", res.release);
-      return toFetchOutput(res);
+      if (cancel.aborted) read.release();
+      else call.once("cancelled", read.release);
+      return toFetchOutput(split.all ? read : { partitions: split.merge(read.partitions) });
     }),
     subscribe: (call) => {
       // grpc-js sends a streaming call's status when the handler emits 'error' (destroy sends none).
       serveSubscribe(rm, call, pool, memory, access).catch((e: unknown) => call.emit("error", toServiceError(e)));
     },
     listOffsets: unary((req: ListOffsetsRequest, call) => {
-      access.listOffsets(requesterOf(call), req.partitions);
-      return toListOffsetsResponse(listOffsets(rm, req.partitions));
+      const split = access.listOffsets(requesterOf(call), req.partitions);
+      return toListOffsetsResponse(split.merge(split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed) : []));
     }),
   };
 }

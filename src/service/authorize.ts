@@ -3,11 +3,14 @@
  * call these before the handler, the Kafka and HTTP listeners will too). What each RPC needs is
  * the table of src/security/operations.ts; these functions only say which resources a request
  * names and filter the answers that list resources. A refused request throws before anything is
- * changed.
+ * changed; the per-partition reads (Fetch, ListOffsets) answer TOPIC_AUTHORIZATION_FAILED for
+ * the partitions of a denied topic and read the others, as Kafka does. Requests that change
+ * several resources at once (CreateTopics, DeleteTopics, CommitOffsets, ...) are refused whole
+ * when one resource is denied, so a refused request never changes part of what it names.
  */
 import type { TopicPartitions } from "../coordinator/index.ts";
 import type { AclOperation } from "../metadata/security-types.ts";
-import { EXTRA_ACCESS, type PublicRpc } from "../security/operations.ts";
+import { EXTRA_ACCESS, eachOp, type PublicRpc } from "../security/operations.ts";
 import type { Requester } from "../security/requester.ts";
 import type { Access } from "./access.ts";
 import type {
@@ -21,7 +24,16 @@ import type {
   ElectLeadersInput,
   ListTopicsResult,
 } from "./admin-types.ts";
-import { rillError } from "../base/errors.ts";
+import { type RillError, rillError } from "../base/errors.ts";
+import type { FetchPartitionInput, FetchPartitionResult, ListedOffset, ListOffsetsPartitionInput } from "./fetch-types.ts";
+
+/** A request's items split by permission: `allowed` go on; `merge` puts the answer back in request order. */
+export interface Split<T, R> {
+  readonly allowed: readonly T[];
+  /** True when every item is allowed (the answer needs no merge). */
+  readonly all: boolean;
+  merge(results: readonly R[]): R[];
+}
 
 const topicsOf = (list: readonly { readonly topic: string }[]): string[] => [...new Set(list.map((p) => p.topic))];
 
@@ -116,8 +128,60 @@ export class RequestAccess {
     this.access.check(r, rpc, { TOPIC: topicsOf(partitions) });
   }
 
-  listOffsets(r: Requester, partitions: readonly { readonly topic: string }[]): void {
-    this.access.check(r, "FetchService/ListOffsets", { TOPIC: topicsOf(partitions) });
+  /**
+   * The items of a per-partition request that `r` may act on (the table's TOPIC operation of
+   * `rpc`); each denied one is answered `denied(item, error)` with TOPIC_AUTHORIZATION_FAILED in
+   * its place, as Kafka answers per partition.
+   */
+  perTopic<T extends { readonly topic: string }, R>(
+    r: Requester,
+    rpc: PublicRpc,
+    items: readonly T[],
+    denied: (item: T, e: RillError) => R,
+  ): Split<T, R> {
+    const need = eachOp(rpc, "TOPIC");
+    if (!this.access.enabled || !need) return { allowed: items, all: true, merge: (res) => [...res] };
+    const ok = items.map((t) => this.access.allowed(r, need.op, "TOPIC", t.topic));
+    if (ok.every(Boolean)) return { allowed: items, all: true, merge: (res) => [...res] };
+    return {
+      allowed: items.filter((_, i) => ok[i]),
+      all: false,
+      merge: (res) => {
+        let next = 0;
+        return items.map((t, i) =>
+          ok[i]
+            ? (res[next++] as R)
+            : denied(t, rillError("TOPIC_AUTHORIZATION_FAILED", `${rpc}: ${r.principal} may not ${need.op} topic "${t.topic}"`)),
+        );
+      },
+    };
+  }
+
+  /** Fetch: the partitions `r` may READ; the others answer TOPIC_AUTHORIZATION_FAILED. */
+  fetchPartitions(r: Requester, partitions: readonly FetchPartitionInput[]): Split<FetchPartitionInput, FetchPartitionResult> {
+    return this.perTopic(r, "FetchService/Fetch", partitions, (p, error) => ({
+      topic: p.topic,
+      partition: p.partition,
+      highWatermark: -1,
+      logStartOffset: -1,
+      lastStableOffset: -1,
+      nextOffset: Number(p.offset),
+      error,
+      records: null,
+      batches: null,
+    }));
+  }
+
+  /** ListOffsets: the partitions `r` may DESCRIBE; the others answer TOPIC_AUTHORIZATION_FAILED. */
+  listOffsets(r: Requester, partitions: readonly ListOffsetsPartitionInput[]): Split<ListOffsetsPartitionInput, ListedOffset> {
+    return this.perTopic(r, "FetchService/ListOffsets", partitions, (p, error) => ({
+      topic: p.topic,
+      partition: p.partition,
+      offset: -1,
+      timestampMs: -1,
+      leaderEpoch: null,
+      error,
+    }));
   }
 
   heartbeat(r: Requester, groupId: string, topics: readonly string[] | null): void {

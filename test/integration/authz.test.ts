@@ -34,8 +34,10 @@ import {
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import {
   FetchRequestSchema,
+  type FetchResponse,
   FetchService,
   ListOffsetsRequestSchema,
+  type ListOffsetsResponse,
   SubscribeRequestSchema,
 } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import {
@@ -384,7 +386,7 @@ const ROWS: Row[] = [
         create(FetchRequestSchema, { partitions: [{ topic: "t-main", partition: 0, offset: 0n }], maxWaitMs: 0, minBytes: 1 }),
         md,
       ),
-    bob: "TOPIC_AUTHORIZATION_FAILED",
+    bob: (res) => expect((res as FetchResponse).partitions.map((p) => p.error?.name)).toEqual(["TOPIC_AUTHORIZATION_FAILED"]),
   },
   {
     rpc: "FetchService/Subscribe",
@@ -408,7 +410,7 @@ const ROWS: Row[] = [
         create(ListOffsetsRequestSchema, { partitions: [{ topic: "t-main", partition: 0, spec: OffsetSpec.LATEST }] }),
         md,
       ),
-    bob: "TOPIC_AUTHORIZATION_FAILED",
+    bob: (res) => expect((res as ListOffsetsResponse).partitions.map((p) => p.error?.name)).toEqual(["TOPIC_AUTHORIZATION_FAILED"]),
   },
   {
     rpc: "GroupService/Heartbeat",
@@ -624,6 +626,30 @@ async function refused(p: Promise<unknown>): Promise<Refusal> {
 }
 
 const describeCluster = (md: grpc.Metadata) => unary(c.admin, "describeCluster", create(DescribeClusterRequestSchema, {}), md);
+
+describe("per-partition answers", () => {
+  it("a Fetch of an allowed and a denied topic reads the allowed one and answers TOPIC_AUTHORIZATION_FAILED for the other", async () => {
+    const res = await unary<FetchResponse>(
+      c.fetch,
+      "fetch",
+      create(FetchRequestSchema, {
+        partitions: [
+          { topic: "b-visible", partition: 0, offset: 0n },
+          { topic: "t-main", partition: 0, offset: 0n },
+        ],
+        maxWaitMs: 0,
+        minBytes: 1,
+        format: RecordFormat.RECORDS,
+      }),
+      metadataOf("alice"),
+    );
+    expect(res.partitions.map((p) => [p.topic, p.error?.name ?? "ok"])).toEqual([
+      ["b-visible", "TOPIC_AUTHORIZATION_FAILED"],
+      ["t-main", "ok"],
+    ]);
+    expect(res.partitions[1]?.records.length).toBeGreaterThan(0);
+  });
+});
 
 describe("credentials", () => {
   it.each([
