@@ -24,6 +24,7 @@ import {
 } from "../metadata/controller.ts";
 import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
+import type { ScramCredentialRecord } from "../metadata/records.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
 import type { BrokerLog } from "./log.ts";
@@ -45,6 +46,8 @@ export interface ClusterControllerOptions {
   /** This node's id and the incarnation of its own broker process (null: no broker role). */
   readonly localNodeId: number;
   readonly localIncarnation: string | null;
+  /** Credentials of `auth.bootstrap.users.file`, committed once before `__consumer_offsets` exists (a new cluster). */
+  readonly bootstrapUsers?: readonly ScramCredentialRecord[];
 }
 
 /** The active controller's handling of brokers. */
@@ -199,6 +202,7 @@ export class ClusterController implements BrokerControl {
         this.lastPreferredElection = now;
         return;
       }
+      await this.bootstrapUsers();
       for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
         await this.o.store.commit((img) => decideFenceBroker(img, id));
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
@@ -231,6 +235,27 @@ export class ClusterController implements BrokerControl {
       if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
         this.o.log.error({ err: e }, "controller periodic work failed");
     }
+  }
+
+  /** Whether the bootstrap users were written, or found unneeded (the cluster existed). */
+  private bootstrapped = false;
+
+  /**
+   * Commits the bootstrap users' credentials when the cluster is new (no `__consumer_offsets`
+   * yet, which this controller creates only after this step), skipping any already there.
+   */
+  private async bootstrapUsers(): Promise<void> {
+    const records = this.o.bootstrapUsers ?? [];
+    if (this.bootstrapped || records.length === 0) return;
+    let written = 0;
+    await this.o.store.commit((im) => {
+      if (im.topics.has(OFFSETS_TOPIC)) return [];
+      const missing = records.filter((r) => !im.scramCredential(r.name, r.credential.mechanism));
+      written = missing.length;
+      return missing;
+    });
+    this.bootstrapped = true;
+    if (written > 0) this.o.log.info({ credentials: written }, "created the users of auth.bootstrap.users.file");
   }
 
   close(): void {

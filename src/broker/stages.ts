@@ -35,6 +35,7 @@ import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
 import { ClusterController } from "./cluster-controller.ts";
+import { loadBootstrapUsers } from "./bootstrap-users.ts";
 import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
 import { type BrokerLog, silentLog } from "./log.ts";
 import { logCorruptReads, startMetrics, type MetricsServer } from "./metrics.ts";
@@ -245,6 +246,7 @@ function openVoter({ config, fs, clock, log }: Shell, identity: Identity, opened
       log,
       localNodeId: config.nodeId,
       localIncarnation: hasRole(config, "broker") ? identity.incarnationId : null,
+      bootstrapUsers: loadBootstrapUsers(config),
     }),
     (c) => c.close(),
   );

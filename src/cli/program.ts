@@ -15,6 +15,7 @@ import type { Context } from "./context.ts";
 import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
+import { registerSecurityCommands } from "./security-commands.ts";
 import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
@@ -221,6 +222,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .action(async (o: ClusterStartOptions) => startCluster({ io, bootstrap: DEFAULT_BOOTSTRAP }, o));
 
   registerBench(program, io);
+  registerSecurityCommands(program, io);
 
   return program;
 }

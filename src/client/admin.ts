@@ -19,6 +19,18 @@ import { checkInt, toNumber } from "./convert.ts";
 import { ClientClosedError, fromErrorDetail } from "./errors.ts";
 import { type ListedOffset, type OffsetLookup, listOffsets } from "./offsets.ts";
 import { withRetries } from "./retry.ts";
+import {
+  type AclBindingInfo,
+  type AclFilter,
+  fromProtoBinding,
+  fromProtoMechanism,
+  type ScramDeletion,
+  type ScramUpsertion,
+  type ScramUserInfo,
+  toProtoBinding,
+  toProtoFilter,
+  toProtoMechanism,
+} from "./acls.ts";
 
 /** A topic to create. */
 export interface NewTopic {
@@ -332,6 +344,65 @@ export class Admin {
               brokerState: n.brokerState,
             },
     };
+  }
+
+  // ---- security (issue 13): ACLs and SCRAM users ------------------------------------------------
+
+  /** Creates ACL bindings (one equal to an existing binding is kept once); rejects with the first refused binding's error. */
+  async createAcls(bindings: readonly AclBindingInfo[]): Promise<void> {
+    const request = { creations: bindings.map((b, i) => toProtoBinding(b, `bindings[${i}]`)) };
+    const res = await this.call((o) => this.conn.transport.createAcls(request, o));
+    throwFirst(res.results, (i) => `binding ${i}`);
+  }
+
+  /** The ACL bindings that match `filter` (default: all), in the order they were created. */
+  async describeAcls(filter: AclFilter = {}): Promise<AclBindingInfo[]> {
+    const request = { filter: toProtoFilter(filter, "filter") };
+    const res = await this.call((o) => this.conn.transport.describeAcls(request, o));
+    return res.bindings.map(fromProtoBinding);
+  }
+
+  /** Deletes the bindings each filter matches; answers them per filter. Rejects with the first refused filter's error. */
+  async deleteAcls(filters: readonly AclFilter[]): Promise<AclBindingInfo[][]> {
+    const request = { filters: filters.map((f, i) => toProtoFilter(f, `filters[${i}]`)) };
+    const res = await this.call((o) => this.conn.transport.deleteAcls(request, o));
+    throwFirst(res.results, (i) => `filter ${i}`);
+    return res.results.map((r) => r.matched.map(fromProtoBinding));
+  }
+
+  /**
+   * Creates, replaces or deletes users' SCRAM credentials; the broker salts each password and
+   * keeps only the credential. Rejects with the first refused user's error (each user's changes
+   * are applied together or not at all).
+   */
+  async alterUserScramCredentials(changes: {
+    upsertions?: readonly ScramUpsertion[];
+    deletions?: readonly ScramDeletion[];
+  }): Promise<void> {
+    const request = {
+      upsertions: (changes.upsertions ?? []).map((u, i) => ({
+        name: u.name,
+        mechanism: toProtoMechanism(u.mechanism, `upsertions[${i}].mechanism`),
+        iterations: u.iterations === undefined ? 0 : checkInt(u.iterations, `upsertions[${i}].iterations`, 1, 0x7fffffff),
+        password: u.password,
+      })),
+      deletions: (changes.deletions ?? []).map((d, i) => ({
+        name: d.name,
+        mechanism: toProtoMechanism(d.mechanism, `deletions[${i}].mechanism`),
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.alterUserScramCredentials(request, o));
+    throwFirst(res.results, (i) => `user "${res.results[i]!.user}"`);
+  }
+
+  /** Users with their SCRAM mechanisms and iteration counts (all users when `users` is empty). */
+  async describeUserScramCredentials(users: readonly string[] = []): Promise<ScramUserInfo[]> {
+    const res = await this.call((o) => this.conn.transport.describeUserScramCredentials({ users: [...users] }, o));
+    throwFirst(res.results, (i) => `user "${res.results[i]!.user}"`);
+    return res.results.map((r) => ({
+      user: r.user,
+      credentials: r.credentials.map((c) => ({ mechanism: fromProtoMechanism(c.mechanism), iterations: c.iterations })),
+    }));
   }
 
   /** Looks offsets up: earliest, latest, or the first at or after a timestamp (-1: none that recent). */

@@ -60,6 +60,14 @@ export class BootstrapTransport implements Transport {
   readonly describeConfigs: UnaryCall<"describeConfigs"> = (r, o) => this.call((t) => t.describeConfigs(r, o), o);
   readonly alterConfigs: UnaryCall<"alterConfigs"> = (r, o) => this.call((t) => t.alterConfigs(r, o), o);
   readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) => this.call((t) => t.describeCluster(r, o), o);
+  // security (issue 13)
+  readonly createAcls: UnaryCall<"createAcls"> = (r, o) => this.call((t) => t.createAcls(r, o), o);
+  readonly describeAcls: UnaryCall<"describeAcls"> = (r, o) => this.call((t) => t.describeAcls(r, o), o);
+  readonly deleteAcls: UnaryCall<"deleteAcls"> = (r, o) => this.call((t) => t.deleteAcls(r, o), o);
+  readonly alterUserScramCredentials: UnaryCall<"alterUserScramCredentials"> = (r, o) =>
+    this.call((t) => t.alterUserScramCredentials(r, o), o);
+  readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials"> = (r, o) =>
+    this.call((t) => t.describeUserScramCredentials(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

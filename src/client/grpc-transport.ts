@@ -81,6 +81,17 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.alterConfigs, AdminService.method.alterConfigs.input, r, o);
   readonly describeCluster: UnaryCall<"describeCluster"> = (r, o) =>
     this.unary(this.admin, this.admin.describeCluster, AdminService.method.describeCluster.input, r, o);
+  // security (issue 13)
+  readonly createAcls: UnaryCall<"createAcls"> = (r, o) =>
+    this.unary(this.admin, this.admin.createAcls, AdminService.method.createAcls.input, r, o);
+  readonly describeAcls: UnaryCall<"describeAcls"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeAcls, AdminService.method.describeAcls.input, r, o);
+  readonly deleteAcls: UnaryCall<"deleteAcls"> = (r, o) =>
+    this.unary(this.admin, this.admin.deleteAcls, AdminService.method.deleteAcls.input, r, o);
+  readonly alterUserScramCredentials: UnaryCall<"alterUserScramCredentials"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterUserScramCredentials, AdminService.method.alterUserScramCredentials.input, r, o);
+  readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeUserScramCredentials, AdminService.method.describeUserScramCredentials.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

@@ -62,6 +62,12 @@ export interface Transport {
   readonly describeConfigs: UnaryCall<"describeConfigs">;
   readonly alterConfigs: UnaryCall<"alterConfigs">;
   readonly describeCluster: UnaryCall<"describeCluster">;
+  // security (issue 13): ACLs and SCRAM users
+  readonly createAcls: UnaryCall<"createAcls">;
+  readonly describeAcls: UnaryCall<"describeAcls">;
+  readonly deleteAcls: UnaryCall<"deleteAcls">;
+  readonly alterUserScramCredentials: UnaryCall<"alterUserScramCredentials">;
+  readonly describeUserScramCredentials: UnaryCall<"describeUserScramCredentials">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

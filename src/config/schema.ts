@@ -412,6 +412,15 @@ export const brokerKeys = [
     /^$|^User:[^,\s]+(,User:[^,\s]+)*$/,
     "empty or User:NAME,User:NAME,...",
   ),
+  // security, users (issue 13)
+  str(
+    "auth.bootstrap.users.file",
+    "authBootstrapUsersFile",
+    "A file of `name:password` lines (blank lines and `#` comments skipped) turned into SCRAM-SHA-256 and SCRAM-SHA-512 credentials once, when the cluster is created (by its first controller, before `__consumer_offsets` exists); only the salted credentials are stored. Empty: no users are created.",
+    "",
+    /^[^\0]*$/,
+    "a file path, or empty for none",
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -471,6 +480,8 @@ export interface BrokerConfig {
   allowAnonymousRemote: boolean;
   authorizerEnable: boolean;
   superUsers: string;
+  // security, users (issue 13)
+  authBootstrapUsersFile: string;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

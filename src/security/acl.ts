@@ -133,6 +133,35 @@ export class Authorizer {
     return allowed;
   }
 
+  /**
+   * Whether `principal` from `host` may do `operation` on at least one resource of the type —
+   * Kafka's `authorizeByResourceType` (e.g. InitProducerId without IDEMPOTENT_WRITE on the cluster
+   * is allowed with WRITE on any topic). Allowed when an applicable ALLOW binding names a
+   * resource (literal name or prefix) that no applicable DENY covers: a DENY on LITERAL `*`
+   * covers all, a DENY on a literal name covers that name, a DENY prefix covers the names and
+   * longer prefixes that start with it.
+   */
+  authorizeByResourceType(principal: Principal, host: string, operation: AclOperation, resourceType: ResourceType): boolean {
+    if (this.superUsers.has(principal)) return true;
+    const index = this.byType.get(resourceType);
+    if (!index) return false;
+    const clientHost = normalizeHost(host);
+    const applies = (b: AclBinding): boolean =>
+      (b.principal === principal || b.principal === WILDCARD_PRINCIPAL) && (b.host === WILDCARD_HOST || b.host === clientHost);
+    const all = [...index.wildcard, ...[...index.literal.values()].flat(), ...[...index.prefixed.values()].flat()].filter(applies);
+    const denies = all.filter((b) => b.permission === "DENY" && denyCovers(b.operation, operation));
+    if (denies.some((b) => b.patternType === "LITERAL" && b.resourceName === WILDCARD_RESOURCE)) return false;
+    const deniedLiterals = new Set(denies.filter((b) => b.patternType === "LITERAL").map((b) => b.resourceName));
+    const deniedPrefixes = denies.filter((b) => b.patternType === "PREFIXED").map((b) => b.resourceName);
+    const coveredByPrefix = (name: string): boolean => deniedPrefixes.some((p) => name.startsWith(p));
+    return all.some((b) => {
+      if (b.permission !== "ALLOW" || !allowImplies(b.operation, operation)) return false;
+      if (b.patternType === "PREFIXED") return !coveredByPrefix(b.resourceName);
+      if (b.resourceName === WILDCARD_RESOURCE) return true;
+      return !deniedLiterals.has(b.resourceName) && !coveredByPrefix(b.resourceName);
+    });
+  }
+
   /** Whether the principal is a super user. */
   isSuperUser(principal: Principal): boolean {
     return this.superUsers.has(principal);
@@ -151,6 +180,35 @@ export class Authorizer {
         if (list) yield* list;
       }
     }
+  }
+}
+
+/** What an AuthorizerCache reads of the metadata image. */
+export interface AclSource {
+  readonly aclVersion: number;
+  aclBindings(): AclBinding[];
+}
+
+/**
+ * The Authorizer of the current metadata image, rebuilt only when the bindings changed: when
+ * `aclVersion` moved, or when the image object itself was replaced (a snapshot installed on a
+ * lagging node starts a new image, whose version count starts again).
+ */
+export class AuthorizerCache {
+  private source: AclSource | null = null;
+  private version = -1;
+  private current: Authorizer | null = null;
+
+  constructor(private readonly superUsers: ReadonlySet<Principal>) {}
+
+  /** The Authorizer over `image`'s bindings. */
+  of(image: AclSource): Authorizer {
+    if (this.current === null || this.source !== image || this.version !== image.aclVersion) {
+      this.current = new Authorizer(image.aclBindings(), this.superUsers);
+      this.source = image;
+      this.version = image.aclVersion;
+    }
+    return this.current;
   }
 }
 

@@ -30,6 +30,11 @@ function randomId(random: Random): string {
   return s;
 }
 
+/** Most ACL bindings a cluster holds; a creation past it is refused (INVALID_REQUEST). */
+export const ACL_BINDINGS_MAX = 100_000;
+/** Most users with SCRAM credentials a cluster holds; a new user past it is refused (UNACCEPTABLE_CREDENTIAL). */
+export const SCRAM_USERS_MAX = 100_000;
+
 /** What a decision answers per item, with the records that carry it out. */
 export interface Decision<R> {
   readonly records: MetadataRecord[];
@@ -40,7 +45,12 @@ export interface Decision<R> {
 export type CreateAclOutcome = RillError | undefined;
 
 /** Records that create `bindings`, one answer per binding in order. */
-export function decideCreateAcls(image: MetadataImage, bindings: readonly AclBinding[], random: Random): Decision<CreateAclOutcome> {
+export function decideCreateAcls(
+  image: MetadataImage,
+  bindings: readonly AclBinding[],
+  random: Random,
+  bindingsMax = ACL_BINDINGS_MAX,
+): Decision<CreateAclOutcome> {
   const stored = new Set(image.aclBindings().map(bindingKey));
   const records: MetadataRecord[] = [];
   const results = bindings.map((binding): CreateAclOutcome => {
@@ -51,6 +61,8 @@ export function decideCreateAcls(image: MetadataImage, bindings: readonly AclBin
     }
     const key = bindingKey(binding);
     if (stored.has(key)) return undefined;
+    if (stored.size >= bindingsMax)
+      return rillError("INVALID_REQUEST", `acl binding: the cluster already holds ${bindingsMax} bindings, the most it keeps`);
     stored.add(key);
     records.push({ type: "acl", v: 1, id: uniqueId(image, random), binding: copyBinding(binding) });
     return undefined;
@@ -143,11 +155,19 @@ export function decideAlterScramCredentials(
   image: MetadataImage,
   upserts: readonly ScramUpsert[],
   deletes: readonly ScramDelete[],
+  usersMax = SCRAM_USERS_MAX,
 ): Decision<ScramUserOutcome> {
   const records: MetadataRecord[] = [];
+  let users = image.scramUsers.size;
   const results = usersInOrder(upserts, deletes).map((user): ScramUserOutcome => {
     try {
-      records.push(...decideUser(image, user, upserts, deletes));
+      const decided = decideUser(image, user, upserts, deletes);
+      if (!image.scramUsers.has(user) && decided.some((r) => r.type === "scram-credential")) {
+        if (users >= usersMax)
+          throw rillError("UNACCEPTABLE_CREDENTIAL", `user "${user}": the cluster already holds ${usersMax} users, the most it keeps`);
+        users++;
+      }
+      records.push(...decided);
       return { user };
     } catch (e) {
       return { user, error: RillError.from(e) };

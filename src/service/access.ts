@@ -25,6 +25,8 @@ import type { Requester } from "../security/requester.ts";
 /** The authorizer's decision (src/security/acl.ts `Authorizer`). */
 export interface Decider {
   authorize(principal: Principal, host: string, operation: AclOperation, resourceType: ResourceType, resourceName: string): boolean;
+  /** Allowed `operation` on at least one resource of the type (Kafka's authorizeByResourceType). */
+  authorizeByResourceType(principal: Principal, host: string, operation: AclOperation, resourceType: ResourceType): boolean;
 }
 
 /** The resources a request names, by type. */
@@ -75,7 +77,7 @@ export class Access {
       store: { image: undefined as unknown as MetadataImage, onChange: () => () => {} },
       bindings: () => [],
       touchesAcls: () => false,
-      authorizer: () => ({ authorize: () => true }),
+      authorizer: () => ({ authorize: () => true, authorizeByResourceType: () => true }),
     });
   }
 
@@ -98,6 +100,17 @@ export class Access {
     this.decider ??= this.o.authorizer(this.o.bindings(this.o.store.image), this.o.superUsers);
     const yes = this.decider.authorize(r.principal, r.host, op, type, name);
     if (this.decisions.size >= DECISIONS_CACHED_MAX) this.decisions.clear();
+    this.decisions.set(key, yes);
+    return yes;
+  }
+
+  /** True when `r` may `op` at least one resource of `type` (cached like `allowed`). */
+  private allowedOnAny(r: Requester, op: AclOperation, type: ResourceType): boolean {
+    const key = `${r.principal}\u0000${r.host}\u0000${op}\u0000${type}\u0000\u0000any`;
+    const known = this.decisions.get(key);
+    if (known !== undefined) return known;
+    this.decider ??= this.o.authorizer(this.o.bindings(this.o.store.image), this.o.superUsers);
+    const yes = this.decider.authorizeByResourceType(r.principal, r.host, op, type);
     this.decisions.set(key, yes);
     return yes;
   }
@@ -164,11 +177,8 @@ export class Access {
         return null;
       case "cluster":
         return this.allowed(r, req.op, "CLUSTER", CLUSTER_RESOURCE) ? null : { type: "CLUSTER", what: `${req.op} the cluster` };
-      case "anyTopic": {
-        if (this.allowed(r, req.op, "TOPIC", "*")) return null;
-        for (const t of this.o.store.image.topics.keys()) if (this.allowed(r, req.op, "TOPIC", t)) return null;
-        return { type: "TOPIC", what: `${req.op} any topic` };
-      }
+      case "anyTopic":
+        return this.allowedOnAny(r, req.op, "TOPIC") ? null : { type: "TOPIC", what: `${req.op} any topic` };
       case "each": {
         const orCluster = req.orCluster;
         if (orCluster && this.allowed(r, orCluster, "CLUSTER", CLUSTER_RESOURCE)) return null;

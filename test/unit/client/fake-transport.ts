@@ -242,6 +242,22 @@ export class FakeTransport implements Transport {
   readonly describeCluster: Transport["describeCluster"] = async () => {
     throw new Error("not in the fake");
   };
+  // security (issue 13)
+  readonly createAcls: Transport["createAcls"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly describeAcls: Transport["describeAcls"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly deleteAcls: Transport["deleteAcls"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly alterUserScramCredentials: Transport["alterUserScramCredentials"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly describeUserScramCredentials: Transport["describeUserScramCredentials"] = async () => {
+    throw new Error("not in the fake");
+  };
 
   readonly fetch: Transport["fetch"] = async (req, options?: CallOptions) => {
     this.checkUp();

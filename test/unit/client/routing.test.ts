@@ -197,6 +197,12 @@ class FakeNode implements Transport {
   readonly createPartitions = this.createTopics as unknown as Transport["createPartitions"];
   readonly describeConfigs = this.createTopics as unknown as Transport["describeConfigs"];
   readonly alterConfigs = this.createTopics as unknown as Transport["alterConfigs"];
+  // security (issue 13)
+  readonly createAcls = this.createTopics as unknown as Transport["createAcls"];
+  readonly describeAcls = this.createTopics as unknown as Transport["describeAcls"];
+  readonly deleteAcls = this.createTopics as unknown as Transport["deleteAcls"];
+  readonly alterUserScramCredentials = this.createTopics as unknown as Transport["alterUserScramCredentials"];
+  readonly describeUserScramCredentials = this.createTopics as unknown as Transport["describeUserScramCredentials"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

@@ -52,6 +52,22 @@ import {
   ProduceService,
 } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { ReplicationService } from "../../../src/gen/rill/v1/replication_service_pb.ts";
+import {
+  AclBindingFilterSchema,
+  AclBindingSchema,
+  AclOperationSchema,
+  AclPatternTypeSchema,
+  AclPermissionSchema,
+  AclResourceTypeSchema,
+  AlterUserScramCredentialsRequest_DeletionSchema,
+  AlterUserScramCredentialsRequest_UpsertionSchema,
+  AlterUserScramCredentialsRequestSchema,
+  CreateAclsRequestSchema,
+  DeleteAclsRequestSchema,
+  DescribeAclsRequestSchema,
+  ScramMechanismSchema,
+} from "../../../src/gen/rill/v1/security_pb.ts";
+import { ACL_OPERATIONS, PATTERN_TYPES, RESOURCE_TYPES } from "../../../src/metadata/security-types.ts";
 
 function rpcs(service: { methods: readonly { name: string; methodKind: string }[] }): Record<string, string> {
   return Object.fromEntries(service.methods.map((m) => [m.name, m.methodKind]));
@@ -78,6 +94,12 @@ describe("rill.v1 contract", () => {
       AlterConfigs: "unary",
       DescribeCluster: "unary",
       ElectLeaders: "unary",
+      // security (issue 13)
+      CreateAcls: "unary",
+      DescribeAcls: "unary",
+      DeleteAcls: "unary",
+      AlterUserScramCredentials: "unary",
+      DescribeUserScramCredentials: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });
@@ -194,5 +216,29 @@ describe("rill.v1 contract", () => {
       "AUTO_OFFSET_RESET_LATEST",
       "AUTO_OFFSET_RESET_NONE",
     ]);
+  });
+
+  it("has DESIGN.md's security shapes: AclBinding, filters, SCRAM upsertions and deletions", () => {
+    const fields = ["principal", "host", "resource_type", "resource_name", "pattern_type", "operation", "permission"];
+    expectFields(AclBindingSchema, fields);
+    expectFields(AclBindingFilterSchema, fields);
+    expectFields(CreateAclsRequestSchema, ["creations"]);
+    expectFields(DescribeAclsRequestSchema, ["filter"]);
+    expectFields(DeleteAclsRequestSchema, ["filters"]);
+    expectFields(AlterUserScramCredentialsRequestSchema, ["upsertions", "deletions"]);
+    expectFields(AlterUserScramCredentialsRequest_UpsertionSchema, ["name", "mechanism", "iterations", "password"]);
+    expectFields(AlterUserScramCredentialsRequest_DeletionSchema, ["name", "mechanism"]);
+    expect(enumValues(ScramMechanismSchema)).toEqual([
+      "SCRAM_MECHANISM_UNSPECIFIED",
+      "SCRAM_MECHANISM_SCRAM_SHA_256",
+      "SCRAM_MECHANISM_SCRAM_SHA_512",
+    ]);
+    expect(enumValues(AclPermissionSchema)).toEqual(["ACL_PERMISSION_UNSPECIFIED", "ACL_PERMISSION_ALLOW", "ACL_PERMISSION_DENY"]);
+    expect(enumValues(AclResourceTypeSchema).slice(1)).toEqual(RESOURCE_TYPES.map((t) => `ACL_RESOURCE_TYPE_${t}`));
+    expect(enumValues(AclOperationSchema).slice(1)).toEqual(ACL_OPERATIONS.map((o) => `ACL_OPERATION_${o}`));
+    expect(enumValues(AclPatternTypeSchema).slice(1, 3)).toEqual(PATTERN_TYPES.map((p) => `ACL_PATTERN_TYPE_${p}`));
+    // Filters may leave a field unset (any): the strings are explicitly optional.
+    for (const name of ["principal", "host", "resource_name"])
+      expect(AclBindingFilterSchema.fields.find((f) => f.name === name)?.proto.proto3Optional, name).toBe(true);
   });
 });

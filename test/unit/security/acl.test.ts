@@ -245,6 +245,49 @@ describe("Authorizer", () => {
   });
 });
 
+describe("Authorizer.authorizeByResourceType (Kafka's: allowed on at least one resource of the type)", () => {
+  const decide = (bindings: AclBinding[], principal: Principal = "User:alice") =>
+    new Authorizer(bindings, new Set<Principal>(["User:admin"])).authorizeByResourceType(principal, "10.0.0.1", "WRITE", "TOPIC");
+  it.each<[string, AclBinding[], boolean]>([
+    ["no bindings", [], false],
+    ["a literal allow", [bind({ operation: "WRITE" })], true],
+    ["an allow of another operation", [bind({ operation: "READ" })], false],
+    ["an allow for another principal", [bind({ operation: "WRITE", principal: "User:bob" })], false],
+    ["ALL allows", [bind({ operation: "ALL", resourceName: "t" })], true],
+    ["a prefixed allow", [bind({ operation: "WRITE", patternType: "PREFIXED", resourceName: "ord" })], true],
+    ["a literal allow denied by the same literal", [bind({ operation: "WRITE" }), bind({ operation: "WRITE", permission: "DENY" })], false],
+    [
+      "a literal allow denied by a covering prefix",
+      [bind({ operation: "WRITE" }), bind({ operation: "WRITE", permission: "DENY", patternType: "PREFIXED", resourceName: "or" })],
+      false,
+    ],
+    [
+      "a prefixed allow not covered by a longer deny prefix",
+      [
+        bind({ operation: "WRITE", patternType: "PREFIXED", resourceName: "or" }),
+        bind({ operation: "WRITE", permission: "DENY", patternType: "PREFIXED", resourceName: "orders" }),
+      ],
+      true,
+    ],
+    [
+      "a wildcard deny denies everything",
+      [bind({ operation: "WRITE" }), bind({ operation: "ALL", permission: "DENY", resourceName: "*" })],
+      false,
+    ],
+    ["a wildcard allow", [bind({ operation: "WRITE", resourceName: "*" })], true],
+    [
+      "one allowed resource among denied ones",
+      [bind({ operation: "WRITE" }), bind({ operation: "WRITE", permission: "DENY" }), bind({ operation: "WRITE", resourceName: "other" })],
+      true,
+    ],
+  ])("%s", (_name, bindings, allowed) => {
+    expect(decide(bindings)).toBe(allowed);
+  });
+  it("super users are allowed", () => {
+    expect(decide([], "User:admin")).toBe(true);
+  });
+});
+
 describe("validateBinding", () => {
   it("accepts good bindings", () => {
     for (const b of [

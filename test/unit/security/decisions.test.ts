@@ -4,7 +4,7 @@ import { SeededRandom } from "../../../src/base/random.ts";
 import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from "../../../src/metadata/records.ts";
 import type { AclBinding } from "../../../src/metadata/security-types.ts";
-import { Authorizer } from "../../../src/security/acl.ts";
+import { Authorizer, AuthorizerCache } from "../../../src/security/acl.ts";
 import {
   decideAlterScramCredentials,
   decideCreateAcls,
@@ -53,6 +53,16 @@ describe("ACL decisions", () => {
     expect(img.aclVersion).toBe(2);
   });
 
+  it("refuse bindings past the cluster's limit, still answering duplicates as created", () => {
+    const img = new MetadataImage();
+    const random = new SeededRandom(SEED);
+    apply(img, decideCreateAcls(img, [bind({}), bind({ operation: "WRITE" })], random, 2).records);
+    const more = decideCreateAcls(img, [bind({}), bind({ operation: "DELETE" })], random, 2);
+    expect(more.results[0]).toBeUndefined();
+    expect(more.results[1]?.message).toMatch(/already holds 2 bindings/);
+    expect(more.records).toEqual([]);
+  });
+
   it("delete by filters: each matched binding removed once, per-filter matches and errors", () => {
     const img = new MetadataImage();
     const all = [
@@ -89,6 +99,24 @@ describe("ACL decisions", () => {
     const auth = new Authorizer(img.aclBindings(), new Set());
     expect(auth.authorize("User:alice", "1.2.3.4", "DESCRIBE", "TOPIC", "orders")).toBe(true);
     expect(auth.authorize("User:alice", "1.2.3.4", "READ", "TOPIC", "secret")).toBe(false);
+  });
+});
+
+describe("AuthorizerCache", () => {
+  it("rebuilds when the bindings change or the image is replaced (a snapshot), not otherwise", () => {
+    const img = new MetadataImage();
+    const cache = new AuthorizerCache(new Set());
+    const first = cache.of(img);
+    expect(cache.of(img)).toBe(first);
+    apply(img, decideCreateAcls(img, [bind({})], new SeededRandom(SEED)).records);
+    const second = cache.of(img);
+    expect(second).not.toBe(first);
+    expect(second.authorize("User:alice", "h", "READ", "TOPIC", "orders")).toBe(true);
+    // A snapshot with other bindings but the same version count.
+    const other = new MetadataImage();
+    apply(other, decideCreateAcls(other, [bind({ principal: "User:bob" })], new SeededRandom(SEED)).records);
+    expect(other.aclVersion).toBe(img.aclVersion);
+    expect(cache.of(other).authorize("User:alice", "h", "READ", "TOPIC", "orders")).toBe(false);
   });
 });
 
@@ -131,6 +159,22 @@ describe("SCRAM credential decisions", () => {
     apply(img, decideAlterScramCredentials(img, [], [{ name: "alice", mechanism: "SCRAM-SHA-256" }]).records);
     expect(img.scramUsers.size).toBe(0);
     expect(img.scramVersion).toBe(5);
+  });
+
+  it("refuse a new user past the cluster's limit; existing users still change", () => {
+    const img = new MetadataImage();
+    apply(img, decideAlterScramCredentials(img, [{ name: "a", credential: cred("a") }], [], 1).records);
+    const d = decideAlterScramCredentials(
+      img,
+      [
+        { name: "b", credential: cred("b") },
+        { name: "a", credential: cred("a2") },
+      ],
+      [],
+      1,
+    );
+    expect(d.results.map((r) => r.error?.message)).toEqual(['user "b": the cluster already holds 1 users, the most it keeps', undefined]);
+    expect(d.records).toHaveLength(1);
   });
 
   it("refuse bad iteration counts and mechanisms with Kafka's codes", () => {
