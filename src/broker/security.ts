@@ -72,6 +72,7 @@ export function trustOf(
     store,
     bindings: (image) => image.aclBindings(),
     touchesAcls,
+    aclVersion: (image) => image.aclVersion,
     authorizer: (bindings, supers) => new Authorizer(bindings, new Set(supers)),
   });
   return { authenticate, access: new RequestAccess(access) };

@@ -44,6 +44,11 @@ export interface AccessOptions {
   readonly bindings: (image: MetadataImage) => readonly AclBinding[];
   /** Whether a change touches ACLs (a snapshot always does). */
   readonly touchesAcls: (change: MetadataChange) => boolean;
+  /**
+   * The image's ACL version (it grows with every ACL change): checked on each decision, so the
+   * decisions are rebuilt even when a change reached the image without an event (a snapshot).
+   */
+  readonly aclVersion?: (image: MetadataImage) => number;
   /** Builds the authorizer over the bindings. */
   readonly authorizer: (bindings: readonly AclBinding[], superUsers: readonly Principal[]) => Decider;
 }
@@ -63,6 +68,9 @@ export class Access {
   private readonly supers: ReadonlySet<string>;
   private readonly watches = new Set<Watch>();
   private readonly unsubscribe: () => void;
+  /** The image and ACL version the decisions were made on. */
+  private seenImage: MetadataImage | null = null;
+  private seenVersion = -1;
 
   constructor(private readonly o: AccessOptions) {
     this.supers = new Set(o.superUsers);
@@ -94,6 +102,7 @@ export class Access {
   /** True when `r` may `op` the resource. */
   allowed(r: Requester, op: AclOperation, type: ResourceType, name: string): boolean {
     if (!this.o.enabled || this.supers.has(r.principal)) return true;
+    this.follow();
     const key = `${r.principal}\u0000${r.host}\u0000${op}\u0000${type}\u0000${name}`;
     const known = this.decisions.get(key);
     if (known !== undefined) return known;
@@ -106,6 +115,7 @@ export class Access {
 
   /** True when `r` may `op` at least one resource of `type` (cached like `allowed`). */
   private allowedOnAny(r: Requester, op: AclOperation, type: ResourceType): boolean {
+    this.follow();
     const key = `${r.principal}\u0000${r.host}\u0000${op}\u0000${type}\u0000\u0000any`;
     const known = this.decisions.get(key);
     if (known !== undefined) return known;
@@ -188,6 +198,19 @@ export class Access {
         return null;
       }
     }
+  }
+
+  /** Forgets the decisions when the image or its ACL version moved since they were made. */
+  private follow(): void {
+    const version = this.o.aclVersion;
+    if (!version) return;
+    const image = this.o.store.image;
+    const v = version(image);
+    if (image === this.seenImage && v === this.seenVersion) return;
+    this.seenImage = image;
+    this.seenVersion = v;
+    this.decider = null;
+    this.decisions.clear();
   }
 
   private onMetadata(c: MetadataChange): void {
