@@ -13,7 +13,7 @@ import { grpcAuthenticate } from "../rpc/authenticate.ts";
 import type { Authenticate } from "../rpc/call-context.ts";
 import { Authorizer } from "../security/acl.ts";
 import { Authenticator } from "../security/authenticator.ts";
-import { verifyPassword } from "../security/scram.ts";
+import { verifyPasswordAsync } from "../security/scram.ts";
 import { Access } from "../service/access.ts";
 import { RequestAccess } from "../service/authorize.ts";
 
@@ -63,7 +63,8 @@ export function trustOf(
             clock: systemClock,
             random,
             credentials: (user) => credentialsOf(store.image, user),
-            verify: verifyPassword,
+            // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
+            verify: verifyPasswordAsync,
           }),
         );
   const access = new Access({

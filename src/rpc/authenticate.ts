@@ -5,11 +5,10 @@
  * client certificate) and answers the principal, or the refusal as a gRPC status with the catalog
  * code in its trailers — before the call's message is read.
  */
-import type * as grpc from "@grpc/grpc-js";
-import type { Authenticator, PeerCertificateLike } from "../security/authenticator.ts";
+import type { AuthResult, Authenticator, PeerCertificateLike } from "../security/authenticator.ts";
 import { hostOfPeer } from "../security/requester.ts";
 import { errorStatus } from "../protocol/grpc-errors.ts";
-import type { Authenticate } from "./call-context.ts";
+import type { Authenticate, Authenticated } from "./call-context.ts";
 
 /** The interceptor's hook for `authenticator`. */
 export function grpcAuthenticate(authenticator: Authenticator): Authenticate {
@@ -24,7 +23,7 @@ export function grpcAuthenticate(authenticator: Authenticator): Authenticate {
       tls: auth?.transportSecurityType === "ssl",
       peerCertificate: (auth?.sslPeerCertificate as PeerCertificateLike | undefined) ?? null,
     });
-    if ("error" in result) return { ...errorStatus(result.error) } satisfies grpc.StatusObject;
-    return { principal: result.principal, host };
+    const answer = (r: AuthResult): Authenticated => ("error" in r ? errorStatus(r.error) : { principal: r.principal, host });
+    return result instanceof Promise ? result.then(answer) : answer(result);
   };
 }

@@ -70,8 +70,11 @@ export interface AuthenticatorOptions {
   readonly random: Random;
   /** The user's current SCRAM credentials (from the metadata image); empty when unknown. */
   readonly credentials: (user: string) => readonly ScramCredential[];
-  /** True when `password` matches `credential` (SCRAM's PBKDF2 check). */
-  readonly verify: (credential: ScramCredential, password: string) => boolean;
+  /**
+   * True when `password` matches `credential` (SCRAM's PBKDF2 check); a promise when the check
+   * runs off the event loop (a server's), and `authenticate` then answers a promise on a cache miss.
+   */
+  readonly verify: (credential: ScramCredential, password: string) => boolean | Promise<boolean>;
   readonly rateLimit?: LoginRateLimit;
 }
 
@@ -97,8 +100,8 @@ export class Authenticator {
     return this.o.methods.length === 0;
   }
 
-  /** Who sent the call, or why it is refused. */
-  authenticate(req: AuthRequest): AuthResult {
+  /** Who sent the call, or why it is refused (a promise while a password is being checked). */
+  authenticate(req: AuthRequest): AuthResult | Promise<AuthResult> {
     if (this.anonymous) return { principal: ANONYMOUS };
     if (req.authorization !== undefined) return this.password(req, req.authorization);
     if (this.o.methods.includes("mtls")) {
@@ -116,7 +119,7 @@ export class Authenticator {
     );
   }
 
-  private password(req: AuthRequest, authorization: string): AuthResult {
+  private password(req: AuthRequest, authorization: string): AuthResult | Promise<AuthResult> {
     if (!this.o.methods.includes("password"))
       return refuse(
         "UNSUPPORTED_AUTH_SCHEME",
@@ -143,12 +146,18 @@ export class Authenticator {
     if (waitMs > 0)
       return refuse("SASL_AUTHENTICATION_FAILED", `too many failed logins from ${req.host || "this address"}: retry in ${waitMs} ms`);
     const credential = credentials[0] ?? this.fake;
-    if (this.o.verify(credential, password) && credentials.length > 0) {
-      this.remember(key, fingerprint(credential));
-      return { principal: `User:${name}` };
-    }
-    this.fail(req.host);
-    return refuse("SASL_AUTHENTICATION_FAILED", "authentication failed: unknown user or wrong password");
+    // The attempt takes a token now (so concurrent attempts cannot exceed the burst); a success gives it back.
+    this.spend(req.host);
+    const decide = (ok: boolean): AuthResult => {
+      if (ok && credentials.length > 0) {
+        this.refund(req.host);
+        this.remember(key, fingerprint(credential));
+        return { principal: `User:${name}` };
+      }
+      return refuse("SASL_AUTHENTICATION_FAILED", "authentication failed: unknown user or wrong password");
+    };
+    const ok = this.o.verify(credential, password);
+    return typeof ok === "boolean" ? decide(ok) : ok.then(decide, () => decide(false));
   }
 
   /** Milliseconds until `host` may try again (0: it may now). */
@@ -167,11 +176,16 @@ export class Authenticator {
     return b;
   }
 
-  private fail(host: string): void {
+  private spend(host: string): void {
     const b = this.refill(host) ?? { tokens: this.limit.burst, atMs: this.o.clock.nowMs() };
     b.tokens = Math.max(0, b.tokens - 1);
     this.buckets.set(host, b);
     if (this.buckets.size > TRACKED_HOSTS_MAX) this.forgetFullBuckets();
+  }
+
+  private refund(host: string): void {
+    const b = this.refill(host);
+    if (b) b.tokens = Math.min(this.limit.burst, b.tokens + 1);
   }
 
   private forgetFullBuckets(): void {

@@ -31,7 +31,14 @@ function setup(methods: AuthMethod[] = ["password"], allowPlaintextPasswords = f
   return { clock, users, verified, auth };
 }
 
-function errorOf(r: AuthResult): RillError {
+/** A result of the synchronous check (the tests' verify is synchronous, so no promise is expected). */
+function now(r: AuthResult | Promise<AuthResult>): AuthResult {
+  if (r instanceof Promise) throw new Error("expected a synchronous answer");
+  return r;
+}
+
+function errorOf(res: AuthResult | Promise<AuthResult>): RillError {
+  const r = now(res);
   if (!("error" in r)) throw new Error(`expected a refusal, got ${r.principal}`);
   return r.error;
 }
@@ -39,7 +46,7 @@ function errorOf(r: AuthResult): RillError {
 describe("Authenticator", () => {
   it("everyone is anonymous without methods", () => {
     const { auth } = setup([]);
-    expect(auth.authenticate({ authorization: basic("alice:wrong"), host: "10.0.0.1", tls: false })).toEqual({
+    expect(now(auth.authenticate({ authorization: basic("alice:wrong"), host: "10.0.0.1", tls: false }))).toEqual({
       principal: "User:ANONYMOUS",
     });
   });
@@ -115,6 +122,33 @@ describe("Authenticator", () => {
         principal: "User:x",
       },
     );
+  });
+});
+
+describe("Authenticator with a check off the event loop", () => {
+  it("answers a promise on a cache miss, at once on a hit, and counts attempts in flight against the limit", async () => {
+    const credential = scramCredential("s3cret", "SCRAM-SHA-256", 4096, Buffer.alloc(16, 7));
+    const auth = new Authenticator({
+      methods: ["password"],
+      allowPlaintextPasswords: true,
+      clock: new ManualClock(),
+      random: new SeededRandom(SEED),
+      credentials: (u) => (u === "alice" ? [credential] : []),
+      verify: async (c, p) => verifyPassword(c, p),
+      rateLimit: { burst: 2, perSecond: 1 },
+    });
+    const ok = { authorization: basic("alice:s3cret"), host: "h1", tls: false };
+    const first = auth.authenticate(ok);
+    expect(first).toBeInstanceOf(Promise);
+    expect(await first).toEqual({ principal: "User:alice" });
+    expect(auth.authenticate(ok)).toEqual({ principal: "User:alice" });
+    const bad = { authorization: basic("alice:nope"), host: "h2", tls: false };
+    const inFlight = [auth.authenticate(bad), auth.authenticate(bad), auth.authenticate(bad)];
+    const answers = await Promise.all(inFlight);
+    const messages = answers.map((a) => ("error" in a ? a.error.message : a.principal));
+    expect(messages[0]).toMatch(/unknown user or wrong password/);
+    expect(messages[1]).toMatch(/unknown user or wrong password/);
+    expect(messages[2]).toMatch(/too many failed logins from h2/);
   });
 });
 
