@@ -30,11 +30,15 @@ export interface TrustStore {
   onChange(fn: (c: MetadataChange) => void): () => void;
 }
 
-/** A user's SCRAM credentials in `image` (SHA-512 first). */
+/**
+ * A user's SCRAM credentials in `image`, SCRAM-SHA-256 first: a Basic password is checked against
+ * the first, and the fake credential an unknown user is checked against is SHA-256 too, so both
+ * answers cost the same time.
+ */
 export function credentialsOf(image: MetadataImage, user: string): ScramCredential[] {
   const byMechanism = image.scramUsers.get(user);
   if (!byMechanism) return [];
-  return [...byMechanism.values()].sort((a, b) => b.mechanism.localeCompare(a.mechanism));
+  return [...byMechanism.values()].sort((a, b) => a.mechanism.localeCompare(b.mechanism));
 }
 
 /** Whether a metadata change adds or removes ACL bindings. */
