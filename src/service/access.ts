@@ -16,7 +16,7 @@
  * produce with ACLs on costs a map lookup per call.
  */
 import { rillError, type RillError } from "../base/errors.ts";
-import type { MetadataImage } from "../metadata/image.ts";
+import { MetadataImage } from "../metadata/image.ts";
 import { type AclBinding, type AclOperation, CLUSTER_RESOURCE, type Principal, type ResourceType } from "../metadata/security-types.ts";
 import type { MetadataChange } from "../metadata/store.ts";
 import { deniedError, EXTRA_ACCESS, type PublicRpc, RPC_ACCESS, type Requirement, type RpcAccess } from "../security/operations.ts";
@@ -82,7 +82,7 @@ export class Access {
     return new Access({
       enabled: false,
       superUsers: [],
-      store: { image: undefined as unknown as MetadataImage, onChange: () => () => {} },
+      store: { image: new MetadataImage(), onChange: () => () => {} },
       bindings: () => [],
       touchesAcls: () => false,
       authorizer: () => ({ authorize: () => true, authorizeByResourceType: () => true }),
