@@ -209,6 +209,43 @@ export const Errors = {
     "The user name, password or iteration count is not acceptable.",
   ),
 
+  // Authentication and authorization (issue 13): Kafka's codes.
+  TOPIC_AUTHORIZATION_FAILED: kind(
+    29,
+    "TOPIC_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the topic.",
+  ),
+  GROUP_AUTHORIZATION_FAILED: kind(
+    30,
+    "GROUP_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the group.",
+  ),
+  CLUSTER_AUTHORIZATION_FAILED: kind(
+    31,
+    "CLUSTER_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not do this on the cluster.",
+  ),
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: kind(
+    53,
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    false,
+    S.PERMISSION_DENIED,
+    "The caller may not use the transactional id.",
+  ),
+  SASL_AUTHENTICATION_FAILED: kind(
+    58,
+    "SASL_AUTHENTICATION_FAILED",
+    false,
+    S.UNAUTHENTICATED,
+    "Authentication failed: unknown user, wrong password, or no credentials.",
+  ),
+
   BATCH_LENGTH_MISMATCH: kind(
     10001,
     "BATCH_LENGTH_MISMATCH",
@@ -227,6 +264,27 @@ export const Errors = {
   INVALID_ARGUMENT: kind(10004, "INVALID_ARGUMENT", false, S.INVALID_ARGUMENT, "A request field is invalid."),
   LOG_CLOSED: kind(10005, "LOG_CLOSED", true, S.UNAVAILABLE, "The log is closed."),
   SHUTTING_DOWN: kind(10006, "SHUTTING_DOWN", true, S.UNAVAILABLE, "The broker is shutting down."),
+  MALFORMED_CREDENTIALS: kind(
+    10130,
+    "MALFORMED_CREDENTIALS",
+    false,
+    S.UNAUTHENTICATED,
+    "The authorization call metadata is not `Basic base64(name:password)`.",
+  ),
+  UNSUPPORTED_AUTH_SCHEME: kind(
+    10132,
+    "UNSUPPORTED_AUTH_SCHEME",
+    false,
+    S.UNAUTHENTICATED,
+    "The authorization call metadata uses a scheme (or method) this listener does not accept.",
+  ),
+  PLAINTEXT_PASSWORD_REFUSED: kind(
+    10131,
+    "PLAINTEXT_PASSWORD_REFUSED",
+    false,
+    S.UNAUTHENTICATED,
+    "A password was sent over a listener without TLS (auth.allow.plaintext.passwords is false).",
+  ),
   FETCH_MEMORY_EXHAUSTED: kind(
     10040,
     "FETCH_MEMORY_EXHAUSTED",

@@ -17,6 +17,7 @@ import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { membershipOf } from "./membership.ts";
 import type { MetricsServer } from "./metrics.ts";
+import { trustOf } from "./security.ts";
 import {
   type Background,
   type Data,
@@ -32,6 +33,7 @@ import {
   newLifecycle,
   openMetadata,
   openStorage,
+  osRandom,
   serviceDeps,
   shellOf,
   startBackground,
@@ -95,6 +97,7 @@ export class Broker {
       const meta = openMetadata(shell, identity, opened, membership.signer);
       const data = startData(shell, logs, meta);
       const { config } = shell;
+      const trust = trustOf(config, meta.store, osRandom);
       const rpc = opened.add(
         new RpcServer(
           config.listen,
@@ -102,6 +105,7 @@ export class Broker {
           config.maxConnections,
           { listener: shell.tls.listener(), internal: shell.tls.internalChannel() },
           membership.server,
+          trust.authenticate,
         ),
         (r) => r.shutdown(0),
       );
@@ -118,7 +122,7 @@ export class Broker {
           )
         : null;
       const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
-      const deps = serviceDeps(shell, identity, meta, data, rpc, lifecycle);
+      const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
       await rpc.bind();

@@ -76,6 +76,19 @@ function str(name: string, prop: string, doc: string, def: string, pattern?: Reg
   return { name, prop, doc, type: "string" as const, schema, default: def, range: what ?? "non-empty string" };
 }
 
+/** A comma-separated list whose items are each one of `values` (an array is taken as is); empty = none. */
+function listOf<const T extends readonly [string, ...string[]]>(name: string, prop: string, doc: string, values: T) {
+  const item = z.enum(values, { message: `each item must be one of ${values.join(", ")}` });
+  const fromString = z.string().transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== ""),
+  );
+  const schema = z.union([z.array(z.string()), fromString]).pipe(z.array(item));
+  return { name, prop, doc, type: "list" as const, schema, default: [] as T[number][], range: `list of ${values.join(", ")}` };
+}
+
 /**
  * Per-topic keys (Kafka names), with Rill's defaults. A topic's overrides apply on top of these
  * defaults; unlike Kafka, no broker key (`log.`-prefixed there) changes them.
@@ -429,6 +442,39 @@ export const brokerKeys = [
     0,
     300_000,
   ),
+  // Authentication and authorization (issue 13, DESIGN.md "Security").
+  listOf(
+    "auth.methods",
+    "authMethods",
+    "How client listeners authenticate callers: `password` (call metadata `authorization: Basic base64(name:password)`, checked against the SCRAM credentials in the metadata log) and/or `mtls` (the principal is `User:<CN>` of the client certificate; needs tls.client.auth request or require). Empty: no authentication, every caller is User:ANONYMOUS.",
+    ["password", "mtls"] as const,
+  ),
+  bool(
+    "auth.allow.plaintext.passwords",
+    "authAllowPlaintextPasswords",
+    "Accept `authorization: Basic` credentials on a listener without TLS. Off: such a call is refused with UNAUTHENTICATED, since the password would cross the network in clear.",
+    false,
+  ),
+  bool(
+    "allow.anonymous.remote",
+    "allowAnonymousRemote",
+    "Protected mode: with auth.methods empty, a client listener on an address other than loopback refuses to start unless this is true (anyone who reaches it could then do anything).",
+    false,
+  ),
+  bool(
+    "authorizer.enable",
+    "authorizerEnable",
+    "Check every request against the ACLs in the metadata log (Kafka's model: no matching ACL = denied, DENY wins). Off: every authenticated caller may do everything.",
+    false,
+  ),
+  str(
+    "super.users",
+    "superUsers",
+    "Principals the authorizer always allows, `User:a,User:b`. Empty: none.",
+    "",
+    /^$|^User:[^,\s]+(,User:[^,\s]+)*$/,
+    "empty or User:NAME,User:NAME,...",
+  ),
   // security, users (issue 13)
   str(
     "auth.bootstrap.users.file",
@@ -554,6 +600,12 @@ export interface BrokerConfig {
   internalTlsCaFile: string;
   // Lagging partition leaders: waiting for a producer id.
   producerIdMetadataWaitMs: number;
+  // Authentication and authorization (issue 13).
+  authMethods: ("password" | "mtls")[];
+  authAllowPlaintextPasswords: boolean;
+  allowAnonymousRemote: boolean;
+  authorizerEnable: boolean;
+  superUsers: string;
   // security, users (issue 13)
   authBootstrapUsersFile: string;
   // client quotas (issue 13)
@@ -774,6 +826,7 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
     );
   }
   validateTlsConfig(cfg);
+  validateSecurityConfig(cfg);
 }
 
 /** TLS (issue 13): the keys that go together. Whether the files are usable is checked when they are read (src/rpc/tls.ts). */
@@ -822,4 +875,37 @@ function validateMembership(cfg: BrokerConfig): void {
 export function hasMembershipMethod(cfg: BrokerConfig): boolean {
   const internalTls = cfg.internalTlsCertFile !== "" && cfg.internalTlsKeyFile !== "" && cfg.internalTlsCaFile !== "";
   return cfg.clusterSecret !== "" || cfg.clusterSecretFile !== "" || (internalTls && cfg.internalListen !== "");
+}
+
+/** True when HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackListen(hostPort: string): boolean {
+  const host = hostPort
+    .replace(/:\d+$/, "")
+    .replace(/^\[(.*)\]$/, "$1")
+    .toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === "::ffff:127.0.0.1";
+}
+
+/**
+ * Protected mode for one client listener (`key` = its config key): without authentication, a
+ * listener on a non-loopback address is refused unless allow.anonymous.remote says so.
+ */
+export function checkProtectedMode(cfg: Pick<BrokerConfig, "authMethods" | "allowAnonymousRemote">, key: string, hostPort: string): void {
+  if (cfg.authMethods.length > 0 || cfg.allowAnonymousRemote || isLoopbackListen(hostPort)) return;
+  throw rillError(
+    "INVALID_CONFIG",
+    `${key}: ${hostPort} is reachable from other machines but auth.methods is empty, so anyone could act as User:ANONYMOUS. Set auth.methods=password (or mtls), listen on 127.0.0.1, or set allow.anonymous.remote=true to accept anonymous remote callers`,
+  );
+}
+
+/** Cross-field rules of the authentication and authorization keys (issue 13). */
+function validateSecurityConfig(cfg: BrokerConfig): void {
+  checkProtectedMode(cfg, "listen", cfg.listen);
+  if (new Set(cfg.authMethods).size !== cfg.authMethods.length)
+    throw rillError("INVALID_CONFIG", `auth.methods: ${cfg.authMethods.join(",")} names a method twice`);
+  if (cfg.authMethods.includes("mtls") && cfg.tlsClientAuth === "none")
+    throw rillError(
+      "INVALID_CONFIG",
+      "auth.methods: mtls takes the principal from the client's certificate, so tls.client.auth must be request or require (with tls.ca.file)",
+    );
 }

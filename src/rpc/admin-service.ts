@@ -68,6 +68,9 @@ import {
   encodeAlterClientQuotasResult,
   encodeDescribeClientQuotasResult,
 } from "./quota-codec.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
+import { requesterOf } from "./call-context.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -90,6 +93,8 @@ export interface AdminDeps {
   readonly clients?: InternalClients;
   /** `max.partitions` of the brokers whose limit this node knows (see AdminServiceDeps). */
   readonly partitionLimits?: () => PartitionLimits;
+  /** Who may do what (authorizer.enable); default: everyone everything. */
+  readonly access?: RequestAccess;
 }
 
 type AnyUnaryCall = grpc.ServerUnaryCall<unknown, unknown>;
@@ -152,34 +157,78 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
+  const access = d.access ?? new RequestAccess(Access.allowAll());
+  /** The caller of a call (gRPC types the call by its messages; the requester needs none of them). */
+  const who = (call: object) => requesterOf(call as AnyUnaryCall);
   return {
-    createTopics: unary(async (req, call) => encodeCreateTopicsResult(await admin.createTopics(decodeCreateTopics(req), via(call)))),
-    deleteTopics: unary(async (req, call) => encodeDeleteTopicsResult(await admin.deleteTopics(decodeDeleteTopics(req), via(call)))),
-    listTopics: unary((req) => encodeListTopicsResult(admin.listTopics(decodeListTopics(req)))),
-    describeTopics: unary(async (req, call) =>
-      encodeDescribeTopicsResult(await admin.describeTopics(decodeDescribeTopics(req), { forwarded: isForwarded(call) })),
-    ),
-    createPartitions: unary(async (req, call) =>
-      encodeCreatePartitionsResult(await admin.createPartitions(decodeCreatePartitions(req), via(call))),
-    ),
-    describeConfigs: unary((req) => encodeDescribeConfigsResult(admin.describeConfigs(decodeDescribeConfigs(req)))),
-    alterConfigs: unary(async (req, call) => encodeAlterConfigsResult(await admin.alterConfigs(decodeAlterConfigs(req), via(call)))),
-    electLeaders: unary(async (req, call) => encodeElectLeadersResult(await admin.electLeaders(decodeElectLeaders(req), via(call)))),
-    describeCluster: unary(() => encodeDescribeClusterResult(admin.describeCluster())),
+    createTopics: unary(async (req, call) => {
+      const input = decodeCreateTopics(req);
+      access.createTopics(who(call), input);
+      return encodeCreateTopicsResult(await admin.createTopics(input, via(call)));
+    }),
+    deleteTopics: unary(async (req, call) => {
+      const input = decodeDeleteTopics(req);
+      access.deleteTopics(who(call), input);
+      return encodeDeleteTopicsResult(await admin.deleteTopics(input, via(call)));
+    }),
+    listTopics: unary((req, call) => encodeListTopicsResult(access.listTopics(who(call), admin.listTopics(decodeListTopics(req))))),
+    describeTopics: unary(async (req, call) => {
+      const input = decodeDescribeTopics(req);
+      const res = await admin.describeTopics(input, { forwarded: isForwarded(call) });
+      return encodeDescribeTopicsResult(access.describeTopics(who(call), input.topics, res));
+    }),
+    createPartitions: unary(async (req, call) => {
+      const input = decodeCreatePartitions(req);
+      access.createPartitions(who(call), input);
+      return encodeCreatePartitionsResult(await admin.createPartitions(input, via(call)));
+    }),
+    describeConfigs: unary((req, call) => {
+      const input = decodeDescribeConfigs(req);
+      access.describeConfigs(who(call), input);
+      return encodeDescribeConfigsResult(admin.describeConfigs(input));
+    }),
+    alterConfigs: unary(async (req, call) => {
+      const input = decodeAlterConfigs(req);
+      access.alterConfigs(who(call), input);
+      return encodeAlterConfigsResult(await admin.alterConfigs(input, via(call)));
+    }),
+    electLeaders: unary(async (req, call) => {
+      const input = decodeElectLeaders(req);
+      access.electLeaders(who(call), input);
+      return encodeElectLeadersResult(await admin.electLeaders(input, via(call)));
+    }),
+    describeCluster: unary((_req, call) => encodeDescribeClusterResult(access.describeCluster(who(call), admin.describeCluster()))),
     // security (issue 13): ACLs and SCRAM users
-    createAcls: unary(async (req, call) => encodeCreateAclsResult(await security.createAcls(decodeCreateAcls(req), via(call)))),
-    describeAcls: unary((req) => encodeDescribeAclsResult(security.describeAcls(decodeDescribeAcls(req)))),
-    deleteAcls: unary(async (req, call) => encodeDeleteAclsResult(await security.deleteAcls(decodeDeleteAcls(req), via(call)))),
-    alterUserScramCredentials: unary(async (req, call) =>
-      encodeAlterUserScramCredentialsResult(await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call))),
-    ),
-    describeUserScramCredentials: unary((req) =>
-      encodeDescribeUserScramCredentialsResult(security.describeUserScramCredentials(decodeDescribeUserScramCredentials(req))),
-    ),
+    createAcls: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/CreateAcls");
+      return encodeCreateAclsResult(await security.createAcls(decodeCreateAcls(req), via(call)));
+    }),
+    describeAcls: unary((req, call) => {
+      access.cluster(who(call), "AdminService/DescribeAcls");
+      return encodeDescribeAclsResult(security.describeAcls(decodeDescribeAcls(req)));
+    }),
+    deleteAcls: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/DeleteAcls");
+      return encodeDeleteAclsResult(await security.deleteAcls(decodeDeleteAcls(req), via(call)));
+    }),
+    alterUserScramCredentials: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/AlterUserScramCredentials");
+      return encodeAlterUserScramCredentialsResult(
+        await security.alterUserScramCredentials(decodeAlterUserScramCredentials(req), via(call)),
+      );
+    }),
+    describeUserScramCredentials: unary((req, call) => {
+      access.cluster(who(call), "AdminService/DescribeUserScramCredentials");
+      return encodeDescribeUserScramCredentialsResult(security.describeUserScramCredentials(decodeDescribeUserScramCredentials(req)));
+    }),
     // client quotas (issue 13)
-    alterClientQuotas: unary(async (req, call) =>
-      encodeAlterClientQuotasResult(await quotas.alterClientQuotas(decodeAlterClientQuotas(req), via(call))),
-    ),
-    describeClientQuotas: unary((req) => encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)))),
+    alterClientQuotas: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/AlterClientQuotas");
+      return encodeAlterClientQuotasResult(await quotas.alterClientQuotas(decodeAlterClientQuotas(req), via(call)));
+    }),
+    describeClientQuotas: unary((req, call) => {
+      access.cluster(who(call), "AdminService/DescribeClientQuotas");
+      return encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)));
+    }),
   };
 }

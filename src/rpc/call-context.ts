@@ -40,15 +40,19 @@ export function requesterOf(call: CallLike): Requester {
   return { principal, host, clientId };
 }
 
+/** The outcome of authenticating a call: the principal, or the status that refuses it. */
+export type Authenticated = { principal: Principal; host?: string } | grpc.StatusObject;
+
 /**
  * Decides the requester of a call from its headers and peer: the principal, or a status that
- * refuses the call (UNAUTHENTICATED). `auth` holds the TLS peer certificate (mTLS).
+ * refuses the call (UNAUTHENTICATED). `auth` holds the TLS peer certificate (mTLS). A promise
+ * when the decision waits (a password checked off the event loop); the call waits with it.
  */
 export type Authenticate = (
   headers: grpc.Metadata,
   peer: string,
   auth: ReturnType<grpc.ServerInterceptingCallInterface["getAuthContext"]>,
-) => { principal: Principal; host?: string } | grpc.StatusObject;
+) => Authenticated | Promise<Authenticated>;
 
 /**
  * A server interceptor that removes reserved headers clients sent, authenticates the call
@@ -63,14 +67,25 @@ export function requesterInterceptor(authenticate?: Authenticate): grpc.ServerIn
           onReceiveMetadata(metadata, nextMetadata) {
             for (const k of RESERVED_KEYS) metadata.remove(k);
             const peer = call.getPeer();
+            const proceed = (who: Authenticated): void => {
+              if ("code" in who) {
+                intercepting.sendStatus(who);
+                return;
+              }
+              metadata.set(PRINCIPAL_KEY, who.principal);
+              metadata.set(CLIENT_HOST_KEY, who.host ?? hostOfPeer(peer));
+              nextMetadata(metadata);
+            };
             const who = authenticate ? authenticate(metadata, peer, call.getAuthContext()) : { principal: ANONYMOUS };
-            if ("code" in who) {
-              intercepting.sendStatus(who);
-              return;
-            }
-            metadata.set(PRINCIPAL_KEY, who.principal);
-            metadata.set(CLIENT_HOST_KEY, who.host ?? hostOfPeer(peer));
-            nextMetadata(metadata);
+            if (who instanceof Promise)
+              who.then(proceed, (e: unknown) =>
+                intercepting.sendStatus({
+                  code: grpc.status.INTERNAL,
+                  details: `authentication failed: ${String(e)}`,
+                  metadata: new grpc.Metadata(),
+                }),
+              );
+            else proceed(who);
           },
         });
       },

@@ -41,6 +41,7 @@ import { type QuotaThrottle, type StreamPause, recordBytes } from "../service/qu
 import type { Requester } from "../security/requester.ts";
 import { requesterOf } from "./call-context.ts";
 import { toConsumedRecord } from "./fetch-service.ts";
+import type { RequestAccess } from "../service/authorize.ts";
 
 type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 
@@ -158,10 +159,22 @@ class CallSink implements ConsumeSink {
   }
 }
 
+/** The stream's group and topics, once subscribed (what its permissions are checked on). */
+interface Subscribed {
+  groupId: string;
+  topics: readonly string[];
+}
+
 /** Hands one client message to the session. */
-function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: ConsumeRequest): void {
+function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: ConsumeRequest, check: (s: Subscribed) => void): void {
   switch (msg.kind.case) {
     case "subscribe":
+      try {
+        check(msg.kind.value);
+      } catch (e) {
+        session.abort(e);
+        return;
+      }
       sink.format ??= msg.kind.value.format;
       session.subscribe(toSubscription(msg.kind.value, call.getPeer()));
       return;
@@ -186,12 +199,36 @@ function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: Con
 }
 
 /** Serves one Consume stream. */
-export function serveConsume(rt: GroupRuntime, rm: ReplicaManager, timers: Timers, call: Call, quotas?: QuotaThrottle): void {
+export function serveConsume(
+  rt: GroupRuntime,
+  rm: ReplicaManager,
+  timers: Timers,
+  call: Call,
+  access?: RequestAccess,
+  quotas?: QuotaThrottle,
+): void {
   const sink = new CallSink(call, quotas);
   const session = new ConsumeSession(rt, rm, timers, sink);
   sink.onRoom = () => session.drained();
   if (session.ended) return;
-  call.on("data", (m: ConsumeRequest) => onMessage(session, sink, call, m));
+  const who = requesterOf(call);
+  let subscribed: Subscribed = { groupId: "", topics: [] };
+  let unwatch = (): void => {};
+  const check = (s: Subscribed): void => {
+    if (!access) return;
+    access.consume(who, s.groupId, s.topics);
+    subscribed = { groupId: s.groupId, topics: [...s.topics] };
+    unwatch();
+    // A permission removed while the stream is open ends it with the denial.
+    unwatch = access.access.watch(
+      who,
+      "GroupService/Consume",
+      () => ({ GROUP: [subscribed.groupId], TOPIC: subscribed.topics }),
+      (e) => session.abort(e),
+    );
+  };
+  call.on("close", () => unwatch());
+  call.on("data", (m: ConsumeRequest) => onMessage(session, sink, call, m, check));
   call.on("drain", () => sink.drained());
   call.on("end", () => session.close());
   call.on("cancelled", () => session.close());

@@ -55,6 +55,8 @@ import { toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { Requester } from "../security/requester.ts";
 import { requesterOf } from "./call-context.ts";
 import { LeaderClients, isForwarded } from "./forward.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import { type QuotaThrottle, fetchResultBytes, throttled } from "../service/quota-throttle.ts";
 import type { FetchResponseOutput, FetchedPartitionOutput, fetchServiceCodecs } from "./wire-codec.ts";
@@ -77,18 +79,24 @@ export function fetchService(
   clients?: InternalClients,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
   quotas?: QuotaThrottle,
+  access: RequestAccess = new RequestAccess(Access.allowAll()),
 ): ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> {
   const pool = new BufferPool(SUBSCRIBE_POOL_BYTES_MAX);
   const leaders = new LeaderClients(FetchService, rm, clients);
   return {
     fetch: unary(async (req: FetchRequest, call) => {
+      const asked = toFetchInput(req);
+      // Partitions of topics the caller may not READ are answered TOPIC_AUTHORIZATION_FAILED.
+      const split = access.fetchPartitions(requesterOf(call), asked.partitions);
+      if (!split.all && split.allowed.length === 0) return toFetchOutput({ partitions: split.merge([]) });
+      const input = split.all ? asked : { ...asked, partitions: split.allowed };
       const cancel = abortOn(call);
       const forwarded = isForwarded(call);
       // Forwarded for this caller: the leader checks the caller's permissions, not this node's.
       const forwarder = forwarded ? null : fetchForwarder(leaders, requesterOf(call));
       // Client quotas (issue 13): a forwarded call was counted where the client sent it.
-      const run = () => fetch(rm, toFetchInput(req), cancel, forwarder, memory, pool);
-      const { answer: res, throttleTimeMs } = await throttled(
+      const run = () => fetch(rm, input, cancel, forwarder, memory, pool);
+      const { answer: read, throttleTimeMs } = await throttled(
         forwarded ? undefined : quotas,
         () => requesterOf(call),
         "consume",
@@ -97,16 +105,20 @@ export function fetchService(
       );
       // grpc-js emits 'cancelled' when a call ends, whether cancelled or answered (after the
       // response was written and the trailers sent): the response's memory is free from then.
-      if (cancel.aborted) res.release();
-      else call.once("cancelled", res.release);
-      return { ...toFetchOutput(res), throttleTimeMs };
+      if (cancel.aborted) read.release();
+      else call.once("cancelled", read.release);
+      return { ...toFetchOutput(split.all ? read : { partitions: split.merge(read.partitions) }), throttleTimeMs };
     }),
     subscribe: (call) => {
-      serveSubscribe(rm, call, pool, memory, quotas && !isForwarded(call) ? quotas : undefined).catch((e: unknown) =>
-        call.destroy(toServiceError(e)),
+      // grpc-js sends a streaming call's status when the handler emits 'error' (destroy sends none).
+      serveSubscribe(rm, call, pool, memory, access, quotas && !isForwarded(call) ? quotas : undefined).catch((e: unknown) =>
+        call.emit("error", toServiceError(e)),
       );
     },
-    listOffsets: unary((req: ListOffsetsRequest) => toListOffsetsResponse(listOffsets(rm, req.partitions))),
+    listOffsets: unary((req: ListOffsetsRequest, call) => {
+      const split = access.listOffsets(requesterOf(call), req.partitions);
+      return toListOffsetsResponse(split.merge(split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed) : []));
+    }),
   };
 }
 
@@ -116,6 +128,7 @@ async function serveSubscribe(
   call: grpc.ServerWritableStream<SubscribeRequest, FetchResponseOutput>,
   pool: BufferPool,
   memory: FetchMemory,
+  access: RequestAccess,
   quotas?: QuotaThrottle,
 ): Promise<void> {
   const req = call.request;
@@ -125,13 +138,30 @@ async function serveSubscribe(
     maxWaitMs: req.maxWaitMs,
     format: req.format,
   };
+  const who = requesterOf(call);
+  access.fetch(who, "FetchService/Subscribe", input.partitions);
+  const topics = [...new Set(input.partitions.map((p) => p.topic))];
+  const cancel = abortOn(call);
+  let revoked = false;
+  // A permission removed while the stream is open ends it with the denial.
+  const unwatch = access.access.watch(
+    who,
+    "FetchService/Subscribe",
+    () => ({ TOPIC: topics }),
+    (e) => {
+      revoked = true;
+      cancel.aborted = true;
+      cancel.onabort?.();
+      call.emit("error", toServiceError(e));
+    },
+  );
+  call.on("close", unwatch);
   const queue = new SendQueue<FetchResponseOutput>(call, SUBSCRIBE_QUEUED_BYTES_MAX);
   // Client quotas (issue 13): over quota, the stream pushes nothing for the throttle time.
-  const who = quotas ? requesterOf(call) : null;
   const pause = quotas?.streamPause();
   const sink = {
     send: (message: FetchResult, bytes: number, onSent: () => void) => {
-      const throttleTimeMs = quotas && who ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
+      const throttleTimeMs = quotas ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
       pause?.pause(
         throttleTimeMs,
         () => {},
@@ -145,9 +175,13 @@ async function serveSubscribe(
       if (quotas && left > 0) await quotas.sleep(left, cancel);
     },
   };
-  await subscribe(rm, input, sink, abortOn(call), pool, memory);
-  pause?.cancel();
-  call.end();
+  try {
+    await subscribe(rm, input, sink, cancel, pool, memory);
+  } finally {
+    unwatch();
+    pause?.cancel();
+  }
+  if (!revoked) call.end();
 }
 
 /** A Cancellation set when the call is cancelled. */

@@ -36,6 +36,9 @@ import { serveConsume } from "./consume-stream.ts";
 import type { QuotaThrottle } from "../service/quota-throttle.ts";
 import { toErrorDetail, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
+import { requesterOf } from "./call-context.ts";
 
 const STATE: Record<GroupStateName, GroupState> = {
   empty: GroupState.EMPTY,
@@ -181,24 +184,42 @@ export function groupService(
   rm: ReplicaManager,
   timers: Timers,
   quotas?: QuotaThrottle,
+  access: RequestAccess = new RequestAccess(Access.allowAll()),
 ): ServiceImplementation<typeof GroupService> {
   const groups = new GroupsService(rt, rm);
   return {
-    heartbeat: unary((req: HeartbeatRequest) => heartbeat(groups, req)),
-    commitOffsets: unary((req: CommitOffsetsRequest) => commitOffsets(groups, req)),
-    fetchOffsets: unary((req: FetchOffsetsRequest) => fetchOffsets(groups, req)),
-    listGroups: unary((req: ListGroupsRequest) => listGroups(groups, req)),
-    describeGroups: unary((req: DescribeGroupsRequest) =>
-      create(DescribeGroupsResponseSchema, { groups: groups.describeGroups(req.groupIds).map(toProtoDescription) }),
-    ),
-    deleteGroups: unary((req: DeleteGroupsRequest) =>
-      create(DeleteGroupsResponseSchema, {
+    heartbeat: unary((req: HeartbeatRequest, call) => {
+      access.heartbeat(requesterOf(call), req.groupId, req.topics);
+      return heartbeat(groups, req);
+    }),
+    commitOffsets: unary((req: CommitOffsetsRequest, call) => {
+      access.commitOffsets(requesterOf(call), req.groupId, req.offsets);
+      return commitOffsets(groups, req);
+    }),
+    fetchOffsets: unary(async (req: FetchOffsetsRequest, call) => {
+      const offsets = await access.fetchOffsets(requesterOf(call), req.groupId, async () => (await fetchOffsets(groups, req)).offsets);
+      return create(FetchOffsetsResponseSchema, { offsets });
+    }),
+    listGroups: unary((req: ListGroupsRequest, call) => {
+      const res = listGroups(groups, req);
+      return create(ListGroupsResponseSchema, { groups: access.listGroups(requesterOf(call), res.groups) });
+    }),
+    describeGroups: unary((req: DescribeGroupsRequest, call) => {
+      access.describeGroups(requesterOf(call), req.groupIds);
+      return create(DescribeGroupsResponseSchema, { groups: groups.describeGroups(req.groupIds).map(toProtoDescription) });
+    }),
+    deleteGroups: unary((req: DeleteGroupsRequest, call) => {
+      access.deleteGroups(requesterOf(call), req.groupIds);
+      return create(DeleteGroupsResponseSchema, {
         results: groups
           .deleteGroups(req.groupIds)
           .map((r) => ({ groupId: r.groupId, ...(r.error ? { error: toErrorDetail(r.error) } : {}) })),
-      }),
-    ),
-    resetOffsets: unary((req: ResetOffsetsRequest) => resetOffsets(groups, req)),
-    consume: (call) => serveConsume(rt, rm, timers, call, quotas),
+      });
+    }),
+    resetOffsets: unary((req: ResetOffsetsRequest, call) => {
+      access.resetOffsets(requesterOf(call), req.groupId, fromProtoPartitions(req.partitions));
+      return resetOffsets(groups, req);
+    }),
+    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas),
   };
 }

@@ -45,6 +45,8 @@ import { asBuffer } from "../protocol/grpc-service.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
 import { type QuotaThrottle, recordBytes, throttled } from "../service/quota-throttle.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
 
 /**
  * The ProduceService implementation; `clients`: the broker's shared internal clients (its own
@@ -59,21 +61,20 @@ export function produceService(
   checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
   producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
   quotas?: QuotaThrottle,
+  access: RequestAccess = new RequestAccess(Access.allowAll()),
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
-  const produce = (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
-    handler.produce(toProduceInput(req), forwarded).then(toProduceResponse);
-  // The caller travels with a request passed to a partition's leader (forwardedFor).
-  const produceFor =
-    (call: { metadata: grpc.Metadata; getPeer(): string }) =>
-    (req: ProduceRequest, forwarded: boolean): Promise<ProduceResponse> =>
-      forwardedFor.run(requesterOf(call), () => produce(req, forwarded));
+  // Authorized for the caller; the caller travels with a request passed to a partition's leader (forwardedFor).
+  const produce = async (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
+    access.produce(who, req.topic);
+    return toProduceResponse(await forwardedFor.run(who, () => handler.produce(toProduceInput(req), forwarded)));
+  };
   return {
     produce: unary(async (req: ProduceRequest, call) => {
       // A forwarded call was counted where the client sent it.
       const forwarded = isForwarded(call);
-      const run = () => produceFor(call)(req, forwarded);
+      const run = () => produce(req, forwarded, requesterOf(call));
       const { answer, throttleTimeMs } = await throttled(
         forwarded ? undefined : quotas,
         () => requesterOf(call),
@@ -84,8 +85,9 @@ export function produceService(
       answer.throttleTimeMs = throttleTimeMs;
       return answer;
     }),
-    produceStream: (call) => serveProduceStream(produceFor(call), rm, call, isForwarded(call), isForwarded(call) ? undefined : quotas),
+    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), access, isForwarded(call) ? undefined : quotas),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
+      access.initProducerId(requesterOf(call), req.transactionalId);
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
         producerId: req.producerId,
@@ -195,16 +197,29 @@ function fromProduceResponse(res: ProduceResponse): ProduceResult {
  * an error in one request is answered in its own response and the stream goes on.
  */
 function serveProduceStream(
-  produce: (req: ProduceRequest, forwarded: boolean) => Promise<ProduceResponse>,
+  produce: (req: ProduceRequest, forwarded: boolean, who: Requester) => Promise<ProduceResponse>,
   rm: ReplicaManager,
   call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
   forwarded: boolean,
+  access: RequestAccess,
   quotas?: QuotaThrottle,
 ): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
+  const who = requesterOf(call);
+  // The topics written so far: the stream ends when a permission on one of them is removed.
+  const topics = new Set<string>();
+  const unwatch = access.access.watch(
+    who,
+    "ProduceService/ProduceStream",
+    () => ({ TOPIC: topics }),
+    (e) => {
+      ended = true;
+      call.emit("error", toServiceError(e));
+    },
+  );
+  call.on("close", unwatch);
   // Client quotas (issue 13): over quota, the stream is not read for the throttle time.
-  const who = quotas ? requesterOf(call) : null;
   const pause = quotas?.streamPause();
   const end = (): void => {
     if (ended) return;
@@ -227,7 +242,10 @@ function serveProduceStream(
       );
     const answer: Promise<ProduceStreamResponse> = (
       msg.request
-        ? produce(msg.request, forwarded)
+        ? produce(msg.request, forwarded, who).then((r) => {
+            topics.add(r.topic);
+            return r;
+          })
         : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))
     ).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),

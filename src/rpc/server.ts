@@ -23,9 +23,11 @@ import { type AdminDeps, adminService } from "./admin-service.ts";
 import { type ControllerServiceDeps, controllerService } from "./controller-service.ts";
 import { fetchService } from "./fetch-service.ts";
 import type { ControllerRoute } from "./forward.ts";
-import { requesterInterceptor } from "./call-context.ts";
+import { type Authenticate, requesterInterceptor } from "./call-context.ts";
 import { INTERNAL_SERVICES, type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { Access } from "../service/access.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
@@ -64,6 +66,8 @@ export interface ServiceDeps {
   readonly producerIdMetadataWaitMs?: number;
   /** Client quotas (issue 13); default: the replicas' image and clock with `timers`. */
   readonly quotas?: QuotaThrottle;
+  /** Who may do what (authorizer.enable); default: everyone everything. */
+  readonly access?: RequestAccess;
 }
 
 /** Which services `registerServices` adds, and how (cluster membership, member-auth.ts). */
@@ -77,17 +81,18 @@ export interface RegisterOptions {
 /** Adds every Rill service to `server` (before it is bound); forwarding goes through `clients`. */
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients, o: RegisterOptions = {}): void {
   const w = o.wrap;
-  addService(server, AdminService, adminService(clients ? { ...d.admin, clients } : d.admin), undefined, w);
+  const access = d.access ?? new RequestAccess(Access.allowAll());
+  addService(server, AdminService, adminService({ ...d.admin, ...(clients ? { clients } : {}), access }), undefined, w);
   const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
   addService(
     server,
     ProduceService,
-    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs, quotas),
+    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs, quotas, access),
     produceServiceCodecs,
     w,
   );
-  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas), fetchServiceCodecs, w);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas), undefined, w);
+  addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas, access), fetchServiceCodecs, w);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas, access), undefined, w);
   if (o.internal === false) return;
   addService(server, ReplicationService, replicationService(d.replicas), undefined, w);
   addService(server, ControllerService, controllerService(d.controller), undefined, w);
@@ -148,6 +153,8 @@ export class RpcServer {
     maxConnections = Number.MAX_SAFE_INTEGER,
     tls: { readonly listener?: grpc.ServerCredentials; readonly internal?: grpc.ChannelCredentials } = {},
     private readonly membership: ServerMembership = SINGLE_NODE,
+    /** Authenticates a client's call (auth.methods); default: everyone is anonymous. A member's forwarded call keeps its original caller. */
+    authenticate?: Authenticate,
   ) {
     this.credentials = tls.listener ?? grpc.ServerCredentials.createInsecure();
     this.clients = new InternalClients({ credentials: tls.internal, signer: membership.signer });
@@ -160,7 +167,7 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [memberInterceptor(membership.policy), requesterInterceptor(trustMembers())],
+      [memberInterceptor(membership.policy), requesterInterceptor(trustMembers(authenticate))],
       this.connections,
     );
   }

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
 import { openMemoryLogs } from "../storage/helpers.ts";
 import { create } from "@bufbuild/protobuf";
 import { systemTimers } from "../../../src/base/timers.ts";
@@ -16,6 +17,11 @@ import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 
 /** A server-streaming call whose send buffer is always full until the test emits 'drain'. */
 class SlowCall extends EventEmitter {
+  /** The call's headers and peer, as the requester of the call is read from them. */
+  readonly metadata = new grpc.Metadata();
+  getPeer(): string {
+    return "127.0.0.1:1";
+  }
   writes = 0;
   ended = false;
   constructor(readonly request: unknown) {
@@ -35,6 +41,11 @@ class SlowCall extends EventEmitter {
 
 /** A call whose writes are taken at once but never sent until the test calls their callbacks. */
 class UnsentCall extends EventEmitter {
+  /** The call's headers and peer, as the requester of the call is read from them. */
+  readonly metadata = new grpc.Metadata();
+  getPeer(): string {
+    return "127.0.0.1:1";
+  }
   readonly callbacks: Array<() => void> = [];
   ended = false;
   constructor(readonly request: unknown) {
