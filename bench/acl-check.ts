@@ -1,12 +1,15 @@
 /**
  * The cost of one cached authorization check on the produce path (Access.check of
  * ProduceService/Produce with 1001 ACL bindings), in nanoseconds per request. A benchmark, not
- * a test: `bun bench/acl-check.ts`.
+ * a test: `bun bench/acl-check.ts [--checks N]`.
  */
 import { MetadataImage } from "../src/metadata/image.ts";
 import { Authorizer } from "../src/security/acl.ts";
 import type { AclBinding } from "../src/metadata/security-types.ts";
 import { Access } from "../src/service/access.ts";
+import { parseArgs } from "./lib.ts";
+
+const o = parseArgs(process.argv.slice(2), { checks: 2_000_000 }, import.meta.url);
 const bindings = [
   {
     principal: "User:ANONYMOUS",
@@ -36,7 +39,7 @@ const a = new Access({
   authorizer: (b, s) => new Authorizer(b, new Set(s)),
 });
 const r = { principal: "User:ANONYMOUS" as const, host: "127.0.0.1", clientId: "" };
-const N = 2_000_000;
+const N = o.checks;
 for (let i = 0; i < 10000; i++) a.check(r, "ProduceService/Produce", { TOPIC: ["perf-1"] });
 const t = performance.now();
 for (let i = 0; i < N; i++) a.check(r, "ProduceService/Produce", { TOPIC: ["perf-1"] });

@@ -3,18 +3,21 @@
  * message MAC, `MemberVerifier.verifyCall` (window, MAC, nonce memory) and `open` (message MAC
  * over the raw bytes), for a small body (a Raft heartbeat) and a 1 MiB one (a forwarded produce).
  *
- *   node --import tsx bench/member-auth.ts      (or: bun bench/member-auth.ts)
+ *   node --import tsx bench/member-auth.ts      (or: bun bench/member-auth.ts [--small-calls N] [--large-calls N])
  */
 import { randomBytes } from "node:crypto";
 import { systemClock } from "../src/base/clock.ts";
 import { type CallClaims, MemberSigner, MemberVerifier } from "../src/security/member-auth.ts";
+import { parseArgs } from "./lib.ts";
+
+const o = parseArgs(process.argv.slice(2), { smallCalls: 50_000, largeCalls: 300 }, import.meta.url);
 
 const SECRET = "bench-cluster-secret-0123456789";
 const claims: CallClaims = { path: "/rill.v1.ControllerService/AppendEntries", principal: "", clientHost: "", forwarded: false };
 
 for (const [size, calls] of [
-  [100, 50_000],
-  [1 << 20, 300],
+  [100, o.smallCalls],
+  [1 << 20, o.largeCalls],
 ] as const) {
   const signer = new MemberSigner(SECRET, 1, systemClock, () => randomBytes(16).toString("hex"));
   const verifier = new MemberVerifier(SECRET, systemClock);

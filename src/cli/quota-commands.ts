@@ -1,10 +1,10 @@
 /**
  * `rill quota set|list` (issue 13): client byte-rate quotas of users and/or client ids.
  *
- *   rill quota set --user alice --producer-byte-rate 1048576
- *   rill quota set --default-user --client-id app --consumer-byte-rate 2097152
+ *   rill quota set --for-user alice --producer-byte-rate 1048576
+ *   rill quota set --default-user --for-client-id app --consumer-byte-rate 2097152
  *   rill quota set --client-id app --remove producer_byte_rate
- *   rill quota list [--user alice] [--json]
+ *   rill quota list [--for-user alice] [--json]
  */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
@@ -15,9 +15,9 @@ import { intIn } from "./parse.ts";
 
 /** Options of `quota set`. */
 export interface QuotaSetOptions {
-  readonly user?: string;
+  readonly forUser?: string;
   readonly defaultUser?: boolean;
-  readonly clientId?: string;
+  readonly forClientId?: string;
   readonly defaultClientId?: boolean;
   readonly producerByteRate?: number;
   readonly consumerByteRate?: number;
@@ -27,9 +27,9 @@ export interface QuotaSetOptions {
 
 /** Options of `quota list`. */
 export interface QuotaListOptions {
-  readonly user?: string;
+  readonly forUser?: string;
   readonly defaultUser?: boolean;
-  readonly clientId?: string;
+  readonly forClientId?: string;
   readonly defaultClientId?: boolean;
   readonly json?: boolean;
 }
@@ -37,13 +37,13 @@ export interface QuotaListOptions {
 const KEYS: readonly QuotaKey[] = ["producer_byte_rate", "consumer_byte_rate"];
 
 /** The entity the options name; a usage error when they name none, or a part two ways. */
-export function entityOf(o: { user?: string; defaultUser?: boolean; clientId?: string; defaultClientId?: boolean }): QuotaEntity {
-  if (o.user !== undefined && o.defaultUser) throw new CliError("give --user or --default-user, not both");
-  if (o.clientId !== undefined && o.defaultClientId) throw new CliError("give --client-id or --default-client-id, not both");
-  const user = o.defaultUser ? null : o.user;
-  const clientId = o.defaultClientId ? null : o.clientId;
+export function entityOf(o: { forUser?: string; defaultUser?: boolean; forClientId?: string; defaultClientId?: boolean }): QuotaEntity {
+  if (o.forUser !== undefined && o.defaultUser) throw new CliError("give --for-user or --default-user, not both");
+  if (o.forClientId !== undefined && o.defaultClientId) throw new CliError("give --for-client-id or --default-client-id, not both");
+  const user = o.defaultUser ? null : o.forUser;
+  const clientId = o.defaultClientId ? null : o.forClientId;
   if (user === undefined && clientId === undefined)
-    throw new CliError("name an entity: --user, --default-user, --client-id and/or --default-client-id");
+    throw new CliError("name an entity: --for-user, --default-user, --for-client-id and/or --default-client-id");
   return { ...(user !== undefined ? { user } : {}), ...(clientId !== undefined ? { clientId } : {}) };
 }
 
@@ -70,8 +70,8 @@ export async function setQuota(ctx: Context, o: QuotaSetOptions): Promise<void> 
 /** Lists the quotas of the entities the options match (all without options). */
 export async function listQuotas(ctx: Context, o: QuotaListOptions): Promise<void> {
   const filter: QuotaFilter = {
-    ...(o.defaultUser ? { user: "default" as const } : o.user !== undefined ? { user: { name: o.user } } : {}),
-    ...(o.defaultClientId ? { clientId: "default" as const } : o.clientId !== undefined ? { clientId: { name: o.clientId } } : {}),
+    ...(o.defaultUser ? { user: "default" as const } : o.forUser !== undefined ? { user: { name: o.forUser } } : {}),
+    ...(o.defaultClientId ? { clientId: "default" as const } : o.forClientId !== undefined ? { clientId: { name: o.forClientId } } : {}),
   };
   const admin = new Admin(clientOptions(ctx));
   const quotas = await admin.describeClientQuotas(filter).finally(() => admin.close());
@@ -95,9 +95,12 @@ function quotaKey(value: string, previous: string[] = []): string[] {
 
 function entityOptions(cmd: Command): Command {
   return cmd
-    .option("--user <name>", "the user (the name of principal User:<name>; ANONYMOUS without authentication)")
+    .option(
+      "--for-user <name>",
+      "the user the quota is for (principal User:<name>; ANONYMOUS without authentication). Not --user, which names who logs in",
+    )
     .option("--default-user", "the default user entity: every user without a quota of its own")
-    .option("--client-id <id>", "the client id (call metadata rill-client-id)")
+    .option("--for-client-id <id>", "the client id the quota is for (call metadata rill-client-id)")
     .option("--default-client-id", "the default client-id entity");
 }
 

@@ -16,12 +16,14 @@ import { fetchClientCodecs, produceClientCodecs } from "../../src/client/wire-co
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import {
   AdminService,
+  AlterClientQuotasRequestSchema,
   AlterConfigsRequestSchema,
   ConfigOperation,
   ConfigResourceType,
   CreatePartitionsRequestSchema,
   CreateTopicsRequestSchema,
   DeleteTopicsRequestSchema,
+  DescribeClientQuotasRequestSchema,
   DescribeClusterRequestSchema,
   type DescribeClusterResponse,
   DescribeConfigsRequestSchema,
@@ -30,6 +32,7 @@ import {
   ElectLeadersRequestSchema,
   ListTopicsRequestSchema,
   type ListTopicsResponse,
+  QuotaEntityType,
 } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import {
@@ -199,6 +202,7 @@ async function snapshot(): Promise<unknown> {
   const acls = await unary<DescribeAclsResponse>(c.admin, "describeAcls", create(DescribeAclsRequestSchema, {}), root());
   const users = await unary(c.admin, "describeUserScramCredentials", create(DescribeUserScramCredentialsRequestSchema, {}), root());
   const groups = await unary<ListGroupsResponse>(c.group, "listGroups", create(ListGroupsRequestSchema, {}), root());
+  const quotas = await unary(c.admin, "describeClientQuotas", create(DescribeClientQuotasRequestSchema, {}), root());
   const offsets = await unary(c.group, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "g-main" }), root());
   return JSON.stringify(
     {
@@ -207,6 +211,7 @@ async function snapshot(): Promise<unknown> {
       acls,
       users,
       groups,
+      quotas,
       offsets,
     },
     (_k, v) => (typeof v === "bigint" ? v.toString() : v),
@@ -345,6 +350,29 @@ const ROWS: Row[] = [
   {
     rpc: "AdminService/DescribeUserScramCredentials",
     call: (md) => unary(c.admin, "describeUserScramCredentials", create(DescribeUserScramCredentialsRequestSchema, {}), md),
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/AlterClientQuotas",
+    call: (md) =>
+      unary(
+        c.admin,
+        "alterClientQuotas",
+        create(AlterClientQuotasRequestSchema, {
+          entries: [
+            {
+              entity: { parts: [{ type: QuotaEntityType.CLIENT_ID, name: fresh("client") }] },
+              ops: [{ key: "producer_byte_rate", value: 1_048_576 }],
+            },
+          ],
+        }),
+        md,
+      ),
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/DescribeClientQuotas",
+    call: (md) => unary(c.admin, "describeClientQuotas", create(DescribeClientQuotasRequestSchema, {}), md),
     bob: "CLUSTER_AUTHORIZATION_FAILED",
   },
   {

@@ -256,25 +256,25 @@ describe("rill errors", () => {
 
   // client quotas (issue 13)
   it("sets, lists and removes client quotas; refuses a bad quota with one line", async () => {
-    const set = await rill(["quota", "set", "--user", "alice", "--producer-byte-rate", "1048576"]);
+    const set = await rill(["quota", "set", "--for-user", "alice", "--producer-byte-rate", "1048576"]);
     expect(set.stderr).toBe("");
     expect(set.stdout).toBe("Set: user=alice producer_byte_rate=1048576.\n");
-    expect((await rill(["quota", "set", "--default-user", "--client-id", "app", "--consumer-byte-rate", "2048"])).code).toBe(0);
+    expect((await rill(["quota", "set", "--default-user", "--for-client-id", "app", "--consumer-byte-rate", "2048"])).code).toBe(0);
     expect((await rill(["quota", "list"])).stdout).toBe(
       "user=alice producer_byte_rate=1048576\nuser=<default>/client-id=app consumer_byte_rate=2048\n",
     );
-    const json = JSON.parse((await rill(["quota", "list", "--user", "alice", "--json"])).stdout);
+    const json = JSON.parse((await rill(["quota", "list", "--for-user", "alice", "--json"])).stdout);
     expect(json).toEqual([{ entity: { user: "alice" }, values: { producer_byte_rate: 1048576 } }]);
-    expect((await rill(["quota", "set", "--user", "alice", "--remove", "producer_byte_rate"])).stdout).toBe(
+    expect((await rill(["quota", "set", "--for-user", "alice", "--remove", "producer_byte_rate"])).stdout).toBe(
       "Set: user=alice producer_byte_rate removed.\n",
     );
-    expect((await rill(["quota", "list", "--user", "alice"])).stdout).toBe("");
+    expect((await rill(["quota", "list", "--for-user", "alice"])).stdout).toBe("");
     // bad input: one line each, nothing stored
-    expect((await rill(["quota", "set", "--user", "bob", "--producer-byte-rate", "-5"])).code).toBe(2);
-    expect((await rill(["quota", "set", "--user", "bob", "--remove", "request_percentage"])).code).toBe(2);
+    expect((await rill(["quota", "set", "--for-user", "bob", "--producer-byte-rate", "-5"])).code).toBe(2);
+    expect((await rill(["quota", "set", "--for-user", "bob", "--remove", "request_percentage"])).code).toBe(2);
     expectOneErrorLine(await rill(["quota", "set", "--producer-byte-rate", "10"]), /name an entity/);
-    expectOneErrorLine(await rill(["quota", "set", "--user", "bob"]), /nothing to change/);
-    expectOneErrorLine(await rill(["quota", "set", "--user", "", "--producer-byte-rate", "10"]), /entity\.user: empty/);
-    expect((await rill(["quota", "list", "--user", "bob"])).stdout).toBe("");
+    expectOneErrorLine(await rill(["quota", "set", "--for-user", "bob"]), /nothing to change/);
+    expectOneErrorLine(await rill(["quota", "set", "--for-user", "", "--producer-byte-rate", "10"]), /entity\.user: empty/);
+    expect((await rill(["quota", "list", "--for-user", "bob"])).stdout).toBe("");
   });
 });
