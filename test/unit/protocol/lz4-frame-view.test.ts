@@ -100,7 +100,11 @@ describe("lz4DecompressFrameView: the frame into a reused buffer", () => {
     const f = Buffer.from(readFileSync(goldenPath("lz4/cli-linked-block-checksums-content-size.lz4")));
     f[4] = f[4]! | 0x20;
     f[14] = (xxhash32(f, 0, 4, 14) >>> 8) & 0xff;
-    expectRill(() => lz4DecompressFrameView(f), "CORRUPT_MESSAGE", /lz4 frame: block 1: the offset to copy is not contained in the decompressed buffer/);
+    expectRill(
+      () => lz4DecompressFrameView(f),
+      "CORRUPT_MESSAGE",
+      /lz4 frame: block 1: the offset to copy is not contained in the decompressed buffer/,
+    );
   });
 
   it("reuses its buffer up to LZ4_SCRATCH_KEEP_BYTES and drops a larger one at the next call", () => {
