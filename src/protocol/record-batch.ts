@@ -295,7 +295,9 @@ export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "struct
  *   (INVALID_TIMESTAMP: negative, or after the batch's maxTimestamp with CREATE_TIME).
  * With `structure` a compressed payload is not decompressed and keys are not looked at: the
  * checks of validateBatch, the count rule and the attribute bits only. Nothing is copied but a
- * compressed payload; the walk allocates nothing per record.
+ * compressed payload, which is decompressed into a transient buffer (LZ4: one reused from batch to
+ * batch, see lz4DecompressFrameView; gzip: zlib's output) and dropped after the walk; the walk
+ * allocates nothing per record.
  */
 export function validateProducedBatch(buf: Buffer, pos: number, end: number, checks: ProduceChecks, keyRequired: boolean): BatchHeader {
   const h = checkHeader(buf, pos, end);
