@@ -412,7 +412,7 @@ export const LZ4_SCRATCH_KEEP_BYTES = 4 * 1024 * 1024;
  *
  * lz4-napi cannot decode into a caller's buffer. A block decoder written in TypeScript that did
  * (no allocation at all) was measured against it, 1,000 x 100 B records per batch, CPU time:
- * 14-16 M records/s on Bun and 8 M on Node, against 35-38 M for lz4-napi into this buffer and
+ * 13-16 M records/s on Bun and 8 M on Node, against 35-38 M for lz4-napi into this buffer and
  * 25-29 M for lz4-napi joined with Buffer.concat (the path before). So the blocks stay native.
  */
 export function lz4DecompressFrameView(
