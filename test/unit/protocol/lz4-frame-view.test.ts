@@ -17,6 +17,8 @@ import {
   lz4DecompressFrame,
   lz4DecompressFrameView,
 } from "../../../src/protocol/compression.ts";
+import { encodeBatch, type ProduceChecks, validateProducedBatch } from "../../../src/protocol/record-batch.ts";
+import { badBatches, batchAround, TS } from "../../fixtures/bad-batches.ts";
 import { goldenPath, lz4Content, lz4IncompressibleContent, patternBytes } from "../../golden/fixtures.ts";
 
 /** The RillError `fn` throws (fails the test when it throws something else or nothing). */
@@ -164,5 +166,90 @@ describe("lz4DecompressFrameView: the frame into a reused buffer", () => {
     const data = mixed(150_000, 4);
     expect(decompressTransient(Compression.LZ4, lz4CompressFrame(data)).equals(data)).toBe(true);
     expect(decompressTransient(Compression.NONE, data)).toBe(data);
+  });
+});
+
+/** An LZ4 frame as Kafka writes it (FLG 0x60, BD 0x40) around the given raw blocks. */
+function frameOf(...blocks: Buffer[]): Buffer {
+  const head = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0]);
+  head[6] = (xxhash32(head, 0, 4, 6) >>> 8) & 0xff;
+  const parts: Buffer[] = [head];
+  for (const b of blocks) {
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(b.length);
+    parts.push(size, b);
+  }
+  parts.push(Buffer.alloc(4));
+  return Buffer.concat(parts);
+}
+
+describe("lz4DecompressFrameView: corrupt blocks inside a well-formed frame", () => {
+  it("a crafted valid block decodes (the frame builder is right)", () => {
+    // "abcd", then a 4-byte match at offset 4, then the last literal "x".
+    const f = frameOf(Buffer.from([0x40, 0x61, 0x62, 0x63, 0x64, 0x04, 0x00, 0x10, 0x78]));
+    expect(lz4DecompressFrameView(f).toString()).toBe("abcdabcdx");
+    expect(lz4DecompressFrame(f).toString()).toBe("abcdabcdx");
+  });
+
+  it("truncated block, literals past its end, offset 0, offset before the output, match length cut off: CORRUPT_MESSAGE for block 0", () => {
+    const cases: Array<[string, number[]]> = [
+      ["literal length cut off", [0xf0]],
+      ["literals past the block end", [0x50, 0x61, 0x62]],
+      ["match offset cut off", [0x10, 0x61, 0x01]],
+      ["offset 0", [0x10, 0x61, 0x00, 0x00, 0x00]],
+      ["offset before the output start", [0x10, 0x61, 0x09, 0x00, 0x00]],
+      ["match length cut off", [0x1f, 0x61, 0x01, 0x00]],
+      ["match past the block max", [0x1f, 0x61, 0x01, 0x00, ...new Array<number>(300).fill(0xff), 0x00, 0x00]],
+    ];
+    for (const [what, bytes] of cases) {
+      const f = frameOf(Buffer.from(bytes));
+      const e = rillErrorOf(() => lz4DecompressFrameView(f));
+      expect(e.kind.name, what).toBe("CORRUPT_MESSAGE");
+      expect(e.message, what).toMatch(/^lz4 frame: block 0: /);
+    }
+  });
+
+  it("a corrupt second block names block 1", () => {
+    const good = Buffer.from([0x30, 0x61, 0x62, 0x63]);
+    expectRill(() => lz4DecompressFrameView(frameOf(good, Buffer.from([0x50, 0x61]))), "CORRUPT_MESSAGE", /^lz4 frame: block 1: /);
+  });
+});
+
+describe("produce validation through the reused buffer", () => {
+  const FULL: ProduceChecks = { validation: "full", decompressedBytesMax: 64 << 20 };
+  const validate = (b: Buffer) => validateProducedBatch(b, 0, b.length, FULL, false);
+  const recordsOf = (n: number, size: number) =>
+    Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: patternBytes(size, i), timestampMs: TS }));
+
+  it("one batch's bytes never leak into the next: good, bad, huge, good again", () => {
+    const good = encodeBatch(recordsOf(1000, 100), { compression: Compression.LZ4 });
+    const huge = encodeBatch(recordsOf(60, 100_000), { compression: Compression.LZ4 }); // 6 MB of records: past the kept size
+    expect(validate(good).recordCount).toBe(1000);
+    expectRill(() => validate(badBatches.hugeKeyLengthLz4()), "CORRUPT_MESSAGE", /key of 1000000 bytes runs past the record end/);
+    expect(validate(good).recordCount).toBe(1000);
+    expect(validate(huge).recordCount).toBe(60);
+    expect(validate(good).recordCount).toBe(1000);
+  });
+
+  it("a frame holding fewer bytes than the records claim, right after a longer one: RECORD_COUNT_MISMATCH, not the old bytes", () => {
+    const long = encodeBatch(recordsOf(1000, 100), { compression: Compression.LZ4 });
+    expect(validate(long).recordCount).toBe(1000);
+    // The first 10 records of `long`'s content, but a header that says 1000 records.
+    const content = lz4DecompressFrame(long, 61, long.length);
+    let p = 0;
+    for (let r = 0; r < 10; r++) {
+      let len = 0;
+      let shift = 0;
+      let b: number;
+      let q = p;
+      do {
+        b = content[q++]!;
+        len |= (b & 0x7f) << shift;
+        shift += 7;
+      } while (b >= 0x80);
+      p = q + ((len >>> 1) ^ -(len & 1));
+    }
+    const short = batchAround(lz4CompressFrame(content.subarray(0, p)), 1000, Compression.LZ4);
+    expectRill(() => validate(short), "RECORD_COUNT_MISMATCH", /records end after 10/);
   });
 });
