@@ -395,8 +395,8 @@ export function lz4DecompressFrame(
 
 /**
  * Output kept between calls of lz4DecompressFrameView: grown by doubling to the largest frame
- * seen, but not kept above LZ4_SCRATCH_KEEP_BYTES (a larger frame decodes into a buffer of its
- * own that the next call drops), so one huge batch does not pin its size in memory for good.
+ * seen, up to LZ4_SCRATCH_KEEP_BYTES; a larger frame decodes into a buffer of its own that is
+ * garbage once the caller drops the view, so one huge batch does not pin its size in memory.
  */
 let viewScratch: Buffer = Buffer.allocUnsafe(256 * 1024);
 /** Largest output buffer lz4DecompressFrameView keeps between calls. */
@@ -424,7 +424,6 @@ export function lz4DecompressFrameView(
   const f = readLz4Descriptor(data, start, end);
   const blockChecksums = (f.flags & FLG_BLOCK_CHECKSUM) !== 0;
   const linked = (f.flags & FLG_BLOCK_INDEPENDENCE) === 0;
-  if (viewScratch.length > LZ4_SCRATCH_KEEP_BYTES) viewScratch = Buffer.allocUnsafe(LZ4_SCRATCH_KEEP_BYTES);
   let out = viewScratch;
   let o = 0;
   let p = f.blocksStart;
@@ -438,12 +437,13 @@ export function lz4DecompressFrameView(
     if (p + size + (blockChecksums ? 4 : 0) > end) throw corrupt("lz4 frame", `block ${i} of ${size} bytes runs past the payload end`);
     if (blockChecksums) checkBlockChecksum(data, p, size, i);
     if (o + f.blockBytesMax > out.length) {
+      // o <= outputBytesMax here (checked after each block), so the cap still leaves room.
       let n = out.length * 2;
       while (n < o + f.blockBytesMax) n *= 2;
-      const grown = Buffer.allocUnsafe(n);
+      const grown = Buffer.allocUnsafe(Math.min(n, outputBytesMax + f.blockBytesMax));
       out.copy(grown, 0, 0, o);
       out = grown;
-      viewScratch = grown;
+      if (grown.length <= LZ4_SCRATCH_KEEP_BYTES) viewScratch = grown;
     }
     if ((field & BLOCK_UNCOMPRESSED) !== 0) {
       o += data.copy(out, o, p, p + size);
