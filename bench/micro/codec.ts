@@ -11,8 +11,16 @@
  */
 import { compressFrameSync, decompressFrameSync } from "lz4-napi";
 import { crc32c } from "../../src/base/crc32c.ts";
-import { Compression, lz4CompressFrame, lz4DecompressFrame } from "../../src/protocol/compression.ts";
-import { decodeRecords, encodeBatch, type RecordInput, records, validateBatch } from "../../src/protocol/record-batch.ts";
+import { Compression, lz4CompressFrame, lz4DecompressFrame, lz4DecompressFrameView } from "../../src/protocol/compression.ts";
+import {
+  decodeRecords,
+  encodeBatch,
+  type ProduceChecks,
+  type RecordInput,
+  records,
+  validateBatch,
+  validateProducedBatch,
+} from "../../src/protocol/record-batch.ts";
 
 /** One benchmark case: `fn` processes `perOp` records or bytes. */
 export interface CodecSuite {
@@ -30,6 +38,10 @@ export const VALUE_BYTES = 100;
 export const BLOCK_BYTES = 1 << 20;
 
 const NOW_MS = 1_700_000_000_000;
+
+/** `produce.validation` full and structure, with the broker's default bound. */
+const FULL_CHECKS: ProduceChecks = { validation: "full", decompressedBytesMax: 64 * 1024 * 1024 };
+const STRUCTURE_CHECKS: ProduceChecks = { validation: "structure", decompressedBytesMax: 64 * 1024 * 1024 };
 
 /** Deterministic pseudo-random generator (xorshift32), so every run measures the same bytes. */
 function rng(seed: number): () => number {
@@ -116,6 +128,22 @@ export function codecSuites(): CodecSuite[] {
       },
     },
     {
+      name: "produce validation full, lz4 (decompress, walk every record)",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += validateProducedBatch(lz4Batch, 0, lz4Batch.length, FULL_CHECKS, false).recordCount;
+      },
+    },
+    {
+      name: "produce validation structure, lz4",
+      unit: "records",
+      perOp: BATCH_RECORDS,
+      fn: () => {
+        sink += validateProducedBatch(lz4Batch, 0, lz4Batch.length, STRUCTURE_CHECKS, false).recordCount;
+      },
+    },
+    {
       name: "lazy decode to offsets",
       unit: "records",
       perOp: BATCH_RECORDS,
@@ -172,6 +200,14 @@ export function codecSuites(): CodecSuite[] {
       perOp: text.length,
       fn: () => {
         sink += lz4DecompressFrame(frame).length;
+      },
+    },
+    {
+      name: "lz4 frame decompress into the reused buffer (view)",
+      unit: "bytes",
+      perOp: text.length,
+      fn: () => {
+        sink += lz4DecompressFrameView(frame).length;
       },
     },
     {

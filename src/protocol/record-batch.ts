@@ -47,6 +47,7 @@ import {
   type CompressionCodec,
   compress,
   decompress,
+  decompressTransient,
   isSupportedCodec,
 } from "./compression.ts";
 
@@ -257,7 +258,7 @@ export function validateBatchDeep(buf: Buffer, pos = 0, end: number = buf.length
     walkRecords(buf, pos + RECORDS_OFFSET, end, h, true);
   } else if (h.recordCount > 0 || end > pos + RECORDS_OFFSET) {
     checkCompressedPayload(h.compression, buf, pos + RECORDS_OFFSET, end);
-    const payload = decompress(h.compression, buf.subarray(pos + RECORDS_OFFSET, end));
+    const payload = decompressTransient(h.compression, buf.subarray(pos + RECORDS_OFFSET, end));
     walkRecords(payload, 0, payload.length, h, true);
   }
   return h;
@@ -294,7 +295,9 @@ export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "struct
  *   (INVALID_TIMESTAMP: negative, or after the batch's maxTimestamp with CREATE_TIME).
  * With `structure` a compressed payload is not decompressed and keys are not looked at: the
  * checks of validateBatch, the count rule and the attribute bits only. Nothing is copied but a
- * compressed payload; the walk allocates nothing per record.
+ * compressed payload, which is decompressed into a transient buffer (LZ4: one reused from batch to
+ * batch, see lz4DecompressFrameView; gzip: zlib's output) and dropped after the walk; the walk
+ * allocates nothing per record.
  */
 export function validateProducedBatch(buf: Buffer, pos: number, end: number, checks: ProduceChecks, keyRequired: boolean): BatchHeader {
   const h = checkHeader(buf, pos, end);
@@ -308,7 +311,8 @@ export function validateProducedBatch(buf: Buffer, pos: number, end: number, che
   }
   checkCompressedPayload(h.compression, buf, pos + RECORDS_OFFSET, end);
   if (full) {
-    const payload = decompress(h.compression, buf.subarray(pos + RECORDS_OFFSET, end), checks.decompressedBytesMax);
+    // A transient view (LZ4: one reused buffer): the walk reads it and keeps nothing.
+    const payload = decompressTransient(h.compression, buf.subarray(pos + RECORDS_OFFSET, end), checks.decompressedBytesMax);
     walkProducedRecords(payload, 0, payload.length, h, keyRequired);
   }
   return h;

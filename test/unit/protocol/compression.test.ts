@@ -14,6 +14,7 @@ import {
   LZ4_BLOCK_BYTES,
   lz4CompressFrame,
   lz4DecompressFrame,
+  lz4DecompressFrameView,
 } from "../../../src/protocol/compression.ts";
 import { goldenPath, lz4Content, lz4IncompressibleContent, patternBytes } from "../../golden/fixtures.ts";
 
@@ -186,6 +187,7 @@ describe("lz4 frame: bad frames throw CORRUPT_MESSAGE naming the fault", () => {
   const both = (f: Buffer, msg: RegExp): void => {
     expectRill(() => checkLz4Frame(f), "CORRUPT_MESSAGE", msg);
     expectRill(() => lz4DecompressFrame(f), "CORRUPT_MESSAGE", msg);
+    expectRill(() => lz4DecompressFrameView(f), "CORRUPT_MESSAGE", msg);
   };
 
   it("bad magic", () => {
@@ -238,6 +240,7 @@ describe("lz4 frame: bad frames throw CORRUPT_MESSAGE naming the fault", () => {
     const f = Buffer.from(good);
     f[f.length - 1] = f[f.length - 1]! ^ 0x01;
     expectRill(() => lz4DecompressFrame(f), "CORRUPT_MESSAGE", /content checksum/);
+    expectRill(() => lz4DecompressFrameView(f), "CORRUPT_MESSAGE", /content checksum/);
   });
 
   it("content size disagreeing with the blocks", () => {
@@ -246,6 +249,7 @@ describe("lz4 frame: bad frames throw CORRUPT_MESSAGE naming the fault", () => {
     f.writeUInt32LE(f.readUInt32LE(6) + 1, 6);
     f[14] = (xxhash32(f, 0, 4, 14) >>> 8) & 0xff;
     expectRill(() => lz4DecompressFrame(f), "CORRUPT_MESSAGE", /content size field says/);
+    expectRill(() => lz4DecompressFrameView(f), "CORRUPT_MESSAGE", /content size field says/);
   });
 
   it("a block whose LZ4 data does not decode", () => {
@@ -254,10 +258,12 @@ describe("lz4 frame: bad frames throw CORRUPT_MESSAGE naming the fault", () => {
     const size = f.readUInt32LE(7);
     f.fill(0xff, 11, 11 + Math.min(size, 64)); // garbage tokens in block 0
     expectRill(() => lz4DecompressFrame(f), "CORRUPT_MESSAGE", /lz4 frame: block 0: /);
+    expectRill(() => lz4DecompressFrameView(f), "CORRUPT_MESSAGE", /lz4 frame: block 0: /);
   });
 
   it("output beyond the limit throws MESSAGE_TOO_LARGE", () => {
     expectRill(() => lz4DecompressFrame(good, 0, good.length, 1000), "MESSAGE_TOO_LARGE", /exceeds 1000 bytes/);
+    expectRill(() => lz4DecompressFrameView(good, 0, good.length, 1000), "MESSAGE_TOO_LARGE", /exceeds 1000 bytes/);
   });
 });
 
