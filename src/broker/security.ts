@@ -53,7 +53,7 @@ export function superUsersOf(config: Pick<BrokerConfig, "superUsers">): Principa
 
 /** The authenticator and access checks of a broker with `config` over `store`. */
 export function trustOf(
-  config: Pick<BrokerConfig, "authMethods" | "authAllowPlaintextPasswords" | "authorizerEnable" | "superUsers">,
+  config: Pick<BrokerConfig, "authMethods" | "authAllowPlaintextPasswords" | "authorizerEnable" | "superUsers" | "tlsCertFile">,
   store: TrustStore,
   random: Random,
 ): Trust {
@@ -70,6 +70,7 @@ export function trustOf(
             // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
             verify: verifyPasswordAsync,
           }),
+          config.tlsCertFile !== "",
         );
   const access = new Access({
     enabled: config.authorizerEnable,

@@ -243,10 +243,17 @@ class NodeProcess {
 }
 
 /** Resolves once some node answers that a controller is elected and every node's broker is unfenced (null once `stopped()`). */
-async function waitReady(nodes: readonly NodePlan[], stopped: () => boolean): Promise<{ clusterId: string; controllerId: number } | null> {
+async function waitReady(
+  ctx: Context,
+  nodes: readonly NodePlan[],
+  stopped: () => boolean,
+): Promise<{ clusterId: string; controllerId: number } | null> {
   for (let i = 0; !stopped(); i++) {
+    // As the global --tls-* / --user options say: a cluster with auth.methods answers no anonymous caller.
     const admin = new Admin({
       bootstrap: nodes[i % nodes.length]!.address,
+      tls: ctx.tls,
+      credentials: ctx.credentials,
       retry: { retries: 0 },
       requestTimeoutMs: READY_REQUEST_TIMEOUT_MS,
     });
@@ -317,7 +324,7 @@ function reportReady(ctx: Context, plans: readonly NodePlan[], stopped: () => bo
     () => void write(ctx.io.stdout, `Cluster not ready after ${READY_WARN_AFTER_MS / 1000} s (see the logs); still waiting.\n`),
     READY_WARN_AFTER_MS,
   );
-  void waitReady(plans, stopped).then(async (c) => {
+  void waitReady(ctx, plans, stopped).then(async (c) => {
     clearTimeout(warn);
     if (c === null) return;
     const s = ((Date.now() - started) / 1000).toFixed(1);

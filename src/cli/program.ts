@@ -239,10 +239,10 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--base-port <port>", "port of node 1; node i listens on base-port + i - 1", intIn(1, 65535), 50051)
     .option("--host <host>", "host every node listens on", "127.0.0.1")
     .option("--set <key=value>", "broker setting for every node (repeatable)", collect, [])
-    .action(async (o: ClusterStartOptions) => startCluster({ io, bootstrap: DEFAULT_BOOTSTRAP }, o));
+    .action(async (o: ClusterStartOptions, cmd: Command) => startCluster({ ...contextOf(cmd, io), bootstrap: DEFAULT_BOOTSTRAP }, o));
 
   registerBench(program, io);
-  registerSecurityCommands(program, io);
+  registerSecurityCommands(program, (cmd) => contextOf(cmd, io));
   registerQuota(program, (cmd) => contextOf(cmd, io));
 
   return program;

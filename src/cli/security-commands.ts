@@ -290,8 +290,7 @@ function principalOptions(cmd: Command): Command {
 }
 
 /** Adds `acl` and `user` to the program. */
-export function registerSecurityCommands(program: Command, io: Io): void {
-  const ctx = (cmd: Command): Context => ({ io, bootstrap: cmd.optsWithGlobals<{ bootstrap: string }>().bootstrap });
+export function registerSecurityCommands(program: Command, ctx: (cmd: Command) => Context): void {
   const acl = program.command("acl").description("add, list and remove ACL bindings (Kafka's model; DENY wins)");
   principalOptions(
     resourceOptions(acl.command("add").description("add ACL bindings: every principal × operation × resource × host"), "to protect"),

@@ -10,8 +10,13 @@ import { hostOfPeer } from "../security/requester.ts";
 import { errorStatus } from "../protocol/grpc-errors.ts";
 import type { Authenticate, Authenticated } from "./call-context.ts";
 
-/** The interceptor's hook for `authenticator`. */
-export function grpcAuthenticate(authenticator: Authenticator): Authenticate {
+/**
+ * The interceptor's hook for `authenticator`. `listenerTls`: the listener serves only TLS
+ * (`tls.cert.file`). grpc-js reports a TLS connection in the auth context only when a client
+ * certificate was verified (`socket.authorized`), so under tls.client.auth=none every TLS
+ * connection would otherwise look like plaintext and its password be refused.
+ */
+export function grpcAuthenticate(authenticator: Authenticator, listenerTls = false): Authenticate {
   return (headers, peer, auth) => {
     const values = headers.get("authorization");
     const first = values[0];
@@ -20,7 +25,7 @@ export function grpcAuthenticate(authenticator: Authenticator): Authenticate {
     const result = authenticator.authenticate({
       authorization: values.length > 1 ? `${authorization ?? ""}, ${String(values[1])}` : authorization,
       host,
-      tls: auth?.transportSecurityType === "ssl",
+      tls: listenerTls || auth?.transportSecurityType === "ssl",
       peerCertificate: (auth?.sslPeerCertificate as PeerCertificateLike | undefined) ?? null,
     });
     const answer = (r: AuthResult): Authenticated => ("error" in r ? errorStatus(r.error) : { principal: r.principal, host });
