@@ -27,6 +27,18 @@ export interface CachedRead {
 const EMPTY_BUF = Buffer.alloc(0);
 
 /**
+ * A copy of `b` in memory of its own, exactly its size. Not `Buffer.from`: below 4 KiB it copies
+ * into Node's shared 8 KiB allocation pool, and a cached batch of 100 bytes then keeps a whole
+ * 8 KiB slab alive (the rest of it other, short-lived buffers), so the cache held several times
+ * the bytes it counted (issue 14's soak: RSS rising 12–25 MiB/min while the caches filled).
+ */
+function ownCopy(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
+}
+
+/**
  * One memory budget shared by the tail caches of every partition: the bytes they hold together
  * stay within `bytesMax`, the least recently used cache giving up its oldest entries first.
  */
@@ -123,7 +135,7 @@ export class TailCache {
     }
     const from = batches[first]!.at;
     let kept = buf.subarray(from);
-    if (kept.buffer.byteLength > 2 * kept.length) kept = Buffer.from(kept);
+    if (kept.buffer.byteLength > 2 * kept.length) kept = ownCopy(kept);
     for (let i = first; i < batches.length; i++) {
       const b = batches[i]!;
       const end = i + 1 < batches.length ? batches[i + 1]!.at : buf.length;

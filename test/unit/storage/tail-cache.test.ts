@@ -187,6 +187,26 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
     expect(a.size).toBe(0); // larger than the cache: nothing kept
   });
 
+  it("pushAppend copies a small batch into memory of its own size, not into a shared pool slab", () => {
+    // Regression (issue 14's soak): the copy was Buffer.from, which puts anything under 4 KiB in
+    // Node's shared 8 KiB pool, so each cached 100-byte batch kept a whole slab alive.
+    const a = new TailCache(1 << 20);
+    const request = Buffer.alloc(10_000, 7);
+    let backing = 0;
+    for (let i = 0; i < 50; i++) {
+      Buffer.from("interleaved short-lived allocation"); // what other code takes from the pool meanwhile
+      a.pushAppend(request.subarray(i * 100, i * 100 + 100), [{ at: 0, baseOffset: i, lastOffset: i }]);
+    }
+    const r = a.read(0, 1 << 20, ALL)!;
+    expect(r.chunks).toHaveLength(50);
+    for (const c of r.chunks) {
+      expect(c.buffer).not.toBe(request.buffer);
+      expect(c.buffer.byteLength).toBe(c.length);
+      backing += c.buffer.byteLength;
+    }
+    expect(backing).toBe(a.size); // what is counted is what is kept alive
+  });
+
   it("readSize answers what read would return, without reading", () => {
     const a = new TailCache(1000);
     a.push(slice(0), 0, 4);
