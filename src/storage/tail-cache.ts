@@ -12,7 +12,8 @@
  * when the caches together hold more than the budget, the least recently used cache (by push or
  * read) gives up its oldest entries first, then the next one. A cache holds the appended slices
  * themselves; a slice that is a small part of a larger buffer (a produce request that carried
- * several partitions) is copied first, so what is counted is what is kept alive.
+ * several partitions) is copied first, so what is counted is what is kept alive (small batches
+ * packed into a slab of the cache's own, so at most one partly used 8 KiB slab per cache is not).
  */
 import { assert } from "../base/assert.ts";
 
@@ -25,6 +26,27 @@ export interface CachedRead {
 }
 
 const EMPTY_BUF = Buffer.alloc(0);
+
+/**
+ * Batches up to this size are copied into a slab the cache owns ({@link SLAB_BYTES}) rather than
+ * each into memory of its own: an allocation of its own costs a few hundred bytes besides the
+ * data (the ArrayBuffer, its backing store), several times a small batch.
+ */
+const SMALL_BATCH_BYTES = 1024;
+/** Size of a cache's slab for small batches: at most one partly used slab per cache is uncounted. */
+export const TAIL_CACHE_SLAB_BYTES = 8192;
+
+/**
+ * A copy of `b` in memory of its own, exactly its size. Not `Buffer.from`: below 4 KiB it copies
+ * into Node's shared 8 KiB allocation pool, and a cached batch of 100 bytes then keeps a whole
+ * 8 KiB slab alive (the rest of it other, short-lived buffers), so the cache held several times
+ * the bytes it counted (issue 14's soak: RSS rising 12–25 MiB/min while the caches filled).
+ */
+function ownCopy(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
+}
 
 /**
  * One memory budget shared by the tail caches of every partition: the bytes they hold together
@@ -89,6 +111,9 @@ export class TailCache {
   private lasts: number[] = [];
   private head = 0;
   private bytes = 0;
+  /** Where small batches are copied (entries are evicted oldest first, so a slab lives until its last entry goes). */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
 
   /**
    * `capacity`: bytes this cache keeps at most (0 keeps nothing); `budget`: the budget shared
@@ -123,12 +148,25 @@ export class TailCache {
     }
     const from = batches[first]!.at;
     let kept = buf.subarray(from);
-    if (kept.buffer.byteLength > 2 * kept.length) kept = Buffer.from(kept);
+    if (kept.buffer.byteLength > 2 * kept.length) kept = this.copy(kept);
     for (let i = first; i < batches.length; i++) {
       const b = batches[i]!;
       const end = i + 1 < batches.length ? batches[i + 1]!.at : buf.length;
       this.push(kept.subarray(b.at - from, end - from), b.baseOffset, b.lastOffset);
     }
+  }
+
+  /** `b` copied into memory only this cache holds: small batches packed into its slab. */
+  private copy(b: Buffer): Buffer {
+    if (b.length > SMALL_BATCH_BYTES) return ownCopy(b);
+    if (!this.slab || this.slabUsed + b.length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(TAIL_CACHE_SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const at = this.slabUsed;
+    b.copy(this.slab, at);
+    this.slabUsed += b.length;
+    return this.slab.subarray(at, at + b.length);
   }
 
   /**
@@ -247,5 +285,6 @@ export class TailCache {
     this.lasts = [];
     this.head = 0;
     this.bytes = 0;
+    this.slab = null;
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
-import { TailCache, TailCacheBudget } from "../../../src/storage/tail-cache.ts";
+import { TAIL_CACHE_SLAB_BYTES, TailCache, TailCacheBudget } from "../../../src/storage/tail-cache.ts";
 
 /** A stand-in for the batches of offsets base..last: `size` bytes tagged with the base offset. */
 const slice = (base: number, size = 10): Buffer => Buffer.alloc(size, base % 251);
@@ -185,6 +185,33 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
     const own = Buffer.alloc(30, 1);
     a.pushAppend(own, [{ at: 0, baseOffset: 3, lastOffset: 3 }]);
     expect(a.size).toBe(0); // larger than the cache: nothing kept
+  });
+
+  it("pushAppend copies small batches into a slab of the cache's own, not into Node's shared pool", () => {
+    // Regression (issue 14's soak): the copy was Buffer.from, which puts anything under 4 KiB in
+    // Node's shared 8 KiB pool, so each cached 100-byte batch kept a slab of mostly other,
+    // short-lived buffers alive: the RSS grew several times faster than the bytes cached.
+    const a = new TailCache(1 << 20);
+    const request = Buffer.alloc(20_000, 7);
+    for (let i = 0; i < 150; i++) {
+      Buffer.allocUnsafe(3000); // what other code takes from the pool meanwhile
+      a.pushAppend(request.subarray(i * 100, i * 100 + 100), [{ at: 0, baseOffset: i, lastOffset: i }]);
+    }
+    const r = a.read(0, 1 << 20, ALL)!;
+    expect(r.chunks).toHaveLength(150);
+    const backing = new Set<ArrayBufferLike>();
+    for (const c of r.chunks) {
+      expect(c.buffer).not.toBe(request.buffer);
+      backing.add(c.buffer);
+    }
+    let kept = 0;
+    for (const b of backing) kept += b.byteLength;
+    expect(a.size).toBe(15_000);
+    expect(kept).toBeLessThanOrEqual(a.size + TAIL_CACHE_SLAB_BYTES); // what is kept alive is what is counted, but one slab
+    // a batch above the small size gets memory of exactly its size
+    const big = Buffer.alloc(50_000, 5).subarray(1000, 3000);
+    a.pushAppend(big, [{ at: 0, baseOffset: 150, lastOffset: 150 }]);
+    expect(a.read(150, 1 << 20, ALL)!.chunks[0]!.buffer.byteLength).toBe(2000);
   });
 
   it("readSize answers what read would return, without reading", () => {
