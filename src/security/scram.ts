@@ -179,3 +179,30 @@ export function verifyClientProof(credential: ScramCredential, authMessage: stri
 export function serverSignature(credential: ScramCredential, authMessage: string): Buffer {
   return hmac(credential.mechanism, Buffer.from(credential.serverKey, "base64"), authMessage);
 }
+
+/**
+ * The credential a SCRAM exchange (Kafka SASL/SCRAM) answers for `user`: the stored one, or —
+ * for a user with none — a fake one derived from `fakeKey` (a secret the broker draws once), so
+ * that an unknown user gets a server-first message like a real user's: a salt that is the same
+ * on every attempt (a salt that changed per attempt would tell the user does not exist), the
+ * default iteration count, and keys no client proof matches. The exchange then fails at the
+ * proof, with the same answer as a wrong password.
+ */
+export function exchangeCredential(
+  stored: ScramCredential | undefined,
+  user: string,
+  mechanism: ScramMechanism,
+  fakeKey: Uint8Array,
+): ScramCredential {
+  if (stored !== undefined) return stored;
+  const derive = (label: string, bytes: number): string =>
+    createHmac("sha512", fakeKey).update(`${label}\0${mechanism}\0${user}`).digest().subarray(0, bytes).toString("base64");
+  const h = hashOf(mechanism);
+  return {
+    mechanism,
+    salt: derive("salt", SCRAM_SALT_BYTES),
+    iterations: SCRAM_ITERATIONS_DEFAULT,
+    storedKey: derive("stored-key", h.bytes),
+    serverKey: derive("server-key", h.bytes),
+  };
+}

@@ -4,6 +4,7 @@ import {
   SCRAM_ITERATIONS_MAX,
   SCRAM_ITERATIONS_MIN,
   credentialFromSaltedPassword,
+  exchangeCredential,
   saltPassword,
   scramCredential,
   scramCredentialAsync,
@@ -110,5 +111,25 @@ describe("SCRAM credentials", () => {
         codeOf(() => validateUserName(bad)),
         JSON.stringify(bad),
       ).toBe("UNACCEPTABLE_CREDENTIAL");
+  });
+
+  it("answer an unknown user of a SCRAM exchange with a fake credential: a stable salt per user, no proof accepted", () => {
+    const key = Buffer.alloc(32, 9);
+    const real = scramCredential("pencil", "SCRAM-SHA-256", 4096, RFC7677.salt);
+    expect(exchangeCredential(real, "user", "SCRAM-SHA-256", key)).toBe(real);
+    const ghost = exchangeCredential(undefined, "ghost", "SCRAM-SHA-256", key);
+    // The same salt on every attempt (a salt that changed would tell the user does not exist).
+    expect(exchangeCredential(undefined, "ghost", "SCRAM-SHA-256", key)).toEqual(ghost);
+    expect(Buffer.from(ghost.salt, "base64")).toHaveLength(32);
+    expect(ghost.iterations).toBe(4096);
+    expect(exchangeCredential(undefined, "ghost2", "SCRAM-SHA-256", key).salt).not.toBe(ghost.salt);
+    expect(exchangeCredential(undefined, "ghost", "SCRAM-SHA-512", key).salt).not.toBe(ghost.salt);
+    expect(exchangeCredential(undefined, "ghost", "SCRAM-SHA-256", Buffer.alloc(32, 8)).salt).not.toBe(ghost.salt);
+    expect(Buffer.from(exchangeCredential(undefined, "ghost", "SCRAM-SHA-512", key).storedKey, "base64")).toHaveLength(64);
+    // A client that derived its proof from some password over the fake salt is refused.
+    const guess = scramCredential("pencil", "SCRAM-SHA-256", ghost.iterations, Buffer.from(ghost.salt, "base64"));
+    const clientKey = Buffer.from(serverSignature({ ...guess, serverKey: guess.storedKey }, "x"));
+    expect(verifyClientProof(ghost, RFC7677.authMessage, clientKey)).toBe(false);
+    expect(verifyPassword(ghost, "pencil")).toBe(false);
   });
 });
