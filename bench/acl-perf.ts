@@ -3,7 +3,9 @@
  * 127.0.0.1, one with `authorizer.enable=false` and one with `authorizer.enable=true` and ACLs
  * (User:ANONYMOUS may WRITE, CREATE and DESCRIBE topics, among `--other-acls` bindings of other
  * principals), runs interleaved (off, on, on, off, ...), and the ratio of the medians
- * (ACLs on ÷ off, records/s). Authentication is off on both, so only the ACL checks differ.
+ * (ACLs on ÷ off, records/s), and of records per CPU-second of the broker (Linux /proc), which
+ * other load on a shared machine disturbs far less than the wall clock. Authentication is off on
+ * both, so only the ACL checks differ.
  *
  *   bun bench/acl-perf.ts [--runs 5] [--records 1000000] [--record-size 100] [--other-acls 1000]
  *     [--authorizer true|false] [--broker-runtime bun|node|deno] [--json FILE]
@@ -31,7 +33,7 @@ import {
 } from "../src/gen/rill/v1/security_pb.ts";
 import { clientChannelOptions } from "../src/protocol/channel-options.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
-import { creds, isMain, loadAverage, median, parseArgs } from "./lib.ts";
+import { cpuSecondsOf, creds, isMain, loadAverage, median, parseArgs } from "./lib.ts";
 import { producerPerfDefaults, rillCommand, runProducerPerf } from "./producer-perf.ts";
 
 export const aclPerfDefaults = {
@@ -49,6 +51,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 
 interface Running {
   readonly address: string;
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -93,7 +96,7 @@ async function startBroker(runtime: "bun" | "node" | "deno", dataDir: string, co
     await stop();
     throw e;
   });
-  return { address, stop };
+  return { address, pid: proc.pid!, stop };
 }
 
 function binding(principal: string, type: AclResourceType, name: string, op: AclOperation, pattern = AclPatternType.LITERAL) {
@@ -148,9 +151,13 @@ export async function runAclPerf(o: typeof aclPerfDefaults): Promise<Record<stri
     const on = await startBroker(o.brokerRuntime, onDir, { "authorizer.enable": String(o.authorizer) });
     running.push(on);
     const rates: Record<"off" | "on", number[]> = { off: [], on: [] };
+    // Records per CPU-second of the broker: what the checks cost in work, less disturbed by other load than the wall clock.
+    const perCpu: Record<"off" | "on", number[]> = { off: [], on: [] };
     for (let i = 0; i < o.runs; i++) {
       const order: ("off" | "on")[] = i % 2 === 0 ? ["off", "on"] : ["on", "off"];
       for (const which of order) {
+        const pid = (which === "off" ? off : on).pid;
+        const cpu0 = cpuSecondsOf(pid);
         const r = await runProducerPerf({
           ...producerPerfDefaults,
           records: o.records,
@@ -160,7 +167,11 @@ export async function runAclPerf(o: typeof aclPerfDefaults): Promise<Record<stri
         });
         if ((r["errors"] as number) > 0) throw new Error(`${which}: ${String(r["errors"])} failed requests: ${String(r["firstError"])}`);
         rates[which].push(r["recordsPerSec"] as number);
-        console.log(`run ${i + 1} ACLs ${which}: ${Math.round(r["recordsPerSec"] as number)} records/s`);
+        const cpu = cpuSecondsOf(pid) - cpu0;
+        perCpu[which].push(o.records / cpu);
+        console.log(
+          `run ${i + 1} ACLs ${which}: ${Math.round(r["recordsPerSec"] as number)} records/s, broker ${cpu.toFixed(2)} CPU-s (${Math.round(o.records / cpu)} records per CPU-second)`,
+        );
       }
     }
     return {
@@ -171,6 +182,9 @@ export async function runAclPerf(o: typeof aclPerfDefaults): Promise<Record<stri
       medianOff: median(rates.off),
       medianOn: median(rates.on),
       ratio: median(rates.on) / median(rates.off),
+      recordsPerBrokerCpuSecondOff: perCpu.off,
+      recordsPerBrokerCpuSecondOn: perCpu.on,
+      cpuRatio: median(perCpu.on) / median(perCpu.off),
       loadAverage: loadAverage(),
     };
   } finally {
@@ -183,7 +197,7 @@ if (isMain(import.meta.url, "acl-perf.ts")) {
   const o = parseArgs(process.argv.slice(2), aclPerfDefaults, import.meta.url);
   const r = await runAclPerf(o);
   console.log(
-    `ACLs on ÷ off (median records/s of ${o.runs} interleaved runs): ${Math.round(r["medianOn"] as number)} ÷ ${Math.round(r["medianOff"] as number)} = ${(r["ratio"] as number).toFixed(3)}; load ${(r["loadAverage"] as number[]).join(" ")}`,
+    `ACLs on ÷ off (median records/s of ${o.runs} interleaved runs): ${Math.round(r["medianOn"] as number)} ÷ ${Math.round(r["medianOff"] as number)} = ${(r["ratio"] as number).toFixed(3)}; per broker CPU-second ${(r["cpuRatio"] as number).toFixed(3)}; load ${(r["loadAverage"] as number[]).join(" ")}`,
   );
   if (o.json) nodeFs.writeFileSync(o.json, `${JSON.stringify(r, null, 2)}\n`);
 }

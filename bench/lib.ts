@@ -182,6 +182,15 @@ export function sampleRss(pid: number, everyMs = 100): { stop: () => { peakMiB: 
   };
 }
 
+/** CPU seconds (user + system) process `pid` has used so far (Linux /proc/PID/stat). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = nodeFs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces) start after the last ')': utime, stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100; // USER_HZ
+}
+
 /** The 1-minute load average, as `uptime` shows it. */
 export function loadAverage(): number[] {
   return os.loadavg().map((x) => Math.round(x * 100) / 100);

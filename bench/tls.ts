@@ -21,16 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { TestPki } from "../test/fixtures/test-pki.ts";
 import { consumerPerfDefaults, runConsumerPerf } from "./consumer-perf.ts";
-import { isMain, loadAverage, median, parseArgs } from "./lib.ts";
-
-/** CPU seconds (user + system) process `pid` has used so far (Linux /proc). */
-function cpuSecondsOf(pid: number): number {
-  const stat = nodeFs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name (which may hold spaces) start after the last ')': utime, stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100; // USER_HZ
-}
+import { cpuSecondsOf, isMain, loadAverage, median, parseArgs } from "./lib.ts";
 
 /** Runs `fn`, returning its result and the CPU seconds the broker `pid` and this process used meanwhile. */
 async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; cpuSeconds: number }> {
