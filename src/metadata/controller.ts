@@ -62,8 +62,8 @@ export function effectiveConfig(
 /**
  * Records that create `t`, or a RillError. `defaults.brokers` are the brokers that may hold
  * replicas (the unfenced ones); partitions are placed over them by `placeReplicas`, so leaders
- * spread evenly across topics. A placement that passes a broker's `max.partitions` (in
- * `defaults.limits`) is refused with INVALID_PARTITIONS.
+ * spread evenly across topics, and no broker is given more than its `max.partitions` (in
+ * `defaults.limits`, else as it registered): INVALID_PARTITIONS only when no placement fits.
  */
 export function decideCreateTopic(
   image: MetadataImage,
@@ -89,8 +89,7 @@ export function decideCreateTopic(
   effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
   const topicId = randomId(defaults.random);
   const records: MetadataRecord[] = [{ type: "topic", v: 1, name: t.name, topicId, configs: { ...t.configs } }];
-  const placed = placeReplicas(image, brokers, rf, partitions, defaults.random);
-  checkPartitionLimits(image, placed, defaults.limits);
+  const placed = placeWithinLimits(image, brokers, rf, partitions, defaults.random, defaults.limits);
   placed.forEach((replicas, p) => records.push(newPartition(t.name, p, replicas)));
   return records;
 }
@@ -107,21 +106,100 @@ function newPartition(topic: string, partition: number, replicas: readonly numbe
  * ring. On a fresh cluster this is plain round-robin from a random start; on a busy one it fills
  * the least-loaded brokers first, so successive topics keep leader counts within one of each
  * other. A broker in controlled shutdown is given no leadership while another broker can take it.
+ *
+ * `room[i]` (default: unbounded) is how many more replicas `brokers[i]` may hold. A broker is
+ * passed over, as leader or follower, when taking it would leave the partitions still to place
+ * no room (see `SlotRule`); so where the plain round-robin fits it is what comes out, and where
+ * it does not the replicas move to the next brokers that have room. The caller checks first that
+ * some placement fits (`roomFor`); this one then never fails.
  */
-export function placeReplicas(image: MetadataImage, brokers: readonly number[], rf: number, count: number, random: Random): number[][] {
+export function placeReplicas(
+  image: MetadataImage,
+  brokers: readonly number[],
+  rf: number,
+  count: number,
+  random: Random,
+  room?: readonly number[],
+): number[][] {
   const n = brokers.length;
   const leads = leaderCounts(image, brokers);
+  const left = room ? [...room] : brokers.map(() => Infinity);
   const out: number[][] = [];
   let prev = -1;
   for (let p = 0; p < count; p++) {
-    const first = p === 0 ? randomLeastLoaded(brokers, leads, random) : nextLeastLoaded(brokers, leads, prev);
+    const rule = new SlotRule(left, count - p, rf);
+    const ok = (i: number) => rule.fits(i);
+    const first = p === 0 ? randomLeastLoaded(brokers, leads, random, ok) : nextLeastLoaded(brokers, leads, prev, ok);
+    if (first === -1) throw new Error(`placement: no broker has room for partition ${p} of ${count} (a placement was checked to fit)`);
+    rule.take(first);
     leads[first]!++;
-    const replicas: number[] = [];
-    for (let r = 0; r < rf; r++) replicas.push(brokers[(first + r) % n]!);
+    const replicas: number[] = [brokers[first]!];
+    for (let k = 1; k < n && replicas.length < rf; k++) {
+      const i = (first + k) % n;
+      if (rule.fits(i)) {
+        rule.take(i);
+        replicas.push(brokers[i]!);
+      }
+    }
+    if (replicas.length < rf) throw new Error(`placement: partition ${p} found ${replicas.length} of ${rf} brokers with room`);
+    for (const b of replicas) left[brokers.indexOf(b)]!--;
     out.push(replicas);
     prev = first;
   }
   return out;
+}
+
+/**
+ * Which brokers one partition may take, when `r` partitions (this one included) still need `rf`
+ * replicas each and broker i has room for `left[i]` more. `r` partitions of `rf` distinct brokers
+ * fit exactly when the sum over brokers of min(left, r) is at least rf * r (a broker holds at most
+ * one replica of a partition). After this partition, a broker with left >= r keeps min(left - 1 or
+ * left, r - 1) = r - 1 whether or not it is taken, while a "short" one (0 < left < r) loses one
+ * when taken: so at most `slack` short brokers may be taken, and a broker fits when, with it, the
+ * slots still open can be filled within that.
+ */
+class SlotRule {
+  private readonly slack: number;
+  private readonly taken = new Set<number>();
+  /** Brokers with room, long (left >= r) and short, not taken yet. */
+  private long = 0;
+  private short = 0;
+  private shortTaken = 0;
+
+  constructor(
+    private readonly left: readonly number[],
+    private readonly r: number,
+    private readonly rf: number,
+  ) {
+    let after = 0;
+    for (const l of left) {
+      after += Math.min(l, r - 1);
+      if (l >= r) this.long++;
+      else if (l > 0) this.short++;
+    }
+    this.slack = after - rf * (r - 1);
+  }
+
+  private isShort(i: number): boolean {
+    return this.left[i]! < this.r;
+  }
+
+  fits(i: number): boolean {
+    if (this.taken.has(i) || this.left[i]! <= 0) return false;
+    const short = this.isShort(i);
+    const shortTaken = this.shortTaken + (short ? 1 : 0);
+    if (shortTaken > this.slack) return false;
+    const open = this.rf - this.taken.size - 1;
+    return open <= this.long - (short ? 0 : 1) + Math.min(this.slack - shortTaken, this.short - (short ? 1 : 0));
+  }
+
+  take(i: number): void {
+    this.taken.add(i);
+    if (this.isShort(i)) {
+      this.shortTaken++;
+      this.short--;
+    } else this.long--;
+  }
 }
 
 /**
@@ -140,21 +218,86 @@ function leaderCounts(image: MetadataImage, brokers: readonly number[]): number[
   return counts;
 }
 
-/** Index of a broker with the fewest leaders, chosen at random among the ties. */
-function randomLeastLoaded(brokers: readonly number[], leads: readonly number[], random: Random): number {
+/**
+ * Index of a broker with the fewest leaders, chosen at random among the ties; when the one drawn
+ * is not `ok`, the first `ok` one with the fewest leaders in ring order after it (so the draw, and
+ * with it the placement, is the same as without `ok` whenever the broker drawn fits); -1 if none is ok.
+ */
+function randomLeastLoaded(brokers: readonly number[], leads: readonly number[], random: Random, ok: (i: number) => boolean): number {
   const min = Math.min(...leads);
   const ties = brokers.map((_, i) => i).filter((i) => leads[i] === min);
-  return ties[random.int(ties.length)]!;
+  const drawn = ties[random.int(ties.length)]!;
+  return ok(drawn) ? drawn : nextLeastLoaded(brokers, leads, drawn, ok);
 }
 
-/** Index of the first broker with the fewest leaders in ring order after index `prev`. */
-function nextLeastLoaded(brokers: readonly number[], leads: readonly number[], prev: number): number {
+/** Index of the first broker (among those `ok`) with the fewest leaders in ring order after index `prev`; -1 if none is ok. */
+function nextLeastLoaded(brokers: readonly number[], leads: readonly number[], prev: number, ok: (i: number) => boolean): number {
   let best = -1;
   for (let k = 1; k <= brokers.length; k++) {
     const i = (prev + k) % brokers.length;
-    if (best === -1 || leads[i]! < leads[best]!) best = i;
+    if (ok(i) && (best === -1 || leads[i]! < leads[best]!)) best = i;
   }
   return best;
+}
+
+/**
+ * `placeReplicas` within the brokers' `max.partitions` (`given`, else as each registered), or
+ * INVALID_PARTITIONS naming every broker with its count and limit when no placement of `count`
+ * partitions of `rf` distinct brokers fits.
+ */
+export function placeWithinLimits(
+  image: MetadataImage,
+  brokers: readonly number[],
+  rf: number,
+  count: number,
+  random: Random,
+  given: PartitionLimits | undefined,
+): number[][] {
+  const limits = knownLimits(image, given);
+  if (limits.size === 0) return placeReplicas(image, brokers, rf, count, random);
+  const held = replicaCounts(image);
+  const room = brokers.map((b) => {
+    const limit = limits.get(b);
+    return limit === undefined ? Infinity : Math.max(0, limit.max - (held.get(b) ?? 0));
+  });
+  let fits = 0;
+  for (const l of room) fits += Math.min(l, count);
+  if (fits < rf * count) {
+    const each = brokers.map((b) => {
+      const limit = limits.get(b);
+      const now = held.get(b) ?? 0;
+      return limit === undefined
+        ? `broker ${b} holds ${now} partitions (no limit known)`
+        : `broker ${b} holds ${now} partitions and may hold at most ${limit.max} (max.partitions: ${limit.why})`;
+    });
+    throw rillError(
+      "INVALID_PARTITIONS",
+      `partitions: ${count} new partitions with replication factor ${rf} need ${rf * count} replicas, at most one per broker per partition, ` +
+        `and the brokers have room for ${fits} of them: ${each.join("; ")}`,
+    );
+  }
+  const placed = placeReplicas(image, brokers, rf, count, random, room);
+  checkPartitionLimits(image, placed, given);
+  return placed;
+}
+
+/** The limits in `given`, and for brokers not in it the one each registered with. */
+function knownLimits(
+  image: MetadataImage,
+  given: PartitionLimits | undefined,
+): Map<number, { readonly max: number; readonly why: string }> {
+  const limits = new Map(given ?? []);
+  for (const b of image.brokers.values())
+    if (b.maxPartitions !== undefined && !limits.has(b.nodeId))
+      limits.set(b.nodeId, { max: b.maxPartitions, why: "as the broker registered it" });
+  return limits;
+}
+
+/** Node id -> partition replicas it holds in the image. */
+function replicaCounts(image: MetadataImage): Map<number, number> {
+  const held = new Map<number, number>();
+  for (const t of image.topics.values()) for (const p of t.partitions) for (const b of p.replicas) held.set(b, (held.get(b) ?? 0) + 1);
+  return held;
 }
 
 /**
@@ -165,18 +308,16 @@ export type PartitionLimits = ReadonlyMap<number, { readonly max: number; readon
 
 /**
  * Throws INVALID_PARTITIONS naming `max.partitions` if placing `added` (replica lists of new
- * partitions) would give a broker more replicas than its limit: the one in `given`, else the
- * one it registered with (BrokerRecord.maxPartitions).
+ * partitions, as given: an explicit assignment naming a full broker is refused, not moved) would
+ * give a broker more replicas than its limit: the one in `given`, else the one it registered
+ * with (BrokerRecord.maxPartitions).
  */
 export function checkPartitionLimits(
   image: MetadataImage,
   added: readonly (readonly number[])[],
   given: PartitionLimits | undefined,
 ): void {
-  const limits = new Map(given ?? []);
-  for (const b of image.brokers.values())
-    if (b.maxPartitions !== undefined && !limits.has(b.nodeId))
-      limits.set(b.nodeId, { max: b.maxPartitions, why: "as the broker registered it" });
+  const limits = knownLimits(image, given);
   if (limits.size === 0) return;
   const adding = new Map<number, number>();
   for (const replicas of added) for (const b of replicas) if (limits.has(b)) adding.set(b, (adding.get(b) ?? 0) + 1);
@@ -205,7 +346,7 @@ export function decideDeleteTopic(image: MetadataImage, name: string): MetadataR
 
 /**
  * Records that grow a topic to `count` partitions (never shrink, as Kafka), placed over `brokers`
- * (the unfenced ones) by `placeReplicas`.
+ * (the unfenced ones) by `placeReplicas`, within every broker's `max.partitions`.
  */
 export function decideCreatePartitions(
   image: MetadataImage,
@@ -224,8 +365,7 @@ export function decideCreatePartitions(
   const rf = t.partitions[0]?.replicas.length ?? 1;
   const sorted = [...new Set(brokers)].sort((a, b) => a - b);
   if (rf > sorted.length) throw rillError("INVALID_REPLICATION_FACTOR", `topic ${name} needs ${rf} brokers, ${sorted.length} are live`);
-  const placed = placeReplicas(image, sorted, rf, count - current, random);
-  checkPartitionLimits(image, placed, limits);
+  const placed = placeWithinLimits(image, sorted, rf, count - current, random, limits);
   return placed.map((replicas, i) => newPartition(name, current + i, replicas));
 }
 
