@@ -363,7 +363,7 @@ export const brokerKeys = [
   int(
     "max.partitions",
     "maxPartitions",
-    "Partition replicas this broker may hold; a CreateTopics or CreatePartitions that would place more on it fails with INVALID_PARTITIONS. The broker lowers it to what its open-file limit (ulimit -n) leaves after max.connections, log.file.handles.max and 64 for itself, at one descriptor per partition.",
+    "Partition replicas this broker may hold; new partitions are placed on other brokers once it is full, and a CreateTopics or CreatePartitions that fits on no set of brokers fails with INVALID_PARTITIONS. The broker lowers it to what its open-file limit (ulimit -n) leaves after max.connections, log.file.handles.max and 64 for itself, at one descriptor per partition.",
     10_000,
     1,
     1_000_000,
