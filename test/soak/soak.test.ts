@@ -44,8 +44,11 @@ function expectCovered(r: Summary): void {
   expect(r.readBack.checked).toBe(r.produce.acked);
   expect(r.produce.acked).toBeGreaterThan(r.durationS * 100);
   expect(c["idle.reconnects"]).toBe(r.faults.length);
-  for (const kind of ["fetch-wait", "fetch-load", "subscribe", "consume", "produce-stream"])
-    expect(c[`cancel.${kind}`] ?? 0).toBeGreaterThan(0);
+  // Every kind of call was started and ended cleanly; the long-lived ones were cancelled while
+  // open. A Fetch of data at hand (fetch-load) often answers before its cancel arrives, more so
+  // on a loaded machine, so for it either ending counts.
+  for (const kind of ["fetch-wait", "subscribe", "consume", "produce-stream"]) expect(c[`cancel.${kind}`] ?? 0, kind).toBeGreaterThan(0);
+  expect((c["cancel.fetch-load"] ?? 0) + (c["cancel.completed-first.fetch-load"] ?? 0), "fetch-load").toBeGreaterThan(0);
   expect(c["group.joins"] ?? 0).toBeGreaterThan(1);
   expect(c["group.leaves"] ?? 0).toBeGreaterThan(0);
   expect(c["topics.deleted"] ?? 0).toBeGreaterThan(0);
