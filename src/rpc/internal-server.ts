@@ -13,7 +13,7 @@ import { requesterInterceptor } from "./call-context.ts";
 import type { InternalClients } from "./internal-clients.ts";
 import { type MemberPolicy, memberDefinition, memberInterceptor, trustMembers } from "./member-auth.ts";
 import { registerServices, type ServiceDeps } from "./server.ts";
-import { ConnectionLimit, createServer, defaultTransportConfig } from "./server-options.ts";
+import { ConnectionLimit, createServer, defaultTransportConfig, shutdownGracefully } from "./server-options.ts";
 
 /** The internal listener of one broker. */
 export class InternalRpcServer {
@@ -66,15 +66,6 @@ export class InternalRpcServer {
 
   /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */
   async shutdown(graceMs: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownGracefully(this.server, graceMs);
   }
 }

@@ -135,3 +135,17 @@ export function createServer(
   installHttp2Settings(server, cfg, limit);
   return server;
 }
+
+/** Stops `server` taking calls, lets those in flight finish, and cuts them after `graceMs`. */
+export function shutdownGracefully(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -34,7 +34,7 @@ import { groupService } from "./group-service.ts";
 import { produceService } from "./produce-service.ts";
 import { addReflection } from "./reflection.ts";
 import { replicationService } from "./replication-service.ts";
-import { ConnectionLimit, createServer, defaultTransportConfig } from "./server-options.ts";
+import { ConnectionLimit, createServer, defaultTransportConfig, shutdownGracefully } from "./server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
 
 /** The services a broker serves, by full name (health and reflection list them). */
@@ -202,16 +202,7 @@ export class RpcServer {
 
   /** Stops taking calls, lets those in flight finish, and cuts them after `graceMs`. */
   async shutdown(graceMs: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownGracefully(this.server, graceMs);
     this.clients.close();
   }
 }

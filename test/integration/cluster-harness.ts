@@ -145,6 +145,25 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * What `read()` answers once every node agrees on the metadata and commit offsets and two reads
+ * 300 ms apart are equal (or after 15 s): a follower learns the commit offset with the next
+ * heartbeat, so a read right after a change can catch one node behind the others.
+ */
+export async function settled<T extends { nodes: readonly { commit: number; offset: number }[] }>(read: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  let last = await read();
+  for (;;) {
+    const first = last.nodes[0]!;
+    const agree = last.nodes.every((n) => n.commit === first.commit && n.offset === first.offset);
+    await new Promise((r) => setTimeout(r, agree ? 300 : 100));
+    const again = await read();
+    if (agree && JSON.stringify(again) === JSON.stringify(last)) return again;
+    if (Date.now() > deadline) return again;
+    last = again;
+  }
+}
+
+/**
  * Polls `pred` every `intervalMs` until it returns something other than false, null or
  * undefined, and resolves with it; rejects after `ms` naming `what` and the last value returned
  * or error thrown. A throwing `pred` counts as "not yet".

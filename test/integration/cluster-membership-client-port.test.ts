@@ -24,7 +24,7 @@ import { encodeEntry } from "../../src/metadata/quorum-store.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { encodeMessage } from "../../src/raft/codec.ts";
 import { constructorOf } from "../../src/rpc/internal-clients.ts";
-import { Cluster, memberSigner, raftDiskState, unaryCall, until, viewOf } from "./cluster-harness.ts";
+import { Cluster, memberSigner, raftDiskState, settled, unaryCall, until, viewOf } from "./cluster-harness.ts";
 
 const TOPIC = "members-t";
 const PlainController = clientConstructor(ControllerService);
@@ -86,25 +86,6 @@ async function state() {
   return { nodes, topics };
 }
 
-/**
- * `state()` once every node agrees on the metadata and commit offsets and two reads 300 ms apart
- * are equal: a follower learns the commit offset with the next heartbeat, so a read right after
- * a change can catch one node behind the others.
- */
-async function settledState(): Promise<Awaited<ReturnType<typeof state>>> {
-  const deadline = Date.now() + 15_000;
-  let last = await state();
-  for (;;) {
-    const first = last.nodes[0]!;
-    const agree = last.nodes.every((n) => n.commit === first.commit && n.offset === first.offset);
-    await new Promise((r) => setTimeout(r, agree ? 300 : 100));
-    const again = await state();
-    if (agree && JSON.stringify(again) === JSON.stringify(last)) return again;
-    if (Date.now() > deadline) return again;
-    last = again;
-  }
-}
-
 async function refused(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -156,7 +137,7 @@ describe("internal calls on the client port (no internal.listen)", () => {
     });
     const shutDown = create(BrokerHeartbeatRequestSchema, { nodeId: F, brokerEpoch: 1n, currentMetadataOffset: 1n, wantShutDown: true });
     const fetchAll = create(FetchMetadataRequestSchema, { clusterId: c.clusterId, nodeId: 4, afterOffset: -1n });
-    const before = await settledState();
+    const before = await settled(state);
     const toF = new PlainController(c.node(F).address, grpc.credentials.createInsecure());
     const toL = new PlainController(c.node(L).address, grpc.credentials.createInsecure());
     clients.push(toF, toL);
@@ -171,7 +152,7 @@ describe("internal calls on the client port (no internal.listen)", () => {
     await refused(unaryCall((o, cb) => toL.brokerHeartbeat(shutDown, md(), o, cb), 5000));
     await refused(unaryCall((o, cb) => toF.fetchMetadata(fetchAll, md(), o, cb), 5000));
     await new Promise((r) => setTimeout(r, 1500));
-    expect(await settledState()).toEqual(before);
+    expect(await settled(state)).toEqual(before);
   }, 60_000);
 
   it("signed as a member: served; the same signed bytes sent again: refused as a replay", async () => {

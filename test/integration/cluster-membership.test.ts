@@ -44,7 +44,7 @@ import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { encodeMessage } from "../../src/raft/codec.ts";
 import { constructorOf } from "../../src/rpc/internal-clients.ts";
 import { MemberSigner } from "../../src/security/member-auth.ts";
-import { raftDiskState, unaryCall, until, viewOf } from "./cluster-harness.ts";
+import { raftDiskState, settled, unaryCall, until, viewOf } from "./cluster-harness.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const RILL = path.resolve("bin/rill");
@@ -134,32 +134,13 @@ async function state() {
   return { nodes, perNode };
 }
 
-/**
- * `state()` once every node agrees on the metadata and commit offsets and two reads 300 ms apart
- * are equal: a follower learns the commit offset with the next heartbeat, so a read right after
- * a change can catch one node behind the others.
- */
-async function settledState(): Promise<Awaited<ReturnType<typeof state>>> {
-  const deadline = Date.now() + 15_000;
-  let last = await state();
-  for (;;) {
-    const first = last.nodes[0]!;
-    const agree = last.nodes.every((n) => n.commit === first.commit && n.offset === first.offset);
-    await new Promise((r) => setTimeout(r, agree ? 300 : 100));
-    const again = await state();
-    if (agree && JSON.stringify(again) === JSON.stringify(last)) return again;
-    if (Date.now() > deadline) return again;
-    last = again;
-  }
-}
-
 /** Runs `fn`, then checks that `state()` is what it was before. */
 async function unchanged(fn: () => Promise<void>): Promise<void> {
-  const before = await settledState();
+  const before = await settled(state);
   await fn();
   // Give anything a forged call may have set off (an election, a commit, a fencing) time to show.
   await new Promise((r) => setTimeout(r, 1500));
-  expect(await settledState(), "cluster state after the forged calls").toEqual(before);
+  expect(await settled(state), "cluster state after the forged calls").toEqual(before);
 }
 
 interface Failure {
