@@ -116,3 +116,36 @@ export async function generateStubs(out: string): Promise<void> {
     }
   }
 }
+
+/** test/interop/python_client.py: the whole client script (TLS, Basic and mTLS flags optional). */
+export const PYTHON_CLIENT = path.join(ROOT, "test/interop/python_client.py");
+
+/** The JSON line python_client.py prints last. */
+export interface ClientReport {
+  ok: boolean;
+  tls: boolean;
+  client_cert: boolean;
+  topic: string;
+  partitions: number;
+  produced: unknown[];
+  fetched: Record<string, unknown[]>;
+  bad_input: { rill_error_name: string };
+}
+
+/** The report of a python_client.py run that must have succeeded. */
+export function clientReportOf(r: RunResult): ClientReport {
+  const why = `exit ${r.code}${r.timedOut ? " (timed out)" : ""}\nstderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`;
+  expect(r.code, why).toBe(0);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as ClientReport;
+}
+
+/** What every successful python_client.py run over TLS shows: the whole script passed its own checks. */
+export function expectFullTlsRun(report: ClientReport): void {
+  expect(report.ok).toBe(true);
+  expect(report.tls).toBe(true);
+  expect(report.topic).toBe("orders");
+  expect(report.partitions).toBe(6);
+  expect(report.produced.length).toBe(3 * 8 + 2);
+  expect(Object.values(report.fetched).flat().length).toBe(report.produced.length);
+  expect(report.bad_input.rill_error_name).toBe("UNKNOWN_TOPIC_OR_PARTITION");
+}

@@ -26,21 +26,22 @@ import type { ClientCredentials, ClientTlsOptions } from "../../src/client/chann
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import { type CertFiles, TestPki } from "../fixtures/test-pki.ts";
 import { rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run, type RunResult } from "./python-env.ts";
+import {
+  clientReportOf,
+  expectFullTlsRun,
+  INSTALL_HINT,
+  PYTHON,
+  PYTHON_CLIENT,
+  ROOT,
+  generateStubs,
+  missingDeps,
+  pythonEnv,
+  run,
+  type RunResult,
+} from "./python-env.ts";
 
-const CLIENT = path.join(ROOT, "test/interop/python_client.py");
+const CLIENT = PYTHON_CLIENT;
 const PYTHON_TIMEOUT_MS = 60_000;
-
-interface Report {
-  ok: boolean;
-  tls: boolean;
-  client_cert: boolean;
-  topic: string;
-  partitions: number;
-  produced: unknown[];
-  fetched: Record<string, unknown[]>;
-  bad_input: { rill_error_name: string };
-}
 
 let dir: string;
 let genDir: string;
@@ -120,24 +121,6 @@ function python(address: string, flags: string[]): Promise<RunResult> {
   return run(PYTHON, [CLIENT, address, genDir, ...flags], { cwd: ROOT, timeoutMs: PYTHON_TIMEOUT_MS, env: pythonEnv() });
 }
 
-/** The report of a run that must have succeeded. */
-function reportOf(r: RunResult): Report {
-  const why = `exit ${r.code}${r.timedOut ? " (timed out)" : ""}\nstderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`;
-  expect(r.code, why).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Report;
-}
-
-/** What every successful run shows: the whole script passed its own checks. */
-function expectFullRun(report: Report): void {
-  expect(report.ok).toBe(true);
-  expect(report.tls).toBe(true);
-  expect(report.topic).toBe("orders");
-  expect(report.partitions).toBe(6);
-  expect(report.produced.length).toBe(3 * 8 + 2);
-  expect(Object.values(report.fetched).flat().length).toBe(report.produced.length);
-  expect(report.bad_input.rill_error_name).toBe("UNKNOWN_TOPIC_OR_PARTITION");
-}
-
 const TLS_FLAGS = () => ["--tls-ca", ca.cert, "--server-name", "localhost"];
 
 describe("interop: a Python client generated from proto/, with authentication and ACLs over TLS", () => {
@@ -162,8 +145,8 @@ describe("interop: a Python client generated from proto/, with authentication an
     expect(withoutDate(unknownUser.stderr)).toBe(withoutDate(wrong.stderr));
     expect(withoutDate(wrong.stderr)).not.toContain("'date'");
 
-    const report = reportOf(await python(address, [...TLS_FLAGS(), "--basic", "py:py-s3cret"]));
-    expectFullRun(report);
+    const report = clientReportOf(await python(address, [...TLS_FLAGS(), "--basic", "py:py-s3cret"]));
+    expectFullTlsRun(report);
     expect(report.client_cert).toBe(false);
   });
 
@@ -186,8 +169,8 @@ describe("interop: a Python client generated from proto/, with authentication an
     // One broker per run: each run creates the script's topics.
     const first = await startBroker(mtls);
     await grant(first);
-    const report = reportOf(await python(first, certFlags(pythonApp)));
-    expectFullRun(report);
+    const report = clientReportOf(await python(first, certFlags(pythonApp)));
+    expectFullTlsRun(report);
     expect(report.client_cert).toBe(true);
 
     const second = await startBroker(mtls);

@@ -20,21 +20,22 @@ import { Broker } from "../../src/broker/broker.ts";
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import { type CertFiles, TestPki } from "../fixtures/test-pki.ts";
 import { rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run, type RunResult } from "./python-env.ts";
+import {
+  clientReportOf,
+  expectFullTlsRun,
+  INSTALL_HINT,
+  PYTHON,
+  PYTHON_CLIENT,
+  ROOT,
+  generateStubs,
+  missingDeps,
+  pythonEnv,
+  run,
+  type RunResult,
+} from "./python-env.ts";
 
-const CLIENT = path.join(ROOT, "test/interop/python_client.py");
+const CLIENT = PYTHON_CLIENT;
 const PYTHON_TIMEOUT_MS = 60_000;
-
-interface Report {
-  ok: boolean;
-  tls: boolean;
-  client_cert: boolean;
-  topic: string;
-  partitions: number;
-  produced: unknown[];
-  fetched: Record<string, unknown[]>;
-  bad_input: { rill_error_name: string };
-}
 
 let dir: string;
 let genDir: string;
@@ -78,30 +79,14 @@ function python(address: string, flags: string[]): Promise<RunResult> {
   return run(PYTHON, [CLIENT, address, genDir, ...flags], { cwd: ROOT, timeoutMs: PYTHON_TIMEOUT_MS, env: pythonEnv() });
 }
 
-/** The report of a run that must have succeeded. */
-function reportOf(r: RunResult): Report {
-  const why = `exit ${r.code}${r.timedOut ? " (timed out)" : ""}\nstderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`;
-  expect(r.code, why).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Report;
-}
-
-/** What every successful run shows: the whole script passed its own checks. */
-function expectFullRun(report: Report): void {
-  expect(report.ok).toBe(true);
-  expect(report.tls).toBe(true);
-  expect(report.topic).toBe("orders");
-  expect(report.partitions).toBe(6);
-  expect(report.produced.length).toBe(3 * 8 + 2);
-  expect(Object.values(report.fetched).flat().length).toBe(report.produced.length);
-  expect(report.bad_input.rill_error_name).toBe("UNKNOWN_TOPIC_OR_PARTITION");
-}
-
 describe("interop: a Python client generated from proto/, over TLS", () => {
   it("with Basic call credentials produces and fetches through a TLS listener; in plaintext it cannot connect", async () => {
     if (setupError) throw setupError;
     const address = await startBroker({ tlsCertFile: server.cert, tlsKeyFile: server.key });
-    const report = reportOf(await python(address, ["--tls-ca", ca.cert, "--server-name", "localhost", "--basic", "alice:alice-secret"]));
-    expectFullRun(report);
+    const report = clientReportOf(
+      await python(address, ["--tls-ca", ca.cert, "--server-name", "localhost", "--basic", "alice:alice-secret"]),
+    );
+    expectFullTlsRun(report);
     expect(report.client_cert).toBe(false);
     const plaintext = await python(address, []);
     expect(plaintext.code).toBe(1);
@@ -111,10 +96,10 @@ describe("interop: a Python client generated from proto/, over TLS", () => {
   it("with a client certificate produces and fetches through tls.client.auth=require; without one it cannot connect", async () => {
     if (setupError) throw setupError;
     const address = await startBroker({ tlsCertFile: server.cert, tlsKeyFile: server.key, tlsCaFile: ca.cert, tlsClientAuth: "require" });
-    const report = reportOf(
+    const report = clientReportOf(
       await python(address, ["--tls-ca", ca.cert, "--tls-cert", client.cert, "--tls-key", client.key, "--server-name", "localhost"]),
     );
-    expectFullRun(report);
+    expectFullTlsRun(report);
     expect(report.client_cert).toBe(true);
     const noCert = await python(address, ["--tls-ca", ca.cert, "--server-name", "localhost"]);
     expect(noCert.code).toBe(1);
