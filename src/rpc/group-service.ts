@@ -6,6 +6,7 @@
  * "not given", a RillError ↔ an ErrorDetail. Per-partition outcomes come back in their result
  * with a catalog code; whole-call problems (an invalid group id, an unknown group) are statuses.
  */
+import type { FetchMemory } from "../service/fetch.ts";
 import { create } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
@@ -185,6 +186,7 @@ export function groupService(
   timers: Timers,
   quotas?: QuotaThrottle,
   access: RequestAccess = new RequestAccess(Access.allowAll()),
+  memory?: FetchMemory,
 ): ServiceImplementation<typeof GroupService> {
   const groups = new GroupsService(rt, rm);
   return {
@@ -220,6 +222,6 @@ export function groupService(
       access.resetOffsets(requesterOf(call), req.groupId, fromProtoPartitions(req.partitions));
       return resetOffsets(groups, req);
     }),
-    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas),
+    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas, memory),
   };
 }
