@@ -134,6 +134,26 @@ function memoryBudgetMetrics(registry: Registry, logs: LogManager, fetchBudget: 
     "Capacity of a memory budget, by pool (fetch.memory.max.bytes, log.tail.cache.total.bytes).",
     "bytesMax",
   );
+  if (!fetchBudget) return;
+  const counter = (name: string, help: string, key: "granted" | "waited" | "timedOut"): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ["pool"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ pool: "fetch" }, fetchBudget.stats[key]);
+      },
+    });
+  };
+  counter("rill_memory_budget_reservations_total", "Reservations granted from the fetch budget.", "granted");
+  counter("rill_memory_budget_waits_total", "Reservations that had to wait in line for room.", "waited");
+  counter(
+    "rill_memory_budget_wait_timeouts_total",
+    "Waits that ended without room (a Fetch then fails FETCH_MEMORY_EXHAUSTED; streams wait again).",
+    "timedOut",
+  );
 }
 
 /**
