@@ -23,7 +23,7 @@ let cluster: Cluster;
 const metricsPorts = new Map<number, number>();
 
 beforeAll(async () => {
-  for (const id of [0, 1, 2]) metricsPorts.set(id, await freePort());
+  for (const id of [1, 2, 3]) metricsPorts.set(id, await freePort());
   cluster = await Cluster.start({
     nodes: 3,
     name: "rill-replica-memory-",
@@ -50,6 +50,7 @@ describe("replica fetch within fetch.memory.max.bytes", () => {
     const producer = new Producer({
       bootstrap,
       acks: "all",
+      batchBytes: 16 * 1024, // each record its own batch
       requestTimeoutMs: 20_000,
       random: new SeededRandom(SEED),
       retry: { retries: 30, backoffMsMax: 500 },
@@ -77,14 +78,15 @@ describe("replica fetch within fetch.memory.max.bytes", () => {
           expect(body).toMatch(new RegExp(`rill_log_end_offset\\{topic="${TOPIC}",partition="${p}"\\} ${RECORDS / PARTITIONS}\\b`));
         expect(body).toMatch(/rill_memory_budget_bytes\{pool="fetch"\} 1048576\b/);
       }
-      // The leaders' replica-fetch responses reserved from the budget (nothing else read here).
+      // The leaders' replica-fetch responses reserved from the budget (nothing else reads here): a
+      // response carries at most 256 KiB, one batch, so each follower took one response per record.
       let reservations = 0;
       for (const n of cluster.nodes) {
         const m = /rill_memory_budget_reservations_total\{pool="fetch"\} (\d+)/.exec(await scrape(n.id));
         reservations += Number(m?.[1] ?? 0);
       }
       console.log(`fetch budget reservations over the cluster: ${reservations}`);
-      expect(reservations).toBeGreaterThanOrEqual((2 * RECORDS * VALUE_BYTES) / (MiB / 4));
+      expect(reservations).toBeGreaterThanOrEqual(2 * RECORDS);
       for (const n of cluster.nodes) expect(n.tail(1_000_000)).not.toContain("FETCH_MEMORY_EXHAUSTED");
     } finally {
       await producer.close();
