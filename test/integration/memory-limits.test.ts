@@ -8,6 +8,8 @@
  * - `fetch.memory.max.bytes`: a Fetch with max_bytes 2^31-1 of an 80 MiB partition answers (its
  *   size clamped), where it used to read and encode everything and fail RESOURCE_EXHAUSTED; six
  *   concurrent fetches with max_bytes 60 MiB each get data and add at most the budget + 64 MiB.
+ *   Consume streams hold the same budget: three groups each consuming four partitions of
+ *   24 MiB (2 MiB records) get every record and add at most the budget + 64 MiB.
  */
 import * as nodeFs from "node:fs";
 import { create } from "@bufbuild/protobuf";
@@ -16,6 +18,7 @@ import { CreateTopicsRequestSchema, type CreateTopicsResponse } from "../../src/
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { GroupConsumer } from "../../src/client/group-consumer.ts";
 import { Cluster, type ClusterNode, sleep } from "./cluster-harness.ts";
 import { call, clients } from "./rpc-helpers.ts";
 
@@ -143,4 +146,36 @@ describe("memory limits", () => {
     }
     expect(peak - before).toBeLessThanOrEqual(FETCH_MEMORY + OVERHEAD);
   }, 60_000);
+
+  it("three groups consuming four 24 MiB partitions each get every record and add at most fetch.memory.max.bytes + 64 MiB", async () => {
+    const partitions = 4;
+    const perPartition = 12;
+    expect((await createTopic("consumed", partitions)).topics[0]!.error).toBeUndefined();
+    for (let i = 0; i < partitions * perPartition; i++) await produce("consumed", i % partitions, Buffer.alloc(2 * MiB, i % 251));
+    await sleep(1000);
+    const before = rssOf(node.pid!);
+    const sampler = sampleRss(node.pid!);
+    const counts = await Promise.all(
+      ["m1", "m2", "m3"].map(async (groupId) => {
+        const consumer = new GroupConsumer({ bootstrap: node.address, groupId, autoOffsetReset: "earliest", requestTimeoutMs: 30_000 });
+        consumer.subscribe(["consumed"]);
+        let n = 0;
+        let bytes = 0;
+        try {
+          for await (const r of consumer.records()) {
+            expect(r.value?.[0]).toBe(((r.offset * partitions + r.partition) % 251) as number);
+            bytes += r.value?.length ?? 0;
+            if (++n === partitions * perPartition) break;
+          }
+        } finally {
+          await consumer.close();
+        }
+        return { n, bytes };
+      }),
+    );
+    const peak = sampler.stop();
+    console.log(`three groups consuming 4 x 24 MiB: RSS ${(before / MiB).toFixed(0)} -> peak ${(peak / MiB).toFixed(0)} MiB`);
+    for (const c of counts) expect(c).toEqual({ n: partitions * perPartition, bytes: partitions * perPartition * 2 * MiB });
+    expect(peak - before).toBeLessThanOrEqual(FETCH_MEMORY + OVERHEAD);
+  }, 120_000);
 });
