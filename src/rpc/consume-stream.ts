@@ -29,6 +29,7 @@ import {
 } from "../gen/rill/v1/group_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { FetchMemory } from "../service/fetch.ts";
+import type { ReadBuffers } from "../service/fetch-types.ts";
 import {
   type AssignmentChange,
   type CommitResultOutput,
@@ -215,9 +216,10 @@ export function serveConsume(
   access?: RequestAccess,
   quotas?: QuotaThrottle,
   memory?: FetchMemory,
+  buffers?: ReadBuffers,
 ): void {
   const sink = new CallSink(call, quotas);
-  const session = new ConsumeSession(rt, rm, timers, sink, memory);
+  const session = new ConsumeSession(rt, rm, timers, sink, memory, buffers);
   sink.onRoom = () => session.drained();
   if (session.ended) return;
   const who = requesterOf(call);

@@ -49,7 +49,7 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import type { FetchedRecord } from "./fetch-types.ts";
+import type { FetchedRecord, ReadBuffers } from "./fetch-types.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
@@ -210,6 +210,7 @@ export class ConsumeSession {
     private readonly timers: Timers,
     private readonly sink: ConsumeSink,
     private readonly memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+    private readonly buffers?: ReadBuffers,
   ) {
     if (rm.closed) {
       this.closed = true;
@@ -527,9 +528,22 @@ export class ConsumeSession {
           reservation?.release(); // revoked while waiting for memory
           continue;
         }
-        const out = this.readOwned(sub, o, reservation ? Math.floor(reservation.bytes / RESPONSE_COPIES) : null);
+        const taken: Buffer[] = [];
+        const buffers = this.buffers;
+        const alloc = buffers
+          ? (size: number): Buffer => {
+              const b = buffers.take(size);
+              taken.push(b);
+              return b;
+            }
+          : undefined;
+        const giveBuffers = (): void => {
+          for (const b of taken.splice(0)) buffers?.give(b);
+        };
+        const out = this.readOwned(sub, o, reservation ? Math.floor(reservation.bytes / RESPONSE_COPIES) : null, alloc);
         if (out === null) {
           reservation?.release();
+          giveBuffers();
           continue;
         }
         sent = true;
@@ -540,8 +554,9 @@ export class ConsumeSession {
           onSent = () => {
             reservation.release();
             this.held.delete(reservation);
+            giveBuffers();
           };
-        }
+        } else if (taken.length > 0) onSent = giveBuffers;
         if (!this.sink.records(out, onSent)) await this.waitForDrain(!this.sink.throttled?.());
       }
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
@@ -583,14 +598,17 @@ export class ConsumeSession {
    * The next records of `o` within credit (advancing its position), or null when there are none;
    * `sized`: the bytes reserved for it (the log is read up to that, the first batch whole).
    */
-  private readOwned(sub: ConsumeSubscription, o: Owned, sized: number | null): DeliveredRecords | null {
+  private readOwned(sub: ConsumeSubscription, o: Owned, sized: number | null, alloc?: (size: number) => Buffer): DeliveredRecords | null {
     if (o.stuck) return null;
-    const d = this.rm.readPartition({
-      topic: o.topic,
-      partition: o.partition,
-      offset: o.position,
-      maxBytes: sized ?? this.messageBytes(sub),
-    });
+    const d = this.rm.readPartition(
+      {
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.position,
+        maxBytes: sized ?? this.messageBytes(sub),
+      },
+      alloc,
+    );
     if (d.error) {
       if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE")
         o.position = o.committed = this.startOffset(sub, o.topic, o.partition);
