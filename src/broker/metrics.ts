@@ -12,6 +12,7 @@
  * 6 GB under Bun (JavaScriptCore reserves its address space up front) and above the resident
  * size under Node too — so it is replaced.
  */
+import type { MemoryBudget } from "../base/memory-budget.ts";
 import * as http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { type CorruptRead, onCorruptRead } from "../service/corrupt-reads.ts";
@@ -103,6 +104,59 @@ function limitMetrics(registry: Registry, logs: LogManager, limits: LimitReading
 }
 
 /**
+ * The memory budgets, by pool: `fetch` (fetch.memory.max.bytes: Fetch responses, Subscribe and
+ * Consume messages, replica-fetch responses while built and sent) and `tail_cache`
+ * (log.tail.cache.total.bytes), each as bytes held now and capacity.
+ */
+function memoryBudgetMetrics(registry: Registry, logs: LogManager, fetchBudget: MemoryBudget | undefined): void {
+  const pools = (): Array<[string, { readonly bytesMax: number; readonly bytesUsed: number }]> => {
+    const out: Array<[string, { readonly bytesMax: number; readonly bytesUsed: number }]> = [];
+    if (fetchBudget) out.push(["fetch", fetchBudget]);
+    // A LogManager always has it; a stand-in in tests may not.
+    if ("tailCacheMemory" in logs) out.push(["tail_cache", logs.tailCacheMemory]);
+    return out;
+  };
+  const gauge = (name: string, help: string, key: "bytesMax" | "bytesUsed"): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["pool"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, b] of pools()) this.set({ pool }, b[key]);
+      },
+    });
+  };
+  gauge("rill_memory_budget_used_bytes", "Bytes held now from a memory budget, by pool (fetch, tail_cache).", "bytesUsed");
+  gauge(
+    "rill_memory_budget_bytes",
+    "Capacity of a memory budget, by pool (fetch.memory.max.bytes, log.tail.cache.total.bytes).",
+    "bytesMax",
+  );
+  if (!fetchBudget) return;
+  const counter = (name: string, help: string, key: "granted" | "waited" | "timedOut"): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ["pool"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ pool: "fetch" }, fetchBudget.stats[key]);
+      },
+    });
+  };
+  counter("rill_memory_budget_reservations_total", "Reservations granted from the fetch budget.", "granted");
+  counter("rill_memory_budget_waits_total", "Reservations that had to wait in line for room.", "waited");
+  counter(
+    "rill_memory_budget_wait_timeouts_total",
+    "Waits that ended without room (a Fetch then fails FETCH_MEMORY_EXHAUSTED; streams wait again).",
+    "timedOut",
+  );
+}
+
+/**
  * Produce requests that waited for this node's metadata to apply their producer's
  * InitProducerId (a partition leader whose metadata lags the controller's): started, ended by
  * the bound without it, and waiting now.
@@ -148,9 +202,11 @@ export async function startMetrics(
   logs: LogManager,
   source: object | null = null,
   limits?: LimitReadings,
+  fetchBudget?: MemoryBudget,
 ): Promise<MetricsServer> {
   const registry = new Registry();
   if (limits) limitMetrics(registry, logs, limits);
+  memoryBudgetMetrics(registry, logs, fetchBudget);
   collectDefaultMetrics({ register: registry, prefix: "rill_" });
   registry.removeSingleMetric(PROCESS_HEAP);
   new Gauge({

@@ -495,7 +495,7 @@ export async function startBackground(
   ticker.unref?.();
   try {
     const limits = rpc ? { connections: rpc.connections, partitionsMax: partitions.max } : undefined;
-    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm, limits) : null;
+    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm, limits, data.fetchMemory.budget) : null;
     return { fetchers, isrTimer, ticker, metrics };
   } catch (e) {
     clearInterval(ticker);

@@ -323,7 +323,7 @@ export const brokerKeys = [
   int(
     "fetch.memory.max.bytes",
     "fetchMemoryBytesMax",
-    "Bytes all Fetch responses and Subscribe messages being built and sent may hold together (a response counts four times its data: the read, the encoded message, the gRPC frame, the HTTP/2 stream's copy). A response is sized before it is read and waits for room; `max_bytes` is clamped to a quarter of this and to `request.max.bytes`, except that the first batch is always returned whole.",
+    "Bytes all Fetch responses, Subscribe and Consume messages and replica-fetch responses being built and sent may hold together (a response counts four times its data: the read, the encoded message, the gRPC frame, the HTTP/2 stream's copy). A response is sized before it is read and waits for room; `max_bytes` is clamped to a quarter of this and to `request.max.bytes`, except that the first batch is always returned whole. Consume and replica fetch wait for room as long as their stream lives (they send later or less, never fail).",
     64 * 1024 * 1024,
     1024 * 1024,
     2 ** 40,

@@ -28,6 +28,8 @@ import {
   type ConsumeResponse,
 } from "../gen/rill/v1/group_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import type { FetchMemory } from "../service/fetch.ts";
+import type { ReadBuffers } from "../service/fetch-types.ts";
 import {
   type AssignmentChange,
   type CommitResultOutput,
@@ -112,7 +114,7 @@ class CallSink implements ConsumeSink {
     this.send({ case: "assignment", value: { ...change, assigned: [...change.assigned], revoked: [...change.revoked] } });
   }
 
-  records(r: DeliveredRecords): boolean {
+  records(r: DeliveredRecords, onSent?: () => void): boolean {
     const base = {
       topic: r.topic,
       partition: r.partition,
@@ -120,13 +122,16 @@ class CallSink implements ConsumeSink {
       nextOffset: BigInt(r.nextOffset),
       firstOffset: BigInt(r.firstOffset),
     };
-    if (r.error) return this.send({ case: "records", value: { ...base, error: toErrorDetail(r.error) } });
+    if (r.error) {
+      onSent?.();
+      return this.send({ case: "records", value: { ...base, error: toErrorDetail(r.error) } });
+    }
     const throttleTimeMs = this.throttle(r);
     const value =
       this.format === RecordFormat.BATCHES
         ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
         : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
-    return this.send({ case: "records", value }) && throttleTimeMs === 0;
+    return this.send({ case: "records", value }, onSent) && throttleTimeMs === 0;
   }
 
   commitResult(r: CommitResultOutput): void {
@@ -153,9 +158,13 @@ class CallSink implements ConsumeSink {
   }
 
   /** Writes one response; false when grpc-js wants 'drain' first. */
-  private send(kind: NonNullable<MessageInitShape<typeof ConsumeResponseSchema>["kind"]>): boolean {
-    if (!this.call.writable) return true;
-    return this.call.write(create(ConsumeResponseSchema, { kind }));
+  /** `onSent`: called once the message is written (at once when the call is no longer writable). */
+  private send(kind: NonNullable<MessageInitShape<typeof ConsumeResponseSchema>["kind"]>, onSent?: () => void): boolean {
+    if (!this.call.writable) {
+      onSent?.();
+      return true;
+    }
+    return this.call.write(create(ConsumeResponseSchema, { kind }), onSent);
   }
 }
 
@@ -206,9 +215,11 @@ export function serveConsume(
   call: Call,
   access?: RequestAccess,
   quotas?: QuotaThrottle,
+  memory?: FetchMemory,
+  buffers?: ReadBuffers,
 ): void {
   const sink = new CallSink(call, quotas);
-  const session = new ConsumeSession(rt, rm, timers, sink);
+  const session = new ConsumeSession(rt, rm, timers, sink, memory, buffers);
   sink.onRoom = () => session.drained();
   if (session.ended) return;
   const who = requesterOf(call);

@@ -6,6 +6,8 @@
  * "not given", a RillError ↔ an ErrorDetail. Per-partition outcomes come back in their result
  * with a catalog code; whole-call problems (an invalid group id, an unknown group) are statuses.
  */
+import { BufferPool } from "./buffer-pool.ts";
+import type { FetchMemory } from "../service/fetch.ts";
 import { create } from "@bufbuild/protobuf";
 import { rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
@@ -178,6 +180,9 @@ function resetOffsets(groups: GroupsService, req: ResetOffsetsRequest) {
   return create(ResetOffsetsResponseSchema, { offsets: toOffsetResults(results) });
 }
 
+/** Idle read buffers kept for Consume streams to reuse (all streams of one broker together). */
+const CONSUME_POOL_BYTES_MAX = 32 * 1024 * 1024;
+
 /** The GroupService implementation. */
 export function groupService(
   rt: GroupRuntime,
@@ -185,8 +190,11 @@ export function groupService(
   timers: Timers,
   quotas?: QuotaThrottle,
   access: RequestAccess = new RequestAccess(Access.allowAll()),
+  memory?: FetchMemory,
 ): ServiceImplementation<typeof GroupService> {
   const groups = new GroupsService(rt, rm);
+  // Consume's disk reads fill buffers from a pool, given back once each message is written.
+  const pool = new BufferPool(CONSUME_POOL_BYTES_MAX);
   return {
     heartbeat: unary((req: HeartbeatRequest, call) => {
       access.heartbeat(requesterOf(call), req.groupId, req.topics);
@@ -220,6 +228,6 @@ export function groupService(
       access.resetOffsets(requesterOf(call), req.groupId, fromProtoPartitions(req.partitions));
       return resetOffsets(groups, req);
     }),
-    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas),
+    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas, memory, pool),
   };
 }

@@ -6,6 +6,12 @@
  * (batches exactly as stored, never decoded), records the follower's progress (which moves the
  * high watermark and decides ISR membership), and long-polls up to `max_wait_ms` when nothing is
  * new. A follower whose log diverges gets `diverging_epoch` and truncates before asking again.
+ *
+ * Each response reserves its memory from the broker's `FetchMemory` (fetch.memory.max.bytes,
+ * the budget of Fetch and Consume too) before it reads, and gives it back once written. A
+ * response carries at most a share of the budget (it sends less); when the budget is spent the
+ * leader waits in line for room as long as the stream lives (a follower is slowed, never failed).
+ * A first batch larger than that share is still sent whole (the budget grants it alone).
  */
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
@@ -25,6 +31,8 @@ import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
 import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import type { Reservation } from "../base/memory-budget.ts";
+import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "../service/fetch.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
@@ -48,19 +56,57 @@ function joined(chunks: readonly Buffer[]): Buffer {
   return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
-async function answer(
-  rm: ReplicaManager,
-  req: ReplicaFetchRequest,
-  abort: { aborted: boolean; onabort?: (() => void) | null },
-): Promise<ReplicaFetchResponse> {
+type Abort = { aborted: boolean; onabort?: (() => void) | null };
+
+/** `bytes` of `memory`, waiting in line as long as it takes (null: aborted or shut down). */
+async function reserveWaiting(rm: ReplicaManager, memory: FetchMemory, bytes: number, abort: Abort): Promise<Reservation | null> {
+  const now = memory.budget.tryReserve(bytes);
+  if (now) return now;
+  while (!abort.aborted && !rm.closed) {
+    const r = await memory.budget.reserve(bytes, FETCH_MEMORY_WAIT_MS, abort);
+    if (r) return r;
+  }
+  return null;
+}
+
+/** Bytes of batches a round of `req` will read at most, within `budget` (0: nothing new). */
+function sizeRound(rm: ReplicaManager, req: ReplicaFetchRequest, budget: number): number {
+  let left = budget;
+  let bytes = 0;
+  for (const p of req.partitions) {
+    if (left <= 0) break;
+    try {
+      const size = rm.readLog(p.topic, p.partition).readSize(Number(p.fetchOffset), Math.min(PARTITION_MAX_BYTES, left));
+      bytes += size;
+      left -= size;
+    } catch {
+      // The read answers the partition's error.
+    }
+  }
+  return bytes;
+}
+
+/** A response and the memory it holds until written (null: none). */
+interface HeldResponse {
+  readonly res: ReplicaFetchResponse;
+  readonly held: Reservation | null;
+}
+
+async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: Abort, memory: FetchMemory): Promise<HeldResponse> {
   if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX)
     throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
   if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
-  const budget = req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT;
+  const share = Math.min(memory.responseBytesMax, Math.floor(memory.budget.bytesMax / RESPONSE_COPIES));
+  const budget = Math.max(1, Math.min(req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT, share));
   const deadline = rm.nowMs() + req.maxWaitMs;
   for (;;) {
-    let left = budget;
+    // Sized before it reads (from the logs' cache entries and batch headers), reserved, then read
+    // within what was reserved.
+    const sized = sizeRound(rm, req, budget);
+    let held = sized > 0 ? await reserveWaiting(rm, memory, sized * RESPONSE_COPIES, abort) : null;
+    if (sized > 0 && !held) return { res: create(ReplicaFetchResponseSchema, { partitions: [] }), held: null };
+    let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
     let bytes = 0;
     let stop = false;
     const partitions = req.partitions.map((p) => {
@@ -86,14 +132,25 @@ async function answer(
         ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: BigInt(r.diverging.endOffset) } } : {}),
       };
     });
+    const res = create(ReplicaFetchResponseSchema, { partitions });
+    if (held && bytes * RESPONSE_COPIES <= held.bytes) held.shrink(bytes * RESPONSE_COPIES);
+    else if (bytes > 0) {
+      // More came than was sized (appended meanwhile): account for it before sending it.
+      held?.release();
+      held = await reserveWaiting(rm, memory, bytes * RESPONSE_COPIES, abort);
+    }
     const now = rm.nowMs();
-    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return create(ReplicaFetchResponseSchema, { partitions });
+    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held };
+    held?.release();
     await rm.waitForData(deadline - now, abort);
   }
 }
 
 /** The ReplicationService implementation. */
-export function replicationService(rm: ReplicaManager): ServiceImplementation<typeof ReplicationService> {
+export function replicationService(
+  rm: ReplicaManager,
+  memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+): ServiceImplementation<typeof ReplicationService> {
   return {
     replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>) => {
       let chain: Promise<void> = Promise.resolve();
@@ -103,7 +160,11 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
         abort.onabort?.();
         if (call.writable) call.end();
       });
+      // Responses grpc-js never wrote give their memory back when the stream ends.
+      const unsent = new Set<Reservation>();
       const stop = (): void => {
+        for (const r of unsent) r.release();
+        unsent.clear();
         abort.aborted = true;
         abort.onabort?.();
         stopListening();
@@ -112,8 +173,17 @@ export function replicationService(rm: ReplicaManager): ServiceImplementation<ty
         chain = chain.then(async () => {
           if (abort.aborted) return;
           try {
-            const res = await answer(rm, req, abort);
-            if (!abort.aborted && call.writable) call.write(res);
+            const { res, held } = await answer(rm, req, abort, memory);
+            if (!abort.aborted && call.writable && held) {
+              unsent.add(held);
+              call.write(res, () => {
+                held.release();
+                unsent.delete(held);
+              });
+            } else {
+              held?.release();
+              if (!abort.aborted && call.writable) call.write(res);
+            }
           } catch (e) {
             crashOnBug(e);
             abort.aborted = true;

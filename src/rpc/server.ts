@@ -52,7 +52,7 @@ export interface ServiceDeps {
   readonly admin: AdminDeps;
   /** The partitions this broker holds (produce, fetch, groups and replication read them). */
   readonly replicas: ReplicaManager;
-  /** The budget of Fetch responses and Subscribe messages (fetch.memory.max.bytes); none: unbounded. */
+  /** The budget of Fetch responses, Subscribe and Consume messages and replica-fetch responses (fetch.memory.max.bytes); none: unbounded. */
   readonly fetchMemory?: FetchMemory;
   /** Where produce requests for partitions led elsewhere, and metadata changes, go. */
   readonly route: ControllerRoute;
@@ -92,9 +92,9 @@ export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: 
     w,
   );
   addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas, access), fetchServiceCodecs, w);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas, access), undefined, w);
+  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory), undefined, w);
   if (o.internal === false) return;
-  addService(server, ReplicationService, replicationService(d.replicas), undefined, w);
+  addService(server, ReplicationService, replicationService(d.replicas, d.fetchMemory), undefined, w);
   addService(server, ControllerService, controllerService(d.controller), undefined, w);
 }
 

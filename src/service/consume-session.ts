@@ -22,6 +22,11 @@
  *    it; the other partitions go on. When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed
  *    with REQUEST_TIMED_OUT, so it does not keep its partitions.
+ *    Each message reserves its memory from the broker's `FetchMemory` (fetch.memory.max.bytes)
+ *    before it reads, sized from the log first (a share of the budget at most, the first batch
+ *    whole), and gives it back once the sink has written it (`onSent`) or the session ends. When
+ *    the budget is spent the pump waits in line for room as long as the session lives: it sends
+ *    later, never fails.
  * 4. `commit` is answered by `sink.commitResult`, once the commit is on every in-sync replica of
  *    the group's `__consumer_offsets` partition; a partition the member does not own gets an
  *    error there and is not committed.
@@ -44,7 +49,9 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import type { FetchedRecord } from "./fetch-types.ts";
+import type { FetchedRecord, ReadBuffers } from "./fetch-types.ts";
+import type { Reservation } from "../base/memory-budget.ts";
+import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
 
 /** Records credit when the subscription leaves `maxOutstandingRecords` 0. */
@@ -132,7 +139,7 @@ export interface ConsumeSink {
   /** The member's ownership changed (also sent once after joining, even when empty). */
   assignment(change: AssignmentChange): void;
   /** Records to send; false when the transport's buffer is full (call `drained()` once it empties). */
-  records(records: DeliveredRecords): boolean;
+  records(records: DeliveredRecords, onSent?: () => void): boolean;
   /**
    * True while the client is over its consumer quota (issue 13): the session pushes nothing and
    * waits for `drained()`, which the sink calls once the throttle time has passed.
@@ -188,6 +195,10 @@ export class ConsumeSession {
   private unwatch: (() => void) | null = null;
   private readonly unlistenClose: () => void;
   private nudged = false;
+  /** Memory held by messages handed to the sink and not yet written (released when the session ends). */
+  private readonly held = new Set<Reservation>();
+  /** Aborts a wait for memory when the session ends. */
+  private readonly closing = { aborted: false, onabort: null as (() => void) | null };
 
   /**
    * A session of this broker's groups. When the broker is already shutting down, the session
@@ -198,6 +209,8 @@ export class ConsumeSession {
     private readonly rm: ReplicaManager,
     private readonly timers: Timers,
     private readonly sink: ConsumeSink,
+    private readonly memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+    private readonly buffers?: ReadBuffers,
   ) {
     if (rm.closed) {
       this.closed = true;
@@ -506,24 +519,96 @@ export class ConsumeSession {
       for (const o of [...this.owned.values()]) {
         if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;
         if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
-        const out = this.readOwned(sub, o);
-        if (out === null) continue;
+        const reservation = await this.reserveFor(sub, o);
+        if (this.closed) {
+          reservation?.release();
+          break;
+        }
+        if (this.owned.get(keyOf(o.topic, o.partition)) !== o) {
+          reservation?.release(); // revoked while waiting for memory
+          continue;
+        }
+        const taken: Buffer[] = [];
+        const buffers = this.buffers;
+        const alloc = buffers
+          ? (size: number): Buffer => {
+              const b = buffers.take(size);
+              taken.push(b);
+              return b;
+            }
+          : undefined;
+        const giveBuffers = (): void => {
+          for (const b of taken.splice(0)) buffers?.give(b);
+        };
+        const out = this.readOwned(sub, o, reservation ? Math.floor(reservation.bytes / RESPONSE_COPIES) : null, alloc);
+        if (out === null) {
+          reservation?.release();
+          giveBuffers();
+          continue;
+        }
         sent = true;
-        if (!this.sink.records(out)) await this.waitForDrain(!this.sink.throttled?.());
+        let onSent: (() => void) | undefined;
+        if (reservation) {
+          reservation.shrink(out.chunks.reduce((n, c) => n + c.length, 0) * RESPONSE_COPIES);
+          this.held.add(reservation);
+          onSent = () => {
+            reservation.release();
+            this.held.delete(reservation);
+            giveBuffers();
+          };
+        } else if (taken.length > 0) onSent = giveBuffers;
+        if (!this.sink.records(out, onSent)) await this.waitForDrain(!this.sink.throttled?.());
       }
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
     }
   }
 
-  /** The next records of `o` within credit (advancing its position), or null when there are none. */
-  private readOwned(sub: ConsumeSubscription, o: Owned): DeliveredRecords | null {
+  /** Most bytes of batches one message of `sub` asks for: credit, the default, a share of the budget. */
+  private messageBytes(sub: ConsumeSubscription): number {
+    const share = Math.min(this.memory.responseBytesMax, Math.floor(this.memory.budget.bytesMax / RESPONSE_COPIES));
+    return Math.max(1, Math.min(this.byteCredit(sub), MESSAGE_BYTES_DEFAULT, share));
+  }
+
+  /**
+   * Memory for the next message of `o`, sized from the log before reading (null: nothing to read
+   * there, or an error the read reports, or the session ended). Waits in line for room, as long
+   * as the session lives.
+   */
+  private async reserveFor(sub: ConsumeSubscription, o: Owned): Promise<Reservation | null> {
     if (o.stuck) return null;
-    const d = this.rm.readPartition({
-      topic: o.topic,
-      partition: o.partition,
-      offset: o.position,
-      maxBytes: Math.max(1, Math.min(this.byteCredit(sub), MESSAGE_BYTES_DEFAULT)),
-    });
+    let size: number;
+    try {
+      const log = this.rm.readLog(o.topic, o.partition);
+      size = log.readSize(o.position, this.messageBytes(sub), this.rm.highWatermark(log));
+    } catch {
+      return null; // the read reports it
+    }
+    if (size === 0) return null;
+    const bytes = size * RESPONSE_COPIES;
+    const now = this.memory.budget.tryReserve(bytes);
+    if (now) return now;
+    while (!this.closed && !this.rm.closed) {
+      const r = await this.memory.budget.reserve(bytes, FETCH_MEMORY_WAIT_MS, this.closing);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  /**
+   * The next records of `o` within credit (advancing its position), or null when there are none;
+   * `sized`: the bytes reserved for it (the log is read up to that, the first batch whole).
+   */
+  private readOwned(sub: ConsumeSubscription, o: Owned, sized: number | null, alloc?: (size: number) => Buffer): DeliveredRecords | null {
+    if (o.stuck) return null;
+    const d = this.rm.readPartition(
+      {
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.position,
+        maxBytes: sized ?? this.messageBytes(sub),
+      },
+      alloc,
+    );
     if (d.error) {
       if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE")
         o.position = o.committed = this.startOffset(sub, o.topic, o.partition);
@@ -593,6 +678,11 @@ export class ConsumeSession {
 
   private stop(): void {
     this.closed = true;
+    this.closing.aborted = true;
+    this.closing.onabort?.();
+    // Messages the sink never wrote give their memory back here.
+    for (const r of this.held) r.release();
+    this.held.clear();
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     for (const r of this.revoking.values()) this.timers.clearTimeout(r.timer);
     this.revoking.clear();

@@ -8,6 +8,12 @@
  * - `fetch.memory.max.bytes`: a Fetch with max_bytes 2^31-1 of an 80 MiB partition answers (its
  *   size clamped), where it used to read and encode everything and fail RESOURCE_EXHAUSTED; six
  *   concurrent fetches with max_bytes 60 MiB each get data and add at most the budget + 64 MiB.
+ *   Consume streams hold the same budget: three groups each consuming four partitions of
+ *   24 MiB (2 MiB records) get every record, every message reserved, and the budget (sampled
+ *   from /metrics) never exceeded. Their RSS is printed, not asserted: measured peaks of
+ *   +83..+165 MiB (+218..+232 MiB before Consume held the budget and pooled its reads) are not
+ *   reliably within budget + 64 MiB; the serialized messages' garbage, which no budget counts,
+ *   is the rest.
  */
 import * as nodeFs from "node:fs";
 import { create } from "@bufbuild/protobuf";
@@ -16,7 +22,8 @@ import { CreateTopicsRequestSchema, type CreateTopicsResponse } from "../../src/
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { Cluster, type ClusterNode, sleep } from "./cluster-harness.ts";
+import { GroupConsumer } from "../../src/client/group-consumer.ts";
+import { Cluster, type ClusterNode, freePort, sleep } from "./cluster-harness.ts";
 import { call, clients } from "./rpc-helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -49,11 +56,22 @@ let cluster: Cluster;
 let node: ClusterNode;
 let c: ReturnType<typeof clients>;
 
+let metricsPort = 0;
+
+/** The broker's fetch budget from /metrics: bytes held now and reservations granted so far. */
+async function fetchBudget(): Promise<{ used: number; reservations: number }> {
+  const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const used = Number(/^rill_memory_budget_used_bytes\{pool="fetch"\} (\d+)$/m.exec(body)?.[1]);
+  const reservations = Number(/^rill_memory_budget_reservations_total\{pool="fetch"\} (\d+)$/m.exec(body)?.[1]);
+  return { used, reservations };
+}
+
 beforeAll(async () => {
+  metricsPort = await freePort();
   cluster = await Cluster.start({
     nodes: 1,
     name: "rill-memory-",
-    set: { "log.tail.cache.total.bytes": TAIL_TOTAL, "fetch.memory.max.bytes": FETCH_MEMORY },
+    set: { "log.tail.cache.total.bytes": TAIL_TOTAL, "fetch.memory.max.bytes": FETCH_MEMORY, "metrics.port": metricsPort },
   });
   node = cluster.nodes[0]!;
   c = clients(node.address);
@@ -143,4 +161,60 @@ describe("memory limits", () => {
     }
     expect(peak - before).toBeLessThanOrEqual(FETCH_MEMORY + OVERHEAD);
   }, 60_000);
+
+  it("three groups consuming four 24 MiB partitions each get every record and add at most fetch.memory.max.bytes + 64 MiB", async () => {
+    const partitions = 4;
+    const perPartition = 12;
+    expect((await createTopic("consumed", partitions)).topics[0]!.error).toBeUndefined();
+    for (let i = 0; i < partitions * perPartition; i++) await produce("consumed", i % partitions, Buffer.alloc(2 * MiB, i % 251));
+    await sleep(1000);
+    const before = rssOf(node.pid!);
+    const sampler = sampleRss(node.pid!);
+    const budgetBefore = await fetchBudget();
+    let budgetPeak = 0;
+    let sampling = true;
+    const budgetSampler = (async () => {
+      while (sampling) {
+        budgetPeak = Math.max(budgetPeak, (await fetchBudget()).used);
+        await sleep(10);
+      }
+    })();
+    const counts = await Promise.all(
+      ["m1", "m2", "m3"].map(async (groupId) => {
+        const consumer = new GroupConsumer({
+          bootstrap: node.address,
+          groupId,
+          autoOffsetReset: "earliest",
+          requestTimeoutMs: 30_000,
+        });
+        consumer.subscribe(["consumed"]);
+        let n = 0;
+        let bytes = 0;
+        try {
+          for await (const r of consumer.records()) {
+            expect(r.value?.[0]).toBe(((r.offset * partitions + r.partition) % 251) as number);
+            bytes += r.value?.length ?? 0;
+            if (++n === partitions * perPartition) break;
+          }
+        } finally {
+          await consumer.close();
+        }
+        return { n, bytes };
+      }),
+    );
+    const peak = sampler.stop();
+    sampling = false;
+    await budgetSampler;
+    const budgetAfter = await fetchBudget();
+    console.log(
+      `three groups consuming 4 x 24 MiB: RSS ${(before / MiB).toFixed(0)} -> peak ${(peak / MiB).toFixed(0)} MiB; ` +
+        `fetch budget peak ${(budgetPeak / MiB).toFixed(1)} MiB, ${budgetAfter.reservations - budgetBefore.reservations} reservations`,
+    );
+    for (const c of counts) expect(c).toEqual({ n: partitions * perPartition, bytes: partitions * perPartition * 2 * MiB });
+    // Every message reserved (a 2 MiB record exceeds a message's 1 MiB share: one record each),
+    // the budget was never exceeded, and all of it came back.
+    expect(budgetAfter.reservations - budgetBefore.reservations).toBeGreaterThanOrEqual(3 * partitions * perPartition);
+    expect(budgetPeak).toBeLessThanOrEqual(FETCH_MEMORY);
+    expect(budgetAfter.used).toBe(0);
+  }, 120_000);
 });
