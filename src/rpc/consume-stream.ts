@@ -96,10 +96,12 @@ class CallSink implements ConsumeSink {
   /** Records `r`'s bytes under the consumer quota; the throttle time (0: none). */
   private throttle(r: DeliveredRecords): number {
     if (!this.quota) return 0;
-    let bytes = 0;
-    for (const c of r.chunks) bytes += c.length;
-    if (this.format !== RecordFormat.BATCHES) for (const rec of r.records ?? []) bytes += recordBytes(rec);
-    const ms = this.quota.throttle.record(this.quota.who, "consume", bytes);
+    const ms = this.quota.throttle.record(this.quota.who, "consume", () => {
+      let bytes = 0;
+      for (const c of r.chunks) bytes += c.length;
+      if (this.format !== RecordFormat.BATCHES) for (const rec of r.records ?? []) bytes += recordBytes(rec);
+      return bytes;
+    });
     // When the throttle ends the session pushes again; if the client is not reading, that write
     // blocks and the session's wait for 'drain' counts against its session timeout again.
     this.quota.pause.pause(

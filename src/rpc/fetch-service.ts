@@ -161,7 +161,7 @@ async function serveSubscribe(
   const pause = quotas?.streamPause();
   const sink = {
     send: (message: FetchResult, bytes: number, onSent: () => void) => {
-      const throttleTimeMs = quotas ? quotas.record(who, "consume", fetchResultBytes(message)) : 0;
+      const throttleTimeMs = quotas ? quotas.record(who, "consume", () => fetchResultBytes(message)) : 0;
       pause?.pause(
         throttleTimeMs,
         () => {},

@@ -233,7 +233,7 @@ function serveProduceStream(
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
-    const throttleTimeMs = quotas && who && msg.request ? quotas.record(who, "produce", produceRequestBytes(msg.request)) : 0;
+    const throttleTimeMs = quotas && who && msg.request ? quotas.record(who, "produce", () => produceRequestBytes(msg.request!)) : 0;
     if (pause && throttleTimeMs > 0)
       pause.pause(
         throttleTimeMs,

@@ -46,9 +46,19 @@ export class QuotaThrottle {
     return ms;
   }
 
-  /** Records `bytes` for `who`: the throttle time, for a stream to pause (0: none). */
-  record(who: Requester, kind: QuotaKind, bytes: number): number {
-    return this.quotas.record(who, kind, bytes);
+  /**
+   * Records the bytes `bytes()` counts for `who`: the throttle time, for a stream to pause (0:
+   * none). The bytes are counted only when a quota applies to `who` (counting walks the records
+   * of a thin client's request or answer).
+   */
+  record(who: Requester, kind: QuotaKind, bytes: () => number): number {
+    if (!this.applies(who, kind)) return 0;
+    return this.quotas.record(who, kind, bytes());
+  }
+
+  /** Whether a `kind` quota applies to `who` now. */
+  applies(who: Requester, kind: QuotaKind): boolean {
+    return this.quotas.quotaFor(who, kind) !== null;
   }
 
   /** Resolves after `ms`, or at once when `cancel` fires. */
@@ -85,6 +95,8 @@ export async function throttled<T>(
 ): Promise<{ answer: T; throttleTimeMs: number }> {
   if (!throttle) return { answer: await run(), throttleTimeMs: 0 };
   const requester = who();
+  // No quota applies (the common case): nothing to wait for, nothing to count.
+  if (!throttle.applies(requester, kind)) return { answer: await run(), throttleTimeMs: 0 };
   const waited = await throttle.admit(requester, kind);
   const answer = await run();
   const held = await throttle.hold(requester, kind, bytesOf(answer));

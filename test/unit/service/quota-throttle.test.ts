@@ -50,7 +50,7 @@ describe("QuotaThrottle", () => {
     expect(done).toBe(2000);
     // a stream over quota leaves a throttle: the next unary request waits it out before it runs
     // (7000 bytes over 2001 ms against 1000 B/s: (3498 − 1000) / 1000 × 2001 ms)
-    const left = t.record(who, "produce", 4000);
+    const left = t.record(who, "produce", () => 4000);
     expect(left).toBe(4999);
     let ran = false;
     void throttled(
