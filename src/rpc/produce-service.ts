@@ -13,7 +13,6 @@
  * - InitProducerId is checked here, then forwarded to the active controller (`Forwarder`) or
  *   committed.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Requester } from "../security/requester.ts";
 import { requesterOf } from "./call-context.ts";
 import type { InternalClients } from "./internal-clients.ts";
@@ -65,10 +64,10 @@ export function produceService(
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
   const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
-  // Authorized for the caller; the caller travels with a request passed to a partition's leader (forwardedFor).
+  // Authorized for the caller; the caller travels with a request passed to a partition's leader (ProduceInput.requester).
   const produce = async (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
     access.produce(who, req.topic);
-    return toProduceResponse(await forwardedFor.run(who, () => handler.produce(toProduceInput(req), forwarded)));
+    return toProduceResponse(await handler.produce(toProduceInput(req, who), forwarded));
   };
   return {
     produce: unary(async (req: ProduceRequest, call) => {
@@ -103,26 +102,20 @@ export function produceService(
   };
 }
 
-/**
- * The requester of the produce request being handled, for the leader forwarder: the handler (in
- * src/service) holds one forwarder for every call and does not know callers, so the caller rides
- * along in the async context of the call instead.
- */
-const forwardedFor = new AsyncLocalStorage<Requester>();
-
 /** The handler's LeaderForwarder over gRPC: the leader's ProduceService.Produce, marked forwarded, for the caller. */
 function leaderForwarder(leaders: LeaderClients<typeof ProduceService>): LeaderForwarder {
   return {
     produce: async (leader, input) =>
       fromProduceResponse(
-        await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs, forwardedFor.getStore()),
+        await leaders.call<ProduceResponse>(leader, "produce", toProduceRequest(input), input.timeoutMs, input.requester),
       ),
   };
 }
 
 /** The domain input of a ProduceRequest. */
-export function toProduceInput(req: ProduceRequest): ProduceInput {
+export function toProduceInput(req: ProduceRequest, requester?: Requester): ProduceInput {
   return {
+    ...(requester !== undefined ? { requester } : {}),
     topic: req.topic,
     partition: req.partition,
     records: req.records.map(toProduceRecord),

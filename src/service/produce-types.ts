@@ -7,6 +7,7 @@
  * them, so validation reports exactly the value that was sent. Offsets in results are numbers:
  * the log's offsets are safe integers.
  */
+import type { Requester } from "../security/requester.ts";
 import type { RillError } from "../base/errors.ts";
 
 /**
@@ -62,6 +63,8 @@ export interface ProduceInput {
   readonly producerEpoch: number;
   /** Sequence number of the first record (idempotence counts per partition). */
   readonly baseSequence: number;
+  /** Who sent it: a request passed on to a partition's leader is authorized there for this caller. Absent: nobody in particular. */
+  readonly requester?: Requester;
 }
 
 /** The outcome for one partition a request wrote to. */
