@@ -358,14 +358,10 @@ export function lz4DecompressFrame(
   let total = 0;
   let p = f.blocksStart;
   for (let i = 0; ; i++) {
-    if (end - p < 4) throw corrupt("lz4 frame", `block ${i} size is cut off (no end mark)`);
-    const field = readU32LE(data, p) >>> 0;
+    const field = lz4BlockField(data, p, end, f, i);
     p += 4;
     if (field === 0) break;
     const size = field & 0x7fffffff;
-    if (size > f.blockBytesMax) throw corrupt("lz4 frame", `block ${i} size ${size} exceeds the block max ${f.blockBytesMax}`);
-    if (p + size + (blockChecksums ? 4 : 0) > end) throw corrupt("lz4 frame", `block ${i} of ${size} bytes runs past the payload end`);
-    if (blockChecksums) checkBlockChecksum(data, p, size, i);
     const out =
       (field & BLOCK_UNCOMPRESSED) !== 0
         ? Buffer.from(data.subarray(p, p + size))
@@ -376,17 +372,7 @@ export function lz4DecompressFrame(
     p += size + (blockChecksums ? 4 : 0);
   }
   const content = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
-  if (f.contentSize >= 0 && f.contentSize !== total) {
-    throw corrupt("lz4 frame", `content size field says ${f.contentSize} bytes, blocks hold ${total}`);
-  }
-  if ((f.flags & FLG_CONTENT_CHECKSUM) !== 0) {
-    if (end - p < 4) throw corrupt("lz4 frame", "content checksum is cut off");
-    const want = readU32LE(data, p) >>> 0;
-    const got = xxhash32(content);
-    if (want !== got) throw corrupt("lz4 frame", `content checksum 0x${want.toString(16)} != computed 0x${got.toString(16)}`);
-    p += 4;
-  }
-  if (p !== end) throw corrupt("lz4 frame", `${end - p} bytes follow the end of the frame`);
+  checkLz4FrameEnd(data, p, end, f, total, () => xxhash32(content));
   return content;
 }
 
@@ -428,14 +414,10 @@ export function lz4DecompressFrameView(
   let o = 0;
   let p = f.blocksStart;
   for (let i = 0; ; i++) {
-    if (end - p < 4) throw corrupt("lz4 frame", `block ${i} size is cut off (no end mark)`);
-    const field = readU32LE(data, p) >>> 0;
+    const field = lz4BlockField(data, p, end, f, i);
     p += 4;
     if (field === 0) break;
     const size = field & 0x7fffffff;
-    if (size > f.blockBytesMax) throw corrupt("lz4 frame", `block ${i} size ${size} exceeds the block max ${f.blockBytesMax}`);
-    if (p + size + (blockChecksums ? 4 : 0) > end) throw corrupt("lz4 frame", `block ${i} of ${size} bytes runs past the payload end`);
-    if (blockChecksums) checkBlockChecksum(data, p, size, i);
     if (o + f.blockBytesMax > out.length) {
       // o <= outputBytesMax here (checked after each block), so the cap still leaves room.
       let n = out.length * 2;
@@ -454,18 +436,50 @@ export function lz4DecompressFrameView(
     if (o > outputBytesMax) throw rillError("MESSAGE_TOO_LARGE", `lz4 frame: decompressed payload exceeds ${outputBytesMax} bytes`);
     p += size + (blockChecksums ? 4 : 0);
   }
-  if (f.contentSize >= 0 && f.contentSize !== o) {
-    throw corrupt("lz4 frame", `content size field says ${f.contentSize} bytes, blocks hold ${o}`);
+  checkLz4FrameEnd(data, p, end, f, o, () => xxhash32(out, 0, 0, o));
+  return out.subarray(0, o);
+}
+
+/**
+ * The size field of block `i` of frame `f` at `data[p]` (0: the end mark), checked: the field
+ * is there, the block fits the frame's block max and the payload, and its checksum (when the
+ * frame has block checksums) is right.
+ */
+function lz4BlockField(data: Uint8Array, p: number, end: number, f: { flags: number; blockBytesMax: number }, i: number): number {
+  if (end - p < 4) throw corrupt("lz4 frame", `block ${i} size is cut off (no end mark)`);
+  const field = readU32LE(data, p) >>> 0;
+  if (field === 0) return 0;
+  const size = field & 0x7fffffff;
+  const blockChecksums = (f.flags & FLG_BLOCK_CHECKSUM) !== 0;
+  if (size > f.blockBytesMax) throw corrupt("lz4 frame", `block ${i} size ${size} exceeds the block max ${f.blockBytesMax}`);
+  if (p + 4 + size + (blockChecksums ? 4 : 0) > end) throw corrupt("lz4 frame", `block ${i} of ${size} bytes runs past the payload end`);
+  if (blockChecksums) checkBlockChecksum(data, p + 4, size, i);
+  return field;
+}
+
+/**
+ * What follows the end mark at `data[p]`: the content size (when the frame gives it) matches
+ * `total`, the content checksum (when present) matches `checksum()`, and nothing follows.
+ */
+function checkLz4FrameEnd(
+  data: Uint8Array,
+  p: number,
+  end: number,
+  f: { flags: number; contentSize: number },
+  total: number,
+  checksum: () => number,
+): void {
+  if (f.contentSize >= 0 && f.contentSize !== total) {
+    throw corrupt("lz4 frame", `content size field says ${f.contentSize} bytes, blocks hold ${total}`);
   }
   if ((f.flags & FLG_CONTENT_CHECKSUM) !== 0) {
     if (end - p < 4) throw corrupt("lz4 frame", "content checksum is cut off");
     const want = readU32LE(data, p) >>> 0;
-    const got = xxhash32(out, 0, 0, o);
+    const got = checksum();
     if (want !== got) throw corrupt("lz4 frame", `content checksum 0x${want.toString(16)} != computed 0x${got.toString(16)}`);
     p += 4;
   }
   if (p !== end) throw corrupt("lz4 frame", `${end - p} bytes follow the end of the frame`);
-  return out.subarray(0, o);
 }
 
 function readU32LE(b: Uint8Array, p: number): number {
