@@ -149,3 +149,17 @@ export function expectFullTlsRun(report: ClientReport): void {
   expect(Object.values(report.fetched).flat().length).toBe(report.produced.length);
   expect(report.bad_input.rill_error_name).toBe("UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+/** Fails with what to install when the Python toolchain is missing; otherwise generates the stubs of proto/ into `genDir`. */
+export async function prepareStubs(genDir: string): Promise<void> {
+  const missing = await missingDeps();
+  if (missing.length > 0)
+    throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
+  nodeFs.mkdirSync(genDir, { recursive: true });
+  await generateStubs(genDir);
+}
+
+/** Runs python_client.py against `address` with the stubs in `genDir` and extra `flags`. */
+export function runPythonClient(address: string, genDir: string, flags: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+  return run(PYTHON, [PYTHON_CLIENT, address, genDir, ...flags], { cwd: ROOT, timeoutMs, env: pythonEnv() });
+}

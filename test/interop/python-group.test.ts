@@ -19,7 +19,7 @@ import { FetchOffsetsRequestSchema, type FetchOffsetsResponse, GroupService } fr
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { call, clients, rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run } from "./python-env.ts";
+import { PYTHON, ROOT, pythonEnv, run, prepareStubs } from "./python-env.ts";
 
 const CLIENT = path.join(ROOT, "test/interop/python_group_client.py");
 const TOPIC = "py-orders";
@@ -65,11 +65,8 @@ function ready(): Report {
 }
 
 async function setup(): Promise<void> {
-  const missing = await missingDeps();
-  if (missing.length > 0)
-    throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
   genDir = tmpDir("rill-pygen-");
-  await generateStubs(genDir);
+  await prepareStubs(genDir);
   dataDir = tmpDir("rill-interop-group-");
   broker = await Broker.start({ dataDir, listen: "127.0.0.1:0", shutdownGraceMs: 1000 });
   c = clients(broker.address);

@@ -26,21 +26,8 @@ import type { ClientCredentials, ClientTlsOptions } from "../../src/client/chann
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import { type CertFiles, TestPki } from "../fixtures/test-pki.ts";
 import { rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import {
-  clientReportOf,
-  expectFullTlsRun,
-  INSTALL_HINT,
-  PYTHON,
-  PYTHON_CLIENT,
-  ROOT,
-  generateStubs,
-  missingDeps,
-  pythonEnv,
-  run,
-  type RunResult,
-} from "./python-env.ts";
+import { type RunResult, clientReportOf, expectFullTlsRun, prepareStubs, runPythonClient } from "./python-env.ts";
 
-const CLIENT = PYTHON_CLIENT;
 const PYTHON_TIMEOUT_MS = 60_000;
 
 let dir: string;
@@ -57,13 +44,9 @@ let setupError: Error | undefined;
 
 beforeAll(async () => {
   try {
-    const missing = await missingDeps();
-    if (missing.length > 0)
-      throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
     dir = tmpDir("rill-pysec-");
     genDir = path.join(dir, "gen");
-    nodeFs.mkdirSync(genDir);
-    await generateStubs(genDir);
+    await prepareStubs(genDir);
     const pki = new TestPki(path.join(dir, "pki"));
     ca = pki.ca("pysec-ca");
     server = pki.leaf(ca, { cn: "localhost", san: "DNS:localhost", serial: 601 });
@@ -118,7 +101,7 @@ async function allowOnEveryTopic(admin: Admin, principal: string, operations: re
 
 function python(address: string, flags: string[]): Promise<RunResult> {
   if (setupError) throw setupError;
-  return run(PYTHON, [CLIENT, address, genDir, ...flags], { cwd: ROOT, timeoutMs: PYTHON_TIMEOUT_MS, env: pythonEnv() });
+  return runPythonClient(address, genDir, flags, PYTHON_TIMEOUT_MS);
 }
 
 const TLS_FLAGS = () => ["--tls-ca", ca.cert, "--server-name", "localhost"];

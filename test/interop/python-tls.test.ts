@@ -13,28 +13,14 @@
  * Missing protoc, plugin or Python packages FAIL the suite (never skip): run
  * scripts/install-test-deps.sh.
  */
-import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import { type CertFiles, TestPki } from "../fixtures/test-pki.ts";
 import { rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import {
-  clientReportOf,
-  expectFullTlsRun,
-  INSTALL_HINT,
-  PYTHON,
-  PYTHON_CLIENT,
-  ROOT,
-  generateStubs,
-  missingDeps,
-  pythonEnv,
-  run,
-  type RunResult,
-} from "./python-env.ts";
+import { type RunResult, clientReportOf, expectFullTlsRun, prepareStubs, runPythonClient } from "./python-env.ts";
 
-const CLIENT = PYTHON_CLIENT;
 const PYTHON_TIMEOUT_MS = 60_000;
 
 let dir: string;
@@ -47,13 +33,9 @@ let setupError: Error | undefined;
 
 beforeAll(async () => {
   try {
-    const missing = await missingDeps();
-    if (missing.length > 0)
-      throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
     dir = tmpDir("rill-pytls-");
     genDir = path.join(dir, "gen");
-    nodeFs.mkdirSync(genDir);
-    await generateStubs(genDir);
+    await prepareStubs(genDir);
     const pki = new TestPki(path.join(dir, "pki"));
     ca = pki.ca("py-ca");
     server = pki.leaf(ca, { cn: "localhost", san: "DNS:localhost", serial: 501 });
@@ -76,7 +58,7 @@ async function startBroker(config: Partial<BrokerConfig>): Promise<string> {
 
 function python(address: string, flags: string[]): Promise<RunResult> {
   if (setupError) throw setupError;
-  return run(PYTHON, [CLIENT, address, genDir, ...flags], { cwd: ROOT, timeoutMs: PYTHON_TIMEOUT_MS, env: pythonEnv() });
+  return runPythonClient(address, genDir, flags, PYTHON_TIMEOUT_MS);
 }
 
 describe("interop: a Python client generated from proto/, over TLS", () => {

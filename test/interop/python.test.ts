@@ -29,7 +29,7 @@ import {
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { Compression, decodeRecords, encodeBatch, readBatchHeader, type RecordInput } from "../../src/protocol/record-batch.ts";
 import { call, clients, rmTmp, tmpDir } from "../integration/rpc-helpers.ts";
-import { INSTALL_HINT, PYTHON, ROOT, generateStubs, missingDeps, pythonEnv, run, type RunResult } from "./python-env.ts";
+import { PYTHON, ROOT, pythonEnv, run, type RunResult, prepareStubs } from "./python-env.ts";
 
 const CLIENT = path.join(ROOT, "test/interop/python_client.py");
 const PYTHON_TIMEOUT_MS = 60_000;
@@ -125,12 +125,8 @@ function ready(): Report {
 }
 
 async function setup(): Promise<void> {
-  const missing = await missingDeps();
-  if (missing.length > 0) {
-    throw new Error(`interop tests need what is missing here:\n  - ${missing.join("\n  - ")}\nTo install: ${INSTALL_HINT}`);
-  }
   genDir = tmpDir("rill-pygen-");
-  await generateStubs(genDir);
+  await prepareStubs(genDir);
 
   dataDir = tmpDir("rill-interop-");
   broker = await Broker.start({ dataDir, listen: "127.0.0.1:0", shutdownGraceMs: 1000 });
