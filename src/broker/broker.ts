@@ -11,6 +11,7 @@
  * fails. The stages themselves are in stages.ts.
  */
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
+import { initCodecs } from "../protocol/compression.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES } from "../rpc/server.ts";
 import type { LogManager } from "../storage/log-manager.ts";
@@ -86,6 +87,7 @@ export class Broker {
 
   /** Opens the data directory and starts serving. */
   static async start(opts: BrokerOptions): Promise<Broker> {
+    await initCodecs(); // zstd's WebAssembly, before any batch is read or written
     const shell = shellOf(opts);
     const opened = new Opened();
     const logs = opened.add(openStorage(shell), (l) => l.close());
