@@ -4,9 +4,13 @@
  */
 import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
+import { fetch } from "./fetch.ts";
+import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  fetch,
+  offsetForLeaderEpoch,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);
