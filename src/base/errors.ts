@@ -137,7 +137,13 @@ export const Errors = {
   ),
   // The classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup).
   ILLEGAL_GENERATION: kind(22, "ILLEGAL_GENERATION", false, S.FAILED_PRECONDITION, "The generation id is not the group's current one."),
-  INVALID_SESSION_TIMEOUT: kind(26, "INVALID_SESSION_TIMEOUT", false, S.INVALID_ARGUMENT, "The session timeout is out of the allowed range."),
+  INVALID_SESSION_TIMEOUT: kind(
+    26,
+    "INVALID_SESSION_TIMEOUT",
+    false,
+    S.INVALID_ARGUMENT,
+    "The session timeout is out of the allowed range.",
+  ),
   REBALANCE_IN_PROGRESS: kind(27, "REBALANCE_IN_PROGRESS", true, S.FAILED_PRECONDITION, "The group is rebalancing; join again."),
   MEMBER_ID_REQUIRED: kind(79, "MEMBER_ID_REQUIRED", false, S.FAILED_PRECONDITION, "Join again with the member id given in this answer."),
   FENCED_INSTANCE_ID: kind(82, "FENCED_INSTANCE_ID", false, S.FAILED_PRECONDITION, "Another member took over the static instance id."),

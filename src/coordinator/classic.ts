@@ -36,7 +36,15 @@ import type { GroupState } from "./group-state.ts";
 import { REBALANCE_TIMEOUT_MAX_MS } from "./limits.ts";
 import type { ClassicMemberEntry, GroupRecord } from "./records.ts";
 import { classicGroupRecord } from "./records.ts";
-import { checkListLength, validateClientString, validateGroupId, validateId, validateInstanceId, validateInt, validateMemberId } from "./validate.ts";
+import {
+  checkListLength,
+  validateClientString,
+  validateGroupId,
+  validateId,
+  validateInstanceId,
+  validateInt,
+  validateMemberId,
+} from "./validate.ts";
 
 /** A classic group's state, by Kafka's names. */
 export type ClassicStateName = "PreparingRebalance" | "CompletingRebalance" | "Stable" | "Empty" | "Dead";
@@ -229,7 +237,7 @@ function b64(bytes: Uint8Array): string {
 }
 
 function unb64(s: string): Uint8Array {
-  return Buffer.from(s, "base64");
+  return new Uint8Array(Buffer.from(s, "base64"));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -372,7 +380,10 @@ export class ClassicManager {
     req.protocols.forEach((p, i) => {
       validateId(p.name, `protocols[${i}].name`, CLASSIC_PROTOCOL_NAME_MAX, false);
       if (p.metadata.byteLength > CLASSIC_METADATA_BYTES_MAX)
-        throw rillError("INVALID_ARGUMENT", `protocols[${i}].metadata: ${p.metadata.byteLength} bytes, more than ${CLASSIC_METADATA_BYTES_MAX}`);
+        throw rillError(
+          "INVALID_ARGUMENT",
+          `protocols[${i}].metadata: ${p.metadata.byteLength} bytes, more than ${CLASSIC_METADATA_BYTES_MAX}`,
+        );
     });
     const refuse = (error: RillError) => this.result(null, { memberId, answer: errorJoin(error, memberId), deliveries: [] });
     const s = req.sessionTimeoutMs;
@@ -386,7 +397,9 @@ export class ClassicManager {
     const rebalanceTimeoutMs =
       req.rebalanceTimeoutMs <= 0 ? s : validateInt(req.rebalanceTimeoutMs, "rebalanceTimeoutMs", 1, REBALANCE_TIMEOUT_MAX_MS);
     if (protocolType === "" || req.protocols.length === 0)
-      return refuse(rillError("INCONSISTENT_GROUP_PROTOCOL", "protocolType, protocols: a member must give a protocol type and at least one protocol"));
+      return refuse(
+        rillError("INCONSISTENT_GROUP_PROTOCOL", "protocolType, protocols: a member must give a protocol type and at least one protocol"),
+      );
 
     const g = this.groups.get(groupId);
     if (g !== undefined && g.members.size > 0)
@@ -399,7 +412,9 @@ export class ClassicManager {
     let live = this.liveCopy(groupId, now);
     if (live === undefined) {
       if (g === undefined && this.groups.size + this.liveOnlyGroupIds().length >= this.o.groupsMax)
-        return refuse(rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.o.groupsMax} groups (the limit)`));
+        return refuse(
+          rillError("GROUP_MAX_SIZE_REACHED", `groupId: this coordinator already holds ${this.o.groupsMax} groups (the limit)`),
+        );
       live = {
         state: "Empty",
         protocolType: null,
@@ -436,10 +451,7 @@ export class ClassicManager {
       const newId = this.newMemberId(live, clientId);
       if (req.requireKnownMemberId) {
         live.pending.set(newId, now + s);
-        return outcome(
-          newId,
-          errorJoin(rillError("MEMBER_ID_REQUIRED", `memberId: join again with member id ${newId}`), newId),
-        );
+        return outcome(newId, errorJoin(rillError("MEMBER_ID_REQUIRED", `memberId: join again with member id ${newId}`), newId));
       }
       const full = this.addMember(tx, newId, null, protocolType, want, now);
       return outcome(newId, full);
@@ -453,7 +465,9 @@ export class ClassicManager {
     if (member === undefined) {
       if (instanceId !== null && this.holderOf(live, instanceId) !== undefined)
         return refuse(rillError("FENCED_INSTANCE_ID", `instanceId: "${instanceId}" is held by another member of group ${groupId}`));
-      return refuse(rillError("UNKNOWN_MEMBER_ID", `memberId: ${memberId} is not a member of group ${groupId}; join with an empty member id`));
+      return refuse(
+        rillError("UNKNOWN_MEMBER_ID", `memberId: ${memberId} is not a member of group ${groupId}; join with an empty member id`),
+      );
     }
     if (member.instanceId !== instanceId)
       return refuse(rillError("FENCED_INSTANCE_ID", `instanceId: member ${memberId} joined with instance id ${String(member.instanceId)}`));
@@ -714,7 +728,10 @@ export class ClassicManager {
     req.assignments.forEach((a, i) => {
       validateMemberId(a.memberId, false, `assignments[${i}].memberId`);
       if (a.assignment.byteLength > CLASSIC_METADATA_BYTES_MAX)
-        throw rillError("INVALID_ARGUMENT", `assignments[${i}].assignment: ${a.assignment.byteLength} bytes, more than ${CLASSIC_METADATA_BYTES_MAX}`);
+        throw rillError(
+          "INVALID_ARGUMENT",
+          `assignments[${i}].assignment: ${a.assignment.byteLength} bytes, more than ${CLASSIC_METADATA_BYTES_MAX}`,
+        );
     });
     const refuse = (error: RillError) => this.result(null, { memberId, answer: errorSync(error), deliveries: [] });
     const live = this.liveCopy(groupId, now);
@@ -726,7 +743,9 @@ export class ClassicManager {
     if (live.state === "PreparingRebalance")
       return refuse(rillError("REBALANCE_IN_PROGRESS", `group ${groupId} is rebalancing; join again`));
     if (req.generation !== live.generation)
-      return refuse(rillError("ILLEGAL_GENERATION", `generation: ${req.generation} is not group ${groupId}'s generation ${live.generation}`));
+      return refuse(
+        rillError("ILLEGAL_GENERATION", `generation: ${req.generation} is not group ${groupId}'s generation ${live.generation}`),
+      );
     if ((req.protocolType !== null && req.protocolType !== live.protocolType) || (req.protocol !== null && req.protocol !== live.protocol))
       return refuse(
         rillError(
@@ -771,14 +790,20 @@ export class ClassicManager {
     if (live === undefined || member === undefined)
       return this.result(null, rillError("UNKNOWN_MEMBER_ID", `memberId: "${memberId}" is not a member of group ${groupId}`));
     if (instanceId !== null && member.instanceId !== instanceId)
-      return this.result(null, rillError("FENCED_INSTANCE_ID", `instanceId: member ${memberId} joined with instance id ${String(member.instanceId)}`));
+      return this.result(
+        null,
+        rillError("FENCED_INSTANCE_ID", `instanceId: member ${memberId} joined with instance id ${String(member.instanceId)}`),
+      );
     const tx = new ClassicTx(groupId, live);
     if (live.state === "PreparingRebalance") {
       member.lastHeartbeatMs = now;
       return this.result(tx, rillError("REBALANCE_IN_PROGRESS", `group ${groupId} is rebalancing; join again`));
     }
     if (req.generation !== live.generation)
-      return this.result(null, rillError("ILLEGAL_GENERATION", `generation: ${req.generation} is not group ${groupId}'s generation ${live.generation}`));
+      return this.result(
+        null,
+        rillError("ILLEGAL_GENERATION", `generation: ${req.generation} is not group ${groupId}'s generation ${live.generation}`),
+      );
     member.lastHeartbeatMs = now;
     return this.result(tx, null);
   }
@@ -809,7 +834,10 @@ export class ClassicManager {
       if (m.instanceId !== null && member.instanceId !== m.instanceId)
         return {
           ...m,
-          error: rillError("FENCED_INSTANCE_ID", `instanceId: member ${member.memberId} joined with instance id ${String(member.instanceId)}`),
+          error: rillError(
+            "FENCED_INSTANCE_ID",
+            `instanceId: member ${member.memberId} joined with instance id ${String(member.instanceId)}`,
+          ),
         };
       removed.push(member.memberId);
       return { ...m, error: null };
@@ -900,7 +928,10 @@ export class ClassicManager {
     if (live === undefined) return undefined;
     if (generation < 0 && memberId === "") {
       if (live.members.size === 0) return null;
-      return rillError("UNKNOWN_MEMBER_ID", `memberId: empty, but classic group ${groupId} has ${live.members.size} members; only they commit`);
+      return rillError(
+        "UNKNOWN_MEMBER_ID",
+        `memberId: empty, but classic group ${groupId} has ${live.members.size} members; only they commit`,
+      );
     }
     const m = live.members.get(memberId);
     if (m === undefined) return rillError("UNKNOWN_MEMBER_ID", `memberId: ${memberId} is not a member of group ${groupId}`);

@@ -386,14 +386,22 @@ export class GroupCoordinator {
   /** Groups (optionally only those in `states`), sorted by id. */
   listGroups(states?: readonly GroupStateName[]): GroupListing[] {
     const all = this.membership.listGroups();
-    for (const groupId of this.classic.liveOnlyGroupIds()) all.push({ groupId, state: "empty", members: 0, type: "classic", protocolType: "", classicState: null });
+    for (const groupId of this.classic.liveOnlyGroupIds())
+      all.push({ groupId, state: "empty", members: 0, type: "classic", protocolType: "", classicState: null });
     const out: GroupListing[] = [];
     for (const l of all.sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))) {
       const c = this.classic.describe(l.groupId, this.lastNow);
       const listing: GroupListing =
         c === null
           ? l
-          : { groupId: l.groupId, state: CLASSIC_STATE_AS[c.state], members: c.members.length, type: "classic", protocolType: c.protocolType, classicState: c.state };
+          : {
+              groupId: l.groupId,
+              state: CLASSIC_STATE_AS[c.state],
+              members: c.members.length,
+              type: "classic",
+              protocolType: c.protocolType,
+              classicState: c.state,
+            };
       if (states === undefined || states.length === 0 || states.includes(listing.state)) out.push(listing);
     }
     return out;

@@ -274,8 +274,8 @@ export class OffsetsManager {
           : sortedTpKeys([...g.offsets.keys()].filter((k) => parseTpKey(k).topic === tp.topic));
       const error =
         g.subscriptions.has(tp.topic) || classic === null || classic.has(tp.topic)
-        ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`)
-        : null;
+          ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`)
+          : null;
       for (const k of keys) {
         const { topic, partition } = parseTpKey(k);
         if (error === null && g.offsets.has(k) && !deleted.has(k)) {
