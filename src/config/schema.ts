@@ -537,6 +537,15 @@ export const brokerKeys = [
     /^.{0,4096}$/,
     "empty or a file path",
   ),
+  // Classic consumer groups (issue 15).
+  int(
+    "group.initial.rebalance.delay.ms",
+    "groupInitialRebalanceDelayMs",
+    "How long the first rebalance of an empty classic (JoinGroup) group waits for more members to join; each new member restarts the wait, up to the rebalance timeout. Kafka's key and default.",
+    3000,
+    0,
+    1_800_000,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -616,6 +625,8 @@ export interface BrokerConfig {
   internalAdvertisedAddress: string;
   clusterSecret: string;
   clusterSecretFile: string;
+  // Classic consumer groups (issue 15).
+  groupInitialRebalanceDelayMs: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {
