@@ -11,8 +11,13 @@
  * fails. The stages themselves are in stages.ts.
  */
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
+import { KafkaServer } from "../kafka/server.ts";
+import { parseKafkaAddress } from "../kafka/deps.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
-import { RpcServer, SERVED_SERVICES } from "../rpc/server.ts";
+import { RpcServer, SERVED_SERVICES, type ServiceDeps } from "../rpc/server.ts";
+import { Access } from "../service/access.ts";
+import { RequestAccess } from "../service/authorize.ts";
+import { QuotaThrottle } from "../service/quota-throttle.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { membershipOf } from "./membership.ts";
@@ -63,6 +68,8 @@ interface Parts {
   /** The internal listener (`internal.listen`), if any. */
   readonly internal: InternalRpcServer | null;
   readonly rpc: RpcServer;
+  /** The Kafka listener (`kafka.listen`), if any. */
+  readonly kafka: KafkaServer | null;
   readonly lifecycle: BrokerLifecycle | null;
   readonly background: Background;
   readonly graceMs: number;
@@ -125,13 +132,15 @@ export class Broker {
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
+      const kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
+      await kafka?.bind();
       await joinCluster(identity, meta, lifecycle);
       const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc, membership.signer);
       logStarted(shell, identity, logs, rpc, background);
       const graceMs = opts.shutdownGraceMs ?? 5000;
-      return new Broker({ shell, identity, logs, meta, data, rpc, internal, lifecycle, background, graceMs });
+      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs });
     } catch (e) {
       await opened.closeAll();
       throw e;
@@ -141,6 +150,11 @@ export class Broker {
   /** The HOST:PORT clients reach this broker at (with the real port when 0 was asked). */
   get address(): string {
     return this.parts.rpc.address;
+  }
+
+  /** The HOST:PORT of the Kafka listener (`kafka.listen`, bound), or null without one. */
+  get kafkaAddress(): string | null {
+    return this.parts.kafka?.address ?? null;
   }
 
   /** The HOST:PORT of the internal listener (`internal.listen`, bound), or null without one. */
@@ -155,12 +169,13 @@ export class Broker {
   }
 
   private async shutdown(): Promise<void> {
-    const { shell, identity, logs, meta, data, rpc, internal, lifecycle, background, graceMs } = this.parts;
+    const { shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs } = this.parts;
     shell.log.info({}, "broker shutting down");
     rpc.stopServing();
     // Streams and long-polls end first: consumers leave their groups while this broker still
     // coordinates them. Then leadership of partitions moves away, then the controller role.
     data.rm.close();
+    await kafka?.close();
     await lifecycle?.shutdown(Math.min(graceMs, 5000));
     await handOverController(meta.store, identity.voters, shell.config.nodeId);
     clearInterval(background.ticker);
@@ -176,4 +191,23 @@ export class Broker {
     await meta.store.close();
     shell.log.info({}, "broker stopped");
   }
+}
+
+/** The Kafka listener over the same services as the gRPC server (`kafka.listen`). */
+function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer): KafkaServer {
+  const { config, log } = shell;
+  const server: KafkaServer = new KafkaServer(
+    { listen: config.kafkaListen, requestBytesMax: config.requestBytesMax, maxConnections: config.maxConnections },
+    {
+      services: deps,
+      clients: rpc.clients,
+      access: deps.access ?? new RequestAccess(Access.allowAll()),
+      quotas: deps.quotas ?? new QuotaThrottle(() => deps.replicas.image, { nowMs: () => deps.replicas.nowMs() }, deps.timers),
+      config,
+      nodeId: config.nodeId,
+      advertised: () => parseKafkaAddress(config.kafkaAdvertisedAddress || server.address),
+      log,
+    },
+  );
+  return server;
 }

@@ -66,6 +66,8 @@ export interface ClusterStartOptions {
   readonly dataDir: string;
   readonly basePort: number;
   readonly host: string;
+  /** Port of node 1's Kafka listener (node i: kafkaBasePort + i - 1); 0: no Kafka listener. */
+  readonly kafkaBasePort?: number;
   /** Broker settings for every node, key=value. */
   readonly set: readonly string[];
 }
@@ -76,6 +78,8 @@ export interface NodePlan {
   readonly address: string;
   /** Its internal listener, where the other nodes call it. */
   readonly internalAddress: string;
+  /** Its Kafka listener, or "" without one. */
+  readonly kafkaAddress: string;
   readonly dataDir: string;
   readonly args: readonly string[];
 }
@@ -94,6 +98,7 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
     nodeId: i + 1,
     address: `${host}:${o.basePort + i}`,
     internalAddress: `${host}:${o.basePort + INTERNAL_PORT_OFFSET + i}`,
+    kafkaAddress: o.kafkaBasePort ? `${host}:${o.kafkaBasePort + i}` : "",
     dataDir: path.join(o.dataDir, `node-${i + 1}`),
   }));
   const quorum = nodes.map((n) => `${n.nodeId}@${n.internalAddress}`).join(",");
@@ -118,6 +123,7 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
       `internal.listen=${n.internalAddress}`,
       "--set",
       `cluster.secret.file=${secretFile}`,
+      ...(n.kafkaAddress ? ["--set", `kafka.listen=${n.kafkaAddress}`] : []),
       ...sets,
     ],
   }));

@@ -238,6 +238,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--data-dir <dir>", "folder holding each node's data, as node-<id>", "./cluster")
     .option("--base-port <port>", "port of node 1; node i listens on base-port + i - 1", intIn(1, 65535), 50051)
     .option("--host <host>", "host every node listens on", "127.0.0.1")
+    .option("--kafka-base-port <port>", "port of node 1's Kafka listener; node i listens on it + i - 1 (0: none)", intIn(0, 65535), 9092)
     .option("--set <key=value>", "broker setting for every node (repeatable)", collect, [])
     .action(async (o: ClusterStartOptions, cmd: Command) => startCluster({ ...contextOf(cmd, io), bootstrap: DEFAULT_BOOTSTRAP }, o));
 

@@ -537,6 +537,29 @@ export const brokerKeys = [
     /^.{0,4096}$/,
     "empty or a file path",
   ),
+  // Kafka listener (issue 15).
+  str(
+    "kafka.listen",
+    "kafkaListen",
+    "Address the Kafka wire-protocol listener serves on, HOST:PORT (`npm start` sets 127.0.0.1:9092; `rill cluster start` gives each node its own port). Empty: no Kafka listener. TLS with the same `tls.*` files as the gRPC listener.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  str(
+    "kafka.advertised.address",
+    "kafkaAdvertisedAddress",
+    "HOST:PORT Kafka clients are told to reach this node at (Metadata, FindCoordinator). Empty: the address `kafka.listen` bound.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  bool(
+    "auto.create.topics.enable",
+    "autoCreateTopicsEnable",
+    "Whether a Kafka Metadata request that names an unknown topic (and allows it) creates it, with `num.partitions` partitions and the replication factor CreateTopics gives a topic created without one, as Kafka does.",
+    true,
+  ),
   // Classic consumer groups (issue 15).
   int(
     "group.initial.rebalance.delay.ms",
@@ -625,6 +648,10 @@ export interface BrokerConfig {
   internalAdvertisedAddress: string;
   clusterSecret: string;
   clusterSecretFile: string;
+  // Kafka listener (issue 15).
+  kafkaListen: string;
+  kafkaAdvertisedAddress: string;
+  autoCreateTopicsEnable: boolean;
   // Classic consumer groups (issue 15).
   groupInitialRebalanceDelayMs: number;
 }

@@ -151,6 +151,8 @@ describe("rill cluster start", () => {
       path.join(dir, "c"),
       "--base-port",
       String(base),
+      "--kafka-base-port",
+      "0",
       "--set",
       "broker.session.timeout.ms=6000",
     ]);

@@ -207,6 +207,8 @@ beforeAll(async () => {
       path.join(dir, "c"),
       "--base-port",
       String(base),
+      "--kafka-base-port",
+      "0",
       // Calm timings: nothing here should move the cluster but the calls under test, even on a busy machine.
       "--set",
       "broker.session.timeout.ms=10000",

@@ -1,0 +1,12 @@
+/**
+ * Every API the Kafka listener serves. One line per API; ApiVersions advertises exactly these,
+ * with the versions each declares as implemented.
+ */
+import type { KafkaApi } from "../api.ts";
+import { apiVersions } from "./api-versions.ts";
+
+/** The APIs, by key order. */
+export const KAFKA_APIS: readonly KafkaApi[] = [
+  apiVersions,
+  // Each API adds one line here.
+].sort((a, b) => a.key - b.key);

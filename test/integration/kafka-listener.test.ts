@@ -1,0 +1,96 @@
+/**
+ * The Kafka listener's framing and ApiVersions against a real broker: versions advertised, the
+ * v0-layout answer to an unknown ApiVersions version, and connections closed — alone — on bad
+ * frames (unknown API key, a size of 2^31-1, a truncated body, garbage tagged fields).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Broker } from "../../src/broker/broker.ts";
+import { ApiVersionsRequest, ApiVersionsResponse } from "../../src/kafka/apis/api-versions.ts";
+import { KafkaReader } from "../../src/kafka/wire.ts";
+import { RawKafka } from "./kafka-helpers.ts";
+import { rmTmp, tmpDir } from "./rpc-helpers.ts";
+
+let broker: Broker;
+let dir: string;
+let address: string;
+
+beforeAll(async () => {
+  dir = tmpDir("rill-kafka-");
+  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0" }, shutdownGraceMs: 500 });
+  address = broker.kafkaAddress as string;
+});
+
+afterAll(async () => {
+  await broker?.close();
+  rmTmp(dir);
+});
+
+describe("Kafka listener", () => {
+  it("answers ApiVersions v0 to v4 with the APIs it implements", async () => {
+    const c = await RawKafka.connect(address);
+    for (const v of [0, 1, 2, 3, 4]) {
+      const res = await c.request(
+        18,
+        v,
+        ApiVersionsRequest,
+        { clientSoftwareName: "test", clientSoftwareVersion: "1" },
+        ApiVersionsResponse,
+      );
+      expect(res.errorCode).toBe(0);
+      expect(res.apiKeys).toContainEqual({ apiKey: 18, minVersion: 0, maxVersion: 4 });
+    }
+    c.close();
+  });
+
+  it("answers an ApiVersions version it does not know with UNSUPPORTED_VERSION in the v0 layout", async () => {
+    const c = await RawKafka.connect(address);
+    const body = await c.sendRaw(18, 99, Buffer.alloc(0), true);
+    const r = new KafkaReader(body);
+    expect(r.int16()).toBe(35);
+    const n = r.int32();
+    const keys = Array.from({ length: n }, () => [r.int16(), r.int16(), r.int16()]);
+    expect(keys).toContainEqual([18, 0, 4]);
+    // The connection stays usable: the client retries with a version from the answer.
+    const res = await c.request(18, 3, ApiVersionsRequest, {}, ApiVersionsResponse);
+    expect(res.errorCode).toBe(0);
+    c.close();
+  });
+
+  it("closes only the connection that sent a bad frame", async () => {
+    const good = await RawKafka.connect(address);
+    const bad = async (bytes: Buffer) => {
+      const c = await RawKafka.connect(address);
+      c.write(bytes);
+      await c.closed;
+    };
+    // A frame with its true size in front.
+    const framed = (h: string) => {
+      const body = Buffer.from(h, "hex");
+      const size = Buffer.alloc(4);
+      size.writeInt32BE(body.length);
+      return Buffer.concat([size, body]);
+    };
+    // Unknown API key 999.
+    await bad(framed("03e7" + "0000" + "00000001" + "0000"));
+    // A size of 2^31-1.
+    await bad(Buffer.from("7fffffff0012000000000001", "hex"));
+    // A size too small for a header.
+    await bad(Buffer.from("00000002abcd", "hex"));
+    // ApiVersions v3 whose body is truncated (a compact string claiming 10 bytes, one sent).
+    await bad(framed("0012" + "0003" + "00000001" + "0000" + "00" + "0b61"));
+    // ApiVersions v3 with garbage where the body's tag section should be (5 tags, nothing after).
+    await bad(framed("0012" + "0003" + "00000001" + "0000" + "00" + "01" + "01" + "05"));
+    // ApiVersions v0 with bytes left over after its (empty) body.
+    await bad(framed("0012" + "0000" + "00000001" + "0000" + "ffffff"));
+    const res = await good.request(18, 2, ApiVersionsRequest, {}, ApiVersionsResponse);
+    expect(res.errorCode).toBe(0);
+    good.close();
+  });
+
+  it("answers pipelined requests in request order", async () => {
+    const c = await RawKafka.connect(address);
+    const answers = await Promise.all([0, 1, 2, 3, 4, 0, 1, 2].map((v) => c.request(18, v, ApiVersionsRequest, {}, ApiVersionsResponse)));
+    expect(answers.every((a) => a.errorCode === 0)).toBe(true);
+    c.close();
+  });
+});
