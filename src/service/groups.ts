@@ -30,7 +30,7 @@
  */
 import { RillError, rillError } from "../base/errors.ts";
 import { type Timers, systemTimers } from "../base/timers.ts";
-import { type GroupRuntime, OFFSETS_TOPIC, validateGroupId } from "../coordinator/group-runtime.ts";
+import { type GroupRuntime, OFFSETS_TOPIC, offsetsPartitionFor, validateGroupId } from "../coordinator/group-runtime.ts";
 import {
   type ClassicGroupDescription,
   type ClassicStateName,
@@ -373,6 +373,22 @@ export class GroupsService {
   ) {
     this.lag = logEndOffsetOf(rm);
     this.classic = classicGroupsOf(rt, timers);
+  }
+
+  /**
+   * The node that coordinates `groupId` (the leader of its `__consumer_offsets` partition), for
+   * clients that route group requests themselves (Kafka's FindCoordinator). Throws
+   * INVALID_GROUP_ID, or COORDINATOR_NOT_AVAILABLE while the topic or the partition's leader is missing.
+   */
+  coordinatorOf(groupId: string): number {
+    validateGroupId(groupId);
+    const p = offsetsPartitionFor(groupId);
+    const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
+    if (st === undefined)
+      throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`);
+    if (st.leader < 0)
+      throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`);
+    return st.leader;
   }
 
   // -------------------------------------------------------------------------------------------
