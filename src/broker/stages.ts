@@ -313,7 +313,7 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
   const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
-  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
+  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, { initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs });
   const fetchMemory = { budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers), responseBytesMax: config.requestBytesMax };
   meta.store.onChange((c) => {
     if (movesPartitions(c)) {

@@ -560,6 +560,15 @@ export const brokerKeys = [
     "Whether a Kafka Metadata request that names an unknown topic (and allows it) creates it, with `num.partitions` partitions and the replication factor CreateTopics gives a topic created without one, as Kafka does.",
     true,
   ),
+  // Classic consumer groups (issue 15).
+  int(
+    "group.initial.rebalance.delay.ms",
+    "groupInitialRebalanceDelayMs",
+    "How long the first rebalance of an empty classic (JoinGroup) group waits for more members to join; each new member restarts the wait, up to the rebalance timeout. Kafka's key and default.",
+    3000,
+    0,
+    1_800_000,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -643,6 +652,8 @@ export interface BrokerConfig {
   kafkaListen: string;
   kafkaAdvertisedAddress: string;
   autoCreateTopicsEnable: boolean;
+  // Classic consumer groups (issue 15).
+  groupInitialRebalanceDelayMs: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

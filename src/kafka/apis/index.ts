@@ -6,11 +6,31 @@ import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
 import { fetch } from "./fetch.ts";
 import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
+import { deleteGroups } from "./delete-groups.ts";
+import { describeGroups } from "./describe-groups.ts";
+import { findCoordinator } from "./find-coordinator.ts";
+import { heartbeat } from "./heartbeat.ts";
+import { joinGroup } from "./join-group.ts";
+import { leaveGroup } from "./leave-group.ts";
+import { listGroups } from "./list-groups.ts";
+import { offsetCommit } from "./offset-commit.ts";
+import { offsetFetch } from "./offset-fetch.ts";
+import { syncGroup } from "./sync-group.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
   fetch,
   offsetForLeaderEpoch,
+  findCoordinator,
+  joinGroup,
+  syncGroup,
+  heartbeat,
+  leaveGroup,
+  offsetCommit,
+  offsetFetch,
+  describeGroups,
+  listGroups,
+  deleteGroups,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);
