@@ -4,9 +4,11 @@
  */
 import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
+import { metadata } from "./metadata.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  metadata,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);
