@@ -137,11 +137,17 @@ export class Broker {
             (r) => r.shutdown(0),
           )
         : null;
-      const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
+      let kafka: KafkaServer | null = null;
+      const lifecycle = hasRole(config, "broker")
+        ? opened.add(
+            newLifecycle(shell, identity, meta, rpc, internal, () => kafka),
+            (l) => l.stop(),
+          )
+        : null;
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
-      const kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc), (k) => k.close());
+      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
       await kafka?.bind();

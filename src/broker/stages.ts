@@ -335,6 +335,7 @@ export function newLifecycle(
   meta: Metadata,
   rpc: RpcServer,
   internal?: { readonly address: string } | null,
+  kafka?: () => { readonly address: string } | null,
 ): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
@@ -342,6 +343,11 @@ export function newLifecycle(
     clusterId: identity.clusterId,
     address: () => config.advertisedAddress || rpc.address,
     internalAddress: () => (internal ? config.internalAdvertisedAddress || internal.address : ""),
+    // The Kafka listener is built after the lifecycle but bound before the registration.
+    kafkaAddress: () => {
+      const k = kafka?.() ?? null;
+      return k ? config.kafkaAdvertisedAddress || k.address : "";
+    },
     rack: "",
     roles: identity.roles,
     maxPartitions: partitions.max,

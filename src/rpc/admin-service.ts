@@ -11,6 +11,7 @@
  * response headers), and `LeaderOffsets` with a ListOffsets call to the partition's leader.
  */
 import type { InternalClients } from "./internal-clients.ts";
+import type { Requester } from "../security/requester.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Random } from "../base/random.ts";
@@ -119,6 +120,44 @@ export function grpcControllerPort(fwd: Forwarder<typeof AdminService>, route: C
   };
 }
 
+/**
+ * The way to the active controller for a request that did not arrive over gRPC (the Kafka
+ * listener): `requester` travels with a forwarded change, `timeoutMs` bounds the forward.
+ * The returned function builds one port per request.
+ */
+export function requesterControllerPorts(
+  route: ControllerRoute,
+  clients?: InternalClients,
+): (requester: Requester, timeoutMs: number) => ControllerPort {
+  const fwd = new Forwarder(AdminService, route, clients);
+  return (requester, timeoutMs) => ({
+    forwarded: false,
+    isActive: () => route.isActive(),
+    forward: async <K extends AdminChange>(change: K, input: AdminChanges[K]["input"]): Promise<AdminChanges[K]["result"]> => {
+      const codec = changeCodecs[change];
+      const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 60_000);
+      return codec.decodeResult(await fwd.forwardAs<ChangeMessages[K]["response"]>(change, codec.encodeInput(input), requester, deadline));
+    },
+    committedHere: () => {},
+  });
+}
+
+/** The protocol-neutral admin handlers over a broker's admin dependencies (what every adapter calls). */
+export function adminHandlers(d: AdminDeps): AdminHandlers {
+  return new AdminHandlers({
+    rm: d.rm,
+    store: d.store,
+    random: d.random,
+    config: d.config,
+    clusterId: d.clusterId,
+    controllerId: d.controllerId,
+    voters: d.voters,
+    nodeState: d.nodeState,
+    ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
+    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
+  });
+}
+
 /** Offsets of partitions led by other brokers, asked with one ListOffsets call per leader. */
 export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): LeaderOffsets {
   return async (leader, partitions) => {
@@ -141,18 +180,7 @@ export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): 
 /** The AdminService implementation. */
 export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
   const fwd = new Forwarder(AdminService, d.route, d.clients);
-  const admin = new AdminHandlers({
-    rm: d.rm,
-    store: d.store,
-    random: d.random,
-    config: d.config,
-    clusterId: d.clusterId,
-    controllerId: d.controllerId,
-    voters: d.voters,
-    nodeState: d.nodeState,
-    ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
-    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
-  });
+  const admin = adminHandlers(d);
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */

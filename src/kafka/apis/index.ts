@@ -16,6 +16,7 @@ import { listGroups } from "./list-groups.ts";
 import { offsetCommit } from "./offset-commit.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
+import { metadata } from "./metadata.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -32,5 +33,6 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   describeGroups,
   listGroups,
   deleteGroups,
+  metadata,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);
