@@ -93,7 +93,11 @@ class KafkaSocket {
   /** Sends a Fetch of `version`; resolves with the response body (header tags included for v12+). */
   fetch(version: number, body: Buffer): Promise<Buffer> {
     const w = new KafkaWriter();
-    w.int32(0).int16(1).int16(version).int32(this.nextId++).string("kafka-consume-perf", false);
+    w.int32(0)
+      .int16(1)
+      .int16(version)
+      .int32(this.nextId++)
+      .string("kafka-consume-perf", false);
     if (version >= 12) w.uvarint(0);
     w.raw(body);
     const frame = w.toBuffer();
@@ -143,9 +147,7 @@ async function consumeKafka(
           {
             topic,
             partitions: positions.flatMap((offset, partition) =>
-              offset < perPartition[partition]!
-                ? [{ partition, fetchOffset: BigInt(offset), partitionMaxBytes: o.partitionBytesMax }]
-                : [],
+              offset < perPartition[partition]! ? [{ partition, fetchOffset: BigInt(offset), partitionMaxBytes: o.partitionBytesMax }] : [],
             ),
           },
         ],
