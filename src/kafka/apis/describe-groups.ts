@@ -7,14 +7,7 @@
  */
 import { api } from "../api.ts";
 import { bool, bytes, int16, int32, message, string, structs, arrayOf } from "../schema.ts";
-import {
-  consumerAssignmentBytes,
-  consumerStateName,
-  consumerSubscriptionBytes,
-  deniedCode,
-  errorCode,
-  groupsOf,
-} from "./group-common.ts";
+import { consumerAssignmentBytes, consumerStateName, consumerSubscriptionBytes, deniedCode, errorCode, groupsOf } from "./group-common.ts";
 
 export const DescribeGroupsRequest = message("DescribeGroupsRequest", "0-5", "5+", {
   groups: arrayOf(string()),
@@ -42,7 +35,6 @@ export const DescribeGroupsResponse = message("DescribeGroupsResponse", "0-5", "
 });
 
 const EMPTY = Buffer.alloc(0);
-
 
 export const describeGroups = api(15, "0-5", DescribeGroupsRequest, DescribeGroupsResponse, async (req, ctx) => {
   const groups = req.groups.map((groupId) => {
@@ -91,4 +83,3 @@ export const describeGroups = api(15, "0-5", DescribeGroupsRequest, DescribeGrou
   });
   return { throttleTimeMs: 0, groups };
 });
-

@@ -40,7 +40,8 @@ async function find(ctx: KafkaRequestContext, key: string, keyType: number) {
     ctx.deps.access.describeGroups(ctx.session.requester, [key]);
     const nodeId = groupsOf(ctx).coordinatorOf(key);
     const address = kafkaAddressOf(ctx, nodeId);
-    if (address === null) throw rillError("COORDINATOR_NOT_AVAILABLE", `key: node ${nodeId} coordinates "${key}" but has no Kafka address known here`);
+    if (address === null)
+      throw rillError("COORDINATOR_NOT_AVAILABLE", `key: node ${nodeId} coordinates "${key}" but has no Kafka address known here`);
     return { nodeId, ...address };
   });
   if (r.error !== null) return { key, nodeId: -1, host: "", port: -1, errorCode: errorCode(r.error), errorMessage: r.error.message };

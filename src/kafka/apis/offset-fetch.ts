@@ -48,7 +48,10 @@ type Topics = { readonly name: string; readonly partitionIndexes: readonly numbe
 
 /** One group's answer: its topics, or the error (the topics then empty). */
 async function fetchGroup(ctx: KafkaRequestContext, groupId: string, topics: Topics) {
-  const wanted = topics === null ? null : topics.filter((t) => t.partitionIndexes.length > 0).map((t) => ({ topic: t.name, partitions: [...t.partitionIndexes] }));
+  const wanted =
+    topics === null
+      ? null
+      : topics.filter((t) => t.partitionIndexes.length > 0).map((t) => ({ topic: t.name, partitions: [...t.partitionIndexes] }));
   const r = await outcome(async (): Promise<CommittedOffsetOutput[]> => {
     if (wanted !== null && wanted.length === 0) return [];
     return ctx.deps.access.fetchOffsets(ctx.session.requester, groupId, () => groupsOf(ctx).fetchOffsets(groupId, wanted));
