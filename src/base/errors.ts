@@ -179,6 +179,9 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "The partition is already led by its preferred leader.",
   ),
+  // The Kafka listener's Fetch (issue 15).
+  FETCH_SESSION_ID_NOT_FOUND: kind(70, "FETCH_SESSION_ID_NOT_FOUND", true, S.NOT_FOUND, "The fetch session is not known to this broker."),
+  UNKNOWN_TOPIC_ID: kind(100, "UNKNOWN_TOPIC_ID", true, S.NOT_FOUND, "No topic has this topic id."),
   INVALID_UPDATE_VERSION: kind(95, "INVALID_UPDATE_VERSION", false, S.FAILED_PRECONDITION, "The partition epoch of the change is stale."),
   DUPLICATE_BROKER_REGISTRATION: kind(
     101,

@@ -13,6 +13,7 @@
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
 import { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
+import { initCodecs } from "../protocol/compression.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES, type ServiceDeps } from "../rpc/server.ts";
 import { Access } from "../service/access.ts";
@@ -93,6 +94,7 @@ export class Broker {
 
   /** Opens the data directory and starts serving. */
   static async start(opts: BrokerOptions): Promise<Broker> {
+    await initCodecs(); // zstd's WebAssembly, before any batch is read or written
     const shell = shellOf(opts);
     const opened = new Opened();
     const logs = opened.add(openStorage(shell), (l) => l.close());

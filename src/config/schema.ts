@@ -104,9 +104,9 @@ export const topicKeys = [
   choice(
     "compression.type",
     "compressionType",
-    "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed; batches sent as `record_batch` are always stored as the producer compressed them.",
+    "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed (`uncompressed` is Kafka's name for `none`); batches sent as `record_batch` are always stored as the producer compressed them.",
     "producer",
-    ["producer", "none", "gzip", "lz4"] as const,
+    ["producer", "none", "uncompressed", "gzip", "snappy", "lz4", "zstd"] as const,
   ),
   int(
     "delete.retention.ms",
@@ -574,7 +574,7 @@ export const brokerKeys = [
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
 export interface TopicConfig {
   cleanupPolicy: "delete" | "compact" | "compact,delete" | "delete,compact";
-  compressionType: "producer" | "none" | "gzip" | "lz4";
+  compressionType: "producer" | "none" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd";
   deleteRetentionMs: number;
   flushMessages: number;
   flushMs: number;

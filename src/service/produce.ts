@@ -340,6 +340,10 @@ function codecFor(cfg: TopicConfig): number {
       return Compression.LZ4;
     case "gzip":
       return Compression.GZIP;
+    case "snappy":
+      return Compression.SNAPPY;
+    case "zstd":
+      return Compression.ZSTD;
     default:
       return Compression.NONE;
   }

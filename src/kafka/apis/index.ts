@@ -4,6 +4,8 @@
  */
 import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
+import { fetch } from "./fetch.ts";
+import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
 import { deleteGroups } from "./delete-groups.ts";
 import { describeGroups } from "./describe-groups.ts";
 import { findCoordinator } from "./find-coordinator.ts";
@@ -18,6 +20,8 @@ import { syncGroup } from "./sync-group.ts";
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  fetch,
+  offsetForLeaderEpoch,
   findCoordinator,
   joinGroup,
   syncGroup,
