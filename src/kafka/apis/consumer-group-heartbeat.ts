@@ -56,7 +56,7 @@ export const consumerGroupHeartbeat = api(68, "0-1", ConsumerGroupHeartbeatReque
       owned,
       assignor: req.serverAssignor ?? "",
       sessionTimeoutMs: 0,
-      rebalanceTimeoutMs: req.rebalanceTimeoutMs > 0 ? req.rebalanceTimeoutMs : 0,
+      rebalanceTimeoutMs: Math.max(req.rebalanceTimeoutMs, 0),
       clientId: ctx.clientId ?? "",
       clientHost: `/${ctx.session.requester.host}`,
     });
