@@ -76,8 +76,11 @@ export interface HeartbeatInput {
   readonly instanceId: string | null;
   /** Subscribed topics; null: unchanged since the last heartbeat (a joining member must give them). */
   readonly topics: readonly string[] | null;
-  /** Partitions the member owns now; leaving a revoked one out acknowledges its revocation. */
-  readonly owned: readonly TopicPartitions[];
+  /**
+   * Partitions the member owns now; leaving a revoked one out acknowledges its revocation. null:
+   * unchanged since the last heartbeat (Kafka's ConsumerGroupHeartbeat), which acknowledges nothing.
+   */
+  readonly owned: readonly TopicPartitions[] | null;
   /** "uniform", "range", or "" for the group's; anything else is INVALID_REQUEST. */
   readonly assignor: string;
   /** 0 or less: unchanged, or the coordinator's default for a new member. */
@@ -385,9 +388,15 @@ export class GroupsService {
     const p = offsetsPartitionFor(groupId);
     const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
     if (st === undefined)
-      throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`);
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`,
+      );
     if (st.leader < 0)
-      throw rillError("COORDINATOR_NOT_AVAILABLE", `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`);
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`,
+      );
     return st.leader;
   }
 
@@ -425,7 +434,7 @@ export class GroupsService {
           memberEpoch: req.memberEpoch,
           ...(req.instanceId !== null ? { instanceId: req.instanceId } : {}),
           ...(req.topics !== null ? { subscribedTopics: req.topics } : {}),
-          ownedPartitions: req.owned,
+          ...(req.owned !== null ? { ownedPartitions: req.owned } : {}),
           assignor: assignorOf(req.assignor, "assignor"),
           ...(req.sessionTimeoutMs > 0 ? { sessionTimeoutMs: req.sessionTimeoutMs } : {}),
           ...(req.rebalanceTimeoutMs > 0 ? { rebalanceTimeoutMs: req.rebalanceTimeoutMs } : {}),

@@ -7,6 +7,7 @@ import { RillError } from "../../base/errors.ts";
 import { GroupsService } from "../../service/groups.ts";
 import type { KafkaRequestContext } from "../api.ts";
 import type { KafkaDeps } from "../deps.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 
 const services = new WeakMap<KafkaDeps, GroupsService>();
 
@@ -21,17 +22,9 @@ export function groupsOf(ctx: KafkaRequestContext): GroupsService {
   return s;
 }
 
-/** UNKNOWN_SERVER_ERROR: what a Rill-only error (code 10000+) is answered as. */
-const UNKNOWN_SERVER_ERROR = -1;
-/** INVALID_REQUEST: Rill's own "a field is invalid" (INVALID_ARGUMENT) as Kafka says it. */
-const INVALID_REQUEST = 42;
-
-/** The Kafka error code of an outcome: 0 for none; Rill's catalog codes are Kafka's below 10000. */
+/** The Kafka error code of an outcome (0 for none), from the listener's one table (error-codes.ts). */
 export function errorCode(e: RillError | null | undefined): number {
-  if (e === null || e === undefined) return 0;
-  if (e.code < 10_000) return e.code;
-  if (e.kind.name === "INVALID_ARGUMENT") return INVALID_REQUEST;
-  return UNKNOWN_SERVER_ERROR;
+  return kafkaErrorCode(e ?? null);
 }
 
 /** Runs `fn`; a RillError it throws comes back as the error (anything else is a bug and is rethrown). */

@@ -4,6 +4,8 @@
  */
 import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
+import { consumerGroupDescribe } from "./consumer-group-describe.ts";
+import { consumerGroupHeartbeat } from "./consumer-group-heartbeat.ts";
 import { fetch } from "./fetch.ts";
 import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
 import { deleteGroups } from "./delete-groups.ts";
@@ -34,5 +36,7 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   listGroups,
   deleteGroups,
   metadata,
+  consumerGroupHeartbeat,
+  consumerGroupDescribe,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);
