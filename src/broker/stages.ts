@@ -43,6 +43,7 @@ import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } fr
 import { type BrokerLog, silentLog } from "./log.ts";
 import { logCorruptReads, startMetrics, type MetricsServer } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
+import { type RunningGcPacer, startGcPacer } from "./gc-pacer.ts";
 
 /** What the shell is made from; everything but the data directory has a default. */
 export interface ShellOptions {
@@ -113,6 +114,8 @@ export interface Background {
   readonly isrTimer: ReturnType<typeof setInterval>;
   readonly ticker: ReturnType<typeof setInterval>;
   readonly metrics: MetricsServer | null;
+  /** Garbage collection paced by buffer memory (Bun), or null. */
+  readonly gcPacer: RunningGcPacer | null;
 }
 
 /** Closers of what a failed start already opened, run newest first. */
@@ -496,7 +499,7 @@ export async function startBackground(
   try {
     const limits = rpc ? { connections: rpc.connections, partitionsMax: partitions.max } : undefined;
     const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm, limits, data.fetchMemory.budget) : null;
-    return { fetchers, isrTimer, ticker, metrics };
+    return { fetchers, isrTimer, ticker, metrics, gcPacer: startGcPacer(config.gcExternalStepBytes) };
   } catch (e) {
     clearInterval(ticker);
     clearInterval(isrTimer);

@@ -537,6 +537,15 @@ export const brokerKeys = [
     /^.{0,4096}$/,
     "empty or a file path",
   ),
+  // Memory (issue 14): garbage collection paced by buffer memory.
+  int(
+    "gc.external.step.bytes",
+    "gcExternalStepBytes",
+    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce. 0: never.",
+    64 * 1024 * 1024,
+    0,
+    2 ** 40,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -616,6 +625,8 @@ export interface BrokerConfig {
   internalAdvertisedAddress: string;
   clusterSecret: string;
   clusterSecretFile: string;
+  // Memory (issue 14).
+  gcExternalStepBytes: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {
