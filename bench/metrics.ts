@@ -9,7 +9,8 @@
  *    The "on" broker is scraped every second meanwhile, as Prometheus would.
  * 2. Scrape time with `--partitions` partitions (in topics of 100) and `--groups` consumer groups
  *    (each with committed offsets on 40 partitions, so that every group has lag to compute):
- *    the median and the largest of `--scrapes` GET /metrics, timed by the client.
+ *    the median and the largest of `--scrapes` GET /metrics, timed by the client, and the
+ *    broker's CPU time per scrape (Linux /proc/PID/stat), which a busy machine disturbs less.
  *
  *   bun bench/metrics.ts [--runs 5] [--records 500000] [--record-size 100] [--partitions 2000]
  *     [--groups 50] [--scrapes 20] [--broker-runtime bun|node|deno] [--json FILE]
@@ -17,7 +18,7 @@
 import * as nodeFs from "node:fs";
 import * as net from "node:net";
 import { GroupAdmin } from "../src/client/group-admin.ts";
-import { createTopic, isMain, loadAverage, median, parseArgs } from "./lib.ts";
+import { cpuSecondsOf, createTopic, isMain, loadAverage, median, parseArgs } from "./lib.ts";
 import { producerPerfDefaults, runProducerPerf, startBrokerProcess } from "./producer-perf.ts";
 
 const defaults = {
@@ -85,7 +86,9 @@ async function produceOnOff(o: typeof defaults): Promise<{ medians: Record<Side,
   return { medians, all, ratio: medians.on / medians.off };
 }
 
-async function scrapeTime(o: typeof defaults): Promise<{ medianMs: number; maxMs: number; bytes: number; all: number[] }> {
+async function scrapeTime(
+  o: typeof defaults,
+): Promise<{ medianMs: number; maxMs: number; brokerCpuMsPerScrape: number; bytes: number; all: number[] }> {
   const port = await freePort();
   const broker = await startBrokerProcess(o.brokerRuntime, {
     args: ["--set", `http.listen=127.0.0.1:${port}`, "--set", `max.partitions=${o.partitions + 1000}`],
@@ -106,12 +109,15 @@ async function scrapeTime(o: typeof defaults): Promise<{ medianMs: number; maxMs
     await timeScrape(base); // warm
     const times: number[] = [];
     let bytes = 0;
+    const cpu0 = cpuSecondsOf(broker.proc.pid!);
     for (let i = 0; i < o.scrapes; i++) {
       const s = await timeScrape(base);
       times.push(s.ms);
       bytes = s.bytes;
     }
-    return { medianMs: median(times), maxMs: Math.max(...times), bytes, all: times };
+    // The broker's CPU time per scrape: what a scrape costs, whatever else the machine runs.
+    const brokerCpuMsPerScrape = ((cpuSecondsOf(broker.proc.pid!) - cpu0) * 1000) / o.scrapes;
+    return { medianMs: median(times), maxMs: Math.max(...times), brokerCpuMsPerScrape, bytes, all: times };
   } finally {
     await groups.close();
     await broker.stop();
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
   console.log(
     `medians of ${o.runs} interleaved runs, ${o.recordSize} B records, broker on ${o.brokerRuntime}: ` +
       `produce metrics on ${(produce.medians.on / 1e6).toFixed(3)}M / off ${(produce.medians.off / 1e6).toFixed(3)}M records/s = ${produce.ratio.toFixed(3)}; ` +
-      `scrape with ${o.partitions} partitions and ${o.groups} groups: median ${scrape.medianMs.toFixed(1)} ms, max ${scrape.maxMs.toFixed(1)} ms over ${o.scrapes} (${(scrape.bytes / 1024).toFixed(0)} KiB); ` +
+      `scrape with ${o.partitions} partitions and ${o.groups} groups: median ${scrape.medianMs.toFixed(1)} ms, max ${scrape.maxMs.toFixed(1)} ms over ${o.scrapes}, broker CPU ${scrape.brokerCpuMsPerScrape.toFixed(1)} ms per scrape (${(scrape.bytes / 1024).toFixed(0)} KiB); ` +
       `load average ${result.loadAverage.join(", ")}`,
   );
   if (o.json) nodeFs.writeFileSync(o.json, `${JSON.stringify(result, null, 2)}\n`);

@@ -241,18 +241,28 @@ export function storageRegistry(
   return { exposition, stop };
 }
 
-/** Per partition: log end and start offsets, size, segments, and the storage counters. */
-function logMetrics(registry: Exposition, logs: LogManager): void {
+/**
+ * Per partition: log end and start offsets, size, segments, and the storage counters. The
+ * partitions and their label text are read once per scrape, before the families are written.
+ */
+function logMetrics(exp: Exposition, logs: LogManager): void {
   type Log = ReturnType<LogManager["all"]>[number]["log"];
-  const each = (value: (l: Log) => number): Sample[] =>
-    logs.all().map(({ tp, log }) => ({ labels: { topic: tp.topic, partition: tp.partition }, value: value(log) }));
-  const gauge = (name: string, help: string, value: (l: Log) => number): void => scraped(registry, name, help, "gauge", () => each(value));
+  let partitions: Array<{ labels: string; log: Log }> = [];
+  exp.beforeScrape(() => {
+    partitions = logs.all().map(({ tp, log }) => ({ labels: `{topic="${labelText(tp.topic)}",partition="${tp.partition}"}`, log }));
+  });
+  const lines = (name: string, value: (l: Log) => number): string => {
+    let out = "";
+    for (const p of partitions) out += `${name}${p.labels} ${formatValue(value(p.log))}\n`;
+    return out;
+  };
+  const gauge = (name: string, help: string, value: (l: Log) => number): void => exp.addText(name, help, "gauge", () => lines(name, value));
   gauge("rill_log_end_offset", "Offset the next appended record gets.", (l) => l.logEndOffset);
   gauge("rill_log_start_offset", "Earliest readable offset.", (l) => l.logStartOffset);
   gauge("rill_log_size_bytes", "Bytes on disk over all segments.", (l) => l.sizeBytes);
   gauge("rill_log_segments", "Segments of the partition.", (l) => l.segmentCount);
   const counter = (name: string, help: string, key: "appends" | "cacheReads" | "diskReads" | "fsyncs" | "duplicates"): void =>
-    scraped(registry, name, help, "counter", () => each((l) => l.stats[key]));
+    exp.addText(name, help, "counter", () => lines(name, (l) => l.stats[key]));
   counter("rill_log_appends_total", "Appends (each one or more batches).", "appends");
   counter("rill_log_cache_reads_total", "Reads answered from the tail cache.", "cacheReads");
   counter("rill_log_disk_reads_total", "Reads that went to the segment files.", "diskReads");
@@ -307,7 +317,9 @@ interface Family {
   readonly name: string;
   readonly help: string;
   readonly type: "gauge" | "counter" | "histogram";
-  readonly collect: () => readonly Sample[] | Promise<readonly Sample[]>;
+  /** The samples; or, for the families with the most samples, `text`: their lines already written. */
+  readonly collect?: () => readonly Sample[] | Promise<readonly Sample[]>;
+  readonly text?: () => string;
 }
 
 /**
@@ -319,24 +331,41 @@ interface Family {
 export class Exposition {
   readonly registry = new Registry();
   private readonly families: Family[] = [];
+  private readonly preparers: Array<() => void> = [];
 
   get contentType(): string {
     return this.registry.contentType;
   }
 
   /** Adds a family (its name must be new). */
-  add(name: string, help: string, type: Family["type"], collect: Family["collect"]): void {
-    if (this.families.some((f) => f.name === name) || this.registry.getSingleMetric(name))
-      throw new Error(`metric ${name} registered twice`);
-    this.families.push({ name, help, type, collect });
+  add(name: string, help: string, type: Family["type"], collect: NonNullable<Family["collect"]>): void {
+    this.push({ name, help, type, collect });
+  }
+
+  /** Adds a family whose sample lines `text` writes (label values escaped with `labelText`). */
+  addText(name: string, help: string, type: Family["type"], text: () => string): void {
+    this.push({ name, help, type, text });
+  }
+
+  /** Calls `fn` at the start of every scrape (to read what several families share once). */
+  beforeScrape(fn: () => void): void {
+    this.preparers.push(fn);
+  }
+
+  private push(f: Family): void {
+    if (this.families.some((g) => g.name === f.name) || this.registry.getSingleMetric(f.name))
+      throw new Error(`metric ${f.name} registered twice`);
+    this.families.push(f);
   }
 
   /** The whole text. */
   async metrics(): Promise<string> {
+    for (const fn of this.preparers) fn();
     const parts = [await this.registry.metrics()];
-    const collected = await Promise.all(this.families.map((f) => f.collect()));
+    const collected = await Promise.all(this.families.map((f) => f.collect?.() ?? []));
     this.families.forEach((f, i) => {
       parts.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
+      if (f.text) parts.push(f.text());
       for (const s of collected[i]!) parts.push(sampleLine(s.metricName ?? f.name, s.labels, s.value));
     });
     return parts.join("");
@@ -362,6 +391,11 @@ function sampleLine(name: string, labels: Sample["labels"], value: number): stri
   return `${line} ${formatValue(value)}\n`;
 }
 
+/** A label value as Prometheus text writes it (backslash, quote and newline escaped). */
+export function labelText(v: string): string {
+  return NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : v;
+}
+
 function formatValue(v: number): string {
   if (Number.isNaN(v)) return "NaN";
   if (v === Number.POSITIVE_INFINITY) return "+Inf";
@@ -374,7 +408,7 @@ function escapeHelp(help: string): string {
 }
 
 /** Adds a family whose samples `collect` builds at scrape time (see Exposition). */
-function scraped(exp: Exposition, name: string, help: string, type: Family["type"], collect: Family["collect"]): void {
+function scraped(exp: Exposition, name: string, help: string, type: Family["type"], collect: NonNullable<Family["collect"]>): void {
   exp.add(name, help, type, collect);
 }
 
