@@ -6,7 +6,9 @@
  *    counted per request and per append) and one without (nothing counted), runs interleaved
  *    (off first on even runs, on first on odd ones) so that load from elsewhere falls on both
  *    alike; medians of `--runs`. producer-perf: batches of 1,000 records, 8 in flight, acks=leader.
- *    The "on" broker is scraped every second meanwhile, as Prometheus would.
+ *    The "on" broker is scraped every second meanwhile, as Prometheus would. Besides records/s
+ *    (wall clock, which other load on the machine disturbs), the broker's CPU time per run
+ *    (/proc/PID/stat) gives records per broker CPU-second, and each run's own on ÷ off ratio.
  * 2. Scrape time with `--partitions` partitions (in topics of 100) and `--groups` consumer groups
  *    (each with committed offsets on 40 partitions, so that every group has lag to compute):
  *    the median and the largest of `--scrapes` GET /metrics, timed by the client, and the
@@ -56,16 +58,31 @@ async function timeScrape(base: string): Promise<{ ms: number; bytes: number }> 
   return { ms: performance.now() - t0, bytes: body.length };
 }
 
-async function produceOnOff(o: typeof defaults): Promise<{ medians: Record<Side, number>; all: Record<Side, number[]>; ratio: number }> {
+interface OnOff {
+  readonly medians: Record<Side, number>;
+  readonly all: Record<Side, number[]>;
+  /** Median on ÷ median off. */
+  readonly ratio: number;
+  /** The median of each run's own on ÷ off (the two sides of a run share the machine's load). */
+  readonly pairedRatio: number;
+  /** Records per CPU-second of the broker, medians, and their ratio on ÷ off. */
+  readonly perCpuSecond: Record<Side, number>;
+  readonly cpuRatio: number;
+}
+
+async function produceOnOff(o: typeof defaults): Promise<OnOff> {
   const port = await freePort();
   const off = await startBrokerProcess(o.brokerRuntime);
   const on = await startBrokerProcess(o.brokerRuntime, { args: ["--set", `http.listen=127.0.0.1:${port}`] });
   const all: Record<Side, number[]> = { off: [], on: [] };
+  const perCpu: Record<Side, number[]> = { off: [], on: [] };
   const scraper = setInterval(() => void timeScrape(`http://127.0.0.1:${port}`).catch(() => {}), 1000);
   try {
     for (let run = 0; run < o.runs; run++) {
       const order: Side[] = run % 2 === 0 ? ["off", "on"] : ["on", "off"];
       for (const side of order) {
+        const pid = (side === "on" ? on : off).proc.pid!;
+        const cpu0 = cpuSecondsOf(pid);
         const p = await runProducerPerf({
           ...producerPerfDefaults,
           records: o.records,
@@ -74,7 +91,10 @@ async function produceOnOff(o: typeof defaults): Promise<{ medians: Record<Side,
         });
         if ((p["errors"] as number) > 0) throw new Error(`${side} produce: ${p["errors"]} errors, first ${String(p["firstError"])}`);
         all[side].push(p["recordsPerSec"] as number);
-        console.log(`run ${run + 1} metrics ${side}: produce ${((p["recordsPerSec"] as number) / 1e6).toFixed(3)}M records/s`);
+        perCpu[side].push(o.records / (cpuSecondsOf(pid) - cpu0));
+        console.log(
+          `run ${run + 1} metrics ${side}: produce ${((p["recordsPerSec"] as number) / 1e6).toFixed(3)}M records/s, ${(perCpu[side].at(-1)! / 1e6).toFixed(3)}M records per broker CPU-second`,
+        );
       }
     }
   } finally {
@@ -83,7 +103,15 @@ async function produceOnOff(o: typeof defaults): Promise<{ medians: Record<Side,
     await off.stop();
   }
   const medians = { off: median(all.off), on: median(all.on) };
-  return { medians, all, ratio: medians.on / medians.off };
+  const perCpuSecond = { off: median(perCpu.off), on: median(perCpu.on) };
+  return {
+    medians,
+    all,
+    ratio: medians.on / medians.off,
+    pairedRatio: median(all.on.map((v, i) => v / all.off[i]!)),
+    perCpuSecond,
+    cpuRatio: perCpuSecond.on / perCpuSecond.off,
+  };
 }
 
 async function scrapeTime(
@@ -135,12 +163,15 @@ async function main(): Promise<void> {
     records: o.records,
     produceRecordsPerSec: { ...produce.medians, all: produce.all },
     produceRatio: produce.ratio,
+    producePairedRatio: produce.pairedRatio,
+    produceRecordsPerBrokerCpuSecond: produce.perCpuSecond,
+    produceCpuRatio: produce.cpuRatio,
     scrape: { partitions: o.partitions, groups: o.groups, scrapes: o.scrapes, ...scrape },
     loadAverage: loadAverage(),
   };
   console.log(
     `medians of ${o.runs} interleaved runs, ${o.recordSize} B records, broker on ${o.brokerRuntime}: ` +
-      `produce metrics on ${(produce.medians.on / 1e6).toFixed(3)}M / off ${(produce.medians.off / 1e6).toFixed(3)}M records/s = ${produce.ratio.toFixed(3)}; ` +
+      `produce metrics on ${(produce.medians.on / 1e6).toFixed(3)}M / off ${(produce.medians.off / 1e6).toFixed(3)}M records/s = ${produce.ratio.toFixed(3)} (per run ${produce.pairedRatio.toFixed(3)}; per broker CPU-second ${produce.cpuRatio.toFixed(3)}); ` +
       `scrape with ${o.partitions} partitions and ${o.groups} groups: median ${scrape.medianMs.toFixed(1)} ms, max ${scrape.maxMs.toFixed(1)} ms over ${o.scrapes}, broker CPU ${scrape.brokerCpuMsPerScrape.toFixed(1)} ms per scrape (${(scrape.bytes / 1024).toFixed(0)} KiB); ` +
       `load average ${result.loadAverage.join(", ")}`,
   );
