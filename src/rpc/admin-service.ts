@@ -17,7 +17,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Random } from "../base/random.ts";
 import type { BrokerConfig, QuorumVoter } from "../config/schema.ts";
 import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
-import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
+import { AdminService, type DeleteRecordsResponse } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService, ListOffsetsRequestSchema, type ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { PartitionLimits } from "../metadata/controller.ts";
 import type { MetadataStore } from "../metadata/store.ts";
@@ -72,6 +72,13 @@ import {
 import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
+import { type DeleteRecordsForwarder, deleteRecords } from "../service/delete-records.ts";
+import {
+  decodeDeleteRecords,
+  decodeDeleteRecordsResult,
+  encodeDeleteRecordsInput,
+  encodeDeleteRecordsResult,
+} from "./delete-records-codec.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -181,6 +188,7 @@ export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): 
 export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
   const fwd = new Forwarder(AdminService, d.route, d.clients);
   const admin = adminHandlers(d);
+  const leaders = new LeaderClients(AdminService, d.rm, d.clients);
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
@@ -258,5 +266,29 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       access.cluster(who(call), "AdminService/DescribeClientQuotas");
       return encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)));
     }),
+    // delete records (issue 15)
+    deleteRecords: unary(async (req, call) => {
+      const input = decodeDeleteRecords(req);
+      access.deleteRecords(who(call), input);
+      const forwarder = grpcDeleteRecordsForwarder(leaders, who(call));
+      return encodeDeleteRecordsResult(await deleteRecords(d.rm, input, { forwarded: isForwarded(call) }, forwarder));
+    }),
+  };
+}
+
+/** How long a DeleteRecords passed to a partition's leader may take. */
+const DELETE_RECORDS_FORWARD_TIMEOUT_MS = 30_000;
+
+/** DeleteRecords of partitions led by another broker: one AdminService.DeleteRecords call to it, marked forwarded. */
+export function grpcDeleteRecordsForwarder(leaders: LeaderClients<typeof AdminService>, requester: Requester): DeleteRecordsForwarder {
+  return async (leader, input) => {
+    const res = await leaders.call<DeleteRecordsResponse>(
+      leader,
+      "deleteRecords",
+      encodeDeleteRecordsInput(input),
+      DELETE_RECORDS_FORWARD_TIMEOUT_MS,
+      requester,
+    );
+    return decodeDeleteRecordsResult(res);
   };
 }

@@ -4,6 +4,20 @@
  */
 import type { KafkaApi } from "../api.ts";
 import { apiVersions } from "./api-versions.ts";
+import { consumerGroupDescribe } from "./consumer-group-describe.ts";
+import { consumerGroupHeartbeat } from "./consumer-group-heartbeat.ts";
+import { fetch } from "./fetch.ts";
+import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
+import { deleteGroups } from "./delete-groups.ts";
+import { describeGroups } from "./describe-groups.ts";
+import { findCoordinator } from "./find-coordinator.ts";
+import { heartbeat } from "./heartbeat.ts";
+import { joinGroup } from "./join-group.ts";
+import { leaveGroup } from "./leave-group.ts";
+import { listGroups } from "./list-groups.ts";
+import { offsetCommit } from "./offset-commit.ts";
+import { offsetFetch } from "./offset-fetch.ts";
+import { syncGroup } from "./sync-group.ts";
 import { metadata } from "./metadata.ts";
 import { produce } from "./produce.ts";
 import { listOffsets } from "./list-offsets.ts";
@@ -12,9 +26,23 @@ import { initProducerId } from "./init-producer-id.ts";
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  fetch,
+  offsetForLeaderEpoch,
+  findCoordinator,
+  joinGroup,
+  syncGroup,
+  heartbeat,
+  leaveGroup,
+  offsetCommit,
+  offsetFetch,
+  describeGroups,
+  listGroups,
+  deleteGroups,
   metadata,
   produce,
   listOffsets,
   initProducerId,
+  consumerGroupHeartbeat,
+  consumerGroupDescribe,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);

@@ -12,7 +12,8 @@
  */
 import { RillError } from "../../base/errors.ts";
 import { api } from "../api.ts";
-import { KafkaCode, kafkaErrorCode } from "../kdata-errors.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
+import { KafkaCode } from "../kdata-errors.ts";
 import { int16, int32, int64, message, string } from "../schema.ts";
 import { dataServices } from "../services.ts";
 

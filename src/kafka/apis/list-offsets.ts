@@ -14,7 +14,7 @@
 import { type ListedOffset, type ListOffsetsPartitionInput, OffsetSpec } from "../../service/fetch-types.ts";
 import { listOffsets as serviceListOffsets } from "../../service/list-offsets.ts";
 import { api } from "../api.ts";
-import { kafkaErrorCode } from "../kdata-errors.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 import { int8, int16, int32, int64, message, string, structs } from "../schema.ts";
 
 export const ListOffsetsRequest = message("ListOffsetsRequest", "1-9", "6+", {

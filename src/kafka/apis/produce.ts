@@ -27,7 +27,7 @@
 import { RillError, rillError } from "../../base/errors.ts";
 import { ProduceAcks, type ProduceInput, type ProduceResult } from "../../service/produce-types.ts";
 import { api, NO_RESPONSE } from "../api.ts";
-import { kafkaErrorCode } from "../kdata-errors.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 import { type Encodable, int16, int32, int64, message, nested, records, string, structs } from "../schema.ts";
 import { dataServices } from "../services.ts";
 
