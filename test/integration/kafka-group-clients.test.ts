@@ -47,7 +47,11 @@ beforeAll(async () => {
   await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: TOPIC, partitions: PARTITIONS }] }));
   for (let p = 0; p < PARTITIONS; p++) {
     const values = ALL.filter((v) => v.startsWith(`p${p}-`));
-    await call(c.produce, "produce", create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }));
+    await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }),
+    );
   }
 }, 60_000);
 

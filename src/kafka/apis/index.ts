@@ -19,6 +19,9 @@ import { offsetCommit } from "./offset-commit.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
 import { metadata } from "./metadata.ts";
+import { produce } from "./produce.ts";
+import { listOffsets } from "./list-offsets.ts";
+import { initProducerId } from "./init-producer-id.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -36,6 +39,9 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   listGroups,
   deleteGroups,
   metadata,
+  produce,
+  listOffsets,
+  initProducerId,
   consumerGroupHeartbeat,
   consumerGroupDescribe,
   // Each API adds one line here.
