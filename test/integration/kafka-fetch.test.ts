@@ -403,7 +403,15 @@ describe("Kafka Fetch under client quotas", () => {
     const first = await answer();
     expect(first.responses[0]!.partitions[0]!.errorCode).toBe(0);
     expect(first.throttleTimeMs).toBeGreaterThan(0);
+    // A throttled answer whose connection closes while it is held (its read memory reserved, the
+    // answer waiting out the throttle time): the memory still goes back.
+    const budget = fetchMemory(broker).budget;
+    void answer().catch(() => {});
+    for (let i = 0; i < 400 && budget.bytesUsed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(budget.bytesUsed).toBeGreaterThan(0);
     c.close();
+    for (let i = 0; i < 400 && budget.bytesUsed > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(budget.bytesUsed).toBe(0);
   }, 30_000);
 });
 
