@@ -16,6 +16,8 @@ import {
   type FetchOffsetsResponse,
   GroupService,
 } from "../../src/gen/rill/v1/group_service_pb.ts";
+import { ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse } from "../../src/kafka/apis/consumer-group-describe.ts";
+import { ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse } from "../../src/kafka/apis/consumer-group-heartbeat.ts";
 import { DeleteGroupsRequest, DeleteGroupsResponse } from "../../src/kafka/apis/delete-groups.ts";
 import { DescribeGroupsRequest, DescribeGroupsResponse } from "../../src/kafka/apis/describe-groups.ts";
 import { FindCoordinatorRequest, FindCoordinatorResponse } from "../../src/kafka/apis/find-coordinator.ts";
@@ -252,6 +254,67 @@ describe("Kafka group APIs", () => {
       ["kg-grpc", 0, [12n]],
       ["kg-empty", 0, []],
     ]);
+    c.close();
+  });
+
+  it("serves KIP-848 members with ConsumerGroupHeartbeat and ConsumerGroupDescribe; a classic JoinGroup to that group is refused", async () => {
+    const G = "kg-848";
+    const c = await RawKafka.connect(address);
+    await coordinator(c, G);
+    const hb = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      {
+        groupId: G,
+        memberId: "",
+        memberEpoch: 0,
+        rebalanceTimeoutMs: 10_000,
+        subscribedTopicNames: ["kg"],
+        serverAssignor: "uniform",
+        topicPartitions: [],
+      },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([hb.errorCode, hb.memberEpoch]).toEqual([0, 1]);
+    expect(hb.assignment!.topicPartitions.flatMap((t) => t.partitions).sort()).toEqual([0, 1, 2]);
+    const topicId = hb.assignment!.topicPartitions[0]!.topicId;
+    const d = await c.request(69, 1, ConsumerGroupDescribeRequest, { groupIds: [G, "kg-none"] }, ConsumerGroupDescribeResponse);
+    expect(d.groups[0]).toMatchObject({ errorCode: 0, groupId: G, groupState: "Stable", groupEpoch: 1, assignorName: "uniform" });
+    expect(d.groups[0]!.members[0]!.assignment.topicPartitions[0]).toMatchObject({ topicId, topicName: "kg" });
+    expect(d.groups[1]!.errorCode).toBe(69); // GROUP_ID_NOT_FOUND
+    const classic = await c.request(
+      11,
+      5,
+      JoinGroupRequest,
+      {
+        groupId: G,
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 5_000,
+        memberId: "m",
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: meta(["kg"]) }],
+      },
+      JoinGroupResponse,
+    );
+    expect(classic.errorCode).toBe(23); // INCONSISTENT_GROUP_PROTOCOL
+    // The member acknowledges with what it owns, then leaves.
+    const stay = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      { groupId: G, memberId: hb.memberId!, memberEpoch: 1, topicPartitions: [{ topicId, partitions: [0, 1, 2] }] },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([stay.errorCode, stay.memberEpoch]).toEqual([0, 1]);
+    const leave = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      { groupId: G, memberId: hb.memberId!, memberEpoch: -1 },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([leave.errorCode, leave.memberEpoch]).toEqual([0, -1]);
     c.close();
   });
 });
