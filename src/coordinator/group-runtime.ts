@@ -55,6 +55,8 @@ export class GroupRuntime {
   /** Who is told of classic answers produced by another request or by `tick` (the group services). */
   private readonly deliverySinks = new Set<(d: readonly ClassicDelivery[]) => void>();
   private readonly shards = new Map<number, GroupCoordinator>();
+  /** Told the records of every write (the broker logs group-membership changes from them). */
+  private readonly writeListeners = new Set<(records: readonly GroupRecord[]) => void>();
   /** Sessions (Consume streams) per group, told when the group's records change. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
@@ -254,6 +256,13 @@ export class GroupRuntime {
     const res = this.rm.append(OFFSETS_TOPIC, p, batch, "all");
     this.lastWritten.set(p, res.lastOffset);
     for (const r of records) shard.replay(r);
+    for (const fn of this.writeListeners) fn(records);
+  }
+
+  /** Calls `fn` with the records of each write to `__consumer_offsets` (after they are applied); returns the function that stops it. */
+  onWrite(fn: (records: readonly GroupRecord[]) => void): () => void {
+    this.writeListeners.add(fn);
+    return () => this.writeListeners.delete(fn);
   }
 
   /** Session timeouts and other periodic work of every shard. */

@@ -562,4 +562,49 @@ export class GroupsService {
         throw rillError("INVALID_REQUEST", `spec: ${req.spec} is not EARLIEST, LATEST or TIMESTAMP`);
     }
   }
+
+  /**
+   * Deletes the group's committed offsets of the named partitions (Kafka's OffsetDelete); one
+   * result per partition, in request order. A partition that does not exist gets
+   * UNKNOWN_TOPIC_OR_PARTITION; one of a topic a live member subscribes to,
+   * GROUP_SUBSCRIBED_TO_TOPIC (its offset stays); the others are deleted (or had none). Throws
+   * INVALID_REQUEST for an empty list or a topic without partitions, GROUP_ID_NOT_FOUND for an
+   * unknown group. Resolves once the deletions are on every in-sync replica of the group's
+   * `__consumer_offsets` partition.
+   */
+  async deleteOffsets(
+    groupId: string,
+    partitions: readonly TopicPartitions[],
+  ): Promise<{ topic: string; partition: number; error: RillError | null }[]> {
+    validateGroupId(groupId);
+    if (partitions.length === 0) throw rillError("INVALID_REQUEST", "partitions: at least one topic is required");
+    partitions.forEach((t, i) => {
+      if (t.partitions.length === 0) throw rillError("INVALID_REQUEST", `partitions[${i}].partitions: name at least one partition`);
+    });
+    const items = partitions.flatMap((t) => t.partitions.map((partition) => ({ topic: t.topic, partition })));
+    const unknown = items.map((o, i) => unknownPartitionError(this.rm, { ...o, offset: 0, metadata: "", leaderEpoch: -1 }, i));
+    const known = items.filter((_, i) => unknown[i] === null);
+    const byTopic = new Map<string, number[]>();
+    for (const o of known) {
+      const list = byTopic.get(o.topic);
+      if (list === undefined) byTopic.set(o.topic, [o.partition]);
+      else list.push(o.partition);
+    }
+    const res =
+      known.length === 0
+        ? []
+        : this.rt.run(groupId, (shard) =>
+            shard.deleteOffsets(
+              groupId,
+              [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })),
+            ),
+          );
+    const outcome = new Map(res.map((r) => [`${r.topic}\u0000${r.partition}`, r.error] as const));
+    await this.rt.replicated(groupId);
+    return items.map((o, i) => ({
+      topic: o.topic,
+      partition: o.partition,
+      error: unknown[i] ?? outcome.get(`${o.topic}\u0000${o.partition}`) ?? null,
+    }));
+  }
 }

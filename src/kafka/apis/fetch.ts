@@ -46,6 +46,7 @@ import { checkLeaderEpoch } from "../../service/leader-epoch.ts";
 import { fetchResultBytes, throttled } from "../../service/quota-throttle.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
 import type { KafkaDeps } from "../deps.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 import {
   type Encodable,
   type ValueOf,
@@ -312,7 +313,7 @@ function answer(
   const nodeEndpoints = v >= 16 ? [...leaders].flatMap((id) => nodeEndpoint(ctx.deps, id) ?? []) : [];
   return {
     throttleTimeMs,
-    errorCode: whole ? kafkaCode(whole) : 0,
+    errorCode: whole ? kafkaErrorCode(whole) : 0,
     sessionId: 0,
     responses,
     ...(nodeEndpoints.length > 0 ? { nodeEndpoints } : {}),
@@ -324,7 +325,7 @@ function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage
   const r = error ? null : a.result;
   if (!r || r.error) {
     const e = error ?? r?.error ?? null;
-    const code = e ? kafkaCode(e) : 0;
+    const code = kafkaErrorCode(e);
     const st = image.topics.get(a.topic)?.partitions[a.partition];
     const leader = st && st.leader >= 0 && (code === NOT_LEADER_OR_FOLLOWER || code === FENCED_LEADER_EPOCH) ? st : null;
     if (leader) leaders.add(leader.leader);
@@ -377,25 +378,4 @@ function nodeEndpoint(deps: KafkaDeps, nodeId: number): { nodeId: number; host: 
   const a = deps.advertised();
   const rack = deps.services.replicas.image.brokers.get(nodeId)?.rack ?? "";
   return { nodeId, host: a.host, port: a.port, rack: rack === "" ? null : rack };
-}
-
-/**
- * Kafka's error code of a Rill error: Rill's codes below 10,000 are Kafka's; its own map to the
- * closest Kafka code. (Until src/kafka/error-codes.ts's `kafkaErrorCode` is on this branch.)
- */
-export function kafkaCode(e: RillError): number {
-  if (e.code < 10_000) return e.code;
-  switch (e.kind.name) {
-    case "BATCH_LENGTH_MISMATCH":
-      return 2; // CORRUPT_MESSAGE
-    case "LOG_CLOSED":
-    case "SHUTTING_DOWN":
-      return NOT_LEADER_OR_FOLLOWER;
-    case "FETCH_MEMORY_EXHAUSTED":
-      return 7; // REQUEST_TIMED_OUT
-    case "INVALID_ARGUMENT":
-      return 42; // INVALID_REQUEST
-    default:
-      return -1; // UNKNOWN_SERVER_ERROR
-  }
 }

@@ -18,6 +18,7 @@ import { listGroups } from "./list-groups.ts";
 import { offsetCommit } from "./offset-commit.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
+import { metadata } from "./metadata.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -34,6 +35,7 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   describeGroups,
   listGroups,
   deleteGroups,
+  metadata,
   consumerGroupHeartbeat,
   consumerGroupDescribe,
   // Each API adds one line here.

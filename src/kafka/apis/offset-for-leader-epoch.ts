@@ -17,7 +17,7 @@ import { type RillError, rillError } from "../../base/errors.ts";
 import { type EpochEnd, type LeaderEpochQuery, offsetsForLeaderEpoch as serviceOffsets } from "../../service/leader-epoch.ts";
 import { api } from "../api.ts";
 import { int16, int32, int64, message, string, structs } from "../schema.ts";
-import { kafkaCode } from "./fetch.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 
 export const OffsetForLeaderEpochRequest = message("OffsetForLeaderEpochRequest", "2-4", "4+", {
   replicaId: int32().since(3).default(-2),
@@ -69,7 +69,7 @@ export const offsetForLeaderEpoch = api(23, "2-4", OffsetForLeaderEpochRequest, 
       partitions: t.partitions.map(() => {
         const e = ends[next++]!;
         return {
-          errorCode: e.error ? kafkaCode(e.error) : 0,
+          errorCode: kafkaErrorCode(e.error),
           partition: e.partition,
           leaderEpoch: e.epoch,
           endOffset: BigInt(e.endOffset),
