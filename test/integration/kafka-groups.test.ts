@@ -26,6 +26,7 @@ import { JoinGroupRequest, JoinGroupResponse } from "../../src/kafka/apis/join-g
 import { LeaveGroupRequest, LeaveGroupResponse } from "../../src/kafka/apis/leave-group.ts";
 import { ListGroupsRequest, ListGroupsResponse } from "../../src/kafka/apis/list-groups.ts";
 import { OffsetCommitRequest, OffsetCommitResponse } from "../../src/kafka/apis/offset-commit.ts";
+import { OffsetDeleteRequest, OffsetDeleteResponse } from "../../src/kafka/apis/offset-delete.ts";
 import { OffsetFetchRequest, OffsetFetchResponse } from "../../src/kafka/apis/offset-fetch.ts";
 import { SyncGroupRequest, SyncGroupResponse } from "../../src/kafka/apis/sync-group.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
@@ -254,6 +255,25 @@ describe("Kafka group APIs", () => {
       ["kg-grpc", 0, [12n]],
       ["kg-empty", 0, []],
     ]);
+    // OffsetDelete over Kafka removes it; gRPC no longer sees it. An unknown group is GROUP_ID_NOT_FOUND.
+    const del = await c.request(
+      47,
+      0,
+      OffsetDeleteRequest,
+      { groupId: "kg-grpc", topics: [{ name: "kg", partitions: [{ partitionIndex: 0 }] }] },
+      OffsetDeleteResponse,
+    );
+    expect([del.errorCode, del.topics[0]!.partitions[0]!.errorCode]).toEqual([0, 0]);
+    const gone: FetchOffsetsResponse = await call(grpcGroups, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "kg-grpc" }));
+    expect(gone.offsets).toEqual([]);
+    const unknown = await c.request(
+      47,
+      0,
+      OffsetDeleteRequest,
+      { groupId: "kg-nobody", topics: [{ name: "kg", partitions: [{ partitionIndex: 0 }] }] },
+      OffsetDeleteResponse,
+    );
+    expect(unknown.errorCode).toBe(69);
     c.close();
   });
 
