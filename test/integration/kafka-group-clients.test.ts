@@ -97,7 +97,7 @@ describe("real Kafka clients in consumer groups", () => {
     await startAtZero("kcat-group");
     const r = await run(
       "kcat",
-      ["-b", address, "-G", "kcat-group", "-o", "beginning", "-e", "-f", "%s\\n", "-X", "topic.metadata.refresh.interval.ms=1000", TOPIC],
+      ["-b", address, "-G", "kcat-group", "-e", "-f", "%s\\n", "-X", "topic.metadata.refresh.interval.ms=1000", TOPIC],
       { timeoutMs: 60_000 },
     );
     const got = r.stdout.split("\n").filter((l) => l !== "");

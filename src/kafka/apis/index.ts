@@ -16,6 +16,7 @@ import { joinGroup } from "./join-group.ts";
 import { leaveGroup } from "./leave-group.ts";
 import { listGroups } from "./list-groups.ts";
 import { offsetCommit } from "./offset-commit.ts";
+import { offsetDelete } from "./offset-delete.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
 import { metadata } from "./metadata.ts";
@@ -35,6 +36,7 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   leaveGroup,
   offsetCommit,
   offsetFetch,
+  offsetDelete,
   describeGroups,
   listGroups,
   deleteGroups,
