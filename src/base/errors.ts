@@ -245,6 +245,9 @@ export const Errors = {
     S.UNAUTHENTICATED,
     "Authentication failed: unknown user, wrong password, or no credentials.",
   ),
+  // the Kafka listener's SASL and admin APIs (issue 15)
+  ILLEGAL_SASL_STATE: kind(34, "ILLEGAL_SASL_STATE", false, S.FAILED_PRECONDITION, "A SASL request came out of the exchange's order."),
+  UNKNOWN_TOPIC_ID: kind(100, "UNKNOWN_TOPIC_ID", true, S.NOT_FOUND, "No topic has this topic id."),
 
   BATCH_LENGTH_MISMATCH: kind(
     10001,

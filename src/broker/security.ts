@@ -22,6 +22,8 @@ export interface Trust {
   /** The interceptor's hook; undefined when auth.methods is empty (everyone anonymous). */
   readonly authenticate: Authenticate | undefined;
   readonly access: RequestAccess;
+  /** The authenticator behind `authenticate`, for the listeners that are not gRPC (Kafka's SASL); undefined when auth.methods is empty. */
+  readonly authenticator: Authenticator | undefined;
 }
 
 /** The metadata the trust stage reads. */
@@ -57,21 +59,19 @@ export function trustOf(
   store: TrustStore,
   random: Random,
 ): Trust {
-  const authenticate =
+  const authenticator =
     config.authMethods.length === 0
       ? undefined
-      : grpcAuthenticate(
-          new Authenticator({
-            methods: config.authMethods,
-            allowPlaintextPasswords: config.authAllowPlaintextPasswords,
-            clock: systemClock,
-            random,
-            credentials: (user) => credentialsOf(store.image, user),
-            // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
-            verify: verifyPasswordAsync,
-          }),
-          config.tlsCertFile !== "",
-        );
+      : new Authenticator({
+          methods: config.authMethods,
+          allowPlaintextPasswords: config.authAllowPlaintextPasswords,
+          clock: systemClock,
+          random,
+          credentials: (user) => credentialsOf(store.image, user),
+          // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
+          verify: verifyPasswordAsync,
+        });
+  const authenticate = authenticator === undefined ? undefined : grpcAuthenticate(authenticator, config.tlsCertFile !== "");
   const access = new Access({
     enabled: config.authorizerEnable,
     superUsers: superUsersOf(config),
@@ -81,5 +81,5 @@ export function trustOf(
     aclVersion: (image) => image.aclVersion,
     authorizer: (bindings, supers) => new Authorizer(bindings, new Set(supers)),
   });
-  return { authenticate, access: new RequestAccess(access) };
+  return { authenticate, access: new RequestAccess(access), authenticator };
 }

@@ -71,6 +71,7 @@ import {
 import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
+import type { Requester } from "../security/requester.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -138,8 +139,46 @@ export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): 
   };
 }
 
-/** The AdminService implementation. */
-export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
+/**
+ * The way to the controller for a request that did not arrive as a gRPC call (the Kafka
+ * listener's): a change is forwarded as the AdminService message, carrying `requester` as the
+ * original caller; a change run here has no response headers to mark.
+ */
+export function requesterControllerPort(
+  fwd: Forwarder<typeof AdminService>,
+  route: ControllerRoute,
+  requester: Requester,
+  timeoutMs: number,
+): ControllerPort {
+  return {
+    forwarded: false,
+    isActive: () => route.isActive(),
+    forward: async <K extends AdminChange>(change: K, input: AdminChanges[K]["input"]): Promise<AdminChanges[K]["result"]> => {
+      const codec = changeCodecs[change];
+      const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 60_000);
+      const res = await fwd.forwardAs<ChangeMessages[K]["response"]>(change, codec.encodeInput(input), requester, deadline);
+      return codec.decodeResult(res);
+    },
+    committedHere: () => {},
+  };
+}
+
+/**
+ * The admin services of one broker, built once and shared by every adapter that serves admin
+ * requests (the gRPC AdminService, the Kafka listener's admin APIs).
+ */
+export interface AdminServices {
+  readonly admin: AdminHandlers;
+  readonly security: SecurityAdminHandlers;
+  readonly quotas: QuotaAdmin;
+  /** Passes changes to the active controller as AdminService calls. */
+  readonly forwarder: Forwarder<typeof AdminService>;
+  readonly access: RequestAccess;
+  readonly route: ControllerRoute;
+}
+
+/** Builds the admin services over `d` (the construction every admin adapter uses). */
+export function adminServices(d: AdminDeps): AdminServices {
   const fwd = new Forwarder(AdminService, d.route, d.clients);
   const admin = new AdminHandlers({
     rm: d.rm,
@@ -155,9 +194,15 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   });
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   const quotas = new QuotaAdmin(d.store);
+  const access = d.access ?? new RequestAccess(Access.allowAll());
+  return { admin, security, quotas, forwarder: fwd, access, route: d.route };
+}
+
+/** The AdminService implementation. */
+export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
+  const { admin, security, quotas, forwarder: fwd, access } = adminServices(d);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
-  const access = d.access ?? new RequestAccess(Access.allowAll());
   /** The caller of a call (gRPC types the call by its messages; the requester needs none of them). */
   const who = (call: object) => requesterOf(call as AnyUnaryCall);
   return {

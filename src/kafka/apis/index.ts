@@ -3,10 +3,44 @@
  * with the versions each declares as implemented.
  */
 import type { KafkaApi } from "../api.ts";
+import { alterClientQuotas } from "./alter-client-quotas.ts";
+import { alterConfigs } from "./alter-configs.ts";
+import { alterUserScramCredentials } from "./alter-user-scram-credentials.ts";
 import { apiVersions } from "./api-versions.ts";
+import { createAcls } from "./create-acls.ts";
+import { createPartitions } from "./create-partitions.ts";
+import { createTopics } from "./create-topics.ts";
+import { deleteAcls } from "./delete-acls.ts";
+import { deleteTopics } from "./delete-topics.ts";
+import { describeAcls } from "./describe-acls.ts";
+import { describeClientQuotas } from "./describe-client-quotas.ts";
+import { describeCluster } from "./describe-cluster.ts";
+import { describeConfigs } from "./describe-configs.ts";
+import { describeUserScramCredentials } from "./describe-user-scram-credentials.ts";
+import { electLeaders } from "./elect-leaders.ts";
+import { incrementalAlterConfigs } from "./incremental-alter-configs.ts";
+import { saslAuthenticate } from "./sasl-authenticate.ts";
+import { saslHandshake } from "./sasl-handshake.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  saslHandshake,
+  createTopics,
+  deleteTopics,
+  describeAcls,
+  createAcls,
+  deleteAcls,
+  describeConfigs,
+  alterConfigs,
+  saslAuthenticate,
+  createPartitions,
+  electLeaders,
+  incrementalAlterConfigs,
+  describeClientQuotas,
+  alterClientQuotas,
+  describeUserScramCredentials,
+  alterUserScramCredentials,
+  describeCluster,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);

@@ -89,6 +89,9 @@ const CATALOG: readonly Row[] = [
   ["MALFORMED_CREDENTIALS", 10130, "MALFORMED_CREDENTIALS", false, "UNAUTHENTICATED"],
   ["PLAINTEXT_PASSWORD_REFUSED", 10131, "PLAINTEXT_PASSWORD_REFUSED", false, "UNAUTHENTICATED"],
   ["UNSUPPORTED_AUTH_SCHEME", 10132, "UNSUPPORTED_AUTH_SCHEME", false, "UNAUTHENTICATED"],
+  // the Kafka listener's SASL and admin APIs (issue 15)
+  ["ILLEGAL_SASL_STATE", 34, "ILLEGAL_SASL_STATE", false, "FAILED_PRECONDITION"],
+  ["UNKNOWN_TOPIC_ID", 100, "UNKNOWN_TOPIC_ID", true, "NOT_FOUND"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */
