@@ -35,7 +35,12 @@ let c: RawKafka;
 
 beforeAll(async () => {
   dir = tmpDir("rill-kafka-admin-");
-  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0", numPartitions: 2 }, shutdownGraceMs: 500 });
+  broker = await Broker.start({
+    dataDir: dir,
+    listen: "127.0.0.1:0",
+    config: { kafkaListen: "127.0.0.1:0", numPartitions: 2 },
+    shutdownGraceMs: 500,
+  });
   c = await RawKafka.connect(broker.kafkaAddress as string);
 });
 
@@ -45,10 +50,15 @@ afterAll(async () => {
   rmTmp(dir);
 });
 
-const image = () => (broker as unknown as { parts: { meta: { store: { image: import("../../src/metadata/image.ts").MetadataImage } } } }).parts.meta.store.image;
+const image = () =>
+  (broker as unknown as { parts: { meta: { store: { image: import("../../src/metadata/image.ts").MetadataImage } } } }).parts.meta.store
+    .image;
 
-const createTopics = (v: number, topics: { name: string; numPartitions: number; replicationFactor: number; configs?: { name: string; value: string | null }[] }[], validateOnly = false) =>
-  c.request(19, v, CreateTopicsRequest, { topics, timeoutMs: 5000, validateOnly }, CreateTopicsResponse);
+const createTopics = (
+  v: number,
+  topics: { name: string; numPartitions: number; replicationFactor: number; configs?: { name: string; value: string | null }[] }[],
+  validateOnly = false,
+) => c.request(19, v, CreateTopicsRequest, { topics, timeoutMs: 5000, validateOnly }, CreateTopicsResponse);
 
 describe("Kafka admin APIs", () => {
   it("advertises every admin API with the versions it implements", async () => {
@@ -178,7 +188,13 @@ describe("Kafka admin APIs", () => {
       ["k-b", 37],
     ]);
     expect(image().topics.get("k-a")?.partitions.length).toBe(5);
-    const v0 = await c.request(37, 0, CreatePartitionsRequest, { topics: [{ name: "k-a", count: 6, assignments: null }], timeoutMs: 5000 }, CreatePartitionsResponse);
+    const v0 = await c.request(
+      37,
+      0,
+      CreatePartitionsRequest,
+      { topics: [{ name: "k-a", count: 6, assignments: null }], timeoutMs: 5000 },
+      CreatePartitionsResponse,
+    );
     expect(v0.results).toEqual([{ name: "k-a", errorCode: 0, errorMessage: null }]);
   });
 
@@ -203,7 +219,14 @@ describe("Kafka admin APIs", () => {
       43,
       2,
       ElectLeadersRequest,
-      { electionType: 0, topicPartitions: [{ topic: "k-a", partitions: [0] }, { topic: "nope", partitions: [0, 1] }], timeoutMs: 5000 },
+      {
+        electionType: 0,
+        topicPartitions: [
+          { topic: "k-a", partitions: [0] },
+          { topic: "nope", partitions: [0, 1] },
+        ],
+        timeoutMs: 5000,
+      },
       ElectLeadersResponse,
     );
     expect(res.errorCode).toBe(0);
@@ -228,7 +251,13 @@ describe("Kafka admin APIs", () => {
       20,
       6,
       DeleteTopicsRequest,
-      { topics: [{ name: null, topicId: id }, { name: null, topicId: Buffer.alloc(16, 7) }], timeoutMs: 5000 },
+      {
+        topics: [
+          { name: null, topicId: id },
+          { name: null, topicId: Buffer.alloc(16, 7) },
+        ],
+        timeoutMs: 5000,
+      },
       DeleteTopicsResponse,
     );
     expect(v6.responses[0]).toMatchObject({ name: "k-b", errorCode: 0 });
@@ -246,7 +275,15 @@ describe("Kafka admin APIs", () => {
         CreateAclsRequest,
         {
           creations: [
-            { resourceType: 2, resourceName: name, resourcePatternType: 3, principal: "User:alice", host: "*", operation: 3, permissionType: 3 },
+            {
+              resourceType: 2,
+              resourceName: name,
+              resourcePatternType: 3,
+              principal: "User:alice",
+              host: "*",
+              operation: 3,
+              permissionType: 3,
+            },
             { resourceType: 2, resourceName: name, resourcePatternType: 3, principal: "alice", host: "*", operation: 3, permissionType: 3 },
           ],
         },
@@ -265,7 +302,12 @@ describe("Kafka admin APIs", () => {
       const described = await c.request(29, v, DescribeAclsRequest, filter, DescribeAclsResponse);
       expect(described.errorCode).toBe(0);
       expect(described.resources).toEqual([
-        { resourceType: 2, resourceName: name, patternType: 3, acls: [{ principal: "User:alice", host: "*", operation: 3, permissionType: 3 }] },
+        {
+          resourceType: 2,
+          resourceName: name,
+          patternType: 3,
+          acls: [{ principal: "User:alice", host: "*", operation: 3, permissionType: 3 }],
+        },
       ]);
       const deleted = await c.request(31, v, DeleteAclsRequest, { filters: [filter] }, DeleteAclsResponse);
       expect(deleted.filterResults[0]?.matchingAcls).toEqual([
@@ -306,8 +348,16 @@ describe("Kafka admin APIs", () => {
       ["short", 93],
       ["ghost", 33],
     ]);
-    const described = await c.request(50, 0, DescribeUserScramCredentialsRequest, { users: [{ name: "kuser" }] }, DescribeUserScramCredentialsResponse);
-    expect(described.results).toEqual([{ user: "kuser", errorCode: 0, errorMessage: null, credentialInfos: [{ mechanism: 1, iterations: 4096 }] }]);
+    const described = await c.request(
+      50,
+      0,
+      DescribeUserScramCredentialsRequest,
+      { users: [{ name: "kuser" }] },
+      DescribeUserScramCredentialsResponse,
+    );
+    expect(described.results).toEqual([
+      { user: "kuser", errorCode: 0, errorMessage: null, credentialInfos: [{ mechanism: 1, iterations: 4096 }] },
+    ]);
     expect(image().scramCredential("kuser", "SCRAM-SHA-256")?.iterations).toBe(4096);
   });
 
@@ -335,7 +385,9 @@ describe("Kafka admin APIs", () => {
         { components: [{ entityType: "user", matchType: 0, match: user }], strict: false },
         DescribeClientQuotasResponse,
       );
-      expect(described.entries).toEqual([{ entity: [{ entityType: "user", entityName: user }], values: [{ key: "producer_byte_rate", value: 1024 }] }]);
+      expect(described.entries).toEqual([
+        { entity: [{ entityType: "user", entityName: user }], values: [{ key: "producer_byte_rate", value: 1024 }] },
+      ]);
     }
   });
 });
