@@ -73,10 +73,11 @@ export const consumerPerfDefaults = {
   tlsServerName: "localhost",
   json: "",
 };
-type Options = typeof consumerPerfDefaults;
+export type ConsumerPerfOptions = typeof consumerPerfDefaults;
+type Options = ConsumerPerfOptions;
 
 /** Decodes the records of `bytes` from `position`; returns [records counted, next position]. */
-function decode(bytes: Buffer, position: number, crc: boolean, cursor: RecordCursor, where: string): [number, number] {
+export function decode(bytes: Buffer, position: number, crc: boolean, cursor: RecordCursor, where: string): [number, number] {
   let n = 0;
   let next = position;
   forEachBatch(bytes, (h, pos) => {
@@ -105,9 +106,9 @@ interface RunResult {
   messages: number;
 }
 
-type FetchClient = InstanceType<ReturnType<typeof clientConstructor<typeof FetchService, typeof fetchClientCodecs>>>;
+export type FetchClient = InstanceType<ReturnType<typeof clientConstructor<typeof FetchService, typeof fetchClientCodecs>>>;
 
-async function consumeFetch(
+export async function consumeFetch(
   client: FetchClient,
   o: Options,
   topic: string,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the interop tests (test/interop) need: the system protoc, the
-# gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3.
+# Installs the Debian packages the tests need: for the interop tests (test/interop) the system
+# protoc, the gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3; for the
+# Kafka listener's tests the real Kafka clients kcat and librdkafka's and kafka-python's Python
+# packages; for the console's browser tests chromium.
 #
 # Idempotent: does nothing (and does not touch apt) when every package is already installed;
 # otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
@@ -18,7 +20,8 @@ fi
 # protobuf-compiler 3.21 (`protoc`, accepts proto3 `optional`), protobuf-compiler-grpc 1.51
 # (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
 # proto3 `optional`.
-PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
+  kcat python3-confluent-kafka python3-kafka chromium)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
@@ -57,6 +60,24 @@ if versions=$(/usr/bin/python3 -c 'import grpc, google.protobuf; print("grpcio",
   log "/usr/bin/python3: $versions"
 else
   log "error: /usr/bin/python3 cannot import grpc and google.protobuf: $versions" >&2
+  fail=1
+fi
+if [[ -x /usr/bin/kcat ]]; then
+  log "kcat: $(/usr/bin/kcat -V 2>&1 | head -1)"
+else
+  log "error: /usr/bin/kcat not found after install" >&2
+  fail=1
+fi
+if versions=$(/usr/bin/python3 -c 'import confluent_kafka, kafka; print("confluent_kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)' 2>&1); then
+  log "/usr/bin/python3: $versions"
+else
+  log "error: /usr/bin/python3 cannot import confluent_kafka and kafka: $versions" >&2
+  fail=1
+fi
+if [[ -x /usr/bin/chromium ]]; then
+  log "chromium: $(/usr/bin/chromium --version 2>/dev/null | tail -1)"
+else
+  log "error: /usr/bin/chromium not found after install" >&2
   fail=1
 fi
 exit "$fail"

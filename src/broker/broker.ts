@@ -13,6 +13,8 @@
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
 import { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
+import { initCodecs } from "../protocol/compression.ts";
+import type { HttpRoute } from "../http/router.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES, type ServiceDeps } from "../rpc/server.ts";
 import { Access } from "../service/access.ts";
@@ -21,7 +23,8 @@ import { QuotaThrottle } from "../service/quota-throttle.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { membershipOf } from "./membership.ts";
-import type { MetricsServer } from "./metrics.ts";
+import type { HttpListener } from "../http/server.ts";
+import { type Observability, startObservability } from "./observability.ts";
 import { type Trust, trustOf } from "./security.ts";
 import { certificatePrincipal, kafkaTls } from "../kafka/tls.ts";
 import {
@@ -73,6 +76,8 @@ interface Parts {
   readonly kafka: KafkaServer | null;
   readonly lifecycle: BrokerLifecycle | null;
   readonly background: Background;
+  /** The change log, metrics and HTTP listener. */
+  readonly observability: Observability;
   readonly graceMs: number;
 }
 
@@ -83,17 +88,21 @@ export class Broker {
   readonly config: Readonly<BrokerConfig>;
   /** The cluster this broker belongs to. */
   readonly clusterId: string;
-  /** The Prometheus endpoint, when `metrics.port` >= 0. */
-  readonly metrics: MetricsServer | null;
+  /** The HTTP listener (/metrics, /healthz, /readyz, the console), when `http.listen` (or the deprecated `metrics.port`) is set. */
+  readonly http: HttpListener | null;
+  /** The same listener, by its old name (tests and tools that read `metrics.port`). */
+  readonly metrics: HttpListener | null;
 
   private constructor(private readonly parts: Parts) {
     this.config = parts.shell.config;
     this.clusterId = parts.identity.clusterId;
-    this.metrics = parts.background.metrics;
+    this.http = parts.observability.http;
+    this.metrics = this.http;
   }
 
   /** Opens the data directory and starts serving. */
   static async start(opts: BrokerOptions): Promise<Broker> {
+    await initCodecs(); // zstd's WebAssembly, before any batch is read or written
     const shell = shellOf(opts);
     const opened = new Opened();
     const logs = opened.add(openStorage(shell), (l) => l.close());
@@ -129,19 +138,37 @@ export class Broker {
             (r) => r.shutdown(0),
           )
         : null;
-      const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
+      let kafka: KafkaServer | null = null;
+      const lifecycle = hasRole(config, "broker")
+        ? opened.add(
+            newLifecycle(shell, identity, meta, rpc, internal, () => kafka),
+            (l) => l.stop(),
+          )
+        : null;
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
-      const kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc, trust), (k) => k.close());
+      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc, trust), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
       await kafka?.bind();
+      // Observability (issue 16): routes mounted on the HTTP listener (the console and its API).
+      const routes: HttpRoute[] = [];
+      const observability = opened.add(
+        await startObservability(shell, logs, meta, data, {
+          rpc,
+          lifecycle,
+          authenticator: trust.authenticator,
+          quotas: deps.quotas ?? null,
+          routes,
+        }),
+        (o) => o.close(),
+      );
       await joinCluster(identity, meta, lifecycle);
-      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc, membership.signer);
-      logStarted(shell, identity, logs, rpc, background);
+      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, membership.signer);
+      logStarted(shell, identity, logs, rpc, observability.http);
       const graceMs = opts.shutdownGraceMs ?? 5000;
-      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs });
+      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, observability, graceMs });
     } catch (e) {
       await opened.closeAll();
       throw e;
@@ -170,7 +197,7 @@ export class Broker {
   }
 
   private async shutdown(): Promise<void> {
-    const { shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs } = this.parts;
+    const { shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, observability, graceMs } = this.parts;
     shell.log.info({}, "broker shutting down");
     rpc.stopServing();
     // Streams and long-polls end first: consumers leave their groups while this broker still
@@ -184,7 +211,7 @@ export class Broker {
     background.fetchers.close();
     await rpc.shutdown(graceMs);
     await internal?.shutdown(graceMs);
-    await background.metrics?.close();
+    await observability.close();
     meta.controller?.close();
     meta.channel.close();
     meta.transport?.close();
@@ -208,7 +235,7 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Tru
       requestBytesMax: config.requestBytesMax,
       maxConnections: config.maxConnections,
       ...(secure ? { tls: secure.options, rotate: (apply) => secure.watch(apply) } : {}),
-      saslRequired: trust.authenticator !== undefined,
+      saslRequired: trust.authenticator !== null,
       ...(trust.authenticator?.mtls ? { principalOf: certificatePrincipal } : {}),
     },
     {
@@ -220,7 +247,7 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Tru
       nodeId: config.nodeId,
       advertised: () => parseKafkaAddress(config.kafkaAdvertisedAddress || server.address),
       log,
-      authenticator: trust.authenticator,
+      authenticator: trust.authenticator ?? undefined,
     },
   );
   return server;

@@ -21,9 +21,9 @@ import { RequestAccess } from "../service/authorize.ts";
 export interface Trust {
   /** The interceptor's hook; undefined when auth.methods is empty (everyone anonymous). */
   readonly authenticate: Authenticate | undefined;
+  /** The authenticator behind it (the HTTP and Kafka listeners use it directly); null when auth.methods is empty. */
+  readonly authenticator: Authenticator | null;
   readonly access: RequestAccess;
-  /** The authenticator behind `authenticate`, for the listeners that are not gRPC (Kafka's SASL); undefined when auth.methods is empty. */
-  readonly authenticator: Authenticator | undefined;
 }
 
 /** The metadata the trust stage reads. */
@@ -61,7 +61,7 @@ export function trustOf(
 ): Trust {
   const authenticator =
     config.authMethods.length === 0
-      ? undefined
+      ? null
       : new Authenticator({
           methods: config.authMethods,
           allowPlaintextPasswords: config.authAllowPlaintextPasswords,
@@ -71,7 +71,7 @@ export function trustOf(
           // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
           verify: verifyPasswordAsync,
         });
-  const authenticate = authenticator === undefined ? undefined : grpcAuthenticate(authenticator, config.tlsCertFile !== "");
+  const authenticate = authenticator ? grpcAuthenticate(authenticator, config.tlsCertFile !== "") : undefined;
   const access = new Access({
     enabled: config.authorizerEnable,
     superUsers: superUsersOf(config),
@@ -81,5 +81,5 @@ export function trustOf(
     aclVersion: (image) => image.aclVersion,
     authorizer: (bindings, supers) => new Authorizer(bindings, new Set(supers)),
   });
-  return { authenticate, access: new RequestAccess(access), authenticator };
+  return { authenticate, authenticator, access: new RequestAccess(access) };
 }

@@ -16,7 +16,7 @@ export interface ProduceOptions {
   readonly keySeparator?: string;
   readonly partition?: number;
   readonly acks: "all" | "leader" | "none";
-  readonly compression: "none" | "gzip" | "lz4";
+  readonly compression: "none" | "gzip" | "snappy" | "lz4" | "zstd";
   readonly lingerMs: number;
   readonly header: Record<string, string>;
 }

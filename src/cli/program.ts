@@ -158,7 +158,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--key-separator <sep>", "split each line into KEY SEP VALUE at the first SEP", separator)
     .option("--partition <n>", "send every record to this partition", intIn(0, INT32_MAX))
     .addOption(new Option("--acks <level>", "acknowledgement level").choices(["all", "leader", "none"]).default("all"))
-    .addOption(new Option("--compression <codec>", "batch compression").choices(["none", "gzip", "lz4"]).default("none"))
+    .addOption(new Option("--compression <codec>", "batch compression").choices(["none", "gzip", "snappy", "lz4", "zstd"]).default("none"))
     .option("--linger-ms <ms>", "how long a batch waits for more lines", intIn(0, 60_000), 5)
     .option("--header <key=value>", "header added to every record (repeatable)", keyValue("--header"))
     .action(

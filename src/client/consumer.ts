@@ -32,6 +32,7 @@
 import { Errors, RillError } from "../base/errors.ts";
 import { IsolationLevel, RecordFormat } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchedPartition } from "../gen/rill/v1/fetch_service_pb.ts";
+import { initCodecs } from "../protocol/compression.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";
 import { type ConsumerRecord, type CorruptBatchReport, readRecords, scanBatches } from "./batch-reader.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
@@ -429,6 +430,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    */
   private async runLoop(loop: FetchLoop, run: number): Promise<void> {
     const live = (): boolean => this.run === run && !this.closed && this.loops.get(loop.address) === loop;
+    // zstd batches need its WebAssembly loaded; if it cannot load, they fail saying why.
+    await initCodecs().catch(() => undefined);
     while (live()) {
       if (loop.queued) {
         await this.changed();

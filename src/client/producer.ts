@@ -67,6 +67,7 @@ import type { Clock } from "../base/clock.ts";
 import { systemClock } from "../base/clock.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import { Acks, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import { initCodecs } from "../protocol/compression.ts";
 import { Compression, HEADER_SIZE, encodeBatch } from "../protocol/record-batch.ts";
 import type { RecordHeaderInput, RecordInput } from "../protocol/record-batch.ts";
 import { ByteBudget } from "./byte-budget.ts";
@@ -103,7 +104,7 @@ export interface ProducerOptions extends ClientOptions {
   /** Records held by the producer (batching, in flight, retrying), at most. Default 32 MiB. */
   readonly bufferBytes?: number | undefined;
   /** Batch compression. Default "none". */
-  readonly compression?: "none" | "gzip" | "lz4" | undefined;
+  readonly compression?: "none" | "gzip" | "snappy" | "lz4" | "zstd" | undefined;
   /** Acknowledgement level: all in-sync replicas, the leader only, or none. Default "all". */
   readonly acks?: "all" | "leader" | "none" | undefined;
   /**
@@ -174,7 +175,13 @@ const RECORD_OVERHEAD = 26;
 const HEADER_OVERHEAD = 10;
 
 const acksByName = { all: Acks.ALL, leader: Acks.LEADER, none: Acks.NONE } as const;
-const codecByName = { none: Compression.NONE, gzip: Compression.GZIP, lz4: Compression.LZ4 } as const;
+const codecByName = {
+  none: Compression.NONE,
+  gzip: Compression.GZIP,
+  snappy: Compression.SNAPPY,
+  lz4: Compression.LZ4,
+  zstd: Compression.ZSTD,
+} as const;
 
 interface Delivery {
   readonly timestampMs: number;
@@ -322,6 +329,8 @@ export class Producer {
   private readonly identity: ProducerIdentity | null;
   /** True while batches must wait for a producer id or a new epoch (idempotent). */
   private needsIdentity: boolean;
+  /** True until zstd's WebAssembly has loaded (or failed to: then encoding fails with that reason). */
+  private codecLoading = false;
   private acquiringIdentity = false;
   /** Set once fenced: every record not yet on the wire fails with it. */
   private fatal: RillError | null = null;
@@ -344,7 +353,8 @@ export class Producer {
     this.batchBytes = checkInt(options.batchBytes ?? MiB, "batchBytes", 1024, 1 << 30);
     const bufferBytes = checkInt(options.bufferBytes ?? 32 * MiB, "bufferBytes", 1024, 2 ** 40);
     const inFlightMax = checkInt(options.inFlightRequestsMax ?? 64, "inFlightRequestsMax", 1, 1000);
-    this.codec = codecByName[checkChoice(options.compression ?? "none", "compression", ["none", "gzip", "lz4"])];
+    this.codec = codecByName[checkChoice(options.compression ?? "none", "compression", ["none", "gzip", "snappy", "lz4", "zstd"])];
+    if (this.codec === Compression.ZSTD) this.waitForCodec();
     const acks = checkChoice(options.acks ?? "all", "acks", ["all", "leader", "none"]);
     this.acks = acksByName[acks];
     const { idempotent, perPartition } = idempotenceOf(options, acks);
@@ -662,7 +672,7 @@ export class Producer {
    * failed retriably while the next one was in flight, the next one would be written first.
    */
   private sendNext(q: PartitionQueue): void {
-    if (this.fatal !== null || (q.sealed.length === 0 && q.open?.ready !== true)) return;
+    if (this.fatal !== null || this.codecLoading || (q.sealed.length === 0 && q.open?.ready !== true)) return;
     if (q.retryTimer !== null || q.window.some(waitingForResend)) return;
     if (this.needsIdentity) {
       this.acquireIdentity();
@@ -681,6 +691,16 @@ export class Producer {
       this.counters.inFlightPerPartitionPeak = Math.max(this.counters.inFlightPerPartitionPeak, q.window.length);
       this.dispatch(q, b);
     }
+  }
+
+  /** Holds batches back until the zstd codec has loaded, then sends what waited. */
+  private waitForCodec(): void {
+    this.codecLoading = true;
+    const resume = (): void => {
+      this.codecLoading = false;
+      for (const partitions of this.queues.values()) for (const q of partitions.values()) this.sendNext(q);
+    };
+    initCodecs().then(resume, resume);
   }
 
   /** Encodes a batch for its first send, stamped with the producer id, epoch and next sequence. */

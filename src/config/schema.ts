@@ -104,9 +104,9 @@ export const topicKeys = [
   choice(
     "compression.type",
     "compressionType",
-    "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed; batches sent as `record_batch` are always stored as the producer compressed them.",
+    "Codec of batches the broker builds from plain `records` (thin clients). `producer` stores them uncompressed (`uncompressed` is Kafka's name for `none`); batches sent as `record_batch` are always stored as the producer compressed them.",
     "producer",
-    ["producer", "none", "gzip", "lz4"] as const,
+    ["producer", "none", "uncompressed", "gzip", "snappy", "lz4", "zstd"] as const,
   ),
   int(
     "delete.retention.ms",
@@ -346,7 +346,7 @@ export const brokerKeys = [
   int(
     "metrics.port",
     "metricsPort",
-    "HTTP port on 127.0.0.1 serving Prometheus metrics at /metrics; 0 picks a free port, -1 disables.",
+    "Deprecated: use http.listen. HTTP port on 127.0.0.1 serving the HTTP listener (metrics at /metrics) when http.listen is empty; 0 picks a free port, -1 disables. A warning is logged when set.",
     -1,
     -1,
     65535,
@@ -560,12 +560,44 @@ export const brokerKeys = [
     "Whether a Kafka Metadata request that names an unknown topic (and allows it) creates it, with `num.partitions` partitions and the replication factor CreateTopics gives a topic created without one, as Kafka does.",
     true,
   ),
+  // Classic consumer groups (issue 15).
+  int(
+    "group.initial.rebalance.delay.ms",
+    "groupInitialRebalanceDelayMs",
+    "How long the first rebalance of an empty classic (JoinGroup) group waits for more members to join; each new member restarts the wait, up to the rebalance timeout. Kafka's key and default.",
+    3000,
+    0,
+    1_800_000,
+  ),
+  // Observability (issue 16): the HTTP listener and the logs.
+  str(
+    "http.listen",
+    "httpListen",
+    "Address of the HTTP listener, HOST:PORT: Prometheus metrics at /metrics, /healthz and /readyz (never authenticated), the web console at / and its JSON API under /api/v1/ (authenticated when auth.methods is set). Any address may be bound; without auth.methods, on an address other than loopback the console is served only with allow.anonymous.remote=true. Empty: no HTTP listener (`npm start` sets 127.0.0.1:9644; `rill cluster start` gives node i port base-port + 30 + i - 1). Replaces metrics.port, which is still read (127.0.0.1:<port>) when this is empty.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  choice(
+    "log.level",
+    "logLevel",
+    "Least severe log lines written: trace, debug, info (every topic, partition, config, ACL, user, leader, ISR, reassignment and group-membership change), warn, error, fatal, or silent.",
+    "info",
+    ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const,
+  ),
+  choice(
+    "log.format",
+    "logFormat",
+    "How log lines are written to stdout: `json` (one pino JSON object per line), `pretty` (colored, human-readable, by pino-pretty), or `auto`: pretty when stdout is a terminal, JSON otherwise.",
+    "auto",
+    ["auto", "json", "pretty"] as const,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
 export interface TopicConfig {
   cleanupPolicy: "delete" | "compact" | "compact,delete" | "delete,compact";
-  compressionType: "producer" | "none" | "gzip" | "lz4";
+  compressionType: "producer" | "none" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd";
   deleteRetentionMs: number;
   flushMessages: number;
   flushMs: number;
@@ -643,6 +675,12 @@ export interface BrokerConfig {
   kafkaListen: string;
   kafkaAdvertisedAddress: string;
   autoCreateTopicsEnable: boolean;
+  // Classic consumer groups (issue 15).
+  groupInitialRebalanceDelayMs: number;
+  // Observability (issue 16).
+  httpListen: string;
+  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+  logFormat: "auto" | "json" | "pretty";
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

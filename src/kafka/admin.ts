@@ -12,18 +12,41 @@
  */
 import { AssertionError } from "../base/assert.ts";
 import { RillError } from "../base/errors.ts";
-import { type AdminServices, adminServices, requesterControllerPort } from "../rpc/admin-service.ts";
+import type { AdminHandlers } from "../service/admin.ts";
 import type { ControllerPort } from "../service/admin-ports.ts";
+import { SecurityAdminHandlers } from "../service/admin-security.ts";
+import type { RequestAccess } from "../service/authorize.ts";
+import { QuotaAdmin } from "../service/quota-admin.ts";
 import type { KafkaRequestContext } from "./api.ts";
 import type { KafkaDeps } from "./deps.ts";
+import { kafkaErrorCode } from "./error-codes.ts";
+import { dataServices } from "./services.ts";
 
-const built = new WeakMap<KafkaDeps, AdminServices>();
+/** The admin services the Kafka admin APIs call (the gRPC AdminService's, built the same way). */
+export interface KafkaAdminServices {
+  readonly admin: AdminHandlers;
+  readonly security: SecurityAdminHandlers;
+  readonly quotas: QuotaAdmin;
+  readonly access: RequestAccess;
+}
 
-/** The admin services of the listener that `deps` belong to (built on first use). */
-export function kafkaAdmin(deps: KafkaDeps): AdminServices {
+const built = new WeakMap<KafkaDeps, KafkaAdminServices>();
+
+/**
+ * The admin services of the listener that `deps` belong to (built on first use): the admin
+ * handlers the data APIs share (services.ts, from `adminHandlers` of src/rpc/admin-service.ts),
+ * and the security and quota handlers over the same metadata store, as `adminService` builds them.
+ */
+export function kafkaAdmin(deps: KafkaDeps): KafkaAdminServices {
   let a = built.get(deps);
   if (a === undefined) {
-    a = adminServices({ ...deps.services.admin, ...(deps.clients ? { clients: deps.clients } : {}), access: deps.access });
+    const d = deps.services.admin;
+    a = {
+      admin: dataServices(deps).admin,
+      security: new SecurityAdminHandlers({ store: d.store, random: d.random }),
+      quotas: new QuotaAdmin(d.store),
+      access: deps.access,
+    };
     built.set(deps, a);
   }
   return a;
@@ -31,18 +54,12 @@ export function kafkaAdmin(deps: KafkaDeps): AdminServices {
 
 /** The request's way to the active controller: a change is forwarded there as the request's caller. */
 export function controllerPort(ctx: KafkaRequestContext, timeoutMs: number): ControllerPort {
-  const a = kafkaAdmin(ctx.deps);
-  return requesterControllerPort(a.forwarder, a.route, ctx.session.requester, timeoutMs);
+  return dataServices(ctx.deps).controller(ctx.session.requester, timeoutMs);
 }
 
-/**
- * Kafka's numeric code of an error (0 for none). Rill's codes below 10,000 are Kafka's own;
- * Rill's own codes answer UNKNOWN_SERVER_ERROR (-1) with their message.
- * TODO(ksvc): replace with `kafkaErrorCode` of src/kafka/error-codes.ts once merged.
- */
+/** Kafka's numeric code of an error (0 for none): the listener's one table (error-codes.ts). */
 export function errorCode(e: RillError | null | undefined): number {
-  if (e === null || e === undefined) return 0;
-  return e.kind.code < 10_000 ? e.kind.code : -1;
+  return kafkaErrorCode(e ?? null);
 }
 
 /** The message Kafka answers beside the code: null for none. */

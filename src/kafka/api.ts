@@ -47,6 +47,13 @@ export interface KafkaRequestContext {
   readonly cancel: Cancellation;
   /** The APIs this listener serves (what ApiVersions advertises). */
   readonly apis: ReadonlyMap<number, KafkaApi>;
+  /**
+   * Runs `fn` once this request's answer has been written to the socket (its bytes handed to
+   * the kernel), or once the connection closed without writing it: where a handler gives back
+   * what its answer's bytes refer to (a fetch's read buffers, its memory reservation). The
+   * listener's connections always set it.
+   */
+  readonly afterSent?: (fn: () => void) => void;
 }
 
 /** One API of the Kafka listener. */

@@ -19,15 +19,21 @@
  *    `INFLIGHT_MAX` requests may be waiting for their answers (a long-poll Fetch, a JoinGroup);
  *    then the socket stops being read until one is answered.
  * 4. Answers go out in request order: a response that is ready waits for the ones before it.
- *    `NO_RESPONSE` (acks=0) takes its turn and writes nothing.
+ *    `NO_RESPONSE` (acks=0) takes its turn and writes nothing. A handler's `afterSent` hooks
+ *    run once the socket has written its answer's last chunk (a fetch's read buffers and memory
+ *    go back then, not before: the socket refers to them until written), or when the
+ *    connection closes first.
  * 5. Closing (by the client, by a malformed frame, by the broker stopping) cancels long polls.
  */
 import type { Socket } from "node:net";
 import { AssertionError } from "../base/assert.ts";
+import { RillError } from "../base/errors.ts";
 import { ANONYMOUS, type Principal, hostOfPeer } from "../security/requester.ts";
 import type { Cancellation } from "../service/fetch-types.ts";
+import { type RequestMetrics, requestMetricsOf } from "../service/request-metrics.ts";
 import { type KafkaApi, type KafkaRequestContext, type KafkaSession, NO_RESPONSE } from "./api.ts";
 import type { KafkaDeps } from "./deps.ts";
+import { KAFKA_ERROR_NAMES } from "./error-codes.ts";
 import { decode, encode } from "./schema.ts";
 import { KafkaDecodeError, KafkaReader, KafkaWriter } from "./wire.ts";
 
@@ -47,6 +53,8 @@ export type KafkaApis = ReadonlyMap<number, KafkaApi>;
 interface Slot {
   done: boolean;
   chunks: Buffer[] | null;
+  /** What runs once the answer is written, or the connection closes first (`afterSent`). */
+  readonly hooks: (() => void)[];
 }
 
 /** What the listener tells a connection about its limits. */
@@ -76,6 +84,10 @@ export class KafkaConnection {
   /** Size of the frame being gathered (-1: its size has not arrived yet). */
   private frameSize = -1;
   private readonly slots: Slot[] = [];
+  /** The broker's request counters (`rill_requests_total{protocol="kafka"}`). */
+  private readonly metrics: RequestMetrics;
+  /** Hooks of answers handed to the socket whose write has not completed yet. */
+  private readonly writing = new Set<(() => void)[]>();
   private closed = false;
 
   constructor(
@@ -86,6 +98,7 @@ export class KafkaConnection {
     id: string,
     private readonly events: ConnectionEvents = {},
   ) {
+    this.metrics = requestMetricsOf(deps.services.replicas);
     this.session = {
       requester: {
         principal: options.principal ?? ANONYMOUS,
@@ -116,11 +129,20 @@ export class KafkaConnection {
     this.closed = true;
     this.abortAll();
     this.socket.destroy();
+    this.releaseAll();
   }
 
   private closedBySocket(): void {
     this.closed = true;
     this.abortAll();
+    this.releaseAll();
+  }
+
+  /** The connection is gone: every answer's hooks run (none of them will be written now). */
+  private releaseAll(): void {
+    for (const slot of this.slots) runHooks(slot.hooks);
+    for (const hooks of [...this.writing]) runHooks(hooks);
+    this.writing.clear();
   }
 
   private abortAll(): void {
@@ -211,22 +233,31 @@ export class KafkaConnection {
       this.session.requester = { ...this.session.requester, clientId };
     }
     const cancel: Cancellation = { aborted: false, onabort: null };
-    this.dispatch(api, req, {
-      apiVersion: version,
-      correlationId,
-      clientId,
-      session: this.session,
-      deps: this.deps,
-      cancel,
-      apis: this.apis,
-    });
+    const hooks: (() => void)[] = [];
+    this.dispatch(
+      api,
+      req,
+      {
+        apiVersion: version,
+        correlationId,
+        clientId,
+        session: this.session,
+        deps: this.deps,
+        cancel,
+        apis: this.apis,
+        afterSent: (fn) => hooks.push(fn),
+      },
+      hooks,
+    );
   }
 
-  private dispatch(api: KafkaApi, req: unknown, ctx: KafkaRequestContext): void {
-    const slot: Slot = { done: false, chunks: null };
+  private dispatch(api: KafkaApi, req: unknown, ctx: KafkaRequestContext, hooks: (() => void)[]): void {
+    const slot: Slot = { done: false, chunks: null, hooks };
     this.slots.push(slot);
     this.cancels.add(ctx.cancel);
     if (this.slots.length >= INFLIGHT_MAX) this.socket.pause();
+    const started = performance.now();
+    const observe = (code: string) => this.metrics.observeRequest(api.name, "kafka", code, (performance.now() - started) / 1000);
     let answer: ReturnType<KafkaApi["handle"]>;
     try {
       answer = api.handle(req as never, ctx);
@@ -236,12 +267,16 @@ export class KafkaConnection {
     answer.then(
       (res) => {
         this.cancels.delete(ctx.cancel);
+        observe(codeOfAnswer(res));
+        if (this.closed) return runHooks(hooks);
         if (res !== NO_RESPONSE) slot.chunks = this.encodeResponse(api, ctx, res);
         slot.done = true;
         this.flush();
       },
       (e: unknown) => {
         this.cancels.delete(ctx.cancel);
+        observe(e instanceof RillError ? e.kind.name : "UNKNOWN_SERVER_ERROR");
+        runHooks(hooks);
         this.failed(api, ctx, e);
       },
     );
@@ -278,13 +313,31 @@ export class KafkaConnection {
     let wrote = false;
     while (this.slots.length > 0 && (this.slots[0] as Slot).done) {
       const slot = this.slots.shift() as Slot;
-      if (slot.chunks === null) continue;
+      if (slot.chunks === null) {
+        runHooks(slot.hooks);
+        continue;
+      }
       if (!wrote) this.socket.cork();
       wrote = true;
-      for (const c of slot.chunks) this.socket.write(c);
+      this.write(slot.chunks, slot.hooks);
     }
     if (wrote) this.socket.uncork();
     if (this.slots.length < INFLIGHT_MAX && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** Writes one answer's chunks; its hooks run once the socket has written the last one. */
+  private write(chunks: readonly Buffer[], hooks: (() => void)[]): void {
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(chunks[i] as Buffer);
+    if (hooks.length === 0) {
+      this.socket.write(chunks[last] as Buffer);
+      return;
+    }
+    this.writing.add(hooks);
+    this.socket.write(chunks[last] as Buffer, () => {
+      this.writing.delete(hooks);
+      runHooks(hooks);
+    });
   }
 
   /** ApiVersions of a version this broker does not know: error 35 and the supported ranges, in the v0 layout. */
@@ -294,7 +347,7 @@ export class KafkaConnection {
     const apis = [...this.apis.values()].sort((a, b) => a.key - b.key);
     w.int32(apis.length);
     for (const a of apis) w.int16(a.key).int16(a.versions[0]).int16(a.versions[1]);
-    const slot: Slot = { done: true, chunks: sized(w) };
+    const slot: Slot = { done: true, chunks: sized(w), hooks: [] };
     this.slots.push(slot);
     this.flush();
   }
@@ -307,6 +360,18 @@ export class KafkaConnection {
     this.events.onMalformed?.(reason);
     this.close();
   }
+}
+
+/** Runs (once) and forgets the hooks of an answer. */
+function runHooks(hooks: (() => void)[]): void {
+  for (const fn of hooks.splice(0)) fn();
+}
+
+/** The `code` label of an answer: "OK", or the name of its top-level `errorCode` when it has a non-zero one. */
+function codeOfAnswer(res: unknown): string {
+  const code = typeof res === "object" && res !== null ? (res as { errorCode?: unknown }).errorCode : undefined;
+  if (typeof code !== "number" || code === 0) return "OK";
+  return KAFKA_ERROR_NAMES.get(code) ?? String(code);
 }
 
 /** Skips a tagged-field section (the request header v2's; none is defined). */

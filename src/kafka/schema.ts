@@ -226,7 +226,13 @@ function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a) && Array.isArray(b)) return a.length === 0 && b.length === 0;
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
+  // A tagged struct equal to its default, field by field (a field left out is its default).
+  if (isPlainObject(a) && isPlainObject(b)) return Object.keys(b).every((k) => a[k] === undefined || sameValue(a[k], b[k]));
   return false;
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
 }
 
 /** ARRAY / COMPACT_ARRAY of one element type. */

@@ -8,6 +8,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { rillError } from "../base/errors.ts";
 import type { Principal } from "../security/requester.ts";
+import { requestMetricsOf } from "../service/request-metrics.ts";
 import { KAFKA_APIS } from "./apis/index.ts";
 import type { KafkaApi } from "./api.ts";
 import { type ConnectionEvents, KafkaConnection, type KafkaApis } from "./connection.ts";
@@ -50,6 +51,7 @@ export class KafkaServer {
     private readonly deps: KafkaDeps,
   ) {
     this.apis = new Map((options.apis ?? KAFKA_APIS).map((a) => [a.key, a]));
+    requestMetricsOf(deps.services.replicas).countConnections("kafka", () => this.connections.size);
     const onSocket = (socket: net.Socket) => this.accept(socket);
     this.server = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
   }

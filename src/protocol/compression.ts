@@ -1,6 +1,8 @@
 /**
- * Compression codecs of Kafka's RecordBatch v2: none, gzip and LZ4 (snappy and zstd are not
- * supported and are rejected with UNSUPPORTED_COMPRESSION_TYPE).
+ * Compression codecs of Kafka's RecordBatch v2: none, gzip, snappy (compression-snappy.ts), LZ4
+ * (below) and zstd (compression-zstd.ts); codec numbers 5-7 are rejected with
+ * UNSUPPORTED_COMPRESSION_TYPE. zstd loads asynchronously: await `initCodecs()` once before the
+ * first zstd batch (the broker does at start, the SDK before it sends or reads).
  *
  * LZ4 is the LZ4 *frame* format, as Kafka writes it (KafkaLZ4BlockOutputStream): the frame is
  * written and read here by hand around lz4-napi's *block* functions, because lz4-napi's own frame
@@ -45,6 +47,8 @@ import { compressSync as lz4BlockCompress, uncompressSync as lz4BlockUncompress 
 import { gunzipSync, gzipSync } from "node:zlib";
 import { rillError } from "../base/errors.ts";
 import { xxhash32 } from "../base/xxhash32.ts";
+import { checkSnappyPayload, snappyCompressXerial, snappyDecompress } from "./compression-snappy.ts";
+import { checkZstdPayload, zstdCompress, zstdDecompress, zstdReady } from "./compression-zstd.ts";
 
 /** Compression codecs, as numbered in bits 0-2 of a RecordBatch's attributes. */
 export const Compression = {
@@ -68,13 +72,24 @@ export function codecName(codec: number): string {
   return CODEC_NAMES[codec] ?? `codec ${codec}`;
 }
 
-/** True for the codecs Rill can read and write: none, gzip and lz4. */
+/** True for the codecs Rill can read and write: Kafka's five, none, gzip, snappy, lz4 and zstd (0-4). */
 export function isSupportedCodec(codec: number): boolean {
-  return codec === Compression.NONE || codec === Compression.GZIP || codec === Compression.LZ4;
+  return Number.isInteger(codec) && codec >= Compression.NONE && codec <= Compression.ZSTD;
 }
 
+/** What UNSUPPORTED_COMPRESSION_TYPE messages list. */
+export const SUPPORTED_CODECS_TEXT = "supported: none, gzip, snappy, lz4, zstd";
+
 function unsupported(codec: number): never {
-  throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (supported: none, gzip, lz4)`);
+  throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (${SUPPORTED_CODECS_TEXT})`);
+}
+
+/**
+ * Loads the codecs that load asynchronously (zstd's WebAssembly); resolves at once after the
+ * first time. Until it has resolved, zstd calls throw UNSUPPORTED_COMPRESSION_TYPE saying so.
+ */
+export function initCodecs(): Promise<void> {
+  return zstdReady();
 }
 
 /** Compresses `data` with `codec`. NONE returns `data` itself. */
@@ -84,8 +99,12 @@ export function compress(codec: number, data: Buffer): Buffer {
       return data;
     case Compression.GZIP:
       return gzipSync(data);
+    case Compression.SNAPPY:
+      return snappyCompressXerial(data);
     case Compression.LZ4:
       return lz4CompressFrame(data);
+    case Compression.ZSTD:
+      return zstdCompress(data);
     default:
       return unsupported(codec);
   }
@@ -101,8 +120,12 @@ export function decompress(codec: number, data: Buffer, outputBytesMax = DECOMPR
       return data;
     case Compression.GZIP:
       return gunzip(data, outputBytesMax);
+    case Compression.SNAPPY:
+      return snappyDecompress(data, outputBytesMax);
     case Compression.LZ4:
       return lz4DecompressFrame(data, 0, data.length, outputBytesMax);
+    case Compression.ZSTD:
+      return zstdDecompress(data, outputBytesMax);
     default:
       return unsupported(codec);
   }
@@ -120,7 +143,8 @@ export function decompressTransient(codec: number, data: Buffer, outputBytesMax 
 
 /**
  * Checks what can be checked of a compressed payload without decompressing it: for gzip the
- * member header; for LZ4 the whole frame structure (see checkLz4Frame). Throws CORRUPT_MESSAGE.
+ * member header; for snappy the xerial chunks and each block's length preamble; for LZ4 and zstd
+ * the whole frame structure (see checkLz4Frame, walkZstdFrames). Throws CORRUPT_MESSAGE.
  */
 export function checkCompressedPayload(codec: number, data: Uint8Array, start = 0, end: number = data.length): void {
   switch (codec) {
@@ -128,8 +152,12 @@ export function checkCompressedPayload(codec: number, data: Uint8Array, start = 
       return;
     case Compression.GZIP:
       return checkGzipHeader(data, start, end);
+    case Compression.SNAPPY:
+      return checkSnappyPayload(data, start, end);
     case Compression.LZ4:
       return checkLz4Frame(data, start, end);
+    case Compression.ZSTD:
+      return checkZstdPayload(data, start, end);
     default:
       return unsupported(codec);
   }

@@ -20,7 +20,8 @@
  *      51    2 producerEpoch    i16
  *      53    4 baseSequence     i32
  *      57    4 recordCount      i32
- *      61    - records               uncompressed, or one compressed payload (gzip, LZ4 frame)
+ *      61    - records               uncompressed, or one compressed payload (gzip, snappy, LZ4
+ *                                    frame, zstd frames)
  *
  *  record (all varints zig-zag, see src/base/varint.ts):
  *    length varint                   bytes after this field
@@ -49,6 +50,7 @@ import {
   decompress,
   decompressTransient,
   isSupportedCodec,
+  SUPPORTED_CODECS_TEXT,
 } from "./compression.ts";
 
 export { Compression, type CompressionCodec } from "./compression.ts";
@@ -212,8 +214,8 @@ export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
  * - BATCH_LENGTH_MISMATCH: fewer bytes than a header, or batchLength disagrees with `end - pos`;
  * - UNSUPPORTED_FOR_MESSAGE_FORMAT: magic is not 2;
  * - CORRUPT_MESSAGE: CRC mismatch, a malformed record frame, or (compressed) a malformed gzip
- *   header or LZ4 frame structure;
- * - UNSUPPORTED_COMPRESSION_TYPE: snappy, zstd or codecs 5-7;
+ *   header, snappy chunk structure, LZ4 or zstd frame structure;
+ * - UNSUPPORTED_COMPRESSION_TYPE: codecs 5-7;
  * - RECORD_COUNT_MISMATCH: recordCount or lastOffsetDelta negative or inconsistent, or (not
  *   compressed) the record frames disagree with recordCount, lastOffsetDelta or the batch end.
  *
@@ -289,7 +291,7 @@ export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "struct
  * - with `full`, INVALID_RECORD for a record without a key when `keyRequired` (a compacted
  *   topic) or an offsetDelta other than the record's index (offsets run 0..recordCount-1); a
  *   compressed payload is decompressed (at most `decompressedBytesMax` bytes, else
- *   MESSAGE_TOO_LARGE; bad deflate or LZ4 data: CORRUPT_MESSAGE) and every record is walked: its
+ *   MESSAGE_TOO_LARGE; bad deflate, snappy, LZ4 or zstd data: CORRUPT_MESSAGE naming the codec) and every record is walked: its
  *   length, varints, key, value and header lengths and header count (CORRUPT_MESSAGE), the frames
  *   against recordCount and the payload end (RECORD_COUNT_MISMATCH), and each timestamp
  *   (INVALID_TIMESTAMP: negative, or after the batch's maxTimestamp with CREATE_TIME).
@@ -460,7 +462,7 @@ function checkHeader(buf: Buffer, pos: number, end: number): BatchHeader {
   if (!isSupportedCodec(h.compression)) {
     throw rillError(
       "UNSUPPORTED_COMPRESSION_TYPE",
-      `attributes: compression ${codecName(h.compression)} is not supported (supported: none, gzip, lz4)`,
+      `attributes: compression ${codecName(h.compression)} is not supported (${SUPPORTED_CODECS_TEXT})`,
     );
   }
   if (h.recordCount < 0) throw rillError("RECORD_COUNT_MISMATCH", `recordCount: ${h.recordCount} is negative`);
@@ -860,7 +862,7 @@ export function encodeBatch(records: readonly RecordInput[], opts: EncodeOptions
     return out;
   }
   if (!isSupportedCodec(codec)) {
-    throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (supported: none, gzip, lz4)`);
+    throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (${SUPPORTED_CODECS_TEXT})`);
   }
   const region = Buffer.allocUnsafe(recordsSize);
   writeRecords(region, 0, records, ts.base, deltas, opts.nowMs);

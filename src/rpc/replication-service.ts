@@ -33,6 +33,7 @@ import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from 
 import type { ServiceImplementation } from "./grpc-service.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "../service/fetch.ts";
+import { offsetsForLeaderEpoch } from "../service/leader-epoch.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
@@ -204,26 +205,11 @@ export function replicationService(
     offsetsForLeaderEpoch: unary((req) => {
       if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
       return create(OffsetsForLeaderEpochResponseSchema, {
-        partitions: req.partitions.map((p) => {
-          const r = rm.replica(p.topic, p.partition);
-          if (r?.role !== "leader")
-            return {
-              topic: p.topic,
-              partition: p.partition,
-              error: toErrorDetail(
-                rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${rm.nodeIdOf()} does not lead it`),
-              ),
-            };
-          if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== r.leaderEpoch) {
-            const e =
-              p.currentLeaderEpoch < r.leaderEpoch
-                ? rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} < ${r.leaderEpoch}`)
-                : rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} > ${r.leaderEpoch}`);
-            return { topic: p.topic, partition: p.partition, error: toErrorDetail(e) };
-          }
-          const end = r.log.endOffsetForEpoch(p.leaderEpoch);
-          return { topic: p.topic, partition: p.partition, end: { epoch: end.epoch, endOffset: BigInt(end.endOffset) } };
-        }),
+        partitions: offsetsForLeaderEpoch(rm, req.partitions).map((e) =>
+          e.error
+            ? { topic: e.topic, partition: e.partition, error: toErrorDetail(e.error) }
+            : { topic: e.topic, partition: e.partition, end: { epoch: e.epoch, endOffset: BigInt(e.endOffset) } },
+        ),
       });
     }),
   };

@@ -11,6 +11,7 @@
  * CORRUPT_MESSAGE) come back in that partition's result; the other partitions are answered.
  * Partitions with no replica here are read from their leaders through the `FetchForwarder` port.
  */
+import { requestMetricsOf } from "./request-metrics.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import { MemoryBudget, type Reservation } from "../base/memory-budget.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
@@ -286,6 +287,7 @@ export function partitionResult(
     const error = corruptError(c, `${d.topic}-${d.partition}`);
     return { ...base, error, nextOffset: c.skipTo, records: null, batches: null };
   }
+  if (rm) requestMetricsOf(rm).bytesOut(d.topic, checked.bytes);
   if (!asRecords) return { ...base, error: null, nextOffset: checked.nextOffset, records: null, batches: checked.chunks };
   return { ...base, error: null, nextOffset: checked.nextOffset, records: checked.records, batches: null };
 }

@@ -15,6 +15,7 @@
  * (ReplicaManager.awaitProducer): a producer that writes right after InitProducerId is not
  * refused by a leader whose metadata lags a few milliseconds.
  */
+import { type RequestMetrics, requestMetricsOf } from "./request-metrics.ts";
 import { RillError } from "../base/errors.ts";
 import { isCompacted, type TopicConfig } from "../config/schema.ts";
 import {
@@ -84,6 +85,8 @@ interface Appended {
 /** Produce handling for one broker; keeps the sticky partitions between requests. */
 export class ProduceHandler {
   private readonly sticky: StickyPartitions;
+  /** Where leader appends are counted (`rill_bytes_in_total`, `rill_records_in_total`). */
+  private readonly metrics: RequestMetrics;
 
   /**
    * @param forwarder passes requests to the leaders of partitions led by other brokers; null on
@@ -102,6 +105,7 @@ export class ProduceHandler {
     private readonly producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
+    this.metrics = requestMetricsOf(rm);
   }
 
   /**
@@ -218,6 +222,7 @@ export class ProduceHandler {
     let res: AppendResult;
     try {
       res = this.rm.append(input.topic, partition, batch, acks, this.checks);
+      if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
     } catch (e) {
       return { result: { topic: input.topic, partitions: [failed(partition, e)], records: [] }, lastOffsets: new Map() };
     }
@@ -251,6 +256,7 @@ export class ProduceHandler {
       );
       try {
         const res = this.rm.append(input.topic, partition, batch, acks);
+        if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
         lastOffsets.set(partition, res.lastOffset);
         indexes.forEach((i, k) => (offsets[i] = res.baseOffset + k));
         results.push({ partition, baseOffset: res.baseOffset, logAppendTimeMs: res.logAppendTimeMs, error: null });
@@ -340,6 +346,10 @@ function codecFor(cfg: TopicConfig): number {
       return Compression.LZ4;
     case "gzip":
       return Compression.GZIP;
+    case "snappy":
+      return Compression.SNAPPY;
+    case "zstd":
+      return Compression.ZSTD;
     default:
       return Compression.NONE;
   }

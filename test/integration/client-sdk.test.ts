@@ -140,6 +140,25 @@ describe("Producer and Consumer", () => {
     expect(got[0]!.headers).toEqual([{ key: "source", value: Buffer.from("test") }]);
   });
 
+  it("round-trips snappy, zstd and gzip batches: the SDK's producer writes them, its consumer decodes them (BATCHES)", async () => {
+    for (const compression of ["snappy", "zstd", "gzip"] as const) {
+      const topic = `codec-${compression}`;
+      await admin.createTopics([{ name: topic, partitions: 1 }]);
+      const producer = new Producer({ bootstrap, compression, lingerMs: 10 });
+      const values = Array.from({ length: 500 }, (_, i) => `${compression}-${i}-${"v".repeat(i % 50)}`);
+      await Promise.all(values.map((value, i) => producer.send({ topic, key: `k${i}`, value })));
+      await producer.close();
+      const consumer = new Consumer({ bootstrap, maxWaitMs: 100 });
+      consumer.assign([{ topic, partition: 0, offset: "earliest" }]);
+      const got = await readAll(consumer, values.length);
+      await consumer.close();
+      expect(
+        got.map((r) => r.value!.toString()),
+        compression,
+      ).toEqual(values);
+    }
+  });
+
   it("spreads null-key records over partitions in whole batches (sticky)", async () => {
     await admin.createTopics([{ name: "sticky", partitions: 4 }]);
     const producer = new Producer({ bootstrap, batchBytes: 4096, lingerMs: 1000, random: new SeededRandom(SEED) });

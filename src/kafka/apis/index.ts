@@ -7,6 +7,21 @@ import { alterClientQuotas } from "./alter-client-quotas.ts";
 import { alterConfigs } from "./alter-configs.ts";
 import { alterUserScramCredentials } from "./alter-user-scram-credentials.ts";
 import { apiVersions } from "./api-versions.ts";
+import { consumerGroupDescribe } from "./consumer-group-describe.ts";
+import { consumerGroupHeartbeat } from "./consumer-group-heartbeat.ts";
+import { fetch } from "./fetch.ts";
+import { offsetForLeaderEpoch } from "./offset-for-leader-epoch.ts";
+import { deleteGroups } from "./delete-groups.ts";
+import { describeGroups } from "./describe-groups.ts";
+import { findCoordinator } from "./find-coordinator.ts";
+import { heartbeat } from "./heartbeat.ts";
+import { joinGroup } from "./join-group.ts";
+import { leaveGroup } from "./leave-group.ts";
+import { listGroups } from "./list-groups.ts";
+import { offsetCommit } from "./offset-commit.ts";
+import { offsetFetch } from "./offset-fetch.ts";
+import { syncGroup } from "./sync-group.ts";
+import { metadata } from "./metadata.ts";
 import { createAcls } from "./create-acls.ts";
 import { createPartitions } from "./create-partitions.ts";
 import { createTopics } from "./create-topics.ts";
@@ -25,6 +40,21 @@ import { saslHandshake } from "./sasl-handshake.ts";
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
   apiVersions,
+  fetch,
+  offsetForLeaderEpoch,
+  findCoordinator,
+  joinGroup,
+  syncGroup,
+  heartbeat,
+  leaveGroup,
+  offsetCommit,
+  offsetFetch,
+  describeGroups,
+  listGroups,
+  deleteGroups,
+  metadata,
+  consumerGroupHeartbeat,
+  consumerGroupDescribe,
   saslHandshake,
   createTopics,
   deleteTopics,

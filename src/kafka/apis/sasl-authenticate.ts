@@ -21,6 +21,7 @@ import type { AuthResult } from "../../security/authenticator.ts";
 import { ScramExchange } from "../../security/scram-exchange.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
 import type { KafkaDeps } from "../deps.ts";
+import { kafkaErrorCode } from "../error-codes.ts";
 import { bytes, int16, int64, message, string } from "../schema.ts";
 
 export const SaslAuthenticateRequest = message("SaslAuthenticateRequest", "0-2", "2+", {
@@ -34,15 +35,8 @@ export const SaslAuthenticateResponse = message("SaslAuthenticateResponse", "0-2
   sessionLifetimeMs: int64().since(1),
 });
 
-/** SASL_AUTHENTICATION_FAILED: what Kafka clients read as "wrong credentials". */
-const SASL_AUTHENTICATION_FAILED = 58;
 /** Key of the SCRAM exchange in the session's state. */
 const STATE = "sasl";
-
-/** Kafka's code of a SASL refusal: Rill's own authentication codes are SASL_AUTHENTICATION_FAILED to a Kafka client. */
-function saslCode(e: RillError): number {
-  return e.kind.code >= 10_000 || e.kind.code < 0 ? SASL_AUTHENTICATION_FAILED : e.kind.code;
-}
 
 const fakeKeys = new WeakMap<KafkaDeps, Buffer>();
 
@@ -56,7 +50,7 @@ function fakeKey(deps: KafkaDeps): Buffer {
 type Answer = { errorCode: number; errorMessage: string | null; authBytes: Buffer };
 
 function refused(e: RillError): Answer {
-  return { errorCode: saslCode(e), errorMessage: e.message, authBytes: Buffer.alloc(0) };
+  return { errorCode: kafkaErrorCode(e), errorMessage: e.message, authBytes: Buffer.alloc(0) };
 }
 
 /** The session now belongs to `user`. */

@@ -296,9 +296,9 @@ describe("compress / decompress by codec", () => {
     expectRill(() => decompress(Compression.GZIP, gz, 100), "MESSAGE_TOO_LARGE", /exceeds 100 bytes/);
   });
 
-  it("rejects snappy, zstd and unknown codecs with UNSUPPORTED_COMPRESSION_TYPE", () => {
+  it("rejects codecs 5-7 with UNSUPPORTED_COMPRESSION_TYPE", () => {
     const data = text(10);
-    for (const codec of [Compression.SNAPPY, Compression.ZSTD, 5, 7]) {
+    for (const codec of [5, 6, 7]) {
       expectRill(() => compress(codec, data), "UNSUPPORTED_COMPRESSION_TYPE", /compression: /);
       expectRill(() => decompress(codec, data), "UNSUPPORTED_COMPRESSION_TYPE");
       expectRill(() => checkCompressedPayload(codec, data), "UNSUPPORTED_COMPRESSION_TYPE");

@@ -447,16 +447,18 @@ describe("validateBatch: bad input gets a specific code naming the field", () =>
     expectRill(() => validateBatch(b), "RECORD_COUNT_MISMATCH", /^record 2: offsetDelta 2 does not follow the previous 2/);
   });
 
-  it("snappy, zstd and codecs 5-7 -> UNSUPPORTED_COMPRESSION_TYPE", () => {
-    for (const codec of [2, 4, 5, 6, 7]) {
+  it("codecs 5-7 -> UNSUPPORTED_COMPRESSION_TYPE", () => {
+    for (const codec of [5, 6, 7]) {
       const b = good();
       b.writeInt16BE(codec, ATTRIBUTES_OFFSET);
-      expectRill(
-        () => validateBatch(recrc(b)),
-        "UNSUPPORTED_COMPRESSION_TYPE",
-        /^attributes: compression (snappy|zstd|codec \d) is not supported/,
-      );
+      expectRill(() => validateBatch(recrc(b)), "UNSUPPORTED_COMPRESSION_TYPE", /^attributes: compression codec \d is not supported/);
     }
+  });
+
+  it("uncompressed records marked zstd -> CORRUPT_MESSAGE naming zstd", () => {
+    const b = good();
+    b.writeInt16BE(Compression.ZSTD, ATTRIBUTES_OFFSET);
+    expectRill(() => validateBatch(recrc(b)), "CORRUPT_MESSAGE", /^zstd: frame 0: bad magic/);
   });
 
   it("a record frame that does not parse -> CORRUPT_MESSAGE", () => {
@@ -638,7 +640,7 @@ describe("encodeBatch", () => {
   it("checks the batch fields", () => {
     expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, baseOffset: -1 }), "INVALID_ARGUMENT", /^baseOffset: -1/);
     expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, producerEpoch: 40000 }), "INVALID_ARGUMENT", /^producerEpoch/);
-    expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, compression: Compression.ZSTD }), "UNSUPPORTED_COMPRESSION_TYPE");
+    expectRill(() => encodeBatch([{ value: "a" }], { nowMs: 1, compression: 5 }), "UNSUPPORTED_COMPRESSION_TYPE");
     expectRill(
       () => encodeBatch([{ value: "a", headers: [{ key: null as unknown as string, value: "x" }] }], { nowMs: 1 }),
       "INVALID_ARGUMENT",

@@ -146,8 +146,9 @@ describe("PartitionLog bad input leaves the log unchanged", () => {
     ["header cut short", (b) => b.subarray(0, 40), Errors.BATCH_LENGTH_MISMATCH.code],
     ["record count disagrees", (b) => recrc(set32(b, 57, 5)), Errors.RECORD_COUNT_MISMATCH.code],
     ["lastOffsetDelta disagrees", (b) => recrc(set32(b, 23, 9)), Errors.RECORD_COUNT_MISMATCH.code],
-    ["unsupported codec (snappy)", (b) => recrc(set16(b, 21, 2)), Errors.UNSUPPORTED_COMPRESSION_TYPE.code],
-    ["unsupported codec (zstd)", (b) => recrc(set16(b, 21, 4)), Errors.UNSUPPORTED_COMPRESSION_TYPE.code],
+    ["unsupported codec (5)", (b) => recrc(set16(b, 21, 5)), Errors.UNSUPPORTED_COMPRESSION_TYPE.code],
+    ["unsupported codec (7)", (b) => recrc(set16(b, 21, 7)), Errors.UNSUPPORTED_COMPRESSION_TYPE.code],
+    ["zstd attribute on records that are no zstd frame", (b) => recrc(set16(b, 21, 4)), Errors.CORRUPT_MESSAGE.code],
   ];
   for (const [name, mutate, want] of cases) {
     it(name, () => {

@@ -1,8 +1,11 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { RillError } from "../../../src/base/errors.ts";
+import { initCodecs } from "../../../src/protocol/compression.ts";
 import { Compression, type ProduceChecks } from "../../../src/protocol/record-batch.ts";
 import { badBatches, batchOf, goodBatch, zipBomb } from "../../fixtures/bad-batches.ts";
 import { ManualClock, MemoryFileSystem, type PartitionLog, openLog, readAll, snapshot } from "./helpers.ts";
+
+beforeAll(() => initCodecs());
 
 const FULL: ProduceChecks = { validation: "full", decompressedBytesMax: 1 << 20 };
 const DIR = "/data/t-0";
@@ -41,6 +44,8 @@ describe("PartitionLog.append with produce.validation=full", () => {
       garbageDeflate: "CORRUPT_MESSAGE",
       gzipOfNonRecords: "RECORD_COUNT_MISMATCH",
       garbageLz4: "CORRUPT_MESSAGE",
+      garbageSnappy: "CORRUPT_MESSAGE",
+      garbageZstd: "CORRUPT_MESSAGE",
       hugeKeyLength: "CORRUPT_MESSAGE",
       hugeKeyLengthLz4: "CORRUPT_MESSAGE",
       negativeHeaderCount: "CORRUPT_MESSAGE",
