@@ -13,6 +13,7 @@ import { CreateAclsRequest, CreateAclsResponse } from "../../src/kafka/apis/crea
 import { CreatePartitionsRequest, CreatePartitionsResponse } from "../../src/kafka/apis/create-partitions.ts";
 import { CreateTopicsRequest, CreateTopicsResponse } from "../../src/kafka/apis/create-topics.ts";
 import { DeleteAclsRequest, DeleteAclsResponse } from "../../src/kafka/apis/delete-acls.ts";
+import { DeleteRecordsRequest, DeleteRecordsResponse } from "../../src/kafka/apis/delete-records.ts";
 import { DeleteTopicsRequest, DeleteTopicsResponse } from "../../src/kafka/apis/delete-topics.ts";
 import { DescribeAclsRequest, DescribeAclsResponse } from "../../src/kafka/apis/describe-acls.ts";
 import { DescribeClientQuotasRequest, DescribeClientQuotasResponse } from "../../src/kafka/apis/describe-client-quotas.ts";
@@ -238,6 +239,40 @@ describe("Kafka admin APIs", () => {
     ]);
     const unclean = await c.request(43, 1, ElectLeadersRequest, { electionType: 1, topicPartitions: null }, ElectLeadersResponse);
     expect(unclean.errorCode).toBe(42);
+  });
+
+  it("DeleteRecords v0 and v2: up to the high watermark; past it OFFSET_OUT_OF_RANGE; an unknown topic its partitions' error", async () => {
+    for (const v of [0, 2]) {
+      const res = await c.request(
+        21,
+        v,
+        DeleteRecordsRequest,
+        {
+          topics: [
+            {
+              name: "k-a",
+              partitions: [
+                { partitionIndex: 0, offset: -1n },
+                { partitionIndex: 1, offset: 5n },
+              ],
+            },
+            { name: "gone", partitions: [{ partitionIndex: 0, offset: 0n }] },
+          ],
+          timeoutMs: 5000,
+        },
+        DeleteRecordsResponse,
+      );
+      expect(res.topics).toEqual([
+        {
+          name: "k-a",
+          partitions: [
+            { partitionIndex: 0, lowWatermark: 0n, errorCode: 0 },
+            { partitionIndex: 1, lowWatermark: -1n, errorCode: 1 },
+          ],
+        },
+        { name: "gone", partitions: [{ partitionIndex: 0, lowWatermark: -1n, errorCode: 3 }] },
+      ]);
+    }
   });
 
   it("DeleteTopics v1 by name and v6 by topic id", async () => {

@@ -26,6 +26,7 @@ import { createAcls } from "./create-acls.ts";
 import { createPartitions } from "./create-partitions.ts";
 import { createTopics } from "./create-topics.ts";
 import { deleteAcls } from "./delete-acls.ts";
+import { deleteRecordsApi } from "./delete-records.ts";
 import { deleteTopics } from "./delete-topics.ts";
 import { describeAcls } from "./describe-acls.ts";
 import { describeClientQuotas } from "./describe-client-quotas.ts";
@@ -58,6 +59,7 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   saslHandshake,
   createTopics,
   deleteTopics,
+  deleteRecordsApi,
   describeAcls,
   createAcls,
   deleteAcls,
