@@ -260,6 +260,8 @@ export const Errors = {
     S.UNAUTHENTICATED,
     "Authentication failed: unknown user, wrong password, or no credentials.",
   ),
+  // the Kafka listener's SASL (issue 15)
+  ILLEGAL_SASL_STATE: kind(34, "ILLEGAL_SASL_STATE", false, S.FAILED_PRECONDITION, "A SASL request came out of the exchange's order."),
 
   BATCH_LENGTH_MISMATCH: kind(
     10001,

@@ -25,7 +25,8 @@ import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { membershipOf } from "./membership.ts";
 import type { HttpListener } from "../http/server.ts";
 import { type Observability, startObservability } from "./observability.ts";
-import { trustOf } from "./security.ts";
+import { type Trust, trustOf } from "./security.ts";
+import { certificatePrincipal, kafkaTls } from "../kafka/tls.ts";
 import {
   type Background,
   type Data,
@@ -147,7 +148,7 @@ export class Broker {
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
-      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc), (k) => k.close());
+      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc, trust), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
       await kafka?.bind();
@@ -221,11 +222,23 @@ export class Broker {
   }
 }
 
-/** The Kafka listener over the same services as the gRPC server (`kafka.listen`). */
-function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer): KafkaServer {
+/**
+ * The Kafka listener over the same services as the gRPC server (`kafka.listen`), with the same
+ * TLS files (`tls.*`) and the same trust: any `auth.methods` makes SASL required before other
+ * requests, except for a connection whose client certificate names it (`mtls`).
+ */
+function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Trust): KafkaServer {
   const { config, log } = shell;
+  const secure = kafkaTls(config, { onError: (e) => log.warn({ err: e.message }, "kafka listener: new TLS files not taken") });
   const server: KafkaServer = new KafkaServer(
-    { listen: config.kafkaListen, requestBytesMax: config.requestBytesMax, maxConnections: config.maxConnections },
+    {
+      listen: config.kafkaListen,
+      requestBytesMax: config.requestBytesMax,
+      maxConnections: config.maxConnections,
+      ...(secure ? { tls: secure.options, rotate: (apply) => secure.watch(apply) } : {}),
+      saslRequired: trust.authenticator !== null,
+      ...(trust.authenticator?.mtls ? { principalOf: certificatePrincipal } : {}),
+    },
     {
       services: deps,
       clients: rpc.clients,
@@ -235,6 +248,7 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer): KafkaServ
       nodeId: config.nodeId,
       advertised: () => parseKafkaAddress(config.kafkaAdvertisedAddress || server.address),
       log,
+      authenticator: trust.authenticator ?? undefined,
     },
   );
   return server;

@@ -28,7 +28,7 @@
 import type { Socket } from "node:net";
 import { AssertionError } from "../base/assert.ts";
 import { RillError } from "../base/errors.ts";
-import { ANONYMOUS, hostOfPeer } from "../security/requester.ts";
+import { ANONYMOUS, type Principal, hostOfPeer } from "../security/requester.ts";
 import type { Cancellation } from "../service/fetch-types.ts";
 import { type RequestMetrics, requestMetricsOf } from "../service/request-metrics.ts";
 import { type KafkaApi, type KafkaRequestContext, type KafkaSession, NO_RESPONSE } from "./api.ts";
@@ -63,6 +63,8 @@ export interface ConnectionOptions {
   readonly requestBytesMax: number;
   /** Whether requests other than ApiVersions and SASL need SASL to have completed first. */
   readonly saslRequired: boolean;
+  /** The caller as its client certificate names it (mTLS): authenticated from the start, no SASL. */
+  readonly principal?: Principal | undefined;
 }
 
 /** Counters of one listener's connections, for metrics and tests. */
@@ -98,11 +100,16 @@ export class KafkaConnection {
   ) {
     this.metrics = requestMetricsOf(deps.services.replicas);
     this.session = {
-      requester: { principal: ANONYMOUS, host: hostOfPeer(`${socket.remoteAddress ?? ""}:${socket.remotePort ?? 0}`), clientId: "" },
-      authenticated: !options.saslRequired,
+      requester: {
+        principal: options.principal ?? ANONYMOUS,
+        host: hostOfPeer(`${socket.remoteAddress ?? ""}:${socket.remotePort ?? 0}`),
+        clientId: "",
+      },
+      authenticated: !options.saslRequired || options.principal !== undefined,
       saslMechanism: null,
       state: new Map(),
       id,
+      tls: (socket as { encrypted?: boolean }).encrypted === true,
     };
     socket.on("data", (chunk: Buffer) => this.received(chunk));
     socket.on("close", () => this.closedBySocket());

@@ -3,6 +3,9 @@
  * with the versions each declares as implemented.
  */
 import type { KafkaApi } from "../api.ts";
+import { alterClientQuotas } from "./alter-client-quotas.ts";
+import { alterConfigs } from "./alter-configs.ts";
+import { alterUserScramCredentials } from "./alter-user-scram-credentials.ts";
 import { apiVersions } from "./api-versions.ts";
 import { consumerGroupDescribe } from "./consumer-group-describe.ts";
 import { consumerGroupHeartbeat } from "./consumer-group-heartbeat.ts";
@@ -23,6 +26,21 @@ import { metadata } from "./metadata.ts";
 import { produce } from "./produce.ts";
 import { listOffsets } from "./list-offsets.ts";
 import { initProducerId } from "./init-producer-id.ts";
+import { createAcls } from "./create-acls.ts";
+import { createPartitions } from "./create-partitions.ts";
+import { createTopics } from "./create-topics.ts";
+import { deleteAcls } from "./delete-acls.ts";
+import { deleteRecordsApi } from "./delete-records.ts";
+import { deleteTopics } from "./delete-topics.ts";
+import { describeAcls } from "./describe-acls.ts";
+import { describeClientQuotas } from "./describe-client-quotas.ts";
+import { describeCluster } from "./describe-cluster.ts";
+import { describeConfigs } from "./describe-configs.ts";
+import { describeUserScramCredentials } from "./describe-user-scram-credentials.ts";
+import { electLeaders } from "./elect-leaders.ts";
+import { incrementalAlterConfigs } from "./incremental-alter-configs.ts";
+import { saslAuthenticate } from "./sasl-authenticate.ts";
+import { saslHandshake } from "./sasl-handshake.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -46,5 +64,23 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   initProducerId,
   consumerGroupHeartbeat,
   consumerGroupDescribe,
+  saslHandshake,
+  createTopics,
+  deleteTopics,
+  deleteRecordsApi,
+  describeAcls,
+  createAcls,
+  deleteAcls,
+  describeConfigs,
+  alterConfigs,
+  saslAuthenticate,
+  createPartitions,
+  electLeaders,
+  incrementalAlterConfigs,
+  describeClientQuotas,
+  alterClientQuotas,
+  describeUserScramCredentials,
+  alterUserScramCredentials,
+  describeCluster,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);

@@ -99,6 +99,8 @@ const CATALOG: readonly Row[] = [
   ["FENCED_INSTANCE_ID", 82, "FENCED_INSTANCE_ID", false, "FAILED_PRECONDITION"],
   // DeleteRecords (issue 15)
   ["POLICY_VIOLATION", 44, "POLICY_VIOLATION", false, "FAILED_PRECONDITION"],
+  // the Kafka listener's SASL (issue 15)
+  ["ILLEGAL_SASL_STATE", 34, "ILLEGAL_SASL_STATE", false, "FAILED_PRECONDITION"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */
