@@ -83,7 +83,16 @@ export class Forwarder<S extends DescService> {
   }
 
   /** Passes `req` to the active controller and answers its response. */
-  async forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+  forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+    const deadline = call.getDeadline();
+    return this.forwardAs<Res>(method, req, requesterOf(call), deadline === Infinity ? Date.now() + 60_000 : Number(deadline));
+  }
+
+  /**
+   * Passes `req` to the active controller on behalf of `requester` (a caller of another listener,
+   * such as the HTTP console), waiting for its answer until `deadlineMs` (epoch milliseconds).
+   */
+  async forwardAs<Res>(method: MethodName<S>, req: unknown, requester: Requester, deadlineMs: number): Promise<Res> {
     const until = Date.now() + ELECTION_WAIT_MS;
     let address = this.route.leaderAddress();
     while (address === null && !this.route.isActive()) {
@@ -92,13 +101,12 @@ export class Forwarder<S extends DescService> {
       address = this.route.leaderAddress();
     }
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
-    const metadata = forwardedMetadata(requesterOf(call));
-    const deadline = call.getDeadline();
+    const metadata = forwardedMetadata(requester);
     let offset = -1;
     const res = await this.clients
       .unary<S, Res>(this.service, address, method, req, {
         metadata,
-        deadline: deadline === Infinity ? Date.now() + 60_000 : deadline,
+        deadline: deadlineMs,
         onHeaders: (m) => {
           const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
           if (Number.isSafeInteger(v)) offset = v;

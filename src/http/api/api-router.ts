@@ -1,0 +1,86 @@
+/**
+ * The `/api/v1/` router: a table of paths, each with the methods it serves. A request is matched
+ * by path first (404 naming the path when none matches), then by method (405 with `Allow`),
+ * then it needs a requester (401 when authentication is on and the request has none), then the
+ * endpoint runs — the ACL checks of src/service/authorize.ts first, as gRPC runs them. An
+ * endpoint returns the JSON body of a 200 (or `created(body)` for a 201); anything it throws is
+ * answered by `sendProblem` with its catalog code and the status the catalog maps it to.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type HttpContext, type HttpRoute, requireRequester, sendJson } from "../router.ts";
+import type { ApiCall } from "./deps.ts";
+import { badRequest, sendProblem } from "./http-io.ts";
+
+/** The prefix of every API path. */
+export const API_PREFIX = "/api/v1/";
+
+/** An HTTP method the API serves. */
+export type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+/** A 201 answer. */
+export class Created {
+  constructor(readonly body: unknown) {}
+}
+
+/** Wraps a body answered with 201 Created. */
+export const created = (body: unknown): Created => new Created(body);
+
+/** One endpoint's handler: reads the request (body included) and answers its JSON body. */
+export type Handler = (call: ApiCall, req: IncomingMessage) => unknown | Promise<unknown>;
+
+/** A path of the API and the methods it serves. */
+export interface Endpoint {
+  /** The path after `/api/v1/`, anchored; capture groups are the parameters (URL-encoded). */
+  readonly path: RegExp;
+  readonly methods: Readonly<Partial<Record<Method, Handler>>>;
+}
+
+/** The route serving `endpoints` under `/api/v1/`. */
+export function apiRoute(endpoints: readonly Endpoint[]): HttpRoute {
+  return async (req, res, ctx) => {
+    const path = ctx.url.pathname;
+    if (!path.startsWith(API_PREFIX) && path !== API_PREFIX.slice(0, -1)) return false;
+    await serve(endpoints, path.slice(API_PREFIX.length), req, res, ctx);
+    return true;
+  };
+}
+
+async function serve(endpoints: readonly Endpoint[], rest: string, req: IncomingMessage, res: ServerResponse, ctx: HttpContext) {
+  try {
+    const found = match(endpoints, rest);
+    if (!found) throw badRequest(`${ctx.url.pathname}: no such API path (see GET ${API_PREFIX})`, 404);
+    const method = (req.method ?? "GET").toUpperCase();
+    const handler = found.endpoint.methods[method === "HEAD" ? "GET" : (method as Method)];
+    if (!handler) {
+      const allow = Object.keys(found.endpoint.methods).join(", ");
+      throw badRequest(`${ctx.url.pathname}: method ${method} is not served here (allowed: ${allow})`, 405, { allow });
+    }
+    const who = requireRequester(res, ctx);
+    if (!who) return;
+    const answer = await handler({ who, params: found.params, query: ctx.url.searchParams, authRequired: ctx.authRequired }, req);
+    if (answer instanceof Created) sendJson(res, 201, answer.body);
+    else sendJson(res, 200, answer);
+  } catch (e) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    sendProblem(res, e);
+  }
+}
+
+function match(endpoints: readonly Endpoint[], rest: string): { endpoint: Endpoint; params: string[] } | null {
+  for (const endpoint of endpoints) {
+    const m = endpoint.path.exec(rest);
+    if (!m) continue;
+    const params = m.slice(1).map((p, i) => {
+      try {
+        return decodeURIComponent(p ?? "");
+      } catch {
+        throw badRequest(`path parameter ${i + 1}: "${p}" is not valid percent-encoding`);
+      }
+    });
+    return { endpoint, params };
+  }
+  return null;
+}

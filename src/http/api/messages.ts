@@ -1,0 +1,183 @@
+/**
+ * The message browser: a topic's records, read with the service's `fetch` (the same reads a
+ * gRPC Fetch makes: the fetch memory budget, checked batches, partitions with no replica here
+ * read from their leaders), and the ACL of a Fetch (READ on the topic).
+ *
+ * `GET /api/v1/topics/{name}/messages` with
+ * - `partition`: one partition, or absent for every partition of the topic;
+ * - where to start, one of: `offset=N` (from offset N of each partition), `timestamp=MS` (from
+ *   the first record at or after that time), `newest=N` (the newest N of the topic) — default
+ *   `newest=50`;
+ * - `limit`: at most this many records in the answer (default 50, at most 500);
+ * - `format`: how keys, values and header values are shown: `text` (UTF-8; `binary: true` when
+ *   the bytes are not valid UTF-8), `json` (parsed; the text when it does not parse, with
+ *   `json: false`), `hex`, or `base64`.
+ * The answer lists records by time (oldest first) and each partition's `nextOffset` (where a
+ * "load more" goes on) and high watermark.
+ */
+import { rillError } from "../../base/errors.ts";
+import { TimestampType } from "../../protocol/record-batch.ts";
+import { type FetchedHeader, type FetchedRecord, type FetchPartitionInput, OffsetSpec, RecordFormat } from "../../service/fetch-types.ts";
+import { fetch } from "../../service/fetch.ts";
+import { listOffsets } from "../../service/list-offsets.ts";
+import type { ApiCall, ApiContext } from "./deps.ts";
+import { badRequest, intParam } from "./http-io.ts";
+
+/** Most records one answer carries. */
+export const MESSAGES_LIMIT_MAX = 500;
+/** Bytes read per partition for one answer. */
+const PARTITION_READ_BYTES = 1 << 20;
+/** Bytes read for one answer. */
+const READ_BYTES = 4 << 20;
+
+/** How bytes are shown. */
+export type BytesFormat = "text" | "json" | "hex" | "base64";
+const FORMATS: readonly BytesFormat[] = ["text", "json", "hex", "base64"];
+
+/** Bytes as the API shows them (null for absent). */
+export type ShownBytes =
+  | { readonly text: string; readonly binary?: true }
+  | { readonly json: unknown }
+  | { readonly hex: string }
+  | { readonly base64: string }
+  | { readonly text: string; readonly json: false };
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** `bytes` shown in `format`. */
+export function showBytes(bytes: Uint8Array | null, format: BytesFormat): ShownBytes | null {
+  if (bytes === null) return null;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (format === "hex") return { hex: buf.toString("hex") };
+  if (format === "base64") return { base64: buf.toString("base64") };
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return format === "json" ? { text: buf.toString("latin1"), json: false } : { text: buf.toString("latin1"), binary: true };
+  }
+  if (format === "text") return { text };
+  try {
+    return { json: JSON.parse(text) };
+  } catch {
+    return { text, json: false };
+  }
+}
+
+interface Start {
+  readonly partition: number;
+  readonly offset: number;
+}
+
+/** GET /topics/{name}/messages. */
+export async function browseMessages(ctx: ApiContext, call: ApiCall) {
+  const topic = call.params[0]!;
+  const q = call.query;
+  const format = (q.get("format") ?? "text") as BytesFormat;
+  if (!FORMATS.includes(format)) throw badRequest(`format: "${q.get("format")}" is not one of ${FORMATS.join(", ")}`);
+  const limit = intParam(q, "limit", 50, 1, MESSAGES_LIMIT_MAX);
+  const modes = ["offset", "timestamp", "newest"].filter((m) => q.has(m));
+  if (modes.length > 1) throw badRequest(`${modes.join(", ")}: give one of offset, timestamp and newest, not several`);
+  ctx.access.fetch(call.who, "FetchService/Fetch", [{ topic }]);
+  const t = ctx.rm.image.topics.get(topic);
+  if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${topic}" does not exist`);
+  const partitions = q.has("partition") ? [intParam(q, "partition", 0, 0, t.partitions.length - 1)] : t.partitions.map((p) => p.partition);
+  const mode = modes[0] ?? "newest";
+  const starts =
+    mode === "offset"
+      ? partitions.map((partition) => ({ partition, offset: intParam(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER) }))
+      : mode === "timestamp"
+        ? fromTimestamp(ctx, topic, partitions, intParam(q, "timestamp", 0, 0, Number.MAX_SAFE_INTEGER))
+        : await newest(ctx, topic, partitions, intParam(q, "newest", 50, 1, MESSAGES_LIMIT_MAX));
+  return { topic, format, ...(await read(ctx, call, topic, starts, limit, format, mode === "newest")) };
+}
+
+/** Each partition's first offset at or after `ts` (its high watermark when there is none). */
+function fromTimestamp(ctx: ApiContext, topic: string, partitions: readonly number[], ts: number): Start[] {
+  const found = listOffsets(
+    ctx.rm,
+    partitions.map((partition) => ({ topic, partition, spec: OffsetSpec.TIMESTAMP, timestampMs: BigInt(ts) })),
+  );
+  const ends = listOffsets(
+    ctx.rm,
+    partitions.map((partition) => ({ topic, partition, spec: OffsetSpec.LATEST, timestampMs: 0n })),
+  );
+  return found.map((f, i) => {
+    if (f.error) throw f.error;
+    return { partition: f.partition, offset: f.offset >= 0 ? f.offset : Math.max(0, ends[i]!.offset) };
+  });
+}
+
+/** Where to read each partition from so that the newest `n` records of the topic are read. */
+async function newest(ctx: ApiContext, topic: string, partitions: readonly number[], n: number): Promise<Start[]> {
+  const d = await ctx.ports.admin.describeTopics({ topics: [topic], excludeConfigs: true }, { forwarded: false });
+  const parts = d.topics[0]?.partitions ?? [];
+  return partitions.map((partition) => {
+    const p = parts.find((x) => x.partition === partition);
+    return { partition, offset: p ? Math.max(p.logStartOffset, p.highWatermark - n) : 0 };
+  });
+}
+
+async function read(
+  ctx: ApiContext,
+  call: ApiCall,
+  topic: string,
+  starts: readonly Start[],
+  limit: number,
+  format: BytesFormat,
+  newestFirst: boolean,
+) {
+  const input: FetchPartitionInput[] = starts.map((s) => ({
+    topic,
+    partition: s.partition,
+    offset: BigInt(s.offset),
+    maxBytes: PARTITION_READ_BYTES,
+  }));
+  const cancel = { aborted: false, onabort: null };
+  const res = await fetch(
+    ctx.rm,
+    { partitions: input, maxWaitMs: 0, minBytes: 1, maxBytes: READ_BYTES, format: RecordFormat.RECORDS, isolationLevel: 0 },
+    cancel,
+    ctx.ports.fetchForwarder(call.who),
+    ctx.fetchMemory,
+  );
+  try {
+    const all: Array<{ partition: number; r: FetchedRecord }> = [];
+    const partitions = res.partitions.map((p) => {
+      for (const r of p.records ?? []) all.push({ partition: p.partition, r });
+      return {
+        partition: p.partition,
+        from: starts.find((s) => s.partition === p.partition)!.offset,
+        highWatermark: p.highWatermark,
+        logStartOffset: p.logStartOffset,
+        nextOffset: p.nextOffset,
+        error: p.error ? { name: p.error.kind.name, message: p.error.message } : null,
+      };
+    });
+    all.sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.partition - b.partition || a.r.offset - b.r.offset);
+    const kept = newestFirst ? all.slice(Math.max(0, all.length - limit)) : all.slice(0, limit);
+    if (!newestFirst && kept.length < all.length) {
+      // Records read but not kept are read again by the next call: each partition goes on after its last kept one.
+      for (const p of partitions) {
+        const mine = kept.filter((k) => k.partition === p.partition);
+        p.nextOffset = mine.length > 0 ? mine[mine.length - 1]!.r.offset + 1 : p.from;
+      }
+    }
+    return { partitions, records: kept.map(({ partition, r }) => shown(partition, r, format)), truncated: kept.length < all.length };
+  } finally {
+    res.release();
+  }
+}
+
+function shown(partition: number, r: FetchedRecord, format: BytesFormat) {
+  return {
+    partition,
+    offset: r.offset,
+    timestampMs: r.timestampMs,
+    timestampType: r.timestampType === TimestampType.LOG_APPEND_TIME ? "log-append" : "create",
+    key: showBytes(r.key, format),
+    value: showBytes(r.value, format),
+    sizeBytes: (r.key?.byteLength ?? 0) + (r.value?.byteLength ?? 0),
+    headers: r.headers.map((h: FetchedHeader) => ({ key: h.key, value: showBytes(h.value, format) })),
+  };
+}
