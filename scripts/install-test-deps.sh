@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests (test/interop) need: the system protoc, the
-# gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3.
+# gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3; and Chromium, the
+# browser the console's browser tests (test/integration/console-browser.test.ts) drive with
+# puppeteer-core (which never downloads a browser of its own).
 #
 # Idempotent: does nothing (and does not touch apt) when every package is already installed;
 # otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
@@ -19,6 +21,8 @@ fi
 # (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
 # proto3 `optional`.
 PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+# The console's browser tests: Debian's chromium (`/usr/bin/chromium`).
+PACKAGES+=(chromium)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
@@ -57,6 +61,12 @@ if versions=$(/usr/bin/python3 -c 'import grpc, google.protobuf; print("grpcio",
   log "/usr/bin/python3: $versions"
 else
   log "error: /usr/bin/python3 cannot import grpc and google.protobuf: $versions" >&2
+  fail=1
+fi
+if [[ -x /usr/bin/chromium ]]; then
+  log "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+else
+  log "error: /usr/bin/chromium not found after install" >&2
   fail=1
 fi
 exit "$fail"

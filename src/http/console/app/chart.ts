@@ -51,7 +51,7 @@ export function lineChart(
   const t1 = t[t.length - 1]!;
   const x = (ms: number): number => PAD.left + ((ms - t0) / Math.max(1, t1 - t0)) * (W - PAD.left - PAD.right);
   const y = (v: number): number => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
-  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, preserveAspectRatio: "none" });
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
   svg.append(el("line", { x1: PAD.left, y1: y(0), x2: W - PAD.right, y2: y(0), class: "axis" }));
   svg.append(el("line", { x1: PAD.left, y1: y(max), x2: W - PAD.right, y2: y(max), class: "grid" }));
   svg.append(el("text", { x: PAD.left - 4, y: y(max) + 4, "text-anchor": "end", class: "tick" }, fmt(max)));
