@@ -7,6 +7,7 @@
  * answered by `sendProblem` with its catalog code and the status the catalog maps it to.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { anonymous } from "../../security/requester.ts";
 import { type HttpContext, type HttpRoute, requireRequester, sendJson } from "../router.ts";
 import type { ApiCall } from "./deps.ts";
 import { badRequest, sendProblem } from "./http-io.ts";
@@ -33,6 +34,8 @@ export interface Endpoint {
   /** The path after `/api/v1/`, anchored; capture groups are the parameters (URL-encoded). */
   readonly path: RegExp;
   readonly methods: Readonly<Partial<Record<Method, Handler>>>;
+  /** Served without credentials too (the session endpoint says whether the caller is signed in). */
+  readonly open?: true;
 }
 
 /** The route serving `endpoints` under `/api/v1/`. */
@@ -55,9 +58,9 @@ async function serve(endpoints: readonly Endpoint[], rest: string, req: Incoming
       const allow = Object.keys(found.endpoint.methods).join(", ");
       throw badRequest(`${ctx.url.pathname}: method ${method} is not served here (allowed: ${allow})`, 405, { allow });
     }
-    const who = requireRequester(res, ctx);
-    if (!who) return;
-    const answer = await handler({ who, params: found.params, query: ctx.url.searchParams, authRequired: ctx.authRequired }, req);
+    const call = callOf(found.endpoint, found.params, res, ctx);
+    if (!call) return;
+    const answer = await handler(call, req);
     if (answer instanceof Created) sendJson(res, 201, answer.body);
     else sendJson(res, 200, answer);
   } catch (e) {
@@ -67,6 +70,17 @@ async function serve(endpoints: readonly Endpoint[], rest: string, req: Incoming
     }
     sendProblem(res, e);
   }
+}
+
+/** The call's caller: the requester, or (401 written, null answered) none unless the endpoint is open. */
+function callOf(endpoint: Endpoint, params: string[], res: ServerResponse, ctx: HttpContext): ApiCall | null {
+  const base = { params, query: ctx.url.searchParams, authRequired: ctx.authRequired };
+  if (ctx.requester) return { ...base, who: ctx.requester, authenticated: true, authError: null };
+  if (!endpoint.open) {
+    requireRequester(res, ctx);
+    return null;
+  }
+  return { ...base, who: anonymous(), authenticated: false, authError: ctx.authError?.message ?? "no credentials" };
 }
 
 function match(endpoints: readonly Endpoint[], rest: string): { endpoint: Endpoint; params: string[] } | null {

@@ -45,7 +45,12 @@ export interface ApiContext {
 
 /** One API call: its caller, path parameters and query. */
 export interface ApiCall {
+  /** The caller; on an `open` endpoint without valid credentials, User:ANONYMOUS with `authenticated` false. */
   readonly who: Requester;
+  /** False only on an `open` endpoint called without valid credentials while authentication is on. */
+  readonly authenticated: boolean;
+  /** Why the credentials were refused (or "no credentials"), when `authenticated` is false. */
+  readonly authError: string | null;
   /** The path's parameters, decoded, in pattern order. */
   readonly params: readonly string[];
   readonly query: URLSearchParams;

@@ -3,7 +3,7 @@
  *
  * | path | methods |
  * |---|---|
- * | `session` | GET: who the caller is, whether authentication is on |
+ * | `session` | GET: who the caller is, whether authentication is on (answered without credentials too) |
  * | `cluster` | GET: the overview (cluster.ts) |
  * | `topics` | GET: list; POST: create (topics.ts) |
  * | `topics/{name}` | GET: partitions; DELETE: delete |
@@ -57,7 +57,16 @@ export function endpoints(ctx: ApiContext): Endpoint[] {
   };
   return [
     { path: /^$/, methods: { GET: () => index } },
-    { path: /^session$/, methods: { GET: (c) => ({ principal: c.who.principal, authRequired: c.authRequired }) } },
+    {
+      path: /^session$/,
+      open: true,
+      methods: {
+        GET: (c) =>
+          c.authenticated
+            ? { authenticated: true, principal: c.who.principal, authRequired: c.authRequired }
+            : { authenticated: false, principal: null, authRequired: true, reason: c.authError },
+      },
+    },
     { path: /^cluster$/, methods: { GET: (c) => clusterOverview(ctx, c) } },
     { path: /^topics$/, methods: { GET: (c) => listTopics(ctx, c), POST: (c, req) => createTopic(ctx, c, req) } },
     { path: new RegExp(`^topics/${NAME}$`), methods: { GET: (c) => describeTopic(ctx, c), DELETE: (c) => deleteTopic(ctx, c) } },

@@ -5,7 +5,7 @@
  * `#/topics/{name}`, `#/groups`, `#/groups/{id}`, `#/traffic`, `#/login`), the login page shown
  * when the API answers 401, and the refresh of the live pages (overview, group, traffic).
  */
-import { ApiError, api, auth, clearLogin, saveLogin } from "./api.ts";
+import { api, auth, clearLogin, saveLogin } from "./api.ts";
 import { h, mount } from "./dom.ts";
 import { errorBox, groupPage, groupsPage, overviewPage, topicPage, topicsPage, trafficPage } from "./pages.ts";
 
@@ -58,12 +58,17 @@ function loginPage(): HTMLElement {
           e.preventDefault();
           saveLogin(user.value, password.value);
           try {
-            await api("GET", "session");
+            const s = await session();
+            if (!s.authenticated) {
+              clearLogin();
+              mount(status, errorBox(new Error(`Sign-in refused: ${s.reason ?? "unknown reason"}`)));
+              return;
+            }
             needsLogin = false;
             location.hash = "#/";
           } catch (err) {
             clearLogin();
-            mount(status, errorBox(err instanceof ApiError && err.status === 401 ? new Error(`Sign-in refused: ${err.message}`) : err));
+            mount(status, errorBox(err));
           }
         },
       },
@@ -120,8 +125,32 @@ async function render(): Promise<void> {
   if (page.live) timer = window.setTimeout(() => void render(), LIVE_REFRESH_MS);
 }
 
+/** The session answer: whether the caller is signed in (answered without credentials too). */
+interface Session {
+  authenticated: boolean;
+  principal: string | null;
+  authRequired: boolean;
+  reason?: string;
+}
+
+async function session(): Promise<Session> {
+  const s = await api<Session>("GET", "session");
+  const signOut = h("a", { href: "#/login", "data-testid": "sign-out", onclick: () => clearLogin() }, "sign out");
+  if (s.authRequired && s.principal) mount(who, `${s.principal} · `, signOut);
+  else mount(who);
+  return s;
+}
+
 window.addEventListener("hashchange", () => void render());
-api<{ principal: string; authRequired: boolean }>("GET", "session")
-  .then((s) => mount(who, s.authRequired ? s.principal : ""))
-  .catch(() => {})
-  .finally(() => void render());
+session()
+  .then((s) => {
+    if (!s.authenticated) {
+      needsLogin = true;
+      if (location.hash !== "#/login") {
+        location.hash = "#/login"; // renders through hashchange
+        return;
+      }
+    }
+    void render();
+  })
+  .catch((e) => mount(main, errorBox(e)));
