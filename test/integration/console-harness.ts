@@ -33,25 +33,41 @@ export interface ConsoleBroker {
 }
 
 /** Starts a broker in `dataDir` with the console on a free port of 127.0.0.1. */
-export async function startConsoleBroker(
-  dataDir: string,
-  config: Partial<BrokerConfig> = {},
+export async function startConsoleBroker(dataDir: string, config: Partial<BrokerConfig> = {}, historyIntervalMs = 5000): Promise<ConsoleBroker> {
+  const [b] = await startConsoleBrokers([{ dataDir, config: { listen: "127.0.0.1:0", ...config } }], historyIntervalMs);
+  return b!;
+}
+
+/**
+ * Starts brokers at once (the nodes of one cluster: each config with its own `listen`), each
+ * with the console. Their `ServiceDeps` are told apart by the listen address `register` sees.
+ */
+export async function startConsoleBrokers(
+  nodes: readonly { dataDir: string; config: Partial<BrokerConfig> & { listen: string } }[],
   historyIntervalMs = 5000,
-): Promise<ConsoleBroker> {
-  let deps: ServiceDeps | null = null;
+): Promise<ConsoleBroker[]> {
+  const deps = new Map<string, ServiceDeps>();
   const register = RpcServer.prototype.register;
   RpcServer.prototype.register = function (this: RpcServer, d: ServiceDeps) {
-    deps = d;
+    deps.set(this.address, d);
     return register.call(this, d);
   };
-  let broker: Broker;
+  let brokers: Broker[];
   try {
-    broker = await Broker.start({ dataDir, listen: "127.0.0.1:0", config });
+    brokers = await Promise.all(nodes.map((n) => Broker.start({ dataDir: n.dataDir, listen: n.config.listen, config: n.config })));
   } finally {
     RpcServer.prototype.register = register;
   }
-  if (deps === null) throw new Error("the broker registered no services");
-  const services: ServiceDeps = deps;
+  return Promise.all(
+    brokers.map((broker, i) => {
+      const services = deps.get(nodes[i]!.config.listen);
+      if (!services) throw new Error(`broker ${i + 1} registered no services`);
+      return mount(broker, services, historyIntervalMs);
+    }),
+  );
+}
+
+async function mount(broker: Broker, services: ServiceDeps, historyIntervalMs: number): Promise<ConsoleBroker> {
   const routes = consoleRoutes({ services, historyIntervalMs });
   const authenticator =
     broker.config.authMethods.length === 0

@@ -15,9 +15,17 @@
  * The answer lists records by time (oldest first) and each partition's `nextOffset` (where a
  * "load more" goes on) and high watermark.
  */
-import { rillError } from "../../base/errors.ts";
+import { RillError, rillError } from "../../base/errors.ts";
 import { TimestampType } from "../../protocol/record-batch.ts";
-import { type FetchedHeader, type FetchedRecord, type FetchPartitionInput, OffsetSpec, RecordFormat } from "../../service/fetch-types.ts";
+import {
+  type FetchedHeader,
+  type FetchedRecord,
+  type FetchInput,
+  type FetchPartitionInput,
+  type FetchPartitionResult,
+  OffsetSpec,
+  RecordFormat,
+} from "../../service/fetch-types.ts";
 import { fetch } from "../../service/fetch.ts";
 import { listOffsets } from "../../service/list-offsets.ts";
 import type { ApiCall, ApiContext } from "./deps.ts";
@@ -118,6 +126,64 @@ async function newest(ctx: ApiContext, topic: string, partitions: readonly numbe
   });
 }
 
+/**
+ * Reads each partition at its leader — here when this node leads it, else through the fetch
+ * forwarder (a follower's copy can be behind its leader's high watermark) — in input order.
+ * A leader that cannot be reached is the error of its partitions.
+ */
+async function fetchAtLeaders(
+  ctx: ApiContext,
+  call: ApiCall,
+  input: FetchInput,
+): Promise<{ partitions: FetchPartitionResult[]; release: () => void }> {
+  const me = ctx.rm.nodeIdOf();
+  const local: number[] = [];
+  const remote = new Map<number, number[]>();
+  input.partitions.forEach((p, i) => {
+    const leader = ctx.rm.image.topics.get(p.topic)?.partitions[p.partition]?.leader ?? -1;
+    if (leader < 0 || leader === me) local.push(i);
+    else remote.set(leader, [...(remote.get(leader) ?? []), i]);
+  });
+  const only = (idx: readonly number[]): FetchInput => ({ ...input, partitions: idx.map((i) => input.partitions[i]!) });
+  const forwarder = ctx.ports.fetchForwarder(call.who);
+  const [here, ...there] = await Promise.all([
+    local.length > 0 ? fetch(ctx.rm, only(local), { aborted: false, onabort: null }, null, ctx.fetchMemory) : null,
+    ...[...remote].map(([leader, idx]) =>
+      forwarder.fetch(leader, only(idx)).then(
+        (r) => r.partitions,
+        (e: unknown) => idx.map((i) => unread(input.partitions[i]!, RillError.from(e))),
+      ),
+    ),
+  ]);
+  const out = new Array<FetchPartitionResult>(input.partitions.length);
+  local.forEach((i, k) => (out[i] = here!.partitions[k]!));
+  [...remote.values()].forEach((idx, g) =>
+    idx.forEach(
+      (i, k) =>
+        (out[i] =
+          (there[g] as FetchPartitionResult[])[k] ??
+          unread(input.partitions[i]!, rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no result for this partition"))),
+    ),
+  );
+  return { partitions: out, release: () => here?.release() };
+}
+
+/** A partition that could not be read. */
+function unread(p: FetchPartitionInput, error: RillError): FetchPartitionResult {
+  const offset = Number(p.offset);
+  return {
+    topic: p.topic,
+    partition: p.partition,
+    highWatermark: -1,
+    logStartOffset: -1,
+    lastStableOffset: -1,
+    nextOffset: offset,
+    error,
+    records: null,
+    batches: null,
+  };
+}
+
 async function read(
   ctx: ApiContext,
   call: ApiCall,
@@ -133,14 +199,14 @@ async function read(
     offset: BigInt(s.offset),
     maxBytes: PARTITION_READ_BYTES,
   }));
-  const cancel = { aborted: false, onabort: null };
-  const res = await fetch(
-    ctx.rm,
-    { partitions: input, maxWaitMs: 0, minBytes: 1, maxBytes: READ_BYTES, format: RecordFormat.RECORDS, isolationLevel: 0 },
-    cancel,
-    ctx.ports.fetchForwarder(call.who),
-    ctx.fetchMemory,
-  );
+  const res = await fetchAtLeaders(ctx, call, {
+    partitions: input,
+    maxWaitMs: 0,
+    minBytes: 1,
+    maxBytes: READ_BYTES,
+    format: RecordFormat.RECORDS,
+    isolationLevel: 0,
+  });
   try {
     const all: Array<{ partition: number; r: FetchedRecord }> = [];
     const partitions = res.partitions.map((p) => {
