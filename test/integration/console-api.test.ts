@@ -314,4 +314,13 @@ describe("console API: bad input gets a specific 4xx and changes nothing", () =>
     expect(patch.status).toBe(413);
     expect(await state()).toBe(before);
   });
+
+  it("every request is counted under its method and endpoint with the code answered", () => {
+    expect(b.observed).toContainEqual(["POST topics", "OK"]);
+    expect(b.observed).toContainEqual(["PUT topics", "INVALID_REQUEST"]);
+    expect(b.observed).toContainEqual(["POST topics", "RECORD_LIST_TOO_LARGE"]);
+    expect(b.observed).toContainEqual(["GET topics/{name}", "UNKNOWN_TOPIC_OR_PARTITION"]);
+    expect(b.observed).toContainEqual(["GET groups/{id}", "GROUP_ID_NOT_FOUND"]);
+    expect(b.observed).toContainEqual(["unknown", "INVALID_REQUEST"]);
+  });
 });

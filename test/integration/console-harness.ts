@@ -29,11 +29,17 @@ export interface ConsoleBroker {
   readonly broker: Broker;
   /** `http://127.0.0.1:PORT`. */
   readonly url: string;
+  /** Every API request as the console's `observe` was told of it: [api, code]. */
+  readonly observed: Array<[string, string]>;
   close(): Promise<void>;
 }
 
 /** Starts a broker in `dataDir` with the console on a free port of 127.0.0.1. */
-export async function startConsoleBroker(dataDir: string, config: Partial<BrokerConfig> = {}, historyIntervalMs = 5000): Promise<ConsoleBroker> {
+export async function startConsoleBroker(
+  dataDir: string,
+  config: Partial<BrokerConfig> = {},
+  historyIntervalMs = 5000,
+): Promise<ConsoleBroker> {
   const [b] = await startConsoleBrokers([{ dataDir, config: { listen: "127.0.0.1:0", ...config } }], historyIntervalMs);
   return b!;
 }
@@ -68,7 +74,8 @@ export async function startConsoleBrokers(
 }
 
 async function mount(broker: Broker, services: ServiceDeps, historyIntervalMs: number): Promise<ConsoleBroker> {
-  const routes = consoleRoutes({ services, historyIntervalMs });
+  const observed: Array<[string, string]> = [];
+  const routes = consoleRoutes({ services, historyIntervalMs, observe: (api, code) => observed.push([api, code]) });
   const authenticator =
     broker.config.authMethods.length === 0
       ? null
@@ -86,6 +93,7 @@ async function mount(broker: Broker, services: ServiceDeps, historyIntervalMs: n
   return {
     broker,
     url: `http://127.0.0.1:${port}`,
+    observed,
     async close() {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

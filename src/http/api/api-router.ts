@@ -7,10 +7,11 @@
  * answered by `sendProblem` with its catalog code and the status the catalog maps it to.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { RillError } from "../../base/errors.ts";
 import { anonymous } from "../../security/requester.ts";
 import { type HttpContext, type HttpRoute, requireRequester, sendJson } from "../router.ts";
-import type { ApiCall } from "./deps.ts";
-import { badRequest, sendProblem } from "./http-io.ts";
+import type { ApiCall, RequestObserver } from "./deps.ts";
+import { ApiProblem, badRequest, sendProblem } from "./http-io.ts";
 
 /** The prefix of every API path. */
 export const API_PREFIX = "/api/v1/";
@@ -31,6 +32,8 @@ export type Handler = (call: ApiCall, req: IncomingMessage) => unknown | Promise
 
 /** A path of the API and the methods it serves. */
 export interface Endpoint {
+  /** The path as documented (`topics/{name}`): with the method, the `api` a request is counted under. */
+  readonly name: string;
   /** The path after `/api/v1/`, anchored; capture groups are the parameters (URL-encoded). */
   readonly path: RegExp;
   readonly methods: Readonly<Partial<Record<Method, Handler>>>;
@@ -38,37 +41,47 @@ export interface Endpoint {
   readonly open?: true;
 }
 
-/** The route serving `endpoints` under `/api/v1/`. */
-export function apiRoute(endpoints: readonly Endpoint[]): HttpRoute {
+/** The route serving `endpoints` under `/api/v1/`, each request told to `observe`. */
+export function apiRoute(endpoints: readonly Endpoint[], observe?: RequestObserver): HttpRoute {
   return async (req, res, ctx) => {
     const path = ctx.url.pathname;
     if (!path.startsWith(API_PREFIX) && path !== API_PREFIX.slice(0, -1)) return false;
-    await serve(endpoints, path.slice(API_PREFIX.length), req, res, ctx);
+    const started = performance.now();
+    const outcome = await serve(endpoints, path.slice(API_PREFIX.length), req, res, ctx);
+    observe?.(outcome.api, outcome.code, (performance.now() - started) / 1000);
     return true;
   };
 }
 
-async function serve(endpoints: readonly Endpoint[], rest: string, req: IncomingMessage, res: ServerResponse, ctx: HttpContext) {
+/** Serves one request; answers what it was counted as. */
+async function serve(
+  endpoints: readonly Endpoint[],
+  rest: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: HttpContext,
+): Promise<{ api: string; code: string }> {
+  let api = "unknown";
   try {
     const found = match(endpoints, rest);
     if (!found) throw badRequest(`${ctx.url.pathname}: no such API path (see GET ${API_PREFIX})`, 404);
     const method = (req.method ?? "GET").toUpperCase();
+    api = `${method} ${found.endpoint.name}`;
     const handler = found.endpoint.methods[method === "HEAD" ? "GET" : (method as Method)];
     if (!handler) {
       const allow = Object.keys(found.endpoint.methods).join(", ");
       throw badRequest(`${ctx.url.pathname}: method ${method} is not served here (allowed: ${allow})`, 405, { allow });
     }
     const call = callOf(found.endpoint, found.params, res, ctx);
-    if (!call) return;
+    if (!call) return { api, code: ctx.authError?.kind.name ?? "SASL_AUTHENTICATION_FAILED" };
     const answer = await handler(call, req);
     if (answer instanceof Created) sendJson(res, 201, answer.body);
     else sendJson(res, 200, answer);
+    return { api, code: "OK" };
   } catch (e) {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    sendProblem(res, e);
+    if (res.headersSent) res.destroy();
+    else sendProblem(res, e);
+    return { api, code: e instanceof ApiProblem ? e.error.kind.name : RillError.from(e).kind.name };
   }
 }
 

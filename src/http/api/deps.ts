@@ -16,6 +16,13 @@ import type { GroupsService } from "../../service/groups.ts";
 import type { Requester } from "../../security/requester.ts";
 import type { TrafficHistory, TrafficSource } from "./traffic.ts";
 
+/**
+ * Told of every API request once answered: `api` is the method and the endpoint's name
+ * (`GET topics/{name}`; `unknown` for a path the API does not serve), `code` "OK" or the catalog
+ * name of the error answered.
+ */
+export type RequestObserver = (api: string, code: string, seconds: number) => void;
+
 /** What the broker passes to `consoleRoutes`. */
 export interface ConsoleDeps {
   /** The broker's service dependencies: the ones `registerServices` builds the gRPC services from. */
@@ -31,6 +38,8 @@ export interface ConsoleDeps {
   readonly historyIntervalMs?: number;
   /** Timers of the sampling; default the services' timers. */
   readonly timers?: Timers;
+  /** Told of every API request once answered (the metrics' `rill_requests_total{protocol="http"}`). */
+  readonly observe?: RequestObserver;
 }
 
 /** What every endpoint is handed. */

@@ -56,8 +56,9 @@ export function endpoints(ctx: ApiContext): Endpoint[] {
     ],
   };
   return [
-    { path: /^$/, methods: { GET: () => index } },
+    { name: "", path: /^$/, methods: { GET: () => index } },
     {
+      name: "session",
       path: /^session$/,
       open: true,
       methods: {
@@ -67,16 +68,21 @@ export function endpoints(ctx: ApiContext): Endpoint[] {
             : { authenticated: false, principal: null, authRequired: true, reason: c.authError },
       },
     },
-    { path: /^cluster$/, methods: { GET: (c) => clusterOverview(ctx, c) } },
-    { path: /^topics$/, methods: { GET: (c) => listTopics(ctx, c), POST: (c, req) => createTopic(ctx, c, req) } },
-    { path: new RegExp(`^topics/${NAME}$`), methods: { GET: (c) => describeTopic(ctx, c), DELETE: (c) => deleteTopic(ctx, c) } },
+    { name: "cluster", path: /^cluster$/, methods: { GET: (c) => clusterOverview(ctx, c) } },
+    { name: "topics", path: /^topics$/, methods: { GET: (c) => listTopics(ctx, c), POST: (c, req) => createTopic(ctx, c, req) } },
     {
+      name: "topics/{name}",
+      path: new RegExp(`^topics/${NAME}$`),
+      methods: { GET: (c) => describeTopic(ctx, c), DELETE: (c) => deleteTopic(ctx, c) },
+    },
+    {
+      name: "topics/{name}/configs",
       path: new RegExp(`^topics/${NAME}/configs$`),
       methods: { GET: (c) => describeTopicConfigs(ctx, c), PATCH: (c, req) => alterTopicConfigs(ctx, c, req) },
     },
-    { path: new RegExp(`^topics/${NAME}/messages$`), methods: { GET: (c) => browseMessages(ctx, c) } },
-    { path: /^traffic$/, methods: { GET: (c) => traffic(ctx, c) } },
-    { path: /^groups$/, methods: { GET: (c) => listGroups(ctx, c) } },
-    { path: new RegExp(`^groups/${NAME}$`), methods: { GET: (c) => describeGroup(ctx, c) } },
+    { name: "topics/{name}/messages", path: new RegExp(`^topics/${NAME}/messages$`), methods: { GET: (c) => browseMessages(ctx, c) } },
+    { name: "traffic", path: /^traffic$/, methods: { GET: (c) => traffic(ctx, c) } },
+    { name: "groups", path: /^groups$/, methods: { GET: (c) => listGroups(ctx, c) } },
+    { name: "groups/{id}", path: new RegExp(`^groups/${NAME}$`), methods: { GET: (c) => describeGroup(ctx, c) } },
   ];
 }

@@ -92,5 +92,5 @@ export function consoleRoutes(deps: ConsoleDeps): HttpRoute[] {
     history,
     fetchMemory: s.fetchMemory,
   };
-  return [apiRoute(endpoints(ctx)), pageRoute(new ConsoleAssets())];
+  return [apiRoute(endpoints(ctx), deps.observe), pageRoute(new ConsoleAssets())];
 }
