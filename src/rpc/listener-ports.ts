@@ -6,11 +6,25 @@
  * generated service descriptors, which only `src/rpc` may import; the listener itself then
  * sees domain types only.
  */
+import { create } from "@bufbuild/protobuf";
+import { RillError } from "../base/errors.ts";
+import type { GroupStateName } from "../coordinator/index.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
+import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
+import {
+  DescribeGroupsRequestSchema,
+  type DescribeGroupsResponse,
+  GroupService,
+  GroupState,
+  ListGroupsRequestSchema,
+  type ListGroupsResponse,
+} from "../gen/rill/v1/group_service_pb.ts";
+import { kindOfCode } from "../protocol/grpc-errors.ts";
+import type { DescribeGroupResult, GroupListingOutput } from "../service/groups.ts";
 import type { Requester } from "../security/requester.ts";
 import { AdminHandlers } from "../service/admin.ts";
-import type { ControllerPort } from "../service/admin-ports.ts";
+import type { ControllerPort, LeaderOffsets } from "../service/admin-ports.ts";
 import type { AdminChange, AdminChanges } from "../service/admin-types.ts";
 import type { FetchForwarder } from "../service/fetch-types.ts";
 import { changeCodecs, type ChangeMessages } from "./admin-codec.ts";
@@ -20,6 +34,16 @@ import { Forwarder, LeaderClients } from "./forward.ts";
 
 /** How long a change passed to the active controller may take, for a caller that gives no deadline. */
 export const FORWARD_TIMEOUT_MS = 30_000;
+/** How long another broker may take to answer a group listing or description. */
+export const GROUPS_CALL_TIMEOUT_MS = 5_000;
+
+/** The groups other brokers coordinate, asked of them over GroupService on behalf of a caller (their ACLs apply). */
+export interface RemoteGroups {
+  /** The groups broker `nodeId` coordinates. Rejects when it cannot be reached. */
+  list(nodeId: number, requester: Requester): Promise<GroupListingOutput[]>;
+  /** Groups described by broker `nodeId` (their coordinator), in request order. Rejects when it cannot be reached. */
+  describe(nodeId: number, groupIds: readonly string[], requester: Requester): Promise<DescribeGroupResult[]>;
+}
 
 /** What a non-gRPC listener calls the admin and fetch services through. */
 export interface ListenerPorts {
@@ -29,6 +53,10 @@ export interface ListenerPorts {
   controllerPort(requester: Requester): ControllerPort;
   /** Reads partitions led elsewhere (and not replicated here) from their leaders, as `requester`. */
   fetchForwarder(requester: Requester): FetchForwarder;
+  /** Partition offsets (log start, high watermark) as their leaders report them. */
+  readonly leaderOffsets: LeaderOffsets;
+  /** The groups other brokers coordinate. */
+  readonly groups: RemoteGroups;
   /** Closes the clients of other nodes, when they are these ports' own (no `d.clients`). */
   close(): void;
 }
@@ -38,6 +66,8 @@ export function listenerPorts(d: AdminDeps): ListenerPorts {
   const fwd = new Forwarder(AdminService, d.route, d.clients);
   const offsetClients = new LeaderClients(FetchService, d.rm, d.clients);
   const fetchClients = new LeaderClients(FetchService, d.rm, d.clients);
+  const groupClients = new LeaderClients(GroupService, d.rm, d.clients);
+  const leaderOffsets = grpcLeaderOffsets(offsetClients);
   const admin = new AdminHandlers({
     rm: d.rm,
     store: d.store,
@@ -48,7 +78,7 @@ export function listenerPorts(d: AdminDeps): ListenerPorts {
     voters: d.voters,
     nodeState: d.nodeState,
     ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
-    leaderOffsets: grpcLeaderOffsets(offsetClients),
+    leaderOffsets,
   });
   return {
     admin,
@@ -69,10 +99,79 @@ export function listenerPorts(d: AdminDeps): ListenerPorts {
       committedHere: () => {},
     }),
     fetchForwarder: (requester) => fetchForwarder(fetchClients, requester),
+    leaderOffsets,
+    groups: {
+      list: async (nodeId, requester) => {
+        const req = create(ListGroupsRequestSchema, {});
+        const res = await groupClients.call<ListGroupsResponse>(nodeId, "listGroups", req, GROUPS_CALL_TIMEOUT_MS, requester);
+        return res.groups.map((g) => ({ groupId: g.groupId, state: stateName(g.state), members: g.members }));
+      },
+      describe: async (nodeId, groupIds, requester) => {
+        const req = create(DescribeGroupsRequestSchema, { groupIds: [...groupIds] });
+        const res = await groupClients.call<DescribeGroupsResponse>(nodeId, "describeGroups", req, GROUPS_CALL_TIMEOUT_MS, requester);
+        return res.groups.map(fromDescribedGroup);
+      },
+    },
     close: () => {
       fwd.close();
       offsetClients.close();
       fetchClients.close();
+      groupClients.close();
+    },
+  };
+}
+
+const STATE_NAMES: ReadonlyMap<GroupState, GroupStateName> = new Map([
+  [GroupState.EMPTY, "empty"],
+  [GroupState.ASSIGNING, "assigning"],
+  [GroupState.RECONCILING, "reconciling"],
+  [GroupState.STABLE, "stable"],
+  [GroupState.DEAD, "dead"],
+]);
+
+/** A group state of the wire as the service names it (an unknown one: "dead"). */
+function stateName(s: GroupState): GroupStateName {
+  return STATE_NAMES.get(s) ?? "dead";
+}
+
+/** A per-item ErrorDetail as a RillError (a code this node does not know keeps the peer's name). */
+function fromErrorDetail(e: ErrorDetail): RillError {
+  return new RillError(kindOfCode(e.code, e.name, e.retriable), e.message);
+}
+
+/** A described group of another broker's answer, as the service's result. */
+function fromDescribedGroup(g: DescribeGroupsResponse["groups"][number]): DescribeGroupResult {
+  if (g.error) return { groupId: g.groupId, error: fromErrorDetail(g.error), group: null };
+  const parts = (list: readonly { topic: string; partitions: number[] }[]) =>
+    list.map((t) => ({ topic: t.topic, partitions: [...t.partitions] }));
+  return {
+    groupId: g.groupId,
+    error: null,
+    group: {
+      state: stateName(g.state),
+      groupEpoch: g.groupEpoch,
+      assignmentEpoch: g.assignmentEpoch,
+      assignor: g.assignor,
+      coordinatorId: g.coordinatorId,
+      members: g.members.map((m) => ({
+        memberId: m.memberId,
+        instanceId: m.instanceId ?? null,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        memberEpoch: m.memberEpoch,
+        topics: [...m.topics],
+        assignment: parts(m.assignment),
+        pendingRevocation: [],
+        targetAssignment: parts(m.targetAssignment),
+      })),
+      offsets: g.offsets.map((o) => ({
+        topic: o.topic,
+        partition: o.partition,
+        committedOffset: Number(o.committedOffset),
+        logEndOffset: Number(o.logEndOffset),
+        lag: Number(o.lag),
+        memberId: o.memberId,
+      })),
     },
   };
 }

@@ -3,11 +3,14 @@
  * topic created and its configs altered through a node that is not the active controller (the
  * change passed to the controller, src/rpc/listener-ports.ts), records browsed on every node
  * (each partition read at its leader), each partition's offsets as its leader reports them —
- * and the overview counts under-replicated partitions once a node stops.
+ * a group listed and described on every node whichever node coordinates it, with the lag of
+ * partitions its coordinator holds no replica of — and the overview counts under-replicated
+ * partitions once a node stops.
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { GroupAdmin } from "../../src/client/group-admin.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { freePort, until } from "./cluster-harness.ts";
 import { call, type ConsoleBroker, startConsoleBrokers } from "./console-harness.ts";
@@ -87,6 +90,31 @@ it("any node creates, configures, describes and browses a replicated topic; a st
     const keys = new Set(m.body.records.map((r: { key: { text: string } }) => r.key.text));
     expect(keys, `node ${i + 1}`).toEqual(new Set(Array.from({ length: 30 }, (_, k) => `k${k}`)));
   }
+
+  // A group is listed and described on every node, by whichever node coordinates it; the lag of a
+  // partition its coordinator holds no replica of comes from the partition's leader.
+  const ga = new GroupAdmin({ bootstrap: nodes.map((n) => n.broker.address).join(",") });
+  await ga.commitOffsets("cluster-readers", [
+    { topic: "replicated", partition: 0, offset: 4 },
+    { topic: "replicated", partition: 1, offset: 10 },
+    { topic: "replicated", partition: 2, offset: 0 },
+  ]);
+  await ga.close();
+  const coordinators = new Set<number>();
+  for (const [i, n] of nodes.entries()) {
+    const list = await get(n, "groups");
+    expect(list.body.unreachable, `node ${i + 1}`).toEqual([]);
+    expect(list.body.groups, `node ${i + 1}`).toContainEqual({ groupId: "cluster-readers", state: "empty", members: 0, totalLag: 16 });
+    const g = await get(n, "groups/cluster-readers");
+    expect(g.status, `node ${i + 1}`).toBe(200);
+    expect(
+      g.body.offsets.map((o: { lag: number }) => o.lag),
+      `node ${i + 1}`,
+    ).toEqual([6, 0, 10]);
+    expect(g.body.offsets.map((o: { logEndOffset: number }) => o.logEndOffset)).toEqual([10, 10, 10]);
+    coordinators.add(g.body.coordinatorId);
+  }
+  expect(coordinators.size).toBe(1);
 
   // Stop a node that is not the controller: the others count its partitions as under-replicated.
   const victim = nodes.findIndex((_, i) => i + 1 !== controller && nodes[i] !== via);

@@ -46,7 +46,7 @@ export async function overviewPage(): Promise<HTMLElement> {
   const [c, topics, groups] = await Promise.all([
     api<Overview>("GET", "cluster"),
     api<{ topics: TopicListing[] }>("GET", "topics"),
-    api<{ groups: GroupListing[] }>("GET", "groups"),
+    api<{ groups: GroupListing[]; unreachable: { nodeId: number; error: string }[] }>("GET", "groups"),
   ]);
   return h(
     "div",
@@ -79,7 +79,7 @@ export async function overviewPage(): Promise<HTMLElement> {
       ),
     ),
     section("Topics", topicsTable(topics.topics)),
-    section("Consumer groups", groupsTable(groups.groups)),
+    section("Consumer groups", groupsTable(groups.groups), unreachableNote(groups.unreachable)),
   );
 }
 
@@ -320,14 +320,50 @@ export async function topicPage(name: string, refresh: () => void): Promise<HTML
 
 /** `#/groups`. */
 export async function groupsPage(): Promise<HTMLElement> {
-  const { groups } = await api<{ groups: GroupListing[] }>("GET", "groups");
-  return h("div", {}, h("h1", {}, "Consumer groups"), section("Groups", groupsTable(groups)));
+  const { groups, unreachable } = await api<{ groups: GroupListing[]; unreachable: { nodeId: number; error: string }[] }>("GET", "groups");
+  return h("div", {}, h("h1", {}, "Consumer groups"), section("Groups", groupsTable(groups), unreachableNote(unreachable)));
+}
+
+/** A note naming the brokers whose groups are missing from a listing. */
+function unreachableNote(list: readonly { nodeId: number; error: string }[]): HTMLElement | null {
+  if (list.length === 0) return null;
+  return h(
+    "p",
+    { class: "error" },
+    `Groups of ${list.map((u) => `node ${u.nodeId} (${u.error})`).join(", ")} are missing: it did not answer.`,
+  );
+}
+
+/** Lag seen by this page, per group: the chart of a group whose coordinator keeps no history here. */
+const seen = new Map<string, GroupDetail["history"]>();
+/** Samples kept per group by this page (15 minutes at the refresh of 5 s). */
+const SEEN_SAMPLES_MAX = 180;
+
+/** The group's lag as this page has seen it, with `g`'s current lag added. */
+function seenLag(g: GroupDetail): GroupDetail["history"] {
+  const h = seen.get(g.groupId) ?? { t: [], total: [], partitions: {} };
+  seen.set(g.groupId, h);
+  const n = h.t.length;
+  h.t.push(Date.now());
+  h.total.push(g.totalLag ?? 0);
+  for (const o of g.offsets) {
+    if (o.lag < 0) continue;
+    const series = (h.partitions[`${o.topic}-${o.partition}`] ??= new Array<number | null>(n).fill(null));
+    series.push(o.lag);
+  }
+  for (const series of Object.values(h.partitions)) while (series.length < h.t.length) series.push(null);
+  if (h.t.length > SEEN_SAMPLES_MAX) {
+    h.t.shift();
+    h.total.shift();
+    for (const series of Object.values(h.partitions)) series.shift();
+  }
+  return h;
 }
 
 /** `#/groups/{id}`: members, assignments, lag per partition and the lag chart. */
 export async function groupPage(id: string): Promise<HTMLElement> {
   const g = await api<GroupDetail>("GET", `groups/${enc(id)}`);
-  const hist = g.history;
+  const hist = g.history.t.length >= 2 ? g.history : seenLag(g);
   const series: Series[] = [
     { name: "total", values: hist.total },
     ...Object.entries(hist.partitions).map(([name, values]) => ({ name, values })),
