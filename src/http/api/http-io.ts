@@ -9,6 +9,11 @@
  *   is closed after the answer);
  * - a body that is not `application/json`: 415; one that does not parse: 400 with the parser's
  *   reason; one of the wrong shape: 400 naming the field (zod's issues).
+ *
+ * Requiring `application/json` is also what keeps another web site from changing anything
+ * through a browser that can reach the console: a page may send a cross-site form (urlencoded,
+ * multipart, text/plain) without asking, but a JSON body, like PATCH and DELETE, needs a CORS
+ * preflight, which this API never grants.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";

@@ -421,7 +421,8 @@ export async function trafficPage(): Promise<HTMLElement> {
   const t = tr.topics[0]?.t ?? [];
   const pick = (key: "recordsIn" | "bytesIn" | "recordsOut" | "bytesOut"): Series[] =>
     tr.topics.map((s) => ({ name: s.topic, values: s[key] }));
-  const hasOut = tr.topics.some((s) => s.recordsOut.some((v) => v !== null));
+  const hasRecordsOut = tr.topics.some((s) => s.recordsOut.some((v) => v !== null));
+  const hasBytesOut = tr.topics.some((s) => s.bytesOut.some((v) => v !== null));
   const rate = (v: number): string => `${count(v)}/s`;
   const byteRate = (v: number): string => `${bytes(v)}/s`;
   return h(
@@ -434,9 +435,11 @@ export async function trafficPage(): Promise<HTMLElement> {
       { class: "charts" },
       lineChart("Records in", t, pick("recordsIn"), rate, "chart-records-in"),
       lineChart("Bytes in", t, pick("bytesIn"), byteRate, "chart-bytes-in"),
-      hasOut ? lineChart("Records out", t, pick("recordsOut"), rate, "chart-records-out") : null,
-      hasOut ? lineChart("Bytes out", t, pick("bytesOut"), byteRate, "chart-bytes-out") : null,
+      hasRecordsOut ? lineChart("Records out", t, pick("recordsOut"), rate, "chart-records-out") : null,
+      hasBytesOut ? lineChart("Bytes out", t, pick("bytesOut"), byteRate, "chart-bytes-out") : null,
     ),
-    hasOut ? null : h("p", { class: "muted" }, "Records and bytes out are not counted by this broker."),
+    hasRecordsOut && hasBytesOut
+      ? null
+      : h("p", { class: "muted" }, `${hasBytesOut ? "Records" : "Records and bytes"} out are not counted by this broker.`),
   );
 }
