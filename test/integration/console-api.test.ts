@@ -213,6 +213,15 @@ describe("console API: bad input gets a specific 4xx and changes nothing", () =>
         message: `${path}: method ${method} is not served here (allowed: ${allow})`,
       });
     }
+    // A CORS preflight is never granted: another site's page cannot send JSON, PATCH or DELETE here.
+    const preflight = await call(b.url, "OPTIONS", "/api/v1/topics", undefined, {
+      origin: "http://evil.example",
+      "access-control-request-method": "POST",
+    });
+    expect(preflight.status).toBe(405);
+    expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
+    const form = await call(b.url, "POST", "/api/v1/topics", "name=evil", { "content-type": "application/x-www-form-urlencoded" });
+    expect(form.status).toBe(415);
     const page = await call(b.url, "POST", "/", "x");
     expect(page.status).toBe(405);
     expect(page.headers.get("allow")).toBe("GET, HEAD");
