@@ -7,11 +7,12 @@
  * sees domain types only.
  */
 import { create } from "@bufbuild/protobuf";
-import { RillError } from "../base/errors.ts";
+import { RillError, rillError } from "../base/errors.ts";
 import type { GroupStateName } from "../coordinator/index.ts";
 import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
-import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
+import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
+import { FetchService, ListOffsetsRequestSchema, type ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import {
   DescribeGroupsRequestSchema,
   type DescribeGroupsResponse,
@@ -26,7 +27,7 @@ import type { Requester } from "../security/requester.ts";
 import { AdminHandlers } from "../service/admin.ts";
 import type { ControllerPort, LeaderOffsets } from "../service/admin-ports.ts";
 import type { AdminChange, AdminChanges } from "../service/admin-types.ts";
-import type { FetchForwarder } from "../service/fetch-types.ts";
+import type { FetchForwarder, ListedOffset } from "../service/fetch-types.ts";
 import { changeCodecs, type ChangeMessages } from "./admin-codec.ts";
 import { type AdminDeps, grpcLeaderOffsets } from "./admin-service.ts";
 import { fetchForwarder } from "./fetch-service.ts";
@@ -55,6 +56,16 @@ export interface ListenerPorts {
   fetchForwarder(requester: Requester): FetchForwarder;
   /** Partition offsets (log start, high watermark) as their leaders report them. */
   readonly leaderOffsets: LeaderOffsets;
+  /**
+   * Broker `leader`'s first offset at or after `timestampMs` in each of `partitions` (ListOffsets
+   * TIMESTAMP), as `requester`; one answer per partition, in order. Rejects when it cannot be reached.
+   */
+  offsetsForTimestamp(
+    leader: number,
+    partitions: readonly { topic: string; partition: number }[],
+    timestampMs: number,
+    requester: Requester,
+  ): Promise<ListedOffset[]>;
   /** The groups other brokers coordinate. */
   readonly groups: RemoteGroups;
   /** Closes the clients of other nodes, when they are these ports' own (no `d.clients`). */
@@ -100,6 +111,35 @@ export function listenerPorts(d: AdminDeps): ListenerPorts {
     }),
     fetchForwarder: (requester) => fetchForwarder(fetchClients, requester),
     leaderOffsets,
+    offsetsForTimestamp: async (leader, partitions, timestampMs, requester) => {
+      const req = create(ListOffsetsRequestSchema, {
+        partitions: partitions.map((p) => ({
+          topic: p.topic,
+          partition: p.partition,
+          spec: OffsetSpec.TIMESTAMP,
+          timestampMs: BigInt(timestampMs),
+        })),
+      });
+      const res = await fetchClients.call<ListOffsetsResponse>(leader, "listOffsets", req, GROUPS_CALL_TIMEOUT_MS, requester);
+      return partitions.map((p, i) => {
+        const o = res.partitions[i];
+        if (!o)
+          return {
+            ...p,
+            offset: -1,
+            timestampMs: -1,
+            leaderEpoch: null,
+            error: rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no offset for this partition"),
+          };
+        return {
+          ...p,
+          offset: Number(o.offset),
+          timestampMs: Number(o.timestampMs),
+          leaderEpoch: o.leaderEpoch >= 0 ? o.leaderEpoch : null,
+          error: o.error ? fromErrorDetail(o.error) : null,
+        };
+      });
+    },
     groups: {
       list: async (nodeId, requester) => {
         const req = create(ListGroupsRequestSchema, {});

@@ -73,7 +73,9 @@ it("any node creates, configures, describes and browses a replicated topic; a st
   expect(altered.body.configs.find((c: { name: string }) => c.name === "retention.ms").value).toBe("120000");
 
   const p = new Producer({ bootstrap: nodes.map((n) => n.broker.address).join(","), lingerMs: 0 });
-  for (let i = 0; i < 30; i++) await p.send({ topic: "replicated", partition: i % 3, key: `k${i}`, value: `v${i}` });
+  const t0 = Date.now() - 60_000;
+  for (let i = 0; i < 30; i++)
+    await p.send({ topic: "replicated", partition: i % 3, key: `k${i}`, value: `v${i}`, timestampMs: t0 + i * 1000 });
   await p.close();
 
   for (const [i, n] of nodes.entries()) {
@@ -89,6 +91,12 @@ it("any node creates, configures, describes and browses a replicated topic; a st
     expect(m.body.partitions.map((x: { error: unknown }) => x.error)).toEqual([null, null, null]);
     const keys = new Set(m.body.records.map((r: { key: { text: string } }) => r.key.text));
     expect(keys, `node ${i + 1}`).toEqual(new Set(Array.from({ length: 30 }, (_, k) => `k${k}`)));
+    // From a time: each partition's first offset at or after it, looked up at its leader.
+    const since = await get(n, `topics/replicated/messages?timestamp=${t0 + 15_500}&limit=100`);
+    expect(since.body.partitions.map((x: { error: unknown }) => x.error)).toEqual([null, null, null]);
+    expect(since.body.records.map((r: { key: { text: string } }) => r.key.text)).toEqual(
+      Array.from({ length: 14 }, (_, k) => `k${k + 16}`),
+    );
   }
 
   // A group is listed and described on every node, by whichever node coordinates it; the lag of a

@@ -23,6 +23,7 @@ import {
   type FetchInput,
   type FetchPartitionInput,
   type FetchPartitionResult,
+  type ListedOffset,
   OffsetSpec,
   RecordFormat,
 } from "../../service/fetch-types.ts";
@@ -75,6 +76,8 @@ export function showBytes(bytes: Uint8Array | null, format: BytesFormat): ShownB
 interface Start {
   readonly partition: number;
   readonly offset: number;
+  /** Why the partition is not read (its start could not be found). */
+  readonly error?: RillError;
 }
 
 /** GET /topics/{name}/messages. */
@@ -95,25 +98,52 @@ export async function browseMessages(ctx: ApiContext, call: ApiCall) {
     mode === "offset"
       ? partitions.map((partition) => ({ partition, offset: intParam(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER) }))
       : mode === "timestamp"
-        ? fromTimestamp(ctx, topic, partitions, intParam(q, "timestamp", 0, 0, Number.MAX_SAFE_INTEGER))
+        ? await fromTimestamp(ctx, call, topic, partitions, intParam(q, "timestamp", 0, 0, Number.MAX_SAFE_INTEGER))
         : await newest(ctx, topic, partitions, intParam(q, "newest", 50, 1, MESSAGES_LIMIT_MAX));
   return { topic, format, ...(await read(ctx, call, topic, starts, limit, format, mode === "newest")) };
 }
 
-/** Each partition's first offset at or after `ts` (its high watermark when there is none). */
-function fromTimestamp(ctx: ApiContext, topic: string, partitions: readonly number[], ts: number): Start[] {
-  const found = listOffsets(
-    ctx.rm,
-    partitions.map((partition) => ({ topic, partition, spec: OffsetSpec.TIMESTAMP, timestampMs: BigInt(ts) })),
+/**
+ * Each partition's first offset at or after `ts`, looked up at its leader (here, or asked of
+ * it); where no record is that recent, the partition's high watermark. A leader that cannot be
+ * reached is that partition's error.
+ */
+async function fromTimestamp(ctx: ApiContext, call: ApiCall, topic: string, partitions: readonly number[], ts: number): Promise<Start[]> {
+  const me = ctx.rm.nodeIdOf();
+  const byLeader = new Map<number, number[]>();
+  for (const partition of partitions) {
+    const leader = ctx.rm.image.topics.get(topic)?.partitions[partition]?.leader ?? -1;
+    const key = leader < 0 || leader === me ? -1 : leader;
+    byLeader.set(key, [...(byLeader.get(key) ?? []), partition]);
+  }
+  const found = new Map<number, ListedOffset>();
+  await Promise.all(
+    [...byLeader].map(async ([leader, parts]) => {
+      const refs = parts.map((partition) => ({ topic, partition }));
+      const answers =
+        leader < 0
+          ? listOffsets(
+              ctx.rm,
+              refs.map((r) => ({ ...r, spec: OffsetSpec.TIMESTAMP, timestampMs: BigInt(ts) })),
+            )
+          : await ctx.ports
+              .offsetsForTimestamp(leader, refs, ts, call.who)
+              .catch((e: unknown) => refs.map((r) => ({ ...r, offset: -1, timestampMs: -1, leaderEpoch: null, error: RillError.from(e) })));
+      for (const a of answers) found.set(a.partition, a);
+    }),
   );
-  const ends = listOffsets(
-    ctx.rm,
-    partitions.map((partition) => ({ topic, partition, spec: OffsetSpec.LATEST, timestampMs: 0n })),
-  );
-  return found.map((f, i) => {
-    if (f.error) throw f.error;
-    return { partition: f.partition, offset: f.offset >= 0 ? f.offset : Math.max(0, ends[i]!.offset) };
+  const ends = [...found.values()].some((f) => !f.error && f.offset < 0) ? await leaderEnds(ctx, topic) : new Map<number, number>();
+  return partitions.map((partition) => {
+    const f = found.get(partition)!;
+    if (f.error) return { partition, offset: 0, error: f.error };
+    return { partition, offset: f.offset >= 0 ? f.offset : (ends.get(partition) ?? 0) };
   });
+}
+
+/** Each partition's high watermark as its leader reports it. */
+async function leaderEnds(ctx: ApiContext, topic: string): Promise<Map<number, number>> {
+  const d = await ctx.ports.admin.describeTopics({ topics: [topic], excludeConfigs: true }, { forwarded: false });
+  return new Map((d.topics[0]?.partitions ?? []).map((p) => [p.partition, p.highWatermark]));
 }
 
 /** Where to read each partition from so that the newest `n` records of the topic are read. */
@@ -193,23 +223,29 @@ async function read(
   format: BytesFormat,
   newestFirst: boolean,
 ) {
-  const input: FetchPartitionInput[] = starts.map((s) => ({
+  const inputOf = (s: Start): FetchPartitionInput => ({
     topic,
     partition: s.partition,
     offset: BigInt(s.offset),
     maxBytes: PARTITION_READ_BYTES,
-  }));
-  const res = await fetchAtLeaders(ctx, call, {
-    partitions: input,
-    maxWaitMs: 0,
-    minBytes: 1,
-    maxBytes: READ_BYTES,
-    format: RecordFormat.RECORDS,
-    isolationLevel: 0,
   });
+  const readable = starts.filter((s) => !s.error);
+  const res =
+    readable.length === 0
+      ? { partitions: [], release: () => {} }
+      : await fetchAtLeaders(ctx, call, {
+          partitions: readable.map(inputOf),
+          maxWaitMs: 0,
+          minBytes: 1,
+          maxBytes: READ_BYTES,
+          format: RecordFormat.RECORDS,
+          isolationLevel: 0,
+        });
   try {
+    const read = new Map(res.partitions.map((p) => [p.partition, p]));
+    const results = starts.map((s) => (s.error ? unread(inputOf(s), s.error) : read.get(s.partition)!));
     const all: Array<{ partition: number; r: FetchedRecord }> = [];
-    const partitions = res.partitions.map((p) => {
+    const partitions = results.map((p) => {
       for (const r of p.records ?? []) all.push({ partition: p.partition, r });
       return {
         partition: p.partition,
