@@ -1,6 +1,6 @@
 /**
  * Real Kafka clients in group mode against Rill, each in its own process: kcat -G (librdkafka),
- * confluent-kafka-python (librdkafka) with manual commits, and kafkajs. Records are produced over
+ * confluent-kafka-python (librdkafka) with manual commits, kafka-python, and kafkajs. Records are produced over
  * gRPC; each group's starting offsets are committed over gRPC (read back by the clients with
  * OffsetFetch), and what the clients commit over Kafka is read back over gRPC.
  */
@@ -47,7 +47,11 @@ beforeAll(async () => {
   await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: TOPIC, partitions: PARTITIONS }] }));
   for (let p = 0; p < PARTITIONS; p++) {
     const values = ALL.filter((v) => v.startsWith(`p${p}-`));
-    await call(c.produce, "produce", create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }));
+    await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }),
+    );
   }
 }, 60_000);
 
@@ -126,6 +130,29 @@ print(json.dumps(seen))
     const seen = JSON.parse(r.stdout.trim().split("\n").pop()!) as string[];
     expect(seen.sort()).toEqual([...ALL].sort());
     expect(await committed("py-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
+  }, 90_000);
+
+  it("kafka-python (its own protocol code, older versions) consumes in a group and commits", async () => {
+    await startAtZero("kp-group");
+    const script = `
+import json, sys, time
+from kafka import KafkaConsumer
+c = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id="kp-group", enable_auto_commit=False,
+                  auto_offset_reset="earliest", session_timeout_ms=10000, consumer_timeout_ms=30000)
+seen = []
+for m in c:
+    seen.append(m.value.decode())
+    if len(seen) >= int(sys.argv[3]):
+        break
+c.commit()
+c.close()
+print(json.dumps(seen))
+`;
+    const r = await run(PYTHON, ["-c", script, address, TOPIC, String(ALL.length)], { timeoutMs: 60_000, env: pythonEnv() });
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const seen = JSON.parse(r.stdout.trim().split("\n").pop()!) as string[];
+    expect(seen.sort()).toEqual([...ALL].sort());
+    expect(await committed("kp-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
   }, 90_000);
 
   it("kafkajs consumes as a group member and commits what it read", async () => {
