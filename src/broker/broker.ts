@@ -207,6 +207,7 @@ export class Broker {
     await handOverController(meta.store, identity.voters, shell.config.nodeId);
     clearInterval(background.ticker);
     clearInterval(background.isrTimer);
+    background.gcPacer?.stop();
     background.fetchers.close();
     await rpc.shutdown(graceMs);
     await internal?.shutdown(graceMs);

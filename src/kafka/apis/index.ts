@@ -20,6 +20,9 @@ import { offsetDelete } from "./offset-delete.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
 import { metadata } from "./metadata.ts";
+import { produce } from "./produce.ts";
+import { listOffsets } from "./list-offsets.ts";
+import { initProducerId } from "./init-producer-id.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -38,6 +41,9 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   listGroups,
   deleteGroups,
   metadata,
+  produce,
+  listOffsets,
+  initProducerId,
   consumerGroupHeartbeat,
   consumerGroupDescribe,
   // Each API adds one line here.

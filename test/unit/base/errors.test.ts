@@ -97,6 +97,8 @@ const CATALOG: readonly Row[] = [
   ["REBALANCE_IN_PROGRESS", 27, "REBALANCE_IN_PROGRESS", true, "FAILED_PRECONDITION"],
   ["MEMBER_ID_REQUIRED", 79, "MEMBER_ID_REQUIRED", false, "FAILED_PRECONDITION"],
   ["FENCED_INSTANCE_ID", 82, "FENCED_INSTANCE_ID", false, "FAILED_PRECONDITION"],
+  // DeleteRecords (issue 15)
+  ["POLICY_VIOLATION", 44, "POLICY_VIOLATION", false, "FAILED_PRECONDITION"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */
