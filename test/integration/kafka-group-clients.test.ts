@@ -195,4 +195,16 @@ const [address, topic, want] = process.argv.slice(2);
       rmTmp(scriptDir);
     }
   }, 90_000);
+
+  it("@platformatic/kafka with groupProtocol consumer (KIP-848, ConsumerGroupHeartbeat) reads and commits", async () => {
+    await startAtZero("kip848-group");
+    const file = path.join(ROOT, "test/integration/kafka-group-clients/platformatic-848.ts");
+    const r = await run(path.join(ROOT, "node_modules/.bin/bun"), [file, address, TOPIC, "kip848-group", String(ALL.length)], {
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const seen = JSON.parse(r.stdout.trim().split("\n").pop()!) as string[];
+    expect(seen.sort()).toEqual([...ALL].sort());
+    expect(await committed("kip848-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
+  }, 90_000);
 });
