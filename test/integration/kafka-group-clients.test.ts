@@ -1,6 +1,7 @@
 /**
  * Real Kafka clients in group mode against Rill, each in its own process: kcat -G (librdkafka),
- * confluent-kafka-python (librdkafka) with manual commits, kafka-python, and kafkajs. Records are produced over
+ * confluent-kafka-python (librdkafka) with manual commits, kafka-python, kafkajs (all classic
+ * JoinGroup/SyncGroup), and @platformatic/kafka as a KIP-848 member (ConsumerGroupHeartbeat). Records are produced over
  * gRPC; each group's starting offsets are committed over gRPC (read back by the clients with
  * OffsetFetch), and what the clients commit over Kafka is read back over gRPC.
  */
