@@ -135,6 +135,18 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "An active member already holds the static instance id.",
   ),
+  // The classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup).
+  ILLEGAL_GENERATION: kind(22, "ILLEGAL_GENERATION", false, S.FAILED_PRECONDITION, "The generation id is not the group's current one."),
+  INVALID_SESSION_TIMEOUT: kind(
+    26,
+    "INVALID_SESSION_TIMEOUT",
+    false,
+    S.INVALID_ARGUMENT,
+    "The session timeout is out of the allowed range.",
+  ),
+  REBALANCE_IN_PROGRESS: kind(27, "REBALANCE_IN_PROGRESS", true, S.FAILED_PRECONDITION, "The group is rebalancing; join again."),
+  MEMBER_ID_REQUIRED: kind(79, "MEMBER_ID_REQUIRED", false, S.FAILED_PRECONDITION, "Join again with the member id given in this answer."),
+  FENCED_INSTANCE_ID: kind(82, "FENCED_INSTANCE_ID", false, S.FAILED_PRECONDITION, "Another member took over the static instance id."),
   COORDINATOR_NOT_AVAILABLE: kind(15, "COORDINATOR_NOT_AVAILABLE", true, S.UNAVAILABLE, "The group coordinator is not available yet."),
   NOT_COORDINATOR: kind(16, "NOT_COORDINATOR", true, S.FAILED_PRECONDITION, "This broker is not the group's coordinator."),
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: kind(
@@ -248,6 +260,8 @@ export const Errors = {
     S.UNAUTHENTICATED,
     "Authentication failed: unknown user, wrong password, or no credentials.",
   ),
+  // the Kafka listener's SASL (issue 15)
+  ILLEGAL_SASL_STATE: kind(34, "ILLEGAL_SASL_STATE", false, S.FAILED_PRECONDITION, "A SASL request came out of the exchange's order."),
 
   BATCH_LENGTH_MISMATCH: kind(
     10001,
@@ -302,6 +316,14 @@ export const Errors = {
     false,
     S.UNAUTHENTICATED,
     "Only an authenticated cluster member (internal mTLS, or a call signed with cluster.secret) may send this call.",
+  ),
+  // DeleteRecords (issue 15)
+  POLICY_VIOLATION: kind(
+    44,
+    "POLICY_VIOLATION",
+    false,
+    S.FAILED_PRECONDITION,
+    "The topic's configured policy forbids this (e.g. deleting records of a compact-only topic).",
   ),
 } as const satisfies Record<string, ErrorKind>;
 

@@ -23,6 +23,8 @@ export interface BrokerLifecycleOptions {
   readonly address: () => string;
   /** The internal listener's address, "" for none (issue 13, cluster membership). */
   readonly internalAddress?: () => string;
+  /** The Kafka listener's advertised address, "" for none (issue 15: Metadata answers it). */
+  readonly kafkaAddress?: () => string;
   readonly rack: string;
   readonly roles: string[];
   /** This broker's effective `max.partitions`, sent at registration. */
@@ -94,6 +96,7 @@ export class BrokerLifecycle {
           roles: this.o.roles,
           ...(this.o.maxPartitions !== undefined ? { maxPartitions: this.o.maxPartitions } : {}),
           ...(this.o.internalAddress?.() ? { internalAddress: this.o.internalAddress() } : {}),
+          ...(this.o.kafkaAddress?.() ? { kafkaAddress: this.o.kafkaAddress() } : {}),
         });
         this.epoch = res.brokerEpoch;
         this._state = "fenced";

@@ -14,6 +14,7 @@ import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/sche
 import { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
 import { initCodecs } from "../protocol/compression.ts";
+import type { HttpRoute } from "../http/router.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES, type ServiceDeps } from "../rpc/server.ts";
 import { Access } from "../service/access.ts";
@@ -22,8 +23,10 @@ import { QuotaThrottle } from "../service/quota-throttle.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { membershipOf } from "./membership.ts";
-import type { MetricsServer } from "./metrics.ts";
-import { trustOf } from "./security.ts";
+import type { HttpListener } from "../http/server.ts";
+import { type Observability, startObservability } from "./observability.ts";
+import { type Trust, trustOf } from "./security.ts";
+import { certificatePrincipal, kafkaTls } from "../kafka/tls.ts";
 import {
   type Background,
   type Data,
@@ -73,6 +76,8 @@ interface Parts {
   readonly kafka: KafkaServer | null;
   readonly lifecycle: BrokerLifecycle | null;
   readonly background: Background;
+  /** The change log, metrics and HTTP listener. */
+  readonly observability: Observability;
   readonly graceMs: number;
 }
 
@@ -83,13 +88,16 @@ export class Broker {
   readonly config: Readonly<BrokerConfig>;
   /** The cluster this broker belongs to. */
   readonly clusterId: string;
-  /** The Prometheus endpoint, when `metrics.port` >= 0. */
-  readonly metrics: MetricsServer | null;
+  /** The HTTP listener (/metrics, /healthz, /readyz, the console), when `http.listen` (or the deprecated `metrics.port`) is set. */
+  readonly http: HttpListener | null;
+  /** The same listener, by its old name (tests and tools that read `metrics.port`). */
+  readonly metrics: HttpListener | null;
 
   private constructor(private readonly parts: Parts) {
     this.config = parts.shell.config;
     this.clusterId = parts.identity.clusterId;
-    this.metrics = parts.background.metrics;
+    this.http = parts.observability.http;
+    this.metrics = this.http;
   }
 
   /** Opens the data directory and starts serving. */
@@ -130,19 +138,37 @@ export class Broker {
             (r) => r.shutdown(0),
           )
         : null;
-      const lifecycle = hasRole(config, "broker") ? opened.add(newLifecycle(shell, identity, meta, rpc, internal), (l) => l.stop()) : null;
+      let kafka: KafkaServer | null = null;
+      const lifecycle = hasRole(config, "broker")
+        ? opened.add(
+            newLifecycle(shell, identity, meta, rpc, internal, () => kafka),
+            (l) => l.stop(),
+          )
+        : null;
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
-      const kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc), (k) => k.close());
+      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc, trust), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
       await kafka?.bind();
+      // Observability (issue 16): routes mounted on the HTTP listener (the console and its API).
+      const routes: HttpRoute[] = [];
+      const observability = opened.add(
+        await startObservability(shell, logs, meta, data, {
+          rpc,
+          lifecycle,
+          authenticator: trust.authenticator,
+          quotas: deps.quotas ?? null,
+          routes,
+        }),
+        (o) => o.close(),
+      );
       await joinCluster(identity, meta, lifecycle);
-      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, rpc, membership.signer);
-      logStarted(shell, identity, logs, rpc, background);
+      const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, membership.signer);
+      logStarted(shell, identity, logs, rpc, observability.http);
       const graceMs = opts.shutdownGraceMs ?? 5000;
-      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs });
+      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, observability, graceMs });
     } catch (e) {
       await opened.closeAll();
       throw e;
@@ -171,7 +197,7 @@ export class Broker {
   }
 
   private async shutdown(): Promise<void> {
-    const { shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, graceMs } = this.parts;
+    const { shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, observability, graceMs } = this.parts;
     shell.log.info({}, "broker shutting down");
     rpc.stopServing();
     // Streams and long-polls end first: consumers leave their groups while this broker still
@@ -182,10 +208,11 @@ export class Broker {
     await handOverController(meta.store, identity.voters, shell.config.nodeId);
     clearInterval(background.ticker);
     clearInterval(background.isrTimer);
+    background.gcPacer?.stop();
     background.fetchers.close();
     await rpc.shutdown(graceMs);
     await internal?.shutdown(graceMs);
-    await background.metrics?.close();
+    await observability.close();
     meta.controller?.close();
     meta.channel.close();
     meta.transport?.close();
@@ -195,11 +222,23 @@ export class Broker {
   }
 }
 
-/** The Kafka listener over the same services as the gRPC server (`kafka.listen`). */
-function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer): KafkaServer {
+/**
+ * The Kafka listener over the same services as the gRPC server (`kafka.listen`), with the same
+ * TLS files (`tls.*`) and the same trust: any `auth.methods` makes SASL required before other
+ * requests, except for a connection whose client certificate names it (`mtls`).
+ */
+function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Trust): KafkaServer {
   const { config, log } = shell;
+  const secure = kafkaTls(config, { onError: (e) => log.warn({ err: e.message }, "kafka listener: new TLS files not taken") });
   const server: KafkaServer = new KafkaServer(
-    { listen: config.kafkaListen, requestBytesMax: config.requestBytesMax, maxConnections: config.maxConnections },
+    {
+      listen: config.kafkaListen,
+      requestBytesMax: config.requestBytesMax,
+      maxConnections: config.maxConnections,
+      ...(secure ? { tls: secure.options, rotate: (apply) => secure.watch(apply) } : {}),
+      saslRequired: trust.authenticator !== null,
+      ...(trust.authenticator?.mtls ? { principalOf: certificatePrincipal } : {}),
+    },
     {
       services: deps,
       clients: rpc.clients,
@@ -209,6 +248,7 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer): KafkaServ
       nodeId: config.nodeId,
       advertised: () => parseKafkaAddress(config.kafkaAdvertisedAddress || server.address),
       log,
+      authenticator: trust.authenticator ?? undefined,
     },
   );
   return server;

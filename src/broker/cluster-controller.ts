@@ -108,6 +108,7 @@ export class ClusterController implements BrokerControl {
           roles: req.roles,
           ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
           ...(req.internalAddress !== undefined ? { internalAddress: req.internalAddress } : {}),
+          ...(req.kafkaAddress !== undefined ? { kafkaAddress: req.kafkaAddress } : {}),
         },
         this.isAlive,
       ),

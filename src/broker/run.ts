@@ -9,11 +9,11 @@
  * a message naming the key and where it came from.
  */
 import * as nodeFs from "node:fs";
-import { pino } from "pino";
 import { RillError, rillError } from "../base/errors.ts";
 import { brokerConfigFromEnv, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
 import { openFileLimit } from "./process-info.ts";
+import { createBrokerLog } from "./log.ts";
 
 /** What the command line gives. */
 export interface RunOptions {
@@ -119,7 +119,7 @@ export function startupError(e: unknown, nofile: number | null = openFileLimit()
 /** Starts a broker as a long-running process. Resolves once it serves. */
 export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
   const config = resolveConfig(opts);
-  const log = pino({ base: { node: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime });
+  const log = createBrokerLog(config);
   let broker: Broker;
   try {
     broker = await Broker.start({ dataDir: config.dataDir, listen: config.listen, config, log });

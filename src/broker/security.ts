@@ -21,6 +21,8 @@ import { RequestAccess } from "../service/authorize.ts";
 export interface Trust {
   /** The interceptor's hook; undefined when auth.methods is empty (everyone anonymous). */
   readonly authenticate: Authenticate | undefined;
+  /** The authenticator behind it (the HTTP and Kafka listeners use it directly); null when auth.methods is empty. */
+  readonly authenticator: Authenticator | null;
   readonly access: RequestAccess;
 }
 
@@ -57,21 +59,19 @@ export function trustOf(
   store: TrustStore,
   random: Random,
 ): Trust {
-  const authenticate =
+  const authenticator =
     config.authMethods.length === 0
-      ? undefined
-      : grpcAuthenticate(
-          new Authenticator({
-            methods: config.authMethods,
-            allowPlaintextPasswords: config.authAllowPlaintextPasswords,
-            clock: systemClock,
-            random,
-            credentials: (user) => credentialsOf(store.image, user),
-            // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
-            verify: verifyPasswordAsync,
-          }),
-          config.tlsCertFile !== "",
-        );
+      ? null
+      : new Authenticator({
+          methods: config.authMethods,
+          allowPlaintextPasswords: config.authAllowPlaintextPasswords,
+          clock: systemClock,
+          random,
+          credentials: (user) => credentialsOf(store.image, user),
+          // PBKDF2 on libuv's thread pool: the event loop keeps serving while a password is checked.
+          verify: verifyPasswordAsync,
+        });
+  const authenticate = authenticator ? grpcAuthenticate(authenticator, config.tlsCertFile !== "") : undefined;
   const access = new Access({
     enabled: config.authorizerEnable,
     superUsers: superUsersOf(config),
@@ -81,5 +81,5 @@ export function trustOf(
     aclVersion: (image) => image.aclVersion,
     authorizer: (bindings, supers) => new Authorizer(bindings, new Set(supers)),
   });
-  return { authenticate, access: new RequestAccess(access) };
+  return { authenticate, authenticator, access: new RequestAccess(access) };
 }

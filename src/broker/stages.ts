@@ -41,8 +41,9 @@ import { ClusterController } from "./cluster-controller.ts";
 import { loadBootstrapUsers } from "./bootstrap-users.ts";
 import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
 import { type BrokerLog, silentLog } from "./log.ts";
-import { logCorruptReads, startMetrics, type MetricsServer } from "./metrics.ts";
+import { logCorruptReads } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
+import { type RunningGcPacer, startGcPacer } from "./gc-pacer.ts";
 
 /** What the shell is made from; everything but the data directory has a default. */
 export interface ShellOptions {
@@ -112,7 +113,8 @@ export interface Background {
   readonly fetchers: ReplicaFetcherManager;
   readonly isrTimer: ReturnType<typeof setInterval>;
   readonly ticker: ReturnType<typeof setInterval>;
-  readonly metrics: MetricsServer | null;
+  /** Garbage collection paced by buffer memory (Bun), or null. */
+  readonly gcPacer: RunningGcPacer | null;
 }
 
 /** Closers of what a failed start already opened, run newest first. */
@@ -313,7 +315,7 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
   const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
-  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId);
+  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, { initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs });
   const fetchMemory = { budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers), responseBytesMax: config.requestBytesMax };
   meta.store.onChange((c) => {
     if (movesPartitions(c)) {
@@ -336,6 +338,7 @@ export function newLifecycle(
   meta: Metadata,
   rpc: RpcServer,
   internal?: { readonly address: string } | null,
+  kafka?: () => { readonly address: string } | null,
 ): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
@@ -343,6 +346,11 @@ export function newLifecycle(
     clusterId: identity.clusterId,
     address: () => config.advertisedAddress || rpc.address,
     internalAddress: () => (internal ? config.internalAdvertisedAddress || internal.address : ""),
+    // The Kafka listener is built after the lifecycle but bound before the registration.
+    kafkaAddress: () => {
+      const k = kafka?.() ?? null;
+      return k ? config.kafkaAdvertisedAddress || k.address : "";
+    },
     rack: "",
     roles: identity.roles,
     maxPartitions: partitions.max,
@@ -454,15 +462,14 @@ export async function joinCluster(identity: Identity, meta: Metadata, lifecycle:
   await store.waitUntil(() => store.image.topics.has(OFFSETS_TOPIC), `${OFFSETS_TOPIC} to exist`, 10_000);
 }
 
-/** Replica fetchers, ISR maintenance, metrics and the ticker of periodic work. */
+/** Replica fetchers, ISR maintenance and the ticker of periodic work (metrics: observability.ts). */
 export async function startBackground(
-  { config, clock, log, partitions, tls }: Shell,
+  { config, clock, log, tls }: Shell,
   logs: LogManager,
   meta: Metadata,
   data: Data,
   lifecycle: BrokerLifecycle | null,
   tickMs: number,
-  rpc?: RpcServer,
   signer?: MemberSigner,
 ): Promise<Background> {
   const brokerEpoch = (): number => lifecycle?.brokerEpoch ?? -1;
@@ -493,20 +500,16 @@ export async function startBackground(
   data.rm.onClose(logCorruptReads(data.rm, log));
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
-  try {
-    const limits = rpc ? { connections: rpc.connections, partitionsMax: partitions.max } : undefined;
-    const metrics = config.metricsPort >= 0 ? await startMetrics(config.metricsPort, logs, data.rm, limits, data.fetchMemory.budget) : null;
-    return { fetchers, isrTimer, ticker, metrics };
-  } catch (e) {
-    clearInterval(ticker);
-    clearInterval(isrTimer);
-    fetchers.close();
-    throw e;
-  }
+  return { fetchers, isrTimer, ticker, gcPacer: startGcPacer(config.gcExternalStepBytes) };
 }
 
-export function logStarted({ config, log }: Shell, identity: Identity, logs: LogManager, rpc: RpcServer, background: Background): void {
-  const { metrics } = background;
+export function logStarted(
+  { config, log }: Shell,
+  identity: Identity,
+  logs: LogManager,
+  rpc: RpcServer,
+  http: { address: string } | null,
+): void {
   log.info(
     {
       address: rpc.address,
@@ -517,7 +520,7 @@ export function logStarted({ config, log }: Shell, identity: Identity, logs: Log
       voters: identity.voters.map((v) => `${v.id}@${v.address}`).join(","),
       clusterId: identity.clusterId,
       recovered: !logs.openedClean,
-      ...(metrics ? { metrics: `http://127.0.0.1:${metrics.port}/metrics` } : {}),
+      ...(http ? { http: `http://${http.address}/` } : {}),
     },
     "broker started",
   );

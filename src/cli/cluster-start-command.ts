@@ -19,6 +19,9 @@
  * secret is never on a command line). Node i also gets an internal listener on
  * HOST:(BASE-PORT + 10 + i - 1), where the nodes call each other; the quorum names those
  * internal addresses.
+ *
+ * Observability (issue 16): node i serves its HTTP listener (/metrics, /healthz, /readyz, the
+ * console) on HOST:(BASE-PORT + 30 + i - 1), printed with the node.
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -54,9 +57,12 @@ const LAUNCHER_KEYS = [
   "internal.advertised.address",
   "cluster.secret",
   "cluster.secret.file",
+  "http.listen",
 ];
 /** Node i's internal listener is on BASE-PORT + INTERNAL_PORT_OFFSET + i - 1 (past every client port). */
 export const INTERNAL_PORT_OFFSET = CLUSTER_NODES_MAX + 1;
+/** Node i's HTTP listener (http.listen) is on BASE-PORT + HTTP_PORT_OFFSET + i - 1. */
+export const HTTP_PORT_OFFSET = 3 * (CLUSTER_NODES_MAX + 1);
 /** The file of the cluster's secret, under the data dir. */
 export const SECRET_FILE = "cluster.secret";
 
@@ -80,14 +86,16 @@ export interface NodePlan {
   readonly internalAddress: string;
   /** Its Kafka listener, or "" without one. */
   readonly kafkaAddress: string;
+  /** Its HTTP listener (metrics, health, console). */
+  readonly httpAddress: string;
   readonly dataDir: string;
   readonly args: readonly string[];
 }
 
 /** The nodes of `o`: ids 1..N, consecutive ports, one shared quorum. Throws CliError on bad options. */
 export function planCluster(o: ClusterStartOptions): NodePlan[] {
-  const last = o.basePort + INTERNAL_PORT_OFFSET + o.nodes - 1;
-  if (last > 65535) throw new CliError(`cluster start: ports ${o.basePort}..${last} (client and internal) go beyond 65535`);
+  const last = o.basePort + HTTP_PORT_OFFSET + o.nodes - 1;
+  if (last > 65535) throw new CliError(`cluster start: ports ${o.basePort}..${last} (client, internal and HTTP) go beyond 65535`);
   for (const kv of o.set) {
     const key = kv.slice(0, kv.indexOf("=")).trim();
     if (!kv.includes("=") || key === "") throw new CliError(`--set: expected key=value, got "${kv}"`);
@@ -99,6 +107,7 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
     address: `${host}:${o.basePort + i}`,
     internalAddress: `${host}:${o.basePort + INTERNAL_PORT_OFFSET + i}`,
     kafkaAddress: o.kafkaBasePort ? `${host}:${o.kafkaBasePort + i}` : "",
+    httpAddress: `${host}:${o.basePort + HTTP_PORT_OFFSET + i}`,
     dataDir: path.join(o.dataDir, `node-${i + 1}`),
   }));
   const quorum = nodes.map((n) => `${n.nodeId}@${n.internalAddress}`).join(",");
@@ -124,6 +133,8 @@ export function planCluster(o: ClusterStartOptions): NodePlan[] {
       "--set",
       `cluster.secret.file=${secretFile}`,
       ...(n.kafkaAddress ? ["--set", `kafka.listen=${n.kafkaAddress}`] : []),
+      "--set",
+      `http.listen=${n.httpAddress}`,
       ...sets,
     ],
   }));
@@ -398,7 +409,8 @@ function banner(o: ClusterStartOptions, nodes: readonly NodeProcess[]): string {
   const lines = [
     `Started a ${nodes.length}-node cluster (every node broker and controller), data in ${o.dataDir}; node logs follow, prefixed [node N]:`,
   ];
-  for (const r of nodes) lines.push(`  node ${r.plan.nodeId}  ${r.plan.address}  pid ${r.proc.pid ?? "-"}  ${r.plan.dataDir}`);
+  for (const r of nodes)
+    lines.push(`  node ${r.plan.nodeId}  ${r.plan.address}  http://${r.plan.httpAddress}/  pid ${r.proc.pid ?? "-"}  ${r.plan.dataDir}`);
   lines.push(
     `Members call each other on ${nodes.map((r) => r.plan.internalAddress).join(", ")}, authenticated by the secret in ${path.join(o.dataDir, SECRET_FILE)}.`,
   );

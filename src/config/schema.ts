@@ -346,7 +346,7 @@ export const brokerKeys = [
   int(
     "metrics.port",
     "metricsPort",
-    "HTTP port on 127.0.0.1 serving Prometheus metrics at /metrics; 0 picks a free port, -1 disables.",
+    "Deprecated: use http.listen. HTTP port on 127.0.0.1 serving the HTTP listener (metrics at /metrics) when http.listen is empty; 0 picks a free port, -1 disables. A warning is logged when set.",
     -1,
     -1,
     65535,
@@ -560,6 +560,47 @@ export const brokerKeys = [
     "Whether a Kafka Metadata request that names an unknown topic (and allows it) creates it, with `num.partitions` partitions and the replication factor CreateTopics gives a topic created without one, as Kafka does.",
     true,
   ),
+  // Classic consumer groups (issue 15).
+  int(
+    "group.initial.rebalance.delay.ms",
+    "groupInitialRebalanceDelayMs",
+    "How long the first rebalance of an empty classic (JoinGroup) group waits for more members to join; each new member restarts the wait, up to the rebalance timeout. Kafka's key and default.",
+    3000,
+    0,
+    1_800_000,
+  ),
+  // Observability (issue 16): the HTTP listener and the logs.
+  str(
+    "http.listen",
+    "httpListen",
+    "Address of the HTTP listener, HOST:PORT: Prometheus metrics at /metrics, /healthz and /readyz (never authenticated), the web console at / and its JSON API under /api/v1/ (authenticated when auth.methods is set). Any address may be bound; without auth.methods, on an address other than loopback the console is served only with allow.anonymous.remote=true. Empty: no HTTP listener (`npm start` sets 127.0.0.1:9644; `rill cluster start` gives node i port base-port + 30 + i - 1). Replaces metrics.port, which is still read (127.0.0.1:<port>) when this is empty.",
+    "",
+    /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    "empty or HOST:PORT",
+  ),
+  choice(
+    "log.level",
+    "logLevel",
+    "Least severe log lines written: trace, debug, info (every topic, partition, config, ACL, user, leader, ISR, reassignment and group-membership change), warn, error, fatal, or silent.",
+    "info",
+    ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const,
+  ),
+  choice(
+    "log.format",
+    "logFormat",
+    "How log lines are written to stdout: `json` (one pino JSON object per line), `pretty` (colored, human-readable, by pino-pretty), or `auto`: pretty when stdout is a terminal, JSON otherwise.",
+    "auto",
+    ["auto", "json", "pretty"] as const,
+  ),
+  // Memory (issue 14): garbage collection paced by buffer memory.
+  int(
+    "gc.external.step.bytes",
+    "gcExternalStepBytes",
+    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce. 0: never.",
+    64 * 1024 * 1024,
+    0,
+    2 ** 40,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -643,6 +684,14 @@ export interface BrokerConfig {
   kafkaListen: string;
   kafkaAdvertisedAddress: string;
   autoCreateTopicsEnable: boolean;
+  // Classic consumer groups (issue 15).
+  groupInitialRebalanceDelayMs: number;
+  // Observability (issue 16).
+  httpListen: string;
+  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+  logFormat: "auto" | "json" | "pretty";
+  // Memory (issue 14).
+  gcExternalStepBytes: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

@@ -26,6 +26,20 @@ import type { RillError } from "../base/errors.ts";
 import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import type { AssignorName } from "./assignors.ts";
+import type {
+  ClassicDelivery,
+  ClassicGroupDescription,
+  ClassicHeartbeatRequest,
+  ClassicOutcome,
+  ClassicStateName,
+  JoinGroupRequest,
+  JoinGroupResponse,
+  LeaveGroupRequest,
+  LeaveGroupResponse,
+  SyncGroupRequest,
+  SyncGroupResponse,
+} from "./classic.ts";
+import { ClassicManager } from "./classic.ts";
 import type { GroupStateName } from "./group-state.ts";
 import { GroupState } from "./group-state.ts";
 import { GroupTx } from "./group-tx.ts";
@@ -33,7 +47,9 @@ import {
   GROUPS_MAX,
   GROUPS_PER_REQUEST_MAX,
   HEARTBEAT_INTERVAL_DEFAULT_MS,
+  INITIAL_REBALANCE_DELAY_DEFAULT_MS,
   MEMBERS_PER_GROUP_MAX,
+  REBALANCE_TIMEOUT_MAX_MS,
   SESSION_TIMEOUT_DEFAULT_MS,
   SESSION_TIMEOUT_MAX_MS,
   SESSION_TIMEOUT_MIN_MS,
@@ -52,6 +68,7 @@ import type {
 import { OffsetsManager } from "./offsets-manager.ts";
 import type { TopicPartitions } from "./partitions.ts";
 import type { GroupRecord } from "./records.ts";
+import { classicGroupTombstone } from "./records.ts";
 import type { CoordinatorResult, LogEndOffsets, TopicsView } from "./types.ts";
 import { checkListLength, groupIdError, validateInt } from "./validate.ts";
 
@@ -66,6 +83,22 @@ export type {
   PartitionOffsetDescription,
 } from "./offsets-manager.ts";
 export type { CoordinatorResult, LogEndOffsets, TopicsView } from "./types.ts";
+export type {
+  ClassicDelivery,
+  ClassicGroupDescription,
+  ClassicHeartbeatRequest,
+  ClassicMemberDescription,
+  ClassicOutcome,
+  ClassicProtocol,
+  ClassicStateName,
+  JoinedMember,
+  JoinGroupRequest,
+  JoinGroupResponse,
+  LeaveGroupRequest,
+  LeaveGroupResponse,
+  SyncGroupRequest,
+  SyncGroupResponse,
+} from "./classic.ts";
 
 /** Construction options. */
 export interface CoordinatorOptions {
@@ -82,7 +115,21 @@ export interface CoordinatorOptions {
   readonly groupsMax?: number;
   /** At most MEMBERS_PER_GROUP_MAX (the default). */
   readonly membersPerGroupMax?: number;
+  /**
+   * How long an empty classic group's first rebalance waits for more members (Kafka's
+   * group.initial.rebalance.delay.ms). Default INITIAL_REBALANCE_DELAY_DEFAULT_MS.
+   */
+  readonly initialRebalanceDelayMs?: number;
 }
+
+/** A classic group's state as the KIP-848 state names show it (ListGroups' and gRPC's view). */
+export const CLASSIC_STATE_AS: Readonly<Record<ClassicStateName, GroupStateName>> = {
+  PreparingRebalance: "assigning",
+  CompletingRebalance: "reconciling",
+  Stable: "stable",
+  Empty: "empty",
+  Dead: "dead",
+};
 
 /** A described group (`error` set, and the rest empty, when it could not be described). */
 export interface GroupDescription {
@@ -94,6 +141,8 @@ export interface GroupDescription {
   readonly members: MemberDescription[];
   readonly offsets: PartitionOffsetDescription[];
   readonly error: RillError | null;
+  /** A classic group's generation and members (`members` is then empty); null for a consumer group. */
+  readonly classic: ClassicGroupDescription | null;
 }
 
 /** The outcome of deleting one group: error null when deleted. */
@@ -107,6 +156,9 @@ export class GroupCoordinator {
   private readonly groups = new Map<string, GroupState>();
   private readonly membership: MembershipManager;
   private readonly offsets: OffsetsManager;
+  private readonly classic: ClassicManager;
+  /** The `now` of the latest call, for the views that take none (describe, list). */
+  private lastNow = 0;
 
   constructor(opts: CoordinatorOptions) {
     const minSessionTimeoutMs = validateInt(
@@ -150,7 +202,27 @@ export class GroupCoordinator {
       groupsMax,
       membersPerGroupMax,
     });
-    this.offsets = new OffsetsManager(this.groups, { topics: opts.topics, groupsMax });
+    const initialRebalanceDelayMs = validateInt(
+      opts.initialRebalanceDelayMs ?? INITIAL_REBALANCE_DELAY_DEFAULT_MS,
+      "initialRebalanceDelayMs",
+      0,
+      REBALANCE_TIMEOUT_MAX_MS,
+    );
+    this.classic = new ClassicManager(this.groups, {
+      random: opts.random,
+      minSessionTimeoutMs,
+      maxSessionTimeoutMs,
+      initialRebalanceDelayMs,
+      groupsMax,
+      membersPerGroupMax,
+      consumerLeftovers: (g) => this.membership.membershipTombstones(g),
+    });
+    this.offsets = new OffsetsManager(this.groups, {
+      topics: opts.topics,
+      groupsMax,
+      classicCommitError: (groupId, memberId, generation, now) => this.classic.commitError(groupId, memberId, generation, now),
+      classicSubscribed: (groupId) => this.classic.subscribedTopics(groupId, this.lastNow),
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -163,6 +235,7 @@ export class GroupCoordinator {
     if (g.isVoid()) this.groups.delete(record.groupId);
     else this.groups.set(record.groupId, g);
     this.membership.replayTimers(record);
+    if (record.type === "classic-group-tombstone") this.classic.forget(record.groupId);
   }
 
   /** The durable state as plain, deterministically ordered JSON: equal for equal states. */
@@ -175,7 +248,66 @@ export class GroupCoordinator {
 
   /** Joins, stays in or leaves a group; throws a RillError (nothing changed) when refused. */
   heartbeat(req: HeartbeatRequest, now: number): CoordinatorResult<HeartbeatResponse> {
+    this.lastNow = now;
+    const groupId = req.groupId;
+    if (typeof groupId === "string" && this.classic.isClassic(groupId)) {
+      if (this.classic.isActive(groupId))
+        throw rillError(
+          "INCONSISTENT_GROUP_PROTOCOL",
+          `groupId: ${groupId} is a classic group (JoinGroup/SyncGroup) with members; a group uses one protocol at a time`,
+        );
+      // An empty classic group becomes a consumer group when a member joins.
+      const res = this.membership.heartbeat(req, now);
+      const written = this.groups.get(groupId)?.classic ?? null;
+      return {
+        records: written !== null ? [classicGroupTombstone(groupId), ...res.records] : res.records,
+        response: res.response,
+        effects: () => this.classic.forget(groupId),
+      };
+    }
     return this.membership.heartbeat(req, now);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Classic groups (classic.ts)
+
+  /**
+   * A JoinGroup. `response.answer` is the answer now, or null when the member waits for the
+   * rebalance: its answer then comes as a delivery of a later call (another member's join,
+   * a leave, or `classicTick`). `response.deliveries` answer other members' waiting requests.
+   */
+  joinGroup(req: JoinGroupRequest, now: number): CoordinatorResult<ClassicOutcome<JoinGroupResponse>> {
+    this.lastNow = now;
+    return this.classic.join(req, now);
+  }
+
+  /** A SyncGroup; answered now or (the members waiting for the leader's assignment) by a delivery. */
+  syncGroup(req: SyncGroupRequest, now: number): CoordinatorResult<ClassicOutcome<SyncGroupResponse>> {
+    this.lastNow = now;
+    return this.classic.sync(req, now);
+  }
+
+  /** A classic member's heartbeat: null, or the error to answer (REBALANCE_IN_PROGRESS: join again). */
+  classicHeartbeat(req: ClassicHeartbeatRequest, now: number): CoordinatorResult<RillError | null> {
+    this.lastNow = now;
+    return this.classic.heartbeat(req, now);
+  }
+
+  /** LeaveGroup: per member, null or the error. */
+  leaveGroup(req: LeaveGroupRequest, now: number): CoordinatorResult<ClassicOutcome<LeaveGroupResponse>> {
+    this.lastNow = now;
+    return this.classic.leave(req, now);
+  }
+
+  /** Classic session timeouts and rebalance deadlines (of one group, or all): records and deliveries. */
+  classicTick(now: number, groupId?: string): CoordinatorResult<ClassicDelivery[]> {
+    this.lastNow = now;
+    return this.classic.tick(now, groupId);
+  }
+
+  /** When `classicTick` next has work for the group (null: none pending). */
+  classicDeadline(groupId: string): number | null {
+    return this.classic.nextDeadline(groupId);
   }
 
   /**
@@ -184,6 +316,7 @@ export class GroupCoordinator {
    * timeout. Returns the records; members first seen here (after a load) start their timers now.
    */
   tick(now: number): GroupRecord[] {
+    this.lastNow = now;
     return this.membership.tick(now);
   }
 
@@ -213,6 +346,7 @@ export class GroupCoordinator {
    * refused); a refused offset is never applied. Malformed requests throw.
    */
   commitOffsets(req: CommitOffsetsRequest, now: number): CoordinatorResult<CommitOffsetsResponse> {
+    this.lastNow = now;
     return this.offsets.commitOffsets(req, now);
   }
 
@@ -230,6 +364,10 @@ export class GroupCoordinator {
    * changed. For a dry run, drop the records.
    */
   resetOffsets(groupId: string, offsets: readonly OffsetToCommit[], now: number): CoordinatorResult<OffsetCommitResult[]> {
+    this.lastNow = now;
+    const n = typeof groupId === "string" ? this.classic.memberCount(groupId) : 0;
+    if (n > 0)
+      throw rillError("NON_EMPTY_GROUP", `groupId: classic group ${groupId} has ${n} members; offsets are reset only while it has none`);
     return this.offsets.resetOffsets(groupId, offsets, now);
   }
 
@@ -247,7 +385,26 @@ export class GroupCoordinator {
 
   /** Groups (optionally only those in `states`), sorted by id. */
   listGroups(states?: readonly GroupStateName[]): GroupListing[] {
-    return this.membership.listGroups(states);
+    const all = this.membership.listGroups();
+    for (const groupId of this.classic.liveOnlyGroupIds())
+      all.push({ groupId, state: "empty", members: 0, type: "classic", protocolType: "", classicState: null });
+    const out: GroupListing[] = [];
+    for (const l of all.sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0))) {
+      const c = this.classic.describe(l.groupId, this.lastNow);
+      const listing: GroupListing =
+        c === null
+          ? l
+          : {
+              groupId: l.groupId,
+              state: CLASSIC_STATE_AS[c.state],
+              members: c.members.length,
+              type: "classic",
+              protocolType: c.protocolType,
+              classicState: c.state,
+            };
+      if (states === undefined || states.length === 0 || states.includes(listing.state)) out.push(listing);
+    }
+    return out;
   }
 
   /**
@@ -261,11 +418,26 @@ export class GroupCoordinator {
     return groupIds.map((groupId) => {
       const invalid = groupIdError(groupId, "group_id");
       const g = invalid === null ? this.groups.get(groupId) : undefined;
+      const classic = invalid === null ? this.classic.describe(groupId, this.lastNow) : null;
+      if (classic !== null) {
+        return {
+          groupId,
+          state: CLASSIC_STATE_AS[classic.state],
+          groupEpoch: classic.generation,
+          assignmentEpoch: classic.generation,
+          assignor: "",
+          members: [],
+          offsets: g === undefined ? [] : this.offsets.describeOffsets(g, logEndOffset),
+          error: null,
+          classic,
+        };
+      }
       if (g === undefined) {
         const error = invalid ?? rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`);
-        return { groupId, state: "dead", groupEpoch: 0, assignmentEpoch: 0, assignor: "", members: [], offsets: [], error };
+        return { groupId, state: "dead", groupEpoch: 0, assignmentEpoch: 0, assignor: "", members: [], offsets: [], error, classic: null };
       }
       return {
+        classic: null,
         groupId: g.groupId,
         state: g.state(),
         groupEpoch: g.groupEpoch,
@@ -290,11 +462,15 @@ export class GroupCoordinator {
       const invalid = groupIdError(groupId, "group_id");
       if (invalid !== null) return { groupId, error: invalid };
       const g = this.groups.get(groupId);
+      const classicMembers = this.classic.memberCount(groupId);
+      if (classicMembers > 0)
+        return { groupId, error: rillError("NON_EMPTY_GROUP", `group_id: classic group ${groupId} has ${classicMembers} members`) };
       if (g === undefined || deleted.has(groupId))
         return { groupId, error: rillError("GROUP_ID_NOT_FOUND", `group_id: group ${groupId} does not exist`) };
       if (g.members.size > 0)
         return { groupId, error: rillError("NON_EMPTY_GROUP", `group_id: group ${groupId} has ${g.members.size} members`) };
       records.push(...this.offsets.offsetTombstones(g), ...this.membership.membershipTombstones(g));
+      if (g.classic !== null) records.push(classicGroupTombstone(groupId));
       deleted.add(groupId);
       return { groupId, error: null };
     });

@@ -17,7 +17,7 @@ import { toPositive, murmur2 } from "../base/murmur2.ts";
 import type { Random } from "../base/random.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { encodeBatch, records as recordCursor, HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
-import { GroupCoordinator, type CoordinatorResult } from "./coordinator.ts";
+import { type ClassicDelivery, GroupCoordinator, type CoordinatorResult } from "./coordinator.ts";
 import { fromKeyValue, toKeyValue, type GroupRecord } from "./records.ts";
 
 /** The internal topic that holds group state and committed offsets. */
@@ -44,9 +44,19 @@ export function validateGroupId(groupId: string, field = "group_id"): void {
     throw rillError("INVALID_GROUP_ID", `${field}: group id is longer than ${GROUP_ID_MAX_CHARS} characters`);
 }
 
+/** Options of the runtime's shards. */
+export interface GroupRuntimeOptions {
+  /** Kafka's group.initial.rebalance.delay.ms for classic groups (default 3000). */
+  readonly initialRebalanceDelayMs?: number;
+}
+
 /** The coordinator shards of this broker. */
 export class GroupRuntime {
+  /** Who is told of classic answers produced by another request or by `tick` (the group services). */
+  private readonly deliverySinks = new Set<(d: readonly ClassicDelivery[]) => void>();
   private readonly shards = new Map<number, GroupCoordinator>();
+  /** Told the records of every write (the broker logs group-membership changes from them). */
+  private readonly writeListeners = new Set<(records: readonly GroupRecord[]) => void>();
   /** Sessions (Consume streams) per group, told when the group's records change. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
@@ -72,6 +82,7 @@ export class GroupRuntime {
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly nodeId: number,
+    private readonly opts: GroupRuntimeOptions = {},
   ) {}
 
   /**
@@ -79,8 +90,8 @@ export class GroupRuntime {
    * replaying its partition. `__consumer_offsets` itself is created by the active controller
    * once enough brokers are up; until then group calls answer COORDINATOR_NOT_AVAILABLE.
    */
-  static start(rm: ReplicaManager, clock: Clock, random: Random, nodeId: number): GroupRuntime {
-    const rt = new GroupRuntime(rm, clock, random, nodeId);
+  static start(rm: ReplicaManager, clock: Clock, random: Random, nodeId: number, opts: GroupRuntimeOptions = {}): GroupRuntime {
+    const rt = new GroupRuntime(rm, clock, random, nodeId, opts);
     rt.syncShards();
     return rt;
   }
@@ -110,6 +121,7 @@ export class GroupRuntime {
     return new GroupCoordinator({
       random: this.random,
       topics: { partitionCount: (topic) => this.rm.image.topics.get(topic)?.partitions.length },
+      ...(this.opts.initialRebalanceDelayMs !== undefined ? { initialRebalanceDelayMs: this.opts.initialRebalanceDelayMs } : {}),
     });
   }
 
@@ -170,8 +182,41 @@ export class GroupRuntime {
     const shard = this.shardFor(groupId);
     const res = handler(shard, this.clock.nowMs());
     this.write(p, shard, res.records);
+    res.effects?.();
     if (res.records.length > 0) this.notify(groupId);
     return res.response;
+  }
+
+  /** The clock's time now (what handlers are given). */
+  nowMs(): number {
+    return this.clock.nowMs();
+  }
+
+  /**
+   * Registers a receiver of classic answers that `tick` and `classicTick` produce (answers
+   * produced by a call come back in its response). Returns an unsubscribe function.
+   */
+  onClassicDeliveries(fn: (d: readonly ClassicDelivery[]) => void): () => void {
+    this.deliverySinks.add(fn);
+    return () => this.deliverySinks.delete(fn);
+  }
+
+  /** Hands classic answers to every receiver. */
+  deliver(deliveries: readonly ClassicDelivery[]): void {
+    if (deliveries.length === 0) return;
+    for (const fn of this.deliverySinks) fn(deliveries);
+  }
+
+  /** Runs the classic group's timeouts now (a timer set for its `classicDeadline` fired). */
+  classicTick(groupId: string): void {
+    const deliveries = this.run(groupId, (shard, now) => shard.classicTick(now, groupId));
+    this.deliver(deliveries);
+  }
+
+  /** When the classic group next needs `classicTick` (null: nothing pending, or not coordinated here). */
+  classicDeadline(groupId: string): number | null {
+    const shard = this.shards.get(offsetsPartitionFor(groupId));
+    return shard === undefined ? null : shard.classicDeadline(groupId);
   }
 
   /**
@@ -211,6 +256,13 @@ export class GroupRuntime {
     const res = this.rm.append(OFFSETS_TOPIC, p, batch, "all");
     this.lastWritten.set(p, res.lastOffset);
     for (const r of records) shard.replay(r);
+    for (const fn of this.writeListeners) fn(records);
+  }
+
+  /** Calls `fn` with the records of each write to `__consumer_offsets` (after they are applied); returns the function that stops it. */
+  onWrite(fn: (records: readonly GroupRecord[]) => void): () => void {
+    this.writeListeners.add(fn);
+    return () => this.writeListeners.delete(fn);
   }
 
   /** Session timeouts and other periodic work of every shard. */
@@ -220,6 +272,11 @@ export class GroupRuntime {
       const records = shard.tick(now);
       this.write(p, shard, records);
       if (records.length > 0) this.notifyGroupsOf(records);
+      const classic = shard.classicTick(now);
+      this.write(p, shard, classic.records);
+      classic.effects?.();
+      if (classic.records.length > 0) this.notifyGroupsOf(classic.records);
+      this.deliver(classic.response);
     }
   }
 

@@ -16,7 +16,10 @@ import type { AssignorName } from "./assignors.ts";
 import type { TopicPartitions } from "./partitions.ts";
 import { keysOf, tpKey } from "./partitions.ts";
 import type { CurrentAssignment } from "./reconcile.ts";
-import type { GroupRecord, MemberRecord } from "./records.ts";
+import type { ClassicGroupRecord, GroupRecord, MemberRecord } from "./records.ts";
+
+/** A classic group's last written generation (a ClassicGroupRecord's body). */
+export type ClassicGroupMeta = Omit<ClassicGroupRecord, "type" | "v" | "key" | "groupId">;
 
 /** The group epoch, assignor and partition counts (a GroupMetadataRecord's body). */
 export interface GroupMeta {
@@ -51,6 +54,8 @@ export class GroupState {
   readonly members = new Map<string, MemberMeta>();
   readonly targets = new Map<string, readonly TopicPartitions[]>();
   readonly current = new Map<string, CurrentAssignment>();
+  /** A classic group's last written generation; null for a consumer (KIP-848) group. */
+  classic: ClassicGroupMeta | null = null;
   /** Committed offsets by `topic:partition` (shared with clones until either side writes). */
   private offsetMap = new Map<string, CommittedOffsetState>();
   private offsetsShared = false;
@@ -143,6 +148,19 @@ export class GroupState {
       case "offset-tombstone":
         this.writableOffsets().delete(tpKey(r.topic, r.partition));
         break;
+      case "classic-group": {
+        const { protocolType, generation, protocol, leader, members } = r;
+        assert(
+          this.classic === null || generation >= this.classic.generation,
+          `group ${this.groupId}: classic generation goes backwards from ${this.classic?.generation} to ${generation}`,
+        );
+        assert(this.members.size === 0, `group ${this.groupId}: classic generation written while it has consumer-group members`);
+        this.classic = { protocolType, generation, protocol, leader, members };
+        break;
+      }
+      case "classic-group-tombstone":
+        this.classic = null;
+        break;
       default:
         unreachable(r, "group record type");
     }
@@ -199,7 +217,8 @@ export class GroupState {
       this.members.size === 0 &&
       this.targets.size === 0 &&
       this.current.size === 0 &&
-      this.offsets.size === 0
+      this.offsets.size === 0 &&
+      this.classic === null
     );
   }
 
@@ -219,6 +238,7 @@ export class GroupState {
     const g = new GroupState(this.groupId);
     g.meta = this.meta;
     g.assignmentEpoch = this.assignmentEpoch;
+    g.classic = this.classic;
     for (const [k, v] of this.members) g.members.set(k, v);
     for (const [k, v] of this.targets) g.targets.set(k, v);
     for (const [k, v] of this.current) g.current.set(k, v);
@@ -242,6 +262,7 @@ export class GroupState {
       targets: Object.fromEntries(sorted(this.targets)),
       current: Object.fromEntries(sorted(this.current)),
       offsets: Object.fromEntries(sorted(this.offsets)),
+      classic: this.classic,
     };
   }
 }

@@ -7,3 +7,4 @@ export * from "./limits.ts";
 export type { TopicPartition, TopicPartitions } from "./partitions.ts";
 export type { GroupStateName } from "./group-state.ts";
 export { LEFT_STATIC_MEMBER_EPOCH } from "./group-state.ts";
+export { consumerSubscriptionTopics } from "./classic.ts";

@@ -33,5 +33,7 @@ export const SESSION_TIMEOUT_MIN_MS = 6_000;
 export const SESSION_TIMEOUT_MAX_MS = 1_800_000;
 /** Longest rebalance timeout (time to give up revoked partitions) a member may ask for. */
 export const REBALANCE_TIMEOUT_MAX_MS = 1_800_000;
+/** How long an empty classic group's first rebalance waits for more members (Kafka's default). */
+export const INITIAL_REBALANCE_DELAY_DEFAULT_MS = 3_000;
 /** How often members are told to heartbeat. */
 export const HEARTBEAT_INTERVAL_DEFAULT_MS = 5_000;

@@ -14,6 +14,7 @@ import { rillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
 import type { AssignorName } from "./assignors.ts";
 import { ASSIGNOR_NAMES, DEFAULT_ASSIGNOR, assignorByName } from "./assignors.ts";
+import type { ClassicStateName } from "./classic.ts";
 import type { GroupStateName, MemberMeta } from "./group-state.ts";
 import { type GroupState, LEFT_STATIC_MEMBER_EPOCH, ownedKeys } from "./group-state.ts";
 import { GroupTx } from "./group-tx.ts";
@@ -84,8 +85,15 @@ export interface HeartbeatResponse {
 /** A listed group. */
 export interface GroupListing {
   readonly groupId: string;
+  /** A classic group's state mapped onto these (PreparingRebalance: assigning, CompletingRebalance: reconciling). */
   readonly state: GroupStateName;
   readonly members: number;
+  /** "consumer": KIP-848 heartbeats; "classic": JoinGroup/SyncGroup. */
+  readonly type: "consumer" | "classic";
+  /** "consumer" for a consumer group; a classic group's own ("" while it never had a member). */
+  readonly protocolType: string;
+  /** A classic group's state by Kafka's name; null for a consumer group. */
+  readonly classicState: ClassicStateName | null;
 }
 
 /** A member as DescribeGroups shows it. */
@@ -579,7 +587,8 @@ export class MembershipManager {
       const g = this.groups.get(groupId);
       assert(g);
       const state = g.state();
-      if (states === undefined || states.length === 0 || states.includes(state)) out.push({ groupId, state, members: g.members.size });
+      if (states === undefined || states.length === 0 || states.includes(state))
+        out.push({ groupId, state, members: g.members.size, type: "consumer", protocolType: "consumer", classicState: null });
     }
     return out;
   }

@@ -90,6 +90,13 @@ export interface DeleteOffsetResult {
 export interface OffsetsOptions {
   readonly topics: TopicsView;
   readonly groupsMax: number;
+  /**
+   * For a classic group: whether (memberId, generation) may commit (null), why not (the error),
+   * or undefined when the group is not classic.
+   */
+  readonly classicCommitError?: (groupId: string, memberId: string, generation: number, now: number) => RillError | null | undefined;
+  /** Topics a classic group's members subscribe to (null: unknown, so every topic counts). */
+  readonly classicSubscribed?: (groupId: string) => ReadonlySet<string> | null;
 }
 
 /** Committed offsets of the groups of one coordinator shard. */
@@ -104,7 +111,13 @@ export class OffsetsManager {
   ) {
     this.topics = o.topics;
     this.groupsMax = o.groupsMax;
+    this.classicCommitError = o.classicCommitError ?? (() => undefined);
+    this.classicSubscribed = o.classicSubscribed ?? (() => new Set());
   }
+
+  private readonly classicSubscribed: NonNullable<OffsetsOptions["classicSubscribed"]>;
+
+  private readonly classicCommitError: NonNullable<OffsetsOptions["classicCommitError"]>;
 
   /**
    * Commits offsets. A member commits partitions it owns (assigned or being revoked) with its
@@ -121,10 +134,16 @@ export class OffsetsManager {
     if (memberId !== "" && memberEpoch < 0) throw rillError("INVALID_ARGUMENT", `memberEpoch: ${memberEpoch} is not a member epoch`);
     checkListLength(req.offsets, "offsets", OFFSETS_PER_REQUEST_MAX);
     const g = this.groups.get(groupId);
-    const callError = this.commitCallError(g, groupId, memberId, memberEpoch);
+    // A classic group checks the member and generation; its assignments are the clients' own, so
+    // only a partition's existence is checked per offset.
+    const classic = this.classicCommitError(groupId, memberId, memberEpoch, now);
+    const callError = classic !== undefined ? classic : this.commitCallError(g, groupId, memberId, memberEpoch);
     const records: GroupRecord[] = [];
     const offsets = req.offsets.map((o, i) => {
-      const error = callError ?? offsetEntryError(o, `offsets[${i}]`) ?? this.commitPartitionError(g, memberId, memberEpoch, o, i);
+      const error =
+        callError ??
+        offsetEntryError(o, `offsets[${i}]`) ??
+        (classic !== undefined ? this.commitPartitionError(g, "", -1, o, i) : this.commitPartitionError(g, memberId, memberEpoch, o, i));
       if (error === null) records.push(this.offsetRecordOf(groupId, o, now));
       return { topic: o.topic, partition: o.partition, offset: o.offset, error };
     });
@@ -247,14 +266,16 @@ export class OffsetsManager {
     const records: GroupRecord[] = [];
     const deleted = new Set<string>();
     const response: DeleteOffsetResult[] = [];
+    const classic = this.classicSubscribed(groupId);
     for (const tp of tps) {
       const keys =
         tp.partitions.length > 0
           ? sortedTpKeys(keysOf([tp]))
           : sortedTpKeys([...g.offsets.keys()].filter((k) => parseTpKey(k).topic === tp.topic));
-      const error = g.subscriptions.has(tp.topic)
-        ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`)
-        : null;
+      const error =
+        g.subscriptions.has(tp.topic) || classic === null || classic.has(tp.topic)
+          ? rillError("GROUP_SUBSCRIBED_TO_TOPIC", `partitions: a member of group ${groupId} subscribes to ${tp.topic}`)
+          : null;
       for (const k of keys) {
         const { topic, partition } = parseTpKey(k);
         if (error === null && g.offsets.has(k) && !deleted.has(k)) {

@@ -14,6 +14,7 @@
  *   target:<group>:<member>                TargetAssignmentRecord
  *   assignment:<group>:<member>            CurrentAssignmentRecord (member epoch, owned, revoking)
  *   offset:<group>:<topic>:<partition>     OffsetCommitRecord
+ *   classic:<group>                        ClassicGroupRecord    (a classic group's generation: Kafka's GroupMetadataValue)
  *
  * Each has a tombstone with the same key (`...-tombstone`). Removing a member writes three
  * (assignment, target, member); deleting a group writes one per offset plus target-epoch and
@@ -119,6 +120,48 @@ export interface OffsetCommitRecord {
   readonly commitTimestampMs: number;
 }
 
+/** A member of a classic group as its generation's record holds it (binary fields base64). */
+export interface ClassicMemberEntry {
+  readonly memberId: string;
+  readonly instanceId: string | null;
+  readonly clientId: string;
+  readonly clientHost: string;
+  readonly rebalanceTimeoutMs: number;
+  readonly sessionTimeoutMs: number;
+  /** The member's metadata for the group's protocol (base64). */
+  readonly metadata: string;
+  /** What the leader assigned it (base64; empty before the leader's SyncGroup). */
+  readonly assignment: string;
+}
+
+/**
+ * A classic (JoinGroup/SyncGroup) group's current generation, as Kafka's GroupMetadataValue:
+ * written when a generation's assignment is in (the leader's SyncGroup), when the group becomes
+ * empty, and when a static member is replaced. The rebalance in between is not written (as in
+ * Kafka): a coordinator that loads the group sees its last complete generation.
+ */
+export interface ClassicGroupRecord {
+  readonly type: "classic-group";
+  readonly v: 1;
+  readonly key: string;
+  readonly groupId: string;
+  readonly protocolType: string;
+  readonly generation: number;
+  /** The protocol (assignor) chosen for the generation; null when the group is empty. */
+  readonly protocol: string | null;
+  readonly leader: string | null;
+  /** Sorted by member id. */
+  readonly members: readonly ClassicMemberEntry[];
+}
+
+/** Deletes a ClassicGroupRecord. */
+export interface ClassicGroupTombstone {
+  readonly type: "classic-group-tombstone";
+  readonly v: 1;
+  readonly key: string;
+  readonly groupId: string;
+}
+
 /** Deletes a GroupMetadataRecord. */
 export interface GroupTombstone {
   readonly type: "group-tombstone";
@@ -179,7 +222,8 @@ export type GroupTombstoneRecord =
   | MemberTombstone
   | TargetTombstone
   | AssignmentTombstone
-  | OffsetTombstone;
+  | OffsetTombstone
+  | ClassicGroupTombstone;
 
 /** Every kind of group record. */
 export type GroupRecord =
@@ -189,6 +233,7 @@ export type GroupRecord =
   | TargetAssignmentRecord
   | CurrentAssignmentRecord
   | OffsetCommitRecord
+  | ClassicGroupRecord
   | GroupTombstoneRecord;
 
 // ---------------------------------------------------------------------------------------------
@@ -231,6 +276,11 @@ export function offsetKey(groupId: string, topic: string, partition: number): st
   return `offset:${e(groupId)}:${topic}:${partition}`;
 }
 
+/** Key of a classic group's generation record. */
+export function classicKey(groupId: string): string {
+  return `classic:${e(groupId)}`;
+}
+
 /** The compaction key of any record (tombstones share the key of what they delete). */
 export function groupRecordKey(r: GroupRecord): string {
   switch (r.type) {
@@ -252,6 +302,9 @@ export function groupRecordKey(r: GroupRecord): string {
     case "offset":
     case "offset-tombstone":
       return offsetKey(r.groupId, r.topic, r.partition);
+    case "classic-group":
+    case "classic-group-tombstone":
+      return classicKey(r.groupId);
   }
 }
 
@@ -297,6 +350,15 @@ export function assignmentRecord(b: Body<CurrentAssignmentRecord>): CurrentAssig
 /** An OffsetCommitRecord. */
 export function offsetRecord(b: Body<OffsetCommitRecord>): OffsetCommitRecord {
   return { type: "offset", v: 1, key: offsetKey(b.groupId, b.topic, b.partition), ...b };
+}
+/** A ClassicGroupRecord (members sorted by id). */
+export function classicGroupRecord(b: Body<ClassicGroupRecord>): ClassicGroupRecord {
+  const members = [...b.members].sort((x, y) => (x.memberId < y.memberId ? -1 : x.memberId > y.memberId ? 1 : 0));
+  return { type: "classic-group", v: 1, key: classicKey(b.groupId), ...b, members };
+}
+/** Tombstone of a classic group's generation record. */
+export function classicGroupTombstone(groupId: string): ClassicGroupTombstone {
+  return { type: "classic-group-tombstone", v: 1, key: classicKey(groupId), groupId };
 }
 /** Tombstone of a group's metadata. */
 export function groupTombstone(groupId: string): GroupTombstone {
@@ -370,6 +432,7 @@ function tombstoneOfKey(key: string): GroupTombstoneRecord {
   else if (kind === "member" && ids.length === 2) r = memberTombstone(ids[0]!, ids[1]!);
   else if (kind === "target" && ids.length === 2) r = targetTombstone(ids[0]!, ids[1]!);
   else if (kind === "assignment" && ids.length === 2) r = assignmentTombstone(ids[0]!, ids[1]!);
+  else if (kind === "classic" && ids.length === 1) r = classicGroupTombstone(ids[0]!);
   else if (kind === "offset" && ids.length === 3 && /^\d+$/.test(ids[2]!)) r = offsetTombstone(ids[0]!, ids[1]!, Number(ids[2]!));
   else return bad();
   if (r.key !== key) bad();
@@ -379,7 +442,7 @@ function tombstoneOfKey(key: string): GroupTombstoneRecord {
 // ---------------------------------------------------------------------------------------------
 // Validation of decoded JSON
 
-type FieldKind = "string" | "int" | "nullable-string" | "strings" | "tps" | "counts" | "state" | "assignor";
+type FieldKind = "string" | "int" | "nullable-string" | "strings" | "tps" | "counts" | "state" | "assignor" | "classic-members";
 
 const COMMON: Record<string, FieldKind> = { groupId: "string" };
 const MEMBER_ID: Record<string, FieldKind> = { ...COMMON, memberId: "string" };
@@ -405,7 +468,36 @@ const SCHEMAS: Record<GroupRecord["type"], Record<string, FieldKind>> = {
   "target-tombstone": MEMBER_ID,
   "assignment-tombstone": MEMBER_ID,
   "offset-tombstone": { ...COMMON, topic: "string", partition: "int" },
+  "classic-group": {
+    ...COMMON,
+    protocolType: "string",
+    generation: "int",
+    protocol: "nullable-string",
+    leader: "nullable-string",
+    members: "classic-members",
+  },
+  "classic-group-tombstone": COMMON,
 };
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function classicMemberOk(x: unknown): boolean {
+  const m = x as Record<string, unknown>;
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    typeof m["memberId"] === "string" &&
+    (m["instanceId"] === null || typeof m["instanceId"] === "string") &&
+    typeof m["clientId"] === "string" &&
+    typeof m["clientHost"] === "string" &&
+    Number.isSafeInteger(m["rebalanceTimeoutMs"]) &&
+    Number.isSafeInteger(m["sessionTimeoutMs"]) &&
+    typeof m["metadata"] === "string" &&
+    BASE64.test(m["metadata"]) &&
+    typeof m["assignment"] === "string" &&
+    BASE64.test(m["assignment"])
+  );
+}
 
 function fieldOk(kind: FieldKind, x: unknown): boolean {
   switch (kind) {
@@ -443,6 +535,8 @@ function fieldOk(kind: FieldKind, x: unknown): boolean {
       return MEMBER_STATES.includes(x as MemberState);
     case "assignor":
       return ASSIGNOR_NAMES.includes(x as AssignorName);
+    case "classic-members":
+      return Array.isArray(x) && x.every(classicMemberOk) && new Set(x.map((m: { memberId: string }) => m.memberId)).size === x.length;
   }
 }
 

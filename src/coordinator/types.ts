@@ -14,6 +14,11 @@ export interface TopicsView {
 export interface CoordinatorResult<T> {
   readonly records: GroupRecord[];
   readonly response: T;
+  /**
+   * Changes to live (never written) state, such as a classic group's rebalance in progress: the
+   * caller runs it once the records are written and replayed, and drops it with them otherwise.
+   */
+  readonly effects?: () => void;
 }
 
 /** The log end offset (high watermark) of a partition, -1 when unknown; given by the caller. */

@@ -31,6 +31,8 @@ export interface KafkaSession {
   readonly state: Map<string, unknown>;
   /** The connection's id in logs ("kafka-12"). */
   readonly id: string;
+  /** Whether the connection is TLS (SASL PLAIN needs it unless plaintext passwords are allowed). */
+  readonly tls?: boolean;
 }
 
 /** One request as a handler sees it. */

@@ -27,10 +27,13 @@
  */
 import type { Socket } from "node:net";
 import { AssertionError } from "../base/assert.ts";
-import { ANONYMOUS, hostOfPeer } from "../security/requester.ts";
+import { RillError } from "../base/errors.ts";
+import { ANONYMOUS, type Principal, hostOfPeer } from "../security/requester.ts";
 import type { Cancellation } from "../service/fetch-types.ts";
+import { type RequestMetrics, requestMetricsOf } from "../service/request-metrics.ts";
 import { type KafkaApi, type KafkaRequestContext, type KafkaSession, NO_RESPONSE } from "./api.ts";
 import type { KafkaDeps } from "./deps.ts";
+import { KAFKA_ERROR_NAMES } from "./error-codes.ts";
 import { decode, encode } from "./schema.ts";
 import { KafkaDecodeError, KafkaReader, KafkaWriter } from "./wire.ts";
 
@@ -60,6 +63,8 @@ export interface ConnectionOptions {
   readonly requestBytesMax: number;
   /** Whether requests other than ApiVersions and SASL need SASL to have completed first. */
   readonly saslRequired: boolean;
+  /** The caller as its client certificate names it (mTLS): authenticated from the start, no SASL. */
+  readonly principal?: Principal | undefined;
 }
 
 /** Counters of one listener's connections, for metrics and tests. */
@@ -79,6 +84,8 @@ export class KafkaConnection {
   /** Size of the frame being gathered (-1: its size has not arrived yet). */
   private frameSize = -1;
   private readonly slots: Slot[] = [];
+  /** The broker's request counters (`rill_requests_total{protocol="kafka"}`). */
+  private readonly metrics: RequestMetrics;
   /** Hooks of answers handed to the socket whose write has not completed yet. */
   private readonly writing = new Set<(() => void)[]>();
   private closed = false;
@@ -91,12 +98,18 @@ export class KafkaConnection {
     id: string,
     private readonly events: ConnectionEvents = {},
   ) {
+    this.metrics = requestMetricsOf(deps.services.replicas);
     this.session = {
-      requester: { principal: ANONYMOUS, host: hostOfPeer(`${socket.remoteAddress ?? ""}:${socket.remotePort ?? 0}`), clientId: "" },
-      authenticated: !options.saslRequired,
+      requester: {
+        principal: options.principal ?? ANONYMOUS,
+        host: hostOfPeer(`${socket.remoteAddress ?? ""}:${socket.remotePort ?? 0}`),
+        clientId: "",
+      },
+      authenticated: !options.saslRequired || options.principal !== undefined,
       saslMechanism: null,
       state: new Map(),
       id,
+      tls: (socket as { encrypted?: boolean }).encrypted === true,
     };
     socket.on("data", (chunk: Buffer) => this.received(chunk));
     socket.on("close", () => this.closedBySocket());
@@ -243,6 +256,8 @@ export class KafkaConnection {
     this.slots.push(slot);
     this.cancels.add(ctx.cancel);
     if (this.slots.length >= INFLIGHT_MAX) this.socket.pause();
+    const started = performance.now();
+    const observe = (code: string) => this.metrics.observeRequest(api.name, "kafka", code, (performance.now() - started) / 1000);
     let answer: ReturnType<KafkaApi["handle"]>;
     try {
       answer = api.handle(req as never, ctx);
@@ -252,6 +267,7 @@ export class KafkaConnection {
     answer.then(
       (res) => {
         this.cancels.delete(ctx.cancel);
+        observe(codeOfAnswer(res));
         if (this.closed) return runHooks(hooks);
         if (res !== NO_RESPONSE) slot.chunks = this.encodeResponse(api, ctx, res);
         slot.done = true;
@@ -259,6 +275,7 @@ export class KafkaConnection {
       },
       (e: unknown) => {
         this.cancels.delete(ctx.cancel);
+        observe(e instanceof RillError ? e.kind.name : "UNKNOWN_SERVER_ERROR");
         runHooks(hooks);
         this.failed(api, ctx, e);
       },
@@ -348,6 +365,13 @@ export class KafkaConnection {
 /** Runs (once) and forgets the hooks of an answer. */
 function runHooks(hooks: (() => void)[]): void {
   for (const fn of hooks.splice(0)) fn();
+}
+
+/** The `code` label of an answer: "OK", or the name of its top-level `errorCode` when it has a non-zero one. */
+function codeOfAnswer(res: unknown): string {
+  const code = typeof res === "object" && res !== null ? (res as { errorCode?: unknown }).errorCode : undefined;
+  if (typeof code !== "number" || code === 0) return "OK";
+  return KAFKA_ERROR_NAMES.get(code) ?? String(code);
 }
 
 /** Skips a tagged-field section (the request header v2's; none is defined). */

@@ -6,6 +6,7 @@
 import type { BrokerConfig } from "../config/schema.ts";
 import type { InternalClients } from "../rpc/internal-clients.ts";
 import type { ServiceDeps } from "../rpc/server.ts";
+import type { Authenticator } from "../security/authenticator.ts";
 import type { RequestAccess } from "../service/authorize.ts";
 import type { QuotaThrottle } from "../service/quota-throttle.ts";
 
@@ -37,6 +38,8 @@ export interface KafkaDeps {
   /** This node's Kafka address as clients should reach it (`kafka.advertised.address`, else the bound one). */
   readonly advertised: () => KafkaAddress;
   readonly log: KafkaLog;
+  /** Who callers are (SASL PLAIN and SCRAM, mTLS): the gRPC listener's authenticator; none when auth.methods is empty. */
+  readonly authenticator?: Authenticator | undefined;
 }
 
 /** Splits "host:port" (IPv6 in brackets) into a Kafka address. */

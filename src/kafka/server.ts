@@ -7,6 +7,8 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { rillError } from "../base/errors.ts";
+import type { Principal } from "../security/requester.ts";
+import { requestMetricsOf } from "../service/request-metrics.ts";
 import { KAFKA_APIS } from "./apis/index.ts";
 import type { KafkaApi } from "./api.ts";
 import { type ConnectionEvents, KafkaConnection, type KafkaApis } from "./connection.ts";
@@ -24,6 +26,10 @@ export interface KafkaServerOptions {
   readonly tls?: tls.TlsOptions;
   /** Whether clients must complete SASL before other requests. */
   readonly saslRequired?: boolean;
+  /** Certificate rotation: called once bound with the way to swap the TLS context; returns its stop. */
+  readonly rotate?: (apply: (context: tls.SecureContextOptions) => void) => () => void;
+  /** The principal of a TLS connection's verified client certificate (mTLS); none: SASL decides. */
+  readonly principalOf?: (socket: tls.TLSSocket) => Principal | undefined;
   /** The APIs served (default: all of `KAFKA_APIS`). */
   readonly apis?: readonly KafkaApi[];
   readonly events?: ConnectionEvents;
@@ -35,6 +41,7 @@ export class KafkaServer {
   private readonly connections = new Set<KafkaConnection>();
   private readonly apis: KafkaApis;
   private nextId = 1;
+  private stopRotation: (() => void) | null = null;
   private port = -1;
   /** Connections refused at `maxConnections`, since start. */
   refused = 0;
@@ -44,6 +51,7 @@ export class KafkaServer {
     private readonly deps: KafkaDeps,
   ) {
     this.apis = new Map((options.apis ?? KAFKA_APIS).map((a) => [a.key, a]));
+    requestMetricsOf(deps.services.replicas).countConnections("kafka", () => this.connections.size);
     const onSocket = (socket: net.Socket) => this.accept(socket);
     this.server = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
   }
@@ -69,6 +77,7 @@ export class KafkaServer {
         this.server.off("error", fail);
         const a = this.server.address();
         this.port = typeof a === "object" && a !== null ? a.port : Number(m[2]);
+        this.stopRotation = this.options.rotate?.((c) => this.setSecureContext(c)) ?? null;
         resolve(this.port);
       });
     });
@@ -90,7 +99,11 @@ export class KafkaServer {
       socket,
       this.apis,
       this.deps,
-      { requestBytesMax: this.options.requestBytesMax, saslRequired: this.options.saslRequired ?? false },
+      {
+        requestBytesMax: this.options.requestBytesMax,
+        saslRequired: this.options.saslRequired ?? false,
+        principal: socket instanceof tls.TLSSocket ? this.options.principalOf?.(socket) : undefined,
+      },
       id,
       this.options.events,
     );
@@ -98,8 +111,15 @@ export class KafkaServer {
     socket.once("close", () => this.connections.delete(c));
   }
 
+  /** Replaces the TLS certificate, key and CA for the connections that follow (certificate rotation). */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
   /** Stops accepting, closes every connection (long polls are cancelled). */
   async close(): Promise<void> {
+    this.stopRotation?.();
+    this.stopRotation = null;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.connections) c.close();
     this.connections.clear();

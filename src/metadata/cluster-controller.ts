@@ -33,6 +33,8 @@ export interface BrokerRegistrationRequest {
   readonly maxPartitions?: number;
   /** The broker's internal listener; absent or "": none. */
   readonly internalAddress?: string;
+  /** The broker's Kafka listener; absent or "": none. */
+  readonly kafkaAddress?: string;
 }
 
 /** A BrokerHeartbeat request. */
@@ -123,6 +125,7 @@ export function decideRegisterBroker(
       rack: req.rack,
       ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
       ...(req.internalAddress ? { internalAddress: req.internalAddress } : {}),
+      ...(req.kafkaAddress ? { kafkaAddress: req.kafkaAddress } : {}),
     },
   ];
 }

@@ -51,6 +51,8 @@ export interface BrokerState {
   readonly maxPartitions?: number;
   /** Its internal listener, where members call it; absent: none (members use `address`). */
   readonly internalAddress?: string;
+  /** Its Kafka listener, where Kafka clients reach it (Metadata); absent: none. */
+  readonly kafkaAddress?: string;
 }
 
 /** Cluster metadata, replayed from records. */
@@ -203,6 +205,7 @@ export class MetadataImage {
       inControlledShutdown: false,
       ...(r.maxPartitions !== undefined ? { maxPartitions: r.maxPartitions } : {}),
       ...(r.internalAddress ? { internalAddress: r.internalAddress } : {}),
+      ...(r.kafkaAddress ? { kafkaAddress: r.kafkaAddress } : {}),
     });
   }
 
@@ -253,6 +256,7 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
       epoch: b.epoch,
       ...(b.maxPartitions !== undefined ? { maxPartitions: b.maxPartitions } : {}),
       ...(b.internalAddress ? { internalAddress: b.internalAddress } : {}),
+      ...(b.kafkaAddress ? { kafkaAddress: b.kafkaAddress } : {}),
     });
     if (b.inControlledShutdown) out.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
   }

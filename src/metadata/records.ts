@@ -75,6 +75,8 @@ export interface BrokerRecord {
   readonly maxPartitions?: number;
   /** The broker's internal listener, HOST:PORT, where members call it; absent: none (members use `address`). */
   readonly internalAddress?: string;
+  /** The broker's Kafka listener, HOST:PORT, as Kafka clients reach it; absent: none. */
+  readonly kafkaAddress?: string;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
 }

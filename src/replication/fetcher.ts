@@ -144,7 +144,7 @@ class FetchLoop {
             this.rm.truncateFollower(r, to);
             return;
           }
-          this.rm.applyFetched(r, p.recordBatches, p.highWatermark);
+          this.rm.applyFetched(r, p.recordBatches, p.highWatermark, p.logStartOffset);
         });
         backoff.reset();
         if (waitForMetadata) await this.sleep(100);

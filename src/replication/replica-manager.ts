@@ -285,10 +285,15 @@ export class ReplicaManager {
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
   }
 
-  /** Follower side: appends what the leader sent and learns its high watermark. */
-  applyFetched(r: PartitionReplica, batches: Buffer, leaderHw: number): void {
+  /**
+   * Follower side: appends what the leader sent, learns its high watermark and follows its log
+   * start offset (DeleteRecords on the leader), as far as this log reaches.
+   */
+  applyFetched(r: PartitionReplica, batches: Buffer, leaderHw: number, leaderLogStart = -1): void {
     if (r.role !== "follower") return;
     if (batches.length > 0) r.log.appendWithOffsets(batches);
+    const logStart = Math.min(leaderLogStart, r.log.logEndOffset);
+    if (logStart > r.log.logStartOffset) r.log.advanceLogStartOffset(logStart);
     const hw = Math.min(leaderHw, r.log.logEndOffset);
     if (hw > r.hw) {
       r.hw = hw;
@@ -304,6 +309,35 @@ export class ReplicaManager {
     if (r.role !== "follower" || leaderLogStart <= r.log.logEndOffset) return;
     r.log.truncateFullyAndStartAt(leaderLogStart);
     r.hw = leaderLogStart;
+  }
+
+  /**
+   * Leader side of DeleteRecords: raises the log start offset of a partition led here to
+   * `offset` (-1: the high watermark) and returns the log start offset now (Kafka's low
+   * watermark). OFFSET_OUT_OF_RANGE past the high watermark or below -1; POLICY_VIOLATION for a
+   * topic whose cleanup.policy lacks `delete` (Kafka's rule: a compacted log keeps its keys);
+   * the errors of `leaderLog` when the partition is not led here. Followers follow on their
+   * next fetch.
+   */
+  deleteRecords(topic: string, partition: number, offset: number): number {
+    const log = this.leaderLog(topic, partition);
+    if (!log.topicConfig.cleanupPolicy.includes("delete")) {
+      throw rillError(
+        "POLICY_VIOLATION",
+        `${topic}-${partition}: records of a topic with cleanup.policy ${log.topicConfig.cleanupPolicy} cannot be deleted (it needs "delete")`,
+      );
+    }
+    const hw = this.highWatermark(log);
+    const to = offset === -1 ? hw : offset;
+    if (!Number.isSafeInteger(to) || to < 0 || to > hw) {
+      throw rillError(
+        "OFFSET_OUT_OF_RANGE",
+        `offset: ${offset} is outside [0, ${hw}] (-1: the high watermark) of ${topic}-${partition}: records can be deleted up to the high watermark`,
+      );
+    }
+    log.advanceLogStartOffset(to);
+    this.wakeAll();
+    return log.logStartOffset;
   }
 
   /** Follower side: cuts a divergent tail (or the whole log, when the leader's starts later). */

@@ -11,12 +11,13 @@
  * response headers), and `LeaderOffsets` with a ListOffsets call to the partition's leader.
  */
 import type { InternalClients } from "./internal-clients.ts";
+import type { Requester } from "../security/requester.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Random } from "../base/random.ts";
 import type { BrokerConfig, QuorumVoter } from "../config/schema.ts";
 import { OffsetSpec } from "../gen/rill/v1/common_pb.ts";
-import { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
+import { AdminService, type DeleteRecordsResponse } from "../gen/rill/v1/admin_service_pb.ts";
 import { FetchService, ListOffsetsRequestSchema, type ListOffsetsResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { PartitionLimits } from "../metadata/controller.ts";
 import type { MetadataStore } from "../metadata/store.ts";
@@ -71,6 +72,13 @@ import {
 import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
+import { type DeleteRecordsForwarder, deleteRecords } from "../service/delete-records.ts";
+import {
+  decodeDeleteRecords,
+  decodeDeleteRecordsResult,
+  encodeDeleteRecordsInput,
+  encodeDeleteRecordsResult,
+} from "./delete-records-codec.ts";
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
@@ -119,6 +127,44 @@ export function grpcControllerPort(fwd: Forwarder<typeof AdminService>, route: C
   };
 }
 
+/**
+ * The way to the active controller for a request that did not arrive over gRPC (the Kafka
+ * listener): `requester` travels with a forwarded change, `timeoutMs` bounds the forward.
+ * The returned function builds one port per request.
+ */
+export function requesterControllerPorts(
+  route: ControllerRoute,
+  clients?: InternalClients,
+): (requester: Requester, timeoutMs: number) => ControllerPort {
+  const fwd = new Forwarder(AdminService, route, clients);
+  return (requester, timeoutMs) => ({
+    forwarded: false,
+    isActive: () => route.isActive(),
+    forward: async <K extends AdminChange>(change: K, input: AdminChanges[K]["input"]): Promise<AdminChanges[K]["result"]> => {
+      const codec = changeCodecs[change];
+      const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 60_000);
+      return codec.decodeResult(await fwd.forwardAs<ChangeMessages[K]["response"]>(change, codec.encodeInput(input), requester, deadline));
+    },
+    committedHere: () => {},
+  });
+}
+
+/** The protocol-neutral admin handlers over a broker's admin dependencies (what every adapter calls). */
+export function adminHandlers(d: AdminDeps): AdminHandlers {
+  return new AdminHandlers({
+    rm: d.rm,
+    store: d.store,
+    random: d.random,
+    config: d.config,
+    clusterId: d.clusterId,
+    controllerId: d.controllerId,
+    voters: d.voters,
+    nodeState: d.nodeState,
+    ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
+    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
+  });
+}
+
 /** Offsets of partitions led by other brokers, asked with one ListOffsets call per leader. */
 export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): LeaderOffsets {
   return async (leader, partitions) => {
@@ -141,18 +187,8 @@ export function grpcLeaderOffsets(clients: LeaderClients<typeof FetchService>): 
 /** The AdminService implementation. */
 export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminService> {
   const fwd = new Forwarder(AdminService, d.route, d.clients);
-  const admin = new AdminHandlers({
-    rm: d.rm,
-    store: d.store,
-    random: d.random,
-    config: d.config,
-    clusterId: d.clusterId,
-    controllerId: d.controllerId,
-    voters: d.voters,
-    nodeState: d.nodeState,
-    ...(d.partitionLimits ? { partitionLimits: d.partitionLimits } : {}),
-    leaderOffsets: grpcLeaderOffsets(new LeaderClients(FetchService, d.rm, d.clients)),
-  });
+  const admin = adminHandlers(d);
+  const leaders = new LeaderClients(AdminService, d.rm, d.clients);
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
@@ -230,5 +266,51 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       access.cluster(who(call), "AdminService/DescribeClientQuotas");
       return encodeDescribeClientQuotasResult(quotas.describeClientQuotas(decodeDescribeClientQuotas(req)));
     }),
+    // delete records (issue 15)
+    deleteRecords: unary(async (req, call) => {
+      const input = decodeDeleteRecords(req);
+      access.deleteRecords(who(call), input);
+      const forwarder = grpcDeleteRecordsForwarder(leaders, who(call));
+      return encodeDeleteRecordsResult(await deleteRecords(d.rm, input, { forwarded: isForwarded(call) }, forwarder));
+    }),
   };
+}
+
+/** How long a DeleteRecords passed to a partition's leader may take. */
+const DELETE_RECORDS_FORWARD_TIMEOUT_MS = 30_000;
+
+/**
+ * The DeleteRecords forwarder for any adapter of this broker (the Kafka listener too, which may
+ * not import src/gen): built once over the broker's shared internal clients; call it with each
+ * request's requester.
+ */
+export function deleteRecordsForwarder(rm: ReplicaManager, clients: InternalClients): (requester: Requester) => DeleteRecordsForwarder {
+  const leaders = new LeaderClients(AdminService, rm, clients);
+  return (requester) => grpcDeleteRecordsForwarder(leaders, requester);
+}
+
+/** DeleteRecords of partitions led by another broker: one AdminService.DeleteRecords call to it, marked forwarded. */
+export function grpcDeleteRecordsForwarder(leaders: LeaderClients<typeof AdminService>, requester: Requester): DeleteRecordsForwarder {
+  return async (leader, input) => {
+    const res = await leaders.call<DeleteRecordsResponse>(
+      leader,
+      "deleteRecords",
+      encodeDeleteRecordsInput(input),
+      DELETE_RECORDS_FORWARD_TIMEOUT_MS,
+      requester,
+    );
+    return decodeDeleteRecordsResult(res);
+  };
+}
+
+/**
+ * DeleteRecords forwarders for requests that did not arrive over gRPC (the Kafka listener): the
+ * leaders' clients are made once; each request's forwarder carries its caller.
+ */
+export function requesterDeleteRecordsForwarders(
+  rm: ReplicaManager,
+  clients?: InternalClients,
+): (requester: Requester) => DeleteRecordsForwarder {
+  const leaders = new LeaderClients(AdminService, rm, clients);
+  return (requester) => grpcDeleteRecordsForwarder(leaders, requester);
 }

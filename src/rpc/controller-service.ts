@@ -75,6 +75,8 @@ export interface RegisterBrokerInput {
   maxPartitions?: number;
   /** The broker's internal listener; absent: none. */
   internalAddress?: string;
+  /** The broker's Kafka listener; absent: none. */
+  kafkaAddress?: string;
 }
 
 /** The active controller's side of broker lifecycle calls. */
@@ -264,6 +266,8 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         throw rillError("INVALID_REQUEST", `address: "${req.address}" is not HOST:PORT`);
       if (req.internalAddress !== "" && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.internalAddress))
         throw rillError("INVALID_REQUEST", `internal_address: "${req.internalAddress}" is not HOST:PORT`);
+      if (req.kafkaAddress !== "" && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(req.kafkaAddress))
+        throw rillError("INVALID_REQUEST", `kafka_address: "${req.kafkaAddress}" is not HOST:PORT`);
       const res = await d.control.register({
         nodeId: req.nodeId,
         clusterId: req.clusterId,
@@ -273,6 +277,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         roles: rolesOf(req.roles),
         ...(req.maxPartitions > 0 ? { maxPartitions: req.maxPartitions } : {}),
         ...(req.internalAddress !== "" ? { internalAddress: req.internalAddress } : {}),
+        ...(req.kafkaAddress !== "" ? { kafkaAddress: req.kafkaAddress } : {}),
       });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),

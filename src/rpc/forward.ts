@@ -84,6 +84,15 @@ export class Forwarder<S extends DescService> {
 
   /** Passes `req` to the active controller and answers its response. */
   async forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+    return this.forwardAs<Res>(method, req, requesterOf(call), call.getDeadline());
+  }
+
+  /**
+   * Passes `req` to the active controller for `requester` (who asked, on any listener) with a
+   * deadline (a Date or ms since the epoch; Infinity: 60 s), and answers its response once this
+   * node has applied the change.
+   */
+  async forwardAs<Res>(method: MethodName<S>, req: unknown, requester: Requester | undefined, deadline: grpc.Deadline): Promise<Res> {
     const until = Date.now() + ELECTION_WAIT_MS;
     let address = this.route.leaderAddress();
     while (address === null && !this.route.isActive()) {
@@ -92,8 +101,7 @@ export class Forwarder<S extends DescService> {
       address = this.route.leaderAddress();
     }
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
-    const metadata = forwardedMetadata(requesterOf(call));
-    const deadline = call.getDeadline();
+    const metadata = forwardedMetadata(requester);
     let offset = -1;
     const res = await this.clients
       .unary<S, Res>(this.service, address, method, req, {

@@ -32,6 +32,7 @@ import {
   type ListGroupsRequest,
   type ResetOffsetsRequest,
 } from "../gen/rill/v1/group_service_pb.ts";
+import { type DeleteOffsetsRequest, DeleteOffsetsResponseSchema } from "../gen/rill/v1/group_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { type DescribeGroupResult, GroupsService, type OffsetResult, type ResetSpecName } from "../service/groups.ts";
 import { serveConsume } from "./consume-stream.ts";
@@ -229,5 +230,14 @@ export function groupService(
       return resetOffsets(groups, req);
     }),
     consume: (call) => serveConsume(rt, rm, timers, call, access, quotas, memory, pool),
+    // Kafka's OffsetDelete (issue 15)
+    deleteOffsets: unary(async (req: DeleteOffsetsRequest, call) => {
+      const partitions = fromProtoPartitions(req.partitions);
+      access.deleteOffsets(requesterOf(call), req.groupId, partitions);
+      const results = await groups.deleteOffsets(req.groupId, partitions);
+      return create(DeleteOffsetsResponseSchema, {
+        results: results.map((r) => ({ topic: r.topic, partition: r.partition, ...(r.error ? { error: toErrorDetail(r.error) } : {}) })),
+      });
+    }),
   };
 }

@@ -33,6 +33,8 @@ import { InternalClients } from "./internal-clients.ts";
 import { groupService } from "./group-service.ts";
 import { produceService } from "./produce-service.ts";
 import { addReflection } from "./reflection.ts";
+import { metricsInterceptor } from "./metrics-interceptor.ts";
+import { type RequestMetrics, requestMetricsOf } from "../service/request-metrics.ts";
 import { replicationService } from "./replication-service.ts";
 import { ConnectionLimit, createServer, defaultTransportConfig, shutdownGracefully } from "./server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
@@ -141,6 +143,8 @@ export class RpcServer {
 
   /** `max.connections` of this server: open and refused connections, for metrics. */
   readonly connections: ConnectionLimit;
+  /** Where calls are counted (`rill_requests_total`): the registered replicas' RequestMetrics. */
+  private requestMetrics: RequestMetrics | null = null;
 
   /**
    * `listen`: HOST:PORT (port 0 picks a free one); `requestBytesMax`: largest message either way;
@@ -167,7 +171,11 @@ export class RpcServer {
         receiveMessageBytesMax: requestBytesMax,
         sendMessageBytesMax: requestBytesMax,
       },
-      [memberInterceptor(membership.policy), requesterInterceptor(trustMembers(authenticate))],
+      [
+        memberInterceptor(membership.policy),
+        requesterInterceptor(trustMembers(authenticate)),
+        metricsInterceptor(() => this.requestMetrics),
+      ],
       this.connections,
     );
   }
@@ -179,6 +187,7 @@ export class RpcServer {
 
   /** Registers the services, health and reflection. */
   register(d: ServiceDeps): void {
+    this.requestMetrics = requestMetricsOf(d.replicas);
     registerServices(this.server, d, this.clients, { internal: !this.membership.internalListener, wrap: memberDefinition });
     this.health.addToServer(this.server);
     addReflection(this.server, this.served);

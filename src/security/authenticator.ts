@@ -119,6 +119,16 @@ export class Authenticator {
     );
   }
 
+  /** Whether `password` is an authentication method here (Kafka's SASL mechanisms need it). */
+  get passwords(): boolean {
+    return this.o.methods.includes("password");
+  }
+
+  /** Whether `mtls` is an authentication method here (a client certificate names the caller). */
+  get mtls(): boolean {
+    return this.o.methods.includes("mtls");
+  }
+
   private password(req: AuthRequest, authorization: string): AuthResult | Promise<AuthResult> {
     if (!this.o.methods.includes("password"))
       return refuse(
@@ -127,12 +137,49 @@ export class Authenticator {
       );
     const parsed = parseBasic(authorization);
     if ("error" in parsed) return parsed;
+    return this.checkPassword(parsed.name, parsed.password, req, "authorization: ");
+  }
+
+  /**
+   * A name and password that arrived without an `authorization` header (Kafka's SASL PLAIN): the
+   * same checks as a Basic password — password authentication on, TLS unless plaintext passwords
+   * are allowed, the cache of verified logins, the failed-login rate limit, the same answer for an
+   * unknown user and a wrong password.
+   */
+  authenticatePassword(name: string, password: string, req: Pick<AuthRequest, "host" | "tls">): AuthResult | Promise<AuthResult> {
+    if (!this.o.methods.includes("password"))
+      return refuse("UNSUPPORTED_AUTH_SCHEME", "password authentication is off here (auth.methods has no password)");
+    return this.checkPassword(name, password, req, "");
+  }
+
+  /**
+   * Spends one failed-login token of `host` for a login checked elsewhere (a SCRAM exchange):
+   * the milliseconds until it may try again when it has none left (nothing spent), else 0.
+   * `loginSucceeded` gives the token back.
+   */
+  beginLogin(host: string): number {
+    const waitMs = this.takeWait(host);
+    if (waitMs > 0) return waitMs;
+    this.spend(host);
+    return 0;
+  }
+
+  /** A login begun with `beginLogin` succeeded: its token goes back. */
+  loginSucceeded(host: string): void {
+    this.refund(host);
+  }
+
+  private checkPassword(
+    name: string,
+    password: string,
+    req: Pick<AuthRequest, "host" | "tls">,
+    field: string,
+  ): AuthResult | Promise<AuthResult> {
     if (!req.tls && !this.o.allowPlaintextPasswords)
       return refuse(
         "PLAINTEXT_PASSWORD_REFUSED",
-        "authorization: a password is refused over a listener without TLS; connect with TLS (or set auth.allow.plaintext.passwords=true)",
+        `${field}a password is refused over a listener without TLS; connect with TLS (or set auth.allow.plaintext.passwords=true)`,
       );
-    const { name, password } = parsed;
     const credentials = this.o.credentials(name);
     const key = `${name}\u0000${createHash("sha256").update(password).digest("base64")}`;
     const seen = this.verified.get(key);

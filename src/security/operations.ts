@@ -74,6 +74,7 @@ export const RPC_ACCESS = {
   "AdminService/DescribeUserScramCredentials": { all: [cluster("DESCRIBE")], kafka: "DescribeUserScramCredentials: DESCRIBE on CLUSTER" },
   "AdminService/AlterClientQuotas": { all: [cluster("ALTER_CONFIGS")], kafka: "AlterClientQuotas: ALTER_CONFIGS on CLUSTER" },
   "AdminService/DescribeClientQuotas": { all: [cluster("DESCRIBE_CONFIGS")], kafka: "DescribeClientQuotas: DESCRIBE_CONFIGS on CLUSTER" },
+  "AdminService/DeleteRecords": { all: [each("TOPIC", "DELETE")], kafka: "DeleteRecords: DELETE on the topic" },
   // ProduceService
   "ProduceService/Produce": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },
   "ProduceService/ProduceStream": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },
@@ -112,6 +113,10 @@ export const RPC_ACCESS = {
   "GroupService/Consume": {
     all: [each("GROUP", "READ"), each("TOPIC", "READ")],
     kafka: "JoinGroup/Heartbeat + Fetch: READ on the group and the topic",
+  },
+  "GroupService/DeleteOffsets": {
+    all: [each("GROUP", "DELETE"), each("TOPIC", "READ")],
+    kafka: "OffsetDelete: DELETE on the group, READ on the topic",
   },
 } as const satisfies Record<string, RpcAccess>;
 

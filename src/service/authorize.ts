@@ -25,6 +25,7 @@ import type {
   ListTopicsResult,
 } from "./admin-types.ts";
 import { type RillError, rillError } from "../base/errors.ts";
+import type { DeleteRecordsInput } from "./delete-records.ts";
 import type { FetchPartitionInput, FetchPartitionResult, ListedOffset, ListOffsetsPartitionInput } from "./fetch-types.ts";
 
 /** A request's items split by permission: `allowed` go on; `merge` puts the answer back in request order. */
@@ -47,6 +48,11 @@ export class RequestAccess {
 
   deleteTopics(r: Requester, input: DeleteTopicsInput): void {
     this.access.check(r, "AdminService/DeleteTopics", { TOPIC: input.topics });
+  }
+
+  /** DeleteRecords: DELETE on every topic it names; refused whole. */
+  deleteRecords(r: Requester, input: DeleteRecordsInput): void {
+    this.access.check(r, "AdminService/DeleteRecords", { TOPIC: topicsOf(input.partitions) });
   }
 
   /** ListTopics answers only the topics the caller may DESCRIBE. */
@@ -210,6 +216,11 @@ export class RequestAccess {
 
   deleteGroups(r: Requester, groupIds: readonly string[]): void {
     this.access.check(r, "GroupService/DeleteGroups", { GROUP: groupIds });
+  }
+
+  /** DeleteOffsets (Kafka's OffsetDelete): DELETE on the group, READ on every topic named. */
+  deleteOffsets(r: Requester, groupId: string, partitions: readonly TopicPartitions[]): void {
+    this.access.check(r, "GroupService/DeleteOffsets", { GROUP: [groupId], TOPIC: topicsOf(partitions) });
   }
 
   resetOffsets(r: Requester, groupId: string, partitions: readonly TopicPartitions[]): void {

@@ -41,6 +41,7 @@
  * member gives up everything and joins again. AssertionErrors (bugs) are never turned into an
  * `end(error)`: `RillError.from` rethrows them.
  */
+import { requestMetricsOf } from "./request-metrics.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
 import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
@@ -618,7 +619,9 @@ export class ConsumeSession {
     const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true);
     if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
-    o.sent.push([cut.nextOffset, cut.chunks.reduce((n, c) => n + c.length, 0)]);
+    const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
+    o.sent.push([cut.nextOffset, bytes]);
+    requestMetricsOf(this.rm).bytesOut(o.topic, bytes);
     const out = {
       topic: o.topic,
       partition: o.partition,

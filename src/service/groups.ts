@@ -29,9 +29,42 @@
  * uses `commitChecked` and `currentAssignment` from here.
  */
 import { RillError, rillError } from "../base/errors.ts";
-import { type GroupRuntime, OFFSETS_TOPIC, validateGroupId } from "../coordinator/group-runtime.ts";
-import { type GroupStateName, type ResetSpec, type TopicPartitions, resolveResetOffset } from "../coordinator/index.ts";
+import { type Timers, systemTimers } from "../base/timers.ts";
+import { type GroupRuntime, OFFSETS_TOPIC, offsetsPartitionFor, validateGroupId } from "../coordinator/group-runtime.ts";
+import {
+  type ClassicGroupDescription,
+  type ClassicStateName,
+  type GroupStateName,
+  type ResetSpec,
+  type TopicPartitions,
+  consumerSubscriptionTopics,
+  resolveResetOffset,
+} from "../coordinator/index.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import {
+  type ClassicGroups,
+  type ClassicHeartbeatInput,
+  type JoinGroupInput,
+  type JoinGroupOutput,
+  type LeaveGroupInput,
+  type LeaveGroupOutput,
+  type SyncGroupInput,
+  type SyncGroupOutput,
+  classicGroupsOf,
+} from "./classic-groups.ts";
+
+export type {
+  ClassicHeartbeatInput,
+  ClassicProtocol,
+  JoinedMember,
+  JoinGroupInput,
+  JoinGroupOutput,
+  LeaveGroupInput,
+  LeaveGroupOutput,
+  SyncGroupInput,
+  SyncGroupOutput,
+} from "./classic-groups.ts";
+export type { ClassicGroupDescription, ClassicMemberDescription, ClassicStateName } from "../coordinator/index.ts";
 
 /** A heartbeat of a KIP-848 member (join with memberId "" or a chosen id and epoch 0). */
 export interface HeartbeatInput {
@@ -43,8 +76,11 @@ export interface HeartbeatInput {
   readonly instanceId: string | null;
   /** Subscribed topics; null: unchanged since the last heartbeat (a joining member must give them). */
   readonly topics: readonly string[] | null;
-  /** Partitions the member owns now; leaving a revoked one out acknowledges its revocation. */
-  readonly owned: readonly TopicPartitions[];
+  /**
+   * Partitions the member owns now; leaving a revoked one out acknowledges its revocation. null:
+   * unchanged since the last heartbeat (Kafka's ConsumerGroupHeartbeat), which acknowledges nothing.
+   */
+  readonly owned: readonly TopicPartitions[] | null;
   /** "uniform", "range", or "" for the group's; anything else is INVALID_REQUEST. */
   readonly assignor: string;
   /** 0 or less: unchanged, or the coordinator's default for a new member. */
@@ -113,8 +149,15 @@ export interface CommittedOffsetOutput {
 /** A listed group. */
 export interface GroupListingOutput {
   readonly groupId: string;
+  /** A classic group's state mapped onto these (PreparingRebalance: assigning, CompletingRebalance: reconciling). */
   readonly state: GroupStateName;
   readonly members: number;
+  /** "consumer": KIP-848 heartbeats; "classic": JoinGroup/SyncGroup. */
+  readonly type: "consumer" | "classic";
+  /** "consumer" for a consumer group; a classic group's own ("" while it never had a member). */
+  readonly protocolType: string;
+  /** A classic group's state by Kafka's name; null for a consumer group. */
+  readonly classicState: ClassicStateName | null;
 }
 
 /** A member as DescribeGroups shows it. */
@@ -154,8 +197,11 @@ export interface GroupDescriptionOutput {
   readonly assignor: string;
   /** This broker: the group's coordinator. */
   readonly coordinatorId: number;
+  /** A classic group's members are here too: memberEpoch the generation, topics and partitions read from "consumer" metadata. */
   readonly members: readonly MemberOutput[];
   readonly offsets: readonly PartitionLagOutput[];
+  /** A classic group's protocol, generation, leader and members' metadata and assignment bytes; null for a consumer group. */
+  readonly classic: ClassicGroupDescription | null;
 }
 
 /** One group's entry in DescribeGroups: its description, or why it has none. */
@@ -264,16 +310,117 @@ function assignorOf(name: string, field: string): "uniform" | "range" | "" {
   throw rillError("INVALID_REQUEST", `${field}: unknown assignor "${name}" (uniform or range)`);
 }
 
+/**
+ * The partitions of a ConsumerProtocolAssignment (int16 version, then an int32 count of topics,
+ * each an int16-length name and an int32 count of int32 partitions); [] when the bytes are not one.
+ */
+export function consumerAssignmentPartitions(bytes: Uint8Array): TopicPartitions[] {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: TopicPartitions[] = [];
+  try {
+    let pos = 2;
+    const n = b.readInt32BE(pos);
+    pos += 4;
+    for (let i = 0; i < n; i++) {
+      const len = b.readInt16BE(pos);
+      pos += 2;
+      if (len < 0 || pos + len > b.length) return [];
+      const topic = b.toString("utf8", pos, pos + len);
+      pos += len;
+      const count = b.readInt32BE(pos);
+      pos += 4;
+      if (count < 0 || pos + 4 * count > b.length) return [];
+      const partitions: number[] = [];
+      for (let j = 0; j < count; j++, pos += 4) partitions.push(b.readInt32BE(pos));
+      out.push({ topic, partitions });
+    }
+  } catch {
+    return [];
+  }
+  return out;
+}
+
+/** A classic group's members as MemberOutput (the "consumer" protocol's bytes read where they can be). */
+function classicMembersOutput(c: ClassicGroupDescription): MemberOutput[] {
+  const consumer = c.protocolType === "consumer";
+  return c.members.map((m) => {
+    const assignment = consumer ? consumerAssignmentPartitions(m.assignment) : [];
+    return {
+      memberId: m.memberId,
+      instanceId: m.instanceId,
+      clientId: m.clientId,
+      clientHost: m.clientHost,
+      memberEpoch: c.generation,
+      topics: consumer ? (consumerSubscriptionTopics(m.metadata) ?? []) : [],
+      assignment,
+      pendingRevocation: [],
+      targetAssignment: assignment,
+    };
+  });
+}
+
 /** The group requests of this broker, on domain types. */
 export class GroupsService {
   private readonly lag: (topic: string, partition: number) => number;
+  private readonly classic: ClassicGroups;
 
-  /** Serves the groups whose coordinator shards `rt` holds, reading partitions through `rm`. */
+  /**
+   * Serves the groups whose coordinator shards `rt` holds, reading partitions through `rm`;
+   * classic groups' long polls wait on `timers` (shared by every GroupsService of `rt`: the
+   * first one's timers are used).
+   */
   constructor(
     private readonly rt: GroupRuntime,
     private readonly rm: ReplicaManager,
+    timers: Timers = systemTimers,
   ) {
     this.lag = logEndOffsetOf(rm);
+    this.classic = classicGroupsOf(rt, timers);
+  }
+
+  /**
+   * The node that coordinates `groupId` (the leader of its `__consumer_offsets` partition), for
+   * clients that route group requests themselves (Kafka's FindCoordinator). Throws
+   * INVALID_GROUP_ID, or COORDINATOR_NOT_AVAILABLE while the topic or the partition's leader is missing.
+   */
+  coordinatorOf(groupId: string): number {
+    validateGroupId(groupId);
+    const p = offsetsPartitionFor(groupId);
+    const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
+    if (st === undefined)
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `group_id: ${OFFSETS_TOPIC} does not exist yet (it is created once enough brokers are up)`,
+      );
+    if (st.leader < 0)
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", has no leader right now`,
+      );
+    return st.leader;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Classic groups (classic-groups.ts): JoinGroup/SyncGroup long polls, heartbeats, leaves.
+
+  /** Joins (or rejoins) a classic group; resolves once the rebalance completes (or at once with an error, MEMBER_ID_REQUIRED...). */
+  joinGroup(req: JoinGroupInput): Promise<JoinGroupOutput> {
+    return this.classic.join(req);
+  }
+
+  /** Resolves with the member's assignment once the leader has sent the generation's assignments. */
+  syncGroup(req: SyncGroupInput): Promise<SyncGroupOutput> {
+    return this.classic.sync(req);
+  }
+
+  /** A classic member's heartbeat: null, or the error to answer (REBALANCE_IN_PROGRESS: join again). */
+  classicHeartbeat(req: ClassicHeartbeatInput): RillError | null {
+    return this.classic.heartbeat(req);
+  }
+
+  /** Members leave a classic group (each with its outcome); the rest rebalance. */
+  leaveGroup(req: LeaveGroupInput): Promise<LeaveGroupOutput> {
+    return this.classic.leave(req);
   }
 
   /** A member's heartbeat; the answer always carries its whole current assignment. */
@@ -287,7 +434,7 @@ export class GroupsService {
           memberEpoch: req.memberEpoch,
           ...(req.instanceId !== null ? { instanceId: req.instanceId } : {}),
           ...(req.topics !== null ? { subscribedTopics: req.topics } : {}),
-          ownedPartitions: req.owned,
+          ...(req.owned !== null ? { ownedPartitions: req.owned } : {}),
           assignor: assignorOf(req.assignor, "assignor"),
           ...(req.sessionTimeoutMs > 0 ? { sessionTimeoutMs: req.sessionTimeoutMs } : {}),
           ...(req.rebalanceTimeoutMs > 0 ? { rebalanceTimeoutMs: req.rebalanceTimeoutMs } : {}),
@@ -344,11 +491,12 @@ export class GroupsService {
         validateGroupId(id, `group_ids[${i}]`);
         const g = this.rt.shardFor(id).describeGroups([id], this.lag)[0]!;
         if (g.error) return { groupId: id, error: g.error, group: null };
-        const { state, groupEpoch, assignmentEpoch, assignor, members, offsets } = g;
+        const { state, groupEpoch, assignmentEpoch, assignor, offsets, classic } = g;
+        const members = classic !== null ? classicMembersOutput(classic) : g.members;
         return {
           groupId: id,
           error: null,
-          group: { state, groupEpoch, assignmentEpoch, assignor, coordinatorId: this.rm.nodeIdOf(), members, offsets },
+          group: { state, groupEpoch, assignmentEpoch, assignor, coordinatorId: this.rm.nodeIdOf(), members, offsets, classic },
         };
       } catch (e) {
         return { groupId: id, error: RillError.from(e), group: null };
@@ -413,5 +561,50 @@ export class GroupsService {
       default:
         throw rillError("INVALID_REQUEST", `spec: ${req.spec} is not EARLIEST, LATEST or TIMESTAMP`);
     }
+  }
+
+  /**
+   * Deletes the group's committed offsets of the named partitions (Kafka's OffsetDelete); one
+   * result per partition, in request order. A partition that does not exist gets
+   * UNKNOWN_TOPIC_OR_PARTITION; one of a topic a live member subscribes to,
+   * GROUP_SUBSCRIBED_TO_TOPIC (its offset stays); the others are deleted (or had none). Throws
+   * INVALID_REQUEST for an empty list or a topic without partitions, GROUP_ID_NOT_FOUND for an
+   * unknown group. Resolves once the deletions are on every in-sync replica of the group's
+   * `__consumer_offsets` partition.
+   */
+  async deleteOffsets(
+    groupId: string,
+    partitions: readonly TopicPartitions[],
+  ): Promise<{ topic: string; partition: number; error: RillError | null }[]> {
+    validateGroupId(groupId);
+    if (partitions.length === 0) throw rillError("INVALID_REQUEST", "partitions: at least one topic is required");
+    partitions.forEach((t, i) => {
+      if (t.partitions.length === 0) throw rillError("INVALID_REQUEST", `partitions[${i}].partitions: name at least one partition`);
+    });
+    const items = partitions.flatMap((t) => t.partitions.map((partition) => ({ topic: t.topic, partition })));
+    const unknown = items.map((o, i) => unknownPartitionError(this.rm, { ...o, offset: 0, metadata: "", leaderEpoch: -1 }, i));
+    const known = items.filter((_, i) => unknown[i] === null);
+    const byTopic = new Map<string, number[]>();
+    for (const o of known) {
+      const list = byTopic.get(o.topic);
+      if (list === undefined) byTopic.set(o.topic, [o.partition]);
+      else list.push(o.partition);
+    }
+    const res =
+      known.length === 0
+        ? []
+        : this.rt.run(groupId, (shard) =>
+            shard.deleteOffsets(
+              groupId,
+              [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })),
+            ),
+          );
+    const outcome = new Map(res.map((r) => [`${r.topic}\u0000${r.partition}`, r.error] as const));
+    await this.rt.replicated(groupId);
+    return items.map((o, i) => ({
+      topic: o.topic,
+      partition: o.partition,
+      error: unknown[i] ?? outcome.get(`${o.topic}\u0000${o.partition}`) ?? null,
+    }));
   }
 }

@@ -15,6 +15,7 @@
  * (ReplicaManager.awaitProducer): a producer that writes right after InitProducerId is not
  * refused by a leader whose metadata lags a few milliseconds.
  */
+import { type RequestMetrics, requestMetricsOf } from "./request-metrics.ts";
 import { RillError } from "../base/errors.ts";
 import { isCompacted, type TopicConfig } from "../config/schema.ts";
 import {
@@ -22,6 +23,7 @@ import {
   Compression,
   HEADER_SIZE,
   LOG_OVERHEAD,
+  MAGIC_OFFSET,
   PRODUCER_EPOCH_OFFSET,
   PRODUCER_ID_OFFSET,
   encodeBatch,
@@ -84,6 +86,8 @@ interface Appended {
 /** Produce handling for one broker; keeps the sticky partitions between requests. */
 export class ProduceHandler {
   private readonly sticky: StickyPartitions;
+  /** Where leader appends are counted (`rill_bytes_in_total`, `rill_records_in_total`). */
+  private readonly metrics: RequestMetrics;
 
   /**
    * @param forwarder passes requests to the leaders of partitions led by other brokers; null on
@@ -102,6 +106,7 @@ export class ProduceHandler {
     private readonly producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
+    this.metrics = requestMetricsOf(rm);
   }
 
   /**
@@ -218,6 +223,7 @@ export class ProduceHandler {
     let res: AppendResult;
     try {
       res = this.rm.append(input.topic, partition, batch, acks, this.checks);
+      if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
     } catch (e) {
       return { result: { topic: input.topic, partitions: [failed(partition, e)], records: [] }, lastOffsets: new Map() };
     }
@@ -251,6 +257,7 @@ export class ProduceHandler {
       );
       try {
         const res = this.rm.append(input.topic, partition, batch, acks);
+        if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
         lastOffsets.set(partition, res.lastOffset);
         indexes.forEach((i, k) => (offsets[i] = res.baseOffset + k));
         results.push({ partition, baseOffset: res.baseOffset, logAppendTimeMs: res.logAppendTimeMs, error: null });
@@ -308,6 +315,8 @@ function requestProducers(input: ProduceInput): Array<[number, number]> {
   }
   const out: Array<[number, number]> = [];
   for (let pos = 0; pos + HEADER_SIZE <= batch.length; ) {
+    // Only a magic-2 batch has a producer; older message sets are the log's to refuse, at once.
+    if (batch[pos + MAGIC_OFFSET] !== 2) break;
     const id = batch.readBigInt64BE(pos + PRODUCER_ID_OFFSET);
     if (id >= 0n) out.push([Number(id), batch.readInt16BE(pos + PRODUCER_EPOCH_OFFSET)]);
     const length = batch.readInt32BE(pos + BATCH_LENGTH_OFFSET);

@@ -21,6 +21,8 @@ import type { FetchResult } from "./fetch-types.ts";
 /** The quotas of one broker and the timers that make clients wait. */
 export class QuotaThrottle {
   readonly quotas: ClientQuotas;
+  /** Throttle time imposed so far, in ms, by kind (`rill_throttle_time_seconds_total{quota}`). */
+  readonly throttledMs: Record<QuotaKind, number> = { produce: 0, consume: 0 };
 
   /** `image`: the node's current metadata image (its `clientQuotas` are read on every check). */
   constructor(
@@ -35,6 +37,7 @@ export class QuotaThrottle {
   /** Waits out what is left of `who`'s earlier throttle; resolves with the ms waited. */
   async admit(who: Requester, kind: QuotaKind): Promise<number> {
     const ms = this.quotas.pendingMs(who, kind);
+    this.throttledMs[kind] += ms;
     if (ms > 0) await this.sleep(ms);
     return ms;
   }
@@ -42,6 +45,7 @@ export class QuotaThrottle {
   /** Records `bytes` for `who` and waits the throttle time; resolves with it (0: none). */
   async hold(who: Requester, kind: QuotaKind, bytes: number): Promise<number> {
     const ms = this.quotas.record(who, kind, bytes);
+    this.throttledMs[kind] += ms;
     if (ms > 0) await this.sleep(ms);
     return ms;
   }
@@ -53,7 +57,9 @@ export class QuotaThrottle {
    */
   record(who: Requester, kind: QuotaKind, bytes: () => number): number {
     if (!this.applies(who, kind)) return 0;
-    return this.quotas.record(who, kind, bytes());
+    const ms = this.quotas.record(who, kind, bytes());
+    this.throttledMs[kind] += ms;
+    return ms;
   }
 
   /** Whether a `kind` quota applies to `who` now. */

@@ -22,6 +22,7 @@ import {
   ConfigResourceType,
   CreatePartitionsRequestSchema,
   CreateTopicsRequestSchema,
+  DeleteRecordsRequestSchema,
   DeleteTopicsRequestSchema,
   DescribeClientQuotasRequestSchema,
   DescribeClusterRequestSchema,
@@ -48,6 +49,7 @@ import {
   CommitOffsetsRequestSchema,
   ConsumeRequestSchema,
   DeleteGroupsRequestSchema,
+  DeleteOffsetsRequestSchema,
   DescribeGroupsRequestSchema,
   FetchOffsetsRequestSchema,
   GroupService,
@@ -203,11 +205,15 @@ async function snapshot(): Promise<unknown> {
   const users = await unary(c.admin, "describeUserScramCredentials", create(DescribeUserScramCredentialsRequestSchema, {}), root());
   const groups = await unary<ListGroupsResponse>(c.group, "listGroups", create(ListGroupsRequestSchema, {}), root());
   const quotas = await unary(c.admin, "describeClientQuotas", create(DescribeClientQuotasRequestSchema, {}), root());
-  const offsets = await unary(c.group, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "g-main" }), root());
+  const offsets = await Promise.all(
+    ["g-main", ...groups.groups.map((g) => g.groupId)].map((groupId) =>
+      unary(c.group, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId }), root()),
+    ),
+  );
   return JSON.stringify(
     {
       topics,
-      described: described.topics.map((t) => [t.name, t.configs, t.partitions.map((p) => p.highWatermark)]),
+      described: described.topics.map((t) => [t.name, t.configs, t.partitions.map((p) => [p.highWatermark, p.logStartOffset])]),
       acls,
       users,
       groups,
@@ -246,6 +252,18 @@ const ROWS: Row[] = [
       return name;
     },
     call: (md, name) => unary(c.admin, "deleteTopics", create(DeleteTopicsRequestSchema, { topics: [name] }), md),
+    bob: "TOPIC_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/DeleteRecords",
+    prepare: async () => {
+      const name = fresh("t-delrec");
+      await makeTopic(name);
+      await produceOne(name, root());
+      return name;
+    },
+    call: (md, name) =>
+      unary(c.admin, "deleteRecords", create(DeleteRecordsRequestSchema, { partitions: [{ topic: name, partition: 0, offset: -1n }] }), md),
     bob: "TOPIC_AUTHORIZATION_FAILED",
   },
   {
@@ -509,6 +527,27 @@ const ROWS: Row[] = [
         c.group,
         "resetOffsets",
         create(ResetOffsetsRequestSchema, { groupId: "g-main", partitions: [{ topic: "t-main" }], offset: 0n }),
+        md,
+      ),
+    bob: "GROUP_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "GroupService/DeleteOffsets",
+    prepare: async () => {
+      const groupId = fresh("g-deloff");
+      await unary(
+        c.group,
+        "resetOffsets",
+        create(ResetOffsetsRequestSchema, { groupId, partitions: [{ topic: "t-main" }], offset: 0n }),
+        root(),
+      );
+      return groupId;
+    },
+    call: (md, groupId) =>
+      unary(
+        c.group,
+        "deleteOffsets",
+        create(DeleteOffsetsRequestSchema, { groupId, partitions: [{ topic: "t-main", partitions: [0] }] }),
         md,
       ),
     bob: "GROUP_AUTHORIZATION_FAILED",

@@ -159,7 +159,7 @@ describe("rill cluster start", () => {
 
     // The banner: one line per node with its address and pid, and the status command.
     const pids = await until("the launcher's banner", 15_000, async () => {
-      const found = [...launcher.out.stdout.matchAll(/^ {2}node (\d) {2}(\S+) {2}pid (\d+) {2}(\S+)$/gm)];
+      const found = [...launcher.out.stdout.matchAll(/^ {2}node (\d) {2}(\S+) {2}http:\/\/\S+ {2}pid (\d+) {2}(\S+)$/gm)];
       return found.length === 3 ? found : undefined;
     });
     expect(pids.map((m) => [Number(m[1]), m[2], m[4]])).toEqual([1, 2, 3].map((id) => [id, addr(id), path.join(dir, "c", `node-${id}`)]));

@@ -4,6 +4,7 @@
  * matched by correlation id. It also sends frames that are wrong on purpose.
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { parseKafkaAddress } from "../../src/kafka/deps.ts";
 import { type Fields, type Input, type Message, type ValueOf, decode, encode } from "../../src/kafka/schema.ts";
 import { KafkaReader, KafkaWriter } from "../../src/kafka/wire.ts";
@@ -26,6 +27,15 @@ export class RawKafka {
     const { host, port } = parseKafkaAddress(address);
     return new Promise((resolve, reject) => {
       const s = net.connect({ host, port }, () => resolve(new RawKafka(s)));
+      s.once("error", reject);
+    });
+  }
+
+  /** A TLS connection (`tls.connect` options: the CA, a client certificate, the server name). */
+  static connectTls(address: string, options: tls.ConnectionOptions): Promise<RawKafka> {
+    const { host, port } = parseKafkaAddress(address);
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port, ...options }, () => resolve(new RawKafka(s)));
       s.once("error", reject);
     });
   }

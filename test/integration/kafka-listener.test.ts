@@ -16,7 +16,12 @@ let address: string;
 
 beforeAll(async () => {
   dir = tmpDir("rill-kafka-");
-  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0" }, shutdownGraceMs: 500 });
+  broker = await Broker.start({
+    dataDir: dir,
+    listen: "127.0.0.1:0",
+    config: { kafkaListen: "127.0.0.1:0", httpListen: "127.0.0.1:0" },
+    shutdownGraceMs: 500,
+  });
   address = broker.kafkaAddress as string;
 });
 
@@ -91,6 +96,19 @@ describe("Kafka listener", () => {
     const c = await RawKafka.connect(address);
     const answers = await Promise.all([0, 1, 2, 3, 4, 0, 1, 2].map((v) => c.request(18, v, ApiVersionsRequest, {}, ApiVersionsResponse)));
     expect(answers.every((a) => a.errorCode === 0)).toBe(true);
+    c.close();
+  });
+
+  it("counts its requests and connections in /metrics with protocol kafka", async () => {
+    const c = await RawKafka.connect(address);
+    const scrape = async () => await (await globalThis.fetch(`http://${broker.http?.address}/metrics`)).text();
+    const count = (text: string) =>
+      Number(/rill_requests_total\{api="ApiVersions",protocol="kafka",code="OK"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const before = count(await scrape());
+    for (let i = 0; i < 3; i++) await c.request(18, 2, ApiVersionsRequest, {}, ApiVersionsResponse);
+    const text = await scrape();
+    expect(count(text)).toBe(before + 3);
+    expect(Number(/rill_connections\{listener="kafka"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
     c.close();
   });
 });

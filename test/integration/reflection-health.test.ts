@@ -69,6 +69,20 @@ describe("server reflection and health", () => {
     expect(bad.stderr).toMatch(/not_found|NotFound|not found/i);
   });
 
+  it("lists grpc.health.v1.Health in reflection, so buf curl calls Check without --schema", async () => {
+    const list = await bufCurl(["--list-methods", `http://${broker.address}`]);
+    expect(list.stdout.trim().split("\n")).toEqual(expect.arrayContaining(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]));
+    const check = await bufCurl(["-d", "{}", `http://${broker.address}/grpc.health.v1.Health/Check`]);
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toEqual({ status: "SERVING" });
+    const one = await bufCurl([
+      "-d",
+      JSON.stringify({ service: "rill.v1.FetchService" }),
+      `http://${broker.address}/grpc.health.v1.Health/Check`,
+    ]);
+    expect(JSON.parse(one.stdout)).toEqual({ status: "SERVING" });
+  });
+
   it("answers grpc.health.v1.Health/Check with SERVING", async () => {
     const client = new grpc.Client(broker.address, grpc.credentials.createInsecure());
     const check = (service: string): Promise<Buffer> =>

@@ -52,6 +52,7 @@ const admin: ServiceImplementation<typeof AdminService> = {
   describeUserScramCredentials: unimplemented,
   alterClientQuotas: unimplemented,
   describeClientQuotas: unimplemented,
+  deleteRecords: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

@@ -46,6 +46,7 @@ export class Harness {
   /** Appends a result's records to the log (through one of the two codecs) and replays them. */
   write<T>(r: CoordinatorResult<T>): T {
     this.append(r.records);
+    r.effects?.();
     return r.response;
   }
 

@@ -476,7 +476,9 @@ describe("coordinator: limits and bad input", () => {
 
   it("lists and describes groups; unknown and invalid ids get errors in their entries", () => {
     const { h } = threeOverSix();
-    expect(h.c.listGroups()).toEqual([{ groupId: G, state: "stable", members: 3 }]);
+    expect(h.c.listGroups()).toEqual([
+      { groupId: G, state: "stable", members: 3, type: "consumer", protocolType: "consumer", classicState: null },
+    ]);
     expect(h.c.listGroups(["empty"])).toEqual([]);
     const [ok, unknown, invalid] = h.c.describeGroups([G, "nope", ""]);
     expect(ok!.error).toBeNull();

@@ -194,7 +194,9 @@ describe("coordinator: resetting and deleting offsets", () => {
     expect(h.c.listGroups().map((g) => g.groupId)).toEqual([G]);
     a.leave();
     b.leave();
-    expect(h.c.listGroups()).toEqual([{ groupId: G, state: "empty", members: 0 }]);
+    expect(h.c.listGroups()).toEqual([
+      { groupId: G, state: "empty", members: 0, type: "consumer", protocolType: "consumer", classicState: null },
+    ]);
     const del = h.c.deleteGroups([G, G]);
     expect(del.response.map((r) => nameOf(r.error) ?? "ok")).toEqual(["ok", "GROUP_ID_NOT_FOUND"]);
     h.write(del);

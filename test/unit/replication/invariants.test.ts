@@ -201,6 +201,21 @@ describe("ReplicaManager invariants", () => {
     expect([after.topicId, after.role, after.leaderEpoch]).toEqual(["b", "follower", 0]);
   });
 
+  it("a follower follows its leader's log start offset (DeleteRecords), as far as its own log reaches", () => {
+    const { rm, store } = replicaManager();
+    store.load(topic("a", { leader: 2, leaderEpoch: 0, partitionEpoch: 0, isr: [1, 2] }));
+    const r = rm.replica("t", 0)!;
+    rm.applyFetched(r, leaderBytes(3), 6, 0);
+    expect([r.log.logStartOffset, r.log.logEndOffset]).toEqual([0, 6]);
+    rm.applyFetched(r, Buffer.alloc(0), 6, 4);
+    expect(r.log.logStartOffset).toBe(4);
+    expect(() => r.log.read(3, 100)).toThrow(/outside the log's range/);
+    rm.applyFetched(r, Buffer.alloc(0), 6, 2); // an older answer: never moves back
+    expect(r.log.logStartOffset).toBe(4);
+    rm.applyFetched(r, Buffer.alloc(0), 6, 9); // past this log's end: as far as it reaches
+    expect(r.log.logStartOffset).toBe(6);
+  });
+
   it("a follower learns the high watermark forward only and lowers it only by truncation", () => {
     const { rm, store } = replicaManager();
     store.load(topic("a", { leader: 2, leaderEpoch: 0, partitionEpoch: 0, isr: [1, 2] }));

@@ -104,6 +104,7 @@ describe("grpc-js server and client built from descriptors", () => {
     describeUserScramCredentials: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     alterClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    deleteRecords: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

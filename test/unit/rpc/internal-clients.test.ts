@@ -49,6 +49,7 @@ const admin: ServiceImplementation<typeof AdminService> = {
   describeUserScramCredentials: unimplemented,
   alterClientQuotas: unimplemented,
   describeClientQuotas: unimplemented,
+  deleteRecords: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

@@ -102,6 +102,8 @@ describe("rill.v1 contract", () => {
       DescribeUserScramCredentials: "unary",
       AlterClientQuotas: "unary",
       DescribeClientQuotas: "unary",
+      // delete records (issue 15)
+      DeleteRecords: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });
@@ -114,6 +116,8 @@ describe("rill.v1 contract", () => {
       DeleteGroups: "unary",
       ResetOffsets: "unary",
       Consume: "bidi_streaming",
+      // Kafka's OffsetDelete (issue 15)
+      DeleteOffsets: "unary",
     });
     expect(rpcs(ReplicationService)).toEqual({ ReplicaFetch: "bidi_streaming", OffsetsForLeaderEpoch: "unary" });
     expect(Object.keys(rpcs(ControllerService))).toEqual([

@@ -7,7 +7,13 @@ import { openMemoryLogs } from "../storage/helpers.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { systemTimers } from "../../../src/base/timers.ts";
-import { GroupRuntime, OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../../../src/coordinator/group-runtime.ts";
+import {
+  GroupRuntime,
+  type GroupRuntimeOptions,
+  OFFSETS_PARTITIONS,
+  OFFSETS_TOPIC,
+  OFFSETS_TOPIC_CONFIGS,
+} from "../../../src/coordinator/group-runtime.ts";
 import { decideCreateTopic } from "../../../src/metadata/controller.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { encodeBatch, readBatchHeader, records as recordCursor } from "../../../src/protocol/record-batch.ts";
@@ -26,7 +32,7 @@ export interface GroupWorld {
 }
 
 /** Creates the world with `topics` (name → partition count), each with replication factor 1. */
-export async function groupWorld(topics: Record<string, number>): Promise<GroupWorld> {
+export async function groupWorld(topics: Record<string, number>, opts: GroupRuntimeOptions = {}): Promise<GroupWorld> {
   const fs = new MemoryFileSystem();
   const clock = new ManualClock(1_000_000);
   const logs = openMemoryLogs(fs, clock);
@@ -45,7 +51,7 @@ export async function groupWorld(topics: Record<string, number>): Promise<GroupW
       decideCreateTopic(img, { name, partitions, replicationFactor: 1, configs: {} }, { partitions, brokers: [1], random }),
     );
   }
-  const rt = GroupRuntime.start(rm, clock, random, 1);
+  const rt = GroupRuntime.start(rm, clock, random, 1, opts);
   return {
     rm,
     rt,
