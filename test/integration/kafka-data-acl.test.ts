@@ -85,7 +85,7 @@ describe("the data APIs without permission", () => {
     broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0" }, shutdownGraceMs: 500 });
     const o = await RawKafka.connect(broker.kafkaAddress as string);
     const md = await o.request(3, 12, MetadataRequest, { topics: null }, MetadataResponse);
-    expect(md.topics.map((t) => t.name).filter((n) => !n.startsWith("__"))).toEqual(["secret"]);
+    expect(md.topics.map((t) => t.name).filter((n) => !(n ?? "").startsWith("__"))).toEqual(["secret"]);
     const end = await o.request(
       2,
       9,
