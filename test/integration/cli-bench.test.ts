@@ -52,7 +52,7 @@ let broker: Broker;
 beforeAll(async () => {
   dir = tmpDir("rill-cli-bench-");
   out = tmpDir("rill-cli-bench-out-");
-  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
+  broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0", numPartitions: 2 } });
 });
 
 afterAll(async () => {
@@ -98,6 +98,34 @@ describe("rill bench", () => {
     expect(positive(j["recordsPerSec"])).toBe(true);
     expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(20); // 1000 records per request
     expect(Object.keys(j["latencyMs"] as object)).toEqual(expect.arrayContaining(["p50", "p99", "p999"]));
+  }, 120_000);
+
+  it("producer --protocol kafka: Rill's Kafka-protocol producers against a running Kafka listener report records/s", async () => {
+    const json = path.join(out, "producer-kafka.json");
+    const kafka = broker.kafkaAddress as string;
+    const r = await rill([
+      "bench",
+      "producer",
+      "--records",
+      "20000",
+      "--producers",
+      "2",
+      "--acks",
+      "all",
+      "--protocol",
+      "kafka",
+      "--brokers",
+      kafka,
+      "--json",
+      json,
+    ]);
+    expect(r.stderr).not.toMatch(/^rill: /m);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/20000 records in .* by 2 producer\(s\), acks=all, .*M records\/s.*errors 0; over Kafka's protocol/);
+    const j = readJson(json);
+    expect(j).toMatchObject({ tool: "producer-perf", protocol: "kafka", records: 20000, errors: 0, brokers: kafka });
+    expect(positive(j["recordsPerSec"])).toBe(true);
+    expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(20);
   }, 120_000);
 
   it("consumer: starts its own broker, reads the records back, reports records/s and the broker's RSS", async () => {

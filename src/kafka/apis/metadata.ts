@@ -134,13 +134,16 @@ export const metadata = api(3, "0-12", MetadataRequest, MetadataResponse, async 
     if (missing.length > 0) for (const [n, code] of await createTopics(missing, ctx)) created.set(n, code);
   }
 
-  const controllerOf = (brokers: readonly { nodeId: number }[]): number => {
-    const active = deps.services.admin.controllerId();
+  const controllerOf = (brokers: readonly { nodeId: number }[], active: number): number => {
     if (brokers.some((b) => b.nodeId === active)) return active;
     if (brokers.some((b) => b.nodeId === deps.nodeId)) return deps.nodeId;
     return brokers[0]?.nodeId ?? -1;
   };
-  const md = clusterMetadata(image(), { clusterId: deps.services.admin.clusterId, controllerId: -1 }, everyTopic ? null : asked);
+  const md = clusterMetadata(
+    image(),
+    { clusterId: deps.services.admin.clusterId, controllerId: deps.services.admin.controllerId() },
+    everyTopic ? null : asked,
+  );
   const brokers = md.brokers.map((b) => {
     const a = parseKafkaAddress(b.kafkaAddress);
     return { nodeId: b.nodeId, host: a.host, port: a.port, rack: b.rack };
@@ -177,7 +180,7 @@ export const metadata = api(3, "0-12", MetadataRequest, MetadataResponse, async 
     throttleTimeMs: 0,
     brokers,
     clusterId: md.clusterId,
-    controllerId: controllerOf(brokers),
+    controllerId: controllerOf(brokers, md.controllerId),
     topics,
     clusterAuthorizedOperations:
       req.includeClusterAuthorizedOperations && v >= 8 ? ops("CLUSTER", CLUSTER_RESOURCE, CLUSTER_OPERATIONS) : OPERATIONS_NOT_ASKED,

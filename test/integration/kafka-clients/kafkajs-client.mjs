@@ -2,6 +2,7 @@
 // argv: BROKER COMMAND JSON. Prints one JSON line with the outcome.
 //   metadata {topics}                      → admin.fetchTopicMetadata
 //   produce {topic, messages:[{key,value}], acks, idempotent, compression}
+//   produce-each {topic, keys}             → one send per key: the partition of each
 import kafkajs from "kafkajs";
 
 const { Kafka, logLevel, CompressionTypes } = kafkajs;
@@ -36,6 +37,18 @@ async function main() {
     });
     await producer.disconnect();
     return res;
+  }
+  if (command === "produce-each") {
+    // One send per key, default partitioner (Java-compatible murmur2): the partition of each.
+    const producer = kafka.producer({ allowAutoTopicCreation: true });
+    await producer.connect();
+    const out = [];
+    for (const key of input.keys) {
+      const [r] = await producer.send({ topic: input.topic, acks: -1, messages: [{ key, value: "z" }] });
+      out.push({ partition: r.partition });
+    }
+    await producer.disconnect();
+    return out;
   }
   throw new Error(`unknown command ${command}`);
 }
