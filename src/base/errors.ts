@@ -317,6 +317,14 @@ export const Errors = {
     S.UNAUTHENTICATED,
     "Only an authenticated cluster member (internal mTLS, or a call signed with cluster.secret) may send this call.",
   ),
+  // DeleteRecords (issue 15)
+  POLICY_VIOLATION: kind(
+    44,
+    "POLICY_VIOLATION",
+    false,
+    S.FAILED_PRECONDITION,
+    "The topic's configured policy forbids this (e.g. deleting records of a compact-only topic).",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorName = keyof typeof Errors;

@@ -16,7 +16,7 @@ import { type Io, errorLine, isExpected } from "./output.ts";
 import { collect, intIn, keyValue, oneOf, separator } from "./parse.ts";
 import { produce } from "./produce-command.ts";
 import { registerSecurityCommands } from "./security-commands.ts";
-import { alterTopic, createTopic, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
+import { alterTopic, createTopic, deleteRecords, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
 import { registerQuota } from "./quota-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
@@ -111,7 +111,7 @@ function buildProgram(io: Io, state: RunState): Command {
       },
     );
 
-  const topic = program.command("topic").description("create, list, describe, alter and delete topics");
+  const topic = program.command("topic").description("create, list, describe, alter and delete topics, delete records");
   topic
     .command("create <name>")
     .description("create a topic")
@@ -151,6 +151,16 @@ function buildProgram(io: Io, state: RunState): Command {
     .command("delete <name>")
     .description("delete a topic and its records")
     .action(async (name: string, _o: object, cmd: Command) => deleteTopic(contextOf(cmd, io), name));
+  topic
+    .command("delete-records <name>")
+    .description("delete a topic's records below an offset (raises the log start offset)")
+    .requiredOption(
+      "--offset <n>",
+      "the new log start offset; -1: the high watermark (every committed record)",
+      intIn(-1, Number.MAX_SAFE_INTEGER),
+    )
+    .option("--partition <n>", "only this partition (default: every partition)", intIn(0, INT32_MAX))
+    .action(async (name: string, o: { offset: number; partition?: number }, cmd: Command) => deleteRecords(contextOf(cmd, io), name, o));
 
   program
     .command("produce <topic>")

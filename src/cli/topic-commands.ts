@@ -1,4 +1,4 @@
-/** `rill topic create|list|describe|alter|delete`. */
+/** `rill topic create|list|describe|alter|delete|delete-records`. */
 
 import { Admin, type TopicDescription } from "../client/admin.ts";
 import { Errors, RillError } from "../base/errors.ts";
@@ -86,6 +86,21 @@ export async function alterTopic(ctx: Context, name: string, o: { config: Record
 export async function deleteTopic(ctx: Context, name: string): Promise<void> {
   await withAdmin(ctx, (admin) => admin.deleteTopics([name]));
   await write(ctx.io.stdout, `Deleted topic ${name}.\n`);
+}
+
+/**
+ * Deletes a topic's records below `offset` (-1: the high watermark) in one partition or all of
+ * them, and prints each partition's log start offset afterwards.
+ */
+export async function deleteRecords(ctx: Context, name: string, o: { offset: number; partition?: number }): Promise<void> {
+  const results = await withAdmin(ctx, async (admin) => {
+    const [t] = await admin.describeTopics([name], { includeConfigs: false });
+    const count = t!.partitions.length;
+    if (o.partition !== undefined) checkPartition(name, o.partition, count);
+    const partitions = o.partition !== undefined ? [o.partition] : Array.from({ length: count }, (_, p) => p);
+    return admin.deleteRecords(partitions.map((partition) => ({ topic: name, partition, offset: o.offset })));
+  });
+  for (const r of results) await write(ctx.io.stdout, `${r.topic}-${r.partition}: log start offset ${r.lowWatermark}\n`);
 }
 
 /** Throws when `partition` is beyond the topic's `count` partitions. */

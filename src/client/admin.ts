@@ -201,6 +201,22 @@ function throwFirst(items: readonly { error?: ErrorDetail | undefined }[], name:
   if (i >= 0) throw fromErrorDetail(items[i]!.error!, name(i));
 }
 
+// ---- delete records (issue 15) -----------------------------------------------------------------
+
+/** A partition of `Admin.deleteRecords` and the offset below which its records go (-1: the high watermark). */
+export interface DeleteRecordsSpec {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+}
+
+/** A partition's log start offset after `Admin.deleteRecords` (Kafka's low watermark). */
+export interface DeletedRecords {
+  readonly topic: string;
+  readonly partition: number;
+  readonly lowWatermark: number;
+}
+
 // ---- client quotas (issue 13) ------------------------------------------------------------------
 
 /**
@@ -513,6 +529,26 @@ export class Admin {
   listOffsets(lookups: readonly OffsetLookup[]): Promise<ListedOffset[]> {
     this.checkOpen();
     return listOffsets(this.conn, lookups);
+  }
+
+  /**
+   * Deletes the records of partitions below `offset` (-1: every committed record), as Kafka's
+   * deleteRecords: each partition's leader raises its log start offset. Answers each partition's
+   * log start offset afterwards (its low watermark), in order; rejects with the first
+   * partition's error (OFFSET_OUT_OF_RANGE past the high watermark, UNKNOWN_TOPIC_OR_PARTITION,
+   * POLICY_VIOLATION on a compact-only topic, ...), the others being done.
+   */
+  async deleteRecords(partitions: readonly DeleteRecordsSpec[]): Promise<DeletedRecords[]> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partition: checkInt(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        offset: BigInt(checkInt(p.offset, `partitions[${i}].offset`, -1, Number.MAX_SAFE_INTEGER)),
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.deleteRecords(request, o));
+    throwFirst(res.results, (i) => `${res.results[i]!.topic}-${res.results[i]!.partition}`);
+    return res.results.map((r) => ({ topic: r.topic, partition: r.partition, lowWatermark: toNumber(r.lowWatermark, "lowWatermark") }));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

@@ -249,6 +249,19 @@ export class GroupAdmin {
     for (const x of results) if (x.error !== undefined) throw groupError(x.error, x.groupId);
   }
 
+  /**
+   * Deletes a group's committed offsets of `partitions` (Kafka's deleteConsumerGroupOffsets);
+   * rejects with the first partition's error: GROUP_SUBSCRIBED_TO_TOPIC for a topic a live
+   * member subscribes to (its offsets stay), UNKNOWN_TOPIC_OR_PARTITION; the others are deleted.
+   */
+  async deleteOffsets(groupId: string, partitions: readonly GroupTopicPartitions[]): Promise<void> {
+    checkGroupId(groupId, "groupId");
+    const parts = checkTopicPartitions(partitions, "partitions");
+    if (parts.length === 0) throw new RillError(Errors.INVALID_ARGUMENT, "partitions: name at least one topic");
+    const r = await this.call(groupId, (t, o) => t.deleteOffsets({ groupId, partitions: parts }, o));
+    for (const x of r.results) if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -57,6 +57,8 @@ export interface GroupTransport {
   readonly describeGroups: GroupUnaryCall<"describeGroups">;
   readonly deleteGroups: GroupUnaryCall<"deleteGroups">;
   readonly resetOffsets: GroupUnaryCall<"resetOffsets">;
+  /** Kafka's OffsetDelete (issue 15). */
+  readonly deleteOffsets: GroupUnaryCall<"deleteOffsets">;
   close(): void;
 }
 
@@ -97,6 +99,7 @@ export class GrpcGroupTransport implements GroupTransport {
   readonly describeGroups: GroupUnaryCall<"describeGroups"> = (r, o) => this.unary("describeGroups", r, o);
   readonly deleteGroups: GroupUnaryCall<"deleteGroups"> = (r, o) => this.unary("deleteGroups", r, o);
   readonly resetOffsets: GroupUnaryCall<"resetOffsets"> = (r, o) => this.unary("resetOffsets", r, o);
+  readonly deleteOffsets: GroupUnaryCall<"deleteOffsets"> = (r, o) => this.unary("deleteOffsets", r, o);
 
   openConsume(listener: ConsumeListener): ConsumeStream {
     return duplexStream(this.client.consume(), listener, this.address, (request: ConsumeRequestInit) =>

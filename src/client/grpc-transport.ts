@@ -108,6 +108,9 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.alterClientQuotas, AdminService.method.alterClientQuotas.input, r, o);
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) =>
     this.unary(this.admin, this.admin.describeClientQuotas, AdminService.method.describeClientQuotas.input, r, o);
+  // delete records (issue 15)
+  readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) =>
+    this.unary(this.admin, this.admin.deleteRecords, AdminService.method.deleteRecords.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

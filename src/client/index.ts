@@ -17,6 +17,8 @@ export type {
   ConfigResourceRef,
   ConfigSourceName,
   CreatedTopic,
+  DeletedRecords,
+  DeleteRecordsSpec,
   NewTopic,
   PartitionDescription,
   ResourceConfig,

@@ -71,6 +71,8 @@ export interface Transport {
   // client quotas (issue 13)
   readonly alterClientQuotas: UnaryCall<"alterClientQuotas">;
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas">;
+  // delete records (issue 15)
+  readonly deleteRecords: UnaryCall<"deleteRecords">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

@@ -314,11 +314,19 @@ export class ReplicaManager {
   /**
    * Leader side of DeleteRecords: raises the log start offset of a partition led here to
    * `offset` (-1: the high watermark) and returns the log start offset now (Kafka's low
-   * watermark). OFFSET_OUT_OF_RANGE past the high watermark or below -1; the errors of
-   * `leaderLog` when the partition is not led here. Followers follow on their next fetch.
+   * watermark). OFFSET_OUT_OF_RANGE past the high watermark or below -1; POLICY_VIOLATION for a
+   * topic whose cleanup.policy lacks `delete` (Kafka's rule: a compacted log keeps its keys);
+   * the errors of `leaderLog` when the partition is not led here. Followers follow on their
+   * next fetch.
    */
   deleteRecords(topic: string, partition: number, offset: number): number {
     const log = this.leaderLog(topic, partition);
+    if (!log.topicConfig.cleanupPolicy.includes("delete")) {
+      throw rillError(
+        "POLICY_VIOLATION",
+        `${topic}-${partition}: records of a topic with cleanup.policy ${log.topicConfig.cleanupPolicy} cannot be deleted (it needs "delete")`,
+      );
+    }
     const hw = this.highWatermark(log);
     const to = offset === -1 ? hw : offset;
     if (!Number.isSafeInteger(to) || to < 0 || to > hw) {

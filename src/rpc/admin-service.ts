@@ -279,6 +279,16 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
 /** How long a DeleteRecords passed to a partition's leader may take. */
 const DELETE_RECORDS_FORWARD_TIMEOUT_MS = 30_000;
 
+/**
+ * The DeleteRecords forwarder for any adapter of this broker (the Kafka listener too, which may
+ * not import src/gen): built once over the broker's shared internal clients; call it with each
+ * request's requester.
+ */
+export function deleteRecordsForwarder(rm: ReplicaManager, clients: InternalClients): (requester: Requester) => DeleteRecordsForwarder {
+  const leaders = new LeaderClients(AdminService, rm, clients);
+  return (requester) => grpcDeleteRecordsForwarder(leaders, requester);
+}
+
 /** DeleteRecords of partitions led by another broker: one AdminService.DeleteRecords call to it, marked forwarded. */
 export function grpcDeleteRecordsForwarder(leaders: LeaderClients<typeof AdminService>, requester: Requester): DeleteRecordsForwarder {
   return async (leader, input) => {
@@ -291,16 +301,4 @@ export function grpcDeleteRecordsForwarder(leaders: LeaderClients<typeof AdminSe
     );
     return decodeDeleteRecordsResult(res);
   };
-}
-
-/**
- * DeleteRecords forwarders for requests that did not arrive over gRPC (the Kafka listener): the
- * leaders' clients are made once; each request's forwarder carries its caller.
- */
-export function requesterDeleteRecordsForwarders(
-  rm: ReplicaManager,
-  clients?: InternalClients,
-): (requester: Requester) => DeleteRecordsForwarder {
-  const leaders = new LeaderClients(AdminService, rm, clients);
-  return (requester) => grpcDeleteRecordsForwarder(leaders, requester);
 }

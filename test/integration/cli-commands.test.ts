@@ -209,6 +209,25 @@ describe("rill produce and consume", () => {
 });
 
 describe("rill errors", () => {
+  it("deletes records below an offset (topic delete-records), with zstd and snappy batches produced from stdin", async () => {
+    expect((await rill(["topic", "create", "trimmed", "--partitions", "2"])).code).toBe(0);
+    for (const codec of ["zstd", "snappy"]) {
+      const input = Array.from({ length: 10 }, (_, i) => `${codec}-${i}`).join("\n") + "\n";
+      expect(await rill(["produce", "trimmed", "--partition", "0", "--compression", codec], { stdin: input })).toMatchObject({ code: 0 });
+    }
+    const one = await rill(["topic", "delete-records", "trimmed", "--partition", "0", "--offset", "15"]);
+    expect(one).toMatchObject({ code: 0, stdout: "trimmed-0: log start offset 15\n" });
+    const consumed = await rill(["consume", "trimmed", "--partition", "0", "--offset", "15", "-n", "5"]);
+    expect(consumed.stdout.trimEnd().split("\n")).toEqual(["snappy-5", "snappy-6", "snappy-7", "snappy-8", "snappy-9"]);
+    const all = await rill(["topic", "delete-records", "trimmed", "--offset", "-1"]);
+    expect(all).toMatchObject({ code: 0, stdout: "trimmed-0: log start offset 20\ntrimmed-1: log start offset 0\n" });
+    expectOneErrorLine(
+      await rill(["topic", "delete-records", "trimmed", "--partition", "0", "--offset", "21"]),
+      /OFFSET_OUT_OF_RANGE|outside/,
+    );
+    expectOneErrorLine(await rill(["topic", "delete-records", "trimmed", "--partition", "5", "--offset", "1"]), /--partition: 5/);
+  });
+
   it("prints one line for an unknown topic", async () => {
     expectOneErrorLine(await rill(["topic", "describe", "ghost"]), /topic "ghost" does not exist/);
     expectOneErrorLine(await rill(["consume", "ghost", "-n", "1"]), /topic "ghost" does not exist/);

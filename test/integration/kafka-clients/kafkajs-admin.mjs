@@ -35,11 +35,20 @@ async function admin() {
     includeSynonyms: false,
   });
   out.configs = Object.fromEntries(described.resources[0].configEntries.map((e) => [e.configName, e.configValue]));
-  await a.alterConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configEntries: [{ name: "retention.ms", value: "7200000" }] }] });
-  const after = await a.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configNames: ["retention.ms"] }], includeSynonyms: false });
+  await a.alterConfigs({
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configEntries: [{ name: "retention.ms", value: "7200000" }] }],
+  });
+  const after = await a.describeConfigs({
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configNames: ["retention.ms"] }],
+    includeSynonyms: false,
+  });
   out.retentionAfter = after.resources[0].configEntries[0].configValue;
   const cluster = await a.describeCluster();
-  out.cluster = { clusterId: cluster.clusterId, controller: cluster.controller, brokers: cluster.brokers.map((b) => `${b.host}:${b.port}`) };
+  out.cluster = {
+    clusterId: cluster.clusterId,
+    controller: cluster.controller,
+    brokers: cluster.brokers.map((b) => `${b.host}:${b.port}`),
+  };
   const acl = {
     resourceType: AclResourceTypes.TOPIC,
     resourceName: t,
@@ -50,7 +59,14 @@ async function admin() {
     permissionType: AclPermissionTypes.ALLOW,
   };
   await a.createAcls({ acl: [acl] });
-  out.acls = (await a.describeAcls({ ...acl, operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY })).resources;
+  out.acls = (
+    await a.describeAcls({
+      ...acl,
+      operation: AclOperationTypes.ANY,
+      permissionType: AclPermissionTypes.ANY,
+      resourcePatternType: ResourcePatternTypes.ANY,
+    })
+  ).resources;
   out.deletedAcls = (await a.deleteAcls({ filters: [acl] })).filterResponses.map((f) => f.matchingAcls.length);
   const producer = kafka.producer();
   await producer.connect();

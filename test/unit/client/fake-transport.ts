@@ -264,6 +264,9 @@ export class FakeTransport implements Transport {
   readonly describeClientQuotas: Transport["describeClientQuotas"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly deleteRecords: Transport["deleteRecords"] = async () => {
+    throw new Error("not in the fake");
+  };
 
   readonly fetch: Transport["fetch"] = async (req, options?: CallOptions) => {
     this.checkUp();

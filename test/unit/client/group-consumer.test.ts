@@ -133,6 +133,7 @@ class FakeGroupTransport implements GroupTransport {
   readonly describeGroups = () => Promise.reject(new Error("unused"));
   readonly deleteGroups = () => Promise.reject(new Error("unused"));
   readonly resetOffsets = () => Promise.reject(new Error("unused"));
+  readonly deleteOffsets = () => Promise.reject(new Error("unused"));
   close(): void {
     this.closed = true;
   }

@@ -205,6 +205,7 @@ class FakeNode implements Transport {
   readonly describeUserScramCredentials = this.createTopics as unknown as Transport["describeUserScramCredentials"];
   readonly alterClientQuotas = this.createTopics as unknown as Transport["alterClientQuotas"];
   readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
+  readonly deleteRecords = this.createTopics as unknown as Transport["deleteRecords"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

@@ -64,6 +64,15 @@ describe("deleteRecords", () => {
     expect(c.rm.latestOffset("t", 1).offset).toBe(5);
   });
 
+  it("refuses a compact-only topic with POLICY_VIOLATION (compact,delete is fine)", async () => {
+    const c = await core();
+    await c.topic("k", [1], { "cleanup.policy": "compact" });
+    await c.topic("kd", [1], { "cleanup.policy": "compact,delete" });
+    const res = await deleteRecords(c.rm, input(["k", 0, 0n], ["kd", 0, 0n]), here, null);
+    expect(res.partitions.map((p) => p.error?.kind.name ?? null)).toEqual(["POLICY_VIOLATION", null]);
+    expect(res.partitions[0]!.error!.message).toMatch(/cleanup\.policy compact cannot be deleted/);
+  });
+
   it("answers unknown topics and partitions per partition, in request order", async () => {
     const c = await core();
     const res = await deleteRecords(c.rm, input(["nope", 0, 1n], ["t", 7, 1n], ["t", 0, 2n]), here, null);

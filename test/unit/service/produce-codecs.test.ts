@@ -4,6 +4,8 @@
  * and read back (BATCHES: the same bytes; RECORDS: decoded); garbage in each codec and a
  * decompression bomb are refused, and nothing is stored.
  */
+import { execFileSync } from "node:child_process";
+import { compressSync as snappyRawCompress } from "snappy";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { initCodecs } from "../../../src/protocol/compression.ts";
 import {
@@ -19,7 +21,7 @@ import { fetch } from "../../../src/service/fetch.ts";
 import { type Cancellation, type FetchResult, RecordFormat } from "../../../src/service/fetch-types.ts";
 import { ProduceHandler } from "../../../src/service/produce.ts";
 import { ProduceAcks, type ProduceInput } from "../../../src/service/produce-types.ts";
-import { badBatches, batchAround, zipBomb } from "../../fixtures/bad-batches.ts";
+import { badBatches, batchAround, rawRecord, zipBomb } from "../../fixtures/bad-batches.ts";
 import { type Core, openCore } from "./helpers.ts";
 
 beforeAll(() => initCodecs());
@@ -127,6 +129,22 @@ describe("every Kafka codec, stored as sent", () => {
       expect(await storedValues(core)).toEqual(values);
     });
   }
+
+  it("takes the other writers' layouts: a raw snappy block (librdkafka, kafkajs-snappy), a zstd frame without content size (streaming encoders)", async () => {
+    const core = await coreWith();
+    const h = new ProduceHandler(core.rm);
+    const frames = Buffer.concat(values.slice(0, 10).map((v, i) => rawRecord({ offsetDelta: i, key: `k${i}`, value: v })));
+    const rawSnappy = batchAround(snappyRawCompress(frames), 10, Compression.SNAPPY);
+    const zstdStream = batchAround(execFileSync("zstd", ["-c", "-q"], { input: frames }), 10, Compression.ZSTD);
+    for (const batch of [rawSnappy, zstdStream]) {
+      const res = await h.produce(input({ recordBatch: Buffer.from(batch) }));
+      expect(res.partitions[0]!.error).toBeNull();
+    }
+    const stored = await storedBytes(core);
+    expect(stored.subarray(HEADER_SIZE, rawSnappy.length).equals(rawSnappy.subarray(HEADER_SIZE))).toBe(true);
+    expect(stored.subarray(rawSnappy.length + HEADER_SIZE).equals(zstdStream.subarray(HEADER_SIZE))).toBe(true);
+    expect(await storedValues(core)).toEqual([...values.slice(0, 10), ...values.slice(0, 10)]);
+  });
 
   it("garbage in each codec is refused with CORRUPT_MESSAGE naming the codec; nothing is stored", async () => {
     const core = await coreWith();
