@@ -6,7 +6,7 @@
  *   bun bench/producer-perf.ts [--records 2000000] [--record-size 100] [--throughput -1]
  *     [--acks leader|all|none] [--compression none|lz4] [--partitions 1] [--replication-factor N] [--producers 1]
  *     [--brokers HOST:PORT,...] [--batch-records 1000] [--in-flight 8] [--mode batches|records]
- *     [--broker-runtime bun|node|deno] [--json FILE]
+ *     [--broker-runtime bun|node|deno] [--protocol grpc|kafka] [--json FILE]
  *
  * `--producers N` opens N producer connections (each its own HTTP/2 connection and
  * ProduceStream, `--in-flight` requests pipelined on each) that share the `--records` budget:
@@ -19,12 +19,20 @@
  * `--tls-ca FILE [--tls-server-name localhost]`: connect with TLS, verifying the brokers against
  * the CA bundle (with `--brokers` started with `--tls-cert/--tls-key`).
  *
+ * `--protocol kafka` sends the same batches over Kafka's Produce to the Kafka listener instead,
+ * with Rill's own Kafka-protocol producer (kafka-producer.ts): one socket per producer,
+ * `--in-flight` requests pipelined on it, `--acks` as Kafka's 1, -1, 0 (0: no answers, so no
+ * latency). It starts its broker with a Kafka listener; `--brokers` then names Kafka listeners
+ * and the topic is created by Metadata's auto-creation (the brokers' `num.partitions`), each
+ * producer sending to the partitions led by the broker it talks to. `--mode batches` only.
+ *
  * `batches` sends Kafka RecordBatch bytes over ProduceStream (what the TypeScript SDK does);
  * `records` sends plain records (what a thin generated client does). Batches are encoded per
  * request from fresh values, so client-side encoding is part of the measured cost.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as nodeFs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -43,6 +51,7 @@ import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 import { channelOptions, createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs, useClientTls } from "./lib.ts";
 import { runtimeName } from "./runtime.ts";
+import { KafkaProducerSocket } from "./kafka-producer.ts";
 
 export const producerPerfDefaults = {
   records: 2_000_000,
@@ -68,6 +77,8 @@ export const producerPerfDefaults = {
   tlsCa: "",
   /** With `tlsCa`: the name the brokers' certificates carry. */
   tlsServerName: "localhost",
+  /** grpc: ProduceStream; kafka: Kafka's Produce on the Kafka listener. */
+  protocol: "grpc" as "grpc" | "kafka",
   json: "",
 };
 export type ProducerPerfOptions = typeof producerPerfDefaults;
@@ -90,6 +101,9 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
   choice("compression", ["none", "lz4"]);
   choice("mode", ["batches", "records"]);
   choice("brokerRuntime", ["bun", "node", "deno"]);
+  choice("protocol", ["grpc", "kafka"]);
+  if (o.protocol === "kafka" && o.mode !== "batches") throw new Error("--protocol kafka: sends batches only (--mode batches)");
+  if (o.protocol === "kafka" && o.tlsCa !== "") throw new Error("--protocol kafka: the Kafka producer has no TLS");
   const brokers = [o.brokers, o.broker]
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
@@ -194,17 +208,87 @@ interface Shared {
   lastReport: number;
 }
 
+/** The batch of one request, encoded now from fresh values (what every path sends). */
+function requestBatch(s: Shared): Buffer {
+  const now = Date.now();
+  const batch = encodeBatch(
+    s.values.map((v) => ({ key: null, value: v, timestampMs: now })),
+    { compression: s.o.compression === "lz4" ? Compression.LZ4 : Compression.NONE, nowMs: now },
+  );
+  s.bytesSent += batch.length;
+  return batch;
+}
+
+/** Kafka's acks of `--acks`. */
+function kafkaAcks(a: ProducerPerfOptions["acks"]): number {
+  return a === "all" ? -1 : a === "none" ? 0 : 1;
+}
+
+/**
+ * One producer over Kafka's protocol (kafka-producer.ts), paced and pipelined as `runProducer`:
+ * up to `inFlight` requests on one socket, request n to partition n mod partitions (or the next
+ * of `partitions`). Resolves with the number of requests it sent.
+ */
+async function runKafkaProducer(s: Shared, address: string, _index: number, partitions: readonly number[] | null): Promise<number> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const k = await KafkaProducerSocket.connect(host.replace(/^\[|\]$/g, ""), port);
+  const perProducerRate = s.o.throughput > 0 ? s.o.throughput / s.o.producers : 0;
+  const acks = kafkaAcks(s.o.acks);
+  let mine = 0;
+  let inFlight = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const pump = (): void => {
+        timer = null;
+        while (s.sent < s.requests && inFlight < s.o.inFlight) {
+          if (perProducerRate > 0) {
+            const wait = s.start + ((mine * s.o.batchRecords) / perProducerRate) * 1000 - performance.now();
+            if (wait > 0) {
+              timer ??= setTimeout(pump, Math.max(1, wait));
+              return;
+            }
+          }
+          const n = s.sent++;
+          const partition = partitions ? partitions[mine % partitions.length]! : n % s.o.partitions;
+          const t0 = performance.now();
+          inFlight++;
+          mine++;
+          const sent = k.produce(s.topic, partition, requestBatch(s), acks);
+          const done = acks === 0 ? sent.then(() => k.drained()) : sent;
+          done.then(
+            (r) => {
+              inFlight--;
+              if (acks !== 0) s.hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+              if (r && r.errorCode !== 0) {
+                s.errors++;
+                s.firstError ||= `Kafka error ${r.errorCode}: ${r.errorMessage ?? ""}`;
+              }
+              s.acked++;
+              report(s);
+              pump();
+            },
+            (e: unknown) => reject(e instanceof Error ? e : new Error(String(e))),
+          );
+        }
+        if (inFlight === 0 && s.sent >= s.requests) resolve();
+      };
+      pump();
+    });
+  } finally {
+    if (timer) clearTimeout(timer);
+    k.close();
+  }
+  return mine;
+}
+
 /** Writes request `id` for `partition`, encoding its batch (or records) now. */
 function writeRequest(s: Shared, stream: { write(m: unknown): boolean }, id: bigint, partition: number): void {
   const { o, topic, values } = s;
   const now = Date.now();
   const acks = acksOf(o.acks);
   if (o.mode === "batches") {
-    const batch = encodeBatch(
-      values.map((v) => ({ key: null, value: v, timestampMs: now })),
-      { compression: o.compression === "lz4" ? Compression.LZ4 : Compression.NONE, nowMs: now },
-    );
-    s.bytesSent += batch.length;
+    const batch = requestBatch(s);
     stream.write({ requestId: id, request: { topic, partition, recordBatch: batch, acks } });
   } else {
     const records = values.map((v) => create(RecordSchema, { value: Buffer.from(v), timestampMs: BigInt(now) }));
@@ -313,6 +397,31 @@ async function leadersByAddress(address: string, topic: string): Promise<Map<str
   }
 }
 
+/** Which partitions of `topic` each Kafka listener leads (Metadata at `address`; auto-creates the topic). */
+async function kafkaLeaders(address: string, topic: string): Promise<Map<string, number[]>> {
+  const i = address.lastIndexOf(":");
+  const k = await KafkaProducerSocket.connect(address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1)));
+  try {
+    const out = new Map<string, number[]>();
+    for (const [p, a] of await k.leaders(topic)) out.set(a, [...(out.get(a) ?? []), p]);
+    return out;
+  } finally {
+    k.close();
+  }
+}
+
+/** A free TCP port of 127.0.0.1 (for the Kafka listener of the broker it starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 function report(s: Shared): void {
   const now = performance.now();
   if (now - s.lastReport <= 2000) return;
@@ -329,11 +438,17 @@ function report(s: Shared): void {
 export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<string, unknown>> {
   const given = checkProducerPerfOptions(o);
   useClientTls(o.tlsCa, o.tlsServerName);
-  const broker = given.length > 0 ? null : await startBrokerProcess(o.brokerRuntime);
+  const kafka = o.protocol === "kafka";
+  const kafkaPort = kafka && given.length === 0 ? await freePort() : 0;
+  const broker =
+    given.length > 0
+      ? null
+      : await startBrokerProcess(o.brokerRuntime, kafka ? { args: ["--set", `kafka.listen=127.0.0.1:${kafkaPort}`] } : {});
   try {
-    const addresses = given.length > 0 ? given : [broker!.address];
+    const addresses = given.length > 0 ? given : kafka ? [`127.0.0.1:${kafkaPort}`] : [broker!.address];
     const topic = `perf-${Date.now()}`;
-    await createTopic(addresses[0]!, topic, o.partitions, {}, o.replicationFactor);
+    // Kafka with --brokers: the topic comes from Metadata's auto-creation (kafkaLeaders).
+    if (broker || !kafka) await createTopic(broker?.address ?? addresses[0]!, topic, o.partitions, {}, o.replicationFactor);
     const s: Shared = {
       o,
       topic,
@@ -350,12 +465,14 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
     };
     // Several brokers: each producer talks to a partition leader and sends only to the partitions
     // it leads, as a Kafka client routes (one broker: to it, round-robin over the partitions).
-    const leaders = addresses.length > 1 ? [...(await leadersByAddress(addresses[0]!, topic)).entries()] : null;
+    const leaders =
+      addresses.length > 1 || (kafka && !broker)
+        ? [...(await (kafka ? kafkaLeaders(addresses[0]!, topic) : leadersByAddress(addresses[0]!, topic))).entries()]
+        : null;
+    const run = kafka ? runKafkaProducer : runProducer;
     const perProducer = await Promise.all(
       Array.from({ length: o.producers }, (_, i) =>
-        leaders
-          ? runProducer(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1])
-          : runProducer(s, addresses[0]!, i, null),
+        leaders ? run(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : run(s, addresses[0]!, i, null),
       ),
     );
     const secs = (performance.now() - s.start) / 1000;
@@ -388,7 +505,7 @@ export function producerPerfSummary(r: Record<string, unknown>): string {
   return (
     `${r["records"]} records in ${(r["seconds"] as number).toFixed(2)} s by ${r["producers"]} producer(s), acks=${r["acks"]}, ${r["compression"]}: ` +
     `${((r["recordsPerSec"] as number) / 1e6).toFixed(2)}M records/s, ${(r["payloadMiBPerSec"] as number).toFixed(1)} MiB/s payload (${(r["wireMiBPerSec"] as number).toFixed(1)} MiB/s on the wire), ` +
-    `request latency avg ${l.avg.toFixed(2)} ms, p50 ${l.p50.toFixed(2)}, p95 ${l.p95.toFixed(2)}, p99 ${l.p99.toFixed(2)}, p99.9 ${l.p999.toFixed(2)} ms; errors ${r["errors"]}${r["firstError"] ? ` (first: ${r["firstError"]})` : ""}`
+    `request latency avg ${l.avg.toFixed(2)} ms, p50 ${l.p50.toFixed(2)}, p95 ${l.p95.toFixed(2)}, p99 ${l.p99.toFixed(2)}, p99.9 ${l.p999.toFixed(2)} ms; errors ${r["errors"]}${r["firstError"] ? ` (first: ${r["firstError"]})` : ""}${r["protocol"] === "kafka" ? "; over Kafka's protocol" : ""}`
   );
 }
 

@@ -22,8 +22,9 @@ const opts = scriptCommand(import.meta.url)
   .option("--mib-per-partition <n>", "MiB written to each partition", "4.5")
   .option("--fetch-mib <n>", "max_bytes of each of six concurrent fetches, in MiB", "60")
   .option("--set <k=v...>", "broker settings", [])
+  .option("--runtime <name>", "bun or node", "bun")
   .parse(process.argv)
-  .opts<{ partitions: string; mibPerPartition: string; fetchMib: string; set: string[] }>();
+  .opts<{ partitions: string; mibPerPartition: string; fetchMib: string; set: string[]; runtime: "bun" | "node" }>();
 
 const rssOf = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(nodeFs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 const mib = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
@@ -37,7 +38,7 @@ async function heap(): Promise<string> {
 }
 
 const set = Object.fromEntries(opts.set.map((kv) => kv.split("=", 2) as [string, string]));
-const cluster = await Cluster.start({ nodes: 1, name: "rill-memory-probe-", set });
+const cluster = await Cluster.start({ nodes: 1, name: "rill-memory-probe-", set, runtime: opts.runtime });
 const node = cluster.nodes[0]!;
 const pid = node.pid!;
 let peak = 0;

@@ -14,7 +14,9 @@ import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/sche
 import { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
 import { initCodecs } from "../protocol/compression.ts";
+import { consoleRoutes } from "../http/console/console-routes.ts";
 import type { HttpRoute } from "../http/router.ts";
+import { requestMetricsOf } from "../service/request-metrics.ts";
 import { InternalRpcServer } from "../rpc/internal-server.ts";
 import { RpcServer, SERVED_SERVICES, type ServiceDeps } from "../rpc/server.ts";
 import { Access } from "../service/access.ts";
@@ -153,7 +155,23 @@ export class Broker {
       await internal?.bind();
       await kafka?.bind();
       // Observability (issue 16): routes mounted on the HTTP listener (the console and its API).
-      const routes: HttpRoute[] = [];
+      const metrics = requestMetricsOf(deps.replicas);
+      const routes: HttpRoute[] =
+        config.httpListen === "" && config.metricsPort < 0
+          ? []
+          : consoleRoutes({
+              services: deps,
+              clients: rpc.clients,
+              traffic: () =>
+                [...metrics.topics].map(([topic, t]) => ({
+                  topic,
+                  recordsIn: t.recordsIn,
+                  bytesIn: t.bytesIn,
+                  recordsOut: null,
+                  bytesOut: t.bytesOut,
+                })),
+              observe: (api, code, seconds) => metrics.observeRequest(api, "http", code, seconds),
+            });
       const observability = opened.add(
         await startObservability(shell, logs, meta, data, {
           rpc,
@@ -208,6 +226,7 @@ export class Broker {
     await handOverController(meta.store, identity.voters, shell.config.nodeId);
     clearInterval(background.ticker);
     clearInterval(background.isrTimer);
+    background.gcPacer?.stop();
     background.fetchers.close();
     await rpc.shutdown(graceMs);
     await internal?.shutdown(graceMs);

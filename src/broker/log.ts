@@ -54,7 +54,10 @@ export function createBrokerLog(
   if (!pretty) return pino(options);
   return pino({
     ...options,
-    transport: { target: "pino-pretty", options: { colorize: isTty, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" } },
+    transport: {
+      target: "pino-pretty",
+      options: { colorize: isTty, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname", singleLine: true },
+    },
   });
 }
 

@@ -200,7 +200,7 @@ function producerWaitMetrics(registry: Registry, rm: ReplicaManager): void {
 
 /** A registry and the function that stops its event subscriptions. */
 export interface BrokerRegistry {
-  readonly registry: Registry;
+  readonly exposition: Exposition;
   stop(): void;
 }
 
@@ -215,7 +215,8 @@ export function storageRegistry(
   limits?: LimitReadings,
   fetchBudget?: MemoryBudget,
 ): BrokerRegistry {
-  const registry = new Registry();
+  const exposition = new Exposition();
+  const { registry } = exposition;
   if (limits) limitMetrics(registry, logs, limits);
   memoryBudgetMetrics(registry, logs, fetchBudget);
   collectDefaultMetrics({ register: registry, prefix: "rill_" });
@@ -228,7 +229,7 @@ export function storageRegistry(
       this.set(process.memoryUsage().heapTotal);
     },
   });
-  logMetrics(registry, logs);
+  logMetrics(exposition, logs);
   const corrupt = new Counter({
     name: "rill_corrupt_reads_total",
     help: "Reads (fetch, subscribe, consume) that met a stored batch they could not decode; its partition answered CORRUPT_MESSAGE.",
@@ -237,21 +238,31 @@ export function storageRegistry(
   });
   if (source instanceof ReplicaManager) producerWaitMetrics(registry, source);
   const stop = source ? onCorruptRead(source, (e) => corrupt.inc({ topic: e.topic, partition: String(e.partition) })) : () => undefined;
-  return { registry, stop };
+  return { exposition, stop };
 }
 
-/** Per partition: log end and start offsets, size, segments, and the storage counters. */
-function logMetrics(registry: Registry, logs: LogManager): void {
+/**
+ * Per partition: log end and start offsets, size, segments, and the storage counters. The
+ * partitions and their label text are read once per scrape, before the families are written.
+ */
+function logMetrics(exp: Exposition, logs: LogManager): void {
   type Log = ReturnType<LogManager["all"]>[number]["log"];
-  const each = (value: (l: Log) => number): Sample[] =>
-    logs.all().map(({ tp, log }) => ({ labels: { topic: tp.topic, partition: tp.partition }, value: value(log) }));
-  const gauge = (name: string, help: string, value: (l: Log) => number): void => scraped(registry, name, help, "gauge", () => each(value));
+  let partitions: Array<{ labels: string; log: Log }> = [];
+  exp.beforeScrape(() => {
+    partitions = logs.all().map(({ tp, log }) => ({ labels: `{topic="${labelText(tp.topic)}",partition="${tp.partition}"}`, log }));
+  });
+  const lines = (name: string, value: (l: Log) => number): string => {
+    let out = "";
+    for (const p of partitions) out += `${name}${p.labels} ${formatValue(value(p.log))}\n`;
+    return out;
+  };
+  const gauge = (name: string, help: string, value: (l: Log) => number): void => exp.addText(name, help, "gauge", () => lines(name, value));
   gauge("rill_log_end_offset", "Offset the next appended record gets.", (l) => l.logEndOffset);
   gauge("rill_log_start_offset", "Earliest readable offset.", (l) => l.logStartOffset);
   gauge("rill_log_size_bytes", "Bytes on disk over all segments.", (l) => l.sizeBytes);
   gauge("rill_log_segments", "Segments of the partition.", (l) => l.segmentCount);
   const counter = (name: string, help: string, key: "appends" | "cacheReads" | "diskReads" | "fsyncs" | "duplicates"): void =>
-    scraped(registry, name, help, "counter", () => each((l) => l.stats[key]));
+    exp.addText(name, help, "counter", () => lines(name, (l) => l.stats[key]));
   counter("rill_log_appends_total", "Appends (each one or more batches).", "appends");
   counter("rill_log_cache_reads_total", "Reads answered from the tail cache.", "cacheReads");
   counter("rill_log_disk_reads_total", "Reads that went to the segment files.", "diskReads");
@@ -270,10 +281,14 @@ export async function startMetrics(
   limits?: LimitReadings,
   fetchBudget?: MemoryBudget,
 ): Promise<MetricsServer> {
-  const { registry, stop } = storageRegistry(logs, source, limits, fetchBudget);
+  const { exposition, stop } = storageRegistry(logs, source, limits, fetchBudget);
   let listener: HttpListener;
   try {
-    listener = await HttpListener.start({ listen: `127.0.0.1:${port}`, metrics: registry, health: () => ({ live: true, notReady: null }) });
+    listener = await HttpListener.start({
+      listen: `127.0.0.1:${port}`,
+      metrics: exposition,
+      health: () => ({ live: true, notReady: null }),
+    });
   } catch (e) {
     stop();
     throw e;
@@ -297,23 +312,104 @@ interface Sample {
   readonly metricName?: string;
 }
 
+/** A metric family whose samples are built at scrape time. */
+interface Family {
+  readonly name: string;
+  readonly help: string;
+  readonly type: "gauge" | "counter" | "histogram";
+  /** The samples; or, for the families with the most samples, `text`: their lines already written. */
+  readonly collect?: () => readonly Sample[] | Promise<readonly Sample[]>;
+  readonly text?: () => string;
+}
+
 /**
- * Registers a metric whose samples `collect` builds at scrape time, written by prom-client's
- * registry as any other: no label hashing per sample, so thousands of partitions stay cheap.
+ * The Prometheus text of a broker: prom-client's registry (process metrics, the few metrics
+ * that keep their own state) followed by the families whose samples are built at scrape time,
+ * written straight to text — no label hashing or per-sample objects in prom-client, so thousands
+ * of partitions and groups stay cheap to scrape.
  */
-function scraped(
-  registry: Registry,
-  name: string,
-  help: string,
-  type: "gauge" | "counter" | "histogram",
-  collect: () => readonly Sample[] | Promise<readonly Sample[]>,
-): void {
-  registry.registerMetric({
-    name,
-    help,
-    type,
-    get: async () => ({ name, help, type, values: [...(await collect())], aggregator: "sum" }),
-  } as unknown as Parameters<Registry["registerMetric"]>[0]);
+export class Exposition {
+  readonly registry = new Registry();
+  private readonly families: Family[] = [];
+  private readonly preparers: Array<() => void> = [];
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Adds a family (its name must be new). */
+  add(name: string, help: string, type: Family["type"], collect: NonNullable<Family["collect"]>): void {
+    this.push({ name, help, type, collect });
+  }
+
+  /** Adds a family whose sample lines `text` writes (label values escaped with `labelText`). */
+  addText(name: string, help: string, type: Family["type"], text: () => string): void {
+    this.push({ name, help, type, text });
+  }
+
+  /** Calls `fn` at the start of every scrape (to read what several families share once). */
+  beforeScrape(fn: () => void): void {
+    this.preparers.push(fn);
+  }
+
+  private push(f: Family): void {
+    if (this.families.some((g) => g.name === f.name) || this.registry.getSingleMetric(f.name))
+      throw new Error(`metric ${f.name} registered twice`);
+    this.families.push(f);
+  }
+
+  /** The whole text. */
+  async metrics(): Promise<string> {
+    for (const fn of this.preparers) fn();
+    const parts = [await this.registry.metrics()];
+    const collected = await Promise.all(this.families.map((f) => f.collect?.() ?? []));
+    this.families.forEach((f, i) => {
+      parts.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
+      if (f.text) parts.push(f.text());
+      for (const s of collected[i]!) parts.push(sampleLine(s.metricName ?? f.name, s.labels, s.value));
+    });
+    return parts.join("");
+  }
+}
+
+const NEEDS_ESCAPE = /[\\"\n]/;
+
+/** One sample line: `name{a="x",b="y"} value\n`. */
+function sampleLine(name: string, labels: Sample["labels"], value: number): string {
+  let line = name;
+  if (labels) {
+    let sep = "{";
+    for (const k in labels) {
+      const v = labels[k]!;
+      const text =
+        typeof v === "number" ? String(v) : NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : v;
+      line += `${sep}${k}="${text}"`;
+      sep = ",";
+    }
+    if (sep === ",") line += "}";
+  }
+  return `${line} ${formatValue(value)}\n`;
+}
+
+/** A label value as Prometheus text writes it (backslash, quote and newline escaped). */
+export function labelText(v: string): string {
+  return NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : v;
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Number.POSITIVE_INFINITY) return "+Inf";
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(v);
+}
+
+function escapeHelp(help: string): string {
+  return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+/** Adds a family whose samples `collect` builds at scrape time (see Exposition). */
+function scraped(exp: Exposition, name: string, help: string, type: Family["type"], collect: NonNullable<Family["collect"]>): void {
+  exp.add(name, help, type, collect);
 }
 
 /**
@@ -322,7 +418,7 @@ function scraped(
  * `rill_connections{listener}` and `rill_throttle_time_seconds_total{quota}`, from the counters
  * the listeners and the service keep (src/service/request-metrics.ts).
  */
-export function requestMetricsOnScrape(registry: Registry, m: RequestMetrics, quotas: QuotaThrottle | null): void {
+export function requestMetricsOnScrape(registry: Exposition, m: RequestMetrics, quotas: QuotaThrottle | null): void {
   scraped(
     registry,
     "rill_requests_total",
@@ -424,7 +520,7 @@ export function partitionCounts(image: ReplicaManager["image"], nodeId: number):
  * `rill_isr_shrinks_total`, `rill_isr_expands_total`, `rill_controller_active`, `rill_raft_term`,
  * `rill_raft_commit_offset`, and the consumer groups this node coordinates.
  */
-export function clusterMetricsOnScrape(registry: Registry, r: ClusterReadings): void {
+export function clusterMetricsOnScrape(registry: Exposition, r: ClusterReadings): void {
   let counts: PartitionCounts | null = null;
   // One walk of the image per scrape, shared by the four partition gauges.
   const countsNow = (): PartitionCounts => (counts ??= partitionCounts(r.rm.image, r.nodeId));
@@ -472,7 +568,7 @@ export function clusterMetricsOnScrape(registry: Registry, r: ClusterReadings): 
  * (`leaderOffsets`), bounded by `leaderOffsetsTimeoutMs`; a partition no one answered for is
  * left out of that scrape rather than reported wrong.
  */
-function groupMetricsOnScrape(registry: Registry, r: ClusterReadings): void {
+function groupMetricsOnScrape(registry: Exposition, r: ClusterReadings): void {
   scraped(registry, "rill_consumer_group_members", "Members of each consumer group this node coordinates.", "gauge", () => {
     const out: Sample[] = [];
     for (const shard of r.groups.allShards())

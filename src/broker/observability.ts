@@ -93,8 +93,9 @@ export async function startObservability(
   traffic.countConnections("grpc", () => inputs.rpc.connections.open);
   const address = httpAddress(config, (msg) => log.warn({ key: "metrics.port" }, msg));
   if (address === null) return { http: null, close: async () => stops.forEach((s) => s()) };
+  traffic.enabled = true;
   const limits = { connections: inputs.rpc.connections, partitionsMax: shell.partitions.max };
-  const { registry, stop } = storageRegistry(logs, data.rm, limits, data.fetchMemory.budget);
+  const { exposition: registry, stop } = storageRegistry(logs, data.rm, limits, data.fetchMemory.budget);
   stops.push(stop);
   requestMetricsOnScrape(registry, traffic, inputs.quotas);
   clusterMetricsOnScrape(registry, {
@@ -125,6 +126,7 @@ export async function startObservability(
       log,
     });
   } catch (e) {
+    traffic.enabled = false;
     stops.forEach((s) => s());
     throw e;
   }
@@ -133,6 +135,7 @@ export async function startObservability(
     http,
     close: async () => {
       stops.forEach((s) => s());
+      traffic.enabled = false;
       await http.close();
     },
   };

@@ -43,6 +43,7 @@ import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } fr
 import { type BrokerLog, silentLog } from "./log.ts";
 import { logCorruptReads } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
+import { type RunningGcPacer, startGcPacer } from "./gc-pacer.ts";
 
 /** What the shell is made from; everything but the data directory has a default. */
 export interface ShellOptions {
@@ -112,6 +113,8 @@ export interface Background {
   readonly fetchers: ReplicaFetcherManager;
   readonly isrTimer: ReturnType<typeof setInterval>;
   readonly ticker: ReturnType<typeof setInterval>;
+  /** Garbage collection paced by buffer memory (Bun), or null. */
+  readonly gcPacer: RunningGcPacer | null;
 }
 
 /** Closers of what a failed start already opened, run newest first. */
@@ -497,7 +500,7 @@ export async function startBackground(
   data.rm.onClose(logCorruptReads(data.rm, log));
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
-  return { fetchers, isrTimer, ticker };
+  return { fetchers, isrTimer, ticker, gcPacer: startGcPacer(config.gcExternalStepBytes) };
 }
 
 export function logStarted(

@@ -6,7 +6,8 @@
  *   rill bench [produce|consume|latency|peers|cluster ...] [--quick] [--runs N] ...
  *       the suite (`npm run bench`, bench/suite.ts): the named scenario groups, or all
  *   rill bench producer [--records N --record-size B --throughput R --acks all|leader|none
- *                        --compression none|lz4 --partitions N --producers N --brokers H:P,...]
+ *                        --compression none|lz4 --partitions N --producers N --brokers H:P,...
+ *                        --protocol grpc|kafka]
  *   rill bench consumer [--records N --record-size B --mode fetch|subscribe --runs N ...]
  *   rill bench e2e      [--rate R --seconds S --record-size B ...]
  *
@@ -176,6 +177,12 @@ export function registerBench(program: Command, io: Io): void {
       new Option("--mode <mode>", "batches (SDK path) or records (thin clients)").argParser(oneOf(["batches", "records"] as const)),
     )
     .addOption(brokerRuntime())
+    .addOption(
+      new Option(
+        "--protocol <protocol>",
+        "grpc (ProduceStream) or kafka (Kafka's Produce on the Kafka listener, Rill's own Kafka producer)",
+      ).argParser(oneOf(["grpc", "kafka"] as const)),
+    )
     .addOption(json())
     .action(async (_o: object, cmd: Command) => runBenchFile(io, "producer-perf.ts", givenArgs(cmd)));
 

@@ -592,6 +592,15 @@ export const brokerKeys = [
     "auto",
     ["auto", "json", "pretty"] as const,
   ),
+  // Memory (issue 14): garbage collection paced by buffer memory.
+  int(
+    "gc.external.step.bytes",
+    "gcExternalStepBytes",
+    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce. 0: never.",
+    64 * 1024 * 1024,
+    0,
+    2 ** 40,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -681,6 +690,8 @@ export interface BrokerConfig {
   httpListen: string;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
   logFormat: "auto" | "json" | "pretty";
+  // Memory (issue 14).
+  gcExternalStepBytes: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

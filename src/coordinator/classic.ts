@@ -876,6 +876,9 @@ export class ClassicManager {
         : [...new Set([...this.live.keys(), ...[...this.groups.values()].filter((g) => g.classic !== null).map((g) => g.groupId)])].sort();
     const txs: ClassicTx[] = [];
     for (const groupId of ids) {
+      // Nothing due yet for a group already live: skip it (a loaded group's sessions start here).
+      const due = this.nextDeadline(groupId);
+      if (this.live.has(groupId) && (due === null || due > now)) continue;
       const live = this.liveCopy(groupId, now);
       if (live === undefined) continue;
       const tx = new ClassicTx(groupId, live);

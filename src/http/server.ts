@@ -119,12 +119,11 @@ export class HttpListener {
     try {
       const url = new URL(req.url ?? "/", "http://rill.invalid");
       if (await this.builtIn(url.pathname, req, res)) return;
-      if (this.o.routesAllowed === false || (this.o.routes ?? []).length === 0) {
-        sendError(res, rillError("UNKNOWN_TOPIC_OR_PARTITION", `no such path: ${url.pathname}`), 404);
-        return;
+      const routes = this.o.routesAllowed === false ? [] : (this.o.routes ?? []);
+      if (routes.length > 0) {
+        const ctx = await this.context(url, req);
+        for (const route of routes) if (await route(req, res, ctx)) return;
       }
-      const ctx = await this.context(url, req);
-      for (const route of this.o.routes ?? []) if (await route(req, res, ctx)) return;
       sendJson(res, 404, { error: { code: 404, name: "NOT_FOUND", message: `no such path: ${url.pathname}` } });
     } catch (e) {
       this.fail(res, e);

@@ -1,7 +1,8 @@
 /**
  * The service objects the Kafka data APIs share per listener, built once from `KafkaDeps` (the
  * same dependencies the gRPC services are built from): the admin handlers with a way to the
- * active controller for a Kafka request (Metadata's auto-creation), and Kafka's ProduceHandler.
+ * active controller for a Kafka request (Metadata's auto-creation), Kafka's ProduceHandler and
+ * InitProducerId's way to the controller.
  *
  * Kafka's produce never forwards: a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
  * and the client re-reads Metadata, so this handler has no `LeaderForwarder` and every request
@@ -9,6 +10,7 @@
  */
 import type { Requester } from "../security/requester.ts";
 import { adminHandlers, requesterControllerPorts } from "../rpc/admin-service.ts";
+import { initProducerIdFor } from "../rpc/produce-service.ts";
 import type { AdminHandlers } from "../service/admin.ts";
 import type { ControllerPort } from "../service/admin-ports.ts";
 import { PRODUCE_CHECKS_DEFAULT, PRODUCER_METADATA_WAIT_MS_DEFAULT, ProduceHandler } from "../service/produce.ts";
@@ -20,6 +22,8 @@ export interface KafkaDataServices {
   /** The way to the active controller for one request of `requester`, bounded by `timeoutMs`. */
   readonly controller: (requester: Requester, timeoutMs: number) => ControllerPort;
   readonly produce: ProduceHandler;
+  /** InitProducerId, committed here on the active controller or passed there. */
+  readonly initProducerId: ReturnType<typeof initProducerIdFor>;
 }
 
 const built = new WeakMap<KafkaDeps, KafkaDataServices>();
@@ -38,6 +42,7 @@ export function dataServices(deps: KafkaDeps): KafkaDataServices {
         d.produceChecks ?? PRODUCE_CHECKS_DEFAULT,
         d.producerIdMetadataWaitMs ?? PRODUCER_METADATA_WAIT_MS_DEFAULT,
       ),
+      initProducerId: initProducerIdFor(d.replicas, d.route, deps.clients),
     };
     built.set(deps, s);
   }

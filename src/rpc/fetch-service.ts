@@ -195,7 +195,7 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Can
 }
 
 /** The service's FetchForwarder over gRPC: the leader's FetchService.Fetch, marked forwarded. */
-function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requester: Requester): FetchForwarder {
+export function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requester: Requester): FetchForwarder {
   return {
     fetch: async (leader, input) => {
       const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester);

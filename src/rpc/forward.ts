@@ -83,16 +83,17 @@ export class Forwarder<S extends DescService> {
   }
 
   /** Passes `req` to the active controller and answers its response. */
-  async forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+  forward<Res>(method: MethodName<S>, req: unknown, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
     return this.forwardAs<Res>(method, req, requesterOf(call), call.getDeadline());
   }
 
   /**
-   * Passes `req` to the active controller for `requester` (who asked, on any listener) with a
-   * deadline (a Date or ms since the epoch; Infinity: 60 s), and answers its response once this
-   * node has applied the change.
+   * Passes `req` to the active controller on behalf of `requester` (who asked, on any listener:
+   * the Kafka listener, the HTTP console) with a deadline (a Date or ms since the epoch;
+   * Infinity: 60 s), and answers its response once this node has applied the change.
    */
   async forwardAs<Res>(method: MethodName<S>, req: unknown, requester: Requester | undefined, deadline: grpc.Deadline): Promise<Res> {
+    const deadlineMs = deadline === Infinity ? Date.now() + 60_000 : Number(deadline);
     const until = Date.now() + ELECTION_WAIT_MS;
     let address = this.route.leaderAddress();
     while (address === null && !this.route.isActive()) {
@@ -106,7 +107,7 @@ export class Forwarder<S extends DescService> {
     const res = await this.clients
       .unary<S, Res>(this.service, address, method, req, {
         metadata,
-        deadline: deadline === Infinity ? Date.now() + 60_000 : deadline,
+        deadline: deadlineMs,
         onHeaders: (m) => {
           const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
           if (Number.isSafeInteger(v)) offset = v;

@@ -132,7 +132,14 @@ function listGroups(groups: GroupsService, req: ListGroupsRequest) {
     return n;
   });
   return create(ListGroupsResponseSchema, {
-    groups: groups.listGroups(states).map((g) => ({ groupId: g.groupId, state: STATE[g.state], members: g.members })),
+    groups: groups.listGroups(states).map((g) => ({
+      groupId: g.groupId,
+      state: STATE[g.state],
+      members: g.members,
+      type: g.type,
+      protocolType: g.protocolType,
+      classicState: g.classicState ?? "",
+    })),
   });
 }
 

@@ -25,9 +25,11 @@ export function codeOfStatus(status: { readonly code: number; readonly metadata?
   return STATUS_NAMES.get(status.code) ?? String(status.code);
 }
 
-/** The interceptor; `metrics()` is asked per call (null: not counted, e.g. before the services are registered). */
+/** The interceptor; `metrics()` is asked per call (null or not `enabled`: not counted, e.g. before the services are registered). */
 export function metricsInterceptor(metrics: () => RequestMetrics | null): grpc.ServerInterceptor {
   return (method, call) => {
+    // Not counting (no metrics served): the call goes on unwrapped.
+    if (metrics()?.enabled !== true) return call as grpc.ServerInterceptingCall;
     const api = method.path.slice(method.path.lastIndexOf("/") + 1);
     const started = performance.now();
     return new grpc.ServerInterceptingCall(call, {

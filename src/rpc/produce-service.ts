@@ -21,12 +21,14 @@ import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import {
+  InitProducerIdRequestSchema,
   InitProducerIdResponseSchema,
   ProduceRequestSchema,
   ProduceResponseSchema,
   ProduceService,
   ProduceStreamResponseSchema,
   type InitProducerIdRequest,
+  type InitProducerIdResponse,
   type ProduceRequest,
   type ProduceResponse,
   type ProduceStreamRequest,
@@ -99,6 +101,31 @@ export function produceService(
       fwd.markOffset(c); // a forwarding node answers once it has applied the new id too
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
+  };
+}
+
+/**
+ * InitProducerId for a request that did not arrive over gRPC (the Kafka listener): checked here,
+ * then committed on this node when it is the active controller, else passed to the controller's
+ * ProduceService.InitProducerId for `requester` (answered once this node has applied the new id,
+ * so the producer's first write here is not refused), bounded by `timeoutMs`.
+ */
+export function initProducerIdFor(
+  rm: ReplicaManager,
+  route: ControllerRoute,
+  clients?: InternalClients,
+): (input: InitProducerIdInput, requester: Requester, timeoutMs: number) => Promise<{ producerId: number; producerEpoch: number }> {
+  const fwd = new Forwarder(ProduceService, route, clients);
+  return async (input, requester, timeoutMs) => {
+    checkInitProducerId(input);
+    if (route.isActive()) return initProducerId(rm, input);
+    const req = create(InitProducerIdRequestSchema, {
+      transactionalId: input.transactionalId,
+      ...(input.producerId !== undefined ? { producerId: input.producerId } : {}),
+      producerEpoch: input.producerEpoch,
+    });
+    const res = await fwd.forwardAs<InitProducerIdResponse>("initProducerId", req, requester, Date.now() + timeoutMs);
+    return { producerId: Number(res.producerId), producerEpoch: res.producerEpoch };
   };
 }
 

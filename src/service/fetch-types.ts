@@ -120,6 +120,11 @@ export interface ListOffsetsPartitionInput {
   readonly spec: number;
   /** For TIMESTAMP. */
   readonly timestampMs: bigint;
+  /**
+   * The leader epoch the caller knows (Kafka's current_leader_epoch); absent or -1: not checked.
+   * Older than the partition's: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH.
+   */
+  readonly currentLeaderEpoch?: number;
 }
 
 /** One partition's answer to a ListOffsets. */

@@ -307,7 +307,9 @@ export async function fetch(
 ): Promise<FetchResult & { readonly release: () => void }> {
   const all = planFetch(input.partitions, input.maxBytes, input.minBytes, input.maxWaitMs, input.format, "fetch");
   const remote = forwarder ? remoteLeaders(rm, all.positions) : new Map<number, number[]>();
-  const forwarded = forwarder ? [...remote].map(([leader, idx]) => fetchFrom(forwarder, leader, input, all, idx)) : [];
+  // A leader's answer is held here too: asked for no more than a response of ours may carry.
+  const clamped = remote.size > 0 ? clampedForLeaders(input, responseBytesLimit(all, memory)) : input;
+  const forwarded = forwarder ? [...remote].map(([leader, idx]) => fetchFrom(forwarder, leader, clamped, all, idx)) : [];
   const isRemote = new Set([...remote.values()].flat());
   const localIdx = all.positions.map((_, i) => i).filter((i) => !isRemote.has(i));
   const polled = await longPoll(
@@ -318,13 +320,68 @@ export async function fetch(
     memory,
     buffers,
   );
-  const release = polled.release;
-  if (remote.size === 0) return { partitions: polled.out, release };
+  if (remote.size === 0) return { partitions: polled.out, release: polled.release };
   const out = new Array<FetchPartitionResult>(all.positions.length);
   localIdx.forEach((i, k) => (out[i] = polled.out[k]!));
   const answers = await Promise.all(forwarded);
   [...remote.values()].forEach((idx, g) => idx.forEach((i, k) => (out[i] = answers[g]![k]!)));
+  const release = await holdForwarded(answers.flat(), polled, memory, cancel);
   return { partitions: out, release };
+}
+
+/** `input` with its and each partition's `maxBytes` (0: the default) clamped to `limit`. */
+function clampedForLeaders(input: FetchInput, limit: number): FetchInput {
+  return {
+    ...input,
+    maxBytes: Math.min(input.maxBytes || FETCH_MAX_BYTES_DEFAULT, limit),
+    partitions: input.partitions.map((p) => ({ ...p, maxBytes: Math.min(p.maxBytes || PARTITION_MAX_BYTES_DEFAULT, limit) })),
+  };
+}
+
+/** Bytes a record adds to an answer besides its key, value and headers (offsets, timestamps, framing): a bound. */
+const RECORD_FIELDS_BYTES = 64;
+
+/** Bytes of data in a partition's answer: its batches, or its records' keys, values and headers. */
+export function resultBytes(p: FetchPartitionResult): number {
+  let n = 0;
+  for (const b of p.batches ?? []) n += b.length;
+  for (const r of p.records ?? []) {
+    n += RECORD_FIELDS_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (const h of r.headers) n += h.key.length + (h.value?.length ?? 0);
+  }
+  return n;
+}
+
+/**
+ * Reserves the memory of the leaders' answers (held here until the response is sent) beside
+ * what the local part holds. When they do not fit at once, the whole response waits in line as
+ * one reservation (the local part's given back first, so a response never waits on itself);
+ * FETCH_MEMORY_EXHAUSTED when no room comes in time, as for a local read. Answers the release
+ * of everything the response holds.
+ */
+async function holdForwarded(
+  answers: readonly FetchPartitionResult[],
+  local: { readonly release: () => void; readonly held: number },
+  memory: FetchMemory,
+  cancel: Cancellation,
+): Promise<() => void> {
+  const bytes = answers.reduce((n, p) => n + resultBytes(p), 0) * RESPONSE_COPIES;
+  if (bytes === 0) return local.release;
+  const now = memory.budget.tryReserve(bytes);
+  if (now) {
+    return () => {
+      now.release();
+      local.release();
+    };
+  }
+  local.release();
+  const all = await memory.budget.reserve(local.held + bytes, FETCH_MEMORY_WAIT_MS, cancel);
+  if (all) return () => all.release();
+  if (cancel.aborted) return () => {};
+  throw rillError(
+    "FETCH_MEMORY_EXHAUSTED",
+    `fetch: ${local.held + bytes} bytes of fetch.memory.max.bytes (${memory.budget.bytesMax}) for an answer read from other brokers did not come free in ${FETCH_MEMORY_WAIT_MS} ms`,
+  );
 }
 
 /**
@@ -339,7 +396,7 @@ async function longPoll(
   answerEarly: boolean,
   memory: FetchMemory,
   buffers: ReadBuffers | undefined,
-): Promise<{ out: FetchPartitionResult[]; release: () => void }> {
+): Promise<{ out: FetchPartitionResult[]; release: () => void; held: number }> {
   const deadline = rm.nowMs() + p.maxWaitMs;
   let taken: Buffer[] = [];
   const alloc = buffers
@@ -365,12 +422,12 @@ async function longPoll(
     const done = r.bytes >= p.minBytes || r.errors > 0 || left <= 0 || cancel.aborted || rm.closed;
     if (done || answerEarly) {
       out = r.data.map((d, i) => partitionResult(d, p.positions[i]!, p.records, rm));
-      if (done || r.bytes > 0) return { out, release: holding(r.held) };
+      if (done || r.bytes > 0) return { out, release: holding(r.held), held: r.held?.bytes ?? 0 };
     }
     holding(r.held)();
     await rm.waitForData(left, cancel);
   }
-  return { out, release: () => {} };
+  return { out, release: () => {}, held: 0 };
 }
 
 /** The request's positions grouped by the broker that leads them, for those with no replica here. */

@@ -22,6 +22,7 @@ export function listOffsets(rm: ReplicaManager, partitions: readonly ListOffsets
 /** One partition's offset; throws its error. */
 function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): ListedOffset {
   const base = { topic: p.topic, partition: p.partition, error: null };
+  if (p.currentLeaderEpoch !== undefined && p.currentLeaderEpoch >= 0) checkLeaderEpoch(rm, p, i);
   switch (p.spec) {
     case OffsetSpec.EARLIEST: {
       const r = rm.earliestOffset(p.topic, p.partition);
@@ -42,4 +43,15 @@ function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): Li
     default:
       throw rillError("INVALID_REQUEST", `partitions[${i}].spec: ${p.spec} is not EARLIEST, LATEST or TIMESTAMP`);
   }
+}
+
+/** The caller's leader epoch against the partition's (as Kafka fences a stale or too-new one). */
+function checkLeaderEpoch(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): void {
+  const known = rm.topic(p.topic).partitions[p.partition]?.leaderEpoch;
+  const asked = p.currentLeaderEpoch as number;
+  if (known === undefined) return; // the lookup reports the unknown partition
+  if (asked < known)
+    throw rillError("FENCED_LEADER_EPOCH", `partitions[${i}].current_leader_epoch: ${asked} is older than the partition's ${known}`);
+  if (asked > known)
+    throw rillError("UNKNOWN_LEADER_EPOCH", `partitions[${i}].current_leader_epoch: ${asked} is newer than the partition's ${known} here`);
 }

@@ -23,6 +23,7 @@ import {
   Compression,
   HEADER_SIZE,
   LOG_OVERHEAD,
+  MAGIC_OFFSET,
   PRODUCER_EPOCH_OFFSET,
   PRODUCER_ID_OFFSET,
   encodeBatch,
@@ -314,6 +315,8 @@ function requestProducers(input: ProduceInput): Array<[number, number]> {
   }
   const out: Array<[number, number]> = [];
   for (let pos = 0; pos + HEADER_SIZE <= batch.length; ) {
+    // Only a magic-2 batch has a producer; older message sets are the log's to refuse, at once.
+    if (batch[pos + MAGIC_OFFSET] !== 2) break;
     const id = batch.readBigInt64BE(pos + PRODUCER_ID_OFFSET);
     if (id >= 0n) out.push([Number(id), batch.readInt16BE(pos + PRODUCER_EPOCH_OFFSET)]);
     const length = batch.readInt32BE(pos + BATCH_LENGTH_OFFSET);

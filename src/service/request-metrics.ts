@@ -12,6 +12,9 @@
  *   `bytesIn(topic, bytes, records)` per leader append (bytes as appended, records from the
  *   offsets it was given), the fetch paths `bytesOut(topic, bytes)` per partition answered.
  *
+ * Counting is off until the broker turns it on (`enabled`, when its HTTP listener serves the
+ * metrics): a broker nobody scrapes pays one branch per call.
+ *
  * The cost is a map lookup and a few additions — no per-record work, no label hashing; the
  * request duration goes into fixed buckets by a short linear scan. Numbers only: src/broker
  * turns them into Prometheus series (prom-client) when scraped.
@@ -58,6 +61,8 @@ export class RequestMetrics {
   /** By `protocol/api`. */
   readonly requests = new Map<string, RequestStats>();
   readonly topics = new Map<string, TopicTraffic>();
+  /** Whether anything is counted (the broker turns it on when it serves the metrics). */
+  enabled = false;
   /** Connections open now, by listener ("grpc", "kafka", "http"), read at scrape time. */
   readonly listeners = new Map<string, () => number>();
 
@@ -68,6 +73,7 @@ export class RequestMetrics {
 
   /** One request answered by `protocol`: its api (e.g. "Produce"), its code ("OK" or a catalog name), how long it took. */
   observeRequest(api: string, protocol: RequestProtocol, code: string, seconds: number): void {
+    if (!this.enabled) return;
     const key = `${protocol}/${api}`;
     let s = this.requests.get(key);
     if (!s) {
@@ -84,6 +90,7 @@ export class RequestMetrics {
 
   /** `bytes` in `records` records appended to `topic` as its leader. */
   bytesIn(topic: string, bytes: number, records: number): void {
+    if (!this.enabled) return;
     const t = this.topic(topic);
     t.bytesIn += bytes;
     t.recordsIn += records;
@@ -91,6 +98,7 @@ export class RequestMetrics {
 
   /** `bytes` of `topic` answered to a consumer (fetch, subscribe, consume). */
   bytesOut(topic: string, bytes: number): void {
+    if (!this.enabled) return;
     this.topic(topic).bytesOut += bytes;
   }
 

@@ -35,6 +35,12 @@ const EMPTY_BUF = Buffer.alloc(0);
 const SMALL_BATCH_BYTES = 1024;
 /** Size of a cache's slab for small batches: at most one partly used slab per cache is uncounted. */
 export const TAIL_CACHE_SLAB_BYTES = 8192;
+/**
+ * What an entry costs besides its bytes, charged to the cache's capacity and the shared budget:
+ * the Buffer view and the entry's two offsets (measured, heap per entry of 200,000: Node 117 B,
+ * Bun 88 B). Uncharged, a cache of 100-byte batches held twice what it counted.
+ */
+export const TAIL_CACHE_ENTRY_BYTES = 128;
 
 /**
  * A copy of `b` in memory of its own, exactly its size. Not `Buffer.from`: below 4 KiB it copies
@@ -122,9 +128,11 @@ export class TailCache {
   constructor(
     private readonly capacity: number,
     private readonly budget: TailCacheBudget | null = null,
+    /** What each entry costs besides its bytes (tests of the byte arithmetic pass 0). */
+    private readonly entryBytes: number = TAIL_CACHE_ENTRY_BYTES,
   ) {}
 
-  /** Bytes held. */
+  /** Bytes held, each entry's overhead (`entryBytes`) included. */
   get size(): number {
     return this.bytes;
   }
@@ -141,7 +149,7 @@ export class TailCache {
    */
   pushAppend(buf: Buffer, batches: readonly { at: number; baseOffset: number; lastOffset: number }[]): void {
     let first = batches.length;
-    while (first > 0 && buf.length - batches[first - 1]!.at <= this.limit) first--;
+    while (first > 0 && buf.length - batches[first - 1]!.at + (batches.length - first + 1) * this.entryBytes <= this.limit) first--;
     if (first === batches.length) {
       this.clear();
       return;
@@ -178,16 +186,17 @@ export class TailCache {
     assert(baseOffset <= lastOffset, `tail cache: batch offsets ${baseOffset}..${lastOffset} run backwards`);
     const last = this.bufs.length > this.head ? this.lasts[this.lasts.length - 1]! : -1;
     assert(baseOffset > last, `tail cache: batch at ${baseOffset} pushed after one ending at ${last}`);
-    if (this.limit <= 0 || buf.length > this.limit) {
+    const cost = buf.length + this.entryBytes;
+    if (this.limit <= 0 || cost > this.limit) {
       this.clear();
       return;
     }
     this.bufs.push(buf);
     this.bases.push(baseOffset);
     this.lasts.push(lastOffset);
-    this.bytes += buf.length;
+    this.bytes += cost;
     while (this.bytes > this.capacity) this.dropHead();
-    this.budget?.charge(this, buf.length);
+    this.budget?.charge(this, cost);
     if (this.head > 1024 && this.head * 2 > this.bufs.length) this.compact();
   }
 
@@ -197,7 +206,7 @@ export class TailCache {
   }
 
   private dropHead(): void {
-    const n = this.bufs[this.head]!.length;
+    const n = this.bufs[this.head]!.length + this.entryBytes;
     this.bytes -= n;
     this.bufs[this.head] = EMPTY_BUF;
     this.head++;
@@ -264,7 +273,7 @@ export class TailCache {
   /** Drops entries with any offset >= `offset`. */
   truncateFrom(offset: number): void {
     while (this.bufs.length > this.head && this.lasts[this.lasts.length - 1]! >= offset) {
-      const n = this.bufs.pop()!.length;
+      const n = this.bufs.pop()!.length + this.entryBytes;
       this.bytes -= n;
       this.bases.pop();
       this.lasts.pop();

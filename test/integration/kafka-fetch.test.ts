@@ -5,16 +5,26 @@
  * max_bytes with a first batch larger than the limit (KIP-74); per-partition errors (offset out
  * of range, 2^63-1, unknown topic, unknown topic id, an epoch newer than the leader's);
  * sessions refused with session id 0 and incremental ones with FETCH_SESSION_ID_NOT_FOUND; the
- * fetch memory given back once answers are written, or their connection closed; and a partition
- * with damaged stored bytes answering CORRUPT_MESSAGE while the healthy one beside it flows.
+ * fetch memory given back once answers are written, or their connection closed; a partition
+ * with damaged stored bytes answering CORRUPT_MESSAGE while the healthy one beside it flows; the
+ * throttle time of a client over its consumer quota; and TOPIC_AUTHORIZATION_FAILED for a topic
+ * the client may not READ (DESCRIBE for OffsetForLeaderEpoch), with the authorizer on.
  */
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
+import { Admin } from "../../src/client/admin.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { CreateTopicsRequestSchema } from "../../src/gen/rill/v1/admin_service_pb.ts";
+import {
+  AclOperation,
+  AclPatternType,
+  AclPermission,
+  AclResourceType,
+  CreateAclsRequestSchema,
+} from "../../src/gen/rill/v1/security_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, type FetchResponse as GrpcFetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { FetchRequest, FetchResponse } from "../../src/kafka/apis/fetch.ts";
@@ -22,6 +32,8 @@ import { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from "../..
 import type { MetadataImage } from "../../src/metadata/image.ts";
 import type { FetchMemory } from "../../src/service/fetch.ts";
 import { decodeFetchedRecords } from "../../src/service/fetch-records.ts";
+import { decode, encode } from "../../src/kafka/schema.ts";
+import { KafkaReader, KafkaWriter } from "../../src/kafka/wire.ts";
 import { RawKafka } from "./kafka-helpers.ts";
 import { call, clients, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
@@ -361,6 +373,123 @@ describe("Kafka Fetch of damaged stored data", () => {
     // The batch after the damaged one is read as usual.
     const after = await kfetch(c, 12, [{ topic: "c", partition: 0, offset: 1n }], { b: b2 });
     expect(valuesOf(after, 0)).toEqual(["p0-second"]);
+    c.close();
+  });
+});
+
+describe("Kafka Fetch under client quotas", () => {
+  it("answers with the throttle time of a client over its consumer_byte_rate, as gRPC's Fetch", async () => {
+    const admin = new Admin({ bootstrap: broker.address });
+    await admin.alterClientQuotas([{ entity: { clientId: "slow-consumer" }, set: { consumer_byte_rate: 50_000 } }]);
+    await admin.close();
+    const c = await RawKafka.connect(address);
+    const w = new KafkaWriter();
+    encode(
+      FetchRequest,
+      {
+        maxWaitMs: 0,
+        minBytes: 1,
+        topics: [{ topic: "big", partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+      },
+      12,
+      w,
+    );
+    const answer = async () => {
+      const r = new KafkaReader(await c.sendRaw(1, 12, w.toBuffer(), true, "slow-consumer"));
+      r.uvarint();
+      return decode(FetchResponse, r, 12);
+    };
+    // 100 KB read at 50 KB/s: the answer carries (and was held for) the time over the quota.
+    const first = await answer();
+    expect(first.responses[0]!.partitions[0]!.errorCode).toBe(0);
+    expect(first.throttleTimeMs).toBeGreaterThan(0);
+    // A throttled answer whose connection closes while it is held (its read memory reserved, the
+    // answer waiting out the throttle time): the memory still goes back.
+    const budget = fetchMemory(broker).budget;
+    void answer().catch(() => {});
+    for (let i = 0; i < 400 && budget.bytesUsed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(budget.bytesUsed).toBeGreaterThan(0);
+    c.close();
+    for (let i = 0; i < 400 && budget.bytesUsed > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(budget.bytesUsed).toBe(0);
+  }, 30_000);
+});
+
+describe("Kafka Fetch with the authorizer on", () => {
+  let b3: Broker;
+  let dir3: string;
+
+  beforeAll(async () => {
+    // Topics, records and ACLs are made with the authorizer off, then the broker restarts with it on.
+    dir3 = tmpDir("rill-kfetch-acl-");
+    const first = await Broker.start({ dataDir: dir3, listen: "127.0.0.1:0" });
+    await createTopics(first.address, [
+      { name: "readable", partitions: 1 },
+      { name: "secret", partitions: 1 },
+    ]);
+    await produce(first.address, [
+      { topic: "readable", partition: 0, value: "ok" },
+      { topic: "secret", partition: 0, value: "hidden" },
+    ]);
+    const g = clients(first.address);
+    await call(
+      g.admin,
+      "createAcls",
+      create(CreateAclsRequestSchema, {
+        creations: [
+          {
+            principal: "User:ANONYMOUS",
+            host: "*",
+            resourceType: AclResourceType.TOPIC,
+            resourceName: "readable",
+            patternType: AclPatternType.LITERAL,
+            operation: AclOperation.READ,
+            permission: AclPermission.ALLOW,
+          },
+        ],
+      }),
+    );
+    g.close();
+    await first.close();
+    b3 = await Broker.start({
+      dataDir: dir3,
+      listen: "127.0.0.1:0",
+      config: { kafkaListen: "127.0.0.1:0", authorizerEnable: true },
+      shutdownGraceMs: 500,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await b3?.close();
+    rmTmp(dir3);
+  });
+
+  it("answers TOPIC_AUTHORIZATION_FAILED for a topic the client may not READ, and the other's data", async () => {
+    const c = await RawKafka.connect(b3.kafkaAddress as string);
+    for (const v of [4, 12, 13]) {
+      const res = await kfetch(
+        c,
+        v,
+        [
+          { topic: "secret", partition: 0, offset: 0n },
+          { topic: "readable", partition: 0, offset: 0n },
+        ],
+        { b: b3 },
+      );
+      expect([part(res, 0).errorCode, recordsOf(res, 0).length]).toEqual([29, 0]);
+      expect(valuesOf(res, 1)).toEqual(["ok"]);
+    }
+    const epochs = await c.request(
+      23,
+      4,
+      OffsetForLeaderEpochRequest,
+      {
+        replicaId: -1,
+        topics: ["secret", "readable"].map((topic) => ({ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] })),
+      },
+      OffsetForLeaderEpochResponse,
+    );
+    expect(epochs.topics.map((t) => t.partitions[0]!.errorCode)).toEqual([29, 0]);
     c.close();
   });
 });

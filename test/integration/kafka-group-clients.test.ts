@@ -47,7 +47,11 @@ beforeAll(async () => {
   await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: TOPIC, partitions: PARTITIONS }] }));
   for (let p = 0; p < PARTITIONS; p++) {
     const values = ALL.filter((v) => v.startsWith(`p${p}-`));
-    await call(c.produce, "produce", create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }));
+    await call(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, { topic: TOPIC, partition: p, acks: Acks.ALL, records: values.map((v) => ({ value: Buffer.from(v) })) }),
+    );
   }
 }, 60_000);
 
@@ -93,7 +97,7 @@ describe("real Kafka clients in consumer groups", () => {
     await startAtZero("kcat-group");
     const r = await run(
       "kcat",
-      ["-b", address, "-G", "kcat-group", "-o", "beginning", "-e", "-f", "%s\\n", "-X", "topic.metadata.refresh.interval.ms=1000", TOPIC],
+      ["-b", address, "-G", "kcat-group", "-e", "-f", "%s\\n", "-X", "topic.metadata.refresh.interval.ms=1000", TOPIC],
       { timeoutMs: 60_000 },
     );
     const got = r.stdout.split("\n").filter((l) => l !== "");

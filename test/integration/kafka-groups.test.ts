@@ -16,6 +16,8 @@ import {
   type FetchOffsetsResponse,
   GroupService,
 } from "../../src/gen/rill/v1/group_service_pb.ts";
+import { ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse } from "../../src/kafka/apis/consumer-group-describe.ts";
+import { ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse } from "../../src/kafka/apis/consumer-group-heartbeat.ts";
 import { DeleteGroupsRequest, DeleteGroupsResponse } from "../../src/kafka/apis/delete-groups.ts";
 import { DescribeGroupsRequest, DescribeGroupsResponse } from "../../src/kafka/apis/describe-groups.ts";
 import { FindCoordinatorRequest, FindCoordinatorResponse } from "../../src/kafka/apis/find-coordinator.ts";
@@ -24,6 +26,7 @@ import { JoinGroupRequest, JoinGroupResponse } from "../../src/kafka/apis/join-g
 import { LeaveGroupRequest, LeaveGroupResponse } from "../../src/kafka/apis/leave-group.ts";
 import { ListGroupsRequest, ListGroupsResponse } from "../../src/kafka/apis/list-groups.ts";
 import { OffsetCommitRequest, OffsetCommitResponse } from "../../src/kafka/apis/offset-commit.ts";
+import { OffsetDeleteRequest, OffsetDeleteResponse } from "../../src/kafka/apis/offset-delete.ts";
 import { OffsetFetchRequest, OffsetFetchResponse } from "../../src/kafka/apis/offset-fetch.ts";
 import { SyncGroupRequest, SyncGroupResponse } from "../../src/kafka/apis/sync-group.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
@@ -252,6 +255,86 @@ describe("Kafka group APIs", () => {
       ["kg-grpc", 0, [12n]],
       ["kg-empty", 0, []],
     ]);
+    // OffsetDelete over Kafka removes it; gRPC no longer sees it. An unknown group is GROUP_ID_NOT_FOUND.
+    const del = await c.request(
+      47,
+      0,
+      OffsetDeleteRequest,
+      { groupId: "kg-grpc", topics: [{ name: "kg", partitions: [{ partitionIndex: 0 }] }] },
+      OffsetDeleteResponse,
+    );
+    expect([del.errorCode, del.topics[0]!.partitions[0]!.errorCode]).toEqual([0, 0]);
+    const gone: FetchOffsetsResponse = await call(grpcGroups, "fetchOffsets", create(FetchOffsetsRequestSchema, { groupId: "kg-grpc" }));
+    expect(gone.offsets).toEqual([]);
+    const unknown = await c.request(
+      47,
+      0,
+      OffsetDeleteRequest,
+      { groupId: "kg-nobody", topics: [{ name: "kg", partitions: [{ partitionIndex: 0 }] }] },
+      OffsetDeleteResponse,
+    );
+    expect(unknown.errorCode).toBe(69);
+    c.close();
+  });
+
+  it("serves KIP-848 members with ConsumerGroupHeartbeat and ConsumerGroupDescribe; a classic JoinGroup to that group is refused", async () => {
+    const G = "kg-848";
+    const c = await RawKafka.connect(address);
+    await coordinator(c, G);
+    const hb = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      {
+        groupId: G,
+        memberId: "",
+        memberEpoch: 0,
+        rebalanceTimeoutMs: 10_000,
+        subscribedTopicNames: ["kg"],
+        serverAssignor: "uniform",
+        topicPartitions: [],
+      },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([hb.errorCode, hb.memberEpoch]).toEqual([0, 1]);
+    expect(hb.assignment!.topicPartitions.flatMap((t) => t.partitions).sort()).toEqual([0, 1, 2]);
+    const topicId = hb.assignment!.topicPartitions[0]!.topicId;
+    const d = await c.request(69, 1, ConsumerGroupDescribeRequest, { groupIds: [G, "kg-none"] }, ConsumerGroupDescribeResponse);
+    expect(d.groups[0]).toMatchObject({ errorCode: 0, groupId: G, groupState: "Stable", groupEpoch: 1, assignorName: "uniform" });
+    expect(d.groups[0]!.members[0]!.assignment.topicPartitions[0]).toMatchObject({ topicId, topicName: "kg" });
+    expect(d.groups[1]!.errorCode).toBe(69); // GROUP_ID_NOT_FOUND
+    const classic = await c.request(
+      11,
+      5,
+      JoinGroupRequest,
+      {
+        groupId: G,
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 5_000,
+        memberId: "m",
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: meta(["kg"]) }],
+      },
+      JoinGroupResponse,
+    );
+    expect(classic.errorCode).toBe(23); // INCONSISTENT_GROUP_PROTOCOL
+    // The member acknowledges with what it owns, then leaves.
+    const stay = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      { groupId: G, memberId: hb.memberId!, memberEpoch: 1, topicPartitions: [{ topicId, partitions: [0, 1, 2] }] },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([stay.errorCode, stay.memberEpoch]).toEqual([0, 1]);
+    const leave = await c.request(
+      68,
+      0,
+      ConsumerGroupHeartbeatRequest,
+      { groupId: G, memberId: hb.memberId!, memberEpoch: -1 },
+      ConsumerGroupHeartbeatResponse,
+    );
+    expect([leave.errorCode, leave.memberEpoch]).toEqual([0, -1]);
     c.close();
   });
 });

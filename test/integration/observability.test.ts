@@ -8,6 +8,7 @@ import { Broker } from "../../src/broker/broker.ts";
 import type { BrokerLog } from "../../src/broker/log.ts";
 import { Admin } from "../../src/client/admin.ts";
 import { GroupAdmin } from "../../src/client/group-admin.ts";
+import { GroupConsumer } from "../../src/client/group-consumer.ts";
 import { FetchRequestSchema, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { ProduceRequestSchema } from "../../src/gen/rill/v1/produce_service_pb.ts";
@@ -171,6 +172,34 @@ describe("change log lines", () => {
       await admin.close();
       await groups.close();
     }
+  });
+});
+
+describe("group membership", () => {
+  it("logs a member joining and leaving and the group's rebalances; members show in rill_consumer_group_members", async () => {
+    const admin = new Admin({ bootstrap: broker.address });
+    try {
+      await admin.createTopics([{ name: "joined", partitions: 2 }]);
+    } finally {
+      await admin.close();
+    }
+    const c = new GroupConsumer({ bootstrap: broker.address, groupId: "watched", autoOffsetReset: "earliest" });
+    c.subscribe(["joined"]);
+    const drained = (async () => {
+      for await (const _ of c) break;
+    })();
+    const deadline = Date.now() + 15_000;
+    while (c.assignment().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(c.assignment()).toHaveLength(2);
+    const joined = log.find("group member joined", { group: "watched" });
+    expect(joined).toMatchObject({ group: "watched", member: expect.any(String), topics: ["joined"] });
+    expect(log.find("group rebalanced", { group: "watched" })).toMatchObject({ epoch: expect.any(Number) });
+    expect(sample(await scrape(url), "rill_consumer_group_members", { group: "watched" })).toBe(1);
+    await c.close();
+    await drained;
+    const left = log.find("group member left", { group: "watched" });
+    expect(left).toMatchObject({ member: joined!["member"] });
+    expect(sample(await scrape(url), "rill_consumer_group_members", { group: "watched" })).toBe(0);
   });
 });
 

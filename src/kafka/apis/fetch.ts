@@ -202,6 +202,8 @@ export const fetch = api(1, "4-17", FetchRequest, FetchResponse, async (req, ctx
   else read.release();
   reading.forEach((a, i) => {
     a.result = read.partitions[i] ?? null;
+    // No result: the broker began shutting down while the fetch waited (a client goes elsewhere).
+    if (!a.result) a.error = rillError("SHUTTING_DOWN", `broker ${ctx.deps.nodeId} is shutting down`);
   });
   return answer(ctx, req, asked, null, throttleTimeMs);
 });

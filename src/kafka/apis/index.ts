@@ -19,9 +19,13 @@ import { joinGroup } from "./join-group.ts";
 import { leaveGroup } from "./leave-group.ts";
 import { listGroups } from "./list-groups.ts";
 import { offsetCommit } from "./offset-commit.ts";
+import { offsetDelete } from "./offset-delete.ts";
 import { offsetFetch } from "./offset-fetch.ts";
 import { syncGroup } from "./sync-group.ts";
 import { metadata } from "./metadata.ts";
+import { produce } from "./produce.ts";
+import { listOffsets } from "./list-offsets.ts";
+import { initProducerId } from "./init-producer-id.ts";
 import { createAcls } from "./create-acls.ts";
 import { createPartitions } from "./create-partitions.ts";
 import { createTopics } from "./create-topics.ts";
@@ -50,10 +54,14 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   leaveGroup,
   offsetCommit,
   offsetFetch,
+  offsetDelete,
   describeGroups,
   listGroups,
   deleteGroups,
   metadata,
+  produce,
+  listOffsets,
+  initProducerId,
   consumerGroupHeartbeat,
   consumerGroupDescribe,
   saslHandshake,

@@ -276,8 +276,16 @@ describe("classic groups: what is written", () => {
     );
     expect(text(sync.response.answer!.assignment)).toBe("assignment-1");
     // Loaded members' sessions start at the first tick.
-    expect(c.classicTick(h.now + SESSION - 1).response).toEqual([]);
+    const first = c.classicTick(h.now + SESSION - 1);
+    first.effects?.();
+    expect([first.records, first.response]).toEqual([[], []]);
     expect(c.describeGroups([G])[0]!.classic!.members.length).toBe(3);
+    // Without heartbeats, their sessions (started at that first tick) run out: the group is Empty, written.
+    const expired = c.classicTick(h.now + 2 * SESSION - 1);
+    expired.effects?.();
+    for (const r of expired.records) c.replay(r);
+    expect(c.describeGroups([G])[0]!.classic).toMatchObject({ state: "Empty", generation: 2, members: [] });
+    expect(expired.records.map((r) => r.type)).toEqual(["classic-group"]);
   });
 
   it("keeps a static member's place and assignment when it rejoins with a new member id, without a rebalance", () => {

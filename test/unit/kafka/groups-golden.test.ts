@@ -17,6 +17,7 @@ import { JoinGroupRequest, JoinGroupResponse } from "../../../src/kafka/apis/joi
 import { LeaveGroupRequest, LeaveGroupResponse } from "../../../src/kafka/apis/leave-group.ts";
 import { ListGroupsRequest, ListGroupsResponse } from "../../../src/kafka/apis/list-groups.ts";
 import { OffsetCommitRequest, OffsetCommitResponse } from "../../../src/kafka/apis/offset-commit.ts";
+import { OffsetDeleteRequest, OffsetDeleteResponse } from "../../../src/kafka/apis/offset-delete.ts";
 import { OffsetFetchRequest, OffsetFetchResponse } from "../../../src/kafka/apis/offset-fetch.ts";
 import { SyncGroupRequest, SyncGroupResponse } from "../../../src/kafka/apis/sync-group.ts";
 import { type Fields, type Message, decode, encode } from "../../../src/kafka/schema.ts";
@@ -338,6 +339,15 @@ describe("golden bytes: OffsetFetch v0-9", () => {
       { name: "t", partitions: [{ partitionIndex: 0, committedOffset: 42n, committedLeaderEpoch: 5, metadata: "md", errorCode: 0 }] },
     ];
     check(OffsetFetchResponse, { topics, errorCode: 0, groups: [{ groupId: "g", topics, errorCode: 0 }] }, v, s.tags().buf);
+  });
+});
+
+describe("golden bytes: OffsetDelete v0", () => {
+  it("v0", () => {
+    const q = new B(false).str("g").count(1).str("t").count(1).i32(2);
+    check(OffsetDeleteRequest, { groupId: "g", topics: [{ name: "t", partitions: [{ partitionIndex: 2 }] }] }, 0, q.buf);
+    const s = new B(false).i16(0).i32(0).count(1).str("t").count(1).i32(2).i16(86);
+    check(OffsetDeleteResponse, { errorCode: 0, topics: [{ name: "t", partitions: [{ partitionIndex: 2, errorCode: 86 }] }] }, 0, s.buf);
   });
 });
 

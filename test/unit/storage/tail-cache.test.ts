@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
-import { TAIL_CACHE_SLAB_BYTES, TailCache, TailCacheBudget } from "../../../src/storage/tail-cache.ts";
+import { TAIL_CACHE_ENTRY_BYTES, TAIL_CACHE_SLAB_BYTES, TailCache, TailCacheBudget } from "../../../src/storage/tail-cache.ts";
 
 /** A stand-in for the batches of offsets base..last: `size` bytes tagged with the base offset. */
 const slice = (base: number, size = 10): Buffer => Buffer.alloc(size, base % 251);
@@ -11,7 +11,7 @@ const bases = (r: { chunks: Buffer[] } | null): number[] | null => (r === null ?
 
 describe("TailCache", () => {
   it("answers a read from the entry holding the offset, up to maxBytes and below the limit", () => {
-    const c = new TailCache(1000);
+    const c = new TailCache(1000, null, 0);
     c.push(slice(0), 0, 4);
     c.push(slice(5), 5, 9);
     c.push(slice(10), 10, 14);
@@ -25,7 +25,7 @@ describe("TailCache", () => {
   });
 
   it("answers null when the offset is older than the cache holds, and empty at the end", () => {
-    const c = new TailCache(1000);
+    const c = new TailCache(1000, null, 0);
     expect(c.read(0, 100, 100)).toBeNull();
     c.push(slice(20), 20, 29);
     expect(c.read(19, 100, 100)).toBeNull();
@@ -33,7 +33,7 @@ describe("TailCache", () => {
   });
 
   it("keeps at most `capacity` bytes, dropping the oldest first", () => {
-    const c = new TailCache(25);
+    const c = new TailCache(25, null, 0);
     c.push(slice(0), 0, 0);
     c.push(slice(1), 1, 1);
     c.push(slice(2), 2, 2);
@@ -41,13 +41,13 @@ describe("TailCache", () => {
     expect(bases(c.read(1, 100, 100))).toEqual([1, 2]);
     c.push(slice(3, 30), 3, 3); // larger than the whole cache: nothing is kept
     expect(c.read(3, 100, 100)).toBeNull();
-    const off = new TailCache(0);
+    const off = new TailCache(0, null, 0);
     off.push(slice(0), 0, 0);
     expect(off.read(0, 100, 100)).toBeNull();
   });
 
   it("truncateFrom cuts entries reaching the offset; dropBelow drops entries starting below it", () => {
-    const c = new TailCache(1000);
+    const c = new TailCache(1000, null, 0);
     for (let b = 0; b < 50; b += 10) c.push(slice(b), b, b + 9);
     c.truncateFrom(35);
     expect(bases(c.read(0, 1000, 1000))).toEqual([0, 10, 20]);
@@ -60,7 +60,7 @@ describe("TailCache", () => {
   });
 
   it("asserts that batches are pushed in rising offset order", () => {
-    const c = new TailCache(1000);
+    const c = new TailCache(1000, null, 0);
     c.push(slice(10), 10, 19);
     expect(() => c.push(slice(15), 15, 20)).toThrow(AssertionError);
     expect(() => c.push(slice(30), 30, 29)).toThrow(AssertionError);
@@ -72,7 +72,7 @@ describe("TailCache", () => {
     const seed = seedFromEnv();
     const rnd = new SeededRandom(seed);
     const capacity = 200;
-    const c = new TailCache(capacity);
+    const c = new TailCache(capacity, null, 0);
     let model: Array<{ base: number; last: number; size: number }> = [];
     let end = 0;
     for (let step = 0; step < 20_000; step++) {
@@ -123,9 +123,9 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
 
   it("keeps the caches together within the budget, evicting the least recently used cache's oldest entries first", () => {
     const budget = new TailCacheBudget(30);
-    const a = new TailCache(100, budget);
-    const b = new TailCache(100, budget);
-    const c = new TailCache(100, budget);
+    const a = new TailCache(100, budget, 0);
+    const b = new TailCache(100, budget, 0);
+    const c = new TailCache(100, budget, 0);
     a.push(slice(0), 0, 0);
     a.push(slice(1), 1, 1);
     b.push(slice(0), 0, 0);
@@ -146,7 +146,7 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
 
   it("a cache alone gives up its own oldest entries; one entry larger than the budget is not kept", () => {
     const budget = new TailCacheBudget(25);
-    const a = new TailCache(100, budget);
+    const a = new TailCache(100, budget, 0);
     a.push(slice(0), 0, 0);
     a.push(slice(1), 1, 1);
     a.push(slice(2), 2, 2);
@@ -158,7 +158,7 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
 
   it("gives its bytes back on truncation, dropBelow and clear", () => {
     const budget = new TailCacheBudget(1000);
-    const a = new TailCache(1000, budget);
+    const a = new TailCache(1000, budget, 0);
     for (let i = 0; i < 5; i++) a.push(slice(i), i, i);
     a.truncateFrom(4);
     a.dropBelow(1);
@@ -170,7 +170,7 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
 
   it("pushAppend keeps the newest batches that fit, copied out of a much larger buffer", () => {
     const budget = new TailCacheBudget(1000);
-    const a = new TailCache(25, budget);
+    const a = new TailCache(25, budget, 0);
     const request = Buffer.alloc(10_000, 9); // a produce request carrying other partitions too
     const mine = request.subarray(100, 130);
     a.pushAppend(mine, [
@@ -191,7 +191,7 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
     // Regression (issue 14's soak): the copy was Buffer.from, which puts anything under 4 KiB in
     // Node's shared 8 KiB pool, so each cached 100-byte batch kept a slab of mostly other,
     // short-lived buffers alive: the RSS grew several times faster than the bytes cached.
-    const a = new TailCache(1 << 20);
+    const a = new TailCache(1 << 20, null, 0);
     const request = Buffer.alloc(20_000, 7);
     for (let i = 0; i < 150; i++) {
       Buffer.allocUnsafe(3000); // what other code takes from the pool meanwhile
@@ -214,8 +214,36 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
     expect(a.read(150, 1 << 20, ALL)!.chunks[0]!.buffer.byteLength).toBe(2000);
   });
 
+  it("charges each entry's object overhead to its capacity and to the shared budget, not its bytes alone", () => {
+    // Issue 14's soak: 100-byte batches cost ~120 bytes of heap each besides their data (the
+    // Buffer view, two offsets), so a cache counting bytes alone held about twice its count.
+    const budget = new TailCacheBudget(100 * (100 + TAIL_CACHE_ENTRY_BYTES));
+    const a = new TailCache(1 << 20, budget);
+    const batch = Buffer.alloc(100, 3);
+    for (let i = 0; i < 150; i++) a.push(batch, i, i);
+    expect(TAIL_CACHE_ENTRY_BYTES).toBeGreaterThanOrEqual(88); // measured: Bun 88 B, Node 117 B per entry
+    expect(a.size).toBe(100 * (100 + TAIL_CACHE_ENTRY_BYTES)); // the newest 100 entries, not 150
+    expect(budget.bytesUsed).toBe(a.size);
+    expect(a.read(0, 1 << 20, ALL)).toBeNull();
+    expect(a.read(50, 1 << 20, ALL)!.chunks).toHaveLength(100);
+    a.truncateFrom(140);
+    expect(budget.bytesUsed).toBe(90 * (100 + TAIL_CACHE_ENTRY_BYTES));
+    a.clear();
+    expect(budget.bytesUsed).toBe(0);
+    // pushAppend keeps only the batches whose bytes and entries fit
+    const small = new TailCache(3 * (100 + TAIL_CACHE_ENTRY_BYTES));
+    const request = Buffer.alloc(500, 1);
+    small.pushAppend(
+      request,
+      [0, 100, 200, 300, 400].map((at, i) => ({ at, baseOffset: i, lastOffset: i })),
+    );
+    expect(small.size).toBe(3 * (100 + TAIL_CACHE_ENTRY_BYTES));
+    expect(small.read(0, 1 << 20, ALL)).toBeNull();
+    expect(small.read(2, 1 << 20, ALL)!.chunks).toHaveLength(3);
+  });
+
   it("readSize answers what read would return, without reading", () => {
-    const a = new TailCache(1000);
+    const a = new TailCache(1000, null, 0);
     a.push(slice(0), 0, 4);
     a.push(slice(5, 20), 5, 9);
     expect(a.readSize(3, 1000, ALL)).toBe(30);

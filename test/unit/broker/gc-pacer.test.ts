@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { GcPacer, runtimeCollector, startGcPacer } from "../../../src/broker/gc-pacer.ts";
+
+const MiB = 1024 * 1024;
+
+/** Buffer memory the test moves by hand; a collection frees what `garbage` says is dead. */
+function world() {
+  const w = {
+    live: 100 * MiB,
+    garbage: 0,
+    collections: 0,
+    read: () => w.live + w.garbage,
+    collect: () => {
+      w.garbage = 0;
+      w.collections++;
+    },
+  };
+  return w;
+}
+
+describe("GcPacer", () => {
+  it("collects once buffer memory has grown by the step since the last collection, not before", () => {
+    const w = world();
+    const pacer = new GcPacer({ stepBytes: 64 * MiB, read: w.read, collect: w.collect });
+    w.garbage = 63 * MiB;
+    expect(pacer.check()).toBe(false);
+    w.garbage = 64 * MiB;
+    expect(pacer.check()).toBe(true);
+    expect(w.collections).toBe(1);
+    expect(w.garbage).toBe(0);
+    // The mark is what the collection left: another 64 MiB of garbage is needed.
+    w.garbage = 40 * MiB;
+    expect(pacer.check()).toBe(false);
+    w.garbage = 64 * MiB;
+    expect(pacer.check()).toBe(true);
+    expect(pacer.collections).toBe(2);
+  });
+
+  it("bounds dead buffers by the step whatever the traffic: 10 GiB written in 0.9 MiB requests", () => {
+    const w = world();
+    const pacer = new GcPacer({ stepBytes: 64 * MiB, read: w.read, collect: w.collect });
+    let peak = 0;
+    for (let i = 0; i < 10 * 1024; i++) {
+      w.garbage += 0.9 * MiB * 3; // received frames, the joined message, the batch built from it
+      peak = Math.max(peak, w.read());
+      pacer.check();
+    }
+    expect(peak - w.live).toBeLessThanOrEqual(64 * MiB + 3 * 0.9 * MiB);
+    expect(w.collections).toBeGreaterThan(400);
+  });
+
+  it("follows memory down (a collection by the runtime itself) and counts growth from the lowest point", () => {
+    const w = world();
+    w.garbage = 50 * MiB;
+    const pacer = new GcPacer({ stepBytes: 64 * MiB, read: w.read, collect: w.collect });
+    w.garbage = 0; // the runtime collected on its own
+    expect(pacer.check()).toBe(false);
+    w.garbage = 64 * MiB; // 64 above the low point, 14 above the first reading
+    expect(pacer.check()).toBe(true);
+  });
+
+  it("live growth costs one collection per step and raises the mark", () => {
+    const w = world();
+    const pacer = new GcPacer({ stepBytes: 64 * MiB, read: w.read, collect: w.collect });
+    w.live += 64 * MiB; // a tail cache filling: nothing to free
+    expect(pacer.check()).toBe(true);
+    expect(pacer.check()).toBe(false);
+    expect(pacer.check()).toBe(false);
+    expect(w.collections).toBe(1);
+  });
+
+  it("starts only with a step and a collector; under Node there is none (V8 paces itself)", () => {
+    expect(startGcPacer(0, 50, () => {})).toBeNull();
+    expect(startGcPacer(64 * MiB, 50, null)).toBeNull();
+    const running = startGcPacer(64 * MiB, 50, () => {});
+    expect(running).not.toBeNull();
+    running!.stop();
+    const bun = (globalThis as { Bun?: unknown }).Bun;
+    expect(runtimeCollector() === null).toBe(bun === undefined);
+  });
+});
