@@ -11,8 +11,12 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
 import type { MetadataImage } from "../../src/metadata/image.ts";
+import { CreateAclsRequest, CreateAclsResponse } from "../../src/kafka/apis/create-acls.ts";
+import { SaslAuthenticateRequest, SaslAuthenticateResponse } from "../../src/kafka/apis/sasl-authenticate.ts";
+import { SaslHandshakeRequest, SaslHandshakeResponse } from "../../src/kafka/apis/sasl-handshake.ts";
 import { TestPki } from "../fixtures/test-pki.ts";
 import { run } from "./kafka-clients.ts";
+import { RawKafka } from "./kafka-helpers.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const CLIENTS = path.join(import.meta.dirname, "kafka-clients");
@@ -208,6 +212,53 @@ describe("real clients with SASL and TLS", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`broker 1 at ${broker.kafkaAddress}`);
   }, 60_000);
+
+  it("a SASL user produces and consumes what the ACLs allow, and is refused the rest", async () => {
+    const admin = await RawKafka.connectTls(broker.kafkaAddress as string, { ca: nodeFs.readFileSync(caFile), servername: "localhost" });
+    expect((await admin.request(17, 1, SaslHandshakeRequest, { mechanism: "PLAIN" }, SaslHandshakeResponse)).errorCode).toBe(0);
+    const login = await admin.request(
+      36,
+      2,
+      SaslAuthenticateRequest,
+      { authBytes: Buffer.from(`\0admin\0${users.admin}`) },
+      SaslAuthenticateResponse,
+    );
+    expect(login.errorCode).toBe(0);
+    const allow = (resourceType: number, resourceName: string, operation: number) => ({
+      resourceType,
+      resourceName,
+      resourcePatternType: 3,
+      principal: "User:bob",
+      host: "*",
+      operation,
+      permissionType: 3,
+    });
+    // bob may WRITE and READ topic bob-ok and READ group bob-group; nothing on bob-no.
+    const acls = await admin.request(
+      30,
+      3,
+      CreateAclsRequest,
+      { creations: [allow(2, "bob-ok", 4), allow(2, "bob-ok", 3), allow(3, "bob-group", 3)] },
+      CreateAclsResponse,
+    );
+    expect(acls.results.map((r) => r.errorCode)).toEqual([0, 0, 0]);
+    admin.close();
+    const created = await pyAdmin(sasl("SCRAM-SHA-256", "admin", users.admin), [{ do: "create", topics: ["bob-ok", "bob-no"] }]);
+    expect(created.results).toEqual([{ "bob-ok": null, "bob-no": null }]);
+    const pc = (topic: string) =>
+      run(
+        "/usr/bin/python3",
+        [path.join(CLIENTS, "python-produce-consume.py"), JSON.stringify(sasl("SCRAM-SHA-256", "bob", users.bob)), topic, "bob-group"],
+        { timeoutMs: 60_000 },
+      );
+    const ok = await pc("bob-ok");
+    expect(JSON.parse(ok.stdout.trim()), ok.stderr).toEqual({ produce: [null], consume: "hello" });
+    const no = await pc("bob-no");
+    expect(JSON.parse(no.stdout.trim()), no.stderr).toEqual({
+      produce: ["TOPIC_AUTHORIZATION_FAILED"],
+      consume: "TOPIC_AUTHORIZATION_FAILED",
+    });
+  }, 120_000);
 
   it("kafkajs admin over SASL_SSL with SCRAM-SHA-512", async () => {
     const out = await kafkajsAdmin(broker.kafkaAddress as string, "admin", {
