@@ -1,7 +1,7 @@
 /**
  * Real Kafka admin clients, each its own process, against the Kafka listener: kafkajs's admin
  * (createTopics, createPartitions, describeConfigs, alterConfigs, describeCluster, ACLs,
- * deleteTopics) and confluent-kafka-python's AdminClient (librdkafka 2.0.2: create/delete topics,
+ * deleteTopicRecords, deleteTopics) and confluent-kafka-python's AdminClient (librdkafka 2.0.2: create/delete topics,
  * partitions, describe configs). With SASL: librdkafka (confluent-kafka-python, kcat) and kafkajs
  * log in with SCRAM-SHA-256/512 and PLAIN over TLS (a test CA made with openssl), a wrong password
  * is refused, and the SASL principal meets the same ACLs as over gRPC.
@@ -55,7 +55,7 @@ describe("real admin clients, no authentication", () => {
   });
 
   it("kafkajs admin: topics, partitions, configs, cluster and ACLs", async () => {
-    const out = await kafkajsAdmin(broker.kafkaAddress as string, "admin", { topic: "kj-admin" });
+    const out = await kafkajsAdmin(broker.kafkaAddress as string, "admin", { topic: "kj-admin", produce: true });
     expect(out.error).toBeUndefined();
     expect(out).toMatchObject({
       created: true,
@@ -73,6 +73,8 @@ describe("real admin clients, no authentication", () => {
         },
       ],
       deletedAcls: [1],
+      // Four records produced to partition 0, those below offset 2 deleted (deleteTopicRecords).
+      offsetsAfterDelete: [["2", "4"]],
       topicsAfter: false,
     });
     expect(imageOf(broker).topics.has("kj-admin")).toBe(false);
