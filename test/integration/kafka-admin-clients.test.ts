@@ -1,7 +1,8 @@
 /**
  * Real Kafka admin clients, each its own process, against the Kafka listener: kafkajs's admin
  * (createTopics, createPartitions, describeConfigs, alterConfigs, describeCluster, ACLs,
- * deleteTopicRecords, deleteTopics) and confluent-kafka-python's AdminClient (librdkafka 2.0.2: create/delete topics,
+ * deleteTopicRecords, deleteTopics), @platformatic/kafka's Admin (flexible versions) and
+ * confluent-kafka-python's AdminClient (librdkafka 2.0.2: create/delete topics,
  * partitions, describe configs). With SASL: librdkafka (confluent-kafka-python, kcat) and kafkajs
  * log in with SCRAM-SHA-256/512 and PLAIN over TLS (a test CA made with openssl), a wrong password
  * is refused, and the SASL principal meets the same ACLs as over gRPC.
@@ -15,7 +16,7 @@ import { CreateAclsRequest, CreateAclsResponse } from "../../src/kafka/apis/crea
 import { SaslAuthenticateRequest, SaslAuthenticateResponse } from "../../src/kafka/apis/sasl-authenticate.ts";
 import { SaslHandshakeRequest, SaslHandshakeResponse } from "../../src/kafka/apis/sasl-handshake.ts";
 import { TestPki } from "../fixtures/test-pki.ts";
-import { run } from "./kafka-clients.ts";
+import { bun, run } from "./kafka-clients.ts";
 import { RawKafka } from "./kafka-helpers.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
@@ -79,6 +80,18 @@ describe("real admin clients, no authentication", () => {
     });
     expect(imageOf(broker).topics.has("kj-admin")).toBe(false);
     expect(imageOf(broker).aclBindings()).toEqual([]);
+  }, 90_000);
+
+  it("@platformatic/kafka Admin (flexible versions): create, grow, alter and describe configs, delete", async () => {
+    const r = await bun(path.join(CLIENTS, "platformatic-admin.ts"), [broker.kafkaAddress as string, "pf-admin"]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}")).toEqual({
+      created: [{ name: "pf-admin", partitions: 2, replicas: 1 }],
+      retention: "7200000",
+      before: true,
+      after: false,
+    });
+    expect(imageOf(broker).topics.has("pf-admin")).toBe(false);
   }, 90_000);
 
   it("confluent-kafka-python AdminClient: create, grow, describe configs, delete", async () => {
