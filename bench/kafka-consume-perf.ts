@@ -5,7 +5,7 @@
  *
  *   bun bench/kafka-consume-perf.ts [--records 2000000] [--record-size 100] [--batch-records 1000]
  *     [--compression none|lz4] [--partitions 1] [--partition-max-bytes 4194304] [--max-bytes 16777216]
- *     [--fetch-version 12] [--runs 3] [--broker-runtime bun|node|deno] [--json FILE]
+ *     [--fetch-version 12] [--modes grpc,kafka,sdk,kcat] [--runs 3] [--broker-runtime bun|node|deno] [--json FILE]
  *
  * gRPC: consumer-perf's pipelined FetchService.Fetch in BATCHES format (one fetch in flight
  * while the client decodes). Kafka: the same loop over Kafka's Fetch (`--fetch-version`, v12
@@ -14,9 +14,16 @@
  * answer has no next offset), then the records are decoded. Both decode every record lazily to
  * its offset after a CRC32C check of each batch, and check that offsets run without gaps; the
  * same `max_bytes`, partition max bytes and `max_wait_ms` (500).
+ *
+ * Beside them: `sdk`, Rill's SDK Consumer over gRPC (records decoded into objects, as an
+ * application gets them), and `kcat`, librdkafka's consumer over the Kafka listener (`kcat -C
+ * -e -o 0` printing each offset to a pipe this tool counts lines from), both reading the same
+ * records from offset 0.
  */
+import { spawn } from "node:child_process";
 import * as net from "node:net";
 import * as nodeFs from "node:fs";
+import { Consumer } from "../src/client/consumer.ts";
 import { FetchService } from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
 import { fetchClientCodecs } from "../src/client/wire-codec.ts";
@@ -38,6 +45,8 @@ const defaults = {
   partitionBytesMax: 4 * MiB,
   maxBytes: 16 * MiB,
   fetchVersion: 12,
+  /** Which consumers to run, each `--runs` times, interleaved. */
+  modes: "grpc,kafka,sdk,kcat",
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   json: "",
@@ -195,6 +204,50 @@ function freePort(): Promise<number> {
   });
 }
 
+const MODES = ["grpc", "kafka", "sdk", "kcat"] as const;
+type Mode = (typeof MODES)[number];
+const LABELS: Record<Mode, string> = {
+  grpc: "gRPC Fetch (pipelined, ours)",
+  kafka: "Kafka Fetch (pipelined, ours)",
+  sdk: "SDK Consumer (gRPC)",
+  kcat: "kcat -C (librdkafka, Kafka)",
+};
+
+/** Rill's SDK Consumer from offset 0 of every partition until `total` records. */
+async function consumeSdk(address: string, o: Options, topic: string, total: number): Promise<{ records: number; messages: number }> {
+  const consumer = new Consumer({ bootstrap: address, maxBytes: o.maxBytes });
+  consumer.assign(Array.from({ length: o.partitions }, (_, partition) => ({ topic, partition, offset: "earliest" as const })));
+  let records = 0;
+  try {
+    for await (const _ of consumer) if (++records >= total) break;
+  } finally {
+    await consumer.close();
+  }
+  return { records, messages: 0 };
+}
+
+/** kcat reading every partition from offset 0 to its end; counts the lines it prints. */
+function consumeKcat(address: string, topic: string, perPartition: number[]): Promise<{ records: number; messages: number }> {
+  return new Promise((resolve, reject) => {
+    const args = ["-C", "-b", address, "-t", topic, "-o", "0", "-e", "-q", "-f", "%o\\n", "-X", `fetch.max.bytes=${16 * MiB}`];
+    if (perPartition.length === 1) args.push("-p", "0");
+    const p = spawn("kcat", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let records = 0;
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => {
+      for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) records++;
+    });
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+    p.once("error", reject);
+    p.once("exit", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`kcat exited ${code}: ${err.trim()}`));
+      else resolve({ records, messages: 0 });
+    });
+  });
+}
+
 interface Run {
   recordsPerSec: number;
   payloadMiBPerSec: number;
@@ -228,55 +281,61 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
       maxBytes: o.maxBytes,
       crc: true,
     };
-    const runs: { grpc: Run[]; kafka: Run[] } = { grpc: [], kafka: [] };
-    const measure = async (how: "grpc" | "kafka", run: number): Promise<void> => {
-      const start = performance.now();
-      let r: { records: number; messages: number };
+    const modes = o.modes.split(",").map((m) => m.trim()) as Mode[];
+    for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: "${m}" is not one of ${MODES.join(", ")}`);
+    const runs: Record<Mode, Run[]> = { grpc: [], kafka: [], sdk: [], kcat: [] };
+    const consume = async (how: Mode): Promise<{ records: number; messages: number }> => {
       if (how === "grpc") {
         const client = new (clientConstructor(FetchService, fetchClientCodecs))(broker.address, creds(), channelOptions());
         try {
-          r = await consumeFetch(client, grpcOptions, topic, total, perPartition);
+          return await consumeFetch(client, grpcOptions, topic, total, perPartition);
         } finally {
           client.close();
         }
-      } else {
+      }
+      if (how === "kafka") {
         const sock = await KafkaSocket.connect("127.0.0.1", kafkaPort);
         try {
-          r = await consumeKafka(sock, o, topic, total, perPartition);
+          return await consumeKafka(sock, o, topic, total, perPartition);
         } finally {
           sock.close();
         }
       }
-      const seconds = (performance.now() - start) / 1000;
-      if (r.records !== total) throw new Error(`${how}: consumed ${r.records} of ${total} records`);
-      const res = {
-        recordsPerSec: total / seconds,
-        payloadMiBPerSec: (total * o.recordSize) / seconds / MiB,
-        seconds,
-        messages: r.messages,
-      };
-      runs[how].push(res);
-      process.stderr.write(
-        `  ${how} run ${run + 1}/${o.runs}: ${(res.recordsPerSec / 1e6).toFixed(2)}M records/s, ${res.payloadMiBPerSec.toFixed(1)} MiB/s, ${r.messages} responses, ${seconds.toFixed(2)} s\n`,
-      );
+      if (how === "sdk") return consumeSdk(broker.address, o, topic, total);
+      return consumeKcat(`127.0.0.1:${kafkaPort}`, topic, perPartition);
     };
     for (let run = 0; run < o.runs; run++) {
-      // Interleaved, alternating which goes first, so a warming broker favours neither.
-      const order: ("grpc" | "kafka")[] = run % 2 === 0 ? ["grpc", "kafka"] : ["kafka", "grpc"];
-      for (const how of order) await measure(how, run);
+      // Interleaved, rotating which goes first, so a warming broker favours none.
+      const order = modes.map((_, i) => modes[(i + run) % modes.length]!);
+      for (const how of order) {
+        const start = performance.now();
+        const r = await consume(how);
+        const seconds = (performance.now() - start) / 1000;
+        if (r.records !== total) throw new Error(`${how}: consumed ${r.records} of ${total} records`);
+        const res = {
+          recordsPerSec: total / seconds,
+          payloadMiBPerSec: (total * o.recordSize) / seconds / MiB,
+          seconds,
+          messages: r.messages,
+        };
+        runs[how].push(res);
+        process.stderr.write(
+          `  ${how} run ${run + 1}/${o.runs}: ${(res.recordsPerSec / 1e6).toFixed(2)}M records/s, ${res.payloadMiBPerSec.toFixed(1)} MiB/s, ${seconds.toFixed(2)} s\n`,
+        );
+      }
     }
-    const grpc = median(runs.grpc.map((r) => r.payloadMiBPerSec));
-    const kafka = median(runs.kafka.map((r) => r.payloadMiBPerSec));
+    const med = (m: Mode, k: "payloadMiBPerSec" | "recordsPerSec") => (runs[m].length > 0 ? median(runs[m].map((r) => r[k])) : null);
+    const grpc = med("grpc", "payloadMiBPerSec");
+    const kafka = med("kafka", "payloadMiBPerSec");
     return {
       tool: "kafka-consume-perf",
       runtime: runtimeName(),
       ...o,
       records: total,
-      grpcMiBPerSec: grpc,
-      kafkaMiBPerSec: kafka,
-      grpcRecordsPerSec: median(runs.grpc.map((r) => r.recordsPerSec)),
-      kafkaRecordsPerSec: median(runs.kafka.map((r) => r.recordsPerSec)),
-      kafkaOverGrpc: kafka / grpc,
+      medians: Object.fromEntries(
+        modes.map((m) => [m, { payloadMiBPerSec: med(m, "payloadMiBPerSec"), recordsPerSec: med(m, "recordsPerSec") }]),
+      ),
+      kafkaOverGrpc: grpc && kafka ? kafka / grpc : null,
       runResults: runs,
       loadAverage: loadAverage(),
     };
@@ -288,13 +347,15 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const r = await runKafkaConsumePerf(o);
-  const f = (x: unknown) => (x as number).toFixed(1);
-  console.log(
-    `${r["records"]} records of ${o.recordSize} B (${o.compression}), medians of ${o.runs}: ` +
-      `gRPC Fetch ${f(r["grpcMiBPerSec"])} MiB/s (${((r["grpcRecordsPerSec"] as number) / 1e6).toFixed(2)}M records/s), ` +
-      `Kafka Fetch v${o.fetchVersion} ${f(r["kafkaMiBPerSec"])} MiB/s (${((r["kafkaRecordsPerSec"] as number) / 1e6).toFixed(2)}M records/s), ` +
-      `Kafka ÷ gRPC ${(r["kafkaOverGrpc"] as number).toFixed(2)}; load average ${(r["loadAverage"] as number[]).join(", ")}`,
-  );
+  const medians = r["medians"] as Record<string, { payloadMiBPerSec: number; recordsPerSec: number }>;
+  console.log(`${r["records"]} records of ${o.recordSize} B (${o.compression}), medians of ${o.runs} interleaved runs:`);
+  for (const [m, x] of Object.entries(medians))
+    console.log(
+      `  ${LABELS[m as Mode].padEnd(34)} ${x.payloadMiBPerSec.toFixed(1).padStart(7)} MiB/s  ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s`,
+    );
+  const ratio = r["kafkaOverGrpc"] as number | null;
+  if (ratio !== null) console.log(`  Kafka Fetch ÷ gRPC Fetch: ${ratio.toFixed(2)}`);
+  console.log(`  load average ${(r["loadAverage"] as number[]).join(", ")}`);
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(r, null, 2) + "\n");
 }
 

@@ -20,6 +20,7 @@ import type { QuotaThrottle } from "../service/quota-throttle.ts";
 import { requestMetricsOf } from "../service/request-metrics.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { BrokerLifecycle } from "./broker-lifecycle.ts";
+import { PemWatcher } from "../protocol/pem-watcher.ts";
 import { type IsrCounters, groupChangeLogger, logMetadataChanges } from "./log.ts";
 import { clusterMetricsOnScrape, requestMetricsOnScrape, storageRegistry } from "./metrics.ts";
 import type { Data, Metadata, Shell } from "./stages.ts";
@@ -59,6 +60,22 @@ export function healthOf(lifecycle: BrokerLifecycle | null, meta: Metadata): () 
         return { live: false, notReady: "shutting down" };
     }
   };
+}
+
+/**
+ * HTTPS with the client listener's files when `tls.cert.file` is set (certificate, key, and the CA
+ * of client certificates for `tls.client.auth`), re-read when they change.
+ */
+function httpTls(config: BrokerConfig, log: Shell["log"]): NonNullable<Parameters<typeof HttpListener.start>[0]["tls"]> | undefined {
+  if (config.tlsCertFile === "") return undefined;
+  const pem = new PemWatcher({
+    cert: { file: config.tlsCertFile },
+    key: { file: config.tlsKeyFile },
+    ca: config.tlsCaFile === "" ? undefined : { file: config.tlsCaFile },
+    names: { cert: "tls.cert.file", key: "tls.key.file", ca: "tls.ca.file" },
+    onError: (e) => log.warn({ err: e.message, listener: "http" }, "changed TLS files not taken; the previous certificates stay in use"),
+  });
+  return { pem, clientAuth: config.tlsClientAuth };
 }
 
 /** What the stage is built from, besides the earlier stages' results. */
@@ -122,6 +139,7 @@ export async function startObservability(
       routes: inputs.routes,
       authenticator: inputs.authenticator,
       routesAllowed: !anonymousRemote,
+      tls: httpTls(config, log),
       connectionsMax: config.maxConnections,
       log,
     });

@@ -573,7 +573,7 @@ export const brokerKeys = [
   str(
     "http.listen",
     "httpListen",
-    "Address of the HTTP listener, HOST:PORT: Prometheus metrics at /metrics, /healthz and /readyz (never authenticated), the web console at / and its JSON API under /api/v1/ (authenticated when auth.methods is set). Any address may be bound; without auth.methods, on an address other than loopback the console is served only with allow.anonymous.remote=true. Empty: no HTTP listener (`npm start` sets 127.0.0.1:9644; `rill cluster start` gives node i port base-port + 30 + i - 1). Replaces metrics.port, which is still read (127.0.0.1:<port>) when this is empty.",
+    "Address of the HTTP listener, HOST:PORT: Prometheus metrics at /metrics, /healthz and /readyz (never authenticated), the web console at / and its JSON API under /api/v1/ (authenticated when auth.methods is set). HTTPS with the tls.* files when tls.cert.file is set. Any address may be bound; without auth.methods, on an address other than loopback the console is served only with allow.anonymous.remote=true. Empty: no HTTP listener (`npm start` sets 127.0.0.1:9644; `rill cluster start` gives node i port base-port + 30 + i - 1). Replaces metrics.port, which is still read (127.0.0.1:<port>) when this is empty.",
     "",
     /^$|^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
     "empty or HOST:PORT",

@@ -9,12 +9,19 @@
  *                  /api/v1), with the requester authenticated as on every listener; 404 when no
  *                  route takes it
  *
+ * With `tls.cert.file` the listener serves HTTPS with the client listener's certificate (and asks
+ * for client certificates as `tls.client.auth` says), so passwords are not sent in plaintext.
+ *
  * Without authentication configured, a listener on an address other than loopback serves only
  * the three endpoints above unless `allow.anonymous.remote=true` (protected mode, as the gRPC
  * listener): anyone reaching it could otherwise use the console as User:ANONYMOUS.
  */
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { PemWatcher } from "../protocol/pem-watcher.ts";
+import type { PeerCertificateLike } from "../security/authenticator.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import type { Authenticator } from "../security/authenticator.ts";
 import { ANONYMOUS, type Requester } from "../security/requester.ts";
@@ -55,6 +62,12 @@ export interface HttpListenerOptions {
    * allow.anonymous.remote (see the module comment). Default true.
    */
   readonly routesAllowed?: boolean;
+  /**
+   * HTTPS (`tls.cert.file`): the certificate, key and CA, re-read when they change (the
+   * listener's context is swapped for new connections); `clientAuth` as `tls.client.auth`
+   * (`request`/`require` ask for a client certificate of the CA: mTLS callers). None: plain HTTP.
+   */
+  readonly tls?: { readonly pem: PemWatcher; readonly clientAuth: "none" | "request" | "require" } | undefined;
   /** Connections open at once; more wait in the kernel's backlog. Default 256. */
   readonly connectionsMax?: number;
   readonly log?: HttpLog;
@@ -76,7 +89,7 @@ export class HttpListener {
   /** Binds `o.listen`; INVALID_CONFIG naming `http.listen` when the address cannot be bound. */
   static async start(o: HttpListenerOptions): Promise<HttpListener> {
     const { host, port } = splitHostPort(o.listen);
-    const server = http.createServer();
+    const server = o.tls ? await httpsServer(o.tls) : http.createServer();
     const listener = new HttpListener(server, o);
     server.maxConnections = o.connectionsMax ?? 256;
     server.on("connection", (socket) => {
@@ -156,13 +169,16 @@ export class HttpListener {
   /** The request's context: its URL and requester (authenticated when auth.methods is set). */
   private async context(url: URL, req: http.IncomingMessage): Promise<HttpContext> {
     const host = hostOf(req.socket.remoteAddress ?? "");
+    const tls = this.o.tls !== undefined;
     const auth = this.o.authenticator;
     if (!auth || auth.anonymous)
-      return { url, requester: { principal: ANONYMOUS, host, clientId: "" }, authError: null, authRequired: false, tls: false };
-    const result = await auth.authenticate({ authorization: req.headers.authorization, host, tls: false, peerCertificate: null });
-    if ("error" in result) return { url, requester: null, authError: result.error, authRequired: true, tls: false };
+      return { url, requester: { principal: ANONYMOUS, host, clientId: "" }, authError: null, authRequired: false, tls };
+    const socket = req.socket as TLSSocket;
+    const peerCertificate = tls && socket.authorized ? (socket.getPeerCertificate() as PeerCertificateLike) : null;
+    const result = await auth.authenticate({ authorization: req.headers.authorization, host, tls, peerCertificate });
+    if ("error" in result) return { url, requester: null, authError: result.error, authRequired: true, tls };
     const requester: Requester = { principal: result.principal, host, clientId: "" };
-    return { url, requester, authError: null, authRequired: true, tls: false };
+    return { url, requester, authError: null, authRequired: true, tls };
   }
 
   private fail(res: http.ServerResponse, e: unknown): void {
@@ -175,6 +191,45 @@ export class HttpListener {
     if (!res.headersSent) sendJson(res, 500, { error: { code: -1, name: "UNKNOWN_SERVER_ERROR", message: "internal error" } });
     else res.destroy();
   }
+}
+
+/** An HTTPS server over `tls.pem`'s first set, its context swapped whenever the files change. */
+async function httpsServer(tls: NonNullable<HttpListenerOptions["tls"]>): Promise<https.Server> {
+  let key: Buffer | null = null;
+  let cert: Buffer | null = null;
+  let ca: Buffer | null = null;
+  let server: https.Server | null = null;
+  let stopWatching = (): void => {};
+  const context = () => ({ key: key!, cert: cert!, ...(ca ? { ca } : {}) });
+  await new Promise<void>((resolve) => {
+    const ready = (): void => {
+      if (key === null || (tls.clientAuth !== "none" && ca === null)) return;
+      if (server) server.setSecureContext(context());
+      else resolve();
+    };
+    const onIdentity = (id: { privateKey: Buffer; certificate: Buffer } | null): void => {
+      if (!id) return;
+      [key, cert] = [id.privateKey, id.certificate];
+      ready();
+    };
+    const onCa = (update: { caCertificate: Buffer } | null): void => {
+      ca = update?.caCertificate ?? null;
+      ready();
+    };
+    tls.pem.addIdentityCertificateListener(onIdentity);
+    tls.pem.addCaCertificateListener(onCa);
+    stopWatching = () => {
+      tls.pem.removeIdentityCertificateListener(onIdentity);
+      tls.pem.removeCaCertificateListener(onCa);
+    };
+  });
+  server = https.createServer({
+    ...context(),
+    requestCert: tls.clientAuth !== "none",
+    rejectUnauthorized: tls.clientAuth === "require",
+  });
+  server.once("close", () => stopWatching());
+  return server;
 }
 
 /** HOST and PORT of `HOST:PORT` (`[v6]:PORT` too). */

@@ -4,13 +4,18 @@
  * when auth is on — while /metrics, /healthz and /readyz stay open; protected mode; errors.
  */
 import { randomBytes } from "node:crypto";
+import * as nodeFs from "node:fs";
+import * as https from "node:https";
 import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/base/clock.ts";
 import { rillError } from "../../src/base/errors.ts";
 import { type HttpRoute, requireRequester, sendJson } from "../../src/http/router.ts";
 import { HttpListener } from "../../src/http/server.ts";
 import { Authenticator } from "../../src/security/authenticator.ts";
+import { PemWatcher } from "../../src/protocol/pem-watcher.ts";
 import { scramCredential, verifyPassword } from "../../src/security/scram.ts";
+import { TestPki } from "../fixtures/test-pki.ts";
+import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const metrics = { contentType: "text/plain; version=0.0.4; charset=utf-8", metrics: async () => "# TYPE rill_up gauge\nrill_up 1\n" };
 let listener: HttpListener | null = null;
@@ -141,6 +146,57 @@ describe("HttpListener", () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     state = { live: false, notReady: "shutting down" };
     expect((await fetch(`${url}/healthz`)).status).toBe(503);
+  });
+
+  it("serves HTTPS with tls.* files: a password is accepted over it, and an mTLS client is known by its certificate", async () => {
+    const dir = tmpDir("rill-http-tls-");
+    try {
+      const pki = new TestPki(dir);
+      const ca = pki.ca("http-ca");
+      const server = pki.leaf(ca, { cn: "localhost", san: "DNS:localhost", serial: 1 });
+      const client = pki.leaf(ca, { cn: "carol", serial: 2 });
+      const credential = scramCredential("s3cret", "SCRAM-SHA-256", 4096, randomBytes(32));
+      const authenticator = new Authenticator({
+        methods: ["password", "mtls"],
+        allowPlaintextPasswords: false,
+        clock: systemClock,
+        random: { next: () => 0.5, int: (n) => Math.floor(n / 2) },
+        credentials: (user) => (user === "alice" ? [credential] : []),
+        verify: verifyPassword,
+      });
+      const pem = new PemWatcher({ cert: { file: server.cert }, key: { file: server.key }, ca: { file: ca.cert } });
+      await start({ authenticator, tls: { pem, clientAuth: "request" } });
+      const get = (headers: Record<string, string>, cert?: { cert: string; key: string }): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = https.request(
+            {
+              host: "127.0.0.1",
+              port: listener!.port,
+              path: "/who",
+              servername: "localhost",
+              ca: nodeFs.readFileSync(ca.cert),
+              headers,
+              ...(cert ? { cert: nodeFs.readFileSync(cert.cert), key: nodeFs.readFileSync(cert.key) } : {}),
+            },
+            (res) => {
+              let body = "";
+              res.on("data", (d: Buffer) => (body += d.toString()));
+              res.on("end", () => resolve({ status: res.statusCode!, body }));
+            },
+          );
+          req.on("error", reject);
+          req.end();
+        });
+      const withPassword = await get({ authorization: basic("alice", "s3cret") });
+      expect(withPassword.status).toBe(200);
+      expect(JSON.parse(withPassword.body)).toMatchObject({ principal: "User:alice" });
+      const withCert = await get({}, client);
+      expect(withCert.status).toBe(200);
+      expect(JSON.parse(withCert.body)).toMatchObject({ principal: "User:carol" });
+      expect((await get({})).status).toBe(401);
+    } finally {
+      rmTmp(dir);
+    }
   });
 
   it("names http.listen when the address cannot be bound", async () => {

@@ -1,12 +1,14 @@
 /**
  * Kafka clients fetch from leaders: on a 3-node cluster (each node with its own Kafka listener),
  * the leader of a partition answers its data, and each follower answers NOT_LEADER_OR_FOLLOWER
- * naming the current leader and its epoch (Fetch v12+) — never forwarding the read — and
- * OffsetForLeaderEpoch likewise; a client that asks the named leader gets the data.
+ * naming the current leader and its epoch (Fetch v12+) and, from v16, the leader's Kafka
+ * endpoint — never forwarding the read — and OffsetForLeaderEpoch likewise; a client that asks
+ * the named leader gets the data.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Producer } from "../../src/client/producer.ts";
 import { FetchRequest, FetchResponse } from "../../src/kafka/apis/fetch.ts";
+import { MetadataRequest, MetadataResponse } from "../../src/kafka/apis/metadata.ts";
 import { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from "../../src/kafka/apis/offset-for-leader-epoch.ts";
 import { decodeFetchedRecords } from "../../src/service/fetch-records.ts";
 import { Cluster, freePort, until } from "./cluster-harness.ts";
@@ -67,6 +69,23 @@ describe("Kafka Fetch on a cluster", () => {
           FetchResponse,
         );
         const p = res.responses[0]!.partitions[0]!;
+        // v16, by topic id (from Metadata v12): the same, and the leader's endpoint.
+        const md = await c.request(3, 12, MetadataRequest, { topics: [{ name: TOPIC }] }, MetadataResponse);
+        const byId = await c.request(
+          1,
+          16,
+          FetchRequest,
+          {
+            maxWaitMs: 0,
+            minBytes: 1,
+            topics: [{ topicId: md.topics[0]!.topicId, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+          },
+          FetchResponse,
+        );
+        expect(byId.responses[0]!.partitions[0]!.errorCode).toBe(p.errorCode);
+        expect(byId.nodeEndpoints).toEqual(
+          node.id === leader ? [] : [{ nodeId: leader, host: "127.0.0.1", port: kafkaPorts.get(leader), rack: null }],
+        );
         if (node.id === leader) {
           expect(p.errorCode).toBe(0);
           const values = decodeFetchedRecords([p.records as Buffer], 0).map((r) => Buffer.from(r.value!).toString());

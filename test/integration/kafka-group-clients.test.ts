@@ -1,6 +1,7 @@
 /**
  * Real Kafka clients in group mode against Rill, each in its own process: kcat -G (librdkafka),
- * confluent-kafka-python (librdkafka) with manual commits, and kafkajs. Records are produced over
+ * confluent-kafka-python (librdkafka) with manual commits, kafka-python, kafkajs (all classic
+ * JoinGroup/SyncGroup), and @platformatic/kafka as a KIP-848 member (ConsumerGroupHeartbeat). Records are produced over
  * gRPC; each group's starting offsets are committed over gRPC (read back by the clients with
  * OffsetFetch), and what the clients commit over Kafka is read back over gRPC.
  */
@@ -132,6 +133,29 @@ print(json.dumps(seen))
     expect(await committed("py-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
   }, 90_000);
 
+  it("kafka-python (its own protocol code, older versions) consumes in a group and commits", async () => {
+    await startAtZero("kp-group");
+    const script = `
+import json, sys, time
+from kafka import KafkaConsumer
+c = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id="kp-group", enable_auto_commit=False,
+                  auto_offset_reset="earliest", session_timeout_ms=10000, consumer_timeout_ms=30000)
+seen = []
+for m in c:
+    seen.append(m.value.decode())
+    if len(seen) >= int(sys.argv[3]):
+        break
+c.commit()
+c.close()
+print(json.dumps(seen))
+`;
+    const r = await run(PYTHON, ["-c", script, address, TOPIC, String(ALL.length)], { timeoutMs: 60_000, env: pythonEnv() });
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const seen = JSON.parse(r.stdout.trim().split("\n").pop()!) as string[];
+    expect(seen.sort()).toEqual([...ALL].sort());
+    expect(await committed("kp-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
+  }, 90_000);
+
   it("kafkajs consumes as a group member and commits what it read", async () => {
     await startAtZero("js-group");
     const scriptDir = tmpDir("rill-kafkajs-");
@@ -171,5 +195,17 @@ const [address, topic, want] = process.argv.slice(2);
     } finally {
       rmTmp(scriptDir);
     }
+  }, 90_000);
+
+  it("@platformatic/kafka with groupProtocol consumer (KIP-848, ConsumerGroupHeartbeat) reads and commits", async () => {
+    await startAtZero("kip848-group");
+    const file = path.join(ROOT, "test/integration/kafka-group-clients/platformatic-848.ts");
+    const r = await run(path.join(ROOT, "node_modules/.bin/bun"), [file, address, TOPIC, "kip848-group", String(ALL.length)], {
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const seen = JSON.parse(r.stdout.trim().split("\n").pop()!) as string[];
+    expect(seen.sort()).toEqual([...ALL].sort());
+    expect(await committed("kip848-group")).toEqual([PER_PARTITION, PER_PARTITION, PER_PARTITION]);
   }, 90_000);
 });

@@ -337,4 +337,106 @@ describe("Kafka group APIs", () => {
     expect([leave.errorCode, leave.memberEpoch]).toEqual([0, -1]);
     c.close();
   });
+
+  it("expires a member that stops heartbeating: the other is told to rejoin and gets a generation of its own", async () => {
+    const G = "kg-expire";
+    const [a, b] = await Promise.all([RawKafka.connect(address), RawKafka.connect(address)]);
+    await coordinator(a, G);
+    const join = (c: RawKafka, memberId: string) =>
+      c.request(
+        11,
+        3, // no MEMBER_ID_REQUIRED before v4
+        JoinGroupRequest,
+        {
+          groupId: G,
+          sessionTimeoutMs: 6_000,
+          rebalanceTimeoutMs: 6_000,
+          memberId,
+          protocolType: "consumer",
+          protocols: [{ name: "range", metadata: meta(["kg"]) }],
+        },
+        JoinGroupResponse,
+      );
+    const [ja, jb] = await Promise.all([join(a, ""), join(b, "")]);
+    expect([ja.generationId, jb.generationId]).toEqual([1, 1]);
+    const leader = ja.leader === ja.memberId ? a : b;
+    const leaderId = ja.leader;
+    const other = leader === a ? b : a;
+    const otherId = leader === a ? jb.memberId : ja.memberId;
+    await Promise.all([
+      other.request(14, 1, SyncGroupRequest, { groupId: G, generationId: 1, memberId: otherId, assignments: [] }, SyncGroupResponse),
+      leader.request(14, 1, SyncGroupRequest, { groupId: G, generationId: 1, memberId: leaderId, assignments: [] }, SyncGroupResponse),
+    ]);
+    // Only the leader heartbeats; the other's 6 s session runs out (the group's own timer).
+    let code = 0;
+    for (let i = 0; i < 20 && code === 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      code = (await leader.request(12, 1, HeartbeatRequest, { groupId: G, generationId: 1, memberId: leaderId }, HeartbeatResponse))
+        .errorCode;
+    }
+    expect(code).toBe(27); // REBALANCE_IN_PROGRESS
+    const again = await join(leader, leaderId);
+    expect([again.errorCode, again.generationId, again.members.map((m) => m.memberId)]).toEqual([0, 2, [leaderId]]);
+    const late = await other.request(12, 1, HeartbeatRequest, { groupId: G, generationId: 1, memberId: otherId }, HeartbeatResponse);
+    expect(late.errorCode).toBe(25); // UNKNOWN_MEMBER_ID
+    a.close();
+    b.close();
+  }, 30_000);
+
+  it("answers bad group input with an error, and the connection stays usable", async () => {
+    const c = await RawKafka.connect(address);
+    const long = "x".repeat(300);
+    const j = await c.request(
+      11,
+      5,
+      JoinGroupRequest,
+      {
+        groupId: long,
+        sessionTimeoutMs: 10_000,
+        memberId: "",
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: meta([]) }],
+      },
+      JoinGroupResponse,
+    );
+    expect(j.errorCode).toBe(24); // INVALID_GROUP_ID
+    const s = await c.request(
+      14,
+      3,
+      SyncGroupRequest,
+      { groupId: "kg-none", generationId: 1, memberId: "ghost", assignments: [] },
+      SyncGroupResponse,
+    );
+    expect(s.errorCode).toBe(25); // UNKNOWN_MEMBER_ID
+    const t = await c.request(
+      11,
+      5,
+      JoinGroupRequest,
+      {
+        groupId: "kg-bad-timeout",
+        sessionTimeoutMs: 10,
+        memberId: "",
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: meta([]) }],
+      },
+      JoinGroupResponse,
+    );
+    expect(t.errorCode).toBe(26); // INVALID_SESSION_TIMEOUT
+    const commit = await c.request(
+      8,
+      2,
+      OffsetCommitRequest,
+      {
+        groupId: "kg-none",
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        topics: [{ name: "no-such-topic", partitions: [{ partitionIndex: 0, committedOffset: 1n }] }],
+      },
+      OffsetCommitResponse,
+    );
+    expect(commit.topics[0]!.partitions[0]!.errorCode).toBe(3); // UNKNOWN_TOPIC_OR_PARTITION
+    const hb = await c.request(12, 0, HeartbeatRequest, { groupId: "kg-none", generationId: 0, memberId: "" }, HeartbeatResponse);
+    expect(hb.errorCode).toBe(25);
+    c.close();
+  });
 });

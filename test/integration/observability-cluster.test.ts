@@ -115,32 +115,30 @@ describe("cluster metrics", () => {
   it("under_replicated_partitions rises when a follower stops and falls back to 0 when it returns", async () => {
     const stable = await cluster.waitForStable(20_000);
     const admin = cluster.node(stable.leader).admin();
-    {
-      await admin.createTopics([{ name: "replicated", partitions: 3, replicationFactor: 3 }]);
-      await until(async () => (await clusterSum([1, 2, 3], "rill_under_replicated_partitions")) === 0, 20_000, "every ISR full");
-      const shrinksBefore = await clusterSum([1, 2, 3], "rill_isr_shrinks_total");
-      const expandsBefore = await clusterSum([1, 2, 3], "rill_isr_expands_total");
-      // Stop a node that is not the active controller; its partitions' leaders lose a follower.
-      const follower = [1, 2, 3].find((id) => id !== stable.leader)!;
-      const live = [1, 2, 3].filter((id) => id !== follower);
-      await cluster.node(follower).kill();
-      const under = await until(
-        async () => {
-          const n = await clusterSum(live, "rill_under_replicated_partitions");
-          return n > 0 ? n : null;
-        },
-        30_000,
-        "under-replicated partitions on the live nodes",
-      );
-      expect(under).toBeGreaterThan(0);
-      expect(await clusterSum(live, "rill_isr_shrinks_total")).toBeGreaterThan(shrinksBefore);
-      await cluster.node(follower).start();
-      await until(async () => (await clusterSum([1, 2, 3], "rill_under_replicated_partitions")) === 0, 60_000, "every ISR full again");
-      expect(await clusterSum([1, 2, 3], "rill_isr_expands_total")).toBeGreaterThan(expandsBefore);
-      expect(await clusterSum([1, 2, 3], "rill_offline_partitions")).toBe(0);
-      // Every node logged the ISR changes with their fields.
-      const shrunk = cluster.node(stable.leader).logs("ISR shrunk");
-      expect(shrunk.some((l) => Array.isArray(l["removed"]) && (l["removed"] as number[]).includes(follower))).toBe(true);
-    }
+    await admin.createTopics([{ name: "replicated", partitions: 3, replicationFactor: 3 }]);
+    await until(async () => (await clusterSum([1, 2, 3], "rill_under_replicated_partitions")) === 0, 20_000, "every ISR full");
+    const shrinksBefore = await clusterSum([1, 2, 3], "rill_isr_shrinks_total");
+    const expandsBefore = await clusterSum([1, 2, 3], "rill_isr_expands_total");
+    // Stop a node that is not the active controller; its partitions' leaders lose a follower.
+    const follower = [1, 2, 3].find((id) => id !== stable.leader)!;
+    const live = [1, 2, 3].filter((id) => id !== follower);
+    await cluster.node(follower).kill();
+    const under = await until(
+      async () => {
+        const n = await clusterSum(live, "rill_under_replicated_partitions");
+        return n > 0 ? n : null;
+      },
+      30_000,
+      "under-replicated partitions on the live nodes",
+    );
+    expect(under).toBeGreaterThan(0);
+    expect(await clusterSum(live, "rill_isr_shrinks_total")).toBeGreaterThan(shrinksBefore);
+    await cluster.node(follower).start();
+    await until(async () => (await clusterSum([1, 2, 3], "rill_under_replicated_partitions")) === 0, 60_000, "every ISR full again");
+    expect(await clusterSum([1, 2, 3], "rill_isr_expands_total")).toBeGreaterThan(expandsBefore);
+    expect(await clusterSum([1, 2, 3], "rill_offline_partitions")).toBe(0);
+    // Every node logged the ISR changes with their fields.
+    const shrunk = cluster.node(stable.leader).logs("ISR shrunk");
+    expect(shrunk.some((l) => Array.isArray(l["removed"]) && (l["removed"] as number[]).includes(follower))).toBe(true);
   }, 120_000);
 });

@@ -58,7 +58,8 @@ export interface TopicRates {
 
 interface Sample {
   readonly atMs: number;
-  readonly topics: ReadonlyMap<string, TopicRates>;
+  /** Null for a sample with nothing before it to measure rates against (the lag only). */
+  readonly topics: ReadonlyMap<string, TopicRates> | null;
   readonly lag: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
@@ -85,7 +86,7 @@ export interface LagSeries {
 export class TrafficHistory {
   private readonly samples: Sample[] = [];
   private last: { atMs: number; totals: Map<string, TopicTotals> } | null = null;
-  private timer: unknown = null;
+  private running: { readonly timers: Timers; readonly handle: unknown } | null = null;
 
   constructor(
     private readonly traffic: TrafficSource,
@@ -94,20 +95,20 @@ export class TrafficHistory {
     readonly windowMs = HISTORY_WINDOW_MS,
   ) {}
 
-  /** Samples every `intervalMs` until `stop`. */
+  /** Samples every `intervalMs` on `timers` until `stop`. */
   start(timers: Timers, nowMs: () => number): void {
-    if (this.timer !== null) return;
+    if (this.running !== null) return;
     this.sample(nowMs());
-    this.timer = timers.setInterval(() => this.sample(nowMs()), this.intervalMs);
-    (this.timer as { unref?: () => void }).unref?.();
-    this.stop = () => {
-      timers.clearInterval(this.timer);
-      this.timer = null;
-    };
+    const handle = timers.setInterval(() => this.sample(nowMs()), this.intervalMs);
+    (handle as { unref?: () => void }).unref?.();
+    this.running = { timers, handle };
   }
 
-  /** Stops sampling. */
-  stop: () => void = () => {};
+  /** Stops sampling (the samples stay). */
+  stop(): void {
+    this.running?.timers.clearInterval(this.running.handle);
+    this.running = null;
+  }
 
   /** Takes one sample at `atMs`: rates since the previous one, and the lag now. */
   sample(atMs: number): void {
@@ -121,7 +122,7 @@ export class TrafficHistory {
       lag.set(g.group, laggiest(g.partitions));
     }
     if (prev === null || atMs <= prev.atMs) {
-      if (lag.size > 0) this.push({ atMs, topics: new Map(), lag });
+      if (lag.size > 0) this.push({ atMs, topics: null, lag });
       return;
     }
     this.push({ atMs, topics: rates(prev.totals, totals, (atMs - prev.atMs) / 1000), lag });
@@ -135,7 +136,7 @@ export class TrafficHistory {
   /** The series of every topic in the window (those `visible` says yes to), by name. */
   topics(visible: (topic: string) => boolean): TopicSeries[] {
     const names = new Set<string>();
-    for (const s of this.samples) for (const n of s.topics.keys()) if (visible(n)) names.add(n);
+    for (const s of this.samples) for (const n of s.topics?.keys() ?? []) if (visible(n)) names.add(n);
     return [...names].sort().map((topic) => this.topic(topic));
   }
 
@@ -143,7 +144,7 @@ export class TrafficHistory {
   topic(topic: string): TopicSeries {
     const out: TopicSeries = { topic, t: [], recordsIn: [], bytesIn: [], recordsOut: [], bytesOut: [] };
     for (const s of this.samples) {
-      if (s.topics.size === 0 && s === this.samples[0]) continue;
+      if (s.topics === null) continue;
       const r = s.topics.get(topic);
       out.t.push(s.atMs);
       out.recordsIn.push(r?.recordsIn ?? 0);

@@ -4,7 +4,6 @@
  * classic group is GROUP_ID_NOT_FOUND here ("not a consumer group"), as in Kafka.
  */
 import { rillError } from "../../base/errors.ts";
-import type { TopicPartitions } from "../../coordinator/index.ts";
 import { api } from "../api.ts";
 import type { KafkaRequestContext } from "../api.ts";
 import { arrayOf, bool, int8, int16, int32, message, nested, string, structs, uuid } from "../schema.ts";
@@ -47,7 +46,7 @@ export const ConsumerGroupDescribeResponse = message("ConsumerGroupDescribeRespo
 /** Member type (v1): 1, a consumer (KIP-848) member. */
 const CONSUMER_MEMBER = 1;
 
-function toAssignment(ctx: KafkaRequestContext, tps: readonly TopicPartitions[]) {
+function toAssignment(ctx: KafkaRequestContext, tps: readonly { readonly topic: string; readonly partitions: readonly number[] }[]) {
   return { topicPartitions: tps.map((t) => ({ topicId: uuidOfTopic(ctx, t.topic), topicName: t.topic, partitions: [...t.partitions] })) };
 }
 

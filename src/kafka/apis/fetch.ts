@@ -45,7 +45,7 @@ import { type FetchInput, type FetchPartitionInput, type FetchPartitionResult, R
 import { checkLeaderEpoch } from "../../service/leader-epoch.ts";
 import { fetchResultBytes, throttled } from "../../service/quota-throttle.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
-import type { KafkaDeps } from "../deps.ts";
+import { type KafkaDeps, parseKafkaAddress } from "../deps.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
 import {
   type Encodable,
@@ -371,13 +371,18 @@ export function topicNamesById(image: MetadataImage, ids: readonly Buffer[]): Ma
 }
 
 /**
- * The Kafka endpoint of node `nodeId` for v16's node endpoints, when this node knows it: its
- * own advertised address. (Other nodes' Kafka addresses are not in the metadata image yet: a
- * client that is not told one refreshes its metadata.)
+ * The Kafka endpoint of node `nodeId` for v16's node endpoints: the Kafka address it registered
+ * (this node's own advertised one for itself); null when not known (a client then refreshes its
+ * metadata).
  */
 function nodeEndpoint(deps: KafkaDeps, nodeId: number): { nodeId: number; host: string; port: number; rack: string | null } | null {
-  if (nodeId !== deps.nodeId) return null;
-  const a = deps.advertised();
-  const rack = deps.services.replicas.image.brokers.get(nodeId)?.rack ?? "";
-  return { nodeId, host: a.host, port: a.port, rack: rack === "" ? null : rack };
+  const b = deps.services.replicas.image.brokers.get(nodeId);
+  const rack = b?.rack ? b.rack : null;
+  if (nodeId === deps.nodeId) {
+    const a = deps.advertised();
+    return { nodeId, host: a.host, port: a.port, rack };
+  }
+  if (!b?.kafkaAddress) return null;
+  const a = parseKafkaAddress(b.kafkaAddress);
+  return { nodeId, host: a.host, port: a.port, rack };
 }

@@ -12,7 +12,9 @@ describe("Exposition", () => {
     ]);
     e.addText("rill_y_total", "A y.", "counter", () => `rill_y_total{topic="${labelText("q")}"} 7\n`);
     const text = await e.metrics();
-    expect(text).toContain('# HELP rill_x An x.\\nSecond line.\n# TYPE rill_x gauge\nrill_x{topic="a\\"b\\\\c\\nd",partition="3"} 1.5\nrill_x +Inf\n');
+    expect(text).toContain(
+      '# HELP rill_x An x.\\nSecond line.\n# TYPE rill_x gauge\nrill_x{topic="a\\"b\\\\c\\nd",partition="3"} 1.5\nrill_x +Inf\n',
+    );
     expect(text).toContain('# TYPE rill_y_total counter\nrill_y_total{topic="q"} 7\n');
     expect(() => e.add("rill_x", "again", "gauge", () => [])).toThrow(/registered twice/);
   });
@@ -60,7 +62,10 @@ describe("partitionCounts", () => {
     img.apply({ type: "broker", v: 1, nodeId: 2, address: "a:2", roles: ["broker"], fenced: false }, 2);
     img.apply({ type: "topic", v: 1, name: "t", topicId: "00", configs: { "min.insync.replicas": "2" } }, 3);
     const part = (partition: number, leader: number, isr: number[]) =>
-      img.apply({ type: "partition", v: 1, topic: "t", partition, replicas: [1, 2], isr, leader, leaderEpoch: 0, partitionEpoch: 0 }, 4 + partition);
+      img.apply(
+        { type: "partition", v: 1, topic: "t", partition, replicas: [1, 2], isr, leader, leaderEpoch: 0, partitionEpoch: 0 },
+        4 + partition,
+      );
     part(0, 1, [1, 2]);
     part(1, 1, [1]);
     part(2, 2, [2]);
