@@ -302,15 +302,3 @@ export function grpcDeleteRecordsForwarder(leaders: LeaderClients<typeof AdminSe
     return decodeDeleteRecordsResult(res);
   };
 }
-
-/**
- * DeleteRecords forwarders for requests that did not arrive over gRPC (the Kafka listener): the
- * leaders' clients are made once; each request's forwarder carries its caller.
- */
-export function requesterDeleteRecordsForwarders(
-  rm: ReplicaManager,
-  clients?: InternalClients,
-): (requester: Requester) => DeleteRecordsForwarder {
-  const leaders = new LeaderClients(AdminService, rm, clients);
-  return (requester) => grpcDeleteRecordsForwarder(leaders, requester);
-}

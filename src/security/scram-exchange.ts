@@ -55,6 +55,7 @@ export class ScramExchange {
   private serverFirst = "";
   private gs2Header = "";
   private nonce = "";
+  private clientNonce = "";
   private credential: ScramCredential | null = null;
   private name = "";
 
@@ -99,6 +100,7 @@ export class ScramExchange {
     this.gs2Header = `${m[1]},${m[2] ?? ""},`;
     this.clientFirstBare = bare;
     this.credential = exchangeCredential(this.o.credential(n), n, this.o.mechanism, this.o.fakeKey);
+    this.clientNonce = r;
     this.nonce = r + this.o.nonce();
     this.serverFirst = `r=${this.nonce},s=${this.credential.salt},i=${this.credential.iterations}`;
     this.state = "final";
@@ -117,7 +119,10 @@ export class ScramExchange {
     const attrs = withoutProof.split(",");
     if (attrs[0] !== `c=${Buffer.from(this.gs2Header).toString("base64")}`)
       return failed("SCRAM: the channel binding (c=) does not match the client-first message's GS2 header");
-    if (attrs[1] !== `r=${this.nonce}`) return failed("SCRAM: the nonce (r=) is not the one this exchange agreed");
+    // librdkafka before 2.2 sends its own nonce again in front of the agreed one; Kafka accepts
+    // that (it checks only the end), so the exact form of that mistake is accepted too.
+    if (attrs[1] !== `r=${this.nonce}` && attrs[1] !== `r=${this.clientNonce}${this.nonce}`)
+      return failed("SCRAM: the nonce (r=) is not the one this exchange agreed");
     const proofText = message.slice(cut + 3);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(proofText)) return failed("SCRAM: the proof (p=) is not base64");
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;

@@ -7,7 +7,7 @@
  * TOPIC_AUTHORIZATION_FAILED and the others are deleted. A request that cannot be carried out at
  * all (a partition named twice) is every partition's error.
  */
-import { requesterDeleteRecordsForwarders } from "../../rpc/admin-service.ts";
+import { deleteRecordsForwarder } from "../../rpc/admin-service.ts";
 import type { Requester } from "../../security/requester.ts";
 import {
   type DeleteRecordsForwarder,
@@ -32,10 +32,14 @@ export const DeleteRecordsResponse = message("DeleteRecordsResponse", "0-2", "2+
 
 const forwarders = new WeakMap<KafkaDeps, (requester: Requester) => DeleteRecordsForwarder>();
 
-/** The way to the partitions' leaders for `requester` (AdminService.DeleteRecords on their internal listeners). */
-function forwarderFor(deps: KafkaDeps, requester: Requester): DeleteRecordsForwarder {
+/**
+ * The way to the partitions' leaders for `requester` (AdminService.DeleteRecords on their
+ * internal listeners); null without clients of other nodes (every partition is answered here).
+ */
+function forwarderFor(deps: KafkaDeps, requester: Requester): DeleteRecordsForwarder | null {
+  if (deps.clients === undefined) return null;
   let f = forwarders.get(deps);
-  if (f === undefined) forwarders.set(deps, (f = requesterDeleteRecordsForwarders(deps.services.replicas, deps.clients)));
+  if (f === undefined) forwarders.set(deps, (f = deleteRecordsForwarder(deps.services.replicas, deps.clients)));
   return f(requester);
 }
 

@@ -5,9 +5,11 @@
  * PLAIN over TLS (or anywhere with `auth.allow.plaintext.passwords=true`). Another mechanism is
  * answered UNSUPPORTED_SASL_MECHANISM (33) with the list. Served before authentication.
  *
- * v0 is not advertised: after a v0 handshake Kafka's clients send raw SASL tokens without a
- * request header, a framing this listener does not speak. Every current client (librdkafka,
- * kafkajs, kafka-python, @platformatic/kafka) uses v1 when the broker offers it.
+ * v0 is advertised (librdkafka requires it before it uses SASL at all) but its flow is not
+ * offered: after a v0 handshake Kafka's clients send raw SASL tokens without a request header, a
+ * framing this listener does not speak. A v0 handshake is answered UNSUPPORTED_VERSION (35) with
+ * the mechanisms, so such a client reports the version instead of hanging; every current client
+ * (librdkafka, kafkajs, kafka-python, @platformatic/kafka) sends v1 when the broker offers it.
  */
 import { api, type KafkaSession } from "../api.ts";
 import type { KafkaDeps } from "../deps.ts";
@@ -22,9 +24,10 @@ export const SaslHandshakeResponse = message("SaslHandshakeResponse", "0-1", "no
   mechanisms: arrayOf(string()),
 });
 
-/** UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE. */
+/** UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE, UNSUPPORTED_VERSION. */
 const UNSUPPORTED_SASL_MECHANISM = 33;
 const ILLEGAL_SASL_STATE = 34;
+const UNSUPPORTED_VERSION = 35;
 
 /** The mechanisms this connection may use. */
 export function saslMechanisms(deps: KafkaDeps, session: KafkaSession): string[] {
@@ -36,11 +39,12 @@ export function saslMechanisms(deps: KafkaDeps, session: KafkaSession): string[]
 
 export const saslHandshake = api(
   17,
-  "1",
+  "0-1",
   SaslHandshakeRequest,
   SaslHandshakeResponse,
   async (req, ctx) => {
     const mechanisms = saslMechanisms(ctx.deps, ctx.session);
+    if (ctx.apiVersion === 0) return { errorCode: UNSUPPORTED_VERSION, mechanisms };
     if (ctx.session.authenticated && ctx.session.saslMechanism === null && ctx.deps.authenticator !== undefined) {
       // Authenticated already (SASL done, or mTLS): re-authentication (KIP-368) is not offered.
       return { errorCode: ILLEGAL_SASL_STATE, mechanisms };
