@@ -107,3 +107,42 @@ describe("README tour, shell", () => {
     expect(group.offsets.every((o) => o.lag === 0)).toBe(true);
   }, 120_000);
 });
+
+/** The commands of the README's first ```sh block under "## Kafka clients", comments dropped. */
+function kafkaCommands(): string[] {
+  const readme = nodeFs.readFileSync("README.md", "utf8");
+  const section = readme.slice(readme.indexOf("## Kafka clients"));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+  return block
+    .split("\n")
+    .map((l) => l.replace(/\s+# .*$/, "").trim())
+    .filter((l) => l !== "");
+}
+
+describe("README Kafka clients, shell", () => {
+  let kDir: string;
+  let kBroker: Broker;
+
+  beforeAll(async () => {
+    kDir = tmpDir("rill-kafka-readme-");
+    kBroker = await Broker.start({ dataDir: kDir, listen: "127.0.0.1:0", config: { kafkaListen: "127.0.0.1:0" } });
+  });
+
+  afterAll(async () => {
+    await kBroker.close();
+    rmTmp(kDir);
+  });
+
+  it("runs kcat and rill as written (at the test broker's addresses): what kcat produced is read by kcat and over gRPC", async () => {
+    const commands = kafkaCommands();
+    expect(commands).toHaveLength(4);
+    const env = { RILL_BOOTSTRAP: kBroker.address, RILL_RUNTIME: "" };
+    const outs: string[] = [];
+    for (const command of commands) {
+      outs.push(await run("sh", ["-c", command.replaceAll("127.0.0.1:9092", kBroker.kafkaAddress as string)], env, 30_000));
+    }
+    expect(outs[0]).toContain("1 brokers:");
+    expect(outs[2]?.trim().split("\n")).toEqual(["k1=hello p0 o0", "k2=world p0 o1"]);
+    expect(outs[3]?.trim().split("\n")).toEqual(["k1\thello", "k2\tworld"]);
+  }, 120_000);
+});
