@@ -20,6 +20,8 @@
  * changes the number of records.
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { partitionForKey } from "../../src/base/murmur2.ts";
@@ -31,8 +33,10 @@ import { ROOT } from "./kafka-clients.ts";
 
 const SEED = seedFromEnv();
 const RECORDS = Number(process.env["FAILOVER_RECORDS"] ?? 3000);
-const RATE_PER_S = 400;
+const RATE_PER_S = Number(process.env["FAILOVER_RATE"] ?? 400);
 const KEYS = 100;
+/** FAILOVER_DEBUG=contexts: librdkafka's debug log (e.g. "msg,eos,topic"), written to a file in the temporary folder. */
+const DEBUG = process.env["FAILOVER_DEBUG"] ?? "";
 const TOPIC = "failover";
 const PARTITIONS = 3;
 const SCRIPT = path.join(ROOT, "test/integration/kafka-clients/python-failover-producer.py");
@@ -144,7 +148,7 @@ describe("librdkafka on a 3-node cluster", () => {
     const mark = (what: string): void =>
       void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what} (${run.acked.size} acked, ${run.failed.size} failed)`);
 
-    const child = spawn("/usr/bin/python3", [SCRIPT, kafkaOf(1), TOPIC, String(RECORDS), String(RATE_PER_S), String(KEYS)], {
+    const child = spawn("/usr/bin/python3", [SCRIPT, kafkaOf(1), TOPIC, String(RECORDS), String(RATE_PER_S), String(KEYS), DEBUG], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -197,6 +201,11 @@ describe("librdkafka on a 3-node cluster", () => {
     run.code = await exited;
     clearTimeout(timer);
     mark(`producer exited ${run.code}`);
+    if (DEBUG !== "") {
+      const file = path.join(os.tmpdir(), `rill-kafka-failover-${SEED}-librdkafka.log`);
+      fs.writeFileSync(file, run.stderr);
+      console.log(`librdkafka debug log: ${file}`);
+    }
     expect(chaos, `the kill was due after ${killAfter} acknowledgements`).not.toBeNull();
     const victim = await chaos!;
     console.log(`victim: node ${victim}, after ${killAfter} acks; timeline: ${timeline.join("; ")}`);

@@ -1,5 +1,6 @@
 # confluent-kafka-python (librdkafka) idempotent acks=all producer run as its own process by
-# kafka-failover.test.ts. argv: BOOTSTRAP TOPIC RECORDS RATE_PER_S KEYS. Produces value
+# kafka-failover.test.ts. argv: BOOTSTRAP TOPIC RECORDS RATE_PER_S KEYS [DEBUG] (librdkafka's
+# `debug` contexts, logged to stderr). Produces value
 # "v%08d" % i with key "k%d" % (i % KEYS), i = 0..RECORDS-1, at about RATE_PER_S, and prints one
 # line per event, flushed at once:
 #   A i partition offset    delivery report without error (acknowledged)
@@ -35,8 +36,10 @@ def report(i):
     return cb
 
 
+debug = {"debug": sys.argv[6]} if len(sys.argv) > 6 and sys.argv[6] else {}
 p = Producer(
     {
+        **debug,
         "bootstrap.servers": bootstrap,
         "acks": "all",
         "enable.idempotence": True,
