@@ -453,11 +453,12 @@ export function requestMetricsOnScrape(registry: Exposition, m: RequestMetrics, 
       return out;
     },
   );
-  const traffic = (name: string, help: string, key: "bytesIn" | "recordsIn" | "bytesOut"): void =>
+  const traffic = (name: string, help: string, key: "bytesIn" | "recordsIn" | "bytesOut" | "recordsOut"): void =>
     scraped(registry, name, help, "counter", () => [...m.topics].map(([topic, t]) => ({ labels: { topic }, value: t[key] })));
   traffic("rill_bytes_in_total", "Bytes appended by producers to partitions this broker leads, by topic.", "bytesIn");
   traffic("rill_records_in_total", "Records appended by producers to partitions this broker leads, by topic.", "recordsIn");
   traffic("rill_bytes_out_total", "Record bytes answered to consumers (fetch, subscribe, consume), by topic.", "bytesOut");
+  traffic("rill_records_out_total", "Offsets answered to consumers (records, counting a compacted log's gaps), by topic.", "recordsOut");
   scraped(registry, "rill_connections", "Connections open now, by listener (grpc, kafka, http).", "gauge", () =>
     [...m.listeners].map(([listener, open]) => ({ labels: { listener }, value: open() })),
   );

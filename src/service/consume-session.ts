@@ -621,7 +621,7 @@ export class ConsumeSession {
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
     o.sent.push([cut.nextOffset, bytes]);
-    requestMetricsOf(this.rm).bytesOut(o.topic, bytes);
+    requestMetricsOf(this.rm).bytesOut(o.topic, bytes, cut.nextOffset - o.position);
     const out = {
       topic: o.topic,
       partition: o.partition,

@@ -287,7 +287,7 @@ export function partitionResult(
     const error = corruptError(c, `${d.topic}-${d.partition}`);
     return { ...base, error, nextOffset: c.skipTo, records: null, batches: null };
   }
-  if (rm) requestMetricsOf(rm).bytesOut(d.topic, checked.bytes);
+  if (rm) requestMetricsOf(rm).bytesOut(d.topic, checked.bytes, checked.nextOffset - pos.offset);
   if (!asRecords) return { ...base, error: null, nextOffset: checked.nextOffset, records: null, batches: checked.chunks };
   return { ...base, error: null, nextOffset: checked.nextOffset, records: checked.records, batches: null };
 }

@@ -10,7 +10,8 @@
  * - Each listener names its open connections once: `countConnections("kafka", () => open)`.
  * - The service records the data itself, so no adapter needs to: `ProduceHandler` calls
  *   `bytesIn(topic, bytes, records)` per leader append (bytes as appended, records from the
- *   offsets it was given), the fetch paths `bytesOut(topic, bytes)` per partition answered.
+ *   offsets it was given), the fetch paths `bytesOut(topic, bytes, offsets)` per partition answered (offsets from
+ *   the answer's first and next offset: records out, counting a compacted log's gaps).
  *
  * Counting is off until the broker turns it on (`enabled`, when its HTTP listener serves the
  * metrics): a broker nobody scrapes pays one branch per call.
@@ -54,6 +55,8 @@ export interface TopicTraffic {
   bytesIn: number;
   recordsIn: number;
   bytesOut: number;
+  /** Offsets answered to consumers (records, counting a compacted log's gaps): no per-record work. */
+  recordsOut: number;
 }
 
 /** The request counters of one broker. */
@@ -96,10 +99,12 @@ export class RequestMetrics {
     t.recordsIn += records;
   }
 
-  /** `bytes` of `topic` answered to a consumer (fetch, subscribe, consume). */
-  bytesOut(topic: string, bytes: number): void {
+  /** `bytes` of `topic` answered to a consumer (fetch, subscribe, consume), spanning `offsets` offsets. */
+  bytesOut(topic: string, bytes: number, offsets = 0): void {
     if (!this.enabled) return;
-    this.topic(topic).bytesOut += bytes;
+    const t = this.topic(topic);
+    t.bytesOut += bytes;
+    t.recordsOut += offsets;
   }
 
   /** Forgets a deleted topic's counters (its series go away). */
@@ -113,7 +118,7 @@ export class RequestMetrics {
     const key = this.topics.size < TOPICS_COUNTED_MAX ? name : OTHER_TOPICS;
     t = this.topics.get(key);
     if (!t) {
-      t = { bytesIn: 0, recordsIn: 0, bytesOut: 0 };
+      t = { bytesIn: 0, recordsIn: 0, bytesOut: 0, recordsOut: 0 };
       this.topics.set(key, t);
     }
     return t;

@@ -132,6 +132,8 @@ describe("request and traffic counters", () => {
         (sample(body, "rill_log_size_bytes", { topic: "exact", partition: "1" }) ?? 0);
       expect(logBytes).toBeGreaterThan(0);
       expect(sample(body, "rill_records_in_total", { topic: "exact" })).toBe(records);
+      // Each partition was read once from offset 0 to its end: every record went out once.
+      expect(sample(body, "rill_records_out_total", { topic: "exact" })).toBe(records);
       expect(records).toBe(16);
       // What was appended is what the segments hold, byte for byte; and one full read answers it all.
       expect(sample(body, "rill_bytes_in_total", { topic: "exact" })).toBe(logBytes);
