@@ -2,7 +2,7 @@
  * The soak test (issue 14; DESIGN.md keeps Bun the broker's default runtime only while it
  * passes): one broker, or a 3-node cluster with --cluster, under steady load for N minutes.
  *
- *   npm run soak -- --minutes N [--runtime bun|node] [--cluster] [--seed S] [--out DIR] [--rate R]
+ *   npm run soak -- --minutes N [--runtime bun|node] [--cluster] [--seed S] [--out DIR] [--rate R] [--set k=v ...]
  *
  * Load: idempotent acks=all SDK producers at R records/s (bounded: a producer with 2,000 sends
  * outstanding skips a tick), GroupConsumer members joining and leaving a group, topics created,
@@ -45,10 +45,26 @@ function parseArgs(argv: readonly string[]) {
     .option("--cluster", "three nodes instead of one")
     .option("--seed <n>", "seed of the schedule (default: random, printed)", integer(0, 2 ** 32 - 1))
     .option("--out <dir>", "where the JSON and SVG go", ".tmp/soak")
-    .option("--rate <n>", "records per second over all producers", integer(1, 100_000), 200);
+    .option("--rate <n>", "records per second over all producers", integer(1, 100_000), 200)
+    .option("--set <k=v...>", "broker settings for every node (e.g. log.tail.cache.total.bytes=8388608)", []);
   command.parse([...argv], { from: "user" });
-  const o = command.opts<{ minutes: number; runtime: "bun" | "node"; cluster?: boolean; seed?: number; out: string; rate: number }>();
-  return { ...o, cluster: o.cluster === true, seed: o.seed ?? Math.floor(Math.random() * 2 ** 32) };
+  const o = command.opts<{
+    minutes: number;
+    runtime: "bun" | "node";
+    cluster?: boolean;
+    seed?: number;
+    out: string;
+    rate: number;
+    set: string[];
+  }>();
+  const set = Object.fromEntries(
+    o.set.map((kv) => {
+      const at = kv.indexOf("=");
+      if (at <= 0) throw new InvalidArgumentError(`--set ${kv}: expected key=value`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+  );
+  return { ...o, set, cluster: o.cluster === true, seed: o.seed ?? Math.floor(Math.random() * 2 ** 32) };
 }
 
 function fmt(v: number | null, digits = 0): string {

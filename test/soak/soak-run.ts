@@ -36,6 +36,8 @@ export interface SoakOptions {
   readonly bounds: SoakBounds;
   /** Progress lines (one every 10 s and at each fault). */
   readonly log: (line: string) => void;
+  /** Broker settings for every node besides the soak's own (`--set key=value`). */
+  readonly set?: Readonly<Record<string, string>>;
 }
 
 /** The fixed bounds the end checks hold each node to. */
@@ -201,7 +203,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     nodes: n,
     runtime: o.runtime,
     name: "rill-soak-",
-    nodeSet: (id) => ({ "metrics.port": metricsPorts[id - 1]! }),
+    nodeSet: (id) => ({ ...o.set, "metrics.port": metricsPorts[id - 1]! }),
     startTimeoutMs: 60_000,
   });
   try {
