@@ -6,6 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
 import { ApiVersionsRequest, ApiVersionsResponse } from "../../src/kafka/apis/api-versions.ts";
+import { ListOffsetsRequest, ListOffsetsResponse } from "../../src/kafka/apis/list-offsets.ts";
+import { MetadataRequest, MetadataResponse } from "../../src/kafka/apis/metadata.ts";
+import { ProduceRequest, ProduceResponse } from "../../src/kafka/apis/produce.ts";
+import { encode } from "../../src/kafka/schema.ts";
+import { Compression, encodeBatch } from "../../src/protocol/record-batch.ts";
+import { KafkaWriter } from "../../src/kafka/wire.ts";
 import { KafkaReader } from "../../src/kafka/wire.ts";
 import { RawKafka } from "./kafka-helpers.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
@@ -109,6 +115,45 @@ describe("Kafka listener", () => {
     const text = await scrape();
     expect(count(text)).toBe(before + 3);
     expect(Number(/rill_connections\{listener="kafka"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    c.close();
+  });
+
+  it("stores nothing from a Produce frame that is cut short, answers an unsupported version by closing, and keeps serving", async () => {
+    const c = await RawKafka.connect(address);
+    await c.request(3, 9, MetadataRequest, { topics: [{ name: "bad-input" }], allowAutoTopicCreation: true }, MetadataResponse);
+    const endOffset = async () => {
+      const r = await c.request(
+        2,
+        7,
+        ListOffsetsRequest,
+        { replicaId: -1, topics: [{ name: "bad-input", partitions: [{ partitionIndex: 0, timestamp: -1n }] }] },
+        ListOffsetsResponse,
+      );
+      return r.topics[0]?.partitions[0]?.offset;
+    };
+    // Wait for the auto-created topic's leader, then one good produce.
+    let end: bigint | undefined = -1n;
+    for (let i = 0; i < 50 && end !== 0n; i++) {
+      end = await endOffset();
+      if (end !== 0n) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(end).toBe(0n);
+    const batch = encodeBatch([{ key: null, value: "good" }], { compression: Compression.NONE, nowMs: Date.now() });
+    const good = { acks: 1, timeoutMs: 5000, topicData: [{ name: "bad-input", partitionData: [{ index: 0, records: batch }] }] };
+    const ok = await c.request(0, 9, ProduceRequest, good, ProduceResponse);
+    expect(ok.responses[0]?.partitionResponses[0]?.errorCode).toBe(0);
+    // The same request with its body cut inside the batch: the connection closes, nothing is appended.
+    const w = new KafkaWriter();
+    encode(ProduceRequest, good, 9, w);
+    const body = w.toBuffer();
+    const bad = await RawKafka.connect(address);
+    void bad.sendRaw(0, 9, body.subarray(0, body.length - 20), true);
+    await bad.closed;
+    // Metadata at a version this listener does not advertise: closed, not answered.
+    const old = await RawKafka.connect(address);
+    void old.sendRaw(3, 99, Buffer.alloc(0), true);
+    await old.closed;
+    expect(await endOffset()).toBe(1n);
     c.close();
   });
 });
