@@ -32,6 +32,7 @@ export const BENCH_SCENARIOS: Readonly<Record<string, string>> = {
   latency: "e2e",
   peers: "peers",
   cluster: "cluster",
+  kafka: "kafka",
 };
 
 /** The package root (this file is src/cli/bench-command.ts). */
