@@ -147,7 +147,12 @@ async function serveKafka(): Promise<void> {
     const correlationId = r.int32();
     r.string(false); // client id
     const m = key === 0 ? KafkaProduceRequest : key === 3 ? MetadataRequest : null;
-    if (m && version >= m.flexibleFrom) for (let n = r.uvarint(); n > 0; n--) r.skip((r.uvarint(), r.uvarint()));
+    if (m && version >= m.flexibleFrom) {
+      for (let n = r.uvarint(); n > 0; n--) {
+        r.uvarint(); // tag
+        r.skip(r.uvarint());
+      }
+    }
     const w = new KafkaWriter();
     w.int32(0).int32(correlationId);
     if (key === 18) {
