@@ -5,7 +5,7 @@
  *
  *   bun bench/kafka-consume-perf.ts [--records 2000000] [--record-size 100] [--batch-records 1000]
  *     [--compression none|lz4] [--partitions 1] [--partition-max-bytes 4194304] [--max-bytes 16777216]
- *     [--fetch-version 12] [--modes grpc,kafka,sdk,kcat] [--runs 3] [--broker-runtime bun|node|deno] [--json FILE]
+ *     [--fetch-version 12] [--modes grpc,kafka,sdk,kcat,kafkajs,platformatic] [--client-records 0] [--runs 3] [--broker-runtime bun|node|deno] [--json FILE]
  *
  * gRPC: consumer-perf's pipelined FetchService.Fetch in BATCHES format (one fetch in flight
  * while the client decodes). Kafka: the same loop over Kafka's Fetch (`--fetch-version`, v12
@@ -18,11 +18,18 @@
  * Beside them: `sdk`, Rill's SDK Consumer over gRPC (records decoded into objects, as an
  * application gets them), and `kcat`, librdkafka's consumer over the Kafka listener (`kcat -C
  * -e -o 0` printing each offset to a pipe this tool counts lines from), both reading the same
- * records from offset 0.
+ * records from offset 0. `kafkajs` (npm, under Node: a group consumer, `eachBatch`, from the
+ * beginning) and `platformatic` (@platformatic/kafka, npm, under Bun: a group consumer from
+ * offset 0 of each partition, records as Buffers) run in their own process each and time
+ * themselves from their subscribe call (after connecting) to the last record, so their process
+ * start is not counted (the broker runs with `group.initial.rebalance.delay.ms=0`); both ask for
+ * the same `max_bytes` and partition max bytes. The real clients read `--client-records`
+ * records (0: all of them) from offset 0.
  */
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import * as nodeFs from "node:fs";
+import * as path from "node:path";
 import { Consumer } from "../src/client/consumer.ts";
 import { FetchService } from "../src/gen/rill/v1/fetch_service_pb.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
@@ -46,7 +53,9 @@ const defaults = {
   maxBytes: 16 * MiB,
   fetchVersion: 12,
   /** Which consumers to run, each `--runs` times, interleaved. */
-  modes: "grpc,kafka,sdk,kcat",
+  modes: "grpc,kafka,sdk,kcat,kafkajs,platformatic",
+  /** Records the real clients (kcat, kafkajs, platformatic) read; 0: all. */
+  clientRecords: 0,
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   json: "",
@@ -204,14 +213,78 @@ function freePort(): Promise<number> {
   });
 }
 
-const MODES = ["grpc", "kafka", "sdk", "kcat"] as const;
+const MODES = ["grpc", "kafka", "sdk", "kcat", "kafkajs", "platformatic"] as const;
 type Mode = (typeof MODES)[number];
 const LABELS: Record<Mode, string> = {
   grpc: "gRPC Fetch (pipelined, ours)",
   kafka: "Kafka Fetch (pipelined, ours)",
   sdk: "SDK Consumer (gRPC)",
   kcat: "kcat -C (librdkafka, Kafka)",
+  kafkajs: "kafkajs consumer (Kafka)",
+  platformatic: "@platformatic/kafka consumer (Kafka)",
 };
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const BUN = path.join(root, "node_modules/.bin/bun");
+
+const KAFKAJS = `
+import kafkajs from "kafkajs";
+const [addr, topic, n, group, maxBytes, partitionMaxBytes] = process.argv.slice(1); // node -e: no script path
+const { Kafka, logLevel } = kafkajs;
+const k = new Kafka({ brokers: [addr], clientId: "bench", logLevel: logLevel.NOTHING });
+const c = k.consumer({ groupId: group, maxWaitTimeInMs: 500, maxBytes: Number(maxBytes), maxBytesPerPartition: Number(partitionMaxBytes) });
+await c.connect();
+const t0 = performance.now();
+await c.subscribe({ topic, fromBeginning: true });
+let records = 0;
+await new Promise((resolve, reject) => {
+  c.run({ autoCommit: false, eachBatch: async ({ batch }) => { records += batch.messages.length; if (records >= Number(n)) resolve(); } }).catch(reject);
+});
+const seconds = (performance.now() - t0) / 1000;
+await c.disconnect();
+console.log(JSON.stringify({ records, seconds }));
+`;
+
+const PLATFORMATIC = `
+import { Consumer, MessagesStreamModes } from "@platformatic/kafka";
+const [addr, topic, n, group, maxBytes, partitionMaxBytes, partitions] = process.argv.slice(1); // bun -e: no script path
+const c = new Consumer({ groupId: group, clientId: "bench", bootstrapBrokers: [addr], maxWaitTime: 500, autocommit: false,
+  maxBytes: Number(maxBytes), maxBytesPerPartition: Number(partitionMaxBytes) });
+const t0 = performance.now();
+const stream = await c.consume({ topics: [topic], mode: MessagesStreamModes.MANUAL,
+  offsets: Array.from({ length: Number(partitions) }, (_, partition) => ({ topic, partition, offset: 0n })) });
+let records = 0;
+for await (const _ of stream) if (++records >= Number(n)) break;
+const seconds = (performance.now() - t0) / 1000;
+await stream.close();
+await c.close(true);
+console.log(JSON.stringify({ records, seconds }));
+process.exit(0);
+`;
+
+/** A real client's consumer in its own process; resolves with the records and seconds it reports. */
+function consumeClient(cmd: string, args: string[]): Promise<{ records: number; messages: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+    p.once("error", reject);
+    p.once("exit", (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split("\n").pop() ?? "";
+      try {
+        if (code !== 0) throw new Error();
+        const r = JSON.parse(line) as { records: number; seconds: number };
+        resolve({ records: r.records, seconds: r.seconds, messages: 0 });
+      } catch {
+        reject(new Error(`${path.basename(cmd)} consumer exited ${code}: ${line} ${err.trim().slice(-500)}`));
+      }
+    });
+  });
+}
 
 /** Rill's SDK Consumer from offset 0 of every partition until `total` records. */
 async function consumeSdk(address: string, o: Options, topic: string, total: number): Promise<{ records: number; messages: number }> {
@@ -227,10 +300,16 @@ async function consumeSdk(address: string, o: Options, topic: string, total: num
 }
 
 /** kcat reading every partition from offset 0 to its end; counts the lines it prints. */
-function consumeKcat(address: string, topic: string, perPartition: number[]): Promise<{ records: number; messages: number }> {
+function consumeKcat(
+  address: string,
+  topic: string,
+  perPartition: number[],
+  count: number,
+): Promise<{ records: number; messages: number }> {
   return new Promise((resolve, reject) => {
     const args = ["-C", "-b", address, "-t", topic, "-o", "0", "-e", "-q", "-f", "%o\\n", "-X", `fetch.max.bytes=${16 * MiB}`];
     if (perPartition.length === 1) args.push("-p", "0");
+    args.push("-c", String(count));
     const p = spawn("kcat", args, { stdio: ["ignore", "pipe", "pipe"] });
     let records = 0;
     let err = "";
@@ -257,7 +336,9 @@ interface Run {
 
 export async function runKafkaConsumePerf(o: Options): Promise<Record<string, unknown>> {
   const kafkaPort = await freePort();
-  const broker = await startBrokerProcess(o.brokerRuntime, { args: ["--set", `kafka.listen=127.0.0.1:${kafkaPort}`] });
+  const broker = await startBrokerProcess(o.brokerRuntime, {
+    args: ["--set", `kafka.listen=127.0.0.1:${kafkaPort}`, "--set", "group.initial.rebalance.delay.ms=0"],
+  });
   try {
     const topic = `kconsume-${Date.now()}`;
     await createTopic(broker.address, topic, o.partitions);
@@ -283,8 +364,11 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
     };
     const modes = o.modes.split(",").map((m) => m.trim()) as Mode[];
     for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: "${m}" is not one of ${MODES.join(", ")}`);
-    const runs: Record<Mode, Run[]> = { grpc: [], kafka: [], sdk: [], kcat: [] };
-    const consume = async (how: Mode): Promise<{ records: number; messages: number }> => {
+    const runs: Record<Mode, Run[]> = { grpc: [], kafka: [], sdk: [], kcat: [], kafkajs: [], platformatic: [] };
+    const clientTotal = o.clientRecords > 0 ? Math.min(o.clientRecords, total) : total;
+    const isClient = (m: Mode): boolean => m === "kcat" || m === "kafkajs" || m === "platformatic";
+    let groups = 0;
+    const consume = async (how: Mode): Promise<{ records: number; messages: number; seconds?: number }> => {
       if (how === "grpc") {
         const client = new (clientConstructor(FetchService, fetchClientCodecs))(broker.address, creds(), channelOptions());
         try {
@@ -302,7 +386,18 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
         }
       }
       if (how === "sdk") return consumeSdk(broker.address, o, topic, total);
-      return consumeKcat(`127.0.0.1:${kafkaPort}`, topic, perPartition);
+      const kafkaAddress = `127.0.0.1:${kafkaPort}`;
+      if (how === "kcat") return consumeKcat(kafkaAddress, topic, perPartition, clientTotal);
+      const args = [
+        kafkaAddress,
+        topic,
+        String(clientTotal),
+        `bench-${Date.now()}-${groups++}`,
+        String(o.maxBytes),
+        String(o.partitionBytesMax),
+      ];
+      if (how === "kafkajs") return consumeClient("node", ["--input-type=module", "-e", KAFKAJS, ...args]);
+      return consumeClient(BUN, ["-e", PLATFORMATIC, ...args, String(o.partitions)]);
     };
     for (let run = 0; run < o.runs; run++) {
       // Interleaved, rotating which goes first, so a warming broker favours none.
@@ -310,11 +405,12 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
       for (const how of order) {
         const start = performance.now();
         const r = await consume(how);
-        const seconds = (performance.now() - start) / 1000;
-        if (r.records !== total) throw new Error(`${how}: consumed ${r.records} of ${total} records`);
+        const seconds = r.seconds ?? (performance.now() - start) / 1000;
+        const want = isClient(how) ? clientTotal : total;
+        if (r.records < want) throw new Error(`${how}: consumed ${r.records} of ${want} records`);
         const res = {
-          recordsPerSec: total / seconds,
-          payloadMiBPerSec: (total * o.recordSize) / seconds / MiB,
+          recordsPerSec: want / seconds,
+          payloadMiBPerSec: (want * o.recordSize) / seconds / MiB,
           seconds,
           messages: r.messages,
         };
@@ -332,6 +428,7 @@ export async function runKafkaConsumePerf(o: Options): Promise<Record<string, un
       runtime: runtimeName(),
       ...o,
       records: total,
+      clientRecords: clientTotal,
       medians: Object.fromEntries(
         modes.map((m) => [m, { payloadMiBPerSec: med(m, "payloadMiBPerSec"), recordsPerSec: med(m, "recordsPerSec") }]),
       ),
@@ -351,7 +448,7 @@ async function main(): Promise<void> {
   console.log(`${r["records"]} records of ${o.recordSize} B (${o.compression}), medians of ${o.runs} interleaved runs:`);
   for (const [m, x] of Object.entries(medians))
     console.log(
-      `  ${LABELS[m as Mode].padEnd(34)} ${x.payloadMiBPerSec.toFixed(1).padStart(7)} MiB/s  ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s`,
+      `  ${LABELS[m as Mode].padEnd(38)} ${x.payloadMiBPerSec.toFixed(1).padStart(7)} MiB/s  ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s`,
     );
   const ratio = r["kafkaOverGrpc"] as number | null;
   if (ratio !== null) console.log(`  Kafka Fetch ÷ gRPC Fetch: ${ratio.toFixed(2)}`);

@@ -9,15 +9,21 @@
  *     [--compression none|lz4] [--acks leader|all|none] [--in-flight 8] [--producers 1] [--runs 3]
  *     [--broker-runtime bun|node|deno] [--json FILE]
  *
- * Optional rows (`--clients kafkajs,librdkafka`): the same record count sent by kafkajs (npm) and
- * by librdkafka (confluent-kafka, Debian's /usr/bin/python3) to the same broker, each its own
- * process, with their own batching (librdkafka: linger 5 ms, batch 1 MiB, the same codec; kafkajs:
- * 1000 records per send, 8 sends in flight, uncompressed — it has no LZ4 without a plugin) and the same acks.
+ * Optional rows (`--clients kafkajs,librdkafka,platformatic`): the same record count of the same
+ * record size sent by kafkajs (npm, under Node), librdkafka (confluent-kafka, Debian's
+ * /usr/bin/python3) and @platformatic/kafka (npm, under Bun: it needs Node >= 22.19) to the same
+ * broker, each its own process, with their own batching (librdkafka: linger 5 ms, batch 1 MiB,
+ * the same codec; kafkajs: 1000 records per send, 8 sends in flight, uncompressed — it has no LZ4
+ * without a plugin; @platformatic/kafka: 1000 records per send, 8 sends in flight, the same
+ * codec) and the same acks. `--client-records N` gives them a smaller count than `--records`.
+ * Each times itself after the topic exists (librdkafka: list_topics first; kafkajs and
+ * @platformatic/kafka: one record sent untimed first), so process start and auto-creation are
+ * not counted.
  */
 import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
-import { isMain, median, parseArgs } from "./lib.ts";
+import { isMain, loadAverage, median, parseArgs } from "./lib.ts";
 import { freePort, producerPerfDefaults, runProducerPerf, startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -31,8 +37,10 @@ const defaults = {
   producers: 1,
   runs: 3,
   brokerRuntime: "bun" as "bun" | "node" | "deno",
-  /** Real clients to add rows for: kafkajs, librdkafka (comma-separated); empty: none. */
+  /** Real clients to add rows for: kafkajs, librdkafka, platformatic (comma-separated); empty: none. */
   clients: "",
+  /** Records each real client sends (0: `--records`). */
+  clientRecords: 0,
   json: "",
 };
 type Options = typeof defaults;
@@ -93,6 +101,7 @@ const p = k.producer({ allowAutoTopicCreation: true });
 await p.connect();
 const value = Buffer.from('{"user":1,"event":"click","seq":0}'.padEnd(Number(size), ".").slice(0, Number(size)));
 const batch = 1000;
+await p.send({ topic, acks: Number(acks), messages: [{ value }] }); // metadata and auto-creation, not timed
 const t0 = performance.now();
 const inflight = [];
 for (let i = 0; i < Number(n); i += batch) {
@@ -106,13 +115,37 @@ await p.disconnect();
 console.log(JSON.stringify({ recordsPerSec: Number(n) / secs, seconds: secs }));
 `;
 
+const PLATFORMATIC = `
+import { Producer } from "@platformatic/kafka";
+const [addr, topic, n, size, codec, acks] = process.argv.slice(1); // bun -e: no script path
+const p = new Producer({ clientId: "bench", bootstrapBrokers: [addr], autocreateTopics: true, acks: Number(acks),
+  compression: codec === "none" ? undefined : codec });
+const value = Buffer.from('{"user":1,"event":"click","seq":0}'.padEnd(Number(size), ".").slice(0, Number(size)));
+const batch = 1000;
+await p.send({ messages: [{ topic, value }] }); // metadata and auto-creation, not timed
+const t0 = performance.now();
+const inflight = [];
+for (let i = 0; i < Number(n); i += batch) {
+  inflight.push(p.send({ messages: Array.from({ length: Math.min(batch, Number(n) - i) }, () => ({ topic, value })) }));
+  if (inflight.length >= 8) await inflight.shift();
+}
+await Promise.all(inflight);
+const secs = (performance.now() - t0) / 1000;
+await p.close();
+console.log(JSON.stringify({ recordsPerSec: Number(n) / secs, seconds: secs }));
+`;
+
+const BUN = path.join(root, "node_modules/.bin/bun");
+
 async function main(): Promise<void> {
   const o: Options = parseArgs(process.argv.slice(2), defaults, import.meta.url);
   const kafkaPort = await freePort();
   const broker = await startBrokerProcess(o.brokerRuntime, { args: ["--set", `kafka.listen=127.0.0.1:${kafkaPort}`] });
   const kafkaAddress = `127.0.0.1:${kafkaPort}`;
-  const rows: Record<string, Record<string, unknown>[]> = { grpc: [], kafka: [], kafkajs: [], librdkafka: [] };
+  const rows: Record<string, Record<string, unknown>[]> = { grpc: [], kafka: [], kafkajs: [], librdkafka: [], platformatic: [] };
   const clients = o.clients.split(",").filter((c) => c !== "");
+  for (const c of clients) if (!(c in rows) || c === "grpc" || c === "kafka") throw new Error(`--clients: unknown client "${c}"`);
+  const clientRecords = o.clientRecords > 0 ? o.clientRecords : o.records;
   try {
     for (let run = 1; run <= o.runs; run++) {
       for (const protocol of ["grpc", "kafka"] as const) {
@@ -136,12 +169,14 @@ async function main(): Promise<void> {
       const codec = o.compression;
       for (const c of clients) {
         const topic = `perf-${c}-${Date.now()}`;
-        const args = [kafkaAddress, topic, String(o.records), String(o.recordSize), codec, acks];
+        const args = [kafkaAddress, topic, String(clientRecords), String(o.recordSize), codec, acks];
         process.stderr.write(`run ${run}/${o.runs}: ${c}\n`);
         const r =
           c === "librdkafka"
             ? await clientRun("/usr/bin/python3", ["-c", LIBRDKAFKA, ...args], 300_000)
-            : await clientRun("node", ["--input-type=module", "-e", KAFKAJS, ...args], 300_000);
+            : c === "platformatic"
+              ? await clientRun(BUN, ["-e", PLATFORMATIC, ...args], 300_000)
+              : await clientRun("node", ["--input-type=module", "-e", KAFKAJS, ...args], 300_000);
         rows[c]!.push(r);
         process.stderr.write(`  ${(r.recordsPerSec / 1e6).toFixed(2)}M records/s\n`);
       }
@@ -160,12 +195,15 @@ async function main(): Promise<void> {
     kafkaRecordsPerSec: kafka,
     kafkaOverGrpc: kafka / grpc,
     clients: Object.fromEntries(clients.map((c) => [c, med(rows[c]!, "recordsPerSec")])),
+    clientRecords,
     runs: rows,
+    loadAverage: loadAverage(),
   };
   console.log(
     `produce ${o.recordSize} B ${o.compression}, acks=${o.acks}, ${o.records} records, median of ${o.runs}: ` +
       `gRPC ${(grpc / 1e6).toFixed(2)}M records/s, Kafka ${(kafka / 1e6).toFixed(2)}M records/s, Kafka ÷ gRPC ${(kafka / grpc).toFixed(2)}` +
-      clients.map((c) => `; ${c} ${((result.clients[c] as number) / 1e6).toFixed(2)}M records/s`).join(""),
+      clients.map((c) => `; ${c} ${((result.clients[c] as number) / 1e6).toFixed(2)}M records/s`).join("") +
+      `; load average ${result.loadAverage.join(", ")}`,
   );
   if (o.json) nodeFs.writeFileSync(o.json, `${JSON.stringify(result, null, 2)}\n`);
 }

@@ -7,7 +7,7 @@
  *   bench/results/latest.svg              throughput per scenario, and latency percentiles
  *
  *   bun bench/suite.ts [--broker-runtime bun[,node,deno]] [--runs 3] [--quick true]
- *     [--only produce,consume,e2e,peers,cluster] [--peers true|false] [--records-scale 1]
+ *     [--only produce,consume,e2e,peers,cluster,kafka] [--peers true|false] [--records-scale 1]
  *     [--cluster-brokers HOST:PORT,...] [--out bench/results] [--label latest]
  *   bun bench/suite.ts --from-json bench/results/<file>.json [--label latest]   (render again)
  *
@@ -19,6 +19,13 @@
  * them), Redis Streams, NATS JetStream and RabbitMQ Streams with the same record count and size.
  * Each figure is the median of `--runs` runs; every tool runs in its own process (the client
  * always on Bun) and is killed if it outlives its time bound.
+ *
+ * `kafka`: Rill's Kafka-protocol producer and consumer beside its gRPC ones on one broker with
+ * both listeners (bench/kafka-produce-perf.ts: 100 B LZ4 batches; bench/kafka-consume-perf.ts:
+ * 100 B uncompressed, pipelined Fetch loops), interleaved, with the ratios Kafka ÷ gRPC, and rows
+ * for the real clients (kafkajs, librdkafka, @platformatic/kafka producers; kcat, kafkajs,
+ * @platformatic/kafka consumers), each in its own process with a smaller record count
+ * (5% of ours) so the suite stays short.
  *
  * `cluster`: produce 100 B batches into 3 partitions with RF=3 and acks=all from 3 producers,
  * one per broker, on 3 brokers that bench/cluster.ts starts (combined broker+controller nodes,
@@ -42,13 +49,13 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 const BUN = path.join(root, "node_modules/.bin/bun");
 
 /** Scenario groups `--only` takes. */
-export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster"];
+export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster", "kafka"];
 
 const defaults = {
   brokerRuntime: "bun",
   runs: 3,
   quick: false,
-  only: "produce,consume,e2e,peers,cluster",
+  only: "produce,consume,e2e,peers,cluster,kafka",
   peers: true,
   /** Multiplies every record count (quick: a further 0.25). */
   recordsScale: 1,
@@ -61,7 +68,7 @@ const defaults = {
 type Options = typeof defaults;
 
 export interface Row {
-  kind: "produce" | "consume" | "e2e" | "peer" | "cluster";
+  kind: "produce" | "consume" | "e2e" | "peer" | "cluster" | "kafka";
   name: string;
   brokerRuntime: string;
   recordSize: number;
@@ -79,6 +86,8 @@ export interface Row {
   /** Consume rows: the broker's peak while consuming (rssPeakMiB also covers the pre-produce). */
   rssConsumePeakMiB?: number;
   durability?: string;
+  /** Kafka rows: Rill's Kafka-protocol figure ÷ its gRPC one (on the row of Rill's own Kafka client). */
+  kafkaOverGrpc?: number;
   /** Why the scenario could not run (its figures are then NaN). */
   unavailable?: string;
   runs: Record<string, unknown>[];
@@ -278,6 +287,89 @@ async function consume(
     loadAverage: [(r["loadAverage"] as number[])[0]!],
     command: `bun bench/consumer-perf.ts ${args.join(" ")} --broker-runtime ${rt}`,
   };
+}
+
+/** Kafka-protocol rows: bench/kafka-produce-perf.ts and bench/kafka-consume-perf.ts, one broker each. */
+async function kafka(rt: Runtime, records: number, clientRecords: number, runs: number): Promise<Row[]> {
+  const MiB = 1024 * 1024;
+  const out: Row[] = [];
+  const pArgs = ["--records", String(records), "--record-size", "100", "--batch-records", "1000", "--compression", "lz4"];
+  const clients = "kafkajs,librdkafka,platformatic";
+  const pCommand = `bun bench/kafka-produce-perf.ts ${pArgs.join(" ")} --clients ${clients} --client-records ${clientRecords} --runs ${runs} --broker-runtime ${rt}`;
+  progress(`kafka produce (${rt})`);
+  const p = await runTool(
+    "bench/kafka-produce-perf.ts",
+    [...pArgs, "--clients", clients, "--client-records", String(clientRecords), "--runs", String(runs), "--broker-runtime", rt],
+    600,
+  );
+  const pRuns = p["runs"] as Record<string, Record<string, unknown>[]>;
+  const pLoad = [(p["loadAverage"] as number[])[0]!];
+  const pLabels: Record<string, string> = {
+    grpc: "gRPC producer (ours)",
+    kafka: "Kafka producer (ours)",
+    kafkajs: "kafkajs producer (none)",
+    librdkafka: "librdkafka producer (lz4)",
+    platformatic: "@platformatic/kafka producer (lz4)",
+  };
+  for (const who of ["grpc", "kafka", ...clients.split(",")]) {
+    const rps =
+      who === "grpc"
+        ? (p["grpcRecordsPerSec"] as number)
+        : who === "kafka"
+          ? (p["kafkaRecordsPerSec"] as number)
+          : (p["clients"] as Record<string, number>)[who]!;
+    out.push({
+      kind: "kafka",
+      name: `kafka produce 100 B lz4: ${pLabels[who]}`,
+      brokerRuntime: rt,
+      recordSize: 100,
+      compression: who === "kafkajs" ? "none" : "lz4",
+      mode: who,
+      records: who === "grpc" || who === "kafka" ? records : clientRecords,
+      recordsPerSec: rps,
+      payloadMiBPerSec: (rps * 100) / MiB,
+      ...(who === "kafka" ? { kafkaOverGrpc: p["kafkaOverGrpc"] as number } : {}),
+      runs: pRuns[who] ?? [],
+      loadAverage: pLoad,
+      command: pCommand,
+    });
+  }
+  const cArgs = ["--records", String(records), "--record-size", "100", "--batch-records", "1000", "--compression", "none"];
+  const modes = "grpc,kafka,kcat,kafkajs,platformatic";
+  const cCommand = `bun bench/kafka-consume-perf.ts ${cArgs.join(" ")} --modes ${modes} --client-records ${clientRecords} --runs ${runs} --broker-runtime ${rt}`;
+  progress(`kafka consume (${rt})`);
+  const c = await runTool(
+    "bench/kafka-consume-perf.ts",
+    [...cArgs, "--modes", modes, "--client-records", String(clientRecords), "--runs", String(runs), "--broker-runtime", rt],
+    600,
+  );
+  const medians = c["medians"] as Record<string, { recordsPerSec: number; payloadMiBPerSec: number }>;
+  const cRuns = c["runResults"] as Record<string, Record<string, unknown>[]>;
+  const cLabels: Record<string, string> = {
+    grpc: "gRPC Fetch (ours)",
+    kafka: "Kafka Fetch (ours)",
+    kcat: "kcat -C (librdkafka)",
+    kafkajs: "kafkajs consumer",
+    platformatic: "@platformatic/kafka consumer",
+  };
+  for (const who of modes.split(",")) {
+    out.push({
+      kind: "kafka",
+      name: `kafka consume 100 B none: ${cLabels[who]}`,
+      brokerRuntime: rt,
+      recordSize: 100,
+      compression: "none",
+      mode: who,
+      records: who === "grpc" || who === "kafka" ? (c["records"] as number) : (c["clientRecords"] as number),
+      recordsPerSec: medians[who]!.recordsPerSec,
+      payloadMiBPerSec: medians[who]!.payloadMiBPerSec,
+      ...(who === "kafka" && c["kafkaOverGrpc"] !== null ? { kafkaOverGrpc: c["kafkaOverGrpc"] as number } : {}),
+      runs: cRuns[who] ?? [],
+      loadAverage: [(c["loadAverage"] as number[])[0]!],
+      command: cCommand,
+    });
+  }
+  return out;
 }
 
 async function e2e(rt: Runtime, rate: number, seconds: number, compression: "none" | "lz4", runs: number): Promise<Row> {
@@ -551,6 +643,14 @@ function targets(rows: Row[]): Target[] {
       met: worst.rssPeakMiB! <= 300,
     });
   }
+  for (const r of rows.filter((x) => x.kind === "kafka" && x.kafkaOverGrpc !== undefined)) {
+    out.push({
+      what: `${r.name.split(":")[0]} (${r.brokerRuntime}): Rill's Kafka-protocol client ÷ its gRPC one, same batches`,
+      goal: "≥ 1.5",
+      measured: r.kafkaOverGrpc!.toFixed(2),
+      met: r.kafkaOverGrpc! >= 1.5,
+    });
+  }
   const peerRows = rows.filter((r) => r.kind === "peer");
   const rill = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
   if (peerRows.length && rill) {
@@ -607,7 +707,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
   }
   const t = targets(rows);
   if (t.length) {
-    lines.push(``, `## Targets (issue 7)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
+    lines.push(``, `## Targets (issues 7 and 15)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
     for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
   }
   lines.push(
@@ -639,7 +739,15 @@ export function svgChart(allRows: Row[], title: string): string {
   y += 10;
   const maxT = Math.max(1, ...thr.map((r) => Math.max(r.recordsPerSec, r.ceilingRecordsPerSec ?? 0))) / 1e6;
   const colour = (r: Row): string =>
-    r.kind === "peer" ? "#d9822b" : r.kind === "consume" ? "#2b8a3e" : r.kind === "cluster" ? "#7048e8" : "#1971c2";
+    r.kind === "peer"
+      ? "#d9822b"
+      : r.kind === "consume"
+        ? "#2b8a3e"
+        : r.kind === "cluster"
+          ? "#7048e8"
+          : r.kind === "kafka"
+            ? "#c2255c"
+            : "#1971c2";
   for (const r of thr) {
     const v = r.recordsPerSec / 1e6;
     parts.push(`<text x="${label - 6}" y="${y + 16}" font-size="11" text-anchor="end">${esc(`${r.name} (${r.brokerRuntime})`)}</text>`);
@@ -703,6 +811,7 @@ export async function runSuite(o: Options): Promise<Row[]> {
     }
     if (only.has("e2e")) jobs.push(() => e2e(rt, 100_000, Math.max(2, Math.round(10 * scale)), "none", runs));
     if (only.has("cluster")) jobs.push(() => cluster(rt, o.clusterBrokers, scaled(2_000_000, scale, 1000), runs));
+    if (only.has("kafka")) jobs.push(() => kafka(rt, scaled(2_000_000, scale, 1000), scaled(100_000, scale, 1000), runs));
   }
   if (only.has("peers") && o.peers) jobs.push(() => peers(o));
   if (runtimes.includes("node") && !process.env["RILL_BENCH_NODE_MAIN"]) buildForNode();

@@ -3,7 +3,7 @@
  * run as a child process under the package's Bun (the suite's clients always run on Bun; the
  * broker's runtime is `--broker-runtime`). Output streams through; the exit code is the tool's.
  *
- *   rill bench [produce|consume|latency|peers|cluster ...] [--quick] [--runs N] ...
+ *   rill bench [produce|consume|latency|peers|cluster|kafka ...] [--quick] [--runs N] ...
  *       the suite (`npm run bench`, bench/suite.ts): the named scenario groups, or all
  *   rill bench producer [--records N --record-size B --throughput R --acks all|leader|none
  *                        --compression none|lz4 --partitions N --producers N --brokers H:P,...
@@ -32,6 +32,7 @@ export const BENCH_SCENARIOS: Readonly<Record<string, string>> = {
   latency: "e2e",
   peers: "peers",
   cluster: "cluster",
+  kafka: "kafka",
 };
 
 /** The package root (this file is src/cli/bench-command.ts). */
@@ -146,7 +147,7 @@ export function registerBench(program: Command, io: Io): void {
   const bench = program
     .command("bench")
     .description(
-      "benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster; default all) or one tool (producer, consumer, e2e)",
+      "benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster, kafka; default all) or one tool (producer, consumer, e2e)",
     )
     .argument("[scenario...]", "suite scenario groups to run")
     .option("--quick", "a quarter of the records, one run each")

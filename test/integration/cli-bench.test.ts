@@ -161,7 +161,7 @@ describe("rill bench", () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(
-        /^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster; tools: producer, consumer, e2e\)$/,
+        /^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster, kafka; tools: producer, consumer, e2e\)$/,
       ),
     ]);
   });
