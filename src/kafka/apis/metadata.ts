@@ -28,6 +28,7 @@ import { kafkaErrorCode } from "../error-codes.ts";
 import { KafkaCode } from "../kdata-errors.ts";
 import { arrayOf, bool, type Encodable, int16, int32, message, string, structs, uuid } from "../schema.ts";
 import { dataServices } from "../services.ts";
+import { CLUSTER_OPERATIONS, OPERATIONS_NOT_ASKED, TOPIC_OPERATIONS, authorizedOperations } from "../authorized-operations.ts";
 import { RillError } from "../../base/errors.ts";
 import { parseKafkaAddress } from "../deps.ts";
 
@@ -64,40 +65,6 @@ export const MetadataResponse = message("MetadataResponse", "0-12", "9+", {
 
 type Response = Encodable<typeof MetadataResponse>;
 type ResponseTopic = NonNullable<Response["topics"]>[number];
-
-/** Kafka's AclOperation codes (the bit positions of an authorized-operations field). */
-const OPERATION_CODES: Readonly<Partial<Record<AclOperation | "CLUSTER_ACTION", number>>> = {
-  READ: 3,
-  WRITE: 4,
-  CREATE: 5,
-  DELETE: 6,
-  ALTER: 7,
-  DESCRIBE: 8,
-  DESCRIBE_CONFIGS: 10,
-  ALTER_CONFIGS: 11,
-  IDEMPOTENT_WRITE: 12,
-};
-const TOPIC_OPERATIONS: readonly AclOperation[] = [
-  "READ",
-  "WRITE",
-  "CREATE",
-  "DELETE",
-  "ALTER",
-  "DESCRIBE",
-  "DESCRIBE_CONFIGS",
-  "ALTER_CONFIGS",
-];
-const CLUSTER_OPERATIONS: readonly AclOperation[] = [
-  "CREATE",
-  "ALTER",
-  "DESCRIBE",
-  "DESCRIBE_CONFIGS",
-  "ALTER_CONFIGS",
-  "IDEMPOTENT_WRITE",
-];
-
-/** Kafka's "not asked" value of an authorized-operations field. */
-const OPERATIONS_NOT_ASKED = -2147483648;
 
 /** The image's topic id (32 hex digits) as Kafka's 16-byte UUID; zero when there is none. */
 export function topicIdBytes(id: string): Buffer {
@@ -150,7 +117,7 @@ export const metadata = api(3, "0-12", MetadataRequest, MetadataResponse, async 
   });
   const listed = new Set(brokers.map((b) => b.nodeId));
   const ops = (type: ResourceType, name: string, list: readonly AclOperation[]): number =>
-    list.reduce((bits, op) => (access.allowed(who, op, type, name) ? bits | (1 << (OPERATION_CODES[op] as number)) : bits), 0);
+    authorizedOperations(access, who, type, name, list);
 
   const topics: ResponseTopic[] = [];
   for (const t of md.topics) {
