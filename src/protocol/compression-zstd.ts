@@ -216,7 +216,8 @@ export function zstdDecompress(data: Uint8Array, outputBytesMax: number): Buffer
     const f = frames[n]!;
     if (f.skippable) continue;
     const left = outputBytesMax - total;
-    if (f.contentSize > left || f.contentSize > FRAME_OUTPUT_BYTES_MAX) throw tooLarge(outputBytesMax);
+    if (f.contentSize > left) throw tooLarge(outputBytesMax);
+    if (f.contentSize > FRAME_OUTPUT_BYTES_MAX) throw tooLarge(FRAME_OUTPUT_BYTES_MAX);
     const wanted = f.contentSize >= 0 ? f.contentSize : f.outputBound;
     const capacity = Math.min(wanted, left, FRAME_OUTPUT_BYTES_MAX);
     const out = decompressFrame(data.subarray(f.start, f.end), capacity, n, capacity < wanted, outputBytesMax);
