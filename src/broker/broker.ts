@@ -147,6 +147,8 @@ export class Broker {
             (l) => l.stop(),
           )
         : null;
+      // In a cluster, act on no leadership until caught up with the cluster's metadata (see ReplicaManager.holdLeadership).
+      if (lifecycle && identity.voters.length !== 1) holdLeadershipUntilUnfenced(data, lifecycle);
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
@@ -270,4 +272,24 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Tru
     },
   );
   return server;
+}
+
+/**
+ * From a restart until the controller unfences this broker (which it does once the broker has
+ * caught up with the metadata log), the replica manager acts as no partition's leader and the
+ * group coordinators load no shard: a stale image may name this broker leader of partitions
+ * moved while it was down (a producer that followed it there got OUT_OF_ORDER_SEQUENCE_NUMBER,
+ * test/integration/kafka-failover.test.ts).
+ */
+function holdLeadershipUntilUnfenced(data: Data, lifecycle: BrokerLifecycle): void {
+  data.rm.holdLeadership();
+  data.groups.syncShards();
+  const timer = setInterval(() => {
+    if (data.rm.closed) return clearInterval(timer);
+    if (lifecycle.state !== "running") return;
+    clearInterval(timer);
+    data.rm.releaseLeadership();
+    data.groups.syncShards();
+  }, 50);
+  timer.unref?.();
 }

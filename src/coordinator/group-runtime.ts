@@ -105,7 +105,8 @@ export class GroupRuntime {
     const t = this.rm.image.topics.get(OFFSETS_TOPIC);
     for (let p = 0; p < OFFSETS_PARTITIONS; p++) {
       const st = t?.partitions[p];
-      const leads = st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(OFFSETS_TOPIC, p);
+      // Not while the broker catches up after a restart: its image may name it leader of a partition moved meanwhile.
+      const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(OFFSETS_TOPIC, p);
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
         this.load(p);

@@ -9,7 +9,7 @@
  * Time is injected (`Clock`, `Timers`): no Date.now or setTimeout here.
  */
 import type { Clock } from "../base/clock.ts";
-import { rillError } from "../base/errors.ts";
+import { type RillError, rillError } from "../base/errors.ts";
 import { Waiters } from "../base/waiters.ts";
 import { decideInitProducerId, effectiveConfig } from "../metadata/controller.ts";
 import type { MetadataImage, TopicState } from "../metadata/image.ts";
@@ -71,6 +71,14 @@ export class ReplicaManager {
   private readonly roleListeners = new Set<(r: PartitionReplica) => void>();
   private readonly unsubscribe: () => void;
   private _closed = false;
+  /**
+   * False from a restart in a cluster until this broker has caught up with the cluster's
+   * metadata (`holdLeadership`): its image, replayed from its own metadata log, may still name
+   * it leader of partitions moved while it was down, and acting on that (appending a producer's
+   * batches, answering followers) would split a partition's history. Kafka's brokers likewise
+   * publish metadata to their partitions only after the initial catch-up.
+   */
+  private leadingAllowed = true;
   private readonly closeListeners = new Set<() => void>();
   /** Produce requests waiting for the image to apply their producer's InitProducerId. */
   private readonly producerWaiters: Waiters;
@@ -247,6 +255,7 @@ export class ReplicaManager {
     });
     if (r?.role !== "leader")
       return fail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
+    if (!this.leadingAllowed) return fail(this.catchingUp(p.topic, p.partition));
     if (p.currentLeaderEpoch < r.leaderEpoch)
       return fail(rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`));
     if (p.currentLeaderEpoch > r.leaderEpoch)
@@ -409,6 +418,28 @@ export class ReplicaManager {
     return r.log;
   }
 
+  /** Acts as no partition's leader until `releaseLeadership` (see `leadingAllowed`). */
+  holdLeadership(): void {
+    this.leadingAllowed = false;
+  }
+
+  /** Acts on the leaderships of its image again (the broker has caught up with the cluster's metadata). */
+  releaseLeadership(): void {
+    this.leadingAllowed = true;
+  }
+
+  /** Whether this broker acts as the leader its image says it is (false while catching up after a restart). */
+  get leading(): boolean {
+    return this.leadingAllowed;
+  }
+
+  private catchingUp(topic: string, partition: number, field = "partition"): RillError {
+    return rillError(
+      "NOT_LEADER_OR_FOLLOWER",
+      `${field}: broker ${this.nodeId} is catching up with the cluster's metadata after starting; it leads ${topic}-${partition} only once caught up`,
+    );
+  }
+
   /** The local log of a partition this broker leads, or a RillError naming the field. */
   leaderLog(topic: string, partition: number, field = "partition"): PartitionLog {
     const t = this.topic(topic);
@@ -425,6 +456,7 @@ export class ReplicaManager {
         "NOT_LEADER_OR_FOLLOWER",
         `${field}: broker ${this.nodeId} does not lead ${topic}-${partition} (leader: ${p.leader})`,
       );
+    if (!this.leadingAllowed) throw this.catchingUp(topic, partition, field);
     const log = this.logs.get(topic, partition);
     if (!log) throw rillError("LEADER_NOT_AVAILABLE", `${field}: ${topic}-${partition} has no local log yet`);
     return log;

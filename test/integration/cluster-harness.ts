@@ -137,12 +137,25 @@ process.once("exit", () => {
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
 export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.once("error", reject).listen(0, "127.0.0.1", () => resolve()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
+  // Below Linux's ephemeral range (32768-60999): a port the kernel hands out to outgoing
+  // connections could be taken by one between this check and the node binding it.
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (usedPorts.has(port)) continue;
+    const srv = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once("error", () => resolve(false)).listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (!ok) continue;
+    await new Promise((r) => srv.close(r));
+    usedPorts.add(port);
+    return port;
+  }
+  throw new Error("freePort: no free port found in 20000-31999 after 200 tries");
 }
+
+/** Ports this process has handed out (never handed out twice). */
+const usedPorts = new Set<number>();
 
 /**
  * What `read()` answers once every node agrees on the metadata and commit offsets and two reads

@@ -225,7 +225,7 @@ beforeAll(async () => {
   });
   const found = await until(
     () => {
-      const m = [...stdout.matchAll(/^ {2}node (\d) {2}(\S+) {2}pid (\d+)/gm)];
+      const m = [...stdout.matchAll(/^ {2}node (\d) {2}(\S+) {2}(?:http:\/\/\S+ {2})?pid (\d+)/gm)];
       return m.length === 3 ? m : undefined;
     },
     20_000,
