@@ -8,7 +8,12 @@ import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
-import { CreateTopicsRequestSchema } from "../../src/gen/rill/v1/admin_service_pb.ts";
+import {
+  CreateTopicsRequestSchema,
+  type CreateTopicsResponse,
+  DescribeTopicsRequestSchema,
+  type DescribeTopicsResponse,
+} from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
@@ -82,7 +87,18 @@ async function roundTrip(
 ): Promise<{ produced: ProduceResponse; fetched: FetchResponse }> {
   const c = clients(address);
   try {
-    await call(c.admin, "createTopics", create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions: 1, configs }] }));
+    const made: CreateTopicsResponse = await call(
+      c.admin,
+      "createTopics",
+      create(CreateTopicsRequestSchema, { topics: [{ name: topic, partitions: 1, configs }] }),
+    );
+    expect(made.topics[0]?.error?.message, `createTopics ${topic}`).toBeUndefined();
+    // As a client does, wait until the new partition has a leader before producing to it.
+    for (let i = 0; i < 100; i++) {
+      const d: DescribeTopicsResponse = await call(c.admin, "describeTopics", create(DescribeTopicsRequestSchema, { topics: [topic] }));
+      if ((d.topics[0]?.partitions[0]?.leader ?? -1) >= 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const produced: ProduceResponse = await call(
       c.produce,
       "produce",
