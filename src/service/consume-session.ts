@@ -27,6 +27,11 @@
  *    whole), and gives it back once the sink has written it (`onSent`) or the session ends. When
  *    the budget is spent the pump waits in line for room as long as the session lives: it sends
  *    later, never fails.
+ * 3a. `pause`/`resume` stop and restart a partition's delivery; `seek` moves its position (credit
+ *    counts from there, nothing is committed) and tags the records that follow with the seek's
+ *    id. A `topicRegex` subscription is matched against the metadata image at every heartbeat
+ *    (KIP-848's subscribed_topic_regex: the member's subscription lives broker-side, so a topic
+ *    created later joins it without a new stream or a rejoin).
  * 4. `commit` is answered by `sink.commitResult`, once the commit is on every in-sync replica of
  *    the group's `__consumer_offsets` partition; a partition the member does not own gets an
  *    error there and is not committed.
@@ -91,6 +96,23 @@ export interface ConsumeSubscription {
   readonly clientHost: string;
   /** Decode records for the sink (`DeliveredRecords.records`); else only whole batches go. Default false. */
   readonly decode?: boolean;
+  /**
+   * Instead of `topics` (then empty): an ECMAScript regular expression the whole topic name must
+   * match; evaluated again at every heartbeat, so topics created later join. Internal topics
+   * ("__" first) never match. Default none.
+   */
+  readonly topicRegex?: string;
+  /** With `topicRegex`: keeps the matching topics the member may read (the adapter's authorization). Default: all. */
+  readonly readable?: (topics: readonly string[]) => readonly string[];
+}
+
+/** Where `seek` moves a partition: an offset, or earliest / latest / the first record at a time. */
+export interface SeekInput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly to: number | "earliest" | "latest" | { readonly timestampMs: number };
+  /** The client's id for this seek, echoed in `DeliveredRecords.seekId` of the records after it. */
+  readonly seekId: bigint;
 }
 
 /** A change of the member's ownership. */
@@ -123,6 +145,8 @@ export interface DeliveredRecords {
    * member commits an offset past `firstOffset` (skipping the batch), or the partition moves.
    */
   readonly error: RillError | null;
+  /** The id of the partition's last seek applied before these were read (0n: none). */
+  readonly seekId?: bigint;
 }
 
 /** The answer to one commit. */
@@ -164,6 +188,10 @@ interface Owned {
   sent: Array<[number, number]>;
   /** The batch at `position` cannot be read: nothing is sent until a commit moves past it. */
   stuck: boolean;
+  /** Paused by the client: nothing is sent until it resumes. */
+  paused?: boolean;
+  /** The last seek applied (0n: none). */
+  seekId?: bigint;
 }
 
 /** Bytes of messages sent for `o` that the member has not committed. */
@@ -196,6 +224,8 @@ export class ConsumeSession {
   private unwatch: (() => void) | null = null;
   private readonly unlistenClose: () => void;
   private nudged = false;
+  /** A regex subscription's pattern (anchored), or null. */
+  private regex: RegExp | null = null;
   /** Memory held by messages handed to the sink and not yet written (released when the session ends). */
   private readonly held = new Set<Reservation>();
   /** Aborts a wait for memory when the session ends. */
@@ -256,6 +286,46 @@ export class ConsumeSession {
     this.kick();
   }
 
+  /** Stops (`paused` true) or resumes delivery of owned partitions; others are ignored. */
+  pause(partitions: readonly TopicPartition[], paused: boolean): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", `${paused ? "pause" : "resume"}: the first message must be subscribe`));
+    for (const tp of partitions) {
+      const o = this.owned.get(keyOf(tp.topic, tp.partition));
+      if (o) o.paused = paused;
+    }
+    if (!paused) this.kick();
+  }
+
+  /**
+   * Moves an owned partition's delivery position (a partition not owned is ignored). Nothing is
+   * committed; the credit counts from the new position.
+   */
+  seek(input: SeekInput): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", "seek: the first message must be subscribe"));
+    const o = this.owned.get(keyOf(input.topic, input.partition));
+    if (!o) return;
+    const { topic, partition, to } = input;
+    let offset: number;
+    try {
+      if (typeof to === "number") {
+        if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
+        offset = to;
+      } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
+      else if (to === "latest") offset = this.rm.latestOffset(topic, partition).offset;
+      else offset = this.rm.offsetForTimestamp(topic, partition, to.timestampMs)?.offset ?? this.rm.latestOffset(topic, partition).offset;
+    } catch (e) {
+      return this.fail(e);
+    }
+    o.position = offset;
+    o.committed = offset;
+    o.sent = [];
+    o.stuck = false;
+    o.seekId = input.seekId;
+    this.kick();
+  }
+
   /** The transport's buffer emptied after `sink.records` answered false: records flow again. */
   drained(): void {
     const w = this.drainWaiter;
@@ -277,7 +347,14 @@ export class ConsumeSession {
 
   private start(sub: ConsumeSubscription): void {
     validateGroupId(sub.groupId, "subscribe.group_id");
-    if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
+    if (sub.topicRegex) {
+      if (sub.topics.length > 0) throw rillError("INVALID_REQUEST", "subscribe: topics and topic_regex are exclusive");
+      try {
+        this.regex = new RegExp(`^(?:${sub.topicRegex})$`, "u");
+      } catch (e) {
+        throw rillError("INVALID_REQUEST", `subscribe.topic_regex: ${(e as Error).message}`);
+      }
+    } else if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
     if (sub.maxOutstandingRecords < 0)
@@ -332,7 +409,7 @@ export class ConsumeSession {
           memberId: this.memberId,
           memberEpoch: this.epoch,
           ...(sub.instanceId !== null ? { instanceId: sub.instanceId } : {}),
-          subscribedTopics: sub.topics,
+          subscribedTopics: this.subscribedTopics(sub),
           ownedPartitions: this.ownedList(),
           ...(sub.assignor === "uniform" || sub.assignor === "range" ? { assignor: sub.assignor } : {}),
           ...(sub.sessionTimeoutMs > 0 ? { sessionTimeoutMs: sub.sessionTimeoutMs } : {}),
@@ -348,6 +425,14 @@ export class ConsumeSession {
     this.heartbeatMs = res.heartbeatIntervalMs;
     const assignment = res.assignment ?? (joined ? currentAssignment(this.rt, sub.groupId, res.memberId) : null);
     if (assignment) this.apply(sub, assignment, joined);
+  }
+
+  /** The topics named, or those the regex matches now (and the member may read), at most TOPICS_MAX. */
+  private subscribedTopics(sub: ConsumeSubscription): readonly string[] {
+    const re = this.regex;
+    if (re === null) return sub.topics;
+    const matching = [...this.rm.image.topics.keys()].filter((t) => !t.startsWith("__") && re.test(t)).sort();
+    return (sub.readable ? sub.readable(matching) : matching).slice(0, TOPICS_MAX);
   }
 
   /** Handles a failed heartbeat; false when the session ended because of it. */
@@ -576,7 +661,7 @@ export class ConsumeSession {
    * as the session lives.
    */
   private async reserveFor(sub: ConsumeSubscription, o: Owned): Promise<Reservation | null> {
-    if (o.stuck) return null;
+    if (o.stuck || o.paused) return null;
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
@@ -600,7 +685,7 @@ export class ConsumeSession {
    * `sized`: the bytes reserved for it (the log is read up to that, the first batch whole).
    */
   private readOwned(sub: ConsumeSubscription, o: Owned, sized: number | null, alloc?: (size: number) => Buffer): DeliveredRecords | null {
-    if (o.stuck) return null;
+    if (o.stuck || o.paused) return null;
     const d = this.rm.readPartition(
       {
         topic: o.topic,
@@ -631,6 +716,7 @@ export class ConsumeSession {
       chunks: cut.chunks,
       records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
       error: null,
+      seekId: o.seekId ?? 0n,
     };
     o.position = cut.nextOffset;
     return out;
