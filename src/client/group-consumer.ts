@@ -74,7 +74,7 @@ import type { ConsumeStream, GroupTransport } from "./group-transport.ts";
 import { type RunHost, type RunOptions, runConsumer } from "./group-run.ts";
 import type { GroupRecord, Item, PartitionState } from "./group-types.ts";
 import { backoffMs } from "./retry.ts";
-import { type Deserializer, deserializeWith } from "./serde.ts";
+import { type Deserializer, type Serde, deserializeWith } from "./serde.ts";
 import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
 
 export type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
@@ -132,7 +132,9 @@ export interface GroupConsumerOptions<K = Buffer, V = Buffer> extends GroupClien
   /** With `skipCorrupt`: called (in the iterator, awaited) for each batch skipped. */
   readonly onCorrupt?: ((report: CorruptBatchReport) => void | Promise<void>) | undefined;
   /** Turn fetched keys and values into application values (serde.ts: `json()`, `protobuf(Schema)`); null stays null. Default: none (Buffers). */
-  readonly deserializers?: { readonly key?: Deserializer<K> | undefined; readonly value?: Deserializer<V> | undefined } | undefined;
+  readonly deserializers?:
+    | { readonly key?: Deserializer<K> | Serde<K> | undefined; readonly value?: Deserializer<V> | Serde<V> | undefined }
+    | undefined;
   /** Commit, leave the group and close on SIGTERM/SIGINT (`true`) or the signals listed, then re-raise the signal (shutdown.ts). Default false. */
   readonly closeOnSignals?: boolean | readonly NodeJS.Signals[] | undefined;
 }

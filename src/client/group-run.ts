@@ -225,12 +225,21 @@ export async function runConsumer(host: RunHost, options: RunOptions<unknown, un
       host.dropped(st, Math.max(item.first, st.consumed), seekId);
       return;
     }
+    // A record that does not deserialize fails the run, after the records before it are handled.
     const messages: GroupRecord<unknown, unknown>[] = [];
-    for (let n = item.records.next(); n.done !== true; n = item.records.next()) {
-      if (n.value.offset >= st.consumed) messages.push(n.value);
+    let bad: { error: unknown } | null = null;
+    try {
+      for (let n = item.records.next(); n.done !== true; n = item.records.next()) {
+        if (n.value.offset >= st.consumed) messages.push(n.value);
+      }
+    } catch (e) {
+      bad = { error: e };
     }
-    if (eachMessage !== undefined) await eachMessageBatch(st, seekId, messages);
-    else await eachBatchOf(st, seekId, item.first, messages);
+    if (messages.length > 0 || bad === null) {
+      if (eachMessage !== undefined) await eachMessageBatch(st, seekId, messages);
+      else await eachBatchOf(st, seekId, item.first, messages);
+    }
+    if (bad !== null) throw bad.error;
   };
 
   const startLanes = (): void => {

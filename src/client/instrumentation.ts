@@ -134,9 +134,8 @@ export function requestInterceptor(address: string, instr: Instrumentation): grp
     const started = performance.now();
     const method = options.method_definition.path;
     return new grpc.InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
+      start(metadata, _listener, next) {
         next(metadata, {
-          ...listener,
           onReceiveStatus(status, nextStatus) {
             instr.emit({
               type: "request",

@@ -90,7 +90,7 @@ import { MetadataCache } from "./metadata.ts";
 import { Partitioner } from "../protocol/partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
 import { backoffMs } from "./retry.ts";
-import type { Serializer } from "./serde.ts";
+import { type Serde, type Serializer, serializerOf } from "./serde.ts";
 import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
 
 const MiB = 1024 * 1024;
@@ -103,7 +103,9 @@ export type RecordBytes = Uint8Array | string;
 /** Producer settings; every field is optional. `K`, `V`: what `serializers` take (bytes or strings without). */
 export interface ProducerOptions<K = RecordBytes, V = RecordBytes> extends ClientOptions {
   /** Turn keys and values into bytes before a record is batched (serde.ts: `json()`, `protobuf(Schema)`). Default: none. */
-  readonly serializers?: { readonly key?: Serializer<K> | undefined; readonly value?: Serializer<V> | undefined } | undefined;
+  readonly serializers?:
+    | { readonly key?: Serializer<K> | Serde<K> | undefined; readonly value?: Serializer<V> | Serde<V> | undefined }
+    | undefined;
   /** Flush and close on SIGTERM/SIGINT (`true`) or the signals listed, then re-raise the signal (shutdown.ts). Default false. */
   readonly closeOnSignals?: boolean | readonly NodeJS.Signals[] | undefined;
   /** How long a batch waits for more records before it is sent. Default 5 ms. */
@@ -475,8 +477,12 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private serialize(r: ProducerRecord<K, V>): ProducerRecord {
     const ser = this.serializers;
     if (ser === undefined) return r as ProducerRecord;
-    const key = r.key === undefined || r.key === null || ser.key === undefined ? r.key : ser.key(r.key, { topic: r.topic, field: "key" });
-    const value = r.value === null || ser.value === undefined ? r.value : ser.value(r.value, { topic: r.topic, field: "value" });
+    const key =
+      r.key === undefined || r.key === null || ser.key === undefined
+        ? r.key
+        : serializerOf(ser.key)(r.key, { topic: r.topic, field: "key" });
+    const value =
+      r.value === null || ser.value === undefined ? r.value : serializerOf(ser.value)(r.value, { topic: r.topic, field: "value" });
     return { ...r, key, value } as ProducerRecord;
   }
 

@@ -53,15 +53,25 @@ export function protobuf<Desc extends DescMessage>(schema: Desc): Serde<MessageS
   };
 }
 
+/** The function of a hook given as a function or a Serde. */
+export function serializerOf<T>(hook: Serializer<T> | Serde<T>): Serializer<T> {
+  return typeof hook === "function" ? hook : hook.serialize;
+}
+
+/** The function of a hook given as a function or a Serde. */
+export function deserializerOf<T>(hook: Deserializer<T> | Serde<T>): Deserializer<T> {
+  return typeof hook === "function" ? hook : hook.deserialize;
+}
+
 /** Runs a deserializer, turning its failure into INVALID_RECORD naming the record. */
 export function deserializeWith<T>(
-  hook: Deserializer<T>,
+  hook: Deserializer<T> | Serde<T>,
   bytes: Buffer,
   context: SerdeContext,
   where: { readonly partition: number; readonly offset: number },
 ): T {
   try {
-    return hook(bytes, context);
+    return deserializerOf(hook)(bytes, context);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new RillError(

@@ -294,7 +294,8 @@ export class ConsumeSession {
       const o = this.owned.get(keyOf(tp.topic, tp.partition));
       if (o) o.paused = paused;
     }
-    if (!paused) this.kick();
+    // Either way the credit changed (a paused partition's records do not count): send again.
+    this.kick();
   }
 
   /**
@@ -574,10 +575,13 @@ export class ConsumeSession {
     if (r && offset >= r.o.position) this.release(k);
   }
 
-  /** Records not yet committed, summed over owned partitions. */
+  /**
+   * Records not yet committed, summed over owned partitions. A paused partition's do not count:
+   * the client drops what it receives of it while paused and seeks back when it resumes.
+   */
   private outstanding(): number {
     let n = 0;
-    for (const o of this.owned.values()) n += Math.max(0, o.position - o.committed);
+    for (const o of this.owned.values()) if (!o.paused) n += Math.max(0, o.position - o.committed);
     return n;
   }
 
@@ -590,7 +594,7 @@ export class ConsumeSession {
     const max = sub.maxOutstandingBytes;
     if (max === 0) return Number.MAX_SAFE_INTEGER;
     let used = 0;
-    for (const o of this.owned.values()) used += uncommittedBytes(o);
+    for (const o of this.owned.values()) if (!o.paused) used += uncommittedBytes(o);
     return max + this.extraBytes - used;
   }
 
