@@ -20,12 +20,17 @@
  * Rebalances. An `assignment` message adds and removes partitions. Records of a revoked
  * partition stop before the revocation arrives; buffered records of it that the application has
  * not seen yet are dropped (the next owner reads them from the committed offset), and with
- * auto-commit its processed position is committed at once (best effort: the broker refuses it
- * if it no longer counts the partition as ours — today's broker acknowledges a revocation as it
- * sends it, so processed but uncommitted records of a revoked partition are delivered again to
- * the next owner). `onRevoked` and `onAssigned` run in the iterator, in stream order with the
- * records, before the next record is yielded; commits from `onRevoked` are refused for the
- * revoked partitions.
+ * auto-commit its processed position is committed at once. The broker keeps a revoked
+ * partition with sent but uncommitted records for up to 5 s (REVOKE_GRACE_MS) and accepts its
+ * commits meanwhile, so `commit()` — also from `onRevoked` — still covers it (the consumer keeps
+ * its state in `revoking` until the hook has run). `onRevoked` and `onAssigned` run in the
+ * iterator (or in `run`, after the partition's lane finished), in stream order with the
+ * records, before the next record is handed over.
+ *
+ * Pause, resume, seek and regex subscriptions are messages of the same stream (the broker
+ * stops a paused partition; records that arrive anyway are dropped and `resume` seeks back to
+ * the first one dropped; records carry the `seek_id` of the last seek they follow; a RegExp
+ * subscription is matched broker-side at every heartbeat). `run` is in group-run.ts.
  *
  * Coordinator. The Consume stream goes to the group's coordinator: the leader of partition
  * `murmur2(groupId) % 50` of `__consumer_offsets`, found in the metadata (metadata.ts), or any
@@ -435,6 +440,9 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
       setAutoCommit: (on) => this.setAutoCommit(on),
       nextItem: (stop) => this.nextItem(stop),
       wake: () => this.notify(),
+      idle: () => {
+        if (this.autoCommit) this.autoCommitNow();
+      },
       onStop: (stop) => {
         this.stopRun = stop;
       },
@@ -884,8 +892,9 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
         return item;
       }
       if (this.failure !== null) throw this.failure;
-      // Drained: with auto-commit, give the broker its credit back before waiting.
-      if (this.autoCommit) this.autoCommitNow();
+      // Drained: with auto-commit, give the broker its credit back before waiting (`run` does
+      // it when its lanes are idle: what it took from the queue may not be handled yet).
+      if (this.autoCommit && !this.running) this.autoCommitNow();
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });

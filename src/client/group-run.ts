@@ -101,6 +101,8 @@ export interface RunHost {
   nextItem(stop: () => boolean): Promise<Item | null>;
   /** Wakes `nextItem`. */
   wake(): void;
+  /** Every lane is idle: everything taken from the queue is handled (auto-commit gives the credit back). */
+  idle(): void;
   /** Registers what `close()` calls to stop `run` (resolves once the lanes are done). */
   onStop(stop: () => Promise<void>): void;
   usable(st: PartitionState, seekId: bigint): boolean;
@@ -266,6 +268,7 @@ export async function runConsumer(host: RunHost, options: RunOptions<unknown, un
           waiting.push(lane);
         }
         startLanes();
+        if (active === 0 && waiting.length === 0) host.idle();
       });
   };
   const enqueue = (item: LaneItem): void => {

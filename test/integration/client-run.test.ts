@@ -5,6 +5,8 @@
  * per-message commits, `Producer.sendBatch`, serializer hooks (JSON, protobuf-es) and the logger
  * and instrumentation events.
  */
+import { spawn } from "node:child_process";
+import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../src/base/errors.ts";
@@ -57,6 +59,7 @@ beforeAll(async () => {
     { name: "serde-pb", partitions: 1 },
     { name: "events", partitions: 1 },
     { name: "rx-one", partitions: 1 },
+    { name: "signals", partitions: 2 },
     { name: "not-rx", partitions: 1 },
   ]);
   groupAdmin = new GroupAdmin({ bootstrap });
@@ -362,5 +365,36 @@ describe("serializers, eachBatch, logger and events", () => {
     );
     expect(lines).toContain(`info connecting to broker ${bootstrap}`);
     expect(lines).toContain(`info group "g-events": 1 partition(s) assigned, 0 revoked`);
+  });
+});
+
+describe("closeOnSignals", () => {
+  it("SIGTERM closes the clients gracefully (the group consumer commits and leaves), then ends the process by the signal", async () => {
+    const root = path.resolve(import.meta.dirname, "../..");
+    const proc = spawn(path.join(root, "node_modules/.bin/bun"), ["test/integration/client-signals-proc.ts"], {
+      cwd: root,
+      env: { ...process.env, RILL_BOOTSTRAP: bootstrap, TOPIC: "signals", GROUP: "g-signals", COUNT: "50" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      proc.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      await until(() => out.includes("ready 50"), "the child handled every record");
+      // Nothing is committed yet (auto-commit every 10 minutes) and the member is in the group.
+      expect((await groupAdmin.fetchOffsets("g-signals")).map((o) => o.offset)).toEqual([]);
+      expect((await groupAdmin.describeGroups(["g-signals"]))[0]!.members).toHaveLength(1);
+      proc.kill("SIGTERM");
+      expect(await exited).toEqual({ code: null, signal: "SIGTERM" });
+    } finally {
+      proc.kill("SIGKILL");
+    }
+    const committed = await groupAdmin.fetchOffsets("g-signals");
+    expect(committed.reduce((n, o) => n + o.offset, 0)).toBe(50);
+    expect((await groupAdmin.describeGroups(["g-signals"]))[0]!.members).toHaveLength(0);
   });
 });
