@@ -4,7 +4,8 @@
  * a fresh topic (not timed), then `--runs` times reads them all with each way in turn (a new
  * group each time, from the earliest offset, the default auto-commit), and reports records/s of
  * every read (after one untimed warm-up read each way), the median of each way and the ratio of the medians (and the median of the
- * per-run ratios). The handlers count records and touch each value's length, nothing else.
+ * per-run ratios), and the same by the client process's CPU time per record (which a loaded
+ * machine disturbs less than the wall clock). The handlers count records and touch each value's length, nothing else.
  * A broker process is started on 127.0.0.1 with a fresh data dir (`--broker-runtime`), or the
  * one at `--broker HOST:PORT` is used.
  *
@@ -34,12 +35,19 @@ export const consumerRunDefaults = {
 
 type Way = "iterator" | "eachBatch";
 
-async function readAll(address: string, topic: string, group: string, way: Way, o: typeof consumerRunDefaults): Promise<number> {
+/** Records/s by the wall clock, and the client process's CPU µs per record (less sensitive to a loaded machine). */
+interface Read {
+  readonly perSec: number;
+  readonly cpuUsPerRecord: number;
+}
+
+async function readAll(address: string, topic: string, group: string, way: Way, o: typeof consumerRunDefaults): Promise<Read> {
   const c = new GroupConsumer({ bootstrap: address, groupId: group, autoOffsetReset: "earliest", maxOutstandingRecords: o.maxOutstanding });
   c.subscribe([topic]);
   let n = 0;
   let bytes = 0;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   if (way === "iterator") {
     for await (const r of c) {
       bytes += r.value?.length ?? 0;
@@ -61,9 +69,10 @@ async function readAll(address: string, topic: string, group: string, way: Way, 
     await Promise.race([all, running]);
   }
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
   await c.close();
   if (n < o.records || bytes < n) throw new Error(`${way}: read ${n} of ${o.records} records`);
-  return o.records / seconds;
+  return { perSec: o.records / seconds, cpuUsPerRecord: (used.user + used.system) / o.records };
 }
 
 export async function consumerRun(o: typeof consumerRunDefaults): Promise<Record<string, unknown>> {
@@ -81,6 +90,7 @@ export async function consumerRun(o: typeof consumerRunDefaults): Promise<Record
       compression: "none",
     });
     const rates: Record<Way, number[]> = { iterator: [], eachBatch: [] };
+    const cpu: Record<Way, number[]> = { iterator: [], eachBatch: [] };
     const ratios: number[] = [];
     // One untimed read each way first: JIT and connections warm for both.
     await readAll(address, topic, `${topic}-warm-iterator`, "iterator", o);
@@ -88,11 +98,15 @@ export async function consumerRun(o: typeof consumerRunDefaults): Promise<Record
     for (let run = 0; run < o.runs; run++) {
       // Alternate which way goes first, so neither always reads a cold or a warm cache.
       const order: Way[] = run % 2 === 0 ? ["iterator", "eachBatch"] : ["eachBatch", "iterator"];
-      for (const way of order) rates[way].push(await readAll(address, topic, `${topic}-${way}-${run}`, way, o));
+      for (const way of order) {
+        const r = await readAll(address, topic, `${topic}-${way}-${run}`, way, o);
+        rates[way].push(r.perSec);
+        cpu[way].push(r.cpuUsPerRecord);
+      }
       const [it, eb] = [rates.iterator[run]!, rates.eachBatch[run]!];
       ratios.push(eb / it);
       process.stderr.write(
-        `run ${run + 1}/${o.runs}: iterator ${Math.round(it)} rec/s, eachBatch ${Math.round(eb)} rec/s, ratio ${(eb / it).toFixed(3)}\n`,
+        `run ${run + 1}/${o.runs}: iterator ${Math.round(it)} rec/s (${cpu.iterator[run]!.toFixed(2)} CPU µs/record), eachBatch ${Math.round(eb)} rec/s (${cpu.eachBatch[run]!.toFixed(2)} CPU µs/record), ratio ${(eb / it).toFixed(3)}\n`,
       );
     }
     const result = {
@@ -109,6 +123,10 @@ export async function consumerRun(o: typeof consumerRunDefaults): Promise<Record
       eachBatchMedian: Math.round(median(rates.eachBatch)),
       ratioOfMedians: Number((median(rates.eachBatch) / median(rates.iterator)).toFixed(3)),
       medianOfRatios: Number(median(ratios).toFixed(3)),
+      iteratorCpuUsPerRecordMedian: Number(median(cpu.iterator).toFixed(3)),
+      eachBatchCpuUsPerRecordMedian: Number(median(cpu.eachBatch).toFixed(3)),
+      /** Throughput ratio by client CPU: iterator CPU per record ÷ eachBatch CPU per record. */
+      cpuRatio: Number((median(cpu.iterator) / median(cpu.eachBatch)).toFixed(3)),
     };
     return result;
   } finally {
