@@ -60,6 +60,7 @@ beforeAll(async () => {
     { name: "events", partitions: 1 },
     { name: "rx-one", partitions: 1 },
     { name: "signals", partitions: 2 },
+    { name: "signals-out", partitions: 1 },
     { name: "not-rx", partitions: 1 },
   ]);
   groupAdmin = new GroupAdmin({ bootstrap });
@@ -369,11 +370,12 @@ describe("serializers, eachBatch, logger and events", () => {
 });
 
 describe("closeOnSignals", () => {
-  it("SIGTERM closes the clients gracefully (the group consumer commits and leaves), then ends the process by the signal", async () => {
+  it("SIGTERM closes the clients gracefully (the producer flushes, the consumer commits and leaves its group), then ends the process by the signal", async () => {
+    await produce("signals", [0, 1], 25);
     const root = path.resolve(import.meta.dirname, "../..");
     const proc = spawn(path.join(root, "node_modules/.bin/bun"), ["test/integration/client-signals-proc.ts"], {
       cwd: root,
-      env: { ...process.env, RILL_BOOTSTRAP: bootstrap, TOPIC: "signals", GROUP: "g-signals", COUNT: "50" },
+      env: { ...process.env, RILL_BOOTSTRAP: bootstrap, TOPIC: "signals", TOPIC_OUT: "signals-out", GROUP: "g-signals", COUNT: "50" },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -383,18 +385,21 @@ describe("closeOnSignals", () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       proc.once("exit", (code, signal) => resolve({ code, signal })),
     );
+    const outEnd = async () => (await admin.listOffsets([{ topic: "signals-out", partition: 0, query: "latest" }]))[0]!.offset;
     try {
-      await until(() => out.includes("ready 50"), "the child handled every record");
-      // Nothing is committed yet (auto-commit every 10 minutes) and the member is in the group.
-      expect((await groupAdmin.fetchOffsets("g-signals")).map((o) => o.offset)).toEqual([]);
+      await until(() => out.includes("ready"), "the child handled every record");
+      // The producer lingers for a minute: nothing of it is written yet; the member is in the group.
+      expect(await outEnd()).toBe(0);
       expect((await groupAdmin.describeGroups(["g-signals"]))[0]!.members).toHaveLength(1);
       proc.kill("SIGTERM");
       expect(await exited).toEqual({ code: null, signal: "SIGTERM" });
     } finally {
       proc.kill("SIGKILL");
     }
+    expect(await outEnd()).toBe(50); // flushed on the signal
     const committed = await groupAdmin.fetchOffsets("g-signals");
     expect(committed.reduce((n, o) => n + o.offset, 0)).toBe(50);
+    // Left the group at once (not after a session timeout).
     expect((await groupAdmin.describeGroups(["g-signals"]))[0]!.members).toHaveLength(0);
   });
 });

@@ -1,34 +1,26 @@
 /**
  * A process for test/integration/client-run.test.ts: a Producer and a GroupConsumer with
- * `closeOnSignals: true`. It produces `COUNT` records to `TOPIC` without waiting for them (the
- * producer's close flushes), consumes them with `run` (commit "interval", so only the close
- * commits in time), prints "ready <n>" once it has handled every record, and waits for a signal.
+ * `closeOnSignals: true`. The consumer handles `COUNT` records of `TOPIC` with `run`; then the
+ * producer sends `COUNT` records to `TOPIC_OUT` with a linger of a minute — so only a flush on
+ * close gets them out — and the process prints "ready" and waits for a signal.
  *
- *   bun test/integration/client-signals-proc.ts   (env: RILL_BOOTSTRAP, TOPIC, GROUP, COUNT)
+ *   bun test/integration/client-signals-proc.ts   (env: RILL_BOOTSTRAP, TOPIC, TOPIC_OUT, GROUP, COUNT)
  */
 import { GroupConsumer } from "../../src/client/group-consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 
 const env = process.env;
 const bootstrap = env.RILL_BOOTSTRAP!;
-const topic = env.TOPIC!;
 const count = Number(env.COUNT);
 
-const producer = new Producer({ bootstrap, closeOnSignals: true, lingerMs: 1000 });
-for (let i = 0; i < count; i++) void producer.send({ topic, value: `v${i}` });
-const consumer = new GroupConsumer({
-  bootstrap,
-  groupId: env.GROUP!,
-  autoOffsetReset: "earliest",
-  autoCommitIntervalMs: 600_000,
-  closeOnSignals: true,
-});
-consumer.subscribe([topic]);
+const producer = new Producer({ bootstrap, closeOnSignals: true, lingerMs: 60_000 });
+const consumer = new GroupConsumer({ bootstrap, groupId: env.GROUP!, autoOffsetReset: "earliest", closeOnSignals: true });
+consumer.subscribe([env.TOPIC!]);
 let handled = 0;
-await producer.flush();
 await consumer.run({
-  commit: "interval",
   eachMessage: () => {
-    if (++handled === count) console.log(`ready ${handled}`);
+    if (++handled !== count) return;
+    for (let i = 0; i < count; i++) void producer.send({ topic: env.TOPIC_OUT!, partition: 0, value: `out${i}` });
+    console.log("ready");
   },
 });
