@@ -502,9 +502,15 @@ export class ConsumeSession {
         const k = keyOf(t.topic, p);
         const back = this.revoking.get(k);
         if (back) {
+          // Given back while revoking: the client dropped it with its revocation, so it is
+          // announced again and sent again from what was committed.
           this.timers.clearTimeout(back.timer);
           this.revoking.delete(k);
+          back.o.position = back.o.committed;
+          back.o.sent = [];
+          back.o.paused = false;
           this.owned.set(k, back.o);
+          assigned.push({ topic: t.topic, partition: p });
           continue;
         }
         if (this.owned.has(k)) continue;
