@@ -179,7 +179,7 @@ export async function runConsumer(host: RunHost, options: RunOptions<unknown, un
     for (const message of messages) {
       if (halt() || !host.usable(st, seekId)) {
         host.dropped(st, message.offset, seekId);
-        return;
+        break; // what was resolved is still committed below ("batch")
       }
       await eachMessage!({ ...base, topic: st.topic, partition: st.partition, message });
       host.resolved(st, message.offset + 1, seekId);
@@ -330,12 +330,11 @@ export async function runConsumer(host: RunHost, options: RunOptions<unknown, un
   }
   // Let every lane finish the record or batch in hand; `lanes` may change while it waits.
   while ([...lanes.values()].some((l) => l.running !== null)) await drainLanes(null);
-  if (failure === null) {
-    lanesDone!();
-    return;
-  }
-  if (policy !== "manual") await host.commitPartitions(host.ownedStates()).catch(() => undefined);
+  // "message" and "batch" commit what was resolved last; "interval" does on close (after this).
+  if (policy === "message" || policy === "batch" || (failure !== null && policy === "interval"))
+    await host.commitPartitions(host.ownedStates()).catch(() => undefined);
   lanesDone!();
+  if (failure === null) return;
   await host.close().catch(() => undefined);
   throw (failure as { error: unknown }).error;
 }
