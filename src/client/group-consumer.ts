@@ -117,8 +117,10 @@ export interface GroupConsumerOptions<K = Buffer, V = Buffer> extends GroupClien
   /** Called (in the iterator, awaited) when partitions are assigned to this member. */
   readonly onAssigned?: ((partitions: GroupTopicPartition[]) => void | Promise<void>) | undefined;
   /**
-   * Called (in the iterator, awaited) when partitions are taken away, or lost because the
-   * stream broke. They are no longer owned: commits for them are refused.
+   * Called (in the iterator or `run`, awaited) when partitions are taken away, or lost because
+   * the stream broke. No record of them is handed over any more, but `commit()` in the hook
+   * still covers them: the broker accepts a revoked partition's commits until everything it sent
+   * of it is committed, or for 5 s. (After a broken stream nothing can be committed.)
    */
   readonly onRevoked?: ((partitions: GroupTopicPartition[]) => void | Promise<void>) | undefined;
   /** Static membership: a member that comes back with the same id within its session timeout keeps its partitions. */
