@@ -11,7 +11,7 @@ import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { clusterStatus } from "./cluster-commands.ts";
-import { CLUSTER_NODES_MAX, type ClusterStartOptions, startCluster } from "./cluster-start-command.ts";
+import { CLUSTER_NODES_MAX, type ClusterStartOptions, controlNode, startCluster } from "./cluster-start-command.ts";
 import { registerBench } from "./bench-command.ts";
 import { consume } from "./consume-command.ts";
 import { deleteGroup, describeGroup, listGroups, resetOffsets } from "./group-commands.ts";
@@ -365,6 +365,20 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--kafka-base-port <port>", "port of node 1's Kafka listener; node i listens on it + i - 1 (0: none)", intIn(0, 65535), 9092)
     .option("--set <key=value>", "broker setting for every node (repeatable)", collect, [])
     .action(async (o: ClusterStartOptions, cmd: Command) => startCluster({ ...contextOf(cmd, io), bootstrap: DEFAULT_BOOTSTRAP }, o));
+  for (const action of ["restart", "stop"] as const) {
+    cluster
+      .command(`${action} <node>`)
+      .description(
+        action === "restart"
+          ? "restart node N of the `cluster start` running with --data-dir (stops it first if it runs)"
+          : "stop node N of the `cluster start` running with --data-dir, keeping the others running",
+      )
+      .option("--data-dir <dir>", "the data dir that cluster start was given", "./cluster")
+      .option("--json", "print JSON")
+      .action(async (node: string, o: { dataDir: string; json?: boolean }) =>
+        controlNode({ io, bootstrap: DEFAULT_BOOTSTRAP }, action, intIn(1, CLUSTER_NODES_MAX)(node), o),
+      );
+  }
 
   registerProfile(program, io);
   registerCompletion(program, io);
