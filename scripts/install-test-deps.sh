@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests need: for the interop tests (test/interop) the system
 # protoc, the gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3; for the
 # Kafka listener's tests the real Kafka clients kcat and librdkafka's and kafka-python's Python
-# packages; for the console's browser tests chromium.
+# packages; for the console's browser tests chromium; for the CLI's completion test zsh.
 #
 # Idempotent: does nothing (and does not touch apt) when every package is already installed;
 # otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
@@ -21,7 +21,7 @@ fi
 # (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
 # proto3 `optional`.
 PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
-  kcat python3-confluent-kafka python3-kafka chromium)
+  kcat python3-confluent-kafka python3-kafka chromium zsh)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
