@@ -3,7 +3,7 @@
  * KEY SEP VALUE (split at the first SEP; a line without it is an error, as in Kafka's console
  * producer). With `--format json` each line is an object as `rill consume --format json` prints
  * it — `{"key", "value", "headers", "partition", "timestamp"}`, every field optional, headers a
- * list of `{key, value}` or an object — so records (with their own headers) can be copied from
+ * list of `{key, value}` or an object (`topic` and `offset` are ignored) — so records (with their own headers) can be copied from
  * one topic to another. A null value is a tombstone: `"value": null` in JSON, and in text a value
  * equal to `--null-value STR`, or an empty one with `--empty-as-null` (kcat's -Z). Keys and
  * values can be written in base64 or hex (`--key-format`, `--value-format`) for binary data.
