@@ -381,7 +381,7 @@ async function stopOne(node: NodeProcess): Promise<Exit> {
 
 /** The running cluster: its nodes (a restart replaces one), and what ended without being asked to. */
 class Supervisor {
-  readonly nodes: NodeProcess[];
+  readonly nodes: NodeProcess[] = [];
   stopping = false;
   /** Resolves when every node has ended while the cluster was meant to run. */
   readonly allEnded: Promise<void>;
@@ -396,7 +396,11 @@ class Supervisor {
     private readonly spawnNode: (plan: NodePlan) => NodeProcess,
   ) {
     this.allEnded = new Promise((r) => (this.onAllEnded = r));
-    this.nodes = plans.map((p) => this.watch(spawnNode(p)));
+  }
+
+  /** Starts every node. */
+  start(): void {
+    this.nodes.push(...this.plans.map((p) => this.watch(this.spawnNode(p))));
   }
 
   /** Nodes that ended on their own and were not restarted. */
@@ -557,7 +561,16 @@ export async function startCluster(ctx: Context, o: ClusterStartOptions): Promis
   let cancelReady = (): void => undefined;
   let closeControl = (): void => undefined;
   try {
-    closeControl = await serveControl(controlFile, supervisor);
+    try {
+      closeControl = await serveControl(controlFile, supervisor);
+    } catch (e) {
+      // The cluster still runs; only `cluster restart|stop` cannot reach it.
+      await write(
+        ctx.io.stderr,
+        `rill: cluster start: cannot serve ${controlFile} (${errorLine(e)}); cluster restart and stop will not work\n`,
+      );
+    }
+    supervisor.start();
     await write(ctx.io.stdout, banner(o, nodes));
     cancelReady = reportReady(ctx, plans, () => supervisor.stopping);
     // Runs until a signal, or until every node has ended on its own.

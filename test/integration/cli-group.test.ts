@@ -346,6 +346,7 @@ describe("rill group", () => {
     expect((await groupAdmin.listGroups()).map((g) => g.groupId)).not.toContain("readers");
     expect(await groupAdmin.fetchOffsets("readers")).toEqual([]);
     expectOneErrorLine(await rill(["group", "delete", "readers"]), /readers.*does not exist|not found/i);
+    expect(JSON.parse((await rill(["group", "delete", "enders", "--json"])).stdout)).toEqual({ deleted: "enders" });
   });
 
   it("a broker that is not running: one line", async () => {

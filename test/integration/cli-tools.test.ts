@@ -236,7 +236,7 @@ describe("rill topic", () => {
     expect(json.allConfigs.length).toBe(table.length - 1);
   });
 
-  it("--json on the commands that print a sentence", async () => {
+  it("--json on the commands that print a sentence (topic, quota, user, acl)", async () => {
     expect(JSON.parse(await ok(["topic", "create", "js", "--partitions", "2", "--json"]))).toEqual({
       created: true,
       name: "js",
@@ -257,6 +257,22 @@ describe("rill topic", () => {
       entity: { user: "u" },
       set: { producer_byte_rate: 1000 },
     });
+    const pw = path.join(dir, "carol.pw");
+    nodeFs.writeFileSync(pw, "carol-secret\n");
+    const user = ["user", "add", "carol", "--new-password-file", pw, "--mechanism", "SCRAM-SHA-256", "--json"];
+    expect(JSON.parse(await ok(user))).toEqual({ user: "carol", set: ["SCRAM-SHA-256"] });
+    expect(JSON.parse(await ok(["user", "remove", "carol", "--json"]))).toEqual({ user: "carol", removed: ["SCRAM-SHA-256"] });
+    const acl = ["--allow-principal", "User:carol", "--operation", "read", "--topic", "js", "--json"];
+    const binding = {
+      principal: "User:carol",
+      host: "*",
+      resourceType: "TOPIC",
+      resourceName: "js",
+      operation: "READ",
+      permission: "ALLOW",
+    };
+    expect(JSON.parse(await ok(["acl", "add", ...acl]))).toEqual({ added: [expect.objectContaining(binding)] });
+    expect(JSON.parse(await ok(["acl", "remove", ...acl]))).toEqual({ removed: [expect.objectContaining(binding)] });
     expect(JSON.parse(await ok(["topic", "delete", "js", "--json"]))).toEqual({ deleted: "js" });
   });
 });
