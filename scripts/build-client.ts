@@ -67,4 +67,5 @@ if (problems.length > 0) {
   console.error(`build-client: the output cannot be shipped:\n  ${problems.join("\n  ")}`);
   process.exit(1);
 }
-console.log(`build-client: ${files} files, ${(bytes / 1024).toFixed(0)} KiB in packages/client/dist (${Date.now() - started} ms)`);
+// On stderr: `npm pack --json` (which runs this as prepack) keeps stdout for its JSON.
+console.error(`build-client: ${files} files, ${(bytes / 1024).toFixed(0)} KiB in packages/client/dist (${Date.now() - started} ms)`);
