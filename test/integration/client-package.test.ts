@@ -11,6 +11,7 @@ import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
+import { Admin, Producer } from "../../src/client/index.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const ROOT = path.resolve(".");
@@ -114,6 +115,26 @@ await admin.close();
 console.log(JSON.stringify({ runtime, sent, received, committed, snappy }));
 `;
 
+/** Reads partition 0 of a topic the test wrote with snappy, which the project did not install. */
+const READ_SNAPPY = `
+import process from "node:process";
+import { Consumer } from "@rill/client";
+
+const [bootstrap, topic] = process.argv.slice(2);
+const skipped = [];
+const consumer = new Consumer({ bootstrap, skipCorrupt: true, onCorrupt: (r) => skipped.push(r.offset) });
+consumer.assign([{ topic, partition: 0, offset: "earliest" }]);
+let error = null;
+const read = [];
+try {
+  for await (const r of consumer) read.push(r.offset);
+} catch (e) {
+  error = { kind: e.kind?.name, message: e.message };
+}
+await consumer.close();
+console.log(JSON.stringify({ error, read, skipped }));
+`;
+
 /** Typechecked against the shipped .d.ts; each @ts-expect-error fails the check if the types were \`any\`. */
 const TYPED = `
 import { Admin, GroupConsumer, Producer, RillError, type ConsumerRecord, type GroupConsumerOptions, type ProducerOptions, type RecordMetadata } from "@rill/client";
@@ -176,6 +197,7 @@ beforeAll(async () => {
     .flatMap((d) => (d.startsWith("@") ? nodeFs.readdirSync(path.join(app, "node_modules", d)).map((s) => `${d}/${s}`) : [d]))
     .filter((d) => !d.startsWith("."));
   nodeFs.writeFileSync(path.join(app, "roundtrip.mjs"), PROGRAM);
+  nodeFs.writeFileSync(path.join(app, "read-snappy.mjs"), READ_SNAPPY);
   console.log(`client-package: packed and installed in ${Date.now() - started} ms`);
 }, 240_000);
 
@@ -239,6 +261,29 @@ describe("@rill/client from its npm tarball", () => {
       });
     }, 90_000);
   });
+
+  it("a batch of a codec whose package is missing throws UNSUPPORTED_COMPRESSION_TYPE naming it, and is not skipped as corrupt", async () => {
+    const admin = new Admin({ bootstrap: broker.address });
+    const producer = new Producer({ bootstrap: broker.address, compression: "snappy" });
+    try {
+      await admin.createTopics([{ name: "written-with-snappy", partitions: 1 }]);
+      await producer.send({ topic: "written-with-snappy", value: "compressed by the broker's side" });
+    } finally {
+      await producer.close();
+      await admin.close();
+    }
+    const r = await run(process.execPath, ["read-snappy.mjs", broker.address, "written-with-snappy"], app, 60_000);
+    expectOk(r, "read-snappy.mjs");
+    expect(JSON.parse(r.stdout.trim().split("\n").at(-1)!)).toEqual({
+      error: {
+        kind: "UNSUPPORTED_COMPRESSION_TYPE",
+        message:
+          "written-with-snappy-0: the batch at offset 0 cannot be read: snappy: the npm package snappy is not installed (npm install snappy)",
+      },
+      read: [],
+      skipped: [],
+    });
+  }, 90_000);
 
   it("typechecks a TypeScript program against the shipped .d.ts (tsc from the repository, strict, libraries checked)", async () => {
     nodeFs.writeFileSync(path.join(app, "typed.ts"), TYPED);
