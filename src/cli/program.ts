@@ -178,7 +178,9 @@ function buildProgram(io: Io, state: RunState): Command {
       },
     );
 
-  const topic = program.command("topic").description("create, list, describe, alter and delete topics, delete records");
+  const topic = program
+    .command("topic")
+    .description("create, list, describe, alter and delete topics; delete records, add partitions, elect leaders");
   topic
     .command("create <name>")
     .description("create a topic")
@@ -349,7 +351,7 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--json", "print JSON")
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => deleteGroup(contextOf(cmd, io), id, o));
 
-  const cluster = program.command("cluster").description("start a local cluster, show a cluster's nodes");
+  const cluster = program.command("cluster").description("start a local cluster, restart or stop its nodes, show a cluster's nodes");
   cluster
     .command("status")
     .description("show the cluster id, the active controller and every node (each asked for its own state)")
