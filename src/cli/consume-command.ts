@@ -30,8 +30,6 @@ import { CliError, write } from "./output.ts";
 import { type Encoding, type PrintOptions, formatRecord } from "./record-format.ts";
 import { checkPartition } from "./topic-commands.ts";
 
-export { formatRecord } from "./record-format.ts";
-
 /** Options of `consume`. */
 export interface ConsumeOptions {
   readonly fromBeginning?: boolean;
