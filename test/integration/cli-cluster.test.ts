@@ -246,11 +246,16 @@ describe("rill cluster start", () => {
     const bad = await rill(["cluster", "restart", "7", "--data-dir", dataDir]);
     expect(bad).toMatchObject({ code: 1, stderr: "rill: cluster restart 7: no node 7: the nodes are 1..3\n" });
 
+    // `cluster stop 2` stops node 2 cleanly and keeps it stopped: not a failure when the launcher stops.
+    const stopped = await rill(["cluster", "stop", "2", "--data-dir", dataDir]);
+    expect(stopped).toMatchObject({ code: 0, stdout: "Node 2 stopped (exit code 0).\n", stderr: "" });
+    expect(launcher.out.stdout).toContain(`Node 2 stopped (exit code 0) on request; restart it: `);
+
     // SIGTERM to the launcher stops every node; none is left running.
     launcher.proc.kill("SIGTERM");
     const code = await Promise.race([launcher.exited, new Promise((r) => setTimeout(() => r("timeout"), 45_000))]);
     expect(code, launcher.out.stderr).toBe(0);
-    expect(launcher.out.stdout).toContain("Stopping 3 nodes...\n");
+    expect(launcher.out.stdout).toContain("Stopping 2 nodes...\n");
     expect(launcher.out.stdout.trimEnd().endsWith("Cluster stopped.")).toBe(true);
     for (const [, id, , pid] of pids) expect(alive(Number(pid)), `node ${id} (pid ${pid})`).toBe(false);
     expect(alive(Number(newPid![1])), "node 3 restarted").toBe(false);
