@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests need: for the interop tests (test/interop) the system
 # protoc, the gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3; for the
 # Kafka listener's tests the real Kafka clients kcat and librdkafka's and kafka-python's Python
-# packages; for the console's browser tests chromium; for the CLI's completion test zsh.
+# packages; for the console's browser tests chromium.
 #
 # Idempotent: does nothing (and does not touch apt) when every package is already installed;
 # otherwise runs `apt-get update` once and installs the missing ones. Must run as root (or with
@@ -21,9 +21,11 @@ fi
 # (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
 # proto3 `optional`.
 PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
-  kcat python3-confluent-kafka python3-kafka chromium zsh)
+  kcat python3-confluent-kafka python3-kafka chromium)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
+# For the CLI's completion test (test/integration/cli-tools.test.ts: zsh -n on `rill completion zsh`).
+PACKAGES+=(zsh)
 
 # shellcheck source=lib/apt.sh
 source "$(dirname "$0")/lib/apt.sh"
