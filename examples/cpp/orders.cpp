@@ -12,8 +12,8 @@
 //
 // consume joins the group; the broker assigns its partitions (no assignor or heartbeat loop
 // here) and streams their records from the group's committed offsets. It prints one JSON line
-// per event: "assigned" and "revoked" (partitions), "record" (a processed order), "committed"
-// (an offset the broker confirmed: the next offset to read). Offsets are committed once every
+// per event: "assigned" and "revoked" (partitions), "record" (a processed order), "commit" (offsets
+// sent, with a commit id), "committed" (an offset the broker confirmed: the next offset to read). Offsets are committed once every
 // --commit-every processed records, and for a partition at once when it is revoked. SIGINT or
 // SIGTERM commits what was processed, leaves the group and prints {"type":"closed"}.
 //
@@ -117,7 +117,11 @@ std::string partitionList(const std::vector<int32_t>& ps) {
 }
 
 // Prints one JSON line on stdout, flushed (a reader sees each event as it happens).
-void emit(const std::string& json) { std::cout << json << std::endl; }
+void emit(const std::string& json) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::cout << json << std::endl;
+}
 
 std::string describe(const grpc::Status& s) { return std::to_string(s.error_code()) + " " + s.error_message(); }
 
@@ -238,8 +242,8 @@ class Member {
                     << " refused: " << o.error().name() << ": " << o.error().message() << std::endl;
           continue;
         }
-        emit("{\"type\":\"committed\",\"partition\":" + std::to_string(o.partition()) + ",\"offset\":" +
-             std::to_string(o.offset()) + "}");
+        emit("{\"type\":\"committed\",\"commit_id\":" + std::to_string(cr.commit_id()) + ",\"partition\":" +
+             std::to_string(o.partition()) + ",\"offset\":" + std::to_string(o.offset()) + "}");
       }
     }
   }
@@ -308,6 +312,11 @@ class Member {
     if (c->offsets_size() == 0) return;
     c->set_commit_id(++nextCommit_);
     if (!stream_.Write(req)) throw Failure("commit: the stream is closed");
+    std::string offsets = "[";
+    for (int i = 0; i < c->offsets_size(); i++)
+      offsets += std::string(i ? "," : "") + "{\"partition\":" + std::to_string(c->offsets(i).partition()) + ",\"offset\":" +
+                 std::to_string(c->offsets(i).offset()) + "}";
+    emit("{\"type\":\"commit\",\"commit_id\":" + std::to_string(nextCommit_) + ",\"offsets\":" + offsets + "]}");
   }
 
   std::vector<int32_t> partitionsOf(const google::protobuf::RepeatedPtrField<rill::v1::TopicPartition>& tps) const {

@@ -12,8 +12,8 @@
 //
 // consume joins the group; the broker assigns its partitions (no assignor or heartbeat loop
 // here) and streams their records from the group's committed offsets. It prints one JSON line
-// per event: "assigned" and "revoked" (partitions), "record" (a processed order), "committed"
-// (an offset the broker confirmed: the next offset to read). Offsets are committed once every
+// per event: "assigned" and "revoked" (partitions), "record" (a processed order), "commit" (offsets
+// sent, with a commit id), "committed" (an offset the broker confirmed: the next offset to read). Offsets are committed once every
 // -commit-every processed records, and for a partition at once when it is revoked. SIGINT or
 // SIGTERM commits what was processed, leaves the group and prints {"type":"closed"}.
 //
@@ -315,7 +315,7 @@ func (m *member) handle(r *rillv1.ConsumeResponse, stopping bool) error {
 					o.Topic, o.Partition, o.Offset, o.Error.Name, o.Error.Message)
 				continue
 			}
-			emit(map[string]interface{}{"type": "committed", "partition": o.Partition, "offset": o.Offset})
+			emit(map[string]interface{}{"type": "committed", "commit_id": cr.CommitId, "partition": o.Partition, "offset": o.Offset})
 		}
 	}
 	return nil
@@ -357,6 +357,11 @@ func (m *member) commit(only ...int32) error {
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	sent := make([]map[string]interface{}, len(offsets))
+	for i, o := range offsets {
+		sent[i] = map[string]interface{}{"partition": o.Partition, "offset": o.Offset}
+	}
+	emit(map[string]interface{}{"type": "commit", "commit_id": m.nextCommit, "offsets": sent})
 	return nil
 }
 
