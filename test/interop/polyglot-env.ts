@@ -2,10 +2,10 @@
  * Builds the Go and C++ order clients (examples/go/orders, examples/cpp/orders.cpp) from stubs
  * generated from proto/ at test time, with Debian's toolchains only (../shared/PEERS.md):
  *
- * - Go: `protoc-gen-go` + `protoc-gen-go-grpc` into a temporary GOPATH, built in GOPATH mode
- *   against Debian's Go sources in /usr/share/gocode (grpc-go 1.33; module mode would need
- *   modules Debian does not package). Compiled packages are cached by Go itself in GOCACHE under
- *   test-output/interop-go (gitignored): a warm build only links.
+ * - Go: the README's commands: `protoc-gen-go` + `protoc-gen-go-grpc` into a temporary GOPATH,
+ *   built in GOPATH mode against Debian's Go sources in /usr/share/gocode (grpc-go 1.33; module
+ *   mode would need modules Debian does not package). Compiled packages are cached by Go itself
+ *   in GOCACHE under test-output/interop-go (gitignored): a warm build only links.
  * - C++: `protoc --cpp_out` + `grpc_cpp_plugin`, each generated file compiled on its own (two at
  *   a time, -O0: the stubs' speed does not matter here) and linked against Debian's libgrpc++.
  *   The objects of the stubs are cached under test-output/interop-cpp keyed by a hash of the
@@ -66,7 +66,25 @@ async function protoc(args: readonly string[], hint: string): Promise<void> {
   if (r.code !== 0) throw failed(`${PROTOC} ${args.join(" ")}`, r, hint);
 }
 
-/** Generates the Go stubs into `gopath`/src and builds examples/go/orders as `gopath`/orders-go. */
+/**
+ * The README's commands that generate the Go stubs and build examples/go/orders (its ```sh block
+ * with `--go_out`, up to the `go build` line), continuation lines joined, with `gen/go` standing
+ * for `gopath`. The README's recipe is the one the test runs, so it cannot drift.
+ */
+export function readmeGoBuild(gopath: string): string[] {
+  const readme = nodeFs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes("--go_out"));
+  if (block === undefined) throw new Error("README.md has no ```sh block with the Go build (protoc --go_out ... go build)");
+  const lines = block.replace(/\\\n\s*/g, "").split("\n");
+  const last = lines.findIndex((l) => /\bgo build\b/.test(l));
+  if (last < 0) throw new Error(`README.md's Go block has no \`go build\` line:\n${block}`);
+  return lines.slice(0, last + 1).map((l) => l.replaceAll("$PWD/gen/go", gopath).replaceAll("gen/go", gopath));
+}
+
+/**
+ * Generates the Go stubs into `gopath`/src and builds examples/go/orders as `gopath`/orders, by
+ * the README's commands (`readmeGoBuild`), with Go's build cache in test-output.
+ */
 export async function buildGo(gopath: string): Promise<Built> {
   requireFiles(
     [
@@ -80,21 +98,14 @@ export async function buildGo(gopath: string): Promise<Built> {
   );
   const t0 = performance.now();
   const warm = nodeFs.existsSync(GO_CACHE);
-  const src = path.join(gopath, "src");
-  nodeFs.mkdirSync(src, { recursive: true });
   nodeFs.mkdirSync(GO_CACHE, { recursive: true });
-  await protoc([`--go_out=${src}`, "--go_opt=paths=import", `--go-grpc_out=${src}`, "--go-grpc_opt=paths=import"], GO_HINT);
-  const bin = path.join(gopath, "orders-go");
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    GO111MODULE: "off",
-    GOPATH: `${gopath}:${GOCODE}`,
-    GOPROXY: "off",
-    GOFLAGS: "",
-    GOCACHE: GO_CACHE,
-  };
-  const r = await run(GO, ["build", "-o", bin, "./examples/go/orders"], { cwd: ROOT, timeoutMs: 300_000, env });
-  if (r.code !== 0) throw failed("go build ./examples/go/orders", r, GO_HINT);
+  const env: NodeJS.ProcessEnv = { ...process.env, GOPROXY: "off", GOFLAGS: "", GOCACHE: GO_CACHE };
+  for (const command of readmeGoBuild(gopath)) {
+    const r = await run("bash", ["-euc", command], { cwd: ROOT, timeoutMs: 300_000, env });
+    if (r.code !== 0) throw failed(`README's \`${command}\``, r, GO_HINT);
+  }
+  const bin = path.join(gopath, "orders");
+  if (!nodeFs.existsSync(bin)) throw new Error(`the README's Go build wrote no ${bin}`);
   return { bin, ms: Math.round(performance.now() - t0), how: warm ? "warm" : "cold" };
 }
 
