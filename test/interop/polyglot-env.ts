@@ -6,8 +6,9 @@
  *   built in GOPATH mode against Debian's Go sources in /usr/share/gocode (grpc-go 1.33; module
  *   mode would need modules Debian does not package). Compiled packages are cached by Go itself
  *   in GOCACHE under test-output/interop-go (gitignored): a warm build only links.
- * - C++: `protoc --cpp_out` + `grpc_cpp_plugin`, each generated file compiled on its own (two at
- *   a time, -O0: the stubs' speed does not matter here) and linked against Debian's libgrpc++.
+ * - C++: `protoc --cpp_out` + `grpc_cpp_plugin`; each message file compiled on its own and the
+ *   three services' gRPC files as one unit (two compilers at a time, -O0: the stubs' speed does
+ *   not matter here), linked against Debian's libgrpc++.
  *   The objects of the stubs are cached under test-output/interop-cpp keyed by a hash of the
  *   protos, the compiler and the library versions, and the linked program keyed by that and the
  *   program's source: a warm run builds nothing.
@@ -162,14 +163,16 @@ export async function buildCpp(): Promise<Built> {
 
   // The stubs: generated and compiled once per protoKey.
   const gen = path.join(CPP_CACHE, `gen-${protoKey}`);
-  const stubObjects = [...CLIENT_PROTOS.map((p) => `${path.basename(p, ".proto")}.pb`), ...CPP_SERVICES.map((s) => `${s}.grpc.pb`)].map(
-    (base) => path.join(gen, "rill/v1", base),
-  );
+  // The gRPC stubs as one unit: they share gRPC's headers, parsed once (about 40% less CPU than
+  // three units). The messages' files cannot be joined so (each has file-local `schemas`).
+  const grpcUnit = path.join(gen, "rill/v1/services.grpc.pb");
+  const stubObjects = [...CLIENT_PROTOS.map((p) => path.join(gen, "rill/v1", `${path.basename(p, ".proto")}.pb`)), grpcUnit];
   const warm = nodeFs.existsSync(path.join(gen, "done"));
   if (!warm) {
     nodeFs.rmSync(gen, { recursive: true, force: true });
     nodeFs.mkdirSync(gen, { recursive: true });
     await protoc([`--cpp_out=${gen}`, `--grpc_out=${gen}`, `--plugin=protoc-gen-grpc=${GRPC_CPP_PLUGIN}`], CPP_HINT);
+    nodeFs.writeFileSync(`${grpcUnit}.cc`, CPP_SERVICES.map((s) => `#include "rill/v1/${s}.grpc.pb.cc"\n`).join(""));
     const compile = (base: string) => async (): Promise<void> => {
       const r = await run(GXX, [...CPP_STUB_FLAGS, `-I${gen}`, ...cflags, "-c", `${base}.cc`, "-o", `${base}.o`], {
         cwd: ROOT,
@@ -177,7 +180,8 @@ export async function buildCpp(): Promise<Built> {
       });
       if (r.code !== 0) throw failed(`g++ -c ${path.relative(gen, base)}.cc`, r, CPP_HINT);
     };
-    await pool(stubObjects.map(compile), 2);
+    // The biggest first, so the two workers end together.
+    await pool([grpcUnit, ...stubObjects.filter((o) => o !== grpcUnit)].map(compile), 2);
     nodeFs.writeFileSync(path.join(gen, "done"), "");
   }
 
