@@ -63,6 +63,11 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A command line that cannot be run (exit 2, with the usage).
+struct UsageError : Failure {
+  using Failure::Failure;
+};
+
 // Flags of the form --name value, with defaults.
 class Flags {
  public:
@@ -70,7 +75,7 @@ class Flags {
     for (int i = 2; i < argc; i++) {
       std::string name = argv[i];
       if (name.rfind("--", 0) != 0 || values_.count(name.substr(2)) == 0 || i + 1 >= argc)
-        throw Failure("unknown flag or missing value: " + name);
+        throw UsageError("unknown flag or missing value: " + name);
       values_[name.substr(2)] = argv[++i];
     }
   }
@@ -79,7 +84,7 @@ class Flags {
     const std::string& v = values_.at(name);
     char* end = nullptr;
     long n = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0') throw Failure("--" + name + " " + v + ": not a number");
+    if (v.empty() || *end != '\0') throw UsageError("--" + name + " " + v + ": not a number");
     return n;
   }
 
@@ -123,7 +128,7 @@ void emit(const std::string& json) {
   std::cout << json << std::endl;
 }
 
-std::string describe(const grpc::Status& s) { return std::to_string(s.error_code()) + " " + s.error_message(); }
+std::string describe(const grpc::Status& s) { return "gRPC status " + std::to_string(s.error_code()) + ": " + s.error_message(); }
 
 std::unique_ptr<grpc::ClientContext> callContext() {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -402,10 +407,19 @@ int consume(const Flags& flags) {
 
 }  // namespace
 
+const char kUsage[] =
+    "usage: orders produce [--addr 127.0.0.1:50051] [--topic orders] [--partitions 6] [--count 10] [--first 1]\n"
+    "       orders consume [--addr 127.0.0.1:50051] [--topic orders] [--group order-processing] [--commit-every 1]\n"
+    "                      [--session-timeout-ms 0] [--from earliest|latest] [--client-id orders-cpp]\n";
+
 int main(int argc, char** argv) {
   const std::string mode = argc >= 2 ? argv[1] : "";
+  if (mode == "-h" || mode == "--help") {
+    std::cout << kUsage;
+    return 0;
+  }
   if (mode != "produce" && mode != "consume") {
-    std::cerr << "usage: orders produce|consume [--flag value]...  (see the comment atop orders.cpp)" << std::endl;
+    std::cerr << kUsage;
     return 2;
   }
   try {
@@ -414,6 +428,9 @@ int main(int argc, char** argv) {
     return consume(Flags(argc, argv, {{"addr", "127.0.0.1:50051"}, {"topic", "orders"}, {"group", "order-processing"},
                                       {"commit-every", "1"}, {"session-timeout-ms", "0"}, {"from", "earliest"},
                                       {"client-id", "orders-cpp"}}));
+  } catch (const UsageError& e) {
+    std::cerr << "orders " << mode << ": " << e.what() << "\n" << kUsage;
+    return 2;
   } catch (const Failure& e) {
     std::cerr << "orders " << mode << ": " << e.what() << std::endl;
     return 1;

@@ -384,7 +384,25 @@ async function scenario(
   expect(await committed(OP)).toEqual(ends());
   expect(await committed(AN)).toEqual(ends());
 
+  await expectBadInput(bin, address);
+
   const problems = [...checkGroup(OP, op, produced, uncommitted), ...checkGroup(AN, an, produced, new Set())];
   expect(problems).toEqual([]);
   return { produced: produced.length, victimPartitions: victimParts, duplicates: uncommitted.size, takeoverMs };
+}
+
+/** Bad input: a clear error on stderr, a non-zero exit, nothing printed on stdout. */
+async function expectBadInput(bin: string, address: string): Promise<void> {
+  const cases: Array<{ args: string[]; stderr: RegExp }> = [
+    { args: ["consume", "--addr", address, "--commit-every", "0"], stderr: /commit-every 0: must be 1 to 500/ },
+    { args: ["consume", "--addr", address, "--from", "middle"], stderr: /from "?middle"?: must be earliest or latest/ },
+    { args: ["consume", "--addr", address, "--topic", "no-such-topic", "--group", "g"], stderr: /no-such-topic/ },
+    { args: ["produce", "--addr", address, "--count", "x"], stderr: /count/ },
+  ];
+  for (const c of cases) {
+    const r = await run(bin, c.args, { cwd: ROOT, timeoutMs: 20_000 });
+    expect(r.code, `${c.args.join(" ")}: exit ${r.code}, stderr ${r.stderr}`).not.toBe(0);
+    expect(r.stderr, c.args.join(" ")).toMatch(c.stderr);
+    expect(r.stdout, c.args.join(" ")).toBe("");
+  }
 }

@@ -93,6 +93,9 @@ func produce(args []string) error {
 	count := fs.Int("count", 10, "how many orders to send")
 	first := fs.Int("first", 1, "number of the first order")
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
 
 	conn, err := dial(*addr)
 	if err != nil {
@@ -183,6 +186,9 @@ func consume(args []string) error {
 	from := fs.String("from", "earliest", "where a partition without a committed offset starts: earliest or latest")
 	clientID := fs.String("client-id", "orders-go", "client id shown by DescribeGroups")
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
 	if *commitEvery < 1 || *commitEvery > 500 {
 		return fmt.Errorf("-commit-every %d: must be 1 to 500", *commitEvery)
 	}
