@@ -46,6 +46,7 @@ import {
   sampleRss,
   useClientTls,
 } from "./lib.ts";
+import { startProgress } from "./progress.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -114,6 +115,7 @@ export async function consumeFetch(
   topic: string,
   total: number,
   perPartition: number[],
+  counted: { records: number } = { records: 0 },
 ): Promise<{ records: number; wire: number; messages: number }> {
   const positions = perPartition.map(() => 0);
   const cursor = new RecordCursor();
@@ -150,6 +152,7 @@ export async function consumeFetch(
       if (next !== positions[p.partition])
         throw new Error(`${topic}-${p.partition}: decoded up to ${next}, next_offset says ${positions[p.partition]}`);
       records += n;
+      counted.records = records;
     }
   }
   return { records, wire, messages };
@@ -161,6 +164,7 @@ async function consumeSubscribe(
   topic: string,
   total: number,
   perPartition: number[],
+  counted: { records: number } = { records: 0 },
 ): Promise<{ records: number; wire: number; messages: number }> {
   const positions = perPartition.map(() => 0);
   const cursor = new RecordCursor();
@@ -186,6 +190,7 @@ async function consumeSubscribe(
             const [n, next] = decode(bytes, positions[p.partition]!, o.crc, cursor, `${topic}-${p.partition}`);
             positions[p.partition] = next;
             records += n;
+            counted.records = records;
           }
           if (records >= total) resolve();
         } catch (e) {
@@ -236,10 +241,12 @@ export async function runConsumerPerf(o: Options): Promise<Record<string, unknow
       const client = new (clientConstructor(FetchService, fetchClientCodecs))(address, creds(), channelOptions());
       try {
         const start = performance.now();
-        const r =
-          o.mode === "subscribe"
-            ? await consumeSubscribe(client, o, topic, total, perPartition)
-            : await consumeFetch(client, o, topic, total, perPartition);
+        const counted = { records: 0 };
+        const progress = startProgress(`consumer run ${run + 1}/${o.runs}`, total, () => counted.records);
+        const r = await (o.mode === "subscribe"
+          ? consumeSubscribe(client, o, topic, total, perPartition, counted)
+          : consumeFetch(client, o, topic, total, perPartition, counted)
+        ).finally(() => progress.stop());
         const seconds = (performance.now() - start) / 1000;
         if (r.records !== total) throw new Error(`consumed ${r.records} of ${total} records`);
         const res: RunResult = {

@@ -50,6 +50,7 @@ import { clientConstructor } from "../src/protocol/grpc-service.ts";
 import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
 import { channelOptions, createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs, useClientTls } from "./lib.ts";
+import { startProgress } from "./progress.ts";
 import { runtimeName } from "./runtime.ts";
 import { KafkaProducerSocket } from "./kafka-producer.ts";
 
@@ -205,7 +206,6 @@ interface Shared {
   errors: number;
   /** The first error answered, as "NAME: message". */
   firstError: string;
-  lastReport: number;
 }
 
 /** The batch of one request, encoded now from fresh values (what every path sends). */
@@ -265,7 +265,6 @@ async function runKafkaProducer(s: Shared, address: string, _index: number, part
                 s.firstError ||= `Kafka error ${r.errorCode}: ${r.errorMessage ?? ""}`;
               }
               s.acked++;
-              report(s);
               pump();
             },
             (e: unknown) => reject(e instanceof Error ? e : new Error(String(e))),
@@ -351,7 +350,6 @@ async function runProducer(s: Shared, address: string, index: number, partitions
           s.firstError ||= e && "name" in e ? `${e.name}: ${e.message}` : `answer ${m.result.case ?? "empty"}`;
         }
         s.acked++;
-        report(s);
         pump();
       });
       stream.on("error", reject);
@@ -422,15 +420,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-function report(s: Shared): void {
-  const now = performance.now();
-  if (now - s.lastReport <= 2000) return;
-  s.lastReport = now;
-  process.stderr.write(
-    `  ${((s.acked * s.o.batchRecords) / ((now - s.start) / 1000) / 1e6).toFixed(2)}M records/s, ${s.acked}/${s.requests} requests\n`,
-  );
-}
-
 /**
  * Runs the producers against `--brokers` (or a broker it starts and stops) and returns the
  * result: records/s, MiB/s, request latency percentiles, per-producer request counts.
@@ -461,7 +450,6 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
       bytesSent: 0,
       errors: 0,
       firstError: "",
-      lastReport: performance.now(),
     };
     // Several brokers: each producer talks to a partition leader and sends only to the partitions
     // it leads, as a Kafka client routes (one broker: to it, round-robin over the partitions).
@@ -470,11 +458,12 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
         ? [...(await (kafka ? kafkaLeaders(addresses[0]!, topic) : leadersByAddress(addresses[0]!, topic))).entries()]
         : null;
     const run = kafka ? runKafkaProducer : runProducer;
+    const progress = startProgress("producer", s.requests * o.batchRecords, () => s.acked * o.batchRecords);
     const perProducer = await Promise.all(
       Array.from({ length: o.producers }, (_, i) =>
         leaders ? run(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : run(s, addresses[0]!, i, null),
       ),
-    );
+    ).finally(() => progress.stop());
     const secs = (performance.now() - s.start) / 1000;
     const total = s.requests * o.batchRecords;
     return {

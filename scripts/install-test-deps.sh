@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need: for the interop tests (test/interop) the system
-# protoc, the gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3; for the
+# protoc, the gRPC Python plugin, and Python's grpcio and protobuf for /usr/bin/python3, Go with
+# grpc-go and the protoc-gen-go plugins, and g++ with libgrpc++ (the Go and C++ clients); for the
 # Kafka listener's tests the real Kafka clients kcat and librdkafka's and kafka-python's Python
 # packages; for the console's browser tests chromium.
 #
@@ -20,10 +21,18 @@ fi
 # protobuf-compiler 3.21 (`protoc`, accepts proto3 `optional`), protobuf-compiler-grpc 1.51
 # (`/usr/bin/grpc_python_plugin`). Not python3-grpc-tools: its bundled protoc is 3.5 and rejects
 # proto3 `optional`.
+# Go (GOPATH mode against /usr/share/gocode): golang-go 1.19, grpc-go 1.33, protobuf-go 1.28 and
+# the 1.5 github.com/golang/protobuf that grpc-go imports (named: apt would pick 1.3 otherwise).
+# C++: libgrpc++-dev 1.51 (pulls libprotobuf-dev), g++ and pkg-config.
 PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
-  kcat python3-confluent-kafka python3-kafka chromium)
+  kcat python3-confluent-kafka python3-kafka chromium
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+  protoc-gen-go protoc-gen-go-grpc
+  libgrpc++-dev g++ pkg-config)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
+# For the CLI's completion test (test/integration/cli-tools.test.ts: zsh -n on `rill completion zsh`).
+PACKAGES+=(zsh)
 
 # shellcheck source=lib/apt.sh
 source "$(dirname "$0")/lib/apt.sh"
@@ -60,6 +69,25 @@ if versions=$(/usr/bin/python3 -c 'import grpc, google.protobuf; print("grpcio",
   log "/usr/bin/python3: $versions"
 else
   log "error: /usr/bin/python3 cannot import grpc and google.protobuf: $versions" >&2
+  fail=1
+fi
+for tool in /usr/bin/go /usr/bin/protoc-gen-go /usr/bin/protoc-gen-go-grpc /usr/bin/grpc_cpp_plugin /usr/bin/g++; do
+  if [[ ! -x $tool ]]; then
+    log "error: $tool not found after install" >&2
+    fail=1
+  fi
+done
+if [[ -x /usr/bin/go ]]; then
+  log "go: $(/usr/bin/go version)"
+fi
+if [[ ! -f /usr/share/gocode/src/google.golang.org/grpc/server.go ]]; then
+  log "error: grpc-go sources not found in /usr/share/gocode (golang-google-grpc-dev)" >&2
+  fail=1
+fi
+if versions=$(pkg-config --modversion grpc++ protobuf 2>&1); then
+  log "pkg-config grpc++ protobuf: $(echo "$versions" | tr '\n' ' ')"
+else
+  log "error: pkg-config finds no grpc++/protobuf: $versions" >&2
   fail=1
 fi
 if [[ -x /usr/bin/kcat ]]; then

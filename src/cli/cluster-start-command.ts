@@ -10,8 +10,17 @@
  * a controller is elected and every broker is unfenced — one "ready" line. SIGTERM or SIGINT is
  * forwarded to the children as SIGTERM and the command exits 0 once all stopped cleanly (a child
  * still running STOP_TIMEOUT_MS later is killed with SIGKILL and the command fails). A child
- * that exits while the cluster is meant to run stops the others, and the command fails naming
- * it. A SIGKILL of this command leaves the children running (their pids are printed).
+ * that ends while the cluster runs is reported (one line) and the others keep running, so a
+ * failover can be watched; once every node has ended the command fails naming them. A node
+ * that ended and was not restarted makes the final exit 1. A SIGKILL of this command leaves the
+ * children running (their pids are printed).
+ *
+ * Control (`rill cluster restart N`, `rill cluster stop N`, from another terminal): the command
+ * listens on a Unix socket `<data-dir>/launcher.sock` for one JSON line, `{"restart": N}` or
+ * `{"stop": N}`, and answers one JSON line, `{"ok": true, "message": ...}` or `{"ok": false,
+ * "error": ...}`. Restart stops node N if it runs (SIGTERM, SIGKILL after STOP_TIMEOUT_MS) and
+ * starts it again with the same settings and data; stop stops it and keeps it stopped (not a
+ * failure at the end).
  *
  * Cluster membership (issue 13): the nodes authenticate each other with a shared secret, which
  * the command generates once (32 random bytes, hex) into `<data-dir>/cluster.secret`, mode
@@ -27,6 +36,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as nodeFs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -65,6 +75,10 @@ export const INTERNAL_PORT_OFFSET = CLUSTER_NODES_MAX + 1;
 export const HTTP_PORT_OFFSET = 3 * (CLUSTER_NODES_MAX + 1);
 /** The file of the cluster's secret, under the data dir. */
 export const SECRET_FILE = "cluster.secret";
+/** The launcher's control socket, under the data dir. */
+export const CONTROL_SOCKET = "launcher.sock";
+/** How long `cluster restart|stop` waits for the launcher's answer. */
+const CONTROL_TIMEOUT_MS = STOP_TIMEOUT_MS + 10_000;
 
 /** Options of `cluster start`. */
 export interface ClusterStartOptions {
@@ -232,6 +246,8 @@ class NodeProcess {
   readonly ended: Promise<Exit>;
   /** How it ended; null while running. */
   exit: Exit | null = null;
+  /** Stopped on purpose (`cluster stop|restart`): its end is no failure. */
+  stoppedOnPurpose = false;
 
   constructor(
     readonly plan: NodePlan,
@@ -353,30 +369,222 @@ function reportReady(ctx: Context, plans: readonly NodePlan[], stopped: () => bo
   return () => clearTimeout(warn);
 }
 
+/** SIGTERMs one node and waits for it to end (SIGKILL after STOP_TIMEOUT_MS); answers how it ended. */
+async function stopOne(node: NodeProcess): Promise<Exit> {
+  if (node.exit !== null) return node.exit;
+  node.proc.kill("SIGTERM");
+  const timer = setTimeout(() => node.proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
+  const e = await node.ended;
+  clearTimeout(timer);
+  return e;
+}
+
+/** The running cluster: its nodes (a restart replaces one), and what ended without being asked to. */
+class Supervisor {
+  readonly nodes: NodeProcess[] = [];
+  stopping = false;
+  /** Resolves when every node has ended while the cluster was meant to run. */
+  readonly allEnded: Promise<void>;
+  private onAllEnded!: () => void;
+  /** One restart or stop at a time. */
+  private busy: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly o: ClusterStartOptions,
+    private readonly plans: readonly NodePlan[],
+    private readonly spawnNode: (plan: NodePlan) => NodeProcess,
+  ) {
+    this.allEnded = new Promise((r) => (this.onAllEnded = r));
+  }
+
+  /** Starts every node. */
+  start(): void {
+    this.nodes.push(...this.plans.map((p) => this.watch(this.spawnNode(p))));
+  }
+
+  /** Nodes that ended on their own and were not restarted. */
+  unexpectedlyEnded(): NodeProcess[] {
+    return this.nodes.filter((n) => n.exit !== null && !n.stoppedOnPurpose);
+  }
+
+  private watch(node: NodeProcess): NodeProcess {
+    void node.ended.then(async (e) => {
+      if (this.stopping || node.stoppedOnPurpose || !this.nodes.includes(node)) return;
+      const running = this.nodes.filter((n) => n.exit === null).length;
+      await write(
+        this.ctx.io.stdout,
+        `Node ${node.plan.nodeId} (${node.plan.address}, pid ${node.proc.pid ?? "-"}) ${describeExit(e)}; ` +
+          `${running} of ${this.nodes.length} nodes still running. Restart it: ${rillCommand()} cluster restart ${node.plan.nodeId} --data-dir ${this.o.dataDir}\n`,
+      );
+      if (running === 0) this.onAllEnded();
+    });
+    return node;
+  }
+
+  /** Runs one control request (`{"restart": N}` or `{"stop": N}`); answers the message or throws CliError. */
+  control(request: unknown): Promise<string> {
+    const run = this.busy.then(() => this.controlNow(request));
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private async controlNow(request: unknown): Promise<string> {
+    const r = (typeof request === "object" && request !== null ? request : {}) as { restart?: unknown; stop?: unknown };
+    const action = r.restart !== undefined ? "restart" : r.stop !== undefined ? "stop" : null;
+    const id = r.restart ?? r.stop;
+    if (action === null) throw new CliError('expected {"restart": N} or {"stop": N}');
+    if (this.stopping) throw new CliError("the cluster is stopping");
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id > this.nodes.length)
+      throw new CliError(`no node ${JSON.stringify(id)}: the nodes are 1..${this.nodes.length}`);
+    const node = this.nodes[id - 1]!;
+    const wasRunning = node.exit === null;
+    node.stoppedOnPurpose = true;
+    const e = await stopOne(node);
+    const how = wasRunning ? `stopped (${e.signal ?? `exit code ${e.code}`})` : "was not running";
+    if (action === "stop") {
+      await write(
+        this.ctx.io.stdout,
+        `Node ${id} ${how} on request; restart it: ${rillCommand()} cluster restart ${id} --data-dir ${this.o.dataDir}\n`,
+      );
+      return `node ${id} ${how}`;
+    }
+    if (this.stopping) throw new CliError("the cluster is stopping");
+    const fresh = this.watch(this.spawnNode(this.plans[id - 1]!));
+    this.nodes[id - 1] = fresh;
+    await write(this.ctx.io.stdout, `Node ${id} ${how}; restarted: ${fresh.plan.address}, pid ${fresh.proc.pid ?? "-"}\n`);
+    return `node ${id} ${how}; restarted as pid ${fresh.proc.pid ?? "-"}`;
+  }
+}
+
+/**
+ * Serves the control socket (see the module comment). Answers a function that closes it.
+ */
+async function serveControl(file: string, supervisor: Supervisor): Promise<() => void> {
+  nodeFs.rmSync(file, { force: true }); // left by a launcher that was killed (startCluster checked none answers)
+  const server = net.createServer((sock) => {
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("error", () => undefined);
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      const line = buf.slice(0, nl);
+      sock.pause();
+      let request: unknown;
+      try {
+        request = JSON.parse(line);
+      } catch {
+        request = null;
+      }
+      supervisor.control(request).then(
+        (message) => sock.end(`${JSON.stringify({ ok: true, message })}\n`),
+        (e: unknown) => sock.end(`${JSON.stringify({ ok: false, error: errorLine(e) })}\n`),
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(file, () => resolve());
+  });
+  nodeFs.chmodSync(file, 0o600);
+  return () => {
+    server.close();
+    nodeFs.rmSync(file, { force: true });
+  };
+}
+
+/** `rill cluster restart|stop N`: asks the launcher running with `dataDir` to restart or stop node N. */
+export async function controlNode(
+  ctx: Context,
+  action: "restart" | "stop",
+  nodeId: number,
+  o: { dataDir: string; json?: boolean },
+): Promise<void> {
+  const file = path.join(o.dataDir, CONTROL_SOCKET);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const sock = net.connect(file);
+    let buf = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new CliError(`cluster ${action}: no answer from the launcher on ${file} within ${CONTROL_TIMEOUT_MS / 1000} s`));
+    }, CONTROL_TIMEOUT_MS);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`${JSON.stringify({ [action]: nodeId })}\n`));
+    sock.on("data", (d: string) => (buf += d));
+    sock.on("end", () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+    sock.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why =
+        e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no launcher is running with this data dir (rill cluster start)" : e.message;
+      reject(new CliError(`cluster ${action}: ${file}: ${why}`));
+    });
+  });
+  let reply: { ok?: boolean; message?: string; error?: string };
+  try {
+    reply = JSON.parse(answer) as typeof reply;
+  } catch {
+    throw new CliError(`cluster ${action}: the launcher answered ${JSON.stringify(answer.slice(0, 200))}`);
+  }
+  if (reply.ok !== true) throw new CliError(`cluster ${action} ${nodeId}: ${reply.error ?? "failed"}`);
+  if (o.json) await write(ctx.io.stdout, `${JSON.stringify({ node: nodeId, action, message: reply.message })}\n`);
+  else await write(ctx.io.stdout, `${(reply.message ?? "").replace(/^node/, "Node")}.\n`);
+}
+
 /** `rill cluster start`: see the module comment. Resolves when the cluster stopped cleanly. */
 export async function startCluster(ctx: Context, o: ClusterStartOptions): Promise<void> {
   const plans = planCluster(o);
   for (const p of plans) nodeFs.mkdirSync(p.dataDir, { recursive: true });
   ensureSecret(path.join(o.dataDir, SECRET_FILE));
   const runtime = runtimeCommand();
-  const sig = firstSignal();
   const out = new PrefixedLines(ctx.io.stdout);
   const err = new PrefixedLines(ctx.io.stderr);
-  const nodes = plans.map((p) => new NodeProcess(p, runtime, out, err));
-  let stopping = false;
+  const controlFile = path.join(o.dataDir, CONTROL_SOCKET);
+  // Refuses a data dir another launcher runs with, before starting anything.
+  if (nodeFs.existsSync(controlFile)) {
+    const live = await new Promise<boolean>((resolve) => {
+      const c = net.connect(controlFile, () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once("error", () => resolve(false));
+    });
+    if (live) throw new CliError(`cluster start: a launcher already runs with ${o.dataDir} (it answers on ${controlFile})`);
+  }
+  const sig = firstSignal();
+  const supervisor = new Supervisor(ctx, o, plans, (p) => new NodeProcess(p, runtime, out, err));
+  const nodes = supervisor.nodes;
   let cancelReady = (): void => undefined;
+  let closeControl = (): void => undefined;
   try {
+    try {
+      closeControl = await serveControl(controlFile, supervisor);
+    } catch (e) {
+      // The cluster still runs; only `cluster restart|stop` cannot reach it.
+      await write(
+        ctx.io.stderr,
+        `rill: cluster start: cannot serve ${controlFile} (${errorLine(e)}); cluster restart and stop will not work\n`,
+      );
+    }
+    supervisor.start();
     await write(ctx.io.stdout, banner(o, nodes));
-    cancelReady = reportReady(ctx, plans, () => stopping);
-    // Runs until a signal, or until a child ends on its own.
-    const died = Promise.race(nodes.map((r) => r.ended.then(() => r)));
-    const first = await Promise.race([sig.received.then(() => null), died]);
-    stopping = true;
-    const failures = nodes
-      .filter((r) => r.exit !== null)
-      .map((r) => `${r.label} ${describeExit(r.exit!)} while the cluster was running (the other nodes were stopped)`);
+    cancelReady = reportReady(ctx, plans, () => supervisor.stopping);
+    // Runs until a signal, or until every node has ended on its own.
+    const first = await Promise.race([sig.received.then(() => "signal" as const), supervisor.allEnded.then(() => "ended" as const)]);
+    supervisor.stopping = true;
+    closeControl();
+    const failures = supervisor
+      .unexpectedlyEnded()
+      .map((r) => `${r.label} ${describeExit(r.exit!)} while the cluster was running${first === "ended" ? "" : " (not restarted)"}`);
     const running = nodes.filter((r) => r.exit === null).length;
-    await write(ctx.io.stdout, `${first === null ? "Stopping" : "A node ended: stopping"} ${running} node${running === 1 ? "" : "s"}...\n`);
+    await write(
+      ctx.io.stdout,
+      `${first === "signal" ? "Stopping" : "Every node ended: stopping"} ${running} node${running === 1 ? "" : "s"}...\n`,
+    );
     failures.push(...(await stopAll(nodes)));
     if (failures.length > 0) throw new CliError(`cluster start: ${failures.join("; ")}`);
     await write(ctx.io.stdout, "Cluster stopped.\n");
@@ -386,7 +594,8 @@ export async function startCluster(ctx: Context, o: ClusterStartOptions): Promis
     if (e instanceof CliError) throw e;
     throw new CliError(`cluster start: ${errorLine(e)}`);
   } finally {
-    stopping = true;
+    supervisor.stopping = true;
+    closeControl();
     cancelReady();
     sig.dispose();
   }
@@ -415,6 +624,9 @@ function banner(o: ClusterStartOptions, nodes: readonly NodeProcess[]): string {
     `Members call each other on ${nodes.map((r) => r.plan.internalAddress).join(", ")}, authenticated by the secret in ${path.join(o.dataDir, SECRET_FILE)}.`,
   );
   lines.push(`Status: ${rillCommand()} cluster status --bootstrap ${nodes[0]!.plan.address}`);
+  lines.push(
+    `Restart or stop node N: ${rillCommand()} cluster restart N --data-dir ${o.dataDir} (or cluster stop N); a node that dies is reported and the others keep running.`,
+  );
   lines.push(`Stop: Ctrl-C, or kill -TERM ${process.pid}`);
   return `${lines.join("\n")}\n`;
 }

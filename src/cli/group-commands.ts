@@ -108,8 +108,11 @@ export interface ResetOptions {
   readonly toEarliest?: boolean;
   readonly toLatest?: boolean;
   readonly toOffset?: number;
-  readonly toTimestamp?: number;
+  readonly toTimestamp?: number | undefined;
+  /** Show the new offsets only (the default; kept for scripts that say so). */
   readonly dryRun?: boolean;
+  /** Commit the new offsets (without it nothing is committed, as Kafka's tool). */
+  readonly execute?: boolean;
   readonly json?: boolean;
 }
 
@@ -124,18 +127,24 @@ function resetTarget(o: ResetOptions): ResetTarget {
   return given[0]!;
 }
 
-/** `rill group reset-offsets G --topic T --to-...`: moves the committed offsets (the group must have no members). */
+/**
+ * `rill group reset-offsets G --topic T --to-...`: shows the offsets the group's would be reset
+ * to; with `--execute` commits them (the group must have no members), as Kafka's
+ * kafka-consumer-groups.sh.
+ */
 export async function resetOffsets(ctx: Context, groupId: string, o: ResetOptions): Promise<void> {
   const target = resetTarget(o);
+  if (o.execute && o.dryRun) throw new CliError("group reset-offsets: give --execute or --dry-run, not both");
+  const dryRun = o.execute !== true;
   const partitions = [{ topic: o.topic, partitions: o.partition ?? [] }];
-  const offsets: GroupOffset[] = await withGroupAdmin(ctx, (a) =>
-    a.resetOffsets(groupId, partitions, target, { dryRun: o.dryRun ?? false }),
-  );
+  const offsets: GroupOffset[] = await withGroupAdmin(ctx, (a) => a.resetOffsets(groupId, partitions, target, { dryRun }));
   if (o.json) {
-    await write(ctx.io.stdout, `${JSON.stringify({ groupId, dryRun: o.dryRun ?? false, offsets })}\n`);
+    await write(ctx.io.stdout, `${JSON.stringify({ groupId, dryRun, offsets })}\n`);
     return;
   }
-  const what = o.dryRun ? `Offsets group ${groupId} would be reset to (dry run, nothing committed):` : `Reset offsets of group ${groupId}:`;
+  const what = dryRun
+    ? `Offsets group ${groupId} would be reset to (preview, nothing committed; add --execute to commit):`
+    : `Reset offsets of group ${groupId}:`;
   await write(
     ctx.io.stdout,
     `${what}\n${table(
@@ -146,7 +155,7 @@ export async function resetOffsets(ctx: Context, groupId: string, o: ResetOption
 }
 
 /** `rill group delete G`: deletes a group without members and its committed offsets. */
-export async function deleteGroup(ctx: Context, groupId: string): Promise<void> {
+export async function deleteGroup(ctx: Context, groupId: string, o: { json?: boolean } = {}): Promise<void> {
   await withGroupAdmin(ctx, (a) => a.deleteGroups([groupId]));
-  await write(ctx.io.stdout, `Deleted group ${groupId}.\n`);
+  await write(ctx.io.stdout, o.json ? `${JSON.stringify({ deleted: groupId })}\n` : `Deleted group ${groupId}.\n`);
 }

@@ -23,6 +23,7 @@ export interface QuotaSetOptions {
   readonly consumerByteRate?: number;
   readonly remove?: string[];
   readonly validateOnly?: boolean;
+  readonly json?: boolean;
 }
 
 /** Options of `quota list`. */
@@ -63,6 +64,7 @@ export async function setQuota(ctx: Context, o: QuotaSetOptions): Promise<void> 
   } finally {
     await admin.close();
   }
+  if (o.json) return write(ctx.io.stdout, `${JSON.stringify({ entity, set, removed: remove, validateOnly: o.validateOnly ?? false })}\n`);
   const changes = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...remove.map((k) => `${k} removed`)];
   await write(ctx.io.stdout, `${o.validateOnly ? "Valid" : "Set"}: ${quotaEntityName(entity)} ${changes.join(", ")}.\n`);
 }
@@ -112,6 +114,7 @@ export function registerQuota(program: Command, contextOf: (cmd: Command) => Con
     .option("--consumer-byte-rate <bytes>", "bytes per second the entity may consume", intIn(1, Number.MAX_SAFE_INTEGER))
     .option("--remove <key>", "remove a quota: producer_byte_rate or consumer_byte_rate (repeatable)", quotaKey)
     .option("--validate-only", "check the change and store nothing")
+    .option("--json", "print JSON")
     .action(async (o: QuotaSetOptions, cmd: Command) => setQuota(contextOf(cmd), o));
   entityOptions(quota.command("list").description("list quotas (filtered by the entity options given)"))
     .option("--json", "print JSON")

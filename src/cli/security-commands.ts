@@ -156,7 +156,8 @@ export function filtersOf(o: AclFlags, defaultPattern: AclPatternFilterName): Ac
 async function aclAdd(ctx: Context, o: AclFlags): Promise<void> {
   const bindings = bindingsOf(o);
   await withAdmin(ctx, (admin) => admin.createAcls(bindings));
-  await write(ctx.io.stdout, bindings.map((b) => `Added ACL: ${formatBinding(b)}\n`).join(""));
+  if (o.json) await write(ctx.io.stdout, `${JSON.stringify({ added: bindings })}\n`);
+  else await write(ctx.io.stdout, bindings.map((b) => `Added ACL: ${formatBinding(b)}\n`).join(""));
 }
 
 async function aclList(ctx: Context, o: AclFlags): Promise<void> {
@@ -175,6 +176,7 @@ async function aclRemove(ctx: Context, o: AclFlags): Promise<void> {
     throw new CliError("acl remove: give a resource (--topic, --group, --cluster or --transactional-id), so nothing else is removed");
   const filters = filtersOf(o, "LITERAL");
   const removed = await withAdmin(ctx, (admin) => admin.deleteAcls(filters));
+  if (o.json) return write(ctx.io.stdout, `${JSON.stringify({ removed: removed.flat() })}\n`);
   const lines = removed.flat().map((b) => `Removed ACL: ${formatBinding(b)}\n`);
   await write(ctx.io.stdout, lines.length ? lines.join("") : "No ACL matched.\n");
 }
@@ -246,7 +248,8 @@ async function userAdd(ctx: Context, name: string, o: UserFlags): Promise<void> 
       upsertions: mechanisms.map((mechanism) => ({ name, mechanism, iterations: o.iterations, password })),
     }),
   );
-  await write(ctx.io.stdout, `Set ${mechanisms.join(" and ")} credentials of user ${name}.\n`);
+  if (o.json) await write(ctx.io.stdout, `${JSON.stringify({ user: name, set: mechanisms })}\n`);
+  else await write(ctx.io.stdout, `Set ${mechanisms.join(" and ")} credentials of user ${name}.\n`);
 }
 
 async function userList(ctx: Context, o: UserFlags): Promise<void> {
@@ -267,7 +270,8 @@ async function userRemove(ctx: Context, name: string, o: UserFlags): Promise<voi
     await admin.alterUserScramCredentials({ deletions: mechanisms.map((mechanism) => ({ name, mechanism })) });
     return mechanisms;
   });
-  await write(ctx.io.stdout, `Removed ${removed.join(" and ")} credentials of user ${name}.\n`);
+  if (o.json) await write(ctx.io.stdout, `${JSON.stringify({ user: name, removed })}\n`);
+  else await write(ctx.io.stdout, `Removed ${removed.join(" and ")} credentials of user ${name}.\n`);
 }
 
 function resourceOptions(cmd: Command, what: string): Command {
@@ -294,13 +298,15 @@ export function registerSecurityCommands(program: Command, ctx: (cmd: Command) =
   const acl = program.command("acl").description("add, list and remove ACL bindings (Kafka's model; DENY wins)");
   principalOptions(
     resourceOptions(acl.command("add").description("add ACL bindings: every principal × operation × resource × host"), "to protect"),
-  ).action(async (o: AclFlags, cmd: Command) => aclAdd(ctx(cmd), o));
+  )
+    .option("--json", "print JSON")
+    .action(async (o: AclFlags, cmd: Command) => aclAdd(ctx(cmd), o));
   principalOptions(resourceOptions(acl.command("list").description("list ACL bindings (flags filter; none: all)"), "to list"))
     .option("--json", "print JSON")
     .action(async (o: AclFlags, cmd: Command) => aclList(ctx(cmd), o));
-  principalOptions(
-    resourceOptions(acl.command("remove").description("remove the ACL bindings the flags match"), "whose ACLs to remove"),
-  ).action(async (o: AclFlags, cmd: Command) => aclRemove(ctx(cmd), o));
+  principalOptions(resourceOptions(acl.command("remove").description("remove the ACL bindings the flags match"), "whose ACLs to remove"))
+    .option("--json", "print JSON")
+    .action(async (o: AclFlags, cmd: Command) => aclRemove(ctx(cmd), o));
 
   const user = program.command("user").description("add, list and remove SCRAM users (passwords are stored salted only)");
   const mechanism = () =>
@@ -313,6 +319,7 @@ export function registerSecurityCommands(program: Command, ctx: (cmd: Command) =
     .addOption(mechanism())
     .option("--iterations <n>", "PBKDF2 iterations, 4096 to 16384 (default 4096)", intIn(4096, 16384))
     .option("--new-password-file <file>", "file whose first line is the new password")
+    .option("--json", "print JSON")
     .action(async (name: string, o: UserFlags, cmd: Command) => userAdd(ctx(cmd), name, o));
   user
     .command("list")
@@ -323,5 +330,6 @@ export function registerSecurityCommands(program: Command, ctx: (cmd: Command) =
     .command("remove <name>")
     .description("delete a user's credentials (default: all of them)")
     .addOption(mechanism())
+    .option("--json", "print JSON")
     .action(async (name: string, o: UserFlags, cmd: Command) => userRemove(ctx(cmd), name, o));
 }

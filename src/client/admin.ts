@@ -23,6 +23,7 @@ import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkInt, toNumber } from "./convert.ts";
+import type { RillError } from "../base/errors.ts";
 import { ClientClosedError, fromErrorDetail } from "./errors.ts";
 import { type ListedOffset, type OffsetLookup, listOffsets } from "./offsets.ts";
 import { withRetries } from "./retry.ts";
@@ -215,6 +216,18 @@ export interface DeletedRecords {
   readonly topic: string;
   readonly partition: number;
   readonly lowWatermark: number;
+}
+
+// ---- leader election (issue 18) ----------------------------------------------------------------
+
+/** The outcome of `Admin.electLeaders` for one partition. */
+export interface ElectedLeader {
+  readonly topic: string;
+  readonly partition: number;
+  /** The partition's leader after the election. */
+  readonly leader: number;
+  /** Why it was not moved (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ...); null: moved. */
+  readonly error: RillError | null;
 }
 
 // ---- client quotas (issue 13) ------------------------------------------------------------------
@@ -549,6 +562,28 @@ export class Admin {
     const res = await this.call((o) => this.conn.transport.deleteRecords(request, o));
     throwFirst(res.results, (i) => `${res.results[i]!.topic}-${res.results[i]!.partition}`);
     return res.results.map((r) => ({ topic: r.topic, partition: r.partition, lowWatermark: toNumber(r.lowWatermark, "lowWatermark") }));
+  }
+
+  /**
+   * Moves leadership of partitions back to their preferred replica (the first of the replicas),
+   * as Kafka's preferred leader election: `partitions` names topics with their partitions (an
+   * empty list: every partition of the topic); none: every partition of the cluster. Answers
+   * each partition's outcome; a partition that was not moved carries its reason in `error`.
+   */
+  async electLeaders(partitions: readonly { topic: string; partitions?: readonly number[] }[] = []): Promise<ElectedLeader[]> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partitions: (p.partitions ?? []).map((n, j) => checkInt(n, `partitions[${i}].partitions[${j}]`, 0, 0x7fffffff)),
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.electLeaders(request, o));
+    return res.results.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      leader: r.leader,
+      error: r.error === undefined ? null : fromErrorDetail(r.error, `${r.topic}-${r.partition}`),
+    }));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

@@ -12,6 +12,7 @@
 
 import { crc32c } from "../base/crc32c.ts";
 import { Errors, RillError } from "../base/errors.ts";
+import { codecUnavailable } from "../protocol/compression.ts";
 import { CRC_START, type BatchHeader, forEachBatch, type RecordHeader, records } from "../protocol/record-batch.ts";
 
 /** A consumed record. `key`, `value` and header values are views of the fetched bytes. */
@@ -102,6 +103,14 @@ function* batchRecords(
 ): Generator<ConsumerRecord, void, undefined> {
   const where = `${topic}-${partition}`;
   if (checkCrcs) checkCrc(bytes, pos, h.size, h.crc, where);
+  // A codec whose optional npm package is not installed is the application's to fix, not a corrupt batch to skip.
+  const unavailable = codecUnavailable(h.compression);
+  if (unavailable !== null) {
+    throw new RillError(
+      Errors.UNSUPPORTED_COMPRESSION_TYPE,
+      `${where}: the batch at offset ${h.baseOffset} cannot be read: ${unavailable}`,
+    );
+  }
   let c: ReturnType<typeof records>;
   try {
     c = records(bytes, pos);

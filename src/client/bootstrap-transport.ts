@@ -73,6 +73,8 @@ export class BootstrapTransport implements Transport {
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) => this.call((t) => t.describeClientQuotas(r, o), o);
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) => this.call((t) => t.deleteRecords(r, o), o);
+  // leader election (issue 18)
+  readonly electLeaders: UnaryCall<"electLeaders"> = (r, o) => this.call((t) => t.electLeaders(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

@@ -111,6 +111,9 @@ export class GrpcTransport implements Transport {
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) =>
     this.unary(this.admin, this.admin.deleteRecords, AdminService.method.deleteRecords.input, r, o);
+  // leader election (issue 18)
+  readonly electLeaders: UnaryCall<"electLeaders"> = (r, o) =>
+    this.unary(this.admin, this.admin.electLeaders, AdminService.method.electLeaders.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

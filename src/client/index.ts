@@ -1,8 +1,9 @@
 /**
- * Rill's TypeScript SDK: `Admin`, `Producer`, `Consumer` (see README.md in this folder).
+ * Rill's TypeScript SDK: `Admin`, `Producer`, `Consumer` (see README.md in this folder), published
+ * as the npm package `@rill/client` (packages/client).
  *
  * ```ts
- * import { Admin, Consumer, Producer } from "rill/src/client/index.ts";
+ * import { Admin, Consumer, Producer } from "@rill/client";
  * const producer = new Producer({ bootstrap: "127.0.0.1:50051", compression: "lz4" });
  * const { partition, offset } = await producer.send({ topic: "orders", key: "o-1", value: "{}" });
  * ```

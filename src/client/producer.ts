@@ -67,7 +67,7 @@ import type { Clock } from "../base/clock.ts";
 import { systemClock } from "../base/clock.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import { Acks, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import { initCodecs } from "../protocol/compression.ts";
+import { codecUnavailable, initCodecs } from "../protocol/compression.ts";
 import { Compression, HEADER_SIZE, encodeBatch } from "../protocol/record-batch.ts";
 import type { RecordHeaderInput, RecordInput } from "../protocol/record-batch.ts";
 import { ByteBudget } from "./byte-budget.ts";
@@ -371,6 +371,8 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     const bufferBytes = checkInt(options.bufferBytes ?? 32 * MiB, "bufferBytes", 1024, 2 ** 40);
     const inFlightMax = checkInt(options.inFlightRequestsMax ?? 64, "inFlightRequestsMax", 1, 1000);
     this.codec = codecByName[checkChoice(options.compression ?? "none", "compression", ["none", "gzip", "snappy", "lz4", "zstd"])];
+    const unavailable = codecUnavailable(this.codec); // lz4, snappy, zstd: optional npm packages of @rill/client
+    if (unavailable !== null) throw new RillError(Errors.UNSUPPORTED_COMPRESSION_TYPE, `compression: ${unavailable}`);
     if (this.codec === Compression.ZSTD) this.waitForCodec();
     const acks = checkChoice(options.acks ?? "all", "acks", ["all", "leader", "none"]);
     this.acks = acksByName[acks];

@@ -73,6 +73,8 @@ export interface Transport {
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas">;
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords">;
+  // leader election (issue 18)
+  readonly electLeaders: UnaryCall<"electLeaders">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

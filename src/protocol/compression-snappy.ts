@@ -16,10 +16,20 @@
  * decides when it reads; a header alone is an empty stream), else one raw block. Every block starts with its uncompressed
  * length, so the output of a whole payload is known before a byte is decompressed and is bounded
  * there (MESSAGE_TOO_LARGE). The blocks themselves are decoded by the npm `snappy` package
- * (napi-rs over the Rust `snap` crate), which checks each one against its preamble.
+ * (napi-rs over the Rust `snap` crate), which checks each one against its preamble; it is loaded on
+ * first use (an optional peer dependency of the SDK's package, see compression.ts).
  */
-import { compressSync as snappyBlockCompress, uncompressSync as snappyBlockUncompress } from "snappy";
 import { rillError } from "../base/errors.ts";
+import { optionalPackage } from "../base/optional-package.ts";
+
+type Snappy = typeof import("snappy");
+
+/** The snappy package, loaded on first use; UNSUPPORTED_COMPRESSION_TYPE when it is not installed. */
+function snappy(): Snappy {
+  const p = optionalPackage<Snappy>("snappy");
+  if (p.module === null) throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `snappy: ${p.missing}`);
+  return p.module;
+}
 
 /** The xerial stream magic. */
 export const XERIAL_MAGIC = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00]);
@@ -116,6 +126,7 @@ export function snappyDecompress(data: Uint8Array, outputBytesMax: number): Buff
 
 function uncompressBlock(data: Uint8Array, b: SnappyBlock, i: number): Buffer {
   let out: Buffer;
+  const snappyBlockUncompress = snappy().uncompressSync; // outside the try: a missing package is not corruption
   try {
     out = snappyBlockUncompress(data.subarray(b.start, b.end), SNAPPY_OUTPUT) as Buffer;
   } catch (e: unknown) {
@@ -129,6 +140,7 @@ function uncompressBlock(data: Uint8Array, b: SnappyBlock, i: number): Buffer {
 export function snappyCompressXerial(data: Uint8Array): Buffer {
   const chunks: Buffer[] = [Buffer.from(XERIAL_MAGIC), u32be(1), u32be(1)];
   let total = XERIAL_HEADER_BYTES;
+  const snappyBlockCompress = snappy().compressSync;
   for (let p = 0; p < data.length; p += XERIAL_CHUNK_BYTES) {
     const block = snappyBlockCompress(data.subarray(p, Math.min(data.length, p + XERIAL_CHUNK_BYTES)), SNAPPY_OUTPUT);
     chunks.push(u32be(block.length), block);

@@ -4,10 +4,11 @@
  * without the content size field (a streaming encoder does not know it).
  *
  * The codec is `@bokuweb/zstd-wasm`: the reference C library compiled to WebAssembly, so it loads
- * on Node, Bun and Deno alike. It needs one asynchronous `init()` (it compiles the .wasm), which
- * starts when this module is imported; `zstdReady()` is the promise of it, which the broker
- * awaits before it serves and the SDK before it sends or reads a batch. A call before it has
- * settled throws UNSUPPORTED_COMPRESSION_TYPE saying so (never a wrong answer).
+ * on Node, Bun and Deno alike. It is imported (dynamically) and its one asynchronous `init()` (it
+ * compiles the .wasm) run when this module is imported; `zstdReady()` is the promise of it, which
+ * the broker awaits before it serves and the SDK before it sends or reads a batch. A call before it has settled throws
+ * UNSUPPORTED_COMPRESSION_TYPE saying so (never a wrong answer), as every call does when the
+ * package is not installed (an optional peer dependency of the SDK's package, see compression.ts).
  *
  * Its one-shot `decompress` writes into a buffer of the frame's declared content size (or of a
  * caller-given capacity when the frame has none) inside the wasm heap; it trusts that number. So
@@ -34,7 +35,6 @@
  * bound is a lie (CORRUPT_MESSAGE). Each frame is decompressed with capacity min(content size or
  * bound, what remains of the caller's maximum); a frame that needs more is MESSAGE_TOO_LARGE.
  */
-import { compress as zstdCompressRaw, decompress as zstdDecompressRaw, init as zstdInit } from "@bokuweb/zstd-wasm";
 import { rillError } from "../base/errors.ts";
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -64,20 +64,41 @@ const ZSTD_ERRORS: Record<number, string> = {
   72: "srcSize_wrong",
 };
 
-type InitState = { ready: false; error: unknown } | { ready: true };
+type ZstdWasm = typeof import("@bokuweb/zstd-wasm");
+type InitState = { ready: false; error: unknown } | { ready: true; codec: ZstdWasm };
 let state: InitState = { ready: false, error: null };
-const loading: Promise<void> = zstdInit().then(
-  () => {
-    state = { ready: true };
-  },
-  (e: unknown) => {
+
+/** Imports @bokuweb/zstd-wasm and compiles its WebAssembly; settles `state`. */
+async function load(): Promise<void> {
+  let codec: ZstdWasm;
+  try {
+    codec = await import("@bokuweb/zstd-wasm");
+  } catch (e: unknown) {
+    const code = (e as { code?: unknown }).code;
+    state = {
+      ready: false,
+      error:
+        code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND"
+          ? "the npm package @bokuweb/zstd-wasm is not installed (npm install @bokuweb/zstd-wasm)"
+          : e,
+    };
+    return;
+  }
+  try {
+    await codec.init();
+    state = { ready: true, codec };
+  } catch (e: unknown) {
     state = { ready: false, error: e };
-  },
-);
+  }
+}
+
+/** Loading starts when this module is imported (load never rejects: it settles `state`). */
+const loading: Promise<void> = load();
 
 /**
  * Resolves once the zstd codec is loaded (it starts loading when this module is imported);
- * rejects with UNSUPPORTED_COMPRESSION_TYPE if it cannot load.
+ * rejects with UNSUPPORTED_COMPRESSION_TYPE if it cannot load (its package is not installed, or
+ * it fails).
  */
 export async function zstdReady(): Promise<void> {
   await loading;
@@ -209,6 +230,7 @@ export function checkZstdPayload(data: Uint8Array, start = 0, end: number = data
  */
 export function zstdDecompress(data: Uint8Array, outputBytesMax: number): Buffer {
   if (!state.ready) throw notLoaded();
+  const codec = state.codec;
   const frames = walkZstdFrames(data);
   const parts: Buffer[] = [];
   let total = 0;
@@ -220,18 +242,25 @@ export function zstdDecompress(data: Uint8Array, outputBytesMax: number): Buffer
     if (f.contentSize > FRAME_OUTPUT_BYTES_MAX) throw tooLarge(FRAME_OUTPUT_BYTES_MAX);
     const wanted = f.contentSize >= 0 ? f.contentSize : f.outputBound;
     const capacity = Math.min(wanted, left, FRAME_OUTPUT_BYTES_MAX);
-    const out = decompressFrame(data.subarray(f.start, f.end), capacity, n, capacity < wanted, outputBytesMax);
+    const out = decompressFrame(codec, data.subarray(f.start, f.end), capacity, n, capacity < wanted, outputBytesMax);
     total += out.length;
     parts.push(out);
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
 }
 
-function decompressFrame(frame: Uint8Array, capacity: number, n: number, clamped: boolean, outputBytesMax: number): Buffer {
+function decompressFrame(
+  codec: ZstdWasm,
+  frame: Uint8Array,
+  capacity: number,
+  n: number,
+  clamped: boolean,
+  outputBytesMax: number,
+): Buffer {
   try {
     // The wasm codec uses the frame's content size as the capacity when the frame has one (it
     // was checked against the bound above), else `defaultHeapSize`.
-    const out = zstdDecompressRaw(frame, { defaultHeapSize: Math.max(1, capacity) });
+    const out = codec.decompress(frame, { defaultHeapSize: Math.max(1, capacity) });
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   } catch (e: unknown) {
     const code = zstdErrorCode(e);
@@ -254,7 +283,7 @@ function tooLarge(outputBytesMax: number): Error {
 /** Compresses `data` as one zstd frame (content size included) at ZSTD_LEVEL. */
 export function zstdCompress(data: Uint8Array): Buffer {
   if (!state.ready) throw notLoaded();
-  const out = zstdCompressRaw(data, ZSTD_LEVEL);
+  const out = state.codec.compress(data, ZSTD_LEVEL);
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 

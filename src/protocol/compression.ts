@@ -36,6 +36,12 @@
  * The capacity is allocated before decoding (a prefix of 0xffffffff took 22 s), so it is never
  * taken from the wire.
  *
+ * lz4-napi, snappy (compression-snappy.ts) and zstd's WebAssembly (compression-zstd.ts) are loaded on
+ * first use (base/optional-package.ts): the SDK's npm package has them as optional peer
+ * dependencies, so an application that installs none of them uses none and gzip, and a batch of
+ * a codec whose package is missing throws UNSUPPORTED_COMPRESSION_TYPE naming the package
+ * (`codecUnavailable` tells beforehand). The broker depends on all three.
+ *
  * Memory (measured, Node 20 and Bun 1.4): the native memory behind the Buffers that
  * `compressSync` and the frame functions return is freed by napi finalizers that run only when the
  * event loop turns. A synchronous loop of 20,000 64 KiB compressions held 500 MiB to 2.5 GiB of RSS
@@ -43,9 +49,9 @@
  * `uncompressSync` does not show this. Callers that compress many batches in one go (compaction)
  * should yield to the event loop between batches.
  */
-import { compressSync as lz4BlockCompress, uncompressSync as lz4BlockUncompress } from "lz4-napi";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { rillError } from "../base/errors.ts";
+import { optionalPackage, optionalPackageMissing } from "../base/optional-package.ts";
 import { xxhash32 } from "../base/xxhash32.ts";
 import { checkSnappyPayload, snappyCompressXerial, snappyDecompress } from "./compression-snappy.ts";
 import { checkZstdPayload, zstdCompress, zstdDecompress, zstdReady } from "./compression-zstd.ts";
@@ -82,6 +88,34 @@ export const SUPPORTED_CODECS_TEXT = "supported: none, gzip, snappy, lz4, zstd";
 
 function unsupported(codec: number): never {
   throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `compression: ${codecName(codec)} is not supported (${SUPPORTED_CODECS_TEXT})`);
+}
+
+/**
+ * Why `codec` cannot be used here — its optional npm package is not installed (see above) — or
+ * null when it can (none, gzip, and the others with their package). Looks the package up without
+ * loading it.
+ */
+export function codecUnavailable(codec: number): string | null {
+  const pkg = CODEC_PACKAGES[codec];
+  if (pkg === undefined) return null;
+  const missing = optionalPackageMissing(pkg);
+  return missing === null ? null : `${codecName(codec)}: ${missing}`;
+}
+
+/** The optional npm package behind each codec that has one. */
+const CODEC_PACKAGES: Record<number, string> = {
+  [Compression.SNAPPY]: "snappy",
+  [Compression.LZ4]: "lz4-napi",
+  [Compression.ZSTD]: "@bokuweb/zstd-wasm",
+};
+
+type Lz4Napi = typeof import("lz4-napi");
+
+/** lz4-napi, loaded on the first LZ4 block; UNSUPPORTED_COMPRESSION_TYPE when it is not installed. */
+function lz4Napi(): Lz4Napi {
+  const p = optionalPackage<Lz4Napi>("lz4-napi");
+  if (p.module === null) throw rillError("UNSUPPORTED_COMPRESSION_TYPE", `lz4: ${p.missing}`);
+  return p.module;
 }
 
 /**
@@ -228,6 +262,7 @@ export function lz4CompressFrame(data: Buffer, opts: Lz4FrameOptions = {}): Buff
   const blockCount = Math.ceil(data.length / LZ4_BLOCK_BYTES);
   // Each entry is lz4-napi's [u32 LE uncompressed size][raw block], or null: store the chunk as is.
   const compressed = new Array<Buffer | null>(blockCount);
+  const lz4BlockCompress = lz4Napi().compressSync;
   let total = 7 + 4 + (contentChecksum ? 4 : 0);
   for (let i = 0; i < blockCount; i++) {
     const chunk = chunkOf(data, i);
@@ -347,6 +382,7 @@ function decompressBlock(data: Uint8Array, p: number, size: number, capacity: nu
   if (scratch.length < 4 + size) scratch = Buffer.allocUnsafe(4 + Math.max(size, scratch.length * 2));
   scratch.writeUInt32LE(capacity, 0);
   scratch.set(data.subarray(p, p + size), 4);
+  const lz4BlockUncompress = lz4Napi().uncompressSync; // outside the try: a missing package is not corruption
   try {
     const input = scratch.subarray(0, 4 + size);
     return dict === null ? lz4BlockUncompress(input) : lz4BlockUncompress(input, dict);

@@ -21,9 +21,9 @@ interface Result {
 }
 
 /** Runs `bin/rill args` (killed after `timeoutMs`). */
-function rill(args: readonly string[], timeoutMs = 90_000): Promise<Result> {
+function rill(args: readonly string[], timeoutMs = 90_000, extraEnv: Record<string, string> = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
     delete env["RILL_RUNTIME"];
     const proc = spawn(RILL, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -62,29 +62,42 @@ afterAll(async () => {
 });
 
 describe("rill bench", () => {
-  it("producer: two producers with acks=all against a running broker report records/s and write JSON", async () => {
+  it("producer: two producers with acks=all against a running broker report progress and records/s and write JSON", async () => {
     const json = path.join(out, "producer.json");
-    const r = await rill([
-      "bench",
-      "producer",
-      "--records",
-      "20000",
-      "--record-size",
-      "100",
-      "--producers",
-      "2",
-      "--acks",
-      "all",
-      "--partitions",
-      "2",
-      "--brokers",
-      broker.address,
-      "--json",
-      json,
-    ]);
+    // Paced to 10000 records/s, the run takes 2 s at least: progress lines every 250 ms (5 s unless told).
+    const progressEnv = { RILL_BENCH_PROGRESS_MS: "250" };
+    const r = await rill(
+      [
+        "bench",
+        "producer",
+        "--records",
+        "20000",
+        "--record-size",
+        "100",
+        "--producers",
+        "2",
+        "--acks",
+        "all",
+        "--partitions",
+        "2",
+        "--brokers",
+        broker.address,
+        "--throughput",
+        "10000",
+        "--json",
+        json,
+      ],
+      90_000,
+      progressEnv,
+    );
     expect(r.stderr).not.toMatch(/^rill: /m);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/20000 records in .* by 2 producer\(s\), acks=all, .*M records\/s/);
+    // Not a terminal: plain lines, records done of the total and the rates.
+    const progress = r.stderr.split("\n").filter((l) => l.startsWith("  producer "));
+    expect(progress.length).toBeGreaterThan(0);
+    for (const l of progress)
+      expect(l).toMatch(/^ {2}producer \d+ s: \d+\/20000 records \(\d+%\), [\d.]+M records\/s now, [\d.]+M records\/s average$/);
     const j = readJson(json);
     expect(j).toMatchObject({
       tool: "producer-perf",

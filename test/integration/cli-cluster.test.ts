@@ -2,8 +2,9 @@
  * `rill cluster start` and `rill cluster status` as users run them (bin/rill, under the package's
  * Bun), on 127.0.0.1 only, with temporary data folders:
  * - the launcher starts 3 nodes, they form a quorum with 3 unfenced brokers, the status table
- *   shows every node, a topic created through node 2 is described through node 3, and SIGTERM
- *   to the launcher stops every child (none left running);
+ *   shows every node, a topic created through node 2 is described through node 3, a node killed
+ *   with SIGKILL is reported while the others keep running and `cluster restart 3` brings it
+ *   back, and SIGTERM to the launcher stops every child (none left running);
  * - with one voter of three not running, `cluster status` shows it as unreachable and still
  *   exits 0; asked of the stopped node itself, it fails with one error line.
  */
@@ -215,13 +216,50 @@ describe("rill cluster start", () => {
       expect(p.replicas).toContain(p.leader);
     }
 
+    // A node that dies is reported and the others keep running; `cluster restart N`, from another
+    // terminal, starts it again with its data (the failover the README shows).
+    const dataDir = path.join(dir, "c");
+    process.kill(Number(pids[2]![3]), "SIGKILL");
+    const report = await until("the launcher to report node 3's end", 15_000, async () => {
+      const m =
+        /^Node 3 \(127\.0\.0\.1:\d+, pid \d+\) was killed by SIGKILL; 2 of 3 nodes still running\. Restart it: \S+ cluster restart 3 --data-dir (\S+)$/m.exec(
+          launcher.out.stdout,
+        );
+      return m ?? undefined;
+    });
+    expect(report[1]).toBe(dataDir);
+    expect(launcher.proc.exitCode).toBeNull();
+    expect((await rill(["topic", "describe", "orders", "--bootstrap", addr(1)])).code).toBe(0);
+    const again = await rill(["cluster", "start", "--data-dir", dataDir, "--base-port", String(base)]);
+    expect(again).toMatchObject({ code: 1, stdout: "" });
+    expect(again.stderr).toMatch(/^rill: cluster start: a launcher already runs with .* \(it answers on .*launcher\.sock\)\n$/);
+    const restarted = await rill(["cluster", "restart", "3", "--data-dir", dataDir]);
+    expect(restarted).toMatchObject({ code: 0, stderr: "" });
+    const newPid = /^Node 3 was not running; restarted as pid (\d+)\.\n$/.exec(restarted.stdout);
+    expect(newPid, restarted.stdout).not.toBeNull();
+    childPids.push(Number(newPid![1]));
+    expect(launcher.out.stdout).toContain(`Node 3 was not running; restarted: ${addr(3)}, pid ${newPid![1]}\n`);
+    await until("node 3 back: running and unfenced", 60_000, async () => {
+      const j = await status(addr(1));
+      return j?.nodes.every((n) => n.reachable && n.brokerState === "running") && j.brokers.every((b) => !b.fenced) ? j : undefined;
+    });
+    const bad = await rill(["cluster", "restart", "7", "--data-dir", dataDir]);
+    expect(bad).toMatchObject({ code: 1, stderr: "rill: cluster restart 7: no node 7: the nodes are 1..3\n" });
+
+    // `cluster stop 2` stops node 2 cleanly and keeps it stopped: not a failure when the launcher stops.
+    const stopped = await rill(["cluster", "stop", "2", "--data-dir", dataDir]);
+    expect(stopped).toMatchObject({ code: 0, stdout: "Node 2 stopped (exit code 0).\n", stderr: "" });
+    expect(launcher.out.stdout).toContain(`Node 2 stopped (exit code 0) on request; restart it: `);
+
     // SIGTERM to the launcher stops every node; none is left running.
     launcher.proc.kill("SIGTERM");
     const code = await Promise.race([launcher.exited, new Promise((r) => setTimeout(() => r("timeout"), 45_000))]);
     expect(code, launcher.out.stderr).toBe(0);
-    expect(launcher.out.stdout).toContain("Stopping 3 nodes...\n");
+    expect(launcher.out.stdout).toContain("Stopping 2 nodes...\n");
     expect(launcher.out.stdout.trimEnd().endsWith("Cluster stopped.")).toBe(true);
     for (const [, id, , pid] of pids) expect(alive(Number(pid)), `node ${id} (pid ${pid})`).toBe(false);
+    expect(alive(Number(newPid![1])), "node 3 restarted").toBe(false);
+    expect(nodeFs.existsSync(path.join(dataDir, "launcher.sock"))).toBe(false);
     expect(launcher.out.stdout.match(/"msg":"broker stopped"/g)).toHaveLength(3);
   }, 150_000);
 

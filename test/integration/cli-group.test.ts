@@ -97,6 +97,31 @@ afterAll(async () => {
 });
 
 describe("rill consume --group", () => {
+  it("-e reads every assigned partition to its end and exits: run again it prints nothing and exits; several topics by --regex", async () => {
+    const admin = new Admin({ bootstrap });
+    await admin.createTopics([
+      { name: "ends-a", partitions: 3 },
+      { name: "ends-b", partitions: 1 },
+    ]);
+    await admin.close();
+    await produce("ends-a", 9);
+    const args = ["consume", "ends-a", "--group", "enders", "--from-beginning", "-e", "-f", "%k\\n"];
+    const first = await rill(args);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.trimEnd().split("\n").sort()).toEqual(Array.from({ length: 9 }, (_, i) => `k${i}`).sort());
+    // Everything is committed: the same command ends at once (it waited for new records before -e).
+    expect(await rill(args)).toMatchObject({ code: 0, stdout: "" });
+    await produce("ends-a", 2, 9);
+    expect((await rill(args)).stdout.trimEnd().split("\n").sort()).toEqual(["k10", "k9"]);
+    // Two topics by a pattern, one group: every record of both.
+    await produce("ends-b", 3, 100);
+    const both = await rill(["consume", "ends-.*", "--regex", "--group", "both", "--from-beginning", "-e", "-f", "%t %k\\n"]);
+    expect(both.code, both.stderr).toBe(0);
+    const lines = both.stdout.trimEnd().split("\n");
+    expect(lines.filter((l) => l.startsWith("ends-a ")).length).toBe(11);
+    expect(lines.filter((l) => l.startsWith("ends-b ")).sort()).toEqual(["ends-b k100", "ends-b k101", "ends-b k102"]);
+  });
+
   it("commits what it printed: a second run continues after it, and nothing is printed twice", async () => {
     await produce("events", 30);
     const first = await rill(["consume", "events", "--group", "readers", "--from-beginning", "-n", "12", "--format", "json"]);
@@ -166,7 +191,10 @@ describe("rill consume --group", () => {
     expect(lines.slice(9)).toHaveLength(2);
 
     // reset-offsets and delete are refused while members are active.
-    expectOneErrorLine(await rill(["group", "reset-offsets", "splitters", "--topic", "split", "--to-earliest"]), /has 2 members/);
+    expectOneErrorLine(
+      await rill(["group", "reset-offsets", "splitters", "--topic", "split", "--to-earliest", "--execute"]),
+      /has 2 members/,
+    );
     expectOneErrorLine(await rill(["group", "delete", "splitters"]), /has 2 members/);
 
     for (const p of procs) p.kill("SIGINT");
@@ -224,25 +252,50 @@ describe("rill group", () => {
     for (const o of d.offsets) expect(o.lag).toBe(o.logEndOffset - o.committedOffset);
   });
 
-  it("reset-offsets: --dry-run commits nothing; --to-earliest, --to-offset (one partition), --to-timestamp, --to-latest move the offsets and the lag", async () => {
+  it("reset-offsets previews unless --execute (as Kafka's tool); --to-earliest, --to-offset (one partition), --to-timestamp, --to-latest move the offsets and the lag", async () => {
     const before = await groupAdmin.fetchOffsets("readers");
-    const dry = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--dry-run"]);
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/dry run, nothing committed/);
-    expect(dry.stdout.trimEnd().split("\n").slice(1)).toEqual([
-      expect.stringMatching(/^TOPIC\s+PARTITION\s+NEW-OFFSET$/),
-      expect.stringMatching(/^events\s+0\s+0$/),
-      expect.stringMatching(/^events\s+1\s+0$/),
-      expect.stringMatching(/^events\s+2\s+0$/),
-    ]);
+    // Without --execute (or with --dry-run, the same): the new offsets, nothing committed.
+    for (const extra of [[], ["--dry-run"]]) {
+      const dry = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", ...extra]);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/preview, nothing committed; add --execute to commit/);
+      expect(dry.stdout.trimEnd().split("\n").slice(1)).toEqual([
+        expect.stringMatching(/^TOPIC\s+PARTITION\s+NEW-OFFSET$/),
+        expect.stringMatching(/^events\s+0\s+0$/),
+        expect.stringMatching(/^events\s+1\s+0$/),
+        expect.stringMatching(/^events\s+2\s+0$/),
+      ]);
+      expect(await groupAdmin.fetchOffsets("readers")).toEqual(before);
+    }
+    const preview = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--json"]);
+    expect(JSON.parse(preview.stdout)).toMatchObject({ groupId: "readers", dryRun: true });
+    // --to-datetime takes a duration before now (or an ISO date): every record is younger than an hour.
+    const hourAgo = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-datetime", "-1h", "--json"]);
+    expect((JSON.parse(hourAgo.stdout) as { offsets: { offset: number }[] }).offsets.map((o) => o.offset)).toEqual([0, 0, 0]);
     expect(await groupAdmin.fetchOffsets("readers")).toEqual(before);
+    expectOneErrorLine(
+      await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--dry-run", "--execute"]),
+      /--execute or --dry-run, not both/,
+    );
 
-    expect((await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest"])).code).toBe(0);
+    expect((await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-earliest", "--execute"])).code).toBe(0);
     expect((await groupAdmin.fetchOffsets("readers")).map((o) => o.offset)).toEqual([0, 0, 0]);
     const [d0] = await groupAdmin.describeGroups(["readers"]);
     expect(d0!.offsets.map((o) => o.lag)).toEqual(d0!.offsets.map((o) => o.logEndOffset));
 
-    const one = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--partition", "1", "--to-offset", "2", "--json"]);
+    const one = await rill([
+      "group",
+      "reset-offsets",
+      "readers",
+      "--topic",
+      "events",
+      "--partition",
+      "1",
+      "--to-offset",
+      "2",
+      "--json",
+      "--execute",
+    ]);
     expect(JSON.parse(one.stdout)).toEqual({ groupId: "readers", dryRun: false, offsets: [{ topic: "events", partition: 1, offset: 2 }] });
     expect((await groupAdmin.fetchOffsets("readers")).map((o) => o.offset)).toEqual([0, 2, 0]);
 
@@ -251,13 +304,23 @@ describe("rill group", () => {
     const ts = Date.now();
     const partitions = await produce("events", 6, 100);
     const ends = (await groupAdmin.describeGroups(["readers"]))[0]!.offsets.map((o) => o.logEndOffset);
-    const byTs = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-timestamp", String(ts), "--json"]);
+    const byTs = await rill([
+      "group",
+      "reset-offsets",
+      "readers",
+      "--topic",
+      "events",
+      "--to-timestamp",
+      String(ts),
+      "--json",
+      "--execute",
+    ]);
     const tsOffsets = (JSON.parse(byTs.stdout) as { offsets: Array<{ partition: number; offset: number }> }).offsets;
     for (const o of tsOffsets) {
       const fresh = partitions.filter((p) => p === o.partition).length;
       expect(o.offset, `partition ${o.partition}: first of the ${fresh} new records`).toBe(ends[o.partition]! - fresh);
     }
-    const latest = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-latest"]);
+    const latest = await rill(["group", "reset-offsets", "readers", "--topic", "events", "--to-latest", "--execute"]);
     expect(latest.code, latest.stderr).toBe(0);
     const [d1] = await groupAdmin.describeGroups(["readers"]);
     expect(d1!.offsets.map((o) => o.lag)).toEqual([0, 0, 0]);
@@ -283,6 +346,7 @@ describe("rill group", () => {
     expect((await groupAdmin.listGroups()).map((g) => g.groupId)).not.toContain("readers");
     expect(await groupAdmin.fetchOffsets("readers")).toEqual([]);
     expectOneErrorLine(await rill(["group", "delete", "readers"]), /readers.*does not exist|not found/i);
+    expect(JSON.parse((await rill(["group", "delete", "enders", "--json"])).stdout)).toEqual({ deleted: "enders" });
   });
 
   it("a broker that is not running: one line", async () => {

@@ -267,6 +267,9 @@ export class FakeTransport implements Transport {
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly electLeaders: Transport["electLeaders"] = async () => {
+    throw new Error("not in the fake");
+  };
 
   readonly fetch: Transport["fetch"] = async (req, options?: CallOptions) => {
     this.checkUp();

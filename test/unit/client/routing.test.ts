@@ -206,6 +206,7 @@ class FakeNode implements Transport {
   readonly alterClientQuotas = this.createTopics as unknown as Transport["alterClientQuotas"];
   readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
   readonly deleteRecords = this.createTopics as unknown as Transport["deleteRecords"];
+  readonly electLeaders = this.createTopics as unknown as Transport["electLeaders"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

@@ -42,4 +42,27 @@ describe("the SDK stands alone", () => {
     const outside = protocol.flatMap((f) => importsOf(`src/protocol/${f}`)).filter((f) => !/^src\/(base|protocol)\//.test(f));
     expect(outside).toEqual([]);
   });
+
+  it("imports at run time only the npm packages @rill/client depends on (codecs and native CRC are loaded on demand)", () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "packages/client/package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    const packageOf = (spec: string): string =>
+      spec
+        .split("/")
+        .slice(0, spec.startsWith("@") ? 2 : 1)
+        .join("/");
+    const used = new Set<string>();
+    for (const file of reachable("src/client/index.ts")) {
+      const text = fs.readFileSync(path.join(ROOT, file), "utf8");
+      // Value imports only: `import type` and `typeof import("x")` vanish from the JavaScript.
+      for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s(?!type\s)[^;]*?from\s+"([^".][^"]*)"/g)) {
+        if (!m[1]!.startsWith("node:")) used.add(packageOf(m[1]!));
+      }
+      for (const m of text.matchAll(/\bimport\(\s*"([^".][^"]*)"\s*\)/g)) {
+        if (!text.slice(Math.max(0, m.index - 7), m.index).includes("typeof")) used.add(`${packageOf(m[1]!)} (dynamic)`);
+      }
+    }
+    expect([...used].sort()).toEqual([...Object.keys(manifest.dependencies), "@bokuweb/zstd-wasm (dynamic)"].sort());
+  });
 });

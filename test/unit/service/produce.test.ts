@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RillError, rillError } from "../../../src/base/errors.ts";
 import { partitionForKey } from "../../../src/base/murmur2.ts";
+import { initCodecs } from "../../../src/protocol/compression.ts";
 import { COMPRESSION_CODEC_MASK, Compression, decodeRecords, encodeBatch, readBatchHeader } from "../../../src/protocol/record-batch.ts";
 import { ProduceHandler } from "../../../src/service/produce.ts";
 import {
@@ -14,6 +15,8 @@ import { RECORDS_MAX, TIMEOUT_MS_MAX } from "../../../src/service/produce-valida
 import { checkInitProducerId, initProducerId } from "../../../src/service/producer-id.ts";
 import { badBatches, goodBatch } from "../../fixtures/bad-batches.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
+
+beforeAll(() => initCodecs()); // badBatches.garbageZstd compresses with zstd
 
 const cores: Core[] = [];
 afterEach(async () => {
