@@ -226,6 +226,8 @@ export class ConsumeSession {
   private nudged = false;
   /** A regex subscription's pattern (anchored), or null. */
   private regex: RegExp | null = null;
+  /** The topics the last heartbeat subscribed to (regex subscriptions). */
+  private subscribedNow = new Set<string>();
   /** Memory held by messages handed to the sink and not yet written (released when the session ends). */
   private readonly held = new Set<Reservation>();
   /** Aborts a wait for memory when the session ends. */
@@ -363,7 +365,14 @@ export class ConsumeSession {
     if (sub.maxOutstandingBytes < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_bytes: ${sub.maxOutstandingBytes} is negative`);
     this.sub = sub;
-    this.unwatch = this.rt.watch(sub.groupId, () => this.nudge());
+    const unwatchGroup = this.rt.watch(sub.groupId, () => this.nudge());
+    // A regex subscription: a partition hosted here that appears (a new topic) is matched at
+    // once; topics without a replica here are matched at the next heartbeat.
+    const unwatchRoles = this.regex !== null ? this.rm.onRoleChange((r) => this.onNewPartition(r.topic)) : () => undefined;
+    this.unwatch = () => {
+      unwatchGroup();
+      unwatchRoles();
+    };
     this.heartbeat();
     void this.pump(sub).catch((e: unknown) => this.fail(e));
   }
@@ -428,12 +437,21 @@ export class ConsumeSession {
     if (assignment) this.apply(sub, assignment, joined);
   }
 
+  /** A hosted partition of `topic` changed role: heartbeat now if a regex subscription gains the topic. */
+  private onNewPartition(topic: string): void {
+    const re = this.regex;
+    if (re === null || topic.startsWith("__") || !re.test(topic) || this.subscribedNow.has(topic)) return;
+    this.nudge();
+  }
+
   /** The topics named, or those the regex matches now (and the member may read), at most TOPICS_MAX. */
   private subscribedTopics(sub: ConsumeSubscription): readonly string[] {
     const re = this.regex;
     if (re === null) return sub.topics;
     const matching = [...this.rm.image.topics.keys()].filter((t) => !t.startsWith("__") && re.test(t)).sort();
-    return (sub.readable ? sub.readable(matching) : matching).slice(0, TOPICS_MAX);
+    const topics = (sub.readable ? sub.readable(matching) : matching).slice(0, TOPICS_MAX);
+    this.subscribedNow = new Set(topics);
+    return topics;
   }
 
   /** Handles a failed heartbeat; false when the session ended because of it. */
