@@ -53,6 +53,7 @@ beforeAll(async () => {
     { name: "conc", partitions: 4 },
     { name: "load", partitions: 6 },
     { name: "seek", partitions: 1 },
+    { name: "bad-opts", partitions: 1 },
     { name: "batch-a", partitions: 2 },
     { name: "batch-b", partitions: 1 },
     { name: "serde", partitions: 1 },
@@ -230,6 +231,31 @@ describe("GroupConsumer.run", () => {
     await c.close();
     await running;
     expect((await groupAdmin.fetchOffsets("g-seek"))[0]!.offset).toBe(10);
+  });
+});
+
+describe("run: bad options", () => {
+  it("are refused with INVALID_ARGUMENT naming the option, and the consumer stays usable", async () => {
+    const c = new GroupConsumer({ bootstrap, groupId: "g-bad", autoOffsetReset: "earliest" });
+    await expect(c.run({ eachMessage: () => undefined })).rejects.toThrow(/run: subscribe\(topics\) first/);
+    await produce("bad-opts", [0], 10);
+    c.subscribe(["bad-opts"]);
+    const refused = async (o: Parameters<typeof c.run>[0], what: RegExp) => {
+      const e = await c.run(o).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(RillError);
+      expect((e as RillError).kind).toBe(Errors.INVALID_ARGUMENT);
+      expect((e as Error).message).toMatch(what);
+    };
+    await refused({}, /exactly one of eachMessage and eachBatch/);
+    await refused({ eachMessage: () => undefined, eachBatch: () => undefined }, /exactly one of eachMessage and eachBatch/);
+    await refused({ eachMessage: () => undefined, partitionsConsumedConcurrently: 0 }, /partitionsConsumedConcurrently/);
+    await refused({ eachMessage: () => undefined, commit: "sometimes" as "batch" }, /commit/);
+    const seen: number[] = [];
+    const running = c.run({ eachMessage: ({ message }) => void seen.push(message.offset) });
+    await expect(c.run({ eachMessage: () => undefined })).rejects.toThrow(/already being iterated or run/);
+    await until(() => seen.length >= 10, "the good run after the refused ones");
+    await c.close();
+    await running;
   });
 });
 
