@@ -290,20 +290,6 @@ describe("ConsumeSession: pause, resume, seek and a regex subscription", () => {
     expect(a.sink.ends()).toEqual([]);
   });
 
-  it("a partition given back while it is still revoking is announced again and sent again from the commit", async () => {
-    for (const p of [0, 1]) w.produce("t", p, [`p${p}-a`, `p${p}-b`]);
-    const a = open(subscription());
-    await until(() => a.sink.values("t", 0).length === 2 && a.sink.values("t", 1).length === 2, "both partitions' records");
-    const b = open(subscription());
-    await until(() => a.sink.owned().length === 1, "a revocation (records uncommitted: the partition waits in revoking)");
-    const [revoked] = ["t-0", "t-1"].filter((tp) => !a.sink.owned().includes(tp));
-    b.session.close();
-    await until(() => a.sink.owned().length === 2, `${revoked} given back within ${REVOKE_GRACE_MS} ms`);
-    const p = Number(revoked!.slice(2));
-    await until(() => a.sink.values("t", p).length === 4, "its records again, from the commit (none)");
-    expect(a.sink.values("t", p)).toEqual([`p${p}-a`, `p${p}-b`, `p${p}-a`, `p${p}-b`]);
-  });
-
   it("a topic_regex subscription owns the matching topics only; a bad pattern is INVALID_REQUEST", async () => {
     const a = open(subscription({ topics: [], topicRegex: "oth.*" }));
     await until(() => a.sink.owned().length === 1, "the matching topic's partition");
