@@ -451,7 +451,8 @@ export class ConsumeSession {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
+      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,
