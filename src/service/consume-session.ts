@@ -287,6 +287,17 @@ export class ConsumeSession {
     validateGroupId(sub.groupId, "subscribe.group_id");
     if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
+    const isolation = sub.isolationLevel ?? IsolationLevel.UNSPECIFIED;
+    if (
+      isolation !== IsolationLevel.UNSPECIFIED &&
+      isolation !== IsolationLevel.READ_UNCOMMITTED &&
+      isolation !== IsolationLevel.READ_COMMITTED
+    ) {
+      throw rillError(
+        "INVALID_REQUEST",
+        `subscribe.isolation_level: ${isolation} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+      );
+    }
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
     if (sub.maxOutstandingRecords < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
