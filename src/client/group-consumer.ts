@@ -106,6 +106,12 @@ export interface GroupConsumerOptions<K = Buffer, V = Buffer> extends GroupClien
   readonly groupId: string;
   /** Where a partition without a committed offset starts. Default "latest" (as Kafka). */
   readonly autoOffsetReset?: "earliest" | "latest" | "none" | undefined;
+  /**
+   * "read_committed": only records of committed transactions (and non-transactional ones), up to
+   * the last stable offset (the broker leaves aborted records out); "read_uncommitted" (the
+   * default, as Kafka's Java client): every record up to the high watermark.
+   */
+  readonly isolation?: "read_uncommitted" | "read_committed" | undefined;
   /** Commit processed positions every `autoCommitIntervalMs`, on revocation and on close. Default true. */
   readonly autoCommit?: boolean | undefined;
   /** Default 5000. */
@@ -244,6 +250,7 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
     this.maxOutstandingBytes = checkInt(options.maxOutstandingBytes ?? 0, "maxOutstandingBytes", 0, Number.MAX_SAFE_INTEGER);
     this.sessionTimeoutMs = checkInt(options.sessionTimeoutMs ?? 0, "sessionTimeoutMs", 0, 0x7fffffff);
     if (options.assignor !== undefined) checkChoice(options.assignor, "assignor", ["uniform", "range"]);
+    if (options.isolation !== undefined) checkChoice(options.isolation, "isolation", ["read_uncommitted", "read_committed"]);
     this.options = options;
     const signals = shutdownSignals(options.closeOnSignals, "closeOnSignals");
     this.conn = connectGroup(options);
@@ -652,7 +659,7 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
       maxOutstandingRecords: this.maxOutstandingRecords,
       maxOutstandingBytes: BigInt(this.maxOutstandingBytes),
       format: RecordFormat.RECORDS,
-      isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+      isolationLevel: this.options.isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
       sessionTimeoutMs: this.sessionTimeoutMs,
       assignor: this.options.assignor ?? "",
       clientId: this.options.clientId ?? "rill-ts",

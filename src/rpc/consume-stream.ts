@@ -57,6 +57,7 @@ function toSubscription(
     ...(sub.topicRegex !== "" ? { topicRegex: sub.topicRegex } : {}),
     ...(readable !== null ? { readable } : {}),
     decode: sub.format !== RecordFormat.BATCHES,
+    isolationLevel: sub.isolationLevel,
     groupId: sub.groupId,
     topics: sub.topics,
     instanceId: sub.instanceId ?? null,
@@ -138,7 +139,15 @@ class CallSink implements ConsumeSink {
     const throttleTimeMs = this.throttle(r);
     const value =
       this.format === RecordFormat.BATCHES
-        ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
+        ? {
+            ...base,
+            throttleTimeMs,
+            recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks),
+            abortedTransactions: (r.abortedTransactions ?? []).map((a) => ({
+              producerId: BigInt(a.producerId),
+              firstOffset: BigInt(a.firstOffset),
+            })),
+          }
         : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
     return this.send({ case: "records", value }, onSent) && throttleTimeMs === 0;
   }

@@ -55,7 +55,7 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import type { FetchedRecord, ReadBuffers } from "./fetch-types.ts";
+import { type AbortedTransaction, type FetchedRecord, IsolationLevel, type ReadBuffers } from "./fetch-types.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
@@ -96,6 +96,12 @@ export interface ConsumeSubscription {
   readonly clientHost: string;
   /** Decode records for the sink (`DeliveredRecords.records`); else only whole batches go. Default false. */
   readonly decode?: boolean;
+  /**
+   * One of IsolationLevel; absent: READ_UNCOMMITTED. READ_COMMITTED reads stop at the last
+   * stable offset; decoded records leave out aborted ones, batches come with their aborted
+   * transactions. Control batches are never decoded as records.
+   */
+  readonly isolationLevel?: number;
   /**
    * Instead of `topics` (then empty): an ECMAScript regular expression the whole topic name must
    * match; evaluated again at every heartbeat, so topics created later join. Internal topics
@@ -139,6 +145,8 @@ export interface DeliveredRecords {
   readonly chunks: readonly Buffer[];
   /** With `decode`: the records of `chunks` at or after `firstOffset`; else null. */
   readonly records: readonly FetchedRecord[] | null;
+  /** READ_COMMITTED without `decode`: the aborted transactions overlapping `chunks`; else absent or null. */
+  readonly abortedTransactions?: readonly AbortedTransaction[] | null;
   /**
    * CORRUPT_MESSAGE when the batch at `firstOffset` cannot be read (no chunks then, and
    * `nextOffset` is the offset after the bad batch). Delivery of the partition pauses until the
@@ -359,6 +367,17 @@ export class ConsumeSession {
       }
     } else if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
+    const isolation = sub.isolationLevel ?? IsolationLevel.UNSPECIFIED;
+    if (
+      isolation !== IsolationLevel.UNSPECIFIED &&
+      isolation !== IsolationLevel.READ_UNCOMMITTED &&
+      isolation !== IsolationLevel.READ_COMMITTED
+    ) {
+      throw rillError(
+        "INVALID_REQUEST",
+        `subscribe.isolation_level: ${isolation} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+      );
+    }
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
     if (sub.maxOutstandingRecords < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
@@ -553,7 +572,8 @@ export class ConsumeSession {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
+      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,
@@ -693,7 +713,8 @@ export class ConsumeSession {
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
-      size = log.readSize(o.position, this.messageBytes(sub), this.rm.highWatermark(log));
+      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? this.rm.lastStableOffset(log) : this.rm.highWatermark(log);
+      size = log.readSize(o.position, this.messageBytes(sub), upTo);
     } catch {
       return null; // the read reports it
     }
@@ -720,6 +741,7 @@ export class ConsumeSession {
         partition: o.partition,
         offset: o.position,
         maxBytes: sized ?? this.messageBytes(sub),
+        ...(sub.isolationLevel === IsolationLevel.READ_COMMITTED ? { readCommitted: true } : {}),
       },
       alloc,
     );
@@ -729,7 +751,8 @@ export class ConsumeSession {
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;
-    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true);
+    const aborted = d.abortedTransactions ?? null;
+    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true, aborted);
     if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
@@ -743,6 +766,7 @@ export class ConsumeSession {
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
       records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
+      abortedTransactions: sub.decode === true ? null : aborted,
       error: null,
       seekId: o.seekId ?? 0n,
     };
