@@ -61,7 +61,14 @@ async function start() {
     [1, "local"],
     [2, "remote"],
   ] as const) {
-    const r = await controller.register({ nodeId, clusterId: "c", incarnationId, address: `127.0.0.1:${nodeId}`, rack: "", roles: ["broker"] });
+    const r = await controller.register({
+      nodeId,
+      clusterId: "c",
+      incarnationId,
+      address: `127.0.0.1:${nodeId}`,
+      rack: "",
+      roles: ["broker"],
+    });
     epochs.set(nodeId, r.brokerEpoch);
   }
   const heartbeat = (nodeId: number) =>
