@@ -601,6 +601,14 @@ export const brokerKeys = [
     0,
     2 ** 40,
   ),
+  int(
+    "gc.heap.growing.percent",
+    "gcHeapGrowingPercent",
+    "Under Node: how far V8 lets its old generation grow past what the last full collection kept before it collects again (V8's `--heap-growing-percent`; 50 = 1.5 times). V8's own choice goes up to 4 times on a machine with more than 2 GiB for the heap, so a broker with 40 MiB of live objects reserved up to 170 MiB. 0: V8's own choice.",
+    50,
+    0,
+    1000,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -692,6 +700,7 @@ export interface BrokerConfig {
   logFormat: "auto" | "json" | "pretty";
   // Memory (issue 14).
   gcExternalStepBytes: number;
+  gcHeapGrowingPercent: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {
