@@ -138,6 +138,8 @@ interface Acked {
 class Soak {
   readonly rnd: SeededRandom;
   readonly t0 = performance.now();
+  /** Wall-clock ms at t0 (the brokers' log lines carry wall-clock times). */
+  readonly wallT0 = Date.now();
   readonly durationS: number;
   readonly faults: FaultWindow[] = [];
   readonly errors: SoakError[] = [];
@@ -647,6 +649,7 @@ function streamEnd(
 /** Reads every acknowledged record back, excuses the faults' errors, summarizes and checks. */
 async function finish(s: Soak): Promise<SoakResult> {
   const readBack = await readBackAcked(s);
+  fencesFromLogs(s);
   for (const e of s.errors) e.excused = inFault(e.t, s.faults, GRACE_S);
   const half = s.durationS / 2;
   const nodes = s.cluster.nodes.map((nd) => summarizeNode(s, nd.id, half));
@@ -669,6 +672,29 @@ async function finish(s: Soak): Promise<SoakResult> {
     failures,
     samples: s.samples,
   };
+}
+
+/**
+ * Every broker the controller fenced for a lapsed session, as an error at the time it logged it:
+ * outside a restart no broker may be fenced (the Bun soak's minute-long stall began with the
+ * single broker fencing itself after a 2-second pause of its own event loop).
+ */
+function fencesFromLogs(s: Soak): void {
+  for (const nd of s.cluster.nodes) {
+    for (const l of nd.logs("broker session expired: fenced")) {
+      const at = typeof l["time"] === "string" ? Date.parse(l["time"]) : Number.NaN;
+      if (Number.isNaN(at)) continue;
+      const t = (at - s.wallT0) / 1000;
+      s.errors.push({
+        t,
+        source: "fence",
+        message: `node ${nd.id}'s controller fenced broker ${String(l["broker"])}: its session expired`,
+        excused: false,
+      });
+      s.count("errors.fence");
+    }
+  }
+  s.errors.sort((a, b) => a.t - b.t);
 }
 
 /** Reads topic `soak` from the start to its end and compares every acknowledged record. */
