@@ -19,9 +19,9 @@
  *
  * The heap counts too since the 10-minute soak (issue 14): JavaScriptCore let its own heap
  * (`heapTotal`) swing from ~40 MiB after a full collection to 140–155 MiB before the next, with
- * RSS following it 150–190 MiB above: peaks of 310–339 MiB and a second-half RSS slope of
- * 9–19 MiB/min that was only the phase of that sawtooth. Counted with the buffers, the heap is
- * held within a step of what the last collection left.
+ * RSS following it 150–190 MiB above: peaks of 317–339 MiB, and a second-half RSS slope
+ * (9–19 MiB/min) that was mostly the sawtooth's phase at the end. Counted with the buffers, the
+ * heap stays within a step of what the last collection left: heap max 95 MiB, RSS max 252.
  */
 
 import * as v8 from "node:v8";
@@ -94,7 +94,7 @@ export function startGcPacer(stepBytes: number, intervalMs = 50, collect: (() =>
  * collection kept (`gc.heap.growing.percent`) instead of V8's own factor, which reaches 4 when
  * the heap limit is 2 GiB or more (Node's default here: 4 GiB). In the 10-minute soak (issue 14)
  * the live heap stayed at 35–40 MiB while `heapTotal` climbed 66 → 170 MiB through the second
- * half and RSS with it (15.6 MiB/min); at 50 % it went 74 → 96 MiB, RSS 5.3 MiB/min, peak 193
+ * half and RSS with it (15.6 MiB/min); at 50 % it went 82 → 97 MiB, RSS 6.4 MiB/min, peak 201
  * MiB instead of 259. True when the flag was set; false under Bun (JavaScriptCore; the pacer
  * above), for 0, or where the runtime refuses V8 flags.
  */
