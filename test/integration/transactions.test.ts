@@ -25,6 +25,10 @@ import { encodeControlBatch } from "../../src/protocol/control-record.ts";
 import { create } from "@bufbuild/protobuf";
 import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import type { Transactions } from "../../src/broker/transactions.ts";
+import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
+import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
+import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
 import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a test helper over every unary method of the services
@@ -342,14 +346,34 @@ describe("transactions over gRPC, one broker", () => {
   });
 
   it("more than 32,767 transactions on one id: the epoch overflows, a new producer id is handed out, the old one is refused", async () => {
-    // Start near the limit through the coordinator's own state: an InitProducerId, then the
-    // epochs of 32,750 ended (empty) transactions written as the coordinator writes them.
+    // Start near the limit through the coordinator's own state: after an InitProducerId, the
+    // state of the id after 32,700 ended transactions is written to __transaction_state as the
+    // coordinator writes it, and the shard replays its partition (what a new coordinator does).
     const p = await open("overflow-1");
+    const parts = (broker as unknown as { parts: { data: { rm: ReplicaManager }; transactions: Transactions } }).parts;
+    const now = Date.now();
+    const skipped: TxnStateRecord = {
+      ...(parts.transactions.runtime.describe("overflow-1").state as TxnStateRecord),
+      producerEpoch: 32_700,
+      lastProducerEpoch: 32_699,
+      state: "CompleteCommit",
+      updateTimeMs: now,
+    };
+    const kv = txnToKeyValue(skipped);
+    parts.data.rm.append(
+      TXN_TOPIC,
+      txnPartitionFor("overflow-1"),
+      encodeBatch([{ key: kv.key, value: kv.value, timestampMs: now }], { nowMs: now }),
+      "all",
+    );
+    parts.transactions.runtime.reloadShardOf("overflow-1");
+    p.producerEpoch = 32_700;
     const t0 = Date.now();
     let ends = 0;
     // every EndTransaction of an empty transaction bumps the epoch (TV2); run them until the id changes
     const first = p.producerId;
     const firstEpoch = p.producerEpoch;
+    expect(firstEpoch).toBe(32_700);
     while (p.producerId === first) {
       const old = { id: p.producerId, epoch: p.producerEpoch };
       if (old.epoch >= 32_760 || old.epoch === firstEpoch) await produce(p, "ta", 1, [`e${old.epoch}`]);
@@ -357,13 +381,17 @@ describe("transactions over gRPC, one broker", () => {
       ends++;
       if (p.producerId === first) expect(p.producerEpoch).toBe(old.epoch + 1);
     }
-    expect(ends).toBe(32_767 - firstEpoch);
+    expect(ends).toBe(32_767 - 32_700);
     expect(p.producerEpoch).toBe(0);
     expect(p.producerId).not.toBe(first);
     // the old id at any epoch is refused; the new one works
     const old: Txp = { id: "overflow-1", producerId: first, producerEpoch: 32_766, seq: new Map() };
     expect(await produceError(produce(old, "ta", 1, ["old"]))).toMatch(/PRODUCER_FENCED|INVALID_PRODUCER_ID_MAPPING/);
-    expect(await failure(end(old, true))).toMatch(/PRODUCER_FENCED|INVALID_PRODUCER_ID_MAPPING/);
+    // a retry of the last end is answered again (the new id), never ends anything else
+    const retry = await end({ ...old, seq: new Map() }, true);
+    expect([retry.producerId, retry.producerEpoch]).toEqual([p.producerId, 0]);
+    expect(await failure(end({ ...old, producerEpoch: 32_700, seq: new Map() }, true))).toBe("PRODUCER_FENCED");
+    expect(await failure(end({ ...old, producerEpoch: 32_766, seq: new Map() }, false))).toBe("PRODUCER_FENCED");
     await produce(p, "ta", 1, ["after-overflow"]);
     await end(p, true);
     expect(await committed("ta", 1)).toContain("after-overflow");
