@@ -76,6 +76,7 @@ export class BootstrapTransport implements Transport {
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);
+  readonly endTransaction: UnaryCall<"endTransaction"> = (r, o) => this.call((t) => t.endTransaction(r, o), o);
 
   /** Opens a ProduceStream to the preferred broker (no failover: the stream's failure is the caller's). */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

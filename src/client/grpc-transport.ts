@@ -116,6 +116,8 @@ export class GrpcTransport implements Transport {
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) =>
     this.unary(this.producer, this.producer.initProducerId, ProduceService.method.initProducerId.input, r, o);
+  readonly endTransaction: UnaryCall<"endTransaction"> = (r, o) =>
+    this.unary(this.producer, this.producer.endTransaction, ProduceService.method.endTransaction.input, r, o);
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

@@ -78,6 +78,8 @@ export interface Transport {
   readonly listOffsets: UnaryCall<"listOffsets">;
   /** A producer id and epoch for the idempotent producer (a new id, or the given one's epoch bumped). */
   readonly initProducerId: UnaryCall<"initProducerId">;
+  /** Ends the producer's transaction (issue 17): commits or aborts; answers the id and epoch to go on with. */
+  readonly endTransaction: UnaryCall<"endTransaction">;
   /** Opens a pipelined ProduceStream (record_batch requests carrying already encoded batches). */
   openProduceStream(listener: ProduceStreamListener): ProduceStream;
   /** Closes the connection; calls in progress fail. */

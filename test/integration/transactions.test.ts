@@ -29,6 +29,8 @@ import type { Transactions } from "../../src/broker/transactions.ts";
 import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
 import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
+import { Producer } from "../../src/client/producer.ts";
+import { GroupAdmin } from "../../src/client/group-admin.ts";
 import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a test helper over every unary method of the services
@@ -343,6 +345,41 @@ describe("transactions over gRPC, one broker", () => {
       ),
     ).toBe("INVALID_REQUEST");
     expect((await uncommitted("tb", 0)).length).toBe(lenBefore);
+  });
+
+  it("SDK: producer.transaction commits sends and offsets on success, aborts on a throw", async () => {
+    const producer = new Producer({ bootstrap: broker.address, transactionalId: "sdk-1", lingerMs: 0 });
+    const ga = new GroupAdmin({ bootstrap: broker.address });
+    try {
+      await producer.transaction(async (tx) => {
+        await tx.send({ topic: "tb", partition: 0, value: "sdk-c1" });
+        await tx.send({ topic: "ta", partition: 0, value: "sdk-c2" });
+        expect(await committed("tb", 0)).not.toContain("sdk-c1");
+        await tx.sendOffsets("g-sdk", [{ topic: "in", partition: 0, offset: 3 }]);
+      });
+      expect(await committed("tb", 0)).toContain("sdk-c1");
+      expect(await committed("ta", 0)).toContain("sdk-c2");
+      expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
+      const boom = new Error("processing failed");
+      await expect(
+        producer.transaction(async (tx) => {
+          await tx.send({ topic: "tb", partition: 0, value: "sdk-a1" });
+          await tx.sendOffsets("g-sdk", [{ topic: "in", partition: 0, offset: 5 }]);
+          throw boom;
+        }),
+      ).rejects.toBe(boom);
+      expect(await committed("tb", 0)).not.toContain("sdk-a1");
+      expect(await uncommitted("tb", 0)).toContain("sdk-a1");
+      expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
+      // the next transaction of the same producer works (new epoch, sequences from 0)
+      await producer.transaction(async (tx) => {
+        await tx.send({ topic: "tb", partition: 0, value: "sdk-c3" });
+      });
+      expect(await committed("tb", 0)).toContain("sdk-c3");
+    } finally {
+      await producer.close();
+      await ga.close();
+    }
   });
 
   it("more than 32,767 transactions on one id: the epoch overflows, a new producer id is handed out, the old one is refused", async () => {

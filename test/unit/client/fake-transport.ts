@@ -342,6 +342,11 @@ export class FakeTransport implements Transport {
     });
   }
 
+  /** Transactions are the broker's (test/integration/transactions*.test.ts); this fake has none. */
+  readonly endTransaction: Transport["endTransaction"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "transactional_id: the fake transport serves no transactions");
+  };
+
   readonly initProducerId: Transport["initProducerId"] = async (req) => {
     this.checkUp();
     const r: ReceivedInit = {

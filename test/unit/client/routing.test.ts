@@ -180,6 +180,10 @@ class FakeNode implements Transport {
     });
   };
 
+  readonly endTransaction: Transport["endTransaction"] = async () => {
+    throw new Error("transactional_id: the fake node serves no transactions");
+  };
+
   readonly initProducerId: Transport["initProducerId"] = async (req) => {
     this.checkUp();
     return this.cluster.data.initProducerId(req);
