@@ -18,6 +18,7 @@ import { produce } from "./produce-command.ts";
 import { registerSecurityCommands } from "./security-commands.ts";
 import { alterTopic, createTopic, deleteRecords, deleteTopic, describeTopic, listTopics } from "./topic-commands.ts";
 import { registerQuota } from "./quota-commands.ts";
+import { registerTransactions } from "./transaction-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -255,6 +256,7 @@ function buildProgram(io: Io, state: RunState): Command {
   registerBench(program, io);
   registerSecurityCommands(program, (cmd) => contextOf(cmd, io));
   registerQuota(program, (cmd) => contextOf(cmd, io));
+  registerTransactions(program, (cmd) => contextOf(cmd, io));
 
   return program;
 }

@@ -73,6 +73,9 @@ export class BootstrapTransport implements Transport {
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas"> = (r, o) => this.call((t) => t.describeClientQuotas(r, o), o);
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) => this.call((t) => t.deleteRecords(r, o), o);
+  readonly listTransactions: UnaryCall<"listTransactions"> = (r, o) => this.call((t) => t.listTransactions(r, o), o);
+  readonly describeTransactions: UnaryCall<"describeTransactions"> = (r, o) => this.call((t) => t.describeTransactions(r, o), o);
+  readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) => this.call((t) => t.abortTransaction(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

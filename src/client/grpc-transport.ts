@@ -111,6 +111,12 @@ export class GrpcTransport implements Transport {
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) =>
     this.unary(this.admin, this.admin.deleteRecords, AdminService.method.deleteRecords.input, r, o);
+  readonly listTransactions: UnaryCall<"listTransactions"> = (r, o) =>
+    this.unary(this.admin, this.admin.listTransactions, AdminService.method.listTransactions.input, r, o);
+  readonly describeTransactions: UnaryCall<"describeTransactions"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeTransactions, AdminService.method.describeTransactions.input, r, o);
+  readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) =>
+    this.unary(this.admin, this.admin.abortTransaction, AdminService.method.abortTransaction.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

@@ -73,6 +73,10 @@ export interface Transport {
   readonly describeClientQuotas: UnaryCall<"describeClientQuotas">;
   // delete records (issue 15)
   readonly deleteRecords: UnaryCall<"deleteRecords">;
+  // transactions (issue 17)
+  readonly listTransactions: UnaryCall<"listTransactions">;
+  readonly describeTransactions: UnaryCall<"describeTransactions">;
+  readonly abortTransaction: UnaryCall<"abortTransaction">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

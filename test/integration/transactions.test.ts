@@ -30,6 +30,8 @@ import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/t
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
 import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
 import { Producer } from "../../src/client/producer.ts";
+import { Readable, Writable } from "node:stream";
+import { run as runCli } from "../../src/cli/program.ts";
 import { GroupAdmin } from "../../src/client/group-admin.ts";
 import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
 
@@ -380,6 +382,38 @@ describe("transactions over gRPC, one broker", () => {
       await producer.close();
       await ga.close();
     }
+  });
+
+  it("CLI: rill transaction list, describe, find-hanging and abort", async () => {
+    const cli = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+      let out = "";
+      let err = "";
+      const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(c.toString()), cb()) });
+      const io = {
+        stdout: sink((s) => (out += s)),
+        stderr: sink((s) => (err += s)),
+        stdin: Readable.from([]),
+        env: { RILL_BOOTSTRAP: broker.address },
+      };
+      const r = await runCli(["node", "rill", ...args, "--bootstrap", broker.address], io);
+      return { code: r.exitCode, out, err };
+    };
+    const p = await open("cli-1");
+    await produce(p, "ta", 0, ["cli-x"]);
+    const list = await cli("transaction", "list", "--state", "Ongoing");
+    expect(list.err).toBe("");
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/cli-1\s+\d+\s+Ongoing/);
+    const desc = await cli("transaction", "describe", "cli-1", "--json");
+    expect(JSON.parse(desc.out)).toMatchObject({ transactionalId: "cli-1", state: "Ongoing", partitions: [{ topic: "ta", partition: 0 }] });
+    const hanging = await cli("transaction", "find-hanging", "--max-transaction-timeout-ms", "0", "--json");
+    expect((JSON.parse(hanging.out) as { transactionalId: string }[]).map((t) => t.transactionalId)).toContain("cli-1");
+    expect((await cli("transaction", "abort", "cli-1")).code).toBe(0);
+    expect(await failure(end(p, true))).toBe("PRODUCER_FENCED");
+    const unknown = await cli("transaction", "describe", "no-such-id");
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/TRANSACTIONAL_ID_NOT_FOUND|not known/);
+    expect((await cli("transaction", "abort")).code).toBe(1);
   });
 
   it("more than 32,767 transactions on one id: the epoch overflows, a new producer id is handed out, the old one is refused", async () => {

@@ -264,6 +264,15 @@ export class FakeTransport implements Transport {
   readonly describeClientQuotas: Transport["describeClientQuotas"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly listTransactions: Transport["listTransactions"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
+  readonly describeTransactions: Transport["describeTransactions"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
+  readonly abortTransaction: Transport["abortTransaction"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };

@@ -210,6 +210,9 @@ class FakeNode implements Transport {
   readonly alterClientQuotas = this.createTopics as unknown as Transport["alterClientQuotas"];
   readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
   readonly deleteRecords = this.createTopics as unknown as Transport["deleteRecords"];
+  readonly listTransactions = this.createTopics as unknown as Transport["listTransactions"];
+  readonly describeTransactions = this.createTopics as unknown as Transport["describeTransactions"];
+  readonly abortTransaction = this.createTopics as unknown as Transport["abortTransaction"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {
