@@ -95,7 +95,7 @@ async function produceTo(c: ReturnType<typeof clients>, p: Txp, partition: numbe
         records: values.map((v) => ({ value: Buffer.from(v) })),
       }).then((x) => {
         const e = x.partitions[0]?.error;
-        if (e && e.retriable) throw Object.assign(new Error(e.message), { metadata: { get: () => [e.name] } });
+        if (e?.retriable) throw Object.assign(new Error(e.message), { metadata: { get: () => [e.name] } });
         return x;
       }),
     `produce to ${TOPIC}-${partition}`,

@@ -388,7 +388,13 @@ describe("transactions over gRPC, one broker", () => {
     const cli = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
       let out = "";
       let err = "";
-      const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(c.toString()), cb()) });
+      const sink = (f: (s: string) => void) =>
+        new Writable({
+          write: (c, _e, cb) => {
+            f(c.toString());
+            cb();
+          },
+        });
       const io = {
         stdout: sink((s) => (out += s)),
         stderr: sink((s) => (err += s)),
