@@ -35,6 +35,7 @@ import {
   listTopics,
 } from "./topic-commands.ts";
 import { registerQuota } from "./quota-commands.ts";
+import { registerTransactions } from "./transaction-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -387,6 +388,7 @@ function buildProgram(io: Io, state: RunState): Command {
   registerBench(program, io);
   registerSecurityCommands(program, (cmd) => contextOf(cmd, io));
   registerQuota(program, (cmd) => contextOf(cmd, io));
+  registerTransactions(program, (cmd) => contextOf(cmd, io));
 
   return program;
 }

@@ -204,6 +204,30 @@ function throwFirst(items: readonly { error?: ErrorDetail | undefined }[], name:
 
 // ---- delete records (issue 15) -----------------------------------------------------------------
 
+/** A row of `Admin.listTransactions`. */
+export interface TransactionListing {
+  readonly transactionalId: string;
+  readonly producerId: number;
+  readonly state: string;
+  /** How long its open transaction has run (ms); -1 when none is open. */
+  readonly durationMs: number;
+  readonly coordinatorId: number;
+}
+
+/** `Admin.describeTransactions`' answer for one id. */
+export interface TransactionDescription {
+  readonly transactionalId: string;
+  readonly state: string;
+  readonly producerId: number;
+  readonly producerEpoch: number;
+  readonly timeoutMs: number;
+  /** When its open transaction started (ms since the epoch); -1 when none is open. */
+  readonly startTimeMs: number;
+  readonly partitions: readonly { topic: string; partition: number }[];
+  readonly groups: readonly string[];
+  readonly coordinatorId: number;
+}
+
 /** A partition of `Admin.deleteRecords` and the offset below which its records go (-1: the high watermark). */
 export interface DeleteRecordsSpec {
   readonly topic: string;
@@ -584,6 +608,70 @@ export class Admin {
       leader: r.leader,
       error: r.error === undefined ? null : fromErrorDetail(r.error, `${r.topic}-${r.partition}`),
     }));
+  }
+
+  // transactions (issue 17)
+
+  /** The transactions the cluster's coordinators know (filters as Kafka's ListTransactions; none: all). */
+  async listTransactions(
+    filter: { states?: readonly string[]; producerIds?: readonly number[]; durationFilterMs?: number } = {},
+  ): Promise<TransactionListing[]> {
+    const request = {
+      states: [...(filter.states ?? [])],
+      producerIds: (filter.producerIds ?? []).map((x) => BigInt(x)),
+      durationFilterMs: BigInt(checkInt(filter.durationFilterMs ?? 0, "durationFilterMs", 0, Number.MAX_SAFE_INTEGER)),
+    };
+    const res = await this.call((o) => this.conn.transport.listTransactions(request, o));
+    return res.transactions.map((t) => ({
+      transactionalId: t.transactionalId,
+      producerId: toNumber(t.producerId, "producerId"),
+      state: t.state,
+      durationMs: toNumber(t.durationMs, "durationMs"),
+      coordinatorId: t.coordinatorId,
+    }));
+  }
+
+  /** Describes transactional ids (an unknown id throws TRANSACTIONAL_ID_NOT_FOUND). */
+  async describeTransactions(transactionalIds: readonly string[]): Promise<TransactionDescription[]> {
+    const res = await this.call((o) => this.conn.transport.describeTransactions({ transactionalIds: [...transactionalIds] }, o));
+    return res.transactions.map((t) => {
+      if (t.error !== undefined) throw fromErrorDetail(t.error, `transactional id "${t.transactionalId}"`);
+      return {
+        transactionalId: t.transactionalId,
+        state: t.state,
+        producerId: toNumber(t.producerId, "producerId"),
+        producerEpoch: t.producerEpoch,
+        timeoutMs: t.timeoutMs,
+        startTimeMs: toNumber(t.startTimeMs, "startTimeMs"),
+        partitions: t.partitions.map((p) => ({ topic: p.topic, partition: p.partition })),
+        groups: [...t.groups],
+        coordinatorId: t.coordinatorId,
+      };
+    });
+  }
+
+  /**
+   * Aborts a transaction: a transactional id's open one, or a hanging one in one partition
+   * (`{topic, partition, producerId, producerEpoch, coordinatorEpoch}`, as kafka-transactions.sh abort).
+   */
+  async abortTransaction(
+    target:
+      | { transactionalId: string }
+      | { topic: string; partition: number; producerId: number; producerEpoch: number; coordinatorEpoch: number },
+  ): Promise<void> {
+    const request =
+      "transactionalId" in target
+        ? { transactionalId: target.transactionalId }
+        : {
+            partition: {
+              topic: target.topic,
+              partition: target.partition,
+              producerId: BigInt(target.producerId),
+              producerEpoch: target.producerEpoch,
+              coordinatorEpoch: target.coordinatorEpoch,
+            },
+          };
+    await this.call((o) => this.conn.transport.abortTransaction(request, o));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

@@ -75,9 +75,13 @@ export class BootstrapTransport implements Transport {
   readonly deleteRecords: UnaryCall<"deleteRecords"> = (r, o) => this.call((t) => t.deleteRecords(r, o), o);
   // leader election (issue 18)
   readonly electLeaders: UnaryCall<"electLeaders"> = (r, o) => this.call((t) => t.electLeaders(r, o), o);
+  readonly listTransactions: UnaryCall<"listTransactions"> = (r, o) => this.call((t) => t.listTransactions(r, o), o);
+  readonly describeTransactions: UnaryCall<"describeTransactions"> = (r, o) => this.call((t) => t.describeTransactions(r, o), o);
+  readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) => this.call((t) => t.abortTransaction(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);
+  readonly endTransaction: UnaryCall<"endTransaction"> = (r, o) => this.call((t) => t.endTransaction(r, o), o);
 
   /** Opens a ProduceStream to the preferred broker (no failover: the stream's failure is the caller's). */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

@@ -242,6 +242,36 @@ export class GroupAdmin {
     for (const x of r.offsets) if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
   }
 
+  /**
+   * Commits offsets with a producer's transaction (issue 17; `Producer.transaction`'s
+   * `sendOffsets`): visible once the transaction commits. `memberId` "" and `memberEpoch` -1:
+   * no membership check.
+   */
+  async commitOffsetsInTransaction(
+    groupId: string,
+    offsets: readonly GroupOffset[],
+    txn: { transactionalId: string; producerId: number; producerEpoch: number; memberId: string; memberEpoch: number },
+  ): Promise<void> {
+    checkGroupId(groupId, "groupId");
+    const list = offsets.map((o, i) => ({
+      topic: o.topic,
+      partition: checkInt(o.partition, `offsets[${i}].partition`, 0, 0x7fffffff),
+      offset: toInt64(checkInt(o.offset, `offsets[${i}].offset`, 0, Number.MAX_SAFE_INTEGER), `offsets[${i}].offset`),
+      leaderEpoch: -1,
+    }));
+    const req = {
+      groupId,
+      memberId: txn.memberId,
+      memberEpoch: txn.memberEpoch,
+      offsets: list,
+      transactionalId: txn.transactionalId,
+      producerId: BigInt(txn.producerId),
+      producerEpoch: txn.producerEpoch,
+    };
+    const r = await this.call(groupId, (t, o) => t.commitOffsets(req, o));
+    for (const x of r.offsets) if (x.error !== undefined) throw fromErrorDetail(x.error, `partition ${tpName(x.topic, x.partition)}`);
+  }
+
   /** Deletes groups (only groups without members) and their committed offsets. */
   async deleteGroups(groupIds: readonly string[]): Promise<void> {
     groupIds.forEach((g, i) => checkGroupId(g, `groupIds[${i}]`));

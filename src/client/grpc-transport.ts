@@ -114,11 +114,19 @@ export class GrpcTransport implements Transport {
   // leader election (issue 18)
   readonly electLeaders: UnaryCall<"electLeaders"> = (r, o) =>
     this.unary(this.admin, this.admin.electLeaders, AdminService.method.electLeaders.input, r, o);
+  readonly listTransactions: UnaryCall<"listTransactions"> = (r, o) =>
+    this.unary(this.admin, this.admin.listTransactions, AdminService.method.listTransactions.input, r, o);
+  readonly describeTransactions: UnaryCall<"describeTransactions"> = (r, o) =>
+    this.unary(this.admin, this.admin.describeTransactions, AdminService.method.describeTransactions.input, r, o);
+  readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) =>
+    this.unary(this.admin, this.admin.abortTransaction, AdminService.method.abortTransaction.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) =>
     this.unary(this.producer, this.producer.initProducerId, ProduceService.method.initProducerId.input, r, o);
+  readonly endTransaction: UnaryCall<"endTransaction"> = (r, o) =>
+    this.unary(this.producer, this.producer.endTransaction, ProduceService.method.endTransaction.input, r, o);
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {

@@ -105,7 +105,14 @@ export class ProducerIdentity {
   constructor(
     private readonly conn: Connection,
     private readonly transactionalId: string,
+    /** How long a transaction may stay open (0: the broker's default, 60 s). */
+    private readonly transactionTimeoutMs = 0,
   ) {}
+
+  /** Holds `id` from now on (the answer of EndTransaction: the epoch bumped, or a new id). */
+  adopt(id: ProducerIdAndEpoch): void {
+    this.id = id;
+  }
 
   /** The id and epoch held, or null before the first `acquire` (and while one runs). */
   get current(): ProducerIdAndEpoch | null {
@@ -138,6 +145,7 @@ export class ProducerIdentity {
   private call(held: ProducerIdAndEpoch | undefined) {
     const request = {
       transactionalId: this.transactionalId,
+      transactionTimeoutMs: this.transactionTimeoutMs,
       ...(held === undefined ? {} : { producerId: BigInt(held.producerId), producerEpoch: held.producerEpoch }),
     };
     const attempt = () => this.conn.transport.initProducerId(request, { timeoutMs: this.conn.requestTimeoutMs });

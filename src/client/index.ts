@@ -61,7 +61,7 @@ export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
 export { GrpcGroupTransport, type GroupTransport } from "./group-transport.ts";
 export type { ListedOffset, OffsetLookup, OffsetQuery } from "./offsets.ts";
 export { Producer } from "./producer.ts";
-export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordBytes, RecordMetadata } from "./producer.ts";
+export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordBytes, RecordMetadata, Transaction } from "./producer.ts";
 export { type RetryPolicy, defaultRetryPolicy } from "./retry.ts";
 export type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "./transport.ts";
 export type { TransportFactory } from "./transport-pool.ts";

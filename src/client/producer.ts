@@ -87,9 +87,11 @@ import {
   sequenceRange,
 } from "./idempotence.ts";
 import { MetadataCache } from "./metadata.ts";
+import { GroupAdmin } from "./group-admin.ts";
+import type { GroupOffset } from "./group-connection.ts";
 import { Partitioner } from "../protocol/partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
-import { backoffMs } from "./retry.ts";
+import { backoffMs, withRetries } from "./retry.ts";
 import { type Serde, type Serializer, serializerOf } from "./serde.ts";
 import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
 
@@ -125,10 +127,13 @@ export interface ProducerOptions<K = RecordBytes, V = RecordBytes> extends Clien
    */
   readonly idempotent?: boolean | undefined;
   /**
-   * Stable identity of an idempotent producer across restarts (Kafka's transactional.id, without
-   * transactions): a new producer with the same value fences this one. Default: none.
+   * Stable identity of an idempotent producer across restarts (Kafka's transactional.id): a new
+   * producer with the same value fences this one and aborts its open transaction. Needed by
+   * `transaction()`. Default: none.
    */
   readonly transactionalId?: string | undefined;
+  /** How long a transaction may stay open before the broker aborts it (ms). Default: the broker's, 60 s. */
+  readonly transactionTimeoutMs?: number | undefined;
   /** Batches of one partition awaiting an answer, at most. Default 5 when idempotent (at most 5), else 1. */
   readonly inFlightPerPartitionMax?: number | undefined;
   /** Produce requests on the connection awaiting an answer, at most (all partitions). Default 64. */
@@ -141,6 +146,18 @@ export interface ProducerOptions<K = RecordBytes, V = RecordBytes> extends Clien
 export interface ProducerHeader {
   readonly key: string;
   readonly value: Uint8Array | string | null;
+}
+
+/** What `Producer.transaction` hands its function. */
+export interface Transaction<K = RecordBytes, V = RecordBytes> {
+  /** Sends a record inside the transaction (resolves once written, still invisible to READ_COMMITTED readers). */
+  send(record: ProducerRecord<K, V>): Promise<RecordMetadata>;
+  /**
+   * Commits a group's offsets with the transaction (consume–process–produce). With `member`, the
+   * group checks that the member still owns its partitions at that epoch (KIP-447: a zombie
+   * cannot commit).
+   */
+  sendOffsets(groupId: string, offsets: readonly GroupOffset[], member?: { memberId: string; memberEpoch: number }): Promise<void>;
 }
 
 /** A record to send. Strings are sent as UTF-8; `K`, `V` with serializers. */
@@ -226,6 +243,8 @@ class ProducerBatch {
   encoded: Buffer | null = null;
   /** First sequence number (idempotent batches, from the first send on); -1 otherwise. */
   baseSequence = -1;
+  /** Encoded inside a transaction: sent with the transactional id (issue 17). */
+  transactional = false;
   /** Requests made with this batch. */
   attempts = 0;
   /** Retries counted against the policy's `retries`. */
@@ -390,9 +409,96 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     this.partitioner = new Partitioner(this.conn.random);
     this.budget = new ByteBudget(bufferBytes);
     this.inFlightRequestsMax = inFlightMax;
-    this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId) : null;
+    const txnTimeoutMs = checkInt(options.transactionTimeoutMs ?? 0, "transactionTimeoutMs", 0, 0x7fffffff);
+    this.transactionalId = transactionalId;
+    this.options = options;
+    this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId, txnTimeoutMs) : null;
     this.needsIdentity = idempotent;
     this.unregisterSignals = closeOnSignals(this, shutdownSignals(options.closeOnSignals, "closeOnSignals"));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transactions (issue 17)
+
+  private readonly transactionalId: string;
+  private readonly options: ProducerOptions<K, V>;
+  /** The open transaction, if any (one at a time). */
+  private txn: { offsets: GroupAdmin | null } | null = null;
+
+  /**
+   * Runs `fn` as one transaction: every record sent through `tx.send` and every offset given to
+   * `tx.sendOffsets` is committed together when `fn` resolves, or aborted when it throws (the
+   * error is rethrown). READ_COMMITTED consumers see all of it or none. Needs `transactionalId`;
+   * one transaction at a time. Records sent before are flushed first.
+   */
+  async transaction<T>(fn: (tx: Transaction<K, V>) => Promise<T>): Promise<T> {
+    if (this.identity === null || this.transactionalId === "")
+      throw new RillError(Errors.INVALID_ARGUMENT, "transaction: needs a producer with a transactionalId");
+    if (this.txn !== null) throw new RillError(Errors.INVALID_TXN_STATE, "transaction: another transaction of this producer is open");
+    await this.flush();
+    if (this.identity.current === null) await this.identity.acquire();
+    const state: { offsets: GroupAdmin | null } = { offsets: null };
+    this.txn = state;
+    const sends: Promise<unknown>[] = [];
+    const tx: Transaction<K, V> = {
+      send: (record) => {
+        const p = this.send(record);
+        sends.push(p.catch(() => undefined));
+        return p;
+      },
+      sendOffsets: async (groupId, offsets, member) => {
+        state.offsets ??= new GroupAdmin(this.options);
+        const id = this.identity!.current!;
+        await state.offsets.commitOffsetsInTransaction(groupId, offsets, {
+          transactionalId: this.transactionalId,
+          producerId: id.producerId,
+          producerEpoch: id.producerEpoch,
+          memberId: member?.memberId ?? "",
+          memberEpoch: member?.memberEpoch ?? -1,
+        });
+      },
+    };
+    let result: T;
+    try {
+      result = await fn(tx);
+      await this.flush();
+      await Promise.all(sends);
+    } catch (e) {
+      await this.flush().catch(() => undefined);
+      await this.endTransaction(false).catch(() => undefined);
+      await this.finishTransaction(state);
+      throw e;
+    }
+    try {
+      await this.endTransaction(true);
+    } finally {
+      await this.finishTransaction(state);
+    }
+    return result;
+  }
+
+  private async finishTransaction(state: { offsets: GroupAdmin | null }): Promise<void> {
+    this.txn = null;
+    await state.offsets?.close();
+  }
+
+  /** EndTransaction; then every partition's sequence starts again at 0 under the answered id and epoch. */
+  private async endTransaction(commit: boolean): Promise<void> {
+    const id = this.identity!.current!;
+    const r = await withRetries(
+      () =>
+        this.conn.transport.endTransaction(
+          { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit },
+          { timeoutMs: this.conn.requestTimeoutMs },
+        ),
+      this.conn.retry,
+      { random: this.conn.random },
+    );
+    this.identity!.adopt({ producerId: toNumber(r.producerId, "producer_id"), producerEpoch: r.producerEpoch });
+    for (const q of this.allQueues()) {
+      q.sequence.next = 0;
+      q.acked = false;
+    }
   }
 
   /** The partition count of `topic` (from the broker, cached); rejects for an unknown topic. */
@@ -781,7 +887,8 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     const id = this.identity?.current ?? null;
     try {
       const producer = id === null ? {} : { producerId: id.producerId, producerEpoch: id.producerEpoch, baseSequence: q.sequence.next };
-      b.encoded = encodeBatch(b.inputs, { compression: this.codec, ...producer });
+      b.transactional = this.txn !== null;
+      b.encoded = encodeBatch(b.inputs, { compression: this.codec, ...producer, isTransactional: b.transactional });
     } catch (e) {
       this.complete(b, e);
       return false;
@@ -816,6 +923,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       recordBatch: b.encoded!,
       acks: this.acks,
       timeoutMs: this.conn.requestTimeoutMs,
+      ...(b.transactional ? { transactionalId: this.transactionalId } : {}),
     };
     let sent: Promise<ProduceResponse>;
     try {

@@ -75,11 +75,17 @@ export interface Transport {
   readonly deleteRecords: UnaryCall<"deleteRecords">;
   // leader election (issue 18)
   readonly electLeaders: UnaryCall<"electLeaders">;
+  // transactions (issue 17)
+  readonly listTransactions: UnaryCall<"listTransactions">;
+  readonly describeTransactions: UnaryCall<"describeTransactions">;
+  readonly abortTransaction: UnaryCall<"abortTransaction">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;
   /** A producer id and epoch for the idempotent producer (a new id, or the given one's epoch bumped). */
   readonly initProducerId: UnaryCall<"initProducerId">;
+  /** Ends the producer's transaction (issue 17): commits or aborts; answers the id and epoch to go on with. */
+  readonly endTransaction: UnaryCall<"endTransaction">;
   /** Opens a pipelined ProduceStream (record_batch requests carrying already encoded batches). */
   openProduceStream(listener: ProduceStreamListener): ProduceStream;
   /** Closes the connection; calls in progress fail. */

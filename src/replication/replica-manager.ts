@@ -624,6 +624,8 @@ export class ReplicaManager {
     transactionalId: string;
     producerId?: number | undefined;
     producerEpoch: number;
+    /** A transaction coordinator's request (issue 17): see decideInitProducerId. */
+    epochAtLeast?: number | undefined;
   }): Promise<{ producerId: number; producerEpoch: number }> {
     const change = await this.metadata.commit((img) => decideInitProducerId(img, req));
     const r = change.records[0]!;

@@ -23,6 +23,9 @@ import {
   CreatePartitionsRequestSchema,
   CreateTopicsRequestSchema,
   DeleteRecordsRequestSchema,
+  AbortTransactionRequestSchema,
+  DescribeTransactionsRequestSchema,
+  ListTransactionsRequestSchema,
   DeleteTopicsRequestSchema,
   DescribeClientQuotasRequestSchema,
   DescribeClusterRequestSchema,
@@ -60,6 +63,8 @@ import {
 } from "../../src/gen/rill/v1/group_service_pb.ts";
 import {
   InitProducerIdRequestSchema,
+  type InitProducerIdResponse,
+  EndTransactionRequestSchema,
   ProduceRequestSchema,
   ProduceService,
   ProduceStreamRequestSchema,
@@ -172,6 +177,31 @@ let broker: Broker;
 let c: Clients;
 let seq = 0;
 const fresh = (prefix: string) => `${prefix}-${++seq}`;
+
+/** A transactional id initialized by root; `open`: with a transaction open on t-main (a record written in it). */
+async function txnOf(id: string, open: boolean): Promise<{ id: string; pid: string; epoch: number }> {
+  const r = await unary<InitProducerIdResponse>(
+    c.produce,
+    "initProducerId",
+    create(InitProducerIdRequestSchema, { transactionalId: id }),
+    root(),
+  );
+  if (open)
+    await unary(
+      c.produce,
+      "produce",
+      create(ProduceRequestSchema, {
+        topic: "t-main",
+        partition: 0,
+        producerId: r.producerId,
+        producerEpoch: r.producerEpoch,
+        transactionalId: id,
+        records: [{ value: Buffer.from("in-txn") }],
+      }),
+      root(),
+    );
+  return { id, pid: String(r.producerId), epoch: r.producerEpoch };
+}
 
 const root = () => metadataOf("root");
 const binding = (principal: string, type: AclResourceType, name: string, op: AclOperation, pattern = AclPatternType.LITERAL) => ({
@@ -418,6 +448,39 @@ const ROWS: Row[] = [
     },
     bob: "in-stream:TOPIC_AUTHORIZATION_FAILED",
   },
+  // transactions (issue 17): a fresh transactional id per call, made by root
+  {
+    rpc: "ProduceService/EndTransaction",
+    prepare: async () => JSON.stringify(await txnOf(fresh("tx-end"), false)),
+    call: (md, p) => {
+      const t = JSON.parse(p) as { id: string; pid: string; epoch: number };
+      return unary(
+        c.produce,
+        "endTransaction",
+        create(EndTransactionRequestSchema, { transactionalId: t.id, producerId: BigInt(t.pid), producerEpoch: t.epoch, commit: true }),
+        md,
+      );
+    },
+    bob: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/DescribeTransactions",
+    prepare: async () => (await txnOf(fresh("tx-desc"), false)).id,
+    call: (md, id) => unary(c.admin, "describeTransactions", create(DescribeTransactionsRequestSchema, { transactionalIds: [id] }), md),
+    bob: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/ListTransactions",
+    prepare: async () => (await txnOf(fresh("tx-list"), false)).id,
+    call: (md) => unary(c.admin, "listTransactions", create(ListTransactionsRequestSchema, {}), md),
+    bob: (res) => expect((res as { transactions: unknown[] }).transactions).toEqual([]),
+  },
+  {
+    rpc: "AdminService/AbortTransaction",
+    prepare: async () => (await txnOf(fresh("tx-abort"), true)).id,
+    call: (md, id) => unary(c.admin, "abortTransaction", create(AbortTransactionRequestSchema, { transactionalId: id }), md),
+    bob: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+  },
   {
     rpc: "ProduceService/InitProducerId",
     call: (md) => unary(c.produce, "initProducerId", create(InitProducerIdRequestSchema, {}), md),
@@ -594,6 +657,7 @@ beforeAll(async () => {
         binding(alice, AclResourceType.TOPIC, "t-", A.ALL, AclPatternType.PREFIXED),
         binding(alice, AclResourceType.GROUP, "g-", A.ALL, AclPatternType.PREFIXED),
         binding(alice, AclResourceType.CLUSTER, "kafka-cluster", A.ALL),
+        binding(alice, AclResourceType.TRANSACTIONAL_ID, "tx-", A.ALL, AclPatternType.PREFIXED),
         binding("User:bob", AclResourceType.TOPIC, "b-visible", A.DESCRIBE),
       ],
     }),

@@ -264,6 +264,15 @@ export class FakeTransport implements Transport {
   readonly describeClientQuotas: Transport["describeClientQuotas"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly listTransactions: Transport["listTransactions"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
+  readonly describeTransactions: Transport["describeTransactions"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
+  readonly abortTransaction: Transport["abortTransaction"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
+  };
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };
@@ -344,6 +353,11 @@ export class FakeTransport implements Transport {
       );
     });
   }
+
+  /** Transactions are the broker's (test/integration/transactions*.test.ts); this fake has none. */
+  readonly endTransaction: Transport["endTransaction"] = async () => {
+    throw new RillError(Errors.INVALID_REQUEST, "transactional_id: the fake transport serves no transactions");
+  };
 
   readonly initProducerId: Transport["initProducerId"] = async (req) => {
     this.checkUp();

@@ -180,6 +180,10 @@ class FakeNode implements Transport {
     });
   };
 
+  readonly endTransaction: Transport["endTransaction"] = async () => {
+    throw new Error("transactional_id: the fake node serves no transactions");
+  };
+
   readonly initProducerId: Transport["initProducerId"] = async (req) => {
     this.checkUp();
     return this.cluster.data.initProducerId(req);
@@ -207,6 +211,9 @@ class FakeNode implements Transport {
   readonly describeClientQuotas = this.createTopics as unknown as Transport["describeClientQuotas"];
   readonly deleteRecords = this.createTopics as unknown as Transport["deleteRecords"];
   readonly electLeaders = this.createTopics as unknown as Transport["electLeaders"];
+  readonly listTransactions = this.createTopics as unknown as Transport["listTransactions"];
+  readonly describeTransactions = this.createTopics as unknown as Transport["describeTransactions"];
+  readonly abortTransaction = this.createTopics as unknown as Transport["abortTransaction"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

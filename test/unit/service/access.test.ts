@@ -132,3 +132,29 @@ describe("RequestAccess", () => {
     expect(denial(() => ra.initProducerId(alice, "")).kind.name).toBe("CLUSTER_AUTHORIZATION_FAILED");
   });
 });
+
+describe("transactions' ACLs (issue 17): TRANSACTIONAL_ID WRITE and DESCRIBE", () => {
+  it("EndTransaction and a transactional Produce need WRITE on the id; Describe needs DESCRIBE (implied by WRITE); List filters", () => {
+    const { access } = setup([
+      allow("User:alice", "TRANSACTIONAL_ID", "mine", "WRITE"),
+      allow("User:alice", "TRANSACTIONAL_ID", "seen", "DESCRIBE"),
+    ]);
+    const ra = new RequestAccess(access);
+    ra.transactionalWrite(alice, "ProduceService/EndTransaction", "mine");
+    expect(denial(() => ra.transactionalWrite(alice, "ProduceService/EndTransaction", "theirs")).kind.name).toBe(
+      "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    );
+    expect(denial(() => ra.transactionalWrite(alice, "ProduceService/Produce", "seen")).kind.name).toBe(
+      "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    );
+    ra.describeTransactions(alice, ["mine", "seen"]);
+    expect(denial(() => ra.describeTransactions(alice, ["mine", "theirs"])).kind.name).toBe("TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    const rows = [{ transactionalId: "mine" }, { transactionalId: "seen" }, { transactionalId: "theirs" }];
+    expect(ra.listTransactions(alice, rows).map((r) => r.transactionalId)).toEqual(["mine", "seen"]);
+    expect(ra.listTransactions(root, rows)).toHaveLength(3);
+    ra.abortTransaction(alice, { transactionalId: "mine" });
+    expect(denial(() => ra.abortTransaction(alice, { transactionalId: "seen" })).kind.name).toBe("TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    expect(denial(() => ra.abortTransaction(alice, { topic: "t" })).kind.name).toBe("CLUSTER_AUTHORIZATION_FAILED");
+    expect(RPC_ACCESS["ProduceService/EndTransaction"].all).toEqual([{ on: "each", type: "TRANSACTIONAL_ID", op: "WRITE" }]);
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * Transactional ÷ idempotent produce throughput (issue 17's goals: ≥ 0.5 with 100 records per
+ * transaction, ≥ 0.85 with 1,000). Starts a broker in this process on 127.0.0.1 with a fresh
+ * data dir and sends `--records` records of `--record-size` bytes to one partition with the SDK
+ * Producer: idempotent, then in transactions of 100 and of 1,000 records
+ * (`producer.transaction`, committed: the records, the coordinator's records and the markers),
+ * `--runs` times each, interleaved. Reports the median records/s of each and the ratios.
+ *
+ *   bun bench/txn-produce-perf.ts --records 200000 --record-size 100 [--runs 3] [--json FILE]
+ */
+import * as nodeFs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Broker } from "../src/broker/broker.ts";
+import { Admin } from "../src/client/admin.ts";
+import { Producer } from "../src/client/producer.ts";
+import { isMain, makeValues, median, parseArgs } from "./lib.ts";
+
+export const txnProducePerfDefaults = { records: 200_000, recordSize: 100, runs: 3, json: "" };
+type Options = typeof txnProducePerfDefaults;
+
+async function idempotent(address: string, topic: string, values: string[]): Promise<number> {
+  const p = new Producer({ bootstrap: address, lingerMs: 5 });
+  const t0 = performance.now();
+  for (let i = 0; i < values.length; i += 1000) {
+    await Promise.all(values.slice(i, i + 1000).map((value) => p.send({ topic, partition: 0, value })));
+  }
+  const s = (performance.now() - t0) / 1000;
+  await p.close();
+  return values.length / s;
+}
+
+async function transactional(address: string, topic: string, values: string[], perTxn: number, id: string): Promise<number> {
+  const p = new Producer({ bootstrap: address, lingerMs: 0, transactionalId: id });
+  const t0 = performance.now();
+  for (let i = 0; i < values.length; i += perTxn) {
+    const chunk = values.slice(i, i + perTxn);
+    await p.transaction(async (tx) => {
+      await Promise.all(chunk.map((value) => tx.send({ topic, partition: 0, value })));
+    });
+  }
+  const s = (performance.now() - t0) / 1000;
+  await p.close();
+  return values.length / s;
+}
+
+export async function txnProducePerf(o: Options): Promise<Record<string, number>> {
+  const dir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-txn-produce-"));
+  const broker = await Broker.start({ dataDir: dir, listen: "127.0.0.1:0" });
+  const admin = new Admin({ bootstrap: broker.address });
+  try {
+    const values = makeValues(o.records, o.recordSize);
+    const rates: Record<string, number[]> = { idempotent: [], txn100: [], txn1000: [] };
+    for (let run = 0; run < o.runs; run++) {
+      for (const kind of ["idempotent", "txn100", "txn1000"] as const) {
+        const topic = `perf-${kind}-${run}`;
+        await admin.createTopics([{ name: topic, partitions: 1 }]);
+        const rate =
+          kind === "idempotent"
+            ? await idempotent(broker.address, topic, values)
+            : await transactional(broker.address, topic, values, kind === "txn100" ? 100 : 1000, `perf-${kind}-${run}`);
+        rates[kind]!.push(rate);
+        console.log(`run ${run + 1} ${kind}: ${Math.round(rate)} records/s`);
+      }
+    }
+    const m = { idempotent: median(rates["idempotent"]!), txn100: median(rates["txn100"]!), txn1000: median(rates["txn1000"]!) };
+    const out = { ...m, ratio100: m.txn100 / m.idempotent, ratio1000: m.txn1000 / m.idempotent };
+    console.log(
+      `idempotent ${Math.round(m.idempotent)}/s; 100 per txn ${Math.round(m.txn100)}/s (×${out.ratio100.toFixed(2)}, goal ≥ 0.5); ` +
+        `1000 per txn ${Math.round(m.txn1000)}/s (×${out.ratio1000.toFixed(2)}, goal ≥ 0.85)`,
+    );
+    if (o.json !== "") nodeFs.writeFileSync(o.json, JSON.stringify(out, null, 2));
+    return out;
+  } finally {
+    await admin.close();
+    await broker.close();
+    nodeFs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (isMain(import.meta.url, "txn-produce-perf.ts")) {
+  await txnProducePerf(parseArgs(process.argv.slice(2), txnProducePerfDefaults, import.meta.url));
+}
