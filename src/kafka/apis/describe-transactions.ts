@@ -8,6 +8,7 @@
  * partitions of topics the caller may not DESCRIBE are left out, as Kafka does.
  */
 import { RillError, rillError } from "../../base/errors.ts";
+import type { TransactionDescription } from "../../service/transactions.ts";
 import { api } from "../api.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
 import { arrayOf, int16, int32, int64, message, string, structs } from "../schema.ts";
@@ -31,12 +32,9 @@ export const DescribeTransactionsResponse = message("DescribeTransactionsRespons
   }),
 });
 
-/** Kafka's TRANSACTIONAL_ID_NOT_FOUND: an id the service gave no answer for. */
-const TRANSACTIONAL_ID_NOT_FOUND = 105;
-
 export const describeTransactions = api(65, "0", DescribeTransactionsRequest, DescribeTransactionsResponse, async (req, ctx) => {
-  const failed = (transactionalId: string, e: RillError | number) => ({
-    errorCode: typeof e === "number" ? e : kafkaErrorCode(e),
+  const failed = (transactionalId: string, e: RillError) => ({
+    errorCode: kafkaErrorCode(e),
     transactionalId,
     transactionState: "",
     transactionTimeoutMs: 0,
@@ -46,7 +44,7 @@ export const describeTransactions = api(65, "0", DescribeTransactionsRequest, De
     topics: [],
   });
   const allowed = req.transactionalIds.filter((id) => mayDescribeTxn(ctx, id));
-  const found = new Map<string, ReturnType<ReturnType<typeof transactionsOf>["describeTransactions"]>[number]>();
+  const found = new Map<string, TransactionDescription>();
   let whole: RillError | null = null;
   if (allowed.length > 0) {
     try {
@@ -61,7 +59,7 @@ export const describeTransactions = api(65, "0", DescribeTransactionsRequest, De
       return failed(id, rillError("TRANSACTIONAL_ID_AUTHORIZATION_FAILED", `transactional_ids: no DESCRIBE on "${id}"`));
     if (whole !== null) return failed(id, whole);
     const d = found.get(id);
-    if (d === undefined) return failed(id, TRANSACTIONAL_ID_NOT_FOUND);
+    if (d === undefined) return failed(id, rillError("TRANSACTIONAL_ID_NOT_FOUND", `transactional_ids: "${id}" is not known`));
     if (d.error !== null) return failed(id, d.error);
     const byTopic = new Map<string, number[]>();
     for (const p of d.partitions) {

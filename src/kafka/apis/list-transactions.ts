@@ -7,6 +7,7 @@
  * (KIP-1152's id pattern) is not served.
  */
 import { RillError } from "../../base/errors.ts";
+import { TXN_STATES } from "../../service/transactions.ts";
 import { api } from "../api.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
 import { arrayOf, int16, int32, int64, message, string, structs } from "../schema.ts";
@@ -25,21 +26,11 @@ export const ListTransactionsResponse = message("ListTransactionsResponse", "0-1
   transactionStates: structs({ transactionalId: string(), producerId: int64(), transactionState: string() }),
 });
 
-/** Kafka's transaction states (TransactionState.java's names). */
-export const KAFKA_TXN_STATES: ReadonlySet<string> = new Set([
-  "Empty",
-  "Ongoing",
-  "PrepareCommit",
-  "PrepareAbort",
-  "CompleteCommit",
-  "CompleteAbort",
-  "Dead",
-  "PrepareEpochFence",
-]);
+const KNOWN_STATES: ReadonlySet<string> = new Set(TXN_STATES);
 
 export const listTransactions = api(66, "0-1", ListTransactionsRequest, ListTransactionsResponse, async (req, ctx) => {
-  const unknownStateFilters = req.stateFilters.filter((s) => !KAFKA_TXN_STATES.has(s));
-  const states = req.stateFilters.filter((s) => KAFKA_TXN_STATES.has(s));
+  const unknownStateFilters = req.stateFilters.filter((s) => !KNOWN_STATES.has(s));
+  const states = req.stateFilters.filter((s) => KNOWN_STATES.has(s));
   // Only unknown states asked for: nothing can match.
   if (req.stateFilters.length > 0 && states.length === 0)
     return { throttleTimeMs: 0, errorCode: 0, unknownStateFilters, transactionStates: [] };

@@ -14,66 +14,11 @@
  */
 import { rillError } from "../../base/errors.ts";
 import type { KafkaRequestContext } from "../api.ts";
-import type { RillError } from "../../base/errors.ts";
-import type { CommitInput, OffsetResult } from "../../service/groups.ts";
-
-/** The transaction coordinator's service as the Kafka listener calls it (src/service/transactions.ts). */
-export interface TxnService {
-  coordinatorOf(transactionalId: string): number;
-  initProducerId(i: {
-    transactionalId: string | null;
-    transactionTimeoutMs: number;
-    producerId: bigint;
-    producerEpoch: number;
-  }): Promise<{ producerId: number; producerEpoch: number }>;
-  addPartitions(i: {
-    transactionalId: string;
-    producerId: bigint;
-    producerEpoch: number;
-    partitions: { topic: string; partition: number }[];
-    verifyOnly: boolean;
-  }): Promise<{ topic: string; partition: number; error: RillError | null }[]>;
-  addOffsets(i: { transactionalId: string; producerId: bigint; producerEpoch: number; groupId: string }): Promise<void>;
-  txnOffsetCommit(i: {
-    transactionalId: string;
-    producerId: bigint;
-    producerEpoch: number;
-    groupId: string;
-    memberId: string | null;
-    generationOrEpoch: number;
-    offsets: CommitInput[];
-  }): Promise<OffsetResult[]>;
-  endTransaction(i: {
-    transactionalId: string;
-    producerId: bigint;
-    producerEpoch: number;
-    commit: boolean;
-    bumpEpoch: boolean;
-  }): Promise<{ producerId: number; producerEpoch: number }>;
-  describeTransactions(ids: string[]): TxnDescription[];
-  listTransactions(f: { states: string[]; producerIds: bigint[]; durationFilterMs: number }): TxnListing[];
-}
-
-export interface TxnDescription {
-  transactionalId: string;
-  error: RillError | null;
-  state: string;
-  producerId: number;
-  producerEpoch: number;
-  timeoutMs: number;
-  startTimeMs: number;
-  partitions: { topic: string; partition: number }[];
-}
-
-export interface TxnListing {
-  transactionalId: string;
-  producerId: number;
-  state: string;
-}
+import type { TransactionsService } from "../../service/transactions.ts";
 
 /** The transaction service of this listener; COORDINATOR_NOT_AVAILABLE when this broker runs none. */
-export function transactionsOf(ctx: KafkaRequestContext): TxnService {
-  const s = (ctx.deps.services as { readonly transactions?: TxnService }).transactions;
+export function transactionsOf(ctx: KafkaRequestContext): TransactionsService {
+  const s = (ctx.deps.services as { readonly transactions?: TransactionsService }).transactions;
   if (s === undefined) throw rillError("COORDINATOR_NOT_AVAILABLE", "transactions: this broker runs no transaction coordinator");
   return s;
 }
