@@ -18,6 +18,7 @@ import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
+import type { TxnMarker } from "../protocol/control-record.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
 
@@ -481,6 +482,42 @@ export class ReplicaManager {
     if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();
     return res;
+  }
+
+  /**
+   * Writes a transaction marker (COMMIT or ABORT of `marker.producerId`'s open transaction) into
+   * a partition this broker leads, as Kafka's WriteTxnMarkers: appends the control batch and
+   * resolves once the ISR holds it (acks=all). Throws, with nothing written, what `append` throws
+   * (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, UNKNOWN_TOPIC_OR_PARTITION, ...) and what
+   * PartitionLog.appendControl refuses (INVALID_PRODUCER_EPOCH for a marker older than the
+   * producer's epoch, TRANSACTION_COORDINATOR_FENCED); rejects as `replicated` when the marker
+   * is written but not known replicated (the coordinator retries: a repeated marker ends nothing).
+   */
+  async writeTxnMarker(topic: string, partition: number, marker: TxnMarker, timeoutMs = 30_000): Promise<void> {
+    const log = this.leaderLog(topic, partition);
+    const p = this.metadata.image.topics.get(topic)!.partitions[partition]!;
+    if (p.isr.length < log.topicConfig.minInsyncReplicas) {
+      throw rillError(
+        "NOT_ENOUGH_REPLICAS",
+        `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
+      );
+    }
+    const res = log.appendControl(marker, p.leaderEpoch, this.clock.nowMs());
+    const r = this.byLog.get(log);
+    if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
+    this.wakeAll();
+    await this.replicated(topic, partition, res.lastOffset, timeoutMs);
+    await this.durable(topic, partition);
+  }
+
+  /**
+   * The last stable offset: the high watermark, or the first offset of the oldest open
+   * transaction if that is lower. READ_COMMITTED consumers read below it.
+   */
+  lastStableOffset(log: PartitionLog): number {
+    const hw = this.highWatermark(log);
+    const unstable = log.firstUnstableOffset;
+    return unstable === null ? hw : Math.min(unstable, hw);
   }
 
   /**
