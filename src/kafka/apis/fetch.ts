@@ -44,7 +44,13 @@ import { RillError, rillError } from "../../base/errors.ts";
 import type { MetadataImage } from "../../metadata/image.ts";
 import { BufferPool } from "../../rpc/buffer-pool.ts";
 import { UNBOUNDED_FETCH_MEMORY, fetch as serviceFetch } from "../../service/fetch.ts";
-import { type FetchInput, type FetchPartitionInput, type FetchPartitionResult, RecordFormat } from "../../service/fetch-types.ts";
+import {
+  type FetchInput,
+  type FetchPartitionInput,
+  type FetchPartitionResult,
+  IsolationLevel,
+  RecordFormat,
+} from "../../service/fetch-types.ts";
 import { checkLeaderEpoch } from "../../service/leader-epoch.ts";
 import { fetchResultBytes, throttled } from "../../service/quota-throttle.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
@@ -132,9 +138,6 @@ type PartitionAnswer = NonNullable<NonNullable<Response["responses"]>[number]["p
 
 /** Kafka's isolation level 1; 0 is READ_UNCOMMITTED. */
 const KAFKA_READ_COMMITTED = 1;
-/** The service's isolation levels (fetch_service.proto's IsolationLevel numbers). */
-const IsolationLevel = { READ_UNCOMMITTED: 1, READ_COMMITTED: 2 } as const;
-
 /** FETCH_SESSION_ID_NOT_FOUND: an incremental fetch in a session this broker does not have. */
 const FETCH_SESSION_ID_NOT_FOUND = 70;
 /** Longest wait honoured: the service's limit (a Kafka consumer waits 500 ms by default). */
@@ -361,7 +364,7 @@ function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage
 
 /** The aborted transactions of a READ_COMMITTED answer (null for READ_UNCOMMITTED), as Kafka's. */
 function abortedOf(r: FetchPartitionResult): { producerId: bigint; firstOffset: bigint }[] | null {
-  const list = (r as { readonly abortedTransactions?: readonly { producerId: number; firstOffset: number }[] | null }).abortedTransactions;
+  const list = r.abortedTransactions;
   if (list === undefined || list === null) return null;
   return list.map((a) => ({ producerId: BigInt(a.producerId), firstOffset: BigInt(a.firstOffset) }));
 }
