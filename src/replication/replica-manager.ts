@@ -31,6 +31,8 @@ export interface FetchPosition {
   readonly partition: number;
   readonly offset: number;
   readonly maxBytes: number;
+  /** READ_COMMITTED: read below the last stable offset and list the aborted transactions. */
+  readonly readCommitted?: boolean;
 }
 
 /** A partition's answer to a fetch: data, or an error for that partition only. */
@@ -38,8 +40,12 @@ export interface FetchedData {
   readonly topic: string;
   readonly partition: number;
   readonly highWatermark: number;
+  /** The last stable offset (absent: the high watermark). */
+  readonly lastStableOffset?: number;
   readonly logStartOffset: number;
   readonly read: ReadResult | null;
+  /** READ_COMMITTED: the aborted transactions overlapping the read; absent or null otherwise. */
+  readonly abortedTransactions?: readonly { producerId: number; firstOffset: number }[] | null;
   readonly error: Error | null;
 }
 
@@ -629,8 +635,18 @@ export class ReplicaManager {
     try {
       log = this.readLog(pos.topic, pos.partition);
       const hw = this.highWatermark(log);
-      const read = log.read(pos.offset, pos.maxBytes, hw, alloc);
-      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
+      const lso = this.lastStableOffset(log);
+      const read = log.read(pos.offset, pos.maxBytes, pos.readCommitted === true ? lso : hw, alloc);
+      const abortedTransactions =
+        pos.readCommitted === true && read.bytes > 0 ? log.abortedTransactions(pos.offset, read.nextOffset) : null;
+      const base = {
+        topic: pos.topic,
+        partition: pos.partition,
+        highWatermark: hw,
+        lastStableOffset: lso,
+        logStartOffset: log.logStartOffset,
+      };
+      return { ...base, read, abortedTransactions, error: null };
     } catch (e) {
       const hw = log ? this.highWatermark(log) : -1;
       return {
@@ -676,17 +692,20 @@ export class ReplicaManager {
     return { offset: log.logStartOffset, epoch: this.leaderEpoch(topic, partition) };
   }
 
-  /** The high watermark (the offset the next consumed record will have). */
-  latestOffset(topic: string, partition: number): { offset: number; epoch: number } {
+  /**
+   * The high watermark (the offset the next consumed record will have); with `readCommitted`,
+   * the last stable offset (Kafka's ListOffsets LATEST under READ_COMMITTED).
+   */
+  latestOffset(topic: string, partition: number, readCommitted = false): { offset: number; epoch: number } {
     const log = this.readLog(topic, partition);
-    return { offset: this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
+    return { offset: readCommitted ? this.lastStableOffset(log) : this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
   }
 
   /** First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). */
-  offsetForTimestamp(topic: string, partition: number, ts: number): { offset: number; timestampMs: number } | null {
+  offsetForTimestamp(topic: string, partition: number, ts: number, readCommitted = false): { offset: number; timestampMs: number } | null {
     const log = this.readLog(topic, partition);
     const hit = log.offsetForTimestamp(ts);
-    if (!hit || hit.offset >= this.highWatermark(log)) return null;
+    if (!hit || hit.offset >= (readCommitted ? this.lastStableOffset(log) : this.highWatermark(log))) return null;
     return hit;
   }
 

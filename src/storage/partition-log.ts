@@ -397,12 +397,17 @@ export class PartitionLog {
    * and stops at the first that proves no later abort can overlap.
    */
   abortedTransactions(fromOffset: number, upToOffset: number): { producerId: number; firstOffset: number }[] {
+    return this.abortedTxnEntries(fromOffset, upToOffset).map((e) => ({ producerId: e.producerId, firstOffset: e.firstOffset }));
+  }
+
+  /** `abortedTransactions` with the whole index entries (marker offsets too): for the cleaner and tools. */
+  abortedTxnEntries(fromOffset: number, upToOffset: number): AbortedTxn[] {
     const found: AbortedTxn[] = [];
     if (upToOffset <= fromOffset) return found;
     for (let i = this.segmentIndexFor(fromOffset); i < this.segments.length; i++) {
       if (this.segments[i]!.collectAbortedTxns(fromOffset, upToOffset, found)) break;
     }
-    return found.map((e) => ({ producerId: e.producerId, firstOffset: e.firstOffset }));
+    return found;
   }
 
   /** Writes a producer-state snapshot as of the log end offset and prunes old ones. */
