@@ -25,6 +25,7 @@ import { AddPartitionsToTxnRequest, AddPartitionsToTxnResponse } from "../../src
 import { CreateTopicsRequest, CreateTopicsResponse } from "../../src/kafka/apis/create-topics.ts";
 import { DescribeTransactionsRequest, DescribeTransactionsResponse } from "../../src/kafka/apis/describe-transactions.ts";
 import { EndTxnRequest, EndTxnResponse } from "../../src/kafka/apis/end-txn.ts";
+import { FetchRequest, FetchResponse } from "../../src/kafka/apis/fetch.ts";
 import { FindCoordinatorRequest, FindCoordinatorResponse } from "../../src/kafka/apis/find-coordinator.ts";
 import { InitProducerIdRequest, InitProducerIdResponse } from "../../src/kafka/apis/init-producer-id.ts";
 import { ListOffsetsRequest, ListOffsetsResponse } from "../../src/kafka/apis/list-offsets.ts";
@@ -363,6 +364,37 @@ describe("golden requests: TV1 verification, markers, describe and list", () => 
       EndTxnResponse,
     );
     expect(end.errorCode).toBe(0);
+    // READ_COMMITTED Fetch once the abort marker is in: the aborted transaction listed (the
+    // client drops its records), the last stable offset at the high watermark; READ_UNCOMMITTED: null.
+    const fetchP0 = (isolationLevel: number) =>
+      c
+        .request(
+          1,
+          11,
+          FetchRequest,
+          {
+            replicaId: -1,
+            maxWaitMs: 0,
+            minBytes: 0,
+            maxBytes: 1 << 20,
+            isolationLevel,
+            sessionEpoch: -1,
+            topics: [{ topic: "raw-t", partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+          },
+          FetchResponse,
+        )
+        .then((r) => r.responses[0]!.partitions[0]!);
+    let rc = await fetchP0(1);
+    for (let i = 0; i < 100 && rc.lastStableOffset < rc.highWatermark; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      rc = await fetchP0(1);
+    }
+    expect(rc.errorCode).toBe(0);
+    expect(rc.lastStableOffset).toBe(rc.highWatermark);
+    expect(rc.highWatermark).toBe(BigInt(before[0]! + 2)); // the record and the ABORT marker
+    expect(rc.abortedTransactions).toEqual([{ producerId: pid, firstOffset: BigInt(before[0]!) }]);
+    expect((await fetchP0(0)).abortedTransactions).toBeNull();
+
     // A new instance (InitProducerId again) fences the old epoch: its EndTxn is refused.
     const again = await c.request(
       22,
