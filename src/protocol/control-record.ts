@@ -118,3 +118,40 @@ export function readControlRecord(batch: Buffer, pos = 0): ControlRecord | null 
   }
   return { commit: type === ControlType.COMMIT, coordinatorEpoch: value.readInt32BE(2) };
 }
+
+/** An aborted transaction as a READ_COMMITTED fetch lists it (Kafka's `aborted_transactions`). */
+export interface AbortedTxnRef {
+  readonly producerId: number;
+  readonly firstOffset: number;
+}
+
+/** The batch header fields `AbortedTxnFilter` looks at. */
+export type FilteredBatch = Pick<BatchHeader, "baseOffset" | "producerId" | "isTransactional" | "isControl">;
+
+/**
+ * Kafka's consumer rule for READ_COMMITTED, fed the batches of a fetch in offset order: a
+ * producer's transactional batches are dropped from the first offset of one of its aborted
+ * transactions until its next control batch; control batches are always dropped (markers are
+ * never records). With no aborted transactions only control batches are dropped.
+ */
+export class AbortedTxnFilter {
+  private readonly pending: AbortedTxnRef[];
+  private next = 0;
+  private readonly active = new Set<number>();
+
+  constructor(aborted: readonly AbortedTxnRef[] = []) {
+    this.pending = [...aborted].sort((a, b) => a.firstOffset - b.firstOffset);
+  }
+
+  /** True when the batch is dropped. Call for every batch, in offset order. */
+  drops(h: FilteredBatch): boolean {
+    while (this.next < this.pending.length && this.pending[this.next]!.firstOffset <= h.baseOffset) {
+      this.active.add(this.pending[this.next++]!.producerId);
+    }
+    if (h.isControl) {
+      this.active.delete(h.producerId); // its marker ends the producer's transaction
+      return true;
+    }
+    return h.isTransactional && this.active.size > 0 && this.active.has(h.producerId);
+  }
+}

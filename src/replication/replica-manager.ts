@@ -483,7 +483,9 @@ export class ReplicaManager {
         `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
       );
     }
-    const res = log.append(batches, p.leaderEpoch, this.checkProducer, checks);
+    // A transactional batch's epoch is the transaction coordinator's (it bumps epochs at every end,
+    // KIP-890), admitted by its produce gate: only the id must have been issued (issue 17).
+    const res = log.append(batches, p.leaderEpoch, checks?.transactional === true ? this.checkProducerIssued : this.checkProducer, checks);
     const r = this.byLog.get(log);
     if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();
@@ -542,6 +544,11 @@ export class ReplicaManager {
    * Rejects batches whose producer id the cluster never issued (UNKNOWN_PRODUCER_ID) or whose
    * epoch is newer than the newest issued (INVALID_PRODUCER_EPOCH: an epoch from the future).
    */
+  private readonly checkProducerIssued = (producerId: number): void => {
+    if (!this.metadata.image.producerEpochs.has(producerId))
+      throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
+  };
+
   private readonly checkProducer = (producerId: number, producerEpoch: number): void => {
     const issued = this.metadata.image.producerEpochs.get(producerId);
     if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
@@ -617,6 +624,8 @@ export class ReplicaManager {
     transactionalId: string;
     producerId?: number | undefined;
     producerEpoch: number;
+    /** A transaction coordinator's request (issue 17): see decideInitProducerId. */
+    epochAtLeast?: number | undefined;
   }): Promise<{ producerId: number; producerEpoch: number }> {
     const change = await this.metadata.commit((img) => decideInitProducerId(img, req));
     const r = change.records[0]!;

@@ -27,6 +27,7 @@ import {
   readBatchHeader,
   records as recordCursor,
 } from "../protocol/record-batch.ts";
+import { AbortedTxnFilter } from "../protocol/control-record.ts";
 import type { AbortedTransaction, FetchedRecord } from "./fetch-types.ts";
 
 /** A batch that could not be read: where it is, where the log goes on after it, and why. */
@@ -52,32 +53,6 @@ export interface CheckedRead {
   readonly corrupt: CorruptBatch | null;
 }
 
-/**
- * Which transactional batches a decode drops: the aborted transactions not yet reached (by first
- * offset, ascending) and the producers whose aborted transaction is under way.
- */
-class AbortedFilter {
-  private readonly pending: AbortedTransaction[];
-  private next = 0;
-  private readonly active = new Set<number>();
-
-  constructor(aborted: readonly AbortedTransaction[]) {
-    this.pending = [...aborted].sort((a, b) => a.firstOffset - b.firstOffset);
-  }
-
-  /** True when the batch is dropped: a control batch always, a transactional one of an aborted transaction. */
-  drops(h: { baseOffset: number; producerId: number; isTransactional: boolean; isControl: boolean }): boolean {
-    while (this.next < this.pending.length && this.pending[this.next]!.firstOffset <= h.baseOffset) {
-      this.active.add(this.pending[this.next++]!.producerId);
-    }
-    if (h.isControl) {
-      this.active.delete(h.producerId); // the marker ends the producer's transaction
-      return true;
-    }
-    return h.isTransactional && this.active.has(h.producerId);
-  }
-}
-
 /** Drops control batches only (READ_UNCOMMITTED). */
 const CONTROL_ONLY = { drops: (h: { isControl: boolean }): boolean => h.isControl };
 
@@ -95,7 +70,7 @@ export function checkFetched(
 ): CheckedRead {
   const kept: Buffer[] = [];
   const out: FetchedRecord[] | null = decode ? [] : null;
-  const filter = aborted === null || aborted.length === 0 ? CONTROL_ONLY : new AbortedFilter(aborted);
+  const filter = aborted === null || aborted.length === 0 ? CONTROL_ONLY : new AbortedTxnFilter(aborted);
   let bytes = 0;
   let next = from;
   for (const chunk of chunks) {
