@@ -271,7 +271,13 @@ describe("golden requests: TV1 verification, markers, describe and list", () => 
       .then((r) => r.responses[0]!.partitionResponses[0]!);
 
   it("a transactional batch for a partition not added is INVALID_TXN_STATE, nothing stored; added, it is appended; a client's control batch is refused", async () => {
-    const found = await c.request(10, 4, FindCoordinatorRequest, { keyType: 1, coordinatorKeys: ["raw-tx"] }, FindCoordinatorResponse);
+    // The first lookup may find __transaction_state not created yet (COORDINATOR_NOT_AVAILABLE, 15): a client asks again.
+    const find = () => c.request(10, 4, FindCoordinatorRequest, { keyType: 1, coordinatorKeys: ["raw-tx"] }, FindCoordinatorResponse);
+    let found = await find();
+    for (let i = 0; i < 150 && found.coordinators[0]?.errorCode === 15; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      found = await find();
+    }
     expect(found.coordinators[0]).toMatchObject({ key: "raw-tx", errorCode: 0, port: Number(kafka.split(":").pop()) });
     const init = await c.request(
       22,

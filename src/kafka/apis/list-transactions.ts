@@ -11,7 +11,7 @@ import { TXN_STATES } from "../../service/transactions.ts";
 import { api } from "../api.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
 import { arrayOf, int16, int32, int64, message, string, structs } from "../schema.ts";
-import { mayDescribeTxn, transactionsOf } from "./txn-common.ts";
+import { transactionsOf } from "./txn-common.ts";
 
 export const ListTransactionsRequest = message("ListTransactionsRequest", "0-1", "0+", {
   stateFilters: arrayOf(string()),
@@ -40,8 +40,8 @@ export const listTransactions = api(66, "0-1", ListTransactionsRequest, ListTran
       producerIds: req.producerIdFilters,
       durationFilterMs: Number(req.durationFilter),
     });
-    const transactionStates = listed
-      .filter((t) => mayDescribeTxn(ctx, t.transactionalId))
+    const transactionStates = ctx.deps.access
+      .listTransactions(ctx.session.requester, listed)
       .map((t) => ({ transactionalId: t.transactionalId, producerId: BigInt(t.producerId), transactionState: t.state }));
     return { throttleTimeMs: 0, errorCode: 0, unknownStateFilters, transactionStates };
   } catch (e) {

@@ -18,7 +18,7 @@ import type { TransactionsService } from "../../service/transactions.ts";
 
 /** The transaction service of this listener; COORDINATOR_NOT_AVAILABLE when this broker runs none. */
 export function transactionsOf(ctx: KafkaRequestContext): TransactionsService {
-  const s = (ctx.deps.services as { readonly transactions?: { readonly service: TransactionsService } }).transactions?.service;
+  const s = ctx.deps.services.transactions?.service;
   if (s === undefined) throw rillError("COORDINATOR_NOT_AVAILABLE", "transactions: this broker runs no transaction coordinator");
   return s;
 }
