@@ -156,6 +156,21 @@ async function ends(topic: string): Promise<number[]> {
   return [0, 1].map((p) => Number(r.topics[0]?.partitions.find((x) => x.partitionIndex === p)?.offset ?? -1n));
 }
 
+/**
+ * The group's offsets, committed with the transactions, are past every committed input record of
+ * each partition (none would be processed again) and at most its end (what follows a client's last
+ * record — the markers, an aborted transaction — may or may not be counted, as clients differ).
+ */
+async function expectOffsetsPastInput(group: string, topic: string): Promise<void> {
+  const rows = await py<[number, number, string][]>(["read", topic, "read_committed"]);
+  const [got, end] = [await committed(group, topic), await ends(topic)];
+  for (const p of [0, 1]) {
+    const last = Math.max(-1, ...rows.filter((r) => r[0] === p).map((r) => r[1]));
+    expect(got[p], `${group} ${topic}-${p}`).toBeGreaterThan(last);
+    expect(got[p]).toBeLessThanOrEqual(end[p]!);
+  }
+}
+
 describe("confluent-kafka-python (librdkafka 2.0.2)", () => {
   it("a committed and an aborted transaction: READ_COMMITTED reads the committed records only, READ_UNCOMMITTED both", async () => {
     expect(await py(["txn", "py-tx-1", "py-t", "6", "commit", "c"])).toEqual({ outcome: "commit", errors: [] });
@@ -184,8 +199,7 @@ describe("confluent-kafka-python (librdkafka 2.0.2)", () => {
         .map((v) => `${v}:done`)
         .sort(),
     );
-    // The group's offsets, committed with the transactions, are the input's ends (markers included).
-    expect(await committed("py-cpp", "py-in")).toEqual(await ends("py-in"));
+    await expectOffsetsPastInput("py-cpp", "py-in");
   });
 
   it("killed in the middle of a transaction: a new instance with the same id aborts it and commits its own", async () => {
@@ -224,7 +238,7 @@ describe("kafkajs", () => {
         .map((v) => `${v}:done`)
         .sort(),
     );
-    expect(await committed("kjs-cpp", "kjs-in")).toEqual(await ends("kjs-in"));
+    await expectOffsetsPastInput("kjs-cpp", "kjs-in");
   });
 
   it("killed in the middle of a transaction: a new instance with the same id aborts it and commits its own", async () => {
