@@ -45,7 +45,7 @@ let dir: string;
 let kafka: string;
 let c: RawKafka;
 
-const TOPICS = ["py-t", "py-in", "py-out", "py-crash", "kjs-t", "kjs-in", "kjs-out", "kjs-crash", "raw-t"];
+const TOPICS = ["py-t", "py-in", "py-out", "py-crash", "kjs-t", "kjs-in", "kjs-out", "kjs-crash", "plat-t", "raw-t"];
 
 beforeAll(async () => {
   dir = tmpDir("rill-kafka-txn-");
@@ -254,6 +254,21 @@ describe("kafkajs", () => {
     });
     expect(await read("kjs-crash", "read_committed")).toEqual(values("n", 2));
     expect(await read("kjs-crash", "read_uncommitted")).toEqual([...values("h", 4), ...values("n", 2)].sort());
+  });
+});
+
+describe("@platformatic/kafka (under Bun: AddPartitionsToTxn v5, EndTxn v4)", () => {
+  it("a committed and an aborted transaction: READ_COMMITTED reads the committed records only", async () => {
+    const r = await run(
+      path.join(ROOT, "node_modules/.bin/bun"),
+      [path.join(ROOT, "test/integration/kafka-clients/platformatic-txn.ts"), kafka, "plat-t", "plat-tx"],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(await read("plat-t", "read_committed")).toEqual(values("pc", 3));
+    expect(await read("plat-t", "read_uncommitted")).toEqual([...values("pa", 2), ...values("pc", 3)].sort());
   });
 });
 
