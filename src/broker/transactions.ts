@@ -13,7 +13,9 @@ import type { ControllerRoute } from "../rpc/forward.ts";
 import type { InternalClients } from "../rpc/internal-clients.ts";
 import { controllerProducerIds, type TxnInternalDeps, txnPeers } from "../rpc/txn-rpc.ts";
 import { localMarker, TxnService, txnMarkerRouter } from "../service/txn-service.ts";
-import type { Shell } from "./stages.ts";
+import type { Clock } from "../base/clock.ts";
+import type { BrokerConfig } from "../config/schema.ts";
+import type { BrokerLog } from "./log.ts";
 
 /** How often the shards follow leadership (also while no metadata change says so, e.g. after a restart's hold). */
 const SYNC_INTERVAL_MS = 200;
@@ -27,7 +29,7 @@ export interface Transactions {
 
 /** Starts the transaction coordinator of this broker; stops with the replica manager. */
 export function startTransactions(
-  { config, clock, log }: Shell,
+  { config, clock, log }: { readonly config: BrokerConfig; readonly clock: Clock; readonly log: BrokerLog },
   rm: ReplicaManager,
   groups: GroupRuntime,
   onMetadataChange: (fn: (c: MetadataChange) => void) => unknown,

@@ -88,7 +88,13 @@ export interface RegisterOptions {
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients, o: RegisterOptions = {}): void {
   const w = o.wrap;
   const access = d.access ?? new RequestAccess(Access.allowAll());
-  addService(server, AdminService, adminService({ ...d.admin, ...(clients ? { clients } : {}), access }), undefined, w);
+  addService(
+    server,
+    AdminService,
+    adminService({ ...d.admin, ...(clients ? { clients } : {}), access, transactions: d.transactions?.service ?? null }),
+    undefined,
+    w,
+  );
   const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
   addService(
     server,

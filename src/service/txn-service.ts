@@ -72,6 +72,11 @@ export interface TxnServiceDeps {
 export class TxnService implements TransactionsService, TxnProduceGate {
   constructor(private readonly d: TxnServiceDeps) {}
 
+  /** This broker's node id. */
+  get nodeId(): number {
+    return this.d.runtime.nodeId;
+  }
+
   /** Whether this broker coordinates `transactionalId` now (else NOT_COORDINATOR: gRPC forwards). */
   isLocal(transactionalId: string): boolean {
     return this.d.runtime.isLocal(transactionalId);

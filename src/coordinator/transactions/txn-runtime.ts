@@ -121,6 +121,18 @@ export class TxnRuntime {
     }
   }
 
+  /**
+   * Replays the shard of `transactionalId` from its partition again, as a coordinator that takes
+   * the partition over does, and resumes its decided ends (tests of replay; an operator's repair
+   * after writing a record by hand). NOT_COORDINATOR when not here.
+   */
+  reloadShardOf(transactionalId: string): void {
+    const { p } = this.shardFor(transactionalId);
+    const shard = this.load(p);
+    this.shards.set(p, shard);
+    for (const c of shard.pendingCompletions()) this.startCompletion(c);
+  }
+
   private load(p: number): TxnCoordinator {
     const shard = new TxnCoordinator(this.opts);
     const log = this.rm.leaderLog(TXN_TOPIC, p);
