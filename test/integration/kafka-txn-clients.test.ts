@@ -1,6 +1,7 @@
 /**
  * Transactions over the Kafka listener (TV1 with KIP-890 part 1), driven by real clients, each its
- * own process — confluent-kafka-python (librdkafka 2.0.2, Debian's /usr/bin/python3) and kafkajs —
+ * own process — confluent-kafka-python (librdkafka 2.0.2, Debian's /usr/bin/python3), kafkajs and
+ * @platformatic/kafka —
  * and by golden requests (RawKafka) for what a client will not send on purpose:
  * - a committed and an aborted transaction: READ_COMMITTED reads only the committed records,
  *   READ_UNCOMMITTED both (the markers are never records);
@@ -12,6 +13,9 @@
  * - a client killed (SIGKILL) in the middle of a transaction, then a new instance with the same
  *   transactional id: the old transaction is aborted (its records invisible to READ_COMMITTED,
  *   readable uncommitted), the new one commits;
+ * - a zombie (librdkafka): a second live instance with the same id fences the first, whose
+ *   commit then fails with librdkafka's fatal _FENCED and whose records are never committed;
+ * - @platformatic/kafka under Bun (AddPartitionsToTxn v5, the flexible EndTxn v4) commits and aborts;
  * - bad input on the TV1 path: a transactional batch for a partition not added to the transaction
  *   is INVALID_TXN_STATE with nothing stored; a control batch from a client is refused; and
  *   FindCoordinator key type 1, DescribeTransactions and ListTransactions on an open transaction.
@@ -45,7 +49,7 @@ let dir: string;
 let kafka: string;
 let c: RawKafka;
 
-const TOPICS = ["py-t", "py-in", "py-out", "py-crash", "kjs-t", "kjs-in", "kjs-out", "kjs-crash", "plat-t", "raw-t"];
+const TOPICS = ["py-t", "py-in", "py-out", "py-crash", "kjs-t", "kjs-in", "kjs-out", "kjs-crash", "plat-t", "py-fence", "raw-t"];
 
 beforeAll(async () => {
   dir = tmpDir("rill-kafka-txn-");
@@ -210,6 +214,15 @@ describe("confluent-kafka-python (librdkafka 2.0.2)", () => {
     expect(await py(["txn", "py-crash-tx", "py-crash", "3", "commit", "n"])).toEqual({ outcome: "commit", errors: [] });
     expect(await read("py-crash", "read_committed")).toEqual(values("n", 3));
     expect(await read("py-crash", "read_uncommitted")).toEqual([...values("h", 5), ...values("n", 3)].sort());
+  });
+});
+
+describe("confluent-kafka-python: a zombie", () => {
+  it("a second instance with the same transactional id fences the first: the first's commit fails, its records are never committed", async () => {
+    const r = await py<{ zombie: string | null; fatal?: boolean }>(["fence", "py-fence-tx", "py-fence"]);
+    expect(r.zombie).toBe("_FENCED"); // librdkafka's fatal error for PRODUCER_FENCED / INVALID_PRODUCER_EPOCH
+    expect(r.fatal).toBe(true);
+    expect(await read("py-fence", "read_committed")).toEqual(values("w", 3));
   });
 });
 

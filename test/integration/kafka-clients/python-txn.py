@@ -5,6 +5,8 @@
 #   hang TXID TOPIC N PREFIX               N records in a transaction left open: prints {"ready": true}, then waits to be killed
 #   read TOPIC read_committed|read_uncommitted
 #                                          every partition from the beginning to its end (EOF): [[partition, offset, value]]
+#   fence TXID TOPIC                       a zombie: instance 1 writes z-0..2 in a transaction, instance 2 (same id) starts,
+#                                          writes w-0..2 and commits; instance 1's commit then fails: {"zombie": error name}
 #   cpp IN OUT GROUP TXID N ABORT_FIRST    consume-process-produce: a group consumer (read_committed) on IN; each poll's
 #                                          records go to OUT as "<value>:done" in one transaction with the consumer's
 #                                          offsets; the first transaction is aborted when ABORT_FIRST is 1 (and the
@@ -76,6 +78,25 @@ def read(topic, isolation):
     return out
 
 
+def fence(txid, topic):
+    zombie = producer(txid)
+    zombie.begin_transaction()
+    for i in range(3):
+        zombie.produce(topic, key=f"k-{i}".encode(), value=f"z-{i}".encode())
+    zombie.flush(30)
+    fresh = producer(txid)
+    fresh.begin_transaction()
+    for i in range(3):
+        fresh.produce(topic, key=f"k-{i}".encode(), value=f"w-{i}".encode())
+    fresh.commit_transaction(30)
+    try:
+        zombie.commit_transaction(30)
+        return {"zombie": None}
+    except KafkaException as e:
+        err = e.args[0]
+        return {"zombie": err.name(), "fatal": err.fatal()}
+
+
 def cpp(src, dst, group, txid, n, abort_first):
     c = Consumer({"bootstrap.servers": broker, "group.id": group, "isolation.level": "read_committed",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest", "session.timeout.ms": 10000})
@@ -115,6 +136,8 @@ try:
         hang(*args)
     elif command == "read":
         emit(read(*args))
+    elif command == "fence":
+        emit(fence(*args))
     elif command == "cpp":
         emit(cpp(*args))
     else:
