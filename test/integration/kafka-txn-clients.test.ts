@@ -17,7 +17,9 @@
  *   commit then fails with librdkafka's fatal _FENCED and whose records are never committed;
  * - @platformatic/kafka under Bun (AddPartitionsToTxn v5, the flexible EndTxn v4) commits and aborts;
  * - bad input on the TV1 path: a transactional batch for a partition not added to the transaction
- *   is INVALID_TXN_STATE with nothing stored; a control batch from a client is refused; and
+ *   is INVALID_TXN_STATE with nothing stored; a control batch from a client is refused; a
+ *   transaction open past its timeout is aborted by the coordinator and the late producer's
+ *   produce and commit refused; an EndTxn from a fenced epoch or for an unknown id refused; and
  *   FindCoordinator key type 1, DescribeTransactions and ListTransactions on an open transaction.
  * One broker for the file.
  */
@@ -56,7 +58,8 @@ beforeAll(async () => {
   broker = await Broker.start({
     dataDir: dir,
     listen: "127.0.0.1:0",
-    config: { kafkaListen: "127.0.0.1:0", numPartitions: 2 },
+    // Timed-out transactions are looked for every 200 ms (Kafka's default: 10 s).
+    config: { kafkaListen: "127.0.0.1:0", numPartitions: 2, transactionAbortTimedOutTransactionCleanupIntervalMs: 200 },
     shutdownGraceMs: 500,
   });
   kafka = broker.kafkaAddress as string;
@@ -468,5 +471,54 @@ describe("golden requests: TV1 verification, markers, describe and list", () => 
       EndTxnResponse,
     );
     expect([49, 105]).toContain(unknown.errorCode); // INVALID_PRODUCER_ID_MAPPING / TRANSACTIONAL_ID_NOT_FOUND
+  });
+
+  it("a transaction open past its timeout is aborted by the coordinator: the late producer's writes and commit are refused, nothing of it committed", async () => {
+    const init = await c.request(
+      22,
+      4,
+      InitProducerIdRequest,
+      { transactionalId: "raw-late", transactionTimeoutMs: 300 },
+      InitProducerIdResponse,
+    );
+    expect(init.errorCode).toBe(0);
+    const { producerId: pid, producerEpoch: epoch } = init;
+    const added = await c.request(
+      24,
+      1,
+      AddPartitionsToTxnRequest,
+      {
+        v3AndBelowTransactionalId: "raw-late",
+        v3AndBelowProducerId: pid,
+        v3AndBelowProducerEpoch: epoch,
+        v3AndBelowTopics: [{ name: "raw-t", partitions: [1] }],
+      },
+      AddPartitionsToTxnResponse,
+    );
+    expect(added.resultsByTopicV3AndBelow[0]?.resultsByPartition[0]?.partitionErrorCode).toBe(0);
+    expect((await produce("raw-late", 1, txBatch(pid, epoch, 0, "late-0"))).errorCode).toBe(0);
+    // The coordinator aborts it once the timeout has passed (checked every 200 ms here).
+    const state = async () =>
+      (await c.request(65, 0, DescribeTransactionsRequest, { transactionalIds: ["raw-late"] }, DescribeTransactionsResponse))
+        .transactionStates[0];
+    let st = await state();
+    for (let i = 0; i < 100 && st?.transactionState !== "CompleteAbort"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      st = await state();
+    }
+    expect(st?.transactionState).toBe("CompleteAbort");
+    const before = await ends("raw-t");
+    const late = await produce("raw-late", 1, txBatch(pid, epoch, 1, "late-1"));
+    expect([47, 90]).toContain(late.errorCode); // INVALID_PRODUCER_EPOCH / PRODUCER_FENCED
+    expect(await ends("raw-t")).toEqual(before);
+    const commit = await c.request(
+      26,
+      3,
+      EndTxnRequest,
+      { transactionalId: "raw-late", producerId: pid, producerEpoch: epoch, committed: true },
+      EndTxnResponse,
+    );
+    expect([47, 90]).toContain(commit.errorCode);
+    expect(await read("raw-t", "read_committed")).not.toContain("late-0");
   });
 });
