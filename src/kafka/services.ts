@@ -41,6 +41,8 @@ export function dataServices(deps: KafkaDeps): KafkaDataServices {
         null,
         d.produceChecks ?? PRODUCE_CHECKS_DEFAULT,
         d.producerIdMetadataWaitMs ?? PRODUCER_METADATA_WAIT_MS_DEFAULT,
+        // Transactions (issue 17): a transactional batch waits for the coordinator's gate.
+        d.transactions?.service ?? null,
       ),
       initProducerId: initProducerIdFor(d.replicas, d.route, deps.clients),
     };

@@ -3,10 +3,17 @@
  * matching ACL = denied"): Metadata leaves the topic out of an "every topic" answer and answers
  * it TOPIC_AUTHORIZATION_FAILED when named (and does not create an unknown one), Produce answers
  * TOPIC_AUTHORIZATION_FAILED and appends nothing, ListOffsets likewise, InitProducerId
- * CLUSTER_AUTHORIZATION_FAILED — the same decisions gRPC's requests get.
+ * CLUSTER_AUTHORIZATION_FAILED, and the transaction APIs (InitProducerId with a transactional id,
+ * FindCoordinator key type 1, AddPartitionsToTxn, Produce with a transactional id, EndTxn,
+ * DescribeTransactions) TRANSACTIONAL_ID_AUTHORIZATION_FAILED — the same decisions gRPC's
+ * requests get.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
+import { AddPartitionsToTxnRequest, AddPartitionsToTxnResponse } from "../../src/kafka/apis/add-partitions-to-txn.ts";
+import { DescribeTransactionsRequest, DescribeTransactionsResponse } from "../../src/kafka/apis/describe-transactions.ts";
+import { EndTxnRequest, EndTxnResponse } from "../../src/kafka/apis/end-txn.ts";
+import { FindCoordinatorRequest, FindCoordinatorResponse } from "../../src/kafka/apis/find-coordinator.ts";
 import { InitProducerIdRequest, InitProducerIdResponse } from "../../src/kafka/apis/init-producer-id.ts";
 import { ListOffsetsRequest, ListOffsetsResponse } from "../../src/kafka/apis/list-offsets.ts";
 import { MetadataRequest, MetadataResponse } from "../../src/kafka/apis/metadata.ts";
@@ -79,6 +86,48 @@ describe("the data APIs without permission", () => {
       InitProducerIdResponse,
     );
     expect(pid.errorCode).toBe(31);
+    // Transactions: WRITE (and DESCRIBE) on the TRANSACTIONAL_ID, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53).
+    const txPid = await c.request(
+      22,
+      4,
+      InitProducerIdRequest,
+      { transactionalId: "tx-secret", transactionTimeoutMs: 1000 },
+      InitProducerIdResponse,
+    );
+    expect(txPid.errorCode).toBe(53);
+    const found = await c.request(10, 4, FindCoordinatorRequest, { keyType: 1, coordinatorKeys: ["tx-secret"] }, FindCoordinatorResponse);
+    expect(found.coordinators[0]?.errorCode).toBe(53);
+    const added = await c.request(
+      24,
+      1,
+      AddPartitionsToTxnRequest,
+      { v3AndBelowTransactionalId: "tx-secret", v3AndBelowProducerId: 1n, v3AndBelowTopics: [{ name: "secret", partitions: [0] }] },
+      AddPartitionsToTxnResponse,
+    );
+    expect(added.resultsByTopicV3AndBelow[0]?.resultsByPartition[0]?.partitionErrorCode).toBe(53);
+    const txProduce = await c.request(
+      0,
+      9,
+      ProduceRequest,
+      {
+        transactionalId: "tx-secret",
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: "secret", partitionData: [{ index: 0, records: batch }] }],
+      },
+      ProduceResponse,
+    );
+    expect(txProduce.responses[0]?.partitionResponses[0]?.errorCode).toBe(53);
+    const ended = await c.request(26, 3, EndTxnRequest, { transactionalId: "tx-secret", producerId: 1n, committed: true }, EndTxnResponse);
+    expect(ended.errorCode).toBe(53);
+    const described = await c.request(
+      65,
+      0,
+      DescribeTransactionsRequest,
+      { transactionalIds: ["tx-secret"] },
+      DescribeTransactionsResponse,
+    );
+    expect(described.transactionStates[0]?.errorCode).toBe(53);
     c.close();
     // Nothing was created or appended: seen again without the authorizer.
     await broker.close();

@@ -31,8 +31,11 @@
  * 5. The answer's batches are the read buffers themselves, written to the socket without a copy;
  *    buffers and memory reservation go back once the socket has written them (`afterSent`).
  *
- * The last stable offset is the high watermark and aborted transactions are null until Rill has
- * transactions: READ_COMMITTED is answered as READ_UNCOMMITTED. There is no preferred read
+ * Isolation: Kafka's 0 (READ_UNCOMMITTED) and 1 (READ_COMMITTED) are the service's 1 and 2.
+ * READ_COMMITTED reads stop at the last stable offset (below the first open transaction) and the
+ * answer lists the aborted transactions of the batches returned (producer id, first offset), from
+ * which the client drops aborted records, as Kafka's Fetch; READ_UNCOMMITTED gets null. Control
+ * batches (commit/abort markers) go to clients as stored: Kafka's clients skip them. There is no preferred read
  * replica (-1; rack ids are not used), and divergence (`last_fetched_epoch`, for replicas) is
  * not checked: consumers validate positions with OffsetForLeaderEpoch. Rill's replicas
  * replicate over gRPC: a Kafka follower fetch (replica id >= 0) is refused with INVALID_REQUEST.
@@ -41,7 +44,13 @@ import { RillError, rillError } from "../../base/errors.ts";
 import type { MetadataImage } from "../../metadata/image.ts";
 import { BufferPool } from "../../rpc/buffer-pool.ts";
 import { UNBOUNDED_FETCH_MEMORY, fetch as serviceFetch } from "../../service/fetch.ts";
-import { type FetchInput, type FetchPartitionInput, type FetchPartitionResult, RecordFormat } from "../../service/fetch-types.ts";
+import {
+  type FetchInput,
+  type FetchPartitionInput,
+  type FetchPartitionResult,
+  IsolationLevel,
+  RecordFormat,
+} from "../../service/fetch-types.ts";
 import { checkLeaderEpoch } from "../../service/leader-epoch.ts";
 import { fetchResultBytes, throttled } from "../../service/quota-throttle.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
@@ -127,6 +136,8 @@ type Request = ValueOf<(typeof FetchRequest)["body"]["fields"]>;
 type Response = Encodable<typeof FetchResponse>;
 type PartitionAnswer = NonNullable<NonNullable<Response["responses"]>[number]["partitions"]>[number];
 
+/** Kafka's isolation level 1; 0 is READ_UNCOMMITTED. */
+const KAFKA_READ_COMMITTED = 1;
 /** FETCH_SESSION_ID_NOT_FOUND: an incremental fetch in a session this broker does not have. */
 const FETCH_SESSION_ID_NOT_FOUND = 70;
 /** Longest wait honoured: the service's limit (a Kafka consumer waits 500 ms by default). */
@@ -285,8 +296,7 @@ function fetchInput(req: Request, reading: readonly Asked[], now: boolean): Fetc
     minBytes: Math.max(req.minBytes, 1),
     maxBytes: Math.max(req.maxBytes, 1),
     format: RecordFormat.BATCHES,
-    // READ_COMMITTED reads as READ_UNCOMMITTED until Rill has transactions.
-    isolationLevel: req.isolationLevel,
+    isolationLevel: req.isolationLevel === KAFKA_READ_COMMITTED ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
   };
 }
 
@@ -347,8 +357,16 @@ function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage
     highWatermark: BigInt(r.highWatermark),
     lastStableOffset: BigInt(r.lastStableOffset),
     logStartOffset: BigInt(r.logStartOffset),
+    abortedTransactions: abortedOf(r),
     records: r.batches ? r.batches.map(asBuffer) : NO_RECORDS,
   };
+}
+
+/** The aborted transactions of a READ_COMMITTED answer (null for READ_UNCOMMITTED), as Kafka's. */
+function abortedOf(r: FetchPartitionResult): { producerId: bigint; firstOffset: bigint }[] | null {
+  const list = r.abortedTransactions;
+  if (list === undefined || list === null) return null;
+  return list.map((a) => ({ producerId: BigInt(a.producerId), firstOffset: BigInt(a.firstOffset) }));
 }
 
 /** A view of `u` as a Buffer (no copy). */

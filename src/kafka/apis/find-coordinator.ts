@@ -1,13 +1,16 @@
 /**
- * FindCoordinator (key 10): which node coordinates a group — the leader of the group's
- * `__consumer_offsets` partition (GroupsService.coordinatorOf). v4 batches keys. Key type 0
- * (group) only: transactions are not implemented yet, so key type 1 is answered INVALID_REQUEST
- * per key, as Kafka answers a key type it does not serve.
+ * FindCoordinator (key 10): which node coordinates a group — key type 0, the leader of the
+ * group's `__consumer_offsets` partition (GroupsService.coordinatorOf; DESCRIBE on the group) —
+ * or a transactional id — key type 1, the leader of its `__transaction_state` partition
+ * (TransactionsService.coordinatorOf; DESCRIBE on the TRANSACTIONAL_ID, else
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED). v4 batches keys. Any other key type (2, share groups)
+ * is answered INVALID_REQUEST per key, as Kafka answers a key type it does not serve.
  */
 import { rillError } from "../../base/errors.ts";
 import { api } from "../api.ts";
 import { arrayOf, int8, int16, int32, message, string, structs } from "../schema.ts";
 import { errorCode, groupsOf, kafkaAddressOf, outcome } from "./group-common.ts";
+import { mayDescribeTxn, transactionsOf } from "./txn-common.ts";
 import type { KafkaRequestContext } from "../api.ts";
 
 export const FindCoordinatorRequest = message("FindCoordinatorRequest", "0-4", "3+", {
@@ -36,9 +39,18 @@ export const FindCoordinatorResponse = message("FindCoordinatorResponse", "0-4",
 /** The coordinator of one key: its node and address, or the error. */
 async function find(ctx: KafkaRequestContext, key: string, keyType: number) {
   const r = await outcome(() => {
-    if (keyType !== 0) throw rillError("INVALID_REQUEST", `keyType: ${keyType} is not served (0: group; transactions are not implemented)`);
-    ctx.deps.access.describeGroups(ctx.session.requester, [key]);
-    const nodeId = groupsOf(ctx).coordinatorOf(key);
+    let nodeId: number;
+    if (keyType === 0) {
+      ctx.deps.access.describeGroups(ctx.session.requester, [key]);
+      nodeId = groupsOf(ctx).coordinatorOf(key);
+    } else if (keyType === 1) {
+      if (key === "") throw rillError("INVALID_REQUEST", "key: an empty transactional id");
+      if (!mayDescribeTxn(ctx, key))
+        throw rillError("TRANSACTIONAL_ID_AUTHORIZATION_FAILED", `key: no DESCRIBE on transactional id "${key}"`);
+      nodeId = transactionsOf(ctx).coordinatorOf(key);
+    } else {
+      throw rillError("INVALID_REQUEST", `keyType: ${keyType} is not served (0: group, 1: transaction)`);
+    }
     const address = kafkaAddressOf(ctx, nodeId);
     if (address === null)
       throw rillError("COORDINATOR_NOT_AVAILABLE", `key: node ${nodeId} coordinates "${key}" but has no Kafka address known here`);

@@ -41,6 +41,12 @@ import { electLeaders } from "./elect-leaders.ts";
 import { incrementalAlterConfigs } from "./incremental-alter-configs.ts";
 import { saslAuthenticate } from "./sasl-authenticate.ts";
 import { saslHandshake } from "./sasl-handshake.ts";
+import { addOffsetsToTxn } from "./add-offsets-to-txn.ts";
+import { addPartitionsToTxn } from "./add-partitions-to-txn.ts";
+import { describeTransactions } from "./describe-transactions.ts";
+import { endTxn } from "./end-txn.ts";
+import { listTransactions } from "./list-transactions.ts";
+import { txnOffsetCommit } from "./txn-offset-commit.ts";
 
 /** The APIs, by key order. */
 export const KAFKA_APIS: readonly KafkaApi[] = [
@@ -82,5 +88,11 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   describeUserScramCredentials,
   alterUserScramCredentials,
   describeCluster,
+  addPartitionsToTxn,
+  addOffsetsToTxn,
+  endTxn,
+  txnOffsetCommit,
+  describeTransactions,
+  listTransactions,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);

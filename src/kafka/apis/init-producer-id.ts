@@ -5,10 +5,16 @@
  * there from any other node exactly as gRPC's ProduceService.InitProducerId does (answered once
  * this node has applied the new id, so the producer's first batch here is not refused).
  *
+ * With a transactional id, the producer is a transactional one: the id's coordinator (the node
+ * FindCoordinator key type 1 names; elsewhere NOT_COORDINATOR) gives it a producer id and epoch
+ * through `TransactionsService.initProducerId` — the same id with the epoch bumped when the
+ * transactional id is known, which fences the previous instance and aborts its open transaction;
+ * `transaction_timeout_ms` above `transaction.max.timeout.ms` is INVALID_TRANSACTION_TIMEOUT;
+ * v3+ (KIP-360) a producer recovering its own id and epoch passes them.
+ *
  * ACLs: IDEMPOTENT_WRITE on the cluster or WRITE on any topic (`RequestAccess.initProducerId`),
- * else CLUSTER_AUTHORIZATION_FAILED. A transactional id is refused with
- * TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist on the Kafka listener (their
- * issue). `transaction_timeout_ms` matters only to transactions.
+ * else CLUSTER_AUTHORIZATION_FAILED; with a transactional id, WRITE on it, else
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED. `transaction_timeout_ms` matters only to transactions.
  */
 import { RillError } from "../../base/errors.ts";
 import { api } from "../api.ts";
@@ -16,6 +22,7 @@ import { kafkaErrorCode } from "../error-codes.ts";
 import { KafkaCode } from "../kdata-errors.ts";
 import { int16, int32, int64, message, string } from "../schema.ts";
 import { dataServices } from "../services.ts";
+import { transactionsOf } from "./txn-common.ts";
 
 export const InitProducerIdRequest = message("InitProducerIdRequest", "0-5", "2+", {
   transactionalId: string().nullable("0+"),
@@ -38,9 +45,18 @@ export const initProducerId = api(22, "0-5", InitProducerIdRequest, InitProducer
   const refused = (code: number) => ({ throttleTimeMs: 0, errorCode: code, producerId: -1n, producerEpoch: -1 });
   // Kafka's: an empty transactional id is a malformed request; any other is a transactional producer.
   if (req.transactionalId === "") return refused(KafkaCode.INVALID_REQUEST);
-  if (req.transactionalId !== null) return refused(KafkaCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
   const who = ctx.session.requester;
   try {
+    if (req.transactionalId !== null) {
+      ctx.deps.access.initProducerId(who, req.transactionalId);
+      const r = await transactionsOf(ctx).initProducerId({
+        transactionalId: req.transactionalId,
+        transactionTimeoutMs: req.transactionTimeoutMs,
+        producerId: req.producerId,
+        producerEpoch: req.producerEpoch,
+      });
+      return { throttleTimeMs: 0, errorCode: 0, producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch };
+    }
     ctx.deps.access.initProducerId(who, "");
     const holds = req.producerId >= 0n;
     const r = await dataServices(ctx.deps).initProducerId(

@@ -7,11 +7,12 @@
  * local (v8+; Rill has no tiered storage, so the log start), -5 latest tiered (v9+; none: -1, as
  * Kafka answers without tiered storage), any other value ≥ 0 the first offset at or after that
  * time. -3 max timestamp (v7+) is not implemented by the service: that partition answers
- * UNSUPPORTED_VERSION. Isolation level: both levels answer the high watermark — with no
- * transactions yet (their issue), the last stable offset is the high watermark.
+ * UNSUPPORTED_VERSION. Isolation level (v2+): READ_COMMITTED (1) answers latest with the last
+ * stable offset and finds timestamps only below it, as Kafka; READ_UNCOMMITTED (0) the high
+ * watermark.
  * current_leader_epoch (v4+) is checked by the service (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
  */
-import { type ListedOffset, type ListOffsetsPartitionInput, OffsetSpec } from "../../service/fetch-types.ts";
+import { IsolationLevel, type ListedOffset, type ListOffsetsPartitionInput, OffsetSpec } from "../../service/fetch-types.ts";
 import { listOffsets as serviceListOffsets } from "../../service/list-offsets.ts";
 import { api } from "../api.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
@@ -64,6 +65,7 @@ function specOf(ts: bigint): { spec: number; timestampMs: bigint } | "none" | "u
 export const listOffsets = api(2, "1-9", ListOffsetsRequest, ListOffsetsResponse, async (req, ctx) => {
   const who = ctx.session.requester;
   const rm = ctx.deps.services.replicas;
+  const isolation = req.isolationLevel === 1 ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
   // Every partition in request order; those the service answers are looked up in one call.
   type Slot = { topic: string; partition: number; answer: ListedOffset | null; unsupported?: true };
   const slots: Slot[] = [];
@@ -87,7 +89,7 @@ export const listOffsets = api(2, "1-9", ListOffsetsRequest, ListOffsetsResponse
   }
   if (asked.length > 0) {
     const split = ctx.deps.access.listOffsets(who, asked);
-    const answers = split.merge(split.all || split.allowed.length > 0 ? serviceListOffsets(rm, split.allowed) : []);
+    const answers = split.merge(split.all || split.allowed.length > 0 ? serviceListOffsets(rm, split.allowed, isolation) : []);
     answers.forEach((a, i) => {
       (askedSlots[i] as Slot).answer = a;
     });

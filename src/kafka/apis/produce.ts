@@ -19,8 +19,12 @@
  * - Errors per partition, with Kafka's codes (`kafkaErrorCode`) and, v8+, the message.
  * - ACLs: WRITE on the topic (`RequestAccess.produce`), else TOPIC_AUTHORIZATION_FAILED for its
  *   partitions; nothing of that topic is appended.
- * - Transactions are not implemented yet (their issue): a request with a transactional id is
- *   answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, nothing appended.
+ * - Transactions: a request with a transactional id needs WRITE on it (else
+ *   TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, nothing appended); its batches
+ *   go to the service with the id and transaction version 1 (src/kafka/apis/txn-common.ts: TV1
+ *   with KIP-890 part 1), so the leader appends a transactional batch only once the transaction
+ *   coordinator confirms the client added the partition (AddPartitionsToTxn) — else
+ *   INVALID_TXN_STATE, nothing stored. A control batch from a client is always refused.
  * - Quotas: the request's batch bytes are recorded against the requester's produce quota and
  *   the answer is held for the throttle time, which `throttle_time_ms` reports (as gRPC does).
  */
@@ -30,6 +34,7 @@ import { api, NO_RESPONSE } from "../api.ts";
 import { kafkaErrorCode } from "../error-codes.ts";
 import { type Encodable, int16, int32, int64, message, nested, records, string, structs } from "../schema.ts";
 import { dataServices } from "../services.ts";
+import { authorizeTxnWrite } from "./txn-common.ts";
 
 export const ProduceRequest = message("ProduceRequest", "3-11", "9+", {
   transactionalId: string().nullable("3+").default(null),
@@ -87,15 +92,11 @@ export const produce = api(0, "3-11", ProduceRequest, ProduceResponse, async (re
   // Every partition reaches ProduceHandler.produce before anything is awaited (append order).
   const topics = req.topicData.map((t) => {
     let refused: RillError | null = null;
-    if (req.transactionalId !== null) {
-      refused = rillError(
-        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-        `transactional_id: "${req.transactionalId}": transactions are not supported on the Kafka listener yet`,
-      );
-    } else if (acks === null) {
+    if (acks === null) {
       refused = rillError("INVALID_REQUIRED_ACKS", `acks: ${req.acks} is not 0, 1 or -1`);
     } else {
       try {
+        if (req.transactionalId !== null) authorizeTxnWrite(ctx, req.transactionalId);
         deps.access.produce(who, t.name);
       } catch (e) {
         refused = RillError.from(e);
@@ -116,6 +117,7 @@ export const produce = api(0, "3-11", ProduceRequest, ProduceResponse, async (re
         producerId: undefined,
         producerEpoch: 0,
         baseSequence: 0,
+        ...(req.transactionalId !== null ? { transactionalId: req.transactionalId, transactionVersion: 1 as const } : {}),
       };
       let answer: Promise<ProduceResult>;
       try {
