@@ -55,6 +55,7 @@ async function serve(setup: Setup): Promise<void> {
         ),
       produceStream: (call) => call.end(),
       initProducerId: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+      endTransaction: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     },
     produceCodecs,
   );

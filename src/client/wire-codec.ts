@@ -41,6 +41,8 @@ export interface ProduceRequestInput {
   readonly producerId?: bigint | undefined;
   readonly producerEpoch?: number | undefined;
   readonly baseSequence?: number | undefined;
+  /** The producer's transactional id (issue 17); empty or absent: not transactional. */
+  readonly transactionalId?: string | undefined;
 }
 
 /** What `encodeProduceStreamRequest` takes. */
@@ -53,6 +55,7 @@ export interface ProduceStreamRequestInput {
 interface ProducePlan {
   readonly size: number;
   readonly topicBytes: number;
+  readonly txnIdBytes: number;
   readonly records: readonly Uint8Array[];
 }
 
@@ -69,7 +72,9 @@ function planProduceRequest(m: ProduceRequestInput): ProducePlan {
   if (m.producerId !== undefined) size += 1 + sizeInt64(m.producerId);
   if (m.producerEpoch) size += 1 + sizeInt32(m.producerEpoch);
   if (m.baseSequence) size += 1 + sizeInt32(m.baseSequence);
-  return { size, topicBytes, records };
+  const txnIdBytes = m.transactionalId ? Buffer.byteLength(m.transactionalId, "utf8") : 0;
+  if (txnIdBytes > 0) size += sizeLen(13, txnIdBytes);
+  return { size, topicBytes, txnIdBytes, records };
 }
 
 function writeProduceRequest(w: Writer, m: ProduceRequestInput, plan: ProducePlan): void {
@@ -82,6 +87,7 @@ function writeProduceRequest(w: Writer, m: ProduceRequestInput, plan: ProducePla
   if (m.producerId !== undefined) w.int64Field(10, m.producerId);
   if (m.producerEpoch) w.int32Field(11, m.producerEpoch);
   if (m.baseSequence) w.int32Field(12, m.baseSequence);
+  if (plan.txnIdBytes > 0) w.string(13, m.transactionalId!, plan.txnIdBytes);
 }
 
 /** Encodes a ProduceRequest (client side), copying `recordBatch` once into the output. */

@@ -273,6 +273,10 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       const forwarder = grpcDeleteRecordsForwarder(leaders, who(call));
       return encodeDeleteRecordsResult(await deleteRecords(d.rm, input, { forwarded: isForwarded(call) }, forwarder));
     }),
+    // transactions (issue 17): wired in the next commits
+    listTransactions: (_call, cb) => cb({ code: 12, details: "ListTransactions: transactions are being built (issue 17)" }),
+    describeTransactions: (_call, cb) => cb({ code: 12, details: "DescribeTransactions: transactions are being built (issue 17)" }),
+    abortTransaction: (_call, cb) => cb({ code: 12, details: "AbortTransaction: transactions are being built (issue 17)" }),
   };
 }
 

@@ -101,6 +101,8 @@ export function produceService(
       fwd.markOffset(c); // a forwarding node answers once it has applied the new id too
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
+    // issue 17: wired to the transaction coordinator in the next commits
+    endTransaction: (_call, cb) => cb({ code: 12, details: "EndTransaction: transactions are being built (issue 17)" }),
   };
 }
 

@@ -212,6 +212,9 @@ export function replicationService(
         ),
       });
     }),
+    // transactions (issue 17): wired in the next commits
+    writeTxnMarkers: (_call, cb) => cb({ code: 12, details: "WriteTxnMarkers: transactions are being built (issue 17)" }),
+    txnProduceGate: (_call, cb) => cb({ code: 12, details: "TxnProduceGate: transactions are being built (issue 17)" }),
   };
 }
 

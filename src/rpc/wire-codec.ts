@@ -47,6 +47,7 @@ const PRODUCE_REQUEST_FIELDS: FieldNames = {
   10: "producer_id",
   11: "producer_epoch",
   12: "base_sequence",
+  13: "transactional_id",
 };
 const PRODUCE_STREAM_REQUEST_FIELDS: FieldNames = { 1: "request_id", 2: "request" };
 
@@ -60,6 +61,7 @@ function newProduceRequest(): ProduceRequest {
     timeoutMs: 0,
     producerEpoch: 0,
     baseSequence: 0,
+    transactionalId: "",
   };
 }
 
@@ -93,6 +95,9 @@ function readProduceRequest(r: Reader, msg: ProduceRequest): ProduceRequest {
         break;
       case (12 << 3) | VARINT:
         msg.baseSequence = r.varint("base_sequence");
+        break;
+      case (13 << 3) | LEN:
+        msg.transactionalId = r.string("transactional_id");
         break;
       default:
         r.skip(tag, PRODUCE_REQUEST_FIELDS);

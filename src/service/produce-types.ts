@@ -65,6 +65,18 @@ export interface ProduceInput {
   readonly baseSequence: number;
   /** Who sent it: a request passed on to a partition's leader is authorized there for this caller. Absent: nobody in particular. */
   readonly requester?: Requester;
+  /**
+   * Transactions (issue 17): the producer's transactional id; its batches are transactional and
+   * the leader appends them only once the transaction coordinator has admitted the partition
+   * (`TxnProduceGate`, transactions.ts). Absent or null: not transactional.
+   */
+  readonly transactionalId?: string | null;
+  /**
+   * How the partition joins the transaction: 2 (gRPC, Kafka clients with TV2) = on its first
+   * produce; 1 (older Kafka clients, KIP-890 part 1) = only if the client added it with
+   * AddPartitionsToTxn, else INVALID_TXN_STATE. Absent: 2.
+   */
+  readonly transactionVersion?: 1 | 2;
 }
 
 /** The outcome for one partition a request wrote to. */

@@ -53,6 +53,9 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterClientQuotas: unimplemented,
   describeClientQuotas: unimplemented,
   deleteRecords: unimplemented,
+  listTransactions: unimplemented,
+  describeTransactions: unimplemented,
+  abortTransaction: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {
@@ -78,6 +81,7 @@ const produce: ServiceImplementation<typeof ProduceService, typeof produceServic
     noInitProducerId
       ? cb({ code: grpc.status.UNIMPLEMENTED, details: "" })
       : cb(null, create(ProduceService.method.initProducerId.output, { producerId: 7n, producerEpoch: 0 })),
+  endTransaction: unimplemented,
 };
 
 const fetch: ServiceImplementation<typeof FetchService, typeof fetchServiceCodecs> = {

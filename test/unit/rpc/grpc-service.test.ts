@@ -27,7 +27,7 @@ import {
 describe("serviceDefinition", () => {
   it("maps every rpc to its path and streaming flags, keyed by localName", () => {
     const def = serviceDefinition(ProduceService);
-    expect(Object.keys(def)).toEqual(["produce", "produceStream", "initProducerId"]);
+    expect(Object.keys(def)).toEqual(["produce", "produceStream", "initProducerId", "endTransaction"]);
     expect(def.produce).toMatchObject({ path: "/rill.v1.ProduceService/Produce", requestStream: false, responseStream: false });
     expect(def.produceStream).toMatchObject({ path: "/rill.v1.ProduceService/ProduceStream", requestStream: true, responseStream: true });
     expect(serviceDefinition(FetchService).subscribe).toMatchObject({ requestStream: false, responseStream: true });
@@ -105,6 +105,9 @@ describe("grpc-js server and client built from descriptors", () => {
     alterClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeClientQuotas: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     deleteRecords: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    listTransactions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    describeTransactions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    abortTransaction: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {
@@ -133,6 +136,7 @@ describe("grpc-js server and client built from descriptors", () => {
       call.on("end", () => call.end());
     },
     initProducerId: (_call, cb) => cb(null, create(ProduceService.method.initProducerId.output, { producerId: 1n, producerEpoch: 0 })),
+    endTransaction: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const chunks = [Buffer.alloc(1000, 1), Buffer.alloc(24, 2)];
@@ -191,6 +195,8 @@ describe("grpc-js server and client built from descriptors", () => {
     addService(server, ReplicationService, {
       replicaFetch: (call) => call.end(),
       offsetsForLeaderEpoch: (_call, cb) => cb(null, create(ReplicationService.method.offsetsForLeaderEpoch.output, {})),
+      writeTxnMarkers: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+      txnProduceGate: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),

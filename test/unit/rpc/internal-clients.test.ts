@@ -50,6 +50,9 @@ const admin: ServiceImplementation<typeof AdminService> = {
   alterClientQuotas: unimplemented,
   describeClientQuotas: unimplemented,
   deleteRecords: unimplemented,
+  listTransactions: unimplemented,
+  describeTransactions: unimplemented,
+  abortTransaction: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

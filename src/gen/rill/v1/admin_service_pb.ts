@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ErrorDetail, NodeRole, TopicPartitions } from "./common_pb.ts";
+import type { ErrorDetail, NodeRole, TopicPartition, TopicPartitions } from "./common_pb.ts";
 import { file_rill_v1_common } from "./common_pb.ts";
 import type { AlterUserScramCredentialsRequestSchema, AlterUserScramCredentialsResponseSchema, CreateAclsRequestSchema, CreateAclsResponseSchema, DeleteAclsRequestSchema, DeleteAclsResponseSchema, DescribeAclsRequestSchema, DescribeAclsResponseSchema, DescribeUserScramCredentialsRequestSchema, DescribeUserScramCredentialsResponseSchema } from "./security_pb.ts";
 import { file_rill_v1_security } from "./security_pb.ts";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/admin_service.proto.
  */
 export const file_rill_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SB3JpbGwudjEirgIKE0NyZWF0ZVRvcGljc1JlcXVlc3QSMgoGdG9waWNzGAEgAygLMiIucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljEhUKDXZhbGlkYXRlX29ubHkYAiABKAgSEgoKdGltZW91dF9tcxgDIAEoBRq3AQoFVG9waWMSDAoEbmFtZRgBIAEoCRISCgpwYXJ0aXRpb25zGAIgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgDIAEoBRJACgdjb25maWdzGAQgAygLMi8ucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljLkNvbmZpZ3NFbnRyeRouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK3AQoUQ3JlYXRlVG9waWNzUmVzcG9uc2USMwoGdG9waWNzGAEgAygLMiMucmlsbC52MS5DcmVhdGVUb3BpY3NSZXNwb25zZS5Ub3BpYxpqCgVUb3BpYxIMCgRuYW1lGAEgASgJEiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBISCgpwYXJ0aXRpb25zGAMgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgEIAEoBSI5ChNEZWxldGVUb3BpY3NSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgp0aW1lb3V0X21zGAIgASgFIocBChREZWxldGVUb3BpY3NSZXNwb25zZRIzCgZ0b3BpY3MYASADKAsyIy5yaWxsLnYxLkRlbGV0ZVRvcGljc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgioAEKEkxpc3RUb3BpY3NSZXNwb25zZRIxCgZ0b3BpY3MYASADKAsyIS5yaWxsLnYxLkxpc3RUb3BpY3NSZXNwb25zZS5Ub3BpYxpXCgVUb3BpYxIMCgRuYW1lGAEgASgJEhIKCnBhcnRpdGlvbnMYAiABKAUSGgoScmVwbGljYXRpb25fZmFjdG9yGAMgASgFEhAKCGludGVybmFsGAQgASgIIkAKFURlc2NyaWJlVG9waWNzUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkSFwoPZXhjbHVkZV9jb25maWdzGAIgASgIIuoDChZEZXNjcmliZVRvcGljc1Jlc3BvbnNlEjUKBnRvcGljcxgBIAMoCzIlLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXNwb25zZS5Ub3BpYxqVAQoJUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSEAoIcmVwbGljYXMYAyADKAUSCwoDaXNyGAQgAygFEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMSFgoOaGlnaF93YXRlcm1hcmsYBiABKAMSFAoMbGVhZGVyX2Vwb2NoGAcgASgFGoACCgVUb3BpYxIMCgRuYW1lGAEgASgJEkMKB2NvbmZpZ3MYAiADKAsyMi5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuVG9waWMuQ29uZmlnc0VudHJ5Ej0KCnBhcnRpdGlvbnMYAyADKAsyKS5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuUGFydGl0aW9uEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIQCghpbnRlcm5hbBgFIAEoCBouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoXQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QSNgoGdG9waWNzGAEgAygLMiYucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdC5Ub3BpYxIVCg12YWxpZGF0ZV9vbmx5GAIgASgIEhIKCnRpbWVvdXRfbXMYAyABKAUaJAoFVG9waWMSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBSKPAQoYQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlEjcKBnRvcGljcxgBIAMoCzInLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkkKDkNvbmZpZ1Jlc291cmNlEikKBHR5cGUYASABKA4yGy5yaWxsLnYxLkNvbmZpZ1Jlc291cmNlVHlwZRIMCgRuYW1lGAIgASgJIp0BCgtDb25maWdFbnRyeRIMCgRuYW1lGAEgASgJEhIKBXZhbHVlGAIgASgJSACIAQESJQoGc291cmNlGAMgASgOMhUucmlsbC52MS5Db25maWdTb3VyY2USEQoJcmVhZF9vbmx5GAQgASgIEhEKCXNlbnNpdGl2ZRgFIAEoCBIVCg1kb2N1bWVudGF0aW9uGAYgASgJQggKBl92YWx1ZSJyChZEZXNjcmliZUNvbmZpZ3NSZXF1ZXN0EioKCXJlc291cmNlcxgBIAMoCzIXLnJpbGwudjEuQ29uZmlnUmVzb3VyY2USDQoFbmFtZXMYAiADKAkSHQoVaW5jbHVkZV9kb2N1bWVudGF0aW9uGAMgASgIItQBChdEZXNjcmliZUNvbmZpZ3NSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXNwb25zZS5SZXN1bHQafwoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIlCgdlbnRyaWVzGAIgAygLMhQucmlsbC52MS5Db25maWdFbnRyeRIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiWQoNQWx0ZXJDb25maWdPcBIMCgRuYW1lGAEgASgJEisKCW9wZXJhdGlvbhgCIAEoDjIYLnJpbGwudjEuQ29uZmlnT3BlcmF0aW9uEg0KBXZhbHVlGAMgASgJIskBChNBbHRlckNvbmZpZ3NSZXF1ZXN0EjgKCXJlc291cmNlcxgBIAMoCzIlLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdC5SZXNvdXJjZRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIGmEKCFJlc291cmNlEikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIqCgpvcGVyYXRpb25zGAIgAygLMhYucmlsbC52MS5BbHRlckNvbmZpZ09wIqcBChRBbHRlckNvbmZpZ3NSZXNwb25zZRI1CgdyZXN1bHRzGAEgAygLMiQucmlsbC52MS5BbHRlckNvbmZpZ3NSZXNwb25zZS5SZXN1bHQaWAoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiGAoWRGVzY3JpYmVDbHVzdGVyUmVxdWVzdCK0BAoXRGVzY3JpYmVDbHVzdGVyUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIVCg1jb250cm9sbGVyX2lkGAIgASgFEjgKB2Jyb2tlcnMYAyADKAsyJy5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLkJyb2tlchI2CgZ2b3RlcnMYBCADKAsyJi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLlZvdGVyEjgKBG5vZGUYBSABKAsyKi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLk5vZGVTdGF0ZRpqCgZCcm9rZXISDwoHbm9kZV9pZBgBIAEoBRIPCgdhZGRyZXNzGAIgASgJEiAKBXJvbGVzGAMgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIOCgZmZW5jZWQYBCABKAgSDAoEcmFjaxgFIAEoCRopCgVWb3RlchIPCgdub2RlX2lkGAEgASgFEg8KB2FkZHJlc3MYAiABKAkaqgEKCU5vZGVTdGF0ZRIPCgdub2RlX2lkGAEgASgFEiAKBXJvbGVzGAIgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIXCg9tZXRhZGF0YV9vZmZzZXQYAyABKAMSEQoJcmFmdF9yb2xlGAQgASgJEhEKCXJhZnRfdGVybRgFIAEoAxIVCg1jb21taXRfb2Zmc2V0GAYgASgDEhQKDGJyb2tlcl9zdGF0ZRgHIAEoCSJDChNFbGVjdExlYWRlcnNSZXF1ZXN0EiwKCnBhcnRpdGlvbnMYASADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9ucyKuAQoURWxlY3RMZWFkZXJzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVzcG9uc2UuUmVzdWx0Gl8KBlJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJVCg9RdW90YUVudGl0eVBhcnQSJgoEdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEhEKBG5hbWUYAiABKAlIAIgBAUIHCgVfbmFtZSI8ChFDbGllbnRRdW90YUVudGl0eRInCgVwYXJ0cxgBIAMoCzIYLnJpbGwudjEuUXVvdGFFbnRpdHlQYXJ0IoUCChhBbHRlckNsaWVudFF1b3Rhc1JlcXVlc3QSOAoHZW50cmllcxgBIAMoCzInLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0LkVudHJ5EhUKDXZhbGlkYXRlX29ubHkYAiABKAgaMAoCT3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBEg4KBnJlbW92ZRgDIAEoCBpmCgVFbnRyeRIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EjEKA29wcxgCIAMoCzIkLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0Lk9wIrIBChlBbHRlckNsaWVudFF1b3Rhc1Jlc3BvbnNlEjoKB3Jlc3VsdHMYASADKAsyKS5yaWxsLnYxLkFsdGVyQ2xpZW50UXVvdGFzUmVzcG9uc2UuUmVzdWx0GlkKBlJlc3VsdBIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCLpAQobRGVzY3JpYmVDbGllbnRRdW90YXNSZXF1ZXN0EkIKCmNvbXBvbmVudHMYASADKAsyLi5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVxdWVzdC5Db21wb25lbnQSDgoGc3RyaWN0GAIgASgIGnYKCUNvbXBvbmVudBItCgtlbnRpdHlfdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEisKCm1hdGNoX3R5cGUYAiABKA4yFy5yaWxsLnYxLlF1b3RhTWF0Y2hUeXBlEg0KBW1hdGNoGAMgASgJIooCChxEZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlEjwKB2VudHJpZXMYASADKAsyKy5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVzcG9uc2UuRW50cnkaqwEKBUVudHJ5EioKBmVudGl0eRgBIAEoCzIaLnJpbGwudjEuQ2xpZW50UXVvdGFFbnRpdHkSRwoGdmFsdWVzGAIgAygLMjcucmlsbC52MS5EZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlLkVudHJ5LlZhbHVlc0VudHJ5Gi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEikgEKFERlbGV0ZVJlY29yZHNSZXF1ZXN0EjsKCnBhcnRpdGlvbnMYASADKAsyJy5yaWxsLnYxLkRlbGV0ZVJlY29yZHNSZXF1ZXN0LlBhcnRpdGlvbho9CglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEg4KBm9mZnNldBgDIAEoAyK3AQoVRGVsZXRlUmVjb3Jkc1Jlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS5yaWxsLnYxLkRlbGV0ZVJlY29yZHNSZXNwb25zZS5SZXN1bHQaZgoGUmVzdWx0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIVCg1sb3dfd2F0ZXJtYXJrGAMgASgDEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCp7ChJDb25maWdSZXNvdXJjZVR5cGUSJAogQ09ORklHX1JFU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIeChpDT05GSUdfUkVTT1VSQ0VfVFlQRV9UT1BJQxABEh8KG0NPTkZJR19SRVNPVVJDRV9UWVBFX0JST0tFUhACKtYBCgxDb25maWdTb3VyY2USHQoZQ09ORklHX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFUNPTkZJR19TT1VSQ0VfREVGQVVMVBABEh8KG0NPTkZJR19TT1VSQ0VfU1RBVElDX0JST0tFUhACEigKJENPTkZJR19TT1VSQ0VfRFlOQU1JQ19ERUZBVUxUX0JST0tFUhADEiAKHENPTkZJR19TT1VSQ0VfRFlOQU1JQ19CUk9LRVIQBBIfChtDT05GSUdfU09VUkNFX0RZTkFNSUNfVE9QSUMQBSpqCg9Db25maWdPcGVyYXRpb24SIAocQ09ORklHX09QRVJBVElPTl9VTlNQRUNJRklFRBAAEhgKFENPTkZJR19PUEVSQVRJT05fU0VUEAESGwoXQ09ORklHX09QRVJBVElPTl9ERUxFVEUQAipxCg9RdW90YUVudGl0eVR5cGUSIQodUVVPVEFfRU5USVRZX1RZUEVfVU5TUEVDSUZJRUQQABIaChZRVU9UQV9FTlRJVFlfVFlQRV9VU0VSEAESHwobUVVPVEFfRU5USVRZX1RZUEVfQ0xJRU5UX0lEEAIqhgEKDlF1b3RhTWF0Y2hUeXBlEiAKHFFVT1RBX01BVENIX1RZUEVfVU5TUEVDSUZJRUQQABIaChZRVU9UQV9NQVRDSF9UWVBFX0VYQUNUEAESHAoYUVVPVEFfTUFUQ0hfVFlQRV9ERUZBVUxUEAISGAoUUVVPVEFfTUFUQ0hfVFlQRV9BTlkQAzK+CwoMQWRtaW5TZXJ2aWNlEksKDENyZWF0ZVRvcGljcxIcLnJpbGwudjEuQ3JlYXRlVG9waWNzUmVxdWVzdBodLnJpbGwudjEuQ3JlYXRlVG9waWNzUmVzcG9uc2USSwoMRGVsZXRlVG9waWNzEhwucmlsbC52MS5EZWxldGVUb3BpY3NSZXF1ZXN0Gh0ucmlsbC52MS5EZWxldGVUb3BpY3NSZXNwb25zZRJFCgpMaXN0VG9waWNzEhoucmlsbC52MS5MaXN0VG9waWNzUmVxdWVzdBobLnJpbGwudjEuTGlzdFRvcGljc1Jlc3BvbnNlElEKDkRlc2NyaWJlVG9waWNzEh4ucmlsbC52MS5EZXNjcmliZVRvcGljc1JlcXVlc3QaHy5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2USVwoQQ3JlYXRlUGFydGl0aW9ucxIgLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QaIS5yaWxsLnYxLkNyZWF0ZVBhcnRpdGlvbnNSZXNwb25zZRJUCg9EZXNjcmliZUNvbmZpZ3MSHy5yaWxsLnYxLkRlc2NyaWJlQ29uZmlnc1JlcXVlc3QaIC5yaWxsLnYxLkRlc2NyaWJlQ29uZmlnc1Jlc3BvbnNlEksKDEFsdGVyQ29uZmlncxIcLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdBodLnJpbGwudjEuQWx0ZXJDb25maWdzUmVzcG9uc2USVAoPRGVzY3JpYmVDbHVzdGVyEh8ucmlsbC52MS5EZXNjcmliZUNsdXN0ZXJSZXF1ZXN0GiAucmlsbC52MS5EZXNjcmliZUNsdXN0ZXJSZXNwb25zZRJLCgxFbGVjdExlYWRlcnMSHC5yaWxsLnYxLkVsZWN0TGVhZGVyc1JlcXVlc3QaHS5yaWxsLnYxLkVsZWN0TGVhZGVyc1Jlc3BvbnNlEkUKCkNyZWF0ZUFjbHMSGi5yaWxsLnYxLkNyZWF0ZUFjbHNSZXF1ZXN0GhsucmlsbC52MS5DcmVhdGVBY2xzUmVzcG9uc2USSwoMRGVzY3JpYmVBY2xzEhwucmlsbC52MS5EZXNjcmliZUFjbHNSZXF1ZXN0Gh0ucmlsbC52MS5EZXNjcmliZUFjbHNSZXNwb25zZRJFCgpEZWxldGVBY2xzEhoucmlsbC52MS5EZWxldGVBY2xzUmVxdWVzdBobLnJpbGwudjEuRGVsZXRlQWNsc1Jlc3BvbnNlEnIKGUFsdGVyVXNlclNjcmFtQ3JlZGVudGlhbHMSKS5yaWxsLnYxLkFsdGVyVXNlclNjcmFtQ3JlZGVudGlhbHNSZXF1ZXN0GioucmlsbC52MS5BbHRlclVzZXJTY3JhbUNyZWRlbnRpYWxzUmVzcG9uc2USewocRGVzY3JpYmVVc2VyU2NyYW1DcmVkZW50aWFscxIsLnJpbGwudjEuRGVzY3JpYmVVc2VyU2NyYW1DcmVkZW50aWFsc1JlcXVlc3QaLS5yaWxsLnYxLkRlc2NyaWJlVXNlclNjcmFtQ3JlZGVudGlhbHNSZXNwb25zZRJaChFBbHRlckNsaWVudFF1b3RhcxIhLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0GiIucmlsbC52MS5BbHRlckNsaWVudFF1b3Rhc1Jlc3BvbnNlEmMKFERlc2NyaWJlQ2xpZW50UXVvdGFzEiQucmlsbC52MS5EZXNjcmliZUNsaWVudFF1b3Rhc1JlcXVlc3QaJS5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVzcG9uc2USTgoNRGVsZXRlUmVjb3JkcxIdLnJpbGwudjEuRGVsZXRlUmVjb3Jkc1JlcXVlc3QaHi5yaWxsLnYxLkRlbGV0ZVJlY29yZHNSZXNwb25zZUJeChFpby5naXRodWIucmlsbC52MUIRQWRtaW5TZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common, file_rill_v1_security]);
+  fileDesc("ChtyaWxsL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SB3JpbGwudjEirgIKE0NyZWF0ZVRvcGljc1JlcXVlc3QSMgoGdG9waWNzGAEgAygLMiIucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljEhUKDXZhbGlkYXRlX29ubHkYAiABKAgSEgoKdGltZW91dF9tcxgDIAEoBRq3AQoFVG9waWMSDAoEbmFtZRgBIAEoCRISCgpwYXJ0aXRpb25zGAIgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgDIAEoBRJACgdjb25maWdzGAQgAygLMi8ucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0LlRvcGljLkNvbmZpZ3NFbnRyeRouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK3AQoUQ3JlYXRlVG9waWNzUmVzcG9uc2USMwoGdG9waWNzGAEgAygLMiMucmlsbC52MS5DcmVhdGVUb3BpY3NSZXNwb25zZS5Ub3BpYxpqCgVUb3BpYxIMCgRuYW1lGAEgASgJEiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBISCgpwYXJ0aXRpb25zGAMgASgFEhoKEnJlcGxpY2F0aW9uX2ZhY3RvchgEIAEoBSI5ChNEZWxldGVUb3BpY3NSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgp0aW1lb3V0X21zGAIgASgFIocBChREZWxldGVUb3BpY3NSZXNwb25zZRIzCgZ0b3BpY3MYASADKAsyIy5yaWxsLnYxLkRlbGV0ZVRvcGljc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgioAEKEkxpc3RUb3BpY3NSZXNwb25zZRIxCgZ0b3BpY3MYASADKAsyIS5yaWxsLnYxLkxpc3RUb3BpY3NSZXNwb25zZS5Ub3BpYxpXCgVUb3BpYxIMCgRuYW1lGAEgASgJEhIKCnBhcnRpdGlvbnMYAiABKAUSGgoScmVwbGljYXRpb25fZmFjdG9yGAMgASgFEhAKCGludGVybmFsGAQgASgIIkAKFURlc2NyaWJlVG9waWNzUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkSFwoPZXhjbHVkZV9jb25maWdzGAIgASgIIuoDChZEZXNjcmliZVRvcGljc1Jlc3BvbnNlEjUKBnRvcGljcxgBIAMoCzIlLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXNwb25zZS5Ub3BpYxqVAQoJUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSEAoIcmVwbGljYXMYAyADKAUSCwoDaXNyGAQgAygFEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMSFgoOaGlnaF93YXRlcm1hcmsYBiABKAMSFAoMbGVhZGVyX2Vwb2NoGAcgASgFGoACCgVUb3BpYxIMCgRuYW1lGAEgASgJEkMKB2NvbmZpZ3MYAiADKAsyMi5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuVG9waWMuQ29uZmlnc0VudHJ5Ej0KCnBhcnRpdGlvbnMYAyADKAsyKS5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVzcG9uc2UuUGFydGl0aW9uEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIQCghpbnRlcm5hbBgFIAEoCBouCgxDb25maWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoXQ3JlYXRlUGFydGl0aW9uc1JlcXVlc3QSNgoGdG9waWNzGAEgAygLMiYucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdC5Ub3BpYxIVCg12YWxpZGF0ZV9vbmx5GAIgASgIEhIKCnRpbWVvdXRfbXMYAyABKAUaJAoFVG9waWMSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBSKPAQoYQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlEjcKBnRvcGljcxgBIAMoCzInLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlLlRvcGljGjoKBVRvcGljEgwKBG5hbWUYASABKAkSIwoFZXJyb3IYAiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkkKDkNvbmZpZ1Jlc291cmNlEikKBHR5cGUYASABKA4yGy5yaWxsLnYxLkNvbmZpZ1Jlc291cmNlVHlwZRIMCgRuYW1lGAIgASgJIp0BCgtDb25maWdFbnRyeRIMCgRuYW1lGAEgASgJEhIKBXZhbHVlGAIgASgJSACIAQESJQoGc291cmNlGAMgASgOMhUucmlsbC52MS5Db25maWdTb3VyY2USEQoJcmVhZF9vbmx5GAQgASgIEhEKCXNlbnNpdGl2ZRgFIAEoCBIVCg1kb2N1bWVudGF0aW9uGAYgASgJQggKBl92YWx1ZSJyChZEZXNjcmliZUNvbmZpZ3NSZXF1ZXN0EioKCXJlc291cmNlcxgBIAMoCzIXLnJpbGwudjEuQ29uZmlnUmVzb3VyY2USDQoFbmFtZXMYAiADKAkSHQoVaW5jbHVkZV9kb2N1bWVudGF0aW9uGAMgASgIItQBChdEZXNjcmliZUNvbmZpZ3NSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5EZXNjcmliZUNvbmZpZ3NSZXNwb25zZS5SZXN1bHQafwoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIlCgdlbnRyaWVzGAIgAygLMhQucmlsbC52MS5Db25maWdFbnRyeRIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiWQoNQWx0ZXJDb25maWdPcBIMCgRuYW1lGAEgASgJEisKCW9wZXJhdGlvbhgCIAEoDjIYLnJpbGwudjEuQ29uZmlnT3BlcmF0aW9uEg0KBXZhbHVlGAMgASgJIskBChNBbHRlckNvbmZpZ3NSZXF1ZXN0EjgKCXJlc291cmNlcxgBIAMoCzIlLnJpbGwudjEuQWx0ZXJDb25maWdzUmVxdWVzdC5SZXNvdXJjZRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIGmEKCFJlc291cmNlEikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIqCgpvcGVyYXRpb25zGAIgAygLMhYucmlsbC52MS5BbHRlckNvbmZpZ09wIqcBChRBbHRlckNvbmZpZ3NSZXNwb25zZRI1CgdyZXN1bHRzGAEgAygLMiQucmlsbC52MS5BbHRlckNvbmZpZ3NSZXNwb25zZS5SZXN1bHQaWAoGUmVzdWx0EikKCHJlc291cmNlGAEgASgLMhcucmlsbC52MS5Db25maWdSZXNvdXJjZRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwiGAoWRGVzY3JpYmVDbHVzdGVyUmVxdWVzdCK0BAoXRGVzY3JpYmVDbHVzdGVyUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIVCg1jb250cm9sbGVyX2lkGAIgASgFEjgKB2Jyb2tlcnMYAyADKAsyJy5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLkJyb2tlchI2CgZ2b3RlcnMYBCADKAsyJi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLlZvdGVyEjgKBG5vZGUYBSABKAsyKi5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlLk5vZGVTdGF0ZRpqCgZCcm9rZXISDwoHbm9kZV9pZBgBIAEoBRIPCgdhZGRyZXNzGAIgASgJEiAKBXJvbGVzGAMgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIOCgZmZW5jZWQYBCABKAgSDAoEcmFjaxgFIAEoCRopCgVWb3RlchIPCgdub2RlX2lkGAEgASgFEg8KB2FkZHJlc3MYAiABKAkaqgEKCU5vZGVTdGF0ZRIPCgdub2RlX2lkGAEgASgFEiAKBXJvbGVzGAIgAygOMhEucmlsbC52MS5Ob2RlUm9sZRIXCg9tZXRhZGF0YV9vZmZzZXQYAyABKAMSEQoJcmFmdF9yb2xlGAQgASgJEhEKCXJhZnRfdGVybRgFIAEoAxIVCg1jb21taXRfb2Zmc2V0GAYgASgDEhQKDGJyb2tlcl9zdGF0ZRgHIAEoCSJDChNFbGVjdExlYWRlcnNSZXF1ZXN0EiwKCnBhcnRpdGlvbnMYASADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9ucyKuAQoURWxlY3RMZWFkZXJzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVzcG9uc2UuUmVzdWx0Gl8KBlJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGbGVhZGVyGAMgASgFEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJVCg9RdW90YUVudGl0eVBhcnQSJgoEdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEhEKBG5hbWUYAiABKAlIAIgBAUIHCgVfbmFtZSI8ChFDbGllbnRRdW90YUVudGl0eRInCgVwYXJ0cxgBIAMoCzIYLnJpbGwudjEuUXVvdGFFbnRpdHlQYXJ0IoUCChhBbHRlckNsaWVudFF1b3Rhc1JlcXVlc3QSOAoHZW50cmllcxgBIAMoCzInLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0LkVudHJ5EhUKDXZhbGlkYXRlX29ubHkYAiABKAgaMAoCT3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBEg4KBnJlbW92ZRgDIAEoCBpmCgVFbnRyeRIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EjEKA29wcxgCIAMoCzIkLnJpbGwudjEuQWx0ZXJDbGllbnRRdW90YXNSZXF1ZXN0Lk9wIrIBChlBbHRlckNsaWVudFF1b3Rhc1Jlc3BvbnNlEjoKB3Jlc3VsdHMYASADKAsyKS5yaWxsLnYxLkFsdGVyQ2xpZW50UXVvdGFzUmVzcG9uc2UuUmVzdWx0GlkKBlJlc3VsdBIqCgZlbnRpdHkYASABKAsyGi5yaWxsLnYxLkNsaWVudFF1b3RhRW50aXR5EiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCLpAQobRGVzY3JpYmVDbGllbnRRdW90YXNSZXF1ZXN0EkIKCmNvbXBvbmVudHMYASADKAsyLi5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVxdWVzdC5Db21wb25lbnQSDgoGc3RyaWN0GAIgASgIGnYKCUNvbXBvbmVudBItCgtlbnRpdHlfdHlwZRgBIAEoDjIYLnJpbGwudjEuUXVvdGFFbnRpdHlUeXBlEisKCm1hdGNoX3R5cGUYAiABKA4yFy5yaWxsLnYxLlF1b3RhTWF0Y2hUeXBlEg0KBW1hdGNoGAMgASgJIooCChxEZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlEjwKB2VudHJpZXMYASADKAsyKy5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVzcG9uc2UuRW50cnkaqwEKBUVudHJ5EioKBmVudGl0eRgBIAEoCzIaLnJpbGwudjEuQ2xpZW50UXVvdGFFbnRpdHkSRwoGdmFsdWVzGAIgAygLMjcucmlsbC52MS5EZXNjcmliZUNsaWVudFF1b3Rhc1Jlc3BvbnNlLkVudHJ5LlZhbHVlc0VudHJ5Gi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEikgEKFERlbGV0ZVJlY29yZHNSZXF1ZXN0EjsKCnBhcnRpdGlvbnMYASADKAsyJy5yaWxsLnYxLkRlbGV0ZVJlY29yZHNSZXF1ZXN0LlBhcnRpdGlvbho9CglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEg4KBm9mZnNldBgDIAEoAyK3AQoVRGVsZXRlUmVjb3Jkc1Jlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS5yaWxsLnYxLkRlbGV0ZVJlY29yZHNSZXNwb25zZS5SZXN1bHQaZgoGUmVzdWx0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIVCg1sb3dfd2F0ZXJtYXJrGAMgASgDEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJbChdMaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBIOCgZzdGF0ZXMYASADKAkSFAoMcHJvZHVjZXJfaWRzGAIgAygDEhoKEmR1cmF0aW9uX2ZpbHRlcl9tcxgDIAEoAyL/AQoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEkMKDHRyYW5zYWN0aW9ucxgBIAMoCzItLnJpbGwudjEuTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlLlRyYW5zYWN0aW9uEiQKBmVycm9ycxgCIAMoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwaeAoLVHJhbnNhY3Rpb24SGAoQdHJhbnNhY3Rpb25hbF9pZBgBIAEoCRITCgtwcm9kdWNlcl9pZBgCIAEoAxINCgVzdGF0ZRgDIAEoCRITCgtkdXJhdGlvbl9tcxgEIAEoAxIWCg5jb29yZGluYXRvcl9pZBgFIAEoBSI4ChtEZXNjcmliZVRyYW5zYWN0aW9uc1JlcXVlc3QSGQoRdHJhbnNhY3Rpb25hbF9pZHMYASADKAki8gIKHERlc2NyaWJlVHJhbnNhY3Rpb25zUmVzcG9uc2USRwoMdHJhbnNhY3Rpb25zGAEgAygLMjEucmlsbC52MS5EZXNjcmliZVRyYW5zYWN0aW9uc1Jlc3BvbnNlLlRyYW5zYWN0aW9uGogCCgtUcmFuc2FjdGlvbhIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEiMKBWVycm9yGAIgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBINCgVzdGF0ZRgDIAEoCRITCgtwcm9kdWNlcl9pZBgEIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgFIAEoBRISCgp0aW1lb3V0X21zGAYgASgFEhUKDXN0YXJ0X3RpbWVfbXMYByABKAMSKwoKcGFydGl0aW9ucxgIIAMoCzIXLnJpbGwudjEuVG9waWNQYXJ0aXRpb24SDgoGZ3JvdXBzGAkgAygJEhYKDmNvb3JkaW5hdG9yX2lkGAogASgFIukBChdBYm9ydFRyYW5zYWN0aW9uUmVxdWVzdBIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEj0KCXBhcnRpdGlvbhgCIAEoCzIqLnJpbGwudjEuQWJvcnRUcmFuc2FjdGlvblJlcXVlc3QuUGFydGl0aW9uGnUKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEwoLcHJvZHVjZXJfaWQYAyABKAMSFgoOcHJvZHVjZXJfZXBvY2gYBCABKAUSGQoRY29vcmRpbmF0b3JfZXBvY2gYBSABKAUiGgoYQWJvcnRUcmFuc2FjdGlvblJlc3BvbnNlKnsKEkNvbmZpZ1Jlc291cmNlVHlwZRIkCiBDT05GSUdfUkVTT1VSQ0VfVFlQRV9VTlNQRUNJRklFRBAAEh4KGkNPTkZJR19SRVNPVVJDRV9UWVBFX1RPUElDEAESHwobQ09ORklHX1JFU09VUkNFX1RZUEVfQlJPS0VSEAIq1gEKDENvbmZpZ1NvdXJjZRIdChlDT05GSUdfU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVQ09ORklHX1NPVVJDRV9ERUZBVUxUEAESHwobQ09ORklHX1NPVVJDRV9TVEFUSUNfQlJPS0VSEAISKAokQ09ORklHX1NPVVJDRV9EWU5BTUlDX0RFRkFVTFRfQlJPS0VSEAMSIAocQ09ORklHX1NPVVJDRV9EWU5BTUlDX0JST0tFUhAEEh8KG0NPTkZJR19TT1VSQ0VfRFlOQU1JQ19UT1BJQxAFKmoKD0NvbmZpZ09wZXJhdGlvbhIgChxDT05GSUdfT1BFUkFUSU9OX1VOU1BFQ0lGSUVEEAASGAoUQ09ORklHX09QRVJBVElPTl9TRVQQARIbChdDT05GSUdfT1BFUkFUSU9OX0RFTEVURRACKnEKD1F1b3RhRW50aXR5VHlwZRIhCh1RVU9UQV9FTlRJVFlfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlFVT1RBX0VOVElUWV9UWVBFX1VTRVIQARIfChtRVU9UQV9FTlRJVFlfVFlQRV9DTElFTlRfSUQQAiqGAQoOUXVvdGFNYXRjaFR5cGUSIAocUVVPVEFfTUFUQ0hfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlFVT1RBX01BVENIX1RZUEVfRVhBQ1QQARIcChhRVU9UQV9NQVRDSF9UWVBFX0RFRkFVTFQQAhIYChRRVU9UQV9NQVRDSF9UWVBFX0FOWRADMtUNCgxBZG1pblNlcnZpY2USSwoMQ3JlYXRlVG9waWNzEhwucmlsbC52MS5DcmVhdGVUb3BpY3NSZXF1ZXN0Gh0ucmlsbC52MS5DcmVhdGVUb3BpY3NSZXNwb25zZRJLCgxEZWxldGVUb3BpY3MSHC5yaWxsLnYxLkRlbGV0ZVRvcGljc1JlcXVlc3QaHS5yaWxsLnYxLkRlbGV0ZVRvcGljc1Jlc3BvbnNlEkUKCkxpc3RUb3BpY3MSGi5yaWxsLnYxLkxpc3RUb3BpY3NSZXF1ZXN0GhsucmlsbC52MS5MaXN0VG9waWNzUmVzcG9uc2USUQoORGVzY3JpYmVUb3BpY3MSHi5yaWxsLnYxLkRlc2NyaWJlVG9waWNzUmVxdWVzdBofLnJpbGwudjEuRGVzY3JpYmVUb3BpY3NSZXNwb25zZRJXChBDcmVhdGVQYXJ0aXRpb25zEiAucmlsbC52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdBohLnJpbGwudjEuQ3JlYXRlUGFydGl0aW9uc1Jlc3BvbnNlElQKD0Rlc2NyaWJlQ29uZmlncxIfLnJpbGwudjEuRGVzY3JpYmVDb25maWdzUmVxdWVzdBogLnJpbGwudjEuRGVzY3JpYmVDb25maWdzUmVzcG9uc2USSwoMQWx0ZXJDb25maWdzEhwucmlsbC52MS5BbHRlckNvbmZpZ3NSZXF1ZXN0Gh0ucmlsbC52MS5BbHRlckNvbmZpZ3NSZXNwb25zZRJUCg9EZXNjcmliZUNsdXN0ZXISHy5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlcXVlc3QaIC5yaWxsLnYxLkRlc2NyaWJlQ2x1c3RlclJlc3BvbnNlEksKDEVsZWN0TGVhZGVycxIcLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVxdWVzdBodLnJpbGwudjEuRWxlY3RMZWFkZXJzUmVzcG9uc2USRQoKQ3JlYXRlQWNscxIaLnJpbGwudjEuQ3JlYXRlQWNsc1JlcXVlc3QaGy5yaWxsLnYxLkNyZWF0ZUFjbHNSZXNwb25zZRJLCgxEZXNjcmliZUFjbHMSHC5yaWxsLnYxLkRlc2NyaWJlQWNsc1JlcXVlc3QaHS5yaWxsLnYxLkRlc2NyaWJlQWNsc1Jlc3BvbnNlEkUKCkRlbGV0ZUFjbHMSGi5yaWxsLnYxLkRlbGV0ZUFjbHNSZXF1ZXN0GhsucmlsbC52MS5EZWxldGVBY2xzUmVzcG9uc2UScgoZQWx0ZXJVc2VyU2NyYW1DcmVkZW50aWFscxIpLnJpbGwudjEuQWx0ZXJVc2VyU2NyYW1DcmVkZW50aWFsc1JlcXVlc3QaKi5yaWxsLnYxLkFsdGVyVXNlclNjcmFtQ3JlZGVudGlhbHNSZXNwb25zZRJ7ChxEZXNjcmliZVVzZXJTY3JhbUNyZWRlbnRpYWxzEiwucmlsbC52MS5EZXNjcmliZVVzZXJTY3JhbUNyZWRlbnRpYWxzUmVxdWVzdBotLnJpbGwudjEuRGVzY3JpYmVVc2VyU2NyYW1DcmVkZW50aWFsc1Jlc3BvbnNlEloKEUFsdGVyQ2xpZW50UXVvdGFzEiEucmlsbC52MS5BbHRlckNsaWVudFF1b3Rhc1JlcXVlc3QaIi5yaWxsLnYxLkFsdGVyQ2xpZW50UXVvdGFzUmVzcG9uc2USYwoURGVzY3JpYmVDbGllbnRRdW90YXMSJC5yaWxsLnYxLkRlc2NyaWJlQ2xpZW50UXVvdGFzUmVxdWVzdBolLnJpbGwudjEuRGVzY3JpYmVDbGllbnRRdW90YXNSZXNwb25zZRJOCg1EZWxldGVSZWNvcmRzEh0ucmlsbC52MS5EZWxldGVSZWNvcmRzUmVxdWVzdBoeLnJpbGwudjEuRGVsZXRlUmVjb3Jkc1Jlc3BvbnNlElcKEExpc3RUcmFuc2FjdGlvbnMSIC5yaWxsLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0GiEucmlsbC52MS5MaXN0VHJhbnNhY3Rpb25zUmVzcG9uc2USYwoURGVzY3JpYmVUcmFuc2FjdGlvbnMSJC5yaWxsLnYxLkRlc2NyaWJlVHJhbnNhY3Rpb25zUmVxdWVzdBolLnJpbGwudjEuRGVzY3JpYmVUcmFuc2FjdGlvbnNSZXNwb25zZRJXChBBYm9ydFRyYW5zYWN0aW9uEiAucmlsbC52MS5BYm9ydFRyYW5zYWN0aW9uUmVxdWVzdBohLnJpbGwudjEuQWJvcnRUcmFuc2FjdGlvblJlc3BvbnNlQl4KEWlvLmdpdGh1Yi5yaWxsLnYxQhFBZG1pblNlcnZpY2VQcm90b1ABWipnaXRodWIuY29tL3JpbGwvcmlsbC9nZW4vZ28vcmlsbC92MTtyaWxsdjGqAgdSaWxsLlYxYgZwcm90bzM", [file_rill_v1_common, file_rill_v1_security]);
 
 /**
  * Request of AdminService.CreateTopics.
@@ -1632,6 +1632,337 @@ export const DeleteRecordsResponse_ResultSchema: GenMessage<DeleteRecordsRespons
   messageDesc(file_rill_v1_admin_service, 28, 0);
 
 /**
+ * Request of AdminService.ListTransactions. Empty filters match everything.
+ *
+ * @generated from message rill.v1.ListTransactionsRequest
+ */
+export type ListTransactionsRequest = Message<"rill.v1.ListTransactionsRequest"> & {
+  /**
+   * Only these states (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+   * CompleteAbort, Dead, PrepareEpochFence).
+   *
+   * @generated from field: repeated string states = 1;
+   */
+  states: string[];
+
+  /**
+   * Only these producer ids.
+   *
+   * @generated from field: repeated int64 producer_ids = 2;
+   */
+  producerIds: bigint[];
+
+  /**
+   * Only transactions open for longer than this many ms; 0: any.
+   *
+   * @generated from field: int64 duration_filter_ms = 3;
+   */
+  durationFilterMs: bigint;
+};
+
+/**
+ * Describes the message rill.v1.ListTransactionsRequest.
+ * Use `create(ListTransactionsRequestSchema)` to create a new message.
+ */
+export const ListTransactionsRequestSchema: GenMessage<ListTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 29);
+
+/**
+ * Response of AdminService.ListTransactions.
+ *
+ * @generated from message rill.v1.ListTransactionsResponse
+ */
+export type ListTransactionsResponse = Message<"rill.v1.ListTransactionsResponse"> & {
+  /**
+   * The transactions, sorted by transactional id.
+   *
+   * @generated from field: repeated rill.v1.ListTransactionsResponse.Transaction transactions = 1;
+   */
+  transactions: ListTransactionsResponse_Transaction[];
+
+  /**
+   * Coordinators that could not be asked (their transactions are missing above).
+   *
+   * @generated from field: repeated rill.v1.ErrorDetail errors = 2;
+   */
+  errors: ErrorDetail[];
+};
+
+/**
+ * Describes the message rill.v1.ListTransactionsResponse.
+ * Use `create(ListTransactionsResponseSchema)` to create a new message.
+ */
+export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 30);
+
+/**
+ * One transactional id.
+ *
+ * @generated from message rill.v1.ListTransactionsResponse.Transaction
+ */
+export type ListTransactionsResponse_Transaction = Message<"rill.v1.ListTransactionsResponse.Transaction"> & {
+  /**
+   * The transactional id.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * Its producer id.
+   *
+   * @generated from field: int64 producer_id = 2;
+   */
+  producerId: bigint;
+
+  /**
+   * Its state.
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * How long its open transaction has run, in ms; -1 when none is open.
+   *
+   * @generated from field: int64 duration_ms = 4;
+   */
+  durationMs: bigint;
+
+  /**
+   * Node id of its coordinator.
+   *
+   * @generated from field: int32 coordinator_id = 5;
+   */
+  coordinatorId: number;
+};
+
+/**
+ * Describes the message rill.v1.ListTransactionsResponse.Transaction.
+ * Use `create(ListTransactionsResponse_TransactionSchema)` to create a new message.
+ */
+export const ListTransactionsResponse_TransactionSchema: GenMessage<ListTransactionsResponse_Transaction> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 30, 0);
+
+/**
+ * Request of AdminService.DescribeTransactions.
+ *
+ * @generated from message rill.v1.DescribeTransactionsRequest
+ */
+export type DescribeTransactionsRequest = Message<"rill.v1.DescribeTransactionsRequest"> & {
+  /**
+   * Transactional ids to describe.
+   *
+   * @generated from field: repeated string transactional_ids = 1;
+   */
+  transactionalIds: string[];
+};
+
+/**
+ * Describes the message rill.v1.DescribeTransactionsRequest.
+ * Use `create(DescribeTransactionsRequestSchema)` to create a new message.
+ */
+export const DescribeTransactionsRequestSchema: GenMessage<DescribeTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 31);
+
+/**
+ * Response of AdminService.DescribeTransactions.
+ *
+ * @generated from message rill.v1.DescribeTransactionsResponse
+ */
+export type DescribeTransactionsResponse = Message<"rill.v1.DescribeTransactionsResponse"> & {
+  /**
+   * One entry per requested id, in request order.
+   *
+   * @generated from field: repeated rill.v1.DescribeTransactionsResponse.Transaction transactions = 1;
+   */
+  transactions: DescribeTransactionsResponse_Transaction[];
+};
+
+/**
+ * Describes the message rill.v1.DescribeTransactionsResponse.
+ * Use `create(DescribeTransactionsResponseSchema)` to create a new message.
+ */
+export const DescribeTransactionsResponseSchema: GenMessage<DescribeTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 32);
+
+/**
+ * One transactional id's state.
+ *
+ * @generated from message rill.v1.DescribeTransactionsResponse.Transaction
+ */
+export type DescribeTransactionsResponse_Transaction = Message<"rill.v1.DescribeTransactionsResponse.Transaction"> & {
+  /**
+   * The transactional id.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * TRANSACTIONAL_ID_NOT_FOUND, COORDINATOR_NOT_AVAILABLE... Absent: described.
+   *
+   * @generated from field: rill.v1.ErrorDetail error = 2;
+   */
+  error?: ErrorDetail | undefined;
+
+  /**
+   * Its state.
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * Its producer id and epoch.
+   *
+   * @generated from field: int64 producer_id = 4;
+   */
+  producerId: bigint;
+
+  /**
+   * Its producer epoch.
+   *
+   * @generated from field: int32 producer_epoch = 5;
+   */
+  producerEpoch: number;
+
+  /**
+   * Its transaction timeout, in ms.
+   *
+   * @generated from field: int32 timeout_ms = 6;
+   */
+  timeoutMs: number;
+
+  /**
+   * When its open transaction started (ms since the epoch); -1 when none is open.
+   *
+   * @generated from field: int64 start_time_ms = 7;
+   */
+  startTimeMs: bigint;
+
+  /**
+   * Partitions in its open transaction.
+   *
+   * @generated from field: repeated rill.v1.TopicPartition partitions = 8;
+   */
+  partitions: TopicPartition[];
+
+  /**
+   * Groups whose offsets are in its open transaction.
+   *
+   * @generated from field: repeated string groups = 9;
+   */
+  groups: string[];
+
+  /**
+   * Node id of its coordinator.
+   *
+   * @generated from field: int32 coordinator_id = 10;
+   */
+  coordinatorId: number;
+};
+
+/**
+ * Describes the message rill.v1.DescribeTransactionsResponse.Transaction.
+ * Use `create(DescribeTransactionsResponse_TransactionSchema)` to create a new message.
+ */
+export const DescribeTransactionsResponse_TransactionSchema: GenMessage<DescribeTransactionsResponse_Transaction> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 32, 0);
+
+/**
+ * Request of AdminService.AbortTransaction: exactly one of the two forms.
+ *
+ * @generated from message rill.v1.AbortTransactionRequest
+ */
+export type AbortTransactionRequest = Message<"rill.v1.AbortTransactionRequest"> & {
+  /**
+   * The transactional id whose open transaction its coordinator aborts.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * Or: one partition's hanging transaction.
+   *
+   * @generated from field: rill.v1.AbortTransactionRequest.Partition partition = 2;
+   */
+  partition?: AbortTransactionRequest_Partition | undefined;
+};
+
+/**
+ * Describes the message rill.v1.AbortTransactionRequest.
+ * Use `create(AbortTransactionRequestSchema)` to create a new message.
+ */
+export const AbortTransactionRequestSchema: GenMessage<AbortTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 33);
+
+/**
+ * A hanging transaction in one partition (kafka-transactions.sh abort).
+ *
+ * @generated from message rill.v1.AbortTransactionRequest.Partition
+ */
+export type AbortTransactionRequest_Partition = Message<"rill.v1.AbortTransactionRequest.Partition"> & {
+  /**
+   * Topic name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Partition index.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The producer whose open transaction is aborted there.
+   *
+   * @generated from field: int64 producer_id = 3;
+   */
+  producerId: bigint;
+
+  /**
+   * Its producer epoch.
+   *
+   * @generated from field: int32 producer_epoch = 4;
+   */
+  producerEpoch: number;
+
+  /**
+   * The coordinator epoch the marker carries; -1: any.
+   *
+   * @generated from field: int32 coordinator_epoch = 5;
+   */
+  coordinatorEpoch: number;
+};
+
+/**
+ * Describes the message rill.v1.AbortTransactionRequest.Partition.
+ * Use `create(AbortTransactionRequest_PartitionSchema)` to create a new message.
+ */
+export const AbortTransactionRequest_PartitionSchema: GenMessage<AbortTransactionRequest_Partition> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 33, 0);
+
+/**
+ * Response of AdminService.AbortTransaction.
+ *
+ * @generated from message rill.v1.AbortTransactionResponse
+ */
+export type AbortTransactionResponse = Message<"rill.v1.AbortTransactionResponse"> & {
+};
+
+/**
+ * Describes the message rill.v1.AbortTransactionResponse.
+ * Use `create(AbortTransactionResponseSchema)` to create a new message.
+ */
+export const AbortTransactionResponseSchema: GenMessage<AbortTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_admin_service, 34);
+
+/**
  * Kinds of things that have configuration.
  *
  * @generated from enum rill.v1.ConfigResourceType
@@ -2018,6 +2349,42 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRecordsRequestSchema;
     output: typeof DeleteRecordsResponseSchema;
+  },
+  /**
+   * ---- transactions (issue 17) ----
+   * Lists the transactional ids the cluster's coordinators know, with filters as Kafka's
+   * ListTransactions. Needs DESCRIBE on each transactional id (others are left out).
+   *
+   * @generated from rpc rill.v1.AdminService.ListTransactions
+   */
+  listTransactions: {
+    methodKind: "unary";
+    input: typeof ListTransactionsRequestSchema;
+    output: typeof ListTransactionsResponseSchema;
+  },
+  /**
+   * Describes transactional ids: state, producer id and epoch, timeout, start time and the
+   * partitions and groups of the open transaction. Needs DESCRIBE on each.
+   *
+   * @generated from rpc rill.v1.AdminService.DescribeTransactions
+   */
+  describeTransactions: {
+    methodKind: "unary";
+    input: typeof DescribeTransactionsRequestSchema;
+    output: typeof DescribeTransactionsResponseSchema;
+  },
+  /**
+   * Aborts a transaction: a transactional id's open one (on its coordinator), or a hanging one
+   * in one partition whose producer is gone (an abort marker written straight to the partition,
+   * as kafka-transactions.sh abort). Needs WRITE on the transactional id, or WRITE on the topic
+   * and ALTER on the cluster for the partition form.
+   *
+   * @generated from rpc rill.v1.AdminService.AbortTransaction
+   */
+  abortTransaction: {
+    methodKind: "unary";
+    input: typeof AbortTransactionRequestSchema;
+    output: typeof AbortTransactionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_v1_admin_service, 0);

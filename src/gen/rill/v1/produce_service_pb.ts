@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/produce_service.proto.
  */
 export const file_rill_v1_produce_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yaWxsL3YxL3Byb2R1Y2Vfc2VydmljZS5wcm90bxIHcmlsbC52MSKHAgoOUHJvZHVjZVJlcXVlc3QSDQoFdG9waWMYASABKAkSFgoJcGFydGl0aW9uGAIgASgFSACIAQESIAoHcmVjb3JkcxgDIAMoCzIPLnJpbGwudjEuUmVjb3JkEhQKDHJlY29yZF9iYXRjaBgEIAEoDBIbCgRhY2tzGAUgASgOMg0ucmlsbC52MS5BY2tzEhIKCnRpbWVvdXRfbXMYBiABKAUSGAoLcHJvZHVjZXJfaWQYCiABKANIAYgBARIWCg5wcm9kdWNlcl9lcG9jaBgLIAEoBRIVCg1iYXNlX3NlcXVlbmNlGAwgASgFQgwKCl9wYXJ0aXRpb25CDgoMX3Byb2R1Y2VyX2lkIvoCCg9Qcm9kdWNlUmVzcG9uc2USDQoFdG9waWMYASABKAkSPAoKcGFydGl0aW9ucxgCIAMoCzIoLnJpbGwudjEuUHJvZHVjZVJlc3BvbnNlLlBhcnRpdGlvblJlc3VsdBI2CgdyZWNvcmRzGAMgAygLMiUucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2UuUmVjb3JkUmVzdWx0EhgKEHRocm90dGxlX3RpbWVfbXMYBCABKAUalAEKD1BhcnRpdGlvblJlc3VsdBIRCglwYXJ0aXRpb24YASABKAUSEwoLYmFzZV9vZmZzZXQYAiABKAMSGgoSbG9nX2FwcGVuZF90aW1lX21zGAMgASgDEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIYChBsb2dfc3RhcnRfb2Zmc2V0GAUgASgDGjEKDFJlY29yZFJlc3VsdBIRCglwYXJ0aXRpb24YASABKAUSDgoGb2Zmc2V0GAIgASgDIlQKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKAoHcmVxdWVzdBgCIAEoCzIXLnJpbGwudjEuUHJvZHVjZVJlcXVlc3QiigEKFVByb2R1Y2VTdHJlYW1SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgEEiwKCHJlc3BvbnNlGAIgASgLMhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2VIABIlCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWxIAEIICgZyZXN1bHQicwoVSW5pdFByb2R1Y2VySWRSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSGAoLcHJvZHVjZXJfaWQYAiABKANIAIgBARIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBUIOCgxfcHJvZHVjZXJfaWQiRQoWSW5pdFByb2R1Y2VySWRSZXNwb25zZRITCgtwcm9kdWNlcl9pZBgBIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgCIAEoBSpKCgRBY2tzEhQKEEFDS1NfVU5TUEVDSUZJRUQQABINCglBQ0tTX05PTkUQARIPCgtBQ0tTX0xFQURFUhACEgwKCEFDS1NfQUxMEAMy9QEKDlByb2R1Y2VTZXJ2aWNlEjwKB1Byb2R1Y2USFy5yaWxsLnYxLlByb2R1Y2VSZXF1ZXN0GhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2USUgoNUHJvZHVjZVN0cmVhbRIdLnJpbGwudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaHi5yaWxsLnYxLlByb2R1Y2VTdHJlYW1SZXNwb25zZSgBMAESUQoOSW5pdFByb2R1Y2VySWQSHi5yaWxsLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBofLnJpbGwudjEuSW5pdFByb2R1Y2VySWRSZXNwb25zZUJgChFpby5naXRodWIucmlsbC52MUITUHJvZHVjZVNlcnZpY2VQcm90b1ABWipnaXRodWIuY29tL3JpbGwvcmlsbC9nZW4vZ28vcmlsbC92MTtyaWxsdjGqAgdSaWxsLlYxYgZwcm90bzM", [file_rill_v1_common]);
+  fileDesc("Ch1yaWxsL3YxL3Byb2R1Y2Vfc2VydmljZS5wcm90bxIHcmlsbC52MSKhAgoOUHJvZHVjZVJlcXVlc3QSDQoFdG9waWMYASABKAkSFgoJcGFydGl0aW9uGAIgASgFSACIAQESIAoHcmVjb3JkcxgDIAMoCzIPLnJpbGwudjEuUmVjb3JkEhQKDHJlY29yZF9iYXRjaBgEIAEoDBIbCgRhY2tzGAUgASgOMg0ucmlsbC52MS5BY2tzEhIKCnRpbWVvdXRfbXMYBiABKAUSGAoLcHJvZHVjZXJfaWQYCiABKANIAYgBARIWCg5wcm9kdWNlcl9lcG9jaBgLIAEoBRIVCg1iYXNlX3NlcXVlbmNlGAwgASgFEhgKEHRyYW5zYWN0aW9uYWxfaWQYDSABKAlCDAoKX3BhcnRpdGlvbkIOCgxfcHJvZHVjZXJfaWQi+gIKD1Byb2R1Y2VSZXNwb25zZRINCgV0b3BpYxgBIAEoCRI8CgpwYXJ0aXRpb25zGAIgAygLMigucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2UuUGFydGl0aW9uUmVzdWx0EjYKB3JlY29yZHMYAyADKAsyJS5yaWxsLnYxLlByb2R1Y2VSZXNwb25zZS5SZWNvcmRSZXN1bHQSGAoQdGhyb3R0bGVfdGltZV9tcxgEIAEoBRqUAQoPUGFydGl0aW9uUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRITCgtiYXNlX29mZnNldBgCIAEoAxIaChJsb2dfYXBwZW5kX3RpbWVfbXMYAyABKAMSIwoFZXJyb3IYBCABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMaMQoMUmVjb3JkUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZvZmZzZXQYAiABKAMiVAoUUHJvZHVjZVN0cmVhbVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBIoCgdyZXF1ZXN0GAIgASgLMhcucmlsbC52MS5Qcm9kdWNlUmVxdWVzdCKKAQoVUHJvZHVjZVN0cmVhbVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAQSLAoIcmVzcG9uc2UYAiABKAsyGC5yaWxsLnYxLlByb2R1Y2VSZXNwb25zZUgAEiUKBWVycm9yGAMgASgLMhQucmlsbC52MS5FcnJvckRldGFpbEgAQggKBnJlc3VsdCKTAQoVSW5pdFByb2R1Y2VySWRSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSGAoLcHJvZHVjZXJfaWQYAiABKANIAIgBARIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIeChZ0cmFuc2FjdGlvbl90aW1lb3V0X21zGAQgASgFQg4KDF9wcm9kdWNlcl9pZCJFChZJbml0UHJvZHVjZXJJZFJlc3BvbnNlEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAIgASgFIm4KFUVuZFRyYW5zYWN0aW9uUmVxdWVzdBIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhMKC3Byb2R1Y2VyX2lkGAIgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAMgASgFEg4KBmNvbW1pdBgEIAEoCCJFChZFbmRUcmFuc2FjdGlvblJlc3BvbnNlEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAIgASgFKkoKBEFja3MSFAoQQUNLU19VTlNQRUNJRklFRBAAEg0KCUFDS1NfTk9ORRABEg8KC0FDS1NfTEVBREVSEAISDAoIQUNLU19BTEwQAzLIAgoOUHJvZHVjZVNlcnZpY2USPAoHUHJvZHVjZRIXLnJpbGwudjEuUHJvZHVjZVJlcXVlc3QaGC5yaWxsLnYxLlByb2R1Y2VSZXNwb25zZRJSCg1Qcm9kdWNlU3RyZWFtEh0ucmlsbC52MS5Qcm9kdWNlU3RyZWFtUmVxdWVzdBoeLnJpbGwudjEuUHJvZHVjZVN0cmVhbVJlc3BvbnNlKAEwARJRCg5Jbml0UHJvZHVjZXJJZBIeLnJpbGwudjEuSW5pdFByb2R1Y2VySWRSZXF1ZXN0Gh8ucmlsbC52MS5Jbml0UHJvZHVjZXJJZFJlc3BvbnNlElEKDkVuZFRyYW5zYWN0aW9uEh4ucmlsbC52MS5FbmRUcmFuc2FjdGlvblJlcXVlc3QaHy5yaWxsLnYxLkVuZFRyYW5zYWN0aW9uUmVzcG9uc2VCYAoRaW8uZ2l0aHViLnJpbGwudjFCE1Byb2R1Y2VTZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common]);
 
 /**
  * Request of ProduceService.Produce: records for one topic, as `records` or as `record_batch`
@@ -96,6 +96,16 @@ export type ProduceRequest = Message<"rill.v1.ProduceRequest"> & {
    * @generated from field: int32 base_sequence = 12;
    */
   baseSequence: number;
+
+  /**
+   * The producer's transactional id (issue 17): the records are part of its open transaction
+   * (the partition joins it on its first produce), invisible to READ_COMMITTED readers until
+   * EndTransaction commits them. Needs `producer_id` and `producer_epoch` from InitProducerId
+   * with the same transactional id. Empty: not transactional.
+   *
+   * @generated from field: string transactional_id = 13;
+   */
+  transactionalId: string;
 };
 
 /**
@@ -333,6 +343,14 @@ export type InitProducerIdRequest = Message<"rill.v1.InitProducerIdRequest"> & {
    * @generated from field: int32 producer_epoch = 3;
    */
   producerEpoch: number;
+
+  /**
+   * With a `transactional_id`: how long a transaction may stay open before the coordinator
+   * aborts it, in ms, at most the broker's `transaction.max.timeout.ms`. 0: 60000.
+   *
+   * @generated from field: int32 transaction_timeout_ms = 4;
+   */
+  transactionTimeoutMs: number;
 };
 
 /**
@@ -369,6 +387,76 @@ export type InitProducerIdResponse = Message<"rill.v1.InitProducerIdResponse"> &
  */
 export const InitProducerIdResponseSchema: GenMessage<InitProducerIdResponse> = /*@__PURE__*/
   messageDesc(file_rill_v1_produce_service, 5);
+
+/**
+ * Request of ProduceService.EndTransaction.
+ *
+ * @generated from message rill.v1.EndTransactionRequest
+ */
+export type EndTransactionRequest = Message<"rill.v1.EndTransactionRequest"> & {
+  /**
+   * The producer's transactional id.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * Its producer id (from InitProducerId or the previous EndTransaction).
+   *
+   * @generated from field: int64 producer_id = 2;
+   */
+  producerId: bigint;
+
+  /**
+   * Its producer epoch.
+   *
+   * @generated from field: int32 producer_epoch = 3;
+   */
+  producerEpoch: number;
+
+  /**
+   * true: commit; false: abort.
+   *
+   * @generated from field: bool commit = 4;
+   */
+  commit: boolean;
+};
+
+/**
+ * Describes the message rill.v1.EndTransactionRequest.
+ * Use `create(EndTransactionRequestSchema)` to create a new message.
+ */
+export const EndTransactionRequestSchema: GenMessage<EndTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_produce_service, 6);
+
+/**
+ * Response of ProduceService.EndTransaction.
+ *
+ * @generated from message rill.v1.EndTransactionResponse
+ */
+export type EndTransactionResponse = Message<"rill.v1.EndTransactionResponse"> & {
+  /**
+   * The producer id to write the next transaction with (a new one when the epoch overflowed).
+   *
+   * @generated from field: int64 producer_id = 1;
+   */
+  producerId: bigint;
+
+  /**
+   * The producer epoch to write the next transaction with.
+   *
+   * @generated from field: int32 producer_epoch = 2;
+   */
+  producerEpoch: number;
+};
+
+/**
+ * Describes the message rill.v1.EndTransactionResponse.
+ * Use `create(EndTransactionResponseSchema)` to create a new message.
+ */
+export const EndTransactionResponseSchema: GenMessage<EndTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_produce_service, 7);
 
 /**
  * How many replicas must hold a write before it is acknowledged.
@@ -450,6 +538,21 @@ export const ProduceService: GenService<{
     methodKind: "unary";
     input: typeof InitProducerIdRequestSchema;
     output: typeof InitProducerIdResponseSchema;
+  },
+  /**
+   * Ends the producer's transaction (issue 17): commits or aborts every record it wrote since
+   * its last end, and the offsets it committed with the transaction. Answered once the outcome
+   * is durable on the transaction coordinator; the markers reach each partition right after
+   * (a READ_COMMITTED reader waits for them). The producer's epoch is bumped (KIP-890, TV2):
+   * write the next transaction with the answered id and epoch (a new producer id when the
+   * epoch would overflow). Any broker answers (forwarded to the coordinator).
+   *
+   * @generated from rpc rill.v1.ProduceService.EndTransaction
+   */
+  endTransaction: {
+    methodKind: "unary";
+    input: typeof EndTransactionRequestSchema;
+    output: typeof EndTransactionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_v1_produce_service, 0);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/replication_service.proto.
  */
 export const file_rill_v1_replication_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFyaWxsL3YxL3JlcGxpY2F0aW9uX3NlcnZpY2UucHJvdG8SB3JpbGwudjEi0AIKE1JlcGxpY2FGZXRjaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRIUCgxicm9rZXJfZXBvY2gYAiABKAMSOgoKcGFydGl0aW9ucxgDIAMoCzImLnJpbGwudjEuUmVwbGljYUZldGNoUmVxdWVzdC5QYXJ0aXRpb24SEwoLbWF4X3dhaXRfbXMYBCABKAUSEQoJbWluX2J5dGVzGAUgASgFEhEKCW1heF9ieXRlcxgGIAEoBRqXAQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxmZXRjaF9vZmZzZXQYAyABKAMSGgoSbGFzdF9mZXRjaGVkX2Vwb2NoGAQgASgFEhwKFGN1cnJlbnRfbGVhZGVyX2Vwb2NoGAUgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYBiABKAMiMwoORXBvY2hFbmRPZmZzZXQSDQoFZXBvY2gYASABKAUSEgoKZW5kX29mZnNldBgCIAEoAyKkAgoUUmVwbGljYUZldGNoUmVzcG9uc2USOwoKcGFydGl0aW9ucxgBIAMoCzInLnJpbGwudjEuUmVwbGljYUZldGNoUmVzcG9uc2UuUGFydGl0aW9uGs4BCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEjAKD2RpdmVyZ2luZ19lcG9jaBgHIAEoCzIXLnJpbGwudjEuRXBvY2hFbmRPZmZzZXQi2gEKHE9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRJDCgpwYXJ0aXRpb25zGAIgAygLMi8ucmlsbC52MS5PZmZzZXRzRm9yTGVhZGVyRXBvY2hSZXF1ZXN0LlBhcnRpdGlvbhphCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDGxlYWRlcl9lcG9jaBgDIAEoBRIcChRjdXJyZW50X2xlYWRlcl9lcG9jaBgEIAEoBSLfAQodT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2USRAoKcGFydGl0aW9ucxgBIAMoCzIwLnJpbGwudjEuT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2UuUGFydGl0aW9uGngKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSJAoDZW5kGAMgASgLMhcucmlsbC52MS5FcG9jaEVuZE9mZnNldBIjCgVlcnJvchgEIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwyzQEKElJlcGxpY2F0aW9uU2VydmljZRJPCgxSZXBsaWNhRmV0Y2gSHC5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlcXVlc3QaHS5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlc3BvbnNlKAEwARJmChVPZmZzZXRzRm9yTGVhZGVyRXBvY2gSJS5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QaJi5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlc3BvbnNlQmQKEWlvLmdpdGh1Yi5yaWxsLnYxQhdSZXBsaWNhdGlvblNlcnZpY2VQcm90b1ABWipnaXRodWIuY29tL3JpbGwvcmlsbC9nZW4vZ28vcmlsbC92MTtyaWxsdjGqAgdSaWxsLlYxYgZwcm90bzM", [file_rill_v1_common]);
+  fileDesc("CiFyaWxsL3YxL3JlcGxpY2F0aW9uX3NlcnZpY2UucHJvdG8SB3JpbGwudjEi0AIKE1JlcGxpY2FGZXRjaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRIUCgxicm9rZXJfZXBvY2gYAiABKAMSOgoKcGFydGl0aW9ucxgDIAMoCzImLnJpbGwudjEuUmVwbGljYUZldGNoUmVxdWVzdC5QYXJ0aXRpb24SEwoLbWF4X3dhaXRfbXMYBCABKAUSEQoJbWluX2J5dGVzGAUgASgFEhEKCW1heF9ieXRlcxgGIAEoBRqXAQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxmZXRjaF9vZmZzZXQYAyABKAMSGgoSbGFzdF9mZXRjaGVkX2Vwb2NoGAQgASgFEhwKFGN1cnJlbnRfbGVhZGVyX2Vwb2NoGAUgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYBiABKAMiMwoORXBvY2hFbmRPZmZzZXQSDQoFZXBvY2gYASABKAUSEgoKZW5kX29mZnNldBgCIAEoAyKkAgoUUmVwbGljYUZldGNoUmVzcG9uc2USOwoKcGFydGl0aW9ucxgBIAMoCzInLnJpbGwudjEuUmVwbGljYUZldGNoUmVzcG9uc2UuUGFydGl0aW9uGs4BCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEjAKD2RpdmVyZ2luZ19lcG9jaBgHIAEoCzIXLnJpbGwudjEuRXBvY2hFbmRPZmZzZXQi2gEKHE9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRJDCgpwYXJ0aXRpb25zGAIgAygLMi8ucmlsbC52MS5PZmZzZXRzRm9yTGVhZGVyRXBvY2hSZXF1ZXN0LlBhcnRpdGlvbhphCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDGxlYWRlcl9lcG9jaBgDIAEoBRIcChRjdXJyZW50X2xlYWRlcl9lcG9jaBgEIAEoBSLfAQodT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2USRAoKcGFydGl0aW9ucxgBIAMoCzIwLnJpbGwudjEuT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2UuUGFydGl0aW9uGngKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSJAoDZW5kGAMgASgLMhcucmlsbC52MS5FcG9jaEVuZE9mZnNldBIjCgVlcnJvchgEIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwi1gEKFldyaXRlVHhuTWFya2Vyc1JlcXVlc3QSNwoHbWFya2VycxgBIAMoCzImLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdC5NYXJrZXIaggEKBk1hcmtlchINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEwoLcHJvZHVjZXJfaWQYAyABKAMSFgoOcHJvZHVjZXJfZXBvY2gYBCABKAUSDgoGY29tbWl0GAUgASgIEhkKEWNvb3JkaW5hdG9yX2Vwb2NoGAYgASgFIoIBChdXcml0ZVR4bk1hcmtlcnNSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5Xcml0ZVR4bk1hcmtlcnNSZXNwb25zZS5SZXN1bHQaLQoGUmVzdWx0EiMKBWVycm9yGAEgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCKVAQoVVHhuUHJvZHVjZUdhdGVSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSEwoLcHJvZHVjZXJfaWQYAiABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUSDQoFdG9waWMYBCABKAkSEQoJcGFydGl0aW9uGAUgASgFEhMKC3ZlcmlmeV9vbmx5GAYgASgIIhgKFlR4blByb2R1Y2VHYXRlUmVzcG9uc2Uy9gIKElJlcGxpY2F0aW9uU2VydmljZRJPCgxSZXBsaWNhRmV0Y2gSHC5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlcXVlc3QaHS5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlc3BvbnNlKAEwARJmChVPZmZzZXRzRm9yTGVhZGVyRXBvY2gSJS5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QaJi5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlc3BvbnNlElQKD1dyaXRlVHhuTWFya2VycxIfLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdBogLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVzcG9uc2USUQoOVHhuUHJvZHVjZUdhdGUSHi5yaWxsLnYxLlR4blByb2R1Y2VHYXRlUmVxdWVzdBofLnJpbGwudjEuVHhuUHJvZHVjZUdhdGVSZXNwb25zZUJkChFpby5naXRodWIucmlsbC52MUIXUmVwbGljYXRpb25TZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common]);
 
 /**
  * Request of ReplicationService.ReplicaFetch (one stream message).
@@ -378,6 +378,196 @@ export const OffsetsForLeaderEpochResponse_PartitionSchema: GenMessage<OffsetsFo
   messageDesc(file_rill_v1_replication_service, 4, 0);
 
 /**
+ * Request of ReplicationService.WriteTxnMarkers.
+ *
+ * @generated from message rill.v1.WriteTxnMarkersRequest
+ */
+export type WriteTxnMarkersRequest = Message<"rill.v1.WriteTxnMarkersRequest"> & {
+  /**
+   * The markers.
+   *
+   * @generated from field: repeated rill.v1.WriteTxnMarkersRequest.Marker markers = 1;
+   */
+  markers: WriteTxnMarkersRequest_Marker[];
+};
+
+/**
+ * Describes the message rill.v1.WriteTxnMarkersRequest.
+ * Use `create(WriteTxnMarkersRequestSchema)` to create a new message.
+ */
+export const WriteTxnMarkersRequestSchema: GenMessage<WriteTxnMarkersRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 5);
+
+/**
+ * One marker for one partition.
+ *
+ * @generated from message rill.v1.WriteTxnMarkersRequest.Marker
+ */
+export type WriteTxnMarkersRequest_Marker = Message<"rill.v1.WriteTxnMarkersRequest.Marker"> & {
+  /**
+   * Topic name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Partition index.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The producer whose transaction ends.
+   *
+   * @generated from field: int64 producer_id = 3;
+   */
+  producerId: bigint;
+
+  /**
+   * Its epoch.
+   *
+   * @generated from field: int32 producer_epoch = 4;
+   */
+  producerEpoch: number;
+
+  /**
+   * true: commit; false: abort.
+   *
+   * @generated from field: bool commit = 5;
+   */
+  commit: boolean;
+
+  /**
+   * Leader epoch of the coordinator's __transaction_state partition.
+   *
+   * @generated from field: int32 coordinator_epoch = 6;
+   */
+  coordinatorEpoch: number;
+};
+
+/**
+ * Describes the message rill.v1.WriteTxnMarkersRequest.Marker.
+ * Use `create(WriteTxnMarkersRequest_MarkerSchema)` to create a new message.
+ */
+export const WriteTxnMarkersRequest_MarkerSchema: GenMessage<WriteTxnMarkersRequest_Marker> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 5, 0);
+
+/**
+ * Response of ReplicationService.WriteTxnMarkers.
+ *
+ * @generated from message rill.v1.WriteTxnMarkersResponse
+ */
+export type WriteTxnMarkersResponse = Message<"rill.v1.WriteTxnMarkersResponse"> & {
+  /**
+   * One per marker, in request order.
+   *
+   * @generated from field: repeated rill.v1.WriteTxnMarkersResponse.Result results = 1;
+   */
+  results: WriteTxnMarkersResponse_Result[];
+};
+
+/**
+ * Describes the message rill.v1.WriteTxnMarkersResponse.
+ * Use `create(WriteTxnMarkersResponseSchema)` to create a new message.
+ */
+export const WriteTxnMarkersResponseSchema: GenMessage<WriteTxnMarkersResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 6);
+
+/**
+ * The outcome for one marker.
+ *
+ * @generated from message rill.v1.WriteTxnMarkersResponse.Result
+ */
+export type WriteTxnMarkersResponse_Result = Message<"rill.v1.WriteTxnMarkersResponse.Result"> & {
+  /**
+   * Why the marker was not written (NOT_LEADER_OR_FOLLOWER, ...). Absent: written.
+   *
+   * @generated from field: rill.v1.ErrorDetail error = 1;
+   */
+  error?: ErrorDetail | undefined;
+};
+
+/**
+ * Describes the message rill.v1.WriteTxnMarkersResponse.Result.
+ * Use `create(WriteTxnMarkersResponse_ResultSchema)` to create a new message.
+ */
+export const WriteTxnMarkersResponse_ResultSchema: GenMessage<WriteTxnMarkersResponse_Result> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 6, 0);
+
+/**
+ * Request of ReplicationService.TxnProduceGate.
+ *
+ * @generated from message rill.v1.TxnProduceGateRequest
+ */
+export type TxnProduceGateRequest = Message<"rill.v1.TxnProduceGateRequest"> & {
+  /**
+   * The producer's transactional id.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * Its producer id.
+   *
+   * @generated from field: int64 producer_id = 2;
+   */
+  producerId: bigint;
+
+  /**
+   * Its epoch.
+   *
+   * @generated from field: int32 producer_epoch = 3;
+   */
+  producerEpoch: number;
+
+  /**
+   * The partition.
+   *
+   * @generated from field: string topic = 4;
+   */
+  topic: string;
+
+  /**
+   * Partition index.
+   *
+   * @generated from field: int32 partition = 5;
+   */
+  partition: number;
+
+  /**
+   * true: TV1, only verify that the client added the partition; false: add it (TV2).
+   *
+   * @generated from field: bool verify_only = 6;
+   */
+  verifyOnly: boolean;
+};
+
+/**
+ * Describes the message rill.v1.TxnProduceGateRequest.
+ * Use `create(TxnProduceGateRequestSchema)` to create a new message.
+ */
+export const TxnProduceGateRequestSchema: GenMessage<TxnProduceGateRequest> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 7);
+
+/**
+ * Response of ReplicationService.TxnProduceGate (a refusal is a gRPC status with its ErrorDetail).
+ *
+ * @generated from message rill.v1.TxnProduceGateResponse
+ */
+export type TxnProduceGateResponse = Message<"rill.v1.TxnProduceGateResponse"> & {
+};
+
+/**
+ * Describes the message rill.v1.TxnProduceGateResponse.
+ * Use `create(TxnProduceGateResponseSchema)` to create a new message.
+ */
+export const TxnProduceGateResponseSchema: GenMessage<TxnProduceGateResponse> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 8);
+
+/**
  * Broker-to-broker partition replication. Followers pull from partition leaders; the offsets a
  * follower fetches from tell the leader how far it has replicated, which moves the high
  * watermark. Not for clients.
@@ -406,6 +596,28 @@ export const ReplicationService: GenService<{
     methodKind: "unary";
     input: typeof OffsetsForLeaderEpochRequestSchema;
     output: typeof OffsetsForLeaderEpochResponseSchema;
+  },
+  /**
+   * Issue 17: the transaction coordinator writes commit/abort markers to partitions this broker
+   * leads (Kafka's WriteTxnMarkers); each is answered once the partition's ISR holds it.
+   *
+   * @generated from rpc rill.v1.ReplicationService.WriteTxnMarkers
+   */
+  writeTxnMarkers: {
+    methodKind: "unary";
+    input: typeof WriteTxnMarkersRequestSchema;
+    output: typeof WriteTxnMarkersResponseSchema;
+  },
+  /**
+   * Issue 17: a partition leader asks the transaction coordinator to admit a transactional
+   * produce (the partition joins the transaction, or is verified to be in it).
+   *
+   * @generated from rpc rill.v1.ReplicationService.TxnProduceGate
+   */
+  txnProduceGate: {
+    methodKind: "unary";
+    input: typeof TxnProduceGateRequestSchema;
+    output: typeof TxnProduceGateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rill_v1_replication_service, 0);
