@@ -347,7 +347,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
         const out = new Map<number, number>();
         for (const x of res.offsets) {
           if (x.error) throw new Error(`FetchOffsets ${TXN_INPUT}-${x.partition}: ${x.error.name}: ${x.error.message}`);
-          if (x.topic === TXN_INPUT) out.set(x.partition, Number(x.offset) < 0 ? 0 : Number(x.offset));
+          if (x.topic === TXN_INPUT) out.set(x.partition, Math.max(0, Number(x.offset)));
         }
         return out;
       }
