@@ -10,6 +10,7 @@
  * maintenance → metrics and the ticker. What a stage started is stopped again if a later one
  * fails. The stages themselves are in stages.ts.
  */
+import type { Transactions } from "./transactions.ts";
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
 import { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
@@ -81,6 +82,8 @@ interface Parts {
   /** The change log, metrics and HTTP listener. */
   readonly observability: Observability;
   readonly graceMs: number;
+  /** The transaction coordinator and service (issue 17); null on a controller-only node. */
+  readonly transactions?: Transactions | null;
 }
 
 /** A running broker. */
@@ -188,7 +191,21 @@ export class Broker {
       const background = await startBackground(shell, logs, meta, data, lifecycle, opts.tickMs ?? 100, membership.signer);
       logStarted(shell, identity, logs, rpc, observability.http);
       const graceMs = opts.shutdownGraceMs ?? 5000;
-      return new Broker({ shell, identity, logs, meta, data, rpc, kafka, internal, lifecycle, background, observability, graceMs });
+      return new Broker({
+        shell,
+        identity,
+        logs,
+        meta,
+        data,
+        rpc,
+        kafka,
+        internal,
+        lifecycle,
+        background,
+        observability,
+        graceMs,
+        transactions: (deps.transactions as Transactions | undefined) ?? null,
+      });
     } catch (e) {
       await opened.closeAll();
       throw e;

@@ -26,6 +26,7 @@ import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { ScramCredentialRecord } from "../metadata/records.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
+import { TXN_PARTITIONS, TXN_TOPIC, TXN_TOPIC_CONFIGS } from "../coordinator/transactions/txn-runtime.ts";
 import type { AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
 import type { BrokerLog } from "./log.ts";
 
@@ -38,6 +39,8 @@ export interface ClusterControllerOptions {
   readonly sessionTimeoutMs: number;
   /** `__consumer_offsets` replication factor (already capped at the voter count). */
   readonly offsetsReplicationFactor: number;
+  /** `__transaction_state` replication factor (already capped at the voter count); default that of the offsets topic. */
+  readonly txnStateReplicationFactor?: number;
   /** How often sessions are checked; default 100 ms. */
   readonly checkIntervalMs?: number;
   /** How often leaders are moved back to their preferred replica; default 5 min, 0 = never. */
@@ -227,6 +230,7 @@ export class ClusterController implements BrokerControl {
         );
         this.o.log.info({ replicationFactor: this.o.offsetsReplicationFactor }, `created ${OFFSETS_TOPIC}`);
       }
+      await this.createTxnStateTopic();
       const every = this.o.preferredElectionIntervalMs ?? 300_000;
       if (every > 0 && now - this.lastPreferredElection >= every) {
         this.lastPreferredElection = now;
@@ -237,6 +241,27 @@ export class ClusterController implements BrokerControl {
       if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
         this.o.log.error({ err: e }, "controller periodic work failed");
     }
+  }
+
+  /**
+   * Creates `__transaction_state` (issue 17) as `__consumer_offsets` is, once enough brokers are
+   * up — lazily, as Kafka does: once the first transactional id got a producer id (a broker
+   * asks for one when a transactional InitProducerId or FindCoordinator finds no topic).
+   */
+  private async createTxnStateTopic(): Promise<void> {
+    const rf = this.o.txnStateReplicationFactor ?? this.o.offsetsReplicationFactor;
+    const img = this.o.store.image;
+    if (img.topics.has(TXN_TOPIC) || img.transactionalIds.size === 0 || img.unfencedBrokers().length < rf) return;
+    await this.o.store.commit((im) =>
+      im.topics.has(TXN_TOPIC)
+        ? []
+        : decideCreateTopic(
+            im,
+            { name: TXN_TOPIC, partitions: TXN_PARTITIONS, replicationFactor: rf, configs: TXN_TOPIC_CONFIGS },
+            { partitions: TXN_PARTITIONS, brokers: im.unfencedBrokers(), random: this.o.random, internal: true },
+          ),
+    );
+    this.o.log.info({ replicationFactor: rf }, `created ${TXN_TOPIC}`);
   }
 
   /** Whether the bootstrap users were written, or found unneeded (the cluster existed). */

@@ -19,6 +19,7 @@ import { MemoryBudget } from "../base/memory-budget.ts";
 import { systemTimers } from "../base/timers.ts";
 import { type BrokerConfig, defaultBrokerConfig, hasRole, type QuorumVoter, quorumVoters } from "../config/schema.ts";
 import { GroupRuntime, OFFSETS_TOPIC } from "../coordinator/group-runtime.ts";
+import { startTransactions } from "./transactions.ts";
 import { ObserverMetadataStore } from "../metadata/observer-store.ts";
 import { type QuorumLog, QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { MetadataChange } from "../metadata/store.ts";
@@ -257,6 +258,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       clusterId,
       sessionTimeoutMs: config.brokerSessionTimeoutMs,
       offsetsReplicationFactor: Math.min(config.offsetsTopicReplicationFactor, voters.length),
+      txnStateReplicationFactor: Math.min(config.transactionStateLogReplicationFactor, voters.length),
       log,
       localNodeId: config.nodeId,
       localIncarnation: hasRole(config, "broker") ? identity.incarnationId : null,
@@ -363,13 +365,14 @@ export function newLifecycle(
 
 /** What the RPC services are built from. */
 export function serviceDeps(
-  { config, partitions }: Shell,
+  shell: Shell,
   identity: Identity,
   meta: Metadata,
   data: Data,
   rpc: RpcServer,
   lifecycle: BrokerLifecycle | null,
 ): ServiceDeps {
+  const { config, partitions } = shell;
   const { store, channel, controller } = meta;
   const route: ControllerRoute = {
     isActive: () => store.isLeader,
@@ -417,6 +420,10 @@ export function serviceDeps(
       raft: store instanceof QuorumMetadataStore ? raftEndpoint(store, config.nodeId, identity.voters) : null,
       control: controller ?? notAController,
     },
+    // transactions (issue 17)
+    transactions: hasRole(config, "broker")
+      ? startTransactions(shell, data.rm, data.groups, (fn) => store.onChange(fn), route, rpc.clients)
+      : undefined,
   };
 }
 

@@ -92,6 +92,12 @@ export interface GroupConsumerOptions extends GroupClientOptions {
   readonly groupId: string;
   /** Where a partition without a committed offset starts. Default "latest" (as Kafka). */
   readonly autoOffsetReset?: "earliest" | "latest" | "none" | undefined;
+  /**
+   * "read_committed": only records of committed transactions (and non-transactional ones), up to
+   * the last stable offset (the broker leaves aborted records out); "read_uncommitted" (the
+   * default, as Kafka's Java client): every record up to the high watermark.
+   */
+  readonly isolation?: "read_uncommitted" | "read_committed" | undefined;
   /** Commit processed positions every `autoCommitIntervalMs`, on revocation and on close. Default true. */
   readonly autoCommit?: boolean | undefined;
   /** Default 5000. */
@@ -224,6 +230,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.maxOutstandingBytes = checkInt(options.maxOutstandingBytes ?? 0, "maxOutstandingBytes", 0, Number.MAX_SAFE_INTEGER);
     this.sessionTimeoutMs = checkInt(options.sessionTimeoutMs ?? 0, "sessionTimeoutMs", 0, 0x7fffffff);
     if (options.assignor !== undefined) checkChoice(options.assignor, "assignor", ["uniform", "range"]);
+    if (options.isolation !== undefined) checkChoice(options.isolation, "isolation", ["read_uncommitted", "read_committed"]);
     this.options = options;
     this.conn = connectGroup(options);
   }
@@ -433,7 +440,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       maxOutstandingRecords: this.maxOutstandingRecords,
       maxOutstandingBytes: BigInt(this.maxOutstandingBytes),
       format: RecordFormat.RECORDS,
-      isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+      isolationLevel: this.options.isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
       sessionTimeoutMs: this.sessionTimeoutMs,
       assignor: this.options.assignor ?? "",
       clientId: this.options.clientId ?? "rill-ts",

@@ -601,6 +601,39 @@ export const brokerKeys = [
     0,
     2 ** 40,
   ),
+  // Transactions (issue 17).
+  int(
+    "transaction.max.timeout.ms",
+    "transactionMaxTimeoutMs",
+    "Longest transaction timeout a producer may ask for (InitProducerId's `transaction_timeout_ms`); a longer one is refused with INVALID_TRANSACTION_TIMEOUT.",
+    900_000,
+    1,
+    2 ** 31 - 1,
+  ),
+  int(
+    "transactional.id.expiration.ms",
+    "transactionalIdExpirationMs",
+    "A transactional id without an open transaction and without requests for this long is forgotten (its state in `__transaction_state` gets a tombstone).",
+    604_800_000,
+    1,
+    2 ** 31 - 1,
+  ),
+  int(
+    "transaction.state.log.replication.factor",
+    "transactionStateLogReplicationFactor",
+    "Replication factor of `__transaction_state`; capped at the number of controller voters. The topic is created once that many brokers are unfenced.",
+    3,
+    1,
+    1000,
+  ),
+  int(
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transactionAbortTimedOutTransactionCleanupIntervalMs",
+    "How often the transaction coordinator aborts transactions open longer than their timeout (and forgets expired transactional ids).",
+    10_000,
+    1,
+    2 ** 31 - 1,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -692,6 +725,11 @@ export interface BrokerConfig {
   logFormat: "auto" | "json" | "pretty";
   // Memory (issue 14).
   gcExternalStepBytes: number;
+  // Transactions (issue 17).
+  transactionMaxTimeoutMs: number;
+  transactionalIdExpirationMs: number;
+  transactionStateLogReplicationFactor: number;
+  transactionAbortTimedOutTransactionCleanupIntervalMs: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

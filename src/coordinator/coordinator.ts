@@ -345,6 +345,16 @@ export class GroupCoordinator {
    * group has no members. Refusals come back per offset (and in `error` when the whole commit is
    * refused); a refused offset is never applied. Malformed requests throw.
    */
+  /** TxnOffsetCommit (issue 17): offsets pending in producer `producerId`'s transaction (offsets-manager.ts). */
+  txnCommitOffsets(req: CommitOffsetsRequest & { producerId: number }, now: number): CoordinatorResult<CommitOffsetsResponse> {
+    return this.offsets.txnCommitOffsets(req, now);
+  }
+
+  /** A transaction marker of `producerId` reached this shard: its pending offsets commit or drop. */
+  completeTxnOffsets(producerId: number, commit: boolean, now: number): CoordinatorResult<void> {
+    return { records: this.offsets.completeTxnOffsets(producerId, commit, now), response: undefined };
+  }
+
   commitOffsets(req: CommitOffsetsRequest, now: number): CoordinatorResult<CommitOffsetsResponse> {
     this.lastNow = now;
     return this.offsets.commitOffsets(req, now);

@@ -137,6 +137,10 @@ export class GroupRuntime {
       for (const chunk of r.chunks) {
         for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
           const h = readBatchHeader(chunk, pos);
+          if (h.isControl) {
+            pos += h.size; // a transaction marker (issue 17) is no group record
+            continue;
+          }
           const c = recordCursor(chunk, pos);
           while (c.next()) {
             if (c.offset < offset || c.keyLength < 0) continue;
@@ -290,6 +294,21 @@ export class GroupRuntime {
       this.write(p, shard, records);
       if (records.length > 0) this.notifyGroupsOf(records);
     }
+  }
+
+  /**
+   * A transaction marker for `__consumer_offsets` partition `p` (issue 17): producer
+   * `producerId`'s pending offsets in the shard's groups are committed (or dropped), written and
+   * replicated before this resolves. NOT_COORDINATOR when the shard is not here.
+   */
+  async completeTxnOffsets(p: number, producerId: number, commit: boolean): Promise<void> {
+    const shard = this.shards.get(p);
+    if (shard === undefined)
+      throw rillError("NOT_LEADER_OR_FOLLOWER", `${OFFSETS_TOPIC}-${p}: its group coordinator is not on this broker`);
+    const res = shard.completeTxnOffsets(producerId, commit, this.clock.nowMs());
+    this.write(p, shard, res.records);
+    const last = this.lastWritten.get(p);
+    if (res.records.length > 0 && last !== undefined) await this.rm.replicated(OFFSETS_TOPIC, p, last, 15_000);
   }
 
   /** Every shard (for ListGroups). */

@@ -59,6 +59,8 @@ export class GroupState {
   /** Committed offsets by `topic:partition` (shared with clones until either side writes). */
   private offsetMap = new Map<string, CommittedOffsetState>();
   private offsetsShared = false;
+  /** Offsets pending in transactions (issue 17), by `producerId:topic:partition`. */
+  readonly txnOffsets = new Map<string, { producerId: number; topic: string; partition: number } & CommittedOffsetState>();
 
   /** Derived: the member that owns (assigned or pending revocation) each partition. */
   readonly owners = new Map<string, string>();
@@ -148,6 +150,22 @@ export class GroupState {
       case "offset-tombstone":
         this.writableOffsets().delete(tpKey(r.topic, r.partition));
         break;
+      case "txn-offset": {
+        const { producerId, topic, partition, offset, metadata, leaderEpoch, commitTimestampMs } = r;
+        this.txnOffsets.set(`${producerId}:${tpKey(topic, partition)}`, {
+          producerId,
+          topic,
+          partition,
+          offset,
+          metadata,
+          leaderEpoch,
+          commitTimestampMs,
+        });
+        break;
+      }
+      case "txn-offset-tombstone":
+        this.txnOffsets.delete(`${r.producerId}:${tpKey(r.topic, r.partition)}`);
+        break;
       case "classic-group": {
         const { protocolType, generation, protocol, leader, members } = r;
         assert(
@@ -218,6 +236,7 @@ export class GroupState {
       this.targets.size === 0 &&
       this.current.size === 0 &&
       this.offsets.size === 0 &&
+      this.txnOffsets.size === 0 &&
       this.classic === null
     );
   }
@@ -242,6 +261,7 @@ export class GroupState {
     for (const [k, v] of this.members) g.members.set(k, v);
     for (const [k, v] of this.targets) g.targets.set(k, v);
     for (const [k, v] of this.current) g.current.set(k, v);
+    for (const [k, v] of this.txnOffsets) g.txnOffsets.set(k, v);
     g.offsetMap = this.offsetMap;
     g.offsetsShared = true;
     this.offsetsShared = true;

@@ -17,7 +17,7 @@ import { lagOf } from "./offsets.ts";
 import type { TopicPartitions } from "./partitions.ts";
 import { keysOf, parseTpKey, sortedTpKeys, tpKey } from "./partitions.ts";
 import type { GroupRecord, OffsetCommitRecord } from "./records.ts";
-import { offsetRecord, offsetTombstone } from "./records.ts";
+import { offsetRecord, offsetTombstone, txnOffsetRecord, txnOffsetTombstone } from "./records.ts";
 import type { CoordinatorResult, LogEndOffsets, TopicsView } from "./types.ts";
 import { checkListLength, offsetEntryError, validateGroupId, validateInt, validateMemberId, validateTopicPartitions } from "./validate.ts";
 
@@ -148,6 +148,62 @@ export class OffsetsManager {
       return { topic: o.topic, partition: o.partition, offset: o.offset, error };
     });
     return { records, response: { error: callError, offsets } };
+  }
+
+  /**
+   * TxnOffsetCommit (issue 17): the offsets are checked as a commit's — the member id and epoch
+   * (or a classic member's generation) so a zombie cannot commit (KIP-447); without a member id
+   * only each partition's existence — and written pending in producer `producerId`'s transaction
+   * (TxnOffsetRecords), invisible until its marker commits them (`completeTxnOffsets`).
+   */
+  txnCommitOffsets(req: CommitOffsetsRequest & { producerId: number }, now: number): CoordinatorResult<CommitOffsetsResponse> {
+    const res = req.memberId === "" ? this.commitWithoutMembership(req, now) : this.commitOffsets(req, now);
+    const records = res.records.map((r) => {
+      assert(r.type === "offset", "a commit writes only offset records");
+      const { groupId, topic, partition, offset, metadata, leaderEpoch, commitTimestampMs } = r;
+      return txnOffsetRecord({ groupId, producerId: req.producerId, topic, partition, offset, metadata, leaderEpoch, commitTimestampMs });
+    });
+    return { records, response: res.response };
+  }
+
+  private commitWithoutMembership(req: CommitOffsetsRequest, now: number): CoordinatorResult<CommitOffsetsResponse> {
+    const groupId = validateGroupId(req.groupId);
+    checkListLength(req.offsets, "offsets", OFFSETS_PER_REQUEST_MAX);
+    const g = this.groups.get(groupId);
+    const records: GroupRecord[] = [];
+    const offsets = req.offsets.map((o, i) => {
+      const error = offsetEntryError(o, `offsets[${i}]`) ?? this.commitPartitionError(g, "", -1, o, i);
+      if (error === null) records.push(this.offsetRecordOf(groupId, o, now));
+      return { topic: o.topic, partition: o.partition, offset: o.offset, error };
+    });
+    return { records, response: { error: null, offsets } };
+  }
+
+  /**
+   * A transaction marker of producer `producerId` reached this coordinator's partition: its
+   * pending offsets in every group become committed offsets (commit) or are dropped (abort).
+   */
+  completeTxnOffsets(producerId: number, commit: boolean, now: number): GroupRecord[] {
+    const records: GroupRecord[] = [];
+    for (const g of this.groups.values()) {
+      for (const p of g.txnOffsets.values()) {
+        if (p.producerId !== producerId) continue;
+        if (commit)
+          records.push(
+            offsetRecord({
+              groupId: g.groupId,
+              topic: p.topic,
+              partition: p.partition,
+              offset: p.offset,
+              metadata: p.metadata,
+              leaderEpoch: p.leaderEpoch,
+              commitTimestampMs: Math.max(p.commitTimestampMs, now),
+            }),
+          );
+        records.push(txnOffsetTombstone(g.groupId, producerId, p.topic, p.partition));
+      }
+    }
+    return records;
   }
 
   private commitCallError(g: GroupState | undefined, groupId: string, memberId: string, memberEpoch: number): RillError | null {

@@ -15,6 +15,7 @@
  *   assignment:<group>:<member>            CurrentAssignmentRecord (member epoch, owned, revoking)
  *   offset:<group>:<topic>:<partition>     OffsetCommitRecord
  *   classic:<group>                        ClassicGroupRecord    (a classic group's generation: Kafka's GroupMetadataValue)
+ *   txn-offset:<group>:<producer id>:<topic>:<partition>   TxnOffsetRecord (an offset pending in a transaction, issue 17)
  *
  * Each has a tombstone with the same key (`...-tombstone`). Removing a member writes three
  * (assignment, target, member); deleting a group writes one per offset plus target-epoch and
@@ -215,8 +216,39 @@ export interface OffsetTombstone {
   readonly partition: number;
 }
 
+/**
+ * An offset committed inside a producer's transaction (TxnOffsetCommit, issue 17): pending until
+ * the transaction's marker reaches this partition — then the commit writes it as an
+ * OffsetCommitRecord and a tombstone of this record, the abort only the tombstone.
+ */
+export interface TxnOffsetRecord {
+  readonly type: "txn-offset";
+  readonly v: 1;
+  readonly key: string;
+  readonly groupId: string;
+  readonly producerId: number;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly metadata: string;
+  readonly leaderEpoch: number;
+  readonly commitTimestampMs: number;
+}
+
+/** Deletes a TxnOffsetRecord. */
+export interface TxnOffsetTombstone {
+  readonly type: "txn-offset-tombstone";
+  readonly v: 1;
+  readonly key: string;
+  readonly groupId: string;
+  readonly producerId: number;
+  readonly topic: string;
+  readonly partition: number;
+}
+
 /** Every tombstone. */
 export type GroupTombstoneRecord =
+  | TxnOffsetTombstone
   | GroupTombstone
   | TargetEpochTombstone
   | MemberTombstone
@@ -234,6 +266,7 @@ export type GroupRecord =
   | CurrentAssignmentRecord
   | OffsetCommitRecord
   | ClassicGroupRecord
+  | TxnOffsetRecord
   | GroupTombstoneRecord;
 
 // ---------------------------------------------------------------------------------------------
@@ -281,6 +314,10 @@ export function classicKey(groupId: string): string {
   return `classic:${e(groupId)}`;
 }
 
+export function txnOffsetKey(groupId: string, producerId: number, topic: string, partition: number): string {
+  return `txn-offset:${e(groupId)}:${producerId}:${e(topic)}:${partition}`;
+}
+
 /** The compaction key of any record (tombstones share the key of what they delete). */
 export function groupRecordKey(r: GroupRecord): string {
   switch (r.type) {
@@ -305,6 +342,9 @@ export function groupRecordKey(r: GroupRecord): string {
     case "classic-group":
     case "classic-group-tombstone":
       return classicKey(r.groupId);
+    case "txn-offset":
+    case "txn-offset-tombstone":
+      return txnOffsetKey(r.groupId, r.producerId, r.topic, r.partition);
   }
 }
 
@@ -388,6 +428,24 @@ export function offsetTombstone(groupId: string, topic: string, partition: numbe
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
+/** An offset pending in producer `producerId`'s transaction (issue 17). */
+export function txnOffsetRecord(b: Body<TxnOffsetRecord>): TxnOffsetRecord {
+  return { type: "txn-offset", v: 1, key: txnOffsetKey(b.groupId, b.producerId, b.topic, b.partition), ...b };
+}
+
+/** Deletes a pending transactional offset (its transaction ended). */
+export function txnOffsetTombstone(groupId: string, producerId: number, topic: string, partition: number): TxnOffsetTombstone {
+  return {
+    type: "txn-offset-tombstone",
+    v: 1,
+    key: txnOffsetKey(groupId, producerId, topic, partition),
+    groupId,
+    producerId,
+    topic,
+    partition,
+  };
+}
+
 /** Encodes a record as one JSON document (tombstones included). */
 export function encodeGroupRecord(r: GroupRecord): Buffer {
   return Buffer.from(JSON.stringify(r), "utf8");
@@ -434,6 +492,8 @@ function tombstoneOfKey(key: string): GroupTombstoneRecord {
   else if (kind === "assignment" && ids.length === 2) r = assignmentTombstone(ids[0]!, ids[1]!);
   else if (kind === "classic" && ids.length === 1) r = classicGroupTombstone(ids[0]!);
   else if (kind === "offset" && ids.length === 3 && /^\d+$/.test(ids[2]!)) r = offsetTombstone(ids[0]!, ids[1]!, Number(ids[2]!));
+  else if (kind === "txn-offset" && ids.length === 4 && /^\d+$/.test(ids[1]!) && /^\d+$/.test(ids[3]!))
+    r = txnOffsetTombstone(ids[0]!, Number(ids[1]!), ids[2]!, Number(ids[3]!));
   else return bad();
   if (r.key !== key) bad();
   return r;
@@ -477,6 +537,17 @@ const SCHEMAS: Record<GroupRecord["type"], Record<string, FieldKind>> = {
     members: "classic-members",
   },
   "classic-group-tombstone": COMMON,
+  "txn-offset": {
+    ...COMMON,
+    producerId: "int",
+    topic: "string",
+    partition: "int",
+    offset: "int",
+    metadata: "string",
+    leaderEpoch: "int",
+    commitTimestampMs: "int",
+  },
+  "txn-offset-tombstone": { ...COMMON, producerId: "int", topic: "string", partition: "int" },
 };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;

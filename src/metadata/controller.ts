@@ -407,9 +407,10 @@ export const PRODUCER_EPOCH_MAX = 0x7fff;
  */
 export function decideInitProducerId(
   image: MetadataImage,
-  req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number },
+  req: { transactionalId: string; producerId?: number | undefined; producerEpoch: number; epochAtLeast?: number | undefined },
 ): MetadataRecord[] {
   if (req.transactionalId.length > 249) throw rillError("INVALID_REQUEST", "transactional_id: longer than 249 characters");
+  if (req.epochAtLeast !== undefined) return decideTransactionalProducerId(image, req.transactionalId, req.epochAtLeast);
   let current = req.transactionalId !== "" ? image.transactionalIds.get(req.transactionalId) : undefined;
   if (req.producerId !== undefined) {
     const issued = image.producerEpochs.get(req.producerId);
@@ -430,4 +431,18 @@ export function decideInitProducerId(
   const epoch = image.producerEpochs.get(current)! + 1;
   if (epoch > PRODUCER_EPOCH_MAX) return fresh();
   return [{ type: "producer-epoch", v: 1, producerId: current, producerEpoch: epoch, transactionalId: req.transactionalId }];
+}
+
+/**
+ * For a transaction coordinator (issue 17), which bumps its producers' epochs itself between two
+ * InitProducerIds: `transactionalId`'s producer id at max(issued + 1, `epochAtLeast`), or a fresh
+ * id at epoch 0 when that passes PRODUCER_EPOCH_MAX or the id has none yet.
+ */
+function decideTransactionalProducerId(image: MetadataImage, transactionalId: string, epochAtLeast: number): MetadataRecord[] {
+  if (transactionalId === "") throw rillError("INVALID_REQUEST", "transactional_id: needed with epoch_at_least");
+  const current = image.transactionalIds.get(transactionalId);
+  const epoch = current === undefined ? PRODUCER_EPOCH_MAX + 1 : Math.max(image.producerEpochs.get(current)! + 1, epochAtLeast);
+  if (epoch > PRODUCER_EPOCH_MAX)
+    return [{ type: "producer-epoch", v: 1, producerId: image.nextProducerId, producerEpoch: 0, transactionalId }];
+  return [{ type: "producer-epoch", v: 1, producerId: current!, producerEpoch: epoch, transactionalId }];
 }

@@ -73,6 +73,8 @@ import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
 import { type DeleteRecordsForwarder, deleteRecords } from "../service/delete-records.ts";
+import type { TxnService } from "../service/txn-service.ts";
+import { txnAdminHandlers } from "./txn-admin.ts";
 import {
   decodeDeleteRecords,
   decodeDeleteRecordsResult,
@@ -82,6 +84,8 @@ import {
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
+  /** Transactions (issue 17); none: the transaction calls answer INVALID_REQUEST. */
+  readonly transactions?: TxnService | null;
   readonly rm: ReplicaManager;
   readonly store: MetadataStore;
   readonly random: Random;
@@ -273,10 +277,8 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       const forwarder = grpcDeleteRecordsForwarder(leaders, who(call));
       return encodeDeleteRecordsResult(await deleteRecords(d.rm, input, { forwarded: isForwarded(call) }, forwarder));
     }),
-    // transactions (issue 17): wired in the next commits
-    listTransactions: (_call, cb) => cb({ code: 12, details: "ListTransactions: transactions are being built (issue 17)" }),
-    describeTransactions: (_call, cb) => cb({ code: 12, details: "DescribeTransactions: transactions are being built (issue 17)" }),
-    abortTransaction: (_call, cb) => cb({ code: 12, details: "AbortTransaction: transactions are being built (issue 17)" }),
+    // transactions (issue 17)
+    ...txnAdminHandlers(d.rm, d.transactions ?? null, access, d.clients),
   };
 }
 

@@ -51,6 +51,7 @@ type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 function toSubscription(sub: ConsumeRequest_Subscribe, clientHost: string): ConsumeSubscription {
   return {
     decode: sub.format !== RecordFormat.BATCHES,
+    isolationLevel: sub.isolationLevel,
     groupId: sub.groupId,
     topics: sub.topics,
     instanceId: sub.instanceId ?? null,
@@ -131,7 +132,15 @@ class CallSink implements ConsumeSink {
     const throttleTimeMs = this.throttle(r);
     const value =
       this.format === RecordFormat.BATCHES
-        ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
+        ? {
+            ...base,
+            throttleTimeMs,
+            recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks),
+            abortedTransactions: (r.abortedTransactions ?? []).map((a) => ({
+              producerId: BigInt(a.producerId),
+              firstOffset: BigInt(a.firstOffset),
+            })),
+          }
         : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
     return this.send({ case: "records", value }, onSent) && throttleTimeMs === 0;
   }

@@ -13,6 +13,7 @@ import { rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
 import type { GroupStateName, TopicPartitions } from "../coordinator/index.ts";
 import type { GroupRuntime } from "../coordinator/group-runtime.ts";
+import type { TxnService } from "../service/txn-service.ts";
 import { OffsetSpec, type TopicPartitions as ProtoTopicPartitions } from "../gen/rill/v1/common_pb.ts";
 import {
   CommitOffsetsResponseSchema,
@@ -199,6 +200,7 @@ export function groupService(
   quotas?: QuotaThrottle,
   access: RequestAccess = new RequestAccess(Access.allowAll()),
   memory?: FetchMemory,
+  txn: TxnService | null = null,
 ): ServiceImplementation<typeof GroupService> {
   const groups = new GroupsService(rt, rm);
   // Consume's disk reads fill buffers from a pool, given back once each message is written.
@@ -208,9 +210,28 @@ export function groupService(
       access.heartbeat(requesterOf(call), req.groupId, req.topics);
       return heartbeat(groups, req);
     }),
-    commitOffsets: unary((req: CommitOffsetsRequest, call) => {
+    commitOffsets: unary(async (req: CommitOffsetsRequest, call) => {
       access.commitOffsets(requesterOf(call), req.groupId, req.offsets);
-      return commitOffsets(groups, req);
+      if (req.transactionalId === "") return commitOffsets(groups, req);
+      // Offsets committed with a producer's transaction (issue 17).
+      access.transactionalWrite(requesterOf(call), "GroupService/CommitOffsets", req.transactionalId);
+      if (txn === null) throw rillError("INVALID_REQUEST", "transactional_id: transactions are not served by this broker");
+      const offsets = await txn.txnOffsetCommit({
+        transactionalId: req.transactionalId,
+        producerId: req.producerId,
+        producerEpoch: req.producerEpoch,
+        groupId: req.groupId,
+        memberId: req.memberId === "" ? null : req.memberId,
+        generationOrEpoch: req.memberEpoch,
+        offsets: req.offsets.map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: Number(o.offset),
+          metadata: o.metadata,
+          leaderEpoch: o.leaderEpoch,
+        })),
+      });
+      return create(CommitOffsetsResponseSchema, { offsets: toOffsetResults(offsets) });
     }),
     fetchOffsets: unary(async (req: FetchOffsetsRequest, call) => {
       const offsets = await access.fetchOffsets(requesterOf(call), req.groupId, async () => (await fetchOffsets(groups, req)).offsets);

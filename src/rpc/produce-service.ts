@@ -21,6 +21,9 @@ import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import {
+  EndTransactionResponseSchema,
+  type EndTransactionRequest,
+  type EndTransactionResponse,
   InitProducerIdRequestSchema,
   InitProducerIdResponseSchema,
   ProduceRequestSchema,
@@ -47,6 +50,8 @@ import type { ServiceImplementation } from "./grpc-service.ts";
 import { type QuotaThrottle, recordBytes, throttled } from "../service/quota-throttle.ts";
 import type { produceServiceCodecs } from "./wire-codec.ts";
 import { RequestAccess } from "../service/authorize.ts";
+import type { TxnService } from "../service/txn-service.ts";
+import { TxnForwarding } from "./txn-rpc.ts";
 import { Access } from "../service/access.ts";
 
 /**
@@ -63,12 +68,15 @@ export function produceService(
   producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
   quotas?: QuotaThrottle,
   access: RequestAccess = new RequestAccess(Access.allowAll()),
+  txn: TxnService | null = null,
 ): ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> {
   const fwd = new Forwarder(ProduceService, route, clients);
-  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs);
+  const handler = new ProduceHandler(rm, leaderForwarder(new LeaderClients(ProduceService, rm, clients)), checks, producerWaitMs, txn);
+  const txnFwd = txn && clients ? new TxnForwarding(rm, clients) : null;
   // Authorized for the caller; the caller travels with a request passed to a partition's leader (ProduceInput.requester).
   const produce = async (req: ProduceRequest, forwarded: boolean, who: Requester): Promise<ProduceResponse> => {
     access.produce(who, req.topic);
+    if (req.transactionalId !== "") access.transactionalWrite(who, "ProduceService/Produce", req.transactionalId);
     return toProduceResponse(await handler.produce(toProduceInput(req, who), forwarded));
   };
   return {
@@ -88,21 +96,57 @@ export function produceService(
     }),
     produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), access, isForwarded(call) ? undefined : quotas),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
+      const c = call as grpc.ServerUnaryCall<unknown, unknown>;
+      if (req.epochAtLeast !== undefined) {
+        // A transaction coordinator asking the controller for its producer's id (issue 17).
+        if (!isForwarded(c)) throw rillError("INVALID_REQUEST", "epoch_at_least: only a transaction coordinator of the cluster may set it");
+        if (fwd.shouldForward(c)) return fwd.forward("initProducerId", req, c);
+        const r = await rm.initProducerId({ transactionalId: req.transactionalId, producerEpoch: 0, epochAtLeast: req.epochAtLeast });
+        fwd.markOffset(c);
+        return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
+      }
       access.initProducerId(requesterOf(call), req.transactionalId);
+      if (txn !== null && req.transactionalId !== "") {
+        const id = req.transactionalId;
+        await txn.awaitCoordinator(id);
+        if (!TxnForwarding.runsHere(c, txn.isLocal(id)) && txnFwd !== null)
+          return txnFwd.call<InitProducerIdResponse>(txn.coordinatorOf(id), "initProducerId", req, requesterOf(call));
+        const r = await txn.initProducerId({
+          transactionalId: id,
+          transactionTimeoutMs: req.transactionTimeoutMs,
+          producerId: req.producerId ?? -1n,
+          producerEpoch: req.producerId === undefined ? -1 : req.producerEpoch,
+        });
+        return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
+      }
       const input: InitProducerIdInput = {
         transactionalId: req.transactionalId,
         producerId: req.producerId,
         producerEpoch: req.producerEpoch,
       };
       checkInitProducerId(input);
-      const c = call as grpc.ServerUnaryCall<unknown, unknown>;
       if (fwd.shouldForward(c)) return fwd.forward("initProducerId", req, c);
       const r = await initProducerId(rm, input);
       fwd.markOffset(c); // a forwarding node answers once it has applied the new id too
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
-    // issue 17: wired to the transaction coordinator in the next commits
-    endTransaction: (_call, cb) => cb({ code: 12, details: "EndTransaction: transactions are being built (issue 17)" }),
+    endTransaction: unary(async (req: EndTransactionRequest, call) => {
+      const who = requesterOf(call);
+      access.transactionalWrite(who, "ProduceService/EndTransaction", req.transactionalId);
+      if (txn === null) throw rillError("INVALID_REQUEST", "transactional_id: transactions are not served by this broker");
+      const c = call as grpc.ServerUnaryCall<unknown, unknown>;
+      const id = req.transactionalId;
+      if (id !== "" && !TxnForwarding.runsHere(c, txn.isLocal(id)) && txnFwd !== null)
+        return txnFwd.call<EndTransactionResponse>(txn.coordinatorOf(id), "endTransaction", req, who);
+      const r = await txn.endTransaction({
+        transactionalId: id,
+        producerId: req.producerId,
+        producerEpoch: req.producerEpoch,
+        commit: req.commit,
+        bumpEpoch: true,
+      });
+      return create(EndTransactionResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
+    }),
   };
 }
 
@@ -154,6 +198,7 @@ export function toProduceInput(req: ProduceRequest, requester?: Requester): Prod
     producerId: req.producerId,
     producerEpoch: req.producerEpoch,
     baseSequence: req.baseSequence,
+    ...(req.transactionalId !== "" ? { transactionalId: req.transactionalId, transactionVersion: 2 as const } : {}),
   };
 }
 
@@ -183,6 +228,7 @@ function toProduceRequest(input: ProduceInput): ProduceRequest {
     ...(input.producerId !== undefined ? { producerId: input.producerId } : {}),
     producerEpoch: input.producerEpoch,
     baseSequence: input.baseSequence,
+    transactionalId: input.transactionalId ?? "",
   });
 }
 

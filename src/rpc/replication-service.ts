@@ -34,6 +34,7 @@ import type { ServiceImplementation } from "./grpc-service.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "../service/fetch.ts";
 import { offsetsForLeaderEpoch } from "../service/leader-epoch.ts";
+import { type TxnInternalDeps, txnInternalHandlers } from "./txn-rpc.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 
@@ -151,6 +152,7 @@ async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: Abort
 export function replicationService(
   rm: ReplicaManager,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
+  txn: TxnInternalDeps | null = null,
 ): ServiceImplementation<typeof ReplicationService> {
   return {
     replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>) => {
@@ -212,9 +214,8 @@ export function replicationService(
         ),
       });
     }),
-    // transactions (issue 17): wired in the next commits
-    writeTxnMarkers: (_call, cb) => cb({ code: 12, details: "WriteTxnMarkers: transactions are being built (issue 17)" }),
-    txnProduceGate: (_call, cb) => cb({ code: 12, details: "TxnProduceGate: transactions are being built (issue 17)" }),
+    // transactions (issue 17): the coordinator's markers and the leaders' produce gate
+    ...txnInternalHandlers(() => txn),
   };
 }
 

@@ -30,6 +30,8 @@ import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { addService } from "./grpc-service.ts";
 import { InternalClients } from "./internal-clients.ts";
+import type { TxnService } from "../service/txn-service.ts";
+import type { TxnInternalDeps } from "./txn-rpc.ts";
 import { groupService } from "./group-service.ts";
 import { produceService } from "./produce-service.ts";
 import { addReflection } from "./reflection.ts";
@@ -70,6 +72,8 @@ export interface ServiceDeps {
   readonly quotas?: QuotaThrottle;
   /** Who may do what (authorizer.enable); default: everyone everything. */
   readonly access?: RequestAccess;
+  /** Transactions (issue 17): the service, and what the internal calls run on; none: not served. */
+  readonly transactions?: { readonly service: TxnService; readonly internal: TxnInternalDeps } | undefined;
 }
 
 /** Which services `registerServices` adds, and how (cluster membership, member-auth.ts). */
@@ -84,19 +88,40 @@ export interface RegisterOptions {
 export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: InternalClients, o: RegisterOptions = {}): void {
   const w = o.wrap;
   const access = d.access ?? new RequestAccess(Access.allowAll());
-  addService(server, AdminService, adminService({ ...d.admin, ...(clients ? { clients } : {}), access }), undefined, w);
+  addService(
+    server,
+    AdminService,
+    adminService({ ...d.admin, ...(clients ? { clients } : {}), access, transactions: d.transactions?.service ?? null }),
+    undefined,
+    w,
+  );
   const quotas = d.quotas ?? new QuotaThrottle(() => d.replicas.image, { nowMs: () => d.replicas.nowMs() }, d.timers);
   addService(
     server,
     ProduceService,
-    produceService(d.replicas, d.route, clients, d.produceChecks, d.producerIdMetadataWaitMs, quotas, access),
+    produceService(
+      d.replicas,
+      d.route,
+      clients,
+      d.produceChecks,
+      d.producerIdMetadataWaitMs,
+      quotas,
+      access,
+      d.transactions?.service ?? null,
+    ),
     produceServiceCodecs,
     w,
   );
   addService(server, FetchService, fetchService(d.replicas, clients, d.fetchMemory, quotas, access), fetchServiceCodecs, w);
-  addService(server, GroupService, groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory), undefined, w);
+  addService(
+    server,
+    GroupService,
+    groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory, d.transactions?.service ?? null),
+    undefined,
+    w,
+  );
   if (o.internal === false) return;
-  addService(server, ReplicationService, replicationService(d.replicas, d.fetchMemory), undefined, w);
+  addService(server, ReplicationService, replicationService(d.replicas, d.fetchMemory, d.transactions?.internal ?? null), undefined, w);
   addService(server, ControllerService, controllerService(d.controller), undefined, w);
 }
 

@@ -75,9 +75,26 @@ export const RPC_ACCESS = {
   "AdminService/AlterClientQuotas": { all: [cluster("ALTER_CONFIGS")], kafka: "AlterClientQuotas: ALTER_CONFIGS on CLUSTER" },
   "AdminService/DescribeClientQuotas": { all: [cluster("DESCRIBE_CONFIGS")], kafka: "DescribeClientQuotas: DESCRIBE_CONFIGS on CLUSTER" },
   "AdminService/DeleteRecords": { all: [each("TOPIC", "DELETE")], kafka: "DeleteRecords: DELETE on the topic" },
+  // transactions (issue 17)
+  "AdminService/ListTransactions": {
+    all: [filter("TRANSACTIONAL_ID", "DESCRIBE")],
+    kafka: "ListTransactions: DESCRIBE on the transactional id; others are left out",
+  },
+  "AdminService/DescribeTransactions": {
+    all: [each("TRANSACTIONAL_ID", "DESCRIBE")],
+    kafka: "DescribeTransactions: DESCRIBE on the transactional id",
+  },
+  "AdminService/AbortTransaction": {
+    all: [each("TRANSACTIONAL_ID", "WRITE")],
+    kafka: "kafka-transactions.sh abort: WRITE on the transactional id (WriteTxnMarkers for a hanging partition: ALTER on CLUSTER)",
+  },
   // ProduceService
   "ProduceService/Produce": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },
   "ProduceService/ProduceStream": { all: [each("TOPIC", "WRITE")], kafka: "Produce: WRITE on the topic (idempotent too, KIP-679)" },
+  "ProduceService/EndTransaction": {
+    all: [each("TRANSACTIONAL_ID", "WRITE")],
+    kafka: "EndTxn: WRITE on the transactional id",
+  },
   "ProduceService/InitProducerId": {
     all: [],
     oneOf: [[cluster("IDEMPOTENT_WRITE")], [{ on: "anyTopic", op: "WRITE" }]],
@@ -129,6 +146,10 @@ export const EXTRA_ACCESS = {
   clusterInternals: cluster("DESCRIBE"),
   /** InitProducerId with a transactional id: WRITE on that TRANSACTIONAL_ID. */
   transactionalId: each("TRANSACTIONAL_ID", "WRITE"),
+  /** A hanging transaction aborted in one partition (a marker written by an admin): ALTER on CLUSTER, as WriteTxnMarkers. */
+  abortPartition: cluster("ALTER"),
+  /** Produce with a transactional id, and CommitOffsets in a transaction: WRITE on it too. */
+  transactionalWrite: each("TRANSACTIONAL_ID", "WRITE"),
   /** ListGroups: DESCRIBE on CLUSTER shows every group. */
   listAllGroups: cluster("DESCRIBE"),
 } as const;

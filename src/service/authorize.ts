@@ -130,6 +130,32 @@ export class RequestAccess {
     else this.access.check(r, "ProduceService/InitProducerId");
   }
 
+  // transactions (issue 17)
+
+  /** EndTransaction, and a Produce or CommitOffsets with a transactional id: WRITE on it. */
+  transactionalWrite(r: Requester, rpc: PublicRpc, transactionalId: string): void {
+    this.access.require(r, rpc, EXTRA_ACCESS.transactionalWrite, { TRANSACTIONAL_ID: [transactionalId] });
+  }
+
+  /** DescribeTransactions: DESCRIBE on each id. */
+  describeTransactions(r: Requester, ids: readonly string[]): void {
+    this.access.check(r, "AdminService/DescribeTransactions", { TRANSACTIONAL_ID: ids });
+  }
+
+  /** ListTransactions answers only the ids the caller may DESCRIBE. */
+  listTransactions<T extends { readonly transactionalId: string }>(r: Requester, rows: readonly T[]): T[] {
+    return this.access.visible(r, "TRANSACTIONAL_ID", "DESCRIBE", rows, (t) => t.transactionalId);
+  }
+
+  /** AbortTransaction: WRITE on the id; the partition form ALTER on CLUSTER and WRITE on the topic. */
+  abortTransaction(r: Requester, input: { transactionalId: string } | { topic: string }): void {
+    if ("transactionalId" in input) this.access.check(r, "AdminService/AbortTransaction", { TRANSACTIONAL_ID: [input.transactionalId] });
+    else {
+      this.access.require(r, "AdminService/AbortTransaction", EXTRA_ACCESS.abortPartition, {});
+      this.access.check(r, "ProduceService/Produce", { TOPIC: [input.topic] });
+    }
+  }
+
   fetch(r: Requester, rpc: "FetchService/Fetch" | "FetchService/Subscribe", partitions: readonly { readonly topic: string }[]): void {
     this.access.check(r, rpc, { TOPIC: topicsOf(partitions) });
   }

@@ -50,7 +50,7 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import type { FetchedRecord, ReadBuffers } from "./fetch-types.ts";
+import { type AbortedTransaction, type FetchedRecord, IsolationLevel, type ReadBuffers } from "./fetch-types.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
@@ -91,6 +91,12 @@ export interface ConsumeSubscription {
   readonly clientHost: string;
   /** Decode records for the sink (`DeliveredRecords.records`); else only whole batches go. Default false. */
   readonly decode?: boolean;
+  /**
+   * One of IsolationLevel; absent: READ_UNCOMMITTED. READ_COMMITTED reads stop at the last
+   * stable offset; decoded records leave out aborted ones, batches come with their aborted
+   * transactions. Control batches are never decoded as records.
+   */
+  readonly isolationLevel?: number;
 }
 
 /** A change of the member's ownership. */
@@ -117,6 +123,8 @@ export interface DeliveredRecords {
   readonly chunks: readonly Buffer[];
   /** With `decode`: the records of `chunks` at or after `firstOffset`; else null. */
   readonly records: readonly FetchedRecord[] | null;
+  /** READ_COMMITTED without `decode`: the aborted transactions overlapping `chunks`; else absent or null. */
+  readonly abortedTransactions?: readonly AbortedTransaction[] | null;
   /**
    * CORRUPT_MESSAGE when the batch at `firstOffset` cannot be read (no chunks then, and
    * `nextOffset` is the offset after the bad batch). Delivery of the partition pauses until the
@@ -580,7 +588,8 @@ export class ConsumeSession {
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
-      size = log.readSize(o.position, this.messageBytes(sub), this.rm.highWatermark(log));
+      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? this.rm.lastStableOffset(log) : this.rm.highWatermark(log);
+      size = log.readSize(o.position, this.messageBytes(sub), upTo);
     } catch {
       return null; // the read reports it
     }
@@ -607,6 +616,7 @@ export class ConsumeSession {
         partition: o.partition,
         offset: o.position,
         maxBytes: sized ?? this.messageBytes(sub),
+        ...(sub.isolationLevel === IsolationLevel.READ_COMMITTED ? { readCommitted: true } : {}),
       },
       alloc,
     );
@@ -616,7 +626,8 @@ export class ConsumeSession {
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;
-    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true);
+    const aborted = d.abortedTransactions ?? null;
+    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true, aborted);
     if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
@@ -630,6 +641,7 @@ export class ConsumeSession {
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
       records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
+      abortedTransactions: sub.decode === true ? null : aborted,
       error: null,
     };
     o.position = cut.nextOffset;

@@ -16,7 +16,8 @@
  * refused by a leader whose metadata lags a few milliseconds.
  */
 import { type RequestMetrics, requestMetricsOf } from "./request-metrics.ts";
-import { RillError } from "../base/errors.ts";
+import { RillError, rillError } from "../base/errors.ts";
+import type { TxnProduceGate } from "./transactions.ts";
 import { isCompacted, type TopicConfig } from "../config/schema.ts";
 import {
   BATCH_LENGTH_OFFSET,
@@ -26,6 +27,9 @@ import {
   MAGIC_OFFSET,
   PRODUCER_EPOCH_OFFSET,
   PRODUCER_ID_OFFSET,
+  ATTRIBUTES_OFFSET,
+  TRANSACTIONAL_MASK,
+  TRUSTED_CHECKS,
   encodeBatch,
   type ProduceChecks,
   type RecordInput,
@@ -104,6 +108,8 @@ export class ProduceHandler {
     private readonly forwarder: LeaderForwarder | null = null,
     private readonly checks: ProduceChecks = PRODUCE_CHECKS_DEFAULT,
     private readonly producerWaitMs: number = PRODUCER_METADATA_WAIT_MS_DEFAULT,
+    /** Transactions (issue 17): admits a transactional batch before it is appended; null: transactions are refused. */
+    private readonly gate: TxnProduceGate | null = null,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
     this.metrics = requestMetricsOf(rm);
@@ -126,6 +132,7 @@ export class ProduceHandler {
         return this.split(input, route.targets, route.forwarder);
       case "local": {
         const local = route.input;
+        if (local.transactionalId) return this.produceTransactional(local, route.targets);
         const waits = this.producerWaits(local);
         if (waits === null) return this.acknowledge(local, this.append(local, route.targets));
         return waits.then(() => this.acknowledge(local, this.append(local, route.targets)));
@@ -197,11 +204,49 @@ export class ProduceHandler {
     return { topic: input.topic, partitions: results, records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })) };
   }
 
+  /** One producer's transactional requests, in order: each waits for the one before (gate, then append). */
+  private readonly txnQueues = new Map<number, Promise<unknown>>();
+
+  /**
+   * A transactional request (issue 17): checked at once, then — after the same producer's
+   * earlier requests — admitted by the transaction coordinator's gate (the partition joins the
+   * transaction, TV2, or is verified to be in it, TV1), then appended with the transactional bit
+   * accepted. The producer's epoch is the coordinator's: the metadata image is not waited for.
+   */
+  private async produceTransactional(input: ProduceInput, targets: readonly number[] | null): Promise<ProduceResult> {
+    if (this.gate === null) throw rillError("INVALID_REQUEST", "transactional_id: transactions are not served by this broker");
+    const gate = this.gate;
+    this.checkRequest(input);
+    if (input.partition === undefined) throw rillError("INVALID_REQUEST", "partition: required with transactional_id");
+    const [producerId, producerEpoch] = transactionalProducer(input);
+    const partition = input.partition;
+    const before = this.txnQueues.get(producerId) ?? Promise.resolve();
+    const run = before
+      .catch(() => undefined)
+      .then(() =>
+        gate.ensure({
+          transactionalId: input.transactionalId!,
+          producerId,
+          producerEpoch,
+          topic: input.topic,
+          partition,
+          mode: input.transactionVersion === 1 ? "verify" : "add",
+        }),
+      )
+      .then(() => this.append(input, targets, true));
+    const tail = run.catch(() => undefined);
+    this.txnQueues.set(producerId, tail);
+    void tail.then(() => {
+      if (this.txnQueues.get(producerId) === tail) this.txnQueues.delete(producerId);
+    });
+    return this.acknowledge(input, await run);
+  }
+
   /** Validates and appends; synchronous, so requests are appended in arrival order. */
-  private append(input: ProduceInput, targets: readonly number[] | null): Appended {
+  private append(input: ProduceInput, targets: readonly number[] | null, transactional = false): Appended {
     const { acks, partitions } = this.checkRequest(input);
-    if (input.recordBatch !== null) return this.appendBatch(input, input.recordBatch, partitions, acks);
-    return this.appendRecords(input, partitions, acks, targets);
+    if (input.recordBatch !== null) return this.appendBatch(input, input.recordBatch, partitions, acks, transactional);
+    return this.appendRecords(input, partitions, acks, targets, transactional);
   }
 
   /** The checks of the whole request: its acks, timeout, payload, topic and partition. */
@@ -218,11 +263,11 @@ export class ProduceHandler {
    * Appends a producer's batch as it is. What the log refuses (a malformed or oversized batch, a
    * partition not led here) is the partition's error, as on the `records` path.
    */
-  private appendBatch(input: ProduceInput, batch: Buffer, partitions: number, acks: AckLevel): Appended {
+  private appendBatch(input: ProduceInput, batch: Buffer, partitions: number, acks: AckLevel, transactional: boolean): Appended {
     const partition = input.partition ?? this.sticky.next(input.topic, partitions);
     let res: AppendResult;
     try {
-      res = this.rm.append(input.topic, partition, batch, acks, this.checks);
+      res = this.rm.append(input.topic, partition, batch, acks, transactional ? { ...this.checks, transactional } : this.checks);
       if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
     } catch (e) {
       return { result: { topic: input.topic, partitions: [failed(partition, e)], records: [] }, lastOffsets: new Map() };
@@ -238,7 +283,13 @@ export class ProduceHandler {
   }
 
   /** Routes plain records, builds one batch per partition and appends each; errors per partition. */
-  private appendRecords(input: ProduceInput, partitions: number, acks: AckLevel, routed: readonly number[] | null): Appended {
+  private appendRecords(
+    input: ProduceInput,
+    partitions: number,
+    acks: AckLevel,
+    routed: readonly number[] | null,
+    transactional: boolean,
+  ): Appended {
     checkRecordCount(input.records.length);
     const cfg = this.rm.topicConfig(input.topic);
     const nowMs = this.rm.nowMs();
@@ -253,10 +304,10 @@ export class ProduceHandler {
     for (const [partition, indexes] of groupByPartition(targets)) {
       const batch = encodeBatch(
         indexes.map((i) => toRecordInput(input.records[i]!)),
-        { compression: codecFor(cfg), nowMs, ...producer },
+        { compression: codecFor(cfg), nowMs, ...producer, isTransactional: transactional },
       );
       try {
-        const res = this.rm.append(input.topic, partition, batch, acks);
+        const res = this.rm.append(input.topic, partition, batch, acks, transactional ? TXN_BROKER_CHECKS : undefined);
         if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
         lastOffsets.set(partition, res.lastOffset);
         indexes.forEach((i, k) => (offsets[i] = res.baseOffset + k));
@@ -324,6 +375,44 @@ function requestProducers(input: ProduceInput): Array<[number, number]> {
     pos += LOG_OVERHEAD + length;
   }
   return out;
+}
+
+/** How the broker's own transactional batches (built from `records`) are checked. */
+const TXN_BROKER_CHECKS = Object.freeze({ ...TRUSTED_CHECKS, transactional: true });
+
+/**
+ * The one producer (id, epoch) of a transactional request: its `producer_id` (records), or the
+ * header's of every batch, which must all carry the transactional bit (INVALID_REQUEST /
+ * INVALID_RECORD otherwise: nothing is appended).
+ */
+function transactionalProducer(input: ProduceInput): [number, number] {
+  if (input.recordBatch === null) {
+    if (input.producerId === undefined || input.producerId < 0n)
+      throw rillError(
+        "INVALID_REQUEST",
+        "producer_id: required with transactional_id (from InitProducerId with the same transactional id)",
+      );
+    const p = batchProducer(input);
+    return [p.producerId!, p.producerEpoch!];
+  }
+  const producers = requestProducers(input);
+  if (producers.length === 0)
+    throw rillError("INVALID_RECORD", "record_batch: a transactional batch needs the producer id from InitProducerId");
+  const [id, epoch] = producers[0]!;
+  if (producers.some(([i, e]) => i !== id || e !== epoch))
+    throw rillError("INVALID_RECORD", "record_batch: every batch of a transactional request must carry the same producer id and epoch");
+  const batch = input.recordBatch;
+  for (let pos = 0; pos + HEADER_SIZE <= batch.length; ) {
+    if ((batch.readInt16BE(pos + ATTRIBUTES_OFFSET) & TRANSACTIONAL_MASK) === 0)
+      throw rillError(
+        "INVALID_RECORD",
+        `record_batch: the batch at byte ${pos} lacks the transactional bit (0x10), but was sent with a transactional_id`,
+      );
+    const length = batch.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+    if (length <= 0) break;
+    pos += LOG_OVERHEAD + length;
+  }
+  return [id, epoch];
 }
 
 /** The result of a partition that was not written. */

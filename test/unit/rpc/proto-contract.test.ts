@@ -104,8 +104,16 @@ describe("rill.v1 contract", () => {
       DescribeClientQuotas: "unary",
       // delete records (issue 15)
       DeleteRecords: "unary",
+      ListTransactions: "unary",
+      DescribeTransactions: "unary",
+      AbortTransaction: "unary",
     });
-    expect(rpcs(ProduceService)).toEqual({ Produce: "unary", ProduceStream: "bidi_streaming", InitProducerId: "unary" });
+    expect(rpcs(ProduceService)).toEqual({
+      Produce: "unary",
+      ProduceStream: "bidi_streaming",
+      InitProducerId: "unary",
+      EndTransaction: "unary",
+    });
     expect(rpcs(FetchService)).toEqual({ Fetch: "unary", Subscribe: "server_streaming", ListOffsets: "unary" });
     expect(rpcs(GroupService)).toEqual({
       Heartbeat: "unary",
@@ -119,7 +127,12 @@ describe("rill.v1 contract", () => {
       // Kafka's OffsetDelete (issue 15)
       DeleteOffsets: "unary",
     });
-    expect(rpcs(ReplicationService)).toEqual({ ReplicaFetch: "bidi_streaming", OffsetsForLeaderEpoch: "unary" });
+    expect(rpcs(ReplicationService)).toEqual({
+      ReplicaFetch: "bidi_streaming",
+      OffsetsForLeaderEpoch: "unary",
+      WriteTxnMarkers: "unary",
+      TxnProduceGate: "unary",
+    });
     expect(Object.keys(rpcs(ControllerService))).toEqual([
       "Vote",
       "AppendEntries",

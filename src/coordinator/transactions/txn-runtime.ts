@@ -1,0 +1,420 @@
+/**
+ * The transaction coordinators of this broker, wired to the log: one `TxnCoordinator` shard per
+ * partition of the internal compacted topic `__transaction_state` that this broker leads. A
+ * transactional id lives in partition `murmur2(id) % 50` (Kafka's rule).
+ *
+ * Every request runs as: the shard's handler checks it and computes records; the records are
+ * appended to the shard's partition (acks=all) and replayed; the request continues once every
+ * in-sync replica holds them, so a decision survives the coordinator's death. Requests of one
+ * transactional id run one at a time (a per-id queue: InitProducerId and EndTransaction wait on
+ * the controller and on markers). Loading a shard (a restart, a leader move) replays the
+ * partition from its start, then resumes the ends that were decided but not completed: their
+ * markers are written again (a marker is idempotent for the partition) and Complete* follows.
+ *
+ * The ports: `issueProducerId` (the controller, which issues producer ids) and `writeMarker`
+ * (a partition's leader, here or on another broker). Time comes from the injected Clock and
+ * Timers; periodic work (timeouts, expiration) runs on `tick()`.
+ */
+import type { Clock } from "../../base/clock.ts";
+import { RillError, rillError } from "../../base/errors.ts";
+import { murmur2, toPositive } from "../../base/murmur2.ts";
+import type { Timers } from "../../base/timers.ts";
+import { encodeBatch, HEADER_SIZE, readBatchHeader, records as recordCursor } from "../../protocol/record-batch.ts";
+import type { ReplicaManager } from "../../replication/replica-manager.ts";
+import { type TxnCompletion, TxnCoordinator, type TxnCoordinatorOptions, type TxnIdentity, type TxnResult } from "./txn-coordinator.ts";
+import { type TxnPartition, type TxnRecord, type TxnStateRecord, txnFromKeyValue, txnToKeyValue } from "./txn-records.ts";
+
+/** The internal topic that holds transaction state. */
+export const TXN_TOPIC = "__transaction_state";
+/** Its partition count (Kafka's transaction.state.log.num.partitions default). */
+export const TXN_PARTITIONS = 50;
+/** Its topic configuration: compacted, 100 MiB segments (Kafka's transaction.state.log.segment.bytes). */
+export const TXN_TOPIC_CONFIGS: Readonly<Record<string, string>> = {
+  "cleanup.policy": "compact",
+  "segment.bytes": String(100 * 1024 * 1024),
+};
+
+/** The `__transaction_state` partition that owns a transactional id. */
+export function txnPartitionFor(transactionalId: string): number {
+  return toPositive(murmur2(Buffer.from(transactionalId, "utf8"))) % TXN_PARTITIONS;
+}
+
+/** A commit/abort marker for one partition. */
+export interface TxnMarkerSpec {
+  readonly producerId: number;
+  readonly producerEpoch: number;
+  readonly commit: boolean;
+  /** The leader epoch of the coordinator's `__transaction_state` partition. */
+  readonly coordinatorEpoch: number;
+}
+
+/** What the runtime reaches outside itself. */
+export interface TxnRuntimePorts {
+  /** The controller: `transactionalId`'s producer id at an epoch >= `atLeastEpoch` (a fresh id at 0 past the int16 range). */
+  issueProducerId(transactionalId: string, atLeastEpoch: number): Promise<TxnIdentity>;
+  /** Writes a marker through the partition's leader; resolves once its ISR holds it. */
+  writeMarker(tp: TxnPartition, marker: TxnMarkerSpec): Promise<void>;
+}
+
+/** Options of the runtime. */
+export interface TxnRuntimeOptions extends TxnCoordinatorOptions {
+  /** How long to wait between two tries of a marker whose leader could not take it. */
+  readonly markerRetryMs?: number;
+  /** Told of what the coordinator does (the broker logs it). */
+  readonly onEvent?: (e: TxnEvent) => void;
+}
+
+/** Something worth a log line. */
+export type TxnEvent =
+  | { readonly kind: "marker-retry"; readonly transactionalId: string; readonly tp: TxnPartition; readonly error: unknown }
+  | { readonly kind: "timed-out"; readonly transactionalId: string }
+  | { readonly kind: "completed"; readonly transactionalId: string; readonly commit: boolean; readonly partitions: number };
+
+/** How long a write waits for the in-sync replicas. */
+const REPLICATE_TIMEOUT_MS = 15_000;
+
+/** The coordinator shards of this broker. */
+export class TxnRuntime {
+  private readonly shards = new Map<number, TxnCoordinator>();
+  private readonly shardEpochs = new Map<number, number>();
+  /** Per transactional id, the tail of its queue of requests. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Completions being written (by transactional id), so a tick does not start a second one. */
+  private readonly completing = new Map<string, Promise<void>>();
+  private closed = false;
+
+  constructor(
+    private readonly rm: ReplicaManager,
+    private readonly clock: Clock,
+    private readonly timers: Timers,
+    readonly nodeId: number,
+    private readonly ports: TxnRuntimePorts,
+    private readonly opts: TxnRuntimeOptions,
+  ) {}
+
+  /** Stops: no new retries of markers. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * Loads the shards of `__transaction_state` partitions this broker now leads (replaying each,
+   * then resuming its decided ends) and drops the others. Call after every metadata change that
+   * moves leaders.
+   */
+  syncShards(): void {
+    if (this.rm.closed || this.closed) return;
+    const t = this.rm.image.topics.get(TXN_TOPIC);
+    for (let p = 0; p < TXN_PARTITIONS; p++) {
+      const st = t?.partitions[p];
+      const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(TXN_TOPIC, p);
+      const epoch = st?.leaderEpoch ?? -1;
+      if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
+        const shard = this.load(p);
+        this.shards.set(p, shard);
+        this.shardEpochs.set(p, epoch);
+        for (const c of shard.pendingCompletions()) this.startCompletion(c);
+      } else if (!leads && this.shards.has(p)) {
+        this.shards.delete(p);
+        this.shardEpochs.delete(p);
+      }
+    }
+  }
+
+  /**
+   * Replays the shard of `transactionalId` from its partition again, as a coordinator that takes
+   * the partition over does, and resumes its decided ends (tests of replay; an operator's repair
+   * after writing a record by hand). NOT_COORDINATOR when not here.
+   */
+  reloadShardOf(transactionalId: string): void {
+    const { p } = this.shardFor(transactionalId);
+    const shard = this.load(p);
+    this.shards.set(p, shard);
+    for (const c of shard.pendingCompletions()) this.startCompletion(c);
+  }
+
+  private load(p: number): TxnCoordinator {
+    const shard = new TxnCoordinator(this.opts);
+    const log = this.rm.leaderLog(TXN_TOPIC, p);
+    let offset = log.logStartOffset;
+    while (offset < log.logEndOffset) {
+      const r = log.read(offset, 4 << 20);
+      if (r.bytes === 0) break;
+      for (const chunk of r.chunks) {
+        for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
+          const h = readBatchHeader(chunk, pos);
+          const c = recordCursor(chunk, pos);
+          while (c.next()) {
+            if (c.offset < offset || c.keyLength < 0) continue;
+            shard.replay(txnFromKeyValue(c.keyString()!, c.value()));
+          }
+          pos += h.size;
+        }
+      }
+      offset = r.nextOffset;
+    }
+    return shard;
+  }
+
+  /** The node that coordinates `transactionalId` (COORDINATOR_NOT_AVAILABLE while unknown). */
+  coordinatorOf(transactionalId: string): number {
+    const p = txnPartitionFor(transactionalId);
+    const st = this.rm.image.topics.get(TXN_TOPIC)?.partitions[p];
+    if (st === undefined)
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `transactional_id: ${TXN_TOPIC} does not exist yet (it is created once enough brokers are up)`,
+      );
+    if (st.leader < 0)
+      throw rillError(
+        "COORDINATOR_NOT_AVAILABLE",
+        `transactional_id: ${TXN_TOPIC}-${p}, which coordinates "${transactionalId}", has no leader right now`,
+      );
+    return st.leader;
+  }
+
+  /** Whether this broker coordinates `transactionalId` now. */
+  isLocal(transactionalId: string): boolean {
+    return this.shards.has(txnPartitionFor(transactionalId));
+  }
+
+  /** The shard of `transactionalId` (NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE when not here). */
+  private shardFor(transactionalId: string): { p: number; shard: TxnCoordinator; epoch: number } {
+    const p = txnPartitionFor(transactionalId);
+    const shard = this.shards.get(p);
+    if (shard === undefined) {
+      const leader = this.coordinatorOf(transactionalId);
+      throw rillError(
+        "NOT_COORDINATOR",
+        `transactional_id: the coordinator of "${transactionalId}" is broker ${leader} (leader of ${TXN_TOPIC}-${p}), not this broker`,
+      );
+    }
+    return { p, shard, epoch: this.shardEpochs.get(p) ?? -1 };
+  }
+
+  /** Runs `fn` after the earlier requests of `id` (one at a time per transactional id). */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(id) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return run;
+  }
+
+  /** Appends and replays `res`'s records on `id`'s shard, then waits for the in-sync replicas. */
+  private async commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
+    const { p, shard } = this.shardFor(id);
+    const res = handler(shard, this.clock.nowMs());
+    if (res.records.length === 0) return res.response;
+    const last = this.write(p, shard, res.records);
+    await this.rm.replicated(TXN_TOPIC, p, last, REPLICATE_TIMEOUT_MS);
+    return res.response;
+  }
+
+  private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
+    const now = this.clock.nowMs();
+    const batch = encodeBatch(
+      records.map((r) => {
+        const kv = txnToKeyValue(r);
+        return { key: kv.key, value: kv.value, timestampMs: now };
+      }),
+      { nowMs: now },
+    );
+    const res = this.rm.append(TXN_TOPIC, p, batch, "all");
+    for (const r of records) shard.replay(r);
+    return res.lastOffset;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Requests
+
+  /** InitProducerId with a transactional id: fences an older instance (aborting its open transaction) and issues the id. */
+  initProducerId(req: {
+    transactionalId: string;
+    transactionTimeoutMs: number;
+    producerId: number;
+    producerEpoch: number;
+  }): Promise<TxnIdentity> {
+    this.shardFor(req.transactionalId);
+    return this.serial(req.transactionalId, async () => {
+      for (;;) {
+        const { shard } = this.shardFor(req.transactionalId);
+        const plan = shard.beginInit(req, this.clock.nowMs());
+        if (plan.kind === "fence") {
+          const completion = await this.commit(req.transactionalId, () => plan.result);
+          await this.runCompletion(completion);
+          continue;
+        }
+        await this.waitCompletion(req.transactionalId);
+        const issued = await this.ports.issueProducerId(req.transactionalId, plan.atLeastEpoch);
+        return this.commit(req.transactionalId, (s, now) => s.completeInit(req, issued, now));
+      }
+    });
+  }
+
+  /** The produce gate: the partition joins the transaction (TV2) or is verified to be in it (TV1). */
+  gate(req: {
+    transactionalId: string;
+    producerId: number;
+    producerEpoch: number;
+    topic: string;
+    partition: number;
+    mode: "add" | "verify";
+  }): Promise<void> {
+    return this.commit(req.transactionalId, (s, now) => s.gate(req, now));
+  }
+
+  /** AddPartitionsToTxn (TV1) or verify-only. */
+  addPartitions(req: {
+    transactionalId: string;
+    producerId: number;
+    producerEpoch: number;
+    partitions: readonly TxnPartition[];
+    verifyOnly: boolean;
+  }): Promise<(Error | null)[]> {
+    return this.commit(req.transactionalId, (s, now) => s.addPartitions(req, now));
+  }
+
+  /** AddOffsetsToTxn: the group's offsets partition joins. */
+  addOffsets(req: {
+    transactionalId: string;
+    producerId: number;
+    producerEpoch: number;
+    groupId: string;
+    offsetsPartition: TxnPartition;
+    txnVersion: 1 | 2;
+  }): Promise<void> {
+    return this.commit(req.transactionalId, (s, now) => s.addOffsets(req, now));
+  }
+
+  /**
+   * EndTransaction: decides (durably), writes every marker, completes; answers the identity to
+   * continue with once the markers are in every partition.
+   */
+  endTransaction(req: {
+    transactionalId: string;
+    producerId: number;
+    producerEpoch: number;
+    commit: boolean;
+    bumpEpoch: boolean;
+  }): Promise<TxnIdentity> {
+    this.shardFor(req.transactionalId);
+    return this.serial(req.transactionalId, async () => {
+      const plan = this.shardFor(req.transactionalId).shard.planEnd(req);
+      if (plan.kind === "done") {
+        await this.waitCompletion(req.transactionalId);
+        return plan.identity;
+      }
+      const fresh = plan.freshId ? await this.ports.issueProducerId(req.transactionalId, Number.MAX_SAFE_INTEGER) : null;
+      const { completion, identity } = await this.commit(req.transactionalId, (s, now) => s.endTxn(req, fresh, now));
+      if (completion !== null) await this.runCompletion(completion);
+      return identity;
+    });
+  }
+
+  /** Aborts `id`'s open transaction from the coordinator (admin, timeout); false when none is open. */
+  abortOpen(transactionalId: string): Promise<boolean> {
+    this.shardFor(transactionalId);
+    return this.serial(transactionalId, async () => {
+      const { shard } = this.shardFor(transactionalId);
+      const res = shard.abortOpen(transactionalId, this.clock.nowMs());
+      if (res === null) return false;
+      const completion = await this.commit(transactionalId, () => res);
+      await this.runCompletion(completion);
+      return true;
+    });
+  }
+
+  /** The state of `id` on this broker (NOT_COORDINATOR when coordinated elsewhere; undefined: unknown). */
+  describe(transactionalId: string): { state: TxnStateRecord | undefined; coordinatorEpoch: number } {
+    const { shard, epoch } = this.shardFor(transactionalId);
+    return { state: shard.get(transactionalId), coordinatorEpoch: epoch };
+  }
+
+  /** Every transactional id this broker coordinates. */
+  all(): TxnStateRecord[] {
+    const out: TxnStateRecord[] = [];
+    for (const s of this.shards.values()) out.push(...s.all());
+    return out;
+  }
+
+  /** The clock's time now. */
+  nowMs(): number {
+    return this.clock.nowMs();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Markers
+
+  private startCompletion(c: TxnCompletion): void {
+    if (this.completing.has(c.transactionalId)) return;
+    void this.serial(c.transactionalId, () => this.runCompletion(c)).catch(() => undefined);
+  }
+
+  private waitCompletion(id: string): Promise<void> {
+    return this.completing.get(id) ?? Promise.resolve();
+  }
+
+  /** Writes every marker of `c` (retrying each until its leader has it), then Complete*. */
+  private runCompletion(c: TxnCompletion): Promise<void> {
+    const running = this.completing.get(c.transactionalId);
+    if (running) return running;
+    const run = (async () => {
+      const { epoch } = this.shardFor(c.transactionalId);
+      const marker: TxnMarkerSpec = { producerId: c.producerId, producerEpoch: c.producerEpoch, commit: c.commit, coordinatorEpoch: epoch };
+      await Promise.all(c.partitions.map((tp) => this.markUntilDone(c.transactionalId, tp, marker)));
+      await this.commit(c.transactionalId, (s, now) => s.complete(c.transactionalId, now));
+      this.opts.onEvent?.({ kind: "completed", transactionalId: c.transactionalId, commit: c.commit, partitions: c.partitions.length });
+    })();
+    this.completing.set(c.transactionalId, run);
+    void run.then(
+      () => this.completing.delete(c.transactionalId),
+      () => this.completing.delete(c.transactionalId),
+    );
+    return run;
+  }
+
+  private async markUntilDone(id: string, tp: TxnPartition, marker: TxnMarkerSpec): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed || this.rm.closed)
+        throw rillError("SHUTTING_DOWN", "the broker is stopping; the next coordinator completes the transaction");
+      this.shardFor(id); // still the coordinator (else NOT_COORDINATOR: the next one resumes)
+      try {
+        await this.ports.writeMarker(tp, marker);
+        return;
+      } catch (e) {
+        if (!(e instanceof RillError)) throw e;
+        // A deleted topic needs no marker; a newer epoch already there means a later end wrote over it.
+        if (["UNKNOWN_TOPIC_OR_PARTITION", "UNKNOWN_TOPIC_ID", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"].includes(e.kind.name)) {
+          if (e.kind.name !== "UNKNOWN_TOPIC_OR_PARTITION" || !this.rm.image.topics.has(tp.topic)) return;
+        }
+        if (e.kind.name === "TRANSACTION_COORDINATOR_FENCED") throw e;
+        this.opts.onEvent?.({ kind: "marker-retry", transactionalId: id, tp, error: e });
+        await new Promise<void>((resolve) =>
+          this.timers.setTimeout(resolve, Math.min(1000, (this.opts.markerRetryMs ?? 50) * 2 ** Math.min(attempt, 5))),
+        );
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Periodic work
+
+  /** Aborts transactions open longer than their timeout; forgets ids idle for transactional.id.expiration.ms. */
+  tick(): void {
+    if (this.closed || this.rm.closed) return;
+    const now = this.clock.nowMs();
+    for (const [p, shard] of this.shards) {
+      for (const id of shard.timedOut(now)) {
+        if (this.queues.has(id)) continue;
+        this.opts.onEvent?.({ kind: "timed-out", transactionalId: id });
+        void this.abortOpen(id).catch(() => undefined);
+      }
+      const dead = shard.expire(now).filter((r) => !this.queues.has(r.transactionalId));
+      if (dead.length > 0) this.write(p, shard, dead);
+    }
+  }
+}

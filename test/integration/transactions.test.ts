@@ -1,0 +1,401 @@
+/**
+ * Transactions over gRPC on one broker (issue 17), end to end through the transaction
+ * coordinator: InitProducerId with a transactional id, transactional Produce (partitions join on
+ * their first produce, TV2), CommitOffsets inside the transaction, EndTransaction (markers in
+ * every partition, the epoch bumped), READ_COMMITTED vs READ_UNCOMMITTED reads; fencing by a new
+ * InitProducerId, the timeout abort, the epoch overflow (a new producer id), and bad input.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Broker } from "../../src/broker/broker.ts";
+import { AdminService } from "../../src/gen/rill/v1/admin_service_pb.ts";
+import { IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
+import type { FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { type CommitOffsetsResponse, type FetchOffsetsResponse, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  Acks,
+  type EndTransactionResponse,
+  type InitProducerIdResponse,
+  type ProduceResponse,
+} from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
+import { encodeBatch } from "../../src/protocol/record-batch.ts";
+import { encodeControlBatch } from "../../src/protocol/control-record.ts";
+import { create } from "@bufbuild/protobuf";
+import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import type { Transactions } from "../../src/broker/transactions.ts";
+import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
+import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
+import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
+import { call, clients, errorName, rmTmp, tmpDir } from "./rpc-helpers.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: a test helper over every unary method of the services
+type AnyService = { method: Record<string, { input: any }> };
+/** A unary call with its request built by `create` from the method's input schema. */
+function rpc<R>(client: grpc.Client, svc: AnyService, method: string, init: object): Promise<R> {
+  return call<unknown, R>(client, method, create(svc.method[method]!.input, init));
+}
+
+let dir: string;
+let broker: Broker;
+let c: ReturnType<typeof clients>;
+let groups: grpc.Client;
+
+const enc = (s: string): Buffer => Buffer.from(s);
+
+function init(transactionalId: string, transactionTimeoutMs = 60_000): Promise<InitProducerIdResponse> {
+  return rpc(c.produce, ProduceService, "initProducerId", { transactionalId, transactionTimeoutMs, producerEpoch: 0 });
+}
+
+interface Txp {
+  readonly id: string;
+  producerId: bigint;
+  producerEpoch: number;
+  /** Next sequence per topic-partition, reset at every new epoch. */
+  seq: Map<string, number>;
+}
+
+async function open(id: string, timeoutMs?: number): Promise<Txp> {
+  const r = await init(id, timeoutMs);
+  return { id, producerId: r.producerId, producerEpoch: r.producerEpoch, seq: new Map() };
+}
+
+function produce(p: Txp, topic: string, partition: number, values: string[]): Promise<ProduceResponse> {
+  const k = `${topic}-${partition}`;
+  const seq = p.seq.get(k) ?? 0;
+  p.seq.set(k, seq + values.length);
+  return rpc(c.produce, ProduceService, "produce", {
+    topic,
+    partition,
+    acks: Acks.ALL,
+    producerId: p.producerId,
+    producerEpoch: p.producerEpoch,
+    baseSequence: seq,
+    transactionalId: p.id,
+    records: values.map((v) => ({ value: enc(v) })),
+  });
+}
+
+async function end(p: Txp, commit: boolean): Promise<EndTransactionResponse> {
+  const r = await rpc<EndTransactionResponse>(c.produce, ProduceService, "endTransaction", {
+    transactionalId: p.id,
+    producerId: p.producerId,
+    producerEpoch: p.producerEpoch,
+    commit,
+  });
+  p.producerId = r.producerId;
+  p.producerEpoch = r.producerEpoch;
+  p.seq = new Map();
+  return r;
+}
+
+async function read(topic: string, partition: number, isolationLevel: IsolationLevel): Promise<string[]> {
+  const r = await rpc<FetchResponse>(c.fetch, FetchService, "fetch", {
+    partitions: [{ topic, partition, offset: 0n }],
+    maxWaitMs: 0,
+    format: RecordFormat.RECORDS,
+    isolationLevel,
+  });
+  const p = r.partitions[0]!;
+  if (p.error) throw new Error(`${p.error.name}: ${p.error.message}`);
+  return p.records.map((x) => Buffer.from(x.value!).toString());
+}
+
+const committed = (t: string, p: number) => read(t, p, IsolationLevel.READ_COMMITTED);
+const uncommitted = (t: string, p: number) => read(t, p, IsolationLevel.READ_UNCOMMITTED);
+
+async function failure(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    return errorName(e) ?? (e as Error).message;
+  }
+  throw new Error("expected a failure");
+}
+
+/** The produce's partition error (or the whole call's). */
+async function produceError(p: Promise<ProduceResponse>): Promise<string | undefined> {
+  try {
+    const r = await p;
+    return r.partitions[0]?.error?.name;
+  } catch (e) {
+    return errorName(e);
+  }
+}
+
+async function until(pred: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+beforeAll(async () => {
+  dir = tmpDir("rill-txn-");
+  broker = await Broker.start({
+    dataDir: dir,
+    listen: "127.0.0.1:0",
+    config: { transactionAbortTimedOutTransactionCleanupIntervalMs: 100, transactionMaxTimeoutMs: 120_000 },
+  });
+  c = clients(broker.address);
+  groups = new (clientConstructor(GroupService))(broker.address, grpc.credentials.createInsecure(), clientChannelOptions());
+  await rpc(c.admin, AdminService, "createTopics", {
+    topics: [
+      { name: "ta", partitions: 2 },
+      { name: "tb", partitions: 1 },
+      { name: "in", partitions: 1 },
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  groups?.close();
+  c?.close();
+  await broker?.close();
+  rmTmp(dir);
+});
+
+describe("transactions over gRPC, one broker", () => {
+  it("commits across partitions and topics: invisible to READ_COMMITTED until EndTransaction, then all at once", async () => {
+    const p = await open("commit-1");
+    expect(p.producerEpoch).toBeGreaterThanOrEqual(0);
+    await produce(p, "ta", 0, ["a0-1", "a0-2"]);
+    await produce(p, "ta", 1, ["a1-1"]);
+    await produce(p, "tb", 0, ["b0-1"]);
+    expect(await committed("ta", 0)).toEqual([]);
+    expect(await uncommitted("ta", 0)).toEqual(["a0-1", "a0-2"]);
+    const before = p.producerEpoch;
+    const r = await end(p, true);
+    expect([r.producerId, r.producerEpoch]).toEqual([p.producerId, before + 1]); // TV2: bumped at every end
+    expect(await committed("ta", 0)).toEqual(["a0-1", "a0-2"]);
+    expect(await committed("ta", 1)).toEqual(["a1-1"]);
+    expect(await committed("tb", 0)).toEqual(["b0-1"]);
+    // the next transaction at the bumped epoch
+    await produce(p, "ta", 0, ["a0-3"]);
+    await end(p, true);
+    expect(await committed("ta", 0)).toEqual(["a0-1", "a0-2", "a0-3"]);
+  });
+
+  it("aborts: the records stay invisible to READ_COMMITTED and visible to READ_UNCOMMITTED", async () => {
+    const p = await open("abort-1");
+    await produce(p, "tb", 0, ["aborted-1", "aborted-2"]);
+    await end(p, false);
+    await produce(p, "tb", 0, ["kept"]);
+    await end(p, true);
+    const rc = await committed("tb", 0);
+    expect(rc).not.toContain("aborted-1");
+    expect(rc).toContain("kept");
+    const ru = await uncommitted("tb", 0);
+    expect(ru).toEqual(expect.arrayContaining(["aborted-1", "aborted-2", "kept"]));
+  });
+
+  it("commits offsets with the transaction (CommitOffsets with a transactional id), and drops them on abort", async () => {
+    const fetchOffset = async (): Promise<bigint> => {
+      const r = await rpc<FetchOffsetsResponse>(groups, GroupService, "fetchOffsets", {
+        groupId: "g-txn",
+        partitions: [{ topic: "in", partitions: [0] }],
+      });
+      return r.offsets[0]?.offset ?? -1n;
+    };
+    const commitIn = (p: Txp, offset: bigint) =>
+      rpc<CommitOffsetsResponse>(groups, GroupService, "commitOffsets", {
+        groupId: "g-txn",
+        memberId: "",
+        memberEpoch: -1,
+        offsets: [{ topic: "in", partition: 0, offset, leaderEpoch: -1 }],
+        transactionalId: p.id,
+        producerId: p.producerId,
+        producerEpoch: p.producerEpoch,
+      });
+    const p = await open("offsets-1");
+    await produce(p, "ta", 1, ["out-1"]);
+    const res = await commitIn(p, 7n);
+    expect(res.offsets[0]?.error).toBeUndefined();
+    expect(await fetchOffset()).toBe(-1n); // pending until the commit
+    await end(p, true);
+    expect(await fetchOffset()).toBe(7n);
+    await commitIn(p, 9n);
+    await end(p, false);
+    expect(await fetchOffset()).toBe(7n); // the abort dropped 9
+  });
+
+  it("a new InitProducerId fences the old instance and aborts its open transaction", async () => {
+    const a = await open("fence-1");
+    await produce(a, "ta", 0, ["zombie-1"]);
+    const b = await open("fence-1");
+    expect(b.producerId).toBe(a.producerId);
+    expect(b.producerEpoch).toBeGreaterThan(a.producerEpoch);
+    expect(await produceError(produce(a, "ta", 0, ["zombie-2"]))).toMatch(/PRODUCER_FENCED|INVALID_PRODUCER_EPOCH/);
+    expect(await failure(end(a, true))).toBe("PRODUCER_FENCED");
+    await produce(b, "ta", 0, ["fresh-1"]);
+    await end(b, true);
+    const rc = await committed("ta", 0);
+    expect(rc).toContain("fresh-1");
+    expect(rc).not.toContain("zombie-1");
+    expect(rc).not.toContain("zombie-2");
+  });
+
+  it("aborts a transaction open longer than its timeout; the late producer is fenced", async () => {
+    const p = await open("timeout-1", 300);
+    await produce(p, "tb", 0, ["late-1"]);
+    await until(async () => {
+      const r = await rpc<{ transactions: { state: string }[] }>(c.admin, AdminService, "describeTransactions", {
+        transactionalIds: ["timeout-1"],
+      });
+      return r.transactions[0]?.state === "CompleteAbort";
+    });
+    expect(await produceError(produce(p, "tb", 0, ["late-2"]))).toMatch(/PRODUCER_FENCED|INVALID_PRODUCER_EPOCH/);
+    expect(await failure(end(p, true))).toBe("PRODUCER_FENCED");
+    expect(await committed("tb", 0)).not.toContain("late-1");
+  });
+
+  it("lists and describes transactions (AdminService)", async () => {
+    const p = await open("describe-1");
+    await produce(p, "ta", 1, ["d-1"]);
+    const d = await rpc<{ transactions: { state: string; partitions: { topic: string; partition: number }[]; producerId: bigint }[] }>(
+      c.admin,
+      AdminService,
+      "describeTransactions",
+      { transactionalIds: ["describe-1", "never-seen"] },
+    );
+    expect(d.transactions[0]!.state).toBe("Ongoing");
+    expect(d.transactions[0]!.partitions).toEqual([expect.objectContaining({ topic: "ta", partition: 1 })]);
+    expect((d.transactions[1] as unknown as { error?: { name: string } }).error?.name).toBe("TRANSACTIONAL_ID_NOT_FOUND");
+    const l = await rpc<{ transactions: { transactionalId: string; state: string }[] }>(c.admin, AdminService, "listTransactions", {
+      states: ["Ongoing"],
+    });
+    expect(l.transactions.map((t) => t.transactionalId)).toContain("describe-1");
+    await rpc(c.admin, AdminService, "abortTransaction", { transactionalId: "describe-1" });
+    expect(await failure(end(p, true))).toBe("PRODUCER_FENCED");
+    expect(await committed("ta", 1)).not.toContain("d-1");
+  });
+
+  it("refuses bad input with Kafka's errors and stores nothing", async () => {
+    const lenBefore = (await uncommitted("tb", 0)).length;
+    expect(
+      await failure(
+        rpc(c.produce, ProduceService, "endTransaction", { transactionalId: "unknown-id", producerId: 1n, producerEpoch: 0, commit: true }),
+      ),
+    ).toBe("TRANSACTIONAL_ID_NOT_FOUND");
+    expect(await failure(init("bad-timeout", 10_000_000))).toBe("INVALID_TRANSACTION_TIMEOUT");
+    const p = await open("bad-1");
+    // an epoch from the future, another producer id
+    expect(
+      await failure(
+        rpc(c.produce, ProduceService, "endTransaction", {
+          transactionalId: "bad-1",
+          producerId: p.producerId,
+          producerEpoch: p.producerEpoch + 3,
+          commit: true,
+        }),
+      ),
+    ).toBe("INVALID_PRODUCER_EPOCH");
+    expect(
+      await failure(
+        rpc(c.produce, ProduceService, "endTransaction", {
+          transactionalId: "bad-1",
+          producerId: p.producerId + 1000n,
+          producerEpoch: 0,
+          commit: true,
+        }),
+      ),
+    ).toBe("INVALID_PRODUCER_ID_MAPPING");
+    // a marker forged by a client: a control batch is never accepted
+    const forged = encodeControlBatch({
+      producerId: Number(p.producerId),
+      producerEpoch: p.producerEpoch,
+      commit: true,
+      coordinatorEpoch: 0,
+      timestampMs: Date.now(),
+    });
+    expect(await produceError(rpc(c.produce, ProduceService, "produce", { topic: "tb", partition: 0, recordBatch: forged }))).toBe(
+      "INVALID_RECORD",
+    );
+    // a transactional batch without a transactional id
+    const txnBatch = encodeBatch([{ value: "sneaky" }], {
+      producerId: Number(p.producerId),
+      producerEpoch: p.producerEpoch,
+      baseSequence: 0,
+      isTransactional: true,
+      nowMs: Date.now(),
+    });
+    expect(await produceError(rpc(c.produce, ProduceService, "produce", { topic: "tb", partition: 0, recordBatch: txnBatch }))).toBe(
+      "INVALID_RECORD",
+    );
+    // a transactional id with another producer's id
+    expect(await produceError(produce({ ...p, producerId: p.producerId + 1000n, seq: new Map() }, "tb", 0, ["x"]))).toBe(
+      "INVALID_PRODUCER_ID_MAPPING",
+    );
+    // a transactional produce without a partition
+    expect(
+      await failure(
+        rpc(c.produce, ProduceService, "produce", {
+          topic: "tb",
+          acks: Acks.ALL,
+          producerId: p.producerId,
+          producerEpoch: p.producerEpoch,
+          transactionalId: "bad-1",
+          records: [{ value: enc("y") }],
+        }),
+      ),
+    ).toBe("INVALID_REQUEST");
+    expect((await uncommitted("tb", 0)).length).toBe(lenBefore);
+  });
+
+  it("more than 32,767 transactions on one id: the epoch overflows, a new producer id is handed out, the old one is refused", async () => {
+    // Start near the limit through the coordinator's own state: after an InitProducerId, the
+    // state of the id after 32,700 ended transactions is written to __transaction_state as the
+    // coordinator writes it, and the shard replays its partition (what a new coordinator does).
+    const p = await open("overflow-1");
+    const parts = (broker as unknown as { parts: { data: { rm: ReplicaManager }; transactions: Transactions } }).parts;
+    const now = Date.now();
+    const skipped: TxnStateRecord = {
+      ...(parts.transactions.runtime.describe("overflow-1").state as TxnStateRecord),
+      producerEpoch: 32_700,
+      lastProducerEpoch: 32_699,
+      state: "CompleteCommit",
+      updateTimeMs: now,
+    };
+    const kv = txnToKeyValue(skipped);
+    parts.data.rm.append(
+      TXN_TOPIC,
+      txnPartitionFor("overflow-1"),
+      encodeBatch([{ key: kv.key, value: kv.value, timestampMs: now }], { nowMs: now }),
+      "all",
+    );
+    parts.transactions.runtime.reloadShardOf("overflow-1");
+    p.producerEpoch = 32_700;
+    const t0 = Date.now();
+    let ends = 0;
+    // every EndTransaction of an empty transaction bumps the epoch (TV2); run them until the id changes
+    const first = p.producerId;
+    const firstEpoch = p.producerEpoch;
+    expect(firstEpoch).toBe(32_700);
+    while (p.producerId === first) {
+      const old = { id: p.producerId, epoch: p.producerEpoch };
+      if (old.epoch >= 32_760 || old.epoch === firstEpoch) await produce(p, "ta", 1, [`e${old.epoch}`]);
+      await end(p, true);
+      ends++;
+      if (p.producerId === first) expect(p.producerEpoch).toBe(old.epoch + 1);
+    }
+    expect(ends).toBe(32_767 - 32_700);
+    expect(p.producerEpoch).toBe(0);
+    expect(p.producerId).not.toBe(first);
+    // the old id at any epoch is refused; the new one works
+    const old: Txp = { id: "overflow-1", producerId: first, producerEpoch: 32_766, seq: new Map() };
+    expect(await produceError(produce(old, "ta", 1, ["old"]))).toMatch(/PRODUCER_FENCED|INVALID_PRODUCER_ID_MAPPING/);
+    // a retry of the last end is answered again (the new id), never ends anything else
+    const retry = await end({ ...old, seq: new Map() }, true);
+    expect([retry.producerId, retry.producerEpoch]).toEqual([p.producerId, 0]);
+    expect(await failure(end({ ...old, producerEpoch: 32_700, seq: new Map() }, true))).toBe("PRODUCER_FENCED");
+    expect(await failure(end({ ...old, producerEpoch: 32_766, seq: new Map() }, false))).toBe("PRODUCER_FENCED");
+    await produce(p, "ta", 1, ["after-overflow"]);
+    await end(p, true);
+    expect(await committed("ta", 1)).toContain("after-overflow");
+    expect(await committed("ta", 1)).not.toContain("old");
+    console.log(`overflow: ${ends} transactions in ${Date.now() - t0} ms`);
+  }, 120_000);
+});
