@@ -483,9 +483,9 @@ export class ReplicaManager {
         `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
       );
     }
-    // A transactional batch's epoch is the transaction coordinator's (it bumps epochs at every end,
-    // KIP-890), admitted by its produce gate: only the id must have been issued (issue 17).
-    const res = log.append(batches, p.leaderEpoch, checks?.transactional === true ? this.checkProducerIssued : this.checkProducer, checks);
+    // A verified transaction's epoch is the coordinator's (Transaction Version 2 bumps it at every
+    // transaction end without the controller): only the id must have been issued.
+    const res = log.append(batches, p.leaderEpoch, checks?.transactional === true ? this.checkProducerId : this.checkProducer, checks);
     const r = this.byLog.get(log);
     if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();
@@ -544,11 +544,6 @@ export class ReplicaManager {
    * Rejects batches whose producer id the cluster never issued (UNKNOWN_PRODUCER_ID) or whose
    * epoch is newer than the newest issued (INVALID_PRODUCER_EPOCH: an epoch from the future).
    */
-  private readonly checkProducerIssued = (producerId: number): void => {
-    if (!this.metadata.image.producerEpochs.has(producerId))
-      throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
-  };
-
   private readonly checkProducer = (producerId: number, producerEpoch: number): void => {
     const issued = this.metadata.image.producerEpochs.get(producerId);
     if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
@@ -557,6 +552,12 @@ export class ReplicaManager {
         "INVALID_PRODUCER_EPOCH",
         `producer_epoch: ${producerEpoch} is newer than the issued epoch ${issued} of producer ${producerId}`,
       );
+  };
+
+  /** Rejects batches whose producer id the cluster never issued (UNKNOWN_PRODUCER_ID); any epoch. */
+  private readonly checkProducerId = (producerId: number): void => {
+    if (!this.metadata.image.producerEpochs.has(producerId))
+      throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
   };
 
   /**

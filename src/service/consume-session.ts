@@ -287,6 +287,17 @@ export class ConsumeSession {
     validateGroupId(sub.groupId, "subscribe.group_id");
     if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
+    const isolation = sub.isolationLevel ?? IsolationLevel.UNSPECIFIED;
+    if (
+      isolation !== IsolationLevel.UNSPECIFIED &&
+      isolation !== IsolationLevel.READ_UNCOMMITTED &&
+      isolation !== IsolationLevel.READ_COMMITTED
+    ) {
+      throw rillError(
+        "INVALID_REQUEST",
+        `subscribe.isolation_level: ${isolation} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+      );
+    }
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
     if (sub.maxOutstandingRecords < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
@@ -451,7 +462,8 @@ export class ConsumeSession {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
+      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,

@@ -254,12 +254,22 @@ export class Segment {
    * `upToOffset`, so every transaction that touches the range ended no later (Kafka's rule).
    */
   collectAbortedTxns(fromOffset: number, upToOffset: number, out: AbortedTxn[]): boolean {
-    let complete = false;
-    for (const e of this.txnEntries) {
-      if (e.lastOffset >= fromOffset && e.firstOffset < upToOffset) out.push(e);
-      if (e.lastStableOffset >= upToOffset) complete = true;
+    const entries = this.txnEntries;
+    // Entries are in marker order: skip those aborted before `fromOffset` by binary search.
+    let lo = 0;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (entries[mid]!.lastOffset < fromOffset) lo = mid + 1;
+      else hi = mid;
     }
-    return complete;
+    for (let i = lo; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.firstOffset < upToOffset) out.push(e);
+      // Every transaction touching the range had ended when this one did: later ones start after it.
+      if (e.lastStableOffset >= upToOffset) return true;
+    }
+    return false;
   }
 
   /**

@@ -294,6 +294,7 @@ describe("ConsumeSession: bad events end the session", () => {
       [{ groupId: "" }, "INVALID_GROUP_ID", /^subscribe\.group_id: /],
       [{ maxOutstandingRecords: -1 }, "INVALID_REQUEST", /^subscribe\.max_outstanding_records: -1 is negative$/],
       [{ maxOutstandingBytes: -1 }, "INVALID_REQUEST", /^subscribe\.max_outstanding_bytes: -1 is negative$/],
+      [{ isolationLevel: 3 }, "INVALID_REQUEST", /^subscribe\.isolation_level: 3 is not ISOLATION_LEVEL_READ_UNCOMMITTED/],
     ];
     for (const [over, name, message] of cases) {
       const e = await endOf(open(subscription(over)));

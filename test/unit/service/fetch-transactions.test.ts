@@ -267,6 +267,19 @@ describe("markers and produce validation at the service", () => {
     expect(log.producers.producerCount).toBe(0);
   });
 
+  it("TV2: after a marker with the coordinator's bumped epoch, the producer's next transaction writes at that epoch (not issued by the controller)", async () => {
+    const { core, pid, epoch } = await setUp();
+    txn(core, pid, epoch, 0, ["first"]);
+    await core.rm.writeTxnMarker("t", 0, { producerId: pid, producerEpoch: epoch + 1, commit: true, coordinatorEpoch: 0 });
+    txn(core, pid, epoch + 1, 0, ["second"]);
+    // a non-transactional batch at an epoch the controller never issued is still refused
+    const idempotent = encodeBatch([{ key: "k", value: "x" }], { producerId: pid, producerEpoch: epoch + 2, baseSequence: 0, nowMs: TS });
+    expect(errorOf(() => core.rm.append("t", 0, idempotent, "all")).kind.name).toBe("INVALID_PRODUCER_EPOCH");
+    // and a late batch of the old epoch is fenced by the partition
+    expect(errorOf(() => txn(core, pid, epoch, 1, ["late"])).kind.name).toBe("INVALID_PRODUCER_EPOCH");
+    expect(valuesOf(await read(core, RU, RecordFormat.RECORDS))).toEqual(["first", "second"]);
+  });
+
   it("writeTxnMarker refuses a stale producer epoch and a partition led elsewhere, writing nothing", async () => {
     const { core, pid, epoch } = await setUp();
     await core.topic("elsewhere", [2]);

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { RillError } from "../../../src/base/errors.ts";
-import { readControlRecord } from "../../../src/protocol/control-record.ts";
+import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { AbortedTxnFilter, readControlRecord } from "../../../src/protocol/control-record.ts";
 import { type ProduceChecks, encodeBatch, readBatchHeader, decodeRecords } from "../../../src/protocol/record-batch.ts";
 import { compactLog } from "../../../src/storage/cleaner.ts";
 import { encodeTxnIndex } from "../../../src/storage/txn-index.ts";
@@ -391,5 +392,107 @@ describe("retention and compaction keep markers correct", () => {
     const reopened = openLog(fs, clock, cfg);
     expect(reopened.firstUnstableOffset).toBe(openAt);
     expect(dataValues(reopened)).toEqual(values);
+  });
+});
+
+describe("random transactional workload against a model (seeded)", () => {
+  it("aborted transactions, the first unstable offset and READ_COMMITTED records match the model, live and after rebuilding", async () => {
+    const seed = seedFromEnv();
+    console.log(`transactions workload SEED=${seed}`);
+    const rnd = new SeededRandom(seed);
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock(TS);
+    let log = openLog(fs, clock, { segmentBytes: 400 });
+    const producers = [1, 2, 3];
+    const open = new Map<number, number>(); // pid -> first offset
+    const seqs = new Map<number, number>(producers.map((p) => [p, 0]));
+    const aborted: Array<{ producerId: number; firstOffset: number; lastOffset: number }> = [];
+    const txnOf = new Map<number, { pid: number; values: Array<[number, string]> }>(); // open txn's records
+    const visible: Array<[number, string]> = []; // records READ_COMMITTED must see, in offset order once decided
+    const decided: Array<[number, string]> = [];
+    const counts = { plain: 0, txn: 0, commit: 0, abort: 0 };
+    for (let step = 0; step < 300; step++) {
+      const pid = producers[rnd.int(producers.length)]!;
+      const roll = rnd.int(10);
+      if (roll < 2) {
+        const v = `p${step}`;
+        const r = log.append(plainBatch([v]), 0, undefined, PLAIN);
+        decided.push([r.baseOffset, v]);
+        counts.plain++;
+      } else if (roll < 7) {
+        const vs = Array.from({ length: 1 + rnd.int(3) }, (_, i) => `t${step}.${i}`);
+        const r = log.append(txnBatch(pid, 0, seqs.get(pid)!, vs), 0, undefined, TXN);
+        seqs.set(pid, seqs.get(pid)! + vs.length);
+        if (!open.has(pid)) open.set(pid, r.baseOffset);
+        const t = txnOf.get(pid) ?? { pid, values: [] };
+        vs.forEach((v, i) => t.values.push([r.baseOffset + i, v]));
+        txnOf.set(pid, t);
+        counts.txn++;
+      } else if (open.has(pid)) {
+        const commit = rnd.int(2) === 0;
+        const m = log.appendControl(marker(pid, 0, commit), 0);
+        if (commit) decided.push(...txnOf.get(pid)!.values);
+        else aborted.push({ producerId: pid, firstOffset: open.get(pid)!, lastOffset: m.baseOffset });
+        open.delete(pid);
+        txnOf.delete(pid);
+        counts[commit ? "commit" : "abort"]++;
+      }
+    }
+    decided.sort((a, b) => a[0] - b[0]);
+    const fuo = open.size === 0 ? null : Math.min(...open.values());
+    const lso = fuo ?? log.logEndOffset;
+    for (const r of decided) if (r[0] < lso) visible.push(r);
+    console.log(`transactions workload: ${JSON.stringify(counts)}, ${log.segmentCount} segments, ${open.size} open`);
+    expect(counts.abort).toBeGreaterThan(5);
+    expect(log.segmentCount).toBeGreaterThan(5);
+
+    const expectedAborts = (from: number, upTo: number) =>
+      aborted
+        .filter((a) => a.lastOffset >= from && a.firstOffset < upTo)
+        .map((a) => ({ producerId: a.producerId, firstOffset: a.firstOffset }));
+    /** The records READ_COMMITTED reads from `from`: batches up to the LSO, filtered with the listed aborts. */
+    const readCommitted = (l: PartitionLog, from: number): Array<[number, string]> => {
+      const out: Array<[number, string]> = [];
+      let offset = from;
+      while (offset < lso) {
+        const r = l.read(offset, 300, lso);
+        if (r.bytes === 0) break;
+        const filter = new AbortedTxnFilter(l.abortedTransactions(offset, r.nextOffset));
+        for (const chunk of r.chunks) {
+          for (let pos = 0; pos < chunk.length; ) {
+            const h = readBatchHeader(chunk, pos);
+            if (!filter.drops(h)) {
+              for (const rec of decodeRecords(chunk.subarray(pos, pos + h.size))) {
+                if (rec.offset >= offset) out.push([rec.offset, Buffer.from(rec.value!).toString()]);
+              }
+            }
+            pos += h.size;
+          }
+        }
+        offset = r.nextOffset;
+      }
+      return out;
+    };
+    const check = (l: PartitionLog, what: string): void => {
+      expect(l.firstUnstableOffset, what).toBe(fuo);
+      for (let i = 0; i < 40; i++) {
+        const from = rnd.int(l.logEndOffset);
+        const upTo = from + 1 + rnd.int(l.logEndOffset - from);
+        expect(l.abortedTransactions(from, upTo), `${what}: aborted in [${from}, ${upTo})`).toEqual(expectedAborts(from, upTo));
+      }
+      for (const from of [0, rnd.int(lso + 1), rnd.int(lso + 1)]) {
+        expect(readCommitted(l, from), `${what}: read committed from ${from}`).toEqual(visible.filter(([o]) => o >= from));
+      }
+    };
+    check(log, "live");
+    await log.close();
+    log = openLog(fs, clock, { segmentBytes: 400 });
+    check(log, "reopened");
+    await log.close();
+    const files = txnIndexFiles(fs);
+    for (const n of files) if (rnd.int(3) === 0) fs.rm(`${DIR}/${n}`);
+    log = openLog(fs, clock, { segmentBytes: 400 });
+    check(log, "some .txnindex files deleted");
+    await log.close();
   });
 });
