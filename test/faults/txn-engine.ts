@@ -26,7 +26,7 @@ import { Cluster, sleep, until } from "../integration/cluster-harness.ts";
 import { NodeClients } from "./clients.ts";
 import { FAULT_CLUSTER_SETTINGS } from "./engine.ts";
 import type { FaultEvent } from "./history.ts";
-import { applyFault, heal, planFaults, type PlannedFault } from "./nemesis.ts";
+import { applyFault, type FaultKind, heal, planFaults, type PlannedFault } from "./nemesis.ts";
 import { checkTxn, type TxnAttempt, type TxnCheckResult, type TxnHistory } from "./txn-checker.ts";
 import { callErrorText, TxnNodeClients, type TxnProducer } from "./txn-clients.ts";
 
@@ -37,6 +37,16 @@ const FINAL = "final";
 
 /** What a fault's target is resolved to when it starts. */
 export type TxnTarget = "coordinator" | "output-leader" | "group-coordinator" | "any";
+/** The kinds of fault aimed at a target (the links' own kinds are the produce scenario's business). */
+const AIMED_KINDS: Readonly<Record<FaultKind, FaultKind>> = {
+  kill: "kill",
+  pause: "pause",
+  isolate: "isolate",
+  restart: "restart",
+  "cut-ingress": "isolate",
+  "cut-link": "pause",
+  "cut-one-way": "kill",
+};
 const TARGETS: readonly TxnTarget[] = ["coordinator", "coordinator", "output-leader", "output-leader", "group-coordinator", "any"];
 
 export interface TxnRoundOptions {
@@ -83,6 +93,7 @@ export interface TxnRoundResult {
   readonly seed: number;
   readonly faults: readonly FaultEvent[];
   readonly check: TxnCheckResult;
+  readonly attempts: readonly TxnAttempt[];
   /** Null when every input record was processed, the cluster settled and no transaction stayed open. */
   readonly unsettled: string | null;
   /** Output partitions whose final READ_COMMITTED read differed between nodes. */
@@ -105,7 +116,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
     faultMaxMs: 5_000,
     gapMinMs: 500,
     gapMaxMs: 2_500,
-  }).filter((f) => f.kind === "kill" || f.kind === "pause" || f.kind === "isolate" || f.kind === "restart");
+  }).map((f): PlannedFault => ({ ...f, kind: AIMED_KINDS[f.kind] }));
   const targets = plan.map(() => TARGETS[targetRnd.int(TARGETS.length)]!);
   const cluster = await Cluster.start({
     nodes: 3,
@@ -178,6 +189,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
       seed: o.seed,
       faults,
       check,
+      attempts: [...h.attempts.values()],
       unsettled,
       divergent,
       keptAt: keep ? cluster.root : null,
@@ -276,6 +288,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
           outputs: [],
           outcome: "unknown",
           reason: "",
+          retries: [],
           startedAtMs: Date.now() - t0,
           endedAtMs: -1,
         };
@@ -289,9 +302,16 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
             const values = inputs.map((v) => `${topic.slice(-1)}|${v}|${tag}`);
             const partition = p % o.outputPartitions;
             for (const value of values) a.outputs.push({ topic, partition, value });
-            const res = await pick().produce(producer, topic, partition, values, 0, 2_000, 5_000);
-            const err = res.partitions[0]?.error;
-            if (err) throw new Error(`${err.name}: ${err.message}`);
+            // Retriable answers (the previous transaction's markers still being written, a leader
+            // moving) are retried with the same sequence, as a client does: idempotence keeps one copy.
+            for (let attempt = 1; ; attempt++) {
+              const res = await pick().produce(producer, topic, partition, values, 0, 2_000, 5_000);
+              const err = res.partitions[0]?.error;
+              if (!err) break;
+              if (!err.retriable || attempt >= 5) throw new Error(`${err.name}: ${err.message}`);
+              a.retries.push(err.name);
+              await sleep(20 * attempt);
+            }
           }
           if (crashAt >= 0 && crashAt < 2) {
             // A crash: the transaction is dropped unended; a new instance starts with the same id.
@@ -301,9 +321,23 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
             continue;
           }
           step = "commit offsets";
-          const cres = await pick().commitOffsets(producer, TXN_GROUP, [{ topic: TXN_INPUT, partition: p, offset: from + count }], 5_000);
-          const cerr = cres.offsets.find((x) => x.error)?.error;
-          if (cerr) throw new Error(`${cerr.name}: ${cerr.message}`);
+          // Group requests go to the group's coordinator (the leader of its __consumer_offsets
+          // partition), as a client finds it; a move is retried there.
+          for (let attempt = 1; ; attempt++) {
+            const coordinator = txc.get(await resolveTarget("group-coordinator", nodes[r.int(nodes.length)]!))!;
+            const answer = await coordinator
+              .commitOffsets(producer, TXN_GROUP, [{ topic: TXN_INPUT, partition: p, offset: from + count }], 5_000)
+              .then((x) => x.offsets.find((y) => y.error)?.error ?? null)
+              .catch((e: unknown) => ({
+                name: callErrorText(e),
+                message: "",
+                retriable: /NOT_COORDINATOR|COORDINATOR_/.test(callErrorText(e)),
+              }));
+            if (answer === null) break;
+            if (!answer.retriable || attempt >= 5) throw new Error(`${answer.name}: ${answer.message}`);
+            a.retries.push(answer.name.split(":")[0]!);
+            await sleep(50 * attempt);
+          }
           if (crashAt === 2) {
             a.outcome = "abandoned";
             a.reason = "crashed after committing offsets";
@@ -526,6 +560,16 @@ export function formatTxnRound(r: TxnRoundResult, round: number): string {
       `committed; ${c.finalRecords} output records read at the end; ${c.readsDuringRun} READ_COMMITTED reads during the run; ` +
       `anomalies ${r.check.total}; load ${r.timings.loadMs} ms, settle and read ${r.timings.drainMs} ms, total ${r.timings.totalMs} ms`,
   ];
+  const reasons = new Map<string, number>();
+  for (const a of r.attempts) {
+    if (a.reason !== "") {
+      const k = a.reason.replace(/:.*?:/, ":").slice(0, 80);
+      reasons.set(k, (reasons.get(k) ?? 0) + 1);
+    }
+    for (const x of a.retries) reasons.set(`retried ${x}`, (reasons.get(`retried ${x}`) ?? 0) + 1);
+  }
+  const top = [...reasons].sort((x, y) => y[1] - x[1]).slice(0, 8);
+  if (top.length > 0) lines.push(`  why transactions ended early or retried: ${top.map(([k, n]) => `${n}× ${k}`).join("; ")}`);
   if (r.unsettled) lines.push(`  UNSETTLED: ${r.unsettled}`);
   if (r.divergent.length > 0) lines.push(`  DIVERGENT final reads between nodes: ${r.divergent.join(", ")}`);
   for (const [kind, xs] of Object.entries(r.check.anomalies) as [string, unknown[]][])
