@@ -144,15 +144,24 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
   try {
     await cluster.waitForStable(60_000);
     const admin = cluster.nodes[0]!.admin({ retries: 10 });
-    await admin.createTopics([
-      { name: TXN_INPUT, partitions: o.inputPartitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } },
-      ...TXN_OUTPUTS.map((name) => ({
-        name,
-        partitions: o.outputPartitions,
-        replicationFactor: 3,
-        configs: { "min.insync.replicas": "2" },
-      })),
-    ]);
+    // Each topic retried while the quorum settles (a controller change may refuse a create,
+    // NOT_CONTROLLER); one a refused attempt did create is there already.
+    for (const [name, partitions] of [
+      [TXN_INPUT, o.inputPartitions],
+      ...TXN_OUTPUTS.map((t) => [t, o.outputPartitions] as const),
+    ] as const) {
+      await until(
+        () =>
+          admin.createTopics([{ name, partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]).then(
+            () => true,
+            (e: unknown) =>
+              /TOPIC_ALREADY_EXISTS/.test(String(e)) || (/NOT_CONTROLLER|not applied/.test(String(e)) ? false : Promise.reject(e)),
+          ),
+        60_000,
+        `topic ${name} created`,
+        500,
+      );
+    }
     await fillInput(plain, o, h);
     say(`cluster in ${cluster.root}; ${o.inputPartitions * o.inputPerPartition} input records; ${plan.length} faults planned`);
 
