@@ -134,7 +134,7 @@ export async function runNemesis(
       if (o.stopped() || startAt >= o.windowMs) break;
       await sleep(f.gapMs);
       if (o.stopped()) break;
-      await apply(cluster, f, note);
+      await applyFault(cluster, f, note);
       const end = Math.min(now() + f.durationMs, o.windowMs);
       while (now() < end && !o.stopped()) await sleep(Math.min(100, end - now()));
       await heal(cluster, note);
@@ -144,7 +144,8 @@ export async function runNemesis(
   }
 }
 
-async function apply(cluster: Cluster, f: PlannedFault, note: (what: string) => void): Promise<void> {
+/** Starts fault `f` (heal it with `heal`). */
+export async function applyFault(cluster: Cluster, f: PlannedFault, note: (what: string) => void): Promise<void> {
   const nd = cluster.node(f.node);
   note(`start: ${describeFault(f)}`);
   switch (f.kind) {

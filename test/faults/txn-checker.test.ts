@@ -16,6 +16,7 @@ function attempt(tag: string, inputs: string[], outcome: TxnOutcome): TxnAttempt
     outputs: inputs.flatMap((v, i) => TOPICS.map((topic) => ({ topic, partition: i % 2, value: `${topic.slice(-1)}|${v}|${tag}` }))),
     outcome,
     reason: "",
+    retries: [],
     startedAtMs: 0,
     endedAtMs: 1,
   };

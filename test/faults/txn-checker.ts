@@ -53,6 +53,8 @@ export interface TxnAttempt {
   outcome: TxnOutcome;
   /** Why, for `unknown` (and errors that led to an abort). */
   reason: string;
+  /** Retriable errors answered (and retried) inside it. */
+  readonly retries: string[];
   readonly startedAtMs: number;
   endedAtMs: number;
 }

@@ -1,0 +1,157 @@
+/**
+ * Raw gRPC calls of the transactional fault scenario, as a generated client in any language
+ * makes them (DESIGN.md "Transactions"): InitProducerId with a transactional id, Produce with
+ * `transactional_id` (TV2: a partition joins the transaction on its first produce), CommitOffsets
+ * with the transaction, EndTransaction (answering the id and epoch of the next transaction), and
+ * READ_COMMITTED Fetch. Every call has a deadline; a failed call rejects with the grpc error (the
+ * catalog code is in its `rill-error-code` trailer).
+ */
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
+import { FetchRequestSchema, FetchService, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { CommitOffsetsRequestSchema, GroupService, type CommitOffsetsResponse } from "../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  Acks,
+  EndTransactionRequestSchema,
+  InitProducerIdRequestSchema,
+  ProduceRequestSchema,
+  ProduceService,
+  type ProduceResponse,
+} from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
+import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
+import { unaryCall } from "../integration/cluster-harness.ts";
+
+const ProduceClient = clientConstructor(ProduceService);
+const FetchClient = clientConstructor(FetchService);
+const GroupClient = clientConstructor(GroupService);
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  ...clientChannelOptions(),
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 500,
+  "grpc.min_reconnect_backoff_ms": 100,
+};
+
+/** A transactional producer's identity. */
+export interface TxnProducer {
+  readonly transactionalId: string;
+  readonly producerId: bigint;
+  readonly producerEpoch: number;
+}
+
+/** The transactional calls of one node (addressed directly). */
+export class TxnNodeClients {
+  private readonly produceClient: ServiceClient<typeof ProduceService>;
+  private readonly fetchClient: ServiceClient<typeof FetchService>;
+  private readonly groupClient: ServiceClient<typeof GroupService>;
+
+  constructor(
+    readonly nodeId: number,
+    readonly address: string,
+  ) {
+    const creds = grpc.credentials.createInsecure();
+    this.produceClient = new ProduceClient(address, creds, CHANNEL_OPTIONS);
+    this.fetchClient = new FetchClient(address, creds, CHANNEL_OPTIONS);
+    this.groupClient = new GroupClient(address, creds, CHANNEL_OPTIONS);
+  }
+
+  /** InitProducerId with a transactional id: fences an older instance and aborts its open transaction. */
+  async initProducerId(transactionalId: string, transactionTimeoutMs: number, deadlineMs: number): Promise<TxnProducer> {
+    const req = create(InitProducerIdRequestSchema, { transactionalId, transactionTimeoutMs });
+    const res = await unaryCall<{ producerId: bigint; producerEpoch: number }>(
+      (o, cb) => this.produceClient.initProducerId(req, new grpc.Metadata(), o, cb),
+      deadlineMs,
+    );
+    return { transactionalId, producerId: res.producerId, producerEpoch: res.producerEpoch };
+  }
+
+  /** Produces `values` to one partition in `p`'s transaction (acks=ALL, sequence from `baseSequence`). */
+  produce(
+    p: TxnProducer,
+    topic: string,
+    partition: number,
+    values: readonly string[],
+    baseSequence: number,
+    timeoutMs: number,
+    deadlineMs: number,
+  ): Promise<ProduceResponse> {
+    const req = create(ProduceRequestSchema, {
+      topic,
+      partition,
+      records: values.map((v) => ({ value: Buffer.from(v, "utf8") })),
+      acks: Acks.ALL,
+      timeoutMs,
+      producerId: p.producerId,
+      producerEpoch: p.producerEpoch,
+      baseSequence,
+      transactionalId: p.transactionalId,
+    });
+    return unaryCall((o, cb) => this.produceClient.produce(req, new grpc.Metadata(), o, cb), deadlineMs);
+  }
+
+  /** Commits offsets (next to read) with `p`'s transaction, outside any group membership. */
+  commitOffsets(
+    p: TxnProducer,
+    groupId: string,
+    offsets: readonly { topic: string; partition: number; offset: number }[],
+    deadlineMs: number,
+  ): Promise<CommitOffsetsResponse> {
+    const req = create(CommitOffsetsRequestSchema, {
+      groupId,
+      memberId: "",
+      memberEpoch: -1,
+      offsets: offsets.map((x) => ({ topic: x.topic, partition: x.partition, offset: BigInt(x.offset) })),
+      transactionalId: p.transactionalId,
+      producerId: p.producerId,
+      producerEpoch: p.producerEpoch,
+    });
+    return unaryCall((o, cb) => this.groupClient.commitOffsets(req, new grpc.Metadata(), o, cb), deadlineMs);
+  }
+
+  /** Ends `p`'s transaction; resolves with the identity of its next transaction. */
+  async endTransaction(p: TxnProducer, commit: boolean, deadlineMs: number): Promise<TxnProducer> {
+    const req = create(EndTransactionRequestSchema, {
+      transactionalId: p.transactionalId,
+      producerId: p.producerId,
+      producerEpoch: p.producerEpoch,
+      commit,
+    });
+    const res = await unaryCall<{ producerId: bigint; producerEpoch: number }>(
+      (o, cb) => this.produceClient.endTransaction(req, new grpc.Metadata(), o, cb),
+      deadlineMs,
+    );
+    return { transactionalId: p.transactionalId, producerId: res.producerId, producerEpoch: res.producerEpoch };
+  }
+
+  /** Fetch RECORDS of several partitions of one topic at `isolation`. */
+  fetch(
+    topic: string,
+    positions: ReadonlyMap<number, number>,
+    o: { maxWaitMs: number; deadlineMs: number; maxBytes?: number; readCommitted: boolean },
+  ): Promise<FetchResponse> {
+    const req = create(FetchRequestSchema, {
+      partitions: [...positions].map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset) })),
+      maxWaitMs: o.maxWaitMs,
+      minBytes: 1,
+      maxBytes: o.maxBytes ?? 0,
+      format: RecordFormat.RECORDS,
+      isolationLevel: o.readCommitted ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
+    });
+    return unaryCall((opts, cb) => this.fetchClient.fetch(req, new grpc.Metadata(), opts, cb), o.deadlineMs);
+  }
+
+  close(): void {
+    this.produceClient.close();
+    this.fetchClient.close();
+    this.groupClient.close();
+  }
+}
+
+/** "NAME: message" of a failed call (the catalog name when the broker sent one). */
+export function callErrorText(e: unknown): string {
+  const se = e as Partial<grpc.ServiceError>;
+  const name = se.metadata?.get("rill-error-name")[0]?.toString();
+  return `${name ?? `grpc status ${se.code ?? "?"}`}: ${se.details ?? (e instanceof Error ? e.message : String(e))}`;
+}
