@@ -440,7 +440,12 @@ class ClusterSim {
         );
         continue;
       }
-      if (st.isr.length < 2) h.violation("liveness", `partition ${p}: ISR ${st.isr.join(",")} after healing`, now);
+      if (st.isr.length !== st.replicas.length)
+        h.violation(
+          "liveness",
+          `partition ${p}: ISR ${st.isr.join(",")} of replicas ${st.replicas.join(",")} ${this.s.healMs} ms after healing`,
+          now,
+        );
       const leaderRecords = recordsOf(leader.log, leader.log.logStartOffset, leader.hw);
       // Acknowledged acks=all writes are kept, unless min.insync.replicas (2) nodes lost power since.
       for (const a of h.acks) {
@@ -469,6 +474,13 @@ class ClusterSim {
         if (id === st.leader) continue;
         const f = this.nodes.get(id)?.running?.rm.replica(TOPIC, p);
         if (!f) continue;
+        // Healed and quiet: every follower has caught up with its leader.
+        if (f.log.logEndOffset !== leader.log.logEndOffset || f.hw !== leader.hw)
+          h.violation(
+            "convergence",
+            `partition ${p}: follower ${id} ends at ${f.log.logEndOffset} (hw ${f.hw}), its leader ${st.leader} at ${leader.log.logEndOffset} (hw ${leader.hw}), after healing`,
+            now,
+          );
         const upTo = Math.min(f.hw, leader.hw);
         const mine = recordsOf(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo);
         for (const [offset, v] of mine) {
