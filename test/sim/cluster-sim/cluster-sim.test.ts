@@ -10,7 +10,7 @@ import { PartitionReplica } from "../../../src/replication/partition-replica.ts"
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
 import { History } from "./history.ts";
-import { clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } from "./run.ts";
+import { clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } from "./run.ts";
 
 /** A shorter run than the default: 6 s of faults, 8 s healed. */
 const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
@@ -33,6 +33,15 @@ describe("cluster simulator", () => {
     for (const e of clusterRegressionSeeds()) {
       const r = await runClusterSim(regressionClusterSettings(e));
       expect(r.violations, formatClusterFailure(r)).toEqual([]);
+    }
+  }, 120_000);
+
+  it("still reproduces each open finding (a bug found, not fixed yet)", async () => {
+    for (const e of clusterOpenSeeds()) {
+      const r = await runClusterSim(regressionClusterSettings(e));
+      const checks = r.violations.map((v) => v.check);
+      // When this fails, the bug was fixed: move the entry from "open" to "seeds".
+      expect(checks, `seed ${e.seed} no longer breaks ${e.check}: move it to "seeds" in regression-seeds.json`).toContain(e.check);
     }
   }, 120_000);
 
@@ -99,7 +108,9 @@ describe("cluster simulator", () => {
   it(
     "runs as many seeds as fit in its budget without a violation",
     async () => {
-      const first = seedFromEnv() % 1_000_000;
+      // Fixed seeds (1, 2, ...) keep the suite deterministic; SEED=n starts elsewhere. Wider
+      // exploration: npm run sim -- --cluster --seeds N --first S.
+      const first = process.env["SEED"] ? seedFromEnv() : 1;
       console.log(`cluster sim sweep from seed ${first} (SEED=${first} to repeat)`);
       const res = await clusterSweep(
         first,

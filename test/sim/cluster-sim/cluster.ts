@@ -84,6 +84,8 @@ class ClusterSim {
   /** Per producer, acknowledged writes after healing (liveness). */
   private readonly ackedAfterHeal = new Map<number, number>();
   private healedAt = Number.POSITIVE_INFINITY;
+  /** The newest metadata offset traced. */
+  private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
   private readonly consumers = new Map<number, { offset: number; hw: number; hwNode: number; readAtMs: number }>();
 
@@ -186,10 +188,25 @@ class ClusterSim {
     const rm = n.running!.rm;
     const seen = (r: PartitionReplica): void => {
       if (r.topic !== TOPIC) return;
-      this.trace(`node ${n.id}: ${TOPIC}-${r.partition} ${r.role} epoch ${r.leaderEpoch} isr ${r.isr.join(",")}`);
+      this.trace(
+        `node ${n.id}: ${TOPIC}-${r.partition} ${r.role} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (log end ${r.log.logEndOffset}, last epoch ${r.log.latestEpoch}, hw ${r.hw})`,
+      );
       if (r.role === "leader") this.history.leaderSeen(r.partition, r.leaderEpoch, n.id, this.world.now);
     };
     rm.onRoleChange(seen);
+    // The metadata log as it commits (each offset traced once, by the first node to apply it).
+    n.running!.store.onChange((c) => {
+      if (c.snapshot === true || c.offset <= this.metadataTraced) return;
+      this.metadataTraced = c.offset;
+      for (const r of c.records) {
+        if (r.type === "partition-change" && r.topic === TOPIC)
+          this.trace(
+            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+          );
+        else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
+        else if (r.type === "broker") this.trace(`metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""})`);
+      }
+    });
     // The roles its image gave it on opening (before anyone could listen).
     for (const r of [...rm.led(), ...rm.followed()]) seen(r);
   }
