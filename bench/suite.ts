@@ -31,6 +31,9 @@
  * one per broker, on 3 brokers that bench/cluster.ts starts (combined broker+controller nodes,
  * one controller quorum) or that `--cluster-brokers` names. When the cluster cannot start or
  * the produce fails, the row says "not available" and why.
+ * `txn`: READ_COMMITTED ÷ READ_UNCOMMITTED consume (bench/txn-consume-perf.ts: a broker in the
+ * tool's process on Bun, 100 B records in transactions of 1000, the SDK Consumer over the same
+ * log at both isolation levels, interleaved); issue 17's goal ≥ 0.9.
  * `--records-scale X` multiplies every record count (and e2e's duration, at least 2 s) by X:
  * `--quick true` is `--records-scale 0.25 --runs 1`; a smoke test uses 0.01 or less.
  */
@@ -49,13 +52,13 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 const BUN = path.join(root, "node_modules/.bin/bun");
 
 /** Scenario groups `--only` takes. */
-export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster", "kafka"];
+export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster", "kafka", "txn"];
 
 const defaults = {
   brokerRuntime: "bun",
   runs: 3,
   quick: false,
-  only: "produce,consume,e2e,peers,cluster,kafka",
+  only: "produce,consume,e2e,peers,cluster,kafka,txn",
   peers: true,
   /** Multiplies every record count (quick: a further 0.25). */
   recordsScale: 1,
@@ -68,7 +71,7 @@ const defaults = {
 type Options = typeof defaults;
 
 export interface Row {
-  kind: "produce" | "consume" | "e2e" | "peer" | "cluster" | "kafka";
+  kind: "produce" | "consume" | "e2e" | "peer" | "cluster" | "kafka" | "txn";
   name: string;
   brokerRuntime: string;
   recordSize: number;
@@ -88,6 +91,8 @@ export interface Row {
   durability?: string;
   /** Kafka rows: Rill's Kafka-protocol figure ÷ its gRPC one (on the row of Rill's own Kafka client). */
   kafkaOverGrpc?: number;
+  /** Txn rows: READ_COMMITTED ÷ READ_UNCOMMITTED, log offsets read per second. */
+  readCommittedRatio?: number;
   /** Why the scenario could not run (its figures are then NaN). */
   unavailable?: string;
   runs: Record<string, unknown>[];
@@ -554,6 +559,29 @@ async function peers(o: Options): Promise<Row[]> {
   return rows;
 }
 
+/** `txn`: bench/txn-consume-perf.ts (its broker runs in the tool's process, on Bun). */
+async function txnConsume(records: number, runs: number): Promise<Row> {
+  const args = ["--records", String(records), "--record-size", "100", "--txn-records", "1000", "--runs", String(Math.max(runs, 3))];
+  progress("txn consume READ_COMMITTED vs READ_UNCOMMITTED");
+  const r = await runTool("bench/txn-consume-perf.ts", args, 600);
+  const rps = r["readCommittedRecordsPerSec"] as number;
+  return {
+    kind: "txn",
+    name: "consume 100 B in transactions of 1000, READ_COMMITTED (SDK Consumer)",
+    brokerRuntime: "bun",
+    recordSize: 100,
+    compression: "none",
+    mode: "read_committed",
+    records,
+    recordsPerSec: rps,
+    payloadMiBPerSec: (rps * 100) / (1024 * 1024),
+    readCommittedRatio: r["ratio"] as number,
+    runs: [{ readUncommittedSec: r["readUncommittedSec"], readCommittedSec: r["readCommittedSec"] }],
+    loadAverage: loadAverage(),
+    command: `bun bench/txn-consume-perf.ts ${args.join(" ")}`,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets, table, chart
 
@@ -649,6 +677,14 @@ function targets(rows: Row[]): Target[] {
       goal: "≥ 1.5",
       measured: r.kafkaOverGrpc!.toFixed(2),
       met: r.kafkaOverGrpc! >= 1.5,
+    });
+  }
+  for (const r of rows.filter((x) => x.kind === "txn" && x.readCommittedRatio !== undefined)) {
+    out.push({
+      what: "consume READ_COMMITTED ÷ READ_UNCOMMITTED (transactions of 1000, same log)",
+      goal: "≥ 0.9",
+      measured: r.readCommittedRatio!.toFixed(2),
+      met: r.readCommittedRatio! >= 0.9,
     });
   }
   const peerRows = rows.filter((r) => r.kind === "peer");
@@ -814,6 +850,7 @@ export async function runSuite(o: Options): Promise<Row[]> {
     if (only.has("kafka")) jobs.push(() => kafka(rt, scaled(2_000_000, scale, 1000), scaled(100_000, scale, 1000), runs));
   }
   if (only.has("peers") && o.peers) jobs.push(() => peers(o));
+  if (only.has("txn")) jobs.push(() => txnConsume(scaled(1_000_000, scale, 1000), runs));
   if (runtimes.includes("node") && !process.env["RILL_BENCH_NODE_MAIN"]) buildForNode();
   steps = jobs.length;
   const rows: Row[] = [];

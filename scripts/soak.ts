@@ -86,7 +86,7 @@ function summaryLines(r: SoakResult): string[] {
   ];
   for (const n of r.nodes) {
     lines.push(
-      `node ${n.id}: RSS start ${fmt(n.rssMiB.start)} end ${fmt(n.rssMiB.end)} max ${fmt(n.rssMiB.max)} MiB, slope ${n.rssSlopeMiBPerMin.toFixed(2)} MiB/min; fds start ${fmt(n.fds.start)} end ${fmt(n.fds.end)} max ${fmt(n.fds.max)}, slope ${n.fdSlopePerMin.toFixed(2)}/min; lag p99 ${fmt(n.lagMs.p99, 1)} max ${fmt(n.lagMs.max, 1)} ms; JS heap start ${fmt(n.heapMiB.start)} end ${fmt(n.heapMiB.end)} max ${fmt(n.heapMiB.max)} MiB, slope ${n.heapSlopeMiBPerMin.toFixed(2)} MiB/min`,
+      `node ${n.id}: RSS start ${fmt(n.rssMiB.start)} end ${fmt(n.rssMiB.end)} max ${fmt(n.rssMiB.max)} MiB, slope ${n.rssSlopeMiBPerMin.toFixed(2)} MiB/min; fds start ${fmt(n.fds.start)} end ${fmt(n.fds.end)} max ${fmt(n.fds.max)}, slope ${n.fdSlopePerMin.toFixed(2)}/min; lag p99 ${fmt(n.lagMs.p99, 1)} max ${fmt(n.lagMs.max, 1)} ms; JS heap start ${fmt(n.heapMiB.start)} end ${fmt(n.heapMiB.end)} max ${fmt(n.heapMiB.max)} MiB, slope ${n.heapSlopeMiBPerMin.toFixed(2)} MiB/min; tail caches start ${fmt(n.tailCacheMiB.start, 1)} end ${fmt(n.tailCacheMiB.end, 1)} MiB, slope ${n.tailCacheSlopeMiBPerMin.toFixed(2)} MiB/min`,
     );
   }
   return lines;
@@ -122,6 +122,7 @@ function writeOutputs(r: SoakResult, out: string): string {
     [
       { title: "broker RSS (MiB)", series: series((n) => n.rssMiB) },
       { title: "broker JS heap, heapTotal (MiB)", series: series((n) => n.heapMiB) },
+      { title: "tail caches (MiB)", series: series((n) => n.tailCacheMiB ?? null) },
       { title: "open descriptors", series: series((n) => n.fds) },
       { title: "produce p99 per second (ms)", series: [{ name: "p99", points: p99 }] },
       { title: "event-loop lag (ms)", series: series((n) => n.lagMs) },

@@ -325,6 +325,44 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "The topic's configured policy forbids this (e.g. deleting records of a compact-only topic).",
   ),
+  // Transactions (issue 17): Kafka's codes.
+  INVALID_TXN_STATE: kind(48, "INVALID_TXN_STATE", false, S.FAILED_PRECONDITION, "The request does not fit the transaction's state."),
+  INVALID_PRODUCER_ID_MAPPING: kind(
+    49,
+    "INVALID_PRODUCER_ID_MAPPING",
+    false,
+    S.FAILED_PRECONDITION,
+    "The producer id is not the one the transactional id holds.",
+  ),
+  INVALID_TRANSACTION_TIMEOUT: kind(
+    50,
+    "INVALID_TRANSACTION_TIMEOUT",
+    false,
+    S.INVALID_ARGUMENT,
+    "The transaction timeout is out of range (transaction.max.timeout.ms).",
+  ),
+  CONCURRENT_TRANSACTIONS: kind(
+    51,
+    "CONCURRENT_TRANSACTIONS",
+    true,
+    S.UNAVAILABLE,
+    "The previous transaction of this producer is still being completed; retry.",
+  ),
+  TRANSACTION_COORDINATOR_FENCED: kind(
+    52,
+    "TRANSACTION_COORDINATOR_FENCED",
+    false,
+    S.FAILED_PRECONDITION,
+    "A newer transaction coordinator took over (its epoch is older than the partition's).",
+  ),
+  TRANSACTIONAL_ID_NOT_FOUND: kind(105, "TRANSACTIONAL_ID_NOT_FOUND", false, S.NOT_FOUND, "The transactional id is not known."),
+  TRANSACTION_ABORTABLE: kind(
+    120,
+    "TRANSACTION_ABORTABLE",
+    false,
+    S.FAILED_PRECONDITION,
+    "The transaction cannot go on; abort it and start another.",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorName = keyof typeof Errors;

@@ -194,10 +194,31 @@ export class ClusterController implements BrokerControl {
 
   /** The Raft term whose leadership the sessions were last reset for. */
   private sessionsTerm = -1;
+  /** When the last check ended (null before the first): the next one should start within an interval. */
+  private lastCheckEndMs: number | null = null;
+
+  /**
+   * Whether `nodeId` is this process's own broker (the registration of this incarnation). Its
+   * heartbeats are late only when this process is, so its session never expires here.
+   */
+  private isLocalBroker(nodeId: number): boolean {
+    return (
+      nodeId === this.o.localNodeId &&
+      this.o.localIncarnation !== null &&
+      this.o.store.image.brokers.get(nodeId)?.incarnationId === this.o.localIncarnation
+    );
+  }
 
   private async check(): Promise<void> {
     try {
       const now = this.o.clock.nowMs();
+      // A check that starts late means this process was busy (a long synchronous task, a full
+      // collection, SIGSTOP): heartbeats that arrived meanwhile wait unread, so that time does
+      // not count against anyone's session. Without this a stalled controller fenced live
+      // brokers, its own among them, the moment it ran again (issue 14, the Bun soak's stall).
+      const intervalMs = this.o.checkIntervalMs ?? 100;
+      const lateMs = this.lastCheckEndMs === null ? 0 : now - this.lastCheckEndMs - intervalMs;
+      if (lateMs > intervalMs) this.sessions.extend(lateMs);
       const term = this.o.store.status().term;
       if (term !== this.sessionsTerm) {
         // Leadership just began (this can run before the leader-change notice): every broker
@@ -209,6 +230,7 @@ export class ClusterController implements BrokerControl {
       }
       await this.bootstrapUsers();
       for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
+        if (this.isLocalBroker(id)) continue;
         await this.o.store.commit((img) => decideFenceBroker(img, id));
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
       }
@@ -239,6 +261,8 @@ export class ClusterController implements BrokerControl {
       if (e instanceof AssertionError) throw e; // a bug: the rejection stops the process
       if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
         this.o.log.error({ err: e }, "controller periodic work failed");
+    } finally {
+      this.lastCheckEndMs = this.o.clock.nowMs();
     }
   }
 

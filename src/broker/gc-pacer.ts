@@ -10,13 +10,21 @@
  * Writing 0.9 MiB appends as fast as 8 clients can, a Bun broker held 250–340 MiB of such dead
  * buffers and peaked at 580–640 MiB RSS (2,000 partitions) where a Node broker peaked at 320.
  *
- * The pacer does what V8 does: it reads the bytes held by ArrayBuffers
- * (`process.memoryUsage().arrayBuffers`, ~26 µs under Bun) every `intervalMs`, and when they
- * have grown by `stepBytes` (`gc.external.step.bytes`) since the last collection — or since
- * their lowest point after it — runs a full collection. Live growth (a tail cache filling) costs
- * one collection per step and raises the mark; only a runtime with a collector to call (Bun)
- * gets a pacer.
+ * The pacer does what V8 does: it reads the bytes held by ArrayBuffers and the JavaScript heap
+ * (`process.memoryUsage()`: `arrayBuffers + heapTotal`, ~26 µs under Bun) every `intervalMs`, and
+ * when they have grown by `stepBytes` (`gc.external.step.bytes`) since the last collection — or
+ * since their lowest point after it — runs a full collection. Live growth (a tail cache filling)
+ * costs one collection per step and raises the mark; only a runtime with a collector to call
+ * (Bun) gets a pacer.
+ *
+ * The heap counts too since the 10-minute soak (issue 14): JavaScriptCore let its own heap
+ * (`heapTotal`) swing from ~40 MiB after a full collection to 140–155 MiB before the next, with
+ * RSS following it 150–190 MiB above: peaks of 317–339 MiB, and a second-half RSS slope
+ * (9–19 MiB/min) that was mostly the sawtooth's phase at the end. Counted with the buffers, the
+ * heap stays within a step of what the last collection left: heap max 95 MiB, RSS max 252.
  */
+
+import * as v8 from "node:v8";
 
 /** What a pacer reads and calls. */
 export interface GcPacerOptions {
@@ -57,6 +65,12 @@ export function runtimeCollector(): (() => void) | null {
   return bun ? () => bun.gc(true) : null;
 }
 
+/** Memory only a collection gives back: bytes held by ArrayBuffers, plus the JavaScript heap. */
+export function collectableBytes(): number {
+  const m = process.memoryUsage();
+  return m.arrayBuffers + m.heapTotal;
+}
+
 /** A running pacer; `stop()` ends its timer. */
 export interface RunningGcPacer {
   readonly pacer: GcPacer;
@@ -69,8 +83,27 @@ export interface RunningGcPacer {
  */
 export function startGcPacer(stepBytes: number, intervalMs = 50, collect: (() => void) | null = runtimeCollector()): RunningGcPacer | null {
   if (stepBytes <= 0 || collect === null) return null;
-  const pacer = new GcPacer({ stepBytes, read: () => process.memoryUsage().arrayBuffers, collect });
+  const pacer = new GcPacer({ stepBytes, read: collectableBytes, collect });
   const timer = setInterval(() => pacer.check(), intervalMs);
   timer.unref?.();
   return { pacer, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Under V8 (Node): the old generation may grow to `1 + percent/100` times what the last full
+ * collection kept (`gc.heap.growing.percent`) instead of V8's own factor, which reaches 4 when
+ * the heap limit is 2 GiB or more (Node's default here: 4 GiB). In the 10-minute soak (issue 14)
+ * the live heap stayed at 35–40 MiB while `heapTotal` climbed 66 → 170 MiB through the second
+ * half and RSS with it (15.6 MiB/min); at 50 % it went 82 → 97 MiB, RSS 6.4 MiB/min, peak 201
+ * MiB instead of 259. True when the flag was set; false under Bun (JavaScriptCore; the pacer
+ * above), for 0, or where the runtime refuses V8 flags.
+ */
+export function limitV8HeapGrowth(percent: number): boolean {
+  if (percent <= 0 || (globalThis as { Bun?: unknown }).Bun !== undefined) return false;
+  try {
+    v8.setFlagsFromString(`--heap-growing-percent=${Math.round(percent)}`);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -43,7 +43,7 @@ import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } fr
 import { type BrokerLog, silentLog } from "./log.ts";
 import { logCorruptReads } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
-import { type RunningGcPacer, startGcPacer } from "./gc-pacer.ts";
+import { limitV8HeapGrowth, type RunningGcPacer, startGcPacer } from "./gc-pacer.ts";
 
 /** What the shell is made from; everything but the data directory has a default. */
 export interface ShellOptions {
@@ -500,6 +500,7 @@ export async function startBackground(
   data.rm.onClose(logCorruptReads(data.rm, log));
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
+  limitV8HeapGrowth(config.gcHeapGrowingPercent);
   return { fetchers, isrTimer, ticker, gcPacer: startGcPacer(config.gcExternalStepBytes) };
 }
 

@@ -13,6 +13,7 @@
 import { crc32c } from "../base/crc32c.ts";
 import { Errors, RillError } from "../base/errors.ts";
 import { codecUnavailable } from "../protocol/compression.ts";
+import { AbortedTxnFilter, type AbortedTxnRef } from "../protocol/control-record.ts";
 import { CRC_START, type BatchHeader, forEachBatch, type RecordHeader, records } from "../protocol/record-batch.ts";
 
 /** A consumed record. `key`, `value` and header values are views of the fetched bytes. */
@@ -60,7 +61,8 @@ export interface CorruptBatchReport {
 
 /**
  * Yields the records of the whole batches of `bytes` whose offset is at least `fromOffset`,
- * skipping control batches; with `checkCrcs`, a batch whose CRC32C does not match fails before
+ * skipping control batches and, given the fetch's `aborted` transactions (READ_COMMITTED), the
+ * batches of those transactions (Kafka's consumer rule, see AbortedTxnFilter); with `checkCrcs`, a batch whose CRC32C does not match fails before
  * any of its records is yielded. A batch that fails (CRC, decompression, a malformed record)
  * throws CORRUPT_MESSAGE, or with `onCorrupt` is reported there and skipped (records of it
  * already yielded stay yielded).
@@ -72,10 +74,12 @@ export function* readRecords(
   fromOffset: number,
   checkCrcs: boolean,
   onCorrupt?: (report: CorruptBatchReport) => void,
+  aborted: readonly AbortedTxnRef[] = [],
 ): Generator<ConsumerRecord, void, undefined> {
   const found: { pos: number; h: BatchHeader }[] = [];
+  const filter = new AbortedTxnFilter(aborted);
   forEachBatch(bytes, (h, pos) => {
-    if (h.lastOffset >= fromOffset && !h.isControl) found.push({ pos, h });
+    if (!filter.drops(h) && h.lastOffset >= fromOffset) found.push({ pos, h });
   });
   for (const { pos, h } of found) {
     if (!onCorrupt) {

@@ -14,6 +14,7 @@ import type { Random } from "../base/random.ts";
 import { BootstrapTransport } from "./bootstrap-transport.ts";
 import { type ChannelSecurity, type ClientCredentials, type ClientTlsOptions, channelSecurity } from "./channel-security.ts";
 import { GrpcTransport } from "./grpc-transport.ts";
+import { type Instrumentation, type InstrumentationOptions, instrumentation, requestInterceptor } from "./instrumentation.ts";
 import { type RetryPolicy, defaultRandom, retryPolicy } from "./retry.ts";
 import { type TransportFactory, TransportPool, parseBootstrap } from "./transport-pool.ts";
 import type { Transport } from "./transport.ts";
@@ -25,7 +26,7 @@ export const DEFAULT_BOOTSTRAP = "127.0.0.1:50051";
 export const DEFAULT_METADATA_MAX_AGE_MS = 300_000;
 
 /** Options every client takes. */
-export interface ClientOptions {
+export interface ClientOptions extends InstrumentationOptions {
   /**
    * "host:port" of a broker, or a comma-separated list of them: the first reachable one answers
    * metadata and admin calls. Default `DEFAULT_BOOTSTRAP`. Ignored when `transport` is given.
@@ -76,6 +77,8 @@ export interface Connection {
   readonly metadataMaxAgeMs: number;
   /** How the pool's gRPC channels are made (TLS, credentials and client id headers). */
   readonly security: ChannelSecurity;
+  /** The `logger` and `onEvent` hooks (instrumentation.ts). */
+  readonly instr: Instrumentation;
 }
 
 function positiveInt(v: number, field: string): number {
@@ -90,11 +93,18 @@ export function connect(options: ClientOptions = {}): Connection {
   const retry = retryPolicy(options.retry);
   const random = options.random ?? defaultRandom();
   const security = channelSecurity(options.tls, options.credentials, options.clientId);
-  const common = { retry, random, requestTimeoutMs, metadataMaxAgeMs, security };
+  const instr = instrumentation(options);
+  const common = { retry, random, requestTimeoutMs, metadataMaxAgeMs, security, instr };
   if (options.transport !== undefined) {
     return { transport: options.transport, pool: TransportPool.fixed(options.transport), owned: false, ...common };
   }
   const addresses = parseBootstrap(options.bootstrap ?? DEFAULT_BOOTSTRAP);
-  const pool = TransportPool.owning(options.transportFactory ?? ((address) => new GrpcTransport(address, { security })));
+  const grpcFactory = (address: string): Transport => {
+    if (!instr.active) return new GrpcTransport(address, { security });
+    instr.emit({ type: "connect", address });
+    const interceptors = [...security.interceptors, requestInterceptor(address, instr)];
+    return new GrpcTransport(address, { security: { ...security, interceptors } });
+  };
+  const pool = TransportPool.owning(options.transportFactory ?? grpcFactory);
   return { transport: new BootstrapTransport(pool, addresses), pool, owned: true, ...common };
 }

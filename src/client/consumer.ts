@@ -65,7 +65,13 @@ export interface ConsumerOptions extends ClientOptions {
   readonly autoOffsetReset?: "earliest" | "latest" | "none" | undefined;
   /** Check each batch's CRC32C before reading it. Default true. */
   readonly checkCrcs?: boolean | undefined;
-  /** "read_committed" reads the same records as "read_uncommitted" until Rill has transactions. */
+  /**
+   * "read_committed": only records of committed transactions (and non-transactional ones), up to
+   * the last stable offset; "read_uncommitted" (the default, as Kafka's Java client): every
+   * record up to the high watermark, aborted ones too. Control batches are never records.
+   */
+  readonly isolation?: "read_uncommitted" | "read_committed" | undefined;
+  /** The same as `isolation` (its first name); `isolation` wins when both are given. */
   readonly isolationLevel?: "read_uncommitted" | "read_committed" | undefined;
   /**
    * Skip a batch that cannot be read (CORRUPT_MESSAGE: damaged on the broker's disk, or not
@@ -188,7 +194,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.autoOffsetReset = checkChoice(options.autoOffsetReset ?? "latest", "autoOffsetReset", ["earliest", "latest", "none"]);
     this.checkCrcs = options.checkCrcs ?? true;
     this.onCorrupt = options.skipCorrupt === true ? (options.onCorrupt ?? (() => undefined)) : null;
-    const isolation = checkChoice(options.isolationLevel ?? "read_uncommitted", "isolationLevel", ["read_uncommitted", "read_committed"]);
+    const isolation = checkChoice(options.isolation ?? options.isolationLevel ?? "read_uncommitted", "isolation", [
+      "read_uncommitted",
+      "read_committed",
+    ]);
     this.isolationLevel = isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
     this.conn = connect(options);
     this.metadata = new MetadataCache(this.conn);
@@ -575,7 +584,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private *recordsOf(st: PartitionState, part: FetchedPartition, epoch: number): Generator<ConsumerRecord, void, undefined> {
     const bytes = asBuffer(part.recordBatches);
     const onCorrupt = this.onCorrupt ?? undefined;
-    for (const r of readRecords(part.topic, part.partition, bytes, st.position, this.checkCrcs, onCorrupt)) {
+    const aborted = part.abortedTransactions.map((a) => ({
+      producerId: toNumber(a.producerId, "producerId"),
+      firstOffset: toNumber(a.firstOffset, "firstOffset"),
+    }));
+    for (const r of readRecords(part.topic, part.partition, bytes, st.position, this.checkCrcs, onCorrupt, aborted)) {
       if (st.epoch !== epoch || this.closed) return; // sought or closed while the application held a record
       st.position = r.offset + 1;
       yield r;

@@ -12,6 +12,7 @@ import { type ClientOptions, connect } from "./connection.ts";
 import { fromErrorDetail } from "./errors.ts";
 import { GrpcGroupTransport, type GroupTransport } from "./group-transport.ts";
 import { GrpcTransport } from "./grpc-transport.ts";
+import { type Instrumentation, instrumentation } from "./instrumentation.ts";
 import { MetadataCache } from "./metadata.ts";
 import { type RetryPolicy, defaultRandom, retryPolicy } from "./retry.ts";
 
@@ -42,6 +43,8 @@ export interface GroupConnection {
   readonly retry: RetryPolicy;
   readonly random: Random;
   readonly requestTimeoutMs: number;
+  /** The `logger` and `onEvent` hooks. */
+  readonly instr: Instrumentation;
   /** Where coordinators are looked up; null with a fixed `groupTransport`. */
   readonly metadata: MetadataCache | null;
   /** The GroupService transport of a broker (the fixed one, whatever the address, when given). */
@@ -60,7 +63,12 @@ export function connectGroup(options: GroupClientOptions): GroupConnection {
     if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0) {
       throw new RangeError(`requestTimeoutMs: ${requestTimeoutMs} is not a positive integer`);
     }
-    const base = { retry: retryPolicy(options.retry), random: options.random ?? defaultRandom(), requestTimeoutMs };
+    const base = {
+      retry: retryPolicy(options.retry),
+      random: options.random ?? defaultRandom(),
+      requestTimeoutMs,
+      instr: instrumentation(options),
+    };
     return { ...base, metadata: null, transportFor: () => fixed, anyAddress: () => fixed.address, close: () => undefined };
   }
   const conn = connect(options);
@@ -69,6 +77,7 @@ export function connectGroup(options: GroupClientOptions): GroupConnection {
     retry: conn.retry,
     random: conn.random,
     requestTimeoutMs: conn.requestTimeoutMs,
+    instr: conn.instr,
     metadata: new MetadataCache(conn),
     transportFor(address) {
       let g = groups.get(address);

@@ -20,12 +20,17 @@
  * Rebalances. An `assignment` message adds and removes partitions. Records of a revoked
  * partition stop before the revocation arrives; buffered records of it that the application has
  * not seen yet are dropped (the next owner reads them from the committed offset), and with
- * auto-commit its processed position is committed at once (best effort: the broker refuses it
- * if it no longer counts the partition as ours — today's broker acknowledges a revocation as it
- * sends it, so processed but uncommitted records of a revoked partition are delivered again to
- * the next owner). `onRevoked` and `onAssigned` run in the iterator, in stream order with the
- * records, before the next record is yielded; commits from `onRevoked` are refused for the
- * revoked partitions.
+ * auto-commit its processed position is committed at once. The broker keeps a revoked
+ * partition with sent but uncommitted records for up to 5 s (REVOKE_GRACE_MS) and accepts its
+ * commits meanwhile, so `commit()` — also from `onRevoked` — still covers it (the consumer keeps
+ * its state in `revoking` until the hook has run). `onRevoked` and `onAssigned` run in the
+ * iterator (or in `run`, after the partition's lane finished), in stream order with the
+ * records, before the next record is handed over.
+ *
+ * Pause, resume, seek and regex subscriptions are messages of the same stream (the broker
+ * stops a paused partition; records that arrive anyway are dropped and `resume` seeks back to
+ * the first one dropped; records carry the `seek_id` of the last seek they follow; a RegExp
+ * subscription is matched broker-side at every heartbeat). `run` is in group-run.ts.
  *
  * Coordinator. The Consume stream goes to the group's coordinator: the leader of partition
  * `murmur2(groupId) % 50` of `__consumer_offsets`, found in the metadata (metadata.ts), or any
@@ -46,7 +51,7 @@
  */
 
 import { Errors, RillError } from "../base/errors.ts";
-import { IsolationLevel, RecordFormat, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
+import { IsolationLevel, OffsetSpec, RecordFormat, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
 import {
   AutoOffsetReset,
   type ConsumeResponse,
@@ -56,7 +61,7 @@ import {
   type OffsetCommitResult,
 } from "../gen/rill/v1/group_service_pb.ts";
 import { asBuffer } from "../protocol/grpc-service.ts";
-import type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
+import type { CorruptBatchReport } from "./batch-reader.ts";
 import { checkChoice, checkInt, toInt64, toNumber } from "./convert.ts";
 import { ClientClosedError, ConnectionError, fromErrorDetail, isRetriable, isStaleMetadata } from "./errors.ts";
 import {
@@ -71,10 +76,19 @@ import {
   tpName,
 } from "./group-connection.ts";
 import type { ConsumeStream, GroupTransport } from "./group-transport.ts";
+import { type RunHost, type RunOptions, runConsumer } from "./group-run.ts";
+import type { GroupRecord, Item, PartitionState } from "./group-types.ts";
 import { backoffMs } from "./retry.ts";
+import { type Deserializer, type Serde, deserializeWith } from "./serde.ts";
+import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
 
 export type { ConsumerRecord, CorruptBatchReport } from "./batch-reader.ts";
 export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
+export type { GroupRecord } from "./group-types.ts";
+export type { EachBatchPayload, EachMessagePayload, RunBatch, RunOptions } from "./group-run.ts";
+
+/** Where `seek` moves a partition. */
+export type GroupSeekTarget = number | "earliest" | "latest" | { readonly timestampMs: number };
 
 function keyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
@@ -86,12 +100,18 @@ const AUTO_OFFSET_RESET = {
   none: AutoOffsetReset.NONE,
 } as const;
 
-/** GroupConsumer settings. */
-export interface GroupConsumerOptions extends GroupClientOptions {
+/** GroupConsumer settings. `K`, `V`: what the `deserializers` return (Buffer without). */
+export interface GroupConsumerOptions<K = Buffer, V = Buffer> extends GroupClientOptions {
   /** The group to join: 1 to 249 characters. */
   readonly groupId: string;
   /** Where a partition without a committed offset starts. Default "latest" (as Kafka). */
   readonly autoOffsetReset?: "earliest" | "latest" | "none" | undefined;
+  /**
+   * "read_committed": only records of committed transactions (and non-transactional ones), up to
+   * the last stable offset (the broker leaves aborted records out); "read_uncommitted" (the
+   * default, as Kafka's Java client): every record up to the high watermark.
+   */
+  readonly isolation?: "read_uncommitted" | "read_committed" | undefined;
   /** Commit processed positions every `autoCommitIntervalMs`, on revocation and on close. Default true. */
   readonly autoCommit?: boolean | undefined;
   /** Default 5000. */
@@ -103,8 +123,10 @@ export interface GroupConsumerOptions extends GroupClientOptions {
   /** Called (in the iterator, awaited) when partitions are assigned to this member. */
   readonly onAssigned?: ((partitions: GroupTopicPartition[]) => void | Promise<void>) | undefined;
   /**
-   * Called (in the iterator, awaited) when partitions are taken away, or lost because the
-   * stream broke. They are no longer owned: commits for them are refused.
+   * Called (in the iterator or `run`, awaited) when partitions are taken away, or lost because
+   * the stream broke. No record of them is handed over any more, but `commit()` in the hook
+   * still covers them: the broker accepts a revoked partition's commits until everything it sent
+   * of it is committed, or for 5 s. (After a broken stream nothing can be committed.)
    */
   readonly onRevoked?: ((partitions: GroupTopicPartition[]) => void | Promise<void>) | undefined;
   /** Static membership: a member that comes back with the same id within its session timeout keeps its partitions. */
@@ -122,32 +144,16 @@ export interface GroupConsumerOptions extends GroupClientOptions {
   readonly skipCorrupt?: boolean | undefined;
   /** With `skipCorrupt`: called (in the iterator, awaited) for each batch skipped. */
   readonly onCorrupt?: ((report: CorruptBatchReport) => void | Promise<void>) | undefined;
+  /** Turn fetched keys and values into application values (serde.ts: `json()`, `protobuf(Schema)`); null stays null. Default: none (Buffers). */
+  readonly deserializers?:
+    | { readonly key?: Deserializer<K> | Serde<K> | undefined; readonly value?: Deserializer<V> | Serde<V> | undefined }
+    | undefined;
+  /** Commit, leave the group and close on SIGTERM/SIGINT (`true`) or the signals listed, then re-raise the signal (shutdown.ts). Default false. */
+  readonly closeOnSignals?: boolean | readonly NodeJS.Signals[] | undefined;
 }
-
-interface PartitionState {
-  readonly topic: string;
-  readonly partition: number;
-  /** One past the last record yielded; -1 before the first. */
-  consumed: number;
-  /** One past the last record the application is done with; -1 before the first. */
-  processed: number;
-  /** The last offset the broker confirmed committed by this member; -1 when none. */
-  committed: number;
-  /** The highest offset sent in a commit not answered yet; -1 when none. */
-  committing: number;
-  /** `next_offset` of the last records message: where delivery continues. */
-  delivered: number;
-  /** The first offset yielded (where the broker started this partition); -1 before. */
-  base: number;
-  highWatermark: number;
-}
-
-type Item =
-  | { readonly kind: "records"; readonly st: PartitionState; readonly records: Iterator<ConsumerRecord> }
-  | { readonly kind: "corrupt"; readonly st: PartitionState; readonly report: CorruptBatchReport }
-  | { readonly kind: "assigned" | "revoked"; readonly partitions: GroupTopicPartition[] };
 
 interface PendingCommit {
+  readonly startedMs: number;
   readonly offsets: readonly GroupOffset[];
   readonly resolve: (results: GroupOffset[]) => void;
   readonly reject: (e: Error) => void;
@@ -163,33 +169,53 @@ function bufOrNull(b: Uint8Array | undefined): Buffer | null {
   return b === undefined ? null : asBuffer(b);
 }
 
-function* decodedRecords(m: ConsumeResponse_Records): Generator<ConsumerRecord, void, undefined> {
+type Deserializers = GroupConsumerOptions<unknown, unknown>["deserializers"];
+
+function* decodedRecords(m: ConsumeResponse_Records, des: Deserializers): Generator<GroupRecord<unknown, unknown>, void, undefined> {
   for (const r of m.records as ConsumedRecord[]) {
+    const offset = toNumber(r.offset, "offset");
+    let key: unknown = bufOrNull(r.key);
+    let value: unknown = bufOrNull(r.value);
+    if (des !== undefined) {
+      const where = { partition: m.partition, offset };
+      if (key !== null && des.key !== undefined) key = deserializeWith(des.key, key as Buffer, { topic: m.topic, field: "key" }, where);
+      if (value !== null && des.value !== undefined)
+        value = deserializeWith(des.value, value as Buffer, { topic: m.topic, field: "value" }, where);
+    }
     yield {
       topic: m.topic,
       partition: m.partition,
-      offset: toNumber(r.offset, "offset"),
+      offset,
       timestampMs: toNumber(r.timestampMs, "timestamp_ms"),
-      key: bufOrNull(r.key),
-      value: bufOrNull(r.value),
+      key,
+      value,
       headers: r.headers.length === 0 ? NO_HEADERS : r.headers.map((h) => ({ key: h.key, value: bufOrNull(h.value) })),
     };
   }
 }
 
 /** A member of a consumer group, fed by one Consume stream; see the module comment. */
-export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
+export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<GroupRecord<K, V>> {
   readonly groupId: string;
   private readonly conn: GroupConnection;
   private readonly autoOffsetReset: "earliest" | "latest" | "none";
-  private readonly autoCommit: boolean;
+  /** Auto-commit of processed positions (interval, drain, half credit, revocation, close); `run` may change it. */
+  private autoCommit: boolean;
   private readonly autoCommitIntervalMs: number;
   private readonly maxOutstandingRecords: number;
   private readonly maxOutstandingBytes: number;
   private readonly sessionTimeoutMs: number;
-  private readonly options: GroupConsumerOptions;
+  private readonly options: GroupConsumerOptions<K, V>;
+  private readonly unregisterSignals: () => void;
 
   private topics: string[] | null = null;
+  /** A regex subscription's pattern (its source), or null. */
+  private topicRegex: string | null = null;
+  /** Revoked partitions kept until the revocation hook has run, so it can still commit them. */
+  private readonly revoking = new Map<string, PartitionState>();
+  /** True while `run` drives the consumer. */
+  private running = false;
+  private stopRun: (() => Promise<void>) | null = null;
   private stream: ConsumeStream | null = null;
   /** The transport of the current (or last) stream: the coordinator's. */
   private transport: GroupTransport | null = null;
@@ -215,7 +241,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   private member = { memberId: "", memberEpoch: 0 };
 
   /** Checks the options (RillError / RangeError naming the field); nothing connects until `subscribe`. */
-  constructor(options: GroupConsumerOptions) {
+  constructor(options: GroupConsumerOptions<K, V>) {
     this.groupId = checkGroupId(options.groupId, "groupId");
     this.autoOffsetReset = checkChoice(options.autoOffsetReset ?? "latest", "autoOffsetReset", ["earliest", "latest", "none"]);
     this.autoCommit = options.autoCommit ?? true;
@@ -224,8 +250,11 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.maxOutstandingBytes = checkInt(options.maxOutstandingBytes ?? 0, "maxOutstandingBytes", 0, Number.MAX_SAFE_INTEGER);
     this.sessionTimeoutMs = checkInt(options.sessionTimeoutMs ?? 0, "sessionTimeoutMs", 0, 0x7fffffff);
     if (options.assignor !== undefined) checkChoice(options.assignor, "assignor", ["uniform", "range"]);
+    if (options.isolation !== undefined) checkChoice(options.isolation, "isolation", ["read_uncommitted", "read_committed"]);
     this.options = options;
+    const signals = shutdownSignals(options.closeOnSignals, "closeOnSignals");
     this.conn = connectGroup(options);
+    this.unregisterSignals = closeOnSignals(this, signals);
   }
 
   /** The member id the broker gave this member ("" before the first assignment). */
@@ -255,32 +284,209 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     return this.owned.get(keyOf(tp.topic, tp.partition))?.committed ?? -1;
   }
 
-  /** Joins the group subscribed to `topics` (opens the Consume stream). Once per consumer. */
-  subscribe(topics: readonly string[]): void {
+  /**
+   * Joins the group subscribed to `topics` (opens the Consume stream). Once per consumer. A
+   * RegExp subscribes to every topic whose whole name matches it, now and later (the broker
+   * matches it at each heartbeat; internal topics never match; no flags but `u`).
+   */
+  subscribe(topics: readonly string[] | RegExp): void {
     this.checkOpen();
     if (this.topics !== null)
       throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: already subscribed (one subscription per GroupConsumer)");
-    if (!Array.isArray(topics) || topics.length === 0)
-      throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: topics must be a non-empty list");
-    topics.forEach((t, i) => {
-      if (typeof t !== "string" || t.length === 0)
-        throw new RillError(Errors.INVALID_ARGUMENT, `subscribe: topics[${i}] is not a topic name`);
-    });
-    this.topics = [...new Set(topics)];
+    if (topics instanceof RegExp) {
+      if (topics.flags !== "" && topics.flags !== "u")
+        throw new RillError(
+          Errors.INVALID_ARGUMENT,
+          `subscribe: regex flags "${topics.flags}" are not supported (the broker matches whole names, case-sensitively)`,
+        );
+      this.topicRegex = topics.source;
+      this.topics = [];
+    } else {
+      if (!Array.isArray(topics) || topics.length === 0)
+        throw new RillError(Errors.INVALID_ARGUMENT, "subscribe: topics must be a non-empty list or a RegExp");
+      topics.forEach((t, i) => {
+        if (typeof t !== "string" || t.length === 0)
+          throw new RillError(Errors.INVALID_ARGUMENT, `subscribe: topics[${i}] is not a topic name`);
+      });
+      this.topics = [...new Set(topics)];
+    }
     this.open();
-    if (this.autoCommit) {
+    this.setAutoCommit(this.autoCommit);
+  }
+
+  /** Turns auto-commit (and its timer) on or off. */
+  private setAutoCommit(on: boolean): void {
+    this.autoCommit = on;
+    if (!on && this.autoCommitTimer !== null) {
+      clearInterval(this.autoCommitTimer);
+      this.autoCommitTimer = null;
+    }
+    if (on && this.autoCommitTimer === null) {
       this.autoCommitTimer = setInterval(() => this.autoCommitNow(), this.autoCommitIntervalMs);
       this.autoCommitTimer.unref?.();
     }
   }
 
+  /**
+   * Stops handing over records of `partitions` (owned ones; others are ignored) until `resume`:
+   * the broker stops sending them, and records of them already received are dropped here and
+   * sent again after `resume`. Other partitions go on.
+   */
+  pause(partitions: readonly GroupTopicPartition[]): void {
+    this.checkOpen();
+    const tps = this.ownedStates(partitions, "pause").filter((st) => !st.paused);
+    for (const st of tps) st.paused = true;
+    if (tps.length > 0)
+      this.stream?.write({
+        kind: { case: "pause", value: { partitions: tps.map((st) => ({ topic: st.topic, partition: st.partition })) } },
+      });
+  }
+
+  /** Hands over records of paused `partitions` again, from the first one not handed over. */
+  resume(partitions: readonly GroupTopicPartition[]): void {
+    this.checkOpen();
+    const tps = this.ownedStates(partitions, "resume").filter((st) => st.paused);
+    for (const st of tps) {
+      st.paused = false;
+      if (st.dropFrom >= 0) this.sendSeek(st, st.dropFrom);
+    }
+    if (tps.length > 0)
+      this.stream?.write({
+        kind: { case: "resume", value: { partitions: tps.map((st) => ({ topic: st.topic, partition: st.partition })) } },
+      });
+  }
+
+  /** The partitions paused now, sorted. */
+  paused(): GroupTopicPartition[] {
+    return this.assignment().filter((tp) => this.owned.get(keyOf(tp.topic, tp.partition))!.paused);
+  }
+
+  /**
+   * Moves an owned partition's position (Kafka's seek in a group): the next record handed over is
+   * at `to` (an offset, "earliest", "latest" or the first at `{timestampMs}`); records received
+   * before are dropped. Nothing is committed until the next commit, which commits from there (also
+   * backwards). INVALID_ARGUMENT when `tp` is not owned.
+   */
+  seek(tp: GroupTopicPartition, to: GroupSeekTarget): void {
+    this.checkOpen();
+    const st = this.owned.get(keyOf(tp.topic, tp.partition));
+    if (st === undefined)
+      throw new RillError(Errors.INVALID_ARGUMENT, `seek: ${tpName(tp.topic, tp.partition)} is not assigned to this member`);
+    if (typeof to === "number") checkInt(to, "seek: offset", 0, Number.MAX_SAFE_INTEGER);
+    else if (typeof to === "object") checkInt(to.timestampMs, "seek: timestampMs", 0, Number.MAX_SAFE_INTEGER);
+    else checkChoice(to, "seek: target", ["earliest", "latest"]);
+    this.sendSeek(st, to);
+  }
+
+  private sendSeek(st: PartitionState, to: GroupSeekTarget): void {
+    st.seekId++;
+    st.dropFrom = -1;
+    st.base = -1;
+    st.committed = -1;
+    const at = typeof to === "number" ? to : -1;
+    st.consumed = at;
+    st.processed = at;
+    const where =
+      typeof to === "number"
+        ? { offset: toInt64(to, "offset") }
+        : to === "earliest"
+          ? { spec: OffsetSpec.EARLIEST }
+          : to === "latest"
+            ? { spec: OffsetSpec.LATEST }
+            : { spec: OffsetSpec.TIMESTAMP, timestampMs: toInt64(to.timestampMs, "timestampMs") };
+    this.stream?.write({ kind: { case: "seek", value: { topic: st.topic, partition: st.partition, seekId: st.seekId, ...where } } });
+  }
+
+  private ownedStates(partitions: readonly GroupTopicPartition[], what: string): PartitionState[] {
+    if (!Array.isArray(partitions))
+      throw new RillError(Errors.INVALID_ARGUMENT, `${what}: partitions must be a list of {topic, partition}`);
+    const out: PartitionState[] = [];
+    for (const tp of partitions) {
+      const st = this.owned.get(keyOf(tp?.topic, tp?.partition));
+      if (st !== undefined) out.push(st);
+    }
+    return out;
+  }
+
+  /** False when records of `st` from the message of `seekId` must not be handed over (revoked, paused, sought since). */
+  private usable(st: PartitionState, seekId: bigint): boolean {
+    return !this.closed && this.owned.get(keyOf(st.topic, st.partition)) === st && !st.paused && st.seekId === seekId;
+  }
+
+  /** Records of a paused partition from `offset` on (read after seek `seekId`) were dropped: resume there. */
+  private dropped(st: PartitionState, offset: number, seekId: bigint): void {
+    if (!st.paused || st.seekId !== seekId) return;
+    if (st.dropFrom < 0 || offset < st.dropFrom) st.dropFrom = offset;
+  }
+
+  /**
+   * Consumes with handlers, kafkajs-style: `eachMessage` or `eachBatch`, up to
+   * `partitionsConsumedConcurrently` partitions at a time (each in order), committing as `commit`
+   * says. Resolves once the consumer is closed; rejects with a handler's error (after committing
+   * what was resolved and closing). See group-run.ts and the README.
+   */
+  run(options: RunOptions<K, V>): Promise<void> {
+    if (this.iterating) return Promise.reject(new RillError(Errors.INVALID_ARGUMENT, "run: the consumer is already being iterated or run"));
+    try {
+      this.checkOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.topics === null) return Promise.reject(new RillError(Errors.INVALID_ARGUMENT, "run: subscribe(topics) first"));
+    this.iterating = true;
+    this.running = true;
+    return runConsumer(this.runHost(), options as RunOptions<unknown, unknown>).finally(() => {
+      this.iterating = false;
+      this.running = false;
+    });
+  }
+
+  /** What group-run.ts needs of the consumer's internals. */
+  private runHost(): RunHost {
+    return {
+      groupId: this.groupId,
+      autoCommit: this.autoCommit,
+      setAutoCommit: (on) => this.setAutoCommit(on),
+      nextItem: (stop) => this.nextItem(stop),
+      wake: () => this.notify(),
+      idle: () => {
+        if (this.autoCommit) this.autoCommitNow();
+      },
+      onStop: (stop) => {
+        this.stopRun = stop;
+      },
+      usable: (st, seekId) => this.usable(st, seekId),
+      dropped: (st, offset, seekId) => this.dropped(st, offset, seekId),
+      ownedStates: () => [...this.owned.values()],
+      pause: (tps) => this.pause(tps),
+      resume: (tps) => this.resume(tps),
+      resolved: (st, next, seekId) => {
+        if (st.seekId !== seekId) return; // sought since: these offsets are no longer the position
+        if (next > st.consumed) st.consumed = next;
+        if (next > st.processed) st.processed = next;
+        if (st.base < 0) st.base = next - 1;
+        if (this.autoCommit) this.maybeCommitForCredit();
+      },
+      commitPartitions: (states) => this.sendCommit(this.positionsOf(states, "processed")),
+      onAssigned: (partitions) => this.options.onAssigned?.(partitions),
+      onRevoked: (partitions) => this.options.onRevoked?.(partitions),
+      revokedStates: (partitions) =>
+        partitions.map((tp) => this.revoking.get(keyOf(tp.topic, tp.partition))).filter((st) => st !== undefined),
+      forgetRevoked: (partitions) => {
+        for (const tp of partitions) this.revoking.delete(keyOf(tp.topic, tp.partition));
+      },
+      onCorrupt: (st, report) => this.onCorruptBatch(st, report),
+      close: () => this.close(),
+    };
+  }
+
   /** Records of the owned partitions, in offset order per partition, until `close()`. */
-  [Symbol.asyncIterator](): AsyncGenerator<ConsumerRecord, void, undefined> {
+  [Symbol.asyncIterator](): AsyncGenerator<GroupRecord<K, V>, void, undefined> {
     return this.records();
   }
 
   /** The same as `for await (const r of consumer)`; one iteration at a time. */
-  async *records(): AsyncGenerator<ConsumerRecord, void, undefined> {
+  async *records(): AsyncGenerator<GroupRecord<K, V>, void, undefined> {
     if (this.iterating) throw new RillError(Errors.INVALID_ARGUMENT, "group consumer: already being iterated");
     this.checkOpen();
     if (this.topics === null) throw new RillError(Errors.INVALID_ARGUMENT, "group consumer: subscribe(topics) before iterating");
@@ -303,19 +509,30 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         }
         if (item.kind !== "records") {
           if (item.kind === "assigned") await this.options.onAssigned?.(item.partitions);
-          else await this.options.onRevoked?.(item.partitions);
+          else {
+            try {
+              await this.options.onRevoked?.(item.partitions);
+            } finally {
+              for (const tp of item.partitions) this.revoking.delete(keyOf(tp.topic, tp.partition));
+            }
+          }
           continue;
         }
-        const { st, records } = item;
+        const { st, records, seekId } = item;
+        let next = Math.max(item.first, st.consumed);
         for (;;) {
           release();
-          if (this.closed || this.owned.get(keyOf(st.topic, st.partition)) !== st) break; // revoked meanwhile
+          if (!this.usable(st, seekId)) {
+            this.dropped(st, next, seekId); // paused meanwhile (revoked or sought: dropped for good)
+            break;
+          }
           const n = records.next();
           if (n.done) break;
-          const r = n.value;
+          const r = n.value as GroupRecord<K, V>;
           if (r.offset < st.consumed) continue; // delivered again (never expected)
           if (st.base < 0) st.base = r.offset;
           st.consumed = r.offset + 1;
+          next = st.consumed;
           held = { st, next: st.consumed };
           yield r;
         }
@@ -335,7 +552,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
    */
   async commit(offsets?: readonly GroupOffset[]): Promise<GroupOffset[]> {
     this.checkOpen();
-    const list = offsets !== undefined ? this.checkOffsets(offsets) : this.positions("consumed");
+    const list =
+      offsets !== undefined
+        ? this.checkOffsets(offsets)
+        : [...this.positions("consumed"), ...this.positionsOf([...this.revoking.values()], "consumed")];
     return this.sendCommit(list);
   }
 
@@ -367,8 +587,13 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
 
   /** Owned partitions whose `which` position is ahead of what is committed. */
   private positions(which: "consumed" | "processed", skipInFlight = false): GroupOffset[] {
+    return this.positionsOf(this.owned.values(), which, skipInFlight);
+  }
+
+  /** Of `states`, those whose `which` position is ahead of what is committed. */
+  private positionsOf(states: Iterable<PartitionState>, which: "consumed" | "processed", skipInFlight = false): GroupOffset[] {
     const out: GroupOffset[] = [];
-    for (const st of this.owned.values()) {
+    for (const st of states) {
       const pos = st[which];
       if (pos < 0 || pos <= st.committed) continue;
       if (skipInFlight && pos <= st.committing) continue;
@@ -421,7 +646,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       if (!mine()) return;
       const e = new RillError(
         Errors.REQUEST_TIMED_OUT,
-        `Consume: no answer to subscribe (group "${this.groupId}", topics ${this.topics!.join(", ")}) from ${transport.address} within ${this.conn.requestTimeoutMs} ms`,
+        `Consume: no answer to subscribe (group "${this.groupId}", ${this.topicRegex !== null ? `topics matching /${this.topicRegex}/` : `topics ${this.topics!.join(", ")}`}) from ${transport.address} within ${this.conn.requestTimeoutMs} ms`,
       );
       this.onStreamFailed(e, true);
     }, this.conn.requestTimeoutMs);
@@ -429,11 +654,12 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     const sub = {
       groupId: this.groupId,
       topics: this.topics!,
+      topicRegex: this.topicRegex ?? "",
       autoOffsetReset: AUTO_OFFSET_RESET[this.autoOffsetReset],
       maxOutstandingRecords: this.maxOutstandingRecords,
       maxOutstandingBytes: BigInt(this.maxOutstandingBytes),
       format: RecordFormat.RECORDS,
-      isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+      isolationLevel: this.options.isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
       sessionTimeoutMs: this.sessionTimeoutMs,
       assignor: this.options.assignor ?? "",
       clientId: this.options.clientId ?? "rill-ts",
@@ -472,6 +698,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       const st = this.owned.get(keyOf(tp.topic, tp.partition));
       if (st === undefined) continue;
       this.owned.delete(keyOf(tp.topic, tp.partition));
+      this.revoking.set(keyOf(tp.topic, tp.partition), st);
       revoked.push({ topic: tp.topic, partition: tp.partition });
       // Best effort: the broker refuses it if it no longer counts the partition as ours.
       if (this.autoCommit && st.processed > st.committed && st.processed > st.committing) {
@@ -493,10 +720,23 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         delivered: -1,
         base: -1,
         highWatermark: -1,
+        paused: false,
+        dropFrom: -1,
+        seekId: 0n,
       });
       assigned.push({ topic: tp.topic, partition: tp.partition });
     }
     if (assigned.length > 0) this.push({ kind: "assigned", partitions: assigned });
+    if (this.conn.instr.active && (assigned.length > 0 || revoked.length > 0)) {
+      this.conn.instr.emit({
+        type: "rebalance",
+        groupId: this.groupId,
+        memberId: a.memberId,
+        memberEpoch: a.memberEpoch,
+        assigned,
+        revoked,
+      });
+    }
   }
 
   private onRecords(m: ConsumeResponse_Records): void {
@@ -520,9 +760,15 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       this.push({ kind: "corrupt", st, report });
       return;
     }
+    if (m.seekId < st.seekId) return; // read before the last seek
     const next = toNumber(m.nextOffset, "next_offset");
     if (next > st.delivered) st.delivered = next;
-    this.push({ kind: "records", st, records: decodedRecords(m) });
+    const first = toNumber(m.firstOffset, "first_offset");
+    if (st.paused) {
+      this.dropped(st, Math.max(first, st.consumed), m.seekId);
+      return;
+    }
+    this.push({ kind: "records", st, records: decodedRecords(m, this.options.deserializers as Deserializers), first, seekId: m.seekId });
   }
 
   /**
@@ -552,7 +798,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     let firstError: RillError | null = null;
     p.offsets.forEach((o, i) => {
       const res = results[i];
-      const st = this.owned.get(keyOf(o.topic, o.partition));
+      const st = this.stateOf(o.topic, o.partition);
       if (st !== undefined && st.committing <= o.offset) st.committing = -1;
       if (r.error !== undefined) return;
       if (res === undefined) {
@@ -564,8 +810,12 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         committed.push(o);
       }
     });
-    if (r.error !== undefined) p.reject(groupError(r.error, this.groupId));
-    else if (firstError !== null) p.reject(firstError);
+    const error = r.error !== undefined ? groupError(r.error, this.groupId) : firstError;
+    if (this.conn.instr.active) {
+      const durationMs = Math.round((performance.now() - p.startedMs) * 1000) / 1000;
+      this.conn.instr.emit({ type: "commit", groupId: this.groupId, offsets: p.offsets, durationMs, error: error?.message ?? null });
+    }
+    if (error !== null) p.reject(error);
     else p.resolve(committed);
     if (this.autoCommit) this.maybeCommitForCredit();
   }
@@ -585,9 +835,9 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
           reject(new RillError(Errors.REQUEST_TIMED_OUT, `commit: no commit_result within ${this.conn.requestTimeoutMs} ms`));
       }, this.conn.requestTimeoutMs);
       timer.unref?.();
-      this.pending.set(commitId, { offsets, resolve, reject, timer });
+      this.pending.set(commitId, { startedMs: performance.now(), offsets, resolve, reject, timer });
       for (const o of offsets) {
-        const st = this.owned.get(keyOf(o.topic, o.partition));
+        const st = this.stateOf(o.topic, o.partition);
         if (st !== undefined && o.offset > st.committing) st.committing = o.offset;
       }
       stream.write({
@@ -621,6 +871,12 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     if (held * 2 >= (this.maxOutstandingRecords || BROKER_DEFAULT_OUTSTANDING_RECORDS)) this.autoCommitNow();
   }
 
+  /** An owned partition's state, or a revoked one's until its revocation hook has run. */
+  private stateOf(topic: string, partition: number): PartitionState | undefined {
+    const k = keyOf(topic, partition);
+    return this.owned.get(k) ?? this.revoking.get(k);
+  }
+
   private push(item: Item): void {
     this.queue.push(item);
     this.notify();
@@ -632,10 +888,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     w?.();
   }
 
-  /** The next queued item; null once closed. Throws the stream's failure. */
-  private async nextItem(): Promise<Item | null> {
+  /** The next queued item; null once closed (or `stop()` says so). Throws the stream's failure. */
+  private async nextItem(stop?: () => boolean): Promise<Item | null> {
     for (;;) {
-      if (this.closed) return null;
+      if (this.closed || stop?.() === true) return null;
       if (this.queueHead < this.queue.length) {
         const item = this.queue[this.queueHead++]!;
         if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
@@ -645,8 +901,9 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         return item;
       }
       if (this.failure !== null) throw this.failure;
-      // Drained: with auto-commit, give the broker its credit back before waiting.
-      if (this.autoCommit) this.autoCommitNow();
+      // Drained: with auto-commit, give the broker its credit back before waiting (`run` does
+      // it when its lanes are idle: what it took from the queue may not be handled yet).
+      if (this.autoCommit && !this.running) this.autoCommitNow();
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
@@ -666,6 +923,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       this.pending.delete(id);
     }
     const lost = this.assignment();
+    for (const [k, st] of this.owned) this.revoking.set(k, st);
     this.owned.clear();
     if (lost.length > 0) this.push({ kind: "revoked", partitions: lost });
     // NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a broker gone: the coordinator may have moved.
@@ -695,12 +953,17 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   }
 
   private async doClose(): Promise<void> {
+    this.unregisterSignals();
     if (this.autoCommitTimer !== null) clearInterval(this.autoCommitTimer);
     this.autoCommitTimer = null;
+    // `run` stops taking records and lets its handlers finish (it commits per its policy).
+    const stopRun = this.stopRun;
+    this.stopRun = null;
+    await stopRun?.();
     let error: unknown = null;
     if (this.autoCommit && this.stream !== null && this.failure === null) {
       try {
-        await this.sendCommit(this.positions("consumed"));
+        await this.sendCommit(this.positions(this.running ? "processed" : "consumed"));
       } catch (e) {
         error = e;
       }
@@ -727,6 +990,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     }
     this.pending.clear();
     this.owned.clear();
+    this.revoking.clear();
     this.notify();
     this.conn.close();
     if (error !== null) throw error;

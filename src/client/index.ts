@@ -44,12 +44,24 @@ export {
   type GroupTopicPartitions,
   type ResetTarget,
 } from "./group-admin.ts";
-export { GroupConsumer, type GroupConsumerOptions } from "./group-consumer.ts";
+export {
+  GroupConsumer,
+  type GroupConsumerOptions,
+  type GroupRecord,
+  type GroupSeekTarget,
+  type EachBatchPayload,
+  type EachMessagePayload,
+  type RunBatch,
+  type RunOptions,
+} from "./group-consumer.ts";
+export type { ClientEvent, EventTopicPartition, InstrumentationOptions, Logger } from "./instrumentation.ts";
+export { type Deserializer, type Serde, type SerdeContext, type Serializer, json, protobuf, text } from "./serde.ts";
+export { DEFAULT_SHUTDOWN_SIGNALS } from "./shutdown.ts";
 export type { GroupOffset, GroupTopicPartition } from "./group-connection.ts";
 export { GrpcGroupTransport, type GroupTransport } from "./group-transport.ts";
 export type { ListedOffset, OffsetLookup, OffsetQuery } from "./offsets.ts";
 export { Producer } from "./producer.ts";
-export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordMetadata } from "./producer.ts";
+export type { ProducerHeader, ProducerOptions, ProducerRecord, RecordBytes, RecordMetadata } from "./producer.ts";
 export { type RetryPolicy, defaultRetryPolicy } from "./retry.ts";
 export type { CallOptions, ProduceStream, ProduceStreamListener, Transport } from "./transport.ts";
 export type { TransportFactory } from "./transport-pool.ts";

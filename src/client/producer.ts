@@ -90,13 +90,24 @@ import { MetadataCache } from "./metadata.ts";
 import { Partitioner } from "../protocol/partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
 import { backoffMs } from "./retry.ts";
+import { type Serde, type Serializer, serializerOf } from "./serde.ts";
+import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
 
 const MiB = 1024 * 1024;
 /** Batches per partition in flight, at most, with idempotence: the broker remembers 5 per producer. */
 export const IDEMPOTENT_IN_FLIGHT_MAX = 5;
 
-/** Producer settings; every field is optional. */
-export interface ProducerOptions extends ClientOptions {
+/** The key and value types a producer takes without serializers. */
+export type RecordBytes = Uint8Array | string;
+
+/** Producer settings; every field is optional. `K`, `V`: what `serializers` take (bytes or strings without). */
+export interface ProducerOptions<K = RecordBytes, V = RecordBytes> extends ClientOptions {
+  /** Turn keys and values into bytes before a record is batched (serde.ts: `json()`, `protobuf(Schema)`). Default: none. */
+  readonly serializers?:
+    | { readonly key?: Serializer<K> | Serde<K> | undefined; readonly value?: Serializer<V> | Serde<V> | undefined }
+    | undefined;
+  /** Flush and close on SIGTERM/SIGINT (`true`) or the signals listed, then re-raise the signal (shutdown.ts). Default false. */
+  readonly closeOnSignals?: boolean | readonly NodeJS.Signals[] | undefined;
   /** How long a batch waits for more records before it is sent. Default 5 ms. */
   readonly lingerMs?: number | undefined;
   /** A batch is sent once it holds about this many bytes (a larger record gets its own batch). Default 1 MiB. */
@@ -132,13 +143,13 @@ export interface ProducerHeader {
   readonly value: Uint8Array | string | null;
 }
 
-/** A record to send. Strings are sent as UTF-8. */
-export interface ProducerRecord {
+/** A record to send. Strings are sent as UTF-8; `K`, `V` with serializers. */
+export interface ProducerRecord<K = RecordBytes, V = RecordBytes> {
   readonly topic: string;
   /** Null or absent: spread over partitions (sticky). */
-  readonly key?: Uint8Array | string | null | undefined;
+  readonly key?: K | null | undefined;
   /** Null is a tombstone on compacted topics. */
-  readonly value: Uint8Array | string | null;
+  readonly value: V | null;
   /** Headers as a list (keys may repeat) or an object. */
   readonly headers?: readonly ProducerHeader[] | Readonly<Record<string, Uint8Array | string | null>> | undefined;
   /** Explicit partition; overrides the key. */
@@ -292,7 +303,10 @@ function waitingForResend(b: ProducerBatch): boolean {
  * on unless turned off, or left unset with settings it cannot work with (acks other than "all",
  * more than 5 batches in flight per partition); asked for with those settings, it is an error.
  */
-function idempotenceOf(o: ProducerOptions, acks: "all" | "leader" | "none"): { idempotent: boolean; perPartition: number } {
+function idempotenceOf(
+  o: Pick<ProducerOptions, "idempotent" | "inFlightPerPartitionMax" | "transactionalId">,
+  acks: "all" | "leader" | "none",
+): { idempotent: boolean; perPartition: number } {
   if (o.idempotent !== undefined && typeof o.idempotent !== "boolean") {
     throw new RillError(Errors.INVALID_ARGUMENT, `idempotent: ${String(o.idempotent)} is not a boolean`);
   }
@@ -311,7 +325,9 @@ function idempotenceOf(o: ProducerOptions, acks: "all" | "leader" | "none"): { i
 }
 
 /** Sends records to topics in batches; see the module comment for the life of a record. */
-export class Producer {
+export class Producer<K = RecordBytes, V = RecordBytes> {
+  private readonly serializers: ProducerOptions<K, V>["serializers"];
+  private readonly unregisterSignals: () => void;
   private readonly conn: Connection;
   private readonly metadata: MetadataCache;
   private readonly partitioner: Partitioner;
@@ -348,7 +364,8 @@ export class Producer {
   private closing: Promise<void> | null = null;
 
   /** Checks the options (RangeError or RillError naming the field); connects lazily. */
-  constructor(options: ProducerOptions = {}) {
+  constructor(options: ProducerOptions<K, V> = {}) {
+    this.serializers = options.serializers;
     this.lingerMs = checkInt(options.lingerMs ?? 5, "lingerMs", 0, 3_600_000);
     this.batchBytes = checkInt(options.batchBytes ?? MiB, "batchBytes", 1024, 1 << 30);
     const bufferBytes = checkInt(options.bufferBytes ?? 32 * MiB, "bufferBytes", 1024, 2 ** 40);
@@ -375,6 +392,7 @@ export class Producer {
     this.inFlightRequestsMax = inFlightMax;
     this.identity = idempotent ? new ProducerIdentity(this.conn, transactionalId) : null;
     this.needsIdentity = idempotent;
+    this.unregisterSignals = closeOnSignals(this, shutdownSignals(options.closeOnSignals, "closeOnSignals"));
   }
 
   /** The partition count of `topic` (from the broker, cached); rejects for an unknown topic. */
@@ -410,15 +428,67 @@ export class Producer {
    * partition and offset, or rejects with why it could not be stored. Waits for buffer space
    * first when the producer holds `bufferBytes` already.
    */
-  send(record: ProducerRecord): Promise<RecordMetadata> {
+  send(record: ProducerRecord<K, V>): Promise<RecordMetadata> {
     if (this.state !== "open") return Promise.reject(new ClientClosedError("producer"));
     if (this.fatal !== null) return Promise.reject(this.fatal);
     let item: RecordItem;
     try {
-      item = this.prepare(record);
+      item = this.prepare(this.serialize(record));
     } catch (e) {
       return Promise.reject(e);
     }
+    return this.enqueue(item);
+  }
+
+  /**
+   * Sends many records, of any topics, in one call (kafkajs' `sendBatch`): a list of records, or
+   * `{topicMessages: [{topic, messages}]}`. Every record is checked (and serialized) first — one
+   * bad record rejects the call with an INVALID_ARGUMENT naming its index and sends nothing;
+   * then all are queued in order (per partition they keep it). Resolves with each record's
+   * metadata, in input order, once all are acknowledged; rejects with the first failure once all
+   * are settled.
+   */
+  async sendBatch(
+    batch:
+      | readonly ProducerRecord<K, V>[]
+      | {
+          readonly topicMessages: readonly { readonly topic: string; readonly messages: readonly Omit<ProducerRecord<K, V>, "topic">[] }[];
+        },
+  ): Promise<RecordMetadata[]> {
+    if (this.state !== "open") throw new ClientClosedError("producer");
+    if (this.fatal !== null) throw this.fatal;
+    const records = Array.isArray(batch)
+      ? (batch as readonly ProducerRecord<K, V>[])
+      : (
+          batch as { topicMessages: readonly { topic: string; messages: readonly Omit<ProducerRecord<K, V>, "topic">[] }[] }
+        ).topicMessages.flatMap((t) => t.messages.map((m) => ({ ...m, topic: t.topic })));
+    const items = records.map((r, i) => {
+      try {
+        return this.prepare(this.serialize(r));
+      } catch (e) {
+        throw e instanceof RillError ? new RillError(e.kind, `records[${i}]: ${e.message}`) : e;
+      }
+    });
+    const settled = await Promise.allSettled(items.map((item) => this.enqueue(item)));
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<RecordMetadata>).value);
+  }
+
+  /** The record with its key and value through `serializers` (nulls untouched). */
+  private serialize(r: ProducerRecord<K, V>): ProducerRecord {
+    const ser = this.serializers;
+    if (ser === undefined) return r as ProducerRecord;
+    const key =
+      r.key === undefined || r.key === null || ser.key === undefined
+        ? r.key
+        : serializerOf(ser.key)(r.key, { topic: r.topic, field: "key" });
+    const value =
+      r.value === null || ser.value === undefined ? r.value : serializerOf(ser.value)(r.value, { topic: r.topic, field: "value" });
+    return { ...r, key, value } as ProducerRecord;
+  }
+
+  private enqueue(item: RecordItem): Promise<RecordMetadata> {
     return new Promise<RecordMetadata>((resolve, reject) => {
       item.delivery = { timestampMs: item.input.timestampMs!, resolve, reject };
       if (this.intake.length === 0 && this.tryAppendNow(item)) return;
@@ -453,6 +523,7 @@ export class Producer {
   /** Flushes, then closes: later sends reject with ClientClosedError. Idempotent. */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
+    this.unregisterSignals();
     this.closing = (async () => {
       try {
         await this.flush();

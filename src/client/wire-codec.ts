@@ -16,7 +16,7 @@
 
 import { toBinary } from "@bufbuild/protobuf";
 import type { Record as RecordMessage } from "../gen/rill/v1/common_pb.ts";
-import { ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
+import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchService, FetchedPartition, SubscribeResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { Acks, ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
@@ -122,6 +122,7 @@ const FETCHED_PARTITION_FIELDS: FieldNames = {
   7: "error",
   8: "next_offset",
   9: "last_stable_offset",
+  10: "aborted_transactions",
 };
 
 function readPartition(r: Reader): FetchedPartition {
@@ -135,6 +136,7 @@ function readPartition(r: Reader): FetchedPartition {
     recordBatches: EMPTY,
     nextOffset: 0n,
     lastStableOffset: 0n,
+    abortedTransactions: [],
   };
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -165,6 +167,9 @@ function readPartition(r: Reader): FetchedPartition {
         break;
       case (9 << 3) | VARINT:
         p.lastStableOffset = r.varint64("last_stable_offset", true);
+        break;
+      case (10 << 3) | LEN:
+        p.abortedTransactions.push(r.message(AbortedTransactionSchema, "aborted_transactions"));
         break;
       default:
         r.skip(tag, FETCHED_PARTITION_FIELDS);

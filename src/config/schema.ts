@@ -596,10 +596,18 @@ export const brokerKeys = [
   int(
     "gc.external.step.bytes",
     "gcExternalStepBytes",
-    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce. 0: never.",
+    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) and the JavaScript heap together has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce, and its heap swing between 40 and 155 MiB. 0: never.",
     64 * 1024 * 1024,
     0,
     2 ** 40,
+  ),
+  int(
+    "gc.heap.growing.percent",
+    "gcHeapGrowingPercent",
+    "Under Node: how far V8 lets its old generation grow past what the last full collection kept before it collects again (V8's `--heap-growing-percent`; 50 = 1.5 times). V8's own choice goes up to 4 times on a machine with more than 2 GiB for the heap, so a broker with 40 MiB of live objects reserved up to 170 MiB. 0: V8's own choice.",
+    50,
+    0,
+    1000,
   ),
 ] as const;
 
@@ -692,6 +700,7 @@ export interface BrokerConfig {
   logFormat: "auto" | "json" | "pretty";
   // Memory (issue 14).
   gcExternalStepBytes: number;
+  gcHeapGrowingPercent: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

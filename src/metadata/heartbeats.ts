@@ -21,6 +21,14 @@ export class BrokerHeartbeats {
     for (const id of nodeIds) this.lastContactMs.set(id, now);
   }
 
+  /**
+   * Moves every broker's last contact `ms` later: time the controller could not listen (its
+   * process stalled; heartbeats that arrived meanwhile wait unread) does not count against a session.
+   */
+  extend(ms: number): void {
+    for (const [id, last] of this.lastContactMs) this.lastContactMs.set(id, last + ms);
+  }
+
   /** Whether the broker was heard from within the last `sessionTimeoutMs`. */
   isAlive(nodeId: number, now: number, sessionTimeoutMs: number): boolean {
     const last = this.lastContactMs.get(nodeId);

@@ -278,6 +278,12 @@ export interface ProduceChecks {
   readonly validation: ProduceValidation;
   /** Largest decompressed records payload of one batch (`full`): a zip bomb is refused, not expanded. */
   readonly decompressedBytesMax: number;
+  /**
+   * True when the caller has verified that the batch belongs to an open transaction of its
+   * producer (the transaction coordinator's produce gate): only then is the transactional bit
+   * accepted. Absent or false: a transactional batch is refused (INVALID_RECORD).
+   */
+  readonly transactional?: boolean;
 }
 
 /** The checks of batches the broker builds itself (thin clients' records, group coordinators). */
@@ -286,8 +292,10 @@ export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "struct
 /**
  * Validates a batch a producer sent, before the leader appends it (Kafka's LogValidator):
  * validateBatch's checks and checkProducedBatch's count rule, then
- * - INVALID_RECORD: the transactional or control attribute bit is set (transactions are not
- *   supported yet);
+ * - INVALID_RECORD: the control attribute bit is set (a client can never write a control batch:
+ *   markers come from the transaction coordinator, through `PartitionLog.appendControl`); the
+ *   transactional bit is set and `checks.transactional` is not true (the batch was not verified
+ *   as part of an open transaction), or is set without a producer id and sequence;
  * - with `full`, INVALID_RECORD for a record without a key when `keyRequired` (a compacted
  *   topic) or an offsetDelta other than the record's index (offsets run 0..recordCount-1); a
  *   compressed payload is decompressed (at most `decompressedBytesMax` bytes, else
@@ -303,7 +311,7 @@ export const TRUSTED_CHECKS: ProduceChecks = Object.freeze({ validation: "struct
  */
 export function validateProducedBatch(buf: Buffer, pos: number, end: number, checks: ProduceChecks, keyRequired: boolean): BatchHeader {
   const h = checkHeader(buf, pos, end);
-  checkAttributes(h);
+  checkAttributes(h, checks.transactional === true);
   checkProducedBatch(h);
   const full = checks.validation === "full";
   if (h.compression === Compression.NONE) {
@@ -320,16 +328,30 @@ export function validateProducedBatch(buf: Buffer, pos: number, end: number, che
   return h;
 }
 
-/** Refuses the attribute bits of transactions until the transactions issue defines them. */
-function checkAttributes(h: BatchHeader): void {
+/**
+ * The attribute bits of transactions on a produced batch: the control bit never (markers are the
+ * coordinator's), the transactional bit only in a verified transaction and with the producer id,
+ * epoch and sequence an idempotent batch carries.
+ */
+function checkAttributes(h: BatchHeader, transactional: boolean): void {
   if (h.isControl) {
     throw rillError(
       "INVALID_RECORD",
-      "attributes: the control bit (0x20) is set; transactions are not supported yet, so producers may not send control batches",
+      "attributes: the control bit (0x20) is set: a client can never write a control batch (transaction markers are written by the transaction coordinator)",
     );
   }
-  if (h.isTransactional) {
-    throw rillError("INVALID_RECORD", "attributes: the transactional bit (0x10) is set; transactions are not supported yet");
+  if (!h.isTransactional) return;
+  if (!transactional) {
+    throw rillError(
+      "INVALID_RECORD",
+      "attributes: the transactional bit (0x10) is set, but the batch was not produced in a verified transaction (send it with the producer's transactional id)",
+    );
+  }
+  if (h.producerId < 0 || h.producerEpoch < 0 || h.baseSequence < 0) {
+    throw rillError(
+      "INVALID_RECORD",
+      `attributes: a transactional batch needs a producer id, epoch and sequence (producerId ${h.producerId}, producerEpoch ${h.producerEpoch}, baseSequence ${h.baseSequence})`,
+    );
   }
 }
 

@@ -18,6 +18,7 @@ import type { MetadataChange, MetadataStore } from "../metadata/store.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { AppendResult, PartitionLog, ReadAlloc, ReadResult } from "../storage/partition-log.ts";
 import type { TopicConfig } from "../config/schema.ts";
+import type { TxnMarker } from "../protocol/control-record.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
 
@@ -30,6 +31,8 @@ export interface FetchPosition {
   readonly partition: number;
   readonly offset: number;
   readonly maxBytes: number;
+  /** READ_COMMITTED: read below the last stable offset and list the aborted transactions. */
+  readonly readCommitted?: boolean;
 }
 
 /** A partition's answer to a fetch: data, or an error for that partition only. */
@@ -37,8 +40,12 @@ export interface FetchedData {
   readonly topic: string;
   readonly partition: number;
   readonly highWatermark: number;
+  /** The last stable offset (absent: the high watermark). */
+  readonly lastStableOffset?: number;
   readonly logStartOffset: number;
   readonly read: ReadResult | null;
+  /** READ_COMMITTED: the aborted transactions overlapping the read; absent or null otherwise. */
+  readonly abortedTransactions?: readonly { producerId: number; firstOffset: number }[] | null;
   readonly error: Error | null;
 }
 
@@ -476,11 +483,49 @@ export class ReplicaManager {
         `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
       );
     }
-    const res = log.append(batches, p.leaderEpoch, this.checkProducer, checks);
+    // A transactional batch's epoch is the transaction coordinator's (it bumps epochs at every end,
+    // KIP-890), admitted by its produce gate: only the id must have been issued (issue 17).
+    const res = log.append(batches, p.leaderEpoch, checks?.transactional === true ? this.checkProducerIssued : this.checkProducer, checks);
     const r = this.byLog.get(log);
     if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
     this.wakeAll();
     return res;
+  }
+
+  /**
+   * Writes a transaction marker (COMMIT or ABORT of `marker.producerId`'s open transaction) into
+   * a partition this broker leads, as Kafka's WriteTxnMarkers: appends the control batch and
+   * resolves once the ISR holds it (acks=all). Throws, with nothing written, what `append` throws
+   * (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, UNKNOWN_TOPIC_OR_PARTITION, ...) and what
+   * PartitionLog.appendControl refuses (INVALID_PRODUCER_EPOCH for a marker older than the
+   * producer's epoch, TRANSACTION_COORDINATOR_FENCED); rejects as `replicated` when the marker
+   * is written but not known replicated (the coordinator retries: a repeated marker ends nothing).
+   */
+  async writeTxnMarker(topic: string, partition: number, marker: TxnMarker, timeoutMs = 30_000): Promise<void> {
+    const log = this.leaderLog(topic, partition);
+    const p = this.metadata.image.topics.get(topic)!.partitions[partition]!;
+    if (p.isr.length < log.topicConfig.minInsyncReplicas) {
+      throw rillError(
+        "NOT_ENOUGH_REPLICAS",
+        `${topic}-${partition}: ${p.isr.length} in-sync replicas, min.insync.replicas is ${log.topicConfig.minInsyncReplicas}`,
+      );
+    }
+    const res = log.appendControl(marker, p.leaderEpoch, this.clock.nowMs());
+    const r = this.byLog.get(log);
+    if (r?.maybeAdvanceHw()) this.checkHwWaiters(r);
+    this.wakeAll();
+    await this.replicated(topic, partition, res.lastOffset, timeoutMs);
+    await this.durable(topic, partition);
+  }
+
+  /**
+   * The last stable offset: the high watermark, or the first offset of the oldest open
+   * transaction if that is lower. READ_COMMITTED consumers read below it.
+   */
+  lastStableOffset(log: PartitionLog): number {
+    const hw = this.highWatermark(log);
+    const unstable = log.firstUnstableOffset;
+    return unstable === null ? hw : Math.min(unstable, hw);
   }
 
   /**
@@ -499,6 +544,11 @@ export class ReplicaManager {
    * Rejects batches whose producer id the cluster never issued (UNKNOWN_PRODUCER_ID) or whose
    * epoch is newer than the newest issued (INVALID_PRODUCER_EPOCH: an epoch from the future).
    */
+  private readonly checkProducerIssued = (producerId: number): void => {
+    if (!this.metadata.image.producerEpochs.has(producerId))
+      throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
+  };
+
   private readonly checkProducer = (producerId: number, producerEpoch: number): void => {
     const issued = this.metadata.image.producerEpochs.get(producerId);
     if (issued === undefined) throw rillError("UNKNOWN_PRODUCER_ID", `producer_id: ${producerId} was never issued by InitProducerId`);
@@ -592,8 +642,18 @@ export class ReplicaManager {
     try {
       log = this.readLog(pos.topic, pos.partition);
       const hw = this.highWatermark(log);
-      const read = log.read(pos.offset, pos.maxBytes, hw, alloc);
-      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read, error: null };
+      const lso = this.lastStableOffset(log);
+      const read = log.read(pos.offset, pos.maxBytes, pos.readCommitted === true ? lso : hw, alloc);
+      const abortedTransactions =
+        pos.readCommitted === true && read.bytes > 0 ? log.abortedTransactions(pos.offset, read.nextOffset) : null;
+      const base = {
+        topic: pos.topic,
+        partition: pos.partition,
+        highWatermark: hw,
+        lastStableOffset: lso,
+        logStartOffset: log.logStartOffset,
+      };
+      return { ...base, read, abortedTransactions, error: null };
     } catch (e) {
       const hw = log ? this.highWatermark(log) : -1;
       return {
@@ -639,17 +699,20 @@ export class ReplicaManager {
     return { offset: log.logStartOffset, epoch: this.leaderEpoch(topic, partition) };
   }
 
-  /** The high watermark (the offset the next consumed record will have). */
-  latestOffset(topic: string, partition: number): { offset: number; epoch: number } {
+  /**
+   * The high watermark (the offset the next consumed record will have); with `readCommitted`,
+   * the last stable offset (Kafka's ListOffsets LATEST under READ_COMMITTED).
+   */
+  latestOffset(topic: string, partition: number, readCommitted = false): { offset: number; epoch: number } {
     const log = this.readLog(topic, partition);
-    return { offset: this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
+    return { offset: readCommitted ? this.lastStableOffset(log) : this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
   }
 
   /** First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). */
-  offsetForTimestamp(topic: string, partition: number, ts: number): { offset: number; timestampMs: number } | null {
+  offsetForTimestamp(topic: string, partition: number, ts: number, readCommitted = false): { offset: number; timestampMs: number } | null {
     const log = this.readLog(topic, partition);
     const hit = log.offsetForTimestamp(ts);
-    if (!hit || hit.offset >= this.highWatermark(log)) return null;
+    if (!hit || hit.offset >= (readCommitted ? this.lastStableOffset(log) : this.highWatermark(log))) return null;
     return hit;
   }
 

@@ -4,7 +4,7 @@
  * revocation order, commits, leaving). This file only translates:
  *
  * - client messages → session events: `subscribe` → `subscribe`, `commit` → `commit`, `flow` →
- *   `flow`; a message without a kind → `abort` (INVALID_REQUEST); 'end', 'cancelled', 'error'
+ *   `flow`, `pause`/`resume` → `pause`, `seek` → `seek`; a message without a kind → `abort` (INVALID_REQUEST); 'end', 'cancelled', 'error'
  *   and 'close' of the call → `close` (the member leaves the group);
  * - session outputs → `ConsumeResponse` messages: `assignment`, `records` (stored batches, or
  *   decoded records with RECORD_FORMAT_RECORDS; a partition's CORRUPT_MESSAGE in its `error`)
@@ -19,7 +19,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { type RillError, rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
 import type { GroupRuntime } from "../coordinator/group-runtime.ts";
-import { RecordFormat } from "../gen/rill/v1/common_pb.ts";
+import { OffsetSpec, RecordFormat } from "../gen/rill/v1/common_pb.ts";
 import {
   AutoOffsetReset,
   ConsumeResponseSchema,
@@ -48,9 +48,16 @@ import type { RequestAccess } from "../service/authorize.ts";
 type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 
 /** A subscribe message as the session takes it (records are decoded unless it asks for batches). */
-function toSubscription(sub: ConsumeRequest_Subscribe, clientHost: string): ConsumeSubscription {
+function toSubscription(
+  sub: ConsumeRequest_Subscribe,
+  clientHost: string,
+  readable: ((topics: readonly string[]) => readonly string[]) | null,
+): ConsumeSubscription {
   return {
+    ...(sub.topicRegex !== "" ? { topicRegex: sub.topicRegex } : {}),
+    ...(readable !== null ? { readable } : {}),
     decode: sub.format !== RecordFormat.BATCHES,
+    isolationLevel: sub.isolationLevel,
     groupId: sub.groupId,
     topics: sub.topics,
     instanceId: sub.instanceId ?? null,
@@ -123,6 +130,7 @@ class CallSink implements ConsumeSink {
       highWatermark: BigInt(r.highWatermark),
       nextOffset: BigInt(r.nextOffset),
       firstOffset: BigInt(r.firstOffset),
+      seekId: r.seekId ?? 0n,
     };
     if (r.error) {
       onSent?.();
@@ -131,7 +139,15 @@ class CallSink implements ConsumeSink {
     const throttleTimeMs = this.throttle(r);
     const value =
       this.format === RecordFormat.BATCHES
-        ? { ...base, throttleTimeMs, recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks) }
+        ? {
+            ...base,
+            throttleTimeMs,
+            recordBatches: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks),
+            abortedTransactions: (r.abortedTransactions ?? []).map((a) => ({
+              producerId: BigInt(a.producerId),
+              firstOffset: BigInt(a.firstOffset),
+            })),
+          }
         : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
     return this.send({ case: "records", value }, onSent) && throttleTimeMs === 0;
   }
@@ -177,7 +193,14 @@ interface Subscribed {
 }
 
 /** Hands one client message to the session. */
-function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: ConsumeRequest, check: (s: Subscribed) => void): void {
+function onMessage(
+  session: ConsumeSession,
+  sink: CallSink,
+  call: Call,
+  msg: ConsumeRequest,
+  check: (s: Subscribed) => void,
+  readable: ((topics: readonly string[]) => readonly string[]) | null,
+): void {
   switch (msg.kind.case) {
     case "subscribe":
       try {
@@ -187,7 +210,7 @@ function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: Con
         return;
       }
       sink.format ??= msg.kind.value.format;
-      session.subscribe(toSubscription(msg.kind.value, call.getPeer()));
+      session.subscribe(toSubscription(msg.kind.value, call.getPeer(), readable));
       return;
     case "commit":
       session.commit(
@@ -204,8 +227,25 @@ function onMessage(session: ConsumeSession, sink: CallSink, call: Call, msg: Con
     case "flow":
       session.flow(msg.kind.value.records, Number(msg.kind.value.bytes));
       return;
+    case "pause":
+    case "resume":
+      session.pause(msg.kind.value.partitions, msg.kind.case === "pause");
+      return;
+    case "seek": {
+      const k = msg.kind.value;
+      const to =
+        k.offset !== undefined
+          ? Number(k.offset)
+          : k.spec === OffsetSpec.EARLIEST
+            ? ("earliest" as const)
+            : k.spec === OffsetSpec.TIMESTAMP
+              ? { timestampMs: Number(k.timestampMs) }
+              : ("latest" as const);
+      session.seek({ topic: k.topic, partition: k.partition, to, seekId: k.seekId });
+      return;
+    }
     default:
-      session.abort(rillError("INVALID_REQUEST", "kind: one of subscribe, commit or flow is required"));
+      session.abort(rillError("INVALID_REQUEST", "kind: one of subscribe, commit, flow, pause, resume or seek is required"));
   }
 }
 
@@ -241,7 +281,9 @@ export function serveConsume(
     );
   };
   call.on("close", () => unwatch());
-  call.on("data", (m: ConsumeRequest) => onMessage(session, sink, call, m, check));
+  // A regex subscription matches only the topics the member may READ (as Kafka's).
+  const readable = access ? (topics: readonly string[]) => access.access.visible(who, "TOPIC", "READ", topics, (t) => t) : null;
+  call.on("data", (m: ConsumeRequest) => onMessage(session, sink, call, m, check, readable));
   call.on("drain", () => sink.drained());
   call.on("end", () => session.close());
   call.on("cancelled", () => session.close());

@@ -117,7 +117,9 @@ export function fetchService(
     },
     listOffsets: unary((req: ListOffsetsRequest, call) => {
       const split = access.listOffsets(requesterOf(call), req.partitions);
-      return toListOffsetsResponse(split.merge(split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed) : []));
+      return toListOffsetsResponse(
+        split.merge(split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed, req.isolationLevel) : []),
+      );
     }),
   };
 }
@@ -137,6 +139,7 @@ async function serveSubscribe(
     maxBytes: req.maxBytes,
     maxWaitMs: req.maxWaitMs,
     format: req.format,
+    isolationLevel: req.isolationLevel,
   };
   const who = requesterOf(call);
   access.fetch(who, "FetchService/Subscribe", input.partitions);
@@ -248,6 +251,7 @@ function toPartitionOutput(p: FetchPartitionResult): FetchedPartitionOutput {
     ...(p.error ? { error: toErrorDetail(p.error) } : {}),
     ...(p.records ? { records: p.records.map((r) => toConsumedRecord(p.topic, p.partition, r)) } : {}),
     ...(p.batches ? { recordBatches: p.batches } : {}),
+    ...(p.abortedTransactions ? { abortedTransactions: p.abortedTransactions } : {}),
   };
 }
 
@@ -263,6 +267,7 @@ function fromFetchedPartition(p: FetchedPartition): FetchPartitionResult {
     error: p.error ? fromErrorDetail(p.error) : null,
     records: p.records.length > 0 ? p.records.map(fromConsumedRecord) : null,
     batches: p.recordBatches.length > 0 ? [p.recordBatches] : null,
+    abortedTransactions: p.abortedTransactions.map((a) => ({ producerId: Number(a.producerId), firstOffset: Number(a.firstOffset) })),
   };
 }
 

@@ -24,7 +24,7 @@
 
 import { toBinary } from "@bufbuild/protobuf";
 import type { ConsumedRecord, ErrorDetail } from "../gen/rill/v1/common_pb.ts";
-import { ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
+import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { Acks, ProduceRequest, ProduceService, ProduceStreamRequest } from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
@@ -140,6 +140,8 @@ export interface FetchedPartitionOutput {
   readonly error?: ErrorDetail | undefined;
   readonly nextOffset?: bigint | number | undefined;
   readonly lastStableOffset?: bigint | number | undefined;
+  /** Field 10 (READ_COMMITTED, BATCHES): the aborted transactions of the batches. */
+  readonly abortedTransactions?: readonly { readonly producerId: bigint | number; readonly firstOffset: bigint | number }[] | undefined;
 }
 
 /** What `encodeFetchResponse` and `encodeSubscribeResponse` take. */
@@ -155,6 +157,7 @@ interface PartitionPlan {
   readonly batchBytes: number;
   readonly records: readonly Uint8Array[];
   readonly error: Uint8Array | undefined;
+  readonly aborted: readonly Uint8Array[];
 }
 
 function chunksOf(batches: FetchedPartitionOutput["recordBatches"]): readonly Uint8Array[] {
@@ -177,7 +180,15 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
   if (error !== undefined) size += sizeLen(7, error.length);
   if (p.nextOffset !== undefined && !isZero(p.nextOffset)) size += 1 + sizeInt64(p.nextOffset);
   if (p.lastStableOffset !== undefined && !isZero(p.lastStableOffset)) size += 1 + sizeInt64(p.lastStableOffset);
-  return { size, topicBytes, batchBytes, records, error };
+  const aborted = (p.abortedTransactions ?? []).map((a) =>
+    toBinary(AbortedTransactionSchema, {
+      $typeName: "rill.v1.AbortedTransaction",
+      producerId: BigInt(a.producerId),
+      firstOffset: BigInt(a.firstOffset),
+    }),
+  );
+  for (const a of aborted) size += sizeLen(10, a.length);
+  return { size, topicBytes, batchBytes, records, error, aborted };
 }
 
 function writeOffset(w: Writer, fieldNo: number, v: bigint | number | undefined): void {
@@ -200,6 +211,7 @@ function writePartition(w: Writer, p: FetchedPartitionOutput, plan: PartitionPla
   if (plan.error !== undefined) w.bytes(7, plan.error);
   writeOffset(w, 8, p.nextOffset);
   writeOffset(w, 9, p.lastStableOffset);
+  for (const a of plan.aborted) w.bytes(10, a);
 }
 
 /**

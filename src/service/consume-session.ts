@@ -27,6 +27,11 @@
  *    whole), and gives it back once the sink has written it (`onSent`) or the session ends. When
  *    the budget is spent the pump waits in line for room as long as the session lives: it sends
  *    later, never fails.
+ * 3a. `pause`/`resume` stop and restart a partition's delivery; `seek` moves its position (credit
+ *    counts from there, nothing is committed) and tags the records that follow with the seek's
+ *    id. A `topicRegex` subscription is matched against the metadata image at every heartbeat
+ *    (KIP-848's subscribed_topic_regex: the member's subscription lives broker-side, so a topic
+ *    created later joins it without a new stream or a rejoin).
  * 4. `commit` is answered by `sink.commitResult`, once the commit is on every in-sync replica of
  *    the group's `__consumer_offsets` partition; a partition the member does not own gets an
  *    error there and is not committed.
@@ -50,7 +55,7 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import type { FetchedRecord, ReadBuffers } from "./fetch-types.ts";
+import { type AbortedTransaction, type FetchedRecord, IsolationLevel, type ReadBuffers } from "./fetch-types.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
@@ -91,6 +96,29 @@ export interface ConsumeSubscription {
   readonly clientHost: string;
   /** Decode records for the sink (`DeliveredRecords.records`); else only whole batches go. Default false. */
   readonly decode?: boolean;
+  /**
+   * One of IsolationLevel; absent: READ_UNCOMMITTED. READ_COMMITTED reads stop at the last
+   * stable offset; decoded records leave out aborted ones, batches come with their aborted
+   * transactions. Control batches are never decoded as records.
+   */
+  readonly isolationLevel?: number;
+  /**
+   * Instead of `topics` (then empty): an ECMAScript regular expression the whole topic name must
+   * match; evaluated again at every heartbeat, so topics created later join. Internal topics
+   * ("__" first) never match. Default none.
+   */
+  readonly topicRegex?: string;
+  /** With `topicRegex`: keeps the matching topics the member may read (the adapter's authorization). Default: all. */
+  readonly readable?: (topics: readonly string[]) => readonly string[];
+}
+
+/** Where `seek` moves a partition: an offset, or earliest / latest / the first record at a time. */
+export interface SeekInput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly to: number | "earliest" | "latest" | { readonly timestampMs: number };
+  /** The client's id for this seek, echoed in `DeliveredRecords.seekId` of the records after it. */
+  readonly seekId: bigint;
 }
 
 /** A change of the member's ownership. */
@@ -117,12 +145,16 @@ export interface DeliveredRecords {
   readonly chunks: readonly Buffer[];
   /** With `decode`: the records of `chunks` at or after `firstOffset`; else null. */
   readonly records: readonly FetchedRecord[] | null;
+  /** READ_COMMITTED without `decode`: the aborted transactions overlapping `chunks`; else absent or null. */
+  readonly abortedTransactions?: readonly AbortedTransaction[] | null;
   /**
    * CORRUPT_MESSAGE when the batch at `firstOffset` cannot be read (no chunks then, and
    * `nextOffset` is the offset after the bad batch). Delivery of the partition pauses until the
    * member commits an offset past `firstOffset` (skipping the batch), or the partition moves.
    */
   readonly error: RillError | null;
+  /** The id of the partition's last seek applied before these were read (0n: none). */
+  readonly seekId?: bigint;
 }
 
 /** The answer to one commit. */
@@ -164,6 +196,10 @@ interface Owned {
   sent: Array<[number, number]>;
   /** The batch at `position` cannot be read: nothing is sent until a commit moves past it. */
   stuck: boolean;
+  /** Paused by the client: nothing is sent until it resumes. */
+  paused?: boolean;
+  /** The last seek applied (0n: none). */
+  seekId?: bigint;
 }
 
 /** Bytes of messages sent for `o` that the member has not committed. */
@@ -196,6 +232,10 @@ export class ConsumeSession {
   private unwatch: (() => void) | null = null;
   private readonly unlistenClose: () => void;
   private nudged = false;
+  /** A regex subscription's pattern (anchored), or null. */
+  private regex: RegExp | null = null;
+  /** The topics the last heartbeat subscribed to (regex subscriptions). */
+  private subscribedNow = new Set<string>();
   /** Memory held by messages handed to the sink and not yet written (released when the session ends). */
   private readonly held = new Set<Reservation>();
   /** Aborts a wait for memory when the session ends. */
@@ -256,6 +296,47 @@ export class ConsumeSession {
     this.kick();
   }
 
+  /** Stops (`paused` true) or resumes delivery of owned partitions; others are ignored. */
+  pause(partitions: readonly TopicPartition[], paused: boolean): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", `${paused ? "pause" : "resume"}: the first message must be subscribe`));
+    for (const tp of partitions) {
+      const o = this.owned.get(keyOf(tp.topic, tp.partition));
+      if (o) o.paused = paused;
+    }
+    // Either way the credit changed (a paused partition's records do not count): send again.
+    this.kick();
+  }
+
+  /**
+   * Moves an owned partition's delivery position (a partition not owned is ignored). Nothing is
+   * committed; the credit counts from the new position.
+   */
+  seek(input: SeekInput): void {
+    if (this.closed) return;
+    if (!this.sub) return this.fail(rillError("INVALID_REQUEST", "seek: the first message must be subscribe"));
+    const o = this.owned.get(keyOf(input.topic, input.partition));
+    if (!o) return;
+    const { topic, partition, to } = input;
+    let offset: number;
+    try {
+      if (typeof to === "number") {
+        if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
+        offset = to;
+      } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
+      else if (to === "latest") offset = this.rm.latestOffset(topic, partition).offset;
+      else offset = this.rm.offsetForTimestamp(topic, partition, to.timestampMs)?.offset ?? this.rm.latestOffset(topic, partition).offset;
+    } catch (e) {
+      return this.fail(e);
+    }
+    o.position = offset;
+    o.committed = offset;
+    o.sent = [];
+    o.stuck = false;
+    o.seekId = input.seekId;
+    this.kick();
+  }
+
   /** The transport's buffer emptied after `sink.records` answered false: records flow again. */
   drained(): void {
     const w = this.drainWaiter;
@@ -277,15 +358,40 @@ export class ConsumeSession {
 
   private start(sub: ConsumeSubscription): void {
     validateGroupId(sub.groupId, "subscribe.group_id");
-    if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
+    if (sub.topicRegex) {
+      if (sub.topics.length > 0) throw rillError("INVALID_REQUEST", "subscribe: topics and topic_regex are exclusive");
+      try {
+        this.regex = new RegExp(`^(?:${sub.topicRegex})$`, "u");
+      } catch (e) {
+        throw rillError("INVALID_REQUEST", `subscribe.topic_regex: ${(e as Error).message}`);
+      }
+    } else if (sub.topics.length === 0) throw rillError("INVALID_REQUEST", "subscribe.topics: at least one topic is required");
     if (sub.topics.length > TOPICS_MAX) throw rillError("INVALID_REQUEST", `subscribe.topics: more than ${TOPICS_MAX}`);
+    const isolation = sub.isolationLevel ?? IsolationLevel.UNSPECIFIED;
+    if (
+      isolation !== IsolationLevel.UNSPECIFIED &&
+      isolation !== IsolationLevel.READ_UNCOMMITTED &&
+      isolation !== IsolationLevel.READ_COMMITTED
+    ) {
+      throw rillError(
+        "INVALID_REQUEST",
+        `subscribe.isolation_level: ${isolation} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+      );
+    }
     sub.topics.forEach((t, i) => this.rm.topic(t, `subscribe.topics[${i}]`));
     if (sub.maxOutstandingRecords < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_records: ${sub.maxOutstandingRecords} is negative`);
     if (sub.maxOutstandingBytes < 0)
       throw rillError("INVALID_REQUEST", `subscribe.max_outstanding_bytes: ${sub.maxOutstandingBytes} is negative`);
     this.sub = sub;
-    this.unwatch = this.rt.watch(sub.groupId, () => this.nudge());
+    const unwatchGroup = this.rt.watch(sub.groupId, () => this.nudge());
+    // A regex subscription: a partition hosted here that appears (a new topic) is matched at
+    // once; topics without a replica here are matched at the next heartbeat.
+    const unwatchRoles = this.regex !== null ? this.rm.onRoleChange((r) => this.onNewPartition(r.topic)) : () => undefined;
+    this.unwatch = () => {
+      unwatchGroup();
+      unwatchRoles();
+    };
     this.heartbeat();
     void this.pump(sub).catch((e: unknown) => this.fail(e));
   }
@@ -332,7 +438,7 @@ export class ConsumeSession {
           memberId: this.memberId,
           memberEpoch: this.epoch,
           ...(sub.instanceId !== null ? { instanceId: sub.instanceId } : {}),
-          subscribedTopics: sub.topics,
+          subscribedTopics: this.subscribedTopics(sub),
           ownedPartitions: this.ownedList(),
           ...(sub.assignor === "uniform" || sub.assignor === "range" ? { assignor: sub.assignor } : {}),
           ...(sub.sessionTimeoutMs > 0 ? { sessionTimeoutMs: sub.sessionTimeoutMs } : {}),
@@ -348,6 +454,23 @@ export class ConsumeSession {
     this.heartbeatMs = res.heartbeatIntervalMs;
     const assignment = res.assignment ?? (joined ? currentAssignment(this.rt, sub.groupId, res.memberId) : null);
     if (assignment) this.apply(sub, assignment, joined);
+  }
+
+  /** A hosted partition of `topic` changed role: heartbeat now if a regex subscription gains the topic. */
+  private onNewPartition(topic: string): void {
+    const re = this.regex;
+    if (re === null || topic.startsWith("__") || !re.test(topic) || this.subscribedNow.has(topic)) return;
+    this.nudge();
+  }
+
+  /** The topics named, or those the regex matches now (and the member may read), at most TOPICS_MAX. */
+  private subscribedTopics(sub: ConsumeSubscription): readonly string[] {
+    const re = this.regex;
+    if (re === null) return sub.topics;
+    const matching = [...this.rm.image.topics.keys()].filter((t) => !t.startsWith("__") && re.test(t)).sort();
+    const topics = (sub.readable ? sub.readable(matching) : matching).slice(0, TOPICS_MAX);
+    this.subscribedNow = new Set(topics);
+    return topics;
   }
 
   /** Handles a failed heartbeat; false when the session ended because of it. */
@@ -416,9 +539,15 @@ export class ConsumeSession {
         const k = keyOf(t.topic, p);
         const back = this.revoking.get(k);
         if (back) {
+          // Given back while revoking: the client dropped it with its revocation, so it is
+          // announced again and sent again from what was committed.
           this.timers.clearTimeout(back.timer);
           this.revoking.delete(k);
+          back.o.position = back.o.committed;
+          back.o.sent = [];
+          back.o.paused = false;
           this.owned.set(k, back.o);
+          assigned.push({ topic: t.topic, partition: p });
           continue;
         }
         if (this.owned.has(k)) continue;
@@ -443,7 +572,8 @@ export class ConsumeSession {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      logEndOffset: this.rm.latestOffset(topic, partition).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
+      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,
@@ -489,10 +619,13 @@ export class ConsumeSession {
     if (r && offset >= r.o.position) this.release(k);
   }
 
-  /** Records not yet committed, summed over owned partitions. */
+  /**
+   * Records not yet committed, summed over owned partitions. A paused partition's do not count:
+   * the client drops what it receives of it while paused and seeks back when it resumes.
+   */
   private outstanding(): number {
     let n = 0;
-    for (const o of this.owned.values()) n += Math.max(0, o.position - o.committed);
+    for (const o of this.owned.values()) if (!o.paused) n += Math.max(0, o.position - o.committed);
     return n;
   }
 
@@ -505,7 +638,7 @@ export class ConsumeSession {
     const max = sub.maxOutstandingBytes;
     if (max === 0) return Number.MAX_SAFE_INTEGER;
     let used = 0;
-    for (const o of this.owned.values()) used += uncommittedBytes(o);
+    for (const o of this.owned.values()) if (!o.paused) used += uncommittedBytes(o);
     return max + this.extraBytes - used;
   }
 
@@ -576,11 +709,12 @@ export class ConsumeSession {
    * as the session lives.
    */
   private async reserveFor(sub: ConsumeSubscription, o: Owned): Promise<Reservation | null> {
-    if (o.stuck) return null;
+    if (o.stuck || o.paused) return null;
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
-      size = log.readSize(o.position, this.messageBytes(sub), this.rm.highWatermark(log));
+      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? this.rm.lastStableOffset(log) : this.rm.highWatermark(log);
+      size = log.readSize(o.position, this.messageBytes(sub), upTo);
     } catch {
       return null; // the read reports it
     }
@@ -600,13 +734,14 @@ export class ConsumeSession {
    * `sized`: the bytes reserved for it (the log is read up to that, the first batch whole).
    */
   private readOwned(sub: ConsumeSubscription, o: Owned, sized: number | null, alloc?: (size: number) => Buffer): DeliveredRecords | null {
-    if (o.stuck) return null;
+    if (o.stuck || o.paused) return null;
     const d = this.rm.readPartition(
       {
         topic: o.topic,
         partition: o.partition,
         offset: o.position,
         maxBytes: sized ?? this.messageBytes(sub),
+        ...(sub.isolationLevel === IsolationLevel.READ_COMMITTED ? { readCommitted: true } : {}),
       },
       alloc,
     );
@@ -616,7 +751,8 @@ export class ConsumeSession {
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;
-    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true);
+    const aborted = d.abortedTransactions ?? null;
+    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true, aborted);
     if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
@@ -630,7 +766,9 @@ export class ConsumeSession {
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
       records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
+      abortedTransactions: sub.decode === true ? null : aborted,
       error: null,
+      seekId: o.seekId ?? 0n,
     };
     o.position = cut.nextOffset;
     return out;

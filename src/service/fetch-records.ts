@@ -8,6 +8,11 @@
  * validated compressed payloads) must not fail more than its own partition. The read is cut just
  * before it: the batches before it are answered as usual, and the next read, which starts at the
  * bad batch, answers its partition's CORRUPT_MESSAGE with the batch's offset (`CorruptBatch`).
+ *
+ * Decoding leaves out control batches (transaction markers are never records for a consumer) and,
+ * given the aborted transactions of the read (READ_COMMITTED), the records of aborted
+ * transactions: Kafka's consumer rule, applied in offset order — a producer's transactional
+ * batches are dropped from its aborted transaction's first offset until its next marker.
  */
 import { AssertionError } from "../base/assert.ts";
 import { type RillError, rillError } from "../base/errors.ts";
@@ -22,7 +27,8 @@ import {
   readBatchHeader,
   records as recordCursor,
 } from "../protocol/record-batch.ts";
-import type { FetchedRecord } from "./fetch-types.ts";
+import { AbortedTxnFilter } from "../protocol/control-record.ts";
+import type { AbortedTransaction, FetchedRecord } from "./fetch-types.ts";
 
 /** A batch that could not be read: where it is, where the log goes on after it, and why. */
 export interface CorruptBatch {
@@ -47,19 +53,30 @@ export interface CheckedRead {
   readonly corrupt: CorruptBatch | null;
 }
 
+/** Drops control batches only (READ_UNCOMMITTED). */
+const CONTROL_ONLY = { drops: (h: { isControl: boolean }): boolean => h.isControl };
+
 /**
  * Checks the batches of a read from `from` (whole batches, as a log read returns them), decoding
- * them with `decode`. Stops at the first batch that fails: see the module comment.
+ * them with `decode`, without control batches and, when `aborted` is given (READ_COMMITTED), the
+ * records of those aborted transactions. Stops at the first batch that fails: see the module comment.
  */
-export function checkFetched(chunks: readonly Buffer[], from: number, readNext: number, decode: boolean): CheckedRead {
+export function checkFetched(
+  chunks: readonly Buffer[],
+  from: number,
+  readNext: number,
+  decode: boolean,
+  aborted: readonly AbortedTransaction[] | null = null,
+): CheckedRead {
   const kept: Buffer[] = [];
   const out: FetchedRecord[] | null = decode ? [] : null;
+  const filter = aborted === null || aborted.length === 0 ? CONTROL_ONLY : new AbortedTxnFilter(aborted);
   let bytes = 0;
   let next = from;
   for (const chunk of chunks) {
     let pos = 0;
     while (pos + LOG_OVERHEAD <= chunk.length) {
-      const bad = checkBatch(chunk, pos, from, out);
+      const bad = checkBatch(chunk, pos, from, out, filter);
       if (typeof bad !== "number") {
         if (pos > 0) kept.push(chunk.subarray(0, pos));
         bytes += pos;
@@ -90,6 +107,11 @@ export function corruptError(c: CorruptBatch, where: string): RillError {
   );
 }
 
+/** Decides which batches a decode leaves out. */
+interface BatchFilter {
+  drops(h: { baseOffset: number; producerId: number; isTransactional: boolean; isControl: boolean }): boolean;
+}
+
 /** A failed batch: its header (null when unreadable) and the reason. */
 interface BadBatch {
   readonly header: { baseOffset: number; lastOffset: number } | null;
@@ -101,7 +123,7 @@ interface BadBatch {
  * what is wrong with it. Records are decoded into a scratch list first, so a batch that fails
  * half way adds none.
  */
-function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[] | null): number | BadBatch {
+function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[] | null, filter: BatchFilter): number | BadBatch {
   let header: BadBatch["header"] = null;
   try {
     if (chunk.length - pos < HEADER_SIZE) throw rillError("BATCH_LENGTH_MISMATCH", "the batch is shorter than its header");
@@ -111,7 +133,7 @@ function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord
     if (size < HEADER_SIZE || pos + size > chunk.length)
       throw rillError("BATCH_LENGTH_MISMATCH", `batchLength ${h.batchLength} does not fit the read`);
     checkStored(chunk, pos, pos + size, h.crc);
-    if (out) decodeBatch(chunk, pos, from, out);
+    if (out && !filter.drops(h)) decodeBatch(chunk, pos, from, out);
     return h.lastOffset + 1;
   } catch (e) {
     // Bad bytes give RillErrors, RangeErrors (reads past a buffer) and codec Errors (zlib, lz4);

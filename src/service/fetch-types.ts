@@ -34,6 +34,25 @@ export const OffsetSpec = {
   TIMESTAMP: 3,
 } as const;
 
+/**
+ * Which records a read sees. The numbers are those of the wire contract's
+ * `rill.v1.IsolationLevel` (the Kafka adapter maps Kafka's 0/1 to them).
+ */
+export const IsolationLevel = {
+  /** Not set: READ_UNCOMMITTED. */
+  UNSPECIFIED: 0,
+  /** Every record below the high watermark, aborted or in an open transaction too (markers never). */
+  READ_UNCOMMITTED: 1,
+  /** Records below the last stable offset, aborted ones left out. */
+  READ_COMMITTED: 2,
+} as const;
+
+/** An aborted transaction of a fetched range: the consumer drops `producerId`'s records from `firstOffset` to its ABORT marker. */
+export interface AbortedTransaction {
+  readonly producerId: number;
+  readonly firstOffset: number;
+}
+
 /** One partition to read, from `offset`. */
 export interface FetchPartitionInput {
   readonly topic: string;
@@ -54,7 +73,11 @@ export interface FetchInput {
   readonly maxBytes: number;
   /** One of `RecordFormat`. */
   readonly format: number;
-  /** Not used yet (no transactions: both levels read the same); passed on when forwarded. */
+  /**
+   * One of `IsolationLevel`: READ_COMMITTED reads stop at the last stable offset and leave out
+   * aborted records (RECORDS) or list the aborted transactions (BATCHES). Any other number is
+   * refused.
+   */
   readonly isolationLevel: number;
 }
 
@@ -67,6 +90,8 @@ export interface SubscribeInput {
   readonly maxWaitMs: number;
   /** One of `RecordFormat`. */
   readonly format: number;
+  /** One of `IsolationLevel`; absent: READ_UNCOMMITTED. */
+  readonly isolationLevel?: number;
 }
 
 /** A header of a fetched record. */
@@ -95,7 +120,7 @@ export interface FetchPartitionResult {
   /** -1 when the partition could not be read at all. */
   readonly highWatermark: number;
   readonly logStartOffset: number;
-  /** The high watermark (no transactions yet). */
+  /** The high watermark, or the first offset of the oldest open transaction if lower. */
   readonly lastStableOffset: number;
   /** Where the next fetch of this partition starts. */
   readonly nextOffset: number;
@@ -105,6 +130,12 @@ export interface FetchPartitionResult {
   readonly records: readonly FetchedRecord[] | null;
   /** BATCHES format: the stored batches, as chunks (slices of one read) to send as they are. */
   readonly batches: readonly Uint8Array[] | null;
+  /**
+   * READ_COMMITTED in BATCHES format: the aborted transactions that overlap the returned
+   * batches, by first offset (Kafka's `aborted_transactions`); an empty list when none. null for
+   * READ_UNCOMMITTED and for RECORDS (the broker dropped the aborted records itself).
+   */
+  readonly abortedTransactions?: readonly AbortedTransaction[] | null;
 }
 
 /** The answer to a Fetch, or one Subscribe message: partitions in request order. */

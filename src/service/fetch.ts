@@ -4,7 +4,10 @@
  * A fetch answers as soon as `minBytes` are available or `maxWaitMs` has passed. Each partition
  * returns whole batches up to its `maxBytes` (at least one batch, so a consumer never sticks on
  * a batch larger than its limit) within the request's `maxBytes`. BATCHES returns the stored
- * bytes as they are; RECORDS decodes them and drops records below the asked offset.
+ * bytes as they are; RECORDS decodes them and drops records below the asked offset, and control
+ * batches (transaction markers). READ_COMMITTED reads stop at the last stable offset; RECORDS
+ * then also drops the records of aborted transactions, BATCHES lists those transactions
+ * (`abortedTransactions`, Kafka's `aborted_transactions`) for the client to drop them.
  *
  * Whole-call errors (a negative offset, a bad format) are thrown; errors that concern one
  * partition (unknown topic, offset out of range, a stored batch that cannot be read:
@@ -19,6 +22,7 @@ import type { PartitionLog, ReadAlloc } from "../storage/partition-log.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { checkFetched, corruptError } from "./fetch-records.ts";
 import {
+  IsolationLevel,
   RecordFormat,
   type Cancellation,
   type FetchForwarder,
@@ -83,6 +87,8 @@ export interface FetchPlan {
   readonly maxWaitMs: number;
   /** RECORDS format (else BATCHES). */
   readonly records: boolean;
+  /** READ_COMMITTED (else READ_UNCOMMITTED). */
+  readonly readCommitted: boolean;
 }
 
 /**
@@ -96,6 +102,7 @@ export function planFetch(
   maxWaitMs: number,
   format: number,
   what: string,
+  isolationLevel = 0,
 ): FetchPlan {
   if (parts.length === 0) throw rillError("INVALID_REQUEST", `${what}.partitions: at least one partition is required`);
   if (parts.length > PARTITIONS_MAX)
@@ -107,17 +114,29 @@ export function planFetch(
   if (format !== RecordFormat.UNSPECIFIED && format !== RecordFormat.RECORDS && format !== RecordFormat.BATCHES) {
     throw rillError("INVALID_REQUEST", `${what}.format: ${format} is not RECORD_FORMAT_RECORDS or RECORD_FORMAT_BATCHES`);
   }
+  if (
+    isolationLevel !== IsolationLevel.UNSPECIFIED &&
+    isolationLevel !== IsolationLevel.READ_UNCOMMITTED &&
+    isolationLevel !== IsolationLevel.READ_COMMITTED
+  ) {
+    throw rillError(
+      "INVALID_REQUEST",
+      `${what}.isolation_level: ${isolationLevel} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+    );
+  }
+  const readCommitted = isolationLevel === IsolationLevel.READ_COMMITTED;
   return {
-    positions: positionsOf(parts, what),
+    positions: positionsOf(parts, what, readCommitted),
     requestBytesMax: maxBytes || FETCH_MAX_BYTES_DEFAULT,
     minBytes: Math.max(minBytes, 1),
     maxWaitMs,
     records: format === RecordFormat.RECORDS,
+    readCommitted,
   };
 }
 
 /** Each partition's read position; a negative offset or size, or a partition named twice, fails the call. */
-function positionsOf(parts: readonly FetchPartitionInput[], what: string): FetchPosition[] {
+function positionsOf(parts: readonly FetchPartitionInput[], what: string, readCommitted: boolean): FetchPosition[] {
   const seen = new Set<string>();
   return parts.map((p, i) => {
     if (p.offset < 0n) throw rillError("INVALID_REQUEST", `${what}.partitions[${i}].offset: ${p.offset} is negative`);
@@ -128,7 +147,8 @@ function positionsOf(parts: readonly FetchPartitionInput[], what: string): Fetch
     // No log reaches 2^53: a larger offset is read as 2^53-1, past every log end, so the
     // partition answers OFFSET_OUT_OF_RANGE (as Kafka does) and next_offset stays in int64.
     const offset = p.offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(p.offset);
-    return { topic: p.topic, partition: p.partition, offset, maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
+    const pos = { topic: p.topic, partition: p.partition, offset, maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
+    return readCommitted ? { ...pos, readCommitted } : pos;
   });
 }
 
@@ -187,10 +207,12 @@ export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number):
       return 1; // the read reports the error
     }
     const hw = rm.highWatermark(log);
-    const size = log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), hw);
+    const lso = rm.lastStableOffset(log);
+    const size = log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), pos.readCommitted === true ? lso : hw);
     if (size === 0) return 1; // nothing to read (or a bad offset, which the read reports)
     if (bytes > 0 && size > left) {
-      return { topic: pos.topic, partition: pos.partition, highWatermark: hw, logStartOffset: log.logStartOffset, read: null, error: null };
+      const base = { topic: pos.topic, partition: pos.partition, highWatermark: hw, lastStableOffset: lso };
+      return { ...base, logStartOffset: log.logStartOffset, read: null, error: null };
     }
     bytes += size;
     left = Math.max(0, left - size);
@@ -275,12 +297,15 @@ export function partitionResult(
     partition: d.partition,
     highWatermark: d.highWatermark,
     logStartOffset: d.logStartOffset,
-    lastStableOffset: d.highWatermark,
+    lastStableOffset: d.lastStableOffset ?? d.highWatermark,
   };
   if (d.error) return { ...base, error: RillError.from(d.error), nextOffset: pos.offset, records: null, batches: null };
   const read = d.read;
-  if (!read || read.bytes === 0) return { ...base, error: null, nextOffset: pos.offset, records: null, batches: null };
-  const checked = checkFetched(read.chunks, pos.offset, read.nextOffset, asRecords);
+  const none = pos.readCommitted === true && !asRecords ? [] : null;
+  if (!read || read.bytes === 0)
+    return { ...base, error: null, nextOffset: pos.offset, records: null, batches: null, abortedTransactions: none };
+  const aborted = pos.readCommitted === true ? (d.abortedTransactions ?? []) : null;
+  const checked = checkFetched(read.chunks, pos.offset, read.nextOffset, asRecords, aborted);
   if (checked.corrupt) {
     const c = checked.corrupt;
     if (rm) publishCorruptRead({ ...c, source: rm, topic: d.topic, partition: d.partition, api });
@@ -288,7 +313,8 @@ export function partitionResult(
     return { ...base, error, nextOffset: c.skipTo, records: null, batches: null };
   }
   if (rm) requestMetricsOf(rm).bytesOut(d.topic, checked.bytes, checked.nextOffset - pos.offset);
-  if (!asRecords) return { ...base, error: null, nextOffset: checked.nextOffset, records: null, batches: checked.chunks };
+  if (!asRecords)
+    return { ...base, error: null, nextOffset: checked.nextOffset, records: null, batches: checked.chunks, abortedTransactions: aborted };
   return { ...base, error: null, nextOffset: checked.nextOffset, records: checked.records, batches: null };
 }
 
@@ -305,7 +331,7 @@ export async function fetch(
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
   buffers?: ReadBuffers,
 ): Promise<FetchResult & { readonly release: () => void }> {
-  const all = planFetch(input.partitions, input.maxBytes, input.minBytes, input.maxWaitMs, input.format, "fetch");
+  const all = planFetch(input.partitions, input.maxBytes, input.minBytes, input.maxWaitMs, input.format, "fetch", input.isolationLevel);
   const remote = forwarder ? remoteLeaders(rm, all.positions) : new Map<number, number[]>();
   // A leader's answer is held here too: asked for no more than a response of ours may carry.
   const clamped = remote.size > 0 ? clampedForLeaders(input, responseBytesLimit(all, memory)) : input;

@@ -1,18 +1,27 @@
 /**
  * ListOffsets: per partition, the earliest offset (the log start), the latest (the high
  * watermark: the offset the next consumed record will have) or the first offset at or after a
- * timestamp. Errors concern one partition and come back in its result.
+ * timestamp. Under READ_COMMITTED (Kafka's rule) the latest is the last stable offset and a
+ * timestamp lookup finds only offsets below it. Errors concern one partition and come back in
+ * its result; an isolation level other than IsolationLevel's fails the call.
  */
 import { RillError, rillError } from "../base/errors.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import { OffsetSpec, type ListOffsetsPartitionInput, type ListedOffset } from "./fetch-types.ts";
+import { IsolationLevel, OffsetSpec, type ListOffsetsPartitionInput, type ListedOffset } from "./fetch-types.ts";
 
-/** Looks up each partition; an empty list fails the whole call. */
-export function listOffsets(rm: ReplicaManager, partitions: readonly ListOffsetsPartitionInput[]): ListedOffset[] {
+/** Looks up each partition; an empty list fails the whole call. `isolationLevel`: one of IsolationLevel. */
+export function listOffsets(rm: ReplicaManager, partitions: readonly ListOffsetsPartitionInput[], isolationLevel = 0): ListedOffset[] {
   if (partitions.length === 0) throw rillError("INVALID_REQUEST", "partitions: at least one partition is required");
+  if (isolationLevel < IsolationLevel.UNSPECIFIED || isolationLevel > IsolationLevel.READ_COMMITTED || !Number.isInteger(isolationLevel)) {
+    throw rillError(
+      "INVALID_REQUEST",
+      `isolation_level: ${isolationLevel} is not ISOLATION_LEVEL_READ_UNCOMMITTED (1) or ISOLATION_LEVEL_READ_COMMITTED (2)`,
+    );
+  }
+  const committed = isolationLevel === IsolationLevel.READ_COMMITTED;
   return partitions.map((p, i) => {
     try {
-      return lookUp(rm, p, i);
+      return lookUp(rm, p, i, committed);
     } catch (e) {
       return { topic: p.topic, partition: p.partition, offset: -1, timestampMs: -1, leaderEpoch: null, error: RillError.from(e) };
     }
@@ -20,7 +29,7 @@ export function listOffsets(rm: ReplicaManager, partitions: readonly ListOffsets
 }
 
 /** One partition's offset; throws its error. */
-function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): ListedOffset {
+function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number, committed: boolean): ListedOffset {
   const base = { topic: p.topic, partition: p.partition, error: null };
   if (p.currentLeaderEpoch !== undefined && p.currentLeaderEpoch >= 0) checkLeaderEpoch(rm, p, i);
   switch (p.spec) {
@@ -30,12 +39,12 @@ function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): Li
     }
     case OffsetSpec.UNSPECIFIED:
     case OffsetSpec.LATEST: {
-      const r = rm.latestOffset(p.topic, p.partition);
+      const r = rm.latestOffset(p.topic, p.partition, committed);
       return { ...base, offset: r.offset, timestampMs: -1, leaderEpoch: r.epoch };
     }
     case OffsetSpec.TIMESTAMP: {
       if (p.timestampMs < 0n) throw rillError("INVALID_TIMESTAMP", `partitions[${i}].timestamp_ms: ${p.timestampMs} is negative`);
-      const hit = rm.offsetForTimestamp(p.topic, p.partition, Number(p.timestampMs));
+      const hit = rm.offsetForTimestamp(p.topic, p.partition, Number(p.timestampMs), committed);
       return hit
         ? { ...base, offset: hit.offset, timestampMs: hit.timestampMs, leaderEpoch: null }
         : { ...base, offset: -1, timestampMs: -1, leaderEpoch: null };

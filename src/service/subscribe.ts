@@ -26,7 +26,7 @@ export async function subscribe(
   buffers: ReadBuffers,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
 ): Promise<void> {
-  const p = planFetch(input.partitions, input.maxBytes, 1, input.maxWaitMs, input.format, "subscribe");
+  const p = planFetch(input.partitions, input.maxBytes, 1, input.maxWaitMs, input.format, "subscribe", input.isolationLevel ?? 0);
   const held = new Set<Reservation>();
   try {
     await follow(rm, p, sink, cancel, buffers, memory, held);

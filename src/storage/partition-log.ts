@@ -11,8 +11,13 @@
  * - Durability: appends reach the OS at once; fsync follows `flush.messages` / `flush.ms`, and
  *   one fsync covers every append that was waiting for it (group commit).
  *
- * Files: `<base>.log|.index|.timeindex` per segment, and `partition.checkpoint` (JSON: log start
+ * Files: `<base>.log|.index|.timeindex|.txnindex` per segment, and `partition.checkpoint` (JSON: log start
  * offset and recovery point, written atomically) for what the segments cannot tell.
+ *
+ * Transactions: a producer's transactional batches open its transaction here; the coordinator's
+ * marker (`appendControl` on the leader, a replicated control batch on a follower) ends it. The
+ * producer state knows the open transactions (`firstUnstableOffset`); each ABORT goes into the
+ * `.txnindex` of the segment holding the marker, which `abortedTransactions` searches.
  */
 import { assert } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
@@ -20,9 +25,12 @@ import { RillError, rillError } from "../base/errors.ts";
 import { isCompacted, isDeleting, type TopicConfig } from "../config/schema.ts";
 import type { FileSystem } from "./fs.ts";
 import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
+import { encodeControlBatch, readControlRecord, type TxnMarker } from "../protocol/control-record.ts";
 import {
+  ATTRIBUTES_OFFSET,
   BATCH_OFFSETS,
   type BatchHeader,
+  CONTROL_MASK,
   HEADER_SIZE,
   type ProduceChecks,
   TRUSTED_CHECKS,
@@ -35,9 +43,10 @@ import {
   validateProducedBatch,
 } from "../protocol/record-batch.ts";
 import { incrementSequence } from "../protocol/sequence.ts";
-import { ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
+import { type CompletedTxn, ProducerStateManager, type SequencedBatch } from "./producer-state.ts";
 import { Segment, parseSegmentName, segmentName, type BatchPlacement, type RecoveryResult } from "./segment.ts";
 import { TailCache, type TailCacheBudget } from "./tail-cache.ts";
+import type { AbortedTxn } from "./txn-index.ts";
 
 /** How a partition log is opened. */
 export interface PartitionLogOptions {
@@ -316,12 +325,16 @@ export class PartitionLog {
   }
 
   /**
-   * Rebuilds the producer state: the newest valid snapshot at or below the log end offset, then
-   * the headers of every batch after it (a header scan, no decoding). Snapshots past the log end
-   * (after a truncation) are deleted.
+   * Rebuilds the producer state, and the aborted-transaction index of every segment from the
+   * first whose `.txnindex` is not valid: the newest valid snapshot at or below both the log
+   * end offset and that segment's base offset, then every batch after it (a header scan; a
+   * control batch's one record is read for its marker). Snapshots past the log end (after a
+   * truncation) are deleted.
    */
   private rebuildProducerState(): void {
     const nowMs = this.opts.clock.nowMs();
+    const firstInvalid = this.segments.findIndex((seg) => !seg.txnIndexValid);
+    const bound = firstInvalid < 0 ? this.nextOffset : this.segments[firstInvalid]!.baseOffset;
     let from = this.segments[0]!.baseOffset;
     this.producers = this.newProducerState();
     for (const [offset, name] of this.snapshotFiles().reverse()) {
@@ -330,6 +343,7 @@ export class PartitionLog {
         this.fs.rm(path);
         continue;
       }
+      if (offset > bound) continue;
       const loaded = ProducerStateManager.loadSnapshot(this.fs.readFile(path), {
         producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT,
       });
@@ -339,15 +353,61 @@ export class PartitionLog {
         break;
       }
     }
-    for (const seg of this.segments) {
-      if (seg.nextOffset <= from) continue;
-      for (let pos = seg.positionOf(from); ; ) {
-        const h = seg.headerAt(pos);
-        if (!h) break;
-        if (h.baseOffset >= from) this.producers.replay(h, nowMs);
-        pos += h.size;
+    this.segments.forEach((seg, i) => {
+      if (firstInvalid >= 0 && i >= firstInvalid) seg.resetTxnIndex();
+    });
+    this.segments.forEach((seg, i) => {
+      if (seg.nextOffset > from) this.replaySegment(seg, from, nowMs, firstInvalid >= 0 && i >= firstInvalid);
+    });
+  }
+
+  /** Replays the batches of `seg` at or after `from` into the producer state (see rebuildProducerState). */
+  private replaySegment(seg: Segment, from: number, nowMs: number, indexAborts: boolean): void {
+    for (let pos = seg.positionOf(from); ; ) {
+      const h = seg.headerAt(pos);
+      if (!h) break;
+      if (h.baseOffset >= from) {
+        if (!h.isControl) this.producers.replay(h, nowMs);
+        else {
+          const marker = readControlRecord(seg.read(pos, h.size), 0);
+          const done = marker === null ? null : this.producers.replayMarker(h, marker, nowMs);
+          if (indexAborts) this.indexAbort(seg, done);
+        }
       }
+      pos += h.size;
     }
+  }
+
+  /** Adds an aborted transaction to the index of `seg`, the segment that holds its marker. */
+  private indexAbort(seg: Segment, done: CompletedTxn | null): void {
+    if (done === null || !done.aborted) return;
+    const lso = this.producers.firstUnstableOffset ?? done.lastOffset + 1;
+    seg.addAbortedTxn({ producerId: done.producerId, firstOffset: done.firstOffset, lastOffset: done.lastOffset, lastStableOffset: lso });
+  }
+
+  /** The first offset of the oldest open transaction; null when none is open (the LSO is then the high watermark). */
+  get firstUnstableOffset(): number | null {
+    return this.producers.firstUnstableOffset;
+  }
+
+  /**
+   * The aborted transactions that overlap [fromOffset, upToOffset): those aborted at or after
+   * `fromOffset` whose first offset is below `upToOffset` (what a READ_COMMITTED fetch returning
+   * that range lists), by marker offset. Searches the segments from the one holding `fromOffset`
+   * and stops at the first that proves no later abort can overlap.
+   */
+  abortedTransactions(fromOffset: number, upToOffset: number): { producerId: number; firstOffset: number }[] {
+    return this.abortedTxnEntries(fromOffset, upToOffset).map((e) => ({ producerId: e.producerId, firstOffset: e.firstOffset }));
+  }
+
+  /** `abortedTransactions` with the whole index entries (marker offsets too): for the cleaner and tools. */
+  abortedTxnEntries(fromOffset: number, upToOffset: number): AbortedTxn[] {
+    const found: AbortedTxn[] = [];
+    if (upToOffset <= fromOffset) return found;
+    for (let i = this.segmentIndexFor(fromOffset); i < this.segments.length; i++) {
+      if (this.segments[i]!.collectAbortedTxns(fromOffset, upToOffset, found)) break;
+    }
+    return found;
   }
 
   /** Writes a producer-state snapshot as of the log end offset and prunes old ones. */
@@ -387,7 +447,7 @@ export class PartitionLog {
     const final = stamp ? placements.map((p) => ({ ...p, maxTimestamp: nowMs })) : placements;
     this.epochs.assign(leaderEpoch, placements[0]!.baseOffset);
     this.write(buf, final, records, nowMs);
-    this.recordSequences(sequenced, final, nowMs);
+    this.recordSequences(buf, sequenced, final, nowMs);
     return {
       baseOffset: placements[0]!.baseOffset,
       lastOffset: placements[placements.length - 1]!.lastOffset,
@@ -409,7 +469,7 @@ export class PartitionLog {
     // A follower's batches are slices of large replication responses: caching them would keep
     // whole responses alive. Its reads come from the segment files (the OS page cache).
     this.write(buf, placements, records, nowMs, false);
-    this.recordSequences(sequenced, placements, nowMs);
+    this.recordSequences(buf, sequenced, placements, nowMs);
     return {
       baseOffset: placements[0]!.baseOffset,
       lastOffset: placements[placements.length - 1]!.lastOffset,
@@ -468,6 +528,7 @@ export class PartitionLog {
           baseSequence: h.baseSequence,
           lastSequence: incrementSequence(h.baseSequence, h.lastOffsetDelta),
           maxTimestamp: h.maxTimestamp,
+          isTransactional: h.isTransactional,
         });
       } else sequenced.push(null);
       records += h.recordCount;
@@ -512,10 +573,43 @@ export class PartitionLog {
     return { baseOffset: first.baseOffset, lastOffset: last.lastOffset, logAppendTimeMs: -1, recordCount: 0, bytes: 0, duplicate: true };
   }
 
-  private recordSequences(sequenced: Array<SequencedBatch | null>, placements: BatchPlacement[], nowMs: number): void {
-    sequenced.forEach((b, i) => {
-      if (b) this.producers.record({ ...b, baseOffset: placements[i]!.baseOffset, lastOffset: placements[i]!.lastOffset }, nowMs);
-    });
+  /**
+   * Records the appended batches in the producer state, in log order: idempotent and
+   * transactional batches by their sequences, control batches (a follower's copies of markers)
+   * by their marker, an ABORT going into the active segment's aborted-transaction index.
+   */
+  private recordSequences(buf: Buffer, sequenced: Array<SequencedBatch | null>, placements: BatchPlacement[], nowMs: number): void {
+    for (let i = 0; i < placements.length; i++) {
+      const b = sequenced[i];
+      const p = placements[i]!;
+      if (b) this.producers.record({ ...b, baseOffset: p.baseOffset, lastOffset: p.lastOffset }, nowMs);
+      else if ((buf.readInt16BE(p.at + ATTRIBUTES_OFFSET) & CONTROL_MASK) !== 0) {
+        const h = readBatchHeader(buf, p.at);
+        const marker = readControlRecord(buf, p.at);
+        if (marker !== null) this.indexAbort(this.active, this.producers.replayMarker({ ...h, baseOffset: p.baseOffset }, marker, nowMs));
+      }
+    }
+  }
+
+  /**
+   * Appends a transaction marker as the leader (the transaction coordinator's WriteTxnMarkers):
+   * a control batch for the producer, ending its open transaction here. Throws, with nothing
+   * changed, INVALID_PRODUCER_EPOCH when the marker's producer epoch is older than the
+   * producer's, TRANSACTION_COORDINATOR_FENCED when its coordinator epoch is older than that of
+   * the producer's last marker, INVALID_RECORD for ids out of range.
+   */
+  appendControl(marker: TxnMarker, leaderEpoch: number, nowMs: number = this.opts.clock.nowMs()): AppendResult {
+    this.checkWritable();
+    this.producers.checkMarker(marker, this.opts.dir);
+    const buf = encodeControlBatch({ ...marker, timestampMs: nowMs });
+    const baseOffset = this.nextOffset;
+    setBaseOffset(buf, 0, baseOffset);
+    setPartitionLeaderEpoch(buf, 0, leaderEpoch);
+    const placements: BatchPlacement[] = [{ at: 0, baseOffset, lastOffset: baseOffset, maxTimestamp: nowMs }];
+    this.epochs.assign(leaderEpoch, baseOffset);
+    this.write(buf, placements, 1, nowMs);
+    this.recordSequences(buf, [null], placements, nowMs);
+    return { baseOffset, lastOffset: baseOffset, logAppendTimeMs: -1, recordCount: 1, bytes: buf.length };
   }
 
   private write(buf: Buffer, placements: BatchPlacement[], records: number, nowMs: number, cache = true): void {
@@ -860,6 +954,7 @@ export class PartitionLog {
     old.dropIndexFiles();
     this.fs.rename(tmp, paths.log);
     const { segment } = Segment.open(this.fs, this.opts.dir, old.baseOffset, this.config.indexIntervalBytes, false);
+    segment.resetTxnIndex(old.abortedTxns);
     segment.writeIndexes();
     this.segments[j] = segment;
     this.cache.dropBelow(this.active.baseOffset);

@@ -40,6 +40,18 @@
  * request whose idempotent batches are all duplicates answers the original offsets. `check` is
  * the one-batch form; when it is used per batch, `record` must be called between two checks.
  *
+ * Transactions (Kafka's KIP-98 model): a producer's transactional batch opens its transaction
+ * in this partition if none is open (the transaction's first offset is that batch's base
+ * offset); its control batch (a COMMIT or ABORT marker, `recordMarker`) ends it. While a
+ * transaction is open, a non-transactional batch of the same producer is INVALID_TXN_STATE.
+ * `firstUnstableOffset` is the smallest first offset of the open transactions: the last stable
+ * offset of the partition is at most that. A marker older than the producer's epoch is
+ * INVALID_PRODUCER_EPOCH, one from an older coordinator than the last marker's
+ * TRANSACTION_COORDINATOR_FENCED (`checkMarker`). A marker with a newer epoch (Transaction
+ * Version 2 bumps the epoch at every transaction end) makes it the producer's epoch and forgets
+ * the old epoch's batches, so the next batch starts a new sequence at 0 and a late batch of the
+ * old epoch is fenced. A producer with an open transaction never expires.
+ *
  * Time: `record(batch, nowMs)` stamps the producer's last-write time with `nowMs` (kept
  * monotonic); `removeExpired(nowMs)` drops producers idle for at least `producerIdExpirationMs`.
  * Kafka stamps the batch's maxTimestamp instead, which a client clock can put anywhere; the
@@ -70,6 +82,8 @@ export interface ProducerBatch {
   baseOffset: number;
   lastOffset: number;
   maxTimestamp: number;
+  /** A batch of a transaction (attributes bit 4); absent: false. */
+  isTransactional?: boolean;
 }
 
 /** A batch before it has offsets: what `check` and `checkAll` look at. */
@@ -81,8 +95,38 @@ export type SequenceCheck = { kind: "append" } | { kind: "duplicate"; baseOffset
 /** The batch header fields the producer state is built from (a `BatchHeader` has them all). */
 export type ProducerBatchHeader = Pick<
   BatchHeader,
-  "baseOffset" | "lastOffsetDelta" | "maxTimestamp" | "producerId" | "producerEpoch" | "baseSequence" | "isControl"
+  "baseOffset" | "lastOffsetDelta" | "maxTimestamp" | "producerId" | "producerEpoch" | "baseSequence" | "isControl" | "isTransactional"
 >;
+
+/** A transaction marker, as the producer state sees it (the control batch's header and record). */
+export interface MarkerInput {
+  readonly producerId: number;
+  readonly producerEpoch: number;
+  readonly coordinatorEpoch: number;
+  /** True: COMMIT; false: ABORT. */
+  readonly commit: boolean;
+  /** The marker's offset in the log. */
+  readonly offset: number;
+}
+
+/**
+ * A transaction that a marker ended in this partition: its producer, first offset (the first
+ * transactional batch) and last offset (the marker). Markers of producers without an open
+ * transaction complete none.
+ */
+export interface CompletedTxn {
+  readonly producerId: number;
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+  readonly aborted: boolean;
+}
+
+/** An open transaction of this partition. */
+export interface OpenTxn {
+  readonly producerId: number;
+  readonly producerEpoch: number;
+  readonly firstOffset: number;
+}
 
 /** How a ProducerStateManager behaves. */
 export interface ProducerStateOptions {
@@ -116,6 +160,7 @@ export function producerBatchOf(h: ProducerBatchHeader, baseOffset: number = h.b
     baseOffset,
     lastOffset: baseOffset + h.lastOffsetDelta,
     maxTimestamp: h.maxTimestamp,
+    isTransactional: h.isTransactional,
   };
 }
 
@@ -129,12 +174,19 @@ interface CachedBatch {
   readonly pending?: number;
 }
 
-/** The state of one producer. Invariant: 1 <= batches.length <= N, all of producerEpoch. */
+/**
+ * The state of one producer. Invariant: batches.length <= N, all of producerEpoch; no batches
+ * only after a marker (a new epoch, or a producer first seen by its marker).
+ */
 interface ProducerEntry {
   readonly producerId: number;
   producerEpoch: number;
   lastTimestamp: number;
   batches: CachedBatch[];
+  /** Epoch of the coordinator that wrote this producer's last marker; -1: none yet. */
+  coordinatorEpoch: number;
+  /** First offset of the producer's open transaction; -1: none open. */
+  txnFirstOffset: number;
 }
 
 function wellFormedSequence(s: number): boolean {
@@ -164,10 +216,9 @@ function validateFields(b: SequencedBatch, topicPartition: string | undefined): 
   }
 }
 
-function lastBatch(e: ProducerEntry): CachedBatch {
-  const last = e.batches[e.batches.length - 1];
-  assert(last !== undefined, `producer ${e.producerId} has no batches`);
-  return last;
+/** The producer's newest batch; undefined after a marker that started a new epoch. */
+function lastBatch(e: ProducerEntry): CachedBatch | undefined {
+  return e.batches[e.batches.length - 1];
 }
 
 /**
@@ -176,6 +227,12 @@ function lastBatch(e: ProducerEntry): CachedBatch {
  */
 function checkEntry(e: ProducerEntry | undefined, b: SequencedBatch, tp: string | undefined): SequenceCheck {
   if (e === undefined) return { kind: "append" };
+  if (e.txnFirstOffset >= 0 && b.isTransactional !== true && b.producerEpoch <= e.producerEpoch) {
+    throw rillError(
+      "INVALID_TXN_STATE",
+      `${who(b.producerId, b.producerEpoch, tp)}: a non-transactional batch while the producer's transaction (from offset ${e.txnFirstOffset}) is open`,
+    );
+  }
   if (b.producerEpoch < e.producerEpoch) {
     throw rillError(
       "INVALID_PRODUCER_EPOCH",
@@ -202,7 +259,9 @@ function checkEntry(e: ProducerEntry | undefined, b: SequencedBatch, tp: string 
     }
     return { kind: "duplicate", baseOffset: c.baseOffset, lastOffset: c.lastOffset };
   }
-  const next = incrementSequence(lastBatch(e).lastSequence, 1);
+  const last = lastBatch(e);
+  if (last === undefined) return { kind: "append" }; // a new epoch begun by a marker: no sequence yet
+  const next = incrementSequence(last.lastSequence, 1);
   if (b.baseSequence !== next) {
     throw rillError(
       "OUT_OF_ORDER_SEQUENCE_NUMBER",
@@ -223,7 +282,7 @@ function applyBatch(e: ProducerEntry, epoch: number, c: CachedBatch, keep: numbe
 }
 
 function copyEntry(e: ProducerEntry): ProducerEntry {
-  return { producerId: e.producerId, producerEpoch: e.producerEpoch, lastTimestamp: e.lastTimestamp, batches: e.batches.slice() };
+  return { ...e, batches: e.batches.slice() };
 }
 
 function resolveOptions(opts: ProducerStateOptions): { expirationMs: number; keep: number } {
@@ -245,6 +304,8 @@ function resolveOptions(opts: ProducerStateOptions): { expirationMs: number; kee
  */
 export class ProducerStateManager {
   private readonly entries = new Map<number, ProducerEntry>();
+  /** Producer id → first offset, of every open transaction. */
+  private readonly ongoing = new Map<number, number>();
   private readonly expirationMs: number;
   private readonly keep: number;
 
@@ -324,12 +385,95 @@ export class ProducerStateManager {
       e = this.newEntry(b, nowMs);
       this.entries.set(b.producerId, e);
     } else {
-      const prev = lastBatch(e).lastOffset;
+      const prev = lastBatch(e)?.lastOffset ?? -1;
       assert(b.baseOffset > prev, `producer ${b.producerId}: batch at ${b.baseOffset} recorded after one ending at ${prev}`);
       e.lastTimestamp = Math.max(e.lastTimestamp, nowMs);
     }
     const c: CachedBatch = { ...sequenceRange(b), baseOffset: b.baseOffset, lastOffset: b.lastOffset, maxTimestamp: b.maxTimestamp };
     applyBatch(e, b.producerEpoch, c, this.keep);
+    if (b.isTransactional === true && e.txnFirstOffset < 0) {
+      e.txnFirstOffset = b.baseOffset;
+      this.ongoing.set(e.producerId, b.baseOffset);
+    }
+  }
+
+  /**
+   * Checks a marker before the leader appends it; changes nothing. Throws INVALID_RECORD for an
+   * id or epoch out of range, INVALID_PRODUCER_EPOCH when the marker's producer epoch is older
+   * than the producer's (a fenced coordinator's late marker), TRANSACTION_COORDINATOR_FENCED
+   * when its coordinator epoch is older than that of the producer's last marker.
+   */
+  checkMarker(m: Omit<MarkerInput, "offset" | "commit">, topicPartition?: string): void {
+    const at = topicPartition === undefined ? "" : ` on ${topicPartition}`;
+    if (!Number.isSafeInteger(m.producerId) || m.producerId < 0) {
+      throw rillError("INVALID_RECORD", `producer_id: ${m.producerId}: a marker needs a producer id >= 0`);
+    }
+    if (!wellFormedEpoch(m.producerEpoch)) {
+      throw rillError("INVALID_RECORD", `producer_epoch: ${m.producerEpoch} is not in [0, ${PRODUCER_EPOCH_MAX}]`);
+    }
+    const e = this.entries.get(m.producerId);
+    if (e === undefined) return;
+    if (m.producerEpoch < e.producerEpoch) {
+      throw rillError(
+        "INVALID_PRODUCER_EPOCH",
+        `marker: producer_epoch ${m.producerEpoch} is older than the current epoch ${e.producerEpoch} of producer ${m.producerId}${at}`,
+      );
+    }
+    if (m.coordinatorEpoch < e.coordinatorEpoch) {
+      throw rillError(
+        "TRANSACTION_COORDINATOR_FENCED",
+        `marker: coordinator_epoch ${m.coordinatorEpoch} of producer ${m.producerId} is older than ${e.coordinatorEpoch}, that of its last marker${at}`,
+      );
+    }
+  }
+
+  /**
+   * Records an appended marker (after `checkMarker`, or replayed from the log, unchecked): ends
+   * the producer's open transaction and returns it (null when none was open: a retried marker,
+   * or a transaction that wrote nothing here). A newer epoch becomes the producer's, forgetting
+   * the old epoch's batches.
+   */
+  recordMarker(m: MarkerInput, nowMs: number): CompletedTxn | null {
+    if (m.producerId < 0 || !Number.isSafeInteger(m.producerId) || !wellFormedEpoch(m.producerEpoch)) return null;
+    let e = this.entries.get(m.producerId);
+    if (e === undefined) {
+      e = {
+        producerId: m.producerId,
+        producerEpoch: m.producerEpoch,
+        lastTimestamp: nowMs,
+        batches: [],
+        coordinatorEpoch: -1,
+        txnFirstOffset: -1,
+      };
+      this.entries.set(m.producerId, e);
+    }
+    if (m.producerEpoch > e.producerEpoch) {
+      e.producerEpoch = m.producerEpoch;
+      e.batches = [];
+    }
+    e.coordinatorEpoch = Math.max(e.coordinatorEpoch, m.coordinatorEpoch);
+    e.lastTimestamp = Math.max(e.lastTimestamp, nowMs);
+    if (e.txnFirstOffset < 0) return null;
+    assert(m.offset > e.txnFirstOffset, `producer ${m.producerId}: marker at ${m.offset} before its transaction at ${e.txnFirstOffset}`);
+    const done: CompletedTxn = { producerId: m.producerId, firstOffset: e.txnFirstOffset, lastOffset: m.offset, aborted: !m.commit };
+    e.txnFirstOffset = -1;
+    this.ongoing.delete(m.producerId);
+    return done;
+  }
+
+  /** The smallest first offset of the open transactions; null when none is open. */
+  get firstUnstableOffset(): number | null {
+    let min: number | null = null;
+    for (const o of this.ongoing.values()) if (min === null || o < min) min = o;
+    return min;
+  }
+
+  /** The open transactions, by first offset (for tools: hanging transactions). */
+  openTransactions(): OpenTxn[] {
+    const out: OpenTxn[] = [];
+    for (const [id, first] of this.ongoing)
+      out.push({ producerId: id, producerEpoch: this.entries.get(id)!.producerEpoch, firstOffset: first });
+    return out.sort((a, b) => a.firstOffset - b.firstOffset);
   }
 
   /**
@@ -339,6 +483,11 @@ export class ProducerStateManager {
   replay(h: ProducerBatchHeader, nowMs: number): void {
     const b = producerBatchOf(h);
     if (b !== null) this.record(b, nowMs);
+  }
+
+  /** Rebuild helper for a control batch: its header and its marker record. */
+  replayMarker(h: ProducerBatchHeader, marker: { commit: boolean; coordinatorEpoch: number }, nowMs: number): CompletedTxn | null {
+    return this.recordMarker({ producerId: h.producerId, producerEpoch: h.producerEpoch, offset: h.baseOffset, ...marker }, nowMs);
   }
 
   /**
@@ -351,9 +500,14 @@ export class ProducerStateManager {
   truncateFrom(offset: number): void {
     assert(Number.isSafeInteger(offset) && offset >= 0, `truncateFrom: bad offset ${offset}`);
     for (const [id, e] of this.entries) {
-      if (lastBatch(e).lastOffset < offset) continue;
+      if (e.txnFirstOffset >= offset) {
+        e.txnFirstOffset = -1;
+        this.ongoing.delete(id);
+      }
+      const last = lastBatch(e);
+      if (last === undefined || last.lastOffset < offset) continue;
       e.batches = e.batches.filter((c) => c.lastOffset < offset);
-      if (e.batches.length === 0) this.entries.delete(id);
+      if (e.batches.length === 0 && e.txnFirstOffset < 0) this.entries.delete(id);
     }
   }
 
@@ -361,7 +515,7 @@ export class ProducerStateManager {
   removeExpired(nowMs: number): number {
     let removed = 0;
     for (const [id, e] of this.entries) {
-      if (nowMs - e.lastTimestamp >= this.expirationMs) {
+      if (nowMs - e.lastTimestamp >= this.expirationMs && e.txnFirstOffset < 0) {
         this.entries.delete(id);
         removed++;
       }
@@ -390,6 +544,7 @@ export class ProducerStateManager {
     for (const e of decoded.entries) {
       if (e.batches.length > state.keep) e.batches.splice(0, e.batches.length - state.keep);
       state.entries.set(e.producerId, e);
+      if (e.txnFirstOffset >= 0) state.ongoing.set(e.producerId, e.txnFirstOffset);
     }
     return { state, offset: decoded.offset };
   }
@@ -401,6 +556,8 @@ export class ProducerStateManager {
         producerId: e.producerId,
         producerEpoch: e.producerEpoch,
         lastTimestamp: e.lastTimestamp,
+        coordinatorEpoch: e.coordinatorEpoch,
+        txnFirstOffset: e.txnFirstOffset,
         batches: e.batches.map((c) => ({
           baseSequence: c.baseSequence,
           lastSequence: c.lastSequence,
@@ -419,15 +576,22 @@ export class ProducerStateManager {
       return {
         producerId: e.producerId,
         producerEpoch: e.producerEpoch,
-        lastSequence: last.lastSequence,
-        lastOffset: last.lastOffset,
+        lastSequence: last?.lastSequence ?? -1,
+        lastOffset: last?.lastOffset ?? -1,
         lastTimestamp: e.lastTimestamp,
       };
     });
   }
 
   private newEntry(b: SequencedBatch, nowMs: number): ProducerEntry {
-    return { producerId: b.producerId, producerEpoch: b.producerEpoch, lastTimestamp: nowMs, batches: [] };
+    return {
+      producerId: b.producerId,
+      producerEpoch: b.producerEpoch,
+      lastTimestamp: nowMs,
+      batches: [],
+      coordinatorEpoch: -1,
+      txnFirstOffset: -1,
+    };
   }
 
   private sortedEntries(): ProducerEntry[] {
@@ -443,7 +607,8 @@ function sequenceRange(b: SequencedBatch): { baseSequence: number; lastSequence:
 // Snapshot codec.
 
 /**
- * Snapshot format, version 1. Integers big-endian; an i64 is written as hi i32, lo u32 and must
+ * Snapshot format, version 2 (version 1, without the transaction fields, is no longer read: a
+ * snapshot is derived data, and the log is replayed instead). Integers big-endian; an i64 is written as hi i32, lo u32 and must
  * be exact in a JS number (|v| <= 2^53).
  *
  * ```
@@ -455,12 +620,14 @@ function sequenceRange(b: SequencedBatch): { baseSequence: number; lastSequence:
  *      10    4 length         u32, bytes after this field (total size - 14)
  *      14    8 offset         i64, log end offset when taken: every batch below ends before it
  *      22    4 producerCount  u32
- *      26    - producers, by strictly ascending producerId, each 20 + 32 * batchCount bytes:
- *              +0   8 producerId     i64, >= 0
- *              +8   2 producerEpoch  i16, 0..32767
- *             +10   8 lastTimestamp  i64, last write time (the nowMs given to record)
- *             +18   2 batchCount     u16, >= 1
- *             +20   - batches, oldest first, offsets strictly increasing, 32 bytes each:
+ *      26    - producers, by strictly ascending producerId, each 32 + 32 * batchCount bytes:
+ *              +0   8 producerId        i64, >= 0
+ *              +8   2 producerEpoch     i16, 0..32767
+ *             +10   8 lastTimestamp     i64, last write time (the nowMs given to record)
+ *             +18   4 coordinatorEpoch  i32, of the producer's last marker; -1: none
+ *             +22   8 txnFirstOffset    i64, first offset of its open transaction, < offset; -1: none
+ *             +30   2 batchCount        u16 (0 only after a marker that began a new epoch)
+ *             +32   - batches, oldest first, offsets strictly increasing, 32 bytes each:
  *                     +0  4 baseSequence  i32, 0..2^31-1
  *                     +4  4 lastSequence  i32, 0..2^31-1
  *                     +8  8 baseOffset    i64, >= 0
@@ -472,12 +639,12 @@ function sequenceRange(b: SequencedBatch): { baseSequence: number; lastSequence:
  * disagrees with the bytes, a CRC mismatch, and contents that break the rules above.
  */
 const SNAPSHOT_MAGIC = 0x524c5053;
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 const SNAPSHOT_CRC_AT = 6;
 const SNAPSHOT_LENGTH_AT = 10;
 const SNAPSHOT_CRC_START = 10;
 const SNAPSHOT_HEADER_SIZE = 26;
-const PRODUCER_HEADER_SIZE = 20;
+const PRODUCER_HEADER_SIZE = 32;
 const BATCH_SIZE = 32;
 const TWO_32 = 4294967296;
 
@@ -505,7 +672,10 @@ function encodeSnapshot(entries: readonly ProducerEntry[], offset: number): Uint
     writeI64(buf, p, e.producerId);
     buf.writeInt16BE(e.producerEpoch, p + 8);
     writeI64(buf, p + 10, e.lastTimestamp);
-    buf.writeUInt16BE(e.batches.length, p + 18);
+    buf.writeInt32BE(e.coordinatorEpoch, p + 18);
+    assert(e.txnFirstOffset < offset, `snapshot(${offset}): producer ${e.producerId} has a transaction from ${e.txnFirstOffset}`);
+    writeI64(buf, p + 22, e.txnFirstOffset);
+    buf.writeUInt16BE(e.batches.length, p + 30);
     p += PRODUCER_HEADER_SIZE;
     for (const c of e.batches) {
       assert(c.lastOffset < offset, `snapshot(${offset}): producer ${e.producerId} has a batch ending at ${c.lastOffset}`);
@@ -557,9 +727,12 @@ function decodeProducer(buf: Buffer, p: number, snapshotOffset: number): Produce
   const producerId = readI64(buf, p);
   const producerEpoch = buf.readInt16BE(p + 8);
   const lastTimestamp = readI64(buf, p + 10);
-  const n = buf.readUInt16BE(p + 18);
+  const coordinatorEpoch = buf.readInt32BE(p + 18);
+  const txnFirstOffset = readI64(buf, p + 22);
+  const n = buf.readUInt16BE(p + 30);
   if (!Number.isSafeInteger(producerId) || producerId < 0 || !wellFormedEpoch(producerEpoch)) return null;
-  if (!Number.isSafeInteger(lastTimestamp) || n < 1) return null;
+  if (!Number.isSafeInteger(lastTimestamp) || coordinatorEpoch < -1) return null;
+  if (!Number.isSafeInteger(txnFirstOffset) || txnFirstOffset < -1 || txnFirstOffset >= snapshotOffset) return null;
   if (p + PRODUCER_HEADER_SIZE + BATCH_SIZE * n > buf.length) return null;
   const batches: CachedBatch[] = [];
   let prevLast = -1;
@@ -569,7 +742,7 @@ function decodeProducer(buf: Buffer, p: number, snapshotOffset: number): Produce
     prevLast = c.lastOffset;
     batches.push(c);
   }
-  return { producerId, producerEpoch, lastTimestamp, batches };
+  return { producerId, producerEpoch, lastTimestamp, batches, coordinatorEpoch, txnFirstOffset };
 }
 
 function decodeBatch(buf: Buffer, q: number): CachedBatch | null {

@@ -1,6 +1,8 @@
 /**
  * One segment of a partition log: `<20-digit base offset>.log` holding record batches back to
- * back exactly as they travel on the wire, with its sparse `.index` and `.timeindex`.
+ * back exactly as they travel on the wire, with its sparse `.index` and `.timeindex`, and its
+ * aborted-transaction index `.txnindex` (txn-index.ts; the log fills and rebuilds it, since its
+ * entries need the producer state of the whole log).
  *
  * Descriptors: the active segment (created, or appended to) pins its `.log` open; writing its
  * indexes — which the log does when it rolls the segment, and at close — unpins it, so an idle
@@ -13,6 +15,7 @@
 import { assert } from "../base/assert.ts";
 import type { FileSystem, LogFile } from "./fs.ts";
 import { OffsetIndex, TimeIndex } from "./indexes.ts";
+import { type AbortedTxn, decodeTxnIndex, encodeTxnIndex } from "./txn-index.ts";
 import { HEADER_SIZE, readBatchHeader, validateBatch, type BatchHeader } from "../protocol/record-batch.ts";
 
 /** Width of the zero-padded base offset in segment file names, as Kafka. */
@@ -57,6 +60,11 @@ export class Segment {
   private timeIndex: TimeIndex;
   private bytesSinceIndexEntry = 0;
   private indexesDirty = false;
+  /** Aborted transactions whose marker is in this segment, in marker order. */
+  private txnEntries: AbortedTxn[] = [];
+  /** False when `.txnindex` was missing, stale or invalid: the log must rebuild the entries. */
+  txnIndexValid = true;
+  private txnIndexDirty = false;
   private readonly scratch = Buffer.alloc(HEADER_SIZE);
 
   private constructor(
@@ -72,9 +80,9 @@ export class Segment {
   }
 
   /** Paths of the segment's three files. */
-  static paths(fs: FileSystem, dir: string, baseOffset: number): { log: string; index: string; timeindex: string } {
+  static paths(fs: FileSystem, dir: string, baseOffset: number): { log: string; index: string; timeindex: string; txnindex: string } {
     const stem = fs.join(dir, segmentName(baseOffset));
-    return { log: `${stem}.log`, index: `${stem}.index`, timeindex: `${stem}.timeindex` };
+    return { log: `${stem}.log`, index: `${stem}.index`, timeindex: `${stem}.timeindex`, txnindex: `${stem}.txnindex` };
   }
 
   /** Creates a new, empty segment. */
@@ -82,11 +90,13 @@ export class Segment {
     const p = Segment.paths(fs, dir, baseOffset);
     fs.rm(p.index);
     fs.rm(p.timeindex);
+    fs.rm(p.txnindex);
     const file = fs.open(p.log, true);
     file.truncate(0);
     file.setPinned?.(true);
     const seg = new Segment(fs, dir, baseOffset, file, indexIntervalBytes);
     seg.indexesDirty = true;
+    seg.txnIndexDirty = true;
     return seg;
   }
 
@@ -104,9 +114,10 @@ export class Segment {
   ): { segment: Segment; recovery: RecoveryResult | null } {
     const p = Segment.paths(fs, dir, baseOffset);
     const seg = new Segment(fs, dir, baseOffset, fs.open(p.log, false), indexIntervalBytes);
-    if (recover) return { segment: seg, recovery: seg.recover() };
-    if (!seg.loadIndexes()) seg.rebuildIndexes();
-    return { segment: seg, recovery: null };
+    const recovery = recover ? seg.recover() : null;
+    if (!recover && !seg.loadIndexes()) seg.rebuildIndexes();
+    seg.loadTxnIndex();
+    return { segment: seg, recovery };
   }
 
   /** Bytes in the .log file. */
@@ -206,6 +217,61 @@ export class Segment {
     }
   }
 
+  // ------------------------------------------------------------ aborted-transaction index
+
+  /** Loads `.txnindex`; a missing, invalid or stale file leaves `txnIndexValid` false. */
+  private loadTxnIndex(): void {
+    const path = Segment.paths(this.fs, this.dir, this.baseOffset).txnindex;
+    const entries = this.fs.exists(path) ? decodeTxnIndex(this.fs.readFile(path), this.baseOffset, this.nextOffset) : null;
+    this.txnEntries = entries ?? [];
+    this.txnIndexValid = entries !== null;
+    this.txnIndexDirty = false;
+  }
+
+  /** Adds the aborted transaction whose marker was just appended to this segment. */
+  addAbortedTxn(e: AbortedTxn): void {
+    const last = this.txnEntries[this.txnEntries.length - 1];
+    assert(e.lastOffset >= this.baseOffset && (last === undefined || e.lastOffset > last.lastOffset), `aborted txn at ${e.lastOffset}`);
+    this.txnEntries.push(e);
+    this.txnIndexDirty = true;
+  }
+
+  /** Forgets the entries (before the log rebuilds them); the index counts as valid again. */
+  resetTxnIndex(entries: readonly AbortedTxn[] = []): void {
+    this.txnEntries = entries.slice();
+    this.txnIndexValid = true;
+    this.txnIndexDirty = true;
+  }
+
+  /** The entries, in marker order (for tests, tools and compaction). */
+  get abortedTxns(): readonly AbortedTxn[] {
+    return this.txnEntries;
+  }
+
+  /**
+   * Adds to `out` the aborted transactions of this segment that overlap [fromOffset, upToOffset)
+   * and returns true when the search may stop here: an entry's LSO at its abort reached
+   * `upToOffset`, so every transaction that touches the range ended no later (Kafka's rule).
+   */
+  collectAbortedTxns(fromOffset: number, upToOffset: number, out: AbortedTxn[]): boolean {
+    const entries = this.txnEntries;
+    // Entries are in marker order: skip those aborted before `fromOffset` by binary search.
+    let lo = 0;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (entries[mid]!.lastOffset < fromOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.firstOffset < upToOffset) out.push(e);
+      // Every transaction touching the range had ended when this one did: later ones start after it.
+      if (e.lastStableOffset >= upToOffset) return true;
+    }
+    return false;
+  }
+
   /**
    * Removes every batch whose last offset is >= `offset`. Returns the new next offset, which is
    * the base offset of the first removed batch (a batch is never split).
@@ -221,6 +287,10 @@ export class Segment {
     this.recomputeMaxTimestamp();
     this.bytesSinceIndexEntry = this.indexIntervalBytes;
     this.indexesDirty = true;
+    this.txnEntries = this.txnEntries.filter((e) => e.lastOffset < this.nextOffset);
+    this.txnIndexDirty = true;
+    // A file written before the cut could cover the same offsets again after new appends.
+    this.fs.rm(Segment.paths(this.fs, this.dir, this.baseOffset).txnindex);
     return this.nextOffset;
   }
 
@@ -316,8 +386,12 @@ export class Segment {
    */
   writeIndexes(): void {
     this.file.setPinned?.(false);
-    if (!this.indexesDirty) return;
     const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    if (this.txnIndexDirty && this.txnIndexValid) {
+      this.fs.writeFileAtomic(p.txnindex, encodeTxnIndex(this.txnEntries, this.nextOffset));
+      this.txnIndexDirty = false;
+    }
+    if (!this.indexesDirty) return;
     this.fs.writeFileAtomic(p.index, this.offsetIndex.encode());
     this.fs.writeFileAtomic(p.timeindex, this.timeIndex.encode());
     this.indexesDirty = false;
@@ -328,7 +402,9 @@ export class Segment {
     const p = Segment.paths(this.fs, this.dir, this.baseOffset);
     this.fs.rm(p.index);
     this.fs.rm(p.timeindex);
+    this.fs.rm(p.txnindex);
     this.indexesDirty = true;
+    this.txnIndexDirty = true;
   }
 
   sync(): Promise<void> {
@@ -346,6 +422,7 @@ export class Segment {
     this.fs.rm(p.log);
     this.fs.rm(p.index);
     this.fs.rm(p.timeindex);
+    this.fs.rm(p.txnindex);
   }
 }
 

@@ -19,6 +19,8 @@ import { Broker } from "../../src/broker/broker.ts";
 import { Admin } from "../../src/client/admin.ts";
 import type { ClientOptions } from "../../src/client/connection.ts";
 import { Consumer } from "../../src/client/consumer.ts";
+import { GroupAdmin } from "../../src/client/group-admin.ts";
+import { GroupConsumer } from "../../src/client/group-consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import { type CertFiles, TestPki, rotate } from "../fixtures/test-pki.ts";
@@ -151,6 +153,37 @@ describe("a TLS client listener", () => {
   it("serves SDK clients that trust its CA: produce and consume", async () => {
     const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
     expect(await roundTrip(options(address, { ca: ca.cert, serverName: SERVER_NAME }), "tls-sdk", values)).toEqual(values);
+  });
+
+  it("serves the group clients over TLS too: GroupConsumer.run and GroupAdmin (issue 18: every client class takes tls)", async () => {
+    const opts = options(address, { ca: ca.cert, serverName: SERVER_NAME });
+    const values = ["g0", "g1", "g2"];
+    await roundTrip(opts, "tls-group", values);
+    const consumer = new GroupConsumer({ ...opts, groupId: "tls-g", autoOffsetReset: "earliest" });
+    const groupAdmin = new GroupAdmin(opts);
+    try {
+      consumer.subscribe(["tls-group"]);
+      const got: string[] = [];
+      let done: () => void = () => undefined;
+      const all = new Promise<void>((r) => {
+        done = r;
+      });
+      const running = consumer.run({
+        commit: "message",
+        eachMessage: ({ message }) => {
+          got.push(message.value!.toString());
+          if (got.length === values.length) done();
+        },
+      });
+      await all;
+      await consumer.close();
+      await running;
+      expect(got).toEqual(values);
+      expect((await groupAdmin.fetchOffsets("tls-g")).map((o) => o.offset)).toEqual([3]);
+    } finally {
+      await consumer.close();
+      await groupAdmin.close();
+    }
   });
 
   it("takes the CA as PEM contents as well as a file path", async () => {

@@ -66,6 +66,8 @@ export interface NodeSample {
    * (`rill_produce_producer_metadata_waits_total`, since the process started): a lagging leader.
    */
   readonly producerWaits: number | null;
+  /** Bytes the tail caches hold (`rill_memory_budget_used_bytes{pool="tail_cache"}`), MiB: live memory that grows until log.tail.cache.total.bytes. */
+  readonly tailCacheMiB?: number | null;
 }
 
 /** One sample, taken each second. */
@@ -97,6 +99,9 @@ export interface NodeSummary {
   readonly heapMiB: { start: number | null; end: number | null; max: number | null };
   /** Least-squares slope of the JS heap over the second half, MiB per minute (reported, not checked). */
   readonly heapSlopeMiBPerMin: number;
+  /** The tail caches' bytes, and their slope over the second half (reported, not checked): RSS growth that is the caches filling. */
+  readonly tailCacheMiB: { start: number | null; end: number | null; max: number | null };
+  readonly tailCacheSlopeMiBPerMin: number;
 }
 
 /** What a soak run found; `failures` empty means it passed. */
@@ -138,6 +143,8 @@ interface Acked {
 class Soak {
   readonly rnd: SeededRandom;
   readonly t0 = performance.now();
+  /** Wall-clock ms at t0 (the brokers' log lines carry wall-clock times). */
+  readonly wallT0 = Date.now();
   readonly durationS: number;
   readonly faults: FaultWindow[] = [];
   readonly errors: SoakError[] = [];
@@ -280,7 +287,8 @@ function countProducerWaits(s: Soak, seen: Map<number, { pid: number; waits: num
 
 async function sampleNode(nd: ClusterNode, metricsPort: number): Promise<NodeSample> {
   const pid = nd.pid;
-  if (pid === undefined || !nd.running) return { id: nd.id, rssMiB: null, fds: null, lagMs: null, heapMiB: null, producerWaits: null };
+  if (pid === undefined || !nd.running)
+    return { id: nd.id, rssMiB: null, fds: null, lagMs: null, heapMiB: null, producerWaits: null, tailCacheMiB: null };
   const m = await scrape(metricsPort);
   return { id: nd.id, rssMiB: rssMiB(pid), fds: fdCount(pid), ...m };
 }
@@ -305,7 +313,9 @@ export function fdCount(pid: number): number | null {
 }
 
 /** Event-loop lag and heap from the broker's /metrics; nulls when it does not answer within 900 ms. */
-async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: number | null; producerWaits: number | null }> {
+async function scrape(
+  port: number,
+): Promise<{ lagMs: number | null; heapMiB: number | null; producerWaits: number | null; tailCacheMiB: number | null }> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(900) });
     const text = await res.text();
@@ -313,15 +323,17 @@ async function scrape(port: number): Promise<{ lagMs: number | null; heapMiB: nu
       const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)`, "m").exec(text);
       return m ? Number(m[1]) : null;
     };
+    const tail = /^rill_memory_budget_used_bytes\{[^}]*pool="tail_cache"[^}]*\} ([0-9.e+-]+)/m.exec(text);
     const lag = value("rill_nodejs_eventloop_lag_seconds");
     const heap = value("rill_process_heap_bytes");
     return {
       lagMs: lag === null ? null : lag * 1000,
       heapMiB: heap === null ? null : heap / 2 ** 20,
       producerWaits: value("rill_produce_producer_metadata_waits_total"),
+      tailCacheMiB: tail ? Number(tail[1]) / 2 ** 20 : null,
     };
   } catch {
-    return { lagMs: null, heapMiB: null, producerWaits: null };
+    return { lagMs: null, heapMiB: null, producerWaits: null, tailCacheMiB: null };
   }
 }
 
@@ -647,6 +659,7 @@ function streamEnd(
 /** Reads every acknowledged record back, excuses the faults' errors, summarizes and checks. */
 async function finish(s: Soak): Promise<SoakResult> {
   const readBack = await readBackAcked(s);
+  fencesFromLogs(s);
   for (const e of s.errors) e.excused = inFault(e.t, s.faults, GRACE_S);
   const half = s.durationS / 2;
   const nodes = s.cluster.nodes.map((nd) => summarizeNode(s, nd.id, half));
@@ -669,6 +682,29 @@ async function finish(s: Soak): Promise<SoakResult> {
     failures,
     samples: s.samples,
   };
+}
+
+/**
+ * Every broker the controller fenced for a lapsed session, as an error at the time it logged it:
+ * outside a restart no broker may be fenced (the Bun soak's minute-long stall began with the
+ * single broker fencing itself after a 2-second pause of its own event loop).
+ */
+function fencesFromLogs(s: Soak): void {
+  for (const nd of s.cluster.nodes) {
+    for (const l of nd.logs("broker session expired: fenced")) {
+      const at = typeof l["time"] === "string" ? Date.parse(l["time"]) : Number.NaN;
+      if (Number.isNaN(at)) continue;
+      const t = (at - s.wallT0) / 1000;
+      s.errors.push({
+        t,
+        source: "fence",
+        message: `node ${nd.id}'s controller fenced broker ${String(l["broker"])}: its session expired`,
+        excused: false,
+      });
+      s.count("errors.fence");
+    }
+  }
+  s.errors.sort((a, b) => a.t - b.t);
 }
 
 /** Reads topic `soak` from the start to its end and compares every acknowledged record. */
@@ -718,6 +754,7 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
   const fds = series((n) => n.fds);
   const lag = series((n) => n.lagMs).map((p) => p.v);
   const heap = series((n) => n.heapMiB);
+  const tail = series((n) => n.tailCacheMiB ?? null);
   const stats = (ps: Point[]) => ({
     start: ps[0]?.v ?? null,
     end: ps.at(-1)?.v ?? null,
@@ -733,6 +770,8 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
     lagMs: { p99: quantile(lag, 0.99), max: lag.length === 0 ? null : Math.max(...lag) },
     heapMiB: stats(heap),
     heapSlopeMiBPerMin: slopePerMinute(secondHalf(heap)),
+    tailCacheMiB: stats(tail),
+    tailCacheSlopeMiBPerMin: slopePerMinute(secondHalf(tail)),
   };
 }
 

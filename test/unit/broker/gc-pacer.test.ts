@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GcPacer, runtimeCollector, startGcPacer } from "../../../src/broker/gc-pacer.ts";
+import { collectableBytes, GcPacer, limitV8HeapGrowth, runtimeCollector, startGcPacer } from "../../../src/broker/gc-pacer.ts";
 
 const MiB = 1024 * 1024;
 
@@ -77,5 +77,18 @@ describe("GcPacer", () => {
     running!.stop();
     const bun = (globalThis as { Bun?: unknown }).Bun;
     expect(runtimeCollector() === null).toBe(bun === undefined);
+  });
+
+  it("reads the JavaScript heap besides the buffers (what a full collection can give back)", () => {
+    const before = process.memoryUsage();
+    const read = collectableBytes();
+    expect(read).toBeGreaterThan(before.arrayBuffers);
+    expect(read).toBeGreaterThanOrEqual(before.heapTotal);
+  });
+
+  it("sets V8's heap growing factor under Node only, and not for 0", () => {
+    const bun = (globalThis as { Bun?: unknown }).Bun;
+    expect(limitV8HeapGrowth(0)).toBe(false);
+    expect(limitV8HeapGrowth(50)).toBe(bun === undefined);
   });
 });

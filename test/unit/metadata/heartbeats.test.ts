@@ -27,4 +27,15 @@ describe("BrokerHeartbeats", () => {
     expect(hb.expired(image, 5000, 100)).toEqual([1, 2]);
     expect(hb.isAlive(3, 5100, 100)).toBe(true);
   });
+
+  it("extend moves every last contact later (time a stalled controller could not listen)", () => {
+    const hb = new BrokerHeartbeats();
+    hb.touch(1, 1000);
+    hb.touch(2, 1050);
+    hb.extend(500);
+    expect(hb.isAlive(1, 1600, 100)).toBe(true);
+    expect(hb.isAlive(1, 1601, 100)).toBe(false);
+    expect(hb.isAlive(2, 1650, 100)).toBe(true);
+    expect(hb.isAlive(3, 1650, 100)).toBe(false);
+  });
 });

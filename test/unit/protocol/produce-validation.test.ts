@@ -42,8 +42,8 @@ const defects: Array<[keyof typeof badBatches, string, RegExp]> = [
   ["offsetDeltasShifted", "INVALID_RECORD", /record 0: offsetDelta 1, want 0/],
   ["timestampAfterMax", "INVALID_TIMESTAMP", /record 1: timestamp \d+ is after the batch's maxTimestamp/],
   ["negativeTimestamp", "INVALID_TIMESTAMP", /record 0: timestamp -5 .* negative/],
-  ["control", "INVALID_RECORD", /control bit .* transactions are not supported yet/],
-  ["transactional", "INVALID_RECORD", /transactional bit .* transactions are not supported yet/],
+  ["control", "INVALID_RECORD", /control bit .* a client can never write a control batch/],
+  ["transactional", "INVALID_RECORD", /transactional bit .* not produced in a verified transaction/],
 ];
 
 describe("validateProducedBatch, full: the defects of issue 14", () => {

@@ -17,6 +17,7 @@ import {
   encodeFetchResponseTransient,
   encodeSubscribeResponse,
 } from "../../../src/rpc/wire-codec.ts";
+import { decodeFetchResponse } from "../../../src/client/wire-codec.ts";
 import {
   bytes,
   concat,
@@ -190,6 +191,39 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
     ];
     const msg = create(FetchResponseSchema, { partitions: [{ topic: "t", partition: 1, records, nextOffset: 9n }] });
     expectSameBytes(encodeFetchResponse(msg), toBinary(FetchResponseSchema, msg));
+  });
+
+  it("writes aborted_transactions (field 10) byte for byte as protobuf-es, and the SDK decoder reads them back", () => {
+    const msg = create(FetchResponseSchema, {
+      partitions: [
+        {
+          ...partitionInit,
+          lastStableOffset: 7n,
+          abortedTransactions: [
+            { producerId: 3n, firstOffset: 0n },
+            { producerId: 2n ** 40n, firstOffset: 12_345_678_901n },
+          ],
+        },
+      ],
+    });
+    const out = encodeFetchResponse({
+      partitions: [
+        {
+          ...partitionInit,
+          lastStableOffset: 7,
+          abortedTransactions: [
+            { producerId: 3, firstOffset: 0 },
+            { producerId: 2 ** 40, firstOffset: 12_345_678_901 },
+          ],
+        },
+      ],
+    });
+    expectSameBytes(out, toBinary(FetchResponseSchema, msg));
+    const back = decodeFetchResponse(out).partitions[0]!;
+    expect(back.abortedTransactions.map((a) => [a.producerId, a.firstOffset])).toEqual([
+      [3n, 0n],
+      [2n ** 40n, 12_345_678_901n],
+    ]);
   });
 
   it("writes throttle_time_ms (field 2) after the partitions, as protobuf-es does", () => {

@@ -261,6 +261,49 @@ describe("ConsumeSession: credit and back-pressure", () => {
   });
 });
 
+describe("ConsumeSession: pause, resume, seek and a regex subscription", () => {
+  it("a paused partition gets nothing (and holds no credit) until resumed; a seek moves it and tags what follows", async () => {
+    for (let i = 0; i < 3; i++) w.produce("other", 0, [`o${i}`]);
+    for (let i = 0; i < 3; i++) w.produce("t", 0, [`t${i}`]);
+    const a = open(subscription({ topics: ["other", "t"], maxOutstandingRecords: 3 }));
+    await until(() => a.sink.values("other", 0).length + a.sink.values("t", 0).length === 3, "the first 3 records (the credit)");
+    const first = a.sink.values("other", 0).length > 0 ? "other" : "t";
+    const second = first === "other" ? "t" : "other";
+    // Pausing the partition that took the credit lets the other one have it.
+    a.session.pause([{ topic: first, partition: 0 }], true);
+    await until(() => a.sink.values(second, 0).length === 3, "the other partition's records");
+    w.produce(first, 0, ["late"]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.sink.values(first, 0)).toHaveLength(3);
+    a.session.pause([{ topic: first, partition: 0 }], false);
+    a.session.commit(1n, [offset(first, 0, 3), offset(second, 0, 3)]);
+    await until(() => a.sink.values(first, 0).length === 4, "the record written while paused, after resume");
+    a.session.seek({ topic: first, partition: 0, to: 1, seekId: 7n });
+    await until(() => a.sink.values(first, 0).length === 7, "records again from offset 1");
+    const after = a.sink.events.filter((e) => e.kind === "records" && e.records.topic === first).at(-1);
+    expect(after?.kind === "records" && after.records.firstOffset).toBe(1);
+    expect(after?.kind === "records" && after.records.seekId).toBe(7n);
+    a.session.seek({ topic: first, partition: 0, to: "latest", seekId: 8n });
+    a.session.seek({ topic: "not-owned", partition: 0, to: 0, seekId: 9n }); // ignored
+    w.produce(first, 0, ["newest"]);
+    await until(() => a.sink.values(first, 0).at(-1) === "newest", "the record after the end it sought");
+    expect(a.sink.ends()).toEqual([]);
+  });
+
+  it("a topic_regex subscription owns the matching topics only; a bad pattern is INVALID_REQUEST", async () => {
+    const a = open(subscription({ topics: [], topicRegex: "oth.*" }));
+    await until(() => a.sink.owned().length === 1, "the matching topic's partition");
+    expect(a.sink.owned()).toEqual(["other-0"]);
+    const b = open(subscription({ groupId: "cg2", topics: [], topicRegex: "(" }));
+    await until(() => b.sink.ends().length === 1, "the bad pattern's end");
+    expect(b.sink.ends()[0]!.kind.name).toBe("INVALID_REQUEST");
+    expect(b.sink.ends()[0]!.message).toMatch(/^subscribe.topic_regex: /);
+    const c = open(subscription({ groupId: "cg3", topics: ["t"], topicRegex: "t" }));
+    await until(() => c.sink.ends().length === 1, "topics and a pattern");
+    expect(c.sink.ends()[0]!.message).toMatch(/exclusive/);
+  });
+});
+
 describe("ConsumeSession: bad events end the session", () => {
   const endOf = async (a: { sink: TestSink }): Promise<RillError> => {
     await until(() => a.sink.ends().length > 0, "the end");
@@ -294,6 +337,7 @@ describe("ConsumeSession: bad events end the session", () => {
       [{ groupId: "" }, "INVALID_GROUP_ID", /^subscribe\.group_id: /],
       [{ maxOutstandingRecords: -1 }, "INVALID_REQUEST", /^subscribe\.max_outstanding_records: -1 is negative$/],
       [{ maxOutstandingBytes: -1 }, "INVALID_REQUEST", /^subscribe\.max_outstanding_bytes: -1 is negative$/],
+      [{ isolationLevel: 3 }, "INVALID_REQUEST", /^subscribe\.isolation_level: 3 is not ISOLATION_LEVEL_READ_UNCOMMITTED/],
     ];
     for (const [over, name, message] of cases) {
       const e = await endOf(open(subscription(over)));

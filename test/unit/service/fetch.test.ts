@@ -127,6 +127,7 @@ describe("fetch: several partitions", () => {
       minBytes: 1,
       maxWaitMs: 10,
       records: false,
+      readCommitted: false,
     });
   });
 

@@ -93,7 +93,7 @@ describe("PartitionLog.append with produce.validation=full", () => {
     const fs = new MemoryFileSystem();
     const log = openLog(fs, new ManualClock());
     expect(refused(log, badBatches.control(), { validation: "structure", decompressedBytesMax: 1 << 20 }).kind.name).toBe("INVALID_RECORD");
-    expect(() => log.append(badBatches.transactional())).toThrow(/transactions are not supported yet/);
+    expect(() => log.append(badBatches.transactional())).toThrow(/not produced in a verified transaction/);
     log.append(badBatches.garbageDeflate(), 0, undefined, { validation: "structure", decompressedBytesMax: 1 << 20 });
     expect(log.logEndOffset).toBe(1);
   });

@@ -87,6 +87,7 @@ class LivePartition {
       producerEpoch: b.producerEpoch,
       baseSequence: b.baseSequence,
       isControl: false,
+      isTransactional: false,
     };
     this.state.replay(header, nowMs);
     this.events.push({ kind: "record", header, nowMs });
@@ -594,21 +595,23 @@ describe("ProducerStateManager snapshots", () => {
     expect(empty.state.producerCount).toBe(0);
   });
 
-  it("is byte for byte the format drawn in producer-state.ts (golden, version 1)", () => {
+  it("is byte for byte the format drawn in producer-state.ts (golden, version 2)", () => {
     const st = new ProducerStateManager(OPTS);
     st.record(pb(1000, 2, 5, 3, 10, 1_700_000_000_123), 1_700_000_000_456);
     const hex = Buffer.from(st.snapshot(13)).toString("hex");
     expect(hex).toBe(
       [
         "524c5053", // magic "RLPS"
-        "0001", // version
+        "0002", // version
         hex.slice(12, 20), // crc, checked below
-        "00000040", // length: 64 bytes follow
+        "0000004c", // length: 76 bytes follow
         "000000000000000d", // offset 13
         "00000001", // one producer
         "00000000000003e8", // producerId 1000
         "0002", // epoch 2
         "0000018bcfe569c8", // lastTimestamp 1700000000456
+        "ffffffff", // coordinatorEpoch -1: no marker yet
+        "ffffffffffffffff", // txnFirstOffset -1: no open transaction
         "0001", // one batch
         "00000005", // baseSequence 5
         "00000007", // lastSequence 7
@@ -617,8 +620,8 @@ describe("ProducerStateManager snapshots", () => {
         "0000018bcfe5687b", // maxTimestamp 1700000000123
       ].join(""),
     );
-    expect(hex.slice(12, 20)).toBe("d8983c43");
-    expect(crc32c(Buffer.from(hex, "hex").subarray(10))).toBe(0xd8983c43);
+    expect(hex.slice(12, 20)).toBe("c53b44f1");
+    expect(crc32c(Buffer.from(hex, "hex").subarray(10))).toBe(0xc53b44f1);
   });
 
   it("rejects every single-byte flip, truncation and extension: null, never a wrong state", () => {
@@ -652,10 +655,11 @@ describe("ProducerStateManager snapshots", () => {
     const epoch = Buffer.from(good);
     epoch.writeInt16BE(-1, 26 + 8);
     expect(ProducerStateManager.loadSnapshot(reCrc(epoch), OPTS)).toBeNull();
-    // zero batches
-    const none = Buffer.from(good);
-    none.writeUInt16BE(0, 26 + 18);
-    expect(ProducerStateManager.loadSnapshot(reCrc(none), OPTS)).toBeNull();
+    // an open transaction starting at the snapshot's offset
+    const txn = Buffer.from(good);
+    txn.writeUInt32BE(0, 26 + 22);
+    txn.writeUInt32BE(8, 26 + 26);
+    expect(ProducerStateManager.loadSnapshot(reCrc(txn), OPTS)).toBeNull();
     // sanity: re-CRCing an untouched copy loads
     expect(ProducerStateManager.loadSnapshot(reCrc(good), OPTS)).not.toBeNull();
   });

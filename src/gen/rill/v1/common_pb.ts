@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/common.proto.
  */
 export const file_rill_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChRyaWxsL3YxL2NvbW1vbi5wcm90bxIHcmlsbC52MSJNCgtFcnJvckRldGFpbBIMCgRjb2RlGAEgASgFEgwKBG5hbWUYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIRCglyZXRyaWFibGUYBCABKAgiMwoGSGVhZGVyEgsKA2tleRgBIAEoCRISCgV2YWx1ZRgCIAEoDEgAiAEBQggKBl92YWx1ZSKOAQoGUmVjb3JkEhAKA2tleRgBIAEoDEgAiAEBEhIKBXZhbHVlGAIgASgMSAGIAQESIAoHaGVhZGVycxgDIAMoCzIPLnJpbGwudjEuSGVhZGVyEhkKDHRpbWVzdGFtcF9tcxgEIAEoA0gCiAEBQgYKBF9rZXlCCAoGX3ZhbHVlQg8KDV90aW1lc3RhbXBfbXMi+AEKDkNvbnN1bWVkUmVjb3JkEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSFAoMdGltZXN0YW1wX21zGAQgASgDEhAKA2tleRgFIAEoDEgAiAEBEhIKBXZhbHVlGAYgASgMSAGIAQESIAoHaGVhZGVycxgHIAMoCzIPLnJpbGwudjEuSGVhZGVyEi4KDnRpbWVzdGFtcF90eXBlGAggASgOMhYucmlsbC52MS5UaW1lc3RhbXBUeXBlEhQKDGxlYWRlcl9lcG9jaBgJIAEoBUIGCgRfa2V5QggKBl92YWx1ZSIyCg5Ub3BpY1BhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUiNAoPVG9waWNQYXJ0aXRpb25zEg0KBXRvcGljGAEgASgJEhIKCnBhcnRpdGlvbnMYAiADKAUqcwoNVGltZXN0YW1wVHlwZRIeChpUSU1FU1RBTVBfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRJTUVTVEFNUF9UWVBFX0NSRUFURV9USU1FEAESIgoeVElNRVNUQU1QX1RZUEVfTE9HX0FQUEVORF9USU1FEAIqYwoMUmVjb3JkRm9ybWF0Eh0KGVJFQ09SRF9GT1JNQVRfVU5TUEVDSUZJRUQQABIZChVSRUNPUkRfRk9STUFUX1JFQ09SRFMQARIZChVSRUNPUkRfRk9STUFUX0JBVENIRVMQAip7Cg5Jc29sYXRpb25MZXZlbBIfChtJU09MQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABIkCiBJU09MQVRJT05fTEVWRUxfUkVBRF9VTkNPTU1JVFRFRBABEiIKHklTT0xBVElPTl9MRVZFTF9SRUFEX0NPTU1JVFRFRBACKnYKCk9mZnNldFNwZWMSGwoXT0ZGU0VUX1NQRUNfVU5TUEVDSUZJRUQQABIYChRPRkZTRVRfU1BFQ19FQVJMSUVTVBABEhYKEk9GRlNFVF9TUEVDX0xBVEVTVBACEhkKFU9GRlNFVF9TUEVDX1RJTUVTVEFNUBADKlUKCE5vZGVSb2xlEhkKFU5PREVfUk9MRV9VTlNQRUNJRklFRBAAEhQKEE5PREVfUk9MRV9CUk9LRVIQARIYChROT0RFX1JPTEVfQ09OVFJPTExFUhACQlgKEWlvLmdpdGh1Yi5yaWxsLnYxQgtDb21tb25Qcm90b1ABWipnaXRodWIuY29tL3JpbGwvcmlsbC9nZW4vZ28vcmlsbC92MTtyaWxsdjGqAgdSaWxsLlYxYgZwcm90bzM");
+  fileDesc("ChRyaWxsL3YxL2NvbW1vbi5wcm90bxIHcmlsbC52MSJNCgtFcnJvckRldGFpbBIMCgRjb2RlGAEgASgFEgwKBG5hbWUYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIRCglyZXRyaWFibGUYBCABKAgiMwoGSGVhZGVyEgsKA2tleRgBIAEoCRISCgV2YWx1ZRgCIAEoDEgAiAEBQggKBl92YWx1ZSKOAQoGUmVjb3JkEhAKA2tleRgBIAEoDEgAiAEBEhIKBXZhbHVlGAIgASgMSAGIAQESIAoHaGVhZGVycxgDIAMoCzIPLnJpbGwudjEuSGVhZGVyEhkKDHRpbWVzdGFtcF9tcxgEIAEoA0gCiAEBQgYKBF9rZXlCCAoGX3ZhbHVlQg8KDV90aW1lc3RhbXBfbXMi+AEKDkNvbnN1bWVkUmVjb3JkEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSFAoMdGltZXN0YW1wX21zGAQgASgDEhAKA2tleRgFIAEoDEgAiAEBEhIKBXZhbHVlGAYgASgMSAGIAQESIAoHaGVhZGVycxgHIAMoCzIPLnJpbGwudjEuSGVhZGVyEi4KDnRpbWVzdGFtcF90eXBlGAggASgOMhYucmlsbC52MS5UaW1lc3RhbXBUeXBlEhQKDGxlYWRlcl9lcG9jaBgJIAEoBUIGCgRfa2V5QggKBl92YWx1ZSIyCg5Ub3BpY1BhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUiNAoPVG9waWNQYXJ0aXRpb25zEg0KBXRvcGljGAEgASgJEhIKCnBhcnRpdGlvbnMYAiADKAUiPwoSQWJvcnRlZFRyYW5zYWN0aW9uEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhQKDGZpcnN0X29mZnNldBgCIAEoAypzCg1UaW1lc3RhbXBUeXBlEh4KGlRJTUVTVEFNUF9UWVBFX1VOU1BFQ0lGSUVEEAASHgoaVElNRVNUQU1QX1RZUEVfQ1JFQVRFX1RJTUUQARIiCh5USU1FU1RBTVBfVFlQRV9MT0dfQVBQRU5EX1RJTUUQAipjCgxSZWNvcmRGb3JtYXQSHQoZUkVDT1JEX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhkKFVJFQ09SRF9GT1JNQVRfUkVDT1JEUxABEhkKFVJFQ09SRF9GT1JNQVRfQkFUQ0hFUxACKnsKDklzb2xhdGlvbkxldmVsEh8KG0lTT0xBVElPTl9MRVZFTF9VTlNQRUNJRklFRBAAEiQKIElTT0xBVElPTl9MRVZFTF9SRUFEX1VOQ09NTUlUVEVEEAESIgoeSVNPTEFUSU9OX0xFVkVMX1JFQURfQ09NTUlUVEVEEAIqdgoKT2Zmc2V0U3BlYxIbChdPRkZTRVRfU1BFQ19VTlNQRUNJRklFRBAAEhgKFE9GRlNFVF9TUEVDX0VBUkxJRVNUEAESFgoST0ZGU0VUX1NQRUNfTEFURVNUEAISGQoVT0ZGU0VUX1NQRUNfVElNRVNUQU1QEAMqVQoITm9kZVJvbGUSGQoVTk9ERV9ST0xFX1VOU1BFQ0lGSUVEEAASFAoQTk9ERV9ST0xFX0JST0tFUhABEhgKFE5PREVfUk9MRV9DT05UUk9MTEVSEAJCWAoRaW8uZ2l0aHViLnJpbGwudjFCC0NvbW1vblByb3RvUAFaKmdpdGh1Yi5jb20vcmlsbC9yaWxsL2dlbi9nby9yaWxsL3YxO3JpbGx2MaoCB1JpbGwuVjFiBnByb3RvMw");
 
 /**
  * A condition from Rill's error catalog. Codes are stable and never reused; codes below 10000
@@ -273,6 +273,36 @@ export const TopicPartitionsSchema: GenMessage<TopicPartitions> = /*@__PURE__*/
   messageDesc(file_rill_v1_common, 5);
 
 /**
+ * A transaction that was aborted: its producer and the offset of its first batch in the
+ * partition (a READ_COMMITTED reader of batches drops that producer's transactional batches from
+ * there up to the producer's next control batch).
+ *
+ * @generated from message rill.v1.AbortedTransaction
+ */
+export type AbortedTransaction = Message<"rill.v1.AbortedTransaction"> & {
+  /**
+   * The producer id of the transaction.
+   *
+   * @generated from field: int64 producer_id = 1;
+   */
+  producerId: bigint;
+
+  /**
+   * The offset of the transaction's first batch in this partition.
+   *
+   * @generated from field: int64 first_offset = 2;
+   */
+  firstOffset: bigint;
+};
+
+/**
+ * Describes the message rill.v1.AbortedTransaction.
+ * Use `create(AbortedTransactionSchema)` to create a new message.
+ */
+export const AbortedTransactionSchema: GenMessage<AbortedTransaction> = /*@__PURE__*/
+  messageDesc(file_rill_v1_common, 6);
+
+/**
  * Which clock a record's timestamp comes from (the topic's `message.timestamp.type`).
  *
  * @generated from enum rill.v1.TimestampType
@@ -362,8 +392,9 @@ export enum IsolationLevel {
   READ_UNCOMMITTED = 1,
 
   /**
-   * Records up to the last stable offset. Rill has no transactions yet, so this reads the same
-   * records as ISOLATION_LEVEL_READ_UNCOMMITTED.
+   * Records up to the last stable offset (the first offset of the oldest open transaction, or the
+   * high watermark), without the records of aborted transactions: RECORD_FORMAT_RECORDS leaves
+   * them out, RECORD_FORMAT_BATCHES lists them in `FetchedPartition.aborted_transactions`.
    *
    * @generated from enum value: ISOLATION_LEVEL_READ_COMMITTED = 2;
    */

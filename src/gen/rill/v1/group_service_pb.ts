@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ConsumedRecord, ErrorDetail, IsolationLevel, OffsetSpec, RecordFormat, TopicPartition, TopicPartitions } from "./common_pb.ts";
+import type { AbortedTransaction, ConsumedRecord, ErrorDetail, IsolationLevel, OffsetSpec, RecordFormat, TopicPartition, TopicPartitions } from "./common_pb.ts";
 import { file_rill_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/group_service.proto.
  */
 export const file_rill_v1_group_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtyaWxsL3YxL2dyb3VwX3NlcnZpY2UucHJvdG8SB3JpbGwudjEijwIKEEhlYXJ0YmVhdFJlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSEQoJbWVtYmVyX2lkGAIgASgJEhQKDG1lbWJlcl9lcG9jaBgDIAEoBRIYCgtpbnN0YW5jZV9pZBgEIAEoCUgAiAEBEg4KBnRvcGljcxgFIAMoCRInCgVvd25lZBgGIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zEhAKCGFzc2lnbm9yGAcgASgJEhoKEnNlc3Npb25fdGltZW91dF9tcxgIIAEoBRIcChRyZWJhbGFuY2VfdGltZW91dF9tcxgJIAEoBRIRCgljbGllbnRfaWQYCiABKAlCDgoMX2luc3RhbmNlX2lkIokBChFIZWFydGJlYXRSZXNwb25zZRIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoBRIsCgphc3NpZ25tZW50GAQgAygLMhgucmlsbC52MS5Ub3BpY1BhcnRpdGlvbnMiaAoMT2Zmc2V0Q29tbWl0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEAoIbWV0YWRhdGEYBCABKAkSFAoMbGVhZGVyX2Vwb2NoGAUgASgFImsKEk9mZnNldENvbW1pdFJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJ5ChRDb21taXRPZmZzZXRzUmVxdWVzdBIQCghncm91cF9pZBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEiYKB29mZnNldHMYBCADKAsyFS5yaWxsLnYxLk9mZnNldENvbW1pdCJFChVDb21taXRPZmZzZXRzUmVzcG9uc2USLAoHb2Zmc2V0cxgBIAMoCzIbLnJpbGwudjEuT2Zmc2V0Q29tbWl0UmVzdWx0IlUKE0ZldGNoT2Zmc2V0c1JlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zIpABCg9Db21taXR0ZWRPZmZzZXQSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEg4KBm9mZnNldBgDIAEoAxIQCghtZXRhZGF0YRgEIAEoCRIUCgxsZWFkZXJfZXBvY2gYBSABKAUSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkEKFEZldGNoT2Zmc2V0c1Jlc3BvbnNlEikKB29mZnNldHMYASADKAsyGC5yaWxsLnYxLkNvbW1pdHRlZE9mZnNldCI4ChFMaXN0R3JvdXBzUmVxdWVzdBIjCgZzdGF0ZXMYASADKA4yEy5yaWxsLnYxLkdyb3VwU3RhdGUi1AEKEkxpc3RHcm91cHNSZXNwb25zZRIxCgZncm91cHMYASADKAsyIS5yaWxsLnYxLkxpc3RHcm91cHNSZXNwb25zZS5Hcm91cBqKAQoFR3JvdXASEAoIZ3JvdXBfaWQYASABKAkSIgoFc3RhdGUYAiABKA4yEy5yaWxsLnYxLkdyb3VwU3RhdGUSDwoHbWVtYmVycxgDIAEoBRIMCgR0eXBlGAQgASgJEhUKDXByb3RvY29sX3R5cGUYBSABKAkSFQoNY2xhc3NpY19zdGF0ZRgGIAEoCSIqChVEZXNjcmliZUdyb3Vwc1JlcXVlc3QSEQoJZ3JvdXBfaWRzGAEgAygJIvsBCgtHcm91cE1lbWJlchIRCgltZW1iZXJfaWQYASABKAkSGAoLaW5zdGFuY2VfaWQYAiABKAlIAIgBARIRCgljbGllbnRfaWQYAyABKAkSEwoLY2xpZW50X2hvc3QYBCABKAkSFAoMbWVtYmVyX2Vwb2NoGAUgASgFEg4KBnRvcGljcxgGIAMoCRIsCgphc3NpZ25tZW50GAcgAygLMhgucmlsbC52MS5Ub3BpY1BhcnRpdGlvbnMSMwoRdGFyZ2V0X2Fzc2lnbm1lbnQYCCADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9uc0IOCgxfaW5zdGFuY2VfaWQiigEKFEdyb3VwUGFydGl0aW9uT2Zmc2V0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIYChBjb21taXR0ZWRfb2Zmc2V0GAMgASgDEhYKDmxvZ19lbmRfb2Zmc2V0GAQgASgDEgsKA2xhZxgFIAEoAxIRCgltZW1iZXJfaWQYBiABKAki5AIKFkRlc2NyaWJlR3JvdXBzUmVzcG9uc2USNQoGZ3JvdXBzGAEgAygLMiUucmlsbC52MS5EZXNjcmliZUdyb3Vwc1Jlc3BvbnNlLkdyb3VwGpICCgVHcm91cBIQCghncm91cF9pZBgBIAEoCRIiCgVzdGF0ZRgCIAEoDjITLnJpbGwudjEuR3JvdXBTdGF0ZRITCgtncm91cF9lcG9jaBgDIAEoBRIYChBhc3NpZ25tZW50X2Vwb2NoGAQgASgFEhAKCGFzc2lnbm9yGAUgASgJEiUKB21lbWJlcnMYBiADKAsyFC5yaWxsLnYxLkdyb3VwTWVtYmVyEi4KB29mZnNldHMYByADKAsyHS5yaWxsLnYxLkdyb3VwUGFydGl0aW9uT2Zmc2V0EhYKDmNvb3JkaW5hdG9yX2lkGAggASgFEiMKBWVycm9yGAkgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCIoChNEZWxldGVHcm91cHNSZXF1ZXN0EhEKCWdyb3VwX2lkcxgBIAMoCSKOAQoURGVsZXRlR3JvdXBzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRGVsZXRlR3JvdXBzUmVzcG9uc2UuUmVzdWx0Gj8KBlJlc3VsdBIQCghncm91cF9pZBgBIAEoCRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwivwEKE1Jlc2V0T2Zmc2V0c1JlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zEiEKBHNwZWMYAyABKA4yEy5yaWxsLnYxLk9mZnNldFNwZWMSFAoMdGltZXN0YW1wX21zGAQgASgDEhMKBm9mZnNldBgFIAEoA0gAiAEBEg8KB2RyeV9ydW4YBiABKAhCCQoHX29mZnNldCJEChRSZXNldE9mZnNldHNSZXNwb25zZRIsCgdvZmZzZXRzGAEgAygLMhsucmlsbC52MS5PZmZzZXRDb21taXRSZXN1bHQihgUKDkNvbnN1bWVSZXF1ZXN0EjYKCXN1YnNjcmliZRgBIAEoCzIhLnJpbGwudjEuQ29uc3VtZVJlcXVlc3QuU3Vic2NyaWJlSAASMAoGY29tbWl0GAIgASgLMh4ucmlsbC52MS5Db25zdW1lUmVxdWVzdC5Db21taXRIABIsCgRmbG93GAMgASgLMhwucmlsbC52MS5Db25zdW1lUmVxdWVzdC5GbG93SAAa5gIKCVN1YnNjcmliZRIQCghncm91cF9pZBgBIAEoCRIOCgZ0b3BpY3MYAiADKAkSGAoLaW5zdGFuY2VfaWQYAyABKAlIAIgBARIzChFhdXRvX29mZnNldF9yZXNldBgEIAEoDjIYLnJpbGwudjEuQXV0b09mZnNldFJlc2V0Eh8KF21heF9vdXRzdGFuZGluZ19yZWNvcmRzGAUgASgFEh0KFW1heF9vdXRzdGFuZGluZ19ieXRlcxgGIAEoAxIlCgZmb3JtYXQYByABKA4yFS5yaWxsLnYxLlJlY29yZEZvcm1hdBIwCg9pc29sYXRpb25fbGV2ZWwYCCABKA4yFy5yaWxsLnYxLklzb2xhdGlvbkxldmVsEhoKEnNlc3Npb25fdGltZW91dF9tcxgJIAEoBRIQCghhc3NpZ25vchgKIAEoCRIRCgljbGllbnRfaWQYCyABKAlCDgoMX2luc3RhbmNlX2lkGkMKBkNvbW1pdBImCgdvZmZzZXRzGAEgAygLMhUucmlsbC52MS5PZmZzZXRDb21taXQSEQoJY29tbWl0X2lkGAIgASgEGiYKBEZsb3cSDwoHcmVjb3JkcxgBIAEoBRINCgVieXRlcxgCIAEoA0IGCgRraW5kIr4FCg9Db25zdW1lUmVzcG9uc2USOQoKYXNzaWdubWVudBgBIAEoCzIjLnJpbGwudjEuQ29uc3VtZVJlc3BvbnNlLkFzc2lnbm1lbnRIABIzCgdyZWNvcmRzGAIgASgLMiAucmlsbC52MS5Db25zdW1lUmVzcG9uc2UuUmVjb3Jkc0gAEj4KDWNvbW1pdF9yZXN1bHQYAyABKAsyJS5yaWxsLnYxLkNvbnN1bWVSZXNwb25zZS5Db21taXRSZXN1bHRIABqKAQoKQXNzaWdubWVudBIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEikKCGFzc2lnbmVkGAMgAygLMhcucmlsbC52MS5Ub3BpY1BhcnRpdGlvbhIoCgdyZXZva2VkGAQgAygLMhcucmlsbC52MS5Ub3BpY1BhcnRpdGlvbhrvAQoHUmVjb3JkcxINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSKAoHcmVjb3JkcxgDIAMoCzIXLnJpbGwudjEuQ29uc3VtZWRSZWNvcmQSFgoOaGlnaF93YXRlcm1hcmsYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSEwoLbmV4dF9vZmZzZXQYBiABKAMSFAoMZmlyc3Rfb2Zmc2V0GAcgASgDEiMKBWVycm9yGAggASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIYChB0aHJvdHRsZV90aW1lX21zGAkgASgFGnQKDENvbW1pdFJlc3VsdBIRCgljb21taXRfaWQYASABKAQSLAoHb2Zmc2V0cxgCIAMoCzIbLnJpbGwudjEuT2Zmc2V0Q29tbWl0UmVzdWx0EiMKBWVycm9yGAMgASgLMhQucmlsbC52MS5FcnJvckRldGFpbEIGCgRraW5kIlYKFERlbGV0ZU9mZnNldHNSZXF1ZXN0EhAKCGdyb3VwX2lkGAEgASgJEiwKCnBhcnRpdGlvbnMYAiADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9ucyKgAQoVRGVsZXRlT2Zmc2V0c1Jlc3BvbnNlEjYKB3Jlc3VsdHMYASADKAsyJS5yaWxsLnYxLkRlbGV0ZU9mZnNldHNSZXNwb25zZS5SZXN1bHQaTwoGUmVzdWx0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwqjgEKD0F1dG9PZmZzZXRSZXNldBIhCh1BVVRPX09GRlNFVF9SRVNFVF9VTlNQRUNJRklFRBAAEh4KGkFVVE9fT0ZGU0VUX1JFU0VUX0VBUkxJRVNUEAESHAoYQVVUT19PRkZTRVRfUkVTRVRfTEFURVNUEAISGgoWQVVUT19PRkZTRVRfUkVTRVRfTk9ORRADKqYBCgpHcm91cFN0YXRlEhsKF0dST1VQX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRR1JPVVBfU1RBVEVfRU1QVFkQARIZChVHUk9VUF9TVEFURV9BU1NJR05JTkcQAhIbChdHUk9VUF9TVEFURV9SRUNPTkNJTElORxADEhYKEkdST1VQX1NUQVRFX1NUQUJMRRAEEhQKEEdST1VQX1NUQVRFX0RFQUQQBTK1BQoMR3JvdXBTZXJ2aWNlEkIKCUhlYXJ0YmVhdBIZLnJpbGwudjEuSGVhcnRiZWF0UmVxdWVzdBoaLnJpbGwudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoNQ29tbWl0T2Zmc2V0cxIdLnJpbGwudjEuQ29tbWl0T2Zmc2V0c1JlcXVlc3QaHi5yaWxsLnYxLkNvbW1pdE9mZnNldHNSZXNwb25zZRJLCgxGZXRjaE9mZnNldHMSHC5yaWxsLnYxLkZldGNoT2Zmc2V0c1JlcXVlc3QaHS5yaWxsLnYxLkZldGNoT2Zmc2V0c1Jlc3BvbnNlEkUKCkxpc3RHcm91cHMSGi5yaWxsLnYxLkxpc3RHcm91cHNSZXF1ZXN0GhsucmlsbC52MS5MaXN0R3JvdXBzUmVzcG9uc2USUQoORGVzY3JpYmVHcm91cHMSHi5yaWxsLnYxLkRlc2NyaWJlR3JvdXBzUmVxdWVzdBofLnJpbGwudjEuRGVzY3JpYmVHcm91cHNSZXNwb25zZRJLCgxEZWxldGVHcm91cHMSHC5yaWxsLnYxLkRlbGV0ZUdyb3Vwc1JlcXVlc3QaHS5yaWxsLnYxLkRlbGV0ZUdyb3Vwc1Jlc3BvbnNlEksKDFJlc2V0T2Zmc2V0cxIcLnJpbGwudjEuUmVzZXRPZmZzZXRzUmVxdWVzdBodLnJpbGwudjEuUmVzZXRPZmZzZXRzUmVzcG9uc2USQAoHQ29uc3VtZRIXLnJpbGwudjEuQ29uc3VtZVJlcXVlc3QaGC5yaWxsLnYxLkNvbnN1bWVSZXNwb25zZSgBMAESTgoNRGVsZXRlT2Zmc2V0cxIdLnJpbGwudjEuRGVsZXRlT2Zmc2V0c1JlcXVlc3QaHi5yaWxsLnYxLkRlbGV0ZU9mZnNldHNSZXNwb25zZUJeChFpby5naXRodWIucmlsbC52MUIRR3JvdXBTZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common]);
+  fileDesc("ChtyaWxsL3YxL2dyb3VwX3NlcnZpY2UucHJvdG8SB3JpbGwudjEijwIKEEhlYXJ0YmVhdFJlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSEQoJbWVtYmVyX2lkGAIgASgJEhQKDG1lbWJlcl9lcG9jaBgDIAEoBRIYCgtpbnN0YW5jZV9pZBgEIAEoCUgAiAEBEg4KBnRvcGljcxgFIAMoCRInCgVvd25lZBgGIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zEhAKCGFzc2lnbm9yGAcgASgJEhoKEnNlc3Npb25fdGltZW91dF9tcxgIIAEoBRIcChRyZWJhbGFuY2VfdGltZW91dF9tcxgJIAEoBRIRCgljbGllbnRfaWQYCiABKAlCDgoMX2luc3RhbmNlX2lkIokBChFIZWFydGJlYXRSZXNwb25zZRIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoBRIsCgphc3NpZ25tZW50GAQgAygLMhgucmlsbC52MS5Ub3BpY1BhcnRpdGlvbnMiaAoMT2Zmc2V0Q29tbWl0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEAoIbWV0YWRhdGEYBCABKAkSFAoMbGVhZGVyX2Vwb2NoGAUgASgFImsKEk9mZnNldENvbW1pdFJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEiMKBWVycm9yGAQgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCJ5ChRDb21taXRPZmZzZXRzUmVxdWVzdBIQCghncm91cF9pZBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEiYKB29mZnNldHMYBCADKAsyFS5yaWxsLnYxLk9mZnNldENvbW1pdCJFChVDb21taXRPZmZzZXRzUmVzcG9uc2USLAoHb2Zmc2V0cxgBIAMoCzIbLnJpbGwudjEuT2Zmc2V0Q29tbWl0UmVzdWx0IlUKE0ZldGNoT2Zmc2V0c1JlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zIpABCg9Db21taXR0ZWRPZmZzZXQSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEg4KBm9mZnNldBgDIAEoAxIQCghtZXRhZGF0YRgEIAEoCRIUCgxsZWFkZXJfZXBvY2gYBSABKAUSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsIkEKFEZldGNoT2Zmc2V0c1Jlc3BvbnNlEikKB29mZnNldHMYASADKAsyGC5yaWxsLnYxLkNvbW1pdHRlZE9mZnNldCI4ChFMaXN0R3JvdXBzUmVxdWVzdBIjCgZzdGF0ZXMYASADKA4yEy5yaWxsLnYxLkdyb3VwU3RhdGUi1AEKEkxpc3RHcm91cHNSZXNwb25zZRIxCgZncm91cHMYASADKAsyIS5yaWxsLnYxLkxpc3RHcm91cHNSZXNwb25zZS5Hcm91cBqKAQoFR3JvdXASEAoIZ3JvdXBfaWQYASABKAkSIgoFc3RhdGUYAiABKA4yEy5yaWxsLnYxLkdyb3VwU3RhdGUSDwoHbWVtYmVycxgDIAEoBRIMCgR0eXBlGAQgASgJEhUKDXByb3RvY29sX3R5cGUYBSABKAkSFQoNY2xhc3NpY19zdGF0ZRgGIAEoCSIqChVEZXNjcmliZUdyb3Vwc1JlcXVlc3QSEQoJZ3JvdXBfaWRzGAEgAygJIvsBCgtHcm91cE1lbWJlchIRCgltZW1iZXJfaWQYASABKAkSGAoLaW5zdGFuY2VfaWQYAiABKAlIAIgBARIRCgljbGllbnRfaWQYAyABKAkSEwoLY2xpZW50X2hvc3QYBCABKAkSFAoMbWVtYmVyX2Vwb2NoGAUgASgFEg4KBnRvcGljcxgGIAMoCRIsCgphc3NpZ25tZW50GAcgAygLMhgucmlsbC52MS5Ub3BpY1BhcnRpdGlvbnMSMwoRdGFyZ2V0X2Fzc2lnbm1lbnQYCCADKAsyGC5yaWxsLnYxLlRvcGljUGFydGl0aW9uc0IOCgxfaW5zdGFuY2VfaWQiigEKFEdyb3VwUGFydGl0aW9uT2Zmc2V0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIYChBjb21taXR0ZWRfb2Zmc2V0GAMgASgDEhYKDmxvZ19lbmRfb2Zmc2V0GAQgASgDEgsKA2xhZxgFIAEoAxIRCgltZW1iZXJfaWQYBiABKAki5AIKFkRlc2NyaWJlR3JvdXBzUmVzcG9uc2USNQoGZ3JvdXBzGAEgAygLMiUucmlsbC52MS5EZXNjcmliZUdyb3Vwc1Jlc3BvbnNlLkdyb3VwGpICCgVHcm91cBIQCghncm91cF9pZBgBIAEoCRIiCgVzdGF0ZRgCIAEoDjITLnJpbGwudjEuR3JvdXBTdGF0ZRITCgtncm91cF9lcG9jaBgDIAEoBRIYChBhc3NpZ25tZW50X2Vwb2NoGAQgASgFEhAKCGFzc2lnbm9yGAUgASgJEiUKB21lbWJlcnMYBiADKAsyFC5yaWxsLnYxLkdyb3VwTWVtYmVyEi4KB29mZnNldHMYByADKAsyHS5yaWxsLnYxLkdyb3VwUGFydGl0aW9uT2Zmc2V0EhYKDmNvb3JkaW5hdG9yX2lkGAggASgFEiMKBWVycm9yGAkgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCIoChNEZWxldGVHcm91cHNSZXF1ZXN0EhEKCWdyb3VwX2lkcxgBIAMoCSKOAQoURGVsZXRlR3JvdXBzUmVzcG9uc2USNQoHcmVzdWx0cxgBIAMoCzIkLnJpbGwudjEuRGVsZXRlR3JvdXBzUmVzcG9uc2UuUmVzdWx0Gj8KBlJlc3VsdBIQCghncm91cF9pZBgBIAEoCRIjCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwivwEKE1Jlc2V0T2Zmc2V0c1JlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnJpbGwudjEuVG9waWNQYXJ0aXRpb25zEiEKBHNwZWMYAyABKA4yEy5yaWxsLnYxLk9mZnNldFNwZWMSFAoMdGltZXN0YW1wX21zGAQgASgDEhMKBm9mZnNldBgFIAEoA0gAiAEBEg8KB2RyeV9ydW4YBiABKAhCCQoHX29mZnNldCJEChRSZXNldE9mZnNldHNSZXNwb25zZRIsCgdvZmZzZXRzGAEgAygLMhsucmlsbC52MS5PZmZzZXRDb21taXRSZXN1bHQirQgKDkNvbnN1bWVSZXF1ZXN0EjYKCXN1YnNjcmliZRgBIAEoCzIhLnJpbGwudjEuQ29uc3VtZVJlcXVlc3QuU3Vic2NyaWJlSAASMAoGY29tbWl0GAIgASgLMh4ucmlsbC52MS5Db25zdW1lUmVxdWVzdC5Db21taXRIABIsCgRmbG93GAMgASgLMhwucmlsbC52MS5Db25zdW1lUmVxdWVzdC5GbG93SAASLgoFcGF1c2UYBCABKAsyHS5yaWxsLnYxLkNvbnN1bWVSZXF1ZXN0LlBhdXNlSAASMAoGcmVzdW1lGAUgASgLMh4ucmlsbC52MS5Db25zdW1lUmVxdWVzdC5SZXN1bWVIABIsCgRzZWVrGAYgASgLMhwucmlsbC52MS5Db25zdW1lUmVxdWVzdC5TZWVrSAAa+wIKCVN1YnNjcmliZRIQCghncm91cF9pZBgBIAEoCRIOCgZ0b3BpY3MYAiADKAkSGAoLaW5zdGFuY2VfaWQYAyABKAlIAIgBARIzChFhdXRvX29mZnNldF9yZXNldBgEIAEoDjIYLnJpbGwudjEuQXV0b09mZnNldFJlc2V0Eh8KF21heF9vdXRzdGFuZGluZ19yZWNvcmRzGAUgASgFEh0KFW1heF9vdXRzdGFuZGluZ19ieXRlcxgGIAEoAxIlCgZmb3JtYXQYByABKA4yFS5yaWxsLnYxLlJlY29yZEZvcm1hdBIwCg9pc29sYXRpb25fbGV2ZWwYCCABKA4yFy5yaWxsLnYxLklzb2xhdGlvbkxldmVsEhoKEnNlc3Npb25fdGltZW91dF9tcxgJIAEoBRIQCghhc3NpZ25vchgKIAEoCRIRCgljbGllbnRfaWQYCyABKAkSEwoLdG9waWNfcmVnZXgYDCABKAlCDgoMX2luc3RhbmNlX2lkGjQKBVBhdXNlEisKCnBhcnRpdGlvbnMYASADKAsyFy5yaWxsLnYxLlRvcGljUGFydGl0aW9uGjUKBlJlc3VtZRIrCgpwYXJ0aXRpb25zGAEgAygLMhcucmlsbC52MS5Ub3BpY1BhcnRpdGlvbhqSAQoEU2VlaxINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEwoGb2Zmc2V0GAMgASgDSACIAQESIQoEc3BlYxgEIAEoDjITLnJpbGwudjEuT2Zmc2V0U3BlYxIUCgx0aW1lc3RhbXBfbXMYBSABKAMSDwoHc2Vla19pZBgGIAEoBEIJCgdfb2Zmc2V0GkMKBkNvbW1pdBImCgdvZmZzZXRzGAEgAygLMhUucmlsbC52MS5PZmZzZXRDb21taXQSEQoJY29tbWl0X2lkGAIgASgEGiYKBEZsb3cSDwoHcmVjb3JkcxgBIAEoBRINCgVieXRlcxgCIAEoA0IGCgRraW5kIooGCg9Db25zdW1lUmVzcG9uc2USOQoKYXNzaWdubWVudBgBIAEoCzIjLnJpbGwudjEuQ29uc3VtZVJlc3BvbnNlLkFzc2lnbm1lbnRIABIzCgdyZWNvcmRzGAIgASgLMiAucmlsbC52MS5Db25zdW1lUmVzcG9uc2UuUmVjb3Jkc0gAEj4KDWNvbW1pdF9yZXN1bHQYAyABKAsyJS5yaWxsLnYxLkNvbnN1bWVSZXNwb25zZS5Db21taXRSZXN1bHRIABqKAQoKQXNzaWdubWVudBIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEikKCGFzc2lnbmVkGAMgAygLMhcucmlsbC52MS5Ub3BpY1BhcnRpdGlvbhIoCgdyZXZva2VkGAQgAygLMhcucmlsbC52MS5Ub3BpY1BhcnRpdGlvbhq7AgoHUmVjb3JkcxINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSKAoHcmVjb3JkcxgDIAMoCzIXLnJpbGwudjEuQ29uc3VtZWRSZWNvcmQSFgoOaGlnaF93YXRlcm1hcmsYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSEwoLbmV4dF9vZmZzZXQYBiABKAMSFAoMZmlyc3Rfb2Zmc2V0GAcgASgDEiMKBWVycm9yGAggASgLMhQucmlsbC52MS5FcnJvckRldGFpbBIYChB0aHJvdHRsZV90aW1lX21zGAkgASgFEjkKFGFib3J0ZWRfdHJhbnNhY3Rpb25zGAogAygLMhsucmlsbC52MS5BYm9ydGVkVHJhbnNhY3Rpb24SDwoHc2Vla19pZBgLIAEoBBp0CgxDb21taXRSZXN1bHQSEQoJY29tbWl0X2lkGAEgASgEEiwKB29mZnNldHMYAiADKAsyGy5yaWxsLnYxLk9mZnNldENvbW1pdFJlc3VsdBIjCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWxCBgoEa2luZCJWChREZWxldGVPZmZzZXRzUmVxdWVzdBIQCghncm91cF9pZBgBIAEoCRIsCgpwYXJ0aXRpb25zGAIgAygLMhgucmlsbC52MS5Ub3BpY1BhcnRpdGlvbnMioAEKFURlbGV0ZU9mZnNldHNSZXNwb25zZRI2CgdyZXN1bHRzGAEgAygLMiUucmlsbC52MS5EZWxldGVPZmZzZXRzUmVzcG9uc2UuUmVzdWx0Gk8KBlJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSIwoFZXJyb3IYAyABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsKo4BCg9BdXRvT2Zmc2V0UmVzZXQSIQodQVVUT19PRkZTRVRfUkVTRVRfVU5TUEVDSUZJRUQQABIeChpBVVRPX09GRlNFVF9SRVNFVF9FQVJMSUVTVBABEhwKGEFVVE9fT0ZGU0VUX1JFU0VUX0xBVEVTVBACEhoKFkFVVE9fT0ZGU0VUX1JFU0VUX05PTkUQAyqmAQoKR3JvdXBTdGF0ZRIbChdHUk9VUF9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUdST1VQX1NUQVRFX0VNUFRZEAESGQoVR1JPVVBfU1RBVEVfQVNTSUdOSU5HEAISGwoXR1JPVVBfU1RBVEVfUkVDT05DSUxJTkcQAxIWChJHUk9VUF9TVEFURV9TVEFCTEUQBBIUChBHUk9VUF9TVEFURV9ERUFEEAUytQUKDEdyb3VwU2VydmljZRJCCglIZWFydGJlYXQSGS5yaWxsLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGi5yaWxsLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEk4KDUNvbW1pdE9mZnNldHMSHS5yaWxsLnYxLkNvbW1pdE9mZnNldHNSZXF1ZXN0Gh4ucmlsbC52MS5Db21taXRPZmZzZXRzUmVzcG9uc2USSwoMRmV0Y2hPZmZzZXRzEhwucmlsbC52MS5GZXRjaE9mZnNldHNSZXF1ZXN0Gh0ucmlsbC52MS5GZXRjaE9mZnNldHNSZXNwb25zZRJFCgpMaXN0R3JvdXBzEhoucmlsbC52MS5MaXN0R3JvdXBzUmVxdWVzdBobLnJpbGwudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlElEKDkRlc2NyaWJlR3JvdXBzEh4ucmlsbC52MS5EZXNjcmliZUdyb3Vwc1JlcXVlc3QaHy5yaWxsLnYxLkRlc2NyaWJlR3JvdXBzUmVzcG9uc2USSwoMRGVsZXRlR3JvdXBzEhwucmlsbC52MS5EZWxldGVHcm91cHNSZXF1ZXN0Gh0ucmlsbC52MS5EZWxldGVHcm91cHNSZXNwb25zZRJLCgxSZXNldE9mZnNldHMSHC5yaWxsLnYxLlJlc2V0T2Zmc2V0c1JlcXVlc3QaHS5yaWxsLnYxLlJlc2V0T2Zmc2V0c1Jlc3BvbnNlEkAKB0NvbnN1bWUSFy5yaWxsLnYxLkNvbnN1bWVSZXF1ZXN0GhgucmlsbC52MS5Db25zdW1lUmVzcG9uc2UoATABEk4KDURlbGV0ZU9mZnNldHMSHS5yaWxsLnYxLkRlbGV0ZU9mZnNldHNSZXF1ZXN0Gh4ucmlsbC52MS5EZWxldGVPZmZzZXRzUmVzcG9uc2VCXgoRaW8uZ2l0aHViLnJpbGwudjFCEUdyb3VwU2VydmljZVByb3RvUAFaKmdpdGh1Yi5jb20vcmlsbC9yaWxsL2dlbi9nby9yaWxsL3YxO3JpbGx2MaoCB1JpbGwuVjFiBnByb3RvMw", [file_rill_v1_common]);
 
 /**
  * Request of GroupService.Heartbeat.
@@ -938,6 +938,30 @@ export type ConsumeRequest = Message<"rill.v1.ConsumeRequest"> & {
      */
     value: ConsumeRequest_Flow;
     case: "flow";
+  } | {
+    /**
+     * Pause partitions.
+     *
+     * @generated from field: rill.v1.ConsumeRequest.Pause pause = 4;
+     */
+    value: ConsumeRequest_Pause;
+    case: "pause";
+  } | {
+    /**
+     * Resume partitions.
+     *
+     * @generated from field: rill.v1.ConsumeRequest.Resume resume = 5;
+     */
+    value: ConsumeRequest_Resume;
+    case: "resume";
+  } | {
+    /**
+     * Move a partition's delivery position.
+     *
+     * @generated from field: rill.v1.ConsumeRequest.Seek seek = 6;
+     */
+    value: ConsumeRequest_Seek;
+    case: "seek";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1032,6 +1056,17 @@ export type ConsumeRequest_Subscribe = Message<"rill.v1.ConsumeRequest.Subscribe
    * @generated from field: string client_id = 11;
    */
   clientId: string;
+
+  /**
+   * A regular expression (ECMAScript syntax) instead of `topics`: the member subscribes to every
+   * topic whose whole name matches it (internal topics, starting with "__", never match) and
+   * that it may READ. The broker evaluates it again at every heartbeat, so a topic created
+   * later joins the subscription (KIP-848's subscribed_topic_regex, resolved broker-side).
+   * Exactly one of `topics` and `topic_regex` is given.
+   *
+   * @generated from field: string topic_regex = 12;
+   */
+  topicRegex: string;
 };
 
 /**
@@ -1040,6 +1075,107 @@ export type ConsumeRequest_Subscribe = Message<"rill.v1.ConsumeRequest.Subscribe
  */
 export const ConsumeRequest_SubscribeSchema: GenMessage<ConsumeRequest_Subscribe> = /*@__PURE__*/
   messageDesc(file_rill_v1_group_service, 19, 0);
+
+/**
+ * Stops delivery of owned partitions until they are resumed (records already sent still
+ * arrive). Pausing a paused or not owned partition does nothing.
+ *
+ * @generated from message rill.v1.ConsumeRequest.Pause
+ */
+export type ConsumeRequest_Pause = Message<"rill.v1.ConsumeRequest.Pause"> & {
+  /**
+   * The partitions to pause.
+   *
+   * @generated from field: repeated rill.v1.TopicPartition partitions = 1;
+   */
+  partitions: TopicPartition[];
+};
+
+/**
+ * Describes the message rill.v1.ConsumeRequest.Pause.
+ * Use `create(ConsumeRequest_PauseSchema)` to create a new message.
+ */
+export const ConsumeRequest_PauseSchema: GenMessage<ConsumeRequest_Pause> = /*@__PURE__*/
+  messageDesc(file_rill_v1_group_service, 19, 1);
+
+/**
+ * Resumes delivery of paused partitions, from where it stopped.
+ *
+ * @generated from message rill.v1.ConsumeRequest.Resume
+ */
+export type ConsumeRequest_Resume = Message<"rill.v1.ConsumeRequest.Resume"> & {
+  /**
+   * The partitions to resume.
+   *
+   * @generated from field: repeated rill.v1.TopicPartition partitions = 1;
+   */
+  partitions: TopicPartition[];
+};
+
+/**
+ * Describes the message rill.v1.ConsumeRequest.Resume.
+ * Use `create(ConsumeRequest_ResumeSchema)` to create a new message.
+ */
+export const ConsumeRequest_ResumeSchema: GenMessage<ConsumeRequest_Resume> = /*@__PURE__*/
+  messageDesc(file_rill_v1_group_service, 19, 2);
+
+/**
+ * Moves the delivery position of an owned partition (nothing is committed): records from the
+ * new position follow, tagged with `seek_id`; records already sent carry an older one. A
+ * partition not owned is ignored.
+ *
+ * @generated from message rill.v1.ConsumeRequest.Seek
+ */
+export type ConsumeRequest_Seek = Message<"rill.v1.ConsumeRequest.Seek"> & {
+  /**
+   * Topic name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Partition index.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The offset to deliver from next; when absent, `spec` says where.
+   *
+   * @generated from field: optional int64 offset = 3;
+   */
+  offset?: bigint | undefined;
+
+  /**
+   * Earliest, latest, or the first record at or after `timestamp_ms` (latest when none is).
+   *
+   * @generated from field: rill.v1.OffsetSpec spec = 4;
+   */
+  spec: OffsetSpec;
+
+  /**
+   * The timestamp for OFFSET_SPEC_TIMESTAMP, in milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 timestamp_ms = 5;
+   */
+  timestampMs: bigint;
+
+  /**
+   * Chosen by the client, increasing per partition; echoed in the records that follow.
+   *
+   * @generated from field: uint64 seek_id = 6;
+   */
+  seekId: bigint;
+};
+
+/**
+ * Describes the message rill.v1.ConsumeRequest.Seek.
+ * Use `create(ConsumeRequest_SeekSchema)` to create a new message.
+ */
+export const ConsumeRequest_SeekSchema: GenMessage<ConsumeRequest_Seek> = /*@__PURE__*/
+  messageDesc(file_rill_v1_group_service, 19, 3);
 
 /**
  * Commits offsets of partitions this member owns.
@@ -1067,7 +1203,7 @@ export type ConsumeRequest_Commit = Message<"rill.v1.ConsumeRequest.Commit"> & {
  * Use `create(ConsumeRequest_CommitSchema)` to create a new message.
  */
 export const ConsumeRequest_CommitSchema: GenMessage<ConsumeRequest_Commit> = /*@__PURE__*/
-  messageDesc(file_rill_v1_group_service, 19, 1);
+  messageDesc(file_rill_v1_group_service, 19, 4);
 
 /**
  * Grants more credit: records and bytes the broker may send in addition.
@@ -1095,7 +1231,7 @@ export type ConsumeRequest_Flow = Message<"rill.v1.ConsumeRequest.Flow"> & {
  * Use `create(ConsumeRequest_FlowSchema)` to create a new message.
  */
 export const ConsumeRequest_FlowSchema: GenMessage<ConsumeRequest_Flow> = /*@__PURE__*/
-  messageDesc(file_rill_v1_group_service, 19, 2);
+  messageDesc(file_rill_v1_group_service, 19, 5);
 
 /**
  * One message of the Consume response stream.
@@ -1258,6 +1394,22 @@ export type ConsumeResponse_Records = Message<"rill.v1.ConsumeResponse.Records">
    * @generated from field: int32 throttle_time_ms = 9;
    */
   throttleTimeMs: number;
+
+  /**
+   * ISOLATION_LEVEL_READ_COMMITTED with RECORD_FORMAT_BATCHES: the aborted transactions that
+   * overlap `record_batches` (see FetchedPartition.aborted_transactions).
+   *
+   * @generated from field: repeated rill.v1.AbortedTransaction aborted_transactions = 10;
+   */
+  abortedTransactions: AbortedTransaction[];
+
+  /**
+   * The `seek_id` of the last seek of this partition applied before these records were read
+   * (0: none): a client that has sent a newer seek drops them.
+   *
+   * @generated from field: uint64 seek_id = 11;
+   */
+  seekId: bigint;
 };
 
 /**
