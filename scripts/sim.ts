@@ -6,10 +6,16 @@
  *   npx tsx scripts/sim.ts --sweep [--seeds 10000] [--first 1] [--steps 1000]
  *   --disk (with --seed or --sweep): voters on DiskRaftStorage over crash-losing in-memory disks
  *
+ *   npx tsx scripts/sim.ts --cluster --seeds N [--first S]   the whole-cluster simulator (issue 19), a sweep
+ *   npx tsx scripts/sim.ts --cluster --seed N [--trace]      one seed, with its event trace
+ *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
+ *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS)
+ *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
 import { Simulation } from "../test/sim/cluster.ts";
+import type { ClusterSimSettings } from "../test/sim/cluster-sim/cluster.ts";
 import { choice, integer, scriptCommand } from "./lib/command-line.ts";
 import { formatFailure, regressionSeeds, regressionSettings, sweep } from "../test/sim/run.ts";
 import { formatSettings, settingsForSeed, type SimSettings } from "../test/sim/settings.ts";
@@ -24,6 +30,12 @@ interface Args {
   seeds: number;
   first: number;
   disk: boolean;
+  cluster: ClusterArgs | null;
+}
+
+/** Options of the whole-cluster simulator (--cluster). */
+interface ClusterArgs {
+  readonly over: Partial<ClusterSimSettings>;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -36,7 +48,13 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--sweep", "run many seeds")
     .option("--seeds <n>", "seeds of a sweep", integer(0), 10000)
     .option("--first <n>", "first seed of a sweep", integer(0), 1)
-    .option("--disk", "voters on DiskRaftStorage over crash-losing in-memory disks");
+    .option("--disk", "voters on DiskRaftStorage over crash-losing in-memory disks")
+    .option("--cluster", "the whole-cluster simulator (3 nodes of real metadata, controller and replication)")
+    .option("--partitions <n>", "--cluster: partitions of the topic", integer(1))
+    .option("--producers <n>", "--cluster: acks=all producers (one write in flight each)", integer(1))
+    .option("--produce-every <ms>", "--cluster: mean pause between one producer's writes", integer(1))
+    .option("--fault-ms <ms>", "--cluster: simulated time with faults", integer(0))
+    .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0));
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
     seed?: number;
@@ -48,8 +66,21 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: number;
     first: number;
     disk?: boolean;
+    cluster?: boolean;
+    partitions?: number;
+    producers?: number;
+    produceEvery?: number;
+    faultMs?: number;
+    healMs?: number;
   }>();
-  if (!o.sweep && o.seed === undefined && o.regression === undefined) command.error("give --seed N, --regression N or --sweep");
+  if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
+    command.error("give --seed N, --regression N or --sweep");
+  const over: { -readonly [K in keyof ClusterSimSettings]?: ClusterSimSettings[K] } = {};
+  if (o.partitions !== undefined) over.partitions = o.partitions;
+  if (o.producers !== undefined) over.producers = o.producers;
+  if (o.produceEvery !== undefined) over.produceEveryMs = o.produceEvery;
+  if (o.faultMs !== undefined) over.faultMs = o.faultMs;
+  if (o.healMs !== undefined) over.healMs = o.healMs;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,
@@ -60,6 +91,7 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: o.seeds,
     first: o.first,
     disk: o.disk === true,
+    cluster: o.cluster ? { over } : null,
   };
 }
 
@@ -109,5 +141,49 @@ function runSweep(a: Args): number {
   return res.failures.length === 0 ? 0 : 1;
 }
 
+/** --cluster: one seed with its trace, a regression entry, or a sweep. */
+async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
+  const { clusterSettingsForSeed, runClusterSim } = await import("../test/sim/cluster-sim/cluster.ts");
+  const { clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } = await import(
+    "../test/sim/cluster-sim/run.ts"
+  );
+  if (a.seed !== null || a.regression !== null) {
+    let settings: ClusterSimSettings;
+    if (a.regression !== null) {
+      const entry = clusterRegressionSeeds().find((e) => e.seed === a.regression);
+      if (entry === undefined) throw new Error(`seed ${a.regression} is not in test/sim/cluster-sim/regression-seeds.json`);
+      console.log(`regression seed ${entry.seed}: ${entry.found}`);
+      settings = { ...regressionClusterSettings(entry), ...c.over };
+    } else settings = clusterSettingsForSeed(a.seed!, c.over);
+    console.log(`settings: ${JSON.stringify(settings)}`);
+    const t0 = performance.now();
+    const r = await runClusterSim(settings, a.trace ? (line) => console.log(line) : null);
+    const wall = performance.now() - t0;
+    console.log(`stats: ${JSON.stringify(r.stats)}`);
+    console.log(`trace hash: ${r.traceHash}`);
+    console.log(`${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x`);
+    if (r.violations.length === 0) {
+      console.log(`seed ${settings.seed}: ok`);
+      return 0;
+    }
+    console.log(formatClusterFailure(r));
+    return 1;
+  }
+  const every = Math.max(1, Math.floor(a.seeds / 20));
+  let done = 0;
+  const t0 = performance.now();
+  const res = await clusterSweep(a.first, a.seeds, c.over, (r) => {
+    if (r.violations.length > 0) console.log(formatClusterFailure(r));
+    if (++done % every === 0) console.log(`${done}/${a.seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  });
+  const secs = res.wallMs / 1000;
+  console.log(
+    `cluster sweep: ${res.seeds} seeds from seed ${a.first}: ${res.failures.length} failing in ${secs.toFixed(1)}s ` +
+      `(${(res.seeds / secs).toFixed(2)} seeds/s, ${(res.simMs / res.wallMs).toFixed(1)} simulated s per s); ${JSON.stringify(res.totals)}`,
+  );
+  return res.failures.length === 0 ? 0 : 1;
+}
+
 const args = parseArgs(process.argv.slice(2));
-process.exitCode = args.sweep ? runSweep(args) : replay(args);
+if (args.cluster) process.exitCode = await runCluster(args, args.cluster);
+else process.exitCode = args.sweep ? runSweep(args) : replay(args);

@@ -9,7 +9,7 @@
  */
 import { AssertionError } from "../base/assert.ts";
 import { RillError } from "../base/errors.ts";
-import { systemTimers } from "../base/timers.ts";
+import { systemTimers, type Timers } from "../base/timers.ts";
 import { Waiters } from "../base/waiters.ts";
 import type { BrokerControl } from "../rpc/controller-service.ts";
 import type { BrokerLog } from "./log.ts";
@@ -34,6 +34,8 @@ export interface BrokerLifecycleOptions {
   readonly metadataOffset: () => number;
   readonly heartbeatIntervalMs: number;
   readonly log: BrokerLog;
+  /** Registration and heartbeat timers; default the runtime's (the cluster simulator injects its own). */
+  readonly timers?: Timers;
 }
 
 /** Where the broker stands with the controller. */
@@ -43,15 +45,17 @@ export type LifecycleState = "registering" | "fenced" | "running" | "shutting-do
 export class BrokerLifecycle {
   private epoch = -1;
   private _state: LifecycleState = "registering";
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private readonly waiters = new Waiters(systemTimers, {
-    onTimeout: (what, ms) => new Error(`${what} within ${ms} ms`),
-    onClose: () => new Error(`broker ${this.o.nodeId} stopped`),
-  });
+  private timer: unknown = null;
+  private readonly waiters: Waiters;
   private lastError: string | null = null;
   private stopped = false;
 
-  constructor(private readonly o: BrokerLifecycleOptions) {}
+  constructor(private readonly o: BrokerLifecycleOptions) {
+    this.waiters = new Waiters(this.o.timers ?? systemTimers, {
+      onTimeout: (what, ms) => new Error(`${what} within ${ms} ms`),
+      onClose: () => new Error(`broker ${this.o.nodeId} stopped`),
+    });
+  }
 
   get state(): LifecycleState {
     return this._state;
@@ -79,8 +83,8 @@ export class BrokerLifecycle {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.step(), ms);
-    this.timer.unref?.();
+    this.timer = (this.o.timers ?? systemTimers).setTimeout(() => void this.step(), ms);
+    (this.timer as { unref?: () => void }).unref?.();
   }
 
   private async step(): Promise<void> {
@@ -142,7 +146,7 @@ export class BrokerLifecycle {
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) (this.o.timers ?? systemTimers).clearTimeout(this.timer);
     if (this.epoch < 0) return;
     this._state = "shutting-down";
     const until = Date.now() + timeoutMs;
@@ -171,7 +175,7 @@ export class BrokerLifecycle {
   /** Stops at once, without a controlled shutdown (tests of a crash use kill -9 instead). */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) (this.o.timers ?? systemTimers).clearTimeout(this.timer);
     this._state = "stopped";
   }
 }

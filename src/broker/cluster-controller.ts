@@ -14,6 +14,7 @@ import { AssertionError } from "../base/assert.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import type { Clock } from "../base/clock.ts";
 import type { Random } from "../base/random.ts";
+import { systemTimers, type Timers } from "../base/timers.ts";
 import {
   decideAlterPartition,
   decideBrokerHeartbeat,
@@ -51,12 +52,14 @@ export interface ClusterControllerOptions {
   readonly localIncarnation: string | null;
   /** Credentials of `auth.bootstrap.users.file`, committed once before `__consumer_offsets` exists (a new cluster). */
   readonly bootstrapUsers?: readonly ScramCredentialRecord[];
+  /** The session-check timer; default the runtime's (the cluster simulator injects its own). */
+  readonly timers?: Timers;
 }
 
 /** The active controller's handling of brokers. */
 export class ClusterController implements BrokerControl {
   private readonly sessions = new BrokerHeartbeats();
-  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly timer: unknown;
   private readonly unsubscribe: () => void;
   private checking: Promise<void> | null = null;
   private lastPreferredElection: number;
@@ -72,8 +75,8 @@ export class ClusterController implements BrokerControl {
         this.lastPreferredElection = o.clock.nowMs();
       }
     });
-    this.timer = setInterval(() => void this.runChecks(), o.checkIntervalMs ?? 100);
-    this.timer.unref?.();
+    this.timer = (o.timers ?? systemTimers).setInterval(() => void this.runChecks(), o.checkIntervalMs ?? 100);
+    (this.timer as { unref?: () => void }).unref?.();
   }
 
   private requireLeader(): void {
@@ -311,7 +314,7 @@ export class ClusterController implements BrokerControl {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.timer);
+    (this.o.timers ?? systemTimers).clearInterval(this.timer);
     this.unsubscribe();
   }
 }

@@ -138,6 +138,9 @@ export class ReplicaManager {
         let r = this.replicas.get(key);
         if (!r || r.log !== log || r.topicId !== t.topicId) {
           r = new PartitionReplica(t.name, i, log, this.nodeId, t.topicId);
+          // A log recovered from disk was opened with the default topic config (the image came
+          // later): min.insync.replicas and the rest come from the image (cluster sim seed 220).
+          log.updateConfig(cfg);
           this.replicas.set(key, r);
           this.byLog.set(log, r);
         }

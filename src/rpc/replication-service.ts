@@ -94,7 +94,8 @@ interface HeldResponse {
   readonly held: Reservation | null;
 }
 
-async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: Abort, memory: FetchMemory): Promise<HeldResponse> {
+/** Answers one ReplicaFetch request (long-polling up to its max_wait_ms); exported for the cluster simulator (test/sim/cluster-sim). */
+export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: Abort, memory: FetchMemory): Promise<HeldResponse> {
   if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX)
     throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);

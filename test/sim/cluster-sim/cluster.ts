@@ -1,0 +1,523 @@
+/**
+ * One run of the cluster simulator: 3 nodes (controller + broker each) from one seed, a topic
+ * with replication factor 3 and min.insync.replicas=2, acks=all producers and consumers as
+ * clients, faults (process kills, power losses, partitions, one-way cuts, message loss) for a
+ * while, then healing, a quiet period, and the checks.
+ */
+import { createHash } from "node:crypto";
+import { AssertionError } from "../../../src/base/assert.ts";
+import { RillError } from "../../../src/base/errors.ts";
+import { SeededRandom } from "../../../src/base/random.ts";
+import { decideCreateTopic } from "../../../src/metadata/controller.ts";
+import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
+import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
+import { type Ack, History, recordsOf } from "./history.ts";
+import { SimNode } from "./node.ts";
+import { CLIENT_ID, SimNet, World } from "./world.ts";
+
+export const TOPIC = "sim";
+
+/** What one run does; everything else follows from the seed. */
+export interface ClusterSimSettings {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly partitions: number;
+  readonly producers: number;
+  /** Mean pause between one producer's writes. */
+  readonly produceEveryMs: number;
+  /** Faults are injected during [startup, faultMs). */
+  readonly faultMs: number;
+  /** After healing: how long everything runs fault-free before the liveness checks. */
+  readonly healMs: number;
+  readonly dropRate: number;
+}
+
+export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
+  return { seed, nodes: 3, partitions: 3, producers: 3, produceEveryMs: 20, faultMs: 20_000, healMs: 15_000, dropRate: 0.02, ...over };
+}
+
+export interface ClusterSimResult {
+  readonly settings: ClusterSimSettings;
+  readonly violations: History["violations"];
+  /** sha256 of the event trace: the same seed gives the same hash. */
+  readonly traceHash: string;
+  readonly stats: {
+    simMs: number;
+    events: number;
+    acked: number;
+    produced: number;
+    failedProduces: number;
+    reads: number;
+    staleHwReads: number;
+    consumed: number;
+    crashes: number;
+    powerLosses: number;
+    partitions: number;
+    leaderEpochs: number;
+    messages: number;
+    dropped: number;
+  };
+}
+
+/** Runs one seed. `trace` receives every line of the event trace (for a replay). */
+export async function runClusterSim(
+  settings: ClusterSimSettings,
+  trace: ((line: string) => void) | null = null,
+): Promise<ClusterSimResult> {
+  const sim = new ClusterSim(settings, trace);
+  return sim.run();
+}
+
+class ClusterSim {
+  private readonly world = new World();
+  private readonly random: SeededRandom;
+  private readonly net: SimNet;
+  private readonly nodes = new Map<number, SimNode>();
+  private readonly ids: number[];
+  private readonly history = new History();
+  private readonly hash = createHash("sha256");
+  private stopping = false;
+  private crashes = 0;
+  private partitionsMade = 0;
+  /** Clients' belief of each partition's leader. */
+  private readonly leaderGuess = new Map<number, number>();
+  /** Per producer, acknowledged writes after healing (liveness). */
+  private readonly ackedAfterHeal = new Map<number, number>();
+  private healedAt = Number.POSITIVE_INFINITY;
+  /** The newest metadata offset traced. */
+  private metadataTraced = 0;
+  /** Per consumer (one per partition): next offset and the highest high watermark seen. */
+  private readonly consumers = new Map<number, { offset: number; hw: number; hwNode: number; readAtMs: number }>();
+
+  constructor(
+    private readonly s: ClusterSimSettings,
+    private readonly traceOut: ((line: string) => void) | null,
+  ) {
+    this.random = new SeededRandom(s.seed);
+    this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5 });
+    this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
+    const nodeRandom = this.random.fork();
+    for (const id of this.ids) {
+      this.nodes.set(
+        id,
+        new SimNode(id, {
+          world: this.world,
+          net: this.net,
+          voters: this.ids,
+          nodes: this.nodes,
+          random: nodeRandom.fork(),
+          trace: (l) => this.trace(l),
+        }),
+      );
+    }
+  }
+
+  private trace(line: string): void {
+    const l = `${String(this.world.now).padStart(7)} ${line}`;
+    this.hash.update(l);
+    this.hash.update("\n");
+    this.traceOut?.(l);
+  }
+
+  async run(): Promise<ClusterSimResult> {
+    const onRejection = (e: unknown): void => {
+      this.world.failure ??= e instanceof Error ? e : new Error(String(e));
+    };
+    process.on("unhandledRejection", onRejection);
+    try {
+      for (const n of this.nodes.values()) this.startNode(n);
+      let created = false;
+      void this.createTopic().then(() => {
+        created = true;
+      });
+      while (!created && this.world.failure === null) {
+        if (this.world.now > 60_000) throw new Error("the topic could not be created within 60 s");
+        await this.world.runUntil(this.world.now + 100);
+      }
+      for (let p = 0; p < this.s.producers; p++) void this.producer(p);
+      for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
+      this.scheduleFaults();
+      await this.world.runUntil(this.s.faultMs);
+      this.heal();
+      await this.world.runUntil(this.s.faultMs + this.s.healMs);
+      this.stopping = true;
+      // Let the in-flight produces finish and replication settle.
+      await this.world.runUntil(this.s.faultMs + this.s.healMs + 3000);
+      if (this.world.failure) this.failure(this.world.failure);
+      else this.finalChecks();
+    } finally {
+      process.off("unhandledRejection", onRejection);
+    }
+    for (const v of this.history.violations) this.trace(`VIOLATION ${v.check}: ${v.detail}`);
+    const h = this.history;
+    const powerLosses = [...this.nodes.values()].reduce((n, x) => n + x.powerLosses.length, 0);
+    return {
+      settings: this.s,
+      violations: h.violations,
+      traceHash: this.hash.digest("hex"),
+      stats: {
+        simMs: this.world.now,
+        events: this.world.events,
+        acked: h.acks.length,
+        produced: h.produced,
+        failedProduces: h.failedProduces,
+        reads: h.reads,
+        staleHwReads: h.staleHwReads,
+        consumed: [...h.consumed.values()].reduce((n, m) => n + m.size, 0),
+        crashes: this.crashes,
+        powerLosses,
+        partitions: this.partitionsMade,
+        leaderEpochs: h.leaders.size,
+        messages: this.net.sent,
+        dropped: this.net.dropped,
+      },
+    };
+  }
+
+  private failure(e: Error): void {
+    const kind = e instanceof AssertionError ? "assertion" : "crash";
+    this.history.violation(
+      kind,
+      `${e.name}: ${e.message}${e.stack ? `\n${e.stack.split("\n").slice(1, 6).join("\n")}` : ""}`,
+      this.world.now,
+    );
+  }
+
+  private startNode(n: SimNode): void {
+    n.start();
+    const rm = n.running!.rm;
+    const seen = (r: PartitionReplica): void => {
+      if (r.topic !== TOPIC) return;
+      this.trace(
+        `node ${n.id}: ${TOPIC}-${r.partition} ${r.role} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (log end ${r.log.logEndOffset}, last epoch ${r.log.latestEpoch}, hw ${r.hw})`,
+      );
+      if (r.role === "leader") this.history.leaderSeen(r.partition, r.leaderEpoch, n.id, this.world.now);
+    };
+    rm.onRoleChange(seen);
+    // The metadata log as it commits (each offset traced once, by the first node to apply it).
+    n.running!.store.onChange((c) => {
+      if (c.snapshot === true || c.offset <= this.metadataTraced) return;
+      this.metadataTraced = c.offset;
+      for (const r of c.records) {
+        if (r.type === "partition-change" && r.topic === TOPIC)
+          this.trace(
+            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+          );
+        else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
+        else if (r.type === "broker") this.trace(`metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""})`);
+      }
+    });
+    // The roles its image gave it on opening (before anyone could listen).
+    for (const r of [...rm.led(), ...rm.followed()]) seen(r);
+  }
+
+  private upNodes(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.up);
+  }
+
+  private pick<T>(xs: readonly T[]): T {
+    return xs[this.random.int(xs.length)]!;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.world.schedule(ms, r, null));
+  }
+
+  /** A client call to node `to`. */
+  private call<T>(to: number, fn: (n: SimNode) => T | Promise<T>, timeoutMs = 6000): Promise<T> {
+    const n = this.nodes.get(to)!;
+    return this.net.call(CLIENT_ID, to, n.current, async () => fn(n), null, timeoutMs);
+  }
+
+  /** CreateTopics through the active controller (retried until it is done). */
+  private async createTopic(): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+      if (leader) {
+        try {
+          await this.call(leader.id, (n) =>
+            n.running!.store.commit((img) =>
+              img.topics.has(TOPIC)
+                ? []
+                : decideCreateTopic(
+                    img,
+                    { name: TOPIC, partitions: this.s.partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } },
+                    { partitions: this.s.partitions, brokers: img.unfencedBrokers(), random: this.random },
+                  ),
+            ),
+          );
+          this.trace(`topic ${TOPIC} created: ${this.s.partitions} partitions, replication factor 3, min.insync.replicas 2`);
+          return;
+        } catch (e) {
+          this.trace(`create topic failed: ${(e as Error).message}`);
+        }
+      }
+      await this.sleep(attempt === 0 ? 2000 : 500);
+    }
+  }
+
+  /** Asks a random up node which broker leads `partition` (a Metadata request). */
+  private async refreshLeader(partition: number): Promise<void> {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const at = this.pick(up).id;
+    try {
+      const leader = await this.call(at, (n) => n.running!.store.image.topics.get(TOPIC)?.partitions[partition]?.leader ?? -1, 1000);
+      if (leader > 0) this.leaderGuess.set(partition, leader);
+    } catch {
+      // ask again later
+    }
+  }
+
+  /** One acks=all producer: one write in flight, values unique per run. */
+  private async producer(id: number): Promise<void> {
+    let seq = 0;
+    while (!this.stopping) {
+      await this.sleep(1 + this.random.int(2 * this.s.produceEveryMs));
+      if (this.stopping) break;
+      const partition = this.random.int(this.s.partitions);
+      const leader = this.leaderGuess.get(partition);
+      if (leader === undefined) {
+        await this.refreshLeader(partition);
+        continue;
+      }
+      const value = `p${id}-${seq++}`;
+      this.history.produced++;
+      try {
+        const offset = await this.call(leader, async (n) => {
+          const r = n.running!;
+          const batch = encodeBatch([{ value }], { nowMs: this.world.clock.nowMs() });
+          const res = r.rm.append(TOPIC, partition, batch, "all");
+          await r.rm.replicated(TOPIC, partition, res.lastOffset, 5000);
+          await r.rm.durable(TOPIC, partition);
+          return res.baseOffset;
+        });
+        const ack: Ack = { partition, offset, value, atMs: this.world.now };
+        this.history.acks.push(ack);
+        this.trace(`ack ${value} -> ${TOPIC}-${partition}@${offset} (leader ${leader})`);
+        if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(id, (this.ackedAfterHeal.get(id) ?? 0) + 1);
+      } catch (e) {
+        this.history.failedProduces++;
+        const why = e instanceof RillError ? e.kind.name : (e as Error).message;
+        this.trace(`produce ${value} -> ${TOPIC}-${partition} at node ${leader} failed: ${why}`);
+        await this.refreshLeader(partition);
+      }
+    }
+  }
+
+  /** One consumer per partition, reading from the leader below the high watermark. */
+  private async consumer(partition: number): Promise<void> {
+    const c = { offset: 0, hw: 0, hwNode: 0, readAtMs: 0 };
+    this.consumers.set(partition, c);
+    for (;;) {
+      await this.sleep(10 + this.random.int(40));
+      if (this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 2000) return;
+      const leader = this.leaderGuess.get(partition);
+      if (leader === undefined) {
+        await this.refreshLeader(partition);
+        continue;
+      }
+      try {
+        const got = await this.call(
+          leader,
+          (n) => {
+            const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset: c.offset, maxBytes: 64 << 10 });
+            // The leader acting now, past the by-design lag of a new leader's high watermark
+            // (KIP-207): until it reaches its epoch's start it may answer a lower one.
+            const r = n.running!.rm.replica(TOPIC, partition);
+            const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
+            if (d.error) return { hw: -1, records: [], settled, error: d.error };
+            const records: Array<{ offset: number; value: string }> = [];
+            for (const chunk of d.read?.chunks ?? []) {
+              let pos = 0;
+              while (pos < chunk.length) {
+                for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
+                pos += chunk.readInt32BE(pos + 8) + 12;
+              }
+            }
+            return { hw: d.highWatermark, records, settled, error: null };
+          },
+          2000,
+        );
+        this.history.reads++;
+        if (got.error) {
+          // Out of range at a settled leader: it lost what this consumer read below a high
+          // watermark (unless two nodes lost power since). Elsewhere: a stale replica.
+          const name = got.error instanceof RillError ? got.error.kind.name : got.error.message;
+          if (name === "OFFSET_OUT_OF_RANGE" && got.settled && this.powerLossesSince(c.readAtMs) < 2)
+            this.history.violation(
+              "consumer-out-of-range",
+              `partition ${partition}: offset ${c.offset} is out of range at leader ${leader}`,
+              this.world.now,
+            );
+          else if (name === "OFFSET_OUT_OF_RANGE") this.history.staleHwReads++;
+          await this.refreshLeader(partition);
+          continue;
+        }
+        if (got.hw < c.hw && !got.settled) this.history.staleHwReads++;
+        else if (got.hw < c.hw)
+          this.history.violation(
+            "hw-backwards",
+            `partition ${partition}: a consumer saw high watermark ${c.hw} from node ${c.hwNode}, then ${got.hw} from node ${leader}`,
+            this.world.now,
+          );
+        if (got.hw > c.hw) [c.hw, c.hwNode] = [got.hw, leader];
+        for (const r of got.records) {
+          if (r.offset < c.offset) continue;
+          if (r.offset >= got.hw) {
+            this.history.violation(
+              "read-above-hw",
+              `partition ${partition}: offset ${r.offset} returned with high watermark ${got.hw}`,
+              this.world.now,
+            );
+            break;
+          }
+          this.history.consumedAt(partition, r.offset, r.value, this.world.now);
+          c.offset = r.offset + 1;
+          c.readAtMs = this.world.now;
+        }
+      } catch {
+        await this.refreshLeader(partition);
+      }
+    }
+  }
+
+  /** Faults at random moments until `faultMs`: at most one node down at a time (a majority stays). */
+  private scheduleFaults(): void {
+    const step = (): void => {
+      if (this.world.now >= this.s.faultMs) return;
+      const down = [...this.nodes.values()].filter((n) => !n.up);
+      const roll = this.random.int(100);
+      if (down.length > 0 && roll < 40) {
+        const n = this.pick(down);
+        this.trace(`fault: restart node ${n.id}`);
+        this.startNode(n);
+      } else if (down.length === 0 && roll < 45) {
+        const n = this.pick([...this.nodes.values()]);
+        const power = this.random.int(3) === 0;
+        this.crashes++;
+        this.trace(`fault: crash node ${n.id}`);
+        n.crash(power);
+      } else if (roll < 60 && !this.net.partitioned) {
+        const n = this.pick(this.ids);
+        this.partitionsMade++;
+        if (this.random.int(2) === 0) {
+          this.trace(`fault: isolate node ${n}`);
+          this.net.isolate([n], this.ids);
+        } else {
+          const m = this.pick(this.ids.filter((x) => x !== n));
+          this.trace(`fault: cut link ${n} -> ${m}`);
+          this.net.cutLink(n, m);
+        }
+      } else if (roll < 80 && this.net.partitioned) {
+        this.trace("fault: heal the network");
+        this.net.heal();
+      } else if (roll < 90) {
+        this.net.faults.dropRate = this.random.int(2) === 0 ? 0 : this.s.dropRate;
+        this.net.faults.maxDelayMs = this.random.int(2) === 0 ? 5 : 50;
+        this.trace(`fault: network drop ${this.net.faults.dropRate}, delay 1..${this.net.faults.maxDelayMs} ms`);
+      }
+      this.world.schedule(200 + this.random.int(1800), step, null);
+    };
+    this.world.schedule(500 + this.random.int(1000), step, null);
+  }
+
+  private heal(): void {
+    this.trace("heal: every node up, network whole, no loss");
+    this.net.heal();
+    this.net.faults.dropRate = 0;
+    this.net.faults.maxDelayMs = 5;
+    for (const n of this.nodes.values()) if (!n.up) this.startNode(n);
+    this.healedAt = this.world.now;
+  }
+
+  /** Nodes whose power failed after `atMs` (they may have lost what they held then). */
+  private powerLossesSince(atMs: number): number {
+    return [...this.nodes.values()].filter((n) => n.powerLosses.some((t) => t >= atMs)).length;
+  }
+
+  private finalChecks(): void {
+    const h = this.history;
+    const now = this.world.now;
+    const img = this.upNodes()[0]?.running?.store.image;
+    const t = img?.topics.get(TOPIC);
+    if (!t) {
+      h.violation("liveness", `topic ${TOPIC} is unknown after healing`, now);
+      return;
+    }
+    for (let p = 0; p < this.s.partitions; p++) {
+      const st = t.partitions[p]!;
+      const leaderNode = this.nodes.get(st.leader);
+      const leader = leaderNode?.running?.rm.replica(TOPIC, p);
+      if (leader?.role !== "leader") {
+        h.violation(
+          "liveness",
+          `partition ${p} has no serving leader ${this.s.healMs} ms after healing (metadata names ${st.leader})`,
+          now,
+        );
+        continue;
+      }
+      if (st.isr.length !== st.replicas.length)
+        h.violation(
+          "liveness",
+          `partition ${p}: ISR ${st.isr.join(",")} of replicas ${st.replicas.join(",")} ${this.s.healMs} ms after healing`,
+          now,
+        );
+      const leaderRecords = recordsOf(leader.log, leader.log.logStartOffset, leader.hw);
+      // Acknowledged acks=all writes are kept, unless min.insync.replicas (2) nodes lost power since.
+      for (const a of h.acks) {
+        if (a.partition !== p || this.powerLossesSince(a.atMs) >= 2) continue;
+        const got = leaderRecords.get(a.offset);
+        if (got !== a.value)
+          h.violation(
+            "acked-write-lost",
+            `partition ${p} offset ${a.offset}: acknowledged "${a.value}" at ${a.atMs} ms, the leader (node ${st.leader}) has ${got === undefined ? "nothing" : `"${got}"`} (hw ${leader.hw})`,
+            now,
+          );
+      }
+      // What consumers read below the high watermark stays.
+      for (const [offset, c] of h.consumed.get(p) ?? []) {
+        if (this.powerLossesSince(c.atMs) >= 2) continue;
+        const got = leaderRecords.get(offset);
+        if (got !== c.value)
+          h.violation(
+            "consumed-write-lost",
+            `partition ${p} offset ${offset}: read "${c.value}" at ${c.atMs} ms, the leader has ${got === undefined ? "nothing" : `"${got}"`}`,
+            now,
+          );
+      }
+      // Every follower's log below its high watermark equals the leader's.
+      for (const id of st.replicas) {
+        if (id === st.leader) continue;
+        const f = this.nodes.get(id)?.running?.rm.replica(TOPIC, p);
+        if (!f) continue;
+        // Healed and quiet: every follower has caught up with its leader.
+        if (f.log.logEndOffset !== leader.log.logEndOffset || f.hw !== leader.hw)
+          h.violation(
+            "convergence",
+            `partition ${p}: follower ${id} ends at ${f.log.logEndOffset} (hw ${f.hw}), its leader ${st.leader} at ${leader.log.logEndOffset} (hw ${leader.hw}), after healing`,
+            now,
+          );
+        const upTo = Math.min(f.hw, leader.hw);
+        const mine = recordsOf(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo);
+        for (const [offset, v] of mine) {
+          const lv = leaderRecords.get(offset);
+          if (lv !== v) {
+            h.violation(
+              "follower-diverges",
+              `partition ${p} offset ${offset}: follower ${id} has "${v}" below its hw ${f.hw}, leader ${st.leader} has "${lv}"`,
+              now,
+            );
+            break;
+          }
+        }
+      }
+      const c = this.consumers.get(p);
+      if (c && c.offset < leader.hw)
+        h.violation("liveness", `partition ${p}: the consumer is at ${c.offset}, the high watermark is ${leader.hw}`, now);
+    }
+    for (let id = 0; id < this.s.producers; id++) {
+      if ((this.ackedAfterHeal.get(id) ?? 0) === 0) h.violation("liveness", `producer ${id} got no acknowledgement after healing`, now);
+    }
+  }
+}

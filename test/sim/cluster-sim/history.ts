@@ -1,0 +1,96 @@
+/**
+ * What the clients and the nodes were seen doing, and the checks over it (issue 19's checkers
+ * for replication): acknowledged acks=all writes kept, one value per offset, the high watermark
+ * clients see never going backwards, one leader per partition epoch, followers equal to their
+ * leader below the high watermark, and liveness after healing.
+ */
+import { decodeRecords } from "../../../src/protocol/record-batch.ts";
+import type { PartitionLog } from "../../../src/storage/partition-log.ts";
+
+/** An acknowledged acks=all write. */
+export interface Ack {
+  readonly partition: number;
+  readonly offset: number;
+  readonly value: string;
+  readonly atMs: number;
+}
+
+/** A broken invariant, with when it was seen. */
+export interface Violation {
+  readonly check: string;
+  readonly detail: string;
+  readonly atMs: number;
+}
+
+/** Every record of `log` in [from, to) as offset → value. */
+export function recordsOf(log: PartitionLog, from: number, to: number): Map<number, string> {
+  const out = new Map<number, string>();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const size = chunk.readInt32BE(pos + 8) + 12;
+        for (const r of decodeRecords(chunk, pos))
+          if (r.offset >= from && r.offset < to) out.set(r.offset, r.value?.toString("utf8") ?? "");
+        pos += size;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+  return out;
+}
+
+/** The history of one run. */
+export class History {
+  readonly acks: Ack[] = [];
+  /** partition → offset → value, as consumers read it (below the high watermark). */
+  readonly consumed = new Map<number, Map<number, { value: string; atMs: number }>>();
+  /** `${partition}/${leaderEpoch}` → the node that led it. */
+  readonly leaders = new Map<string, number>();
+  readonly violations: Violation[] = [];
+  produced = 0;
+  failedProduces = 0;
+  reads = 0;
+  /**
+   * Reads whose high watermark was below one this client saw before, answered by a replica that
+   * is not (yet) a settled leader: a follower or a held restarted node, or a new leader before its
+   * high watermark reaches its epoch's start (KIP-207). Counted, not a violation.
+   */
+  staleHwReads = 0;
+  private readonly reported = new Set<string>();
+
+  /** Records a violation (each distinct one once). */
+  violation(check: string, detail: string, atMs: number): void {
+    const key = `${check}: ${detail}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.violations.push({ check, detail, atMs });
+  }
+
+  /** A node took leadership of `partition` in `epoch`. */
+  leaderSeen(partition: number, epoch: number, node: number, atMs: number): void {
+    const key = `${partition}/${epoch}`;
+    const prev = this.leaders.get(key);
+    if (prev === undefined) this.leaders.set(key, node);
+    else if (prev !== node)
+      this.violation("one-leader-per-epoch", `partition ${partition} leader epoch ${epoch}: led by node ${prev} and node ${node}`, atMs);
+  }
+
+  /** A consumer read `value` at `offset` (below the high watermark). */
+  consumedAt(partition: number, offset: number, value: string, atMs: number): void {
+    let m = this.consumed.get(partition);
+    if (!m) this.consumed.set(partition, (m = new Map()));
+    const prev = m.get(offset);
+    if (prev === undefined) m.set(offset, { value, atMs });
+    else if (prev.value !== value)
+      this.violation(
+        "one-value-per-offset",
+        `partition ${partition} offset ${offset}: read "${prev.value}" at ${prev.atMs} ms, then "${value}"`,
+        atMs,
+      );
+  }
+}

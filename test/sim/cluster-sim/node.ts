@@ -1,0 +1,346 @@
+/**
+ * One simulated node (controller voter and broker in one process, `process.roles=broker,controller`),
+ * built from the real modules the broker shell wires in src/broker/stages.ts — the partition logs
+ * (LogManager over a crash-losing MemoryFileSystem), the metadata store over Raft
+ * (QuorumMetadataStore), the controller runtime (ClusterController), the ReplicaManager and its
+ * follower fetchers, the broker lifecycle (registration, heartbeats) and ISR maintenance — with
+ * the simulator's timers, clock, randomness and network in place of the runtime's. Only the
+ * transports are the simulator's: Raft messages go through the real codec, replica fetches are
+ * answered by the real leader-side handler (src/rpc/replication-service.ts `answer`).
+ */
+import { create } from "@bufbuild/protobuf";
+import { AssertionError } from "../../../src/base/assert.ts";
+import { RillError, rillError } from "../../../src/base/errors.ts";
+import type { SeededRandom } from "../../../src/base/random.ts";
+import { BrokerLifecycle } from "../../../src/broker/broker-lifecycle.ts";
+import { ClusterController } from "../../../src/broker/cluster-controller.ts";
+import { silentLog } from "../../../src/broker/log.ts";
+import { isrCheckIntervalMs, maintainIsr } from "../../../src/broker/periodic.ts";
+import { defaultBrokerConfig } from "../../../src/config/schema.ts";
+import { ReplicaFetchRequestSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
+import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
+import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
+import type { Message } from "../../../src/raft/types.ts";
+import {
+  type FetchPartitionResponse,
+  ReplicaFetcherManager,
+  type ReplicaFetchSession,
+  type ReplicaFetchTransport,
+} from "../../../src/replication/fetcher.ts";
+import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
+import { answer } from "../../../src/rpc/replication-service.ts";
+import { rillErrorFromDetail } from "../../../src/protocol/grpc-errors.ts";
+import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
+import { MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { LogManager } from "../../../src/storage/log-manager.ts";
+import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
+
+export const CLUSTER_ID = "sim-cluster";
+const DATA_DIR = "/data";
+
+/** Timing settings of the simulated brokers (shorter than the defaults, as in the tests of a cluster). */
+export const SIM_BROKER = {
+  electionTimeoutMs: 1000,
+  raftHeartbeatIntervalMs: 100,
+  snapshotIntervalRecords: 200,
+  brokerHeartbeatIntervalMs: 500,
+  brokerSessionTimeoutMs: 3000,
+  replicaLagTimeMaxMs: 3000,
+  replicaFetchWaitMaxMs: 500,
+  controllerCallTimeoutMs: 1000,
+} as const;
+
+/** What the cluster gives a node. */
+export interface NodeEnv {
+  readonly world: World;
+  readonly net: SimNet;
+  readonly voters: readonly number[];
+  readonly nodes: ReadonlyMap<number, SimNode>;
+  /** Randomness of this node (Raft timeouts, placement), forked from the run's seed. */
+  readonly random: SeededRandom;
+  readonly trace: (line: string) => void;
+}
+
+/** The parts of one running process. */
+export interface Running {
+  readonly inc: Incarnation;
+  readonly timers: SimTimers;
+  readonly logs: LogManager;
+  readonly store: QuorumMetadataStore;
+  readonly controller: ClusterController;
+  readonly rm: ReplicaManager;
+  readonly lifecycle: BrokerLifecycle;
+  readonly fetchers: ReplicaFetcherManager;
+}
+
+/** A node: its disk survives restarts; its process (`running`) does not. */
+export class SimNode {
+  readonly fs = new MemoryFileSystem();
+  running: Running | null = null;
+  private incarnations = 0;
+  /** Power losses so far (a crash that dropped unsynced writes), with their times. */
+  readonly powerLosses: number[] = [];
+
+  constructor(
+    readonly id: number,
+    private readonly env: NodeEnv,
+  ) {}
+
+  get up(): boolean {
+    return this.running !== null;
+  }
+
+  /** The process's incarnation now (null while down): network deliveries check it on arrival. */
+  readonly current = (): Incarnation | null => this.running?.inc ?? null;
+
+  /** Starts a process on this node's disk (recovering it), as `Broker.start` does. */
+  start(): void {
+    if (this.running) throw new Error(`node ${this.id} is already running`);
+    const { world, voters } = this.env;
+    const inc = new Incarnation(this.id, ++this.incarnations);
+    const timers = new SimTimers(world, inc);
+    const clock = world.clock;
+    const d = defaultBrokerConfig;
+    this.fs.mkdirp(DATA_DIR);
+    const logs = LogManager.open({
+      fs: this.fs,
+      dataDir: DATA_DIR,
+      clock,
+      topicConfig: () => undefined,
+      tailCacheBytes: d.tailCacheBytes,
+      tailCacheTotalBytes: d.tailCacheTotalBytes,
+      retentionCheckIntervalMs: d.retentionCheckIntervalMs,
+      cleanerBackoffMs: d.cleanerBackoffMs,
+      cleanerEnable: false,
+      producerIdExpirationMs: d.producerIdExpirationMs,
+      pause: () => Promise.resolve(),
+      pid: inc.n,
+      // The previous process of this node is gone (crashed or stopped): its lock is stale.
+      isProcessAlive: () => false,
+    });
+    const random = this.env.random.fork();
+    const store = QuorumMetadataStore.open({
+      fs: this.fs,
+      dataDir: DATA_DIR,
+      nodeId: this.id,
+      voters,
+      random,
+      transport: { send: (to, messages) => this.sendRaft(inc, to, messages) },
+      timers,
+      tickMs: SIM_BROKER.raftHeartbeatIntervalMs,
+      electionTicks: Math.max(2, Math.round(SIM_BROKER.electionTimeoutMs / SIM_BROKER.raftHeartbeatIntervalMs)),
+      snapshotIntervalRecords: SIM_BROKER.snapshotIntervalRecords,
+      commitTimeoutMs: 5000,
+    });
+    const incarnationId = `node-${this.id}-run-${inc.n}`;
+    const controller = new ClusterController({
+      store,
+      clock,
+      random,
+      clusterId: CLUSTER_ID,
+      sessionTimeoutMs: SIM_BROKER.brokerSessionTimeoutMs,
+      offsetsReplicationFactor: voters.length,
+      log: silentLog,
+      localNodeId: this.id,
+      localIncarnation: incarnationId,
+      timers,
+    });
+    const channel = new SimControllerChannel(this.id, inc, this.env, store, controller);
+    const rm = new ReplicaManager(logs, store, clock, timers, this.id);
+    const lifecycle = new BrokerLifecycle({
+      incarnationId,
+      nodeId: this.id,
+      clusterId: CLUSTER_ID,
+      address: () => `node-${this.id}`,
+      rack: "",
+      roles: ["broker", "controller"],
+      controller: channel,
+      metadataOffset: () => store.image.offset,
+      heartbeatIntervalMs: SIM_BROKER.brokerHeartbeatIntervalMs,
+      log: silentLog,
+      timers,
+    });
+    // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
+    rm.holdLeadership();
+    const hold = timers.setInterval(() => {
+      if (lifecycle.state !== "running") return;
+      timers.clearInterval(hold);
+      rm.releaseLeadership();
+    }, 50);
+    lifecycle.start();
+    const fetchers = new ReplicaFetcherManager(rm, {
+      nodeId: this.id,
+      brokerEpoch: () => lifecycle.brokerEpoch,
+      addressOf: (id) => (store.image.brokers.has(id) ? `node-${id}` : null),
+      transport: this.fetchTransport(inc),
+      maxWaitMs: SIM_BROKER.replicaFetchWaitMaxMs,
+      maxBytes: 10 << 20,
+      log: silentLog,
+      timers,
+    });
+    const isr = {
+      rm,
+      channel,
+      nodeId: this.id,
+      replicaLagTimeMaxMs: SIM_BROKER.replicaLagTimeMaxMs,
+      brokerEpoch: () => lifecycle.brokerEpoch,
+      log: silentLog,
+    };
+    timers.setInterval(() => void maintainIsr(isr).catch((e: unknown) => this.bug(e)), isrCheckIntervalMs(SIM_BROKER.replicaLagTimeMaxMs));
+    // The logs' periodic work (flush.ms, retention), as runPeriodicWork does.
+    timers.setInterval(() => void logs.tick(clock.nowMs()).catch((e: unknown) => this.bug(e)), 100);
+    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers };
+    this.env.trace(`node ${this.id} started (run ${inc.n})`);
+  }
+
+  /** A failed assertion inside this node's process stops the run. */
+  private bug(e: unknown): void {
+    if (e instanceof AssertionError) this.env.world.failure ??= e;
+  }
+
+  /**
+   * Kills the process. `powerLoss`: the machine lost power too, so every write not fsynced is
+   * gone (MemoryFileSystem.crash); otherwise the page cache survives (kill -9).
+   */
+  crash(powerLoss: boolean): void {
+    const r = this.running;
+    if (!r) return;
+    r.inc.alive = false;
+    this.running = null;
+    if (powerLoss) {
+      this.fs.crash();
+      this.powerLosses.push(this.env.world.now);
+    }
+    this.env.trace(`node ${this.id} crashed${powerLoss ? " (power loss: unsynced writes lost)" : " (process killed)"}`);
+  }
+
+  private sendRaft(inc: Incarnation, to: number, messages: readonly Message[]): void {
+    const target = this.env.nodes.get(to)!;
+    const wire = messages.map((m) => encodeMessage(m));
+    const snapshot = messages.some((m) => m.type === "snapshot");
+    this.env.net.send(
+      this.id,
+      to,
+      target.current,
+      () => {
+        try {
+          target.running?.store.receive(wire.map((b) => decodeMessage(b)));
+        } catch (e) {
+          if (e instanceof AssertionError) throw e;
+          if (!(e instanceof RillError)) throw e;
+        }
+      },
+      inc,
+      snapshot ? (ok) => inc.alive && this.running?.store.reportSnapshot(to, ok) : undefined,
+    );
+  }
+
+  private fetchTransport(inc: Incarnation): ReplicaFetchTransport {
+    return {
+      open: (address: string): ReplicaFetchSession => {
+        const leader = Number(address.slice("node-".length));
+        const target = this.env.nodes.get(leader)!;
+        let closed = false;
+        return {
+          fetch: (req) => {
+            if (closed) return Promise.reject(new Error("session closed"));
+            return this.env.net.call(this.id, leader, target.current, () => target.serveFetch(req), inc, req.maxWaitMs + 2000);
+          },
+          close: () => {
+            closed = true;
+          },
+        };
+      },
+    };
+  }
+
+  /** The leader side of one ReplicaFetch round, through the real handler and its wire types. */
+  async serveFetch(req: Parameters<ReplicaFetchSession["fetch"]>[0]): Promise<FetchPartitionResponse[]> {
+    const r = this.running;
+    if (!r) throw new Error(`node ${this.id} is down`);
+    const pb = create(ReplicaFetchRequestSchema, {
+      replicaId: req.replicaId,
+      brokerEpoch: BigInt(Math.max(req.brokerEpoch, -1)),
+      maxWaitMs: req.maxWaitMs,
+      minBytes: 1,
+      maxBytes: req.maxBytes,
+      partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
+    });
+    const { res, held } = await answer(r.rm, pb, { aborted: false, onabort: null }, UNBOUNDED_FETCH_MEMORY);
+    // Serialized when sent: the follower gets a copy, never a view of the leader's memory.
+    const out = res.partitions.map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      highWatermark: Number(p.highWatermark),
+      logStartOffset: Number(p.logStartOffset),
+      recordBatches: Buffer.from(p.recordBatches),
+      error: p.error ? rillErrorFromDetail(p.error) : null,
+      diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
+    }));
+    held?.release();
+    return out;
+  }
+}
+
+/**
+ * The node's way to the active controller (src/rpc/controller-channel.ts over the simulated
+ * network): the local controller while it leads, else the known leader, else the voters in turn.
+ */
+class SimControllerChannel implements BrokerControl {
+  private guess = 0;
+  private hint = 0;
+
+  constructor(
+    private readonly id: number,
+    private readonly inc: Incarnation,
+    private readonly env: NodeEnv,
+    private readonly store: QuorumMetadataStore,
+    private readonly local: ClusterController,
+  ) {}
+
+  private async call<T>(fn: (c: ClusterController) => Promise<T>): Promise<T> {
+    if (this.store.isLeader) return fn(this.local);
+    const known = this.store.leader || this.hint;
+    const to = this.env.voters.includes(known) ? known : this.env.voters[(this.guess = (this.guess + 1) % this.env.voters.length)]!;
+    const target = this.env.nodes.get(to)!;
+    try {
+      return await this.env.net.call(
+        this.id,
+        to,
+        target.current,
+        () => {
+          const c = target.running?.controller;
+          return c ? fn(c) : Promise.reject(rillError("NOT_CONTROLLER", `node ${to} is down`));
+        },
+        this.inc,
+        SIM_BROKER.controllerCallTimeoutMs,
+      );
+    } catch (e) {
+      if (e instanceof AssertionError) throw e;
+      const named = e instanceof RillError && e.kind.name === "NOT_CONTROLLER" ? /node (\d+) is/.exec(e.message) : null;
+      this.hint = named ? Number(named[1]) : 0;
+      if (e instanceof RillError) throw e;
+      throw rillError("NOT_CONTROLLER", `cannot reach controller ${to}: ${(e as Error).message}`);
+    }
+  }
+
+  register(req: RegisterBrokerInput): Promise<{ brokerEpoch: number }> {
+    const copy = { ...req, roles: [...req.roles] };
+    return this.call((c) => c.register(copy));
+  }
+
+  heartbeat(req: { nodeId: number; brokerEpoch: number; currentMetadataOffset: number; wantFence: boolean; wantShutDown: boolean }) {
+    const copy = { ...req };
+    return this.call((c) => c.heartbeat(copy));
+  }
+
+  alterPartition(
+    nodeId: number,
+    brokerEpoch: number,
+    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+  ): Promise<AlterPartitionOutcome[]> {
+    const copy = partitions.map((p) => ({ ...p, newIsr: [...p.newIsr] }));
+    return this.call((c) => c.alterPartition(nodeId, brokerEpoch, copy));
+  }
+}
