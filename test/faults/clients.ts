@@ -28,7 +28,8 @@ const FetchClient = clientConstructor(FetchService);
 const GroupClient = clientConstructor(GroupService);
 const AdminClient = clientConstructor(AdminService);
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+/** Channel options of the fault test's clients: reconnect quickly to a node started again. */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   ...clientChannelOptions(),
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 500,

@@ -19,20 +19,13 @@ import {
   ProduceService,
   type ProduceResponse,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
 import { unaryCall } from "../integration/cluster-harness.ts";
+import { CHANNEL_OPTIONS } from "./clients.ts";
 
 const ProduceClient = clientConstructor(ProduceService);
 const FetchClient = clientConstructor(FetchService);
 const GroupClient = clientConstructor(GroupService);
-
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  ...clientChannelOptions(),
-  "grpc.initial_reconnect_backoff_ms": 100,
-  "grpc.max_reconnect_backoff_ms": 500,
-  "grpc.min_reconnect_backoff_ms": 100,
-};
 
 /** A transactional producer's identity. */
 export interface TxnProducer {
