@@ -527,7 +527,14 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
             break;
           }
           const n = records.next();
-          if (n.done) break;
+          if (n.done) {
+            // Every record of the message was handled: the position moves to the message's next
+            // offset, past transaction markers and aborted records that end it (else a partition
+            // that ends with a marker never reaches its end offset).
+            if (item.next > st.consumed) st.consumed = item.next;
+            if (item.next > st.processed) st.processed = item.next;
+            break;
+          }
           const r = n.value as GroupRecord<K, V>;
           if (r.offset < st.consumed) continue; // delivered again (never expected)
           if (st.base < 0) st.base = r.offset;
@@ -768,7 +775,7 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
       this.dropped(st, Math.max(first, st.consumed), m.seekId);
       return;
     }
-    this.push({ kind: "records", st, records: decodedRecords(m, this.options.deserializers as Deserializers), first, seekId: m.seekId });
+    this.push({ kind: "records", st, records: decodedRecords(m, this.options.deserializers as Deserializers), first, next, seekId: m.seekId });
   }
 
   /**

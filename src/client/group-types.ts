@@ -46,6 +46,8 @@ export type Item =
       readonly records: Iterator<GroupRecord<unknown, unknown>>;
       /** The message's first offset and the seek it follows. */
       readonly first: number;
+      /** The message's next offset: past its last record and past any transaction markers or aborted records after it. */
+      readonly next: number;
       readonly seekId: bigint;
     }
   | { readonly kind: "corrupt"; readonly st: PartitionState; readonly report: CorruptBatchReport }

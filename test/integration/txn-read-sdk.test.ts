@@ -129,3 +129,36 @@ describe("READ_COMMITTED through the SDK", () => {
     }
   }, 30_000);
 });
+
+describe("a partition that ends with a transaction marker", () => {
+  it("GroupConsumer: the position reaches the end offset once the transaction's records are read (rill consume --group -e ends)", async () => {
+    const topic = "txn-ends-with-marker";
+    await admin.createTopics([{ name: topic, partitions: 1 }]);
+    const tp = new Producer({ bootstrap: broker.address, lingerMs: 0, transactionalId: "ends-with-marker" });
+    await tp.transaction(async (tx) => {
+      await tx.send({ topic, partition: 0, value: "a" });
+      await tx.send({ topic, partition: 0, value: "b" });
+    });
+    await tp.close();
+    // Offsets 0 and 1 hold the records, 2 the commit marker: the end offset is 3.
+    await until(() => rm.leaderLog(topic, 0).logEndOffset === 3);
+    const gc = new GroupConsumer({
+      bootstrap: broker.address,
+      groupId: "ends-with-marker",
+      autoOffsetReset: "earliest",
+      isolation: "read_committed",
+    });
+    gc.subscribe([topic]);
+    const it = gc[Symbol.asyncIterator]();
+    const got: string[] = [];
+    for (let i = 0; i < 2; i++) got.push((await it.next()).value!.value!.toString());
+    // Asking for the next record, as `rill consume -e` does, finishes the message (and waits for more).
+    const pending = it.next();
+    expect(got).toEqual(["a", "b"]);
+    // Before the fix the position stayed at 2 (the last record + 1), below the end offset 3.
+    await until(() => gc.position({ topic, partition: 0 }) === 3, 5_000).catch(() => undefined);
+    expect(gc.position({ topic, partition: 0 })).toBe(3);
+    await gc.close();
+    await pending;
+  }, 30_000);
+});
