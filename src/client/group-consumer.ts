@@ -775,7 +775,14 @@ export class GroupConsumer<K = Buffer, V = Buffer> implements AsyncIterable<Grou
       this.dropped(st, Math.max(first, st.consumed), m.seekId);
       return;
     }
-    this.push({ kind: "records", st, records: decodedRecords(m, this.options.deserializers as Deserializers), first, next, seekId: m.seekId });
+    this.push({
+      kind: "records",
+      st,
+      records: decodedRecords(m, this.options.deserializers as Deserializers),
+      first,
+      next,
+      seekId: m.seekId,
+    });
   }
 
   /**
