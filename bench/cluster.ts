@@ -88,8 +88,11 @@ async function waitFormed(address: string, n: number, timeoutMs: number): Promis
   throw new ClusterUnavailable(`the cluster did not form within ${timeoutMs / 1000} s (${last})`);
 }
 
-/** Starts `n` combined nodes with one controller quorum; throws ClusterUnavailable if it cannot. */
-export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_000): Promise<Cluster> {
+/**
+ * Starts `n` combined nodes with one controller quorum (`args` added to each node's command line);
+ * throws ClusterUnavailable if it cannot.
+ */
+export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_000, args: readonly string[] = []): Promise<Cluster> {
   const unsupported = clusterSupport(runtime);
   if (unsupported) throw new ClusterUnavailable(unsupported);
   const ports: number[] = [];
@@ -99,7 +102,7 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
     ports.map((p, i) =>
       startBrokerProcess(runtime, {
         listen: `127.0.0.1:${p}`,
-        args: ["--node-id", String(i + 1), "--controller-quorum", quorum],
+        args: ["--node-id", String(i + 1), "--controller-quorum", quorum, ...args],
         startTimeoutMs: timeoutMs,
       }),
     ),

@@ -366,7 +366,7 @@ async function runProducer(s: Shared, address: string, index: number, partitions
  * Which partitions of `topic` each broker leads, by the broker's address (DescribeTopics and
  * DescribeCluster at `address`), once every partition has a leader (waiting up to 10 s).
  */
-async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
+export async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
   const admin = new (clientConstructor(AdminService))(address, creds(), channelOptions());
   const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
