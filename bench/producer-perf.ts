@@ -137,14 +137,14 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
  */
 export async function startBrokerProcess(
   runtime: "bun" | "node" | "deno",
-  opts: { listen?: string; args?: readonly string[]; startTimeoutMs?: number } = {},
+  opts: { listen?: string; args?: readonly string[]; startTimeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<{ address: string; proc: ChildProcess; dataDir: string; stop: () => Promise<void> }> {
   const dataDir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-bench-"));
   const cmd = rillCommand(runtime);
   const proc = spawn(
     cmd[0]!,
     [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", opts.listen ?? "127.0.0.1:0", ...(opts.args ?? [])],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) },
   );
   let exited = false;
   let stderrTail = "";

@@ -16,8 +16,8 @@
  *    of brokers, at most 3; with `--brokers`, the brokers' default). One producer per partition
  *    leader (`--producers`, 0: that many) sends only to the partitions its broker leads, and a
  *    Subscribe stream per leader reads everything back in the same process.
- * 2. The maximum: `--max-seconds` closed loop, each producer keeping `--in-flight` requests of
- *    `--batch-records` records in flight.
+ * 2. The maximum: `--warmup-seconds` then `--max-seconds` (measured) closed loop, each producer
+ *    keeping `--in-flight` requests of `--batch-records` records in flight.
  * 3. The ladder: `--steps` steps at 1/steps … 100% of that maximum (plus `--extra-rates`, in
  *    records/s), in increasing order, each `--step-seconds` long on an open-loop schedule: every
  *    record has a scheduled send time, what is due is sent every `--linger-ms` (batches of at
@@ -106,7 +106,8 @@ export function checkSweepOptions(o: ProducerSweepOptions): { extraRates: number
   int("replicationFactor", 0, 9);
   const secs = (k: keyof ProducerSweepOptions, min: number): void => {
     const v = o[k] as number;
-    if (!Number.isFinite(v) || v < min || v > 3600) throw new Error(`--${kebab(k)}: expected seconds in [${min}, 3600], got ${String(o[k])}`);
+    if (!Number.isFinite(v) || v < min || v > 3600)
+      throw new Error(`--${kebab(k)}: expected seconds in [${min}, 3600], got ${String(o[k])}`);
   };
   secs("stepSeconds", 0.05);
   secs("maxSeconds", 0.05);
@@ -141,7 +142,11 @@ export function checkSweepOptions(o: ProducerSweepOptions): { extraRates: number
 }
 
 /** The ladder: fractions k/steps of `max`, and the extra rates, in increasing order of rate. */
-export function ladder(max: number, steps: number, extraRates: readonly number[]): { rate: number; fraction: number; kind: SweepStep["kind"] }[] {
+export function ladder(
+  max: number,
+  steps: number,
+  extraRates: readonly number[],
+): { rate: number; fraction: number; kind: SweepStep["kind"] }[] {
   const out = [
     ...Array.from({ length: steps }, (_, i) => ({ rate: (max * (i + 1)) / steps, fraction: (i + 1) / steps, kind: "fraction" as const })),
     ...extraRates.map((rate) => ({ rate, fraction: rate / max, kind: "extra" as const })),
@@ -203,8 +208,7 @@ function line(s: string, r: StepResult): string {
 /** The table printed at the end (also the lines printed as steps complete). */
 export function sweepTable(r: Record<string, unknown>): string {
   const head =
-    `step    offered/s achieved/s  request ms: p50      p99    p99.9   e2e ms:  p50      p99    p99.9   lag ms\n` +
-    `${"-".repeat(112)}\n`;
+    `step    offered/s achieved/s  request ms: p50      p99    p99.9   e2e ms:  p50      p99    p99.9   lag ms\n` + `${"-".repeat(112)}\n`;
   const max = r["max"] as StepResult;
   const steps = r["steps"] as SweepStep[];
   return (
@@ -227,8 +231,8 @@ export async function runProducerSweep(o: ProducerSweepOptions): Promise<Record<
     const rf = o.replicationFactor || (given.length === 0 ? Math.min(3, setup.addresses.length) : 0);
     const name = setupName(o, setup.addresses.length, rf);
     load = await SweepLoad.open(t, { ...o, closedInFlight: o.inFlight });
-    process.stderr.write(`${name}: measuring the maximum (${o.maxSeconds} s closed loop)\n`);
-    const max = await load.step({ rate: null, seconds: o.maxSeconds, warmupSeconds: Math.min(o.warmupSeconds, o.maxSeconds / 4) });
+    process.stderr.write(`${name}: measuring the maximum (${o.warmupSeconds} s warm-up, then ${o.maxSeconds} s closed loop)\n`);
+    const max = await load.step({ rate: null, seconds: o.warmupSeconds + o.maxSeconds, warmupSeconds: o.warmupSeconds });
     process.stderr.write(`  ${line("closed", max)}\n`);
     const steps: SweepStep[] = [];
     for (const s of ladder(max.achievedRecordsPerSec, o.steps, extraRates)) {
@@ -274,7 +278,10 @@ async function main(): Promise<void> {
   if (r["brokerRssPeakMiB"] !== undefined) process.stdout.write(`broker peak RSS ${(r["brokerRssPeakMiB"] as number).toFixed(0)} MiB\n`);
   if (o.svg) {
     nodeFs.mkdirSync(path.dirname(path.resolve(o.svg)), { recursive: true });
-    nodeFs.writeFileSync(o.svg, sweepSvg([sweepSeries(r)], `Latency against throughput: ${r["name"]}, ${o.recordSize} B records, ${o.compression}`));
+    nodeFs.writeFileSync(
+      o.svg,
+      sweepSvg([sweepSeries(r)], `Latency against throughput: ${r["name"]}, ${o.recordSize} B records, ${o.compression}`),
+    );
     process.stdout.write(`wrote ${o.svg}\n`);
   }
   if (o.json) nodeFs.writeFileSync(o.json, JSON.stringify(r, null, 2) + "\n");

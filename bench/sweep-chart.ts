@@ -60,8 +60,7 @@ function panel(series: readonly SweepSeries[], which: "requestMs" | "e2eMs", tit
   const yLo = 10 ** Math.floor(Math.log10(Math.max(0.01, Math.min(1, ...values))));
   const yHi = 10 ** Math.ceil(Math.log10(Math.max(yLo * 10, ...values)));
   const x = (r: number): number => left + (r / xMax) * W;
-  const y = (ms: number): number =>
-    top + H - ((Math.log10(Math.max(yLo, ms)) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo))) * H;
+  const y = (ms: number): number => top + H - ((Math.log10(Math.max(yLo, ms)) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo))) * H;
   out.push(`<text x="${left}" y="${top - 10}" font-size="13" font-weight="bold">${esc(title)}</text>`);
   out.push(`<rect x="${left}" y="${top}" width="${W}" height="${H}" fill="none" stroke="#868e96"/>`);
   for (let d = yLo; d <= yHi * 1.0001; d *= 10) {
