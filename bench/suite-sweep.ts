@@ -51,23 +51,30 @@ function medianPcts(xs: readonly Pcts[]): Pcts {
   return Object.fromEntries(PCT_KEYS.map((k) => [k, median(xs.map((x) => x[k]))])) as Pcts;
 }
 
-/** Per step, the median over runs (runs have the same ladder: steps align by index). */
+/**
+ * Per step, the median over runs. Steps are matched by what they offered — a fraction of the
+ * maximum, or a fixed rate — not by position: a fixed rate sorts among the fractions wherever
+ * each run's maximum puts it. Steps missing from some run are left out.
+ */
 export function medianSweep(runs: readonly Record<string, unknown>[]): SweepSummary {
-  const ladders = runs.map((r) => r["steps"] as SweepStep[]);
-  const n = Math.min(...ladders.map((l) => l.length));
-  return {
-    maxRecordsPerSec: median(runs.map((r) => r["maxRecordsPerSec"] as number)),
-    steps: Array.from({ length: n }, (_, i) => {
-      const at = ladders.map((l) => l[i]!);
-      return {
+  const key = (s: SweepStep): string => (s.kind === "extra" ? `x${s.offeredRecordsPerSec}` : `f${s.fraction.toFixed(6)}`);
+  const byKey = new Map<string, SweepStep[]>();
+  for (const r of runs) for (const s of r["steps"] as SweepStep[]) byKey.set(key(s), [...(byKey.get(key(s)) ?? []), s]);
+  const steps = [...byKey.values()]
+    .filter((at) => at.length === runs.length)
+    .map(
+      (at): SweepRowStep => ({
         kind: at[0]!.kind,
         fraction: median(at.map((s) => s.fraction)),
         offeredRecordsPerSec: median(at.map((s) => s.offeredRecordsPerSec ?? NaN)),
         achievedRecordsPerSec: median(at.map((s) => s.achievedRecordsPerSec)),
         requestMs: medianPcts(at.map((s) => s.requestMs)),
         e2eMs: medianPcts(at.map((s) => s.e2eMs)),
-      };
-    }),
+      }),
+    );
+  return {
+    maxRecordsPerSec: median(runs.map((r) => r["maxRecordsPerSec"] as number)),
+    steps: steps.sort((a, b) => a.offeredRecordsPerSec - b.offeredRecordsPerSec),
   };
 }
 
@@ -162,6 +169,16 @@ export async function sweepScenario(t: SuiteTools, rt: Runtime, scale: number, r
       loadAverage: [median(rs.map((r) => (r["loadAverage"] as number[])[0]!))],
     };
   });
+}
+
+/** A sweep row's summary and 70% latency computed again from its runs (`--from-json` after a fix here). */
+export function resummarize(rows: Row[]): void {
+  for (const r of rows) {
+    if (r.kind !== "sweep" || r.runs.length === 0) continue;
+    r.sweep = medianSweep(r.runs);
+    const at70 = stepAt(r.sweep, { fraction: 0.7 });
+    if (at70) r.latencyMs = at70.requestMs;
+  }
 }
 
 /** `partitions`: produce over 1,000 partitions by 4 producers ÷ 1 partition by 1, and consume of both. */

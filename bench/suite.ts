@@ -53,6 +53,7 @@ import { runtimeName } from "./runtime.ts";
 import {
   issue20Targets,
   partitionsScenario,
+  resummarize,
   suiteSweepSvg,
   sweepMarkdown,
   sweepScenario,
@@ -901,6 +902,7 @@ function writeSweepSvg(out: string, label: string, rows: Row[], date: string): v
 /** `--from-json FILE`: renders the table and chart of an earlier run again (e.g. after a fix here). */
 function rerender(file: string, o: Options): void {
   const j = JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown> & { rows: Row[] };
+  resummarize(j.rows);
   const meta = { ...j, label: o.label, json: path.relative(root, path.resolve(file)) };
   const out = path.resolve(root, o.out);
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), markdown(j.rows, meta));
