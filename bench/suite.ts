@@ -47,7 +47,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { startNoopServer } from "./ceiling.ts";
 import { ClusterUnavailable, startCluster, type Cluster } from "./cluster.ts";
-import { isMain, loadAverage, median, parseArgs, sampleRss } from "./lib.ts";
+import { isMain, loadAverage, median, parseArgs, sampleBrokerDescendantsRss, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 import {
@@ -132,7 +132,9 @@ function progress(msg: string): void {
 
 /**
  * Runs `bun bench/<file> args --json TMP` (killed after `timeoutS`); returns its JSON. A tool
- * that fails throws, unless `keepFailed` and it wrote its JSON (then `exitCode` is in it).
+ * that fails throws, unless `keepFailed` and it wrote its JSON (then `exitCode` is in it). When
+ * the tool starts brokers of its own, the largest one's peak RSS is added as
+ * `spawnedBrokerRssPeakMiB`.
  */
 async function runTool(file: string, args: string[], timeoutS: number, keepFailed = false): Promise<Record<string, unknown>> {
   const tmp = path.join(os.tmpdir(), `rill-bench-${process.pid}-${Date.now()}.json`);
@@ -141,11 +143,18 @@ async function runTool(file: string, args: string[], timeoutS: number, keepFaile
   child.stdout.on("data", indent);
   child.stderr.on("data", indent);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  const brokersRss = sampleBrokerDescendantsRss(child.pid!);
   try {
     const code = await new Promise<number | null>((r) => child.once("exit", r));
+    const rss = brokersRss.stop();
     if (code !== 0 && !(keepFailed && nodeFs.existsSync(tmp))) throw new Error(`${file} ${args.join(" ")} exited with ${code}`);
-    return { ...(JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>), ...(code !== 0 ? { exitCode: code } : {}) };
+    return {
+      ...(JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>),
+      ...(code !== 0 ? { exitCode: code } : {}),
+      ...(rss !== null ? { spawnedBrokerRssPeakMiB: rss } : {}),
+    };
   } finally {
+    brokersRss.stop();
     clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     nodeFs.rmSync(tmp, { force: true });
@@ -326,6 +335,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
     600,
   );
   const pRuns = p["runs"] as Record<string, Record<string, unknown>[]>;
+  const pRss = p["spawnedBrokerRssPeakMiB"] as number | undefined;
   const pLoad = [(p["loadAverage"] as number[])[0]!];
   const pLabels: Record<string, string> = {
     grpc: "gRPC producer (ours)",
@@ -352,6 +362,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
       recordsPerSec: rps,
       payloadMiBPerSec: (rps * 100) / MiB,
       ...(who === "kafka" ? { kafkaOverGrpc: p["kafkaOverGrpc"] as number } : {}),
+      ...(pRss !== undefined ? { rssPeakMiB: pRss } : {}),
       runs: pRuns[who] ?? [],
       loadAverage: pLoad,
       command: pCommand,
@@ -368,6 +379,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
   );
   const medians = c["medians"] as Record<string, { recordsPerSec: number; payloadMiBPerSec: number }>;
   const cRuns = c["runResults"] as Record<string, Record<string, unknown>[]>;
+  const cRss = c["spawnedBrokerRssPeakMiB"] as number | undefined;
   const cLabels: Record<string, string> = {
     grpc: "gRPC Fetch (ours)",
     kafka: "Kafka Fetch (ours)",
@@ -387,6 +399,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
       recordsPerSec: medians[who]!.recordsPerSec,
       payloadMiBPerSec: medians[who]!.payloadMiBPerSec,
       ...(who === "kafka" && c["kafkaOverGrpc"] !== null ? { kafkaOverGrpc: c["kafkaOverGrpc"] as number } : {}),
+      ...(cRss !== undefined ? { rssPeakMiB: cRss } : {}),
       runs: cRuns[who] ?? [],
       loadAverage: [(c["loadAverage"] as number[])[0]!],
       command: cCommand,
