@@ -33,11 +33,11 @@ function esc(s: string): string {
 
 const n1 = (x: number): string => (Math.round(x * 10) / 10).toFixed(1);
 
-/** A "nice" upper bound for an axis of values up to `x` (1, 2 or 5 × 10^k). */
+/** A "nice" upper bound for an axis of values up to `x` (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k; fifths stay round). */
 function niceCeil(x: number): number {
   if (!(x > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p;
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= x * (1 - 1e-9)) return m * p;
   return 10 * p;
 }
 
