@@ -92,7 +92,7 @@ function givenArgs(cmd: Command, except: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(cmd.opts())) {
     if (value === undefined || cmd.getOptionValueSource(key) !== "cli" || except.includes(key)) continue;
-    const v = PATH_OPTIONS.has(key) ? path.resolve(String(value)) : String(value);
+    const v = PATH_OPTIONS.has(key) && String(value) !== "" ? path.resolve(String(value)) : String(value);
     out.push(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v);
   }
   return out;
