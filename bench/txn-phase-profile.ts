@@ -85,7 +85,8 @@ export async function txnPhaseProfile(o: Options): Promise<void> {
       if (recording) total += tEnd - t0;
     }
     console.log(`${o.txns} transactions of ${o.perTxn} records: ${(total / o.txns).toFixed(3)} ms each`);
-    for (const [name, v] of phases) console.log(`${(v.ms / o.txns).toFixed(3).padStart(8)} ms/txn  ${(v.calls / o.txns).toFixed(2)} calls/txn  ${name}`);
+    for (const [name, v] of phases)
+      console.log(`${(v.ms / o.txns).toFixed(3).padStart(8)} ms/txn  ${(v.calls / o.txns).toFixed(2)} calls/txn  ${name}`);
   } finally {
     await p.close();
     await admin.close();

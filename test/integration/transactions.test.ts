@@ -82,6 +82,10 @@ function produce(p: Txp, topic: string, partition: number, values: string[]): Pr
   });
 }
 
+/**
+ * EndTransaction. It answers once the outcome is durable; the markers follow (a READ_COMMITTED
+ * reader waits for them), so this waits until the coordinator describes the id as completed.
+ */
 async function end(p: Txp, commit: boolean): Promise<EndTransactionResponse> {
   const r = await rpc<EndTransactionResponse>(c.produce, ProduceService, "endTransaction", {
     transactionalId: p.id,
@@ -92,7 +96,19 @@ async function end(p: Txp, commit: boolean): Promise<EndTransactionResponse> {
   p.producerId = r.producerId;
   p.producerEpoch = r.producerEpoch;
   p.seq = new Map();
+  await completed(p.id);
   return r;
+}
+
+/** The state of `id` as AdminService.DescribeTransactions reports it. */
+async function stateOf(id: string): Promise<string> {
+  const d = await rpc<{ transactions: { state: string }[] }>(c.admin, AdminService, "describeTransactions", { transactionalIds: [id] });
+  return d.transactions[0]!.state;
+}
+
+/** Waits until `id`'s last end has written its markers (no longer PrepareCommit/PrepareAbort). */
+function completed(id: string): Promise<void> {
+  return until(async () => !(await stateOf(id)).startsWith("Prepare"));
 }
 
 async function read(topic: string, partition: number, isolationLevel: IsolationLevel): Promise<string[]> {
@@ -181,6 +197,58 @@ describe("transactions over gRPC, one broker", () => {
     await produce(p, "ta", 0, ["a0-3"]);
     await end(p, true);
     expect(await committed("ta", 0)).toEqual(["a0-1", "a0-2", "a0-3"]);
+  });
+
+  it("EndTransaction answers once the decision is durable; the markers follow, and the next transaction's first produce waits for them", async () => {
+    const parts = (broker as unknown as { parts: { transactions: Transactions } }).parts;
+    const ports = (parts.transactions.runtime as unknown as { ports: { writeMarker: (tp: unknown, m: unknown) => Promise<void> } }).ports;
+    const writeMarker = ports.writeMarker;
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    ports.writeMarker = async (tp, m) => {
+      await held;
+      return writeMarker(tp, m);
+    };
+    try {
+      const p = await open("async-end-1");
+      await produce(p, "ta", 0, ["ae-1"]);
+      const before = p.producerEpoch;
+      const r = await rpc<EndTransactionResponse>(c.produce, ProduceService, "endTransaction", {
+        transactionalId: p.id,
+        producerId: p.producerId,
+        producerEpoch: p.producerEpoch,
+        commit: true,
+      });
+      // Answered with the markers held back: decided (PrepareCommit), not yet visible.
+      expect(r.producerEpoch).toBe(before + 1);
+      expect(await stateOf(p.id)).toBe("PrepareCommit");
+      expect(await committed("ta", 0)).not.toContain("ae-1");
+      p.producerId = r.producerId;
+      p.producerEpoch = r.producerEpoch;
+      p.seq = new Map();
+      // The next transaction's first produce (the same epoch as the held marker) waits for it.
+      let produced = false;
+      const next = produce(p, "ta", 0, ["ae-2"]).then((x) => {
+        produced = true;
+        return x;
+      });
+      await new Promise((res) => setTimeout(res, 100));
+      expect(produced).toBe(false);
+      release();
+      expect((await next).partitions[0]?.error).toBeUndefined();
+      expect(await stateOf(p.id)).toBe("Ongoing");
+      const rc = await committed("ta", 0);
+      expect(rc).toContain("ae-1");
+      expect(rc).not.toContain("ae-2"); // after the commit marker: in the new, open transaction
+      await end(p, false);
+      expect(await committed("ta", 0)).not.toContain("ae-2");
+      expect(await uncommitted("ta", 0)).toContain("ae-2");
+    } finally {
+      ports.writeMarker = writeMarker;
+      release();
+    }
   });
 
   it("aborts: the records stay invisible to READ_COMMITTED and visible to READ_UNCOMMITTED", async () => {
@@ -359,6 +427,7 @@ describe("transactions over gRPC, one broker", () => {
         expect(await committed("tb", 0)).not.toContain("sdk-c1");
         await tx.sendOffsets("g-sdk", [{ topic: "in", partition: 0, offset: 3 }]);
       });
+      await completed("sdk-1");
       expect(await committed("tb", 0)).toContain("sdk-c1");
       expect(await committed("ta", 0)).toContain("sdk-c2");
       expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
@@ -370,6 +439,7 @@ describe("transactions over gRPC, one broker", () => {
           throw boom;
         }),
       ).rejects.toBe(boom);
+      await completed("sdk-1");
       expect(await committed("tb", 0)).not.toContain("sdk-a1");
       expect(await uncommitted("tb", 0)).toContain("sdk-a1");
       expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
@@ -377,6 +447,7 @@ describe("transactions over gRPC, one broker", () => {
       await producer.transaction(async (tx) => {
         await tx.send({ topic: "tb", partition: 0, value: "sdk-c3" });
       });
+      await completed("sdk-1");
       expect(await committed("tb", 0)).toContain("sdk-c3");
     } finally {
       await producer.close();
