@@ -11,7 +11,14 @@ import { Broker } from "../../src/broker/broker.ts";
 import { AdminService } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import type { FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
-import { type CommitOffsetsResponse, type FetchOffsetsResponse, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  AutoOffsetReset,
+  type CommitOffsetsResponse,
+  ConsumeRequestSchema,
+  type ConsumeResponse,
+  type FetchOffsetsResponse,
+  GroupService,
+} from "../../src/gen/rill/v1/group_service_pb.ts";
 import {
   Acks,
   type EndTransactionResponse,
@@ -24,7 +31,7 @@ import { encodeBatch } from "../../src/protocol/record-batch.ts";
 import { encodeControlBatch } from "../../src/protocol/control-record.ts";
 import { create } from "@bufbuild/protobuf";
 import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { FetchService, SubscribeRequestSchema, type SubscribeResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import type { Transactions } from "../../src/broker/transactions.ts";
 import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
@@ -248,6 +255,66 @@ describe("transactions over gRPC, one broker", () => {
     } finally {
       ports.writeMarker = writeMarker;
       release();
+    }
+  });
+
+  it("Subscribe and Consume send a message for a read that holds only the transaction marker (next_offset moves past it)", async () => {
+    const topic = "marker-only";
+    await rpc(c.admin, AdminService, "createTopics", { topics: [{ name: topic, partitions: 1 }] });
+    /** next_offset and record count of every message with data for `topic`-0. */
+    type Seen = { nextOffset: bigint; records: number }[];
+    const waitFor = (seen: Seen, pred: (s: Seen) => boolean) => until(() => pred(seen), 10_000);
+    const subSeen: Seen = [];
+    const sub = (c.fetch as unknown as { subscribe(r: unknown): grpc.ClientReadableStream<SubscribeResponse> }).subscribe(
+      create(SubscribeRequestSchema, {
+        partitions: [{ topic, partition: 0, offset: 0n }],
+        format: RecordFormat.RECORDS,
+        isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+      }),
+    );
+    sub.on("data", (m: SubscribeResponse) => {
+      for (const q of m.partitions) subSeen.push({ nextOffset: q.nextOffset, records: q.records.length });
+    });
+    sub.on("error", () => undefined);
+    const conSeen: Seen = [];
+    const con = (groups as unknown as { consume(): grpc.ClientDuplexStream<unknown, ConsumeResponse> }).consume();
+    con.on("data", (m: ConsumeResponse) => {
+      if (m.kind.case === "records" && m.kind.value.topic === topic)
+        conSeen.push({ nextOffset: m.kind.value.nextOffset, records: m.kind.value.records.length });
+    });
+    con.on("error", () => undefined);
+    con.write(
+      create(ConsumeRequestSchema, {
+        kind: {
+          case: "subscribe",
+          value: {
+            groupId: "marker-only-g",
+            topics: [topic],
+            autoOffsetReset: AutoOffsetReset.EARLIEST,
+            isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+          },
+        },
+      }),
+    );
+    try {
+      const p = await open("marker-only-1");
+      await produce(p, topic, 0, ["m-1", "m-2"]);
+      // READ_UNCOMMITTED readers get the open transaction's records (offsets 0 and 1)...
+      const both = (s: Seen) => s.reduce((n, x) => n + x.records, 0) === 2;
+      await waitFor(subSeen, both);
+      await waitFor(conSeen, both);
+      expect(subSeen.at(-1)!.nextOffset).toBe(2n);
+      expect(conSeen.at(-1)!.nextOffset).toBe(2n);
+      // ...then the commit marker alone at offset 2: a message with no record moves next_offset to 3.
+      await end(p, true);
+      const past = (s: Seen) => s.some((x) => x.nextOffset === 3n);
+      await waitFor(subSeen, past);
+      await waitFor(conSeen, past);
+      expect(subSeen.at(-1)).toEqual({ nextOffset: 3n, records: 0 });
+      expect(conSeen.at(-1)).toEqual({ nextOffset: 3n, records: 0 });
+    } finally {
+      sub.cancel();
+      con.end();
     }
   });
 
