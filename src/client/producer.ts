@@ -449,7 +449,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.identity === null || this.transactionalId === "")
       throw new RillError(Errors.INVALID_ARGUMENT, "transaction: needs a producer with a transactionalId");
     if (this.txn !== null) throw new RillError(Errors.INVALID_TXN_STATE, "transaction: another transaction of this producer is open");
-    await this.flush();
+    if (!this.idle()) await this.flush();
     if (this.identity.current === null) await this.identity.acquire();
     const state: { offsets: GroupAdmin | null } = { offsets: null };
     this.txn = state;
@@ -475,7 +475,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     let result: T;
     try {
       result = await fn(tx);
-      await this.flush();
+      if (!this.idle()) await this.flush();
       await Promise.all(sends);
     } catch (e) {
       await this.flush().catch(() => undefined);
@@ -491,20 +491,36 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     return result;
   }
 
+  /** Nothing queued, batched or in flight: a flush would have nothing to wait for. */
+  private idle(): boolean {
+    if (this.intake.length > 0 || this.inFlightBatches > 0) return false;
+    for (const q of this.allQueues()) if (q.open !== null || q.sealed.length > 0 || q.window.length > 0) return false;
+    return true;
+  }
+
   private async finishTransaction(state: { offsets: GroupAdmin | null }): Promise<void> {
     this.txn = null;
     await state.offsets?.close();
   }
 
-  /** EndTransaction; then every partition's sequence starts again at 0 under the answered id and epoch. */
+  /**
+   * EndTransaction — on the ProduceStream the transaction's records went over when there is one
+   * (any broker answers: it forwards to the coordinator), so the end costs no call of its own;
+   * else, and on a retry, a unary call. Then every partition's sequence starts again at 0 under the answered id
+   * and epoch.
+   */
   private async endTransaction(commit: boolean): Promise<void> {
     const id = this.identity!.current!;
+    const end = { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit };
+    let attempt = 0;
     const r = await withRetries(
-      () =>
-        this.conn.transport.endTransaction(
-          { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit },
-          { timeoutMs: this.conn.requestTimeoutMs },
-        ),
+      () => {
+        // A retry goes unary: the bootstrap transport finds a live broker if the stream's is gone.
+        const channel = attempt++ === 0 ? this.channels.values().next().value : undefined;
+        return channel !== undefined
+          ? channel.endTransaction(end)
+          : this.conn.transport.endTransaction(end, { timeoutMs: this.conn.requestTimeoutMs });
+      },
       this.conn.retry,
       { random: this.conn.random },
     );

@@ -24,6 +24,7 @@ import {
   type EndTransactionResponse,
   type InitProducerIdResponse,
   type ProduceResponse,
+  type ProduceStreamResponse,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
@@ -315,6 +316,43 @@ describe("transactions over gRPC, one broker", () => {
     } finally {
       sub.cancel();
       con.end();
+    }
+  });
+
+  it("EndTransaction on a ProduceStream (end_transaction): answered in order, in band; an error answers that request only", async () => {
+    const p = await open("stream-end-1");
+    await produce(p, "tb", 0, ["se-1"]);
+    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+    const answers: ProduceStreamResponse[] = [];
+    const got = (n: number) => until(() => answers.length >= n, 10_000);
+    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
+    stream.on("error", () => undefined);
+    try {
+      const endOf = (producerEpoch: number, transactionalId = p.id) => ({
+        transactionalId,
+        producerId: p.producerId,
+        producerEpoch,
+        commit: true,
+      });
+      stream.write({ requestId: 1n, endTransaction: endOf(p.producerEpoch) });
+      stream.write({ requestId: 2n, endTransaction: endOf(0, "never-initialized") });
+      stream.write({
+        requestId: 3n,
+        request: { topic: "tb", partition: 0, recordBatch: encodeBatch([{ value: "plain" }], { nowMs: Date.now() }) },
+      });
+      await got(3);
+      expect(answers.map((a) => [a.requestId, a.result.case])).toEqual([
+        [1n, "endTransaction"],
+        [2n, "error"],
+        [3n, "response"],
+      ]);
+      const ended = answers[0]!.result.value as EndTransactionResponse;
+      expect([ended.producerId, ended.producerEpoch]).toEqual([p.producerId, p.producerEpoch + 1]);
+      expect((answers[1]!.result.value as { name: string }).name).toBe("TRANSACTIONAL_ID_NOT_FOUND");
+      await completed(p.id);
+      expect(await committed("tb", 0)).toContain("se-1");
+    } finally {
+      stream.end();
     }
   });
 
