@@ -18,7 +18,7 @@ import { clientConstructor } from "../protocol/grpc-service.ts";
 import { type ChannelSecurity, plaintext } from "./channel-security.ts";
 import { fromGrpcError } from "./errors.ts";
 import type { CallOptions, ProduceStream, ProduceStreamListener, Transport, UnaryCall } from "./transport.ts";
-import { type ProduceStreamRequestInput, fetchClientCodecs, produceClientCodecs } from "./wire-codec.ts";
+import { type EndTransactionStreamInput, type ProduceStreamRequestInput, fetchClientCodecs, produceClientCodecs } from "./wire-codec.ts";
 
 const AdminClient = clientConstructor(AdminService);
 const ProduceClient = clientConstructor(ProduceService, produceClientCodecs);
@@ -130,7 +130,12 @@ export class GrpcTransport implements Transport {
 
   /** Opens a ProduceStream call; its failures reach `listener.onError` as client errors. */
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
-    return duplexStream(this.producer.produceStream(), listener, this.address, (request: ProduceStreamRequestInput) => request);
+    return duplexStream(
+      this.producer.produceStream(),
+      listener,
+      this.address,
+      (request: ProduceStreamRequestInput | EndTransactionStreamInput) => request,
+    );
   }
 
   /** Closes the channel; calls in progress fail with CANCELLED or UNAVAILABLE. */

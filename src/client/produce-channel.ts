@@ -9,11 +9,14 @@
  * within `responseTimeoutMs`), every outstanding request rejects with that error — a
  * ConnectionError or REQUEST_TIMED_OUT, both retriable — and the next `send` opens a new stream.
  * Requests still waiting for a slot were never written, so they go out on the new stream.
+ *
+ * `endTransaction` sends a transactional producer's EndTransaction on the same stream (issue 17):
+ * answered in order like a produce, without a call of its own.
  */
 
 import { Errors, RillError } from "../base/errors.ts";
-import type { ProduceResponse, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import type { ProduceRequestInput } from "./wire-codec.ts";
+import type { EndTransactionResponse, ProduceResponse, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import type { EndTransactionStreamInput, ProduceRequestInput } from "./wire-codec.ts";
 import { ClientClosedError, ConnectionError, fromErrorDetail } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import type { ProduceStream, Transport } from "./transport.ts";
@@ -26,12 +29,21 @@ export interface ProduceChannelOptions {
   readonly responseTimeoutMs: number;
 }
 
-interface Pending {
-  readonly request: ProduceRequestInput;
-  readonly resolve: (response: ProduceResponse) => void;
-  readonly reject: (error: Error) => void;
-  sentAtMs: number;
-}
+type Pending =
+  | {
+      readonly request: ProduceRequestInput;
+      readonly end?: undefined;
+      readonly resolve: (response: ProduceResponse) => void;
+      readonly reject: (error: Error) => void;
+      sentAtMs: number;
+    }
+  | {
+      readonly request?: undefined;
+      readonly end: EndTransactionStreamInput["endTransaction"];
+      readonly resolve: (response: EndTransactionResponse) => void;
+      readonly reject: (error: Error) => void;
+      sentAtMs: number;
+    };
 
 /** One pipelined ProduceStream, reopened on demand after a failure. */
 export class ProduceChannel {
@@ -60,6 +72,15 @@ export class ProduceChannel {
     if (this.closed) return Promise.reject(new ClientClosedError("producer"));
     return new Promise((resolve, reject) => {
       this.waiting.push({ request, resolve, reject, sentAtMs: 0 });
+      this.writeWaiting();
+    });
+  }
+
+  /** Sends an EndTransaction when a slot is free; resolves with its answer. */
+  endTransaction(end: EndTransactionStreamInput["endTransaction"]): Promise<EndTransactionResponse> {
+    if (this.closed) return Promise.reject(new ClientClosedError("producer"));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ end, resolve, reject, sentAtMs: 0 });
       this.writeWaiting();
     });
   }
@@ -95,7 +116,7 @@ export class ProduceChannel {
       const id = this.nextRequestId++;
       p.sentAtMs = Date.now();
       this.outstanding.set(id, p);
-      this.openStream().write({ requestId: id, request: p.request });
+      this.openStream().write(p.end ? { requestId: id, endTransaction: p.end } : { requestId: id, request: p.request });
     }
     this.armTimer();
   }
@@ -128,8 +149,9 @@ export class ProduceChannel {
       return;
     }
     this.outstanding.delete(id);
-    const where = `${p.request.topic}-${p.request.partition ?? "?"}`;
-    if (m.result.case === "response") p.resolve(m.result.value);
+    const where = p.end ? "EndTransaction" : `${p.request.topic}-${p.request.partition ?? "?"}`;
+    if (m.result.case === "response" && !p.end) p.resolve(m.result.value);
+    else if (m.result.case === "endTransaction" && p.end) p.resolve(m.result.value);
     else if (m.result.case === "error") p.reject(fromErrorDetail(m.result.value, where));
     else p.reject(new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no result`));
     this.writeWaiting();

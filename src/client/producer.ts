@@ -110,7 +110,11 @@ export interface ProducerOptions<K = RecordBytes, V = RecordBytes> extends Clien
     | undefined;
   /** Flush and close on SIGTERM/SIGINT (`true`) or the signals listed, then re-raise the signal (shutdown.ts). Default false. */
   readonly closeOnSignals?: boolean | readonly NodeJS.Signals[] | undefined;
-  /** How long a batch waits for more records before it is sent. Default 5 ms. */
+  /**
+   * How long a batch waits for more records before it is sent. Default 5 ms. 0: it goes once the
+   * records handed over in the same turn of the event loop have joined it (a timer of 0 ms would
+   * wait about 1 ms).
+   */
   readonly lingerMs?: number | undefined;
   /** A batch is sent once it holds about this many bytes (a larger record gets its own batch). Default 1 MiB. */
   readonly batchBytes?: number | undefined;
@@ -265,12 +269,22 @@ class ProducerBatch {
   }
 }
 
+/** A batch's linger: a timer, or an immediate (lingerMs 0). */
+type Linger = { readonly timer: ReturnType<typeof setTimeout> } | { readonly immediate: ReturnType<typeof setImmediate> };
+
+function stopLinger(l: Linger | null): void {
+  if (l === null) return;
+  if ("timer" in l) clearTimeout(l.timer);
+  else clearImmediate(l.immediate);
+}
+
 /** The batches of one partition: the open one, sealed ones in order, and the ones in flight. */
 interface PartitionQueue {
   readonly topic: string;
   readonly partition: number;
   open: ProducerBatch | null;
-  lingerTimer: ReturnType<typeof setTimeout> | null;
+  /** The open batch's linger: a timer, or (lingerMs 0) an immediate; cancel with `stopLinger`. */
+  lingerTimer: Linger | null;
   /** Sealed and never sent, in order. */
   readonly sealed: Fifo<ProducerBatch>;
   /**
@@ -435,7 +449,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.identity === null || this.transactionalId === "")
       throw new RillError(Errors.INVALID_ARGUMENT, "transaction: needs a producer with a transactionalId");
     if (this.txn !== null) throw new RillError(Errors.INVALID_TXN_STATE, "transaction: another transaction of this producer is open");
-    await this.flush();
+    if (!this.idle()) await this.flush();
     if (this.identity.current === null) await this.identity.acquire();
     const state: { offsets: GroupAdmin | null } = { offsets: null };
     this.txn = state;
@@ -461,7 +475,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     let result: T;
     try {
       result = await fn(tx);
-      await this.flush();
+      if (!this.idle()) await this.flush();
       await Promise.all(sends);
     } catch (e) {
       await this.flush().catch(() => undefined);
@@ -477,20 +491,36 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     return result;
   }
 
+  /** Nothing queued, batched or in flight: a flush would have nothing to wait for. */
+  private idle(): boolean {
+    if (this.intake.length > 0 || this.inFlightBatches > 0) return false;
+    for (const q of this.allQueues()) if (q.open !== null || q.sealed.length > 0 || q.window.length > 0) return false;
+    return true;
+  }
+
   private async finishTransaction(state: { offsets: GroupAdmin | null }): Promise<void> {
     this.txn = null;
     await state.offsets?.close();
   }
 
-  /** EndTransaction; then every partition's sequence starts again at 0 under the answered id and epoch. */
+  /**
+   * EndTransaction — on the ProduceStream the transaction's records went over when there is one
+   * (any broker answers: it forwards to the coordinator), so the end costs no call of its own;
+   * else, and on a retry, a unary call. Then every partition's sequence starts again at 0 under the answered id
+   * and epoch.
+   */
   private async endTransaction(commit: boolean): Promise<void> {
     const id = this.identity!.current!;
+    const end = { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit };
+    let attempt = 0;
     const r = await withRetries(
-      () =>
-        this.conn.transport.endTransaction(
-          { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit },
-          { timeoutMs: this.conn.requestTimeoutMs },
-        ),
+      () => {
+        // A retry goes unary: the bootstrap transport finds a live broker if the stream's is gone.
+        const channel = attempt++ === 0 ? this.channels.values().next().value : undefined;
+        return channel !== undefined
+          ? channel.endTransaction(end)
+          : this.conn.transport.endTransaction(end, { timeoutMs: this.conn.requestTimeoutMs });
+      },
       this.conn.retry,
       { random: this.conn.random },
     );
@@ -782,9 +812,10 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       q.open = b;
       this.lingering.add(q);
       const batch = b;
-      q.lingerTimer = setTimeout(() => {
+      const expire = (): void => {
         if (q.open === batch) this.markReady(q);
-      }, this.lingerMs);
+      };
+      q.lingerTimer = this.lingerMs === 0 ? { immediate: setImmediate(expire) } : { timer: setTimeout(expire, this.lingerMs) };
     }
     b.inputs.push(item.input);
     b.deliveries.push(item.delivery);
@@ -800,7 +831,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private markReady(q: PartitionQueue): void {
     q.open!.ready = true;
     this.lingering.delete(q);
-    if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
+    stopLinger(q.lingerTimer);
     q.lingerTimer = null;
     this.sendNext(q);
   }
@@ -827,7 +858,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     const b = q.open!;
     q.open = null;
     this.lingering.delete(q);
-    if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
+    stopLinger(q.lingerTimer);
     q.lingerTimer = null;
     this.partitioner.onBatchSealed(q.topic, q.partition, this.metadata.cachedPartitionCount(q.topic) ?? 1);
     q.sealed.push(b);
@@ -1087,7 +1118,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     for (const q of this.allQueues()) {
       if (q.retryTimer !== null) clearTimeout(q.retryTimer);
       q.retryTimer = null;
-      if (q.lingerTimer !== null) clearTimeout(q.lingerTimer);
+      stopLinger(q.lingerTimer);
       q.lingerTimer = null;
       const open = q.open;
       q.open = null;

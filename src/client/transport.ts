@@ -12,7 +12,7 @@ import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { AdminService } from "../gen/rill/v1/admin_service_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { ProduceService, ProduceStreamResponse } from "../gen/rill/v1/produce_service_pb.ts";
-import type { ProduceStreamRequestInput } from "./wire-codec.ts";
+import type { EndTransactionStreamInput, ProduceStreamRequestInput } from "./wire-codec.ts";
 
 /** Options of one call. */
 export interface CallOptions {
@@ -42,8 +42,8 @@ export interface ProduceStreamListener {
 
 /** The client's half of an open ProduceStream. */
 export interface ProduceStream {
-  /** Sends one request; the response comes to the listener, in order. */
-  write(request: ProduceStreamRequestInput): void;
+  /** Sends one request (a produce, or the end of a transaction); the response comes to the listener, in order. */
+  write(request: ProduceStreamRequestInput | EndTransactionStreamInput): void;
   /** Half-closes: no more requests; the broker answers the outstanding ones and ends. */
   end(): void;
   /** Abandons the stream; the listener hears nothing more. */

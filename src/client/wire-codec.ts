@@ -14,11 +14,11 @@
  * message, the field and the byte position on truncated or malformed input.
  */
 
-import { toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import type { Record as RecordMessage } from "../gen/rill/v1/common_pb.ts";
 import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchService, FetchedPartition, SubscribeResponse } from "../gen/rill/v1/fetch_service_pb.ts";
-import type { Acks, ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import { type Acks, EndTransactionRequestSchema, type ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
 
@@ -49,6 +49,17 @@ export interface ProduceRequestInput {
 export interface ProduceStreamRequestInput {
   readonly requestId?: bigint | number | undefined;
   readonly request: ProduceRequestInput;
+}
+
+/** A ProduceStreamRequest that ends the producer's transaction (field 3, issue 17). */
+export interface EndTransactionStreamInput {
+  readonly requestId?: bigint | number | undefined;
+  readonly endTransaction: {
+    readonly transactionalId: string;
+    readonly producerId: bigint;
+    readonly producerEpoch: number;
+    readonly commit: boolean;
+  };
 }
 
 /** The size pass of a ProduceRequest: its byte length, and what the write pass reuses. */
@@ -99,7 +110,8 @@ export function encodeProduceRequest(m: ProduceRequestInput): Buffer {
 }
 
 /** Encodes a ProduceStreamRequest (client side), copying the batch once into the output. */
-export function encodeProduceStreamRequest(m: ProduceStreamRequestInput): Buffer {
+export function encodeProduceStreamRequest(m: ProduceStreamRequestInput | EndTransactionStreamInput): Buffer {
+  if ("endTransaction" in m) return encodeEndTransactionStreamRequest(m);
   const plan = planProduceRequest(m.request);
   const id = m.requestId ?? 0;
   const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size);
@@ -108,6 +120,15 @@ export function encodeProduceStreamRequest(m: ProduceStreamRequestInput): Buffer
   w.tag(2, LEN);
   w.uint32(plan.size);
   writeProduceRequest(w, m.request, plan);
+  return w.finish();
+}
+
+function encodeEndTransactionStreamRequest(m: EndTransactionStreamInput): Buffer {
+  const end = toBinary(EndTransactionRequestSchema, create(EndTransactionRequestSchema, m.endTransaction));
+  const id = m.requestId ?? 0;
+  const w = new Writer((isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(3, end.length));
+  if (!isZero(id)) w.int64Field(1, id);
+  w.bytes(3, end);
   return w.finish();
 }
 

@@ -79,6 +79,22 @@ export function produceService(
     if (req.transactionalId !== "") access.transactionalWrite(who, "ProduceService/Produce", req.transactionalId);
     return toProduceResponse(await handler.produce(toProduceInput(req, who), forwarded));
   };
+  // EndTransaction, unary or on a ProduceStream (issue 17): on the coordinator, or forwarded to it.
+  const endTransaction = async (req: EndTransactionRequest, who: Requester, forwarded: boolean): Promise<EndTransactionResponse> => {
+    access.transactionalWrite(who, "ProduceService/EndTransaction", req.transactionalId);
+    if (txn === null) throw rillError("INVALID_REQUEST", "transactional_id: transactions are not served by this broker");
+    const id = req.transactionalId;
+    if (id !== "" && !(forwarded || txn.isLocal(id)) && txnFwd !== null)
+      return txnFwd.call<EndTransactionResponse>(txn.coordinatorOf(id), "endTransaction", req, who);
+    const r = await txn.endTransaction({
+      transactionalId: id,
+      producerId: req.producerId,
+      producerEpoch: req.producerEpoch,
+      commit: req.commit,
+      bumpEpoch: true,
+    });
+    return create(EndTransactionResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
+  };
   return {
     produce: unary(async (req: ProduceRequest, call) => {
       // A forwarded call was counted where the client sent it.
@@ -94,7 +110,8 @@ export function produceService(
       answer.throttleTimeMs = throttleTimeMs;
       return answer;
     }),
-    produceStream: (call) => serveProduceStream(produce, rm, call, isForwarded(call), access, isForwarded(call) ? undefined : quotas),
+    produceStream: (call) =>
+      serveProduceStream(produce, rm, call, isForwarded(call), access, isForwarded(call) ? undefined : quotas, endTransaction),
     initProducerId: unary(async (req: InitProducerIdRequest, call) => {
       const c = call as grpc.ServerUnaryCall<unknown, unknown>;
       if (req.epochAtLeast !== undefined) {
@@ -130,23 +147,9 @@ export function produceService(
       fwd.markOffset(c); // a forwarding node answers once it has applied the new id too
       return create(InitProducerIdResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
     }),
-    endTransaction: unary(async (req: EndTransactionRequest, call) => {
-      const who = requesterOf(call);
-      access.transactionalWrite(who, "ProduceService/EndTransaction", req.transactionalId);
-      if (txn === null) throw rillError("INVALID_REQUEST", "transactional_id: transactions are not served by this broker");
-      const c = call as grpc.ServerUnaryCall<unknown, unknown>;
-      const id = req.transactionalId;
-      if (id !== "" && !TxnForwarding.runsHere(c, txn.isLocal(id)) && txnFwd !== null)
-        return txnFwd.call<EndTransactionResponse>(txn.coordinatorOf(id), "endTransaction", req, who);
-      const r = await txn.endTransaction({
-        transactionalId: id,
-        producerId: req.producerId,
-        producerEpoch: req.producerEpoch,
-        commit: req.commit,
-        bumpEpoch: true,
-      });
-      return create(EndTransactionResponseSchema, { producerId: BigInt(r.producerId), producerEpoch: r.producerEpoch });
-    }),
+    endTransaction: unary((req: EndTransactionRequest, call) =>
+      endTransaction(req, requesterOf(call), isForwarded(call as grpc.ServerUnaryCall<unknown, unknown>)),
+    ),
   };
 }
 
@@ -270,7 +273,8 @@ function serveProduceStream(
   call: grpc.ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
   forwarded: boolean,
   access: RequestAccess,
-  quotas?: QuotaThrottle,
+  quotas: QuotaThrottle | undefined,
+  endTransaction: (req: EndTransactionRequest, who: Requester, forwarded: boolean) => Promise<EndTransactionResponse>,
 ): void {
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
@@ -308,13 +312,29 @@ function serveProduceStream(
         () => call.pause(),
         () => call.resume(),
       );
+    if (msg.endTransaction && !msg.request) {
+      const ended = endTransaction(msg.endTransaction, who, forwarded).then(
+        (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "endTransaction", value } }),
+        (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
+      );
+      chain = chain.then(async () => {
+        const a = await ended;
+        if (!call.writable) return;
+        if (!call.write(a)) return new Promise<void>((resolve) => call.once("drain", resolve));
+      });
+      return;
+    }
     const answer: Promise<ProduceStreamResponse> = (
-      msg.request
-        ? produce(msg.request, forwarded, who).then((r) => {
-            topics.add(r.topic);
-            return r;
-          })
-        : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest"))
+      msg.request && msg.endTransaction
+        ? Promise.reject(
+            rillError("INVALID_REQUEST", "end_transaction: give either request or end_transaction in one ProduceStreamRequest"),
+          )
+        : msg.request
+          ? produce(msg.request, forwarded, who).then((r) => {
+              topics.add(r.topic);
+              return r;
+            })
+          : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)"))
     ).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),
       (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),

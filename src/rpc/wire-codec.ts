@@ -26,7 +26,13 @@ import { toBinary } from "@bufbuild/protobuf";
 import type { ConsumedRecord, ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
-import type { Acks, ProduceRequest, ProduceService, ProduceStreamRequest } from "../gen/rill/v1/produce_service_pb.ts";
+import {
+  type Acks,
+  EndTransactionRequestSchema,
+  type ProduceRequest,
+  type ProduceService,
+  type ProduceStreamRequest,
+} from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
 
@@ -49,7 +55,7 @@ const PRODUCE_REQUEST_FIELDS: FieldNames = {
   12: "base_sequence",
   13: "transactional_id",
 };
-const PRODUCE_STREAM_REQUEST_FIELDS: FieldNames = { 1: "request_id", 2: "request" };
+const PRODUCE_STREAM_REQUEST_FIELDS: FieldNames = { 1: "request_id", 2: "request", 3: "end_transaction" };
 
 function newProduceRequest(): ProduceRequest {
   return {
@@ -122,6 +128,7 @@ export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequ
     const tag = r.tag();
     if (tag === ((1 << 3) | VARINT)) msg.requestId = r.varint64("request_id", false);
     else if (tag === ((2 << 3) | LEN)) msg.request = readProduceRequest(r.sub("request"), msg.request ?? newProduceRequest());
+    else if (tag === ((3 << 3) | LEN)) msg.endTransaction = r.message(EndTransactionRequestSchema, "end_transaction");
     else r.skip(tag, PRODUCE_STREAM_REQUEST_FIELDS);
   }
   return msg;

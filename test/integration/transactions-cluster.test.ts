@@ -21,6 +21,7 @@ import {
   type ProduceResponse,
   ProduceService,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import { Producer } from "../../src/client/producer.ts";
 import { Cluster, until } from "./cluster-harness.ts";
 import { call, clients, errorName } from "./rpc-helpers.ts";
 
@@ -118,6 +119,23 @@ async function end(c: ReturnType<typeof clients>, p: Txp, commit: boolean): Prom
   p.producerId = r.producerId;
   p.producerEpoch = r.producerEpoch;
   p.seq = new Map();
+  await completed(c, p.id);
+}
+
+/** Waits until `id`'s last end has written its markers (EndTransaction answers before they are). */
+async function completed(c: ReturnType<typeof clients>, id: string): Promise<void> {
+  await until(
+    async () => {
+      const d = await rpc<{ transactions: { state: string; error?: unknown }[] }>(c.admin, AdminService, "describeTransactions", {
+        transactionalIds: [id],
+      }).catch(() => null);
+      const t = d?.transactions[0];
+      return t !== undefined && t.error === undefined && !t.state.startsWith("Prepare") ? true : null;
+    },
+    30_000,
+    `${id} completed`,
+    100,
+  );
 }
 
 async function readAll(c: ReturnType<typeof clients>, isolationLevel: IsolationLevel): Promise<string[]> {
@@ -202,6 +220,44 @@ describe("transactions on a 3-node cluster", () => {
     await end(c1, p, false);
     expect(await readAll(c2, IsolationLevel.READ_COMMITTED)).toEqual(["c-0", "c-1", "c-2"]);
     expect(await readAll(c2, IsolationLevel.READ_UNCOMMITTED)).toEqual(["a-0", "a-1", "a-2", "c-0", "c-1", "c-2"]);
+  }, 90_000);
+
+  it("SDK: the end travels on the ProduceStream to a partition leader that is not the coordinator, which forwards it", async () => {
+    const c1 = node(1);
+    const id = "cluster-sdk";
+    const first = new Producer({ bootstrap: cluster!.node(1).address, transactionalId: id, lingerMs: 0 });
+    await first.transaction(async (tx) => {
+      await tx.send({ topic: TOPIC, partition: 0, value: "sdk-0" });
+    });
+    await first.close();
+    await completed(c1, id);
+    const d = await rpc<{ transactions: { coordinatorId: number }[] }>(c1.admin, AdminService, "describeTransactions", {
+      transactionalIds: [id],
+    });
+    const coordinator = d.transactions[0]!.coordinatorId;
+    const t = await rpc<{ topics: { partitions: { leader: number }[] }[] }>(c1.admin, AdminService, "describeTopics", { topics: [TOPIC] });
+    const away = t.topics[0]!.partitions.findIndex((q) => q.leader !== coordinator);
+    expect(away).toBeGreaterThanOrEqual(0);
+    const producer = new Producer({ bootstrap: cluster!.node(1).address, transactionalId: id, lingerMs: 0 });
+    const transport = (producer as unknown as { conn: { transport: { endTransaction: (...a: unknown[]) => unknown } } }).conn.transport;
+    const unary = transport.endTransaction;
+    let unaryEnds = 0;
+    transport.endTransaction = (...a: unknown[]) => {
+      unaryEnds++;
+      return unary.apply(transport, a);
+    };
+    try {
+      await producer.transaction(async (tx) => {
+        await tx.send({ topic: TOPIC, partition: away, value: "sdk-away" }); // its stream goes to that leader first
+        for (let i = 0; i < PARTITIONS; i++) await tx.send({ topic: TOPIC, partition: i, value: `sdk-${i}-b` });
+      });
+      expect(unaryEnds).toBe(0); // ended on the stream, forwarded to the coordinator
+      await completed(c1, id);
+      const rc = await readAll(c1, IsolationLevel.READ_COMMITTED);
+      for (const v of ["sdk-0", "sdk-away", "sdk-0-b", "sdk-1-b", "sdk-2-b"]) expect(rc).toContain(v);
+    } finally {
+      await producer.close();
+    }
   }, 90_000);
 
   it("survives the coordinator's death mid-transaction: the new coordinator replays the state and commits", async () => {

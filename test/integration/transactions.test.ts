@@ -11,12 +11,20 @@ import { Broker } from "../../src/broker/broker.ts";
 import { AdminService } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import type { FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
-import { type CommitOffsetsResponse, type FetchOffsetsResponse, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
+import {
+  AutoOffsetReset,
+  type CommitOffsetsResponse,
+  ConsumeRequestSchema,
+  type ConsumeResponse,
+  type FetchOffsetsResponse,
+  GroupService,
+} from "../../src/gen/rill/v1/group_service_pb.ts";
 import {
   Acks,
   type EndTransactionResponse,
   type InitProducerIdResponse,
   type ProduceResponse,
+  type ProduceStreamResponse,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
@@ -24,7 +32,7 @@ import { encodeBatch } from "../../src/protocol/record-batch.ts";
 import { encodeControlBatch } from "../../src/protocol/control-record.ts";
 import { create } from "@bufbuild/protobuf";
 import { ProduceService } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { FetchService } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { FetchService, SubscribeRequestSchema, type SubscribeResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import type { Transactions } from "../../src/broker/transactions.ts";
 import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
@@ -82,6 +90,10 @@ function produce(p: Txp, topic: string, partition: number, values: string[]): Pr
   });
 }
 
+/**
+ * EndTransaction. It answers once the outcome is durable; the markers follow (a READ_COMMITTED
+ * reader waits for them), so this waits until the coordinator describes the id as completed.
+ */
 async function end(p: Txp, commit: boolean): Promise<EndTransactionResponse> {
   const r = await rpc<EndTransactionResponse>(c.produce, ProduceService, "endTransaction", {
     transactionalId: p.id,
@@ -92,7 +104,19 @@ async function end(p: Txp, commit: boolean): Promise<EndTransactionResponse> {
   p.producerId = r.producerId;
   p.producerEpoch = r.producerEpoch;
   p.seq = new Map();
+  await completed(p.id);
   return r;
+}
+
+/** The state of `id` as AdminService.DescribeTransactions reports it. */
+async function stateOf(id: string): Promise<string> {
+  const d = await rpc<{ transactions: { state: string }[] }>(c.admin, AdminService, "describeTransactions", { transactionalIds: [id] });
+  return d.transactions[0]!.state;
+}
+
+/** Waits until `id`'s last end has written its markers (no longer PrepareCommit/PrepareAbort). */
+function completed(id: string): Promise<void> {
+  return until(async () => !(await stateOf(id)).startsWith("Prepare"));
 }
 
 async function read(topic: string, partition: number, isolationLevel: IsolationLevel): Promise<string[]> {
@@ -181,6 +205,155 @@ describe("transactions over gRPC, one broker", () => {
     await produce(p, "ta", 0, ["a0-3"]);
     await end(p, true);
     expect(await committed("ta", 0)).toEqual(["a0-1", "a0-2", "a0-3"]);
+  });
+
+  it("EndTransaction answers once the decision is durable; the markers follow, and the next transaction's first produce waits for them", async () => {
+    const parts = (broker as unknown as { parts: { transactions: Transactions } }).parts;
+    const ports = (parts.transactions.runtime as unknown as { ports: { writeMarker: (tp: unknown, m: unknown) => Promise<void> } }).ports;
+    const writeMarker = ports.writeMarker;
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    ports.writeMarker = async (tp, m) => {
+      await held;
+      return writeMarker(tp, m);
+    };
+    try {
+      const p = await open("async-end-1");
+      await produce(p, "ta", 0, ["ae-1"]);
+      const before = p.producerEpoch;
+      const r = await rpc<EndTransactionResponse>(c.produce, ProduceService, "endTransaction", {
+        transactionalId: p.id,
+        producerId: p.producerId,
+        producerEpoch: p.producerEpoch,
+        commit: true,
+      });
+      // Answered with the markers held back: decided (PrepareCommit), not yet visible.
+      expect(r.producerEpoch).toBe(before + 1);
+      expect(await stateOf(p.id)).toBe("PrepareCommit");
+      expect(await committed("ta", 0)).not.toContain("ae-1");
+      p.producerId = r.producerId;
+      p.producerEpoch = r.producerEpoch;
+      p.seq = new Map();
+      // The next transaction's first produce (the same epoch as the held marker) waits for it.
+      let produced = false;
+      const next = produce(p, "ta", 0, ["ae-2"]).then((x) => {
+        produced = true;
+        return x;
+      });
+      await new Promise((res) => setTimeout(res, 100));
+      expect(produced).toBe(false);
+      release();
+      expect((await next).partitions[0]?.error).toBeUndefined();
+      expect(await stateOf(p.id)).toBe("Ongoing");
+      const rc = await committed("ta", 0);
+      expect(rc).toContain("ae-1");
+      expect(rc).not.toContain("ae-2"); // after the commit marker: in the new, open transaction
+      await end(p, false);
+      expect(await committed("ta", 0)).not.toContain("ae-2");
+      expect(await uncommitted("ta", 0)).toContain("ae-2");
+    } finally {
+      ports.writeMarker = writeMarker;
+      release();
+    }
+  });
+
+  it("Subscribe and Consume send a message for a read that holds only the transaction marker (next_offset moves past it)", async () => {
+    const topic = "marker-only";
+    await rpc(c.admin, AdminService, "createTopics", { topics: [{ name: topic, partitions: 1 }] });
+    /** next_offset and record count of every message with data for `topic`-0. */
+    type Seen = { nextOffset: bigint; records: number }[];
+    const waitFor = (seen: Seen, pred: (s: Seen) => boolean) => until(() => pred(seen), 10_000);
+    const subSeen: Seen = [];
+    const sub = (c.fetch as unknown as { subscribe(r: unknown): grpc.ClientReadableStream<SubscribeResponse> }).subscribe(
+      create(SubscribeRequestSchema, {
+        partitions: [{ topic, partition: 0, offset: 0n }],
+        format: RecordFormat.RECORDS,
+        isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+      }),
+    );
+    sub.on("data", (m: SubscribeResponse) => {
+      for (const q of m.partitions) subSeen.push({ nextOffset: q.nextOffset, records: q.records.length });
+    });
+    sub.on("error", () => undefined);
+    const conSeen: Seen = [];
+    const con = (groups as unknown as { consume(): grpc.ClientDuplexStream<unknown, ConsumeResponse> }).consume();
+    con.on("data", (m: ConsumeResponse) => {
+      if (m.kind.case === "records" && m.kind.value.topic === topic)
+        conSeen.push({ nextOffset: m.kind.value.nextOffset, records: m.kind.value.records.length });
+    });
+    con.on("error", () => undefined);
+    con.write(
+      create(ConsumeRequestSchema, {
+        kind: {
+          case: "subscribe",
+          value: {
+            groupId: "marker-only-g",
+            topics: [topic],
+            autoOffsetReset: AutoOffsetReset.EARLIEST,
+            isolationLevel: IsolationLevel.READ_UNCOMMITTED,
+          },
+        },
+      }),
+    );
+    try {
+      const p = await open("marker-only-1");
+      await produce(p, topic, 0, ["m-1", "m-2"]);
+      // READ_UNCOMMITTED readers get the open transaction's records (offsets 0 and 1)...
+      const both = (s: Seen) => s.reduce((n, x) => n + x.records, 0) === 2;
+      await waitFor(subSeen, both);
+      await waitFor(conSeen, both);
+      expect(subSeen.at(-1)!.nextOffset).toBe(2n);
+      expect(conSeen.at(-1)!.nextOffset).toBe(2n);
+      // ...then the commit marker alone at offset 2: a message with no record moves next_offset to 3.
+      await end(p, true);
+      const past = (s: Seen) => s.some((x) => x.nextOffset === 3n);
+      await waitFor(subSeen, past);
+      await waitFor(conSeen, past);
+      expect(subSeen.at(-1)).toEqual({ nextOffset: 3n, records: 0 });
+      expect(conSeen.at(-1)).toEqual({ nextOffset: 3n, records: 0 });
+    } finally {
+      sub.cancel();
+      con.end();
+    }
+  });
+
+  it("EndTransaction on a ProduceStream (end_transaction): answered in order, in band; an error answers that request only", async () => {
+    const p = await open("stream-end-1");
+    await produce(p, "tb", 0, ["se-1"]);
+    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+    const answers: ProduceStreamResponse[] = [];
+    const got = (n: number) => until(() => answers.length >= n, 10_000);
+    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
+    stream.on("error", () => undefined);
+    try {
+      const endOf = (producerEpoch: number, transactionalId = p.id) => ({
+        transactionalId,
+        producerId: p.producerId,
+        producerEpoch,
+        commit: true,
+      });
+      stream.write({ requestId: 1n, endTransaction: endOf(p.producerEpoch) });
+      stream.write({ requestId: 2n, endTransaction: endOf(0, "never-initialized") });
+      stream.write({
+        requestId: 3n,
+        request: { topic: "tb", partition: 0, recordBatch: encodeBatch([{ value: "plain" }], { nowMs: Date.now() }) },
+      });
+      await got(3);
+      expect(answers.map((a) => [a.requestId, a.result.case])).toEqual([
+        [1n, "endTransaction"],
+        [2n, "error"],
+        [3n, "response"],
+      ]);
+      const ended = answers[0]!.result.value as EndTransactionResponse;
+      expect([ended.producerId, ended.producerEpoch]).toEqual([p.producerId, p.producerEpoch + 1]);
+      expect((answers[1]!.result.value as { name: string }).name).toBe("TRANSACTIONAL_ID_NOT_FOUND");
+      await completed(p.id);
+      expect(await committed("tb", 0)).toContain("se-1");
+    } finally {
+      stream.end();
+    }
   });
 
   it("aborts: the records stay invisible to READ_COMMITTED and visible to READ_UNCOMMITTED", async () => {
@@ -359,6 +532,7 @@ describe("transactions over gRPC, one broker", () => {
         expect(await committed("tb", 0)).not.toContain("sdk-c1");
         await tx.sendOffsets("g-sdk", [{ topic: "in", partition: 0, offset: 3 }]);
       });
+      await completed("sdk-1");
       expect(await committed("tb", 0)).toContain("sdk-c1");
       expect(await committed("ta", 0)).toContain("sdk-c2");
       expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
@@ -370,6 +544,7 @@ describe("transactions over gRPC, one broker", () => {
           throw boom;
         }),
       ).rejects.toBe(boom);
+      await completed("sdk-1");
       expect(await committed("tb", 0)).not.toContain("sdk-a1");
       expect(await uncommitted("tb", 0)).toContain("sdk-a1");
       expect((await ga.fetchOffsets("g-sdk")).find((o) => o.topic === "in")?.offset).toBe(3);
@@ -377,6 +552,7 @@ describe("transactions over gRPC, one broker", () => {
       await producer.transaction(async (tx) => {
         await tx.send({ topic: "tb", partition: 0, value: "sdk-c3" });
       });
+      await completed("sdk-1");
       expect(await committed("tb", 0)).toContain("sdk-c3");
     } finally {
       await producer.close();

@@ -122,14 +122,10 @@ export class TxnCoordinator {
     validateTransactionalId(req.transactionalId);
     this.checkTimeout(req.transactionTimeoutMs);
     const m = this.txns.get(req.transactionalId);
-    if (m === undefined) {
-      if (req.producerId >= 0)
-        throw rillError(
-          "INVALID_PRODUCER_ID_MAPPING",
-          `producer_id: transactional id "${req.transactionalId}" holds no producer id (it is new or expired); call InitProducerId without one`,
-        );
-      return { kind: "issue", atLeastEpoch: 0 };
-    }
+    // A new (or expired) transactional id takes any id the instance names (Kafka: KIP-360, a
+    // producer recovering from UNKNOWN_PRODUCER_ID; @platformatic/kafka names 0/0 on its first
+    // call): there is no current producer to fence, so it gets a fresh id at epoch 0.
+    if (m === undefined) return { kind: "issue", atLeastEpoch: 0 };
     if (req.producerId >= 0) {
       // KIP-360: an instance that names its id may bump only its own current epoch.
       const own =

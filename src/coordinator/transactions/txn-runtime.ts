@@ -7,9 +7,18 @@
  * appended to the shard's partition (acks=all) and replayed; the request continues once every
  * in-sync replica holds them, so a decision survives the coordinator's death. Requests of one
  * transactional id run one at a time (a per-id queue: InitProducerId and EndTransaction wait on
- * the controller and on markers). Loading a shard (a restart, a leader move) replays the
- * partition from its start, then resumes the ends that were decided but not completed: their
- * markers are written again (a marker is idempotent for the partition) and Complete* follows.
+ * the controller). Loading a shard (a restart, a leader move) replays the partition from its
+ * start, then resumes the ends that were decided but not completed: their markers are written
+ * again (a marker is idempotent for the partition) and Complete* follows.
+ *
+ * EndTransaction answers once PrepareCommit/PrepareAbort is durable (Kafka's coordinator does
+ * the same): the markers and Complete* follow in the background. Until they are done, the
+ * id's next request (a produce's gate, AddPartitions, AddOffsets, InitProducerId, the next end)
+ * waits for them here, up to `completionWaitMs`, then answers CONCURRENT_TRANSACTIONS
+ * (retriable) — so no record of the next transaction reaches a partition before the marker
+ * that ends the previous one (TV2 writes the marker at the epoch the producer continues with).
+ * A completion that failed while this broker still coordinates (not a lost leadership: the next
+ * coordinator resumes those) is started again by `tick()`.
  *
  * The ports: `issueProducerId` (the controller, which issues producer ids) and `writeMarker`
  * (a partition's leader, here or on another broker). Time comes from the injected Clock and
@@ -60,6 +69,11 @@ export interface TxnRuntimePorts {
 export interface TxnRuntimeOptions extends TxnCoordinatorOptions {
   /** How long to wait between two tries of a marker whose leader could not take it. */
   readonly markerRetryMs?: number;
+  /**
+   * How long a request waits for the previous transaction's markers before it answers
+   * CONCURRENT_TRANSACTIONS (retriable). Default 5000.
+   */
+  readonly completionWaitMs?: number;
   /** Told of what the coordinator does (the broker logs it). */
   readonly onEvent?: (e: TxnEvent) => void;
 }
@@ -69,6 +83,10 @@ export type TxnEvent =
   | { readonly kind: "marker-retry"; readonly transactionalId: string; readonly tp: TxnPartition; readonly error: unknown }
   | { readonly kind: "timed-out"; readonly transactionalId: string }
   | { readonly kind: "completed"; readonly transactionalId: string; readonly commit: boolean; readonly partitions: number };
+
+function isConcurrent(e: unknown): boolean {
+  return e instanceof RillError && e.kind.name === "CONCURRENT_TRANSACTIONS";
+}
 
 /** How long a write waits for the in-sync replicas. */
 const REPLICATE_TIMEOUT_MS = 15_000;
@@ -240,19 +258,61 @@ export class TxnRuntime {
   }): Promise<TxnIdentity> {
     this.shardFor(req.transactionalId);
     return this.serial(req.transactionalId, async () => {
+      const deadline = this.clock.nowMs() + (this.opts.completionWaitMs ?? 5000);
       for (;;) {
+        await this.waitCompletionUntil(req.transactionalId, deadline);
         const { shard } = this.shardFor(req.transactionalId);
-        const plan = shard.beginInit(req, this.clock.nowMs());
+        let plan: ReturnType<TxnCoordinator["beginInit"]>;
+        try {
+          plan = shard.beginInit(req, this.clock.nowMs());
+        } catch (e) {
+          if (this.completing.has(req.transactionalId) && this.clock.nowMs() < deadline && isConcurrent(e)) continue;
+          throw e;
+        }
         if (plan.kind === "fence") {
-          const completion = await this.commit(req.transactionalId, () => plan.result);
+          const fence = plan.result;
+          const completion = await this.commit(req.transactionalId, () => fence);
           await this.runCompletion(completion);
           continue;
         }
-        await this.waitCompletion(req.transactionalId);
         const issued = await this.ports.issueProducerId(req.transactionalId, plan.atLeastEpoch);
         return this.commit(req.transactionalId, (s, now) => s.completeInit(req, issued, now));
       }
     });
+  }
+
+  /**
+   * Runs `commit(id, handler)` once `id`'s previous end is complete (waiting for its markers up
+   * to `completionWaitMs`); a CONCURRENT_TRANSACTIONS from the handler while a completion still
+   * runs waits for it again, within the same bound.
+   */
+  private async afterCompletion<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
+    const deadline = this.clock.nowMs() + (this.opts.completionWaitMs ?? 5000);
+    for (;;) {
+      if (this.completing.has(id)) await this.waitCompletionUntil(id, deadline);
+      try {
+        return await this.commit(id, handler);
+      } catch (e) {
+        if (!isConcurrent(e) || !this.completing.has(id)) throw e;
+        if (this.clock.nowMs() >= deadline) throw e;
+      }
+    }
+  }
+
+  /** Waits for `id`'s running completion (its failure too), or until `deadline`. */
+  private async waitCompletionUntil(id: string, deadline: number): Promise<void> {
+    const running = this.completing.get(id);
+    if (running === undefined) return;
+    const left = deadline - this.clock.nowMs();
+    if (left <= 0) return;
+    let timer: unknown;
+    await Promise.race([
+      running.catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = this.timers.setTimeout(resolve, left);
+      }),
+    ]);
+    this.timers.clearTimeout(timer);
   }
 
   /** The produce gate: the partition joins the transaction (TV2) or is verified to be in it (TV1). */
@@ -264,7 +324,8 @@ export class TxnRuntime {
     partition: number;
     mode: "add" | "verify";
   }): Promise<void> {
-    return this.commit(req.transactionalId, (s, now) => s.gate(req, now));
+    if (!this.completing.has(req.transactionalId)) return this.commit(req.transactionalId, (s, now) => s.gate(req, now));
+    return this.afterCompletion(req.transactionalId, (s, now) => s.gate(req, now));
   }
 
   /** AddPartitionsToTxn (TV1) or verify-only. */
@@ -275,7 +336,7 @@ export class TxnRuntime {
     partitions: readonly TxnPartition[];
     verifyOnly: boolean;
   }): Promise<(Error | null)[]> {
-    return this.commit(req.transactionalId, (s, now) => s.addPartitions(req, now));
+    return this.afterCompletion(req.transactionalId, (s, now) => s.addPartitions(req, now));
   }
 
   /** AddOffsetsToTxn: the group's offsets partition joins. */
@@ -287,12 +348,13 @@ export class TxnRuntime {
     offsetsPartition: TxnPartition;
     txnVersion: 1 | 2;
   }): Promise<void> {
-    return this.commit(req.transactionalId, (s, now) => s.addOffsets(req, now));
+    return this.afterCompletion(req.transactionalId, (s, now) => s.addOffsets(req, now));
   }
 
   /**
-   * EndTransaction: decides (durably), writes every marker, completes; answers the identity to
-   * continue with once the markers are in every partition.
+   * EndTransaction: waits for the previous end's markers (if still being written), decides
+   * (durably: PrepareCommit/PrepareAbort replicated) and answers the identity to continue with;
+   * the markers and Complete* are written in the background (see the module comment).
    */
   endTransaction(req: {
     transactionalId: string;
@@ -303,14 +365,12 @@ export class TxnRuntime {
   }): Promise<TxnIdentity> {
     this.shardFor(req.transactionalId);
     return this.serial(req.transactionalId, async () => {
+      await this.waitCompletionUntil(req.transactionalId, this.clock.nowMs() + (this.opts.completionWaitMs ?? 5000));
       const plan = this.shardFor(req.transactionalId).shard.planEnd(req);
-      if (plan.kind === "done") {
-        await this.waitCompletion(req.transactionalId);
-        return plan.identity;
-      }
+      if (plan.kind === "done") return plan.identity;
       const fresh = plan.freshId ? await this.ports.issueProducerId(req.transactionalId, Number.MAX_SAFE_INTEGER) : null;
       const { completion, identity } = await this.commit(req.transactionalId, (s, now) => s.endTxn(req, fresh, now));
-      if (completion !== null) await this.runCompletion(completion);
+      if (completion !== null) void this.runCompletion(completion).catch(() => undefined);
       return identity;
     });
   }
@@ -352,10 +412,6 @@ export class TxnRuntime {
   private startCompletion(c: TxnCompletion): void {
     if (this.completing.has(c.transactionalId)) return;
     void this.serial(c.transactionalId, () => this.runCompletion(c)).catch(() => undefined);
-  }
-
-  private waitCompletion(id: string): Promise<void> {
-    return this.completing.get(id) ?? Promise.resolve();
   }
 
   /** Writes every marker of `c` (retrying each until its leader has it), then Complete*. */
@@ -408,6 +464,9 @@ export class TxnRuntime {
     if (this.closed || this.rm.closed) return;
     const now = this.clock.nowMs();
     for (const [p, shard] of this.shards) {
+      // A decided end whose completion failed here (a marker's leader was away too long...): again.
+      for (const c of shard.pendingCompletions())
+        if (!this.completing.has(c.transactionalId) && !this.queues.has(c.transactionalId)) this.startCompletion(c);
       for (const id of shard.timedOut(now)) {
         if (this.queues.has(id)) continue;
         this.opts.onEvent?.({ kind: "timed-out", transactionalId: id });

@@ -10,10 +10,7 @@ const producer = new Producer({
   serializers: stringSerializers,
   idempotent: true,
   transactionalId: txid,
-  // Its InitProducerId otherwise claims producer id 0 epoch 0 (Kafka's coordinator takes any id
-  // for a new transactional id; Rill's refuses a claimed id it never gave): -1/-1 is "none".
-  producerId: -1n,
-  producerEpoch: -1,
+  // Its first InitProducerId names producer id 0 epoch 0: a new transactional id takes it (Kafka's rule).
 });
 const records = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ topic, key: `k-${i}`, value: `${prefix}-${i}` }));
 try {

@@ -64,6 +64,21 @@ describe("ProduceStreamRequest encoder", () => {
     const ours = encodeProduceStreamRequest({ requestId: 42, request: { topic: "t" } });
     expectSameBytes(ours, enc(ProduceStreamRequestSchema, { requestId: 42n, request: { topic: "t" } }));
   });
+
+  it("encodes an end_transaction request (issue 17) like toBinary", () => {
+    const endTransaction = { transactionalId: "tx-é", producerId: 2n ** 40n, producerEpoch: 32_767, commit: true };
+    for (const requestId of [0n, 7n]) {
+      expectSameBytes(
+        encodeProduceStreamRequest({ requestId, endTransaction }),
+        enc(ProduceStreamRequestSchema, { requestId, endTransaction }),
+      );
+    }
+    const abort = { ...endTransaction, commit: false, producerEpoch: 0 };
+    expectSameBytes(
+      encodeProduceStreamRequest({ requestId: 1, endTransaction: abort }),
+      enc(ProduceStreamRequestSchema, { requestId: 1n, endTransaction: abort }),
+    );
+  });
 });
 
 describe("FetchResponse / SubscribeResponse decoder", () => {

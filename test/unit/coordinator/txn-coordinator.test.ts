@@ -142,6 +142,28 @@ describe("TxnCoordinator", () => {
     expect(code(() => h.c.planEnd({ transactionalId: "nobody", ...b, commit: true, bumpEpoch: true }))).toBe("TRANSACTIONAL_ID_NOT_FOUND");
   });
 
+  it("InitProducerId naming an id: a new transactional id takes it (Kafka, KIP-360: @platformatic/kafka names 0/0); a known id fences a stranger", () => {
+    const h = new Harness();
+    // A new id: whatever the instance names, it gets a fresh id at epoch 0 (Kafka answers the same).
+    const fresh = h.init("named", 10_000, 0, 0);
+    expect(fresh.producerEpoch).toBe(0);
+    expect(h.c.get("named")).toMatchObject({ state: "Empty", producerId: fresh.producerId, producerEpoch: 0 });
+    // Its own id and epoch: bumped (KIP-360).
+    const again = h.init("named", 10_000, fresh.producerId, fresh.producerEpoch);
+    expect(again).toEqual({ producerId: fresh.producerId, producerEpoch: 1 });
+    // Once the id is known, a stranger's id (or an old epoch) is fenced and changes nothing.
+    const before = h.c.get("named");
+    const req = (producerId: number, producerEpoch: number) => ({
+      transactionalId: "named",
+      transactionTimeoutMs: 10_000,
+      producerId,
+      producerEpoch,
+    });
+    expect(code(() => h.c.beginInit(req(fresh.producerId + 1000, 0), h.now))).toBe("PRODUCER_FENCED");
+    expect(code(() => h.c.beginInit(req(fresh.producerId, 0), h.now))).toBe("PRODUCER_FENCED");
+    expect(h.c.get("named")).toEqual(before);
+  });
+
   it("TV1: verify refuses a partition not added (INVALID_TXN_STATE); AddPartitions adds; no epoch bump at the end", () => {
     const h = new Harness();
     const p = h.init("t1");

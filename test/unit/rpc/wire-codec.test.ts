@@ -145,6 +145,16 @@ describe("ProduceStreamRequest decoder", () => {
     );
   });
 
+  it("decodes an end_transaction request (issue 17) like fromBinary", () => {
+    const reference = enc(ProduceStreamRequestSchema, {
+      requestId: 3n,
+      endTransaction: { transactionalId: "tx-1", producerId: 12n, producerEpoch: 4, commit: true },
+    });
+    expect(decodeProduceStreamRequest(reference)).toEqual(dec(ProduceStreamRequestSchema, reference));
+    const truncated = reference.subarray(0, reference.length - 1);
+    expect(() => decodeProduceStreamRequest(truncated)).toThrow(/^rill\.v1\.ProduceStreamRequest\.end_transaction/);
+  });
+
   it("names the nested field of malformed input", () => {
     const wire = enc(ProduceStreamRequestSchema, { requestId: 1n, request: { topic: "t", recordBatch: bytes(100) } });
     const broken = Buffer.from(wire);
