@@ -23,7 +23,7 @@ import { Acks, ProduceService, ProduceStreamRequestSchema } from "../../src/gen/
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { Cluster, type ClusterNode, freePort, type Runtime } from "../integration/cluster-harness.ts";
-import { type FaultWindow, inFault, type Point, quantile, SeededRandom, slopePerMinute } from "./stats.ts";
+import { type FaultWindow, inFault, type Point, quantile, restartWindowS, SeededRandom, slopePerMinute } from "./stats.ts";
 
 /** What a soak run takes (scripts/soak.ts fills it from the command line). */
 export interface SoakOptions {
@@ -102,6 +102,12 @@ export interface NodeSummary {
   /** The tail caches' bytes, and their slope over the second half (reported, not checked): RSS growth that is the caches filling. */
   readonly tailCacheMiB: { start: number | null; end: number | null; max: number | null };
   readonly tailCacheSlopeMiBPerMin: number;
+  /**
+   * Least-squares slope over the second half of RSS less the tail caches' bytes, MiB per minute:
+   * the growth that is not the caches filling toward log.tail.cache.total.bytes (a bounded pool
+   * that a 10-minute run at the default rate cannot fill). Reported beside the RSS slope.
+   */
+  readonly rssLessTailCacheSlopeMiBPerMin: number;
 }
 
 /** What a soak run found; `failures` empty means it passed. */
@@ -350,11 +356,14 @@ async function progress(s: Soak): Promise<void> {
   }
 }
 
-/** Restarts at seeded times in the first half: SIGTERM (GOAWAY) and kill -9, both when there are two or more. */
+/**
+ * Restarts at seeded times within restartWindowS (the first quarter of a long run, the first half
+ * of a short one): SIGTERM (GOAWAY) and kill -9, both when there are two or more.
+ */
 async function restarts(s: Soak, idle: readonly InstanceType<typeof AdminClient>[]): Promise<void> {
-  const half = s.durationS / 2;
+  const window = restartWindowS(s.durationS);
   const times: number[] = [];
-  for (let t = s.rnd.int(15, 25); t < half; t += s.rnd.int(30, 50)) times.push(t);
+  for (let t = s.rnd.int(15, 25); t < window; t += s.rnd.int(30, 50)) times.push(t);
   let kill9 = s.rnd.next() < 0.5;
   for (const at of times) {
     if (!(await s.sleep((at - s.now()) * 1000))) return;
@@ -755,6 +764,7 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
   const lag = series((n) => n.lagMs).map((p) => p.v);
   const heap = series((n) => n.heapMiB);
   const tail = series((n) => n.tailCacheMiB ?? null);
+  const rssLessTail = series((n) => (n.rssMiB === null || n.tailCacheMiB == null ? null : n.rssMiB - n.tailCacheMiB));
   const stats = (ps: Point[]) => ({
     start: ps[0]?.v ?? null,
     end: ps.at(-1)?.v ?? null,
@@ -772,6 +782,7 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
     heapSlopeMiBPerMin: slopePerMinute(secondHalf(heap)),
     tailCacheMiB: stats(tail),
     tailCacheSlopeMiBPerMin: slopePerMinute(secondHalf(tail)),
+    rssLessTailCacheSlopeMiBPerMin: slopePerMinute(secondHalf(rssLessTail)),
   };
 }
 

@@ -31,6 +31,18 @@ export class SeededRandom {
   }
 }
 
+/**
+ * Seconds from the start within which a soak of `durationS` restarts nodes: its first quarter,
+ * but at least the first minute and at most the first half. A restart empties the restarted
+ * broker's memory-only caches (the tail caches refill at the rate the log is written), so the
+ * later the last restart, the more of the second half (where the slope is measured) is that
+ * refill rather than a steady state; runs of 4 minutes or less keep the first half, so a short
+ * run still has both a SIGTERM and a kill -9.
+ */
+export function restartWindowS(durationS: number): number {
+  return Math.min(durationS / 2, Math.max(60, durationS / 4));
+}
+
 /** A point of a time series: `t` in seconds since the soak started. */
 export interface Point {
   readonly t: number;
