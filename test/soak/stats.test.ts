@@ -1,6 +1,6 @@
 /** The soak test's pure helpers: the slope it judges memory by, the fault windows, the seeded schedule. */
 import { describe, expect, it } from "vitest";
-import { inFault, quantile, SeededRandom, slopePerMinute } from "./stats.ts";
+import { inFault, quantile, restartWindowS, SeededRandom, slopePerMinute } from "./stats.ts";
 
 describe("soak stats", () => {
   it("slopePerMinute is the least-squares slope per minute, flat and noisy series included", () => {
@@ -26,6 +26,13 @@ describe("soak stats", () => {
     const faults = [{ kind: "kill9" as const, node: 1, start: 20, end: 23 }];
     expect([18.9, 19, 23, 38, 38.1].map((t) => inFault(t, faults, 15))).toEqual([false, true, true, true, false]);
     expect(inFault(500, [{ kind: "sigterm", node: 1, start: 20, end: Number.POSITIVE_INFINITY }], 15)).toBe(true);
+  });
+
+  it("restartWindowS: the first quarter of a long run, at least the first minute, at most the first half", () => {
+    expect(restartWindowS(60)).toBe(30); // CI cluster case: the first half, as before
+    expect(restartWindowS(120)).toBe(60); // CI single case: the first half, as before
+    expect(restartWindowS(600)).toBe(150); // 10 minutes: the last restart 7.5+ minutes before the end
+    expect(restartWindowS(3600)).toBe(900);
   });
 
   it("SeededRandom repeats its sequence for a seed", () => {
