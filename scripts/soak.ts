@@ -87,7 +87,7 @@ function summaryLines(r: SoakResult): string[] {
   ];
   for (const n of r.nodes) {
     lines.push(
-      `node ${n.id}: RSS start ${fmt(n.rssMiB.start)} end ${fmt(n.rssMiB.end)} max ${fmt(n.rssMiB.max)} MiB, slope ${n.rssSlopeMiBPerMin.toFixed(2)} MiB/min; fds start ${fmt(n.fds.start)} end ${fmt(n.fds.end)} max ${fmt(n.fds.max)}, slope ${n.fdSlopePerMin.toFixed(2)}/min; lag p99 ${fmt(n.lagMs.p99, 1)} max ${fmt(n.lagMs.max, 1)} ms; JS heap start ${fmt(n.heapMiB.start)} end ${fmt(n.heapMiB.end)} max ${fmt(n.heapMiB.max)} MiB, slope ${n.heapSlopeMiBPerMin.toFixed(2)} MiB/min; tail caches start ${fmt(n.tailCacheMiB.start, 1)} end ${fmt(n.tailCacheMiB.end, 1)} MiB, slope ${n.tailCacheSlopeMiBPerMin.toFixed(2)} MiB/min; RSS less tail caches slope ${n.rssLessTailCacheSlopeMiBPerMin.toFixed(2)} MiB/min`,
+      `node ${n.id}: RSS start ${fmt(n.rssMiB.start)} end ${fmt(n.rssMiB.end)} max ${fmt(n.rssMiB.max)} MiB, slope ${n.rssSlopeMiBPerMin.toFixed(2)} MiB/min; fds start ${fmt(n.fds.start)} end ${fmt(n.fds.end)} max ${fmt(n.fds.max)}, slope ${n.fdSlopePerMin.toFixed(2)}/min; lag p99 ${fmt(n.lagMs.p99, 1)} max ${fmt(n.lagMs.max, 1)} ms; JS heap start ${fmt(n.heapMiB.start)} end ${fmt(n.heapMiB.end)} max ${fmt(n.heapMiB.max)} MiB, slope ${n.heapSlopeMiBPerMin.toFixed(2)} MiB/min; tail caches start ${fmt(n.tailCacheMiB.start, 1)} end ${fmt(n.tailCacheMiB.end, 1)} MiB, slope ${n.tailCacheSlopeMiBPerMin.toFixed(2)} MiB/min; RSS less tail caches slope ${n.rssLessTailCacheSlopeMiBPerMin.toFixed(2)} MiB/min, of its 30 s minima ${n.rssLessTailCacheFloorSlopeMiBPerMin.toFixed(2)} MiB/min`,
     );
   }
   return lines;

@@ -23,7 +23,7 @@ import { Acks, ProduceService, ProduceStreamRequestSchema } from "../../src/gen/
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { Cluster, type ClusterNode, freePort, type Runtime } from "../integration/cluster-harness.ts";
-import { type FaultWindow, inFault, type Point, quantile, restartWindowS, SeededRandom, slopePerMinute } from "./stats.ts";
+import { type FaultWindow, inFault, type Point, quantile, restartWindowS, SeededRandom, slopePerMinute, windowMinima } from "./stats.ts";
 
 /** What a soak run takes (scripts/soak.ts fills it from the command line). */
 export interface SoakOptions {
@@ -108,6 +108,8 @@ export interface NodeSummary {
    * that a 10-minute run at the default rate cannot fill). Reported beside the RSS slope.
    */
   readonly rssLessTailCacheSlopeMiBPerMin: number;
+  /** The same slope over the lowest point of each 30 s (windowMinima): the floor the collector's sawtooth returns to (reported). */
+  readonly rssLessTailCacheFloorSlopeMiBPerMin: number;
 }
 
 /** What a soak run found; `failures` empty means it passed. */
@@ -783,6 +785,7 @@ function summarizeNode(s: Soak, id: number, half: number): NodeSummary {
     tailCacheMiB: stats(tail),
     tailCacheSlopeMiBPerMin: slopePerMinute(secondHalf(tail)),
     rssLessTailCacheSlopeMiBPerMin: slopePerMinute(secondHalf(rssLessTail)),
+    rssLessTailCacheFloorSlopeMiBPerMin: slopePerMinute(windowMinima(secondHalf(rssLessTail), 30)),
   };
 }
 

@@ -1,6 +1,6 @@
 /** The soak test's pure helpers: the slope it judges memory by, the fault windows, the seeded schedule. */
 import { describe, expect, it } from "vitest";
-import { inFault, quantile, restartWindowS, SeededRandom, slopePerMinute } from "./stats.ts";
+import { inFault, quantile, restartWindowS, SeededRandom, slopePerMinute, windowMinima } from "./stats.ts";
 
 describe("soak stats", () => {
   it("slopePerMinute is the least-squares slope per minute, flat and noisy series included", () => {
@@ -9,6 +9,16 @@ describe("soak stats", () => {
     expect(slopePerMinute(Array.from({ length: 61 }, (_, t) => ({ t, v: 100 + t / 60 })))).toBeCloseTo(1, 9);
     const sawtooth = Array.from({ length: 600 }, (_, t) => ({ t, v: 100 + (t % 10) }));
     expect(Math.abs(slopePerMinute(sawtooth))).toBeLessThan(0.05);
+  });
+
+  it("windowMinima keeps each window's lowest point: a sawtooth's floor is flat, a leak under it is not", () => {
+    const sawtooth = Array.from({ length: 600 }, (_, t) => ({ t, v: 100 + (t % 45) * 2 }));
+    const floor = windowMinima(sawtooth, 60);
+    expect(floor.length).toBe(10);
+    expect(Math.abs(slopePerMinute(floor))).toBeLessThan(1.5);
+    const leaking = sawtooth.map((p) => ({ t: p.t, v: p.v + p.t / 10 })); // +6 per minute under the same sawtooth
+    expect(slopePerMinute(windowMinima(leaking, 60))).toBeGreaterThan(4.5);
+    expect(windowMinima([], 30)).toEqual([]);
   });
 
   it("quantile is nearest-rank", () => {

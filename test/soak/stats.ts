@@ -64,6 +64,26 @@ export function slopePerMinute(points: readonly Point[]): number {
   return den === 0 ? 0 : (num / den) * 60;
 }
 
+/**
+ * The lowest point of each `windowS`-second window of `points` (from the first point's time): the
+ * floor a collector's sawtooth comes back to. A leak raises the floor; garbage between two
+ * collections (the Bun pacer's 64 MiB step, V8's growing factor) does not, but a least-squares
+ * slope over a few minutes of the sawtooth itself depends on where its peaks fall.
+ */
+export function windowMinima(points: readonly Point[], windowS: number): Point[] {
+  const out: Point[] = [];
+  if (points.length === 0) return out;
+  const t0 = points[0]!.t;
+  for (const p of points) {
+    const w = Math.floor((p.t - t0) / windowS);
+    const last = out.at(-1);
+    const lastW = last === undefined ? -1 : Math.floor((last.t - t0) / windowS);
+    if (last === undefined || lastW !== w) out.push(p);
+    else if (p.v < last.v) out[out.length - 1] = p;
+  }
+  return out;
+}
+
 /** The `q`-quantile (0..1) of `xs` by nearest rank; null when empty. */
 export function quantile(xs: readonly number[], q: number): number | null {
   if (xs.length === 0) return null;
