@@ -15,17 +15,17 @@ import { spawnSync } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Command } from "commander";
+import { choice, integer, scriptCommand } from "../scripts/lib/command-line.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
-const o = new Command()
-  .option("--runs <n>", "runs per variant", (v) => Number.parseInt(v, 10), 6)
-  .option("--records <n>", "records per run", (v) => Number.parseInt(v, 10), 2_000_000)
-  .option("--record-size <n>", "bytes per record", (v) => Number.parseInt(v, 10), 100)
-  .option("--compression <c>", "lz4 or none", "lz4")
-  .option("--runtime <r>", "the brokers' runtime", "bun")
+const o = scriptCommand(import.meta.url)
+  .option("--runs <n>", "runs per variant, after one warm-up run each", integer(1, 1000), 6)
+  .option("--records <n>", "records per run", integer(1), 2_000_000)
+  .option("--record-size <n>", "bytes per record", integer(1), 100)
+  .option("--compression <c>", "the batches' codec", choice(["lz4", "none"] as const), "lz4")
+  .option("--runtime <r>", "the brokers' runtime", choice(["bun", "node"] as const), "bun")
   .option("--napi", "also a full broker decoding LZ4 with lz4-napi")
   .parse()
   .opts<{ runs: number; records: number; recordSize: number; compression: string; runtime: "bun" | "node"; napi?: boolean }>();
@@ -63,7 +63,12 @@ for (const v of variants) {
 const results = variants.map(() => ({ rps: [] as number[], cpu: [] as number[] }));
 const tmp = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-validation-ab-"));
 const bun = path.join(root, "node_modules/.bin/bun");
-console.log(`load average before: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+console.log(
+  `load average before: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ")}`,
+);
 try {
   for (let run = 0; run <= o.runs; run++) {
     for (let i = 0; i < variants.length; i++) {
@@ -100,7 +105,12 @@ try {
   await Promise.all(brokers.map((b) => b.stop()));
   nodeFs.rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`load average after: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+console.log(
+  `load average after: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ")}`,
+);
 const structure = results[1]!;
 for (let i = 0; i < variants.length; i++) {
   const r = results[i]!;
