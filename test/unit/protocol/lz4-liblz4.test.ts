@@ -2,8 +2,8 @@
  * liblz4 through bun:ffi (src/protocol/lz4-liblz4.ts): off under Node (this process), on under
  * Bun, and there the LZ4 suites pass with it decoding: the frame view's tests (which compare its
  * output with lz4-napi's block decoder over seeded corruptions, golden lz4 CLI frames, linked
- * blocks, truncations) and produce validation's. Needs liblz4-1 (scripts/install-test-deps.sh).
- * About 5 s: one `bun test` of two files.
+ * blocks, truncations), produce validation's, the codecs' and the record batch's. Needs
+ * liblz4-1 (scripts/install-test-deps.sh). About 3-6 s: one `bun test` of four files.
  */
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
@@ -27,11 +27,8 @@ describe("liblz4 under Bun", () => {
     );
     expect(probe.status, probe.stderr).toBe(0);
     expect(probe.stdout.trim()).toMatch(/^1\.\d+\.\d+$/);
-    const r = spawnSync(BUN, ["test", "test/unit/protocol/lz4-frame-view.test.ts", "test/unit/protocol/produce-validation.test.ts"], {
-      cwd: ROOT,
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    const suites = ["lz4-frame-view", "produce-validation", "compression", "record-batch"].map((f) => `test/unit/protocol/${f}.test.ts`);
+    const r = spawnSync(BUN, ["test", ...suites], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     // bun test reports on stderr: every test passed, none failed.
     expect(r.stderr).toMatch(/\b0 fail\b/);
