@@ -33,6 +33,9 @@ PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-gr
 log() { printf 'install-test-deps: %s\n' "$*"; }
 # For the CLI's completion test (test/integration/cli-tools.test.ts: zsh -n on `rill completion zsh`).
 PACKAGES+=(zsh)
+# liblz4 (liblz4.so.1): under Bun the broker decodes LZ4 blocks with it (src/protocol/lz4-liblz4.ts;
+# test/unit/protocol/lz4-liblz4.test.ts requires it).
+PACKAGES+=(liblz4-1)
 
 # shellcheck source=lib/apt.sh
 source "$(dirname "$0")/lib/apt.sh"

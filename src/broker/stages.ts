@@ -317,7 +317,11 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
   const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
-  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, { initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs });
+  const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, {
+    initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
+    // A large __consumer_offsets partition loads in slices, other requests served between them.
+    defer: (fn) => setImmediate(fn),
+  });
   const fetchMemory = { budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers), responseBytesMax: config.requestBytesMax };
   meta.store.onChange((c) => {
     if (movesPartitions(c)) {

@@ -7,7 +7,12 @@
  * state; the records are appended to the shard's partition (key = the record's key, value = the
  * record, null for tombstones, so compaction keeps the latest per key); then they are replayed
  * into the shard; then the response is answered. Loading a shard after a restart (or, with
- * replication, a coordinator move) is the same replay, from the start of the partition.
+ * replication, a coordinator move) is the same replay, from the start of the partition. With
+ * `defer` (the broker: setImmediate) a large partition loads in slices of `loadSliceBytes` with
+ * other work between them, as Kafka loads group metadata in the background: a 20 MiB partition
+ * replayed in one go blocked the event loop for about a second (test/soak/README.md). Meanwhile
+ * that shard's groups answer COORDINATOR_NOT_AVAILABLE (retriable: "loading") and every other
+ * shard, and every other request, is served.
  *
  * Time comes from the injected Clock; periodic work (session timeouts) runs on `tick(now)`.
  */
@@ -48,6 +53,29 @@ export function validateGroupId(groupId: string, field = "group_id"): void {
 export interface GroupRuntimeOptions {
   /** Kafka's group.initial.rebalance.delay.ms for classic groups (default 3000). */
   readonly initialRebalanceDelayMs?: number;
+  /**
+   * Runs `fn` after the work already queued (the broker passes setImmediate): a shard's load
+   * yields through it between slices. Without it every shard loads at once, synchronously.
+   */
+  readonly defer?: (fn: () => void) => void;
+  /** Bytes of `__consumer_offsets` a load replays before it yields (default LOAD_SLICE_BYTES). */
+  readonly loadSliceBytes?: number;
+}
+
+/** Bytes a shard's load replays between yields: about 50 ms of replay (1 s per 20 MiB measured). */
+export const LOAD_SLICE_BYTES = 1 << 20;
+
+/** A shard being loaded: where its replay is, and whether a newer leadership made it moot. */
+interface ShardLoad {
+  readonly epoch: number;
+  readonly shard: GroupCoordinator;
+  /** Next offset to replay. */
+  offset: number;
+  /** Bytes replayed so far. */
+  bytes: number;
+  cancelled: boolean;
+  /** Why a deferred slice failed (the shard then answers with it until syncShards starts over). */
+  failed: string | null;
 }
 
 /** The coordinator shards of this broker. */
@@ -76,6 +104,8 @@ export class GroupRuntime {
 
   /** The leader epoch of `__consumer_offsets` each shard was loaded at. */
   private readonly shardEpochs = new Map<number, number>();
+  /** Shards whose load has yielded and goes on later (only with `defer`). */
+  private readonly loading = new Map<number, ShardLoad>();
 
   private constructor(
     private readonly rm: ReplicaManager,
@@ -108,14 +138,31 @@ export class GroupRuntime {
       // Not while the broker catches up after a restart: its image may name it leader of a partition moved meanwhile.
       const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(OFFSETS_TOPIC, p);
       const epoch = st?.leaderEpoch ?? -1;
+      const loading = this.loading.get(p);
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
-        this.load(p);
-        this.shardEpochs.set(p, epoch);
-      } else if (!leads && this.shards.has(p)) {
+        if (loading?.epoch === epoch && loading.failed === null) continue; // already loading for this leadership
+        this.stopLoading(p);
+        this.shards.delete(p); // the old leadership's state: stale until the replay is done
+        this.shardEpochs.delete(p);
+        this.load(p, epoch);
+      } else if (!leads) {
+        this.stopLoading(p);
         this.shards.delete(p);
         this.shardEpochs.delete(p);
       }
     }
+  }
+
+  /** Bytes replayed so far by the load of partition `p` in progress, or null when none is. */
+  loadProgress(p: number): number | null {
+    return this.loading.get(p)?.bytes ?? null;
+  }
+
+  private stopLoading(p: number): void {
+    const l = this.loading.get(p);
+    if (l === undefined) return;
+    l.cancelled = true;
+    this.loading.delete(p);
   }
 
   private newShard(): GroupCoordinator {
@@ -126,13 +173,56 @@ export class GroupRuntime {
     });
   }
 
-  /** Replays partition `p` of the offsets topic into a fresh shard. */
-  private load(p: number): void {
-    const shard = this.newShard();
+  /**
+   * Replays partition `p` of the offsets topic into a fresh shard, which serves once the replay
+   * reaches the log end. The first slice runs now; with `defer` each further one runs after the
+   * work queued meanwhile (a small partition still loads at once).
+   */
+  private load(p: number, epoch: number): void {
+    const job: ShardLoad = {
+      epoch,
+      shard: this.newShard(),
+      offset: this.rm.leaderLog(OFFSETS_TOPIC, p).logStartOffset,
+      bytes: 0,
+      cancelled: false,
+      failed: null,
+    };
+    const defer = this.opts.defer;
+    const sliceBytes = this.opts.loadSliceBytes ?? LOAD_SLICE_BYTES;
+    const step = (): void => {
+      if (job.cancelled || this.rm.closed) return;
+      let done: boolean;
+      try {
+        done = this.replaySlice(p, job, defer === undefined ? Number.POSITIVE_INFINITY : sliceBytes);
+      } catch (e: unknown) {
+        if (this.rm.closed || job.cancelled) return;
+        if (!this.loading.has(p)) throw e; // the first slice, inside syncShards: its caller sees it
+        // A later slice, run by `defer`: nobody to throw to. The log went away under the load
+        // (leadership moved: syncShards, told of it, starts over or drops the shard) or could
+        // not be read; the shard's groups are told why until the next syncShards retries.
+        job.failed = e instanceof Error ? e.message : String(e);
+        this.shardEpochs.delete(p);
+        return;
+      }
+      if (!done) {
+        this.loading.set(p, job);
+        defer!(step);
+        return;
+      }
+      this.loading.delete(p);
+      this.shards.set(p, job.shard);
+      this.shardEpochs.set(p, epoch);
+    };
+    step();
+  }
+
+  /** Replays records of partition `p` from `job.offset` on, about `sliceBytes` of them; true at the log end. */
+  private replaySlice(p: number, job: ShardLoad, sliceBytes: number): boolean {
     const log = this.rm.leaderLog(OFFSETS_TOPIC, p);
-    let offset = log.logStartOffset;
-    while (offset < log.logEndOffset) {
-      const r = log.read(offset, 4 << 20);
+    let replayed = 0;
+    while (job.offset < log.logEndOffset) {
+      if (replayed >= sliceBytes) return false;
+      const r = log.read(job.offset, Math.min(4 << 20, sliceBytes));
       if (r.bytes === 0) break;
       for (const chunk of r.chunks) {
         for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
@@ -143,15 +233,17 @@ export class GroupRuntime {
           }
           const c = recordCursor(chunk, pos);
           while (c.next()) {
-            if (c.offset < offset || c.keyLength < 0) continue;
-            shard.replay(fromKeyValue(c.keyString()!, c.value()));
+            if (c.offset < job.offset || c.keyLength < 0) continue;
+            job.shard.replay(fromKeyValue(c.keyString()!, c.value()));
           }
           pos += h.size;
         }
       }
-      offset = r.nextOffset;
+      replayed += r.bytes;
+      job.bytes += r.bytes;
+      job.offset = r.nextOffset;
     }
-    this.shards.set(p, shard);
+    return true;
   }
 
   /** The shard that owns `groupId`. */
@@ -159,6 +251,14 @@ export class GroupRuntime {
     const p = offsetsPartitionFor(groupId);
     const shard = this.shards.get(p);
     if (!shard) {
+      const loading = this.loading.get(p);
+      if (loading !== undefined)
+        throw rillError(
+          "COORDINATOR_NOT_AVAILABLE",
+          loading.failed === null
+            ? `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", is loading on this broker (${loading.bytes} bytes replayed so far); retry shortly`
+            : `group_id: ${OFFSETS_TOPIC}-${p}, which coordinates "${groupId}", failed to load on this broker (${loading.failed}); it is retried at the next metadata change`,
+        );
       const st = this.rm.image.topics.get(OFFSETS_TOPIC)?.partitions[p];
       if (!st)
         throw rillError(

@@ -31,6 +31,18 @@ export class SeededRandom {
   }
 }
 
+/**
+ * Seconds from the start within which a soak of `durationS` restarts nodes: its first quarter,
+ * but at least the first minute and at most the first half. A restart empties the restarted
+ * broker's memory-only caches (the tail caches refill at the rate the log is written), so the
+ * later the last restart, the more of the second half (where the slope is measured) is that
+ * refill rather than a steady state; runs of 4 minutes or less keep the first half, so a short
+ * run still has both a SIGTERM and a kill -9.
+ */
+export function restartWindowS(durationS: number): number {
+  return Math.min(durationS / 2, Math.max(60, durationS / 4));
+}
+
 /** A point of a time series: `t` in seconds since the soak started. */
 export interface Point {
   readonly t: number;
@@ -50,6 +62,26 @@ export function slopePerMinute(points: readonly Point[]): number {
     den += (p.t - mt) ** 2;
   }
   return den === 0 ? 0 : (num / den) * 60;
+}
+
+/**
+ * The lowest point of each `windowS`-second window of `points` (from the first point's time): the
+ * floor a collector's sawtooth comes back to. A leak raises the floor; garbage between two
+ * collections (the Bun pacer's 64 MiB step, V8's growing factor) does not, but a least-squares
+ * slope over a few minutes of the sawtooth itself depends on where its peaks fall.
+ */
+export function windowMinima(points: readonly Point[], windowS: number): Point[] {
+  const out: Point[] = [];
+  if (points.length === 0) return out;
+  const t0 = points[0]!.t;
+  for (const p of points) {
+    const w = Math.floor((p.t - t0) / windowS);
+    const last = out.at(-1);
+    const lastW = last === undefined ? -1 : Math.floor((last.t - t0) / windowS);
+    if (last === undefined || lastW !== w) out.push(p);
+    else if (p.v < last.v) out[out.length - 1] = p;
+  }
+  return out;
 }
 
 /** The `q`-quantile (0..1) of `xs` by nearest rank; null when empty. */
