@@ -77,6 +77,51 @@ describe("PartitionReplica (leader bookkeeping)", () => {
   });
 });
 
+describe("PartitionReplica broker epochs (KIP-903)", () => {
+  it("a follower's progress is its registration's: a new broker epoch starts it over, and a stale one is forgotten", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(10), 0);
+    r.onFollowerFetch(2, 10, 1, 40);
+    r.onFollowerFetch(3, 10, 1, 50);
+    expect(r.hw).toBe(10);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 15, 2, 40);
+    // Broker 3 registered again (epoch 60): what its epoch-50 process fetched no longer counts.
+    r.dropStaleFollowers((id) => (id === 3 ? 60 : 40));
+    expect(r.followers.get(3)).toMatchObject({ leo: -1, brokerEpoch: -1, lastCaughtUpMs: 1 });
+    expect(r.followers.get(2)).toMatchObject({ leo: 15, brokerEpoch: 40 });
+    expect(r.maybeAdvanceHw()).toBe(false);
+    expect(r.hw).toBe(10); // 3 holds it back until it fetches again as epoch 60
+    expect(r.onFollowerFetch(3, 15, 3, 60)).toBe(true);
+    expect(r.hw).toBe(15);
+    // A fetch under another epoch than the recorded one starts the follower's progress over.
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 20, 4, 40);
+    r.onFollowerFetch(3, 12, 4, 70);
+    expect(r.followers.get(3)).toMatchObject({ leo: 12, brokerEpoch: 70, leaderLeoAtLastFetch: 20 });
+    expect(r.hw).toBe(15);
+  });
+
+  it("proposes a caught-up follower for the ISR with the broker epoch its fetches carried", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2], isr: [1] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 10, 7);
+    const seen: Array<[number, number]> = [];
+    const eligible = (id: number, brokerEpoch: number): boolean => {
+      seen.push([id, brokerEpoch]);
+      return brokerEpoch === 9; // the image says broker 2 registered again as epoch 9
+    };
+    expect(r.wantedIsrChange(10, 1000, eligible)).toBeNull();
+    expect(seen).toEqual([[2, 7]]);
+    r.onFollowerFetch(2, 5, 20, 9);
+    expect(r.wantedIsrChange(20, 1000, eligible)?.newIsr).toEqual([1, 2]);
+  });
+});
+
 describe("leader epoch cache", () => {
   it("records where each epoch starts, answers end offsets, is cut by truncation and survives a reopen", () => {
     const fs = new MemoryFileSystem();
