@@ -50,6 +50,8 @@ export interface IsrChange {
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
   readonly newIsr: number[];
+  /** By position in newIsr: the broker epoch a member being added was caught up under, else -1 (KIP-903). */
+  readonly newIsrBrokerEpochs: number[];
 }
 
 /** A partition hosted on this broker. */
@@ -232,6 +234,7 @@ export class PartitionReplica {
       leaderEpoch: this.leaderEpoch,
       partitionEpoch: this.partitionEpoch,
       newIsr: ordered,
+      newIsrBrokerEpochs: ordered.map((id) => (this.isr.includes(id) ? -1 : (this.followers.get(id)?.brokerEpoch ?? -1))),
     };
   }
 }

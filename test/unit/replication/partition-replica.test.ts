@@ -55,7 +55,7 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     expect(r.wantedIsrChange(500, 1000, () => true)).toBeNull();
     r.onFollowerFetch(2, 5, 1150); // 2 keeps fetching at the end (a long-poll round)
     const shrink = r.wantedIsrChange(1200, 1000, () => true)!;
-    expect(shrink).toEqual({ topic: "t", partition: 0, leaderEpoch: 3, partitionEpoch: 7, newIsr: [1, 2] });
+    expect(shrink).toEqual({ topic: "t", partition: 0, leaderEpoch: 3, partitionEpoch: 7, newIsr: [1, 2], newIsrBrokerEpochs: [-1, -1] });
     r.isrChangeInFlight = true;
     expect(r.wantedIsrChange(1300, 1000, () => true)).toBeNull(); // one change at a time
     r.update({ leader: 1, leaderEpoch: 3, partitionEpoch: 8, replicas: [1, 2, 3], isr: [1, 2] }, 1300);
@@ -118,7 +118,7 @@ describe("PartitionReplica broker epochs (KIP-903)", () => {
     expect(r.wantedIsrChange(10, 1000, eligible)).toBeNull();
     expect(seen).toEqual([[2, 7]]);
     r.onFollowerFetch(2, 5, 20, 9);
-    expect(r.wantedIsrChange(20, 1000, eligible)?.newIsr).toEqual([1, 2]);
+    expect(r.wantedIsrChange(20, 1000, eligible)).toMatchObject({ newIsr: [1, 2], newIsrBrokerEpochs: [-1, 9] });
   });
 });
 
