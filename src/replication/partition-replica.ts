@@ -5,7 +5,8 @@
  *
  * The high watermark is the smallest log end offset over the ISR (the leader's included): every
  * record below it is on every in-sync replica, so consumers read only below it and acks=ALL
- * answers once it passes the batch. It never goes backwards while this broker leads.
+ * answers once it passes the batch. It never goes backwards while this broker leads, and it does
+ * not move while the ISR is smaller than min.insync.replicas (strict min ISR, as Kafka 3.9+).
  *
  * A follower is caught up when it fetched from at least the leader's log end offset as it was at
  * its previous fetch (Kafka's rule: a follower that keeps up with a busy leader is never exactly
@@ -154,10 +155,14 @@ export class PartitionReplica {
   }
 
   /**
-   * Recomputes the high watermark from the ISR. Returns true when it moved forward.
+   * Recomputes the high watermark from the ISR. Returns true when it moved forward. It stays
+   * while the ISR is smaller than min.insync.replicas (Kafka's strict min ISR, KIP-966): a record
+   * committed by fewer replicas would be lost with one power loss of them (cluster-sim seeds
+   * 1106 and 1109: the last ISR member lost the committed tail and was elected again).
    */
   maybeAdvanceHw(): boolean {
     if (this.role !== "leader") return false;
+    if (this.isr.length < this.log.topicConfig.minInsyncReplicas) return false;
     let hw = this.log.logEndOffset;
     for (const r of this.isr) {
       if (r === this.nodeId) continue;

@@ -65,6 +65,35 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     expect(r.wantedIsrChange(1400, 1000, () => true)!.newIsr).toEqual([1, 2, 3]);
   });
 
+  it("holds the high watermark while the ISR is smaller than min.insync.replicas (strict min ISR)", () => {
+    const log = PartitionLog.open({
+      fs: new MemoryFileSystem(),
+      dir: "/p",
+      clock: new ManualClock(0),
+      config: { ...defaultTopicConfig, minInsyncReplicas: 2 },
+      tailCacheBytes: 0,
+      recover: true,
+    });
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    r.onFollowerFetch(3, 3, 1);
+    expect(r.hw).toBe(3);
+    // 3 leaves: the ISR {1, 2} still holds min.insync.replicas, and both have 5.
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2] }, 2)).toBe("isr");
+    expect(r.hw).toBe(5);
+    // The leader alone: what it appends now is on one replica only and is not committed.
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 2, replicas: [1, 2, 3], isr: [1] }, 3);
+    log.append(batch(4), 0);
+    expect(r.maybeAdvanceHw()).toBe(false);
+    expect(r.hw).toBe(5);
+    r.onFollowerFetch(2, 9, 4); // a follower out of the ISR does not count either
+    expect(r.hw).toBe(5);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 3, replicas: [1, 2, 3], isr: [1, 2] }, 5);
+    expect(r.hw).toBe(9);
+  });
+
   it("a new leader starts its epoch at its log end and keeps the high watermark it knew", () => {
     const log = newLog();
     const r = new PartitionReplica("t", 0, log, 2);
