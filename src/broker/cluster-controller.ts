@@ -154,7 +154,14 @@ export class ClusterController implements BrokerControl {
   async alterPartition(
     nodeId: number,
     brokerEpoch: number,
-    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+    partitions: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      leaderEpoch: number;
+      partitionEpoch: number;
+      newIsr: number[];
+      newIsrBrokerEpochs?: number[];
+    }>,
   ): Promise<AlterPartitionOutcome[]> {
     this.requireLeader();
     const errors = new Map<number, Error>();

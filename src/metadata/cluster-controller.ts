@@ -74,6 +74,8 @@ export interface AlterPartitionItem {
   /** The partition epoch the leader's ISR view is based on. */
   readonly partitionEpoch: number;
   readonly newIsr: readonly number[];
+  /** By position in newIsr: the broker epoch that member was caught up under (KIP-903); -1 or absent: not checked. */
+  readonly newIsrBrokerEpochs?: readonly number[];
 }
 
 /** A partition named in a request. */
@@ -179,7 +181,8 @@ export function decideFenceBroker(image: MetadataImage, nodeId: number): Metadat
  * NOT_LEADER_OR_FOLLOWER (`nodeId` does not lead it), FENCED_LEADER_EPOCH (`leaderEpoch` not
  * the current), INVALID_UPDATE_VERSION (`partitionEpoch` not the current), INVALID_REQUEST
  * (`newIsr` lacks the leader, repeats a member or names a non-replica), INELIGIBLE_REPLICA (a
- * member being added is not active: unregistered, fenced or in controlled shutdown).
+ * member being added is not active: unregistered, fenced or in controlled shutdown; or it was
+ * caught up under a broker epoch that is not its broker's current one, KIP-903).
  */
 export function decideAlterPartition(image: MetadataImage, nodeId: number, brokerEpoch: number, p: AlterPartitionItem): MetadataRecord[] {
   const b = image.brokers.get(nodeId);
@@ -201,10 +204,18 @@ export function decideAlterPartition(image: MetadataImage, nodeId: number, broke
       `partition_epoch: ${p.partitionEpoch} is not ${name}'s current partition epoch ${state.partitionEpoch}`,
     );
   validateNewIsr(name, state, p.newIsr);
-  for (const r of p.newIsr) {
-    if (!state.isr.includes(r) && !isActive(image, r))
+  p.newIsr.forEach((r, i) => {
+    if (state.isr.includes(r)) return;
+    if (!isActive(image, r))
       throw rillError("INELIGIBLE_REPLICA", `new_isr: replica ${r} of ${name} is ${whyInactive(image, r)} and may not join the ISR`);
-  }
+    const caughtUpAs = p.newIsrBrokerEpochs?.[i] ?? -1;
+    const current = image.brokers.get(r)!.epoch;
+    if (caughtUpAs >= 0 && caughtUpAs !== current)
+      throw rillError(
+        "INELIGIBLE_REPLICA",
+        `new_isr_broker_epochs: replica ${r} of ${name} caught up as broker epoch ${caughtUpAs}, not its current epoch ${current}, and may not join the ISR`,
+      );
+  });
   if (sameList(p.newIsr, state.isr)) return [];
   return [change(p.topic, p.partition, state, state.leader, [...p.newIsr])];
 }

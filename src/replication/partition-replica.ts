@@ -5,7 +5,8 @@
  *
  * The high watermark is the smallest log end offset over the ISR (the leader's included): every
  * record below it is on every in-sync replica, so consumers read only below it and acks=ALL
- * answers once it passes the batch. It never goes backwards while this broker leads.
+ * answers once it passes the batch. It never goes backwards while this broker leads, and it does
+ * not move while the ISR is smaller than min.insync.replicas (strict min ISR, as Kafka 3.9+).
  *
  * A follower is caught up when it fetched from at least the leader's log end offset as it was at
  * its previous fetch (Kafka's rule: a follower that keeps up with a busy leader is never exactly
@@ -13,6 +14,12 @@
  * ISR; an out-of-sync follower whose log end reaches the high watermark (and the start of the
  * current leader epoch) joins again. Both go to the controller as AlterPartition; the ISR here
  * changes only when the metadata log says so.
+ *
+ * Broker epochs (KIP-903): a follower's progress is that of one registration of its broker. The
+ * replica manager records only fetches that carry the follower's current broker epoch, and
+ * `dropStaleFollowers` forgets what an earlier registration fetched: a restarted broker (which may
+ * have lost unsynced records) neither holds up nor moves the high watermark as the ISR member its
+ * previous incarnation was, and joins the ISR again only once caught up under its new epoch.
  *
  * Invariants (asserted, see invariants.ts): the high watermark never passes the log end offset
  * and never moves backwards (`hw` is set only forward; a follower cutting a divergent tail
@@ -33,6 +40,8 @@ export interface FollowerState {
   lastCaughtUpMs: number;
   /** The leader's log end offset at the follower's previous fetch. */
   leaderLeoAtLastFetch: number;
+  /** The broker epoch (registration) of the follower's fetches that `leo` comes from; -1 until one. */
+  brokerEpoch: number;
 }
 
 /** An ISR change the leader wants. */
@@ -42,6 +51,8 @@ export interface IsrChange {
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
   readonly newIsr: number[];
+  /** By position in newIsr: the broker epoch a member being added was caught up under, else -1 (KIP-903). */
+  readonly newIsrBrokerEpochs: number[];
 }
 
 /** A partition hosted on this broker. */
@@ -135,7 +146,7 @@ export class PartitionReplica {
     this.epochStartOffset = this.log.logEndOffset;
     this.followers.clear();
     for (const r of this.replicas) {
-      if (r !== this.nodeId) this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1 });
+      if (r !== this.nodeId) this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1, brokerEpoch: -1 });
     }
     // The high watermark carries over from what this broker knew as a follower, and moves
     // forward as the ISR fetches; it never exceeds this log's end.
@@ -144,10 +155,14 @@ export class PartitionReplica {
   }
 
   /**
-   * Recomputes the high watermark from the ISR. Returns true when it moved forward.
+   * Recomputes the high watermark from the ISR. Returns true when it moved forward. It stays
+   * while the ISR is smaller than min.insync.replicas (Kafka's strict min ISR, KIP-966): a record
+   * committed by fewer replicas would be lost with one power loss of them (cluster-sim seeds
+   * 1106 and 1109: the last ISR member lost the committed tail and was elected again).
    */
   maybeAdvanceHw(): boolean {
     if (this.role !== "leader") return false;
+    if (this.isr.length < this.log.topicConfig.minInsyncReplicas) return false;
     let hw = this.log.logEndOffset;
     for (const r of this.isr) {
       if (r === this.nodeId) continue;
@@ -162,10 +177,19 @@ export class PartitionReplica {
     return false;
   }
 
-  /** A follower fetched from `fetchOffset` (its log end). Returns true when the HW moved. */
-  onFollowerFetch(replicaId: number, fetchOffset: number, nowMs: number): boolean {
+  /**
+   * A follower fetched from `fetchOffset` (its log end), as the registration `brokerEpoch` of its
+   * broker (the caller checked it is the current one). Returns true when the HW moved.
+   */
+  onFollowerFetch(replicaId: number, fetchOffset: number, nowMs: number, brokerEpoch = -1): boolean {
     const f = this.followers.get(replicaId);
     if (!f) return false;
+    if (f.brokerEpoch !== brokerEpoch) {
+      // Another registration of the broker: nothing its previous one fetched counts.
+      f.brokerEpoch = brokerEpoch;
+      f.leo = -1;
+      f.leaderLeoAtLastFetch = -1;
+    }
     const leo = this.log.logEndOffset;
     if (fetchOffset >= leo || (f.leaderLeoAtLastFetch >= 0 && fetchOffset >= f.leaderLeoAtLastFetch)) f.lastCaughtUpMs = nowMs;
     f.leaderLeoAtLastFetch = leo;
@@ -174,10 +198,27 @@ export class PartitionReplica {
   }
 
   /**
-   * The ISR change this leader wants now, if any: laggards out (not caught up for `lagMaxMs`),
-   * caught-up followers in. One change in flight at a time.
+   * Forgets the progress of followers recorded under a broker epoch that is no longer their
+   * broker's current one (`epochOf`: undefined for an unregistered broker): a restarted broker's
+   * log may have lost what its previous registration fetched. An ISR member so forgotten holds
+   * the high watermark back until it fetches again as its current registration (or leaves the
+   * ISR); when it was last caught up is kept, so a silent one still leaves after the lag time.
    */
-  wantedIsrChange(nowMs: number, lagMaxMs: number, eligible: (nodeId: number) => boolean): IsrChange | null {
+  dropStaleFollowers(epochOf: (nodeId: number) => number | undefined): void {
+    for (const [id, f] of this.followers) {
+      if (f.brokerEpoch < 0 || f.brokerEpoch === epochOf(id)) continue;
+      f.brokerEpoch = -1;
+      f.leo = -1;
+      f.leaderLeoAtLastFetch = -1;
+    }
+  }
+
+  /**
+   * The ISR change this leader wants now, if any: laggards out (not caught up for `lagMaxMs`),
+   * caught-up followers in. One change in flight at a time. `eligible` says whether a follower,
+   * as the registration whose fetches caught it up (`brokerEpoch`), may join the ISR.
+   */
+  wantedIsrChange(nowMs: number, lagMaxMs: number, eligible: (nodeId: number, brokerEpoch: number) => boolean): IsrChange | null {
     if (this.role !== "leader" || this.isrChangeInFlight) return null;
     const next = new Set(this.isr);
     for (const r of this.isr) {
@@ -186,7 +227,7 @@ export class PartitionReplica {
       if (!f || nowMs - f.lastCaughtUpMs > lagMaxMs) next.delete(r);
     }
     for (const [r, f] of this.followers) {
-      if (next.has(r) || !eligible(r)) continue;
+      if (next.has(r) || !eligible(r, f.brokerEpoch)) continue;
       if (f.leo >= this.hw && f.leo >= this.epochStartOffset && nowMs - f.lastCaughtUpMs <= lagMaxMs) next.add(r);
     }
     if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
@@ -198,6 +239,7 @@ export class PartitionReplica {
       leaderEpoch: this.leaderEpoch,
       partitionEpoch: this.partitionEpoch,
       newIsr: ordered,
+      newIsrBrokerEpochs: ordered.map((id) => (this.isr.includes(id) ? -1 : (this.followers.get(id)?.brokerEpoch ?? -1))),
     };
   }
 }

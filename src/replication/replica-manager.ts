@@ -145,6 +145,7 @@ export class ReplicaManager {
           this.byLog.set(log, r);
         }
         const what = r.update(p, now);
+        if (r.role === "leader") r.dropStaleFollowers(this.brokerEpochOf);
         if (what === "leader" || what === "follower") changed.push(r);
         if (what !== null) this.checkHwWaiters(r);
       });
@@ -247,13 +248,28 @@ export class ReplicaManager {
     this.wakeAll();
   }
 
+  /** The current broker epoch (registration) of a broker in this node's image; undefined when unregistered. */
+  private readonly brokerEpochOf = (nodeId: number): number | undefined => this.metadata.image.brokers.get(nodeId)?.epoch;
+
   /**
    * Leader side of ReplicaFetch for one partition: checks the follower's epoch and divergence,
    * records its progress (which may move the high watermark), and reads from its fetch offset.
+   * Progress counts only when `p.brokerEpoch` (the follower's registration, -1 before its first) is
+   * its broker's current one here (KIP-903): a restarted broker is served, so it catches up, but
+   * is not the ISR member its previous registration was (cluster-sim seeds 32 and 186).
    */
   fetchForFollower(
     replicaId: number,
-    p: { topic: string; partition: number; fetchOffset: number; lastFetchedEpoch: number; currentLeaderEpoch: number; maxBytes: number },
+    p: {
+      topic: string;
+      partition: number;
+      fetchOffset: number;
+      lastFetchedEpoch: number;
+      currentLeaderEpoch: number;
+      maxBytes: number;
+      /** The follower's broker epoch (its registration), -1 before its first. */
+      brokerEpoch?: number;
+    },
   ): ReplicaFetchResult {
     const r = this.replica(p.topic, p.partition);
     const fail = (e: Error): ReplicaFetchResult => ({
@@ -299,7 +315,13 @@ export class ReplicaManager {
     if (p.fetchOffset < log.logStartOffset) {
       return fail(rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`));
     }
-    if (r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs())) this.hwMoved(r);
+    const brokerEpoch = p.brokerEpoch ?? -1;
+    if (
+      brokerEpoch >= 0 &&
+      brokerEpoch === this.brokerEpochOf(replicaId) &&
+      r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs(), brokerEpoch)
+    )
+      this.hwMoved(r);
     const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes) : null;
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
   }
@@ -370,9 +392,10 @@ export class ReplicaManager {
   isrChanges(lagMaxMs: number): IsrChange[] {
     const now = this.clock.nowMs();
     const img = this.metadata.image;
-    const eligible = (id: number): boolean => {
+    // KIP-903: only as the registration whose fetches caught it up.
+    const eligible = (id: number, brokerEpoch: number): boolean => {
       const b = img.brokers.get(id);
-      return b !== undefined && !b.fenced && !b.inControlledShutdown;
+      return b !== undefined && !b.fenced && !b.inControlledShutdown && b.epoch === brokerEpoch;
     };
     const out: IsrChange[] = [];
     for (const r of this.replicas.values()) {

@@ -139,13 +139,24 @@ export class ControllerChannel implements BrokerControl {
   alterPartition(
     nodeId: number,
     brokerEpoch: number,
-    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+    partitions: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      leaderEpoch: number;
+      partitionEpoch: number;
+      newIsr: number[];
+      newIsrBrokerEpochs?: number[];
+    }>,
   ): Promise<AlterPartitionOutcome[]> {
     return this.call(
       (c) => c.alterPartition(nodeId, brokerEpoch, partitions),
       (c, deadline, done) =>
         c.alterPartition(
-          create(AlterPartitionRequestSchema, { nodeId, brokerEpoch: BigInt(brokerEpoch), partitions: partitions.map((p) => ({ ...p })) }),
+          create(AlterPartitionRequestSchema, {
+            nodeId,
+            brokerEpoch: BigInt(brokerEpoch),
+            partitions: partitions.map((p) => ({ ...p, newIsrBrokerEpochs: (p.newIsrBrokerEpochs ?? []).map(BigInt) })),
+          }),
           { deadline },
           (e, res) =>
             done(

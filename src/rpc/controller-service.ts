@@ -92,7 +92,14 @@ export interface BrokerControl {
   alterPartition(
     nodeId: number,
     brokerEpoch: number,
-    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
+    partitions: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      leaderEpoch: number;
+      partitionEpoch: number;
+      newIsr: number[];
+      newIsrBrokerEpochs?: number[];
+    }>,
   ): Promise<AlterPartitionOutcome[]>;
 }
 
@@ -301,6 +308,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
           leaderEpoch: p.leaderEpoch,
           partitionEpoch: p.partitionEpoch,
           newIsr: [...p.newIsr],
+          newIsrBrokerEpochs: p.newIsrBrokerEpochs.map(Number),
         })),
       );
       return create(AlterPartitionResponseSchema, {

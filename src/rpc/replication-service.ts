@@ -120,6 +120,7 @@ export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort
         lastFetchedEpoch: p.lastFetchedEpoch,
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
+        brokerEpoch: Number(req.brokerEpoch),
       });
       const data = r.read && r.read.bytes > 0 ? joined(r.read.chunks) : Buffer.alloc(0);
       left -= data.length;

@@ -12,6 +12,9 @@
  *
  * Entries are strictly increasing in both epoch and start offset. A missing file is rebuilt
  * from the batches' partitionLeaderEpoch fields by the log; a corrupt one is rebuilt the same way.
+ * The file is written when an epoch is assigned, ahead of the fsync of the records it describes:
+ * after an unclean shutdown the log trusts only the entries below its recovery point and
+ * re-derives the rest from the recovered batches (PartitionLog.loadEpochs).
  */
 import { crc32c } from "../base/crc32c.ts";
 import type { FileSystem } from "./fs.ts";

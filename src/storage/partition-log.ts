@@ -149,17 +149,35 @@ export class PartitionLog {
     this.rebuildProducerState();
   }
 
-  /** Loads the leader epoch cache, cut to the log, or rebuilds it from the batch headers. */
+  /**
+   * Loads the leader epoch cache, cut to the log, or rebuilds it from the batch headers.
+   *
+   * The checkpoint is written when an epoch is assigned, before the segment data it describes is
+   * fsynced, so after an unclean shutdown it may describe records a power loss took back (or a
+   * truncation that never reached the disk). Only entries below the recovery point describe
+   * durable data: the rest are dropped and re-derived from the recovered batches. Truncation keeps
+   * this true by lowering the durable recovery point before it drops entries (`truncateTo`).
+   */
   private loadEpochs(): void {
     const loaded = LeaderEpochCache.load(this.fs, this.opts.dir);
     if (loaded) {
       this.epochs = loaded;
+      if (this.opts.recover) {
+        this.epochs.truncateFromEnd(this.recoveryPoint);
+        for (const e of this.scanEpochs(Math.max(this.recoveryPoint, this._logStartOffset))) this.epochs.assign(e.epoch, e.startOffset);
+      }
       this.epochs.truncateFromEnd(this.nextOffset);
       return;
     }
     this.epochs = LeaderEpochCache.empty(this.fs, this.opts.dir);
+    const entries = this.scanEpochs(this._logStartOffset);
+    if (entries.length > 0 || this.fs.exists(this.opts.dir)) this.epochs.reset(entries);
+  }
+
+  /** The epochs the batches from `from` to the log end carry: where each newer one starts. */
+  private scanEpochs(from: number): EpochEntry[] {
     const entries: EpochEntry[] = [];
-    let offset = this._logStartOffset;
+    let offset = from;
     while (offset < this.nextOffset) {
       const r = this.readFromSegments(offset, 1 << 20, this.nextOffset);
       if (r.bytes === 0) break;
@@ -174,7 +192,7 @@ export class PartitionLog {
       }
       offset = r.nextOffset;
     }
-    if (entries.length > 0 || this.fs.exists(this.opts.dir)) this.epochs.reset(entries);
+    return entries;
   }
 
   /** The newest leader epoch that wrote to this log, -1 when none. */
@@ -835,13 +853,15 @@ export class PartitionLog {
       this.nextOffset = this.active.truncateTo(offset);
     }
     this.cache.truncateFrom(this.nextOffset);
-    this.epochs.truncateFromEnd(this.nextOffset);
-    this.rebuildProducerState();
     // Flushes waiting for removed offsets now wait only for what remains.
     for (const w of this.waiters) if (w.upTo > this.nextOffset) w.upTo = this.nextOffset;
     if (this._logStartOffset > this.nextOffset) this._logStartOffset = this.nextOffset;
     if (this.recoveryPoint > this.nextOffset) this.recoveryPoint = this.nextOffset;
+    // The lower recovery point is durable before the epoch entries go: if the truncated bytes
+    // come back after a power loss, recovery re-derives their epochs (see loadEpochs).
     this.writeCheckpoint();
+    this.epochs.truncateFromEnd(this.nextOffset);
+    this.rebuildProducerState();
     return this.nextOffset;
   }
 
@@ -859,10 +879,10 @@ export class PartitionLog {
     this._logStartOffset = offset;
     this.recoveryPoint = offset;
     this.cache.clear();
-    this.epochs.reset([]);
-    this.rebuildProducerState();
     for (const w of this.waiters) if (w.upTo > offset) w.upTo = offset;
     this.writeCheckpoint();
+    this.epochs.reset([]);
+    this.rebuildProducerState();
   }
 
   /**

@@ -35,7 +35,7 @@ describe("cluster simulator", () => {
       const r = await runClusterSim(regressionClusterSettings(e));
       expect(r.violations, formatClusterFailure(r)).toEqual([]);
     }
-  }, 120_000);
+  }, 300_000);
 
   it("still reproduces each open finding (a bug found, not fixed yet)", async () => {
     for (const e of clusterOpenSeeds()) {

@@ -287,7 +287,15 @@ describe("decideAlterPartition", () => {
   const alter = (
     img: MetadataImage,
     newIsr: number[],
-    over: { nodeId?: number; brokerEpoch?: number; topic?: string; partition?: number; leaderEpoch?: number; partitionEpoch?: number } = {},
+    over: {
+      nodeId?: number;
+      brokerEpoch?: number;
+      topic?: string;
+      partition?: number;
+      leaderEpoch?: number;
+      partitionEpoch?: number;
+      newIsrBrokerEpochs?: number[];
+    } = {},
   ) => {
     const p = part(img, "t");
     const nodeId = over.nodeId ?? 1;
@@ -297,6 +305,7 @@ describe("decideAlterPartition", () => {
       leaderEpoch: over.leaderEpoch ?? p.leaderEpoch,
       partitionEpoch: over.partitionEpoch ?? p.partitionEpoch,
       newIsr,
+      ...(over.newIsrBrokerEpochs ? { newIsrBrokerEpochs: over.newIsrBrokerEpochs } : {}),
     });
   };
 
@@ -343,6 +352,25 @@ describe("decideAlterPartition", () => {
     expect(expectRejected(img, "INELIGIBLE_REPLICA", () => alter(img, [1, 2])).message).toMatch(/^new_isr: replica 2 .* fenced/);
     heartbeat(img, 3, { wantShutDown: true });
     expect(expectRejected(img, "INELIGIBLE_REPLICA", () => alter(img, [1, 3])).message).toMatch(/controlled shutdown/);
+  });
+
+  it("refuses to add a replica caught up under an earlier registration of its broker (KIP-903)", () => {
+    const img = setup();
+    commit(img, alter(img, [1, 3]));
+    const before = epochOf(img, 2);
+    // Broker 2 restarted: fenced, registered again and unfenced while the leader's request,
+    // based on fetches of its previous process, was on its way.
+    fence(img, 2);
+    register(img, 2, "inc-2b");
+    heartbeat(img, 2);
+    const now = epochOf(img, 2);
+    expect(now).not.toBe(before);
+    expect(
+      expectRejected(img, "INELIGIBLE_REPLICA", () => alter(img, [1, 3, 2], { newIsrBrokerEpochs: [-1, -1, before] })).message,
+    ).toMatch(/^new_isr_broker_epochs: replica 2 .* caught up as broker epoch \d+, not its current epoch/);
+    // Members kept are not checked; the current registration joins.
+    commit(img, alter(img, [1, 3, 2], { newIsrBrokerEpochs: [-1, before, now] }));
+    expect(part(img, "t").isr).toEqual([1, 3, 2]);
   });
 });
 

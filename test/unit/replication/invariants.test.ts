@@ -228,3 +228,90 @@ describe("ReplicaManager invariants", () => {
     expect([r.log.logEndOffset, r.hw]).toEqual([2, 2]);
   });
 });
+
+describe("ReplicaManager broker epochs in replica fetches (KIP-903)", () => {
+  const broker = (nodeId: number, epoch: number): MetadataRecord => ({
+    type: "broker",
+    v: 1,
+    nodeId,
+    address: `127.0.0.1:${9000 + nodeId}`,
+    roles: ["broker"],
+    fenced: false,
+    incarnationId: `inc-${nodeId}-${epoch}`,
+    epoch,
+  });
+  const fetch = (fetchOffset: number, brokerEpoch?: number) => ({
+    topic: "t",
+    partition: 0,
+    fetchOffset,
+    lastFetchedEpoch: 0,
+    currentLeaderEpoch: 0,
+    maxBytes: 1 << 20,
+    ...(brokerEpoch !== undefined ? { brokerEpoch } : {}),
+  });
+
+  it("a follower's fetch moves the high watermark only under its broker's current epoch, and is served either way", () => {
+    const { rm, store } = replicaManager();
+    const leaderState = { leader: 1, leaderEpoch: 0, partitionEpoch: 0, isr: [1, 2] };
+    store.load([broker(1, 3), broker(2, 5), ...topic("a", leaderState)]);
+    rm.append("t", 0, batch(4), "leader");
+    // cluster-sim seed 32: broker 2 restarted and has not registered yet (-1), or its leader has
+    // not applied its new registration (6): it catches up, but as no ISR member.
+    for (const stale of [undefined, -1, 4, 6]) {
+      const res = rm.fetchForFollower(2, fetch(4, stale));
+      expect(res.error).toBeNull();
+      expect(rm.replica("t", 0)!.hw).toBe(0);
+    }
+    expect(rm.fetchForFollower(2, fetch(0, -1)).read?.bytes).toBeGreaterThan(0);
+    rm.fetchForFollower(2, fetch(4, 5));
+    expect(rm.replica("t", 0)!.hw).toBe(4);
+  });
+
+  it("forgets what a follower fetched under its previous registration once the image has a new one", () => {
+    const { rm, store } = replicaManager();
+    const image = (epoch2: number): MetadataRecord[] => [
+      broker(1, 3),
+      broker(2, epoch2),
+      broker(3, 4),
+      { type: "topic", v: 1, name: "t", topicId: "a", configs: {} },
+      {
+        type: "partition",
+        v: 1,
+        topic: "t",
+        partition: 0,
+        replicas: [1, 2, 3],
+        isr: [1, 2, 3],
+        leader: 1,
+        leaderEpoch: 0,
+        partitionEpoch: 0,
+      },
+    ];
+    store.load(image(5));
+    rm.append("t", 0, batch(6), "leader");
+    rm.fetchForFollower(2, fetch(6, 5)); // broker 2's epoch-5 process holds 0..5
+    rm.fetchForFollower(3, fetch(4, 4));
+    const r = rm.replica("t", 0)!;
+    expect(r.hw).toBe(4);
+    // Broker 2 restarted (it may have lost 4 and 5, unsynced) and registered as epoch 8.
+    store.load(image(8));
+    expect(r.followers.get(2)).toMatchObject({ leo: -1, brokerEpoch: -1 });
+    rm.fetchForFollower(3, fetch(6, 4));
+    expect(r.hw).toBe(4); // not on the word of broker 2's previous process
+    rm.fetchForFollower(2, fetch(6, 8));
+    expect(r.hw).toBe(6);
+  });
+
+  it("asks for a restarted follower in the ISR only once it caught up under the registration the image holds", () => {
+    const { rm, store } = replicaManager();
+    store.load([broker(1, 3), broker(2, 5), ...topic("a", { leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1] })]);
+    rm.append("t", 0, batch(4), "leader");
+    rm.fetchForFollower(2, fetch(4, 5));
+    // Broker 2 restarts before the leader proposes it; its new registration (epoch 8) is in the image.
+    store.load([broker(1, 3), broker(2, 8), ...topic("a", { leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1] })]);
+    expect(rm.isrChanges(30_000)).toEqual([]);
+    rm.fetchForFollower(2, fetch(4, -1)); // the new process before its registration answered
+    expect(rm.isrChanges(30_000)).toEqual([]);
+    rm.fetchForFollower(2, fetch(4, 8));
+    expect(rm.isrChanges(30_000).map((c) => c.newIsr)).toEqual([[1, 2]]);
+  });
+});

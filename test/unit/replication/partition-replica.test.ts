@@ -55,7 +55,7 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     expect(r.wantedIsrChange(500, 1000, () => true)).toBeNull();
     r.onFollowerFetch(2, 5, 1150); // 2 keeps fetching at the end (a long-poll round)
     const shrink = r.wantedIsrChange(1200, 1000, () => true)!;
-    expect(shrink).toEqual({ topic: "t", partition: 0, leaderEpoch: 3, partitionEpoch: 7, newIsr: [1, 2] });
+    expect(shrink).toEqual({ topic: "t", partition: 0, leaderEpoch: 3, partitionEpoch: 7, newIsr: [1, 2], newIsrBrokerEpochs: [-1, -1] });
     r.isrChangeInFlight = true;
     expect(r.wantedIsrChange(1300, 1000, () => true)).toBeNull(); // one change at a time
     r.update({ leader: 1, leaderEpoch: 3, partitionEpoch: 8, replicas: [1, 2, 3], isr: [1, 2] }, 1300);
@@ -63,6 +63,35 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     r.onFollowerFetch(3, 5, 1400); // caught up
     expect(r.wantedIsrChange(1400, 1000, () => false)).toBeNull(); // not eligible (fenced)
     expect(r.wantedIsrChange(1400, 1000, () => true)!.newIsr).toEqual([1, 2, 3]);
+  });
+
+  it("holds the high watermark while the ISR is smaller than min.insync.replicas (strict min ISR)", () => {
+    const log = PartitionLog.open({
+      fs: new MemoryFileSystem(),
+      dir: "/p",
+      clock: new ManualClock(0),
+      config: { ...defaultTopicConfig, minInsyncReplicas: 2 },
+      tailCacheBytes: 0,
+      recover: true,
+    });
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    r.onFollowerFetch(3, 3, 1);
+    expect(r.hw).toBe(3);
+    // 3 leaves: the ISR {1, 2} still holds min.insync.replicas, and both have 5.
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2] }, 2)).toBe("isr");
+    expect(r.hw).toBe(5);
+    // The leader alone: what it appends now is on one replica only and is not committed.
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 2, replicas: [1, 2, 3], isr: [1] }, 3);
+    log.append(batch(4), 0);
+    expect(r.maybeAdvanceHw()).toBe(false);
+    expect(r.hw).toBe(5);
+    r.onFollowerFetch(2, 9, 4); // a follower out of the ISR does not count either
+    expect(r.hw).toBe(5);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 3, replicas: [1, 2, 3], isr: [1, 2] }, 5);
+    expect(r.hw).toBe(9);
   });
 
   it("a new leader starts its epoch at its log end and keeps the high watermark it knew", () => {
@@ -74,6 +103,51 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     expect(r.update({ leader: 2, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2], isr: [2] }, 10)).toBe("leader");
     expect(r.epochStartOffset).toBe(4);
     expect(r.hw).toBe(4); // ISR is only itself
+  });
+});
+
+describe("PartitionReplica broker epochs (KIP-903)", () => {
+  it("a follower's progress is its registration's: a new broker epoch starts it over, and a stale one is forgotten", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.append(batch(10), 0);
+    r.onFollowerFetch(2, 10, 1, 40);
+    r.onFollowerFetch(3, 10, 1, 50);
+    expect(r.hw).toBe(10);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 15, 2, 40);
+    // Broker 3 registered again (epoch 60): what its epoch-50 process fetched no longer counts.
+    r.dropStaleFollowers((id) => (id === 3 ? 60 : 40));
+    expect(r.followers.get(3)).toMatchObject({ leo: -1, brokerEpoch: -1, lastCaughtUpMs: 1 });
+    expect(r.followers.get(2)).toMatchObject({ leo: 15, brokerEpoch: 40 });
+    expect(r.maybeAdvanceHw()).toBe(false);
+    expect(r.hw).toBe(10); // 3 holds it back until it fetches again as epoch 60
+    expect(r.onFollowerFetch(3, 15, 3, 60)).toBe(true);
+    expect(r.hw).toBe(15);
+    // A fetch under another epoch than the recorded one starts the follower's progress over.
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 20, 4, 40);
+    r.onFollowerFetch(3, 12, 4, 70);
+    expect(r.followers.get(3)).toMatchObject({ leo: 12, brokerEpoch: 70, leaderLeoAtLastFetch: 20 });
+    expect(r.hw).toBe(15);
+  });
+
+  it("proposes a caught-up follower for the ISR with the broker epoch its fetches carried", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2], isr: [1] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 10, 7);
+    const seen: Array<[number, number]> = [];
+    const eligible = (id: number, brokerEpoch: number): boolean => {
+      seen.push([id, brokerEpoch]);
+      return brokerEpoch === 9; // the image says broker 2 registered again as epoch 9
+    };
+    expect(r.wantedIsrChange(10, 1000, eligible)).toBeNull();
+    expect(seen).toEqual([[2, 7]]);
+    r.onFollowerFetch(2, 5, 20, 9);
+    expect(r.wantedIsrChange(20, 1000, eligible)).toMatchObject({ newIsr: [1, 2], newIsrBrokerEpochs: [-1, 9] });
   });
 });
 

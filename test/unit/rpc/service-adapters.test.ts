@@ -2,9 +2,11 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { rillError } from "../../../src/base/errors.ts";
 import { OffsetSpec as ProtoOffsetSpec, RecordFormat as ProtoRecordFormat, TimestampType } from "../../../src/gen/rill/v1/common_pb.ts";
+import { AlterPartitionRequestSchema } from "../../../src/gen/rill/v1/controller_service_pb.ts";
 import { FetchResponseSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
 import { Acks, ProduceRequestSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { controllerService } from "../../../src/rpc/controller-service.ts";
 import { decodeFetched, toFetchOutput } from "../../../src/rpc/fetch-service.ts";
 import { toProduceInput, toProduceResponse } from "../../../src/rpc/produce-service.ts";
 import { encodeProduceRequest } from "../../../src/client/wire-codec.ts";
@@ -132,5 +134,35 @@ describe("fetch adapter", () => {
       ],
     });
     expect(Buffer.from(encodeFetchResponse(out)).equals(Buffer.from(toBinary(FetchResponseSchema, expected)))).toBe(true);
+  });
+});
+
+describe("controller adapter: AlterPartition", () => {
+  it("passes new_isr_broker_epochs (KIP-903) to the controller by position, as numbers", async () => {
+    const seen: unknown[] = [];
+    const control = {
+      register: () => Promise.reject(new Error("unused")),
+      heartbeat: () => Promise.reject(new Error("unused")),
+      alterPartition: (nodeId: number, brokerEpoch: number, partitions: readonly unknown[]) => {
+        seen.push({ nodeId, brokerEpoch, partitions });
+        return Promise.resolve([]);
+      },
+    };
+    const svc = controllerService({ clusterId: "c", raft: null, control });
+    const request = create(AlterPartitionRequestSchema, {
+      nodeId: 1,
+      brokerEpoch: 7n,
+      partitions: [{ topic: "t", partition: 0, leaderEpoch: 2, partitionEpoch: 3, newIsr: [1, 3], newIsrBrokerEpochs: [-1n, 42n] }],
+    });
+    await new Promise<void>((resolve, reject) =>
+      (svc.alterPartition as (call: unknown, cb: (e: unknown) => void) => void)({ request }, (e) => (e ? reject(e) : resolve())),
+    );
+    expect(seen).toEqual([
+      {
+        nodeId: 1,
+        brokerEpoch: 7,
+        partitions: [{ topic: "t", partition: 0, leaderEpoch: 2, partitionEpoch: 3, newIsr: [1, 3], newIsrBrokerEpochs: [-1, 42] }],
+      },
+    ]);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { setBaseOffset, setPartitionLeaderEpoch } from "../../../src/protocol/record-batch.ts";
+import { LEADER_EPOCH_FILE } from "../../../src/storage/leader-epoch-cache.ts";
 import { Segment } from "../../../src/storage/segment.ts";
 import { batch, ManualClock, MemoryFileSystem, openLog, readAll } from "./helpers.ts";
 
@@ -141,5 +143,87 @@ describe("recovery", () => {
     const after = openLog(fs, new ManualClock(), {}, true);
     expect(after.logEndOffset).toBe(10);
     expect(readAll(after).length).toBe(10);
+  });
+
+  describe("leader epochs after a power loss (the checkpoint is durable ahead of the segment data)", () => {
+    const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9 };
+
+    /** A batch of one record as a follower receives it: its offset and leader epoch set. */
+    function replicated(offset: number, epoch: number, prefix: string): Buffer {
+      const b = batch(1, { prefix });
+      setBaseOffset(b, 0, offset);
+      setPartitionLeaderEpoch(b, 0, epoch);
+      return b;
+    }
+
+    it("a follower's truncation and new-epoch append lost to a power loss leave no epoch ahead of the data", async () => {
+      // cluster-sim seed 31: the epoch-0 record at 5 is durable; the follower truncates it and
+      // appends the new leader's epoch-1 record at 5, and the power goes before the next fsync.
+      const fs = new MemoryFileSystem();
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 6; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+      await log.flush();
+      log.truncateTo(5);
+      log.appendWithOffsets(replicated(5, 1, "e1r5"));
+      expect(log.leaderEpochs).toEqual([
+        { epoch: 0, startOffset: 0 },
+        { epoch: 1, startOffset: 5 },
+      ]);
+      fs.crash();
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(readAll(after).at(-1)).toEqual([5, "e0r5-0"]);
+      // The recovered record at 5 is epoch 0's: a fetch with last epoch 1 must diverge there.
+      expect(after.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }]);
+      expect(after.endOffsetForEpoch(1)).toEqual({ epoch: 0, endOffset: 6 });
+    });
+
+    it("a process kill (page cache kept) keeps the new epoch's records and their entry", () => {
+      const fs = new MemoryFileSystem();
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 6; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+      log.truncateTo(5);
+      log.appendWithOffsets(replicated(5, 1, "e1r5"));
+      log.appendWithOffsets(replicated(6, 3, "e3r6"));
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(readAll(after).slice(-2)).toEqual([
+        [5, "e1r5-0"],
+        [6, "e3r6-0"],
+      ]);
+      expect(after.leaderEpochs).toEqual([
+        { epoch: 0, startOffset: 0 },
+        { epoch: 1, startOffset: 5 },
+        { epoch: 3, startOffset: 6 },
+      ]);
+    });
+
+    it("a power loss right after a truncation dropped epoch entries re-derives them from the records that came back", async () => {
+      /** Loses power just after the epoch checkpoint is written, when armed. */
+      class PowerCutFs extends MemoryFileSystem {
+        armed = false;
+        override writeFileAtomic(path: string, data: Uint8Array): void {
+          super.writeFileAtomic(path, data);
+          if (this.armed && path.endsWith(LEADER_EPOCH_FILE)) {
+            this.crash();
+            throw new Error("power loss");
+          }
+        }
+      }
+      const fs = new PowerCutFs();
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 5; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+      for (let i = 5; i < 8; i++) log.append(batch(1, { prefix: `e1r${i}` }), 1);
+      await log.close(); // recovery point 8, durable
+      const follower = openLog(fs, new ManualClock(), NO_FLUSH);
+      fs.armed = true;
+      expect(() => follower.truncateTo(5)).toThrow("power loss");
+      fs.armed = false;
+      // The segment's truncation never reached the disk: records 5..7 (epoch 1) are back.
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(after.logEndOffset).toBe(8);
+      expect(after.leaderEpochs).toEqual([
+        { epoch: 0, startOffset: 0 },
+        { epoch: 1, startOffset: 5 },
+      ]);
+    });
   });
 });
