@@ -201,7 +201,7 @@ export class QuorumMetadataStore implements MetadataStore {
     messages.forEach((m, i) => {
       if (m.to !== this.o.nodeId)
         throw rillError("INVALID_REQUEST", `messages[${i}]: a message for node ${m.to} reached node ${this.o.nodeId}`);
-      validateMessage(m, this.o.nodeId, this.o.voters);
+      validateMessage(m, this.o.nodeId);
       // What would be applied must be metadata: a bad entry or snapshot is refused here rather
       // than persisted, committed, and then fatal to every replay.
       try {
