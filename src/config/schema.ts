@@ -921,12 +921,8 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
   }
   const voters = quorumVoters(cfg);
   const isVoter = voters.some((v) => v.id === cfg.nodeId);
-  if (hasRole(cfg, "controller") && !isVoter) {
-    throw rillError(
-      "INVALID_CONFIG",
-      `controller.quorum.voters: node.id ${cfg.nodeId} runs the controller role but is not among the voters ${cfg.controllerQuorumVoters}`,
-    );
-  }
+  // A node with the controller role that is not among the voters starts as an observer of the
+  // quorum and becomes a voter with `rill cluster add-controller` (issue 21, KIP-853).
   if (!hasRole(cfg, "controller") && isVoter) {
     throw rillError(
       "INVALID_CONFIG",

@@ -125,14 +125,22 @@ export function storedConfigAt(storage: RaftStorage, index: number): VoterInfo[]
   return voters;
 }
 
-/** Applies a change to a voter set, or explains why it cannot be applied. */
-export function applyConfChange(voters: readonly VoterInfo[], cc: ConfChange): VoterInfo[] | string {
+/**
+ * Applies a change to a voter set, or explains why it cannot be applied. Voters whose directory
+ * id is unknown ("") take the one in `known`, if any (the shell learns them from its peers).
+ */
+export function applyConfChange(
+  voters: readonly VoterInfo[],
+  cc: ConfChange,
+  known: ReadonlyMap<NodeId, string> = new Map(),
+): VoterInfo[] | string {
   const has = voters.some((v) => v.id === cc.id);
+  const filled = voters.map((v) => (v.directoryId === "" && known.get(v.id) ? { id: v.id, directoryId: known.get(v.id)! } : v));
   if (cc.type === "add-voter") {
     if (has) return `node ${cc.id} is already a voter`;
-    return [...voters, { id: cc.id, directoryId: cc.directoryId }].sort((a, b) => a.id - b.id);
+    return [...filled, { id: cc.id, directoryId: cc.directoryId }].sort((a, b) => a.id - b.id);
   }
   if (!has) return `node ${cc.id} is not a voter`;
   if (voters.length === 1) return `node ${cc.id} is the last voter; a quorum cannot be empty`;
-  return voters.filter((v) => v.id !== cc.id);
+  return filled.filter((v) => v.id !== cc.id);
 }

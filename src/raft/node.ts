@@ -72,8 +72,8 @@ export class RaftNode {
    * Leader only: appends a configuration entry adding or removing one voter (see Raft
    * `proposeConfChange` for when it is refused). The change is done once the entry is applied.
    */
-  proposeConfChange(cc: ConfChange): ProposeResult {
-    return this.raft.proposeConfChange(cc);
+  proposeConfChange(cc: ConfChange, knownDirectoryIds?: ReadonlyMap<NodeId, string>): ProposeResult {
+    return this.raft.proposeConfChange(cc, knownDirectoryIds);
   }
 
   /** The non-voters a leader replicates to, so that they follow the log and can become voters. */

@@ -670,7 +670,7 @@ export class Raft {
    * remove a non-voter, or to remove the last voter. The change takes effect at once (on the
    * leader now, on each follower when it appends the entry) and is done once committed.
    */
-  proposeConfChange(cc: ConfChange): ProposeResult {
+  proposeConfChange(cc: ConfChange, knownDirectoryIds?: ReadonlyMap<NodeId, string>): ProposeResult {
     if (this.role !== "leader") {
       return { ok: false, error: rillError("NOT_LEADER_OR_FOLLOWER", `raft: not the leader (leader is ${this.lead || "unknown"})`) };
     }
@@ -690,7 +690,7 @@ export class Raft {
         ),
       };
     }
-    const next = applyConfChange(current.voters, cc);
+    const next = applyConfChange(current.voters, cc, knownDirectoryIds);
     if (typeof next === "string") {
       const code = cc.type === "add-voter" ? "DUPLICATE_VOTER" : "VOTER_NOT_FOUND";
       return { ok: false, error: rillError(next.includes("last voter") ? "INVALID_REQUEST" : code, `raft: ${next}`) };

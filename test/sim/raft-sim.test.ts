@@ -31,8 +31,11 @@ describe("raft simulation", () => {
     console.log(
       `raft sim: ${res.seeds} seeds x ${res.steps} steps from seed ${FIRST} in ${(res.ms / 1000).toFixed(1)}s, ` +
         `${res.failures.length} violations; ${res.totals.messages} messages, ${res.totals.applied} entries applied, ` +
-        `${res.totals.crashes} crashes, ${res.totals.leaderTerms} leader terms`,
+        `${res.totals.crashes} crashes, ${res.totals.leaderTerms} leader terms, ` +
+        `${res.totals.confChanges} voter changes committed in ${res.totals.seedsWithConfChanges} seeds`,
     );
+    // Most seeds change the voters among their crashes and partitions (the others keep them fixed).
+    expect(res.totals.seedsWithConfChanges).toBeGreaterThan(SEEDS / 2);
     expect(res.failures.length, report).toBe(0);
   });
 
