@@ -438,7 +438,10 @@ export function serviceDeps(
 }
 
 /** Where a registered node is reached (issue 21: controllers beyond the configured voters). */
-function registeredAddress(store: { image: { brokers: ReadonlyMap<number, { address: string; internalAddress?: string | undefined }> } }, id: number): string | undefined {
+function registeredAddress(
+  store: { image: { brokers: ReadonlyMap<number, { address: string; internalAddress?: string | undefined }> } },
+  id: number,
+): string | undefined {
   const b = store.image.brokers.get(id);
   return b === undefined ? undefined : peerAddress(b);
 }

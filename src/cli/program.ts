@@ -393,7 +393,8 @@ function buildProgram(io: Io, state: RunState): Command {
           ? "make node N (running the controller role, following the metadata log) a controller voter, once it caught up"
           : "remove controller voter N (one change at a time; never the last voter)",
       );
-    if (action === "add") c.option("--directory-id <id>", "the node's data-directory id (`cluster status --json` shows it); default: the one it announces");
+    if (action === "add")
+      c.option("--directory-id <id>", "the node's data-directory id (`cluster status --json` shows it); default: the one it announces");
     c.option("--json", "print JSON").action(async (node: string, o: ControllerChangeOptions, cmd: Command) =>
       changeController(contextOf(cmd, io), action, intIn(1, 0x7fffffff)(node), o),
     );

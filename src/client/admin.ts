@@ -688,7 +688,9 @@ export class Admin {
    * data directory's. Resolves with the voters once the change committed.
    */
   async addController(nodeId: number, directoryId = ""): Promise<Array<{ nodeId: number; directoryId: string }>> {
-    const res = await this.call((o) => this.conn.transport.addRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff), directoryId }, o));
+    const res = await this.call((o) =>
+      this.conn.transport.addRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff), directoryId }, o),
+    );
     return res.voters.map((v) => ({ nodeId: v.nodeId, directoryId: v.directoryId }));
   }
 

@@ -265,7 +265,8 @@ export class QuorumMetadataStore implements MetadataStore {
    */
   addVoter(id: NodeId, directoryId: string): Promise<readonly VoterInfo[]> {
     return this.changeVoters(async () => {
-      if (this.node.status().voters.includes(id)) throw rillError("DUPLICATE_VOTER", `node_id: ${id} is already a voter of the controller quorum`);
+      if (this.node.status().voters.includes(id))
+        throw rillError("DUPLICATE_VOTER", `node_id: ${id} is already a voter of the controller quorum`);
       const b = this._image.brokers.get(id);
       if (b === undefined || !b.roles.includes("controller"))
         throw rillError(
@@ -288,8 +289,10 @@ export class QuorumMetadataStore implements MetadataStore {
   removeVoter(id: NodeId): Promise<readonly VoterInfo[]> {
     return this.changeVoters(async () => {
       const voters = this.node.status().voters;
-      if (!voters.includes(id)) throw rillError("VOTER_NOT_FOUND", `node_id: ${id} is not a voter of the controller quorum (voters: ${voters.join(", ")})`);
-      if (voters.length === 1) throw rillError("INVALID_REQUEST", `node_id: ${id} is the last voter; the controller quorum cannot be empty`);
+      if (!voters.includes(id))
+        throw rillError("VOTER_NOT_FOUND", `node_id: ${id} is not a voter of the controller quorum (voters: ${voters.join(", ")})`);
+      if (voters.length === 1)
+        throw rillError("INVALID_REQUEST", `node_id: ${id} is the last voter; the controller quorum cannot be empty`);
       return { type: "remove-voter", id };
     });
   }
@@ -307,11 +310,14 @@ export class QuorumMetadataStore implements MetadataStore {
       // entry; an earlier change (of a previous leader) must have committed: retried until then.
       let res: ReturnType<RaftNode["proposeConfChange"]> | null = null;
       const retry = new Set(["REQUEST_TIMED_OUT", "RECONFIGURATION_IN_PROGRESS"]);
-      await this.waitFor(() => {
-        if (!this.isLeader) return true;
-        res = this.node.proposeConfChange(cc, this.peerDirs);
-        return res.ok || !retry.has(res.error.kind.name);
-      }, cc.type === "add-voter" ? `node ${cc.id} to catch up with the metadata log` : "the controller to commit an entry of its term");
+      await this.waitFor(
+        () => {
+          if (!this.isLeader) return true;
+          res = this.node.proposeConfChange(cc, this.peerDirs);
+          return res.ok || !retry.has(res.error.kind.name);
+        },
+        cc.type === "add-voter" ? `node ${cc.id} to catch up with the metadata log` : "the controller to commit an entry of its term",
+      );
       const r = res as ReturnType<RaftNode["proposeConfChange"]> | null;
       if (r === null || !this.isLeader) throw this.notController();
       if (!r.ok) throw r.error;
@@ -319,7 +325,10 @@ export class QuorumMetadataStore implements MetadataStore {
       const applied = new Promise<MetadataChange>((resolve, reject) => this.pending.push({ index: r.index, term, resolve, reject }));
       this.pump();
       await this.withTimeout(applied, `the voter change at offset ${r.index}`);
-      this.log.info({ change: cc.type, node: cc.id, voters: this.node.configAt(r.index).map((v) => v.id) }, "metadata quorum: voters changed");
+      this.log.info(
+        { change: cc.type, node: cc.id, voters: this.node.configAt(r.index).map((v) => v.id) },
+        "metadata quorum: voters changed",
+      );
       return this.node.configAt(r.index);
     } finally {
       this.changing = false;
@@ -330,7 +339,8 @@ export class QuorumMetadataStore implements MetadataStore {
   private syncObservers(): void {
     const voters = this.node.status().voters;
     const ids: NodeId[] = [];
-    for (const [id, b] of this._image.brokers) if (b.roles.includes("controller") && !voters.includes(id) && id !== this.o.nodeId) ids.push(id);
+    for (const [id, b] of this._image.brokers)
+      if (b.roles.includes("controller") && !voters.includes(id) && id !== this.o.nodeId) ids.push(id);
     this.node.setObservers(ids);
   }
 

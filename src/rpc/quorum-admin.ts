@@ -63,7 +63,8 @@ export function quorumAdminHandlers(
     removeRaftVoter: unary(async (req: RemoveRaftVoterRequest, call): Promise<RemoveRaftVoterResponse> => {
       access.cluster(who(call), "AdminService/RemoveRaftVoter");
       const id = nodeId(req.nodeId);
-      if (!route.isActive() && !isForwarded(call)) return fwd.forward<RemoveRaftVoterResponse>("removeRaftVoter", req, call as AnyUnaryCall);
+      if (!route.isActive() && !isForwarded(call))
+        return fwd.forward<RemoveRaftVoterResponse>("removeRaftVoter", req, call as AnyUnaryCall);
       return create(RemoveRaftVoterResponseSchema, { voters: voters(await local().removeVoter(id)) });
     }),
   };

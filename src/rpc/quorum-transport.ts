@@ -111,7 +111,13 @@ export class GrpcQuorumTransport implements QuorumTransport {
       call.write(
         create(InstallSnapshotRequestSchema, {
           ...(offset === 0
-            ? { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: m.to, message: head, fromDirectoryId: this.o.directoryId ?? "" }
+            ? {
+                clusterId: this.o.clusterId,
+                fromNodeId: this.o.nodeId,
+                toNodeId: m.to,
+                message: head,
+                fromDirectoryId: this.o.directoryId ?? "",
+              }
             : {}),
           data: piece,
           offset: BigInt(offset),

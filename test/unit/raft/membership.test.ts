@@ -24,7 +24,10 @@ function cluster(observers: readonly NodeId[] = [4]): TestCluster {
   return c;
 }
 
-function refused(r: ReturnType<TestCluster["node"]>["proposeConfChange"] extends (...a: never[]) => infer R ? R : never, code: string): void {
+function refused(
+  r: ReturnType<TestCluster["node"]>["proposeConfChange"] extends (...a: never[]) => infer R ? R : never,
+  code: string,
+): void {
   expect(r.ok).toBe(false);
   if (!r.ok) {
     expect(r.error).toBeInstanceOf(RillError);
