@@ -11,8 +11,15 @@
  */
 import { rillError } from "../base/errors.ts";
 import { readVarlong, varintSize, writeVarint, type Cursor } from "../base/varint.ts";
-import type { RaftStorage } from "./storage.ts";
-import type { NodeId, Snapshot } from "./types.ts";
+import type { Entry, NodeId, Snapshot } from "./types.ts";
+
+/** The reads of a RaftStorage that `storedConfigAt` needs (storage.ts imports this file). */
+interface StoredLog {
+  snapshot(): Snapshot;
+  firstIndex(): number;
+  lastIndex(): number;
+  entries(lo: number, hi: number, maxBytes: number): Entry[];
+}
 
 /** One voter of a configuration. */
 export interface VoterInfo {
@@ -112,7 +119,7 @@ export function voterMeta(voters: readonly VoterInfo[]): { voters: NodeId[]; dir
  * The configuration in effect at `index` in `storage` (which must hold the log up to it): the
  * last config entry at or before `index`, else the snapshot's. Used when a snapshot is taken.
  */
-export function storedConfigAt(storage: RaftStorage, index: number): VoterInfo[] {
+export function storedConfigAt(storage: StoredLog, index: number): VoterInfo[] {
   const snap = storage.snapshot();
   let voters = snapshotVoters(snap);
   let lo = Math.max(storage.firstIndex(), snap.meta.index + 1);
