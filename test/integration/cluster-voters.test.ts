@@ -10,8 +10,11 @@
  * with RECONFIGURATION_IN_PROGRESS; node 5 starts and the change completes; nodes 1 and 2 are
  * removed (whichever leads steps down once its removal commits). Last, every node is stopped
  * and started again with its original configuration (still naming 1-3): every node keeps the
- * voter set of the log, {3, 4, 5}, nodes 1 and 2 are observers, and the cluster works.
+ * voter set of the log, {3, 4, 5}, nodes 1 and 2 are observers, and the cluster works. Then
+ * node 3's data directory is wiped: it comes back with a new directory id and is refused as
+ * voter 3, so with node 4 killed nothing commits.
  */
+import * as nodeFs from "node:fs";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { RillError } from "../../src/base/errors.ts";
 import { Cluster, sleep, until } from "./cluster-harness.ts";
@@ -130,6 +133,24 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
     );
     const [topic] = await until(() => c.node(2).admin().describeTopics(["after-restart"]), 10_000, "the new topic on node 2");
     expect(topic!.partitions).toHaveLength(3);
+
+    // A node whose disk was wiped cannot rejoin as itself: node 3 comes back with a new
+    // directory id, the other voters refuse its messages (INVALID_VOTER_KEY), so with node 4
+    // down, nodes 3 and 5 are not a quorum of {3, 4, 5}: nothing commits.
+    const oldDir3 = (await c.node(3).describe()).node!.directoryId;
+    await c.node(3).terminate();
+    nodeFs.rmSync(c.node(3).dataDir, { recursive: true, force: true });
+    await c.node(3).start();
+    expect((await c.node(3).describe()).node!.directoryId).not.toBe(oldDir3);
+    await c.node(4).kill();
+    expect(
+      await errorName(
+        c
+          .node(5)
+          .admin({ retries: 0, requestTimeoutMs: 8000 })
+          .createTopics([{ name: "no-quorum", partitions: 1, replicationFactor: 1 }]),
+      ),
+    ).toMatch(/REQUEST_TIMED_OUT|NOT_CONTROLLER/);
     console.log(`cluster-voters: whole test ${Date.now() - t0} ms`);
   });
 });
