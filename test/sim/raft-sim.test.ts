@@ -39,7 +39,7 @@ describe("raft simulation", () => {
     expect(res.failures.length, report).toBe(0);
   });
 
-  const DISK_SEEDS = envInt("SIM_DISK_SEEDS", 200);
+  const DISK_SEEDS = envInt("SIM_DISK_SEEDS", 150);
   it(`${DISK_SEEDS} seeds x ${STEPS} steps on DiskRaftStorage over crash-losing disks: no violation`, { timeout: 600_000 }, () => {
     const res = sweep(FIRST, DISK_SEEDS, STEPS, undefined, { disk: true });
     const report = res.failures.map((f) => `${formatFailure(f)} (add --disk to the replay)`).join("\n");
