@@ -363,6 +363,23 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "The transaction cannot go on; abort it and start another.",
   ),
+  // Dynamic controller quorum (issue 21): Kafka's codes of AddRaftVoter / RemoveRaftVoter (KIP-853).
+  INVALID_VOTER_KEY: kind(125, "INVALID_VOTER_KEY", false, S.INVALID_ARGUMENT, "The voter's directory id does not match the node's."),
+  DUPLICATE_VOTER: kind(126, "DUPLICATE_VOTER", false, S.ALREADY_EXISTS, "The node is already a voter of the controller quorum."),
+  VOTER_NOT_FOUND: kind(
+    127,
+    "VOTER_NOT_FOUND",
+    false,
+    S.NOT_FOUND,
+    "The node is not a voter (or not a known node) of the controller quorum.",
+  ),
+  RECONFIGURATION_IN_PROGRESS: kind(
+    10210,
+    "RECONFIGURATION_IN_PROGRESS",
+    true,
+    S.FAILED_PRECONDITION,
+    "Another change of the controller voters is not committed yet; one change at a time.",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorName = keyof typeof Errors;

@@ -78,3 +78,18 @@ export async function legacyMetadata(fs: FileSystem, dataDir: string, clock: Clo
   await old.close();
   return { records, retire: () => fs.rename(dir, `${dir}.migrated`) };
 }
+
+/**
+ * This data directory's id (issue 21): a random uuid kept as `directory.id` in
+ * `<dataDir>/meta.properties`, added on first use. A controller voter is known by its node id and
+ * this id, so a node whose disk was wiped (a new id) cannot rejoin the quorum as itself.
+ */
+export function directoryIdOf(fs: FileSystem, dataDir: string): string {
+  const path = fs.join(dataDir, "meta.properties");
+  const text = fs.exists(path) ? Buffer.from(fs.readFile(path)).toString("utf8") : "";
+  const line = text.split("\n").find((l) => l.startsWith("directory.id="));
+  if (line !== undefined) return line.slice("directory.id=".length).trim();
+  const id = crypto.randomUUID();
+  fs.writeFileAtomic(path, Buffer.from(`${text}${text === "" || text.endsWith("\n") ? "" : "\n"}directory.id=${id}\n`));
+  return id;
+}

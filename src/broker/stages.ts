@@ -40,7 +40,7 @@ import { BrokerLifecycle } from "./broker-lifecycle.ts";
 import { isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { loadBootstrapUsers } from "./bootstrap-users.ts";
-import { clusterIdOf, derivedClusterId, type LegacyMetadata, legacyMetadata } from "./identity.ts";
+import { clusterIdOf, derivedClusterId, directoryIdOf, type LegacyMetadata, legacyMetadata } from "./identity.ts";
 import { type BrokerLog, silentLog } from "./log.ts";
 import { logCorruptReads } from "./metrics.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "./periodic.ts";
@@ -87,6 +87,8 @@ export interface Identity {
   readonly incarnationId: string;
   /** Single-node metadata to carry into the quorum, on a voter whose data dir holds some. */
   readonly legacy: LegacyMetadata | null;
+  /** The data directory's id (meta.properties `directory.id`), a controller's identity in the voter set (issue 21). */
+  readonly directoryId?: string;
 }
 
 /**
@@ -198,7 +200,8 @@ export async function identify({ config, fs, clock }: Shell): Promise<Identity> 
   const expected = config.clusterId || (config.controllerQuorumVoters === "" ? null : derivedClusterId(voters));
   const clusterId = clusterIdOf(fs, config.dataDir, config.nodeId, expected);
   const legacy = hasRole(config, "controller") ? await legacyMetadata(fs, config.dataDir, clock, voters.length) : null;
-  return { clusterId, voters, roles: config.processRoles.split(",").sort(), incarnationId: crypto.randomUUID(), legacy };
+  const directoryId = directoryIdOf(fs, config.dataDir);
+  return { clusterId, voters, roles: config.processRoles.split(",").sort(), incarnationId: crypto.randomUUID(), legacy, directoryId };
 }
 
 /** The metadata side of a voter or of a broker-only node (see `Metadata`). */
@@ -231,6 +234,9 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       credentials: tls.internalChannel(),
       onSnapshot: (to, ok) => store.reportSnapshot(to, ok),
       signer,
+      // dynamic controller quorum (issue 21): voters added since, and observers, by their registration
+      peerAddress: (id) => registeredAddress(store, id),
+      directoryId: identity.directoryId ?? "",
     }),
     (t) => t.close(),
   );
@@ -247,6 +253,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.raftHeartbeatIntervalMs)),
       snapshotIntervalRecords: config.snapshotIntervalRecords,
       log: quorumLog(log),
+      directoryId: identity.directoryId ?? "",
     }),
     (s) => s.close(),
   );
@@ -275,6 +282,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       callTimeoutMs: controllerCallTimeoutMs(config),
       credentials: tls.internalChannel(),
       signer,
+      moreVoters: () => registeredControllers(store),
     }),
     (c) => c.close(),
   );
@@ -307,6 +315,7 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
       callTimeoutMs: controllerCallTimeoutMs(config),
       credentials: tls.internalChannel(),
       signer,
+      moreVoters: () => registeredControllers(store),
     }),
     (c) => c.close(),
   );
@@ -395,12 +404,13 @@ export function serviceDeps(
       route,
       controllerId: () => store.leader || -1,
       voters: identity.voters,
+      quorum: store instanceof QuorumMetadataStore ? store : null,
       partitionLimits: () => (hasRole(config, "broker") ? new Map([[config.nodeId, partitions]]) : new Map()),
       nodeState: () => {
         const st = store.status();
         return {
           roles: identity.roles,
-          raftRole: store instanceof ObserverMetadataStore ? "observer" : st.role,
+          raftRole: store instanceof ObserverMetadataStore || !st.isVoter ? "observer" : st.role,
           raftTerm: st.term,
           commitOffset: st.commit,
           brokerState: lifecycle?.state ?? "",
@@ -431,11 +441,28 @@ export function serviceDeps(
   };
 }
 
+/** Where a registered node is reached (issue 21: controllers beyond the configured voters). */
+function registeredAddress(
+  store: { image: { brokers: ReadonlyMap<number, { address: string; internalAddress?: string | undefined }> } },
+  id: number,
+): string | undefined {
+  const b = store.image.brokers.get(id);
+  return b === undefined ? undefined : peerAddress(b);
+}
+
+/** Every registered node with the controller role, as a possible active controller (issue 21). */
+function registeredControllers(store: QuorumMetadataStore | ObserverMetadataStore): QuorumVoter[] {
+  const out: QuorumVoter[] = [];
+  for (const [id, b] of store.image.brokers) if (b.roles.includes("controller")) out.push({ id, address: peerAddress(b) });
+  return out;
+}
+
 /** A voter's Raft side as the controller service delivers to it. */
 function raftEndpoint(store: QuorumMetadataStore, nodeId: number, voters: readonly QuorumVoter[]): RaftEndpoint {
   return {
     nodeId,
     voters: voters.map((v) => v.id),
+    checkPeer: (from, directoryId) => store.checkPeer(from, directoryId),
     receive: (m) => store.receive(m),
     readCommitted: (after, maxBytes) => store.readCommitted(after, maxBytes),
     waitNewer: (after, ms) => store.waitForOffset(after + 1, ms).catch(() => {}),
@@ -540,9 +567,10 @@ export function logStarted(
 
 /** The active controller of a multi-voter quorum hands leadership to another voter before it stops. */
 export async function handOverController(store: Metadata["store"], voters: readonly QuorumVoter[], nodeId: number): Promise<void> {
-  if (!store.isLeader || voters.length <= 1) return;
-  const next = voters.find((v) => v.id !== nodeId)!;
-  if (store.transferLeadership(next.id) === null) {
+  // The voters of the log (issue 21), not the configured ones.
+  const ids = store.status().voters.filter((id) => id !== nodeId);
+  if (!store.isLeader || ids.length === 0 || voters.length === 0) return;
+  if (store.transferLeadership(ids[0]!) === null) {
     await store.waitUntil(() => !store.isLeader, "leadership to move", 2000).catch(() => {});
   }
 }

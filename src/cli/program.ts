@@ -11,6 +11,7 @@ import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { clusterStatus } from "./cluster-commands.ts";
+import { type ControllerChangeOptions, changeController } from "./controller-commands.ts";
 import { CLUSTER_NODES_MAX, type ClusterStartOptions, controlNode, startCluster } from "./cluster-start-command.ts";
 import { registerBench } from "./bench-command.ts";
 import { consume } from "./consume-command.ts";
@@ -381,6 +382,22 @@ function buildProgram(io: Io, state: RunState): Command {
       .action(async (node: string, o: { dataDir: string; json?: boolean }) =>
         controlNode({ io, bootstrap: DEFAULT_BOOTSTRAP }, action, intIn(1, CLUSTER_NODES_MAX)(node), o),
       );
+  }
+
+  // dynamic controller quorum (issue 21)
+  for (const action of ["add", "remove"] as const) {
+    const c = cluster
+      .command(`${action}-controller <node>`)
+      .description(
+        action === "add"
+          ? "make node N (running the controller role, following the metadata log) a controller voter, once it caught up"
+          : "remove controller voter N (one change at a time; never the last voter)",
+      );
+    if (action === "add")
+      c.option("--directory-id <id>", "the node's data-directory id (`cluster status --json` shows it); default: the one it announces");
+    c.option("--json", "print JSON").action(async (node: string, o: ControllerChangeOptions, cmd: Command) =>
+      changeController(contextOf(cmd, io), action, intIn(1, 0x7fffffff)(node), o),
+    );
   }
 
   registerProfile(program, io);

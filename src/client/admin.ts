@@ -153,6 +153,10 @@ export interface NodeStateDescription {
   readonly commitOffset: number;
   /** "registering", "fenced", "running", "shutting-down", or "" when the node runs no broker. */
   readonly brokerState: string;
+  /** The controller voters as this node's metadata log has them (issue 21); empty on a broker-only node. */
+  readonly logVoters?: readonly number[];
+  /** The node's data-directory id ("" when it does not report one). */
+  readonly directoryId?: string;
 }
 
 /**
@@ -470,6 +474,8 @@ export class Admin {
               raftTerm: toNumber(n.raftTerm, "raftTerm"),
               commitOffset: toNumber(n.commitOffset, "commitOffset"),
               brokerState: n.brokerState,
+              logVoters: [...n.logVoters],
+              directoryId: n.directoryId,
             },
     };
   }
@@ -672,6 +678,26 @@ export class Admin {
             },
           };
     await this.call((o) => this.conn.transport.abortTransaction(request, o));
+  }
+
+  // dynamic controller quorum (issue 21)
+
+  /**
+   * Adds node `nodeId` as a controller voter (it must run the controller role and follow the
+   * metadata log); `directoryId` ("" or absent: whichever the node announces) must match its
+   * data directory's. Resolves with the voters once the change committed.
+   */
+  async addController(nodeId: number, directoryId = ""): Promise<Array<{ nodeId: number; directoryId: string }>> {
+    const res = await this.call((o) =>
+      this.conn.transport.addRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff), directoryId }, o),
+    );
+    return res.voters.map((v) => ({ nodeId: v.nodeId, directoryId: v.directoryId }));
+  }
+
+  /** Removes controller voter `nodeId` (never the last). Resolves with the voters once the change committed. */
+  async removeController(nodeId: number): Promise<Array<{ nodeId: number; directoryId: string }>> {
+    const res = await this.call((o) => this.conn.transport.removeRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff) }, o));
+    return res.voters.map((v) => ({ nodeId: v.nodeId, directoryId: v.directoryId }));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

@@ -78,6 +78,9 @@ export class BootstrapTransport implements Transport {
   readonly listTransactions: UnaryCall<"listTransactions"> = (r, o) => this.call((t) => t.listTransactions(r, o), o);
   readonly describeTransactions: UnaryCall<"describeTransactions"> = (r, o) => this.call((t) => t.describeTransactions(r, o), o);
   readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) => this.call((t) => t.abortTransaction(r, o), o);
+  // dynamic controller quorum (issue 21)
+  readonly addRaftVoter: UnaryCall<"addRaftVoter"> = (r, o) => this.call((t) => t.addRaftVoter(r, o), o);
+  readonly removeRaftVoter: UnaryCall<"removeRaftVoter"> = (r, o) => this.call((t) => t.removeRaftVoter(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

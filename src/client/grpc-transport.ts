@@ -120,6 +120,11 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.describeTransactions, AdminService.method.describeTransactions.input, r, o);
   readonly abortTransaction: UnaryCall<"abortTransaction"> = (r, o) =>
     this.unary(this.admin, this.admin.abortTransaction, AdminService.method.abortTransaction.input, r, o);
+  // dynamic controller quorum (issue 21)
+  readonly addRaftVoter: UnaryCall<"addRaftVoter"> = (r, o) =>
+    this.unary(this.admin, this.admin.addRaftVoter, AdminService.method.addRaftVoter.input, r, o);
+  readonly removeRaftVoter: UnaryCall<"removeRaftVoter"> = (r, o) =>
+    this.unary(this.admin, this.admin.removeRaftVoter, AdminService.method.removeRaftVoter.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

@@ -79,6 +79,9 @@ export interface Transport {
   readonly listTransactions: UnaryCall<"listTransactions">;
   readonly describeTransactions: UnaryCall<"describeTransactions">;
   readonly abortTransaction: UnaryCall<"abortTransaction">;
+  // dynamic controller quorum (issue 21)
+  readonly addRaftVoter: UnaryCall<"addRaftVoter">;
+  readonly removeRaftVoter: UnaryCall<"removeRaftVoter">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

@@ -217,7 +217,7 @@ export const brokerKeys = [
   str(
     "controller.quorum.voters",
     "controllerQuorumVoters",
-    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address, or its `internal.listen` address when it has one). Empty: this node alone is the quorum, at its own `listen` address. Set, the node must authenticate the other members (`cluster.secret`, or internal mutual TLS).",
+    "The controller quorum as `ID@HOST:PORT,...` (each voter's `listen` address, or its `internal.listen` address when it has one). Empty: this node alone is the quorum, at its own `listen` address. Set, the node must authenticate the other members (`cluster.secret`, or internal mutual TLS). It only seeds a new quorum: once the metadata log holds a voter set (`rill cluster add-controller|remove-controller`) the log's wins on every restart, and a node with the controller role that is not listed starts as an observer that can be added.",
     "",
     /^$|^\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5}(,\d+@(\[[0-9a-fA-F:]+\]|[^:@\s,]+):\d{1,5})*$/,
     "empty or ID@HOST:PORT[,ID@HOST:PORT...]",
@@ -921,12 +921,8 @@ export function validateBrokerConfig(cfg: BrokerConfig): void {
   }
   const voters = quorumVoters(cfg);
   const isVoter = voters.some((v) => v.id === cfg.nodeId);
-  if (hasRole(cfg, "controller") && !isVoter) {
-    throw rillError(
-      "INVALID_CONFIG",
-      `controller.quorum.voters: node.id ${cfg.nodeId} runs the controller role but is not among the voters ${cfg.controllerQuorumVoters}`,
-    );
-  }
+  // A node with the controller role that is not among the voters starts as an observer of the
+  // quorum and becomes a voter with `rill cluster add-controller` (issue 21, KIP-853).
   if (!hasRole(cfg, "controller") && isVoter) {
     throw rillError(
       "INVALID_CONFIG",

@@ -102,6 +102,9 @@ export class ObserverMetadataStore implements MetadataStore {
       lastIndex: this._image.offset,
       leadTransferee: 0,
       voters: this.o.voters,
+      config: this.o.voters.map((id) => ({ id, directoryId: "" })),
+      configIndex: 0,
+      isVoter: false,
     };
   }
 

@@ -18,6 +18,12 @@
  *   receives the snapshot (InstallSnapshot) and replaces its image.
  * - On open the node replays its snapshot and every entry its hard state knows committed, so a
  *   restarted node answers from its last image before it hears from anyone.
+ * - The voters live in the log (issue 21; thesis 4.2, KIP-853): `voters` only seeds a fresh
+ *   log, and a node whose log says otherwise follows its log. A node with the controller role
+ *   that is not a voter is an observer the leader replicates to (every registered node with the
+ *   controller role); `addVoter` makes a caught-up observer a voter, `removeVoter` removes one,
+ *   one change at a time. Peers announce their directory id with every message (`checkPeer`):
+ *   a node whose id is a voter with another directory id (it lost its disk) is refused.
  *
  * Time and I/O are injected (timers, transport, FileSystem, Random).
  */
@@ -30,6 +36,7 @@ import { DiskRaftStorage } from "../raft/disk-storage.ts";
 import { RaftNode, type RaftStatus } from "../raft/node.ts";
 import { validateMessage } from "../raft/validate.ts";
 import type { Entry, Message, NodeId, Ready, Snapshot } from "../raft/types.ts";
+import type { ConfChange, VoterInfo } from "../raft/config.ts";
 import type { FileSystem } from "../storage/fs.ts";
 import { MetadataImage, snapshotRecords } from "./image.ts";
 import { decodeMetadataRecord, type MetadataRecord } from "./records.ts";
@@ -54,8 +61,10 @@ export interface QuorumStoreOptions {
   /** The node's data dir; the Raft state lives in `<dataDir>/metadata/raft`. */
   readonly dataDir: string;
   readonly nodeId: NodeId;
-  /** Every voter's id, this node included. */
+  /** The voters of a fresh log (`controller.quorum.voters`); the log's own voter set wins once it has one. */
   readonly voters: readonly NodeId[];
+  /** This node's data-directory id (meta.properties), announced to peers; "" when unknown. */
+  readonly directoryId?: string;
   readonly random: Random;
   readonly transport: QuorumTransport;
   readonly timers: Timers;
@@ -115,6 +124,10 @@ export class QuorumMetadataStore implements MetadataStore {
   private readonly log: QuorumLog;
   /** Set once the Ready loop fails (a disk error): the node stops taking part. */
   private failure: Error | null = null;
+  /** The directory id each peer announced with its messages. */
+  private readonly peerDirs = new Map<NodeId, string>();
+  /** A voter change runs (on the leader): another is refused until it ends. */
+  private changing = false;
 
   private constructor(private readonly o: QuorumStoreOptions) {
     this.log = o.log ?? silent;
@@ -125,14 +138,6 @@ export class QuorumMetadataStore implements MetadataStore {
     const dir = o.fs.join(o.dataDir, "metadata", "raft");
     o.fs.mkdirp(dir);
     this.storage = DiskRaftStorage.open(o.fs, dir, o.voters);
-    const stored = this.storage.initialState().voters;
-    if ([...stored].sort().join(",") !== [...o.voters].sort().join(",")) {
-      this.storage.close();
-      throw rillError(
-        "INVALID_CONFIG",
-        `controller.quorum.voters: the voters ${o.voters.join(",")} differ from ${stored.join(",")} stored in ${dir}; membership changes are not supported`,
-      );
-    }
     const snap = this.storage.snapshot();
     this._image = snap.meta.index > 0 ? MetadataImage.fromSnapshot(decodeEntry(snap.data), snap.meta.index) : new MetadataImage();
     this.lastSnapshotIndex = snap.meta.index;
@@ -148,8 +153,15 @@ export class QuorumMetadataStore implements MetadataStore {
     this.applyKnownCommitted();
     this.ticker = o.timers.setInterval(() => this.tick(), o.tickMs);
     (this.ticker as { unref?: () => void }).unref?.();
+    const st = this.node.status();
+    if ([...st.voters].sort().join(",") !== [...o.voters].sort().join(","))
+      this.log.info(
+        { configured: o.voters, log: st.voters },
+        "metadata quorum: the voters of the log differ from controller.quorum.voters; the log's are in effect",
+      );
+    this.syncObservers();
     // A quorum of one needs no election timeout: it leads at once.
-    if (o.voters.length === 1) this.node.campaign();
+    if (st.isVoter && st.voters.length === 1) this.node.campaign();
     this.pump();
   }
 
@@ -201,7 +213,7 @@ export class QuorumMetadataStore implements MetadataStore {
     messages.forEach((m, i) => {
       if (m.to !== this.o.nodeId)
         throw rillError("INVALID_REQUEST", `messages[${i}]: a message for node ${m.to} reached node ${this.o.nodeId}`);
-      validateMessage(m, this.o.nodeId, this.o.voters);
+      validateMessage(m, this.o.nodeId);
       // What would be applied must be metadata: a bad entry or snapshot is refused here rather
       // than persisted, committed, and then fatal to every replay.
       try {
@@ -216,6 +228,120 @@ export class QuorumMetadataStore implements MetadataStore {
     });
     for (const m of messages) this.node.step(m);
     this.pump();
+  }
+
+  /**
+   * Checks who sent Raft messages: `directoryId` is the one the peer announced. A peer whose id
+   * is a voter with another known directory id lost its disk (or is an impostor): refused with
+   * INVALID_VOTER_KEY, its messages never reach the core.
+   */
+  checkPeer(from: NodeId, directoryId: string): void {
+    if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
+    const voter = this.node.status().config.find((v) => v.id === from);
+    if (voter !== undefined && voter.directoryId !== "" && directoryId !== voter.directoryId)
+      throw rillError(
+        "INVALID_VOTER_KEY",
+        `node ${from} announces directory id "${directoryId}", but the voter ${from} of the quorum has directory id ${voter.directoryId}; a node whose data directory was replaced must be removed and added again`,
+      );
+    if (directoryId !== "") this.peerDirs.set(from, directoryId);
+  }
+
+  /** This node's directory id ("" when it has none). */
+  get directoryId(): string {
+    return this.o.directoryId ?? "";
+  }
+
+  /** The voters in effect (the log's latest voter set), with their directory ids. */
+  voterSet(): readonly VoterInfo[] {
+    return this.node.status().config;
+  }
+
+  /**
+   * Adds node `id` as a voter (on the active controller). It must be a registered node with the
+   * controller role that follows the log as an observer; `directoryId` ("": any) must be the one
+   * it announces. Waits until it holds every committed entry, then commits the change. Errors:
+   * NOT_CONTROLLER, RECONFIGURATION_IN_PROGRESS (another change runs), DUPLICATE_VOTER,
+   * VOTER_NOT_FOUND (not such a node), INVALID_VOTER_KEY, REQUEST_TIMED_OUT (it did not catch up).
+   */
+  addVoter(id: NodeId, directoryId: string): Promise<readonly VoterInfo[]> {
+    return this.changeVoters(async () => {
+      if (this.node.status().voters.includes(id))
+        throw rillError("DUPLICATE_VOTER", `node_id: ${id} is already a voter of the controller quorum`);
+      const b = this._image.brokers.get(id);
+      if (b === undefined || !b.roles.includes("controller"))
+        throw rillError(
+          "VOTER_NOT_FOUND",
+          `node_id: ${id} is not a registered node with the controller role (start it with process.roles=broker,controller, then add it)`,
+        );
+      await this.waitFor(() => this.peerDirs.has(id), `node ${id} to follow the metadata log as an observer`);
+      const seen = this.peerDirs.get(id)!;
+      if (directoryId !== "" && directoryId !== seen)
+        throw rillError("INVALID_VOTER_KEY", `directory_id: node ${id} runs with directory id ${seen}, not ${directoryId}`);
+      return { type: "add-voter", id, directoryId: seen };
+    });
+  }
+
+  /**
+   * Removes voter `id` (on the active controller; it may be this node, which then steps down
+   * once the removal commits). Errors: NOT_CONTROLLER, RECONFIGURATION_IN_PROGRESS,
+   * VOTER_NOT_FOUND, INVALID_REQUEST (the last voter).
+   */
+  removeVoter(id: NodeId): Promise<readonly VoterInfo[]> {
+    return this.changeVoters(async () => {
+      const voters = this.node.status().voters;
+      if (!voters.includes(id))
+        throw rillError("VOTER_NOT_FOUND", `node_id: ${id} is not a voter of the controller quorum (voters: ${voters.join(", ")})`);
+      if (voters.length === 1)
+        throw rillError("INVALID_REQUEST", `node_id: ${id} is the last voter; the controller quorum cannot be empty`);
+      return { type: "remove-voter", id };
+    });
+  }
+
+  private async changeVoters(prepare: () => Promise<ConfChange>): Promise<readonly VoterInfo[]> {
+    this.checkOpen();
+    if (!this.isLeader) throw this.notController();
+    if (this.changing)
+      throw rillError("RECONFIGURATION_IN_PROGRESS", "another change of the controller voters is in progress; one change at a time");
+    this.changing = true;
+    try {
+      await this.waitFor(() => this.isLeader && this.caughtUp(), "the new controller to catch up with its log");
+      const cc = await prepare();
+      // The leader must have committed an entry of its term, and a new voter every committed
+      // entry; an earlier change (of a previous leader) must have committed: retried until then.
+      let res: ReturnType<RaftNode["proposeConfChange"]> | null = null;
+      const retry = new Set(["REQUEST_TIMED_OUT", "RECONFIGURATION_IN_PROGRESS"]);
+      await this.waitFor(
+        () => {
+          if (!this.isLeader) return true;
+          res = this.node.proposeConfChange(cc, this.peerDirs);
+          return res.ok || !retry.has(res.error.kind.name);
+        },
+        cc.type === "add-voter" ? `node ${cc.id} to catch up with the metadata log` : "the controller to commit an entry of its term",
+      );
+      const r = res as ReturnType<RaftNode["proposeConfChange"]> | null;
+      if (r === null || !this.isLeader) throw this.notController();
+      if (!r.ok) throw r.error;
+      const term = this.node.status().term;
+      const applied = new Promise<MetadataChange>((resolve, reject) => this.pending.push({ index: r.index, term, resolve, reject }));
+      this.pump();
+      await this.withTimeout(applied, `the voter change at offset ${r.index}`);
+      this.log.info(
+        { change: cc.type, node: cc.id, voters: this.node.configAt(r.index).map((v) => v.id) },
+        "metadata quorum: voters changed",
+      );
+      return this.node.configAt(r.index);
+    } finally {
+      this.changing = false;
+    }
+  }
+
+  /** The leader replicates to every registered node with the controller role that is not a voter. */
+  private syncObservers(): void {
+    const voters = this.node.status().voters;
+    const ids: NodeId[] = [];
+    for (const [id, b] of this._image.brokers)
+      if (b.roles.includes("controller") && !voters.includes(id) && id !== this.o.nodeId) ids.push(id);
+    this.node.setObservers(ids);
   }
 
   /** The transport's report on a snapshot it was asked to send. */
@@ -415,6 +541,7 @@ export class QuorumMetadataStore implements MetadataStore {
     for (const e of rd.committedEntries) this.applyEntry(e);
     // 4. advance
     this.node.advance(rd);
+    if (rd.committedEntries.length > 0 || rd.snapshot !== null || rd.entries.some((e) => e.kind === "config")) this.syncObservers();
     if (rd.softState !== null) {
       const s = this.node.status();
       this.log.info({ leader: s.leader, term: s.term, role: s.role }, "metadata quorum: leader changed");

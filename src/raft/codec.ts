@@ -11,11 +11,12 @@
  *   vote                lastIndex, lastTerm, u8 transfer (0|1)
  *   *-response (votes)  u8 reject (0|1)
  *   append              prevIndex, prevTerm, commit, count,
- *                       count x { term, u8 kind (0 data | 1 noop), length, length bytes }
+ *                       count x { term, u8 kind (0 data | 1 noop | 2 config), length, length bytes }
  *                       (entry indexes are implied: prevIndex + 1, + 2, ...)
  *   append-response     index, u8 reject, hintIndex, hintTerm
  *   heartbeat           commit
- *   snapshot            index, term, voterCount, voterCount x id, length, length bytes
+ *   snapshot            index, term, voterCount, voterCount x id, length, length bytes,
+ *                       then, only when the snapshot names directory ids: voterCount x { length, utf-8 }
  *   heartbeat-response, timeout-now: nothing more
  * ```
  * Nothing may follow the last field. `decode` rejects malformed input with
@@ -48,6 +49,11 @@ const TYPE_CODES: Record<MessageType, number> = {
   snapshot: 9,
   "timeout-now": 10,
 };
+const KIND_CODES: Record<EntryKind, number> = { data: 0, noop: 1, config: 2 };
+const KINDS_BY_CODE: readonly EntryKind[] = ["data", "noop", "config"];
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 const TYPES_BY_CODE = new Map<number, MessageType>(Object.entries(TYPE_CODES).map(([t, c]) => [c, t as MessageType]));
 
 /** Accumulates field sizes, then writes them; two passes over the same field list. */
@@ -116,7 +122,7 @@ function writeMessage(w: Writer, m: Message): void {
       w.num(m.entries.length);
       for (const e of m.entries) {
         w.num(e.term);
-        w.byte(e.kind === "noop" ? 1 : 0);
+        w.byte(KIND_CODES[e.kind]);
         w.bytes(e.data);
       }
       return;
@@ -136,6 +142,7 @@ function writeMessage(w: Writer, m: Message): void {
       w.num(meta.voters.length);
       for (const id of meta.voters) w.num(id);
       w.bytes(m.snapshot.data);
+      if (meta.directoryIds !== undefined) for (const d of meta.directoryIds) w.bytes(utf8.encode(d));
       return;
     }
     case "heartbeat-response":
@@ -240,7 +247,18 @@ function readBody(r: Reader, type: MessageType, from: number, to: number, term: 
       const n = r.count("snapshot.voters", 1);
       const voters: number[] = [];
       for (let k = 0; k < n; k++) voters.push(r.num("snapshot.voters"));
-      return { type, ...h, snapshot: { meta: { index, term: sterm, voters }, data: r.bytes("snapshot.data") } };
+      const data = r.bytes("snapshot.data");
+      if (r.c.pos === r.buf.length) return { type, ...h, snapshot: { meta: { index, term: sterm, voters }, data } };
+      const directoryIds: string[] = [];
+      for (let k = 0; k < n; k++) {
+        try {
+          directoryIds.push(fromUtf8.decode(r.bytes("snapshot.directoryIds")));
+        } catch (e) {
+          if (e instanceof TypeError) malformed("snapshot.directoryIds: not utf-8");
+          throw e;
+        }
+      }
+      return { type, ...h, snapshot: { meta: { index, term: sterm, voters, directoryIds }, data } };
     }
     case "heartbeat-response":
     case "timeout-now":
@@ -257,8 +275,8 @@ function readAppend(r: Reader, h: { from: number; to: number; term: number }): M
   for (let k = 0; k < n; k++) {
     const term = r.num(`entries[${k}].term`);
     const kindByte = r.byte(`entries[${k}].kind`);
-    if (kindByte > 1) malformed(`entries[${k}].kind: ${kindByte} is unknown`);
-    const kind: EntryKind = kindByte === 1 ? "noop" : "data";
+    const kind = KINDS_BY_CODE[kindByte];
+    if (kind === undefined) malformed(`entries[${k}].kind: ${kindByte} is unknown`);
     entries.push({ index: prevIndex + 1 + k, term, kind, data: r.bytes(`entries[${k}].data`) });
   }
   return { type: "append", ...h, prevIndex, prevTerm, commit, entries };

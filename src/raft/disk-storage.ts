@@ -32,7 +32,8 @@
  *  | "RILLRSN1" (8 B) | index | term | nVoters   | nVoters × u64 | dataLen   | data | crc32c |
  *  |                  | u64   | u64  | u32       | voter ids     | u32       |      | u32    |
  *  +------------------+-------+------+-----------+---------------+-----------+------+--------+
- *      crc32c covers every byte before it.
+ *      crc32c covers every byte before it. When the voters have directory ids the magic is
+ *      "RILLRSN2" and nVoters × { u8 length, utf-8 directory id } follow the voter ids.
  *
  *  entries: a header (created or replaced atomically), then records appended in place:
  *  +------------------+-----------+----------+------------------------+
@@ -43,7 +44,7 @@
  *  record:
  *  +-------------+-------------+------------------------------------------------+
  *  | bodyLen u32 | crc32c u32  | body: index u64 | term u64 | kind u8 | data     |
- *  |             | of the body |       (kind 0 = data, 1 = noop)                |
+ *  |             | of the body |       (kind 0 data, 1 noop, 2 config)                |
  *  +-------------+-------------+------------------------------------------------+
  * ```
  *
@@ -62,11 +63,14 @@ import { assert } from "../base/assert.ts";
 import { crc32c } from "../base/crc32c.ts";
 import { rillError } from "../base/errors.ts";
 import type { FileSystem, LogFile } from "../storage/fs.ts";
+import { storedConfigAt, voterMeta } from "./config.ts";
 import { limitSize, type InitialState, type RaftStorage } from "./storage.ts";
 import type { Entry, HardState, NodeId, Ready, Snapshot } from "./types.ts";
 
 const HARD_MAGIC = new TextEncoder().encode("RILLRHS1");
 const SNAP_MAGIC = new TextEncoder().encode("RILLRSN1");
+/** A snapshot whose voters carry directory ids. */
+const SNAP_MAGIC_2 = new TextEncoder().encode("RILLRSN2");
 const LOG_MAGIC = new TextEncoder().encode("RILLRLG1");
 const HARD_SIZE = 36;
 const LOG_HEADER = 28;
@@ -193,7 +197,7 @@ export class DiskRaftStorage implements RaftStorage {
       const index = getU64(bv, 0);
       const term = getU64(bv, 8);
       const kind = body[16]!;
-      if (index !== this.baseIndex + this.terms.length + 1 || term < 1 || term < prevTerm || kind > 1) break;
+      if (index !== this.baseIndex + this.terms.length + 1 || term < 1 || term < prevTerm || kind > 2) break;
       this.terms.push(term);
       this.positions.push(pos);
       prevTerm = term;
@@ -384,7 +388,7 @@ export class DiskRaftStorage implements RaftStorage {
     assert(term !== undefined, `createSnapshot(${index}) outside the log`);
     assert(index >= this.snap.meta.index, "snapshot older than the stored one");
     assert(index <= this.hard.commit, "snapshot of an uncommitted entry");
-    const snap: Snapshot = { meta: { index, term, voters: this.snap.meta.voters }, data };
+    const snap: Snapshot = { meta: { index, term, ...voterMeta(storedConfigAt(this, index)) }, data };
     this.fs.writeFileAtomic(this.path(SNAPSHOT_FILE), encodeSnapshot(snap));
     this.snap = snap;
     return snap;
@@ -473,9 +477,11 @@ function decodeHardState(b: Uint8Array, dir: string): HardState {
 
 function encodeSnapshot(s: Snapshot): Uint8Array {
   const n = s.meta.voters.length;
-  const size = 8 + 16 + 4 + 8 * n + 4 + s.data.length + 4;
+  const dirs = s.meta.directoryIds?.map((d) => new TextEncoder().encode(d));
+  const dirBytes = dirs === undefined ? 0 : dirs.reduce((t, d) => t + 1 + d.length, 0);
+  const size = 8 + 16 + 4 + 8 * n + dirBytes + 4 + s.data.length + 4;
   const b = new Uint8Array(size);
-  b.set(SNAP_MAGIC, 0);
+  b.set(dirs === undefined ? SNAP_MAGIC : SNAP_MAGIC_2, 0);
   const dv = view(b);
   setU64(dv, 8, s.meta.index);
   setU64(dv, 16, s.meta.term);
@@ -484,6 +490,12 @@ function encodeSnapshot(s: Snapshot): Uint8Array {
   for (const v of s.meta.voters) {
     setU64(dv, p, v);
     p += 8;
+  }
+  for (const d of dirs ?? []) {
+    assert(d.length <= 255, "directory id too long");
+    b[p++] = d.length;
+    b.set(d, p);
+    p += d.length;
   }
   dv.setUint32(p, s.data.length);
   p += 4;
@@ -495,7 +507,8 @@ function encodeSnapshot(s: Snapshot): Uint8Array {
 
 function decodeSnapshot(b: Uint8Array, dir: string): Snapshot {
   const bad = (): Error => corrupt(`${dir}: snapshot fails its checksum`);
-  if (b.length < 36 || !startsWith(b, SNAP_MAGIC)) throw bad();
+  const v2 = startsWith(b, SNAP_MAGIC_2);
+  if (b.length < 36 || !(v2 || startsWith(b, SNAP_MAGIC))) throw bad();
   const dv = view(b);
   if (dv.getUint32(b.length - 4) !== crc32c(b.subarray(0, b.length - 4))) throw bad();
   const index = getU64(dv, 8);
@@ -508,12 +521,24 @@ function decodeSnapshot(b: Uint8Array, dir: string): Snapshot {
     voters.push(getU64(dv, p));
     p += 8;
   }
+  let directoryIds: string[] | undefined;
+  if (v2) {
+    directoryIds = [];
+    for (let k = 0; k < n; k++) {
+      if (p + 1 > b.length - 8) throw bad();
+      const len = b[p++]!;
+      if (p + len > b.length - 8) throw bad();
+      directoryIds.push(new TextDecoder().decode(b.subarray(p, p + len)));
+      p += len;
+    }
+  }
   const len = dv.getUint32(p);
   p += 4;
   if (p + len + 4 !== b.length) throw bad();
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term) || !voters.every((v) => Number.isSafeInteger(v) && v > 0) || n === 0)
     throw bad();
-  return { meta: { index, term, voters }, data: b.slice(p, p + len) };
+  const meta = directoryIds === undefined ? { index, term, voters } : { index, term, voters, directoryIds };
+  return { meta, data: b.slice(p, p + len) };
 }
 
 /** Records for `ents`, back to back, and each record's offset in the result. */
@@ -531,7 +556,7 @@ function encodeRecords(ents: readonly Entry[]): { bytes: Uint8Array; offsets: nu
     const body = p + REC_HEAD;
     setU64(dv, body, e.index);
     setU64(dv, body + 8, e.term);
-    b[body + 16] = e.kind === "noop" ? 1 : 0;
+    b[body + 16] = e.kind === "noop" ? 1 : e.kind === "config" ? 2 : 0;
     b.set(e.data, body + BODY_FIXED);
     dv.setUint32(p + 4, crc32c(b.subarray(body, body + len)));
     p = body + len;
@@ -544,7 +569,7 @@ function decodeBody(body: Uint8Array): Entry {
   return {
     index: getU64(dv, 0),
     term: getU64(dv, 8),
-    kind: body[16] === 1 ? "noop" : "data",
+    kind: body[16] === 1 ? "noop" : body[16] === 2 ? "config" : "data",
     data: body.slice(BODY_FIXED),
   };
 }

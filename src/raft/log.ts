@@ -4,6 +4,7 @@
  * committed entries are never truncated.
  */
 import { assert } from "../base/assert.ts";
+import { type Configuration, decodeVoterSet, snapshotVoters, type VoterInfo } from "./config.ts";
 import { limitSize, type RaftStorage } from "./storage.ts";
 import type { Entry, Snapshot } from "./types.ts";
 import { Unstable } from "./unstable.ts";
@@ -20,6 +21,11 @@ export class RaftLog {
   readonly unstable: Unstable;
   committed: number;
   applied: number;
+  /**
+   * The configurations of the log, oldest first: the snapshot's, then one per config entry.
+   * The last one is in effect (it may be uncommitted); a truncation drops those it removes.
+   */
+  private configs: Configuration[];
 
   constructor(storage: RaftStorage, committed: number, applied: number) {
     this.storage = storage;
@@ -29,6 +35,34 @@ export class RaftLog {
     assert(applied >= first - 1 && applied <= committed, `applied ${applied} outside [snapshot, commit]`);
     this.committed = committed;
     this.applied = applied;
+    const snap = storage.snapshot();
+    this.configs = [{ index: snap.meta.index, voters: snapshotVoters(snap) }];
+    let lo = Math.max(first, snap.meta.index + 1);
+    const hi = storage.lastIndex() + 1;
+    while (lo < hi) {
+      const ents = storage.entries(lo, hi, 1 << 20);
+      this.trackConfigs(ents);
+      lo = ents[ents.length - 1]!.index + 1;
+    }
+  }
+
+  /** The configuration in effect: the last one in the log, committed or not. */
+  config(): Configuration {
+    return this.configs[this.configs.length - 1]!;
+  }
+
+  /** The voters in effect at `index` (at or after the snapshot). */
+  configAt(index: number): readonly VoterInfo[] {
+    let c = this.configs[0]!;
+    for (const x of this.configs) if (x.index <= index) c = x;
+    return c.voters;
+  }
+
+  private trackConfigs(ents: readonly Entry[]): void {
+    if (ents.length === 0) return;
+    const from = ents[0]!.index;
+    while (this.configs.length > 1 && this.config().index >= from) this.configs.pop();
+    for (const e of ents) if (e.kind === "config") this.configs.push({ index: e.index, voters: decodeVoterSet(e.data) });
   }
 
   firstIndex(): number {
@@ -85,6 +119,7 @@ export class RaftLog {
     assert(after >= this.committed, `append after ${after} would truncate committed ${this.committed}`);
     assert(after <= this.lastIndex(), `append after ${after} leaves a gap after ${this.lastIndex()}`);
     this.unstable.truncateAndAppend(ents);
+    this.trackConfigs(ents);
   }
 
   /** The index of the first entry whose term differs from ours (or that we lack); 0 if none. */
@@ -155,6 +190,7 @@ export class RaftLog {
     assert(s.meta.index > this.committed, "restoring a snapshot at or below the commit index");
     this.committed = s.meta.index;
     this.unstable.restore(s);
+    this.configs = [{ index: s.meta.index, voters: snapshotVoters(s) }];
   }
 
   /** The latest snapshot: a pending one from the leader, else the stored one. */

@@ -7,6 +7,7 @@
  */
 import { assert } from "../base/assert.ts";
 import type { RillError } from "../base/errors.ts";
+import type { ConfChange, VoterInfo } from "./config.ts";
 import { Raft, type ProposeResult, type RaftConfig } from "./raft.ts";
 import type { HardState, Message, NodeId, Ready, Role, SoftState } from "./types.ts";
 
@@ -22,7 +23,13 @@ export interface RaftStatus {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly leadTransferee: NodeId;
+  /** The voter ids of the configuration in effect (the last in the log, committed or not). */
   readonly voters: readonly NodeId[];
+  /** The voters in effect, with directory ids, and the index of the entry that set them. */
+  readonly config: readonly VoterInfo[];
+  readonly configIndex: number;
+  /** Whether this node is a voter of the configuration in effect. */
+  readonly isVoter: boolean;
 }
 
 /** Largest total size of committed entries handed out in one Ready (1 MiB, at least one entry). */
@@ -59,6 +66,29 @@ export class RaftNode {
   /** Appends `data` to the log if this node leads. Commit is known when it is applied. */
   propose(data: Uint8Array): ProposeResult {
     return this.raft.propose(data);
+  }
+
+  /**
+   * Leader only: appends a configuration entry adding or removing one voter (see Raft
+   * `proposeConfChange` for when it is refused). The change is done once the entry is applied.
+   */
+  proposeConfChange(cc: ConfChange, knownDirectoryIds?: ReadonlyMap<NodeId, string>): ProposeResult {
+    return this.raft.proposeConfChange(cc, knownDirectoryIds);
+  }
+
+  /** The non-voters a leader replicates to, so that they follow the log and can become voters. */
+  setObservers(ids: readonly NodeId[]): void {
+    this.raft.setObservers(ids);
+  }
+
+  /** Leader only: the highest index known replicated on `id` (undefined when not tracked). */
+  matchOf(id: NodeId): number | undefined {
+    return this.raft.progressOf(id)?.match;
+  }
+
+  /** The voters in effect at `index` (at or after the snapshot). */
+  configAt(index: number): readonly VoterInfo[] {
+    return this.raft.log.configAt(index);
   }
 
   /** Starts an election now (with a pre-vote round if enabled), as if the timeout fired. */
@@ -146,6 +176,9 @@ export class RaftNode {
       lastIndex: r.log.lastIndex(),
       leadTransferee: r.leadTransferee,
       voters: r.voters,
+      config: r.log.config().voters,
+      configIndex: r.log.config().index,
+      isVoter: r.isVoter(),
     };
   }
 

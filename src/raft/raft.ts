@@ -7,6 +7,7 @@
 import { assert } from "../base/assert.ts";
 import { rillError, type RillError } from "../base/errors.ts";
 import type { Random } from "../base/random.ts";
+import { applyConfChange, type ConfChange, encodeVoterSet } from "./config.ts";
 import { RaftLog } from "./log.ts";
 import { Progress } from "./progress.ts";
 import type { RaftStorage } from "./storage.ts";
@@ -28,7 +29,7 @@ import { validateMessage } from "./validate.ts";
 
 /** How a Raft node is set up. Ticks are the only notion of time. */
 export interface RaftConfig {
-  /** This node's id (> 0); must be one of the voters in storage. */
+  /** This node's id (> 0). A node that is not a voter of its log's configuration never campaigns. */
   readonly id: NodeId;
   /** Stable storage, read at start and whenever entries are not in memory. */
   readonly storage: RaftStorage;
@@ -69,7 +70,10 @@ export class Raft {
   vote: NodeId = NONE;
   lead: NodeId = NONE;
   role: Role = "follower";
+  /** The voter ids of the configuration in effect (the last one in the log, committed or not). */
   voters: NodeId[];
+  /** Non-voters the leader replicates to (set by the shell): new voters catch up as these first. */
+  observers: NodeId[] = [];
   leadTransferee: NodeId = NONE;
   /** Outgoing messages, drained by RaftNode.ready(). */
   msgs: Message[] = [];
@@ -93,7 +97,6 @@ export class Raft {
     assert(Number.isSafeInteger(c.id) && c.id > 0, "raft id must be a positive integer");
     assert(c.heartbeatTicks >= 1 && c.electionTicks > c.heartbeatTicks, "need 1 <= heartbeatTicks < electionTicks");
     const init = c.storage.initialState();
-    assert(init.voters.includes(c.id), `node ${c.id} is not a voter of ${init.voters.join(",")}`);
     this.id = c.id;
     this.random = c.random;
     this.electionTicks = c.electionTicks;
@@ -104,10 +107,10 @@ export class Raft {
     this.inflightMax = c.inflightMsgsMax ?? 64;
     this.uncommittedMax = c.uncommittedEntriesMax ?? 4096;
     this.snapshotTimeoutTicks = c.snapshotTimeoutTicks ?? 5 * c.electionTicks;
-    this.voters = [...init.voters];
     const hs = init.hardState;
     const snapIndex = c.storage.firstIndex() - 1;
     this.log = new RaftLog(c.storage, Math.max(hs.commit, snapIndex), c.applied ?? snapIndex);
+    this.voters = this.log.config().voters.map((v) => v.id);
     this.becomeFollower(hs.term, NONE);
     this.vote = hs.vote;
   }
@@ -115,6 +118,47 @@ export class Raft {
   /** Votes needed to win: a majority of the voters. */
   quorum(): number {
     return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  /** Whether this node is a voter of the configuration in effect. */
+  isVoter(): boolean {
+    return this.voters.includes(this.id);
+  }
+
+  /**
+   * Whether this node may campaign: it is a voter of the configuration in effect, or of the
+   * last one it knows committed. The second case matters when an uncommitted change removed it:
+   * its log may be the most up to date, so the others cannot win without it; it campaigns,
+   * counts the votes of the configuration in effect (not its own), and once elected commits
+   * the change and steps down (thesis 4.2.2).
+   */
+  private promotable(): boolean {
+    return this.isVoter() || this.log.configAt(this.log.committed).some((v) => v.id === this.id);
+  }
+
+  /**
+   * Takes the log's latest configuration into effect (after every append, truncation or
+   * snapshot): the leader tracks the new voters; a candidate that is no longer a voter stops.
+   */
+  private syncConfig(): void {
+    const ids = this.log.config().voters.map((v) => v.id);
+    if (ids.length === this.voters.length && ids.every((id, k) => id === this.voters[k])) return;
+    this.voters = ids;
+    if (this.role === "leader") this.syncProgress();
+    else if (!this.promotable() && this.role !== "follower") this.becomeFollower(this.term, NONE);
+  }
+
+  /** Leader: a Progress for every voter and observer (new ones probe from the log's end), none for others. */
+  private syncProgress(): void {
+    const want = new Set([this.id, ...this.voters, ...this.observers]);
+    const next = this.log.lastIndex() + 1;
+    for (const id of want) if (!this.progress.has(id)) this.progress.set(id, new Progress(next, this.inflightMax));
+    for (const id of [...this.progress.keys()]) if (!want.has(id)) this.progress.delete(id);
+  }
+
+  /** The peers the leader replicates to: voters and observers other than itself. */
+  private peers(): NodeId[] {
+    return [...this.progress.keys()].filter((id) => id !== this.id);
   }
 
   // ---- time -------------------------------------------------------------------------------
@@ -129,6 +173,9 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      // A node that may not campaign forgets a leader it has not heard from in a timeout, so
+      // its lease does not keep refusing the candidates that need its vote.
+      if (!this.promotable()) this.lead = NONE;
       this.hup(false);
     }
   }
@@ -157,8 +204,8 @@ export class Raft {
     for (const id of this.voters) {
       const pr = this.progress.get(id)!;
       if (id === this.id || pr.recentActive) active++;
-      if (id !== this.id) pr.recentActive = false;
     }
+    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
     return active >= this.quorum();
   }
 
@@ -211,8 +258,8 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.role = "leader";
+    this.syncProgress();
     const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) this.progress.set(id, new Progress(next, this.inflightMax));
     const self = this.progress.get(this.id)!;
     self.maybeUpdate(this.log.persistedLastIndex());
     self.recentActive = true;
@@ -225,7 +272,7 @@ export class Raft {
 
   /** Starts an election (a pre-vote round first unless `transfer` or pre-vote is off). */
   hup(transfer: boolean): void {
-    if (this.role === "leader") return;
+    if (this.role === "leader" || !this.promotable()) return;
     if (this.preVote && !transfer) this.campaignPre();
     else this.campaign(transfer);
   }
@@ -269,7 +316,8 @@ export class Raft {
     if (!this.votes.has(from)) this.votes.set(from, granted);
     let yes = 0;
     let no = 0;
-    for (const v of this.votes.values()) {
+    for (const [id, v] of this.votes) {
+      if (!this.voters.includes(id)) continue; // only voters of our configuration count
       if (v) yes++;
       else no++;
     }
@@ -310,11 +358,12 @@ export class Raft {
   // ---- message dispatch -------------------------------------------------------------------
 
   /**
-   * Handles a message from another voter. Throws RillError(INVALID_REQUEST), with no state
-   * changed, if the message is malformed.
+   * Handles a message from another node. Throws RillError(INVALID_REQUEST), with no state
+   * changed, if the message is malformed. Messages are handled whatever the configuration
+   * (thesis 4.1): a node that is catching up may not know its leader is a voter yet.
    */
   step(m: Message): void {
-    validateMessage(m, this.id, this.voters);
+    validateMessage(m, this.id);
     if (m.term > this.term) {
       if (!this.stepHigherTerm(m)) return;
     } else if (m.term < this.term) {
@@ -358,7 +407,8 @@ export class Raft {
   }
 
   private stepLeader(m: Message): void {
-    const pr = this.progress.get(m.from)!;
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return; // neither a voter nor an observer (any more)
     switch (m.type) {
       case "append-response":
         pr.recentActive = true;
@@ -417,6 +467,7 @@ export class Raft {
       return;
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
+    this.syncConfig();
     if (lastNew !== undefined) {
       this.sendAppendResponse(m.from, lastNew, false, 0, 0);
       return;
@@ -440,7 +491,7 @@ export class Raft {
       this.sendAppendResponse(m.from, this.log.committed, false, 0, 0);
     } else {
       this.log.restore(s);
-      this.voters = [...s.meta.voters];
+      this.syncConfig();
       this.sendAppendResponse(m.from, this.log.lastIndex(), false, 0, 0);
     }
   }
@@ -490,6 +541,23 @@ export class Raft {
     else if (wasPaused) this.sendAppend(m.from);
     while (this.maybeSendAppend(m.from, false));
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    this.maybeStepDownRemoved();
+  }
+
+  /**
+   * A leader that removed itself leads until the removal commits (thesis 4.2.2), not counting
+   * itself; then it hands over to the most caught-up voter and steps down.
+   */
+  private maybeStepDownRemoved(): void {
+    if (this.role !== "leader" || this.isVoter() || this.log.committed < this.log.config().index) return;
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of this.voters) {
+      const match = this.progress.get(id)!.match;
+      if (match > bestMatch) [best, bestMatch] = [id, match];
+    }
+    if (best !== NONE && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, NONE);
   }
 
   private handleHeartbeatResponse(from: NodeId, pr: Progress): void {
@@ -511,6 +579,7 @@ export class Raft {
 
   private appendEntries(ents: Entry[]): void {
     this.log.append(ents);
+    this.syncConfig();
   }
 
   private sendAppend(to: NodeId): void {
@@ -550,12 +619,11 @@ export class Raft {
   }
 
   private bcastAppend(): void {
-    for (const to of this.voters) if (to !== this.id) this.sendAppend(to);
+    for (const to of this.peers()) this.sendAppend(to);
   }
 
   private bcastHeartbeat(): void {
-    for (const to of this.voters) {
-      if (to === this.id) continue;
+    for (const to of this.peers()) {
       const commit = Math.min(this.progress.get(to)!.match, this.log.committed);
       this.msgs.push({ type: "heartbeat", from: this.id, to, term: this.term, commit });
     }
@@ -594,6 +662,66 @@ export class Raft {
     return { ok: true, index, term: this.term };
   }
 
+  /**
+   * Appends a configuration entry adding or removing one voter (thesis 4.2; KIP-853). Refused,
+   * with nothing changed: unless this node leads and has committed an entry of its term (the
+   * fix to the single-server change of the thesis); while another change is uncommitted; to add
+   * a voter that is not an observer holding every committed entry; to add a voter twice, to
+   * remove a non-voter, or to remove the last voter. The change takes effect at once (on the
+   * leader now, on each follower when it appends the entry) and is done once committed.
+   */
+  proposeConfChange(cc: ConfChange, knownDirectoryIds?: ReadonlyMap<NodeId, string>): ProposeResult {
+    if (this.role !== "leader") {
+      return { ok: false, error: rillError("NOT_LEADER_OR_FOLLOWER", `raft: not the leader (leader is ${this.lead || "unknown"})`) };
+    }
+    if (this.leadTransferee !== NONE) {
+      return { ok: false, error: rillError("NOT_LEADER_OR_FOLLOWER", `raft: transferring leadership to ${this.leadTransferee}`) };
+    }
+    if (this.log.term(this.log.committed) !== this.term) {
+      return { ok: false, error: rillError("REQUEST_TIMED_OUT", "raft: the leader has not committed an entry of its term yet; retry") };
+    }
+    const current = this.log.config();
+    if (current.index > this.log.committed) {
+      return {
+        ok: false,
+        error: rillError(
+          "RECONFIGURATION_IN_PROGRESS",
+          `raft: the voter change at index ${current.index} is not committed yet; one change at a time`,
+        ),
+      };
+    }
+    const next = applyConfChange(current.voters, cc, knownDirectoryIds);
+    if (typeof next === "string") {
+      const code = cc.type === "add-voter" ? "DUPLICATE_VOTER" : "VOTER_NOT_FOUND";
+      return { ok: false, error: rillError(next.includes("last voter") ? "INVALID_REQUEST" : code, `raft: ${next}`) };
+    }
+    if (cc.type === "add-voter") {
+      const pr = this.progress.get(cc.id);
+      if (pr === undefined || cc.id === this.id) {
+        return { ok: false, error: rillError("VOTER_NOT_FOUND", `raft: node ${cc.id} is not an observer of this leader; start it first`) };
+      }
+      if (pr.match < this.log.committed) {
+        return {
+          ok: false,
+          error: rillError(
+            "REQUEST_TIMED_OUT",
+            `raft: node ${cc.id} has not caught up (at ${pr.match}, commit ${this.log.committed}); retry`,
+          ),
+        };
+      }
+    }
+    const index = this.log.lastIndex() + 1;
+    this.appendEntries([{ index, term: this.term, kind: "config", data: encodeVoterSet(next) }]);
+    this.bcastAppend();
+    return { ok: true, index, term: this.term };
+  }
+
+  /** Sets the non-voters a leader replicates to (new voters catch up as observers first). */
+  setObservers(ids: readonly NodeId[]): void {
+    this.observers = [...new Set(ids)].filter((id) => id !== this.id && Number.isSafeInteger(id) && id > 0);
+    if (this.role === "leader") this.syncProgress();
+  }
+
   /** Asks the leader to hand leadership to voter `to`; null if started (or nothing to do). */
   transferLeadership(to: NodeId): RillError | null {
     if (this.role !== "leader") return rillError("NOT_LEADER_OR_FOLLOWER", "raft: only the leader can transfer leadership");
@@ -622,6 +750,7 @@ export class Raft {
     if (this.role !== "leader") return;
     const self = this.progress.get(this.id)!;
     if (self.maybeUpdate(this.log.persistedLastIndex()) && this.maybeCommit()) this.bcastAppend();
+    this.maybeStepDownRemoved();
   }
 
   /** Read-only replication progress for status and tests. */

@@ -6,12 +6,13 @@
  * the broker backs the same interface with files.
  */
 import { assert } from "../base/assert.ts";
+import { storedConfigAt, voterMeta } from "./config.ts";
 import type { Entry, HardState, NodeId, Snapshot } from "./types.ts";
 
 /** The persisted state a node restarts from. */
 export interface InitialState {
   readonly hardState: HardState;
-  /** The voters of the configuration (membership is fixed; see README.md). */
+  /** The voters of the snapshot's configuration (config entries in the log may change them since). */
   readonly voters: readonly NodeId[];
 }
 
@@ -143,7 +144,7 @@ export class MemoryStorage implements RaftStorage {
     assert(term !== undefined, `createSnapshot(${index}) outside the log`);
     assert(index >= this.snap.meta.index, "snapshot older than the stored one");
     assert(index <= this.hard.commit, "snapshot of an uncommitted entry");
-    this.snap = { meta: { index, term, voters: this.snap.meta.voters }, data };
+    this.snap = { meta: { index, term, ...voterMeta(storedConfigAt(this, index)) }, data };
     return this.snap;
   }
 

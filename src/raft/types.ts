@@ -12,8 +12,11 @@ export type NodeId = number;
 /** The id that means "nobody" (no vote cast, no leader known). */
 export const NONE: NodeId = 0;
 
-/** What an entry carries: application data, or the empty entry a new leader appends. */
-export type EntryKind = "data" | "noop";
+/**
+ * What an entry carries: application data, the empty entry a new leader appends, or a voter set
+ * (config.ts) that takes effect on each node as soon as it is appended there.
+ */
+export type EntryKind = "data" | "noop" | "config";
 
 /** One log entry. `index` starts at 1; index 0 with term 0 is the empty log's sentinel. */
 export interface Entry {
@@ -47,6 +50,8 @@ export interface SnapshotMeta {
   readonly term: number;
   /** The voter ids of the configuration at `index`. */
   readonly voters: readonly NodeId[];
+  /** The voters' directory ids, parallel to `voters` (absent when none is known). */
+  readonly directoryIds?: readonly string[];
 }
 
 /** An application snapshot: its metadata and the opaque state-machine image. */

@@ -2,7 +2,8 @@
  * Structural checks on messages from the network, run before a message touches any state.
  * A message that fails them is rejected with INVALID_REQUEST naming the field at fault.
  */
-import { rillError } from "../base/errors.ts";
+import { RillError, rillError } from "../base/errors.ts";
+import { decodeVoterSet } from "./config.ts";
 import type { Entry, Message, NodeId, Snapshot } from "./types.ts";
 
 function bad(m: { type: string }, what: string): never {
@@ -22,13 +23,15 @@ function checkBool(m: { type: string }, field: string, v: unknown): void {
 }
 
 /**
- * Throws RillError(INVALID_REQUEST) unless `m` is a well-formed message from another voter to
- * `self`. Terms must be >= 1 and no claimed term may exceed the message's own term.
+ * Throws RillError(INVALID_REQUEST) unless `m` is a well-formed message from another node to
+ * `self`. Terms must be >= 1 and no claimed term may exceed the message's own term. The sender
+ * need not be a voter of this node's configuration (thesis 4.1: a node catching up may not know
+ * the current voters yet); the shell decides which nodes may talk to it.
  */
-export function validateMessage(m: Message, self: NodeId, voters: readonly NodeId[]): void {
+export function validateMessage(m: Message, self: NodeId): void {
   if (typeof m !== "object" || m === null) throw rillError("INVALID_REQUEST", "raft message: not an object");
   if (m.to !== self) bad(m, `to is ${String(m.to)}, not this node ${self}`);
-  if (m.from === self || !voters.includes(m.from)) bad(m, `from ${String(m.from)} is not another voter`);
+  if (!isIndex(m.from) || m.from < 1 || m.from === self) bad(m, `from ${String(m.from)} is not another node`);
   checkIndex(m, "term", m.term);
   if (m.term < 1) bad(m, "term must be at least 1");
   checkBody(m);
@@ -82,8 +85,9 @@ function checkAppend(m: Message & { type: "append" }): void {
     const e: Entry = m.entries[k]!;
     if (e.index !== m.prevIndex + 1 + k) bad(m, `entries[${k}].index must be ${m.prevIndex + 1 + k}`);
     if (!isIndex(e.term) || e.term < prevTerm || e.term > m.term) bad(m, `entries[${k}].term out of order`);
-    if (e.kind !== "data" && e.kind !== "noop") bad(m, `entries[${k}].kind is invalid`);
+    if (e.kind !== "data" && e.kind !== "noop" && e.kind !== "config") bad(m, `entries[${k}].kind is invalid`);
     if (!(e.data instanceof Uint8Array)) bad(m, `entries[${k}].data must be bytes`);
+    if (e.kind === "config") checkVoterSet(m, `entries[${k}]`, e.data);
     prevTerm = e.term;
   }
 }
@@ -97,5 +101,21 @@ function checkSnapshot(m: Message, s: Snapshot): void {
   const v = s.meta.voters;
   if (!Array.isArray(v) || v.length === 0) bad(m, "snapshot.voters must be a non-empty array");
   for (const id of v) if (!isIndex(id) || id < 1) bad(m, "snapshot.voters must be positive ids");
+  if (new Set(v).size !== v.length) bad(m, "snapshot.voters has a duplicate");
+  const dirs = s.meta.directoryIds;
+  if (
+    dirs !== undefined &&
+    (!Array.isArray(dirs) || dirs.length !== v.length || !dirs.every((d) => typeof d === "string" && d.length <= 64))
+  )
+    bad(m, "snapshot.directoryIds must be one string (at most 64 characters) per voter");
   if (!(s.data instanceof Uint8Array)) bad(m, "snapshot.data must be bytes");
+}
+
+function checkVoterSet(m: Message, field: string, data: Uint8Array): void {
+  try {
+    decodeVoterSet(data);
+  } catch (e) {
+    if (e instanceof RillError) bad(m, `${field}: ${e.message}`);
+    throw e;
+  }
 }

@@ -74,6 +74,7 @@ import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
 import { type DeleteRecordsForwarder, deleteRecords } from "../service/delete-records.ts";
 import type { TxnService } from "../service/txn-service.ts";
+import { type QuorumAdmin, quorumAdminHandlers, withQuorumView } from "./quorum-admin.ts";
 import { txnAdminHandlers } from "./txn-admin.ts";
 import {
   decodeDeleteRecords,
@@ -84,6 +85,8 @@ import {
 
 /** What the admin service needs from the broker. */
 export interface AdminDeps {
+  /** The controller quorum's voters and their changes (issue 21); null/absent on a broker-only node. */
+  readonly quorum?: QuorumAdmin | null;
   /** Transactions (issue 17); none: the transaction calls answer INVALID_REQUEST. */
   readonly transactions?: TxnService | null;
   readonly rm: ReplicaManager;
@@ -237,7 +240,11 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
       access.electLeaders(who(call), input);
       return encodeElectLeadersResult(await admin.electLeaders(input, via(call)));
     }),
-    describeCluster: unary((_req, call) => encodeDescribeClusterResult(access.describeCluster(who(call), admin.describeCluster()))),
+    describeCluster: unary((_req, call) =>
+      withQuorumView(encodeDescribeClusterResult(access.describeCluster(who(call), admin.describeCluster())), d.quorum ?? null),
+    ),
+    // dynamic controller quorum (issue 21)
+    ...quorumAdminHandlers(d.quorum ?? null, d.route, fwd, access, who),
     // security (issue 13): ACLs and SCRAM users
     createAcls: unary(async (req, call) => {
       access.cluster(who(call), "AdminService/CreateAcls");

@@ -42,6 +42,8 @@ export interface ControllerChannelOptions {
   readonly signer?: MemberSigner | undefined;
   /** Credentials of the channel's own clients (tls.ts `internalChannelCredentials`); default plaintext. */
   readonly credentials?: grpc.ChannelCredentials | undefined;
+  /** Controllers beyond `voters` (issue 21: voters added since), with their addresses. */
+  readonly moreVoters?: () => readonly QuorumVoter[];
 }
 
 /** Calls the active controller, wherever it is. */
@@ -56,19 +58,26 @@ export class ControllerChannel implements BrokerControl {
     this.clients = o.clients ?? new InternalClients({ callTimeoutMs: o.callTimeoutMs, credentials: o.credentials, signer: o.signer });
   }
 
+  /** The configured voters, then any controller added since. */
+  private voters(): readonly QuorumVoter[] {
+    const more = this.o.moreVoters?.() ?? [];
+    return more.length === 0 ? this.o.voters : [...this.o.voters, ...more.filter((m) => !this.o.voters.some((v) => v.id === m.id))];
+  }
+
   /** The voter the next remote call goes to. */
   private target(): QuorumVoter {
     const known = this.o.knownLeader() || this.hint;
-    const v = this.o.voters.find((x) => x.id === known);
+    const voters = this.voters();
+    const v = voters.find((x) => x.id === known);
     if (v) return v;
-    this.guess = (this.guess + 1) % this.o.voters.length;
-    return this.o.voters[this.guess]!;
+    this.guess = (this.guess + 1) % voters.length;
+    return voters[this.guess]!;
   }
 
   /** The address of the active controller, if known. */
   leaderAddress(): string | null {
     const known = this.o.knownLeader() || this.hint;
-    return this.o.voters.find((x) => x.id === known)?.address ?? null;
+    return this.voters().find((x) => x.id === known)?.address ?? null;
   }
 
   private client(v: QuorumVoter): ServiceClient<typeof ControllerService> {
@@ -179,7 +188,7 @@ export class ControllerChannel implements BrokerControl {
 
   /** FetchMetadata from voter `voterId` (an observer following the metadata log). */
   fetchMetadata(clusterId: string, nodeId: number, voterId: number, afterOffset: number, maxWaitMs: number): Promise<MetadataFetchResult> {
-    const v = this.o.voters.find((x) => x.id === voterId);
+    const v = this.voters().find((x) => x.id === voterId);
     if (!v) return Promise.reject(new Error(`voter ${voterId} is unknown`));
     return new Promise((resolve, reject) => {
       this.client(v).fetchMetadata(

@@ -40,6 +40,11 @@ export interface RaftEndpoint {
   readonly nodeId: NodeId;
   readonly voters: readonly NodeId[];
   receive(messages: readonly Message[]): void;
+  /**
+   * Checks the sender of Raft messages and the directory id it announced; throws (e.g.
+   * INVALID_VOTER_KEY) to refuse them (issue 21). Without it, only `voters` may send.
+   */
+  checkPeer?(from: NodeId, directoryId: string): void;
   /** Committed entries after an offset, for observers (see QuorumMetadataStore.readCommitted). */
   readCommitted(
     after: number,
@@ -117,13 +122,20 @@ const APPEND_TYPES = new Set<MessageType>(["append", "append-response", "heartbe
 /** Largest snapshot a voter accepts (the metadata image is small). */
 const SNAPSHOT_MAX_BYTES = 512 * 1024 * 1024;
 
-function checkRequest(d: ControllerServiceDeps, req: { clusterId: string; fromNodeId: number; toNodeId: number }): RaftEndpoint {
+function checkRequest(
+  d: ControllerServiceDeps,
+  req: { clusterId: string; fromNodeId: number; toNodeId: number; fromDirectoryId?: string },
+): RaftEndpoint {
   const raft = d.raft;
   if (!raft) throw rillError("NOT_CONTROLLER", "this node does not run the controller role");
   if (req.clusterId !== d.clusterId)
     throw rillError("INCONSISTENT_CLUSTER_ID", `cluster_id: "${req.clusterId}" is not this cluster's "${d.clusterId}"`);
   if (req.toNodeId !== raft.nodeId) throw rillError("INVALID_REQUEST", `to_node_id: ${req.toNodeId} is not this node (${raft.nodeId})`);
-  if (req.fromNodeId === raft.nodeId || !raft.voters.includes(req.fromNodeId)) {
+  if (raft.checkPeer !== undefined && req.fromNodeId > 0 && req.fromNodeId !== raft.nodeId) {
+    // Voters change (issue 21): any other node of the cluster may talk Raft; the log decides
+    // what its messages count for, and a voter id with another directory id is refused.
+    raft.checkPeer(req.fromNodeId, req.fromDirectoryId ?? "");
+  } else if (req.fromNodeId === raft.nodeId || !raft.voters.includes(req.fromNodeId)) {
     throw rillError(
       "INVALID_REQUEST",
       `from_node_id: ${req.fromNodeId} is not another voter of this quorum (voters: ${raft.voters.join(", ")})`,
@@ -171,7 +183,7 @@ function nonNegative(v: bigint, field: string): number {
 /** The ControllerService implementation. */
 export function controllerService(d: ControllerServiceDeps): ServiceImplementation<typeof ControllerService> {
   const deliver = (
-    req: { clusterId: string; fromNodeId: number; toNodeId: number; messages: Uint8Array[] },
+    req: { clusterId: string; fromNodeId: number; toNodeId: number; fromDirectoryId?: string; messages: Uint8Array[] },
     allowed: ReadonlySet<MessageType>,
     what: string,
   ) => {

@@ -27,6 +27,10 @@ export interface GrpcQuorumTransportOptions {
   readonly nodeId: NodeId;
   /** Peer voters' addresses by node id. */
   readonly peers: ReadonlyMap<NodeId, string>;
+  /** The address of a peer not in `peers` (a voter added since, an observer), if known (issue 21). */
+  readonly peerAddress?: (id: NodeId) => string | undefined;
+  /** This node's data-directory id, announced with every call (issue 21). */
+  readonly directoryId?: string;
   /** Deadline of one delivery call. */
   readonly callTimeoutMs: number;
   /** Told whether a snapshot reached its voter. */
@@ -53,7 +57,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
   }
 
   private client(to: NodeId): ServiceClient<typeof ControllerService> | null {
-    const address = this.o.peers.get(to);
+    const address = this.o.peers.get(to) ?? this.o.peerAddress?.(to);
     return address === undefined ? null : this.clients.client(ControllerService, address);
   }
 
@@ -69,7 +73,7 @@ export class GrpcQuorumTransport implements QuorumTransport {
         votes.push(encodeMessage(m));
       else appends.push(encodeMessage(m));
     }
-    const head = { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: to };
+    const head = { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: to, fromDirectoryId: this.o.directoryId ?? "" };
     if (votes.length > 0 && this.acquire(to)) {
       c.vote({ $typeName: "rill.v1.VoteRequest", ...head, messages: votes }, { deadline: Date.now() + this.o.callTimeoutMs }, () =>
         this.release(to),
@@ -106,7 +110,15 @@ export class GrpcQuorumTransport implements QuorumTransport {
       const piece = data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES);
       call.write(
         create(InstallSnapshotRequestSchema, {
-          ...(offset === 0 ? { clusterId: this.o.clusterId, fromNodeId: this.o.nodeId, toNodeId: m.to, message: head } : {}),
+          ...(offset === 0
+            ? {
+                clusterId: this.o.clusterId,
+                fromNodeId: this.o.nodeId,
+                toNodeId: m.to,
+                message: head,
+                fromDirectoryId: this.o.directoryId ?? "",
+              }
+            : {}),
           data: piece,
           offset: BigInt(offset),
         }),

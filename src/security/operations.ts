@@ -67,6 +67,9 @@ export const RPC_ACCESS = {
     kafka: "DescribeCluster / Metadata brokers: any authenticated caller; controller internals need DESCRIBE on CLUSTER",
   },
   "AdminService/ElectLeaders": { all: [cluster("ALTER")], kafka: "ElectLeaders: ALTER on CLUSTER" },
+  // dynamic controller quorum (issue 21)
+  "AdminService/AddRaftVoter": { all: [cluster("ALTER")], kafka: "AddRaftVoter: ALTER on CLUSTER" },
+  "AdminService/RemoveRaftVoter": { all: [cluster("ALTER")], kafka: "RemoveRaftVoter: ALTER on CLUSTER" },
   "AdminService/CreateAcls": { all: [cluster("ALTER")], kafka: "CreateAcls: ALTER on CLUSTER" },
   "AdminService/DescribeAcls": { all: [cluster("DESCRIBE")], kafka: "DescribeAcls: DESCRIBE on CLUSTER" },
   "AdminService/DeleteAcls": { all: [cluster("ALTER")], kafka: "DeleteAcls: ALTER on CLUSTER" },

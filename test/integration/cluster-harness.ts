@@ -112,6 +112,11 @@ export interface ClusterOptions {
   readonly startTimeoutMs?: number;
   /** Prefix of the temporary root folder. */
   readonly name?: string;
+  /**
+   * Issue 21: only nodes 1..voters are in `controller.quorum.voters` (every node's); the others
+   * run the controller role as observers, to be added with AddRaftVoter. Default: every node.
+   */
+  readonly voters?: number;
 }
 
 /** A pino log line of a node, parsed; `run` counts the node's starts (1 = first). */
@@ -592,7 +597,10 @@ export class Cluster {
     }
     const secretFile = writeSecretFile(root);
     const nodes = ids.map((id) => {
-      const voters = ids.map((j) => `${j}@${j === id || !o.linkProxies ? direct(j) : links.get(`${id}->${j}`)!.address}`).join(",");
+      const voters = ids
+        .filter((j) => j <= (o.voters ?? n))
+        .map((j) => `${j}@${j === id || !o.linkProxies ? direct(j) : links.get(`${id}->${j}`)!.address}`)
+        .join(",");
       const settings: Record<string, string> = {
         ...FAST_CLUSTER_SETTINGS,
         ...stringify(o.set ?? {}),

@@ -9,6 +9,7 @@
  * - state-machine safety: every node applies the same entry, and reaches the same state, at
  *   each index; and it applies indexes in order without gaps.
  */
+import { decodeVoterSet } from "../../src/raft/config.ts";
 import type { Entry, NodeId } from "../../src/raft/types.ts";
 
 /** A broken invariant: the simulation stops and reports it with the seed. */
@@ -16,9 +17,17 @@ export class Violation extends Error {
   override name = "Violation";
 }
 
-/** The state-machine key of an entry: 0 for a no-op, else 1 + the proposal id in its data. */
+/**
+ * The state-machine key of an entry: 0 for a no-op, a hash of the voter ids (with the top bit
+ * set) for a configuration, else 1 + the proposal id in its data.
+ */
 export function entryKey(e: Entry): number {
   if (e.kind === "noop") return 0;
+  if (e.kind === "config") {
+    let h = 0x811c9dc5;
+    for (const v of decodeVoterSet(e.data)) h = Math.imul(h ^ v.id, 0x01000193) >>> 0;
+    return (h | 0x80000000) >>> 0;
+  }
   const d = e.data;
   return (1 + ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!)) >>> 0;
 }
@@ -43,6 +52,8 @@ export class SafetyChecker {
   private readonly committed: Array<{ byTerm: number; term: number } | undefined> = [];
   private maxCommitted = 0;
   private readonly checkedLeaders = new Set<number>();
+  /** Indexes of configuration entries applied somewhere. */
+  private readonly configIndexes = new Set<number>();
 
   /** Node `id` is leader in `term`; `termAt` reads its log. */
   leader(id: NodeId, term: number, termAt: (i: number) => number | undefined, firstIndex: number): void {
@@ -126,6 +137,26 @@ export class SafetyChecker {
     if (seen !== undefined && seen.hash !== hash) {
       throw new Violation(`state-machine safety: node ${id} restored state ${hash} at ${index}, expected ${seen.hash}`);
     }
+  }
+
+  /**
+   * Node `id` applied the configuration `next` after `prev`: a committed change adds or removes
+   * exactly one voter (single-server changes), and never leaves the quorum empty.
+   */
+  configApplied(id: NodeId, index: number, prev: readonly NodeId[], next: readonly NodeId[]): void {
+    this.configIndexes.add(index);
+    const added = next.filter((v) => !prev.includes(v));
+    const removed = prev.filter((v) => !next.includes(v));
+    if (next.length === 0 || added.length + removed.length !== 1) {
+      throw new Violation(
+        `membership: node ${id} applied voters {${next.join(",")}} at ${index} after {${prev.join(",")}}: not a single-server change`,
+      );
+    }
+  }
+
+  /** The number of configuration entries applied somewhere. */
+  configCount(): number {
+    return this.configIndexes.size;
   }
 
   /** Whether some node applied `key` at `index`. */

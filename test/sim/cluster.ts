@@ -3,7 +3,7 @@
  * seed): one SeededRandom drives faults, delays, proposals and each node's election timeouts.
  *
  * A step is one tick of simulated time. In each step: faults (crash, restart, partition, heal,
- * leadership transfer), maybe a client proposal, ticks, message delivery in random order, then
+ * leadership transfer, a voter added or removed), maybe a client proposal, ticks, message delivery in random order, then
  * each node's Ready handling (persist, send, apply, advance; the write may take steps, and a
  * crash before it completes loses it). Checkers run as nodes report. After the chaos phase the
  * network heals and every node is up: a leader must be elected and a new proposal applied by
@@ -37,6 +37,9 @@ export interface SimStats {
   crashes: number;
   partitions: number;
   transfers: number;
+  /** Voter changes the leader accepted, and those committed (applied somewhere). */
+  confChanges: number;
+  confChangesApplied: number;
   leaderTerms: number;
   applied: number;
   /** Ticks from healing until a leader had a majority. */
@@ -74,6 +77,8 @@ export class Simulation {
     crashes: 0,
     partitions: 0,
     transfers: 0,
+    confChanges: 0,
+    confChangesApplied: 0,
     leaderTerms: 0,
     applied: 0,
     electionTicks: 0,
@@ -91,8 +96,9 @@ export class Simulation {
       maxDelay: settings.maxDelay,
     };
     this.network = new SimNetwork(this.random.fork(), faults, settings.wire);
-    this.ids = Array.from({ length: settings.voters }, (_, k) => k + 1);
-    this.nodes = this.ids.map((id) => new SimNode(id, this.ids, settings));
+    this.ids = Array.from({ length: settings.voters + (settings.extraNodes ?? 0) }, (_, k) => k + 1);
+    const voters = this.ids.slice(0, settings.voters);
+    this.nodes = this.ids.map((id) => new SimNode(id, voters, settings, this.ids));
     for (const n of this.nodes) n.start(this.random.fork());
   }
 
@@ -112,6 +118,7 @@ export class Simulation {
     this.stats.messagesByType = this.network.byType;
     this.stats.applied = this.checker.appliedCount();
     this.stats.leaderTerms = this.checker.leaderTermCount();
+    this.stats.confChangesApplied = this.checker.configCount();
     return { settings: this.s, violation, step: this.now, stats: this.stats };
   }
 
@@ -153,6 +160,22 @@ export class Simulation {
       this.log("network heals");
     }
     if (r.next() < this.s.transferRate) this.transfer();
+    if ((this.s.confChangeRate ?? 0) > 0 && r.next() < this.s.confChangeRate!) this.changeVoters();
+  }
+
+  /** Asks the leader to add a non-voter or remove a voter (it may refuse: in flight, not caught up...). */
+  private changeVoters(): void {
+    const leader = this.nodes.find((n) => n.raft?.status().role === "leader");
+    if (leader === undefined) return;
+    const st = leader.raft!.status();
+    const others = this.ids.filter((id) => !st.voters.includes(id));
+    const add = others.length > 0 && (st.voters.length <= 1 || this.random.int(2) === 0);
+    const id = add ? others[this.random.int(others.length)]! : st.voters[this.random.int(st.voters.length)]!;
+    const res = leader.raft!.proposeConfChange(add ? { type: "add-voter", id, directoryId: `dir-${id}` } : { type: "remove-voter", id });
+    if (res.ok) this.stats.confChanges++;
+    this.log(
+      `n${leader.id} asked to ${add ? "add" : "remove"} voter n${id}: ${res.ok ? `at ${res.index}/${res.term}` : res.error.message}`,
+    );
   }
 
   /** A random up node, or (with probability leaderBias) a leader if there is one. */
@@ -317,14 +340,15 @@ export class Simulation {
     return 2 * Math.max(1, roundTrip / (perMessage * this.s.inflightMax));
   }
 
-  /** Steps until some node leads with a majority of nodes following it. */
+  /** Steps until some node leads with a majority of its voters following it. */
   private electLeader(deadline: number): void {
     for (; this.now < deadline; this.now++) {
       this.step(false);
       for (const n of this.nodes) {
-        if (n.raft!.status().role !== "leader") continue;
-        const followers = this.nodes.filter((f) => f.raft!.status().leader === n.id).length;
-        if (followers > this.nodes.length / 2) {
+        const st = n.raft!.status();
+        if (st.role !== "leader") continue;
+        const followers = this.nodes.filter((f) => st.voters.includes(f.id) && f.raft!.status().leader === n.id).length;
+        if (followers > st.voters.length / 2) {
           this.now++;
           return;
         }
@@ -355,7 +379,7 @@ export class Simulation {
     return this.nodes
       .map((n) => {
         const st = n.raft!.status();
-        return `n${n.id}:${st.role}/t${st.term}/c${st.commit}/a${n.app.applied}/l${st.lastIndex}`;
+        return `n${n.id}:${st.role}${st.isVoter ? "" : "(non-voter)"}/t${st.term}/c${st.commit}/a${n.app.applied}/l${st.lastIndex}`;
       })
       .join(" ");
   }

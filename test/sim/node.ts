@@ -8,15 +8,17 @@ import type { SeededRandom } from "../../src/base/random.ts";
 import { RaftNode } from "../../src/raft/node.ts";
 import { MemoryStorage } from "../../src/raft/storage.ts";
 import { DiskRaftStorage } from "../../src/raft/disk-storage.ts";
+import { decodeVoterSet, snapshotVoters } from "../../src/raft/config.ts";
 import { MemoryFileSystem } from "../../src/storage/fs.ts";
 import type { NodeId, Ready } from "../../src/raft/types.ts";
 import { entryKey, mixHash, Violation, type SafetyChecker } from "./checker.ts";
 import { SIM_ELECTION_TICKS, SIM_HEARTBEAT_TICKS, type SimSettings } from "./settings.ts";
 
-/** The state machine: how far it applied and the hash of what it applied. */
+/** The state machine: how far it applied, the hash of what it applied, and the voters it applied last. */
 interface AppState {
   applied: number;
   hash: number;
+  voters: NodeId[];
 }
 
 function encodeApp(hash: number): Uint8Array {
@@ -36,17 +38,20 @@ export class SimNode {
   /** With `settings.disk`: the voter's disk, which keeps only synced bytes through a crash. */
   private readonly fs: MemoryFileSystem | null;
   private readonly voters: readonly NodeId[];
+  /** Every node of the simulation: the leader replicates to those that are not voters. */
+  private readonly everyone: readonly NodeId[];
   raft: RaftNode | null = null;
-  app: AppState = { applied: 0, hash: 0 };
+  app: AppState = { applied: 0, hash: 0, voters: [] };
   /** A Ready whose writes complete at step `doneAt`. */
   io: { rd: Ready; doneAt: number } | null = null;
   /** When down: the step at which it restarts. */
   downUntil = 0;
   private readonly s: SimSettings;
 
-  constructor(id: NodeId, voters: readonly NodeId[], s: SimSettings) {
+  constructor(id: NodeId, voters: readonly NodeId[], s: SimSettings, everyone: readonly NodeId[] = voters) {
     this.id = id;
     this.voters = voters;
+    this.everyone = everyone;
     this.fs = s.disk ? new MemoryFileSystem() : null;
     this.storage = this.fs ? DiskRaftStorage.open(this.fs, "/raft", voters) : new MemoryStorage(voters);
     this.s = s;
@@ -59,7 +64,7 @@ export class SimNode {
   /** (Re)starts from what storage holds. */
   start(random: SeededRandom): void {
     const snap = this.storage.snapshot();
-    this.app = { applied: snap.meta.index, hash: decodeApp(snap.data) };
+    this.app = { applied: snap.meta.index, hash: decodeApp(snap.data), voters: snapshotVoters(snap).map((v) => v.id) };
     this.raft = new RaftNode({
       id: this.id,
       storage: this.storage,
@@ -72,6 +77,7 @@ export class SimNode {
       checkQuorum: this.s.checkQuorum,
       applied: snap.meta.index,
     });
+    this.raft.setObservers(this.everyone);
   }
 
   /** Crashes: memory is lost; a write in progress leaves a random prefix on disk. */
@@ -133,7 +139,7 @@ export class SimNode {
     if (rd.snapshot !== null) {
       const hash = decodeApp(rd.snapshot.data);
       checker.restore(this.id, rd.snapshot.meta.index, hash);
-      this.app = { applied: rd.snapshot.meta.index, hash };
+      this.app = { applied: rd.snapshot.meta.index, hash, voters: [...rd.snapshot.meta.voters] };
     }
     for (const e of rd.committedEntries) {
       if (e.index !== this.app.applied + 1) {
@@ -142,6 +148,11 @@ export class SimNode {
       this.app.hash = mixHash(this.app.hash, e.index, entryKey(e));
       this.app.applied = e.index;
       checker.apply(this.id, e, this.app.hash);
+      if (e.kind === "config") {
+        const next = decodeVoterSet(e.data).map((v) => v.id);
+        checker.configApplied(this.id, e.index, this.app.voters, next);
+        this.app.voters = next;
+      }
     }
     this.raft!.advance(rd);
     this.maybeCompact();

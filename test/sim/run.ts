@@ -62,7 +62,16 @@ export interface SweepResult {
   readonly failures: SimResult[];
   readonly ms: number;
   readonly maxLivenessTicks: number;
-  readonly totals: { messages: number; applied: number; crashes: number; leaderTerms: number; byType: Record<string, number> };
+  readonly totals: {
+    messages: number;
+    applied: number;
+    crashes: number;
+    leaderTerms: number;
+    /** Voter changes committed, and seeds that committed at least one. */
+    confChanges: number;
+    seedsWithConfChanges: number;
+    byType: Record<string, number>;
+  };
 }
 
 /** Runs seeds [first, first + count) for `steps` steps each. */
@@ -76,7 +85,15 @@ export function sweep(
   const t0 = performance.now();
   const failures: SimResult[] = [];
   let maxLivenessTicks = 0;
-  const totals = { messages: 0, applied: 0, crashes: 0, leaderTerms: 0, byType: {} as Record<string, number> };
+  const totals = {
+    messages: 0,
+    applied: 0,
+    crashes: 0,
+    leaderTerms: 0,
+    confChanges: 0,
+    seedsWithConfChanges: 0,
+    byType: {} as Record<string, number>,
+  };
   for (let seed = first; seed < first + count; seed++) {
     const r = runSeed(seed, steps, undefined, null, extra);
     if (r.violation !== null) failures.push(r);
@@ -85,6 +102,8 @@ export function sweep(
     totals.applied += r.stats.applied;
     totals.crashes += r.stats.crashes;
     totals.leaderTerms += r.stats.leaderTerms;
+    totals.confChanges += r.stats.confChangesApplied;
+    if (r.stats.confChangesApplied > 0) totals.seedsWithConfChanges++;
     for (const [t, n] of Object.entries(r.stats.messagesByType)) totals.byType[t] = (totals.byType[t] ?? 0) + n;
     onResult?.(r);
   }

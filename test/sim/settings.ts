@@ -49,6 +49,10 @@ export interface SimSettings {
   readonly checkQuorum: boolean;
   /** Send every message through the binary codec. */
   readonly wire: boolean;
+  /** Nodes that start as non-voters (observers the leader replicates to), candidates for joining. */
+  readonly extraNodes?: number;
+  /** Probability per step that the leader is asked to add or remove one voter (0: fixed voters). */
+  readonly confChangeRate?: number;
   /**
    * Run each voter on DiskRaftStorage over an in-memory disk that loses unsynced bytes on a
    * crash (not drawn from the seed, so it never changes what a seed does otherwise).
@@ -67,8 +71,17 @@ function pick<T>(r: SeededRandom, xs: readonly T[]): T {
   return xs[r.int(xs.length)]!;
 }
 
-/** The settings of `seed` (with `steps` steps and optionally a forced voter count). */
+/**
+ * The settings of `seed` (with `steps` steps and optionally a forced voter count). Membership
+ * settings come from a stream of their own, so the other settings of a seed stay as they were.
+ */
 export function settingsForSeed(seed: number, steps: number, voters?: 3 | 5): SimSettings {
+  const m = new SeededRandom(seed ^ 0xc0f1c0f1);
+  const membership = { extraNodes: pick(m, [0, 1, 2, 2]), confChangeRate: pick(m, [0, 0.005, 0.02, 0.05]) };
+  return { ...baseSettings(seed, steps, voters), ...membership };
+}
+
+function baseSettings(seed: number, steps: number, voters?: 3 | 5): SimSettings {
   const r = new SeededRandom(seed ^ 0x5eed5eed);
   const derivedVoters = r.int(2) === 0 ? 3 : 5;
   return {

@@ -273,6 +273,12 @@ export class FakeTransport implements Transport {
   readonly abortTransaction: Transport["abortTransaction"] = async () => {
     throw new RillError(Errors.INVALID_REQUEST, "the fake transport serves no transactions");
   };
+  readonly addRaftVoter: Transport["addRaftVoter"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly removeRaftVoter: Transport["removeRaftVoter"] = async () => {
+    throw new Error("not in the fake");
+  };
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };

@@ -56,6 +56,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   listTransactions: unimplemented,
   describeTransactions: unimplemented,
   abortTransaction: unimplemented,
+  addRaftVoter: unimplemented,
+  removeRaftVoter: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

@@ -214,6 +214,8 @@ class FakeNode implements Transport {
   readonly listTransactions = this.createTopics as unknown as Transport["listTransactions"];
   readonly describeTransactions = this.createTopics as unknown as Transport["describeTransactions"];
   readonly abortTransaction = this.createTopics as unknown as Transport["abortTransaction"];
+  readonly addRaftVoter = this.createTopics as unknown as Transport["addRaftVoter"];
+  readonly removeRaftVoter = this.createTopics as unknown as Transport["removeRaftVoter"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

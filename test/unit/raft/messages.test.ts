@@ -66,7 +66,7 @@ describe("raft stale-term messages", () => {
 
 describe("raft malformed messages", () => {
   const cases: Array<[string, Record<string, unknown>]> = [
-    ["unknown sender", { type: "heartbeat", from: 9, to: 2, term: 5, commit: 0 }],
+    ["sender id zero", { type: "heartbeat", from: 0, to: 2, term: 5, commit: 0 }],
     ["from itself", { type: "heartbeat", from: 2, to: 2, term: 5, commit: 0 }],
     ["wrong recipient", { type: "heartbeat", from: 1, to: 3, term: 5, commit: 0 }],
     ["term zero", { type: "heartbeat", from: 1, to: 2, term: 0, commit: 0 }],

@@ -108,6 +108,8 @@ describe("grpc-js server and client built from descriptors", () => {
     listTransactions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     describeTransactions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     abortTransaction: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    addRaftVoter: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    removeRaftVoter: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

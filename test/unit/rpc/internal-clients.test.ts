@@ -53,6 +53,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   listTransactions: unimplemented,
   describeTransactions: unimplemented,
   abortTransaction: unimplemented,
+  addRaftVoter: unimplemented,
+  removeRaftVoter: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

@@ -107,6 +107,9 @@ describe("rill.v1 contract", () => {
       ListTransactions: "unary",
       DescribeTransactions: "unary",
       AbortTransaction: "unary",
+      // dynamic controller quorum (issue 21)
+      AddRaftVoter: "unary",
+      RemoveRaftVoter: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({
       Produce: "unary",
