@@ -115,6 +115,11 @@ export class HwPurgatory<P> {
     if (w.done) return;
     w.done = true;
     this.live--;
+    // The last wait ended: the heap holds only ended ones, and the timer has nothing to time.
+    if (this.live === 0) {
+      this.heap.length = 0;
+      this.arm();
+    }
     if (err) w.reject(err);
     else w.resolve();
   }

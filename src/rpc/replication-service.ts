@@ -155,7 +155,7 @@ export async function answer(
         logStartOffset: Math.max(r.logStartOffset, 0),
         recordBatches: chunks,
         ...(r.error ? { error: toErrorDetail(r.error) } : {}),
-        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: Math.max(r.diverging.endOffset, 0) } } : {}),
+        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
       };
       return out;
     });

@@ -97,6 +97,7 @@ describe("HwPurgatory (acks=ALL waits keyed by offset)", () => {
       await p;
     }
     expect(purgatory.size).toBe(0);
+    expect(timers.pending).toBe(0); // no timer outlives the last wait
     const last = outcome(purgatory.wait("p", 10_000, 1, 10));
     advance(10);
     await flush();

@@ -47,7 +47,9 @@ describe("ReplicaFetchResponse hand encoder", () => {
           ...(kind === 1
             ? { error: create(ErrorDetailSchema, { code: 6, name: "NOT_LEADER_OR_FOLLOWER", message: "moved", retriable: true }) }
             : {}),
-          ...(kind === 2 ? { divergingEpoch: { epoch: rnd.int(-1, 5), endOffset: rnd.int(0, 2) === 0 ? 0 : rnd.int(1, 2 ** 35) } } : {}),
+          ...(kind === 2
+            ? { divergingEpoch: { epoch: rnd.int(-1, 5), endOffset: rnd.int(0, 3) === 0 ? rnd.int(-1, 0) : rnd.int(1, 2 ** 35) } }
+            : {}),
         } as ReplicaFetchPartitionOutput;
       });
       const expected = Buffer.from(toBinary(ReplicaFetchResponseSchema, asMessage(parts)));
