@@ -192,9 +192,13 @@ export function replicationService(
       });
       // Responses grpc-js never wrote give their memory and buffers back when the stream ends.
       const unsent = new Set<() => void>();
-      const stop = (): void => {
-        for (const release of unsent) release();
-        unsent.clear();
+      // `releaseUnsent` false: responses still queued in grpc-js will be serialized (their chunks
+      // read) when the stream flushes, so they give their buffers back in their write callbacks.
+      const stop = (releaseUnsent = true): void => {
+        if (releaseUnsent) {
+          for (const release of unsent) release();
+          unsent.clear();
+        }
         abort.aborted = true;
         abort.onabort?.();
         stopListening();
@@ -221,13 +225,14 @@ export function replicationService(
       });
       call.on("end", () => {
         void chain.then(() => {
-          stop();
+          stop(false);
           if (call.writable) call.end();
         });
       });
-      call.on("cancelled", stop);
-      call.on("error", stop);
-      call.on("close", stop);
+      // Cancelled or failed, grpc-js serializes nothing more: what was not written is given back.
+      call.on("cancelled", () => stop());
+      call.on("error", () => stop());
+      call.on("close", () => stop());
     },
     offsetsForLeaderEpoch: unary((req) => {
       if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
