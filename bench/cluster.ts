@@ -2,7 +2,8 @@
  * A cluster of Rill nodes on 127.0.0.1 for the suite's replicated scenario (3 brokers, RF=3,
  * acks=ALL). `startCluster(runtime, n)` picks n free ports, starts n combined broker+controller
  * nodes at once — `rill broker start --node-id i --listen 127.0.0.1:PORTi
- * --controller-quorum 1@127.0.0.1:PORT1,...` each with a fresh data dir —, waits until every
+ * --controller-quorum 1@127.0.0.1:PORT1,...` each with a fresh data dir and one random cluster
+ * secret (RILL_CLUSTER_SECRET, so members authenticate each other) —, waits until every
  * node logs "broker started" and DescribeCluster lists all n brokers unfenced, and `stop()` ends
  * them by PID.
  *
@@ -15,6 +16,7 @@
  *     starts a cluster, prints its addresses (or why it is not available), stops it on Ctrl-C
  */
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -88,19 +90,24 @@ async function waitFormed(address: string, n: number, timeoutMs: number): Promis
   throw new ClusterUnavailable(`the cluster did not form within ${timeoutMs / 1000} s (${last})`);
 }
 
-/** Starts `n` combined nodes with one controller quorum; throws ClusterUnavailable if it cannot. */
-export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_000): Promise<Cluster> {
+/**
+ * Starts `n` combined nodes with one controller quorum (`args` added to each node's command line);
+ * throws ClusterUnavailable if it cannot.
+ */
+export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_000, args: readonly string[] = []): Promise<Cluster> {
   const unsupported = clusterSupport(runtime);
   if (unsupported) throw new ClusterUnavailable(unsupported);
   const ports: number[] = [];
   for (let i = 0; i < n; i++) ports.push(await freePort());
   const quorum = ports.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(",");
+  const env = { RILL_CLUSTER_SECRET: randomBytes(24).toString("hex") };
   const started = await Promise.allSettled(
     ports.map((p, i) =>
       startBrokerProcess(runtime, {
         listen: `127.0.0.1:${p}`,
-        args: ["--node-id", String(i + 1), "--controller-quorum", quorum],
+        args: ["--node-id", String(i + 1), "--controller-quorum", quorum, ...args],
         startTimeoutMs: timeoutMs,
+        env,
       }),
     ),
   );

@@ -226,3 +226,62 @@ export function percentilesMs(hist: { mean: number; getValueAtPercentile(p: numb
 export function isMain(metaUrl: string, file: string): boolean {
   return metaUrl === `file://${process.argv[1]}` || (process.argv[1]?.endsWith(file) ?? false);
 }
+
+/** The PIDs of every descendant of `pid` (Linux /proc: each process's parent is field 4 of its stat). */
+export function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of nodeFs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = nodeFs.readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const out: number[] = [];
+  for (let todo = [pid]; todo.length > 0; ) {
+    const next = todo.flatMap((p) => children.get(p) ?? []);
+    out.push(...next);
+    todo = next;
+  }
+  return out;
+}
+
+/**
+ * Samples, every `everyMs`, the RSS of the brokers a tool started (descendants of `pid` whose
+ * command line holds "broker start"); `stop()` returns the largest peak of any of them, or null
+ * when the tool started none.
+ */
+export function sampleBrokerDescendantsRss(pid: number, everyMs = 200): { stop: () => number | null } {
+  const peaks = new Map<number, number>();
+  const isBroker = new Map<number, boolean>();
+  const tick = (): void => {
+    let pids: number[];
+    try {
+      pids = descendantsOf(pid);
+    } catch {
+      return;
+    }
+    for (const p of pids) {
+      if (!isBroker.has(p)) {
+        try {
+          isBroker.set(p, nodeFs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").includes("broker start"));
+        } catch {
+          continue;
+        }
+      }
+      if (!isBroker.get(p)) continue;
+      const v = rssMiB(p);
+      if (v !== null) peaks.set(p, Math.max(peaks.get(p) ?? 0, v));
+    }
+  };
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return peaks.size ? Math.max(...peaks.values()) : null;
+    },
+  };
+}

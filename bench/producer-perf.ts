@@ -6,7 +6,7 @@
  *   bun bench/producer-perf.ts [--records 2000000] [--record-size 100] [--throughput -1]
  *     [--acks leader|all|none] [--compression none|lz4] [--partitions 1] [--replication-factor N] [--producers 1]
  *     [--brokers HOST:PORT,...] [--batch-records 1000] [--in-flight 8] [--mode batches|records]
- *     [--broker-runtime bun|node|deno] [--protocol grpc|kafka] [--json FILE]
+ *     [--broker-runtime bun|node|deno] [--protocol grpc|kafka] [--topic-configs KEY=VALUE,...] [--json FILE]
  *
  * `--producers N` opens N producer connections (each its own HTTP/2 connection and
  * ProduceStream, `--in-flight` requests pipelined on each) that share the `--records` budget:
@@ -80,6 +80,8 @@ export const producerPerfDefaults = {
   tlsServerName: "localhost",
   /** grpc: ProduceStream; kafka: Kafka's Produce on the Kafka listener. */
   protocol: "grpc" as "grpc" | "kafka",
+  /** Configs of the topic it creates, KEY=VALUE,... (e.g. flush.ms=9007199254740991). */
+  topicConfigs: "",
   json: "",
 };
 export type ProducerPerfOptions = typeof producerPerfDefaults;
@@ -105,6 +107,7 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
   choice("protocol", ["grpc", "kafka"]);
   if (o.protocol === "kafka" && o.mode !== "batches") throw new Error("--protocol kafka: sends batches only (--mode batches)");
   if (o.protocol === "kafka" && o.tlsCa !== "") throw new Error("--protocol kafka: the Kafka producer has no TLS");
+  topicConfigsOf(o.topicConfigs);
   const brokers = [o.brokers, o.broker]
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
@@ -113,6 +116,17 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
     if (!/^[^\s:]+:\d+$/.test(b) && !/^\[[^\]]+\]:\d+$/.test(b))
       throw new Error(`--brokers: expected HOST:PORT[,HOST:PORT...], got "${b}"`);
   return brokers;
+}
+
+/** `--topic-configs KEY=VALUE,...` as an object. */
+export function topicConfigsOf(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of s.split(",").filter((x) => x.trim() !== "")) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new Error(`--topic-configs: expected KEY=VALUE[,KEY=VALUE...], got "${kv}"`);
+    out[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+  }
+  return out;
 }
 
 function kebab(k: string): string {
@@ -137,14 +151,14 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
  */
 export async function startBrokerProcess(
   runtime: "bun" | "node" | "deno",
-  opts: { listen?: string; args?: readonly string[]; startTimeoutMs?: number } = {},
+  opts: { listen?: string; args?: readonly string[]; startTimeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<{ address: string; proc: ChildProcess; dataDir: string; stop: () => Promise<void> }> {
   const dataDir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-bench-"));
   const cmd = rillCommand(runtime);
   const proc = spawn(
     cmd[0]!,
     [...cmd.slice(1), "broker", "start", "--data-dir", dataDir, "--listen", opts.listen ?? "127.0.0.1:0", ...(opts.args ?? [])],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) },
   );
   let exited = false;
   let stderrTail = "";
@@ -366,7 +380,7 @@ async function runProducer(s: Shared, address: string, index: number, partitions
  * Which partitions of `topic` each broker leads, by the broker's address (DescribeTopics and
  * DescribeCluster at `address`), once every partition has a leader (waiting up to 10 s).
  */
-async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
+export async function leadersByAddress(address: string, topic: string): Promise<Map<string, number[]>> {
   const admin = new (clientConstructor(AdminService))(address, creds(), channelOptions());
   const call = <T>(f: (cb: (e: Error | null, r?: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) => f((e, r) => (e ? reject(e) : resolve(r!))));
@@ -437,7 +451,8 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
     const addresses = given.length > 0 ? given : kafka ? [`127.0.0.1:${kafkaPort}`] : [broker!.address];
     const topic = `perf-${Date.now()}`;
     // Kafka with --brokers: the topic comes from Metadata's auto-creation (kafkaLeaders).
-    if (broker || !kafka) await createTopic(broker?.address ?? addresses[0]!, topic, o.partitions, {}, o.replicationFactor);
+    if (broker || !kafka)
+      await createTopic(broker?.address ?? addresses[0]!, topic, o.partitions, topicConfigsOf(o.topicConfigs), o.replicationFactor);
     const s: Shared = {
       o,
       topic,

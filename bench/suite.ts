@@ -34,6 +34,10 @@
  * `txn`: READ_COMMITTED ÷ READ_UNCOMMITTED consume (bench/txn-consume-perf.ts: a broker in the
  * tool's process on Bun, 100 B records in transactions of 1000, the SDK Consumer over the same
  * log at both isolation levels, interleaved); issue 17's goal ≥ 0.9.
+ * `sweep` and `partitions` (issue 20; bench/suite-sweep.ts): latency against throughput for one
+ * broker and for RF=3 acks=all (bench/producer-sweep.ts: the maximum, then 10%…100% of it and
+ * 100k records/s, open loop), drawn into <label>-sweep.svg; and produce over 1,000 partitions by
+ * 4 producers ÷ one partition by one, and consume (Subscribe) of 1,000 partitions and of one.
  * `--records-scale X` multiplies every record count (and e2e's duration, at least 2 s) by X:
  * `--quick true` is `--records-scale 0.25 --runs 1`; a smoke test uses 0.01 or less.
  */
@@ -43,22 +47,32 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { startNoopServer } from "./ceiling.ts";
 import { ClusterUnavailable, startCluster, type Cluster } from "./cluster.ts";
-import { isMain, loadAverage, median, parseArgs, sampleRss } from "./lib.ts";
+import { isMain, loadAverage, median, parseArgs, sampleBrokerDescendantsRss, sampleRss } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
+import {
+  issue20Targets,
+  partitionsScenario,
+  resummarize,
+  suiteSweepSvg,
+  sweepMarkdown,
+  sweepScenario,
+  type SuiteTools,
+  type SweepSummary,
+} from "./suite-sweep.ts";
 
 type Runtime = "bun" | "node" | "deno";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BUN = path.join(root, "node_modules/.bin/bun");
 
 /** Scenario groups `--only` takes. */
-export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster", "kafka", "txn"];
+export const SCENARIOS = ["produce", "consume", "e2e", "peers", "cluster", "kafka", "txn", "sweep", "partitions"];
 
 const defaults = {
   brokerRuntime: "bun",
   runs: 3,
   quick: false,
-  only: "produce,consume,e2e,peers,cluster,kafka,txn",
+  only: "produce,consume,e2e,peers,cluster,kafka,txn,sweep,partitions",
   peers: true,
   /** Multiplies every record count (quick: a further 0.25). */
   recordsScale: 1,
@@ -71,7 +85,7 @@ const defaults = {
 type Options = typeof defaults;
 
 export interface Row {
-  kind: "produce" | "consume" | "e2e" | "peer" | "cluster" | "kafka" | "txn";
+  kind: "produce" | "consume" | "e2e" | "peer" | "cluster" | "kafka" | "txn" | "sweep" | "partitions";
   name: string;
   brokerRuntime: string;
   recordSize: number;
@@ -93,6 +107,10 @@ export interface Row {
   kafkaOverGrpc?: number;
   /** Txn rows: READ_COMMITTED ÷ READ_UNCOMMITTED, log offsets read per second. */
   readCommittedRatio?: number;
+  /** Sweep rows: the medians of every step (recordsPerSec is the closed-loop maximum). */
+  sweep?: SweepSummary;
+  /** Partitions rows: this figure ÷ the same scenario's one-partition figure, same run. */
+  ratioToOnePartition?: number;
   /** Why the scenario could not run (its figures are then NaN). */
   unavailable?: string;
   runs: Record<string, unknown>[];
@@ -114,7 +132,9 @@ function progress(msg: string): void {
 
 /**
  * Runs `bun bench/<file> args --json TMP` (killed after `timeoutS`); returns its JSON. A tool
- * that fails throws, unless `keepFailed` and it wrote its JSON (then `exitCode` is in it).
+ * that fails throws, unless `keepFailed` and it wrote its JSON (then `exitCode` is in it). When
+ * the tool starts brokers of its own, the largest one's peak RSS is added as
+ * `spawnedBrokerRssPeakMiB`.
  */
 async function runTool(file: string, args: string[], timeoutS: number, keepFailed = false): Promise<Record<string, unknown>> {
   const tmp = path.join(os.tmpdir(), `rill-bench-${process.pid}-${Date.now()}.json`);
@@ -123,11 +143,18 @@ async function runTool(file: string, args: string[], timeoutS: number, keepFaile
   child.stdout.on("data", indent);
   child.stderr.on("data", indent);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  const brokersRss = sampleBrokerDescendantsRss(child.pid!);
   try {
     const code = await new Promise<number | null>((r) => child.once("exit", r));
+    const rss = brokersRss.stop();
     if (code !== 0 && !(keepFailed && nodeFs.existsSync(tmp))) throw new Error(`${file} ${args.join(" ")} exited with ${code}`);
-    return { ...(JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>), ...(code !== 0 ? { exitCode: code } : {}) };
+    return {
+      ...(JSON.parse(nodeFs.readFileSync(tmp, "utf8")) as Record<string, unknown>),
+      ...(code !== 0 ? { exitCode: code } : {}),
+      ...(rss !== null ? { spawnedBrokerRssPeakMiB: rss } : {}),
+    };
   } finally {
+    brokersRss.stop();
     clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     nodeFs.rmSync(tmp, { force: true });
@@ -308,6 +335,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
     600,
   );
   const pRuns = p["runs"] as Record<string, Record<string, unknown>[]>;
+  const pRss = p["spawnedBrokerRssPeakMiB"] as number | undefined;
   const pLoad = [(p["loadAverage"] as number[])[0]!];
   const pLabels: Record<string, string> = {
     grpc: "gRPC producer (ours)",
@@ -334,6 +362,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
       recordsPerSec: rps,
       payloadMiBPerSec: (rps * 100) / MiB,
       ...(who === "kafka" ? { kafkaOverGrpc: p["kafkaOverGrpc"] as number } : {}),
+      ...(pRss !== undefined ? { rssPeakMiB: pRss } : {}),
       runs: pRuns[who] ?? [],
       loadAverage: pLoad,
       command: pCommand,
@@ -350,6 +379,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
   );
   const medians = c["medians"] as Record<string, { recordsPerSec: number; payloadMiBPerSec: number }>;
   const cRuns = c["runResults"] as Record<string, Record<string, unknown>[]>;
+  const cRss = c["spawnedBrokerRssPeakMiB"] as number | undefined;
   const cLabels: Record<string, string> = {
     grpc: "gRPC Fetch (ours)",
     kafka: "Kafka Fetch (ours)",
@@ -369,6 +399,7 @@ async function kafka(rt: Runtime, records: number, clientRecords: number, runs: 
       recordsPerSec: medians[who]!.recordsPerSec,
       payloadMiBPerSec: medians[who]!.payloadMiBPerSec,
       ...(who === "kafka" && c["kafkaOverGrpc"] !== null ? { kafkaOverGrpc: c["kafkaOverGrpc"] as number } : {}),
+      ...(cRss !== undefined ? { rssPeakMiB: cRss } : {}),
       runs: cRuns[who] ?? [],
       loadAverage: [(c["loadAverage"] as number[])[0]!],
       command: cCommand,
@@ -687,6 +718,7 @@ function targets(rows: Row[]): Target[] {
       met: r.readCommittedRatio! >= 0.9,
     });
   }
+  out.push(...issue20Targets(rows));
   const peerRows = rows.filter((r) => r.kind === "peer");
   const rill = find((r) => r.kind === "produce" && r.recordSize === 100 && r.compression === "none" && r.mode === "batches");
   if (peerRows.length && rill) {
@@ -735,7 +767,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
       continue;
     }
     const lat = r.latencyMs
-      ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" || r.kind === "cluster" ? " (request)" : ""}`
+      ? `${fmt(r.latencyMs.p50, 2)} / ${fmt(r.latencyMs.p99, 2)} / ${fmt(r.latencyMs.p999, 2)}${r.kind === "e2e" ? " (e2e)" : r.kind === "produce" || r.kind === "cluster" || r.kind === "partitions" ? " (request)" : r.kind === "sweep" ? " (request at 70%)" : ""}`
       : "–";
     lines.push(
       `| ${r.name} | ${r.brokerRuntime} | ${(r.recordsPerSec / 1e6).toFixed(2)}M | ${fmt(r.payloadMiBPerSec)} | ${fmt(r.ceilingMiBPerSec)} | ${fmt(r.ratioToCeiling, 2)} | ${lat} | ${fmt(r.rssPeakMiB, 0)} | ${r.durability ?? "–"} | ${r.loadAverage.map((x) => x.toFixed(2)).join(", ")} |`,
@@ -746,6 +778,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>): string {
     lines.push(``, `## Targets (issues 7 and 15)`, ``, `| target | goal | measured | |`, `|---|---|---|---|`);
     for (const x of t) lines.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met === null ? "–" : x.met ? "met" : "**missed**"} |`);
   }
+  lines.push(...sweepMarkdown(rows, `${meta["label"]}-sweep.svg`));
   lines.push(
     ``,
     `Chart: [${meta["label"]}.svg](${meta["label"]}.svg). Full figures (every run, latency avg/p95/max, commands): \`${meta["json"] ?? "the run's JSON"}\` (gitignored; kept on the machine that ran it).`,
@@ -851,6 +884,11 @@ export async function runSuite(o: Options): Promise<Row[]> {
   }
   if (only.has("peers") && o.peers) jobs.push(() => peers(o));
   if (only.has("txn")) jobs.push(() => txnConsume(scaled(1_000_000, scale, 1000), runs));
+  const tools: SuiteTools = { runTool, withBroker, progress };
+  for (const rt of runtimes) {
+    if (only.has("sweep")) jobs.push(() => sweepScenario(tools, rt, scale, runs));
+    if (only.has("partitions")) jobs.push(() => partitionsScenario(tools, rt, scaled(4_000_000, scale, 1000), runs));
+  }
   if (runtimes.includes("node") && !process.env["RILL_BENCH_NODE_MAIN"]) buildForNode();
   steps = jobs.length;
   const rows: Row[] = [];
@@ -862,15 +900,22 @@ export async function runSuite(o: Options): Promise<Row[]> {
       progress(
         x.unavailable
           ? `=> ${x.name} (${x.brokerRuntime}): not available (${x.unavailable})`
-          : `=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}`,
+          : `=> ${x.name} (${x.brokerRuntime}): ${(x.recordsPerSec / 1e6).toFixed(2)}M records/s${x.ratioToCeiling ? `, ${x.ratioToCeiling.toFixed(2)} of the ceiling` : ""}${x.latencyMs ? `, p50 ${x.latencyMs.p50.toFixed(2)} ms, p99 ${x.latencyMs.p99.toFixed(2)} ms` : ""}${x.rssPeakMiB !== undefined ? `, broker RSS peak ${x.rssPeakMiB.toFixed(0)} MiB` : ""}`,
       );
   }
   return rows;
 }
 
+/** Writes `<label>-sweep.svg` (latency against throughput) when the sweep ran. */
+function writeSweepSvg(out: string, label: string, rows: Row[], date: string): void {
+  const svg = suiteSweepSvg(rows, `Latency against throughput, 100 B records, ${date.slice(0, 10)} (medians per step)`);
+  if (svg) nodeFs.writeFileSync(path.join(out, `${label}-sweep.svg`), svg);
+}
+
 /** `--from-json FILE`: renders the table and chart of an earlier run again (e.g. after a fix here). */
 function rerender(file: string, o: Options): void {
   const j = JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown> & { rows: Row[] };
+  resummarize(j.rows);
   const meta = { ...j, label: o.label, json: path.relative(root, path.resolve(file)) };
   const out = path.resolve(root, o.out);
   nodeFs.writeFileSync(path.join(out, `${o.label}.md`), markdown(j.rows, meta));
@@ -878,6 +923,7 @@ function rerender(file: string, o: Options): void {
     path.join(out, `${o.label}.svg`),
     svgChart(j.rows, `Rill benchmarks, ${String(j["date"]).slice(0, 10)}, ${String(j["machine"]).split(",")[0]}`),
   );
+  writeSweepSvg(out, o.label, j.rows, String(j["date"]));
   process.stderr.write(`rendered ${file} to ${o.out}/${o.label}.md and .svg\n`);
 }
 
@@ -911,6 +957,7 @@ async function main(): Promise<void> {
     path.join(out, `${o.label}.svg`),
     svgChart(rows, `Rill benchmarks, ${date.slice(0, 10)}, broker ${o.brokerRuntime}, ${meta.machine.split(",")[0]}`),
   );
+  writeSweepSvg(out, o.label, rows, date);
   process.stdout.write(md);
   process.stderr.write(`wrote ${path.relative(root, jsonFile)}, ${o.out}/${o.label}.md, ${o.out}/${o.label}.svg\n`);
 }

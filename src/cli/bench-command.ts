@@ -3,11 +3,15 @@
  * run as a child process under the package's Bun (the suite's clients always run on Bun; the
  * broker's runtime is `--broker-runtime`). Output streams through; the exit code is the tool's.
  *
- *   rill bench [produce|consume|latency|peers|cluster|kafka ...] [--quick] [--runs N] ...
+ *   rill bench [produce|consume|latency|peers|cluster|kafka|sweep|partitions ...] [--quick] [--runs N] ...
  *       the suite (`npm run bench`, bench/suite.ts): the named scenario groups, or all
  *   rill bench producer [--records N --record-size B --throughput R --acks all|leader|none
  *                        --compression none|lz4 --partitions N --producers N --brokers H:P,...
  *                        --protocol grpc|kafka]
+ *   rill bench producer --sweep [--local-brokers 1|3 --acks all --steps N --step-seconds S
+ *                        --max-seconds S --warmup-seconds S --extra-rates R,... --svg FILE ...]
+ *       the maximum, then a ladder of offered rates (bench/producer-sweep.ts): request and
+ *       end-to-end latency percentiles against throughput, as a table, JSON and an SVG chart
  *   rill bench consumer [--records N --record-size B --mode fetch|subscribe --runs N ...]
  *   rill bench e2e      [--rate R --seconds S --record-size B ...]
  *
@@ -33,6 +37,8 @@ export const BENCH_SCENARIOS: Readonly<Record<string, string>> = {
   peers: "peers",
   cluster: "cluster",
   kafka: "kafka",
+  sweep: "sweep",
+  partitions: "partitions",
 };
 
 /** The package root (this file is src/cli/bench-command.ts). */
@@ -76,17 +82,17 @@ async function runBenchFile(io: Io, file: string, args: readonly string[]): Prom
 }
 
 /** Options whose value is a path: made absolute here, since the tools run in the package root. */
-const PATH_OPTIONS = new Set(["json", "out"]);
+const PATH_OPTIONS = new Set(["json", "out", "svg"]);
 
 /**
  * `--kebab-case value` for every option the user gave (defaults left to the tool; a switch
  * becomes `--name true|false`, as the tools parse it).
  */
-function givenArgs(cmd: Command): string[] {
+function givenArgs(cmd: Command, except: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(cmd.opts())) {
-    if (value === undefined || cmd.getOptionValueSource(key) !== "cli") continue;
-    const v = PATH_OPTIONS.has(key) ? path.resolve(String(value)) : String(value);
+    if (value === undefined || cmd.getOptionValueSource(key) !== "cli" || except.includes(key)) continue;
+    const v = PATH_OPTIONS.has(key) && String(value) !== "" ? path.resolve(String(value)) : String(value);
     out.push(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, v);
   }
   return out;
@@ -142,12 +148,55 @@ async function suite(io: Io, scenarios: readonly string[], cmd: Command): Promis
   await runBenchFile(io, "suite.ts", args);
 }
 
+/** Options of `rill bench producer` that only the sweep takes, and those it does not take. */
+const SWEEP_ONLY = [
+  "localBrokers",
+  "steps",
+  "stepSeconds",
+  "warmupSeconds",
+  "maxSeconds",
+  "extraRates",
+  "lingerMs",
+  "inFlightMax",
+  "svg",
+  "title",
+];
+const NOT_SWEEP = ["records", "throughput", "mode", "protocol"];
+
+/** `rill bench producer`: producer-perf, or with `--sweep` producer-sweep; options of the other are refused. */
+async function producer(io: Io, cmd: Command): Promise<void> {
+  const given = (keys: readonly string[]): string[] =>
+    keys.filter((k) => cmd.getOptionValueSource(k) === "cli").map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  const sweep = cmd.opts()["sweep"] === true;
+  const wrong = given(sweep ? NOT_SWEEP : SWEEP_ONLY);
+  if (wrong.length)
+    cmd.error(sweep ? `--sweep does not take ${wrong.join(", ")}` : `${wrong.join(", ")}: only with --sweep`, { exitCode: 2 });
+  if (sweep) await runBenchFile(io, "producer-sweep.ts", givenArgs(cmd, ["sweep"]));
+  else await runBenchFile(io, "producer-perf.ts", givenArgs(cmd));
+}
+
+/** A number of seconds >= 0 (fractions allowed). */
+function seconds(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3600)
+    throw new InvalidArgumentError(`expected seconds in [0, 3600], got "${value}"`);
+  return n;
+}
+
+/** Records/s > 0, comma-separated. */
+function rates(value: string): string {
+  const parts = value.split(",").map((s) => s.trim());
+  if (parts.some((p) => p === "" || !(Number(p) > 0) || !Number.isFinite(Number(p))))
+    throw new InvalidArgumentError(`expected records/s > 0, comma-separated, got "${value}"`);
+  return parts.join(",");
+}
+
 /** Adds `rill bench` and its tool subcommands to `program`. */
 export function registerBench(program: Command, io: Io): void {
   const bench = program
     .command("bench")
     .description(
-      "benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster, kafka; default all) or one tool (producer, consumer, e2e)",
+      "benchmarks: the suite (scenarios: produce, consume, latency, peers, cluster, kafka, sweep, partitions; default all) or one tool (producer, consumer, e2e)",
     )
     .argument("[scenario...]", "suite scenario groups to run")
     .option("--quick", "a quarter of the records, one run each")
@@ -185,7 +234,18 @@ export function registerBench(program: Command, io: Io): void {
       ).argParser(oneOf(["grpc", "kafka"] as const)),
     )
     .addOption(json())
-    .action(async (_o: object, cmd: Command) => runBenchFile(io, "producer-perf.ts", givenArgs(cmd)));
+    .option("--sweep", "latency against throughput: the maximum, then a ladder of offered rates (open loop), chart and table")
+    .addOption(new Option("--local-brokers <n>", "with --sweep: brokers to start on 127.0.0.1 (3: a cluster, RF=3)").argParser(intIn(1, 9)))
+    .addOption(new Option("--steps <n>", "with --sweep: ladder steps, 1/n … 100% of the maximum").argParser(intIn(1, 100)))
+    .addOption(new Option("--step-seconds <s>", "with --sweep: seconds per step").argParser(seconds))
+    .addOption(new Option("--warmup-seconds <s>", "with --sweep: seconds of each step not measured").argParser(seconds))
+    .addOption(new Option("--max-seconds <s>", "with --sweep: seconds of the closed-loop maximum").argParser(seconds))
+    .addOption(new Option("--extra-rates <r,...>", "with --sweep: further offered rates, records/s").argParser(rates))
+    .addOption(new Option("--linger-ms <ms>", "with --sweep: how often the paced producer sends what is due").argParser(intIn(0, 60_000)))
+    .addOption(count("--in-flight-max <n>", "with --sweep: requests waiting per producer at most on the schedule"))
+    .addOption(new Option("--svg <file>", "with --sweep: the chart (default bench/results/sweep.svg)"))
+    .addOption(new Option("--title <text>", "with --sweep: the series name in the table and chart"))
+    .action(async (_o: object, cmd: Command) => producer(io, cmd));
 
   bench
     .command("consumer")

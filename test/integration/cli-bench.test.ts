@@ -169,12 +169,101 @@ describe("rill bench", () => {
     expect(r.stdout).toMatch(/records\/s/);
   }, 300_000);
 
+  it("producer --sweep: a short ladder against a running broker writes a table, JSON with increasing offered rates and a well-formed SVG", async () => {
+    const json = path.join(out, "sweep.json");
+    const svg = path.join(out, "sweep.svg");
+    // Tiny steps: the maximum for 0.3 s, then 1/3, 2/3, 3/3 of it and a fixed 5000 records/s.
+    const r = await rill(
+      [
+        "bench",
+        "producer",
+        "--sweep",
+        "--brokers",
+        broker.address,
+        "--steps",
+        "3",
+        "--step-seconds",
+        "0.3",
+        "--max-seconds",
+        "0.3",
+        "--warmup-seconds",
+        "0",
+        "--extra-rates",
+        "5000",
+        "--batch-records",
+        "100",
+        "--svg",
+        svg,
+        "--json",
+        json,
+      ],
+      60_000,
+    );
+    expect(r.stderr).not.toMatch(/^rill: /m);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^1 broker acks=leader: 100 B records, none, 1 partition\(s\), 1 producer\(s\); maximum \d+ records\/s$/m);
+    expect(r.stdout.split("\n").filter((l) => /^(closed|\d+%|fixed) /.test(l))).toHaveLength(5);
+    const j = readJson(json) as Record<string, unknown> & {
+      max: { records: number; achievedRecordsPerSec: number };
+      steps: Array<{
+        kind: string;
+        fraction: number;
+        offeredRecordsPerSec: number;
+        records: number;
+        measuredRecords: number;
+        errors: number;
+        requestMs: Record<string, number>;
+        e2eMs: Record<string, number>;
+      }>;
+    };
+    expect(j).toMatchObject({ tool: "producer-sweep", brokerRuntime: "external", brokers: broker.address, errors: 0, producerCount: 1 });
+    expect(positive(j.max.achievedRecordsPerSec)).toBe(true);
+    expect(j["maxRecordsPerSec"]).toBe(j.max.achievedRecordsPerSec);
+    // Four steps, offered rates strictly increasing: the three fractions of the maximum and the fixed rate in its place.
+    expect(j.steps).toHaveLength(4);
+    const offered = j.steps.map((s) => s.offeredRecordsPerSec);
+    for (let i = 1; i < offered.length; i++) expect(offered[i]!).toBeGreaterThan(offered[i - 1]!);
+    const fractions = j.steps.filter((s) => s.kind === "fraction");
+    expect(fractions.map((s) => s.fraction)).toEqual([1 / 3, 2 / 3, 1]);
+    for (const s of fractions) expect(s.offeredRecordsPerSec).toBeCloseTo(s.fraction * j.max.achievedRecordsPerSec, 6);
+    expect(j.steps.filter((s) => s.kind === "extra").map((s) => s.offeredRecordsPerSec)).toEqual([5000]);
+    for (const s of j.steps) {
+      expect(s.errors).toBe(0);
+      expect(s.records).toBeGreaterThan(0);
+      // No warm-up: every record sent was read back and measured end to end.
+      expect(s.measuredRecords).toBe(s.records);
+      for (const l of [s.requestMs, s.e2eMs]) {
+        expect(positive(l["p50"])).toBe(true);
+        expect(l["p99"]).toBeGreaterThanOrEqual(l["p50"]!);
+        expect(l["p999"]).toBeGreaterThanOrEqual(l["p99"]!);
+      }
+    }
+    // The SVG: one element tree, every tag closed, two panels of three percentile lines each.
+    const text = nodeFs.readFileSync(svg, "utf8");
+    expect(text).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" [^>]*>[\s\S]*<\/svg>\n$/);
+    const stack: string[] = [];
+    for (const m of text.matchAll(/<(\/?)([a-z]+)\b[^>]*?(\/?)>/g)) {
+      if (m[1]) expect(stack.pop()).toBe(m[2]);
+      else if (!m[3]) stack.push(m[2]!);
+    }
+    expect(stack).toEqual([]);
+    expect(text.match(/<polyline /g)).toHaveLength(6);
+    expect(text).not.toMatch(/NaN|undefined|Infinity/);
+  }, 90_000);
+
+  it("producer: --sweep and the fixed-count options refuse each other", async () => {
+    const a = await rill(["bench", "producer", "--sweep", "--records", "5"]);
+    expect([a.code, a.stderr.trim()]).toEqual([2, "rill: --sweep does not take --records"]);
+    const b = await rill(["bench", "producer", "--steps", "3"]);
+    expect([b.code, b.stderr.trim()]).toEqual([2, "rill: --steps: only with --sweep"]);
+  });
+
   it("refuses an unknown scenario with one usage line", async () => {
     const r = await rill(["bench", "everything"]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(
-        /^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster, kafka; tools: producer, consumer, e2e\)$/,
+        /^rill: unknown scenario "everything" \(scenarios: produce, consume, latency, peers, cluster, kafka, sweep, partitions; tools: producer, consumer, e2e\)$/,
       ),
     ]);
   });

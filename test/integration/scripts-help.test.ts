@@ -15,7 +15,16 @@ const ROOT = path.resolve(".");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
 
 /** Files in those folders that are imported, not run. */
-const LIBRARIES = new Set(["bench/lib.ts", "bench/runtime.ts", "bench/peers/_common.ts", "bench/kafka-producer.ts", "bench/progress.ts"]);
+const LIBRARIES = new Set([
+  "bench/lib.ts",
+  "bench/runtime.ts",
+  "bench/peers/_common.ts",
+  "bench/kafka-producer.ts",
+  "bench/progress.ts",
+  "bench/sweep-load.ts",
+  "bench/sweep-chart.ts",
+  "bench/suite-sweep.ts",
+]);
 
 function filesIn(dir: string, ext: string): string[] {
   return nodeFs
