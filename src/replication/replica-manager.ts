@@ -21,6 +21,7 @@ import type { TopicConfig } from "../config/schema.ts";
 import type { TxnMarker } from "../protocol/control-record.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
+import { HwPurgatory } from "./hw-purgatory.ts";
 
 /** Produce acknowledgement levels. */
 export type AckLevel = "none" | "leader" | "all";
@@ -49,16 +50,6 @@ export interface FetchedData {
   readonly error: Error | null;
 }
 
-/** A produce waiting for the high watermark (acks=ALL). */
-interface HwWaiter {
-  readonly replica: PartitionReplica;
-  readonly offset: number;
-  readonly minIsr: number;
-  readonly resolve: () => void;
-  readonly reject: (e: Error) => void;
-  timer: unknown;
-}
-
 /** What a leader answers a follower's fetch of one partition. */
 export interface ReplicaFetchResult {
   readonly highWatermark: number;
@@ -74,7 +65,8 @@ export class ReplicaManager {
   private readonly waiters = new Set<() => void>();
   private readonly replicas = new Map<string, PartitionReplica>();
   private readonly byLog = new WeakMap<PartitionLog, PartitionReplica>();
-  private readonly hwWaiters = new Set<HwWaiter>();
+  /** acks=ALL produces waiting for the high watermark, per partition in offset order (hw-purgatory.ts). */
+  private readonly hwWaiters: HwPurgatory<PartitionReplica>;
   private readonly roleListeners = new Set<(r: PartitionReplica) => void>();
   private readonly unsubscribe: () => void;
   private _closed = false;
@@ -101,6 +93,13 @@ export class ReplicaManager {
     private readonly timers: Timers,
     private readonly nodeId: number,
   ) {
+    this.hwWaiters = new HwPurgatory(clock, timers, (w) => {
+      const r = w.partition;
+      return rillError(
+        "REQUEST_TIMED_OUT",
+        `${r.topic}-${r.partition}: offset ${w.offset} was not replicated to the ISR within ${w.timeoutMs} ms (high watermark ${r.hw}, ISR ${r.isr.join(",")})`,
+      );
+    });
     this.producerWaiters = new Waiters(timers, {
       onTimeout: (what, ms) => rillError("REQUEST_TIMED_OUT", `${what}: not applied here within ${ms} ms`),
       onClose: () => rillError("SHUTTING_DOWN", `broker ${nodeId} is shutting down`),
@@ -198,49 +197,30 @@ export class ReplicaManager {
   replicated(topic: string, partition: number, lastOffset: number, timeoutMs: number): Promise<void> {
     const r = this.replica(topic, partition);
     if (!r) return Promise.reject(rillError("NOT_LEADER_OR_FOLLOWER", `${topic}-${partition}: not hosted on broker ${this.nodeId}`));
-    const minIsr = r.log.topicConfig.minInsyncReplicas;
-    return new Promise((resolve, reject) => {
-      const w: HwWaiter = { replica: r, offset: lastOffset, minIsr, resolve, reject, timer: null };
-      this.hwWaiters.add(w);
-      w.timer = this.timers.setTimeout(
-        () => {
-          if (!this.hwWaiters.delete(w)) return;
-          reject(
-            rillError(
-              "REQUEST_TIMED_OUT",
-              `${topic}-${partition}: offset ${lastOffset} was not replicated to the ISR within ${timeoutMs} ms (high watermark ${r.hw}, ISR ${r.isr.join(",")})`,
-            ),
-          );
-        },
-        Math.max(1, timeoutMs),
-      );
-      this.checkHwWaiters(r);
-    });
+    const done = this.hwWaiters.wait(r, lastOffset, r.log.topicConfig.minInsyncReplicas, timeoutMs);
+    this.checkHwWaiters(r);
+    return done;
   }
 
+  /** Ends the acks=ALL waits of `r` that its high watermark, ISR or role decide (no scan of other partitions). */
   private checkHwWaiters(r: PartitionReplica): void {
-    if (this.hwWaiters.size === 0) return;
-    for (const w of [...this.hwWaiters]) {
-      if (w.replica !== r) continue;
-      let err: Error | null = null;
+    if (!this.hwWaiters.has(r)) return;
+    this.hwWaiters.complete(
+      r,
+      { leading: r.role === "leader", hw: r.hw, isrSize: r.isr.length },
       // Written here but not known replicated when leadership moved: the new leader may well
       // keep it, so the outcome is unknown — not NOT_LEADER ("not written").
-      if (r.role !== "leader")
-        err = rillError(
+      (w) =>
+        rillError(
           "REQUEST_TIMED_OUT",
           `${r.topic}-${r.partition}: broker ${this.nodeId} lost leadership before offset ${w.offset} was known replicated; it may or may not be kept`,
-        );
-      else if (r.hw > w.offset && r.isr.length < w.minIsr)
-        err = rillError(
+        ),
+      (w) =>
+        rillError(
           "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
           `${r.topic}-${r.partition}: written, but the ISR shrank to ${r.isr.length} (< min.insync.replicas ${w.minIsr}) before it was replicated`,
-        );
-      else if (r.hw <= w.offset) continue;
-      this.hwWaiters.delete(w);
-      this.timers.clearTimeout(w.timer);
-      if (err) w.reject(err);
-      else w.resolve();
-    }
+        ),
+    );
   }
 
   private hwMoved(r: PartitionReplica): void {
@@ -269,6 +249,8 @@ export class ReplicaManager {
       maxBytes: number;
       /** The follower's broker epoch (its registration), -1 before its first. */
       brokerEpoch?: number;
+      /** Fills a disk read's buffer (PartitionLog.read); a fresh buffer by default. */
+      alloc?: ReadAlloc | undefined;
     },
   ): ReplicaFetchResult {
     const r = this.replica(p.topic, p.partition);
@@ -322,7 +304,7 @@ export class ReplicaManager {
       r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs(), brokerEpoch)
     )
       this.hwMoved(r);
-    const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes) : null;
+    const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes, undefined, p.alloc) : null;
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
   }
 

@@ -20,7 +20,6 @@ import { type DetailLike, rillErrorFromDetail } from "../protocol/grpc-errors.ts
 import {
   OffsetsForLeaderEpochResponseSchema,
   ReplicaFetchRequestSchema,
-  ReplicaFetchResponseSchema,
   ReplicationService,
   type ReplicaFetchRequest,
   type ReplicaFetchResponse,
@@ -37,6 +36,8 @@ import { offsetsForLeaderEpoch } from "../service/leader-epoch.ts";
 import { type TxnInternalDeps, txnInternalHandlers } from "./txn-rpc.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
+import { BufferPool } from "./buffer-pool.ts";
+import type { ReplicaFetchPartitionOutput, ReplicaFetchResponseOutput, replicationServiceCodecs } from "./replica-fetch-codec.ts";
 
 /** Longest long-poll a follower may ask for. */
 const MAX_WAIT_MS_MAX = 30_000;
@@ -44,19 +45,6 @@ const MAX_WAIT_MS_MAX = 30_000;
 const PARTITION_MAX_BYTES = 1 << 20;
 /** Response budget when the follower gives none (Kafka's replica.fetch.response.max.bytes). */
 const RESPONSE_MAX_BYTES_DEFAULT = 10 << 20;
-
-/** The chunks as one buffer: a view when they lie back to back in one buffer (a disk read), else a copy. */
-function joined(chunks: readonly Buffer[]): Buffer {
-  if (chunks.length === 1) return chunks[0]!;
-  const first = chunks[0]!;
-  let end = first.byteOffset + first.length;
-  for (let i = 1; i < chunks.length; i++) {
-    const c = chunks[i]!;
-    if (c.buffer !== first.buffer || c.byteOffset !== end) return Buffer.concat(chunks);
-    end += c.length;
-  }
-  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
-}
 
 type Abort = { aborted: boolean; onabort?: (() => void) | null };
 
@@ -88,14 +76,28 @@ function sizeRound(rm: ReplicaManager, req: ReplicaFetchRequest, budget: number)
   return bytes;
 }
 
-/** A response and the memory it holds until written (null: none). */
+/**
+ * A response and what it holds until written: its memory (null: none) and the pooled buffers its
+ * disk reads filled (`release` gives both back: call it in the write's callback, once grpc-js
+ * has copied the response into its frame, or when it is never written).
+ */
 interface HeldResponse {
-  readonly res: ReplicaFetchResponse;
+  readonly res: ReplicaFetchResponseOutput;
   readonly held: Reservation | null;
+  readonly release: () => void;
 }
 
+/** Idle read buffers the replica fetch streams of one broker keep for their disk reads. */
+const REPLICA_FETCH_POOL_BYTES_MAX = 16 * 1024 * 1024;
+
 /** Answers one ReplicaFetch request (long-polling up to its max_wait_ms); exported for the cluster simulator (test/sim/cluster-sim). */
-export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort: Abort, memory: FetchMemory): Promise<HeldResponse> {
+export async function answer(
+  rm: ReplicaManager,
+  req: ReplicaFetchRequest,
+  abort: Abort,
+  memory: FetchMemory,
+  pool?: BufferPool,
+): Promise<HeldResponse> {
   if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX)
     throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
@@ -103,12 +105,30 @@ export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort
   const share = Math.min(memory.responseBytesMax, Math.floor(memory.budget.bytesMax / RESPONSE_COPIES));
   const budget = Math.max(1, Math.min(req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT, share));
   const deadline = rm.nowMs() + req.maxWaitMs;
+  const taken: Buffer[] = [];
+  const alloc = pool
+    ? (size: number): Buffer => {
+        const b = pool.take(size);
+        taken.push(b);
+        return b;
+      }
+    : undefined;
+  const giveBack = (): void => {
+    if (pool) for (const b of taken.splice(0)) pool.give(b);
+  };
+  const holding = (held: Reservation | null): (() => void) => {
+    const mine = taken.splice(0);
+    return () => {
+      held?.release();
+      if (pool) for (const b of mine.splice(0)) pool.give(b);
+    };
+  };
   for (;;) {
     // Sized before it reads (from the logs' cache entries and batch headers), reserved, then read
     // within what was reserved.
     const sized = sizeRound(rm, req, budget);
     let held = sized > 0 ? await reserveWaiting(rm, memory, sized * RESPONSE_COPIES, abort) : null;
-    if (sized > 0 && !held) return { res: create(ReplicaFetchResponseSchema, { partitions: [] }), held: null };
+    if (sized > 0 && !held) return { res: { partitions: [] }, held: null, release: () => {} };
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
     let bytes = 0;
     let stop = false;
@@ -121,22 +141,26 @@ export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
         brokerEpoch: Number(req.brokerEpoch),
+        alloc,
       });
-      const data = r.read && r.read.bytes > 0 ? joined(r.read.chunks) : Buffer.alloc(0);
-      left -= data.length;
-      bytes += data.length;
+      // The tail cache's slices or the disk read's buffer, as they are: the encoder copies them once.
+      const chunks = r.read && r.read.bytes > 0 ? r.read.chunks : [];
+      const n = r.read?.bytes ?? 0;
+      left -= n;
+      bytes += n;
       if (r.error || r.diverging) stop = true;
-      return {
+      const out: ReplicaFetchPartitionOutput = {
         topic: p.topic,
         partition: p.partition,
-        highWatermark: BigInt(Math.max(r.highWatermark, 0)),
-        logStartOffset: BigInt(Math.max(r.logStartOffset, 0)),
-        recordBatches: data,
+        highWatermark: Math.max(r.highWatermark, 0),
+        logStartOffset: Math.max(r.logStartOffset, 0),
+        recordBatches: chunks,
         ...(r.error ? { error: toErrorDetail(r.error) } : {}),
-        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: BigInt(r.diverging.endOffset) } } : {}),
+        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
       };
+      return out;
     });
-    const res = create(ReplicaFetchResponseSchema, { partitions });
+    const res: ReplicaFetchResponseOutput = { partitions };
     if (held && bytes * RESPONSE_COPIES <= held.bytes) held.shrink(bytes * RESPONSE_COPIES);
     else if (bytes > 0) {
       // More came than was sized (appended meanwhile): account for it before sending it.
@@ -144,8 +168,9 @@ export async function answer(rm: ReplicaManager, req: ReplicaFetchRequest, abort
       held = await reserveWaiting(rm, memory, bytes * RESPONSE_COPIES, abort);
     }
     const now = rm.nowMs();
-    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held };
+    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held, release: holding(held) };
     held?.release();
+    giveBack();
     await rm.waitForData(deadline - now, abort);
   }
 }
@@ -155,9 +180,10 @@ export function replicationService(
   rm: ReplicaManager,
   memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
   txn: TxnInternalDeps | null = null,
-): ServiceImplementation<typeof ReplicationService> {
+): ServiceImplementation<typeof ReplicationService, typeof replicationServiceCodecs> {
+  const pool = new BufferPool(REPLICA_FETCH_POOL_BYTES_MAX);
   return {
-    replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>) => {
+    replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponseOutput>) => {
       let chain: Promise<void> = Promise.resolve();
       const abort: { aborted: boolean; onabort?: (() => void) | null } = { aborted: false, onabort: null };
       const stopListening = rm.onClose(() => {
@@ -165,11 +191,15 @@ export function replicationService(
         abort.onabort?.();
         if (call.writable) call.end();
       });
-      // Responses grpc-js never wrote give their memory back when the stream ends.
-      const unsent = new Set<Reservation>();
-      const stop = (): void => {
-        for (const r of unsent) r.release();
-        unsent.clear();
+      // Responses grpc-js never wrote give their memory and buffers back when the stream ends.
+      const unsent = new Set<() => void>();
+      // `releaseUnsent` false: responses still queued in grpc-js will be serialized (their chunks
+      // read) when the stream flushes, so they give their buffers back in their write callbacks.
+      const stop = (releaseUnsent = true): void => {
+        if (releaseUnsent) {
+          for (const release of unsent) release();
+          unsent.clear();
+        }
         abort.aborted = true;
         abort.onabort?.();
         stopListening();
@@ -178,17 +208,15 @@ export function replicationService(
         chain = chain.then(async () => {
           if (abort.aborted) return;
           try {
-            const { res, held } = await answer(rm, req, abort, memory);
-            if (!abort.aborted && call.writable && held) {
-              unsent.add(held);
+            const { res, release } = await answer(rm, req, abort, memory, pool);
+            if (!abort.aborted && call.writable) {
+              // The response's chunks (pooled buffers among them) stay untouched until grpc-js
+              // has copied it into its frame: they go back in the write's callback only.
+              unsent.add(release);
               call.write(res, () => {
-                held.release();
-                unsent.delete(held);
+                if (unsent.delete(release)) release();
               });
-            } else {
-              held?.release();
-              if (!abort.aborted && call.writable) call.write(res);
-            }
+            } else release();
           } catch (e) {
             crashOnBug(e);
             abort.aborted = true;
@@ -198,13 +226,14 @@ export function replicationService(
       });
       call.on("end", () => {
         void chain.then(() => {
-          stop();
+          stop(false);
           if (call.writable) call.end();
         });
       });
-      call.on("cancelled", stop);
-      call.on("error", stop);
-      call.on("close", stop);
+      // Cancelled or failed, grpc-js serializes nothing more: what was not written is given back.
+      call.on("cancelled", () => stop());
+      call.on("error", () => stop());
+      call.on("close", () => stop());
     },
     offsetsForLeaderEpoch: unary((req) => {
       if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
@@ -223,6 +252,23 @@ export function replicationService(
 
 function fromDetail(d: DetailLike | undefined): RillError | null {
   return d ? rillErrorFromDetail(d) : null;
+}
+
+/**
+ * The follower's view of a decoded ReplicaFetchResponse: each partition's `recordBatches` a view
+ * of the received message (protobuf-es decodes `bytes` as a subarray), appended as it is.
+ * Exported for the cluster simulator, whose followers decode the real bytes too.
+ */
+export function fromReplicaFetchResponse(res: ReplicaFetchResponse): FetchPartitionResponse[] {
+  return res.partitions.map((p: ReplicaFetchResponse_Partition) => ({
+    topic: p.topic,
+    partition: p.partition,
+    highWatermark: Number(p.highWatermark),
+    logStartOffset: Number(p.logStartOffset),
+    recordBatches: asBuffer(p.recordBatches),
+    error: fromDetail(p.error),
+    diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
+  }));
 }
 
 /** A ReplicaFetch stream to one leader. */
@@ -273,17 +319,7 @@ class GrpcFetchSession implements ReplicaFetchSession {
           partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
         }),
       );
-    }).then((res) =>
-      res.partitions.map((p: ReplicaFetchResponse_Partition) => ({
-        topic: p.topic,
-        partition: p.partition,
-        highWatermark: Number(p.highWatermark),
-        logStartOffset: Number(p.logStartOffset),
-        recordBatches: asBuffer(p.recordBatches),
-        error: fromDetail(p.error),
-        diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
-      })),
-    );
+    }).then(fromReplicaFetchResponse);
   }
 
   close(): void {

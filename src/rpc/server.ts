@@ -40,6 +40,7 @@ import { type RequestMetrics, requestMetricsOf } from "../service/request-metric
 import { replicationService } from "./replication-service.ts";
 import { ConnectionLimit, createServer, defaultTransportConfig, shutdownGracefully } from "./server-options.ts";
 import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
+import { replicationServiceCodecs } from "./replica-fetch-codec.ts";
 
 /** The services a broker serves, by full name (health and reflection list them). */
 export const SERVED_SERVICES: readonly string[] = [
@@ -121,7 +122,13 @@ export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: 
     w,
   );
   if (o.internal === false) return;
-  addService(server, ReplicationService, replicationService(d.replicas, d.fetchMemory, d.transactions?.internal ?? null), undefined, w);
+  addService(
+    server,
+    ReplicationService,
+    replicationService(d.replicas, d.fetchMemory, d.transactions?.internal ?? null),
+    replicationServiceCodecs,
+    w,
+  );
   addService(server, ControllerService, controllerService(d.controller), undefined, w);
 }
 

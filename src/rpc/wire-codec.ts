@@ -255,7 +255,11 @@ export const TRANSIENT_ENCODE_BYTES_MAX = 16 * 1024 * 1024;
 const TRANSIENT_ENCODE_BYTES_MIN = 64 * 1024;
 let transientBuffer = Buffer.alloc(0);
 
-function transientInto(size: number): Buffer | undefined {
+/**
+ * The reused output buffer of `size` bytes (undefined above TRANSIENT_ENCODE_BYTES_MAX): for
+ * serializers whose output grpc-js copies before it returns (also replica-fetch-codec.ts).
+ */
+export function transientInto(size: number): Buffer | undefined {
   if (size > TRANSIENT_ENCODE_BYTES_MAX) return undefined;
   if (transientBuffer.length < size) {
     transientBuffer = Buffer.allocUnsafe(

@@ -8,7 +8,7 @@
  * transports are the simulator's: Raft messages go through the real codec, replica fetches are
  * answered by the real leader-side handler (src/rpc/replication-service.ts `answer`).
  */
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError, rillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
@@ -17,7 +17,7 @@ import { ClusterController } from "../../../src/broker/cluster-controller.ts";
 import { silentLog } from "../../../src/broker/log.ts";
 import { isrCheckIntervalMs, maintainIsr } from "../../../src/broker/periodic.ts";
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
-import { ReplicaFetchRequestSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
+import { ReplicaFetchRequestSchema, ReplicaFetchResponseSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
 import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
 import type { Message } from "../../../src/raft/types.ts";
@@ -29,8 +29,8 @@ import {
 } from "../../../src/replication/fetcher.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
-import { answer } from "../../../src/rpc/replication-service.ts";
-import { rillErrorFromDetail } from "../../../src/protocol/grpc-errors.ts";
+import { answer, fromReplicaFetchResponse } from "../../../src/rpc/replication-service.ts";
+import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
@@ -267,18 +267,11 @@ export class SimNode {
       maxBytes: req.maxBytes,
       partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
     });
-    const { res, held } = await answer(r.rm, pb, { aborted: false, onabort: null }, UNBOUNDED_FETCH_MEMORY);
-    // Serialized when sent: the follower gets a copy, never a view of the leader's memory.
-    const out = res.partitions.map((p) => ({
-      topic: p.topic,
-      partition: p.partition,
-      highWatermark: Number(p.highWatermark),
-      logStartOffset: Number(p.logStartOffset),
-      recordBatches: Buffer.from(p.recordBatches),
-      error: p.error ? rillErrorFromDetail(p.error) : null,
-      diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
-    }));
-    held?.release();
+    const { res, release } = await answer(r.rm, pb, { aborted: false, onabort: null }, UNBOUNDED_FETCH_MEMORY);
+    // Serialized when sent, with the leader's real encoder, and decoded as the follower does: the
+    // follower gets a copy, never a view of the leader's memory.
+    const out = fromReplicaFetchResponse(fromBinary(ReplicaFetchResponseSchema, encodeReplicaFetchResponse(res)));
+    release();
     return out;
   }
 }
