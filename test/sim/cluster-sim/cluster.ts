@@ -17,6 +17,15 @@ import { CLIENT_ID, SimNet, World } from "./world.ts";
 
 export const TOPIC = "sim";
 
+/** What a Fetch returned to a client. */
+interface ReadResult {
+  readonly hw: number;
+  readonly records: ReadonlyArray<{ offset: number; value: string }>;
+  /** Whether a settled leader answered (see readAt). */
+  readonly settled: boolean;
+  readonly error: Error | null;
+}
+
 /** What one run does; everything else follows from the seed. */
 export interface ClusterSimSettings {
   readonly seed: number;
@@ -30,10 +39,25 @@ export interface ClusterSimSettings {
   /** After healing: how long everything runs fault-free before the liveness checks. */
   readonly healMs: number;
   readonly dropRate: number;
+  /** Consumer groups (each subscribed to the topic) and members per group. */
+  readonly groups: number;
+  readonly groupMembers: number;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
-  return { seed, nodes: 3, partitions: 3, producers: 3, produceEveryMs: 20, faultMs: 20_000, healMs: 15_000, dropRate: 0.02, ...over };
+  return {
+    seed,
+    nodes: 3,
+    partitions: 3,
+    producers: 3,
+    produceEveryMs: 20,
+    faultMs: 20_000,
+    healMs: 15_000,
+    dropRate: 0.02,
+    groups: 1,
+    groupMembers: 2,
+    ...over,
+  };
 }
 
 export interface ClusterSimResult {
@@ -56,6 +80,8 @@ export interface ClusterSimResult {
     leaderEpochs: number;
     messages: number;
     dropped: number;
+    commits: number;
+    committedReads: number;
   };
 }
 
@@ -84,6 +110,9 @@ class ClusterSim {
   /** Per producer, acknowledged writes after healing (liveness). */
   private readonly ackedAfterHeal = new Map<number, number>();
   private healedAt = Number.POSITIVE_INFINITY;
+  /** Group members that heartbeated after healing, and groups with a commit acknowledged after healing (liveness). */
+  private readonly heartbeatsAfterHeal = new Set<string>();
+  private readonly commitsAfterHeal = new Set<string>();
   /** The newest metadata offset traced. */
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
@@ -136,6 +165,10 @@ class ClusterSim {
       }
       for (let p = 0; p < this.s.producers; p++) void this.producer(p);
       for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
+      for (let g = 0; g < this.s.groups; g++) {
+        for (let m = 0; m < this.s.groupMembers; m++) void this.groupMember(`group-${g}`, m);
+        void this.committedChecker(`group-${g}`);
+      }
       this.scheduleFaults();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
@@ -170,6 +203,8 @@ class ClusterSim {
         leaderEpochs: h.leaders.size,
         messages: this.net.sent,
         dropped: this.net.dropped,
+        commits: h.commitCount,
+        committedReads: h.committedReads,
       },
     };
   }
@@ -305,6 +340,31 @@ class ClusterSim {
     }
   }
 
+  /** A Fetch of `partition` from `offset` at node `at` (below the high watermark), decoded. */
+  private readAt(at: number, partition: number, offset: number): Promise<ReadResult> {
+    return this.call(
+      at,
+      (n) => {
+        const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset, maxBytes: 64 << 10 });
+        // The leader acting now, past the by-design lag of a new leader's high watermark
+        // (KIP-207): until it reaches its epoch's start it may answer a lower one.
+        const r = n.running!.rm.replica(TOPIC, partition);
+        const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
+        if (d.error) return { hw: -1, records: [], settled, error: d.error };
+        const records: Array<{ offset: number; value: string }> = [];
+        for (const chunk of d.read?.chunks ?? []) {
+          let pos = 0;
+          while (pos < chunk.length) {
+            for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
+            pos += chunk.readInt32BE(pos + 8) + 12;
+          }
+        }
+        return { hw: d.highWatermark, records, settled, error: null };
+      },
+      2000,
+    );
+  }
+
   /** One consumer per partition, reading from the leader below the high watermark. */
   private async consumer(partition: number): Promise<void> {
     const c = { offset: 0, hw: 0, hwNode: 0, readAtMs: 0 };
@@ -318,27 +378,7 @@ class ClusterSim {
         continue;
       }
       try {
-        const got = await this.call(
-          leader,
-          (n) => {
-            const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset: c.offset, maxBytes: 64 << 10 });
-            // The leader acting now, past the by-design lag of a new leader's high watermark
-            // (KIP-207): until it reaches its epoch's start it may answer a lower one.
-            const r = n.running!.rm.replica(TOPIC, partition);
-            const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
-            if (d.error) return { hw: -1, records: [], settled, error: d.error };
-            const records: Array<{ offset: number; value: string }> = [];
-            for (const chunk of d.read?.chunks ?? []) {
-              let pos = 0;
-              while (pos < chunk.length) {
-                for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
-                pos += chunk.readInt32BE(pos + 8) + 12;
-              }
-            }
-            return { hw: d.highWatermark, records, settled, error: null };
-          },
-          2000,
-        );
+        const got = await this.readAt(leader, partition, c.offset);
         this.history.reads++;
         if (got.error) {
           // Out of range at a settled leader: it lost what this consumer read below a high
@@ -378,6 +418,172 @@ class ClusterSim {
         }
       } catch {
         await this.refreshLeader(partition);
+      }
+    }
+  }
+
+  /** The node that coordinates `group` (FindCoordinator at a random up node), or -1. */
+  private async findCoordinator(group: string): Promise<number> {
+    const up = this.upNodes();
+    if (up.length === 0) return -1;
+    try {
+      return await this.call(this.pick(up).id, (n) => n.running!.groupsService.coordinatorOf(group), 1000);
+    } catch {
+      return -1;
+    }
+  }
+
+  /**
+   * One member of a consumer group (KIP-848 heartbeats to the real group coordinator): it reads
+   * the partitions it is assigned from their leaders, from the committed offset on, commits its
+   * position, and commits a revoked partition before it acknowledges the revocation. Sequential,
+   * as a client's poll loop.
+   */
+  private async groupMember(group: string, id: number): Promise<void> {
+    const name = `${group}/member-${id}`;
+    let memberId = "";
+    let epoch = 0;
+    let coordinator = -1;
+    let lastHeartbeat = Number.NEGATIVE_INFINITY;
+    let lastCommit = 0;
+    let turn = 0;
+    /** Owned partition → position (next offset to read) and the last committed position. */
+    const owned = new Map<number, { position: number; committed: number }>();
+    const reset = (why: string): void => {
+      this.trace(`${name}: rejoins (${why})`);
+      memberId = "";
+      epoch = 0;
+      owned.clear();
+    };
+    const failed = (e: unknown): void => {
+      const kind = e instanceof RillError ? e.kind.name : "";
+      if (kind === "FENCED_MEMBER_EPOCH" || kind === "UNKNOWN_MEMBER_ID") reset(kind);
+      else coordinator = -1;
+    };
+    const commit = async (partitions: readonly number[]): Promise<void> => {
+      const offsets = partitions
+        .map((p) => ({ p, o: owned.get(p)! }))
+        .filter(({ o }) => o.position > o.committed)
+        .map(({ p, o }) => ({ topic: TOPIC, partition: p, offset: o.position, metadata: "", leaderEpoch: -1 }));
+      if (offsets.length === 0) return;
+      const res = await this.call(coordinator, (n) =>
+        n.running!.groupsService.commitOffsets({ groupId: group, memberId, memberEpoch: epoch, offsets }),
+      );
+      if (res.error) throw res.error;
+      for (const o of res.offsets) {
+        if (o.error) continue;
+        owned.get(o.partition)!.committed = o.offset;
+        this.history.commitAcked(group, o.partition, o.offset, this.world.now);
+        if (this.world.now >= this.healedAt) this.commitsAfterHeal.add(group);
+      }
+    };
+    while (!(this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 2000)) {
+      await this.sleep(20 + this.random.int(60));
+      if (coordinator < 0) {
+        coordinator = await this.findCoordinator(group);
+        if (coordinator < 0) await this.sleep(200);
+        continue;
+      }
+      try {
+        if (epoch === 0 || this.world.now - lastHeartbeat >= 500) {
+          const res = await this.call(
+            coordinator,
+            (n) =>
+              n.running!.groupsService.heartbeat({
+                groupId: group,
+                memberId,
+                memberEpoch: epoch,
+                instanceId: null,
+                topics: epoch === 0 ? [TOPIC] : null,
+                owned: [{ topic: TOPIC, partitions: [...owned.keys()].sort((a, b) => a - b) }],
+                assignor: "",
+                sessionTimeoutMs: 6000,
+                rebalanceTimeoutMs: 6000,
+                clientId: name,
+              }),
+            2000,
+          );
+          lastHeartbeat = this.world.now;
+          if (memberId !== res.memberId || epoch !== res.memberEpoch) this.trace(`${name}: ${res.memberId} epoch ${res.memberEpoch}`);
+          memberId = res.memberId;
+          epoch = res.memberEpoch;
+          if (this.world.now >= this.healedAt) this.heartbeatsAfterHeal.add(name);
+          const assigned = new Set(res.assignment.filter((t) => t.topic === TOPIC).flatMap((t) => t.partitions));
+          // Revoked: commit, then let go (the next heartbeat acknowledges it).
+          const revoked = [...owned.keys()].filter((p) => !assigned.has(p));
+          if (revoked.length > 0) {
+            await commit(revoked);
+            for (const p of revoked) owned.delete(p);
+            this.trace(`${name}: gave up ${TOPIC}-${revoked.join(",")}`);
+            lastHeartbeat = Number.NEGATIVE_INFINITY;
+          }
+          const added = [...assigned].filter((p) => !owned.has(p));
+          if (added.length > 0) {
+            const sentAt = this.world.now;
+            const got = await this.call(coordinator, (n) =>
+              n.running!.groupsService.fetchOffsets(group, [{ topic: TOPIC, partitions: added }]),
+            );
+            for (const c of got) {
+              this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+              const start = Math.max(c.offset, 0);
+              owned.set(c.partition, { position: start, committed: start });
+            }
+            this.trace(`${name}: took ${TOPIC}-${added.join(",")} at ${got.map((c) => c.offset).join(",")}`);
+          }
+          continue;
+        }
+        if (owned.size > 0 && this.world.now - lastCommit >= 300) {
+          lastCommit = this.world.now;
+          await commit([...owned.keys()]);
+          continue;
+        }
+        // Reads one owned partition per round, from its leader.
+        const ps = [...owned.keys()].sort((a, b) => a - b);
+        if (ps.length === 0) continue;
+        const p = ps[turn++ % ps.length]!;
+        const leader = this.leaderGuess.get(p);
+        if (leader === undefined) {
+          await this.refreshLeader(p);
+          continue;
+        }
+        const o = owned.get(p)!;
+        const got = await this.readAt(leader, p, o.position).catch(() => null);
+        if (got === null || got.error) {
+          await this.refreshLeader(p);
+          continue;
+        }
+        for (const r of got.records) {
+          if (r.offset < o.position || r.offset >= got.hw) continue;
+          this.history.consumedAt(p, r.offset, r.value, this.world.now);
+          o.position = r.offset + 1;
+        }
+      } catch (e) {
+        failed(e);
+      }
+    }
+  }
+
+  /**
+   * Fetches the group's committed offsets from its coordinator now and then (as an admin tool
+   * or a lag monitor would): every answer is checked against the commits acknowledged before
+   * it was asked and the answers before it.
+   */
+  private async committedChecker(group: string): Promise<void> {
+    let coordinator = -1;
+    while (!(this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 2000)) {
+      await this.sleep(300 + this.random.int(400));
+      if (coordinator < 0) {
+        coordinator = await this.findCoordinator(group);
+        continue;
+      }
+      const sentAt = this.world.now;
+      try {
+        const got = await this.call(coordinator, (n) => n.running!.groupsService.fetchOffsets(group, null), 2000);
+        for (const c of got)
+          if (c.topic === TOPIC)
+            this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+      } catch {
+        coordinator = -1;
       }
     }
   }
@@ -518,6 +724,13 @@ class ClusterSim {
     }
     for (let id = 0; id < this.s.producers; id++) {
       if ((this.ackedAfterHeal.get(id) ?? 0) === 0) h.violation("liveness", `producer ${id} got no acknowledgement after healing`, now);
+    }
+    for (let g = 0; g < this.s.groups; g++) {
+      const group = `group-${g}`;
+      if (!this.commitsAfterHeal.has(group)) h.violation("liveness", `${group}: no commit acknowledged after healing`, now);
+      for (let m = 0; m < this.s.groupMembers; m++)
+        if (!this.heartbeatsAfterHeal.has(`${group}/member-${m}`))
+          h.violation("liveness", `${group}/member-${m}: no heartbeat answered after healing`, now);
     }
   }
 }

@@ -15,8 +15,9 @@ import type { SeededRandom } from "../../../src/base/random.ts";
 import { BrokerLifecycle } from "../../../src/broker/broker-lifecycle.ts";
 import { ClusterController } from "../../../src/broker/cluster-controller.ts";
 import { silentLog } from "../../../src/broker/log.ts";
-import { isrCheckIntervalMs, maintainIsr } from "../../../src/broker/periodic.ts";
+import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "../../../src/broker/periodic.ts";
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
+import { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
 import { ReplicaFetchRequestSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
 import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
@@ -32,6 +33,7 @@ import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "
 import { answer } from "../../../src/rpc/replication-service.ts";
 import { rillErrorFromDetail } from "../../../src/protocol/grpc-errors.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
+import { GroupsService } from "../../../src/service/groups.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
@@ -72,6 +74,9 @@ export interface Running {
   readonly rm: ReplicaManager;
   readonly lifecycle: BrokerLifecycle;
   readonly fetchers: ReplicaFetcherManager;
+  /** The group coordinator shards this node leads, and the group service over them. */
+  readonly groups: GroupRuntime;
+  readonly groupsService: GroupsService;
 }
 
 /** A node: its disk survives restarts; its process (`running`) does not. */
@@ -148,6 +153,18 @@ export class SimNode {
     });
     const channel = new SimControllerChannel(this.id, inc, this.env, store, controller);
     const rm = new ReplicaManager(logs, store, clock, timers, this.id);
+    // As src/broker/stages.ts startData: the group coordinators follow the leaders of __consumer_offsets.
+    const groups = GroupRuntime.start(rm, clock, random, this.id, { initialRebalanceDelayMs: d.groupInitialRebalanceDelayMs });
+    const groupsService = new GroupsService(groups, rm, timers);
+    store.onChange((c) => {
+      if (
+        c.snapshot === true ||
+        c.records.some((r) => r.type === "partition" || r.type === "partition-change" || r.type === "remove-topic")
+      ) {
+        groups.syncShards();
+        groups.topicsChanged();
+      }
+    });
     const lifecycle = new BrokerLifecycle({
       incarnationId,
       nodeId: this.id,
@@ -188,9 +205,11 @@ export class SimNode {
       log: silentLog,
     };
     timers.setInterval(() => void maintainIsr(isr).catch((e: unknown) => this.bug(e)), isrCheckIntervalMs(SIM_BROKER.replicaLagTimeMaxMs));
-    // The logs' periodic work (flush.ms, retention), as runPeriodicWork does.
-    timers.setInterval(() => void logs.tick(clock.nowMs()).catch((e: unknown) => this.bug(e)), 100);
-    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers };
+    // The group coordinators' session timeouts and the logs' periodic work (flush.ms, retention),
+    // on the broker's ticker (every raft.heartbeat.interval.ms).
+    const work = { groups, logs, clock, log: silentLog };
+    timers.setInterval(() => void runPeriodicWork(work).catch((e: unknown) => this.bug(e)), SIM_BROKER.raftHeartbeatIntervalMs);
+    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService };
     this.env.trace(`node ${this.id} started (run ${inc.n})`);
   }
 
