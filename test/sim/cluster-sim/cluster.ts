@@ -8,11 +8,12 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
-import { decideCreateTopic } from "../../../src/metadata/controller.ts";
+import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
+import { decideAlterConfigs, decideCreateTopic } from "../../../src/metadata/controller.ts";
 import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { type Ack, History, recordsOf } from "./history.ts";
-import { SimNode } from "./node.ts";
+import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 
 export const TOPIC = "sim";
@@ -39,6 +40,8 @@ export interface ClusterSimSettings {
   /** After healing: how long everything runs fault-free before the liveness checks. */
   readonly healMs: number;
   readonly dropRate: number;
+  /** One crash in this many is a power loss (unsynced writes lost); the rest are process kills. */
+  readonly powerLossOneIn: number;
   /** Consumer groups (each subscribed to the topic) and members per group. */
   readonly groups: number;
   readonly groupMembers: number;
@@ -112,6 +115,8 @@ class ClusterSim {
   private healedAt = Number.POSITIVE_INFINITY;
   /** Group members that heartbeated after healing, and groups with a commit acknowledged after healing (liveness). */
   private readonly heartbeatsAfterHeal = new Set<string>();
+  /** The __consumer_offsets partitions of the groups (their leader changes are traced). */
+  private readonly groupPartitions: ReadonlySet<number>;
   private readonly commitsAfterHeal = new Set<string>();
   /** The newest metadata offset traced. */
   private metadataTraced = 0;
@@ -125,6 +130,7 @@ class ClusterSim {
     this.random = new SeededRandom(s.seed);
     this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5 });
     this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
+    this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
     for (const id of this.ids) {
       this.nodes.set(
@@ -136,6 +142,7 @@ class ClusterSim {
           nodes: this.nodes,
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
+          onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
         }),
       );
     }
@@ -165,10 +172,13 @@ class ClusterSim {
       }
       for (let p = 0; p < this.s.producers; p++) void this.producer(p);
       for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
-      for (let g = 0; g < this.s.groups; g++) {
-        for (let m = 0; m < this.s.groupMembers; m++) void this.groupMember(`group-${g}`, m);
-        void this.committedChecker(`group-${g}`);
-      }
+      if (this.s.groups > 0)
+        void this.configureOffsetsTopic().then(() => {
+          for (let g = 0; g < this.s.groups; g++) {
+            for (let m = 0; m < this.s.groupMembers; m++) void this.groupMember(`group-${g}`, m);
+            void this.committedChecker(`group-${g}`);
+          }
+        });
       this.scheduleFaults();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
@@ -234,7 +244,11 @@ class ClusterSim {
       if (c.snapshot === true || c.offset <= this.metadataTraced) return;
       this.metadataTraced = c.offset;
       for (const r of c.records) {
-        if (r.type === "partition-change" && r.topic === TOPIC)
+        if (r.type === "partition-change" && r.topic === OFFSETS_TOPIC && this.groupPartitions.has(r.partition))
+          this.trace(
+            `metadata@${c.offset}: ${OFFSETS_TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+          );
+        else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
             `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
           );
@@ -288,6 +302,29 @@ class ClusterSim {
         }
       }
       await this.sleep(attempt === 0 ? 2000 : 500);
+    }
+  }
+
+  /**
+   * Sets min.insync.replicas=2 on __consumer_offsets once the controller created it (an admin's
+   * AlterConfigs, as a cluster that keeps commits through one power loss is configured), so an
+   * acknowledged commit survives a power loss of its coordinator.
+   */
+  private async configureOffsetsTopic(): Promise<void> {
+    while (!this.stopping) {
+      const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+      if (leader?.running!.store.image.topics.has(OFFSETS_TOPIC)) {
+        try {
+          await this.call(leader.id, (n) =>
+            n.running!.store.commit((img) => decideAlterConfigs(img, OFFSETS_TOPIC, { "min.insync.replicas": "2" }, [])),
+          );
+          this.trace(`topic ${OFFSETS_TOPIC}: min.insync.replicas 2`);
+          return;
+        } catch (e) {
+          this.trace(`alter configs of ${OFFSETS_TOPIC} failed: ${(e as Error).message}`);
+        }
+      }
+      await this.sleep(500);
     }
   }
 
@@ -474,6 +511,7 @@ class ClusterSim {
         if (o.error) continue;
         owned.get(o.partition)!.committed = o.offset;
         this.history.commitAcked(group, o.partition, o.offset, this.world.now);
+        this.trace(`${name}: committed ${TOPIC}-${o.partition}@${o.offset} (coordinator ${coordinator})`);
         if (this.world.now >= this.healedAt) this.commitsAfterHeal.add(group);
       }
     };
@@ -579,6 +617,7 @@ class ClusterSim {
       const sentAt = this.world.now;
       try {
         const got = await this.call(coordinator, (n) => n.running!.groupsService.fetchOffsets(group, null), 2000);
+        this.trace(`${group}: committed ${got.map((c) => `${c.partition}@${c.offset}`).join(" ")} (coordinator ${coordinator})`);
         for (const c of got)
           if (c.topic === TOPIC)
             this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
@@ -600,7 +639,7 @@ class ClusterSim {
         this.startNode(n);
       } else if (down.length === 0 && roll < 45) {
         const n = this.pick([...this.nodes.values()]);
-        const power = this.random.int(3) === 0;
+        const power = this.random.int(this.s.powerLossOneIn) === 0;
         this.crashes++;
         this.trace(`fault: crash node ${n.id}`);
         n.crash(power);
@@ -635,6 +674,35 @@ class ClusterSim {
     this.net.faults.maxDelayMs = 5;
     for (const n of this.nodes.values()) if (!n.up) this.startNode(n);
     this.healedAt = this.world.now;
+  }
+
+  /**
+   * A leader asks to add replicas to a partition's ISR: each must hold every acknowledged acks=all
+   * write of the partition (an ISR member may be elected leader). Not checked for a replica
+   * that is down or lost power in the last replica.lag.time.max.ms (its leader's view of it may
+   * predate that), nor for writes that min.insync.replicas (2) power losses since may have lost.
+   */
+  private checkIsrExpansion(leader: number, changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>): void {
+    for (const c of changes) {
+      if (c.topic !== TOPIC) continue;
+      const current = this.nodes.get(leader)?.running?.rm.replica(TOPIC, c.partition)?.isr ?? [];
+      for (const id of c.newIsr) {
+        if (current.includes(id)) continue;
+        const n = this.nodes.get(id)!;
+        const log = n.running?.rm.replica(TOPIC, c.partition)?.log;
+        if (!log || n.powerLosses.some((t) => t >= this.world.now - SIM_BROKER.replicaLagTimeMaxMs)) continue;
+        let missing: Ack | undefined;
+        for (const a of this.history.acks)
+          if (a.partition === c.partition && a.offset >= log.logEndOffset && (missing === undefined || a.offset > missing.offset))
+            missing = a;
+        if (missing && this.powerLossesSince(missing.atMs) < 2)
+          this.history.violation(
+            "isr-member-missing-acked",
+            `partition ${c.partition}: leader ${leader} asks to add node ${id} to ISR ${current.join(",")}, but its log ends at ${log.logEndOffset} and offset ${missing.offset} was acknowledged at ${missing.atMs} ms`,
+            this.world.now,
+          );
+      }
+    }
   }
 
   /** Nodes whose power failed after `atMs` (they may have lost what they held then). */

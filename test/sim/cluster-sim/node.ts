@@ -62,6 +62,11 @@ export interface NodeEnv {
   /** Randomness of this node (Raft timeouts, placement), forked from the run's seed. */
   readonly random: SeededRandom;
   readonly trace: (line: string) => void;
+  /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
+  readonly onAlterPartition: (
+    nodeId: number,
+    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>,
+  ) => void;
 }
 
 /** The parts of one running process. */
@@ -179,11 +184,15 @@ export class SimNode {
       timers,
     });
     // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
+    // The group coordinators drop the shards they loaded from the stale image, and load the
+    // ones they lead once released.
     rm.holdLeadership();
+    groups.syncShards();
     const hold = timers.setInterval(() => {
       if (lifecycle.state !== "running") return;
       timers.clearInterval(hold);
       rm.releaseLeadership();
+      groups.syncShards();
     }, 50);
     lifecycle.start();
     const fetchers = new ReplicaFetcherManager(rm, {
@@ -360,6 +369,7 @@ class SimControllerChannel implements BrokerControl {
     partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
   ): Promise<AlterPartitionOutcome[]> {
     const copy = partitions.map((p) => ({ ...p, newIsr: [...p.newIsr] }));
+    this.env.onAlterPartition(this.id, copy);
     return this.call((c) => c.alterPartition(nodeId, brokerEpoch, copy));
   }
 }
