@@ -57,6 +57,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     faultMs: 20_000,
     healMs: 15_000,
     dropRate: 0.02,
+    powerLossOneIn: 3,
     groups: 1,
     groupMembers: 2,
     ...over,
