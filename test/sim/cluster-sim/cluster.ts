@@ -11,6 +11,7 @@ import { SeededRandom } from "../../../src/base/random.ts";
 import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import { decideAlterConfigs, decideCreateTopic } from "../../../src/metadata/controller.ts";
 import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { type Ack, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
@@ -40,6 +41,10 @@ export interface ClusterSimSettings {
   /** After healing: how long everything runs fault-free before the liveness checks. */
   readonly healMs: number;
   readonly dropRate: number;
+  /** Idempotent acks=all producers (retrying each batch with its sequence until acknowledged). */
+  readonly idempotentProducers: number;
+  /** Producers with acks=leader or acks=none (no durability promise; their records are checked as read). */
+  readonly weakAcksProducers: number;
   /** One crash in this many is a power loss (unsynced writes lost); the rest are process kills. */
   readonly powerLossOneIn: number;
   /** Consumer groups (each subscribed to the topic) and members per group. */
@@ -58,6 +63,8 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     healMs: 15_000,
     dropRate: 0.02,
     powerLossOneIn: 3,
+    idempotentProducers: 2,
+    weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
     ...over,
@@ -172,6 +179,8 @@ class ClusterSim {
         await this.world.runUntil(this.world.now + 100);
       }
       for (let p = 0; p < this.s.producers; p++) void this.producer(p);
+      for (let p = 0; p < this.s.idempotentProducers; p++) void this.idempotentProducer(p);
+      for (let p = 0; p < this.s.weakAcksProducers; p++) void this.weakAcksProducer(p);
       for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
       if (this.s.groups > 0)
         void this.configureOffsetsTopic().then(() => {
@@ -401,6 +410,127 @@ class ClusterSim {
       },
       2000,
     );
+  }
+
+  /** InitProducerId at the active controller (retried until issued); null once stopping. */
+  private async initProducerId(): Promise<{ producerId: number; producerEpoch: number } | null> {
+    while (!this.stopping) {
+      const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+      if (leader) {
+        try {
+          return await this.call(leader.id, (n) => n.running!.rm.initProducerId({ transactionalId: "", producerEpoch: -1 }));
+        } catch {
+          // ask again
+        }
+      }
+      await this.sleep(300);
+    }
+    return null;
+  }
+
+  /**
+   * An idempotent acks=all producer (Kafka's enable.idempotence): a producer id from
+   * InitProducerId, one batch in flight, each sent through the leader's real produce handler
+   * with its partition's next sequence and retried as it is — same sequence — until acknowledged,
+   * so the log must hold it exactly once. Its values start with "i".
+   */
+  private async idempotentProducer(id: number): Promise<void> {
+    const pid = await this.initProducerId();
+    if (pid === null) return;
+    this.trace(`idempotent producer ${id}: producer id ${pid.producerId} epoch ${pid.producerEpoch}`);
+    const seqs = new Map<number, number>();
+    const key = 1000 + id;
+    let n = 0;
+    while (!this.stopping) {
+      await this.sleep(1 + this.random.int(2 * this.s.produceEveryMs));
+      if (this.stopping) break;
+      const partition = this.random.int(this.s.partitions);
+      const seq = seqs.get(partition) ?? 0;
+      const value = `i${id}-${n++}`;
+      const batch = encodeBatch([{ value }], {
+        nowMs: this.world.clock.nowMs(),
+        producerId: pid.producerId,
+        producerEpoch: pid.producerEpoch,
+        baseSequence: seq,
+      });
+      this.history.produced++;
+      this.history.idempotentValues.add(value);
+      for (let attempt = 0; ; attempt++) {
+        const leader = this.leaderGuess.get(partition);
+        if (leader === undefined || attempt > 0) await this.refreshLeader(partition);
+        const to = this.leaderGuess.get(partition);
+        if (to === undefined) {
+          await this.sleep(100);
+          continue;
+        }
+        try {
+          const res = await this.call(to, (nd) =>
+            nd.running!.produce.produce({
+              topic: TOPIC,
+              partition,
+              records: [],
+              recordBatch: batch,
+              acks: ProduceAcks.ALL,
+              timeoutMs: 5000,
+              producerId: BigInt(pid.producerId),
+              producerEpoch: pid.producerEpoch,
+              baseSequence: seq,
+            }),
+          );
+          const r = res.partitions[0]!;
+          if (r.error) throw r.error;
+          seqs.set(partition, seq + 1);
+          this.history.acks.push({ partition, offset: r.baseOffset, value, atMs: this.world.now });
+          this.trace(`ack ${value} -> ${TOPIC}-${partition}@${r.baseOffset} (leader ${to}, attempt ${attempt + 1})`);
+          if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(key, (this.ackedAfterHeal.get(key) ?? 0) + 1);
+          break;
+        } catch (e) {
+          this.history.failedProduces++;
+          const why = e instanceof RillError ? e.kind.name : (e as Error).message;
+          this.trace(`produce ${value} -> ${TOPIC}-${partition} at node ${to} failed (attempt ${attempt + 1}): ${why}`);
+          // Past the end of the run: the outcome stays unknown.
+          if (this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 1500) return;
+          await this.sleep(50 + this.random.int(100));
+        }
+      }
+    }
+  }
+
+  /** A producer with acks=leader or acks=none (chosen per write): nothing promised, its records are checked as read. */
+  private async weakAcksProducer(id: number): Promise<void> {
+    let n = 0;
+    while (!this.stopping) {
+      await this.sleep(1 + this.random.int(4 * this.s.produceEveryMs));
+      if (this.stopping) break;
+      const partition = this.random.int(this.s.partitions);
+      const leader = this.leaderGuess.get(partition);
+      if (leader === undefined) {
+        await this.refreshLeader(partition);
+        continue;
+      }
+      const acks = this.random.int(2) === 0 ? ProduceAcks.LEADER : ProduceAcks.NONE;
+      const value = `w${id}-${n++}`;
+      this.history.produced++;
+      try {
+        const res = await this.call(leader, (nd) =>
+          nd.running!.produce.produce({
+            topic: TOPIC,
+            partition,
+            records: [{ key: null, value: Buffer.from(value), headers: [], timestampMs: null }],
+            recordBatch: null,
+            acks,
+            timeoutMs: 5000,
+            producerId: undefined,
+            producerEpoch: -1,
+            baseSequence: -1,
+          }),
+        );
+        if (res.partitions[0]?.error) throw res.partitions[0].error;
+      } catch {
+        this.history.failedProduces++;
+        await this.refreshLeader(partition);
+      }
+    }
   }
 
   /** One consumer per partition, reading from the leader below the high watermark. */
@@ -750,6 +880,14 @@ class ClusterSim {
             now,
           );
       }
+      // Idempotent producers' retries wrote each of their values once.
+      const at = new Map<string, number>();
+      for (const [offset, v] of leaderRecords) {
+        if (!h.idempotentValues.has(v)) continue;
+        const prev = at.get(v);
+        if (prev !== undefined) h.violation("idempotent-duplicate", `partition ${p}: "${v}" at offsets ${prev} and ${offset}`, now);
+        else at.set(v, offset);
+      }
       // What consumers read below the high watermark stays.
       for (const [offset, c] of h.consumed.get(p) ?? []) {
         if (this.powerLossesSince(c.atMs) >= 2) continue;
@@ -793,6 +931,10 @@ class ClusterSim {
     }
     for (let id = 0; id < this.s.producers; id++) {
       if ((this.ackedAfterHeal.get(id) ?? 0) === 0) h.violation("liveness", `producer ${id} got no acknowledgement after healing`, now);
+    }
+    for (let id = 0; id < this.s.idempotentProducers; id++) {
+      if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
+        h.violation("liveness", `idempotent producer ${id} got no acknowledgement after healing`, now);
     }
     for (let g = 0; g < this.s.groups; g++) {
       const group = `group-${g}`;

@@ -47,6 +47,8 @@ export function recordsOf(log: PartitionLog, from: number, to: number): Map<numb
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
+  /** Values written by idempotent producers (each must be in the log at most once). */
+  readonly idempotentValues = new Set<string>();
   /** partition → offset → value, as consumers read it (below the high watermark). */
   readonly consumed = new Map<number, Map<number, { value: string; atMs: number }>>();
   /** `${partition}/${leaderEpoch}` → the node that led it. */

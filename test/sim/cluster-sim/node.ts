@@ -34,6 +34,7 @@ import { answer } from "../../../src/rpc/replication-service.ts";
 import { rillErrorFromDetail } from "../../../src/protocol/grpc-errors.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
 import { GroupsService } from "../../../src/service/groups.ts";
+import { ProduceHandler } from "../../../src/service/produce.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
@@ -82,6 +83,8 @@ export interface Running {
   /** The group coordinator shards this node leads, and the group service over them. */
   readonly groups: GroupRuntime;
   readonly groupsService: GroupsService;
+  /** The real produce handler (no forwarder: clients send to the leader). */
+  readonly produce: ProduceHandler;
 }
 
 /** A node: its disk survives restarts; its process (`running`) does not. */
@@ -218,7 +221,8 @@ export class SimNode {
     // on the broker's ticker (every raft.heartbeat.interval.ms).
     const work = { groups, logs, clock, log: silentLog };
     timers.setInterval(() => void runPeriodicWork(work).catch((e: unknown) => this.bug(e)), SIM_BROKER.raftHeartbeatIntervalMs);
-    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService };
+    const produce = new ProduceHandler(rm);
+    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService, produce };
     this.env.trace(`node ${this.id} started (run ${inc.n})`);
   }
 
