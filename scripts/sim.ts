@@ -58,6 +58,8 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--produce-every <ms>", "--cluster: mean pause between one producer's writes", integer(1))
     .option("--fault-ms <ms>", "--cluster: simulated time with faults", integer(0))
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
+    .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
+    .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
     .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1));
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
@@ -77,6 +79,8 @@ function parseArgs(argv: readonly string[]): Args {
     faultMs?: number;
     healMs?: number;
     plant?: number;
+    powerLossOneIn?: number;
+    replicaFetchMaxBytes?: number;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
     command.error("give --seed N, --regression N or --sweep");
@@ -86,6 +90,8 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.produceEvery !== undefined) over.produceEveryMs = o.produceEvery;
   if (o.faultMs !== undefined) over.faultMs = o.faultMs;
   if (o.healMs !== undefined) over.healMs = o.healMs;
+  if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
+  if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,

@@ -4,13 +4,15 @@
  * Determinism (same seed, same trace hash), the regression seeds, planted replication bugs
  * that the checkers must catch, and a sweep of as many seeds as fit in its time budget.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { seedFromEnv } from "../../../src/base/random.ts";
-import { PartitionReplica } from "../../../src/replication/partition-replica.ts";
-import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
 import { History } from "./history.ts";
+import { PLANTED_BUGS, plantBug } from "./plants.ts";
 import { clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } from "./run.ts";
+
+const PLANT3_SEED = 1;
+const PLANT4_SEED = 1;
 
 /** A shorter run than the default: 6 s of faults, 8 s healed. */
 const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
@@ -60,50 +62,36 @@ describe("cluster simulator", () => {
   });
 
   describe("catches planted bugs", () => {
-    const restore: Array<() => void> = [];
-    afterEach(() => {
-      for (const r of restore.splice(0)) r();
-    });
-
-    /** Replaces a method of a prototype for one test. */
-    function plant<T extends object, K extends keyof T>(proto: T, name: K, impl: T[K]): void {
-      const orig = proto[name];
-      proto[name] = impl;
-      restore.push(() => {
-        proto[name] = orig;
-      });
-    }
-
-    /** Runs seeds from 1 until one fails (at most `max`); returns the failing seed and its checks. */
-    async function firstFailure(max: number): Promise<{ seed: number; checks: string[] } | null> {
-      for (let seed = 1; seed <= max; seed++) {
-        const r = await runClusterSim(clusterSettingsForSeed(seed));
-        if (r.violations.length > 0) return { seed, checks: [...new Set(r.violations.map((v) => v.check))] };
-      }
-      return null;
-    }
-
-    it("a high watermark as the max over the ISR instead of the min", async () => {
-      plant(PartitionReplica.prototype, "maybeAdvanceHw", function (this: PartitionReplica): boolean {
-        if (this.role !== "leader") return false;
-        const hw = this.log.logEndOffset; // planted: ignores the followers
-        if (hw > this.hw) {
-          this.hw = hw;
-          return true;
+    /**
+     * Each planted bug (plants.ts), the settings it runs with and the first seed of a sweep from
+     * seed 1 that caught it (`npm run sim -- --cluster --plant N --seeds 20 [settings]`); the test
+     * runs that seed with the bug planted and again without it.
+     */
+    const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [
+      { bug: 1, seed: 1, settings: {}, checks: [] },
+      { bug: 2, seed: 1, settings: {}, checks: [] },
+      { bug: 3, seed: PLANT3_SEED, settings: { powerLossOneIn: 1 }, checks: ["acked-write-lost"] },
+      { bug: 4, seed: PLANT4_SEED, settings: { replicaFetchMaxBytes: 2000 }, checks: ["isr-member-missing-acked"] },
+      { bug: 5, seed: 3, settings: {}, checks: ["committed-offset-backwards"] },
+    ];
+    for (const p of planted) {
+      it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {
+        const settings = clusterSettingsForSeed(p.seed, p.settings);
+        const revert = plantBug(p.bug);
+        let r: Awaited<ReturnType<typeof runClusterSim>>;
+        try {
+          r = await runClusterSim(settings);
+        } finally {
+          revert();
         }
-        return false;
-      });
-      const found = await firstFailure(3);
-      console.log(`planted hw-as-max: ${JSON.stringify(found)}`);
-      expect(found).not.toBeNull();
-    }, 120_000);
-
-    it("a follower that skips truncation on a leader change", async () => {
-      plant(ReplicaManager.prototype, "truncateFollower", () => {});
-      const found = await firstFailure(3);
-      console.log(`planted no-truncation: ${JSON.stringify(found)}`);
-      expect(found).not.toBeNull();
-    }, 120_000);
+        const checks = [...new Set(r.violations.map((v) => v.check))];
+        console.log(`planted bug ${p.bug}, seed ${p.seed}: ${JSON.stringify(checks)}`);
+        expect(checks.length, `planted bug ${p.bug} not caught by seed ${p.seed}`).toBeGreaterThan(0);
+        for (const c of p.checks) expect(checks).toContain(c);
+        const clean = await runClusterSim(settings);
+        expect(clean.violations, formatClusterFailure(clean)).toEqual([]);
+      }, 120_000);
+    }
   });
 
   it(

@@ -9,7 +9,10 @@ import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
-import { decideAlterConfigs, decideCreateTopic } from "../../../src/metadata/controller.ts";
+import { decidePreferredLeaderElection } from "../../../src/metadata/cluster-controller.ts";
+import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic } from "../../../src/metadata/controller.ts";
+import type { MetadataImage } from "../../../src/metadata/image.ts";
+import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
@@ -45,6 +48,10 @@ export interface ClusterSimSettings {
   readonly idempotentProducers: number;
   /** Producers with acks=leader or acks=none (no durability promise; their records are checked as read). */
   readonly weakAcksProducers: number;
+  /** replica.fetch.max.bytes: small values make a follower take many fetches to catch up. */
+  readonly replicaFetchMaxBytes: number;
+  /** Whether an admin changes the cluster during the faults (topics created, grown and deleted, configs, preferred elections). */
+  readonly admin: boolean;
   /** One crash in this many is a power loss (unsynced writes lost); the rest are process kills. */
   readonly powerLossOneIn: number;
   /** Consumer groups (each subscribed to the topic) and members per group. */
@@ -63,6 +70,8 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     healMs: 15_000,
     dropRate: 0.02,
     powerLossOneIn: 3,
+    admin: true,
+    replicaFetchMaxBytes: 10 << 20,
     idempotentProducers: 2,
     weakAcksProducers: 1,
     groups: 1,
@@ -123,6 +132,9 @@ class ClusterSim {
   private healedAt = Number.POSITIVE_INFINITY;
   /** Group members that heartbeated after healing, and groups with a commit acknowledged after healing (liveness). */
   private readonly heartbeatsAfterHeal = new Set<string>();
+  /** Topics the admin created, and those it deleted. */
+  private readonly adminTopics = new Set<string>();
+  private readonly deletedTopics = new Set<string>();
   /** The __consumer_offsets partitions of the groups (their leader changes are traced). */
   private readonly groupPartitions: ReadonlySet<number>;
   private readonly commitsAfterHeal = new Set<string>();
@@ -151,6 +163,7 @@ class ClusterSim {
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
+          replicaFetchMaxBytes: s.replicaFetchMaxBytes,
         }),
       );
     }
@@ -190,6 +203,7 @@ class ClusterSim {
           }
         });
       this.scheduleFaults();
+      if (this.s.admin) void this.adminClient();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -335,6 +349,64 @@ class ClusterSim {
         }
       }
       await this.sleep(500);
+    }
+  }
+
+  /** Runs a controller decision at the active controller (as the admin service does). */
+  private async atController(what: string, decide: (img: MetadataImage) => MetadataRecord[]): Promise<boolean> {
+    const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+    if (!leader) return false;
+    try {
+      await this.call(leader.id, (n) => n.running!.store.commit(decide));
+      this.trace(`admin: ${what}`);
+      return true;
+    } catch (e) {
+      this.trace(`admin: ${what} failed: ${e instanceof RillError ? e.kind.name : (e as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * An admin during the faults: creates topics (replication factor 3), adds partitions to them,
+   * deletes them, changes the main topic's segment size (segments roll under the writers) and
+   * runs preferred leader elections. Topics deleted must be gone from every node after healing;
+   * topics kept must have a leader for every partition.
+   */
+  private async adminClient(): Promise<void> {
+    let n = 0;
+    while (this.world.now < this.s.faultMs) {
+      await this.sleep(1000 + this.random.int(2000));
+      const live = [...this.adminTopics].filter((t) => !this.deletedTopics.has(t));
+      const roll = this.random.int(5);
+      if (roll === 0 || live.length === 0) {
+        const name = `admin-${n++}`;
+        const partitions = 1 + this.random.int(2);
+        if (
+          await this.atController(`create topic ${name} (${partitions} partitions)`, (img) =>
+            decideCreateTopic(
+              img,
+              { name, partitions, replicationFactor: 3, configs: {} },
+              { partitions, brokers: img.unfencedBrokers(), random: this.random },
+            ),
+          )
+        )
+          this.adminTopics.add(name);
+      } else if (roll === 1) {
+        const name = this.pick(live);
+        if (await this.atController(`delete topic ${name}`, (img) => decideDeleteTopic(img, name))) this.deletedTopics.add(name);
+      } else if (roll === 2) {
+        const name = this.pick(live);
+        await this.atController(`add a partition to ${name}`, (img) =>
+          decideCreatePartitions(img, name, (img.topics.get(name)?.partitions.length ?? 0) + 1, img.unfencedBrokers(), this.random),
+        );
+      } else if (roll === 3) {
+        const bytes = this.random.int(2) === 0 ? 2048 : 1 << 20;
+        await this.atController(`${TOPIC} segment.bytes ${bytes}`, (img) =>
+          decideAlterConfigs(img, TOPIC, { "segment.bytes": String(bytes) }, []),
+        );
+      } else {
+        await this.atController("preferred leader election", (img) => decidePreferredLeaderElection(img).records);
+      }
     }
   }
 
@@ -931,6 +1003,19 @@ class ClusterSim {
     }
     for (let id = 0; id < this.s.producers; id++) {
       if ((this.ackedAfterHeal.get(id) ?? 0) === 0) h.violation("liveness", `producer ${id} got no acknowledgement after healing`, now);
+    }
+    for (const name of this.adminTopics) {
+      const at = img!.topics.get(name);
+      if (this.deletedTopics.has(name)) {
+        if (at) h.violation("liveness", `topic ${name} was deleted and is still in the metadata`, now);
+        for (const nd of this.upNodes())
+          if (nd.running!.logs.get(name, 0)) h.violation("admin", `topic ${name} was deleted, node ${nd.id} still has its log`, now);
+        continue;
+      }
+      at?.partitions.forEach((st, p) => {
+        if (!this.nodes.get(st.leader)?.running?.rm.replica(name, p) || st.isr.length !== st.replicas.length)
+          h.violation("liveness", `${name}-${p}: leader ${st.leader}, ISR ${st.isr.join(",")} after healing`, now);
+      });
     }
     for (let id = 0; id < this.s.idempotentProducers; id++) {
       if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)

@@ -63,6 +63,8 @@ export interface NodeEnv {
   /** Randomness of this node (Raft timeouts, placement), forked from the run's seed. */
   readonly random: SeededRandom;
   readonly trace: (line: string) => void;
+  /** replica.fetch.max.bytes of the followers' fetches. */
+  readonly replicaFetchMaxBytes: number;
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
@@ -204,7 +206,7 @@ export class SimNode {
       addressOf: (id) => (store.image.brokers.has(id) ? `node-${id}` : null),
       transport: this.fetchTransport(inc),
       maxWaitMs: SIM_BROKER.replicaFetchWaitMaxMs,
-      maxBytes: 10 << 20,
+      maxBytes: this.env.replicaFetchMaxBytes,
       log: silentLog,
       timers,
     });
