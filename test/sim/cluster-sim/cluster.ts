@@ -52,6 +52,8 @@ export interface ClusterSimSettings {
   readonly replicaFetchMaxBytes: number;
   /** Whether an admin changes the cluster during the faults (topics created, grown and deleted, configs, preferred elections). */
   readonly admin: boolean;
+  /** Disk faults: torn last writes at power losses, slow fsyncs. */
+  readonly diskFaults: boolean;
   /** One crash in this many is a power loss (unsynced writes lost); the rest are process kills. */
   readonly powerLossOneIn: number;
   /** Consumer groups (each subscribed to the topic) and members per group. */
@@ -70,6 +72,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     healMs: 15_000,
     dropRate: 0.02,
     powerLossOneIn: 3,
+    diskFaults: true,
     admin: true,
     replicaFetchMaxBytes: 10 << 20,
     idempotentProducers: 2,
@@ -845,7 +848,7 @@ class ClusterSim {
         const power = this.random.int(this.s.powerLossOneIn) === 0;
         this.crashes++;
         this.trace(`fault: crash node ${n.id}`);
-        n.crash(power);
+        n.crash(power, power && this.s.diskFaults && this.random.int(2) === 0 ? this.random : null);
       } else if (roll < 60 && !this.net.partitioned) {
         const n = this.pick(this.ids);
         this.partitionsMade++;
@@ -865,6 +868,11 @@ class ClusterSim {
         this.net.faults.maxDelayMs = this.random.int(2) === 0 ? 5 : 50;
         this.trace(`fault: network drop ${this.net.faults.dropRate}, delay 1..${this.net.faults.maxDelayMs} ms`);
       }
+      if (this.s.diskFaults && this.random.int(8) === 0) {
+        const n = this.pick([...this.nodes.values()]);
+        n.diskFaults.slowSyncMs = n.diskFaults.slowSyncMs > 0 ? 0 : 100 + this.random.int(900);
+        this.trace(`fault: node ${n.id} fsync takes ${n.diskFaults.slowSyncMs} ms`);
+      }
       this.world.schedule(200 + this.random.int(1800), step, null);
     };
     this.world.schedule(500 + this.random.int(1000), step, null);
@@ -875,7 +883,10 @@ class ClusterSim {
     this.net.heal();
     this.net.faults.dropRate = 0;
     this.net.faults.maxDelayMs = 5;
-    for (const n of this.nodes.values()) if (!n.up) this.startNode(n);
+    for (const n of this.nodes.values()) {
+      n.diskFaults.slowSyncMs = 0;
+      if (!n.up) this.startNode(n);
+    }
     this.healedAt = this.world.now;
   }
 

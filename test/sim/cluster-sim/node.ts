@@ -37,6 +37,7 @@ import { GroupsService } from "../../../src/service/groups.ts";
 import { ProduceHandler } from "../../../src/service/produce.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
+import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
 export const CLUSTER_ID = "sim-cluster";
@@ -92,6 +93,8 @@ export interface Running {
 /** A node: its disk survives restarts; its process (`running`) does not. */
 export class SimNode {
   readonly fs = new MemoryFileSystem();
+  /** This node's disk faults now (slow fsync). */
+  readonly diskFaults: DiskFaults = { slowSyncMs: 0 };
   running: Running | null = null;
   private incarnations = 0;
   /** Power losses so far (a crash that dropped unsynced writes), with their times. */
@@ -118,8 +121,9 @@ export class SimNode {
     const clock = world.clock;
     const d = defaultBrokerConfig;
     this.fs.mkdirp(DATA_DIR);
+    const disk = new SimDisk(this.fs, timers, this.diskFaults);
     const logs = LogManager.open({
-      fs: this.fs,
+      fs: disk,
       dataDir: DATA_DIR,
       clock,
       topicConfig: () => undefined,
@@ -136,7 +140,7 @@ export class SimNode {
     });
     const random = this.env.random.fork();
     const store = QuorumMetadataStore.open({
-      fs: this.fs,
+      fs: disk,
       dataDir: DATA_DIR,
       nodeId: this.id,
       voters,
@@ -237,16 +241,20 @@ export class SimNode {
    * Kills the process. `powerLoss`: the machine lost power too, so every write not fsynced is
    * gone (MemoryFileSystem.crash); otherwise the page cache survives (kill -9).
    */
-  crash(powerLoss: boolean): void {
+  crash(powerLoss: boolean, tear: SeededRandom | null = null): void {
     const r = this.running;
     if (!r) return;
     r.inc.alive = false;
     this.running = null;
+    let torn: string | null = null;
     if (powerLoss) {
-      this.fs.crash();
+      if (tear) torn = tornPowerLoss(this.fs, DATA_DIR, tear);
+      else this.fs.crash();
       this.powerLosses.push(this.env.world.now);
     }
-    this.env.trace(`node ${this.id} crashed${powerLoss ? " (power loss: unsynced writes lost)" : " (process killed)"}`);
+    this.env.trace(
+      `node ${this.id} crashed${powerLoss ? ` (power loss: unsynced writes lost${torn ? `; torn write ${torn}` : ""})` : " (process killed)"}`,
+    );
   }
 
   private sendRaft(inc: Incarnation, to: number, messages: readonly Message[]): void {

@@ -36,7 +36,13 @@ export function clusterOpenSeeds(): ClusterOpenSeed[] {
  * What an entry's settings leave out is off: the workloads added after it was found (groups,
  * idempotent producers, admin changes, disk faults) would change its run.
  */
-export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = { groups: 0, idempotentProducers: 0, weakAcksProducers: 0, admin: false };
+export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
+  groups: 0,
+  idempotentProducers: 0,
+  weakAcksProducers: 0,
+  admin: false,
+  diskFaults: false,
+};
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {
   return clusterSettingsForSeed(e.seed, { ...LEGACY_SETTINGS, ...(e.settings ?? {}) });
