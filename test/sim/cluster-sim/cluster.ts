@@ -340,7 +340,7 @@ class ClusterSim {
   private async configureOffsetsTopic(): Promise<void> {
     while (!this.stopping) {
       const leader = this.upNodes().find((n) => n.running!.store.isLeader);
-      if (leader?.running!.store.image.topics.has(OFFSETS_TOPIC)) {
+      if (leader?.running?.store.image.topics.has(OFFSETS_TOPIC)) {
         try {
           await this.call(leader.id, (n) =>
             n.running!.store.commit((img) => decideAlterConfigs(img, OFFSETS_TOPIC, { "min.insync.replicas": "2" }, [])),
