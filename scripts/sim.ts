@@ -9,7 +9,8 @@
  *   npx tsx scripts/sim.ts --cluster --seeds N [--first S]   the whole-cluster simulator (issue 19), a sweep
  *   npx tsx scripts/sim.ts --cluster --seed N [--trace]      one seed, with its event trace
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
- *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS)
+ *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
+ *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it)
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
@@ -36,6 +37,8 @@ interface Args {
 /** Options of the whole-cluster simulator (--cluster). */
 interface ClusterArgs {
   readonly over: Partial<ClusterSimSettings>;
+  /** A planted bug (test/sim/cluster-sim/plants.ts) to run with, or null. */
+  readonly plant: number | null;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -54,7 +57,10 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--producers <n>", "--cluster: acks=all producers (one write in flight each)", integer(1))
     .option("--produce-every <ms>", "--cluster: mean pause between one producer's writes", integer(1))
     .option("--fault-ms <ms>", "--cluster: simulated time with faults", integer(0))
-    .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0));
+    .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
+    .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
+    .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
+    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1));
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
     seed?: number;
@@ -72,6 +78,9 @@ function parseArgs(argv: readonly string[]): Args {
     produceEvery?: number;
     faultMs?: number;
     healMs?: number;
+    plant?: number;
+    powerLossOneIn?: number;
+    replicaFetchMaxBytes?: number;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
     command.error("give --seed N, --regression N or --sweep");
@@ -81,6 +90,8 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.produceEvery !== undefined) over.produceEveryMs = o.produceEvery;
   if (o.faultMs !== undefined) over.faultMs = o.faultMs;
   if (o.healMs !== undefined) over.healMs = o.healMs;
+  if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
+  if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,
@@ -91,7 +102,7 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: o.seeds,
     first: o.first,
     disk: o.disk === true,
-    cluster: o.cluster ? { over } : null,
+    cluster: o.cluster ? { over, plant: o.plant ?? null } : null,
   };
 }
 
@@ -147,6 +158,11 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   const { clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } = await import(
     "../test/sim/cluster-sim/run.ts"
   );
+  if (c.plant !== null) {
+    const { PLANTED_BUGS, plantBug } = await import("../test/sim/cluster-sim/plants.ts");
+    plantBug(c.plant);
+    console.log(`planted bug ${c.plant}: ${PLANTED_BUGS[c.plant]}`);
+  }
   if (a.seed !== null || a.regression !== null) {
     let settings: ClusterSimSettings;
     if (a.regression !== null) {

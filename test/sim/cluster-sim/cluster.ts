@@ -8,14 +8,28 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
-import { decideCreateTopic } from "../../../src/metadata/controller.ts";
+import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
+import { decidePreferredLeaderElection } from "../../../src/metadata/cluster-controller.ts";
+import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic } from "../../../src/metadata/controller.ts";
+import type { MetadataImage } from "../../../src/metadata/image.ts";
+import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { type Ack, History, recordsOf } from "./history.ts";
-import { SimNode } from "./node.ts";
+import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 
 export const TOPIC = "sim";
+
+/** What a Fetch returned to a client. */
+interface ReadResult {
+  readonly hw: number;
+  readonly records: ReadonlyArray<{ offset: number; value: string }>;
+  /** Whether a settled leader answered (see readAt). */
+  readonly settled: boolean;
+  readonly error: Error | null;
+}
 
 /** What one run does; everything else follows from the seed. */
 export interface ClusterSimSettings {
@@ -30,10 +44,43 @@ export interface ClusterSimSettings {
   /** After healing: how long everything runs fault-free before the liveness checks. */
   readonly healMs: number;
   readonly dropRate: number;
+  /** Idempotent acks=all producers (retrying each batch with its sequence until acknowledged). */
+  readonly idempotentProducers: number;
+  /** Producers with acks=leader or acks=none (no durability promise; their records are checked as read). */
+  readonly weakAcksProducers: number;
+  /** replica.fetch.max.bytes: small values make a follower take many fetches to catch up. */
+  readonly replicaFetchMaxBytes: number;
+  /** Whether an admin changes the cluster during the faults (topics created, grown and deleted, configs, preferred elections). */
+  readonly admin: boolean;
+  /** Disk faults: torn last writes at power losses, slow fsyncs. */
+  readonly diskFaults: boolean;
+  /** One crash in this many is a power loss (unsynced writes lost); the rest are process kills. */
+  readonly powerLossOneIn: number;
+  /** Consumer groups (each subscribed to the topic) and members per group. */
+  readonly groups: number;
+  readonly groupMembers: number;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
-  return { seed, nodes: 3, partitions: 3, producers: 3, produceEveryMs: 20, faultMs: 20_000, healMs: 15_000, dropRate: 0.02, ...over };
+  return {
+    seed,
+    nodes: 3,
+    partitions: 3,
+    producers: 3,
+    produceEveryMs: 20,
+    faultMs: 20_000,
+    healMs: 15_000,
+    dropRate: 0.02,
+    powerLossOneIn: 3,
+    diskFaults: true,
+    admin: true,
+    replicaFetchMaxBytes: 10 << 20,
+    idempotentProducers: 2,
+    weakAcksProducers: 1,
+    groups: 1,
+    groupMembers: 2,
+    ...over,
+  };
 }
 
 export interface ClusterSimResult {
@@ -56,6 +103,8 @@ export interface ClusterSimResult {
     leaderEpochs: number;
     messages: number;
     dropped: number;
+    commits: number;
+    committedReads: number;
   };
 }
 
@@ -84,6 +133,14 @@ class ClusterSim {
   /** Per producer, acknowledged writes after healing (liveness). */
   private readonly ackedAfterHeal = new Map<number, number>();
   private healedAt = Number.POSITIVE_INFINITY;
+  /** Group members that heartbeated after healing, and groups with a commit acknowledged after healing (liveness). */
+  private readonly heartbeatsAfterHeal = new Set<string>();
+  /** Topics the admin created, and those it deleted. */
+  private readonly adminTopics = new Set<string>();
+  private readonly deletedTopics = new Set<string>();
+  /** The __consumer_offsets partitions of the groups (their leader changes are traced). */
+  private readonly groupPartitions: ReadonlySet<number>;
+  private readonly commitsAfterHeal = new Set<string>();
   /** The newest metadata offset traced. */
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
@@ -96,6 +153,7 @@ class ClusterSim {
     this.random = new SeededRandom(s.seed);
     this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5 });
     this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
+    this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
     for (const id of this.ids) {
       this.nodes.set(
@@ -107,6 +165,8 @@ class ClusterSim {
           nodes: this.nodes,
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
+          onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
+          replicaFetchMaxBytes: s.replicaFetchMaxBytes,
         }),
       );
     }
@@ -135,8 +195,18 @@ class ClusterSim {
         await this.world.runUntil(this.world.now + 100);
       }
       for (let p = 0; p < this.s.producers; p++) void this.producer(p);
+      for (let p = 0; p < this.s.idempotentProducers; p++) void this.idempotentProducer(p);
+      for (let p = 0; p < this.s.weakAcksProducers; p++) void this.weakAcksProducer(p);
       for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
+      if (this.s.groups > 0)
+        void this.configureOffsetsTopic().then(() => {
+          for (let g = 0; g < this.s.groups; g++) {
+            for (let m = 0; m < this.s.groupMembers; m++) void this.groupMember(`group-${g}`, m);
+            void this.committedChecker(`group-${g}`);
+          }
+        });
       this.scheduleFaults();
+      if (this.s.admin) void this.adminClient();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -170,6 +240,8 @@ class ClusterSim {
         leaderEpochs: h.leaders.size,
         messages: this.net.sent,
         dropped: this.net.dropped,
+        commits: h.commitCount,
+        committedReads: h.committedReads,
       },
     };
   }
@@ -199,7 +271,11 @@ class ClusterSim {
       if (c.snapshot === true || c.offset <= this.metadataTraced) return;
       this.metadataTraced = c.offset;
       for (const r of c.records) {
-        if (r.type === "partition-change" && r.topic === TOPIC)
+        if (r.type === "partition-change" && r.topic === OFFSETS_TOPIC && this.groupPartitions.has(r.partition))
+          this.trace(
+            `metadata@${c.offset}: ${OFFSETS_TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+          );
+        else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
             `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
           );
@@ -256,6 +332,87 @@ class ClusterSim {
     }
   }
 
+  /**
+   * Sets min.insync.replicas=2 on __consumer_offsets once the controller created it (an admin's
+   * AlterConfigs, as a cluster that keeps commits through one power loss is configured), so an
+   * acknowledged commit survives a power loss of its coordinator.
+   */
+  private async configureOffsetsTopic(): Promise<void> {
+    while (!this.stopping) {
+      const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+      if (leader?.running?.store.image.topics.has(OFFSETS_TOPIC)) {
+        try {
+          await this.call(leader.id, (n) =>
+            n.running!.store.commit((img) => decideAlterConfigs(img, OFFSETS_TOPIC, { "min.insync.replicas": "2" }, [])),
+          );
+          this.trace(`topic ${OFFSETS_TOPIC}: min.insync.replicas 2`);
+          return;
+        } catch (e) {
+          this.trace(`alter configs of ${OFFSETS_TOPIC} failed: ${(e as Error).message}`);
+        }
+      }
+      await this.sleep(500);
+    }
+  }
+
+  /** Runs a controller decision at the active controller (as the admin service does). */
+  private async atController(what: string, decide: (img: MetadataImage) => MetadataRecord[]): Promise<boolean> {
+    const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+    if (!leader) return false;
+    try {
+      await this.call(leader.id, (n) => n.running!.store.commit(decide));
+      this.trace(`admin: ${what}`);
+      return true;
+    } catch (e) {
+      this.trace(`admin: ${what} failed: ${e instanceof RillError ? e.kind.name : (e as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * An admin during the faults: creates topics (replication factor 3), adds partitions to them,
+   * deletes them, changes the main topic's segment size (segments roll under the writers) and
+   * runs preferred leader elections. Topics deleted must be gone from every node after healing;
+   * topics kept must have a leader for every partition.
+   */
+  private async adminClient(): Promise<void> {
+    let n = 0;
+    while (this.world.now < this.s.faultMs) {
+      await this.sleep(1000 + this.random.int(2000));
+      const live = [...this.adminTopics].filter((t) => !this.deletedTopics.has(t));
+      const roll = this.random.int(5);
+      if (roll === 0 || live.length === 0) {
+        const name = `admin-${n++}`;
+        const partitions = 1 + this.random.int(2);
+        if (
+          await this.atController(`create topic ${name} (${partitions} partitions)`, (img) =>
+            decideCreateTopic(
+              img,
+              { name, partitions, replicationFactor: 3, configs: {} },
+              { partitions, brokers: img.unfencedBrokers(), random: this.random },
+            ),
+          )
+        )
+          this.adminTopics.add(name);
+      } else if (roll === 1) {
+        const name = this.pick(live);
+        if (await this.atController(`delete topic ${name}`, (img) => decideDeleteTopic(img, name))) this.deletedTopics.add(name);
+      } else if (roll === 2) {
+        const name = this.pick(live);
+        await this.atController(`add a partition to ${name}`, (img) =>
+          decideCreatePartitions(img, name, (img.topics.get(name)?.partitions.length ?? 0) + 1, img.unfencedBrokers(), this.random),
+        );
+      } else if (roll === 3) {
+        const bytes = this.random.int(2) === 0 ? 2048 : 1 << 20;
+        await this.atController(`${TOPIC} segment.bytes ${bytes}`, (img) =>
+          decideAlterConfigs(img, TOPIC, { "segment.bytes": String(bytes) }, []),
+        );
+      } else {
+        await this.atController("preferred leader election", (img) => decidePreferredLeaderElection(img).records);
+      }
+    }
+  }
+
   /** Asks a random up node which broker leads `partition` (a Metadata request). */
   private async refreshLeader(partition: number): Promise<void> {
     const up = this.upNodes();
@@ -305,6 +462,152 @@ class ClusterSim {
     }
   }
 
+  /** A Fetch of `partition` from `offset` at node `at` (below the high watermark), decoded. */
+  private readAt(at: number, partition: number, offset: number): Promise<ReadResult> {
+    return this.call(
+      at,
+      (n) => {
+        const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset, maxBytes: 64 << 10 });
+        // The leader acting now, past the by-design lag of a new leader's high watermark
+        // (KIP-207): until it reaches its epoch's start it may answer a lower one.
+        const r = n.running!.rm.replica(TOPIC, partition);
+        const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
+        if (d.error) return { hw: -1, records: [], settled, error: d.error };
+        const records: Array<{ offset: number; value: string }> = [];
+        for (const chunk of d.read?.chunks ?? []) {
+          let pos = 0;
+          while (pos < chunk.length) {
+            for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
+            pos += chunk.readInt32BE(pos + 8) + 12;
+          }
+        }
+        return { hw: d.highWatermark, records, settled, error: null };
+      },
+      2000,
+    );
+  }
+
+  /** InitProducerId at the active controller (retried until issued); null once stopping. */
+  private async initProducerId(): Promise<{ producerId: number; producerEpoch: number } | null> {
+    while (!this.stopping) {
+      const leader = this.upNodes().find((n) => n.running!.store.isLeader);
+      if (leader) {
+        try {
+          return await this.call(leader.id, (n) => n.running!.rm.initProducerId({ transactionalId: "", producerEpoch: -1 }));
+        } catch {
+          // ask again
+        }
+      }
+      await this.sleep(300);
+    }
+    return null;
+  }
+
+  /**
+   * An idempotent acks=all producer (Kafka's enable.idempotence): a producer id from
+   * InitProducerId, one batch in flight, each sent through the leader's real produce handler
+   * with its partition's next sequence and retried as it is — same sequence — until acknowledged,
+   * so the log must hold it exactly once. Its values start with "i".
+   */
+  private async idempotentProducer(id: number): Promise<void> {
+    const pid = await this.initProducerId();
+    if (pid === null) return;
+    this.trace(`idempotent producer ${id}: producer id ${pid.producerId} epoch ${pid.producerEpoch}`);
+    const seqs = new Map<number, number>();
+    const key = 1000 + id;
+    let n = 0;
+    while (!this.stopping) {
+      await this.sleep(1 + this.random.int(2 * this.s.produceEveryMs));
+      if (this.stopping) break;
+      const partition = this.random.int(this.s.partitions);
+      const seq = seqs.get(partition) ?? 0;
+      const value = `i${id}-${n++}`;
+      const batch = encodeBatch([{ value }], {
+        nowMs: this.world.clock.nowMs(),
+        producerId: pid.producerId,
+        producerEpoch: pid.producerEpoch,
+        baseSequence: seq,
+      });
+      this.history.produced++;
+      this.history.idempotentValues.add(value);
+      for (let attempt = 0; ; attempt++) {
+        const leader = this.leaderGuess.get(partition);
+        if (leader === undefined || attempt > 0) await this.refreshLeader(partition);
+        const to = this.leaderGuess.get(partition);
+        if (to === undefined) {
+          await this.sleep(100);
+          continue;
+        }
+        try {
+          const res = await this.call(to, (nd) =>
+            nd.running!.produce.produce({
+              topic: TOPIC,
+              partition,
+              records: [],
+              recordBatch: batch,
+              acks: ProduceAcks.ALL,
+              timeoutMs: 5000,
+              producerId: BigInt(pid.producerId),
+              producerEpoch: pid.producerEpoch,
+              baseSequence: seq,
+            }),
+          );
+          const r = res.partitions[0]!;
+          if (r.error) throw r.error;
+          seqs.set(partition, seq + 1);
+          this.history.acks.push({ partition, offset: r.baseOffset, value, atMs: this.world.now });
+          this.trace(`ack ${value} -> ${TOPIC}-${partition}@${r.baseOffset} (leader ${to}, attempt ${attempt + 1})`);
+          if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(key, (this.ackedAfterHeal.get(key) ?? 0) + 1);
+          break;
+        } catch (e) {
+          this.history.failedProduces++;
+          const why = e instanceof RillError ? e.kind.name : (e as Error).message;
+          this.trace(`produce ${value} -> ${TOPIC}-${partition} at node ${to} failed (attempt ${attempt + 1}): ${why}`);
+          // Past the end of the run: the outcome stays unknown.
+          if (this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 1500) return;
+          await this.sleep(50 + this.random.int(100));
+        }
+      }
+    }
+  }
+
+  /** A producer with acks=leader or acks=none (chosen per write): nothing promised, its records are checked as read. */
+  private async weakAcksProducer(id: number): Promise<void> {
+    let n = 0;
+    while (!this.stopping) {
+      await this.sleep(1 + this.random.int(4 * this.s.produceEveryMs));
+      if (this.stopping) break;
+      const partition = this.random.int(this.s.partitions);
+      const leader = this.leaderGuess.get(partition);
+      if (leader === undefined) {
+        await this.refreshLeader(partition);
+        continue;
+      }
+      const acks = this.random.int(2) === 0 ? ProduceAcks.LEADER : ProduceAcks.NONE;
+      const value = `w${id}-${n++}`;
+      this.history.produced++;
+      try {
+        const res = await this.call(leader, (nd) =>
+          nd.running!.produce.produce({
+            topic: TOPIC,
+            partition,
+            records: [{ key: null, value: Buffer.from(value), headers: [], timestampMs: null }],
+            recordBatch: null,
+            acks,
+            timeoutMs: 5000,
+            producerId: undefined,
+            producerEpoch: -1,
+            baseSequence: -1,
+          }),
+        );
+        if (res.partitions[0]?.error) throw res.partitions[0].error;
+      } catch {
+        this.history.failedProduces++;
+        await this.refreshLeader(partition);
+      }
+    }
+  }
+
   /** One consumer per partition, reading from the leader below the high watermark. */
   private async consumer(partition: number): Promise<void> {
     const c = { offset: 0, hw: 0, hwNode: 0, readAtMs: 0 };
@@ -318,27 +621,7 @@ class ClusterSim {
         continue;
       }
       try {
-        const got = await this.call(
-          leader,
-          (n) => {
-            const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset: c.offset, maxBytes: 64 << 10 });
-            // The leader acting now, past the by-design lag of a new leader's high watermark
-            // (KIP-207): until it reaches its epoch's start it may answer a lower one.
-            const r = n.running!.rm.replica(TOPIC, partition);
-            const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
-            if (d.error) return { hw: -1, records: [], settled, error: d.error };
-            const records: Array<{ offset: number; value: string }> = [];
-            for (const chunk of d.read?.chunks ?? []) {
-              let pos = 0;
-              while (pos < chunk.length) {
-                for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
-                pos += chunk.readInt32BE(pos + 8) + 12;
-              }
-            }
-            return { hw: d.highWatermark, records, settled, error: null };
-          },
-          2000,
-        );
+        const got = await this.readAt(leader, partition, c.offset);
         this.history.reads++;
         if (got.error) {
           // Out of range at a settled leader: it lost what this consumer read below a high
@@ -382,6 +665,174 @@ class ClusterSim {
     }
   }
 
+  /** The node that coordinates `group` (FindCoordinator at a random up node), or -1. */
+  private async findCoordinator(group: string): Promise<number> {
+    const up = this.upNodes();
+    if (up.length === 0) return -1;
+    try {
+      return await this.call(this.pick(up).id, (n) => n.running!.groupsService.coordinatorOf(group), 1000);
+    } catch {
+      return -1;
+    }
+  }
+
+  /**
+   * One member of a consumer group (KIP-848 heartbeats to the real group coordinator): it reads
+   * the partitions it is assigned from their leaders, from the committed offset on, commits its
+   * position, and commits a revoked partition before it acknowledges the revocation. Sequential,
+   * as a client's poll loop.
+   */
+  private async groupMember(group: string, id: number): Promise<void> {
+    const name = `${group}/member-${id}`;
+    let memberId = "";
+    let epoch = 0;
+    let coordinator = -1;
+    let lastHeartbeat = Number.NEGATIVE_INFINITY;
+    let lastCommit = 0;
+    let turn = 0;
+    /** Owned partition → position (next offset to read) and the last committed position. */
+    const owned = new Map<number, { position: number; committed: number }>();
+    const reset = (why: string): void => {
+      this.trace(`${name}: rejoins (${why})`);
+      memberId = "";
+      epoch = 0;
+      owned.clear();
+    };
+    const failed = (e: unknown): void => {
+      const kind = e instanceof RillError ? e.kind.name : "";
+      if (kind === "FENCED_MEMBER_EPOCH" || kind === "UNKNOWN_MEMBER_ID") reset(kind);
+      else coordinator = -1;
+    };
+    const commit = async (partitions: readonly number[]): Promise<void> => {
+      const offsets = partitions
+        .map((p) => ({ p, o: owned.get(p)! }))
+        .filter(({ o }) => o.position > o.committed)
+        .map(({ p, o }) => ({ topic: TOPIC, partition: p, offset: o.position, metadata: "", leaderEpoch: -1 }));
+      if (offsets.length === 0) return;
+      const res = await this.call(coordinator, (n) =>
+        n.running!.groupsService.commitOffsets({ groupId: group, memberId, memberEpoch: epoch, offsets }),
+      );
+      if (res.error) throw res.error;
+      for (const o of res.offsets) {
+        if (o.error) continue;
+        owned.get(o.partition)!.committed = o.offset;
+        this.history.commitAcked(group, o.partition, o.offset, this.world.now);
+        this.trace(`${name}: committed ${TOPIC}-${o.partition}@${o.offset} (coordinator ${coordinator})`);
+        if (this.world.now >= this.healedAt) this.commitsAfterHeal.add(group);
+      }
+    };
+    while (!(this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 2000)) {
+      await this.sleep(20 + this.random.int(60));
+      if (coordinator < 0) {
+        coordinator = await this.findCoordinator(group);
+        if (coordinator < 0) await this.sleep(200);
+        continue;
+      }
+      try {
+        if (epoch === 0 || this.world.now - lastHeartbeat >= 500) {
+          const res = await this.call(
+            coordinator,
+            (n) =>
+              n.running!.groupsService.heartbeat({
+                groupId: group,
+                memberId,
+                memberEpoch: epoch,
+                instanceId: null,
+                topics: epoch === 0 ? [TOPIC] : null,
+                owned: [{ topic: TOPIC, partitions: [...owned.keys()].sort((a, b) => a - b) }],
+                assignor: "",
+                sessionTimeoutMs: 6000,
+                rebalanceTimeoutMs: 6000,
+                clientId: name,
+              }),
+            2000,
+          );
+          lastHeartbeat = this.world.now;
+          if (memberId !== res.memberId || epoch !== res.memberEpoch) this.trace(`${name}: ${res.memberId} epoch ${res.memberEpoch}`);
+          memberId = res.memberId;
+          epoch = res.memberEpoch;
+          if (this.world.now >= this.healedAt) this.heartbeatsAfterHeal.add(name);
+          const assigned = new Set(res.assignment.filter((t) => t.topic === TOPIC).flatMap((t) => t.partitions));
+          // Revoked: commit, then let go (the next heartbeat acknowledges it).
+          const revoked = [...owned.keys()].filter((p) => !assigned.has(p));
+          if (revoked.length > 0) {
+            await commit(revoked);
+            for (const p of revoked) owned.delete(p);
+            this.trace(`${name}: gave up ${TOPIC}-${revoked.join(",")}`);
+            lastHeartbeat = Number.NEGATIVE_INFINITY;
+          }
+          const added = [...assigned].filter((p) => !owned.has(p));
+          if (added.length > 0) {
+            const sentAt = this.world.now;
+            const got = await this.call(coordinator, (n) =>
+              n.running!.groupsService.fetchOffsets(group, [{ topic: TOPIC, partitions: added }]),
+            );
+            for (const c of got) {
+              this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+              const start = Math.max(c.offset, 0);
+              owned.set(c.partition, { position: start, committed: start });
+            }
+            this.trace(`${name}: took ${TOPIC}-${added.join(",")} at ${got.map((c) => c.offset).join(",")}`);
+          }
+          continue;
+        }
+        if (owned.size > 0 && this.world.now - lastCommit >= 300) {
+          lastCommit = this.world.now;
+          await commit([...owned.keys()]);
+          continue;
+        }
+        // Reads one owned partition per round, from its leader.
+        const ps = [...owned.keys()].sort((a, b) => a - b);
+        if (ps.length === 0) continue;
+        const p = ps[turn++ % ps.length]!;
+        const leader = this.leaderGuess.get(p);
+        if (leader === undefined) {
+          await this.refreshLeader(p);
+          continue;
+        }
+        const o = owned.get(p)!;
+        const got = await this.readAt(leader, p, o.position).catch(() => null);
+        if (got === null || got.error) {
+          await this.refreshLeader(p);
+          continue;
+        }
+        for (const r of got.records) {
+          if (r.offset < o.position || r.offset >= got.hw) continue;
+          this.history.consumedAt(p, r.offset, r.value, this.world.now);
+          o.position = r.offset + 1;
+        }
+      } catch (e) {
+        failed(e);
+      }
+    }
+  }
+
+  /**
+   * Fetches the group's committed offsets from its coordinator now and then (as an admin tool
+   * or a lag monitor would): every answer is checked against the commits acknowledged before
+   * it was asked and the answers before it.
+   */
+  private async committedChecker(group: string): Promise<void> {
+    let coordinator = -1;
+    while (!(this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 2000)) {
+      await this.sleep(300 + this.random.int(400));
+      if (coordinator < 0) {
+        coordinator = await this.findCoordinator(group);
+        continue;
+      }
+      const sentAt = this.world.now;
+      try {
+        const got = await this.call(coordinator, (n) => n.running!.groupsService.fetchOffsets(group, null), 2000);
+        this.trace(`${group}: committed ${got.map((c) => `${c.partition}@${c.offset}`).join(" ")} (coordinator ${coordinator})`);
+        for (const c of got)
+          if (c.topic === TOPIC)
+            this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+      } catch {
+        coordinator = -1;
+      }
+    }
+  }
+
   /** Faults at random moments until `faultMs`: at most one node down at a time (a majority stays). */
   private scheduleFaults(): void {
     const step = (): void => {
@@ -394,10 +845,10 @@ class ClusterSim {
         this.startNode(n);
       } else if (down.length === 0 && roll < 45) {
         const n = this.pick([...this.nodes.values()]);
-        const power = this.random.int(3) === 0;
+        const power = this.random.int(this.s.powerLossOneIn) === 0;
         this.crashes++;
         this.trace(`fault: crash node ${n.id}`);
-        n.crash(power);
+        n.crash(power, power && this.s.diskFaults && this.random.int(2) === 0 ? this.random : null);
       } else if (roll < 60 && !this.net.partitioned) {
         const n = this.pick(this.ids);
         this.partitionsMade++;
@@ -417,6 +868,11 @@ class ClusterSim {
         this.net.faults.maxDelayMs = this.random.int(2) === 0 ? 5 : 50;
         this.trace(`fault: network drop ${this.net.faults.dropRate}, delay 1..${this.net.faults.maxDelayMs} ms`);
       }
+      if (this.s.diskFaults && this.random.int(8) === 0) {
+        const n = this.pick([...this.nodes.values()]);
+        n.diskFaults.slowSyncMs = n.diskFaults.slowSyncMs > 0 ? 0 : 100 + this.random.int(900);
+        this.trace(`fault: node ${n.id} fsync takes ${n.diskFaults.slowSyncMs} ms`);
+      }
       this.world.schedule(200 + this.random.int(1800), step, null);
     };
     this.world.schedule(500 + this.random.int(1000), step, null);
@@ -427,8 +883,40 @@ class ClusterSim {
     this.net.heal();
     this.net.faults.dropRate = 0;
     this.net.faults.maxDelayMs = 5;
-    for (const n of this.nodes.values()) if (!n.up) this.startNode(n);
+    for (const n of this.nodes.values()) {
+      n.diskFaults.slowSyncMs = 0;
+      if (!n.up) this.startNode(n);
+    }
     this.healedAt = this.world.now;
+  }
+
+  /**
+   * A leader asks to add replicas to a partition's ISR: each must hold every acknowledged acks=all
+   * write of the partition (an ISR member may be elected leader). Not checked for a replica
+   * that is down or lost power in the last replica.lag.time.max.ms (its leader's view of it may
+   * predate that), nor for writes that min.insync.replicas (2) power losses since may have lost.
+   */
+  private checkIsrExpansion(leader: number, changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>): void {
+    for (const c of changes) {
+      if (c.topic !== TOPIC) continue;
+      const current = this.nodes.get(leader)?.running?.rm.replica(TOPIC, c.partition)?.isr ?? [];
+      for (const id of c.newIsr) {
+        if (current.includes(id)) continue;
+        const n = this.nodes.get(id)!;
+        const log = n.running?.rm.replica(TOPIC, c.partition)?.log;
+        if (!log || n.powerLosses.some((t) => t >= this.world.now - SIM_BROKER.replicaLagTimeMaxMs)) continue;
+        let missing: Ack | undefined;
+        for (const a of this.history.acks)
+          if (a.partition === c.partition && a.offset >= log.logEndOffset && (missing === undefined || a.offset > missing.offset))
+            missing = a;
+        if (missing && this.powerLossesSince(missing.atMs) < 2)
+          this.history.violation(
+            "isr-member-missing-acked",
+            `partition ${c.partition}: leader ${leader} asks to add node ${id} to ISR ${current.join(",")}, but its log ends at ${log.logEndOffset} and offset ${missing.offset} was acknowledged at ${missing.atMs} ms`,
+            this.world.now,
+          );
+      }
+    }
   }
 
   /** Nodes whose power failed after `atMs` (they may have lost what they held then). */
@@ -475,6 +963,14 @@ class ClusterSim {
             now,
           );
       }
+      // Idempotent producers' retries wrote each of their values once.
+      const at = new Map<string, number>();
+      for (const [offset, v] of leaderRecords) {
+        if (!h.idempotentValues.has(v)) continue;
+        const prev = at.get(v);
+        if (prev !== undefined) h.violation("idempotent-duplicate", `partition ${p}: "${v}" at offsets ${prev} and ${offset}`, now);
+        else at.set(v, offset);
+      }
       // What consumers read below the high watermark stays.
       for (const [offset, c] of h.consumed.get(p) ?? []) {
         if (this.powerLossesSince(c.atMs) >= 2) continue;
@@ -518,6 +1014,30 @@ class ClusterSim {
     }
     for (let id = 0; id < this.s.producers; id++) {
       if ((this.ackedAfterHeal.get(id) ?? 0) === 0) h.violation("liveness", `producer ${id} got no acknowledgement after healing`, now);
+    }
+    for (const name of this.adminTopics) {
+      const at = img!.topics.get(name);
+      if (this.deletedTopics.has(name)) {
+        if (at) h.violation("liveness", `topic ${name} was deleted and is still in the metadata`, now);
+        for (const nd of this.upNodes())
+          if (nd.running!.logs.get(name, 0)) h.violation("admin", `topic ${name} was deleted, node ${nd.id} still has its log`, now);
+        continue;
+      }
+      at?.partitions.forEach((st, p) => {
+        if (!this.nodes.get(st.leader)?.running?.rm.replica(name, p) || st.isr.length !== st.replicas.length)
+          h.violation("liveness", `${name}-${p}: leader ${st.leader}, ISR ${st.isr.join(",")} after healing`, now);
+      });
+    }
+    for (let id = 0; id < this.s.idempotentProducers; id++) {
+      if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
+        h.violation("liveness", `idempotent producer ${id} got no acknowledgement after healing`, now);
+    }
+    for (let g = 0; g < this.s.groups; g++) {
+      const group = `group-${g}`;
+      if (!this.commitsAfterHeal.has(group)) h.violation("liveness", `${group}: no commit acknowledged after healing`, now);
+      for (let m = 0; m < this.s.groupMembers; m++)
+        if (!this.heartbeatsAfterHeal.has(`${group}/member-${m}`))
+          h.violation("liveness", `${group}/member-${m}: no heartbeat answered after healing`, now);
     }
   }
 }

@@ -47,6 +47,8 @@ export function recordsOf(log: PartitionLog, from: number, to: number): Map<numb
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
+  /** Values written by idempotent producers (each must be in the log at most once). */
+  readonly idempotentValues = new Set<string>();
   /** partition → offset → value, as consumers read it (below the high watermark). */
   readonly consumed = new Map<number, Map<number, { value: string; atMs: number }>>();
   /** `${partition}/${leaderEpoch}` → the node that led it. */
@@ -62,6 +64,56 @@ export class History {
    */
   staleHwReads = 0;
   private readonly reported = new Set<string>();
+  /** `${group}/${partition}` → commits acknowledged to members (offset, when), in order. */
+  readonly commits = new Map<string, Array<{ offset: number; atMs: number }>>();
+  /** `${group}/${partition}` → the highest committed offset a FetchOffsets answered, and when. */
+  readonly committedSeen = new Map<string, { offset: number; atMs: number }>();
+  commitCount = 0;
+  committedReads = 0;
+
+  /** A member's commit of `offset` was acknowledged. */
+  commitAcked(group: string, partition: number, offset: number, atMs: number): void {
+    const key = `${group}/${partition}`;
+    let l = this.commits.get(key);
+    if (!l) this.commits.set(key, (l = []));
+    l.push({ offset, atMs });
+    this.commitCount++;
+  }
+
+  /**
+   * A FetchOffsets asked at `sentAtMs` answered `offset` (-1: none) at `atMs`. Committed offsets
+   * never go backwards: the answer is at least every commit acknowledged before it was asked and
+   * every answer before it — unless `powerLossesSince(t)` (nodes that lost power after t) reaches
+   * 2 (min.insync.replicas of __consumer_offsets), which may lose what was acknowledged at t.
+   */
+  committedRead(
+    group: string,
+    partition: number,
+    offset: number,
+    sentAtMs: number,
+    atMs: number,
+    powerLossesSince: (t: number) => number,
+  ): void {
+    const key = `${group}/${partition}`;
+    this.committedReads++;
+    for (const c of this.commits.get(key) ?? []) {
+      if (c.atMs >= sentAtMs || c.offset <= offset || powerLossesSince(c.atMs) >= 2) continue;
+      this.violation(
+        "committed-offset-backwards",
+        `${group} partition ${partition}: commit of ${c.offset} acknowledged at ${c.atMs} ms, FetchOffsets asked at ${sentAtMs} ms answered ${offset}`,
+        atMs,
+      );
+      break;
+    }
+    const seen = this.committedSeen.get(key);
+    if (seen && offset < seen.offset && powerLossesSince(seen.atMs) < 2)
+      this.violation(
+        "committed-offset-backwards",
+        `${group} partition ${partition}: FetchOffsets answered ${seen.offset} at ${seen.atMs} ms, then ${offset} at ${atMs} ms`,
+        atMs,
+      );
+    if (!seen || offset > seen.offset) this.committedSeen.set(key, { offset, atMs });
+  }
 
   /** Records a violation (each distinct one once). */
   violation(check: string, detail: string, atMs: number): void {

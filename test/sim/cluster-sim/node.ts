@@ -15,8 +15,9 @@ import type { SeededRandom } from "../../../src/base/random.ts";
 import { BrokerLifecycle } from "../../../src/broker/broker-lifecycle.ts";
 import { ClusterController } from "../../../src/broker/cluster-controller.ts";
 import { silentLog } from "../../../src/broker/log.ts";
-import { isrCheckIntervalMs, maintainIsr } from "../../../src/broker/periodic.ts";
+import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "../../../src/broker/periodic.ts";
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
+import { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
 import { ReplicaFetchRequestSchema, ReplicaFetchResponseSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
 import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
@@ -32,8 +33,11 @@ import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "
 import { answer, fromReplicaFetchResponse } from "../../../src/rpc/replication-service.ts";
 import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
+import { GroupsService } from "../../../src/service/groups.ts";
+import { ProduceHandler } from "../../../src/service/produce.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
+import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
 export const CLUSTER_ID = "sim-cluster";
@@ -60,6 +64,13 @@ export interface NodeEnv {
   /** Randomness of this node (Raft timeouts, placement), forked from the run's seed. */
   readonly random: SeededRandom;
   readonly trace: (line: string) => void;
+  /** replica.fetch.max.bytes of the followers' fetches. */
+  readonly replicaFetchMaxBytes: number;
+  /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
+  readonly onAlterPartition: (
+    nodeId: number,
+    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>,
+  ) => void;
 }
 
 /** The parts of one running process. */
@@ -72,11 +83,18 @@ export interface Running {
   readonly rm: ReplicaManager;
   readonly lifecycle: BrokerLifecycle;
   readonly fetchers: ReplicaFetcherManager;
+  /** The group coordinator shards this node leads, and the group service over them. */
+  readonly groups: GroupRuntime;
+  readonly groupsService: GroupsService;
+  /** The real produce handler (no forwarder: clients send to the leader). */
+  readonly produce: ProduceHandler;
 }
 
 /** A node: its disk survives restarts; its process (`running`) does not. */
 export class SimNode {
   readonly fs = new MemoryFileSystem();
+  /** This node's disk faults now (slow fsync). */
+  readonly diskFaults: DiskFaults = { slowSyncMs: 0 };
   running: Running | null = null;
   private incarnations = 0;
   /** Power losses so far (a crash that dropped unsynced writes), with their times. */
@@ -103,8 +121,9 @@ export class SimNode {
     const clock = world.clock;
     const d = defaultBrokerConfig;
     this.fs.mkdirp(DATA_DIR);
+    const disk = new SimDisk(this.fs, timers, this.diskFaults);
     const logs = LogManager.open({
-      fs: this.fs,
+      fs: disk,
       dataDir: DATA_DIR,
       clock,
       topicConfig: () => undefined,
@@ -121,7 +140,7 @@ export class SimNode {
     });
     const random = this.env.random.fork();
     const store = QuorumMetadataStore.open({
-      fs: this.fs,
+      fs: disk,
       dataDir: DATA_DIR,
       nodeId: this.id,
       voters,
@@ -148,6 +167,18 @@ export class SimNode {
     });
     const channel = new SimControllerChannel(this.id, inc, this.env, store, controller);
     const rm = new ReplicaManager(logs, store, clock, timers, this.id);
+    // As src/broker/stages.ts startData: the group coordinators follow the leaders of __consumer_offsets.
+    const groups = GroupRuntime.start(rm, clock, random, this.id, { initialRebalanceDelayMs: d.groupInitialRebalanceDelayMs });
+    const groupsService = new GroupsService(groups, rm, timers);
+    store.onChange((c) => {
+      if (
+        c.snapshot === true ||
+        c.records.some((r) => r.type === "partition" || r.type === "partition-change" || r.type === "remove-topic")
+      ) {
+        groups.syncShards();
+        groups.topicsChanged();
+      }
+    });
     const lifecycle = new BrokerLifecycle({
       incarnationId,
       nodeId: this.id,
@@ -162,11 +193,15 @@ export class SimNode {
       timers,
     });
     // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
+    // The group coordinators drop the shards they loaded from the stale image, and load the
+    // ones they lead once released.
     rm.holdLeadership();
+    groups.syncShards();
     const hold = timers.setInterval(() => {
       if (lifecycle.state !== "running") return;
       timers.clearInterval(hold);
       rm.releaseLeadership();
+      groups.syncShards();
     }, 50);
     lifecycle.start();
     const fetchers = new ReplicaFetcherManager(rm, {
@@ -175,7 +210,7 @@ export class SimNode {
       addressOf: (id) => (store.image.brokers.has(id) ? `node-${id}` : null),
       transport: this.fetchTransport(inc),
       maxWaitMs: SIM_BROKER.replicaFetchWaitMaxMs,
-      maxBytes: 10 << 20,
+      maxBytes: this.env.replicaFetchMaxBytes,
       log: silentLog,
       timers,
     });
@@ -188,9 +223,12 @@ export class SimNode {
       log: silentLog,
     };
     timers.setInterval(() => void maintainIsr(isr).catch((e: unknown) => this.bug(e)), isrCheckIntervalMs(SIM_BROKER.replicaLagTimeMaxMs));
-    // The logs' periodic work (flush.ms, retention), as runPeriodicWork does.
-    timers.setInterval(() => void logs.tick(clock.nowMs()).catch((e: unknown) => this.bug(e)), 100);
-    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers };
+    // The group coordinators' session timeouts and the logs' periodic work (flush.ms, retention),
+    // on the broker's ticker (every raft.heartbeat.interval.ms).
+    const work = { groups, logs, clock, log: silentLog };
+    timers.setInterval(() => void runPeriodicWork(work).catch((e: unknown) => this.bug(e)), SIM_BROKER.raftHeartbeatIntervalMs);
+    const produce = new ProduceHandler(rm);
+    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService, produce };
     this.env.trace(`node ${this.id} started (run ${inc.n})`);
   }
 
@@ -203,16 +241,20 @@ export class SimNode {
    * Kills the process. `powerLoss`: the machine lost power too, so every write not fsynced is
    * gone (MemoryFileSystem.crash); otherwise the page cache survives (kill -9).
    */
-  crash(powerLoss: boolean): void {
+  crash(powerLoss: boolean, tear: SeededRandom | null = null): void {
     const r = this.running;
     if (!r) return;
     r.inc.alive = false;
     this.running = null;
+    let torn: string | null = null;
     if (powerLoss) {
-      this.fs.crash();
+      if (tear) torn = tornPowerLoss(this.fs, DATA_DIR, tear);
+      else this.fs.crash();
       this.powerLosses.push(this.env.world.now);
     }
-    this.env.trace(`node ${this.id} crashed${powerLoss ? " (power loss: unsynced writes lost)" : " (process killed)"}`);
+    this.env.trace(
+      `node ${this.id} crashed${powerLoss ? ` (power loss: unsynced writes lost${torn ? `; torn write ${torn}` : ""})` : " (process killed)"}`,
+    );
   }
 
   private sendRaft(inc: Incarnation, to: number, messages: readonly Message[]): void {
@@ -334,6 +376,7 @@ class SimControllerChannel implements BrokerControl {
     partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
   ): Promise<AlterPartitionOutcome[]> {
     const copy = partitions.map((p) => ({ ...p, newIsr: [...p.newIsr] }));
+    this.env.onAlterPartition(this.id, copy);
     return this.call((c) => c.alterPartition(nodeId, brokerEpoch, copy));
   }
 }

@@ -32,8 +32,20 @@ export function clusterOpenSeeds(): ClusterOpenSeed[] {
   return regressionFile().open;
 }
 
+/**
+ * What an entry's settings leave out is off: the workloads added after it was found (groups,
+ * idempotent producers, admin changes, disk faults) would change its run.
+ */
+export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
+  groups: 0,
+  idempotentProducers: 0,
+  weakAcksProducers: 0,
+  admin: false,
+  diskFaults: false,
+};
+
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {
-  return clusterSettingsForSeed(e.seed, e.settings ?? {});
+  return clusterSettingsForSeed(e.seed, { ...LEGACY_SETTINGS, ...(e.settings ?? {}) });
 }
 
 /** A failed seed with its violations and the command that replays it. */
