@@ -185,6 +185,9 @@ export const RILL_TO_KAFKA: ReadonlyMap<number, number> = new Map([
   [10131, 58], // SASL_AUTHENTICATION_FAILED
   // UNSUPPORTED_AUTH_SCHEME: a scheme this listener does not take.
   [10132, 33], // UNSUPPORTED_SASL_MECHANISM
+  // RECONFIGURATION_IN_PROGRESS: another controller voter change is not committed yet; Kafka's
+  // AddRaftVoter/RemoveRaftVoter answer REQUEST_TIMED_OUT then (KIP-853), which clients retry.
+  [10210, 7], // REQUEST_TIMED_OUT
 ]);
 
 /** The Kafka error code of a catalog code: itself below 10,000, else RILL_TO_KAFKA's. */

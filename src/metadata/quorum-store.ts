@@ -233,10 +233,22 @@ export class QuorumMetadataStore implements MetadataStore {
   /**
    * Checks who sent Raft messages: `directoryId` is the one the peer announced. A peer whose id
    * is a voter with another known directory id lost its disk (or is an impostor): refused with
-   * INVALID_VOTER_KEY, its messages never reach the core.
+   * INVALID_VOTER_KEY, its messages never reach the core. A node that is neither a voter nor a
+   * registered controller: INVALID_REQUEST.
    */
   checkPeer(from: NodeId, directoryId: string): void {
     if (this.closed) throw rillError("SHUTTING_DOWN", "the controller is shutting down");
+    // A voter (in effect or last committed), or a registered node with the controller role (an
+    // observer catching up before it is added); anyone else's Raft messages are refused.
+    const registered = this._image.brokers.get(from);
+    if (!this.node.isKnownVoter(from) && (registered === undefined || !registered.roles.includes("controller")))
+      throw rillError(
+        "INVALID_REQUEST",
+        `from_node_id: ${from} is not another voter of this quorum nor a registered node with the controller role (voters: ${this.node
+          .status()
+          .config.map((v) => v.id)
+          .join(", ")})`,
+      );
     const voter = this.node.status().config.find((v) => v.id === from);
     if (voter !== undefined && voter.directoryId !== "" && directoryId !== voter.directoryId)
       throw rillError(

@@ -182,6 +182,16 @@ export class RaftNode {
     };
   }
 
+  /**
+   * Whether `id` is a voter of the configuration in effect or of the last committed one: the
+   * nodes whose messages may lead, vote or answer as voters here (a leader being removed leads
+   * until its removal commits, thesis §4.2.2).
+   */
+  isKnownVoter(id: number): boolean {
+    const log = this.raft.log;
+    return log.config().voters.some((v) => v.id === id) || log.configAt(log.committed).some((v) => v.id === id);
+  }
+
   private softState(): SoftState {
     return { leader: this.raft.lead, role: this.raft.role };
   }

@@ -15,6 +15,7 @@ import { Broker } from "../../src/broker/broker.ts";
 import { fetchClientCodecs, produceClientCodecs } from "../../src/client/wire-codec.ts";
 import type { BrokerConfig } from "../../src/config/schema.ts";
 import {
+  AddRaftVoterRequestSchema,
   AdminService,
   AlterClientQuotasRequestSchema,
   AlterConfigsRequestSchema,
@@ -37,6 +38,7 @@ import {
   ListTopicsRequestSchema,
   type ListTopicsResponse,
   QuotaEntityType,
+  RemoveRaftVoterRequestSchema,
 } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import {
@@ -267,6 +269,17 @@ interface Row {
   readonly bob: string | ((res: unknown) => void);
 }
 
+/**
+ * A call that passed authorization and was then refused for what it asks (the refusal `name`),
+ * as the answer: this single-node broker is its quorum's only voter, so once allowed, adding node 2
+ * (no such observer) gets VOTER_NOT_FOUND and removing node 1 (the last voter) INVALID_REQUEST.
+ */
+const pastAuthorization = (call: Promise<unknown>, name: string): Promise<unknown> =>
+  call.catch((e: unknown) => {
+    if (refusalOf(e).name === name) return { refused: name };
+    throw e;
+  });
+
 const ROWS: Row[] = [
   {
     rpc: "AdminService/CreateTopics",
@@ -354,6 +367,18 @@ const ROWS: Row[] = [
       expect(r.node?.raftTerm).toBe(0n);
       expect(r.node?.raftRole).toBe("");
     },
+  },
+  {
+    rpc: "AdminService/AddRaftVoter",
+    call: (md) =>
+      pastAuthorization(unary(c.admin, "addRaftVoter", create(AddRaftVoterRequestSchema, { nodeId: 2 }), md), "VOTER_NOT_FOUND"),
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/RemoveRaftVoter",
+    call: (md) =>
+      pastAuthorization(unary(c.admin, "removeRaftVoter", create(RemoveRaftVoterRequestSchema, { nodeId: 1 }), md), "INVALID_REQUEST"),
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
   },
   {
     rpc: "AdminService/ElectLeaders",

@@ -108,6 +108,11 @@ const CATALOG: readonly Row[] = [
   ["POLICY_VIOLATION", 44, "POLICY_VIOLATION", false, "FAILED_PRECONDITION"],
   // the Kafka listener's SASL (issue 15)
   ["ILLEGAL_SASL_STATE", 34, "ILLEGAL_SASL_STATE", false, "FAILED_PRECONDITION"],
+  // controller voter changes (issue 21, KIP-853)
+  ["INVALID_VOTER_KEY", 125, "INVALID_VOTER_KEY", false, "INVALID_ARGUMENT"],
+  ["DUPLICATE_VOTER", 126, "DUPLICATE_VOTER", false, "ALREADY_EXISTS"],
+  ["VOTER_NOT_FOUND", 127, "VOTER_NOT_FOUND", false, "NOT_FOUND"],
+  ["RECONFIGURATION_IN_PROGRESS", 10210, "RECONFIGURATION_IN_PROGRESS", true, "FAILED_PRECONDITION"],
 ];
 
 /** Codes of entries that were removed: never to be used again. */

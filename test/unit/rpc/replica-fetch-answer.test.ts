@@ -44,6 +44,7 @@ const noAbort = () => ({ aborted: false, onabort: null });
 describe("ReplicaFetch, leader side", () => {
   it("an acks=ALL produce completes when both followers' next fetches carry their log ends past it", async () => {
     core = openCore();
+    await core.brokers([1, 2, 3], 1); // the fetches' broker epoch (fetchReq)
     await core.topic("t", [{ leader: 1, followers: [2, 3] }]);
     const appended = batch(5);
     const res = core.rm.append("t", 0, appended, "all");

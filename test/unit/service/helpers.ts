@@ -72,6 +72,8 @@ export interface Core {
   readonly timers: ManualTimers;
   /** Creates a topic; each partition as given (a number: led by that node, no followers). */
   topic(name: string, partitions: readonly (number | PartitionSpec)[], configs?: Record<string, string>): Promise<void>;
+  /** Registers brokers in the image at broker epoch `epoch` (replica fetches count only under it, KIP-903). */
+  brokers(nodeIds: readonly number[], epoch: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -111,6 +113,20 @@ export function openCore(): Core {
           };
         }),
       ]);
+    },
+    brokers: async (nodeIds, epoch) => {
+      await store.commit(() =>
+        nodeIds.map((nodeId) => ({
+          type: "broker" as const,
+          v: 1 as const,
+          nodeId,
+          address: `127.0.0.1:${9000 + nodeId}`,
+          roles: ["broker"],
+          fenced: false,
+          incarnationId: `inc-${nodeId}-${epoch}`,
+          epoch,
+        })),
+      );
     },
     close: async () => {
       rm.close();
