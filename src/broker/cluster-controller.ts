@@ -28,7 +28,7 @@ import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { ScramCredentialRecord } from "../metadata/records.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
 import { TXN_PARTITIONS, TXN_TOPIC, TXN_TOPIC_CONFIGS } from "../coordinator/transactions/txn-runtime.ts";
-import type { AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
+import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
 import type { BrokerLog } from "./log.ts";
 
 /** Settings of the controller runtime. */
@@ -154,14 +154,7 @@ export class ClusterController implements BrokerControl {
   async alterPartition(
     nodeId: number,
     brokerEpoch: number,
-    partitions: ReadonlyArray<{
-      topic: string;
-      partition: number;
-      leaderEpoch: number;
-      partitionEpoch: number;
-      newIsr: number[];
-      newIsrBrokerEpochs?: number[];
-    }>,
+    partitions: ReadonlyArray<AlterPartitionItem>,
   ): Promise<AlterPartitionOutcome[]> {
     this.requireLeader();
     const errors = new Map<number, Error>();

@@ -19,7 +19,7 @@ import {
 } from "../gen/rill/v1/controller_service_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import type { ServiceClient } from "../protocol/grpc-service.ts";
-import type { AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
+import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl } from "./controller-service.ts";
 import { crashOnBug, fromPeerError } from "./errors.ts";
 import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
@@ -145,18 +145,7 @@ export class ControllerChannel implements BrokerControl {
     );
   }
 
-  alterPartition(
-    nodeId: number,
-    brokerEpoch: number,
-    partitions: ReadonlyArray<{
-      topic: string;
-      partition: number;
-      leaderEpoch: number;
-      partitionEpoch: number;
-      newIsr: number[];
-      newIsrBrokerEpochs?: number[];
-    }>,
-  ): Promise<AlterPartitionOutcome[]> {
+  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<AlterPartitionItem>): Promise<AlterPartitionOutcome[]> {
     return this.call(
       (c) => c.alterPartition(nodeId, brokerEpoch, partitions),
       (c, deadline, done) =>

@@ -57,6 +57,17 @@ export interface RaftEndpoint {
   commitOffset(): number;
 }
 
+/** One partition of an AlterPartition call: the ISR its leader wants, under the epochs it leads with. */
+export interface AlterPartitionItem {
+  topic: string;
+  partition: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+  newIsr: number[];
+  /** Each new member's broker epoch (KIP-903), -1 for a member already in the ISR. */
+  newIsrBrokerEpochs?: number[];
+}
+
 /** One partition's outcome of AlterPartition. */
 export interface AlterPartitionOutcome {
   readonly topic: string;
@@ -94,18 +105,7 @@ export interface BrokerControl {
     wantFence: boolean;
     wantShutDown: boolean;
   }): Promise<{ isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean }>;
-  alterPartition(
-    nodeId: number,
-    brokerEpoch: number,
-    partitions: ReadonlyArray<{
-      topic: string;
-      partition: number;
-      leaderEpoch: number;
-      partitionEpoch: number;
-      newIsr: number[];
-      newIsrBrokerEpochs?: number[];
-    }>,
-  ): Promise<AlterPartitionOutcome[]>;
+  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<AlterPartitionItem>): Promise<AlterPartitionOutcome[]>;
 }
 
 /** What the service needs. */

@@ -386,34 +386,11 @@ class MemLogFile implements LogFile {
 }
 
 /**
- * A FileSystem whose files hold a descriptor only while used: at most `max` unpinned files stay
- * open (one more just after an `open`), the least recently used closed first and reopened on their next read or write. A pinned
- * file (a partition's active segment) stays open. A file with an fsync in flight is never closed
- * under it. Every other call passes through to the wrapped FileSystem.
+ * A FileSystem that passes every call to another one; a wrapper extends it and overrides what it
+ * changes (usually `open`).
  */
-export class FileHandlePool implements FileSystem {
-  /** Open, unpinned files, least recently used first (a Set keeps insertion order). */
-  private readonly idle = new Set<PooledLogFile>();
-  private pinnedOpen = 0;
-  private reopens = 0;
-
-  /** `max`: unpinned files kept open at once. */
-  constructor(
-    private readonly inner: FileSystem,
-    readonly max: number,
-  ) {
-    if (!(max >= 1)) throw new Error(`FileHandlePool: max ${max} must be at least 1`);
-  }
-
-  /** Descriptors the pool's files hold now (pinned and idle). */
-  get openCount(): number {
-    return this.idle.size + this.pinnedOpen;
-  }
-
-  /** Times a file closed by the pool was opened again. */
-  get reopenCount(): number {
-    return this.reopens;
-  }
+export abstract class ForwardingFileSystem implements FileSystem {
+  constructor(protected readonly inner: FileSystem) {}
 
   join(...parts: string[]): string {
     return this.inner.join(...parts);
@@ -444,6 +421,40 @@ export class FileHandlePool implements FileSystem {
   }
   createExclusive(path: string, data: Uint8Array): boolean {
     return this.inner.createExclusive(path, data);
+  }
+
+  abstract open(path: string, create: boolean): LogFile;
+}
+
+/**
+ * A FileSystem whose files hold a descriptor only while used: at most `max` unpinned files stay
+ * open (one more just after an `open`), the least recently used closed first and reopened on their next read or write. A pinned
+ * file (a partition's active segment) stays open. A file with an fsync in flight is never closed
+ * under it. Every other call passes through to the wrapped FileSystem.
+ */
+export class FileHandlePool extends ForwardingFileSystem {
+  /** Open, unpinned files, least recently used first (a Set keeps insertion order). */
+  private readonly idle = new Set<PooledLogFile>();
+  private pinnedOpen = 0;
+  private reopens = 0;
+
+  /** `max`: unpinned files kept open at once. */
+  constructor(
+    inner: FileSystem,
+    readonly max: number,
+  ) {
+    super(inner);
+    if (!(max >= 1)) throw new Error(`FileHandlePool: max ${max} must be at least 1`);
+  }
+
+  /** Descriptors the pool's files hold now (pinned and idle). */
+  get openCount(): number {
+    return this.idle.size + this.pinnedOpen;
+  }
+
+  /** Times a file closed by the pool was opened again. */
+  get reopenCount(): number {
+    return this.reopens;
   }
 
   open(path: string, create: boolean): LogFile {

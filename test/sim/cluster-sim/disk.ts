@@ -6,7 +6,7 @@
  */
 import type { SeededRandom } from "../../../src/base/random.ts";
 import type { Timers } from "../../../src/base/timers.ts";
-import type { FileSystem, LogFile, MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { ForwardingFileSystem, type LogFile, type MemoryFileSystem } from "../../../src/storage/fs.ts";
 
 /** The disk knobs of one node, changed by the fault schedule. */
 export interface DiskFaults {
@@ -15,42 +15,13 @@ export interface DiskFaults {
 }
 
 /** A node's disk as its process sees it: the MemoryFileSystem, with fsyncs on the simulated clock. */
-export class SimDisk implements FileSystem {
+export class SimDisk extends ForwardingFileSystem {
   constructor(
-    private readonly inner: MemoryFileSystem,
+    inner: MemoryFileSystem,
     private readonly timers: Timers,
     private readonly faults: DiskFaults,
-  ) {}
-
-  join(...parts: string[]): string {
-    return this.inner.join(...parts);
-  }
-  mkdirp(path: string): void {
-    this.inner.mkdirp(path);
-  }
-  readdir(path: string): string[] {
-    return this.inner.readdir(path);
-  }
-  exists(path: string): boolean {
-    return this.inner.exists(path);
-  }
-  isDir(path: string): boolean {
-    return this.inner.isDir(path);
-  }
-  rm(path: string): void {
-    this.inner.rm(path);
-  }
-  rename(from: string, to: string): void {
-    this.inner.rename(from, to);
-  }
-  readFile(path: string): Uint8Array {
-    return this.inner.readFile(path);
-  }
-  writeFileAtomic(path: string, data: Uint8Array): void {
-    this.inner.writeFileAtomic(path, data);
-  }
-  createExclusive(path: string, data: Uint8Array): boolean {
-    return this.inner.createExclusive(path, data);
+  ) {
+    super(inner);
   }
 
   open(path: string, create: boolean): LogFile {

@@ -17,6 +17,7 @@ import { PartitionReplica } from "../../../src/replication/partition-replica.ts"
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
+import { brokerRecord } from "../service/helpers.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
 
 const batch = (n: number): Buffer =>
@@ -230,16 +231,7 @@ describe("ReplicaManager invariants", () => {
 });
 
 describe("ReplicaManager broker epochs in replica fetches (KIP-903)", () => {
-  const broker = (nodeId: number, epoch: number): MetadataRecord => ({
-    type: "broker",
-    v: 1,
-    nodeId,
-    address: `127.0.0.1:${9000 + nodeId}`,
-    roles: ["broker"],
-    fenced: false,
-    incarnationId: `inc-${nodeId}-${epoch}`,
-    epoch,
-  });
+  const broker = brokerRecord;
   const fetch = (fetchOffset: number, brokerEpoch?: number) => ({
     topic: "t",
     partition: 0,

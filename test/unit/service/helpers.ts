@@ -6,6 +6,7 @@
 import { openMemoryLogs } from "../storage/helpers.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
 import type { Timers } from "../../../src/base/timers.ts";
+import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { LocalMetadataStore } from "../../../src/metadata/store.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
@@ -115,24 +116,27 @@ export function openCore(): Core {
       ]);
     },
     brokers: async (nodeIds, epoch) => {
-      await store.commit(() =>
-        nodeIds.map((nodeId) => ({
-          type: "broker" as const,
-          v: 1 as const,
-          nodeId,
-          address: `127.0.0.1:${9000 + nodeId}`,
-          roles: ["broker"],
-          fenced: false,
-          incarnationId: `inc-${nodeId}-${epoch}`,
-          epoch,
-        })),
-      );
+      await store.commit(() => nodeIds.map((nodeId) => brokerRecord(nodeId, epoch)));
     },
     close: async () => {
       rm.close();
       await logs.close();
       await store.close();
     },
+  };
+}
+
+/** A registered, unfenced broker `nodeId` at broker epoch `epoch`, as the metadata log holds it. */
+export function brokerRecord(nodeId: number, epoch: number): MetadataRecord {
+  return {
+    type: "broker",
+    v: 1,
+    nodeId,
+    address: `127.0.0.1:${9000 + nodeId}`,
+    roles: ["broker"],
+    fenced: false,
+    incarnationId: `inc-${nodeId}-${epoch}`,
+    epoch,
   };
 }
 
