@@ -12,6 +12,7 @@
  * `keep`, and its path is in the result.
  */
 import { SeededRandom } from "../../src/base/random.ts";
+import type { Admin } from "../../src/client/admin.ts";
 import { Cluster, sleep, until } from "../integration/cluster-harness.ts";
 import { check, FINAL_READER, type CheckResult } from "./checker.ts";
 import { NodeClients } from "./clients.ts";
@@ -172,8 +173,27 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
 }
 
 async function createTopic(cluster: Cluster, partitions: number): Promise<void> {
-  const admin = cluster.nodes[0]!.admin({ retries: 10 });
-  await admin.createTopics([{ name: TOPIC, partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]);
+  await createReplicatedTopic(cluster.nodes[0]!.admin({ retries: 10 }), TOPIC, partitions);
+}
+
+/**
+ * Creates a topic of RF 3 with min.insync.replicas 2, retried for up to 60 s while the quorum
+ * settles: a controller change may refuse a create (NOT_CONTROLLER), and one that a refused
+ * attempt did create is there already (TOPIC_ALREADY_EXISTS). On a loaded machine the SDK's own
+ * retries ran out before a slow election ended.
+ */
+export async function createReplicatedTopic(admin: Admin, name: string, partitions: number): Promise<void> {
+  await until(
+    () =>
+      admin.createTopics([{ name, partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]).then(
+        () => true,
+        (e: unknown) =>
+          /TOPIC_ALREADY_EXISTS/.test(String(e)) || (/NOT_CONTROLLER|not applied/.test(String(e)) ? false : Promise.reject(e)),
+      ),
+    60_000,
+    `topic ${name} created`,
+    500,
+  );
 }
 
 /**

@@ -24,7 +24,7 @@ import { murmur2, toPositive } from "../../src/base/murmur2.ts";
 import { SeededRandom } from "../../src/base/random.ts";
 import { Cluster, sleep, until } from "../integration/cluster-harness.ts";
 import { NodeClients } from "./clients.ts";
-import { FAULT_CLUSTER_SETTINGS } from "./engine.ts";
+import { createReplicatedTopic, FAULT_CLUSTER_SETTINGS } from "./engine.ts";
 import type { FaultEvent } from "./history.ts";
 import { applyFault, type FaultKind, heal, planFaults, type PlannedFault } from "./nemesis.ts";
 import { checkTxn, type TxnAttempt, type TxnCheckResult, type TxnHistory } from "./txn-checker.ts";
@@ -144,23 +144,11 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
   try {
     await cluster.waitForStable(60_000);
     const admin = cluster.nodes[0]!.admin({ retries: 10 });
-    // Each topic retried while the quorum settles (a controller change may refuse a create,
-    // NOT_CONTROLLER); one a refused attempt did create is there already.
     for (const [name, partitions] of [
       [TXN_INPUT, o.inputPartitions],
       ...TXN_OUTPUTS.map((t) => [t, o.outputPartitions] as const),
     ] as const) {
-      await until(
-        () =>
-          admin.createTopics([{ name, partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }]).then(
-            () => true,
-            (e: unknown) =>
-              /TOPIC_ALREADY_EXISTS/.test(String(e)) || (/NOT_CONTROLLER|not applied/.test(String(e)) ? false : Promise.reject(e)),
-          ),
-        60_000,
-        `topic ${name} created`,
-        500,
-      );
+      await createReplicatedTopic(admin, name, partitions);
     }
     await fillInput(plain, o, h);
     say(`cluster in ${cluster.root}; ${o.inputPartitions * o.inputPerPartition} input records; ${plan.length} faults planned`);
