@@ -301,7 +301,10 @@ export function placeWithinLimits(
  * then the first broker of each rack, the second of each, and so on — with the racks of that
  * order, for `placeReplicas`. When no broker has a rack, `brokers` as they are and no racks.
  */
-export function rackAlternated(image: MetadataImage, brokers: readonly number[]): { brokers: readonly number[]; racks?: readonly string[] } {
+export function rackAlternated(
+  image: MetadataImage,
+  brokers: readonly number[],
+): { brokers: readonly number[]; racks?: readonly string[] } {
   const rackOf = (b: number): string => image.brokers.get(b)?.rack ?? "";
   if (brokers.every((b) => rackOf(b) === "")) return { brokers };
   const byRack = new Map<string, number[]>();

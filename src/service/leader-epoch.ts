@@ -57,7 +57,10 @@ export function checkLeaderEpoch(
   }
   const r = rm.replica(topic, partition);
   if (r?.role !== "leader" && !(followerReads && r?.role === "follower"))
-    return rillError("NOT_LEADER_OR_FOLLOWER", `${topic}-${partition}: broker ${rm.nodeIdOf()} does not ${followerReads ? "host" : "lead"} it`);
+    return rillError(
+      "NOT_LEADER_OR_FOLLOWER",
+      `${topic}-${partition}: broker ${rm.nodeIdOf()} does not ${followerReads ? "host" : "lead"} it`,
+    );
   if (currentLeaderEpoch >= 0 && currentLeaderEpoch < r.leaderEpoch)
     return rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${currentLeaderEpoch} < ${r.leaderEpoch}`);
   if (currentLeaderEpoch > r.leaderEpoch)

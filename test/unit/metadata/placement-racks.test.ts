@@ -17,7 +17,11 @@ function racked(racks: Record<number, string>): MetadataImage {
   for (const id of ids)
     commit(
       image,
-      decideRegisterBroker(image, { nodeId: id, incarnationId: `inc-${id}`, address: `h${id}:9092`, rack: racks[id]!, roles: ["broker"] }, () => false),
+      decideRegisterBroker(
+        image,
+        { nodeId: id, incarnationId: `inc-${id}`, address: `h${id}:9092`, rack: racks[id]!, roles: ["broker"] },
+        () => false,
+      ),
     );
   for (const id of ids) heartbeat(image, id);
   return image;
