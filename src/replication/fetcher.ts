@@ -150,7 +150,13 @@ class FetchLoop {
             return;
           }
           if (p.diverging) {
-            const to = Math.max(p.diverging.endOffset, 0);
+            // The leader's epoch ends at `endOffset`; this log may have that epoch end earlier
+            // (its next epoch came from a leader the new one never followed): cut at the lower
+            // of the two, as Kafka's follower does. A log that lacks the epoch cuts at the end
+            // of its largest epoch below it and asks again.
+            const mine = p.diverging.epoch >= 0 ? r.log.endOffsetForEpoch(p.diverging.epoch) : null;
+            const leaderEnd = Math.max(p.diverging.endOffset, 0);
+            const to = mine !== null && mine.epoch >= 0 ? Math.min(leaderEnd, mine.endOffset) : leaderEnd;
             this.o.log.info(
               { topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to, epoch: p.diverging.epoch },
               "follower log diverges from its leader: truncating",
