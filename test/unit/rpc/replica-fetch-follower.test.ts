@@ -1,13 +1,16 @@
 /**
- * A partition a follower starts following (a new topic, a leadership move) is fetched at once,
- * not after the fetch loop's outstanding long-poll ends (replica.fetch.wait.max.ms): the
- * follower's loop (src/replication/fetcher.ts) sends a new request on its ReplicaFetch stream,
- * and that request ends the leader's long-poll of the previous one (src/rpc/replication-service.ts).
+ * A follower's fetch loop (src/replication/fetcher.ts) against a leader's ReplicaFetch handler
+ * (src/rpc/replication-service.ts) over a real gRPC stream on 127.0.0.1: two brokers' cores
+ * (leader 1, follower 2), each on manual timers that the test never moves, so the leader's
+ * long-poll of 30 s can only end by an append it waits for or by the follower's next request.
  *
- * Two brokers' cores (leader 1, follower 2) over a real gRPC stream on 127.0.0.1. Both run on
- * manual timers that the test never moves, so the leader's long-poll of 30 s can only end by
- * an append it waits for or by the follower's next request: before this fix the new
- * partition's record never reached the follower.
+ * - A partition the follower starts following (a new topic, a leadership move) is fetched at
+ *   once, not after the loop's outstanding long-poll ends (replica.fetch.wait.max.ms): the loop
+ *   sends a new request, which ends the leader's long-poll of the previous one. Before, the new
+ *   partition's record never reached the follower here.
+ * - A follower whose log diverges truncates to the lower of the leader's end of the epoch and
+ *   its own, as Kafka's does. Before, it cut at the leader's end alone, which lay past its own
+ *   log end: nothing was cut and it asked the same again forever.
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -138,7 +141,6 @@ describe("ReplicaFetch: a partition added to a follower's fetch loop", () => {
     await replicatedTo(leader, follower, "b", 1);
     // The earlier topic still replicates over the same stream.
     await replicatedTo(leader, follower, "a", 2);
-    expect(leader.timers.size).toBeGreaterThan(0); // a long-poll still waits: no time has passed
   });
 
   it("a partition whose leadership moves to the loop's leader is fetched at once", async () => {
@@ -149,5 +151,38 @@ describe("ReplicaFetch: a partition added to a follower's fetch loop", () => {
     await longPolling(leader, "a", 1);
     await commit([partition("c", 1, [1, 2, 3], 1)]); // broker 3 (never reachable here) hands c-0 to 1
     await replicatedTo(leader, follower, "c", 1);
+  });
+});
+
+describe("ReplicaFetch: a follower whose log diverges", () => {
+  it("truncates to its own end of the leader's epoch when the leader's end of it lies past its log end", async () => {
+    const { leader, follower, address } = await twoNodes();
+    // Each node's own image (two stores): node 1 writes offsets 0..2 in epoch 0, then 3 in epoch
+    // 2; node 2 wrote 0..1 in epoch 0, then 2 in epoch 1 (a leadership node 1 never followed).
+    const name = "d";
+    const id = (++topicIds).toString(16).padStart(32, "0");
+    const topicRecord: MetadataRecord = { type: "topic", v: 1, name, topicId: id, configs: {} };
+    await leader.store.commit(() => [topicRecord, partition(name, 1, [1, 2], 0)]);
+    for (let i = 0; i < 3; i++) leader.rm.append(name, 0, record(`leader-${i}`), "leader");
+    await follower.store.commit(() => [topicRecord, partition(name, 2, [2, 1], 0)]);
+    for (let i = 0; i < 2; i++) follower.rm.append(name, 0, record(`leader-${i}`), "leader");
+    await follower.store.commit(() => [partition(name, 2, [2, 1], 1)]);
+    follower.rm.append(name, 0, record("epoch-1"), "leader");
+    await leader.store.commit(() => [partition(name, 1, [1, 2], 2)]);
+    leader.rm.append(name, 0, record("leader-3"), "leader");
+    const log = follower.rm.replica(name, 0)!.log;
+    expect(log.leaderEpochs.map((e) => [e.epoch, e.startOffset])).toEqual([
+      [0, 0],
+      [1, 2],
+    ]);
+    startFetchers(follower, address);
+    // Node 2 follows node 1 in epoch 2: it fetches from 3 with last epoch 1; node 1's epoch 0
+    // (the largest up to 1) ends at 3, node 2's at 2.
+    await follower.store.commit(() => [partition(name, 1, [1, 2], 2)]);
+    await vi.waitFor(() => expect(log.logEndOffset).toBe(4), { timeout: 10_000, interval: 5 });
+    expect(log.leaderEpochs.map((e) => [e.epoch, e.startOffset])).toEqual([
+      [0, 0],
+      [2, 3],
+    ]);
   });
 });
