@@ -136,10 +136,24 @@ export class PartitionReplica {
       return newRole === "follower" ? "follower" : null;
     }
     if (isrChanged && this.role === "leader") {
+      this.syncFollowers(nowMs);
       this.maybeAdvanceHw();
       return "isr";
     }
     return null;
+  }
+
+  /**
+   * Reassignment (issue 21): the replica set changed under the same leader. A replica being
+   * added gets a follower entry (so its fetches count and it may join the ISR); one removed loses
+   * its entry.
+   */
+  private syncFollowers(nowMs: number): void {
+    for (const r of this.replicas) {
+      if (r !== this.nodeId && !this.followers.has(r))
+        this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1, brokerEpoch: -1 });
+    }
+    for (const r of [...this.followers.keys()]) if (!this.replicas.includes(r)) this.followers.delete(r);
   }
 
   private becomeLeader(nowMs: number): void {
