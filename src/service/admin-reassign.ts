@@ -1,0 +1,119 @@
+/**
+ * Partition reassignment (issue 21, Kafka's KIP-455) for every protocol: AlterPartitionReassignments
+ * runs on the active controller (passed there like every metadata change, see admin.ts) and
+ * decides each partition with `decideAlterReassignment` (src/metadata/reassignment.ts);
+ * ListPartitionReassignments answers from this node's image.
+ *
+ * Each partition succeeds or fails on its own, its failure a RillError in its result, and a
+ * failed partition changes nothing. A malformed request as a whole (no partitions, too many)
+ * throws.
+ */
+import { RillError, rillError } from "../base/errors.ts";
+import { decideAlterReassignment, listReassignments, type OngoingReassignment } from "../metadata/reassignment.ts";
+import type { MetadataRecord } from "../metadata/records.ts";
+import type { MetadataStore } from "../metadata/store.ts";
+import type { ControllerPort } from "./admin-ports.ts";
+import type { TopicPartitions } from "./admin-types.ts";
+
+/** Most partitions one request may name. */
+export const REASSIGN_REQUEST_PARTITIONS_MAX = 10_000;
+
+/** One partition of AlterPartitionReassignments. */
+export interface ReassignPartitionSpec {
+  readonly topic: string;
+  readonly partition: number;
+  /** The target replicas; null cancels the partition's ongoing reassignment. */
+  readonly replicas: readonly number[] | null;
+}
+
+/** AlterPartitionReassignments: partitions to move, or whose move to cancel. */
+export interface AlterPartitionReassignmentsInput {
+  readonly partitions: readonly ReassignPartitionSpec[];
+}
+
+/** The outcome for one partition: no error when its move started, was replaced, cancelled or done. */
+export interface ReassignOutcome {
+  readonly topic: string;
+  readonly partition: number;
+  readonly error?: RillError;
+}
+
+/** Answer of AlterPartitionReassignments: one outcome per partition, in the request's order. */
+export interface AlterPartitionReassignmentsResult {
+  readonly results: readonly ReassignOutcome[];
+}
+
+/** ListPartitionReassignments: empty, every partition; an entry with no partitions, all of its topic. */
+export interface ListPartitionReassignmentsInput {
+  readonly partitions: readonly TopicPartitions[];
+}
+
+/** Answer of ListPartitionReassignments: the ongoing moves, by topic and partition. */
+export interface ListPartitionReassignmentsResult {
+  readonly reassignments: readonly OngoingReassignment[];
+}
+
+/** The reassignment request that changes metadata, with its input and result. */
+export interface ReassignmentChanges {
+  alterPartitionReassignments: { input: AlterPartitionReassignmentsInput; result: AlterPartitionReassignmentsResult };
+}
+
+/** The protocol-neutral reassignment requests. */
+export class ReassignmentHandlers {
+  constructor(private readonly d: { readonly store: MetadataStore }) {}
+
+  /** AlterPartitionReassignments: each partition's move is started, replaced or cancelled, or refused on its own. */
+  async alterPartitionReassignments(
+    input: AlterPartitionReassignmentsInput,
+    controller: ControllerPort,
+  ): Promise<AlterPartitionReassignmentsResult> {
+    if (!controller.isActive() && !controller.forwarded) return controller.forward("alterPartitionReassignments", input);
+    const n = input.partitions.length;
+    if (n === 0) throw rillError("INVALID_REQUEST", "partitions: at least one is required");
+    if (n > REASSIGN_REQUEST_PARTITIONS_MAX)
+      throw rillError("INVALID_REQUEST", `partitions: ${n} items, at most ${REASSIGN_REQUEST_PARTITIONS_MAX}`);
+    const errors: (RillError | undefined)[] = [];
+    await this.d.store.commit((img) => {
+      errors.length = 0;
+      const seen = new Set<string>();
+      const records: MetadataRecord[] = [];
+      input.partitions.forEach((p, i) => {
+        const key = `${p.topic}\u0000${p.partition}`;
+        if (seen.has(key)) {
+          errors[i] = rillError("INVALID_REQUEST", `partitions[${i}]: ${p.topic}-${p.partition} is named twice`);
+          return;
+        }
+        seen.add(key);
+        try {
+          records.push(...decideAlterReassignment(img, p));
+        } catch (e) {
+          if (!(e instanceof RillError)) throw e;
+          errors[i] = e;
+        }
+      });
+      return records;
+    });
+    controller.committedHere();
+    return {
+      results: input.partitions.map((p, i) => ({
+        topic: p.topic,
+        partition: p.partition,
+        ...(errors[i] ? { error: errors[i] } : {}),
+      })),
+    };
+  }
+
+  /** ListPartitionReassignments, from this node's image; UNKNOWN_TOPIC_OR_PARTITION for a topic named that does not exist. */
+  listPartitionReassignments(input: ListPartitionReassignmentsInput): ListPartitionReassignmentsResult {
+    const img = this.d.store.image;
+    if (input.partitions.length === 0) return { reassignments: listReassignments(img) };
+    const named: { topic: string; partition: number }[] = [];
+    for (const [i, tp] of input.partitions.entries()) {
+      const t = img.topics.get(tp.topic);
+      if (!t) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `partitions[${i}].topic: topic "${tp.topic}" does not exist`);
+      const partitions = tp.partitions.length > 0 ? tp.partitions : t.partitions.map((_, p) => p);
+      for (const partition of partitions) named.push({ topic: tp.topic, partition });
+    }
+    return { reassignments: listReassignments(img, named) };
+  }
+}
