@@ -59,10 +59,7 @@ import { decodeAlterClientQuotasResult, encodeAlterClientQuotasInput } from "./q
 import type * as domain from "../service/admin-types.ts";
 import { toErrorDetail } from "./errors.ts";
 import { type SecurityChangeMessages, securityChangeCodecs } from "./admin-security-codec.ts";
-import type {
-  AlterPartitionReassignmentsRequest,
-  AlterPartitionReassignmentsResponse,
-} from "../gen/rill/v1/admin_service_pb.ts";
+import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse } from "../gen/rill/v1/admin_service_pb.ts";
 import { decodeAlterPartitionReassignmentsResult, encodeAlterPartitionReassignmentsInput } from "./reassign-codec.ts";
 
 // ---- errors and enums ------------------------------------------------------------------------

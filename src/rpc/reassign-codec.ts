@@ -21,7 +21,7 @@ import type {
   AlterPartitionReassignmentsResult,
   ListPartitionReassignmentsInput,
   ListPartitionReassignmentsResult,
-} from "../service/admin-reassign.ts";
+} from "../service/admin-reassign-types.ts";
 import { toErrorDetail } from "./errors.ts";
 
 /** AlterPartitionReassignmentsRequest -> domain; INVALID_REQUEST for a cancel that also names replicas. */

@@ -9,54 +9,19 @@
  * throws.
  */
 import { RillError, rillError } from "../base/errors.ts";
-import { decideAlterReassignment, listReassignments, type OngoingReassignment } from "../metadata/reassignment.ts";
+import { decideAlterReassignment, listReassignments } from "../metadata/reassignment.ts";
 import type { MetadataRecord } from "../metadata/records.ts";
 import type { MetadataStore } from "../metadata/store.ts";
 import type { ControllerPort } from "./admin-ports.ts";
-import type { TopicPartitions } from "./admin-types.ts";
+import type {
+  AlterPartitionReassignmentsInput,
+  AlterPartitionReassignmentsResult,
+  ListPartitionReassignmentsInput,
+  ListPartitionReassignmentsResult,
+} from "./admin-reassign-types.ts";
 
 /** Most partitions one request may name. */
 export const REASSIGN_REQUEST_PARTITIONS_MAX = 10_000;
-
-/** One partition of AlterPartitionReassignments. */
-export interface ReassignPartitionSpec {
-  readonly topic: string;
-  readonly partition: number;
-  /** The target replicas; null cancels the partition's ongoing reassignment. */
-  readonly replicas: readonly number[] | null;
-}
-
-/** AlterPartitionReassignments: partitions to move, or whose move to cancel. */
-export interface AlterPartitionReassignmentsInput {
-  readonly partitions: readonly ReassignPartitionSpec[];
-}
-
-/** The outcome for one partition: no error when its move started, was replaced, cancelled or done. */
-export interface ReassignOutcome {
-  readonly topic: string;
-  readonly partition: number;
-  readonly error?: RillError;
-}
-
-/** Answer of AlterPartitionReassignments: one outcome per partition, in the request's order. */
-export interface AlterPartitionReassignmentsResult {
-  readonly results: readonly ReassignOutcome[];
-}
-
-/** ListPartitionReassignments: empty, every partition; an entry with no partitions, all of its topic. */
-export interface ListPartitionReassignmentsInput {
-  readonly partitions: readonly TopicPartitions[];
-}
-
-/** Answer of ListPartitionReassignments: the ongoing moves, by topic and partition. */
-export interface ListPartitionReassignmentsResult {
-  readonly reassignments: readonly OngoingReassignment[];
-}
-
-/** The reassignment request that changes metadata, with its input and result. */
-export interface ReassignmentChanges {
-  alterPartitionReassignments: { input: AlterPartitionReassignmentsInput; result: AlterPartitionReassignmentsResult };
-}
 
 /** The protocol-neutral reassignment requests. */
 export class ReassignmentHandlers {

@@ -17,7 +17,7 @@
  */
 import type { RillError } from "../base/errors.ts";
 import type { SecurityChanges } from "./admin-security-types.ts";
-import type { ReassignmentChanges } from "./admin-reassign.ts";
+import type { ReassignmentChanges } from "./admin-reassign-types.ts";
 import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
