@@ -24,6 +24,8 @@ import { Cluster, until } from "./cluster-harness.ts";
 
 const SEED = Number(process.env.RILL_SEED ?? 2121);
 const TOPIC = "moves";
+/** The replication throttle of every node, bytes/s: it slows only replicas being added. */
+const THROTTLE = 1 << 20;
 
 let cluster: Cluster | null = null;
 const closers: Array<() => Promise<unknown>> = [];
@@ -59,7 +61,13 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
       name: "rill-reassign-",
       nodes: 4,
       voters: 3,
-      set: { "broker.session.timeout.ms": 3000, "broker.heartbeat.interval.ms": 300, "replica.lag.time.max.ms": 3000 },
+      set: {
+        "broker.session.timeout.ms": 3000,
+        "broker.heartbeat.interval.ms": 300,
+        "replica.lag.time.max.ms": 3000,
+        "leader.replication.throttled.rate": THROTTLE,
+        "follower.replication.throttled.rate": THROTTLE,
+      },
     });
     const c = cluster;
     await c.waitForStable(40_000);
@@ -147,6 +155,31 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
     const ackedAtMove = acked[0]!.length;
     await until(() => acked[0]!.length >= ackedAtMove + 100, 30_000, "100 more acknowledged records after the move");
 
+    // 2b. A throttled move: 4 MiB onto a new replica take at least (4 MiB - one second's burst) / rate.
+    await admin.createTopics([{ name: "bulk", partitions: 1, replicationFactor: 2, configs: { "min.insync.replicas": "1" } }]);
+    const bulk0 = await until(
+      async () => {
+        const p = (await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!;
+        return p.isr.length === 2 ? p : false;
+      },
+      30_000,
+      "bulk-0 in sync",
+    );
+    const chunk = Buffer.alloc(64 << 10, 7);
+    for (let i = 0; i < 64; i += 8)
+      await Promise.all(Array.from({ length: 8 }, () => producer.send({ topic: "bulk", partition: 0, value: chunk })));
+    const bulkBytes = 64 * chunk.length;
+    const added = [1, 2, 3, 4].find((id) => !bulk0.replicas.includes(id))!;
+    const moveStart = Date.now();
+    expect(await errorOf(one("bulk", 0, [...bulk0.replicas, added]))).toBe("no error");
+    await until(async () => (await admin.listPartitionReassignments([{ topic: "bulk" }])).length === 0, 60_000, "the throttled move", 50);
+    const moveMs = Date.now() - moveStart;
+    const rate = (bulkBytes / moveMs) * 1000;
+    console.log(
+      `throttled move: ${bulkBytes} bytes in ${moveMs} ms = ${(rate / 1048576).toFixed(2)} MiB/s (throttle ${(THROTTLE / 1048576).toFixed(2)} MiB/s)`,
+    );
+    expect(moveMs).toBeGreaterThanOrEqual(((bulkBytes - THROTTLE) / THROTTLE) * 1000 * 0.95);
+
     // 3. A move onto a broker that is down waits, and is cancelled.
     const down = [1, 2, 3, 4].find((id) => !p1.replicas.includes(id))!;
     await c.node(down).kill();
@@ -196,6 +229,10 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
       const inLog = new Set(got[p]);
       expect(inLog.size, `partition ${p}: no record twice`).toBe(got[p]!.length);
       const lost = acked[p]!.filter((v) => !inLog.has(v));
+      if (lost.length > 0)
+        console.log(
+          `partition ${p}: read ${got[p]!.length} of high watermark ${ends[p]}; lost ${lost.join(",")} at acked positions ${lost.map((v) => acked[p]!.indexOf(v)).join(",")} of ${acked[p]!.length}; log tail ${got[p]!.slice(-8).join(",")}`,
+        );
       expect(lost, `partition ${p}: acknowledged records missing`).toEqual([]);
     }
     console.log(
