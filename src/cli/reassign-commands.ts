@@ -106,7 +106,7 @@ async function printResults(
   const rows = results.map((r) => ({
     topic: r.topic,
     partition: r.partition,
-    result: r.error === null ? (o.cancel ? "cancelled" : "started") : r.error.kind.name,
+    result: r.error === null ? (o.cancel ? "cancelled" : "accepted") : r.error.kind.name,
     error: r.error?.message ?? null,
   }));
   if (o.json) await write(ctx.io.stdout, `${JSON.stringify(rows)}\n`);
