@@ -10,7 +10,10 @@
  *    switches, leadership moves, and the removed broker deletes its log.
  * 3. Partition 1 is moved onto a broker that is down (killed): the move waits (listed, the new
  *    replica never in sync) and is cancelled: the original replicas stay, nothing is listed.
- * 4. Every acknowledged record is read back from both partitions, exactly once.
+ * 2b. A 4 MiB move with both throttles at 1 MiB/s takes at least (4 MiB - one second's burst) / rate.
+ * 4. kafkajs's admin over the Kafka listener: ListPartitionReassignments, a reorder through
+ *    AlterPartitionReassignments, INVALID_REPLICA_ASSIGNMENT for an unknown broker.
+ * 5. Every acknowledged record is read back from both partitions, exactly once.
  */
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
@@ -20,7 +23,8 @@ import { SeededRandom } from "../../src/base/random.ts";
 import { Admin } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
-import { Cluster, until } from "./cluster-harness.ts";
+import kafkajs from "kafkajs";
+import { Cluster, freePort, until } from "./cluster-harness.ts";
 
 const SEED = Number(process.env.RILL_SEED ?? 2121);
 const TOPIC = "moves";
@@ -57,7 +61,10 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
   }, async () => {
     console.log(`seed ${SEED} (RILL_SEED)`);
     const t0 = Date.now();
+    const kafkaPorts = new Map<number, number>();
+    for (const id of [1, 2, 3, 4]) kafkaPorts.set(id, await freePort());
     cluster = await Cluster.start({
+      nodeSet: (id) => ({ "kafka.listen": `127.0.0.1:${kafkaPorts.get(id)!}` }),
       name: "rill-reassign-",
       nodes: 4,
       voters: 3,
@@ -213,7 +220,28 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
     await load;
     await c.node(down).start();
 
-    // 4. Every acknowledged record is in its partition, once.
+    // The Kafka listener (AlterPartitionReassignments 45, ListPartitionReassignments 46) with kafkajs's admin.
+    const kjs = new kafkajs.Kafka({
+      brokers: [...kafkaPorts.values()].map((p) => `127.0.0.1:${p}`),
+      logLevel: kafkajs.logLevel.NOTHING,
+      retry: { retries: 10 },
+    }).admin();
+    await kjs.connect();
+    closers.push(() => kjs.disconnect());
+    expect((await kjs.listPartitionReassignments({})).topics).toEqual([]);
+    const bulkNow = (await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!;
+    const reversed = [...bulkNow.replicas].reverse();
+    await kjs.alterPartitionReassignments({ topics: [{ topic: "bulk", partitionAssignment: [{ partition: 0, replicas: reversed }] }] });
+    expect((await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!.replicas).toEqual(reversed);
+    const refused = await kjs
+      .alterPartitionReassignments({ topics: [{ topic: "bulk", partitionAssignment: [{ partition: 0, replicas: [1, 9] }] }] })
+      .then(
+        () => "no error",
+        (e: { errors?: { type?: string }[] }) => e.errors?.[0]?.type ?? String(e),
+      );
+    expect(refused).toBe("INVALID_REPLICA_ASSIGNMENT");
+
+    // 5. Every acknowledged record is in its partition, once.
     const ends = (await describe()).map((p) => p.highWatermark);
     const consumer = new Consumer({ bootstrap, maxWaitMs: 200, requestTimeoutMs: 10_000, retry: { retries: 20, backoffMsMax: 500 } });
     closers.push(() => consumer.close());
