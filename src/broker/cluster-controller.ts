@@ -24,6 +24,8 @@ import {
   decideRegisterBroker,
 } from "../metadata/controller.ts";
 import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
+import type { MetadataImage } from "../metadata/image.ts";
+import { decideCompleteReassignments, isReassigning } from "../metadata/reassignment.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { ScramCredentialRecord } from "../metadata/records.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
@@ -256,6 +258,11 @@ export class ClusterController implements BrokerControl {
         this.o.log.info({ replicationFactor: this.o.offsetsReplicationFactor }, `created ${OFFSETS_TOPIC}`);
       }
       await this.createTxnStateTopic();
+      // reassignment (issue 21): complete the moves a change of ISR alone did not complete
+      if (now - this.lastReassignmentCheck >= 1000) {
+        this.lastReassignmentCheck = now;
+        if (hasReassignment(this.o.store.image)) await this.o.store.commit((im) => decideCompleteReassignments(im));
+      }
       const every = this.o.preferredElectionIntervalMs ?? 300_000;
       if (every > 0 && now - this.lastPreferredElection >= every) {
         this.lastPreferredElection = now;
@@ -291,6 +298,9 @@ export class ClusterController implements BrokerControl {
     this.o.log.info({ replicationFactor: rf }, `created ${TXN_TOPIC}`);
   }
 
+  /** When the periodic check last looked for reassignments to complete (issue 21). */
+  private lastReassignmentCheck = 0;
+
   /** Whether the bootstrap users were written, or found unneeded (the cluster existed). */
   private bootstrapped = false;
 
@@ -317,4 +327,10 @@ export class ClusterController implements BrokerControl {
     (this.o.timers ?? systemTimers).clearInterval(this.timer);
     this.unsubscribe();
   }
+}
+
+/** Whether any partition is being reassigned (issue 21): the periodic check has work only then. */
+function hasReassignment(image: MetadataImage): boolean {
+  for (const t of image.topics.values()) if (t.partitions.some(isReassigning)) return true;
+  return false;
 }

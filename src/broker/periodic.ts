@@ -79,7 +79,10 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
       if (o.error) {
         log.warn({ topic: c.topic, partition: c.partition, newIsr: c.newIsr, err: o.error.message }, "ISR change refused");
         const r = rm.replica(c.topic, c.partition);
-        if (r) r.isrChangeInFlight = false;
+        if (r) {
+          r.isrChangeInFlight = false;
+          r.pendingIsrAdds = []; // refused: nothing was committed
+        }
       } else {
         log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
       }
@@ -89,6 +92,10 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
     if (e instanceof AssertionError) throw e;
     log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
     release();
+    for (const c of changes) {
+      const r = rm.replica(c.topic, c.partition);
+      if (r) r.pendingIsrAdds = [];
+    }
   }
 }
 

@@ -24,6 +24,7 @@ import { ObserverMetadataStore } from "../metadata/observer-store.ts";
 import { type QuorumLog, QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { MetadataChange } from "../metadata/store.ts";
 import { ReplicaFetcherManager } from "../replication/fetcher.ts";
+import { ReplicationThrottle } from "../replication/throttle.ts";
 import { ReplicaManager } from "../replication/replica-manager.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
@@ -325,7 +326,14 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
-  const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
+  const rm = new ReplicaManager(
+    logs,
+    meta.store,
+    clock,
+    systemTimers,
+    config.nodeId,
+    new ReplicationThrottle(clock, config.leaderReplicationThrottledRate), // reassignment (issue 21)
+  );
   rm.readReplicaSelector = config.replicaSelector;
   const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, {
     initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
@@ -524,6 +532,7 @@ export async function startBackground(
     maxBytes: 10 << 20,
     log,
     timers: systemTimers,
+    throttle: new ReplicationThrottle(clock, config.followerReplicationThrottledRate), // reassignment (issue 21)
   });
   const isr = {
     rm: data.rm,

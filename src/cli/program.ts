@@ -37,6 +37,7 @@ import {
 } from "./topic-commands.ts";
 import { registerQuota } from "./quota-commands.ts";
 import { registerTransactions } from "./transaction-commands.ts";
+import { registerPartitions } from "./reassign-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -410,6 +411,7 @@ function buildProgram(io: Io, state: RunState): Command {
   registerSecurityCommands(program, (cmd) => contextOf(cmd, io));
   registerQuota(program, (cmd) => contextOf(cmd, io));
   registerTransactions(program, (cmd) => contextOf(cmd, io));
+  registerPartitions(program, (cmd) => contextOf(cmd, io)); // partition reassignment (issue 21)
 
   return program;
 }

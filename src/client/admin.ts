@@ -258,6 +258,16 @@ export interface ElectedLeader {
   readonly error: RillError | null;
 }
 
+/** An ongoing partition reassignment (issue 21), as `Admin.listPartitionReassignments` answers it. */
+export interface PartitionReassignment {
+  readonly topic: string;
+  readonly partition: number;
+  /** The replica set during the move: the target, then the replicas being removed. */
+  readonly replicas: readonly number[];
+  readonly addingReplicas: readonly number[];
+  readonly removingReplicas: readonly number[];
+}
+
 // ---- client quotas (issue 13) ------------------------------------------------------------------
 
 /**
@@ -698,6 +708,53 @@ export class Admin {
   async removeController(nodeId: number): Promise<Array<{ nodeId: number; directoryId: string }>> {
     const res = await this.call((o) => this.conn.transport.removeRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff) }, o));
     return res.voters.map((v) => ({ nodeId: v.nodeId, directoryId: v.directoryId }));
+  }
+
+  // partition reassignment (issue 21)
+
+  /**
+   * Moves partitions to new replica lists, or cancels their move (`replicas: null`), as Kafka's
+   * alterPartitionReassignments (KIP-455): the new replicas catch up first, then the replica set
+   * switches. One result per partition, in order, `error` null when its move started (or, when
+   * the target is already in sync, completed).
+   */
+  async alterPartitionReassignments(
+    partitions: readonly { topic: string; partition: number; replicas: readonly number[] | null }[],
+  ): Promise<Array<{ topic: string; partition: number; error: RillError | null }>> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partition: checkInt(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        replicas: (p.replicas ?? []).map((r, j) => checkInt(r, `partitions[${i}].replicas[${j}]`, 0, 0x7fffffff)),
+        cancel: p.replicas === null,
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.alterPartitionReassignments(request, o));
+    return res.results.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      error: r.error === undefined ? null : fromErrorDetail(r.error, `${r.topic}-${r.partition}`),
+    }));
+  }
+
+  /** The ongoing reassignments (of `partitions`, as in electLeaders; none: all), by topic and partition. */
+  async listPartitionReassignments(
+    partitions: readonly { topic: string; partitions?: readonly number[] }[] = [],
+  ): Promise<PartitionReassignment[]> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partitions: (p.partitions ?? []).map((n, j) => checkInt(n, `partitions[${i}].partitions[${j}]`, 0, 0x7fffffff)),
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.listPartitionReassignments(request, o));
+    return res.reassignments.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      replicas: [...r.replicas],
+      addingReplicas: [...r.addingReplicas],
+      removingReplicas: [...r.removingReplicas],
+    }));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

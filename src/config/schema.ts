@@ -658,6 +658,23 @@ export const brokerKeys = [
     "leader",
     ["leader", "rack-aware"] as const,
   ),
+  // Partition reassignment (issue 21).
+  int(
+    "leader.replication.throttled.rate",
+    "leaderReplicationThrottledRate",
+    "Bytes per second this broker, as a leader, sends to the replicas being added by a partition reassignment that are not in sync yet (Kafka's throttle with `leader.replication.throttled.replicas` set to the moving replicas); in-sync replicas are never throttled. 0: no limit. A static setting: Rill has no dynamic broker configs yet, so a change needs a restart.",
+    0,
+    0,
+    MAX_SAFE,
+  ),
+  int(
+    "follower.replication.throttled.rate",
+    "followerReplicationThrottledRate",
+    "Bytes per second this broker fetches for the replicas it is being added as by a partition reassignment, until they are in sync (Kafka's throttle with `follower.replication.throttled.replicas` set to the moving replicas). 0: no limit. A static setting (a change needs a restart).",
+    0,
+    0,
+    MAX_SAFE,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -758,6 +775,9 @@ export interface BrokerConfig {
   // Racks (issue 21 item 5).
   brokerRack: string;
   replicaSelector: "leader" | "rack-aware";
+  // Partition reassignment (issue 21).
+  leaderReplicationThrottledRate: number;
+  followerReplicationThrottledRate: number;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

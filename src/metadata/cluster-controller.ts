@@ -20,6 +20,7 @@ import { rillError, type RillError } from "../base/errors.ts";
 import { parseTopicConfig } from "../config/schema.ts";
 import type { BrokerState, MetadataImage, PartitionState, TopicState } from "./image.ts";
 import { NO_LEADER, type MetadataRecord, type PartitionChangeRecord } from "./records.ts";
+import { withCompletion } from "./reassignment.ts";
 
 /** A RegisterBroker request. */
 export interface BrokerRegistrationRequest {
@@ -217,7 +218,8 @@ export function decideAlterPartition(image: MetadataImage, nodeId: number, broke
       );
   });
   if (sameList(p.newIsr, state.isr)) return [];
-  return [change(p.topic, p.partition, state, state.leader, [...p.newIsr])];
+  // reassignment (issue 21): the change that brings the last target replica into the ISR completes it
+  return [withCompletion(image, state, change(p.topic, p.partition, state, state.leader, [...p.newIsr]))];
 }
 
 /**

@@ -26,6 +26,17 @@ export {
   type ElectionResult,
   type PartitionRef,
 } from "./cluster-controller.ts";
+// Partition reassignment (issue 21, KIP-455) lives in reassignment.ts.
+export {
+  decideAlterReassignment,
+  decideCompleteReassignments,
+  isReassigning,
+  listReassignments,
+  originalReplicas,
+  targetReplicas,
+  type OngoingReassignment,
+  type ReassignmentRequest,
+} from "./reassignment.ts";
 
 /** Kafka's limit on topic name length. */
 export const TOPIC_NAME_MAX = 249;

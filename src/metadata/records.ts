@@ -35,6 +35,11 @@ export interface PartitionRecord {
   readonly leader: number;
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  // reassignment (issue 21, KIP-455): present only while the partition is being reassigned
+  /** Replicas being added (in `replicas`, not in the original set); absent: none. */
+  readonly addingReplicas?: readonly number[];
+  /** Replicas being removed (in `replicas`, not in the target set); absent: none. */
+  readonly removingReplicas?: readonly number[];
 }
 
 /** A topic's full set of config overrides replaced. */
@@ -108,7 +113,7 @@ export interface BrokerShutdownRecord {
 
 /**
  * A partition's leadership or ISR changed. Carries the resulting values (not deltas); the
- * replicas stay. `leader` -1 means the partition has no leader. `partitionEpoch` grows with every
+ * replicas stay unless `replicas` is given (a reassignment). `leader` -1 means the partition has no leader. `partitionEpoch` grows with every
  * change, `leaderEpoch` with every change of leader.
  */
 export interface PartitionChangeRecord {
@@ -120,6 +125,13 @@ export interface PartitionChangeRecord {
   readonly isr: readonly number[];
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  // reassignment (issue 21, KIP-455): each absent field keeps its value
+  /** The new replica set (during a reassignment: target ∪ original). */
+  readonly replicas?: readonly number[];
+  /** The replicas being added; [] ends the reassignment. */
+  readonly addingReplicas?: readonly number[];
+  /** The replicas being removed; [] ends the reassignment. */
+  readonly removingReplicas?: readonly number[];
 }
 
 /** `leader` of a partition that has none. */

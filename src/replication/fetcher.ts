@@ -15,6 +15,7 @@ import type { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
 import type { Timers } from "../base/timers.ts";
 import type { ReplicaManager } from "./replica-manager.ts";
+import { isThrottledReplica, type ReplicationThrottle } from "./throttle.ts";
 
 /** One partition in a fetch round. */
 export interface FetchPartitionRequest {
@@ -65,6 +66,11 @@ export interface FetcherOptions {
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** Timers for backoff, injected (this module does not read the clock). */
   readonly timers: Timers;
+  /**
+   * Reassignment (issue 21): the limit on what this follower fetches for the replicas it is being
+   * added as and that are not in sync yet (`follower.replication.throttled.rate`); absent: none.
+   */
+  readonly throttle?: ReplicationThrottle;
 }
 
 /** Waits after a failed round: 50 ms doubling up to 1 s, back to 50 ms after a success. */
@@ -92,10 +98,15 @@ class FetchLoop {
   private async run(): Promise<void> {
     const backoff = new Backoff(FETCH_BACKOFF);
     while (!this.stopped) {
-      const parts = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
+      const following = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
+      // reassignment (issue 21): replicas being added wait while the follower throttle is exceeded
+      const throttle = this.o.throttle?.limited ? this.o.throttle : null;
+      const isThrottled = (r: PartitionReplica): boolean =>
+        throttle !== null && isThrottledReplica(this.rm.image.topics.get(r.topic)?.partitions[r.partition], this.o.nodeId);
+      const parts = throttle?.exceeded() ? following.filter((r) => !isThrottled(r)) : following;
       this.asked = new Set(parts);
       if (parts.length === 0) {
-        await this.sleep(50, true);
+        await this.sleep(following.length > 0 && throttle ? Math.max(1, throttle.waitMs()) : 50, true);
         continue;
       }
       try {
@@ -164,6 +175,7 @@ class FetchLoop {
             this.rm.truncateFollower(r, to);
             return;
           }
+          if (isThrottled(r)) throttle!.record(p.recordBatches.length);
           this.rm.applyFetched(r, p.recordBatches, p.highWatermark, p.logStartOffset);
         });
         backoff.reset();

@@ -72,6 +72,15 @@ export class PartitionReplica {
   epochStartOffset = 0;
   /** An AlterPartition is on its way: no second one until it is answered. */
   isrChangeInFlight = false;
+  /**
+   * Members this leader proposed to add to the ISR whose change it has not seen in its metadata
+   * yet (Kafka's "maximal ISR", KIP-497): the high watermark waits for them too from the moment
+   * they are proposed. The controller may commit the change, and elect one of them (a
+   * reassignment's completion moves leadership to a new replica in the same change, issue 21),
+   * before this leader applies it: a record acknowledged meanwhile must be on them as well.
+   * Cleared when the partition's ISR changes in the metadata or the proposal failed.
+   */
+  pendingIsrAdds: readonly number[] = [];
 
   constructor(
     readonly topic: string,
@@ -119,6 +128,7 @@ export class PartitionReplica {
     const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
     const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
     const isrChanged = st.partitionEpoch !== this.partitionEpoch;
+    if (isrChanged || epochChanged) this.pendingIsrAdds = [];
     this.replicas = st.replicas;
     this.isr = st.isr;
     this.partitionEpoch = st.partitionEpoch;
@@ -136,10 +146,24 @@ export class PartitionReplica {
       return newRole === "follower" ? "follower" : null;
     }
     if (isrChanged && this.role === "leader") {
+      this.syncFollowers(nowMs);
       this.maybeAdvanceHw();
       return "isr";
     }
     return null;
+  }
+
+  /**
+   * Reassignment (issue 21): the replica set changed under the same leader. A replica being
+   * added gets a follower entry (so its fetches count and it may join the ISR); one removed loses
+   * its entry.
+   */
+  private syncFollowers(nowMs: number): void {
+    for (const r of this.replicas) {
+      if (r !== this.nodeId && !this.followers.has(r))
+        this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1, brokerEpoch: -1 });
+    }
+    for (const r of [...this.followers.keys()]) if (!this.replicas.includes(r)) this.followers.delete(r);
   }
 
   private becomeLeader(nowMs: number): void {
@@ -164,7 +188,7 @@ export class PartitionReplica {
     if (this.role !== "leader") return false;
     if (this.isr.length < this.log.topicConfig.minInsyncReplicas) return false;
     let hw = this.log.logEndOffset;
-    for (const r of this.isr) {
+    for (const r of this.pendingIsrAdds.length > 0 ? [...this.isr, ...this.pendingIsrAdds] : this.isr) {
       if (r === this.nodeId) continue;
       const f = this.followers.get(r);
       // An ISR member that has not fetched yet in this epoch holds the high watermark back.
@@ -233,6 +257,7 @@ export class PartitionReplica {
     if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
     const ordered = this.replicas.filter((r) => next.has(r));
     assertIsrValid(this.where, ordered, this.replicas, this.nodeId);
+    this.pendingIsrAdds = ordered.filter((r) => !this.isr.includes(r));
     return {
       topic: this.topic,
       partition: this.partition,

@@ -21,6 +21,7 @@ import type { TopicConfig } from "../config/schema.ts";
 import type { TxnMarker } from "../protocol/control-record.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
+import { isThrottledReplica, type ReplicationThrottle } from "./throttle.ts";
 import { HwPurgatory } from "./hw-purgatory.ts";
 
 /** Produce acknowledgement levels. */
@@ -58,6 +59,8 @@ export interface ReplicaFetchResult {
   /** The follower's log diverges: truncate to this epoch's end offset. */
   readonly diverging: { epoch: number; endOffset: number } | null;
   readonly error: Error | null;
+  /** Reassignment (issue 21): the follower is a throttled replica and the leader's throttle held this read back. */
+  readonly throttled?: boolean;
 }
 
 /** The local replicas of this broker. */
@@ -92,6 +95,8 @@ export class ReplicaManager {
     private readonly clock: Clock,
     private readonly timers: Timers,
     private readonly nodeId: number,
+    /** Reassignment (issue 21): the limit on what this leader sends to replicas being added (`leader.replication.throttled.rate`). */
+    readonly leaderThrottle: ReplicationThrottle | null = null,
   ) {
     this.hwWaiters = new HwPurgatory(clock, timers, (w) => {
       const r = w.partition;
@@ -338,7 +343,18 @@ export class ReplicaManager {
       r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs(), brokerEpoch)
     )
       this.hwMoved(r);
-    const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes, undefined, p.alloc) : null;
+    // reassignment (issue 21): a replica being added that is not in sync gets what the throttle allows
+    const throttle =
+      this.leaderThrottle?.limited && isThrottledReplica(this.metadata.image.topics.get(p.topic)?.partitions[p.partition], replicaId)
+        ? this.leaderThrottle
+        : null;
+    const maxBytes = throttle ? Math.min(p.maxBytes, throttle.allowance()) : p.maxBytes;
+    const read = maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, maxBytes, undefined, p.alloc) : null;
+    if (throttle) {
+      throttle.record(read?.bytes ?? 0);
+      if (maxBytes === 0 && p.maxBytes > 0 && p.fetchOffset < log.logEndOffset)
+        return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: null, error: null, throttled: true };
+    }
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
   }
 

@@ -139,6 +139,7 @@ export async function answer(
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
     let bytes = 0;
     let stop = false;
+    let throttled = false; // reassignment (issue 21): a throttled replica was held back this round
     const partitions = req.partitions.map((p) => {
       const r = rm.fetchForFollower(req.replicaId, {
         topic: p.topic,
@@ -156,6 +157,7 @@ export async function answer(
       left -= n;
       bytes += n;
       if (r.error || r.diverging) stop = true;
+      if (r.throttled) throttled = true;
       const out: ReplicaFetchPartitionOutput = {
         topic: p.topic,
         partition: p.partition,
@@ -178,7 +180,9 @@ export async function answer(
     if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held, release: holding(held) };
     held?.release();
     giveBack();
-    await rm.waitForData(deadline - now, abort);
+    // A throttled replica held back is served again once the throttle allows it, not only on an append.
+    const throttleWaitMs = throttled && rm.leaderThrottle ? Math.max(1, rm.leaderThrottle.waitMs()) : Number.POSITIVE_INFINITY;
+    await rm.waitForData(Math.min(deadline - now, throttleWaitMs), abort);
   }
 }
 

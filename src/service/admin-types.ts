@@ -17,6 +17,7 @@
  */
 import type { RillError } from "../base/errors.ts";
 import type { SecurityChanges } from "./admin-security-types.ts";
+import type { ReassignmentChanges } from "./admin-reassign-types.ts";
 import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
@@ -324,7 +325,7 @@ export interface DescribeClusterResult {
 // ---- Changes: the requests that run on the active controller ---------------------------------
 
 /** The admin requests that change metadata, with their input and result (security's in admin-security-types.ts). */
-export interface AdminChanges extends SecurityChanges {
+export interface AdminChanges extends SecurityChanges, ReassignmentChanges {
   createTopics: { input: CreateTopicsInput; result: CreateTopicsResult };
   deleteTopics: { input: DeleteTopicsInput; result: DeleteTopicsResult };
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };
