@@ -26,6 +26,7 @@ import {
 import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { ScramCredentialRecord } from "../metadata/records.ts";
+import type { ElrOptions } from "../metadata/cluster-controller.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
 import { TXN_PARTITIONS, TXN_TOPIC, TXN_TOPIC_CONFIGS } from "../coordinator/transactions/txn-runtime.ts";
 import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
@@ -54,6 +55,8 @@ export interface ClusterControllerOptions {
   readonly bootstrapUsers?: readonly ScramCredentialRecord[];
   /** The session-check timer; default the runtime's (the cluster simulator injects its own). */
   readonly timers?: Timers;
+  /** `eligible.leader.replicas.enable` (issue 21, KIP-966); default true. */
+  readonly eligibleLeaderReplicas?: boolean;
 }
 
 /** The active controller's handling of brokers. */
@@ -115,8 +118,10 @@ export class ClusterController implements BrokerControl {
           ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
           ...(req.internalAddress !== undefined ? { internalAddress: req.internalAddress } : {}),
           ...(req.kafkaAddress !== undefined ? { kafkaAddress: req.kafkaAddress } : {}),
+          ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
         },
         this.isAlive,
+        this.elr,
       ),
     );
     const b = this.o.store.image.brokers.get(req.nodeId);
@@ -140,7 +145,7 @@ export class ClusterController implements BrokerControl {
     if (this.o.store.image.brokers.get(req.nodeId)?.epoch === req.brokerEpoch) this.sessions.touch(req.nodeId, this.o.clock.nowMs());
     let response: { isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean } | null = null;
     const change = await this.o.store.commit((img) => {
-      const r = decideBrokerHeartbeat(img, req);
+      const r = decideBrokerHeartbeat(img, req, this.elr);
       response = r.response;
       return r.records;
     });
@@ -163,7 +168,7 @@ export class ClusterController implements BrokerControl {
       const out = [];
       for (let i = 0; i < partitions.length; i++) {
         try {
-          out.push(...decideAlterPartition(img, nodeId, brokerEpoch, partitions[i]!));
+          out.push(...decideAlterPartition(img, nodeId, brokerEpoch, partitions[i]!, this.elr));
         } catch (e) {
           if (!(e instanceof RillError)) throw e;
           errors.set(i, e);
@@ -234,7 +239,7 @@ export class ClusterController implements BrokerControl {
       await this.bootstrapUsers();
       for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
         if (this.isLocalBroker(id)) continue;
-        await this.o.store.commit((img) => decideFenceBroker(img, id));
+        await this.o.store.commit((img) => decideFenceBroker(img, id, this.elr));
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
       }
       const img = this.o.store.image;
@@ -289,6 +294,11 @@ export class ClusterController implements BrokerControl {
           ),
     );
     this.o.log.info({ replicationFactor: rf }, `created ${TXN_TOPIC}`);
+  }
+
+  /** How the decisions treat eligible leader replicas (issue 21, KIP-966). */
+  private get elr(): ElrOptions {
+    return { eligibleLeaderReplicas: this.o.eligibleLeaderReplicas ?? true };
   }
 
   /** Whether the bootstrap users were written, or found unneeded (the cluster existed). */

@@ -642,6 +642,13 @@ export const brokerKeys = [
     1,
     2 ** 31 - 1,
   ),
+  // Eligible leader replicas (issue 21, KIP-966).
+  bool(
+    "eligible.leader.replicas.enable",
+    "eligibleLeaderReplicasEnable",
+    "Controller: replicas that leave an ISR smaller than min.insync.replicas stay eligible leaders (KIP-966), so an empty ISR elects one of them instead of staying offline or electing unclean; a broker that registers after an unclean shutdown leaves them. Read by the active controller.",
+    true,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -739,6 +746,8 @@ export interface BrokerConfig {
   transactionalIdExpirationMs: number;
   transactionStateLogReplicationFactor: number;
   transactionAbortTimedOutTransactionCleanupIntervalMs: number;
+  // Eligible leader replicas (issue 21, KIP-966).
+  eligibleLeaderReplicasEnable: boolean;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

@@ -378,8 +378,7 @@ function lossChanges(
       if (state.leader !== gone && !state.isr.includes(gone)) return;
       const isr = state.isr.length > 1 || !keepLast ? state.isr.filter((r) => r !== gone) : [...state.isr];
       const elr = elrOf(t, state, isr, elrOpts, uncleanShutdown);
-      const next =
-        state.leader === gone ? electAfterLoss(image, t, state, gone, isr, unclean, elr) : { leader: state.leader, isr, elr };
+      const next = state.leader === gone ? electAfterLoss(image, t, state, gone, isr, unclean, elr) : { leader: state.leader, isr, elr };
       if (next.leader !== state.leader || !sameList(next.isr, state.isr) || elrChanged(state, next.elr))
         out.push(change(t.name, partition, state, next.leader, next.isr, next.elr));
     });

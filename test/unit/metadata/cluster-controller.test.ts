@@ -259,7 +259,16 @@ describe("decideFenceBroker", () => {
     topicWith(img, "t", [[1]]);
     const noElr = img.offset;
     fence(img, 1);
-    expect(part(img, "t")).toEqual({ topic: "t", partition: 0, replicas: [1], isr: [], elr: [1], leader: -1, leaderEpoch: 1, partitionEpoch: 1 });
+    expect(part(img, "t")).toEqual({
+      topic: "t",
+      partition: 0,
+      replicas: [1],
+      isr: [],
+      elr: [1],
+      leader: -1,
+      leaderEpoch: 1,
+      partitionEpoch: 1,
+    });
     const legacy = clusterOf([1, 2]);
     topicWith(legacy, "t", [[1]]);
     expect(legacy.offset).toBe(noElr);

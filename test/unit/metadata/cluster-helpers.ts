@@ -62,7 +62,11 @@ export function register(
 ): number {
   commit(
     image,
-    decideRegisterBroker(image, { nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "", roles: ["broker"], uncleanShutdown }, isAlive),
+    decideRegisterBroker(
+      image,
+      { nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "", roles: ["broker"], uncleanShutdown },
+      isAlive,
+    ),
   );
   return image.brokers.get(nodeId)!.epoch;
 }
