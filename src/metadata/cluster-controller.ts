@@ -359,8 +359,8 @@ function leadsAny(image: MetadataImage, nodeId: number): boolean {
  * replicas (KIP-966) it leaves the last too, and the ISR may become empty. Where it leads, the
  * new leader is the first active ISR member in replica order; failing that, with an empty ISR,
  * the first active eligible leader replica (`elrOf`), whose ISR becomes just itself; failing
- * that, when `unclean`, the topic enables `unclean.leader.election.enable` and no replica is
- * eligible, the first active replica, whose ISR becomes just itself; failing that, none (-1).
+ * that, when `unclean` and the topic enables `unclean.leader.election.enable`, the first active
+ * replica, whose ISR becomes just itself; failing that, none (-1).
  * `uncleanShutdown`: a broker that registers after an unclean shutdown (`gone` itself), which
  * no ELR keeps.
  */
@@ -402,7 +402,7 @@ function electAfterLoss(
     const fromElr = state.replicas.find((r) => eligible(r) && elr.elr.includes(r));
     if (fromElr !== undefined) return { leader: fromElr, isr: [fromElr], elr: elrOf(t, { ...state, isr, ...elr }, [fromElr], {}, null) };
   }
-  if (unclean && uncleanAllowed(t) && (elr === undefined || elr.elr.length === 0)) {
+  if (unclean && uncleanAllowed(t)) {
     const any = state.replicas.find(eligible);
     if (any !== undefined) return { leader: any, isr: [any], elr: elr && elrOf(t, { ...state, isr, ...elr }, [any], {}, null) };
   }
@@ -425,8 +425,12 @@ function unfenceChanges(image: MetadataImage, nodeId: number, elrOpts: ElrOption
       } else if (withElr && state.isr.length === 0 && (state.elr ?? []).includes(nodeId)) {
         // KIP-966: an empty ISR elects an eligible leader replica.
         out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
-      } else if (!state.isr.some((r) => isActive(image, r)) && (!withElr || !state.elr?.length) && uncleanAllowed(t)) {
-        out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, { ...state, elr: [] }, [nodeId], elrOpts, null)));
+      } else if (
+        !state.isr.some((r) => isActive(image, r)) &&
+        !(withElr && (state.elr ?? []).some((r) => isActive(image, r))) &&
+        uncleanAllowed(t)
+      ) {
+        out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
       }
     });
   }
@@ -449,8 +453,10 @@ function elrEnabled(o: ElrOptions): boolean {
  * The ELR of `state` once its ISR is `isr` (Kafka's PartitionChangeBuilder rules). While the ISR
  * has at least `min.insync.replicas` members, both sets are empty. Below it, the ELR is every
  * replica of the old ISR or ELR that is not in the new ISR, except `uncleanShutdown` (a broker
- * that lost acknowledged writes) — unless it is the only replica, which stays eligible since no
- * other could lead; the last known ELR is every replica of the old ISR, ELR or last known ELR
+ * that may have lost acknowledged writes) — unless the ISR is empty and it is the last one: then
+ * it stays eligible, as the last ISR member did before KIP-966 (every candidate lost its unsynced
+ * writes; Kafka would keep the partition offline until an unclean election, which Rill cannot
+ * trigger by hand); the last known ELR is every replica of the old ISR, ELR or last known ELR
  * that is in neither. Both in replica order. Disabled: both empty (undefined when `state` has
  * none either, so the record carries nothing).
  */
@@ -465,8 +471,9 @@ function elrOf(
   if (!elrEnabled(elrOpts)) return none;
   if (isr.length >= parseTopicConfig(t.configs).minInsyncReplicas) return none;
   const was = new Set([...state.isr, ...(state.elr ?? [])]);
-  const dropUnclean = uncleanShutdown !== null && state.replicas.length > 1;
-  const elr = state.replicas.filter((r) => was.has(r) && !isr.includes(r) && !(dropUnclean && r === uncleanShutdown));
+  const candidates = state.replicas.filter((r) => was.has(r) && !isr.includes(r));
+  const clean = candidates.filter((r) => r !== uncleanShutdown);
+  const elr = clean.length > 0 || isr.length > 0 ? clean : candidates;
   for (const r of state.lastKnownElr ?? []) was.add(r);
   const lastKnownElr = state.replicas.filter((r) => was.has(r) && !isr.includes(r) && !elr.includes(r));
   return { elr, lastKnownElr };

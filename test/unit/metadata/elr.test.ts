@@ -16,6 +16,7 @@ import {
   decideAlterPartition,
   decideBrokerHeartbeat,
   decideFenceBroker,
+  decideRegisterBroker,
 } from "../../../src/metadata/cluster-controller.ts";
 import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { clusterOf, commit, dump, part, pure, register, topicWith } from "./cluster-helpers.ts";
@@ -56,7 +57,15 @@ function scenario(configs: Record<string, string> = {}) {
     /** Restarts broker `id` (new incarnation); a power loss drops the writes it had not fsynced. */
     restart(id: number, inc: string, powerLoss: boolean, o: ElrOptions) {
       if (powerLoss) logEnd.set(id, 0);
-      register(img, id, inc, () => false, powerLoss);
+      commit(
+        img,
+        decideRegisterBroker(
+          img,
+          { nodeId: id, incarnationId: inc, address: `h${id}:9092`, rack: "", roles: ["broker"], uncleanShutdown: powerLoss },
+          () => false,
+          o,
+        ),
+      );
       const b = img.brokers.get(id)!;
       const d = decideBrokerHeartbeat(
         img,
@@ -146,19 +155,34 @@ describe("eligible leader replicas (KIP-966)", () => {
     expect(u.acked).toBe(20);
   });
 
-  it("with ELR on, an eligible replica blocks unclean election until it is known unclean", () => {
+  it("an unclean shutdown leaves the ELR unless the ISR is empty and it is the last eligible replica", () => {
+    const on: ElrOptions = {};
+    const s = scenario();
+    s.fence(3, on);
+    s.fence(2, on);
+    s.fence(1, on);
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 2] });
+    s.restart(1, "inc-1b", true, on);
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [2], lastKnownElr: [1] });
+    // Every eligible replica lost power: the last one stays eligible (as the last ISR member did
+    // before KIP-966) rather than leaving the partition offline for good.
+    s.restart(2, "inc-2b", true, on);
+    expect(part(s.img, "t")).toMatchObject({ leader: 2, isr: [2], lastKnownElr: [1] });
+  });
+
+  it("with unclean election on, an out-of-sync replica is elected only when no ISR or ELR member is active", () => {
     const on: ElrOptions = {};
     const s = scenario({ "unclean.leader.election.enable": "true" });
     s.fence(3, on);
     s.fence(2, on);
-    s.fence(1, on);
-    s.restart(3, "inc-3b", false, on);
+    s.restart(2, "inc-2b", false, on); // 2 is active and eligible, but the ISR {1} is not empty
+    expect(part(s.img, "t")).toMatchObject({ leader: 1, isr: [1], elr: [2] });
+    s.fence(1, on); // the ISR empties: the active eligible replica 2 leads
+    expect(part(s.img, "t")).toMatchObject({ leader: 2, isr: [2], elr: [1] });
+    s.fence(2, on);
     expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 2] });
-    s.restart(1, "inc-1b", true, on);
-    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [2], lastKnownElr: [1] });
-    // Every eligible replica lost power: the topic's unclean election applies again.
-    s.restart(2, "inc-2b", true, on);
-    expect(part(s.img, "t")).toMatchObject({ leader: 2, isr: [2], lastKnownElr: [1] });
+    s.restart(3, "inc-3b", false, on); // no eligible replica is active: 3 is elected unclean
+    expect(part(s.img, "t")).toMatchObject({ leader: 3, isr: [3], elr: [1, 2] });
   });
 
   it("a replica back in the ISR leaves the ELR; the ELR clears once the ISR reaches min ISR", () => {
@@ -197,7 +221,7 @@ describe("eligible leader replicas (KIP-966)", () => {
     expect(img.brokers.get(1)).toMatchObject({ fenced: true });
   });
 
-  it("the only replica of a partition stays eligible after an unclean shutdown: no other could lead", () => {
+  it("the only replica of a partition stays eligible after an unclean shutdown", () => {
     const img = clusterOf([1]);
     topicWith(img, "t", [[1]]);
     commit(img, decideFenceBroker(img, 1));
