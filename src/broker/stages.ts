@@ -328,6 +328,7 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
   const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
+  rm.readReplicaSelector = config.replicaSelector;
   const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, {
     initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
     // A large __consumer_offsets partition loads in slices, other requests served between them.
@@ -369,7 +370,7 @@ export function newLifecycle(
       const k = kafka?.() ?? null;
       return k ? config.kafkaAdvertisedAddress || k.address : "";
     },
-    rack: "",
+    rack: config.brokerRack,
     roles: identity.roles,
     maxPartitions: partitions.max,
     controller: meta.channel,

@@ -311,6 +311,10 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--key-separator <sep>", "separator for --print-key", separator, "\t")
     .option("--group <id>", "consume as a member of this consumer group, committing as it goes")
     .option("--skip-corrupt", "skip a batch that cannot be read (CORRUPT_MESSAGE), saying so on stderr, and go on")
+    .option(
+      "--client-rack <rack>",
+      "this client's rack (Kafka's client.rack): read from an in-sync replica there when the leader points to one",
+    )
     .action(async (names: string[], o: Parameters<typeof consume>[2] & { exit?: boolean }, cmd: Command) =>
       consume(contextOf(cmd, io), names, { ...o, exitAtEnd: o.exit === true }),
     );

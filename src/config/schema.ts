@@ -642,6 +642,22 @@ export const brokerKeys = [
     1,
     2 ** 31 - 1,
   ),
+  // Racks (issue 21 item 5).
+  str(
+    "broker.rack",
+    "brokerRack",
+    "This broker's rack (or zone), registered with the controller: new partitions spread their replicas over racks, and with `replica.selector` = `rack-aware` consumers that give their rack read from an in-sync replica there (KIP-392). Empty: none.",
+    "",
+    /^[A-Za-z0-9._-]{0,64}$/,
+    "empty, or up to 64 letters, digits, '.', '_' or '-'",
+  ),
+  choice(
+    "replica.selector",
+    "replicaSelector",
+    "Where consumers read (Kafka's `replica.selector.class`): `leader` always from the leader; `rack-aware` points a fetch that names the client's rack (`rack_id`, Kafka's `client.rack`) at an in-sync follower in that rack when the leader is in another (the follower serves up to its high watermark).",
+    "leader",
+    ["leader", "rack-aware"] as const,
+  ),
   // Eligible leader replicas (issue 21, KIP-966).
   bool(
     "eligible.leader.replicas.enable",
@@ -746,6 +762,9 @@ export interface BrokerConfig {
   transactionalIdExpirationMs: number;
   transactionStateLogReplicationFactor: number;
   transactionAbortTimedOutTransactionCleanupIntervalMs: number;
+  // Racks (issue 21 item 5).
+  brokerRack: string;
+  replicaSelector: "leader" | "rack-aware";
   // Eligible leader replicas (issue 21, KIP-966).
   eligibleLeaderReplicasEnable: boolean;
 }

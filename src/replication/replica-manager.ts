@@ -189,6 +189,40 @@ export class ReplicaManager {
   }
 
   /**
+   * Where consumers read (`replica.selector`): `leader`, or `rack-aware` (KIP-392, Kafka's
+   * RackAwareReplicaSelector): see `preferredReadReplica`.
+   */
+  readReplicaSelector: "leader" | "rack-aware" = "leader";
+
+  /**
+   * The node a consumer in `clientRack` should read a partition this broker leads from instead
+   * of here, or null to read here: with the `rack-aware` selector, when this broker's rack is not
+   * the client's and an in-sync, unfenced follower is in it — of those, the one whose log end
+   * this leader last saw highest (ties: the lowest id), so the reader lags least. Followers serve
+   * reads up to their own high watermark (`readLog`).
+   */
+  preferredReadReplica(topic: string, partition: number, clientRack: string): number | null {
+    if (this.readReplicaSelector !== "rack-aware" || clientRack === "") return null;
+    const r = this.replica(topic, partition);
+    if (r?.role !== "leader") return null;
+    const brokers = this.metadata.image.brokers;
+    if ((brokers.get(this.nodeId)?.rack ?? "") === clientRack) return null;
+    let best: number | null = null;
+    let bestLeo = -2;
+    for (const id of r.isr) {
+      if (id === this.nodeId) continue;
+      const b = brokers.get(id);
+      if (!b || b.fenced || b.rack !== clientRack) continue;
+      const leo = r.followers.get(id)?.leo ?? -1;
+      if (leo > bestLeo || (leo === bestLeo && best !== null && id < best)) {
+        best = id;
+        bestLeo = leo;
+      }
+    }
+    return best;
+  }
+
+  /**
    * Resolves once the high watermark passes `lastOffset` (acks=ALL), or rejects:
    * NOT_LEADER_OR_FOLLOWER when leadership moves, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the
    * ISR shrank below min.insync.replicas before the batch was replicated, REQUEST_TIMED_OUT after
