@@ -38,7 +38,7 @@ import type { FetchMemory } from "../service/fetch.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
-import { isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
+import { bootId, isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { loadBootstrapUsers } from "./bootstrap-users.ts";
 import { clusterIdOf, derivedClusterId, directoryIdOf, type LegacyMetadata, legacyMetadata } from "./identity.ts";
@@ -186,6 +186,7 @@ export function openStorage({ config, fs, clock, log, partitions }: Shell): LogM
     isProcessAlive,
     processStartTime,
     fileHandlesMax: config.logFileHandlesMax,
+    bootId: bootId(),
   });
   if (logs.partitionCount > partitions.max)
     log.warn(
@@ -271,6 +272,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       localNodeId: config.nodeId,
       localIncarnation: hasRole(config, "broker") ? identity.incarnationId : null,
       bootstrapUsers: loadBootstrapUsers(config),
+      eligibleLeaderReplicas: config.eligibleLeaderReplicasEnable,
     }),
     (c) => c.close(),
   );
@@ -363,6 +365,7 @@ export function newLifecycle(
   rpc: RpcServer,
   internal?: { readonly address: string } | null,
   kafka?: () => { readonly address: string } | null,
+  uncleanShutdown = false,
 ): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
@@ -382,6 +385,7 @@ export function newLifecycle(
     metadataOffset: () => meta.store.image.offset,
     heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
     log,
+    uncleanShutdown,
   });
 }
 
@@ -569,6 +573,7 @@ export function logStarted(
       voters: identity.voters.map((v) => `${v.id}@${v.address}`).join(","),
       clusterId: identity.clusterId,
       recovered: !logs.openedClean,
+      ...(logs.uncleanShutdown ? { uncleanShutdown: true } : {}),
       ...(http ? { http: `http://${http.address}/` } : {}),
     },
     "broker started",

@@ -73,6 +73,10 @@ export interface PartitionDescription {
   readonly leader: number;
   readonly replicas: readonly number[];
   readonly isr: readonly number[];
+  /** Eligible leader replicas (KIP-966): out of the ISR, holding every committed record; electable when the ISR is empty. */
+  readonly eligibleLeaderReplicas: readonly number[];
+  /** KIP-966's last known ELR: were in the ISR or ELR since it fell below min.insync.replicas, in neither now. */
+  readonly lastKnownElr: readonly number[];
   readonly logStartOffset: number;
   readonly highWatermark: number;
   readonly leaderEpoch: number;
@@ -397,6 +401,8 @@ export class Admin {
         leader: p.leader,
         replicas: p.replicas,
         isr: p.isr,
+        eligibleLeaderReplicas: p.eligibleLeaderReplicas,
+        lastKnownElr: p.lastKnownElr,
         logStartOffset: toNumber(p.logStartOffset, "logStartOffset"),
         highWatermark: toNumber(p.highWatermark, "highWatermark"),
         leaderEpoch: p.leaderEpoch,

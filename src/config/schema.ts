@@ -675,6 +675,13 @@ export const brokerKeys = [
     0,
     MAX_SAFE,
   ),
+  // Eligible leader replicas (issue 21, KIP-966).
+  bool(
+    "eligible.leader.replicas.enable",
+    "eligibleLeaderReplicasEnable",
+    "Controller: replicas that leave an ISR smaller than min.insync.replicas stay eligible leaders (KIP-966), so an empty ISR elects one of them instead of staying offline or electing unclean; a broker that registers after an unclean shutdown leaves them. Read by the active controller.",
+    true,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -778,6 +785,8 @@ export interface BrokerConfig {
   // Partition reassignment (issue 21).
   leaderReplicationThrottledRate: number;
   followerReplicationThrottledRate: number;
+  // Eligible leader replicas (issue 21, KIP-966).
+  eligibleLeaderReplicasEnable: boolean;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

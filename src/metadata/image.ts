@@ -227,8 +227,18 @@ export class MetadataImage {
       `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`,
     );
     assert(r.leaderEpoch >= p.leaderEpoch, `leader epoch of ${r.topic}-${r.partition} goes from ${p.leaderEpoch} to ${r.leaderEpoch}`);
+    const { elr: _e, lastKnownElr: _l, ...rest } = p;
     t.partitions[r.partition] = withReassignment(
-      { ...p, leader: r.leader, isr: [...r.isr], leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch },
+      {
+        ...rest,
+        leader: r.leader,
+        isr: [...r.isr],
+        leaderEpoch: r.leaderEpoch,
+        partitionEpoch: r.partitionEpoch,
+        // eligible leader replicas (KIP-966, issue 21): the record carries the resulting sets
+        ...(r.elr?.length ? { elr: [...r.elr] } : {}),
+        ...(r.lastKnownElr?.length ? { lastKnownElr: [...r.lastKnownElr] } : {}),
+      },
       r,
     );
   }
@@ -273,6 +283,8 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
         isr: [...p.isr],
         ...(p.addingReplicas ? { addingReplicas: [...p.addingReplicas] } : {}),
         ...(p.removingReplicas ? { removingReplicas: [...p.removingReplicas] } : {}),
+        ...(p.elr ? { elr: [...p.elr] } : {}),
+        ...(p.lastKnownElr ? { lastKnownElr: [...p.lastKnownElr] } : {}),
       });
   }
   for (const b of image.brokers.values()) {

@@ -136,7 +136,7 @@ export function withCompletion(image: MetadataImage, before: PartitionState, rec
   const isr = rec.isr.filter((r) => target.includes(r));
   const leader = target.includes(rec.leader) ? rec.leader : firstLeader(image, target, isr);
   if (leader === NO_LEADER) return rec;
-  return record(rec.topic, rec.partition, before, { leader, isr, replicas: target, adding: [], removing: [] });
+  return record(rec.topic, rec.partition, before, { leader, isr, replicas: target, adding: [], removing: [] }, rec);
 }
 
 /**
@@ -157,6 +157,8 @@ export function decideCompleteReassignments(image: MetadataImage): PartitionChan
         isr: [...state.isr],
         leaderEpoch: state.leaderEpoch,
         partitionEpoch: state.partitionEpoch + 1,
+        ...(state.elr?.length ? { elr: [...state.elr] } : {}),
+        ...(state.lastKnownElr?.length ? { lastKnownElr: [...state.lastKnownElr] } : {}),
       };
       const done = withCompletion(image, state, same);
       if (done !== same) out.push(done);
@@ -201,7 +203,14 @@ function record(
   partition: number,
   state: PartitionState,
   next: { leader: number; isr: readonly number[]; replicas: readonly number[]; adding: readonly number[]; removing: readonly number[] },
+  elrFrom: { readonly elr?: readonly number[]; readonly lastKnownElr?: readonly number[] } = state,
 ): PartitionChangeRecord {
+  // Eligible leader replicas (KIP-966) carry over (a partition-change record states them whole),
+  // less replicas leaving the partition or in the new ISR.
+  const keep = (list: readonly number[] | undefined): number[] =>
+    (list ?? []).filter((r) => next.replicas.includes(r) && !next.isr.includes(r));
+  const elr = keep(elrFrom.elr);
+  const lastKnownElr = keep(elrFrom.lastKnownElr);
   return {
     type: "partition-change",
     v: 1,
@@ -214,6 +223,8 @@ function record(
     replicas: [...next.replicas],
     addingReplicas: [...next.adding],
     removingReplicas: [...next.removing],
+    ...(elr.length > 0 ? { elr } : {}),
+    ...(lastKnownElr.length > 0 ? { lastKnownElr } : {}),
   };
 }
 

@@ -40,6 +40,11 @@ export interface PartitionRecord {
   readonly addingReplicas?: readonly number[];
   /** Replicas being removed (in `replicas`, not in the target set); absent: none. */
   readonly removingReplicas?: readonly number[];
+  // eligible leader replicas (KIP-966, issue 21)
+  /** Replicas that left the ISR while it was below min.insync.replicas and hold every committed record; absent: none. */
+  readonly elr?: readonly number[];
+  /** Replicas that were in the ISR or ELR since the ISR fell below min.insync.replicas, but are in neither now; absent: none. */
+  readonly lastKnownElr?: readonly number[];
 }
 
 /** A topic's full set of config overrides replaced. */
@@ -84,6 +89,12 @@ export interface BrokerRecord {
   readonly kafkaAddress?: string;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
+  /**
+   * The broker's previous process may have lost writes it had acknowledged (it did not stop
+   * cleanly and the machine restarted since: KIP-966's unclean shutdown). Informational: the
+   * controller writes the ELR changes alongside. Absent: false.
+   */
+  readonly uncleanShutdown?: boolean;
 }
 
 /**
@@ -132,6 +143,9 @@ export interface PartitionChangeRecord {
   readonly addingReplicas?: readonly number[];
   /** The replicas being removed; [] ends the reassignment. */
   readonly removingReplicas?: readonly number[];
+  // eligible leader replicas (KIP-966, issue 21): the resulting values, as `isr`; absent: none
+  readonly elr?: readonly number[];
+  readonly lastKnownElr?: readonly number[];
 }
 
 /** `leader` of a partition that has none. */

@@ -217,6 +217,8 @@ export function encodeDescribeTopicsResult(r: domain.DescribeTopicsResult): Desc
         leader: p.leader,
         replicas: [...p.replicas],
         isr: [...p.isr],
+        eligibleLeaderReplicas: [...p.eligibleLeaderReplicas],
+        lastKnownElr: [...p.lastKnownElr],
         leaderEpoch: p.leaderEpoch,
         logStartOffset: BigInt(p.logStartOffset),
         highWatermark: BigInt(p.highWatermark),

@@ -127,6 +127,10 @@ export interface PartitionDescription {
   /** Preferred leader first. */
   readonly replicas: readonly number[];
   readonly isr: readonly number[];
+  /** Eligible leader replicas (KIP-966): out of the ISR, holding every committed record. */
+  readonly eligibleLeaderReplicas: readonly number[];
+  /** KIP-966's last known ELR: were in the ISR or ELR since it fell below min.insync.replicas, in neither now. */
+  readonly lastKnownElr: readonly number[];
   readonly leaderEpoch: number;
   /** From the leader when it answered, else this broker's own view (0 when it holds no replica). */
   readonly logStartOffset: number;

@@ -59,6 +59,8 @@ export interface ClusterSimSettings {
   /** Consumer groups (each subscribed to the topic) and members per group. */
   readonly groups: number;
   readonly groupMembers: number;
+  /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
+  readonly eligibleLeaderReplicas?: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -167,6 +169,7 @@ class ClusterSim {
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
+          eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
         }),
       );
     }
@@ -277,10 +280,14 @@ class ClusterSim {
           );
         else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
-            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")}` +
+              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
           );
         else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
-        else if (r.type === "broker") this.trace(`metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""})`);
+        else if (r.type === "broker")
+          this.trace(
+            `metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""}${r.uncleanShutdown ? ", unclean shutdown" : ""})`,
+          );
       }
     });
     // The roles its image gave it on opening (before anyone could listen).
