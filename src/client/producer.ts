@@ -220,7 +220,7 @@ const codecByName = {
 interface TxnState {
   /** The group admin of `tx.sendOffsets`, once used. */
   offsets: GroupAdmin | null;
-  /** The first failure of one of its records (noted when it happens, before any callback runs). */
+  /** The first failure of one of its records (noted when it happens, before any callback runs); null: none. */
   failed: unknown;
 }
 
@@ -464,12 +464,10 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.identity.current === null) await this.identity.acquire();
     const state: TxnState = { offsets: null, failed: null };
     this.txn = state;
-    const sends: Promise<unknown>[] = [];
     const tx: Transaction<K, V> = {
       send: (record) => {
         const p = this.sendIn(record, state);
-        sends.push(p);
-        p.catch(() => undefined); // the caller may leave it: transaction() reports it
+        p.catch(() => undefined); // the caller may leave it: transaction() reports its failure
         return p;
       },
       sendOffsets: async (groupId, offsets, member) => {
@@ -489,7 +487,6 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       result = await fn(tx);
     } catch (e) {
       await this.flush().catch(() => undefined);
-      await Promise.allSettled(sends);
       await this.endTransaction(false).catch(() => undefined);
       await this.finishTransaction(state);
       throw e;
@@ -503,19 +500,19 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
         (r) => r,
         () => null,
       );
-      if (!this.idle()) await this.flush();
-      const failed = (await Promise.allSettled(sends)).find((s) => s.status === "rejected");
+      if (!this.idle()) await this.flush(); // then every record of the transaction is answered
+      const failed = state.failed;
       const ended = answer === undefined ? null : await answer;
       if (ended !== null) {
         this.adoptEnd(ended);
-        if (failed !== undefined)
+        if (failed !== null)
           throw new RillError(
             Errors.UNKNOWN_SERVER_ERROR,
-            `transaction: committed, although a record failed: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`,
+            `transaction: committed, although a record failed: ${failed instanceof Error ? failed.message : String(failed)}`,
           );
-      } else if (failed !== undefined) {
+      } else if (failed !== null) {
         await this.endTransaction(false).catch(() => undefined);
-        throw failed.reason;
+        throw failed;
       } else {
         await this.endTransaction(true);
       }
