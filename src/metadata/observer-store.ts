@@ -61,6 +61,8 @@ export class ObserverMetadataStore implements MetadataStore {
   private running: Promise<void> = Promise.resolve();
   private readonly log: QuorumLog;
   private lastError = "";
+  /** Whether the image has reached the voters' commit offset once since the start (see `complete`). */
+  private caughtUp = false;
 
   constructor(private readonly o: ObserverStoreOptions) {
     this.log = o.log ?? silent;
@@ -77,6 +79,14 @@ export class ObserverMetadataStore implements MetadataStore {
 
   get image(): MetadataImage {
     return this._image;
+  }
+
+  /**
+   * False from the start until the image first reaches the commit offset a voter reported: before
+   * that, a partition missing from it may only not have been fetched yet (its log on disk must stay).
+   */
+  get complete(): boolean {
+    return this.caughtUp;
   }
 
   /** The active controller as the voters report it (0: unknown). */
@@ -167,9 +177,14 @@ export class ObserverMetadataStore implements MetadataStore {
 
   private apply(res: MetadataFetchResult): void {
     this.commitOffset = Math.max(this.commitOffset, res.commitOffset);
+    // Set before the change that reaches the commit offset is told, so its listeners see it complete.
+    const reached = (offset: number): void => {
+      if (offset >= this.commitOffset) this.caughtUp = true;
+    };
     if (res.snapshot && res.snapshot.offset > this._image.offset) {
       const records = decodeEntry(res.snapshot.data);
       this._image = MetadataImage.fromSnapshot(records, res.snapshot.offset);
+      reached(res.snapshot.offset);
       this.notify({ records, offset: res.snapshot.offset, snapshot: true });
     }
     for (const e of res.entries) {
@@ -179,8 +194,10 @@ export class ObserverMetadataStore implements MetadataStore {
       const records: MetadataRecord[] = decodeEntry(e.records);
       for (const r of records) this._image.apply(r, e.offset);
       this._image.offset = e.offset;
+      reached(e.offset);
       if (records.length > 0) this.notify({ records, offset: e.offset });
     }
+    reached(this._image.offset);
     this.setLeader(res.leader);
     this.waiters.notify();
   }

@@ -37,6 +37,13 @@ export interface MetadataStore {
   /** Calls `fn` after every applied change. Returns an unsubscribe function. */
   onChange(fn: (change: MetadataChange) => void): () => void;
   close(): Promise<void>;
+  /**
+   * False while the image may lack records that logs on this node's disk come from: a broker-only
+   * node keeps no metadata on disk and starts from an empty image, which fills from the voters.
+   * Absent: always true (the store replays a local log before it answers). The replica manager
+   * deletes no log for a partition missing from an incomplete image.
+   */
+  readonly complete?: boolean;
 }
 
 /** The single-node store: a local, fsynced metadata log. */

@@ -127,8 +127,9 @@ export class ReplicaManager {
   }
 
   /**
-   * Creates logs for partitions led or followed here, deletes logs of topics that are gone, and
-   * moves each partition to the role and epoch the image gives it.
+   * Creates logs for partitions led or followed here, deletes logs of topics that are gone (once
+   * the image is complete: see `MetadataStore.complete`), and moves each partition to the role and
+   * epoch the image gives it.
    */
   private syncLogs(image: MetadataImage): void {
     const now = this.clock.nowMs();
@@ -154,7 +155,12 @@ export class ReplicaManager {
         if (what !== null) this.checkHwWaiters(r);
       });
     }
-    for (const { tp } of this.logs.all()) {
+    // A broker-only node's image fills from the voters after a start: until it is complete, and
+    // while the broker catches up after a restart (`holdLeadership`: the controller unfences it
+    // once its image reaches its registration), a partition missing from it may just not be known
+    // here yet, and its log stays; `releaseLeadership` looks again.
+    const settled = this.metadata.complete !== false && this.leadingAllowed;
+    for (const { tp } of settled ? this.logs.all() : []) {
       const t = image.topics.get(tp.topic);
       if (!t || tp.partition >= t.partitions.length || !t.partitions[tp.partition]!.replicas.includes(this.nodeId)) {
         const key = `${tp.topic}\0${tp.partition}`;
@@ -491,6 +497,7 @@ export class ReplicaManager {
   /** Acts on the leaderships of its image again (the broker has caught up with the cluster's metadata). */
   releaseLeadership(): void {
     this.leadingAllowed = true;
+    if (!this._closed) this.syncLogs(this.metadata.image);
   }
 
   /** Whether this broker acts as the leader its image says it is (false while catching up after a restart). */

@@ -3,7 +3,8 @@
  * follow the committed metadata log through ControllerService.FetchMetadata). The brokers
  * register and are unfenced, partitions are placed only on them, records produced through one
  * broker are read through the other, and a broker killed with kill -9 is fenced, then — with no
- * metadata of its own on disk — catches up from the voters and is unfenced again on restart.
+ * metadata of its own on disk — catches up from the voters and is unfenced again on restart,
+ * its partition logs kept (not deleted and fetched again).
  * Only 127.0.0.1; every process is stopped in afterAll.
  */
 import * as nodeFs from "node:fs";
@@ -138,7 +139,12 @@ describe("dedicated controllers and broker-only nodes", () => {
     expect([...read].sort()).toEqual([...values].sort());
   }, 90_000);
 
-  it("a broker killed with kill -9 is fenced; restarted with no metadata of its own, it catches up and is unfenced", async () => {
+  it("a broker killed with kill -9 is fenced; restarted with no metadata of its own, it catches up, is unfenced and keeps its logs", async () => {
+    // A marker in each of broker 4's partition folders: a log deleted and fetched again from the
+    // leader would lose it (a broker-only node once deleted every log at restart: its image starts empty).
+    const dirs = nodeFs.readdirSync(byId(4).dataDir).filter((d) => /^roles-\d+$/.test(d));
+    expect(dirs.length).toBe(4);
+    for (const d of dirs) nodeFs.writeFileSync(path.join(byId(4).dataDir, d, "marker"), "kept");
     await byId(4).kill();
     await until(async () => (await unfencedBrokers(byId(5))).join(",") === "5", 20_000, "broker 4 fenced");
     const admin = byId(5).admin({ retries: 20 });
@@ -150,5 +156,6 @@ describe("dedicated controllers and broker-only nodes", () => {
     expect(v4.node!.metadataOffset).toBeGreaterThanOrEqual(v1.node!.metadataOffset - 5n); // heartbeats keep committing
     const topics = await byId(4).admin({ retries: 20 }).listTopics();
     expect(topics.map((t) => t.name)).toContain("while-down");
+    for (const d of dirs) expect(nodeFs.existsSync(path.join(byId(4).dataDir, d, "marker")), `${d}/marker`).toBe(true);
   }, 90_000);
 });
