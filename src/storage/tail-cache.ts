@@ -139,8 +139,13 @@ export class TailCache {
   private mems = new Uint32Array(0);
   private head = 0;
   private n = 0;
-  /** The memories entries from `head` on refer to, numbered from `chunkBase` (renumbered from 0 when the columns are compacted). */
-  private chunks: ArrayBufferLike[] = [];
+  /**
+   * The memories entries refer to: number c is `chunks[c - chunkBase]`; those below `chunkHead`
+   * are let go (null) and cut off in bulk when the columns are compacted, which also numbers
+   * them from 0 again, so dropping the oldest entry stays O(1) whatever the number of memories.
+   */
+  private chunks: (ArrayBufferLike | null)[] = [];
+  private chunkHead = 0;
   private chunkBase = 0;
   private bytes = 0;
   /** Where small batches are copied (entries are evicted oldest first, so a slab lives until its last entry goes). */
@@ -224,7 +229,8 @@ export class TailCache {
     }
     if (this.n === this.bases.length) this.grow(this.n + 1); // may renumber the memories: first
     const mem = buf.buffer;
-    if (this.n === this.head || this.chunks[this.chunks.length - 1] !== mem) this.chunks.push(mem);
+    const lastChunk = this.chunks.length - 1;
+    if (this.n === this.head || lastChunk < this.chunkHead || this.chunks[lastChunk] !== mem) this.chunks.push(mem);
     const chunk = this.chunkBase + this.chunks.length - 1;
     const i = this.n++;
     this.bases[i] = baseOffset;
@@ -254,7 +260,13 @@ export class TailCache {
 
   /** Moves the live entries to the front of the columns, and numbers their memories from 0 again (so numbers stay small). */
   private compact(): void {
-    const { head, n, chunkBase } = this;
+    const { head, n } = this;
+    if (this.chunkHead > 0) {
+      this.chunks = this.chunks.slice(this.chunkHead);
+      this.chunkBase += this.chunkHead;
+      this.chunkHead = 0;
+    }
+    const chunkBase = this.chunkBase;
     if (head > 0) {
       this.bases.copyWithin(0, head, n);
       this.lasts.copyWithin(0, head, n);
@@ -282,7 +294,7 @@ export class TailCache {
     const empty = this.head >= this.n;
     if (empty) {
       this.head = this.n = 0;
-      this.chunkBase = 0;
+      this.chunkBase = this.chunkHead = 0;
       this.chunks = [];
     } else this.dropChunksBelow(this.mems[this.head]!);
     this.budget?.release(this, cost, empty);
@@ -290,10 +302,8 @@ export class TailCache {
 
   /** Lets go of the memories numbered below `chunk` (no entry from `head` on refers to them). */
   private dropChunksBelow(chunk: number): void {
-    const drop = chunk - this.chunkBase;
-    if (drop <= 0) return;
-    this.chunks.splice(0, drop);
-    this.chunkBase = chunk;
+    const to = chunk - this.chunkBase;
+    while (this.chunkHead < to) this.chunks[this.chunkHead++] = null;
   }
 
   /**
@@ -372,7 +382,7 @@ export class TailCache {
       const empty = this.n <= this.head;
       if (empty) {
         this.head = this.n = 0;
-        this.chunkBase = 0;
+        this.chunkBase = this.chunkHead = 0;
         this.chunks = [];
       } else {
         const keep = this.mems[this.n - 1]! - this.chunkBase + 1;
@@ -396,7 +406,7 @@ export class TailCache {
     this.lens = new Uint32Array(0);
     this.mems = new Uint32Array(0);
     this.head = this.n = 0;
-    this.chunkBase = 0;
+    this.chunkBase = this.chunkHead = 0;
     this.chunks = [];
     this.bytes = 0;
     this.slab = null;

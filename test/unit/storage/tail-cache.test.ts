@@ -143,6 +143,22 @@ describe("TailCache entries", () => {
     expect(caches.reduce((n, t) => n + t.entries, 0)).toBe(N);
   });
 
+  it("let go of the memory of evicted batches (none is kept by the list of memories)", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const c = new TailCache(3 * 5000, null, 0);
+    const refs: WeakRef<ArrayBufferLike>[] = [];
+    for (let i = 0; i < 20; i++) {
+      const own = Buffer.alloc(5000, i); // a batch alone in its memory, kept as it is (no copy)
+      refs.push(new WeakRef(own.buffer));
+      c.pushAppend(own, [{ at: 0, baseOffset: i, lastOffset: i }]);
+    }
+    await new Promise((r) => setImmediate(r)); // WeakRefs are kept through the job that made them
+    gc();
+    expect(refs.map((r) => r.deref() !== undefined)).toEqual([...Array(17).fill(false), true, true, true]);
+    expect(c.read(17, 1 << 20, Number.MAX_SAFE_INTEGER)!.bytes).toBe(15_000);
+  });
+
   it("read back as the bytes pushed, through slabs, appends, evictions, truncations and dropBelow (random, against a plain list)", () => {
     const seed = seedFromEnv();
     const rnd = new SeededRandom(seed);
