@@ -6,7 +6,7 @@
  * Invariants: entries are in rising offset order (asserted on every push: reads binary-search
  * them) and end at the log end (the log clears the cache when an append is not cached, and cuts
  * it on truncation); the bytes held never exceed `capacity`, the oldest entries going first.
- * Removed head entries are blanked and compacted away in bulk, so `push` stays O(1) amortised.
+ * Removed head entries are compacted away in bulk, so `push` stays O(1) amortised.
  *
  * Every partition's cache also draws on one `TailCacheBudget` (`log.tail.cache.total.bytes`):
  * when the caches together hold more than the budget, the least recently used cache (by push or
@@ -25,8 +25,6 @@ export interface CachedRead {
   readonly nextOffset: number;
 }
 
-const EMPTY_BUF = Buffer.alloc(0);
-
 /**
  * Batches up to this size are copied into a slab the cache owns ({@link SLAB_BYTES}) rather than
  * each into memory of its own: an allocation of its own costs a few hundred bytes besides the
@@ -37,10 +35,12 @@ const SMALL_BATCH_BYTES = 1024;
 export const TAIL_CACHE_SLAB_BYTES = 8192;
 /**
  * What an entry costs besides its bytes, charged to the cache's capacity and the shared budget:
- * the Buffer view and the entry's two offsets (measured, heap per entry of 200,000: Node 117 B,
- * Bun 88 B). Uncharged, a cache of 100-byte batches held twice what it counted.
+ * its five numbers in the columns, with their room to grow (measured with 1,000,000 entries of
+ * 100 B in 20 caches: 44 B outside the heap under Node; RSS per entry, data included, 169 B under
+ * Node and 192 B under Bun, against 254 and 320 B when each entry was a Buffer view of its own).
+ * Uncharged, a cache of 100-byte batches held about twice its count.
  */
-export const TAIL_CACHE_ENTRY_BYTES = 128;
+export const TAIL_CACHE_ENTRY_BYTES = 64;
 
 /**
  * A copy of `b` in memory of its own, exactly its size. Not `Buffer.from`: below 4 KiB it copies
@@ -107,15 +107,46 @@ export class TailCacheBudget {
   }
 }
 
+/** Grows `a` (by doubling) to hold at least `n` elements, keeping the first `keep`. */
+function grown<T extends Float64Array | Uint32Array>(a: T, n: number, keep: number, make: (len: number) => T): T {
+  if (n <= a.length) return a;
+  const b = make(Math.max(n, a.length * 2, 64));
+  b.set(a.subarray(0, keep));
+  return b;
+}
+
 /**
  * The newest appended batches, kept as the very slices that were appended, so a consumer at the
  * head of the log is answered from memory. Bounded by bytes; the oldest entries go first.
+ *
+ * An entry is five numbers in typed-array columns (its offsets, where its bytes start in their
+ * memory, their length, and which memory), not a Buffer view of its own: a view is an object on
+ * the JavaScript heap (~96 B, plus ~27 B in three arrays per entry), and the runtime keeps its
+ * heap a multiple of what is live (V8 1.5× with `gc.heap.growing.percent` 50). In issue 14's
+ * soak the caches' entries were all the heap grew by between snapshots 3 and 6 minutes after the
+ * last restart (+0.77 MiB/min live), and the old space grew 2.5 MiB/min with them: RSS beyond
+ * the bytes the caches counted. The columns are memory outside the heap (`arrayBuffers`),
+ * counted in `entryBytes`. A read returns one view per run of entries that lie back to back in
+ * one memory (a slab of small batches, or the batches of one append): fewer chunks than entries.
  */
 export class TailCache {
-  private bufs: Buffer[] = [];
-  private bases: number[] = [];
-  private lasts: number[] = [];
+  /** Entry i (from `head` to `n`): offsets `bases[i]..lasts[i]`, bytes `starts[i]`, `lens[i]` long, in memory `mems[i]`. */
+  private bases = new Float64Array(0);
+  private lasts = new Float64Array(0);
+  private starts = new Float64Array(0);
+  private lens = new Uint32Array(0);
+  /** The memory of entry i: `chunks[mems[i] - chunkBase]` (numbers rise with i). */
+  private mems = new Uint32Array(0);
   private head = 0;
+  private n = 0;
+  /**
+   * The memories entries refer to: number c is `chunks[c - chunkBase]`; those below `chunkHead`
+   * are let go (null) and cut off in bulk when the columns are compacted, which also numbers
+   * them from 0 again, so dropping the oldest entry stays O(1) whatever the number of memories.
+   */
+  private chunks: (ArrayBufferLike | null)[] = [];
+  private chunkHead = 0;
+  private chunkBase = 0;
   private bytes = 0;
   /** Where small batches are copied (entries are evicted oldest first, so a slab lives until its last entry goes). */
   private slab: Buffer | null = null;
@@ -135,6 +166,11 @@ export class TailCache {
   /** Bytes held, each entry's overhead (`entryBytes`) included. */
   get size(): number {
     return this.bytes;
+  }
+
+  /** Entries held (for tests). */
+  get entries(): number {
+    return this.n - this.head;
   }
 
   /** The most this cache may hold: its capacity, and no more than the shared budget. */
@@ -180,44 +216,94 @@ export class TailCache {
   /**
    * Adds the batches just appended at the log end (`baseOffset`..`lastOffset`), dropping the
    * oldest entries past the capacity (and, through the shared budget, past the total). A slice
-   * larger than the whole cache empties it.
+   * larger than the whole cache empties it. The cache keeps `buf`'s memory alive (all of it).
    */
   push(buf: Buffer, baseOffset: number, lastOffset: number): void {
     assert(baseOffset <= lastOffset, `tail cache: batch offsets ${baseOffset}..${lastOffset} run backwards`);
-    const last = this.bufs.length > this.head ? this.lasts[this.lasts.length - 1]! : -1;
+    const last = this.n > this.head ? this.lasts[this.n - 1]! : -1;
     assert(baseOffset > last, `tail cache: batch at ${baseOffset} pushed after one ending at ${last}`);
     const cost = buf.length + this.entryBytes;
     if (this.limit <= 0 || cost > this.limit) {
       this.clear();
       return;
     }
-    this.bufs.push(buf);
-    this.bases.push(baseOffset);
-    this.lasts.push(lastOffset);
+    if (this.n === this.bases.length) this.grow(this.n + 1); // may renumber the memories: first
+    const mem = buf.buffer;
+    const lastChunk = this.chunks.length - 1;
+    if (this.n === this.head || lastChunk < this.chunkHead || this.chunks[lastChunk] !== mem) this.chunks.push(mem);
+    const chunk = this.chunkBase + this.chunks.length - 1;
+    const i = this.n++;
+    this.bases[i] = baseOffset;
+    this.lasts[i] = lastOffset;
+    this.starts[i] = buf.byteOffset;
+    this.lens[i] = buf.length;
+    this.mems[i] = chunk;
     this.bytes += cost;
     while (this.bytes > this.capacity) this.dropHead();
     this.budget?.charge(this, cost);
-    if (this.head > 1024 && this.head * 2 > this.bufs.length) this.compact();
+  }
+
+  /** Room for `need` entries: the live ones moved to the front when that frees half, else columns of twice the size. */
+  private grow(need: number): void {
+    const live = this.n - this.head;
+    if (this.head > 0 && live + 1 <= this.bases.length / 2) {
+      this.compact();
+      return;
+    }
+    this.compact();
+    this.bases = grown(this.bases, need, this.n, (l) => new Float64Array(l));
+    this.lasts = grown(this.lasts, need, this.n, (l) => new Float64Array(l));
+    this.starts = grown(this.starts, need, this.n, (l) => new Float64Array(l));
+    this.lens = grown(this.lens, need, this.n, (l) => new Uint32Array(l));
+    this.mems = grown(this.mems, need, this.n, (l) => new Uint32Array(l));
+  }
+
+  /** Moves the live entries to the front of the columns, and numbers their memories from 0 again (so numbers stay small). */
+  private compact(): void {
+    const { head, n } = this;
+    if (this.chunkHead > 0) {
+      this.chunks = this.chunks.slice(this.chunkHead);
+      this.chunkBase += this.chunkHead;
+      this.chunkHead = 0;
+    }
+    const chunkBase = this.chunkBase;
+    if (head > 0) {
+      this.bases.copyWithin(0, head, n);
+      this.lasts.copyWithin(0, head, n);
+      this.starts.copyWithin(0, head, n);
+      this.lens.copyWithin(0, head, n);
+      this.mems.copyWithin(0, head, n);
+      this.n = n - head;
+      this.head = 0;
+    }
+    if (chunkBase > 0) {
+      for (let i = 0; i < this.n; i++) this.mems[i]! -= chunkBase;
+      this.chunkBase = 0;
+    }
   }
 
   /** Gives up the oldest entry (the shared budget calls this on the least recently used cache). */
   evictOldest(): void {
-    if (this.head < this.bufs.length) this.dropHead();
+    if (this.head < this.n) this.dropHead();
   }
 
   private dropHead(): void {
-    const n = this.bufs[this.head]!.length + this.entryBytes;
-    this.bytes -= n;
-    this.bufs[this.head] = EMPTY_BUF;
+    const cost = this.lens[this.head]! + this.entryBytes;
+    this.bytes -= cost;
     this.head++;
-    this.budget?.release(this, n, this.head >= this.bufs.length);
+    const empty = this.head >= this.n;
+    if (empty) {
+      this.head = this.n = 0;
+      this.chunkBase = this.chunkHead = 0;
+      this.chunks = [];
+    } else this.dropChunksBelow(this.mems[this.head]!);
+    this.budget?.release(this, cost, empty);
   }
 
-  private compact(): void {
-    this.bufs = this.bufs.slice(this.head);
-    this.bases = this.bases.slice(this.head);
-    this.lasts = this.lasts.slice(this.head);
-    this.head = 0;
+  /** Lets go of the memories numbered below `chunk` (no entry from `head` on refers to them). */
+  private dropChunksBelow(chunk: number): void {
+    const to = chunk - this.chunkBase;
+    while (this.chunkHead < to) this.chunks[this.chunkHead++] = null;
   }
 
   /**
@@ -225,30 +311,47 @@ export class TailCache {
    * `limit`, or null if the cache does not reach back to `offset`.
    */
   read(offset: number, maxBytes: number, limit: number): CachedRead | null {
-    const n = this.bufs.length;
+    const n = this.n;
     if (this.head >= n || offset < this.bases[this.head]!) return null;
     this.budget?.touch(this);
     let i = this.find(offset);
     const chunks: Buffer[] = [];
     let bytes = 0;
     let next = offset;
-    for (; i < n && this.bases[i]! < limit; i++) {
-      const b = this.bufs[i]!;
-      if (chunks.length > 0 && bytes + b.length > maxBytes) break;
-      chunks.push(b);
-      bytes += b.length;
+    // A run of entries back to back in one memory becomes one view.
+    let runMem = -1;
+    let runStart = 0;
+    let runEnd = 0;
+    for (let first = true; i < n && this.bases[i]! < limit; i++, first = false) {
+      const len = this.lens[i]!;
+      if (!first && bytes + len > maxBytes) break;
+      const mem = this.mems[i]!;
+      const start = this.starts[i]!;
+      if (mem === runMem && start === runEnd) runEnd += len;
+      else {
+        if (runMem >= 0) chunks.push(this.view(runMem, runStart, runEnd));
+        runMem = mem;
+        runStart = start;
+        runEnd = start + len;
+      }
+      bytes += len;
       next = this.lasts[i]! + 1;
     }
+    if (runMem >= 0) chunks.push(this.view(runMem, runStart, runEnd));
     return { chunks, bytes, nextOffset: next };
+  }
+
+  private view(mem: number, start: number, end: number): Buffer {
+    return Buffer.from(this.chunks[mem - this.chunkBase]! as ArrayBuffer, start, end - start);
   }
 
   /** The bytes `read` would return (without touching the LRU order), or null where it answers null. */
   readSize(offset: number, maxBytes: number, limit: number): number | null {
-    const n = this.bufs.length;
+    const n = this.n;
     if (this.head >= n || offset < this.bases[this.head]!) return null;
     let bytes = 0;
     for (let i = this.find(offset), first = true; i < n && this.bases[i]! < limit; i++, first = false) {
-      const b = this.bufs[i]!.length;
+      const b = this.lens[i]!;
       if (!first && bytes + b > maxBytes) break;
       bytes += b;
     }
@@ -258,8 +361,8 @@ export class TailCache {
   /** First entry whose last offset is >= offset. */
   private find(offset: number): number {
     let lo = this.head;
-    let hi = this.bufs.length - 1;
-    let ans = this.bufs.length;
+    let hi = this.n - 1;
+    let ans = this.n;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       if (this.lasts[mid]! >= offset) {
@@ -272,27 +375,39 @@ export class TailCache {
 
   /** Drops entries with any offset >= `offset`. */
   truncateFrom(offset: number): void {
-    while (this.bufs.length > this.head && this.lasts[this.lasts.length - 1]! >= offset) {
-      const n = this.bufs.pop()!.length + this.entryBytes;
-      this.bytes -= n;
-      this.bases.pop();
-      this.lasts.pop();
-      this.budget?.release(this, n, this.bufs.length <= this.head);
+    while (this.n > this.head && this.lasts[this.n - 1]! >= offset) {
+      this.n--;
+      const cost = this.lens[this.n]! + this.entryBytes;
+      this.bytes -= cost;
+      const empty = this.n <= this.head;
+      if (empty) {
+        this.head = this.n = 0;
+        this.chunkBase = this.chunkHead = 0;
+        this.chunks = [];
+      } else {
+        const keep = this.mems[this.n - 1]! - this.chunkBase + 1;
+        if (keep < this.chunks.length) this.chunks.length = keep;
+      }
+      this.budget?.release(this, cost, empty);
     }
   }
 
   /** Drops entries that start below `offset`. */
   dropBelow(offset: number): void {
-    while (this.head < this.bufs.length && this.bases[this.head]! < offset) this.dropHead();
+    while (this.head < this.n && this.bases[this.head]! < offset) this.dropHead();
   }
 
   /** Drops everything. */
   clear(): void {
     this.budget?.release(this, this.bytes, true);
-    this.bufs = [];
-    this.bases = [];
-    this.lasts = [];
-    this.head = 0;
+    this.bases = new Float64Array(0);
+    this.lasts = new Float64Array(0);
+    this.starts = new Float64Array(0);
+    this.lens = new Uint32Array(0);
+    this.mems = new Uint32Array(0);
+    this.head = this.n = 0;
+    this.chunkBase = this.chunkHead = 0;
+    this.chunks = [];
     this.bytes = 0;
     this.slab = null;
   }
