@@ -155,7 +155,7 @@ function runSweep(a: Args): number {
 /** --cluster: one seed with its trace, a regression entry, or a sweep. */
 async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   const { clusterSettingsForSeed, runClusterSim } = await import("../test/sim/cluster-sim/cluster.ts");
-  const { clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } = await import(
+  const { clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } = await import(
     "../test/sim/cluster-sim/run.ts"
   );
   if (c.plant !== null) {
@@ -166,18 +166,24 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   if (a.seed !== null || a.regression !== null) {
     let settings: ClusterSimSettings;
     if (a.regression !== null) {
-      const entry = clusterRegressionSeeds().find((e) => e.seed === a.regression);
+      const entry = [...clusterRegressionSeeds(), ...clusterOpenSeeds()].find((e) => e.seed === a.regression);
       if (entry === undefined) throw new Error(`seed ${a.regression} is not in test/sim/cluster-sim/regression-seeds.json`);
       console.log(`regression seed ${entry.seed}: ${entry.found}`);
       settings = { ...regressionClusterSettings(entry), ...c.over };
     } else settings = clusterSettingsForSeed(a.seed!, c.over);
     console.log(`settings: ${JSON.stringify(settings)}`);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const r = await runClusterSim(settings, a.trace ? (line) => console.log(line) : null);
     const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(`stats: ${JSON.stringify(r.stats)}`);
     console.log(`trace hash: ${r.traceHash}`);
-    console.log(`${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x`);
+    console.log(
+      `${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x ` +
+        `(CPU ${(cpuMs / 1000).toFixed(1)} s: ${(r.stats.simMs / cpuMs).toFixed(1)}x per CPU second)`,
+    );
     if (r.violations.length === 0) {
       console.log(`seed ${settings.seed}: ok`);
       return 0;
@@ -188,14 +194,18 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const res = await clusterSweep(a.first, a.seeds, c.over, (r) => {
     if (r.violations.length > 0) console.log(formatClusterFailure(r));
     if (++done % every === 0) console.log(`${done}/${a.seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   });
   const secs = res.wallMs / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   console.log(
     `cluster sweep: ${res.seeds} seeds from seed ${a.first}: ${res.failures.length} failing in ${secs.toFixed(1)}s ` +
-      `(${(res.seeds / secs).toFixed(2)} seeds/s, ${(res.simMs / res.wallMs).toFixed(1)} simulated s per s); ${JSON.stringify(res.totals)}`,
+      `(${(res.seeds / secs).toFixed(2)} seeds/s, ${(res.simMs / res.wallMs).toFixed(1)} simulated s per s; ` +
+      `CPU ${(cpuMs / 1000).toFixed(1)} s, ${(res.simMs / cpuMs).toFixed(1)} simulated s per CPU s); ${JSON.stringify(res.totals)}`,
   );
   return res.failures.length === 0 ? 0 : 1;
 }
