@@ -59,6 +59,13 @@ export interface ClusterSimSettings {
   /** Consumer groups (each subscribed to the topic) and members per group. */
   readonly groups: number;
   readonly groupMembers: number;
+  /**
+   * Laggard faults instead of the random fault schedule (scheduleLaggards): a follower of the
+   * topic is cut off from its partition's leader until it leaves the ISR, the link comes back,
+   * and while it catches up the leader is killed, so a new leader (whose high watermark may lag
+   * its epoch's start) decides when it rejoins. Off unless asked for.
+   */
+  readonly laggards?: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -205,7 +212,8 @@ class ClusterSim {
             void this.committedChecker(`group-${g}`);
           }
         });
-      this.scheduleFaults();
+      if (this.s.laggards === true) this.scheduleLaggards();
+      else this.scheduleFaults();
       if (this.s.admin) void this.adminClient();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
@@ -876,6 +884,83 @@ class ClusterSim {
       this.world.schedule(200 + this.random.int(1800), step, null);
     };
     this.world.schedule(500 + this.random.int(1000), step, null);
+  }
+
+  /**
+   * Laggard faults (settings.laggards, instead of the random fault schedule): a follower X of a
+   * partition of the topic is cut off from its leader (both ways) for longer than
+   * replica.lag.time.max.ms, so the leader drops it from the ISR; the link comes back, X catches
+   * up, and 0.1-0.8 s later (before that leader takes it back, often) the partition's leader is
+   * killed, and restarted 4-6 s later. The next leader's high watermark lags its epoch's start by
+   * what the killed one acknowledged last (and stays there while its ISR is below
+   * min.insync.replicas); its answers to X are cut for 1-2 s, so it sees X's fetches from where X
+   * stood. X must not rejoin the ISR before it holds the new epoch's start.
+   */
+  private scheduleLaggards(): void {
+    const partitionState = (p: number) => this.upNodes()[0]?.running?.store.image.topics.get(TOPIC)?.partitions[p];
+    const step = (): void => {
+      if (this.world.now >= this.s.faultMs - 10_000) return;
+      const next = (ms: number): void => void this.world.schedule(ms + this.random.int(2000), step, null);
+      const p = this.random.int(this.s.partitions);
+      const st = partitionState(p);
+      // Neither is the active controller: both keep their sessions through the cut.
+      const controller = this.upNodes()[0]?.running?.store.leader ?? 0;
+      const followers = st ? st.isr.filter((id) => id !== st.leader && id !== controller) : [];
+      if (!st || this.upNodes().length < this.nodes.size || st.leader === controller || followers.length === 0) return next(500);
+      const x = this.pick(followers);
+      const l = st.leader;
+      this.trace(`fault: laggard: cut ${TOPIC}-${p}'s follower ${x} off from its leader ${l}`);
+      this.net.cutLink(l, x);
+      this.net.cutLink(x, l);
+      const killLeader = (): void => {
+        const leader = this.nodes.get(partitionState(p)?.leader ?? -1);
+        if (!leader || leader.id === x || this.upNodes().length < this.nodes.size) return next(1000);
+        this.crashes++;
+        this.trace(`fault: laggard: kill ${TOPIC}-${p}'s leader ${leader.id}`);
+        leader.crash(false);
+        // Once another leader is elected, X's first fetches reach it but the answers do not:
+        // the new leader sees X where it stood when the old one died, for a while.
+        const cutAnswers = (triesLeft: number): void => {
+          const y = partitionState(p)?.leader ?? -1;
+          if (y === leader.id || y < 0 || y === x) {
+            if (triesLeft > 0) this.world.schedule(100, () => cutAnswers(triesLeft - 1), null);
+            return;
+          }
+          this.trace(`fault: laggard: cut ${TOPIC}-${p}'s new leader ${y} -> ${x}`);
+          this.net.cutLink(y, x);
+          this.world.schedule(
+            1000 + this.random.int(1000),
+            () => {
+              this.trace(`fault: laggard: the link ${y} -> ${x} is back`);
+              this.net.heal();
+            },
+            null,
+          );
+        };
+        cutAnswers(60);
+        const downMs = 4000 + this.random.int(2000);
+        this.world.schedule(
+          downMs,
+          () => {
+            if (leader.up) return;
+            this.trace(`fault: restart node ${leader.id}`);
+            this.startNode(leader);
+          },
+          null,
+        );
+        next(downMs + 2000);
+      };
+      this.world.schedule(
+        SIM_BROKER.replicaLagTimeMaxMs + 500 + this.random.int(1500),
+        () => {
+          this.trace(`fault: laggard: the link ${l} <-> ${x} is back`);
+          this.net.heal();
+          this.world.schedule(100 + this.random.int(700), killLeader, null);
+        },
+        null,
+      );
+    };
+    this.world.schedule(3000 + this.random.int(2000), step, null);
   }
 
   private heal(): void {
