@@ -79,7 +79,10 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
       if (o.error) {
         log.warn({ topic: c.topic, partition: c.partition, newIsr: c.newIsr, err: o.error.message }, "ISR change refused");
         const r = rm.replica(c.topic, c.partition);
-        if (r) r.isrChangeInFlight = false;
+        if (r) {
+          r.isrChangeInFlight = false;
+          r.pendingIsr = [];
+        }
       } else {
         log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
       }
@@ -89,6 +92,12 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
     if (e instanceof AssertionError) throw e;
     log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
     release();
+    // Not known committed: the next check asks again if it still wants the change (a pending
+    // member that died meanwhile would otherwise hold the high watermark back for good).
+    for (const c of changes) {
+      const r = rm.replica(c.topic, c.partition);
+      if (r) r.pendingIsr = [];
+    }
   }
 }
 

@@ -72,6 +72,14 @@ export class PartitionReplica {
   epochStartOffset = 0;
   /** An AlterPartition is on its way: no second one until it is answered. */
   isrChangeInFlight = false;
+  /**
+   * The ISR an AlterPartition asked for, until the metadata brings this partition's next state
+   * (or the change was refused): the high watermark counts its new members already (Kafka's
+   * maximal ISR, KIP-497). Otherwise the controller may commit an ISR with a member that lacks
+   * what this leader acknowledged meanwhile by the old ISR alone, and elect it (issue 19,
+   * cluster-sim laggard seed 2).
+   */
+  pendingIsr: readonly number[] = [];
 
   constructor(
     readonly topic: string,
@@ -123,6 +131,7 @@ export class PartitionReplica {
     this.isr = st.isr;
     this.partitionEpoch = st.partitionEpoch;
     this.isrChangeInFlight = false;
+    if (isrChanged || epochChanged) this.pendingIsr = [];
     if (epochChanged) {
       this.role = newRole;
       this.leader = st.leader;
@@ -164,11 +173,13 @@ export class PartitionReplica {
     if (this.role !== "leader") return false;
     if (this.isr.length < this.log.topicConfig.minInsyncReplicas) return false;
     let hw = this.log.logEndOffset;
-    for (const r of this.isr) {
-      if (r === this.nodeId) continue;
-      const f = this.followers.get(r);
-      // An ISR member that has not fetched yet in this epoch holds the high watermark back.
-      hw = Math.min(hw, f ? Math.max(f.leo, 0) : 0);
+    for (const members of [this.isr, this.pendingIsr]) {
+      for (const r of members) {
+        if (r === this.nodeId) continue;
+        const f = this.followers.get(r);
+        // An ISR member that has not fetched yet in this epoch holds the high watermark back.
+        hw = Math.min(hw, f ? Math.max(f.leo, 0) : 0);
+      }
     }
     if (hw > this.hw) {
       this.hw = hw;

@@ -390,6 +390,7 @@ export class ReplicaManager {
       const c = r.wantedIsrChange(now, lagMaxMs, eligible);
       if (c) {
         r.isrChangeInFlight = true;
+        r.pendingIsr = c.newIsr;
         out.push(c);
       }
     }

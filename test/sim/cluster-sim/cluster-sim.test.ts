@@ -9,14 +9,7 @@ import { seedFromEnv } from "../../../src/base/random.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
 import { History } from "./history.ts";
 import { PLANTED_BUGS, plantBug } from "./plants.ts";
-import {
-  LEGACY_SETTINGS,
-  clusterOpenSeeds,
-  clusterRegressionSeeds,
-  clusterSweep,
-  formatClusterFailure,
-  regressionClusterSettings,
-} from "./run.ts";
+import { clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } from "./run.ts";
 
 /** A shorter run than the default: 6 s of faults, 8 s healed. */
 const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
@@ -74,8 +67,9 @@ describe("cluster simulator", () => {
     const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [
       { bug: 1, seed: 1, settings: {}, checks: [] },
       { bug: 2, seed: 1, settings: {}, checks: [] },
-      // With the foundation's workload (acks=all producers and consumers only).
-      { bug: 3, seed: 11, settings: LEGACY_SETTINGS, checks: ["acked-write-lost"] },
+      // Seed 11 of the foundation's workload caught it until the controller's session fix
+      // (seed 1183) moved that run's path; seed 5 of the full workload catches it now.
+      { bug: 3, seed: 5, settings: {}, checks: ["acked-write-lost"] },
       { bug: 5, seed: 5, settings: {}, checks: ["committed-offset-backwards"] },
     ];
     for (const p of planted) {

@@ -889,12 +889,12 @@ class ClusterSim {
   /**
    * Laggard faults (settings.laggards, instead of the random fault schedule): a follower X of a
    * partition of the topic is cut off from its leader (both ways) for longer than
-   * replica.lag.time.max.ms, so the leader drops it from the ISR; the link comes back, X catches
-   * up, and 0.1-0.8 s later (before that leader takes it back, often) the partition's leader is
-   * killed, and restarted 4-6 s later. The next leader's high watermark lags its epoch's start by
+   * replica.lag.time.max.ms, so the leader drops it from the ISR; the link comes back, and once X
+   * caught up with the high watermark the leader's answers to X are lost, and 20-120 ms later the
+   * leader is killed (restarted 4-6 s later). The next leader's high watermark lags its epoch's start by
    * what the killed one acknowledged last (and stays there while its ISR is below
-   * min.insync.replicas); its answers to X are cut for 1-2 s, so it sees X's fetches from where X
-   * stood. X must not rejoin the ISR before it holds the new epoch's start.
+   * min.insync.replicas); its answers to X are lost until 1-2 s after the election, so it sees X
+   * fetch from where X stood. X must not rejoin the ISR before it holds the new epoch's start.
    */
   private scheduleLaggards(): void {
     const partitionState = (p: number) => this.upNodes()[0]?.running?.store.image.topics.get(TOPIC)?.partitions[p];
@@ -918,26 +918,20 @@ class ClusterSim {
         this.crashes++;
         this.trace(`fault: laggard: kill ${TOPIC}-${p}'s leader ${leader.id}`);
         leader.crash(false);
-        // Once another leader is elected, X's first fetches reach it but the answers do not:
-        // the new leader sees X where it stood when the old one died, for a while.
-        const cutAnswers = (triesLeft: number): void => {
-          const y = partitionState(p)?.leader ?? -1;
-          if (y === leader.id || y < 0 || y === x) {
-            if (triesLeft > 0) this.world.schedule(100, () => cutAnswers(triesLeft - 1), null);
-            return;
-          }
-          this.trace(`fault: laggard: cut ${TOPIC}-${p}'s new leader ${y} -> ${x}`);
-          this.net.cutLink(y, x);
-          this.world.schedule(
-            1000 + this.random.int(1000),
-            () => {
-              this.trace(`fault: laggard: the link ${y} -> ${x} is back`);
-              this.net.heal();
-            },
-            null,
-          );
-        };
-        cutAnswers(60);
+        // X's fetches reach the next leader (the third node: the ISR had L and it), which takes
+        // X to be where it stood when L died; its answers do not reach X until 1-2 s after the
+        // election (the session timeout fences L first).
+        const y = this.ids.find((id) => id !== leader.id && id !== x)!;
+        this.trace(`fault: laggard: answers of ${y} to ${x} are lost`);
+        this.net.cutAnswers(y, x);
+        this.world.schedule(
+          SIM_BROKER.brokerSessionTimeoutMs + 1500 + this.random.int(1000),
+          () => {
+            this.trace(`fault: laggard: answers of ${y} to ${x} are back`);
+            this.net.heal();
+          },
+          null,
+        );
         const downMs = 4000 + this.random.int(2000);
         this.world.schedule(
           downMs,
@@ -955,7 +949,19 @@ class ClusterSim {
         () => {
           this.trace(`fault: laggard: the link ${l} <-> ${x} is back`);
           this.net.heal();
-          this.world.schedule(100 + this.random.int(700), killLeader, null);
+          // Once X caught up with the high watermark (before L takes it back), L's answers to X
+          // are lost, so X stays there while the other follower fetches on and moves the high
+          // watermark; L is killed a round or so later.
+          const whenCaughtUp = (triesLeft: number): void => {
+            const leo = this.nodes.get(x)?.running?.rm.replica(TOPIC, p)?.log.logEndOffset ?? -1;
+            const hw = this.nodes.get(l)?.running?.rm.replica(TOPIC, p)?.hw ?? Number.POSITIVE_INFINITY;
+            if (leo >= hw || triesLeft === 0) {
+              this.trace(`fault: laggard: answers of ${l} to ${x} are lost`);
+              this.net.cutAnswers(l, x);
+              this.world.schedule(20 + this.random.int(100), killLeader, null);
+            } else this.world.schedule(10, () => whenCaughtUp(triesLeft - 1), null);
+          };
+          whenCaughtUp(500);
         },
         null,
       );

@@ -196,6 +196,8 @@ export const CLIENT_ID = 100;
  */
 export class SimNet {
   private readonly cut = new Set<number>();
+  /** Links whose answers to calls are lost (the calls themselves arrive; one-way messages pass). */
+  private readonly answersCut = new Set<number>();
   sent = 0;
   dropped = 0;
 
@@ -278,7 +280,7 @@ export class SimNet {
       );
       const back = (fn: () => void, server: Incarnation): void => {
         if (!server.alive) return;
-        if (this.lost(to, from)) {
+        if (this.lost(to, from) || this.answersCut.has(to * 1000 + from)) {
           this.dropped++;
           return;
         }
@@ -345,11 +347,17 @@ export class SimNet {
       }
   }
 
+  /** The answers `a` gives to calls from `b` are lost from now on (until `heal`). */
+  cutAnswers(a: number, b: number): void {
+    this.answersCut.add(a * 1000 + b);
+  }
+
   heal(): void {
     this.cut.clear();
+    this.answersCut.clear();
   }
 
   get partitioned(): boolean {
-    return this.cut.size > 0;
+    return this.cut.size > 0 || this.answersCut.size > 0;
   }
 }
