@@ -9,7 +9,14 @@ import { seedFromEnv } from "../../../src/base/random.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
 import { History } from "./history.ts";
 import { PLANTED_BUGS, plantBug } from "./plants.ts";
-import { clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } from "./run.ts";
+import {
+  LEGACY_SETTINGS,
+  clusterOpenSeeds,
+  clusterRegressionSeeds,
+  clusterSweep,
+  formatClusterFailure,
+  regressionClusterSettings,
+} from "./run.ts";
 
 /** A shorter run than the default: 6 s of faults, 8 s healed. */
 const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
@@ -62,7 +69,7 @@ describe("cluster simulator", () => {
     /**
      * Each planted bug (plants.ts), the settings it runs with and the first seed of a sweep from
      * seed 1 that caught it (`npm run sim -- --cluster --plant N --seeds 20 [settings]`), which
-     * passes without it. Bug 4 (plants.ts) is not here: no seed tried caught it (README).
+     * passes without it.
      */
     const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [
       { bug: 1, seed: 1, settings: {}, checks: [] },
@@ -70,6 +77,14 @@ describe("cluster simulator", () => {
       // Seed 11 of the foundation's workload caught it until the controller's session fix
       // (seed 1183) moved that run's path; seed 5 of the full workload catches it now.
       { bug: 3, seed: 5, settings: {}, checks: ["acked-write-lost"] },
+      // The laggard fault schedule (a follower rejoining while its leader dies; cluster.ts
+      // scheduleLaggards) over the foundation's workload with 20 producers.
+      {
+        bug: 4,
+        seed: 3,
+        settings: { ...LEGACY_SETTINGS, laggards: true, producers: 20, faultMs: 40_000 },
+        checks: ["isr-member-missing-acked"],
+      },
       { bug: 5, seed: 5, settings: {}, checks: ["committed-offset-backwards"] },
     ];
     for (const p of planted) {

@@ -890,8 +890,8 @@ class ClusterSim {
    * Laggard faults (settings.laggards, instead of the random fault schedule): a follower X of a
    * partition of the topic is cut off from its leader (both ways) for longer than
    * replica.lag.time.max.ms, so the leader drops it from the ISR; the link comes back, and once X
-   * caught up with the high watermark the leader's answers to X are lost, and 20-120 ms later the
-   * leader is killed (restarted 4-6 s later). The next leader's high watermark lags its epoch's start by
+   * caught up with the high watermark the leader's answers to X are lost, and the leader is killed
+   * as soon as its high watermark passes X (restarted 4-6 s later). The next leader's high watermark lags its epoch's start by
    * what the killed one acknowledged last (and stays there while its ISR is below
    * min.insync.replicas); its answers to X are lost until 1-2 s after the election, so it sees X
    * fetch from where X stood. X must not rejoin the ISR before it holds the new epoch's start.
@@ -958,8 +958,14 @@ class ClusterSim {
             if (leo >= hw || triesLeft === 0) {
               this.trace(`fault: laggard: answers of ${l} to ${x} are lost`);
               this.net.cutAnswers(l, x);
-              this.world.schedule(20 + this.random.int(100), killLeader, null);
+              whenHwPasses(leo, 150);
             } else this.world.schedule(10, () => whenCaughtUp(triesLeft - 1), null);
+          };
+          // L is killed as soon as it acknowledged past X (before the other follower hears of it).
+          const whenHwPasses = (offset: number, triesLeft: number): void => {
+            const hw = this.nodes.get(l)?.running?.rm.replica(TOPIC, p)?.hw ?? Number.POSITIVE_INFINITY;
+            if (hw > offset || triesLeft === 0) killLeader();
+            else this.world.schedule(2, () => whenHwPasses(offset, triesLeft - 1), null);
           };
           whenCaughtUp(500);
         },
