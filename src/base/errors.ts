@@ -380,6 +380,21 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "Another change of the controller voters is not committed yet; one change at a time.",
   ),
+  // Partition reassignment (issue 21): Kafka's codes of AlterPartitionReassignments (KIP-455).
+  INVALID_REPLICA_ASSIGNMENT: kind(
+    39,
+    "INVALID_REPLICA_ASSIGNMENT",
+    false,
+    S.INVALID_ARGUMENT,
+    "The replica assignment is invalid (empty, repeats a broker, or names an unknown one).",
+  ),
+  NO_REASSIGNMENT_IN_PROGRESS: kind(
+    85,
+    "NO_REASSIGNMENT_IN_PROGRESS",
+    false,
+    S.FAILED_PRECONDITION,
+    "The partition is not being reassigned: there is nothing to cancel.",
+  ),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorName = keyof typeof Errors;

@@ -36,6 +36,8 @@ export interface BrokerLifecycleOptions {
   readonly log: BrokerLog;
   /** Registration and heartbeat timers; default the runtime's (the cluster simulator injects its own). */
   readonly timers?: Timers;
+  /** KIP-966: the previous process on this data dir may have lost acknowledged writes (LogManager.uncleanShutdown). */
+  readonly uncleanShutdown?: boolean;
 }
 
 /** Where the broker stands with the controller. */
@@ -101,6 +103,7 @@ export class BrokerLifecycle {
           ...(this.o.maxPartitions !== undefined ? { maxPartitions: this.o.maxPartitions } : {}),
           ...(this.o.internalAddress?.() ? { internalAddress: this.o.internalAddress() } : {}),
           ...(this.o.kafkaAddress?.() ? { kafkaAddress: this.o.kafkaAddress() } : {}),
+          ...(this.o.uncleanShutdown ? { uncleanShutdown: true } : {}),
         });
         this.epoch = res.brokerEpoch;
         this._state = "fenced";

@@ -24,8 +24,11 @@ import {
   decideRegisterBroker,
 } from "../metadata/controller.ts";
 import { BrokerHeartbeats } from "../metadata/heartbeats.ts";
+import type { MetadataImage } from "../metadata/image.ts";
+import { decideCompleteReassignments, isReassigning } from "../metadata/reassignment.ts";
 import type { QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { ScramCredentialRecord } from "../metadata/records.ts";
+import type { ElrOptions } from "../metadata/cluster-controller.ts";
 import { OFFSETS_PARTITIONS, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS } from "../coordinator/group-runtime.ts";
 import { TXN_PARTITIONS, TXN_TOPIC, TXN_TOPIC_CONFIGS } from "../coordinator/transactions/txn-runtime.ts";
 import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl } from "../rpc/controller-service.ts";
@@ -54,6 +57,8 @@ export interface ClusterControllerOptions {
   readonly bootstrapUsers?: readonly ScramCredentialRecord[];
   /** The session-check timer; default the runtime's (the cluster simulator injects its own). */
   readonly timers?: Timers;
+  /** `eligible.leader.replicas.enable` (issue 21, KIP-966); default true. */
+  readonly eligibleLeaderReplicas?: boolean;
 }
 
 /** The active controller's handling of brokers. */
@@ -115,8 +120,10 @@ export class ClusterController implements BrokerControl {
           ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
           ...(req.internalAddress !== undefined ? { internalAddress: req.internalAddress } : {}),
           ...(req.kafkaAddress !== undefined ? { kafkaAddress: req.kafkaAddress } : {}),
+          ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
         },
         this.isAlive,
+        this.elr,
       ),
     );
     const b = this.o.store.image.brokers.get(req.nodeId);
@@ -140,7 +147,7 @@ export class ClusterController implements BrokerControl {
     if (this.o.store.image.brokers.get(req.nodeId)?.epoch === req.brokerEpoch) this.sessions.touch(req.nodeId, this.o.clock.nowMs());
     let response: { isCaughtUp: boolean; isFenced: boolean; shouldShutDown: boolean } | null = null;
     const change = await this.o.store.commit((img) => {
-      const r = decideBrokerHeartbeat(img, req);
+      const r = decideBrokerHeartbeat(img, req, this.elr);
       response = r.response;
       return r.records;
     });
@@ -163,7 +170,7 @@ export class ClusterController implements BrokerControl {
       const out = [];
       for (let i = 0; i < partitions.length; i++) {
         try {
-          out.push(...decideAlterPartition(img, nodeId, brokerEpoch, partitions[i]!));
+          out.push(...decideAlterPartition(img, nodeId, brokerEpoch, partitions[i]!, this.elr));
         } catch (e) {
           if (!(e instanceof RillError)) throw e;
           errors.set(i, e);
@@ -240,7 +247,7 @@ export class ClusterController implements BrokerControl {
       await this.bootstrapUsers();
       for (const id of this.sessions.expired(this.o.store.image, now, this.o.sessionTimeoutMs)) {
         if (this.isLocalBroker(id)) continue;
-        await this.o.store.commit((img) => decideFenceBroker(img, id));
+        await this.o.store.commit((img) => decideFenceBroker(img, id, this.elr));
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
       }
       const img = this.o.store.image;
@@ -262,6 +269,11 @@ export class ClusterController implements BrokerControl {
         this.o.log.info({ replicationFactor: this.o.offsetsReplicationFactor }, `created ${OFFSETS_TOPIC}`);
       }
       await this.createTxnStateTopic();
+      // reassignment (issue 21): complete the moves a change of ISR alone did not complete
+      if (now - this.lastReassignmentCheck >= 1000) {
+        this.lastReassignmentCheck = now;
+        if (hasReassignment(this.o.store.image)) await this.o.store.commit((im) => decideCompleteReassignments(im));
+      }
       const every = this.o.preferredElectionIntervalMs ?? 300_000;
       if (every > 0 && now - this.lastPreferredElection >= every) {
         this.lastPreferredElection = now;
@@ -297,6 +309,14 @@ export class ClusterController implements BrokerControl {
     this.o.log.info({ replicationFactor: rf }, `created ${TXN_TOPIC}`);
   }
 
+  /** When the periodic check last looked for reassignments to complete (issue 21). */
+  private lastReassignmentCheck = 0;
+
+  /** How the decisions treat eligible leader replicas (issue 21, KIP-966). */
+  private get elr(): ElrOptions {
+    return { eligibleLeaderReplicas: this.o.eligibleLeaderReplicas ?? true };
+  }
+
   /** Whether the bootstrap users were written, or found unneeded (the cluster existed). */
   private bootstrapped = false;
 
@@ -323,4 +343,10 @@ export class ClusterController implements BrokerControl {
     (this.o.timers ?? systemTimers).clearInterval(this.timer);
     this.unsubscribe();
   }
+}
+
+/** Whether any partition is being reassigned (issue 21): the periodic check has work only then. */
+function hasReassignment(image: MetadataImage): boolean {
+  for (const t of image.topics.values()) if (t.partitions.some(isReassigning)) return true;
+  return false;
 }

@@ -81,7 +81,7 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
         const r = rm.replica(c.topic, c.partition);
         if (r) {
           r.isrChangeInFlight = false;
-          r.pendingIsr = [];
+          r.pendingIsrAdds = []; // refused: nothing was committed
         }
       } else {
         log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
@@ -92,11 +92,9 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
     if (e instanceof AssertionError) throw e;
     log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
     release();
-    // Not known committed: the next check asks again if it still wants the change (a pending
-    // member that died meanwhile would otherwise hold the high watermark back for good).
     for (const c of changes) {
       const r = rm.replica(c.topic, c.partition);
-      if (r) r.pendingIsr = [];
+      if (r) r.pendingIsrAdds = [];
     }
   }
 }

@@ -41,6 +41,20 @@ export function processStartTime(pid: number): string | null {
   return s && s.state !== "Z" && s.state !== "X" ? s.startTime : null;
 }
 
+/**
+ * The machine's boot id (Linux: /proc/sys/kernel/random/boot_id, new at every boot), or null
+ * when unknown: the data dir remembers it, so a restart tells a killed process (the page cache
+ * kept its writes) from a machine restart (issue 21, KIP-966's unclean shutdown).
+ */
+export function bootId(): string | null {
+  try {
+    const id = nodeFs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return id === "" ? null : id;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether a process with this id runs (a zombie, killed but not reaped, does not). */
 export function isProcessAlive(pid: number): boolean {
   if (hasProc()) return processStartTime(pid) !== null;

@@ -24,6 +24,7 @@ import { ObserverMetadataStore } from "../metadata/observer-store.ts";
 import { type QuorumLog, QuorumMetadataStore } from "../metadata/quorum-store.ts";
 import type { MetadataChange } from "../metadata/store.ts";
 import { ReplicaFetcherManager } from "../replication/fetcher.ts";
+import { ReplicationThrottle } from "../replication/throttle.ts";
 import { ReplicaManager } from "../replication/replica-manager.ts";
 import { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { BrokerControl, RaftEndpoint } from "../rpc/controller-service.ts";
@@ -37,7 +38,7 @@ import type { FetchMemory } from "../service/fetch.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
-import { isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
+import { bootId, isProcessAlive, openFileLimit, type PartitionLimit, partitionLimit, processStartTime } from "./process-info.ts";
 import { ClusterController } from "./cluster-controller.ts";
 import { loadBootstrapUsers } from "./bootstrap-users.ts";
 import { clusterIdOf, derivedClusterId, directoryIdOf, type LegacyMetadata, legacyMetadata } from "./identity.ts";
@@ -185,6 +186,7 @@ export function openStorage({ config, fs, clock, log, partitions }: Shell): LogM
     isProcessAlive,
     processStartTime,
     fileHandlesMax: config.logFileHandlesMax,
+    bootId: bootId(),
   });
   if (logs.partitionCount > partitions.max)
     log.warn(
@@ -270,6 +272,7 @@ function openVoter({ config, fs, clock, log, tls }: Shell, identity: Identity, o
       localNodeId: config.nodeId,
       localIncarnation: hasRole(config, "broker") ? identity.incarnationId : null,
       bootstrapUsers: loadBootstrapUsers(config),
+      eligibleLeaderReplicas: config.eligibleLeaderReplicasEnable,
     }),
     (c) => c.close(),
   );
@@ -325,7 +328,15 @@ function openObserver({ config, log, tls }: Shell, identity: Identity, opened: O
 
 /** The replica manager over the logs and the group coordinators over it, kept in step with metadata. */
 export function startData({ config, clock }: Shell, logs: LogManager, meta: Metadata): Data {
-  const rm = new ReplicaManager(logs, meta.store, clock, systemTimers, config.nodeId);
+  const rm = new ReplicaManager(
+    logs,
+    meta.store,
+    clock,
+    systemTimers,
+    config.nodeId,
+    new ReplicationThrottle(clock, config.leaderReplicationThrottledRate), // reassignment (issue 21)
+  );
+  rm.readReplicaSelector = config.replicaSelector;
   const groups = GroupRuntime.start(rm, clock, osRandom, config.nodeId, {
     initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
     // A large __consumer_offsets partition loads in slices, other requests served between them.
@@ -354,6 +365,7 @@ export function newLifecycle(
   rpc: RpcServer,
   internal?: { readonly address: string } | null,
   kafka?: () => { readonly address: string } | null,
+  uncleanShutdown = false,
 ): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
@@ -366,13 +378,14 @@ export function newLifecycle(
       const k = kafka?.() ?? null;
       return k ? config.kafkaAdvertisedAddress || k.address : "";
     },
-    rack: "",
+    rack: config.brokerRack,
     roles: identity.roles,
     maxPartitions: partitions.max,
     controller: meta.channel,
     metadataOffset: () => meta.store.image.offset,
     heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
     log,
+    uncleanShutdown,
   });
 }
 
@@ -523,6 +536,7 @@ export async function startBackground(
     maxBytes: 10 << 20,
     log,
     timers: systemTimers,
+    throttle: new ReplicationThrottle(clock, config.followerReplicationThrottledRate), // reassignment (issue 21)
   });
   const isr = {
     rm: data.rm,
@@ -559,6 +573,7 @@ export function logStarted(
       voters: identity.voters.map((v) => `${v.id}@${v.address}`).join(","),
       clusterId: identity.clusterId,
       recovered: !logs.openedClean,
+      ...(logs.uncleanShutdown ? { uncleanShutdown: true } : {}),
       ...(http ? { http: `http://${http.address}/` } : {}),
     },
     "broker started",

@@ -54,6 +54,8 @@ export interface ConsumeOptions {
   readonly exitAtEnd?: boolean;
   /** The topic arguments are regular expressions (each must match a whole name). */
   readonly regex?: boolean;
+  /** `--client-rack`: read from an in-sync replica in this rack where the leader points there (KIP-392). */
+  readonly clientRack?: string;
 }
 
 /** How often `-e` looks whether every partition is read to its end (besides after each record). */
@@ -165,6 +167,7 @@ export async function consume(ctx: Context, topicArgs: readonly string[], o: Con
     ...clientOptions(ctx),
     autoOffsetReset: o.fromBeginning ? "earliest" : "latest",
     ...corruptOptions(ctx, o),
+    clientRack: o.clientRack ?? "",
   });
   const admin = new Admin(clientOptions(ctx));
   let stopped = false;

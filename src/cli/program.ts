@@ -37,6 +37,7 @@ import {
 } from "./topic-commands.ts";
 import { registerQuota } from "./quota-commands.ts";
 import { registerTransactions } from "./transaction-commands.ts";
+import { registerPartitions } from "./reassign-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -311,6 +312,10 @@ function buildProgram(io: Io, state: RunState): Command {
     .option("--key-separator <sep>", "separator for --print-key", separator, "\t")
     .option("--group <id>", "consume as a member of this consumer group, committing as it goes")
     .option("--skip-corrupt", "skip a batch that cannot be read (CORRUPT_MESSAGE), saying so on stderr, and go on")
+    .option(
+      "--client-rack <rack>",
+      "this client's rack (Kafka's client.rack): read from an in-sync replica there when the leader points to one",
+    )
     .action(async (names: string[], o: Parameters<typeof consume>[2] & { exit?: boolean }, cmd: Command) =>
       consume(contextOf(cmd, io), names, { ...o, exitAtEnd: o.exit === true }),
     );
@@ -406,6 +411,7 @@ function buildProgram(io: Io, state: RunState): Command {
   registerSecurityCommands(program, (cmd) => contextOf(cmd, io));
   registerQuota(program, (cmd) => contextOf(cmd, io));
   registerTransactions(program, (cmd) => contextOf(cmd, io));
+  registerPartitions(program, (cmd) => contextOf(cmd, io)); // partition reassignment (issue 21)
 
   return program;
 }

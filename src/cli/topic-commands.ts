@@ -88,6 +88,7 @@ function formatDescription(t: TopicDescription, overrides: Record<string, string
   for (const p of t.partitions) {
     lines.push(
       `\tPartition: ${p.partition}\tLeader: ${p.leader}\tReplicas: ${p.replicas.join(",")}\tIsr: ${p.isr.join(",")}` +
+        `\tElr: ${p.eligibleLeaderReplicas.join(",")}\tLastKnownElr: ${p.lastKnownElr.join(",")}` +
         `\tLogStartOffset: ${p.logStartOffset}\tHighWatermark: ${p.highWatermark}`,
     );
   }

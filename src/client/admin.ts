@@ -73,6 +73,10 @@ export interface PartitionDescription {
   readonly leader: number;
   readonly replicas: readonly number[];
   readonly isr: readonly number[];
+  /** Eligible leader replicas (KIP-966): out of the ISR, holding every committed record; electable when the ISR is empty. */
+  readonly eligibleLeaderReplicas: readonly number[];
+  /** KIP-966's last known ELR: were in the ISR or ELR since it fell below min.insync.replicas, in neither now. */
+  readonly lastKnownElr: readonly number[];
   readonly logStartOffset: number;
   readonly highWatermark: number;
   readonly leaderEpoch: number;
@@ -258,6 +262,16 @@ export interface ElectedLeader {
   readonly error: RillError | null;
 }
 
+/** An ongoing partition reassignment (issue 21), as `Admin.listPartitionReassignments` answers it. */
+export interface PartitionReassignment {
+  readonly topic: string;
+  readonly partition: number;
+  /** The replica set during the move: the target, then the replicas being removed. */
+  readonly replicas: readonly number[];
+  readonly addingReplicas: readonly number[];
+  readonly removingReplicas: readonly number[];
+}
+
 // ---- client quotas (issue 13) ------------------------------------------------------------------
 
 /**
@@ -387,6 +401,8 @@ export class Admin {
         leader: p.leader,
         replicas: p.replicas,
         isr: p.isr,
+        eligibleLeaderReplicas: p.eligibleLeaderReplicas,
+        lastKnownElr: p.lastKnownElr,
         logStartOffset: toNumber(p.logStartOffset, "logStartOffset"),
         highWatermark: toNumber(p.highWatermark, "highWatermark"),
         leaderEpoch: p.leaderEpoch,
@@ -698,6 +714,53 @@ export class Admin {
   async removeController(nodeId: number): Promise<Array<{ nodeId: number; directoryId: string }>> {
     const res = await this.call((o) => this.conn.transport.removeRaftVoter({ nodeId: checkInt(nodeId, "nodeId", 1, 0x7fffffff) }, o));
     return res.voters.map((v) => ({ nodeId: v.nodeId, directoryId: v.directoryId }));
+  }
+
+  // partition reassignment (issue 21)
+
+  /**
+   * Moves partitions to new replica lists, or cancels their move (`replicas: null`), as Kafka's
+   * alterPartitionReassignments (KIP-455): the new replicas catch up first, then the replica set
+   * switches. One result per partition, in order, `error` null when its move started (or, when
+   * the target is already in sync, completed).
+   */
+  async alterPartitionReassignments(
+    partitions: readonly { topic: string; partition: number; replicas: readonly number[] | null }[],
+  ): Promise<Array<{ topic: string; partition: number; error: RillError | null }>> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partition: checkInt(p.partition, `partitions[${i}].partition`, 0, 0x7fffffff),
+        replicas: (p.replicas ?? []).map((r, j) => checkInt(r, `partitions[${i}].replicas[${j}]`, 0, 0x7fffffff)),
+        cancel: p.replicas === null,
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.alterPartitionReassignments(request, o));
+    return res.results.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      error: r.error === undefined ? null : fromErrorDetail(r.error, `${r.topic}-${r.partition}`),
+    }));
+  }
+
+  /** The ongoing reassignments (of `partitions`, as in electLeaders; none: all), by topic and partition. */
+  async listPartitionReassignments(
+    partitions: readonly { topic: string; partitions?: readonly number[] }[] = [],
+  ): Promise<PartitionReassignment[]> {
+    const request = {
+      partitions: partitions.map((p, i) => ({
+        topic: p.topic,
+        partitions: (p.partitions ?? []).map((n, j) => checkInt(n, `partitions[${i}].partitions[${j}]`, 0, 0x7fffffff)),
+      })),
+    };
+    const res = await this.call((o) => this.conn.transport.listPartitionReassignments(request, o));
+    return res.reassignments.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      replicas: [...r.replicas],
+      addingReplicas: [...r.addingReplicas],
+      removingReplicas: [...r.removingReplicas],
+    }));
   }
 
   /** Closes the connection (when this Admin opened it). Idempotent. */

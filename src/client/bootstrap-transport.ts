@@ -81,6 +81,11 @@ export class BootstrapTransport implements Transport {
   // dynamic controller quorum (issue 21)
   readonly addRaftVoter: UnaryCall<"addRaftVoter"> = (r, o) => this.call((t) => t.addRaftVoter(r, o), o);
   readonly removeRaftVoter: UnaryCall<"removeRaftVoter"> = (r, o) => this.call((t) => t.removeRaftVoter(r, o), o);
+  // partition reassignment (issue 21)
+  readonly alterPartitionReassignments: UnaryCall<"alterPartitionReassignments"> = (r, o) =>
+    this.call((t) => t.alterPartitionReassignments(r, o), o);
+  readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments"> = (r, o) =>
+    this.call((t) => t.listPartitionReassignments(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

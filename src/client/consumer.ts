@@ -80,7 +80,17 @@ export interface ConsumerOptions extends ClientOptions {
   readonly skipCorrupt?: boolean | undefined;
   /** With `skipCorrupt`: called (in the iterator) for each batch skipped. */
   readonly onCorrupt?: ((report: CorruptBatchReport) => void) | undefined;
+  /**
+   * This client's rack (Kafka's `client.rack`, KIP-392): sent with each fetch. A broker with
+   * `replica.selector` = `rack-aware` then points a partition at an in-sync follower in this
+   * rack, and the consumer reads it there (for `READ_REPLICA_LEASE_MS`, or until an error sends
+   * it back to the leader). Default "": read from leaders.
+   */
+  readonly clientRack?: string | undefined;
 }
+
+/** How long a partition keeps reading from the replica its leader pointed at (Kafka: metadata.max.age.ms). */
+export const READ_REPLICA_LEASE_MS = 5 * 60_000;
 
 /** One partition of one topic. */
 export interface TopicPartition {
@@ -114,6 +124,8 @@ interface PartitionState {
   highWatermark: number;
   /** The fetch loop whose fetch (or unread response) holds this partition; null when none does. */
   fetching: FetchLoop | null;
+  /** The follower its leader pointed this partition at (KIP-392), until `untilMs`; null: its leader. */
+  readReplica: { readonly address: string; readonly untilMs: number } | null;
 }
 
 /** The fetch loop of one broker, while the application iterates. */
@@ -170,6 +182,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** With skipCorrupt: where a skipped batch is reported; null: a bad batch throws. */
   private readonly onCorrupt: ((report: CorruptBatchReport) => void) | null;
   private readonly isolationLevel: IsolationLevel;
+  private readonly clientRack: string;
   private states = new Map<string, PartitionState>();
   private readonly abort = new AbortController();
   /** Fetch loops by broker address (while iterating). */
@@ -199,6 +212,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       "read_committed",
     ]);
     this.isolationLevel = isolation === "read_committed" ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
+    this.clientRack = options.clientRack ?? "";
+    if (typeof this.clientRack !== "string" || !/^[A-Za-z0-9._-]{0,64}$/.test(this.clientRack))
+      throw new RillError(Errors.INVALID_ARGUMENT, "clientRack: must be up to 64 letters, digits, '.', '_' or '-'");
     this.conn = connect(options);
     this.metadata = new MetadataCache(this.conn);
     this.metadata.onChange(() => this.wake());
@@ -325,6 +341,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       failures: 0,
       highWatermark: -1,
       fetching: null,
+      readReplica: null,
     };
     if (this.autoOffsetReset !== "none") st.pending = this.autoOffsetReset;
     return st;
@@ -401,7 +418,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const out = new Map<string, PartitionState[]>();
     for (const s of this.states.values()) {
       if (s.pending !== null || s.fetchOffset < 0 || s.fetching !== null || s.backoffUntilMs > now) continue;
-      const address = this.metadata.addressOf(s.topic, s.partition);
+      const address = this.routeOf(s, now);
       out.set(address, [...(out.get(address) ?? []), s]);
     }
     return out;
@@ -476,10 +493,31 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /** True when an assigned partition that is (or will be, after its backoff) fetchable routes to `address`. */
   private routesTo(address: string): boolean {
+    const now = Date.now();
     for (const s of this.states.values()) {
-      if (s.pending === null && s.fetchOffset >= 0 && this.metadata.addressOf(s.topic, s.partition) === address) return true;
+      if (s.pending === null && s.fetchOffset >= 0 && this.routeOf(s, now) === address) return true;
     }
     return false;
+  }
+
+  /** Where a partition is fetched: the follower its leader pointed it at while that lasts, else its leader. */
+  private routeOf(s: PartitionState, now: number): string {
+    if (s.readReplica !== null && s.readReplica.untilMs <= now) s.readReplica = null;
+    return s.readReplica?.address ?? this.metadata.addressOf(s.topic, s.partition);
+  }
+
+  /**
+   * The leader pointed `st` at another replica (KIP-392): read it there, when that node's
+   * address is known and requests are not pinned to one address.
+   */
+  private onPreferredReplica(st: PartitionState, nodeId: number): void {
+    const address = this.metadata.nodeAddress(nodeId);
+    if (address === undefined) {
+      void this.metadata.requestRefresh();
+      return;
+    }
+    if (this.conn.pool.fixed) return;
+    st.readReplica = { address, untilMs: Date.now() + READ_REPLICA_LEASE_MS };
   }
 
   private nextBackoffEndMs(): number {
@@ -494,6 +532,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     try {
       if (!isRetriable(e)) throw e;
       for (const st of states) {
+        // A follower that fails the call: back to the leader at once.
+        if (st.readReplica !== null) {
+          st.readReplica = null;
+          continue;
+        }
         if (this.states.get(keyOf(st.topic, st.partition)) === st && st.epoch === epochs.get(st)) this.onPartitionError(st, e as Error);
       }
     } catch (error) {
@@ -515,6 +558,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       maxBytes: this.maxBytes,
       format: RecordFormat.BATCHES,
       isolationLevel: this.isolationLevel,
+      rackId: this.clientRack,
     };
   }
 
@@ -530,6 +574,12 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const st = this.states.get(keyOf(part.topic, part.partition));
       const epoch = st === undefined ? undefined : fetched.epochs.get(st);
       if (st === undefined || epoch === undefined || st.epoch !== epoch) continue; // reassigned or sought since
+      if (part.error !== undefined && st.readReplica !== null) {
+        // A follower's error (behind, no longer a replica, out of range there): back to the leader,
+        // which decides (KIP-392); the position stays.
+        st.readReplica = null;
+        continue;
+      }
       if (part.error !== undefined) {
         const e = fromErrorDetail(part.error, `${part.topic}-${part.partition}`);
         if (e.kind === Errors.CORRUPT_MESSAGE) this.onCorruptBatch(st, e, toNumber(part.nextOffset, "nextOffset"));
@@ -538,6 +588,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       st.failures = 0;
       st.highWatermark = toNumber(part.highWatermark, "highWatermark");
+      if (part.preferredReadReplica !== undefined) this.onPreferredReplica(st, part.preferredReadReplica);
       const bytes = asBuffer(part.recordBatches);
       const scan = scanBatches(bytes);
       let next = Math.max(st.fetchOffset, scan.nextOffset);

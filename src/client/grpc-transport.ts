@@ -125,6 +125,11 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.addRaftVoter, AdminService.method.addRaftVoter.input, r, o);
   readonly removeRaftVoter: UnaryCall<"removeRaftVoter"> = (r, o) =>
     this.unary(this.admin, this.admin.removeRaftVoter, AdminService.method.removeRaftVoter.input, r, o);
+  // partition reassignment (issue 21)
+  readonly alterPartitionReassignments: UnaryCall<"alterPartitionReassignments"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterPartitionReassignments, AdminService.method.alterPartitionReassignments.input, r, o);
+  readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments"> = (r, o) =>
+    this.unary(this.admin, this.admin.listPartitionReassignments, AdminService.method.listPartitionReassignments.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

@@ -22,6 +22,7 @@ export type {
   DeleteRecordsSpec,
   NewTopic,
   PartitionDescription,
+  PartitionReassignment,
   ResourceConfig,
   TopicDescription,
   TopicListing,

@@ -66,7 +66,7 @@
 import type { Clock } from "../base/clock.ts";
 import { systemClock } from "../base/clock.ts";
 import { Errors, RillError } from "../base/errors.ts";
-import { Acks, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
+import { Acks, type EndTransactionResponse, type ProduceResponse } from "../gen/rill/v1/produce_service_pb.ts";
 import { codecUnavailable, initCodecs } from "../protocol/compression.ts";
 import { Compression, HEADER_SIZE, encodeBatch } from "../protocol/record-batch.ts";
 import type { RecordHeaderInput, RecordInput } from "../protocol/record-batch.ts";
@@ -91,6 +91,7 @@ import { GroupAdmin } from "./group-admin.ts";
 import type { GroupOffset } from "./group-connection.ts";
 import { Partitioner } from "../protocol/partitioner.ts";
 import { ProduceChannel } from "./produce-channel.ts";
+import type { EndTransactionStreamInput } from "./wire-codec.ts";
 import { backoffMs, withRetries } from "./retry.ts";
 import { type Serde, type Serializer, serializerOf } from "./serde.ts";
 import { closeOnSignals, shutdownSignals } from "./shutdown.ts";
@@ -215,6 +216,14 @@ const codecByName = {
   zstd: Compression.ZSTD,
 } as const;
 
+/** A transaction of `Producer.transaction` (issue 17). */
+interface TxnState {
+  /** The group admin of `tx.sendOffsets`, once used. */
+  offsets: GroupAdmin | null;
+  /** The first failure of one of its records (noted when it happens, before any callback runs); null: none. */
+  failed: unknown;
+}
+
 interface Delivery {
   readonly timestampMs: number;
   readonly resolve: (m: RecordMetadata) => void;
@@ -255,6 +264,8 @@ class ProducerBatch {
   retries = 0;
   /** True while a request with this batch awaits its answer; false while it waits to be re-sent. */
   onWire = false;
+  /** The stream its latest request went on (a transaction's end may follow it there, issue 17). */
+  channel: ProduceChannel | null = null;
   /** Open, but to be sent as soon as its partition can (lingered, flushed, or the buffer is full). */
   ready = false;
   finished = false;
@@ -437,7 +448,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private readonly transactionalId: string;
   private readonly options: ProducerOptions<K, V>;
   /** The open transaction, if any (one at a time). */
-  private txn: { offsets: GroupAdmin | null } | null = null;
+  private txn: TxnState | null = null;
 
   /**
    * Runs `fn` as one transaction: every record sent through `tx.send` and every offset given to
@@ -451,13 +462,12 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.txn !== null) throw new RillError(Errors.INVALID_TXN_STATE, "transaction: another transaction of this producer is open");
     if (!this.idle()) await this.flush();
     if (this.identity.current === null) await this.identity.acquire();
-    const state: { offsets: GroupAdmin | null } = { offsets: null };
+    const state: TxnState = { offsets: null, failed: null };
     this.txn = state;
-    const sends: Promise<unknown>[] = [];
     const tx: Transaction<K, V> = {
       send: (record) => {
-        const p = this.send(record);
-        sends.push(p.catch(() => undefined));
+        const p = this.sendIn(record, state);
+        p.catch(() => undefined); // the caller may leave it: transaction() reports its failure
         return p;
       },
       sendOffsets: async (groupId, offsets, member) => {
@@ -475,8 +485,6 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     let result: T;
     try {
       result = await fn(tx);
-      if (!this.idle()) await this.flush();
-      await Promise.all(sends);
     } catch (e) {
       await this.flush().catch(() => undefined);
       await this.endTransaction(false).catch(() => undefined);
@@ -484,11 +492,57 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       throw e;
     }
     try {
-      await this.endTransaction(true);
+      // The commit goes right behind the records when they are all on one stream (the broker
+      // commits only if every one of them is written); else, or when that end is refused or lost,
+      // once every record is acknowledged. A record that failed for good aborts the transaction.
+      const behind = this.endBehindRecords(state);
+      const answer = behind?.then(
+        (r) => r,
+        () => null,
+      );
+      if (!this.idle()) await this.flush(); // then every record of the transaction is answered
+      const failed = state.failed;
+      const ended = answer === undefined ? null : await answer;
+      if (ended !== null) {
+        this.adoptEnd(ended);
+        if (failed !== null)
+          throw new RillError(
+            Errors.UNKNOWN_SERVER_ERROR,
+            `transaction: committed, although a record failed: ${failed instanceof Error ? failed.message : String(failed)}`,
+          );
+      } else if (failed !== null) {
+        await this.endTransaction(false).catch(() => undefined);
+        throw failed;
+      } else {
+        await this.endTransaction(true);
+      }
     } finally {
       await this.finishTransaction(state);
     }
     return result;
+  }
+
+  /**
+   * Sends the commit on the stream of the transaction's records, right behind them, when every
+   * record of the transaction is in a batch on that one stream (none failed, waits, or is
+   * retried); undefined otherwise. The broker acts on it once those requests are answered, and
+   * commits only when all were written (else it refuses, and the transaction stays open).
+   */
+  private endBehindRecords(state: TxnState): Promise<EndTransactionResponse> | undefined {
+    this.readyAll(); // lingering cannot help: the open batches go now
+    if (state.failed !== null || this.fatal !== null || this.needsIdentity || this.acquiringIdentity) return undefined;
+    if (this.intake.length > 0 || this.pumping) return undefined;
+    let channel: ProduceChannel | null = null;
+    for (const q of this.allQueues()) {
+      if (q.open !== null || q.sealed.length > 0 || q.retryTimer !== null) return undefined;
+      for (const b of q.window) {
+        if (b.finished) continue;
+        if (!b.onWire || b.channel === null || (channel !== null && b.channel !== channel)) return undefined;
+        channel = b.channel;
+      }
+    }
+    if (channel === null) return undefined;
+    return channel.endTransaction(this.endRequest(true));
   }
 
   /** Nothing queued, batched or in flight: a flush would have nothing to wait for. */
@@ -498,7 +552,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     return true;
   }
 
-  private async finishTransaction(state: { offsets: GroupAdmin | null }): Promise<void> {
+  private async finishTransaction(state: TxnState): Promise<void> {
     this.txn = null;
     await state.offsets?.close();
   }
@@ -510,8 +564,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
    * and epoch.
    */
   private async endTransaction(commit: boolean): Promise<void> {
-    const id = this.identity!.current!;
-    const end = { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit };
+    const end = this.endRequest(commit);
     let attempt = 0;
     const r = await withRetries(
       () => {
@@ -524,6 +577,16 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       this.conn.retry,
       { random: this.conn.random },
     );
+    this.adoptEnd(r);
+  }
+
+  private endRequest(commit: boolean): EndTransactionStreamInput["endTransaction"] {
+    const id = this.identity!.current!;
+    return { transactionalId: this.transactionalId, producerId: BigInt(id.producerId), producerEpoch: id.producerEpoch, commit };
+  }
+
+  /** After an end: the answered id and epoch, and every partition's sequence from 0. */
+  private adoptEnd(r: EndTransactionResponse): void {
     this.identity!.adopt({ producerId: toNumber(r.producerId, "producer_id"), producerEpoch: r.producerEpoch });
     for (const q of this.allQueues()) {
       q.sequence.next = 0;
@@ -565,15 +628,24 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
    * first when the producer holds `bufferBytes` already.
    */
   send(record: ProducerRecord<K, V>): Promise<RecordMetadata> {
-    if (this.state !== "open") return Promise.reject(new ClientClosedError("producer"));
-    if (this.fatal !== null) return Promise.reject(this.fatal);
+    return this.sendIn(record, undefined);
+  }
+
+  /** `send`, for `tx.send` of transaction `txn` when given: a failure is noted there at once. */
+  private sendIn(record: ProducerRecord<K, V>, txn: TxnState | undefined): Promise<RecordMetadata> {
+    const failed = (e: unknown): Promise<never> => {
+      if (txn !== undefined) txn.failed ??= e;
+      return Promise.reject(e);
+    };
+    if (this.state !== "open") return failed(new ClientClosedError("producer"));
+    if (this.fatal !== null) return failed(this.fatal);
     let item: RecordItem;
     try {
       item = this.prepare(this.serialize(record));
     } catch (e) {
-      return Promise.reject(e);
+      return failed(e);
     }
-    return this.enqueue(item);
+    return this.enqueue(item, txn);
   }
 
   /**
@@ -624,9 +696,16 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     return { ...r, key, value } as ProducerRecord;
   }
 
-  private enqueue(item: RecordItem): Promise<RecordMetadata> {
+  private enqueue(item: RecordItem, txn?: TxnState): Promise<RecordMetadata> {
     return new Promise<RecordMetadata>((resolve, reject) => {
-      item.delivery = { timestampMs: item.input.timestampMs!, resolve, reject };
+      const fail =
+        txn === undefined
+          ? reject
+          : (e: unknown) => {
+              txn.failed ??= e;
+              reject(e);
+            };
+      item.delivery = { timestampMs: item.input.timestampMs!, resolve, reject: fail };
       if (this.intake.length === 0 && this.tryAppendNow(item)) return;
       this.intake.push(item);
       void this.pump();
@@ -958,7 +1037,8 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     };
     let sent: Promise<ProduceResponse>;
     try {
-      sent = this.channelFor(this.metadata.addressOf(b.topic, b.partition)).send(request);
+      b.channel = this.channelFor(this.metadata.addressOf(b.topic, b.partition));
+      sent = b.channel.send(request);
     } catch (e) {
       sent = Promise.reject(e);
     }

@@ -82,6 +82,9 @@ export interface Transport {
   // dynamic controller quorum (issue 21)
   readonly addRaftVoter: UnaryCall<"addRaftVoter">;
   readonly removeRaftVoter: UnaryCall<"removeRaftVoter">;
+  // partition reassignment (issue 21)
+  readonly alterPartitionReassignments: UnaryCall<"alterPartitionReassignments">;
+  readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

@@ -150,6 +150,7 @@ const FETCHED_PARTITION_FIELDS: FieldNames = {
   8: "next_offset",
   9: "last_stable_offset",
   10: "aborted_transactions",
+  11: "preferred_read_replica",
 };
 
 function readPartition(r: Reader): FetchedPartition {
@@ -197,6 +198,9 @@ function readPartition(r: Reader): FetchedPartition {
         break;
       case (10 << 3) | LEN:
         p.abortedTransactions.push(r.message(AbortedTransactionSchema, "aborted_transactions"));
+        break;
+      case (11 << 3) | VARINT:
+        p.preferredReadReplica = r.varint("preferred_read_replica");
         break;
       default:
         r.skip(tag, FETCHED_PARTITION_FIELDS);

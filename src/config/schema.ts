@@ -642,6 +642,46 @@ export const brokerKeys = [
     1,
     2 ** 31 - 1,
   ),
+  // Racks (issue 21 item 5).
+  str(
+    "broker.rack",
+    "brokerRack",
+    "This broker's rack (or zone), registered with the controller: new partitions spread their replicas over racks, and with `replica.selector` = `rack-aware` consumers that give their rack read from an in-sync replica there (KIP-392). Empty: none.",
+    "",
+    /^[A-Za-z0-9._-]{0,64}$/,
+    "empty, or up to 64 letters, digits, '.', '_' or '-'",
+  ),
+  choice(
+    "replica.selector",
+    "replicaSelector",
+    "Where consumers read (Kafka's `replica.selector.class`): `leader` always from the leader; `rack-aware` points a fetch that names the client's rack (`rack_id`, Kafka's `client.rack`) at an in-sync follower in that rack when the leader is in another (the follower serves up to its high watermark).",
+    "leader",
+    ["leader", "rack-aware"] as const,
+  ),
+  // Partition reassignment (issue 21).
+  int(
+    "leader.replication.throttled.rate",
+    "leaderReplicationThrottledRate",
+    "Bytes per second this broker, as a leader, sends to the replicas being added by a partition reassignment that are not in sync yet (Kafka's throttle with `leader.replication.throttled.replicas` set to the moving replicas); in-sync replicas are never throttled. 0: no limit. A static setting: Rill has no dynamic broker configs yet, so a change needs a restart.",
+    0,
+    0,
+    MAX_SAFE,
+  ),
+  int(
+    "follower.replication.throttled.rate",
+    "followerReplicationThrottledRate",
+    "Bytes per second this broker fetches for the replicas it is being added as by a partition reassignment, until they are in sync (Kafka's throttle with `follower.replication.throttled.replicas` set to the moving replicas). 0: no limit. A static setting (a change needs a restart).",
+    0,
+    0,
+    MAX_SAFE,
+  ),
+  // Eligible leader replicas (issue 21, KIP-966).
+  bool(
+    "eligible.leader.replicas.enable",
+    "eligibleLeaderReplicasEnable",
+    "Controller: replicas that leave an ISR smaller than min.insync.replicas stay eligible leaders (KIP-966), so an empty ISR elects one of them instead of staying offline or electing unclean; a broker that registers after an unclean shutdown leaves them. Read by the active controller.",
+    true,
+  ),
 ] as const;
 
 /** A topic's effective configuration, as the code reads it (one property per key of `topicKeys`). */
@@ -739,6 +779,14 @@ export interface BrokerConfig {
   transactionalIdExpirationMs: number;
   transactionStateLogReplicationFactor: number;
   transactionAbortTimedOutTransactionCleanupIntervalMs: number;
+  // Racks (issue 21 item 5).
+  brokerRack: string;
+  replicaSelector: "leader" | "rack-aware";
+  // Partition reassignment (issue 21).
+  leaderReplicationThrottledRate: number;
+  followerReplicationThrottledRate: number;
+  // Eligible leader replicas (issue 21, KIP-966).
+  eligibleLeaderReplicasEnable: boolean;
 }
 
 function defaultsOf<T>(keys: readonly ConfigKey[]): T {

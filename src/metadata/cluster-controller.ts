@@ -20,6 +20,7 @@ import { rillError, type RillError } from "../base/errors.ts";
 import { parseTopicConfig } from "../config/schema.ts";
 import type { BrokerState, MetadataImage, PartitionState, TopicState } from "./image.ts";
 import { NO_LEADER, type MetadataRecord, type PartitionChangeRecord } from "./records.ts";
+import { withCompletion } from "./reassignment.ts";
 
 /** A RegisterBroker request. */
 export interface BrokerRegistrationRequest {
@@ -35,6 +36,17 @@ export interface BrokerRegistrationRequest {
   readonly internalAddress?: string;
   /** The broker's Kafka listener; absent or "": none. */
   readonly kafkaAddress?: string;
+  /**
+   * KIP-966: the broker's previous process may have lost writes it acknowledged (it did not stop
+   * cleanly and the machine restarted since). Absent: false.
+   */
+  readonly uncleanShutdown?: boolean;
+}
+
+/** How the decisions that change ISRs treat eligible leader replicas (KIP-966, issue 21). */
+export interface ElrOptions {
+  /** `eligible.leader.replicas.enable`; default true. */
+  readonly eligibleLeaderReplicas?: boolean;
 }
 
 /** A BrokerHeartbeat request. */
@@ -100,6 +112,7 @@ export function decideRegisterBroker(
   image: MetadataImage,
   req: BrokerRegistrationRequest,
   isAlive: (nodeId: number) => boolean,
+  elrOpts: ElrOptions = {},
 ): MetadataRecord[] {
   if (!Number.isInteger(req.nodeId) || req.nodeId < 0)
     throw rillError("INVALID_REQUEST", `node_id: ${req.nodeId} is not a non-negative integer`);
@@ -113,7 +126,10 @@ export function decideRegisterBroker(
       `node_id: broker ${req.nodeId} is registered by another live process (incarnation ${old.incarnationId || "unknown"})`,
     );
   }
-  const moves = old && !old.fenced ? lossChanges(image, req.nodeId, true) : [];
+  // KIP-966: after an unclean shutdown the broker leaves every ISR and ELR (elrOf, uncleanShutdownChanges).
+  const unclean = old !== undefined && req.uncleanShutdown === true && elrEnabled(elrOpts) ? req.nodeId : null;
+  const moves = old && !old.fenced ? lossChanges(image, req.nodeId, true, elrOpts, unclean) : [];
+  if (unclean !== null) moves.push(...uncleanShutdownChanges(image, unclean, moves));
   return [
     ...moves,
     {
@@ -128,6 +144,7 @@ export function decideRegisterBroker(
       ...(req.maxPartitions !== undefined ? { maxPartitions: req.maxPartitions } : {}),
       ...(req.internalAddress ? { internalAddress: req.internalAddress } : {}),
       ...(req.kafkaAddress ? { kafkaAddress: req.kafkaAddress } : {}),
+      ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
     },
   ];
 }
@@ -144,20 +161,20 @@ export function decideRegisterBroker(
 export function decideBrokerHeartbeat(
   image: MetadataImage,
   req: BrokerHeartbeatRequest,
-  opts: { readonly registeredOffset?: number | undefined } = {},
+  opts: { readonly registeredOffset?: number | undefined } & ElrOptions = {},
 ): BrokerHeartbeatDecision {
   const b = registered(image, req.nodeId);
   if (req.brokerEpoch !== b.epoch)
     throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${req.brokerEpoch} is not broker ${b.nodeId}'s current epoch ${b.epoch}`);
   const isCaughtUp = req.currentMetadataOffset >= (opts.registeredOffset ?? b.epoch);
-  if (req.wantShutDown) return controlledShutdown(image, b, isCaughtUp);
+  if (req.wantShutDown) return controlledShutdown(image, b, isCaughtUp, opts);
   if (req.wantFence) {
-    return { records: b.fenced ? [] : fenceRecords(image, b), response: { isCaughtUp, isFenced: true, shouldShutDown: false } };
+    return { records: b.fenced ? [] : fenceRecords(image, b, opts), response: { isCaughtUp, isFenced: true, shouldShutDown: false } };
   }
   if (b.fenced && isCaughtUp && !b.inControlledShutdown) {
     const records: MetadataRecord[] = [
       { type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: false },
-      ...unfenceChanges(image, b.nodeId),
+      ...unfenceChanges(image, b.nodeId, opts),
     ];
     return { records, response: { isCaughtUp, isFenced: false, shouldShutDown: false } };
   }
@@ -169,9 +186,9 @@ export function decideBrokerHeartbeat(
  * ISR of changes as `lossChanges` says (unclean election where the topic enables it). [] if it
  * is fenced already; BROKER_ID_NOT_REGISTERED for an unknown node.
  */
-export function decideFenceBroker(image: MetadataImage, nodeId: number): MetadataRecord[] {
+export function decideFenceBroker(image: MetadataImage, nodeId: number, elrOpts: ElrOptions = {}): MetadataRecord[] {
   const b = registered(image, nodeId);
-  return b.fenced ? [] : fenceRecords(image, b);
+  return b.fenced ? [] : fenceRecords(image, b, elrOpts);
 }
 
 /**
@@ -184,7 +201,13 @@ export function decideFenceBroker(image: MetadataImage, nodeId: number): Metadat
  * member being added is not active: unregistered, fenced or in controlled shutdown; or it was
  * caught up under a broker epoch that is not its broker's current one, KIP-903).
  */
-export function decideAlterPartition(image: MetadataImage, nodeId: number, brokerEpoch: number, p: AlterPartitionItem): MetadataRecord[] {
+export function decideAlterPartition(
+  image: MetadataImage,
+  nodeId: number,
+  brokerEpoch: number,
+  p: AlterPartitionItem,
+  elrOpts: ElrOptions = {},
+): MetadataRecord[] {
   const b = image.brokers.get(nodeId);
   if (!b || b.epoch !== brokerEpoch)
     throw rillError(
@@ -217,7 +240,15 @@ export function decideAlterPartition(image: MetadataImage, nodeId: number, broke
       );
   });
   if (sameList(p.newIsr, state.isr)) return [];
-  return [change(p.topic, p.partition, state, state.leader, [...p.newIsr])];
+  const t = image.topics.get(p.topic)!;
+  // reassignment (issue 21): the change that brings the last target replica into the ISR completes it
+  return [
+    withCompletion(
+      image,
+      state,
+      change(p.topic, p.partition, state, state.leader, [...p.newIsr], elrOf(t, state, p.newIsr, elrOpts, null)),
+    ),
+  ];
 }
 
 /**
@@ -305,8 +336,11 @@ function validateNewIsr(name: string, state: PartitionState, newIsr: readonly nu
 }
 
 /** Fences `b`: the fence record, then the partitions that lose it. */
-function fenceRecords(image: MetadataImage, b: BrokerState): MetadataRecord[] {
-  return [{ type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: true }, ...lossChanges(image, b.nodeId, true)];
+function fenceRecords(image: MetadataImage, b: BrokerState, elrOpts: ElrOptions): MetadataRecord[] {
+  return [
+    { type: "broker-fence", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch, fenced: true },
+    ...lossChanges(image, b.nodeId, true, elrOpts, null),
+  ];
 }
 
 /**
@@ -315,10 +349,10 @@ function fenceRecords(image: MetadataImage, b: BrokerState): MetadataRecord[] {
  * the image shows it leading nothing, which is from its next heartbeat on when it leads
  * something now: so it never waits for a replica that cannot take over.
  */
-function controlledShutdown(image: MetadataImage, b: BrokerState, isCaughtUp: boolean): BrokerHeartbeatDecision {
+function controlledShutdown(image: MetadataImage, b: BrokerState, isCaughtUp: boolean, elrOpts: ElrOptions): BrokerHeartbeatDecision {
   const records: MetadataRecord[] = [];
   if (!b.inControlledShutdown) records.push({ type: "broker-shutdown", v: 1, nodeId: b.nodeId, brokerEpoch: b.epoch });
-  records.push(...lossChanges(image, b.nodeId, false));
+  records.push(...lossChanges(image, b.nodeId, false, elrOpts, null));
   return { records, response: { isCaughtUp, isFenced: b.fenced, shouldShutDown: !leadsAny(image, b.nodeId) } };
 }
 
@@ -329,19 +363,32 @@ function leadsAny(image: MetadataImage, nodeId: number): boolean {
 
 /**
  * The partition changes when `gone` stops serving (fenced, shutting down, or replaced by a new
- * incarnation). It leaves every ISR where it is not the last member. Where it leads, the new
- * leader is the first active ISR member in replica order; failing that, when `unclean` and the
- * topic enables `unclean.leader.election.enable`, the first active replica, whose ISR becomes
- * just itself; failing that, none (-1).
+ * incarnation). It leaves every ISR where it is not the last member; with eligible leader
+ * replicas (KIP-966) it leaves the last too, and the ISR may become empty. Where it leads, the
+ * new leader is the first active ISR member in replica order; failing that, with an empty ISR,
+ * the first active eligible leader replica (`elrOf`), whose ISR becomes just itself; failing
+ * that, when `unclean` and the topic enables `unclean.leader.election.enable`, the first active
+ * replica, whose ISR becomes just itself; failing that, none (-1).
+ * `uncleanShutdown`: a broker that registers after an unclean shutdown (`gone` itself), which
+ * no ELR keeps.
  */
-function lossChanges(image: MetadataImage, gone: number, unclean: boolean): PartitionChangeRecord[] {
+function lossChanges(
+  image: MetadataImage,
+  gone: number,
+  unclean: boolean,
+  elrOpts: ElrOptions = {},
+  uncleanShutdown: number | null = null,
+): PartitionChangeRecord[] {
   const out: PartitionChangeRecord[] = [];
+  const keepLast = !elrEnabled(elrOpts);
   for (const t of image.topics.values()) {
     t.partitions.forEach((state, partition) => {
       if (state.leader !== gone && !state.isr.includes(gone)) return;
-      const isr = state.isr.length > 1 ? state.isr.filter((r) => r !== gone) : [...state.isr];
-      const next = state.leader === gone ? electAfterLoss(image, t, state, gone, isr, unclean) : { leader: state.leader, isr };
-      if (next.leader !== state.leader || !sameList(next.isr, state.isr)) out.push(change(t.name, partition, state, next.leader, next.isr));
+      const isr = state.isr.length > 1 || !keepLast ? state.isr.filter((r) => r !== gone) : [...state.isr];
+      const elr = elrOf(t, state, isr, elrOpts, uncleanShutdown);
+      const next = state.leader === gone ? electAfterLoss(image, t, state, gone, isr, unclean, elr) : { leader: state.leader, isr, elr };
+      if (next.leader !== state.leader || !sameList(next.isr, state.isr) || elrChanged(state, next.elr))
+        out.push(change(t.name, partition, state, next.leader, next.isr, next.elr));
     });
   }
   return out;
@@ -354,15 +401,20 @@ function electAfterLoss(
   gone: number,
   isr: number[],
   unclean: boolean,
-): { leader: number; isr: number[] } {
+  elr: ElrSets | undefined,
+): { leader: number; isr: number[]; elr: ElrSets | undefined } {
   const eligible = (r: number): boolean => r !== gone && isActive(image, r);
   const clean = state.replicas.find((r) => eligible(r) && isr.includes(r));
-  if (clean !== undefined) return { leader: clean, isr };
+  if (clean !== undefined) return { leader: clean, isr, elr };
+  if (isr.length === 0 && elr !== undefined) {
+    const fromElr = state.replicas.find((r) => eligible(r) && elr.elr.includes(r));
+    if (fromElr !== undefined) return { leader: fromElr, isr: [fromElr], elr: elrOf(t, { ...state, isr, ...elr }, [fromElr], {}, null) };
+  }
   if (unclean && uncleanAllowed(t)) {
     const any = state.replicas.find(eligible);
-    if (any !== undefined) return { leader: any, isr: [any] };
+    if (any !== undefined) return { leader: any, isr: [any], elr: elr && elrOf(t, { ...state, isr, ...elr }, [any], {}, null) };
   }
-  return { leader: NO_LEADER, isr };
+  return { leader: NO_LEADER, isr, elr };
 }
 
 /**
@@ -370,16 +422,95 @@ function electAfterLoss(
  * the topic enables unclean election and no ISR member is active, every leaderless partition it
  * is a replica of (its ISR becoming just `nodeId`).
  */
-function unfenceChanges(image: MetadataImage, nodeId: number): PartitionChangeRecord[] {
+function unfenceChanges(image: MetadataImage, nodeId: number, elrOpts: ElrOptions): PartitionChangeRecord[] {
   const out: PartitionChangeRecord[] = [];
+  const withElr = elrEnabled(elrOpts);
   for (const t of image.topics.values()) {
     t.partitions.forEach((state, partition) => {
       if (state.leader !== NO_LEADER || !state.replicas.includes(nodeId)) return;
       if (state.isr.includes(nodeId)) {
-        out.push(change(t.name, partition, state, nodeId, state.isr));
-      } else if (!state.isr.some((r) => isActive(image, r)) && uncleanAllowed(t)) {
-        out.push(change(t.name, partition, state, nodeId, [nodeId]));
+        out.push(change(t.name, partition, state, nodeId, state.isr, elrOf(t, state, state.isr, elrOpts, null)));
+      } else if (withElr && state.isr.length === 0 && (state.elr ?? []).includes(nodeId)) {
+        // KIP-966: an empty ISR elects an eligible leader replica.
+        out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
+      } else if (
+        !state.isr.some((r) => isActive(image, r)) &&
+        !(withElr && (state.elr ?? []).some((r) => isActive(image, r))) &&
+        uncleanAllowed(t)
+      ) {
+        out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
       }
+    });
+  }
+  return out;
+}
+
+// ---- eligible leader replicas (KIP-966, issue 21) -------------------------------------------
+
+/** A partition's eligible leader replicas and last known ones, as a change record carries them. */
+interface ElrSets {
+  readonly elr: readonly number[];
+  readonly lastKnownElr: readonly number[];
+}
+
+function elrEnabled(o: ElrOptions): boolean {
+  return o.eligibleLeaderReplicas ?? true;
+}
+
+/**
+ * The ELR of `state` once its ISR is `isr` (Kafka's PartitionChangeBuilder rules). While the ISR
+ * has at least `min.insync.replicas` members, both sets are empty. Below it, the ELR is every
+ * replica of the old ISR or ELR that is not in the new ISR, except `uncleanShutdown` (a broker
+ * that may have lost acknowledged writes) — unless the ISR is empty and it is the last one: then
+ * it stays eligible, as the last ISR member did before KIP-966 (every candidate lost its unsynced
+ * writes; Kafka would keep the partition offline until an unclean election, which Rill cannot
+ * trigger by hand); the last known ELR is every replica of the old ISR, ELR or last known ELR
+ * that is in neither. Both in replica order. Disabled: both empty (undefined when `state` has
+ * none either, so the record carries nothing).
+ */
+function elrOf(
+  t: TopicState,
+  state: PartitionState,
+  isr: readonly number[],
+  elrOpts: ElrOptions,
+  uncleanShutdown: number | null,
+): ElrSets | undefined {
+  const none = !state.elr?.length && !state.lastKnownElr?.length ? undefined : { elr: [], lastKnownElr: [] };
+  if (!elrEnabled(elrOpts)) return none;
+  if (isr.length >= parseTopicConfig(t.configs).minInsyncReplicas) return none;
+  const was = new Set([...state.isr, ...(state.elr ?? [])]);
+  const candidates = state.replicas.filter((r) => was.has(r) && !isr.includes(r));
+  const clean = candidates.filter((r) => r !== uncleanShutdown);
+  const elr = clean.length > 0 || isr.length > 0 ? clean : candidates;
+  for (const r of state.lastKnownElr ?? []) was.add(r);
+  const lastKnownElr = state.replicas.filter((r) => was.has(r) && !isr.includes(r) && !elr.includes(r));
+  return { elr, lastKnownElr };
+}
+
+function elrChanged(state: PartitionState, next: ElrSets | undefined): boolean {
+  return !sameList(next?.elr ?? [], state.elr ?? []) || !sameList(next?.lastKnownElr ?? [], state.lastKnownElr ?? []);
+}
+
+/**
+ * A broker registered after an unclean shutdown: it leaves the ELR (and, if it is still there,
+ * the ISR) of every partition `moves` did not already change; a leaderless partition whose ISR
+ * becomes empty elects from its ELR as `lossChanges` does.
+ */
+function uncleanShutdownChanges(image: MetadataImage, nodeId: number, moves: readonly PartitionChangeRecord[]): PartitionChangeRecord[] {
+  const out: PartitionChangeRecord[] = [];
+  const moved = new Set(moves.map((m) => `${m.topic}\u0000${m.partition}`));
+  for (const t of image.topics.values()) {
+    t.partitions.forEach((state, partition) => {
+      if (moved.has(`${t.name}\u0000${partition}`)) return;
+      if (!state.isr.includes(nodeId) && !(state.elr ?? []).includes(nodeId)) return;
+      const isr = state.isr.filter((r) => r !== nodeId);
+      const elr = elrOf(t, state, isr, {}, nodeId);
+      const next =
+        state.leader === NO_LEADER || state.leader === nodeId
+          ? electAfterLoss(image, t, state, nodeId, isr, false, elr)
+          : { leader: state.leader, isr, elr };
+      if (next.leader !== state.leader || !sameList(next.isr, state.isr) || elrChanged(state, next.elr))
+        out.push(change(t.name, partition, state, next.leader, next.isr, next.elr));
     });
   }
   return out;
@@ -389,8 +520,19 @@ function uncleanAllowed(t: TopicState): boolean {
   return parseTopicConfig(t.configs).uncleanLeaderElectionEnable;
 }
 
-/** The record for a partition's new `leader` and `isr`: partition epoch + 1, leader epoch + 1 if the leader changes. */
-function change(topic: string, partition: number, state: PartitionState, leader: number, isr: readonly number[]): PartitionChangeRecord {
+/**
+ * The record for a partition's new `leader` and `isr`: partition epoch + 1, leader epoch + 1 if
+ * the leader changes. `elr`: the new eligible leader replicas; absent: the current ones stay.
+ */
+function change(
+  topic: string,
+  partition: number,
+  state: PartitionState,
+  leader: number,
+  isr: readonly number[],
+  elr?: ElrSets,
+): PartitionChangeRecord {
+  const e = elr ?? state;
   return {
     type: "partition-change",
     v: 1,
@@ -400,6 +542,8 @@ function change(topic: string, partition: number, state: PartitionState, leader:
     isr: [...isr],
     leaderEpoch: leader === state.leader ? state.leaderEpoch : state.leaderEpoch + 1,
     partitionEpoch: state.partitionEpoch + 1,
+    ...(e.elr?.length ? { elr: [...e.elr] } : {}),
+    ...(e.lastKnownElr?.length ? { lastKnownElr: [...e.lastKnownElr] } : {}),
   };
 }
 

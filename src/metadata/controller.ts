@@ -26,6 +26,17 @@ export {
   type ElectionResult,
   type PartitionRef,
 } from "./cluster-controller.ts";
+// Partition reassignment (issue 21, KIP-455) lives in reassignment.ts.
+export {
+  decideAlterReassignment,
+  decideCompleteReassignments,
+  isReassigning,
+  listReassignments,
+  originalReplicas,
+  targetReplicas,
+  type OngoingReassignment,
+  type ReassignmentRequest,
+} from "./reassignment.ts";
 
 /** Kafka's limit on topic name length. */
 export const TOPIC_NAME_MAX = 249;
@@ -112,6 +123,11 @@ function newPartition(topic: string, partition: number, replicas: readonly numbe
  * no room (see `SlotRule`); so where the plain round-robin fits it is what comes out, and where
  * it does not the replicas move to the next brokers that have room. The caller checks first that
  * some placement fits (`roomFor`); this one then never fails.
+ *
+ * `racks[i]` (default: none) is `brokers[i]`'s rack: a partition's followers are then first the
+ * next brokers of the ring in racks it has no replica in yet, and only then the next ones in any
+ * rack, so with `rf` racks or more every replica of a partition is in its own rack. The caller
+ * orders the ring with `rackAlternated` so that successive leaders change racks too.
  */
 export function placeReplicas(
   image: MetadataImage,
@@ -120,6 +136,7 @@ export function placeReplicas(
   count: number,
   random: Random,
   room?: readonly number[],
+  racks?: readonly string[],
 ): number[][] {
   const n = brokers.length;
   const leads = leaderCounts(image, brokers);
@@ -134,11 +151,17 @@ export function placeReplicas(
     rule.take(first);
     leads[first]!++;
     const replicas: number[] = [brokers[first]!];
-    for (let k = 1; k < n && replicas.length < rf; k++) {
-      const i = (first + k) % n;
-      if (rule.fits(i)) {
-        rule.take(i);
-        replicas.push(brokers[i]!);
+    // With racks: first the next brokers of racks this partition has no replica in yet, then any.
+    const usedRacks = new Set([racks?.[first] ?? ""]);
+    for (const spread of racks ? [true, false] : [false]) {
+      for (let k = 1; k < n && replicas.length < rf; k++) {
+        const i = (first + k) % n;
+        if (spread && usedRacks.has(racks![i]!)) continue;
+        if (rule.fits(i)) {
+          rule.take(i);
+          replicas.push(brokers[i]!);
+          usedRacks.add(racks?.[i] ?? "");
+        }
       }
     }
     if (replicas.length < rf) throw new Error(`placement: partition ${p} found ${replicas.length} of ${rf} brokers with room`);
@@ -247,14 +270,16 @@ function nextLeastLoaded(brokers: readonly number[], leads: readonly number[], p
  */
 export function placeWithinLimits(
   image: MetadataImage,
-  brokers: readonly number[],
+  unordered: readonly number[],
   rf: number,
   count: number,
   random: Random,
   given: PartitionLimits | undefined,
 ): number[][] {
+  const ring = rackAlternated(image, unordered);
+  const brokers = ring.brokers;
   const limits = knownLimits(image, given);
-  if (limits.size === 0) return placeReplicas(image, brokers, rf, count, random);
+  if (limits.size === 0) return placeReplicas(image, brokers, rf, count, random, undefined, ring.racks);
   const held = replicaCounts(image);
   const room = brokers.map((b) => {
     const limit = limits.get(b);
@@ -276,9 +301,33 @@ export function placeWithinLimits(
         `and the brokers have room for ${fits} of them: ${each.join("; ")}`,
     );
   }
-  const placed = placeReplicas(image, brokers, rf, count, random, room);
+  const placed = placeReplicas(image, brokers, rf, count, random, room, ring.racks);
   checkPartitionLimits(image, placed, given);
   return placed;
+}
+
+/**
+ * `brokers` (sorted) as a ring that alternates racks, as Kafka's rack-aware assignment orders
+ * it: the racks sorted by name (a broker with none counts as rack ""), each rack's brokers by id,
+ * then the first broker of each rack, the second of each, and so on — with the racks of that
+ * order, for `placeReplicas`. When no broker has a rack, `brokers` as they are and no racks.
+ */
+export function rackAlternated(
+  image: MetadataImage,
+  brokers: readonly number[],
+): { brokers: readonly number[]; racks?: readonly string[] } {
+  const rackOf = (b: number): string => image.brokers.get(b)?.rack ?? "";
+  if (brokers.every((b) => rackOf(b) === "")) return { brokers };
+  const byRack = new Map<string, number[]>();
+  for (const b of brokers) {
+    const list = byRack.get(rackOf(b));
+    if (list) list.push(b);
+    else byRack.set(rackOf(b), [b]);
+  }
+  const groups = [...byRack.keys()].sort().map((r) => byRack.get(r)!.sort((x, y) => x - y));
+  const out: number[] = [];
+  for (let k = 0; out.length < brokers.length; k++) for (const g of groups) if (k < g.length) out.push(g[k]!);
+  return { brokers: out, racks: out.map(rackOf) };
 }
 
 /** The limits in `given`, and for brokers not in it the one each registered with. */

@@ -227,8 +227,41 @@ export class MetadataImage {
       `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`,
     );
     assert(r.leaderEpoch >= p.leaderEpoch, `leader epoch of ${r.topic}-${r.partition} goes from ${p.leaderEpoch} to ${r.leaderEpoch}`);
-    t.partitions[r.partition] = { ...p, leader: r.leader, isr: [...r.isr], leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch };
+    const { elr: _e, lastKnownElr: _l, ...rest } = p;
+    t.partitions[r.partition] = withReassignment(
+      {
+        ...rest,
+        leader: r.leader,
+        isr: [...r.isr],
+        leaderEpoch: r.leaderEpoch,
+        partitionEpoch: r.partitionEpoch,
+        // eligible leader replicas (KIP-966, issue 21): the record carries the resulting sets
+        ...(r.elr?.length ? { elr: [...r.elr] } : {}),
+        ...(r.lastKnownElr?.length ? { lastKnownElr: [...r.lastKnownElr] } : {}),
+      },
+      r,
+    );
   }
+}
+
+// ---- reassignment (issue 21, KIP-455) ---------------------------------------------------------
+
+/**
+ * `state` with the replica fields `r` carries: `replicas` replaced when given, `addingReplicas` /
+ * `removingReplicas` replaced when given and left out when empty (a partition not being
+ * reassigned has neither, as a freshly created one).
+ */
+function withReassignment(state: PartitionState, r: PartitionChangeRecord): PartitionState {
+  if (r.replicas === undefined && r.addingReplicas === undefined && r.removingReplicas === undefined) return state;
+  const { addingReplicas, removingReplicas, ...rest } = state;
+  const adding = r.addingReplicas ?? addingReplicas ?? [];
+  const removing = r.removingReplicas ?? removingReplicas ?? [];
+  return {
+    ...rest,
+    replicas: [...(r.replicas ?? state.replicas)],
+    ...(adding.length > 0 ? { addingReplicas: [...adding] } : {}),
+    ...(removing.length > 0 ? { removingReplicas: [...removing] } : {}),
+  };
 }
 
 /**
@@ -241,7 +274,18 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   const out: MetadataRecord[] = [];
   for (const t of image.topics.values()) {
     out.push({ type: "topic", v: 1, name: t.name, topicId: t.topicId, configs: { ...t.configs } });
-    for (const p of t.partitions) out.push({ type: "partition", v: 1, ...p, replicas: [...p.replicas], isr: [...p.isr] });
+    for (const p of t.partitions)
+      out.push({
+        type: "partition",
+        v: 1,
+        ...p,
+        replicas: [...p.replicas],
+        isr: [...p.isr],
+        ...(p.addingReplicas ? { addingReplicas: [...p.addingReplicas] } : {}),
+        ...(p.removingReplicas ? { removingReplicas: [...p.removingReplicas] } : {}),
+        ...(p.elr ? { elr: [...p.elr] } : {}),
+        ...(p.lastKnownElr ? { lastKnownElr: [...p.lastKnownElr] } : {}),
+      });
   }
   for (const b of image.brokers.values()) {
     out.push({

@@ -35,6 +35,16 @@ export interface PartitionRecord {
   readonly leader: number;
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  // reassignment (issue 21, KIP-455): present only while the partition is being reassigned
+  /** Replicas being added (in `replicas`, not in the original set); absent: none. */
+  readonly addingReplicas?: readonly number[];
+  /** Replicas being removed (in `replicas`, not in the target set); absent: none. */
+  readonly removingReplicas?: readonly number[];
+  // eligible leader replicas (KIP-966, issue 21)
+  /** Replicas that left the ISR while it was below min.insync.replicas and hold every committed record; absent: none. */
+  readonly elr?: readonly number[];
+  /** Replicas that were in the ISR or ELR since the ISR fell below min.insync.replicas, but are in neither now; absent: none. */
+  readonly lastKnownElr?: readonly number[];
 }
 
 /** A topic's full set of config overrides replaced. */
@@ -79,6 +89,12 @@ export interface BrokerRecord {
   readonly kafkaAddress?: string;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
+  /**
+   * The broker's previous process may have lost writes it had acknowledged (it did not stop
+   * cleanly and the machine restarted since: KIP-966's unclean shutdown). Informational: the
+   * controller writes the ELR changes alongside. Absent: false.
+   */
+  readonly uncleanShutdown?: boolean;
 }
 
 /**
@@ -108,7 +124,7 @@ export interface BrokerShutdownRecord {
 
 /**
  * A partition's leadership or ISR changed. Carries the resulting values (not deltas); the
- * replicas stay. `leader` -1 means the partition has no leader. `partitionEpoch` grows with every
+ * replicas stay unless `replicas` is given (a reassignment). `leader` -1 means the partition has no leader. `partitionEpoch` grows with every
  * change, `leaderEpoch` with every change of leader.
  */
 export interface PartitionChangeRecord {
@@ -120,6 +136,16 @@ export interface PartitionChangeRecord {
   readonly isr: readonly number[];
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  // reassignment (issue 21, KIP-455): each absent field keeps its value
+  /** The new replica set (during a reassignment: target ∪ original). */
+  readonly replicas?: readonly number[];
+  /** The replicas being added; [] ends the reassignment. */
+  readonly addingReplicas?: readonly number[];
+  /** The replicas being removed; [] ends the reassignment. */
+  readonly removingReplicas?: readonly number[];
+  // eligible leader replicas (KIP-966, issue 21): the resulting values, as `isr`; absent: none
+  readonly elr?: readonly number[];
+  readonly lastKnownElr?: readonly number[];
 }
 
 /** `leader` of a partition that has none. */

@@ -15,6 +15,7 @@ import type { RillError } from "../base/errors.ts";
 import type { PartitionReplica } from "./partition-replica.ts";
 import type { Timers } from "../base/timers.ts";
 import type { ReplicaManager } from "./replica-manager.ts";
+import { isThrottledReplica, type ReplicationThrottle } from "./throttle.ts";
 
 /** One partition in a fetch round. */
 export interface FetchPartitionRequest {
@@ -65,6 +66,11 @@ export interface FetcherOptions {
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** Timers for backoff, injected (this module does not read the clock). */
   readonly timers: Timers;
+  /**
+   * Reassignment (issue 21): the limit on what this follower fetches for the replicas it is being
+   * added as and that are not in sync yet (`follower.replication.throttled.rate`); absent: none.
+   */
+  readonly throttle?: ReplicationThrottle;
 }
 
 /** Waits after a failed round: 50 ms doubling up to 1 s, back to 50 ms after a success. */
@@ -72,10 +78,14 @@ const FETCH_BACKOFF = { initialDelayMs: 50, delayMsMax: 1000 } as const;
 
 /** The fetch loop toward one leader. */
 class FetchLoop {
-  readonly partitions = new Set<PartitionReplica>();
+  private readonly partitions = new Set<PartitionReplica>();
   private session: ReplicaFetchSession | null = null;
   private stopped = false;
   private lastError = "";
+  /** The partitions the outstanding fetch (or the round being prepared) asks for. */
+  private asked: ReadonlySet<PartitionReplica> = new Set();
+  /** Ends the current wait (the outstanding fetch, or an idle sleep) early; null when none. */
+  private wake: (() => void) | null = null;
 
   constructor(
     readonly leader: number,
@@ -88,9 +98,15 @@ class FetchLoop {
   private async run(): Promise<void> {
     const backoff = new Backoff(FETCH_BACKOFF);
     while (!this.stopped) {
-      const parts = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
+      const following = [...this.partitions].filter((r) => r.role === "follower" && r.leader === this.leader);
+      // reassignment (issue 21): replicas being added wait while the follower throttle is exceeded
+      const throttle = this.o.throttle?.limited ? this.o.throttle : null;
+      const isThrottled = (r: PartitionReplica): boolean =>
+        throttle !== null && isThrottledReplica(this.rm.image.topics.get(r.topic)?.partitions[r.partition], this.o.nodeId);
+      const parts = throttle?.exceeded() ? following.filter((r) => !isThrottled(r)) : following;
+      this.asked = new Set(parts);
       if (parts.length === 0) {
-        await this.sleep(50);
+        await this.sleep(following.length > 0 && throttle ? Math.max(1, throttle.waitMs()) : 50, true);
         continue;
       }
       try {
@@ -99,7 +115,7 @@ class FetchLoop {
           if (address === null) throw new Error(`no address known for broker ${this.leader}`);
           this.session = this.o.transport.open(address);
         }
-        const res = await this.session.fetch({
+        const fetching = this.session.fetch({
           replicaId: this.o.nodeId,
           brokerEpoch: this.o.brokerEpoch(),
           partitions: parts.map((r) => ({
@@ -113,7 +129,16 @@ class FetchLoop {
           maxWaitMs: this.o.maxWaitMs,
           maxBytes: this.o.maxBytes,
         });
+        const res = await this.untilWoken(fetching);
         if (this.stopped) return;
+        if (res === null) {
+          // A partition was added while this fetch long-polls (a new topic, a leadership move):
+          // ask again at once with it. The stream's next request ends the leader's long-poll of
+          // this one (replication-service.ts), whose answer is dropped: nothing was applied
+          // since, so the new request asks from the same offsets.
+          fetching.catch(() => {});
+          continue;
+        }
         let waitForMetadata = false;
         res.forEach((p, i) => {
           const r = parts[i]!;
@@ -136,7 +161,13 @@ class FetchLoop {
             return;
           }
           if (p.diverging) {
-            const to = Math.max(p.diverging.endOffset, 0);
+            // The leader's epoch ends at `endOffset`; this log may have that epoch end earlier
+            // (its next epoch came from a leader the new one never followed): cut at the lower
+            // of the two, as Kafka's follower does. A log that lacks the epoch cuts at the end
+            // of its largest epoch below it and asks again.
+            const mine = p.diverging.epoch >= 0 ? r.log.endOffsetForEpoch(p.diverging.epoch) : null;
+            const leaderEnd = Math.max(p.diverging.endOffset, 0);
+            const to = mine !== null && mine.epoch >= 0 ? Math.min(leaderEnd, mine.endOffset) : leaderEnd;
             this.o.log.info(
               { topic: r.topic, partition: r.partition, from: r.log.logEndOffset, to, epoch: p.diverging.epoch },
               "follower log diverges from its leader: truncating",
@@ -144,6 +175,7 @@ class FetchLoop {
             this.rm.truncateFollower(r, to);
             return;
           }
+          if (isThrottled(r)) throttle!.record(p.recordBatches.length);
           this.rm.applyFetched(r, p.recordBatches, p.highWatermark, p.logStartOffset);
         });
         backoff.reset();
@@ -162,12 +194,52 @@ class FetchLoop {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((r) => this.o.timers.setTimeout(r, ms));
+  /** `fetching`'s answer, or null when `wakeUp` comes first. */
+  private untilWoken<T>(fetching: Promise<T>): Promise<T | null> {
+    return new Promise<T | null>((resolve, reject) => {
+      this.wake = () => resolve(null);
+      fetching.then(resolve, reject);
+    }).finally(() => {
+      this.wake = null;
+    });
+  }
+
+  /** Waits `ms` (injected timers); `wakeable`: `wakeUp` ends it early. */
+  private sleep(ms: number, wakeable = false): Promise<void> {
+    if (!wakeable) return new Promise((resolve) => this.o.timers.setTimeout(resolve, ms));
+    return new Promise((resolve) => {
+      const handle = this.o.timers.setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.o.timers.clearTimeout(handle);
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * The partitions this loop fetches from now on. A partition the outstanding fetch does not ask
+   * for (a new topic, a leadership move) ends the wait for it at once, as Kafka's fetcher thread
+   * wakes when partitions are added: the next fetch starts now, not when the leader's long-poll
+   * (up to replica.fetch.wait.max.ms) ends.
+   */
+  setPartitions(parts: readonly PartitionReplica[]): void {
+    this.partitions.clear();
+    for (const r of parts) this.partitions.add(r);
+    if (parts.some((r) => !this.asked.has(r))) this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
   }
 
   stop(): void {
     this.stopped = true;
+    this.wakeUp();
     this.session?.close();
     this.session = null;
   }
@@ -204,8 +276,7 @@ export class ReplicaFetcherManager {
     for (const [leader, parts] of byLeader) {
       let loop = this.loops.get(leader);
       if (!loop) this.loops.set(leader, (loop = new FetchLoop(leader, this.rm, this.o)));
-      loop.partitions.clear();
-      for (const r of parts) loop.partitions.add(r);
+      loop.setPartitions(parts);
     }
   }
 

@@ -73,13 +73,14 @@ export class PartitionReplica {
   /** An AlterPartition is on its way: no second one until it is answered. */
   isrChangeInFlight = false;
   /**
-   * The ISR an AlterPartition asked for, until the metadata brings this partition's next state
-   * (or the change was refused): the high watermark counts its new members already (Kafka's
-   * maximal ISR, KIP-497). Otherwise the controller may commit an ISR with a member that lacks
-   * what this leader acknowledged meanwhile by the old ISR alone, and elect it (issue 19,
-   * cluster-sim laggard seed 2).
+   * Members this leader proposed to add to the ISR whose change it has not seen in its metadata
+   * yet (Kafka's "maximal ISR", KIP-497): the high watermark waits for them too from the moment
+   * they are proposed. The controller may commit the change, and elect one of them (a
+   * reassignment's completion moves leadership to a new replica in the same change, issue 21),
+   * before this leader applies it: a record acknowledged meanwhile must be on them as well.
+   * Cleared when the partition's ISR changes in the metadata or the proposal failed.
    */
-  pendingIsr: readonly number[] = [];
+  pendingIsrAdds: readonly number[] = [];
 
   constructor(
     readonly topic: string,
@@ -127,11 +128,11 @@ export class PartitionReplica {
     const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
     const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
     const isrChanged = st.partitionEpoch !== this.partitionEpoch;
+    if (isrChanged || epochChanged) this.pendingIsrAdds = [];
     this.replicas = st.replicas;
     this.isr = st.isr;
     this.partitionEpoch = st.partitionEpoch;
     this.isrChangeInFlight = false;
-    if (isrChanged || epochChanged) this.pendingIsr = [];
     if (epochChanged) {
       this.role = newRole;
       this.leader = st.leader;
@@ -145,10 +146,24 @@ export class PartitionReplica {
       return newRole === "follower" ? "follower" : null;
     }
     if (isrChanged && this.role === "leader") {
+      this.syncFollowers(nowMs);
       this.maybeAdvanceHw();
       return "isr";
     }
     return null;
+  }
+
+  /**
+   * Reassignment (issue 21): the replica set changed under the same leader. A replica being
+   * added gets a follower entry (so its fetches count and it may join the ISR); one removed loses
+   * its entry.
+   */
+  private syncFollowers(nowMs: number): void {
+    for (const r of this.replicas) {
+      if (r !== this.nodeId && !this.followers.has(r))
+        this.followers.set(r, { leo: -1, lastCaughtUpMs: nowMs, leaderLeoAtLastFetch: -1, brokerEpoch: -1 });
+    }
+    for (const r of [...this.followers.keys()]) if (!this.replicas.includes(r)) this.followers.delete(r);
   }
 
   private becomeLeader(nowMs: number): void {
@@ -173,13 +188,11 @@ export class PartitionReplica {
     if (this.role !== "leader") return false;
     if (this.isr.length < this.log.topicConfig.minInsyncReplicas) return false;
     let hw = this.log.logEndOffset;
-    for (const members of [this.isr, this.pendingIsr]) {
-      for (const r of members) {
-        if (r === this.nodeId) continue;
-        const f = this.followers.get(r);
-        // An ISR member that has not fetched yet in this epoch holds the high watermark back.
-        hw = Math.min(hw, f ? Math.max(f.leo, 0) : 0);
-      }
+    for (const r of this.pendingIsrAdds.length > 0 ? [...this.isr, ...this.pendingIsrAdds] : this.isr) {
+      if (r === this.nodeId) continue;
+      const f = this.followers.get(r);
+      // An ISR member that has not fetched yet in this epoch holds the high watermark back.
+      hw = Math.min(hw, f ? Math.max(f.leo, 0) : 0);
     }
     if (hw > this.hw) {
       this.hw = hw;
@@ -244,6 +257,7 @@ export class PartitionReplica {
     if (next.size === this.isr.length && [...next].every((r) => this.isr.includes(r))) return null;
     const ordered = this.replicas.filter((r) => next.has(r));
     assertIsrValid(this.where, ordered, this.replicas, this.nodeId);
+    this.pendingIsrAdds = ordered.filter((r) => !this.isr.includes(r));
     return {
       topic: this.topic,
       partition: this.partition,

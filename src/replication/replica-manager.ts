@@ -21,6 +21,7 @@ import type { TopicConfig } from "../config/schema.ts";
 import type { TxnMarker } from "../protocol/control-record.ts";
 import type { ProduceChecks } from "../protocol/record-batch.ts";
 import { PartitionReplica, type IsrChange } from "./partition-replica.ts";
+import { isThrottledReplica, type ReplicationThrottle } from "./throttle.ts";
 import { HwPurgatory } from "./hw-purgatory.ts";
 
 /** Produce acknowledgement levels. */
@@ -58,6 +59,8 @@ export interface ReplicaFetchResult {
   /** The follower's log diverges: truncate to this epoch's end offset. */
   readonly diverging: { epoch: number; endOffset: number } | null;
   readonly error: Error | null;
+  /** Reassignment (issue 21): the follower is a throttled replica and the leader's throttle held this read back. */
+  readonly throttled?: boolean;
 }
 
 /** The local replicas of this broker. */
@@ -94,6 +97,8 @@ export class ReplicaManager {
     private readonly clock: Clock,
     private readonly timers: Timers,
     private readonly nodeId: number,
+    /** Reassignment (issue 21): the limit on what this leader sends to replicas being added (`leader.replication.throttled.rate`). */
+    readonly leaderThrottle: ReplicationThrottle | null = null,
   ) {
     this.hwWaiters = new HwPurgatory(clock, timers, (w) => {
       const r = w.partition;
@@ -192,6 +197,40 @@ export class ReplicaManager {
   /** The hosted replica of a partition, if any. */
   replica(topic: string, partition: number): PartitionReplica | undefined {
     return this.byTopic.get(topic)?.get(partition);
+  }
+
+  /**
+   * Where consumers read (`replica.selector`): `leader`, or `rack-aware` (KIP-392, Kafka's
+   * RackAwareReplicaSelector): see `preferredReadReplica`.
+   */
+  readReplicaSelector: "leader" | "rack-aware" = "leader";
+
+  /**
+   * The node a consumer in `clientRack` should read a partition this broker leads from instead
+   * of here, or null to read here: with the `rack-aware` selector, when this broker's rack is not
+   * the client's and an in-sync, unfenced follower is in it — of those, the one whose log end
+   * this leader last saw highest (ties: the lowest id), so the reader lags least. Followers serve
+   * reads up to their own high watermark (`readLog`).
+   */
+  preferredReadReplica(topic: string, partition: number, clientRack: string): number | null {
+    if (this.readReplicaSelector !== "rack-aware" || clientRack === "") return null;
+    const r = this.replica(topic, partition);
+    if (r?.role !== "leader") return null;
+    const brokers = this.metadata.image.brokers;
+    if ((brokers.get(this.nodeId)?.rack ?? "") === clientRack) return null;
+    let best: number | null = null;
+    let bestLeo = -2;
+    for (const id of r.isr) {
+      if (id === this.nodeId) continue;
+      const b = brokers.get(id);
+      if (!b || b.fenced || b.rack !== clientRack) continue;
+      const leo = r.followers.get(id)?.leo ?? -1;
+      if (leo > bestLeo || (leo === bestLeo && best !== null && id < best)) {
+        best = id;
+        bestLeo = leo;
+      }
+    }
+    return best;
   }
 
   /**
@@ -310,7 +349,18 @@ export class ReplicaManager {
       r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs(), brokerEpoch)
     )
       this.hwMoved(r);
-    const read = p.maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, p.maxBytes, undefined, p.alloc) : null;
+    // reassignment (issue 21): a replica being added that is not in sync gets what the throttle allows
+    const throttle =
+      this.leaderThrottle?.limited && isThrottledReplica(this.metadata.image.topics.get(p.topic)?.partitions[p.partition], replicaId)
+        ? this.leaderThrottle
+        : null;
+    const maxBytes = throttle ? Math.min(p.maxBytes, throttle.allowance()) : p.maxBytes;
+    const read = maxBytes > 0 && p.fetchOffset < log.logEndOffset ? log.read(p.fetchOffset, maxBytes, undefined, p.alloc) : null;
+    if (throttle) {
+      throttle.record(read?.bytes ?? 0);
+      if (maxBytes === 0 && p.maxBytes > 0 && p.fetchOffset < log.logEndOffset)
+        return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: null, error: null, throttled: true };
+    }
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
   }
 
@@ -390,7 +440,6 @@ export class ReplicaManager {
       const c = r.wantedIsrChange(now, lagMaxMs, eligible);
       if (c) {
         r.isrChangeInFlight = true;
-        r.pendingIsr = c.newIsr;
         out.push(c);
       }
     }

@@ -59,6 +59,8 @@ import { decodeAlterClientQuotasResult, encodeAlterClientQuotasInput } from "./q
 import type * as domain from "../service/admin-types.ts";
 import { toErrorDetail } from "./errors.ts";
 import { type SecurityChangeMessages, securityChangeCodecs } from "./admin-security-codec.ts";
+import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse } from "../gen/rill/v1/admin_service_pb.ts";
+import { decodeAlterPartitionReassignmentsResult, encodeAlterPartitionReassignmentsInput } from "./reassign-codec.ts";
 
 // ---- errors and enums ------------------------------------------------------------------------
 
@@ -215,6 +217,8 @@ export function encodeDescribeTopicsResult(r: domain.DescribeTopicsResult): Desc
         leader: p.leader,
         replicas: [...p.replicas],
         isr: [...p.isr],
+        eligibleLeaderReplicas: [...p.eligibleLeaderReplicas],
+        lastKnownElr: [...p.lastKnownElr],
         leaderEpoch: p.leaderEpoch,
         logStartOffset: BigInt(p.logStartOffset),
         highWatermark: BigInt(p.highWatermark),
@@ -360,6 +364,8 @@ export interface ChangeMessages extends SecurityChangeMessages {
   electLeaders: { request: ElectLeadersRequest; response: ElectLeadersResponse };
   // client quotas (issue 13)
   alterClientQuotas: { request: AlterClientQuotasRequest; response: AlterClientQuotasResponse };
+  // partition reassignment (issue 21)
+  alterPartitionReassignments: { request: AlterPartitionReassignmentsRequest; response: AlterPartitionReassignmentsResponse };
 }
 
 /** How one change travels to the active controller and back. */
@@ -378,4 +384,9 @@ export const changeCodecs: { readonly [K in AdminChange]: ChangeCodec<K> } = {
   ...securityChangeCodecs,
   // client quotas (issue 13)
   alterClientQuotas: { encodeInput: encodeAlterClientQuotasInput, decodeResult: decodeAlterClientQuotasResult },
+  // partition reassignment (issue 21)
+  alterPartitionReassignments: {
+    encodeInput: encodeAlterPartitionReassignmentsInput,
+    decodeResult: decodeAlterPartitionReassignmentsResult,
+  },
 };

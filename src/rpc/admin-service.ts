@@ -59,6 +59,13 @@ import {
   encodeDescribeUserScramCredentialsResult,
 } from "./admin-security-codec.ts";
 import { SecurityAdminHandlers } from "../service/admin-security.ts";
+import { ReassignmentHandlers } from "../service/admin-reassign.ts";
+import {
+  decodeAlterPartitionReassignments,
+  decodeListPartitionReassignments,
+  encodeAlterPartitionReassignmentsResult,
+  encodeListPartitionReassignmentsResult,
+} from "./reassign-codec.ts";
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -197,6 +204,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   const admin = adminHandlers(d);
   const leaders = new LeaderClients(AdminService, d.rm, d.clients);
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
+  const reassignment = new ReassignmentHandlers({ store: d.store });
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
@@ -245,6 +253,17 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     ),
     // dynamic controller quorum (issue 21)
     ...quorumAdminHandlers(d.quorum ?? null, d.route, fwd, access, who),
+    // partition reassignment (issue 21)
+    alterPartitionReassignments: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/AlterPartitionReassignments");
+      return encodeAlterPartitionReassignmentsResult(
+        await reassignment.alterPartitionReassignments(decodeAlterPartitionReassignments(req), via(call)),
+      );
+    }),
+    listPartitionReassignments: unary((req, call) => {
+      access.cluster(who(call), "AdminService/ListPartitionReassignments");
+      return encodeListPartitionReassignmentsResult(reassignment.listPartitionReassignments(decodeListPartitionReassignments(req)));
+    }),
     // security (issue 13): ACLs and SCRAM users
     createAcls: unary(async (req, call) => {
       access.cluster(who(call), "AdminService/CreateAcls");

@@ -93,6 +93,8 @@ export interface RegisterBrokerInput {
   internalAddress?: string;
   /** The broker's Kafka listener; absent: none. */
   kafkaAddress?: string;
+  /** KIP-966: the broker's previous process may have lost writes it acknowledged; absent: false. */
+  uncleanShutdown?: boolean;
 }
 
 /** The active controller's side of broker lifecycle calls. */
@@ -297,6 +299,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         ...(req.maxPartitions > 0 ? { maxPartitions: req.maxPartitions } : {}),
         ...(req.internalAddress !== "" ? { internalAddress: req.internalAddress } : {}),
         ...(req.kafkaAddress !== "" ? { kafkaAddress: req.kafkaAddress } : {}),
+        ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
       });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),

@@ -220,6 +220,7 @@ export function toFetchInput(req: FetchRequest): FetchInput {
     maxBytes: req.maxBytes,
     format: req.format,
     isolationLevel: req.isolationLevel,
+    clientRack: req.rackId,
   };
 }
 
@@ -232,6 +233,7 @@ function toFetchRequest(input: FetchInput): FetchRequest {
     maxBytes: input.maxBytes,
     format: input.format,
     isolationLevel: input.isolationLevel,
+    rackId: input.clientRack ?? "",
   });
 }
 
@@ -252,6 +254,7 @@ function toPartitionOutput(p: FetchPartitionResult): FetchedPartitionOutput {
     ...(p.records ? { records: p.records.map((r) => toConsumedRecord(p.topic, p.partition, r)) } : {}),
     ...(p.batches ? { recordBatches: p.batches } : {}),
     ...(p.abortedTransactions ? { abortedTransactions: p.abortedTransactions } : {}),
+    ...(p.preferredReadReplica !== undefined ? { preferredReadReplica: p.preferredReadReplica } : {}),
   };
 }
 
@@ -268,6 +271,7 @@ function fromFetchedPartition(p: FetchedPartition): FetchPartitionResult {
     records: p.records.length > 0 ? p.records.map(fromConsumedRecord) : null,
     batches: p.recordBatches.length > 0 ? [p.recordBatches] : null,
     abortedTransactions: p.abortedTransactions.map((a) => ({ producerId: Number(a.producerId), firstOffset: Number(a.firstOffset) })),
+    ...(p.preferredReadReplica !== undefined ? { preferredReadReplica: p.preferredReadReplica } : {}),
   };
 }
 

@@ -38,7 +38,7 @@ import {
   type ProduceStreamResponse,
 } from "../gen/rill/v1/produce_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
-import type { ProduceChecks } from "../protocol/record-batch.ts";
+import { HEADER_SIZE, type ProduceChecks, readBatchHeader } from "../protocol/record-batch.ts";
 import { PRODUCE_CHECKS_DEFAULT, PRODUCER_METADATA_WAIT_MS_DEFAULT, ProduceHandler } from "../service/produce.ts";
 import type { LeaderForwarder, ProduceInput, ProduceRecord, ProduceResult } from "../service/produce-types.ts";
 import { checkInitProducerId, initProducerId, type InitProducerIdInput } from "../service/producer-id.ts";
@@ -279,6 +279,7 @@ function serveProduceStream(
   let chain: Promise<void> = Promise.resolve();
   let ended = false;
   const who = requesterOf(call);
+  const txnRequests = new StreamTransactions();
   // The topics written so far: the stream ends when a permission on one of them is removed.
   const topics = new Set<string>();
   const unwatch = access.access.watch(
@@ -313,12 +314,21 @@ function serveProduceStream(
         () => call.resume(),
       );
     if (msg.endTransaction && !msg.request) {
-      const ended = endTransaction(msg.endTransaction, who, forwarded).then(
+      const end = msg.endTransaction;
+      const ended = txnRequests.settled(end).then((failure) => {
+        if (failure !== null && end.commit)
+          throw rillError(
+            "INVALID_TXN_STATE",
+            `end_transaction: not committed, because ${failure}; the transaction stays open: send its records again, then end it (or abort it)`,
+          );
+        return endTransaction(end, who, forwarded);
+      });
+      const answered = ended.then(
         (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "endTransaction", value } }),
         (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
       );
       chain = chain.then(async () => {
-        const a = await ended;
+        const a = await answered;
         if (!call.writable) return;
         if (!call.write(a)) return new Promise<void>((resolve) => call.once("drain", resolve));
       });
@@ -330,10 +340,14 @@ function serveProduceStream(
             rillError("INVALID_REQUEST", "end_transaction: give either request or end_transaction in one ProduceStreamRequest"),
           )
         : msg.request
-          ? produce(msg.request, forwarded, who).then((r) => {
-              topics.add(r.topic);
-              return r;
-            })
+          ? txnRequests.track(
+              requestId,
+              msg.request,
+              produce(msg.request, forwarded, who).then((r) => {
+                topics.add(r.topic);
+                return r;
+              }),
+            )
           : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)"))
     ).then(
       (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),
@@ -364,3 +378,59 @@ export function produceRequestBytes(req: ProduceRequest): number {
 }
 
 export { toServiceError };
+
+/**
+ * The transactional produce requests of one ProduceStream, so that an `end_transaction` sent
+ * right behind them (without waiting for their answers: the SDK does so, issue 17) acts only
+ * once they are settled, and commits only when all succeeded. Kept per transactional id, for
+ * the producer id and epoch of its latest request: an end at another id or epoch (an earlier
+ * transaction's requests, whose ends went elsewhere) waits for nothing here.
+ */
+class StreamTransactions {
+  private readonly open = new Map<string, { producerId: bigint; producerEpoch: number; settled: Promise<void>; failure: string | null }>();
+
+  /** Notes `req`'s outcome (when transactional) and returns `answer` unchanged. */
+  track(requestId: bigint, req: ProduceRequest, answer: Promise<ProduceResponse>): Promise<ProduceResponse> {
+    if (req.transactionalId === "") return answer;
+    const [producerId, producerEpoch] = requestProducer(req);
+    let t = this.open.get(req.transactionalId);
+    if (t === undefined || t.producerId !== producerId || t.producerEpoch !== producerEpoch) {
+      t = { producerId, producerEpoch, settled: Promise.resolve(), failure: null };
+      this.open.set(req.transactionalId, t);
+    }
+    const entry = t;
+    const where = `request ${requestId} (${req.topic}-${req.partition ?? "?"}) of the transaction on this stream`;
+    const outcome = answer.then(
+      (r) => {
+        const bad = r.partitions.find((p) => p.error !== undefined);
+        if (bad !== undefined) entry.failure ??= `${where} failed: ${bad.error!.name}: ${bad.error!.message}`;
+      },
+      (e: unknown) => {
+        entry.failure ??= `${where} failed: ${e instanceof Error ? e.message : String(e)}`;
+      },
+    );
+    entry.settled = entry.settled.then(() => outcome);
+    return answer;
+  }
+
+  /**
+   * Once the requests noted for `end`'s transactional id, producer id and epoch are settled: why
+   * one of them failed, or null. Forgets them (the next transaction starts afresh).
+   */
+  async settled(end: EndTransactionRequest): Promise<string | null> {
+    const t = this.open.get(end.transactionalId);
+    if (t === undefined) return null;
+    this.open.delete(end.transactionalId);
+    if (t.producerId !== end.producerId || t.producerEpoch !== end.producerEpoch) return null;
+    await t.settled;
+    return t.failure;
+  }
+}
+
+/** The producer id and epoch of a transactional request: its first batch's header, or its fields; -1 when unreadable. */
+function requestProducer(req: ProduceRequest): [bigint, number] {
+  if (req.recordBatch.length === 0) return [req.producerId ?? -1n, req.producerEpoch];
+  if (req.recordBatch.length < HEADER_SIZE) return [-1n, -1];
+  const h = readBatchHeader(asBuffer(req.recordBatch));
+  return [BigInt(h.producerId), h.producerEpoch];
+}

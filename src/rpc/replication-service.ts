@@ -6,6 +6,9 @@
  * (batches exactly as stored, never decoded), records the follower's progress (which moves the
  * high watermark and decides ISR membership), and long-polls up to `max_wait_ms` when nothing is
  * new. A follower whose log diverges gets `diverging_epoch` and truncates before asking again.
+ * A request that arrives while the previous one long-polls ends that long-poll (the previous is
+ * answered at once, still in order): a follower that starts following another partition of this
+ * leader asks again at once instead of waiting up to its `max_wait_ms` (fetcher.ts).
  *
  * Each response reserves its memory from the broker's `FetchMemory` (fetch.memory.max.bytes,
  * the budget of Fetch and Consume too) before it reads, and gives it back once written. A
@@ -90,7 +93,11 @@ interface HeldResponse {
 /** Idle read buffers the replica fetch streams of one broker keep for their disk reads. */
 const REPLICA_FETCH_POOL_BYTES_MAX = 16 * 1024 * 1024;
 
-/** Answers one ReplicaFetch request (long-polling up to its max_wait_ms); exported for the cluster simulator (test/sim/cluster-sim). */
+/**
+ * Answers one ReplicaFetch request (long-polling up to its max_wait_ms; `abort` ends the
+ * long-poll: the stream's end, or its next request); exported for the cluster simulator
+ * (test/sim/cluster-sim).
+ */
 export async function answer(
   rm: ReplicaManager,
   req: ReplicaFetchRequest,
@@ -132,6 +139,7 @@ export async function answer(
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
     let bytes = 0;
     let stop = false;
+    let throttled = false; // reassignment (issue 21): a throttled replica was held back this round
     const partitions = req.partitions.map((p) => {
       const r = rm.fetchForFollower(req.replicaId, {
         topic: p.topic,
@@ -149,6 +157,7 @@ export async function answer(
       left -= n;
       bytes += n;
       if (r.error || r.diverging) stop = true;
+      if (r.throttled) throttled = true;
       const out: ReplicaFetchPartitionOutput = {
         topic: p.topic,
         partition: p.partition,
@@ -171,7 +180,9 @@ export async function answer(
     if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held, release: holding(held) };
     held?.release();
     giveBack();
-    await rm.waitForData(deadline - now, abort);
+    // A throttled replica held back is served again once the throttle allows it, not only on an append.
+    const throttleWaitMs = throttled && rm.leaderThrottle ? Math.max(1, rm.leaderThrottle.waitMs()) : Number.POSITIVE_INFINITY;
+    await rm.waitForData(Math.min(deadline - now, throttleWaitMs), abort);
   }
 }
 
@@ -185,10 +196,20 @@ export function replicationService(
   return {
     replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponseOutput>) => {
       let chain: Promise<void> = Promise.resolve();
-      const abort: { aborted: boolean; onabort?: (() => void) | null } = { aborted: false, onabort: null };
-      const stopListening = rm.onClose(() => {
+      // The stream's end; each request has a signal of its own (`live` while received and not
+      // yet answered), which the stream's end and the next request both raise.
+      const abort: Abort = { aborted: false, onabort: null };
+      const live = new Set<Abort>();
+      const end = (signal: Abort): void => {
+        signal.aborted = true;
+        signal.onabort?.();
+      };
+      const abortAll = (): void => {
         abort.aborted = true;
-        abort.onabort?.();
+        for (const signal of live) end(signal);
+      };
+      const stopListening = rm.onClose(() => {
+        abortAll();
         if (call.writable) call.end();
       });
       // Responses grpc-js never wrote give their memory and buffers back when the stream ends.
@@ -200,15 +221,21 @@ export function replicationService(
           for (const release of unsent) release();
           unsent.clear();
         }
-        abort.aborted = true;
-        abort.onabort?.();
+        abortAll();
         stopListening();
       };
       call.on("data", (req: ReplicaFetchRequest) => {
+        // A request that comes while earlier ones are unanswered ends their long-polls: they are
+        // answered at once with what they have (in order, one response each), and this one
+        // waits in its turn. A follower sends it when it starts following a partition its
+        // outstanding fetch does not ask for (fetcher.ts); it drops the earlier answers.
+        for (const signal of live) end(signal);
+        const signal: Abort = { aborted: abort.aborted, onabort: null };
+        live.add(signal);
         chain = chain.then(async () => {
-          if (abort.aborted) return;
           try {
-            const { res, release } = await answer(rm, req, abort, memory, pool);
+            if (abort.aborted) return;
+            const { res, release } = await answer(rm, req, signal, memory, pool);
             if (!abort.aborted && call.writable) {
               // The response's chunks (pooled buffers among them) stay untouched until grpc-js
               // has copied it into its frame: they go back in the write's callback only.
@@ -219,8 +246,10 @@ export function replicationService(
             } else release();
           } catch (e) {
             crashOnBug(e);
-            abort.aborted = true;
+            abortAll();
             call.emit("error", toServiceError(e));
+          } finally {
+            live.delete(signal);
           }
         });
       });

@@ -154,6 +154,8 @@ export interface FetchedPartitionOutput {
   readonly lastStableOffset?: bigint | number | undefined;
   /** Field 10 (READ_COMMITTED, BATCHES): the aborted transactions of the batches. */
   readonly abortedTransactions?: readonly { readonly producerId: bigint | number; readonly firstOffset: bigint | number }[] | undefined;
+  /** Field 11 (KIP-392): the node to read this partition from instead; written when given (0 included). */
+  readonly preferredReadReplica?: number | undefined;
 }
 
 /** What `encodeFetchResponse` and `encodeSubscribeResponse` take. */
@@ -200,6 +202,7 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
     }),
   );
   for (const a of aborted) size += sizeLen(10, a.length);
+  if (p.preferredReadReplica !== undefined) size += 1 + sizeInt32(p.preferredReadReplica);
   return { size, topicBytes, batchBytes, records, error, aborted };
 }
 
@@ -224,6 +227,7 @@ function writePartition(w: Writer, p: FetchedPartitionOutput, plan: PartitionPla
   writeOffset(w, 8, p.nextOffset);
   writeOffset(w, 9, p.lastStableOffset);
   for (const a of plan.aborted) w.bytes(10, a);
+  if (p.preferredReadReplica !== undefined) w.int32Field(11, p.preferredReadReplica);
 }
 
 /**

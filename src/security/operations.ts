@@ -70,6 +70,9 @@ export const RPC_ACCESS = {
   // dynamic controller quorum (issue 21)
   "AdminService/AddRaftVoter": { all: [cluster("ALTER")], kafka: "AddRaftVoter: ALTER on CLUSTER" },
   "AdminService/RemoveRaftVoter": { all: [cluster("ALTER")], kafka: "RemoveRaftVoter: ALTER on CLUSTER" },
+  // partition reassignment (issue 21)
+  "AdminService/AlterPartitionReassignments": { all: [cluster("ALTER")], kafka: "AlterPartitionReassignments: ALTER on CLUSTER" },
+  "AdminService/ListPartitionReassignments": { all: [cluster("DESCRIBE")], kafka: "ListPartitionReassignments: DESCRIBE on CLUSTER" },
   "AdminService/CreateAcls": { all: [cluster("ALTER")], kafka: "CreateAcls: ALTER on CLUSTER" },
   "AdminService/DescribeAcls": { all: [cluster("DESCRIBE")], kafka: "DescribeAcls: DESCRIBE on CLUSTER" },
   "AdminService/DeleteAcls": { all: [cluster("ALTER")], kafka: "DeleteAcls: ALTER on CLUSTER" },

@@ -17,6 +17,7 @@
  */
 import type { RillError } from "../base/errors.ts";
 import type { SecurityChanges } from "./admin-security-types.ts";
+import type { ReassignmentChanges } from "./admin-reassign-types.ts";
 import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
@@ -126,6 +127,10 @@ export interface PartitionDescription {
   /** Preferred leader first. */
   readonly replicas: readonly number[];
   readonly isr: readonly number[];
+  /** Eligible leader replicas (KIP-966): out of the ISR, holding every committed record. */
+  readonly eligibleLeaderReplicas: readonly number[];
+  /** KIP-966's last known ELR: were in the ISR or ELR since it fell below min.insync.replicas, in neither now. */
+  readonly lastKnownElr: readonly number[];
   readonly leaderEpoch: number;
   /** From the leader when it answered, else this broker's own view (0 when it holds no replica). */
   readonly logStartOffset: number;
@@ -324,7 +329,7 @@ export interface DescribeClusterResult {
 // ---- Changes: the requests that run on the active controller ---------------------------------
 
 /** The admin requests that change metadata, with their input and result (security's in admin-security-types.ts). */
-export interface AdminChanges extends SecurityChanges {
+export interface AdminChanges extends SecurityChanges, ReassignmentChanges {
   createTopics: { input: CreateTopicsInput; result: CreateTopicsResult };
   deleteTopics: { input: DeleteTopicsInput; result: DeleteTopicsResult };
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };

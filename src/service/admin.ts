@@ -410,6 +410,8 @@ export class AdminHandlers {
       leader: p.leader,
       replicas: [...p.replicas],
       isr: [...p.isr],
+      eligibleLeaderReplicas: [...(p.elr ?? [])],
+      lastKnownElr: [...(p.lastKnownElr ?? [])],
       leaderEpoch: p.leaderEpoch,
       logStartOffset: own.logStartOffset,
       highWatermark: own.highWatermark,

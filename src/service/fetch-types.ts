@@ -79,6 +79,12 @@ export interface FetchInput {
    * refused.
    */
   readonly isolationLevel: number;
+  /**
+   * The client's rack (Kafka's `client.rack`, KIP-392); absent or "": none. With the broker's
+   * `replica.selector` = `rack-aware`, a partition led here that has an in-sync follower in this
+   * rack (and a leader in another) answers no records and `preferredReadReplica`.
+   */
+  readonly clientRack?: string;
 }
 
 /** A Subscribe: follow the log end of each partition. */
@@ -136,6 +142,11 @@ export interface FetchPartitionResult {
    * READ_UNCOMMITTED and for RECORDS (the broker dropped the aborted records itself).
    */
   readonly abortedTransactions?: readonly AbortedTransaction[] | null;
+  /**
+   * The node to read this partition from instead (an in-sync follower in the client's rack,
+   * KIP-392); absent: read where it was read. Set only on an answer with no data.
+   */
+  readonly preferredReadReplica?: number;
 }
 
 /** The answer to a Fetch, or one Subscribe message: partitions in request order. */

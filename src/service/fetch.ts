@@ -337,7 +337,8 @@ export async function fetch(
   const clamped = remote.size > 0 ? clampedForLeaders(input, responseBytesLimit(all, memory)) : input;
   const forwarded = forwarder ? [...remote].map(([leader, idx]) => fetchFrom(forwarder, leader, clamped, all, idx)) : [];
   const isRemote = new Set([...remote.values()].flat());
-  const localIdx = all.positions.map((_, i) => i).filter((i) => !isRemote.has(i));
+  const elsewhere = preferredElsewhere(rm, all.positions, input.clientRack ?? "", isRemote);
+  const localIdx = all.positions.map((_, i) => i).filter((i) => !isRemote.has(i) && !elsewhere.has(i));
   const polled = await longPoll(
     rm,
     { ...all, positions: localIdx.map((i) => all.positions[i]!) },
@@ -346,9 +347,11 @@ export async function fetch(
     memory,
     buffers,
   );
-  if (remote.size === 0) return { partitions: polled.out, release: polled.release };
+  if (remote.size === 0 && elsewhere.size === 0) return { partitions: polled.out, release: polled.release };
   const out = new Array<FetchPartitionResult>(all.positions.length);
   localIdx.forEach((i, k) => (out[i] = polled.out[k]!));
+  for (const [i, result] of elsewhere) out[i] = result;
+  if (remote.size === 0) return { partitions: out, release: polled.release };
   const answers = await Promise.all(forwarded);
   [...remote.values()].forEach((idx, g) => idx.forEach((i, k) => (out[i] = answers[g]![k]!)));
   const release = await holdForwarded(answers.flat(), polled, memory, cancel);
@@ -454,6 +457,40 @@ async function longPoll(
     await rm.waitForData(left, cancel);
   }
   return { out, release: () => {}, held: 0 };
+}
+
+/**
+ * The positions led here that a reader in `clientRack` should read from another replica
+ * (`ReplicaManager.preferredReadReplica`, KIP-392), each answered at once with no data, the
+ * leader's offsets and `preferredReadReplica`, as Kafka's Fetch does.
+ */
+function preferredElsewhere(
+  rm: ReplicaManager,
+  positions: readonly FetchPosition[],
+  clientRack: string,
+  isRemote: ReadonlySet<number>,
+): Map<number, FetchPartitionResult> {
+  const out = new Map<number, FetchPartitionResult>();
+  if (clientRack === "") return out;
+  positions.forEach((pos, i) => {
+    if (isRemote.has(i)) return;
+    const node = rm.preferredReadReplica(pos.topic, pos.partition, clientRack);
+    const log = node === null ? undefined : rm.replica(pos.topic, pos.partition)?.log;
+    if (node === null || log === undefined) return;
+    out.set(i, {
+      topic: pos.topic,
+      partition: pos.partition,
+      highWatermark: rm.highWatermark(log),
+      logStartOffset: log.logStartOffset,
+      lastStableOffset: rm.lastStableOffset(log),
+      nextOffset: pos.offset,
+      error: null,
+      records: null,
+      batches: null,
+      preferredReadReplica: node,
+    });
+  });
+  return out;
 }
 
 /** The request's positions grouped by the broker that leads them, for those with no replica here. */

@@ -34,12 +34,19 @@ export interface EpochEnd {
 }
 
 /**
- * Null when this broker leads `topic`-`partition` at `currentLeaderEpoch` (-1: any epoch);
+ * Null when this broker leads `topic`-`partition` at `currentLeaderEpoch` (-1: any epoch), or,
+ * with `followerReads` (a consumer's fetch from a follower, KIP-392), follows it at that epoch;
  * otherwise why not: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH
  * (the caller's epoch is older: it must refresh its metadata) or UNKNOWN_LEADER_EPOCH (newer:
  * this broker has not learnt it yet).
  */
-export function checkLeaderEpoch(rm: ReplicaManager, topic: string, partition: number, currentLeaderEpoch: number): RillError | null {
+export function checkLeaderEpoch(
+  rm: ReplicaManager,
+  topic: string,
+  partition: number,
+  currentLeaderEpoch: number,
+  followerReads = false,
+): RillError | null {
   const t = rm.image.topics.get(topic);
   if (!t) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${topic}" does not exist`);
   if (!Number.isInteger(partition) || partition < 0 || partition >= t.partitions.length) {
@@ -49,7 +56,11 @@ export function checkLeaderEpoch(rm: ReplicaManager, topic: string, partition: n
     );
   }
   const r = rm.replica(topic, partition);
-  if (r?.role !== "leader") return rillError("NOT_LEADER_OR_FOLLOWER", `${topic}-${partition}: broker ${rm.nodeIdOf()} does not lead it`);
+  if (r?.role !== "leader" && !(followerReads && r?.role === "follower"))
+    return rillError(
+      "NOT_LEADER_OR_FOLLOWER",
+      `${topic}-${partition}: broker ${rm.nodeIdOf()} does not ${followerReads ? "host" : "lead"} it`,
+    );
   if (currentLeaderEpoch >= 0 && currentLeaderEpoch < r.leaderEpoch)
     return rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${currentLeaderEpoch} < ${r.leaderEpoch}`);
   if (currentLeaderEpoch > r.leaderEpoch)

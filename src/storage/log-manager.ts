@@ -48,6 +48,12 @@ export interface LogManagerOptions {
    * holder died) is taken over. Absent: the pid alone decides.
    */
   readonly processStartTime?: (pid: number) => string | null;
+  /**
+   * The running machine's boot id (Linux: /proc/sys/kernel/random/boot_id), kept in `.boot-id`
+   * so the next open knows whether the machine restarted since (issue 21, `uncleanShutdown`).
+   * Absent or null: unknown.
+   */
+  readonly bootId?: string | null;
 }
 
 /** A topic-partition. */
@@ -58,6 +64,7 @@ export interface TopicPartition {
 
 const LOCK = ".lock";
 const CLEAN = ".clean-shutdown";
+const BOOT_ID = ".boot-id";
 
 /** Folder name of a partition. */
 export function partitionDirName(topic: string, partition: number): string {
@@ -74,6 +81,8 @@ export function parsePartitionDirName(name: string): TopicPartition | null {
 export class LogManager {
   private readonly logs = new Map<string, { tp: TopicPartition; log: PartitionLog }>();
   private readonly wasClean: boolean;
+  /** The boot id `.boot-id` held at open (the previous process's machine boot); null: none. */
+  private readonly previousBootId: string | null;
   /** The FileSystem the partition logs use: a FileHandlePool over `opts.fs` when bounded. */
   private readonly files: FileSystem;
   private lastRetentionMs: number;
@@ -94,6 +103,10 @@ export class LogManager {
     const cleanPath = fs.join(dataDir, CLEAN);
     this.wasClean = fresh || fs.exists(cleanPath);
     fs.rm(cleanPath);
+    const bootPath = fs.join(dataDir, BOOT_ID);
+    this.previousBootId = fs.exists(bootPath) ? Buffer.from(fs.readFile(bootPath)).toString("utf8").trim() : null;
+    if (opts.bootId) fs.writeFileAtomic(bootPath, Buffer.from(`${opts.bootId}\n`));
+    else fs.rm(bootPath);
     const now = opts.clock.nowMs();
     this.lastRetentionMs = now;
     this.nextCleanMs = now;
@@ -108,6 +121,19 @@ export class LogManager {
   /** True if the previous process closed this directory cleanly (or there was none). */
   get openedClean(): boolean {
     return this.wasClean;
+  }
+
+  /**
+   * KIP-966's unclean shutdown, as the broker reports it at registration: the previous process
+   * may have lost writes it had acknowledged. Not when it closed cleanly; nor when it was killed
+   * (kill -9, a crash) on the machine boot this process runs on: every write it acknowledged
+   * had returned from write(2), so the page cache kept it. After a machine restart (power loss,
+   * OS crash) or with the boot unknown, writes not yet fsynced may be gone.
+   */
+  get uncleanShutdown(): boolean {
+    if (this.wasClean) return false;
+    const now = this.opts.bootId ?? null;
+    return now === null || this.previousBootId === null || this.previousBootId !== now;
   }
 
   private lock(): void {

@@ -18,7 +18,10 @@ import {
   ProduceRequestSchema,
   ProduceService,
   type ProduceResponse,
+  ProduceStreamRequestSchema,
+  type ProduceStreamResponse,
 } from "../../src/gen/rill/v1/produce_service_pb.ts";
+import type { ErrorDetail } from "../../src/gen/rill/v1/common_pb.ts";
 import { clientConstructor, type ServiceClient } from "../../src/protocol/grpc-service.ts";
 import { unaryCall } from "../integration/cluster-harness.ts";
 import { CHANNEL_OPTIONS } from "./clients.ts";
@@ -82,6 +85,73 @@ export class TxnNodeClients {
       transactionalId: p.transactionalId,
     });
     return unaryCall((o, cb) => this.produceClient.produce(req, new grpc.Metadata(), o, cb), deadlineMs);
+  }
+
+  /**
+   * The transaction's records for several partitions and its end on one ProduceStream, the end
+   * written right behind the records without waiting for their answers (as the SDK sends a
+   * commit, issue 17): the broker acts on the end once those requests are answered, and refuses a
+   * commit when one of them failed (INVALID_TXN_STATE; the transaction stays open). Resolves with
+   * each answer in order: a ProduceResponse or ErrorDetail per part, then the end's identity or
+   * ErrorDetail. Rejects when the stream breaks before every answer came (the end's outcome is
+   * then unknown).
+   */
+  produceAndEnd(
+    p: TxnProducer,
+    parts: readonly { topic: string; partition: number; values: readonly string[] }[],
+    commit: boolean,
+    timeoutMs: number,
+    deadlineMs: number,
+  ): Promise<{ produced: (ProduceResponse | ErrorDetail)[]; end: TxnProducer | ErrorDetail }> {
+    return new Promise((resolve, reject) => {
+      const stream = this.produceClient.produceStream(new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+      const answers: ProduceStreamResponse[] = [];
+      let settled = false;
+      const done = (e: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        if (e !== null) {
+          stream.cancel();
+          reject(e);
+          return;
+        }
+        stream.end();
+        const produced = answers.slice(0, parts.length).map((a) => a.result.value as ProduceResponse | ErrorDetail);
+        const last = answers[parts.length]!.result;
+        const end =
+          last.case === "endTransaction"
+            ? { transactionalId: p.transactionalId, producerId: last.value.producerId, producerEpoch: last.value.producerEpoch }
+            : (last.value as ErrorDetail);
+        resolve({ produced, end });
+      };
+      stream.on("data", (m: ProduceStreamResponse) => {
+        answers.push(m);
+        if (answers.length === parts.length + 1) done(null);
+      });
+      stream.on("error", (e: Error) => done(e));
+      stream.on("end", () => done(new Error(`ProduceStream ended after ${answers.length} of ${parts.length + 1} answers`)));
+      parts.forEach((x, i) => {
+        const request = create(ProduceRequestSchema, {
+          topic: x.topic,
+          partition: x.partition,
+          records: x.values.map((v) => ({ value: Buffer.from(v, "utf8") })),
+          acks: Acks.ALL,
+          timeoutMs,
+          producerId: p.producerId,
+          producerEpoch: p.producerEpoch,
+          baseSequence: 0,
+          transactionalId: p.transactionalId,
+        });
+        stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(i + 1), request }));
+      });
+      const end = create(EndTransactionRequestSchema, {
+        transactionalId: p.transactionalId,
+        producerId: p.producerId,
+        producerEpoch: p.producerEpoch,
+        commit,
+      });
+      stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(parts.length + 1), endTransaction: end }));
+    });
   }
 
   /** Commits offsets (next to read) with `p`'s transaction, outside any group membership. */

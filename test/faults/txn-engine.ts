@@ -292,34 +292,27 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
         h.attempts.set(tag, a);
         const crashAt = r.int(100) < o.crashPercent ? r.int(3) : -1;
         const abort = r.int(100) < o.abortPercent;
+        // Every other transaction (not one that crashes) sends its records and its end on one
+        // ProduceStream, the end right behind the records (as the SDK does): offsets first.
+        const pipelined = crashAt < 0 && n % 2 === 0;
         let step = "produce";
-        try {
-          for (const [k, topic] of TXN_OUTPUTS.entries()) {
-            if (crashAt === k) break;
-            const values = inputs.map((v) => `${topic.slice(-1)}|${v}|${tag}`);
-            const partition = p % o.outputPartitions;
-            for (const value of values) a.outputs.push({ topic, partition, value });
-            // Retriable answers (the previous transaction's markers still being written, a leader
-            // moving) are retried with the same sequence, as a client does: idempotence keeps one copy.
-            for (let attempt = 1; ; attempt++) {
-              const res = await pick().produce(producer, topic, partition, values, 0, 2_000, 5_000);
-              const err = res.partitions[0]?.error;
-              if (!err) break;
-              if (!err.retriable || attempt >= 5) throw new Error(`${err.name}: ${err.message}`);
-              a.retries.push(err.name);
-              await sleep(20 * attempt);
-            }
+        const partition = p % o.outputPartitions;
+        const outputs = TXN_OUTPUTS.map((topic) => ({ topic, partition, values: inputs.map((v) => `${topic.slice(-1)}|${v}|${tag}`) }));
+        // Retriable answers (the previous transaction's markers still being written, a leader
+        // moving) are retried with the same sequence, as a client does: idempotence keeps one copy.
+        const produceOutput = async (topic: string, values: string[], producer: TxnProducer): Promise<void> => {
+          for (let attempt = 1; ; attempt++) {
+            const res = await pick().produce(producer, topic, partition, values, 0, 2_000, 5_000);
+            const err = res.partitions[0]?.error;
+            if (!err) return;
+            if (!err.retriable || attempt >= 5) throw new Error(`${err.name}: ${err.message}`);
+            a.retries.push(err.name);
+            await sleep(20 * attempt);
           }
-          if (crashAt >= 0 && crashAt < 2) {
-            // A crash: the transaction is dropped unended; a new instance starts with the same id.
-            a.outcome = "abandoned";
-            a.reason = `crashed after ${crashAt} of ${TXN_OUTPUTS.length} output topics`;
-            producer = null;
-            continue;
-          }
-          step = "commit offsets";
-          // Group requests go to the group's coordinator (the leader of its __consumer_offsets
-          // partition), as a client finds it; a move is retried there.
+        };
+        // Group requests go to the group's coordinator (the leader of its __consumer_offsets
+        // partition), as a client finds it; a move is retried there.
+        const commitOffsets = async (producer: TxnProducer): Promise<void> => {
           for (let attempt = 1; ; attempt++) {
             const coordinator = txc.get(await resolveTarget("group-coordinator", nodes[r.int(nodes.length)]!))!;
             const answer = await coordinator
@@ -330,16 +323,53 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
                 message: "",
                 retriable: /NOT_COORDINATOR|COORDINATOR_/.test(callErrorText(e)),
               }));
-            if (answer === null) break;
+            if (answer === null) return;
             if (!answer.retriable || attempt >= 5) throw new Error(`${answer.name}: ${answer.message}`);
             a.retries.push(answer.name.split(":")[0]!);
             await sleep(50 * attempt);
           }
-          if (crashAt === 2) {
-            a.outcome = "abandoned";
-            a.reason = "crashed after committing offsets";
-            producer = null;
-            continue;
+        };
+        try {
+          if (pipelined) {
+            step = "commit offsets";
+            await commitOffsets(producer);
+            for (const x of outputs) for (const value of x.values) a.outputs.push({ topic: x.topic, partition, value });
+            step = abort ? "abort" : "commit";
+            const res = await pick().produceAndEnd(producer, outputs, !abort, 2_000, 5_000);
+            if ("producerEpoch" in res.end) {
+              producer = res.end;
+              a.outcome = abort ? "aborted" : "committed";
+              if (!abort) positions.set(p, from + count);
+              continue;
+            }
+            if (res.end.name !== "INVALID_TXN_STATE" || !/stays open/.test(res.end.message))
+              throw new Error(`${res.end.name}: ${res.end.message}`);
+            // A record failed (e.g. CONCURRENT_TRANSACTIONS: the previous markers were still being
+            // written): the commit was refused and the transaction is open. Send them again, then end.
+            a.retries.push("END_REFUSED");
+            step = "produce";
+            for (const x of outputs) await produceOutput(x.topic, x.values, producer);
+          } else {
+            for (const [k, x] of outputs.entries()) {
+              if (crashAt === k) break;
+              for (const value of x.values) a.outputs.push({ topic: x.topic, partition, value });
+              await produceOutput(x.topic, x.values, producer);
+            }
+            if (crashAt >= 0 && crashAt < 2) {
+              // A crash: the transaction is dropped unended; a new instance starts with the same id.
+              a.outcome = "abandoned";
+              a.reason = `crashed after ${crashAt} of ${TXN_OUTPUTS.length} output topics`;
+              producer = null;
+              continue;
+            }
+            step = "commit offsets";
+            await commitOffsets(producer);
+            if (crashAt === 2) {
+              a.outcome = "abandoned";
+              a.reason = "crashed after committing offsets";
+              producer = null;
+              continue;
+            }
           }
           step = abort ? "abort" : "commit";
           producer = await pick().endTransaction(producer, !abort, 5_000);

@@ -17,6 +17,7 @@ import type { BrokerConfig } from "../../src/config/schema.ts";
 import {
   AddRaftVoterRequestSchema,
   AdminService,
+  AlterPartitionReassignmentsRequestSchema,
   AlterClientQuotasRequestSchema,
   AlterConfigsRequestSchema,
   ConfigOperation,
@@ -36,6 +37,7 @@ import {
   type DescribeTopicsResponse,
   ElectLeadersRequestSchema,
   ListTopicsRequestSchema,
+  ListPartitionReassignmentsRequestSchema,
   type ListTopicsResponse,
   QuotaEntityType,
   RemoveRaftVoterRequestSchema,
@@ -378,6 +380,26 @@ const ROWS: Row[] = [
     rpc: "AdminService/RemoveRaftVoter",
     call: (md) =>
       pastAuthorization(unary(c.admin, "removeRaftVoter", create(RemoveRaftVoterRequestSchema, { nodeId: 1 }), md), "INVALID_REQUEST"),
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  // partition reassignment (issue 21): a cancel of a partition not being moved changes nothing
+  {
+    rpc: "AdminService/AlterPartitionReassignments",
+    call: async (md) => {
+      const res = await unary(
+        c.admin,
+        "alterPartitionReassignments",
+        create(AlterPartitionReassignmentsRequestSchema, { partitions: [{ topic: "t-main", partition: 0, cancel: true }] }),
+        md,
+      );
+      expect((res as { results: { error?: { name: string } }[] }).results[0]?.error?.name).toBe("NO_REASSIGNMENT_IN_PROGRESS");
+      return res;
+    },
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  {
+    rpc: "AdminService/ListPartitionReassignments",
+    call: (md) => unary(c.admin, "listPartitionReassignments", create(ListPartitionReassignmentsRequestSchema, {}), md),
     bob: "CLUSTER_AUTHORIZATION_FAILED",
   },
   {

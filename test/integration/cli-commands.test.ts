@@ -78,7 +78,7 @@ describe("rill topic", () => {
     const lines = described.stdout.trimEnd().split("\n");
     expect(lines[0]).toBe("Topic: orders\tPartitions: 6\tReplicationFactor: 1\tConfigs: retention.ms=600000");
     expect(lines.indexOf("")).toBe(7); // 6 partitions, then every effective config (cli-tools.test.ts)
-    expect(lines[1]).toBe("\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tLogStartOffset: 0\tHighWatermark: 0");
+    expect(lines[1]).toBe("\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tElr: \tLastKnownElr: \tLogStartOffset: 0\tHighWatermark: 0");
 
     expect((await rill(["topic", "alter", "orders", "--config", "cleanup.policy=compact", "--delete-config", "retention.ms"])).stdout).toBe(
       "Altered topic orders.\n",

@@ -38,6 +38,7 @@ import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/t
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
 import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
 import { Producer } from "../../src/client/producer.ts";
+import type { ProduceChannel } from "../../src/client/produce-channel.ts";
 import { Readable, Writable } from "node:stream";
 import { run as runCli } from "../../src/cli/program.ts";
 import { GroupAdmin } from "../../src/client/group-admin.ts";
@@ -356,6 +357,68 @@ describe("transactions over gRPC, one broker", () => {
     }
   });
 
+  it("end_transaction right behind its records on a ProduceStream: acts once they are written; after a failed one the commit is refused and the transaction stays open", async () => {
+    const p = await open("stream-behind-1");
+    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+    const answers: ProduceStreamResponse[] = [];
+    const got = (n: number) => until(() => answers.length >= n, 10_000);
+    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
+    stream.on("error", () => undefined);
+    const request = (topic: string, partition: number, values: string[], baseSequence: number) => ({
+      topic,
+      partition,
+      acks: Acks.ALL,
+      transactionalId: p.id,
+      recordBatch: encodeBatch(
+        values.map((value) => ({ value })),
+        {
+          nowMs: Date.now(),
+          producerId: Number(p.producerId),
+          producerEpoch: p.producerEpoch,
+          baseSequence,
+          isTransactional: true,
+        },
+      ),
+    });
+    const endOf = () => ({ transactionalId: p.id, producerId: p.producerId, producerEpoch: p.producerEpoch, commit: true });
+    try {
+      // Two partitions' records and the commit, written at once: the commit covers both.
+      stream.write({ requestId: 1n, request: request("ta", 0, ["sb-1", "sb-2"], 0) });
+      stream.write({ requestId: 2n, request: request("ta", 1, ["sb-3"], 0) });
+      stream.write({ requestId: 3n, endTransaction: endOf() });
+      await got(3);
+      expect(answers.map((a) => [a.requestId, a.result.case])).toEqual([
+        [1n, "response"],
+        [2n, "response"],
+        [3n, "endTransaction"],
+      ]);
+      const ended = answers[2]!.result.value as EndTransactionResponse;
+      expect(ended.producerEpoch).toBe(p.producerEpoch + 1);
+      p.producerEpoch = ended.producerEpoch;
+      await completed(p.id);
+      expect(await committed("ta", 0)).toEqual(expect.arrayContaining(["sb-1", "sb-2"]));
+      expect(await committed("ta", 1)).toContain("sb-3");
+      // One request of the transaction fails (no partition 9): its commit is refused, nothing ends.
+      stream.write({ requestId: 4n, request: request("tb", 0, ["sb-4"], 0) });
+      stream.write({ requestId: 5n, request: request("ta", 9, ["sb-5"], 0) });
+      stream.write({ requestId: 6n, endTransaction: endOf() });
+      await got(6);
+      expect(answers[3]!.result.case).toBe("response");
+      const refused = answers[5]!;
+      expect([refused.requestId, refused.result.case]).toEqual([6n, "error"]);
+      const detail = refused.result.value as { name: string; message: string };
+      expect(detail.name).toBe("INVALID_TXN_STATE");
+      expect(detail.message).toMatch(/request 5 \(ta-9\).*failed.*stays open/);
+      expect(await stateOf(p.id)).toBe("Ongoing");
+      expect(await committed("tb", 0)).not.toContain("sb-4");
+      // It is still open: a later end commits what was written.
+      await end({ ...p, seq: new Map() }, true);
+      expect(await committed("tb", 0)).toContain("sb-4");
+    } finally {
+      stream.end();
+    }
+  });
+
   it("aborts: the records stay invisible to READ_COMMITTED and visible to READ_UNCOMMITTED", async () => {
     const p = await open("abort-1");
     await produce(p, "tb", 0, ["aborted-1", "aborted-2"]);
@@ -557,6 +620,52 @@ describe("transactions over gRPC, one broker", () => {
     } finally {
       await producer.close();
       await ga.close();
+    }
+  });
+
+  it("SDK: the commit follows the records on their stream without waiting for them; a record that fails aborts the transaction", async () => {
+    const producer = new Producer({ bootstrap: broker.address, transactionalId: "sdk-behind-1", lingerMs: 0 });
+    const ends = { unary: 0 };
+    const transport = (producer as unknown as { conn: { transport: { endTransaction: (...a: unknown[]) => unknown } } }).conn.transport;
+    const unary = transport.endTransaction.bind(transport);
+    transport.endTransaction = (...a: unknown[]) => {
+      ends.unary++;
+      return unary(...a);
+    };
+    try {
+      for (let n = 0; n < 3; n++) {
+        let sends: Promise<unknown>[] = [];
+        await producer.transaction(async (tx) => {
+          sends = ["x", "y"].map((v) => tx.send({ topic: "tb", partition: 0, value: `sdk-b${n}-${v}` }));
+        });
+        await Promise.all(sends);
+      }
+      const channels = (producer as unknown as { channels: Map<string, ProduceChannel> }).channels;
+      expect(channels.size).toBe(1);
+      expect(ends.unary).toBe(0); // every commit went on the stream, behind its records
+      await completed("sdk-behind-1");
+      expect(await committed("tb", 0)).toEqual(expect.arrayContaining(["sdk-b0-x", "sdk-b1-y", "sdk-b2-x"]));
+      // A record for a partition that does not exist fails: the transaction aborts, and says why.
+      let bad: Promise<unknown> = Promise.resolve();
+      const err = await failure(
+        producer.transaction(async (tx) => {
+          void tx.send({ topic: "tb", partition: 0, value: "sdk-b-aborted" });
+          bad = tx.send({ topic: "ta", partition: 7, value: "nowhere" });
+        }),
+      );
+      expect(err).toMatch(/UNKNOWN_TOPIC_OR_PARTITION|partition: 7/);
+      await expect(bad).rejects.toThrow();
+      await completed("sdk-behind-1");
+      expect(await committed("tb", 0)).not.toContain("sdk-b-aborted");
+      expect(await uncommitted("tb", 0)).toContain("sdk-b-aborted");
+      // and the producer goes on
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "tb", partition: 0, value: "sdk-b-after" });
+      });
+      await completed("sdk-behind-1");
+      expect(await committed("tb", 0)).toContain("sdk-b-after");
+    } finally {
+      await producer.close();
     }
   });
 

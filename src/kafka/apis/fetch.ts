@@ -35,8 +35,13 @@
  * READ_COMMITTED reads stop at the last stable offset (below the first open transaction) and the
  * answer lists the aborted transactions of the batches returned (producer id, first offset), from
  * which the client drops aborted records, as Kafka's Fetch; READ_UNCOMMITTED gets null. Control
- * batches (commit/abort markers) go to clients as stored: Kafka's clients skip them. There is no preferred read
- * replica (-1; rack ids are not used), and divergence (`last_fetched_epoch`, for replicas) is
+ * batches (commit/abort markers) go to clients as stored: Kafka's clients skip them.
+ *
+ * Racks (KIP-392): from v11 the request names the client's rack; with `replica.selector` =
+ * `rack-aware` a partition led here whose in-sync follower is in that rack (and this broker is
+ * not) answers no records and `preferred_read_replica`, and the client fetches it there. From
+ * v11 a consumer may fetch from a follower, which serves up to its own high watermark; before
+ * v11 only the leader answers. Divergence (`last_fetched_epoch`, for replicas) is
  * not checked: consumers validate positions with OffsetForLeaderEpoch. Rill's replicas
  * replicate over gRPC: a Kafka follower fetch (replica id >= 0) is refused with INVALID_REQUEST.
  */
@@ -184,13 +189,14 @@ export const fetch = api(1, "4-17", FetchRequest, FetchResponse, async (req, ctx
   const rm = ctx.deps.services.replicas;
   for (const a of asked) {
     if (a.error) continue;
-    a.error = checkLeaderEpoch(rm, a.topic, a.partition, a.currentLeaderEpoch);
+    // v11+ carries client metadata: a consumer may read from a follower (KIP-392), as in Kafka.
+    a.error = checkLeaderEpoch(rm, a.topic, a.partition, a.currentLeaderEpoch, v >= 11);
     if (!a.error && a.offset < 0n) a.error = rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${a.offset} is negative`);
   }
   // 3. Read the partitions led here; an error above answers at once, as Kafka does.
   const reading = asked.filter((a) => a.error === null);
   if (reading.length === 0) return answer(ctx, req, asked, null, 0);
-  const input = fetchInput(req, reading, reading.length < asked.length);
+  const input = fetchInput(req, reading, reading.length < asked.length, v);
   const pool = ctx.afterSent ? poolOf(ctx.deps) : undefined;
   const memory = ctx.deps.services.fetchMemory ?? UNBOUNDED_FETCH_MEMORY;
   let read: Awaited<ReturnType<typeof serviceFetch>>;
@@ -280,7 +286,7 @@ function authorize(ctx: KafkaRequestContext, asked: readonly Asked[]): void {
 }
 
 /** The service's input for the partitions read here; `now`: answer without waiting. */
-function fetchInput(req: Request, reading: readonly Asked[], now: boolean): FetchInput {
+function fetchInput(req: Request, reading: readonly Asked[], now: boolean, v: number): FetchInput {
   const partitions: FetchPartitionInput[] = reading.map((a) => ({
     topic: a.topic,
     partition: a.partition,
@@ -297,6 +303,7 @@ function fetchInput(req: Request, reading: readonly Asked[], now: boolean): Fetc
     maxBytes: Math.max(req.maxBytes, 1),
     format: RecordFormat.BATCHES,
     isolationLevel: req.isolationLevel === KAFKA_READ_COMMITTED ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
+    clientRack: v >= 11 ? req.rackId : "",
   };
 }
 
@@ -358,6 +365,7 @@ function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage
     lastStableOffset: BigInt(r.lastStableOffset),
     logStartOffset: BigInt(r.logStartOffset),
     abortedTransactions: abortedOf(r),
+    preferredReadReplica: r.preferredReadReplica ?? -1,
     records: r.batches ? r.batches.map(asBuffer) : NO_RECORDS,
   };
 }

@@ -38,6 +38,7 @@ import { describeCluster } from "./describe-cluster.ts";
 import { describeConfigs } from "./describe-configs.ts";
 import { describeUserScramCredentials } from "./describe-user-scram-credentials.ts";
 import { electLeaders } from "./elect-leaders.ts";
+import { alterPartitionReassignments, listPartitionReassignments } from "./partition-reassignments.ts";
 import { incrementalAlterConfigs } from "./incremental-alter-configs.ts";
 import { saslAuthenticate } from "./sasl-authenticate.ts";
 import { saslHandshake } from "./sasl-handshake.ts";
@@ -94,5 +95,7 @@ export const KAFKA_APIS: readonly KafkaApi[] = [
   txnOffsetCommit,
   describeTransactions,
   listTransactions,
+  alterPartitionReassignments, // partition reassignment (issue 21)
+  listPartitionReassignments,
   // Each API adds one line here.
 ].sort((a, b) => a.key - b.key);

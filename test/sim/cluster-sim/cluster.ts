@@ -66,6 +66,8 @@ export interface ClusterSimSettings {
    * its epoch's start) decides when it rejoins. Off unless asked for.
    */
   readonly laggards?: boolean;
+  /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
+  readonly eligibleLeaderReplicas?: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -174,6 +176,7 @@ class ClusterSim {
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
+          eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
         }),
       );
     }
@@ -285,10 +288,14 @@ class ClusterSim {
           );
         else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
-            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")} (partition epoch ${r.partitionEpoch})`,
+            `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")}` +
+              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
           );
         else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
-        else if (r.type === "broker") this.trace(`metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""})`);
+        else if (r.type === "broker")
+          this.trace(
+            `metadata@${c.offset}: broker ${r.nodeId} registered (${r.incarnationId ?? ""}${r.uncleanShutdown ? ", unclean shutdown" : ""})`,
+          );
       }
     });
     // The roles its image gave it on opening (before anyone could listen).

@@ -66,6 +66,8 @@ export interface NodeEnv {
   readonly trace: (line: string) => void;
   /** replica.fetch.max.bytes of the followers' fetches. */
   readonly replicaFetchMaxBytes: number;
+  /** eligible.leader.replicas.enable of the controller (issue 21, KIP-966). */
+  readonly eligibleLeaderReplicas: boolean;
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
@@ -137,6 +139,8 @@ export class SimNode {
       pid: inc.n,
       // The previous process of this node is gone (crashed or stopped): its lock is stale.
       isProcessAlive: () => false,
+      // A power loss restarts the machine (KIP-966's unclean shutdown); a process kill does not.
+      bootId: `boot-${this.powerLosses.length}`,
     });
     const random = this.env.random.fork();
     const store = QuorumMetadataStore.open({
@@ -165,6 +169,7 @@ export class SimNode {
       localNodeId: this.id,
       localIncarnation: incarnationId,
       timers,
+      eligibleLeaderReplicas: this.env.eligibleLeaderReplicas,
     });
     const channel = new SimControllerChannel(this.id, inc, this.env, store, controller);
     const rm = new ReplicaManager(logs, store, clock, timers, this.id);
@@ -192,6 +197,7 @@ export class SimNode {
       heartbeatIntervalMs: SIM_BROKER.brokerHeartbeatIntervalMs,
       log,
       timers,
+      uncleanShutdown: logs.uncleanShutdown,
     });
     // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
     // The group coordinators drop the shards they loaded from the stale image, and load the

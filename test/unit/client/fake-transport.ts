@@ -279,6 +279,12 @@ export class FakeTransport implements Transport {
   readonly removeRaftVoter: Transport["removeRaftVoter"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly alterPartitionReassignments: Transport["alterPartitionReassignments"] = async () => {
+    throw new Error("not in the fake");
+  };
+  readonly listPartitionReassignments: Transport["listPartitionReassignments"] = async () => {
+    throw new Error("not in the fake");
+  };
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };

@@ -58,6 +58,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   abortTransaction: unimplemented,
   addRaftVoter: unimplemented,
   removeRaftVoter: unimplemented,
+  alterPartitionReassignments: unimplemented,
+  listPartitionReassignments: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

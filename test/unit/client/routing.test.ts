@@ -216,6 +216,8 @@ class FakeNode implements Transport {
   readonly abortTransaction = this.createTopics as unknown as Transport["abortTransaction"];
   readonly addRaftVoter = this.createTopics as unknown as Transport["addRaftVoter"];
   readonly removeRaftVoter = this.createTopics as unknown as Transport["removeRaftVoter"];
+  readonly alterPartitionReassignments = this.createTopics as unknown as Transport["alterPartitionReassignments"];
+  readonly listPartitionReassignments = this.createTopics as unknown as Transport["listPartitionReassignments"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

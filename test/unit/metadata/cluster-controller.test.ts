@@ -117,16 +117,16 @@ describe("decideBrokerHeartbeat", () => {
     });
   });
 
-  it("unfencing gives the broker the leaderless partitions whose ISR holds it", () => {
+  it("unfencing gives the broker the leaderless partitions whose ISR or ELR holds it", () => {
     const img = clusterOf([1, 2]);
     topicWith(img, "t", [[1], [2, 1], [2]]);
     fence(img, 1);
-    expect(part(img, "t", 0)).toMatchObject({ leader: -1, isr: [1], leaderEpoch: 1, partitionEpoch: 1 });
+    expect(part(img, "t", 0)).toMatchObject({ leader: -1, isr: [], elr: [1], leaderEpoch: 1, partitionEpoch: 1 });
     expect(part(img, "t", 1)).toMatchObject({ leader: 2, isr: [2], leaderEpoch: 0, partitionEpoch: 1 });
     const epoch = register(img, 1, "inc-1b");
     expect(heartbeat(img, 1)).toEqual({ isCaughtUp: true, isFenced: false, shouldShutDown: false });
     expect(epochOf(img, 1)).toBe(epoch);
-    expect(part(img, "t", 0)).toMatchObject({ leader: 1, isr: [1], leaderEpoch: 2, partitionEpoch: 2 });
+    expect(part(img, "t", 0)).toEqual({ topic: "t", partition: 0, replicas: [1], leader: 1, isr: [1], leaderEpoch: 2, partitionEpoch: 2 });
     expect(part(img, "t", 1)).toMatchObject({ leader: 2, isr: [2], partitionEpoch: 1 }); // rejoins the ISR through AlterPartition
   });
 
@@ -135,11 +135,12 @@ describe("decideBrokerHeartbeat", () => {
       const img = clusterOf([1, 2]);
       topicWith(img, "t", [[1, 2]], { "unclean.leader.election.enable": String(unclean) });
       fence(img, 2); // ISR [1]
-      fence(img, 1); // ISR [1], leaderless: 2 was out of the ISR and fenced
-      expect(part(img, "t")).toMatchObject({ leader: -1, isr: [1] });
+      fence(img, 1); // ISR [], ELR [1], leaderless: 2 was out of the ISR and fenced
+      expect(part(img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1] });
       register(img, 2, "inc-2b");
       heartbeat(img, 2);
-      expect(part(img, "t")).toMatchObject(unclean ? { leader: 2, isr: [2] } : { leader: -1, isr: [1] });
+      // No ISR or ELR member is active: unclean election where the topic allows it.
+      expect(part(img, "t")).toMatchObject(unclean ? { leader: 2, isr: [2] } : { leader: -1, isr: [], elr: [1] });
     }
   });
 
@@ -194,8 +195,8 @@ describe("decideBrokerHeartbeat", () => {
     fence(img, 2);
     const epoch = epochOf(img, 1);
     expect(heartbeat(img, 1, { wantShutDown: true }).shouldShutDown).toBe(false);
-    expect(part(img, "t", 0)).toMatchObject({ leader: -1, isr: [1], leaderEpoch: 1 });
-    expect(part(img, "t", 1)).toMatchObject({ leader: -1, isr: [1] });
+    expect(part(img, "t", 0)).toMatchObject({ leader: -1, isr: [], elr: [1], leaderEpoch: 1 });
+    expect(part(img, "t", 1)).toMatchObject({ leader: -1, isr: [], elr: [1] });
     expect(decideBrokerHeartbeat(img, hb(1, epoch, img.offset, { wantShutDown: true })).response.shouldShutDown).toBe(true);
   });
 
@@ -248,11 +249,26 @@ describe("decideFenceBroker", () => {
     expect(part(img, "t")).toMatchObject({ leader: 3, isr: [2, 3] });
   });
 
-  it("leaves the only ISR member's partition leaderless with its ISR intact", () => {
+  it("leaves the only ISR member's partition leaderless, that member eligible (KIP-966); without ELR, in the ISR", () => {
     const img = clusterOf([1, 2]);
     topicWith(img, "t", [[1]]);
+    const noElr = img.offset;
     fence(img, 1);
-    expect(part(img, "t")).toEqual({ topic: "t", partition: 0, replicas: [1], isr: [1], leader: -1, leaderEpoch: 1, partitionEpoch: 1 });
+    expect(part(img, "t")).toEqual({
+      topic: "t",
+      partition: 0,
+      replicas: [1],
+      isr: [],
+      elr: [1],
+      leader: -1,
+      leaderEpoch: 1,
+      partitionEpoch: 1,
+    });
+    const legacy = clusterOf([1, 2]);
+    topicWith(legacy, "t", [[1]]);
+    expect(legacy.offset).toBe(noElr);
+    commit(legacy, decideFenceBroker(legacy, 1, { eligibleLeaderReplicas: false }));
+    expect(part(legacy, "t")).toEqual({ topic: "t", partition: 0, replicas: [1], isr: [1], leader: -1, leaderEpoch: 1, partitionEpoch: 1 });
   });
 
   it("elects an out-of-sync replica only when the topic enables unclean election", () => {
@@ -263,7 +279,8 @@ describe("decideFenceBroker", () => {
         img,
         decideAlterPartition(img, 1, epochOf(img, 1), { topic: "t", partition: 0, leaderEpoch: 0, partitionEpoch: 0, newIsr: [1] }),
       );
-      fence(img, 1);
+      // Without eligible leader replicas (with them, 1 stays eligible and nobody is elected unclean).
+      commit(img, decideFenceBroker(img, 1, { eligibleLeaderReplicas: false }));
       expect(part(img, "t")).toMatchObject(
         unclean ? { leader: 2, isr: [2], leaderEpoch: 1, partitionEpoch: 2 } : { leader: -1, isr: [1], leaderEpoch: 1, partitionEpoch: 2 },
       );

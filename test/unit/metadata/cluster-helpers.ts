@@ -58,8 +58,16 @@ export function register(
   nodeId: number,
   incarnationId = `inc-${nodeId}`,
   isAlive: (id: number) => boolean = () => false,
+  uncleanShutdown = false,
 ): number {
-  commit(image, decideRegisterBroker(image, { nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "", roles: ["broker"] }, isAlive));
+  commit(
+    image,
+    decideRegisterBroker(
+      image,
+      { nodeId, incarnationId, address: `h${nodeId}:9092`, rack: "", roles: ["broker"], uncleanShutdown },
+      isAlive,
+    ),
+  );
   return image.brokers.get(nodeId)!.epoch;
 }
 

@@ -6,6 +6,7 @@
 import { describe, it } from "vitest";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
+import { parseTopicConfig } from "../../../src/config/schema.ts";
 import {
   decideAlterPartition,
   decideBrokerHeartbeat,
@@ -89,9 +90,15 @@ class Run {
       const same = img.brokers.get(nodeId)?.incarnationId;
       const incarnationId = same !== undefined && this.chance(0.2) ? same : `i${++this.incarnationSeq}`;
       const alive = this.chance(0.5);
+      const uncleanShutdown = this.chance(0.3); // KIP-966
       return [
-        `register ${nodeId} ${incarnationId} alive=${alive}`,
-        () => decideRegisterBroker(img, { nodeId, incarnationId, address: `h${nodeId}:1`, rack: "", roles: ["broker"] }, () => alive),
+        `register ${nodeId} ${incarnationId} alive=${alive} unclean=${uncleanShutdown}`,
+        () =>
+          decideRegisterBroker(
+            img,
+            { nodeId, incarnationId, address: `h${nodeId}:1`, rack: "", roles: ["broker"], uncleanShutdown },
+            () => alive,
+          ),
       ];
     }
     if (k < 45) return this.heartbeat(this.pick(brokers).nodeId);
@@ -111,7 +118,8 @@ class Run {
       const name = `t${++this.topicSeq}`;
       const partitions = 1 + this.rnd.int(4);
       const rf = 1 + this.rnd.int(3);
-      const configs = this.chance(0.3) ? { "unclean.leader.election.enable": "true" } : {};
+      const configs: Record<string, string> = this.chance(0.3) ? { "unclean.leader.election.enable": "true" } : {};
+      if (this.chance(0.5)) configs["min.insync.replicas"] = String(1 + this.rnd.int(3)); // KIP-966: ELR below it
       return [
         `create ${name} p=${partitions} rf=${rf} ${JSON.stringify(configs)}`,
         () =>
@@ -181,7 +189,17 @@ class Run {
       for (const p of t.partitions) {
         const name = `${t.name}-${p.partition}`;
         check(new Set(p.isr).size === p.isr.length, `${name}: ISR [${p.isr}] repeats a replica`);
-        check(p.isr.length > 0, `${name}: empty ISR`);
+        // KIP-966: the ISR empties only into the eligible leader replicas, with no leader.
+        check(p.isr.length > 0 || p.leader === -1, `${name}: empty ISR with leader ${p.leader}`);
+        const elr = p.elr ?? [];
+        check(
+          elr.every((r) => p.replicas.includes(r) && !p.isr.includes(r)),
+          `${name}: ELR [${elr}] not within replicas [${p.replicas}] outside ISR [${p.isr}]`,
+        );
+        check(
+          elr.length === 0 || p.isr.length < parseTopicConfig(t.configs).minInsyncReplicas,
+          `${name}: ELR [${elr}] kept with ISR [${p.isr}] at min.insync.replicas`,
+        );
         check(
           p.isr.every((r) => p.replicas.includes(r)),
           `${name}: ISR [${p.isr}] not within replicas [${p.replicas}]`,

@@ -232,3 +232,42 @@ describe("leader epoch cache", () => {
     expect(again.leaderEpochs).toEqual([{ epoch: 1, startOffset: 6 }]);
   });
 });
+
+describe("PartitionReplica (reassignment, issue 21)", () => {
+  it("a replica added under the same leader epoch gets a follower entry, and one removed loses it", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2], isr: [1, 2] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    expect(r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [3, 2, 1], isr: [1, 2] }, 2)).toBe("isr");
+    expect([...r.followers.keys()].sort()).toEqual([2, 3]);
+    r.onFollowerFetch(3, 5, 3);
+    expect(r.wantedIsrChange(4, 1000, () => true)?.newIsr).toEqual([3, 2, 1]); // in replica order
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 2, replicas: [3, 1], isr: [3, 1] }, 5);
+    expect([...r.followers.keys()]).toEqual([3]);
+  });
+
+  it("the high watermark waits for a member proposed to join the ISR until the change is seen (maximal ISR)", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [3, 2, 1], isr: [1, 2] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    expect(r.hw).toBe(5);
+    r.onFollowerFetch(3, 5, 1); // 3 caught up: the leader proposes it
+    expect(r.wantedIsrChange(2, 1000, () => true)?.newIsr).toEqual([3, 2, 1]);
+    log.append(batch(5), 0); // offsets 5..9
+    r.onFollowerFetch(2, 10, 3);
+    expect(r.hw).toBe(5); // 3 may be in the committed ISR (and leader) already: it holds the HW at its log end
+    r.onFollowerFetch(3, 8, 3);
+    expect(r.hw).toBe(8);
+    // The change seen in the metadata: from then on the ISR itself counts.
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [3, 2, 1], isr: [3, 2, 1] }, 4);
+    expect(r.pendingIsrAdds).toEqual([]);
+    // A refused proposal (cleared by the caller) no longer holds it back.
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 2, replicas: [3, 2, 1], isr: [2, 1] }, 5);
+    r.onFollowerFetch(2, 10, 6);
+    expect(r.hw).toBe(10);
+  });
+});

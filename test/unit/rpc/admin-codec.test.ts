@@ -145,11 +145,25 @@ describe("admin codec", () => {
           name: "t",
           internal: false,
           configs: { a: "1" },
-          partitions: [{ partition: 0, leader: 2, replicas: [2, 1], isr: [2], leaderEpoch: 3, logStartOffset: 4, highWatermark: 2 ** 40 }],
+          partitions: [
+            {
+              partition: 0,
+              leader: 2,
+              replicas: [2, 1, 3],
+              isr: [2],
+              eligibleLeaderReplicas: [1],
+              lastKnownElr: [3],
+              leaderEpoch: 3,
+              logStartOffset: 4,
+              highWatermark: 2 ** 40,
+            },
+          ],
         },
       ],
     });
     expect(topics.topics[0]?.partitions[0]?.highWatermark).toBe(2n ** 40n);
+    expect(topics.topics[0]?.partitions[0]?.eligibleLeaderReplicas).toEqual([1]);
+    expect(topics.topics[0]?.partitions[0]?.lastKnownElr).toEqual([3]);
     expect(topics.topics[0]?.error).toBeUndefined();
     const configs = encodeDescribeConfigsResult({
       results: [

@@ -110,6 +110,8 @@ describe("grpc-js server and client built from descriptors", () => {
     abortTransaction: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     addRaftVoter: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     removeRaftVoter: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    alterPartitionReassignments: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    listPartitionReassignments: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

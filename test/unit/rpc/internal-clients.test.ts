@@ -55,6 +55,8 @@ const admin: ServiceImplementation<typeof AdminService> = {
   abortTransaction: unimplemented,
   addRaftVoter: unimplemented,
   removeRaftVoter: unimplemented,
+  alterPartitionReassignments: unimplemented,
+  listPartitionReassignments: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

@@ -110,6 +110,9 @@ describe("rill.v1 contract", () => {
       // dynamic controller quorum (issue 21)
       AddRaftVoter: "unary",
       RemoveRaftVoter: "unary",
+      // partition reassignment (issue 21)
+      AlterPartitionReassignments: "unary",
+      ListPartitionReassignments: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({
       Produce: "unary",

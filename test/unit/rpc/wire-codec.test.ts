@@ -236,6 +236,18 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
     ]);
   });
 
+  it("writes preferred_read_replica (field 11, KIP-392) byte for byte as protobuf-es, 0 included (it has presence), and the SDK decoder reads it back", () => {
+    for (const preferredReadReplica of [0, 1, 3, 200, 2 ** 31 - 1]) {
+      const msg = create(FetchResponseSchema, { partitions: [{ ...partitionInit, highWatermark: 20n, preferredReadReplica }] });
+      const out = encodeFetchResponse({ partitions: [{ ...partitionInit, highWatermark: 20, preferredReadReplica }] });
+      expectSameBytes(out, toBinary(FetchResponseSchema, msg));
+      expect(decodeFetchResponse(out).partitions[0]!.preferredReadReplica).toBe(preferredReadReplica);
+    }
+    // Absent: not written, and absent when read back.
+    const none = encodeFetchResponse({ partitions: [partitionInit] });
+    expect(decodeFetchResponse(none).partitions[0]!.preferredReadReplica).toBeUndefined();
+  });
+
   it("writes throttle_time_ms (field 2) after the partitions, as protobuf-es does", () => {
     for (const throttleTimeMs of [1, 127, 128, 11_000, 0x7fffffff]) {
       const msg = create(FetchResponseSchema, { partitions: [partitionInit], throttleTimeMs });

@@ -255,8 +255,28 @@ describe("AdminHandlers.listTopics and describeTopics", () => {
     expect(t?.configs["retention.ms"]).toBe("5000");
     expect(t?.configs["cleanup.policy"]).toBe("delete");
     expect(t?.partitions).toEqual([
-      { partition: 0, leader: 1, replicas: [1], isr: [1], leaderEpoch: 0, logStartOffset: 0, highWatermark: 0 },
-      { partition: 1, leader: 1, replicas: [1], isr: [1], leaderEpoch: 0, logStartOffset: 0, highWatermark: 3 },
+      {
+        partition: 0,
+        leader: 1,
+        replicas: [1],
+        isr: [1],
+        eligibleLeaderReplicas: [],
+        lastKnownElr: [],
+        leaderEpoch: 0,
+        logStartOffset: 0,
+        highWatermark: 0,
+      },
+      {
+        partition: 1,
+        leader: 1,
+        replicas: [1],
+        isr: [1],
+        eligibleLeaderReplicas: [],
+        lastKnownElr: [],
+        leaderEpoch: 0,
+        logStartOffset: 0,
+        highWatermark: 3,
+      },
     ]);
     expect(named(missing?.error)).toEqual({ name: "UNKNOWN_TOPIC_OR_PARTITION", message: 'topics: topic "missing" does not exist' });
     expect(missing?.partitions).toEqual([]);

@@ -18,6 +18,7 @@ function manager(
     cfg?: Partial<TopicConfig>;
     dataDir?: string;
     handles?: number;
+    bootId?: string | null;
   } = {},
 ): LogManager {
   return LogManager.open({
@@ -34,6 +35,7 @@ function manager(
     isProcessAlive: opts.alive ?? (() => true),
     ...(opts.started ? { processStartTime: opts.started } : {}),
     ...(opts.handles !== undefined ? { fileHandlesMax: opts.handles } : {}),
+    ...(opts.bootId !== undefined ? { bootId: opts.bootId } : {}),
   });
 }
 
@@ -142,6 +144,25 @@ describe("LogManager", () => {
     const again = manager(fs, clock, { alive: () => false });
     expect(again.openedClean).toBe(false);
     expect(again.get("t", 0)!.logEndOffset).toBe(0);
+  });
+
+  it("reports an unclean shutdown (KIP-966) only when the machine may have lost unsynced writes", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const open = (bootId: string | null) => manager(fs, clock, { alive: () => false, bootId });
+    const first = open("boot-a");
+    expect(first.uncleanShutdown).toBe(false); // a fresh directory
+    await first.close();
+    expect(open("boot-b").uncleanShutdown).toBe(false); // closed cleanly, whatever the boot
+    // Killed (no close) and reopened on the same boot: the page cache kept every write.
+    const sameBoot = open("boot-b");
+    expect(sameBoot.openedClean).toBe(false);
+    expect(sameBoot.uncleanShutdown).toBe(false);
+    // Killed, then the machine restarted (another boot id): unsynced writes may be gone.
+    expect(open("boot-c").uncleanShutdown).toBe(true);
+    // Killed with the boot unknown, either before or now: unclean.
+    expect(open(null).uncleanShutdown).toBe(true);
+    expect(open("boot-c").uncleanShutdown).toBe(true);
   });
 
   it("tick runs flush.ms fsyncs, retention on its interval and compaction in the background", async () => {

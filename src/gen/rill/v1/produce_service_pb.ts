@@ -264,7 +264,11 @@ export type ProduceStreamRequest = Message<"rill.v1.ProduceStreamRequest"> & {
   /**
    * Instead of `request` (issue 17): ends the producer's transaction as
    * ProduceService.EndTransaction does, answered in order on this stream (`end_transaction` of
-   * the response), so a transactional producer's end costs no call of its own.
+   * the response), so a transactional producer's end costs no call of its own. It may follow the
+   * transaction's requests on this stream without waiting for their answers: the broker acts on
+   * it once every earlier request of this stream with the same transactional id, producer id and
+   * epoch is answered, and refuses a commit after one of them failed (INVALID_TXN_STATE naming
+   * it; nothing is ended).
    *
    * @generated from field: rill.v1.EndTransactionRequest end_transaction = 3;
    */
