@@ -10,7 +10,8 @@
  *   npx tsx scripts/sim.ts --cluster --seed N [--trace]      one seed, with its event trace
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
  *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
- *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it)
+ *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it,
+ *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only)
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
@@ -39,6 +40,8 @@ interface ClusterArgs {
   readonly over: Partial<ClusterSimSettings>;
   /** A planted bug (test/sim/cluster-sim/plants.ts) to run with, or null. */
   readonly plant: number | null;
+  /** The foundation's workload (LEGACY_SETTINGS) under the other settings. */
+  readonly legacy: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -60,7 +63,9 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
     .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
-    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1));
+    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1))
+    .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
+    .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)");
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
     seed?: number;
@@ -81,6 +86,8 @@ function parseArgs(argv: readonly string[]): Args {
     plant?: number;
     powerLossOneIn?: number;
     replicaFetchMaxBytes?: number;
+    laggards?: boolean;
+    legacy?: boolean;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
     command.error("give --seed N, --regression N or --sweep");
@@ -92,6 +99,7 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.healMs !== undefined) over.healMs = o.healMs;
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
+  if (o.laggards === true) over.laggards = true;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,
@@ -102,7 +110,7 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: o.seeds,
     first: o.first,
     disk: o.disk === true,
-    cluster: o.cluster ? { over, plant: o.plant ?? null } : null,
+    cluster: o.cluster ? { over, plant: o.plant ?? null, legacy: o.legacy === true } : null,
   };
 }
 
@@ -155,9 +163,9 @@ function runSweep(a: Args): number {
 /** --cluster: one seed with its trace, a regression entry, or a sweep. */
 async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   const { clusterSettingsForSeed, runClusterSim } = await import("../test/sim/cluster-sim/cluster.ts");
-  const { clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } = await import(
-    "../test/sim/cluster-sim/run.ts"
-  );
+  const { LEGACY_SETTINGS, clusterOpenSeeds, clusterRegressionSeeds, clusterSweep, formatClusterFailure, regressionClusterSettings } =
+    await import("../test/sim/cluster-sim/run.ts");
+  const over = c.legacy ? { ...LEGACY_SETTINGS, ...c.over } : c.over;
   if (c.plant !== null) {
     const { PLANTED_BUGS, plantBug } = await import("../test/sim/cluster-sim/plants.ts");
     plantBug(c.plant);
@@ -166,18 +174,24 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   if (a.seed !== null || a.regression !== null) {
     let settings: ClusterSimSettings;
     if (a.regression !== null) {
-      const entry = clusterRegressionSeeds().find((e) => e.seed === a.regression);
+      const entry = [...clusterRegressionSeeds(), ...clusterOpenSeeds()].find((e) => e.seed === a.regression);
       if (entry === undefined) throw new Error(`seed ${a.regression} is not in test/sim/cluster-sim/regression-seeds.json`);
       console.log(`regression seed ${entry.seed}: ${entry.found}`);
       settings = { ...regressionClusterSettings(entry), ...c.over };
-    } else settings = clusterSettingsForSeed(a.seed!, c.over);
+    } else settings = clusterSettingsForSeed(a.seed!, over);
     console.log(`settings: ${JSON.stringify(settings)}`);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const r = await runClusterSim(settings, a.trace ? (line) => console.log(line) : null);
     const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(`stats: ${JSON.stringify(r.stats)}`);
     console.log(`trace hash: ${r.traceHash}`);
-    console.log(`${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x`);
+    console.log(
+      `${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x ` +
+        `(CPU ${(cpuMs / 1000).toFixed(1)} s: ${(r.stats.simMs / cpuMs).toFixed(1)}x per CPU second)`,
+    );
     if (r.violations.length === 0) {
       console.log(`seed ${settings.seed}: ok`);
       return 0;
@@ -188,14 +202,18 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
-  const res = await clusterSweep(a.first, a.seeds, c.over, (r) => {
+  const cpu0 = process.cpuUsage();
+  const res = await clusterSweep(a.first, a.seeds, over, (r) => {
     if (r.violations.length > 0) console.log(formatClusterFailure(r));
     if (++done % every === 0) console.log(`${done}/${a.seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   });
   const secs = res.wallMs / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   console.log(
     `cluster sweep: ${res.seeds} seeds from seed ${a.first}: ${res.failures.length} failing in ${secs.toFixed(1)}s ` +
-      `(${(res.seeds / secs).toFixed(2)} seeds/s, ${(res.simMs / res.wallMs).toFixed(1)} simulated s per s); ${JSON.stringify(res.totals)}`,
+      `(${(res.seeds / secs).toFixed(2)} seeds/s, ${(res.simMs / res.wallMs).toFixed(1)} simulated s per s; ` +
+      `CPU ${(cpuMs / 1000).toFixed(1)} s, ${(res.simMs / cpuMs).toFixed(1)} simulated s per CPU s); ${JSON.stringify(res.totals)}`,
   );
   return res.failures.length === 0 ? 0 : 1;
 }

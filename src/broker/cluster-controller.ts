@@ -204,8 +204,11 @@ export class ClusterController implements BrokerControl {
 
   /** The Raft term whose leadership the sessions were last reset for. */
   private sessionsTerm = -1;
-  /** When the last check ended (null before the first): the next one should start within an interval. */
-  private lastCheckEndMs: number | null = null;
+  /**
+   * When the last check ended and the Raft term it ran in (null before the first): the next
+   * check of the same leadership should start within an interval.
+   */
+  private lastCheck: { readonly endMs: number; readonly term: number } | null = null;
 
   /**
    * Whether `nodeId` is this process's own broker (the registration of this incarnation). Its
@@ -220,16 +223,19 @@ export class ClusterController implements BrokerControl {
   }
 
   private async check(): Promise<void> {
+    const term = this.o.store.status().term;
     try {
       const now = this.o.clock.nowMs();
       // A check that starts late means this process was busy (a long synchronous task, a full
       // collection, SIGSTOP): heartbeats that arrived meanwhile wait unread, so that time does
       // not count against anyone's session. Without this a stalled controller fenced live
       // brokers, its own among them, the moment it ran again (issue 14, the Bun soak's stall).
+      // Only a gap within one leadership (one term) is a stall: a check of an earlier term means
+      // this node did not lead in between, and counting that time as late kept a dead broker's
+      // session alive that long after it led again (issue 19, cluster-sim seed 1183).
       const intervalMs = this.o.checkIntervalMs ?? 100;
-      const lateMs = this.lastCheckEndMs === null ? 0 : now - this.lastCheckEndMs - intervalMs;
+      const lateMs = this.lastCheck === null || this.lastCheck.term !== term ? 0 : now - this.lastCheck.endMs - intervalMs;
       if (lateMs > intervalMs) this.sessions.extend(lateMs);
-      const term = this.o.store.status().term;
       if (term !== this.sessionsTerm) {
         // Leadership just began (this can run before the leader-change notice): every broker
         // gets a full session first, since its heartbeats went to the previous controller.
@@ -278,7 +284,7 @@ export class ClusterController implements BrokerControl {
       if (!(e instanceof RillError) || (e.kind.name !== "NOT_CONTROLLER" && e.kind.name !== "SHUTTING_DOWN"))
         this.o.log.error({ err: e }, "controller periodic work failed");
     } finally {
-      this.lastCheckEndMs = this.o.clock.nowMs();
+      this.lastCheck = { endMs: this.o.clock.nowMs(), term };
     }
   }
 

@@ -67,6 +67,8 @@ export interface ReplicaFetchResult {
 export class ReplicaManager {
   private readonly waiters = new Set<() => void>();
   private readonly replicas = new Map<string, PartitionReplica>();
+  /** `replicas` by topic, then partition: `replica()` runs for every partition of every fetch, without building a key. */
+  private readonly byTopic = new Map<string, Map<number, PartitionReplica>>();
   private readonly byLog = new WeakMap<PartitionLog, PartitionReplica>();
   /** acks=ALL produces waiting for the high watermark, per partition in offset order (hw-purgatory.ts). */
   private readonly hwWaiters: HwPurgatory<PartitionReplica>;
@@ -147,6 +149,9 @@ export class ReplicaManager {
           // later): min.insync.replicas and the rest come from the image (cluster sim seed 220).
           log.updateConfig(cfg);
           this.replicas.set(key, r);
+          let parts = this.byTopic.get(t.name);
+          if (!parts) this.byTopic.set(t.name, (parts = new Map()));
+          parts.set(i, r);
           this.byLog.set(log, r);
         }
         const what = r.update(p, now);
@@ -166,6 +171,7 @@ export class ReplicaManager {
         const key = `${tp.topic}\0${tp.partition}`;
         const r = this.replicas.get(key);
         this.replicas.delete(key);
+        this.byTopic.get(tp.topic)?.delete(tp.partition);
         if (r) {
           r.role = "none";
           this.checkHwWaiters(r);
@@ -196,7 +202,7 @@ export class ReplicaManager {
 
   /** The hosted replica of a partition, if any. */
   replica(topic: string, partition: number): PartitionReplica | undefined {
-    return this.replicas.get(`${topic}\0${partition}`);
+    return this.byTopic.get(topic)?.get(partition);
   }
 
   /**
@@ -299,24 +305,21 @@ export class ReplicaManager {
     },
   ): ReplicaFetchResult {
     const r = this.replica(p.topic, p.partition);
-    const fail = (e: Error): ReplicaFetchResult => ({
-      highWatermark: r?.hw ?? -1,
-      logStartOffset: r?.log.logStartOffset ?? -1,
-      read: null,
-      diverging: null,
-      error: e,
-    });
     if (r?.role !== "leader")
-      return fail(rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
-    if (!this.leadingAllowed) return fail(this.catchingUp(p.topic, p.partition));
+      return fetchFailure(r, rillError("NOT_LEADER_OR_FOLLOWER", `${p.topic}-${p.partition}: broker ${this.nodeId} does not lead it`));
+    if (!this.leadingAllowed) return fetchFailure(r, this.catchingUp(p.topic, p.partition));
     if (p.currentLeaderEpoch < r.leaderEpoch)
-      return fail(rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`));
+      return fetchFailure(
+        r,
+        rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is older than ${r.leaderEpoch}`),
+      );
     if (p.currentLeaderEpoch > r.leaderEpoch)
-      return fail(
+      return fetchFailure(
+        r,
         rillError("UNKNOWN_LEADER_EPOCH", `current_leader_epoch: ${p.currentLeaderEpoch} is newer than ${r.leaderEpoch} known here`),
       );
     if (!r.replicas.includes(replicaId) || replicaId === this.nodeId)
-      return fail(rillError("INVALID_REQUEST", `replica_id: ${replicaId} is not a follower of ${p.topic}-${p.partition}`));
+      return fetchFailure(r, rillError("INVALID_REQUEST", `replica_id: ${replicaId} is not a follower of ${p.topic}-${p.partition}`));
     const log = r.log;
     if (p.lastFetchedEpoch >= 0 && p.fetchOffset > 0) {
       const end = log.endOffsetForEpoch(p.lastFetchedEpoch);
@@ -340,7 +343,10 @@ export class ReplicaManager {
       };
     }
     if (p.fetchOffset < log.logStartOffset) {
-      return fail(rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`));
+      return fetchFailure(
+        r,
+        rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`),
+      );
     }
     const brokerEpoch = p.brokerEpoch ?? -1;
     if (
@@ -826,4 +832,9 @@ export class ReplicaManager {
     this.producerWaiters.close();
     this.wakeAll();
   }
+}
+
+/** A replica fetch's answer for a partition that failed (a function, not a closure per call: it is on every fetch's path). */
+function fetchFailure(r: PartitionReplica | undefined, e: Error): ReplicaFetchResult {
+  return { highWatermark: r?.hw ?? -1, logStartOffset: r?.log.logStartOffset ?? -1, read: null, diverging: null, error: e };
 }

@@ -59,6 +59,13 @@ export interface ClusterSimSettings {
   /** Consumer groups (each subscribed to the topic) and members per group. */
   readonly groups: number;
   readonly groupMembers: number;
+  /**
+   * Laggard faults instead of the random fault schedule (scheduleLaggards): a follower of the
+   * topic is cut off from its partition's leader until it leaves the ISR, the link comes back,
+   * and while it catches up the leader is killed, so a new leader (whose high watermark may lag
+   * its epoch's start) decides when it rejoins. Off unless asked for.
+   */
+  readonly laggards?: boolean;
   /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
   readonly eligibleLeaderReplicas?: boolean;
 }
@@ -208,7 +215,8 @@ class ClusterSim {
             void this.committedChecker(`group-${g}`);
           }
         });
-      this.scheduleFaults();
+      if (this.s.laggards === true) this.scheduleLaggards();
+      else this.scheduleFaults();
       if (this.s.admin) void this.adminClient();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
@@ -883,6 +891,95 @@ class ClusterSim {
       this.world.schedule(200 + this.random.int(1800), step, null);
     };
     this.world.schedule(500 + this.random.int(1000), step, null);
+  }
+
+  /**
+   * Laggard faults (settings.laggards, instead of the random fault schedule): a follower X of a
+   * partition of the topic is cut off from its leader (both ways) for longer than
+   * replica.lag.time.max.ms, so the leader drops it from the ISR; the link comes back, and once X
+   * caught up with the high watermark the leader's answers to X are lost, and the leader is killed
+   * as soon as its high watermark passes X (restarted 4-6 s later). The next leader's high watermark lags its epoch's start by
+   * what the killed one acknowledged last (and stays there while its ISR is below
+   * min.insync.replicas); its answers to X are lost until 1-2 s after the election, so it sees X
+   * fetch from where X stood. X must not rejoin the ISR before it holds the new epoch's start.
+   */
+  private scheduleLaggards(): void {
+    const partitionState = (p: number) => this.upNodes()[0]?.running?.store.image.topics.get(TOPIC)?.partitions[p];
+    const step = (): void => {
+      if (this.world.now >= this.s.faultMs - 10_000) return;
+      const next = (ms: number): void => void this.world.schedule(ms + this.random.int(2000), step, null);
+      const p = this.random.int(this.s.partitions);
+      const st = partitionState(p);
+      // Neither is the active controller: both keep their sessions through the cut.
+      const controller = this.upNodes()[0]?.running?.store.leader ?? 0;
+      const followers = st ? st.isr.filter((id) => id !== st.leader && id !== controller) : [];
+      if (!st || this.upNodes().length < this.nodes.size || st.leader === controller || followers.length === 0) return next(500);
+      const x = this.pick(followers);
+      const l = st.leader;
+      this.trace(`fault: laggard: cut ${TOPIC}-${p}'s follower ${x} off from its leader ${l}`);
+      this.net.cutLink(l, x);
+      this.net.cutLink(x, l);
+      const killLeader = (): void => {
+        const leader = this.nodes.get(partitionState(p)?.leader ?? -1);
+        if (!leader || leader.id === x || this.upNodes().length < this.nodes.size) return next(1000);
+        this.crashes++;
+        this.trace(`fault: laggard: kill ${TOPIC}-${p}'s leader ${leader.id}`);
+        leader.crash(false);
+        // X's fetches reach the next leader (the third node: the ISR had L and it), which takes
+        // X to be where it stood when L died; its answers do not reach X until 1-2 s after the
+        // election (the session timeout fences L first).
+        const y = this.ids.find((id) => id !== leader.id && id !== x)!;
+        this.trace(`fault: laggard: answers of ${y} to ${x} are lost`);
+        this.net.cutAnswers(y, x);
+        this.world.schedule(
+          SIM_BROKER.brokerSessionTimeoutMs + 1500 + this.random.int(1000),
+          () => {
+            this.trace(`fault: laggard: answers of ${y} to ${x} are back`);
+            this.net.heal();
+          },
+          null,
+        );
+        const downMs = 4000 + this.random.int(2000);
+        this.world.schedule(
+          downMs,
+          () => {
+            if (leader.up) return;
+            this.trace(`fault: restart node ${leader.id}`);
+            this.startNode(leader);
+          },
+          null,
+        );
+        next(downMs + 2000);
+      };
+      this.world.schedule(
+        SIM_BROKER.replicaLagTimeMaxMs + 500 + this.random.int(1500),
+        () => {
+          this.trace(`fault: laggard: the link ${l} <-> ${x} is back`);
+          this.net.heal();
+          // Once X caught up with the high watermark (before L takes it back), L's answers to X
+          // are lost, so X stays there while the other follower fetches on and moves the high
+          // watermark; L is killed a round or so later.
+          const whenCaughtUp = (triesLeft: number): void => {
+            const leo = this.nodes.get(x)?.running?.rm.replica(TOPIC, p)?.log.logEndOffset ?? -1;
+            const hw = this.nodes.get(l)?.running?.rm.replica(TOPIC, p)?.hw ?? Number.POSITIVE_INFINITY;
+            if (leo >= hw || triesLeft === 0) {
+              this.trace(`fault: laggard: answers of ${l} to ${x} are lost`);
+              this.net.cutAnswers(l, x);
+              whenHwPasses(leo, 150);
+            } else this.world.schedule(10, () => whenCaughtUp(triesLeft - 1), null);
+          };
+          // L is killed as soon as it acknowledged past X (before the other follower hears of it).
+          const whenHwPasses = (offset: number, triesLeft: number): void => {
+            const hw = this.nodes.get(l)?.running?.rm.replica(TOPIC, p)?.hw ?? Number.POSITIVE_INFINITY;
+            if (hw > offset || triesLeft === 0) killLeader();
+            else this.world.schedule(2, () => whenHwPasses(offset, triesLeft - 1), null);
+          };
+          whenCaughtUp(500);
+        },
+        null,
+      );
+    };
+    this.world.schedule(3000 + this.random.int(2000), step, null);
   }
 
   private heal(): void {

@@ -14,7 +14,7 @@ import { RillError, rillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
 import { BrokerLifecycle } from "../../../src/broker/broker-lifecycle.ts";
 import { ClusterController } from "../../../src/broker/cluster-controller.ts";
-import { silentLog } from "../../../src/broker/log.ts";
+import { type BrokerLog, silentLog } from "../../../src/broker/log.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "../../../src/broker/periodic.ts";
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
 import { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
@@ -157,6 +157,7 @@ export class SimNode {
       commitTimeoutMs: 5000,
     });
     const incarnationId = `node-${this.id}-run-${inc.n}`;
+    const log = process.env["SIM_LOG"] ? simLog(world, `n${this.id}r${inc.n}`) : silentLog;
     const controller = new ClusterController({
       store,
       clock,
@@ -164,7 +165,7 @@ export class SimNode {
       clusterId: CLUSTER_ID,
       sessionTimeoutMs: SIM_BROKER.brokerSessionTimeoutMs,
       offsetsReplicationFactor: voters.length,
-      log: silentLog,
+      log,
       localNodeId: this.id,
       localIncarnation: incarnationId,
       timers,
@@ -194,7 +195,7 @@ export class SimNode {
       controller: channel,
       metadataOffset: () => store.image.offset,
       heartbeatIntervalMs: SIM_BROKER.brokerHeartbeatIntervalMs,
-      log: silentLog,
+      log,
       timers,
       uncleanShutdown: logs.uncleanShutdown,
     });
@@ -217,7 +218,7 @@ export class SimNode {
       transport: this.fetchTransport(inc),
       maxWaitMs: SIM_BROKER.replicaFetchWaitMaxMs,
       maxBytes: this.env.replicaFetchMaxBytes,
-      log: silentLog,
+      log,
       timers,
     });
     const isr = {
@@ -226,12 +227,12 @@ export class SimNode {
       nodeId: this.id,
       replicaLagTimeMaxMs: SIM_BROKER.replicaLagTimeMaxMs,
       brokerEpoch: () => lifecycle.brokerEpoch,
-      log: silentLog,
+      log,
     };
     timers.setInterval(() => void maintainIsr(isr).catch((e: unknown) => this.bug(e)), isrCheckIntervalMs(SIM_BROKER.replicaLagTimeMaxMs));
     // The group coordinators' session timeouts and the logs' periodic work (flush.ms, retention),
     // on the broker's ticker (every raft.heartbeat.interval.ms).
-    const work = { groups, logs, clock, log: silentLog };
+    const work = { groups, logs, clock, log };
     timers.setInterval(() => void runPeriodicWork(work).catch((e: unknown) => this.bug(e)), SIM_BROKER.raftHeartbeatIntervalMs);
     const produce = new ProduceHandler(rm);
     this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService, produce };
@@ -385,4 +386,16 @@ class SimControllerChannel implements BrokerControl {
     this.env.onAlterPartition(this.id, copy);
     return this.call((c) => c.alterPartition(nodeId, brokerEpoch, copy));
   }
+}
+
+/**
+ * A node process's log on stdout (SIM_LOG=1 in the environment), each line stamped with the
+ * simulated time and the process (`n2r3`: node 2's third run). Not part of the trace or its hash.
+ */
+function simLog(world: World, who: string): BrokerLog {
+  const line = (level: string) => (fields: object, msg?: string) => {
+    const f = JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.message : v));
+    console.log(`${String(world.now).padStart(7)} [${who} ${level}] ${msg ?? ""} ${f}`);
+  };
+  return { info: line("info"), warn: line("warn"), error: line("error") };
 }

@@ -4,6 +4,12 @@
  * (seeded delay, drop, one-way cuts and partitions). Everything runs in one JavaScript thread:
  * an event runs, then every promise it settled runs to completion (microtasks drain before the
  * next event), so a run is a function of its seed.
+ *
+ * Events run in bursts without a turn of Node's event loop each (a turn costs a syscall, and on
+ * a loaded machine often the CPU): each event runs in a `process.nextTick` queued by a microtask
+ * after the previous one, and Node runs a nextTick only once the microtask queue is empty. Between
+ * bursts the loop turns once (`setImmediate`), so Node reports unhandled rejections (the run stops
+ * on one, at most a burst later) and serves its own I/O (the test runner's).
  */
 import { AssertionError } from "../../../src/base/assert.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
@@ -30,10 +36,13 @@ interface SimEvent {
 /** Unix time at simulated time 0. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 
-/** Lets every pending microtask (promise reaction) run. */
-function drainMicrotasks(): Promise<void> {
+/** Lets every pending microtask (promise reaction) run, and the event loop turn once. */
+function turnEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Events of one burst (see the header). */
+const BURST_EVENTS = 256;
 
 /** The clock and the event queue (a binary heap on time, then scheduling order). */
 export class World {
@@ -57,21 +66,39 @@ export class World {
 
   /** Runs events until simulated time `untilMs` (or a failure). */
   async runUntil(untilMs: number): Promise<void> {
-    while (this.failure === null) {
-      const e = this.heap[0];
-      if (e === undefined || e.at > untilMs) break;
-      this.pop();
-      if (e.cancelled || (e.owner !== null && !e.owner.alive)) continue;
-      if (e.at > this.now) this.clock.set(SIM_EPOCH_MS + e.at);
-      this.events++;
-      try {
-        e.fn();
-      } catch (err) {
-        this.failure ??= err as Error;
-      }
-      await drainMicrotasks();
-    }
+    while (this.failure === null && (await this.burst(untilMs))) await turnEventLoop();
     if (this.failure === null && untilMs > this.now) this.clock.set(SIM_EPOCH_MS + untilMs);
+  }
+
+  /**
+   * Runs up to BURST_EVENTS events due by `untilMs`, each once every microtask before it ran;
+   * resolves (once those of the last one ran too) with whether events due by then remain.
+   */
+  private burst(untilMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      let left = BURST_EVENTS;
+      const step = (): void => {
+        for (;;) {
+          const e = this.heap[0];
+          if (this.failure !== null || e === undefined || e.at > untilMs) return resolve(false);
+          if (left === 0) return resolve(true);
+          this.pop();
+          if (e.cancelled || (e.owner !== null && !e.owner.alive)) continue;
+          if (e.at > this.now) this.clock.set(SIM_EPOCH_MS + e.at);
+          this.events++;
+          left--;
+          try {
+            e.fn();
+          } catch (err) {
+            this.failure ??= err as Error;
+          }
+          // The next event once the microtask queue is empty: a nextTick runs only then.
+          queueMicrotask(() => process.nextTick(step));
+          return;
+        }
+      };
+      process.nextTick(step);
+    });
   }
 
   private push(e: SimEvent): void {
@@ -169,6 +196,8 @@ export const CLIENT_ID = 100;
  */
 export class SimNet {
   private readonly cut = new Set<number>();
+  /** Links whose answers to calls are lost (the calls themselves arrive; one-way messages pass). */
+  private readonly answersCut = new Set<number>();
   sent = 0;
   dropped = 0;
 
@@ -251,7 +280,7 @@ export class SimNet {
       );
       const back = (fn: () => void, server: Incarnation): void => {
         if (!server.alive) return;
-        if (this.lost(to, from)) {
+        if (this.lost(to, from) || this.answersCut.has(to * 1000 + from)) {
           this.dropped++;
           return;
         }
@@ -318,11 +347,17 @@ export class SimNet {
       }
   }
 
+  /** The answers `a` gives to calls from `b` are lost from now on (until `heal`). */
+  cutAnswers(a: number, b: number): void {
+    this.answersCut.add(a * 1000 + b);
+  }
+
   heal(): void {
     this.cut.clear();
+    this.answersCut.clear();
   }
 
   get partitioned(): boolean {
-    return this.cut.size > 0;
+    return this.cut.size > 0 || this.answersCut.size > 0;
   }
 }
