@@ -38,6 +38,7 @@ import {
 import { registerQuota } from "./quota-commands.ts";
 import { registerTransactions } from "./transaction-commands.ts";
 import { registerPartitions } from "./reassign-commands.ts";
+import { registerDecommission, registerRebalance } from "./balance-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -412,6 +413,9 @@ function buildProgram(io: Io, state: RunState): Command {
   registerQuota(program, (cmd) => contextOf(cmd, io));
   registerTransactions(program, (cmd) => contextOf(cmd, io));
   registerPartitions(program, (cmd) => contextOf(cmd, io)); // partition reassignment (issue 21)
+  // balancing and decommission (issue 21)
+  registerRebalance(cluster, (cmd) => contextOf(cmd, io));
+  registerDecommission(broker, (cmd) => contextOf(cmd, io));
 
   return program;
 }

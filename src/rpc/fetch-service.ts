@@ -31,6 +31,7 @@ import {
   type FetchResponse,
   type ListOffsetsRequest,
   type ListOffsetsResponse,
+  ListOffsetsRequestSchema,
   type SubscribeRequest,
 } from "../gen/rill/v1/fetch_service_pb.ts";
 import { TimestampType } from "../protocol/record-batch.ts";
@@ -43,6 +44,7 @@ import type {
   FetchInput,
   FetchPartitionInput,
   FetchPartitionResult,
+  ListOffsetsPartitionInput,
   FetchResult,
   FetchedRecord,
   ListedOffset,
@@ -115,11 +117,15 @@ export function fetchService(
         call.emit("error", toServiceError(e)),
       );
     },
-    listOffsets: unary((req: ListOffsetsRequest, call) => {
+    listOffsets: unary(async (req: ListOffsetsRequest, call) => {
       const split = access.listOffsets(requesterOf(call), req.partitions);
-      return toListOffsetsResponse(
-        split.merge(split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed, req.isolationLevel) : []),
-      );
+      const local = split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed, req.isolationLevel) : [];
+      // Partitions led elsewhere are looked up at their leaders (any broker answers any request);
+      // a forwarded call is answered here only.
+      const answered = isForwarded(call)
+        ? local
+        : await withLeaders(leaders, rm, split.allowed, local, req.isolationLevel, requesterOf(call));
+      return toListOffsetsResponse(split.merge(answered));
     }),
   };
 }
@@ -305,6 +311,71 @@ function fromConsumedRecord(r: ConsumedRecord): FetchedRecord {
 /** Materialises the records at or after `from` (thin clients' RECORDS format). */
 export function decodeFetched(topic: string, partition: number, chunks: readonly Buffer[], from: number): ConsumedRecord[] {
   return decodeFetchedRecords(chunks, from).map((r) => toConsumedRecord(topic, partition, r));
+}
+
+/**
+ * `local` (the answers read here, one per partition of `asked`) with the partitions led elsewhere
+ * answered by their leaders instead, as Kafka's ListOffsets is (a follower's high watermark lags
+ * the leader's): one ListOffsets per leader, marked forwarded. A leader that cannot be reached
+ * leaves its partitions' local answers (a follower's, or NOT_LEADER_OR_FOLLOWER).
+ */
+async function withLeaders(
+  leaders: LeaderClients<typeof FetchService>,
+  rm: ReplicaManager,
+  asked: readonly ListOffsetsPartitionInput[],
+  local: readonly ListedOffset[],
+  isolationLevel: ListOffsetsRequest["isolationLevel"],
+  requester: Requester,
+): Promise<readonly ListedOffset[]> {
+  const byLeader = new Map<number, number[]>();
+  asked.forEach((p, i) => {
+    const st = rm.image.topics.get(p.topic)?.partitions[p.partition];
+    if (!st || st.leader < 0 || st.leader === rm.nodeIdOf()) return;
+    const list = byLeader.get(st.leader) ?? [];
+    list.push(i);
+    byLeader.set(st.leader, list);
+  });
+  if (byLeader.size === 0) return local;
+  const out = [...local];
+  await Promise.all(
+    [...byLeader].map(async ([leader, idx]) => {
+      try {
+        const res = await leaders.call<ListOffsetsResponse>(
+          leader,
+          "listOffsets",
+          create(ListOffsetsRequestSchema, {
+            partitions: idx.map((i) => {
+              const p = asked[i]!;
+              return {
+                topic: p.topic,
+                partition: p.partition,
+                spec: p.spec,
+                timestampMs: p.timestampMs,
+              };
+            }),
+            isolationLevel,
+          }),
+          0,
+          requester,
+        );
+        idx.forEach((i, k) => {
+          const p = res.partitions[k];
+          if (p)
+            out[i] = {
+              topic: p.topic,
+              partition: p.partition,
+              offset: Number(p.offset),
+              timestampMs: Number(p.timestampMs),
+              leaderEpoch: p.leaderEpoch,
+              error: p.error ? fromErrorDetail(p.error) : null,
+            };
+        });
+      } catch {
+        // keep the local answers: the client refreshes its metadata and asks again
+      }
+    }),
+  );
+  return out;
 }
 
 function toListOffsetsResponse(offsets: readonly ListedOffset[]): ListOffsetsResponse {

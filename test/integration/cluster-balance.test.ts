@@ -1,0 +1,172 @@
+/**
+ * `rill broker decommission` and `rill cluster rebalance` (issue 21, item 2) on a real 4-node
+ * cluster, under an acks=all idempotent load: decommissioning node 4 moves every replica off it
+ * (and nothing else), a rebalance then spreads replicas and preferred leaders back over all four
+ * (the balance printed before and after), and every acknowledged record is read back once.
+ * Bad input — an unknown broker, a drain that would leave a partition too few brokers — is refused
+ * before anything moves.
+ */
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Admin } from "../../src/client/admin.ts";
+import { Consumer } from "../../src/client/consumer.ts";
+import { Producer } from "../../src/client/producer.ts";
+import { Cluster, until } from "./cluster-harness.ts";
+
+const ROOT = path.resolve(".");
+const RILL = path.join(ROOT, "bin/rill");
+const TOPIC = "bal";
+const PARTITIONS = 8;
+
+let cluster: Cluster;
+let admin: Admin;
+
+function rill(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, RILL_BOOTSTRAP: cluster.nodes[0]!.address };
+    delete env["RILL_RUNTIME"];
+    const proc = spawn(RILL, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    proc.on("error", reject);
+    proc.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function replicasOf(topic: string): Promise<number[][]> {
+  const [t] = await admin.describeTopics([topic], { includeConfigs: false });
+  return t!.partitions.map((p) => [...p.replicas]);
+}
+
+beforeAll(async () => {
+  cluster = await Cluster.start({ name: "rill-balance-", nodes: 4 });
+  await cluster.waitForStable(30_000);
+  admin = cluster.nodes[0]!.admin({ retries: 20 });
+  await until(
+    () =>
+      admin.createTopics([{ name: TOPIC, partitions: PARTITIONS, replicationFactor: 2, configs: { "min.insync.replicas": "1" } }]).then(
+        () => true,
+        (e: unknown) => /TOPIC_ALREADY_EXISTS/.test(String(e)) || (/NOT_CONTROLLER/.test(String(e)) ? false : Promise.reject(e)),
+      ),
+    30_000,
+    `topic ${TOPIC} created`,
+    300,
+  );
+  await until(
+    async () => {
+      const [t] = await admin.describeTopics([TOPIC], { includeConfigs: false });
+      return t!.partitions.every((p) => p.leader >= 0 && p.isr.length === 2);
+    },
+    30_000,
+    `${TOPIC} led with full ISRs`,
+    200,
+  );
+}, 120_000);
+
+afterEach((ctx) => {
+  if (ctx.task.result?.state === "fail") console.log(cluster.tails(30));
+});
+
+afterAll(async () => {
+  await admin?.close();
+  await cluster?.close();
+}, 60_000);
+
+describe("decommission and rebalance", () => {
+  it("bad input is refused before anything moves", async () => {
+    const before = await replicasOf(TOPIC);
+    const unknown = await rill(["broker", "decommission", "9"]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/broker 9 is not a registered, unfenced broker.*nothing moved/);
+    const wide = "bal-wide";
+    await admin.createTopics([{ name: wide, partitions: 1, replicationFactor: 4 }]);
+    const tooFew = await rill(["broker", "decommission", "2"]);
+    expect(tooFew.code).not.toBe(0);
+    expect(tooFew.stderr).toMatch(/bal-wide-0 has 4 replicas .* only 3 broker\(s\) would remain.*nothing moved/);
+    await admin.deleteTopics([wide]);
+    expect(await replicasOf(TOPIC)).toEqual(before);
+    expect(await admin.listPartitionReassignments()).toEqual([]);
+  }, 60_000);
+
+  it("decommission 4 under load, then rebalance back over four brokers; every acknowledged record read once", async () => {
+    const producer = new Producer({ bootstrap: cluster.nodes.map((n) => n.address).join(","), acks: "all", idempotent: true, lingerMs: 5 });
+    const acked: string[] = [];
+    let failed = 0;
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        await producer.send({ topic: TOPIC, partition: i % PARTITIONS, value: `v${i}` }).then(
+          () => acked.push(`v${i}`),
+          () => failed++,
+        );
+      }
+    })();
+    try {
+      const before = await replicasOf(TOPIC);
+      const untouched = before.map((r, p) => (r.includes(4) ? -1 : p)).filter((p) => p >= 0);
+      const dec = await rill(["broker", "decommission", "4", "--timeout-ms", "90000"]);
+      expect(dec.code, dec.stderr).toBe(0);
+      expect(dec.stdout).toMatch(/Broker 4 holds no replica any more/);
+      const drained = await replicasOf(TOPIC);
+      for (const r of drained) expect(r).not.toContain(4);
+      for (const p of untouched) expect(drained[p]).toEqual(before[p]); // a decommission moves nothing else
+
+      const plan = await rill(["cluster", "rebalance", "--json"]);
+      expect(plan.code, plan.stderr).toBe(0);
+      const planned = JSON.parse(plan.stdout) as {
+        moves: unknown[];
+        before: { replicas: Record<string, number> };
+        after: { replicaSpread: number; leaderSpread: number };
+      };
+      expect(planned.before.replicas["4"]).toBe(0);
+      expect(planned.moves.length).toBeGreaterThan(0);
+      expect(await replicasOf(TOPIC)).toEqual(drained); // a plan changes nothing
+      const run = await rill(["cluster", "rebalance", "--execute"]);
+      expect(run.code, run.stderr).toBe(0);
+      await until(async () => (await admin.listPartitionReassignments()).length === 0, 90_000, "the rebalance's moves to complete", 500);
+      const after = await rill(["cluster", "rebalance", "--json"]);
+      const balanced = JSON.parse(after.stdout) as {
+        moves: unknown[];
+        before: { replicaSpread: number; leaderSpread: number; replicas: Record<string, number> };
+      };
+      expect(balanced.before.replicas["4"]).toBeGreaterThan(0);
+      expect(balanced.before.replicaSpread).toBeLessThanOrEqual(1);
+      expect(balanced.before.leaderSpread).toBeLessThanOrEqual(1);
+      expect(balanced.moves).toEqual([]);
+    } finally {
+      stop = true;
+      await load;
+      await producer.close();
+    }
+    expect(acked.length).toBeGreaterThan(0);
+    console.log(`balance: ${acked.length} records acknowledged, ${failed} sends failed`);
+    // Every acknowledged record once.
+    const consumer = new Consumer({ bootstrap: cluster.nodes.map((n) => n.address).join(","), maxWaitMs: 200 });
+    const seen = new Map<string, number>();
+    try {
+      // Asked of node 1, which holds only some of the partitions: it asks the others' leaders.
+      const ends = await admin.listOffsets(
+        Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: TOPIC, partition, query: "latest" as const })),
+      );
+      const total = ends.reduce((n, e) => n + e.offset, 0);
+      consumer.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: TOPIC, partition, offset: 0 })));
+      let read = 0;
+      for await (const r of consumer) {
+        const v = Buffer.from(r.value!).toString();
+        seen.set(v, (seen.get(v) ?? 0) + 1);
+        if (++read === total) break;
+      }
+    } finally {
+      await consumer.close();
+    }
+    for (const v of acked) expect(seen.get(v), v).toBe(1);
+    for (const [v, n] of seen) expect(n, v).toBe(1);
+  }, 240_000);
+});
