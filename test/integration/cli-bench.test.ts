@@ -4,40 +4,15 @@
  * scenario groups against brokers they start. Checks what they report and write, never a timing
  * value: a throughput only has to be a positive number.
  */
-import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
+import { runRill } from "./cli-run.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
-const ROOT = path.resolve(".");
-const RILL = path.join(ROOT, "bin/rill");
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `bin/rill args` (killed after `timeoutMs`). */
-function rill(args: readonly string[], timeoutMs = 90_000, extraEnv: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
-    delete env["RILL_RUNTIME"];
-    const proc = spawn(RILL, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-    proc.on("error", reject);
-    proc.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const rill = (args: readonly string[], timeoutMs = 90_000, extraEnv: Record<string, string> = {}) => runRill(args, timeoutMs, extraEnv);
 
 function readJson(file: string): Record<string, unknown> {
   return JSON.parse(nodeFs.readFileSync(file, "utf8")) as Record<string, unknown>;

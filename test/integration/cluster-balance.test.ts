@@ -6,39 +6,21 @@
  * Bad input — an unknown broker, a drain that would leave a partition too few brokers — is refused
  * before anything moves.
  */
-import { spawn } from "node:child_process";
-import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Admin } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
+import { runRill } from "./cli-run.ts";
 import { Cluster, until } from "./cluster-harness.ts";
 
-const ROOT = path.resolve(".");
-const RILL = path.join(ROOT, "bin/rill");
 const TOPIC = "bal";
 const PARTITIONS = 8;
 
 let cluster: Cluster;
 let admin: Admin;
 
-function rill(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, RILL_BOOTSTRAP: cluster.nodes[0]!.address };
-    delete env["RILL_RUNTIME"];
-    const proc = spawn(RILL, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-    proc.on("error", reject);
-    proc.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** Runs `bin/rill args` against node 1. */
+const rill = (args: readonly string[], timeoutMs = 120_000) => runRill(args, timeoutMs, { RILL_BOOTSTRAP: cluster.nodes[0]!.address });
 
 async function replicasOf(topic: string): Promise<number[][]> {
   const [t] = await admin.describeTopics([topic], { includeConfigs: false });
