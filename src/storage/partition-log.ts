@@ -302,6 +302,15 @@ export class PartitionLog {
     this.nextOffset = this.active.nextOffset;
     this._logStartOffset = Math.min(Math.max(cp.logStartOffset, this.segments[0]!.baseOffset), this.nextOffset);
     this.recoveryPoint = this.opts.recover ? Math.min(cp.recoveryPoint, this.nextOffset) : this.nextOffset;
+    if (this.recoveryPoint < this.nextOffset) {
+      // What recovery kept past the recovery point may be in the page cache only (a killed
+      // process): it is durable once fsynced, like an append of this process. Without this, a
+      // flush would sync only the segments this process appended to and still move the recovery
+      // point past the recovered ones; a power loss would then leave a hole (cluster-sim seed 2086).
+      for (const s of this.segments) if (s.nextOffset > this.recoveryPoint) this.dirty.add(s);
+      this.unflushedMessages = this.nextOffset - this.recoveryPoint;
+      this.unflushedSinceMs = this.opts.clock.nowMs();
+    }
     return { segments: this.segments.length, recovered, deletedSegments: deleted };
   }
 

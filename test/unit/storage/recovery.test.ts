@@ -145,6 +145,48 @@ describe("recovery", () => {
     expect(readAll(after).length).toBe(10);
   });
 
+  it("a killed process's unsynced tail is fsynced by the next process's flush (no hole after a later power loss)", async () => {
+    // cluster-sim seed 2086: a leader killed with offsets 67..82 in the page cache only; its next
+    // process recovered them, rolled a segment at 83 (segment.bytes had shrunk), appended and
+    // flushed, which synced only the segment it wrote to yet moved the recovery point past 83.
+    // A power loss then took 67..82 back and kept 83.. : a hole in the log, acknowledged writes gone.
+    const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9 };
+    const fs = new MemoryFileSystem();
+    const first = openLog(fs, new ManualClock(), NO_FLUSH);
+    for (let i = 0; i < 5; i++) first.append(batch(1, { prefix: `a${i}` }));
+    await first.flush();
+    for (let i = 5; i < 8; i++) first.append(batch(1, { prefix: `a${i}` }));
+    // killed: 5..7 only in the page cache
+    const second = openLog(fs, new ManualClock(), { ...NO_FLUSH, segmentBytes: 64 }, true);
+    expect(second.logEndOffset).toBe(8);
+    for (let i = 8; i < 11; i++) second.append(batch(1, { prefix: `b${i}` }));
+    expect(second.segmentBaseOffsets.length).toBeGreaterThan(1);
+    await second.flush();
+    expect(second.flushedOffset).toBe(11);
+    fs.crash(); // power loss: only what the flush made durable survives
+    const third = openLog(fs, new ManualClock(), NO_FLUSH, true);
+    expect(third.logEndOffset).toBe(11);
+    expect(readAll(third).map(([o, v]) => `${o}:${v}`)).toEqual([
+      ...Array.from({ length: 8 }, (_, i) => `${i}:a${i}-0`),
+      ...Array.from({ length: 3 }, (_, i) => `${i + 8}:b${i + 8}-0`),
+    ]);
+  });
+
+  it("a killed process's unsynced tail is fsynced after flush.ms even when nothing is appended", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const first = openLog(fs, clock, { flushMs: 1000, flushMessages: 1e9 });
+    for (let i = 0; i < 4; i++) first.append(batch(1, { prefix: `a${i}` }));
+    const second = openLog(fs, clock, { flushMs: 1000, flushMessages: 1e9 }, true);
+    expect(second.flushedOffset).toBe(0);
+    expect(second.maybeFlush(clock.nowMs())).toBeNull();
+    clock.advance(1000);
+    await second.maybeFlush(clock.nowMs());
+    expect(second.flushedOffset).toBe(4);
+    fs.crash();
+    expect(openLog(fs, clock, {}, true).logEndOffset).toBe(4);
+  });
+
   describe("leader epochs after a power loss (the checkpoint is durable ahead of the segment data)", () => {
     const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9 };
 
