@@ -105,8 +105,13 @@ export class LogManager {
     fs.rm(cleanPath);
     const bootPath = fs.join(dataDir, BOOT_ID);
     this.previousBootId = fs.exists(bootPath) ? Buffer.from(fs.readFile(bootPath)).toString("utf8").trim() : null;
-    if (opts.bootId) fs.writeFileAtomic(bootPath, Buffer.from(`${opts.bootId}\n`));
-    else fs.rm(bootPath);
+    // The boot is recorded only when this start lost nothing: after an unclean shutdown every
+    // later process of this boot reports one too, until one closes cleanly. Otherwise a process
+    // killed before it registered would pass the loss on to its successor as a clean kill on the
+    // same boot, and the controller would keep it electable without the writes the power loss
+    // took (cluster-sim seed 2206).
+    if (opts.bootId && !this.uncleanShutdown) fs.writeFileAtomic(bootPath, Buffer.from(`${opts.bootId}\n`));
+    else if (!opts.bootId) fs.rm(bootPath);
     const now = opts.clock.nowMs();
     this.lastRetentionMs = now;
     this.nextCleanMs = now;

@@ -287,6 +287,13 @@ export class PartitionLog {
       const { segment, recovery } = Segment.open(fs, dir, base, this.config.indexIntervalBytes, mustRecover);
       this.segments.push(segment);
       if (recovery) recovered.push(recovery);
+      if (segment.nextOffset > nextBase) {
+        // The next segment starts at `nextBase`, so this one was truncated there (a follower's
+        // truncation, then a roll) and the cut never reached the disk before a power loss: the
+        // bytes past it are stale and must not be served to reads that start below `nextBase`.
+        segment.truncateTo(nextBase);
+        this.dirty.add(segment);
+      }
       if (recovery && recovery.truncatedBytes > 0 && i + 1 < bases.length) {
         // Everything after a corrupt batch is unreachable: offsets must stay contiguous.
         for (const later of bases.slice(i + 1)) {
@@ -302,6 +309,15 @@ export class PartitionLog {
     this.nextOffset = this.active.nextOffset;
     this._logStartOffset = Math.min(Math.max(cp.logStartOffset, this.segments[0]!.baseOffset), this.nextOffset);
     this.recoveryPoint = this.opts.recover ? Math.min(cp.recoveryPoint, this.nextOffset) : this.nextOffset;
+    if (this.recoveryPoint < this.nextOffset) {
+      // What recovery kept past the recovery point may be in the page cache only (a killed
+      // process): it is durable once fsynced, like an append of this process. Without this, a
+      // flush would sync only the segments this process appended to and still move the recovery
+      // point past the recovered ones; a power loss would then leave a hole (cluster-sim seed 2086).
+      for (const s of this.segments) if (s.nextOffset > this.recoveryPoint) this.dirty.add(s);
+      this.unflushedMessages = this.nextOffset - this.recoveryPoint;
+      this.unflushedSinceMs = this.opts.clock.nowMs();
+    }
     return { segments: this.segments.length, recovered, deletedSegments: deleted };
   }
 
@@ -851,6 +867,10 @@ export class PartitionLog {
       this.nextOffset = offset;
     } else {
       this.nextOffset = this.active.truncateTo(offset);
+      // The cut is durable only once fsynced: the next flush must sync this segment before the
+      // recovery point moves past `offset`, or a power loss brings the cut records back beside
+      // the new ones (cluster-sim seed 2075).
+      this.dirty.add(this.active);
     }
     this.cache.truncateFrom(this.nextOffset);
     // Flushes waiting for removed offsets now wait only for what remains.

@@ -81,13 +81,20 @@ export function tornPowerLoss(fs: MemoryFileSystem, dataDir: string, random: See
   fs.crash();
   const torn: Array<{ path: string; durable: number; data: Uint8Array }> = [];
   for (const [path, data] of before) {
-    const durable = fs.readFile(path).length;
+    // The unsynced writes start where the file first differs from its synced bytes: after a
+    // truncation and new appends (a follower's), that is the cut, not the synced length. A
+    // prefix of them keeps the cut and the first new bytes, never the new bytes past the old end
+    // without those before them.
+    const synced = fs.readFile(path);
+    let durable = 0;
+    while (durable < synced.length && durable < data.length && synced[durable] === data[durable]) durable++;
     if (data.length > durable + 1) torn.push({ path, durable, data });
   }
   if (torn.length === 0) return null;
   const t = torn[random.int(torn.length)]!;
   const keep = 1 + random.int(t.data.length - t.durable - 1);
   const f = fs.open(t.path, false);
+  f.truncate(t.durable);
   f.write(t.data.subarray(t.durable, t.durable + keep), t.durable);
   void f.sync();
   f.close();

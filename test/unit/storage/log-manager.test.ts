@@ -165,6 +165,21 @@ describe("LogManager", () => {
     expect(open("boot-c").uncleanShutdown).toBe(true);
   });
 
+  it("an unclean shutdown is reported by every later process of the boot until one closes cleanly", async () => {
+    // cluster-sim seed 2206: the process started after a power loss was killed before it
+    // registered; its successor on the same boot must still report the loss.
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const open = (bootId: string) => manager(fs, clock, { alive: () => false, bootId });
+    await open("boot-a").close();
+    open("boot-a"); // killed
+    expect(open("boot-b").uncleanShutdown).toBe(true); // the machine restarted; this one is killed too
+    expect(open("boot-b").uncleanShutdown).toBe(true); // same boot, but the loss was never reported by a clean run
+    await open("boot-b").close();
+    open("boot-b"); // killed after a clean run of this boot
+    expect(open("boot-b").uncleanShutdown).toBe(false);
+  });
+
   it("tick runs flush.ms fsyncs, retention on its interval and compaction in the background", async () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock(1_000_100); // the records below are older than now

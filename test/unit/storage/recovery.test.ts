@@ -145,6 +145,48 @@ describe("recovery", () => {
     expect(readAll(after).length).toBe(10);
   });
 
+  it("a killed process's unsynced tail is fsynced by the next process's flush (no hole after a later power loss)", async () => {
+    // cluster-sim seed 2086: a leader killed with offsets 67..82 in the page cache only; its next
+    // process recovered them, rolled a segment at 83 (segment.bytes had shrunk), appended and
+    // flushed, which synced only the segment it wrote to yet moved the recovery point past 83.
+    // A power loss then took 67..82 back and kept 83.. : a hole in the log, acknowledged writes gone.
+    const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9 };
+    const fs = new MemoryFileSystem();
+    const first = openLog(fs, new ManualClock(), NO_FLUSH);
+    for (let i = 0; i < 5; i++) first.append(batch(1, { prefix: `a${i}` }));
+    await first.flush();
+    for (let i = 5; i < 8; i++) first.append(batch(1, { prefix: `a${i}` }));
+    // killed: 5..7 only in the page cache
+    const second = openLog(fs, new ManualClock(), { ...NO_FLUSH, segmentBytes: 64 }, true);
+    expect(second.logEndOffset).toBe(8);
+    for (let i = 8; i < 11; i++) second.append(batch(1, { prefix: `b${i}` }));
+    expect(second.segmentBaseOffsets.length).toBeGreaterThan(1);
+    await second.flush();
+    expect(second.flushedOffset).toBe(11);
+    fs.crash(); // power loss: only what the flush made durable survives
+    const third = openLog(fs, new ManualClock(), NO_FLUSH, true);
+    expect(third.logEndOffset).toBe(11);
+    expect(readAll(third).map(([o, v]) => `${o}:${v}`)).toEqual([
+      ...Array.from({ length: 8 }, (_, i) => `${i}:a${i}-0`),
+      ...Array.from({ length: 3 }, (_, i) => `${i + 8}:b${i + 8}-0`),
+    ]);
+  });
+
+  it("a killed process's unsynced tail is fsynced after flush.ms even when nothing is appended", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const first = openLog(fs, clock, { flushMs: 1000, flushMessages: 1e9 });
+    for (let i = 0; i < 4; i++) first.append(batch(1, { prefix: `a${i}` }));
+    const second = openLog(fs, clock, { flushMs: 1000, flushMessages: 1e9 }, true);
+    expect(second.flushedOffset).toBe(0);
+    expect(second.maybeFlush(clock.nowMs())).toBeNull();
+    clock.advance(1000);
+    await second.maybeFlush(clock.nowMs());
+    expect(second.flushedOffset).toBe(4);
+    fs.crash();
+    expect(openLog(fs, clock, {}, true).logEndOffset).toBe(4);
+  });
+
   describe("leader epochs after a power loss (the checkpoint is durable ahead of the segment data)", () => {
     const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9 };
 
@@ -175,6 +217,57 @@ describe("recovery", () => {
       // The recovered record at 5 is epoch 0's: a fetch with last epoch 1 must diverge there.
       expect(after.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }]);
       expect(after.endOffsetForEpoch(1)).toEqual({ epoch: 0, endOffset: 6 });
+    });
+
+    it("a follower's truncation reaches the disk before a flush moves the recovery point past it", async () => {
+      // cluster-sim seed 2075: a follower truncated its full segment from 65 (epoch-0 records
+      // 65..69 durable), rolled at once (segment.bytes had shrunk) and appended the new leader's
+      // epoch-1 records at 65 in a new segment. The flush synced only the new segment, so a power
+      // loss brought 65..69 back in the old one: reads from below 65 returned the stale epoch-0
+      // records, and the recovered epochs hid the divergence from the leader.
+      const fs = new MemoryFileSystem();
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 8; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+      await log.flush();
+      log.updateConfig({ ...log.topicConfig, segmentBytes: 64 });
+      log.truncateTo(5);
+      const first = Segment.paths(fs, DIR, 0).log;
+      const cut = fs.bytes(first).length;
+      for (let i = 5; i < 8; i++) log.appendWithOffsets(replicated(i, 1, `e1r${i}`));
+      expect(log.segmentBaseOffsets.slice(0, 2)).toEqual([0, 5]);
+      await log.flush();
+      fs.crash();
+      expect(fs.bytes(first).length).toBe(cut); // the cut itself was made durable
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(readAll(after).map(([o, v]) => `${o}:${v}`)).toEqual([
+        ...Array.from({ length: 5 }, (_, i) => `${i}:e0r${i}-0`),
+        ...Array.from({ length: 3 }, (_, i) => `${i + 5}:e1r${i + 5}-0`),
+      ]);
+      expect(after.leaderEpochs).toEqual([
+        { epoch: 0, startOffset: 0 },
+        { epoch: 1, startOffset: 5 },
+      ]);
+    });
+
+    it("recovery cuts a segment's bytes that a truncation had removed when a later segment starts there", async () => {
+      // The power goes before anything synced the truncation: the old segment comes back with
+      // epoch-0 records 5..7 while the segment rolled at 5 exists. Offsets from 5 are the later
+      // segment's; the earlier one must not serve its stale copy to a read that starts below 5.
+      const fs = new MemoryFileSystem();
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 8; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+      await log.flush();
+      log.updateConfig({ ...log.topicConfig, segmentBytes: 64 });
+      log.truncateTo(5);
+      log.appendWithOffsets(replicated(5, 1, "e1r5"));
+      fs.crash();
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(after.logEndOffset).toBe(5);
+      for (let i = 5; i < 8; i++) after.appendWithOffsets(replicated(i, 2, `e2r${i}`));
+      expect(readAll(after).map(([o, v]) => `${o}:${v}`)).toEqual([
+        ...Array.from({ length: 5 }, (_, i) => `${i}:e0r${i}-0`),
+        ...Array.from({ length: 3 }, (_, i) => `${i + 5}:e2r${i + 5}-0`),
+      ]);
     });
 
     it("a process kill (page cache kept) keeps the new epoch's records and their entry", () => {
