@@ -1,6 +1,7 @@
 /** The soak test's pure helpers: the slope it judges memory by, the fault windows, the seeded schedule. */
 import { describe, expect, it } from "vitest";
 import { inFault, quantile, restartWindowS, SeededRandom, slopePerMinute, windowMinima } from "./stats.ts";
+import { endOffsets } from "./soak-run.ts";
 
 describe("soak stats", () => {
   it("slopePerMinute is the least-squares slope per minute, flat and noisy series included", () => {
@@ -51,5 +52,25 @@ describe("soak stats", () => {
     const xs = Array.from({ length: 5 }, () => a.int(0, 1000));
     expect(Array.from({ length: 5 }, () => b.int(0, 1000))).toEqual(xs);
     expect(new SeededRandom(43).int(0, 1000)).not.toBe(xs[0]);
+  });
+});
+
+describe("endOffsets (the read-back of a long run)", () => {
+  it("takes a 60-minute run's 300,000 acknowledged offsets of one partition without overflowing the stack", () => {
+    const m = new Map<number, string>();
+    for (let o = 0; o < 300_000; o++) m.set(o, "v");
+    expect(
+      endOffsets(
+        new Map([
+          [0, m],
+          [1, new Map([[7, "x"]])],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        [0, 300_000],
+        [1, 8],
+      ]),
+    );
   });
 });
