@@ -120,8 +120,8 @@ export function fetchService(
     listOffsets: unary(async (req: ListOffsetsRequest, call) => {
       const split = access.listOffsets(requesterOf(call), req.partitions);
       const local = split.all || split.allowed.length > 0 ? listOffsets(rm, split.allowed, req.isolationLevel) : [];
-      // Partitions led elsewhere are looked up at their leaders (any broker answers any request);
-      // a forwarded call is answered here only.
+      // Partitions with no replica here are looked up at their leaders (any broker answers any
+      // request); a forwarded call is answered here only.
       const answered = isForwarded(call)
         ? local
         : await withLeaders(leaders, rm, split.allowed, local, req.isolationLevel, requesterOf(call));
@@ -314,10 +314,11 @@ export function decodeFetched(topic: string, partition: number, chunks: readonly
 }
 
 /**
- * `local` (the answers read here, one per partition of `asked`) with the partitions led elsewhere
- * answered by their leaders instead, as Kafka's ListOffsets is (a follower's high watermark lags
- * the leader's): one ListOffsets per leader, marked forwarded. A leader that cannot be reached
- * leaves its partitions' local answers (a follower's, or NOT_LEADER_OR_FOLLOWER).
+ * `local` (the answers read here, one per partition of `asked`) with the partitions that have no
+ * replica here answered by their leaders instead: one ListOffsets per leader, marked forwarded. A
+ * follower answers from its own log (its log start offset, and its own high watermark, which may
+ * lag the leader's by a replication round). A leader that cannot be reached leaves its
+ * partitions' local answers (NOT_LEADER_OR_FOLLOWER).
  */
 async function withLeaders(
   leaders: LeaderClients<typeof FetchService>,
@@ -330,7 +331,7 @@ async function withLeaders(
   const byLeader = new Map<number, number[]>();
   asked.forEach((p, i) => {
     const st = rm.image.topics.get(p.topic)?.partitions[p.partition];
-    if (!st || st.leader < 0 || st.leader === rm.nodeIdOf()) return;
+    if (!st || st.leader < 0 || st.leader === rm.nodeIdOf() || rm.replica(p.topic, p.partition) !== undefined) return;
     const list = byLeader.get(st.leader) ?? [];
     list.push(i);
     byLeader.set(st.leader, list);
