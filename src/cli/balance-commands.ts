@@ -19,7 +19,7 @@
  */
 import type { Command } from "commander";
 import { Admin } from "../client/admin.ts";
-import { type Balance, type BalancePartition, type BalancePlan, planBalance } from "../metadata/balance.ts";
+import { type Balance, type BalanceBroker, type BalancePartition, type BalancePlan, planBalance } from "../metadata/balance.ts";
 import { type Context, clientOptions } from "./context.ts";
 import { table } from "./group-commands.ts";
 import { CliError, write } from "./output.ts";
@@ -73,13 +73,15 @@ export function registerDecommission(broker: Command, contextOf: (cmd: Command) 
     });
 }
 
-/**
- * The brokers that may hold replicas and every partition, as the cluster describes them; `cordoned`:
- * the node ids of those brokers that are cordoned (issue 21).
- */
-async function snapshot(
-  admin: Admin,
-): Promise<{ brokers: { id: number; rack: string }[]; partitions: BalancePartition[]; cordoned: number[] }> {
+/** The brokers that may hold replicas and every partition; `cordoned`: those of the brokers that are cordoned (issue 21). */
+export interface ClusterSnapshot {
+  readonly brokers: readonly BalanceBroker[];
+  readonly partitions: readonly BalancePartition[];
+  readonly cordoned: readonly number[];
+}
+
+/** The cluster as it describes itself, for a plan. */
+async function snapshot(admin: Admin): Promise<ClusterSnapshot> {
   const cluster = await admin.describeCluster();
   const live = cluster.brokers.filter((b) => !b.fenced && b.roles.includes("broker"));
   const brokers = live.map((b) => ({ id: b.nodeId, rack: b.rack }));
@@ -128,17 +130,42 @@ async function start(admin: Admin, moves: readonly BalancePartition[]): Promise<
     );
 }
 
+/** `cluster rebalance`'s plan: cordoned brokers (issue 21) are drained, they take no replicas and give theirs away. */
+export function rebalancePlan(snap: ClusterSnapshot): BalancePlan {
+  try {
+    return planBalance(snap.brokers, snap.partitions, snap.cordoned);
+  } catch (e) {
+    throw new CliError(
+      `cluster rebalance: cordoned brokers ${snap.cordoned.join(", ")} are drained: ${(e as Error).message}; nothing moved`,
+    );
+  }
+}
+
+/**
+ * `broker decommission`'s plan over `snap`: drain only (it moves nothing that is not on `nodes`),
+ * onto brokers that are not cordoned (issue 21); CliError ending in `after` when it cannot be done.
+ */
+export function drainPlan(snap: ClusterSnapshot, nodes: readonly number[], after: string): BalancePlan {
+  const others = snap.cordoned.filter((b) => !nodes.includes(b));
+  try {
+    return planBalance(
+      snap.brokers.filter((b) => !others.includes(b.id)),
+      snap.partitions,
+      nodes,
+      { drainOnly: true },
+    );
+  } catch (e) {
+    const note = others.length > 0 ? ` (cordoned brokers ${others.join(", ")} take no replicas)` : "";
+    throw new CliError(`broker decommission ${nodes.join(" ")}: ${(e as Error).message}${note}; ${after}`);
+  }
+}
+
 async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
   const admin = new Admin(clientOptions(ctx));
   try {
-    const { brokers, partitions, cordoned } = await snapshot(admin);
-    let plan: BalancePlan;
-    try {
-      // Cordoned brokers (issue 21) are drained: they take no replicas, and give theirs away.
-      plan = planBalance(brokers, partitions, cordoned);
-    } catch (e) {
-      throw new CliError(`cluster rebalance: cordoned brokers ${cordoned.join(", ")} are drained: ${(e as Error).message}; nothing moved`);
-    }
+    const snap = await snapshot(admin);
+    const { partitions, cordoned } = snap;
+    const plan = rebalancePlan(snap);
     if (cordoned.length > 0 && o.json !== true)
       await write(ctx.io.stdout, `Cordoned brokers ${cordoned.join(", ")} are drained: they take no new replicas.\n`);
     await printPlan(ctx, plan, partitions, o.json === true);
@@ -181,21 +208,7 @@ async function moveStragglers(
 async function decommission(ctx: Context, nodes: readonly number[], o: DecommissionOptions): Promise<void> {
   const admin = new Admin(clientOptions(ctx));
   const named = nodes.join(" ");
-  /** The drain's plan over `snap`: drain only (a decommission moves nothing not on `nodes`), onto brokers not cordoned (issue 21). */
-  const drain = (snap: Awaited<ReturnType<typeof snapshot>>, after: string): BalancePlan => {
-    const others = snap.cordoned.filter((b) => !nodes.includes(b));
-    try {
-      return planBalance(
-        snap.brokers.filter((b) => !others.includes(b.id)),
-        snap.partitions,
-        nodes,
-        { drainOnly: true },
-      );
-    } catch (e) {
-      const note = others.length > 0 ? ` (cordoned brokers ${others.join(", ")} take no replicas)` : "";
-      throw new CliError(`broker decommission ${named}: ${(e as Error).message}${note}; ${after}`);
-    }
-  };
+  const drain = (snap: ClusterSnapshot, after: string): BalancePlan => drainPlan(snap, nodes, after);
   try {
     drain(await snapshot(admin), "nothing moved"); // bad input changes nothing, not even a cordon
     // Cordoned first (issue 21): a partition created from now on is placed elsewhere.
