@@ -2,8 +2,9 @@
  * The active controller's internal topics with cordoned brokers (issue 21): `__consumer_offsets`
  * is placed only on brokers that are not cordoned, and while too few of them remain for its
  * replication factor the controller waits (no failed attempt at every check) and creates it once
- * a broker is uncordoned. A real single-voter quorum store on an in-memory file system; time is a
- * ManualClock and the checks are run by hand.
+ * a broker is uncordoned. And the cordon outlives a restart of the quorum store whose log was
+ * compacted behind a snapshot. A real single-voter quorum store on an in-memory file system; time
+ * is a ManualClock and the checks are run by hand.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/base/clock.ts";
@@ -20,11 +21,10 @@ afterEach(async () => {
   for (const close of open.splice(0).reverse()) await close();
 });
 
-/** Node 1 leads a single-voter quorum; brokers 1, 2, 3 are registered and unfenced; broker `cordoned` is cordoned first. */
-async function start(offsetsReplicationFactor: number, cordoned: number) {
-  const clock = new ManualClock();
+/** A single-voter quorum store of node 1 on `fs`, snapshotting every `snapshotIntervalRecords` entries. */
+function openStore(fs: MemoryFileSystem, snapshotIntervalRecords = 1000): QuorumMetadataStore {
   const store = QuorumMetadataStore.open({
-    fs: new MemoryFileSystem(),
+    fs,
     dataDir: "/data",
     nodeId: 1,
     voters: [1],
@@ -33,9 +33,16 @@ async function start(offsetsReplicationFactor: number, cordoned: number) {
     timers: new ManualTimers(),
     tickMs: 100,
     electionTicks: 10,
-    snapshotIntervalRecords: 1000,
+    snapshotIntervalRecords,
   });
   open.push(() => store.close());
+  return store;
+}
+
+/** Node 1 leads a single-voter quorum; brokers 1, 2, 3 are registered and unfenced; broker `cordoned` is cordoned first. */
+async function start(offsetsReplicationFactor: number, cordoned: number) {
+  const clock = new ManualClock();
+  const store = openStore(new MemoryFileSystem());
   const errors: string[] = [];
   const controller = new ClusterController({
     store,
@@ -95,5 +102,25 @@ describe("internal topics and cordoned brokers", () => {
     await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 2, cordoned: false }]);
     await check();
     expect(store.image.topics.get(OFFSETS_TOPIC)?.partitions[0]?.replicas).toHaveLength(3);
+  });
+});
+
+describe("the cordon across a restart", () => {
+  it("a store reopened from a snapshot, its log compacted past the cordon record, keeps the cordon", async () => {
+    const fs = new MemoryFileSystem();
+    const store = openStore(fs, 4);
+    await store.commit(() => [1, 2, 3].map((id) => ({ type: "broker", v: 1, nodeId: id, address: `h:${id}`, roles: ["broker"], fenced: false })));
+    await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 3, cordoned: true }]);
+    await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 2, cordoned: true }]);
+    await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 2, cordoned: false }]);
+    // Enough entries after them for a snapshot and a compaction past them.
+    for (let i = 1; i <= 12; i++) await store.commit(() => [{ type: "producer-ids", v: 1, nextProducerId: i * 1000 }]);
+    await store.close();
+    const files = JSON.stringify(fs.readdir("/data/metadata/raft"));
+    expect(files).toMatch(/snapshot/);
+    const reopened = openStore(fs, 4);
+    expect(reopened.image.nextProducerId).toBe(12_000);
+    expect([...reopened.image.cordoned]).toEqual([3]);
+    expect(reopened.image.placementBrokers()).toEqual([1, 2]);
   });
 });
