@@ -109,7 +109,9 @@ describe("the cordon across a restart", () => {
   it("a store reopened from a snapshot, its log compacted past the cordon record, keeps the cordon", async () => {
     const fs = new MemoryFileSystem();
     const store = openStore(fs, 4);
-    await store.commit(() => [1, 2, 3].map((id) => ({ type: "broker", v: 1, nodeId: id, address: `h:${id}`, roles: ["broker"], fenced: false })));
+    await store.commit(() =>
+      [1, 2, 3].map((id) => ({ type: "broker", v: 1, nodeId: id, address: `h:${id}`, roles: ["broker"], fenced: false })),
+    );
     await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 3, cordoned: true }]);
     await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 2, cordoned: true }]);
     await store.commit(() => [{ type: "broker-cordon", v: 1, nodeId: 2, cordoned: false }]);
