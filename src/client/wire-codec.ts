@@ -49,6 +49,11 @@ export interface ProduceRequestInput {
 export interface ProduceStreamRequestInput {
   readonly requestId?: bigint | number | undefined;
   readonly request: ProduceRequestInput;
+  /**
+   * The end of the producer's transaction, in the same message right after `request` (field 3
+   * with field 2, issue 17): the broker ends it once `request` is answered.
+   */
+  readonly endTransaction?: EndTransactionStreamInput["endTransaction"] | undefined;
 }
 
 /** A ProduceStreamRequest that ends the producer's transaction (field 3, issue 17). */
@@ -111,20 +116,26 @@ export function encodeProduceRequest(m: ProduceRequestInput): Buffer {
 
 /** Encodes a ProduceStreamRequest (client side), copying the batch once into the output. */
 export function encodeProduceStreamRequest(m: ProduceStreamRequestInput | EndTransactionStreamInput): Buffer {
-  if ("endTransaction" in m) return encodeEndTransactionStreamRequest(m);
+  if (!("request" in m)) return encodeEndTransactionStreamRequest(m);
   const plan = planProduceRequest(m.request);
+  const end = m.endTransaction === undefined ? null : encodeEndTransactionRequest(m.endTransaction);
   const id = m.requestId ?? 0;
-  const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size);
+  const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size) + (end === null ? 0 : sizeLen(3, end.length));
   const w = new Writer(size);
   if (!isZero(id)) w.int64Field(1, id);
   w.tag(2, LEN);
   w.uint32(plan.size);
   writeProduceRequest(w, m.request, plan);
+  if (end !== null) w.bytes(3, end);
   return w.finish();
 }
 
+function encodeEndTransactionRequest(end: EndTransactionStreamInput["endTransaction"]): Uint8Array {
+  return toBinary(EndTransactionRequestSchema, create(EndTransactionRequestSchema, end));
+}
+
 function encodeEndTransactionStreamRequest(m: EndTransactionStreamInput): Buffer {
-  const end = toBinary(EndTransactionRequestSchema, create(EndTransactionRequestSchema, m.endTransaction));
+  const end = encodeEndTransactionRequest(m.endTransaction);
   const id = m.requestId ?? 0;
   const w = new Writer((isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(3, end.length));
   if (!isZero(id)) w.int64Field(1, id);

@@ -79,6 +79,20 @@ describe("ProduceStreamRequest encoder", () => {
       enc(ProduceStreamRequestSchema, { requestId: 1n, endTransaction: abort }),
     );
   });
+
+  it("encodes a request and the end of its transaction in one message (fields 2 and 3) like toBinary; the broker decodes both", () => {
+    const endTransaction = { transactionalId: "tx-1", producerId: 5n, producerEpoch: 3, commit: true };
+    const request = { ...fullProduce, transactionalId: "tx-1" };
+    for (const requestId of [0n, 9n]) {
+      const ours = encodeProduceStreamRequest({ requestId, request, endTransaction });
+      expectSameBytes(ours, enc(ProduceStreamRequestSchema, { requestId, request, endTransaction }));
+      const back = decodeProduceStreamRequest(ours);
+      expect(back.requestId).toBe(requestId);
+      expect(back.request?.transactionalId).toBe("tx-1");
+      expect(back.request?.recordBatch).toEqual(request.recordBatch);
+      expect(back.endTransaction).toMatchObject(endTransaction);
+    }
+  });
 });
 
 describe("FetchResponse / SubscribeResponse decoder", () => {
