@@ -199,7 +199,9 @@ export class ProduceChannel {
       else if (outcome?.case === "error") p.endAnswer.reject(fromErrorDetail(outcome.value, "EndTransaction"));
       else if (m.result.case === "error") p.endAnswer.reject(fromErrorDetail(m.result.value, "EndTransaction"));
       else
-        p.endAnswer.reject(new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no end_transaction_outcome`));
+        p.endAnswer.reject(
+          new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no end_transaction_outcome`),
+        );
     }
     this.writeWaiting();
   }

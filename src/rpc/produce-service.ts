@@ -347,7 +347,9 @@ function serveProduceStream(
         (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
       );
     } else if (produced === null) {
-      answer = asResponse(Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)")));
+      answer = asResponse(
+        Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)")),
+      );
     } else if (msg.endTransaction) {
       // The transaction's last records and its end in one message (issue 17): one answer for both.
       const outcome = endAfterRequests(msg.endTransaction).then(

@@ -20,6 +20,15 @@
  * A completion that failed while this broker still coordinates (not a lost leadership: the next
  * coordinator resumes those) is started again by `tick()`.
  *
+ * Once the markers are written, CompleteCommit/CompleteAbort is replayed at once but appended
+ * later: with the shard's next append (the id's next record — Ongoing, Empty, the next Prepare* —
+ * holds it and replaces it; another id's record carries it in the same batch), or on its own
+ * after `completeWriteDelayMs`, at `tick()` and at `close()`. Nothing waits for it to be durable:
+ * a coordinator that loads the log without it finds the Prepare* record and writes the markers
+ * again, which ends nothing twice (no record of the id's next transaction can be in a partition
+ * before its Ongoing record, which holds the Complete, is replicated). So a transaction in a
+ * loop costs two state appends, Ongoing and Prepare*, plus one marker per partition.
+ *
  * The ports: `issueProducerId` (the controller, which issues producer ids) and `writeMarker`
  * (a partition's leader, here or on another broker). Time comes from the injected Clock and
  * Timers; periodic work (timeouts, expiration) runs on `tick()`.
@@ -76,6 +85,11 @@ export interface TxnRuntimeOptions extends TxnCoordinatorOptions {
   readonly completionWaitMs?: number;
   /** Told of what the coordinator does (the broker logs it). */
   readonly onEvent?: (e: TxnEvent) => void;
+  /**
+   * How long a CompleteCommit/CompleteAbort may wait to be written with the shard's next
+   * append before it is written on its own (see the module comment). Default 20.
+   */
+  readonly completeWriteDelayMs?: number;
 }
 
 /** Something worth a log line. */
@@ -99,6 +113,15 @@ export class TxnRuntime {
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Completions being written (by transactional id), so a tick does not start a second one. */
   private readonly completing = new Map<string, Promise<void>>();
+  /**
+   * Per shard partition: CompleteCommit/CompleteAbort records already replayed but not appended
+   * yet; the shard's next append carries them (unless it holds a newer record of the same id),
+   * or `writeUnwritten` after `completeWriteDelayMs`.
+   */
+  private readonly unwritten = new Map<number, TxnRecord[]>();
+  private unwrittenTimer: unknown = null;
+  /** Appends made to `__transaction_state` by this runtime (tests count them). */
+  stateAppends = 0;
   private closed = false;
 
   constructor(
@@ -110,8 +133,11 @@ export class TxnRuntime {
     private readonly opts: TxnRuntimeOptions,
   ) {}
 
-  /** Stops: no new retries of markers. */
+  /** Stops: writes the unwritten Complete* records (while appends are still taken), then no new retries of markers. */
   close(): void {
+    this.writeUnwritten();
+    if (this.unwrittenTimer !== null) this.timers.clearTimeout(this.unwrittenTimer);
+    this.unwrittenTimer = null;
     this.closed = true;
   }
 
@@ -128,11 +154,13 @@ export class TxnRuntime {
       const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(TXN_TOPIC, p);
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
+        this.unwritten.delete(p); // what the log holds is the truth: its decided ends resume below
         const shard = this.load(p);
         this.shards.set(p, shard);
         this.shardEpochs.set(p, epoch);
         for (const c of shard.pendingCompletions()) this.startCompletion(c);
       } else if (!leads && this.shards.has(p)) {
+        this.unwritten.delete(p); // the next coordinator resumes those ends from their Prepare* record
         this.shards.delete(p);
         this.shardEpochs.delete(p);
       }
@@ -146,6 +174,8 @@ export class TxnRuntime {
    */
   reloadShardOf(transactionalId: string): void {
     const { p } = this.shardFor(transactionalId);
+    this.writeUnwritten(p);
+    this.unwritten.delete(p);
     const shard = this.load(p);
     this.shards.set(p, shard);
     for (const c of shard.pendingCompletions()) this.startCompletion(c);
@@ -232,18 +262,78 @@ export class TxnRuntime {
     return res.response;
   }
 
+  /**
+   * Appends `records` (with the shard's unwritten Complete* records that no record of `records`
+   * supersedes) in one batch, then replays `records`. Throws, with nothing changed, what the
+   * append throws.
+   */
   private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
     const now = this.clock.nowMs();
+    const all = this.withUnwritten(p, records);
     const batch = encodeBatch(
-      records.map((r) => {
+      all.map((r) => {
         const kv = txnToKeyValue(r);
         return { key: kv.key, value: kv.value, timestampMs: now };
       }),
       { nowMs: now },
     );
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
+    this.stateAppends++;
+    this.unwritten.delete(p);
     for (const r of records) shard.replay(r);
     return res.lastOffset;
+  }
+
+  /** `records` after the unwritten records of shard `p` of other ids (an id's newer record holds all its state). */
+  private withUnwritten(p: number, records: readonly TxnRecord[]): readonly TxnRecord[] {
+    const pending = this.unwritten.get(p);
+    if (pending === undefined) return records;
+    if (records.length === 1) {
+      const id = records[0]!.transactionalId;
+      return [...pending.filter((r) => r.transactionalId !== id), records[0]!];
+    }
+    const ids = new Set(records.map((r) => r.transactionalId));
+    return [...pending.filter((r) => !ids.has(r.transactionalId)), ...records];
+  }
+
+  /**
+   * Marks `id`'s decided end complete (its markers are all written): CompleteCommit/CompleteAbort
+   * is replayed now and appended with the shard's next write — the id's next request writes a
+   * record that holds it anyway — or on its own after `completeWriteDelayMs`. Until then a new
+   * coordinator would find the Prepare* record and write the markers again, which is harmless
+   * (a marker ends nothing twice); nothing waits for this record to be durable.
+   */
+  private completeLater(id: string): void {
+    const { p, shard } = this.shardFor(id);
+    const { records } = shard.complete(id, this.clock.nowMs());
+    if (records.length === 0) return;
+    for (const r of records) shard.replay(r);
+    const pending = this.unwritten.get(p);
+    if (pending === undefined) this.unwritten.set(p, [...records]);
+    else pending.push(...records);
+    if (this.unwrittenTimer === null)
+      this.unwrittenTimer = this.timers.setTimeout(() => {
+        this.unwrittenTimer = null;
+        this.writeUnwritten();
+      }, this.opts.completeWriteDelayMs ?? 20);
+  }
+
+  /** Appends the unwritten Complete* records of shard `only` (or of every shard); a shard whose append fails keeps them for its next write or tick. */
+  private writeUnwritten(only?: number): void {
+    for (const p of only === undefined ? [...this.unwritten.keys()] : [only]) {
+      const shard = this.shards.get(p);
+      if (shard === undefined) {
+        this.unwritten.delete(p);
+        continue;
+      }
+      if (!this.unwritten.has(p)) continue;
+      try {
+        const last = this.write(p, shard, []);
+        void this.rm.replicated(TXN_TOPIC, p, last, REPLICATE_TIMEOUT_MS).catch(() => undefined);
+      } catch {
+        // kept: the shard's next write, or the next tick, tries again
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -422,7 +512,7 @@ export class TxnRuntime {
       const { epoch } = this.shardFor(c.transactionalId);
       const marker: TxnMarkerSpec = { producerId: c.producerId, producerEpoch: c.producerEpoch, commit: c.commit, coordinatorEpoch: epoch };
       await Promise.all(c.partitions.map((tp) => this.markUntilDone(c.transactionalId, tp, marker)));
-      await this.commit(c.transactionalId, (s, now) => s.complete(c.transactionalId, now));
+      this.completeLater(c.transactionalId);
       this.opts.onEvent?.({ kind: "completed", transactionalId: c.transactionalId, commit: c.commit, partitions: c.partitions.length });
     })();
     this.completing.set(c.transactionalId, run);
@@ -463,6 +553,7 @@ export class TxnRuntime {
   tick(): void {
     if (this.closed || this.rm.closed) return;
     const now = this.clock.nowMs();
+    this.writeUnwritten();
     for (const [p, shard] of this.shards) {
       // A decided end whose completion failed here (a marker's leader was away too long...): again.
       for (const c of shard.pendingCompletions())
