@@ -89,7 +89,7 @@ describe("ProduceStreamRequest encoder", () => {
       const back = decodeProduceStreamRequest(ours);
       expect(back.requestId).toBe(requestId);
       expect(back.request?.transactionalId).toBe("tx-1");
-      expect(back.request?.recordBatch).toEqual(request.recordBatch);
+      expect(Buffer.from(back.request!.recordBatch).equals(Buffer.from(request.recordBatch))).toBe(true);
       expect(back.endTransaction).toMatchObject(endTransaction);
     }
   });
