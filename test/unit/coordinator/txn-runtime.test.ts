@@ -277,3 +277,32 @@ describe("txnMarkerRouter", () => {
     expect(calls).toEqual([[0, 1, 3], [0]]);
   });
 });
+
+describe("ReplicaManager.replicated", () => {
+  it("resolves at once, arming no timer, for an offset below the high watermark with enough in-sync replicas; else waits", async () => {
+    const core = openCore();
+    cores.push(core);
+    await core.topic("t", [HERE, { leader: HERE, followers: [2] }]);
+    let armed = 0;
+    const setTimeout = core.timers.setTimeout.bind(core.timers);
+    core.timers.setTimeout = (fn, ms) => {
+      armed++;
+      return setTimeout(fn, ms);
+    };
+    const one = core.rm.append("t", 0, encodeBatch([{ value: "a" }], { nowMs: TS }), "all");
+    await core.rm.replicated("t", 0, one.lastOffset, 30_000);
+    expect(armed).toBe(0);
+    // A follower has not fetched it yet: the wait is timed.
+    const two = core.rm.append("t", 1, encodeBatch([{ value: "b" }], { nowMs: TS }), "all");
+    let done = false;
+    const waiting = core.rm.replicated("t", 1, two.lastOffset, 30_000).then(
+      () => (done = true),
+      (e: unknown) => e,
+    );
+    await settle();
+    expect(done).toBe(false);
+    expect(armed).toBe(1);
+    core.timers.advance(30_000);
+    expect(await waiting).toMatchObject({ kind: { name: "REQUEST_TIMED_OUT" } });
+  });
+});
