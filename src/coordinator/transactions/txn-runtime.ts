@@ -52,9 +52,19 @@ export const TXN_TOPIC_CONFIGS: Readonly<Record<string, string>> = {
   "segment.bytes": String(100 * 1024 * 1024),
 };
 
+/** Partitions of recent transactional ids (each request asks several times); emptied when it grows past `PARTITION_CACHE_MAX`. */
+const partitionCache = new Map<string, number>();
+const PARTITION_CACHE_MAX = 10_000;
+
 /** The `__transaction_state` partition that owns a transactional id. */
 export function txnPartitionFor(transactionalId: string): number {
-  return toPositive(murmur2(Buffer.from(transactionalId, "utf8"))) % TXN_PARTITIONS;
+  let p = partitionCache.get(transactionalId);
+  if (p === undefined) {
+    p = toPositive(murmur2(Buffer.from(transactionalId, "utf8"))) % TXN_PARTITIONS;
+    if (partitionCache.size >= PARTITION_CACHE_MAX) partitionCache.clear();
+    partitionCache.set(transactionalId, p);
+  }
+  return p;
 }
 
 /** A commit/abort marker for one partition. */

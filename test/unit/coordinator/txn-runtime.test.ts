@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { RillError } from "../../../src/base/errors.ts";
+import { murmur2, toPositive } from "../../../src/base/murmur2.ts";
 import {
   TXN_PARTITIONS,
   TXN_TOPIC,
@@ -304,5 +305,14 @@ describe("ReplicaManager.replicated", () => {
     expect(armed).toBe(1);
     core.timers.advance(30_000);
     expect(await waiting).toMatchObject({ kind: { name: "REQUEST_TIMED_OUT" } });
+  });
+});
+
+describe("txnPartitionFor", () => {
+  it("is murmur2(id) % 50 (Kafka's rule), the same when answered from its cache, past the cache's bound too", () => {
+    const direct = (id: string) => toPositive(murmur2(Buffer.from(id, "utf8"))) % TXN_PARTITIONS;
+    const ids = Array.from({ length: 12_000 }, (_, i) => `id-${i}-é`);
+    for (const id of ids) expect(txnPartitionFor(id)).toBe(direct(id));
+    for (const id of ids) expect(txnPartitionFor(id)).toBe(direct(id));
   });
 });
