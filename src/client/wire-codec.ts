@@ -16,14 +16,13 @@
  * message, the field and the byte position on truncated or malformed input.
  */
 
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import type { Record as RecordMessage } from "../gen/rill/v1/common_pb.ts";
 import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchService, FetchedPartition, SubscribeResponse } from "../gen/rill/v1/fetch_service_pb.ts";
 import {
   type Acks,
   EndTransactionOutcomeSchema,
-  EndTransactionRequestSchema,
   EndTransactionResponseSchema,
   type ProduceResponse,
   type ProduceResponse_PartitionResult,
@@ -142,8 +141,20 @@ export function encodeProduceStreamRequest(m: ProduceStreamRequestInput | EndTra
   return w.finish();
 }
 
+/** An EndTransactionRequest's bytes, as protobuf-es's `toBinary` writes them. */
 function encodeEndTransactionRequest(end: EndTransactionStreamInput["endTransaction"]): Uint8Array {
-  return toBinary(EndTransactionRequestSchema, create(EndTransactionRequestSchema, end));
+  const idBytes = Buffer.byteLength(end.transactionalId, "utf8");
+  const size =
+    (idBytes > 0 ? sizeLen(1, idBytes) : 0) +
+    (isZero(end.producerId) ? 0 : 1 + sizeInt64(end.producerId)) +
+    (end.producerEpoch ? 1 + sizeInt32(end.producerEpoch) : 0) +
+    (end.commit ? 2 : 0);
+  const w = new Writer(size);
+  if (idBytes > 0) w.string(1, end.transactionalId, idBytes);
+  if (!isZero(end.producerId)) w.int64Field(2, end.producerId);
+  if (end.producerEpoch) w.int32Field(3, end.producerEpoch);
+  if (end.commit) w.int32Field(4, 1);
+  return w.finish();
 }
 
 function encodeEndTransactionStreamRequest(m: EndTransactionStreamInput): Buffer {

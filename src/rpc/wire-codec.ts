@@ -31,7 +31,7 @@ import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import {
   type Acks,
   EndTransactionOutcomeSchema,
-  EndTransactionRequestSchema,
+  type EndTransactionRequest,
   EndTransactionResponseSchema,
   type ProduceRequest,
   type ProduceResponse,
@@ -128,6 +128,28 @@ export function decodeProduceRequest(bytes: Uint8Array): ProduceRequest {
   return readProduceRequest(new Reader(bytes, 0, bytes.length, PRODUCE_REQUEST), newProduceRequest());
 }
 
+const END_TRANSACTION_REQUEST_FIELDS: FieldNames = { 1: "transactional_id", 2: "producer_id", 3: "producer_epoch", 4: "commit" };
+
+/** An EndTransactionRequest (`into`: a previous occurrence of the field, merged as protobuf-es does). */
+function readEndTransactionRequest(r: Reader, into: EndTransactionRequest | undefined): EndTransactionRequest {
+  const m: EndTransactionRequest = into ?? {
+    $typeName: "rill.v1.EndTransactionRequest",
+    transactionalId: "",
+    producerId: 0n,
+    producerEpoch: 0,
+    commit: false,
+  };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | LEN)) m.transactionalId = r.string("transactional_id");
+    else if (tag === ((2 << 3) | VARINT)) m.producerId = r.varint64("producer_id", true);
+    else if (tag === ((3 << 3) | VARINT)) m.producerEpoch = r.varint("producer_epoch");
+    else if (tag === ((4 << 3) | VARINT)) m.commit = r.varint64("commit", false) !== 0n;
+    else r.skip(tag, END_TRANSACTION_REQUEST_FIELDS);
+  }
+  return m;
+}
+
 /** Decodes a ProduceStreamRequest (server side); the nested request as `decodeProduceRequest`. */
 export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequest {
   const r = new Reader(bytes, 0, bytes.length, PRODUCE_STREAM_REQUEST);
@@ -136,7 +158,7 @@ export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequ
     const tag = r.tag();
     if (tag === ((1 << 3) | VARINT)) msg.requestId = r.varint64("request_id", false);
     else if (tag === ((2 << 3) | LEN)) msg.request = readProduceRequest(r.sub("request"), msg.request ?? newProduceRequest());
-    else if (tag === ((3 << 3) | LEN)) msg.endTransaction = r.message(EndTransactionRequestSchema, "end_transaction");
+    else if (tag === ((3 << 3) | LEN)) msg.endTransaction = readEndTransactionRequest(r.sub("end_transaction"), msg.endTransaction);
     else r.skip(tag, PRODUCE_STREAM_REQUEST_FIELDS);
   }
   return msg;

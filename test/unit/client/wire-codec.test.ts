@@ -78,6 +78,14 @@ describe("ProduceStreamRequest encoder", () => {
       encodeProduceStreamRequest({ requestId: 1, endTransaction: abort }),
       enc(ProduceStreamRequestSchema, { requestId: 1n, endTransaction: abort }),
     );
+    for (const odd of [
+      { transactionalId: "", producerId: 0n, producerEpoch: 0, commit: false },
+      { transactionalId: "x", producerId: -1n, producerEpoch: -1, commit: true },
+    ])
+      expectSameBytes(
+        encodeProduceStreamRequest({ requestId: 2, endTransaction: odd }),
+        enc(ProduceStreamRequestSchema, { requestId: 2n, endTransaction: odd }),
+      );
   });
 
   it("encodes a request and the end of its transaction in one message (fields 2 and 3) like toBinary; the broker decodes both", () => {
