@@ -5,7 +5,8 @@
  *
  * Every request runs as: the shard's handler checks it and computes records; the records are
  * appended to the shard's partition (acks=all) and replayed; the request continues once every
- * in-sync replica holds them, so a decision survives the coordinator's death. Requests of one
+ * in-sync replica holds them, so a decision survives the coordinator's death. The requests of
+ * one turn of the event loop on a shard share one append (group commit, `runWrites`). Requests of one
  * transactional id run one at a time (a per-id queue: InitProducerId and EndTransaction wait on
  * the controller). Loading a shard (a restart, a leader move) replays the partition from its
  * start, then resumes the ends that were decided but not completed: their markers are written
@@ -112,6 +113,14 @@ function isConcurrent(e: unknown): boolean {
   return e instanceof RillError && e.kind.name === "CONCURRENT_TRANSACTIONS";
 }
 
+/** A request's handler waiting for its shard's next append. */
+interface WriteJob {
+  readonly id: string;
+  readonly handler: (shard: TxnCoordinator, now: number) => TxnResult<unknown>;
+  readonly resolve: (r: { response: unknown; waitFor: number }) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 /** How long a write waits for the in-sync replicas. */
 const REPLICATE_TIMEOUT_MS = 15_000;
 
@@ -130,6 +139,10 @@ export class TxnRuntime {
    */
   private readonly unwritten = new Map<number, TxnRecord[]>();
   private unwrittenTimer: unknown = null;
+  /** Per shard partition: the handlers waiting for its next append (group commit, `runWrites`). */
+  private readonly writeJobs = new Map<number, WriteJob[]>();
+  /** Per shard partition: the last offset this runtime appended (what an answer waits to be replicated). */
+  private readonly lastAppended = new Map<number, number>();
   /** Appends made to `__transaction_state` by this runtime (tests count them). */
   stateAppends = 0;
   private closed = false;
@@ -165,12 +178,14 @@ export class TxnRuntime {
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
         this.unwritten.delete(p); // what the log holds is the truth: its decided ends resume below
+        this.lastAppended.delete(p);
         const shard = this.load(p);
         this.shards.set(p, shard);
         this.shardEpochs.set(p, epoch);
         for (const c of shard.pendingCompletions()) this.startCompletion(c);
       } else if (!leads && this.shards.has(p)) {
         this.unwritten.delete(p); // the next coordinator resumes those ends from their Prepare* record
+        this.lastAppended.delete(p);
         this.shards.delete(p);
         this.shardEpochs.delete(p);
       }
@@ -262,22 +277,95 @@ export class TxnRuntime {
     return run;
   }
 
-  /** Appends and replays `res`'s records on `id`'s shard, then waits for the in-sync replicas. */
-  private async commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
-    const { p, shard } = this.shardFor(id);
-    const res = handler(shard, this.clock.nowMs());
-    if (res.records.length === 0) return res.response;
-    const last = this.write(p, shard, res.records);
-    await this.rm.replicated(TXN_TOPIC, p, last, REPLICATE_TIMEOUT_MS);
-    return res.response;
+  /**
+   * Runs `handler` on `id`'s shard, appends and replays its records, then waits for the in-sync
+   * replicas — also when it wrote nothing, for what the shard appended before (an answer from
+   * memory vouches for state that must be durable). The handlers of one turn of the event loop
+   * on a shard run in order and share one append (group commit, `runWrites`).
+   */
+  private commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
+    let p: number;
+    try {
+      p = this.shardFor(id).p;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<{ response: unknown; waitFor: number }>((resolve, reject) => {
+      let jobs = this.writeJobs.get(p);
+      if (jobs === undefined) {
+        jobs = [];
+        this.writeJobs.set(p, jobs);
+        queueMicrotask(() => this.runWrites(p));
+      }
+      jobs.push({ id, handler, resolve, reject });
+    }).then(async ({ response, waitFor }) => {
+      if (waitFor >= 0) await this.rm.replicated(TXN_TOPIC, p, waitFor, REPLICATE_TIMEOUT_MS);
+      return response as T;
+    });
+  }
+
+  /**
+   * Runs the handlers waiting on shard `p`, in order, each replaying its records before the next
+   * one runs (so it sees them), then appends every record in one batch. When the append fails,
+   * the replays are undone and every handler from the first one that wrote on is refused with
+   * the append's error (the later ones may have relied on its records); the earlier ones stand.
+   */
+  private runWrites(p: number): void {
+    const jobs = this.writeJobs.get(p) ?? [];
+    this.writeJobs.delete(p);
+    const now = this.clock.nowMs();
+    const before = new Map<string, TxnStateRecord | undefined>();
+    const records: TxnRecord[] = [];
+    const ran: { job: WriteJob; response: unknown; afterWrite: boolean }[] = [];
+    let shard: TxnCoordinator | undefined;
+    for (const job of jobs) {
+      let res: TxnResult<unknown>;
+      try {
+        const s = this.shardFor(job.id);
+        if (shard !== undefined && s.shard !== shard) throw rillError("NOT_COORDINATOR", `${TXN_TOPIC}-${p} was loaded again; retry`);
+        shard = s.shard;
+        res = job.handler(shard, now);
+      } catch (e) {
+        job.reject(e);
+        continue;
+      }
+      const afterWrite = records.length > 0 || res.records.length > 0;
+      for (const r of res.records) {
+        if (!before.has(r.transactionalId)) before.set(r.transactionalId, shard.get(r.transactionalId));
+        shard.replay(r);
+        records.push(r);
+      }
+      ran.push({ job, response: res.response, afterWrite });
+    }
+    let waitFor = this.lastAppended.get(p) ?? -1;
+    if (records.length > 0 && shard !== undefined) {
+      try {
+        waitFor = this.appendRecords(p, records);
+      } catch (e) {
+        for (const [id, prev] of before) shard.replay(prev ?? { type: "txn-tombstone", v: 1, transactionalId: id });
+        for (const r of ran) {
+          if (r.afterWrite) r.job.reject(e);
+          else r.job.resolve({ response: r.response, waitFor });
+        }
+        return;
+      }
+    }
+    for (const r of ran) r.job.resolve({ response: r.response, waitFor });
+  }
+
+  /** Appends `records` to shard `p` and replays them; throws, with nothing changed, what the append throws. */
+  private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
+    const last = this.appendRecords(p, records);
+    for (const r of records) shard.replay(r);
+    return last;
   }
 
   /**
    * Appends `records` (with the shard's unwritten Complete* records that no record of `records`
-   * supersedes) in one batch, then replays `records`. Throws, with nothing changed, what the
-   * append throws.
+   * supersedes) in one batch; returns its last offset. Replays nothing. Throws, with nothing
+   * changed, what the append throws.
    */
-  private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
+  private appendRecords(p: number, records: readonly TxnRecord[]): number {
     const now = this.clock.nowMs();
     const all = this.withUnwritten(p, records);
     const batch = encodeBatch(
@@ -290,7 +378,7 @@ export class TxnRuntime {
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
     this.stateAppends++;
     this.unwritten.delete(p);
-    for (const r of records) shard.replay(r);
+    this.lastAppended.set(p, res.lastOffset);
     return res.lastOffset;
   }
 
@@ -370,9 +458,12 @@ export class TxnRuntime {
           throw e;
         }
         if (plan.kind === "fence") {
-          const fence = plan.result;
-          const completion = await this.commit(req.transactionalId, () => fence);
-          await this.runCompletion(completion);
+          // Planned again when its append runs (a request of the same turn may have changed the state).
+          const completion = await this.commit(req.transactionalId, (s, now): TxnResult<TxnCompletion | null> => {
+            const again = s.beginInit(req, now);
+            return again.kind === "fence" ? again.result : { records: [], response: null };
+          });
+          if (completion !== null) await this.runCompletion(completion);
           continue;
         }
         const issued = await this.ports.issueProducerId(req.transactionalId, plan.atLeastEpoch);
@@ -479,10 +570,11 @@ export class TxnRuntime {
   abortOpen(transactionalId: string): Promise<boolean> {
     this.shardFor(transactionalId);
     return this.serial(transactionalId, async () => {
-      const { shard } = this.shardFor(transactionalId);
-      const res = shard.abortOpen(transactionalId, this.clock.nowMs());
-      if (res === null) return false;
-      const completion = await this.commit(transactionalId, () => res);
+      const completion = await this.commit(
+        transactionalId,
+        (s, now): TxnResult<TxnCompletion | null> => s.abortOpen(transactionalId, now) ?? { records: [], response: null },
+      );
+      if (completion === null) return false;
       await this.runCompletion(completion);
       return true;
     });

@@ -242,6 +242,68 @@ describe("TxnRuntime: what a transaction appends", () => {
   });
 });
 
+describe("TxnRuntime: group commit", () => {
+  it("requests of one turn on a shard share one append, each handler seeing the records of the ones before", async () => {
+    const { core, runtime } = await setUp();
+    const [a, b] = twoIdsOnOneShard();
+    const wa = await runtime.initProducerId({ transactionalId: a, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    const wb = await runtime.initProducerId({ transactionalId: b, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    const before = runtime.stateAppends;
+    // Both ids start a transaction at once; a joins two partitions at once (the second gate sees the first's record).
+    await Promise.all([
+      runtime.gate({ transactionalId: a, ...wa, topic: "t", partition: 0, mode: "add" }),
+      runtime.gate({ transactionalId: b, ...wb, topic: "t", partition: 1, mode: "add" }),
+      runtime.gate({ transactionalId: a, ...wa, topic: "t", partition: 1, mode: "add" }),
+      runtime.gate({ transactionalId: a, ...wa, topic: "t", partition: 0, mode: "add" }),
+    ]);
+    expect(runtime.stateAppends - before).toBe(1);
+    const last = stateBatches(core.rm, txnPartitionFor(a)).at(-1)!;
+    expect(last.map((r) => r.transactionalId)).toEqual([a, b, a]);
+    expect((runtime.describe(a).state as TxnStateRecord).partitions).toEqual([
+      { topic: "t", partition: 0 },
+      { topic: "t", partition: 1 },
+    ]);
+    // A replay of the log agrees.
+    const replayed = runtimeOn(core);
+    expect(replayed.describe(a).state).toEqual(runtime.describe(a).state);
+    expect(replayed.describe(b).state).toEqual(runtime.describe(b).state);
+    // A handler that fails answers its own request only.
+    const results = await Promise.allSettled([
+      runtime.gate({ transactionalId: a, ...wa, producerEpoch: wa.producerEpoch + 5, topic: "t", partition: 0, mode: "add" }),
+      runtime.endTransaction({ transactionalId: b, ...wb, commit: true, bumpEpoch: true }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled"]);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ kind: { name: "INVALID_PRODUCER_EPOCH" } });
+    runtime.close();
+  });
+
+  it("a failed append undoes the replays of its batch and refuses every request from the first that wrote on; nothing stays changed", async () => {
+    const { core, runtime } = await setUp();
+    const [a, b] = twoIdsOnOneShard();
+    const wa = await runtime.initProducerId({ transactionalId: a, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    const wb = await runtime.initProducerId({ transactionalId: b, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    await runtime.gate({ transactionalId: b, ...wb, topic: "t", partition: 1, mode: "add" });
+    const stateA = runtime.describe(a).state;
+    const stateB = runtime.describe(b).state;
+    const log = core.rm.leaderLog(TXN_TOPIC, txnPartitionFor(a));
+    const logEnd = log.logEndOffset;
+    const answers = Promise.allSettled([
+      // writes nothing (b's partition is in its transaction) and runs before any write: answered
+      runtime.gate({ transactionalId: b, ...wb, topic: "t", partition: 1, mode: "add" }),
+      runtime.gate({ transactionalId: a, ...wa, topic: "t", partition: 0, mode: "add" }),
+      // writes nothing, but only because of the record before it: refused with the append
+      runtime.gate({ transactionalId: a, ...wa, topic: "t", partition: 0, mode: "add" }),
+    ]);
+    core.rm.close(); // the append of this turn fails (SHUTTING_DOWN)
+    const results = await answers;
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ kind: { name: "SHUTTING_DOWN" } });
+    expect(runtime.describe(a).state).toEqual(stateA);
+    expect(runtime.describe(b).state).toEqual(stateB);
+    expect(log.logEndOffset).toBe(logEnd);
+  });
+});
+
 describe("txnMarkerRouter", () => {
   it("sends the markers asked for in one turn to each other leader in one WriteTxnMarkers request; local ones are written here", async () => {
     const here = openCore();
