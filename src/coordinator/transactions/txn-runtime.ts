@@ -141,8 +141,8 @@ export class TxnRuntime {
   private unwrittenTimer: unknown = null;
   /** Per shard partition: the handlers waiting for its next append (group commit, `runWrites`). */
   private readonly writeJobs = new Map<number, WriteJob[]>();
-  /** Per shard partition: the last offset this runtime appended (what an answer waits to be replicated). */
-  private readonly lastAppended = new Map<number, number>();
+  /** Per shard partition, per transactional id: the last offset this runtime appended a record of it at (what its answers wait to be replicated). */
+  private readonly appendedAt = new Map<number, Map<string, number>>();
   /** Appends made to `__transaction_state` by this runtime (tests count them). */
   stateAppends = 0;
   private closed = false;
@@ -178,14 +178,14 @@ export class TxnRuntime {
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
         this.unwritten.delete(p); // what the log holds is the truth: its decided ends resume below
-        this.lastAppended.delete(p);
+        this.appendedAt.delete(p);
         const shard = this.load(p);
         this.shards.set(p, shard);
         this.shardEpochs.set(p, epoch);
         for (const c of shard.pendingCompletions()) this.startCompletion(c);
       } else if (!leads && this.shards.has(p)) {
         this.unwritten.delete(p); // the next coordinator resumes those ends from their Prepare* record
-        this.lastAppended.delete(p);
+        this.appendedAt.delete(p);
         this.shards.delete(p);
         this.shardEpochs.delete(p);
       }
@@ -279,8 +279,8 @@ export class TxnRuntime {
 
   /**
    * Runs `handler` on `id`'s shard, appends and replays its records, then waits for the in-sync
-   * replicas — also when it wrote nothing, for what the shard appended before (an answer from
-   * memory vouches for state that must be durable). The handlers of one turn of the event loop
+   * replicas — also when it wrote nothing, for the last record of `id` appended before (an answer
+   * from memory vouches for state that must be durable). The handlers of one turn of the event loop
    * on a shard run in order and share one append (group commit, `runWrites`).
    */
   private commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
@@ -337,20 +337,20 @@ export class TxnRuntime {
       }
       ran.push({ job, response: res.response, afterWrite });
     }
-    let waitFor = this.lastAppended.get(p) ?? -1;
     if (records.length > 0 && shard !== undefined) {
       try {
-        waitFor = this.appendRecords(p, records);
+        this.appendRecords(p, records);
       } catch (e) {
         for (const [id, prev] of before) shard.replay(prev ?? { type: "txn-tombstone", v: 1, transactionalId: id });
         for (const r of ran) {
           if (r.afterWrite) r.job.reject(e);
-          else r.job.resolve({ response: r.response, waitFor });
+          else r.job.resolve({ response: r.response, waitFor: this.appendedAt.get(p)?.get(r.job.id) ?? -1 });
         }
         return;
       }
     }
-    for (const r of ran) r.job.resolve({ response: r.response, waitFor });
+    const at = this.appendedAt.get(p);
+    for (const r of ran) r.job.resolve({ response: r.response, waitFor: at?.get(r.job.id) ?? -1 });
   }
 
   /** Appends `records` to shard `p` and replays them; throws, with nothing changed, what the append throws. */
@@ -378,7 +378,12 @@ export class TxnRuntime {
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
     this.stateAppends++;
     this.unwritten.delete(p);
-    this.lastAppended.set(p, res.lastOffset);
+    let at = this.appendedAt.get(p);
+    if (at === undefined) this.appendedAt.set(p, (at = new Map()));
+    for (const r of all) {
+      if (r.type === "txn-tombstone") at.delete(r.transactionalId);
+      else at.set(r.transactionalId, res.lastOffset);
+    }
     return res.lastOffset;
   }
 

@@ -304,6 +304,65 @@ describe("TxnRuntime: group commit", () => {
   });
 });
 
+describe("TxnRuntime: answers wait for the id's records to be replicated", () => {
+  it("a gate that writes nothing (the partition already joined) answers only once the record that added it is on the in-sync replicas", async () => {
+    const core = openCore();
+    cores.push(core);
+    await core.brokers([2], 7);
+    await core.topic(
+      TXN_TOPIC,
+      Array.from({ length: TXN_PARTITIONS }, () => ({ leader: HERE, followers: [2] })),
+      TXN_TOPIC_CONFIGS,
+    );
+    await core.topic("t", [HERE]);
+    const runtime = runtimeOn(core);
+    const id = "repl";
+    const p = txnPartitionFor(id);
+    // Broker 2 fetches what the shard holds: the high watermark moves past it.
+    const follow = () =>
+      core.rm.fetchForFollower(2, {
+        topic: TXN_TOPIC,
+        partition: p,
+        fetchOffset: core.rm.leaderLog(TXN_TOPIC, p).logEndOffset,
+        lastFetchedEpoch: 0,
+        currentLeaderEpoch: 0,
+        maxBytes: 1 << 20,
+        brokerEpoch: 7,
+      });
+    const settled = <T>(x: Promise<T>) => {
+      const s = { done: false };
+      void x.then(
+        () => (s.done = true),
+        () => (s.done = true),
+      );
+      return s;
+    };
+    const init = runtime.initProducerId({ transactionalId: id, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    const initDone = settled(init);
+    for (let i = 0; i < 20 && !initDone.done; i++) {
+      await settle();
+      follow();
+      await settle();
+    }
+    const who = await init;
+    const first = runtime.gate({ transactionalId: id, ...who, topic: "t", partition: 0, mode: "add" });
+    await settle();
+    const second = runtime.gate({ transactionalId: id, ...who, topic: "t", partition: 0, mode: "add" });
+    const [a, b] = [settled(first), settled(second)];
+    await settle();
+    expect([a.done, b.done]).toEqual([false, false]);
+    follow();
+    await settle();
+    expect([a.done, b.done]).toEqual([true, true]);
+    await Promise.all([first, second]);
+    // Replicated: the next such answer comes at once.
+    const third = settled(runtime.gate({ transactionalId: id, ...who, topic: "t", partition: 0, mode: "add" }));
+    await settle();
+    expect(third.done).toBe(true);
+    runtime.close();
+  });
+});
+
 describe("txnMarkerRouter", () => {
   it("sends the markers asked for in one turn to each other leader in one WriteTxnMarkers request; local ones are written here", async () => {
     const here = openCore();
