@@ -11,7 +11,8 @@
  * Requests still waiting for a slot were never written, so they go out on the new stream.
  *
  * `endTransaction` sends a transactional producer's EndTransaction on the same stream (issue 17):
- * answered in order like a produce, without a call of its own.
+ * answered in order like a produce, without a call of its own; `sendWithEnd` sends it in the
+ * message of the transaction's last produce request (one message and one answer for both).
  */
 
 import { Errors, RillError } from "../base/errors.ts";
@@ -29,17 +30,28 @@ export interface ProduceChannelOptions {
   readonly responseTimeoutMs: number;
 }
 
+type EndInput = EndTransactionStreamInput["endTransaction"];
+
+/** How the end of a transaction sent with a produce request (`sendWithEnd`) is answered. */
+interface EndAnswer {
+  readonly resolve: (response: EndTransactionResponse) => void;
+  readonly reject: (error: Error) => void;
+}
+
 type Pending =
   | {
       readonly request: ProduceRequestInput;
-      readonly end?: undefined;
+      /** The end of the transaction, in the same message (`sendWithEnd`). */
+      readonly end?: EndInput | undefined;
+      readonly endAnswer?: EndAnswer | undefined;
       readonly resolve: (response: ProduceResponse) => void;
       readonly reject: (error: Error) => void;
       sentAtMs: number;
     }
   | {
       readonly request?: undefined;
-      readonly end: EndTransactionStreamInput["endTransaction"];
+      readonly end: EndInput;
+      readonly endAnswer?: undefined;
       readonly resolve: (response: EndTransactionResponse) => void;
       readonly reject: (error: Error) => void;
       sentAtMs: number;
@@ -74,6 +86,27 @@ export class ProduceChannel {
       this.waiting.push({ request, resolve, reject, sentAtMs: 0 });
       this.writeWaiting();
     });
+  }
+
+  /**
+   * Sends `request` and the end of its transaction in one message (issue 17): the broker ends
+   * the transaction once `request` is answered (refusing a commit after it failed). Two answers,
+   * from the one response; a broken stream rejects both.
+   */
+  sendWithEnd(request: ProduceRequestInput, end: EndInput): { produced: Promise<ProduceResponse>; ended: Promise<EndTransactionResponse> } {
+    if (this.closed) {
+      const e = new ClientClosedError("producer");
+      return { produced: Promise.reject(e), ended: Promise.reject(e) };
+    }
+    let endAnswer: EndAnswer | undefined;
+    const ended = new Promise<EndTransactionResponse>((resolve, reject) => {
+      endAnswer = { resolve, reject };
+    });
+    const produced = new Promise<ProduceResponse>((resolve, reject) => {
+      this.waiting.push({ request, end, endAnswer, resolve, reject, sentAtMs: 0 });
+      this.writeWaiting();
+    });
+    return { produced, ended };
   }
 
   /** Sends an EndTransaction when a slot is free; resolves with its answer. */
@@ -116,7 +149,13 @@ export class ProduceChannel {
       const id = this.nextRequestId++;
       p.sentAtMs = Date.now();
       this.outstanding.set(id, p);
-      this.openStream().write(p.end ? { requestId: id, endTransaction: p.end } : { requestId: id, request: p.request });
+      this.openStream().write(
+        p.request === undefined
+          ? { requestId: id, endTransaction: p.end }
+          : p.end === undefined
+            ? { requestId: id, request: p.request }
+            : { requestId: id, request: p.request, endTransaction: p.end },
+      );
     }
     this.armTimer();
   }
@@ -149,11 +188,21 @@ export class ProduceChannel {
       return;
     }
     this.outstanding.delete(id);
-    const where = p.end ? "EndTransaction" : `${p.request.topic}-${p.request.partition ?? "?"}`;
-    if (m.result.case === "response" && !p.end) p.resolve(m.result.value);
-    else if (m.result.case === "endTransaction" && p.end) p.resolve(m.result.value);
+    const where = p.request === undefined ? "EndTransaction" : `${p.request.topic}-${p.request.partition ?? "?"}`;
+    if (m.result.case === "response" && p.request !== undefined) p.resolve(m.result.value);
+    else if (m.result.case === "endTransaction" && p.request === undefined) p.resolve(m.result.value);
     else if (m.result.case === "error") p.reject(fromErrorDetail(m.result.value, where));
     else p.reject(new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no result`));
+    if (p.endAnswer !== undefined) {
+      const outcome = m.endTransactionOutcome?.result;
+      if (outcome?.case === "response") p.endAnswer.resolve(outcome.value);
+      else if (outcome?.case === "error") p.endAnswer.reject(fromErrorDetail(outcome.value, "EndTransaction"));
+      else if (m.result.case === "error") p.endAnswer.reject(fromErrorDetail(m.result.value, "EndTransaction"));
+      else
+        p.endAnswer.reject(
+          new RillError(Errors.UNKNOWN_SERVER_ERROR, `ProduceStream: response ${m.requestId} carries no end_transaction_outcome`),
+        );
+    }
     this.writeWaiting();
   }
 
@@ -164,9 +213,15 @@ export class ProduceChannel {
     stream?.cancel();
     const failed = [...this.outstanding.values()];
     this.outstanding.clear();
-    for (const p of failed) p.reject(error);
+    for (const p of failed) {
+      p.reject(error);
+      p.endAnswer?.reject(error);
+    }
     if (this.closed) {
-      for (const p of this.waiting.drain()) p.reject(error);
+      for (const p of this.waiting.drain()) {
+        p.reject(error);
+        p.endAnswer?.reject(error);
+      }
     } else {
       this.writeWaiting();
     }

@@ -449,6 +449,11 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private readonly options: ProducerOptions<K, V>;
   /** The open transaction, if any (one at a time). */
   private txn: TxnState | null = null;
+  /**
+   * While the commit is being sent: the batch whose message may carry it (`dispatch` sets
+   * `carried` to the end's answer when it does).
+   */
+  private endRider: { readonly batch: ProducerBatch; carried: Promise<EndTransactionResponse> | undefined } | null = null;
 
   /**
    * Runs `fn` as one transaction: every record sent through `tx.send` and every offset given to
@@ -523,15 +528,22 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   }
 
   /**
-   * Sends the commit on the stream of the transaction's records, right behind them, when every
-   * record of the transaction is in a batch on that one stream (none failed, waits, or is
-   * retried); undefined otherwise. The broker acts on it once those requests are answered, and
-   * commits only when all were written (else it refuses, and the transaction stays open).
+   * Sends the commit on the stream of the transaction's records when every record of the
+   * transaction is in a batch on that one stream (none failed, waits, or is retried): in the
+   * message of the last batch when that one was still to be sent (one message for both), else
+   * right behind them; undefined otherwise. The broker acts on it once those requests are
+   * answered, and commits only when all were written (else it refuses, and the transaction stays open).
    */
   private endBehindRecords(state: TxnState): Promise<EndTransactionResponse> | undefined {
+    // When one batch is left to send, the end rides in its message (`dispatch` checks that every
+    // other record of the transaction is on that stream); else it follows them as a message of its own.
+    const riding = this.quiet(state) ? this.lastUnsent() : null;
+    this.endRider = riding === null ? null : { batch: riding, carried: undefined };
     this.readyAll(); // lingering cannot help: the open batches go now
-    if (state.failed !== null || this.fatal !== null || this.needsIdentity || this.acquiringIdentity) return undefined;
-    if (this.intake.length > 0 || this.pumping) return undefined;
+    const carried = this.endRider?.carried;
+    this.endRider = null;
+    if (carried !== undefined) return carried;
+    if (!this.quiet(state)) return undefined;
     let channel: ProduceChannel | null = null;
     for (const q of this.allQueues()) {
       if (q.open !== null || q.sealed.length > 0 || q.retryTimer !== null) return undefined;
@@ -543,6 +555,40 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     }
     if (channel === null) return undefined;
     return channel.endTransaction(this.endRequest(true));
+  }
+
+  /** Nothing failed, no identity awaited, nothing waiting in the intake: the end may go with or behind the records. */
+  private quiet(state: TxnState): boolean {
+    if (state.failed !== null || this.fatal !== null || this.needsIdentity || this.acquiringIdentity) return false;
+    return this.intake.length === 0 && !this.pumping;
+  }
+
+  /** The open batch when it is the only batch not yet sent (of any partition); else null. */
+  private lastUnsent(): ProducerBatch | null {
+    let last: ProducerBatch | null = null;
+    for (const byPartition of this.queues.values())
+      for (const q of byPartition.values()) {
+        if (q.sealed.length > 0 || q.retryTimer !== null) return null;
+        if (q.open === null) continue;
+        if (last !== null) return null;
+        last = q.open;
+      }
+    return last;
+  }
+
+  /**
+   * Whether the end of the transaction may go in the message of `b`, about to go on `channel`:
+   * every other batch is answered or on that stream (the broker ends the transaction only after
+   * the stream's earlier requests of it are answered), none waits to be sent or re-sent.
+   */
+  private mayCarryEnd(b: ProducerBatch, channel: ProduceChannel): boolean {
+    if (!b.transactional || b.attempts !== 1 || this.txn === null || !this.quiet(this.txn)) return false;
+    for (const byPartition of this.queues.values())
+      for (const q of byPartition.values()) {
+        if (q.open !== null || q.sealed.length > 0 || q.retryTimer !== null) return false;
+        for (const x of q.window) if (x !== b && !x.finished && (!x.onWire || x.channel !== channel)) return false;
+      }
+    return true;
   }
 
   /** Nothing queued, batched or in flight: a flush would have nothing to wait for. */
@@ -1037,8 +1083,17 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     };
     let sent: Promise<ProduceResponse>;
     try {
-      b.channel = this.channelFor(this.metadata.addressOf(b.topic, b.partition));
-      sent = b.channel.send(request);
+      const channel = this.channelFor(this.metadata.addressOf(b.topic, b.partition));
+      b.channel = channel;
+      const rider = this.endRider;
+      if (rider !== null && rider.batch === b && this.mayCarryEnd(b, channel)) {
+        // The transaction's last records and its commit in one message (issue 17).
+        const both = channel.sendWithEnd(request, this.endRequest(true));
+        rider.carried = both.ended;
+        sent = both.produced;
+      } else {
+        sent = channel.send(request);
+      }
     } catch (e) {
       sent = Promise.reject(e);
     }

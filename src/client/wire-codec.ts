@@ -6,6 +6,8 @@
  *
  * - `ProduceRequest` / `ProduceStreamRequest`: the ENCODER writes an already encoded batch with
  *   one copy into the output (protobuf-es's `toBinary` copies a `bytes` field twice).
+ * - `ProduceStreamResponse`: the DECODER reads the ProduceResponse of every answer without
+ *   protobuf-es's reflection.
  * - `FetchResponse` / `SubscribeResponse` (same layout: field 1 = repeated FetchedPartition):
  *   the DECODER returns `record_batches` as a view of the received buffer, no copy.
  *
@@ -14,11 +16,20 @@
  * message, the field and the byte position on truncated or malformed input.
  */
 
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import type { Record as RecordMessage } from "../gen/rill/v1/common_pb.ts";
 import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchResponse, FetchService, FetchedPartition, SubscribeResponse } from "../gen/rill/v1/fetch_service_pb.ts";
-import { type Acks, EndTransactionRequestSchema, type ProduceService } from "../gen/rill/v1/produce_service_pb.ts";
+import {
+  type Acks,
+  EndTransactionOutcomeSchema,
+  EndTransactionResponseSchema,
+  type ProduceResponse,
+  type ProduceResponse_PartitionResult,
+  type ProduceResponse_RecordResult,
+  type ProduceService,
+  type ProduceStreamResponse,
+} from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
 
@@ -49,6 +60,11 @@ export interface ProduceRequestInput {
 export interface ProduceStreamRequestInput {
   readonly requestId?: bigint | number | undefined;
   readonly request: ProduceRequestInput;
+  /**
+   * The end of the producer's transaction, in the same message right after `request` (field 3
+   * with field 2, issue 17): the broker ends it once `request` is answered.
+   */
+  readonly endTransaction?: EndTransactionStreamInput["endTransaction"] | undefined;
 }
 
 /** A ProduceStreamRequest that ends the producer's transaction (field 3, issue 17). */
@@ -111,25 +127,131 @@ export function encodeProduceRequest(m: ProduceRequestInput): Buffer {
 
 /** Encodes a ProduceStreamRequest (client side), copying the batch once into the output. */
 export function encodeProduceStreamRequest(m: ProduceStreamRequestInput | EndTransactionStreamInput): Buffer {
-  if ("endTransaction" in m) return encodeEndTransactionStreamRequest(m);
+  if (!("request" in m)) return encodeEndTransactionStreamRequest(m);
   const plan = planProduceRequest(m.request);
+  const end = m.endTransaction === undefined ? null : encodeEndTransactionRequest(m.endTransaction);
   const id = m.requestId ?? 0;
-  const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size);
+  const size = (isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(2, plan.size) + (end === null ? 0 : sizeLen(3, end.length));
   const w = new Writer(size);
   if (!isZero(id)) w.int64Field(1, id);
   w.tag(2, LEN);
   w.uint32(plan.size);
   writeProduceRequest(w, m.request, plan);
+  if (end !== null) w.bytes(3, end);
+  return w.finish();
+}
+
+/** An EndTransactionRequest's bytes, as protobuf-es's `toBinary` writes them. */
+function encodeEndTransactionRequest(end: EndTransactionStreamInput["endTransaction"]): Uint8Array {
+  const idBytes = Buffer.byteLength(end.transactionalId, "utf8");
+  const size =
+    (idBytes > 0 ? sizeLen(1, idBytes) : 0) +
+    (isZero(end.producerId) ? 0 : 1 + sizeInt64(end.producerId)) +
+    (end.producerEpoch ? 1 + sizeInt32(end.producerEpoch) : 0) +
+    (end.commit ? 2 : 0);
+  const w = new Writer(size);
+  if (idBytes > 0) w.string(1, end.transactionalId, idBytes);
+  if (!isZero(end.producerId)) w.int64Field(2, end.producerId);
+  if (end.producerEpoch) w.int32Field(3, end.producerEpoch);
+  if (end.commit) w.int32Field(4, 1);
   return w.finish();
 }
 
 function encodeEndTransactionStreamRequest(m: EndTransactionStreamInput): Buffer {
-  const end = toBinary(EndTransactionRequestSchema, create(EndTransactionRequestSchema, m.endTransaction));
+  const end = encodeEndTransactionRequest(m.endTransaction);
   const id = m.requestId ?? 0;
   const w = new Writer((isZero(id) ? 0 : 1 + sizeInt64(id)) + sizeLen(3, end.length));
   if (!isZero(id)) w.int64Field(1, id);
   w.bytes(3, end);
   return w.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ProduceStreamResponse
+
+const PRODUCE_STREAM_RESPONSE = "rill.v1.ProduceStreamResponse";
+const PRODUCE_RESPONSE = "rill.v1.ProduceResponse";
+const PARTITION_RESULT = "rill.v1.ProduceResponse.PartitionResult";
+const RECORD_RESULT = "rill.v1.ProduceResponse.RecordResult";
+const PRODUCE_STREAM_RESPONSE_FIELDS: FieldNames = {
+  1: "request_id",
+  2: "response",
+  3: "error",
+  4: "end_transaction",
+  5: "end_transaction_outcome",
+};
+const PRODUCE_RESPONSE_FIELDS: FieldNames = { 1: "topic", 2: "partitions", 3: "records", 4: "throttle_time_ms" };
+const PARTITION_RESULT_FIELDS: FieldNames = {
+  1: "partition",
+  2: "base_offset",
+  3: "log_append_time_ms",
+  4: "error",
+  5: "log_start_offset",
+};
+const RECORD_RESULT_FIELDS: FieldNames = { 1: "partition", 2: "offset" };
+
+function readPartitionResult(r: Reader): ProduceResponse_PartitionResult {
+  const p: ProduceResponse_PartitionResult = {
+    $typeName: PARTITION_RESULT,
+    partition: 0,
+    baseOffset: 0n,
+    logAppendTimeMs: 0n,
+    logStartOffset: 0n,
+  };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | VARINT)) p.partition = r.varint("partition");
+    else if (tag === ((2 << 3) | VARINT)) p.baseOffset = r.varint64("base_offset", true);
+    else if (tag === ((3 << 3) | VARINT)) p.logAppendTimeMs = r.varint64("log_append_time_ms", true);
+    else if (tag === ((4 << 3) | LEN)) p.error = r.message(ErrorDetailSchema, "error");
+    else if (tag === ((5 << 3) | VARINT)) p.logStartOffset = r.varint64("log_start_offset", true);
+    else r.skip(tag, PARTITION_RESULT_FIELDS);
+  }
+  return p;
+}
+
+function readRecordResult(r: Reader): ProduceResponse_RecordResult {
+  const x: ProduceResponse_RecordResult = { $typeName: RECORD_RESULT, partition: 0, offset: 0n };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | VARINT)) x.partition = r.varint("partition");
+    else if (tag === ((2 << 3) | VARINT)) x.offset = r.varint64("offset", true);
+    else r.skip(tag, RECORD_RESULT_FIELDS);
+  }
+  return x;
+}
+
+function readProduceResponse(r: Reader): ProduceResponse {
+  const m: ProduceResponse = { $typeName: PRODUCE_RESPONSE, topic: "", partitions: [], records: [], throttleTimeMs: 0 };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | LEN)) m.topic = r.string("topic");
+    else if (tag === ((2 << 3) | LEN)) m.partitions.push(readPartitionResult(r.sub("partitions")));
+    else if (tag === ((3 << 3) | LEN)) m.records.push(readRecordResult(r.sub("records")));
+    else if (tag === ((4 << 3) | VARINT)) m.throttleTimeMs = r.varint("throttle_time_ms");
+    else r.skip(tag, PRODUCE_RESPONSE_FIELDS);
+  }
+  return m;
+}
+
+/**
+ * Decodes a ProduceStreamResponse (client side) as protobuf-es's `fromBinary` would: the
+ * ProduceResponse by hand (every produce answer), the small rest through protobuf-es.
+ */
+export function decodeProduceStreamResponse(bytes: Uint8Array): ProduceStreamResponse {
+  const r = new Reader(bytes, 0, bytes.length, PRODUCE_STREAM_RESPONSE);
+  const m: ProduceStreamResponse = { $typeName: PRODUCE_STREAM_RESPONSE, requestId: 0n, result: { case: undefined } };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | VARINT)) m.requestId = r.varint64("request_id", false);
+    else if (tag === ((2 << 3) | LEN)) m.result = { case: "response", value: readProduceResponse(r.sub("response")) };
+    else if (tag === ((3 << 3) | LEN)) m.result = { case: "error", value: r.message(ErrorDetailSchema, "error") };
+    else if (tag === ((4 << 3) | LEN))
+      m.result = { case: "endTransaction", value: r.message(EndTransactionResponseSchema, "end_transaction") };
+    else if (tag === ((5 << 3) | LEN)) m.endTransactionOutcome = r.message(EndTransactionOutcomeSchema, "end_transaction_outcome");
+    else r.skip(tag, PRODUCE_STREAM_RESPONSE_FIELDS);
+  }
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +360,7 @@ export function decodeSubscribeResponse(bytes: Uint8Array): SubscribeResponse {
 /** ProduceService with the hand-written ProduceRequest / ProduceStreamRequest encoders. */
 export const produceClientCodecs = {
   produce: { serializeRequest: encodeProduceRequest },
-  produceStream: { serializeRequest: encodeProduceStreamRequest },
+  produceStream: { serializeRequest: encodeProduceStreamRequest, deserializeResponse: decodeProduceStreamResponse },
 } satisfies CodecOverrides<typeof ProduceService>;
 
 /** FetchService with the hand-written FetchResponse / SubscribeResponse decoders. */

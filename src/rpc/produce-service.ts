@@ -21,6 +21,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { rillError } from "../base/errors.ts";
 import type { Record as ProtoRecord } from "../gen/rill/v1/common_pb.ts";
 import {
+  EndTransactionOutcomeSchema,
   EndTransactionResponseSchema,
   type EndTransactionRequest,
   type EndTransactionResponse,
@@ -303,6 +304,17 @@ function serveProduceStream(
   // On shutdown: answer what was received, then end the stream (clients reconnect elsewhere).
   const stopListening = rm.onClose(end);
   call.on("close", stopListening);
+  // An end_transaction acts once this stream's earlier requests of its transaction are
+  // answered; a commit after one of them failed is refused and ends nothing.
+  const endAfterRequests = (req: EndTransactionRequest): Promise<EndTransactionResponse> =>
+    txnRequests.settled(req).then((failure) => {
+      if (failure !== null && req.commit)
+        throw rillError(
+          "INVALID_TXN_STATE",
+          `end_transaction: not committed, because ${failure}; the transaction stays open: send its records again, then end it (or abort it)`,
+        );
+      return endTransaction(req, who, forwarded);
+    });
   call.on("data", (msg: ProduceStreamRequest) => {
     if (ended) return;
     const requestId = msg.requestId;
@@ -313,46 +325,44 @@ function serveProduceStream(
         () => call.pause(),
         () => call.resume(),
       );
-    if (msg.endTransaction && !msg.request) {
-      const end = msg.endTransaction;
-      const ended = txnRequests.settled(end).then((failure) => {
-        if (failure !== null && end.commit)
-          throw rillError(
-            "INVALID_TXN_STATE",
-            `end_transaction: not committed, because ${failure}; the transaction stays open: send its records again, then end it (or abort it)`,
-          );
-        return endTransaction(end, who, forwarded);
-      });
-      const answered = ended.then(
+    const produced: Promise<ProduceResponse> | null = msg.request
+      ? txnRequests.track(
+          requestId,
+          msg.request,
+          produce(msg.request, forwarded, who).then((r) => {
+            topics.add(r.topic);
+            return r;
+          }),
+        )
+      : null;
+    const asResponse = (p: Promise<ProduceResponse>): Promise<ProduceStreamResponse> =>
+      p.then(
+        (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),
+        (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
+      );
+    let answer: Promise<ProduceStreamResponse>;
+    if (msg.endTransaction && produced === null) {
+      answer = endAfterRequests(msg.endTransaction).then(
         (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "endTransaction", value } }),
         (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
       );
-      chain = chain.then(async () => {
-        const a = await answered;
-        if (!call.writable) return;
-        if (!call.write(a)) return new Promise<void>((resolve) => call.once("drain", resolve));
+    } else if (produced === null) {
+      answer = asResponse(
+        Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)")),
+      );
+    } else if (msg.endTransaction) {
+      // The transaction's last records and its end in one message (issue 17): one answer for both.
+      const outcome = endAfterRequests(msg.endTransaction).then(
+        (value) => ({ result: { case: "response" as const, value } }),
+        (e: unknown) => ({ result: { case: "error" as const, value: toErrorDetail(e) } }),
+      );
+      answer = Promise.all([asResponse(produced), outcome]).then(([res, endTransactionOutcome]) => {
+        res.endTransactionOutcome = create(EndTransactionOutcomeSchema, endTransactionOutcome);
+        return res;
       });
-      return;
+    } else {
+      answer = asResponse(produced);
     }
-    const answer: Promise<ProduceStreamResponse> = (
-      msg.request && msg.endTransaction
-        ? Promise.reject(
-            rillError("INVALID_REQUEST", "end_transaction: give either request or end_transaction in one ProduceStreamRequest"),
-          )
-        : msg.request
-          ? txnRequests.track(
-              requestId,
-              msg.request,
-              produce(msg.request, forwarded, who).then((r) => {
-                topics.add(r.topic);
-                return r;
-              }),
-            )
-          : Promise.reject(rillError("INVALID_REQUEST", "request: missing in ProduceStreamRequest (or give end_transaction)"))
-    ).then(
-      (value) => create(ProduceStreamResponseSchema, { requestId, result: { case: "response", value: { ...value, throttleTimeMs } } }),
-      (e: unknown) => create(ProduceStreamResponseSchema, { requestId, result: { case: "error", value: toErrorDetail(e) } }),
-    );
     chain = chain.then(async () => {
       const a = await answer;
       if (!call.writable) return;

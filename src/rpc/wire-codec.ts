@@ -10,6 +10,8 @@
  *
  * - `ProduceRequest` / `ProduceStreamRequest`: the DECODER returns `record_batch` as a view
  *   (`subarray`) of the received buffer, no copy.
+ * - `ProduceStreamResponse`: the ENCODER writes the ProduceResponse of every answer without
+ *   protobuf-es's reflection.
  * - `FetchResponse` / `SubscribeResponse` (same layout: field 1 = repeated FetchedPartition):
  *   the ENCODER writes `record_batches` from a list of chunks (slices of a log read) with one
  *   copy into the output — a buffer reused from call to call (`encodeFetchResponseTransient`),
@@ -28,10 +30,16 @@ import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, Reco
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import {
   type Acks,
-  EndTransactionRequestSchema,
+  EndTransactionOutcomeSchema,
+  type EndTransactionRequest,
+  EndTransactionResponseSchema,
   type ProduceRequest,
+  type ProduceResponse,
+  type ProduceResponse_PartitionResult,
+  type ProduceResponse_RecordResult,
   type ProduceService,
   type ProduceStreamRequest,
+  type ProduceStreamResponse,
 } from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
@@ -120,6 +128,28 @@ export function decodeProduceRequest(bytes: Uint8Array): ProduceRequest {
   return readProduceRequest(new Reader(bytes, 0, bytes.length, PRODUCE_REQUEST), newProduceRequest());
 }
 
+const END_TRANSACTION_REQUEST_FIELDS: FieldNames = { 1: "transactional_id", 2: "producer_id", 3: "producer_epoch", 4: "commit" };
+
+/** An EndTransactionRequest (`into`: a previous occurrence of the field, merged as protobuf-es does). */
+function readEndTransactionRequest(r: Reader, into: EndTransactionRequest | undefined): EndTransactionRequest {
+  const m: EndTransactionRequest = into ?? {
+    $typeName: "rill.v1.EndTransactionRequest",
+    transactionalId: "",
+    producerId: 0n,
+    producerEpoch: 0,
+    commit: false,
+  };
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | LEN)) m.transactionalId = r.string("transactional_id");
+    else if (tag === ((2 << 3) | VARINT)) m.producerId = r.varint64("producer_id", true);
+    else if (tag === ((3 << 3) | VARINT)) m.producerEpoch = r.varint("producer_epoch");
+    else if (tag === ((4 << 3) | VARINT)) m.commit = r.varint64("commit", false) !== 0n;
+    else r.skip(tag, END_TRANSACTION_REQUEST_FIELDS);
+  }
+  return m;
+}
+
 /** Decodes a ProduceStreamRequest (server side); the nested request as `decodeProduceRequest`. */
 export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequest {
   const r = new Reader(bytes, 0, bytes.length, PRODUCE_STREAM_REQUEST);
@@ -128,7 +158,7 @@ export function decodeProduceStreamRequest(bytes: Uint8Array): ProduceStreamRequ
     const tag = r.tag();
     if (tag === ((1 << 3) | VARINT)) msg.requestId = r.varint64("request_id", false);
     else if (tag === ((2 << 3) | LEN)) msg.request = readProduceRequest(r.sub("request"), msg.request ?? newProduceRequest());
-    else if (tag === ((3 << 3) | LEN)) msg.endTransaction = r.message(EndTransactionRequestSchema, "end_transaction");
+    else if (tag === ((3 << 3) | LEN)) msg.endTransaction = readEndTransactionRequest(r.sub("end_transaction"), msg.endTransaction);
     else r.skip(tag, PRODUCE_STREAM_REQUEST_FIELDS);
   }
   return msg;
@@ -286,12 +316,97 @@ export function encodeFetchResponseTransient(m: FetchResponseOutput): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ProduceStreamResponse
+
+interface PartitionResultPlan {
+  readonly size: number;
+  readonly error: Uint8Array | undefined;
+}
+
+function planPartitionResult(p: ProduceResponse_PartitionResult): PartitionResultPlan {
+  let size = p.partition ? 1 + sizeInt32(p.partition) : 0;
+  if (!isZero(p.baseOffset)) size += 1 + sizeInt64(p.baseOffset);
+  if (!isZero(p.logAppendTimeMs)) size += 1 + sizeInt64(p.logAppendTimeMs);
+  const error = p.error === undefined ? undefined : toBinary(ErrorDetailSchema, p.error);
+  if (error !== undefined) size += sizeLen(4, error.length);
+  if (!isZero(p.logStartOffset)) size += 1 + sizeInt64(p.logStartOffset);
+  return { size, error };
+}
+
+function recordResultSize(r: ProduceResponse_RecordResult): number {
+  return (r.partition ? 1 + sizeInt32(r.partition) : 0) + (isZero(r.offset) ? 0 : 1 + sizeInt64(r.offset));
+}
+
+/** The payload size of a ProduceResponse and what writing it needs. */
+function planProduceResponse(m: ProduceResponse): { size: number; topicBytes: number; partitions: PartitionResultPlan[] } {
+  const topicBytes = Buffer.byteLength(m.topic, "utf8");
+  let size = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
+  const partitions = m.partitions.map(planPartitionResult);
+  for (const p of partitions) size += sizeLen(2, p.size);
+  for (const r of m.records) size += sizeLen(3, recordResultSize(r));
+  if (m.throttleTimeMs) size += 1 + sizeInt32(m.throttleTimeMs);
+  return { size, topicBytes, partitions };
+}
+
+function writeProduceResponse(w: Writer, m: ProduceResponse, plan: ReturnType<typeof planProduceResponse>): void {
+  if (plan.topicBytes > 0) w.string(1, m.topic, plan.topicBytes);
+  m.partitions.forEach((p, i) => {
+    const pp = plan.partitions[i]!;
+    w.tag(2, LEN);
+    w.uint32(pp.size);
+    if (p.partition) w.int32Field(1, p.partition);
+    if (!isZero(p.baseOffset)) w.int64Field(2, p.baseOffset);
+    if (!isZero(p.logAppendTimeMs)) w.int64Field(3, p.logAppendTimeMs);
+    if (pp.error !== undefined) w.bytes(4, pp.error);
+    if (!isZero(p.logStartOffset)) w.int64Field(5, p.logStartOffset);
+  });
+  for (const r of m.records) {
+    w.tag(3, LEN);
+    w.uint32(recordResultSize(r));
+    if (r.partition) w.int32Field(1, r.partition);
+    if (!isZero(r.offset)) w.int64Field(2, r.offset);
+  }
+  if (m.throttleTimeMs) w.int32Field(4, m.throttleTimeMs);
+}
+
+/**
+ * Encodes a ProduceStreamResponse (server side), the bytes of protobuf-es's `toBinary`: the
+ * ProduceResponse by hand (every produce answer), the small rest (an error, an end's answer or
+ * outcome) through protobuf-es.
+ */
+export function encodeProduceStreamResponse(m: ProduceStreamResponse): Buffer {
+  let size = isZero(m.requestId) ? 0 : 1 + sizeInt64(m.requestId);
+  const result = m.result;
+  const response = result.case === "response" ? planProduceResponse(result.value) : null;
+  const other =
+    result.case === "error"
+      ? toBinary(ErrorDetailSchema, result.value)
+      : result.case === "endTransaction"
+        ? toBinary(EndTransactionResponseSchema, result.value)
+        : null;
+  if (response !== null) size += sizeLen(2, response.size);
+  if (other !== null) size += sizeLen(result.case === "error" ? 3 : 4, other.length);
+  const outcome = m.endTransactionOutcome === undefined ? null : toBinary(EndTransactionOutcomeSchema, m.endTransactionOutcome);
+  if (outcome !== null) size += sizeLen(5, outcome.length);
+  const w = new Writer(size);
+  if (!isZero(m.requestId)) w.int64Field(1, m.requestId);
+  if (response !== null) {
+    w.tag(2, LEN);
+    w.uint32(response.size);
+    writeProduceResponse(w, (result as { value: ProduceResponse }).value, response);
+  }
+  if (other !== null) w.bytes(result.case === "error" ? 3 : 4, other);
+  if (outcome !== null) w.bytes(5, outcome);
+  return w.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Codec overrides for the server (src/rpc/grpc-service.ts `addService`)
 
 /** ProduceService with the hand-written ProduceRequest decoders. */
 export const produceServiceCodecs = {
   produce: { deserializeRequest: decodeProduceRequest },
-  produceStream: { deserializeRequest: decodeProduceStreamRequest },
+  produceStream: { deserializeRequest: decodeProduceStreamRequest, serializeResponse: encodeProduceStreamResponse },
 } satisfies CodecOverrides<typeof ProduceService>;
 
 /** FetchService with the hand-written FetchResponse / SubscribeResponse encoders. */

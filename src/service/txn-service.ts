@@ -264,7 +264,10 @@ export class TxnService implements TransactionsService, TxnProduceGate {
 /**
  * The runtime's `writeMarker` port: the partition's leader per this broker's metadata — this
  * broker (`ReplicaManager.writeTxnMarker`; for a `__consumer_offsets` partition the group
- * coordinator's `offsetsMarker`) or another one (`TxnMarkerWriter`, an internal RPC).
+ * coordinator's `offsetsMarker`) or another one (`TxnMarkerWriter`, an internal RPC). The
+ * markers asked for in one turn of the event loop (a transaction's partitions, and those of
+ * other transactions ending at once) go to each other leader in one WriteTxnMarkers request, as
+ * Kafka's coordinator sends them per broker.
  */
 export function txnMarkerRouter(
   rm: ReplicaManager,
@@ -272,14 +275,39 @@ export function txnMarkerRouter(
   remote: TxnMarkerWriter | null,
   offsetsMarker: ((partition: number, marker: TxnMarkerSpec) => Promise<void>) | null,
 ): (tp: TxnPartition, marker: TxnMarkerSpec) => Promise<void> {
+  type Item = { topic: string; partition: number; marker: TxnMarkerSpec; resolve: () => void; reject: (e: unknown) => void };
+  const toSend = new Map<number, Item[]>();
+  const send = (writer: TxnMarkerWriter, leader: number): void => {
+    const items = toSend.get(leader) ?? [];
+    toSend.delete(leader);
+    writer.writeMarkers(leader, items).then(
+      (errors) =>
+        items.forEach((it, i) => {
+          const err = errors[i];
+          if (err) it.reject(err);
+          else it.resolve();
+        }),
+      (e: unknown) => {
+        for (const it of items) it.reject(e);
+      },
+    );
+  };
   return async (tp, marker) => {
     const st = rm.image.topics.get(tp.topic)?.partitions[tp.partition];
     if (st === undefined) throw rillError("UNKNOWN_TOPIC_OR_PARTITION", `${tp.topic}-${tp.partition} does not exist`);
     if (st.leader < 0) throw rillError("LEADER_NOT_AVAILABLE", `${tp.topic}-${tp.partition} has no leader right now`);
     if (st.leader === nodeId) return localMarker(rm, offsetsMarker, tp, marker);
     if (remote === null) throw rillError("NOT_LEADER_OR_FOLLOWER", `${tp.topic}-${tp.partition} is led by broker ${st.leader}`);
-    const [err] = await remote.writeMarkers(st.leader, [{ topic: tp.topic, partition: tp.partition, marker }]);
-    if (err) throw err;
+    const leader = st.leader;
+    await new Promise<void>((resolve, reject) => {
+      let items = toSend.get(leader);
+      if (items === undefined) {
+        items = [];
+        toSend.set(leader, items);
+        queueMicrotask(() => send(remote, leader));
+      }
+      items.push({ topic: tp.topic, partition: tp.partition, marker, resolve, reject });
+    });
   };
 }
 

@@ -8,12 +8,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
+import { ErrorDetailSchema, IsolationLevel, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchRequestSchema, FetchService, type FetchResponse } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { CommitOffsetsRequestSchema, GroupService, type CommitOffsetsResponse } from "../../src/gen/rill/v1/group_service_pb.ts";
 import {
   Acks,
   EndTransactionRequestSchema,
+  type EndTransactionResponse,
   InitProducerIdRequestSchema,
   ProduceRequestSchema,
   ProduceService,
@@ -94,7 +95,8 @@ export class TxnNodeClients {
    * commit when one of them failed (INVALID_TXN_STATE; the transaction stays open). Resolves with
    * each answer in order: a ProduceResponse or ErrorDetail per part, then the end's identity or
    * ErrorDetail. Rejects when the stream breaks before every answer came (the end's outcome is
-   * then unknown).
+   * then unknown). `together`: the end goes in the last part's message instead (one answer for
+   * both: its `end_transaction_outcome`).
    */
   produceAndEnd(
     p: TxnProducer,
@@ -102,7 +104,9 @@ export class TxnNodeClients {
     commit: boolean,
     timeoutMs: number,
     deadlineMs: number,
+    together = false,
   ): Promise<{ produced: (ProduceResponse | ErrorDetail)[]; end: TxnProducer | ErrorDetail }> {
+    const expected = together ? parts.length : parts.length + 1;
     return new Promise((resolve, reject) => {
       const stream = this.produceClient.produceStream(new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
       const answers: ProduceStreamResponse[] = [];
@@ -117,19 +121,31 @@ export class TxnNodeClients {
         }
         stream.end();
         const produced = answers.slice(0, parts.length).map((a) => a.result.value as ProduceResponse | ErrorDetail);
-        const last = answers[parts.length]!.result;
+        const last = together ? answers[parts.length - 1]!.endTransactionOutcome?.result : answers[parts.length]!.result;
         const end =
-          last.case === "endTransaction"
-            ? { transactionalId: p.transactionalId, producerId: last.value.producerId, producerEpoch: last.value.producerEpoch }
-            : (last.value as ErrorDetail);
+          last?.case === "endTransaction" || last?.case === "response"
+            ? {
+                transactionalId: p.transactionalId,
+                producerId: (last.value as EndTransactionResponse).producerId,
+                producerEpoch: (last.value as EndTransactionResponse).producerEpoch,
+              }
+            : last?.case === "error"
+              ? last.value
+              : create(ErrorDetailSchema, { name: "UNKNOWN_SERVER_ERROR", message: "no end_transaction_outcome in the answer" });
         resolve({ produced, end });
       };
       stream.on("data", (m: ProduceStreamResponse) => {
         answers.push(m);
-        if (answers.length === parts.length + 1) done(null);
+        if (answers.length === expected) done(null);
       });
       stream.on("error", (e: Error) => done(e));
-      stream.on("end", () => done(new Error(`ProduceStream ended after ${answers.length} of ${parts.length + 1} answers`)));
+      stream.on("end", () => done(new Error(`ProduceStream ended after ${answers.length} of ${expected} answers`)));
+      const end = create(EndTransactionRequestSchema, {
+        transactionalId: p.transactionalId,
+        producerId: p.producerId,
+        producerEpoch: p.producerEpoch,
+        commit,
+      });
       parts.forEach((x, i) => {
         const request = create(ProduceRequestSchema, {
           topic: x.topic,
@@ -142,15 +158,10 @@ export class TxnNodeClients {
           baseSequence: 0,
           transactionalId: p.transactionalId,
         });
-        stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(i + 1), request }));
+        const withEnd = together && i === parts.length - 1 ? { endTransaction: end } : {};
+        stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(i + 1), request, ...withEnd }));
       });
-      const end = create(EndTransactionRequestSchema, {
-        transactionalId: p.transactionalId,
-        producerId: p.producerId,
-        producerEpoch: p.producerEpoch,
-        commit,
-      });
-      stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(parts.length + 1), endTransaction: end }));
+      if (!together) stream.write(create(ProduceStreamRequestSchema, { requestId: BigInt(parts.length + 1), endTransaction: end }));
     });
   }
 

@@ -294,7 +294,9 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
         const abort = r.int(100) < o.abortPercent;
         // Every other transaction (not one that crashes) sends its records and its end on one
         // ProduceStream, the end right behind the records (as the SDK does): offsets first.
+        // Of those, every other one sends the end in the message of its last records (one answer for both).
         const pipelined = crashAt < 0 && n % 2 === 0;
+        const together = n % 4 === 0;
         let step = "produce";
         const partition = p % o.outputPartitions;
         const outputs = TXN_OUTPUTS.map((topic) => ({ topic, partition, values: inputs.map((v) => `${topic.slice(-1)}|${v}|${tag}`) }));
@@ -335,7 +337,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
             await commitOffsets(producer);
             for (const x of outputs) for (const value of x.values) a.outputs.push({ topic: x.topic, partition, value });
             step = abort ? "abort" : "commit";
-            const res = await pick().produceAndEnd(producer, outputs, !abort, 2_000, 5_000);
+            const res = await pick().produceAndEnd(producer, outputs, !abort, 2_000, 5_000, together);
             if ("producerEpoch" in res.end) {
               producer = res.end;
               a.outcome = abort ? "aborted" : "committed";
@@ -346,7 +348,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
               throw new Error(`${res.end.name}: ${res.end.message}`);
             // A record failed (e.g. CONCURRENT_TRANSACTIONS: the previous markers were still being
             // written): the commit was refused and the transaction is open. Send them again, then end.
-            a.retries.push("END_REFUSED");
+            a.retries.push(together ? "END_REFUSED (sent with its records)" : "END_REFUSED");
             step = "produce";
             for (const x of outputs) await produceOutput(x.topic, x.values, producer);
           } else {

@@ -419,6 +419,60 @@ describe("transactions over gRPC, one broker", () => {
     }
   });
 
+  it("a request and its end_transaction in one ProduceStreamRequest: one answer for both (end_transaction_outcome); after a failed request the commit is refused in that answer", async () => {
+    const p = await open("stream-one-1");
+    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+    const answers: ProduceStreamResponse[] = [];
+    const got = (n: number) => until(() => answers.length >= n, 10_000);
+    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
+    stream.on("error", () => undefined);
+    const request = (topic: string, partition: number, values: string[]) => ({
+      topic,
+      partition,
+      acks: Acks.ALL,
+      transactionalId: p.id,
+      recordBatch: encodeBatch(
+        values.map((value) => ({ value })),
+        { nowMs: Date.now(), producerId: Number(p.producerId), producerEpoch: p.producerEpoch, baseSequence: 0, isTransactional: true },
+      ),
+    });
+    const endOf = () => ({ transactionalId: p.id, producerId: p.producerId, producerEpoch: p.producerEpoch, commit: true });
+    try {
+      // One partition's records before, the other's with the commit: it covers both.
+      stream.write({ requestId: 1n, request: request("ta", 0, ["so-1"]) });
+      stream.write({ requestId: 2n, request: request("ta", 1, ["so-2", "so-3"]), endTransaction: endOf() });
+      await got(2);
+      expect(answers.map((a) => [a.requestId, a.result.case, a.endTransactionOutcome?.result.case])).toEqual([
+        [1n, "response", undefined],
+        [2n, "response", "response"],
+      ]);
+      const produced = answers[1]!.result.value as ProduceResponse;
+      expect(produced.partitions[0]!.error).toBeUndefined();
+      const ended = answers[1]!.endTransactionOutcome!.result.value as EndTransactionResponse;
+      expect([ended.producerId, ended.producerEpoch]).toEqual([p.producerId, p.producerEpoch + 1]);
+      p.producerEpoch = ended.producerEpoch;
+      await completed(p.id);
+      expect(await committed("ta", 0)).toContain("so-1");
+      expect(await committed("ta", 1)).toEqual(expect.arrayContaining(["so-2", "so-3"]));
+      // The request fails (no partition 9): the answer says so, and that the commit was refused; nothing ends.
+      stream.write({ requestId: 3n, request: request("tb", 0, ["so-4"]) });
+      stream.write({ requestId: 4n, request: request("ta", 9, ["so-5"]), endTransaction: endOf() });
+      await got(4);
+      const refused = answers[3]!;
+      expect(refused.requestId).toBe(4n);
+      expect(refused.endTransactionOutcome?.result.case).toBe("error");
+      const detail = refused.endTransactionOutcome!.result.value as { name: string; message: string };
+      expect(detail.name).toBe("INVALID_TXN_STATE");
+      expect(detail.message).toMatch(/request 4 \(ta-9\).*failed.*stays open/);
+      expect(await stateOf(p.id)).toBe("Ongoing");
+      expect(await committed("tb", 0)).not.toContain("so-4");
+      await end({ ...p, seq: new Map() }, true);
+      expect(await committed("tb", 0)).toContain("so-4");
+    } finally {
+      stream.end();
+    }
+  });
+
   it("aborts: the records stay invisible to READ_COMMITTED and visible to READ_UNCOMMITTED", async () => {
     const p = await open("abort-1");
     await produce(p, "tb", 0, ["aborted-1", "aborted-2"]);
@@ -643,6 +697,34 @@ describe("transactions over gRPC, one broker", () => {
       const channels = (producer as unknown as { channels: Map<string, ProduceChannel> }).channels;
       expect(channels.size).toBe(1);
       expect(ends.unary).toBe(0); // every commit went on the stream, behind its records
+      // ... in the message of its one batch: one message per transaction (issue 17); with two
+      // partitions' batches, in a message of its own right behind them.
+      const channel = [...channels.values()][0]!;
+      const sent = { withEnd: 0, endAlone: 0 };
+      const withEnd = channel.sendWithEnd.bind(channel);
+      const endAlone = channel.endTransaction.bind(channel);
+      channel.sendWithEnd = (...a) => {
+        sent.withEnd++;
+        return withEnd(...a);
+      };
+      channel.endTransaction = (...a) => {
+        sent.endAlone++;
+        return endAlone(...a);
+      };
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "tb", partition: 0, value: "sdk-one-1" });
+      });
+      expect(sent).toEqual({ withEnd: 1, endAlone: 0 });
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "ta", partition: 0, value: "sdk-two-1" });
+        void tx.send({ topic: "ta", partition: 1, value: "sdk-two-2" });
+      });
+      expect(sent).toEqual({ withEnd: 1, endAlone: 1 });
+      expect(ends.unary).toBe(0);
+      await completed("sdk-behind-1");
+      expect(await committed("tb", 0)).toContain("sdk-one-1");
+      expect(await committed("ta", 0)).toContain("sdk-two-1");
+      expect(await committed("ta", 1)).toContain("sdk-two-2");
       await completed("sdk-behind-1");
       expect(await committed("tb", 0)).toEqual(expect.arrayContaining(["sdk-b0-x", "sdk-b1-y", "sdk-b2-x"]));
       // A record for a partition that does not exist fails: the transaction aborts, and says why.

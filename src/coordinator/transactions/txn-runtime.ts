@@ -5,7 +5,8 @@
  *
  * Every request runs as: the shard's handler checks it and computes records; the records are
  * appended to the shard's partition (acks=all) and replayed; the request continues once every
- * in-sync replica holds them, so a decision survives the coordinator's death. Requests of one
+ * in-sync replica holds them, so a decision survives the coordinator's death. The requests of
+ * one turn of the event loop on a shard share one append (group commit, `runWrites`). Requests of one
  * transactional id run one at a time (a per-id queue: InitProducerId and EndTransaction wait on
  * the controller). Loading a shard (a restart, a leader move) replays the partition from its
  * start, then resumes the ends that were decided but not completed: their markers are written
@@ -19,6 +20,15 @@
  * that ends the previous one (TV2 writes the marker at the epoch the producer continues with).
  * A completion that failed while this broker still coordinates (not a lost leadership: the next
  * coordinator resumes those) is started again by `tick()`.
+ *
+ * Once the markers are written, CompleteCommit/CompleteAbort is replayed at once but appended
+ * later: with the shard's next append (the id's next record — Ongoing, Empty, the next Prepare* —
+ * holds it and replaces it; another id's record carries it in the same batch), or on its own
+ * after `completeWriteDelayMs`, at `tick()` and at `close()`. Nothing waits for it to be durable:
+ * a coordinator that loads the log without it finds the Prepare* record and writes the markers
+ * again, which ends nothing twice (no record of the id's next transaction can be in a partition
+ * before its Ongoing record, which holds the Complete, is replicated). So a transaction in a
+ * loop costs two state appends, Ongoing and Prepare*, plus one marker per partition.
  *
  * The ports: `issueProducerId` (the controller, which issues producer ids) and `writeMarker`
  * (a partition's leader, here or on another broker). Time comes from the injected Clock and
@@ -43,9 +53,19 @@ export const TXN_TOPIC_CONFIGS: Readonly<Record<string, string>> = {
   "segment.bytes": String(100 * 1024 * 1024),
 };
 
+/** Partitions of recent transactional ids (each request asks several times); emptied when it grows past `PARTITION_CACHE_MAX`. */
+const partitionCache = new Map<string, number>();
+const PARTITION_CACHE_MAX = 10_000;
+
 /** The `__transaction_state` partition that owns a transactional id. */
 export function txnPartitionFor(transactionalId: string): number {
-  return toPositive(murmur2(Buffer.from(transactionalId, "utf8"))) % TXN_PARTITIONS;
+  let p = partitionCache.get(transactionalId);
+  if (p === undefined) {
+    p = toPositive(murmur2(Buffer.from(transactionalId, "utf8"))) % TXN_PARTITIONS;
+    if (partitionCache.size >= PARTITION_CACHE_MAX) partitionCache.clear();
+    partitionCache.set(transactionalId, p);
+  }
+  return p;
 }
 
 /** A commit/abort marker for one partition. */
@@ -76,6 +96,11 @@ export interface TxnRuntimeOptions extends TxnCoordinatorOptions {
   readonly completionWaitMs?: number;
   /** Told of what the coordinator does (the broker logs it). */
   readonly onEvent?: (e: TxnEvent) => void;
+  /**
+   * How long a CompleteCommit/CompleteAbort may wait to be written with the shard's next
+   * append before it is written on its own (see the module comment). Default 20.
+   */
+  readonly completeWriteDelayMs?: number;
 }
 
 /** Something worth a log line. */
@@ -86,6 +111,14 @@ export type TxnEvent =
 
 function isConcurrent(e: unknown): boolean {
   return e instanceof RillError && e.kind.name === "CONCURRENT_TRANSACTIONS";
+}
+
+/** A request's handler waiting for its shard's next append. */
+interface WriteJob {
+  readonly id: string;
+  readonly handler: (shard: TxnCoordinator, now: number) => TxnResult<unknown>;
+  readonly resolve: (r: { response: unknown; waitFor: number }) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 /** How long a write waits for the in-sync replicas. */
@@ -99,6 +132,19 @@ export class TxnRuntime {
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Completions being written (by transactional id), so a tick does not start a second one. */
   private readonly completing = new Map<string, Promise<void>>();
+  /**
+   * Per shard partition: CompleteCommit/CompleteAbort records already replayed but not appended
+   * yet; the shard's next append carries them (unless it holds a newer record of the same id),
+   * or `writeUnwritten` after `completeWriteDelayMs`.
+   */
+  private readonly unwritten = new Map<number, TxnRecord[]>();
+  private unwrittenTimer: unknown = null;
+  /** Per shard partition: the handlers waiting for its next append (group commit, `runWrites`). */
+  private readonly writeJobs = new Map<number, WriteJob[]>();
+  /** Per shard partition, per transactional id: the last offset this runtime appended a record of it at (what its answers wait to be replicated). */
+  private readonly appendedAt = new Map<number, Map<string, number>>();
+  /** Appends made to `__transaction_state` by this runtime (tests count them). */
+  stateAppends = 0;
   private closed = false;
 
   constructor(
@@ -110,8 +156,11 @@ export class TxnRuntime {
     private readonly opts: TxnRuntimeOptions,
   ) {}
 
-  /** Stops: no new retries of markers. */
+  /** Stops: writes the unwritten Complete* records (while appends are still taken), then no new retries of markers. */
   close(): void {
+    this.writeUnwritten();
+    if (this.unwrittenTimer !== null) this.timers.clearTimeout(this.unwrittenTimer);
+    this.unwrittenTimer = null;
     this.closed = true;
   }
 
@@ -128,11 +177,15 @@ export class TxnRuntime {
       const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(TXN_TOPIC, p);
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
+        this.unwritten.delete(p); // what the log holds is the truth: its decided ends resume below
+        this.appendedAt.delete(p);
         const shard = this.load(p);
         this.shards.set(p, shard);
         this.shardEpochs.set(p, epoch);
         for (const c of shard.pendingCompletions()) this.startCompletion(c);
       } else if (!leads && this.shards.has(p)) {
+        this.unwritten.delete(p); // the next coordinator resumes those ends from their Prepare* record
+        this.appendedAt.delete(p);
         this.shards.delete(p);
         this.shardEpochs.delete(p);
       }
@@ -146,6 +199,8 @@ export class TxnRuntime {
    */
   reloadShardOf(transactionalId: string): void {
     const { p } = this.shardFor(transactionalId);
+    this.writeUnwritten(p);
+    this.unwritten.delete(p);
     const shard = this.load(p);
     this.shards.set(p, shard);
     for (const c of shard.pendingCompletions()) this.startCompletion(c);
@@ -222,28 +277,166 @@ export class TxnRuntime {
     return run;
   }
 
-  /** Appends and replays `res`'s records on `id`'s shard, then waits for the in-sync replicas. */
-  private async commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
-    const { p, shard } = this.shardFor(id);
-    const res = handler(shard, this.clock.nowMs());
-    if (res.records.length === 0) return res.response;
-    const last = this.write(p, shard, res.records);
-    await this.rm.replicated(TXN_TOPIC, p, last, REPLICATE_TIMEOUT_MS);
-    return res.response;
+  /**
+   * Runs `handler` on `id`'s shard, appends and replays its records, then waits for the in-sync
+   * replicas — also when it wrote nothing, for the last record of `id` appended before (an answer
+   * from memory vouches for state that must be durable). The handlers of one turn of the event loop
+   * on a shard run in order and share one append (group commit, `runWrites`).
+   */
+  private commit<T>(id: string, handler: (shard: TxnCoordinator, now: number) => TxnResult<T>): Promise<T> {
+    let p: number;
+    try {
+      p = this.shardFor(id).p;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<{ response: unknown; waitFor: number }>((resolve, reject) => {
+      let jobs = this.writeJobs.get(p);
+      if (jobs === undefined) {
+        jobs = [];
+        this.writeJobs.set(p, jobs);
+        queueMicrotask(() => this.runWrites(p));
+      }
+      jobs.push({ id, handler, resolve, reject });
+    }).then(async ({ response, waitFor }) => {
+      if (waitFor >= 0) await this.rm.replicated(TXN_TOPIC, p, waitFor, REPLICATE_TIMEOUT_MS);
+      return response as T;
+    });
   }
 
-  private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
+  /**
+   * Runs the handlers waiting on shard `p`, in order, each replaying its records before the next
+   * one runs (so it sees them), then appends every record in one batch. When the append fails,
+   * the replays are undone and every handler from the first one that wrote on is refused with
+   * the append's error (the later ones may have relied on its records); the earlier ones stand.
+   */
+  private runWrites(p: number): void {
+    const jobs = this.writeJobs.get(p) ?? [];
+    this.writeJobs.delete(p);
     const now = this.clock.nowMs();
+    const before = new Map<string, TxnStateRecord | undefined>();
+    const records: TxnRecord[] = [];
+    const ran: { job: WriteJob; response: unknown; afterWrite: boolean }[] = [];
+    let shard: TxnCoordinator | undefined;
+    for (const job of jobs) {
+      let res: TxnResult<unknown>;
+      try {
+        const s = this.shardFor(job.id);
+        if (shard !== undefined && s.shard !== shard) throw rillError("NOT_COORDINATOR", `${TXN_TOPIC}-${p} was loaded again; retry`);
+        shard = s.shard;
+        res = job.handler(shard, now);
+      } catch (e) {
+        job.reject(e);
+        continue;
+      }
+      const afterWrite = records.length > 0 || res.records.length > 0;
+      for (const r of res.records) {
+        if (!before.has(r.transactionalId)) before.set(r.transactionalId, shard.get(r.transactionalId));
+        shard.replay(r);
+        records.push(r);
+      }
+      ran.push({ job, response: res.response, afterWrite });
+    }
+    if (records.length > 0 && shard !== undefined) {
+      try {
+        this.appendRecords(p, records);
+      } catch (e) {
+        for (const [id, prev] of before) shard.replay(prev ?? { type: "txn-tombstone", v: 1, transactionalId: id });
+        for (const r of ran) {
+          if (r.afterWrite) r.job.reject(e);
+          else r.job.resolve({ response: r.response, waitFor: this.appendedAt.get(p)?.get(r.job.id) ?? -1 });
+        }
+        return;
+      }
+    }
+    const at = this.appendedAt.get(p);
+    for (const r of ran) r.job.resolve({ response: r.response, waitFor: at?.get(r.job.id) ?? -1 });
+  }
+
+  /** Appends `records` to shard `p` and replays them; throws, with nothing changed, what the append throws. */
+  private write(p: number, shard: TxnCoordinator, records: readonly TxnRecord[]): number {
+    const last = this.appendRecords(p, records);
+    for (const r of records) shard.replay(r);
+    return last;
+  }
+
+  /**
+   * Appends `records` (with the shard's unwritten Complete* records that no record of `records`
+   * supersedes) in one batch; returns its last offset. Replays nothing. Throws, with nothing
+   * changed, what the append throws.
+   */
+  private appendRecords(p: number, records: readonly TxnRecord[]): number {
+    const now = this.clock.nowMs();
+    const all = this.withUnwritten(p, records);
     const batch = encodeBatch(
-      records.map((r) => {
+      all.map((r) => {
         const kv = txnToKeyValue(r);
         return { key: kv.key, value: kv.value, timestampMs: now };
       }),
       { nowMs: now },
     );
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
-    for (const r of records) shard.replay(r);
+    this.stateAppends++;
+    this.unwritten.delete(p);
+    let at = this.appendedAt.get(p);
+    if (at === undefined) this.appendedAt.set(p, (at = new Map()));
+    for (const r of all) {
+      if (r.type === "txn-tombstone") at.delete(r.transactionalId);
+      else at.set(r.transactionalId, res.lastOffset);
+    }
     return res.lastOffset;
+  }
+
+  /** `records` after the unwritten records of shard `p` of other ids (an id's newer record holds all its state). */
+  private withUnwritten(p: number, records: readonly TxnRecord[]): readonly TxnRecord[] {
+    const pending = this.unwritten.get(p);
+    if (pending === undefined) return records;
+    if (records.length === 1) {
+      const id = records[0]!.transactionalId;
+      return [...pending.filter((r) => r.transactionalId !== id), records[0]!];
+    }
+    const ids = new Set(records.map((r) => r.transactionalId));
+    return [...pending.filter((r) => !ids.has(r.transactionalId)), ...records];
+  }
+
+  /**
+   * Marks `id`'s decided end complete (its markers are all written): CompleteCommit/CompleteAbort
+   * is replayed now and appended with the shard's next write — the id's next request writes a
+   * record that holds it anyway — or on its own after `completeWriteDelayMs`. Until then a new
+   * coordinator would find the Prepare* record and write the markers again, which is harmless
+   * (a marker ends nothing twice); nothing waits for this record to be durable.
+   */
+  private completeLater(id: string): void {
+    const { p, shard } = this.shardFor(id);
+    const { records } = shard.complete(id, this.clock.nowMs());
+    if (records.length === 0) return;
+    for (const r of records) shard.replay(r);
+    const pending = this.unwritten.get(p);
+    if (pending === undefined) this.unwritten.set(p, [...records]);
+    else pending.push(...records);
+    if (this.unwrittenTimer === null)
+      this.unwrittenTimer = this.timers.setTimeout(() => {
+        this.unwrittenTimer = null;
+        this.writeUnwritten();
+      }, this.opts.completeWriteDelayMs ?? 20);
+  }
+
+  /** Appends the unwritten Complete* records of shard `only` (or of every shard); a shard whose append fails keeps them for its next write or tick. */
+  private writeUnwritten(only?: number): void {
+    for (const p of only === undefined ? [...this.unwritten.keys()] : [only]) {
+      const shard = this.shards.get(p);
+      if (shard === undefined) {
+        this.unwritten.delete(p);
+        continue;
+      }
+      if (!this.unwritten.has(p)) continue;
+      try {
+        const last = this.write(p, shard, []);
+        void this.rm.replicated(TXN_TOPIC, p, last, REPLICATE_TIMEOUT_MS).catch(() => undefined);
+      } catch {
+        // kept: the shard's next write, or the next tick, tries again
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -270,9 +463,12 @@ export class TxnRuntime {
           throw e;
         }
         if (plan.kind === "fence") {
-          const fence = plan.result;
-          const completion = await this.commit(req.transactionalId, () => fence);
-          await this.runCompletion(completion);
+          // Planned again when its append runs (a request of the same turn may have changed the state).
+          const completion = await this.commit(req.transactionalId, (s, now): TxnResult<TxnCompletion | null> => {
+            const again = s.beginInit(req, now);
+            return again.kind === "fence" ? again.result : { records: [], response: null };
+          });
+          if (completion !== null) await this.runCompletion(completion);
           continue;
         }
         const issued = await this.ports.issueProducerId(req.transactionalId, plan.atLeastEpoch);
@@ -379,10 +575,11 @@ export class TxnRuntime {
   abortOpen(transactionalId: string): Promise<boolean> {
     this.shardFor(transactionalId);
     return this.serial(transactionalId, async () => {
-      const { shard } = this.shardFor(transactionalId);
-      const res = shard.abortOpen(transactionalId, this.clock.nowMs());
-      if (res === null) return false;
-      const completion = await this.commit(transactionalId, () => res);
+      const completion = await this.commit(
+        transactionalId,
+        (s, now): TxnResult<TxnCompletion | null> => s.abortOpen(transactionalId, now) ?? { records: [], response: null },
+      );
+      if (completion === null) return false;
       await this.runCompletion(completion);
       return true;
     });
@@ -422,7 +619,7 @@ export class TxnRuntime {
       const { epoch } = this.shardFor(c.transactionalId);
       const marker: TxnMarkerSpec = { producerId: c.producerId, producerEpoch: c.producerEpoch, commit: c.commit, coordinatorEpoch: epoch };
       await Promise.all(c.partitions.map((tp) => this.markUntilDone(c.transactionalId, tp, marker)));
-      await this.commit(c.transactionalId, (s, now) => s.complete(c.transactionalId, now));
+      this.completeLater(c.transactionalId);
       this.opts.onEvent?.({ kind: "completed", transactionalId: c.transactionalId, commit: c.commit, partitions: c.partitions.length });
     })();
     this.completing.set(c.transactionalId, run);
@@ -463,6 +660,7 @@ export class TxnRuntime {
   tick(): void {
     if (this.closed || this.rm.closed) return;
     const now = this.clock.nowMs();
+    this.writeUnwritten();
     for (const [p, shard] of this.shards) {
       // A decided end whose completion failed here (a marker's leader was away too long...): again.
       for (const c of shard.pendingCompletions())

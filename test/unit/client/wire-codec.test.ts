@@ -78,6 +78,28 @@ describe("ProduceStreamRequest encoder", () => {
       encodeProduceStreamRequest({ requestId: 1, endTransaction: abort }),
       enc(ProduceStreamRequestSchema, { requestId: 1n, endTransaction: abort }),
     );
+    for (const odd of [
+      { transactionalId: "", producerId: 0n, producerEpoch: 0, commit: false },
+      { transactionalId: "x", producerId: -1n, producerEpoch: -1, commit: true },
+    ])
+      expectSameBytes(
+        encodeProduceStreamRequest({ requestId: 2, endTransaction: odd }),
+        enc(ProduceStreamRequestSchema, { requestId: 2n, endTransaction: odd }),
+      );
+  });
+
+  it("encodes a request and the end of its transaction in one message (fields 2 and 3) like toBinary; the broker decodes both", () => {
+    const endTransaction = { transactionalId: "tx-1", producerId: 5n, producerEpoch: 3, commit: true };
+    const request = { ...fullProduce, transactionalId: "tx-1" };
+    for (const requestId of [0n, 9n]) {
+      const ours = encodeProduceStreamRequest({ requestId, request, endTransaction });
+      expectSameBytes(ours, enc(ProduceStreamRequestSchema, { requestId, request, endTransaction }));
+      const back = decodeProduceStreamRequest(ours);
+      expect(back.requestId).toBe(requestId);
+      expect(back.request?.transactionalId).toBe("tx-1");
+      expect(Buffer.from(back.request!.recordBatch).equals(Buffer.from(request.recordBatch))).toBe(true);
+      expect(back.endTransaction).toMatchObject(endTransaction);
+    }
   });
 });
 

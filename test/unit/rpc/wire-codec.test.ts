@@ -8,7 +8,11 @@ import { WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { ConsumedRecordSchema, ErrorDetailSchema } from "../../../src/gen/rill/v1/common_pb.ts";
 import { FetchResponseSchema, SubscribeResponseSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
-import { ProduceRequestSchema, ProduceStreamRequestSchema } from "../../../src/gen/rill/v1/produce_service_pb.ts";
+import {
+  EndTransactionRequestSchema,
+  ProduceRequestSchema,
+  ProduceStreamRequestSchema,
+} from "../../../src/gen/rill/v1/produce_service_pb.ts";
 import {
   TRANSIENT_ENCODE_BYTES_MAX,
   decodeProduceRequest,
@@ -153,6 +157,26 @@ describe("ProduceStreamRequest decoder", () => {
     expect(decodeProduceStreamRequest(reference)).toEqual(dec(ProduceStreamRequestSchema, reference));
     const truncated = reference.subarray(0, reference.length - 1);
     expect(() => decodeProduceStreamRequest(truncated)).toThrow(/^rill\.v1\.ProduceStreamRequest\.end_transaction/);
+  });
+
+  it("decodes end_transaction by hand like fromBinary: defaults, extremes, unknown fields, a repeated field merged, with a request", () => {
+    const ends = [
+      {},
+      { transactionalId: "tx-é", producerId: 2n ** 53n - 1n, producerEpoch: 32_767, commit: true },
+      { transactionalId: "a", producerId: -1n, producerEpoch: -1, commit: false },
+    ];
+    for (const endTransaction of ends) {
+      const reference = enc(ProduceStreamRequestSchema, { requestId: 1n, endTransaction });
+      expect(decodeProduceStreamRequest(reference)).toEqual(dec(ProduceStreamRequestSchema, reference));
+    }
+    const inner = concat([unknownFields(), enc(EndTransactionRequestSchema, { transactionalId: "x", commit: true })]);
+    const merged = concat([
+      enc(ProduceStreamRequestSchema, { endTransaction: { producerId: 7n } }),
+      written((w) => w.tag(3, WireType.LengthDelimited).bytes(inner)),
+      enc(ProduceStreamRequestSchema, { request: { topic: "t", recordBatch: bytes(9) } }),
+    ]);
+    expect(decodeProduceStreamRequest(merged)).toEqual(dec(ProduceStreamRequestSchema, merged));
+    expect(decodeProduceStreamRequest(merged).endTransaction).toMatchObject({ transactionalId: "x", producerId: 7n, commit: true });
   });
 
   it("names the nested field of malformed input", () => {

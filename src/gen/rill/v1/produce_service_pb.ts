@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/produce_service.proto.
  */
 export const file_rill_v1_produce_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yaWxsL3YxL3Byb2R1Y2Vfc2VydmljZS5wcm90bxIHcmlsbC52MSKhAgoOUHJvZHVjZVJlcXVlc3QSDQoFdG9waWMYASABKAkSFgoJcGFydGl0aW9uGAIgASgFSACIAQESIAoHcmVjb3JkcxgDIAMoCzIPLnJpbGwudjEuUmVjb3JkEhQKDHJlY29yZF9iYXRjaBgEIAEoDBIbCgRhY2tzGAUgASgOMg0ucmlsbC52MS5BY2tzEhIKCnRpbWVvdXRfbXMYBiABKAUSGAoLcHJvZHVjZXJfaWQYCiABKANIAYgBARIWCg5wcm9kdWNlcl9lcG9jaBgLIAEoBRIVCg1iYXNlX3NlcXVlbmNlGAwgASgFEhgKEHRyYW5zYWN0aW9uYWxfaWQYDSABKAlCDAoKX3BhcnRpdGlvbkIOCgxfcHJvZHVjZXJfaWQi+gIKD1Byb2R1Y2VSZXNwb25zZRINCgV0b3BpYxgBIAEoCRI8CgpwYXJ0aXRpb25zGAIgAygLMigucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2UuUGFydGl0aW9uUmVzdWx0EjYKB3JlY29yZHMYAyADKAsyJS5yaWxsLnYxLlByb2R1Y2VSZXNwb25zZS5SZWNvcmRSZXN1bHQSGAoQdGhyb3R0bGVfdGltZV9tcxgEIAEoBRqUAQoPUGFydGl0aW9uUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRITCgtiYXNlX29mZnNldBgCIAEoAxIaChJsb2dfYXBwZW5kX3RpbWVfbXMYAyABKAMSIwoFZXJyb3IYBCABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMaMQoMUmVjb3JkUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZvZmZzZXQYAiABKAMijQEKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKAoHcmVxdWVzdBgCIAEoCzIXLnJpbGwudjEuUHJvZHVjZVJlcXVlc3QSNwoPZW5kX3RyYW5zYWN0aW9uGAMgASgLMh4ucmlsbC52MS5FbmRUcmFuc2FjdGlvblJlcXVlc3QixgEKFVByb2R1Y2VTdHJlYW1SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgEEiwKCHJlc3BvbnNlGAIgASgLMhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2VIABIlCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWxIABI6Cg9lbmRfdHJhbnNhY3Rpb24YBCABKAsyHy5yaWxsLnYxLkVuZFRyYW5zYWN0aW9uUmVzcG9uc2VIAEIICgZyZXN1bHQiwwEKFUluaXRQcm9kdWNlcklkUmVxdWVzdBIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhgKC3Byb2R1Y2VyX2lkGAIgASgDSACIAQESFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUSHgoWdHJhbnNhY3Rpb25fdGltZW91dF9tcxgEIAEoBRIbCg5lcG9jaF9hdF9sZWFzdBgFIAEoBUgBiAEBQg4KDF9wcm9kdWNlcl9pZEIRCg9fZXBvY2hfYXRfbGVhc3QiRQoWSW5pdFByb2R1Y2VySWRSZXNwb25zZRITCgtwcm9kdWNlcl9pZBgBIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgCIAEoBSJuChVFbmRUcmFuc2FjdGlvblJlcXVlc3QSGAoQdHJhbnNhY3Rpb25hbF9pZBgBIAEoCRITCgtwcm9kdWNlcl9pZBgCIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIOCgZjb21taXQYBCABKAgiRQoWRW5kVHJhbnNhY3Rpb25SZXNwb25zZRITCgtwcm9kdWNlcl9pZBgBIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgCIAEoBSpKCgRBY2tzEhQKEEFDS1NfVU5TUEVDSUZJRUQQABINCglBQ0tTX05PTkUQARIPCgtBQ0tTX0xFQURFUhACEgwKCEFDS1NfQUxMEAMyyAIKDlByb2R1Y2VTZXJ2aWNlEjwKB1Byb2R1Y2USFy5yaWxsLnYxLlByb2R1Y2VSZXF1ZXN0GhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2USUgoNUHJvZHVjZVN0cmVhbRIdLnJpbGwudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaHi5yaWxsLnYxLlByb2R1Y2VTdHJlYW1SZXNwb25zZSgBMAESUQoOSW5pdFByb2R1Y2VySWQSHi5yaWxsLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBofLnJpbGwudjEuSW5pdFByb2R1Y2VySWRSZXNwb25zZRJRCg5FbmRUcmFuc2FjdGlvbhIeLnJpbGwudjEuRW5kVHJhbnNhY3Rpb25SZXF1ZXN0Gh8ucmlsbC52MS5FbmRUcmFuc2FjdGlvblJlc3BvbnNlQmAKEWlvLmdpdGh1Yi5yaWxsLnYxQhNQcm9kdWNlU2VydmljZVByb3RvUAFaKmdpdGh1Yi5jb20vcmlsbC9yaWxsL2dlbi9nby9yaWxsL3YxO3JpbGx2MaoCB1JpbGwuVjFiBnByb3RvMw", [file_rill_v1_common]);
+  fileDesc("Ch1yaWxsL3YxL3Byb2R1Y2Vfc2VydmljZS5wcm90bxIHcmlsbC52MSKhAgoOUHJvZHVjZVJlcXVlc3QSDQoFdG9waWMYASABKAkSFgoJcGFydGl0aW9uGAIgASgFSACIAQESIAoHcmVjb3JkcxgDIAMoCzIPLnJpbGwudjEuUmVjb3JkEhQKDHJlY29yZF9iYXRjaBgEIAEoDBIbCgRhY2tzGAUgASgOMg0ucmlsbC52MS5BY2tzEhIKCnRpbWVvdXRfbXMYBiABKAUSGAoLcHJvZHVjZXJfaWQYCiABKANIAYgBARIWCg5wcm9kdWNlcl9lcG9jaBgLIAEoBRIVCg1iYXNlX3NlcXVlbmNlGAwgASgFEhgKEHRyYW5zYWN0aW9uYWxfaWQYDSABKAlCDAoKX3BhcnRpdGlvbkIOCgxfcHJvZHVjZXJfaWQi+gIKD1Byb2R1Y2VSZXNwb25zZRINCgV0b3BpYxgBIAEoCRI8CgpwYXJ0aXRpb25zGAIgAygLMigucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2UuUGFydGl0aW9uUmVzdWx0EjYKB3JlY29yZHMYAyADKAsyJS5yaWxsLnYxLlByb2R1Y2VSZXNwb25zZS5SZWNvcmRSZXN1bHQSGAoQdGhyb3R0bGVfdGltZV9tcxgEIAEoBRqUAQoPUGFydGl0aW9uUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRITCgtiYXNlX29mZnNldBgCIAEoAxIaChJsb2dfYXBwZW5kX3RpbWVfbXMYAyABKAMSIwoFZXJyb3IYBCABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEhgKEGxvZ19zdGFydF9vZmZzZXQYBSABKAMaMQoMUmVjb3JkUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZvZmZzZXQYAiABKAMijQEKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKAoHcmVxdWVzdBgCIAEoCzIXLnJpbGwudjEuUHJvZHVjZVJlcXVlc3QSNwoPZW5kX3RyYW5zYWN0aW9uGAMgASgLMh4ucmlsbC52MS5FbmRUcmFuc2FjdGlvblJlcXVlc3QihwIKFVByb2R1Y2VTdHJlYW1SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgEEiwKCHJlc3BvbnNlGAIgASgLMhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2VIABIlCgVlcnJvchgDIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWxIABI6Cg9lbmRfdHJhbnNhY3Rpb24YBCABKAsyHy5yaWxsLnYxLkVuZFRyYW5zYWN0aW9uUmVzcG9uc2VIABI/ChdlbmRfdHJhbnNhY3Rpb25fb3V0Y29tZRgFIAEoCzIeLnJpbGwudjEuRW5kVHJhbnNhY3Rpb25PdXRjb21lQggKBnJlc3VsdCJ9ChVFbmRUcmFuc2FjdGlvbk91dGNvbWUSMwoIcmVzcG9uc2UYASABKAsyHy5yaWxsLnYxLkVuZFRyYW5zYWN0aW9uUmVzcG9uc2VIABIlCgVlcnJvchgCIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWxIAEIICgZyZXN1bHQiwwEKFUluaXRQcm9kdWNlcklkUmVxdWVzdBIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhgKC3Byb2R1Y2VyX2lkGAIgASgDSACIAQESFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUSHgoWdHJhbnNhY3Rpb25fdGltZW91dF9tcxgEIAEoBRIbCg5lcG9jaF9hdF9sZWFzdBgFIAEoBUgBiAEBQg4KDF9wcm9kdWNlcl9pZEIRCg9fZXBvY2hfYXRfbGVhc3QiRQoWSW5pdFByb2R1Y2VySWRSZXNwb25zZRITCgtwcm9kdWNlcl9pZBgBIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgCIAEoBSJuChVFbmRUcmFuc2FjdGlvblJlcXVlc3QSGAoQdHJhbnNhY3Rpb25hbF9pZBgBIAEoCRITCgtwcm9kdWNlcl9pZBgCIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIOCgZjb21taXQYBCABKAgiRQoWRW5kVHJhbnNhY3Rpb25SZXNwb25zZRITCgtwcm9kdWNlcl9pZBgBIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgCIAEoBSpKCgRBY2tzEhQKEEFDS1NfVU5TUEVDSUZJRUQQABINCglBQ0tTX05PTkUQARIPCgtBQ0tTX0xFQURFUhACEgwKCEFDS1NfQUxMEAMyyAIKDlByb2R1Y2VTZXJ2aWNlEjwKB1Byb2R1Y2USFy5yaWxsLnYxLlByb2R1Y2VSZXF1ZXN0GhgucmlsbC52MS5Qcm9kdWNlUmVzcG9uc2USUgoNUHJvZHVjZVN0cmVhbRIdLnJpbGwudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaHi5yaWxsLnYxLlByb2R1Y2VTdHJlYW1SZXNwb25zZSgBMAESUQoOSW5pdFByb2R1Y2VySWQSHi5yaWxsLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBofLnJpbGwudjEuSW5pdFByb2R1Y2VySWRSZXNwb25zZRJRCg5FbmRUcmFuc2FjdGlvbhIeLnJpbGwudjEuRW5kVHJhbnNhY3Rpb25SZXF1ZXN0Gh8ucmlsbC52MS5FbmRUcmFuc2FjdGlvblJlc3BvbnNlQmAKEWlvLmdpdGh1Yi5yaWxsLnYxQhNQcm9kdWNlU2VydmljZVByb3RvUAFaKmdpdGh1Yi5jb20vcmlsbC9yaWxsL2dlbi9nby9yaWxsL3YxO3JpbGx2MaoCB1JpbGwuVjFiBnByb3RvMw", [file_rill_v1_common]);
 
 /**
  * Request of ProduceService.Produce: records for one topic, as `records` or as `record_batch`
@@ -269,6 +269,9 @@ export type ProduceStreamRequest = Message<"rill.v1.ProduceStreamRequest"> & {
    * it once every earlier request of this stream with the same transactional id, producer id and
    * epoch is answered, and refuses a commit after one of them failed (INVALID_TXN_STATE naming
    * it; nothing is ended).
+   * With `request` as well (one message for a transaction's last records and its end): the
+   * broker handles `request`, then the end as above, once that request is answered (a commit
+   * after it failed is refused); one response answers both (`end_transaction_outcome`).
    *
    * @generated from field: rill.v1.EndTransactionRequest end_transaction = 3;
    */
@@ -326,6 +329,14 @@ export type ProduceStreamResponse = Message<"rill.v1.ProduceStreamResponse"> & {
     value: EndTransactionResponse;
     case: "endTransaction";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Only for a request that carried both `request` and `end_transaction`: the end's outcome
+   * (`result` is the produce's, as for any request).
+   *
+   * @generated from field: rill.v1.EndTransactionOutcome end_transaction_outcome = 5;
+   */
+  endTransactionOutcome?: EndTransactionOutcome | undefined;
 };
 
 /**
@@ -334,6 +345,43 @@ export type ProduceStreamResponse = Message<"rill.v1.ProduceStreamResponse"> & {
  */
 export const ProduceStreamResponseSchema: GenMessage<ProduceStreamResponse> = /*@__PURE__*/
   messageDesc(file_rill_v1_produce_service, 3);
+
+/**
+ * The outcome of an `end_transaction` sent in the same ProduceStreamRequest as a `request`.
+ *
+ * @generated from message rill.v1.EndTransactionOutcome
+ */
+export type EndTransactionOutcome = Message<"rill.v1.EndTransactionOutcome"> & {
+  /**
+   * Ended, or why not.
+   *
+   * @generated from oneof rill.v1.EndTransactionOutcome.result
+   */
+  result: {
+    /**
+     * Ended, as EndTransaction would answer.
+     *
+     * @generated from field: rill.v1.EndTransactionResponse response = 1;
+     */
+    value: EndTransactionResponse;
+    case: "response";
+  } | {
+    /**
+     * Not ended: why (e.g. INVALID_TXN_STATE when the request failed; the transaction stays open).
+     *
+     * @generated from field: rill.v1.ErrorDetail error = 2;
+     */
+    value: ErrorDetail;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message rill.v1.EndTransactionOutcome.
+ * Use `create(EndTransactionOutcomeSchema)` to create a new message.
+ */
+export const EndTransactionOutcomeSchema: GenMessage<EndTransactionOutcome> = /*@__PURE__*/
+  messageDesc(file_rill_v1_produce_service, 4);
 
 /**
  * Request of ProduceService.InitProducerId.
@@ -388,7 +436,7 @@ export type InitProducerIdRequest = Message<"rill.v1.InitProducerIdRequest"> & {
  * Use `create(InitProducerIdRequestSchema)` to create a new message.
  */
 export const InitProducerIdRequestSchema: GenMessage<InitProducerIdRequest> = /*@__PURE__*/
-  messageDesc(file_rill_v1_produce_service, 4);
+  messageDesc(file_rill_v1_produce_service, 5);
 
 /**
  * Response of ProduceService.InitProducerId.
@@ -416,7 +464,7 @@ export type InitProducerIdResponse = Message<"rill.v1.InitProducerIdResponse"> &
  * Use `create(InitProducerIdResponseSchema)` to create a new message.
  */
 export const InitProducerIdResponseSchema: GenMessage<InitProducerIdResponse> = /*@__PURE__*/
-  messageDesc(file_rill_v1_produce_service, 5);
+  messageDesc(file_rill_v1_produce_service, 6);
 
 /**
  * Request of ProduceService.EndTransaction.
@@ -458,7 +506,7 @@ export type EndTransactionRequest = Message<"rill.v1.EndTransactionRequest"> & {
  * Use `create(EndTransactionRequestSchema)` to create a new message.
  */
 export const EndTransactionRequestSchema: GenMessage<EndTransactionRequest> = /*@__PURE__*/
-  messageDesc(file_rill_v1_produce_service, 6);
+  messageDesc(file_rill_v1_produce_service, 7);
 
 /**
  * Response of ProduceService.EndTransaction.
@@ -486,7 +534,7 @@ export type EndTransactionResponse = Message<"rill.v1.EndTransactionResponse"> &
  * Use `create(EndTransactionResponseSchema)` to create a new message.
  */
 export const EndTransactionResponseSchema: GenMessage<EndTransactionResponse> = /*@__PURE__*/
-  messageDesc(file_rill_v1_produce_service, 7);
+  messageDesc(file_rill_v1_produce_service, 8);
 
 /**
  * How many replicas must hold a write before it is acknowledged.
