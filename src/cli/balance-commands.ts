@@ -5,10 +5,11 @@
  *
  * - `cluster rebalance` shows the moves and the balance before and after them (replicas and
  *   preferred leaders per broker, partitions whose replicas share a rack); `--execute` starts them.
- * - `broker decommission N` starts the moves that take every replica off N, then waits until no
- *   partition is moving and none names N (`--no-wait`: only start them); N can then be stopped.
- *   A partition that would be left with fewer brokers than replicas is refused before anything
- *   moves.
+ * - `broker decommission N [M ...]` starts the moves that take every replica off N (and M ...: all
+ *   drained at once, so nothing moves from one of them onto another), then waits until no
+ *   partition is moving and none names them (`--no-wait`: only start them); they can then be
+ *   stopped. A partition that would be left with fewer brokers than replicas is refused before
+ *   anything moves.
  */
 import type { Command } from "commander";
 import { Admin } from "../client/admin.ts";
@@ -42,19 +43,26 @@ export function registerRebalance(cluster: Command, contextOf: (cmd: Command) =>
     .action(async (o: RebalanceOptions, cmd: Command) => rebalance(contextOf(cmd), o));
 }
 
-/** `rill broker decommission <node>`. */
+/** `rill broker decommission <node...>`. */
 export function registerDecommission(broker: Command, contextOf: (cmd: Command) => Context): void {
   broker
-    .command("decommission <node>")
-    .description("move every replica off a broker, then wait until none is left there (it can then be stopped)")
+    .command("decommission <node...>")
+    .description(
+      "move every replica off one or more brokers (drained together), then wait until none is left there (they can then be stopped)",
+    )
     .option("--no-wait", "return once the moves are started")
     .option("--timeout-ms <ms>", "longest wait for the moves", intIn(1, 2 ** 31 - 1), 600_000)
     .option("--json", "print JSON")
-    .action(async (node: string, o: DecommissionOptions, cmd: Command) => {
-      const id = Number(node);
-      if (node.trim() === "" || !Number.isSafeInteger(id) || id < 0)
-        throw new CliError(`broker decommission: <node> must be a node id, got "${node}"`);
-      await decommission(contextOf(cmd), id, o);
+    .action(async (nodes: string[], o: DecommissionOptions, cmd: Command) => {
+      const ids = nodes.map((node) => {
+        const id = Number(node);
+        if (node.trim() === "" || !Number.isSafeInteger(id) || id < 0)
+          throw new CliError(`broker decommission: <node> must be a node id, got "${node}"`);
+        return id;
+      });
+      const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+      if (twice !== undefined) throw new CliError(`broker decommission: node ${twice} is named twice`);
+      await decommission(contextOf(cmd), ids, o);
     });
 }
 
@@ -122,16 +130,17 @@ async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
   }
 }
 
-async function decommission(ctx: Context, node: number, o: DecommissionOptions): Promise<void> {
+async function decommission(ctx: Context, nodes: readonly number[], o: DecommissionOptions): Promise<void> {
   const admin = new Admin(clientOptions(ctx));
+  const named = nodes.join(" ");
   try {
     const { brokers, partitions } = await snapshot(admin);
     let plan: BalancePlan;
     try {
-      // Drain only: a decommission moves nothing that is not on `node` (not a rebalance).
-      plan = planBalance(brokers, partitions, [node], { drainOnly: true });
+      // Drain only: a decommission moves nothing that is not on `nodes` (not a rebalance).
+      plan = planBalance(brokers, partitions, nodes, { drainOnly: true });
     } catch (e) {
-      throw new CliError(`broker decommission ${node}: ${(e as Error).message}; nothing moved`);
+      throw new CliError(`broker decommission ${named}: ${(e as Error).message}; nothing moved`);
     }
     await printPlan(ctx, plan, partitions, o.json === true);
     await start(admin, plan.moves);
@@ -139,15 +148,21 @@ async function decommission(ctx: Context, node: number, o: DecommissionOptions):
     const deadline = Date.now() + o.timeoutMs;
     for (;;) {
       const moving = await admin.listPartitionReassignments();
-      const left = (await snapshot(admin)).partitions.filter((p) => p.replicas.includes(node));
+      const left = (await snapshot(admin)).partitions.filter((p) => p.replicas.some((r) => nodes.includes(r)));
       if (moving.length === 0 && left.length === 0) break;
       if (Date.now() > deadline)
         throw new CliError(
-          `broker decommission ${node}: after ${o.timeoutMs} ms, ${moving.length} partitions are still moving and ${left.length} still name broker ${node}`,
+          `broker decommission ${named}: after ${o.timeoutMs} ms, ${moving.length} partitions are still moving and ${left.length} still name broker ${nodes.join(" or ")}`,
         );
       await new Promise((r) => setTimeout(r, 500));
     }
-    if (o.json !== true) await write(ctx.io.stdout, `Broker ${node} holds no replica any more; it can be stopped.\n`);
+    if (o.json !== true)
+      await write(
+        ctx.io.stdout,
+        nodes.length === 1
+          ? `Broker ${named} holds no replica any more; it can be stopped.\n`
+          : `Brokers ${nodes.join(", ")} hold no replica any more; they can be stopped.\n`,
+      );
   } finally {
     await admin.close();
   }
