@@ -50,7 +50,7 @@ const BULK_KEY = "k".repeat(32 << 10);
 /** Replication throttle of every node, bytes/s (reassignment.test.ts's). */
 const THROTTLE = 1 << 20;
 /** Most values the load attempts (bounded whatever the machine's speed). */
-const LOAD_MAX = 40_000;
+const LOAD_MAX = 150_000;
 const LANES = 4;
 const GROUP = "grow-group";
 
@@ -175,7 +175,7 @@ describe("grow 3 -> 5 -> 3 under an acks=all idempotent load (issue 21)", () => 
             return record(w, producer.send({ topic: TOPIC, partition, value: w.value }));
           }),
         );
-        const pause = r.int(11);
+        const pause = r.int(21);
         if (pause > 0) await sleep(pause);
       }
     });
