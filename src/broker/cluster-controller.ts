@@ -251,7 +251,7 @@ export class ClusterController implements BrokerControl {
         this.o.log.warn({ broker: id, sessionTimeoutMs: this.o.sessionTimeoutMs }, "broker session expired: fenced");
       }
       const img = this.o.store.image;
-      if (!img.topics.has(OFFSETS_TOPIC) && img.unfencedBrokers().length >= this.o.offsetsReplicationFactor) {
+      if (!img.topics.has(OFFSETS_TOPIC) && img.placementBrokers().length >= this.o.offsetsReplicationFactor) {
         await this.o.store.commit((im) =>
           im.topics.has(OFFSETS_TOPIC)
             ? []
@@ -296,7 +296,7 @@ export class ClusterController implements BrokerControl {
   private async createTxnStateTopic(): Promise<void> {
     const rf = this.o.txnStateReplicationFactor ?? this.o.offsetsReplicationFactor;
     const img = this.o.store.image;
-    if (img.topics.has(TXN_TOPIC) || img.transactionalIds.size === 0 || img.unfencedBrokers().length < rf) return;
+    if (img.topics.has(TXN_TOPIC) || img.transactionalIds.size === 0 || img.placementBrokers().length < rf) return;
     await this.o.store.commit((im) =>
       im.topics.has(TXN_TOPIC)
         ? []

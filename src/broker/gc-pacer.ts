@@ -11,7 +11,7 @@
  * buffers and peaked at 580–640 MiB RSS (2,000 partitions) where a Node broker peaked at 320.
  *
  * The pacer does what V8 does: it reads the bytes held by ArrayBuffers and the JavaScript heap
- * (`process.memoryUsage()`: `arrayBuffers + heapTotal`, ~26 µs under Bun) every `intervalMs`, and
+ * (`collectableBytes`, ~26 µs under Bun) every `intervalMs`, and
  * when they have grown by `stepBytes` (`gc.external.step.bytes`) since the last collection — or
  * since their lowest point after it — runs a full collection. Live growth (a tail cache filling)
  * costs one collection per step and raises the mark; only a runtime with a collector to call
@@ -24,6 +24,7 @@
  * heap stays within a step of what the last collection left: heap max 95 MiB, RSS max 252.
  */
 
+import { createRequire } from "node:module";
 import * as v8 from "node:v8";
 
 /** What a pacer reads and calls. */
@@ -65,11 +66,31 @@ export function runtimeCollector(): (() => void) | null {
   return bun ? () => bun.gc(true) : null;
 }
 
-/** Memory only a collection gives back: bytes held by ArrayBuffers, plus the JavaScript heap. */
+/**
+ * Memory only a collection gives back, and what is live beside it: under Bun, the bytes its
+ * allocator has handed out (`bun:jsc` `memoryUsage().current`: the JavaScript heap, buffers and
+ * native allocations alike); elsewhere, bytes held by ArrayBuffers plus the JavaScript heap.
+ *
+ * `process.memoryUsage()` does not serve under Bun 1.4: it reports `arrayBuffers` as 0 and
+ * counts buffers only as JavaScriptCore's extra memory in `heapUsed`, about half of their bytes
+ * (32 MiB of live `Buffer.alloc` moved `heapUsed` by 15.6 MiB and the allocator by 33). Reading
+ * `arrayBuffers + heapTotal`, as this did until the 60-minute soak (issue 14), the pacer saw no
+ * buffer at all: a Bun broker stood at `heapUsed` 120 MiB beside a `heapTotal` of 35 MiB, and
+ * its RSS swung to 340–455 MiB.
+ */
 export function collectableBytes(): number {
+  if (bunAllocated !== null) return bunAllocated();
   const m = process.memoryUsage();
-  return m.arrayBuffers + m.heapTotal;
+  return m.arrayBuffers + Math.max(m.heapTotal, m.heapUsed);
 }
+
+/** Under Bun, the allocator's bytes in use (`bun:jsc` memoryUsage().current); null elsewhere. */
+const bunAllocated: (() => number) | null = (() => {
+  if ((globalThis as { Bun?: unknown }).Bun === undefined) return null;
+  const jsc = createRequire(import.meta.url)("bun:jsc") as { memoryUsage?: () => { current: number } };
+  const usage = jsc.memoryUsage;
+  return typeof usage === "function" ? () => usage().current : null;
+})();
 
 /** A running pacer; `stop()` ends its timer. */
 export interface RunningGcPacer {

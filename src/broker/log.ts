@@ -151,6 +151,9 @@ function logRecord(s: Changes, r: MetadataRecord): void {
         { user: r.entity.user ?? null, clientId: r.entity.clientId ?? null, quota: r.key, value: r.value },
         "client quota changed",
       );
+    // cordoned brokers (issue 21)
+    case "broker-cordon":
+      return log.info({ broker: r.nodeId }, r.cordoned ? "broker cordoned: no new replicas go there" : "broker uncordoned");
     default:
       return;
   }

@@ -10,14 +10,21 @@
  *   partition is moving and none names them (`--no-wait`: only start them); they can then be
  *   stopped. A partition that would be left with fewer brokers than replicas is refused before
  *   anything moves.
+ *
+ * Cordoned brokers (issue 21, cordon-commands.ts) take no new replicas: `broker decommission`
+ * cordons the brokers it drains first (after checking that the drain can be done), so partitions
+ * created meanwhile go elsewhere, and leaves them cordoned; it moves nothing onto other cordoned
+ * brokers, and starts a move for any partition still naming a drained broker that is not moving.
+ * `cluster rebalance` drains every cordoned broker.
  */
 import type { Command } from "commander";
 import { Admin } from "../client/admin.ts";
-import { type Balance, type BalancePartition, type BalancePlan, planBalance } from "../metadata/balance.ts";
+import { type Balance, type BalanceBroker, type BalancePartition, type BalancePlan, planBalance } from "../metadata/balance.ts";
 import { type Context, clientOptions } from "./context.ts";
 import { table } from "./group-commands.ts";
 import { CliError, write } from "./output.ts";
 import { intIn } from "./parse.ts";
+import { alterCordons, cordonedLine } from "./cordon-commands.ts";
 
 /** Options of `cluster rebalance`. */
 export interface RebalanceOptions {
@@ -66,14 +73,23 @@ export function registerDecommission(broker: Command, contextOf: (cmd: Command) 
     });
 }
 
-/** The brokers that may hold replicas and every partition, as the cluster describes them. */
-async function snapshot(admin: Admin): Promise<{ brokers: { id: number; rack: string }[]; partitions: BalancePartition[] }> {
+/** The brokers that may hold replicas and every partition; `cordoned`: those of the brokers that are cordoned (issue 21). */
+export interface ClusterSnapshot {
+  readonly brokers: readonly BalanceBroker[];
+  readonly partitions: readonly BalancePartition[];
+  readonly cordoned: readonly number[];
+}
+
+/** The cluster as it describes itself, for a plan. */
+async function snapshot(admin: Admin): Promise<ClusterSnapshot> {
   const cluster = await admin.describeCluster();
-  const brokers = cluster.brokers.filter((b) => !b.fenced && b.roles.includes("broker")).map((b) => ({ id: b.nodeId, rack: b.rack }));
+  const live = cluster.brokers.filter((b) => !b.fenced && b.roles.includes("broker"));
+  const brokers = live.map((b) => ({ id: b.nodeId, rack: b.rack }));
+  const cordoned = live.filter((b) => b.cordoned).map((b) => b.nodeId);
   const names = (await admin.listTopics({ includeInternal: true })).map((t) => t.name);
   const described = names.length === 0 ? [] : await admin.describeTopics(names, { includeConfigs: false });
   const partitions = described.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition, replicas: p.replicas })));
-  return { brokers, partitions };
+  return { brokers, partitions, cordoned };
 }
 
 function balanceLine(label: string, b: Balance): string {
@@ -114,11 +130,44 @@ async function start(admin: Admin, moves: readonly BalancePartition[]): Promise<
     );
 }
 
+/** `cluster rebalance`'s plan: cordoned brokers (issue 21) are drained, they take no replicas and give theirs away. */
+export function rebalancePlan(snap: ClusterSnapshot): BalancePlan {
+  try {
+    return planBalance(snap.brokers, snap.partitions, snap.cordoned);
+  } catch (e) {
+    throw new CliError(
+      `cluster rebalance: cordoned brokers ${snap.cordoned.join(", ")} are drained: ${(e as Error).message}; nothing moved`,
+    );
+  }
+}
+
+/**
+ * `broker decommission`'s plan over `snap`: drain only (it moves nothing that is not on `nodes`),
+ * onto brokers that are not cordoned (issue 21); CliError ending in `after` when it cannot be done.
+ */
+export function drainPlan(snap: ClusterSnapshot, nodes: readonly number[], after: string): BalancePlan {
+  const others = snap.cordoned.filter((b) => !nodes.includes(b));
+  try {
+    return planBalance(
+      snap.brokers.filter((b) => !others.includes(b.id)),
+      snap.partitions,
+      nodes,
+      { drainOnly: true },
+    );
+  } catch (e) {
+    const note = others.length > 0 ? ` (cordoned brokers ${others.join(", ")} take no replicas)` : "";
+    throw new CliError(`broker decommission ${nodes.join(" ")}: ${(e as Error).message}${note}; ${after}`);
+  }
+}
+
 async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
   const admin = new Admin(clientOptions(ctx));
   try {
-    const { brokers, partitions } = await snapshot(admin);
-    const plan = planBalance(brokers, partitions);
+    const snap = await snapshot(admin);
+    const { partitions, cordoned } = snap;
+    const plan = rebalancePlan(snap);
+    if (cordoned.length > 0 && o.json !== true)
+      await write(ctx.io.stdout, `Cordoned brokers ${cordoned.join(", ")} are drained: they take no new replicas.\n`);
     await printPlan(ctx, plan, partitions, o.json === true);
     if (o.execute) {
       await start(admin, plan.moves);
@@ -130,26 +179,53 @@ async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
   }
 }
 
+const keyOf = (p: { topic: string; partition: number }): string => `${p.topic}\u0000${p.partition}`;
+
+/**
+ * Starts the drain's moves of the partitions of `left` (those still naming a drained broker) that
+ * are not `moving` — a move cancelled, or a replica placed there explicitly meanwhile. A plan or a
+ * move refused here is left for the next round (the wait's timeout reports what stays).
+ */
+async function moveStragglers(
+  admin: Admin,
+  moving: readonly { topic: string; partition: number }[],
+  left: readonly BalancePartition[],
+  plan: () => BalancePlan,
+): Promise<void> {
+  const busy = new Set(moving.map(keyOf));
+  const stray = new Set(left.filter((p) => !busy.has(keyOf(p))).map(keyOf));
+  if (stray.size === 0) return;
+  try {
+    await start(
+      admin,
+      plan().moves.filter((m) => stray.has(keyOf(m))),
+    );
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+  }
+}
+
 async function decommission(ctx: Context, nodes: readonly number[], o: DecommissionOptions): Promise<void> {
   const admin = new Admin(clientOptions(ctx));
   const named = nodes.join(" ");
+  const drain = (snap: ClusterSnapshot, after: string): BalancePlan => drainPlan(snap, nodes, after);
   try {
-    const { brokers, partitions } = await snapshot(admin);
-    let plan: BalancePlan;
-    try {
-      // Drain only: a decommission moves nothing that is not on `nodes` (not a rebalance).
-      plan = planBalance(brokers, partitions, nodes, { drainOnly: true });
-    } catch (e) {
-      throw new CliError(`broker decommission ${named}: ${(e as Error).message}; nothing moved`);
-    }
-    await printPlan(ctx, plan, partitions, o.json === true);
+    drain(await snapshot(admin), "nothing moved"); // bad input changes nothing, not even a cordon
+    // Cordoned first (issue 21): a partition created from now on is placed elsewhere.
+    await alterCordons(admin, nodes, true, `broker decommission ${named}`);
+    if (o.json !== true) await write(ctx.io.stdout, `${cordonedLine(nodes)}\n`);
+    const snap = await snapshot(admin);
+    const plan = drain(snap, `nothing moved (cordoned: ${named})`);
+    await printPlan(ctx, plan, snap.partitions, o.json === true);
     await start(admin, plan.moves);
     if (!o.wait) return;
     const deadline = Date.now() + o.timeoutMs;
     for (;;) {
       const moving = await admin.listPartitionReassignments();
-      const left = (await snapshot(admin)).partitions.filter((p) => p.replicas.some((r) => nodes.includes(r)));
+      const now = await snapshot(admin);
+      const left = now.partitions.filter((p) => p.replicas.some((r) => nodes.includes(r)));
       if (moving.length === 0 && left.length === 0) break;
+      await moveStragglers(admin, moving, left, () => drain(now, "not moved"));
       if (Date.now() > deadline)
         throw new CliError(
           `broker decommission ${named}: after ${o.timeoutMs} ms, ${moving.length} partitions are still moving and ${left.length} still name broker ${nodes.join(" or ")}`,

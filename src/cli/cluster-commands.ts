@@ -26,6 +26,8 @@ export interface NodeStatus {
   readonly voter: boolean;
   /** The controller's view (the bootstrap node's metadata): null when not registered as a broker. */
   readonly fenced: boolean | null;
+  /** Cordoned (issue 21: given no new replicas), as `fenced`: null when not registered as a broker. */
+  readonly cordoned: boolean | null;
   readonly reachable: boolean;
   /** Why the node did not answer; null when it did. */
   readonly error: string | null;
@@ -69,6 +71,7 @@ export function mergeStatus(c: ClusterDescription, bootstrap: string, answers: R
       roles: self?.roles ?? registered?.roles ?? (voter ? ["controller"] : []),
       voter,
       fenced: registered?.fenced ?? null,
+      cordoned: registered?.cordoned ?? null,
       reachable: answer?.ok ?? false,
       error: answer === undefined ? "not asked" : answer.ok ? null : answer.error,
       brokerState: self?.brokerState ?? null,
@@ -134,7 +137,11 @@ export function formatStatus(s: ClusterStatus): string {
     orDash(n.metadataOffset),
   ]);
   const nodes = table(["NODE", "ADDRESS", "ROLES", "STATE", "FENCED", "RAFT-ROLE", "TERM", "METADATA-OFFSET"], rows);
-  const notes = s.nodes.filter((n) => !n.reachable).map((n) => `Node ${n.nodeId} unreachable: ${n.error}\n`);
+  const cordoned = s.nodes.filter((n) => n.cordoned === true).map((n) => n.nodeId);
+  const notes = [
+    ...(cordoned.length > 0 ? [`Cordoned (given no new replicas): ${cordoned.join(", ")}\n`] : []), // issue 21
+    ...s.nodes.filter((n) => !n.reachable).map((n) => `Node ${n.nodeId} unreachable: ${n.error}\n`),
+  ];
   return `${head.join("\n")}\n${nodes}${notes.length > 0 ? `\n${notes.join("")}` : ""}`;
 }
 

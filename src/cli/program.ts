@@ -39,6 +39,7 @@ import { registerQuota } from "./quota-commands.ts";
 import { registerTransactions } from "./transaction-commands.ts";
 import { registerPartitions } from "./reassign-commands.ts";
 import { registerDecommission, registerRebalance } from "./balance-commands.ts";
+import { registerCordon } from "./cordon-commands.ts";
 
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
@@ -416,6 +417,7 @@ function buildProgram(io: Io, state: RunState): Command {
   // balancing and decommission (issue 21)
   registerRebalance(cluster, (cmd) => contextOf(cmd, io));
   registerDecommission(broker, (cmd) => contextOf(cmd, io));
+  registerCordon(broker, (cmd) => contextOf(cmd, io)); // cordoned brokers (issue 21)
 
   return program;
 }

@@ -134,6 +134,8 @@ export interface BrokerDescription {
   readonly roles: readonly ("broker" | "controller")[];
   readonly fenced: boolean;
   readonly rack: string;
+  /** Cordoned (issue 21, `Admin.alterBrokerCordons`): given no new replicas. */
+  readonly cordoned: boolean;
 }
 
 /** A voter of the controller quorum. */
@@ -477,6 +479,7 @@ export class Admin {
         roles: roleNames(b.roles),
         fenced: b.fenced,
         rack: b.rack,
+        cordoned: b.cordoned,
       })),
       voters: res.voters.map((v) => ({ nodeId: v.nodeId, address: v.address })),
       node:
@@ -760,6 +763,23 @@ export class Admin {
       replicas: [...r.replicas],
       addingReplicas: [...r.addingReplicas],
       removingReplicas: [...r.removingReplicas],
+    }));
+  }
+
+  // cordoned brokers (issue 21)
+
+  /**
+   * Cordons brokers (`cordoned` true: the controller places no new replica on them, their
+   * replicas and leadership stay; a reassignment may still name them) or uncordons them. One
+   * result per broker, in order, `error` null when it is now as asked (BROKER_ID_NOT_REGISTERED
+   * for a node that never registered).
+   */
+  async alterBrokerCordons(brokerIds: readonly number[], cordoned: boolean): Promise<Array<{ brokerId: number; error: RillError | null }>> {
+    const request = { brokerIds: brokerIds.map((b, i) => checkInt(b, `brokerIds[${i}]`, 0, 0x7fffffff)), cordoned };
+    const res = await this.call((o) => this.conn.transport.alterBrokerCordons(request, o));
+    return res.results.map((r) => ({
+      brokerId: r.brokerId,
+      error: r.error === undefined ? null : fromErrorDetail(r.error),
     }));
   }
 

@@ -86,6 +86,8 @@ export class BootstrapTransport implements Transport {
     this.call((t) => t.alterPartitionReassignments(r, o), o);
   readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments"> = (r, o) =>
     this.call((t) => t.listPartitionReassignments(r, o), o);
+  // cordoned brokers (issue 21)
+  readonly alterBrokerCordons: UnaryCall<"alterBrokerCordons"> = (r, o) => this.call((t) => t.alterBrokerCordons(r, o), o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.call((t) => t.fetch(r, o), o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) => this.call((t) => t.listOffsets(r, o), o);
   readonly initProducerId: UnaryCall<"initProducerId"> = (r, o) => this.call((t) => t.initProducerId(r, o), o);

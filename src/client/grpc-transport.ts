@@ -130,6 +130,9 @@ export class GrpcTransport implements Transport {
     this.unary(this.admin, this.admin.alterPartitionReassignments, AdminService.method.alterPartitionReassignments.input, r, o);
   readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments"> = (r, o) =>
     this.unary(this.admin, this.admin.listPartitionReassignments, AdminService.method.listPartitionReassignments.input, r, o);
+  // cordoned brokers (issue 21)
+  readonly alterBrokerCordons: UnaryCall<"alterBrokerCordons"> = (r, o) =>
+    this.unary(this.admin, this.admin.alterBrokerCordons, AdminService.method.alterBrokerCordons.input, r, o);
   readonly fetch: UnaryCall<"fetch"> = (r, o) => this.unary(this.fetcher, this.fetcher.fetch, FetchService.method.fetch.input, r, o);
   readonly listOffsets: UnaryCall<"listOffsets"> = (r, o) =>
     this.unary(this.fetcher, this.fetcher.listOffsets, FetchService.method.listOffsets.input, r, o);

@@ -85,6 +85,8 @@ export interface Transport {
   // partition reassignment (issue 21)
   readonly alterPartitionReassignments: UnaryCall<"alterPartitionReassignments">;
   readonly listPartitionReassignments: UnaryCall<"listPartitionReassignments">;
+  // cordoned brokers (issue 21)
+  readonly alterBrokerCordons: UnaryCall<"alterBrokerCordons">;
   /** Fetch with RECORD_FORMAT_BATCHES: `record_batches` are views of the received bytes. */
   readonly fetch: UnaryCall<"fetch">;
   readonly listOffsets: UnaryCall<"listOffsets">;

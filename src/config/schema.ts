@@ -596,7 +596,7 @@ export const brokerKeys = [
   int(
     "gc.external.step.bytes",
     "gcExternalStepBytes",
-    "Under Bun: a full garbage collection runs once the memory held by buffers (outside the JavaScript heap: requests, batches, responses) and the JavaScript heap together has grown by this many bytes since the last one, as V8 does by itself under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce, and its heap swing between 40 and 155 MiB. 0: never.",
+    "Under Bun: a full garbage collection runs once the bytes its allocator has handed out (the JavaScript heap, the buffers of requests, batches and responses, native memory) have grown by this many since the last one, as V8 does by itself for buffers under Node. Without it Bun lets hundreds of MiB of dead request buffers pile up under heavy produce, and its heap swing between 40 and 155 MiB. 0: never.",
     64 * 1024 * 1024,
     0,
     2 ** 40,

@@ -9,6 +9,7 @@ import type { Random } from "../base/random.ts";
 import { defaultTopicConfig, parseTopicConfig, topicKey, type TopicConfig } from "../config/schema.ts";
 import type { MetadataImage } from "./image.ts";
 import type { MetadataRecord, PartitionRecord } from "./records.ts";
+import { cordonedNote, placementPool } from "./cordon.ts";
 
 // The cluster decisions (brokers, fencing, ISR, elections) live in cluster-controller.ts.
 export {
@@ -71,8 +72,8 @@ export function effectiveConfig(
 }
 
 /**
- * Records that create `t`, or a RillError. `defaults.brokers` are the brokers that may hold
- * replicas (the unfenced ones); partitions are placed over them by `placeReplicas`, so leaders
+ * Records that create `t`, or a RillError. `defaults.brokers` are the live brokers (the unfenced
+ * ones); partitions are placed over those not cordoned (issue 21) by `placeReplicas`, so leaders
  * spread evenly across topics, and no broker is given more than its `max.partitions` (in
  * `defaults.limits`, else as it registered): INVALID_PARTITIONS only when no placement fits.
  */
@@ -89,12 +90,16 @@ export function decideCreateTopic(
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
     throw rillError("INVALID_PARTITIONS", `partitions: ${t.partitions} is not in [1, ${PARTITIONS_MAX}]`);
   }
-  const brokers = [...new Set(defaults.brokers)].sort((a, b) => a - b);
-  const rf = t.replicationFactor === 0 ? Math.min(brokers.length, 3) : t.replicationFactor;
+  // cordoned brokers (issue 21): they count for the default replication factor, but take no replica
+  const { pool: brokers, cordoned } = placementPool(image, defaults.brokers);
+  const live = brokers.length + cordoned.length;
+  const rf = t.replicationFactor === 0 ? Math.min(live, 3) : t.replicationFactor;
   if (!Number.isInteger(rf) || rf < 1 || rf > brokers.length) {
     throw rillError(
       "INVALID_REPLICATION_FACTOR",
-      `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${brokers.length})`,
+      cordoned.length > 0 && Number.isInteger(rf) && rf >= 1 && rf <= live
+        ? `replication_factor: ${rf} needs ${rf} brokers that take new replicas, and ${brokers.length} of the ${live} live brokers do${cordonedNote(cordoned)}`
+        : `replication_factor: ${t.replicationFactor} is not in [1, ${brokers.length}] (live brokers: ${live}${cordonedNote(cordoned)})`,
     );
   }
   effectiveConfig(t.configs); // throws INVALID_CONFIG naming the key
@@ -298,7 +303,7 @@ export function placeWithinLimits(
     throw rillError(
       "INVALID_PARTITIONS",
       `partitions: ${count} new partitions with replication factor ${rf} need ${rf * count} replicas, at most one per broker per partition, ` +
-        `and the brokers have room for ${fits} of them: ${each.join("; ")}`,
+        `and the brokers have room for ${fits} of them: ${each.join("; ")}${cordonedNote([...image.cordoned].sort((a, b) => a - b))}`,
     );
   }
   const placed = placeReplicas(image, brokers, rf, count, random, room, ring.racks);
@@ -395,7 +400,8 @@ export function decideDeleteTopic(image: MetadataImage, name: string): MetadataR
 
 /**
  * Records that grow a topic to `count` partitions (never shrink, as Kafka), placed over `brokers`
- * (the unfenced ones) by `placeReplicas`, within every broker's `max.partitions`.
+ * (the unfenced ones) less the cordoned ones (issue 21) by `placeReplicas`, within every broker's
+ * `max.partitions`.
  */
 export function decideCreatePartitions(
   image: MetadataImage,
@@ -412,8 +418,15 @@ export function decideCreatePartitions(
     throw rillError("INVALID_PARTITIONS", `count: ${count} must be larger than the current ${current} and at most ${PARTITIONS_MAX}`);
   }
   const rf = t.partitions[0]?.replicas.length ?? 1;
-  const sorted = [...new Set(brokers)].sort((a, b) => a - b);
-  if (rf > sorted.length) throw rillError("INVALID_REPLICATION_FACTOR", `topic ${name} needs ${rf} brokers, ${sorted.length} are live`);
+  // cordoned brokers (issue 21) take no new replica
+  const { pool: sorted, cordoned } = placementPool(image, brokers);
+  if (rf > sorted.length)
+    throw rillError(
+      "INVALID_REPLICATION_FACTOR",
+      cordoned.length > 0
+        ? `topic ${name} needs ${rf} brokers that take new replicas, and ${sorted.length} of the ${sorted.length + cordoned.length} live brokers do${cordonedNote(cordoned)}`
+        : `topic ${name} needs ${rf} brokers, ${sorted.length} are live`,
+    );
   const placed = placeWithinLimits(image, sorted, rf, count - current, random, limits);
   return placed.map((replicas, i) => newPartition(name, current + i, replicas));
 }

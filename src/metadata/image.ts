@@ -77,6 +77,9 @@ export class MetadataImage {
   aclVersion = 0;
   /** Grows with every credential change: verified passwords cached are stale once it moved. */
   scramVersion = 0;
+  // cordoned brokers (issue 21)
+  /** Node ids of the cordoned brokers: no new replica goes there. Kept across their registrations. */
+  readonly cordoned = new Set<number>();
 
   /** An image rebuilt from `snapshotRecords` output taken at metadata offset `offset`. */
   static fromSnapshot(records: readonly MetadataRecord[], offset: number): MetadataImage {
@@ -139,6 +142,11 @@ export class MetadataImage {
       case "client-quota":
         applyClientQuota(this.clientQuotas, r);
         break;
+      // cordoned brokers (issue 21)
+      case "broker-cordon":
+        if (r.cordoned) this.cordoned.add(r.nodeId);
+        else this.cordoned.delete(r.nodeId);
+        break;
     }
     this.offset = offset;
   }
@@ -191,6 +199,14 @@ export class MetadataImage {
     const out: number[] = [];
     for (const b of this.brokers.values()) if (!b.fenced) out.push(b.nodeId);
     return out.sort((a, b) => a - b);
+  }
+
+  /**
+   * Node ids of the brokers new replicas may be placed on: registered, unfenced and not cordoned
+   * (issue 21), sorted.
+   */
+  placementBrokers(): number[] {
+    return this.unfencedBrokers().filter((b) => !this.cordoned.has(b));
   }
 
   private applyBroker(r: BrokerRecord, offset: number): void {
@@ -267,7 +283,8 @@ function withReassignment(state: PartitionState, r: PartitionChangeRecord): Part
 /**
  * The records that rebuild `image` when replayed into a fresh one (MetadataImage.fromSnapshot):
  * topics with their configs and partition states, brokers with their epochs and fencing, the
- * producer id state, ACL bindings (with their ids), SCRAM credentials and client quotas. Arrays are
+ * producer id state, ACL bindings (with their ids), SCRAM credentials, client quotas and cordoned
+ * brokers. Arrays are
  * copied, so the records do not alias the image.
  */
 export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
@@ -317,5 +334,7 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
   for (const [name, byMechanism] of image.scramUsers)
     for (const credential of byMechanism.values()) out.push({ type: "scram-credential", v: 1, name, credential: { ...credential } });
   out.push(...clientQuotaSnapshot(image.clientQuotas));
+  // cordoned brokers (issue 21)
+  for (const nodeId of [...image.cordoned].sort((a, b) => a - b)) out.push({ type: "broker-cordon", v: 1, nodeId, cordoned: true });
   return out;
 }

@@ -225,6 +225,20 @@ export interface ClientQuotaRecord {
   readonly value: number | null;
 }
 
+// ---- cordoned brokers (issue 21, as Kafka's KIP-1066) ----------------------------------------
+
+/**
+ * A broker was cordoned (`cordoned: true`: the controller places no new replica on it) or
+ * uncordoned. Unlike fencing, it belongs to the node id, not to one registration: a new
+ * BrokerRecord (a restart) keeps it.
+ */
+export interface BrokerCordonRecord {
+  readonly type: "broker-cordon";
+  readonly v: 1;
+  readonly nodeId: number;
+  readonly cordoned: boolean;
+}
+
 /** Every kind of metadata record. */
 export type MetadataRecord =
   | TopicRecord
@@ -243,7 +257,9 @@ export type MetadataRecord =
   | ScramCredentialRecord
   | RemoveScramCredentialRecord
   // client quotas (issue 13)
-  | ClientQuotaRecord;
+  | ClientQuotaRecord
+  // cordoned brokers (issue 21)
+  | BrokerCordonRecord;
 
 const TYPES = new Set<MetadataRecord["type"]>([
   "topic",
@@ -262,6 +278,8 @@ const TYPES = new Set<MetadataRecord["type"]>([
   "scram-credential",
   "remove-scram-credential",
   "client-quota",
+  // cordoned brokers (issue 21)
+  "broker-cordon",
 ]);
 
 /** Encodes a record for storage. */

@@ -61,6 +61,8 @@ import { toErrorDetail } from "./errors.ts";
 import { type SecurityChangeMessages, securityChangeCodecs } from "./admin-security-codec.ts";
 import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse } from "../gen/rill/v1/admin_service_pb.ts";
 import { decodeAlterPartitionReassignmentsResult, encodeAlterPartitionReassignmentsInput } from "./reassign-codec.ts";
+import type { AlterBrokerCordonsRequest, AlterBrokerCordonsResponse } from "../gen/rill/v1/admin_service_pb.ts";
+import { decodeAlterBrokerCordonsResult, encodeAlterBrokerCordonsInput } from "./cordon-codec.ts";
 
 // ---- errors and enums ------------------------------------------------------------------------
 
@@ -366,6 +368,8 @@ export interface ChangeMessages extends SecurityChangeMessages {
   alterClientQuotas: { request: AlterClientQuotasRequest; response: AlterClientQuotasResponse };
   // partition reassignment (issue 21)
   alterPartitionReassignments: { request: AlterPartitionReassignmentsRequest; response: AlterPartitionReassignmentsResponse };
+  // cordoned brokers (issue 21)
+  alterBrokerCordons: { request: AlterBrokerCordonsRequest; response: AlterBrokerCordonsResponse };
 }
 
 /** How one change travels to the active controller and back. */
@@ -389,4 +393,6 @@ export const changeCodecs: { readonly [K in AdminChange]: ChangeCodec<K> } = {
     encodeInput: encodeAlterPartitionReassignmentsInput,
     decodeResult: decodeAlterPartitionReassignmentsResult,
   },
+  // cordoned brokers (issue 21)
+  alterBrokerCordons: { encodeInput: encodeAlterBrokerCordonsInput, decodeResult: decodeAlterBrokerCordonsResult },
 };

@@ -66,6 +66,8 @@ import {
   encodeAlterPartitionReassignmentsResult,
   encodeListPartitionReassignmentsResult,
 } from "./reassign-codec.ts";
+import { CordonHandlers } from "../service/admin-cordon.ts";
+import { decodeAlterBrokerCordons, encodeAlterBrokerCordonsResult } from "./cordon-codec.ts";
 import { unary } from "./errors.ts";
 import { type ControllerRoute, Forwarder, LeaderClients, isForwarded } from "./forward.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -205,6 +207,7 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
   const leaders = new LeaderClients(AdminService, d.rm, d.clients);
   const security = new SecurityAdminHandlers({ store: d.store, random: d.random });
   const reassignment = new ReassignmentHandlers({ store: d.store });
+  const cordons = new CordonHandlers({ store: d.store }); // issue 21
   const quotas = new QuotaAdmin(d.store);
   /** The way to the controller for one call (gRPC types the call by its messages; the port needs none of them). */
   const via = (call: object): ControllerPort => grpcControllerPort(fwd, d.route, call as AnyUnaryCall);
@@ -263,6 +266,11 @@ export function adminService(d: AdminDeps): ServiceImplementation<typeof AdminSe
     listPartitionReassignments: unary((req, call) => {
       access.cluster(who(call), "AdminService/ListPartitionReassignments");
       return encodeListPartitionReassignmentsResult(reassignment.listPartitionReassignments(decodeListPartitionReassignments(req)));
+    }),
+    // cordoned brokers (issue 21)
+    alterBrokerCordons: unary(async (req, call) => {
+      access.cluster(who(call), "AdminService/AlterBrokerCordons");
+      return encodeAlterBrokerCordonsResult(await cordons.alterBrokerCordons(decodeAlterBrokerCordons(req), via(call)));
     }),
     // security (issue 13): ACLs and SCRAM users
     createAcls: unary(async (req, call) => {

@@ -73,6 +73,11 @@ export const RPC_ACCESS = {
   // partition reassignment (issue 21)
   "AdminService/AlterPartitionReassignments": { all: [cluster("ALTER")], kafka: "AlterPartitionReassignments: ALTER on CLUSTER" },
   "AdminService/ListPartitionReassignments": { all: [cluster("DESCRIBE")], kafka: "ListPartitionReassignments: DESCRIBE on CLUSTER" },
+  // cordoned brokers (issue 21)
+  "AdminService/AlterBrokerCordons": {
+    all: [cluster("ALTER")],
+    kafka: "no such API (KIP-1066 cordons through broker configs); ALTER on CLUSTER, as AlterPartitionReassignments",
+  },
   "AdminService/CreateAcls": { all: [cluster("ALTER")], kafka: "CreateAcls: ALTER on CLUSTER" },
   "AdminService/DescribeAcls": { all: [cluster("DESCRIBE")], kafka: "DescribeAcls: DESCRIBE on CLUSTER" },
   "AdminService/DeleteAcls": { all: [cluster("ALTER")], kafka: "DeleteAcls: ALTER on CLUSTER" },

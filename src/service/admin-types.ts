@@ -18,6 +18,7 @@
 import type { RillError } from "../base/errors.ts";
 import type { SecurityChanges } from "./admin-security-types.ts";
 import type { ReassignmentChanges } from "./admin-reassign-types.ts";
+import type { CordonChanges } from "./admin-cordon-types.ts";
 import type { AlterClientQuotasInput, AlterClientQuotasResult } from "./quota-admin-types.ts";
 
 /** A protocol enum value that matches none of the domain's choices (refused by the service). */
@@ -293,6 +294,8 @@ export interface ClusterBroker {
   readonly fenced: boolean;
   /** "" for none. */
   readonly rack: string;
+  /** Cordoned (issue 21): given no new replicas. */
+  readonly cordoned: boolean;
 }
 
 /** A voter of the controller quorum. */
@@ -329,7 +332,7 @@ export interface DescribeClusterResult {
 // ---- Changes: the requests that run on the active controller ---------------------------------
 
 /** The admin requests that change metadata, with their input and result (security's in admin-security-types.ts). */
-export interface AdminChanges extends SecurityChanges, ReassignmentChanges {
+export interface AdminChanges extends SecurityChanges, ReassignmentChanges, CordonChanges {
   createTopics: { input: CreateTopicsInput; result: CreateTopicsResult };
   deleteTopics: { input: DeleteTopicsInput; result: DeleteTopicsResult };
   createPartitions: { input: CreatePartitionsInput; result: CreatePartitionsResult };

@@ -252,7 +252,14 @@ export class AdminHandlers {
       controllerId: this.d.controllerId(),
       brokers: [...img.brokers.values()]
         .sort((a, b) => a.nodeId - b.nodeId)
-        .map((b) => ({ nodeId: b.nodeId, address: b.address, roles: b.roles.map(nodeRole), fenced: b.fenced, rack: b.rack ?? "" })),
+        .map((b) => ({
+          nodeId: b.nodeId,
+          address: b.address,
+          roles: b.roles.map(nodeRole),
+          fenced: b.fenced,
+          rack: b.rack ?? "",
+          cordoned: img.cordoned.has(b.nodeId), // issue 21
+        })),
       voters: this.d.voters.map((v) => ({ nodeId: v.id, address: v.address })).sort((a, b) => a.nodeId - b.nodeId),
       node: {
         nodeId: this.d.config.nodeId,

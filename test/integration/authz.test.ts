@@ -38,6 +38,7 @@ import {
   ElectLeadersRequestSchema,
   ListTopicsRequestSchema,
   ListPartitionReassignmentsRequestSchema,
+  AlterBrokerCordonsRequestSchema,
   type ListTopicsResponse,
   QuotaEntityType,
   RemoveRaftVoterRequestSchema,
@@ -393,6 +394,21 @@ const ROWS: Row[] = [
         md,
       );
       expect((res as { results: { error?: { name: string } }[] }).results[0]?.error?.name).toBe("NO_REASSIGNMENT_IN_PROGRESS");
+      return res;
+    },
+    bob: "CLUSTER_AUTHORIZATION_FAILED",
+  },
+  {
+    // cordoned brokers (issue 21): a node that never registered changes nothing
+    rpc: "AdminService/AlterBrokerCordons",
+    call: async (md) => {
+      const res = await unary(
+        c.admin,
+        "alterBrokerCordons",
+        create(AlterBrokerCordonsRequestSchema, { brokerIds: [999], cordoned: true }),
+        md,
+      );
+      expect((res as { results: { error?: { name: string } }[] }).results[0]?.error?.name).toBe("BROKER_ID_NOT_REGISTERED");
       return res;
     },
     bob: "CLUSTER_AUTHORIZATION_FAILED",

@@ -5,6 +5,10 @@
  * (the balance printed before and after), and every acknowledged record is read back once.
  * Bad input — an unknown broker, a drain that would leave a partition too few brokers — is refused
  * before anything moves.
+ *
+ * Cordoned brokers (issue 21): the decommission cordons node 4 first, so a topic created while it
+ * drains gets no replica there; a rebalance while 4 is cordoned plans nothing onto it; once
+ * `broker uncordon 4` runs, a new topic uses it again.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Admin } from "../../src/client/admin.ts";
@@ -78,6 +82,13 @@ describe("decommission and rebalance", () => {
     await admin.deleteTopics([wide]);
     expect(await replicasOf(TOPIC)).toEqual(before);
     expect(await admin.listPartitionReassignments()).toEqual([]);
+    // issue 21: a refused decommission cordons nothing; cordoning a node that never registered is refused
+    expect((await admin.describeCluster()).brokers.filter((b) => b.cordoned)).toEqual([]);
+    const ghost = await rill(["broker", "cordon", "9"]);
+    expect(ghost.code).not.toBe(0);
+    expect(ghost.stderr).toMatch(
+      /broker cordon: broker 9: .*no broker with node id 9 ever registered \(BROKER_ID_NOT_REGISTERED\); nothing changed/,
+    );
   }, 60_000);
 
   it("decommission 4 under load, then rebalance back over four brokers; every acknowledged record read once", async () => {
@@ -96,12 +107,35 @@ describe("decommission and rebalance", () => {
     try {
       const before = await replicasOf(TOPIC);
       const untouched = before.map((r, p) => (r.includes(4) ? -1 : p)).filter((p) => p >= 0);
-      const dec = await rill(["broker", "decommission", "4", "--timeout-ms", "90000"]);
+      const decommissioning = rill(["broker", "decommission", "4", "--timeout-ms", "90000"]);
+      // issue 21: once 4 is cordoned (the decommission's first change), a topic created meanwhile gets no replica there.
+      await until(
+        async () => (await admin.describeCluster()).brokers.find((b) => b.nodeId === 4)?.cordoned === true,
+        60_000,
+        "broker 4 cordoned by the decommission",
+        100,
+      );
+      await admin.createTopics([{ name: "bal-during", partitions: 8, replicationFactor: 3 }]);
+      for (const r of await replicasOf("bal-during")) expect(r).not.toContain(4);
+      const dec = await decommissioning;
       expect(dec.code, dec.stderr).toBe(0);
+      expect(dec.stdout).toMatch(/^Cordoned broker 4: new replicas go to other brokers/);
       expect(dec.stdout).toMatch(/Broker 4 holds no replica any more/);
       const drained = await replicasOf(TOPIC);
       for (const r of drained) expect(r).not.toContain(4);
       for (const p of untouched) expect(drained[p]).toEqual(before[p]); // a decommission moves nothing else
+      // Still cordoned: `cluster status` says so, and a rebalance plans nothing onto 4.
+      expect((await rill(["cluster", "status"])).stdout).toMatch(/^Cordoned \(given no new replicas\): 4$/m);
+      const whileCordoned = await rill(["cluster", "rebalance", "--json"]);
+      expect(whileCordoned.code, whileCordoned.stderr).toBe(0);
+      for (const m of (JSON.parse(whileCordoned.stdout) as { moves: { replicas: number[] }[] }).moves) expect(m.replicas).not.toContain(4);
+      await admin.deleteTopics(["bal-during"]);
+      const uncordon = await rill(["broker", "uncordon", "4"]);
+      expect(uncordon).toMatchObject({ code: 0, stdout: "Uncordoned broker 4: it takes new replicas again.\n" });
+      // Uncordoned: a new topic may use 4 again (8 partitions of 3 replicas over 4 brokers: 6 of them there).
+      await admin.createTopics([{ name: "bal-after", partitions: 8, replicationFactor: 3 }]);
+      expect((await replicasOf("bal-after")).filter((r) => r.includes(4)).length).toBeGreaterThan(0);
+      await admin.deleteTopics(["bal-after"]);
 
       const plan = await rill(["cluster", "rebalance", "--json"]);
       expect(plan.code, plan.stderr).toBe(0);

@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { collectableBytes, GcPacer, limitV8HeapGrowth, runtimeCollector, startGcPacer } from "../../../src/broker/gc-pacer.ts";
 
@@ -84,6 +86,31 @@ describe("GcPacer", () => {
     const read = collectableBytes();
     expect(read).toBeGreaterThan(before.arrayBuffers);
     expect(read).toBeGreaterThanOrEqual(before.heapTotal);
+  });
+
+  it("counts buffers under both runtimes: 32 MiB of live buffers raise the reading by at least 24 MiB", () => {
+    // Bun 1.4 reports `arrayBuffers` as 0 and half of the buffers' bytes in `heapUsed` (the
+    // reading was `arrayBuffers + heapTotal`: it grew ~0 under Bun); Node counts them in
+    // `arrayBuffers`. The same script runs under both; each prints how much the reading grew.
+    const script = [
+      `import { collectableBytes } from ${JSON.stringify(path.resolve("src/broker/gc-pacer.ts"))};`,
+      "const before = collectableBytes();",
+      "const keep = [];",
+      "for (let i = 0; i < 256; i++) keep.push(Buffer.alloc(128 * 1024, i));",
+      "for (let i = 0; i < 32; i++) await new Promise((r) => setTimeout(r, 1));",
+      "console.log(JSON.stringify({ grew: collectableBytes() - before, kept: keep.length }));",
+    ].join("\n");
+    const runtimes: Record<string, string[]> = {
+      bun: [path.resolve("node_modules/.bin/bun"), "-e", script],
+      node: [process.execPath, "--import", "tsx", "--input-type=module", "-e", script],
+    };
+    for (const [name, [cmd, ...args]] of Object.entries(runtimes)) {
+      const r = spawnSync(cmd!, args, { encoding: "utf8", timeout: 30_000 });
+      expect(r.status, `${name}: ${r.stderr}`).toBe(0);
+      const { grew, kept } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { grew: number; kept: number };
+      expect(kept).toBe(256);
+      expect(grew, `${name}: the reading grew ${(grew / MiB).toFixed(1)} MiB`).toBeGreaterThanOrEqual(24 * MiB);
+    }
   });
 
   it("sets V8's heap growing factor under Node only, and not for 0", () => {

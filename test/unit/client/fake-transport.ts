@@ -285,6 +285,9 @@ export class FakeTransport implements Transport {
   readonly listPartitionReassignments: Transport["listPartitionReassignments"] = async () => {
     throw new Error("not in the fake");
   };
+  readonly alterBrokerCordons: Transport["alterBrokerCordons"] = async () => {
+    throw new Error("not in the fake");
+  };
   readonly deleteRecords: Transport["deleteRecords"] = async () => {
     throw new Error("not in the fake");
   };

@@ -60,6 +60,7 @@ const admin: ServiceImplementation<typeof AdminService> = {
   removeRaftVoter: unimplemented,
   alterPartitionReassignments: unimplemented,
   listPartitionReassignments: unimplemented,
+  alterBrokerCordons: unimplemented,
 };
 
 const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

@@ -218,6 +218,7 @@ class FakeNode implements Transport {
   readonly removeRaftVoter = this.createTopics as unknown as Transport["removeRaftVoter"];
   readonly alterPartitionReassignments = this.createTopics as unknown as Transport["alterPartitionReassignments"];
   readonly listPartitionReassignments = this.createTopics as unknown as Transport["listPartitionReassignments"];
+  readonly alterBrokerCordons = this.createTopics as unknown as Transport["alterBrokerCordons"];
 
   openProduceStream(listener: ProduceStreamListener): ProduceStream {
     if (this.down) {

@@ -19,6 +19,7 @@ export function dump(image: MetadataImage): unknown {
       brokers: [...image.brokers.entries()],
       producerEpochs: [...image.producerEpochs.entries()],
       transactionalIds: [...image.transactionalIds.entries()],
+      cordoned: [...image.cordoned].sort((a, b) => a - b), // issue 21
     }),
   );
 }

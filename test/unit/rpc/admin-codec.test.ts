@@ -178,11 +178,15 @@ describe("admin codec", () => {
     const cluster = encodeDescribeClusterResult({
       clusterId: "c",
       controllerId: -1,
-      brokers: [{ nodeId: 1, address: "h:1", roles: ["broker", "controller"], fenced: false, rack: "" }],
+      brokers: [
+        { nodeId: 1, address: "h:1", roles: ["broker", "controller"], fenced: false, rack: "", cordoned: false },
+        { nodeId: 2, address: "h:2", roles: ["broker"], fenced: false, rack: "", cordoned: true },
+      ],
       voters: [],
       node: { nodeId: 1, roles: ["controller"], metadataOffset: -1, raftRole: "observer", raftTerm: 0, commitOffset: 5, brokerState: "" },
     });
     expect(cluster.brokers[0]?.roles).toEqual([NodeRole.BROKER, NodeRole.CONTROLLER]);
+    expect(cluster.brokers.map((b) => b.cordoned)).toEqual([false, true]); // issue 21
     expect(cluster.node?.metadataOffset).toBe(-1n);
   });
 });

@@ -112,6 +112,7 @@ describe("grpc-js server and client built from descriptors", () => {
     removeRaftVoter: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     alterPartitionReassignments: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
     listPartitionReassignments: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    alterBrokerCordons: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   };
 
   const produce: ServiceImplementation<typeof ProduceService, typeof produceServiceCodecs> = {

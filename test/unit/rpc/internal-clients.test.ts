@@ -57,6 +57,7 @@ const admin: ServiceImplementation<typeof AdminService> = {
   removeRaftVoter: unimplemented,
   alterPartitionReassignments: unimplemented,
   listPartitionReassignments: unimplemented,
+  alterBrokerCordons: unimplemented,
 };
 
 /** A port on 127.0.0.1 that nothing listens on. */

@@ -113,6 +113,8 @@ describe("rill.v1 contract", () => {
       // partition reassignment (issue 21)
       AlterPartitionReassignments: "unary",
       ListPartitionReassignments: "unary",
+      // cordoned brokers (issue 21)
+      AlterBrokerCordons: "unary",
     });
     expect(rpcs(ProduceService)).toEqual({
       Produce: "unary",
