@@ -342,12 +342,12 @@ async function main(): Promise<void> {
         `  window ${w.fromS}-${w.toS} s: move ${w.moveMibPerS.toFixed(2)} MiB/s (${pct(w.deviation)}), producer ${w.producerMibPerS.toFixed(2)} MiB/s`,
       );
     console.log(
-      `  worst window deviation ${pct(r.worstDeviation)} (goal within 10%); producer ${r.producerDuringMibPerS.toFixed(2)} MiB/s during the move ÷ ${r.producerBeforeMibPerS.toFixed(2)} MiB/s in the ${o.windowS} s before = ${r.producerRatio.toFixed(3)} (goal >= 0.8); ${r.producerErrors} failed sends${r.firstProducerError ? ` (first: ${r.firstProducerError})` : ""}; load average ${r.loadBefore.join(" ")} -> ${r.loadAfter.join(" ")}`,
+      `  largest window deviation ±${(r.worstDeviation * 100).toFixed(1)}% (goal within 10%); producer ${r.producerDuringMibPerS.toFixed(2)} MiB/s during the move ÷ ${r.producerBeforeMibPerS.toFixed(2)} MiB/s in the ${o.windowS} s before = ${r.producerRatio.toFixed(3)} (goal >= 0.8); ${r.producerErrors} failed sends${r.firstProducerError ? ` (first: ${r.firstProducerError})` : ""}; load average ${r.loadBefore.join(" ")} -> ${r.loadAfter.join(" ")}`,
     );
   }
   if (results.length > 1)
     console.log(
-      `medians of ${results.length} runs: move ${median(results.map((r) => r.moveMibPerS)).toFixed(2)} MiB/s, worst window deviation ${pct(median(results.map((r) => r.worstDeviation)))}, producer ratio ${median(results.map((r) => r.producerRatio)).toFixed(3)}`,
+      `medians of ${results.length} runs: move ${median(results.map((r) => r.moveMibPerS)).toFixed(2)} MiB/s, largest window deviation ±${(median(results.map((r) => r.worstDeviation)) * 100).toFixed(1)}%, producer ratio ${median(results.map((r) => r.producerRatio)).toFixed(3)}`,
     );
   if (o.json) nodeFs.writeFileSync(o.json, `${JSON.stringify({ options: o, results }, null, 2)}\n`);
   if (results.some((r) => r.producerErrors > 0)) process.exitCode = 1;
