@@ -38,6 +38,8 @@ export class ClusterUnavailable extends Error {
 export interface Cluster {
   readonly addresses: string[];
   readonly pids: number[];
+  /** Each node's data dir (node i + 1 is index i). */
+  readonly dataDirs: string[];
   stop(): Promise<void>;
 }
 
@@ -126,7 +128,7 @@ export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_0
     await stop();
     throw e;
   }
-  return { addresses: nodes.map((b) => b.address), pids: nodes.map((b) => b.proc.pid!), stop };
+  return { addresses: nodes.map((b) => b.address), pids: nodes.map((b) => b.proc.pid!), dataDirs: nodes.map((b) => b.dataDir), stop };
 }
 
 async function main(): Promise<void> {

@@ -13,6 +13,11 @@
  * 3. while some broker is the preferred (first) replica of two partitions more than another, a
  *    partition holding both swaps which of them comes first — only the order changes, so that
  *    move completes at once and the periodic preferred-leader election moves the leadership.
+ * In steps 2 and 3 the partition moved is one of the topic with the most replicas (preferred
+ * leaders) on the giving broker less those on the receiving one: each topic spreads over the
+ * brokers too, so a grown cluster takes a share of every topic's data and load, not only of the
+ * topic that happens to come first (`__consumer_offsets`, 50 small partitions, could otherwise
+ * absorb every move of a 3 -> 5 growth and leave the data topics where they were).
  */
 import { rillError } from "../base/errors.ts";
 
@@ -97,7 +102,45 @@ export function planBalance(
     });
   }
 
+  // Replicas and preferred leaders of each topic per broker, for the choice of the partition to move.
+  const perTopic = (first: boolean): Map<string, Map<number, number>> => {
+    const m = new Map<string, Map<number, number>>();
+    for (const p of current)
+      for (const r of first ? p.replicas.slice(0, 1) : p.replicas) {
+        let t = m.get(p.topic);
+        if (!t) m.set(p.topic, (t = new Map()));
+        t.set(r, (t.get(r) ?? 0) + 1);
+      }
+    return m;
+  };
+  const bump = (m: Map<string, Map<number, number>>, topic: string, broker: number, by: number): void => {
+    let t = m.get(topic);
+    if (!t) m.set(topic, (t = new Map()));
+    t.set(broker, (t.get(broker) ?? 0) + by);
+  };
+  /** Of the partitions `ok`, one of the topic most lopsided from `hi` to `lo` (ties: the first). */
+  const mostLopsided = (
+    counts: Map<string, Map<number, number>>,
+    hi: number,
+    lo: number,
+    ok: (p: (typeof current)[number]) => boolean,
+  ): (typeof current)[number] | undefined => {
+    let best: (typeof current)[number] | undefined;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    for (const p of current) {
+      if (!ok(p)) continue;
+      const t = counts.get(p.topic);
+      const score = (t?.get(hi) ?? 0) - (t?.get(lo) ?? 0);
+      if (score > bestScore) {
+        best = p;
+        bestScore = score;
+      }
+    }
+    return best;
+  };
+
   // 2. Replicas: from the most to the least loaded broker, one at a time.
+  const topicReplicas = perTopic(false);
   for (let guard = 0; guard < 100_000 && pool.length > 1 && options.drainOnly !== true; guard++) {
     const byLoad = [...pool].sort((a, b) => load.get(b.id)! - load.get(a.id)! || a.id - b.id);
     let moved = false;
@@ -105,12 +148,14 @@ export function planBalance(
       for (const lo of [...byLoad].reverse()) {
         if (load.get(hi.id)! - load.get(lo.id)! < 2) break;
         // A partition on `hi` without `lo` whose rack spread the move does not reduce.
-        const p = current.find((x) => {
+        const p = mostLopsided(topicReplicas, hi.id, lo.id, (x) => {
           if (!x.replicas.includes(hi.id) || x.replicas.includes(lo.id)) return false;
           return rackSpread(x.replicas.map((r) => (r === hi.id ? lo.id : r))) >= rackSpread(x.replicas);
         });
         if (!p) continue;
         p.replicas[p.replicas.indexOf(hi.id)] = lo.id;
+        bump(topicReplicas, p.topic, hi.id, -1);
+        bump(topicReplicas, p.topic, lo.id, 1);
         load.set(hi.id, load.get(hi.id)! - 1);
         load.set(lo.id, load.get(lo.id)! + 1);
         moved = true;
@@ -122,6 +167,7 @@ export function planBalance(
   }
 
   // 3. Preferred leaders: reorder within a partition's replicas.
+  const topicLeaders = perTopic(true);
   const leads = new Map(pool.map((b) => [b.id, 0]));
   for (const p of current) if (leads.has(p.replicas[0]!)) leads.set(p.replicas[0]!, leads.get(p.replicas[0]!)! + 1);
   for (let guard = 0; guard < 100_000 && options.drainOnly !== true; guard++) {
@@ -130,11 +176,13 @@ export function planBalance(
     for (const hi of byLeads) {
       for (const lo of [...byLeads].reverse()) {
         if (leads.get(hi.id)! - leads.get(lo.id)! < 2) break;
-        const p = current.find((x) => x.replicas[0] === hi.id && x.replicas.includes(lo.id));
+        const p = mostLopsided(topicLeaders, hi.id, lo.id, (x) => x.replicas[0] === hi.id && x.replicas.includes(lo.id));
         if (!p) continue;
         const i = p.replicas.indexOf(lo.id);
         p.replicas[i] = hi.id;
         p.replicas[0] = lo.id;
+        bump(topicLeaders, p.topic, hi.id, -1);
+        bump(topicLeaders, p.topic, lo.id, 1);
         leads.set(hi.id, leads.get(hi.id)! - 1);
         leads.set(lo.id, leads.get(lo.id)! + 1);
         moved = true;

@@ -291,8 +291,8 @@ async function bestHighWatermarks(clients: ReadonlyMap<number, NodeClients>, par
   return hws;
 }
 
-/** Reads every partition from 0 to its high watermark through every node. */
-async function finalRead(clients: ReadonlyMap<number, NodeClients>, h: History, hws: readonly number[], t0: number): Promise<void> {
+/** Reads every partition of the topic `faults` from 0 to its high watermark through every node of `clients`. */
+export async function finalRead(clients: ReadonlyMap<number, NodeClients>, h: History, hws: readonly number[], t0: number): Promise<void> {
   for (const c of clients.values()) {
     for (let p = 0; p < hws.length; p++) {
       let offset = 0;

@@ -71,6 +71,9 @@ describe("decommission and rebalance", () => {
     const unknown = await rill(["broker", "decommission", "9"]);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/broker 9 is not a registered, unfenced broker.*nothing moved/);
+    const twice = await rill(["broker", "decommission", "4", "4"]);
+    expect(twice.code).not.toBe(0);
+    expect(twice.stderr).toMatch(/node 4 is named twice/);
     const wide = "bal-wide";
     await admin.createTopics([{ name: wide, partitions: 1, replicationFactor: 4 }]);
     const tooFew = await rill(["broker", "decommission", "2"]);

@@ -40,6 +40,29 @@ describe("balance plans", () => {
     expect(planBalance(brokers([1, 2, 3, 4, 5]), applied(parts, plan.moves)).moves).toEqual([]);
   });
 
+  it("grown from 3 to 5: every topic spreads, not only the one listed first (50 small offsets partitions before a data topic)", () => {
+    const offsets = roundRobin([1, 2, 3], 50, 3).map((p) => ({ ...p, topic: "__consumer_offsets" }));
+    const data = roundRobin([1, 2, 3], 6, 3).map((p) => ({ ...p, topic: "data" }));
+    const parts = [...offsets, ...data];
+    const plan = planBalance(brokers([1, 2, 3, 4, 5]), parts);
+    expect(plan.after.replicaSpread).toBeLessThanOrEqual(1);
+    expect(plan.after.leaderSpread).toBeLessThanOrEqual(1);
+    const after = applied(parts, plan.moves);
+    for (const topic of ["__consumer_offsets", "data"]) {
+      const per = (first: boolean) => {
+        const n = new Map([1, 2, 3, 4, 5].map((id) => [id, 0]));
+        for (const p of after.filter((x) => x.topic === topic))
+          for (const r of first ? p.replicas.slice(0, 1) : p.replicas) n.set(r, n.get(r)! + 1);
+        return [...n.values()];
+      };
+      const spread = (v: number[]) => Math.max(...v) - Math.min(...v);
+      // A greedy plan, not an optimal one: each topic within two of even (18 data replicas: 3-4 each).
+      expect(spread(per(false)), `${topic} replicas per broker ${per(false)}`).toBeLessThanOrEqual(2);
+      expect(spread(per(true)), `${topic} preferred leaders per broker ${per(true)}`).toBeLessThanOrEqual(2);
+      expect(Math.min(...per(false)), `${topic} replicas per broker ${per(false)}`).toBeGreaterThanOrEqual(topic === "data" ? 3 : 29);
+    }
+  });
+
   it("draining a broker moves every replica off it, and leaves the rest balanced", () => {
     const parts = roundRobin([1, 2, 3, 4, 5], 20, 3);
     const plan = planBalance(brokers([1, 2, 3, 4, 5]), parts, [5]);
