@@ -36,6 +36,7 @@ import type {
   ReplicaFetchTransport,
 } from "../replication/fetcher.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import type { PartitionReplica } from "../replication/partition-replica.ts";
 import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
 import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -69,12 +70,68 @@ async function reserveWaiting(rm: ReplicaManager, memory: FetchMemory, bytes: nu
   return null;
 }
 
-/** Bytes of batches a round of `partitions` will read at most, within `budget` (0: nothing new). */
-function sizeRound(rm: ReplicaManager, partitions: readonly SessionPartition[], budget: number): number {
+/**
+ * What a partition's read found nothing to send in: the leader's state it read (its replica,
+ * epochs, log end, high watermark, log start) and the output it gave, if listed. Until one of
+ * them moves, reading it again for the same request finds the same (the follower's position is
+ * the request's), so a waking long-poll skips it: the follower's progress was recorded when it
+ * was read (once per request at least, as Kafka records a follower's fetch once, not at every
+ * check of its delayed fetch).
+ */
+interface Quiet {
+  readonly replica: PartitionReplica;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly logEnd: number;
+  readonly hw: number;
+  readonly logStart: number;
+  readonly out: ReplicaFetchPartitionOutput | null;
+}
+
+/** The state a quiet read saw (null: not a partition led here with nothing past the follower's position). */
+function quietNow(rm: ReplicaManager, p: SessionPartition, out: ReplicaFetchPartitionOutput | null): Quiet | null {
+  const r = rm.replica(p.topic, p.partition);
+  if (r === undefined || r.role !== "leader" || p.fetchOffset < r.log.logEndOffset) return null;
+  return {
+    replica: r,
+    leaderEpoch: r.leaderEpoch,
+    partitionEpoch: r.partitionEpoch,
+    logEnd: r.log.logEndOffset,
+    hw: r.hw,
+    logStart: r.log.logStartOffset,
+    out,
+  };
+}
+
+/** Whether nothing `was` saw has moved (the same read would find nothing again). */
+function stillQuiet(rm: ReplicaManager, p: SessionPartition, was: Quiet): boolean {
+  const r = was.replica;
+  return (
+    rm.leading &&
+    rm.replica(p.topic, p.partition) === r &&
+    r.role === "leader" &&
+    r.leaderEpoch === was.leaderEpoch &&
+    r.partitionEpoch === was.partitionEpoch &&
+    r.log.logEndOffset === was.logEnd &&
+    r.hw === was.hw &&
+    r.log.logStartOffset === was.logStart
+  );
+}
+
+/** Bytes of batches a round of `partitions` will read at most, within `budget` (0: nothing new); quiet ones are skipped. */
+function sizeRound(
+  rm: ReplicaManager,
+  partitions: readonly SessionPartition[],
+  budget: number,
+  quiet: ReadonlyArray<Quiet | null>,
+): number {
   let left = budget;
   let bytes = 0;
-  for (const p of partitions) {
+  for (let i = 0; i < partitions.length; i++) {
+    const p = partitions[i]!;
     if (left <= 0) break;
+    const was = quiet[i] ?? null;
+    if (was !== null && stillQuiet(rm, p, was)) continue;
     try {
       const size = rm.readLog(p.topic, p.partition).readSize(p.fetchOffset, Math.min(PARTITION_MAX_BYTES, left));
       bytes += size;
@@ -154,10 +211,14 @@ export async function answer(
       if (pool) for (const b of mine.splice(0)) pool.give(b);
     };
   };
+  // Per partition of the round, what its latest read found when it found nothing to send
+  // (`Quiet`): a long-poll that wakes (an append or a high watermark anywhere on this broker) reads
+  // again only the partitions whose leader state moved since.
+  const quiet: Array<Quiet | null> = round.partitions.map(() => null);
   for (;;) {
     // Sized before it reads (from the logs' cache entries and batch headers), reserved, then read
     // within what was reserved.
-    const sized = sizeRound(rm, round.partitions, budget);
+    const sized = sizeRound(rm, round.partitions, budget, quiet);
     let held = sized > 0 ? await reserveWaiting(rm, memory, sized * RESPONSE_COPIES, abort) : null;
     if (sized > 0 && !held) return { res: { partitions: [], sessionKept }, held: null, release: () => {} };
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
@@ -168,7 +229,17 @@ export async function answer(
     // (`listed`: their session entries, to remember what the answer said once it is final).
     const partitions: ReplicaFetchPartitionOutput[] = [];
     const listed: SessionPartition[] = [];
-    for (const p of round.partitions) {
+    for (let i = 0; i < round.partitions.length; i++) {
+      const p = round.partitions[i]!;
+      const was = quiet[i] ?? null;
+      if (was !== null && stillQuiet(rm, p, was)) {
+        if (was.out !== null && (round.full || LeaderFetchSession.lists(p, was.out.highWatermark, was.out.logStartOffset, false))) {
+          partitions.push(was.out);
+          listed.push(p);
+        }
+        continue;
+      }
+      quiet[i] = null;
       const r = rm.fetchForFollower(req.replicaId, {
         topic: p.topic,
         partition: p.partition,
@@ -188,17 +259,22 @@ export async function answer(
       if (r.throttled) throttled = true;
       const highWatermark = Math.max(r.highWatermark, 0);
       const logStartOffset = Math.max(r.logStartOffset, 0);
-      if (!round.full && !LeaderFetchSession.lists(p, highWatermark, logStartOffset, n > 0 || r.error !== null || r.diverging !== null))
-        continue;
-      partitions.push({
-        topic: p.topic,
-        partition: p.partition,
-        highWatermark,
-        logStartOffset,
-        recordBatches: chunks,
-        ...(r.error ? { error: toErrorDetail(r.error) } : {}),
-        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
-      });
+      const nothing = n === 0 && r.error === null && r.diverging === null && r.throttled !== true;
+      const lists = round.full || LeaderFetchSession.lists(p, highWatermark, logStartOffset, !nothing);
+      const out: ReplicaFetchPartitionOutput | null = lists
+        ? {
+            topic: p.topic,
+            partition: p.partition,
+            highWatermark,
+            logStartOffset,
+            recordBatches: chunks,
+            ...(r.error ? { error: toErrorDetail(r.error) } : {}),
+            ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
+          }
+        : null;
+      if (nothing) quiet[i] = quietNow(rm, p, out);
+      if (out === null) continue;
+      partitions.push(out);
       listed.push(p);
     }
     const res: ReplicaFetchResponseOutput = { partitions, sessionKept };
