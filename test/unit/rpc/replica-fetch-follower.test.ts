@@ -405,6 +405,24 @@ describe("ReplicaFetch: fetch sessions", () => {
     await vi.waitFor(() => expect(follower.rm.replica("a", 0)!.hw).toBe(1), { timeout: 10_000, interval: 5 });
   });
 
+  it("a leader that never keeps a session (an older one: no session_kept) gets only full requests", async () => {
+    const { leader, follower, address, commit } = await twoNodes();
+    await commit([...topic("a", 1, [1, 2]), ...topic("b", 1, [1, 2])]);
+    const rec = recording();
+    const older: ReplicaFetchTransport = {
+      open(address) {
+        const inner = rec.transport.open(address);
+        return { fetch: (req) => inner.fetch(req).then((a) => ({ ...a, sessionKept: false })), close: () => inner.close() };
+      },
+    };
+    startFetchers(follower, address, older);
+    await replicatedTo(leader, follower, "a", 1);
+    await replicatedTo(leader, follower, "b", 1);
+    await replicatedTo(leader, follower, "a", 2);
+    expect(rec.rounds.length).toBeGreaterThanOrEqual(3);
+    for (const r of rec.rounds) expect([r.req.incremental, names(r.req.partitions)]).toEqual([false, ["a-0", "b-0"]]);
+  });
+
   it("after a stream error the next request is full, on a new stream", async () => {
     const { leader, follower, address, commit } = await twoNodes();
     await commit([...topic("a", 1, [1, 2]), ...topic("b", 1, [1, 2])]);
