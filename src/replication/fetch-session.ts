@@ -46,6 +46,22 @@ export interface SessionPartition {
   sentHw: number;
   /** The log start offset of that answer; -1 likewise. */
   sentLogStart: number;
+  /**
+   * What this leader's latest read of it found, when it found nothing to send (src/rpc's
+   * ReplicaFetch handler reads it again only once that moved); null: read it. Reset whenever the
+   * follower's position changes.
+   */
+  quiet: QuietRead | null;
+}
+
+/** The leader's state a read that found nothing saw (see `SessionPartition.quiet`). */
+export interface QuietRead {
+  readonly replica: PartitionReplica;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly replicas: readonly number[];
+  readonly logEnd: number;
+  readonly logStart: number;
 }
 
 /** A partition that leaves a session. */
@@ -86,6 +102,7 @@ function sessionPartition(p: FetchPartitionRequest): SessionPartition {
     logStartOffset: p.logStartOffset,
     sentHw: -1,
     sentLogStart: -1,
+    quiet: null,
   };
 }
 
@@ -162,6 +179,7 @@ export class LeaderFetchSession {
       // partition, so the follower learns the high watermark against its new log end.
       had.sentHw = -1;
       had.sentLogStart = -1;
+      had.quiet = null;
     }
     return { full: false, partitions: [...this.partitions.values()], epoch: req.sessionEpoch };
   }

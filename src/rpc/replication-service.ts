@@ -48,7 +48,7 @@ import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import type { ReplicaFetchPartitionOutput, ReplicaFetchResponseOutput, replicationServiceCodecs } from "./replica-fetch-codec.ts";
-import { LeaderFetchSession, type SessionPartition } from "../replication/fetch-session.ts";
+import { LeaderFetchSession, type QuietRead, type SessionPartition } from "../replication/fetch-session.ts";
 
 /** Longest long-poll a follower may ask for. */
 const MAX_WAIT_MS_MAX = 30_000;
@@ -71,67 +71,52 @@ async function reserveWaiting(rm: ReplicaManager, memory: FetchMemory, bytes: nu
 }
 
 /**
- * What a partition's read found nothing to send in: the leader's state it read (its replica,
- * epochs, log end, high watermark, log start) and the output it gave, if listed. Until one of
- * them moves, reading it again for the same request finds the same (the follower's position is
- * the request's), so a waking long-poll skips it: the follower's progress was recorded when it
- * was read (once per request at least, as Kafka records a follower's fetch once, not at every
- * check of its delayed fetch).
+ * The leader's state a read of `p` saw when it found nothing to send (`SessionPartition.quiet`):
+ * the follower stood at this leader's log end, and no error, divergence or throttle. Until the
+ * replica, its epochs, replica set, log end or log start move (or this broker stops leading as it did), the
+ * same read of the same position finds the same, so it is not done again: a long-poll that
+ * wakes (an append or a high watermark anywhere on this broker) skips the partition, and a later
+ * request of the session that does not list it only records the follower's fetch
+ * (`recordFollowerFetch`, once per request, as Kafka records a follower's fetch once per
+ * request, not at every check of its delayed fetch). Null: read it.
  */
-interface Quiet {
-  readonly replica: PartitionReplica;
-  readonly leaderEpoch: number;
-  readonly partitionEpoch: number;
-  readonly logEnd: number;
-  readonly hw: number;
-  readonly logStart: number;
-  readonly out: ReplicaFetchPartitionOutput | null;
-}
-
-/** The state a quiet read saw (null: not a partition led here with nothing past the follower's position). */
-function quietNow(rm: ReplicaManager, p: SessionPartition, out: ReplicaFetchPartitionOutput | null): Quiet | null {
+function quietNow(rm: ReplicaManager, p: SessionPartition): QuietRead | null {
   const r = rm.replica(p.topic, p.partition);
-  if (r === undefined || r.role !== "leader" || p.fetchOffset < r.log.logEndOffset) return null;
+  if (r === undefined || r.role !== "leader" || p.fetchOffset !== r.log.logEndOffset) return null;
   return {
     replica: r,
     leaderEpoch: r.leaderEpoch,
     partitionEpoch: r.partitionEpoch,
+    replicas: r.replicas,
     logEnd: r.log.logEndOffset,
-    hw: r.hw,
     logStart: r.log.logStartOffset,
-    out,
   };
 }
 
-/** Whether nothing `was` saw has moved (the same read would find nothing again). */
-function stillQuiet(rm: ReplicaManager, p: SessionPartition, was: Quiet): boolean {
-  const r = was.replica;
-  return (
-    rm.leading &&
+/** The replica of `p` when nothing its quiet read saw has moved (the same read would find nothing again), else null. */
+function stillQuiet(rm: ReplicaManager, p: SessionPartition): PartitionReplica | null {
+  const q = p.quiet;
+  if (q === null) return null;
+  const r = q.replica;
+  return rm.leading &&
     rm.replica(p.topic, p.partition) === r &&
     r.role === "leader" &&
-    r.leaderEpoch === was.leaderEpoch &&
-    r.partitionEpoch === was.partitionEpoch &&
-    r.log.logEndOffset === was.logEnd &&
-    r.hw === was.hw &&
-    r.log.logStartOffset === was.logStart
-  );
+    r.leaderEpoch === q.leaderEpoch &&
+    r.partitionEpoch === q.partitionEpoch &&
+    r.replicas === q.replicas &&
+    r.log.logEndOffset === q.logEnd &&
+    r.log.logStartOffset === q.logStart
+    ? r
+    : null;
 }
 
 /** Bytes of batches a round of `partitions` will read at most, within `budget` (0: nothing new); quiet ones are skipped. */
-function sizeRound(
-  rm: ReplicaManager,
-  partitions: readonly SessionPartition[],
-  budget: number,
-  quiet: ReadonlyArray<Quiet | null>,
-): number {
+function sizeRound(rm: ReplicaManager, partitions: readonly SessionPartition[], budget: number): number {
   let left = budget;
   let bytes = 0;
-  for (let i = 0; i < partitions.length; i++) {
-    const p = partitions[i]!;
+  for (const p of partitions) {
     if (left <= 0) break;
-    const was = quiet[i] ?? null;
-    if (was !== null && stillQuiet(rm, p, was)) continue;
+    if (stillQuiet(rm, p) !== null) continue;
     try {
       const size = rm.readLog(p.topic, p.partition).readSize(p.fetchOffset, Math.min(PARTITION_MAX_BYTES, left));
       bytes += size;
@@ -211,14 +196,14 @@ export async function answer(
       if (pool) for (const b of mine.splice(0)) pool.give(b);
     };
   };
-  // Per partition of the round, what its latest read found when it found nothing to send
-  // (`Quiet`): a long-poll that wakes (an append or a high watermark anywhere on this broker) reads
-  // again only the partitions whose leader state moved since.
-  const quiet: Array<Quiet | null> = round.partitions.map(() => null);
+  const brokerEpoch = Number(req.brokerEpoch);
+  // The first pass over the round records the follower's fetch of every partition; later ones
+  // (a long-poll woken) only read what moved (`quietNow`).
+  let firstPass = true;
   for (;;) {
     // Sized before it reads (from the logs' cache entries and batch headers), reserved, then read
     // within what was reserved.
-    const sized = sizeRound(rm, round.partitions, budget, quiet);
+    const sized = sizeRound(rm, round.partitions, budget);
     let held = sized > 0 ? await reserveWaiting(rm, memory, sized * RESPONSE_COPIES, abort) : null;
     if (sized > 0 && !held) return { res: { partitions: [], sessionKept }, held: null, release: () => {} };
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
@@ -229,17 +214,20 @@ export async function answer(
     // (`listed`: their session entries, to remember what the answer said once it is final).
     const partitions: ReplicaFetchPartitionOutput[] = [];
     const listed: SessionPartition[] = [];
-    for (let i = 0; i < round.partitions.length; i++) {
-      const p = round.partitions[i]!;
-      const was = quiet[i] ?? null;
-      if (was !== null && stillQuiet(rm, p, was)) {
-        if (was.out !== null && (round.full || LeaderFetchSession.lists(p, was.out.highWatermark, was.out.logStartOffset, false))) {
-          partitions.push(was.out);
+    for (const p of round.partitions) {
+      const same = stillQuiet(rm, p);
+      if (same !== null) {
+        // Nothing to read: the follower's fetch counts (once per request), the answer lists the
+        // partition if the high watermark or log start moved since the last answer told it.
+        if (firstPass) rm.recordFollowerFetch(req.replicaId, same, p.fetchOffset, brokerEpoch);
+        const highWatermark = Math.max(same.hw, 0);
+        const logStartOffset = Math.max(same.log.logStartOffset, 0);
+        if (round.full || LeaderFetchSession.lists(p, highWatermark, logStartOffset, false)) {
+          partitions.push({ topic: p.topic, partition: p.partition, highWatermark, logStartOffset, recordBatches: [] });
           listed.push(p);
         }
         continue;
       }
-      quiet[i] = null;
       const r = rm.fetchForFollower(req.replicaId, {
         topic: p.topic,
         partition: p.partition,
@@ -247,7 +235,7 @@ export async function answer(
         lastFetchedEpoch: p.lastFetchedEpoch,
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
-        brokerEpoch: Number(req.brokerEpoch),
+        brokerEpoch,
         alloc,
       });
       // The tail cache's slices or the disk read's buffer, as they are: the encoder copies them once.
@@ -260,23 +248,20 @@ export async function answer(
       const highWatermark = Math.max(r.highWatermark, 0);
       const logStartOffset = Math.max(r.logStartOffset, 0);
       const nothing = n === 0 && r.error === null && r.diverging === null && r.throttled !== true;
-      const lists = round.full || LeaderFetchSession.lists(p, highWatermark, logStartOffset, !nothing);
-      const out: ReplicaFetchPartitionOutput | null = lists
-        ? {
-            topic: p.topic,
-            partition: p.partition,
-            highWatermark,
-            logStartOffset,
-            recordBatches: chunks,
-            ...(r.error ? { error: toErrorDetail(r.error) } : {}),
-            ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
-          }
-        : null;
-      if (nothing) quiet[i] = quietNow(rm, p, out);
-      if (out === null) continue;
-      partitions.push(out);
+      p.quiet = nothing ? quietNow(rm, p) : null;
+      if (!round.full && !LeaderFetchSession.lists(p, highWatermark, logStartOffset, !nothing)) continue;
+      partitions.push({
+        topic: p.topic,
+        partition: p.partition,
+        highWatermark,
+        logStartOffset,
+        recordBatches: chunks,
+        ...(r.error ? { error: toErrorDetail(r.error) } : {}),
+        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
+      });
       listed.push(p);
     }
+    firstPass = false;
     const res: ReplicaFetchResponseOutput = { partitions, sessionKept };
     if (held && bytes * RESPONSE_COPIES <= held.bytes) held.shrink(bytes * RESPONSE_COPIES);
     else if (bytes > 0) {
