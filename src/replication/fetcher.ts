@@ -6,6 +6,10 @@
  * long-polls when there is nothing new; append what arrives (offsets and epochs as the leader
  * wrote them), learn the high watermark, or truncate a divergent tail and ask again.
  *
+ * The stream is a fetch session (fetch-session.ts, Kafka's KIP-227): after its first, full,
+ * request a round lists only the partitions whose position changed (or that joined or left), and
+ * the leader answers only the partitions with something new.
+ *
  * A loop that fails (leader down, stream cut) backs off and reconnects; the metadata log tells
  * it when leadership moves, and the loops are rebuilt then.
  */
@@ -16,16 +20,9 @@ import type { PartitionReplica } from "./partition-replica.ts";
 import type { Timers } from "../base/timers.ts";
 import type { ReplicaManager } from "./replica-manager.ts";
 import { isThrottledReplica, type ReplicationThrottle } from "./throttle.ts";
+import { type FetchPartitionRequest, type ForgottenPartition, FollowerFetchSession } from "./fetch-session.ts";
 
-/** One partition in a fetch round. */
-export interface FetchPartitionRequest {
-  readonly topic: string;
-  readonly partition: number;
-  readonly fetchOffset: number;
-  readonly lastFetchedEpoch: number;
-  readonly currentLeaderEpoch: number;
-  readonly logStartOffset: number;
-}
+export type { FetchPartitionRequest } from "./fetch-session.ts";
 
 /** One partition's answer. */
 export interface FetchPartitionResponse {
@@ -38,15 +35,31 @@ export interface FetchPartitionResponse {
   readonly diverging: { epoch: number; endOffset: number } | null;
 }
 
+/** One request on a ReplicaFetch stream. */
+export interface ReplicaFetchRound {
+  readonly replicaId: number;
+  readonly brokerEpoch: number;
+  /** The request's number on its stream, from 1 (fetch-session.ts); 0: no session. */
+  readonly sessionEpoch: number;
+  /** `partitions` lists only what changed since the previous request, `forgotten` what left. */
+  readonly incremental: boolean;
+  readonly partitions: readonly FetchPartitionRequest[];
+  readonly forgotten: readonly ForgottenPartition[];
+  readonly maxWaitMs: number;
+  readonly maxBytes: number;
+}
+
+/** Its answer. */
+export interface ReplicaFetchAnswer {
+  /** Every requested partition in order (a full request), or those with something new (incremental). */
+  readonly partitions: FetchPartitionResponse[];
+  /** The leader keeps the stream's session: the next request may be incremental. */
+  readonly sessionKept: boolean;
+}
+
 /** A ReplicaFetch stream to one leader. */
 export interface ReplicaFetchSession {
-  fetch(req: {
-    replicaId: number;
-    brokerEpoch: number;
-    partitions: FetchPartitionRequest[];
-    maxWaitMs: number;
-    maxBytes: number;
-  }): Promise<FetchPartitionResponse[]>;
+  fetch(req: ReplicaFetchRound): Promise<ReplicaFetchAnswer>;
   close(): void;
 }
 
@@ -80,6 +93,8 @@ const FETCH_BACKOFF = { initialDelayMs: 50, delayMsMax: 1000 } as const;
 class FetchLoop {
   private readonly partitions = new Set<PartitionReplica>();
   private session: ReplicaFetchSession | null = null;
+  /** What the leader's side of `session` holds (fetch-session.ts). */
+  private fetchSession = new FollowerFetchSession();
   private stopped = false;
   private lastError = "";
   /** The partitions the outstanding fetch (or the round being prepared) asks for. */
@@ -114,34 +129,38 @@ class FetchLoop {
           const address = this.o.addressOf(this.leader);
           if (address === null) throw new Error(`no address known for broker ${this.leader}`);
           this.session = this.o.transport.open(address);
+          this.fetchSession = new FollowerFetchSession();
         }
+        const brokerEpoch = this.o.brokerEpoch();
+        const next = this.fetchSession.next(parts, brokerEpoch);
+        const full = !next.incremental;
         const fetching = this.session.fetch({
           replicaId: this.o.nodeId,
-          brokerEpoch: this.o.brokerEpoch(),
-          partitions: parts.map((r) => ({
-            topic: r.topic,
-            partition: r.partition,
-            fetchOffset: r.log.logEndOffset,
-            lastFetchedEpoch: r.log.latestEpoch,
-            currentLeaderEpoch: r.leaderEpoch,
-            logStartOffset: r.log.logStartOffset,
-          })),
+          brokerEpoch,
+          ...next,
           maxWaitMs: this.o.maxWaitMs,
           maxBytes: this.o.maxBytes,
         });
-        const res = await this.untilWoken(fetching);
+        const answer = await this.untilWoken(fetching);
         if (this.stopped) return;
-        if (res === null) {
+        if (answer === null) {
           // A partition was added while this fetch long-polls (a new topic, a leadership move):
           // ask again at once with it. The stream's next request ends the leader's long-poll of
           // this one (replication-service.ts), whose answer is dropped: nothing was applied
-          // since, so the new request asks from the same offsets.
+          // since, so the new request asks from the same offsets — in full, as the leader's
+          // session remembers what the dropped answer said.
           fetching.catch(() => {});
+          this.fetchSession.restart();
           continue;
         }
+        this.fetchSession.answered(answer.sessionKept);
         let waitForMetadata = false;
-        res.forEach((p, i) => {
-          const r = parts[i]!;
+        // A full answer lists the request's partitions in order; an incremental one only those
+        // with something new, each of the session's.
+        const inRound = full ? null : new Set(parts);
+        answer.partitions.forEach((p, i) => {
+          const r = full ? parts[i] : this.rm.replica(p.topic, p.partition);
+          if (r === undefined || (inRound !== null && !inRound.has(r))) return;
           if (r.role !== "follower" || r.leader !== this.leader) return;
           if (p.error && p.error.kind.name === "OFFSET_OUT_OF_RANGE" && p.logStartOffset > r.log.logEndOffset) {
             this.o.log.info(
@@ -153,8 +172,9 @@ class FetchLoop {
           }
           if (p.error) {
             // A newer or older epoch than ours, or a leader that moved: the metadata log will
-            // tell us; do not spin meanwhile.
+            // tell us; do not spin meanwhile. The session starts again in full.
             waitForMetadata = true;
+            this.fetchSession.restart();
             const msg = `${r.topic}-${r.partition}: ${p.error.kind.name}: ${p.error.message}`;
             if (msg !== this.lastError) this.o.log.warn({ leader: this.leader, err: msg }, "replica fetch refused");
             this.lastError = msg;

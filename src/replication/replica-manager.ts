@@ -351,13 +351,7 @@ export class ReplicaManager {
         rillError("OFFSET_OUT_OF_RANGE", `fetch_offset: ${p.fetchOffset} is below the log start offset ${log.logStartOffset}`),
       );
     }
-    const brokerEpoch = p.brokerEpoch ?? -1;
-    if (
-      brokerEpoch >= 0 &&
-      brokerEpoch === this.brokerEpochOf(replicaId) &&
-      r.onFollowerFetch(replicaId, p.fetchOffset, this.clock.nowMs(), brokerEpoch)
-    )
-      this.hwMoved(r);
+    this.recordFollowerFetch(replicaId, r, p.fetchOffset, p.brokerEpoch ?? -1);
     // reassignment (issue 21): a replica being added that is not in sync gets what the throttle allows
     const throttle =
       this.leaderThrottle?.limited && isThrottledReplica(this.metadata.image.topics.get(p.topic)?.partitions[p.partition], replicaId)
@@ -371,6 +365,23 @@ export class ReplicaManager {
         return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read: null, diverging: null, error: null, throttled: true };
     }
     return { highWatermark: r.hw, logStartOffset: log.logStartOffset, read, diverging: null, error: null };
+  }
+
+  /**
+   * Records a follower's fetch of `r` (led here) from `fetchOffset` as its registration
+   * `brokerEpoch` (-1: none): it counts only as its broker's current one (KIP-903), and may move
+   * the high watermark. `fetchForFollower` does it after its checks; a fetch session calls it
+   * alone for a partition whose read it knows finds the same as before (nothing past the
+   * follower's position, which is this leader's log end, and nothing else moved: see
+   * src/rpc/replication-service.ts).
+   */
+  recordFollowerFetch(replicaId: number, r: PartitionReplica, fetchOffset: number, brokerEpoch: number): void {
+    if (
+      brokerEpoch >= 0 &&
+      brokerEpoch === this.brokerEpochOf(replicaId) &&
+      r.onFollowerFetch(replicaId, fetchOffset, this.clock.nowMs(), brokerEpoch)
+    )
+      this.hwMoved(r);
   }
 
   /**

@@ -38,6 +38,8 @@ export interface ReplicaFetchPartitionOutput {
 /** What `encodeReplicaFetchResponse` takes. */
 export interface ReplicaFetchResponseOutput {
   readonly partitions: readonly ReplicaFetchPartitionOutput[];
+  /** The leader keeps the stream's fetch session (absent: false). */
+  readonly sessionKept?: boolean;
 }
 
 interface Plan {
@@ -72,6 +74,7 @@ function encodeInto(m: ReplicaFetchResponseOutput, into: (size: number) => Buffe
   const plans = m.partitions.map(plan);
   let size = 0;
   for (const pl of plans) size += sizeLen(1, pl.size);
+  if (m.sessionKept === true) size += 2;
   const w = new Writer(size, into(size));
   m.partitions.forEach((p, i) => {
     const pl = plans[i]!;
@@ -95,6 +98,7 @@ function encodeInto(m: ReplicaFetchResponseOutput, into: (size: number) => Buffe
       if (d.endOffset !== 0) w.int64Field(2, d.endOffset);
     }
   });
+  if (m.sessionKept === true) w.int32Field(2, 1); // bool true: tag, varint 1
   return w.finish();
 }
 

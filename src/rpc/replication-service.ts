@@ -28,8 +28,15 @@ import {
   type ReplicaFetchResponse,
   type ReplicaFetchResponse_Partition,
 } from "../gen/rill/v1/replication_service_pb.ts";
-import type { FetchPartitionResponse, ReplicaFetchSession, ReplicaFetchTransport } from "../replication/fetcher.ts";
+import type {
+  FetchPartitionResponse,
+  ReplicaFetchAnswer,
+  ReplicaFetchRound,
+  ReplicaFetchSession,
+  ReplicaFetchTransport,
+} from "../replication/fetcher.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
+import type { PartitionReplica } from "../replication/partition-replica.ts";
 import { asBuffer, type ServiceClient } from "../protocol/grpc-service.ts";
 import { crashOnBug, fromPeerError, toErrorDetail, toServiceError, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -41,6 +48,7 @@ import type { MemberSigner } from "../security/member-auth.ts";
 import { InternalClients } from "./internal-clients.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import type { ReplicaFetchPartitionOutput, ReplicaFetchResponseOutput, replicationServiceCodecs } from "./replica-fetch-codec.ts";
+import { LeaderFetchSession, type QuietRead, type SessionPartition } from "../replication/fetch-session.ts";
 
 /** Longest long-poll a follower may ask for. */
 const MAX_WAIT_MS_MAX = 30_000;
@@ -62,14 +70,55 @@ async function reserveWaiting(rm: ReplicaManager, memory: FetchMemory, bytes: nu
   return null;
 }
 
-/** Bytes of batches a round of `req` will read at most, within `budget` (0: nothing new). */
-function sizeRound(rm: ReplicaManager, req: ReplicaFetchRequest, budget: number): number {
+/**
+ * The leader's state a read of `p` saw when it found nothing to send (`SessionPartition.quiet`):
+ * the follower stood at this leader's log end, and no error, divergence or throttle. Until the
+ * replica, its epochs, replica set, log end or log start move (or this broker stops leading as it did), the
+ * same read of the same position finds the same, so it is not done again: a long-poll that
+ * wakes (an append or a high watermark anywhere on this broker) skips the partition, and a later
+ * request of the session that does not list it only records the follower's fetch
+ * (`recordFollowerFetch`, once per request, as Kafka records a follower's fetch once per
+ * request, not at every check of its delayed fetch). Null: read it.
+ */
+function quietNow(rm: ReplicaManager, p: SessionPartition): QuietRead | null {
+  const r = rm.replica(p.topic, p.partition);
+  if (r === undefined || r.role !== "leader" || p.fetchOffset !== r.log.logEndOffset) return null;
+  return {
+    replica: r,
+    leaderEpoch: r.leaderEpoch,
+    partitionEpoch: r.partitionEpoch,
+    replicas: r.replicas,
+    logEnd: r.log.logEndOffset,
+    logStart: r.log.logStartOffset,
+  };
+}
+
+/** The replica of `p` when nothing its quiet read saw has moved (the same read would find nothing again), else null. */
+function stillQuiet(rm: ReplicaManager, p: SessionPartition): PartitionReplica | null {
+  const q = p.quiet;
+  if (q === null) return null;
+  const r = q.replica;
+  return rm.leading &&
+    rm.replica(p.topic, p.partition) === r &&
+    r.role === "leader" &&
+    r.leaderEpoch === q.leaderEpoch &&
+    r.partitionEpoch === q.partitionEpoch &&
+    r.replicas === q.replicas &&
+    r.log.logEndOffset === q.logEnd &&
+    r.log.logStartOffset === q.logStart
+    ? r
+    : null;
+}
+
+/** Bytes of batches a round of `partitions` will read at most, within `budget` (0: nothing new); quiet ones are skipped. */
+function sizeRound(rm: ReplicaManager, partitions: readonly SessionPartition[], budget: number): number {
   let left = budget;
   let bytes = 0;
-  for (const p of req.partitions) {
+  for (const p of partitions) {
     if (left <= 0) break;
+    if (stillQuiet(rm, p) !== null) continue;
     try {
-      const size = rm.readLog(p.topic, p.partition).readSize(Number(p.fetchOffset), Math.min(PARTITION_MAX_BYTES, left));
+      const size = rm.readLog(p.topic, p.partition).readSize(p.fetchOffset, Math.min(PARTITION_MAX_BYTES, left));
       bytes += size;
       left -= size;
     } catch {
@@ -96,7 +145,8 @@ const REPLICA_FETCH_POOL_BYTES_MAX = 16 * 1024 * 1024;
 /**
  * Answers one ReplicaFetch request (long-polling up to its max_wait_ms; `abort` ends the
  * long-poll: the stream's end, or its next request); exported for the cluster simulator
- * (test/sim/cluster-sim).
+ * (test/sim/cluster-sim). `session`: the stream's fetch session (fetch-session.ts); without one,
+ * a full request is answered as such and an incremental one fails.
  */
 export async function answer(
   rm: ReplicaManager,
@@ -104,11 +154,27 @@ export async function answer(
   abort: Abort,
   memory: FetchMemory,
   pool?: BufferPool,
+  session: LeaderFetchSession = new LeaderFetchSession(),
 ): Promise<HeldResponse> {
   if (req.maxWaitMs < 0 || req.maxWaitMs > MAX_WAIT_MS_MAX)
     throw rillError("INVALID_REQUEST", `max_wait_ms: ${req.maxWaitMs} is not in [0, ${MAX_WAIT_MS_MAX}]`);
   if (req.maxBytes < 0) throw rillError("INVALID_REQUEST", `max_bytes: ${req.maxBytes} is negative`);
   if (req.replicaId < 0) throw rillError("INVALID_REQUEST", `replica_id: ${req.replicaId} is negative`);
+  const round = session.accept({
+    replicaId: req.replicaId,
+    sessionEpoch: req.sessionEpoch,
+    incremental: req.incremental,
+    partitions: req.partitions.map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      fetchOffset: Number(p.fetchOffset),
+      lastFetchedEpoch: p.lastFetchedEpoch,
+      currentLeaderEpoch: p.currentLeaderEpoch,
+      logStartOffset: Number(p.logStartOffset),
+    })),
+    forgotten: req.forgottenPartitions,
+  });
+  const sessionKept = round.epoch > 0;
   const share = Math.min(memory.responseBytesMax, Math.floor(memory.budget.bytesMax / RESPONSE_COPIES));
   const budget = Math.max(1, Math.min(req.maxBytes > 0 ? req.maxBytes : RESPONSE_MAX_BYTES_DEFAULT, share));
   const deadline = rm.nowMs() + req.maxWaitMs;
@@ -130,25 +196,46 @@ export async function answer(
       if (pool) for (const b of mine.splice(0)) pool.give(b);
     };
   };
+  const brokerEpoch = Number(req.brokerEpoch);
+  // The first pass over the round records the follower's fetch of every partition; later ones
+  // (a long-poll woken) only read what moved (`quietNow`).
+  let firstPass = true;
   for (;;) {
     // Sized before it reads (from the logs' cache entries and batch headers), reserved, then read
     // within what was reserved.
-    const sized = sizeRound(rm, req, budget);
+    const sized = sizeRound(rm, round.partitions, budget);
     let held = sized > 0 ? await reserveWaiting(rm, memory, sized * RESPONSE_COPIES, abort) : null;
-    if (sized > 0 && !held) return { res: { partitions: [] }, held: null, release: () => {} };
+    if (sized > 0 && !held) return { res: { partitions: [], sessionKept }, held: null, release: () => {} };
     let left = held ? Math.min(budget, Math.floor(held.bytes / RESPONSE_COPIES)) : budget;
     let bytes = 0;
     let stop = false;
     let throttled = false; // reassignment (issue 21): a throttled replica was held back this round
-    const partitions = req.partitions.map((p) => {
+    // A full round lists every partition; an incremental one those with something new
+    // (`listed`: their session entries, to remember what the answer said once it is final).
+    const partitions: ReplicaFetchPartitionOutput[] = [];
+    const listed: SessionPartition[] = [];
+    for (const p of round.partitions) {
+      const same = stillQuiet(rm, p);
+      if (same !== null) {
+        // Nothing to read: the follower's fetch counts (once per request), the answer lists the
+        // partition if the high watermark or log start moved since the last answer told it.
+        if (firstPass) rm.recordFollowerFetch(req.replicaId, same, p.fetchOffset, brokerEpoch);
+        const highWatermark = Math.max(same.hw, 0);
+        const logStartOffset = Math.max(same.log.logStartOffset, 0);
+        if (round.full || LeaderFetchSession.lists(p, highWatermark, logStartOffset, false)) {
+          partitions.push({ topic: p.topic, partition: p.partition, highWatermark, logStartOffset, recordBatches: [] });
+          listed.push(p);
+        }
+        continue;
+      }
       const r = rm.fetchForFollower(req.replicaId, {
         topic: p.topic,
         partition: p.partition,
-        fetchOffset: Number(p.fetchOffset),
+        fetchOffset: p.fetchOffset,
         lastFetchedEpoch: p.lastFetchedEpoch,
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(0, Math.min(PARTITION_MAX_BYTES, left)),
-        brokerEpoch: Number(req.brokerEpoch),
+        brokerEpoch,
         alloc,
       });
       // The tail cache's slices or the disk read's buffer, as they are: the encoder copies them once.
@@ -158,18 +245,24 @@ export async function answer(
       bytes += n;
       if (r.error || r.diverging) stop = true;
       if (r.throttled) throttled = true;
-      const out: ReplicaFetchPartitionOutput = {
+      const highWatermark = Math.max(r.highWatermark, 0);
+      const logStartOffset = Math.max(r.logStartOffset, 0);
+      const nothing = n === 0 && r.error === null && r.diverging === null && r.throttled !== true;
+      p.quiet = nothing ? quietNow(rm, p) : null;
+      if (!round.full && !LeaderFetchSession.lists(p, highWatermark, logStartOffset, !nothing)) continue;
+      partitions.push({
         topic: p.topic,
         partition: p.partition,
-        highWatermark: Math.max(r.highWatermark, 0),
-        logStartOffset: Math.max(r.logStartOffset, 0),
+        highWatermark,
+        logStartOffset,
         recordBatches: chunks,
         ...(r.error ? { error: toErrorDetail(r.error) } : {}),
         ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
-      };
-      return out;
-    });
-    const res: ReplicaFetchResponseOutput = { partitions };
+      });
+      listed.push(p);
+    }
+    firstPass = false;
+    const res: ReplicaFetchResponseOutput = { partitions, sessionKept };
     if (held && bytes * RESPONSE_COPIES <= held.bytes) held.shrink(bytes * RESPONSE_COPIES);
     else if (bytes > 0) {
       // More came than was sized (appended meanwhile): account for it before sending it.
@@ -177,7 +270,10 @@ export async function answer(
       held = await reserveWaiting(rm, memory, bytes * RESPONSE_COPIES, abort);
     }
     const now = rm.nowMs();
-    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) return { res, held, release: holding(held) };
+    if (bytes > 0 || stop || now >= deadline || abort.aborted || rm.closed) {
+      listed.forEach((p, i) => session.answered(round, p, partitions[i]!.highWatermark, partitions[i]!.logStartOffset));
+      return { res, held, release: holding(held) };
+    }
     held?.release();
     giveBack();
     // A throttled replica held back is served again once the throttle allows it, not only on an append.
@@ -196,6 +292,8 @@ export function replicationService(
   return {
     replicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponseOutput>) => {
       let chain: Promise<void> = Promise.resolve();
+      // The stream is the follower's fetch session (fetch-session.ts): its requests are answered in order.
+      const session = new LeaderFetchSession();
       // The stream's end; each request has a signal of its own (`live` while received and not
       // yet answered), which the stream's end and the next request both raise.
       const abort: Abort = { aborted: false, onabort: null };
@@ -235,7 +333,7 @@ export function replicationService(
         chain = chain.then(async () => {
           try {
             if (abort.aborted) return;
-            const { res, release } = await answer(rm, req, signal, memory, pool);
+            const { res, release } = await answer(rm, req, signal, memory, pool, session);
             if (!abort.aborted && call.writable) {
               // The response's chunks (pooled buffers among them) stay untouched until grpc-js
               // has copied it into its frame: they go back in the write's callback only.
@@ -288,8 +386,12 @@ function fromDetail(d: DetailLike | undefined): RillError | null {
  * of the received message (protobuf-es decodes `bytes` as a subarray), appended as it is.
  * Exported for the cluster simulator, whose followers decode the real bytes too.
  */
-export function fromReplicaFetchResponse(res: ReplicaFetchResponse): FetchPartitionResponse[] {
-  return res.partitions.map((p: ReplicaFetchResponse_Partition) => ({
+export function fromReplicaFetchResponse(res: ReplicaFetchResponse): ReplicaFetchAnswer {
+  return { partitions: res.partitions.map(fromPartition), sessionKept: res.sessionKept };
+}
+
+function fromPartition(p: ReplicaFetchResponse_Partition): FetchPartitionResponse {
+  return {
     topic: p.topic,
     partition: p.partition,
     highWatermark: Number(p.highWatermark),
@@ -297,7 +399,22 @@ export function fromReplicaFetchResponse(res: ReplicaFetchResponse): FetchPartit
     recordBatches: asBuffer(p.recordBatches),
     error: fromDetail(p.error),
     diverging: p.divergingEpoch ? { epoch: p.divergingEpoch.epoch, endOffset: Number(p.divergingEpoch.endOffset) } : null,
-  }));
+  };
+}
+
+/** The protobuf request of one fetch round (the gRPC transport's, and the cluster simulator's). */
+export function toReplicaFetchRequest(req: ReplicaFetchRound): ReplicaFetchRequest {
+  return create(ReplicaFetchRequestSchema, {
+    replicaId: req.replicaId,
+    brokerEpoch: BigInt(Math.max(req.brokerEpoch, -1)),
+    maxWaitMs: req.maxWaitMs,
+    minBytes: 1,
+    maxBytes: req.maxBytes,
+    partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
+    sessionEpoch: req.sessionEpoch,
+    incremental: req.incremental,
+    forgottenPartitions: req.forgotten.map((f) => ({ topic: f.topic, partition: f.partition })),
+  });
 }
 
 /** A ReplicaFetch stream to one leader. */
@@ -321,33 +438,11 @@ class GrpcFetchSession implements ReplicaFetchSession {
     this.call.on("end", () => fail(new Error("the leader ended the replica fetch stream")));
   }
 
-  fetch(req: {
-    replicaId: number;
-    brokerEpoch: number;
-    partitions: Array<{
-      topic: string;
-      partition: number;
-      fetchOffset: number;
-      lastFetchedEpoch: number;
-      currentLeaderEpoch: number;
-      logStartOffset: number;
-    }>;
-    maxWaitMs: number;
-    maxBytes: number;
-  }): Promise<FetchPartitionResponse[]> {
+  fetch(req: ReplicaFetchRound): Promise<ReplicaFetchAnswer> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise<ReplicaFetchResponse>((resolve, reject) => {
       this.pending.push({ resolve, reject });
-      this.call.write(
-        create(ReplicaFetchRequestSchema, {
-          replicaId: req.replicaId,
-          brokerEpoch: BigInt(Math.max(req.brokerEpoch, -1)),
-          maxWaitMs: req.maxWaitMs,
-          minBytes: 1,
-          maxBytes: req.maxBytes,
-          partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
-        }),
-      );
+      this.call.write(toReplicaFetchRequest(req));
     }).then(fromReplicaFetchResponse);
   }
 

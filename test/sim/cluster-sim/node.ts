@@ -8,7 +8,7 @@
  * transports are the simulator's: Raft messages go through the real codec, replica fetches are
  * answered by the real leader-side handler (src/rpc/replication-service.ts `answer`).
  */
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError, rillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
@@ -18,19 +18,21 @@ import { type BrokerLog, silentLog } from "../../../src/broker/log.ts";
 import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "../../../src/broker/periodic.ts";
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
 import { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
-import { ReplicaFetchRequestSchema, ReplicaFetchResponseSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
+import { ReplicaFetchResponseSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
 import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
 import type { Message } from "../../../src/raft/types.ts";
 import {
-  type FetchPartitionResponse,
+  type ReplicaFetchAnswer,
   ReplicaFetcherManager,
+  type ReplicaFetchRound,
   type ReplicaFetchSession,
   type ReplicaFetchTransport,
 } from "../../../src/replication/fetcher.ts";
+import { LeaderFetchSession } from "../../../src/replication/fetch-session.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
-import { answer, fromReplicaFetchResponse } from "../../../src/rpc/replication-service.ts";
+import { answer, fromReplicaFetchResponse, toReplicaFetchRequest } from "../../../src/rpc/replication-service.ts";
 import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
 import { GroupsService } from "../../../src/service/groups.ts";
@@ -101,6 +103,14 @@ export class SimNode {
   private incarnations = 0;
   /** Power losses so far (a crash that dropped unsynced writes), with their times. */
   readonly powerLosses: number[] = [];
+  /** ReplicaFetch streams this node opened, over all its processes: each stream's id. */
+  private fetchStreams = 0;
+  /**
+   * Per follower, its latest ReplicaFetch stream to this node and that stream's fetch session (as
+   * the gRPC handler keeps one per stream), while the process that holds it runs: a request of an
+   * older stream is refused (a real stream is gone once its follower closed it).
+   */
+  private readonly fetchSessions = new Map<number, { stream: number; inc: Incarnation; session: LeaderFetchSession }>();
 
   constructor(
     readonly id: number,
@@ -290,11 +300,19 @@ export class SimNode {
       open: (address: string): ReplicaFetchSession => {
         const leader = Number(address.slice("node-".length));
         const target = this.env.nodes.get(leader)!;
+        const stream = ++this.fetchStreams;
         let closed = false;
         return {
           fetch: (req) => {
             if (closed) return Promise.reject(new Error("session closed"));
-            return this.env.net.call(this.id, leader, target.current, () => target.serveFetch(req), inc, req.maxWaitMs + 2000);
+            return this.env.net.call(
+              this.id,
+              leader,
+              target.current,
+              () => target.serveFetch(this.id, stream, req),
+              inc,
+              req.maxWaitMs + 2000,
+            );
           },
           close: () => {
             closed = true;
@@ -304,19 +322,22 @@ export class SimNode {
     };
   }
 
-  /** The leader side of one ReplicaFetch round, through the real handler and its wire types. */
-  async serveFetch(req: Parameters<ReplicaFetchSession["fetch"]>[0]): Promise<FetchPartitionResponse[]> {
+  /**
+   * The leader side of one ReplicaFetch round of `follower`'s stream `stream`, through the real
+   * handler, its wire types and the stream's fetch session.
+   */
+  async serveFetch(follower: number, stream: number, req: ReplicaFetchRound): Promise<ReplicaFetchAnswer> {
     const r = this.running;
     if (!r) throw new Error(`node ${this.id} is down`);
-    const pb = create(ReplicaFetchRequestSchema, {
-      replicaId: req.replicaId,
-      brokerEpoch: BigInt(Math.max(req.brokerEpoch, -1)),
-      maxWaitMs: req.maxWaitMs,
-      minBytes: 1,
-      maxBytes: req.maxBytes,
-      partitions: req.partitions.map((p) => ({ ...p, fetchOffset: BigInt(p.fetchOffset), logStartOffset: BigInt(p.logStartOffset) })),
-    });
-    const { res, release } = await answer(r.rm, pb, { aborted: false, onabort: null }, UNBOUNDED_FETCH_MEMORY);
+    let s = this.fetchSessions.get(follower);
+    if (s !== undefined && s.inc !== r.inc) s = undefined; // a session dies with its process
+    if (s !== undefined && stream < s.stream) throw new Error(`replica fetch stream ${stream} of node ${follower} was closed`);
+    if (s === undefined || stream > s.stream) {
+      s = { stream, inc: r.inc, session: new LeaderFetchSession() };
+      this.fetchSessions.set(follower, s);
+    }
+    const pb = toReplicaFetchRequest(req);
+    const { res, release } = await answer(r.rm, pb, { aborted: false, onabort: null }, UNBOUNDED_FETCH_MEMORY, undefined, s.session);
     // Serialized when sent, with the leader's real encoder, and decoded as the follower does: the
     // follower gets a copy, never a view of the leader's memory.
     const out = fromReplicaFetchResponse(fromBinary(ReplicaFetchResponseSchema, encodeReplicaFetchResponse(res)));

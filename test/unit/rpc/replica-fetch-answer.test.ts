@@ -12,6 +12,7 @@ import { BufferPool } from "../../../src/rpc/buffer-pool.ts";
 import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
 import { answer } from "../../../src/rpc/replication-service.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
+import { LeaderFetchSession } from "../../../src/replication/fetch-session.ts";
 import { type Core, openCore, settle } from "../service/helpers.ts";
 
 let core: Core | null = null;
@@ -104,5 +105,68 @@ describe("ReplicaFetch, leader side", () => {
     const again = await answer(core.rm, fetchReq(2, 0, 0), noAbort(), UNBOUNDED_FETCH_MEMORY, pool);
     again.release();
     expect(pool.stats.reused).toBe(1);
+  });
+});
+
+/** A request of stream session `epoch` (fetch-session.ts) for the partitions at the given offsets. */
+function sessionReq(epoch: number, incremental: boolean, offsets: Record<string, number>, forgotten: string[] = []) {
+  return create(ReplicaFetchRequestSchema, {
+    replicaId: 2,
+    brokerEpoch: 1n,
+    maxWaitMs: 0,
+    minBytes: 1,
+    maxBytes: 10 << 20,
+    sessionEpoch: epoch,
+    incremental,
+    partitions: Object.entries(offsets).map(([topic, o]) => ({
+      topic,
+      partition: 0,
+      fetchOffset: BigInt(o),
+      lastFetchedEpoch: o > 0 ? 0 : -1,
+      currentLeaderEpoch: 0,
+    })),
+    forgottenPartitions: forgotten.map((topic) => ({ topic, partition: 0 })),
+  });
+}
+
+const listed = (res: { partitions: readonly { topic: string }[] }): string[] => res.partitions.map((p) => p.topic);
+
+describe("ReplicaFetch, leader side: fetch sessions", () => {
+  it("answers an older follower's request (no session epoch) in full and keeps no session", async () => {
+    core = openCore();
+    await core.brokers([1, 2], 1);
+    await core.topic("a", [{ leader: 1, followers: [2] }]);
+    await core.topic("b", [{ leader: 1, followers: [2] }]);
+    const session = new LeaderFetchSession();
+    const old = await answer(core.rm, sessionReq(0, false, { a: 0, b: 0 }), noAbort(), UNBOUNDED_FETCH_MEMORY, undefined, session);
+    expect([listed(old.res), old.res.sessionKept]).toEqual([["a", "b"], false]);
+    expect(session.size).toBe(0);
+    await expect(answer(core.rm, sessionReq(1, true, {}), noAbort(), UNBOUNDED_FETCH_MEMORY, undefined, session)).rejects.toThrow(
+      /FETCH_SESSION_ID_NOT_FOUND|no fetch session/,
+    );
+  });
+
+  it("refuses an incremental request that does not follow the previous one, and keeps the session as it was", async () => {
+    core = openCore();
+    await core.brokers([1, 2], 1);
+    await core.topic("a", [{ leader: 1, followers: [2] }]);
+    await core.topic("b", [{ leader: 1, followers: [2] }]);
+    const session = new LeaderFetchSession();
+    const ask = (req: ReturnType<typeof sessionReq>) => answer(core!.rm, req, noAbort(), UNBOUNDED_FETCH_MEMORY, undefined, session);
+    const full = await ask(sessionReq(5, false, { a: 0, b: 0 }));
+    expect([listed(full.res), full.res.sessionKept]).toEqual([["a", "b"], true]);
+    // Nothing new: an empty answer.
+    expect(listed((await ask(sessionReq(6, true, {}))).res)).toEqual([]);
+    for (const bad of [sessionReq(6, true, {}), sessionReq(8, true, {}), sessionReq(6, false, { a: 0 })])
+      await expect(ask(bad)).rejects.toThrow(/session_epoch/);
+    await expect(ask(sessionReq(7, false, { a: 0 }, ["b"]))).rejects.toThrow(/forgotten_partitions/);
+    // The session still holds a-0 and b-0 at 0: b-0's record is answered though no request names it.
+    core.rm.append("b", 0, batch(2), "leader");
+    const next = await ask(sessionReq(7, true, {}));
+    expect(listed(next.res)).toEqual(["b"]);
+    expect(next.res.partitions[0]!.recordBatches.length).toBeGreaterThan(0);
+    // b-0 leaves: no answer lists it again, though it has records.
+    expect(listed((await ask(sessionReq(8, true, {}, ["b"]))).res)).toEqual([]);
+    expect(session.size).toBe(1);
   });
 });

@@ -10,8 +10,9 @@ import {
 } from "../../../src/rpc/replica-fetch-codec.ts";
 
 /** The same partition as protobuf-es builds it (its batches joined into one buffer). */
-function asMessage(parts: readonly ReplicaFetchPartitionOutput[]) {
+function asMessage(parts: readonly ReplicaFetchPartitionOutput[], sessionKept = false) {
   return create(ReplicaFetchResponseSchema, {
+    sessionKept,
     partitions: parts.map((p) => ({
       topic: p.topic,
       partition: p.partition,
@@ -52,9 +53,12 @@ describe("ReplicaFetchResponse hand encoder", () => {
             : {}),
         } as ReplicaFetchPartitionOutput;
       });
-      const expected = Buffer.from(toBinary(ReplicaFetchResponseSchema, asMessage(parts)));
-      expect(encodeReplicaFetchResponse({ partitions: parts }).equals(expected), `round ${round}`).toBe(true);
-      expect(Buffer.from(encodeReplicaFetchResponseTransient({ partitions: parts })).equals(expected), `round ${round}`).toBe(true);
+      const sessionKept = rnd.int(0, 1) === 1; // fetch sessions (fetch-session.ts)
+      const expected = Buffer.from(toBinary(ReplicaFetchResponseSchema, asMessage(parts, sessionKept)));
+      expect(encodeReplicaFetchResponse({ partitions: parts, sessionKept }).equals(expected), `round ${round}`).toBe(true);
+      expect(Buffer.from(encodeReplicaFetchResponseTransient({ partitions: parts, sessionKept })).equals(expected), `round ${round}`).toBe(
+        true,
+      );
       // And protobuf-es (the follower) reads back the joined batches.
       const back = fromBinary(ReplicaFetchResponseSchema, expected);
       back.partitions.forEach((p, i) => expect(Buffer.from(p.recordBatches).equals(Buffer.concat(parts[i]!.recordBatches))).toBe(true));

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rill/v1/replication_service.proto.
  */
 export const file_rill_v1_replication_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFyaWxsL3YxL3JlcGxpY2F0aW9uX3NlcnZpY2UucHJvdG8SB3JpbGwudjEi0AIKE1JlcGxpY2FGZXRjaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRIUCgxicm9rZXJfZXBvY2gYAiABKAMSOgoKcGFydGl0aW9ucxgDIAMoCzImLnJpbGwudjEuUmVwbGljYUZldGNoUmVxdWVzdC5QYXJ0aXRpb24SEwoLbWF4X3dhaXRfbXMYBCABKAUSEQoJbWluX2J5dGVzGAUgASgFEhEKCW1heF9ieXRlcxgGIAEoBRqXAQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxmZXRjaF9vZmZzZXQYAyABKAMSGgoSbGFzdF9mZXRjaGVkX2Vwb2NoGAQgASgFEhwKFGN1cnJlbnRfbGVhZGVyX2Vwb2NoGAUgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYBiABKAMiMwoORXBvY2hFbmRPZmZzZXQSDQoFZXBvY2gYASABKAUSEgoKZW5kX29mZnNldBgCIAEoAyKkAgoUUmVwbGljYUZldGNoUmVzcG9uc2USOwoKcGFydGl0aW9ucxgBIAMoCzInLnJpbGwudjEuUmVwbGljYUZldGNoUmVzcG9uc2UuUGFydGl0aW9uGs4BCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEjAKD2RpdmVyZ2luZ19lcG9jaBgHIAEoCzIXLnJpbGwudjEuRXBvY2hFbmRPZmZzZXQi2gEKHE9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRJDCgpwYXJ0aXRpb25zGAIgAygLMi8ucmlsbC52MS5PZmZzZXRzRm9yTGVhZGVyRXBvY2hSZXF1ZXN0LlBhcnRpdGlvbhphCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDGxlYWRlcl9lcG9jaBgDIAEoBRIcChRjdXJyZW50X2xlYWRlcl9lcG9jaBgEIAEoBSLfAQodT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2USRAoKcGFydGl0aW9ucxgBIAMoCzIwLnJpbGwudjEuT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2UuUGFydGl0aW9uGngKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSJAoDZW5kGAMgASgLMhcucmlsbC52MS5FcG9jaEVuZE9mZnNldBIjCgVlcnJvchgEIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwi1gEKFldyaXRlVHhuTWFya2Vyc1JlcXVlc3QSNwoHbWFya2VycxgBIAMoCzImLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdC5NYXJrZXIaggEKBk1hcmtlchINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEwoLcHJvZHVjZXJfaWQYAyABKAMSFgoOcHJvZHVjZXJfZXBvY2gYBCABKAUSDgoGY29tbWl0GAUgASgIEhkKEWNvb3JkaW5hdG9yX2Vwb2NoGAYgASgFIoIBChdXcml0ZVR4bk1hcmtlcnNSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5Xcml0ZVR4bk1hcmtlcnNSZXNwb25zZS5SZXN1bHQaLQoGUmVzdWx0EiMKBWVycm9yGAEgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCKVAQoVVHhuUHJvZHVjZUdhdGVSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSEwoLcHJvZHVjZXJfaWQYAiABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUSDQoFdG9waWMYBCABKAkSEQoJcGFydGl0aW9uGAUgASgFEhMKC3ZlcmlmeV9vbmx5GAYgASgIIhgKFlR4blByb2R1Y2VHYXRlUmVzcG9uc2Uy9gIKElJlcGxpY2F0aW9uU2VydmljZRJPCgxSZXBsaWNhRmV0Y2gSHC5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlcXVlc3QaHS5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlc3BvbnNlKAEwARJmChVPZmZzZXRzRm9yTGVhZGVyRXBvY2gSJS5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QaJi5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlc3BvbnNlElQKD1dyaXRlVHhuTWFya2VycxIfLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdBogLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVzcG9uc2USUQoOVHhuUHJvZHVjZUdhdGUSHi5yaWxsLnYxLlR4blByb2R1Y2VHYXRlUmVxdWVzdBofLnJpbGwudjEuVHhuUHJvZHVjZUdhdGVSZXNwb25zZUJkChFpby5naXRodWIucmlsbC52MUIXUmVwbGljYXRpb25TZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common]);
+  fileDesc("CiFyaWxsL3YxL3JlcGxpY2F0aW9uX3NlcnZpY2UucHJvdG8SB3JpbGwudjEigwQKE1JlcGxpY2FGZXRjaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRIUCgxicm9rZXJfZXBvY2gYAiABKAMSOgoKcGFydGl0aW9ucxgDIAMoCzImLnJpbGwudjEuUmVwbGljYUZldGNoUmVxdWVzdC5QYXJ0aXRpb24SEwoLbWF4X3dhaXRfbXMYBCABKAUSEQoJbWluX2J5dGVzGAUgASgFEhEKCW1heF9ieXRlcxgGIAEoBRIVCg1zZXNzaW9uX2Vwb2NoGAcgASgNEhMKC2luY3JlbWVudGFsGAggASgIEk0KFGZvcmdvdHRlbl9wYXJ0aXRpb25zGAkgAygLMi8ucmlsbC52MS5SZXBsaWNhRmV0Y2hSZXF1ZXN0LkZvcmdvdHRlblBhcnRpdGlvbhqXAQoJUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxmZXRjaF9vZmZzZXQYAyABKAMSGgoSbGFzdF9mZXRjaGVkX2Vwb2NoGAQgASgFEhwKFGN1cnJlbnRfbGVhZGVyX2Vwb2NoGAUgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYBiABKAMaNgoSRm9yZ290dGVuUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBSIzCg5FcG9jaEVuZE9mZnNldBINCgVlcG9jaBgBIAEoBRISCgplbmRfb2Zmc2V0GAIgASgDIroCChRSZXBsaWNhRmV0Y2hSZXNwb25zZRI7CgpwYXJ0aXRpb25zGAEgAygLMicucmlsbC52MS5SZXBsaWNhRmV0Y2hSZXNwb25zZS5QYXJ0aXRpb24SFAoMc2Vzc2lvbl9rZXB0GAIgASgIGs4BCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSFgoOcmVjb3JkX2JhdGNoZXMYBSABKAwSIwoFZXJyb3IYBiABKAsyFC5yaWxsLnYxLkVycm9yRGV0YWlsEjAKD2RpdmVyZ2luZ19lcG9jaBgHIAEoCzIXLnJpbGwudjEuRXBvY2hFbmRPZmZzZXQi2gEKHE9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoBRJDCgpwYXJ0aXRpb25zGAIgAygLMi8ucmlsbC52MS5PZmZzZXRzRm9yTGVhZGVyRXBvY2hSZXF1ZXN0LlBhcnRpdGlvbhphCglQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDGxlYWRlcl9lcG9jaBgDIAEoBRIcChRjdXJyZW50X2xlYWRlcl9lcG9jaBgEIAEoBSLfAQodT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2USRAoKcGFydGl0aW9ucxgBIAMoCzIwLnJpbGwudjEuT2Zmc2V0c0ZvckxlYWRlckVwb2NoUmVzcG9uc2UuUGFydGl0aW9uGngKCVBhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSJAoDZW5kGAMgASgLMhcucmlsbC52MS5FcG9jaEVuZE9mZnNldBIjCgVlcnJvchgEIAEoCzIULnJpbGwudjEuRXJyb3JEZXRhaWwi1gEKFldyaXRlVHhuTWFya2Vyc1JlcXVlc3QSNwoHbWFya2VycxgBIAMoCzImLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdC5NYXJrZXIaggEKBk1hcmtlchINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEwoLcHJvZHVjZXJfaWQYAyABKAMSFgoOcHJvZHVjZXJfZXBvY2gYBCABKAUSDgoGY29tbWl0GAUgASgIEhkKEWNvb3JkaW5hdG9yX2Vwb2NoGAYgASgFIoIBChdXcml0ZVR4bk1hcmtlcnNSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicucmlsbC52MS5Xcml0ZVR4bk1hcmtlcnNSZXNwb25zZS5SZXN1bHQaLQoGUmVzdWx0EiMKBWVycm9yGAEgASgLMhQucmlsbC52MS5FcnJvckRldGFpbCKVAQoVVHhuUHJvZHVjZUdhdGVSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSEwoLcHJvZHVjZXJfaWQYAiABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUSDQoFdG9waWMYBCABKAkSEQoJcGFydGl0aW9uGAUgASgFEhMKC3ZlcmlmeV9vbmx5GAYgASgIIhgKFlR4blByb2R1Y2VHYXRlUmVzcG9uc2Uy9gIKElJlcGxpY2F0aW9uU2VydmljZRJPCgxSZXBsaWNhRmV0Y2gSHC5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlcXVlc3QaHS5yaWxsLnYxLlJlcGxpY2FGZXRjaFJlc3BvbnNlKAEwARJmChVPZmZzZXRzRm9yTGVhZGVyRXBvY2gSJS5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlcXVlc3QaJi5yaWxsLnYxLk9mZnNldHNGb3JMZWFkZXJFcG9jaFJlc3BvbnNlElQKD1dyaXRlVHhuTWFya2VycxIfLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVxdWVzdBogLnJpbGwudjEuV3JpdGVUeG5NYXJrZXJzUmVzcG9uc2USUQoOVHhuUHJvZHVjZUdhdGUSHi5yaWxsLnYxLlR4blByb2R1Y2VHYXRlUmVxdWVzdBofLnJpbGwudjEuVHhuUHJvZHVjZUdhdGVSZXNwb25zZUJkChFpby5naXRodWIucmlsbC52MUIXUmVwbGljYXRpb25TZXJ2aWNlUHJvdG9QAVoqZ2l0aHViLmNvbS9yaWxsL3JpbGwvZ2VuL2dvL3JpbGwvdjE7cmlsbHYxqgIHUmlsbC5WMWIGcHJvdG8z", [file_rill_v1_common]);
 
 /**
  * Request of ReplicationService.ReplicaFetch (one stream message).
@@ -63,6 +63,37 @@ export type ReplicaFetchRequest = Message<"rill.v1.ReplicaFetchRequest"> & {
    * @generated from field: int32 max_bytes = 6;
    */
   maxBytes: number;
+
+  /**
+   * Fetch sessions (Kafka's KIP-227, the stream being the session): this request's number on its
+   * stream, rising by one with each request. 0: the follower keeps no session, every request is
+   * full.
+   *
+   * @generated from field: uint32 session_epoch = 7;
+   */
+  sessionEpoch: number;
+
+  /**
+   * false: a full request, which lists every partition the follower fetches from this leader and
+   * starts the stream's session anew (its answer lists every partition, in request order). true:
+   * `partitions` lists only those added to the session or whose fields changed since the previous
+   * request on the stream, `forgotten_partitions` those that left it (applied first); the leader
+   * keeps fetching every other partition of the session from where it was last told, and answers
+   * only partitions with records, an error, a divergence, or a high watermark or log start offset
+   * that changed since its previous answer on the stream (an answer may list none). Sent only once
+   * the leader set `session_kept` on the stream, with `session_epoch` one above the previous
+   * request's; anything else fails the stream with FETCH_SESSION_ID_NOT_FOUND.
+   *
+   * @generated from field: bool incremental = 8;
+   */
+  incremental: boolean;
+
+  /**
+   * Partitions that leave the session (`incremental` requests only).
+   *
+   * @generated from field: repeated rill.v1.ReplicaFetchRequest.ForgottenPartition forgotten_partitions = 9;
+   */
+  forgottenPartitions: ReplicaFetchRequest_ForgottenPartition[];
 };
 
 /**
@@ -131,6 +162,34 @@ export const ReplicaFetchRequest_PartitionSchema: GenMessage<ReplicaFetchRequest
   messageDesc(file_rill_v1_replication_service, 0, 0);
 
 /**
+ * A partition that leaves the stream's fetch session (`incremental` requests).
+ *
+ * @generated from message rill.v1.ReplicaFetchRequest.ForgottenPartition
+ */
+export type ReplicaFetchRequest_ForgottenPartition = Message<"rill.v1.ReplicaFetchRequest.ForgottenPartition"> & {
+  /**
+   * Topic name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Partition index.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+};
+
+/**
+ * Describes the message rill.v1.ReplicaFetchRequest.ForgottenPartition.
+ * Use `create(ReplicaFetchRequest_ForgottenPartitionSchema)` to create a new message.
+ */
+export const ReplicaFetchRequest_ForgottenPartitionSchema: GenMessage<ReplicaFetchRequest_ForgottenPartition> = /*@__PURE__*/
+  messageDesc(file_rill_v1_replication_service, 0, 1);
+
+/**
  * An epoch and the offset where it ends.
  *
  * @generated from message rill.v1.EpochEndOffset
@@ -166,11 +225,20 @@ export const EpochEndOffsetSchema: GenMessage<EpochEndOffset> = /*@__PURE__*/
  */
 export type ReplicaFetchResponse = Message<"rill.v1.ReplicaFetchResponse"> & {
   /**
-   * One entry per requested partition, in request order.
+   * One entry per requested partition, in request order (a full request); an incremental
+   * request's answer lists only the partitions with something new (see `incremental`).
    *
    * @generated from field: repeated rill.v1.ReplicaFetchResponse.Partition partitions = 1;
    */
   partitions: ReplicaFetchResponse_Partition[];
+
+  /**
+   * The leader keeps this stream's fetch session (the request had a `session_epoch`): the
+   * follower may send incremental requests on it. Older leaders leave it false.
+   *
+   * @generated from field: bool session_kept = 2;
+   */
+  sessionKept: boolean;
 };
 
 /**
