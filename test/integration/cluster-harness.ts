@@ -255,7 +255,7 @@ export class ClusterNode {
     readonly logFile: string,
     /** The `controller.quorum.voters` string this node is given. */
     readonly voters: string,
-    private readonly args: readonly string[],
+    private args: readonly string[],
     private readonly runtime: Runtime,
     private readonly startTimeoutMs: number,
   ) {}
@@ -389,6 +389,14 @@ export class ClusterNode {
     if (!this.proc) throw new Error(`node ${this.id} is not running`);
     this.proc.kill("SIGCONT");
     this.paused = false;
+  }
+
+  /**
+   * Settings for this node's next starts, given after its others (a later `--set` of a key wins):
+   * a node restarted with another configuration, as an operator changes `process.roles`.
+   */
+  reconfigure(settings: Readonly<Record<string, string>>): void {
+    this.args = [...this.args, ...Object.entries(settings).flatMap(([k, v]) => ["--set", `${k}=${v}`])];
   }
 
   /** Stops the node (SIGTERM, or SIGKILL with `kill9`) and starts it again. */
