@@ -17,6 +17,7 @@
  * brokers, and starts a move for any partition still naming a drained broker that is not moving.
  * `cluster rebalance` drains every cordoned broker.
  */
+import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { Admin } from "../client/admin.ts";
 import { type Balance, type BalanceBroker, type BalancePartition, type BalancePlan, planBalance } from "../metadata/balance.ts";
@@ -29,6 +30,8 @@ import { alterCordons, cordonedLine } from "./cordon-commands.ts";
 /** Options of `cluster rebalance`. */
 export interface RebalanceOptions {
   readonly execute?: boolean;
+  /** Writes the planned moves to this file as Kafka's reassignment JSON (for `partitions reassign --plan FILE`). */
+  readonly plan?: string;
   readonly json?: boolean;
 }
 
@@ -46,8 +49,16 @@ export function registerRebalance(cluster: Command, contextOf: (cmd: Command) =>
     .command("rebalance")
     .description("plan moves that spread replicas and preferred leaders evenly over the brokers (and racks); --execute starts them")
     .option("--execute", "start the planned moves")
+    .option(
+      "--plan <file>",
+      "write the planned moves to FILE as Kafka's reassignment JSON (then `rill partitions reassign --plan FILE --execute`)",
+    )
     .option("--json", "print JSON")
-    .action(async (o: RebalanceOptions, cmd: Command) => rebalance(contextOf(cmd), o));
+    .action(async (o: RebalanceOptions, cmd: Command) => {
+      if (o.plan !== undefined && o.execute)
+        throw new CliError("cluster rebalance: --plan writes the plan and --execute starts it; give one of them");
+      await rebalance(contextOf(cmd), o);
+    });
 }
 
 /** `rill broker decommission <node...>`. */
@@ -169,7 +180,17 @@ async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
     if (cordoned.length > 0 && o.json !== true)
       await write(ctx.io.stdout, `Cordoned brokers ${cordoned.join(", ")} are drained: they take no new replicas.\n`);
     await printPlan(ctx, plan, partitions, o.json === true);
-    if (o.execute) {
+    if (o.plan !== undefined) {
+      // An empty plan is not written: `partitions reassign --plan` refuses one with no partitions.
+      if (plan.moves.length > 0) await writeFile(o.plan, reassignmentJson(plan.moves));
+      if (o.json !== true)
+        await write(
+          ctx.io.stdout,
+          plan.moves.length > 0
+            ? `Wrote ${plan.moves.length} moves to ${o.plan}; nothing changed.\n`
+            : `Nothing to move; ${o.plan} not written.\n`,
+        );
+    } else if (o.execute) {
       await start(admin, plan.moves);
       if (o.json !== true)
         await write(ctx.io.stdout, `Started ${plan.moves.length} moves; \`rill partitions reassign --status\` follows them.\n`);
@@ -177,6 +198,12 @@ async function rebalance(ctx: Context, o: RebalanceOptions): Promise<void> {
   } finally {
     await admin.close();
   }
+}
+
+/** Moves as Kafka's reassignment JSON (`{"version":1,"partitions":[{"topic","partition","replicas"}]}`), as `partitions reassign --plan` reads it. */
+export function reassignmentJson(moves: readonly BalancePartition[]): string {
+  const partitions = moves.map((m) => ({ topic: m.topic, partition: m.partition, replicas: [...m.replicas] }));
+  return `${JSON.stringify({ version: 1, partitions }, null, 2)}\n`;
 }
 
 const keyOf = (p: { topic: string; partition: number }): string => `${p.topic}\u0000${p.partition}`;

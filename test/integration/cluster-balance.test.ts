@@ -10,6 +10,9 @@
  * drains gets no replica there; a rebalance while 4 is cordoned plans nothing onto it; once
  * `broker uncordon 4` runs, a new topic uses it again.
  */
+import * as nodeFs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Admin } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
@@ -147,6 +150,20 @@ describe("decommission and rebalance", () => {
       expect(planned.before.replicas["4"]).toBe(0);
       expect(planned.moves.length).toBeGreaterThan(0);
       expect(await replicasOf(TOPIC)).toEqual(drained); // a plan changes nothing
+      // --plan FILE writes Kafka's reassignment JSON, which `partitions reassign --plan FILE` reads.
+      const planFile = path.join(nodeFs.mkdtempSync(path.join(os.tmpdir(), "rill-rebalance-")), "plan.json");
+      const both = await rill(["cluster", "rebalance", "--plan", planFile, "--execute"]);
+      expect(both.code).not.toBe(0);
+      expect(both.stderr).toMatch(/give one of them/);
+      expect(nodeFs.existsSync(planFile)).toBe(false);
+      const written = await rill(["cluster", "rebalance", "--plan", planFile]);
+      expect(written.code, written.stderr).toBe(0);
+      expect((JSON.parse(nodeFs.readFileSync(planFile, "utf8")) as { partitions: unknown[] }).partitions).toHaveLength(
+        planned.moves.length,
+      );
+      const shown = await rill(["partitions", "reassign", "--plan", planFile]);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(await replicasOf(TOPIC)).toEqual(drained);
       const run = await rill(["cluster", "rebalance", "--execute"]);
       expect(run.code, run.stderr).toBe(0);
       await until(async () => (await admin.listPartitionReassignments()).length === 0, 90_000, "the rebalance's moves to complete", 500);
