@@ -39,6 +39,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { RillError } from "../../src/base/errors.ts";
 import { Admin } from "../../src/client/admin.ts";
 import { AdminService, DescribeClusterRequestSchema, type DescribeClusterResponse } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { ControllerService } from "../../src/gen/rill/v1/controller_service_pb.ts";
@@ -191,6 +192,16 @@ export async function settled<T extends { nodes: readonly { commit: number; offs
  * undefined, and resolves with it; rejects after `ms` naming `what` and the last value returned
  * or error thrown. A throwing `pred` counts as "not yet".
  */
+/** The catalog name of the RillError `p` rejects with ("no error" when it resolves): a test compares error kinds. */
+export async function rillErrorName(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "no error";
+  } catch (e) {
+    return e instanceof RillError ? e.kind.name : String(e);
+  }
+}
+
 export async function until<T>(
   pred: () => T | Promise<T>,
   ms: number,
@@ -724,6 +735,22 @@ export class Cluster {
    * node in `ids` is registered and unfenced in each one's view, with equal metadata offsets.
    * Resolves with the controller's id and term.
    */
+  /** Resolves once every node of `ids` holds the voter set `want` in its metadata log (DescribeCluster's `log_voters`). */
+  async votersAgree(ids: readonly number[], want: readonly number[], timeoutMs = 20_000): Promise<void> {
+    const logVoters = async (id: number): Promise<number[] | null> => {
+      const r = await this.node(id).tryDescribe();
+      return r?.node ? [...r.node.logVoters] : null;
+    };
+    await until(
+      async () => {
+        for (const id of ids) if (JSON.stringify(await logVoters(id)) !== JSON.stringify(want)) return false;
+        return true;
+      },
+      timeoutMs,
+      `nodes ${ids.join(",")} to hold voters ${want.join(",")}`,
+    );
+  }
+
   async waitForStable(
     ms: number,
     o: { ids?: readonly number[]; brokers?: boolean } = {},

@@ -12,18 +12,8 @@
  * new controller and metadata changes still commit.
  */
 import { describe, expect, it, onTestFinished } from "vitest";
-import { RillError } from "../../src/base/errors.ts";
 import { NodeRole } from "../../src/gen/rill/v1/common_pb.ts";
-import { Cluster, until } from "./cluster-harness.ts";
-
-async function errorName(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "no error";
-  } catch (e) {
-    return e instanceof RillError ? e.kind.name : String(e);
-  }
-}
+import { Cluster, rillErrorName, until } from "./cluster-harness.ts";
 
 describe("promoting a broker-only node to a controller voter", () => {
   it("refuses it while broker-only; restarted with the controller role it is added and votes", { timeout: 180_000 }, async () => {
@@ -37,19 +27,7 @@ describe("promoting a broker-only node to a controller voter", () => {
       if (ctx.task.result?.state === "fail") console.log(c.tails(30));
       await c.close();
     });
-    const logVoters = async (id: number): Promise<number[] | null> => {
-      const r = await c.node(id).tryDescribe();
-      return r?.node ? [...r.node.logVoters] : null;
-    };
-    const agree = (ids: readonly number[], want: number[]) =>
-      until(
-        async () => {
-          for (const id of ids) if (JSON.stringify(await logVoters(id)) !== JSON.stringify(want)) return false;
-          return true;
-        },
-        30_000,
-        `nodes ${ids.join(",")} to hold voters ${want.join(",")}`,
-      );
+    const agree = (ids: readonly number[], want: number[]) => c.votersAgree(ids, want, 30_000);
     const controller = (ids: readonly number[], not = -1) =>
       until(
         async () => {
@@ -69,7 +47,7 @@ describe("promoting a broker-only node to a controller voter", () => {
     // Broker-only: no metadata log, no directory id; the controller refuses and nothing changes.
     const before = (await c.node(4).describe()).node!;
     expect([...before.roles]).toEqual([NodeRole.BROKER]);
-    expect(await errorName(admin.addController(4))).toBe("VOTER_NOT_FOUND");
+    expect(await rillErrorName(admin.addController(4))).toBe("VOTER_NOT_FOUND");
     await agree([1, 2, 3], [1, 2, 3]);
 
     // Restarted with the controller role: an observer with a directory id, then a voter.

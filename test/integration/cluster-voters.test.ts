@@ -16,17 +16,7 @@
  */
 import * as nodeFs from "node:fs";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { RillError } from "../../src/base/errors.ts";
-import { Cluster, sleep, until } from "./cluster-harness.ts";
-
-async function errorName(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "no error";
-  } catch (e) {
-    return e instanceof RillError ? e.kind.name : String(e);
-  }
-}
+import { Cluster, rillErrorName, sleep, until } from "./cluster-harness.ts";
 
 describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stale configuration)", () => {
   it("adds and removes voters one at a time; the log's voters survive restarts", { timeout: 300_000 }, async () => {
@@ -36,10 +26,6 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
       if (ctx.task.result?.state === "fail") console.log(c.tails(30));
       await c.close();
     });
-    const logVoters = async (id: number): Promise<number[] | null> => {
-      const r = await c.node(id).tryDescribe();
-      return r?.node ? [...r.node.logVoters] : null;
-    };
     const controllerOf = async (ids: readonly number[]): Promise<number> =>
       until(
         async () => {
@@ -52,15 +38,7 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
         30_000,
         "an active controller that knows every node",
       );
-    const agree = (ids: readonly number[], want: number[]) =>
-      until(
-        async () => {
-          for (const id of ids) if (JSON.stringify(await logVoters(id)) !== JSON.stringify(want)) return false;
-          return true;
-        },
-        20_000,
-        `nodes ${ids.join(",")} to hold voters ${want.join(",")}`,
-      );
+    const agree = (ids: readonly number[], want: number[]) => c.votersAgree(ids, want, 20_000);
     await controllerOf([1, 2, 3]);
     await agree([1, 2, 3, 4, 5], [1, 2, 3]);
     const admin = c.node(3).admin({ retries: 0, requestTimeoutMs: 30_000 });
@@ -68,10 +46,10 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
     expect(dir4).toMatch(/^[0-9a-f-]{36}$/);
 
     // Bad input: each refused with its own error; the voters stay 1-3.
-    expect(await errorName(admin.addController(9))).toBe("VOTER_NOT_FOUND");
-    expect(await errorName(admin.addController(2))).toBe("DUPLICATE_VOTER");
-    expect(await errorName(admin.addController(4, "00000000-0000-0000-0000-000000000000"))).toBe("INVALID_VOTER_KEY");
-    expect(await errorName(admin.removeController(4))).toBe("VOTER_NOT_FOUND");
+    expect(await rillErrorName(admin.addController(9))).toBe("VOTER_NOT_FOUND");
+    expect(await rillErrorName(admin.addController(2))).toBe("DUPLICATE_VOTER");
+    expect(await rillErrorName(admin.addController(4, "00000000-0000-0000-0000-000000000000"))).toBe("INVALID_VOTER_KEY");
+    expect(await rillErrorName(admin.removeController(4))).toBe("VOTER_NOT_FOUND");
     await agree([1, 2, 3, 4, 5], [1, 2, 3]);
 
     // 3 -> 4.
@@ -98,7 +76,7 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
     // 4 -> 5 while node 5 is down: the change waits for it; another change meanwhile is refused.
     const adding = admin2.addController(5);
     await sleep(500);
-    expect(await errorName(admin2.removeController(1))).toBe("RECONFIGURATION_IN_PROGRESS");
+    expect(await rillErrorName(admin2.removeController(1))).toBe("RECONFIGURATION_IN_PROGRESS");
     await c.node(5).start();
     const five = await adding.catch(async (e: unknown) => {
       console.log(`add-controller 5 failed while node 5 started (${String(e)}); asked again`);
@@ -144,7 +122,7 @@ describe("dynamic controller quorum (3 -> 5 -> 3 with kill -9, restart with stal
     expect((await c.node(3).describe()).node!.directoryId).not.toBe(oldDir3);
     await c.node(4).kill();
     expect(
-      await errorName(
+      await rillErrorName(
         c
           .node(5)
           .admin({ retries: 0, requestTimeoutMs: 8000 })
