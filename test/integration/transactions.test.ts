@@ -70,6 +70,30 @@ interface Txp {
   seq: Map<string, number>;
 }
 
+/**
+ * A raw ProduceStream for transaction `p`: the answers as they come, `got(n)` waiting for n of
+ * them, `request` building a transactional batch (base sequence 0 unless given) and `endOf` its commit.
+ */
+function txnStream(p: Txp) {
+  const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
+  const answers: ProduceStreamResponse[] = [];
+  const got = (n: number) => until(() => answers.length >= n, 10_000);
+  stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
+  stream.on("error", () => undefined);
+  const request = (topic: string, partition: number, values: string[], baseSequence = 0) => ({
+    topic,
+    partition,
+    acks: Acks.ALL,
+    transactionalId: p.id,
+    recordBatch: encodeBatch(
+      values.map((value) => ({ value })),
+      { nowMs: Date.now(), producerId: Number(p.producerId), producerEpoch: p.producerEpoch, baseSequence, isTransactional: true },
+    ),
+  });
+  const endOf = () => ({ transactionalId: p.id, producerId: p.producerId, producerEpoch: p.producerEpoch, commit: true });
+  return { stream, answers, got, request, endOf };
+}
+
 async function open(id: string, timeoutMs?: number): Promise<Txp> {
   const r = await init(id, timeoutMs);
   return { id, producerId: r.producerId, producerEpoch: r.producerEpoch, seq: new Map() };
@@ -359,28 +383,7 @@ describe("transactions over gRPC, one broker", () => {
 
   it("end_transaction right behind its records on a ProduceStream: acts once they are written; after a failed one the commit is refused and the transaction stays open", async () => {
     const p = await open("stream-behind-1");
-    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
-    const answers: ProduceStreamResponse[] = [];
-    const got = (n: number) => until(() => answers.length >= n, 10_000);
-    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
-    stream.on("error", () => undefined);
-    const request = (topic: string, partition: number, values: string[], baseSequence: number) => ({
-      topic,
-      partition,
-      acks: Acks.ALL,
-      transactionalId: p.id,
-      recordBatch: encodeBatch(
-        values.map((value) => ({ value })),
-        {
-          nowMs: Date.now(),
-          producerId: Number(p.producerId),
-          producerEpoch: p.producerEpoch,
-          baseSequence,
-          isTransactional: true,
-        },
-      ),
-    });
-    const endOf = () => ({ transactionalId: p.id, producerId: p.producerId, producerEpoch: p.producerEpoch, commit: true });
+    const { stream, answers, got, request, endOf } = txnStream(p);
     try {
       // Two partitions' records and the commit, written at once: the commit covers both.
       stream.write({ requestId: 1n, request: request("ta", 0, ["sb-1", "sb-2"], 0) });
@@ -421,22 +424,7 @@ describe("transactions over gRPC, one broker", () => {
 
   it("a request and its end_transaction in one ProduceStreamRequest: one answer for both (end_transaction_outcome); after a failed request the commit is refused in that answer", async () => {
     const p = await open("stream-one-1");
-    const stream = (c.produce as unknown as { produceStream(): grpc.ClientDuplexStream<unknown, ProduceStreamResponse> }).produceStream();
-    const answers: ProduceStreamResponse[] = [];
-    const got = (n: number) => until(() => answers.length >= n, 10_000);
-    stream.on("data", (m: ProduceStreamResponse) => answers.push(m));
-    stream.on("error", () => undefined);
-    const request = (topic: string, partition: number, values: string[]) => ({
-      topic,
-      partition,
-      acks: Acks.ALL,
-      transactionalId: p.id,
-      recordBatch: encodeBatch(
-        values.map((value) => ({ value })),
-        { nowMs: Date.now(), producerId: Number(p.producerId), producerEpoch: p.producerEpoch, baseSequence: 0, isTransactional: true },
-      ),
-    });
-    const endOf = () => ({ transactionalId: p.id, producerId: p.producerId, producerEpoch: p.producerEpoch, commit: true });
+    const { stream, answers, got, request, endOf } = txnStream(p);
     try {
       // One partition's records before, the other's with the commit: it covers both.
       stream.write({ requestId: 1n, request: request("ta", 0, ["so-1"]) });
