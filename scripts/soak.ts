@@ -77,6 +77,7 @@ function summaryLines(r: SoakResult): string[] {
   const lines = [
     `soak ${r.options.runtime} ${r.options.cluster ? "cluster" : "single"} ${r.options.minutes} min seed ${r.options.seed}`,
     `produce: ${r.produce.acked} acked, ${r.produce.failed} failed, p99 ${fmt(r.produce.p99Ms, 1)} ms (worst second ${fmt(r.produce.maxSecondP99Ms, 1)} ms); consumed ${r.consumed}`,
+    `soak process event-loop delay (its clients time the produce latencies): p99 of each second's longest ${fmt(r.harnessLagMs.p99, 1)} ms, max ${fmt(r.harnessLagMs.max, 1)} ms`,
     `read back: ${r.readBack.checked} checked, ${r.readBack.missing} missing, ${r.readBack.wrong} wrong`,
     `faults: ${r.faults.map((f) => `${f.kind} n${f.node} @${f.start.toFixed(0)}s (${(f.end - f.start).toFixed(1)} s)`).join(", ") || "none"}`,
     `counts: ${Object.entries(r.counts)

@@ -75,11 +75,17 @@ export function memberSigner(nodeId = 0): MemberSigner {
 /** Runtimes a node can run on; Bun is the broker's default. */
 export type Runtime = "bun" | "node";
 
+/**
+ * The command that runs a node. `RILL_NODE_RUNTIME_ARGS` (space-separated) goes before the script,
+ * e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile every broker of a soak or fault run (Node refuses
+ * such flags in NODE_OPTIONS).
+ */
 function command(runtime: Runtime): string[] {
-  if (runtime === "bun") return [path.join(ROOT, "node_modules/.bin/bun"), "src/cli/main.ts"];
+  const extra = (process.env.RILL_NODE_RUNTIME_ARGS ?? "").split(" ").filter((a) => a !== "");
+  if (runtime === "bun") return [path.join(ROOT, "node_modules/.bin/bun"), ...extra, "src/cli/main.ts"];
   const js = path.join(ROOT, "dist/src/cli/main.js");
   if (!nodeFs.existsSync(js)) throw new Error(`${js} is missing: run \`npm run build\` first`);
-  return [process.execPath, js];
+  return [process.execPath, ...extra, js];
 }
 
 /**

@@ -11,7 +11,7 @@
  * minute, at most its first half: restartWindowS), so that the second half measures a steady state.
  */
 import * as nodeFs from "node:fs";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Admin, Consumer, GroupConsumer, Producer } from "../../src/client/index.ts";
@@ -76,6 +76,11 @@ export interface Sample {
   readonly nodes: readonly NodeSample[];
   /** p99 of the produce latencies acknowledged in the last second, ms. */
   readonly produceP99Ms: number | null;
+  /**
+   * The longest event-loop delay of the soak's own process in the last second, ms: its clients
+   * measure the produce latencies, so a stall here shows as broker latency that is not.
+   */
+  readonly harnessLagMaxMs: number;
   readonly acked: number;
   readonly consumed: number;
 }
@@ -118,6 +123,8 @@ export interface SoakResult {
   readonly durationS: number;
   readonly nodes: readonly NodeSummary[];
   readonly produce: { acked: number; failed: number; p99Ms: number | null; maxSecondP99Ms: number | null };
+  /** The soak process's own event-loop delay, ms: p99 and max of each second's longest (reported, not checked). */
+  readonly harnessLagMs: { p99: number | null; max: number | null };
   readonly consumed: number;
   readonly readBack: { checked: number; missing: number; wrong: number };
   readonly counts: Record<string, number>;
@@ -237,6 +244,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       await admin.close();
     }
   } finally {
+    // A graceful end (SIGTERM) rather than close()'s SIGKILL: what a node's runtime writes at exit
+    // (a CPU profile asked for with RILL_NODE_RUNTIME_ARGS) is written.
+    await Promise.all(cluster.nodes.map((nd) => (nd.running ? nd.terminate().catch(() => null) : null)));
     await cluster.close();
   }
 }
@@ -273,14 +283,26 @@ async function runLoops(s: Soak, admin: Admin): Promise<void> {
 async function sampler(s: Soak): Promise<void> {
   let lastAcked = 0;
   const waitsSeen = new Map<number, { pid: number; waits: number }>();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   while (await s.sleep(1000 - ((performance.now() - s.t0) % 1000))) {
+    const harnessLagMaxMs = loop.max / 1e6;
+    loop.reset();
     const t = Math.round(s.now());
     const nodes = await Promise.all(s.cluster.nodes.map((nd, i) => sampleNode(nd, s.metricsPorts[i]!)));
     s.cluster.nodes.forEach((nd, i) => countProducerWaits(s, waitsSeen, nd, nodes[i]!));
     const lat = s.latencies.splice(0);
-    s.samples.push({ t, nodes, produceP99Ms: quantile(lat, 0.99), acked: s.acked.length - lastAcked, consumed: s.consumed });
+    s.samples.push({
+      t,
+      nodes,
+      produceP99Ms: quantile(lat, 0.99),
+      harnessLagMaxMs,
+      acked: s.acked.length - lastAcked,
+      consumed: s.consumed,
+    });
     lastAcked = s.acked.length;
   }
+  loop.disable();
 }
 
 /** Adds what a node's producer-wait counter grew by since the last sample (a restart starts it at 0) to `producer.metadata-waits`. */
@@ -353,7 +375,7 @@ async function progress(s: Soak): Promise<void> {
         `n${x.id} rss ${x.rssMiB?.toFixed(0) ?? "-"} MiB heap ${x.heapMiB?.toFixed(0) ?? "-"} MiB fds ${x.fds ?? "-"} lag ${x.lagMs?.toFixed(1) ?? "-"} ms`,
     );
     s.o.log(
-      `t=${Math.round(s.now())}s acked ${s.acked.length} consumed ${s.consumed} errors ${s.errors.length} p99 ${last?.produceP99Ms?.toFixed(1) ?? "-"} ms | ${nodes?.join(" | ") ?? ""}`,
+      `t=${Math.round(s.now())}s acked ${s.acked.length} consumed ${s.consumed} errors ${s.errors.length} p99 ${last?.produceP99Ms?.toFixed(1) ?? "-"} ms (own loop ${last?.harnessLagMaxMs.toFixed(0) ?? "-"} ms) | ${nodes?.join(" | ") ?? ""}`,
     );
   }
 }
@@ -684,6 +706,13 @@ async function finish(s: Soak): Promise<SoakResult> {
       failed: s.produceFailed,
       p99Ms: quantile(s.allLatencies, 0.99),
       maxSecondP99Ms: s.samples.reduce<number | null>((m, x) => (x.produceP99Ms === null ? m : Math.max(m ?? 0, x.produceP99Ms)), null),
+    },
+    harnessLagMs: {
+      p99: quantile(
+        s.samples.map((x) => x.harnessLagMaxMs),
+        0.99,
+      ),
+      max: s.samples.length === 0 ? null : Math.max(...s.samples.map((x) => x.harnessLagMaxMs)),
     },
     consumed: s.consumed,
     readBack,

@@ -147,4 +147,25 @@ describe("Subscribe flow control", () => {
     expect(call.ended).toBe(true);
     await b.close();
   });
+
+  it("hands grpc-js one message per event-loop turn, so other calls and a cancellation get in between", async () => {
+    // 50 small messages fit the queue many times over: without a turn between messages the
+    // stream wrote them all in microtasks before any I/O (issue 14's soak: 1.1-1.5 s stalls).
+    const b = await brokerWith(50, 1000);
+    const call = new UnsentCall(
+      create(SubscribeRequestSchema, { partitions: [{ topic: "t", partition: 0, offset: 0n, maxBytes: 1 }], format: RecordFormat.RECORDS }),
+    );
+    (fetchService(b.rm) as unknown as { subscribe(c: UnsentCall): void }).subscribe(call);
+    const perTurn: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await new Promise<void>((r) => setImmediate(r));
+      perTurn.push(call.callbacks.length);
+    }
+    call.emit("cancelled");
+    for (let i = 0; i < 3; i++) await tick();
+    expect(call.ended).toBe(true);
+    perTurn.forEach((n, i) => expect(n).toBeLessThanOrEqual(i + 1));
+    expect(call.callbacks.length).toBeLessThanOrEqual(6);
+    await b.close();
+  });
 });
