@@ -257,7 +257,7 @@ function toPartitionOutput(p: FetchPartitionResult): FetchedPartitionOutput {
     lastStableOffset: p.lastStableOffset,
     nextOffset: p.nextOffset,
     ...(p.error ? { error: toErrorDetail(p.error) } : {}),
-    ...(p.records ? { records: p.records.map((r) => toConsumedRecord(p.topic, p.partition, r)) } : {}),
+    ...(p.records ? { fetchedRecords: p.records } : {}),
     ...(p.batches ? { recordBatches: p.batches } : {}),
     ...(p.abortedTransactions ? { abortedTransactions: p.abortedTransactions } : {}),
     ...(p.preferredReadReplica !== undefined ? { preferredReadReplica: p.preferredReadReplica } : {}),

@@ -42,6 +42,8 @@ import {
   type ProduceStreamResponse,
 } from "../gen/rill/v1/produce_service_pb.ts";
 import type { CodecOverrides } from "../protocol/grpc-service.ts";
+import { TimestampType } from "../protocol/record-batch.ts";
+import type { FetchedRecord } from "../service/fetch-types.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
 
 export { WireFormatError } from "../protocol/protobuf-wire.ts";
@@ -178,6 +180,11 @@ export interface FetchedPartitionOutput {
   readonly highWatermark?: bigint | number | undefined;
   readonly logStartOffset?: bigint | number | undefined;
   readonly records?: readonly ConsumedRecord[] | undefined;
+  /**
+   * Field 5 as well, from the records the service read: each encoded as a ConsumedRecord of this
+   * partition's topic and number without building the message (after `records`, if both).
+   */
+  readonly fetchedRecords?: readonly FetchedRecord[] | undefined;
   readonly recordBatches?: Uint8Array | readonly Uint8Array[] | undefined;
   readonly error?: ErrorDetail | undefined;
   readonly nextOffset?: bigint | number | undefined;
@@ -200,6 +207,8 @@ interface PartitionPlan {
   readonly topicBytes: number;
   readonly batchBytes: number;
   readonly records: readonly Uint8Array[];
+  /** The encoded size of each of `fetchedRecords`. */
+  readonly fetchedSizes: readonly number[];
   readonly error: Uint8Array | undefined;
   readonly aborted: readonly Uint8Array[];
 }
@@ -217,6 +226,12 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
   if (p.logStartOffset !== undefined && !isZero(p.logStartOffset)) size += 1 + sizeInt64(p.logStartOffset);
   const records = (p.records ?? []).map((rec) => toBinary(ConsumedRecordSchema, rec));
   for (const rec of records) size += sizeLen(5, rec.length);
+  const fetchedSizes: number[] = [];
+  for (const rec of p.fetchedRecords ?? []) {
+    const n = consumedRecordSize(topicBytes, p.partition, rec);
+    fetchedSizes.push(n);
+    size += sizeLen(5, n);
+  }
   let batchBytes = 0;
   for (const chunk of chunksOf(p.recordBatches)) batchBytes += chunk.length;
   if (batchBytes > 0) size += sizeLen(6, batchBytes);
@@ -233,7 +248,52 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
   );
   for (const a of aborted) size += sizeLen(10, a.length);
   if (p.preferredReadReplica !== undefined) size += 1 + sizeInt32(p.preferredReadReplica);
-  return { size, topicBytes, batchBytes, records, error, aborted };
+  return { size, topicBytes, batchBytes, records, fetchedSizes, error, aborted };
+}
+
+/** ConsumedRecord.timestamp_type of a record's timestamp type. */
+function protoTimestampType(t: FetchedRecord["timestampType"]): number {
+  return t === TimestampType.LOG_APPEND_TIME ? 2 : 1; // TIMESTAMP_TYPE_LOG_APPEND_TIME, TIMESTAMP_TYPE_CREATE_TIME
+}
+
+/** Bytes of a Header message. */
+function headerSize(keyBytes: number, value: Uint8Array | null): number {
+  return (keyBytes > 0 ? sizeLen(1, keyBytes) : 0) + (value !== null ? sizeLen(2, value.length) : 0);
+}
+
+/** Bytes of `r` as a ConsumedRecord of a topic whose name is `topicBytes` long and of `partition`. */
+function consumedRecordSize(topicBytes: number, partition: number, r: FetchedRecord): number {
+  let n = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
+  if (partition) n += 1 + sizeInt32(partition);
+  if (r.offset) n += 1 + sizeInt64(r.offset);
+  if (r.timestampMs) n += 1 + sizeInt64(r.timestampMs);
+  if (r.key !== null) n += sizeLen(5, r.key.length);
+  if (r.value !== null) n += sizeLen(6, r.value.length);
+  for (const h of r.headers) n += sizeLen(7, headerSize(Buffer.byteLength(h.key, "utf8"), h.value));
+  n += 2; // timestamp_type, never 0
+  if (r.leaderEpoch) n += 1 + sizeInt32(r.leaderEpoch);
+  return n;
+}
+
+/** Writes `r` as a ConsumedRecord, field by field as protobuf-es would (a field 5 payload of `size` bytes). */
+function writeConsumedRecord(w: Writer, topic: string, topicBytes: number, partition: number, r: FetchedRecord, size: number): void {
+  w.tag(5, LEN);
+  w.uint32(size);
+  if (topicBytes > 0) w.string(1, topic, topicBytes);
+  if (partition) w.int32Field(2, partition);
+  if (r.offset) w.int64Field(3, r.offset);
+  if (r.timestampMs) w.int64Field(4, r.timestampMs);
+  if (r.key !== null) w.bytes(5, r.key);
+  if (r.value !== null) w.bytes(6, r.value);
+  for (const h of r.headers) {
+    const keyBytes = Buffer.byteLength(h.key, "utf8");
+    w.tag(7, LEN);
+    w.uint32(headerSize(keyBytes, h.value));
+    if (keyBytes > 0) w.string(1, h.key, keyBytes);
+    if (h.value !== null) w.bytes(2, h.value);
+  }
+  w.int32Field(8, protoTimestampType(r.timestampType));
+  if (r.leaderEpoch) w.int32Field(9, r.leaderEpoch);
 }
 
 function writeOffset(w: Writer, fieldNo: number, v: bigint | number | undefined): void {
@@ -248,6 +308,9 @@ function writePartition(w: Writer, p: FetchedPartitionOutput, plan: PartitionPla
   writeOffset(w, 3, p.highWatermark);
   writeOffset(w, 4, p.logStartOffset);
   for (const rec of plan.records) w.bytes(5, rec);
+  const fetched = p.fetchedRecords ?? [];
+  for (let i = 0; i < fetched.length; i++)
+    writeConsumedRecord(w, p.topic, plan.topicBytes, p.partition, fetched[i]!, plan.fetchedSizes[i]!);
   if (plan.batchBytes > 0) {
     w.tag(6, LEN);
     w.uint32(plan.batchBytes);

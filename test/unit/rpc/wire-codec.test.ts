@@ -22,6 +22,9 @@ import {
   encodeSubscribeResponse,
 } from "../../../src/rpc/wire-codec.ts";
 import { decodeFetchResponse } from "../../../src/client/wire-codec.ts";
+import { toConsumedRecord } from "../../../src/rpc/fetch-service.ts";
+import { TimestampType } from "../../../src/protocol/record-batch.ts";
+import type { FetchedRecord } from "../../../src/service/fetch-types.ts";
 import {
   bytes,
   concat,
@@ -32,6 +35,7 @@ import {
   fullProduce,
   partitionInit,
   produceCases,
+  rnd,
   randomPartitions,
   randomProduce,
   recordsProduce,
@@ -225,6 +229,29 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
     ];
     const msg = create(FetchResponseSchema, { partitions: [{ topic: "t", partition: 1, records, nextOffset: 9n }] });
     expectSameBytes(encodeFetchResponse(msg), toBinary(FetchResponseSchema, msg));
+  });
+
+  it("encodes the service's records (fetchedRecords) by hand, byte for byte as protobuf-es encodes them as ConsumedRecords", () => {
+    const pick = <T>(xs: readonly T[]): T => xs[rnd.int(xs.length)]!;
+    const maybeBytes = (): Uint8Array | null => pick([null, bytes(0), bytes(1 + rnd.int(300), rnd.int(256))]);
+    for (let i = 0; i < 300; i++) {
+      const topic = pick(["", "t", "orders-é", "x".repeat(200)]);
+      const partition = pick([0, 1, 127, 128, 99_999]);
+      const records: FetchedRecord[] = Array.from({ length: rnd.int(6) }, () => ({
+        offset: pick([0, 1, 127, 128, 2 ** 31, 2 ** 40 + rnd.int(1000), Number.MAX_SAFE_INTEGER]),
+        timestampMs: pick([0, -1, 1_700_000_000_000 + rnd.int(1e6), 5]),
+        timestampType: pick([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
+        leaderEpoch: pick([0, -1, 3, 300, 2 ** 31 - 1]),
+        key: maybeBytes(),
+        value: maybeBytes(),
+        headers: Array.from({ length: pick([0, 0, 1, 3]) }, () => ({ key: pick(["", "h", "ключ"]), value: maybeBytes() })),
+      }));
+      const out = encodeFetchResponse({ partitions: [{ topic, partition, nextOffset: 9, fetchedRecords: records }] });
+      const reference = create(FetchResponseSchema, {
+        partitions: [{ topic, partition, nextOffset: 9n, records: records.map((r) => toConsumedRecord(topic, partition, r)) }],
+      });
+      expectSameBytes(out, toBinary(FetchResponseSchema, reference));
+    }
   });
 
   it("writes aborted_transactions (field 10) byte for byte as protobuf-es, and the SDK decoder reads them back", () => {
