@@ -59,10 +59,28 @@ describe("cluster simulator", () => {
     h.leaderSeen(0, 4, 2, 30);
     expect(h.violations).toEqual([]);
     h.leaderSeen(0, 3, 2, 40);
-    h.consumedAt(1, 5, "a", 50);
-    h.consumedAt(1, 5, "a", 60);
-    h.consumedAt(1, 5, "b", 70);
+    const noLosses = () => 0;
+    h.consumedAt(1, 5, "a", 50, noLosses);
+    h.consumedAt(1, 5, "a", 60, noLosses);
+    h.consumedAt(1, 5, "b", 70, noLosses);
     expect(h.violations.map((v) => v.check)).toEqual(["one-leader-per-epoch", "one-value-per-offset"]);
+  });
+
+  it("lets an offset hold another value only after two power losses since it was read (min.insync.replicas)", () => {
+    const h = new History();
+    const lossesAt = [100];
+    const since = (t: number) => lossesAt.filter((x) => x >= t).length;
+    h.consumedAt(0, 7, "a", 50, since);
+    h.consumedAt(0, 7, "b", 120, since); // one loss since: a violation
+    expect(h.violations.map((v) => v.check)).toEqual(["one-value-per-offset"]);
+    lossesAt.push(110);
+    h.consumedAt(0, 8, "c", 50, since);
+    h.consumedAt(0, 8, "d", 130, since); // two losses since the read: excused, "d" kept
+    h.consumedAt(0, 8, "e", 140, since); // none since "d": a violation
+    expect(h.violations.map((v) => v.detail)).toEqual([
+      'partition 0 offset 7: read "a" at 50 ms, then "b"',
+      'partition 0 offset 8: read "d" at 130 ms, then "e"',
+    ]);
   });
 
   describe("catches planted bugs", () => {

@@ -456,15 +456,15 @@ class ClusterSim {
       const value = `p${id}-${seq++}`;
       this.history.produced++;
       try {
-        const offset = await this.call(leader, async (n) => {
+        const { offset, decidedAt } = await this.call(leader, async (n) => {
           const r = n.running!;
           const batch = encodeBatch([{ value }], { nowMs: this.world.clock.nowMs() });
           const res = r.rm.append(TOPIC, partition, batch, "all");
           await r.rm.replicated(TOPIC, partition, res.lastOffset, 5000);
           await r.rm.durable(TOPIC, partition);
-          return res.baseOffset;
+          return { offset: res.baseOffset, decidedAt: this.world.now };
         });
-        const ack: Ack = { partition, offset, value, atMs: this.world.now };
+        const ack: Ack = { partition, offset, value, atMs: decidedAt };
         this.history.acks.push(ack);
         this.trace(`ack ${value} -> ${TOPIC}-${partition}@${offset} (leader ${leader})`);
         if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(id, (this.ackedAfterHeal.get(id) ?? 0) + 1);
@@ -523,12 +523,21 @@ class ClusterSim {
    * InitProducerId, one batch in flight, each sent through the leader's real produce handler
    * with its partition's next sequence and retried as it is — same sequence — until acknowledged,
    * so the log must hold it exactly once. Its values start with "i".
+   *
+   * Once min.insync.replicas nodes have lost power since its last acknowledgement on a partition,
+   * acknowledged batches may be gone and the leader answers OUT_OF_ORDER_SEQUENCE_NUMBER to every
+   * retry. Then, as Kafka's producer does since KIP-360, it gives that write up and starts over
+   * with a new producer id and sequence 0 (seed 3175); without such losses the answer is a bug
+   * and it keeps retrying (the liveness check reports it).
    */
   private async idempotentProducer(id: number): Promise<void> {
-    const pid = await this.initProducerId();
-    if (pid === null) return;
+    const first = await this.initProducerId();
+    if (first === null) return;
+    let pid = first;
     this.trace(`idempotent producer ${id}: producer id ${pid.producerId} epoch ${pid.producerEpoch}`);
     const seqs = new Map<number, number>();
+    /** When each partition's last write was acknowledged (0: none yet). */
+    const lastAckAt = new Map<number, number>();
     const key = 1000 + id;
     let n = 0;
     while (!this.stopping) {
@@ -554,8 +563,8 @@ class ClusterSim {
           continue;
         }
         try {
-          const res = await this.call(to, (nd) =>
-            nd.running!.produce.produce({
+          const { res, decidedAt } = await this.call(to, async (nd) => {
+            const answer = await nd.running!.produce.produce({
               topic: TOPIC,
               partition,
               records: [],
@@ -565,12 +574,14 @@ class ClusterSim {
               producerId: BigInt(pid.producerId),
               producerEpoch: pid.producerEpoch,
               baseSequence: seq,
-            }),
-          );
+            });
+            return { res: answer, decidedAt: this.world.now };
+          });
           const r = res.partitions[0]!;
           if (r.error) throw r.error;
           seqs.set(partition, seq + 1);
-          this.history.acks.push({ partition, offset: r.baseOffset, value, atMs: this.world.now });
+          lastAckAt.set(partition, decidedAt);
+          this.history.acks.push({ partition, offset: r.baseOffset, value, atMs: decidedAt });
           this.trace(`ack ${value} -> ${TOPIC}-${partition}@${r.baseOffset} (leader ${to}, attempt ${attempt + 1})`);
           if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(key, (this.ackedAfterHeal.get(key) ?? 0) + 1);
           break;
@@ -578,6 +589,15 @@ class ClusterSim {
           this.history.failedProduces++;
           const why = e instanceof RillError ? e.kind.name : (e as Error).message;
           this.trace(`produce ${value} -> ${TOPIC}-${partition} at node ${to} failed (attempt ${attempt + 1}): ${why}`);
+          if (why === "OUT_OF_ORDER_SEQUENCE_NUMBER" && this.powerLossesSince(lastAckAt.get(partition) ?? 0) >= 2) {
+            const next = await this.initProducerId();
+            if (next === null) return;
+            pid = next;
+            seqs.clear();
+            lastAckAt.clear();
+            this.trace(`idempotent producer ${id}: acknowledged writes may be lost; gives ${value} up, new producer id ${pid.producerId}`);
+            break;
+          }
           // Past the end of the run: the outcome stays unknown.
           if (this.stopping && this.world.now > this.s.faultMs + this.s.healMs + 1500) return;
           await this.sleep(50 + this.random.int(100));
@@ -670,7 +690,7 @@ class ClusterSim {
             );
             break;
           }
-          this.history.consumedAt(partition, r.offset, r.value, this.world.now);
+          this.history.consumedAt(partition, r.offset, r.value, this.world.now, (t) => this.powerLossesSince(t));
           c.offset = r.offset + 1;
           c.readAtMs = this.world.now;
         }
@@ -813,7 +833,7 @@ class ClusterSim {
         }
         for (const r of got.records) {
           if (r.offset < o.position || r.offset >= got.hw) continue;
-          this.history.consumedAt(p, r.offset, r.value, this.world.now);
+          this.history.consumedAt(p, r.offset, r.value, this.world.now, (t) => this.powerLossesSince(t));
           o.position = r.offset + 1;
         }
       } catch (e) {
