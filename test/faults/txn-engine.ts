@@ -100,6 +100,8 @@ export interface TxnRoundResult {
   readonly divergent: readonly string[];
   readonly keptAt: string | null;
   readonly timings: { readonly loadMs: number; readonly drainMs: number; readonly totalMs: number };
+  /** The readers' partition errors during the run, by name (OFFSET_NOT_AVAILABLE: a new leader before it knew its high watermark). */
+  readonly readErrors: ReadonlyMap<string, number>;
 }
 
 /** Runs one round (see the file comment). */
@@ -129,6 +131,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
   const txc = new Map(cluster.nodes.map((nd) => [nd.id, new TxnNodeClients(nd.id, nd.address)]));
   const nodes = [...txc.keys()].sort((a, b) => a - b);
   let keep = o.keep;
+  const readErrors = new Map<string, number>();
   const h: TxnHistory = {
     attempts: new Map(),
     reads: [],
@@ -191,6 +194,7 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
       divergent,
       keptAt: keep ? cluster.root : null,
       timings: { loadMs, drainMs: Date.now() - t0 - loadMs, totalMs: Date.now() - t00 },
+      readErrors,
     };
 
     // ---------------------------------------------------------------------------------------
@@ -432,7 +436,10 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
           const res = await txc.get(node)!.fetch(topic, from, { maxWaitMs: 100, deadlineMs: 3_000, readCommitted: true });
           const atMs = Date.now() - t0;
           for (const fp of res.partitions) {
-            if (fp.error) continue;
+            if (fp.error) {
+              readErrors.set(fp.error.name, (readErrors.get(fp.error.name) ?? 0) + 1);
+              continue;
+            }
             h.lso.push({ node, incarnation, topic, partition: fp.partition, atMs, lso: Number(fp.lastStableOffset) });
             if (fp.records.length > 0)
               h.reads.push({
@@ -599,6 +606,7 @@ export function formatTxnRound(r: TxnRoundResult, round: number): string {
   }
   const top = [...reasons].sort((x, y) => y[1] - x[1]).slice(0, 8);
   if (top.length > 0) lines.push(`  why transactions ended early or retried: ${top.map(([k, n]) => `${n}× ${k}`).join("; ")}`);
+  if (r.readErrors.size > 0) lines.push(`  readers' partition errors: ${[...r.readErrors].map(([k, n]) => `${n}× ${k}`).join("; ")}`);
   if (r.unsettled) lines.push(`  UNSETTLED: ${r.unsettled}`);
   if (r.divergent.length > 0) lines.push(`  DIVERGENT final reads between nodes: ${r.divergent.join(", ")}`);
   for (const [kind, xs] of Object.entries(r.check.anomalies) as [string, unknown[]][])
