@@ -112,6 +112,7 @@ export class PartitionReplica {
     assertHwForward(this.where, this._hw, hw);
     assertHwWithinLog(this.where, hw, this.log.logEndOffset);
     this._hw = hw;
+    this.log.highWatermarkMoved(hw);
   }
 
   /**

@@ -605,12 +605,13 @@ export class ReplicaManager {
   }
 
   /**
-   * The last stable offset: the high watermark, or the first offset of the oldest open
-   * transaction if that is lower. READ_COMMITTED consumers read below it.
+   * The last stable offset: the high watermark, or the first offset of the oldest transaction
+   * still open or whose marker is not below the high watermark yet, if that is lower
+   * (PartitionLog.firstUnstableOffsetAt, as Kafka). READ_COMMITTED consumers read below it.
    */
   lastStableOffset(log: PartitionLog): number {
     const hw = this.highWatermark(log);
-    const unstable = log.firstUnstableOffset;
+    const unstable = log.firstUnstableOffsetAt(hw);
     return unstable === null ? hw : Math.min(unstable, hw);
   }
 
@@ -846,7 +847,7 @@ export class ReplicaManager {
     const log = this.readLog(topic, partition);
     const r = this.byLog.get(log);
     if (r === undefined || r.hwKnown) return this.latestOffset(topic, partition, readCommitted).offset;
-    const unstable = readCommitted ? log.firstUnstableOffset : null;
+    const unstable = readCommitted ? log.firstUnstableOffsetAt(r.epochStartOffset) : null;
     return unstable === null ? r.epochStartOffset : Math.min(unstable, r.epochStartOffset);
   }
 

@@ -11,7 +11,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { RillError } from "../../../src/base/errors.ts";
 import type { MetadataRecord } from "../../../src/metadata/records.ts";
-import { encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { type ProduceChecks, encodeBatch } from "../../../src/protocol/record-batch.ts";
 import { fetch } from "../../../src/service/fetch.ts";
 import {
   type Cancellation,
@@ -22,6 +22,7 @@ import {
   RecordFormat,
 } from "../../../src/service/fetch-types.ts";
 import { listOffsets } from "../../../src/service/list-offsets.ts";
+import { initProducerId } from "../../../src/service/producer-id.ts";
 import { subscribe } from "../../../src/service/subscribe.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
 
@@ -203,5 +204,49 @@ describe("a new leader's high watermark (KIP-207)", () => {
     expect([r.hw, c.rm.hwKnown(r.log)]).toEqual([10, true]);
     const p = (await fetch(c.rm, input(RC, 6n), noCancel(), null)).partitions[0]!;
     expect([p.error, p.highWatermark, p.lastStableOffset]).toEqual([null, 10, 10]);
+  });
+});
+
+describe("a transaction whose marker the high watermark has not passed yet (Kafka's unreplicated transactions)", () => {
+  it("stays unstable until the ISR holds the marker: a new leader that lacks it would still see it open", async () => {
+    const c = openCore();
+    cores.push(c);
+    await c.brokers([1, 2, 3], BROKER_EPOCH);
+    await c.topic("t", [{ leader: 1, followers: [2, 3] }]);
+    const { producerId, producerEpoch } = await initProducerId(c.rm, { transactionalId: "", producerId: undefined, producerEpoch: 0 });
+    const TXN: ProduceChecks = { validation: "full", decompressedBytesMax: 1 << 20, transactional: true };
+    const txnBatch = encodeBatch([{ value: "t0" }, { value: "t1" }], {
+      producerId,
+      producerEpoch,
+      baseSequence: 0,
+      isTransactional: true,
+      nowMs: 1,
+    });
+    c.rm.append("t", 0, txnBatch, "leader", TXN); // offsets 0-1
+    c.rm.append("t", 0, encodeBatch([{ value: "p2" }, { value: "p3" }], { nowMs: 1 }), "leader"); // 2-3
+    const fetchAt = (offset: number) =>
+      [2, 3].forEach((id) =>
+        c.rm.fetchForFollower(id, {
+          topic: "t",
+          partition: 0,
+          fetchOffset: offset,
+          lastFetchedEpoch: 0,
+          currentLeaderEpoch: 0,
+          maxBytes: 1 << 20,
+          brokerEpoch: BROKER_EPOCH,
+        }),
+      );
+    fetchAt(4);
+    const log = c.rm.replica("t", 0)!.log;
+    expect([c.rm.highWatermark(log), c.rm.lastStableOffset(log)]).toEqual([4, 0]); // open
+    const marker = c.rm.writeTxnMarker("t", 0, { producerId, producerEpoch, commit: true, coordinatorEpoch: 0 }); // offset 4
+    expect(log.firstUnstableOffset).toBeNull(); // closed in this log...
+    // ...but the followers do not have the marker yet (before the fix: 4, and the reader got t0, t1).
+    expect(c.rm.lastStableOffset(log)).toBe(0);
+    expect(values(await fetch(c.rm, input(RC, 0n), noCancel(), null))).toEqual([]);
+    fetchAt(5);
+    await marker;
+    expect([c.rm.highWatermark(log), c.rm.lastStableOffset(log)]).toEqual([5, 5]);
+    expect(values(await fetch(c.rm, input(RC, 0n), noCancel(), null))).toEqual(["t0", "t1", "p2", "p3"]);
   });
 });
