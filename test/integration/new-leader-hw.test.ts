@@ -125,7 +125,7 @@ describe("a new leader's high watermark", () => {
     const electedSeenAtMs = Date.now() - t0;
     await sleep(2000);
     producing = false;
-    await writer;
+    await Promise.race([writer, sleep(5000)]); // a send caught in the failover may still be retrying
     reading = false;
     await reader;
 
@@ -159,6 +159,5 @@ describe("a new leader's high watermark", () => {
         (firstRefused ? ` from +${firstRefused.atMs} ms to +${refused[refused.length - 1]!.atMs} ms` : "") +
         `; first answer as leader +${firstOk?.atMs ?? -1} ms (high watermark ${firstOk?.hw ?? -1}); ${sent} records sent; ${answers.length} answers`,
     );
-    await c.node(oldLeader).start();
   }, 120_000);
 });
