@@ -442,16 +442,24 @@ describe("ConsumeSession: a partition whose new leader does not know its high wa
     w.produce("nl", 0, ["n4"]);
     fetched(2);
     expect(late.sink.values("nl", 0)).toEqual([]);
-    for (const follower of [2, 3])
-      w.rm.fetchForFollower(follower, {
-        topic: "nl",
-        partition: 0,
-        fetchOffset: 5,
-        lastFetchedEpoch: 1,
-        currentLeaderEpoch: 1,
-        maxBytes: 1 << 20,
-        brokerEpoch: 5,
-      });
+    w.rm.fetchForFollower(2, {
+      topic: "nl",
+      partition: 0,
+      fetchOffset: 5,
+      lastFetchedEpoch: 1,
+      currentLeaderEpoch: 1,
+      maxBytes: 1 << 20,
+      brokerEpoch: 5,
+    });
+    w.rm.fetchForFollower(3, {
+      topic: "nl",
+      partition: 0,
+      fetchOffset: 5,
+      lastFetchedEpoch: 1,
+      currentLeaderEpoch: 1,
+      maxBytes: 1 << 20,
+      brokerEpoch: 5,
+    });
     await until(() => late.sink.values("nl", 0).length === 1, "the late member's first record");
     expect(late.sink.values("nl", 0)).toEqual(["n4"]);
     expect([a.sink.ends(), late.sink.ends()]).toEqual([[], []]);
