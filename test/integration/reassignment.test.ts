@@ -232,7 +232,15 @@ describe("partition reassignment (4 nodes, acks=all load)", () => {
     const bulkNow = (await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!;
     const reversed = [...bulkNow.replicas].reverse();
     await kjs.alterPartitionReassignments({ topics: [{ topic: "bulk", partitionAssignment: [{ partition: 0, replicas: reversed }] }] });
-    expect((await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!.replicas).toEqual(reversed);
+    // A reorder completes at once on the controller; the other brokers learn it from the metadata log.
+    await until(
+      async () => {
+        const r = (await admin.describeTopics(["bulk"], { includeConfigs: false }))[0]!.partitions[0]!.replicas;
+        return r.join() === reversed.join();
+      },
+      10_000,
+      `the replicas of bulk-0 to become ${reversed.join()}`,
+    );
     const refused = await kjs
       .alterPartitionReassignments({ topics: [{ topic: "bulk", partitionAssignment: [{ partition: 0, replicas: [1, 9] }] }] })
       .then(
