@@ -25,7 +25,6 @@ import {
   ConsumeResponseSchema,
   type ConsumeRequest,
   type ConsumeRequest_Subscribe,
-  type ConsumeResponse,
 } from "../gen/rill/v1/group_service_pb.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { FetchMemory } from "../service/fetch.ts";
@@ -42,10 +41,10 @@ import { toErrorDetail, toServiceError } from "./errors.ts";
 import { type QuotaThrottle, type StreamPause, recordBytes } from "../service/quota-throttle.ts";
 import type { Requester } from "../security/requester.ts";
 import { requesterOf } from "./call-context.ts";
-import { toConsumedRecord } from "./fetch-service.ts";
+import type { ConsumeRecordsOutput, ConsumeResponseOutput } from "./wire-codec.ts";
 import type { RequestAccess } from "../service/authorize.ts";
 
-type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
+type Call = grpc.ServerDuplexStream<ConsumeRequest, ConsumeResponseOutput>;
 
 /** A subscribe message as the session takes it (records are decoded unless it asks for batches). */
 function toSubscription(
@@ -148,7 +147,21 @@ class CallSink implements ConsumeSink {
               firstOffset: BigInt(a.firstOffset),
             })),
           }
-        : { ...base, throttleTimeMs, records: (r.records ?? []).map((rec) => toConsumedRecord(r.topic, r.partition, rec)) };
+        : null;
+    if (value === null) {
+      // RECORDS: encoded by hand in the serializer (wire-codec.ts), no message per record.
+      const out: ConsumeRecordsOutput = {
+        topic: r.topic,
+        partition: r.partition,
+        highWatermark: r.highWatermark,
+        nextOffset: r.nextOffset,
+        firstOffset: r.firstOffset,
+        seekId: r.seekId ?? 0n,
+        throttleTimeMs,
+        fetchedRecords: r.records ?? [],
+      };
+      return this.write(out, onSent) && throttleTimeMs === 0;
+    }
     return this.send({ case: "records", value }, onSent) && throttleTimeMs === 0;
   }
 
@@ -178,11 +191,15 @@ class CallSink implements ConsumeSink {
   /** Writes one response; false when grpc-js wants 'drain' first. */
   /** `onSent`: called once the message is written (at once when the call is no longer writable). */
   private send(kind: NonNullable<MessageInitShape<typeof ConsumeResponseSchema>["kind"]>, onSent?: () => void): boolean {
+    return this.write(create(ConsumeResponseSchema, { kind }), onSent);
+  }
+
+  private write(m: ConsumeResponseOutput, onSent?: () => void): boolean {
     if (!this.call.writable) {
       onSent?.();
       return true;
     }
-    return this.call.write(create(ConsumeResponseSchema, { kind }), onSent);
+    return this.call.write(m, onSent);
   }
 }
 

@@ -40,6 +40,7 @@ import { serveConsume } from "./consume-stream.ts";
 import type { QuotaThrottle } from "../service/quota-throttle.ts";
 import { toErrorDetail, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
+import type { groupServiceCodecs } from "./wire-codec.ts";
 import { RequestAccess } from "../service/authorize.ts";
 import { Access } from "../service/access.ts";
 import { requesterOf } from "./call-context.ts";
@@ -201,7 +202,7 @@ export function groupService(
   access: RequestAccess = new RequestAccess(Access.allowAll()),
   memory?: FetchMemory,
   txn: TxnService | null = null,
-): ServiceImplementation<typeof GroupService> {
+): ServiceImplementation<typeof GroupService, typeof groupServiceCodecs> {
   const groups = new GroupsService(rt, rm);
   // Consume's disk reads fill buffers from a pool, given back once each message is written.
   const pool = new BufferPool(CONSUME_POOL_BYTES_MAX);

@@ -39,7 +39,7 @@ import { metricsInterceptor } from "./metrics-interceptor.ts";
 import { type RequestMetrics, requestMetricsOf } from "../service/request-metrics.ts";
 import { replicationService } from "./replication-service.ts";
 import { ConnectionLimit, createServer, defaultTransportConfig, shutdownGracefully } from "./server-options.ts";
-import { fetchServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
+import { fetchServiceCodecs, groupServiceCodecs, produceServiceCodecs } from "./wire-codec.ts";
 import { replicationServiceCodecs } from "./replica-fetch-codec.ts";
 
 /** The services a broker serves, by full name (health and reflection list them). */
@@ -118,7 +118,7 @@ export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: 
     server,
     GroupService,
     groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory, d.transactions?.service ?? null),
-    undefined,
+    groupServiceCodecs,
     w,
   );
   if (o.internal === false) return;

@@ -28,6 +28,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import type { ConsumedRecord, ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { AbortedTransactionSchema, ConsumedRecordSchema, ErrorDetailSchema, RecordSchema } from "../gen/rill/v1/common_pb.ts";
 import type { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
+import { type ConsumeResponse, ConsumeResponseSchema, type GroupService } from "../gen/rill/v1/group_service_pb.ts";
 import {
   type Acks,
   EndTransactionOutcomeSchema,
@@ -41,7 +42,7 @@ import {
   type ProduceStreamRequest,
   type ProduceStreamResponse,
 } from "../gen/rill/v1/produce_service_pb.ts";
-import type { CodecOverrides } from "../protocol/grpc-service.ts";
+import { type CodecOverrides, asBuffer } from "../protocol/grpc-service.ts";
 import { TimestampType } from "../protocol/record-batch.ts";
 import type { FetchedRecord } from "../service/fetch-types.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
@@ -275,9 +276,17 @@ function consumedRecordSize(topicBytes: number, partition: number, r: FetchedRec
   return n;
 }
 
-/** Writes `r` as a ConsumedRecord, field by field as protobuf-es would (a field 5 payload of `size` bytes). */
-function writeConsumedRecord(w: Writer, topic: string, topicBytes: number, partition: number, r: FetchedRecord, size: number): void {
-  w.tag(5, LEN);
+/** Writes `r` as a ConsumedRecord, field by field as protobuf-es would (a `fieldNo` payload of `size` bytes). */
+function writeConsumedRecord(
+  w: Writer,
+  topic: string,
+  topicBytes: number,
+  partition: number,
+  r: FetchedRecord,
+  size: number,
+  fieldNo = 5,
+): void {
+  w.tag(fieldNo, LEN);
   w.uint32(size);
   if (topicBytes > 0) w.string(1, topic, topicBytes);
   if (partition) w.int32Field(2, partition);
@@ -379,6 +388,73 @@ export function encodeFetchResponseTransient(m: FetchResponseOutput): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ConsumeResponse
+
+/**
+ * ConsumeResponse.Records with RECORD_FORMAT_RECORDS as the Consume session delivers them: the
+ * records the service decoded, each written as a ConsumedRecord without building the message
+ * (a group member reading a long backlog otherwise built a message, two bigints and a header list
+ * per record, and under Bun that garbage swung the heap by 100 MiB between collections).
+ */
+export interface ConsumeRecordsOutput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly highWatermark: number;
+  readonly nextOffset: number;
+  readonly firstOffset: number;
+  readonly seekId: bigint;
+  readonly throttleTimeMs: number;
+  readonly fetchedRecords: readonly FetchedRecord[];
+}
+
+/** What the server's Consume serializer takes: a ConsumeResponse message, or records to encode by hand. */
+export type ConsumeResponseOutput = ConsumeResponse | ConsumeRecordsOutput;
+
+/** Encodes `{ records: m }` as a ConsumeResponse; the bytes equal protobuf-es's of the same message. */
+export function encodeConsumeRecords(m: ConsumeRecordsOutput): Buffer {
+  return encodeConsumeRecordsInto(m, () => undefined);
+}
+
+function encodeConsumeRecordsInto(m: ConsumeRecordsOutput, into: (size: number) => Buffer | undefined): Buffer {
+  const topicBytes = Buffer.byteLength(m.topic, "utf8");
+  let body = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
+  if (m.partition) body += 1 + sizeInt32(m.partition);
+  const sizes = new Array<number>(m.fetchedRecords.length);
+  for (let i = 0; i < sizes.length; i++) {
+    const n = consumedRecordSize(topicBytes, m.partition, m.fetchedRecords[i]!);
+    sizes[i] = n;
+    body += sizeLen(3, n);
+  }
+  if (m.highWatermark) body += 1 + sizeInt64(m.highWatermark);
+  if (m.nextOffset) body += 1 + sizeInt64(m.nextOffset);
+  if (m.firstOffset) body += 1 + sizeInt64(m.firstOffset);
+  if (m.throttleTimeMs) body += 1 + sizeInt32(m.throttleTimeMs);
+  if (m.seekId) body += 1 + sizeInt64(m.seekId);
+  const size = sizeLen(2, body);
+  const w = new Writer(size, into(size));
+  w.tag(2, LEN);
+  w.uint32(body);
+  if (topicBytes > 0) w.string(1, m.topic, topicBytes);
+  if (m.partition) w.int32Field(2, m.partition);
+  for (let i = 0; i < sizes.length; i++) writeConsumedRecord(w, m.topic, topicBytes, m.partition, m.fetchedRecords[i]!, sizes[i]!, 3);
+  if (m.highWatermark) w.int64Field(4, m.highWatermark);
+  if (m.nextOffset) w.int64Field(6, m.nextOffset);
+  if (m.firstOffset) w.int64Field(7, m.firstOffset);
+  if (m.throttleTimeMs) w.int32Field(9, m.throttleTimeMs);
+  if (m.seekId) w.int64Field(11, m.seekId);
+  return w.finish();
+}
+
+/**
+ * The server's Consume serializer: records by hand into the reused buffer (`transientInto`, as
+ * FetchResponse), every other message through protobuf-es.
+ */
+export function encodeConsumeResponseTransient(m: ConsumeResponseOutput): Buffer {
+  if ("fetchedRecords" in m) return encodeConsumeRecordsInto(m, transientInto);
+  return asBuffer(toBinary(ConsumeResponseSchema, m));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ProduceStreamResponse
 
 interface PartitionResultPlan {
@@ -471,6 +547,11 @@ export const produceServiceCodecs = {
   produce: { deserializeRequest: decodeProduceRequest },
   produceStream: { deserializeRequest: decodeProduceStreamRequest, serializeResponse: encodeProduceStreamResponse },
 } satisfies CodecOverrides<typeof ProduceService>;
+
+/** GroupService with the hand-written encoder of Consume's records. */
+export const groupServiceCodecs = {
+  consume: { serializeResponse: encodeConsumeResponseTransient },
+} satisfies CodecOverrides<typeof GroupService>;
 
 /** FetchService with the hand-written FetchResponse / SubscribeResponse encoders. */
 export const fetchServiceCodecs = {

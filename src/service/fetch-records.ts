@@ -28,7 +28,7 @@ import {
   records as recordCursor,
 } from "../protocol/record-batch.ts";
 import { AbortedTxnFilter } from "../protocol/control-record.ts";
-import type { AbortedTransaction, FetchedRecord } from "./fetch-types.ts";
+import type { AbortedTransaction, FetchedHeader, FetchedRecord } from "./fetch-types.ts";
 
 /** A batch that could not be read: where it is, where the log goes on after it, and why. */
 export interface CorruptBatch {
@@ -154,6 +154,9 @@ function checkStored(chunk: Buffer, pos: number, end: number, stored: number): v
   if (crc !== stored) throw rillError("CORRUPT_MESSAGE", `crc: stored 0x${stored.toString(16)}, computed 0x${crc.toString(16)}`);
 }
 
+/** The headers of a record that has none (shared: one array less per record). */
+const NO_HEADERS: readonly FetchedHeader[] = Object.freeze([]);
+
 function decodeBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[]): void {
   const h = readBatchHeader(chunk, pos);
   const logAppend = h.timestampType === TimestampType.LOG_APPEND_TIME;
@@ -168,7 +171,7 @@ function decodeBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecor
       leaderEpoch: h.partitionLeaderEpoch,
       key: c.key(),
       value: c.value(),
-      headers: c.headers(),
+      headers: c.headerCount === 0 ? NO_HEADERS : c.headers(),
     });
   }
   for (const r of batch) out.push(r);

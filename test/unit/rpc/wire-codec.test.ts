@@ -3,11 +3,12 @@
  * and FetchResponse / SubscribeResponse encoders, byte for byte against protobuf-es. The SDK's
  * half is tested in test/unit/client/wire-codec.test.ts.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { ConsumedRecordSchema, ErrorDetailSchema } from "../../../src/gen/rill/v1/common_pb.ts";
 import { FetchResponseSchema, SubscribeResponseSchema } from "../../../src/gen/rill/v1/fetch_service_pb.ts";
+import { ConsumeResponseSchema } from "../../../src/gen/rill/v1/group_service_pb.ts";
 import {
   EndTransactionRequestSchema,
   ProduceRequestSchema,
@@ -17,6 +18,8 @@ import {
   TRANSIENT_ENCODE_BYTES_MAX,
   decodeProduceRequest,
   decodeProduceStreamRequest,
+  encodeConsumeRecords,
+  encodeConsumeResponseTransient,
   encodeFetchResponse,
   encodeFetchResponseTransient,
   encodeSubscribeResponse,
@@ -252,6 +255,54 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
       });
       expectSameBytes(out, toBinary(FetchResponseSchema, reference));
     }
+  });
+
+  it("encodes Consume's records (ConsumeResponse.records, RECORDS) by hand, byte for byte as protobuf-es; other Consume answers through protobuf-es", () => {
+    const pick = <T>(xs: readonly T[]): T => xs[rnd.int(xs.length)]!;
+    const maybeBytes = (): Uint8Array | null => pick([null, bytes(0), bytes(1 + rnd.int(300), rnd.int(256))]);
+    for (let i = 0; i < 300; i++) {
+      const topic = pick(["", "t", "orders-é", "x".repeat(200)]);
+      const partition = pick([0, 1, 127, 128, 99_999]);
+      const records: FetchedRecord[] = Array.from({ length: rnd.int(6) }, () => ({
+        offset: pick([0, 1, 127, 128, 2 ** 31, 2 ** 40 + rnd.int(1000), Number.MAX_SAFE_INTEGER]),
+        timestampMs: pick([0, -1, 1_700_000_000_000 + rnd.int(1e6), 5]),
+        timestampType: pick([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
+        leaderEpoch: pick([0, -1, 3, 300, 2 ** 31 - 1]),
+        key: maybeBytes(),
+        value: maybeBytes(),
+        headers: Array.from({ length: pick([0, 0, 1, 3]) }, () => ({ key: pick(["", "h", "ключ"]), value: maybeBytes() })),
+      }));
+      const m = {
+        topic,
+        partition,
+        highWatermark: pick([0, -1, 5, 2 ** 35]),
+        nextOffset: pick([0, 9, 2 ** 33]),
+        firstOffset: pick([0, 7, 128]),
+        seekId: pick([0n, 1n, 300n, 2n ** 64n - 1n]),
+        throttleTimeMs: pick([0, 1, 30_000]),
+        fetchedRecords: records,
+      };
+      const reference = create(ConsumeResponseSchema, {
+        kind: {
+          case: "records",
+          value: {
+            topic,
+            partition,
+            records: records.map((r) => toConsumedRecord(topic, partition, r)),
+            highWatermark: BigInt(m.highWatermark),
+            nextOffset: BigInt(m.nextOffset),
+            firstOffset: BigInt(m.firstOffset),
+            throttleTimeMs: m.throttleTimeMs,
+            seekId: m.seekId,
+          },
+        },
+      });
+      expectSameBytes(encodeConsumeRecords(m), toBinary(ConsumeResponseSchema, reference));
+      expectSameBytes(encodeConsumeResponseTransient(m), toBinary(ConsumeResponseSchema, reference));
+      expect(fromBinary(ConsumeResponseSchema, new Uint8Array(encodeConsumeRecords(m)))).toEqual(reference);
+    }
+    const assignment = create(ConsumeResponseSchema, { kind: { case: "assignment", value: { memberId: "m", memberEpoch: 3 } } });
+    expectSameBytes(encodeConsumeResponseTransient(assignment), toBinary(ConsumeResponseSchema, assignment));
   });
 
   it("writes aborted_transactions (field 10) byte for byte as protobuf-es, and the SDK decoder reads them back", () => {
