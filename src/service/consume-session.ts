@@ -19,7 +19,10 @@
  *    `maxOutstandingBytes` bytes) beyond what the member has committed, plus any `flow` credit.
  *    A batch that cannot be read is handed over as the partition's CORRUPT_MESSAGE (with its
  *    offset and the offset after it) and the partition pauses until the member commits past
- *    it; the other partitions go on. When the sink answers false (the transport's buffer is full) the pump waits for
+ *    it; the other partitions go on. A partition whose new leader does not know its high
+ *    watermark yet (ReplicaManager.hwKnown) delivers nothing, with no error, until it does; a
+ *    start position resolved meanwhile ("latest", or a committed offset checked against the log
+ *    end) takes the least that high watermark will be. When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed
  *    with REQUEST_TIMED_OUT, so it does not keep its partitions.
  *    Each message reserves its memory from the broker's `FetchMemory` (fetch.memory.max.bytes)
@@ -324,8 +327,8 @@ export class ConsumeSession {
         if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
         offset = to;
       } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
-      else if (to === "latest") offset = this.rm.latestOffset(topic, partition).offset;
-      else offset = this.rm.offsetForTimestamp(topic, partition, to.timestampMs)?.offset ?? this.rm.latestOffset(topic, partition).offset;
+      else if (to === "latest") offset = this.rm.startingLatestOffset(topic, partition);
+      else offset = this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
     } catch (e) {
       return this.fail(e);
     }
@@ -568,12 +571,23 @@ export class ConsumeSession {
     this.nudge();
   }
 
+  /** A seek's timestamp lookup; null when no record is that recent, or none is known to be below the high watermark yet. */
+  private offsetForTimestamp(topic: string, partition: number, ts: number): number | null {
+    try {
+      return this.rm.offsetForTimestamp(topic, partition, ts)?.offset ?? null;
+    } catch (e) {
+      if (e instanceof RillError && e.kind.name === "OFFSET_NOT_AVAILABLE") return null;
+      throw e;
+    }
+  }
+
   private startOffset(sub: ConsumeSubscription, topic: string, partition: number): number {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
-      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it;
+      // while a new leader does not know it yet, the least it will be (nothing is delivered until then).
+      logEndOffset: this.rm.startingLatestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED),
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,
@@ -713,7 +727,8 @@ export class ConsumeSession {
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
-      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? this.rm.lastStableOffset(log) : this.rm.highWatermark(log);
+      const known = this.rm.readableOffsets(log); // (a new leader that does not know them yet: nothing to send)
+      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? known.lastStableOffset : known.highWatermark;
       size = log.readSize(o.position, this.messageBytes(sub), upTo);
     } catch {
       return null; // the read reports it
