@@ -465,3 +465,52 @@ describe("ConsumeSession: a partition whose new leader does not know its high wa
     expect([a.sink.ends(), late.sink.ends()]).toEqual([[], []]);
   });
 });
+
+describe("ConsumeSession: a partition assigned while this broker holds no replica of it (issue 17: cluster-grow)", () => {
+  it("announces the whole assignment, sends records only of announced partitions, and starts the partition once a replica is here", async () => {
+    type Store = { commit(f: () => MetadataRecord[]): Promise<void> };
+    const store = (w.rm as unknown as { metadata: Store }).metadata;
+    await store.commit(() => [1, 2].map((id) => brokerRecord(id, 5)));
+    const partition = (p: number, at: number) => ({
+      type: "partition" as const,
+      v: 1 as const,
+      topic: "far",
+      partition: p,
+      replicas: [at],
+      isr: [at],
+      leader: at,
+      leaderEpoch: 0,
+      partitionEpoch: 0,
+    });
+    // far-0 is held here (broker 1); far-1 only by broker 2, as after a reassignment moved it away.
+    await store.commit(() => [
+      { type: "topic", v: 1, name: "far", topicId: "0".repeat(31) + "8", configs: {} },
+      partition(0, 1),
+      partition(1, 2),
+    ]);
+    w.produce("far", 0, ["x0", "x1"]);
+    const a = open(subscription({ topics: ["far"] }));
+    await until(() => a.sink.values("far", 0).length === 2, "far-0's records");
+    // Before: the start of far-1 failed (NOT_LEADER_OR_FOLLOWER) half-way through the assignment,
+    // which was never announced, while far-0's records went out: the client refused them.
+    const owned = new Set<string>();
+    for (const e of a.sink.events) {
+      if (e.kind === "assignment") {
+        for (const tp of e.change.revoked) owned.delete(`${tp.topic}-${tp.partition}`);
+        for (const tp of e.change.assigned) owned.add(`${tp.topic}-${tp.partition}`);
+      } else if (e.kind === "records")
+        expect(owned.has(`${e.records.topic}-${e.records.partition}`), "records of an announced partition").toBe(true);
+    }
+    expect(a.sink.owned()).toEqual(["far-0", "far-1"]);
+    expect(a.sink.ends()).toEqual([]);
+    // far-1 comes here (broker 1 leads it): it is read from its start, with no new assignment.
+    await store.commit(() => [
+      { type: "partition-change", v: 1, topic: "far", partition: 1, leader: 1, isr: [1], leaderEpoch: 1, partitionEpoch: 1, replicas: [1] },
+    ]);
+    w.produce("far", 1, ["y0"]);
+    await until(() => a.sink.values("far", 1).length === 1, "far-1's record once a replica is here");
+    expect(a.sink.values("far", 1)).toEqual(["y0"]);
+    expect(a.sink.events.filter((e) => e.kind === "assignment")).toHaveLength(1);
+    expect(a.sink.ends()).toEqual([]);
+  });
+});
