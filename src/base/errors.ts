@@ -165,6 +165,14 @@ export const Errors = {
     S.FAILED_PRECONDITION,
     "The broker epoch is not the broker's current registration.",
   ),
+  // A new leader that does not know the committed offsets yet (issue 17, KIP-207).
+  OFFSET_NOT_AVAILABLE: kind(
+    78,
+    "OFFSET_NOT_AVAILABLE",
+    true,
+    S.UNAVAILABLE,
+    "The partition's new leader does not know its high watermark yet: its followers have not caught up with the start of its leader epoch.",
+  ),
   PREFERRED_LEADER_NOT_AVAILABLE: kind(
     80,
     "PREFERRED_LEADER_NOT_AVAILABLE",

@@ -20,7 +20,8 @@
  * on the wire. So at most two responses (each at most `maxBytes`) per broker are held at a time.
  *
  * Errors. Per partition: OFFSET_OUT_OF_RANGE moves the partition to `autoOffsetReset` (or throws
- * with "none"); a retriable error — of the partition, or of the whole Fetch call to its broker —
+ * with "none"); OFFSET_NOT_AVAILABLE (a new leader that does not know its high watermark yet)
+ * is asked again after a short backoff, as long as it lasts; a retriable error — of the partition, or of the whole Fetch call to its broker —
  * keeps the partition out of fetches for a backoff, refreshes the metadata when the error says
  * the leader may have moved (errors.ts `isStaleMetadata`), and throws from the iterator after
  * `retries` failures in a row; anything else throws. A batch that cannot be read — CORRUPT_MESSAGE
@@ -616,6 +617,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private onPartitionError(st: PartitionState, e: Error): void {
     if (e instanceof RillError && e.kind === Errors.OFFSET_OUT_OF_RANGE && this.autoOffsetReset !== "none") {
       this.seekState(st, this.autoOffsetReset);
+      return;
+    }
+    if (e instanceof RillError && e.kind === Errors.OFFSET_NOT_AVAILABLE) {
+      // A new leader whose followers have not reached the start of its epoch yet (issue 17,
+      // KIP-207): nothing to read there yet, as after an empty fetch (the broker held the fetch
+      // for maxWaitMs first). Asked again after the first backoff, without using up the retries.
+      st.backoffUntilMs = Date.now() + backoffMs(this.conn.retry, 0, this.conn.random);
       return;
     }
     const unknownTopic = e instanceof RillError && e.kind === Errors.UNKNOWN_TOPIC_OR_PARTITION;

@@ -222,6 +222,14 @@ interface TxnState {
   offsets: GroupAdmin | null;
   /** The first failure of one of its records (noted when it happens, before any callback runs); null: none. */
   failed: unknown;
+  /**
+   * The commit sent with or behind the records got no answer (its stream broke, or timed out):
+   * the broker may have committed. A record re-sent after that and fenced (the commit bumped
+   * the epoch, KIP-890) is then no failure yet: `undecided` until the commit's retry tells.
+   */
+  endLost: boolean;
+  /** Batches re-sent after `endLost` and fenced: written and committed if the commit's retry succeeds. */
+  readonly undecided: Array<{ readonly batch: ProducerBatch; readonly error: unknown }>;
 }
 
 interface Delivery {
@@ -338,6 +346,15 @@ function headersOf(h: ProducerRecord["headers"]): RecordHeaderInput[] | undefine
 }
 
 /** True for a sent batch that waits for its re-send. */
+/**
+ * Whether an end of a transaction was answered by the broker (a refusal, in band) rather than
+ * lost with its stream (a ConnectionError) or left without an answer in time (REQUEST_TIMED_OUT):
+ * after those the broker may or may not have acted on it.
+ */
+function answeredInBand(e: unknown): boolean {
+  return e instanceof RillError && e.kind !== Errors.REQUEST_TIMED_OUT;
+}
+
 function waitingForResend(b: ProducerBatch): boolean {
   return !b.onWire && !b.finished;
 }
@@ -467,7 +484,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.txn !== null) throw new RillError(Errors.INVALID_TXN_STATE, "transaction: another transaction of this producer is open");
     if (!this.idle()) await this.flush();
     if (this.identity.current === null) await this.identity.acquire();
-    const state: TxnState = { offsets: null, failed: null };
+    const state: TxnState = { offsets: null, failed: null, endLost: false, undecided: [] };
     this.txn = state;
     const tx: Transaction<K, V> = {
       send: (record) => {
@@ -503,7 +520,11 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
       const behind = this.endBehindRecords(state);
       const answer = behind?.then(
         (r) => r,
-        () => null,
+        (e: unknown) => {
+          // Refused in band (END_REFUSED: a record failed): not committed. No answer at all: unknown.
+          if (!answeredInBand(e)) state.endLost = true;
+          return null;
+        },
       );
       if (!this.idle()) await this.flush(); // then every record of the transaction is answered
       const failed = state.failed;
@@ -516,10 +537,22 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
             `transaction: committed, although a record failed: ${failed instanceof Error ? failed.message : String(failed)}`,
           );
       } else if (failed !== null) {
+        this.settleUndecided(state, false);
         await this.endTransaction(false).catch(() => undefined);
         throw failed;
       } else {
-        await this.endTransaction(true);
+        // Every record acknowledged; or, after a commit whose answer was lost, re-sent and fenced by
+        // the epoch that commit bumped. Then the commit's retry answers the outcome (the
+        // coordinator answers a retried end of a completed transaction with its result, KIP-890);
+        // it cannot commit anew: the transaction is no longer open at this epoch.
+        try {
+          // After a lost end, unary: a stream that carried a fenced re-send refuses an end behind it.
+          await this.endTransaction(true, state.endLost);
+        } catch (e) {
+          this.settleUndecided(state, false);
+          throw e;
+        }
+        this.settleUndecided(state, true);
       }
     } finally {
       await this.finishTransaction(state);
@@ -555,6 +588,22 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     }
     if (channel === null) return undefined;
     return channel.endTransaction(this.endRequest(true));
+  }
+
+  /**
+   * The batches re-sent after a lost commit and fenced (`TxnState.undecided`): `committed`, their
+   * records were written (offsets unknown, as for a duplicate: -1); else they fail with their
+   * fencing error, and the producer is fenced as that error says.
+   */
+  private settleUndecided(state: TxnState, committed: boolean): void {
+    const undecided = state.undecided.splice(0);
+    for (const { batch, error } of undecided) {
+      for (const d of batch.deliveries) {
+        if (committed) d.resolve({ topic: batch.topic, partition: batch.partition, offset: -1, timestampMs: d.timestampMs });
+        else d.reject(error);
+      }
+    }
+    if (!committed && undecided.length > 0) this.fence(undecided[0]!.error);
   }
 
   /** Nothing failed, no identity awaited, nothing waiting in the intake: the end may go with or behind the records. */
@@ -609,9 +658,9 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
    * else, and on a retry, a unary call. Then every partition's sequence starts again at 0 under the answered id
    * and epoch.
    */
-  private async endTransaction(commit: boolean): Promise<void> {
+  private async endTransaction(commit: boolean, unary = false): Promise<void> {
     const end = this.endRequest(commit);
-    let attempt = 0;
+    let attempt = unary ? 1 : 0;
     const r = await withRetries(
       () => {
         // A retry goes unary: the bootstrap transport finds a live broker if the stream's is gone.
@@ -1126,6 +1175,11 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     if (this.fatal !== null) return this.fail(q, b, this.fatal);
     if (this.identity !== null) {
       if (isFencing(e)) {
+        if (b.transactional && this.txn?.endLost === true) {
+          // Re-sent after the transaction's commit went unanswered: that commit may be what fenced it.
+          this.txn.undecided.push({ batch: b, error: e });
+          return this.finish(q, b);
+        }
         this.fence(e);
         return this.fail(q, b, this.fatal!);
       }

@@ -200,3 +200,18 @@ export function kafkaCodeOf(code: number): number {
 export function kafkaErrorCode(e: RillError | null): number {
   return e === null ? KAFKA_NONE : kafkaCodeOf(e.code);
 }
+
+/** OFFSET_NOT_AVAILABLE: a new leader whose high watermark has not reached its epoch's start (KIP-207). */
+const OFFSET_NOT_AVAILABLE = 78;
+/** LEADER_NOT_AVAILABLE. */
+const LEADER_NOT_AVAILABLE = 5;
+
+/**
+ * `code` for a request version that may predate OFFSET_NOT_AVAILABLE (`knowsIt` false: ListOffsets
+ * below v5, Fetch below v11): LEADER_NOT_AVAILABLE instead, retriable with a metadata refresh, as
+ * Kafka answers those versions (KafkaApis: "only V5 and newer ListOffset calls should get
+ * OFFSET_NOT_AVAILABLE").
+ */
+export function offsetNotAvailableFor(code: number, knowsIt: boolean): number {
+  return code === OFFSET_NOT_AVAILABLE && !knowsIt ? LEADER_NOT_AVAILABLE : code;
+}

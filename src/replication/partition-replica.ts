@@ -21,6 +21,15 @@
  * have lost unsynced records) neither holds up nor moves the high watermark as the ISR member its
  * previous incarnation was, and joins the ISR again only once caught up under its new epoch.
  *
+ * A new leader's high watermark is the one it learned as a follower, which lags the previous
+ * leader's by up to one replica fetch. It does not know the committed point until its high
+ * watermark reaches `epochStartOffset` (its log end when it became leader: everything a previous
+ * leader could have called committed is below it, since that leader's high watermark never
+ * passed this ISR member's log end). Until then `hwKnown` is false and consumers get no high
+ * watermark or last stable offset from it (ReplicaManager, Kafka's KIP-207; Raft's rule that a
+ * new leader learns the commit index only once an entry of its own term commits): one lower than
+ * an answer before the election would move a reader's view backwards.
+ *
  * Invariants (asserted, see invariants.ts): the high watermark never passes the log end offset
  * and never moves backwards (`hw` is set only forward; a follower cutting a divergent tail
  * lowers it with `clampHwToLog`); leader and partition epochs only rise; the ISR is a subset of
@@ -103,6 +112,17 @@ export class PartitionReplica {
     assertHwForward(this.where, this._hw, hw);
     assertHwWithinLog(this.where, hw, this.log.logEndOffset);
     this._hw = hw;
+    this.log.highWatermarkMoved(hw);
+  }
+
+  /**
+   * Whether this replica's high watermark is at least every one a leader of the partition
+   * published before: a follower's always (it learns its leader's, only forward), a leader's
+   * once it reached `epochStartOffset` (its followers fetched up to where its epoch began).
+   * Once true it stays so for the epoch: the high watermark only moves forward.
+   */
+  get hwKnown(): boolean {
+    return this.role !== "leader" || this._hw >= this.epochStartOffset;
   }
 
   /**

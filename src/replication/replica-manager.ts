@@ -221,7 +221,8 @@ export class ReplicaManager {
   preferredReadReplica(topic: string, partition: number, clientRack: string): number | null {
     if (this.readReplicaSelector !== "rack-aware" || clientRack === "") return null;
     const r = this.replica(topic, partition);
-    if (r?.role !== "leader") return null;
+    // A new leader that does not know its high watermark yet answers the read itself (OFFSET_NOT_AVAILABLE).
+    if (r?.role !== "leader" || !r.hwKnown) return null;
     const brokers = this.metadata.image.brokers;
     if ((brokers.get(this.nodeId)?.rack ?? "") === clientRack) return null;
     let best: number | null = null;
@@ -604,12 +605,13 @@ export class ReplicaManager {
   }
 
   /**
-   * The last stable offset: the high watermark, or the first offset of the oldest open
-   * transaction if that is lower. READ_COMMITTED consumers read below it.
+   * The last stable offset: the high watermark, or the first offset of the oldest transaction
+   * still open or whose marker is not below the high watermark yet, if that is lower
+   * (PartitionLog.firstUnstableOffsetAt, as Kafka). READ_COMMITTED consumers read below it.
    */
   lastStableOffset(log: PartitionLog): number {
     const hw = this.highWatermark(log);
-    const unstable = log.firstUnstableOffset;
+    const unstable = log.firstUnstableOffsetAt(hw);
     return unstable === null ? hw : Math.min(unstable, hw);
   }
 
@@ -723,11 +725,48 @@ export class ReplicaManager {
     return this.byLog.get(log)?.hw ?? log.logEndOffset;
   }
 
+  /**
+   * Whether consumers may be told this replica's high watermark and last stable offset: false
+   * while this broker is a new leader of the partition whose high watermark has not reached the
+   * start of its leader epoch yet (PartitionReplica.hwKnown, Kafka's KIP-207). What it knows
+   * then lags what the previous leader may already have answered, so telling it would move a
+   * reader's high watermark or last stable offset backwards. It becomes known as soon as the
+   * ISR's fetches (which carry their log ends) reach the epoch's start; a partition with one
+   * in-sync replica knows it at once.
+   */
+  hwKnown(log: PartitionLog): boolean {
+    return this.byLog.get(log)?.hwKnown ?? true;
+  }
+
+  /**
+   * What a consumer's answers publish: the high watermark and the last stable offset, or
+   * OFFSET_NOT_AVAILABLE (retriable) while they are not known here (`hwKnown`). Fetch, Consume
+   * and ListOffsets read through it; replica fetches and tools do not.
+   */
+  readableOffsets(log: PartitionLog, field = "partition"): { highWatermark: number; lastStableOffset: number } {
+    const r = this.byLog.get(log);
+    if (r !== undefined && !r.hwKnown) throw this.hwNotKnown(r, field);
+    return { highWatermark: this.highWatermark(log), lastStableOffset: this.lastStableOffset(log) };
+  }
+
+  private hwNotKnown(r: PartitionReplica, field: string): RillError {
+    return rillError(
+      "OFFSET_NOT_AVAILABLE",
+      `${field}: broker ${this.nodeId} became leader of ${r.topic}-${r.partition} at offset ${r.epochStartOffset} (leader epoch ${r.leaderEpoch}) and its high watermark (${r.hw}) has not reached it yet: retry shortly`,
+    );
+  }
+
   /** Reads one partition (a disk read fills a buffer from `alloc`, see PartitionLog.read); errors concern that partition only and are returned, not thrown. */
   readPartition(pos: FetchPosition, alloc?: ReadAlloc): FetchedData {
     let log: PartitionLog | null = null;
     try {
       log = this.readLog(pos.topic, pos.partition);
+      const r = this.byLog.get(log);
+      if (r !== undefined && !r.hwKnown) {
+        // Neither offset is published (Kafka answers -1 with a partition error).
+        const base = { topic: pos.topic, partition: pos.partition, highWatermark: -1, lastStableOffset: -1 };
+        return { ...base, logStartOffset: log.logStartOffset, read: null, error: this.hwNotKnown(r, "partition") };
+      }
       const hw = this.highWatermark(log);
       const lso = this.lastStableOffset(log);
       const read = log.read(pos.offset, pos.maxBytes, pos.readCommitted === true ? lso : hw, alloc);
@@ -792,15 +831,38 @@ export class ReplicaManager {
    */
   latestOffset(topic: string, partition: number, readCommitted = false): { offset: number; epoch: number } {
     const log = this.readLog(topic, partition);
-    return { offset: readCommitted ? this.lastStableOffset(log) : this.highWatermark(log), epoch: this.leaderEpoch(topic, partition) };
+    const known = this.readableOffsets(log);
+    return { offset: readCommitted ? known.lastStableOffset : known.highWatermark, epoch: this.leaderEpoch(topic, partition) };
   }
 
-  /** First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). */
+  /**
+   * Where a reader positioned at the latest offset starts (a Consume session's
+   * auto_offset_reset or seek): `latestOffset`, or — while the high watermark is not known here
+   * (`hwKnown`) — the least it will be once known, instead of an error: the start of this
+   * leader's epoch (under READ_COMMITTED the first unstable offset if lower; a transaction opened
+   * later starts past it). Every offset a previous leader published is at or below it, and the
+   * reader gets nothing from the partition until it is known.
+   */
+  startingLatestOffset(topic: string, partition: number, readCommitted = false): number {
+    const log = this.readLog(topic, partition);
+    const r = this.byLog.get(log);
+    if (r === undefined || r.hwKnown) return this.latestOffset(topic, partition, readCommitted).offset;
+    const unstable = readCommitted ? log.firstUnstableOffsetAt(r.epochStartOffset) : null;
+    return unstable === null ? r.epochStartOffset : Math.min(unstable, r.epochStartOffset);
+  }
+
+  /**
+   * First offset whose record timestamp is >= ts, or null if none (Kafka answers -1). While the
+   * high watermark is not known here (`hwKnown`), a record below it is still found; otherwise
+   * OFFSET_NOT_AVAILABLE, as Kafka's ListOffsets (it cannot tell yet whether the record is
+   * readable).
+   */
   offsetForTimestamp(topic: string, partition: number, ts: number, readCommitted = false): { offset: number; timestampMs: number } | null {
     const log = this.readLog(topic, partition);
     const hit = log.offsetForTimestamp(ts);
-    if (!hit || hit.offset >= (readCommitted ? this.lastStableOffset(log) : this.highWatermark(log))) return null;
-    return hit;
+    if (hit && hit.offset < (readCommitted ? this.lastStableOffset(log) : this.highWatermark(log))) return hit;
+    this.readableOffsets(log);
+    return null;
   }
 
   private leaderEpoch(topic: string, partition: number): number {

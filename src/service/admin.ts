@@ -52,6 +52,7 @@ import {
   unknownResourceType,
 } from "./admin-configs.ts";
 import type { AdminServiceDeps, ControllerPort, PartitionOffsets, RequestOrigin } from "./admin-ports.ts";
+import { awaitsHw } from "./fetch.ts";
 import type {
   AdminChange,
   AdminChanges,
@@ -428,6 +429,8 @@ export class AdminHandlers {
   /** This broker's own view of a partition's offsets (0 where it holds no replica). */
   private ownOffsets(topic: string, partition: number): PartitionOffsets {
     const log = this.d.rm.readPartition({ topic, partition, offset: 0, maxBytes: 0 });
-    return { logStartOffset: Math.max(log.logStartOffset, 0), highWatermark: Math.max(log.highWatermark, 0) };
+    // A tool's view: a new leader's high watermark as it stands, even before consumers are told it (issue 17).
+    const hw = awaitsHw(log) ? (this.d.rm.replica(topic, partition)?.hw ?? 0) : log.highWatermark;
+    return { logStartOffset: Math.max(log.logStartOffset, 0), highWatermark: Math.max(hw, 0) };
   }
 }

@@ -19,7 +19,15 @@
  *    `maxOutstandingBytes` bytes) beyond what the member has committed, plus any `flow` credit.
  *    A batch that cannot be read is handed over as the partition's CORRUPT_MESSAGE (with its
  *    offset and the offset after it) and the partition pauses until the member commits past
- *    it; the other partitions go on. When the sink answers false (the transport's buffer is full) the pump waits for
+ *    it; the other partitions go on. A partition whose new leader does not know its high
+ *    watermark yet (ReplicaManager.hwKnown) delivers nothing, with no error, until it does; a
+ *    start position resolved meanwhile ("latest", or a committed offset checked against the log
+ *    end) takes the least that high watermark will be. The session reads only replicas this
+ *    broker holds: a partition assigned while it holds none (a reassignment moved it away) is
+ *    owned and announced all the same, with no error, and its start is resolved (and its records
+ *    sent) once a replica is here again; an assignment is never half applied (issue 17: a start
+ *    that failed half-way used to leave earlier partitions owned but never announced, and their
+ *    records made the client fail). When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed
  *    with REQUEST_TIMED_OUT, so it does not keep its partitions.
  *    Each message reserves its memory from the broker's `FetchMemory` (fetch.memory.max.bytes)
@@ -188,7 +196,7 @@ export interface ConsumeSink {
 interface Owned {
   readonly topic: string;
   readonly partition: number;
-  /** Next offset to send. */
+  /** Next offset to send; UNRESOLVED until its start is known (see `startOrUnresolved`). */
   position: number;
   /** What the member has committed (or where it started). */
   committed: number;
@@ -208,6 +216,9 @@ function uncommittedBytes(o: Owned): number {
   for (const [, bytes] of o.sent) n += bytes;
   return n;
 }
+
+/** An owned partition's position before its start could be resolved (no replica here yet). */
+const UNRESOLVED = -1;
 
 const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -324,8 +335,8 @@ export class ConsumeSession {
         if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
         offset = to;
       } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
-      else if (to === "latest") offset = this.rm.latestOffset(topic, partition).offset;
-      else offset = this.rm.offsetForTimestamp(topic, partition, to.timestampMs)?.offset ?? this.rm.latestOffset(topic, partition).offset;
+      else if (to === "latest") offset = this.rm.startingLatestOffset(topic, partition);
+      else offset = this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
     } catch (e) {
       return this.fail(e);
     }
@@ -500,10 +511,16 @@ export class ConsumeSession {
     return [...byTopic].map(([topic, partitions]) => ({ topic, partitions: partitions.sort((a, b) => a - b) }));
   }
 
-  /** Moves to the new assignment: revoked partitions stop first, then the sink is told. */
+  /**
+   * Moves to the new assignment: revoked partitions stop first, then the sink is told. The new
+   * partitions' start positions are resolved before anything changes, so an error (OFFSET_OUT_OF_RANGE
+   * under auto_offset_reset none) leaves the session as it was: it never owns a partition it has
+   * not announced (the client refuses records of a partition it was not given).
+   */
   private apply(sub: ConsumeSubscription, assignment: readonly TopicPartitions[], announce: boolean): void {
+    const starts = this.startsOf(sub, assignment);
     const { revoked, released } = this.revokeAllBut(assignment);
-    const assigned = this.takeNew(sub, assignment);
+    const assigned = this.takeNew(assignment, starts);
     if ((assigned.length > 0 || revoked.length > 0 || announce) && !this.closed)
       this.sink.assignment({ memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked });
     // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
@@ -531,8 +548,24 @@ export class ConsumeSession {
     return { revoked, released };
   }
 
-  /** Owns the partitions of `assignment` not owned yet (taking back ones still revoking); returns the new ones. */
-  private takeNew(sub: ConsumeSubscription, assignment: readonly TopicPartitions[]): TopicPartition[] {
+  /**
+   * Start positions of the partitions of `assignment` neither owned nor revoking, by key
+   * (UNRESOLVED for one this broker holds no replica of now). Throws what `startOffset` throws
+   * otherwise, having changed nothing.
+   */
+  private startsOf(sub: ConsumeSubscription, assignment: readonly TopicPartitions[]): Map<string, number> {
+    const starts = new Map<string, number>();
+    for (const t of assignment) {
+      for (const p of t.partitions) {
+        const k = keyOf(t.topic, p);
+        if (!this.owned.has(k) && !this.revoking.has(k)) starts.set(k, this.startOrUnresolved(sub, t.topic, p));
+      }
+    }
+    return starts;
+  }
+
+  /** Owns the partitions of `assignment` not owned yet (taking back ones still revoking) at `starts`; returns the new ones. */
+  private takeNew(assignment: readonly TopicPartitions[], starts: ReadonlyMap<string, number>): TopicPartition[] {
     const assigned: TopicPartition[] = [];
     for (const t of assignment) {
       for (const p of t.partitions) {
@@ -550,8 +583,8 @@ export class ConsumeSession {
           assigned.push({ topic: t.topic, partition: p });
           continue;
         }
-        if (this.owned.has(k)) continue;
-        const start = this.startOffset(sub, t.topic, p);
+        const start = starts.get(k);
+        if (this.owned.has(k) || start === undefined) continue;
         this.owned.set(k, { topic: t.topic, partition: p, position: start, committed: start, sent: [], stuck: false });
         assigned.push({ topic: t.topic, partition: p });
       }
@@ -568,12 +601,47 @@ export class ConsumeSession {
     this.nudge();
   }
 
+  /** A seek's timestamp lookup; null when no record is that recent, or none is known to be below the high watermark yet. */
+  private offsetForTimestamp(topic: string, partition: number, ts: number): number | null {
+    try {
+      return this.rm.offsetForTimestamp(topic, partition, ts)?.offset ?? null;
+    } catch (e) {
+      if (e instanceof RillError && e.kind.name === "OFFSET_NOT_AVAILABLE") return null;
+      throw e;
+    }
+  }
+
+  /**
+   * `startOffset`, or UNRESOLVED when it cannot be known here now (a retriable error: this broker
+   * holds no replica of the partition at the moment, e.g. a reassignment moved it away, or it
+   * is shutting down). The partition is owned and announced all the same; the pump resolves its
+   * start once it can and sends nothing for it meanwhile. Other errors are thrown.
+   */
+  private startOrUnresolved(sub: ConsumeSubscription, topic: string, partition: number): number {
+    try {
+      return this.startOffset(sub, topic, partition);
+    } catch (e) {
+      if (RillError.from(e).retriable) return UNRESOLVED;
+      throw e;
+    }
+  }
+
+  /** Whether `o` has a start position, resolving it now if it can (see `startOrUnresolved`). */
+  private resolved(sub: ConsumeSubscription, o: Owned): boolean {
+    if (o.position !== UNRESOLVED) return true;
+    const start = this.startOrUnresolved(sub, o.topic, o.partition);
+    if (start === UNRESOLVED) return false;
+    o.position = o.committed = start;
+    return true;
+  }
+
   private startOffset(sub: ConsumeSubscription, topic: string, partition: number): number {
     const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic, partitions: [partition] }])[0];
     const range = {
       logStartOffset: this.rm.earliestOffset(topic, partition).offset,
-      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it.
-      logEndOffset: this.rm.latestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED).offset,
+      // "latest" under READ_COMMITTED is the last stable offset, as Kafka's ListOffsets answers it;
+      // while a new leader does not know it yet, the least it will be (nothing is delivered until then).
+      logEndOffset: this.rm.startingLatestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED),
     };
     return resolveStartOffset(
       committed && committed.offset >= 0 ? committed.offset : null,
@@ -653,6 +721,7 @@ export class ConsumeSession {
       for (const o of [...this.owned.values()]) {
         if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;
         if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
+        if (!this.resolved(sub, o)) continue; // no replica here to start from yet
         const reservation = await this.reserveFor(sub, o);
         if (this.closed) {
           reservation?.release();
@@ -713,7 +782,8 @@ export class ConsumeSession {
     let size: number;
     try {
       const log = this.rm.readLog(o.topic, o.partition);
-      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? this.rm.lastStableOffset(log) : this.rm.highWatermark(log);
+      const known = this.rm.readableOffsets(log); // (a new leader that does not know them yet: nothing to send)
+      const upTo = sub.isolationLevel === IsolationLevel.READ_COMMITTED ? known.lastStableOffset : known.highWatermark;
       size = log.readSize(o.position, this.messageBytes(sub), upTo);
     } catch {
       return null; // the read reports it
@@ -747,7 +817,7 @@ export class ConsumeSession {
     );
     if (d.error) {
       if (RillError.from(d.error).kind.name === "OFFSET_OUT_OF_RANGE")
-        o.position = o.committed = this.startOffset(sub, o.topic, o.partition);
+        o.position = o.committed = this.startOrUnresolved(sub, o.topic, o.partition);
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;

@@ -13,9 +13,16 @@
  * partition (unknown topic, offset out of range, a stored batch that cannot be read:
  * CORRUPT_MESSAGE) come back in that partition's result; the other partitions are answered.
  * Partitions with no replica here are read from their leaders through the `FetchForwarder` port.
+ *
+ * A partition whose new leader does not know its high watermark yet (its followers have not
+ * fetched up to the start of its leader epoch: ReplicaManager.hwKnown) answers neither a high
+ * watermark nor a last stable offset, whatever the isolation level, since either could be lower
+ * than one the previous leader answered: it waits like a partition with no data and, if the wait
+ * ends first, answers the retriable OFFSET_NOT_AVAILABLE (high watermark and last stable offset
+ * -1, as Kafka answers a partition error).
  */
 import { requestMetricsOf } from "./request-metrics.ts";
-import { RillError, rillError } from "../base/errors.ts";
+import { Errors, RillError, rillError } from "../base/errors.ts";
 import { MemoryBudget, type Reservation } from "../base/memory-budget.ts";
 import type { FetchPosition, FetchedData, ReplicaManager } from "../replication/replica-manager.ts";
 import type { PartitionLog, ReadAlloc } from "../storage/partition-log.ts";
@@ -156,8 +163,19 @@ function positionsOf(parts: readonly FetchPartitionInput[], what: string, readCo
 export interface ReadPass {
   readonly data: FetchedData[];
   readonly bytes: number;
-  /** Partitions that answered an error. */
+  /** Partitions that answered an error that ends a wait (all but `awaitsHw`'s). */
   readonly errors: number;
+}
+
+/**
+ * Whether a partition's read found its leader not knowing the high watermark yet
+ * (OFFSET_NOT_AVAILABLE: a new leader whose followers have not fetched up to the start of its
+ * epoch, ReplicaManager.hwKnown). Such a partition waits as one with no data (the high
+ * watermark's move wakes the wait, usually within a replica fetch): a Fetch answers the error
+ * only if its wait ends first, a stream (Subscribe, Consume) delivers nothing until it is known.
+ */
+export function awaitsHw(d: FetchedData): boolean {
+  return d.error instanceof RillError && d.error.kind === Errors.OFFSET_NOT_AVAILABLE;
 }
 
 /**
@@ -206,6 +224,7 @@ export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number):
     } catch {
       return 1; // the read reports the error
     }
+    if (!rm.hwKnown(log)) return 1; // the read reports OFFSET_NOT_AVAILABLE
     const hw = rm.highWatermark(log);
     const lso = rm.lastStableOffset(log);
     const size = log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), pos.readCommitted === true ? lso : hw);
@@ -229,7 +248,7 @@ export function readPlanned(rm: ReplicaManager, p: FetchPlan, plan: ReadPlan, al
     const r = plan.reads[i]!;
     if (typeof r !== "number") return r;
     const d = rm.readPartition({ ...pos, maxBytes: r }, alloc);
-    if (d.error) errors++;
+    if (d.error && !awaitsHw(d)) errors++;
     bytes += d.read?.bytes ?? 0;
     return d;
   });

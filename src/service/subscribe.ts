@@ -6,12 +6,14 @@
  * `FetchMemory` before it reads and gives it back once sent (or when the stream ends). A
  * partition with an error (CORRUPT_MESSAGE for a stored batch that cannot be read, with the
  * batch's offset) is answered once and dropped, while the others go on; the loop ends when none
- * are left, the caller cancels or the broker shuts down.
+ * are left, the caller cancels or the broker shuts down. A partition whose new leader does not
+ * know its high watermark yet (OFFSET_NOT_AVAILABLE, see fetch.ts `awaitsHw`) is no error here:
+ * it sends nothing until the high watermark is known.
  */
 import { RillError } from "../base/errors.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import type { FetchPosition, ReplicaManager } from "../replication/replica-manager.ts";
-import { type FetchMemory, UNBOUNDED_FETCH_MEMORY, partitionResult, planFetch, readWithinBudget } from "./fetch.ts";
+import { type FetchMemory, UNBOUNDED_FETCH_MEMORY, awaitsHw, partitionResult, planFetch, readWithinBudget } from "./fetch.ts";
 import type { Cancellation, FetchPartitionResult, ReadBuffers, SubscribeInput, SubscribeSink } from "./fetch-types.ts";
 
 /** How long an idle Subscribe waits between checks of a quiet log when `maxWaitMs` is 0. */
@@ -76,7 +78,8 @@ async function follow(
     const next: FetchPosition[] = [];
     r.data.forEach((d, i) => {
       const pos = positions[i]!;
-      if (!d.error && !(d.read && d.read.bytes > 0)) return void next.push(pos);
+      // Nothing read, or a new leader that does not know its high watermark yet: nothing to send, it stays.
+      if (awaitsHw(d) || (!d.error && !(d.read && d.read.bytes > 0))) return void next.push(pos);
       const res = partitionResult(d, pos, p.records, rm, "subscribe");
       parts.push(res);
       if (!res.error) next.push({ ...pos, offset: res.nextOffset });

@@ -17,7 +17,10 @@
  * Transactions: a producer's transactional batches open its transaction here; the coordinator's
  * marker (`appendControl` on the leader, a replicated control batch on a follower) ends it. The
  * producer state knows the open transactions (`firstUnstableOffset`); each ABORT goes into the
- * `.txnindex` of the segment holding the marker, which `abortedTransactions` searches.
+ * `.txnindex` of the segment holding the marker, which `abortedTransactions` searches. A
+ * transaction whose marker the high watermark has not passed yet stays unstable
+ * (`firstUnstableOffsetAt`, Kafka's unreplicated transactions): a new leader that lacks the
+ * marker still has it open, so a last stable offset past its records could move backwards.
  */
 import { assert } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
@@ -130,6 +133,12 @@ export class PartitionLog {
 
   /** Idempotent producers' sequence state, rebuilt from the batches' own headers. */
   producers: ProducerStateManager;
+
+  /**
+   * Transactions ended by a marker appended since the producer state was built, whose marker the
+   * high watermark has not passed yet (`highWatermarkMoved` drops the others), in marker order.
+   */
+  private unreplicatedTxns: Array<{ readonly firstOffset: number; readonly lastOffset: number }> = [];
 
   /** Counters for metrics and tests. */
   readonly stats = { appends: 0, cacheReads: 0, diskReads: 0, fsyncs: 0, duplicates: 0 };
@@ -367,6 +376,10 @@ export class PartitionLog {
    */
   private rebuildProducerState(): void {
     const nowMs = this.opts.clock.nowMs();
+    // Markers replayed here count as replicated: a restarted leader publishes no last stable
+    // offset before its high watermark reaches its epoch's start, and a follower after a
+    // truncation learns its high watermark from the leader, whose last stable offset counts them.
+    this.unreplicatedTxns = [];
     const firstInvalid = this.segments.findIndex((seg) => !seg.txnIndexValid);
     const bound = firstInvalid < 0 ? this.nextOffset : this.segments[firstInvalid]!.baseOffset;
     let from = this.segments[0]!.baseOffset;
@@ -422,6 +435,25 @@ export class PartitionLog {
   /** The first offset of the oldest open transaction; null when none is open (the LSO is then the high watermark). */
   get firstUnstableOffset(): number | null {
     return this.producers.firstUnstableOffset;
+  }
+
+  /**
+   * The first offset not yet stable under the high watermark `hw`: the oldest open
+   * transaction's, or that of a transaction whose marker is at or past `hw` (Kafka's unreplicated
+   * transactions: until the marker is on every in-sync replica, a new leader may not have it and
+   * still see the transaction open); null when none (the last stable offset is then `hw`).
+   */
+  firstUnstableOffsetAt(hw: number): number | null {
+    let min = this.producers.firstUnstableOffset;
+    for (const t of this.unreplicatedTxns) if (t.lastOffset >= hw && (min === null || t.firstOffset < min)) min = t.firstOffset;
+    return min;
+  }
+
+  /** The partition's high watermark moved (forward) to `hw`: transactions whose marker is below it are stable. */
+  highWatermarkMoved(hw: number): void {
+    let n = 0;
+    while (n < this.unreplicatedTxns.length && this.unreplicatedTxns[n]!.lastOffset < hw) n++;
+    if (n > 0) this.unreplicatedTxns.splice(0, n);
   }
 
   /**
@@ -620,7 +652,9 @@ export class PartitionLog {
       else if ((buf.readInt16BE(p.at + ATTRIBUTES_OFFSET) & CONTROL_MASK) !== 0) {
         const h = readBatchHeader(buf, p.at);
         const marker = readControlRecord(buf, p.at);
-        if (marker !== null) this.indexAbort(this.active, this.producers.replayMarker({ ...h, baseOffset: p.baseOffset }, marker, nowMs));
+        const done = marker === null ? null : this.producers.replayMarker({ ...h, baseOffset: p.baseOffset }, marker, nowMs);
+        if (done !== null) this.unreplicatedTxns.push({ firstOffset: done.firstOffset, lastOffset: done.lastOffset });
+        this.indexAbort(this.active, done);
       }
     }
   }

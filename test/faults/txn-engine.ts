@@ -100,6 +100,14 @@ export interface TxnRoundResult {
   readonly divergent: readonly string[];
   readonly keptAt: string | null;
   readonly timings: { readonly loadMs: number; readonly drainMs: number; readonly totalMs: number };
+  /** The readers' partition errors during the run, by name (OFFSET_NOT_AVAILABLE: a new leader before it knew its high watermark). */
+  readonly readErrors: ReadonlyMap<string, number>;
+  /**
+   * How long readers were refused with OFFSET_NOT_AVAILABLE, per episode (a node and partition,
+   * from its first such answer to its next answer with offsets), in ms: a lower bound of how long
+   * new leaders did not know their high watermark.
+   */
+  readonly hwUnknownMs: readonly number[];
 }
 
 /** Runs one round (see the file comment). */
@@ -129,6 +137,9 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
   const txc = new Map(cluster.nodes.map((nd) => [nd.id, new TxnNodeClients(nd.id, nd.address)]));
   const nodes = [...txc.keys()].sort((a, b) => a - b);
   let keep = o.keep;
+  const readErrors = new Map<string, number>();
+  const hwUnknownSince = new Map<string, number>();
+  const hwUnknownMs: number[] = [];
   const h: TxnHistory = {
     attempts: new Map(),
     reads: [],
@@ -191,6 +202,8 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
       divergent,
       keptAt: keep ? cluster.root : null,
       timings: { loadMs, drainMs: Date.now() - t0 - loadMs, totalMs: Date.now() - t00 },
+      readErrors,
+      hwUnknownMs,
     };
 
     // ---------------------------------------------------------------------------------------
@@ -432,7 +445,17 @@ export async function runTxnRound(o: TxnRoundOptions): Promise<TxnRoundResult> {
           const res = await txc.get(node)!.fetch(topic, from, { maxWaitMs: 100, deadlineMs: 3_000, readCommitted: true });
           const atMs = Date.now() - t0;
           for (const fp of res.partitions) {
-            if (fp.error) continue;
+            const episode = `${node}/${incarnation}/${topic}/${fp.partition}`;
+            if (fp.error) {
+              readErrors.set(fp.error.name, (readErrors.get(fp.error.name) ?? 0) + 1);
+              if (fp.error.name === "OFFSET_NOT_AVAILABLE" && !hwUnknownSince.has(episode)) hwUnknownSince.set(episode, atMs);
+              continue;
+            }
+            const since = hwUnknownSince.get(episode);
+            if (since !== undefined) {
+              hwUnknownMs.push(atMs - since);
+              hwUnknownSince.delete(episode);
+            }
             h.lso.push({ node, incarnation, topic, partition: fp.partition, atMs, lso: Number(fp.lastStableOffset) });
             if (fp.records.length > 0)
               h.reads.push({
@@ -599,6 +622,13 @@ export function formatTxnRound(r: TxnRoundResult, round: number): string {
   }
   const top = [...reasons].sort((x, y) => y[1] - x[1]).slice(0, 8);
   if (top.length > 0) lines.push(`  why transactions ended early or retried: ${top.map(([k, n]) => `${n}× ${k}`).join("; ")}`);
+  if (r.readErrors.size > 0) lines.push(`  readers' partition errors: ${[...r.readErrors].map(([k, n]) => `${n}× ${k}`).join("; ")}`);
+  if (r.hwUnknownMs.length > 0) {
+    const ms = [...r.hwUnknownMs].sort((a, b) => a - b);
+    lines.push(
+      `  new leaders' unknown high watermark as readers saw it: ${ms.length} episodes, median ${ms[Math.floor(ms.length / 2)]} ms, max ${ms[ms.length - 1]} ms`,
+    );
+  }
   if (r.unsettled) lines.push(`  UNSETTLED: ${r.unsettled}`);
   if (r.divergent.length > 0) lines.push(`  DIVERGENT final reads between nodes: ${r.divergent.join(", ")}`);
   for (const [kind, xs] of Object.entries(r.check.anomalies) as [string, unknown[]][])

@@ -230,7 +230,8 @@ describe("grow 3 -> 5 -> 3 under an acks=all idempotent load (issue 21)", () => 
     const acked = () => [...h.writes.values()].filter((w) => w.outcome?.kind === "ok").length;
     /** Waits until the group has read more than `mark` records (the phase's progress). */
     const groupProgress = async (mark: number, what: string) => {
-      await until(() => groupError === null && groupRecords > mark + 50, 60_000, `the group to keep consuming ${what}`, 200);
+      // A failed group consumer fails the phase at once, with its own error (not a timeout).
+      await until(() => groupError !== null || groupRecords > mark + 50, 60_000, `the group to keep consuming ${what}`, 200);
       if (groupError !== null) throw groupError;
       phase(`group consumer progressed ${what}: ${groupRecords} records read (${groupRecords - mark} in the phase)`);
       return groupRecords;

@@ -160,6 +160,26 @@ async function readAll(c: ReturnType<typeof clients>, isolationLevel: IsolationL
   return out.sort();
 }
 
+/**
+ * `readAll` again until every value of `want` is in it (30 s at most), then its last answer: a
+ * node that follows a partition answers from its own replica, whose high watermark (and with it
+ * the last stable offset: a transaction is stable once its marker is below the high watermark)
+ * follows the leader's by a replica fetch.
+ */
+async function readUntil(c: ReturnType<typeof clients>, isolationLevel: IsolationLevel, want: readonly string[]): Promise<string[]> {
+  let last: string[] = [];
+  await until(
+    async () => {
+      last = await readAll(c, isolationLevel);
+      return want.every((v) => last.includes(v)) ? true : null;
+    },
+    30_000,
+    `${want.join(", ")} readable`,
+    100,
+  ).catch(() => {});
+  return last;
+}
+
 afterEach((ctx) => {
   if (ctx.task.result?.state === "fail" && cluster !== null) console.log(cluster.tails(30));
 });
@@ -215,11 +235,11 @@ describe("transactions on a 3-node cluster", () => {
     for (let i = 0; i < PARTITIONS; i++) await produceTo(i % 2 === 0 ? c1 : c2, p, i, [`c-${i}`]);
     expect(await readAll(c2, IsolationLevel.READ_COMMITTED)).toEqual([]);
     await end(c2, p, true);
-    expect(await readAll(c1, IsolationLevel.READ_COMMITTED)).toEqual(["c-0", "c-1", "c-2"]);
+    expect(await readUntil(c1, IsolationLevel.READ_COMMITTED, ["c-0", "c-1", "c-2"])).toEqual(["c-0", "c-1", "c-2"]);
     for (let i = 0; i < PARTITIONS; i++) await produceTo(c1, p, i, [`a-${i}`]);
     await end(c1, p, false);
     expect(await readAll(c2, IsolationLevel.READ_COMMITTED)).toEqual(["c-0", "c-1", "c-2"]);
-    expect(await readAll(c2, IsolationLevel.READ_UNCOMMITTED)).toEqual(["a-0", "a-1", "a-2", "c-0", "c-1", "c-2"]);
+    expect(await readUntil(c2, IsolationLevel.READ_UNCOMMITTED, ["a-0", "a-1", "a-2"])).toEqual(["a-0", "a-1", "a-2", "c-0", "c-1", "c-2"]);
   }, 90_000);
 
   it("SDK: the end travels on the ProduceStream to a partition leader that is not the coordinator, which forwards it", async () => {
@@ -253,8 +273,9 @@ describe("transactions on a 3-node cluster", () => {
       });
       expect(unaryEnds).toBe(0); // ended on the stream, forwarded to the coordinator
       await completed(c1, id);
-      const rc = await readAll(c1, IsolationLevel.READ_COMMITTED);
-      for (const v of ["sdk-0", "sdk-away", "sdk-0-b", "sdk-1-b", "sdk-2-b"]) expect(rc).toContain(v);
+      const want = ["sdk-0", "sdk-away", "sdk-0-b", "sdk-1-b", "sdk-2-b"];
+      const rc = await readUntil(c1, IsolationLevel.READ_COMMITTED, want);
+      for (const v of want) expect(rc).toContain(v);
     } finally {
       await producer.close();
     }
@@ -291,8 +312,9 @@ describe("transactions on a 3-node cluster", () => {
     );
     expect(after.transactions[0]!.coordinatorId).not.toBe(coordinator);
     expect(after.transactions[0]!.state).toBe("CompleteCommit");
-    const rc = await readAll(survivor, IsolationLevel.READ_COMMITTED);
-    for (let i = 0; i < PARTITIONS; i++) expect(rc).toContain(`f-${i}`);
+    const want = Array.from({ length: PARTITIONS }, (_, i) => `f-${i}`);
+    const rc = await readUntil(survivor, IsolationLevel.READ_COMMITTED, want);
+    for (const v of want) expect(rc).toContain(v);
     await cluster!.node(coordinator).start();
   }, 120_000);
 });

@@ -37,7 +37,9 @@ import type { Transactions } from "../../src/broker/transactions.ts";
 import { TXN_TOPIC, txnPartitionFor } from "../../src/coordinator/transactions/txn-runtime.ts";
 import { type TxnStateRecord, txnToKeyValue } from "../../src/coordinator/transactions/txn-records.ts";
 import type { ReplicaManager } from "../../src/replication/replica-manager.ts";
-import { Producer } from "../../src/client/producer.ts";
+import { Producer, type RecordMetadata } from "../../src/client/producer.ts";
+import { ConnectionError } from "../../src/client/errors.ts";
+import type { ProduceStreamListener, Transport } from "../../src/client/transport.ts";
 import type { ProduceChannel } from "../../src/client/produce-channel.ts";
 import { Readable, Writable } from "node:stream";
 import { run as runCli } from "../../src/cli/program.ts";
@@ -734,6 +736,77 @@ describe("transactions over gRPC, one broker", () => {
       });
       await completed("sdk-behind-1");
       expect(await committed("tb", 0)).toContain("sdk-b-after");
+    } finally {
+      await producer.close();
+    }
+  });
+
+  it("SDK: a commit whose answer is lost with its stream after the broker committed still resolves: the re-sent batch is fenced by that commit and the commit's retry answers it (no PRODUCER_FENCED)", async () => {
+    const producer = new Producer({ bootstrap: broker.address, transactionalId: "sdk-lost-end", lingerMs: 1000 }); // the batch waits: the commit rides with it
+    // Every ProduceStream of the producer: the first answer that carries an end's outcome is
+    // dropped and the stream breaks instead, as a connection lost just after the broker committed.
+    let broken = 1; // armed below, once the producer has its id and the partition's leader
+    const pool = (producer as unknown as { conn: { pool: { get(address: string): Transport } } }).conn.pool;
+    const get = pool.get.bind(pool);
+    const patched = new WeakSet<Transport>();
+    pool.get = (address: string) => {
+      const t = get(address);
+      if (patched.has(t)) return t;
+      patched.add(t);
+      const open = t.openProduceStream.bind(t);
+      t.openProduceStream = (listener: ProduceStreamListener) => {
+        const stream = open({
+          ...listener,
+          onResponse: (m) => {
+            if (broken === 0 && (m.endTransactionOutcome !== undefined || m.result.case === "endTransaction")) {
+              broken++;
+              stream.cancel();
+              listener.onError(new ConnectionError(address, "test: the stream broke before the end's answer arrived"));
+              return;
+            }
+            listener.onResponse(m);
+          },
+        });
+        return stream;
+      };
+      return t;
+    };
+    try {
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "tb", partition: 0, value: "sdk-lost-0" });
+      });
+      broken = 0;
+      let sent: Promise<RecordMetadata> = Promise.resolve({ topic: "", partition: 0, offset: 0, timestampMs: 0 });
+      await producer.transaction(async (tx) => {
+        sent = tx.send({ topic: "tb", partition: 0, value: "sdk-lost-1" }); // one batch: the commit rides in its message
+      });
+      expect(broken).toBe(1);
+      expect((await sent).offset).toBe(-1); // written and committed; its offset went with the lost answer
+      await completed("sdk-lost-end");
+      expect((await committed("tb", 0)).filter((v) => v === "sdk-lost-1")).toEqual(["sdk-lost-1"]); // once
+      // The producer goes on at the epoch the commit bumped.
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "tb", partition: 0, value: "sdk-lost-after" });
+      });
+      await completed("sdk-lost-end");
+      expect(await committed("tb", 0)).toContain("sdk-lost-after");
+      // An abort whose answer is lost the same way: its retry answers the abort as done.
+      broken = 0;
+      const boom = new Error("processing failed");
+      await expect(
+        producer.transaction(async (tx) => {
+          await tx.send({ topic: "tb", partition: 0, value: "sdk-lost-aborted" });
+          throw boom;
+        }),
+      ).rejects.toBe(boom);
+      expect(broken).toBe(1);
+      await completed("sdk-lost-end");
+      expect(await committed("tb", 0)).not.toContain("sdk-lost-aborted");
+      await producer.transaction(async (tx) => {
+        void tx.send({ topic: "tb", partition: 0, value: "sdk-lost-after-abort" });
+      });
+      await completed("sdk-lost-end");
+      expect(await committed("tb", 0)).toContain("sdk-lost-after-abort");
     } finally {
       await producer.close();
     }

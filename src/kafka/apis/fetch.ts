@@ -26,7 +26,10 @@
  *    partition answered an error above ends the wait at once, as in Kafka), `max_bytes` and each
  *    partition's max bytes with KIP-74's rule (the first batch is whole even when larger). Its
  *    partition errors (OFFSET_OUT_OF_RANGE, CORRUPT_MESSAGE for stored data that cannot be read,
- *    while the other partitions still flow) become Kafka's codes.
+ *    while the other partitions still flow) become Kafka's codes. A new leader that does not
+ *    know its high watermark yet (issue 17, KIP-207) holds its partition like one with no data
+ *    and, if the wait ends first, answers OFFSET_NOT_AVAILABLE (v11+, where Kafka's fetch from
+ *    followers introduced it; LEADER_NOT_AVAILABLE before), with no high watermark (-1).
  * 4. Client quotas: the answer is held for the throttle time and carries it, as gRPC's Fetch.
  * 5. The answer's batches are the read buffers themselves, written to the socket without a copy;
  *    buffers and memory reservation go back once the socket has written them (`afterSent`).
@@ -60,7 +63,7 @@ import { checkLeaderEpoch } from "../../service/leader-epoch.ts";
 import { fetchResultBytes, throttled } from "../../service/quota-throttle.ts";
 import { api, type KafkaRequestContext } from "../api.ts";
 import { type KafkaDeps, parseKafkaAddress } from "../deps.ts";
-import { kafkaErrorCode } from "../error-codes.ts";
+import { kafkaErrorCode, offsetNotAvailableFor } from "../error-codes.ts";
 import {
   type Encodable,
   type ValueOf,
@@ -320,7 +323,7 @@ function answer(
   const leaders = new Set<number>();
   const byEntry = new Map<number, PartitionAnswer[]>();
   for (const a of asked) {
-    const p = partitionAnswer(a, whole ?? a.error, rm.image, leaders);
+    const p = partitionAnswer(a, whole ?? a.error, rm.image, leaders, v);
     let list = byEntry.get(a.entry);
     if (!list) byEntry.set(a.entry, (list = []));
     list.push(p);
@@ -340,11 +343,11 @@ function answer(
 }
 
 /** One partition's answer; the leaders named in it are added to `leaders` (for v16's endpoints). */
-function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage, leaders: Set<number>): PartitionAnswer {
+function partitionAnswer(a: Asked, error: RillError | null, image: MetadataImage, leaders: Set<number>, v: number): PartitionAnswer {
   const r = error ? null : a.result;
   if (!r || r.error) {
     const e = error ?? r?.error ?? null;
-    const code = kafkaErrorCode(e);
+    const code = offsetNotAvailableFor(kafkaErrorCode(e), v >= 11);
     const st = image.topics.get(a.topic)?.partitions[a.partition];
     const leader = st && st.leader >= 0 && (code === NOT_LEADER_OR_FOLLOWER || code === FENCED_LEADER_EPOCH) ? st : null;
     if (leader) leaders.add(leader.leader);

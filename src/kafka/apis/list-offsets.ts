@@ -11,11 +11,13 @@
  * stable offset and finds timestamps only below it, as Kafka; READ_UNCOMMITTED (0) the high
  * watermark.
  * current_leader_epoch (v4+) is checked by the service (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+ * A new leader that does not know its high watermark yet answers latest (and a timestamp past
+ * what it knows) with OFFSET_NOT_AVAILABLE from v5, LEADER_NOT_AVAILABLE before, as Kafka (KIP-207).
  */
 import { IsolationLevel, type ListedOffset, type ListOffsetsPartitionInput, OffsetSpec } from "../../service/fetch-types.ts";
 import { listOffsets as serviceListOffsets } from "../../service/list-offsets.ts";
 import { api } from "../api.ts";
-import { kafkaErrorCode } from "../error-codes.ts";
+import { kafkaErrorCode, offsetNotAvailableFor } from "../error-codes.ts";
 import { int8, int16, int32, int64, message, string, structs } from "../schema.ts";
 
 export const ListOffsetsRequest = message("ListOffsetsRequest", "1-9", "6+", {
@@ -101,7 +103,7 @@ export const listOffsets = api(2, "1-9", ListOffsetsRequest, ListOffsetsResponse
     const a = s.answer as ListedOffset;
     t.partitions.push({
       partitionIndex: s.partition,
-      errorCode: s.unsupported ? UNSUPPORTED_VERSION : kafkaErrorCode(a.error),
+      errorCode: s.unsupported ? UNSUPPORTED_VERSION : offsetNotAvailableFor(kafkaErrorCode(a.error), ctx.apiVersion >= 5),
       timestamp: BigInt(a.timestampMs),
       offset: BigInt(a.offset),
       leaderEpoch: a.leaderEpoch ?? -1,

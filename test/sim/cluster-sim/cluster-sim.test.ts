@@ -91,10 +91,12 @@ describe("cluster simulator", () => {
      */
     const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [
       { bug: 1, seed: 1, settings: {}, checks: [] },
-      { bug: 2, seed: 1, settings: {}, checks: [] },
+      // Seed 1 caught bugs 2 and 3 until a new leader stopped answering reads before it knows its
+      // high watermark (issue 17, KIP-207): the consumers' retries moved the runs' paths.
+      { bug: 2, seed: 3, settings: {}, checks: [] },
       // Seeds 29, 11 and 56 of the foundation's workload caught it until fixes moved their runs'
       // paths (the last, the controller's session fix of seed 1183).
-      { bug: 3, seed: 1, settings: {}, checks: ["consumed-write-lost"] },
+      { bug: 3, seed: 11, settings: {}, checks: ["consumed-write-lost"] },
       // The laggard fault schedule (a follower rejoining while its leader dies; cluster.ts
       // scheduleLaggards) over the foundation's workload with 20 producers.
       {

@@ -171,6 +171,31 @@ describe("Consumer", () => {
     await expect(take(consumer, 1)).rejects.toThrow(/cannot reach broker at 127\.0\.0\.1:1/);
   });
 
+  it("asks a partition whose new leader does not know its high watermark yet (OFFSET_NOT_AVAILABLE) again, beyond its retries", async () => {
+    const { fake, consumer } = setup(); // 2 retries
+    appendValues(fake, 0, range(2));
+    let refused = 0;
+    fake.fetchHook = (req) => {
+      if (refused === 5) return undefined;
+      refused++;
+      return {
+        partitions: (req.partitions ?? []).map((p) => ({
+          topic: "t",
+          partition: p.partition ?? 0,
+          nextOffset: p.offset ?? 0n,
+          highWatermark: -1n,
+          error: detail(
+            Errors.OFFSET_NOT_AVAILABLE,
+            "t-0: broker 1 became leader at offset 2 and its high watermark (0) has not reached it yet",
+          ),
+        })),
+      };
+    };
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    expect((await take(consumer, 2)).map((r) => r.offset)).toEqual([0, 1]);
+    expect(refused).toBe(5);
+  });
+
   it("ends the iteration on close(), even while a fetch is waiting", async () => {
     const { consumer } = setup({ maxWaitMs: 60_000 });
     consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);

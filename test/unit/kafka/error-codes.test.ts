@@ -6,6 +6,7 @@ import {
   KAFKA_UNKNOWN_SERVER_ERROR,
   kafkaCodeOf,
   kafkaErrorCode,
+  offsetNotAvailableFor,
   RILL_TO_KAFKA,
 } from "../../../src/kafka/error-codes.ts";
 
@@ -70,5 +71,13 @@ describe("Kafka error codes", () => {
     const unknownHigh = { code: 19_999, name: "FROM_A_NEWER_PEER", retriable: false, grpc: 2, doc: "" } as const;
     expect(kafkaErrorCode(new RillError(unknownHigh, "x"))).toBe(KAFKA_UNKNOWN_SERVER_ERROR);
     expect(kafkaErrorCode(new RillError({ ...unknownHigh, code: 9_000 }, "x"))).toBe(KAFKA_UNKNOWN_SERVER_ERROR);
+  });
+
+  it("OFFSET_NOT_AVAILABLE (a new leader's unknown high watermark, KIP-207) is LEADER_NOT_AVAILABLE for versions that predate it", () => {
+    const code = kafkaErrorCode(rillError("OFFSET_NOT_AVAILABLE", "x"));
+    expect([code, KAFKA_ERROR_NAMES.get(code)]).toEqual([78, "OFFSET_NOT_AVAILABLE"]);
+    expect(offsetNotAvailableFor(code, true)).toBe(78);
+    expect(offsetNotAvailableFor(code, false)).toBe(5); // LEADER_NOT_AVAILABLE: retriable, refreshes metadata
+    expect(offsetNotAvailableFor(1, false)).toBe(1); // any other code is left alone
   });
 });

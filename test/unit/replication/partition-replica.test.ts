@@ -103,6 +103,34 @@ describe("PartitionReplica (leader bookkeeping)", () => {
     expect(r.update({ leader: 2, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2], isr: [2] }, 10)).toBe("leader");
     expect(r.epochStartOffset).toBe(4);
     expect(r.hw).toBe(4); // ISR is only itself
+    expect(r.hwKnown).toBe(true);
+  });
+
+  it("a new leader knows its high watermark only once the ISR has fetched up to its epoch's start (KIP-207)", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 2);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2, 3], isr: [1, 2, 3] }, 0);
+    log.appendWithOffsets(Buffer.from(batch(10)));
+    r.hw = 6; // the old leader had 10 already; this follower learned only 6
+    expect(r.hwKnown).toBe(true); // a follower's is its leader's, only forward
+    r.update({ leader: 2, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2, 3], isr: [2, 3] }, 10);
+    expect([r.role, r.epochStartOffset, r.hw, r.hwKnown]).toEqual(["leader", 10, 6, false]);
+    log.append(batch(2), 1); // appends of the new epoch do not make it known
+    expect(r.hwKnown).toBe(false);
+    r.onFollowerFetch(3, 10, 11); // an idle follower's fetch at its log end
+    expect([r.hw, r.hwKnown]).toEqual([10, true]);
+    r.onFollowerFetch(3, 12, 12);
+    expect([r.hw, r.hwKnown]).toEqual([12, true]);
+    // The same leader elected again (a new epoch) starts over from its log end.
+    r.update({ leader: 1, leaderEpoch: 2, partitionEpoch: 2, replicas: [1, 2, 3], isr: [1, 2, 3] }, 13);
+    expect(r.hwKnown).toBe(true);
+    log.appendWithOffsets(
+      Buffer.from(
+        encodeBatch([{ key: null, value: Buffer.from("x"), timestampMs: 1 }], { nowMs: 1, baseOffset: 12, partitionLeaderEpoch: 2 }),
+      ),
+    );
+    r.update({ leader: 2, leaderEpoch: 3, partitionEpoch: 3, replicas: [1, 2, 3], isr: [1, 2, 3] }, 14);
+    expect([r.epochStartOffset, r.hw, r.hwKnown]).toEqual([13, 12, false]);
   });
 });
 

@@ -18,6 +18,8 @@ import {
 } from "../../../src/service/consume-session.ts";
 import { GroupsService } from "../../../src/service/groups.ts";
 import { type GroupWorld, groupWorld, recordsIn, subscription, until } from "./groups-fixture.ts";
+import type { MetadataRecord } from "../../../src/metadata/records.ts";
+import { brokerRecord } from "./helpers.ts";
 
 type Event =
   | { readonly kind: "assignment"; readonly change: AssignmentChange }
@@ -382,5 +384,133 @@ describe("ConsumeSession: bad events end the session", () => {
     w.rm.close();
     expect(a.sink.ends()).toEqual([null]);
     expect(members()).toBe(0);
+  });
+});
+
+describe("ConsumeSession: a partition whose new leader does not know its high watermark yet (issue 17, KIP-207)", () => {
+  it("delivers nothing for it and ends nothing; its records come once the followers' fetches make the high watermark known; a 'latest' start is the epoch's start", async () => {
+    type Store = { commit(f: () => MetadataRecord[]): Promise<void> };
+    const store = (w.rm as unknown as { metadata: Store }).metadata;
+    await store.commit(() => [1, 2, 3].map((id) => brokerRecord(id, 5)));
+    await store.commit(() => [
+      { type: "topic", v: 1, name: "nl", topicId: "0".repeat(31) + "9", configs: {} },
+      {
+        type: "partition",
+        v: 1,
+        topic: "nl",
+        partition: 0,
+        replicas: [2, 1, 3],
+        isr: [2, 1, 3],
+        leader: 2,
+        leaderEpoch: 0,
+        partitionEpoch: 0,
+      },
+    ]);
+    const r = w.rm.replica("nl", 0)!;
+    // As a follower: offsets 0-3 held, high watermark 2 learned (node 2 had answered 4 already).
+    const batchAt = (baseOffset: number, values: string[]) =>
+      encodeBatch(
+        values.map((value) => ({ value })),
+        { baseOffset, partitionLeaderEpoch: 0, nowMs: 1 },
+      );
+    w.rm.applyFetched(r, Buffer.concat([batchAt(0, ["n0", "n1"]), batchAt(2, ["n2", "n3"])]), 2);
+    await store.commit(() => [
+      { type: "partition-change", v: 1, topic: "nl", partition: 0, leader: 1, isr: [1, 2, 3], leaderEpoch: 1, partitionEpoch: 1 },
+    ]);
+    expect([r.role, r.hw, r.epochStartOffset]).toEqual(["leader", 2, 4]);
+    const a = open(subscription({ topics: ["nl"] }));
+    const late = open(subscription({ groupId: "cg-late", topics: ["nl"], autoOffsetReset: "latest" }));
+    await until(() => a.sink.owned().length === 1 && late.sink.owned().length === 1, "both assigned");
+    await new Promise((done) => setTimeout(done, 50));
+    // (before: n0 and n1 were delivered at once, below the lagging high watermark 2)
+    expect([a.sink.values("nl", 0), a.sink.ends(), late.sink.ends()]).toEqual([[], [], []]);
+    const fetched = (id: number) =>
+      w.rm.fetchForFollower(id, {
+        topic: "nl",
+        partition: 0,
+        fetchOffset: 4,
+        lastFetchedEpoch: 0,
+        currentLeaderEpoch: 1,
+        maxBytes: 1 << 20,
+        brokerEpoch: 5,
+      });
+    fetched(2);
+    fetched(3);
+    await until(() => a.sink.values("nl", 0).length === 4, "the records once the high watermark is known");
+    expect(a.sink.values("nl", 0)).toEqual(["n0", "n1", "n2", "n3"]);
+    // The "latest" member started at 4, the epoch's start: it gets what comes after.
+    w.produce("nl", 0, ["n4"]);
+    fetched(2);
+    expect(late.sink.values("nl", 0)).toEqual([]);
+    w.rm.fetchForFollower(2, {
+      topic: "nl",
+      partition: 0,
+      fetchOffset: 5,
+      lastFetchedEpoch: 1,
+      currentLeaderEpoch: 1,
+      maxBytes: 1 << 20,
+      brokerEpoch: 5,
+    });
+    w.rm.fetchForFollower(3, {
+      topic: "nl",
+      partition: 0,
+      fetchOffset: 5,
+      lastFetchedEpoch: 1,
+      currentLeaderEpoch: 1,
+      maxBytes: 1 << 20,
+      brokerEpoch: 5,
+    });
+    await until(() => late.sink.values("nl", 0).length === 1, "the late member's first record");
+    expect(late.sink.values("nl", 0)).toEqual(["n4"]);
+    expect([a.sink.ends(), late.sink.ends()]).toEqual([[], []]);
+  });
+});
+
+describe("ConsumeSession: a partition assigned while this broker holds no replica of it (issue 17: cluster-grow)", () => {
+  it("announces the whole assignment, sends records only of announced partitions, and starts the partition once a replica is here", async () => {
+    type Store = { commit(f: () => MetadataRecord[]): Promise<void> };
+    const store = (w.rm as unknown as { metadata: Store }).metadata;
+    await store.commit(() => [1, 2].map((id) => brokerRecord(id, 5)));
+    const partition = (p: number, at: number) => ({
+      type: "partition" as const,
+      v: 1 as const,
+      topic: "far",
+      partition: p,
+      replicas: [at],
+      isr: [at],
+      leader: at,
+      leaderEpoch: 0,
+      partitionEpoch: 0,
+    });
+    // far-0 is held here (broker 1); far-1 only by broker 2, as after a reassignment moved it away.
+    await store.commit(() => [
+      { type: "topic", v: 1, name: "far", topicId: "0".repeat(31) + "8", configs: {} },
+      partition(0, 1),
+      partition(1, 2),
+    ]);
+    w.produce("far", 0, ["x0", "x1"]);
+    const a = open(subscription({ topics: ["far"] }));
+    await until(() => a.sink.values("far", 0).length === 2, "far-0's records");
+    // Before: the start of far-1 failed (NOT_LEADER_OR_FOLLOWER) half-way through the assignment,
+    // which was never announced, while far-0's records went out: the client refused them.
+    const owned = new Set<string>();
+    for (const e of a.sink.events) {
+      if (e.kind === "assignment") {
+        for (const tp of e.change.revoked) owned.delete(`${tp.topic}-${tp.partition}`);
+        for (const tp of e.change.assigned) owned.add(`${tp.topic}-${tp.partition}`);
+      } else if (e.kind === "records")
+        expect(owned.has(`${e.records.topic}-${e.records.partition}`), "records of an announced partition").toBe(true);
+    }
+    expect(a.sink.owned()).toEqual(["far-0", "far-1"]);
+    expect(a.sink.ends()).toEqual([]);
+    // far-1 comes here (broker 1 leads it): it is read from its start, with no new assignment.
+    await store.commit(() => [
+      { type: "partition-change", v: 1, topic: "far", partition: 1, leader: 1, isr: [1], leaderEpoch: 1, partitionEpoch: 1, replicas: [1] },
+    ]);
+    w.produce("far", 1, ["y0"]);
+    await until(() => a.sink.values("far", 1).length === 1, "far-1's record once a replica is here");
+    expect(a.sink.values("far", 1)).toEqual(["y0"]);
+    expect(a.sink.events.filter((e) => e.kind === "assignment")).toHaveLength(1);
+    expect(a.sink.ends()).toEqual([]);
   });
 });

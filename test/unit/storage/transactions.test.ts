@@ -129,6 +129,30 @@ describe("producer state with transactions: the first unstable offset", () => {
     ]);
   });
 
+  it("a transaction stays unstable under a high watermark that has not passed its marker (Kafka's unreplicated transactions)", () => {
+    const fs = new MemoryFileSystem();
+    const log = openLog(fs, new ManualClock(TS));
+    log.append(plainBatch(["a"]), 0, undefined, PLAIN); // 0
+    log.append(txnBatch(7, 0, 0, ["t1", "t2"]), 0, undefined, TXN); // 1-2
+    log.append(txnBatch(8, 0, 0, ["u1"]), 0, undefined, TXN); // 3
+    log.appendControl(marker(7, 0, true), 0); // 4
+    log.appendControl(marker(8, 0, false), 0); // 5
+    expect(log.firstUnstableOffset).toBeNull(); // both ended in this log...
+    expect(log.firstUnstableOffsetAt(4)).toBe(1); // ...but a high watermark of 4 has neither marker below it
+    expect(log.firstUnstableOffsetAt(5)).toBe(3); // 7's marker is below 5, 8's is not
+    expect(log.firstUnstableOffsetAt(6)).toBeNull();
+    log.highWatermarkMoved(5); // 7's transaction is replicated: forgotten
+    expect(log.firstUnstableOffsetAt(4)).toBe(3);
+    log.append(txnBatch(7, 0, 2, ["t3"]), 0, undefined, TXN); // 6: open
+    expect([log.firstUnstableOffsetAt(5), log.firstUnstableOffsetAt(6)]).toEqual([3, 6]);
+    log.highWatermarkMoved(6);
+    expect(log.firstUnstableOffsetAt(5)).toBe(6);
+    // Truncation (a follower's divergent tail) and reopening rebuild the producer state: the
+    // markers still in the log count as replicated, those cut are gone with their transaction's end.
+    log.truncateTo(5); // 8's ABORT and the open batch go
+    expect([log.firstUnstableOffset, log.firstUnstableOffsetAt(0)]).toEqual([3, 3]);
+  });
+
   it("with two open transactions the oldest one holds it; an abort is indexed with its first offset", () => {
     const log = openLog(new MemoryFileSystem(), new ManualClock(TS));
     log.append(txnBatch(1, 0, 0, ["a"]), 0, undefined, TXN); // 0
