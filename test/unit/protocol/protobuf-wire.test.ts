@@ -17,7 +17,7 @@ import {
   sizeLen,
   sizeUint32,
 } from "../../../src/protocol/protobuf-wire.ts";
-import { bytes, enc, expectSameBytes, randomInt32, randomInt64, seed, unknownFields, written } from "./wire-fixtures.ts";
+import { bytes, enc, expectSameBytes, randomInt32, randomInt64, rnd, seed, unknownFields, written } from "./wire-fixtures.ts";
 
 function reader(data: Uint8Array, path = "test.Message"): Reader {
   return new Reader(data, 0, data.length, path);
@@ -44,6 +44,35 @@ describe(`Writer (SEED=${seed})`, () => {
       );
     }
     for (const v of [0, 1, 300, 2 ** 32 - 1]) expect(sizeUint32(v)).toBe(written((x) => x.uint32(v)).length);
+  });
+
+  it("writes int64 numbers and bigints of [2^32, 2^53) with number arithmetic, byte for byte as protobuf-es", () => {
+    const edges = [2 ** 32, 2 ** 35 - 1, 2 ** 35, 2 ** 42 - 1, 2 ** 42, 2 ** 49 - 1, 2 ** 49, Number.MAX_SAFE_INTEGER, 1_765_000_000_123];
+    const randoms = Array.from({ length: 300 }, () => 2 ** 32 + Math.floor(rnd.next() * (Number.MAX_SAFE_INTEGER - 2 ** 32)));
+    for (const v of [...edges, ...randoms]) {
+      const reference = written((x) => x.int64(BigInt(v)));
+      for (const input of [v, BigInt(v)]) {
+        expect(sizeInt64(input), `size of ${v}`).toBe(reference.length);
+        const w = new Writer(sizeInt64(input));
+        w.int64(input);
+        expectSameBytes(w.finish(), reference);
+      }
+    }
+    // Past 2^53 and below 0 the bigint path still runs.
+    for (const v of [2n ** 53n, 2n ** 63n - 1n, -1n, -(2n ** 40n)]) {
+      const w = new Writer(sizeInt64(v));
+      w.int64(v);
+      expectSameBytes(
+        w.finish(),
+        written((x) => x.int64(v)),
+      );
+    }
+    const max = new Writer(sizeInt64(2n ** 64n - 1n));
+    max.int64(2n ** 64n - 1n);
+    expectSameBytes(
+      max.finish(),
+      written((x) => x.uint64(2n ** 64n - 1n)),
+    );
   });
 
   it("writes length-delimited fields and strings with their tags", () => {
