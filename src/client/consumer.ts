@@ -292,10 +292,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       for (;;) {
         if (this.closed) return;
         await this.resolvePending();
-        this.startLoops(run);
+        // One clock reading for both: a backoff that ends between two readings would be neither
+        // fetchable nor waited for, and the iterator would wait for good.
+        const now = Date.now();
+        this.startLoops(run, now);
         const d = this.inbox.shift();
         if (d === undefined) {
-          await this.changed(this.nextBackoffEndMs()); // a partition out of its backoff may need a new loop
+          await this.changed(this.nextBackoffEndMs(now)); // a partition out of its backoff may need a new loop
           continue;
         }
         if (d.kind === "error") throw d.error;
@@ -414,8 +417,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /** Partitions to fetch now (not waiting for a seek, a backoff, or another fetch), by broker address. */
-  private fetchable(): Map<string, PartitionState[]> {
-    const now = Date.now();
+  private fetchable(now = Date.now()): Map<string, PartitionState[]> {
     const out = new Map<string, PartitionState[]>();
     for (const s of this.states.values()) {
       if (s.pending !== null || s.fetchOffset < 0 || s.fetching !== null || s.backoffUntilMs > now) continue;
@@ -426,8 +428,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /** Starts a fetch loop for every broker that has partitions to fetch and none yet. */
-  private startLoops(run: number): void {
-    for (const address of this.fetchable().keys()) {
+  private startLoops(run: number, now = Date.now()): void {
+    for (const address of this.fetchable(now).keys()) {
       if (this.loops.has(address)) continue;
       const loop: FetchLoop = { address, queued: false, abort: new AbortController() };
       this.loops.set(address, loop);
@@ -464,10 +466,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         await this.changed();
         continue;
       }
-      const states = this.fetchable().get(loop.address) ?? [];
+      const now = Date.now();
+      const states = this.fetchable(now).get(loop.address) ?? [];
       if (states.length === 0) {
         if (!this.routesTo(loop.address)) break;
-        await this.changed(this.nextBackoffEndMs());
+        await this.changed(this.nextBackoffEndMs(now)); // the same reading as fetchable's (see records())
         continue;
       }
       const epochs = new Map(states.map((s) => [s, s.epoch] as const));
@@ -521,9 +524,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     st.readReplica = { address, untilMs: Date.now() + READ_REPLICA_LEASE_MS };
   }
 
-  private nextBackoffEndMs(): number {
+  private nextBackoffEndMs(now = Date.now()): number {
     let until = Number.POSITIVE_INFINITY;
-    const now = Date.now();
     for (const s of this.states.values()) if (s.backoffUntilMs > now) until = Math.min(until, s.backoffUntilMs);
     return until;
   }

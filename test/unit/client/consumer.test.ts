@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
 import { type ConsumerRecord, Consumer, type ConsumerOptions } from "../../../src/client/consumer.ts";
@@ -194,6 +194,45 @@ describe("Consumer", () => {
     consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
     expect((await take(consumer, 2)).map((r) => r.offset)).toEqual([0, 1]);
     expect(refused).toBe(5);
+  });
+
+  it("fetches a partition again after its backoff even when the backoff ends between two clock readings (it waited for good)", async () => {
+    const { fake, consumer } = setup({}, 1); // backoffs of 1-2 ms
+    appendValues(fake, 0, range(2));
+    let refused = 0;
+    fake.fetchHook = (req) => {
+      if (refused === 3) return undefined;
+      refused++;
+      return {
+        partitions: (req.partitions ?? []).map((p) => ({
+          topic: "t",
+          partition: p.partition ?? 0,
+          nextOffset: p.offset ?? 0n,
+          highWatermark: -1n,
+          error: detail(Errors.OFFSET_NOT_AVAILABLE, "t-0: not yet"),
+        })),
+      };
+    };
+    // A pause of one second (a collection on a loaded machine) just before the consumer looks for
+    // the end of the next backoff, after it found the partition still backing off: it must not
+    // then wait for a wake-up that never comes.
+    const realNow = Date.now.bind(Date);
+    let skew = 0;
+    const spy = vi.spyOn(Date, "now").mockImplementation(() => {
+      if (new Error().stack?.includes("nextBackoffEndMs")) skew += 1000;
+      return realNow() + skew;
+    });
+    consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
+    try {
+      const got = await Promise.race([
+        take(consumer, 2).then((rs) => rs.map((r) => r.offset)),
+        new Promise<string>((resolve) => setTimeout(() => resolve(`stuck after ${refused} refusals`), 5_000)),
+      ]);
+      expect(got).toEqual([0, 1]);
+      expect(refused).toBe(3);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("ends the iteration on close(), even while a fetch is waiting", async () => {
