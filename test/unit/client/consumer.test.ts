@@ -47,6 +47,25 @@ async function take(consumer: Consumer, n: number): Promise<ConsumerRecord[]> {
   return out;
 }
 
+/** Answers the next `n` fetches OFFSET_NOT_AVAILABLE (a new leader not knowing its high watermark); counts them. */
+function refuseFetches(fake: FakeTransport, n: number, message: string): { count: number } {
+  const refusals = { count: 0 };
+  fake.fetchHook = (req) => {
+    if (refusals.count === n) return undefined;
+    refusals.count++;
+    return {
+      partitions: (req.partitions ?? []).map((p) => ({
+        topic: "t",
+        partition: p.partition ?? 0,
+        nextOffset: p.offset ?? 0n,
+        highWatermark: -1n,
+        error: detail(Errors.OFFSET_NOT_AVAILABLE, message),
+      })),
+    };
+  };
+  return refusals;
+}
+
 const range = (n: number, prefix = "v"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 describe("Consumer", () => {
@@ -174,45 +193,16 @@ describe("Consumer", () => {
   it("asks a partition whose new leader does not know its high watermark yet (OFFSET_NOT_AVAILABLE) again, beyond its retries", async () => {
     const { fake, consumer } = setup(); // 2 retries
     appendValues(fake, 0, range(2));
-    let refused = 0;
-    fake.fetchHook = (req) => {
-      if (refused === 5) return undefined;
-      refused++;
-      return {
-        partitions: (req.partitions ?? []).map((p) => ({
-          topic: "t",
-          partition: p.partition ?? 0,
-          nextOffset: p.offset ?? 0n,
-          highWatermark: -1n,
-          error: detail(
-            Errors.OFFSET_NOT_AVAILABLE,
-            "t-0: broker 1 became leader at offset 2 and its high watermark (0) has not reached it yet",
-          ),
-        })),
-      };
-    };
+    const refusals = refuseFetches(fake, 5, "t-0: broker 1 became leader at offset 2 and its high watermark (0) has not reached it yet");
     consumer.assign([{ topic: "t", partition: 0, offset: 0 }]);
     expect((await take(consumer, 2)).map((r) => r.offset)).toEqual([0, 1]);
-    expect(refused).toBe(5);
+    expect(refusals.count).toBe(5);
   });
 
   it("fetches a partition again after its backoff even when the backoff ends between two clock readings (it waited for good)", async () => {
     const { fake, consumer } = setup({}, 1); // backoffs of 1-2 ms
     appendValues(fake, 0, range(2));
-    let refused = 0;
-    fake.fetchHook = (req) => {
-      if (refused === 3) return undefined;
-      refused++;
-      return {
-        partitions: (req.partitions ?? []).map((p) => ({
-          topic: "t",
-          partition: p.partition ?? 0,
-          nextOffset: p.offset ?? 0n,
-          highWatermark: -1n,
-          error: detail(Errors.OFFSET_NOT_AVAILABLE, "t-0: not yet"),
-        })),
-      };
-    };
+    const refusals = refuseFetches(fake, 3, "t-0: not yet");
     // A pause of one second (a collection on a loaded machine) just before the consumer looks for
     // the end of the next backoff, after it found the partition still backing off: it must not
     // then wait for a wake-up that never comes.
@@ -226,10 +216,10 @@ describe("Consumer", () => {
     try {
       const got = await Promise.race([
         take(consumer, 2).then((rs) => rs.map((r) => r.offset)),
-        new Promise<string>((resolve) => setTimeout(() => resolve(`stuck after ${refused} refusals`), 5_000)),
+        new Promise<string>((resolve) => setTimeout(() => resolve(`stuck after ${refusals.count} refusals`), 5_000)),
       ]);
       expect(got).toEqual([0, 1]);
-      expect(refused).toBe(3);
+      expect(refusals.count).toBe(3);
     } finally {
       spy.mockRestore();
     }

@@ -48,6 +48,23 @@ import {
   written,
 } from "../protocol/wire-fixtures.ts";
 
+const pick = <T>(xs: readonly T[]): T => xs[rnd.int(xs.length)]!;
+
+/** A random topic name, partition and records as the service reads them (edge values included). */
+function randomFetchedPartition(): { topic: string; partition: number; records: FetchedRecord[] } {
+  const maybeBytes = (): Uint8Array | null => pick([null, bytes(0), bytes(1 + rnd.int(300), rnd.int(256))]);
+  const records: FetchedRecord[] = Array.from({ length: rnd.int(6) }, () => ({
+    offset: pick([0, 1, 127, 128, 2 ** 31, 2 ** 40 + rnd.int(1000), Number.MAX_SAFE_INTEGER]),
+    timestampMs: pick([0, -1, 1_700_000_000_000 + rnd.int(1e6), 5]),
+    timestampType: pick([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
+    leaderEpoch: pick([0, -1, 3, 300, 2 ** 31 - 1]),
+    key: maybeBytes(),
+    value: maybeBytes(),
+    headers: Array.from({ length: pick([0, 0, 1, 3]) }, () => ({ key: pick(["", "h", "ключ"]), value: maybeBytes() })),
+  }));
+  return { topic: pick(["", "t", "orders-é", "x".repeat(200)]), partition: pick([0, 1, 127, 128, 99_999]), records };
+}
+
 describe(`ProduceRequest decoder (SEED=${seed})`, () => {
   it.each(produceCases)("decodes like fromBinary: %s", (_name, init) => {
     const reference = enc(ProduceRequestSchema, init);
@@ -235,20 +252,8 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
   });
 
   it("encodes the service's records (fetchedRecords) by hand, byte for byte as protobuf-es encodes them as ConsumedRecords", () => {
-    const pick = <T>(xs: readonly T[]): T => xs[rnd.int(xs.length)]!;
-    const maybeBytes = (): Uint8Array | null => pick([null, bytes(0), bytes(1 + rnd.int(300), rnd.int(256))]);
     for (let i = 0; i < 300; i++) {
-      const topic = pick(["", "t", "orders-é", "x".repeat(200)]);
-      const partition = pick([0, 1, 127, 128, 99_999]);
-      const records: FetchedRecord[] = Array.from({ length: rnd.int(6) }, () => ({
-        offset: pick([0, 1, 127, 128, 2 ** 31, 2 ** 40 + rnd.int(1000), Number.MAX_SAFE_INTEGER]),
-        timestampMs: pick([0, -1, 1_700_000_000_000 + rnd.int(1e6), 5]),
-        timestampType: pick([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
-        leaderEpoch: pick([0, -1, 3, 300, 2 ** 31 - 1]),
-        key: maybeBytes(),
-        value: maybeBytes(),
-        headers: Array.from({ length: pick([0, 0, 1, 3]) }, () => ({ key: pick(["", "h", "ключ"]), value: maybeBytes() })),
-      }));
+      const { topic, partition, records } = randomFetchedPartition();
       const out = encodeFetchResponse({ partitions: [{ topic, partition, nextOffset: 9, fetchedRecords: records }] });
       const reference = create(FetchResponseSchema, {
         partitions: [{ topic, partition, nextOffset: 9n, records: records.map((r) => toConsumedRecord(topic, partition, r)) }],
@@ -258,20 +263,8 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
   });
 
   it("encodes Consume's records (ConsumeResponse.records, RECORDS) by hand, byte for byte as protobuf-es; other Consume answers through protobuf-es", () => {
-    const pick = <T>(xs: readonly T[]): T => xs[rnd.int(xs.length)]!;
-    const maybeBytes = (): Uint8Array | null => pick([null, bytes(0), bytes(1 + rnd.int(300), rnd.int(256))]);
     for (let i = 0; i < 300; i++) {
-      const topic = pick(["", "t", "orders-é", "x".repeat(200)]);
-      const partition = pick([0, 1, 127, 128, 99_999]);
-      const records: FetchedRecord[] = Array.from({ length: rnd.int(6) }, () => ({
-        offset: pick([0, 1, 127, 128, 2 ** 31, 2 ** 40 + rnd.int(1000), Number.MAX_SAFE_INTEGER]),
-        timestampMs: pick([0, -1, 1_700_000_000_000 + rnd.int(1e6), 5]),
-        timestampType: pick([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
-        leaderEpoch: pick([0, -1, 3, 300, 2 ** 31 - 1]),
-        key: maybeBytes(),
-        value: maybeBytes(),
-        headers: Array.from({ length: pick([0, 0, 1, 3]) }, () => ({ key: pick(["", "h", "ключ"]), value: maybeBytes() })),
-      }));
+      const { topic, partition, records } = randomFetchedPartition();
       const m = {
         topic,
         partition,
