@@ -369,6 +369,7 @@ export class ConsumeSession {
       if (o) o.paused = paused;
     }
     // Either way the credit changed (a paused partition's records do not count): send again.
+    if (!paused) this.interruptFetches();
     this.kick();
   }
 
@@ -391,6 +392,7 @@ export class ConsumeSession {
       o.stuck = false;
       o.fetched = null;
       o.seekId = input.seekId;
+      this.interruptFetches();
       this.kick();
       return;
     }
@@ -398,9 +400,7 @@ export class ConsumeSession {
       if (typeof to === "number") {
         if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
         offset = to;
-      } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
-      else if (to === "latest") offset = this.rm.startingLatestOffset(topic, partition);
-      else offset = this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
+      } else offset = this.seekOffset(topic, partition, to);
     } catch (e) {
       return this.fail(e);
     }
@@ -591,6 +591,7 @@ export class ConsumeSession {
       this.sink.assignment({ memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked });
     // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
     if (released) this.nudge();
+    if (assigned.length > 0 || revoked.length > 0) this.interruptFetches();
     this.kick();
   }
 
@@ -668,6 +669,13 @@ export class ConsumeSession {
     this.nudge();
   }
 
+  /** Where a seek to `to` moves a partition read here. */
+  private seekOffset(topic: string, partition: number, to: RemoteOffsetSpec): number {
+    if (to === "earliest") return this.rm.earliestOffset(topic, partition).offset;
+    if (to === "latest") return this.rm.startingLatestOffset(topic, partition);
+    return this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
+  }
+
   /** A seek's timestamp lookup; null when no record is that recent, or none is known to be below the high watermark yet. */
   private offsetForTimestamp(topic: string, partition: number, ts: number): number | null {
     try {
@@ -697,7 +705,18 @@ export class ConsumeSession {
   private resolved(sub: ConsumeSubscription, o: Owned): boolean {
     if (o.position !== UNRESOLVED) return true;
     // Read at its leader: its start is looked up there (`pollRemotes`).
-    if (o.seekTo || this.leaderElsewhere(o.topic, o.partition) !== null) return false;
+    if (this.leaderElsewhere(o.topic, o.partition) !== null) return false;
+    if (o.seekTo) {
+      // A seek to look up at a leader, and the partition is read here now.
+      try {
+        o.position = o.committed = this.seekOffset(o.topic, o.partition, o.seekTo);
+        o.seekTo = null;
+        return true;
+      } catch (e) {
+        if (RillError.from(e).retriable) return false;
+        throw e;
+      }
+    }
     const start = this.startOrUnresolved(sub, o.topic, o.partition);
     if (start === UNRESOLVED) return false;
     o.position = o.committed = start;
@@ -896,6 +915,17 @@ export class ConsumeSession {
     }
   }
 
+  /**
+   * Ends the remote long polls in flight (what they read so far still counts), so the next ones
+   * ask for the partitions as they are now (a seek, a new or resumed partition) at once.
+   */
+  private interruptFetches(): void {
+    for (const c of this.fetching.values()) {
+      c.aborted = true;
+      c.onabort?.();
+    }
+  }
+
   /** A remote read at `leader` failed (or its partitions must wait): back off, doubling. */
   private failedAt(leader: number): void {
     const ms = Math.min(REMOTE_BACKOFF_MAX_MS, (this.backoff.get(leader)?.ms ?? REMOTE_BACKOFF_MS / 2) * 2);
@@ -940,8 +970,12 @@ export class ConsumeSession {
           if (failed) this.failedAt(leader);
           else this.backoff.delete(leader);
         },
-        () => this.failedAt(leader), // unreachable: again after a backoff (the image may name a new leader by then)
+        () => {
+          // Unreachable: again after a backoff (the image may name a new leader by then). Interrupted: again now.
+          if (!cancel.aborted) this.failedAt(leader);
+        },
       )
+      .catch((e: unknown) => this.fail(e))
       .finally(() => {
         if (this.fetching.get(leader) === cancel) this.fetching.delete(leader);
         this.kick();
