@@ -22,10 +22,19 @@
  *    it; the other partitions go on. A partition whose new leader does not know its high
  *    watermark yet (ReplicaManager.hwKnown) delivers nothing, with no error, until it does; a
  *    start position resolved meanwhile ("latest", or a committed offset checked against the log
- *    end) takes the least that high watermark will be. The session reads only replicas this
- *    broker holds: a partition assigned while it holds none (a reassignment moved it away) is
- *    owned and announced all the same, with no error, and its start is resolved (and its records
- *    sent) once a replica is here again; an assignment is never half applied (issue 17: a start
+ *    end) takes the least that high watermark will be. A partition this broker holds no replica
+ *    of (a topic whose replication factor is below the cluster's size, or a reassignment moved
+ *    it away) is read at its leader through the `ConsumeRemote` port, as Fetch forwards: per
+ *    leader one long-poll Fetch at a time for all the session's partitions it leads (asked only
+ *    while credit is left; interrupted by a seek, a new assignment or a resume), and one
+ *    ListOffsets for starts and seeks, so a committed offset is checked against the leader's
+ *    log. Its answers go through the same credit, memory budget, quota, CORRUPT_MESSAGE and
+ *    revocation rules as a local read; a failed read (NOT_LEADER_OR_FOLLOWER, an unreachable
+ *    leader) is tried again after a doubling backoff (50 ms to 2 s), at whichever broker the
+ *    metadata names then, and one that becomes local is read here. Without the port such a
+ *    partition is owned and announced all the same and waits for a replica here. A committed
+ *    offset past a local follower's high watermark waits for the follower (it is not out of
+ *    range for that). An assignment is never half applied (issue 17: a start
  *    that failed half-way used to leave earlier partitions owned but never announced, and their
  *    records made the client fail). When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed

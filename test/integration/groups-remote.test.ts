@@ -8,6 +8,7 @@
  * - Two members of one group share the RF 2 topic: together they receive every record at least
  *   once (a rebalance may re-deliver what was not committed yet), and the group's committed
  *   offsets reach the end of every partition.
+ * - READ_COMMITTED over partitions read at their leaders: committed transactions only.
  * Bounded waits only; one cluster for the file.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -146,6 +147,57 @@ describe("Consume reads partitions of which the coordinator holds no replica", (
     );
     await a.close();
     await b.close();
+  }, 40_000);
+
+  it("READ_COMMITTED: a member reads the committed transactions' records of every partition and none of an aborted one", async () => {
+    const topic = "rf1txn";
+    await admin!.createTopics([{ name: topic, partitions: PARTITIONS, replicationFactor: 1 }]);
+    await until(
+      async () => (await admin!.describeTopics([topic], { includeConfigs: false }))[0]?.partitions.every((p) => p.leader >= 0),
+      20_000,
+      `${topic}'s leaders`,
+    );
+    const tp = new Producer({
+      bootstrap: bootstrap(),
+      lingerMs: 0,
+      transactionalId: "groups-remote",
+      retry: { retries: 30, backoffMsMax: 500 },
+    });
+    closers.push(() => tp.close());
+    const write = async (tx: { send(r: { topic: string; partition: number; value: string }): Promise<unknown> }, tag: string) => {
+      await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => tx.send({ topic, partition: p, value: `${tag}${p}` })));
+    };
+    await tp.transaction((tx) => write(tx, "c1-"));
+    await tp
+      .transaction(async (tx) => {
+        await write(tx, "aborted-");
+        throw new Error("abort this one");
+      })
+      .catch(() => undefined);
+    await tp.transaction((tx) => write(tx, "c2-"));
+    const c = new GroupConsumer({
+      bootstrap: bootstrap(),
+      groupId: "g-rf1txn",
+      autoOffsetReset: "earliest",
+      isolation: "read_committed",
+      sessionTimeoutMs: 6000,
+      requestTimeoutMs: 10_000,
+      random: new SeededRandom(SEED + 4),
+    });
+    closers.push(() => c.close());
+    c.subscribe([topic]);
+    const d = drain(c);
+    await until(() => d.failed() !== null || d.seen.length >= 2 * PARTITIONS, 20_000, "the committed records").catch((e: unknown) => {
+      throw new Error(`${String(e)}; got ${JSON.stringify(d.seen)}`);
+    });
+    expect(d.failed()).toBeNull();
+    await new Promise((r) => setTimeout(r, 300));
+    const values = d.seen.map((s) => s.split(":")[2]!).sort();
+    const want = Array.from({ length: PARTITIONS }, (_, p) => [`c1-${p}`, `c2-${p}`])
+      .flat()
+      .sort();
+    expect(values).toEqual(want);
+    await c.close();
   }, 40_000);
 });
 
