@@ -307,10 +307,8 @@ export class ConsumeSession {
   /** Remote reads in flight, by leader: one fetch, one offsets lookup each at most. */
   private readonly fetching = new Map<number, Cancellation>();
   private readonly looking = new Map<number, Cancellation>();
-  /** Leaders that failed: no read there before `untilMs`. */
-  private readonly backoff = new Map<number, { untilMs: number; ms: number }>();
-  /** Wakes the pump once a backoff has passed. */
-  private retryTimer: unknown = null;
+  /** Leaders that failed: the last pause, and the timer ending the current one (null: over). */
+  private readonly backoff = new Map<number, { ms: number; timer: unknown }>();
 
   /**
    * A session of this broker's groups. When the broker is already shutting down, the session
@@ -904,24 +902,11 @@ export class ConsumeSession {
       list.push(o);
       into.set(leader, list);
     }
-    const now = this.rm.nowMs();
-    let retryInMs = Number.POSITIVE_INFINITY;
-    const ready = (leader: number): boolean => {
-      const b = this.backoff.get(leader);
-      if (!b || b.untilMs <= now) return true;
-      retryInMs = Math.min(retryInMs, b.untilMs - now);
-      return false;
-    };
+    const ready = (leader: number): boolean => (this.backoff.get(leader)?.timer ?? null) === null;
     const credit = this.outstanding() < this.window(sub) && this.byteCredit(sub) > 0;
     for (const [leader, list] of toLook) if (!this.looking.has(leader) && ready(leader)) this.lookUp(sub, remote, leader, list);
     if (credit)
       for (const [leader, list] of toFetch) if (!this.fetching.has(leader) && ready(leader)) this.fetchFrom(sub, remote, leader, list);
-    if (retryInMs !== Number.POSITIVE_INFINITY && this.retryTimer === null) {
-      this.retryTimer = this.timers.setTimeout(() => {
-        this.retryTimer = null;
-        this.kick();
-      }, retryInMs);
-    }
   }
 
   /**
@@ -937,8 +922,22 @@ export class ConsumeSession {
 
   /** A remote read at `leader` failed (or its partitions must wait): back off, doubling. */
   private failedAt(leader: number): void {
-    const ms = Math.min(REMOTE_BACKOFF_MAX_MS, (this.backoff.get(leader)?.ms ?? REMOTE_BACKOFF_MS / 2) * 2);
-    this.backoff.set(leader, { untilMs: this.rm.nowMs() + ms, ms });
+    if (this.closed) return;
+    const last = this.backoff.get(leader);
+    if (last && last.timer !== null) return; // already pausing
+    const ms = Math.min(REMOTE_BACKOFF_MAX_MS, (last?.ms ?? REMOTE_BACKOFF_MS / 2) * 2);
+    const b = { ms, timer: null as unknown };
+    b.timer = this.timers.setTimeout(() => {
+      b.timer = null;
+      this.kick();
+    }, ms);
+    this.backoff.set(leader, b);
+  }
+
+  /** A remote read at `leader` succeeded: the next failure pauses the least again. */
+  private succeededAt(leader: number): void {
+    const b = this.backoff.get(leader);
+    if (b && b.timer === null) this.backoff.delete(leader);
   }
 
   /** Whether `o` is still owned as it was when a remote read of it started at `position`. */
@@ -977,7 +976,7 @@ export class ConsumeSession {
             } else failed = true; // a leader change (NOT_LEADER_OR_FOLLOWER), no high watermark yet...: again shortly
           });
           if (failed) this.failedAt(leader);
-          else this.backoff.delete(leader);
+          else this.succeededAt(leader);
         },
         () => {
           // Unreachable: again after a backoff (the image may name a new leader by then). Interrupted: again now.
@@ -1247,7 +1246,8 @@ export class ConsumeSession {
     for (const r of this.held) r.release();
     this.held.clear();
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
-    if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
+    for (const b of this.backoff.values()) if (b.timer !== null) this.timers.clearTimeout(b.timer);
+    this.backoff.clear();
     // Remote reads in flight are given up.
     for (const c of [...this.fetching.values(), ...this.looking.values()]) {
       c.aborted = true;

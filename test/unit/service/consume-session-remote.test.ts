@@ -305,4 +305,69 @@ describe("ConsumeSession: partitions with no replica here are read at their lead
     await new Promise((r) => setTimeout(r, 100));
     expect(calls.fetches).toBe(fetches); // no read after the end
   });
+
+  it("NOT_LEADER_OR_FOLLOWER at the old leader: tried again with a doubling backoff, then read where the metadata names the leader", async () => {
+    produce2("far", 1, ["y0"]);
+    const a = open(subscription({ topics: ["far"] }));
+    await until(() => a.sink.values("far", 1).length === 1 && a.sink.ownedNow().length === 3, "far-1's first record");
+    // Broker 2 learns first that far-2 (empty so far) moved to broker 1; broker 1 does not know yet.
+    const moved = () => [
+      {
+        type: "partition-change" as const,
+        v: 1 as const,
+        topic: "far",
+        partition: 2,
+        leader: 1,
+        isr: [1],
+        leaderEpoch: 1,
+        partitionEpoch: 1,
+        replicas: [1],
+      },
+    ];
+    await b2.store.commit(moved);
+    const before = calls.fetches;
+    await new Promise((r) => setTimeout(r, 400));
+    // Each answer is NOT_LEADER_OR_FOLLOWER at once: without the backoff (50, 100, 200 ms...) this were hundreds.
+    expect(calls.fetches - before).toBeLessThanOrEqual(8);
+    expect(a.sink.ends()).toEqual([]);
+    await (w.rm as unknown as { metadata: Store }).metadata.commit(moved);
+    w.produce("far", 2, ["here0"]);
+    await until(() => a.sink.values("far", 2).length === 1, "far-2 read here");
+    expect(a.sink.values("far", 2)).toEqual(["here0"]);
+    // far-1 is still read at broker 2.
+    produce2("far", 1, ["y1"]);
+    await until(() => a.sink.values("far", 1).length === 2, "far-1 after the backoff");
+    expect(a.sink.strayRecords).toBeNull();
+  });
+
+  it("a committed offset past a local follower's high watermark waits for the follower; it is not out of range (no re-delivery from the earliest)", async () => {
+    // lag-0: broker 2 leads, broker 1 follows.
+    const lag = () => [
+      { type: "topic" as const, v: 1 as const, name: "lag", topicId: `${"0".repeat(31)}9`, configs: {} },
+      { ...placed("lag", 0, 2), replicas: [2, 1], isr: [2, 1] },
+    ];
+    await both(lag);
+    const follower = w.rm.replica("lag", 0)!;
+    expect(follower.role).toBe("follower");
+    const batch = (from: number) =>
+      encodeBatch(
+        range("v", 5, from).map((value) => ({ value })),
+        { nowMs: 1_000_000, baseOffset: from, partitionLeaderEpoch: 0 },
+      );
+    // The follower holds offsets 0..4, but the high watermark it knows is 2.
+    w.rm.applyFetched(follower, batch(0), 2);
+    const c = w.rt.run("cg", (shard, now) =>
+      shard.commitOffsets({ groupId: "cg", memberId: "", memberEpoch: -1, offsets: [offset("lag", 0, 3)] }, now),
+    );
+    expect(c.error).toBeNull();
+    const a = open(subscription({ topics: ["lag"] }));
+    await until(() => a.sink.ownedNow().length === 1, "the assignment");
+    await new Promise((r) => setTimeout(r, 100));
+    // Before: 3 > 2 looked out of range, and "earliest" re-delivered v0, v1, v2.
+    expect(a.sink.values("lag", 0)).toEqual([]);
+    w.rm.applyFetched(follower, Buffer.alloc(0), 5);
+    await until(() => a.sink.values("lag", 0).length === 2, "the records from the committed offset");
+    expect(a.sink.values("lag", 0)).toEqual(["v3", "v4"]);
+    expect(a.sink.ends()).toEqual([]);
+  });
 });
