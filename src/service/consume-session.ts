@@ -781,6 +781,8 @@ export class ConsumeSession {
       // The member skips a batch that cannot be read: delivery goes on where it committed.
       owned.position = offset;
       owned.stuck = false;
+      owned.fetched = null;
+      this.interruptFetches(); // a partition read at its leader joins the next fetch at once
     }
     const r = this.revoking.get(k);
     if (r && offset >= r.o.position) this.release(k);

@@ -28,6 +28,7 @@ import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { openMemoryLogs } from "../storage/helpers.ts";
 import { type GroupWorld, groupWorld, recordsIn, subscription, until } from "./groups-fixture.ts";
 import { brokerRecord } from "./helpers.ts";
+import { badGzipBatch } from "./corrupt-batches.ts";
 
 type Event =
   | { readonly kind: "assignment"; readonly change: AssignmentChange }
@@ -368,6 +369,27 @@ describe("ConsumeSession: partitions with no replica here are read at their lead
     w.rm.applyFetched(follower, Buffer.alloc(0), 5);
     await until(() => a.sink.values("lag", 0).length === 2, "the records from the committed offset");
     expect(a.sink.values("lag", 0)).toEqual(["v3", "v4"]);
+    expect(a.sink.ends()).toEqual([]);
+  });
+
+  it("a batch of a remote partition that cannot be read: that partition's CORRUPT_MESSAGE once, the others go on; a commit past it resumes it", async () => {
+    produce2("far", 1, ["a", "b"]); // offsets 0-1
+    b2.rm.append("far", 1, badGzipBatch(["x", "y", "z"]), "leader"); // offsets 2-4
+    produce2("far", 1, ["c"]); // offset 5
+    produce2("far", 2, ["z0"]);
+    const a = open(subscription({ topics: ["far"], decode: true }));
+    const corrupt = () => a.sink.events.flatMap((e) => (e.kind === "records" && e.records.error !== null ? [e.records] : []));
+    await until(() => corrupt().length === 1 && a.sink.values("far", 2).length === 1, "far-1's CORRUPT_MESSAGE and far-2's record");
+    expect(a.sink.values("far", 1)).toEqual(["a", "b"]);
+    const bad = corrupt()[0]!;
+    expect([bad.partition, bad.firstOffset, bad.nextOffset, bad.error!.kind.name]).toEqual([1, 2, 5, "CORRUPT_MESSAGE"]);
+    produce2("far", 2, ["z1"]);
+    await until(() => a.sink.values("far", 2).length === 2, "far-2 goes on");
+    expect(corrupt()).toHaveLength(1); // reported once, far-1 paused
+    expect(a.sink.values("far", 1)).toEqual(["a", "b"]);
+    a.session.commit(1n, [offset("far", 1, 5)]);
+    await until(() => a.sink.values("far", 1).length === 3, "far-1 after the skipped batch");
+    expect(a.sink.values("far", 1)).toEqual(["a", "b", "c"]);
     expect(a.sink.ends()).toEqual([]);
   });
 });
