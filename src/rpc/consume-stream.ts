@@ -33,6 +33,7 @@ import {
   type AssignmentChange,
   type CommitResultOutput,
   type ConsumeSink,
+  type ConsumeRemote,
   ConsumeSession,
   type ConsumeSubscription,
   type DeliveredRecords,
@@ -276,9 +277,11 @@ export function serveConsume(
   quotas?: QuotaThrottle,
   memory?: FetchMemory,
   buffers?: ReadBuffers,
+  remote?: (who: Requester) => ConsumeRemote,
 ): void {
   const sink = new CallSink(call, quotas);
-  const session = new ConsumeSession(rt, rm, timers, sink, memory, buffers);
+  // Partitions with no replica here are read at their leaders, on behalf of this caller.
+  const session = new ConsumeSession(rt, rm, timers, sink, memory, buffers, remote?.(requesterOf(call)));
   sink.onRoom = () => session.drained();
   if (session.ended) return;
   const who = requesterOf(call);

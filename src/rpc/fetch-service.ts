@@ -20,7 +20,15 @@
 import type { InternalClients } from "./internal-clients.ts";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import { ConsumedRecordSchema, TimestampType as ProtoTimestampType, type ConsumedRecord } from "../gen/rill/v1/common_pb.ts";
+import {
+  ConsumedRecordSchema,
+  IsolationLevel as ProtoIsolationLevel,
+  OffsetSpec,
+  TimestampType as ProtoTimestampType,
+  type ConsumedRecord,
+} from "../gen/rill/v1/common_pb.ts";
+import { rillError } from "../base/errors.ts";
+import type { ConsumeRemote } from "../service/consume-session.ts";
 import {
   FetchRequestSchema,
   FetchService,
@@ -201,6 +209,36 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Can
     a.onabort?.();
   });
   return a;
+}
+
+/**
+ * A Consume session's reads at partition leaders (its `ConsumeRemote` port) over gRPC: the
+ * leader's FetchService.Fetch and ListOffsets, marked forwarded, on behalf of `requester`.
+ */
+export function consumeRemote(leaders: LeaderClients<typeof FetchService>, requester: Requester): ConsumeRemote {
+  return {
+    fetch: async (leader, input, cancel) => {
+      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester, cancel);
+      return { partitions: res.partitions.map(fromFetchedPartition) };
+    },
+    listOffsets: async (leader, partitions, readCommitted, cancel) => {
+      const req = create(ListOffsetsRequestSchema, {
+        partitions: partitions.map((p) => ({
+          topic: p.topic,
+          partition: p.partition,
+          spec: p.spec === "earliest" ? OffsetSpec.EARLIEST : p.spec === "latest" ? OffsetSpec.LATEST : OffsetSpec.TIMESTAMP,
+          timestampMs: typeof p.spec === "object" ? BigInt(p.spec.timestampMs) : 0n,
+        })),
+        isolationLevel: readCommitted ? ProtoIsolationLevel.READ_COMMITTED : ProtoIsolationLevel.READ_UNCOMMITTED,
+      });
+      const res = await leaders.call<ListOffsetsResponse>(leader, "listOffsets", req, 0, requester, cancel);
+      return partitions.map((_, i) => {
+        const p = res.partitions[i];
+        if (!p) return { offset: -1, error: rillError("NOT_LEADER_OR_FOLLOWER", "the leader answered no offset for this partition") };
+        return { offset: Number(p.offset), error: p.error ? fromErrorDetail(p.error) : null };
+      });
+    },
+  };
 }
 
 /** The service's FetchForwarder over gRPC: the leader's FetchService.Fetch, marked forwarded. */

@@ -180,14 +180,21 @@ export class LeaderClients<S extends DescService> {
    * Calls `method` on broker `nodeId`: its answer, its catalog error, or REQUEST_TIMED_OUT
    * (retriable) when it could not be reached or did not answer in time.
    */
-  call<Res>(nodeId: number, method: MethodName<S>, req: unknown, timeoutMs: number, requester?: Requester): Promise<Res> {
+  call<Res>(
+    nodeId: number,
+    method: MethodName<S>,
+    req: unknown,
+    timeoutMs: number,
+    requester?: Requester,
+    cancel?: { aborted: boolean; onabort: (() => void) | null },
+  ): Promise<Res> {
     const broker = this.dir.image.brokers.get(nodeId);
     const address = broker === undefined ? undefined : peerAddress(broker);
     if (address === undefined)
       return Promise.reject(rillError("LEADER_NOT_AVAILABLE", `broker ${nodeId} is not registered; its address is unknown`));
     const metadata = forwardedMetadata(requester);
     const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000;
-    return this.clients.unary<S, Res>(this.service, address, method, req, { metadata, deadline }).catch((e: unknown) => {
+    return this.clients.unary<S, Res>(this.service, address, method, req, { metadata, deadline, cancel }).catch((e: unknown) => {
       // The request may have reached the leader before the connection failed: its outcome is
       // unknown, so the answer must not say "not written" (REQUEST_TIMED_OUT is retriable
       // and promises nothing either way).

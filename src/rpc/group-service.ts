@@ -37,6 +37,11 @@ import { type DeleteOffsetsRequest, DeleteOffsetsResponseSchema } from "../gen/r
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { type DescribeGroupResult, GroupsService, type OffsetResult, type ResetSpecName } from "../service/groups.ts";
 import { serveConsume } from "./consume-stream.ts";
+import { consumeRemote } from "./fetch-service.ts";
+import type { Requester } from "../security/requester.ts";
+import { LeaderClients } from "./forward.ts";
+import type { InternalClients } from "./internal-clients.ts";
+import { FetchService } from "../gen/rill/v1/fetch_service_pb.ts";
 import type { QuotaThrottle } from "../service/quota-throttle.ts";
 import { toErrorDetail, unary } from "./errors.ts";
 import type { ServiceImplementation } from "./grpc-service.ts";
@@ -202,8 +207,12 @@ export function groupService(
   access: RequestAccess = new RequestAccess(Access.allowAll()),
   memory?: FetchMemory,
   txn: TxnService | null = null,
+  clients?: InternalClients,
 ): ServiceImplementation<typeof GroupService, typeof groupServiceCodecs> {
   const groups = new GroupsService(rt, rm);
+  // Consume reads partitions with no replica here at their leaders (forwarded, as Fetch does).
+  const leaders = new LeaderClients(FetchService, rm, clients);
+  const remote = (who: Requester) => consumeRemote(leaders, who);
   // Consume's disk reads fill buffers from a pool, given back once each message is written.
   const pool = new BufferPool(CONSUME_POOL_BYTES_MAX);
   return {
@@ -258,7 +267,7 @@ export function groupService(
       access.resetOffsets(requesterOf(call), req.groupId, fromProtoPartitions(req.partitions));
       return resetOffsets(groups, req);
     }),
-    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas, memory, pool),
+    consume: (call) => serveConsume(rt, rm, timers, call, access, quotas, memory, pool, remote),
     // Kafka's OffsetDelete (issue 15)
     deleteOffsets: unary(async (req: DeleteOffsetsRequest, call) => {
       const partitions = fromProtoPartitions(req.partitions);

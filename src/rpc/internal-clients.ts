@@ -61,6 +61,8 @@ export interface InternalCallOptions {
   readonly deadline?: grpc.Deadline | undefined;
   /** Told the response headers (sent before the response). */
   readonly onHeaders?: ((headers: grpc.Metadata) => void) | undefined;
+  /** Aborting it cancels the call (it then rejects with CANCELLED). */
+  readonly cancel?: { aborted: boolean; onabort: (() => void) | null } | undefined;
 }
 
 const constructors = new WeakMap<DescService, ServiceClientConstructor<DescService>>();
@@ -152,6 +154,11 @@ export class InternalClients {
         e ? reject(e) : resolve(res as Res),
       );
       if (options.onHeaders !== undefined) call.on("metadata", options.onHeaders);
+      const cancel = options.cancel;
+      if (cancel !== undefined) {
+        if (cancel.aborted) call.cancel();
+        else cancel.onabort = () => call.cancel();
+      }
     });
   }
 

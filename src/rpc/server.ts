@@ -117,7 +117,7 @@ export function registerServices(server: grpc.Server, d: ServiceDeps, clients?: 
   addService(
     server,
     GroupService,
-    groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory, d.transactions?.service ?? null),
+    groupService(d.groups, d.replicas, d.timers, quotas, access, d.fetchMemory, d.transactions?.service ?? null, clients),
     groupServiceCodecs,
     w,
   );

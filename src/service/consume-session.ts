@@ -22,10 +22,19 @@
  *    it; the other partitions go on. A partition whose new leader does not know its high
  *    watermark yet (ReplicaManager.hwKnown) delivers nothing, with no error, until it does; a
  *    start position resolved meanwhile ("latest", or a committed offset checked against the log
- *    end) takes the least that high watermark will be. The session reads only replicas this
- *    broker holds: a partition assigned while it holds none (a reassignment moved it away) is
- *    owned and announced all the same, with no error, and its start is resolved (and its records
- *    sent) once a replica is here again; an assignment is never half applied (issue 17: a start
+ *    end) takes the least that high watermark will be. A partition this broker holds no replica
+ *    of (a topic whose replication factor is below the cluster's size, or a reassignment moved
+ *    it away) is read at its leader through the `ConsumeRemote` port, as Fetch forwards: per
+ *    leader one long-poll Fetch at a time for all the session's partitions it leads (asked only
+ *    while credit is left; interrupted by a seek, a new assignment or a resume), and one
+ *    ListOffsets for starts and seeks, so a committed offset is checked against the leader's
+ *    log. Its answers go through the same credit, memory budget, quota, CORRUPT_MESSAGE and
+ *    revocation rules as a local read; a failed read (NOT_LEADER_OR_FOLLOWER, an unreachable
+ *    leader) is tried again after a doubling backoff (50 ms to 2 s), at whichever broker the
+ *    metadata names then, and one that becomes local is read here. Without the port such a
+ *    partition is owned and announced all the same and waits for a replica here. A committed
+ *    offset past a local follower's high watermark waits for the follower (it is not out of
+ *    range for that). An assignment is never half applied (issue 17: a start
  *    that failed half-way used to leave earlier partitions owned but never announced, and their
  *    records made the client fail). When the sink answers false (the transport's buffer is full) the pump waits for
  *    `drained()`; a client that reads nothing for longer than its session timeout is failed
@@ -63,10 +72,50 @@ import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
-import { type AbortedTransaction, type FetchedRecord, IsolationLevel, type ReadBuffers } from "./fetch-types.ts";
+import {
+  type AbortedTransaction,
+  type Cancellation,
+  type FetchInput,
+  type FetchPartitionResult,
+  type FetchResult,
+  type FetchedRecord,
+  IsolationLevel,
+  type ReadBuffers,
+  RecordFormat,
+} from "./fetch-types.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
+
+/** Longest wait of a read at another broker (a long poll: it answers as soon as there is data). */
+export const REMOTE_WAIT_MS = 500;
+/** First and longest pause before reading again from a leader that failed (doubling in between). */
+const REMOTE_BACKOFF_MS = 50;
+const REMOTE_BACKOFF_MAX_MS = 2000;
+
+/** Where a `ConsumeRemote.listOffsets` looks. */
+export type RemoteOffsetSpec = "earliest" | "latest" | { readonly timestampMs: number };
+
+/**
+ * Reads of partitions this broker holds no replica of, at their leaders: the session's port,
+ * implemented by the transport adapter with forwarded calls (as Fetch forwards), on behalf of the
+ * stream's caller (the leader checks its permissions). Both reject when the leader cannot be
+ * reached; errors of one partition come back in its entry.
+ */
+export interface ConsumeRemote {
+  /** A Fetch at `leader` (a long poll of `input.maxWaitMs` at most); `cancel` gives it up. */
+  fetch(leader: number, input: FetchInput, cancel: Cancellation): Promise<FetchResult>;
+  /**
+   * ListOffsets at `leader`, one answer per entry in order (`offset` -1: no record that recent);
+   * `readCommitted`: "latest" is the last stable offset.
+   */
+  listOffsets(
+    leader: number,
+    partitions: readonly { readonly topic: string; readonly partition: number; readonly spec: RemoteOffsetSpec }[],
+    readCommitted: boolean,
+    cancel: Cancellation,
+  ): Promise<readonly { readonly offset: number; readonly error: RillError | null }[]>;
+}
 
 /** Records credit when the subscription leaves `maxOutstandingRecords` 0. */
 export const OUTSTANDING_RECORDS_DEFAULT = 1000;
@@ -208,6 +257,10 @@ interface Owned {
   paused?: boolean;
   /** The last seek applied (0n: none). */
   seekId?: bigint;
+  /** A partition read at its leader: the answer read from `at`, not sent yet. */
+  fetched?: { readonly at: number; readonly p: FetchPartitionResult } | null;
+  /** A seek of a partition read at its leader, to be looked up there (the position is UNRESOLVED meanwhile). */
+  seekTo?: RemoteOffsetSpec | null;
 }
 
 /** Bytes of messages sent for `o` that the member has not committed. */
@@ -251,6 +304,11 @@ export class ConsumeSession {
   private readonly held = new Set<Reservation>();
   /** Aborts a wait for memory when the session ends. */
   private readonly closing = { aborted: false, onabort: null as (() => void) | null };
+  /** Remote reads in flight, by leader: one fetch, one offsets lookup each at most. */
+  private readonly fetching = new Map<number, Cancellation>();
+  private readonly looking = new Map<number, Cancellation>();
+  /** Leaders that failed: the last pause, and the timer ending the current one (null: over). */
+  private readonly backoff = new Map<number, { ms: number; timer: unknown }>();
 
   /**
    * A session of this broker's groups. When the broker is already shutting down, the session
@@ -263,6 +321,8 @@ export class ConsumeSession {
     private readonly sink: ConsumeSink,
     private readonly memory: FetchMemory = UNBOUNDED_FETCH_MEMORY,
     private readonly buffers?: ReadBuffers,
+    /** Reads of partitions with no replica here, at their leaders; none: they wait for a replica here. */
+    private readonly remote?: ConsumeRemote,
   ) {
     if (rm.closed) {
       this.closed = true;
@@ -316,6 +376,7 @@ export class ConsumeSession {
       if (o) o.paused = paused;
     }
     // Either way the credit changed (a paused partition's records do not count): send again.
+    if (!paused) this.interruptFetches();
     this.kick();
   }
 
@@ -330,13 +391,23 @@ export class ConsumeSession {
     if (!o) return;
     const { topic, partition, to } = input;
     let offset: number;
+    if (typeof to !== "number" && this.leaderElsewhere(topic, partition) !== null) {
+      // Read at its leader: looked up there (`pollRemotes`); nothing is sent meanwhile.
+      o.position = o.committed = UNRESOLVED;
+      o.seekTo = to;
+      o.sent = [];
+      o.stuck = false;
+      o.fetched = null;
+      o.seekId = input.seekId;
+      this.interruptFetches();
+      this.kick();
+      return;
+    }
     try {
       if (typeof to === "number") {
         if (!Number.isSafeInteger(to) || to < 0) throw rillError("INVALID_REQUEST", `seek.offset: ${to} is not an offset`);
         offset = to;
-      } else if (to === "earliest") offset = this.rm.earliestOffset(topic, partition).offset;
-      else if (to === "latest") offset = this.rm.startingLatestOffset(topic, partition);
-      else offset = this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
+      } else offset = this.seekOffset(topic, partition, to);
     } catch (e) {
       return this.fail(e);
     }
@@ -344,6 +415,8 @@ export class ConsumeSession {
     o.committed = offset;
     o.sent = [];
     o.stuck = false;
+    o.fetched = null;
+    o.seekTo = null;
     o.seekId = input.seekId;
     this.kick();
   }
@@ -525,6 +598,7 @@ export class ConsumeSession {
       this.sink.assignment({ memberId: this.memberId, memberEpoch: this.epoch, assigned, revoked });
     // A revocation is acknowledged by the next heartbeat: send it soon, not a whole interval later.
     if (released) this.nudge();
+    if (assigned.length > 0 || revoked.length > 0) this.interruptFetches();
     this.kick();
   }
 
@@ -579,6 +653,7 @@ export class ConsumeSession {
           back.o.position = back.o.committed;
           back.o.sent = [];
           back.o.paused = false;
+          back.o.fetched = null;
           this.owned.set(k, back.o);
           assigned.push({ topic: t.topic, partition: p });
           continue;
@@ -599,6 +674,13 @@ export class ConsumeSession {
     this.timers.clearTimeout(r.timer);
     this.revoking.delete(k);
     this.nudge();
+  }
+
+  /** Where a seek to `to` moves a partition read here. */
+  private seekOffset(topic: string, partition: number, to: RemoteOffsetSpec): number {
+    if (to === "earliest") return this.rm.earliestOffset(topic, partition).offset;
+    if (to === "latest") return this.rm.startingLatestOffset(topic, partition);
+    return this.offsetForTimestamp(topic, partition, to.timestampMs) ?? this.rm.startingLatestOffset(topic, partition);
   }
 
   /** A seek's timestamp lookup; null when no record is that recent, or none is known to be below the high watermark yet. */
@@ -629,6 +711,19 @@ export class ConsumeSession {
   /** Whether `o` has a start position, resolving it now if it can (see `startOrUnresolved`). */
   private resolved(sub: ConsumeSubscription, o: Owned): boolean {
     if (o.position !== UNRESOLVED) return true;
+    // Read at its leader: its start is looked up there (`pollRemotes`).
+    if (this.leaderElsewhere(o.topic, o.partition) !== null) return false;
+    if (o.seekTo) {
+      // A seek to look up at a leader, and the partition is read here now.
+      try {
+        o.position = o.committed = this.seekOffset(o.topic, o.partition, o.seekTo);
+        o.seekTo = null;
+        return true;
+      } catch (e) {
+        if (RillError.from(e).retriable) return false;
+        throw e;
+      }
+    }
     const start = this.startOrUnresolved(sub, o.topic, o.partition);
     if (start === UNRESOLVED) return false;
     o.position = o.committed = start;
@@ -643,12 +738,16 @@ export class ConsumeSession {
       // while a new leader does not know it yet, the least it will be (nothing is delivered until then).
       logEndOffset: this.rm.startingLatestOffset(topic, partition, sub.isolationLevel === IsolationLevel.READ_COMMITTED),
     };
-    return resolveStartOffset(
-      committed && committed.offset >= 0 ? committed.offset : null,
-      sub.autoOffsetReset,
-      range,
-      `${topic}-${partition}`,
-    );
+    const at = committed && committed.offset >= 0 ? committed.offset : null;
+    if (at !== null && at > range.logEndOffset && this.rm.replica(topic, partition)?.role === "follower") {
+      // A follower's high watermark lags the leader's: the committed offset is not out of range
+      // for that (Kafka checks it against the leader's log). Resolved once the follower is there.
+      throw rillError(
+        "OFFSET_NOT_AVAILABLE",
+        `${topic}-${partition}: the committed offset ${at} is past this follower's high watermark ${range.logEndOffset}; retry shortly`,
+      );
+    }
+    return resolveStartOffset(at, sub.autoOffsetReset, range, `${topic}-${partition}`);
   }
 
   private commitOffsets(sub: ConsumeSubscription, commitId: bigint, offsets: readonly CommitInput[]): void {
@@ -682,6 +781,8 @@ export class ConsumeSession {
       // The member skips a batch that cannot be read: delivery goes on where it committed.
       owned.position = offset;
       owned.stuck = false;
+      owned.fetched = null;
+      this.interruptFetches(); // a partition read at its leader joins the next fetch at once
     }
     const r = this.revoking.get(k);
     if (r && offset >= r.o.position) this.release(k);
@@ -722,6 +823,10 @@ export class ConsumeSession {
         if (this.closed || this.outstanding() >= this.window(sub) || this.byteCredit(sub) <= 0) break;
         if (this.owned.get(keyOf(o.topic, o.partition)) !== o) continue; // revoked meanwhile
         if (!this.resolved(sub, o)) continue; // no replica here to start from yet
+        if (this.leaderElsewhere(o.topic, o.partition) !== null) {
+          if (await this.sendFetched(sub, o)) sent = true;
+          continue;
+        }
         const reservation = await this.reserveFor(sub, o);
         if (this.closed) {
           reservation?.release();
@@ -762,8 +867,241 @@ export class ConsumeSession {
         } else if (taken.length > 0) onSent = giveBuffers;
         if (!this.sink.records(out, onSent)) await this.waitForDrain(!this.sink.throttled?.());
       }
+      this.pollRemotes(sub);
       if (!sent) await this.rm.waitForData(this.heartbeatMs, this.wake);
     }
+  }
+
+  /**
+   * The leader of a partition this broker holds no replica of (it is read there), or null: read
+   * here (or waiting for a replica or a leader), or there is no `remote`.
+   */
+  private leaderElsewhere(topic: string, partition: number): number | null {
+    if (!this.remote) return null;
+    const role = this.rm.replica(topic, partition)?.role;
+    if (role === "leader" || role === "follower") return null;
+    const leader = this.rm.image.topics.get(topic)?.partitions[partition]?.leader ?? -1;
+    return leader >= 0 && leader !== this.rm.nodeIdOf() ? leader : null;
+  }
+
+  /**
+   * Starts the remote reads the owned partitions read at their leaders need: per leader, one
+   * long-poll fetch of those with a start, nothing waiting to be sent and credit left, and one
+   * offsets lookup of those without a start (or with a seek to look up). A leader that failed is
+   * left alone until its backoff has passed.
+   */
+  private pollRemotes(sub: ConsumeSubscription): void {
+    const remote = this.remote;
+    if (!remote || this.closed) return;
+    const toFetch = new Map<number, Owned[]>();
+    const toLook = new Map<number, Owned[]>();
+    for (const o of this.owned.values()) {
+      const leader = this.leaderElsewhere(o.topic, o.partition);
+      if (leader === null) continue;
+      const into = o.position === UNRESOLVED ? toLook : !o.stuck && !o.paused && !o.fetched ? toFetch : null;
+      if (!into) continue;
+      const list = into.get(leader) ?? [];
+      list.push(o);
+      into.set(leader, list);
+    }
+    const ready = (leader: number): boolean => (this.backoff.get(leader)?.timer ?? null) === null;
+    const credit = this.outstanding() < this.window(sub) && this.byteCredit(sub) > 0;
+    for (const [leader, list] of toLook) if (!this.looking.has(leader) && ready(leader)) this.lookUp(sub, remote, leader, list);
+    if (credit)
+      for (const [leader, list] of toFetch) if (!this.fetching.has(leader) && ready(leader)) this.fetchFrom(sub, remote, leader, list);
+  }
+
+  /**
+   * Ends the remote long polls in flight (what they read so far still counts), so the next ones
+   * ask for the partitions as they are now (a seek, a new or resumed partition) at once.
+   */
+  private interruptFetches(): void {
+    for (const c of this.fetching.values()) {
+      c.aborted = true;
+      c.onabort?.();
+    }
+  }
+
+  /** A remote read at `leader` failed (or its partitions must wait): back off, doubling. */
+  private failedAt(leader: number): void {
+    if (this.closed) return;
+    const last = this.backoff.get(leader);
+    if (last && last.timer !== null) return; // already pausing
+    const ms = Math.min(REMOTE_BACKOFF_MAX_MS, (last?.ms ?? REMOTE_BACKOFF_MS / 2) * 2);
+    const b = { ms, timer: null as unknown };
+    b.timer = this.timers.setTimeout(() => {
+      b.timer = null;
+      this.kick();
+    }, ms);
+    this.backoff.set(leader, b);
+  }
+
+  /** A remote read at `leader` succeeded: the next failure pauses the least again. */
+  private succeededAt(leader: number): void {
+    const b = this.backoff.get(leader);
+    if (b && b.timer === null) this.backoff.delete(leader);
+  }
+
+  /** Whether `o` is still owned as it was when a remote read of it started at `position`. */
+  private current(o: Owned, position: number): boolean {
+    return !this.closed && this.owned.get(keyOf(o.topic, o.partition)) === o && o.position === position;
+  }
+
+  /** One long-poll fetch of `list` at `leader`; its answers wait in `fetched` for the pump. */
+  private fetchFrom(sub: ConsumeSubscription, remote: ConsumeRemote, leader: number, list: readonly Owned[]): void {
+    const cancel: Cancellation = { aborted: false, onabort: null };
+    this.fetching.set(leader, cancel);
+    const maxBytes = this.messageBytes(sub);
+    const asked = list.map((o) => ({ o, at: o.position }));
+    const input: FetchInput = {
+      partitions: asked.map(({ o, at }) => ({ topic: o.topic, partition: o.partition, offset: BigInt(at), maxBytes })),
+      maxWaitMs: Math.min(REMOTE_WAIT_MS, this.heartbeatMs),
+      minBytes: 1,
+      maxBytes,
+      format: RecordFormat.BATCHES,
+      isolationLevel:
+        sub.isolationLevel === IsolationLevel.READ_COMMITTED ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED,
+    };
+    void remote
+      .fetch(leader, input, cancel)
+      .then(
+        (res) => {
+          let failed = false;
+          asked.forEach(({ o, at }, i) => {
+            const p = res.partitions[i];
+            if (!p || !this.current(o, at)) return;
+            const kind = p.error ? RillError.from(p.error).kind.name : null;
+            if (kind === null || kind === "CORRUPT_MESSAGE") {
+              if (kind !== null || (p.batches ?? []).some((b) => b.length > 0)) o.fetched = { at, p };
+            } else if (kind === "OFFSET_OUT_OF_RANGE") {
+              o.position = o.committed = UNRESOLVED; // its start is looked up again at the leader
+            } else failed = true; // a leader change (NOT_LEADER_OR_FOLLOWER), no high watermark yet...: again shortly
+          });
+          if (failed) this.failedAt(leader);
+          else this.succeededAt(leader);
+        },
+        () => {
+          // Unreachable: again after a backoff (the image may name a new leader by then). Interrupted: again now.
+          if (!cancel.aborted) this.failedAt(leader);
+        },
+      )
+      .catch((e: unknown) => this.fail(e))
+      .finally(() => {
+        if (this.fetching.get(leader) === cancel) this.fetching.delete(leader);
+        this.kick();
+      });
+  }
+
+  /** Looks up the starts (or seeks) of `list` at `leader`: committed offsets checked against the leader's log. */
+  private lookUp(sub: ConsumeSubscription, remote: ConsumeRemote, leader: number, list: readonly Owned[]): void {
+    const cancel: Cancellation = { aborted: false, onabort: null };
+    this.looking.set(leader, cancel);
+    const asked = list.map((o) => ({ o, seekTo: o.seekTo ?? null }));
+    const specs: RemoteOffsetSpec[] = [];
+    for (const { seekTo } of asked) {
+      if (seekTo === null || typeof seekTo === "object") specs.push("earliest", "latest");
+      if (seekTo !== null) specs.push(seekTo);
+    }
+    const queries = [];
+    let k = 0;
+    for (const { o, seekTo } of asked) {
+      const n = seekTo === null ? 2 : typeof seekTo === "object" ? 3 : 1;
+      for (let j = 0; j < n; j++) queries.push({ topic: o.topic, partition: o.partition, spec: specs[k++]! });
+    }
+    const readCommitted = sub.isolationLevel === IsolationLevel.READ_COMMITTED;
+    void remote
+      .listOffsets(leader, queries, readCommitted, cancel)
+      .then(
+        (answers) => {
+          let failed = false;
+          let i = 0;
+          for (const { o, seekTo } of asked) {
+            const n = seekTo === null ? 2 : typeof seekTo === "object" ? 3 : 1;
+            const mine = answers.slice(i, i + n);
+            i += n;
+            if (!this.current(o, UNRESOLVED) || (o.seekTo ?? null) !== seekTo) continue;
+            if (mine.length < n || mine.some((a) => a.error !== null)) {
+              failed = true;
+              continue;
+            }
+            let start: number;
+            if (seekTo === null) {
+              const committed = this.rt.shardFor(sub.groupId).fetchOffsets(sub.groupId, [{ topic: o.topic, partitions: [o.partition] }])[0];
+              const range = { logStartOffset: mine[0]!.offset, logEndOffset: mine[1]!.offset };
+              start = resolveStartOffset(
+                committed && committed.offset >= 0 ? committed.offset : null,
+                sub.autoOffsetReset,
+                range,
+                `${o.topic}-${o.partition}`,
+              );
+            } else if (typeof seekTo === "object") start = mine[2]!.offset >= 0 ? mine[2]!.offset : mine[1]!.offset;
+            else start = mine[0]!.offset;
+            o.position = o.committed = start;
+            o.seekTo = null;
+          }
+          if (failed) this.failedAt(leader);
+        },
+        () => this.failedAt(leader),
+      )
+      .catch((e: unknown) => this.fail(e)) // auto_offset_reset none and an offset out of range
+      .finally(() => {
+        if (this.looking.get(leader) === cancel) this.looking.delete(leader);
+        this.kick();
+      });
+  }
+
+  /**
+   * Sends what was read of `o` at its leader (false: nothing to send), as `readOwned` sends a
+   * local read: memory reserved first (waiting in line), cut to the credit, a bad batch reported.
+   */
+  private async sendFetched(sub: ConsumeSubscription, o: Owned): Promise<boolean> {
+    const f = o.fetched;
+    if (!f || o.stuck || o.paused) return false;
+    if (f.at !== o.position) {
+      o.fetched = null;
+      return false;
+    }
+    const p = f.p;
+    if (p.error) {
+      o.fetched = null;
+      // The leader reported the bad batch (its event was published there).
+      o.stuck = true;
+      this.sink.records({
+        topic: o.topic,
+        partition: o.partition,
+        highWatermark: p.highWatermark,
+        firstOffset: o.position,
+        nextOffset: p.nextOffset,
+        chunks: [],
+        records: null,
+        error: RillError.from(p.error),
+      });
+      return true;
+    }
+    const chunks = (p.batches ?? []).map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+    const bytes = chunks.reduce((n, c) => n + c.length, 0) * RESPONSE_COPIES;
+    let reservation = this.memory.budget.tryReserve(bytes);
+    while (!reservation && !this.closed && !this.rm.closed)
+      reservation = await this.memory.budget.reserve(bytes, FETCH_MEMORY_WAIT_MS, this.closing);
+    if (!reservation) return false;
+    if (o.fetched !== f || !this.current(o, f.at) || o.paused) {
+      reservation.release(); // moved, revoked or paused while waiting for memory
+      return false;
+    }
+    o.fetched = null;
+    const out = this.deliverable(sub, o, chunks, p.nextOffset, p.highWatermark, p.abortedTransactions ?? null);
+    if (out === null) {
+      reservation.release();
+      return false;
+    }
+    reservation.shrink(out.chunks.reduce((n, c) => n + c.length, 0) * RESPONSE_COPIES);
+    this.held.add(reservation);
+    const onSent = (): void => {
+      reservation.release();
+      this.held.delete(reservation);
+    };
+    if (!this.sink.records(out, onSent)) await this.waitForDrain(!this.sink.throttled?.());
+    return true;
   }
 
   /** Most bytes of batches one message of `sub` asks for: credit, the default, a share of the budget. */
@@ -821,9 +1159,24 @@ export class ConsumeSession {
       return null;
     }
     if (!d.read || d.read.bytes === 0) return null;
-    const aborted = d.abortedTransactions ?? null;
-    const checked = checkFetched(d.read.chunks, o.position, d.read.nextOffset, sub.decode === true, aborted);
-    if (checked.corrupt) return this.corrupt(o, d.highWatermark, checked.corrupt);
+    return this.deliverable(sub, o, d.read.chunks, d.read.nextOffset, d.highWatermark, d.abortedTransactions ?? null);
+  }
+
+  /**
+   * The records message of batches read of `o` from its position (here or at its leader), cut to
+   * the credit, advancing the position; a batch that cannot be read is reported (`corrupt`).
+   */
+  private deliverable(
+    sub: ConsumeSubscription,
+    o: Owned,
+    chunks: readonly Buffer[],
+    nextOffset: number,
+    highWatermark: number,
+    aborted: readonly AbortedTransaction[] | null,
+  ): DeliveredRecords | null {
+    if (chunks.length === 0) return null;
+    const checked = checkFetched(chunks, o.position, nextOffset, sub.decode === true, aborted);
+    if (checked.corrupt) return this.corrupt(o, highWatermark, checked.corrupt);
     const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
     o.sent.push([cut.nextOffset, bytes]);
@@ -831,7 +1184,7 @@ export class ConsumeSession {
     const out = {
       topic: o.topic,
       partition: o.partition,
-      highWatermark: d.highWatermark,
+      highWatermark,
       firstOffset: o.position,
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
@@ -895,6 +1248,15 @@ export class ConsumeSession {
     for (const r of this.held) r.release();
     this.held.clear();
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    for (const b of this.backoff.values()) if (b.timer !== null) this.timers.clearTimeout(b.timer);
+    this.backoff.clear();
+    // Remote reads in flight are given up.
+    for (const c of [...this.fetching.values(), ...this.looking.values()]) {
+      c.aborted = true;
+      c.onabort?.();
+    }
+    this.fetching.clear();
+    this.looking.clear();
     for (const r of this.revoking.values()) this.timers.clearTimeout(r.timer);
     this.revoking.clear();
     this.unwatch?.();
