@@ -217,10 +217,7 @@ function abortOn(call: { on(event: "cancelled", fn: () => void): unknown }): Can
  */
 export function consumeRemote(leaders: LeaderClients<typeof FetchService>, requester: Requester): ConsumeRemote {
   return {
-    fetch: async (leader, input, cancel) => {
-      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester, cancel);
-      return { partitions: res.partitions.map(fromFetchedPartition) };
-    },
+    fetch: fetchForwarder(leaders, requester).fetch,
     listOffsets: async (leader, partitions, readCommitted, cancel) => {
       const req = create(ListOffsetsRequestSchema, {
         partitions: partitions.map((p) => ({
@@ -244,8 +241,8 @@ export function consumeRemote(leaders: LeaderClients<typeof FetchService>, reque
 /** The service's FetchForwarder over gRPC: the leader's FetchService.Fetch, marked forwarded. */
 export function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requester: Requester): FetchForwarder {
   return {
-    fetch: async (leader, input) => {
-      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester);
+    fetch: async (leader, input, cancel) => {
+      const res = await leaders.call<FetchResponse>(leader, "fetch", toFetchRequest(input), input.maxWaitMs, requester, cancel);
       return { partitions: res.partitions.map(fromFetchedPartition) };
     },
   };

@@ -198,7 +198,8 @@ export interface Cancellation {
  * missing one is reported as NOT_LEADER_OR_FOLLOWER); a failure rejects with a RillError.
  */
 export interface FetchForwarder {
-  fetch(leader: number, input: FetchInput): Promise<FetchResult>;
+  /** A Fetch at `leader` (a long poll of `input.maxWaitMs` at most); `cancel` gives it up. */
+  fetch(leader: number, input: FetchInput, cancel?: Cancellation): Promise<FetchResult>;
 }
 
 /**
