@@ -128,3 +128,55 @@ export function limitV8HeapGrowth(percent: number): boolean {
     return false;
   }
 }
+
+/** The environment variable through which Bun sets JavaScriptCore's `minEdenToOldGenerationRatio`. */
+export const JSC_EDEN_RATIO_ENV = "BUN_JSC_minEdenToOldGenerationRatio";
+
+/** What `restartWithEdenRatio` reads of the process and calls. */
+export interface ProcessImage {
+  readonly bun: boolean;
+  readonly env: NodeJS.ProcessEnv;
+  readonly execPath: string;
+  readonly execArgv: readonly string[];
+  readonly argv: readonly string[];
+  /** Replaces the process with `file` run with `args` and `env` (Bun's `process.execve`); never returns. */
+  readonly execve: ((file: string, args: string[], env: NodeJS.ProcessEnv) => void) | undefined;
+}
+
+function thisProcess(): ProcessImage {
+  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => void }).execve;
+  return {
+    bun: (globalThis as { Bun?: unknown }).Bun !== undefined,
+    env: process.env,
+    execPath: process.execPath,
+    execArgv: process.execArgv,
+    argv: process.argv,
+    execve: typeof execve === "function" ? execve.bind(process) : undefined,
+  };
+}
+
+/**
+ * `gc.bun.eden.ratio` (issues 14 and 20). JavaScriptCore collects young objects often and old ones
+ * only when the room left for young ones falls below `minEdenToOldGenerationRatio` (1/3) of the
+ * heap's limit, a limit that grows with what young collections promote. A request's buffers are
+ * promoted while the request is in flight, so under steady produce they piled up as old garbage
+ * until the heap had grown several times over (broker RSS 238-319 MiB at 100k records/s, 20 s). The
+ * synchronous full collections of the pacer above cut that to 203-227 MiB, but each stops the
+ * broker for 25-100 ms, and those stops were the end-to-end p99. At 0.9 the collector's own full
+ * collections — concurrent, with pauses of a few ms — come soon enough: 149-158 MiB, p99 7.7 ms
+ * beside the pacer's 8.9 (medians of 3 runs each, one A/B run; bench numbers in the note).
+ *
+ * JavaScriptCore reads its options from the environment when the process starts, so this restarts
+ * the process in place (execve: the same pid, descriptors and arguments) with the variable set.
+ * It does nothing outside Bun, for 0, when the variable is already set (the operator's value wins,
+ * and the restarted process stops here), or where the runtime has no execve; then it returns
+ * false. Call it before anything else starts (no listener, no file open).
+ */
+export function restartWithEdenRatio(ratio: number, image: ProcessImage = thisProcess()): boolean {
+  if (!image.bun || ratio <= 0 || image.env[JSC_EDEN_RATIO_ENV] !== undefined || image.execve === undefined) return false;
+  image.execve(image.execPath, [image.execPath, ...image.execArgv, ...image.argv.slice(1)], {
+    ...image.env,
+    [JSC_EDEN_RATIO_ENV]: String(ratio),
+  });
+  return true;
+}

@@ -12,6 +12,7 @@ import * as nodeFs from "node:fs";
 import { RillError, rillError } from "../base/errors.ts";
 import { brokerConfigFromEnv, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
+import { restartWithEdenRatio } from "./gc-pacer.ts";
 import { openFileLimit } from "./process-info.ts";
 import { createBrokerLog } from "./log.ts";
 
@@ -28,6 +29,11 @@ export interface RunOptions {
   /** Any broker keys, as key=value (flags `--set key=value`). */
   readonly set?: readonly string[] | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Restart the process in place for the runtime's collector options (`gc.bun.eden.ratio`, under
+   * Bun) before anything starts: only for a process that is the broker, as `rill broker start`.
+   */
+  readonly applyRuntimeOptions?: boolean;
   /** Install SIGTERM/SIGINT handlers (default true). */
   readonly handleSignals?: boolean;
 }
@@ -119,6 +125,7 @@ export function startupError(e: unknown, nofile: number | null = openFileLimit()
 /** Starts a broker as a long-running process. Resolves once it serves. */
 export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
   const config = resolveConfig(opts);
+  if (opts.applyRuntimeOptions === true) restartWithEdenRatio(config.gcBunEdenRatio);
   const log = createBrokerLog(config);
   let broker: Broker;
   try {

@@ -178,6 +178,7 @@ function buildProgram(io: Io, state: RunState): Command {
           roles: o.roles,
           controllerQuorum: o.controllerQuorum,
           set: [...tlsSet, ...(o.set ?? [])],
+          applyRuntimeOptions: true,
         });
         state.keepAlive = true;
       },

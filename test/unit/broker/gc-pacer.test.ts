@@ -1,7 +1,16 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { collectableBytes, GcPacer, limitV8HeapGrowth, runtimeCollector, startGcPacer } from "../../../src/broker/gc-pacer.ts";
+import {
+  collectableBytes,
+  GcPacer,
+  JSC_EDEN_RATIO_ENV,
+  limitV8HeapGrowth,
+  type ProcessImage,
+  restartWithEdenRatio,
+  runtimeCollector,
+  startGcPacer,
+} from "../../../src/broker/gc-pacer.ts";
 
 const MiB = 1024 * 1024;
 
@@ -117,5 +126,49 @@ describe("GcPacer", () => {
     const bun = (globalThis as { Bun?: unknown }).Bun;
     expect(limitV8HeapGrowth(0)).toBe(false);
     expect(limitV8HeapGrowth(50)).toBe(bun === undefined);
+  });
+});
+
+describe("restartWithEdenRatio (gc.bun.eden.ratio)", () => {
+  /** A process image whose execve records its call instead of replacing anything. */
+  function image(over: Partial<ProcessImage> = {}) {
+    const calls: { file: string; args: string[]; env: NodeJS.ProcessEnv }[] = [];
+    const img: ProcessImage = {
+      bun: true,
+      env: { PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill" },
+      execPath: "/opt/bun",
+      execArgv: ["--smol"],
+      argv: ["/opt/bun", "/app/src/cli/main.ts", "broker", "start", "--set", "a=b"],
+      execve: (file, args, env) => {
+        calls.push({ file, args, env });
+      },
+      ...over,
+    };
+    return { img, calls };
+  }
+
+  it("under Bun restarts the same command line with the runtime's flags and the variable added to the environment", () => {
+    const { img, calls } = image();
+    expect(restartWithEdenRatio(0.9, img)).toBe(true);
+    expect(calls).toEqual([
+      {
+        file: "/opt/bun",
+        args: ["/opt/bun", "--smol", "/app/src/cli/main.ts", "broker", "start", "--set", "a=b"],
+        env: { PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill", [JSC_EDEN_RATIO_ENV]: "0.9" },
+      },
+    ]);
+  });
+
+  it("does nothing outside Bun, for 0, once the variable is set (the restarted process, or the operator's value), or without execve", () => {
+    for (const [ratio, over] of [
+      [0.9, { bun: false }],
+      [0, {}],
+      [0.9, { env: { [JSC_EDEN_RATIO_ENV]: "0.5" } }],
+      [0.9, { execve: undefined }],
+    ] as const) {
+      const { img, calls } = image(over);
+      expect(restartWithEdenRatio(ratio, img)).toBe(false);
+      expect(calls).toEqual([]);
+    }
   });
 });
