@@ -96,9 +96,30 @@ async function waitFormed(address: string, n: number, timeoutMs: number): Promis
  * Starts `n` combined nodes with one controller quorum (`args` added to each node's command line);
  * throws ClusterUnavailable if it cannot.
  */
+/** Attempts of `startCluster` when a node finds its port taken. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts `n` combined broker+controller nodes on free ports of 127.0.0.1. A port found free can
+ * be taken before its node binds it (any process on the machine may connect from it meanwhile):
+ * then the cluster is stopped and started again on new ports, up to PORT_ATTEMPTS times.
+ */
 export async function startCluster(runtime: Runtime, n: number, timeoutMs = 60_000, args: readonly string[] = []): Promise<Cluster> {
   const unsupported = clusterSupport(runtime);
   if (unsupported) throw new ClusterUnavailable(unsupported);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(runtime, n, timeoutMs, args);
+    } catch (e) {
+      if (!(e instanceof ClusterUnavailable) || !e.message.includes("EADDRINUSE") || attempt >= PORT_ATTEMPTS) throw e;
+      process.stderr.write(
+        `cluster: a port was taken before its node bound it; starting again on new ports (${e.message.slice(0, 160)})\n`,
+      );
+    }
+  }
+}
+
+async function startClusterOnce(runtime: Runtime, n: number, timeoutMs: number, args: readonly string[]): Promise<Cluster> {
   const ports: number[] = [];
   for (let i = 0; i < n; i++) ports.push(await freePort());
   const quorum = ports.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(",");

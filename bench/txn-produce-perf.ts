@@ -12,7 +12,12 @@
  * until 2026-12-06 the idempotent one lingered 5 ms per 1,000 records, which capped it near
  * 200k records/s and made the ratios look 4-5x better than they are.
  *
- *   bun bench/txn-produce-perf.ts --records 200000 --record-size 100 [--runs 3] [--json FILE]
+ * With `--producers N`, N producers of each kind send at once (a share of the records each; each
+ * transactional one with its own transactional id): one producer's transactions are serial — the
+ * next begins once the last is committed — so one producer measures a transaction's round trip,
+ * and several the broker's throughput of transactions.
+ *
+ *   bun bench/txn-produce-perf.ts --records 200000 --record-size 100 [--runs 3] [--producers 1] [--json FILE]
  */
 import * as nodeFs from "node:fs";
 import * as os from "node:os";
@@ -22,7 +27,7 @@ import { Admin } from "../src/client/admin.ts";
 import { Producer } from "../src/client/producer.ts";
 import { isMain, makeValues, median, parseArgs } from "./lib.ts";
 
-export const txnProducePerfDefaults = { records: 200_000, recordSize: 100, runs: 3, json: "" };
+export const txnProducePerfDefaults = { records: 200_000, recordSize: 100, runs: 3, producers: 1, json: "" };
 type Options = typeof txnProducePerfDefaults;
 
 /** Records per second of wall-clock time, and per second of this process's CPU time (broker and client). */
@@ -36,33 +41,56 @@ function rateSince(records: number, t0: number, cpu0: NodeJS.CpuUsage): Rate {
   return { wall: records / ((performance.now() - t0) / 1000), cpu: records / ((used.user + used.system) / 1e6) };
 }
 
-async function idempotent(address: string, topic: string, values: string[]): Promise<Rate> {
-  const p = new Producer({ bootstrap: address, lingerMs: 0 });
+/** `values` split into `n` shares, in order. */
+function shares(values: string[], n: number): string[][] {
+  const per = Math.ceil(values.length / n);
+  return Array.from({ length: n }, (_, i) => values.slice(i * per, (i + 1) * per));
+}
+
+async function idempotent(address: string, topic: string, values: string[], producers: number): Promise<Rate> {
+  const ps = Array.from({ length: producers }, () => new Producer({ bootstrap: address, lingerMs: 0 }));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < values.length; i += 1000) {
-    await Promise.all(values.slice(i, i + 1000).map((value) => p.send({ topic, partition: 0, value })));
-  }
+  await Promise.all(
+    shares(values, producers).map(async (mine, k) => {
+      const p = ps[k]!;
+      for (let i = 0; i < mine.length; i += 1000) {
+        await Promise.all(mine.slice(i, i + 1000).map((value) => p.send({ topic, partition: 0, value })));
+      }
+    }),
+  );
   const rate = rateSince(values.length, t0, cpu0);
-  await p.close();
+  await Promise.all(ps.map((p) => p.close()));
   return rate;
 }
 
-async function transactional(address: string, topic: string, values: string[], perTxn: number, id: string): Promise<Rate> {
-  const p = new Producer({ bootstrap: address, lingerMs: 0, transactionalId: id });
+async function transactional(
+  address: string,
+  topic: string,
+  values: string[],
+  perTxn: number,
+  id: string,
+  producers: number,
+): Promise<Rate> {
+  const ps = Array.from({ length: producers }, (_, k) => new Producer({ bootstrap: address, lingerMs: 0, transactionalId: `${id}-${k}` }));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < values.length; i += perTxn) {
-    const chunk = values.slice(i, i + perTxn);
-    let sends: Promise<unknown>[] = [];
-    // transaction() resolves once its records are acknowledged and committed; their promises are awaited too.
-    await p.transaction(async (tx) => {
-      sends = chunk.map((value) => tx.send({ topic, partition: 0, value }));
-    });
-    await Promise.all(sends);
-  }
+  await Promise.all(
+    shares(values, producers).map(async (mine, k) => {
+      const p = ps[k]!;
+      for (let i = 0; i < mine.length; i += perTxn) {
+        const chunk = mine.slice(i, i + perTxn);
+        let sends: Promise<unknown>[] = [];
+        // transaction() resolves once its records are acknowledged and committed; their promises are awaited too.
+        await p.transaction(async (tx) => {
+          sends = chunk.map((value) => tx.send({ topic, partition: 0, value }));
+        });
+        await Promise.all(sends);
+      }
+    }),
+  );
   const rate = rateSince(values.length, t0, cpu0);
-  await p.close();
+  await Promise.all(ps.map((p) => p.close()));
   return rate;
 }
 
@@ -80,8 +108,8 @@ export async function txnProducePerf(o: Options): Promise<Record<string, number>
         await admin.createTopics([{ name: topic, partitions: 1 }]);
         const rate =
           kind === "idempotent"
-            ? await idempotent(broker.address, topic, values)
-            : await transactional(broker.address, topic, values, kind === "txn100" ? 100 : 1000, `perf-${kind}-${run}`);
+            ? await idempotent(broker.address, topic, values, o.producers)
+            : await transactional(broker.address, topic, values, kind === "txn100" ? 100 : 1000, `perf-${kind}-${run}`, o.producers);
         rates[kind]!.push(rate);
         console.log(`run ${run + 1} ${kind}: ${Math.round(rate.wall)} records/s, ${Math.round(rate.cpu)} records per CPU second`);
       }
