@@ -129,10 +129,19 @@ export function limitV8HeapGrowth(percent: number): boolean {
   }
 }
 
-/** The environment variable through which Bun sets JavaScriptCore's `minEdenToOldGenerationRatio`. */
+/** The environment variables through which Bun sets JavaScriptCore's collector options. */
 export const JSC_EDEN_RATIO_ENV = "BUN_JSC_minEdenToOldGenerationRatio";
+export const JSC_GENERATIONAL_ENV = "BUN_JSC_useGenerationalGC";
 
-/** What `restartWithEdenRatio` reads of the process and calls. */
+/** The collector options `rill broker start` applies under Bun. */
+export interface CollectorOptions {
+  /** `gc.bun.eden.ratio`; 0: JavaScriptCore's own. */
+  readonly edenRatio: number;
+  /** `gc.bun.generational`; false: every collection is a full (concurrent) one. */
+  readonly generational: boolean;
+}
+
+/** What `restartWithCollectorOptions` reads of the process and calls. */
 export interface ProcessImage {
   readonly bun: boolean;
   readonly env: NodeJS.ProcessEnv;
@@ -156,27 +165,35 @@ function thisProcess(): ProcessImage {
 }
 
 /**
- * `gc.bun.eden.ratio` (issues 14 and 20). JavaScriptCore collects young objects often and old ones
- * only when the room left for young ones falls below `minEdenToOldGenerationRatio` (1/3) of the
- * heap's limit, a limit that grows with what young collections promote. A request's buffers are
- * promoted while the request is in flight, so under steady produce they piled up as old garbage
- * until the heap had grown several times over (broker RSS 238-319 MiB at 100k records/s, 20 s). The
- * synchronous full collections of the pacer above cut that to 203-227 MiB, but each stops the
- * broker for 25-100 ms, and those stops were the end-to-end p99. At 0.9 the collector's own full
- * collections — concurrent, with pauses of a few ms — come soon enough: 149-158 MiB, p99 7.7 ms
- * beside the pacer's 8.9 (medians of 3 runs each, one A/B run; bench numbers in the note).
+ * `gc.bun.eden.ratio` and `gc.bun.generational` (issues 14 and 20). JavaScriptCore collects young
+ * objects often and old ones only when the room left for young ones falls below
+ * `minEdenToOldGenerationRatio` (1/3) of the heap's limit, a limit that grows with what young
+ * collections promote. A request's buffers are promoted while the request is in flight, so under
+ * steady produce they piled up as old garbage until the heap had grown several times over (broker
+ * RSS 238-319 MiB at 100k records/s, 20 s). The synchronous full collections of the pacer above cut
+ * that to 203-227 MiB, but each stops the broker for 25-100 ms, and those stops were the
+ * end-to-end p99. At 0.9 the collector's own full collections — concurrent, with pauses of a few
+ * ms — come soon enough: 149-158 MiB, p99 7.7 ms beside the pacer's 8.9 (medians of 3 runs each,
+ * one A/B run). Without generations (`useGenerationalGC` off) every collection is a full one:
+ * 139-142 MiB, but a p99 of 26 ms in the same run.
  *
  * JavaScriptCore reads its options from the environment when the process starts, so this restarts
- * the process in place (execve: the same pid, descriptors and arguments) with the variable set.
- * It does nothing outside Bun, for 0, when the variable is already set (the operator's value wins,
- * and the restarted process stops here), or where the runtime has no execve; then it returns
- * false. Call it before anything else starts (no listener, no file open).
+ * the process in place (execve: the same pid, descriptors and arguments) with the variables set.
+ * A variable already set is left as it is (the operator's value wins); when every one it would
+ * set is there — as in the restarted process — it does nothing, and so outside Bun, for options
+ * that are JavaScriptCore's own, or where the runtime has no execve; then it returns false. Call
+ * it before anything else starts (no listener, no file open).
  */
-export function restartWithEdenRatio(ratio: number, image: ProcessImage = thisProcess()): boolean {
-  if (!image.bun || ratio <= 0 || image.env[JSC_EDEN_RATIO_ENV] !== undefined || image.execve === undefined) return false;
+export function restartWithCollectorOptions(opts: CollectorOptions, image: ProcessImage = thisProcess()): boolean {
+  if (!image.bun || image.execve === undefined) return false;
+  const wanted: Record<string, string> = {};
+  if (opts.edenRatio > 0) wanted[JSC_EDEN_RATIO_ENV] = String(opts.edenRatio);
+  if (!opts.generational) wanted[JSC_GENERATIONAL_ENV] = "false";
+  const missing = Object.entries(wanted).filter(([k]) => image.env[k] === undefined);
+  if (missing.length === 0) return false;
   image.execve(image.execPath, [image.execPath, ...image.execArgv, ...image.argv.slice(1)], {
     ...image.env,
-    [JSC_EDEN_RATIO_ENV]: String(ratio),
+    ...Object.fromEntries(missing),
   });
   return true;
 }

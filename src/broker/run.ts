@@ -12,7 +12,7 @@ import * as nodeFs from "node:fs";
 import { RillError, rillError } from "../base/errors.ts";
 import { brokerConfigFromEnv, parseBrokerConfig, validateBrokerConfig, type BrokerConfig } from "../config/schema.ts";
 import { Broker } from "./broker.ts";
-import { restartWithEdenRatio } from "./gc-pacer.ts";
+import { restartWithCollectorOptions } from "./gc-pacer.ts";
 import { openFileLimit } from "./process-info.ts";
 import { createBrokerLog } from "./log.ts";
 
@@ -125,7 +125,8 @@ export function startupError(e: unknown, nofile: number | null = openFileLimit()
 /** Starts a broker as a long-running process. Resolves once it serves. */
 export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
   const config = resolveConfig(opts);
-  if (opts.applyRuntimeOptions === true) restartWithEdenRatio(config.gcBunEdenRatio);
+  if (opts.applyRuntimeOptions === true)
+    restartWithCollectorOptions({ edenRatio: config.gcBunEdenRatio, generational: config.gcBunGenerational });
   const log = createBrokerLog(config);
   let broker: Broker;
   try {

@@ -1,6 +1,7 @@
 /**
- * `gc.bun.eden.ratio` on a real `rill broker start` under Bun: the process restarts itself in
- * place (execve, same pid) with JavaScriptCore's option in its environment before it serves,
+ * `gc.bun.eden.ratio` and `gc.bun.generational` on a real `rill broker start` under Bun: the
+ * process restarts itself in place (execve, same pid) with JavaScriptCore's options in its
+ * environment before it serves,
  * and serves; `--set gc.bun.eden.ratio=0` leaves the environment alone, and so does a value the
  * operator set already (theirs wins).
  */
@@ -8,7 +9,7 @@ import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { JSC_EDEN_RATIO_ENV } from "../../src/broker/gc-pacer.ts";
+import { JSC_EDEN_RATIO_ENV, JSC_GENERATIONAL_ENV } from "../../src/broker/gc-pacer.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -25,7 +26,11 @@ async function environmentOfBroker(extra: string[], env: NodeJS.ProcessEnv = {})
   const proc = spawn(
     path.join(ROOT, "node_modules/.bin/bun"),
     ["src/cli/main.ts", "broker", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--set", "http.listen=", ...extra],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, [JSC_EDEN_RATIO_ENV]: undefined, ...env } },
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, [JSC_EDEN_RATIO_ENV]: undefined, [JSC_GENERATIONAL_ENV]: undefined, ...env },
+    },
   );
   let out = "";
   try {
@@ -51,12 +56,14 @@ async function environmentOfBroker(extra: string[], env: NodeJS.ProcessEnv = {})
   }
 }
 
-describe("rill broker start under Bun: gc.bun.eden.ratio", () => {
+describe("rill broker start under Bun: gc.bun.eden.ratio, gc.bun.generational", () => {
   it("restarts itself in place with JavaScriptCore's minEdenToOldGenerationRatio (default 0.9) and serves", async () => {
     const env = await environmentOfBroker([]);
     expect(env.get(JSC_EDEN_RATIO_ENV)).toBe("0.9");
-    const set = await environmentOfBroker(["--set", "gc.bun.eden.ratio=0.75"]);
+    expect(env.has(JSC_GENERATIONAL_ENV)).toBe(false);
+    const set = await environmentOfBroker(["--set", "gc.bun.eden.ratio=0.75", "--set", "gc.bun.generational=false"]);
     expect(set.get(JSC_EDEN_RATIO_ENV)).toBe("0.75");
+    expect(set.get(JSC_GENERATIONAL_ENV)).toBe("false");
   }, 60_000);
 
   it("0 leaves the runtime's own; a value already in the environment wins", async () => {

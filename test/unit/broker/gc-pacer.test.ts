@@ -5,9 +5,10 @@ import {
   collectableBytes,
   GcPacer,
   JSC_EDEN_RATIO_ENV,
+  JSC_GENERATIONAL_ENV,
   limitV8HeapGrowth,
   type ProcessImage,
-  restartWithEdenRatio,
+  restartWithCollectorOptions,
   runtimeCollector,
   startGcPacer,
 } from "../../../src/broker/gc-pacer.ts";
@@ -129,7 +130,7 @@ describe("GcPacer", () => {
   });
 });
 
-describe("restartWithEdenRatio (gc.bun.eden.ratio)", () => {
+describe("restartWithCollectorOptions (gc.bun.eden.ratio, gc.bun.generational)", () => {
   /** A process image whose execve records its call instead of replacing anything. */
   function image(over: Partial<ProcessImage> = {}) {
     const calls: { file: string; args: string[]; env: NodeJS.ProcessEnv }[] = [];
@@ -146,10 +147,11 @@ describe("restartWithEdenRatio (gc.bun.eden.ratio)", () => {
     };
     return { img, calls };
   }
+  const defaults = { edenRatio: 0.9, generational: true };
 
-  it("under Bun restarts the same command line with the runtime's flags and the variable added to the environment", () => {
+  it("under Bun restarts the same command line with the runtime's flags and the variables added to the environment", () => {
     const { img, calls } = image();
-    expect(restartWithEdenRatio(0.9, img)).toBe(true);
+    expect(restartWithCollectorOptions(defaults, img)).toBe(true);
     expect(calls).toEqual([
       {
         file: "/opt/bun",
@@ -157,17 +159,27 @@ describe("restartWithEdenRatio (gc.bun.eden.ratio)", () => {
         env: { PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill", [JSC_EDEN_RATIO_ENV]: "0.9" },
       },
     ]);
+    const off = image();
+    expect(restartWithCollectorOptions({ edenRatio: 0, generational: false }, off.img)).toBe(true);
+    expect(off.calls[0]!.env).toEqual({ PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill", [JSC_GENERATIONAL_ENV]: "false" });
   });
 
-  it("does nothing outside Bun, for 0, once the variable is set (the restarted process, or the operator's value), or without execve", () => {
-    for (const [ratio, over] of [
-      [0.9, { bun: false }],
-      [0, {}],
-      [0.9, { env: { [JSC_EDEN_RATIO_ENV]: "0.5" } }],
-      [0.9, { execve: undefined }],
+  it("keeps a variable the operator set and adds only the missing one", () => {
+    const { img, calls } = image({ env: { [JSC_EDEN_RATIO_ENV]: "0.5" } });
+    expect(restartWithCollectorOptions({ edenRatio: 0.9, generational: false }, img)).toBe(true);
+    expect(calls[0]!.env).toEqual({ [JSC_EDEN_RATIO_ENV]: "0.5", [JSC_GENERATIONAL_ENV]: "false" });
+  });
+
+  it("does nothing outside Bun, for JavaScriptCore's own options, once every variable is set (the restarted process), or without execve", () => {
+    for (const [opts, over] of [
+      [defaults, { bun: false }],
+      [{ edenRatio: 0, generational: true }, {}],
+      [defaults, { env: { [JSC_EDEN_RATIO_ENV]: "0.5" } }],
+      [{ edenRatio: 0.9, generational: false }, { env: { [JSC_EDEN_RATIO_ENV]: "0.9", [JSC_GENERATIONAL_ENV]: "false" } }],
+      [defaults, { execve: undefined }],
     ] as const) {
       const { img, calls } = image(over);
-      expect(restartWithEdenRatio(ratio, img)).toBe(false);
+      expect(restartWithCollectorOptions(opts, img)).toBe(false);
       expect(calls).toEqual([]);
     }
   });
