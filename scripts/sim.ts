@@ -188,6 +188,12 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
     const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(`stats: ${JSON.stringify(r.stats)}`);
     console.log(`trace hash: ${r.traceHash}`);
+    // The producers write for faultMs + healMs (then stop; 3 s quiet before the checks).
+    const writingS = (settings.faultMs + settings.healMs) / 1000;
+    console.log(
+      `${(r.stats.produced / writingS).toFixed(0)} records/s produced (${(r.stats.acked / writingS).toFixed(0)}/s acknowledged) ` +
+        `over ${writingS.toFixed(1)} simulated s; ${r.stats.events} events, ${((cpuMs * 1000) / r.stats.events).toFixed(1)} µs CPU per event`,
+    );
     console.log(
       `${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x ` +
         `(CPU ${(cpuMs / 1000).toFixed(1)} s: ${(r.stats.simMs / cpuMs).toFixed(1)}x per CPU second)`,

@@ -200,6 +200,12 @@ interface MemFile {
 export class MemoryFileSystem implements FileSystem {
   private readonly files = new Map<string, MemFile>();
   private readonly dirs = new Set<string>(["/"]);
+  /**
+   * What `readdir` lists, kept as paths come and go: per folder, each name under it with the
+   * number of paths (files and folders, itself included) at or below it. A file may exist without
+   * its folders (`writeFileAtomic` does not ask for them), and its ancestors still list it.
+   */
+  private readonly entries = new Map<string, Map<string, number>>();
   /** fsync calls, for tests of group commit. */
   syncCount = 0;
 
@@ -210,23 +216,57 @@ export class MemoryFileSystem implements FileSystem {
   mkdirp(path: string): void {
     let p = nodePath.posix.resolve("/", path);
     while (!this.dirs.has(p)) {
-      this.dirs.add(p);
+      this.addDir(p);
       p = nodePath.posix.dirname(p);
     }
   }
 
   private abs(path: string): string {
-    return nodePath.posix.resolve("/", path);
+    // The broker's own paths are absolute and normal already; resolving each was a cost of its own.
+    return isNormalAbsolute(path) ? path : nodePath.posix.resolve("/", path);
+  }
+
+  /** Counts `p` (a normal absolute path, not "/") in `entries` under each of its ancestors. */
+  private index(p: string, delta: 1 | -1): void {
+    let end = p.length;
+    for (let slash = p.lastIndexOf("/"); slash >= 0; slash = p.lastIndexOf("/", slash - 1)) {
+      const dir = slash === 0 ? "/" : p.slice(0, slash);
+      const name = p.slice(slash + 1, end);
+      let names = this.entries.get(dir);
+      if (names === undefined) this.entries.set(dir, (names = new Map()));
+      const n = (names.get(name) ?? 0) + delta;
+      if (n > 0) names.set(name, n);
+      else {
+        names.delete(name);
+        if (names.size === 0) this.entries.delete(dir);
+      }
+      if (slash === 0) break;
+      end = slash;
+    }
+  }
+
+  private setFile(p: string, file: MemFile): void {
+    if (!this.files.has(p) && p !== "/") this.index(p, 1);
+    this.files.set(p, file);
+  }
+
+  private deleteFile(p: string): void {
+    if (this.files.delete(p) && p !== "/") this.index(p, -1);
+  }
+
+  private addDir(p: string): void {
+    if (this.dirs.has(p)) return;
+    this.dirs.add(p);
+    if (p !== "/") this.index(p, 1);
+  }
+
+  private deleteDir(p: string): void {
+    if (this.dirs.delete(p) && p !== "/") this.index(p, -1);
   }
 
   readdir(path: string): string[] {
-    const dir = this.abs(path);
-    const out = new Set<string>();
-    const prefix = dir === "/" ? "/" : dir + "/";
-    for (const p of [...this.files.keys(), ...this.dirs]) {
-      if (p.startsWith(prefix) && p !== dir) out.add(p.slice(prefix.length).split("/")[0]!);
-    }
-    return [...out].sort();
+    const names = this.entries.get(this.abs(path));
+    return names === undefined ? [] : [...names.keys()].sort();
   }
 
   exists(path: string): boolean {
@@ -240,11 +280,12 @@ export class MemoryFileSystem implements FileSystem {
 
   rm(path: string): void {
     const p = this.abs(path);
-    this.files.delete(p);
-    this.dirs.delete(p);
+    this.deleteFile(p);
+    this.deleteDir(p);
+    if (!this.entries.has(p)) return; // nothing below it
     const prefix = p + "/";
-    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.files.delete(k);
-    for (const k of [...this.dirs]) if (k.startsWith(prefix)) this.dirs.delete(k);
+    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.deleteFile(k);
+    for (const k of [...this.dirs]) if (k.startsWith(prefix)) this.deleteDir(k);
   }
 
   rename(from: string, to: string): void {
@@ -252,22 +293,22 @@ export class MemoryFileSystem implements FileSystem {
     const t = this.abs(to);
     const file = this.files.get(f);
     if (file) {
-      this.files.delete(f);
-      this.files.set(t, file);
+      this.deleteFile(f);
+      this.setFile(t, file);
       return;
     }
     if (!this.dirs.has(f)) throw new Error(`ENOENT: rename ${from}`);
     const prefix = f + "/";
     for (const d of [...this.dirs]) {
       if (d === f || d.startsWith(prefix)) {
-        this.dirs.delete(d);
-        this.dirs.add(t + d.slice(f.length));
+        this.deleteDir(d);
+        this.addDir(t + d.slice(f.length));
       }
     }
     for (const [k, v] of [...this.files]) {
       if (k.startsWith(prefix)) {
-        this.files.delete(k);
-        this.files.set(t + k.slice(f.length), v);
+        this.deleteFile(k);
+        this.setFile(t + k.slice(f.length), v);
       }
     }
   }
@@ -279,7 +320,7 @@ export class MemoryFileSystem implements FileSystem {
       if (!create) throw new Error(`ENOENT: open ${path}`);
       if (!this.dirs.has(nodePath.posix.dirname(p))) throw new Error(`ENOENT: no folder for ${path}`);
       file = { data: new Uint8Array(0), size: 0, durable: new Uint8Array(0) };
-      this.files.set(p, file);
+      this.setFile(p, file);
     }
     return new MemLogFile(path, file, this);
   }
@@ -292,7 +333,7 @@ export class MemoryFileSystem implements FileSystem {
 
   writeFileAtomic(path: string, data: Uint8Array): void {
     const copy = copyBytes(data);
-    this.files.set(this.abs(path), { data: copy, size: copy.length, durable: copyBytes(copy) });
+    this.setFile(this.abs(path), { data: copy, size: copy.length, durable: copyBytes(copy) });
   }
 
   createExclusive(path: string, data: Uint8Array): boolean {
@@ -321,6 +362,20 @@ export class MemoryFileSystem implements FileSystem {
 }
 
 /** A real copy (Buffer#slice would return a view). */
+/** Whether `path` is what `posix.resolve("/", path)` returns for it: absolute, no empty, "." or ".." parts. */
+function isNormalAbsolute(path: string): boolean {
+  if (path === "/") return true;
+  return (
+    path.charCodeAt(0) === 47 &&
+    path.charCodeAt(path.length - 1) !== 47 &&
+    !path.includes("//") &&
+    !path.includes("/./") &&
+    !path.includes("/../") &&
+    !path.endsWith("/.") &&
+    !path.endsWith("/..")
+  );
+}
+
 function copyBytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
 }
