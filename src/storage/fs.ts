@@ -185,11 +185,24 @@ class NodeLogFile implements LogFile {
   }
 }
 
-/** One in-memory file: what was written, and what a crash would leave. */
+/**
+ * One in-memory file: what was written (`data`, of which `size` bytes are the file), and what a
+ * crash would leave (the first `durableSize` bytes of `durable`). An fsync copies only what may
+ * differ from the durable bytes: from `dirtyFrom` (the lowest byte written or cut below
+ * `durableSize` since the last sync) or the old durable end, whichever is lower — not the whole
+ * file each time.
+ */
 interface MemFile {
   data: Uint8Array;
   size: number;
   durable: Uint8Array;
+  durableSize: number;
+  dirtyFrom: number;
+}
+
+/** A file whose bytes are all durable. */
+function durableFile(data: Uint8Array): MemFile {
+  return { data, size: data.length, durable: copyBytes(data), durableSize: data.length, dirtyFrom: Number.POSITIVE_INFINITY };
 }
 
 /**
@@ -319,7 +332,7 @@ export class MemoryFileSystem implements FileSystem {
     if (!file) {
       if (!create) throw new Error(`ENOENT: open ${path}`);
       if (!this.dirs.has(nodePath.posix.dirname(p))) throw new Error(`ENOENT: no folder for ${path}`);
-      file = { data: new Uint8Array(0), size: 0, durable: new Uint8Array(0) };
+      file = durableFile(new Uint8Array(0));
       this.setFile(p, file);
     }
     return new MemLogFile(path, file, this);
@@ -332,8 +345,7 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   writeFileAtomic(path: string, data: Uint8Array): void {
-    const copy = copyBytes(data);
-    this.setFile(this.abs(path), { data: copy, size: copy.length, durable: copyBytes(copy) });
+    this.setFile(this.abs(path), durableFile(copyBytes(data)));
   }
 
   createExclusive(path: string, data: Uint8Array): boolean {
@@ -345,8 +357,9 @@ export class MemoryFileSystem implements FileSystem {
   /** Simulates power loss: every file goes back to its last synced bytes. */
   crash(): void {
     for (const f of this.files.values()) {
-      f.data = copyBytes(f.durable);
-      f.size = f.durable.length;
+      f.data = copyBytes(f.durable.subarray(0, f.durableSize));
+      f.size = f.durableSize;
+      f.dirtyFrom = Number.POSITIVE_INFINITY;
     }
   }
 
@@ -402,6 +415,7 @@ class MemLogFile implements LogFile {
       this.f.data = grown;
     }
     this.f.data.set(data, position);
+    if (position < this.f.dirtyFrom) this.f.dirtyFrom = position;
     if (end > this.f.size) this.f.size = end;
   }
 
@@ -421,13 +435,23 @@ class MemLogFile implements LogFile {
     } else {
       this.f.data.fill(0, length, this.f.size);
     }
+    this.f.dirtyFrom = Math.min(this.f.dirtyFrom, length, this.f.size);
     this.f.size = length;
   }
 
   sync(): Promise<void> {
     this.check();
     this.fs.syncCount++;
-    this.f.durable = copyBytes(this.f.data.subarray(0, this.f.size));
+    const f = this.f;
+    const from = Math.min(f.dirtyFrom, f.durableSize, f.size);
+    if (f.durable.length < f.size) {
+      const grown = new Uint8Array(Math.max(f.size, f.durable.length * 2));
+      grown.set(f.durable.subarray(0, from));
+      f.durable = grown;
+    }
+    f.durable.set(f.data.subarray(from, f.size), from);
+    f.durableSize = f.size;
+    f.dirtyFrom = Number.POSITIVE_INFINITY;
     return Promise.resolve();
   }
 
