@@ -16,11 +16,15 @@
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
-import { Simulation } from "../test/sim/cluster.ts";
+import { register } from "node:module";
 import type { ClusterSimSettings } from "../test/sim/cluster-sim/cluster.ts";
+import type { SimSettings } from "../test/sim/settings.ts";
 import { choice, integer, scriptCommand } from "./lib/command-line.ts";
-import { formatFailure, regressionSeeds, regressionSettings, sweep } from "../test/sim/run.ts";
-import { formatSettings, settingsForSeed, type SimSettings } from "../test/sim/settings.ts";
+
+// Under Node, the simulators (imported below, once registered) are compiled without tsx's
+// keepNames: see lib/ts-hooks.mjs. SIM_TSX=1 leaves them to tsx.
+if (process.versions.bun === undefined && !("Deno" in globalThis) && process.env.SIM_TSX !== "1")
+  register(new URL("./lib/ts-hooks.mjs", import.meta.url));
 
 interface Args {
   seed: number | null;
@@ -114,7 +118,10 @@ function parseArgs(argv: readonly string[]): Args {
   };
 }
 
-function replay(a: Args): number {
+async function replay(a: Args): Promise<number> {
+  const { Simulation } = await import("../test/sim/cluster.ts");
+  const { formatFailure, regressionSeeds, regressionSettings } = await import("../test/sim/run.ts");
+  const { formatSettings, settingsForSeed } = await import("../test/sim/settings.ts");
   const trace = a.trace ? (line: string) => console.log(line) : null;
   let settings: SimSettings;
   if (a.regression !== null) {
@@ -136,7 +143,8 @@ function replay(a: Args): number {
   return 1;
 }
 
-function runSweep(a: Args): number {
+async function runSweep(a: Args): Promise<number> {
+  const { formatFailure, sweep } = await import("../test/sim/run.ts");
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
@@ -226,4 +234,4 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
 
 const args = parseArgs(process.argv.slice(2));
 if (args.cluster) process.exitCode = await runCluster(args, args.cluster);
-else process.exitCode = args.sweep ? runSweep(args) : replay(args);
+else process.exitCode = args.sweep ? await runSweep(args) : await replay(args);
