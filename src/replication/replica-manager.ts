@@ -143,14 +143,14 @@ export class ReplicaManager {
       t.partitions.forEach((p, i) => {
         if (!p.replicas.includes(this.nodeId)) return;
         const log = this.logs.get(t.name, i) ?? this.logs.create(t.name, i, cfg);
-        const key = `${t.name}\0${i}`;
-        let r = this.replicas.get(key);
+        // `byTopic` holds what `replicas` does: every metadata change looks at every partition here.
+        let r = this.byTopic.get(t.name)?.get(i);
         if (!r || r.log !== log || r.topicId !== t.topicId) {
           r = new PartitionReplica(t.name, i, log, this.nodeId, t.topicId);
           // A log recovered from disk was opened with the default topic config (the image came
           // later): min.insync.replicas and the rest come from the image (cluster sim seed 220).
           log.updateConfig(cfg);
-          this.replicas.set(key, r);
+          this.replicas.set(`${t.name}\0${i}`, r);
           let parts = this.byTopic.get(t.name);
           if (!parts) this.byTopic.set(t.name, (parts = new Map()));
           parts.set(i, r);
