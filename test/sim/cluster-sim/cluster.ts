@@ -13,7 +13,7 @@ import { decidePreferredLeaderElection } from "../../../src/metadata/cluster-con
 import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic } from "../../../src/metadata/controller.ts";
 import type { MetadataImage } from "../../../src/metadata/image.ts";
 import type { MetadataRecord } from "../../../src/metadata/records.ts";
-import { decodeRecords, encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { encodeBatch, RecordCursor } from "../../../src/protocol/record-batch.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { type Ack, History, recordsOf } from "./history.ts";
@@ -493,10 +493,12 @@ class ClusterSim {
         const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
         if (d.error) return { hw: -1, records: [], settled, error: d.error };
         const records: Array<{ offset: number; value: string }> = [];
+        const cursor = new RecordCursor();
         for (const chunk of d.read?.chunks ?? []) {
           let pos = 0;
           while (pos < chunk.length) {
-            for (const r of decodeRecords(chunk, pos)) records.push({ offset: r.offset, value: r.value?.toString("utf8") ?? "" });
+            const c = cursor.reset(chunk, pos);
+            while (c.next()) records.push({ offset: c.offset, value: c.valueString() ?? "" });
             pos += chunk.readInt32BE(pos + 8) + 12;
           }
         }
