@@ -16,7 +16,7 @@ import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { encodeBatch, RecordCursor } from "../../../src/protocol/record-batch.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
-import { type Ack, History, recordsOf } from "./history.ts";
+import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 
@@ -1131,18 +1131,16 @@ class ClusterSim {
             now,
           );
         const upTo = Math.min(f.hw, leader.hw);
-        const mine = recordsOf(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo);
-        for (const [offset, v] of mine) {
+        forEachRecord(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo, (offset, v) => {
           const lv = leaderRecords.get(offset);
-          if (lv !== v) {
-            h.violation(
-              "follower-diverges",
-              `partition ${p} offset ${offset}: follower ${id} has "${v}" below its hw ${f.hw}, leader ${st.leader} has "${lv}"`,
-              now,
-            );
-            break;
-          }
-        }
+          if (lv === v) return true;
+          h.violation(
+            "follower-diverges",
+            `partition ${p} offset ${offset}: follower ${id} has "${v}" below its hw ${f.hw}, leader ${st.leader} has "${lv}"`,
+            now,
+          );
+          return false;
+        });
       }
       const c = this.consumers.get(p);
       if (c && c.offset < leader.hw)

@@ -31,6 +31,15 @@ export interface Violation {
 /** Every record of `log` in [from, to) as offset → value. */
 export function recordsOf(log: PartitionLog, from: number, to: number): Map<number, string> {
   const out = new Map<number, string>();
+  forEachRecord(log, from, to, (offset, value) => {
+    out.set(offset, value);
+    return true;
+  });
+  return out;
+}
+
+/** Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true. */
+export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (offset: number, value: string) => boolean): void {
   const cursor = new RecordCursor();
   let offset = from;
   while (offset < to) {
@@ -41,14 +50,13 @@ export function recordsOf(log: PartitionLog, from: number, to: number): Map<numb
       while (pos < chunk.length) {
         const size = chunk.readInt32BE(pos + 8) + 12;
         const c = cursor.reset(chunk, pos);
-        while (c.next()) if (c.offset >= from && c.offset < to) out.set(c.offset, c.valueString() ?? "");
+        while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
         pos += size;
       }
     }
     if (read.nextOffset <= offset) break;
     offset = read.nextOffset;
   }
-  return out;
 }
 
 /** The history of one run. */
