@@ -374,7 +374,6 @@ export class MemoryFileSystem implements FileSystem {
   }
 }
 
-/** A real copy (Buffer#slice would return a view). */
 /** Whether `path` is what `posix.resolve("/", path)` returns for it: absolute, no empty, "." or ".." parts. */
 function isNormalAbsolute(path: string): boolean {
   if (path === "/") return true;
@@ -389,6 +388,7 @@ function isNormalAbsolute(path: string): boolean {
   );
 }
 
+/** A real copy (Buffer#slice would return a view). */
 function copyBytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
 }

@@ -90,7 +90,11 @@ export class World {
     let n = 0;
     for (let i = 0; i < h.length; i++) {
       const e = h[i]!;
-      if (e.cancelled || (e.owner !== null && !e.owner.alive)) continue;
+      if (e.cancelled) continue;
+      if (e.owner !== null && !e.owner.alive) {
+        e.cancelled = true; // out of the queue (see `cancel`)
+        continue;
+      }
       h[n++] = e;
     }
     h.length = n;
