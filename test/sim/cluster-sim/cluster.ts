@@ -231,6 +231,10 @@ class ClusterSim {
       await this.world.runUntil(this.s.faultMs + this.s.healMs + 3000);
       if (this.world.failure) this.failure(this.world.failure);
       else this.finalChecks();
+    } catch (e) {
+      // Thrown outside an event (a node `heal` starts failed an assertion opening its disk, say):
+      // the run stops with it as a violation, as one inside an event would, not the sweep.
+      this.failure(e instanceof Error ? e : new Error(String(e)));
     } finally {
       process.off("unhandledRejection", onRejection);
       Error.stackTraceLimit = stackTraceLimit;
