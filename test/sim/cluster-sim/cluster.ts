@@ -233,7 +233,9 @@ class ClusterSim {
       else this.finalChecks();
     } catch (e) {
       // Thrown outside an event (a node `heal` starts failed an assertion opening its disk, say):
-      // the run stops with it as a violation, as one inside an event would, not the sweep.
+      // the run stops with it as a violation, as one inside an event would, not the sweep. A
+      // failure that stopped the events first (the run goes on to `heal` then) comes before it.
+      if (this.world.failure) this.failure(this.world.failure);
       this.failure(e instanceof Error ? e : new Error(String(e)));
     } finally {
       process.off("unhandledRejection", onRejection);
