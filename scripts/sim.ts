@@ -6,7 +6,8 @@
  *   npx tsx scripts/sim.ts --sweep [--seeds 10000] [--first 1] [--steps 1000]
  *   --disk (with --seed or --sweep): voters on DiskRaftStorage over crash-losing in-memory disks
  *
- *   npx tsx scripts/sim.ts --cluster --seeds N [--first S]   the whole-cluster simulator (issue 19), a sweep
+ *   npx tsx scripts/sim.ts --cluster --seeds N [--first S] [--jobs J]   the whole-cluster simulator (issue 19), a
+ *                                                             sweep (J processes, each a slice of the seeds)
  *   npx tsx scripts/sim.ts --cluster --seed N [--trace]      one seed, with its event trace
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
  *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
@@ -16,11 +17,18 @@
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
  */
-import { Simulation } from "../test/sim/cluster.ts";
+import { spawn } from "node:child_process";
+import { register } from "node:module";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import type { ClusterSimSettings } from "../test/sim/cluster-sim/cluster.ts";
+import type { SimSettings } from "../test/sim/settings.ts";
 import { choice, integer, scriptCommand } from "./lib/command-line.ts";
-import { formatFailure, regressionSeeds, regressionSettings, sweep } from "../test/sim/run.ts";
-import { formatSettings, settingsForSeed, type SimSettings } from "../test/sim/settings.ts";
+
+// Under Node, the simulators (imported below, once registered) are compiled without tsx's
+// keepNames: see lib/ts-hooks.mjs. SIM_TSX=1 leaves them to tsx.
+if (process.versions.bun === undefined && !("Deno" in globalThis) && process.env.SIM_TSX !== "1")
+  register(new URL("./lib/ts-hooks.mjs", import.meta.url));
 
 interface Args {
   seed: number | null;
@@ -32,6 +40,7 @@ interface Args {
   seeds: number;
   first: number;
   disk: boolean;
+  jobs: number;
   cluster: ClusterArgs | null;
 }
 
@@ -55,6 +64,7 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--seeds <n>", "seeds of a sweep", integer(0), 10000)
     .option("--first <n>", "first seed of a sweep", integer(0), 1)
     .option("--disk", "voters on DiskRaftStorage over crash-losing in-memory disks")
+    .option("--jobs <n>", "--cluster sweep: processes running slices of the seeds at once", integer(1), 1)
     .option("--cluster", "the whole-cluster simulator (3 nodes of real metadata, controller and replication)")
     .option("--partitions <n>", "--cluster: partitions of the topic", integer(1))
     .option("--producers <n>", "--cluster: acks=all producers (one write in flight each)", integer(1))
@@ -77,6 +87,7 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: number;
     first: number;
     disk?: boolean;
+    jobs: number;
     cluster?: boolean;
     partitions?: number;
     producers?: number;
@@ -110,11 +121,15 @@ function parseArgs(argv: readonly string[]): Args {
     seeds: o.seeds,
     first: o.first,
     disk: o.disk === true,
+    jobs: o.jobs,
     cluster: o.cluster ? { over, plant: o.plant ?? null, legacy: o.legacy === true } : null,
   };
 }
 
-function replay(a: Args): number {
+async function replay(a: Args): Promise<number> {
+  const { Simulation } = await import("../test/sim/cluster.ts");
+  const { formatFailure, regressionSeeds, regressionSettings } = await import("../test/sim/run.ts");
+  const { formatSettings, settingsForSeed } = await import("../test/sim/settings.ts");
   const trace = a.trace ? (line: string) => console.log(line) : null;
   let settings: SimSettings;
   if (a.regression !== null) {
@@ -136,7 +151,8 @@ function replay(a: Args): number {
   return 1;
 }
 
-function runSweep(a: Args): number {
+async function runSweep(a: Args): Promise<number> {
+  const { formatFailure, sweep } = await import("../test/sim/run.ts");
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
@@ -188,6 +204,12 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
     const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(`stats: ${JSON.stringify(r.stats)}`);
     console.log(`trace hash: ${r.traceHash}`);
+    // The producers write for faultMs + healMs (then stop; 3 s quiet before the checks).
+    const writingS = (settings.faultMs + settings.healMs) / 1000;
+    console.log(
+      `${(r.stats.produced / writingS).toFixed(0)} records/s produced (${(r.stats.acked / writingS).toFixed(0)}/s acknowledged) ` +
+        `over ${writingS.toFixed(1)} simulated s; ${r.stats.events} events, ${((cpuMs * 1000) / r.stats.events).toFixed(1)} µs CPU per event`,
+    );
     console.log(
       `${(r.stats.simMs / 1000).toFixed(1)} simulated s in ${(wall / 1000).toFixed(1)} s: ${(r.stats.simMs / wall).toFixed(1)}x ` +
         `(CPU ${(cpuMs / 1000).toFixed(1)} s: ${(r.stats.simMs / cpuMs).toFixed(1)}x per CPU second)`,
@@ -199,6 +221,21 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
     console.log(formatClusterFailure(r));
     return 1;
   }
+  const slice = process.env[SLICE_ENV];
+  if (slice !== undefined) {
+    // One job of a parallel sweep: its slice of the seeds, reported to the parent.
+    const [first, count] = slice.split(":").map(Number) as [number, number];
+    const cpu0 = process.cpuUsage();
+    const res = await clusterSweep(first, count, over, (r) => {
+      if (r.violations.length > 0) report({ failure: formatClusterFailure(r) });
+      report({ seed: r.settings.seed });
+    });
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    report({ done: { seeds: res.seeds, failures: res.failures.length, simMs: res.simMs, cpuMs, totals: res.totals } });
+    return 0;
+  }
+  if (a.jobs > 1) return parallelSweep(a);
   const every = Math.max(1, Math.floor(a.seeds / 20));
   let done = 0;
   const t0 = performance.now();
@@ -218,6 +255,78 @@ async function runCluster(a: Args, c: ClusterArgs): Promise<number> {
   return res.failures.length === 0 ? 0 : 1;
 }
 
+/** Set in the jobs of a parallel sweep (`--jobs`): "first:count", the job's seeds. */
+const SLICE_ENV = "SIM_SWEEP_SLICE";
+/** How a job's lines to its parent start (each then one JSON value: a JobReport). */
+const JOB_LINE = "sim-job ";
+
+type JobReport =
+  | { failure: string }
+  | { seed: number }
+  | { done: { seeds: number; failures: number; simMs: number; cpuMs: number; totals: Record<string, number> } };
+
+function report(r: JobReport): void {
+  console.log(JOB_LINE + JSON.stringify(r));
+}
+
+/**
+ * A cluster sweep over `a.jobs` processes, each running this script on a slice of the seeds (as
+ * the same command: same settings and planted bug). A seed's run is the same in any process, so
+ * the sweep finds what one process would; failures print as they come, the summary sums the jobs.
+ */
+async function parallelSweep(a: Args): Promise<number> {
+  const jobs = Math.min(a.jobs, a.seeds);
+  const every = Math.max(1, Math.floor(a.seeds / 20));
+  const t0 = performance.now();
+  let done = 0;
+  let seeds = 0;
+  let failures = 0;
+  let simMs = 0;
+  let cpuMs = 0;
+  const totals: Record<string, number> = {};
+  const job = (lo: number, count: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+        env: { ...process.env, [SLICE_ENV]: `${lo}:${count}` },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let finished = false;
+      createInterface({ input: child.stdout }).on("line", (line) => {
+        if (!line.startsWith(JOB_LINE)) return;
+        const r = JSON.parse(line.slice(JOB_LINE.length)) as JobReport;
+        if ("failure" in r) console.log(r.failure);
+        else if ("seed" in r) {
+          if (++done % every === 0) console.log(`${done}/${a.seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+        } else {
+          finished = true;
+          seeds += r.done.seeds;
+          failures += r.done.failures;
+          simMs += r.done.simMs;
+          cpuMs += r.done.cpuMs;
+          for (const [k, v] of Object.entries(r.done.totals)) totals[k] = (totals[k] ?? 0) + v;
+        }
+      });
+      child.on("close", (code) =>
+        finished ? resolve() : reject(new Error(`the job of seeds ${lo}..${lo + count - 1} ended (${code}) without its report`)),
+      );
+    });
+  await Promise.all(
+    Array.from({ length: jobs }, (_, k) => {
+      const lo = a.first + Math.floor((a.seeds * k) / jobs);
+      const hi = a.first + Math.floor((a.seeds * (k + 1)) / jobs);
+      return job(lo, hi - lo);
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  const secs = wallMs / 1000;
+  console.log(
+    `cluster sweep: ${seeds} seeds from seed ${a.first}: ${failures} failing in ${secs.toFixed(1)}s with ${jobs} jobs ` +
+      `(${(seeds / secs).toFixed(2)} seeds/s, ${(simMs / wallMs).toFixed(1)} simulated s per s; ` +
+      `CPU ${(cpuMs / 1000).toFixed(1)} s, ${(simMs / cpuMs).toFixed(1)} simulated s per CPU s); ${JSON.stringify(totals)}`,
+  );
+  return failures === 0 ? 0 : 1;
+}
+
 const args = parseArgs(process.argv.slice(2));
 if (args.cluster) process.exitCode = await runCluster(args, args.cluster);
-else process.exitCode = args.sweep ? runSweep(args) : replay(args);
+else process.exitCode = args.sweep ? await runSweep(args) : await replay(args);

@@ -5,6 +5,15 @@
  */
 export class AssertionError extends Error {
   override name = "AssertionError";
+
+  constructor(message?: string) {
+    // A bug's stack says where it is: kept even where a caller made other errors' stacks cheap
+    // (Error.stackTraceLimit 0, as the cluster simulator does).
+    const limit = Error.stackTraceLimit;
+    if (!(limit >= 10)) Error.stackTraceLimit = 10;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** Crashes with `message` when `cond` is false. */

@@ -70,6 +70,8 @@ export class ReplicaManager {
   /** `replicas` by topic, then partition: `replica()` runs for every partition of every fetch, without building a key. */
   private readonly byTopic = new Map<string, Map<number, PartitionReplica>>();
   private readonly byLog = new WeakMap<PartitionLog, PartitionReplica>();
+  /** Parsed topic configs, by the image's configs object (see `effectiveConfig`). */
+  private readonly parsedConfigs = new WeakMap<Readonly<Record<string, string>>, TopicConfig>();
   /** acks=ALL produces waiting for the high watermark, per partition in offset order (hw-purgatory.ts). */
   private readonly hwWaiters: HwPurgatory<PartitionReplica>;
   private readonly roleListeners = new Set<(r: PartitionReplica) => void>();
@@ -137,18 +139,18 @@ export class ReplicaManager {
     const now = this.clock.nowMs();
     const changed: PartitionReplica[] = [];
     for (const t of image.topics.values()) {
-      const cfg = effectiveConfig(t.configs);
+      const cfg = this.effectiveConfig(t.configs);
       t.partitions.forEach((p, i) => {
         if (!p.replicas.includes(this.nodeId)) return;
         const log = this.logs.get(t.name, i) ?? this.logs.create(t.name, i, cfg);
-        const key = `${t.name}\0${i}`;
-        let r = this.replicas.get(key);
+        // `byTopic` holds what `replicas` does: every metadata change looks at every partition here.
+        let r = this.byTopic.get(t.name)?.get(i);
         if (!r || r.log !== log || r.topicId !== t.topicId) {
           r = new PartitionReplica(t.name, i, log, this.nodeId, t.topicId);
           // A log recovered from disk was opened with the default topic config (the image came
           // later): min.insync.replicas and the rest come from the image (cluster sim seed 220).
           log.updateConfig(cfg);
-          this.replicas.set(key, r);
+          this.replicas.set(`${t.name}\0${i}`, r);
           let parts = this.byTopic.get(t.name);
           if (!parts) this.byTopic.set(t.name, (parts = new Map()));
           parts.set(i, r);
@@ -475,7 +477,21 @@ export class ReplicaManager {
   /** The effective configuration of a topic. */
   topicConfig(topic: string): TopicConfig {
     const t = this.metadata.image.topics.get(topic);
-    return effectiveConfig(t?.configs ?? {});
+    return t ? this.effectiveConfig(t.configs) : effectiveConfig({});
+  }
+
+  /**
+   * `effectiveConfig` of a topic's configs in the image, parsed once per configs object: a config
+   * record replaces the object (MetadataImage), never changes it. Parsing (the schema checks each
+   * key) was a cost of every produce request.
+   */
+  private effectiveConfig(configs: Readonly<Record<string, string>>): TopicConfig {
+    let cfg = this.parsedConfigs.get(configs);
+    if (cfg === undefined) {
+      cfg = effectiveConfig(configs);
+      this.parsedConfigs.set(configs, cfg);
+    }
+    return cfg;
   }
 
   /** The topic, or UNKNOWN_TOPIC_OR_PARTITION naming `field`. */
@@ -772,14 +788,16 @@ export class ReplicaManager {
       const read = log.read(pos.offset, pos.maxBytes, pos.readCommitted === true ? lso : hw, alloc);
       const abortedTransactions =
         pos.readCommitted === true && read.bytes > 0 ? log.abortedTransactions(pos.offset, read.nextOffset) : null;
-      const base = {
+      return {
         topic: pos.topic,
         partition: pos.partition,
         highWatermark: hw,
         lastStableOffset: lso,
         logStartOffset: log.logStartOffset,
+        read,
+        abortedTransactions,
+        error: null,
       };
-      return { ...base, read, abortedTransactions, error: null };
     } catch (e) {
       const hw = log ? this.highWatermark(log) : -1;
       return {

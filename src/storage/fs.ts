@@ -185,11 +185,24 @@ class NodeLogFile implements LogFile {
   }
 }
 
-/** One in-memory file: what was written, and what a crash would leave. */
+/**
+ * One in-memory file: what was written (`data`, of which `size` bytes are the file), and what a
+ * crash would leave (the first `durableSize` bytes of `durable`). An fsync copies only what may
+ * differ from the durable bytes: from `dirtyFrom` (the lowest byte written or cut below
+ * `durableSize` since the last sync) or the old durable end, whichever is lower — not the whole
+ * file each time.
+ */
 interface MemFile {
   data: Uint8Array;
   size: number;
   durable: Uint8Array;
+  durableSize: number;
+  dirtyFrom: number;
+}
+
+/** A file whose bytes are all durable. */
+function durableFile(data: Uint8Array): MemFile {
+  return { data, size: data.length, durable: copyBytes(data), durableSize: data.length, dirtyFrom: Number.POSITIVE_INFINITY };
 }
 
 /**
@@ -200,6 +213,12 @@ interface MemFile {
 export class MemoryFileSystem implements FileSystem {
   private readonly files = new Map<string, MemFile>();
   private readonly dirs = new Set<string>(["/"]);
+  /**
+   * What `readdir` lists, kept as paths come and go: per folder, each name under it with the
+   * number of paths (files and folders, itself included) at or below it. A file may exist without
+   * its folders (`writeFileAtomic` does not ask for them), and its ancestors still list it.
+   */
+  private readonly entries = new Map<string, Map<string, number>>();
   /** fsync calls, for tests of group commit. */
   syncCount = 0;
 
@@ -210,23 +229,57 @@ export class MemoryFileSystem implements FileSystem {
   mkdirp(path: string): void {
     let p = nodePath.posix.resolve("/", path);
     while (!this.dirs.has(p)) {
-      this.dirs.add(p);
+      this.addDir(p);
       p = nodePath.posix.dirname(p);
     }
   }
 
   private abs(path: string): string {
-    return nodePath.posix.resolve("/", path);
+    // The broker's own paths are absolute and normal already; resolving each was a cost of its own.
+    return isNormalAbsolute(path) ? path : nodePath.posix.resolve("/", path);
+  }
+
+  /** Counts `p` (a normal absolute path, not "/") in `entries` under each of its ancestors. */
+  private index(p: string, delta: 1 | -1): void {
+    let end = p.length;
+    for (let slash = p.lastIndexOf("/"); slash >= 0; slash = p.lastIndexOf("/", slash - 1)) {
+      const dir = slash === 0 ? "/" : p.slice(0, slash);
+      const name = p.slice(slash + 1, end);
+      let names = this.entries.get(dir);
+      if (names === undefined) this.entries.set(dir, (names = new Map()));
+      const n = (names.get(name) ?? 0) + delta;
+      if (n > 0) names.set(name, n);
+      else {
+        names.delete(name);
+        if (names.size === 0) this.entries.delete(dir);
+      }
+      if (slash === 0) break;
+      end = slash;
+    }
+  }
+
+  private setFile(p: string, file: MemFile): void {
+    if (!this.files.has(p) && p !== "/") this.index(p, 1);
+    this.files.set(p, file);
+  }
+
+  private deleteFile(p: string): void {
+    if (this.files.delete(p) && p !== "/") this.index(p, -1);
+  }
+
+  private addDir(p: string): void {
+    if (this.dirs.has(p)) return;
+    this.dirs.add(p);
+    if (p !== "/") this.index(p, 1);
+  }
+
+  private deleteDir(p: string): void {
+    if (this.dirs.delete(p) && p !== "/") this.index(p, -1);
   }
 
   readdir(path: string): string[] {
-    const dir = this.abs(path);
-    const out = new Set<string>();
-    const prefix = dir === "/" ? "/" : dir + "/";
-    for (const p of [...this.files.keys(), ...this.dirs]) {
-      if (p.startsWith(prefix) && p !== dir) out.add(p.slice(prefix.length).split("/")[0]!);
-    }
-    return [...out].sort();
+    const names = this.entries.get(this.abs(path));
+    return names === undefined ? [] : [...names.keys()].sort();
   }
 
   exists(path: string): boolean {
@@ -240,11 +293,12 @@ export class MemoryFileSystem implements FileSystem {
 
   rm(path: string): void {
     const p = this.abs(path);
-    this.files.delete(p);
-    this.dirs.delete(p);
+    this.deleteFile(p);
+    this.deleteDir(p);
+    if (!this.entries.has(p)) return; // nothing below it
     const prefix = p + "/";
-    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.files.delete(k);
-    for (const k of [...this.dirs]) if (k.startsWith(prefix)) this.dirs.delete(k);
+    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.deleteFile(k);
+    for (const k of [...this.dirs]) if (k.startsWith(prefix)) this.deleteDir(k);
   }
 
   rename(from: string, to: string): void {
@@ -252,22 +306,22 @@ export class MemoryFileSystem implements FileSystem {
     const t = this.abs(to);
     const file = this.files.get(f);
     if (file) {
-      this.files.delete(f);
-      this.files.set(t, file);
+      this.deleteFile(f);
+      this.setFile(t, file);
       return;
     }
     if (!this.dirs.has(f)) throw new Error(`ENOENT: rename ${from}`);
     const prefix = f + "/";
     for (const d of [...this.dirs]) {
       if (d === f || d.startsWith(prefix)) {
-        this.dirs.delete(d);
-        this.dirs.add(t + d.slice(f.length));
+        this.deleteDir(d);
+        this.addDir(t + d.slice(f.length));
       }
     }
     for (const [k, v] of [...this.files]) {
       if (k.startsWith(prefix)) {
-        this.files.delete(k);
-        this.files.set(t + k.slice(f.length), v);
+        this.deleteFile(k);
+        this.setFile(t + k.slice(f.length), v);
       }
     }
   }
@@ -278,8 +332,8 @@ export class MemoryFileSystem implements FileSystem {
     if (!file) {
       if (!create) throw new Error(`ENOENT: open ${path}`);
       if (!this.dirs.has(nodePath.posix.dirname(p))) throw new Error(`ENOENT: no folder for ${path}`);
-      file = { data: new Uint8Array(0), size: 0, durable: new Uint8Array(0) };
-      this.files.set(p, file);
+      file = durableFile(new Uint8Array(0));
+      this.setFile(p, file);
     }
     return new MemLogFile(path, file, this);
   }
@@ -291,8 +345,7 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   writeFileAtomic(path: string, data: Uint8Array): void {
-    const copy = copyBytes(data);
-    this.files.set(this.abs(path), { data: copy, size: copy.length, durable: copyBytes(copy) });
+    this.setFile(this.abs(path), durableFile(copyBytes(data)));
   }
 
   createExclusive(path: string, data: Uint8Array): boolean {
@@ -304,8 +357,9 @@ export class MemoryFileSystem implements FileSystem {
   /** Simulates power loss: every file goes back to its last synced bytes. */
   crash(): void {
     for (const f of this.files.values()) {
-      f.data = copyBytes(f.durable);
-      f.size = f.durable.length;
+      f.data = copyBytes(f.durable.subarray(0, f.durableSize));
+      f.size = f.durableSize;
+      f.dirtyFrom = Number.POSITIVE_INFINITY;
     }
   }
 
@@ -318,6 +372,20 @@ export class MemoryFileSystem implements FileSystem {
   setBytes(path: string, data: Uint8Array): void {
     this.writeFileAtomic(path, data);
   }
+}
+
+/** Whether `path` is what `posix.resolve("/", path)` returns for it: absolute, no empty, "." or ".." parts. */
+function isNormalAbsolute(path: string): boolean {
+  if (path === "/") return true;
+  return (
+    path.charCodeAt(0) === 47 &&
+    path.charCodeAt(path.length - 1) !== 47 &&
+    !path.includes("//") &&
+    !path.includes("/./") &&
+    !path.includes("/../") &&
+    !path.endsWith("/.") &&
+    !path.endsWith("/..")
+  );
 }
 
 /** A real copy (Buffer#slice would return a view). */
@@ -347,6 +415,7 @@ class MemLogFile implements LogFile {
       this.f.data = grown;
     }
     this.f.data.set(data, position);
+    if (position < this.f.dirtyFrom) this.f.dirtyFrom = position;
     if (end > this.f.size) this.f.size = end;
   }
 
@@ -366,13 +435,23 @@ class MemLogFile implements LogFile {
     } else {
       this.f.data.fill(0, length, this.f.size);
     }
+    this.f.dirtyFrom = Math.min(this.f.dirtyFrom, length, this.f.size);
     this.f.size = length;
   }
 
   sync(): Promise<void> {
     this.check();
     this.fs.syncCount++;
-    this.f.durable = copyBytes(this.f.data.subarray(0, this.f.size));
+    const f = this.f;
+    const from = Math.min(f.dirtyFrom, f.durableSize, f.size);
+    if (f.durable.length < f.size) {
+      const grown = new Uint8Array(Math.max(f.size, f.durable.length * 2));
+      grown.set(f.durable.subarray(0, from));
+      f.durable = grown;
+    }
+    f.durable.set(f.data.subarray(from, f.size), from);
+    f.durableSize = f.size;
+    f.dirtyFrom = Number.POSITIVE_INFINITY;
     return Promise.resolve();
   }
 

@@ -648,7 +648,20 @@ export class PartitionLog {
     for (let i = 0; i < placements.length; i++) {
       const b = sequenced[i];
       const p = placements[i]!;
-      if (b) this.producers.record({ ...b, baseOffset: p.baseOffset, lastOffset: p.lastOffset }, nowMs);
+      if (b)
+        this.producers.record(
+          {
+            producerId: b.producerId,
+            producerEpoch: b.producerEpoch,
+            baseSequence: b.baseSequence,
+            lastSequence: b.lastSequence,
+            baseOffset: p.baseOffset,
+            lastOffset: p.lastOffset,
+            maxTimestamp: b.maxTimestamp,
+            isTransactional: b.isTransactional === true,
+          },
+          nowMs,
+        );
       else if ((buf.readInt16BE(p.at + ATTRIBUTES_OFFSET) & CONTROL_MASK) !== 0) {
         const h = readBatchHeader(buf, p.at);
         const marker = readControlRecord(buf, p.at);

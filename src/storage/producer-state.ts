@@ -59,7 +59,7 @@
  * recovery time: every rebuilt producer then lives at least one more expiration period, and
  * none expires before its time.
  */
-import { assert } from "../base/assert.ts";
+import { AssertionError, assert } from "../base/assert.ts";
 import { crc32c } from "../base/crc32c.ts";
 import { rillError } from "../base/errors.ts";
 import type { BatchHeader } from "../protocol/record-batch.ts";
@@ -358,7 +358,14 @@ export class ProducerStateManager {
       if (r.kind !== "append") continue;
       const e = overlay.get(b.producerId) ?? (current === undefined ? this.newEntry(b, 0) : copyEntry(current));
       overlay.set(b.producerId, e);
-      const pending: CachedBatch = { ...sequenceRange(b), baseOffset: -1, lastOffset: -1, maxTimestamp: b.maxTimestamp, pending: i };
+      const pending: CachedBatch = {
+        baseSequence: b.baseSequence,
+        lastSequence: b.lastSequence,
+        baseOffset: -1,
+        lastOffset: -1,
+        maxTimestamp: b.maxTimestamp,
+        pending: i,
+      };
       applyBatch(e, b.producerEpoch, pending, this.keep);
     }
     return out;
@@ -375,21 +382,27 @@ export class ProducerStateManager {
   record(b: ProducerBatch, nowMs: number): void {
     if (b.producerId < 0 || !Number.isSafeInteger(b.producerId)) return;
     if (!wellFormedEpoch(b.producerEpoch) || !wellFormedSequence(b.baseSequence) || !wellFormedSequence(b.lastSequence)) return;
-    assert(
-      Number.isSafeInteger(b.baseOffset) && b.baseOffset >= 0 && Number.isSafeInteger(b.lastOffset) && b.lastOffset >= b.baseOffset,
-      `producer ${b.producerId}: bad offsets ${b.baseOffset}..${b.lastOffset}`,
-    );
-    assert(Number.isSafeInteger(nowMs), `nowMs: ${nowMs} is not an integer`);
+    // Every appended batch comes here: the checks build their messages only when they fail.
+    if (!(Number.isSafeInteger(b.baseOffset) && b.baseOffset >= 0 && Number.isSafeInteger(b.lastOffset) && b.lastOffset >= b.baseOffset))
+      throw new AssertionError(`producer ${b.producerId}: bad offsets ${b.baseOffset}..${b.lastOffset}`);
+    if (!Number.isSafeInteger(nowMs)) throw new AssertionError(`nowMs: ${nowMs} is not an integer`);
     let e = this.entries.get(b.producerId);
     if (e === undefined) {
       e = this.newEntry(b, nowMs);
       this.entries.set(b.producerId, e);
     } else {
       const prev = lastBatch(e)?.lastOffset ?? -1;
-      assert(b.baseOffset > prev, `producer ${b.producerId}: batch at ${b.baseOffset} recorded after one ending at ${prev}`);
+      if (!(b.baseOffset > prev))
+        throw new AssertionError(`producer ${b.producerId}: batch at ${b.baseOffset} recorded after one ending at ${prev}`);
       e.lastTimestamp = Math.max(e.lastTimestamp, nowMs);
     }
-    const c: CachedBatch = { ...sequenceRange(b), baseOffset: b.baseOffset, lastOffset: b.lastOffset, maxTimestamp: b.maxTimestamp };
+    const c: CachedBatch = {
+      baseSequence: b.baseSequence,
+      lastSequence: b.lastSequence,
+      baseOffset: b.baseOffset,
+      lastOffset: b.lastOffset,
+      maxTimestamp: b.maxTimestamp,
+    };
     applyBatch(e, b.producerEpoch, c, this.keep);
     if (b.isTransactional === true && e.txnFirstOffset < 0) {
       e.txnFirstOffset = b.baseOffset;
@@ -597,10 +610,6 @@ export class ProducerStateManager {
   private sortedEntries(): ProducerEntry[] {
     return [...this.entries.values()].sort((a, b) => a.producerId - b.producerId);
   }
-}
-
-function sequenceRange(b: SequencedBatch): { baseSequence: number; lastSequence: number } {
-  return { baseSequence: b.baseSequence, lastSequence: b.lastSequence };
 }
 
 // ---------------------------------------------------------------------------------------------

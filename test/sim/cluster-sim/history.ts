@@ -4,7 +4,7 @@
  * clients see never going backwards, one leader per partition epoch, followers equal to their
  * leader below the high watermark, and liveness after healing.
  */
-import { decodeRecords } from "../../../src/protocol/record-batch.ts";
+import { RecordCursor } from "../../../src/protocol/record-batch.ts";
 import type { PartitionLog } from "../../../src/storage/partition-log.ts";
 
 /** An acknowledged acks=all write. */
@@ -31,6 +31,16 @@ export interface Violation {
 /** Every record of `log` in [from, to) as offset → value. */
 export function recordsOf(log: PartitionLog, from: number, to: number): Map<number, string> {
   const out = new Map<number, string>();
+  forEachRecord(log, from, to, (offset, value) => {
+    out.set(offset, value);
+    return true;
+  });
+  return out;
+}
+
+/** Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true. */
+export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (offset: number, value: string) => boolean): void {
+  const cursor = new RecordCursor();
   let offset = from;
   while (offset < to) {
     const read = log.read(offset, 1 << 20, to);
@@ -39,15 +49,14 @@ export function recordsOf(log: PartitionLog, from: number, to: number): Map<numb
       let pos = 0;
       while (pos < chunk.length) {
         const size = chunk.readInt32BE(pos + 8) + 12;
-        for (const r of decodeRecords(chunk, pos))
-          if (r.offset >= from && r.offset < to) out.set(r.offset, r.value?.toString("utf8") ?? "");
+        const c = cursor.reset(chunk, pos);
+        while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
         pos += size;
       }
     }
     if (read.nextOffset <= offset) break;
     offset = read.nextOffset;
   }
-  return out;
 }
 
 /** The history of one run. */

@@ -33,6 +33,9 @@ interface SimEvent {
   cancelled: boolean;
 }
 
+/** What a cancelled event runs (never: it is skipped); its own closure is released. */
+const CANCELLED = (): void => {};
+
 /** Unix time at simulated time 0. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 
@@ -44,11 +47,16 @@ function turnEventLoop(): Promise<void> {
 /** Events of one burst (see the header). */
 const BURST_EVENTS = 256;
 
+/** The queue is swept of cancelled events only past this many (see World.cancel). */
+const COMPACT_MIN = 1024;
+
 /** The clock and the event queue (a binary heap on time, then scheduling order). */
 export class World {
   readonly clock = new ManualClock(SIM_EPOCH_MS);
   private readonly heap: SimEvent[] = [];
   private seq = 0;
+  /** Cancelled events in the heap. */
+  private cancelledQueued = 0;
   events = 0;
   /** The first failure an event threw (or a rejection nobody handled): the run stops. */
   failure: Error | null = null;
@@ -64,6 +72,36 @@ export class World {
     return e;
   }
 
+  /**
+   * Cancels an event: it will not run. Its closure is released now, and once cancelled events
+   * are most of the queue (a call's timeout is cancelled by its answer, but would stay queued for
+   * the whole timeout) they are swept out. Neither changes the order of the events that run.
+   */
+  cancel(e: SimEvent): void {
+    if (e.cancelled) return; // cancelled already, or out of the queue
+    e.cancelled = true;
+    e.fn = CANCELLED;
+    if (++this.cancelledQueued > COMPACT_MIN && this.cancelledQueued * 2 > this.heap.length) this.compact();
+  }
+
+  /** Drops the cancelled events (and those of dead processes) from the queue and rebuilds the heap. */
+  private compact(): void {
+    const h = this.heap;
+    let n = 0;
+    for (let i = 0; i < h.length; i++) {
+      const e = h[i]!;
+      if (e.cancelled) continue;
+      if (e.owner !== null && !e.owner.alive) {
+        e.cancelled = true; // out of the queue (see `cancel`)
+        continue;
+      }
+      h[n++] = e;
+    }
+    h.length = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i);
+    this.cancelledQueued = 0;
+  }
+
   /** Runs events until simulated time `untilMs` (or a failure). */
   async runUntil(untilMs: number): Promise<void> {
     while (this.failure === null && (await this.burst(untilMs))) await turnEventLoop();
@@ -77,13 +115,20 @@ export class World {
   private burst(untilMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       let left = BURST_EVENTS;
+      const next = (): void => void process.nextTick(step);
       const step = (): void => {
         for (;;) {
           const e = this.heap[0];
           if (this.failure !== null || e === undefined || e.at > untilMs) return resolve(false);
           if (left === 0) return resolve(true);
           this.pop();
-          if (e.cancelled || (e.owner !== null && !e.owner.alive)) continue;
+          if (e.cancelled) {
+            this.cancelledQueued--;
+            continue;
+          }
+          // Out of the queue: cancelling it now (a timer that fired) changes nothing.
+          e.cancelled = true;
+          if (e.owner !== null && !e.owner.alive) continue;
           if (e.at > this.now) this.clock.set(SIM_EPOCH_MS + e.at);
           this.events++;
           left--;
@@ -93,7 +138,7 @@ export class World {
             this.failure ??= err as Error;
           }
           // The next event once the microtask queue is empty: a nextTick runs only then.
-          queueMicrotask(() => process.nextTick(step));
+          queueMicrotask(next);
           return;
         }
       };
@@ -103,14 +148,16 @@ export class World {
 
   private push(e: SimEvent): void {
     const h = this.heap;
+    let i = h.length;
     h.push(e);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const q = h[p]!;
+      if (!before(e, q)) break;
+      h[i] = q;
       i = p;
     }
+    h[i] = e;
   }
 
   private pop(): void {
@@ -118,17 +165,29 @@ export class World {
     const last = h.pop()!;
     if (h.length === 0) return;
     h[0] = last;
-    let i = 0;
+    this.siftDown(0);
+  }
+
+  /** Moves the event at `i` down to its place. */
+  private siftDown(i: number): void {
+    const h = this.heap;
+    const n = h.length;
+    const e = h[i]!;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let m = i;
-      if (l < h.length && before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && before(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
+      let m = l;
+      let c = h[l]!;
+      if (r < n && before(h[r]!, c)) {
+        m = r;
+        c = h[r]!;
+      }
+      if (!before(c, e)) break;
+      h[i] = c;
       i = m;
     }
+    h[i] = e;
   }
 }
 
@@ -148,7 +207,7 @@ export class SimTimers implements Timers {
   }
 
   clearTimeout(handle: unknown): void {
-    if (handle) (handle as SimEvent).cancelled = true;
+    if (handle) this.world.cancel(handle as SimEvent);
   }
 
   setInterval(fn: () => void, ms: number): unknown {
@@ -173,7 +232,7 @@ export class SimTimers implements Timers {
     if (!handle) return;
     const h = handle as { current: SimEvent | null; cancelled: boolean };
     h.cancelled = true;
-    if (h.current) h.current.cancelled = true;
+    if (h.current) this.world.cancel(h.current);
   }
 }
 
@@ -182,6 +241,21 @@ export interface NetFaults {
   dropRate: number;
   minDelayMs: number;
   maxDelayMs: number;
+}
+
+/**
+ * A call in flight (SimNet.call). Its steps are SimNet's methods over this state rather than
+ * closures made per call: under tsx every named closure costs an Object.defineProperty (esbuild's
+ * keepNames), a cost of every call.
+ */
+interface PendingCall {
+  settled: boolean;
+  timer: SimEvent | null;
+  readonly from: number;
+  readonly to: number;
+  readonly caller: Incarnation | null;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 /** An RPC that got no answer: the peer is down, unreachable, or the answer was lost. */
@@ -266,37 +340,22 @@ export class SimNet {
     timeoutMs: number,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const settle = (fn: () => void): void => {
-        if (settled) return;
-        settled = true;
-        timer.cancelled = true;
-        fn();
-      };
-      const timer = this.world.schedule(
+      const c: PendingCall = { settled: false, timer: null, from, to, caller, resolve: resolve as (v: unknown) => void, reject };
+      c.timer = this.world.schedule(
         timeoutMs,
-        () => settle(() => reject(new SimNetError(`no answer from node ${to} within ${timeoutMs} ms`))),
+        () => this.settle(c, false, new SimNetError(`no answer from node ${to} within ${timeoutMs} ms`)),
         caller,
       );
-      const back = (fn: () => void, server: Incarnation): void => {
-        if (!server.alive) return;
-        if (this.lost(to, from) || this.answersCut.has(to * 1000 + from)) {
-          this.dropped++;
-          return;
-        }
-        this.world.schedule(
-          this.delay(),
-          () => {
-            if (this.cut.has(to * 1000 + from)) return;
-            settle(fn);
-          },
-          caller,
-        );
-      };
       this.sent++;
       const t0 = target();
       if (t0 === null || !t0.alive) {
-        this.world.schedule(this.delay(), () => settle(() => reject(new SimNetError(`node ${to} refused the connection (down)`))), caller);
+        this.world.schedule(
+          this.delay(),
+          () => {
+            if (!c.settled) this.settle(c, false, new SimNetError(`node ${to} refused the connection (down)`));
+          },
+          caller,
+        );
         return;
       }
       if (this.lost(from, to)) {
@@ -309,7 +368,7 @@ export class SimNet {
           const server = target();
           if (this.cut.has(from * 1000 + to)) return;
           if (server === null || !server.alive) {
-            settle(() => reject(new SimNetError(`node ${to} reset the connection (down)`)));
+            if (!c.settled) this.settle(c, false, new SimNetError(`node ${to} reset the connection (down)`));
             return;
           }
           let p: Promise<T>;
@@ -319,17 +378,43 @@ export class SimNet {
             p = Promise.reject(e);
           }
           p.then(
-            (v) => back(() => resolve(v), server),
+            (v) => this.answer(c, true, v, server),
             (e: unknown) => {
               // A failed assertion is a bug of the node that ran the call: the run stops.
               if (e instanceof AssertionError) this.world.failure ??= e;
-              back(() => reject(e), server);
+              this.answer(c, false, e, server);
             },
           );
         },
         caller,
       );
     });
+  }
+
+  /** The answer of a call travels back from `server` (unless it died, or the answer is lost or cut). */
+  private answer(c: PendingCall, ok: boolean, value: unknown, server: Incarnation): void {
+    if (!server.alive) return;
+    if (this.lost(c.to, c.from) || this.answersCut.has(c.to * 1000 + c.from)) {
+      this.dropped++;
+      return;
+    }
+    this.world.schedule(
+      this.delay(),
+      () => {
+        if (this.cut.has(c.to * 1000 + c.from)) return;
+        this.settle(c, ok, value);
+      },
+      c.caller,
+    );
+  }
+
+  /** Settles a call once: with its answer, or its failure (the first of them); its timeout is cancelled. */
+  private settle(c: PendingCall, ok: boolean, value: unknown): void {
+    if (c.settled) return;
+    c.settled = true;
+    this.world.cancel(c.timer!);
+    if (ok) c.resolve(value);
+    else c.reject(value);
   }
 
   /** Cuts the link from `a` to `b` (one way). */
