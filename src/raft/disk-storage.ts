@@ -8,13 +8,21 @@
  * - `setHardState`, `applySnapshot`, `createSnapshot` and `compact` write small files (or the
  *   rewritten log) with `writeFileAtomic`: durable on return;
  * - `append` writes the records (and truncates a conflicting suffix) but does NOT fsync: the
- *   entries are durable only once `await sync()` has resolved.
+ *   entries are durable only once `await sync()` has resolved;
+ * - what `open` reads from the entries file is NOT known to be durable either: a process killed
+ *   after an append and before its fsync completed leaves the records in the OS page cache,
+ *   where the next process reads them, and a later power loss still drops them. The storage
+ *   counts them as unsynced until the next `sync()`.
  *
  * The broker shell should therefore call `await storage.persist(rd)` for each Ready and send
  * `rd.messages` only after it resolves: it applies the snapshot, appends the entries, awaits the
  * fsync, and only then writes the hard state — so a crash leaves a prefix of (snapshot, entries,
- * hard state), as the Ready contract in types.ts requires. A shell that calls the mutation
- * methods itself must `await sync()` after `append` and before `setHardState` and before sending.
+ * hard state), as the Ready contract in types.ts requires. `persist` fsyncs whenever the entries
+ * file may hold unsynced bytes, even for a Ready with no entries: the first Ready after `open`
+ * may acknowledge (or commit) entries only read back from the file, and a node must not
+ * acknowledge an entry, nor record a commit index that covers it, before it is durable. A shell
+ * that calls the mutation methods itself must `await sync()` after `append` (and after `open`)
+ * before `setHardState` and before sending.
  *
  * Memory: only (term, file position) per entry is kept in memory; payloads are read back from
  * the entries file by `entries()`. `compact` and `applySnapshot` rewrite the entries file whole
@@ -57,7 +65,11 @@
  * prove consistent (a crash inside `applySnapshot`, between the snapshot file and the log
  * rewrite), the log is reset to start after the snapshot. Recovery never raises the commit
  * index or changes the hard state: if a cut removed committed entries (real disk corruption),
- * `recovery.commitBeyondLog` says so and the Raft core will refuse to start.
+ * `recovery.commitBeyondLog` says so and the Raft core will refuse to start. It does not clamp
+ * the commit index to the log either: the hard state is written only after every entry it
+ * covers is durable, so a power loss alone never leaves it past the log, and when something else
+ * did, this node cannot tell whether the lost entries were ones it acknowledged (and a leader
+ * counted toward a quorum), which a clamp would silently turn into a lost committed entry.
  */
 import { assert } from "../base/assert.ts";
 import { crc32c } from "../base/crc32c.ts";
@@ -108,6 +120,12 @@ export class DiskRaftStorage implements RaftStorage {
   private end = LOG_HEADER;
   /** The fsync in flight, if any (a replaced file is closed only after it settles). */
   private syncing: Promise<void> | null = null;
+  /**
+   * Whether the entries file may hold bytes no fsync has covered: appends since the last sync
+   * began, and whatever `open` read (a killed process's unsynced appends survive in the page
+   * cache until a power loss) or cut.
+   */
+  private unsynced = false;
   private closed = false;
   /** What `open` repaired. */
   recovery: DiskRecovery = { truncatedBytes: 0, logReset: false, commitBeyondLog: false };
@@ -154,6 +172,7 @@ export class DiskRaftStorage implements RaftStorage {
       return;
     }
     this.file = this.fs.open(this.path(ENTRIES_FILE), false);
+    this.unsynced = true;
     this.scanLog();
     const S = this.snap.meta;
     let logReset = false;
@@ -241,6 +260,8 @@ export class DiskRaftStorage implements RaftStorage {
     this.terms = ents.map((e) => e.term);
     this.positions = recs.offsets.map((o) => o + LOG_HEADER);
     this.end = all.length;
+    // writeFileAtomic made the whole file durable.
+    this.unsynced = false;
   }
 
   // ---- RaftStorage (reads) ----
@@ -336,6 +357,7 @@ export class DiskRaftStorage implements RaftStorage {
       this.file.truncate(this.end);
     }
     const recs = encodeRecords(entries.slice(from));
+    this.unsynced = true;
     this.file.write(recs.bytes, this.end);
     for (let k = from; k < entries.length; k++) {
       this.terms.push(entries[k]!.term);
@@ -344,13 +366,18 @@ export class DiskRaftStorage implements RaftStorage {
     this.end += recs.bytes.length;
   }
 
-  /** Makes every append so far durable. */
+  /** Makes every append so far, and every entry `open` found, durable. */
   async sync(): Promise<void> {
     this.check();
+    // The fsync covers every write made before it starts; an append meanwhile sets the flag again.
+    this.unsynced = false;
     const p = this.file.sync();
     this.syncing = p;
     try {
       await p;
+    } catch (e) {
+      this.unsynced = true;
+      throw e;
     } finally {
       if (this.syncing === p) this.syncing = null;
     }
@@ -358,14 +385,15 @@ export class DiskRaftStorage implements RaftStorage {
 
   /**
    * Step 1 of the Ready contract: snapshot, then entries (synced), then hard state. Resolves
-   * when all of it is durable; only then may `rd.messages` be sent.
+   * when all of it is durable; only then may `rd.messages` be sent. Syncs even a Ready without
+   * entries while the file may hold unsynced ones (after `open`): its messages may acknowledge
+   * them and its hard state may commit them.
    */
   async persist(rd: Pick<Ready, "snapshot" | "entries" | "hardState">): Promise<void> {
     if (rd.snapshot !== null) this.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) {
-      this.append(rd.entries);
-      await this.sync();
-    }
+    if (rd.entries.length > 0) this.append(rd.entries);
+    if (this.unsynced) await this.sync();
+    else if (this.syncing !== null) await this.syncing;
     if (rd.hardState !== null) this.setHardState(rd.hardState);
   }
 

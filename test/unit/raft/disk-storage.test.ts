@@ -209,7 +209,36 @@ describe("DiskRaftStorage", () => {
     fs2.crash();
     const b2 = open(fs2);
     expect(b2.hardState().vote).toBe(3);
-    expect(b2.lastIndex()).toBe(0); // append without sync: not durable
+    // persist syncs whatever is unsynced before the hard state, not only the Ready's own entries
+    expect(b2.lastIndex()).toBe(3);
+
+    const fs3 = new MemoryFileSystem();
+    const d3 = open(fs3);
+    d3.append(ents(1, [1, 1, 1]));
+    d3.setHardState({ term: 1, vote: 3, commit: 0 });
+    fs3.crash();
+    expect(open(fs3).lastIndex()).toBe(0); // append without sync: not durable
+  });
+
+  it("syncs the entries a killed process left unsynced before the next Ready acknowledges or commits them (cluster-sim seed 799)", async () => {
+    // Run 1 appends entry 3 and is killed before its fsync completes: the bytes stay in the page
+    // cache, so run 2 reads entry 3 back, and its first Ready may acknowledge it to the leader
+    // (messages only) or commit it (hard state only). A power loss after that Ready must keep it.
+    for (const hardState of [null, { term: 1, vote: 2, commit: 3 }]) {
+      const fs = new MemoryFileSystem();
+      const run1 = open(fs);
+      await run1.persist({ snapshot: null, entries: ents(1, [1, 1]), hardState: { term: 1, vote: 2, commit: 1 } });
+      run1.append(ents(3, [1]));
+      run1.close(); // killed: no crash(), the unsynced bytes are still in the file
+      const run2 = open(fs);
+      expect(run2.lastIndex()).toBe(3);
+      await run2.persist({ snapshot: null, entries: [], hardState });
+      fs.crash(); // power loss
+      const run3 = open(fs);
+      expect(run3.lastIndex(), `hard state ${JSON.stringify(hardState)}`).toBe(3);
+      expect(run3.recovery.commitBeyondLog).toBe(false);
+      expect(run3.hardState().commit).toBe(hardState?.commit ?? 1);
+    }
   });
 
   function tenEntries(): { fs: MemoryFileSystem; bytes: Uint8Array; mem: MemoryStorage } {
