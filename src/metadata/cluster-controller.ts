@@ -409,6 +409,10 @@ function electAfterLoss(
   if (isr.length === 0 && elr !== undefined) {
     const fromElr = state.replicas.find((r) => eligible(r) && elr.elr.includes(r));
     if (fromElr !== undefined) return { leader: fromElr, isr: [fromElr], elr: elrOf(t, { ...state, isr, ...elr }, [fromElr], {}, null) };
+    // No eligible replica left (each had an unclean shutdown): the last known leader, as Kafka's.
+    const last = elr.lastKnownLeader;
+    if (elr.elr.length === 0 && last !== undefined && eligible(last) && state.replicas.includes(last))
+      return { leader: last, isr: [last], elr: elrOf(t, { ...state, isr, ...elr }, [last], {}, null) };
   }
   if (unclean && uncleanAllowed(t)) {
     const any = state.replicas.find(eligible);
@@ -418,7 +422,8 @@ function electAfterLoss(
 }
 
 /**
- * When `nodeId` is unfenced it leads every leaderless partition whose ISR holds it, and, where
+ * When `nodeId` is unfenced it leads every leaderless partition whose ISR holds it (with an empty
+ * ISR: whose ELR holds it, or, the ELR empty too, whose last known leader it is), and, where
  * the topic enables unclean election and no ISR member is active, every leaderless partition it
  * is a replica of (its ISR becoming just `nodeId`).
  */
@@ -432,6 +437,9 @@ function unfenceChanges(image: MetadataImage, nodeId: number, elrOpts: ElrOption
         out.push(change(t.name, partition, state, nodeId, state.isr, elrOf(t, state, state.isr, elrOpts, null)));
       } else if (withElr && state.isr.length === 0 && (state.elr ?? []).includes(nodeId)) {
         // KIP-966: an empty ISR elects an eligible leader replica.
+        out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
+      } else if (withElr && state.isr.length === 0 && !state.elr?.length && state.lastKnownLeader === nodeId) {
+        // KIP-966: with no eligible replica left, the last known leader (the ISR's last member).
         out.push(change(t.name, partition, state, nodeId, [nodeId], elrOf(t, state, [nodeId], elrOpts, null)));
       } else if (
         !state.isr.some((r) => isActive(image, r)) &&
@@ -451,6 +459,7 @@ function unfenceChanges(image: MetadataImage, nodeId: number, elrOpts: ElrOption
 interface ElrSets {
   readonly elr: readonly number[];
   readonly lastKnownElr: readonly number[];
+  readonly lastKnownLeader?: number;
 }
 
 function elrEnabled(o: ElrOptions): boolean {
@@ -461,12 +470,16 @@ function elrEnabled(o: ElrOptions): boolean {
  * The ELR of `state` once its ISR is `isr` (Kafka's PartitionChangeBuilder rules). While the ISR
  * has at least `min.insync.replicas` members, both sets are empty. Below it, the ELR is every
  * replica of the old ISR or ELR that is not in the new ISR, except `uncleanShutdown` (a broker
- * that may have lost acknowledged writes) — unless the ISR is empty and it is the last one: then
- * it stays eligible, as the last ISR member did before KIP-966 (every candidate lost its unsynced
- * writes; Kafka would keep the partition offline until an unclean election, which Rill cannot
- * trigger by hand); the last known ELR is every replica of the old ISR, ELR or last known ELR
- * that is in neither. Both in replica order. Disabled: both empty (undefined when `state` has
- * none either, so the record carries nothing).
+ * that may have lost acknowledged writes) — unless the ISR is empty, it is the last candidate and
+ * it is the last known leader (the ISR's last member): then it stays eligible, as the last ISR
+ * member did before KIP-966 (every candidate lost its unsynced writes; Kafka would keep the
+ * partition offline until an unclean election, which Rill cannot trigger by hand). Any other
+ * unclean-shutdown replica leaves: it may have left the ISR long before the last member, and
+ * lack records committed since (seed 673). The last known ELR is every replica of the old ISR,
+ * ELR or last known ELR that is in neither. Both in replica order. The last known leader: while
+ * the ISR is empty, its last member (the old ISR's leader, else its first member; kept while it
+ * stays empty). Disabled: all empty (undefined when `state` has none either, so the record
+ * carries nothing).
  */
 function elrOf(
   t: TopicState,
@@ -475,20 +488,34 @@ function elrOf(
   elrOpts: ElrOptions,
   uncleanShutdown: number | null,
 ): ElrSets | undefined {
-  const none = !state.elr?.length && !state.lastKnownElr?.length ? undefined : { elr: [], lastKnownElr: [] };
+  const none =
+    !state.elr?.length && !state.lastKnownElr?.length && state.lastKnownLeader === undefined ? undefined : { elr: [], lastKnownElr: [] };
   if (!elrEnabled(elrOpts)) return none;
   if (isr.length >= parseTopicConfig(t.configs).minInsyncReplicas) return none;
+  const lastKnownLeader = isr.length > 0 ? undefined : lastIsrMember(state);
   const was = new Set([...state.isr, ...(state.elr ?? [])]);
   const candidates = state.replicas.filter((r) => was.has(r) && !isr.includes(r));
   const clean = candidates.filter((r) => r !== uncleanShutdown);
-  const elr = clean.length > 0 || isr.length > 0 ? clean : candidates;
+  // (a partition emptied before the last known leader was recorded keeps the last candidate)
+  const notLast = lastKnownLeader !== undefined && uncleanShutdown !== lastKnownLeader;
+  const elr = clean.length > 0 || isr.length > 0 || notLast ? clean : candidates;
   for (const r of state.lastKnownElr ?? []) was.add(r);
   const lastKnownElr = state.replicas.filter((r) => was.has(r) && !isr.includes(r) && !elr.includes(r));
-  return { elr, lastKnownElr };
+  return { elr, lastKnownElr, ...(lastKnownLeader !== undefined ? { lastKnownLeader } : {}) };
+}
+
+/** The last member of `state`'s ISR: its leader if in it, else its first member; the recorded one once it is empty. */
+function lastIsrMember(state: PartitionState): number | undefined {
+  if (state.isr.length === 0) return state.lastKnownLeader;
+  return state.isr.includes(state.leader) ? state.leader : state.isr[0];
 }
 
 function elrChanged(state: PartitionState, next: ElrSets | undefined): boolean {
-  return !sameList(next?.elr ?? [], state.elr ?? []) || !sameList(next?.lastKnownElr ?? [], state.lastKnownElr ?? []);
+  return (
+    !sameList(next?.elr ?? [], state.elr ?? []) ||
+    !sameList(next?.lastKnownElr ?? [], state.lastKnownElr ?? []) ||
+    next?.lastKnownLeader !== state.lastKnownLeader
+  );
 }
 
 /**
@@ -544,6 +571,7 @@ function change(
     partitionEpoch: state.partitionEpoch + 1,
     ...(e.elr?.length ? { elr: [...e.elr] } : {}),
     ...(e.lastKnownElr?.length ? { lastKnownElr: [...e.lastKnownElr] } : {}),
+    ...(e.lastKnownLeader !== undefined ? { lastKnownLeader: e.lastKnownLeader } : {}),
   };
 }
 

@@ -243,7 +243,7 @@ export class MetadataImage {
       `partition epoch of ${r.topic}-${r.partition} goes from ${p.partitionEpoch} to ${r.partitionEpoch}`,
     );
     assert(r.leaderEpoch >= p.leaderEpoch, `leader epoch of ${r.topic}-${r.partition} goes from ${p.leaderEpoch} to ${r.leaderEpoch}`);
-    const { elr: _e, lastKnownElr: _l, ...rest } = p;
+    const { elr: _e, lastKnownElr: _l, lastKnownLeader: _k, ...rest } = p;
     t.partitions[r.partition] = withReassignment(
       {
         ...rest,
@@ -254,6 +254,7 @@ export class MetadataImage {
         // eligible leader replicas (KIP-966, issue 21): the record carries the resulting sets
         ...(r.elr?.length ? { elr: [...r.elr] } : {}),
         ...(r.lastKnownElr?.length ? { lastKnownElr: [...r.lastKnownElr] } : {}),
+        ...(r.lastKnownLeader !== undefined ? { lastKnownLeader: r.lastKnownLeader } : {}),
       },
       r,
     );

@@ -159,6 +159,7 @@ export function decideCompleteReassignments(image: MetadataImage): PartitionChan
         partitionEpoch: state.partitionEpoch + 1,
         ...(state.elr?.length ? { elr: [...state.elr] } : {}),
         ...(state.lastKnownElr?.length ? { lastKnownElr: [...state.lastKnownElr] } : {}),
+        ...(state.lastKnownLeader !== undefined ? { lastKnownLeader: state.lastKnownLeader } : {}),
       };
       const done = withCompletion(image, state, same);
       if (done !== same) out.push(done);
@@ -203,7 +204,7 @@ function record(
   partition: number,
   state: PartitionState,
   next: { leader: number; isr: readonly number[]; replicas: readonly number[]; adding: readonly number[]; removing: readonly number[] },
-  elrFrom: { readonly elr?: readonly number[]; readonly lastKnownElr?: readonly number[] } = state,
+  elrFrom: { readonly elr?: readonly number[]; readonly lastKnownElr?: readonly number[]; readonly lastKnownLeader?: number } = state,
 ): PartitionChangeRecord {
   // Eligible leader replicas (KIP-966) carry over (a partition-change record states them whole),
   // less replicas leaving the partition or in the new ISR.
@@ -211,6 +212,8 @@ function record(
     (list ?? []).filter((r) => next.replicas.includes(r) && !next.isr.includes(r));
   const elr = keep(elrFrom.elr);
   const lastKnownElr = keep(elrFrom.lastKnownElr);
+  // the last known leader (the empty ISR's last member) stays while the ISR is empty and it a replica
+  const lastKnownLeader = next.isr.length === 0 ? elrFrom.lastKnownLeader : undefined;
   return {
     type: "partition-change",
     v: 1,
@@ -225,6 +228,7 @@ function record(
     removingReplicas: [...next.removing],
     ...(elr.length > 0 ? { elr } : {}),
     ...(lastKnownElr.length > 0 ? { lastKnownElr } : {}),
+    ...(lastKnownLeader !== undefined && next.replicas.includes(lastKnownLeader) ? { lastKnownLeader } : {}),
   };
 }
 

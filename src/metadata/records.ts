@@ -45,6 +45,8 @@ export interface PartitionRecord {
   readonly elr?: readonly number[];
   /** Replicas that were in the ISR or ELR since the ISR fell below min.insync.replicas, but are in neither now; absent: none. */
   readonly lastKnownElr?: readonly number[];
+  /** While the ISR is empty (ELR on): its last member, the only replica an unclean shutdown leaves eligible; absent: none. */
+  readonly lastKnownLeader?: number;
 }
 
 /** A topic's full set of config overrides replaced. */
@@ -146,6 +148,7 @@ export interface PartitionChangeRecord {
   // eligible leader replicas (KIP-966, issue 21): the resulting values, as `isr`; absent: none
   readonly elr?: readonly number[];
   readonly lastKnownElr?: readonly number[];
+  readonly lastKnownLeader?: number;
 }
 
 /** `leader` of a partition that has none. */

@@ -260,6 +260,7 @@ describe("decideFenceBroker", () => {
       replicas: [1],
       isr: [],
       elr: [1],
+      lastKnownLeader: 1,
       leader: -1,
       leaderEpoch: 1,
       partitionEpoch: 1,

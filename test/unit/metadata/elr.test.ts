@@ -155,19 +155,85 @@ describe("eligible leader replicas (KIP-966)", () => {
     expect(u.acked).toBe(20);
   });
 
-  it("an unclean shutdown leaves the ELR unless the ISR is empty and it is the last eligible replica", () => {
+  it("an unclean shutdown leaves the ELR unless the ISR is empty and it is the last known leader", () => {
     const on: ElrOptions = {};
     const s = scenario();
     s.fence(3, on);
     s.fence(2, on);
-    s.fence(1, on);
-    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 2] });
+    s.fence(1, on); // 1 is the ISR's last member: the last known leader
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 2], lastKnownLeader: 1 });
     s.restart(1, "inc-1b", true, on);
-    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [2], lastKnownElr: [1] });
-    // Every eligible replica lost power: the last one stays eligible (as the last ISR member did
-    // before KIP-966) rather than leaving the partition offline for good.
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [2], lastKnownElr: [1], lastKnownLeader: 1 });
+    // Every eligible replica lost power: the last known leader is elected (Kafka's last known
+    // leader election) rather than the partition left offline for good, or 2, which left the
+    // ISR before it.
     s.restart(2, "inc-2b", true, on);
-    expect(part(s.img, "t")).toMatchObject({ leader: 2, isr: [2], lastKnownElr: [1] });
+    const p = part(s.img, "t");
+    expect(p).toMatchObject({ leader: 1, isr: [1], lastKnownElr: [2] });
+    expect(p.lastKnownLeader).toBeUndefined();
+    // Alone in the ELR as the last known leader, it stays eligible after an unclean shutdown.
+    const t = scenario();
+    t.fence(3, on);
+    t.fence(2, on);
+    t.restart(2, "inc-2b", false, on); // clean: 2 stays eligible and active
+    t.fence(1, on); // the ISR empties: 2 leads
+    t.fence(2, on);
+    expect(part(t.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 2], lastKnownLeader: 2 });
+    t.restart(1, "inc-1b", true, on);
+    t.restart(2, "inc-2c", true, on);
+    expect(part(t.img, "t")).toMatchObject({ leader: 2, isr: [2], lastKnownElr: [1] });
+  });
+
+  it("seed 673: a replica that left the ISR before its last member is not elected after an unclean shutdown", () => {
+    const on: ElrOptions = {};
+    const s = scenario();
+    expect(s.produce(100)).toBe(true); // ISR {1,2,3}
+    s.fence(2, on); // ISR {1,3}: still at min ISR
+    expect(s.produce(1)).toBe(true);
+    // 3 loses power: its unsynced tail is gone, but its registration lives on until its session
+    // expires. Writes acknowledged by {1,3} just before are on 1 only (and on 3's lost tail).
+    expect(s.produce(10)).toBe(true);
+    s.logEnd.set(3, 101);
+    s.fence(3, on); // session expired: ISR {1}, ELR {3}
+    expect(part(s.img, "t")).toMatchObject({ leader: 1, isr: [1], elr: [3] });
+    s.fence(1, on); // 1 loses power too (its flushed log keeps every acknowledged write)
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [1, 3] });
+    // 1 registers first and reports its unclean shutdown: it leaves the ELR, 3 is still in it.
+    commit(
+      s.img,
+      decideRegisterBroker(
+        s.img,
+        { nodeId: 1, incarnationId: "inc-1b", address: "h1:9092", rack: "", roles: ["broker"], uncleanShutdown: true },
+        () => false,
+        on,
+      ),
+    );
+    const b1 = s.img.brokers.get(1)!;
+    commit(
+      s.img,
+      decideBrokerHeartbeat(
+        s.img,
+        { nodeId: 1, brokerEpoch: b1.epoch, currentMetadataOffset: s.img.offset, wantFence: false, wantShutDown: false },
+        on,
+      ).records,
+    );
+    expect(part(s.img, "t")).toMatchObject({ leader: -1, isr: [], elr: [3], lastKnownElr: [1] });
+    // 3 registers after its unclean shutdown: it must not stay eligible (it lacks offsets 101..110);
+    // the last known leader 1, active, is elected instead.
+    commit(
+      s.img,
+      decideRegisterBroker(
+        s.img,
+        { nodeId: 3, incarnationId: "inc-3b", address: "h3:9092", rack: "", roles: ["broker"], uncleanShutdown: true },
+        () => false,
+        on,
+      ),
+    );
+    const p = part(s.img, "t");
+    expect(p).toMatchObject({ leader: 1, isr: [1], lastKnownElr: [3] });
+    expect(p.elr).toBeUndefined();
+    expect(s.logEnd.get(p.leader)).toBeGreaterThanOrEqual(s.acked);
+    expect(s.acked).toBe(111);
   });
 
   it("with unclean election on, an out-of-sync replica is elected only when no ISR or ELR member is active", () => {
