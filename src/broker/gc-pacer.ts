@@ -22,6 +22,10 @@
  * RSS following it 150–190 MiB above: peaks of 317–339 MiB, and a second-half RSS slope
  * (9–19 MiB/min) that was mostly the sawtooth's phase at the end. Counted with the buffers, the
  * heap stays within a step of what the last collection left: heap max 95 MiB, RSS max 252.
+ *
+ * Each such collection stops the broker for 25-100 ms, so under Bun the collector's own
+ * (concurrent) full collections now do most of this job: `restartWithCollectorOptions` below sets
+ * JavaScriptCore's options for `rill broker start`, and the pacer is a backstop for bursts.
  */
 
 import { createRequire } from "node:module";
