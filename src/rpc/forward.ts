@@ -14,7 +14,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import { rillError } from "../base/errors.ts";
+import { RillError, rillError } from "../base/errors.ts";
 import type { MethodName } from "../protocol/grpc-service.ts";
 import type { Requester } from "../security/requester.ts";
 import { CLIENT_HOST_KEY, PRINCIPAL_KEY, requesterOf } from "./call-context.ts";
@@ -54,6 +54,11 @@ export const localRoute = (metadataOffset: () => number): ControllerRoute => ({
 const ELECTION_WAIT_MS = 10_000;
 /** How long a forwarding node waits to apply the controller's change. */
 const APPLY_WAIT_MS = 5_000;
+/** The pause before asking the controller again after NOT_CONTROLLER, times the attempt, capped. */
+const RETRY_BACKOFF_MS = 50;
+const RETRY_BACKOFF_MAX_MS = 500;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Forwards calls of one service to the active controller. */
 export class Forwarder<S extends DescService> {
@@ -94,32 +99,50 @@ export class Forwarder<S extends DescService> {
    */
   async forwardAs<Res>(method: MethodName<S>, req: unknown, requester: Requester | undefined, deadline: grpc.Deadline): Promise<Res> {
     const deadlineMs = deadline === Infinity ? Date.now() + 60_000 : Number(deadline);
-    const until = Date.now() + ELECTION_WAIT_MS;
+    const metadata = forwardedMetadata(requester);
+    for (let attempt = 1; ; attempt++) {
+      const address = await this.controllerAddress(deadlineMs);
+      let offset = -1;
+      try {
+        const res = await this.clients.unary<S, Res>(this.service, address, method, req, {
+          metadata,
+          deadline: deadlineMs,
+          onHeaders: (m) => {
+            const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
+            if (Number.isSafeInteger(v)) offset = v;
+          },
+        });
+        if (offset >= 0) await this.route.waitForOffset(offset, APPLY_WAIT_MS);
+        return res;
+      } catch (e) {
+        const err = fromPeerError(e, (details) =>
+          rillError("NOT_CONTROLLER", `forwarding to the active controller at ${address} failed: ${details}`),
+        );
+        // The controller moved (it answered NOT_CONTROLLER: it did not take the change) or could
+        // not be reached: ask the one the route names next, as Kafka's forwarding does, while
+        // the deadline leaves room for another try.
+        const pause = Math.min(RETRY_BACKOFF_MS * attempt, RETRY_BACKOFF_MAX_MS);
+        if (!(err instanceof RillError) || err.kind.name !== "NOT_CONTROLLER" || Date.now() + pause >= deadlineMs) throw err;
+        await sleep(pause);
+      }
+    }
+  }
+
+  /**
+   * The active controller's address, waiting up to ELECTION_WAIT_MS (and the deadline) for one to
+   * be elected. NOT_CONTROLLER when none is, or when this node became the controller meanwhile
+   * (the caller then commits the change itself on its retry).
+   */
+  private async controllerAddress(deadlineMs: number): Promise<string> {
+    const until = Math.min(Date.now() + ELECTION_WAIT_MS, deadlineMs);
     let address = this.route.leaderAddress();
     while (address === null && !this.route.isActive()) {
       if (Date.now() >= until) throw rillError("NOT_CONTROLLER", `no active controller was elected within ${ELECTION_WAIT_MS} ms`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       address = this.route.leaderAddress();
     }
     if (address === null) throw rillError("NOT_CONTROLLER", "this node became the active controller while forwarding; retry");
-    const metadata = forwardedMetadata(requester);
-    let offset = -1;
-    const res = await this.clients
-      .unary<S, Res>(this.service, address, method, req, {
-        metadata,
-        deadline: deadlineMs,
-        onHeaders: (m) => {
-          const v = Number(m.get(METADATA_OFFSET_KEY)[0]);
-          if (Number.isSafeInteger(v)) offset = v;
-        },
-      })
-      .catch((e: unknown) => {
-        throw fromPeerError(e, (details) =>
-          rillError("NOT_CONTROLLER", `forwarding to the active controller at ${address} failed: ${details}`),
-        );
-      });
-    if (offset >= 0) await this.route.waitForOffset(offset, APPLY_WAIT_MS);
-    return res;
+    return address;
   }
 
   /** Closes the clients, when they are this Forwarder's own. */

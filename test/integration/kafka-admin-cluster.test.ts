@@ -53,7 +53,7 @@ describe("Kafka admin APIs on a cluster", () => {
           },
           CreateTopicsResponse,
         );
-        expect(created.topics[0], `through node ${id} (controller ${controller})`).toMatchObject({
+        expect(created.topics[0], `through node ${id} (controller ${controller}): ${created.topics[0]?.errorMessage}`).toMatchObject({
           name,
           errorCode: 0,
           numPartitions: 2,

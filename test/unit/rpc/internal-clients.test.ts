@@ -21,6 +21,9 @@ let address = "";
 let deadAddress = "";
 /** The request metadata of the last ListTopics call. */
 let lastMetadata: grpc.Metadata | null = null;
+/** ListTopics calls so far, and how many of the next ones answer NOT_CONTROLLER (a controller that moved). */
+let listTopicsCalls = 0;
+let notControllerAnswers = 0;
 
 const unimplemented = (_call: unknown, cb: grpc.sendUnaryData<never>): void => cb({ code: grpc.status.UNIMPLEMENTED });
 
@@ -29,6 +32,11 @@ const admin: ServiceImplementation<typeof AdminService> = {
   deleteTopics: unimplemented,
   listTopics: unary((req, call) => {
     lastMetadata = call.metadata;
+    listTopicsCalls++;
+    if (notControllerAnswers > 0) {
+      notControllerAnswers--;
+      throw rillError("NOT_CONTROLLER", "node 3 is not the active controller");
+    }
     if (req.includeInternal) throw rillError("NOT_LEADER_OR_FOLLOWER", "broker 2 does not lead t-0");
     const headers = new grpc.Metadata();
     headers.set(METADATA_OFFSET_KEY, "42");
@@ -196,8 +204,8 @@ describe("Forwarder", () => {
       applied.push(offset);
     },
   });
-  const call = (metadata = new grpc.Metadata()) =>
-    ({ metadata, getPeer: () => "127.0.0.1:40000", getDeadline: () => Date.now() + 2_000 }) as unknown as grpc.ServerUnaryCall<
+  const call = (metadata = new grpc.Metadata(), deadlineMs = 2_000) =>
+    ({ metadata, getPeer: () => "127.0.0.1:40000", getDeadline: () => Date.now() + deadlineMs }) as unknown as grpc.ServerUnaryCall<
       unknown,
       unknown
     >;
@@ -222,5 +230,35 @@ describe("Forwarder", () => {
     const refused = await live.forward("listTopics", listTopics(true), call()).catch((x: unknown) => x);
     expect((refused as RillError).kind).toBe(Errors.NOT_LEADER_OR_FOLLOWER);
     live.close();
+  });
+
+  it("asks again when the controller answers NOT_CONTROLLER (it moved), and answers the next one's response", async () => {
+    const applied: number[] = [];
+    const fwd = new Forwarder(AdminService, route(address, applied));
+    listTopicsCalls = 0;
+    notControllerAnswers = 2;
+    const res = await fwd.forward<ListTopicsResponse>("listTopics", listTopics(), call());
+    expect(res.topics.map((t) => t.name)).toEqual(["t"]);
+    expect(listTopicsCalls).toBe(3);
+    expect(applied).toEqual([42]);
+    fwd.close();
+  });
+
+  it("gives up with NOT_CONTROLLER at the call's deadline, and never repeats a call the controller refused otherwise", async () => {
+    const fwd = new Forwarder(AdminService, route(address));
+    listTopicsCalls = 0;
+    notControllerAnswers = 1_000;
+    const started = Date.now();
+    const e = await fwd.forward("listTopics", listTopics(), call(new grpc.Metadata(), 600)).catch((x: unknown) => x);
+    expect((e as RillError).kind).toBe(Errors.NOT_CONTROLLER);
+    expect((e as RillError).message).toBe("node 3 is not the active controller");
+    expect(listTopicsCalls).toBeGreaterThan(1);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    notControllerAnswers = 0;
+    listTopicsCalls = 0;
+    const refused = await fwd.forward("listTopics", listTopics(true), call()).catch((x: unknown) => x);
+    expect((refused as RillError).kind).toBe(Errors.NOT_LEADER_OR_FOLLOWER);
+    expect(listTopicsCalls).toBe(1);
+    fwd.close();
   });
 });
