@@ -550,12 +550,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private fetchRequest(states: readonly PartitionState[]) {
     return {
-      partitions: states.map((s) => ({
-        topic: s.topic,
-        partition: s.partition,
-        offset: toInt64(s.fetchOffset, "offset"),
-        maxBytes: this.partitionBytesMax,
-      })),
+      partitions: states.map((s) => {
+        // The leader epoch this client knows (KIP-320): a broker that still acts on an older one
+        // (a fenced leader cut off from the cluster) answers UNKNOWN_LEADER_EPOCH, not its stale
+        // high watermark; one that knows a newer epoch answers FENCED_LEADER_EPOCH. Both refresh.
+        const epoch = this.metadata.leaderOf(s.topic, s.partition)?.leaderEpoch ?? -1;
+        return {
+          topic: s.topic,
+          partition: s.partition,
+          offset: toInt64(s.fetchOffset, "offset"),
+          maxBytes: this.partitionBytesMax,
+          ...(epoch >= 0 ? { currentLeaderEpoch: epoch } : {}),
+        };
+      }),
       maxWaitMs: this.maxWaitMs,
       minBytes: this.minBytes,
       maxBytes: this.maxBytes,

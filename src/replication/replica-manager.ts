@@ -35,6 +35,13 @@ export interface FetchPosition {
   readonly maxBytes: number;
   /** READ_COMMITTED: read below the last stable offset and list the aborted transactions. */
   readonly readCommitted?: boolean;
+  /**
+   * The leader epoch the reader believes current (Kafka's current_leader_epoch, KIP-320);
+   * absent or -1: not checked. Older than this replica's: FENCED_LEADER_EPOCH (the reader's
+   * metadata is stale); newer: UNKNOWN_LEADER_EPOCH (this broker is behind, or a fenced leader
+   * that has not learnt it lost the partition).
+   */
+  readonly currentLeaderEpoch?: number;
 }
 
 /** A partition's answer to a fetch: data, or an error for that partition only. */
@@ -778,6 +785,11 @@ export class ReplicaManager {
     try {
       log = this.readLog(pos.topic, pos.partition);
       const r = this.byLog.get(log);
+      const fenced = r !== undefined ? this.readerEpochError(r, pos) : null;
+      if (fenced !== null) {
+        const base = { topic: pos.topic, partition: pos.partition, highWatermark: -1, lastStableOffset: -1 };
+        return { ...base, logStartOffset: -1, read: null, error: fenced };
+      }
       if (r !== undefined && !r.hwKnown) {
         // Neither offset is published (Kafka answers -1 with a partition error).
         const base = { topic: pos.topic, partition: pos.partition, highWatermark: -1, lastStableOffset: -1 };
@@ -809,6 +821,19 @@ export class ReplicaManager {
         error: e as Error,
       };
     }
+  }
+
+  /** Why a read at `pos` is refused for its `currentLeaderEpoch` (see FetchPosition), or null. */
+  private readerEpochError(r: PartitionReplica, pos: FetchPosition): RillError | null {
+    const asked = pos.currentLeaderEpoch;
+    if (asked === undefined || asked < 0 || asked === r.leaderEpoch) return null;
+    const where = `${pos.topic}-${pos.partition}`;
+    if (asked < r.leaderEpoch)
+      return rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${asked} of ${where} is older than ${r.leaderEpoch}: refresh the metadata`);
+    return rillError(
+      "UNKNOWN_LEADER_EPOCH",
+      `current_leader_epoch: ${asked} of ${where} is newer than ${r.leaderEpoch}, the newest broker ${this.nodeId} knows`,
+    );
   }
 
   /**

@@ -249,7 +249,8 @@ export function fetchForwarder(leaders: LeaderClients<typeof FetchService>, requ
 }
 
 function toFetchPartitionInput(p: FetchPartition): FetchPartitionInput {
-  return { topic: p.topic, partition: p.partition, offset: p.offset, maxBytes: p.maxBytes };
+  const base = { topic: p.topic, partition: p.partition, offset: p.offset, maxBytes: p.maxBytes };
+  return p.currentLeaderEpoch === undefined ? base : { ...base, currentLeaderEpoch: p.currentLeaderEpoch };
 }
 
 /** The domain input of a FetchRequest. */
@@ -268,7 +269,13 @@ export function toFetchInput(req: FetchRequest): FetchInput {
 /** The FetchRequest that passes `input` on to another broker. */
 function toFetchRequest(input: FetchInput): FetchRequest {
   return create(FetchRequestSchema, {
-    partitions: input.partitions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, maxBytes: p.maxBytes })),
+    partitions: input.partitions.map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      offset: p.offset,
+      maxBytes: p.maxBytes,
+      ...(p.currentLeaderEpoch === undefined ? {} : { currentLeaderEpoch: p.currentLeaderEpoch }),
+    })),
     maxWaitMs: input.maxWaitMs,
     minBytes: input.minBytes,
     maxBytes: input.maxBytes,

@@ -60,6 +60,11 @@ export interface FetchPartitionInput {
   readonly offset: bigint;
   /** Bytes of this partition; 0: 1 MiB (Kafka's max.partition.fetch.bytes). */
   readonly maxBytes: number;
+  /**
+   * The leader epoch the caller knows (Kafka's current_leader_epoch, KIP-320); absent or -1: not
+   * checked. Older than the replica's: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH.
+   */
+  readonly currentLeaderEpoch?: number;
 }
 
 /** A Fetch: read, and wait up to `maxWaitMs` until `minBytes` are there. */

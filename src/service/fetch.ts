@@ -154,8 +154,12 @@ function positionsOf(parts: readonly FetchPartitionInput[], what: string, readCo
     // No log reaches 2^53: a larger offset is read as 2^53-1, past every log end, so the
     // partition answers OFFSET_OUT_OF_RANGE (as Kafka does) and next_offset stays in int64.
     const offset = p.offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(p.offset);
-    const pos = { topic: p.topic, partition: p.partition, offset, maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
-    return readCommitted ? { ...pos, readCommitted } : pos;
+    const pos: FetchPosition = { topic: p.topic, partition: p.partition, offset, maxBytes: p.maxBytes || PARTITION_MAX_BYTES_DEFAULT };
+    const epoch = p.currentLeaderEpoch;
+    if (epoch !== undefined && epoch !== -1 && !(Number.isInteger(epoch) && epoch >= 0))
+      throw rillError("INVALID_REQUEST", `${what}.partitions[${i}].current_leader_epoch: ${epoch} is not an epoch (-1: none)`);
+    const withEpoch = epoch === undefined || epoch < 0 ? pos : { ...pos, currentLeaderEpoch: epoch };
+    return readCommitted ? { ...withEpoch, readCommitted } : withEpoch;
   });
 }
 

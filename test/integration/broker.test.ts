@@ -26,6 +26,7 @@ import {
 } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import {
+  type FetchRequest,
   FetchRequestSchema,
   ListOffsetsRequestSchema,
   SubscribeRequestSchema,
@@ -350,6 +351,33 @@ describe("ProduceService and FetchService", () => {
     const oor = await fetchRecords("perr", 0, 99);
     expect(oor.partitions[0]!.error!.name).toBe("OFFSET_OUT_OF_RANGE");
     expect(f.partitions[2]!.error!.message).toMatch(/partition 9/);
+  });
+
+  it("checks a fetch's current_leader_epoch (KIP-320): the known epoch reads, a newer one answers UNKNOWN_LEADER_EPOCH", async () => {
+    await createTopic("epochs", 1);
+    await produceRecords("epochs", [{ value: "x" }]);
+    const at = (currentLeaderEpoch?: number) =>
+      call<FetchRequest, FetchResponse>(
+        c.fetch,
+        "fetch",
+        create(FetchRequestSchema, {
+          partitions: [{ topic: "epochs", partition: 0, offset: 0n, ...(currentLeaderEpoch === undefined ? {} : { currentLeaderEpoch }) }],
+          format: RecordFormat.RECORDS,
+        }),
+      );
+    const known = await at(0);
+    expect(known.partitions[0]!.records.map((r) => Buffer.from(r.value!).toString())).toEqual(["x"]);
+    expect((await at()).partitions[0]!.records).toHaveLength(1);
+    const newer = await at(7);
+    expect(newer.partitions[0]).toMatchObject({ highWatermark: -1n, records: [] });
+    expect(newer.partitions[0]!.error).toMatchObject({ name: "UNKNOWN_LEADER_EPOCH", retriable: true });
+    expect(newer.partitions[0]!.error!.message).toMatch(/current_leader_epoch: 7 of epochs-0 is newer than 0/);
+    await expectStatus(
+      at(-3),
+      grpc.status.INVALID_ARGUMENT,
+      "INVALID_REQUEST",
+      /^fetch\.partitions\[0\]\.current_leader_epoch: -3 is not an epoch/,
+    );
   });
 
   it("ListOffsets: earliest, latest and by timestamp", async () => {

@@ -105,6 +105,7 @@ export interface ClusterSimResult {
     failedProduces: number;
     reads: number;
     staleHwReads: number;
+    epochRefusedReads: number;
     consumed: number;
     crashes: number;
     powerLosses: number;
@@ -139,6 +140,13 @@ class ClusterSim {
   private partitionsMade = 0;
   /** Clients' belief of each partition's leader. */
   private readonly leaderGuess = new Map<number, number>();
+  /**
+   * The newest leader epoch clients have seen per partition. As a Kafka client's metadata
+   * (KIP-320), an answer naming an older epoch is ignored, and reads send this epoch as
+   * current_leader_epoch, so a fenced leader cut off from the cluster answers
+   * UNKNOWN_LEADER_EPOCH rather than its stale high watermark.
+   */
+  private readonly leaderEpochGuess = new Map<number, number>();
   /** Per producer, acknowledged writes after healing (liveness). */
   private readonly ackedAfterHeal = new Map<number, number>();
   private healedAt = Number.POSITIVE_INFINITY;
@@ -256,6 +264,7 @@ class ClusterSim {
         failedProduces: h.failedProduces,
         reads: h.reads,
         staleHwReads: h.staleHwReads,
+        epochRefusedReads: h.epochRefusedReads,
         consumed: [...h.consumed.values()].reduce((n, m) => n + m.size, 0),
         crashes: this.crashes,
         powerLosses,
@@ -444,8 +453,18 @@ class ClusterSim {
     if (up.length === 0) return;
     const at = this.pick(up).id;
     try {
-      const leader = await this.call(at, (n) => n.running!.store.image.topics.get(TOPIC)?.partitions[partition]?.leader ?? -1, 1000);
-      if (leader > 0) this.leaderGuess.set(partition, leader);
+      const { leader, epoch } = await this.call(
+        at,
+        (n) => {
+          const p = n.running!.store.image.topics.get(TOPIC)?.partitions[partition];
+          return { leader: p?.leader ?? -1, epoch: p?.leaderEpoch ?? -1 };
+        },
+        1000,
+      );
+      if (leader > 0 && epoch >= (this.leaderEpochGuess.get(partition) ?? -1)) {
+        this.leaderGuess.set(partition, leader);
+        this.leaderEpochGuess.set(partition, epoch);
+      }
     } catch {
       // ask again later
     }
@@ -492,7 +511,8 @@ class ClusterSim {
     return this.call(
       at,
       (n) => {
-        const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset, maxBytes: 64 << 10 });
+        const currentLeaderEpoch = this.leaderEpochGuess.get(partition) ?? -1;
+        const d = n.running!.rm.readPartition({ topic: TOPIC, partition, offset, maxBytes: 64 << 10, currentLeaderEpoch });
         // The leader acting now, past the by-design lag of a new leader's high watermark
         // (KIP-207): until it reaches its epoch's start it may answer a lower one.
         const r = n.running!.rm.replica(TOPIC, partition);
@@ -681,6 +701,7 @@ class ClusterSim {
               this.world.now,
             );
           else if (name === "OFFSET_OUT_OF_RANGE") this.history.staleHwReads++;
+          else if (name === "FENCED_LEADER_EPOCH" || name === "UNKNOWN_LEADER_EPOCH") this.history.epochRefusedReads++;
           await this.refreshLeader(partition);
           continue;
         }

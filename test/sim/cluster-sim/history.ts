@@ -78,6 +78,12 @@ export class History {
    * high watermark reaches its epoch's start (KIP-207). Counted, not a violation.
    */
   staleHwReads = 0;
+  /**
+   * Reads refused for the leader epoch the client sent (KIP-320): FENCED_LEADER_EPOCH (the
+   * client's metadata was older) or UNKNOWN_LEADER_EPOCH (a broker behind, or a fenced leader
+   * that has not learnt it lost the partition). Counted, not a violation.
+   */
+  epochRefusedReads = 0;
   private readonly reported = new Set<string>();
   /** `${group}/${partition}` → commits acknowledged to members (offset, when), in order. */
   readonly commits = new Map<string, Array<{ offset: number; atMs: number }>>();

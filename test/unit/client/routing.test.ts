@@ -96,6 +96,8 @@ class FakeNode implements Transport {
   /** Metadata this node answers instead of the cluster's (an older view), when set. */
   staleView: Map<string, Leadership[]> | null = null;
   readonly calls = { fetch: 0, produce: 0, describeTopics: 0, listOffsets: 0 };
+  /** The current_leader_epoch of each partition fetched here, as `topic-partition@epoch` (none: "-"). */
+  readonly fetchedEpochs = new Set<string>();
   private readonly streams = new Set<{ dead: boolean; listener: ProduceStreamListener }>();
 
   constructor(
@@ -155,6 +157,7 @@ class FakeNode implements Transport {
     this.checkUp();
     this.calls.fetch++;
     const asked = req.partitions ?? [];
+    for (const p of asked) this.fetchedEpochs.add(`${p.topic}-${p.partition}@${p.currentLeaderEpoch ?? "-"}`);
     const mine = asked.filter((p) => this.leads(p.topic!, p.partition!));
     const res = mine.length > 0 ? await this.cluster.data.fetch({ ...req, partitions: mine } as typeof req, options) : null;
     this.checkUp();
@@ -415,5 +418,10 @@ describe("Consumer routing", () => {
     expect(of(0)).toEqual(Array.from({ length: 10 }, (_, k) => `p0-${k}`));
     expect(of(1)).toEqual(Array.from({ length: 10 }, (_, k) => `p1-${k}`));
     expect(cluster.node(3).calls.fetch).toBeGreaterThan(0);
+    // Each fetch names the leader epoch the client's metadata holds (KIP-320): 0 at first, 1 at
+    // partition 0's new leader.
+    expect([...cluster.node(1).fetchedEpochs]).toEqual(["t-0@0"]);
+    expect([...cluster.node(2).fetchedEpochs]).toEqual(["t-1@0"]);
+    expect([...cluster.node(3).fetchedEpochs]).toEqual(["t-0@1"]);
   });
 });

@@ -119,6 +119,40 @@ describe("fetch: several partitions", () => {
     );
   });
 
+  it("checks the leader epoch the reader knows (KIP-320): older FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, no high watermark", async () => {
+    const core = await coreWith("t", [1, 1]);
+    append(core, "t", 0, ["a", "b"]);
+    append(core, "t", 1, ["c"]);
+    // A leader change here (epoch 0 -> 2): node 1 leads both partitions again at epoch 2.
+    await core.store.commit(() => [
+      { type: "partition", v: 1, topic: "t", partition: 0, replicas: [1], isr: [1], leader: 1, leaderEpoch: 2, partitionEpoch: 1 },
+    ]);
+    const read = (epochs: Array<number | undefined>) =>
+      fetch(
+        core.rm,
+        fetchInput(epochs.map((e, i) => ({ ...at("t", i), ...(e === undefined ? {} : { currentLeaderEpoch: e }) }))),
+        noCancel(),
+        null,
+      );
+    const same = await read([2, 0]);
+    expect([values(same, 0), values(same, 1)]).toEqual([["a", "b"], ["c"]]);
+    const unchecked = await read([undefined, -1]);
+    expect([values(unchecked, 0), values(unchecked, 1)]).toEqual([["a", "b"], ["c"]]);
+    const stale = await read([1, 1]);
+    expect(stale.partitions.map((p) => [p.error?.kind.name, p.highWatermark, p.records?.length ?? 0])).toEqual([
+      ["FENCED_LEADER_EPOCH", -1, 0],
+      ["UNKNOWN_LEADER_EPOCH", -1, 0],
+    ]);
+    expect(stale.partitions[0]!.error?.message).toBe("current_leader_epoch: 1 of t-0 is older than 2: refresh the metadata");
+    expect(stale.partitions[1]!.error?.message).toBe("current_leader_epoch: 1 of t-1 is newer than 0, the newest broker 1 knows");
+    expect(stale.partitions.map((p) => p.nextOffset)).toEqual([0, 0]);
+    await rejects(
+      read([-2, 0]),
+      "INVALID_REQUEST",
+      "fetch.partitions[0].current_leader_epoch: -2 is not an epoch (-1: none)",
+    );
+  });
+
   it("fills Kafka's defaults for sizes left 0, and waits for at least one byte", () => {
     const plan = planFetch([at("t", 0, 3n)], 0, 0, 10, RecordFormat.UNSPECIFIED, "fetch");
     expect(plan).toEqual({

@@ -71,6 +71,8 @@ export interface Core {
   readonly rm: ReplicaManager;
   readonly clock: ManualClock;
   readonly timers: ManualTimers;
+  /** Node 1's metadata store (commit records to change leaders, epochs, configs). */
+  readonly store: LocalMetadataStore;
   /** Creates a topic; each partition as given (a number: led by that node, no followers). */
   topic(name: string, partitions: readonly (number | PartitionSpec)[], configs?: Record<string, string>): Promise<void>;
   /** Registers brokers in the image at broker epoch `epoch` (replica fetches count only under it, KIP-903). */
@@ -94,6 +96,7 @@ export function openCore(): Core {
     rm,
     clock,
     timers,
+    store,
     topic: async (name, partitions, configs = {}) => {
       const topicId = (++topics).toString(16).padStart(32, "0");
       await store.commit(() => [
