@@ -829,7 +829,10 @@ export class ReplicaManager {
     if (asked === undefined || asked < 0 || asked === r.leaderEpoch) return null;
     const where = `${pos.topic}-${pos.partition}`;
     if (asked < r.leaderEpoch)
-      return rillError("FENCED_LEADER_EPOCH", `current_leader_epoch: ${asked} of ${where} is older than ${r.leaderEpoch}: refresh the metadata`);
+      return rillError(
+        "FENCED_LEADER_EPOCH",
+        `current_leader_epoch: ${asked} of ${where} is older than ${r.leaderEpoch}: refresh the metadata`,
+      );
     return rillError(
       "UNKNOWN_LEADER_EPOCH",
       `current_leader_epoch: ${asked} of ${where} is newer than ${r.leaderEpoch}, the newest broker ${this.nodeId} knows`,

@@ -146,11 +146,7 @@ describe("fetch: several partitions", () => {
     expect(stale.partitions[0]!.error?.message).toBe("current_leader_epoch: 1 of t-0 is older than 2: refresh the metadata");
     expect(stale.partitions[1]!.error?.message).toBe("current_leader_epoch: 1 of t-1 is newer than 0, the newest broker 1 knows");
     expect(stale.partitions.map((p) => p.nextOffset)).toEqual([0, 0]);
-    await rejects(
-      read([-2, 0]),
-      "INVALID_REQUEST",
-      "fetch.partitions[0].current_leader_epoch: -2 is not an epoch (-1: none)",
-    );
+    await rejects(read([-2, 0]), "INVALID_REQUEST", "fetch.partitions[0].current_leader_epoch: -2 is not an epoch (-1: none)");
   });
 
   it("fills Kafka's defaults for sizes left 0, and waits for at least one byte", () => {
