@@ -169,9 +169,9 @@ export interface ListOffsetsPartitionInput {
   readonly timestampMs: bigint;
   /**
    * The leader epoch the caller knows (Kafka's current_leader_epoch); absent or -1: not checked.
-   * Older than the partition's: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH.
+   * Older than the partition's: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH; below -1: INVALID_REQUEST.
    */
-  readonly currentLeaderEpoch?: number;
+  readonly currentLeaderEpoch?: number | undefined;
 }
 
 /** One partition's answer to a ListOffsets. */

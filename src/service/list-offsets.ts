@@ -31,7 +31,7 @@ export function listOffsets(rm: ReplicaManager, partitions: readonly ListOffsets
 /** One partition's offset; throws its error. */
 function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number, committed: boolean): ListedOffset {
   const base = { topic: p.topic, partition: p.partition, error: null };
-  if (p.currentLeaderEpoch !== undefined && p.currentLeaderEpoch >= 0) checkLeaderEpoch(rm, p, i);
+  if (p.currentLeaderEpoch !== undefined && p.currentLeaderEpoch !== -1) checkLeaderEpoch(rm, p, i);
   switch (p.spec) {
     case OffsetSpec.EARLIEST: {
       const r = rm.earliestOffset(p.topic, p.partition);
@@ -58,6 +58,8 @@ function lookUp(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number, com
 function checkLeaderEpoch(rm: ReplicaManager, p: ListOffsetsPartitionInput, i: number): void {
   const known = rm.topic(p.topic).partitions[p.partition]?.leaderEpoch;
   const asked = p.currentLeaderEpoch as number;
+  if (!Number.isInteger(asked) || asked < 0)
+    throw rillError("INVALID_REQUEST", `partitions[${i}].current_leader_epoch: ${asked} is not an epoch (-1: none)`);
   if (known === undefined) return; // the lookup reports the unknown partition
   if (asked < known)
     throw rillError("FENCED_LEADER_EPOCH", `partitions[${i}].current_leader_epoch: ${asked} is older than the partition's ${known}`);

@@ -28,6 +28,7 @@ import { OffsetSpec, RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import {
   type FetchRequest,
   FetchRequestSchema,
+  type ListOffsetsRequest,
   ListOffsetsRequestSchema,
   SubscribeRequestSchema,
   type FetchResponse,
@@ -353,7 +354,7 @@ describe("ProduceService and FetchService", () => {
     expect(f.partitions[2]!.error!.message).toMatch(/partition 9/);
   });
 
-  it("checks a fetch's current_leader_epoch (KIP-320): the known epoch reads, a newer one answers UNKNOWN_LEADER_EPOCH", async () => {
+  it("checks current_leader_epoch in Fetch and ListOffsets (KIP-320): the known epoch reads, a newer one answers UNKNOWN_LEADER_EPOCH", async () => {
     await createTopic("epochs", 1);
     await produceRecords("epochs", [{ value: "x" }]);
     const at = (currentLeaderEpoch?: number) =>
@@ -378,6 +379,19 @@ describe("ProduceService and FetchService", () => {
       "INVALID_REQUEST",
       /^fetch\.partitions\[0\]\.current_leader_epoch: -3 is not an epoch/,
     );
+    // ListOffsets carries it too.
+    const latest = (currentLeaderEpoch: number) =>
+      call<ListOffsetsRequest, ListOffsetsResponse>(
+        c.fetch,
+        "listOffsets",
+        create(ListOffsetsRequestSchema, { partitions: [{ topic: "epochs", partition: 0, spec: OffsetSpec.LATEST, currentLeaderEpoch }] }),
+      ).then((r) => r.partitions[0]!);
+    expect((await latest(0)).offset).toBe(1n);
+    expect((await latest(7)).error).toMatchObject({ name: "UNKNOWN_LEADER_EPOCH" });
+    expect((await latest(-3)).error).toMatchObject({
+      name: "INVALID_REQUEST",
+      message: "partitions[0].current_leader_epoch: -3 is not an epoch (-1: none)",
+    });
   });
 
   it("ListOffsets: earliest, latest and by timestamp", async () => {
