@@ -77,19 +77,17 @@ export async function listLeaderOffsets(
     const out = new Array<ListedOffset>(partitions.length);
     await Promise.all(
       [...byAddress].map(async ([address, indexes]) => {
-        const res = await conn.pool
-          .get(address)
-          .listOffsets(
-            {
-              partitions: indexes.map((i) => {
-                // The leader epoch the metadata holds (KIP-320): a stale leader answers an error, not its offsets.
-                const p = partitions[i]!;
-                const epoch = metadata.leaderOf(p.topic, p.partition)?.leaderEpoch ?? -1;
-                return epoch >= 0 ? { ...p, currentLeaderEpoch: epoch } : p;
-              }),
-            },
-            { timeoutMs: conn.requestTimeoutMs },
-          );
+        const res = await conn.pool.get(address).listOffsets(
+          {
+            partitions: indexes.map((i) => {
+              // The leader epoch the metadata holds (KIP-320): a stale leader answers an error, not its offsets.
+              const p = partitions[i]!;
+              const epoch = metadata.leaderOf(p.topic, p.partition)?.leaderEpoch ?? -1;
+              return epoch >= 0 ? { ...p, currentLeaderEpoch: epoch } : p;
+            }),
+          },
+          { timeoutMs: conn.requestTimeoutMs },
+        );
         listed(res).forEach((l, j) => (out[indexes[j]!] = l));
       }),
     );
