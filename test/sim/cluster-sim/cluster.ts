@@ -28,6 +28,11 @@ interface ReadResult {
   readonly records: ReadonlyArray<{ offset: number; value: string }>;
   /** Whether a settled leader answered (see readAt). */
   readonly settled: boolean;
+  /**
+   * When the node read it. The answer reaches the client later (network delay): a node may lose
+   * power in between, and what it answered counts as held before that loss.
+   */
+  readonly servedAtMs: number;
   readonly error: Error | null;
 }
 
@@ -517,7 +522,8 @@ class ClusterSim {
         // (KIP-207): until it reaches its epoch's start it may answer a lower one.
         const r = n.running!.rm.replica(TOPIC, partition);
         const settled = r?.role === "leader" && n.running!.rm.leading && r.hw >= r.epochStartOffset;
-        if (d.error) return { hw: -1, records: [], settled, error: d.error };
+        const servedAtMs = this.world.now;
+        if (d.error) return { hw: -1, records: [], settled, error: d.error, servedAtMs };
         const records: Array<{ offset: number; value: string }> = [];
         const cursor = new RecordCursor();
         for (const chunk of d.read?.chunks ?? []) {
@@ -528,7 +534,7 @@ class ClusterSim {
             pos += chunk.readInt32BE(pos + 8) + 12;
           }
         }
-        return { hw: d.highWatermark, records, settled, error: null };
+        return { hw: d.highWatermark, records, settled, error: null, servedAtMs };
       },
       2000,
     );
@@ -677,7 +683,7 @@ class ClusterSim {
 
   /** One consumer per partition, reading from the leader below the high watermark. */
   private async consumer(partition: number): Promise<void> {
-    const c = { offset: 0, hw: 0, hwNode: 0, readAtMs: 0 };
+    const c = { offset: 0, hw: 0, hwNode: 0, hwAtMs: 0, readAtMs: 0 };
     this.consumers.set(partition, c);
     for (;;) {
       await this.sleep(10 + this.random.int(40));
@@ -706,13 +712,18 @@ class ClusterSim {
           continue;
         }
         if (got.hw < c.hw && !got.settled) this.history.staleHwReads++;
-        else if (got.hw < c.hw)
+        else if (got.hw < c.hw && this.powerLossesSince(c.hwAtMs) >= 2) {
+          // min.insync.replicas (2) nodes lost power since that high watermark was read: what
+          // lay below it may be gone. Followed from here.
+          this.history.staleHwReads++;
+          [c.hw, c.hwNode, c.hwAtMs] = [got.hw, leader, got.servedAtMs];
+        } else if (got.hw < c.hw)
           this.history.violation(
             "hw-backwards",
             `partition ${partition}: a consumer saw high watermark ${c.hw} from node ${c.hwNode}, then ${got.hw} from node ${leader}`,
             this.world.now,
           );
-        if (got.hw > c.hw) [c.hw, c.hwNode] = [got.hw, leader];
+        if (got.hw > c.hw) [c.hw, c.hwNode, c.hwAtMs] = [got.hw, leader, got.servedAtMs];
         for (const r of got.records) {
           if (r.offset < c.offset) continue;
           if (r.offset >= got.hw) {
@@ -723,9 +734,9 @@ class ClusterSim {
             );
             break;
           }
-          this.history.consumedAt(partition, r.offset, r.value, this.world.now, (t) => this.powerLossesSince(t));
+          this.history.consumedAt(partition, r.offset, r.value, got.servedAtMs, (t) => this.powerLossesSince(t));
           c.offset = r.offset + 1;
-          c.readAtMs = this.world.now;
+          c.readAtMs = got.servedAtMs;
         }
       } catch {
         await this.refreshLeader(partition);
@@ -777,14 +788,16 @@ class ClusterSim {
         .filter(({ o }) => o.position > o.committed)
         .map(({ p, o }) => ({ topic: TOPIC, partition: p, offset: o.position, metadata: "", leaderEpoch: -1 }));
       if (offsets.length === 0) return;
-      const res = await this.call(coordinator, (n) =>
-        n.running!.groupsService.commitOffsets({ groupId: group, memberId, memberEpoch: epoch, offsets }),
-      );
+      // When the coordinator decided (its answer may arrive after it lost power).
+      const { res, decidedAt } = await this.call(coordinator, async (n) => {
+        const r = await n.running!.groupsService.commitOffsets({ groupId: group, memberId, memberEpoch: epoch, offsets });
+        return { res: r, decidedAt: this.world.now };
+      });
       if (res.error) throw res.error;
       for (const o of res.offsets) {
         if (o.error) continue;
         owned.get(o.partition)!.committed = o.offset;
-        this.history.commitAcked(group, o.partition, o.offset, this.world.now);
+        this.history.commitAcked(group, o.partition, o.offset, this.world.now, decidedAt);
         this.trace(`${name}: committed ${TOPIC}-${o.partition}@${o.offset} (coordinator ${coordinator})`);
         if (this.world.now >= this.healedAt) this.commitsAfterHeal.add(group);
       }
@@ -832,11 +845,13 @@ class ClusterSim {
           const added = [...assigned].filter((p) => !owned.has(p));
           if (added.length > 0) {
             const sentAt = this.world.now;
-            const got = await this.call(coordinator, (n) =>
-              n.running!.groupsService.fetchOffsets(group, [{ topic: TOPIC, partitions: added }]),
-            );
+            const { got, servedAt } = await this.call(coordinator, async (n) => {
+              const r = await n.running!.groupsService.fetchOffsets(group, [{ topic: TOPIC, partitions: added }]);
+              return { got: r, servedAt: this.world.now };
+            });
             for (const c of got) {
-              this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+              const losses = (t: number) => this.powerLossesSince(t);
+              this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, losses, servedAt);
               const start = Math.max(c.offset, 0);
               owned.set(c.partition, { position: start, committed: start });
             }
@@ -866,7 +881,7 @@ class ClusterSim {
         }
         for (const r of got.records) {
           if (r.offset < o.position || r.offset >= got.hw) continue;
-          this.history.consumedAt(p, r.offset, r.value, this.world.now, (t) => this.powerLossesSince(t));
+          this.history.consumedAt(p, r.offset, r.value, got.servedAtMs, (t) => this.powerLossesSince(t));
           o.position = r.offset + 1;
         }
       } catch (e) {
@@ -890,11 +905,18 @@ class ClusterSim {
       }
       const sentAt = this.world.now;
       try {
-        const got = await this.call(coordinator, (n) => n.running!.groupsService.fetchOffsets(group, null), 2000);
+        const { got, servedAt } = await this.call(
+          coordinator,
+          async (n) => {
+            const r = await n.running!.groupsService.fetchOffsets(group, null);
+            return { got: r, servedAt: this.world.now };
+          },
+          2000,
+        );
         this.trace(`${group}: committed ${got.map((c) => `${c.partition}@${c.offset}`).join(" ")} (coordinator ${coordinator})`);
         for (const c of got)
           if (c.topic === TOPIC)
-            this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t));
+            this.history.committedRead(group, c.partition, c.offset, sentAt, this.world.now, (t) => this.powerLossesSince(t), servedAt);
       } catch {
         coordinator = -1;
       }

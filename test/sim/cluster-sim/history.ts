@@ -86,26 +86,28 @@ export class History {
   epochRefusedReads = 0;
   private readonly reported = new Set<string>();
   /** `${group}/${partition}` → commits acknowledged to members (offset, when), in order. */
-  readonly commits = new Map<string, Array<{ offset: number; atMs: number }>>();
+  readonly commits = new Map<string, Array<{ offset: number; atMs: number; decidedAtMs: number }>>();
   /** `${group}/${partition}` → the highest committed offset a FetchOffsets answered, and when. */
   readonly committedSeen = new Map<string, { offset: number; atMs: number }>();
   commitCount = 0;
   committedReads = 0;
 
   /** A member's commit of `offset` was acknowledged. */
-  commitAcked(group: string, partition: number, offset: number, atMs: number): void {
+  commitAcked(group: string, partition: number, offset: number, atMs: number, decidedAtMs = atMs): void {
     const key = `${group}/${partition}`;
     let l = this.commits.get(key);
     if (!l) this.commits.set(key, (l = []));
-    l.push({ offset, atMs });
+    l.push({ offset, atMs, decidedAtMs });
     this.commitCount++;
   }
 
   /**
-   * A FetchOffsets asked at `sentAtMs` answered `offset` (-1: none) at `atMs`. Committed offsets
-   * never go backwards: the answer is at least every commit acknowledged before it was asked and
-   * every answer before it — unless `powerLossesSince(t)` (nodes that lost power after t) reaches
-   * 2 (min.insync.replicas of __consumer_offsets), which may lose what was acknowledged at t.
+   * A FetchOffsets asked at `sentAtMs` answered `offset` (-1: none) at `atMs` (the coordinator
+   * read it at `servedAtMs`). Committed offsets never go backwards: the answer is at least every
+   * commit acknowledged before it was asked and every answer before it — unless
+   * `powerLossesSince(t)` (nodes that lost power after t) reaches 2 (min.insync.replicas of
+   * __consumer_offsets), which may lose what the coordinator held at t (when it decided a commit,
+   * or read an answer: a node may lose power while its answer is on the way).
    */
   committedRead(
     group: string,
@@ -114,11 +116,12 @@ export class History {
     sentAtMs: number,
     atMs: number,
     powerLossesSince: (t: number) => number,
+    servedAtMs = atMs,
   ): void {
     const key = `${group}/${partition}`;
     this.committedReads++;
     for (const c of this.commits.get(key) ?? []) {
-      if (c.atMs >= sentAtMs || c.offset <= offset || powerLossesSince(c.atMs) >= 2) continue;
+      if (c.atMs >= sentAtMs || c.offset <= offset || powerLossesSince(c.decidedAtMs) >= 2) continue;
       this.violation(
         "committed-offset-backwards",
         `${group} partition ${partition}: commit of ${c.offset} acknowledged at ${c.atMs} ms, FetchOffsets asked at ${sentAtMs} ms answered ${offset}`,
@@ -133,7 +136,7 @@ export class History {
         `${group} partition ${partition}: FetchOffsets answered ${seen.offset} at ${seen.atMs} ms, then ${offset} at ${atMs} ms`,
         atMs,
       );
-    if (!seen || offset > seen.offset) this.committedSeen.set(key, { offset, atMs });
+    if (!seen || offset > seen.offset) this.committedSeen.set(key, { offset, atMs: servedAtMs });
   }
 
   /** Records a violation (each distinct one once). */
