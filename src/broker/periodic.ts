@@ -9,6 +9,7 @@
  */
 import { AssertionError } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
+import { Errors, RillError } from "../base/errors.ts";
 import type { ControllerChannel } from "../rpc/controller-channel.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { LogManager } from "../storage/log-manager.ts";
@@ -78,11 +79,10 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
       const c = changes[i]!;
       if (o.error) {
         log.warn({ topic: c.topic, partition: c.partition, newIsr: c.newIsr, err: o.error.message }, "ISR change refused");
-        const r = rm.replica(c.topic, c.partition);
-        if (r) {
-          r.isrChangeInFlight = false;
-          r.pendingIsrAdds = []; // refused: nothing was committed
-        }
+        // Only a refusal of the change itself, reached after the partition epoch was found
+        // current, proves no try of it was committed; any other (a stale epoch: an earlier try
+        // may have been) waits for the metadata to settle it (PartitionReplica.pendingIsrAdds).
+        if (settledAsRefused(o.error)) rm.replica(c.topic, c.partition)?.isrChangeRefused();
       } else {
         log.info({ topic: c.topic, partition: c.partition, isr: o.isr }, "ISR changed");
       }
@@ -90,13 +90,16 @@ export async function maintainIsr(m: IsrMaintenance): Promise<void> {
     release();
   } catch (e) {
     if (e instanceof AssertionError) throw e;
+    // The controller may have committed the changes before the call failed: they stay pending,
+    // asked again next round until the metadata settles them.
     log.warn({ err: (e as Error).message }, "AlterPartition failed; retrying");
     release();
-    for (const c of changes) {
-      const r = rm.replica(c.topic, c.partition);
-      if (r) r.pendingIsrAdds = [];
-    }
   }
+}
+
+/** Whether an AlterPartition item's error proves the change was not committed (see decideAlterPartition's order of checks). */
+function settledAsRefused(e: Error): boolean {
+  return e instanceof RillError && (e.kind === Errors.INVALID_REQUEST || e.kind === Errors.INELIGIBLE_REPLICA);
 }
 
 /** How often ISR changes are looked for: a quarter of replica.lag.time.max.ms, within 50 ms..1 s. */

@@ -87,9 +87,17 @@ export class PartitionReplica {
    * they are proposed. The controller may commit the change, and elect one of them (a
    * reassignment's completion moves leadership to a new replica in the same change, issue 21),
    * before this leader applies it: a record acknowledged meanwhile must be on them as well.
-   * Cleared when the partition's ISR changes in the metadata or the proposal failed.
+   * Cleared when the partition's ISR or leader epoch changes in the metadata (which settles the
+   * proposal: it named the partition epoch it changes) or the controller refused it in a way that
+   * proves nothing was committed (`isrChangeRefused`). A call that failed or timed out may have
+   * been committed: the proposal stays, and is asked again as it was (`wantedIsrChange`), as
+   * Kafka's leader stays in its pending ISR state until the change is settled (cluster-sim seed
+   * 6472: an expansion answered late was dropped and the leader acknowledged writes the new
+   * member lacked; that member became leader).
    */
   pendingIsrAdds: readonly number[] = [];
+  /** The last ISR change proposed and not settled yet; null when none. */
+  private unsettledIsrChange: IsrChange | null = null;
 
   constructor(
     readonly topic: string,
@@ -148,7 +156,10 @@ export class PartitionReplica {
     const newRole = st.leader === this.nodeId ? "leader" : st.replicas.includes(this.nodeId) ? "follower" : "none";
     const epochChanged = st.leaderEpoch !== this.leaderEpoch || newRole !== this.role || st.leader !== this.leader;
     const isrChanged = st.partitionEpoch !== this.partitionEpoch;
-    if (isrChanged || epochChanged) this.pendingIsrAdds = [];
+    if (isrChanged || epochChanged) {
+      this.pendingIsrAdds = [];
+      this.unsettledIsrChange = null;
+    }
     this.replicas = st.replicas;
     this.isr = st.isr;
     this.partitionEpoch = st.partitionEpoch;
@@ -264,6 +275,8 @@ export class PartitionReplica {
    */
   wantedIsrChange(nowMs: number, lagMaxMs: number, eligible: (nodeId: number, brokerEpoch: number) => boolean): IsrChange | null {
     if (this.role !== "leader" || this.isrChangeInFlight) return null;
+    // A proposal whose outcome is unknown is asked again unchanged until the metadata settles it.
+    if (this.unsettledIsrChange !== null) return this.unsettledIsrChange;
     const next = new Set(this.isr);
     for (const r of this.isr) {
       if (r === this.nodeId) continue;
@@ -278,7 +291,7 @@ export class PartitionReplica {
     const ordered = this.replicas.filter((r) => next.has(r));
     assertIsrValid(this.where, ordered, this.replicas, this.nodeId);
     this.pendingIsrAdds = ordered.filter((r) => !this.isr.includes(r));
-    return {
+    this.unsettledIsrChange = {
       topic: this.topic,
       partition: this.partition,
       leaderEpoch: this.leaderEpoch,
@@ -286,5 +299,16 @@ export class PartitionReplica {
       newIsr: ordered,
       newIsrBrokerEpochs: ordered.map((id) => (this.isr.includes(id) ? -1 : (this.followers.get(id)?.brokerEpoch ?? -1))),
     };
+    return this.unsettledIsrChange;
+  }
+
+  /**
+   * The controller refused the last proposal after finding its partition epoch current
+   * (INVALID_REQUEST, INELIGIBLE_REPLICA): neither it nor an earlier try of it was committed, so
+   * the members it would add no longer hold the high watermark back.
+   */
+  isrChangeRefused(): void {
+    this.pendingIsrAdds = [];
+    this.unsettledIsrChange = null;
   }
 }

@@ -8,6 +8,10 @@ import { ManualClock } from "../../../src/base/clock.ts";
 import { rillError } from "../../../src/base/errors.ts";
 import { type PeriodicWork, logUnlessBug, maintainIsr, runPeriodicWork } from "../../../src/broker/periodic.ts";
 import type { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import { PartitionReplica } from "../../../src/replication/partition-replica.ts";
+import { MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { PartitionLog } from "../../../src/storage/partition-log.ts";
+import { defaultTopicConfig } from "../../../src/config/schema.ts";
 
 function recordingLog(): { log: PeriodicWork["log"]; lines: string[] } {
   const lines: string[] = [];
@@ -112,6 +116,36 @@ describe("maintainIsr", () => {
       log,
     });
     expect(lines).toEqual(["AlterPartition failed; retrying"]);
+  });
+
+  it("a change whose outcome is unknown (a failed call, a stale epoch) stays pending; only a refusal of the change itself releases it", async () => {
+    const fs = new MemoryFileSystem();
+    const config = { ...defaultTopicConfig };
+    const log0 = PartitionLog.open({ fs, dir: "/p", clock: new ManualClock(0), config, tailCacheBytes: 0, recover: true });
+    const r = new PartitionReplica("t", 0, log0, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [1, 2], isr: [1] }, 0);
+    r.onFollowerFetch(2, 0, 1);
+    const rm = {
+      closed: false,
+      isrChanges: () => {
+        const c = r.wantedIsrChange(2, 1000, () => true);
+        if (c) r.isrChangeInFlight = true;
+        return c ? [c] : [];
+      },
+      replica: () => r,
+    } as unknown as ReplicaManager;
+    const { log, lines } = recordingLog();
+    const answer = (error: Error) => () =>
+      Promise.resolve([{ topic: "t", partition: 0, leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1, 2], error }]);
+    const round = (alterPartition: () => Promise<never[]> | ReturnType<ReturnType<typeof answer>>) =>
+      maintainIsr({ rm, channel: { alterPartition } as never, nodeId: 1, replicaLagTimeMaxMs: 1000, brokerEpoch: () => 3, log });
+    await round(() => Promise.reject(rillError("REQUEST_TIMED_OUT", "no answer")));
+    expect([r.pendingIsrAdds, r.isrChangeInFlight]).toEqual([[2], false]);
+    await round(answer(rillError("INVALID_UPDATE_VERSION", "partition_epoch: 0 is not t-0's current partition epoch 1")));
+    expect(r.pendingIsrAdds).toEqual([2]); // an earlier try may have been committed
+    await round(answer(rillError("INELIGIBLE_REPLICA", "new_isr: replica 2 of t-0 is fenced")));
+    expect([r.pendingIsrAdds, r.isrChangeInFlight]).toEqual([[], false]);
+    expect(lines).toEqual(["AlterPartition failed; retrying", "ISR change refused", "ISR change refused"]);
   });
 
   it("an AssertionError (from the replicas or the controller) rejects", async () => {

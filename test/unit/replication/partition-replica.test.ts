@@ -276,6 +276,38 @@ describe("PartitionReplica (reassignment, issue 21)", () => {
     expect([...r.followers.keys()]).toEqual([3]);
   });
 
+  it("a proposal whose outcome is unknown stays pending and is asked again unchanged until the metadata settles it", () => {
+    const log = newLog();
+    const r = new PartitionReplica("t", 0, log, 1);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 0, replicas: [3, 2, 1], isr: [1, 2] }, 0);
+    log.append(batch(5), 0);
+    r.onFollowerFetch(2, 5, 1);
+    r.onFollowerFetch(3, 5, 1);
+    const first = r.wantedIsrChange(2, 1000, () => true);
+    expect(first?.newIsr).toEqual([3, 2, 1]);
+    // The call failed (the controller may have committed it): 3 stays pending, and the same
+    // change is asked again even though 3 has fallen behind since and 2 has gone quiet.
+    log.append(batch(5), 0); // offsets 5..9
+    r.onFollowerFetch(2, 10, 3);
+    expect(r.hw).toBe(5);
+    expect(r.wantedIsrChange(5_000, 1000, () => true)).toEqual(first);
+    expect(r.pendingIsrAdds).toEqual([3]);
+    expect(r.hw).toBe(5);
+    // A refusal that proves it was not committed releases it; the next change is computed afresh.
+    r.isrChangeRefused();
+    expect(r.pendingIsrAdds).toEqual([]);
+    r.onFollowerFetch(2, 10, 5_000);
+    expect(r.hw).toBe(10);
+    expect(r.wantedIsrChange(5_001, 1000, () => true)).toBeNull(); // 3 is behind: nothing to change
+    // 3 catches up: proposed anew; the metadata settling it (a new partition epoch) releases it.
+    r.onFollowerFetch(3, 10, 5_002);
+    expect(r.wantedIsrChange(5_003, 1000, () => true)?.newIsr).toEqual([3, 2, 1]);
+    expect(r.pendingIsrAdds).toEqual([3]);
+    r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [3, 2, 1], isr: [3, 2, 1] }, 5_004);
+    expect(r.pendingIsrAdds).toEqual([]);
+    expect(r.wantedIsrChange(5_005, 1000, () => true)).toBeNull();
+  });
+
   it("the high watermark waits for a member proposed to join the ISR until the change is seen (maximal ISR)", () => {
     const log = newLog();
     const r = new PartitionReplica("t", 0, log, 1);
@@ -293,7 +325,7 @@ describe("PartitionReplica (reassignment, issue 21)", () => {
     // The change seen in the metadata: from then on the ISR itself counts.
     r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 1, replicas: [3, 2, 1], isr: [3, 2, 1] }, 4);
     expect(r.pendingIsrAdds).toEqual([]);
-    // A refused proposal (cleared by the caller) no longer holds it back.
+    // A later ISR without it no longer holds it back.
     r.update({ leader: 1, leaderEpoch: 0, partitionEpoch: 2, replicas: [3, 2, 1], isr: [2, 1] }, 5);
     r.onFollowerFetch(2, 10, 6);
     expect(r.hw).toBe(10);
