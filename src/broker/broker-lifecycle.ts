@@ -38,6 +38,10 @@ export interface BrokerLifecycleOptions {
   readonly timers?: Timers;
   /** KIP-966: the previous process on this data dir may have lost acknowledged writes (LogManager.uncleanShutdown). */
   readonly uncleanShutdown?: boolean;
+  /** The last incarnation that registered from this data dir (LogManager.previousIncarnationId); absent: none. */
+  readonly previousIncarnationId?: string | null;
+  /** Called once registered, with this incarnation (LogManager.recordRegistration). */
+  readonly onRegistered?: (incarnationId: string) => void;
 }
 
 /** Where the broker stands with the controller. */
@@ -104,7 +108,9 @@ export class BrokerLifecycle {
           ...(this.o.internalAddress?.() ? { internalAddress: this.o.internalAddress() } : {}),
           ...(this.o.kafkaAddress?.() ? { kafkaAddress: this.o.kafkaAddress() } : {}),
           ...(this.o.uncleanShutdown ? { uncleanShutdown: true } : {}),
+          ...(this.o.previousIncarnationId ? { previousIncarnationId: this.o.previousIncarnationId } : {}),
         });
+        this.o.onRegistered?.(this.o.incarnationId);
         this.epoch = res.brokerEpoch;
         this._state = "fenced";
         this.o.log.info({ brokerEpoch: this.epoch }, "registered with the controller");

@@ -146,7 +146,7 @@ export class Broker {
       let kafka: KafkaServer | null = null;
       const lifecycle = hasRole(config, "broker")
         ? opened.add(
-            newLifecycle(shell, identity, meta, rpc, internal, () => kafka, logs.uncleanShutdown),
+            newLifecycle(shell, identity, meta, rpc, internal, () => kafka, logs),
             (l) => l.stop(),
           )
         : null;

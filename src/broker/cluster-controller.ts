@@ -121,6 +121,7 @@ export class ClusterController implements BrokerControl {
           ...(req.internalAddress !== undefined ? { internalAddress: req.internalAddress } : {}),
           ...(req.kafkaAddress !== undefined ? { kafkaAddress: req.kafkaAddress } : {}),
           ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
+          ...(req.previousIncarnationId ? { previousIncarnationId: req.previousIncarnationId } : {}),
         },
         this.isAlive,
         this.elr,

@@ -365,7 +365,7 @@ export function newLifecycle(
   rpc: RpcServer,
   internal?: { readonly address: string } | null,
   kafka?: () => { readonly address: string } | null,
-  uncleanShutdown = false,
+  logs?: Pick<LogManager, "uncleanShutdown" | "previousIncarnationId" | "recordRegistration">,
 ): BrokerLifecycle {
   return new BrokerLifecycle({
     incarnationId: identity.incarnationId,
@@ -385,7 +385,9 @@ export function newLifecycle(
     metadataOffset: () => meta.store.image.offset,
     heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
     log,
-    uncleanShutdown,
+    uncleanShutdown: logs?.uncleanShutdown ?? false,
+    previousIncarnationId: logs?.previousIncarnationId ?? null,
+    ...(logs ? { onRegistered: (id: string) => logs.recordRegistration(id) } : {}),
   });
 }
 

@@ -41,6 +41,12 @@ export interface BrokerRegistrationRequest {
    * cleanly and the machine restarted since). Absent: false.
    */
   readonly uncleanShutdown?: boolean;
+  /**
+   * The incarnation id of the last process on the broker's data dir that registered. When it is
+   * the registered one, that process is gone (the data dir's lock): the registration is replaced
+   * at once, even while its session lasts. Absent: unknown.
+   */
+  readonly previousIncarnationId?: string;
 }
 
 /** How the decisions that change ISRs treat eligible leader replicas (KIP-966, issue 21). */
@@ -104,7 +110,8 @@ export interface ElectionResult extends PartitionRef {
 /**
  * RegisterBroker. The same incarnation registering again gets [] (the caller answers the
  * broker's existing epoch). A different incarnation of a node id whose broker is unfenced and
- * `isAlive` (its session has not expired) is DUPLICATE_BROKER_REGISTRATION. Otherwise one
+ * `isAlive` (its session has not expired) is DUPLICATE_BROKER_REGISTRATION, unless the new one
+ * names it as its data dir's previous process (`previousIncarnationId`). Otherwise one
  * `broker` record, fenced until the broker catches up and heartbeats; if the old registration was
  * still unfenced, the partitions it led move first, as if it had been fenced.
  */
@@ -120,7 +127,12 @@ export function decideRegisterBroker(
   if (req.address === "") throw rillError("INVALID_REQUEST", "address: empty");
   const old = image.brokers.get(req.nodeId);
   if (old?.incarnationId === req.incarnationId) return [];
-  if (old && !old.fenced && isAlive(req.nodeId)) {
+  // The same data dir's next process (it holds the dir's lock, so the registered one is gone)
+  // replaces it at once: otherwise its old registration stays in ISRs and electable, though the
+  // restart may have lost writes, until the session lapses (cluster-sim seeds 1335 and 6119).
+  const replacesOwnPrevious =
+    old !== undefined && req.previousIncarnationId !== undefined && req.previousIncarnationId === old.incarnationId;
+  if (old && !old.fenced && isAlive(req.nodeId) && !replacesOwnPrevious) {
     throw rillError(
       "DUPLICATE_BROKER_REGISTRATION",
       `node_id: broker ${req.nodeId} is registered by another live process (incarnation ${old.incarnationId || "unknown"})`,

@@ -95,6 +95,8 @@ export interface RegisterBrokerInput {
   kafkaAddress?: string;
   /** KIP-966: the broker's previous process may have lost writes it acknowledged; absent: false. */
   uncleanShutdown?: boolean;
+  /** The last incarnation that registered from the broker's data dir; absent: unknown. */
+  previousIncarnationId?: string;
 }
 
 /** The active controller's side of broker lifecycle calls. */
@@ -300,6 +302,7 @@ export function controllerService(d: ControllerServiceDeps): ServiceImplementati
         ...(req.internalAddress !== "" ? { internalAddress: req.internalAddress } : {}),
         ...(req.kafkaAddress !== "" ? { kafkaAddress: req.kafkaAddress } : {}),
         ...(req.uncleanShutdown ? { uncleanShutdown: true } : {}),
+        ...(req.previousIncarnationId !== "" ? { previousIncarnationId: req.previousIncarnationId } : {}),
       });
       return create(RegisterBrokerResponseSchema, { brokerEpoch: BigInt(res.brokerEpoch) });
     }),

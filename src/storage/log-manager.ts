@@ -65,6 +65,8 @@ export interface TopicPartition {
 const LOCK = ".lock";
 const CLEAN = ".clean-shutdown";
 const BOOT_ID = ".boot-id";
+/** The incarnation id of the last process on this data dir that registered with the controller. */
+const REGISTERED_INCARNATION = ".registered-incarnation";
 
 /** Folder name of a partition. */
 export function partitionDirName(topic: string, partition: number): string {
@@ -83,6 +85,7 @@ export class LogManager {
   private readonly wasClean: boolean;
   /** The boot id `.boot-id` held at open (the previous process's machine boot); null: none. */
   private readonly previousBootId: string | null;
+  private readonly previousIncarnation: string | null;
   /** The FileSystem the partition logs use: a FileHandlePool over `opts.fs` when bounded. */
   private readonly files: FileSystem;
   private lastRetentionMs: number;
@@ -112,6 +115,8 @@ export class LogManager {
     // took (cluster-sim seed 2206).
     if (opts.bootId && !this.uncleanShutdown) fs.writeFileAtomic(bootPath, Buffer.from(`${opts.bootId}\n`));
     else if (!opts.bootId) fs.rm(bootPath);
+    const registeredPath = fs.join(dataDir, REGISTERED_INCARNATION);
+    this.previousIncarnation = fs.exists(registeredPath) ? Buffer.from(fs.readFile(registeredPath)).toString("utf8").trim() || null : null;
     const now = opts.clock.nowMs();
     this.lastRetentionMs = now;
     this.nextCleanMs = now;
@@ -121,6 +126,22 @@ export class LogManager {
   /** Locks `dataDir` and opens every partition log in it. */
   static open(opts: LogManagerOptions): LogManager {
     return new LogManager(opts);
+  }
+
+  /**
+   * The incarnation id of the last process on this data dir that registered with the controller
+   * (`recordRegistration`), or null. This process holds the directory's lock, so that process is
+   * gone: the controller may replace its registration at once instead of waiting for its session
+   * to lapse (RegisterBroker's previous_incarnation_id).
+   */
+  get previousIncarnationId(): string | null {
+    return this.previousIncarnation;
+  }
+
+  /** Records that this process registered as `incarnationId` (see `previousIncarnationId`). */
+  recordRegistration(incarnationId: string): void {
+    const { fs, dataDir } = this.opts;
+    fs.writeFileAtomic(fs.join(dataDir, REGISTERED_INCARNATION), Buffer.from(`${incarnationId}\n`));
   }
 
   /** True if the previous process closed this directory cleanly (or there was none). */

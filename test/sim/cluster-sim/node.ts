@@ -208,6 +208,8 @@ export class SimNode {
       log,
       timers,
       uncleanShutdown: logs.uncleanShutdown,
+      previousIncarnationId: logs.previousIncarnationId,
+      onRegistered: (id) => logs.recordRegistration(id),
     });
     // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
     // The group coordinators drop the shards they loaded from the stale image, and load the

@@ -42,6 +42,22 @@ describe("decideRegisterBroker", () => {
     expect(pure(img, () => decideRegisterBroker(img, reg(1, "inc-1"), () => true))).toEqual([]);
   });
 
+  it("replaces a live registration at once when the new incarnation names it as its data dir's previous process", () => {
+    const img = clusterOf([1, 2, 3]);
+    topicWith(img, "t", [[1, 2, 3]]);
+    // Another process naming some other predecessor: still a duplicate while the session lasts.
+    expectRejected(img, "DUPLICATE_BROKER_REGISTRATION", () =>
+      decideRegisterBroker(img, { ...reg(1, "next"), previousIncarnationId: "someone-else" }, () => true),
+    );
+    // The data dir's next process (the registered one is gone): replaced now, its partitions moved.
+    commit(
+      img,
+      pure(img, () => decideRegisterBroker(img, { ...reg(1, "next"), previousIncarnationId: "inc-1" }, () => true)),
+    );
+    expect(img.brokers.get(1)).toMatchObject({ incarnationId: "next", fenced: true });
+    expect(part(img, "t")).toMatchObject({ leader: 2, isr: [2, 3], leaderEpoch: 1 });
+  });
+
   it("rejects a duplicate node id while the old session is alive, accepts it once the session expired", () => {
     const img = clusterOf([1, 2, 3]);
     topicWith(img, "t", [[1, 2, 3]]);

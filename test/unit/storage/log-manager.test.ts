@@ -135,6 +135,23 @@ describe("LogManager", () => {
     }
   });
 
+  it("remembers the last incarnation that registered from the data dir, across processes", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const first = manager(fs, clock, { alive: () => false });
+    expect(first.previousIncarnationId).toBeNull();
+    first.recordRegistration("inc-a");
+    fs.crash(); // written atomically and synced: survives a power loss
+    const second = manager(fs, clock, { alive: () => false });
+    expect(second.previousIncarnationId).toBe("inc-a");
+    // A process that never registered leaves it as it was.
+    const third = manager(fs, clock, { alive: () => false });
+    expect(third.previousIncarnationId).toBe("inc-a");
+    third.recordRegistration("inc-c");
+    await third.close();
+    expect(manager(fs, clock, { alive: () => false }).previousIncarnationId).toBe("inc-c");
+  });
+
   it("an unclean shutdown is recovered on the next open", () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock();
