@@ -41,7 +41,7 @@ import type { Timers } from "../../base/timers.ts";
 import { encodeBatch, HEADER_SIZE, readBatchHeader, records as recordCursor } from "../../protocol/record-batch.ts";
 import type { ReplicaManager } from "../../replication/replica-manager.ts";
 import { type TxnCompletion, TxnCoordinator, type TxnCoordinatorOptions, type TxnIdentity, type TxnResult } from "./txn-coordinator.ts";
-import { type TxnPartition, type TxnRecord, type TxnStateRecord, txnFromKeyValue, txnToKeyValue } from "./txn-records.ts";
+import { type TxnPartition, type TxnRecord, type TxnStateRecord, txnFromKeyValue, txnKey } from "./txn-records.ts";
 
 /** The internal topic that holds transaction state. */
 export const TXN_TOPIC = "__transaction_state";
@@ -369,11 +369,9 @@ export class TxnRuntime {
   private appendRecords(p: number, records: readonly TxnRecord[]): number {
     const now = this.clock.nowMs();
     const all = this.withUnwritten(p, records);
+    // The bytes of txnToKeyValue, the value's JSON written straight into the batch (no Buffer of its own).
     const batch = encodeBatch(
-      all.map((r) => {
-        const kv = txnToKeyValue(r);
-        return { key: kv.key, value: kv.value, timestampMs: now };
-      }),
+      all.map((r) => ({ key: txnKey(r.transactionalId), value: r.type === "txn-tombstone" ? null : JSON.stringify(r), timestampMs: now })),
       { nowMs: now },
     );
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
