@@ -235,7 +235,41 @@ interface TxnState {
 interface Delivery {
   readonly timestampMs: number;
   readonly resolve: (m: RecordMetadata) => void;
+  /** Rejects the record's promise; use `failDelivery`, which tells its transaction too. */
   readonly reject: (e: unknown) => void;
+  /** The transaction of a `tx.send` (its first failure is noted there), else undefined. */
+  readonly txn: TxnState | undefined;
+  /** The promise `tx.send` returned, once made: a failure marks it handled (the caller may leave it). */
+  promise: Promise<RecordMetadata> | undefined;
+  /** Failed before `promise` was made (`enqueue` marks it handled then). */
+  failedEarly: boolean;
+}
+
+function noop(): void {}
+
+/**
+ * Rejects a record's promise with `e`. A record of a transaction notes the transaction's first
+ * failure (`transaction()` reports it) and its rejection counts as handled: the caller of
+ * `tx.send` may leave the promise. (Per failure, not per record: a transaction's records cost no
+ * handler or closure of their own.)
+ */
+/** A `send` refused before it was queued: rejected with `e`, noted in (and handled for) transaction `txn` when given. */
+function failedSend(e: unknown, txn: TxnState | undefined): Promise<never> {
+  const p = Promise.reject(e);
+  if (txn !== undefined) {
+    txn.failed ??= e;
+    p.catch(noop);
+  }
+  return p;
+}
+
+function failDelivery(d: Delivery, e: unknown): void {
+  if (d.txn !== undefined) {
+    d.txn.failed ??= e;
+    if (d.promise !== undefined) d.promise.catch(noop);
+    else d.failedEarly = true;
+  }
+  d.reject(e);
 }
 
 interface RecordItem {
@@ -487,11 +521,8 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     const state: TxnState = { offsets: null, failed: null, endLost: false, undecided: [] };
     this.txn = state;
     const tx: Transaction<K, V> = {
-      send: (record) => {
-        const p = this.sendIn(record, state);
-        p.catch(() => undefined); // the caller may leave it: transaction() reports its failure
-        return p;
-      },
+      // The caller may leave the promise: transaction() reports its failure (`failDelivery` marks it handled).
+      send: (record) => this.sendIn(record, state),
       sendOffsets: async (groupId, offsets, member) => {
         state.offsets ??= new GroupAdmin(this.options);
         const id = this.identity!.current!;
@@ -600,7 +631,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
     for (const { batch, error } of undecided) {
       for (const d of batch.deliveries) {
         if (committed) d.resolve({ topic: batch.topic, partition: batch.partition, offset: -1, timestampMs: d.timestampMs });
-        else d.reject(error);
+        else failDelivery(d, error);
       }
     }
     if (!committed && undecided.length > 0) this.fence(undecided[0]!.error);
@@ -728,17 +759,13 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
 
   /** `send`, for `tx.send` of transaction `txn` when given: a failure is noted there at once. */
   private sendIn(record: ProducerRecord<K, V>, txn: TxnState | undefined): Promise<RecordMetadata> {
-    const failed = (e: unknown): Promise<never> => {
-      if (txn !== undefined) txn.failed ??= e;
-      return Promise.reject(e);
-    };
-    if (this.state !== "open") return failed(new ClientClosedError("producer"));
-    if (this.fatal !== null) return failed(this.fatal);
+    if (this.state !== "open") return failedSend(new ClientClosedError("producer"), txn);
+    if (this.fatal !== null) return failedSend(this.fatal, txn);
     let item: RecordItem;
     try {
       item = this.prepare(this.serialize(record));
     } catch (e) {
-      return failed(e);
+      return failedSend(e, txn);
     }
     return this.enqueue(item, txn);
   }
@@ -792,19 +819,17 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   }
 
   private enqueue(item: RecordItem, txn?: TxnState): Promise<RecordMetadata> {
-    return new Promise<RecordMetadata>((resolve, reject) => {
-      const fail =
-        txn === undefined
-          ? reject
-          : (e: unknown) => {
-              txn.failed ??= e;
-              reject(e);
-            };
-      item.delivery = { timestampMs: item.input.timestampMs!, resolve, reject: fail };
+    const p = new Promise<RecordMetadata>((resolve, reject) => {
+      item.delivery = { timestampMs: item.input.timestampMs!, resolve, reject, txn, promise: undefined, failedEarly: false };
       if (this.intake.length === 0 && this.tryAppendNow(item)) return;
       this.intake.push(item);
       void this.pump();
     });
+    if (txn !== undefined) {
+      item.delivery.promise = p;
+      if (item.delivery.failedEarly) p.catch(noop);
+    }
+    return p;
   }
 
   /**
@@ -934,7 +959,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
         await this.budget.acquire(item.bytes);
       }
     } catch (e) {
-      item.delivery.reject(e);
+      failDelivery(item.delivery, e);
       return;
     }
     this.append(item, partition);
@@ -975,7 +1000,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private append(item: RecordItem, partition: number): void {
     if (this.fatal !== null) {
       this.budget.release(item.bytes);
-      item.delivery.reject(this.fatal);
+      failDelivery(item.delivery, this.fatal);
       return;
     }
     const q = this.queueOf(item.topic, partition);
@@ -1238,7 +1263,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
         q.gapCause = `sequences ${sequenceRange(b.baseSequence, b.deliveries.length)}: ${e instanceof Error ? e.message : String(e)}`;
       }
     }
-    for (const d of b.deliveries) d.reject(e);
+    for (const d of b.deliveries) failDelivery(d, e);
     this.finish(q, b);
   }
 
@@ -1255,7 +1280,7 @@ export class Producer<K = RecordBytes, V = RecordBytes> {
   private complete(b: ProducerBatch, error?: unknown): void {
     if (b.finished) return;
     b.finished = true;
-    if (error !== undefined) for (const d of b.deliveries) d.reject(error);
+    if (error !== undefined) for (const d of b.deliveries) failDelivery(d, error);
     this.budget.release(b.bytes - HEADER_SIZE);
     b.markDone();
   }

@@ -112,6 +112,7 @@ export class ProduceHandler {
     private readonly gate: TxnProduceGate | null = null,
   ) {
     this.sticky = new StickyPartitions(rm, forwarder !== null);
+    this.txnChecks = { ...checks, transactional: true };
     this.metrics = requestMetricsOf(rm);
   }
 
@@ -204,6 +205,9 @@ export class ProduceHandler {
     return { topic: input.topic, partitions: results, records: targets.map((partition, i) => ({ partition, offset: offsets[i]! })) };
   }
 
+  /** `checks` of a producer's transactional batch. */
+  private readonly txnChecks: ProduceChecks;
+
   /** One producer's transactional requests, in order: each waits for the one before (gate, then append). */
   private readonly txnQueues = new Map<number, Promise<unknown>>();
 
@@ -220,20 +224,18 @@ export class ProduceHandler {
     if (input.partition === undefined) throw rillError("INVALID_REQUEST", "partition: required with transactional_id");
     const [producerId, producerEpoch] = transactionalProducer(input);
     const partition = input.partition;
-    const before = this.txnQueues.get(producerId) ?? Promise.resolve();
-    const run = before
-      .catch(() => undefined)
-      .then(() =>
-        gate.ensure({
-          transactionalId: input.transactionalId!,
-          producerId,
-          producerEpoch,
-          topic: input.topic,
-          partition,
-          mode: input.transactionVersion === 1 ? "verify" : "add",
-        }),
-      )
-      .then(() => this.append(input, targets, true));
+    const admit = (): Promise<void> =>
+      gate.ensure({
+        transactionalId: input.transactionalId!,
+        producerId,
+        producerEpoch,
+        topic: input.topic,
+        partition,
+        mode: input.transactionVersion === 1 ? "verify" : "add",
+      });
+    // The common request has no earlier one of its producer in progress: admitted at once.
+    const before = this.txnQueues.get(producerId);
+    const run = (before === undefined ? admit() : before.then(admit, admit)).then(() => this.append(input, targets, true));
     const tail = run.catch(() => undefined);
     this.txnQueues.set(producerId, tail);
     void tail.then(() => {
@@ -267,7 +269,7 @@ export class ProduceHandler {
     const partition = input.partition ?? this.sticky.next(input.topic, partitions);
     let res: AppendResult;
     try {
-      res = this.rm.append(input.topic, partition, batch, acks, transactional ? { ...this.checks, transactional } : this.checks);
+      res = this.rm.append(input.topic, partition, batch, acks, transactional ? this.txnChecks : this.checks);
       if (res.duplicate !== true) this.metrics.bytesIn(input.topic, res.bytes, res.recordCount);
     } catch (e) {
       return { result: { topic: input.topic, partitions: [failed(partition, e)], records: [] }, lastOffsets: new Map() };

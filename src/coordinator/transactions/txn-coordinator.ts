@@ -72,6 +72,12 @@ function key(tp: TxnPartition): string {
   return `${tp.topic}\u0000${tp.partition}`;
 }
 
+/** Whether `ps` holds `topic`-`partition` (no key strings: the produce gate asks this for every transactional request). */
+function hasPartition(ps: readonly TxnPartition[], topic: string, partition: number): boolean {
+  for (const p of ps) if (p.partition === partition && p.topic === topic) return true;
+  return false;
+}
+
 function sortPartitions(ps: Iterable<TxnPartition>): TxnPartition[] {
   const byKey = new Map<string, TxnPartition>();
   for (const p of ps) byKey.set(key(p), { topic: p.topic, partition: p.partition });
@@ -180,14 +186,13 @@ export class TxnCoordinator {
     now: number,
   ): TxnResult<void> {
     const m = this.current(req.transactionalId, req.producerId, req.producerEpoch);
-    const tp = { topic: req.topic, partition: req.partition };
-    if (m.state === "Ongoing" && m.partitions.some((p) => key(p) === key(tp))) return { records: [], response: undefined };
+    if (m.state === "Ongoing" && hasPartition(m.partitions, req.topic, req.partition)) return { records: [], response: undefined };
     if (req.mode === "verify")
       throw rillError(
         "INVALID_TXN_STATE",
         `${req.topic}-${req.partition}: the partition was not added to the transaction of "${req.transactionalId}" (AddPartitionsToTxn first)`,
       );
-    return { records: [this.join(m, [tp], [], 2, now)], response: undefined };
+    return { records: [this.join(m, [{ topic: req.topic, partition: req.partition }], [], 2, now)], response: undefined };
   }
 
   /** AddPartitionsToTxn (TV1), or its verify-only form (every partition answered on its own). */
@@ -207,7 +212,7 @@ export class TxnCoordinator {
         ),
       };
     }
-    const missing = req.partitions.filter((p) => !(m.state === "Ongoing" && m.partitions.some((q) => key(q) === key(p))));
+    const missing = req.partitions.filter((p) => !(m.state === "Ongoing" && hasPartition(m.partitions, p.topic, p.partition)));
     return {
       records: missing.length === 0 ? [] : [this.join(m, missing, [], 1, now)],
       response: req.partitions.map(() => null),
@@ -227,7 +232,8 @@ export class TxnCoordinator {
     now: number,
   ): TxnResult<void> {
     const m = this.current(req.transactionalId, req.producerId, req.producerEpoch);
-    if (m.state === "Ongoing" && m.groups.includes(req.groupId) && m.partitions.some((p) => key(p) === key(req.offsetsPartition)))
+    const op = req.offsetsPartition;
+    if (m.state === "Ongoing" && m.groups.includes(req.groupId) && hasPartition(m.partitions, op.topic, op.partition))
       return { records: [], response: undefined };
     return { records: [this.join(m, [req.offsetsPartition], [req.groupId], req.txnVersion, now)], response: undefined };
   }
@@ -240,12 +246,16 @@ export class TxnCoordinator {
     now: number,
   ): TxnStateRecord {
     const starting = m.state !== "Ongoing";
+    // The common start (one partition, no group: a TV2 produce's gate) needs no sorting.
+    const single = starting && partitions.length === 1 && groups.length === 0;
     return {
       ...m,
       lastProducerEpoch: starting ? -1 : m.lastProducerEpoch,
       state: "Ongoing",
-      partitions: sortPartitions([...(starting ? [] : m.partitions), ...partitions]),
-      groups: [...new Set([...(starting ? [] : m.groups), ...groups])].sort(),
+      partitions: single
+        ? [{ topic: partitions[0]!.topic, partition: partitions[0]!.partition }]
+        : sortPartitions([...(starting ? [] : m.partitions), ...partitions]),
+      groups: single ? [] : [...new Set([...(starting ? [] : m.groups), ...groups])].sort(),
       startTimeMs: starting ? now : m.startTimeMs,
       updateTimeMs: now,
       txnVersion: starting ? txnVersion : m.txnVersion,

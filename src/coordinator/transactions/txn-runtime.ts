@@ -41,7 +41,7 @@ import type { Timers } from "../../base/timers.ts";
 import { encodeBatch, HEADER_SIZE, readBatchHeader, records as recordCursor } from "../../protocol/record-batch.ts";
 import type { ReplicaManager } from "../../replication/replica-manager.ts";
 import { type TxnCompletion, TxnCoordinator, type TxnCoordinatorOptions, type TxnIdentity, type TxnResult } from "./txn-coordinator.ts";
-import { type TxnPartition, type TxnRecord, type TxnStateRecord, txnFromKeyValue, txnToKeyValue } from "./txn-records.ts";
+import { type TxnPartition, type TxnRecord, type TxnStateRecord, txnFromKeyValue, txnKey } from "./txn-records.ts";
 
 /** The internal topic that holds transaction state. */
 export const TXN_TOPIC = "__transaction_state";
@@ -138,6 +138,8 @@ export class TxnRuntime {
    * or `writeUnwritten` after `completeWriteDelayMs`.
    */
   private readonly unwritten = new Map<number, TxnRecord[]>();
+  /** Per shard partition: when its oldest unwritten record became unwritten (clock ms). */
+  private readonly unwrittenSince = new Map<number, number>();
   private unwrittenTimer: unknown = null;
   /** Per shard partition: the handlers waiting for its next append (group commit, `runWrites`). */
   private readonly writeJobs = new Map<number, WriteJob[]>();
@@ -177,14 +179,14 @@ export class TxnRuntime {
       const leads = this.rm.leading && st !== undefined && st.leader === this.nodeId && this.rm.hasLocalLog(TXN_TOPIC, p);
       const epoch = st?.leaderEpoch ?? -1;
       if (leads && (!this.shards.has(p) || this.shardEpochs.get(p) !== epoch)) {
-        this.unwritten.delete(p); // what the log holds is the truth: its decided ends resume below
+        this.dropUnwritten(p); // what the log holds is the truth: its decided ends resume below
         this.appendedAt.delete(p);
         const shard = this.load(p);
         this.shards.set(p, shard);
         this.shardEpochs.set(p, epoch);
         for (const c of shard.pendingCompletions()) this.startCompletion(c);
       } else if (!leads && this.shards.has(p)) {
-        this.unwritten.delete(p); // the next coordinator resumes those ends from their Prepare* record
+        this.dropUnwritten(p); // the next coordinator resumes those ends from their Prepare* record
         this.appendedAt.delete(p);
         this.shards.delete(p);
         this.shardEpochs.delete(p);
@@ -200,7 +202,7 @@ export class TxnRuntime {
   reloadShardOf(transactionalId: string): void {
     const { p } = this.shardFor(transactionalId);
     this.writeUnwritten(p);
-    this.unwritten.delete(p);
+    this.dropUnwritten(p);
     const shard = this.load(p);
     this.shards.set(p, shard);
     for (const c of shard.pendingCompletions()) this.startCompletion(c);
@@ -298,10 +300,9 @@ export class TxnRuntime {
         queueMicrotask(() => this.runWrites(p));
       }
       jobs.push({ id, handler, resolve, reject });
-    }).then(async ({ response, waitFor }) => {
-      if (waitFor >= 0) await this.rm.replicated(TXN_TOPIC, p, waitFor, REPLICATE_TIMEOUT_MS);
-      return response as T;
-    });
+    }).then(({ response, waitFor }) =>
+      waitFor >= 0 ? this.rm.replicated(TXN_TOPIC, p, waitFor, REPLICATE_TIMEOUT_MS).then(() => response as T) : (response as T),
+    );
   }
 
   /**
@@ -368,16 +369,14 @@ export class TxnRuntime {
   private appendRecords(p: number, records: readonly TxnRecord[]): number {
     const now = this.clock.nowMs();
     const all = this.withUnwritten(p, records);
+    // The bytes of txnToKeyValue, the value's JSON written straight into the batch (no Buffer of its own).
     const batch = encodeBatch(
-      all.map((r) => {
-        const kv = txnToKeyValue(r);
-        return { key: kv.key, value: kv.value, timestampMs: now };
-      }),
+      all.map((r) => ({ key: txnKey(r.transactionalId), value: r.type === "txn-tombstone" ? null : JSON.stringify(r), timestampMs: now })),
       { nowMs: now },
     );
     const res = this.rm.append(TXN_TOPIC, p, batch, "all");
     this.stateAppends++;
-    this.unwritten.delete(p);
+    this.dropUnwritten(p);
     let at = this.appendedAt.get(p);
     if (at === undefined) this.appendedAt.set(p, (at = new Map()));
     for (const r of all) {
@@ -385,6 +384,11 @@ export class TxnRuntime {
       else at.set(r.transactionalId, res.lastOffset);
     }
     return res.lastOffset;
+  }
+
+  private dropUnwritten(p: number): void {
+    this.unwritten.delete(p);
+    this.unwrittenSince.delete(p);
   }
 
   /** `records` after the unwritten records of shard `p` of other ids (an id's newer record holds all its state). */
@@ -412,13 +416,36 @@ export class TxnRuntime {
     if (records.length === 0) return;
     for (const r of records) shard.replay(r);
     const pending = this.unwritten.get(p);
-    if (pending === undefined) this.unwritten.set(p, [...records]);
-    else pending.push(...records);
-    if (this.unwrittenTimer === null)
-      this.unwrittenTimer = this.timers.setTimeout(() => {
-        this.unwrittenTimer = null;
-        this.writeUnwritten();
-      }, this.opts.completeWriteDelayMs ?? 20);
+    if (pending === undefined) {
+      this.unwritten.set(p, [...records]);
+      this.unwrittenSince.set(p, this.clock.nowMs());
+    } else pending.push(...records);
+    if (this.unwrittenTimer === null) this.armUnwrittenTimer(this.opts.completeWriteDelayMs ?? 20);
+  }
+
+  private armUnwrittenTimer(ms: number): void {
+    this.unwrittenTimer = this.timers.setTimeout(() => {
+      this.unwrittenTimer = null;
+      this.writeOldUnwritten();
+    }, ms);
+  }
+
+  /**
+   * The timer of `completeLater`: appends the unwritten records of the shards whose oldest one has
+   * waited `completeWriteDelayMs`, and waits again for the others. A transaction in a loop writes
+   * its id's next record within that time (which carries the Complete*), so a busy coordinator
+   * appends nothing here; only an id that stays idle costs an append of its own.
+   */
+  private writeOldUnwritten(): void {
+    const delay = this.opts.completeWriteDelayMs ?? 20;
+    const now = this.clock.nowMs();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [p, since] of [...this.unwrittenSince]) {
+      if (now - since >= delay) this.writeUnwritten(p);
+      else next = Math.min(next, since + delay);
+    }
+    // A shard whose append failed keeps its records (and their age): the next tick tries again.
+    if (!this.closed && next !== Number.POSITIVE_INFINITY && this.unwrittenTimer === null) this.armUnwrittenTimer(Math.max(1, next - now));
   }
 
   /** Appends the unwritten Complete* records of shard `only` (or of every shard); a shard whose append fails keeps them for its next write or tick. */
@@ -426,7 +453,7 @@ export class TxnRuntime {
     for (const p of only === undefined ? [...this.unwritten.keys()] : [only]) {
       const shard = this.shards.get(p);
       if (shard === undefined) {
-        this.unwritten.delete(p);
+        this.dropUnwritten(p);
         continue;
       }
       if (!this.unwritten.has(p)) continue;
@@ -618,7 +645,8 @@ export class TxnRuntime {
     const run = (async () => {
       const { epoch } = this.shardFor(c.transactionalId);
       const marker: TxnMarkerSpec = { producerId: c.producerId, producerEpoch: c.producerEpoch, commit: c.commit, coordinatorEpoch: epoch };
-      await Promise.all(c.partitions.map((tp) => this.markUntilDone(c.transactionalId, tp, marker)));
+      if (c.partitions.length === 1) await this.markUntilDone(c.transactionalId, c.partitions[0]!, marker);
+      else await Promise.all(c.partitions.map((tp) => this.markUntilDone(c.transactionalId, tp, marker)));
       this.completeLater(c.transactionalId);
       this.opts.onEvent?.({ kind: "completed", transactionalId: c.transactionalId, commit: c.commit, partitions: c.partitions.length });
     })();

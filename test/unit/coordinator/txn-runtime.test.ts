@@ -199,6 +199,30 @@ describe("TxnRuntime: what a transaction appends", () => {
     expect(core.timers.size).toBe(0);
   });
 
+  it("an unwritten CompleteCommit is written on its own once it has waited completeWriteDelayMs, not when an older one of another shard is", async () => {
+    const { core, runtime } = await setUp();
+    const a = "age-a";
+    let b = "age-b";
+    for (let i = 0; txnPartitionFor(b) === txnPartitionFor(a); i++) b = `age-b${i}`;
+    const wa = await runtime.initProducerId({ transactionalId: a, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    const wb = await runtime.initProducerId({ transactionalId: b, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
+    await oneTxn(core, runtime, a, wa, 0); // a's Complete waits from t0
+    core.timers.advance(15);
+    await oneTxn(core, runtime, b, wb, 1); // b's from t0 + 15
+    const before = runtime.stateAppends;
+    core.timers.advance(5); // t0 + 20: a's is due, b's is 5 ms old
+    expect(runtime.stateAppends - before).toBe(1);
+    expect((lastWritten(core.rm, a) as TxnStateRecord).state).toBe("CompleteCommit");
+    expect((lastWritten(core.rm, b) as TxnStateRecord).state).toBe("PrepareCommit");
+    core.timers.advance(14);
+    expect((lastWritten(core.rm, b) as TxnStateRecord).state).toBe("PrepareCommit");
+    core.timers.advance(1); // t0 + 35
+    expect(runtime.stateAppends - before).toBe(2);
+    expect((lastWritten(core.rm, b) as TxnStateRecord).state).toBe("CompleteCommit");
+    expect(core.timers.size).toBe(0);
+    runtime.close();
+  });
+
   it("a new coordinator that loads the log without the CompleteCommit writes the markers again and completes; READ_COMMITTED sees the records once", async () => {
     const { core, runtime } = await setUp();
     let who = await runtime.initProducerId({ transactionalId: "fo", transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 });
