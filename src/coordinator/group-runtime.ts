@@ -212,6 +212,12 @@ export class GroupRuntime {
       this.loading.delete(p);
       this.shards.set(p, job.shard);
       this.shardEpochs.set(p, epoch);
+      // What the load replayed past the high watermark (the previous leader's last writes) is
+      // not committed yet: `replicated` waits for it as for this broker's own writes, so
+      // FetchOffsets answers no offset a failover could still take back (cluster-sim seed 5277).
+      // An earlier leadership's writes past the log end were truncated away: not waited for.
+      if (job.offset > 0) this.lastWritten.set(p, job.offset - 1);
+      else this.lastWritten.delete(p);
     };
     step();
   }
