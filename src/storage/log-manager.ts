@@ -138,10 +138,19 @@ export class LogManager {
     return this.previousIncarnation;
   }
 
-  /** Records that this process registered as `incarnationId` (see `previousIncarnationId`). */
+  /**
+   * Records that this process registered as `incarnationId` (see `previousIncarnationId`). The
+   * registration reported this start's unclean shutdown, if any: the controller took the broker
+   * out of every ISR and ELR, and it rejoins one only by catching up again. So the loss is dealt
+   * with, and the boot is recorded: a later process killed on this boot lost nothing (the page
+   * cache keeps its writes) and reports a clean start (cluster-sim seed 5508: a broker that had
+   * rejoined every ISR was still reported unclean after a kill, left the ELR, and the replica
+   * that had lost the writes was elected instead).
+   */
   recordRegistration(incarnationId: string): void {
-    const { fs, dataDir } = this.opts;
+    const { fs, dataDir, bootId } = this.opts;
     fs.writeFileAtomic(fs.join(dataDir, REGISTERED_INCARNATION), Buffer.from(`${incarnationId}\n`));
+    if (bootId) fs.writeFileAtomic(fs.join(dataDir, BOOT_ID), Buffer.from(`${bootId}\n`));
   }
 
   /** True if the previous process closed this directory cleanly (or there was none). */

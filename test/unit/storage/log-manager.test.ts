@@ -197,6 +197,20 @@ describe("LogManager", () => {
     expect(open("boot-b").uncleanShutdown).toBe(false);
   });
 
+  it("a process that registered after an unclean shutdown has reported it: the next one killed on the same boot starts clean", () => {
+    // cluster-sim seed 5508: reported unclean again after a kill, a broker that had caught up
+    // since left the ELR, and the replica that had lost the writes was elected instead.
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const open = (bootId: string) => manager(fs, clock, { alive: () => false, bootId });
+    open("boot-a"); // killed
+    const afterLoss = open("boot-b"); // the machine restarted
+    expect(afterLoss.uncleanShutdown).toBe(true);
+    afterLoss.recordRegistration("inc-1"); // the controller was told: out of every ISR and ELR
+    expect(open("boot-b").uncleanShutdown).toBe(false); // killed on the same boot: nothing lost
+    expect(open("boot-c").uncleanShutdown).toBe(true); // another machine restart still is unclean
+  });
+
   it("tick runs flush.ms fsyncs, retention on its interval and compaction in the background", async () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock(1_000_100); // the records below are older than now
