@@ -157,6 +157,8 @@ export class ReplicaManager {
           // A log recovered from disk was opened with the default topic config (the image came
           // later): min.insync.replicas and the rest come from the image (cluster sim seed 220).
           log.updateConfig(cfg);
+          // A hole recovery found in a log that is not compacted goes before the log is used.
+          log.cutRecoveryGap(cfg.cleanupPolicy.includes("compact"));
           this.replicas.set(`${t.name}\0${i}`, r);
           let parts = this.byTopic.get(t.name);
           if (!parts) this.byTopic.set(t.name, (parts = new Map()));

@@ -115,6 +115,8 @@ export class PartitionLog {
   private _logStartOffset = 0;
   private nextOffset = 0;
   private recoveryPoint = 0;
+  /** See `recoveryGap`. */
+  private gapAt: number | null = null;
   private checkpointedRecoveryPoint = -1;
   private closed = false;
   private failure: Error | null = null;
@@ -249,6 +251,30 @@ export class PartitionLog {
     return this.segments.length;
   }
 
+  /**
+   * After an unclean shutdown: the first offset past the recovery point where a segment ends
+   * before the next one starts, or null. In a log that is not compacted that is a hole (cluster-
+   * sim seeds 5137, 5480): a roll created the next segment, and a power loss took the old one's
+   * unsynced tail but not the new file, so the log would end past offsets it lacks, and as a
+   * follower its fetches from there would count as caught up.
+   */
+  get recoveryGap(): number | null {
+    return this.gapAt;
+  }
+
+  /**
+   * Cuts the log at `recoveryGap` (everything from the hole on goes, to be fetched again from
+   * the leader), for a topic that is not compacted; a compacted topic's gaps are compaction's
+   * and stay. Returns whether it cut. Call once the topic's config is known.
+   */
+  cutRecoveryGap(compacted: boolean): boolean {
+    const at = this.gapAt;
+    this.gapAt = null;
+    if (at === null || compacted || at >= this.nextOffset) return false;
+    this.truncateTo(at);
+    return true;
+  }
+
   /** Base offsets of the segments, oldest first (for tests and tools). */
   get segmentBaseOffsets(): number[] {
     return this.segments.map((s) => s.baseOffset);
@@ -303,6 +329,11 @@ export class PartitionLog {
         segment.truncateTo(nextBase);
         this.dirty.add(segment);
       }
+      // A recovered segment that ends before the next one starts: its unsynced tail was lost
+      // while a later segment's file survived (a roll shortly before a power loss), or
+      // compaction emptied its end. Which one, only the topic's cleanup policy tells
+      // (`recoveryGap`, `cutRecoveryGap`).
+      if (mustRecover && this.gapAt === null && segment.nextOffset < nextBase && nextBase !== Infinity) this.gapAt = segment.nextOffset;
       if (recovery && recovery.truncatedBytes > 0 && i + 1 < bases.length) {
         // Everything after a corrupt batch is unreachable: offsets must stay contiguous.
         for (const later of bases.slice(i + 1)) {

@@ -172,6 +172,36 @@ describe("recovery", () => {
     ]);
   });
 
+  it("a power loss after a roll leaves a hole (the next segment's file survived the old one's tail): cut unless compacted", async () => {
+    // cluster-sim seeds 5137 and 5480: the log ended past offsets it lacked, its fetches as a
+    // follower counted as caught up, and it was elected.
+    const NO_FLUSH = { flushMs: 1e12, flushMessages: 1e9, segmentBytes: 64 };
+    const open = (fs: MemoryFileSystem) => {
+      const log = openLog(fs, new ManualClock(), NO_FLUSH);
+      for (let i = 0; i < 3; i++) log.append(batch(1, { prefix: `a${i}` }));
+      return log;
+    };
+    for (const compacted of [false, true]) {
+      const fs = new MemoryFileSystem();
+      const log = open(fs);
+      await log.flush();
+      log.append(batch(1, { prefix: "a3" })); // unsynced
+      log.append(batch(1, { prefix: "a4" })); // rolls first: a new segment file at 4
+      expect(log.segmentBaseOffsets.at(-1)).toBe(4);
+      fs.crash(); // power loss: 3 and 4 are gone, the file of the segment at 4 is not
+      const after = openLog(fs, new ManualClock(), NO_FLUSH, true);
+      expect(after.recoveryGap).toBe(3);
+      expect(after.cutRecoveryGap(compacted)).toBe(!compacted);
+      expect(after.recoveryGap).toBeNull();
+      expect(after.logEndOffset).toBe(compacted ? 4 : 3);
+      expect(readAll(after).map(([o, v]) => `${o}:${v}`)).toEqual(["0:a0-0", "1:a1-0", "2:a2-0"]);
+      if (!compacted) {
+        after.append(batch(1, { prefix: "b3" })); // offsets stay contiguous
+        expect(readAll(after).at(-1)).toEqual([3, "b3-0"]);
+      }
+    }
+  });
+
   it("a killed process's unsynced tail is fsynced after flush.ms even when nothing is appended", async () => {
     const fs = new MemoryFileSystem();
     const clock = new ManualClock();
