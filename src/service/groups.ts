@@ -470,10 +470,12 @@ export class GroupsService {
   async fetchOffsets(groupId: string, partitions: readonly TopicPartitions[] | null): Promise<CommittedOffsetOutput[]> {
     validateGroupId(groupId);
     // Answer only what is replicated: a commit this coordinator wrote but could still lose
-    // (its ISR has not confirmed it) is not reported as committed.
-    this.rt.shardFor(groupId);
+    // (its ISR has not confirmed it) is not reported as committed. The answer is read first and
+    // sent once everything written until then is replicated: read after the wait, it could hold
+    // a commit written meanwhile, not replicated yet (cluster-sim seed 1167).
+    const answer = this.rt.shardFor(groupId).fetchOffsets(groupId, partitions);
     await this.rt.replicated(groupId);
-    return this.rt.shardFor(groupId).fetchOffsets(groupId, partitions);
+    return answer;
   }
 
   /** The groups of every shard of this broker, by group id; `states` empty: all. */
