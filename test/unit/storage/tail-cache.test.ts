@@ -334,6 +334,29 @@ describe("TailCacheBudget: one budget over every partition's cache", () => {
     expect(a.read(150, 1 << 20, ALL)!.chunks[0]!.buffer.byteLength).toBe(2000);
   });
 
+  it("pushAppend packs small batches alone in their memory into its slab too (one ArrayBuffer per slab, not per batch)", () => {
+    // Issue 14's soak under Bun: offset commits and one-partition produce requests arrive as
+    // small buffers of their own, which were kept as they were: an ArrayBuffer and an
+    // allocation per cached batch (RSS 622 B per 100-byte batch, 375 B in a slab).
+    const a = new TailCache(1 << 20, null, 0);
+    const pushed: Buffer[] = [];
+    for (let i = 0; i < 150; i++) {
+      const own = Buffer.alloc(100, i); // exactly its size: nothing to cut away
+      pushed.push(own);
+      a.pushAppend(own, [{ at: 0, baseOffset: i, lastOffset: i }]);
+    }
+    const r = a.read(0, 1 << 20, ALL)!;
+    expect(Buffer.concat(r.chunks)).toEqual(Buffer.concat(pushed));
+    const backing = new Set(r.chunks.map((c) => c.buffer));
+    for (const p of pushed) expect(backing.has(p.buffer)).toBe(false);
+    expect(backing.size).toBeLessThanOrEqual(Math.ceil((150 * 100) / TAIL_CACHE_SLAB_BYTES) + 1); // was 150
+    expect(r.chunks.length).toBe(backing.size); // back to back in a slab: one view per slab
+    // a batch above the small size, alone in its memory, is still kept as it is
+    const big = Buffer.alloc(2000, 3);
+    a.pushAppend(big, [{ at: 0, baseOffset: 150, lastOffset: 150 }]);
+    expect(a.read(150, 1 << 20, ALL)!.chunks[0]!.buffer).toBe(big.buffer);
+  });
+
   it("charges each entry's object overhead to its capacity and to the shared budget, not its bytes alone", () => {
     // Issue 14's soak: 100-byte batches cost ~120 bytes of heap each besides their data (then a
     // Buffer view and two offsets; now five numbers in columns), so a cache counting bytes alone
