@@ -91,9 +91,10 @@ describe("Fetch: a corrupt partition beside a healthy one", () => {
 
   it("BATCHES: a batch whose CRC no longer matches its stored bytes gives its partition the error; the other's batches come", async () => {
     const { core, events } = await twoPartitions();
-    // A buffer of its own (not a slice of Node's shared pool), so the tail cache keeps it
-    // itself rather than a copy (tail-cache.ts copies slices under half their buffer).
-    const raw = good(["a", "b"]);
+    // A buffer of its own (not a slice of Node's shared pool) and over 1 KiB, so the tail cache
+    // keeps it itself rather than a copy (tail-cache.ts copies slices under half their buffer,
+    // and small batches into its slab).
+    const raw = good(["a".repeat(1500), "b"]);
     const stored = Buffer.from(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
     core.rm.append("t", 0, stored, "leader");
     core.rm.append("t", 1, good(["h"]), "leader");
