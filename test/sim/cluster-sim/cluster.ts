@@ -1071,19 +1071,28 @@ class ClusterSim {
 
   /**
    * A leader asks to add replicas to a partition's ISR: each must hold every acknowledged acks=all
-   * write of the partition (an ISR member may be elected leader). Not checked for a replica
-   * that is down or lost power in the last replica.lag.time.max.ms (its leader's view of it may
-   * predate that), nor for writes that min.insync.replicas (2) power losses since may have lost.
+   * write of the partition (an ISR member may be elected leader). Not checked for a replica that
+   * is down, nor for writes that min.insync.replicas (2) power losses since may have lost, nor
+   * when the proposal names a registration (broker epoch, KIP-903) that the node fetched as before
+   * a power loss: the leader's view of it is from fetches of a process whose unsynced writes are
+   * gone since. The leader cannot know (the proposal stays pending and is asked again unchanged
+   * until the metadata settles it, seed 6472), and the controller may commit it while that
+   * registration stands, as Kafka's would; what keeps the lost writes safe is that no process of
+   * the node leads until it registered again, and that registration reports the unclean shutdown
+   * and takes the node out of every ISR and ELR (KIP-966; seed 9144).
    */
-  private checkIsrExpansion(leader: number, changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>): void {
+  private checkIsrExpansion(
+    leader: number,
+    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
+  ): void {
     for (const c of changes) {
       if (c.topic !== TOPIC) continue;
       const current = this.nodes.get(leader)?.running?.rm.replica(TOPIC, c.partition)?.isr ?? [];
-      for (const id of c.newIsr) {
-        if (current.includes(id)) continue;
+      c.newIsr.forEach((id, i) => {
+        if (current.includes(id)) return;
         const n = this.nodes.get(id)!;
         const log = n.running?.rm.replica(TOPIC, c.partition)?.log;
-        if (!log || n.powerLosses.some((t) => t >= this.world.now - SIM_BROKER.replicaLagTimeMaxMs)) continue;
+        if (!log || n.powerLostEpochs.has(c.newIsrBrokerEpochs?.[i] ?? -1)) return;
         let missing: Ack | undefined;
         for (const a of this.history.acks)
           if (a.partition === c.partition && a.offset >= log.logEndOffset && (missing === undefined || a.offset > missing.offset))
@@ -1094,7 +1103,7 @@ class ClusterSim {
             `partition ${c.partition}: leader ${leader} asks to add node ${id} to ISR ${current.join(",")}, but its log ends at ${log.logEndOffset} and offset ${missing.offset} was acknowledged at ${missing.atMs} ms`,
             this.world.now,
           );
-      }
+      });
     }
   }
 

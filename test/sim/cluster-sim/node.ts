@@ -31,7 +31,7 @@ import {
 } from "../../../src/replication/fetcher.ts";
 import { LeaderFetchSession } from "../../../src/replication/fetch-session.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
-import type { AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
+import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
 import { answer, fromReplicaFetchResponse, toReplicaFetchRequest } from "../../../src/rpc/replication-service.ts";
 import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
@@ -73,7 +73,7 @@ export interface NodeEnv {
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
-    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[] }>,
+    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
   ) => void;
 }
 
@@ -103,6 +103,16 @@ export class SimNode {
   private incarnations = 0;
   /** Power losses so far (a crash that dropped unsynced writes), with their times. */
   readonly powerLosses: number[] = [];
+  /**
+   * Broker epochs (registrations) this node's processes fetched as since its last power loss: a
+   * leader's view of this follower comes only from fetches carrying its epoch.
+   */
+  private readonly bootEpochs = new Set<number>();
+  /**
+   * Broker epochs this node fetched as before a power loss: what a leader recorded from their
+   * fetches may be gone from the disk (the ISR check does not hold the log to it).
+   */
+  readonly powerLostEpochs = new Set<number>();
   /** ReplicaFetch streams this node opened, over all its processes: each stream's id. */
   private fetchStreams = 0;
   /**
@@ -225,7 +235,11 @@ export class SimNode {
     lifecycle.start();
     const fetchers = new ReplicaFetcherManager(rm, {
       nodeId: this.id,
-      brokerEpoch: () => lifecycle.brokerEpoch,
+      brokerEpoch: () => {
+        const e = lifecycle.brokerEpoch;
+        if (e >= 0) this.bootEpochs.add(e);
+        return e;
+      },
       addressOf: (id) => (store.image.brokers.has(id) ? `node-${id}` : null),
       transport: this.fetchTransport(inc),
       maxWaitMs: SIM_BROKER.replicaFetchWaitMaxMs,
@@ -270,6 +284,8 @@ export class SimNode {
       if (tear) torn = tornPowerLoss(this.fs, DATA_DIR, tear);
       else this.fs.crash();
       this.powerLosses.push(this.env.world.now);
+      for (const e of this.bootEpochs) this.powerLostEpochs.add(e);
+      this.bootEpochs.clear();
     }
     this.env.trace(
       `node ${this.id} crashed${powerLoss ? ` (power loss: unsynced writes lost${torn ? `; torn write ${torn}` : ""})` : " (process killed)"}`,
@@ -400,12 +416,12 @@ class SimControllerChannel implements BrokerControl {
     return this.call((c) => c.heartbeat(copy));
   }
 
-  alterPartition(
-    nodeId: number,
-    brokerEpoch: number,
-    partitions: ReadonlyArray<{ topic: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }>,
-  ): Promise<AlterPartitionOutcome[]> {
-    const copy = partitions.map((p) => ({ ...p, newIsr: [...p.newIsr] }));
+  alterPartition(nodeId: number, brokerEpoch: number, partitions: ReadonlyArray<AlterPartitionItem>): Promise<AlterPartitionOutcome[]> {
+    const copy = partitions.map((p) => ({
+      ...p,
+      newIsr: [...p.newIsr],
+      ...(p.newIsrBrokerEpochs ? { newIsrBrokerEpochs: [...p.newIsrBrokerEpochs] } : {}),
+    }));
     this.env.onAlterPartition(this.id, copy);
     return this.call((c) => c.alterPartition(nodeId, brokerEpoch, copy));
   }
