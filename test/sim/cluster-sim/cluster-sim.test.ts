@@ -82,6 +82,22 @@ describe("cluster simulator", () => {
     ]);
   });
 
+  it("dates a read record by its acknowledgement when that came first (seed 4647)", () => {
+    const h = new History();
+    const lossesAt = [100]; // one of the ISR lost power after the ack, before the read
+    const since = (t: number) => lossesAt.filter((x) => x >= t).length;
+    h.acked({ partition: 0, offset: 7, value: "a", atMs: 90 });
+    h.consumedAt(0, 7, "a", 110, since);
+    h.consumedAt(0, 8, "b", 110, since); // never acknowledged: dated by the read
+    expect(h.committedBy(0, 7, "a", 110)).toBe(90);
+    expect(h.committedBy(0, 7, "other", 110)).toBe(110); // another record at the offset
+    expect(h.committedBy(0, 8, "b", 110)).toBe(110);
+    lossesAt.push(120); // the second: 2 since the ack, 1 since the read
+    h.consumedAt(0, 7, "c", 130, since); // excused: committed before both losses
+    h.consumedAt(0, 8, "d", 130, since); // one loss since it was read: a violation
+    expect(h.violations.map((v) => v.detail)).toEqual(['partition 0 offset 8: read "b" at 110 ms, then "d"']);
+  });
+
   describe("catches planted bugs", () => {
     /**
      * Each planted bug (plants.ts), the settings it runs with and the first seed of a sweep from

@@ -499,7 +499,7 @@ class ClusterSim {
           return { offset: res.baseOffset, decidedAt: this.world.now };
         });
         const ack: Ack = { partition, offset, value, atMs: decidedAt };
-        this.history.acks.push(ack);
+        this.history.acked(ack);
         this.trace(`ack ${value} -> ${TOPIC}-${partition}@${offset} (leader ${leader})`);
         if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(id, (this.ackedAfterHeal.get(id) ?? 0) + 1);
       } catch (e) {
@@ -619,7 +619,7 @@ class ClusterSim {
           if (r.error) throw r.error;
           seqs.set(partition, seq + 1);
           lastAckAt.set(partition, decidedAt);
-          this.history.acks.push({ partition, offset: r.baseOffset, value, atMs: decidedAt });
+          this.history.acked({ partition, offset: r.baseOffset, value, atMs: decidedAt });
           this.trace(`ack ${value} -> ${TOPIC}-${partition}@${r.baseOffset} (leader ${to}, attempt ${attempt + 1})`);
           if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(key, (this.ackedAfterHeal.get(key) ?? 0) + 1);
           break;
@@ -683,7 +683,8 @@ class ClusterSim {
 
   /** One consumer per partition, reading from the leader below the high watermark. */
   private async consumer(partition: number): Promise<void> {
-    const c = { offset: 0, hw: 0, hwNode: 0, hwAtMs: 0, readAtMs: 0 };
+    // readAtMs: when the record below `offset` (lastValue) was read.
+    const c = { offset: 0, hw: 0, hwNode: 0, hwAtMs: 0, readAtMs: 0, lastValue: "" };
     this.consumers.set(partition, c);
     for (;;) {
       await this.sleep(10 + this.random.int(40));
@@ -698,9 +699,10 @@ class ClusterSim {
         this.history.reads++;
         if (got.error) {
           // Out of range at a settled leader: it lost what this consumer read below a high
-          // watermark (unless two nodes lost power since). Elsewhere: a stale replica.
+          // watermark (unless two nodes lost power since it was committed). Elsewhere: a stale replica.
           const name = got.error instanceof RillError ? got.error.kind.name : got.error.message;
-          if (name === "OFFSET_OUT_OF_RANGE" && got.settled && this.powerLossesSince(c.readAtMs) < 2)
+          const committedAt = this.history.committedBy(partition, c.offset - 1, c.lastValue, c.readAtMs);
+          if (name === "OFFSET_OUT_OF_RANGE" && got.settled && this.powerLossesSince(committedAt) < 2)
             this.history.violation(
               "consumer-out-of-range",
               `partition ${partition}: offset ${c.offset} is out of range at leader ${leader}`,
@@ -737,6 +739,7 @@ class ClusterSim {
           this.history.consumedAt(partition, r.offset, r.value, got.servedAtMs, (t) => this.powerLossesSince(t));
           c.offset = r.offset + 1;
           c.readAtMs = got.servedAtMs;
+          c.lastValue = r.value;
         }
       } catch {
         await this.refreshLeader(partition);
@@ -1165,9 +1168,10 @@ class ClusterSim {
         if (prev !== undefined) h.violation("idempotent-duplicate", `partition ${p}: "${v}" at offsets ${prev} and ${offset}`, now);
         else at.set(v, offset);
       }
-      // What consumers read below the high watermark stays.
+      // What consumers read below the high watermark stays, unless min.insync.replicas (2) nodes
+      // lost power since it was committed (read, or acknowledged before).
       for (const [offset, c] of h.consumed.get(p) ?? []) {
-        if (this.powerLossesSince(c.atMs) >= 2) continue;
+        if (this.powerLossesSince(h.committedBy(p, offset, c.value, c.atMs)) >= 2) continue;
         const got = leaderRecords.get(offset);
         if (got !== c.value)
           h.violation(

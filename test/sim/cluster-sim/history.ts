@@ -62,6 +62,8 @@ export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
+  /** `${partition}/${offset}/${value}` → when that record was acknowledged (the earliest, if twice). */
+  private readonly ackedAt = new Map<string, number>();
   /** Values written by idempotent producers (each must be in the log at most once). */
   readonly idempotentValues = new Set<string>();
   /** partition → offset → value, as consumers read it (below the high watermark). */
@@ -139,6 +141,27 @@ export class History {
     if (!seen || offset > seen.offset) this.committedSeen.set(key, { offset, atMs: servedAtMs });
   }
 
+  /** An acks=all write was acknowledged. */
+  acked(a: Ack): void {
+    this.acks.push(a);
+    const key = `${a.partition}/${a.offset}/${a.value}`;
+    const prev = this.ackedAt.get(key);
+    if (prev === undefined || a.atMs < prev) this.ackedAt.set(key, a.atMs);
+  }
+
+  /**
+   * When the record `value` at `offset`, read at `readAtMs` below a high watermark, was known to
+   * be committed: when it was read, or when a leader acknowledged that same record, if earlier.
+   * What may lose a committed record is a power loss of min.insync.replicas (2) nodes after its
+   * high watermark passed it, not after it was read: a record acknowledged before one of its ISR
+   * lost power and read after is excused as an acknowledged write, and so as a read record
+   * (seed 4647).
+   */
+  committedBy(partition: number, offset: number, value: string, readAtMs: number): number {
+    const acked = this.ackedAt.get(`${partition}/${offset}/${value}`);
+    return acked === undefined ? readAtMs : Math.min(acked, readAtMs);
+  }
+
   /** Records a violation (each distinct one once). */
   violation(check: string, detail: string, atMs: number): void {
     const key = `${check}: ${detail}`;
@@ -158,15 +181,17 @@ export class History {
 
   /**
    * A consumer read `value` at `offset` (below the high watermark). `powerLossesSince(t)`: nodes
-   * that lost power after t; once min.insync.replicas (2) have since the first read, the offset
-   * may hold another value (as acknowledged writes may be lost), and the new value is the one kept.
+   * that lost power after t; once min.insync.replicas (2) have since the first read (or the
+   * record's acknowledgement, if earlier: `committedBy`), the offset may hold another value (as
+   * acknowledged writes may be lost), and the new value is the one kept.
    */
   consumedAt(partition: number, offset: number, value: string, atMs: number, powerLossesSince: (t: number) => number): void {
     let m = this.consumed.get(partition);
     if (!m) this.consumed.set(partition, (m = new Map()));
     const prev = m.get(offset);
     if (prev === undefined) m.set(offset, { value, atMs });
-    else if (prev.value !== value && powerLossesSince(prev.atMs) >= 2) m.set(offset, { value, atMs });
+    else if (prev.value !== value && powerLossesSince(this.committedBy(partition, offset, prev.value, prev.atMs)) >= 2)
+      m.set(offset, { value, atMs });
     else if (prev.value !== value)
       this.violation(
         "one-value-per-offset",
