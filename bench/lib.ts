@@ -191,6 +191,34 @@ export function cpuSecondsOf(pid: number): number {
   return ticks / 100; // USER_HZ
 }
 
+/**
+ * CPU ms (user + system) used so far by this process's threads named `JITWorker*`: the
+ * JavaScriptCore compiler threads under Bun (none under Node, whose compiler threads have other
+ * names: 0 there). From /proc/self/task/N/stat, in 10 ms ticks.
+ */
+export function jitWorkerCpuMs(): number {
+  let ticks = 0;
+  let tasks: string[];
+  try {
+    tasks = nodeFs.readdirSync("/proc/self/task");
+  } catch {
+    return 0;
+  }
+  for (const t of tasks) {
+    let stat: string;
+    try {
+      stat = nodeFs.readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    if (!name.startsWith("JITWorker")) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks * 10; // USER_HZ 100
+}
+
 /** The 1-minute load average, as `uptime` shows it. */
 export function loadAverage(): number[] {
   return os.loadavg().map((x) => Math.round(x * 100) / 100);

@@ -17,7 +17,13 @@
  * next begins once the last is committed — so one producer measures a transaction's round trip,
  * and several the broker's throughput of transactions.
  *
- *   bun bench/txn-produce-perf.ts --records 200000 --record-size 100 [--runs 3] [--producers 1] [--json FILE]
+ * Under Bun it also reports the CPU time of the JavaScriptCore compiler threads (`JITWorker`) per
+ * run of each kind. The code run once per transaction reaches the optimizing compiler (FTL) only
+ * after thousands of transactions, so the first runs of the transactional kinds pay for compiling
+ * it (bench/README.md, "Transactions"): `--warmup N` first runs all three kinds N times untimed, to
+ * measure a broker that has been up a while rather than one just started.
+ *
+ *   bun bench/txn-produce-perf.ts --records 200000 --record-size 100 [--runs 3] [--producers 1] [--warmup 0] [--json FILE]
  */
 import * as nodeFs from "node:fs";
 import * as os from "node:os";
@@ -25,20 +31,28 @@ import * as path from "node:path";
 import { Broker } from "../src/broker/broker.ts";
 import { Admin } from "../src/client/admin.ts";
 import { Producer } from "../src/client/producer.ts";
-import { isMain, makeValues, median, parseArgs } from "./lib.ts";
+import { isMain, jitWorkerCpuMs, makeValues, median, parseArgs } from "./lib.ts";
 
-export const txnProducePerfDefaults = { records: 200_000, recordSize: 100, runs: 3, producers: 1, json: "" };
+export const txnProducePerfDefaults = { records: 200_000, recordSize: 100, runs: 3, producers: 1, warmup: 0, json: "" };
 type Options = typeof txnProducePerfDefaults;
 
-/** Records per second of wall-clock time, and per second of this process's CPU time (broker and client). */
+/**
+ * Records per second of wall-clock time, and per second of this process's CPU time (broker and
+ * client); ms of CPU of the JIT's compiler threads (part of the process's).
+ */
 interface Rate {
   readonly wall: number;
   readonly cpu: number;
+  readonly jitMs: number;
 }
 
-function rateSince(records: number, t0: number, cpu0: NodeJS.CpuUsage): Rate {
+function rateSince(records: number, t0: number, cpu0: NodeJS.CpuUsage, jit0: number): Rate {
   const used = process.cpuUsage(cpu0);
-  return { wall: records / ((performance.now() - t0) / 1000), cpu: records / ((used.user + used.system) / 1e6) };
+  return {
+    wall: records / ((performance.now() - t0) / 1000),
+    cpu: records / ((used.user + used.system) / 1e6),
+    jitMs: jitWorkerCpuMs() - jit0,
+  };
 }
 
 /** `values` split into `n` shares, in order. */
@@ -49,6 +63,7 @@ function shares(values: string[], n: number): string[][] {
 
 async function idempotent(address: string, topic: string, values: string[], producers: number): Promise<Rate> {
   const ps = Array.from({ length: producers }, () => new Producer({ bootstrap: address, lingerMs: 0 }));
+  const jit0 = jitWorkerCpuMs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -59,7 +74,7 @@ async function idempotent(address: string, topic: string, values: string[], prod
       }
     }),
   );
-  const rate = rateSince(values.length, t0, cpu0);
+  const rate = rateSince(values.length, t0, cpu0, jit0);
   await Promise.all(ps.map((p) => p.close()));
   return rate;
 }
@@ -73,6 +88,7 @@ async function transactional(
   producers: number,
 ): Promise<Rate> {
   const ps = Array.from({ length: producers }, (_, k) => new Producer({ bootstrap: address, lingerMs: 0, transactionalId: `${id}-${k}` }));
+  const jit0 = jitWorkerCpuMs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -89,7 +105,7 @@ async function transactional(
       }
     }),
   );
-  const rate = rateSince(values.length, t0, cpu0);
+  const rate = rateSince(values.length, t0, cpu0, jit0);
   await Promise.all(ps.map((p) => p.close()));
   return rate;
 }
@@ -102,7 +118,8 @@ export async function txnProducePerf(o: Options): Promise<Record<string, number>
     const values = makeValues(o.records, o.recordSize);
     const kinds = ["idempotent", "txn100", "txn1000"] as const;
     const rates: Record<string, Rate[]> = { idempotent: [], txn100: [], txn1000: [] };
-    for (let run = 0; run < o.runs; run++) {
+    for (let run = -o.warmup; run < o.runs; run++) {
+      const label = run < 0 ? `warm-up ${run + o.warmup + 1}` : `run ${run + 1}`;
       for (const kind of kinds) {
         const topic = `perf-${kind}-${run}`;
         await admin.createTopics([{ name: topic, partitions: 1 }]);
@@ -110,12 +127,15 @@ export async function txnProducePerf(o: Options): Promise<Record<string, number>
           kind === "idempotent"
             ? await idempotent(broker.address, topic, values, o.producers)
             : await transactional(broker.address, topic, values, kind === "txn100" ? 100 : 1000, `perf-${kind}-${run}`, o.producers);
-        rates[kind]!.push(rate);
-        console.log(`run ${run + 1} ${kind}: ${Math.round(rate.wall)} records/s, ${Math.round(rate.cpu)} records per CPU second`);
+        if (run >= 0) rates[kind]!.push(rate);
+        console.log(
+          `${label} ${kind}: ${Math.round(rate.wall)} records/s, ${Math.round(rate.cpu)} records per CPU second, JIT threads ${rate.jitMs} ms of CPU`,
+        );
       }
     }
     const wall = (k: string) => median(rates[k]!.map((r) => r.wall));
     const cpu = (k: string) => median(rates[k]!.map((r) => r.cpu));
+    const jit = (k: string) => median(rates[k]!.map((r) => r.jitMs));
     const m = { idempotent: wall("idempotent"), txn100: wall("txn100"), txn1000: wall("txn1000") };
     const out = {
       ...m,
@@ -123,6 +143,9 @@ export async function txnProducePerf(o: Options): Promise<Record<string, number>
       ratio1000: m.txn1000 / m.idempotent,
       cpuRatio100: cpu("txn100") / cpu("idempotent"),
       cpuRatio1000: cpu("txn1000") / cpu("idempotent"),
+      jitMsIdempotent: jit("idempotent"),
+      jitMsTxn100: jit("txn100"),
+      jitMsTxn1000: jit("txn1000"),
     };
     console.log(
       `idempotent ${Math.round(m.idempotent)}/s; 100 per txn ${Math.round(m.txn100)}/s (×${out.ratio100.toFixed(2)}, goal ≥ 0.5); ` +
@@ -130,6 +153,10 @@ export async function txnProducePerf(o: Options): Promise<Record<string, number>
     );
     console.log(
       `by CPU time of the process (broker + client; less disturbed by other work on a loaded machine): 100 per txn ×${out.cpuRatio100.toFixed(2)}, 1000 per txn ×${out.cpuRatio1000.toFixed(2)}`,
+    );
+    console.log(
+      `JIT compiler threads, median ms of CPU per run: idempotent ${out.jitMsIdempotent}, 100 per txn ${out.jitMsTxn100}, 1000 per txn ${out.jitMsTxn1000}` +
+        (o.warmup > 0 ? ` (after ${o.warmup} untimed round(s) of all three)` : ""),
     );
     if (o.json !== "") nodeFs.writeFileSync(o.json, JSON.stringify(out, null, 2));
     return out;
