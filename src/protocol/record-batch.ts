@@ -159,8 +159,17 @@ export interface BatchHeader {
   lastOffset: number;
 }
 
+/**
+ * The i64 at `p` as a number. One in int32 range (most offsets, producer ids, -1) comes back as an
+ * int32, the other tiers of the JIT alike: `hi * 2^32 + lo` alone is a double in Bun's interpreter
+ * and an int32 in its optimized code, and fields that change representation that way make the code
+ * reading them deoptimize and recompile (transactional produce, issue 17).
+ */
 function readI64(buf: Buffer, p: number): number {
-  return buf.readInt32BE(p) * TWO_32 + buf.readUInt32BE(p + 4);
+  const hi = buf.readInt32BE(p);
+  const lo = buf.readUInt32BE(p + 4);
+  const lo32 = lo | 0;
+  return hi === lo32 >> 31 ? lo32 : hi * TWO_32 + lo;
 }
 
 function writeI64(buf: Buffer, p: number, v: number): void {

@@ -322,6 +322,31 @@ describe("readBatchHeader", () => {
     expect(b.readBigInt64BE(0)).toBe(BigInt(2 ** 53 - 11));
   });
 
+  it("reads i64 fields at the edges of the int32 range exactly", () => {
+    // readI64 answers values in int32 range by a shortcut: check both sides of each edge.
+    const edges = [
+      0,
+      1,
+      2 ** 31 - 1,
+      2 ** 31,
+      2 ** 32 - 1,
+      2 ** 32,
+      2 ** 32 + 1,
+      -1,
+      -(2 ** 31),
+      -(2 ** 31) - 1,
+      -(2 ** 32),
+      -(2 ** 32) - 1,
+      -(2 ** 53) + 1,
+    ];
+    for (const v of edges) {
+      const b = encodeBatch([{ value: "x", timestampMs: v }], { baseOffset: Math.abs(v), producerId: Math.max(v, -1) });
+      const h = readBatchHeader(b);
+      expect([h.baseOffset, h.baseTimestamp, h.maxTimestamp, h.producerId]).toEqual([Math.abs(v), v, v, Math.max(v, -1)]);
+      expect(b.readBigInt64BE(27)).toBe(BigInt(v)); // baseTimestamp as written
+    }
+  });
+
   it("reads the attribute flags", () => {
     const b = encodeBatch([{ value: "x" }], {
       nowMs: 1,
