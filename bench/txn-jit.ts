@@ -2,7 +2,8 @@
  * The JIT's share of transactional produce (issue 17). Starts a broker in this process and runs
  * `--blocks` blocks, alternating idempotent and transactional, each of `--records` records of
  * `--record-size` bytes sent by `--producers` producers (transactions of `--per-txn` records;
- * idempotent in awaited groups of 1,000, as `txn-produce-perf.ts` does). After each block it prints
+ * idempotent in awaited groups of `--idem-group` records, 1,000 as `txn-produce-perf.ts` does;
+ * `--kinds txn` or `--kinds idempotent` runs one kind only, e.g. under strace). After each block it prints
  * the process's CPU time and that of Bun's `JITWorker` thread(s) (from /proc/self/task/N/stat),
  * per transaction (or per 100 idempotent records). Run with JavaScriptCore options such as
  * `BUN_JSC_reportFTLCompileTimes=true` or `BUN_JSC_printEachOSRExit=true` to see what compiles.
@@ -17,7 +18,16 @@ import { Admin } from "../src/client/admin.ts";
 import { Producer } from "../src/client/producer.ts";
 import { isMain, jitWorkerCpuMs, makeValues, parseArgs } from "./lib.ts";
 
-export const txnJitDefaults = { blocks: 6, records: 200_000, recordSize: 100, producers: 4, perTxn: 100, json: "" };
+export const txnJitDefaults = {
+  blocks: 6,
+  records: 200_000,
+  recordSize: 100,
+  producers: 4,
+  perTxn: 100,
+  idemGroup: 1000,
+  kinds: "both",
+  json: "",
+};
 type Options = typeof txnJitDefaults;
 
 function shares(values: string[], n: number): string[][] {
@@ -34,8 +44,8 @@ async function block(address: string, topic: string, values: string[], o: Option
     shares(values, o.producers).map(async (mine, k) => {
       const p = ps[k]!;
       if (txnId === null) {
-        for (let i = 0; i < mine.length; i += 1000) {
-          await Promise.all(mine.slice(i, i + 1000).map((value) => p.send({ topic, partition: 0, value })));
+        for (let i = 0; i < mine.length; i += o.idemGroup) {
+          await Promise.all(mine.slice(i, i + o.idemGroup).map((value) => p.send({ topic, partition: 0, value })));
         }
         return;
       }
@@ -60,7 +70,9 @@ export async function txnJit(o: Options): Promise<void> {
   try {
     const values = makeValues(o.records, o.recordSize);
     for (let b = 0; b < o.blocks; b++) {
-      for (const kind of ["idempotent", "txn"] as const) {
+      const kinds =
+        o.kinds === "both" ? (["idempotent", "txn"] as const) : o.kinds === "txn" ? (["txn"] as const) : (["idempotent"] as const);
+      for (const kind of kinds) {
         const topic = `jit-${kind}-${b}`;
         await admin.createTopics([{ name: topic, partitions: 1 }]);
         const cpu0 = process.cpuUsage();
@@ -71,7 +83,7 @@ export async function txnJit(o: Options): Promise<void> {
         const used = process.cpuUsage(cpu0);
         const cpuMs = (used.user + used.system) / 1000;
         const jitMs = jitWorkerCpuMs() - jit0;
-        const units = kind === "txn" ? o.records / o.perTxn : o.records / 100;
+        const units = o.records / (kind === "txn" ? o.perTxn : 100);
         const row = {
           block: b,
           kind,
