@@ -10,7 +10,8 @@
  *   bun bench/settings-ab.ts --variants '{"a":{},"b":{"args":["--set","gc.bun.eden.ratio=0"]}}'
  *     [--rounds 3] [--rate 100000|max] [--seconds 20]
  *
- * A variant is `{ "args": [...], "env": {...} }`, both optional.
+ * A variant is `{ "args": [...], "env": {...}, "topic": {...} }`, all optional; `topic` adds topic
+ * configs (e.g. `{"flush.ms": "100000000"}`) to the test topic's.
  */
 import * as nodeFs from "node:fs";
 import { createTopic, isMain, median, parseArgs } from "./lib.ts";
@@ -22,6 +23,7 @@ export const settingsAbDefaults = { variants: "{}", rounds: 3, rate: "100000", s
 interface Variant {
   readonly args?: string[];
   readonly env?: Record<string, string>;
+  readonly topic?: Record<string, string>;
 }
 
 interface Run {
@@ -58,7 +60,7 @@ async function runOnce(v: Variant, rate: number | null, seconds: number): Promis
   const rss = rssPeak(b.proc.pid!);
   try {
     const topic = `ab-${Date.now()}`;
-    await createTopic(b.address, topic, 1, { "segment.bytes": String(64 << 20), "retention.bytes": String(256 << 20) }, 0);
+    await createTopic(b.address, topic, 1, { "segment.bytes": String(64 << 20), "retention.bytes": String(256 << 20), ...v.topic }, 0);
     const load = await SweepLoad.open(
       { topic, producers: [{ address: b.address, partitions: [0] }], readers: [{ address: b.address, partitions: [0] }] },
       { recordSize: 100, batchRecords: 1000, compression: "none", acks: "leader", lingerMs: 1, inFlightMax: 64, closedInFlight: 8 },
