@@ -17,7 +17,9 @@
  * Each Bun.gc call also writes a `### gcc` line: when, the reading before (KiB), the lowest reading
  * this probe saw since the call before (`mark`) and how far above it (`above`: about 64 MiB for a
  * collection of the pacer's step, less for one of its soft limit), the reading just after, and
- * how long it took (ms).
+ * how long it took (ms). When a collection left more than RILL_PROBE_LIVE_MIB (default 40) above
+ * the mark, a `### gcl` line follows (at most once a minute): the heap's cells by type just after
+ * it, top 30, i.e. what was live in the burst.
  *
  * Not part of any check; a tool for runs by hand.
  */
@@ -26,6 +28,7 @@ import { createRequire } from "node:module";
 
 interface Jsc {
   memoryUsage(): { current: number };
+  heapStats(): { objectTypeCounts: Record<string, number> };
 }
 
 const bun = (globalThis as { Bun?: { gc(full: boolean): void } }).Bun;
@@ -38,6 +41,8 @@ if (bun !== undefined) {
   const kib = (b: number): number => Math.round(b / 1024);
   /** Lowest reading since the last Bun.gc call (the pacer's mark, as this probe's samples see it). */
   let mark = jsc.memoryUsage().current;
+  const liveDumpBytes = Number(process.env["RILL_PROBE_LIVE_MIB"] ?? 40) * 1024 * 1024;
+  let lastDump = Number.NEGATIVE_INFINITY;
   bun.gc = (full: boolean): void => {
     const before = jsc.memoryUsage().current;
     const s = performance.now();
@@ -50,6 +55,17 @@ if (bun !== undefined) {
       2,
       `### gcc t=${((s - t0) / 1000).toFixed(2)} before=${kib(before)} mark=${kib(mark)} above=${kib(before - mark)} after=${kib(after)} ms=${ms.toFixed(1)}\n`,
     );
+    // What a collection could not free: the cells by type, just after it (they are live), when
+    // more than RILL_PROBE_LIVE_MIB (default 40) stayed above the mark; at most once a minute.
+    if (after - mark > liveDumpBytes && s - lastDump > 60_000) {
+      lastDump = s;
+      const top = Object.entries(jsc.heapStats().objectTypeCounts)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 30)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(",");
+      fs.writeSync(2, `### gcl t=${((s - t0) / 1000).toFixed(2)} keptAboveMark=${kib(after - mark)} ${top}\n`);
+    }
     mark = after;
   };
   const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1] ?? -1);
