@@ -26,6 +26,14 @@
  * Each such collection stops the broker for 25-100 ms, so under Bun the collector's own
  * (concurrent) full collections now do most of this job: `restartWithCollectorOptions` below sets
  * JavaScriptCore's options for `rill broker start`, and the pacer is a backstop for bursts.
+ *
+ * The soft limit (`gc.memory.soft.limit.bytes`, like Go's GOMEMLIMIT; issue 14's 60-minute soak):
+ * a step of 64 MiB over a floor that rises with the tail caches (toward their 64 MiB budget) put
+ * the sawtooth's peaks above the 300 MiB budget late in the hour, and a collection taken while a
+ * burst's memory was still in flight freed little and raised the mark with it. At or above the
+ * limit a growth of an eighth of the step is enough, at most once per `gc.memory.soft.interval.ms`;
+ * below it nothing changes, so a broker that stays below (the 100k records/s benchmark, issue 20)
+ * pays no pause for it.
  */
 
 import { createRequire } from "node:module";
@@ -39,27 +47,79 @@ export interface GcPacerOptions {
   readonly read: () => number;
   /** Runs a full, synchronous collection. */
   readonly collect: () => void;
+  /**
+   * The soft limit (`gc.memory.soft.limit.bytes`; 0 or absent: none): at or above it a growth of
+   * `softStepBytes` is enough, at most once per `softIntervalMs` of `nowMs`.
+   */
+  readonly softLimitBytes?: number;
+  /** The step above the soft limit (default: `stepBytes` / SOFT_STEP_DIVISOR). */
+  readonly softStepBytes?: number;
+  /** Least time between two collections started by the soft limit (`gc.memory.soft.interval.ms`). */
+  readonly softIntervalMs?: number;
+  /** The clock of `softIntervalMs` (milliseconds); needed with a soft limit. */
+  readonly nowMs?: () => number;
 }
 
-/** Decides, at each check, whether buffer memory has grown enough to collect. */
+/** Above the soft limit the step is this many times smaller. */
+export const SOFT_STEP_DIVISOR = 8;
+/** The soft interval doubles after each soft collection that freed less than the soft step, up to this many times. */
+export const SOFT_BACKOFF_MAX = 16;
+
+/**
+ * Decides, at each check, whether memory has grown enough to collect: by `stepBytes` over the
+ * mark (what the last collection left, or the lowest point since), or — at or above the soft
+ * limit, like Go's GOMEMLIMIT — by the much smaller `softStepBytes`, at most once per
+ * `softIntervalMs`. The growth condition keeps it from collecting again while nothing new was
+ * allocated since the last collection; the interval bounds the pauses it adds. And a soft
+ * collection that freed less than the soft step (what sits above the limit is live: requests and
+ * responses in flight, the caches) doubles the interval, up to SOFT_BACKOFF_MAX times, until one
+ * frees a soft step again: above the limit, a broker whose memory is live pauses rarely.
+ */
 export class GcPacer {
   /** Buffer bytes after the last collection, or their lowest since. */
   private mark: number;
+  /** When the soft limit last started a collection (-Infinity: never). */
+  private lastSoftMs = Number.NEGATIVE_INFINITY;
+  private readonly softLimit: number;
+  private readonly softStep: number;
+  private readonly softInterval: number;
+  /** The soft interval is multiplied by this (1 up to SOFT_BACKOFF_MAX). */
+  private backoff = 1;
   /** Collections the pacer ran (for tests and logs). */
   collections = 0;
+  /** Of those, the ones the soft limit started. */
+  softCollections = 0;
 
   constructor(private readonly opts: GcPacerOptions) {
+    this.softLimit = opts.softLimitBytes ?? 0;
+    this.softStep = opts.softStepBytes ?? Math.floor(opts.stepBytes / SOFT_STEP_DIVISOR);
+    this.softInterval = opts.softIntervalMs ?? 0;
+    if (this.softLimit > 0 && opts.nowMs === undefined) throw new Error("GcPacer: a soft limit needs a clock (nowMs)");
     this.mark = opts.read();
   }
 
-  /** One check: collects when buffer memory is `stepBytes` above the mark; true if it did. */
+  /** The soft interval now, backoff included (ms). */
+  get softIntervalNowMs(): number {
+    return this.softInterval * this.backoff;
+  }
+
+  /** One check: collects when memory is far enough above the mark; true if it did. */
   check(): boolean {
     const now = this.opts.read();
     if (now < this.mark) this.mark = now;
-    if (now - this.mark < this.opts.stepBytes) return false;
+    const grown = now - this.mark;
+    const soft = grown < this.opts.stepBytes;
+    if (soft) {
+      if (this.softLimit <= 0 || now < this.softLimit || grown < this.softStep) return false;
+      const t = (this.opts.nowMs as () => number)();
+      if (t - this.lastSoftMs < this.softInterval * this.backoff) return false;
+      this.lastSoftMs = t;
+      this.softCollections++;
+    }
     this.opts.collect();
     this.collections++;
     this.mark = this.opts.read();
+    if (soft) this.backoff = now - this.mark < this.softStep ? Math.min(this.backoff * 2, SOFT_BACKOFF_MAX) : 1;
     return true;
   }
 }
@@ -102,13 +162,33 @@ export interface RunningGcPacer {
   stop(): void;
 }
 
+/** The soft limit of a running pacer (`gc.memory.soft.limit.bytes`, `gc.memory.soft.interval.ms`). */
+export interface SoftLimit {
+  readonly bytes: number;
+  readonly intervalMs: number;
+}
+
 /**
  * Starts a pacer of `stepBytes` (0: none) checking every `intervalMs`, under a runtime with a
- * collector to call (`collect`, default the runtime's); null when there is nothing to pace.
+ * collector to call (`collect`, default the runtime's), with the soft limit `soft` (bytes 0:
+ * none) timed by `nowMs`; null when there is nothing to pace.
  */
-export function startGcPacer(stepBytes: number, intervalMs = 50, collect: (() => void) | null = runtimeCollector()): RunningGcPacer | null {
+export function startGcPacer(
+  stepBytes: number,
+  intervalMs = 50,
+  collect: (() => void) | null = runtimeCollector(),
+  soft: SoftLimit = { bytes: 0, intervalMs: 0 },
+  nowMs: () => number = () => performance.now(),
+): RunningGcPacer | null {
   if (stepBytes <= 0 || collect === null) return null;
-  const pacer = new GcPacer({ stepBytes, read: collectableBytes, collect });
+  const pacer = new GcPacer({
+    stepBytes,
+    read: collectableBytes,
+    collect,
+    softLimitBytes: soft.bytes,
+    softIntervalMs: soft.intervalMs,
+    nowMs,
+  });
   const timer = setInterval(() => pacer.check(), intervalMs);
   timer.unref?.();
   return { pacer, stop: () => clearInterval(timer) };

@@ -555,7 +555,18 @@ export async function startBackground(
   const ticker = setInterval(() => void runPeriodicWork(work), tickMs);
   ticker.unref?.();
   limitV8HeapGrowth(config.gcHeapGrowingPercent);
-  return { fetchers, isrTimer, ticker, gcPacer: startGcPacer(config.gcExternalStepBytes) };
+  return {
+    fetchers,
+    isrTimer,
+    ticker,
+    gcPacer: startGcPacer(
+      config.gcExternalStepBytes,
+      undefined,
+      undefined,
+      { bytes: config.gcMemorySoftLimitBytes, intervalMs: config.gcMemorySoftIntervalMs },
+      () => clock.nowMs(),
+    ),
+  };
 }
 
 export function logStarted(

@@ -81,6 +81,135 @@ describe("GcPacer", () => {
     expect(w.collections).toBe(1);
   });
 
+  /** A pacer of a 64 MiB step with a soft limit of 240 MiB (8 MiB step above it, 1 s apart) on a manual clock. */
+  function softPacer(w: ReturnType<typeof world>, clock: { ms: number }) {
+    return new GcPacer({
+      stepBytes: 64 * MiB,
+      read: w.read,
+      collect: w.collect,
+      softLimitBytes: 240 * MiB,
+      softIntervalMs: 1000,
+      nowMs: () => clock.ms,
+    });
+  }
+
+  it("below the soft limit it changes nothing: only the step collects", () => {
+    const w = world(); // 100 MiB live
+    const clock = { ms: 0 };
+    const pacer = softPacer(w, clock);
+    w.garbage = 63 * MiB; // 163 MiB: far above the soft step, below the limit
+    clock.ms += 5000;
+    expect(pacer.check()).toBe(false);
+    w.garbage = 64 * MiB;
+    expect(pacer.check()).toBe(true);
+    expect(pacer.softCollections).toBe(0);
+  });
+
+  it("at the soft limit it collects after an eighth of the step, at most once per interval", () => {
+    const w = world();
+    w.live = 236 * MiB;
+    const clock = { ms: 0 };
+    const pacer = softPacer(w, clock);
+    w.garbage = 4 * MiB; // at the limit (240), 4 above the mark: not yet
+    expect(pacer.check()).toBe(false);
+    w.garbage = 8 * MiB; // 8 above the mark and above the limit
+    expect(pacer.check()).toBe(true);
+    expect(w.garbage).toBe(0);
+    expect(pacer.softCollections).toBe(1);
+    // 16 MiB more within the interval: it waits, then collects.
+    w.garbage = 16 * MiB;
+    clock.ms += 999;
+    expect(pacer.check()).toBe(false);
+    clock.ms += 1;
+    expect(pacer.check()).toBe(true);
+    expect(pacer.softCollections).toBe(2);
+    // The step is not subject to the interval.
+    w.garbage = 64 * MiB;
+    expect(pacer.check()).toBe(true);
+    expect(pacer.collections).toBe(3);
+    expect(pacer.softCollections).toBe(2);
+  });
+
+  it("does not thrash when live memory sits above the soft limit: a collection only per soft step of growth", () => {
+    const w = world();
+    w.live = 280 * MiB; // above the limit and nothing to free
+    const clock = { ms: 0 };
+    const pacer = softPacer(w, clock);
+    for (let i = 0; i < 1200; i++) {
+      clock.ms += 50;
+      pacer.check();
+    }
+    expect(w.collections).toBe(0);
+    // Live growth above the limit: one collection per 8 MiB, however often it is checked.
+    for (let i = 0; i < 1200; i++) {
+      clock.ms += 50;
+      w.live += (33 * MiB) / 1200;
+      pacer.check();
+    }
+    expect(w.collections).toBe(4);
+  });
+
+  it("bounds the sawtooth near the limit: garbage at 40 MiB/s over a 210 MiB floor, 60 s", () => {
+    const run = (softLimitBytes: number) => {
+      const w = world();
+      w.live = 210 * MiB;
+      const clock = { ms: 0 };
+      const pacer = new GcPacer({
+        stepBytes: 64 * MiB,
+        read: w.read,
+        collect: w.collect,
+        softLimitBytes,
+        softIntervalMs: 1000,
+        nowMs: () => clock.ms,
+      });
+      let peak = 0;
+      for (let i = 0; i < 1200; i++) {
+        clock.ms += 50;
+        w.garbage += 2 * MiB; // 40 MiB/s between two checks 50 ms apart
+        peak = Math.max(peak, w.read());
+        pacer.check();
+      }
+      return { peak: peak / MiB, collections: w.collections };
+    };
+    const without = run(0);
+    const withLimit = run(240 * MiB);
+    // The step alone: the floor plus 64.
+    expect(without.peak).toBe(274);
+    expect(without.collections).toBe(37);
+    // With the limit: the floor plus what the interval lets grow (40 MiB), under the limit plus a step.
+    expect(withLimit.peak).toBe(250);
+    // Once a second at most: 60 in 60 s.
+    expect(withLimit.collections).toBe(60);
+  });
+
+  it("backs off when soft collections free little (live memory in flight) and comes back when one frees a soft step", () => {
+    const w = world();
+    w.live = 250 * MiB; // above the limit
+    const clock = { ms: 0 };
+    const pacer = softPacer(w, clock);
+    const times: number[] = [];
+    // Requests in flight swing the live memory 0-16 MiB every 100 ms: nothing for a collection to free.
+    for (let i = 0; i < 1000; i++) {
+      clock.ms += 50;
+      w.live = 250 * MiB + (i % 2) * 16 * MiB;
+      if (pacer.check()) times.push(clock.ms);
+    }
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(gaps).toEqual([2000, 4000, 8000, 16000, 16000]);
+    expect(pacer.softIntervalNowMs).toBe(16000);
+    // Garbage again: the next soft collection frees it, and the interval is 1 s again.
+    w.live = 250 * MiB;
+    w.garbage = 20 * MiB;
+    clock.ms += 16000;
+    expect(pacer.check()).toBe(true);
+    expect(pacer.softIntervalNowMs).toBe(1000);
+  });
+
+  it("a soft limit needs a clock", () => {
+    const w = world();
+    expect(() => new GcPacer({ stepBytes: 64 * MiB, read: w.read, collect: w.collect, softLimitBytes: 240 * MiB })).toThrow(/clock/);
+  });
+
   it("starts only with a step and a collector; under Node there is none (V8 paces itself)", () => {
     expect(startGcPacer(0, 50, () => {})).toBeNull();
     expect(startGcPacer(64 * MiB, 50, null)).toBeNull();
