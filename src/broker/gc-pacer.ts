@@ -170,18 +170,26 @@ export interface SoftLimit {
   readonly intervalMs: number;
 }
 
+/** How a running pacer checks, collects and times its soft limit (`startGcPacer`). */
+export interface PacerStart {
+  /** How often it checks (ms); default 50. */
+  readonly intervalMs?: number;
+  /** The collector to call; default the runtime's (`runtimeCollector`), null: none. */
+  readonly collect?: (() => void) | null;
+  /** The soft limit (`gc.memory.soft.limit.bytes` 0: none). */
+  readonly soft?: SoftLimit;
+  /** The clock of the soft limit's interval (ms); default `performance.now`. */
+  readonly nowMs?: () => number;
+}
+
 /**
- * Starts a pacer of `stepBytes` (0: none) checking every `intervalMs`, under a runtime with a
- * collector to call (`collect`, default the runtime's), with the soft limit `soft` (bytes 0:
- * none) timed by `nowMs`; null when there is nothing to pace.
+ * Starts a pacer of `stepBytes` (0: none) under a runtime with a collector to call; null when
+ * there is nothing to pace.
  */
-export function startGcPacer(
-  stepBytes: number,
-  intervalMs = 50,
-  collect: (() => void) | null = runtimeCollector(),
-  soft: SoftLimit = { bytes: 0, intervalMs: 0 },
-  nowMs: () => number = () => performance.now(),
-): RunningGcPacer | null {
+export function startGcPacer(stepBytes: number, start: PacerStart = {}): RunningGcPacer | null {
+  const collect = start.collect === undefined ? runtimeCollector() : start.collect;
+  const soft = start.soft ?? { bytes: 0, intervalMs: 0 };
+  const nowMs = start.nowMs ?? (() => performance.now());
   if (stepBytes <= 0 || collect === null) return null;
   const pacer = new GcPacer({
     stepBytes,
@@ -191,7 +199,7 @@ export function startGcPacer(
     softIntervalMs: soft.intervalMs,
     nowMs,
   });
-  const timer = setInterval(() => pacer.check(), intervalMs);
+  const timer = setInterval(() => pacer.check(), start.intervalMs ?? 50);
   timer.unref?.();
   return { pacer, stop: () => clearInterval(timer) };
 }

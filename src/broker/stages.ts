@@ -559,13 +559,10 @@ export async function startBackground(
     fetchers,
     isrTimer,
     ticker,
-    gcPacer: startGcPacer(
-      config.gcExternalStepBytes,
-      undefined,
-      undefined,
-      { bytes: config.gcMemorySoftLimitBytes, intervalMs: config.gcMemorySoftIntervalMs },
-      () => clock.nowMs(),
-    ),
+    gcPacer: startGcPacer(config.gcExternalStepBytes, {
+      soft: { bytes: config.gcMemorySoftLimitBytes, intervalMs: config.gcMemorySoftIntervalMs },
+      nowMs: () => clock.nowMs(),
+    }),
   };
 }
 

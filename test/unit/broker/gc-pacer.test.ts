@@ -211,9 +211,9 @@ describe("GcPacer", () => {
   });
 
   it("starts only with a step and a collector; under Node there is none (V8 paces itself)", () => {
-    expect(startGcPacer(0, 50, () => {})).toBeNull();
-    expect(startGcPacer(64 * MiB, 50, null)).toBeNull();
-    const running = startGcPacer(64 * MiB, 50, () => {});
+    expect(startGcPacer(0, { collect: () => {} })).toBeNull();
+    expect(startGcPacer(64 * MiB, { collect: null })).toBeNull();
+    const running = startGcPacer(64 * MiB, { collect: () => {} });
     expect(running).not.toBeNull();
     running!.stop();
     const bun = (globalThis as { Bun?: unknown }).Bun;
