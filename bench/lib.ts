@@ -182,13 +182,16 @@ export function sampleRss(pid: number, everyMs = 100): { stop: () => { peakMiB: 
   };
 }
 
-/** CPU seconds (user + system) process `pid` has used so far (Linux /proc/PID/stat). */
-export function cpuSecondsOf(pid: number): number {
-  const stat = nodeFs.readFileSync(`/proc/${pid}/stat`, "utf8");
+/** Clock ticks (user + system, USER_HZ 100) of a /proc `stat` line, process or thread. */
+function statTicks(stat: string): number {
   // Fields after the command name (which may hold spaces) start after the last ')': utime, stime are 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100; // USER_HZ
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** CPU seconds (user + system) process `pid` has used so far (Linux /proc/PID/stat). */
+export function cpuSecondsOf(pid: number): number {
+  return statTicks(nodeFs.readFileSync(`/proc/${pid}/stat`, "utf8")) / 100; // USER_HZ
 }
 
 /**
@@ -212,9 +215,7 @@ export function jitWorkerCpuMs(): number {
       continue; // the thread ended
     }
     const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    if (!name.startsWith("JITWorker")) continue;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
+    if (name.startsWith("JITWorker")) ticks += statTicks(stat);
   }
   return ticks * 10; // USER_HZ 100
 }
