@@ -7,7 +7,9 @@
  * first, per the client's retry policy, when retriable). A call over several items (topics,
  * resources) rejects with the first item's error, its message prefixed with the item's name
  * (`topic "orders": ...`); the other items were processed by the broker on their own, as in
- * Kafka, so some may have succeeded.
+ * Kafka, so some may have succeeded. Items of a metadata change answered NOT_CONTROLLER (the
+ * controller moved while the request ran and did not take them) are sent again on their own
+ * first, by the same retry policy, as Kafka's AdminClient does (`callItems`).
  */
 
 import {
@@ -23,7 +25,7 @@ import type { ErrorDetail } from "../gen/rill/v1/common_pb.ts";
 import { NodeRole } from "../gen/rill/v1/common_pb.ts";
 import { type ClientOptions, type Connection, connect } from "./connection.ts";
 import { checkInt, toNumber } from "./convert.ts";
-import type { RillError } from "../base/errors.ts";
+import { Errors, RillError } from "../base/errors.ts";
 import { ClientClosedError, fromErrorDetail } from "./errors.ts";
 import { type ListedOffset, type OffsetLookup, listOffsets } from "./offsets.ts";
 import { withRetries } from "./retry.ts";
@@ -354,25 +356,25 @@ export class Admin {
 
   /** Creates topics; rejects with the first topic's error (TOPIC_ALREADY_EXISTS, INVALID_CONFIG, ...). */
   async createTopics(topics: readonly NewTopic[], options: { validateOnly?: boolean } = {}): Promise<CreatedTopic[]> {
-    const request = {
-      topics: topics.map((t, i) => ({
-        name: t.name,
-        partitions: t.partitions === undefined ? 0 : checkInt(t.partitions, `topics[${i}].partitions`, 1, 0x7fffffff),
-        replicationFactor:
-          t.replicationFactor === undefined ? 0 : checkInt(t.replicationFactor, `topics[${i}].replicationFactor`, 1, 0x7fff),
-        configs: { ...t.configs },
-      })),
-      validateOnly: options.validateOnly ?? false,
-    };
-    const res = await this.call((o) => this.conn.transport.createTopics(request, o));
-    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
-    return res.topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor }));
+    const items = topics.map((t, i) => ({
+      name: t.name,
+      partitions: t.partitions === undefined ? 0 : checkInt(t.partitions, `topics[${i}].partitions`, 1, 0x7fffffff),
+      replicationFactor: t.replicationFactor === undefined ? 0 : checkInt(t.replicationFactor, `topics[${i}].replicationFactor`, 1, 0x7fff),
+      configs: { ...t.configs },
+    }));
+    const validateOnly = options.validateOnly ?? false;
+    const res = await this.callItems(
+      items,
+      async (topics, o) => (await this.conn.transport.createTopics({ topics, validateOnly }, o)).topics,
+    );
+    throwFirst(res, (i) => `topic "${res[i]!.name}"`);
+    return res.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: t.replicationFactor }));
   }
 
   /** Deletes topics and their records; rejects with the first topic's error. */
   async deleteTopics(names: readonly string[]): Promise<void> {
-    const res = await this.call((o) => this.conn.transport.deleteTopics({ topics: [...names] }, o));
-    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+    const res = await this.callItems(names, async (topics, o) => (await this.conn.transport.deleteTopics({ topics }, o)).topics);
+    throwFirst(res, (i) => `topic "${res[i]!.name}"`);
   }
 
   /** Lists topics, sorted by name; internal ones only with `includeInternal`. */
@@ -414,12 +416,13 @@ export class Admin {
 
   /** Raises topics' partition counts to `count` (the new total). */
   async createPartitions(topics: readonly { name: string; count: number }[], options: { validateOnly?: boolean } = {}): Promise<void> {
-    const request = {
-      topics: topics.map((t, i) => ({ name: t.name, count: checkInt(t.count, `topics[${i}].count`, 1, 0x7fffffff) })),
-      validateOnly: options.validateOnly ?? false,
-    };
-    const res = await this.call((o) => this.conn.transport.createPartitions(request, o));
-    throwFirst(res.topics, (i) => `topic "${res.topics[i]!.name}"`);
+    const items = topics.map((t, i) => ({ name: t.name, count: checkInt(t.count, `topics[${i}].count`, 1, 0x7fffffff) }));
+    const validateOnly = options.validateOnly ?? false;
+    const res = await this.callItems(
+      items,
+      async (topics, o) => (await this.conn.transport.createPartitions({ topics, validateOnly }, o)).topics,
+    );
+    throwFirst(res, (i) => `topic "${res[i]!.name}"`);
   }
 
   /** Reads the effective configuration of resources (only keys in `names`, when given). */
@@ -449,18 +452,19 @@ export class Admin {
 
   /** Sets and deletes configuration keys (incrementally); rejects with the first resource's error. */
   async alterConfigs(alterations: readonly ConfigAlteration[], options: { validateOnly?: boolean } = {}): Promise<void> {
-    const request = {
-      resources: alterations.map((a) => ({
-        resource: resourceOf(a.resource),
-        operations: [
-          ...Object.entries(a.set ?? {}).map(([name, value]) => ({ name, value, operation: ConfigOperation.SET })),
-          ...(a.delete ?? []).map((name) => ({ name, operation: ConfigOperation.DELETE })),
-        ],
-      })),
-      validateOnly: options.validateOnly ?? false,
-    };
-    const res = await this.call((o) => this.conn.transport.alterConfigs(request, o));
-    throwFirst(res.results, (i) => describeRef(alterations[i]?.resource ?? refOf(res.results[i]!.resource, { type: "topic", name: "?" })));
+    const items = alterations.map((a) => ({
+      resource: resourceOf(a.resource),
+      operations: [
+        ...Object.entries(a.set ?? {}).map(([name, value]) => ({ name, value, operation: ConfigOperation.SET })),
+        ...(a.delete ?? []).map((name) => ({ name, operation: ConfigOperation.DELETE })),
+      ],
+    }));
+    const validateOnly = options.validateOnly ?? false;
+    const res = await this.callItems(
+      items,
+      async (resources, o) => (await this.conn.transport.alterConfigs({ resources, validateOnly }, o)).results,
+    );
+    throwFirst(res, (i) => describeRef(alterations[i]?.resource ?? refOf(res[i]!.resource, { type: "topic", name: "?" })));
   }
 
   /**
@@ -503,9 +507,9 @@ export class Admin {
 
   /** Creates ACL bindings (one equal to an existing binding is kept once); rejects with the first refused binding's error. */
   async createAcls(bindings: readonly AclBindingInfo[]): Promise<void> {
-    const request = { creations: bindings.map((b, i) => toProtoBinding(b, `bindings[${i}]`)) };
-    const res = await this.call((o) => this.conn.transport.createAcls(request, o));
-    throwFirst(res.results, (i) => `binding ${i}`);
+    const items = bindings.map((b, i) => toProtoBinding(b, `bindings[${i}]`));
+    const res = await this.callItems(items, async (creations, o) => (await this.conn.transport.createAcls({ creations }, o)).results);
+    throwFirst(res, (i) => `binding ${i}`);
   }
 
   /** The ACL bindings that match `filter` (default: all), in the order they were created. */
@@ -517,10 +521,10 @@ export class Admin {
 
   /** Deletes the bindings each filter matches; answers them per filter. Rejects with the first refused filter's error. */
   async deleteAcls(filters: readonly AclFilter[]): Promise<AclBindingInfo[][]> {
-    const request = { filters: filters.map((f, i) => toProtoFilter(f, `filters[${i}]`)) };
-    const res = await this.call((o) => this.conn.transport.deleteAcls(request, o));
-    throwFirst(res.results, (i) => `filter ${i}`);
-    return res.results.map((r) => r.matched.map(fromProtoBinding));
+    const items = filters.map((f, i) => toProtoFilter(f, `filters[${i}]`));
+    const res = await this.callItems(items, async (filters, o) => (await this.conn.transport.deleteAcls({ filters }, o)).results);
+    throwFirst(res, (i) => `filter ${i}`);
+    return res.map((r) => r.matched.map(fromProtoBinding));
   }
 
   /**
@@ -573,6 +577,7 @@ export class Admin {
       })),
       validateOnly: options.validateOnly ?? false,
     };
+    // Not resent item by item (callItems): the broker names a refused entry by its index.
     const res = await this.call((o) => this.conn.transport.alterClientQuotas(request, o));
     throwFirst(res.results, (i) => `quota entity "${quotaEntityName(alterations[i]?.entity ?? {})}"`);
   }
@@ -798,5 +803,42 @@ export class Admin {
     this.checkOpen();
     const { retry, random, requestTimeoutMs } = this.conn;
     return withRetries(() => f({ timeoutMs: requestTimeoutMs }), retry, { random });
+  }
+
+  /**
+   * A metadata change over several items, answered one result per item in the order sent. The
+   * items answered NOT_CONTROLLER (the controller moved while the request ran, so it did not take
+   * them) are sent again on their own, by the retry policy, as Kafka's AdminClient does; the
+   * others keep their first answer. Once the retries are spent the last NOT_CONTROLLER stays.
+   */
+  private async callItems<I, R extends { error?: ErrorDetail | undefined }>(
+    items: readonly I[],
+    send: (items: I[], options: { timeoutMs: number }) => Promise<readonly R[]>,
+  ): Promise<R[]> {
+    const results: (R | undefined)[] = items.map(() => undefined);
+    let pending = items.map((_, i) => i);
+    // Thrown to the retry loop (NOT_CONTROLLER is retriable); caught below once the retries are spent.
+    const again = new RillError(Errors.NOT_CONTROLLER, "some items were answered NOT_CONTROLLER");
+    try {
+      await this.call(async (o) => {
+        const answers = await send(
+          pending.map((i) => items[i]!),
+          o,
+        );
+        if (answers.length !== pending.length) {
+          throw new Error(`the broker answered ${answers.length} results for ${pending.length} items`);
+        }
+        const moved: number[] = [];
+        for (const [k, r] of answers.entries()) {
+          results[pending[k]!] = r;
+          if (r.error?.code === Errors.NOT_CONTROLLER.code) moved.push(pending[k]!);
+        }
+        pending = moved;
+        if (pending.length > 0) throw again;
+      });
+    } catch (e) {
+      if (e !== again) throw e;
+    }
+    return results as R[];
   }
 }
