@@ -36,6 +36,17 @@ describe("cluster simulator", () => {
     expect(a.violations).toEqual([]);
   }, 60_000);
 
+  it("keeps every check with duplicated messages, one-way client cuts and full disks, deterministically", async () => {
+    const faults: Partial<ClusterSimSettings> = { ...SHORT, duplicateRate: 0.05, clientCuts: true, fullDisks: true };
+    const a = await runClusterSim(clusterSettingsForSeed(7, faults));
+    const b = await runClusterSim(clusterSettingsForSeed(7, faults));
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(a.violations, formatClusterFailure(a)).toEqual([]);
+    expect(a.stats.duplicated).toBeGreaterThan(0);
+    expect(a.stats.clientCuts).toBeGreaterThan(0);
+    expect(a.stats.diskFullRefusals).toBeGreaterThan(0);
+  }, 60_000);
+
   it("passes every regression seed, and still reproduces each open finding (a bug found, not fixed yet)", async () => {
     const fixed = clusterRegressionSeeds();
     expect(fixed.length).toBeGreaterThan(0);
