@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
+import { isDiskFailure } from "../../../src/storage/disk-failure.ts";
 import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import { decidePreferredLeaderElection } from "../../../src/metadata/cluster-controller.ts";
 import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic } from "../../../src/metadata/controller.ts";
@@ -102,9 +103,9 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
-    duplicateRate: 0,
-    clientCuts: false,
-    fullDisks: false,
+    duplicateRate: 0.05,
+    clientCuts: true,
+    fullDisks: true,
     ...over,
   };
 }
@@ -222,6 +223,7 @@ class ClusterSim {
 
   async run(): Promise<ClusterSimResult> {
     const onRejection = (e: unknown): void => {
+      if (isDiskFailure(e)) return; // its process halted (see World.burst)
       this.world.failure ??= e instanceof Error ? e : new Error(String(e));
     };
     process.on("unhandledRejection", onRejection);
