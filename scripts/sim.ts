@@ -12,7 +12,8 @@
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
  *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
  *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it,
- *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only)
+ *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only,
+ *    --set JSON: any ClusterSimSettings, e.g. '{"duplicateRate":0,"clientCuts":false,"fullDisks":false}')
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
