@@ -38,8 +38,9 @@ describe("cluster simulator", () => {
 
   it("keeps every check with duplicated messages, one-way client cuts and full disks, deterministically", async () => {
     const faults: Partial<ClusterSimSettings> = { ...SHORT, duplicateRate: 0.05, clientCuts: true, fullDisks: true };
-    const a = await runClusterSim(clusterSettingsForSeed(7, faults));
-    const b = await runClusterSim(clusterSettingsForSeed(7, faults));
+    // Seed 6: one of the first seeds whose short run fills a disk (full disks are 3-10 s apart).
+    const a = await runClusterSim(clusterSettingsForSeed(6, faults));
+    const b = await runClusterSim(clusterSettingsForSeed(6, faults));
     expect(b.traceHash).toBe(a.traceHash);
     expect(a.violations, formatClusterFailure(a)).toEqual([]);
     expect(a.stats.duplicated).toBeGreaterThan(0);

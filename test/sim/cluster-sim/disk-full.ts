@@ -114,8 +114,11 @@ export interface FullDiskEnv {
 }
 
 /**
- * Fills one node's disk now and then until `faultMs` (0-4 KiB left), for 0.5-5 s each, one
- * disk at a time, 1-5 s apart; then frees the space.
+ * Fills one node's disk now and then until `faultMs` (0-4 KiB left), for 0.3-3 s each, one disk
+ * at a time, 3-10 s apart; then frees the space. Sparse on purpose: the node halts, and while a
+ * node is down the fault schedule crashes no other (at most one down at a time), so frequent full
+ * disks took most of the crashes and power losses away (1-5 s apart for 0.5-5 s: 424 crashes and
+ * 151 power losses in seeds 1..300, against 1,110 and 369 without them).
  */
 export function scheduleFullDisks(env: FullDiskEnv): void {
   const { world, random } = env;
@@ -124,7 +127,7 @@ export function scheduleFullDisks(env: FullDiskEnv): void {
     if (world.now >= env.faultMs) return;
     const n = nodes[random.int(nodes.length)]!;
     const left = random.int(2) === 0 ? 0 : random.int(4097);
-    const forMs = 500 + random.int(4500);
+    const forMs = 300 + random.int(2700);
     env.trace(`fault: node ${n.id}'s disk is full (${left} bytes left) for ${forMs} ms`);
     n.space.fill(left);
     world.schedule(
@@ -132,10 +135,10 @@ export function scheduleFullDisks(env: FullDiskEnv): void {
       () => {
         n.space.free();
         env.trace(`fault: node ${n.id}'s disk has space again`);
-        world.schedule(1000 + random.int(4000), step, null);
+        world.schedule(3000 + random.int(7000), step, null);
       },
       null,
     );
   };
-  world.schedule(1000 + random.int(3000), step, null);
+  world.schedule(2000 + random.int(4000), step, null);
 }
