@@ -12,7 +12,8 @@
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
  *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
  *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it,
- *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only)
+ *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only,
+ *    --set JSON: any ClusterSimSettings, e.g. '{"duplicateRate":0,"clientCuts":false,"fullDisks":false}')
  *
  * A replay prints the settings, the trace (with --trace) and the outcome; the exit code is 1 on
  * a violation. A sweep prints progress, every failure with its replay command, and a summary.
@@ -75,7 +76,8 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
     .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1))
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
-    .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)");
+    .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)")
+    .option("--set <json>", "--cluster: settings to override, as JSON (e.g. '{\"duplicateRate\":0.05}')");
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
     seed?: number;
@@ -99,6 +101,7 @@ function parseArgs(argv: readonly string[]): Args {
     replicaFetchMaxBytes?: number;
     laggards?: boolean;
     legacy?: boolean;
+    set?: string;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
     command.error("give --seed N, --regression N or --sweep");
@@ -111,6 +114,7 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
+  if (o.set !== undefined) Object.assign(over, JSON.parse(o.set) as Partial<ClusterSimSettings>);
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,

@@ -35,6 +35,7 @@ import type { MemberSigner } from "../security/member-auth.ts";
 import type { RpcServer, ServiceDeps } from "../rpc/server.ts";
 import { BrokerTls } from "../rpc/tls.ts";
 import type { FetchMemory } from "../service/fetch.ts";
+import { DiskFailureWatch } from "../storage/disk-failure.ts";
 import { type FileSystem, NodeFileSystem } from "../storage/fs.ts";
 import { LogManager } from "../storage/log-manager.ts";
 import { BrokerLifecycle } from "./broker-lifecycle.ts";
@@ -58,6 +59,13 @@ export interface ShellOptions {
   readonly clock?: Clock;
   /** Where the broker reports what it does; default: nothing. */
   readonly log?: BrokerLog;
+  /**
+   * Told once of the data directory's first disk failure (ENOSPC, EIO, ...;
+   * storage/disk-failure.ts), after which the broker writes nothing more. Default: log it and
+   * halt the process (exit code 1), as Kafka halts a broker whose only log directory failed; a
+   * supervisor restarts it once the disk is fixed, and it recovers as after a crash.
+   */
+  readonly onDiskFailure?: (e: Error) => void;
 }
 
 /** Randomness for ids and placement, from the OS. */
@@ -149,9 +157,15 @@ export function shellOf(opts: ShellOptions): Shell {
     listen: opts.listen ?? opts.config?.listen ?? defaultBrokerConfig.listen,
   };
   const log = opts.log ?? silentLog;
+  const onDiskFailure =
+    opts.onDiskFailure ??
+    ((e: Error) => {
+      log.error({ err: e.message, dataDir: config.dataDir }, "the data directory's disk failed: halting (restart once it is fixed)");
+      process.exit(1);
+    });
   return {
     config,
-    fs: opts.fs ?? new NodeFileSystem(),
+    fs: new DiskFailureWatch(opts.fs ?? new NodeFileSystem(), onDiskFailure),
     clock: opts.clock ?? systemClock,
     log,
     partitions: partitionLimit(config, openFileLimit()),

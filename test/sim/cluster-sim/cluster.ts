@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../../../src/base/assert.ts";
 import { RillError } from "../../../src/base/errors.ts";
 import { SeededRandom } from "../../../src/base/random.ts";
+import { isDiskFailure } from "../../../src/storage/disk-failure.ts";
 import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import { decidePreferredLeaderElection } from "../../../src/metadata/cluster-controller.ts";
 import { decideAlterConfigs, decideCreatePartitions, decideCreateTopic, decideDeleteTopic } from "../../../src/metadata/controller.ts";
@@ -16,6 +17,9 @@ import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { encodeBatch, RecordCursor } from "../../../src/protocol/record-batch.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
+import { scheduleClientCuts } from "./client-cuts.ts";
+import { scheduleFullDisks } from "./disk-full.ts";
+import { WriteCopies } from "./duplicates.ts";
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
@@ -73,6 +77,12 @@ export interface ClusterSimSettings {
   readonly laggards?: boolean;
   /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
   readonly eligibleLeaderReplicas?: boolean;
+  /** Messages the network delivers twice during the faults (duplicates.ts); 0: none. */
+  readonly duplicateRate: number;
+  /** One-way cuts between the clients and a node during the faults (client-cuts.ts). */
+  readonly clientCuts: boolean;
+  /** A node's disk full for a while during the faults (disk-full.ts). */
+  readonly fullDisks: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -93,6 +103,9 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
+    duplicateRate: 0.05,
+    clientCuts: true,
+    fullDisks: true,
     ...over,
   };
 }
@@ -118,6 +131,9 @@ export interface ClusterSimResult {
     leaderEpochs: number;
     messages: number;
     dropped: number;
+    duplicated: number;
+    clientCuts: number;
+    diskFullRefusals: number;
     commits: number;
     committedReads: number;
   };
@@ -139,10 +155,13 @@ class ClusterSim {
   private readonly nodes = new Map<number, SimNode>();
   private readonly ids: number[];
   private readonly history = new History();
+  /** Produce requests without idempotence, per value: how many times a node handled one (duplicates.ts). */
+  private readonly copies = new WriteCopies();
   private readonly hash = createHash("sha256");
   private stopping = false;
   private crashes = 0;
   private partitionsMade = 0;
+  private clientCutsMade = 0;
   /** Clients' belief of each partition's leader. */
   private readonly leaderGuess = new Map<number, number>();
   /**
@@ -173,7 +192,7 @@ class ClusterSim {
     private readonly traceOut: ((line: string) => void) | null,
   ) {
     this.random = new SeededRandom(s.seed);
-    this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5 });
+    this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5, duplicateRate: s.duplicateRate });
     this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
     this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
@@ -204,6 +223,7 @@ class ClusterSim {
 
   async run(): Promise<ClusterSimResult> {
     const onRejection = (e: unknown): void => {
+      if (isDiskFailure(e)) return; // its process halted (see World.burst)
       this.world.failure ??= e instanceof Error ? e : new Error(String(e));
     };
     process.on("unhandledRejection", onRejection);
@@ -235,6 +255,24 @@ class ClusterSim {
         });
       if (this.s.laggards === true) this.scheduleLaggards();
       else this.scheduleFaults();
+      if (this.s.clientCuts)
+        scheduleClientCuts({
+          world: this.world,
+          net: this.net,
+          random: this.random.fork(),
+          ids: this.ids,
+          faultMs: this.s.faultMs,
+          trace: (l) => this.trace(l),
+          onCut: () => this.clientCutsMade++,
+        });
+      if (this.s.fullDisks)
+        scheduleFullDisks({
+          world: this.world,
+          random: this.random.fork(),
+          nodes: this.nodes,
+          faultMs: this.s.faultMs,
+          trace: (l) => this.trace(l),
+        });
       if (this.s.admin) void this.adminClient();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
@@ -277,6 +315,9 @@ class ClusterSim {
         leaderEpochs: h.leaders.size,
         messages: this.net.sent,
         dropped: this.net.dropped,
+        duplicated: this.net.duplicated,
+        clientCuts: this.clientCutsMade,
+        diskFullRefusals: [...this.nodes.values()].reduce((n, x) => n + x.space.refused, 0),
         commits: h.commitCount,
         committedReads: h.committedReads,
       },
@@ -292,6 +333,7 @@ class ClusterSim {
 
   private startNode(n: SimNode): void {
     n.start();
+    if (!n.up) return; // its disk failed (disk-full.ts)
     const rm = n.running!.rm;
     const seen = (r: PartitionReplica): void => {
       if (r.topic !== TOPIC) return;
@@ -491,6 +533,7 @@ class ClusterSim {
       this.history.produced++;
       try {
         const { offset, decidedAt } = await this.call(leader, async (n) => {
+          this.copies.handle(value);
           const r = n.running!;
           const batch = encodeBatch([{ value }], { nowMs: this.world.clock.nowMs() });
           const res = r.rm.append(TOPIC, partition, batch, "all");
@@ -660,8 +703,9 @@ class ClusterSim {
       const value = `w${id}-${n++}`;
       this.history.produced++;
       try {
-        const res = await this.call(leader, (nd) =>
-          nd.running!.produce.produce({
+        const res = await this.call(leader, (nd) => {
+          this.copies.handle(value);
+          return nd.running!.produce.produce({
             topic: TOPIC,
             partition,
             records: [{ key: null, value: Buffer.from(value), headers: [], timestampMs: null }],
@@ -671,8 +715,8 @@ class ClusterSim {
             producerId: undefined,
             producerEpoch: -1,
             baseSequence: -1,
-          }),
-        );
+          });
+        });
         if (res.partitions[0]?.error) throw res.partitions[0].error;
       } catch {
         this.history.failedProduces++;
@@ -1065,8 +1109,10 @@ class ClusterSim {
     this.net.heal();
     this.net.faults.dropRate = 0;
     this.net.faults.maxDelayMs = 5;
+    this.net.faults.duplicateRate = 0;
     for (const n of this.nodes.values()) {
       n.diskFaults.slowSyncMs = 0;
+      n.space.free();
       if (!n.up) this.startNode(n);
     }
     this.healedAt = this.world.now;
@@ -1160,6 +1206,8 @@ class ClusterSim {
             now,
           );
       }
+      // Without idempotence, a value is written at most once per copy of its request a node handled.
+      this.copies.check(p, leaderRecords, h, now);
       // Idempotent producers' retries wrote each of their values once.
       const at = new Map<string, number>();
       for (const [offset, v] of leaderRecords) {

@@ -37,9 +37,11 @@ import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec
 import { UNBOUNDED_FETCH_MEMORY } from "../../../src/service/fetch.ts";
 import { GroupsService } from "../../../src/service/groups.ts";
 import { ProduceHandler } from "../../../src/service/produce.ts";
+import { DiskFailureWatch, isDiskFailure } from "../../../src/storage/disk-failure.ts";
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
+import { DiskSpace, FullableDisk } from "./disk-full.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
 export const CLUSTER_ID = "sim-cluster";
@@ -99,6 +101,8 @@ export class SimNode {
   readonly fs = new MemoryFileSystem();
   /** This node's disk faults now (slow fsync). */
   readonly diskFaults: DiskFaults = { slowSyncMs: 0 };
+  /** This node's free space (disk-full.ts): unlimited unless a full disk fault holds. */
+  readonly space = new DiskSpace();
   running: Running | null = null;
   private incarnations = 0;
   /** Power losses so far (a crash that dropped unsynced writes), with their times. */
@@ -134,16 +138,43 @@ export class SimNode {
   /** The process's incarnation now (null while down): network deliveries check it on arrival. */
   readonly current = (): Incarnation | null => this.running?.inc ?? null;
 
-  /** Starts a process on this node's disk (recovering it), as `Broker.start` does. */
+  /**
+   * Starts a process on this node's disk (recovering it), as `Broker.start` does. A start that
+   * meets a failing disk (a full one: disk-full.ts) halts as the broker does: the node stays down.
+   */
   start(): void {
     if (this.running) throw new Error(`node ${this.id} is already running`);
+    try {
+      this.launch();
+    } catch (e) {
+      if (!isDiskFailure(e)) throw e;
+      this.env.trace(`node ${this.id} failed to start: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The broker's reaction to its disk's first failure (src/storage/disk-failure.ts; the shell
+   * halts the process): the process dies at once, its page cache kept (a kill, not a power loss).
+   */
+  private halt(inc: Incarnation, e: Error): void {
+    if (this.running?.inc !== inc) {
+      inc.alive = false; // still starting (see `start`)
+      return;
+    }
+    this.env.trace(`node ${this.id} halts: its disk failed (${e.message})`);
+    this.crash(false);
+  }
+
+  private launch(): void {
     const { world, voters } = this.env;
     const inc = new Incarnation(this.id, ++this.incarnations);
     const timers = new SimTimers(world, inc);
     const clock = world.clock;
     const d = defaultBrokerConfig;
     this.fs.mkdirp(DATA_DIR);
-    const disk = new SimDisk(this.fs, timers, this.diskFaults);
+    const disk = new DiskFailureWatch(new FullableDisk(new SimDisk(this.fs, timers, this.diskFaults), this.space), (e) =>
+      this.halt(inc, e),
+    );
     const logs = LogManager.open({
       fs: disk,
       dataDir: DATA_DIR,
@@ -293,6 +324,7 @@ export class SimNode {
   }
 
   private sendRaft(inc: Incarnation, to: number, messages: readonly Message[]): void {
+    if (!inc.alive) return; // a process that halted sends nothing more
     const target = this.env.nodes.get(to)!;
     const wire = messages.map((m) => encodeMessage(m));
     const snapshot = messages.some((m) => m.type === "snapshot");

@@ -42,6 +42,9 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   weakAcksProducers: 0,
   admin: false,
   diskFaults: false,
+  duplicateRate: 0,
+  clientCuts: false,
+  fullDisks: false,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {

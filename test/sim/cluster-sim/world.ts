@@ -15,6 +15,7 @@ import { AssertionError } from "../../../src/base/assert.ts";
 import { ManualClock } from "../../../src/base/clock.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
 import type { Timers } from "../../../src/base/timers.ts";
+import { isDiskFailure } from "../../../src/storage/disk-failure.ts";
 
 /** One run of a node process: its timers and network deliveries die with it. */
 export class Incarnation {
@@ -135,7 +136,9 @@ export class World {
           try {
             e.fn();
           } catch (err) {
-            this.failure ??= err as Error;
+            // A disk failure halted its process (DiskFailureWatch; a real broker exits at once):
+            // the error the dead process's code carries on with is not the run's failure.
+            if (!isDiskFailure(err)) this.failure ??= err as Error;
           }
           // The next event once the microtask queue is empty: a nextTick runs only then.
           queueMicrotask(next);
@@ -241,6 +244,12 @@ export interface NetFaults {
   dropRate: number;
   minDelayMs: number;
   maxDelayMs: number;
+  /**
+   * Messages delivered twice, the copy after its own delay (so it may arrive after later ones):
+   * one-way messages, the requests of calls (the receiver handles both; the first answer to come
+   * back settles the call) and their answers. 0 or absent: none (and no random number drawn).
+   */
+  duplicateRate?: number;
 }
 
 /**
@@ -274,6 +283,8 @@ export class SimNet {
   private readonly answersCut = new Set<number>();
   sent = 0;
   dropped = 0;
+  /** Copies made by `duplicateRate`. */
+  duplicated = 0;
 
   constructor(
     private readonly world: World,
@@ -284,6 +295,14 @@ export class SimNet {
   private delay(): number {
     const f = this.faults;
     return f.minDelayMs + this.random.int(f.maxDelayMs - f.minDelayMs + 1);
+  }
+
+  /** Whether to deliver this message twice (`NetFaults.duplicateRate`). */
+  private duplicate(from: number, to: number): boolean {
+    const rate = this.faults.duplicateRate ?? 0;
+    if (from === to || rate <= 0 || this.random.next() >= rate) return false;
+    this.duplicated++;
+    return true;
   }
 
   private lost(from: number, to: number): boolean {
@@ -324,6 +343,16 @@ export class SimNet {
       },
       from === to ? sender : null,
     );
+    // The copy reports no outcome: the sender hears of its message once.
+    if (this.duplicate(from, to))
+      this.world.schedule(
+        this.delay(),
+        () => {
+          const t = target();
+          if (t?.alive && !this.cut.has(from * 1000 + to)) deliver();
+        },
+        null,
+      );
   }
 
   /**
@@ -362,7 +391,7 @@ export class SimNet {
         this.dropped++;
         return;
       }
-      this.world.schedule(
+      const request = this.world.schedule(
         this.delay(),
         () => {
           const server = target();
@@ -388,6 +417,8 @@ export class SimNet {
         },
         caller,
       );
+      // A copy of the request: the receiver handles it twice.
+      if (this.duplicate(from, to)) this.world.schedule(this.delay(), request.fn, caller);
     });
   }
 
@@ -398,7 +429,7 @@ export class SimNet {
       this.dropped++;
       return;
     }
-    this.world.schedule(
+    const reply = this.world.schedule(
       this.delay(),
       () => {
         if (this.cut.has(c.to * 1000 + c.from)) return;
@@ -406,6 +437,8 @@ export class SimNet {
       },
       c.caller,
     );
+    // A copy of the answer: the call settled with the first to arrive.
+    if (this.duplicate(c.to, c.from)) this.world.schedule(this.delay(), reply.fn, c.caller);
   }
 
   /** Settles a call once: with its answer, or its failure (the first of them); its timeout is cancelled. */
@@ -437,12 +470,19 @@ export class SimNet {
     this.answersCut.add(a * 1000 + b);
   }
 
+  /** Restores the link from `a` to `b` (one way), cut by `cutLink`. */
+  restoreLink(a: number, b: number): void {
+    this.cut.delete(a * 1000 + b);
+  }
+
   heal(): void {
     this.cut.clear();
     this.answersCut.clear();
   }
 
+  /** Whether a link between nodes is cut (those of the clients, client-cuts.ts, do not count). */
   get partitioned(): boolean {
-    return this.cut.size > 0 || this.answersCut.size > 0;
+    for (const k of this.cut) if (k % 1000 !== CLIENT_ID && Math.floor(k / 1000) !== CLIENT_ID) return true;
+    return this.answersCut.size > 0;
   }
 }
