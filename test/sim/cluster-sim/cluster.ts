@@ -19,6 +19,7 @@ import type { PartitionReplica } from "../../../src/replication/partition-replic
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
+import { TxnWorkload } from "./txn-workload.ts";
 
 export const TOPIC = "sim";
 
@@ -73,6 +74,11 @@ export interface ClusterSimSettings {
   readonly laggards?: boolean;
   /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
   readonly eligibleLeaderReplicas?: boolean;
+  /**
+   * Transactional producers (txn-workload.ts: the nodes run the transaction coordinator, READ_COMMITTED
+   * readers, exactly-once checks); absent or 0: none, and the nodes run no transaction coordinator.
+   */
+  readonly transactionalProducers?: number;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -167,6 +173,8 @@ class ClusterSim {
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
   private readonly consumers = new Map<number, { offset: number; hw: number; hwNode: number; readAtMs: number }>();
+  /** The transactional workload (settings.transactionalProducers). */
+  private txn: TxnWorkload | null = null;
 
   constructor(
     private readonly s: ClusterSimSettings,
@@ -190,6 +198,7 @@ class ClusterSim {
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
+          transactions: (s.transactionalProducers ?? 0) > 0,
         }),
       );
     }
@@ -236,6 +245,22 @@ class ClusterSim {
       if (this.s.laggards === true) this.scheduleLaggards();
       else this.scheduleFaults();
       if (this.s.admin) void this.adminClient();
+      if ((this.s.transactionalProducers ?? 0) > 0) {
+        this.txn = new TxnWorkload({
+          world: this.world,
+          random: this.random.fork(),
+          nodes: this.nodes,
+          history: this.history,
+          producers: this.s.transactionalProducers!,
+          faultMs: this.s.faultMs,
+          healMs: this.s.healMs,
+          trace: (l) => this.trace(l),
+          call: (to, fn, timeoutMs) => this.call(to, fn, timeoutMs),
+          powerLossesSince: (t) => this.powerLossesSince(t),
+          healedAt: () => this.healedAt,
+        });
+        this.txn.start();
+      }
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -1235,5 +1260,6 @@ class ClusterSim {
         if (!this.heartbeatsAfterHeal.has(`${group}/member-${m}`))
           h.violation("liveness", `${group}/member-${m}: no heartbeat answered after healing`, now);
     }
+    this.txn?.finalChecks();
   }
 }

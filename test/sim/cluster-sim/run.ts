@@ -42,6 +42,7 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   weakAcksProducers: 0,
   admin: false,
   diskFaults: false,
+  transactionalProducers: 0,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {
