@@ -73,12 +73,13 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
     .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
-    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1))
+    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-10)", integer(1))
     .option(
       "--transactional-producers <n>",
       "--cluster: transactional producers and READ_COMMITTED readers (settings.transactionalProducers)",
       integer(0),
     )
+    .option("--transactional-offsets", "--cluster: transactions commit a group's offset too (settings.transactionalOffsets)")
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
     .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)");
   command.parse([...argv], { from: "user" });
@@ -104,6 +105,7 @@ function parseArgs(argv: readonly string[]): Args {
     replicaFetchMaxBytes?: number;
     laggards?: boolean;
     transactionalProducers?: number;
+    transactionalOffsets?: boolean;
     legacy?: boolean;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
@@ -118,6 +120,7 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
   if (o.transactionalProducers !== undefined) over.transactionalProducers = o.transactionalProducers;
+  if (o.transactionalOffsets === true) over.transactionalOffsets = true;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,

@@ -122,6 +122,18 @@ describe("cluster simulator", () => {
         checks: ["isr-member-missing-acked"],
       },
       { bug: 5, seed: 5, settings: {}, checks: ["committed-offset-backwards"] },
+      // The transactional workload (txn-workload.ts), two transactional producers; the first seed of 1..20 that catches each.
+      { bug: 6, seed: 1, settings: { transactionalProducers: 2 }, checks: ["txn-torn"] },
+      { bug: 7, seed: 1, settings: { transactionalProducers: 2 }, checks: ["txn-read-above-lso"] },
+      { bug: 8, seed: 1, settings: { transactionalProducers: 2 }, checks: ["txn-aborted-read"] },
+      { bug: 9, seed: 3, settings: { transactionalProducers: 2 }, checks: ["txn-lso-backwards"] },
+      { bug: 10, seed: 2, settings: { transactionalProducers: 2 }, checks: ["txn-acked-lost"] },
+      {
+        bug: 11,
+        seed: 1,
+        settings: { transactionalProducers: 2, transactionalOffsets: true },
+        checks: ["txn-aborted-offset", "txn-offset-lost"],
+      },
     ];
     for (const p of planted) {
       it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {

@@ -79,6 +79,8 @@ export interface ClusterSimSettings {
    * readers, exactly-once checks); absent or 0: none, and the nodes run no transaction coordinator.
    */
   readonly transactionalProducers?: number;
+  /** Whether transactions commit a consumer group's offset too (TxnOffsetCommit; needs `groups` > 0 for __consumer_offsets' min.insync.replicas=2). */
+  readonly transactionalOffsets?: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -252,6 +254,7 @@ class ClusterSim {
           nodes: this.nodes,
           history: this.history,
           producers: this.s.transactionalProducers!,
+          offsets: this.s.transactionalOffsets === true && this.s.groups > 0,
           faultMs: this.s.faultMs,
           healMs: this.s.healMs,
           trace: (l) => this.trace(l),

@@ -32,6 +32,7 @@ export const PLANTED_BUGS: Readonly<Record<number, string>> = {
   8: "READ_COMMITTED answered without the aborted transactions (the index ignored)",
   9: "a transaction counts as ended once its marker is appended, before the marker is replicated",
   10: "transactional writes acknowledged once the leader holds them (acks=all taken as acks=leader)",
+  11: "a group coordinator that takes a transaction's COMMIT marker as ABORT and ABORT as COMMIT for its pending offsets",
 };
 
 /** Replaces `proto[name]`; returns the function that restores it. */
@@ -218,6 +219,16 @@ export function plantBug(n: number): () => void {
         const acks = input.transactionalId && input.acks === ProduceAcks.ALL ? ProduceAcks.LEADER : input.acks; // planted
         return orig.call(this, { ...input, acks }, appended);
       });
+    }
+    case 11: {
+      const orig = GroupRuntime.prototype.completeTxnOffsets;
+      return replace(
+        GroupRuntime.prototype,
+        "completeTxnOffsets",
+        function (this: GroupRuntime, p: number, producerId: number, commit: boolean) {
+          return orig.call(this, p, producerId, !commit); // planted
+        },
+      );
     }
     default:
       throw new Error(`no planted bug ${n} (planted bugs: ${Object.keys(PLANTED_BUGS).join(", ")})`);

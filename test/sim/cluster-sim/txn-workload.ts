@@ -30,10 +30,19 @@
  * no value twice (`txn-duplicate`); what readers read is still there (`txn-read-lost`); the last
  * stable offset reached the high watermark, the readers reached it, and every producer
  * committed a transaction after healing (`liveness`).
+ *
+ * With `offsets` (settings.transactionalOffsets), half the transactions also commit an offset
+ * of the producer's group `txg-K` (TxnOffsetCommit at the group's coordinator, no membership:
+ * offset N of sim-txn-0 for the producer's N-th transaction), as consume-transform-produce
+ * does. FetchOffsets of the group never answers the offset of an aborted transaction
+ * (`txn-aborted-offset`) nor goes backwards (`txn-offset-backwards`); after healing the group's
+ * offset is its last committed transaction's (`txn-offset-lost`, unless min.insync.replicas nodes
+ * lost power since that commit).
  */
 import { RillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
 import { readRecords } from "../../../src/client/batch-reader.ts";
+import type { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
 import { TXN_TOPIC } from "../../../src/coordinator/transactions/txn-runtime.ts";
 import { decideAlterConfigs, decideCreateTopic } from "../../../src/metadata/controller.ts";
 import type { MetadataImage } from "../../../src/metadata/image.ts";
@@ -60,6 +69,8 @@ export interface TxnHost {
   readonly nodes: ReadonlyMap<number, SimNode>;
   readonly history: History;
   readonly producers: number;
+  /** Whether transactions commit a consumer group's offset too (consume-transform-produce). */
+  readonly offsets: boolean;
   readonly faultMs: number;
   readonly healMs: number;
   trace(line: string): void;
@@ -77,6 +88,12 @@ type Outcome = "open" | "committed" | "aborted" | "unknown";
 interface Txn {
   readonly name: string;
   outcome: Outcome;
+  /** Its number (of its producer): the offset it commits for its producer's group, when `offset`. */
+  readonly n: number;
+  /** Whether it committed its producer's group's offset (TxnOffsetCommit answered). */
+  offset: boolean;
+  /** When its end was answered (-1: not). */
+  endedAtMs: number;
   /** Its records: partition, value, and when acknowledged (-1: not). */
   readonly records: Array<{ partition: number; value: string; ackedAtMs: number }>;
 }
@@ -141,6 +158,8 @@ export class TxnWorkload {
     { offset: number; lso: number; lsoNode: number; lsoAtMs: number; read: Map<number, { value: string; atMs: number }> }
   >();
   private readonly committedAfterHeal = new Set<number>();
+  /** Every FetchOffsets answer of the producers' groups. */
+  private readonly fetchedOffsets: Array<{ k: number; offset: number; atMs: number; node: number }> = [];
   private ready = false;
   private readonly stopAt: number;
 
@@ -172,6 +191,7 @@ export class TxnWorkload {
     });
     for (let k = 0; k < this.h.producers; k++) void this.producer(k);
     for (let p = 0; p < PARTITIONS; p++) void this.reader(p);
+    if (this.h.offsets) for (let k = 0; k < this.h.producers; k++) void this.offsetChecker(k);
   }
 
   private async atController(what: string, decide: (img: MetadataImage) => MetadataRecord[] | null): Promise<boolean> {
@@ -295,7 +315,8 @@ export class TxnWorkload {
     let n = 0;
     while (pid !== null && this.h.world.now < this.stopAt) {
       await this.sleep(1 + this.h.random.int(100));
-      const txn: Txn = { name: `${tid}#${n++}`, outcome: "open", records: [] };
+      const txn: Txn = { name: `${tid}#${n}`, n, outcome: "open", offset: false, endedAtMs: -1, records: [] };
+      n++;
       this.txns.set(txn.name, txn);
       const id = pid;
       this.h.trace(`txn ${txn.name}: begins (producer ${id.producerId} epoch ${id.producerEpoch})`);
@@ -315,6 +336,7 @@ export class TxnWorkload {
         const value = `${txn.name}.${w}`;
         ok = await this.send(txn, id, seqs, partition, value, fenced !== null);
       }
+      if (ok && fenced === null && this.h.offsets && this.h.random.int(2) === 0) ok = await this.commitOffset(k, txn, id);
       let commit = ok && fenced === null && this.h.random.int(10) < 7;
       if (fenced !== null) {
         // The fenced instance tries to commit: refused, or a violation.
@@ -448,6 +470,7 @@ export class TxnWorkload {
           }),
         );
         if (commit) txn.outcome = "committed";
+        txn.endedAtMs = this.h.world.now;
         this.h.trace(`txn ${txn.name}: ${commit ? "committed" : "aborted"} (next epoch ${next.producerEpoch})`);
         return next;
       } catch (e) {
@@ -460,6 +483,89 @@ export class TxnWorkload {
     if (commit) txn.outcome = "unknown";
     this.h.trace(`txn ${txn.name}: outcome ${txn.outcome}`);
     return null;
+  }
+
+  /**
+   * TxnOffsetCommit at the coordinator of producer `k`'s group (`txg-K`): offset `txn.n` of
+   * sim-txn-0, pending in the transaction until its marker (consume-transform-produce). False
+   * when refused: the transaction cannot commit.
+   */
+  private async commitOffset(k: number, txn: Txn, id: { producerId: number; producerEpoch: number }): Promise<boolean> {
+    const group = `txg-${k}`;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const at = await this.findGroupCoordinator(group);
+      if (at < 0) {
+        await this.sleep(100);
+        continue;
+      }
+      try {
+        const res = await this.h.call(at, (nd) =>
+          nd.running!.txn!.service.txnOffsetCommit({
+            transactionalId: `txn-${k}`,
+            producerId: BigInt(id.producerId),
+            producerEpoch: id.producerEpoch,
+            groupId: group,
+            memberId: null,
+            generationOrEpoch: -1,
+            offsets: [{ topic: TXN_SIM_TOPIC, partition: 0, offset: txn.n, metadata: "", leaderEpoch: -1 }],
+          }),
+        );
+        const err = res[0]?.error;
+        if (err) throw err;
+        txn.offset = true;
+        this.h.trace(`txn ${txn.name}: offset ${txn.n} of ${group} in the transaction (coordinator ${at})`);
+        return true;
+      } catch (e) {
+        const why = errName(e);
+        this.h.trace(`txn ${txn.name}: TxnOffsetCommit at node ${at} failed (attempt ${attempt + 1}): ${why}`);
+        if (FATAL.has(why)) return false;
+        await this.sleep(50 + this.h.random.int(100));
+      }
+    }
+    return false;
+  }
+
+  private async findGroupCoordinator(group: string): Promise<number> {
+    const up = this.upNodes();
+    if (up.length === 0) return -1;
+    try {
+      return await this.h.call(this.pick(up).id, (n) => n.running!.groupsService.coordinatorOf(group), 1000);
+    } catch {
+      return -1;
+    }
+  }
+
+  /**
+   * FetchOffsets of producer `k`'s group now and then: every answer must be the offset of a
+   * transaction that was not aborted, and never below an earlier answer (unless
+   * min.insync.replicas nodes lost power since it was served).
+   */
+  private async offsetChecker(k: number): Promise<void> {
+    const group = `txg-${k}`;
+    let last = { offset: -1, node: 0, atMs: 0 };
+    while (this.h.world.now < this.h.faultMs + this.h.healMs + 2000) {
+      await this.sleep(300 + this.h.random.int(400));
+      const at = await this.findGroupCoordinator(group);
+      if (at < 0) continue;
+      try {
+        const { got, servedAt } = await this.h.call(
+          at,
+          async (n) => ({ got: await n.running!.groupsService.fetchOffsets(group, null), servedAt: this.h.world.now }),
+          2000,
+        );
+        const o = got.find((c) => c.topic === TXN_SIM_TOPIC && c.partition === 0)?.offset ?? -1;
+        if (o < 0) continue;
+        this.fetchedOffsets.push({ k, offset: o, atMs: servedAt, node: at });
+        if (o < last.offset && this.h.powerLossesSince(last.atMs) < 2)
+          this.violation(
+            "txn-offset-backwards",
+            `${group}: committed offset ${last.offset} from node ${last.node}, then ${o} from node ${at}`,
+          );
+        last = { offset: o, node: at, atMs: servedAt };
+      } catch {
+        // asked again
+      }
+    }
   }
 
   /** A READ_COMMITTED Fetch of `partition` from `offset` at node `at`, decoded. */
@@ -532,6 +638,50 @@ export class TxnWorkload {
       }
       // Past the read's markers and aborted records (a Kafka consumer goes on at the fetch's next offset), below the LSO.
       if (Math.min(got.nextOffset, got.lso) > c.offset) c.offset = Math.min(got.nextOffset, got.lso);
+    }
+  }
+
+  /**
+   * Offsets committed in transactions: no answer names the offset of an aborted transaction, and
+   * after healing each group's offset is the last committed transaction's (or a later one's whose
+   * outcome is unknown), unless min.insync.replicas nodes lost power since that commit.
+   */
+  private checkOffsets(): void {
+    const byName = (k: number, n: number) => this.txns.get(`txn-${k}#${n}`);
+    for (const f of this.fetchedOffsets) {
+      const t = byName(f.k, f.offset);
+      if (!t?.offset || t.outcome === "aborted")
+        this.violation(
+          "txn-aborted-offset",
+          `txg-${f.k}: node ${f.node} answered offset ${f.offset} at ${f.atMs} ms, committed by ${t ? `${t.outcome} ${t.name}` : "no transaction"}`,
+        );
+    }
+    for (let k = 0; k < this.h.producers; k++) {
+      const group = `txg-${k}`;
+      let want: Txn | null = null;
+      for (const t of this.txns.values())
+        if (t.name.startsWith(`txn-${k}#`) && t.offset && t.outcome === "committed" && (want === null || t.n > want.n)) want = t;
+      if (want === null || this.h.powerLossesSince(want.endedAtMs) >= 2) continue;
+      let got: ReturnType<ReturnType<GroupRuntime["shardFor"]>["fetchOffsets"]> | null = null;
+      let node = -1;
+      for (const n of this.h.nodes.values()) {
+        try {
+          if (n.running) [got, node] = [n.running.groups.shardFor(group).fetchOffsets(group, null), n.id];
+        } catch {
+          // not its coordinator
+        }
+      }
+      if (got === null) {
+        this.violation("liveness", `${group} has no coordinator after healing`);
+        continue;
+      }
+      const o = got.find((c) => c.topic === TXN_SIM_TOPIC && c.partition === 0)?.offset ?? -1;
+      const t = byName(k, o);
+      if (o < want.n && !(t?.outcome === "unknown"))
+        this.violation(
+          "txn-offset-lost",
+          `${group}: ${want.name} committed offset ${want.n} at ${want.endedAtMs} ms, its coordinator (node ${node}) has ${o}`,
+        );
     }
   }
 
@@ -628,6 +778,7 @@ export class TxnWorkload {
       if (shown > 0 && shown < acked.length)
         this.violation("txn-torn", `${t.name} (outcome unknown): ${shown} of its ${acked.length} acknowledged records are visible`);
     }
+    if (this.h.offsets) this.checkOffsets();
     for (let k = 0; k < this.h.producers; k++)
       if (!this.committedAfterHeal.has(k)) this.violation("liveness", `transactional producer ${k} committed nothing after healing`);
     const counts = { committed: 0, aborted: 0, unknown: 0, open: 0 };
