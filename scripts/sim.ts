@@ -76,10 +76,10 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-10)", integer(1))
     .option(
       "--transactional-producers <n>",
-      "--cluster: transactional producers and READ_COMMITTED readers (settings.transactionalProducers)",
+      "--cluster: transactional producers and READ_COMMITTED readers (settings.transactionalProducers; default 2, 0: none)",
       integer(0),
     )
-    .option("--transactional-offsets", "--cluster: transactions commit a group's offset too (settings.transactionalOffsets)")
+    .option("--no-transactional-offsets", "--cluster: transactions commit no group offsets (settings.transactionalOffsets false)")
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
     .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)");
   command.parse([...argv], { from: "user" });
@@ -120,7 +120,7 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
   if (o.transactionalProducers !== undefined) over.transactionalProducers = o.transactionalProducers;
-  if (o.transactionalOffsets === true) over.transactionalOffsets = true;
+  if (o.transactionalOffsets === false) over.transactionalOffsets = false;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,

@@ -77,6 +77,7 @@ export interface ClusterSimSettings {
   /**
    * Transactional producers (txn-workload.ts: the nodes run the transaction coordinator, READ_COMMITTED
    * readers, exactly-once checks); absent or 0: none, and the nodes run no transaction coordinator.
+   * Default 2 (off in LEGACY_SETTINGS).
    */
   readonly transactionalProducers?: number;
   /** Whether transactions commit a consumer group's offset too (TxnOffsetCommit; needs `groups` > 0 for __consumer_offsets' min.insync.replicas=2). */
@@ -101,6 +102,8 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
+    transactionalProducers: 2,
+    transactionalOffsets: true,
     ...over,
   };
 }

@@ -59,8 +59,8 @@ export const TXN_SIM_TOPIC = "sim-txn";
 const PARTITIONS = 3;
 /** The producers' transaction.timeout.ms. */
 const TXN_TIMEOUT_MS = 10_000;
-/** How long before the end of healing producers stop starting transactions (the last ones end before the checks). */
-const STOP_BEFORE_END_MS = 4000;
+/** How long after the end of healing an open transaction may still end (the checks come 3 s after it). */
+const END_GRACE_MS = 2000;
 
 /** What the workload needs of the run. */
 export interface TxnHost {
@@ -164,7 +164,7 @@ export class TxnWorkload {
   private readonly stopAt: number;
 
   constructor(private readonly h: TxnHost) {
-    this.stopAt = h.faultMs + h.healMs - STOP_BEFORE_END_MS;
+    this.stopAt = h.faultMs + h.healMs;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -287,7 +287,7 @@ export class TxnWorkload {
 
   /** InitProducerId for `tid` (retried until issued); null once the run stops. */
   private async initProducerId(tid: string, coord: { node: number }): Promise<{ producerId: number; producerEpoch: number } | null> {
-    for (let attempt = 0; this.h.world.now < this.h.faultMs + this.h.healMs; attempt++) {
+    for (let attempt = 0; this.h.world.now < this.stopAt + END_GRACE_MS; attempt++) {
       try {
         return await this.atCoordinator(tid, coord, (n) =>
           n.running!.txn!.service.initProducerId({
@@ -305,7 +305,7 @@ export class TxnWorkload {
     return null;
   }
 
-  /** One transactional producer: transactions until shortly before the end of healing. */
+  /** One transactional producer: transactions until the end of healing. */
   private async producer(k: number): Promise<void> {
     const tid = `txn-${k}`;
     const coord = { node: -1 };
@@ -315,6 +315,7 @@ export class TxnWorkload {
     let n = 0;
     while (pid !== null && this.h.world.now < this.stopAt) {
       await this.sleep(1 + this.h.random.int(100));
+      if (this.h.world.now >= this.stopAt) break;
       const txn: Txn = { name: `${tid}#${n}`, n, outcome: "open", offset: false, endedAtMs: -1, records: [] };
       n++;
       this.txns.set(txn.name, txn);
@@ -324,7 +325,8 @@ export class TxnWorkload {
       const fenceAt = this.h.random.int(6) === 0 ? this.h.random.int(writes) : -1;
       let ok = true;
       let fenced: { producerId: number; producerEpoch: number } | null = null;
-      for (let w = 0; w < writes && ok; w++) {
+      // At the end of the run (producers stop), the open transaction ends with the writes it has.
+      for (let w = 0; w < writes && ok && this.h.world.now < this.stopAt; w++) {
         if (w === fenceAt) {
           // A second instance of the same transactional id: the open transaction is aborted, this
           // instance is fenced, its next write must be refused.
@@ -337,7 +339,7 @@ export class TxnWorkload {
         ok = await this.send(txn, id, seqs, partition, value, fenced !== null);
       }
       if (ok && fenced === null && this.h.offsets && this.h.random.int(2) === 0) ok = await this.commitOffset(k, txn, id);
-      let commit = ok && fenced === null && this.h.random.int(10) < 7;
+      const commit = ok && fenced === null && this.h.random.int(10) < 7;
       if (fenced !== null) {
         // The fenced instance tries to commit: refused, or a violation.
         try {
@@ -376,7 +378,6 @@ export class TxnWorkload {
       if (next.producerId !== id.producerId || next.producerEpoch !== id.producerEpoch) seqs = new Map();
       pid = next;
       if (commit && this.h.world.now >= this.h.healedAt()) this.committedAfterHeal.add(k);
-      commit = false;
     }
   }
 
@@ -458,7 +459,7 @@ export class TxnWorkload {
     commit: boolean,
   ): Promise<{ producerId: number; producerEpoch: number } | null> {
     if (!commit) txn.outcome = "aborted"; // whatever happens to the abort: no commit was ever asked
-    for (let attempt = 0; attempt < 20 && this.h.world.now < this.h.faultMs + this.h.healMs; attempt++) {
+    for (let attempt = 0; attempt < 20 && this.h.world.now < this.stopAt + END_GRACE_MS; attempt++) {
       try {
         const next = await this.atCoordinator(tid, coord, (nd) =>
           nd.running!.txn!.service.endTransaction({
