@@ -116,10 +116,12 @@ describe("cluster simulator", () => {
      * seed 1 that caught it (`npm run sim -- --cluster --plant N --seeds 20 [settings]`), which
      * passes without it.
      */
-    // The default workload as the seeds below were found with, before message duplication, client
-    // cuts and full disks were on by default (they move every seed's path; with them, seeds 3, 5,
-    // 6, 7 and 9 of 1..10 catch bug 1 and seed 9 catches bug 3).
-    const found: Partial<ClusterSimSettings> = { duplicateRate: 0, clientCuts: false, fullDisks: false };
+    // The default workload as the seeds below were found with: bugs 1-5 before message duplication,
+    // client cuts, full disks and the transactional workload were on by default (they move every
+    // seed's path; with the first three, seeds 3, 5, 6, 7 and 9 of 1..10 catch bug 1 and seed 9
+    // catches bug 3), bugs 6-11 with transactions but before the three faults.
+    const found: Partial<ClusterSimSettings> = { duplicateRate: 0, clientCuts: false, fullDisks: false, transactionalProducers: 0 };
+    const foundTxn: Partial<ClusterSimSettings> = { ...found, transactionalProducers: 2 };
     const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [
       { bug: 1, seed: 1, settings: found, checks: [] },
       // Seed 1 caught bugs 2 and 3 until a new leader stopped answering reads before it knows its
@@ -138,6 +140,18 @@ describe("cluster simulator", () => {
         checks: ["isr-member-missing-acked"],
       },
       { bug: 5, seed: 5, settings: found, checks: ["committed-offset-backwards"] },
+      // The transactional workload (txn-workload.ts), two transactional producers; the first seed of 1..20 that catches each.
+      { bug: 6, seed: 1, settings: foundTxn, checks: ["txn-torn"] },
+      { bug: 7, seed: 1, settings: foundTxn, checks: ["txn-read-above-lso"] },
+      { bug: 8, seed: 1, settings: foundTxn, checks: ["txn-aborted-read"] },
+      { bug: 9, seed: 3, settings: { ...foundTxn, transactionalOffsets: false }, checks: ["txn-lso-backwards"] },
+      { bug: 10, seed: 2, settings: foundTxn, checks: ["txn-acked-lost"] },
+      {
+        bug: 11,
+        seed: 1,
+        settings: { ...foundTxn, transactionalOffsets: true },
+        checks: ["txn-aborted-offset", "txn-offset-lost"],
+      },
     ];
     for (const p of planted) {
       it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {

@@ -23,6 +23,7 @@ import { WriteCopies } from "./duplicates.ts";
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
+import { TxnWorkload } from "./txn-workload.ts";
 
 export const TOPIC = "sim";
 
@@ -83,6 +84,14 @@ export interface ClusterSimSettings {
   readonly clientCuts: boolean;
   /** A node's disk full for a while during the faults (disk-full.ts). */
   readonly fullDisks: boolean;
+  /**
+   * Transactional producers (txn-workload.ts: the nodes run the transaction coordinator, READ_COMMITTED
+   * readers, exactly-once checks); absent or 0: none, and the nodes run no transaction coordinator.
+   * Default 2 (off in LEGACY_SETTINGS).
+   */
+  readonly transactionalProducers?: number;
+  /** Whether transactions commit a consumer group's offset too (TxnOffsetCommit; needs `groups` > 0 for __consumer_offsets' min.insync.replicas=2). */
+  readonly transactionalOffsets?: boolean;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -106,6 +115,8 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     duplicateRate: 0.05,
     clientCuts: true,
     fullDisks: true,
+    transactionalProducers: 2,
+    transactionalOffsets: true,
     ...over,
   };
 }
@@ -186,6 +197,8 @@ class ClusterSim {
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
   private readonly consumers = new Map<number, { offset: number; hw: number; hwNode: number; readAtMs: number }>();
+  /** The transactional workload (settings.transactionalProducers). */
+  private txn: TxnWorkload | null = null;
 
   constructor(
     private readonly s: ClusterSimSettings,
@@ -209,6 +222,7 @@ class ClusterSim {
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
+          transactions: (s.transactionalProducers ?? 0) > 0,
         }),
       );
     }
@@ -274,6 +288,23 @@ class ClusterSim {
           trace: (l) => this.trace(l),
         });
       if (this.s.admin) void this.adminClient();
+      if ((this.s.transactionalProducers ?? 0) > 0) {
+        this.txn = new TxnWorkload({
+          world: this.world,
+          random: this.random.fork(),
+          nodes: this.nodes,
+          history: this.history,
+          producers: this.s.transactionalProducers!,
+          offsets: this.s.transactionalOffsets === true && this.s.groups > 0,
+          faultMs: this.s.faultMs,
+          healMs: this.s.healMs,
+          trace: (l) => this.trace(l),
+          call: (to, fn, timeoutMs) => this.call(to, fn, timeoutMs),
+          powerLossesSince: (t) => this.powerLossesSince(t),
+          healedAt: () => this.healedAt,
+        });
+        this.txn.start();
+      }
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -1283,5 +1314,6 @@ class ClusterSim {
         if (!this.heartbeatsAfterHeal.has(`${group}/member-${m}`))
           h.violation("liveness", `${group}/member-${m}: no heartbeat answered after healing`, now);
     }
+    this.txn?.finalChecks();
   }
 }

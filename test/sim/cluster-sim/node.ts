@@ -42,6 +42,7 @@ import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
 import { DiskSpace, FullableDisk } from "./disk-full.ts";
+import { type SimTxn, startSimTransactions } from "./txn-node.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
 export const CLUSTER_ID = "sim-cluster";
@@ -72,6 +73,8 @@ export interface NodeEnv {
   readonly replicaFetchMaxBytes: number;
   /** eligible.leader.replicas.enable of the controller (issue 21, KIP-966). */
   readonly eligibleLeaderReplicas: boolean;
+  /** Whether the nodes run the transaction coordinator (txn-node.ts); off, a run is what it was before. */
+  readonly transactions?: boolean;
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
@@ -94,6 +97,8 @@ export interface Running {
   readonly groupsService: GroupsService;
   /** The real produce handler (no forwarder: clients send to the leader). */
   readonly produce: ProduceHandler;
+  /** The transaction coordinator and service (txn-node.ts), when the run has transactions. */
+  readonly txn: SimTxn | null;
 }
 
 /** A node: its disk survives restarts; its process (`running`) does not. */
@@ -291,8 +296,11 @@ export class SimNode {
     // on the broker's ticker (every raft.heartbeat.interval.ms).
     const work = { groups, logs, clock, log };
     timers.setInterval(() => void runPeriodicWork(work).catch((e: unknown) => this.bug(e)), SIM_BROKER.raftHeartbeatIntervalMs);
-    const produce = new ProduceHandler(rm);
-    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService, produce };
+    const txn = this.env.transactions
+      ? startSimTransactions({ id: this.id, inc, net: this.env.net, nodes: this.env.nodes, voters, rm, store, groups, clock, timers })
+      : null;
+    const produce = txn ? new ProduceHandler(rm, null, undefined, undefined, txn.service) : new ProduceHandler(rm);
+    this.running = { inc, timers, logs, store, controller, rm, lifecycle, fetchers, groups, groupsService, produce, txn };
     this.env.trace(`node ${this.id} started (run ${inc.n})`);
   }
 

@@ -13,7 +13,12 @@ import { fromKeyValue, type GroupRecord } from "../../../src/coordinator/records
 import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../../../src/protocol/record-batch.ts";
 import { type IsrChange, PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import type { HwPurgatory } from "../../../src/replication/hw-purgatory.ts";
-import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import { type FetchPosition, ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import type { TxnMarker } from "../../../src/service/transactions.ts";
+import { ProduceHandler } from "../../../src/service/produce.ts";
+import { ProduceAcks, type ProduceInput } from "../../../src/service/produce-types.ts";
+import { PartitionLog } from "../../../src/storage/partition-log.ts";
+import { TXN_SIM_TOPIC } from "./txn-workload.ts";
 
 /** The planted bugs, by number. */
 export const PLANTED_BUGS: Readonly<Record<number, string>> = {
@@ -22,6 +27,12 @@ export const PLANTED_BUGS: Readonly<Record<number, string>> = {
   3: "acks=all answered before the ISR check (min.insync.replicas ignored)",
   4: "an ISR expansion that admits a follower behind the leader epoch's start",
   5: "a group coordinator that replays committed offsets out of order when it loads a shard",
+  6: "an ABORT marker written to one partition of a committed transaction (sim-txn-1)",
+  7: "READ_COMMITTED reads up to the high watermark (the last stable offset ignored)",
+  8: "READ_COMMITTED answered without the aborted transactions (the index ignored)",
+  9: "a transaction counts as ended once its marker is appended, before the marker is replicated",
+  10: "transactional writes acknowledged once the leader holds them (acks=all taken as acks=leader)",
+  11: "a group coordinator that takes a transaction's COMMIT marker as ABORT and ABORT as COMMIT for its pending offsets",
 };
 
 /** Replaces `proto[name]`; returns the function that restores it. */
@@ -174,6 +185,51 @@ export function plantBug(n: number): () => void {
           this.shards.set(p, shard);
         },
       );
+    case 6: {
+      const orig = ReplicaManager.prototype.writeTxnMarker;
+      return replace(
+        ReplicaManager.prototype,
+        "writeTxnMarker",
+        function (this: ReplicaManager, topic: string, partition: number, marker: TxnMarker, timeoutMs?: number) {
+          const m = topic === TXN_SIM_TOPIC && partition === 1 ? { ...marker, commit: false } : marker; // planted
+          return orig.call(this, topic, partition, m, timeoutMs);
+        },
+      );
+    }
+    case 7:
+    case 8: {
+      const orig = ReplicaManager.prototype.readPartition;
+      return replace(ReplicaManager.prototype, "readPartition", function (this: ReplicaManager, pos: FetchPosition, alloc?: unknown) {
+        const d = orig.call(this, pos, alloc as Parameters<ReplicaManager["readPartition"]>[1]);
+        if (pos.readCommitted !== true || d.error !== null || d.read === null) return d;
+        if (n === 8) return { ...d, abortedTransactions: null }; // planted
+        // planted: the read goes up to the high watermark; the answer still names the LSO
+        const log = (this as unknown as { readLog(t: string, p: number): PartitionLog }).readLog(pos.topic, pos.partition);
+        return { ...d, read: log.read(pos.offset, pos.maxBytes, d.highWatermark) };
+      });
+    }
+    case 9:
+      return replace(PartitionLog.prototype, "firstUnstableOffsetAt", function (this: unknown): number | null {
+        return (this as { producers: { firstUnstableOffset: number | null } }).producers.firstUnstableOffset; // planted: unreplicated markers ignored
+      });
+    case 10: {
+      const proto = ProduceHandler.prototype as unknown as { acknowledge(input: ProduceInput, appended: unknown): Promise<unknown> };
+      const orig = proto.acknowledge;
+      return replace(proto, "acknowledge", function (this: unknown, input: ProduceInput, appended: unknown) {
+        const acks = input.transactionalId && input.acks === ProduceAcks.ALL ? ProduceAcks.LEADER : input.acks; // planted
+        return orig.call(this, { ...input, acks }, appended);
+      });
+    }
+    case 11: {
+      const orig = GroupRuntime.prototype.completeTxnOffsets;
+      return replace(
+        GroupRuntime.prototype,
+        "completeTxnOffsets",
+        function (this: GroupRuntime, p: number, producerId: number, commit: boolean) {
+          return orig.call(this, p, producerId, !commit); // planted
+        },
+      );
+    }
     default:
       throw new Error(`no planted bug ${n} (planted bugs: ${Object.keys(PLANTED_BUGS).join(", ")})`);
   }

@@ -45,6 +45,7 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   duplicateRate: 0,
   clientCuts: false,
   fullDisks: false,
+  transactionalProducers: 0,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {
