@@ -75,6 +75,8 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
     .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-5)", integer(1))
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
+    .option("--reassignments", "--cluster: partition reassignments by the admin (settings.reassignments)")
+    .option("--broker-only-nodes <n>", "--cluster: broker-only nodes (observers) besides the 3 voters", integer(0))
     .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)");
   command.parse([...argv], { from: "user" });
   const o = command.opts<{
@@ -98,6 +100,8 @@ function parseArgs(argv: readonly string[]): Args {
     powerLossOneIn?: number;
     replicaFetchMaxBytes?: number;
     laggards?: boolean;
+    reassignments?: boolean;
+    brokerOnlyNodes?: number;
     legacy?: boolean;
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
@@ -111,6 +115,8 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
+  if (o.reassignments === true) over.reassignments = true;
+  if (o.brokerOnlyNodes !== undefined) over.brokerOnlyNodes = o.brokerOnlyNodes;
   return {
     seed: o.seed ?? null,
     regression: o.regression ?? null,

@@ -18,6 +18,7 @@ import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
+import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 
 export const TOPIC = "sim";
@@ -73,6 +74,13 @@ export interface ClusterSimSettings {
   readonly laggards?: boolean;
   /** eligible.leader.replicas.enable of the controllers (issue 21, KIP-966); absent: true. */
   readonly eligibleLeaderReplicas?: boolean;
+  /** With `admin`: partition reassignments during the faults (reassign.ts). */
+  readonly reassignments: boolean;
+  /**
+   * Nodes with `process.roles=broker` besides the `nodes` voters (KRaft observers following the
+   * metadata log from the voters): they hold and lead replicas and take the same faults.
+   */
+  readonly brokerOnlyNodes?: number;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -93,6 +101,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
+    reassignments: false,
     ...over,
   };
 }
@@ -120,6 +129,9 @@ export interface ClusterSimResult {
     dropped: number;
     commits: number;
     committedReads: number;
+    /** Reassignment requests acknowledged (settings.reassignments), and of them cancels. */
+    reassignments: number;
+    reassignCancels: number;
   };
 }
 
@@ -163,6 +175,8 @@ class ClusterSim {
   /** The __consumer_offsets partitions of the groups (their leader changes are traced). */
   private readonly groupPartitions: ReadonlySet<number>;
   private readonly commitsAfterHeal = new Set<string>();
+  /** The reassigning admin (settings.reassignments). */
+  private reassign: Reassignments | null = null;
   /** The newest metadata offset traced. */
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
@@ -174,7 +188,8 @@ class ClusterSim {
   ) {
     this.random = new SeededRandom(s.seed);
     this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5 });
-    this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
+    // Voters 1..nodes, then the broker-only nodes (observers).
+    this.ids = Array.from({ length: s.nodes + (s.brokerOnlyNodes ?? 0) }, (_, i) => i + 1);
     this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
     for (const id of this.ids) {
@@ -183,13 +198,15 @@ class ClusterSim {
         new SimNode(id, {
           world: this.world,
           net: this.net,
-          voters: this.ids,
+          voters: this.ids.slice(0, s.nodes),
           nodes: this.nodes,
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
+          // Reassignments: added replicas catch up over seconds, so moves are cancelled and faulted midway.
+          leaderReplicationThrottledRate: s.admin && s.reassignments ? REASSIGN_THROTTLE_BYTES_PER_SEC : 0,
         }),
       );
     }
@@ -236,6 +253,7 @@ class ClusterSim {
       if (this.s.laggards === true) this.scheduleLaggards();
       else this.scheduleFaults();
       if (this.s.admin) void this.adminClient();
+      if (this.s.admin && this.s.reassignments) void this.reassignments().run();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -279,6 +297,8 @@ class ClusterSim {
         dropped: this.net.dropped,
         commits: h.commitCount,
         committedReads: h.committedReads,
+        reassignments: this.reassign?.acked ?? 0,
+        reassignCancels: this.reassign?.cancels ?? 0,
       },
     };
   }
@@ -313,7 +333,8 @@ class ClusterSim {
         else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
             `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")}` +
-              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
+              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""}` +
+              `${r.replicas ? ` replicas ${r.replicas.join(",")} adding ${(r.addingReplicas ?? []).join(",")} removing ${(r.removingReplicas ?? []).join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
           );
         else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
         else if (r.type === "broker")
@@ -348,7 +369,9 @@ class ClusterSim {
   private async createTopic(): Promise<void> {
     for (let attempt = 0; !this.stopping; attempt++) {
       const leader = this.upNodes().find((n) => n.running!.store.isLeader);
-      if (leader) {
+      // With broker-only nodes, placement waits (up to 10 s) for every broker to register and be unfenced.
+      const waiting = (this.s.brokerOnlyNodes ?? 0) > 0 && this.world.now < 10_000;
+      if (leader && (!waiting || leader.running!.store.image.unfencedBrokers().length === this.ids.length)) {
         try {
           await this.call(leader.id, (n) =>
             n.running!.store.commit((img) =>
@@ -450,6 +473,23 @@ class ClusterSim {
         await this.atController("preferred leader election", (img) => decidePreferredLeaderElection(img).records);
       }
     }
+  }
+
+  /** The reassigning admin (settings.reassignments), over this run's controller calls. */
+  private reassignments(): Reassignments {
+    this.reassign = new Reassignments({
+      random: this.random,
+      now: () => this.world.now,
+      untilMs: this.s.faultMs,
+      brokers: this.ids,
+      mainTopic: TOPIC,
+      otherTopics: () => [...this.adminTopics].filter((t) => !this.deletedTopics.has(t)),
+      image: () => this.upNodes()[0]?.running?.store.image,
+      atController: (what, decide) => this.atController(what, decide),
+      sleep: (ms) => this.sleep(ms),
+      trace: (l) => this.trace(l),
+    });
+    return this.reassign;
   }
 
   /** Asks a random up node which broker leads `partition` (a Metadata request). */
@@ -1224,6 +1264,7 @@ class ClusterSim {
           h.violation("liveness", `${name}-${p}: leader ${st.leader}, ISR ${st.isr.join(",")} after healing`, now);
       });
     }
+    this.reassign?.finalChecks(img!, this.nodes.values(), this.deletedTopics, h, now);
     for (let id = 0; id < this.s.idempotentProducers; id++) {
       if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
         h.violation("liveness", `idempotent producer ${id} got no acknowledgement after healing`, now);

@@ -14,6 +14,7 @@ import { HEADER_SIZE, readBatchHeader, records as recordCursor } from "../../../
 import { type IsrChange, PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import type { HwPurgatory } from "../../../src/replication/hw-purgatory.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import { plantReassignBug, REASSIGN_PLANTED_BUGS } from "./plants-reassign.ts";
 
 /** The planted bugs, by number. */
 export const PLANTED_BUGS: Readonly<Record<number, string>> = {
@@ -22,6 +23,7 @@ export const PLANTED_BUGS: Readonly<Record<number, string>> = {
   3: "acks=all answered before the ISR check (min.insync.replicas ignored)",
   4: "an ISR expansion that admits a follower behind the leader epoch's start",
   5: "a group coordinator that replays committed offsets out of order when it loads a shard",
+  ...REASSIGN_PLANTED_BUGS,
 };
 
 /** Replaces `proto[name]`; returns the function that restores it. */
@@ -175,6 +177,7 @@ export function plantBug(n: number): () => void {
         },
       );
     default:
+      if (n in REASSIGN_PLANTED_BUGS) return plantReassignBug(n);
       throw new Error(`no planted bug ${n} (planted bugs: ${Object.keys(PLANTED_BUGS).join(", ")})`);
   }
 }

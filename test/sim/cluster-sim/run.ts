@@ -42,6 +42,8 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   weakAcksProducers: 0,
   admin: false,
   diskFaults: false,
+  reassignments: false,
+  brokerOnlyNodes: 0,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {
