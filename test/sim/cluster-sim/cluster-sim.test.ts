@@ -23,6 +23,8 @@ const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
 /** Wall time the sweep may take, and the most seeds it runs (seeds 1..120 were checked by hand). */
 const SWEEP_BUDGET_MS = 10_000;
 const SWEEP_SEEDS_MAX = 120;
+/** Partition reassignments by the admin, and 2 broker-only nodes besides the 3 voters. */
+const REASSIGN_SETTINGS: Partial<ClusterSimSettings> = { reassignments: true, brokerOnlyNodes: 2 };
 
 describe("cluster simulator", () => {
   it("gives the same event trace for the same seed", async () => {
@@ -35,6 +37,16 @@ describe("cluster simulator", () => {
     expect(a.stats.acked).toBeGreaterThan(100);
     expect(a.violations).toEqual([]);
   }, 60_000);
+
+  it("moves partitions, cancels moves and lets broker-only nodes lead, the same way for the same seed", async () => {
+    const a = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));
+    const b = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(a.violations, formatClusterFailure(a)).toEqual([]);
+    expect(a.stats.reassignments).toBeGreaterThan(5);
+    expect(a.stats.reassignCancels).toBeGreaterThan(0);
+    expect(a.stats.brokerOnlyLeaderEpochs).toBeGreaterThan(0);
+  }, 120_000);
 
   it("passes every regression seed, and still reproduces each open finding (a bug found, not fixed yet)", async () => {
     const fixed = clusterRegressionSeeds();
@@ -122,6 +134,10 @@ describe("cluster simulator", () => {
         checks: ["isr-member-missing-acked"],
       },
       { bug: 5, seed: 5, settings: {}, checks: ["committed-offset-backwards"] },
+      // Reassignments (plants-reassign.ts), with broker-only nodes so that moves add replicas.
+      { bug: 11, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-stuck"] },
+      { bug: 12, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },
+      { bug: 13, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-removed-data"] },
     ];
     for (const p of planted) {
       it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {

@@ -132,6 +132,8 @@ export interface ClusterSimResult {
     /** Reassignment requests acknowledged (settings.reassignments), and of them cancels. */
     reassignments: number;
     reassignCancels: number;
+    /** Leader epochs of the topic's partitions led by a broker-only node (settings.brokerOnlyNodes). */
+    brokerOnlyLeaderEpochs: number;
   };
 }
 
@@ -299,6 +301,7 @@ class ClusterSim {
         committedReads: h.committedReads,
         reassignments: this.reassign?.acked ?? 0,
         reassignCancels: this.reassign?.cancels ?? 0,
+        brokerOnlyLeaderEpochs: [...h.leaders.values()].filter((id) => id > this.s.nodes).length,
       },
     };
   }
