@@ -136,7 +136,7 @@ describe("cluster simulator", () => {
       { bug: 5, seed: 5, settings: {}, checks: ["committed-offset-backwards"] },
       // Reassignments (plants-reassign.ts), with broker-only nodes so that moves add replicas.
       { bug: 11, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-stuck"] },
-      { bug: 12, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },
+      { bug: 12, seed: 3, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },
       { bug: 13, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-removed-data"] },
     ];
     for (const p of planted) {

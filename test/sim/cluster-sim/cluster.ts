@@ -1129,10 +1129,20 @@ class ClusterSim {
    */
   private checkIsrExpansion(
     leader: number,
-    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
+    changes: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      partitionEpoch: number;
+      newIsr: readonly number[];
+      newIsrBrokerEpochs?: readonly number[];
+    }>,
   ): void {
     for (const c of changes) {
       if (c.topic !== TOPIC) continue;
+      // Asked at a partition epoch the metadata has left behind: the controller refuses it
+      // (INVALID_UPDATE_VERSION), and the member it names may be another log by now (reassignments:
+      // removed, its log deleted, added again with an empty one; seed 205 with reassignments).
+      if (c.partitionEpoch < this.newestPartitionEpoch(c.partition)) continue;
       const current = this.nodes.get(leader)?.running?.rm.replica(TOPIC, c.partition)?.isr ?? [];
       c.newIsr.forEach((id, i) => {
         if (current.includes(id)) return;
@@ -1151,6 +1161,13 @@ class ClusterSim {
           );
       });
     }
+  }
+
+  /** The newest partition epoch of the topic's `partition` committed so far (in any node's image). */
+  private newestPartitionEpoch(partition: number): number {
+    let e = -1;
+    for (const n of this.upNodes()) e = Math.max(e, n.running!.store.image.topics.get(TOPIC)?.partitions[partition]?.partitionEpoch ?? -1);
+    return e;
   }
 
   /** Nodes whose power failed after `atMs` (they may have lost what they held then). */

@@ -77,7 +77,13 @@ export interface NodeEnv {
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
-    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
+    changes: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      partitionEpoch: number;
+      newIsr: readonly number[];
+      newIsrBrokerEpochs?: readonly number[];
+    }>,
   ) => void;
 }
 

@@ -19,11 +19,14 @@ import type { History } from "./history.ts";
 import type { SimNode } from "./node.ts";
 
 /**
- * leader.replication.throttled.rate of the nodes when reassignments run: a partition's log of a
- * few tens of KiB takes seconds to reach an added replica (the writers add ~5 KiB/s), so moves
- * are still running when a fault or a cancel comes.
+ * leader.replication.throttled.rate of the nodes when reassignments run: an added replica of a
+ * partition's log (40-100 KiB over a run; the writers add ~5 KiB/s to the topic) takes a second
+ * or more to catch up, so moves are still running when a fault or a cancel comes; and a leader's
+ * added replicas all caught up within the healing time (16 KiB/s did not: seed 72 with 2
+ * broker-only nodes added three replicas of one partition 150 ms before healing, and one was
+ * still behind 15 s later).
  */
-export const REASSIGN_THROTTLE_BYTES_PER_SEC = 16 << 10;
+export const REASSIGN_THROTTLE_BYTES_PER_SEC = 64 << 10;
 
 /** What the reassigning admin needs of the run. */
 export interface ReassignContext {
