@@ -101,7 +101,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
-    reassignments: false,
+    reassignments: true,
     ...over,
   };
 }
