@@ -140,6 +140,7 @@ describe("cluster simulator", () => {
       { bug: 11, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-stuck"] },
       { bug: 12, seed: 3, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },
       { bug: 13, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-removed-data"] },
+      { bug: 14, seed: 1, settings: REASSIGN_SETTINGS, checks: ["observer-metadata"] },
     ];
     for (const p of planted) {
       it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {

@@ -19,6 +19,7 @@ import type { PartitionReplica } from "../../../src/replication/partition-replic
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
 import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
+import { checkBrokerOnlyImages } from "./broker-only.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 
 export const TOPIC = "sim";
@@ -1285,6 +1286,9 @@ class ClusterSim {
       });
     }
     this.reassign?.finalChecks(img!, this.nodes.values(), this.deletedTopics, h, now);
+    const liveTopics = [TOPIC, ...[...this.adminTopics].filter((t) => !this.deletedTopics.has(t))];
+    const controllerImage = this.upNodes().find((n) => n.running!.store.isLeader)?.running!.store.image ?? img!;
+    checkBrokerOnlyImages(controllerImage, this.nodes.values(), liveTopics, h, now);
     for (let id = 0; id < this.s.idempotentProducers; id++) {
       if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
         h.violation("liveness", `idempotent producer ${id} got no acknowledgement after healing`, now);

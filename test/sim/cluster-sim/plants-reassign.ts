@@ -1,10 +1,12 @@
 /**
- * Bugs planted in partition reassignment (settings.reassignments), to show the reassignment
- * checks catch them (reassign.ts `finalChecks`); numbered apart from plants.ts's own. Each wraps
+ * Bugs planted in partition reassignment (settings.reassignments) and in the metadata path of
+ * broker-only nodes (settings.brokerOnlyNodes), to show their checks catch them (reassign.ts
+ * `finalChecks`, broker-only.ts); numbered apart from plants.ts's own. Each wraps
  * one method of a real class for as long as it is planted and returns the function that puts
  * the real method back.
  */
 import { MetadataImage } from "../../../src/metadata/image.ts";
+import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import type { PartitionChangeRecord } from "../../../src/metadata/records.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 
@@ -13,6 +15,7 @@ export const REASSIGN_PLANTED_BUGS: Readonly<Record<number, string>> = {
   11: "the metadata image drops a reassignment's completion (the partition stays reassigned)",
   12: "a completed reassignment keeps the replicas it removed in the replica set",
   13: "a broker that no longer holds a replica keeps its log on disk",
+  14: "a voter that serves broker-only nodes no metadata entry past offset 40 (FetchMetadata)",
 };
 
 /** MetadataImage's private member the wrappers reach. */
@@ -74,6 +77,20 @@ export function plantReassignBug(n: number): () => void {
     case 13:
       // planted: deleting a log does nothing
       return wrap<(topic: string, partition: number) => boolean>(LogManager.prototype, "delete", () => () => false);
+    case 14:
+      return wrap<QuorumMetadataStore["readCommitted"]>(
+        QuorumMetadataStore.prototype,
+        "readCommitted",
+        (orig) =>
+          function (this: QuorumMetadataStore, after: number, maxBytes: number) {
+            const r = orig.call(this, after, maxBytes);
+            // planted: nothing past offset 40 is served
+            return {
+              snapshot: r.snapshot && r.snapshot.offset <= 40 ? r.snapshot : null,
+              entries: r.entries.filter((e) => e.offset <= 40),
+            };
+          },
+      );
     default:
       throw new Error(`no planted reassignment bug ${n}`);
   }
