@@ -1287,7 +1287,7 @@ class ClusterSim {
     }
     this.reassign?.finalChecks(img!, this.nodes.values(), this.deletedTopics, h, now);
     const liveTopics = [TOPIC, ...[...this.adminTopics].filter((t) => !this.deletedTopics.has(t))];
-    const controllerImage = this.upNodes().find((n) => n.running!.store.isLeader)?.running!.store.image ?? img!;
+    const controllerImage = this.upNodes().find((n) => n.running!.store.isLeader)?.running?.store.image ?? img!;
     checkBrokerOnlyImages(controllerImage, this.nodes.values(), liveTopics, h, now);
     for (let id = 0; id < this.s.idempotentProducers; id++) {
       if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
