@@ -15,7 +15,7 @@
  *
  * Every change is one PartitionChangeRecord carrying `replicas`, `addingReplicas` and
  * `removingReplicas` (empty lists end the reassignment). Partition epoch + 1 each time, leader
- * epoch + 1 when the leader changes.
+ * epoch + 1 when the leader changes or a replica leaves the replica set (`removesReplica`).
  */
 import { rillError } from "../base/errors.ts";
 import { parseTopicConfig } from "../config/schema.ts";
@@ -244,7 +244,7 @@ function record(
     partition,
     leader: next.leader,
     isr: [...next.isr],
-    leaderEpoch: next.leader === state.leader ? state.leaderEpoch : state.leaderEpoch + 1,
+    leaderEpoch: next.leader === state.leader && !removesReplica(state, next.replicas) ? state.leaderEpoch : state.leaderEpoch + 1,
     partitionEpoch: state.partitionEpoch + 1,
     replicas: [...next.replicas],
     addingReplicas: [...next.adding],
@@ -253,6 +253,19 @@ function record(
     ...(lastKnownElr.length > 0 ? { lastKnownElr } : {}),
     ...(lastKnownLeader !== undefined && next.replicas.includes(lastKnownLeader) ? { lastKnownLeader } : {}),
   };
+}
+
+/**
+ * Whether `replicas` leaves out a replica of `state` (a completion dropping the removed ones, a
+ * cancel or a new target dropping added ones): the leader epoch goes up even when the leader
+ * stays, as Kafka's PartitionChangeBuilder does, so the leader fences the fetches of a replica no
+ * longer in the set. A broker whose metadata lags keeps fetching as the replica it was; without
+ * the bump, once it was added back its fetches from the log it had not yet deleted counted for the
+ * new replica, which joined the ISR, then deleted that log for an empty one and was elected
+ * (cluster sim seed 174 with 2 broker-only nodes).
+ */
+function removesReplica(state: PartitionState, replicas: readonly number[]): boolean {
+  return state.replicas.some((r) => !replicas.includes(r));
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {

@@ -67,13 +67,19 @@ describe("partition reassignment (KIP-455)", () => {
     expect(listReassignments(img)).toEqual([]);
   });
 
-  it("keeps the leader when it stays a replica", () => {
+  it("keeps the leader when it stays a replica; the leader epoch goes up when a replica leaves (as Kafka), not when one joins", () => {
     const img = clusterOf([1, 2, 3, 4]);
     topicWith(img, "t", [[1, 2, 3]]);
     reassign(img, [1, 4, 2]);
+    expect(part(img, "t").leaderEpoch).toBe(0);
     alterIsr(img, [1, 4, 2, 3]);
     const p = part(img, "t");
-    expect(p).toMatchObject({ replicas: [1, 4, 2], isr: [1, 4, 2], leader: 1, leaderEpoch: 0 });
+    // 3 left: its fetches, under epoch 0, are fenced from now on (cluster sim seed 174)
+    expect(p).toMatchObject({ replicas: [1, 4, 2], isr: [1, 4, 2], leader: 1, leaderEpoch: 1 });
+    reassign(img, [1, 4, 2, 3]);
+    expect(part(img, "t").leaderEpoch).toBe(1);
+    reassign(img, null); // the cancel drops 3
+    expect(part(img, "t")).toMatchObject({ replicas: [1, 4, 2], leader: 1, leaderEpoch: 2 });
   });
 
   it("a cancel reverts to the original replicas (in the order of the replica set, as Kafka), the added ones leaving the ISR", () => {
