@@ -102,7 +102,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     weakAcksProducers: 1,
     groups: 1,
     groupMembers: 2,
-    reassignments: true,
+    reassignments: false,
     ...over,
   };
 }
