@@ -74,7 +74,7 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
     .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
-    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts (1-10)", integer(1))
+    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts and plants-reassign.ts (1-15)", integer(1))
     .option(
       "--transactional-producers <n>",
       "--cluster: transactional producers and READ_COMMITTED readers (settings.transactionalProducers; default 2, 0: none)",
@@ -82,6 +82,8 @@ function parseArgs(argv: readonly string[]): Args {
     )
     .option("--no-transactional-offsets", "--cluster: transactions commit no group offsets (settings.transactionalOffsets false)")
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
+    .option("--reassignments", "--cluster: partition reassignments by the admin (settings.reassignments)")
+    .option("--broker-only-nodes <n>", "--cluster: broker-only nodes (observers) besides the 3 voters", integer(0))
     .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)")
     .option("--set <json>", "--cluster: settings to override, as JSON (e.g. '{\"duplicateRate\":0.05}')");
   command.parse([...argv], { from: "user" });
@@ -108,6 +110,8 @@ function parseArgs(argv: readonly string[]): Args {
     laggards?: boolean;
     transactionalProducers?: number;
     transactionalOffsets?: boolean;
+    reassignments?: boolean;
+    brokerOnlyNodes?: number;
     legacy?: boolean;
     set?: string;
   }>();
@@ -122,6 +126,8 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
+  if (o.reassignments === true) over.reassignments = true;
+  if (o.brokerOnlyNodes !== undefined) over.brokerOnlyNodes = o.brokerOnlyNodes;
   if (o.transactionalProducers !== undefined) over.transactionalProducers = o.transactionalProducers;
   if (o.transactionalOffsets === false) over.transactionalOffsets = false;
   if (o.set !== undefined) Object.assign(over, JSON.parse(o.set) as Partial<ClusterSimSettings>);

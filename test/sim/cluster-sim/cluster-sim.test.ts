@@ -23,6 +23,17 @@ const SHORT: Partial<ClusterSimSettings> = { faultMs: 6000, healMs: 8000 };
 /** Wall time the sweep may take, and the most seeds it runs (seeds 1..120 were checked by hand). */
 const SWEEP_BUDGET_MS = 10_000;
 const SWEEP_SEEDS_MAX = 120;
+/** Partition reassignments by the admin, and 2 broker-only nodes besides the 3 voters. */
+// Reassignments and broker-only nodes as their planted bugs' seeds were found: without message
+// duplication, client cuts, full disks and transactions (the defaults they were found beside).
+const REASSIGN_SETTINGS: Partial<ClusterSimSettings> = {
+  duplicateRate: 0,
+  clientCuts: false,
+  fullDisks: false,
+  transactionalProducers: 0,
+  reassignments: true,
+  brokerOnlyNodes: 2,
+};
 
 describe("cluster simulator", () => {
   it("gives the same event trace for the same seed", async () => {
@@ -47,6 +58,15 @@ describe("cluster simulator", () => {
     expect(a.stats.clientCuts).toBeGreaterThan(0);
     expect(a.stats.diskFullRefusals).toBeGreaterThan(0);
   }, 60_000);
+  it("moves partitions, cancels moves and lets broker-only nodes lead, the same way for the same seed", async () => {
+    const a = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));
+    const b = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(a.violations, formatClusterFailure(a)).toEqual([]);
+    expect(a.stats.reassignments).toBeGreaterThan(5);
+    expect(a.stats.reassignCancels).toBeGreaterThan(0);
+    expect(a.stats.brokerOnlyLeaderEpochs).toBeGreaterThan(0);
+  }, 120_000);
 
   it("passes every regression seed, and still reproduces each open finding (a bug found, not fixed yet)", async () => {
     const fixed = clusterRegressionSeeds();
@@ -152,6 +172,11 @@ describe("cluster simulator", () => {
         settings: { ...foundTxn, transactionalOffsets: true },
         checks: ["txn-aborted-offset", "txn-offset-lost"],
       },
+      // Reassignments (plants-reassign.ts), with broker-only nodes so that moves add replicas.
+      { bug: 12, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-stuck"] },
+      { bug: 13, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },
+      { bug: 14, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-removed-data"] },
+      { bug: 15, seed: 1, settings: REASSIGN_SETTINGS, checks: ["observer-metadata"] },
     ];
     for (const p of planted) {
       it(`bug ${p.bug}: ${PLANTED_BUGS[p.bug]} (seed ${p.seed})`, async () => {

@@ -22,6 +22,8 @@ import { scheduleFullDisks } from "./disk-full.ts";
 import { WriteCopies } from "./duplicates.ts";
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
 import { SIM_BROKER, SimNode } from "./node.ts";
+import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
+import { checkBrokerOnlyImages } from "./broker-only.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
 import { TxnWorkload } from "./txn-workload.ts";
 
@@ -92,6 +94,13 @@ export interface ClusterSimSettings {
   readonly transactionalProducers?: number;
   /** Whether transactions commit a consumer group's offset too (TxnOffsetCommit; needs `groups` > 0 for __consumer_offsets' min.insync.replicas=2). */
   readonly transactionalOffsets?: boolean;
+  /** With `admin`: partition reassignments during the faults (reassign.ts). */
+  readonly reassignments: boolean;
+  /**
+   * Nodes with `process.roles=broker` besides the `nodes` voters (KRaft observers following the
+   * metadata log from the voters): they hold and lead replicas and take the same faults.
+   */
+  readonly brokerOnlyNodes?: number;
 }
 
 export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSettings> = {}): ClusterSimSettings {
@@ -117,6 +126,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     fullDisks: true,
     transactionalProducers: 2,
     transactionalOffsets: true,
+    reassignments: false,
     ...over,
   };
 }
@@ -147,6 +157,11 @@ export interface ClusterSimResult {
     diskFullRefusals: number;
     commits: number;
     committedReads: number;
+    /** Reassignment requests acknowledged (settings.reassignments), and of them cancels. */
+    reassignments: number;
+    reassignCancels: number;
+    /** Leader epochs of the topic's partitions led by a broker-only node (settings.brokerOnlyNodes). */
+    brokerOnlyLeaderEpochs: number;
   };
 }
 
@@ -193,6 +208,8 @@ class ClusterSim {
   /** The __consumer_offsets partitions of the groups (their leader changes are traced). */
   private readonly groupPartitions: ReadonlySet<number>;
   private readonly commitsAfterHeal = new Set<string>();
+  /** The reassigning admin (settings.reassignments). */
+  private reassign: Reassignments | null = null;
   /** The newest metadata offset traced. */
   private metadataTraced = 0;
   /** Per consumer (one per partition): next offset and the highest high watermark seen. */
@@ -206,7 +223,8 @@ class ClusterSim {
   ) {
     this.random = new SeededRandom(s.seed);
     this.net = new SimNet(this.world, this.random.fork(), { dropRate: 0, minDelayMs: 1, maxDelayMs: 5, duplicateRate: s.duplicateRate });
-    this.ids = Array.from({ length: s.nodes }, (_, i) => i + 1);
+    // Voters 1..nodes, then the broker-only nodes (observers).
+    this.ids = Array.from({ length: s.nodes + (s.brokerOnlyNodes ?? 0) }, (_, i) => i + 1);
     this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
     for (const id of this.ids) {
@@ -215,7 +233,7 @@ class ClusterSim {
         new SimNode(id, {
           world: this.world,
           net: this.net,
-          voters: this.ids,
+          voters: this.ids.slice(0, s.nodes),
           nodes: this.nodes,
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
@@ -223,6 +241,8 @@ class ClusterSim {
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
           transactions: (s.transactionalProducers ?? 0) > 0,
+          // Reassignments: added replicas catch up over seconds, so moves are cancelled and faulted midway.
+          leaderReplicationThrottledRate: s.admin && s.reassignments ? REASSIGN_THROTTLE_BYTES_PER_SEC : 0,
         }),
       );
     }
@@ -305,6 +325,7 @@ class ClusterSim {
         });
         this.txn.start();
       }
+      if (this.s.admin && this.s.reassignments) void this.reassignments().run();
       await this.world.runUntil(this.s.faultMs);
       this.heal();
       await this.world.runUntil(this.s.faultMs + this.s.healMs);
@@ -351,6 +372,9 @@ class ClusterSim {
         diskFullRefusals: [...this.nodes.values()].reduce((n, x) => n + x.space.refused, 0),
         commits: h.commitCount,
         committedReads: h.committedReads,
+        reassignments: this.reassign?.acked ?? 0,
+        reassignCancels: this.reassign?.cancels ?? 0,
+        brokerOnlyLeaderEpochs: [...h.leaders.values()].filter((id) => id > this.s.nodes).length,
       },
     };
   }
@@ -386,7 +410,8 @@ class ClusterSim {
         else if (r.type === "partition-change" && r.topic === TOPIC)
           this.trace(
             `metadata@${c.offset}: ${TOPIC}-${r.partition} leader ${r.leader} epoch ${r.leaderEpoch} isr ${r.isr.join(",")}` +
-              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
+              `${r.elr ? ` elr ${r.elr.join(",")}` : ""}${r.lastKnownElr ? ` last known elr ${r.lastKnownElr.join(",")}` : ""}` +
+              `${r.replicas ? ` replicas ${r.replicas.join(",")} adding ${(r.addingReplicas ?? []).join(",")} removing ${(r.removingReplicas ?? []).join(",")}` : ""} (partition epoch ${r.partitionEpoch})`,
           );
         else if (r.type === "broker-fence") this.trace(`metadata@${c.offset}: broker ${r.nodeId} ${r.fenced ? "fenced" : "unfenced"}`);
         else if (r.type === "broker")
@@ -421,7 +446,9 @@ class ClusterSim {
   private async createTopic(): Promise<void> {
     for (let attempt = 0; !this.stopping; attempt++) {
       const leader = this.upNodes().find((n) => n.running!.store.isLeader);
-      if (leader) {
+      // With broker-only nodes, placement waits (up to 10 s) for every broker to register and be unfenced.
+      const waiting = (this.s.brokerOnlyNodes ?? 0) > 0 && this.world.now < 10_000;
+      if (leader && (!waiting || leader.running!.store.image.unfencedBrokers().length === this.ids.length)) {
         try {
           await this.call(leader.id, (n) =>
             n.running!.store.commit((img) =>
@@ -523,6 +550,23 @@ class ClusterSim {
         await this.atController("preferred leader election", (img) => decidePreferredLeaderElection(img).records);
       }
     }
+  }
+
+  /** The reassigning admin (settings.reassignments), over this run's controller calls. */
+  private reassignments(): Reassignments {
+    this.reassign = new Reassignments({
+      random: this.random,
+      now: () => this.world.now,
+      untilMs: this.s.faultMs,
+      brokers: this.ids,
+      mainTopic: TOPIC,
+      otherTopics: () => [...this.adminTopics].filter((t) => !this.deletedTopics.has(t)),
+      image: () => this.upNodes()[0]?.running?.store.image,
+      atController: (what, decide) => this.atController(what, decide),
+      sleep: (ms) => this.sleep(ms),
+      trace: (l) => this.trace(l),
+    });
+    return this.reassign;
   }
 
   /** Asks a random up node which broker leads `partition` (a Metadata request). */
@@ -1163,10 +1207,20 @@ class ClusterSim {
    */
   private checkIsrExpansion(
     leader: number,
-    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
+    changes: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      partitionEpoch: number;
+      newIsr: readonly number[];
+      newIsrBrokerEpochs?: readonly number[];
+    }>,
   ): void {
     for (const c of changes) {
       if (c.topic !== TOPIC) continue;
+      // Asked at a partition epoch the metadata has left behind: the controller refuses it
+      // (INVALID_UPDATE_VERSION), and the member it names may be another log by now (reassignments:
+      // removed, its log deleted, added again with an empty one; seed 205 with reassignments).
+      if (c.partitionEpoch < this.newestPartitionEpoch(c.partition)) continue;
       const current = this.nodes.get(leader)?.running?.rm.replica(TOPIC, c.partition)?.isr ?? [];
       c.newIsr.forEach((id, i) => {
         if (current.includes(id)) return;
@@ -1185,6 +1239,13 @@ class ClusterSim {
           );
       });
     }
+  }
+
+  /** The newest partition epoch of the topic's `partition` committed so far (in any node's image). */
+  private newestPartitionEpoch(partition: number): number {
+    let e = -1;
+    for (const n of this.upNodes()) e = Math.max(e, n.running!.store.image.topics.get(TOPIC)?.partitions[partition]?.partitionEpoch ?? -1);
+    return e;
   }
 
   /** Nodes whose power failed after `atMs` (they may have lost what they held then). */
@@ -1303,6 +1364,10 @@ class ClusterSim {
           h.violation("liveness", `${name}-${p}: leader ${st.leader}, ISR ${st.isr.join(",")} after healing`, now);
       });
     }
+    this.reassign?.finalChecks(img!, this.nodes.values(), this.deletedTopics, h, now);
+    const liveTopics = [TOPIC, ...[...this.adminTopics].filter((t) => !this.deletedTopics.has(t))];
+    const controllerImage = this.upNodes().find((n) => n.running!.store.isLeader)?.running?.store.image ?? img!;
+    checkBrokerOnlyImages(controllerImage, this.nodes.values(), liveTopics, h, now);
     for (let id = 0; id < this.s.idempotentProducers; id++) {
       if ((this.ackedAfterHeal.get(1000 + id) ?? 0) === 0)
         h.violation("liveness", `idempotent producer ${id} got no acknowledgement after healing`, now);

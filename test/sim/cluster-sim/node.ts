@@ -19,6 +19,7 @@ import { isrCheckIntervalMs, maintainIsr, runPeriodicWork } from "../../../src/b
 import { defaultBrokerConfig } from "../../../src/config/schema.ts";
 import { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
 import { ReplicaFetchResponseSchema } from "../../../src/gen/rill/v1/replication_service_pb.ts";
+import { type MetadataFetchResult, ObserverMetadataStore } from "../../../src/metadata/observer-store.ts";
 import { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import { decodeMessage, encodeMessage } from "../../../src/raft/codec.ts";
 import type { Message } from "../../../src/raft/types.ts";
@@ -31,6 +32,7 @@ import {
 } from "../../../src/replication/fetcher.ts";
 import { LeaderFetchSession } from "../../../src/replication/fetch-session.ts";
 import { ReplicaManager } from "../../../src/replication/replica-manager.ts";
+import { ReplicationThrottle } from "../../../src/replication/throttle.ts";
 import type { AlterPartitionItem, AlterPartitionOutcome, BrokerControl, RegisterBrokerInput } from "../../../src/rpc/controller-service.ts";
 import { answer, fromReplicaFetchResponse, toReplicaFetchRequest } from "../../../src/rpc/replication-service.ts";
 import { encodeReplicaFetchResponse } from "../../../src/rpc/replica-fetch-codec.ts";
@@ -75,10 +77,18 @@ export interface NodeEnv {
   readonly eligibleLeaderReplicas: boolean;
   /** Whether the nodes run the transaction coordinator (txn-node.ts); off, a run is what it was before. */
   readonly transactions?: boolean;
+  /** leader.replication.throttled.rate (bytes/s; 0: none): replicas a reassignment adds catch up at most this fast. */
+  readonly leaderReplicationThrottledRate?: number;
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (
     nodeId: number,
-    changes: ReadonlyArray<{ topic: string; partition: number; newIsr: readonly number[]; newIsrBrokerEpochs?: readonly number[] }>,
+    changes: ReadonlyArray<{
+      topic: string;
+      partition: number;
+      partitionEpoch: number;
+      newIsr: readonly number[];
+      newIsrBrokerEpochs?: readonly number[];
+    }>,
   ) => void;
 }
 
@@ -87,8 +97,10 @@ export interface Running {
   readonly inc: Incarnation;
   readonly timers: SimTimers;
   readonly logs: LogManager;
-  readonly store: QuorumMetadataStore;
-  readonly controller: ClusterController;
+  /** A voter's Raft store, or a broker-only node's observer store (it follows the voters' log). */
+  readonly store: QuorumMetadataStore | ObserverMetadataStore;
+  /** The controller runtime of a voter (null on a broker-only node). */
+  readonly controller: ClusterController | null;
   readonly rm: ReplicaManager;
   readonly lifecycle: BrokerLifecycle;
   readonly fetchers: ReplicaFetcherManager;
@@ -138,6 +150,11 @@ export class SimNode {
 
   get up(): boolean {
     return this.running !== null;
+  }
+
+  /** A controller voter (`process.roles=broker,controller`); else a broker-only node, a KRaft observer. */
+  get voter(): boolean {
+    return this.env.voters.includes(this.id);
   }
 
   /** The process's incarnation now (null while down): network deliveries check it on arrival. */
@@ -199,36 +216,44 @@ export class SimNode {
       bootId: `boot-${this.powerLosses.length}`,
     });
     const random = this.env.random.fork();
-    const store = QuorumMetadataStore.open({
-      fs: disk,
-      dataDir: DATA_DIR,
-      nodeId: this.id,
-      voters,
-      random,
-      transport: { send: (to, messages) => this.sendRaft(inc, to, messages) },
-      timers,
-      tickMs: SIM_BROKER.raftHeartbeatIntervalMs,
-      electionTicks: Math.max(2, Math.round(SIM_BROKER.electionTimeoutMs / SIM_BROKER.raftHeartbeatIntervalMs)),
-      snapshotIntervalRecords: SIM_BROKER.snapshotIntervalRecords,
-      commitTimeoutMs: 5000,
-    });
+    // A broker-only node follows the voters' log (openObserver); a voter runs Raft and the controller.
+    const observer = this.voter ? null : this.openObserver(inc, timers);
+    const store =
+      observer ??
+      QuorumMetadataStore.open({
+        fs: disk,
+        dataDir: DATA_DIR,
+        nodeId: this.id,
+        voters,
+        random,
+        transport: { send: (to, messages) => this.sendRaft(inc, to, messages) },
+        timers,
+        tickMs: SIM_BROKER.raftHeartbeatIntervalMs,
+        electionTicks: Math.max(2, Math.round(SIM_BROKER.electionTimeoutMs / SIM_BROKER.raftHeartbeatIntervalMs)),
+        snapshotIntervalRecords: SIM_BROKER.snapshotIntervalRecords,
+        commitTimeoutMs: 5000,
+      });
     const incarnationId = `node-${this.id}-run-${inc.n}`;
     const log = process.env["SIM_LOG"] ? simLog(world, `n${this.id}r${inc.n}`) : silentLog;
-    const controller = new ClusterController({
-      store,
-      clock,
-      random,
-      clusterId: CLUSTER_ID,
-      sessionTimeoutMs: SIM_BROKER.brokerSessionTimeoutMs,
-      offsetsReplicationFactor: voters.length,
-      log,
-      localNodeId: this.id,
-      localIncarnation: incarnationId,
-      timers,
-      eligibleLeaderReplicas: this.env.eligibleLeaderReplicas,
-    });
+    const controller =
+      store instanceof QuorumMetadataStore
+        ? new ClusterController({
+            store,
+            clock,
+            random,
+            clusterId: CLUSTER_ID,
+            sessionTimeoutMs: SIM_BROKER.brokerSessionTimeoutMs,
+            offsetsReplicationFactor: voters.length,
+            log,
+            localNodeId: this.id,
+            localIncarnation: incarnationId,
+            timers,
+            eligibleLeaderReplicas: this.env.eligibleLeaderReplicas,
+          })
+        : null;
     const channel = new SimControllerChannel(this.id, inc, this.env, store, controller);
-    const rm = new ReplicaManager(logs, store, clock, timers, this.id);
+    const rate = this.env.leaderReplicationThrottledRate ?? 0;
+    const rm = new ReplicaManager(logs, store, clock, timers, this.id, rate > 0 ? new ReplicationThrottle(clock, rate) : null);
     // As src/broker/stages.ts startData: the group coordinators follow the leaders of __consumer_offsets.
     const groups = GroupRuntime.start(rm, clock, random, this.id, { initialRebalanceDelayMs: d.groupInitialRebalanceDelayMs });
     const groupsService = new GroupsService(groups, rm, timers);
@@ -247,7 +272,7 @@ export class SimNode {
       clusterId: CLUSTER_ID,
       address: () => `node-${this.id}`,
       rack: "",
-      roles: ["broker", "controller"],
+      roles: this.voter ? ["broker", "controller"] : ["broker"],
       controller: channel,
       metadataOffset: () => store.image.offset,
       heartbeatIntervalMs: SIM_BROKER.brokerHeartbeatIntervalMs,
@@ -304,6 +329,43 @@ export class SimNode {
     this.env.trace(`node ${this.id} started (run ${inc.n})`);
   }
 
+  /**
+   * A broker-only node's metadata (src/broker/stages.ts openObserver): an observer store that
+   * follows the committed metadata log by FetchMetadata long-polls to the voters (the known
+   * leader, else each in turn), over the simulated network; nothing of it is on disk.
+   */
+  private openObserver(inc: Incarnation, timers: SimTimers): ObserverMetadataStore {
+    const log = process.env["SIM_LOG"] ? simLog(this.env.world, `n${this.id}r${inc.n}`) : silentLog;
+    const store = new ObserverMetadataStore({ nodeId: this.id, voters: this.env.voters, timers, maxWaitMs: 1000, log });
+    store.start((voter, after, maxWaitMs) => {
+      const target = this.env.nodes.get(voter)!;
+      return this.env.net.call(this.id, voter, target.current, () => target.serveMetadata(after, maxWaitMs), inc, maxWaitMs + 2000);
+    });
+    return store;
+  }
+
+  /**
+   * A voter's answer to an observer's FetchMetadata (src/rpc/controller-service.ts fetchMetadata):
+   * the committed entries after `after` (or the snapshot they were truncated into), waiting up to
+   * `maxWaitMs` for one; copies, as the wire gives them.
+   */
+  async serveMetadata(after: number, maxWaitMs: number): Promise<MetadataFetchResult> {
+    const store = this.running?.store;
+    if (!(store instanceof QuorumMetadataStore)) throw rillError("NOT_CONTROLLER", `node ${this.id} does not run the controller role`);
+    let r = store.readCommitted(after, 4 << 20);
+    if (r.snapshot === null && r.entries.length === 0 && maxWaitMs > 0) {
+      await store.waitForOffset(after + 1, maxWaitMs).catch(() => {});
+      if (this.running?.store !== store) throw rillError("NOT_CONTROLLER", `node ${this.id} is down`);
+      r = store.readCommitted(after, 4 << 20);
+    }
+    return {
+      snapshot: r.snapshot ? { offset: r.snapshot.offset, data: Uint8Array.from(r.snapshot.data) } : null,
+      entries: r.entries.map((e) => ({ offset: e.offset, records: Uint8Array.from(e.records) })),
+      leader: store.leader,
+      commitOffset: Math.max(-1, store.status().commit),
+    };
+  }
+
   /** A failed assertion inside this node's process stops the run. */
   private bug(e: unknown): void {
     if (e instanceof AssertionError) this.env.world.failure ??= e;
@@ -342,14 +404,17 @@ export class SimNode {
       target.current,
       () => {
         try {
-          target.running?.store.receive(wire.map((b) => decodeMessage(b)));
+          const store = target.running?.store;
+          if (store instanceof QuorumMetadataStore) store.receive(wire.map((b) => decodeMessage(b)));
         } catch (e) {
           if (e instanceof AssertionError) throw e;
           if (!(e instanceof RillError)) throw e;
         }
       },
       inc,
-      snapshot ? (ok) => inc.alive && this.running?.store.reportSnapshot(to, ok) : undefined,
+      snapshot
+        ? (ok) => inc.alive && this.running?.store instanceof QuorumMetadataStore && this.running.store.reportSnapshot(to, ok)
+        : undefined,
     );
   }
 
@@ -416,12 +481,12 @@ class SimControllerChannel implements BrokerControl {
     private readonly id: number,
     private readonly inc: Incarnation,
     private readonly env: NodeEnv,
-    private readonly store: QuorumMetadataStore,
-    private readonly local: ClusterController,
+    private readonly store: QuorumMetadataStore | ObserverMetadataStore,
+    private readonly local: ClusterController | null,
   ) {}
 
   private async call<T>(fn: (c: ClusterController) => Promise<T>): Promise<T> {
-    if (this.store.isLeader) return fn(this.local);
+    if (this.store.isLeader && this.local) return fn(this.local);
     const known = this.store.leader || this.hint;
     const to = this.env.voters.includes(known) ? known : this.env.voters[(this.guess = (this.guess + 1) % this.env.voters.length)]!;
     const target = this.env.nodes.get(to)!;

@@ -19,6 +19,7 @@ import { ProduceHandler } from "../../../src/service/produce.ts";
 import { ProduceAcks, type ProduceInput } from "../../../src/service/produce-types.ts";
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
 import { TXN_SIM_TOPIC } from "./txn-workload.ts";
+import { plantReassignBug, REASSIGN_PLANTED_BUGS } from "./plants-reassign.ts";
 
 /** The planted bugs, by number. */
 export const PLANTED_BUGS: Readonly<Record<number, string>> = {
@@ -33,6 +34,7 @@ export const PLANTED_BUGS: Readonly<Record<number, string>> = {
   9: "a transaction counts as ended once its marker is appended, before the marker is replicated",
   10: "transactional writes acknowledged once the leader holds them (acks=all taken as acks=leader)",
   11: "a group coordinator that takes a transaction's COMMIT marker as ABORT and ABORT as COMMIT for its pending offsets",
+  ...REASSIGN_PLANTED_BUGS,
 };
 
 /** Replaces `proto[name]`; returns the function that restores it. */
@@ -231,6 +233,7 @@ export function plantBug(n: number): () => void {
       );
     }
     default:
+      if (n in REASSIGN_PLANTED_BUGS) return plantReassignBug(n);
       throw new Error(`no planted bug ${n} (planted bugs: ${Object.keys(PLANTED_BUGS).join(", ")})`);
   }
 }

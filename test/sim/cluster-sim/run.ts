@@ -46,6 +46,8 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   clientCuts: false,
   fullDisks: false,
   transactionalProducers: 0,
+  reassignments: false,
+  brokerOnlyNodes: 0,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {

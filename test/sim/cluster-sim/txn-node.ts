@@ -15,6 +15,7 @@ import { defaultBrokerConfig } from "../../../src/config/schema.ts";
 import type { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
 import type { TxnIdentity } from "../../../src/coordinator/transactions/txn-coordinator.ts";
 import { type TxnMarkerSpec, TxnRuntime } from "../../../src/coordinator/transactions/txn-runtime.ts";
+import type { ObserverMetadataStore } from "../../../src/metadata/observer-store.ts";
 import type { QuorumMetadataStore } from "../../../src/metadata/quorum-store.ts";
 import type { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import type { RemoteTxnCoordinator, TxnMarkerWriter } from "../../../src/service/transactions.ts";
@@ -43,7 +44,8 @@ export interface SimTxnEnv {
   readonly nodes: ReadonlyMap<number, SimNode>;
   readonly voters: readonly number[];
   readonly rm: ReplicaManager;
-  readonly store: QuorumMetadataStore;
+  /** A voter's store, or a broker-only node's (an observer of the metadata log). */
+  readonly store: QuorumMetadataStore | ObserverMetadataStore;
   readonly groups: GroupRuntime;
   readonly clock: Clock;
   readonly timers: Timers;

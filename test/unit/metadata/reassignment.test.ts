@@ -67,13 +67,19 @@ describe("partition reassignment (KIP-455)", () => {
     expect(listReassignments(img)).toEqual([]);
   });
 
-  it("keeps the leader when it stays a replica", () => {
+  it("keeps the leader when it stays a replica; the leader epoch goes up when a replica leaves (as Kafka), not when one joins", () => {
     const img = clusterOf([1, 2, 3, 4]);
     topicWith(img, "t", [[1, 2, 3]]);
     reassign(img, [1, 4, 2]);
+    expect(part(img, "t").leaderEpoch).toBe(0);
     alterIsr(img, [1, 4, 2, 3]);
     const p = part(img, "t");
-    expect(p).toMatchObject({ replicas: [1, 4, 2], isr: [1, 4, 2], leader: 1, leaderEpoch: 0 });
+    // 3 left: its fetches, under epoch 0, are fenced from now on (cluster sim seed 174)
+    expect(p).toMatchObject({ replicas: [1, 4, 2], isr: [1, 4, 2], leader: 1, leaderEpoch: 1 });
+    reassign(img, [1, 4, 2, 3]);
+    expect(part(img, "t").leaderEpoch).toBe(1);
+    reassign(img, null); // the cancel drops 3
+    expect(part(img, "t")).toMatchObject({ replicas: [1, 4, 2], leader: 1, leaderEpoch: 2 });
   });
 
   it("a cancel reverts to the original replicas (in the order of the replica set, as Kafka), the added ones leaving the ISR", () => {
@@ -99,6 +105,26 @@ describe("partition reassignment (KIP-455)", () => {
     reassign(img, null);
     const p = part(img, "t");
     expect(p).toMatchObject({ replicas: [2, 3, 1], isr: [2], leader: 2 });
+  });
+
+  it("refuses a cancel or a new target that takes ISR members out and leaves the ISR below min.insync.replicas (cluster sim seed 3)", () => {
+    const img = clusterOf([1, 2, 3, 4]);
+    topicWith(img, "t", [[1, 2]], { "min.insync.replicas": "2" });
+    reassign(img, [3, 4]);
+    alterIsr(img, [3, 1]); // 2 lagged out, 3 caught up; 4 has not yet
+    expect(part(img, "t")).toMatchObject({ replicas: [3, 4, 1, 2], isr: [3, 1] });
+    // A cancel would leave ISR {1}: 3 holds what was acknowledged with 1, and 1 may have lost it.
+    const cancel = () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: null });
+    expect(expectRejected(img, "INVALID_REPLICA_ASSIGNMENT", cancel).message).toMatch(
+      /ISR member 3 would leave, and ISR \[1\] would be below min.insync.replicas 2/,
+    );
+    expectRejected(img, "INVALID_REPLICA_ASSIGNMENT", () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: [1, 2] }));
+    // A target keeping 3 is fine (and completes at once: 3 and 1 are in the ISR).
+    expect(pure(img, () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: [3, 1] }))).not.toEqual([]);
+    // Once 2 is back in the ISR, the cancel keeps {1, 2}.
+    alterIsr(img, [3, 1, 2]);
+    reassign(img, null);
+    expect(part(img, "t")).toMatchObject({ replicas: [1, 2], isr: [1, 2], leader: 1 });
   });
 
   it("a new target replaces the ongoing reassignment, from the same original replicas", () => {
