@@ -85,7 +85,7 @@ export function startTransactions(
   return {
     runtime,
     service,
-    internal: { gate: service, writeLocalMarker: (tp, marker) => localMarker(rm, offsetsMarker, tp, marker) },
+    internal: { gate: service.hereGate, writeLocalMarker: (tp, marker) => localMarker(rm, offsetsMarker, tp, marker) },
   };
 }
 

@@ -252,6 +252,25 @@ export class TxnService implements TransactionsService, TxnProduceGate {
     return this.d.remote.ensure(node, i);
   }
 
+  /**
+   * The produce gate for a request another broker passed here (ReplicationService.TxnProduceGate):
+   * answered here — NOT_COORDINATOR when this broker does not coordinate the id — and never passed
+   * on again. Two brokers whose metadata disagree on the coordinator (each naming the other while
+   * a `__transaction_state` leadership moves) would otherwise pass the request back and forth
+   * until its deadline (the cluster simulator's seed 110: with duplicated messages, the copies
+   * doubled at each hop until the process ran out of memory). The producing broker's partition
+   * leader retries NOT_COORDINATOR as any other retriable answer.
+   */
+  ensureHere(i: TxnProduceGateInput): Promise<void> {
+    validateTransactionalId(i.transactionalId);
+    return this.d.runtime.gate(i);
+  }
+
+  /** `ensureHere` as a TxnProduceGate: what the inter-broker handler runs. */
+  get hereGate(): TxnProduceGate {
+    return { ensure: (i) => this.ensureHere(i) };
+  }
+
   private unknownPartition(tp: TxnPartition, field: string): RillError | null {
     const t = this.d.rm.image.topics.get(tp.topic);
     if (!t) return rillError("UNKNOWN_TOPIC_OR_PARTITION", `${field}.topic: topic "${tp.topic}" does not exist`);

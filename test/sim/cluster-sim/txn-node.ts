@@ -107,7 +107,7 @@ function simTxnPeers(e: SimTxnEnv): RemoteTxnCoordinator & TxnMarkerWriter {
   return {
     ensure: (node, i) => {
       const copy = { ...i };
-      return call(node, (t) => t.service.ensure(copy));
+      return call(node, (t) => t.service.ensureHere(copy));
     },
     writeMarkers: (node, markers) => {
       const copy = markers.map((m) => ({ topic: m.topic, partition: m.partition, marker: { ...m.marker } }));
