@@ -14,7 +14,7 @@
  * while the disk is still full its start fails the same way, and a supervisor restarts it once
  * space is freed. Without a failure nothing changes: every call passes through.
  */
-import { ForwardingFileSystem, type FileSystem, type LogFile } from "./fs.ts";
+import { ForwardingFileSystem, type FileSystem, forwardFile, type LogFile } from "./fs.ts";
 
 /** errno codes of a failing disk (not of a caller's mistake, as ENOENT). */
 const DISK_FAILURE_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EIO", "EROFS"]);
@@ -74,11 +74,7 @@ export class DiskFailureWatch extends ForwardingFileSystem {
 
   open(path: string, create: boolean): LogFile {
     const f = create ? this.change(() => this.inner.open(path, true)) : this.inner.open(path, false);
-    const file: LogFile = {
-      path: f.path,
-      size: () => f.size(),
-      read: (into, offset, length, position) => f.read(into, offset, length, position),
-      close: () => f.close(),
+    return forwardFile(f, {
       write: (data, position) => this.change(() => f.write(data, position)),
       truncate: (length) => this.change(() => f.truncate(length)),
       sync: () => {
@@ -87,8 +83,6 @@ export class DiskFailureWatch extends ForwardingFileSystem {
           throw this.failed(e);
         });
       },
-    };
-    if (f.setPinned) file.setPinned = (pinned) => f.setPinned!(pinned);
-    return file;
+    });
   }
 }

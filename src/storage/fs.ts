@@ -465,6 +465,25 @@ class MemLogFile implements LogFile {
 }
 
 /**
+ * A LogFile that passes every call to `f` except those `over` replaces: what a wrapper that
+ * changes a few calls (a fault, a failure watch) returns from its `open`.
+ */
+export function forwardFile(f: LogFile, over: Partial<Omit<LogFile, "path">> = {}): LogFile {
+  const file: LogFile = {
+    path: f.path,
+    size: () => f.size(),
+    write: (data, position) => f.write(data, position),
+    read: (into, offset, length, position) => f.read(into, offset, length, position),
+    truncate: (length) => f.truncate(length),
+    sync: () => f.sync(),
+    close: () => f.close(),
+    ...over,
+  };
+  if (f.setPinned !== undefined && file.setPinned === undefined) file.setPinned = (pinned) => f.setPinned!(pinned);
+  return file;
+}
+
+/**
  * A FileSystem that passes every call to another one; a wrapper extends it and overrides what it
  * changes (usually `open`).
  */

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
 import { CreateTopicsRequestSchema } from "../../src/gen/rill/v1/admin_service_pb.ts";
 import { Acks, type ProduceRequest, ProduceRequestSchema, type ProduceResponse } from "../../src/gen/rill/v1/produce_service_pb.ts";
-import { ForwardingFileSystem, type LogFile, MemoryFileSystem } from "../../src/storage/fs.ts";
+import { ForwardingFileSystem, forwardFile, type LogFile, MemoryFileSystem } from "../../src/storage/fs.ts";
 import { PartitionLog } from "../../src/storage/partition-log.ts";
 import { defaultTopicConfig } from "../../src/config/schema.ts";
 import { ManualClock } from "../../src/base/clock.ts";
@@ -55,16 +55,10 @@ describe("durability", () => {
       full = false;
       open(path: string, create: boolean): LogFile {
         const f = this.inner.open(path, create);
-        return {
-          path: f.path,
-          size: () => f.size(),
-          write: (d, p) => f.write(d, p),
-          read: (into, o, l, p) => f.read(into, o, l, p),
-          truncate: (l) => f.truncate(l),
-          close: () => f.close(),
+        return forwardFile(f, {
           sync: () =>
             this.full ? Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" })) : f.sync(),
-        };
+        });
       }
     }
     const mem = new MemoryFileSystem();

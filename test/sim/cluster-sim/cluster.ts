@@ -21,7 +21,7 @@ import { scheduleClientCuts } from "./client-cuts.ts";
 import { scheduleFullDisks } from "./disk-full.ts";
 import { WriteCopies } from "./duplicates.ts";
 import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
-import { SIM_BROKER, SimNode } from "./node.ts";
+import { type AlterPartitionChanges, SIM_BROKER, SimNode } from "./node.ts";
 import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
 import { checkBrokerOnlyImages } from "./broker-only.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
@@ -1205,16 +1205,7 @@ class ClusterSim {
    * the node leads until it registered again, and that registration reports the unclean shutdown
    * and takes the node out of every ISR and ELR (KIP-966; seed 9144).
    */
-  private checkIsrExpansion(
-    leader: number,
-    changes: ReadonlyArray<{
-      topic: string;
-      partition: number;
-      partitionEpoch: number;
-      newIsr: readonly number[];
-      newIsrBrokerEpochs?: readonly number[];
-    }>,
-  ): void {
+  private checkIsrExpansion(leader: number, changes: AlterPartitionChanges): void {
     for (const c of changes) {
       if (c.topic !== TOPIC) continue;
       // Asked at a partition epoch the metadata has left behind: the controller refuses it

@@ -10,7 +10,7 @@
  * back, every call works again.
  */
 import type { SeededRandom } from "../../../src/base/random.ts";
-import { type FileSystem, ForwardingFileSystem, type LogFile } from "../../../src/storage/fs.ts";
+import { type FileSystem, ForwardingFileSystem, forwardFile, type LogFile } from "../../../src/storage/fs.ts";
 import type { World } from "./world.ts";
 
 /** An ENOSPC error, as node:fs throws one. */
@@ -68,13 +68,7 @@ export class FullableDisk extends ForwardingFileSystem {
     const space = this.space;
     /** Whether bytes were written since the last fsync that succeeded (an fsync of nothing takes no space). */
     let dirty = false;
-    return {
-      path: f.path,
-      size: () => f.size(),
-      read: (into, o, l, p) => f.read(into, o, l, p),
-      truncate: (l) => f.truncate(l),
-      close: () => f.close(),
-      ...(f.setPinned ? { setPinned: (pinned: boolean) => f.setPinned!(pinned) } : {}),
+    return forwardFile(f, {
       write: (data, position) => {
         const grows = Math.max(0, position + data.length - f.size());
         if (space.full && grows > space.freeBytes) {
@@ -99,7 +93,7 @@ export class FullableDisk extends ForwardingFileSystem {
           dirty = false;
         });
       },
-    };
+    });
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import type { SeededRandom } from "../../../src/base/random.ts";
 import type { Timers } from "../../../src/base/timers.ts";
-import { ForwardingFileSystem, type LogFile, type MemoryFileSystem } from "../../../src/storage/fs.ts";
+import { ForwardingFileSystem, forwardFile, type LogFile, type MemoryFileSystem } from "../../../src/storage/fs.ts";
 
 /** The disk knobs of one node, changed by the fault schedule. */
 export interface DiskFaults {
@@ -27,13 +27,7 @@ export class SimDisk extends ForwardingFileSystem {
   open(path: string, create: boolean): LogFile {
     const f = this.inner.open(path, create);
     const { timers, faults, inner } = this;
-    return {
-      path: f.path,
-      size: () => f.size(),
-      write: (d, p) => f.write(d, p),
-      read: (into, o, l, p) => f.read(into, o, l, p),
-      truncate: (l) => f.truncate(l),
-      close: () => f.close(),
+    return forwardFile(f, {
       sync: () =>
         faults.slowSyncMs <= 0
           ? f.sync()
@@ -55,7 +49,7 @@ export class SimDisk extends ForwardingFileSystem {
                 }
               }, delay);
             }),
-    };
+    });
   }
 }
 

@@ -63,6 +63,15 @@ export const SIM_BROKER = {
 } as const;
 
 /** What the cluster gives a node. */
+/** The ISR changes of one AlterPartition a node sends, as the ISR checks read them. */
+export type AlterPartitionChanges = ReadonlyArray<{
+  readonly topic: string;
+  readonly partition: number;
+  readonly partitionEpoch: number;
+  readonly newIsr: readonly number[];
+  readonly newIsrBrokerEpochs?: readonly number[];
+}>;
+
 export interface NodeEnv {
   readonly world: World;
   readonly net: SimNet;
@@ -80,16 +89,7 @@ export interface NodeEnv {
   /** leader.replication.throttled.rate (bytes/s; 0: none): replicas a reassignment adds catch up at most this fast. */
   readonly leaderReplicationThrottledRate?: number;
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
-  readonly onAlterPartition: (
-    nodeId: number,
-    changes: ReadonlyArray<{
-      topic: string;
-      partition: number;
-      partitionEpoch: number;
-      newIsr: readonly number[];
-      newIsrBrokerEpochs?: readonly number[];
-    }>,
-  ) => void;
+  readonly onAlterPartition: (nodeId: number, changes: AlterPartitionChanges) => void;
 }
 
 /** The parts of one running process. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DiskFailureWatch, isDiskFailure } from "../../../src/storage/disk-failure.ts";
-import { ForwardingFileSystem, type LogFile } from "../../../src/storage/fs.ts";
+import { ForwardingFileSystem, forwardFile, type LogFile } from "../../../src/storage/fs.ts";
 import { batch, ManualClock, MemoryFileSystem, openLog, readAll } from "./helpers.ts";
 
 /** A disk with `free` bytes left while `full`: a write past them writes what fits, then fails. */
@@ -14,14 +14,7 @@ class SmallDisk extends ForwardingFileSystem {
   free = 0;
   open(path: string, create: boolean): LogFile {
     const f = this.inner.open(path, create);
-    return {
-      ...f,
-      path: f.path,
-      size: () => f.size(),
-      read: (into, o, l, p) => f.read(into, o, l, p),
-      truncate: (l) => f.truncate(l),
-      sync: () => f.sync(),
-      close: () => f.close(),
+    return forwardFile(f, {
       write: (data, position) => {
         const grows = position + data.length - f.size();
         if (this.full && grows > this.free) {
@@ -32,7 +25,7 @@ class SmallDisk extends ForwardingFileSystem {
         if (this.full) this.free -= Math.max(0, grows);
         f.write(data, position);
       },
-    };
+    });
   }
 }
 
