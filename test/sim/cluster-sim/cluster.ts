@@ -127,6 +127,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     transactionalProducers: 2,
     transactionalOffsets: true,
     reassignments: false,
+    brokerOnlyNodes: 1,
     ...over,
   };
 }
