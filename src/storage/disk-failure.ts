@@ -74,9 +74,24 @@ export class DiskFailureWatch extends ForwardingFileSystem {
 
   open(path: string, create: boolean): LogFile {
     const f = create ? this.change(() => this.inner.open(path, true)) : this.inner.open(path, false);
+    // write and truncate check inline, without `change`'s closure: write is on the produce path.
     return forwardFile(f, {
-      write: (data, position) => this.change(() => f.write(data, position)),
-      truncate: (length) => this.change(() => f.truncate(length)),
+      write: (data, position) => {
+        if (this.failure) throw this.failure;
+        try {
+          f.write(data, position);
+        } catch (e) {
+          throw this.failed(e);
+        }
+      },
+      truncate: (length) => {
+        if (this.failure) throw this.failure;
+        try {
+          f.truncate(length);
+        } catch (e) {
+          throw this.failed(e);
+        }
+      },
       sync: () => {
         if (this.failure) return Promise.reject(this.failure);
         return f.sync().catch((e: unknown) => {
