@@ -12,6 +12,7 @@
  */
 import { TimestampType } from "../src/protocol/record-batch.ts";
 import { toConsumedRecord } from "../src/rpc/fetch-service.ts";
+import { FetchedRecords } from "../src/service/fetched-records.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConsumeResponseSchema } from "../src/gen/rill/v1/group_service_pb.ts";
 import { encodeConsumeRecords, encodeFetchResponse } from "../src/rpc/wire-codec.ts";
@@ -41,7 +42,7 @@ for (let round = 1; round <= o.rounds; round++) {
     }),
   );
   const byHand = msPerMessage(() =>
-    encodeFetchResponse({ partitions: [{ topic: "soak", partition: 1, nextOffset: 9, fetchedRecords: records }] }),
+    encodeFetchResponse({ partitions: [{ topic: "soak", partition: 1, nextOffset: 9, fetchedRecords: FetchedRecords.of(records) }] }),
   );
   console.log(
     `round ${round}: ${o.records} records per message: protobuf-es per record ${messages.toFixed(1)} ms, by hand ${byHand.toFixed(1)} ms (x${(messages / byHand).toFixed(1)})`,
@@ -65,7 +66,9 @@ for (let round = 1; round <= o.rounds; round++) {
       }),
     ),
   );
-  const consumeByHand = msPerMessage(() => encodeConsumeRecords({ ...base, seekId: 0n, throttleTimeMs: 0, fetchedRecords: records }));
+  const consumeByHand = msPerMessage(() =>
+    encodeConsumeRecords({ ...base, seekId: 0n, throttleTimeMs: 0, fetchedRecords: FetchedRecords.of(records) }),
+  );
   console.log(
     `round ${round}: Consume, ${o.records} records per message: protobuf-es ${consumeMessages.toFixed(1)} ms, by hand ${consumeByHand.toFixed(1)} ms (x${(consumeMessages / consumeByHand).toFixed(1)})`,
   );

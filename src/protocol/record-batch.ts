@@ -1068,9 +1068,11 @@ export class RecordCursor {
   private isLogAppendTime = false;
   private maxTimestamp = 0;
 
-  /** Points the cursor before the first record of the batch at `pos` (see `records`). */
-  reset(batch: Buffer, pos = 0): this {
-    const h = readBatchHeader(batch, pos);
+  /**
+   * Points the cursor before the first record of the batch at `pos` (see `records`); `h`, when
+   * the caller has read it already, is that batch's header.
+   */
+  reset(batch: Buffer, pos = 0, h: BatchHeader = readBatchHeader(batch, pos)): this {
     if (h.magic !== MAGIC) throw rillError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `magic: ${h.magic} (only magic 2 is supported)`);
     if (h.size < HEADER_SIZE || batch.length - pos < h.size) {
       throw rillError(

@@ -39,7 +39,8 @@ import {
   type DeliveredRecords,
 } from "../service/consume-session.ts";
 import { toErrorDetail, toServiceError } from "./errors.ts";
-import { type QuotaThrottle, type StreamPause, recordBytes } from "../service/quota-throttle.ts";
+import { FetchedRecords } from "../service/fetched-records.ts";
+import { type QuotaThrottle, RECORD_OVERHEAD_BYTES, type StreamPause } from "../service/quota-throttle.ts";
 import type { Requester } from "../security/requester.ts";
 import { requesterOf } from "./call-context.ts";
 import type { ConsumeRecordsOutput, ConsumeResponseOutput } from "./wire-codec.ts";
@@ -106,7 +107,7 @@ class CallSink implements ConsumeSink {
     const ms = this.quota.throttle.record(this.quota.who, "consume", () => {
       let bytes = 0;
       for (const c of r.chunks) bytes += c.length;
-      if (this.format !== RecordFormat.BATCHES) for (const rec of r.records ?? []) bytes += recordBytes(rec);
+      if (this.format !== RecordFormat.BATCHES) bytes += r.records?.payloadBytes(RECORD_OVERHEAD_BYTES) ?? 0;
       return bytes;
     });
     // When the throttle ends the session pushes again; if the client is not reading, that write
@@ -159,7 +160,7 @@ class CallSink implements ConsumeSink {
         firstOffset: r.firstOffset,
         seekId: r.seekId ?? 0n,
         throttleTimeMs,
-        fetchedRecords: r.records ?? [],
+        fetchedRecords: r.records ?? new FetchedRecords(),
       };
       return this.write(out, onSent) && throttleTimeMs === 0;
     }

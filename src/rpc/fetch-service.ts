@@ -46,6 +46,7 @@ import { TimestampType } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { type FetchMemory, UNBOUNDED_FETCH_MEMORY, fetch } from "../service/fetch.ts";
 import { decodeFetchedRecords } from "../service/fetch-records.ts";
+import { FetchedRecords } from "../service/fetched-records.ts";
 import type {
   Cancellation,
   FetchForwarder,
@@ -316,7 +317,7 @@ function fromFetchedPartition(p: FetchedPartition): FetchPartitionResult {
     lastStableOffset: Number(p.lastStableOffset),
     nextOffset: Number(p.nextOffset),
     error: p.error ? fromErrorDetail(p.error) : null,
-    records: p.records.length > 0 ? p.records.map(fromConsumedRecord) : null,
+    records: p.records.length > 0 ? FetchedRecords.of(p.records.map(fromConsumedRecord)) : null,
     batches: p.recordBatches.length > 0 ? [p.recordBatches] : null,
     abortedTransactions: p.abortedTransactions.map((a) => ({ producerId: Number(a.producerId), firstOffset: Number(a.firstOffset) })),
     ...(p.preferredReadReplica !== undefined ? { preferredReadReplica: p.preferredReadReplica } : {}),

@@ -44,7 +44,7 @@ import {
 } from "../gen/rill/v1/produce_service_pb.ts";
 import { type CodecOverrides, asBuffer } from "../protocol/grpc-service.ts";
 import { TimestampType } from "../protocol/record-batch.ts";
-import type { FetchedRecord } from "../service/fetch-types.ts";
+import type { FetchedRecords } from "../service/fetched-records.ts";
 import { EMPTY, type FieldNames, LEN, Reader, VARINT, Writer, isZero, sizeInt32, sizeInt64, sizeLen } from "../protocol/protobuf-wire.ts";
 
 export { WireFormatError } from "../protocol/protobuf-wire.ts";
@@ -185,7 +185,7 @@ export interface FetchedPartitionOutput {
    * Field 5 as well, from the records the service read: each encoded as a ConsumedRecord of this
    * partition's topic and number without building the message (after `records`, if both).
    */
-  readonly fetchedRecords?: readonly FetchedRecord[] | undefined;
+  readonly fetchedRecords?: FetchedRecords | undefined;
   readonly recordBatches?: Uint8Array | readonly Uint8Array[] | undefined;
   readonly error?: ErrorDetail | undefined;
   readonly nextOffset?: bigint | number | undefined;
@@ -209,7 +209,7 @@ interface PartitionPlan {
   readonly batchBytes: number;
   readonly records: readonly Uint8Array[];
   /** The encoded size of each of `fetchedRecords`. */
-  readonly fetchedSizes: readonly number[];
+  readonly fetchedSizes: Int32Array;
   readonly error: Uint8Array | undefined;
   readonly aborted: readonly Uint8Array[];
 }
@@ -227,10 +227,11 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
   if (p.logStartOffset !== undefined && !isZero(p.logStartOffset)) size += 1 + sizeInt64(p.logStartOffset);
   const records = (p.records ?? []).map((rec) => toBinary(ConsumedRecordSchema, rec));
   for (const rec of records) size += sizeLen(5, rec.length);
-  const fetchedSizes: number[] = [];
-  for (const rec of p.fetchedRecords ?? []) {
-    const n = consumedRecordSize(topicBytes, p.partition, rec);
-    fetchedSizes.push(n);
+  const fetched = p.fetchedRecords;
+  const fetchedSizes = new Int32Array(fetched?.length ?? 0);
+  for (let i = 0; i < fetchedSizes.length; i++) {
+    const n = consumedRecordSize(topicBytes, p.partition, fetched!, i);
+    fetchedSizes[i] = n;
     size += sizeLen(5, n);
   }
   let batchBytes = 0;
@@ -253,7 +254,7 @@ function planPartition(p: FetchedPartitionOutput): PartitionPlan {
 }
 
 /** ConsumedRecord.timestamp_type of a record's timestamp type. */
-function protoTimestampType(t: FetchedRecord["timestampType"]): number {
+function protoTimestampType(t: number): number {
   return t === TimestampType.LOG_APPEND_TIME ? 2 : 1; // TIMESTAMP_TYPE_LOG_APPEND_TIME, TIMESTAMP_TYPE_CREATE_TIME
 }
 
@@ -262,27 +263,36 @@ function headerSize(keyBytes: number, value: Uint8Array | null): number {
   return (keyBytes > 0 ? sizeLen(1, keyBytes) : 0) + (value !== null ? sizeLen(2, value.length) : 0);
 }
 
-/** Bytes of `r` as a ConsumedRecord of a topic whose name is `topicBytes` long and of `partition`. */
-function consumedRecordSize(topicBytes: number, partition: number, r: FetchedRecord): number {
+/** Bytes of record `i` of `rs` as a ConsumedRecord of a topic whose name is `topicBytes` long and of `partition`. */
+function consumedRecordSize(topicBytes: number, partition: number, rs: FetchedRecords, i: number): number {
   let n = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
   if (partition) n += 1 + sizeInt32(partition);
-  if (r.offset) n += 1 + sizeInt64(r.offset);
-  if (r.timestampMs) n += 1 + sizeInt64(r.timestampMs);
-  if (r.key !== null) n += sizeLen(5, r.key.length);
-  if (r.value !== null) n += sizeLen(6, r.value.length);
-  for (const h of r.headers) n += sizeLen(7, headerSize(Buffer.byteLength(h.key, "utf8"), h.value));
+  const offset = rs.offset(i);
+  if (offset) n += 1 + sizeInt64(offset);
+  const ts = rs.timestampMs(i);
+  if (ts) n += 1 + sizeInt64(ts);
+  const keyLength = rs.keyLength(i);
+  if (keyLength >= 0) n += sizeLen(5, keyLength);
+  const valueLength = rs.valueLength(i);
+  if (valueLength >= 0) n += sizeLen(6, valueLength);
+  for (const h of rs.headers(i)) n += sizeLen(7, headerSize(Buffer.byteLength(h.key, "utf8"), h.value));
   n += 2; // timestamp_type, never 0
-  if (r.leaderEpoch) n += 1 + sizeInt32(r.leaderEpoch);
+  const epoch = rs.leaderEpoch(i);
+  if (epoch) n += 1 + sizeInt32(epoch);
   return n;
 }
 
-/** Writes `r` as a ConsumedRecord, field by field as protobuf-es would (a `fieldNo` payload of `size` bytes). */
+/**
+ * Writes record `i` of `rs` as a ConsumedRecord, field by field as protobuf-es would (a `fieldNo`
+ * payload of `size` bytes); key and value are copied from the read's buffers, no view made.
+ */
 function writeConsumedRecord(
   w: Writer,
   topic: string,
   topicBytes: number,
   partition: number,
-  r: FetchedRecord,
+  rs: FetchedRecords,
+  i: number,
   size: number,
   fieldNo = 5,
 ): void {
@@ -290,19 +300,32 @@ function writeConsumedRecord(
   w.uint32(size);
   if (topicBytes > 0) w.string(1, topic, topicBytes);
   if (partition) w.int32Field(2, partition);
-  if (r.offset) w.int64Field(3, r.offset);
-  if (r.timestampMs) w.int64Field(4, r.timestampMs);
-  if (r.key !== null) w.bytes(5, r.key);
-  if (r.value !== null) w.bytes(6, r.value);
-  for (const h of r.headers) {
+  const offset = rs.offset(i);
+  if (offset) w.int64Field(3, offset);
+  const ts = rs.timestampMs(i);
+  if (ts) w.int64Field(4, ts);
+  const keyLength = rs.keyLength(i);
+  if (keyLength >= 0) {
+    w.tag(5, LEN);
+    w.uint32(keyLength);
+    w.pos += rs.copyKey(i, w.buf, w.pos);
+  }
+  const valueLength = rs.valueLength(i);
+  if (valueLength >= 0) {
+    w.tag(6, LEN);
+    w.uint32(valueLength);
+    w.pos += rs.copyValue(i, w.buf, w.pos);
+  }
+  for (const h of rs.headers(i)) {
     const keyBytes = Buffer.byteLength(h.key, "utf8");
     w.tag(7, LEN);
     w.uint32(headerSize(keyBytes, h.value));
     if (keyBytes > 0) w.string(1, h.key, keyBytes);
     if (h.value !== null) w.bytes(2, h.value);
   }
-  w.int32Field(8, protoTimestampType(r.timestampType));
-  if (r.leaderEpoch) w.int32Field(9, r.leaderEpoch);
+  w.int32Field(8, protoTimestampType(rs.timestampType(i)));
+  const epoch = rs.leaderEpoch(i);
+  if (epoch) w.int32Field(9, epoch);
 }
 
 function writeOffset(w: Writer, fieldNo: number, v: bigint | number | undefined): void {
@@ -317,9 +340,9 @@ function writePartition(w: Writer, p: FetchedPartitionOutput, plan: PartitionPla
   writeOffset(w, 3, p.highWatermark);
   writeOffset(w, 4, p.logStartOffset);
   for (const rec of plan.records) w.bytes(5, rec);
-  const fetched = p.fetchedRecords ?? [];
-  for (let i = 0; i < fetched.length; i++)
-    writeConsumedRecord(w, p.topic, plan.topicBytes, p.partition, fetched[i]!, plan.fetchedSizes[i]!);
+  const fetched = p.fetchedRecords;
+  for (let i = 0; i < plan.fetchedSizes.length; i++)
+    writeConsumedRecord(w, p.topic, plan.topicBytes, p.partition, fetched!, i, plan.fetchedSizes[i]!);
   if (plan.batchBytes > 0) {
     w.tag(6, LEN);
     w.uint32(plan.batchBytes);
@@ -404,7 +427,7 @@ export interface ConsumeRecordsOutput {
   readonly firstOffset: number;
   readonly seekId: bigint;
   readonly throttleTimeMs: number;
-  readonly fetchedRecords: readonly FetchedRecord[];
+  readonly fetchedRecords: FetchedRecords;
 }
 
 /** What the server's Consume serializer takes: a ConsumeResponse message, or records to encode by hand. */
@@ -419,9 +442,9 @@ function encodeConsumeRecordsInto(m: ConsumeRecordsOutput, into: (size: number) 
   const topicBytes = Buffer.byteLength(m.topic, "utf8");
   let body = topicBytes > 0 ? sizeLen(1, topicBytes) : 0;
   if (m.partition) body += 1 + sizeInt32(m.partition);
-  const sizes = new Array<number>(m.fetchedRecords.length);
+  const sizes = new Int32Array(m.fetchedRecords.length);
   for (let i = 0; i < sizes.length; i++) {
-    const n = consumedRecordSize(topicBytes, m.partition, m.fetchedRecords[i]!);
+    const n = consumedRecordSize(topicBytes, m.partition, m.fetchedRecords, i);
     sizes[i] = n;
     body += sizeLen(3, n);
   }
@@ -436,7 +459,7 @@ function encodeConsumeRecordsInto(m: ConsumeRecordsOutput, into: (size: number) 
   w.uint32(body);
   if (topicBytes > 0) w.string(1, m.topic, topicBytes);
   if (m.partition) w.int32Field(2, m.partition);
-  for (let i = 0; i < sizes.length; i++) writeConsumedRecord(w, m.topic, topicBytes, m.partition, m.fetchedRecords[i]!, sizes[i]!, 3);
+  for (let i = 0; i < sizes.length; i++) writeConsumedRecord(w, m.topic, topicBytes, m.partition, m.fetchedRecords, i, sizes[i]!, 3);
   if (m.highWatermark) w.int64Field(4, m.highWatermark);
   if (m.nextOffset) w.int64Field(6, m.nextOffset);
   if (m.firstOffset) w.int64Field(7, m.firstOffset);

@@ -78,11 +78,11 @@ import {
   type FetchInput,
   type FetchPartitionResult,
   type FetchResult,
-  type FetchedRecord,
   IsolationLevel,
   type ReadBuffers,
   RecordFormat,
 } from "./fetch-types.ts";
+import type { FetchedRecords } from "./fetched-records.ts";
 import type { Reservation } from "../base/memory-budget.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, UNBOUNDED_FETCH_MEMORY } from "./fetch.ts";
 import { type CommitInput, type OffsetResult, checkCommitOffsets, commitChecked, currentAssignment } from "./groups.ts";
@@ -201,7 +201,7 @@ export interface DeliveredRecords {
   /** Whole record batches (RecordBatch v2 bytes). */
   readonly chunks: readonly Buffer[];
   /** With `decode`: the records of `chunks` at or after `firstOffset`; else null. */
-  readonly records: readonly FetchedRecord[] | null;
+  readonly records: FetchedRecords | null;
   /** READ_COMMITTED without `decode`: the aborted transactions overlapping `chunks`; else absent or null. */
   readonly abortedTransactions?: readonly AbortedTransaction[] | null;
   /**
@@ -1188,7 +1188,7 @@ export class ConsumeSession {
       firstOffset: o.position,
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
-      records: checked.records ? checked.records.filter((r) => r.offset < cut.nextOffset) : null,
+      records: checked.records ? checked.records.below(cut.nextOffset) : null,
       abortedTransactions: sub.decode === true ? null : aborted,
       error: null,
       seekId: o.seekId ?? 0n,

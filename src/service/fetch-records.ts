@@ -1,8 +1,9 @@
 /**
  * Checking and decoding of fetched batches. Every read that leaves the broker goes through
  * `checkFetched`: each batch's header and CRC are checked (BATCHES), and for RECORDS (thin
- * clients that do not parse record batches) its records are decoded too. Keys, values and
- * header values are views of the read buffers, no copy.
+ * clients that do not parse record batches) its records are decoded too, into a flat
+ * `FetchedRecords` (keys and values stay where they are in the read buffers, no copy and no
+ * object per record).
  *
  * A batch that cannot be read (stored bytes damaged on disk, or a batch accepted before produce
  * validated compressed payloads) must not fail more than its own partition. The read is cut just
@@ -22,13 +23,19 @@ import {
   HEADER_SIZE,
   LOG_OVERHEAD,
   MAGIC,
+  ATTRIBUTES_OFFSET,
+  BATCH_LENGTH_OFFSET,
+  COMPRESSION_CODEC_MASK,
   MAGIC_OFFSET,
+  RECORD_COUNT_OFFSET,
+  type BatchHeader,
+  RecordCursor,
   TimestampType,
   readBatchHeader,
-  records as recordCursor,
 } from "../protocol/record-batch.ts";
 import { AbortedTxnFilter } from "../protocol/control-record.ts";
-import type { AbortedTransaction, FetchedHeader, FetchedRecord } from "./fetch-types.ts";
+import type { AbortedTransaction, FetchedRecord } from "./fetch-types.ts";
+import { FetchedRecords } from "./fetched-records.ts";
 
 /** A batch that could not be read: where it is, where the log goes on after it, and why. */
 export interface CorruptBatch {
@@ -46,7 +53,7 @@ export interface CheckedRead {
   readonly chunks: Buffer[];
   readonly bytes: number;
   /** RECORDS: the records at or after `from` of those batches; null for BATCHES. */
-  readonly records: FetchedRecord[] | null;
+  readonly records: FetchedRecords | null;
   /** Where the next read starts: the read's own next offset, or the bad batch's offset. */
   readonly nextOffset: number;
   /** The first batch that could not be read when it is the first of the read (else null: cut before it). */
@@ -69,7 +76,7 @@ export function checkFetched(
   aborted: readonly AbortedTransaction[] | null = null,
 ): CheckedRead {
   const kept: Buffer[] = [];
-  const out: FetchedRecord[] | null = decode ? [] : null;
+  const out: FetchedRecords | null = decode ? new FetchedRecords(recordsHint(chunks)) : null;
   const filter = aborted === null || aborted.length === 0 ? CONTROL_ONLY : new AbortedTxnFilter(aborted);
   let bytes = 0;
   let next = from;
@@ -84,7 +91,7 @@ export function checkFetched(
         return { chunks: kept, bytes, records: out, nextOffset: first ? from : next, corrupt: first ? corruptAt(bad, next) : null };
       }
       next = bad;
-      pos += readBatchHeader(chunk, pos).size;
+      pos += chunk.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD; // checked by checkBatch
     }
     kept.push(chunk);
     bytes += chunk.length;
@@ -92,11 +99,37 @@ export function checkFetched(
   return { chunks: kept, bytes, records: out, nextOffset: readNext, corrupt: null };
 }
 
+/**
+ * About how many records the batches of `chunks` hold, from their headers' counts: the rows a
+ * decode allocates at once instead of by doubling. Only a hint (a list grows past it), so each
+ * count is bounded by its batch's bytes (an uncompressed record takes at least 7; a compressed
+ * one at least 1) and the whole by PRESIZE_ROWS_MAX: a damaged header costs no large allocation.
+ */
+function recordsHint(chunks: readonly Buffer[]): number {
+  let n = 0;
+  for (const chunk of chunks) {
+    let pos = 0;
+    while (pos + HEADER_SIZE <= chunk.length) {
+      const size = chunk.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+      if (size < HEADER_SIZE) break;
+      const body = size - HEADER_SIZE;
+      const compressed = (chunk.readInt16BE(pos + ATTRIBUTES_OFFSET) & COMPRESSION_CODEC_MASK) !== 0;
+      n += Math.max(0, Math.min(chunk.readInt32BE(pos + RECORD_COUNT_OFFSET), compressed ? body : Math.floor(body / 7)));
+      if (n >= PRESIZE_ROWS_MAX) return PRESIZE_ROWS_MAX;
+      pos += size;
+    }
+  }
+  return n;
+}
+
+/** Most rows a decode allocates up front (3 MiB of rows). */
+const PRESIZE_ROWS_MAX = 65_536;
+
 /** The records at or after `from` in `chunks`; throws CORRUPT_MESSAGE at a batch that cannot be read. */
 export function decodeFetchedRecords(chunks: readonly Buffer[], from: number): FetchedRecord[] {
   const r = checkFetched(chunks, from, from, true);
   if (r.corrupt) throw corruptError(r.corrupt, "fetch");
-  return r.records ?? [];
+  return r.records?.toArray() ?? [];
 }
 
 /** The CORRUPT_MESSAGE of a bad batch of `where` (e.g. "orders-3"), naming its offset. */
@@ -120,11 +153,11 @@ interface BadBatch {
 
 /**
  * Checks (and with `out`, decodes into it) the batch at `pos`; returns the offset after it, or
- * what is wrong with it. Records are decoded into a scratch list first, so a batch that fails
- * half way adds none.
+ * what is wrong with it. A batch that fails half way adds no records (the list is cut back).
  */
-function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[] | null, filter: BatchFilter): number | BadBatch {
+function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecords | null, filter: BatchFilter): number | BadBatch {
   let header: BadBatch["header"] = null;
+  const mark = out?.length ?? 0;
   try {
     if (chunk.length - pos < HEADER_SIZE) throw rillError("BATCH_LENGTH_MISMATCH", "the batch is shorter than its header");
     const size = chunk.readInt32BE(pos + 8) + LOG_OVERHEAD;
@@ -133,12 +166,13 @@ function checkBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord
     if (size < HEADER_SIZE || pos + size > chunk.length)
       throw rillError("BATCH_LENGTH_MISMATCH", `batchLength ${h.batchLength} does not fit the read`);
     checkStored(chunk, pos, pos + size, h.crc);
-    if (out && !filter.drops(h)) decodeBatch(chunk, pos, from, out);
+    if (out && !filter.drops(h)) decodeBatch(chunk, pos, h, from, out);
     return h.lastOffset + 1;
   } catch (e) {
     // Bad bytes give RillErrors, RangeErrors (reads past a buffer) and codec Errors (zlib, lz4);
     // an AssertionError is a bug and goes on.
     if (e instanceof AssertionError) throw e;
+    out?.truncate(mark);
     return { header, reason: e instanceof Error ? e.message : String(e) };
   }
 }
@@ -154,28 +188,21 @@ function checkStored(chunk: Buffer, pos: number, end: number, stored: number): v
   if (crc !== stored) throw rillError("CORRUPT_MESSAGE", `crc: stored 0x${stored.toString(16)}, computed 0x${crc.toString(16)}`);
 }
 
-/** The headers of a record that has none (shared: one array less per record). */
-const NO_HEADERS: readonly FetchedHeader[] = Object.freeze([]);
+/** The cursor every decode uses (decoding is synchronous: one at a time). */
+const cursor = new RecordCursor();
 
-function decodeBatch(chunk: Buffer, pos: number, from: number, out: FetchedRecord[]): void {
-  const h = readBatchHeader(chunk, pos);
+/** Decodes the records at or after `from` of the batch at `pos`, whose header is `h`, into `out`. */
+function decodeBatch(chunk: Buffer, pos: number, h: BatchHeader, from: number, out: FetchedRecords): void {
   const logAppend = h.timestampType === TimestampType.LOG_APPEND_TIME;
-  const c = recordCursor(chunk, pos);
-  const batch: FetchedRecord[] = [];
+  const c = cursor.reset(chunk, pos, h);
   while (c.next()) {
     if (c.offset < from) continue;
-    batch.push({
-      offset: c.offset,
-      timestampMs: logAppend ? h.maxTimestamp : c.timestampMs,
-      timestampType: h.timestampType,
-      leaderEpoch: h.partitionLeaderEpoch,
-      key: c.key(),
-      value: c.value(),
-      headers: c.headerCount === 0 ? NO_HEADERS : c.headers(),
-    });
+    out.addFromCursor(c, logAppend ? h.maxTimestamp : c.timestampMs, h.timestampType, h.partitionLeaderEpoch);
   }
-  for (const r of batch) out.push(r);
+  c.buf = NO_BYTES; // holds no read buffer (or decompressed payload) until the next decode
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** The CorruptBatch of a failed first batch read from `from`; offsets a damaged header gives are used only when plausible. */
 function corruptAt(bad: BadBatch, from: number): CorruptBatch {

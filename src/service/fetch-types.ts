@@ -4,7 +4,7 @@
  * exactly the value sent; offsets in results are numbers (the log's offsets are safe integers).
  */
 import type { RillError } from "../base/errors.ts";
-import type { TimestampTypeValue } from "../protocol/record-batch.ts";
+import type { FetchedRecords } from "./fetched-records.ts";
 
 /**
  * How fetched data is returned. The numbers are those of the wire contract's
@@ -105,24 +105,7 @@ export interface SubscribeInput {
   readonly isolationLevel?: number;
 }
 
-/** A header of a fetched record. */
-export interface FetchedHeader {
-  readonly key: string;
-  readonly value: Uint8Array | null;
-}
-
-/** A fetched record, decoded (RECORDS format); key, value and header values are views. */
-export interface FetchedRecord {
-  readonly offset: number;
-  /** The record's create time, or the batch's log append time (see `timestampType`). */
-  readonly timestampMs: number;
-  readonly timestampType: TimestampTypeValue;
-  /** Leader epoch of the batch that holds it. */
-  readonly leaderEpoch: number;
-  readonly key: Uint8Array | null;
-  readonly value: Uint8Array | null;
-  readonly headers: readonly FetchedHeader[];
-}
+export type { FetchedHeader, FetchedRecord } from "./fetched-records.ts";
 
 /** What one partition answers. A partition with nothing to read has neither records nor batches. */
 export interface FetchPartitionResult {
@@ -138,7 +121,7 @@ export interface FetchPartitionResult {
   /** Why this partition was not read; null: it was. */
   readonly error: RillError | null;
   /** RECORDS format: the records at or after the asked offset. */
-  readonly records: readonly FetchedRecord[] | null;
+  readonly records: FetchedRecords | null;
   /** BATCHES format: the stored batches, as chunks (slices of one read) to send as they are. */
   readonly batches: readonly Uint8Array[] | null;
   /**

@@ -397,11 +397,7 @@ const RECORD_FIELDS_BYTES = 64;
 export function resultBytes(p: FetchPartitionResult): number {
   let n = 0;
   for (const b of p.batches ?? []) n += b.length;
-  for (const r of p.records ?? []) {
-    n += RECORD_FIELDS_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    for (const h of r.headers) n += h.key.length + (h.value?.length ?? 0);
-  }
-  return n;
+  return n + (p.records?.payloadBytes(RECORD_FIELDS_BYTES) ?? 0);
 }
 
 /**

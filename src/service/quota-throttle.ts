@@ -110,7 +110,7 @@ export async function throttled<T>(
 }
 
 /** Fixed bytes counted per record besides its key, value and headers (offsets, timestamps, framing). */
-const RECORD_OVERHEAD_BYTES = 16;
+export const RECORD_OVERHEAD_BYTES = 16;
 
 /** A record's bytes as quotas count them. */
 export function recordBytes(r: {
@@ -128,7 +128,7 @@ export function fetchResultBytes(res: FetchResult): number {
   let n = 0;
   for (const p of res.partitions) {
     for (const c of p.batches ?? []) n += c.length;
-    for (const r of p.records ?? []) n += recordBytes(r);
+    n += p.records?.payloadBytes(RECORD_OVERHEAD_BYTES) ?? 0;
   }
   return n;
 }

@@ -27,6 +27,7 @@ import {
 import { decodeFetchResponse } from "../../../src/client/wire-codec.ts";
 import { toConsumedRecord } from "../../../src/rpc/fetch-service.ts";
 import { TimestampType } from "../../../src/protocol/record-batch.ts";
+import { FetchedRecords } from "../../../src/service/fetched-records.ts";
 import type { FetchedRecord } from "../../../src/service/fetch-types.ts";
 import {
   bytes,
@@ -254,7 +255,7 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
   it("encodes the service's records (fetchedRecords) by hand, byte for byte as protobuf-es encodes them as ConsumedRecords", () => {
     for (let i = 0; i < 300; i++) {
       const { topic, partition, records } = randomFetchedPartition();
-      const out = encodeFetchResponse({ partitions: [{ topic, partition, nextOffset: 9, fetchedRecords: records }] });
+      const out = encodeFetchResponse({ partitions: [{ topic, partition, nextOffset: 9, fetchedRecords: FetchedRecords.of(records) }] });
       const reference = create(FetchResponseSchema, {
         partitions: [{ topic, partition, nextOffset: 9n, records: records.map((r) => toConsumedRecord(topic, partition, r)) }],
       });
@@ -273,7 +274,7 @@ describe("FetchResponse / SubscribeResponse encoder", () => {
         firstOffset: pick([0, 7, 128]),
         seekId: pick([0n, 1n, 300n, 2n ** 64n - 1n]),
         throttleTimeMs: pick([0, 1, 30_000]),
-        fetchedRecords: records,
+        fetchedRecords: FetchedRecords.of(records),
       };
       const reference = create(ConsumeResponseSchema, {
         kind: {

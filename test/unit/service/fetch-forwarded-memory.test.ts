@@ -8,6 +8,7 @@ import { RillError } from "../../../src/base/errors.ts";
 import { MemoryBudget } from "../../../src/base/memory-budget.ts";
 import { ManualTimers } from "../../../src/base/timers.ts";
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
+import { FetchedRecords } from "../../../src/service/fetched-records.ts";
 import { FETCH_MEMORY_WAIT_MS, type FetchMemory, RESPONSE_COPIES, fetch, resultBytes } from "../../../src/service/fetch.ts";
 import {
   type Cancellation,
@@ -73,7 +74,9 @@ function leader(bytes: number): FetchForwarder & { asked: FetchInput[] } {
             error: null,
             records:
               i.format === RecordFormat.RECORDS
-                ? [{ offset: 0, timestampMs: 0, timestampType: 0, leaderEpoch: 0, key: null, value: Buffer.alloc(bytes, 1), headers: [] }]
+                ? FetchedRecords.of([
+                    { offset: 0, timestampMs: 0, timestampType: 0, leaderEpoch: 0, key: null, value: Buffer.alloc(bytes, 1), headers: [] },
+                  ])
                 : null,
             batches: i.format === RecordFormat.RECORDS ? null : [batch],
           }),

@@ -296,6 +296,6 @@ describe("markers and produce validation at the service", () => {
     expect(core.rm.readLog("t", 0).logEndOffset).toBe(end);
     expect(errorOf(() => core.rm.leaderLog("elsewhere", 0)).kind.name).toBe("NOT_LEADER_OR_FOLLOWER");
     // the abort went through: nothing of the transaction is visible to READ_COMMITTED
-    expect((await read(core, RC, RecordFormat.RECORDS)).records ?? []).toEqual([]);
+    expect((await read(core, RC, RecordFormat.RECORDS)).records?.length ?? 0).toBe(0);
   });
 });

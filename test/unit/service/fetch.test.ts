@@ -24,6 +24,7 @@ import {
 } from "../../../src/service/fetch-types.ts";
 import { listOffsets } from "../../../src/service/list-offsets.ts";
 import { subscribe } from "../../../src/service/subscribe.ts";
+import { FetchedRecords } from "../../../src/service/fetched-records.ts";
 import { type Core, openCore, settle } from "./helpers.ts";
 
 const cores: Core[] = [];
@@ -231,7 +232,7 @@ describe("fetch: RECORDS and BATCHES", () => {
     const p = records.partitions[0]!;
     expect(p.batches).toBeNull();
     expect(p.records!.map((r) => r.offset)).toEqual([1, 2]); // offset 0 is in the same batch and dropped
-    const r1 = p.records![0]!;
+    const r1 = p.records!.at(0)!;
     expect(Buffer.from(r1.key!).toString()).toBe("k1");
     expect(Buffer.from(r1.value!).toString()).toBe("b");
     expect(r1.headers.map((h) => [h.key, h.value === null ? null : Buffer.from(h.value).toString()])).toEqual([
@@ -254,7 +255,7 @@ describe("fetch: RECORDS and BATCHES", () => {
     core.clock.set(5_000_000);
     append(core, "t", 0, ["a"]);
     const res = await fetch(core.rm, fetchInput([at("t", 0)]), noCancel(), null);
-    expect(res.partitions[0]!.records![0]).toMatchObject({ timestampMs: 5_000_000, timestampType: TimestampType.LOG_APPEND_TIME });
+    expect(res.partitions[0]!.records!.at(0)).toMatchObject({ timestampMs: 5_000_000, timestampType: TimestampType.LOG_APPEND_TIME });
   });
 });
 
@@ -276,7 +277,7 @@ describe("fetch: partitions with no replica here", () => {
             lastStableOffset: 9,
             nextOffset: 9,
             error: null,
-            records: [],
+            records: new FetchedRecords(),
             batches: null,
           })),
         };

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/base/clock.ts";
 import { ManualTimers } from "../../../src/base/timers.ts";
 import { MetadataImage } from "../../../src/metadata/image.ts";
+import { FetchedRecords } from "../../../src/service/fetched-records.ts";
 import { QuotaThrottle, fetchResultBytes, throttled } from "../../../src/service/quota-throttle.ts";
 import type { Requester } from "../../../src/security/requester.ts";
 
@@ -138,7 +139,7 @@ describe("QuotaThrottle", () => {
           lastStableOffset: 0,
           nextOffset: 0,
           error: null,
-          records: [
+          records: FetchedRecords.of([
             {
               offset: 0,
               timestampMs: 0,
@@ -148,7 +149,7 @@ describe("QuotaThrottle", () => {
               value: null,
               headers: [{ key: "h", value: new Uint8Array(2) }],
             },
-          ],
+          ]),
           batches: null,
         },
       ],
