@@ -178,6 +178,24 @@ function writeI64(buf: Buffer, p: number, v: number): void {
   buf.writeUInt32BE(v - hi * TWO_32, p + 4);
 }
 
+/**
+ * The size (batchLength + 12) of the batch at `pos`, without a header object: for walks over
+ * many small batches on the read path. The caller checks that the header's bytes are there.
+ */
+export function batchSizeAt(buf: Buffer, pos: number): number {
+  return buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+}
+
+/** The base offset of the batch at `pos` (see `batchSizeAt`). */
+export function batchBaseOffsetAt(buf: Buffer, pos: number): number {
+  return readI64(buf, pos);
+}
+
+/** The last offset of the batch at `pos` (see `batchSizeAt`). */
+export function batchLastOffsetAt(buf: Buffer, pos: number): number {
+  return readI64(buf, pos) + buf.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET);
+}
+
 /** Reads the header of the batch at `pos`. Only checks that the 61 header bytes are there. */
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   if (pos < 0 || buf.length - pos < HEADER_SIZE) {

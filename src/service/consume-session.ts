@@ -68,7 +68,7 @@ import { RillError, rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
 import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
 import { resolveStartOffset, type TopicPartition, type TopicPartitions } from "../coordinator/index.ts";
-import { HEADER_SIZE, readBatchHeader } from "../protocol/record-batch.ts";
+import { HEADER_SIZE, batchLastOffsetAt, batchSizeAt } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
@@ -1298,10 +1298,10 @@ function withinCredit(chunks: readonly Buffer[], from: number, credit: number): 
   for (const chunk of chunks) {
     let pos = 0;
     while (pos + HEADER_SIZE <= chunk.length) {
-      const h = readBatchHeader(chunk, pos);
-      if (out.length + pos > 0 && h.lastOffset + 1 - from > credit) break;
-      next = h.lastOffset + 1;
-      pos += h.size;
+      const last = batchLastOffsetAt(chunk, pos);
+      if (out.length + pos > 0 && last + 1 - from > credit) break;
+      next = last + 1;
+      pos += batchSizeAt(chunk, pos);
     }
     if (pos > 0) out.push(pos === chunk.length ? chunk : chunk.subarray(0, pos));
     if (pos < chunk.length) break;

@@ -38,6 +38,9 @@ import {
   type ProduceChecks,
   TRUSTED_CHECKS,
   decodeRecords,
+  batchBaseOffsetAt,
+  batchLastOffsetAt,
+  batchSizeAt,
   readBatchHeader,
   setBaseOffset,
   setLogAppendTime,
@@ -1108,9 +1111,8 @@ export class PartitionLog {
 function trimAtOffset(buf: Buffer, limit: number): Buffer {
   let pos = 0;
   while (pos + HEADER_SIZE <= buf.length) {
-    const h = readBatchHeader(buf, pos);
-    if (h.baseOffset >= limit) break;
-    pos += h.size;
+    if (batchBaseOffsetAt(buf, pos) >= limit) break;
+    pos += batchSizeAt(buf, pos);
   }
   return pos === buf.length ? buf : buf.subarray(0, pos);
 }
@@ -1120,9 +1122,8 @@ function lastBatchEnd(buf: Buffer): number {
   let pos = 0;
   let next = 0;
   while (pos + HEADER_SIZE <= buf.length) {
-    const h = readBatchHeader(buf, pos);
-    next = h.lastOffset + 1;
-    pos += h.size;
+    next = batchLastOffsetAt(buf, pos) + 1;
+    pos += batchSizeAt(buf, pos);
   }
   return next;
 }
