@@ -3,9 +3,9 @@
  * (txn-workload.ts), one for each of its checks that plants.ts's bugs 6-11 leave unshown:
  * `txn-fenced-write`, `txn-fenced-commit`, `txn-duplicate`, `txn-read-lost` and
  * `txn-offset-backwards`. Numbered after plants.ts's and plants-reassign.ts's (16-20). Each
- * replaces one method of a real class with a copy whose one marked line ("planted") is the bug,
- * for as long as it is planted; `plantTxnBug(n)` returns the function that puts the real method
- * back. The copies reach private members, so they are typed loosely on purpose.
+ * replaces one method of a real class, for as long as it is planted, with a copy (20: a wrapper)
+ * whose line marked "planted" is the bug; `plantTxnBug(n)` returns the function that puts the
+ * real method back. They reach private members, so they are typed loosely on purpose.
  */
 import { rillError } from "../../../src/base/errors.ts";
 import type { GroupState } from "../../../src/coordinator/group-state.ts";
