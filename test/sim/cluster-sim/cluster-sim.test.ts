@@ -179,6 +179,13 @@ describe("cluster simulator", () => {
         settings: { ...foundTxn, transactionalOffsets: true },
         checks: ["txn-aborted-offset", "txn-offset-lost"],
       },
+      // Transactional bugs 16-20 (plants-txn.ts), one for each transactional check bugs 6-11 leave
+      // unshown; the first seed of 1..20 that catches each with its check.
+      { bug: 16, seed: 1, settings: foundTxn, checks: ["txn-fenced-write"] },
+      { bug: 17, seed: 1, settings: foundTxn, checks: ["txn-fenced-commit"] },
+      { bug: 18, seed: 3, settings: foundTxn, checks: ["txn-duplicate"] },
+      { bug: 19, seed: 4, settings: foundTxn, checks: ["txn-read-lost"] },
+      { bug: 20, seed: 2, settings: { ...foundTxn, transactionalOffsets: true }, checks: ["txn-offset-backwards"] },
       // Reassignments (plants-reassign.ts), with broker-only nodes so that moves add replicas.
       { bug: 12, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-stuck"] },
       { bug: 13, seed: 1, settings: REASSIGN_SETTINGS, checks: ["reassignment-target"] },

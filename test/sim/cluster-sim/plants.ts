@@ -20,6 +20,7 @@ import { ProduceAcks, type ProduceInput } from "../../../src/service/produce-typ
 import { PartitionLog } from "../../../src/storage/partition-log.ts";
 import { TXN_SIM_TOPIC } from "./txn-workload.ts";
 import { plantReassignBug, REASSIGN_PLANTED_BUGS } from "./plants-reassign.ts";
+import { plantTxnBug, TXN_PLANTED_BUGS } from "./plants-txn.ts";
 
 /** The planted bugs, by number. */
 export const PLANTED_BUGS: Readonly<Record<number, string>> = {
@@ -35,6 +36,7 @@ export const PLANTED_BUGS: Readonly<Record<number, string>> = {
   10: "transactional writes acknowledged once the leader holds them (acks=all taken as acks=leader)",
   11: "a group coordinator that takes a transaction's COMMIT marker as ABORT and ABORT as COMMIT for its pending offsets",
   ...REASSIGN_PLANTED_BUGS,
+  ...TXN_PLANTED_BUGS,
 };
 
 /** Replaces `proto[name]`; returns the function that restores it. */
@@ -234,6 +236,7 @@ export function plantBug(n: number): () => void {
     }
     default:
       if (n in REASSIGN_PLANTED_BUGS) return plantReassignBug(n);
+      if (n in TXN_PLANTED_BUGS) return plantTxnBug(n);
       throw new Error(`no planted bug ${n} (planted bugs: ${Object.keys(PLANTED_BUGS).join(", ")})`);
   }
 }
