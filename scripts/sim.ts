@@ -74,7 +74,7 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
     .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
     .option("--replica-fetch-max-bytes <n>", "--cluster: replica.fetch.max.bytes of the followers", integer(1))
-    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts and plants-reassign.ts (1-15)", integer(1))
+    .option("--plant <n>", "--cluster: plant bug N of test/sim/cluster-sim/plants.ts and plants-reassign.ts (1-20)", integer(1))
     .option(
       "--transactional-producers <n>",
       "--cluster: transactional producers and READ_COMMITTED readers (settings.transactionalProducers; default 2, 0: none)",
