@@ -126,7 +126,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     fullDisks: true,
     transactionalProducers: 2,
     transactionalOffsets: true,
-    reassignments: false,
+    reassignments: true,
     brokerOnlyNodes: 1,
     ...over,
   };
