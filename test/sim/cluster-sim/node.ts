@@ -43,8 +43,8 @@ import { DiskFailureWatch, isDiskFailure } from "../../../src/storage/disk-failu
 import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
-import { type OnCommitted, watchHighWatermarks } from "./hw-watch.ts";
 import { DiskSpace, FullableDisk } from "./disk-full.ts";
+import { type OnCommitted, watchHighWatermarks } from "./hw-watch.ts";
 import { type SimTxn, startSimTransactions } from "./txn-node.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
