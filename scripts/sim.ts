@@ -82,7 +82,8 @@ function parseArgs(argv: readonly string[]): Args {
     )
     .option("--no-transactional-offsets", "--cluster: transactions commit no group offsets (settings.transactionalOffsets false)")
     .option("--laggards", "--cluster: the laggard fault schedule instead of the random one (settings.laggards)")
-    .option("--reassignments", "--cluster: partition reassignments by the admin (settings.reassignments)")
+    .option("--reassignments", "--cluster: partition reassignments by the admin (settings.reassignments; on by default)")
+    .option("--no-reassignments", "--cluster: no partition reassignments (settings.reassignments false)")
     .option("--broker-only-nodes <n>", "--cluster: broker-only nodes (observers) besides the 3 voters", integer(0))
     .option("--legacy", "--cluster: the foundation's workload only (acks=all producers and consumers; LEGACY_SETTINGS)")
     .option("--set <json>", "--cluster: settings to override, as JSON (e.g. '{\"duplicateRate\":0.05}')");
@@ -126,7 +127,7 @@ function parseArgs(argv: readonly string[]): Args {
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;
   if (o.replicaFetchMaxBytes !== undefined) over.replicaFetchMaxBytes = o.replicaFetchMaxBytes;
   if (o.laggards === true) over.laggards = true;
-  if (o.reassignments === true) over.reassignments = true;
+  if (o.reassignments !== undefined) over.reassignments = o.reassignments;
   if (o.brokerOnlyNodes !== undefined) over.brokerOnlyNodes = o.brokerOnlyNodes;
   if (o.transactionalProducers !== undefined) over.transactionalProducers = o.transactionalProducers;
   if (o.transactionalOffsets === false) over.transactionalOffsets = false;

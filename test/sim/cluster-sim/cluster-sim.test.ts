@@ -48,7 +48,14 @@ describe("cluster simulator", () => {
   }, 60_000);
 
   it("keeps every check with duplicated messages, one-way client cuts and full disks, deterministically", async () => {
-    const faults: Partial<ClusterSimSettings> = { ...SHORT, duplicateRate: 0.05, clientCuts: true, fullDisks: true, brokerOnlyNodes: 0 };
+    const faults: Partial<ClusterSimSettings> = {
+      ...SHORT,
+      duplicateRate: 0.05,
+      clientCuts: true,
+      fullDisks: true,
+      brokerOnlyNodes: 0,
+      reassignments: false,
+    };
     // Seed 6: one of the first seeds whose short run fills a disk (full disks are 3-10 s apart).
     const a = await runClusterSim(clusterSettingsForSeed(6, faults));
     const b = await runClusterSim(clusterSettingsForSeed(6, faults));
@@ -130,6 +137,27 @@ describe("cluster simulator", () => {
     expect(h.violations.map((v) => v.detail)).toEqual(['partition 0 offset 8: read "b" at 110 ms, then "d"']);
   });
 
+  it("dates a read record by when a leader's high watermark passed it (seed 42 with reassignments)", () => {
+    const h = new History();
+    const lossesAt = [100]; // one of the ISR lost power after the commit of "a", before its read
+    const since = (t: number) => lossesAt.filter((x) => x >= t).length;
+    h.hwPassed(0, 7, "a", 97);
+    h.hwPassed(0, 7, "a", 140); // passed again (a later leader): the first is kept
+    h.hwPassed(0, 8, "b", 105); // committed after the first loss
+    h.consumedAt(0, 7, "a", 110, since);
+    h.consumedAt(0, 8, "b", 110, since);
+    expect(h.committedBy(0, 7, "a", 110)).toBe(97);
+    expect(h.committedBy(0, 7, "other", 110)).toBe(110); // another record at the offset
+    expect(h.committedBy(0, 8, "b", 110)).toBe(105);
+    expect(h.committedBy(0, 8, "b", 104)).toBe(104); // read before (a planted bug's early read): the read
+    h.acked({ partition: 0, offset: 8, value: "b", atMs: 103 });
+    expect(h.committedBy(0, 8, "b", 110)).toBe(103); // acknowledged earlier still (acks=all answered early): the ack
+    lossesAt.push(120); // the second: 2 since "a" was committed, 1 since "b" was
+    h.consumedAt(0, 7, "c", 130, since); // excused
+    h.consumedAt(0, 8, "d", 130, since); // one loss since it was committed: a violation
+    expect(h.violations.map((v) => v.detail)).toEqual(['partition 0 offset 8: read "b" at 110 ms, then "d"']);
+  });
+
   describe("catches planted bugs", () => {
     /**
      * Each planted bug (plants.ts), the settings it runs with and the first seed of a sweep from
@@ -139,13 +167,15 @@ describe("cluster simulator", () => {
     // The default workload as the seeds below were found with: bugs 1-5 before message duplication,
     // client cuts, full disks and the transactional workload were on by default (they move every
     // seed's path; with the first three, seeds 3, 5, 6, 7 and 9 of 1..10 catch bug 1 and seed 9
-    // catches bug 3), bugs 6-11 with transactions but before the three faults.
+    // catches bug 3), bugs 6-11 with transactions but before the three faults; all before
+    // broker-only nodes and reassignments were on by default.
     const found: Partial<ClusterSimSettings> = {
       duplicateRate: 0,
       clientCuts: false,
       fullDisks: false,
       transactionalProducers: 0,
       brokerOnlyNodes: 0,
+      reassignments: false,
     };
     const foundTxn: Partial<ClusterSimSettings> = { ...found, transactionalProducers: 2 };
     const planted: ReadonlyArray<{ bug: number; seed: number; settings: Partial<ClusterSimSettings>; checks: string[] }> = [

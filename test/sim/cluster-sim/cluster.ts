@@ -126,7 +126,7 @@ export function clusterSettingsForSeed(seed: number, over: Partial<ClusterSimSet
     fullDisks: true,
     transactionalProducers: 2,
     transactionalOffsets: true,
-    reassignments: false,
+    reassignments: true,
     brokerOnlyNodes: 1,
     ...over,
   };
@@ -239,6 +239,7 @@ class ClusterSim {
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
+          committed: { topic: TOPIC, onCommitted: (p, offset, value) => this.history.hwPassed(p, offset, value, this.world.now) },
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
           transactions: (s.transactionalProducers ?? 0) > 0,

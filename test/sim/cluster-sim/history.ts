@@ -64,6 +64,8 @@ export class History {
   readonly acks: Ack[] = [];
   /** `${partition}/${offset}/${value}` → when that record was acknowledged (the earliest, if twice). */
   private readonly ackedAt = new Map<string, number>();
+  /** `${partition}/${offset}/${value}` → when a leader's high watermark first passed that record (`hwPassed`). */
+  private readonly hwPassedAt = new Map<string, number>();
   /** Values written by idempotent producers (each must be in the log at most once). */
   readonly idempotentValues = new Set<string>();
   /** partition → offset → value, as consumers read it (below the high watermark). */
@@ -150,16 +152,30 @@ export class History {
   }
 
   /**
+   * A leader's high watermark passed the record `value` at `offset` at `atMs` (seen by the
+   * simulation, hw-watch.ts): it was committed then (the earliest, if twice).
+   */
+  hwPassed(partition: number, offset: number, value: string, atMs: number): void {
+    const key = `${partition}/${offset}/${value}`;
+    const prev = this.hwPassedAt.get(key);
+    if (prev === undefined || atMs < prev) this.hwPassedAt.set(key, atMs);
+  }
+
+  /**
    * When the record `value` at `offset`, read at `readAtMs` below a high watermark, was known to
-   * be committed: when it was read, or when a leader acknowledged that same record, if earlier.
-   * What may lose a committed record is a power loss of min.insync.replicas (2) nodes after its
-   * high watermark passed it, not after it was read: a record acknowledged before one of its ISR
-   * lost power and read after is excused as an acknowledged write, and so as a read record
-   * (seed 4647).
+   * be committed: when a leader's high watermark first passed that same record (`hwPassed`), or
+   * when a leader acknowledged it, or when it was read, whichever is earliest. What may lose a
+   * committed record is a power loss of min.insync.replicas (2) nodes after its high watermark
+   * passed it, not after it was read: a record acknowledged before one of its ISR lost power and
+   * read after is excused as an acknowledged write (seed 4647), and a record never acknowledged
+   * (an acks=1 or idempotent write whose answer was lost, say) committed before that loss is
+   * excused as well (seed 42 with reassignments).
    */
   committedBy(partition: number, offset: number, value: string, readAtMs: number): number {
-    const acked = this.ackedAt.get(`${partition}/${offset}/${value}`);
-    return acked === undefined ? readAtMs : Math.min(acked, readAtMs);
+    const key = `${partition}/${offset}/${value}`;
+    const acked = this.ackedAt.get(key) ?? readAtMs;
+    const passed = this.hwPassedAt.get(key) ?? readAtMs;
+    return Math.min(acked, passed, readAtMs);
   }
 
   /** Records a violation (each distinct one once). */
