@@ -7,11 +7,17 @@
  * (at most BATCH_RECORDS_MAX: batch.size). So its records per second are its application's,
  * not bounded by the acknowledgement's round trip, and its batches grow with that round trip.
  *
+ * A failed request's records go back to the front of their partition's queue, to be sent again
+ * (Kafka's producer retries until delivery.timeout.ms; without idempotence a retry may write a
+ * record twice, which the write-copies check allows per copy handled), after a Metadata request
+ * and a pause of RETRY_BACKOFF_MS (retry.backoff.ms), so a leader that just died is not asked
+ * again every few milliseconds until the controller fences it. `failedProduces` counts the
+ * records of failed requests; records still unacknowledged when producers stop are dropped.
+ *
  * A request carries one partition's batch (Kafka's carries the ready batches of every partition
- * the broker leads; with one request in flight that changes how many records a request carries,
- * not how many requests a record costs). A batch that fails is given up, its records counted as
- * failed, as the single-record producer gives up its record (cluster.ts `producer`). Its values
- * are `p<id>-<n>`, as that producer's; the checks are the same, per record.
+ * the broker leads; with one request in flight, a record waits for the requests before it either
+ * way). Its values are `p<id>-<n>`, as the single-record producer's (cluster.ts `producer`); the
+ * checks are the same, per record.
  *
  * The application's records need no event each: when the producer wakes it draws the arrivals
  * up to now from the run's randomness (in order, so a run is still a function of its seed).
@@ -26,6 +32,8 @@ import { SIM_EPOCH_MS, type World } from "./world.ts";
 
 /** Records of one batch at most (batch.size: 16 KiB of these ~10-byte values would be more). */
 export const BATCH_RECORDS_MAX = 500;
+/** After a failed request, the producer waits this long before its next (Kafka's retry.backoff.ms default). */
+export const RETRY_BACKOFF_MS = 100;
 
 /** What a batching producer needs of its run (cluster.ts). */
 export interface BatchProducerEnv {
@@ -53,6 +61,8 @@ interface Pending {
   readonly value: string;
   /** When the application handed it over (simulated ms): its create time. */
   readonly atMs: number;
+  /** Whether a request carried it already (it is counted as produced once). */
+  sent: boolean;
 }
 
 /** Runs batching producer `id` until the run stops. */
@@ -64,7 +74,7 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
   /** The application's records up to now, each to a random partition. */
   const arrive = (): void => {
     while (nextArrival <= world.now) {
-      waiting[random.int(env.partitions)]!.push({ value: `p${id}-${n++}`, atMs: nextArrival });
+      waiting[random.int(env.partitions)]!.push({ value: `p${id}-${n++}`, atMs: nextArrival, sent: false });
       nextArrival += 1 + random.int(2 * env.produceEveryMs);
     }
   };
@@ -88,7 +98,11 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       continue;
     }
     const batch = waiting[partition]!.splice(0, BATCH_RECORDS_MAX);
-    env.history.produced += batch.length;
+    for (const r of batch) {
+      if (r.sent) continue;
+      r.sent = true;
+      env.history.produced++;
+    }
     const first = batch[0]!.value;
     const what = batch.length === 1 ? first : `${first} +${batch.length - 1}`;
     try {
@@ -111,7 +125,9 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       env.history.failedProduces += batch.length;
       const why = e instanceof RillError ? e.kind.name : (e as Error).message;
       env.trace(`produce ${what} -> ${env.topic}-${partition} at node ${leader} failed: ${why}`);
+      waiting[partition]!.unshift(...batch);
       await env.refreshLeader(partition);
+      await env.sleep(RETRY_BACKOFF_MS);
     }
   }
 }
