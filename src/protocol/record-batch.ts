@@ -178,6 +178,15 @@ function writeI64(buf: Buffer, p: number, v: number): void {
   buf.writeUInt32BE(v - hi * TWO_32, p + 4);
 }
 
+/**
+ * The baseOffset of the batch at `pos` alone (its header's 61 bytes must be there): for walks
+ * over stored batches that need only where each starts and ends, without `readBatchHeader`'s
+ * object of every field.
+ */
+export function readBatchBaseOffset(buf: Buffer, pos: number): number {
+  return readI64(buf, pos + BASE_OFFSET_OFFSET);
+}
+
 /** Reads the header of the batch at `pos`. Only checks that the 61 header bytes are there. */
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   if (pos < 0 || buf.length - pos < HEADER_SIZE) {

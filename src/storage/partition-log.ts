@@ -31,13 +31,17 @@ import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
 import { encodeControlBatch, readControlRecord, type TxnMarker } from "../protocol/control-record.ts";
 import {
   ATTRIBUTES_OFFSET,
+  BATCH_LENGTH_OFFSET,
   BATCH_OFFSETS,
   type BatchHeader,
   CONTROL_MASK,
   HEADER_SIZE,
+  LAST_OFFSET_DELTA_OFFSET,
+  LOG_OVERHEAD,
   type ProduceChecks,
   TRUSTED_CHECKS,
   decodeRecords,
+  readBatchBaseOffset,
   readBatchHeader,
   setBaseOffset,
   setLogAppendTime,
@@ -1129,11 +1133,11 @@ export class PartitionLog {
 
 /** The prefix of `buf` made of batches whose baseOffset is < `limit`. */
 function trimAtOffset(buf: Buffer, limit: number): Buffer {
+  // Every read walks its batches here and in lastBatchEnd: two fields each, no header object.
   let pos = 0;
   while (pos + HEADER_SIZE <= buf.length) {
-    const h = readBatchHeader(buf, pos);
-    if (h.baseOffset >= limit) break;
-    pos += h.size;
+    if (readBatchBaseOffset(buf, pos) >= limit) break;
+    pos += buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
   }
   return pos === buf.length ? buf : buf.subarray(0, pos);
 }
@@ -1143,9 +1147,8 @@ function lastBatchEnd(buf: Buffer): number {
   let pos = 0;
   let next = 0;
   while (pos + HEADER_SIZE <= buf.length) {
-    const h = readBatchHeader(buf, pos);
-    next = h.lastOffset + 1;
-    pos += h.size;
+    next = readBatchBaseOffset(buf, pos) + buf.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1;
+    pos += buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
   }
   return next;
 }
