@@ -10,7 +10,8 @@
  *                                                             sweep (J processes, each a slice of the seeds)
  *   npx tsx scripts/sim.ts --cluster --seed N [--trace]      one seed, with its event trace
  *   npx tsx scripts/sim.ts --cluster --regression N          an entry of test/sim/cluster-sim/regression-seeds.json
- *   (with --cluster: --partitions P, --producers N, --produce-every MS, --fault-ms MS, --heal-ms MS,
+ *   (with --cluster: --partitions P, --producers N, --produce-every MS, --linger-ms MS, --fault-ms MS, --heal-ms MS,
+ *    --speed batched|single: issue 19's speed workload (test/sim/cluster-sim/speed.ts),
  *    --plant B: run with planted bug B of test/sim/cluster-sim/plants.ts, to see which seed catches it,
  *    --laggards: the laggard fault schedule, --legacy: the foundation's workload only,
  *    --set JSON: any ClusterSimSettings, e.g. '{"duplicateRate":0,"clientCuts":false,"fullDisks":false}')
@@ -24,6 +25,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { ClusterSimSettings } from "../test/sim/cluster-sim/cluster.ts";
 import type { SimSettings } from "../test/sim/settings.ts";
+import { SPEED_WORKLOADS, type SpeedWorkload } from "../test/sim/cluster-sim/speed.ts";
 import { choice, integer, scriptCommand } from "./lib/command-line.ts";
 
 // Under Node, the simulators (imported below, once registered) are compiled without tsx's
@@ -70,6 +72,16 @@ function parseArgs(argv: readonly string[]): Args {
     .option("--partitions <n>", "--cluster: partitions of the topic", integer(1))
     .option("--producers <n>", "--cluster: acks=all producers (one write in flight each)", integer(1))
     .option("--produce-every <ms>", "--cluster: mean pause between one producer's writes", integer(1))
+    .option(
+      "--linger-ms <ms>",
+      "--cluster: batching acks=all producers with this linger.ms (settings.lingerMs; default 0: one record per request)",
+      integer(0),
+    )
+    .option(
+      "--speed <workload>",
+      "--cluster: issue 19's speed workload (test/sim/cluster-sim/speed.ts; other options apply over it): batched or single",
+      choice(["batched", "single"] as const),
+    )
     .option("--fault-ms <ms>", "--cluster: simulated time with faults", integer(0))
     .option("--heal-ms <ms>", "--cluster: simulated time after healing, before the checks", integer(0))
     .option("--power-loss-one-in <n>", "--cluster: one crash in N is a power loss (default 3)", integer(1))
@@ -103,6 +115,8 @@ function parseArgs(argv: readonly string[]): Args {
     partitions?: number;
     producers?: number;
     produceEvery?: number;
+    lingerMs?: number;
+    speed?: SpeedWorkload;
     faultMs?: number;
     healMs?: number;
     plant?: number;
@@ -118,10 +132,11 @@ function parseArgs(argv: readonly string[]): Args {
   }>();
   if (!o.sweep && !o.cluster && o.seed === undefined && o.regression === undefined)
     command.error("give --seed N, --regression N or --sweep");
-  const over: { -readonly [K in keyof ClusterSimSettings]?: ClusterSimSettings[K] } = {};
+  const over: { -readonly [K in keyof ClusterSimSettings]?: ClusterSimSettings[K] } = o.speed ? { ...SPEED_WORKLOADS[o.speed] } : {};
   if (o.partitions !== undefined) over.partitions = o.partitions;
   if (o.producers !== undefined) over.producers = o.producers;
   if (o.produceEvery !== undefined) over.produceEveryMs = o.produceEvery;
+  if (o.lingerMs !== undefined) over.lingerMs = o.lingerMs;
   if (o.faultMs !== undefined) over.faultMs = o.faultMs;
   if (o.healMs !== undefined) over.healMs = o.healMs;
   if (o.powerLossOneIn !== undefined) over.powerLossOneIn = o.powerLossOneIn;

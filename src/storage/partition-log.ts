@@ -154,6 +154,9 @@ export class PartitionLog {
   /** Where each leader epoch starts (replication's divergence checks). */
   private epochs!: LeaderEpochCache;
 
+  /** The producer-state snapshot files in the folder (see snapshotFiles); null until first listed. */
+  private snapshots: Array<[number, string]> | null = null;
+
   private constructor(private readonly opts: PartitionLogOptions) {
     this.config = opts.config;
     this.cache = new TailCache(opts.tailCacheBytes, opts.tailCacheBudget ?? null);
@@ -392,13 +395,26 @@ export class PartitionLog {
     return new ProducerStateManager({ producerIdExpirationMs: this.opts.producerIdExpirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT });
   }
 
-  /** Snapshot files, as [offset, name], oldest first. */
+  /**
+   * Snapshot files, as [offset, name], oldest first: read from the folder once, then kept as this
+   * log writes and removes them (nothing else touches them while it is open). A roll writes one,
+   * and listing the folder each time (every segment's files) cost as much as the roll itself.
+   */
   private snapshotFiles(): Array<[number, string]> {
-    return this.fs
+    this.snapshots ??= this.fs
       .readdir(this.opts.dir)
       .filter((n) => /^\d{20}\.snapshot$/.test(n))
       .map((n): [number, string] => [Number(n.slice(0, 20)), n])
       .sort((a, b) => a[0] - b[0]);
+    return this.snapshots;
+  }
+
+  /** Removes the snapshot file at `offset` (named `name`), from the folder and the list. */
+  private removeSnapshot(offset: number, name: string): void {
+    this.fs.rm(this.fs.join(this.opts.dir, name));
+    const list = this.snapshotFiles();
+    const i = list.findIndex(([o]) => o === offset);
+    if (i >= 0) list.splice(i, 1);
   }
 
   /**
@@ -418,10 +434,10 @@ export class PartitionLog {
     const bound = firstInvalid < 0 ? this.nextOffset : this.segments[firstInvalid]!.baseOffset;
     let from = this.segments[0]!.baseOffset;
     this.producers = this.newProducerState();
-    for (const [offset, name] of this.snapshotFiles().reverse()) {
+    for (const [offset, name] of [...this.snapshotFiles()].reverse()) {
       const path = this.fs.join(this.opts.dir, name);
       if (offset > this.nextOffset) {
-        this.fs.rm(path);
+        this.removeSnapshot(offset, name);
         continue;
       }
       if (offset > bound) continue;
@@ -512,10 +528,17 @@ export class PartitionLog {
 
   /** Writes a producer-state snapshot as of the log end offset and prunes old ones. */
   private writeProducerSnapshot(): void {
-    const name = `${segmentName(this.nextOffset)}${SNAPSHOT_SUFFIX}`;
-    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, name), this.producers.snapshot(this.nextOffset));
+    const offset = this.nextOffset;
+    const name = `${segmentName(offset)}${SNAPSHOT_SUFFIX}`;
     const files = this.snapshotFiles();
-    for (const [, n] of files.slice(0, Math.max(0, files.length - SNAPSHOTS_KEPT))) this.fs.rm(this.fs.join(this.opts.dir, n));
+    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, name), this.producers.snapshot(offset));
+    const at = files.findIndex(([o]) => o >= offset);
+    if (at < 0) files.push([offset, name]);
+    else if (files[at]![0] !== offset) files.splice(at, 0, [offset, name]);
+    while (files.length > SNAPSHOTS_KEPT) {
+      const [o, n] = files[0]!;
+      this.removeSnapshot(o, n);
+    }
   }
 
   /** Forgets producers idle for longer than producer.id.expiration.ms. */
@@ -1109,6 +1132,7 @@ export class PartitionLog {
 
 /** The prefix of `buf` made of batches whose baseOffset is < `limit`. */
 function trimAtOffset(buf: Buffer, limit: number): Buffer {
+  // Every read walks its batches here and in lastBatchEnd: two fields each, no header object.
   let pos = 0;
   while (pos + HEADER_SIZE <= buf.length) {
     if (batchBaseOffsetAt(buf, pos) >= limit) break;

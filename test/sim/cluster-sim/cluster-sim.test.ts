@@ -9,6 +9,7 @@ import { seedFromEnv } from "../../../src/base/random.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
 import { History } from "./history.ts";
 import { PLANTED_BUGS, plantBug } from "./plants.ts";
+import { SPEED_WORKLOADS } from "./speed.ts";
 import {
   LEGACY_SETTINGS,
   clusterOpenSeeds,
@@ -65,6 +66,21 @@ describe("cluster simulator", () => {
     expect(a.stats.clientCuts).toBeGreaterThan(0);
     expect(a.stats.diskFullRefusals).toBeGreaterThan(0);
   }, 60_000);
+  it("writes about 1,000 records/s through batching producers (the speed workload), every check kept, deterministically", async () => {
+    const settings = clusterSettingsForSeed(7, { ...SPEED_WORKLOADS.batched, ...SHORT });
+    let batches = 0;
+    const a = await runClusterSim(settings, (line) => {
+      if (/ ack p\d+-\d+ \+\d+ /.test(line)) batches++;
+    });
+    const b = await runClusterSim(settings);
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(a.violations, formatClusterFailure(a)).toEqual([]);
+    const perSecond = a.stats.acked / ((settings.faultMs + settings.healMs) / 1000);
+    expect(perSecond).toBeGreaterThan(700);
+    expect(perSecond).toBeLessThan(1100);
+    expect(batches).toBeGreaterThan(100); // requests of several records
+  }, 60_000);
+
   it("moves partitions, cancels moves and lets broker-only nodes lead, the same way for the same seed", async () => {
     const a = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));
     const b = await runClusterSim(clusterSettingsForSeed(3, REASSIGN_SETTINGS));

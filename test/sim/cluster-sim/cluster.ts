@@ -25,6 +25,7 @@ import { type AlterPartitionChanges, SIM_BROKER, SimNode } from "./node.ts";
 import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
 import { checkBrokerOnlyImages } from "./broker-only.ts";
 import { CLIENT_ID, SimNet, World } from "./world.ts";
+import { type BatchProducerEnv, batchProducer } from "./batch-producer.ts";
 import { TxnWorkload } from "./txn-workload.ts";
 
 export const TOPIC = "sim";
@@ -51,6 +52,12 @@ export interface ClusterSimSettings {
   readonly producers: number;
   /** Mean pause between one producer's writes. */
   readonly produceEveryMs: number;
+  /**
+   * linger.ms of the acks=all producers (batch-producer.ts): each batches the records its
+   * application hands it every `produceEveryMs` (mean), one request in flight. Absent or 0: one
+   * record per request, the next once it is answered (`producer`).
+   */
+  readonly lingerMs?: number;
   /** Faults are injected during [startup, faultMs). */
   readonly faultMs: number;
   /** After healing: how long everything runs fault-free before the liveness checks. */
@@ -185,6 +192,8 @@ class ClusterSim {
   /** Produce requests without idempotence, per value: how many times a node handled one (duplicates.ts). */
   private readonly copies = new WriteCopies();
   private readonly hash = createHash("sha256");
+  /** Trace lines not hashed yet (see `trace`). */
+  private traceChunk = "";
   private stopping = false;
   private crashes = 0;
   private partitionsMade = 0;
@@ -252,9 +261,16 @@ class ClusterSim {
 
   private trace(line: string): void {
     const l = `${String(this.world.now).padStart(7)} ${line}`;
-    this.hash.update(l);
-    this.hash.update("\n");
+    // Hashed in chunks (the same bytes, so the same hash): a hash update per line cost more than the line.
+    this.traceChunk += `${l}\n`;
+    if (this.traceChunk.length > 1 << 16) this.hashTrace();
     this.traceOut?.(l);
+  }
+
+  /** Hashes the trace lines not hashed yet. */
+  private hashTrace(): void {
+    this.hash.update(this.traceChunk);
+    this.traceChunk = "";
   }
 
   async run(): Promise<ClusterSimResult> {
@@ -278,7 +294,7 @@ class ClusterSim {
         if (this.world.now > 60_000) throw new Error("the topic could not be created within 60 s");
         await this.world.runUntil(this.world.now + 100);
       }
-      for (let p = 0; p < this.s.producers; p++) void this.producer(p);
+      for (let p = 0; p < this.s.producers; p++) void ((this.s.lingerMs ?? 0) > 0 ? batchProducer(this.batchEnv(), p) : this.producer(p));
       for (let p = 0; p < this.s.idempotentProducers; p++) void this.idempotentProducer(p);
       for (let p = 0; p < this.s.weakAcksProducers; p++) void this.weakAcksProducer(p);
       for (let p = 0; p < this.s.partitions; p++) void this.consumer(p);
@@ -347,6 +363,7 @@ class ClusterSim {
       Error.stackTraceLimit = stackTraceLimit;
     }
     for (const v of this.history.violations) this.trace(`VIOLATION ${v.check}: ${v.detail}`);
+    this.hashTrace();
     const h = this.history;
     const powerLosses = [...this.nodes.values()].reduce((n, x) => n + x.powerLosses.length, 0);
     return {
@@ -629,6 +646,29 @@ class ClusterSim {
         await this.refreshLeader(partition);
       }
     }
+  }
+
+  /** What the batching producers (settings.lingerMs) use of this run. */
+  private batchEnv(): BatchProducerEnv {
+    return {
+      world: this.world,
+      random: this.random,
+      topic: TOPIC,
+      partitions: this.s.partitions,
+      produceEveryMs: this.s.produceEveryMs,
+      lingerMs: this.s.lingerMs ?? 0,
+      history: this.history,
+      copies: this.copies,
+      stopping: () => this.stopping,
+      leaderOf: (p) => this.leaderGuess.get(p),
+      refreshLeader: (p) => this.refreshLeader(p),
+      call: (to, fn) => this.call(to, fn),
+      sleep: (ms) => this.sleep(ms),
+      trace: (l) => this.trace(l),
+      onAck: (id) => {
+        if (this.world.now >= this.healedAt) this.ackedAfterHeal.set(id, (this.ackedAfterHeal.get(id) ?? 0) + 1);
+      },
+    };
   }
 
   /** A Fetch of `partition` from `offset` at node `at` (below the high watermark), decoded. */

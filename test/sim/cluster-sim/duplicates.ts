@@ -26,12 +26,23 @@ export class WriteCopies {
    * without idempotence at most as often as its request was handled.
    */
   check(partition: number, records: ReadonlyMap<number, string>, history: History, nowMs: number): void {
-    const seen = new Map<string, number[]>();
-    for (const [offset, v] of records) {
+    // Counted first (no array per record); the offsets are gathered only for a value found too often.
+    const seen = new Map<string, number>();
+    let over = false;
+    for (const v of records.values()) {
       const handled = this.handled.get(v);
       if (handled === undefined) continue;
-      let at = seen.get(v);
-      if (!at) seen.set(v, (at = []));
+      const n = (seen.get(v) ?? 0) + 1;
+      seen.set(v, n);
+      if (n > handled) over = true;
+    }
+    if (!over) return;
+    const offsets = new Map<string, number[]>();
+    for (const [offset, v] of records) {
+      const handled = this.handled.get(v);
+      if (handled === undefined || seen.get(v)! <= handled) continue;
+      let at = offsets.get(v);
+      if (!at) offsets.set(v, (at = []));
       at.push(offset);
       if (at.length > handled)
         history.violation(

@@ -62,8 +62,14 @@ export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
-  /** `${partition}/${offset}/${value}` → when that record was acknowledged (the earliest, if twice). */
-  private readonly ackedAt = new Map<string, number>();
+  /**
+   * partition → offset → the first record acknowledged there (its earliest acknowledgement, if
+   * twice); another record acknowledged at an offset (after a loss) is in `ackedOther`, by
+   * `${partition}/${offset}/${value}`. Nested maps of numbers, not a string key per record: this
+   * is asked for every acknowledged and every consumed record.
+   */
+  private readonly ackedAt = new Map<number, Map<number, Ack>>();
+  private readonly ackedOther = new Map<string, number>();
   /** `${partition}/${offset}/${value}` → when a leader's high watermark first passed that record (`hwPassed`). */
   private readonly hwPassedAt = new Map<string, number>();
   /** Values written by idempotent producers (each must be in the log at most once). */
@@ -146,9 +152,15 @@ export class History {
   /** An acks=all write was acknowledged. */
   acked(a: Ack): void {
     this.acks.push(a);
-    const key = `${a.partition}/${a.offset}/${a.value}`;
-    const prev = this.ackedAt.get(key);
-    if (prev === undefined || a.atMs < prev) this.ackedAt.set(key, a.atMs);
+    let m = this.ackedAt.get(a.partition);
+    if (m === undefined) this.ackedAt.set(a.partition, (m = new Map()));
+    const first = m.get(a.offset);
+    if (first === undefined || (first.value === a.value && a.atMs < first.atMs)) m.set(a.offset, a);
+    else if (first.value !== a.value) {
+      const key = `${a.partition}/${a.offset}/${a.value}`;
+      const prev = this.ackedOther.get(key);
+      if (prev === undefined || a.atMs < prev) this.ackedOther.set(key, a.atMs);
+    }
   }
 
   /**
@@ -172,10 +184,11 @@ export class History {
    * excused as well (seed 42 with reassignments).
    */
   committedBy(partition: number, offset: number, value: string, readAtMs: number): number {
-    const key = `${partition}/${offset}/${value}`;
-    const acked = this.ackedAt.get(key) ?? readAtMs;
-    const passed = this.hwPassedAt.get(key) ?? readAtMs;
-    return Math.min(acked, passed, readAtMs);
+    const first = this.ackedAt.get(partition)?.get(offset);
+    const acked =
+      first === undefined ? undefined : first.value === value ? first.atMs : this.ackedOther.get(`${partition}/${offset}/${value}`);
+    const passed = this.hwPassedAt.get(`${partition}/${offset}/${value}`);
+    return Math.min(acked ?? readAtMs, passed ?? readAtMs, readAtMs);
   }
 
   /** Records a violation (each distinct one once). */

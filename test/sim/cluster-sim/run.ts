@@ -48,6 +48,7 @@ export const LEGACY_SETTINGS: Partial<ClusterSimSettings> = {
   transactionalProducers: 0,
   reassignments: false,
   brokerOnlyNodes: 0,
+  lingerMs: 0,
 };
 
 export function regressionClusterSettings(e: ClusterRegressionSeed): ClusterSimSettings {

@@ -205,6 +205,32 @@ describe("PartitionLog truncation, timestamps and log start", () => {
     expect(readAll(log).at(-1)).toEqual([20, "after-0"]);
   });
 
+  it("keeps the newest two producer snapshots on disk across rolls, truncations and reopening", async () => {
+    const fs = new MemoryFileSystem();
+    const snapshots = (): number[] =>
+      fs
+        .readdir("/data/t-0")
+        .filter((n) => n.endsWith(".snapshot"))
+        .map((n) => Number(n.slice(0, 20)));
+    const log = openLog(fs, new ManualClock(), { segmentBytes: 512 });
+    for (let i = 0; i < 30; i++) log.append(batch(2, { prefix: `b${i}` }));
+    const bases = log.segmentBaseOffsets;
+    expect(bases.length).toBeGreaterThan(4);
+    // A roll snapshots the producer state at the new segment's base offset.
+    expect(snapshots()).toEqual(bases.slice(-2));
+    // A truncation below them removes those past the new log end; the next rolls keep two again.
+    log.truncateTo(bases.at(-2)! - 1);
+    expect(snapshots().every((o) => o <= log.logEndOffset)).toBe(true);
+    for (let i = 0; i < 30; i++) log.append(batch(2, { prefix: `c${i}` }));
+    expect(snapshots()).toEqual(log.segmentBaseOffsets.slice(-2));
+    // The reopened log keeps pruning what it finds.
+    await log.close();
+    expect(snapshots()).toEqual(log.segmentBaseOffsets.slice(-2));
+    const again = openLog(fs, new ManualClock(), { segmentBytes: 512 });
+    for (let i = 0; i < 30; i++) again.append(batch(2, { prefix: `d${i}` }));
+    expect(snapshots()).toEqual(again.segmentBaseOffsets.slice(-2));
+  });
+
   it("offsetForTimestamp finds the first record at or after a time", () => {
     const log = openLog(new MemoryFileSystem(), new ManualClock(), { segmentBytes: 512 });
     for (let i = 0; i < 20; i++) log.append(batch(3, { ts: 1000 + i * 10 })); // records at 1000+10i, +1, +2
