@@ -1,0 +1,132 @@
+/**
+ * The soak's RECORDS bursts in two minutes (issue 14): one Bun broker, topic `soak` (6 partitions)
+ * filled with N records as the soak writes them (key `k<n % 97>`, value `p<id>-<n>`, one record
+ * per request from 24 producers, so the batches are small), then the soak's cancelled RECORDS
+ * reads from offset 0 — Subscribe of partition 1, and raw Consume of the topic with EARLIEST for
+ * a group that never commits — from two loops, each call cancelled 0–800 ms after it starts,
+ * for S seconds. Prints the broker's RSS (sampled every 100 ms) and JavaScript heap
+ * (`rill_process_heap_bytes`, every 250 ms): what the 60-minute soak's late peaks were made of,
+ * reproduced without the hour.
+ *
+ *   N=600000 S=75 npx tsx test/soak/records-probe.ts      [SET='{"key": value}' broker settings]
+ *
+ * A measurement, not a test: it checks nothing and exits 0.
+ */
+import * as fs from "node:fs";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { Admin, Producer } from "../../src/client/index.ts";
+import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
+import { FetchService, SubscribeRequestSchema } from "../../src/gen/rill/v1/fetch_service_pb.ts";
+import { AutoOffsetReset, ConsumeRequestSchema, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
+import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
+import { clientConstructor } from "../../src/protocol/grpc-service.ts";
+import { Cluster } from "../integration/cluster-harness.ts";
+
+const RECORDS = Number(process.env.N ?? 300_000);
+const SECONDS = Number(process.env.S ?? 90);
+const FetchClient = clientConstructor(FetchService);
+const GroupClient = clientConstructor(GroupService);
+const rss = (pid: number): number => {
+  const s = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024;
+};
+let seedState = 1414;
+const rnd = (a: number, b: number): number => {
+  seedState = (seedState * 1103515245 + 12345) % 2 ** 31;
+  return a + (seedState % (b - a + 1));
+};
+
+const metricsPort = 19000 + Math.floor(Math.random() * 1000);
+const cluster = await Cluster.start({
+  nodes: 1,
+  runtime: "bun",
+  name: "rill-records-probe-",
+  set: { ...JSON.parse(process.env.SET ?? "{}"), "metrics.port": metricsPort },
+});
+const heaps: number[] = [];
+const heapTimer = setInterval(() => {
+  fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+    .then((r) => r.text())
+    .then((t) => {
+      const m = /^rill_process_heap_bytes(?:\{[^}]*\})? (\S+)/m.exec(t);
+      if (m) heaps.push(Number(m[1]) / 2 ** 20);
+    })
+    .catch(() => {});
+}, 250);
+try {
+  await cluster.waitForStable(30_000);
+  const node = cluster.nodes[0]!;
+  const admin = new Admin({ bootstrap: node.address });
+  await admin.createTopics([{ name: "soak", partitions: 6, replicationFactor: 1 }]);
+  const p = new Producer({ bootstrap: node.address, lingerMs: 0 });
+  let seq = 0;
+  const t0 = Date.now();
+  await Promise.all(
+    Array.from({ length: 24 }, async (_, id) => {
+      while (seq < RECORDS) {
+        const v = `p${id}-${seq++}`;
+        await p.send({ topic: "soak", key: `k${seq % 97}`, value: v });
+      }
+    }),
+  );
+  await p.close();
+  console.log(`filled ${RECORDS} records in ${((Date.now() - t0) / 1000).toFixed(1)} s; broker RSS ${rss(node.pid!).toFixed(0)} MiB`);
+  const creds = grpc.credentials.createInsecure();
+  const fc = new FetchClient(node.address, creds, clientChannelOptions());
+  const gc = new GroupClient(node.address, creds, clientChannelOptions());
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rss(node.pid!)), 100);
+  const end = Date.now() + SECONDS * 1000;
+  let calls = 0;
+  let data = 0;
+  const loop = async (id: number): Promise<void> => {
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, rnd(100, 600)));
+      const kind = rnd(0, 1) === 0 ? "subscribe" : "consume";
+      const afterMs = rnd(0, 800);
+      await new Promise<void>((resolve) => {
+        const opts = { deadline: Date.now() + 30_000 };
+        const call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown> =
+          kind === "subscribe"
+            ? fc.subscribe(
+                create(SubscribeRequestSchema, { partitions: [{ topic: "soak", partition: 1, offset: 0n }], format: RecordFormat.RECORDS }),
+                new grpc.Metadata(),
+                opts,
+              )
+            : gc.consume(new grpc.Metadata(), opts);
+        if (kind === "consume")
+          (call as grpc.ClientDuplexStream<unknown, unknown>).write(
+            create(ConsumeRequestSchema, {
+              kind: {
+                case: "subscribe",
+                value: { groupId: `raw-${id}`, topics: ["soak"], autoOffsetReset: AutoOffsetReset.EARLIEST, sessionTimeoutMs: 6000 },
+              },
+            }),
+          );
+        call.on("data", () => void data++);
+        call.on("error", () => resolve());
+        call.on("status", () => resolve());
+        setTimeout(() => call.cancel(), afterMs);
+      });
+      calls++;
+    }
+  };
+  await Promise.all([loop(0), loop(1)]);
+  clearInterval(sampler);
+  fc.close();
+  gc.close();
+  await admin.close();
+  clearInterval(heapTimer);
+  heaps.sort((a, b) => a - b);
+  console.log(
+    `HEAP MiB samples ${heaps.length}: median ${heaps[heaps.length >> 1]?.toFixed(0)} max ${heaps[heaps.length - 1]?.toFixed(0)}`,
+  );
+  samples.sort((a, b) => a - b);
+  const q = (x: number): number => samples[Math.min(samples.length - 1, Math.floor(x * samples.length))]!;
+  console.log(
+    `RESULT calls ${calls} messages ${data} RSS MiB: median ${q(0.5).toFixed(0)} p90 ${q(0.9).toFixed(0)} p99 ${q(0.99).toFixed(0)} max ${samples[samples.length - 1]!.toFixed(0)}`,
+  );
+} finally {
+  await cluster.close();
+}
