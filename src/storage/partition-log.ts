@@ -55,6 +55,9 @@ import { TailCache, type TailCacheBudget } from "./tail-cache.ts";
 import type { AbortedTxn } from "./txn-index.ts";
 
 /** How a partition log is opened. */
+/** Bytes a producer-state replay reads at a time (whole batches; at least the first batch). */
+const REPLAY_CHUNK_BYTES = 1 << 20;
+
 export interface PartitionLogOptions {
   readonly fs: FileSystem;
   readonly dir: string;
@@ -199,12 +202,11 @@ export class PartitionLog {
       const r = this.readFromSegments(offset, 1 << 20, this.nextOffset);
       if (r.bytes === 0) break;
       for (const chunk of r.chunks) {
-        for (let pos = 0; pos + HEADER_SIZE <= chunk.length; ) {
-          const h = readBatchHeader(chunk, pos);
+        // Two fields a batch, read in place (no header object per batch).
+        for (let pos = 0; pos + HEADER_SIZE <= chunk.length; pos += batchSizeAt(chunk, pos)) {
+          const epoch = chunk.readInt32BE(pos + BATCH_OFFSETS.PARTITION_LEADER_EPOCH);
           const last = entries[entries.length - 1];
-          if (h.partitionLeaderEpoch >= 0 && (last === undefined || h.partitionLeaderEpoch > last.epoch))
-            entries.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
-          pos += h.size;
+          if (epoch >= 0 && (last === undefined || epoch > last.epoch)) entries.push({ epoch, startOffset: batchBaseOffsetAt(chunk, pos) });
         }
       }
       offset = r.nextOffset;
@@ -460,18 +462,26 @@ export class PartitionLog {
 
   /** Replays the batches of `seg` at or after `from` into the producer state (see rebuildProducerState). */
   private replaySegment(seg: Segment, from: number, nowMs: number, indexAborts: boolean): void {
-    for (let pos = seg.positionOf(from); ; ) {
-      const h = seg.headerAt(pos);
-      if (!h) break;
-      if (h.baseOffset >= from) {
-        if (!h.isControl) this.producers.replay(h, nowMs);
-        else {
-          const marker = readControlRecord(seg.read(pos, h.size), 0);
-          const done = marker === null ? null : this.producers.replayMarker(h, marker, nowMs);
-          if (indexAborts) this.indexAbort(seg, done);
+    // Whole batches, up to REPLAY_CHUNK_BYTES a read into one reused buffer: a segment of small
+    // batches costs a read per chunk, not a read per batch.
+    let scratch = Buffer.allocUnsafe(0);
+    const alloc = (n: number): Buffer => (scratch.length >= n ? scratch : (scratch = Buffer.allocUnsafe(n))).subarray(0, n);
+    for (let pos = seg.positionOf(from); pos < seg.size; ) {
+      const chunk = seg.read(pos, REPLAY_CHUNK_BYTES, alloc);
+      if (chunk.length === 0) break;
+      for (let at = 0; at + HEADER_SIZE <= chunk.length; ) {
+        const h = readBatchHeader(chunk, at);
+        if (h.baseOffset >= from) {
+          if (!h.isControl) this.producers.replay(h, nowMs);
+          else {
+            const marker = readControlRecord(chunk, at);
+            const done = marker === null ? null : this.producers.replayMarker(h, marker, nowMs);
+            if (indexAborts) this.indexAbort(seg, done);
+          }
         }
+        at += h.size;
       }
-      pos += h.size;
+      pos += chunk.length;
     }
   }
 

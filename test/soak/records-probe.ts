@@ -10,6 +10,11 @@
  *
  *   N=600000 S=75 npx tsx test/soak/records-probe.ts      [SET='{"key": value}' broker settings]
  *
+ * With RESTARTS=k it then restarts the broker k times instead (kill -9 and SIGTERM in turn), and
+ * prints each start's RSS peak (sampled every 20 ms from the new process's first sample until
+ * it logs "broker started", and 2 s after) and how long it took: what recovery and the
+ * producer-state replay of a filled log cost.
+ *
  * A measurement, not a test: it checks nothing and exits 0.
  */
 import * as fs from "node:fs";
@@ -72,6 +77,46 @@ try {
   );
   await p.close();
   console.log(`filled ${RECORDS} records in ${((Date.now() - t0) / 1000).toFixed(1)} s; broker RSS ${rss(node.pid!).toFixed(0)} MiB`);
+  const restarts = Number(process.env.RESTARTS ?? 0);
+  for (let i = 0; i < restarts; i++) {
+    const kill9 = i % 2 === 0;
+    let peak = 0;
+    let stop = false;
+    const sample = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          if (node.pid !== undefined) peak = Math.max(peak, rss(node.pid));
+        } catch {
+          // between processes
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    if (kill9) await node.kill();
+    else await node.terminate();
+    const sampling = sample();
+    const s0 = Date.now();
+    await node.start();
+    const startMs = Date.now() - s0;
+    const atStart = peak;
+    await new Promise((r) => setTimeout(r, 2000));
+    stop = true;
+    await sampling;
+    console.log(
+      `RESTART ${i + 1} (${kill9 ? "kill -9" : "SIGTERM"}): serving after ${startMs} ms, RSS peak ${atStart.toFixed(0)} MiB until then, ${peak.toFixed(0)} MiB within 2 s after; now ${rss(node.pid!).toFixed(0)}`,
+    );
+  }
+  if (restarts > 0) {
+    clearInterval(heapTimer);
+    await admin.close();
+  } else await readBursts(node.pid!, admin);
+} finally {
+  await cluster.close();
+}
+
+/** The cancelled RECORDS reads from two loops for SECONDS, with RSS and heap printed. */
+async function readBursts(pid: number, admin: Admin): Promise<void> {
+  const node = { pid, address: cluster.nodes[0]!.address };
   const creds = grpc.credentials.createInsecure();
   const fc = new FetchClient(node.address, creds, clientChannelOptions());
   const gc = new GroupClient(node.address, creds, clientChannelOptions());
@@ -127,6 +172,4 @@ try {
   console.log(
     `RESULT calls ${calls} messages ${data} RSS MiB: median ${q(0.5).toFixed(0)} p90 ${q(0.9).toFixed(0)} p99 ${q(0.99).toFixed(0)} max ${samples[samples.length - 1]!.toFixed(0)}`,
   );
-} finally {
-  await cluster.close();
 }

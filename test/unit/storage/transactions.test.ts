@@ -326,6 +326,50 @@ describe("the aborted-transaction index across segments", () => {
     expect(recovered.producers.toJSON()).toEqual(state);
   });
 
+  it("recovery replays a segment of several megabytes (read a chunk at a time) to the same producer state, open transactions and aborts", async () => {
+    const fs = new MemoryFileSystem();
+    const clock = new ManualClock(TS);
+    const big = { segmentBytes: 64 << 20, maxMessageBytes: 1 << 20 };
+    const log = openLog(fs, clock, big);
+    const rnd = new SeededRandom(seedFromEnv(1817));
+    const value = (n: number): string => `v${n}-`.padEnd(2_000 + rnd.int(9_000), "x");
+    const seq = new Map<number, number>();
+    const open = new Set<number>();
+    // 400 batches of 2-11 KB (about 2.6 MB): plain, idempotent and transactional ones from 6
+    // producers, markers ending transactions at random points, so the 1 MiB reads cut anywhere.
+    for (let i = 0; i < 400; i++) {
+      const pid = 1 + rnd.int(5);
+      const s0 = seq.get(pid) ?? 0;
+      const kind = rnd.int(3);
+      if (kind === 0) log.append(plainBatch([value(i)]), 0);
+      else if (kind === 1 && pid <= 3 && !open.has(pid)) {
+        log.append(encodeBatch([{ value: value(i), timestampMs: TS }], { producerId: pid, producerEpoch: 0, baseSequence: s0, nowMs: TS }), 0);
+        seq.set(pid, s0 + 1);
+      } else if (pid > 3 && open.has(pid) && rnd.int(3) === 0) {
+        log.appendControl(marker(pid, 0, rnd.int(2) === 0), 0);
+        open.delete(pid);
+        seq.set(pid, s0);
+      } else if (pid > 3) {
+        log.append(txnBatch(pid, 0, s0, [value(i)]), 0, undefined, TXN);
+        seq.set(pid, s0 + 1);
+        open.add(pid);
+      }
+    }
+    expect(log.logEndOffset).toBeGreaterThan(300);
+    const end = log.logEndOffset;
+    const state = log.producers.toJSON();
+    const unstable = log.firstUnstableOffset;
+    const aborts = log.abortedTransactions(0, end);
+    expect(aborts.length).toBeGreaterThan(0);
+    await log.flush();
+    fs.crash(); // no snapshot and no .txnindex: everything is replayed from the segment
+    const recovered = openLog(fs, clock, big, true);
+    expect(recovered.logEndOffset).toBe(end);
+    expect(recovered.producers.toJSON()).toEqual(state);
+    expect(recovered.firstUnstableOffset).toBe(unstable);
+    expect(recovered.abortedTransactions(0, end)).toEqual(aborts);
+  });
+
   it("truncation drops the aborts past the cut, and the transaction they ended is open again", () => {
     const fs = new MemoryFileSystem();
     const log = spanningLog(fs, new ManualClock(TS));
