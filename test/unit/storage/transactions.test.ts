@@ -343,7 +343,10 @@ describe("the aborted-transaction index across segments", () => {
       const kind = rnd.int(3);
       if (kind === 0) log.append(plainBatch([value(i)]), 0);
       else if (kind === 1 && pid <= 3 && !open.has(pid)) {
-        log.append(encodeBatch([{ value: value(i), timestampMs: TS }], { producerId: pid, producerEpoch: 0, baseSequence: s0, nowMs: TS }), 0);
+        log.append(
+          encodeBatch([{ value: value(i), timestampMs: TS }], { producerId: pid, producerEpoch: 0, baseSequence: s0, nowMs: TS }),
+          0,
+        );
         seq.set(pid, s0 + 1);
       } else if (pid > 3 && open.has(pid) && rnd.int(3) === 0) {
         log.appendControl(marker(pid, 0, rnd.int(2) === 0), 0);
