@@ -439,9 +439,13 @@ function wholeBatchesLength(buf: Buffer, n: number): number {
 
 /**
  * Reads a file through a moving window, so recovery scans a large segment with few reads and
- * without loading it whole.
+ * without loading it whole. The window is one buffer, reused for every read (grown only for a
+ * batch larger than it): a view it returned is valid until the next call. A new buffer per MiB
+ * read left as much garbage as the segment's size, outside the JavaScript heap, which the
+ * collector saw late: Bun's RSS rose by about that much while a broker recovered after kill -9.
  */
 class WindowReader {
+  private buffer = Buffer.alloc(0);
   private window = Buffer.alloc(0);
   private windowStart = 0;
   private static readonly CHUNK = 1 << 20;
@@ -469,7 +473,8 @@ class WindowReader {
     const off = pos - this.windowStart;
     if (off >= 0 && off + len <= this.window.length) return this.window.subarray(off, off + len);
     const want = Math.min(Math.max(len, WindowReader.CHUNK), this.fileSize - pos);
-    const buf = Buffer.allocUnsafe(want);
+    if (this.buffer.length < want) this.buffer = Buffer.allocUnsafe(Math.max(want, WindowReader.CHUNK));
+    const buf = this.buffer;
     const n = this.file.read(buf, 0, want, pos);
     assert(n >= len, "short read inside the file's size");
     this.window = buf.subarray(0, n);
