@@ -11,7 +11,8 @@
  * replicas, leadership moves to the first target replica in the ISR when the leader is removed,
  * and the removed brokers delete their logs when they see they hold no replica any more.
  * Cancelling (a null target) reverts to the original replicas, the added ones leaving — refused
- * while the ISR left would be below min.insync.replicas (`checkIsrKept`).
+ * while the ISR left (with its eligible leader replicas) would be below min.insync.replicas
+ * (`checkIsrKept`).
  *
  * Every change is one PartitionChangeRecord carrying `replicas`, `addingReplicas` and
  * `removingReplicas` (empty lists end the reassignment). Partition epoch + 1 each time, leader
@@ -103,7 +104,7 @@ export function decideAlterReassignment(image: MetadataImage, req: ReassignmentR
   }
   if (isr.length === 0)
     throw rillError("INVALID_REPLICA_ASSIGNMENT", `partitions: ${name} would have an empty ISR (replicas [${replicas.join(", ")}])`);
-  checkIsrKept(name, t!, state, isr);
+  checkIsrKept(name, t!, state, replicas, isr);
   const rec = record(req.topic, req.partition, state, { leader, isr, replicas, adding, removing });
   return [withCompletion(image, state, rec)];
 }
@@ -117,14 +118,29 @@ export function decideAlterReassignment(image: MetadataImage, req: ReassignmentR
  * replica out of ISR {1,2} while node 2 was losing power, and node 2, elected alone, lacked three
  * acknowledged writes). Kafka's revert checks only that the ISR is not emptied; here the admin
  * asks again once the original replicas caught up (they join the ISR while the move runs).
+ *
+ * Eligible leader replicas (KIP-966) count as ISR members: each left an ISR below
+ * min.insync.replicas holding every committed record, and is what an election falls back on
+ * when the ISR's members turn out to have lost them. So one leaving is refused too while the ISR
+ * and ELR left would be below min.insync.replicas (cluster sim seed 4952: ISR {2} ELR {3}, node 2
+ * had lost power unknown to the controller; the revert of a move to {2,1} dropped node 3, the
+ * other copy of eight acknowledged writes, and node 2 was elected as the last known leader).
  */
-function checkIsrKept(name: string, t: TopicState, state: PartitionState, isr: readonly number[]): void {
-  const leaving = state.isr.filter((r) => !isr.includes(r));
+function checkIsrKept(name: string, t: TopicState, state: PartitionState, replicas: readonly number[], isr: readonly number[]): void {
+  const leavingIsr = state.isr.filter((r) => !isr.includes(r));
+  const leavingElr = (state.elr ?? []).filter((r) => !replicas.includes(r));
+  const elr = (state.elr ?? []).filter((r) => replicas.includes(r) && !isr.includes(r));
   const minIsr = parseTopicConfig(t.configs).minInsyncReplicas;
-  if (leaving.length === 0 || isr.length >= minIsr) return;
+  if (leavingIsr.length + leavingElr.length === 0 || isr.length + elr.length >= minIsr) return;
+  const s = (n: number): string => (n > 1 ? "s" : "");
+  const leaving = [
+    ...(leavingIsr.length > 0 ? [`ISR member${s(leavingIsr.length)} ${leavingIsr.join(", ")}`] : []),
+    ...(leavingElr.length > 0 ? [`eligible leader replica${s(leavingElr.length)} ${leavingElr.join(", ")}`] : []),
+  ].join(" and ");
+  const left = state.elr?.length ? `ISR [${isr.join(", ")}] with eligible replicas [${elr.join(", ")}]` : `ISR [${isr.join(", ")}]`;
   throw rillError(
     "INVALID_REPLICA_ASSIGNMENT",
-    `partitions: ${name}: ISR member${leaving.length > 1 ? "s" : ""} ${leaving.join(", ")} would leave, and ISR [${isr.join(", ")}] would be below min.insync.replicas ${minIsr}; try again once the other replicas are in the ISR`,
+    `partitions: ${name}: ${leaving} would leave, and ${left} would be below min.insync.replicas ${minIsr}; try again once the other replicas are in the ISR`,
   );
 }
 

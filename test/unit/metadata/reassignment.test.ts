@@ -127,6 +127,29 @@ describe("partition reassignment (KIP-455)", () => {
     expect(part(img, "t")).toMatchObject({ replicas: [1, 2], isr: [1, 2], leader: 1 });
   });
 
+  it("refuses a cancel or a new target that takes eligible leader replicas out while the ISR is below min.insync.replicas (cluster sim seed 4952)", () => {
+    const img = clusterOf([1, 2, 3]);
+    topicWith(img, "t", [[2, 1]], { "min.insync.replicas": "2" });
+    reassign(img, [3, 2, 1]);
+    alterIsr(img, [3, 2]); // 3 caught up, 1 lagged out: writes are acknowledged by {3, 2}
+    commit(img, decideFenceBroker(img, 3)); // 3 is fenced (killed, its copy kept): KIP-966 keeps it eligible
+    expect(part(img, "t")).toMatchObject({ replicas: [3, 2, 1], isr: [2], elr: [3], leader: 2 });
+    // Reverting to {2, 1} would drop 3, the one replica besides 2 known to hold every committed
+    // record; 2 may have lost them in a power loss the controller has not heard of yet.
+    const revert = () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: [2, 1] });
+    expect(expectRejected(img, "INVALID_REPLICA_ASSIGNMENT", revert).message).toMatch(
+      /eligible leader replica 3 would leave, and ISR \[2\] with eligible replicas \[\] would be below min.insync.replicas 2/,
+    );
+    expectRejected(img, "INVALID_REPLICA_ASSIGNMENT", () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: null }));
+    // A target keeping 3 is fine.
+    expect(pure(img, () => decideAlterReassignment(img, { topic: "t", partition: 0, replicas: [3, 2] }))).not.toEqual([]);
+    // Once 3 is back (unfenced, in the ISR) and 1 caught up, the revert keeps ISR {2, 1}.
+    heartbeat(img, 3);
+    alterIsr(img, [3, 2, 1]);
+    reassign(img, [2, 1]);
+    expect(part(img, "t")).toMatchObject({ replicas: [2, 1], isr: [2, 1], leader: 2 });
+  });
+
   it("a new target replaces the ongoing reassignment, from the same original replicas", () => {
     const img = clusterOf([1, 2, 3, 4, 5]);
     topicWith(img, "t", [[1, 2, 3]]);
