@@ -231,6 +231,37 @@ export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   };
 }
 
+/**
+ * `readBatchHeader` into `h`, a header this module made (so its fields already hold numbers of
+ * the kinds batches give): for walks over many small batches — recovery, the producer-state
+ * replay — that look at one header at a time and keep none, without an object per batch. `h` is
+ * overwritten by the next call; copy what must outlive it.
+ */
+export function readBatchHeaderInto(h: BatchHeader, buf: Buffer, pos: number): BatchHeader {
+  if (pos < 0 || buf.length - pos < HEADER_SIZE) return readBatchHeader(buf, pos); // throws the same error
+  const attributes = buf.readInt16BE(pos + ATTRIBUTES_OFFSET);
+  h.baseOffset = readI64(buf, pos);
+  h.batchLength = buf.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+  h.size = h.batchLength + LOG_OVERHEAD;
+  h.partitionLeaderEpoch = buf.readInt32BE(pos + PARTITION_LEADER_EPOCH_OFFSET);
+  h.magic = buf.readInt8(pos + MAGIC_OFFSET);
+  h.crc = buf.readUInt32BE(pos + CRC_OFFSET);
+  h.attributes = attributes;
+  h.compression = attributes & COMPRESSION_CODEC_MASK;
+  h.timestampType = (attributes & TIMESTAMP_TYPE_MASK) !== 0 ? TimestampType.LOG_APPEND_TIME : TimestampType.CREATE_TIME;
+  h.isTransactional = (attributes & TRANSACTIONAL_MASK) !== 0;
+  h.isControl = (attributes & CONTROL_MASK) !== 0;
+  h.lastOffsetDelta = buf.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET);
+  h.baseTimestamp = readI64(buf, pos + BASE_TIMESTAMP_OFFSET);
+  h.maxTimestamp = readI64(buf, pos + MAX_TIMESTAMP_OFFSET);
+  h.producerId = readI64(buf, pos + PRODUCER_ID_OFFSET);
+  h.producerEpoch = buf.readInt16BE(pos + PRODUCER_EPOCH_OFFSET);
+  h.baseSequence = buf.readInt32BE(pos + BASE_SEQUENCE_OFFSET);
+  h.recordCount = buf.readInt32BE(pos + RECORD_COUNT_OFFSET);
+  h.lastOffset = h.baseOffset + h.lastOffsetDelta;
+  return h;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 
@@ -249,9 +280,11 @@ export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
  * Offset deltas must increase strictly (gaps, as compaction leaves them, are fine) and the last
  * record's offsetDelta must equal lastOffsetDelta. An empty batch (recordCount 0) has no record
  * bytes and any lastOffsetDelta >= 0.
+ *
+ * With `into` (see `readBatchHeaderInto`), the header is read into it and it is returned.
  */
-export function validateBatch(buf: Buffer, pos = 0, end: number = buf.length): BatchHeader {
-  const h = checkHeader(buf, pos, end);
+export function validateBatch(buf: Buffer, pos = 0, end: number = buf.length, into?: BatchHeader): BatchHeader {
+  const h = checkHeader(buf, pos, end, into);
   if (h.compression === Compression.NONE) {
     walkRecords(buf, pos + RECORDS_OFFSET, end, h, false);
   } else if (h.recordCount > 0 || end > pos + RECORDS_OFFSET) {
@@ -490,7 +523,7 @@ function keyMissing(i: number): Error {
 }
 
 /** Header checks shared by validateBatch and validateBatchDeep: length, magic, CRC, codec, counts. */
-function checkHeader(buf: Buffer, pos: number, end: number): BatchHeader {
+function checkHeader(buf: Buffer, pos: number, end: number, into?: BatchHeader): BatchHeader {
   if (pos < 0 || end > buf.length) {
     throw rillError("BATCH_LENGTH_MISMATCH", `batch: range [${pos}, ${end}) is outside the ${buf.length}-byte buffer`);
   }
@@ -499,7 +532,7 @@ function checkHeader(buf: Buffer, pos: number, end: number): BatchHeader {
   }
   const magic = buf.readInt8(pos + MAGIC_OFFSET);
   if (magic !== MAGIC) throw rillError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `magic: ${magic} (only magic 2 is supported)`);
-  const h = readBatchHeader(buf, pos);
+  const h = into === undefined ? readBatchHeader(buf, pos) : readBatchHeaderInto(into, buf, pos);
   if (h.size !== end - pos) {
     throw rillError(
       "BATCH_LENGTH_MISMATCH",

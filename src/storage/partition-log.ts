@@ -42,6 +42,7 @@ import {
   batchLastOffsetAt,
   batchSizeAt,
   readBatchHeader,
+  readBatchHeaderInto,
   setBaseOffset,
   setLogAppendTime,
   setPartitionLeaderEpoch,
@@ -466,11 +467,13 @@ export class PartitionLog {
     // batches costs a read per chunk, not a read per batch.
     let scratch = Buffer.allocUnsafe(0);
     const alloc = (n: number): Buffer => (scratch.length >= n ? scratch : (scratch = Buffer.allocUnsafe(n))).subarray(0, n);
+    // One header for every batch: the producer state copies what it keeps.
+    let h: BatchHeader | null = null;
     for (let pos = seg.positionOf(from); pos < seg.size; ) {
       const chunk = seg.read(pos, REPLAY_CHUNK_BYTES, alloc);
       if (chunk.length === 0) break;
       for (let at = 0; at + HEADER_SIZE <= chunk.length; ) {
-        const h = readBatchHeader(chunk, at);
+        h = h === null ? readBatchHeader(chunk, at) : readBatchHeaderInto(h, chunk, at);
         if (h.baseOffset >= from) {
           if (!h.isControl) this.producers.replay(h, nowMs);
           else {
