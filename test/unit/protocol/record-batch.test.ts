@@ -27,6 +27,7 @@ import {
   type RecordInput,
   RECORDS_OFFSET,
   readBatchHeader,
+  readBatchHeaderInto,
   records,
   setBaseOffset,
   setLogAppendTime,
@@ -369,6 +370,45 @@ describe("readBatchHeader", () => {
     const b = Buffer.concat([Buffer.alloc(5), encodeBatch([{ value: "x" }], { nowMs: 1, baseOffset: 9 })]);
     expect(readBatchHeader(b, 5).baseOffset).toBe(9);
     expectRill(() => readBatchHeader(b.subarray(0, 5 + 60), 5), "BATCH_LENGTH_MISMATCH", /fewer than the 61-byte header/);
+  });
+
+  it("readBatchHeaderInto and validateBatch's `into` overwrite one header with exactly what readBatchHeader reads", () => {
+    const seed = seedFromEnv();
+    console.log(`readBatchHeaderInto SEED=${seed}`);
+    const rnd = new SeededRandom(seed);
+    const bufs = Array.from({ length: 50 }, (_, i) =>
+      encodeBatch(
+        Array.from({ length: 1 + rnd.int(4) }, (_, k) => ({
+          value: `v${i}-${k}`,
+          timestampMs: rnd.int(2) === 0 ? -1 - rnd.int(9) : 2 ** 40 + rnd.int(1e6),
+        })),
+        {
+          baseOffset: rnd.int(2) === 0 ? rnd.int(100) : 2 ** 45 + rnd.int(1e6),
+          producerId: rnd.int(3) === 0 ? -1 : rnd.int(2 ** 40),
+          producerEpoch: rnd.int(100),
+          baseSequence: rnd.int(1000),
+          partitionLeaderEpoch: rnd.int(50),
+          isTransactional: rnd.int(2) === 0,
+          compression: rnd.int(2) === 0 ? Compression.NONE : Compression.LZ4,
+        },
+      ),
+    );
+    const all = Buffer.concat([Buffer.alloc(3), ...bufs]);
+    const h = readBatchHeader(all, 3);
+    const v = validateBatch(all, 3, 3 + h.size);
+    for (let pos = 3, i = 0; pos < all.length; i++) {
+      const want = readBatchHeader(all, pos);
+      expect(readBatchHeaderInto(h, all, pos)).toBe(h);
+      expect({ ...h }).toEqual(want);
+      expect(validateBatch(all, pos, pos + want.size, v)).toBe(v);
+      expect({ ...v }).toEqual(want);
+      expect(want.baseOffset).toBe(readBatchHeader(bufs[i]!).baseOffset);
+      pos += want.size;
+    }
+    // Too few bytes: the same error as readBatchHeader's, and the header is left as it was.
+    const before = { ...h };
+    expectRill(() => readBatchHeaderInto(h, all.subarray(0, 3 + 60), 3), "BATCH_LENGTH_MISMATCH", /fewer than the 61-byte header/);
+    expect({ ...h }).toEqual(before);
   });
 
   it("exports the field offsets of the spec", () => {
