@@ -6,11 +6,16 @@
  * `broker.session.timeout.ms`. A stale broker epoch (the controller lost or replaced the
  * registration) makes the broker register again. On shutdown the broker asks for a controlled
  * shutdown so that leadership moves away before it stops.
+ *
+ * A running broker that a heartbeat answer finds fenced (its session expired while its heartbeats
+ * were lost) or unregistered tells `onLeftRunning`'s listeners: the controller has moved its
+ * leaderships away, and its image, which may lag, can still name it leader (the broker then
+ * leads nothing until unfenced again: src/broker/broker.ts holdLeadershipUntilUnfenced).
  */
 import { AssertionError } from "../base/assert.ts";
 import { RillError } from "../base/errors.ts";
 import { systemTimers, type Timers } from "../base/timers.ts";
-import { Waiters } from "../base/waiters.ts";
+import { Listeners, Waiters } from "../base/waiters.ts";
 import type { BrokerControl } from "../rpc/controller-service.ts";
 import type { BrokerLog } from "./log.ts";
 
@@ -55,6 +60,7 @@ export class BrokerLifecycle {
   private readonly waiters: Waiters;
   private lastError: string | null = null;
   private stopped = false;
+  private readonly leftRunning = new Listeners<[]>();
 
   constructor(private readonly o: BrokerLifecycleOptions) {
     this.waiters = new Waiters(this.o.timers ?? systemTimers, {
@@ -70,6 +76,15 @@ export class BrokerLifecycle {
   /** The broker epoch from the latest registration (-1 before the first). */
   get brokerEpoch(): number {
     return this.epoch;
+  }
+
+  /**
+   * Calls `fn` each time the broker stops being "running" without shutting down: a heartbeat
+   * answer says it is fenced, or its registration is gone (STALE_BROKER_EPOCH,
+   * BROKER_ID_NOT_REGISTERED). Returns the function that removes it.
+   */
+  onLeftRunning(fn: () => void): () => void {
+    return this.leftRunning.add(fn);
   }
 
   /** Starts registering and heartbeating in the background. */
@@ -130,6 +145,7 @@ export class BrokerLifecycle {
       } else if (res.isFenced && this._state === "running") {
         this._state = "fenced";
         this.o.log.warn({ brokerEpoch: this.epoch }, "fenced by the controller");
+        this.leftRunning.emit();
       }
       // While fenced, heartbeat quickly so catching up is noticed at once.
       this.schedule(this._state === "running" ? this.o.heartbeatIntervalMs : Math.min(this.o.heartbeatIntervalMs, 100));
@@ -137,8 +153,10 @@ export class BrokerLifecycle {
       if (e instanceof AssertionError) throw e; // a bug: the rejection stops the process
       const name = e instanceof RillError ? e.kind.name : "";
       if (name === "STALE_BROKER_EPOCH" || name === "BROKER_ID_NOT_REGISTERED") {
+        const wasRunning = this._state === "running";
         this.epoch = -1;
         this._state = "registering";
+        if (wasRunning) this.leftRunning.emit();
       }
       const msg = (e as Error).message;
       if (msg !== this.lastError)

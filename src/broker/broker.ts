@@ -296,17 +296,29 @@ function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Tru
  * caught up with the metadata log), the replica manager acts as no partition's leader and the
  * group coordinators load no shard: a stale image may name this broker leader of partitions
  * moved while it was down (a producer that followed it there got OUT_OF_ORDER_SEQUENCE_NUMBER,
- * test/integration/kafka-failover.test.ts).
+ * test/integration/kafka-failover.test.ts). The same from the moment a heartbeat finds the
+ * running broker fenced (its session expired while it was cut off) until it is unfenced again,
+ * which the controller does only once its image has reached the fencing: until then the image
+ * can still name it leader of what the fencing moved, and its group coordinators answered
+ * FetchOffsets from a shard the new coordinator had moved past (cluster-sim seed 6223).
  */
 function holdLeadershipUntilUnfenced(data: Data, lifecycle: BrokerLifecycle): void {
-  data.rm.holdLeadership();
-  data.groups.syncShards();
-  const timer = setInterval(() => {
-    if (data.rm.closed) return clearInterval(timer);
-    if (lifecycle.state !== "running") return;
-    clearInterval(timer);
-    data.rm.releaseLeadership();
+  let holding = false;
+  const hold = (): void => {
+    if (holding || data.rm.closed) return;
+    holding = true;
+    data.rm.holdLeadership();
     data.groups.syncShards();
-  }, 50);
-  timer.unref?.();
+    const timer = setInterval(() => {
+      if (data.rm.closed) return clearInterval(timer);
+      if (lifecycle.state !== "running") return;
+      clearInterval(timer);
+      holding = false;
+      data.rm.releaseLeadership();
+      data.groups.syncShards();
+    }, 50);
+    timer.unref?.();
+  };
+  hold();
+  lifecycle.onLeftRunning(hold);
 }

@@ -163,7 +163,11 @@ export function decideRegisterBroker(
 
 /**
  * BrokerHeartbeat. The broker is caught up once `currentMetadataOffset` reaches its
- * registration (`opts.registeredOffset`, default its epoch). In order of precedence:
+ * registration (`opts.registeredOffset`, default its epoch) and the record that last fenced it
+ * (`fencedOffset`): a broker whose session expired while it was cut off may still lead, in its
+ * lagging image, the partitions that fencing moved away, so it is unfenced only once its image
+ * holds those moves (KIP-631: only a broker whose metadata is current is unfenced; Kafka checks
+ * the registration only; cluster-sim seed 6223). In order of precedence:
  * - `wantShutDown`: controlled shutdown (see `controlledShutdown`);
  * - `wantFence` on an unfenced broker: fenced as by decideFenceBroker;
  * - a fenced, caught-up broker not in controlled shutdown: unfenced, and it leads the
@@ -178,7 +182,7 @@ export function decideBrokerHeartbeat(
   const b = registered(image, req.nodeId);
   if (req.brokerEpoch !== b.epoch)
     throw rillError("STALE_BROKER_EPOCH", `broker_epoch: ${req.brokerEpoch} is not broker ${b.nodeId}'s current epoch ${b.epoch}`);
-  const isCaughtUp = req.currentMetadataOffset >= (opts.registeredOffset ?? b.epoch);
+  const isCaughtUp = req.currentMetadataOffset >= Math.max(opts.registeredOffset ?? b.epoch, b.fencedOffset);
   if (req.wantShutDown) return controlledShutdown(image, b, isCaughtUp, opts);
   if (req.wantFence) {
     return { records: b.fenced ? [] : fenceRecords(image, b, opts), response: { isCaughtUp, isFenced: true, shouldShutDown: false } };

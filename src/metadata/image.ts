@@ -41,6 +41,13 @@ export interface BrokerState {
   readonly fenced: boolean;
   /** The metadata offset of the broker's latest registration. */
   readonly epoch: number;
+  /**
+   * The metadata offset of the record that last fenced this registration: the registration
+   * itself, or a `broker-fence` (its session expired). The controller unfences the broker only
+   * once its image has reached it, so that the image no longer names it leader of what the
+   * fencing moved away (cluster-sim seed 6223).
+   */
+  readonly fencedOffset: number;
   /** The registered process's incarnation id; "" for records written before there was one. */
   readonly incarnationId: string;
   /** "" for none. */
@@ -121,7 +128,7 @@ export class MetadataImage {
         break;
       case "broker-fence":
       case "broker-shutdown":
-        this.applyBrokerChange(r);
+        this.applyBrokerChange(r, offset);
         break;
       case "producer-ids":
         this.nextProducerId = Math.max(this.nextProducerId, r.nextProducerId);
@@ -216,6 +223,7 @@ export class MetadataImage {
       roles: [...r.roles],
       fenced: r.fenced,
       epoch: r.epoch ?? offset,
+      fencedOffset: r.fencedOffset ?? r.epoch ?? offset,
       incarnationId: r.incarnationId ?? "",
       rack: r.rack ?? "",
       inControlledShutdown: false,
@@ -226,10 +234,13 @@ export class MetadataImage {
   }
 
   /** Fence, unfence or controlled shutdown; a record for an earlier registration is ignored. */
-  private applyBrokerChange(r: BrokerFenceRecord | BrokerShutdownRecord): void {
+  private applyBrokerChange(r: BrokerFenceRecord | BrokerShutdownRecord, offset: number): void {
     const b = this.brokers.get(r.nodeId);
     if (!b || b.epoch !== r.brokerEpoch) return;
-    const next: BrokerState = r.type === "broker-fence" ? { ...b, fenced: r.fenced } : { ...b, inControlledShutdown: true };
+    const next: BrokerState =
+      r.type === "broker-fence"
+        ? { ...b, fenced: r.fenced, ...(r.fenced ? { fencedOffset: offset } : {}) }
+        : { ...b, inControlledShutdown: true };
     this.brokers.set(r.nodeId, next);
   }
 
@@ -316,6 +327,7 @@ export function snapshotRecords(image: MetadataImage): MetadataRecord[] {
       incarnationId: b.incarnationId,
       rack: b.rack,
       epoch: b.epoch,
+      ...(b.fencedOffset !== b.epoch ? { fencedOffset: b.fencedOffset } : {}),
       ...(b.maxPartitions !== undefined ? { maxPartitions: b.maxPartitions } : {}),
       ...(b.internalAddress ? { internalAddress: b.internalAddress } : {}),
       ...(b.kafkaAddress ? { kafkaAddress: b.kafkaAddress } : {}),

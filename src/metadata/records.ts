@@ -91,6 +91,8 @@ export interface BrokerRecord {
   readonly kafkaAddress?: string;
   /** Only in snapshots: the broker's epoch, which apply() takes instead of the record's offset. */
   readonly epoch?: number;
+  /** Only in snapshots: the offset of the `broker-fence` that last fenced it, when later than its epoch. */
+  readonly fencedOffset?: number;
   /**
    * The broker's previous process may have lost writes it had acknowledged (it did not stop
    * cleanly and the machine restarted since: KIP-966's unclean shutdown). Informational: the

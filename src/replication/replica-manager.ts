@@ -89,7 +89,9 @@ export class ReplicaManager {
    * metadata (`holdLeadership`): its image, replayed from its own metadata log, may still name
    * it leader of partitions moved while it was down, and acting on that (appending a producer's
    * batches, answering followers) would split a partition's history. Kafka's brokers likewise
-   * publish metadata to their partitions only after the initial catch-up.
+   * publish metadata to their partitions only after the initial catch-up. Also false from a
+   * heartbeat that finds the running broker fenced until it is unfenced again: the fencing moved
+   * its leaderships, which its lagging image may not show yet (cluster-sim seed 6223).
    */
   private leadingAllowed = true;
   private readonly closeListeners = new Set<() => void>();
@@ -554,7 +556,7 @@ export class ReplicaManager {
   private catchingUp(topic: string, partition: number, field = "partition"): RillError {
     return rillError(
       "NOT_LEADER_OR_FOLLOWER",
-      `${field}: broker ${this.nodeId} is catching up with the cluster's metadata after starting; it leads ${topic}-${partition} only once caught up`,
+      `${field}: broker ${this.nodeId} is catching up with the cluster's metadata (after starting or being fenced); it leads ${topic}-${partition} only once caught up`,
     );
   }
 

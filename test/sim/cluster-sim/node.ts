@@ -287,17 +287,26 @@ export class SimNode {
       previousIncarnationId: logs.previousIncarnationId,
       onRegistered: (id) => logs.recordRegistration(id),
     });
-    // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the cluster.
+    // As src/broker/broker.ts holdLeadershipUntilUnfenced: lead nothing until caught up with the
+    // cluster, nor from a heartbeat that finds the running broker fenced until it is unfenced.
     // The group coordinators drop the shards they loaded from the stale image, and load the
     // ones they lead once released.
-    rm.holdLeadership();
-    groups.syncShards();
-    const hold = timers.setInterval(() => {
-      if (lifecycle.state !== "running") return;
-      timers.clearInterval(hold);
-      rm.releaseLeadership();
+    let holding = false;
+    const holdLeadership = (): void => {
+      if (holding) return;
+      holding = true;
+      rm.holdLeadership();
       groups.syncShards();
-    }, 50);
+      const hold = timers.setInterval(() => {
+        if (lifecycle.state !== "running") return;
+        timers.clearInterval(hold);
+        holding = false;
+        rm.releaseLeadership();
+        groups.syncShards();
+      }, 50);
+    };
+    holdLeadership();
+    lifecycle.onLeftRunning(holdLeadership);
     lifecycle.start();
     const fetchers = new ReplicaFetcherManager(rm, {
       nodeId: this.id,

@@ -9,7 +9,7 @@ import {
   decidePreferredLeaderElection,
   decideRegisterBroker,
 } from "../../../src/metadata/controller.ts";
-import type { MetadataImage } from "../../../src/metadata/image.ts";
+import { MetadataImage, snapshotRecords } from "../../../src/metadata/image.ts";
 import { clusterOf, commit, createTopic, expectRejected, heartbeat, part, pure, register, topicWith } from "./cluster-helpers.ts";
 
 const reg = (nodeId: number, incarnationId: string) => ({
@@ -131,6 +131,29 @@ describe("decideBrokerHeartbeat", () => {
       records: [],
       response: { isCaughtUp: true, isFenced: false, shouldShutDown: false },
     });
+  });
+
+  it("keeps a broker fenced by its session until it has caught up with that fencing, not only its registration", () => {
+    // cluster-sim seed 6223: broker 1, cut off, was fenced and its leaderships moved; its image
+    // still named it leader when its heartbeats came through again, and it was unfenced at once
+    // (its image was past its registration), so it went on answering as that partition's leader.
+    const img = clusterOf([1, 2, 3]);
+    topicWith(img, "t", [[1, 2, 3]]);
+    const epoch = epochOf(img, 1);
+    const lagging = img.offset; // the broker's image before the fencing: past its registration
+    fence(img, 1);
+    const fencedOffset = img.brokers.get(1)!.fencedOffset;
+    expect(fencedOffset).toBeGreaterThan(lagging);
+    expect(part(img, "t", 0).leader).toBe(2);
+    const behind = pure(img, () => decideBrokerHeartbeat(img, hb(1, epoch, lagging)));
+    expect(behind).toEqual({ records: [], response: { isCaughtUp: false, isFenced: true, shouldShutDown: false } });
+    const ok = pure(img, () => decideBrokerHeartbeat(img, hb(1, epoch, fencedOffset)));
+    expect(ok.response).toEqual({ isCaughtUp: true, isFenced: false, shouldShutDown: false });
+    expect(ok.records[0]).toEqual({ type: "broker-fence", v: 1, nodeId: 1, brokerEpoch: epoch, fenced: false });
+    // A snapshot keeps where the fencing was.
+    const restored = MetadataImage.fromSnapshot(snapshotRecords(img), img.offset);
+    expect(restored.brokers.get(1)).toEqual(img.brokers.get(1));
+    expect(restored.brokers.get(2)!.fencedOffset).toBe(epochOf(img, 2));
   });
 
   it("unfencing gives the broker the leaderless partitions whose ISR or ELR holds it", () => {
