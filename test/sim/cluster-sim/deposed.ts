@@ -9,10 +9,12 @@
  * Kafka does the same: its coordinator reads (OffsetFetch, also with require_stable) come from
  * the coordinator's own state at its last committed offset, with no lease and no check with the
  * controller or the followers, so a deposed coordinator's answer may be older than commits the
- * new coordinator has acknowledged since. It cannot acknowledge a commit itself (its followers
- * no longer fetch from it: the commit waits for the ISR and times out), so nothing it answers
- * was ever lost; it is only late. The checks of committed offsets therefore judge only the
- * answers of a coordinator that was not deposed when it read them.
+ * new coordinator has acknowledged since: late, not lost (what it answers was committed while
+ * it led). What it takes while cut off is not acknowledged (a commit waits for its ISR, whose
+ * members follow the new leader), and its commits, if any, would be checked as any other's.
+ * The check of transactional offsets (`txn-offset-backwards`, txn-workload.ts) therefore does
+ * not compare a deposed coordinator's answer with the answers before it; the check of plain
+ * commits (`committed-offset-backwards`, history.ts) still does.
  */
 import { OFFSETS_TOPIC, offsetsPartitionFor } from "../../../src/coordinator/group-runtime.ts";
 import type { SimNode } from "./node.ts";
