@@ -165,6 +165,8 @@ export interface ClusterSimResult {
     diskFullRefusals: number;
     commits: number;
     committedReads: number;
+    /** Committed-offset answers of a deposed coordinator, older than an earlier answer: not compared (deposed.ts). */
+    deposedCoordinatorReads: number;
     /** Reassignment requests acknowledged (settings.reassignments), and of them cancels. */
     reassignments: number;
     reassignCancels: number;
@@ -391,6 +393,7 @@ class ClusterSim {
         diskFullRefusals: [...this.nodes.values()].reduce((n, x) => n + x.space.refused, 0),
         commits: h.commitCount,
         committedReads: h.committedReads,
+        deposedCoordinatorReads: h.deposedCoordinatorReads,
         reassignments: this.reassign?.acked ?? 0,
         reassignCancels: this.reassign?.cancels ?? 0,
         brokerOnlyLeaderEpochs: [...h.leaders.values()].filter((id) => id > this.s.nodes).length,

@@ -94,6 +94,8 @@ export class History {
    * that has not learnt it lost the partition). Counted, not a violation.
    */
   epochRefusedReads = 0;
+  /** FetchOffsets answers of a deposed coordinator, older than an earlier answer: late, not compared (deposed.ts). */
+  deposedCoordinatorReads = 0;
   private readonly reported = new Set<string>();
   /** `${group}/${partition}` → commits acknowledged to members (offset, when), in order. */
   readonly commits = new Map<string, Array<{ offset: number; atMs: number; decidedAtMs: number }>>();

@@ -35,14 +35,16 @@
  * of the producer's group `txg-K` (TxnOffsetCommit at the group's coordinator, no membership:
  * offset N of sim-txn-0 for the producer's N-th transaction), as consume-transform-produce
  * does. FetchOffsets of the group never answers the offset of an aborted transaction
- * (`txn-aborted-offset`) nor goes backwards (`txn-offset-backwards`); after healing the group's
+ * (`txn-aborted-offset`) nor goes backwards (`txn-offset-backwards`; an answer of a deposed
+ * coordinator, one whose image has not yet applied the move of its `__consumer_offsets`
+ * partition, is late rather than lost and not compared: deposed.ts); after healing the group's
  * offset is its last committed transaction's (`txn-offset-lost`, unless min.insync.replicas nodes
  * lost power since that commit).
  */
 import { RillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
 import { readRecords } from "../../../src/client/batch-reader.ts";
-import type { GroupRuntime } from "../../../src/coordinator/group-runtime.ts";
+import { type GroupRuntime, OFFSETS_TOPIC } from "../../../src/coordinator/group-runtime.ts";
 import { TXN_TOPIC } from "../../../src/coordinator/transactions/txn-runtime.ts";
 import { decideAlterConfigs, decideCreateTopic } from "../../../src/metadata/controller.ts";
 import type { MetadataImage } from "../../../src/metadata/image.ts";
@@ -50,6 +52,7 @@ import type { MetadataRecord } from "../../../src/metadata/records.ts";
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
 import type { ReplicaManager } from "../../../src/replication/replica-manager.ts";
 import { ProduceAcks } from "../../../src/service/produce-types.ts";
+import { deposedCoordinator } from "./deposed.ts";
 import type { History } from "./history.ts";
 import type { SimNode } from "./node.ts";
 import type { World } from "./world.ts";
@@ -549,14 +552,26 @@ export class TxnWorkload {
       const at = await this.findGroupCoordinator(group);
       if (at < 0) continue;
       try {
-        const { got, servedAt } = await this.h.call(
+        const { got, servedAt, deposed } = await this.h.call(
           at,
-          async (n) => ({ got: await n.running!.groupsService.fetchOffsets(group, null), servedAt: this.h.world.now }),
+          async (n) => {
+            // Judged when the coordinator reads its answer (fetchOffsets reads before it waits).
+            const deposed = deposedCoordinator(this.h.nodes, n.id, group);
+            return { got: await n.running!.groupsService.fetchOffsets(group, null), servedAt: this.h.world.now, deposed };
+          },
           2000,
         );
         const o = got.find((c) => c.topic === TXN_SIM_TOPIC && c.partition === 0)?.offset ?? -1;
         if (o < 0) continue;
         this.fetchedOffsets.push({ k, offset: o, atMs: servedAt, node: at });
+        if (o < last.offset && deposed !== null) {
+          // A deposed coordinator's answer is late, not lost (deposed.ts): not compared.
+          this.h.history.deposedCoordinatorReads++;
+          this.h.trace(
+            `txn: ${group}: node ${at} answered offset ${o} (after ${last.offset} from node ${last.node}) as a deposed coordinator: its ${OFFSETS_TOPIC}-${deposed.partition} at leader epoch ${deposed.epoch}, node ${deposed.by}'s at ${deposed.latestEpoch} (leader ${deposed.leader})`,
+          );
+          continue;
+        }
         if (o < last.offset && this.h.powerLossesSince(last.atMs) < 2)
           this.violation(
             "txn-offset-backwards",
