@@ -1175,9 +1175,11 @@ export class ConsumeSession {
     aborted: readonly AbortedTransaction[] | null,
   ): DeliveredRecords | null {
     if (chunks.length === 0) return null;
-    const checked = checkFetched(chunks, o.position, nextOffset, sub.decode === true, aborted);
+    // Checked and decoded only as far as the credit goes (the rest is read again next time).
+    const credit = this.window(sub) - this.outstanding();
+    const checked = checkFetched(chunks, o.position, nextOffset, sub.decode === true, aborted, credit);
     if (checked.corrupt) return this.corrupt(o, highWatermark, checked.corrupt);
-    const cut = withinCredit(checked.chunks, o.position, this.window(sub) - this.outstanding());
+    const cut = withinCredit(checked.chunks, o.position, credit);
     const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
     o.sent.push([cut.nextOffset, bytes]);
     requestMetricsOf(this.rm).bytesOut(o.topic, bytes, cut.nextOffset - o.position);

@@ -27,6 +27,7 @@ import {
   BATCH_LENGTH_OFFSET,
   COMPRESSION_CODEC_MASK,
   MAGIC_OFFSET,
+  batchLastOffsetAt,
   RECORD_COUNT_OFFSET,
   type BatchHeader,
   RecordCursor,
@@ -67,6 +68,12 @@ const CONTROL_ONLY = { drops: (h: { isControl: boolean }): boolean => h.isContro
  * Checks the batches of a read from `from` (whole batches, as a log read returns them), decoding
  * them with `decode`, without control batches and, when `aborted` is given (READ_COMMITTED), the
  * records of those aborted transactions. Stops at the first batch that fails: see the module comment.
+ *
+ * `offsetLimit`: stop before a batch (not the first) that ends more than this many offsets past
+ * `from`, as a Consume session cuts a read to its credit: the rest is neither checked nor
+ * decoded (the next read starts there). A session with a credit of 1,000 records read 1 MiB of
+ * small records, decoded all ~18,000 of them and sent the first 1,000: most of what a Bun broker
+ * allocated while an SDK group caught up (issue 14's soak bursts).
  */
 export function checkFetched(
   chunks: readonly Buffer[],
@@ -74,15 +81,22 @@ export function checkFetched(
   readNext: number,
   decode: boolean,
   aborted: readonly AbortedTransaction[] | null = null,
+  offsetLimit: number = Number.POSITIVE_INFINITY,
 ): CheckedRead {
   const kept: Buffer[] = [];
-  const out: FetchedRecords | null = decode ? new FetchedRecords(recordsHint(chunks)) : null;
+  const out: FetchedRecords | null = decode ? new FetchedRecords(Math.max(0, Math.min(recordsHint(chunks), offsetLimit))) : null;
   const filter = aborted === null || aborted.length === 0 ? CONTROL_ONLY : new AbortedTxnFilter(aborted);
   let bytes = 0;
   let next = from;
   for (const chunk of chunks) {
     let pos = 0;
     while (pos + LOG_OVERHEAD <= chunk.length) {
+      // Past the limit: whole batches only, and at least the first (a header read in place; a
+      // damaged one either stops the read here or fails checkBatch below).
+      if ((bytes > 0 || pos > 0) && pos + HEADER_SIZE <= chunk.length && batchLastOffsetAt(chunk, pos) + 1 - from > offsetLimit) {
+        if (pos > 0) kept.push(chunk.subarray(0, pos));
+        return { chunks: kept, bytes: bytes + pos, records: out, nextOffset: next, corrupt: null };
+      }
       const bad = checkBatch(chunk, pos, from, out, filter);
       if (typeof bad !== "number") {
         if (pos > 0) kept.push(chunk.subarray(0, pos));

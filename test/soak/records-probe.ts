@@ -10,6 +10,10 @@
  *
  *   N=600000 S=75 npx tsx test/soak/records-probe.ts      [SET='{"key": value}' broker settings]
  *
+ * With GROUP=1 it instead runs, for S seconds, the soak's SDK group: 1–3 GroupConsumer members of
+ * `probe-g` (earliest), one joining or leaving every 4–10 s, while 200 records/s are produced,
+ * and prints the RSS peaks (sampled every 50 ms) with the joins and leaves before them.
+ *
  * With RESTARTS=k it then restarts the broker k times instead (kill -9 and SIGTERM in turn), and
  * prints each start's RSS peak (sampled every 20 ms from the new process's first sample until
  * it logs "broker started", and 2 s after) and how long it took: what recovery and the
@@ -20,7 +24,7 @@
 import * as fs from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { Admin, Producer } from "../../src/client/index.ts";
+import { Admin, GroupConsumer, Producer } from "../../src/client/index.ts";
 import { RecordFormat } from "../../src/gen/rill/v1/common_pb.ts";
 import { FetchService, SubscribeRequestSchema } from "../../src/gen/rill/v1/fetch_service_pb.ts";
 import { AutoOffsetReset, ConsumeRequestSchema, GroupService } from "../../src/gen/rill/v1/group_service_pb.ts";
@@ -109,9 +113,78 @@ try {
   if (restarts > 0) {
     clearInterval(heapTimer);
     await admin.close();
+  } else if (process.env.GROUP === "1") {
+    await groupChurn(node.pid!, node.address);
+    clearInterval(heapTimer);
+    await admin.close();
+    heaps.sort((a, b) => a - b);
+    console.log(
+      `HEAP MiB samples ${heaps.length}: median ${heaps[heaps.length >> 1]?.toFixed(0)} max ${heaps[heaps.length - 1]?.toFixed(0)}`,
+    );
   } else await readBursts(node.pid!, admin);
 } finally {
   await cluster.close();
+}
+
+/** The soak's SDK group churn for SECONDS beside 200 records/s; RSS peaks and the group's changes before them. */
+async function groupChurn(pid: number, address: string): Promise<void> {
+  const t0 = Date.now();
+  const events: Array<[number, string]> = [];
+  const samples: Array<[number, number]> = [];
+  const sampler = setInterval(() => samples.push([Date.now() - t0, rss(pid)]), 50);
+  const end = t0 + SECONDS * 1000;
+  let consumed = 0;
+  const p = new Producer({ bootstrap: address, lingerMs: 0 });
+  const producing = (async () => {
+    let n = 0;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+      void p.send({ topic: "soak", key: `k${n % 97}`, value: `g-${n++}` }).catch(() => {});
+    }
+  })();
+  const members: Array<{ c: GroupConsumer; done: Promise<void> }> = [];
+  const join = (): void => {
+    const c = new GroupConsumer({ bootstrap: address, groupId: "probe-g", autoOffsetReset: "earliest", sessionTimeoutMs: 10_000 });
+    c.subscribe(["soak"]);
+    const done = (async () => {
+      try {
+        for await (const _r of c) consumed++;
+      } catch {
+        // closed
+      }
+    })();
+    members.push({ c, done });
+    events.push([Date.now() - t0, `join (${members.length})`]);
+  };
+  join();
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, rnd(4000, 10_000)));
+    const leave = members.length >= 3 || (members.length > 1 && rnd(0, 1) === 0);
+    if (!leave) {
+      join();
+      continue;
+    }
+    const m = members.splice(rnd(0, members.length - 1), 1)[0]!;
+    await m.c.close().catch(() => {});
+    await m.done;
+    events.push([Date.now() - t0, `leave (${members.length})`]);
+  }
+  await producing;
+  for (const m of members) {
+    await m.c.close().catch(() => {});
+    await m.done;
+  }
+  await p.close();
+  clearInterval(sampler);
+  const byRss = [...samples].sort((a, b) => b[1] - a[1]);
+  const sorted = samples.map((x) => x[1]).sort((a, b) => a - b);
+  console.log(
+    `RESULT group churn: consumed ${consumed}; RSS MiB median ${sorted[sorted.length >> 1]!.toFixed(0)} p99 ${sorted[Math.floor(sorted.length * 0.99)]!.toFixed(0)} max ${sorted[sorted.length - 1]!.toFixed(0)}`,
+  );
+  for (const [t, r] of byRss.slice(0, 5)) {
+    const before = events.filter(([e]) => e <= t && e > t - 10_000).map(([e, what]) => `${what} ${((t - e) / 1000).toFixed(1)} s before`);
+    console.log(`  peak ${r.toFixed(0)} MiB at ${(t / 1000).toFixed(1)} s: ${before.join(", ") || "no change in the 10 s before"}`);
+  }
 }
 
 /** The cancelled RECORDS reads from two loops for SECONDS, with RSS and heap printed. */

@@ -113,3 +113,33 @@ describe("FetchedRecords: a read's records without an object per record", () => 
     expect(read.nextOffset).toBe(1);
   });
 });
+
+describe("checkFetched with an offset limit (a Consume session's credit)", () => {
+  const tenEach = (base: number): Buffer =>
+    encodeBatch(
+      Array.from({ length: 10 }, (_, i) => ({ value: `v${base + i}`, timestampMs: 1 })),
+      { baseOffset: base, nowMs: 1 },
+    );
+  const read = [Buffer.concat([tenEach(0), tenEach(10)]), Buffer.concat([tenEach(20), tenEach(30)])];
+
+  it("stops before the first batch past the limit and decodes nothing after it", () => {
+    const all = checkFetched(read, 0, 40, true);
+    expect([all.records!.length, all.nextOffset, all.chunks.length]).toEqual([40, 40, 2]);
+    const cut = checkFetched(read, 0, 40, true, null, 25);
+    expect([cut.records!.length, cut.nextOffset, cut.bytes]).toEqual([20, 20, read[0]!.length]);
+    expect(cut.records!.toArray().map((r) => r.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    // A limit that falls at a chunk's end: the next chunk is not touched.
+    const atEnd = checkFetched(read, 0, 40, true, null, 20);
+    expect([atEnd.records!.length, atEnd.nextOffset, atEnd.chunks.length]).toEqual([20, 20, 1]);
+    // From the middle of a batch: its records below `from` are left out, and the limit counts from `from`.
+    const mid = checkFetched(read, 15, 40, true, null, 10);
+    expect([mid.records!.length, mid.nextOffset]).toEqual([5, 20]);
+  });
+
+  it("returns the first batch whole even when it alone is past the limit", () => {
+    const one = checkFetched(read, 0, 40, true, null, 3);
+    expect([one.records!.length, one.nextOffset, one.bytes]).toEqual([10, 10, tenEach(0).length]);
+    const raw = checkFetched(read, 0, 40, false, null, 3);
+    expect([raw.records, raw.nextOffset, raw.bytes]).toEqual([null, 10, tenEach(0).length]);
+  });
+});
