@@ -55,7 +55,6 @@ import { Segment, parseSegmentName, segmentName, type BatchPlacement, type Recov
 import { TailCache, type TailCacheBudget } from "./tail-cache.ts";
 import type { AbortedTxn } from "./txn-index.ts";
 
-/** How a partition log is opened. */
 /**
  * A read allocator that hands out one buffer again and again (grown when a read needs more): for
  * walks that are done with a chunk before they read the next (recovery's epoch scan, the
@@ -69,6 +68,7 @@ function reusedBuffer(): ReadAlloc {
 /** Bytes a producer-state replay reads at a time (whole batches; at least the first batch). */
 const REPLAY_CHUNK_BYTES = 1 << 20;
 
+/** How a partition log is opened. */
 export interface PartitionLogOptions {
   readonly fs: FileSystem;
   readonly dir: string;
