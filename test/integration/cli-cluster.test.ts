@@ -9,11 +9,11 @@
  *   exits 0; asked of the stopped node itself, it fails with one error line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import * as net from "node:net";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
+import { freePortRun } from "./cluster-harness.ts";
 
 const ROOT = path.resolve(".");
 const RILL = path.join(ROOT, "bin/rill");
@@ -106,24 +106,6 @@ async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | un
   }
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
-/** A port p such that p .. p + n - 1 are free on 127.0.0.1 (at the time of asking). */
-async function freePorts(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(Array.from({ length: n }, (_, i) => portFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error(`no ${n} consecutive free ports found`);
-}
-
 async function status(bootstrap: string): Promise<StatusJson | undefined> {
   const r = await rill(["cluster", "status", "--json", "--bootstrap", bootstrap]);
   return r.code === 0 ? (JSON.parse(r.stdout) as StatusJson) : undefined;
@@ -140,7 +122,7 @@ describe("rill cluster start", () => {
   it("starts 3 nodes that form a cluster, serves topics through any node, and stops them all on SIGTERM", async () => {
     const dir = tmpDir("rill-cluster-");
     dirs.push(dir);
-    const base = await freePorts(13); // client ports base.., internal ports base+10..
+    const base = await freePortRun(13); // client ports base.., internal ports base+10..
     const addr = (id: number): string => `127.0.0.1:${base + id - 1}`;
     const internalAddr = (id: number): string => `127.0.0.1:${base + 10 + id - 1}`;
     const launcher = start([
@@ -277,7 +259,7 @@ describe("rill cluster status with a node down", () => {
   it("shows the node as unreachable and exits 0; asked of that node, fails in one line", async () => {
     const dir = tmpDir("rill-cluster-");
     dirs.push(dir);
-    const base = await freePorts(3);
+    const base = await freePortRun(3);
     const addr = (id: number): string => `127.0.0.1:${base + id - 1}`;
     const quorum = [1, 2, 3].map((id) => `${id}@${addr(id)}`).join(",");
     const secretFile = path.join(dir, "cluster.secret");

@@ -171,6 +171,34 @@ export async function freePort(): Promise<number> {
   throw new Error("freePort: no free port found in 20000-31999 after 200 tries");
 }
 
+/**
+ * A port p such that p .. p + n - 1 are free on 127.0.0.1 at the time of asking, for a launcher
+ * that numbers its ports from a base (`rill cluster start --base-port`). Below the ephemeral range,
+ * as freePort: a run of ports in it (the 20000-49999 these tests once drew from) could be taken by
+ * an outgoing connection of a parallel test before the nodes bind them, and a node that cannot
+ * bind its port never joins (the CI run of 4c5ab12: 2 of 3 brokers for 60 s).
+ */
+export async function freePortRun(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - n));
+    const run = Array.from({ length: n }, (_, i) => base + i);
+    if (run.some((p) => usedPorts.has(p))) continue;
+    const free = await Promise.all(
+      run.map(
+        (port) =>
+          new Promise<boolean>((resolve) => {
+            const srv = net.createServer();
+            srv.once("error", () => resolve(false)).listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+          }),
+      ),
+    );
+    if (!free.every(Boolean)) continue;
+    for (const p of run) usedPorts.add(p);
+    return base;
+  }
+  throw new Error(`freePortRun: no ${n} consecutive free ports in 20000-31999 after 100 tries`);
+}
+
 /** Ports this process has handed out (never handed out twice). */
 const usedPorts = new Set<number>();
 

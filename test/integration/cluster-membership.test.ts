@@ -21,7 +21,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as nodeFs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -44,7 +43,7 @@ import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { encodeMessage } from "../../src/raft/codec.ts";
 import { constructorOf } from "../../src/rpc/internal-clients.ts";
 import { MemberSigner } from "../../src/security/member-auth.ts";
-import { raftDiskState, settled, unaryCall, until, viewOf } from "./cluster-harness.ts";
+import { freePortRun, raftDiskState, settled, unaryCall, until, viewOf } from "./cluster-harness.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const RILL = path.resolve("bin/rill");
@@ -68,23 +67,6 @@ let clusterId: string;
 /** The active controller, and a follower (the target of the Raft forgeries). */
 let L: number;
 let F: number;
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
-/** `n` consecutive free ports (client ports base.., internal ports base+10..). */
-async function freePorts(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const b = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await Promise.all(Array.from({ length: n }, (_, i) => portFree(b + i)))).every(Boolean)) return b;
-  }
-  throw new Error(`no ${n} consecutive free ports found`);
-}
 
 function track<C extends grpc.Client>(c: C): C {
   clients.push(c);
@@ -195,7 +177,7 @@ async function forgeBoth(id: number, call: Call): Promise<void> {
 
 beforeAll(async () => {
   dir = tmpDir("rill-membership-");
-  base = await freePorts(13);
+  base = await freePortRun(13);
   launcher = spawn(
     RILL,
     [
@@ -235,11 +217,17 @@ beforeAll(async () => {
   const c = await until(
     async () => {
       const r = await describeNode(1);
-      return r.controllerId > 0 && r.brokers.filter((b) => !b.fenced).length === 3 ? r : undefined;
+      if (r.controllerId > 0 && r.brokers.filter((b) => !b.fenced).length === 3) return r;
+      // What was seen instead: the timeout's message shows the last of these.
+      const brokers = r.brokers.map((b) => `${b.nodeId}${b.fenced ? " fenced" : ""}`).join(", ");
+      throw new Error(`controller ${r.controllerId}, brokers [${brokers}]`);
     },
     60_000,
     "3 unfenced brokers and an active controller",
-  );
+  ).catch((e: unknown) => {
+    console.log(`launcher output:\n${stdout}`);
+    throw e;
+  });
   clusterId = c.clusterId;
   const admin = new Admin({ bootstrap: addr(1) });
   try {

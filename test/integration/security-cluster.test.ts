@@ -13,7 +13,6 @@
  *   admin call keeps the principal), and the writer, through the same node, is refused.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import * as net from "node:net";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -33,6 +32,7 @@ import { ProduceRequestSchema, type ProduceResponse, ProduceService } from "../.
 import { clientChannelOptions } from "../../src/protocol/channel-options.ts";
 import { clientConstructor } from "../../src/protocol/grpc-service.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
+import { freePortRun } from "./cluster-harness.ts";
 
 const RILL = path.resolve("bin/rill");
 const PASSWORDS = { admin: "adm1n-pw", alice: "al1ce-pw", carol: "car0l-pw" } as const;
@@ -69,23 +69,6 @@ function rill(args: readonly string[]): Promise<{ code: number | null; stdout: s
 /** `rill` as `user` against node `id`. */
 const rillAs = (user: User, id: number, args: readonly string[]) =>
   rill(["--user", user, "--password-file", pwFile(user), "--bootstrap", addr(id), ...args]);
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
-/** A port p such that p .. p + n - 1 are free on 127.0.0.1 (at the time of asking). */
-async function freePorts(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const b = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await Promise.all(Array.from({ length: n }, (_, i) => portFree(b + i)))).every(Boolean)) return b;
-  }
-  throw new Error(`no ${n} consecutive free ports found`);
-}
 
 async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + ms;
@@ -165,7 +148,7 @@ beforeAll(async () => {
       .join(""),
     { mode: 0o600 },
   );
-  base = await freePorts(13); // client ports base.., internal ports base+10..
+  base = await freePortRun(13); // client ports base.., internal ports base+10..
   const args = [
     "--user",
     "admin",
