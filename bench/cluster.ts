@@ -17,13 +17,12 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as net from "node:net";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { AdminService, DescribeClusterRequestSchema, type DescribeClusterResponse } from "../src/gen/rill/v1/admin_service_pb.ts";
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
 import { clientChannelOptions } from "../src/protocol/channel-options.ts";
-import { creds, isMain, parseArgs } from "./lib.ts";
+import { creds, freePort, isMain, parseArgs } from "./lib.ts";
 import { rillCommand, startBrokerProcess } from "./producer-perf.ts";
 
 type Runtime = "bun" | "node" | "deno";
@@ -41,15 +40,6 @@ export interface Cluster {
   /** Each node's data dir (node i + 1 is index i). */
   readonly dataDirs: string[];
   stop(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.listen(0, "127.0.0.1", resolve).once("error", reject));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** Why `rill broker start` on `runtime` cannot start a cluster node, or null if it can. */

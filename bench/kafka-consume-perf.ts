@@ -39,7 +39,7 @@ import { decode as decodeMessage, encode } from "../src/kafka/schema.ts";
 import { KafkaReader, KafkaWriter } from "../src/kafka/wire.ts";
 import { RecordCursor, forEachBatch } from "../src/protocol/record-batch.ts";
 import { type ConsumerPerfOptions, consumeFetch, consumerPerfDefaults, decode } from "./consumer-perf.ts";
-import { channelOptions, createTopic, creds, isMain, loadAverage, median, MiB, parseArgs, preProduce } from "./lib.ts";
+import { channelOptions, createTopic, creds, freePort, isMain, loadAverage, median, MiB, parseArgs, preProduce } from "./lib.ts";
 import { startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -199,18 +199,6 @@ async function consumeKafka(
     }
   }
   return { records, wire, messages };
-}
-
-/** A free port of 127.0.0.1 (the broker binds it right after). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const MODES = ["grpc", "kafka", "sdk", "kcat", "kafkajs", "platformatic"] as const;

@@ -24,7 +24,8 @@ import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { isMain, loadAverage, median, parseArgs } from "./lib.ts";
-import { freePort, producerPerfDefaults, runProducerPerf, startBrokerProcess } from "./producer-perf.ts";
+import { freePort } from "./lib.ts";
+import { producerPerfDefaults, runProducerPerf, startBrokerProcess } from "./producer-perf.ts";
 import { runtimeName } from "./runtime.ts";
 
 const defaults = {

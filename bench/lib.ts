@@ -5,6 +5,7 @@
  * `startBrokerProcess` from producer-perf.ts.
  */
 import * as nodeFs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -313,4 +314,28 @@ export function sampleBrokerDescendantsRss(pid: number, everyMs = 200): { stop: 
       return peaks.size ? Math.max(...peaks.values()) : null;
     },
   };
+}
+
+/** Ports this process has handed out (never twice). */
+const usedPorts = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 for a broker to bind (bound, checked, released). Drawn from
+ * 20000-31999, below Linux's ephemeral range (32768-60999): a port the kernel handed out to
+ * `listen(0)` is one it may give an outgoing connection before the broker binds it (the suite's
+ * 3-broker row of 2026-12-07 03:00 failed so: EADDRINUSE on 38727).
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (usedPorts.has(port)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once("error", () => resolve(false)).listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+    if (!ok) continue;
+    usedPorts.add(port);
+    return port;
+  }
+  throw new Error("freePort: no free port in 20000-31999 after 200 tries");
 }

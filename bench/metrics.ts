@@ -18,9 +18,8 @@
  *     [--groups 50] [--scrapes 20] [--broker-runtime bun|node|deno] [--json FILE]
  */
 import * as nodeFs from "node:fs";
-import * as net from "node:net";
 import { GroupAdmin } from "../src/client/group-admin.ts";
-import { cpuSecondsOf, createTopic, isMain, loadAverage, median, parseArgs } from "./lib.ts";
+import { cpuSecondsOf, createTopic, freePort, isMain, loadAverage, median, parseArgs } from "./lib.ts";
 import { producerPerfDefaults, runProducerPerf, startBrokerProcess } from "./producer-perf.ts";
 
 const defaults = {
@@ -39,15 +38,6 @@ type Side = "off" | "on";
 const TOPIC_PARTITIONS = 100;
 /** Partitions each group commits offsets on. */
 const GROUP_PARTITIONS = 40;
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** GET /metrics once; its time in ms and its size. */
 async function timeScrape(base: string): Promise<{ ms: number; bytes: number }> {

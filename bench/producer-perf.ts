@@ -32,7 +32,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as nodeFs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -49,7 +48,19 @@ import { Acks, ProduceService, type ProduceStreamResponse } from "../src/gen/ril
 import { clientConstructor } from "../src/protocol/grpc-service.ts";
 import { produceClientCodecs } from "../src/client/wire-codec.ts";
 import { Compression, encodeBatch } from "../src/protocol/record-batch.ts";
-import { channelOptions, createTopic, creds, isMain, loadAverage, makeValues, MiB, parseArgs, percentilesMs, useClientTls } from "./lib.ts";
+import {
+  channelOptions,
+  createTopic,
+  creds,
+  freePort,
+  isMain,
+  loadAverage,
+  makeValues,
+  MiB,
+  parseArgs,
+  percentilesMs,
+  useClientTls,
+} from "./lib.ts";
 import { startProgress } from "./progress.ts";
 import { runtimeName } from "./runtime.ts";
 import { KafkaProducerSocket } from "./kafka-producer.ts";
@@ -420,18 +431,6 @@ async function kafkaLeaders(address: string, topic: string): Promise<Map<string,
   } finally {
     k.close();
   }
-}
-
-/** A free TCP port of 127.0.0.1 (for the Kafka listener of the broker it starts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
