@@ -3,7 +3,7 @@
  * fixed offered rates, each step's request and end-to-end latency percentiles, as a table, JSON
  * and an SVG chart.
  *
- *   bun bench/producer-sweep.ts [--local-brokers 1|3] [--acks leader|all|none] [--steps 10]
+ *   bun bench/producer-sweep.ts [--local-brokers 1|3] [--acks leader|all|none] [--steps 10 (0: extra rates only)]
  *     [--step-seconds 4] [--warmup-seconds 1] [--max-seconds 4] [--extra-rates 100000,...]
  *     [--record-size 100] [--batch-records 1000] [--compression none|lz4] [--linger-ms 1]
  *     [--in-flight 8] [--in-flight-max 64] [--partitions 0] [--producers 0] [--replication-factor 0]
@@ -47,7 +47,7 @@ export const producerSweepDefaults = {
   brokers: "",
   brokerRuntime: "bun" as "bun" | "node" | "deno",
   acks: "leader" as "leader" | "all" | "none",
-  /** Ladder steps: 1/steps, 2/steps, … 1 of the measured maximum. */
+  /** Ladder steps: 1/steps, 2/steps, … 1 of the measured maximum; 0: only `extraRates`. */
   steps: 10,
   stepSeconds: 4,
   warmupSeconds: 1,
@@ -96,7 +96,7 @@ export function checkSweepOptions(o: ProducerSweepOptions): { extraRates: number
       throw new Error(`--${kebab(k)}: expected an integer in [${min}, ${max}], got ${String(o[k])}`);
   };
   int("localBrokers", 1, 9);
-  int("steps", 1, 100);
+  int("steps", 0, 100);
   int("recordSize", VALUE_HEADER_BYTES);
   int("batchRecords", 1, 100_000);
   int("inFlight", 1, 1024);
@@ -131,6 +131,7 @@ export function checkSweepOptions(o: ProducerSweepOptions): { extraRates: number
       if (!Number.isFinite(r) || r <= 0) throw new Error(`--extra-rates: expected records/s > 0, comma-separated, got "${s}"`);
       return r;
     });
+  if (o.steps === 0 && extraRates.length === 0) throw new Error("--steps 0: give the rates to run with --extra-rates");
   const brokers = String(o.brokers)
     .split(",")
     .map((s) => s.trim())
