@@ -8,7 +8,7 @@
  *     [--record-size 100] [--batch-records 1000] [--compression none|lz4] [--linger-ms 1]
  *     [--in-flight 8] [--in-flight-max 64] [--partitions 0] [--producers 0] [--replication-factor 0]
  *     [--brokers HOST:PORT,...] [--broker-runtime bun|node|deno] [--svg bench/results/sweep.svg]
- *     [--json FILE] [--title TEXT]
+ *     [--json FILE] [--title TEXT] [--broker-set KEY=VALUE,...]
  *
  * 1. It starts `--local-brokers` brokers on 127.0.0.1 (one, or a cluster of combined
  *    broker+controller nodes as bench/cluster.ts does), or uses `--brokers`, and creates a topic
@@ -73,6 +73,8 @@ export const producerSweepDefaults = {
   json: "",
   /** The chart's series name; empty: from the setup ("1 broker", "3 brokers RF=3 acks=all"). */
   title: "",
+  /** Broker settings for the brokers it starts, `KEY=VALUE` comma-separated (each a `--set`). */
+  brokerSet: "",
 };
 export type ProducerSweepOptions = typeof producerSweepDefaults;
 
@@ -131,6 +133,7 @@ export function checkSweepOptions(o: ProducerSweepOptions): { extraRates: number
       if (!Number.isFinite(r) || r <= 0) throw new Error(`--extra-rates: expected records/s > 0, comma-separated, got "${s}"`);
       return r;
     });
+  brokerSetArgs(o.brokerSet);
   if (o.steps === 0 && extraRates.length === 0) throw new Error("--steps 0: give the rates to run with --extra-rates");
   const brokers = String(o.brokers)
     .split(",")
@@ -164,13 +167,26 @@ interface Setup {
 
 const RETENTION_ARGS = ["--set", "log.retention.check.interval.ms=2000"];
 
+/** `--broker-set`'s settings as `--set` arguments. */
+export function brokerSetArgs(spec: string): string[] {
+  return String(spec)
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .flatMap((kv) => {
+      if (!/^[a-z0-9.]+=.+$/.test(kv)) throw new Error(`--broker-set: expected KEY=VALUE[,KEY=VALUE...], got "${kv}"`);
+      return ["--set", kv];
+    });
+}
+
 async function setUp(o: ProducerSweepOptions, given: string[]): Promise<Setup> {
   if (given.length > 0) return { addresses: given, pids: [], stop: async () => {} };
+  const args = [...RETENTION_ARGS, ...brokerSetArgs(o.brokerSet)];
   if (o.localBrokers === 1) {
-    const b = await startBrokerProcess(o.brokerRuntime, { args: RETENTION_ARGS });
+    const b = await startBrokerProcess(o.brokerRuntime, { args });
     return { addresses: [b.address], pids: [b.proc.pid!], stop: b.stop };
   }
-  const c = await startCluster(o.brokerRuntime, o.localBrokers, 60_000, RETENTION_ARGS);
+  const c = await startCluster(o.brokerRuntime, o.localBrokers, 60_000, args);
   return { addresses: c.addresses, pids: c.pids, stop: c.stop };
 }
 
@@ -193,7 +209,8 @@ async function target(o: ProducerSweepOptions, addresses: string[], started: boo
 
 /** The series name of a setup, for the table and the chart. */
 export function setupName(o: ProducerSweepOptions, brokers: number, rf: number): string {
-  return o.title || `${brokers} broker${brokers > 1 ? "s" : ""}${rf > 1 ? ` RF=${rf}` : ""} acks=${o.acks}`;
+  const set = o.brokerSet ? ` (${o.brokerSet})` : "";
+  return o.title || `${brokers} broker${brokers > 1 ? "s" : ""}${rf > 1 ? ` RF=${rf}` : ""} acks=${o.acks}${set}`;
 }
 
 function line(s: string, r: StepResult): string {
