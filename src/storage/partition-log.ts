@@ -839,7 +839,10 @@ export class PartitionLog {
     this.unflushedMessages = 0;
     this.unflushedSinceMs = -1;
     this.stats.fsyncs++;
-    this.syncing = Promise.all(segs.map((s) => Promise.resolve().then(() => s.sync()))).then(
+    this.syncing = Promise.all([
+      Promise.resolve().then(() => this.epochs.sync()),
+      ...segs.map((s) => Promise.resolve().then(() => s.sync())),
+    ]).then(
       () => this.synced(target),
       (e: unknown) => this.syncFailed(e instanceof Error ? e : new Error(String(e))),
     );
@@ -1136,6 +1139,7 @@ export class PartitionLog {
     if (!this.failure) await this.flush();
     while (this.syncing) await this.syncing;
     this.closed = true;
+    if (!this.failure) this.epochs.syncNow();
     for (const s of this.segments) s.writeIndexes();
     this.writeCheckpoint();
     if (this.producers.producerCount > 0) this.writeProducerSnapshot();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SeededRandom, seedFromEnv } from "../../../src/base/random.ts";
 import { setBaseOffset, setPartitionLeaderEpoch } from "../../../src/protocol/record-batch.ts";
-import { LEADER_EPOCH_FILE } from "../../../src/storage/leader-epoch-cache.ts";
+import { LEADER_EPOCH_FILE, LeaderEpochCache } from "../../../src/storage/leader-epoch-cache.ts";
 import { Segment } from "../../../src/storage/segment.ts";
 import { batch, ManualClock, MemoryFileSystem, openLog, readAll } from "./helpers.ts";
 
@@ -317,6 +317,35 @@ describe("recovery", () => {
         { epoch: 1, startOffset: 5 },
         { epoch: 3, startOffset: 6 },
       ]);
+    });
+
+    it("a new epoch's first append replaces the checkpoint without an fsync; the next flush makes it durable", async () => {
+      const both = [
+        { epoch: 0, startOffset: 0 },
+        { epoch: 2, startOffset: 3 },
+      ];
+      /** Three epoch-0 records flushed, then one of epoch 2. */
+      async function newEpoch(): Promise<{ fs: MemoryFileSystem; log: ReturnType<typeof openLog> }> {
+        const fs = new MemoryFileSystem();
+        const log = openLog(fs, new ManualClock(), NO_FLUSH);
+        for (let i = 0; i < 3; i++) log.append(batch(1, { prefix: `e0r${i}` }), 0);
+        await log.flush();
+        log.append(batch(1, { prefix: "e2r3" }), 2);
+        expect(LeaderEpochCache.load(fs, DIR)?.all()).toEqual(both); // in the page cache
+        return { fs, log };
+      }
+      const flushed = await newEpoch();
+      await flushed.log.flush();
+      flushed.fs.crash();
+      expect(LeaderEpochCache.load(flushed.fs, DIR)?.all()).toEqual(both); // durable with the flush
+      // A power loss before that flush: the new file is torn (it fails its checksum), so the log
+      // rebuilds the epochs from what survived, the records up to the last flush.
+      const lost = await newEpoch();
+      lost.fs.crash();
+      expect(LeaderEpochCache.load(lost.fs, DIR)).toBeNull();
+      const after = openLog(lost.fs, new ManualClock(), NO_FLUSH, true);
+      expect(after.logEndOffset).toBe(3);
+      expect(after.leaderEpochs).toEqual([{ epoch: 0, startOffset: 0 }]);
     });
 
     it("a power loss right after a truncation dropped epoch entries re-derives them from the records that came back", async () => {
