@@ -3,7 +3,7 @@
  * of each produce request (from send to acknowledgement), against a broker it starts on
  * 127.0.0.1 with a fresh data dir, or against running brokers (`--brokers`: then none is started).
  *
- *   bun bench/producer-perf.ts [--records 2000000] [--record-size 100] [--throughput -1]
+ *   bun bench/producer-perf.ts [--records 2000000] [--warmup-records 0] [--record-size 100] [--throughput -1]
  *     [--acks leader|all|none] [--compression none|lz4] [--partitions 1] [--replication-factor N] [--producers 1]
  *     [--brokers HOST:PORT,...] [--batch-records 1000] [--in-flight 8] [--mode batches|records]
  *     [--broker-runtime bun|node|deno] [--protocol grpc|kafka] [--topic-configs KEY=VALUE,...] [--json FILE]
@@ -16,6 +16,8 @@
  * sending only to the partitions it leads, as a Kafka client routes. One histogram holds every
  * request's latency. `--throughput R` caps the total at R records/s (-1: as fast as possible).
  * `--broker HOST:PORT` is the one-broker spelling of `--brokers`.
+ * `--warmup-records N`: the same producers first send N records to the same topic, untimed (as
+ * Kafka's producer-perf-test's option of that name), so the measured run starts on a warm broker.
  * `--tls-ca FILE [--tls-server-name localhost]`: connect with TLS, verifying the brokers against
  * the CA bundle (with `--brokers` started with `--tls-cert/--tls-key`).
  *
@@ -67,6 +69,12 @@ import { KafkaProducerSocket } from "./kafka-producer.ts";
 
 export const producerPerfDefaults = {
   records: 2_000_000,
+  /**
+   * Records sent first, untimed, by the same producers to the same topic (Kafka's
+   * ProducerPerformance --warmup-records, KIP-1052): the broker's first appends to each partition,
+   * its compilers' warm-up and the connections are then not in the measured run.
+   */
+  warmupRecords: 0,
   recordSize: 100,
   /** Target records/s over all producers; -1: as fast as possible. */
   throughput: -1,
@@ -104,6 +112,8 @@ export function checkProducerPerfOptions(o: ProducerPerfOptions): string[] {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${kebab(k)}: expected a positive integer, got ${String(o[k])}`);
   };
   (["records", "recordSize", "partitions", "producers", "batchRecords", "inFlight"] as const).forEach(positive);
+  if (!Number.isSafeInteger(o.warmupRecords) || o.warmupRecords < 0)
+    throw new Error(`--warmup-records: expected an integer >= 0, got ${String(o.warmupRecords)}`);
   if (!Number.isSafeInteger(o.replicationFactor) || o.replicationFactor < 0)
     throw new Error(`--replication-factor: expected an integer >= 0, got ${o.replicationFactor}`);
   if (!(o.throughput === -1 || (Number.isFinite(o.throughput) && o.throughput > 0)))
@@ -452,19 +462,6 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
     // Kafka with --brokers: the topic comes from Metadata's auto-creation (kafkaLeaders).
     if (broker || !kafka)
       await createTopic(broker?.address ?? addresses[0]!, topic, o.partitions, topicConfigsOf(o.topicConfigs), o.replicationFactor);
-    const s: Shared = {
-      o,
-      topic,
-      requests: Math.ceil(o.records / o.batchRecords),
-      values: makeValues(o.batchRecords, o.recordSize),
-      hist: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }),
-      start: performance.now(),
-      sent: 0,
-      acked: 0,
-      bytesSent: 0,
-      errors: 0,
-      firstError: "",
-    };
     // Several brokers: each producer talks to a partition leader and sends only to the partitions
     // it leads, as a Kafka client routes (one broker: to it, round-robin over the partitions).
     const leaders =
@@ -472,12 +469,32 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
         ? [...(await (kafka ? kafkaLeaders(addresses[0]!, topic) : leadersByAddress(addresses[0]!, topic))).entries()]
         : null;
     const run = kafka ? runKafkaProducer : runProducer;
-    const progress = startProgress("producer", s.requests * o.batchRecords, () => s.acked * o.batchRecords);
-    const perProducer = await Promise.all(
-      Array.from({ length: o.producers }, (_, i) =>
-        leaders ? run(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : run(s, addresses[0]!, i, null),
-      ),
-    ).finally(() => progress.stop());
+    const values = makeValues(o.batchRecords, o.recordSize);
+    const phase = async (records: number, what: string): Promise<{ s: Shared; perProducer: number[] }> => {
+      const s: Shared = {
+        o,
+        topic,
+        requests: Math.ceil(records / o.batchRecords),
+        values,
+        hist: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }),
+        start: performance.now(),
+        sent: 0,
+        acked: 0,
+        bytesSent: 0,
+        errors: 0,
+        firstError: "",
+      };
+      const progress = startProgress(what, s.requests * o.batchRecords, () => s.acked * o.batchRecords);
+      const perProducer = await Promise.all(
+        Array.from({ length: o.producers }, (_, i) =>
+          leaders ? run(s, leaders[i % leaders.length]![0], i, leaders[i % leaders.length]![1]) : run(s, addresses[0]!, i, null),
+        ),
+      ).finally(() => progress.stop());
+      return { s, perProducer };
+    };
+    let warmupErrors = 0;
+    if (o.warmupRecords > 0) warmupErrors = (await phase(o.warmupRecords, "warm-up")).s.errors;
+    const { s, perProducer } = await phase(o.records, "producer");
     const secs = (performance.now() - s.start) / 1000;
     const total = s.requests * o.batchRecords;
     return {
@@ -493,6 +510,7 @@ export async function runProducerPerf(o: ProducerPerfOptions): Promise<Record<st
       wireMiBPerSec: s.bytesSent / secs / MiB,
       errors: s.errors,
       ...(s.firstError ? { firstError: s.firstError } : {}),
+      ...(o.warmupRecords > 0 ? { warmupErrors } : {}),
       requestsPerProducer: perProducer,
       latencyMs: percentilesMs(s.hist),
       loadAverage: loadAverage(),

@@ -37,7 +37,8 @@
  * `sweep` and `partitions` (issue 20; bench/suite-sweep.ts): latency against throughput for one
  * broker and for RF=3 acks=all (bench/producer-sweep.ts: the maximum, then 10%…100% of it and
  * 100k records/s, open loop), drawn into <label>-sweep.svg; and produce over 1,000 partitions by
- * 4 producers ÷ one partition by one, and consume (Subscribe) of 1,000 partitions and of one.
+ * 4 producers ÷ one partition by one (each after an untimed warm-up of the same producers,
+ * `--warmup-records`), and consume (Subscribe) of 1,000 partitions and of one.
  * `--records-scale X` multiplies every record count (and e2e's duration, at least 2 s) by X:
  * `--quick true` is `--records-scale 0.25 --runs 1`; a smoke test uses 0.01 or less.
  */
