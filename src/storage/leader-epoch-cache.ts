@@ -26,7 +26,7 @@
  * the whole log. Truncations and rebuilds still write with an fsync.
  */
 import { crc32c } from "../base/crc32c.ts";
-import type { FileSystem } from "./fs.ts";
+import { type FileSystem, replaceFileUnsynced } from "./fs.ts";
 
 /** File name in the partition folder. */
 export const LEADER_EPOCH_FILE = "leader-epoch-checkpoint";
@@ -106,11 +106,6 @@ export class LeaderEpochCache {
     return f.sync().finally(() => f.close());
   }
 
-  /** As `sync`, at once and on this thread (a log closing). */
-  syncNow(): void {
-    if (this.unsynced) this.write();
-  }
-
   /**
    * Where `epoch` ends in this log (KIP-101's OffsetsForLeaderEpoch): the largest epoch at or
    * below it, and the start offset of the next epoch (or `logEndOffset` for the newest).
@@ -153,15 +148,7 @@ export class LeaderEpochCache {
       this.unsynced = false;
       return;
     }
-    const tmp = `${this.path}.tmp`;
-    const f = this.fs.open(tmp, true);
-    try {
-      f.truncate(0);
-      f.write(b, 0);
-    } finally {
-      f.close();
-    }
-    this.fs.rename(tmp, this.path);
+    replaceFileUnsynced(this.fs, this.path, b);
     this.unsynced = true;
   }
 }

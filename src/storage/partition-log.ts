@@ -26,7 +26,7 @@ import { assert } from "../base/assert.ts";
 import type { Clock } from "../base/clock.ts";
 import { RillError, rillError } from "../base/errors.ts";
 import { isCompacted, isDeleting, type TopicConfig } from "../config/schema.ts";
-import type { FileSystem } from "./fs.ts";
+import { type FileSystem, settleAll, writeFileAtomicAsync } from "./fs.ts";
 import { LeaderEpochCache, type EpochEntry } from "./leader-epoch-cache.ts";
 import { encodeControlBatch, readControlRecord, type TxnMarker } from "../protocol/control-record.ts";
 import {
@@ -401,9 +401,12 @@ export class PartitionLog {
   }
 
   private writeCheckpoint(): void {
-    const body = JSON.stringify({ version: 1, logStartOffset: this._logStartOffset, recoveryPoint: this.recoveryPoint });
-    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, CHECKPOINT), Buffer.from(body));
+    this.fs.writeFileAtomic(this.fs.join(this.opts.dir, CHECKPOINT), this.checkpointBody());
     this.checkpointedRecoveryPoint = this.recoveryPoint;
+  }
+
+  private checkpointBody(): Buffer {
+    return Buffer.from(JSON.stringify({ version: 1, logStartOffset: this._logStartOffset, recoveryPoint: this.recoveryPoint }));
   }
 
   // ---------------------------------------------------------------- producer state
@@ -556,8 +559,13 @@ export class PartitionLog {
   private writeProducerSnapshot(): void {
     const offset = this.nextOffset;
     const name = `${segmentName(offset)}${SNAPSHOT_SUFFIX}`;
-    const files = this.snapshotFiles();
     this.fs.writeFileAtomic(this.fs.join(this.opts.dir, name), this.producers.snapshot(offset));
+    this.snapshotWritten(offset, name);
+  }
+
+  /** Keeps a snapshot just written in the list and prunes the oldest past SNAPSHOTS_KEPT. */
+  private snapshotWritten(offset: number, name: string): void {
+    const files = this.snapshotFiles();
     const at = files.findIndex(([o]) => o >= offset);
     if (at < 0) files.push([offset, name]);
     else if (files[at]![0] !== offset) files.splice(at, 0, [offset, name]);
@@ -1136,18 +1144,40 @@ export class PartitionLog {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Flushes, writes indexes and the checkpoint, and closes every file. */
+  /**
+   * Flushes, writes indexes, the checkpoint and a producer snapshot, and closes every file. The
+   * files are written and fsynced at once, the fsyncs off the event loop: a broker closing 1,000
+   * partitions (LogManager.close runs many of these together) took ~20 s fsyncing some 5,000 files
+   * one after another on the loop.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     if (!this.failure) await this.flush();
     while (this.syncing) await this.syncing;
     this.closed = true;
-    if (!this.failure) this.epochs.syncNow();
-    for (const s of this.segments) s.writeIndexes();
-    this.writeCheckpoint();
-    if (this.producers.producerCount > 0) this.writeProducerSnapshot();
-    for (const s of this.segments) s.close();
-    this.cache.clear();
+    const writes: Promise<void>[] = [];
+    if (!this.failure) writes.push(this.epochs.sync());
+    for (const s of this.segments) writes.push(s.writeIndexesAsync());
+    writes.push(
+      writeFileAtomicAsync(this.fs, this.fs.join(this.opts.dir, CHECKPOINT), this.checkpointBody()).then(() => {
+        this.checkpointedRecoveryPoint = this.recoveryPoint;
+      }),
+    );
+    if (this.producers.producerCount > 0) {
+      const offset = this.nextOffset;
+      const name = `${segmentName(offset)}${SNAPSHOT_SUFFIX}`;
+      writes.push(
+        writeFileAtomicAsync(this.fs, this.fs.join(this.opts.dir, name), this.producers.snapshot(offset)).then(() =>
+          this.snapshotWritten(offset, name),
+        ),
+      );
+    }
+    try {
+      await settleAll(writes);
+    } finally {
+      for (const s of this.segments) s.close();
+      this.cache.clear();
+    }
   }
 
   /** Closes without flushing and removes the partition's folder. */

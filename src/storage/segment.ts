@@ -13,7 +13,7 @@
  * greater than the previous batch's last offset (compaction may leave gaps, never overlaps).
  */
 import { assert } from "../base/assert.ts";
-import type { FileSystem, LogFile } from "./fs.ts";
+import { type FileSystem, type LogFile, settleAll, writeFileAtomicAsync } from "./fs.ts";
 import { OffsetIndex, TimeIndex } from "./indexes.ts";
 import { type AbortedTxn, decodeTxnIndex, encodeTxnIndex } from "./txn-index.ts";
 import { HEADER_SIZE, readBatchHeader, validateBatch, type BatchHeader } from "../protocol/record-batch.ts";
@@ -395,6 +395,23 @@ export class Segment {
     this.fs.writeFileAtomic(p.index, this.offsetIndex.encode());
     this.fs.writeFileAtomic(p.timeindex, this.timeIndex.encode());
     this.indexesDirty = false;
+  }
+
+  /** As `writeIndexes`, with the files' fsyncs off the event loop and at once (a log closing). */
+  async writeIndexesAsync(): Promise<void> {
+    this.file.setPinned?.(false);
+    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
+    const writes: Promise<void>[] = [];
+    if (this.txnIndexDirty && this.txnIndexValid) {
+      writes.push(writeFileAtomicAsync(this.fs, p.txnindex, encodeTxnIndex(this.txnEntries, this.nextOffset)));
+      this.txnIndexDirty = false;
+    }
+    if (this.indexesDirty) {
+      writes.push(writeFileAtomicAsync(this.fs, p.index, this.offsetIndex.encode()));
+      writes.push(writeFileAtomicAsync(this.fs, p.timeindex, this.timeIndex.encode()));
+      this.indexesDirty = false;
+    }
+    await settleAll(writes);
   }
 
   /** Removes the index files (before the .log is replaced, so stale ones are never trusted). */

@@ -4,7 +4,7 @@ import * as nodeFs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Errors, RillError } from "../../../src/base/errors.ts";
 import { tinyTopicConfig, type TopicConfig } from "../../../src/config/schema.ts";
-import { NodeFileSystem, type FileSystem } from "../../../src/storage/fs.ts";
+import { ForwardingFileSystem, NodeFileSystem, forwardFile, type FileSystem, type LogFile } from "../../../src/storage/fs.ts";
 import { LogManager, parsePartitionDirName } from "../../../src/storage/log-manager.ts";
 import { batch, keyed, ManualClock, MemoryFileSystem, readAll } from "./helpers.ts";
 
@@ -37,6 +37,35 @@ function manager(
     ...(opts.handles !== undefined ? { fileHandlesMax: opts.handles } : {}),
     ...(opts.bootId !== undefined ? { bootId: opts.bootId } : {}),
   });
+}
+
+/**
+ * A disk whose fsyncs complete later, in an order of their own (after 0–4 ms of real time, by a
+ * seeded sequence), and that fails the fsync of any file whose path `failing` matches.
+ */
+class LateSyncDisk extends ForwardingFileSystem {
+  private n = 0;
+  syncs = 0;
+  constructor(
+    inner: MemoryFileSystem,
+    private readonly failing: RegExp | null = null,
+  ) {
+    super(inner);
+  }
+  open(path: string, create: boolean): LogFile {
+    const f = this.inner.open(path, create);
+    return forwardFile(f, {
+      sync: () =>
+        new Promise<void>((resolve, reject) => {
+          this.syncs++;
+          const delay = (this.n++ * 7919) % 5;
+          setTimeout(() => {
+            if (this.failing?.test(path)) reject(new Error(`EIO: fsync ${path}`));
+            else f.sync().then(resolve, reject);
+          }, delay);
+        }),
+    });
+  }
 }
 
 describe("LogManager", () => {
@@ -232,5 +261,53 @@ describe("LogManager", () => {
     await m.tick(clock.nowMs());
     expect(del.logStartOffset).toBeGreaterThan(0);
     await m.close();
+  });
+
+  it("closes many logs at once, each durable before the directory is marked clean", async () => {
+    // More logs than close at once, on a disk whose fsyncs finish late and out of order: a power
+    // loss right after close must lose nothing of any log, and the next open must be clean.
+    const mem = new MemoryFileSystem();
+    const disk = new LateSyncDisk(mem);
+    const clock = new ManualClock();
+    const m = manager(disk, clock);
+    const n = 70;
+    for (let p = 0; p < n; p++) {
+      const log = m.create("many", p, tinyTopicConfig);
+      for (let b = 0; b <= p % 3; b++) log.append(batch(5, { prefix: `p${p}b${b}` }));
+    }
+    await m.close();
+    expect(disk.syncs).toBeGreaterThanOrEqual(n * 3); // the log, its index and time index, its checkpoint
+    mem.crash();
+    const again = manager(mem, clock);
+    expect(again.openedClean).toBe(true);
+    for (let p = 0; p < n; p++) {
+      const log = again.get("many", p)!;
+      expect(log.logEndOffset).toBe(5 * ((p % 3) + 1));
+      expect(readAll(log).at(-1)![1]).toBe(`p${p}b${p % 3}-4`);
+      expect(mem.exists(`/data/many-${p}/00000000000000000000.index`)).toBe(true);
+      const cp = JSON.parse(Buffer.from(mem.readFile(`/data/many-${p}/partition.checkpoint`)).toString());
+      expect(cp.recoveryPoint).toBe(log.logEndOffset);
+    }
+    await again.close();
+  });
+
+  it("a log whose files cannot be made durable fails the close, the others still close, and the directory is not marked clean", async () => {
+    const mem = new MemoryFileSystem();
+    const clock = new ManualClock();
+    const m = manager(new LateSyncDisk(mem, /bad-3\/.*\.timeindex\.tmp$/), clock);
+    for (let p = 0; p < 40; p++) m.create("bad", p, tinyTopicConfig).append(batch(3));
+    await expect(m.close()).rejects.toThrow(/EIO: fsync .*bad-3\/.*timeindex/);
+    mem.crash();
+    expect(mem.exists("/data/.clean-shutdown")).toBe(false);
+    const again = manager(mem, clock, { alive: () => false });
+    expect(again.openedClean).toBe(false);
+    // every other log finished its close: its checkpoint is durable
+    for (let p = 0; p < 40; p++) {
+      if (p === 3) continue;
+      const cp = JSON.parse(Buffer.from(mem.readFile(`/data/bad-${p}/partition.checkpoint`)).toString());
+      expect(cp.recoveryPoint).toBe(3);
+    }
+    expect(again.get("bad", 3)!.logEndOffset).toBe(3); // its records were fsynced by the flush before
+    await again.close();
   });
 });
