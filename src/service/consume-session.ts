@@ -68,7 +68,6 @@ import { RillError, rillError } from "../base/errors.ts";
 import type { Timers } from "../base/timers.ts";
 import { type GroupRuntime, validateGroupId } from "../coordinator/group-runtime.ts";
 import { resolveStartOffset, type TopicPartition, type TopicPartitions } from "../coordinator/index.ts";
-import { HEADER_SIZE, batchLastOffsetAt, batchSizeAt } from "../protocol/record-batch.ts";
 import type { ReplicaManager } from "../replication/replica-manager.ts";
 import { publishCorruptRead } from "./corrupt-reads.ts";
 import { type CorruptBatch, checkFetched, corruptError } from "./fetch-records.ts";
@@ -1177,10 +1176,10 @@ export class ConsumeSession {
     if (chunks.length === 0) return null;
     // Checked and decoded only as far as the credit goes (the rest is read again next time).
     const credit = this.window(sub) - this.outstanding();
-    const checked = checkFetched(chunks, o.position, nextOffset, sub.decode === true, aborted, credit);
-    if (checked.corrupt) return this.corrupt(o, highWatermark, checked.corrupt);
-    const cut = withinCredit(checked.chunks, o.position, credit);
-    const bytes = cut.chunks.reduce((n, c) => n + c.length, 0);
+    // checkFetched cuts at the credit: whole batches, at least the first (a consumer always progresses).
+    const cut = checkFetched(chunks, o.position, nextOffset, sub.decode === true, aborted, credit);
+    if (cut.corrupt) return this.corrupt(o, highWatermark, cut.corrupt);
+    const bytes = cut.bytes;
     o.sent.push([cut.nextOffset, bytes]);
     requestMetricsOf(this.rm).bytesOut(o.topic, bytes, cut.nextOffset - o.position);
     const out = {
@@ -1190,7 +1189,7 @@ export class ConsumeSession {
       firstOffset: o.position,
       nextOffset: cut.nextOffset,
       chunks: cut.chunks,
-      records: checked.records ? checked.records.below(cut.nextOffset) : null,
+      records: cut.records,
       abortedTransactions: sub.decode === true ? null : aborted,
       error: null,
       seekId: o.seekId ?? 0n,
@@ -1288,25 +1287,4 @@ export class ConsumeSession {
       // Leaving is best effort: the session timeout removes the member otherwise.
     }
   }
-}
-
-/**
- * The leading whole batches of `chunks` whose offsets from `from` fit in `credit` records (at
- * least one batch, so a consumer always progresses; a batch is never split).
- */
-function withinCredit(chunks: readonly Buffer[], from: number, credit: number): { chunks: Buffer[]; nextOffset: number } {
-  const out: Buffer[] = [];
-  let next = from;
-  for (const chunk of chunks) {
-    let pos = 0;
-    while (pos + HEADER_SIZE <= chunk.length) {
-      const last = batchLastOffsetAt(chunk, pos);
-      if (out.length + pos > 0 && last + 1 - from > credit) break;
-      next = last + 1;
-      pos += batchSizeAt(chunk, pos);
-    }
-    if (pos > 0) out.push(pos === chunk.length ? chunk : chunk.subarray(0, pos));
-    if (pos < chunk.length) break;
-  }
-  return { chunks: out, nextOffset: next };
 }

@@ -128,14 +128,6 @@ export class FetchedRecords implements Iterable<FetchedRecord> {
     this.length = n;
   }
 
-  /** Cuts the list (in place) to its records below `offset`; the list. */
-  below(offset: number): this {
-    let n = this.length;
-    while (n > 0 && this.offset(n - 1) >= offset) n--;
-    this.truncate(n);
-    return this;
-  }
-
   offset(i: number): number {
     return this.nums[i * NUMS]!;
   }

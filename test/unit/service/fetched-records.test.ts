@@ -79,7 +79,7 @@ describe("FetchedRecords: a read's records without an object per record", () => 
     }
   });
 
-  it("truncate and below cut the list (headers of cut records go too); payloadBytes counts what is left", () => {
+  it("truncate cuts the list (headers of cut records go too); payloadBytes counts what is left", () => {
     const batch = batchOf(0, [
       { key: "ab", value: "cde" },
       { key: null, value: "f", headers: [{ key: "hk", value: "hvv" }] },
@@ -87,7 +87,7 @@ describe("FetchedRecords: a read's records without an object per record", () => 
     ]);
     const list = checkFetched([batch], 0, 3, true).records!;
     expect(list.payloadBytes(10)).toBe(10 + 5 + 10 + 1 + 2 + 3 + 10 + 1);
-    list.below(2);
+    list.truncate(2);
     expect(list.map((r) => r.offset)).toEqual([0, 1]);
     expect(list.payloadBytes(10)).toBe(10 + 5 + 10 + 1 + 2 + 3);
     list.truncate(1);
