@@ -12,7 +12,7 @@
  */
 import type { Transactions } from "./transactions.ts";
 import { type BrokerConfig, hasRole, validateBrokerConfig } from "../config/schema.ts";
-import { KafkaServer } from "../kafka/server.ts";
+import type { KafkaServer } from "../kafka/server.ts";
 import { parseKafkaAddress } from "../kafka/deps.ts";
 import { initCodecs } from "../protocol/compression.ts";
 import { consoleRoutes } from "../http/console/console-routes.ts";
@@ -155,7 +155,7 @@ export class Broker {
       const deps = { ...serviceDeps(shell, identity, meta, data, rpc, lifecycle), access: trust.access };
       rpc.register(deps);
       internal?.register(deps, rpc.clients);
-      kafka = config.kafkaListen === "" ? null : opened.add(kafkaServer(shell, deps, rpc, trust), (k) => k.close());
+      kafka = config.kafkaListen === "" ? null : opened.add(await kafkaServer(shell, deps, rpc, trust), (k) => k.close());
       await rpc.bind();
       await internal?.bind();
       await kafka?.bind();
@@ -264,8 +264,12 @@ export class Broker {
  * TLS files (`tls.*`) and the same trust: any `auth.methods` makes SASL required before other
  * requests, except for a connection whose client certificate names it (`mtls`).
  */
-function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Trust): KafkaServer {
+async function kafkaServer(shell: Shell, deps: ServiceDeps, rpc: RpcServer, trust: Trust): Promise<KafkaServer> {
   const { config, log } = shell;
+  // Loaded only when configured: its code is about half of what a broker process loads, and a
+  // full collection of the heap scans all of it (Bun: ~10 ms with it, measured by bench/README.md's
+  // "The 100k records/s tail and the collector").
+  const { KafkaServer } = await import("../kafka/server.ts");
   const secure = kafkaTls(config, { onError: (e) => log.warn({ err: e.message }, "kafka listener: new TLS files not taken") });
   const server: KafkaServer = new KafkaServer(
     {
