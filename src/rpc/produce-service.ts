@@ -191,19 +191,26 @@ function leaderForwarder(leaders: LeaderClients<typeof ProduceService>): LeaderF
 
 /** The domain input of a ProduceRequest. */
 export function toProduceInput(req: ProduceRequest, requester?: Requester): ProduceInput {
-  return {
-    ...(requester !== undefined ? { requester } : {}),
+  // One literal of one shape, the optional fields set after it: a literal that began with a
+  // spread of `{ requester }` or `{}` took V8's slow path, ~5 µs a request (3.4% of a Node
+  // broker's CPU under produce requests of 10 records; bench/README.md, session 14).
+  const input: { -readonly [K in keyof ProduceInput]: ProduceInput[K] } = {
     topic: req.topic,
     partition: req.partition,
-    records: req.records.map(toProduceRecord),
+    records: req.records.length === 0 ? [] : req.records.map(toProduceRecord),
     recordBatch: req.recordBatch.length > 0 ? asBuffer(req.recordBatch) : null,
     acks: req.acks,
     timeoutMs: req.timeoutMs,
     producerId: req.producerId,
     producerEpoch: req.producerEpoch,
     baseSequence: req.baseSequence,
-    ...(req.transactionalId !== "" ? { transactionalId: req.transactionalId, transactionVersion: 2 as const } : {}),
   };
+  if (requester !== undefined) input.requester = requester;
+  if (req.transactionalId !== "") {
+    input.transactionalId = req.transactionalId;
+    input.transactionVersion = 2;
+  }
+  return input;
 }
 
 function toProduceRecord(r: ProtoRecord): ProduceRecord {
