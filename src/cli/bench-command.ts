@@ -161,7 +161,7 @@ const SWEEP_ONLY = [
   "svg",
   "title",
 ];
-const NOT_SWEEP = ["records", "throughput", "mode", "protocol"];
+const NOT_SWEEP = ["records", "warmupRecords", "throughput", "mode", "protocol"];
 
 /** `rill bench producer`: producer-perf, or with `--sweep` producer-sweep; options of the other are refused. */
 async function producer(io: Io, cmd: Command): Promise<void> {
@@ -213,6 +213,9 @@ export function registerBench(program: Command, io: Io): void {
     .command("producer")
     .description("producer throughput and request latency (kafka-producer-perf-test)")
     .addOption(count("--records <n>", "records to send"))
+    .addOption(
+      new Option("--warmup-records <n>", "records sent first by the same producers, untimed").argParser(intIn(0, Number.MAX_SAFE_INTEGER)),
+    )
     .addOption(count("--record-size <bytes>", "bytes per record value"))
     .addOption(new Option("--throughput <records/s>", "target rate over all producers; -1: as fast as possible").argParser(rate))
     .addOption(new Option("--acks <level>", "acknowledgement level").argParser(oneOf(["all", "leader", "none"] as const)))

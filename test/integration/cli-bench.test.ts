@@ -8,6 +8,7 @@ import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broker } from "../../src/broker/broker.ts";
+import { Admin } from "../../src/client/admin.ts";
 import { runRill } from "./cli-run.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
@@ -86,6 +87,38 @@ describe("rill bench", () => {
     expect(positive(j["recordsPerSec"])).toBe(true);
     expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(20); // 1000 records per request
     expect(Object.keys(j["latencyMs"] as object)).toEqual(expect.arrayContaining(["p50", "p99", "p999"]));
+  }, 120_000);
+
+  it("producer --warmup-records: the same producers send those first, untimed, then the measured records", async () => {
+    const json = path.join(out, "producer-warmup.json");
+    const r = await rill([
+      "bench",
+      "producer",
+      "--records",
+      "5000",
+      "--warmup-records",
+      "3000",
+      "--batch-records",
+      "500",
+      "--brokers",
+      broker.address,
+      "--json",
+      json,
+    ]);
+    expect(r.stderr).not.toMatch(/^rill: /m);
+    expect(r.code).toBe(0);
+    const j = readJson(json);
+    expect(j).toMatchObject({ tool: "producer-perf", records: 5000, warmupRecords: 3000, warmupErrors: 0, errors: 0 });
+    expect((j["requestsPerProducer"] as number[]).reduce((a, b) => a + b, 0)).toBe(10); // the measured run's requests only
+    // Both runs wrote to the one topic: its end offset counts the warm-up's records too.
+    const admin = new Admin({ bootstrap: broker.address });
+    try {
+      const topics = (await admin.listTopics()).filter((t) => t.name.startsWith("perf-"));
+      const ends = await Promise.all(topics.map((t) => admin.listOffsets([{ topic: t.name, partition: 0, query: "latest" }])));
+      expect(ends.map((e) => e[0]!.offset)).toContain(8000);
+    } finally {
+      await admin.close();
+    }
   }, 120_000);
 
   it("producer --protocol kafka: Rill's Kafka-protocol producers against a running Kafka listener report records/s", async () => {
