@@ -256,8 +256,8 @@ export async function answer(
         highWatermark,
         logStartOffset,
         recordBatches: chunks,
-        ...(r.error ? { error: toErrorDetail(r.error) } : {}),
-        ...(r.diverging ? { divergingEpoch: { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } } : {}),
+        error: r.error ? toErrorDetail(r.error) : undefined,
+        divergingEpoch: r.diverging ? { epoch: r.diverging.epoch, endOffset: r.diverging.endOffset } : undefined,
       });
       listed.push(p);
     }
