@@ -25,7 +25,7 @@
 import { RillError } from "../../../src/base/errors.ts";
 import type { SeededRandom } from "../../../src/base/random.ts";
 import { encodeBatch } from "../../../src/protocol/record-batch.ts";
-import type { WriteCopies, WriteCount } from "./duplicates.ts";
+import type { WriteCopies } from "./duplicates.ts";
 import type { History } from "./history.ts";
 import type { SimNode } from "./node.ts";
 import { SIM_EPOCH_MS, type World } from "./world.ts";
@@ -59,8 +59,8 @@ export interface BatchProducerEnv {
 
 interface Pending {
   readonly value: string;
-  /** How many times a node handled a request carrying it (WriteCopies). */
-  readonly copies: WriteCount;
+  /** Its n: the value is `p<id>-<n>` (its count of handled requests is `counts.handled[n]`, WriteCopies). */
+  readonly n: number;
   /** When the application handed it over (simulated ms): its create time. */
   readonly atMs: number;
   /** Whether a request carried it already (it is counted as produced once). */
@@ -72,12 +72,15 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
   const { world, random } = env;
   const waiting: Pending[][] = Array.from({ length: env.partitions }, () => []);
   let n = 0;
+  /** What WriteCopies counts of this producer's values (`p<id>-<n>`). */
+  const counts = env.copies.producer(id);
   let nextArrival = world.now + 1 + random.int(2 * env.produceEveryMs);
   /** The application's records up to now, each to a random partition. */
   const arrive = (): void => {
     while (nextArrival <= world.now) {
-      const value = `p${id}-${n++}`;
-      waiting[random.int(env.partitions)]!.push({ value, copies: env.copies.counter(value), atMs: nextArrival, sent: false });
+      counts.add(n);
+      waiting[random.int(env.partitions)]!.push({ value: `p${id}-${n}`, n, atMs: nextArrival, sent: false });
+      n++;
       nextArrival += 1 + random.int(2 * env.produceEveryMs);
     }
   };
@@ -129,7 +132,7 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
     const what = batch.length === 1 ? first : `${first} +${batch.length - 1}`;
     try {
       const { offset, decidedAt } = await env.call(leader, async (node) => {
-        for (const r of batch) r.copies.n++;
+        for (const r of batch) counts.handled[r.n]!++;
         const run = node.running!;
         const bytes = encoded(batch);
         const res = run.rm.append(env.topic, partition, bytes, "all");
