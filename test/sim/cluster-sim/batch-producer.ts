@@ -7,7 +7,7 @@
  * (at most BATCH_RECORDS_MAX: batch.size). So its records per second are its application's,
  * not bounded by the acknowledgement's round trip, and its batches grow with that round trip.
  *
- * A failed request's records go back to the front of their partition's queue, to be sent again
+ * A failed request's records stay at the front of their partition's queue, to be sent again
  * (Kafka's producer retries until delivery.timeout.ms; without idempotence a retry may write a
  * record twice, which the write-copies check allows per copy handled), after a Metadata request
  * and a pause of RETRY_BACKOFF_MS (retry.backoff.ms), so a leader that just died is not asked
@@ -122,7 +122,9 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       await env.sleep(1);
       continue;
     }
-    const batch = waiting[partition]!.splice(0, BATCH_RECORDS_MAX);
+    // The batch stays at the front of its queue until acknowledged (nothing arrives meanwhile:
+    // `arrive` runs between requests): a failed one is there to send again as it was.
+    const batch = waiting[partition]!.slice(0, BATCH_RECORDS_MAX);
     for (const r of batch) {
       if (r.sent) continue;
       r.sent = true;
@@ -140,6 +142,7 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
         await run.rm.durable(env.topic, partition);
         return { offset: res.baseOffset, decidedAt: world.now };
       });
+      waiting[partition]!.splice(0, batch.length);
       batch.forEach((r, i) => env.history.acked({ partition, offset: offset + i, value: r.value, atMs: decidedAt }));
       env.trace(`ack ${what} -> ${env.topic}-${partition}@${offset} (leader ${leader})`);
       env.onAck(id);
@@ -147,7 +150,6 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       env.history.failedProduces += batch.length;
       const why = e instanceof RillError ? e.kind.name : (e as Error).message;
       env.trace(`produce ${what} -> ${env.topic}-${partition} at node ${leader} failed: ${why}`);
-      waiting[partition]!.unshift(...batch);
       await env.refreshLeader(partition);
       await env.sleep(RETRY_BACKOFF_MS);
     }

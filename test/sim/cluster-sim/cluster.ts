@@ -21,7 +21,7 @@ import { scheduleClientCuts } from "./client-cuts.ts";
 import { scheduleFullDisks } from "./disk-full.ts";
 import { DatedBatches } from "./hw-watch.ts";
 import { WriteCopies } from "./duplicates.ts";
-import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
+import { type Ack, batchCrcs, forEachRecordBut, History, recordsOf } from "./history.ts";
 import { type AlterPartitionChanges, SIM_BROKER, SimNode } from "./node.ts";
 import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
 import { checkBrokerOnlyImages } from "./broker-only.ts";
@@ -1360,6 +1360,7 @@ class ClusterSim {
           );
       }
       // Every follower's log below its high watermark equals the leader's.
+      let leaderBatches: Map<number, number> | undefined;
       for (const id of st.replicas) {
         if (id === st.leader) continue;
         const f = this.nodes.get(id)?.running?.rm.replica(TOPIC, p);
@@ -1372,7 +1373,9 @@ class ClusterSim {
             now,
           );
         const upTo = Math.min(f.hw, leader.hw);
-        forEachRecord(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo, (offset, v) => {
+        // The follower's batches that are the leader's (same base offset and CRC) hold its records: not decoded.
+        leaderBatches ??= batchCrcs(leader.log, leader.log.logStartOffset, leader.hw);
+        forEachRecordBut(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo, leaderBatches, (offset, v) => {
           const lv = leaderRecords.get(offset);
           if (lv === v) return true;
           h.violation(

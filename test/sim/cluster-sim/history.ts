@@ -66,6 +66,65 @@ interface HwPassed {
   other: HwPassed | null;
 }
 
+/**
+ * The batches of `log` wholly in [from, to), as base offset → CRC (which covers each batch's
+ * records: their offset deltas and values). A header walk: nothing is decoded.
+ */
+export function batchCrcs(log: PartitionLog, from: number, to: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        if (base >= from && base + chunk.readInt32BE(pos + 23) < to) out.set(base, chunk.readUInt32BE(pos + 17));
+        pos += chunk.readInt32BE(pos + 8) + 12;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+  return out;
+}
+
+/**
+ * Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true,
+ * but for the batches wholly in the range that `skip` holds with the same CRC (`batchCrcs` of
+ * another log: the same records at the same offsets), which are not decoded.
+ */
+export function forEachRecordBut(
+  log: PartitionLog,
+  from: number,
+  to: number,
+  skip: ReadonlyMap<number, number>,
+  fn: (offset: number, value: string) => boolean,
+): void {
+  const cursor = new RecordCursor();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const size = chunk.readInt32BE(pos + 8) + 12;
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        const whole = base >= from && base + chunk.readInt32BE(pos + 23) < to;
+        if (!whole || skip.get(base) !== chunk.readUInt32BE(pos + 17)) {
+          const c = cursor.reset(chunk, pos);
+          while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
+        }
+        pos += size;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+}
+
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
