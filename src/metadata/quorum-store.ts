@@ -39,7 +39,7 @@ import type { Entry, Message, NodeId, Ready, Snapshot } from "../raft/types.ts";
 import type { ConfChange, VoterInfo } from "../raft/config.ts";
 import type { FileSystem } from "../storage/fs.ts";
 import { MetadataImage, snapshotRecords } from "./image.ts";
-import { decodeMetadataRecord, type MetadataRecord } from "./records.ts";
+import { type MetadataRecord, metadataRecordOf } from "./records.ts";
 import type { MetadataChange, MetadataStore } from "./store.ts";
 
 /** Where Raft messages go. Sends are fire-and-forget: Raft retries what is lost. */
@@ -101,7 +101,7 @@ export function encodeEntry(records: readonly MetadataRecord[]): Uint8Array {
 export function decodeEntry(data: Uint8Array): MetadataRecord[] {
   const v: unknown = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8"));
   if (!Array.isArray(v)) throw new Error("metadata entry is not a list of records");
-  return v.map((r) => decodeMetadataRecord(Buffer.from(JSON.stringify(r), "utf8")));
+  return v.map(metadataRecordOf);
 }
 
 /** A controller voter's metadata store. */

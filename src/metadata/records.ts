@@ -298,12 +298,21 @@ export function encodeMetadataRecord(r: MetadataRecord): Buffer {
  */
 export function decodeMetadataRecord(bytes: Uint8Array): MetadataRecord {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-  let v: { type?: unknown; v?: unknown };
+  let v: unknown;
   try {
-    v = JSON.parse(text) as { type?: unknown; v?: unknown };
+    v = JSON.parse(text);
   } catch (e) {
     throw rillError("CORRUPT_MESSAGE", `unknown metadata record: not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
+  return metadataRecordOf(v);
+}
+
+/**
+ * A record already parsed from JSON (an element of a Raft entry's array, quorum-store.ts); throws
+ * as `decodeMetadataRecord` on anything that is not a known record.
+ */
+export function metadataRecordOf(parsed: unknown): MetadataRecord {
+  const v = parsed as { type?: unknown; v?: unknown } | null;
   if (typeof v !== "object" || v === null || !TYPES.has(v.type as MetadataRecord["type"]) || v.v !== 1) {
     throw rillError("CORRUPT_MESSAGE", `unknown metadata record: ${JSON.stringify(v)?.slice(0, 200)}`);
   }

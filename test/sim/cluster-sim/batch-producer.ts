@@ -7,7 +7,7 @@
  * (at most BATCH_RECORDS_MAX: batch.size). So its records per second are its application's,
  * not bounded by the acknowledgement's round trip, and its batches grow with that round trip.
  *
- * A failed request's records go back to the front of their partition's queue, to be sent again
+ * A failed request's records stay at the front of their partition's queue, to be sent again
  * (Kafka's producer retries until delivery.timeout.ms; without idempotence a retry may write a
  * record twice, which the write-copies check allows per copy handled), after a Metadata request
  * and a pause of RETRY_BACKOFF_MS (retry.backoff.ms), so a leader that just died is not asked
@@ -59,6 +59,8 @@ export interface BatchProducerEnv {
 
 interface Pending {
   readonly value: string;
+  /** Its n: the value is `p<id>-<n>` (its count of handled requests is `counts.handled[n]`, WriteCopies). */
+  readonly n: number;
   /** When the application handed it over (simulated ms): its create time. */
   readonly atMs: number;
   /** Whether a request carried it already (it is counted as produced once). */
@@ -70,13 +72,36 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
   const { world, random } = env;
   const waiting: Pending[][] = Array.from({ length: env.partitions }, () => []);
   let n = 0;
+  /** What WriteCopies counts of this producer's values (`p<id>-<n>`). */
+  const counts = env.copies.producer(id);
   let nextArrival = world.now + 1 + random.int(2 * env.produceEveryMs);
   /** The application's records up to now, each to a random partition. */
   const arrive = (): void => {
     while (nextArrival <= world.now) {
-      waiting[random.int(env.partitions)]!.push({ value: `p${id}-${n++}`, atMs: nextArrival, sent: false });
+      counts.add(n);
+      waiting[random.int(env.partitions)]!.push({ value: `p${id}-${n}`, n, atMs: nextArrival, sent: false });
+      n++;
       nextArrival += 1 + random.int(2 * env.produceEveryMs);
     }
+  };
+  /**
+   * The last batch encoded (its records fix its bytes: each has its create time), kept unsent: a
+   * failed request's records go back to the front of their queue and, while nothing is
+   * acknowledged, the next request of that partition carries the same ones again (up to
+   * BATCH_RECORDS_MAX), often for seconds of faults.
+   */
+  let last: { first: Pending; end: Pending; n: number; bytes: Buffer } | null = null;
+  /** A request's batch of `batch`: a copy of the last one's bytes when it carries the same records. */
+  const encoded = (batch: readonly Pending[]): Buffer => {
+    const first = batch[0]!;
+    const end = batch[batch.length - 1]!;
+    if (last !== null && last.first === first && last.end === end && last.n === batch.length) return Buffer.from(last.bytes);
+    const bytes = encodeBatch(
+      batch.map((r) => ({ value: r.value, timestampMs: SIM_EPOCH_MS + r.atMs })),
+      { nowMs: world.clock.nowMs() },
+    );
+    last = { first, end, n: batch.length, bytes: Buffer.from(bytes) };
+    return bytes;
   };
   while (!env.stopping()) {
     arrive();
@@ -97,7 +122,9 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       await env.sleep(1);
       continue;
     }
-    const batch = waiting[partition]!.splice(0, BATCH_RECORDS_MAX);
+    // The batch stays at the front of its queue until acknowledged (nothing arrives meanwhile:
+    // `arrive` runs between requests): a failed one is there to send again as it was.
+    const batch = waiting[partition]!.slice(0, BATCH_RECORDS_MAX);
     for (const r of batch) {
       if (r.sent) continue;
       r.sent = true;
@@ -107,17 +134,15 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
     const what = batch.length === 1 ? first : `${first} +${batch.length - 1}`;
     try {
       const { offset, decidedAt } = await env.call(leader, async (node) => {
-        for (const r of batch) env.copies.handle(r.value);
+        for (const r of batch) counts.handled[r.n]!++;
         const run = node.running!;
-        const bytes = encodeBatch(
-          batch.map((r) => ({ value: r.value, timestampMs: SIM_EPOCH_MS + r.atMs })),
-          { nowMs: world.clock.nowMs() },
-        );
+        const bytes = encoded(batch);
         const res = run.rm.append(env.topic, partition, bytes, "all");
         await run.rm.replicated(env.topic, partition, res.lastOffset, 5000);
         await run.rm.durable(env.topic, partition);
         return { offset: res.baseOffset, decidedAt: world.now };
       });
+      waiting[partition]!.splice(0, batch.length);
       batch.forEach((r, i) => env.history.acked({ partition, offset: offset + i, value: r.value, atMs: decidedAt }));
       env.trace(`ack ${what} -> ${env.topic}-${partition}@${offset} (leader ${leader})`);
       env.onAck(id);
@@ -125,7 +150,6 @@ export async function batchProducer(env: BatchProducerEnv, id: number): Promise<
       env.history.failedProduces += batch.length;
       const why = e instanceof RillError ? e.kind.name : (e as Error).message;
       env.trace(`produce ${what} -> ${env.topic}-${partition} at node ${leader} failed: ${why}`);
-      waiting[partition]!.unshift(...batch);
       await env.refreshLeader(partition);
       await env.sleep(RETRY_BACKOFF_MS);
     }

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { seedFromEnv } from "../../../src/base/random.ts";
 import { type ClusterSimSettings, runClusterSim, clusterSettingsForSeed } from "./cluster.ts";
+import { WriteCopies } from "./duplicates.ts";
 import { History } from "./history.ts";
 import { PLANTED_BUGS, plantBug } from "./plants.ts";
 import { SPEED_WORKLOADS } from "./speed.ts";
@@ -118,6 +119,33 @@ describe("cluster simulator", () => {
     h.consumedAt(1, 5, "a", 60, noLosses);
     h.consumedAt(1, 5, "b", 70, noLosses);
     expect(h.violations.map((v) => v.check)).toEqual(["one-leader-per-epoch", "one-value-per-offset"]);
+  });
+
+  it("bounds the copies of a value without idempotence by the copies of its request handled (write-copies)", () => {
+    const copies = new WriteCopies();
+    const h = new History();
+    copies.handle("p1-0"); // a single-record producer's value
+    copies.handle("w0-7"); // an acks=leader/none producer's
+    copies.handle("w0-7"); // its request arrived twice
+    const batching = copies.producer(2); // a batching producer's values, counted by n
+    batching.add(0);
+    batching.add(1);
+    batching.handled[0]!++;
+    batching.handled[1]!++;
+    batching.handled[1]!++; // a batch retried
+    const log = (values: string[]): Map<number, string> => new Map(values.map((v, i) => [i, v]));
+    // Values never handled (an idempotent producer's, or one that does not parse as p<id>-<n>) are not counted.
+    copies.check(0, log(["p1-0", "w0-7", "w0-7", "p2-0", "p2-1", "p2-1", "i0-1", "i0-1", "p01-0", "p1-00"]), h, 10);
+    expect(h.violations).toEqual([]);
+    copies.check(1, log(["p1-0", "p1-0"]), h, 20); // each partition counted afresh
+    copies.check(2, log(["w0-7", "w0-7", "w0-7"]), h, 30);
+    copies.check(3, log(["p2-0", "p2-1", "p2-0"]), h, 40);
+    copies.check(4, log(["p2-1", "p2-1"]), h, 50); // handled twice: allowed twice
+    expect(h.violations.map((v) => v.detail)).toEqual([
+      'partition 1: "p1-0" at offsets 0, 1, its produce request was handled 1 time(s)',
+      'partition 2: "w0-7" at offsets 0, 1, 2, its produce request was handled 2 time(s)',
+      'partition 3: "p2-0" at offsets 0, 2, its produce request was handled 1 time(s)',
+    ]);
   });
 
   it("lets an offset hold another value only after two power losses since it was read (min.insync.replicas)", () => {

@@ -19,8 +19,9 @@ import { ProduceAcks } from "../../../src/service/produce-types.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import { scheduleClientCuts } from "./client-cuts.ts";
 import { scheduleFullDisks } from "./disk-full.ts";
+import { DatedBatches } from "./hw-watch.ts";
 import { WriteCopies } from "./duplicates.ts";
-import { type Ack, forEachRecord, History, recordsOf } from "./history.ts";
+import { type Ack, batchCrcs, forEachRecordBut, History, recordsOf } from "./history.ts";
 import { type AlterPartitionChanges, SIM_BROKER, SimNode } from "./node.ts";
 import { REASSIGN_THROTTLE_BYTES_PER_SEC, Reassignments } from "./reassign.ts";
 import { checkBrokerOnlyImages } from "./broker-only.ts";
@@ -239,6 +240,7 @@ class ClusterSim {
     this.ids = Array.from({ length: s.nodes + (s.brokerOnlyNodes ?? 0) }, (_, i) => i + 1);
     this.groupPartitions = new Set(Array.from({ length: s.groups }, (_, g) => offsetsPartitionFor(`group-${g}`)));
     const nodeRandom = this.random.fork();
+    const dated = new DatedBatches();
     for (const id of this.ids) {
       this.nodes.set(
         id,
@@ -250,7 +252,11 @@ class ClusterSim {
           random: nodeRandom.fork(),
           trace: (l) => this.trace(l),
           onAlterPartition: (id, changes) => this.checkIsrExpansion(id, changes),
-          committed: { topic: TOPIC, onCommitted: (p, offset, value) => this.history.hwPassed(p, offset, value, this.world.now) },
+          committed: {
+            topic: TOPIC,
+            onCommitted: (p, offset, value) => this.history.hwPassed(p, offset, value, this.world.now),
+            dated,
+          },
           replicaFetchMaxBytes: s.replicaFetchMaxBytes,
           eligibleLeaderReplicas: s.eligibleLeaderReplicas ?? true,
           transactions: (s.transactionalProducers ?? 0) > 0,
@@ -1263,10 +1269,7 @@ class ClusterSim {
         const n = this.nodes.get(id)!;
         const log = n.running?.rm.replica(TOPIC, c.partition)?.log;
         if (!log || n.powerLostEpochs.has(c.newIsrBrokerEpochs?.[i] ?? -1)) return;
-        let missing: Ack | undefined;
-        for (const a of this.history.acks)
-          if (a.partition === c.partition && a.offset >= log.logEndOffset && (missing === undefined || a.offset > missing.offset))
-            missing = a;
+        const missing = this.history.highestAckedFrom(c.partition, log.logEndOffset);
         if (missing && this.powerLossesSince(missing.atMs) < 2)
           this.history.violation(
             "isr-member-missing-acked",
@@ -1324,8 +1327,8 @@ class ClusterSim {
         );
       const leaderRecords = recordsOf(leader.log, leader.log.logStartOffset, leader.hw);
       // Acknowledged acks=all writes are kept, unless min.insync.replicas (2) nodes lost power since.
-      for (const a of h.acks) {
-        if (a.partition !== p || this.powerLossesSince(a.atMs) >= 2) continue;
+      for (const a of h.acksOfPartition(p)) {
+        if (this.powerLossesSince(a.atMs) >= 2) continue;
         const got = leaderRecords.get(a.offset);
         if (got !== a.value)
           h.violation(
@@ -1357,6 +1360,7 @@ class ClusterSim {
           );
       }
       // Every follower's log below its high watermark equals the leader's.
+      let leaderBatches: Map<number, number> | undefined;
       for (const id of st.replicas) {
         if (id === st.leader) continue;
         const f = this.nodes.get(id)?.running?.rm.replica(TOPIC, p);
@@ -1369,7 +1373,9 @@ class ClusterSim {
             now,
           );
         const upTo = Math.min(f.hw, leader.hw);
-        forEachRecord(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo, (offset, v) => {
+        // The follower's batches that are the leader's (same base offset and CRC) hold its records: not decoded.
+        leaderBatches ??= batchCrcs(leader.log, leader.log.logStartOffset, leader.hw);
+        forEachRecordBut(f.log, Math.max(f.log.logStartOffset, leader.log.logStartOffset), upTo, leaderBatches, (offset, v) => {
           const lv = leaderRecords.get(offset);
           if (lv === v) return true;
           h.violation(

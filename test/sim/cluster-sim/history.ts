@@ -59,9 +59,83 @@ export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (
   }
 }
 
+/** When a leader's high watermark first passed a record (History.hwPassed); `other`: another value at the offset. */
+interface HwPassed {
+  readonly value: string;
+  atMs: number;
+  other: HwPassed | null;
+}
+
+/**
+ * The batches of `log` wholly in [from, to), as base offset → CRC (which covers each batch's
+ * records: their offset deltas and values). A header walk: nothing is decoded.
+ */
+export function batchCrcs(log: PartitionLog, from: number, to: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        if (base >= from && base + chunk.readInt32BE(pos + 23) < to) out.set(base, chunk.readUInt32BE(pos + 17));
+        pos += chunk.readInt32BE(pos + 8) + 12;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+  return out;
+}
+
+/**
+ * Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true,
+ * but for the batches wholly in the range that `skip` holds with the same CRC (`batchCrcs` of
+ * another log: the same records at the same offsets), which are not decoded.
+ */
+export function forEachRecordBut(
+  log: PartitionLog,
+  from: number,
+  to: number,
+  skip: ReadonlyMap<number, number>,
+  fn: (offset: number, value: string) => boolean,
+): void {
+  const cursor = new RecordCursor();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const size = chunk.readInt32BE(pos + 8) + 12;
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        const whole = base >= from && base + chunk.readInt32BE(pos + 23) < to;
+        if (!whole || skip.get(base) !== chunk.readUInt32BE(pos + 17)) {
+          const c = cursor.reset(chunk, pos);
+          while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
+        }
+        pos += size;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+}
+
 /** The history of one run. */
 export class History {
   readonly acks: Ack[] = [];
+  /** `acks` by partition, in the same order. */
+  private readonly acksOf = new Map<number, Ack[]>();
+  /**
+   * Per partition, the acknowledgement of its highest offset (the first of them, if several):
+   * an ISR expansion's check asks for it on every expansion, where a scan of `acks` would grow
+   * with the run.
+   */
+  private readonly highestAcked = new Map<number, Ack>();
   /**
    * partition → offset → the first record acknowledged there (its earliest acknowledgement, if
    * twice); another record acknowledged at an offset (after a loss) is in `ackedOther`, by
@@ -70,8 +144,13 @@ export class History {
    */
   private readonly ackedAt = new Map<number, Map<number, Ack>>();
   private readonly ackedOther = new Map<string, number>();
-  /** `${partition}/${offset}/${value}` → when a leader's high watermark first passed that record (`hwPassed`). */
-  private readonly hwPassedAt = new Map<string, number>();
+  /**
+   * partition → offset → when a leader's high watermark first passed the record there
+   * (`hwPassed`), per value (another record at the offset, after a loss, is chained after the
+   * first). Nested maps of numbers, not a string key per record: a restarted leader's first move
+   * passes its whole log again.
+   */
+  private readonly hwPassedAt = new Map<number, Map<number, HwPassed>>();
   /** Values written by idempotent producers (each must be in the log at most once). */
   readonly idempotentValues = new Set<string>();
   /** partition → offset → value, as consumers read it (below the high watermark). */
@@ -154,6 +233,11 @@ export class History {
   /** An acks=all write was acknowledged. */
   acked(a: Ack): void {
     this.acks.push(a);
+    let l = this.acksOf.get(a.partition);
+    if (l === undefined) this.acksOf.set(a.partition, (l = []));
+    l.push(a);
+    const top = this.highestAcked.get(a.partition);
+    if (top === undefined || a.offset > top.offset) this.highestAcked.set(a.partition, a);
     let m = this.ackedAt.get(a.partition);
     if (m === undefined) this.ackedAt.set(a.partition, (m = new Map()));
     const first = m.get(a.offset);
@@ -165,14 +249,50 @@ export class History {
     }
   }
 
+  /** The acknowledged acks=all writes of `partition`, in the order acknowledged. */
+  acksOfPartition(partition: number): readonly Ack[] {
+    return this.acksOf.get(partition) ?? [];
+  }
+
+  /**
+   * The acknowledgement of `partition`'s highest acknowledged offset if that offset is at least
+   * `offset` (the first acknowledged of them, if several), else undefined: the acknowledged write
+   * at or past `offset` that a scan of `acks` in order keeping the highest would find.
+   */
+  highestAckedFrom(partition: number, offset: number): Ack | undefined {
+    const top = this.highestAcked.get(partition);
+    return top !== undefined && top.offset >= offset ? top : undefined;
+  }
+
   /**
    * A leader's high watermark passed the record `value` at `offset` at `atMs` (seen by the
    * simulation, hw-watch.ts): it was committed then (the earliest, if twice).
    */
   hwPassed(partition: number, offset: number, value: string, atMs: number): void {
-    const key = `${partition}/${offset}/${value}`;
-    const prev = this.hwPassedAt.get(key);
-    if (prev === undefined || atMs < prev) this.hwPassedAt.set(key, atMs);
+    let m = this.hwPassedAt.get(partition);
+    if (m === undefined) this.hwPassedAt.set(partition, (m = new Map()));
+    let e = m.get(offset);
+    if (e === undefined) {
+      m.set(offset, { value, atMs, other: null });
+      return;
+    }
+    for (;;) {
+      if (e.value === value) {
+        if (atMs < e.atMs) e.atMs = atMs;
+        return;
+      }
+      if (e.other === null) {
+        e.other = { value, atMs, other: null };
+        return;
+      }
+      e = e.other;
+    }
+  }
+
+  /** When a leader's high watermark first passed the record `value` at `offset` (`hwPassed`), if it did. */
+  private hwPassedOf(partition: number, offset: number, value: string): number | undefined {
+    for (let e = this.hwPassedAt.get(partition)?.get(offset) ?? null; e !== null; e = e.other) if (e.value === value) return e.atMs;
+    return undefined;
   }
 
   /**
@@ -189,7 +309,7 @@ export class History {
     const first = this.ackedAt.get(partition)?.get(offset);
     const acked =
       first === undefined ? undefined : first.value === value ? first.atMs : this.ackedOther.get(`${partition}/${offset}/${value}`);
-    const passed = this.hwPassedAt.get(`${partition}/${offset}/${value}`);
+    const passed = this.hwPassedOf(partition, offset, value);
     return Math.min(acked ?? readAtMs, passed ?? readAtMs, readAtMs);
   }
 

@@ -10,15 +10,71 @@
  * It watches each partition log's `highWatermarkMoved` (called by `PartitionReplica`'s high
  * watermark setter, leader and follower alike) on the process's own LogManager instance (no
  * prototype is touched: other runs in the same process are not affected) and, when the replica is
- * the leader, reads the records its high watermark just passed.
+ * the leader, reads the records its high watermark just passed (`DatedBatches`: a batch passed
+ * before is not decoded again).
  */
+import { RecordCursor } from "../../../src/protocol/record-batch.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import type { LogManager } from "../../../src/storage/log-manager.ts";
 import type { PartitionLog } from "../../../src/storage/partition-log.ts";
-import { forEachRecord } from "./history.ts";
 
 /** Told of every record of `topic` a leader's high watermark passed: its partition, offset and value. */
 export type OnCommitted = (partition: number, offset: number, value: string) => void;
+
+/**
+ * The batches whose every record was told to `OnCommitted` already, by partition: base offset →
+ * the batch's CRC (which covers its records, their offset deltas and values). A leader's high
+ * watermark passing such a batch again (a restarted leader's starts at 0, so its first move passes
+ * its whole log) would tell nothing new — the same offsets and values, later — and its records
+ * are not decoded again. One per run, shared by every node's watch. A batch at the same base
+ * offset with another CRC (the log lost it and holds another since) is decoded.
+ */
+export class DatedBatches {
+  private readonly byPartition = new Map<number, Map<number, number>>();
+
+  has(partition: number, baseOffset: number, crc: number): boolean {
+    return this.byPartition.get(partition)?.get(baseOffset) === crc;
+  }
+
+  add(partition: number, baseOffset: number, crc: number): void {
+    let m = this.byPartition.get(partition);
+    if (m === undefined) this.byPartition.set(partition, (m = new Map()));
+    m.set(baseOffset, crc);
+  }
+}
+
+/**
+ * Tells `onCommitted` every record of `log` in [from, to), in offset order, but for the batches
+ * `dated` holds (wholly inside the range: the others are decoded); adds the batches wholly inside
+ * to `dated`. The log is read as `forEachRecord` (history.ts) reads it.
+ */
+function tellRecords(log: PartitionLog, partition: number, from: number, to: number, dated: DatedBatches, onCommitted: OnCommitted): void {
+  const cursor = new RecordCursor();
+  let offset = from;
+  while (offset < to) {
+    const read = log.read(offset, 1 << 20, to);
+    if (read.bytes === 0) break;
+    for (const chunk of read.chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const size = chunk.readInt32BE(pos + 8) + 12;
+        // baseOffset (int64) at 0, lastOffsetDelta at 23, the CRC at 17 (record-batch.ts).
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        const last = base + chunk.readInt32BE(pos + 23);
+        const crc = chunk.readUInt32BE(pos + 17);
+        const whole = base >= from && last < to;
+        if (!whole || !dated.has(partition, base, crc)) {
+          const c = cursor.reset(chunk, pos);
+          while (c.next()) if (c.offset >= from && c.offset < to) onCommitted(partition, c.offset, c.valueString() ?? "");
+          if (whole) dated.add(partition, base, crc);
+        }
+        pos += size;
+      }
+    }
+    if (read.nextOffset <= offset) break;
+    offset = read.nextOffset;
+  }
+}
 
 /**
  * Watches the logs of `topic` that `logs` holds or creates from now on; `replica(partition)` is
@@ -29,6 +85,7 @@ export function watchHighWatermarks(
   topic: string,
   replica: (partition: number) => PartitionReplica | undefined,
   onCommitted: OnCommitted,
+  dated: DatedBatches = new DatedBatches(),
 ): void {
   const watched = new WeakSet<PartitionLog>();
   const watch = (partition: number, log: PartitionLog): void => {
@@ -47,11 +104,7 @@ export function watchHighWatermarks(
         // own high watermark a replica holds what its leader committed (already dated there).
         const from = Math.max(log.logStartOffset, r.leaderEpoch === leaderEpoch ? prev : Math.min(prev, r.epochStartOffset));
         leaderEpoch = r.leaderEpoch;
-        if (from < hw)
-          forEachRecord(log, from, hw, (offset, value) => {
-            onCommitted(partition, offset, value);
-            return true;
-          });
+        if (from < hw) tellRecords(log, partition, from, hw, dated, onCommitted);
       }
       prev = hw;
     };

@@ -44,7 +44,7 @@ import { MemoryFileSystem } from "../../../src/storage/fs.ts";
 import { LogManager } from "../../../src/storage/log-manager.ts";
 import { type DiskFaults, SimDisk, tornPowerLoss } from "./disk.ts";
 import { DiskSpace, FullableDisk } from "./disk-full.ts";
-import { type OnCommitted, watchHighWatermarks } from "./hw-watch.ts";
+import { type DatedBatches, type OnCommitted, watchHighWatermarks } from "./hw-watch.ts";
 import { type SimTxn, startSimTransactions } from "./txn-node.ts";
 import { Incarnation, type SimNet, SimTimers, type World } from "./world.ts";
 
@@ -92,7 +92,7 @@ export interface NodeEnv {
   /** Told of every AlterPartition a node sends (before it leaves), for the ISR checks. */
   readonly onAlterPartition: (nodeId: number, changes: AlterPartitionChanges) => void;
   /** Told of every record of `topic` a leader's high watermark passes (hw-watch.ts), for dating read records. */
-  readonly committed?: { readonly topic: string; readonly onCommitted: OnCommitted };
+  readonly committed?: { readonly topic: string; readonly onCommitted: OnCommitted; readonly dated?: DatedBatches };
 }
 
 /** The parts of one running process. */
@@ -258,7 +258,8 @@ export class SimNode {
     const rate = this.env.leaderReplicationThrottledRate ?? 0;
     const rm = new ReplicaManager(logs, store, clock, timers, this.id, rate > 0 ? new ReplicationThrottle(clock, rate) : null);
     const committed = this.env.committed;
-    if (committed) watchHighWatermarks(logs, committed.topic, (p) => rm.replica(committed.topic, p), committed.onCommitted);
+    if (committed)
+      watchHighWatermarks(logs, committed.topic, (p) => rm.replica(committed.topic, p), committed.onCommitted, committed.dated);
     // As src/broker/stages.ts startData: the group coordinators follow the leaders of __consumer_offsets.
     const groups = GroupRuntime.start(rm, clock, random, this.id, { initialRebalanceDelayMs: d.groupInitialRebalanceDelayMs });
     const groupsService = new GroupsService(groups, rm, timers);
