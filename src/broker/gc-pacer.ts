@@ -226,6 +226,8 @@ export function limitV8HeapGrowth(percent: number): boolean {
 /** The environment variables through which Bun sets JavaScriptCore's collector options. */
 export const JSC_EDEN_RATIO_ENV = "BUN_JSC_minEdenToOldGenerationRatio";
 export const JSC_GENERATIONAL_ENV = "BUN_JSC_useGenerationalGC";
+export const BUN_GC_TIMER_INTERVAL_ENV = "BUN_GC_TIMER_INTERVAL";
+export const BUN_GC_TIMER_DISABLE_ENV = "BUN_GC_TIMER_DISABLE";
 
 /** The collector options `rill broker start` applies under Bun. */
 export interface CollectorOptions {
@@ -233,7 +235,12 @@ export interface CollectorOptions {
   readonly edenRatio: number;
   /** `gc.bun.generational`; false: every collection is a full (concurrent) one. */
   readonly generational: boolean;
+  /** `gc.bun.timer.interval.ms`; 0: off; absent or Bun's own 1000: left as it is. */
+  readonly timerIntervalMs?: number;
 }
+
+/** Bun's own period of its collection timer (its GarbageCollectionController), in ms. */
+export const BUN_GC_TIMER_DEFAULT_MS = 1000;
 
 /** What `restartWithCollectorOptions` reads of the process and calls. */
 export interface ProcessImage {
@@ -283,6 +290,9 @@ export function restartWithCollectorOptions(opts: CollectorOptions, image: Proce
   const wanted: Record<string, string> = {};
   if (opts.edenRatio > 0) wanted[JSC_EDEN_RATIO_ENV] = String(opts.edenRatio);
   if (!opts.generational) wanted[JSC_GENERATIONAL_ENV] = "false";
+  const timer = opts.timerIntervalMs ?? BUN_GC_TIMER_DEFAULT_MS;
+  if (timer === 0) wanted[BUN_GC_TIMER_DISABLE_ENV] = "1";
+  else if (timer !== BUN_GC_TIMER_DEFAULT_MS) wanted[BUN_GC_TIMER_INTERVAL_ENV] = String(timer);
   const missing = Object.entries(wanted).filter(([k]) => image.env[k] === undefined);
   if (missing.length === 0) return false;
   image.execve(image.execPath, [image.execPath, ...image.execArgv, ...image.argv.slice(1)], {

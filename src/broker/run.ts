@@ -126,7 +126,11 @@ export function startupError(e: unknown, nofile: number | null = openFileLimit()
 export async function runBroker(opts: RunOptions = {}): Promise<Broker> {
   const config = resolveConfig(opts);
   if (opts.applyRuntimeOptions === true)
-    restartWithCollectorOptions({ edenRatio: config.gcBunEdenRatio, generational: config.gcBunGenerational });
+    restartWithCollectorOptions({
+      edenRatio: config.gcBunEdenRatio,
+      generational: config.gcBunGenerational,
+      timerIntervalMs: config.gcBunTimerIntervalMs,
+    });
   const log = createBrokerLog(config);
   let broker: Broker;
   try {

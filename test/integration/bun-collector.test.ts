@@ -9,7 +9,12 @@ import { spawn } from "node:child_process";
 import * as nodeFs from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { JSC_EDEN_RATIO_ENV, JSC_GENERATIONAL_ENV } from "../../src/broker/gc-pacer.ts";
+import {
+  BUN_GC_TIMER_DISABLE_ENV,
+  BUN_GC_TIMER_INTERVAL_ENV,
+  JSC_EDEN_RATIO_ENV,
+  JSC_GENERATIONAL_ENV,
+} from "../../src/broker/gc-pacer.ts";
 import { rmTmp, tmpDir } from "./rpc-helpers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -61,6 +66,10 @@ describe("rill broker start under Bun: gc.bun.eden.ratio, gc.bun.generational", 
     const env = await environmentOfBroker([]);
     expect(env.get(JSC_EDEN_RATIO_ENV)).toBe("0.9");
     expect(env.has(JSC_GENERATIONAL_ENV)).toBe(false);
+    expect(env.get(BUN_GC_TIMER_INTERVAL_ENV)).toBe("10000"); // gc.bun.timer.interval.ms's default
+    const off = await environmentOfBroker(["--set", "gc.bun.timer.interval.ms=0"]);
+    expect(off.get(BUN_GC_TIMER_DISABLE_ENV)).toBe("1");
+    expect(off.has(BUN_GC_TIMER_INTERVAL_ENV)).toBe(false);
     const set = await environmentOfBroker(["--set", "gc.bun.eden.ratio=0.75", "--set", "gc.bun.generational=false"]);
     expect(set.get(JSC_EDEN_RATIO_ENV)).toBe("0.75");
     expect(set.get(JSC_GENERATIONAL_ENV)).toBe("false");

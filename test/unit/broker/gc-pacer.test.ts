@@ -9,6 +9,8 @@ import {
   limitV8HeapGrowth,
   type ProcessImage,
   restartWithCollectorOptions,
+  BUN_GC_TIMER_DISABLE_ENV,
+  BUN_GC_TIMER_INTERVAL_ENV,
   runtimeCollector,
   startGcPacer,
 } from "../../../src/broker/gc-pacer.ts";
@@ -291,6 +293,23 @@ describe("restartWithCollectorOptions (gc.bun.eden.ratio, gc.bun.generational)",
     const off = image();
     expect(restartWithCollectorOptions({ edenRatio: 0, generational: false }, off.img)).toBe(true);
     expect(off.calls[0]!.env).toEqual({ PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill", [JSC_GENERATIONAL_ENV]: "false" });
+  });
+
+  it("gc.bun.timer.interval.ms: 0 turns Bun's collection timer off, another period sets it, Bun's own 1000 sets nothing", () => {
+    const off = image();
+    expect(restartWithCollectorOptions({ edenRatio: 0, generational: true, timerIntervalMs: 0 }, off.img)).toBe(true);
+    expect(off.calls[0]!.env).toEqual({ PATH: "/usr/bin", RILL_DATA_DIR: "/var/rill", [BUN_GC_TIMER_DISABLE_ENV]: "1" });
+    const slow = image();
+    expect(restartWithCollectorOptions({ ...defaults, timerIntervalMs: 10_000 }, slow.img)).toBe(true);
+    expect(slow.calls[0]!.env).toEqual({
+      PATH: "/usr/bin",
+      RILL_DATA_DIR: "/var/rill",
+      [JSC_EDEN_RATIO_ENV]: "0.9",
+      [BUN_GC_TIMER_INTERVAL_ENV]: "10000",
+    });
+    const own = image();
+    expect(restartWithCollectorOptions({ edenRatio: 0, generational: true, timerIntervalMs: 1000 }, own.img)).toBe(false);
+    expect(own.calls).toEqual([]);
   });
 
   it("keeps a variable the operator set and adds only the missing one", () => {
