@@ -38,8 +38,18 @@ export function recordsOf(log: PartitionLog, from: number, to: number): Map<numb
   return out;
 }
 
-/** Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true. */
-export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (offset: number, value: string) => boolean): void {
+/**
+ * Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true.
+ * `decode(baseOffset, crc)`, asked of each batch wholly inside the range, may answer false to pass
+ * over the batch without decoding it (a batch known already by its offset and CRC).
+ */
+export function forEachRecord(
+  log: PartitionLog,
+  from: number,
+  to: number,
+  fn: (offset: number, value: string) => boolean,
+  decode: ((baseOffset: number, crc: number) => boolean) | null = null,
+): void {
   const cursor = new RecordCursor();
   let offset = from;
   while (offset < to) {
@@ -49,8 +59,13 @@ export function forEachRecord(log: PartitionLog, from: number, to: number, fn: (
       let pos = 0;
       while (pos < chunk.length) {
         const size = chunk.readInt32BE(pos + 8) + 12;
-        const c = cursor.reset(chunk, pos);
-        while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
+        // baseOffset (int64) at 0, lastOffsetDelta at 23, the CRC at 17 (record-batch.ts).
+        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
+        const whole = base >= from && base + chunk.readInt32BE(pos + 23) < to;
+        if (decode === null || !whole || decode(base, chunk.readUInt32BE(pos + 17))) {
+          const c = cursor.reset(chunk, pos);
+          while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
+        }
         pos += size;
       }
     }
@@ -91,9 +106,8 @@ export function batchCrcs(log: PartitionLog, from: number, to: number): Map<numb
 }
 
 /**
- * Calls `fn` with every record of `log` in [from, to), in offset order, while it returns true,
- * but for the batches wholly in the range that `skip` holds with the same CRC (`batchCrcs` of
- * another log: the same records at the same offsets), which are not decoded.
+ * `forEachRecord`, but for the batches wholly in the range that `skip` holds with the same CRC
+ * (`batchCrcs` of another log: the same records at the same offsets), which are not decoded.
  */
 export function forEachRecordBut(
   log: PartitionLog,
@@ -102,27 +116,7 @@ export function forEachRecordBut(
   skip: ReadonlyMap<number, number>,
   fn: (offset: number, value: string) => boolean,
 ): void {
-  const cursor = new RecordCursor();
-  let offset = from;
-  while (offset < to) {
-    const read = log.read(offset, 1 << 20, to);
-    if (read.bytes === 0) break;
-    for (const chunk of read.chunks) {
-      let pos = 0;
-      while (pos < chunk.length) {
-        const size = chunk.readInt32BE(pos + 8) + 12;
-        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
-        const whole = base >= from && base + chunk.readInt32BE(pos + 23) < to;
-        if (!whole || skip.get(base) !== chunk.readUInt32BE(pos + 17)) {
-          const c = cursor.reset(chunk, pos);
-          while (c.next()) if (c.offset >= from && c.offset < to && !fn(c.offset, c.valueString() ?? "")) return;
-        }
-        pos += size;
-      }
-    }
-    if (read.nextOffset <= offset) break;
-    offset = read.nextOffset;
-  }
+  forEachRecord(log, from, to, fn, (base, crc) => skip.get(base) !== crc);
 }
 
 /** The history of one run. */

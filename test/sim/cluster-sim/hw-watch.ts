@@ -13,7 +13,7 @@
  * the leader, reads the records its high watermark just passed (`DatedBatches`: a batch passed
  * before is not decoded again).
  */
-import { RecordCursor } from "../../../src/protocol/record-batch.ts";
+import { forEachRecord } from "./history.ts";
 import type { PartitionReplica } from "../../../src/replication/partition-replica.ts";
 import type { LogManager } from "../../../src/storage/log-manager.ts";
 import type { PartitionLog } from "../../../src/storage/partition-log.ts";
@@ -46,34 +46,23 @@ export class DatedBatches {
 /**
  * Tells `onCommitted` every record of `log` in [from, to), in offset order, but for the batches
  * `dated` holds (wholly inside the range: the others are decoded); adds the batches wholly inside
- * to `dated`. The log is read as `forEachRecord` (history.ts) reads it.
+ * to `dated`.
  */
 function tellRecords(log: PartitionLog, partition: number, from: number, to: number, dated: DatedBatches, onCommitted: OnCommitted): void {
-  const cursor = new RecordCursor();
-  let offset = from;
-  while (offset < to) {
-    const read = log.read(offset, 1 << 20, to);
-    if (read.bytes === 0) break;
-    for (const chunk of read.chunks) {
-      let pos = 0;
-      while (pos < chunk.length) {
-        const size = chunk.readInt32BE(pos + 8) + 12;
-        // baseOffset (int64) at 0, lastOffsetDelta at 23, the CRC at 17 (record-batch.ts).
-        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
-        const last = base + chunk.readInt32BE(pos + 23);
-        const crc = chunk.readUInt32BE(pos + 17);
-        const whole = base >= from && last < to;
-        if (!whole || !dated.has(partition, base, crc)) {
-          const c = cursor.reset(chunk, pos);
-          while (c.next()) if (c.offset >= from && c.offset < to) onCommitted(partition, c.offset, c.valueString() ?? "");
-          if (whole) dated.add(partition, base, crc);
-        }
-        pos += size;
-      }
-    }
-    if (read.nextOffset <= offset) break;
-    offset = read.nextOffset;
-  }
+  forEachRecord(
+    log,
+    from,
+    to,
+    (offset, value) => {
+      onCommitted(partition, offset, value);
+      return true;
+    },
+    (base, crc) => {
+      if (dated.has(partition, base, crc)) return false;
+      dated.add(partition, base, crc);
+      return true;
+    },
+  );
 }
 
 /**
