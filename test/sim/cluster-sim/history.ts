@@ -83,25 +83,20 @@ interface HwPassed {
 
 /**
  * The batches of `log` wholly in [from, to), as base offset → CRC (which covers each batch's
- * records: their offset deltas and values). A header walk: nothing is decoded.
+ * records: their offset deltas and values). Only the batches at the range's edges are decoded.
  */
 export function batchCrcs(log: PartitionLog, from: number, to: number): Map<number, number> {
   const out = new Map<number, number>();
-  let offset = from;
-  while (offset < to) {
-    const read = log.read(offset, 1 << 20, to);
-    if (read.bytes === 0) break;
-    for (const chunk of read.chunks) {
-      let pos = 0;
-      while (pos < chunk.length) {
-        const base = chunk.readUInt32BE(pos) * 2 ** 32 + chunk.readUInt32BE(pos + 4);
-        if (base >= from && base + chunk.readInt32BE(pos + 23) < to) out.set(base, chunk.readUInt32BE(pos + 17));
-        pos += chunk.readInt32BE(pos + 8) + 12;
-      }
-    }
-    if (read.nextOffset <= offset) break;
-    offset = read.nextOffset;
-  }
+  forEachRecord(
+    log,
+    from,
+    to,
+    () => true,
+    (base, crc) => {
+      out.set(base, crc);
+      return false;
+    },
+  );
   return out;
 }
 
