@@ -416,6 +416,25 @@ describe("fetch: memory (fetch.memory.max.bytes) and size limits", () => {
     expect(res.partitions[2]!.highWatermark).toBe(1);
   });
 
+  it("once a partition's batch did not fit, answers the partitions after it without data, unsized", async () => {
+    const core = await coreWith("t", [1, 1, 1]);
+    append(core, "t", 0, big(2000));
+    append(core, "t", 1, big(3000));
+    append(core, "t", 2, big(10));
+    const small = batchBytes(core, "t", 2);
+    const maxBytes = batchBytes(core, "t", 0) + small + 1; // p2's batch would fit after p0's
+    const res = await fetch(
+      core.rm,
+      fetchInput([at("t", 0), at("t", 1), at("t", 2)], { maxBytes, format: RecordFormat.BATCHES }),
+      noCancel(),
+      null,
+    );
+    expect(res.partitions.map((p) => p.batches?.length ?? 0)).toEqual([1, 0, 0]);
+    expect(res.partitions[2]!.nextOffset).toBe(0);
+    expect(res.partitions[2]!.highWatermark).toBe(1);
+    expect(res.partitions[2]!.error).toBeNull();
+  });
+
   it("clamps max_bytes to what one message may carry and to a share of the budget", async () => {
     const core = await coreWith("t", [1]);
     for (let i = 0; i < 10; i++) append(core, "t", 0, big(3000));
