@@ -233,9 +233,9 @@ export function responseBytesLimit(p: FetchPlan, memory: FetchMemory): number {
  *
  * Once a partition's next batch did not fit, the pass is full: the partitions after it that have
  * data are answered without it, unsized. Sizing one from disk reads its first batch's header:
- * a Subscribe over 1,000 partitions read 1,000 headers for each message, which with messages of
- * `fetch.response.max.bytes` (4 MiB, about 20 of those partitions' batches of 100 KB) carry
- * 20 batches (issue 20).
+ * a Subscribe over 1,000 partitions read 1,000 headers for each message, and a message of
+ * `fetch.response.max.bytes` (4 MiB) carries about 20 of those partitions' 100 KB batches
+ * (issue 20).
  */
 export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number): ReadPlan {
   let left = limitBytes;
