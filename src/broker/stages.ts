@@ -356,7 +356,11 @@ export function startData({ config, clock }: Shell, logs: LogManager, meta: Meta
     // A large __consumer_offsets partition loads in slices, other requests served between them.
     defer: (fn) => setImmediate(fn),
   });
-  const fetchMemory = { budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers), responseBytesMax: config.requestBytesMax };
+  const fetchMemory = {
+    budget: new MemoryBudget(config.fetchMemoryBytesMax, systemTimers),
+    responseBytesMax: config.requestBytesMax,
+    responseDataBytesMax: config.fetchResponseBytesMax,
+  };
   meta.store.onChange((c) => {
     if (movesPartitions(c)) {
       groups.syncShards();

@@ -63,12 +63,18 @@ const PARTITION_RESULT_BYTES_MAX = 512;
 
 /**
  * The broker's limits on responses: the budget every Fetch response and Subscribe message
- * reserves from before it reads (`fetch.memory.max.bytes`), and the largest message the
- * transport sends (`request.max.bytes`).
+ * reserves from before it reads (`fetch.memory.max.bytes`), the largest message the
+ * transport sends (`request.max.bytes`), and the most data one Fetch response or Subscribe
+ * message carries (`fetch.response.max.bytes`).
  */
 export interface FetchMemory {
   readonly budget: MemoryBudget;
   readonly responseBytesMax: number;
+  /**
+   * Most bytes of batches in one Fetch response or Subscribe message (`fetch.response.max.bytes`;
+   * absent: only the other limits). Not applied to Consume messages (1 MiB each) or replica fetch.
+   */
+  readonly responseDataBytesMax?: number;
 }
 
 /** No budget and no send limit beyond the largest message size: for tests and tools only. */
@@ -203,13 +209,20 @@ export interface ReadPlan {
 
 /**
  * The most bytes of batches one response may carry: what was asked, clamped to what one message
- * may carry (`request.max.bytes` less the partitions' own fields) and to a share of the budget
- * one response may hold.
+ * may carry (`request.max.bytes` less the partitions' own fields), to a share of the budget
+ * one response may hold, and to `fetch.response.max.bytes`.
+ *
+ * That last one (issue 20): a Subscribe over 1,000 partitions filled each message to the budget's
+ * share, 16 MiB, which then held the whole 64 MiB budget alone (counted four times) and was
+ * sent one at a time (each more than the stream's 8 MiB send queue): under Bun the broker peaked at
+ * 320-378 MiB, against ~210 for one partition, whose messages its 4 MiB `max_bytes` per
+ * partition already kept at 4 MiB.
  */
 export function responseBytesLimit(p: FetchPlan, memory: FetchMemory): number {
   const fields = p.positions.length * PARTITION_RESULT_BYTES_MAX;
   const share = Math.min(memory.responseBytesMax, Math.floor(memory.budget.bytesMax / RESPONSE_COPIES));
-  return Math.max(1, Math.min(p.requestBytesMax, share - fields));
+  const data = memory.responseDataBytesMax ?? Number.MAX_SAFE_INTEGER;
+  return Math.max(1, Math.min(p.requestBytesMax, share - fields, data));
 }
 
 /**
@@ -217,10 +230,17 @@ export function responseBytesLimit(p: FetchPlan, memory: FetchMemory): number {
  * batches within its `maxBytes` and what is left of `limitBytes`. Kafka's rule (KIP-74): the
  * first batch of the first partition with data is taken whole even when larger than both limits,
  * so a consumer never sticks; later partitions take a batch only while it fits the request.
+ *
+ * Once a partition's next batch did not fit, the pass is full: the partitions after it that have
+ * data are answered without it, unsized. Sizing one from disk reads its first batch's header:
+ * a Subscribe over 1,000 partitions read 1,000 headers for each message, and a message of
+ * `fetch.response.max.bytes` (4 MiB) carries about 20 of those partitions' 100 KB batches
+ * (issue 20).
  */
 export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number): ReadPlan {
   let left = limitBytes;
   let bytes = 0;
+  let full = false;
   const reads = p.positions.map((pos): number | FetchedData => {
     let log: PartitionLog;
     try {
@@ -231,9 +251,15 @@ export function planReads(rm: ReplicaManager, p: FetchPlan, limitBytes: number):
     if (!rm.hwKnown(log)) return 1; // the read reports OFFSET_NOT_AVAILABLE
     const hw = rm.highWatermark(log);
     const lso = rm.lastStableOffset(log);
-    const size = log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), pos.readCommitted === true ? lso : hw);
+    const upTo = pos.readCommitted === true ? lso : hw;
+    const size = full
+      ? log.hasDataAt(pos.offset, upTo)
+        ? Number.POSITIVE_INFINITY
+        : 0
+      : log.readSize(pos.offset, Math.max(1, Math.min(pos.maxBytes, left)), upTo);
     if (size === 0) return 1; // nothing to read (or a bad offset, which the read reports)
     if (bytes > 0 && size > left) {
+      full = true;
       const base = { topic: pos.topic, partition: pos.partition, highWatermark: hw, lastStableOffset: lso };
       return { ...base, logStartOffset: log.logStartOffset, read: null, error: null };
     }

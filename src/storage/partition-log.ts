@@ -926,14 +926,22 @@ export class PartitionLog {
   }
 
   /**
+   * Whether there are batches to read at `offset` below `maxOffset` (and the log end): what
+   * `readSize` answers non-zero for, short of reading a header. Nothing is read.
+   */
+  hasDataAt(offset: number, maxOffset: number = this.nextOffset): boolean {
+    if (this.closed || !Number.isSafeInteger(offset) || offset < this._logStartOffset) return false;
+    return offset < Math.min(maxOffset, this.nextOffset);
+  }
+
+  /**
    * The most bytes `read(offset, maxBytes, maxOffset)` would return now, from the cache's entries
    * or the first batch's header, without reading any data: what a fetch reserves memory for
    * before it reads. 0 when there is nothing to read; a bad offset is left to `read` to report.
    */
   readSize(offset: number, maxBytes: number, maxOffset: number = this.nextOffset): number {
-    if (this.closed || !Number.isSafeInteger(offset) || offset < this._logStartOffset) return 0;
+    if (!this.hasDataAt(offset, maxOffset)) return 0;
     const limit = Math.min(maxOffset, this.nextOffset);
-    if (offset >= limit) return 0;
     const cached = this.cache.readSize(offset, maxBytes, limit);
     if (cached !== null) return cached;
     for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {

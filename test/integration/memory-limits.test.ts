@@ -6,8 +6,9 @@
  *   plus a fixed overhead, once the writes' garbage is collected (polled for up to 15 s).
  *   Before the shared budget each partition kept its 4 MiB: +865 MiB, and it stayed.
  * - `fetch.memory.max.bytes`: a Fetch with max_bytes 2^31-1 of an 80 MiB partition answers (its
- *   size clamped), where it used to read and encode everything and fail RESOURCE_EXHAUSTED; six
- *   concurrent fetches with max_bytes 60 MiB each get data and add at most the budget + 64 MiB.
+ *   size clamped, to one 7.5 MiB batch by `fetch.response.max.bytes`), where it used to read and
+ *   encode everything and fail RESOURCE_EXHAUSTED; six concurrent fetches with max_bytes 60 MiB
+ *   each get data and add at most the budget + 64 MiB.
  *   Consume streams hold the same budget: three groups each consuming four partitions of
  *   24 MiB (2 MiB records) get every record, every message reserved, and the budget (sampled
  *   from /metrics) never exceeded. Their RSS beyond the budget is, precisely: the idle read
@@ -163,6 +164,10 @@ describe("memory limits", () => {
     expect(p.error).toBeUndefined();
     expect(p.recordBatches.length).toBeGreaterThan(0);
     expect(p.recordBatches.length).toBeLessThanOrEqual(FETCH_MEMORY / 3 + 8 * MiB); // clamped (one whole batch may pass it)
+    // fetch.response.max.bytes (4 MiB by default) is below one batch: the first comes whole, alone
+    // (within the budget's share, 16 MiB, two would fit).
+    expect(p.recordBatches.length).toBeGreaterThan(value.length);
+    expect(p.recordBatches.length).toBeLessThan(2 * value.length);
     expect(Number(p.nextOffset)).toBeGreaterThan(0);
   }, 60_000);
 

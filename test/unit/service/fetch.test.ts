@@ -416,6 +416,25 @@ describe("fetch: memory (fetch.memory.max.bytes) and size limits", () => {
     expect(res.partitions[2]!.highWatermark).toBe(1);
   });
 
+  it("once a partition's batch did not fit, answers the partitions after it without data, unsized", async () => {
+    const core = await coreWith("t", [1, 1, 1]);
+    append(core, "t", 0, big(2000));
+    append(core, "t", 1, big(3000));
+    append(core, "t", 2, big(10));
+    const small = batchBytes(core, "t", 2);
+    const maxBytes = batchBytes(core, "t", 0) + small + 1; // p2's batch would fit after p0's
+    const res = await fetch(
+      core.rm,
+      fetchInput([at("t", 0), at("t", 1), at("t", 2)], { maxBytes, format: RecordFormat.BATCHES }),
+      noCancel(),
+      null,
+    );
+    expect(res.partitions.map((p) => p.batches?.length ?? 0)).toEqual([1, 0, 0]);
+    expect(res.partitions[2]!.nextOffset).toBe(0);
+    expect(res.partitions[2]!.highWatermark).toBe(1);
+    expect(res.partitions[2]!.error).toBeNull();
+  });
+
   it("clamps max_bytes to what one message may carry and to a share of the budget", async () => {
     const core = await coreWith("t", [1]);
     for (let i = 0; i < 10; i++) append(core, "t", 0, big(3000));
@@ -437,6 +456,48 @@ describe("fetch: memory (fetch.memory.max.bytes) and size limits", () => {
     expect(share.budget.bytesUsed).toBe(RESPONSE_COPIES * one);
     res2.release();
     expect(share.budget.bytesUsed).toBe(0);
+  });
+
+  it("carries at most fetch.response.max.bytes of batches per Fetch response and Subscribe message, a larger first batch whole", async () => {
+    const core = await coreWith("t", [1, 1, 1, 1, 1, 1, 1, 1]);
+    for (let p = 0; p < 8; p++) append(core, "t", p, big(3000));
+    const one = batchBytes(core, "t", 0);
+    const all = Array.from({ length: 8 }, (_, p) => at("t", p, 0n, 2 ** 31 - 1));
+    const dataOf = (r: FetchResult): number[] => r.partitions.map((p) => (p.batches ?? []).reduce((n, b) => n + b.length, 0));
+    const memory = { ...memoryOf(1 << 30), responseDataBytesMax: 3 * one + 100 };
+    const res = await fetch(core.rm, fetchInput(all, { maxBytes: 2 ** 31 - 1, format: RecordFormat.BATCHES }), noCancel(), null, memory);
+    expect(dataOf(res)).toEqual([one, one, one, 0, 0, 0, 0, 0]);
+    expect(memory.budget.bytesUsed).toBe(RESPONSE_COPIES * 3 * one);
+    res.release();
+    // A Subscribe over the 8 partitions: three messages, each within the limit.
+    const sent: number[][] = [];
+    const sink = {
+      send: (m: FetchResult, _b: number, onSent: () => void) => {
+        sent.push(dataOf(m));
+        onSent();
+      },
+      room: async () => {},
+    };
+    const cancel = noCancel();
+    const done = subscribe(
+      core.rm,
+      { partitions: all, maxBytes: 0, maxWaitMs: 0, format: RecordFormat.BATCHES },
+      sink,
+      cancel,
+      { take: (size: number) => Buffer.alloc(size), give: () => {} },
+      memory,
+    );
+    await settle();
+    expect(sent.map((m) => m.reduce((a, b) => a + b, 0))).toEqual([3 * one, 3 * one, 2 * one]);
+    cancel.aborted = true;
+    cancel.onabort?.();
+    await done;
+    expect(memory.budget.bytesUsed).toBe(0);
+    // Below one batch: the first batch still comes whole (KIP-74), nothing after it.
+    const tiny = { ...memoryOf(1 << 30), responseDataBytesMax: 100 };
+    const res2 = await fetch(core.rm, fetchInput(all, { format: RecordFormat.BATCHES }), noCancel(), null, tiny);
+    expect(dataOf(res2)).toEqual([one, 0, 0, 0, 0, 0, 0, 0]);
+    res2.release();
   });
 
   it("waits for room in the budget instead of reading past it; FETCH_MEMORY_EXHAUSTED when none comes in time", async () => {
