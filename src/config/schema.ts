@@ -648,8 +648,8 @@ export const brokerKeys = [
   int(
     "gc.bun.timer.interval.ms",
     "gcBunTimerIntervalMs",
-    "Under Bun, started by `rill broker start`: the period of Bun's own collection timer (its GarbageCollectionController, `BUN_GC_TIMER_INTERVAL`), which collects whenever the heap grew since it last fired, so that a process that stops allocating gives memory back. A busy broker's heap always grows, so at Bun's 1000 ms this stopped it for ~9 ms of CPU every second, enough to set the end-to-end p99 at 100k records/s. JavaScriptCore's own collections (paced by allocation, `gc.bun.eden.ratio`) and `gc.external.step.bytes` still run. Applied as `gc.bun.eden.ratio` is. 0: off (`BUN_GC_TIMER_DISABLE`).",
-    10_000,
+    "Under Bun, started by `rill broker start`: the period of Bun's own collection timer (its GarbageCollectionController, `BUN_GC_TIMER_INTERVAL`), which collects whenever the heap grew since it last fired, so that a process that stops allocating gives memory back. A busy broker's heap always grows, so at Bun's 1000 ms it stops the broker for 5-11 ms of CPU every second (10000 removes those stalls, but A/B runs of the end-to-end p99 at 100k records/s on a shared machine were mixed, and p99.9 was worse: so the default stays Bun's own). JavaScriptCore's own collections (paced by allocation, `gc.bun.eden.ratio`) and `gc.external.step.bytes` still run. Applied as `gc.bun.eden.ratio` is. 0: off (`BUN_GC_TIMER_DISABLE`).",
+    1000,
     0,
     3_600_000,
   ),

@@ -66,7 +66,9 @@ describe("rill broker start under Bun: gc.bun.eden.ratio, gc.bun.generational", 
     const env = await environmentOfBroker([]);
     expect(env.get(JSC_EDEN_RATIO_ENV)).toBe("0.9");
     expect(env.has(JSC_GENERATIONAL_ENV)).toBe(false);
-    expect(env.get(BUN_GC_TIMER_INTERVAL_ENV)).toBe("10000"); // gc.bun.timer.interval.ms's default
+    expect(env.has(BUN_GC_TIMER_INTERVAL_ENV)).toBe(false); // gc.bun.timer.interval.ms's default is Bun's own 1000
+    const slow = await environmentOfBroker(["--set", "gc.bun.timer.interval.ms=10000"]);
+    expect(slow.get(BUN_GC_TIMER_INTERVAL_ENV)).toBe("10000");
     const off = await environmentOfBroker(["--set", "gc.bun.timer.interval.ms=0"]);
     expect(off.get(BUN_GC_TIMER_DISABLE_ENV)).toBe("1");
     expect(off.has(BUN_GC_TIMER_INTERVAL_ENV)).toBe(false);
