@@ -385,33 +385,28 @@ export class Segment {
    * segment stops being active (roll, close), so its descriptor may go back to the pool.
    */
   writeIndexes(): void {
-    this.file.setPinned?.(false);
-    const p = Segment.paths(this.fs, this.dir, this.baseOffset);
-    if (this.txnIndexDirty && this.txnIndexValid) {
-      this.fs.writeFileAtomic(p.txnindex, encodeTxnIndex(this.txnEntries, this.nextOffset));
-      this.txnIndexDirty = false;
-    }
-    if (!this.indexesDirty) return;
-    this.fs.writeFileAtomic(p.index, this.offsetIndex.encode());
-    this.fs.writeFileAtomic(p.timeindex, this.timeIndex.encode());
-    this.indexesDirty = false;
+    for (const [path, data] of this.dirtyIndexFiles()) this.fs.writeFileAtomic(path, data);
   }
 
   /** As `writeIndexes`, with the files' fsyncs off the event loop and at once (a log closing). */
-  async writeIndexesAsync(): Promise<void> {
+  writeIndexesAsync(): Promise<void> {
+    return settleAll(this.dirtyIndexFiles().map(([path, data]) => writeFileAtomicAsync(this.fs, path, data)));
+  }
+
+  /** The index files that changed since they were last written, with their bytes; marked written. */
+  private dirtyIndexFiles(): Array<[string, Uint8Array]> {
     this.file.setPinned?.(false);
     const p = Segment.paths(this.fs, this.dir, this.baseOffset);
-    const writes: Promise<void>[] = [];
+    const out: Array<[string, Uint8Array]> = [];
     if (this.txnIndexDirty && this.txnIndexValid) {
-      writes.push(writeFileAtomicAsync(this.fs, p.txnindex, encodeTxnIndex(this.txnEntries, this.nextOffset)));
+      out.push([p.txnindex, encodeTxnIndex(this.txnEntries, this.nextOffset)]);
       this.txnIndexDirty = false;
     }
     if (this.indexesDirty) {
-      writes.push(writeFileAtomicAsync(this.fs, p.index, this.offsetIndex.encode()));
-      writes.push(writeFileAtomicAsync(this.fs, p.timeindex, this.timeIndex.encode()));
+      out.push([p.index, this.offsetIndex.encode()], [p.timeindex, this.timeIndex.encode()]);
       this.indexesDirty = false;
     }
-    await settleAll(writes);
+    return out;
   }
 
   /** Removes the index files (before the .log is replaced, so stale ones are never trusted). */
