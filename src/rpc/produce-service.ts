@@ -197,7 +197,7 @@ export function toProduceInput(req: ProduceRequest, requester?: Requester): Prod
   const input: { -readonly [K in keyof ProduceInput]: ProduceInput[K] } = {
     topic: req.topic,
     partition: req.partition,
-    records: req.records.length === 0 ? [] : req.records.map(toProduceRecord),
+    records: req.records.map(toProduceRecord),
     recordBatch: req.recordBatch.length > 0 ? asBuffer(req.recordBatch) : null,
     acks: req.acks,
     timeoutMs: req.timeoutMs,
